@@ -1,0 +1,509 @@
+/*
+ * cfutures: Python's concurrent.futures for C.
+ *
+ * An executor runs tasks and hands back futures, exactly as
+ * concurrent.futures.Executor.submit() does. Every executor kind returns the
+ * same future_t, so results, errors, cancellation, done-callbacks,
+ * as_completed, wait and map work the same whatever runs the task.
+ *
+ * Conventions (read these once; every function below follows them):
+ *
+ *  - Functions that can fail return int: 0 on success, or a negative FUT_E*
+ *    code. future_strerror() names every code. Codes with an errno twin are
+ *    its negation (FUT_ETIMEDOUT == -ETIMEDOUT, ...); the others sit below
+ *    -10000.
+ *  - Functions that return a pointer return NULL on failure and set errno to
+ *    the positive value of the code (errno == -FUT_ESHUTDOWN after a submit to
+ *    a shut-down executor).
+ *  - Timeouts are double seconds. FUT_FOREVER (-1.0) waits without limit, 0
+ *    polls. Any other negative value, NaN or +/-infinity is FUT_EINVAL.
+ *  - Every function checks its arguments first and rejects NULL or invalid
+ *    ones with FUT_EINVAL (or NULL + errno EINVAL), never a crash. A call that
+ *    fails leaves its objects as it found them.
+ *  - Ownership words: "new reference" (the caller unrefs it), "borrowed"
+ *    (valid until the time said), "takes ownership" (the library frees it
+ *    with the free_fn given, on every path, failures included).
+ *  - The library never prints and never calls exit().
+ *
+ * Choices made where Python is vague (DESIGN.md "Semantics pinned down"):
+ *
+ *  - A cancelled future counts as done for futures_wait and as_completed at
+ *    once: future_cancel tells the waiters (CPython waits for the executor to
+ *    notice). future_set_running_or_notify_cancel on it then returns 0 and
+ *    tells no one twice.
+ *  - Only a task that has started escapes cancellation.
+ *  - A map keeps going after a task error: executor_map_next returns that
+ *    item's failure, and the next call returns the next item.
+ *  - map_options_t.timeout is one deadline measured from the executor_map
+ *    call (CPython's meaning, not pebble's per-item one).
+ *  - submit_options_t.timeout is the task's own running time limit, counted
+ *    from the moment the task starts (pebble's meaning). A queued task never
+ *    expires.
+ *  - future_cancel on a running future returns false (Python) but records
+ *    the request: task_should_stop() then returns true inside the task, which
+ *    may stop early (cooperative cancellation).
+ *  - as_completed and map iterators are finished once they returned
+ *    FUT_ETIMEDOUT: later calls return FUT_EOF.
+ *  - A failed future's status says what kind of failure it was (FUT_ETASK,
+ *    FUT_EWORKER, FUT_EDEADLINE, FUT_EBROKEN, ...); whether a future failed is
+ *    a flag, never inferred from the error's value (task_raise(t, 0, "")
+ *    still fails the future).
+ *  - "Is the pool broken?" is future_error_is_broken(): true for both
+ *    FUT_EBROKEN and FUT_EWORKER (loky's TerminatedWorkerError is a
+ *    BrokenProcessPool).
+ *  - Zero means default in every option struct; only negative counts are
+ *    FUT_EINVAL (Python rejects 0 too).
+ *
+ * Python name -> C twin: see PORTING.md.
+ */
+#ifndef CFUTURES_H
+#define CFUTURES_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <errno.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- version */
+
+#define CFUTURES_VERSION_MAJOR 0
+#define CFUTURES_VERSION_MINOR 1
+#define CFUTURES_VERSION_PATCH 0
+#define CFUTURES_VERSION "0.1.0"
+/* 0xMMmmpp: compare with >= in #if. */
+#define CFUTURES_VERSION_HEX                                                             \
+    ((CFUTURES_VERSION_MAJOR << 16) | (CFUTURES_VERSION_MINOR << 8) |                    \
+     CFUTURES_VERSION_PATCH)
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define CF_API __attribute__((visibility("default")))
+#define CF_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#else
+#define CF_API
+#define CF_PRINTF(fmt, args)
+#endif
+
+/**
+ * The version of the library actually linked, as "MAJOR.MINOR.PATCH".
+ * Compare with CFUTURES_VERSION to catch a header/library mismatch.
+ * Threads: any; never fails; static text.
+ */
+CF_API const char *cfutures_version(void);
+
+/* ------------------------------------------------------------ error codes */
+
+#define FUT_ETIMEDOUT (-ETIMEDOUT)   /* Python: TimeoutError */
+#define FUT_ECANCELLED (-ECANCELED)  /* Python: CancelledError */
+#define FUT_ESHUTDOWN (-ESHUTDOWN)   /* Python: RuntimeError after shutdown */
+#define FUT_EINVAL (-EINVAL)         /* Python: ValueError / TypeError */
+#define FUT_ENOMEM (-ENOMEM)         /* out of memory */
+#define FUT_EFULL (-EAGAIN)          /* bounded queue full, nonblocking submit */
+#define FUT_ETASK (-10001)           /* the task raised: see future_exception */
+#define FUT_EBROKEN (-10002)         /* Python: BrokenExecutor */
+#define FUT_EWORKER (-10003)         /* the worker process died running the task */
+#define FUT_EDEADLINE (-10004)       /* the task's own time limit passed */
+#define FUT_ESTATE (-10005)          /* Python: InvalidStateError */
+#define FUT_ESYS (-10006)            /* an OS call failed; errno kept in the error */
+#define FUT_EOF (-10007)             /* an iterator is exhausted */
+
+/* Wait without limit. */
+#define FUT_FOREVER (-1.0)
+
+/**
+ * Names a code: "FUT_ETIMEDOUT: timed out", ...; 0 gives "success".
+ * An unknown code gives "unknown error". Python: the exception class name.
+ * Threads: any; never NULL; static text.
+ */
+CF_API const char *future_strerror(int code);
+
+/* ---------------------------------------------------------- opaque types */
+
+typedef struct future future_t;               /* shared, reference counted */
+typedef struct executor executor_t;           /* one owner: executor_free */
+typedef struct task task_t;                   /* borrowed inside a task_fn */
+typedef struct executor_map executor_map_t;   /* one owner: executor_map_free */
+typedef struct as_completed as_completed_t;   /* one owner: as_completed_free */
+
+/**
+ * A failed future's error. Owned by the future: valid until its last unref.
+ */
+typedef struct future_error {
+    int status;          /* FUT_ETASK, FUT_EWORKER, FUT_EDEADLINE, FUT_EBROKEN, ... */
+    int code;            /* the task's own code (task_raise / future_set_exception) */
+    const char *message; /* never NULL; may be "" */
+    int exit_status;     /* FUT_EWORKER: the worker's exit code, or -1 */
+    int signal;          /* FUT_EWORKER: the signal that killed it, or 0 */
+} future_error_t;
+
+/** A done-callback: runs once with the done future and the ud given. */
+typedef void (*future_callback_fn)(future_t *f, void *ud);
+
+/** A task: reads its argument with task_arg, answers with task_return*. */
+typedef void (*task_fn)(task_t *task);
+
+/* ---------------------------------------------------------------- options */
+
+/** What a process pool does when a worker dies (zero: respawn). */
+typedef enum {
+    FUT_WORKER_RESPAWN = 0,   /* fail only the running task, fork a replacement */
+    FUT_WORKER_BREAK_POOL = 1 /* Python: every pending future fails FUT_EBROKEN */
+} fut_worker_death;
+
+/**
+ * Executor options; zero means default. Use designated initializers:
+ *   thread_pool_executor_new(&(executor_options_t){ .max_workers = 5 });
+ * The struct only grows at its end.
+ */
+typedef struct executor_options {
+    int max_workers;                /* 0: threads min(32, cpus + 4); processes cpus */
+    const char *thread_name_prefix; /* threads are named prefix_N (15 chars max); copied */
+    task_fn initializer;            /* run once in each worker before its first task */
+    const void *initarg;            /* its argument: borrowed until executor_free */
+    size_t initarg_len;
+    int max_tasks_per_child;        /* process pools: replace a worker after N tasks */
+    size_t max_queue;               /* 0: unbounded; else submit blocks or FUT_EFULL */
+    fut_worker_death on_worker_death; /* process pools */
+} executor_options_t;
+
+/** Options for one submit; zero means default. */
+typedef struct submit_options {
+    double timeout;   /* the task's own running-time limit (s); 0: none */
+    bool nonblocking; /* with max_queue: fail FUT_EFULL rather than block */
+} submit_options_t;
+
+/** Options for executor_map; zero means default. */
+typedef struct map_options {
+    double timeout;    /* one deadline from the executor_map call (s); 0: none */
+    size_t chunksize;  /* items per dispatch (process pools); 0: 1 */
+    size_t buffersize; /* at most this many items in flight; 0: all at once */
+} map_options_t;
+
+/** A snapshot from executor_stats. Counts since creation where said. */
+typedef struct executor_stats {
+    size_t workers;   /* started workers alive now */
+    size_t idle;      /* started workers waiting for work */
+    size_t queued;    /* submitted, not yet started (cancelled ones not counted) */
+    size_t running;   /* started, not finished */
+    size_t completed; /* since creation: finished with a result */
+    size_t failed;    /* since creation: finished with an error, deadline or death */
+    bool shutdown;    /* executor_shutdown was called */
+    bool broken;      /* the executor is broken: every submit fails FUT_EBROKEN */
+} executor_stats_t;
+
+/** Modes of futures_wait. Python: FIRST_COMPLETED, FIRST_EXCEPTION, ALL_COMPLETED. */
+typedef enum {
+    FUTURES_FIRST_COMPLETED,
+    FUTURES_FIRST_EXCEPTION,
+    FUTURES_ALL_COMPLETED
+} futures_wait_mode;
+
+/* ================================================================== tasks */
+/*
+ * A task function runs on a worker and receives a task_t, borrowed for the
+ * duration of the call. It answers with at most one task_return* or
+ * task_raise; returning without either completes the future with an empty
+ * result (data NULL, len 0). These functions may be called only from inside
+ * the task function, on the task_t it was given.
+ */
+
+/**
+ * The task's argument: the pointer given to submit and its length.
+ * A thread pool hands over the caller's pointer itself (no copy; the caller
+ * keeps it alive until the future is done); a process pool hands over a copy.
+ * Sets *len if len is not NULL. Returns NULL if task is NULL (errno EINVAL).
+ */
+CF_API const void *task_arg(const task_t *t, size_t *len);
+
+/**
+ * Completes the task with @data (@len bytes). Takes ownership: the future
+ * calls free_fn(data) when its last reference goes (free_fn may be NULL for
+ * static data). Python: return value.
+ * Returns 0; FUT_ESTATE if the task already answered (data is freed);
+ * FUT_EINVAL on a NULL task (data is freed).
+ */
+CF_API int task_return(task_t *t, void *data, size_t len, void (*free_fn)(void *));
+
+/** Like task_return with a private copy of @len bytes at @data. FUT_ENOMEM. */
+CF_API int task_return_copy(task_t *t, const void *data, size_t len);
+
+/**
+ * Completes the task with a printf-formatted string; the result is the
+ * string including its NUL (future_result_str reads it). FUT_ENOMEM.
+ */
+CF_API int task_return_str(task_t *t, const char *fmt, ...) CF_PRINTF(2, 3);
+
+/** Completes the task with an int64 (8 bytes, native order; future_result_i64). */
+CF_API int task_return_i64(task_t *t, int64_t v);
+
+/**
+ * Fails the task: the future fails with status FUT_ETASK, error code @code
+ * and a printf-formatted message. Python: raise. Code 0 and an empty message
+ * still fail the future. Returns 0; FUT_ESTATE if the task already answered.
+ * Called from an executor's initializer, it breaks the executor.
+ */
+CF_API int task_raise(task_t *t, int code, const char *fmt, ...) CF_PRINTF(3, 4);
+
+/**
+ * True once the task should stop early: its own deadline (submit_options_t
+ * .timeout) passed, or future_cancel was called on its running future.
+ * A thread cannot be killed, so long tasks should poll this. Never fails;
+ * false for NULL.
+ */
+CF_API bool task_should_stop(const task_t *t);
+
+/* ================================================================ futures */
+/*
+ * States: PENDING -> RUNNING -> FINISHED (result or error)
+ *         PENDING -> CANCELLED
+ * Every state change is final except PENDING -> RUNNING. Every function here
+ * may be called from any thread; blocking ones say so.
+ */
+
+/**
+ * Promise side: a bare pending future, for code that completes it itself.
+ * Python: Future(). Returns a new reference; NULL + errno ENOMEM.
+ */
+CF_API future_t *future_new(void);
+
+/** Takes one more reference; returns @f (NULL-safe). */
+CF_API future_t *future_ref(future_t *f);
+
+/**
+ * Drops one reference; the last one frees the future, its error, and runs
+ * the result's free_fn at once, in the caller. NULL-safe.
+ */
+CF_API void future_unref(future_t *f);
+
+/**
+ * Cancels a pending future: true, its waiters are told and its callbacks run
+ * in the caller. Already cancelled: true. Running or finished: false (for a
+ * running one task_should_stop() becomes true). Python: Future.cancel.
+ * False for NULL.
+ */
+CF_API bool future_cancel(future_t *f);
+
+/** True if cancelled. Python: Future.cancelled. False for NULL. */
+CF_API bool future_cancelled(const future_t *f);
+
+/** True if running (started, not finished). Python: Future.running. */
+CF_API bool future_running(const future_t *f);
+
+/** True if finished or cancelled. Python: Future.done. False for NULL. */
+CF_API bool future_done(const future_t *f);
+
+/**
+ * Waits up to @timeout seconds for @f and hands back its result.
+ * Python: Future.result.
+ * Returns 0 and sets *data and *len (either pointer may be NULL);
+ * FUT_ETIMEDOUT if not done in time; FUT_ECANCELLED; the failure's status
+ * (FUT_ETASK, FUT_EWORKER, FUT_EDEADLINE, FUT_EBROKEN, ...) for a failed
+ * future; FUT_EINVAL on NULL @f or a bad timeout.
+ * Ownership: *data is borrowed from @f, valid until the last future_unref.
+ * Threads: any; blocks the caller (it may spin a few microseconds first).
+ */
+CF_API int future_result(future_t *f, double timeout, const void **data, size_t *len);
+
+/** future_result for an int64 result; FUT_EINVAL if the result is not 8 bytes. */
+CF_API int future_result_i64(future_t *f, double timeout, int64_t *v);
+
+/**
+ * future_result for a string result (task_return_str, or any NUL-terminated
+ * result). Returns the string, borrowed until the last unref; NULL with errno
+ * set to the positive code on failure (EINVAL if the result is not a string).
+ */
+CF_API const char *future_result_str(future_t *f, double timeout);
+
+/**
+ * Waits up to @timeout for @f, then hands back its error.
+ * Python: Future.exception.
+ * Returns 0 with *err == NULL for a successful future; 0 with *err set for a
+ * failed one (borrowed until the last unref); FUT_ECANCELLED; FUT_ETIMEDOUT;
+ * FUT_EINVAL. Blocks the caller.
+ */
+CF_API int future_exception(future_t *f, double timeout, const future_error_t **err);
+
+/**
+ * Adds a done-callback. Python: Future.add_done_callback.
+ * If @f is not done, @cb runs once when it completes, in the thread that
+ * completes it (a worker, or whoever calls future_cancel / future_set_*).
+ * If @f is done already, @cb runs at once in the caller before this returns.
+ * Callbacks run in the order added, never under a library lock: a callback may
+ * submit, unref @f (the library keeps its own reference while calling), add
+ * callbacks, or shut its executor down without deadlock.
+ * Returns 0; FUT_EINVAL; FUT_ENOMEM (then @cb will never run).
+ */
+CF_API int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud);
+
+/**
+ * Promise side: marks a pending future running. Returns 1 if it was pending
+ * (now running); 0 if it was cancelled (waiters were told already, no one is
+ * told twice); FUT_ESTATE if running or finished; FUT_EINVAL.
+ * Python: Future.set_running_or_notify_cancel.
+ */
+CF_API int future_set_running_or_notify_cancel(future_t *f);
+
+/**
+ * Promise side: completes @f with a result. Takes ownership of @data on every
+ * path: on success the future frees it with free_fn at its last unref; on
+ * FUT_ESTATE (already finished or cancelled: the first result is kept) or
+ * FUT_EINVAL, free_fn(data) runs before this returns. Wakes the waiters, then
+ * runs the callbacks in the caller. Python: Future.set_result.
+ */
+CF_API int future_set_result(future_t *f, void *data, size_t len,
+                             void (*free_fn)(void *));
+
+/**
+ * Promise side: fails @f with status FUT_ETASK, error code @code and a
+ * printf-formatted message. Returns 0; FUT_ESTATE if already finished or
+ * cancelled (the first outcome is kept); FUT_EINVAL.
+ * Python: Future.set_exception.
+ */
+CF_API int future_set_exception(future_t *f, int code, const char *fmt, ...)
+    CF_PRINTF(3, 4);
+
+/**
+ * True if @err says the executor (or the worker running the task) broke:
+ * status FUT_EBROKEN or FUT_EWORKER. False for NULL.
+ * Python: isinstance(e, BrokenExecutor).
+ */
+CF_API bool future_error_is_broken(const future_error_t *err);
+
+/* ============================================================== executors */
+
+/**
+ * A thread pool. Python: ThreadPoolExecutor(max_workers, thread_name_prefix,
+ * initializer, initargs). @o may be NULL for defaults. Threads start lazily,
+ * one per submit when no idle thread can take the task, up to max_workers.
+ * Returns a new executor (free with executor_free); NULL with errno EINVAL
+ * (negative max_workers, initarg_len without initarg) or ENOMEM.
+ * Threads: any.
+ */
+CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
+
+/**
+ * Submits fn(arg) and returns its future. Python: Executor.submit.
+ * @arg/@arg_len: see task_arg (thread pools pass the pointer, process pools
+ * copy the bytes). Returns a new reference (unref it when done with it);
+ * NULL with errno: EINVAL (NULL @ex or @fn), ESHUTDOWN (after
+ * executor_shutdown), -FUT_EBROKEN (broken executor), ENOMEM, -FUT_ESYS (a
+ * thread could not be started and none is running).
+ * Blocks only when max_queue is set and the queue is full.
+ * Threads: any, including tasks and callbacks of this executor.
+ */
+CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
+                                 size_t arg_len);
+
+/**
+ * executor_submit with options: .timeout is the task's own running-time limit
+ * (FUT_EDEADLINE once passed; task_should_stop() is true from then on);
+ * .nonblocking makes a full bounded queue fail with errno EAGAIN (FUT_EFULL)
+ * rather than block. @so may be NULL. EINVAL for a negative, NaN or infinite
+ * timeout.
+ */
+CF_API future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
+                                      size_t arg_len, const submit_options_t *so);
+
+/**
+ * Runs fn over @n arguments (args[i], arg_lens[i]; @arg_lens may be NULL for
+ * all-zero lengths) and returns an iterator over the results in input order.
+ * Python: Executor.map(fn, iterable, timeout, chunksize, buffersize).
+ * Without buffersize every item is submitted now; with it, at most buffersize
+ * items are in flight and one more is submitted per result consumed.
+ * @args is borrowed until executor_map_free (items are submitted lazily).
+ * Returns a new iterator; NULL with errno EINVAL (NULL ex/fn, NULL args with
+ * n > 0), ESHUTDOWN, -FUT_EBROKEN, ENOMEM. The iterator keeps the executor's
+ * memory alive: executor_free while a map lives is safe (items not yet
+ * submitted then fail FUT_ESHUTDOWN).
+ */
+CF_API executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *const *args,
+                                    const size_t *arg_lens, size_t n,
+                                    const map_options_t *mo);
+
+/**
+ * The next result, in input order. Returns 0 and sets *data and *len (borrowed:
+ * valid until the next executor_map_next or executor_map_free);
+ * the item's failure status (FUT_ETASK, ...) and the map goes on with the next
+ * item on the next call; FUT_ETIMEDOUT when the map's deadline passed (every
+ * item not yet started has been cancelled before it returns; later calls
+ * return FUT_EOF); FUT_EOF at the end; FUT_EINVAL. Blocks the caller.
+ */
+CF_API int executor_map_next(executor_map_t *m, const void **data, size_t *len);
+
+/**
+ * Frees the iterator; items not yet started are cancelled and never run.
+ * Does not wait for running items. NULL-safe.
+ */
+CF_API void executor_map_free(executor_map_t *m);
+
+/**
+ * Stops taking new tasks. Python: Executor.shutdown(wait, cancel_futures).
+ * @cancel_futures cancels every queued (not started) task. @wait blocks until
+ * every started and queued task has finished and the workers have exited.
+ * May be called more than once and from any thread. Called from one of the
+ * executor's own workers (a task or a callback), it cannot wait for itself:
+ * it returns without waiting. Returns 0; FUT_EINVAL.
+ */
+CF_API int executor_shutdown(executor_t *ex, bool wait, bool cancel_futures);
+
+/**
+ * executor_shutdown(ex, wait=true, cancel_futures=false), then frees the
+ * executor. Futures the caller holds stay valid (they are done by then); a
+ * live executor_map_t keeps what it needs. NULL-safe.
+ * Restrictions: do not call it from a task or callback running on @ex (it
+ * would wait for itself); it then only shuts the executor down and the
+ * executor's memory is freed by its last worker.
+ */
+CF_API void executor_free(executor_t *ex);
+
+/** Fills *out with a snapshot of the executor's counters. 0; FUT_EINVAL. */
+CF_API int executor_stats(executor_t *ex, executor_stats_t *out);
+
+/* =========================================================== many futures */
+
+/**
+ * An iterator that yields each of @fs as it completes (finished or
+ * cancelled). Python: as_completed(fs, timeout). Futures done already are
+ * yielded first. Duplicates in @fs are yielded once. @timeout is one
+ * deadline from this call (FUT_FOREVER: none). @fs is copied; the iterator
+ * holds a reference to each future until it yields it.
+ * Returns a new iterator; NULL with errno EINVAL (NULL fs with n > 0, a NULL
+ * entry, bad timeout) or ENOMEM. O(n) in total: a future notifies the
+ * iterator when it completes; nothing polls.
+ */
+CF_API as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout);
+
+/**
+ * The next completed future. Returns 0 and sets *out to a new reference (the
+ * caller unrefs it); FUT_EOF when every future was yielded; FUT_ETIMEDOUT if
+ * the deadline passed first (later calls return FUT_EOF); FUT_EINVAL.
+ * Blocks the caller.
+ */
+CF_API int as_completed_next(as_completed_t *it, future_t **out);
+
+/** Frees the iterator and drops its references to futures not yielded. NULL-safe. */
+CF_API void as_completed_free(as_completed_t *it);
+
+/**
+ * Waits until @mode is met or @timeout passes. Python: wait(fs, timeout,
+ * return_when). Returns 0 when the condition was met; FUT_ETIMEDOUT when the
+ * timeout passed first; FUT_EINVAL; FUT_ENOMEM. On 0 and FUT_ETIMEDOUT it
+ * fills @done / @not_done (each may be NULL; each must hold @n entries) with
+ * the futures as they stood on return, duplicates once, in input order;
+ * the entries are borrowed (no reference is taken). FIRST_EXCEPTION counts a
+ * failure, not a cancellation, and returns when everything is done if
+ * nothing failed. n == 0 returns 0 at once in every mode.
+ */
+CF_API int futures_wait(future_t *const *fs, size_t n, double timeout,
+                        futures_wait_mode mode, future_t **done, size_t *n_done,
+                        future_t **not_done, size_t *n_not_done);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CFUTURES_H */

@@ -1,0 +1,97 @@
+/*
+ * executor.h: the executor interface. Each executor kind fills one const
+ * table of operations; submit, submit_with, map, shutdown, free and stats are
+ * written once in executor.c and shared by every kind.
+ *
+ * A submitted task is a cf_work allocated in the same block as its future
+ * (cf_future_alloc(sizeof(struct cf_work))). The future starts with two
+ * references: the caller's, and the executor's, which the executor drops once
+ * it is done with the work item.
+ */
+#ifndef CF_EXECUTOR_H
+#define CF_EXECUTOR_H
+
+#include <cfutures.h>
+
+#include <pthread.h>
+
+#include "future.h"
+
+struct cf_work {
+    struct cf_work *next;  /* the executor's queue link: the executor's lock */
+    executor_t *ex;        /* immutable */
+    task_fn fn;            /* immutable */
+    const void *arg;       /* immutable; borrowed from the submitter */
+    size_t arg_len;        /* immutable */
+    int64_t limit_ns;      /* the task's own running-time limit, 0 for none */
+};
+
+static inline future_t *cf_work_future(struct cf_work *w)
+{
+    return cf_future_from_extra(w);
+}
+
+struct cf_executor_ops {
+    const char *name; /* "thread", "process" */
+    /*
+     * Queues @w. No executor.c lock is held. Returns 0, or a code
+     * (FUT_ESHUTDOWN, FUT_EBROKEN, FUT_ESYS, FUT_ENOMEM): then the executor
+     * kept nothing and executor.c undoes the submit.
+     */
+    int (*submit)(executor_t *ex, struct cf_work *w);
+    /*
+     * Stops taking work (later submits fail FUT_ESHUTDOWN); with
+     * @cancel_futures cancels every queued work item. Workers exit once the
+     * queue is empty. May be called more than once.
+     */
+    void (*shutdown)(executor_t *ex, bool cancel_futures);
+    /* Waits until every worker has exited. Called once, never from a worker. */
+    void (*join)(executor_t *ex);
+    /* True if the calling thread is one of @ex's own threads. */
+    bool (*is_own_thread)(executor_t *ex);
+    /*
+     * executor_free was called from one of @ex's own threads: the executor
+     * must free itself (cf_executor_destroy) once its last thread is done.
+     */
+    void (*free_later)(executor_t *ex);
+    /* Frees the kind's own memory (after join). */
+    void (*destroy)(executor_t *ex);
+    /* Fills workers and idle. */
+    void (*stats)(executor_t *ex, executor_stats_t *out);
+};
+
+/*
+ * The part every executor kind starts with. Counters are atomics so that
+ * executor_stats never takes a pool lock.
+ */
+struct executor {
+    const struct cf_executor_ops *ops; /* immutable */
+    executor_options_t opts;           /* immutable; prefix points at name_prefix */
+    char name_prefix[16];              /* immutable: thread names, truncated */
+    _Atomic int refs;                  /* the owner's, plus one per live map */
+    _Atomic bool shut;                 /* executor_shutdown called */
+    _Atomic bool broken;               /* every submit fails FUT_EBROKEN */
+    _Atomic size_t queued, running, completed, failed;
+    pthread_mutex_t mu;                /* bounded queue, join */
+    pthread_cond_t space_cv;           /* a queue slot freed (max_queue) */
+    pthread_cond_t join_cv;            /* the join finished */
+    bool joining, joined;              /* mu */
+};
+
+/* Fills the common part; copies options. Returns 0 or FUT_EINVAL. */
+int cf_executor_init(executor_t *ex, const struct cf_executor_ops *ops,
+                     const executor_options_t *o, int default_workers);
+/* Called by a worker when it starts a work item (after set_running == 1). */
+void cf_executor_started(executor_t *ex);
+/* Called by a worker when a started item finished; @failed from cf_task_complete. */
+void cf_executor_finished(executor_t *ex, bool failed);
+/* A queued item failed without starting (broken pool). */
+void cf_executor_dropped(executor_t *ex);
+/* Marks the executor broken; done before any future fails FUT_EBROKEN. */
+void cf_executor_mark_broken(executor_t *ex);
+/* Drops a reference; the last frees the executor (ops->destroy). */
+void cf_executor_unref(executor_t *ex);
+/* Releases the common part's resources (called by ops->destroy). */
+void cf_executor_deinit(executor_t *ex);
+
+#endif /* CF_EXECUTOR_H */

@@ -1,0 +1,620 @@
+/*
+ * future.c: the only file that touches struct future.
+ *
+ * DESIGN
+ * A future is a state word, a reference count, a 4-byte lock and the outcome.
+ * The state word is read without the lock (future_done, the fast path of
+ * future_result): it is stored with release order after the outcome is
+ * written, and loaded with acquire order before the outcome is read.
+ *
+ * States (the low bits of `state`), and who moves them:
+ *   PENDING -> RUNNING    set_running_or_notify_cancel (CAS, no lock)
+ *   PENDING -> CANCELLED  future_cancel (CAS under the lock)
+ *   PENDING|RUNNING -> FINISHED   set_result / set_exception / cf_future_fail
+ *                                 (under the lock)
+ * Flag bits: FAILED (finished with an error), STOP (cancel asked while
+ * running), NOTIFIED (set_running_or_notify_cancel saw the cancel).
+ *
+ * Completion, under the lock: write the outcome, publish the state, unlink
+ * every waiter node and notify it (waiters.c), detach the callbacks. Then,
+ * unlocked, run the callbacks in the order they were added, holding a
+ * reference so that a callback may drop the caller's.
+ *
+ * Locks: the future's lock, then a waiter's mutex. Never two futures at once.
+ * No user code runs under a lock.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "future.h"
+#include "waiters.h"
+
+enum {
+    S_PENDING = 0,
+    S_RUNNING = 1,
+    S_FINISHED = 2,
+    S_CANCELLED = 3,
+    S_MASK = 3,
+    F_FAILED = 1u << 2,
+    F_STOP = 1u << 3,
+    F_NOTIFIED = 1u << 4,
+};
+
+enum { HAS_WORK = 1 }; /* flags */
+
+struct cb_node {
+    struct cb_node *next;
+    future_callback_fn fn;
+    void *ud;
+};
+
+struct future {
+    cf_lock_t lock;             /* guards the fields below but state and refs */
+    _Atomic uint32_t state;     /* S_* | F_*: written under lock (but RUNNING) */
+    _Atomic uint32_t refs;
+    uint32_t flags;             /* immutable: HAS_WORK */
+    void *data;                 /* the result: immutable once FINISHED */
+    size_t len;
+    void (*free_fn)(void *);
+    const future_error_t *err;  /* when F_FAILED: immutable once FINISHED */
+    struct cb_node *callbacks;  /* newest first: lock */
+    struct cf_wnode *waiters;   /* lock */
+    union {
+        int64_t i64;
+        unsigned char b[CF_INLINE_MAX];
+    } inl;                      /* small results live here */
+};
+
+/* The error block: the public struct, then the message bytes. */
+struct err_block {
+    future_error_t pub;
+    char msg[];
+};
+
+/* Used when even the error block cannot be allocated: the outcome is kept. */
+static const future_error_t oom_errors[] = {
+    {FUT_ETASK, 0, "(no memory for the error message)", -1, 0},
+    {FUT_EBROKEN, 0, "(no memory for the error message)", -1, 0},
+    {FUT_EWORKER, 0, "(no memory for the error message)", -1, 0},
+    {FUT_EDEADLINE, 0, "(no memory for the error message)", -1, 0},
+    {FUT_ESYS, 0, "(no memory for the error message)", -1, 0},
+    {FUT_ENOMEM, 0, "(no memory for the error message)", -1, 0},
+    {FUT_ESHUTDOWN, 0, "(no memory for the error message)", -1, 0},
+};
+
+#define EXTRA_OFFSET ((sizeof(struct future) + 15) & ~(size_t)15)
+
+static inline uint32_t load_state(const future_t *f)
+{
+    return atomic_load_explicit(&((future_t *)f)->state, memory_order_acquire);
+}
+
+static inline bool state_done(uint32_t s)
+{
+    return (s & S_MASK) >= S_FINISHED;
+}
+
+/* ------------------------------------------------------------ lifetime */
+
+future_t *cf_future_alloc(size_t extra)
+{
+    future_t *f = malloc(extra ? EXTRA_OFFSET + extra : sizeof(*f));
+    if (!f)
+        return NULL;
+    f->lock = (cf_lock_t)CF_LOCK_INIT;
+    atomic_init(&f->state, S_PENDING);
+    atomic_init(&f->refs, 1);
+    f->flags = extra ? HAS_WORK : 0;
+    f->data = NULL;
+    f->len = 0;
+    f->free_fn = NULL;
+    f->err = NULL;
+    f->callbacks = NULL;
+    f->waiters = NULL;
+    f->inl.i64 = 0;
+    return f;
+}
+
+void *cf_future_extra(future_t *f)
+{
+    return (char *)f + EXTRA_OFFSET;
+}
+
+future_t *cf_future_from_extra(void *extra)
+{
+    return (future_t *)((char *)extra - EXTRA_OFFSET);
+}
+
+future_t *future_new(void)
+{
+    future_t *f = cf_future_alloc(0);
+    return f ? f : cf_fail_null(FUT_ENOMEM);
+}
+
+future_t *future_ref(future_t *f)
+{
+    if (f)
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    return f;
+}
+
+static bool err_is_static(const future_error_t *e)
+{
+    return e >= oom_errors && e < oom_errors + sizeof(oom_errors) / sizeof(oom_errors[0]);
+}
+
+void future_unref(future_t *f)
+{
+    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (f->free_fn && f->data)
+        f->free_fn(f->data);
+    if (f->err && !err_is_static(f->err))
+        free((void *)f->err);
+    /* Callbacks of a future that never completed are dropped unrun. */
+    struct cb_node *c = f->callbacks;
+    while (c) {
+        struct cb_node *next = c->next;
+        free(c);
+        c = next;
+    }
+    free(f);
+}
+
+/* ---------------------------------------------------------- queries */
+
+bool future_cancelled(const future_t *f)
+{
+    return f && (load_state(f) & S_MASK) == S_CANCELLED;
+}
+
+bool future_running(const future_t *f)
+{
+    return f && (load_state(f) & S_MASK) == S_RUNNING;
+}
+
+bool future_done(const future_t *f)
+{
+    return f && state_done(load_state(f));
+}
+
+bool cf_future_failed(const future_t *f)
+{
+    uint32_t s = load_state(f);
+    return (s & S_MASK) == S_FINISHED && (s & F_FAILED);
+}
+
+bool cf_future_stop_requested(const future_t *f)
+{
+    return (atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed) & F_STOP) != 0;
+}
+
+/* ---------------------------------------------------------- completion */
+
+/*
+ * Publishes @new_state (the outcome is written), notifies the waiters and
+ * detaches the callbacks. Called with the lock held; returns with it released
+ * and the callbacks run.
+ */
+static void complete_locked(future_t *f, uint32_t new_state)
+{
+    atomic_store_explicit(&f->state, new_state, memory_order_release);
+    struct cf_wnode *n = f->waiters;
+    f->waiters = NULL;
+    while (n) {
+        struct cf_wnode *next = n->next;
+        n->linked = false;
+        cf_waiter_notify(n);
+        n = next;
+    }
+    struct cb_node *c = f->callbacks;
+    f->callbacks = NULL;
+    cf_unlock(&f->lock);
+    if (!c)
+        return;
+    /* Newest first: reverse to run them in the order they were added. */
+    struct cb_node *rev = NULL;
+    while (c) {
+        struct cb_node *next = c->next;
+        c->next = rev;
+        rev = c;
+        c = next;
+    }
+    future_ref(f); /* a callback may unref the caller's reference */
+    while (rev) {
+        struct cb_node *next = rev->next;
+        rev->fn(f, rev->ud);
+        free(rev);
+        rev = next;
+    }
+    future_unref(f);
+}
+
+/* Takes the lock if @f can still complete; false (unlocked) otherwise. */
+static bool lock_completable(future_t *f)
+{
+    cf_lock(&f->lock);
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed) & S_MASK;
+    if (s == S_PENDING || s == S_RUNNING)
+        return true;
+    cf_unlock(&f->lock);
+    return false;
+}
+
+int future_set_result(future_t *f, void *data, size_t len, void (*free_fn)(void *))
+{
+    if (!f || (!data && len > 0)) {
+        if (free_fn && data)
+            free_fn(data);
+        return FUT_EINVAL;
+    }
+    if (!lock_completable(f)) {
+        if (free_fn && data)
+            free_fn(data);
+        return FUT_ESTATE;
+    }
+    f->data = data;
+    f->len = len;
+    f->free_fn = free_fn;
+    uint32_t keep = atomic_load_explicit(&f->state, memory_order_relaxed) & F_STOP;
+    complete_locked(f, S_FINISHED | keep);
+    return 0;
+}
+
+int cf_future_set_result_inline(future_t *f, const void *bytes, size_t len)
+{
+    if (!lock_completable(f))
+        return FUT_ESTATE;
+    memcpy(f->inl.b, bytes, len);
+    f->data = f->inl.b;
+    f->len = len;
+    f->free_fn = NULL;
+    uint32_t keep = atomic_load_explicit(&f->state, memory_order_relaxed) & F_STOP;
+    complete_locked(f, S_FINISHED | keep);
+    return 0;
+}
+
+static const future_error_t *make_error(int status, int code, int exit_status, int sig,
+                                        const char *msg, size_t msg_len)
+{
+    struct err_block *e = malloc(sizeof(*e) + msg_len + 1);
+    if (!e) {
+        for (size_t i = 0; i < sizeof(oom_errors) / sizeof(oom_errors[0]); i++)
+            if (oom_errors[i].status == status)
+                return &oom_errors[i];
+        return &oom_errors[0];
+    }
+    memcpy(e->msg, msg, msg_len);
+    e->msg[msg_len] = '\0';
+    e->pub.status = status;
+    e->pub.code = code;
+    e->pub.message = e->msg;
+    e->pub.exit_status = exit_status;
+    e->pub.signal = sig;
+    return &e->pub;
+}
+
+int cf_future_fail(future_t *f, int status, int code, int exit_status, int sig,
+                   const char *msg)
+{
+    if (!msg)
+        msg = "";
+    /* Build the error before locking: no allocation under the lock. */
+    const future_error_t *e = make_error(status, code, exit_status, sig, msg, strlen(msg));
+    if (!lock_completable(f)) {
+        if (!err_is_static(e))
+            free((void *)e);
+        return FUT_ESTATE;
+    }
+    f->err = e;
+    uint32_t keep = atomic_load_explicit(&f->state, memory_order_relaxed) & F_STOP;
+    complete_locked(f, S_FINISHED | F_FAILED | keep);
+    return 0;
+}
+
+int cf_future_failv(future_t *f, int status, int code, const char *fmt, va_list ap)
+{
+    char small[256];
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(small, sizeof(small), fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return cf_future_fail(f, status, code, -1, 0, "");
+    if ((size_t)n < sizeof(small))
+        return cf_future_fail(f, status, code, -1, 0, small);
+    char *big = malloc((size_t)n + 1);
+    if (!big)
+        return cf_future_fail(f, status, code, -1, 0, small); /* truncated */
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    int rc = cf_future_fail(f, status, code, -1, 0, big);
+    free(big);
+    return rc;
+}
+
+int future_set_exception(future_t *f, int code, const char *fmt, ...)
+{
+    if (!f)
+        return FUT_EINVAL;
+    if (!fmt)
+        return cf_future_fail(f, FUT_ETASK, code, -1, 0, "");
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = cf_future_failv(f, FUT_ETASK, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+bool future_cancel(future_t *f)
+{
+    if (!f)
+        return false;
+    cf_lock(&f->lock);
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    switch (s & S_MASK) {
+    case S_CANCELLED:
+        cf_unlock(&f->lock);
+        return true;
+    case S_RUNNING:
+        /* Python says no; the task may still stop early (task_should_stop). */
+        atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
+        cf_unlock(&f->lock);
+        return false;
+    case S_FINISHED:
+        cf_unlock(&f->lock);
+        return false;
+    }
+    /* PENDING: a racing set_running CAS decides who wins. */
+    if (!atomic_compare_exchange_strong_explicit(&f->state, &s, S_CANCELLED,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed)) {
+        /* It started just now. */
+        atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
+        cf_unlock(&f->lock);
+        return false;
+    }
+    bool has_work = f->flags & HAS_WORK;
+    future_ref(f);
+    complete_locked(f, S_CANCELLED);
+    if (has_work)
+        cf_work_cancelled(cf_future_extra(f));
+    future_unref(f);
+    return true;
+}
+
+int future_set_running_or_notify_cancel(future_t *f)
+{
+    if (!f)
+        return FUT_EINVAL;
+    uint32_t s = S_PENDING;
+    if (atomic_compare_exchange_strong_explicit(&f->state, &s, S_RUNNING,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
+        return 1;
+    if ((s & S_MASK) == S_CANCELLED) {
+        /* Waiters were told by future_cancel: only record that we saw it. */
+        uint32_t old = atomic_fetch_or_explicit(&f->state, F_NOTIFIED, memory_order_acq_rel);
+        return (old & F_NOTIFIED) ? FUT_ESTATE : 0;
+    }
+    return FUT_ESTATE;
+}
+
+/* ---------------------------------------------------------- callbacks */
+
+int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)
+{
+    if (!f || !cb)
+        return FUT_EINVAL;
+    if (!state_done(load_state(f))) {
+        struct cb_node *c = malloc(sizeof(*c));
+        if (!c)
+            return FUT_ENOMEM;
+        c->fn = cb;
+        c->ud = ud;
+        cf_lock(&f->lock);
+        if (!state_done(atomic_load_explicit(&f->state, memory_order_relaxed))) {
+            c->next = f->callbacks;
+            f->callbacks = c;
+            cf_unlock(&f->lock);
+            return 0;
+        }
+        cf_unlock(&f->lock);
+        free(c);
+    }
+    cb(f, ud); /* done already: Python runs it at once, in the caller */
+    return 0;
+}
+
+/* ---------------------------------------------------------- watching */
+
+bool cf_future_watch(future_t *f, struct cf_wnode *n)
+{
+    cf_lock(&f->lock);
+    if (state_done(atomic_load_explicit(&f->state, memory_order_relaxed))) {
+        cf_unlock(&f->lock);
+        n->linked = false;
+        return false;
+    }
+    n->f = f;
+    n->prev = NULL;
+    n->next = f->waiters;
+    if (f->waiters)
+        f->waiters->prev = n;
+    f->waiters = n;
+    n->linked = true;
+    cf_unlock(&f->lock);
+    return true;
+}
+
+void cf_future_unwatch(future_t *f, struct cf_wnode *n)
+{
+    cf_lock(&f->lock);
+    if (n->linked) {
+        if (n->prev)
+            n->prev->next = n->next;
+        else
+            f->waiters = n->next;
+        if (n->next)
+            n->next->prev = n->prev;
+        n->linked = false;
+    }
+    cf_unlock(&f->lock);
+}
+
+/* ---------------------------------------------------------- blocking waits */
+
+/*
+ * Waits until @f is done or @timeout passes. Spins briefly first: a result
+ * that arrives within a few microseconds costs no sleep and no wake-up.
+ */
+static int wait_done(future_t *f, double timeout)
+{
+    if (!cf_timeout_valid(timeout))
+        return FUT_EINVAL;
+    if (state_done(load_state(f)))
+        return 0;
+    if (timeout == 0)
+        return FUT_ETIMEDOUT;
+    int64_t deadline = cf_deadline_after(timeout);
+    for (int i = 0; i < 2000; i++) {
+        cf_cpu_relax();
+        if (state_done(load_state(f)))
+            return 0;
+    }
+    struct cf_waiter w;
+    struct cf_wnode n = {.waiter = &w};
+    cf_waiter_init(&w);
+    int rc = 0;
+    if (cf_future_watch(f, &n)) {
+        pthread_mutex_lock(&w.mu);
+        while (!w.ready_head)
+            if (!cf_waiter_sleep(&w, deadline))
+                break;
+        pthread_mutex_unlock(&w.mu);
+        /* Also waits out a notify in progress: it runs under f's lock. */
+        cf_future_unwatch(f, &n);
+        rc = state_done(load_state(f)) ? 0 : FUT_ETIMEDOUT;
+    }
+    cf_waiter_destroy(&w);
+    return rc;
+}
+
+/* The outcome of a done future: 0, FUT_ECANCELLED or the failure's status. */
+static int outcome(const future_t *f)
+{
+    uint32_t s = load_state(f);
+    if ((s & S_MASK) == S_CANCELLED)
+        return FUT_ECANCELLED;
+    if (s & F_FAILED)
+        return f->err->status;
+    return 0;
+}
+
+int future_result(future_t *f, double timeout, const void **data, size_t *len)
+{
+    if (!f)
+        return FUT_EINVAL;
+    int rc = wait_done(f, timeout);
+    if (rc == 0)
+        rc = outcome(f);
+    if (rc == 0) {
+        if (data)
+            *data = f->data;
+        if (len)
+            *len = f->len;
+    }
+    return rc;
+}
+
+int future_result_i64(future_t *f, double timeout, int64_t *v)
+{
+    if (!f || !v)
+        return FUT_EINVAL;
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = future_result(f, timeout, &data, &len);
+    if (rc < 0)
+        return rc;
+    if (len != sizeof(int64_t))
+        return FUT_EINVAL;
+    memcpy(v, data, sizeof(*v));
+    return 0;
+}
+
+const char *future_result_str(future_t *f, double timeout)
+{
+    if (!f)
+        return cf_fail_null(FUT_EINVAL);
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = future_result(f, timeout, &data, &len);
+    if (rc < 0)
+        return cf_fail_null(rc);
+    if (len == 0 || ((const char *)data)[len - 1] != '\0')
+        return cf_fail_null(FUT_EINVAL);
+    return data;
+}
+
+int future_exception(future_t *f, double timeout, const future_error_t **err)
+{
+    if (!f || !err)
+        return FUT_EINVAL;
+    int rc = wait_done(f, timeout);
+    if (rc < 0)
+        return rc;
+    uint32_t s = load_state(f);
+    if ((s & S_MASK) == S_CANCELLED)
+        return FUT_ECANCELLED;
+    *err = (s & F_FAILED) ? f->err : NULL;
+    return 0;
+}
+
+bool future_error_is_broken(const future_error_t *err)
+{
+    return err && (err->status == FUT_EBROKEN || err->status == FUT_EWORKER);
+}
+
+/* ---------------------------------------------------------- names */
+
+const char *future_strerror(int code)
+{
+    switch (code) {
+    case 0:
+        return "success";
+    case FUT_ETIMEDOUT:
+        return "FUT_ETIMEDOUT: timed out";
+    case FUT_ECANCELLED:
+        return "FUT_ECANCELLED: the future was cancelled";
+    case FUT_ESHUTDOWN:
+        return "FUT_ESHUTDOWN: cannot schedule new futures after shutdown";
+    case FUT_EINVAL:
+        return "FUT_EINVAL: invalid argument";
+    case FUT_ENOMEM:
+        return "FUT_ENOMEM: out of memory";
+    case FUT_EFULL:
+        return "FUT_EFULL: the executor's queue is full";
+    case FUT_ETASK:
+        return "FUT_ETASK: the task raised an error";
+    case FUT_EBROKEN:
+        return "FUT_EBROKEN: the executor is broken";
+    case FUT_EWORKER:
+        return "FUT_EWORKER: the worker process died while running the task";
+    case FUT_EDEADLINE:
+        return "FUT_EDEADLINE: the task's own time limit passed";
+    case FUT_ESTATE:
+        return "FUT_ESTATE: invalid state for this operation";
+    case FUT_ESYS:
+        return "FUT_ESYS: a system call failed";
+    case FUT_EOF:
+        return "FUT_EOF: the iterator is exhausted";
+    }
+    return "unknown error";
+}
+
+const char *cfutures_version(void)
+{
+    return CFUTURES_VERSION;
+}

@@ -1,0 +1,190 @@
+/*
+ * task.c: the task_t a task function sees, and handing its answer over.
+ *
+ * DESIGN
+ * A task_t lives on the stack of the thread running the task and is touched
+ * by that thread only. task_return* / task_raise record the answer in it;
+ * after the task function returns, the executor calls cf_task_complete(),
+ * which moves the answer into the future (or drops it if a deadline watcher
+ * failed the future first). Small results (up to CF_INLINE_MAX bytes) are
+ * copied into the future itself: no allocation per tiny task.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "task.h"
+
+void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,
+                  int64_t deadline)
+{
+    t->f = f;
+    t->arg = arg;
+    t->arg_len = arg_len;
+    t->deadline = deadline;
+    t->answer = CF_ANSWER_NONE;
+    t->data = NULL;
+    t->len = 0;
+    t->free_fn = NULL;
+    t->err_code = 0;
+    t->err_msg = NULL;
+}
+
+void cf_task_clear(struct task *t)
+{
+    if (t->answer == CF_ANSWER_RESULT && t->data != t->inl && t->free_fn && t->data)
+        t->free_fn(t->data);
+    free(t->err_msg);
+    t->answer = CF_ANSWER_NONE;
+    t->data = NULL;
+    t->err_msg = NULL;
+}
+
+static bool deadline_passed(const struct task *t)
+{
+    return t->deadline != CF_NO_DEADLINE && cf_now_ns() >= t->deadline;
+}
+
+int cf_task_complete(struct task *t)
+{
+    future_t *f = t->f;
+    int rc;
+    if (deadline_passed(t)) {
+        cf_future_fail(f, FUT_EDEADLINE, 0, -1, 0, "the task's own time limit passed");
+        cf_task_clear(t);
+        return 1;
+    }
+    switch (t->answer) {
+    case CF_ANSWER_ERROR:
+        cf_future_fail(f, FUT_ETASK, t->err_code, -1, 0,
+                       t->err_msg ? t->err_msg : "(no memory for the error message)");
+        cf_task_clear(t);
+        return 1;
+    case CF_ANSWER_RESULT:
+        if (t->data == t->inl) {
+            rc = cf_future_set_result_inline(f, t->inl, t->len);
+        } else {
+            /* The future takes ownership on every path (frees on FUT_ESTATE). */
+            rc = future_set_result(f, t->data, t->len, t->free_fn);
+        }
+        t->answer = CF_ANSWER_NONE;
+        break;
+    default:
+        rc = future_set_result(f, NULL, 0, NULL);
+        break;
+    }
+    /* FUT_ESTATE: failed already (its deadline watcher got there first). */
+    return rc == 0 ? 0 : 1;
+}
+
+/* ---------------------------------------------------------- public */
+
+const void *task_arg(const task_t *t, size_t *len)
+{
+    if (!t)
+        return cf_fail_null(FUT_EINVAL);
+    if (len)
+        *len = t->arg_len;
+    return t->arg;
+}
+
+int task_return(task_t *t, void *data, size_t len, void (*free_fn)(void *))
+{
+    if (!t || t->answer != CF_ANSWER_NONE || (!data && len > 0)) {
+        if (free_fn && data)
+            free_fn(data);
+        return !t || (!data && len > 0) ? FUT_EINVAL : FUT_ESTATE;
+    }
+    t->answer = CF_ANSWER_RESULT;
+    t->data = data;
+    t->len = len;
+    t->free_fn = free_fn;
+    return 0;
+}
+
+int task_return_copy(task_t *t, const void *data, size_t len)
+{
+    if (!t || (!data && len > 0))
+        return FUT_EINVAL;
+    if (t->answer != CF_ANSWER_NONE)
+        return FUT_ESTATE;
+    if (len <= CF_INLINE_MAX) {
+        if (len)
+            memcpy(t->inl, data, len);
+        t->answer = CF_ANSWER_RESULT;
+        t->data = t->inl;
+        t->len = len;
+        t->free_fn = NULL;
+        return 0;
+    }
+    void *copy = malloc(len);
+    if (!copy)
+        return FUT_ENOMEM;
+    memcpy(copy, data, len);
+    return task_return(t, copy, len, free);
+}
+
+int task_return_i64(task_t *t, int64_t v)
+{
+    return task_return_copy(t, &v, sizeof(v));
+}
+
+/* vasprintf into malloc'd memory; NULL when out of memory. */
+static char *format(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return NULL;
+    char *s = malloc((size_t)n + 1);
+    if (s)
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    return s;
+}
+
+int task_return_str(task_t *t, const char *fmt, ...)
+{
+    if (!t || !fmt)
+        return FUT_EINVAL;
+    if (t->answer != CF_ANSWER_NONE)
+        return FUT_ESTATE;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = format(fmt, ap);
+    va_end(ap);
+    if (!s)
+        return FUT_ENOMEM;
+    return task_return(t, s, strlen(s) + 1, free);
+}
+
+int task_raise(task_t *t, int code, const char *fmt, ...)
+{
+    if (!t)
+        return FUT_EINVAL;
+    if (t->answer != CF_ANSWER_NONE)
+        return FUT_ESTATE;
+    t->answer = CF_ANSWER_ERROR;
+    t->err_code = code;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        t->err_msg = format(fmt, ap);
+        va_end(ap);
+    } else {
+        t->err_msg = calloc(1, 1);
+    }
+    return 0;
+}
+
+bool task_should_stop(const task_t *t)
+{
+    if (!t)
+        return false;
+    if (t->f && cf_future_stop_requested(t->f))
+        return true;
+    return deadline_passed(t);
+}

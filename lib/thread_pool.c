@@ -1,0 +1,576 @@
+/*
+ * thread_pool.c: the thread pool executor (Python's ThreadPoolExecutor).
+ *
+ * DESIGN
+ * One FIFO of work items (intrusive list through cf_work.next) under the
+ * pool's 4-byte lock. Threads start lazily: a submit starts one when the
+ * queue holds more items than there are idle workers, up to max_workers.
+ *
+ * A worker with nothing to do spins for a few microseconds watching `qlen`
+ * (lock-free), then parks on the `wake_seq` futex (an eventcount). A submit
+ * wakes a worker only when one is parked and no wake-up is already on its way,
+ * so a busy pool makes no kernel call per task: the submitter appends under
+ * the lock and the spinning or running workers pick it up.
+ *
+ * A worker counts itself idle again before it completes a task's future, so
+ * a caller that waits for a result and submits again finds it idle and no
+ * second thread starts (Python's idle semaphore does the same).
+ *
+ * Deadlines: a task with its own time limit is registered with a watcher
+ * thread (started on first need) that fails the future with FUT_EDEADLINE the
+ * moment the limit passes; the task's task_should_stop() turns true at the same
+ * time, and whatever it returns later is dropped. A thread cannot be killed.
+ *
+ * Threads: the submitters (any), the workers (run tasks and the callbacks of
+ * futures they complete), the deadline watcher (runs the callbacks of futures
+ * it fails). All of them block asynchronous signals.
+ *
+ * Locks, in order: pool `lock` (queue, thread list, counters), then nothing.
+ * `dl_mu` (watch list) is never held with `lock`. No user code runs under
+ * either.
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "executor.h"
+#include "task.h"
+#include "util.h"
+
+struct tp_worker {
+    struct tp_worker *next;    /* pool->workers: pool lock */
+    struct thread_pool *pool;  /* immutable */
+    pthread_t thread;          /* immutable once started */
+    size_t index;              /* immutable: the _N of its name */
+    /* dl_mu */
+    struct tp_worker *dl_next; /* pool->watched */
+    future_t *watched;         /* its running task, when that has a limit */
+    int64_t deadline;
+};
+
+struct thread_pool {
+    struct executor base;
+    cf_lock_t lock;
+    struct cf_work *head, *tail; /* the FIFO: lock */
+    _Atomic size_t qlen;         /* its length; written under lock, read by spinners */
+    _Atomic size_t idle;         /* workers free for a task */
+    _Atomic size_t spinning;     /* workers spinning for work */
+    _Atomic uint32_t wake_seq;   /* eventcount: parked workers wait on it */
+    _Atomic bool stopping;       /* shutdown called: written under lock */
+    size_t nthreads;             /* workers started: lock */
+    size_t nalive;               /* workers + watcher not yet exited: lock */
+    size_t nworkers_alive;       /* workers not yet exited: lock */
+    size_t sleeping;             /* workers parked: lock */
+    size_t wakes;                /* wake-ups sent, not yet taken: lock */
+    bool free_later;             /* executor_free came from one of its threads: lock */
+    struct tp_worker *workers;   /* every worker started: lock */
+    unsigned id;                 /* immutable: for default thread names */
+    /* deadlines */
+    pthread_mutex_t dl_mu;
+    pthread_cond_t dl_cv;        /* CLOCK_MONOTONIC */
+    struct tp_worker *watched;   /* workers running a task with a limit: dl_mu */
+    bool dl_started, dl_stop;    /* dl_mu */
+    pthread_t dl_thread;         /* immutable once dl_started */
+};
+
+static _Thread_local struct thread_pool *current_pool;
+static _Atomic unsigned pool_counter;
+
+/* How long a worker with nothing to do spins before it parks. */
+#define SPIN_NS 30000
+
+static inline struct thread_pool *tp_of(executor_t *ex)
+{
+    return (struct thread_pool *)ex;
+}
+
+/* ---------------------------------------------------------- threads */
+
+/* Starts @fn with every asynchronous signal blocked: 0 or an errno value. */
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+static void name_thread(struct thread_pool *p, size_t index)
+{
+#ifdef HAVE_PTHREAD_SETNAME_NP
+    char prefix[32], suffix[24], name[16];
+    if (p->base.name_prefix[0])
+        snprintf(prefix, sizeof(prefix), "%s", p->base.name_prefix);
+    else
+        snprintf(prefix, sizeof(prefix), "cfutures-%u", p->id);
+    snprintf(suffix, sizeof(suffix), "_%zu", index);
+    /* Linux allows 15 characters: the prefix is cut, the _N always kept. */
+    size_t sl = CF_MIN(strlen(suffix), sizeof(name) - 1);
+    size_t pl = CF_MIN(strlen(prefix), sizeof(name) - 1 - sl);
+    memcpy(name, prefix, pl);
+    memcpy(name + pl, suffix, sl);
+    name[pl + sl] = '\0';
+    pthread_setname_np(pthread_self(), name);
+#else
+    (void)p;
+    (void)index;
+#endif
+}
+
+static void self_free(struct thread_pool *p);
+
+/* ---------------------------------------------------------- deadlines */
+
+static void *watcher_main(void *arg)
+{
+    struct thread_pool *p = arg;
+    current_pool = p;
+    pthread_mutex_lock(&p->dl_mu);
+    while (!p->dl_stop) {
+        int64_t now = cf_now_ns(), next = CF_NO_DEADLINE;
+        struct tp_worker *due = NULL;
+        for (struct tp_worker *w = p->watched; w; w = w->dl_next) {
+            if (!w->watched)
+                continue;
+            if (w->deadline <= now) {
+                due = w;
+                break;
+            }
+            next = CF_MIN(next, w->deadline);
+        }
+        if (due) {
+            future_t *f = future_ref(due->watched);
+            due->watched = NULL; /* fail it once */
+            pthread_mutex_unlock(&p->dl_mu);
+            cf_future_fail(f, FUT_EDEADLINE, 0, -1, 0, "the task's own time limit passed");
+            future_unref(f);
+            pthread_mutex_lock(&p->dl_mu);
+            continue;
+        }
+        if (next == CF_NO_DEADLINE) {
+            pthread_cond_wait(&p->dl_cv, &p->dl_mu);
+        } else {
+            struct timespec ts;
+            cf_ns_to_timespec(next, &ts);
+            pthread_cond_timedwait(&p->dl_cv, &p->dl_mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&p->dl_mu);
+    cf_lock(&p->lock);
+    bool last = --p->nalive == 0 && p->free_later;
+    cf_unlock(&p->lock);
+    if (last)
+        self_free(p);
+    return NULL;
+}
+
+static void watch_start(struct thread_pool *p, struct tp_worker *me, future_t *f,
+                        int64_t deadline)
+{
+    pthread_mutex_lock(&p->dl_mu);
+    if (!p->dl_started && !p->dl_stop) {
+        cf_lock(&p->lock);
+        p->nalive++;
+        cf_unlock(&p->lock);
+        if (start_thread(&p->dl_thread, watcher_main, p) == 0) {
+            p->dl_started = true;
+        } else {
+            /* Without a watcher the limit still holds when the task returns. */
+            cf_lock(&p->lock);
+            p->nalive--;
+            cf_unlock(&p->lock);
+        }
+    }
+    if (!me->dl_next && p->watched != me) {
+        me->dl_next = p->watched;
+        p->watched = me;
+    }
+    me->watched = f;
+    me->deadline = deadline;
+    pthread_cond_signal(&p->dl_cv);
+    pthread_mutex_unlock(&p->dl_mu);
+}
+
+static void watch_stop(struct thread_pool *p, struct tp_worker *me)
+{
+    pthread_mutex_lock(&p->dl_mu);
+    me->watched = NULL;
+    pthread_mutex_unlock(&p->dl_mu);
+}
+
+/* ---------------------------------------------------------- the queue */
+
+/* Wakes one parked worker (called after unlocking). */
+static void wake_one(struct thread_pool *p)
+{
+    atomic_fetch_add_explicit(&p->wake_seq, 1, memory_order_release);
+    cf_futex_wake(&p->wake_seq, 1);
+}
+
+static void wake_all(struct thread_pool *p)
+{
+    atomic_fetch_add_explicit(&p->wake_seq, 1, memory_order_release);
+    cf_futex_wake(&p->wake_seq, INT_MAX);
+}
+
+/* Pops the head; called with the lock held. */
+static struct cf_work *pop_locked(struct thread_pool *p)
+{
+    struct cf_work *w = p->head;
+    if (w) {
+        p->head = w->next;
+        if (!p->head)
+            p->tail = NULL;
+        atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+    }
+    return w;
+}
+
+/* The next work item; NULL once the pool stops and the queue is empty. */
+static struct cf_work *take(struct thread_pool *p)
+{
+    for (;;) {
+        cf_lock(&p->lock);
+        struct cf_work *w = pop_locked(p);
+        bool stop = atomic_load_explicit(&p->stopping, memory_order_relaxed);
+        cf_unlock(&p->lock);
+        if (w)
+            return w;
+        if (stop)
+            return NULL;
+
+        /* Spin: work usually comes back within microseconds. */
+        atomic_fetch_add_explicit(&p->spinning, 1, memory_order_relaxed);
+        int64_t until = cf_now_ns() + SPIN_NS;
+        bool found = false;
+        for (unsigned i = 1;; i++) {
+            if (atomic_load_explicit(&p->qlen, memory_order_relaxed) > 0 ||
+                atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+                found = true;
+                break;
+            }
+            cf_cpu_relax();
+            if ((i & 63) == 0) {
+                if (cf_now_ns() >= until)
+                    break;
+                sched_yield(); /* let a submitter on this CPU run */
+            }
+        }
+        atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_relaxed);
+        if (found)
+            continue;
+
+        /* Park. A submit after our check bumps wake_seq, so no wake-up is lost. */
+        uint32_t seq = atomic_load_explicit(&p->wake_seq, memory_order_acquire);
+        cf_lock(&p->lock);
+        if (p->head || atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+            cf_unlock(&p->lock);
+            continue;
+        }
+        p->sleeping++;
+        cf_unlock(&p->lock);
+        cf_futex_wait(&p->wake_seq, seq);
+        cf_lock(&p->lock);
+        p->sleeping--;
+        if (p->wakes)
+            p->wakes--;
+        cf_unlock(&p->lock);
+    }
+}
+
+/* Takes every queued item out; called with the lock held. */
+static struct cf_work *detach_queue_locked(struct thread_pool *p)
+{
+    struct cf_work *list = p->head;
+    p->head = p->tail = NULL;
+    atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
+    return list;
+}
+
+/* The initializer failed: the pool is broken and every queued future fails. */
+static void break_pool(struct thread_pool *p, const char *why)
+{
+    cf_executor_mark_broken(&p->base);
+    cf_lock(&p->lock);
+    struct cf_work *w = detach_queue_locked(p);
+    cf_unlock(&p->lock);
+    while (w) {
+        struct cf_work *next = w->next;
+        future_t *f = cf_work_future(w);
+        if (cf_future_fail(f, FUT_EBROKEN, 0, -1, 0, why) == 0)
+            cf_executor_dropped(&p->base);
+        future_unref(f);
+        w = next;
+    }
+}
+
+/* ---------------------------------------------------------- workers */
+
+static bool run_initializer(struct thread_pool *p)
+{
+    const executor_options_t *o = &p->base.opts;
+    if (!o->initializer)
+        return true;
+    struct task t;
+    cf_task_init(&t, NULL, o->initarg, o->initarg_len, CF_NO_DEADLINE);
+    o->initializer(&t);
+    if (t.answer != CF_ANSWER_ERROR) {
+        cf_task_clear(&t);
+        return true;
+    }
+    char msg[512];
+    snprintf(msg, sizeof(msg), "a thread initializer failed: %s",
+             t.err_msg ? t.err_msg : "(no message)");
+    cf_task_clear(&t);
+    break_pool(p, msg);
+    return false;
+}
+
+static void run_one(struct thread_pool *p, struct tp_worker *me, struct cf_work *w)
+{
+    future_t *f = cf_work_future(w);
+    if (future_set_running_or_notify_cancel(f) != 1) {
+        /* Cancelled while queued: future_cancel did the accounting. */
+        future_unref(f);
+        return;
+    }
+    atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
+    cf_executor_started(&p->base);
+    int64_t deadline = CF_NO_DEADLINE;
+    if (w->limit_ns) {
+        deadline = cf_now_ns() + w->limit_ns;
+        watch_start(p, me, f, deadline);
+    }
+    struct task t;
+    cf_task_init(&t, f, w->arg, w->arg_len, deadline);
+    w->fn(&t);
+    if (w->limit_ns)
+        watch_stop(p, me);
+    /* Idle again before the caller hears of it: a resubmit finds this thread. */
+    atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
+    int failed = cf_task_complete(&t);
+    cf_executor_finished(&p->base, failed != 0);
+    future_unref(f);
+}
+
+static void *worker_main(void *arg)
+{
+    struct tp_worker *me = arg;
+    struct thread_pool *p = me->pool;
+    current_pool = p;
+    name_thread(p, me->index);
+    if (run_initializer(p)) {
+        atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
+        struct cf_work *w;
+        while ((w = take(p)))
+            run_one(p, me, w);
+        atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
+    }
+    cf_lock(&p->lock);
+    p->nworkers_alive--;
+    bool last = --p->nalive == 0 && p->free_later;
+    cf_unlock(&p->lock);
+    if (last)
+        self_free(p);
+    return NULL;
+}
+
+/* Starts worker number nthreads; called with the lock held. 0 or errno. */
+static int spawn_locked(struct thread_pool *p)
+{
+    struct tp_worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return ENOMEM;
+    w->pool = p;
+    w->index = p->nthreads;
+    int rc = start_thread(&w->thread, worker_main, w);
+    if (rc != 0) {
+        free(w);
+        return rc;
+    }
+    w->next = p->workers;
+    p->workers = w;
+    p->nthreads++;
+    p->nalive++;
+    p->nworkers_alive++;
+    return 0;
+}
+
+/* ---------------------------------------------------------- ops */
+
+static int tp_submit(executor_t *ex, struct cf_work *w)
+{
+    struct thread_pool *p = tp_of(ex);
+    cf_lock(&p->lock);
+    if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+        cf_unlock(&p->lock);
+        return FUT_ESHUTDOWN;
+    }
+    if (atomic_load(&ex->broken)) {
+        cf_unlock(&p->lock);
+        return FUT_EBROKEN;
+    }
+    if (p->tail)
+        p->tail->next = w;
+    else
+        p->head = w;
+    p->tail = w;
+    size_t qlen = atomic_load_explicit(&p->qlen, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->qlen, qlen, memory_order_relaxed);
+    bool wake = false;
+    if (qlen > atomic_load_explicit(&p->idle, memory_order_relaxed) &&
+        p->nthreads < (size_t)ex->opts.max_workers) {
+        int rc = spawn_locked(p);
+        if (rc != 0 && p->nworkers_alive == 0) {
+            /* No thread will ever run it: take it back (it is the only one). */
+            p->head = p->tail = NULL;
+            atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
+            cf_unlock(&p->lock);
+            errno = rc;
+            return rc == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
+        }
+    } else if (p->sleeping > p->wakes &&
+               qlen > atomic_load_explicit(&p->spinning, memory_order_relaxed)) {
+        p->wakes++;
+        wake = true;
+    }
+    cf_unlock(&p->lock);
+    if (wake)
+        wake_one(p);
+    return 0;
+}
+
+static void tp_shutdown(executor_t *ex, bool cancel_futures)
+{
+    struct thread_pool *p = tp_of(ex);
+    cf_lock(&p->lock);
+    atomic_store_explicit(&p->stopping, true, memory_order_relaxed);
+    struct cf_work *w = cancel_futures ? detach_queue_locked(p) : NULL;
+    cf_unlock(&p->lock);
+    wake_all(p);
+    while (w) {
+        struct cf_work *next = w->next;
+        future_t *f = cf_work_future(w);
+        future_cancel(f); /* counts itself out of `queued` */
+        future_unref(f);
+        w = next;
+    }
+}
+
+static void tp_join(executor_t *ex)
+{
+    struct thread_pool *p = tp_of(ex);
+    cf_lock(&p->lock);
+    struct tp_worker *w = p->workers; /* no worker starts after stopping */
+    cf_unlock(&p->lock);
+    for (; w; w = w->next)
+        pthread_join(w->thread, NULL);
+    pthread_mutex_lock(&p->dl_mu);
+    p->dl_stop = true;
+    bool started = p->dl_started;
+    pthread_cond_signal(&p->dl_cv);
+    pthread_mutex_unlock(&p->dl_mu);
+    if (started)
+        pthread_join(p->dl_thread, NULL);
+}
+
+static bool tp_is_own_thread(executor_t *ex)
+{
+    return current_pool == tp_of(ex);
+}
+
+static void tp_free_later(executor_t *ex)
+{
+    struct thread_pool *p = tp_of(ex);
+    pthread_mutex_lock(&p->dl_mu);
+    p->dl_stop = true; /* the watcher leaves; limits still hold at return */
+    pthread_cond_signal(&p->dl_cv);
+    pthread_mutex_unlock(&p->dl_mu);
+    cf_lock(&p->lock);
+    p->free_later = true;
+    cf_unlock(&p->lock);
+}
+
+/*
+ * The last thread of a pool whose executor_free came from inside it: join
+ * the others (they have all left their loops), then drop the owner's reference.
+ */
+static void self_free(struct thread_pool *p)
+{
+    pthread_t self = pthread_self();
+    pthread_detach(self);
+    for (struct tp_worker *w = p->workers; w; w = w->next)
+        if (!pthread_equal(w->thread, self))
+            pthread_join(w->thread, NULL);
+    if (p->dl_started && !pthread_equal(p->dl_thread, self))
+        pthread_join(p->dl_thread, NULL);
+    current_pool = NULL;
+    cf_executor_unref(&p->base);
+}
+
+static void tp_destroy(executor_t *ex)
+{
+    struct thread_pool *p = tp_of(ex);
+    struct tp_worker *w = p->workers;
+    while (w) {
+        struct tp_worker *next = w->next;
+        free(w);
+        w = next;
+    }
+    pthread_cond_destroy(&p->dl_cv);
+    pthread_mutex_destroy(&p->dl_mu);
+    cf_executor_deinit(ex);
+    free(p);
+}
+
+static void tp_stats(executor_t *ex, executor_stats_t *out)
+{
+    struct thread_pool *p = tp_of(ex);
+    cf_lock(&p->lock);
+    out->workers = p->nworkers_alive;
+    cf_unlock(&p->lock);
+    size_t idle = atomic_load_explicit(&p->idle, memory_order_relaxed);
+    out->idle = CF_MIN(idle, out->workers);
+}
+
+static const struct cf_executor_ops thread_pool_ops = {
+    .name = "thread",
+    .submit = tp_submit,
+    .shutdown = tp_shutdown,
+    .join = tp_join,
+    .is_own_thread = tp_is_own_thread,
+    .free_later = tp_free_later,
+    .destroy = tp_destroy,
+    .stats = tp_stats,
+};
+
+executor_t *thread_pool_executor_new(const executor_options_t *o)
+{
+    struct thread_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return cf_fail_null(FUT_ENOMEM);
+    int rc = cf_executor_init(&p->base, &thread_pool_ops, o, CF_MIN(32, cf_cpu_count() + 4));
+    if (rc < 0) {
+        free(p);
+        return cf_fail_null(rc);
+    }
+    p->lock = (cf_lock_t)CF_LOCK_INIT;
+    p->id = atomic_fetch_add(&pool_counter, 1);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&p->dl_mu, NULL);
+    pthread_cond_init(&p->dl_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return &p->base;
+}

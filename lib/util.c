@@ -1,0 +1,95 @@
+/*
+ * util.c: the slow paths of cf_lock_t, time and deadline helpers, CPU count.
+ * No state of its own: nothing here needs fork handling.
+ */
+#include "config.h"
+
+#include "util.h"
+
+#include <cfutures.h>
+
+#include <limits.h>
+#include <math.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/futex.h>
+
+void cf_futex_wake(_Atomic uint32_t *addr, int n)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void cf_futex_wait(_Atomic uint32_t *addr, uint32_t expected)
+{
+    /* EINTR and EAGAIN are fine: every caller re-checks in a loop. */
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+void cf_lock_slow(cf_lock_t *l)
+{
+    /* Spin a little first: critical sections here are a few dozen cycles. */
+    for (int i = 0; i < 100; i++) {
+        uint32_t c = 0;
+        if (atomic_load_explicit(&l->v, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_weak_explicit(&l->v, &c, 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return;
+        cf_cpu_relax();
+    }
+    /* Mark contended; whoever unlocks from 2 wakes one sleeper. */
+    while (atomic_exchange_explicit(&l->v, 2, memory_order_acquire) != 0)
+        cf_futex_wait(&l->v, 2);
+}
+
+int64_t cf_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * CF_NS_PER_S + ts.tv_nsec;
+}
+
+bool cf_timeout_valid(double timeout)
+{
+    if (timeout == FUT_FOREVER)
+        return true;
+    return isfinite(timeout) && timeout >= 0.0;
+}
+
+int64_t cf_deadline_after(double timeout)
+{
+    if (timeout == FUT_FOREVER)
+        return CF_NO_DEADLINE;
+    int64_t now = cf_now_ns();
+    double ns = timeout * (double)CF_NS_PER_S;
+    if (ns >= (double)(CF_NO_DEADLINE - now))
+        return CF_NO_DEADLINE;
+    return now + (int64_t)ns;
+}
+
+void cf_ns_to_timespec(int64_t ns, struct timespec *ts)
+{
+    ts->tv_sec = (time_t)(ns / CF_NS_PER_S);
+    ts->tv_nsec = (long)(ns % CF_NS_PER_S);
+}
+
+void *cf_fail_null(int code)
+{
+    errno = -code;
+    return NULL;
+}
+
+int cf_cpu_count(void)
+{
+#ifdef HAVE_SCHED_GETAFFINITY
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0)
+            return n;
+    }
+#endif
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 && n < INT_MAX ? (int)n : 1;
+}

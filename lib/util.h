@@ -1,0 +1,82 @@
+/*
+ * util.h: small shared pieces: a 4-byte lock, monotonic time and deadlines,
+ * error helpers, CPU count. Internal: nothing here is exported.
+ *
+ * cf_lock_t is Drepper's three-state futex mutex ("Futexes Are Tricky"):
+ * 0 free, 1 locked, 2 locked with sleepers. Lock is one CAS when free;
+ * contended, it spins briefly, then sleeps in the kernel. It takes 4 bytes, so
+ * every future can have its own (pthread_mutex_t would take 40). Acquire and
+ * release orders make it a proper lock for TSan too.
+ */
+#ifndef CF_UTIL_H
+#define CF_UTIL_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    _Atomic uint32_t v; /* 0 free, 1 locked, 2 locked and contended */
+} cf_lock_t;
+
+#define CF_LOCK_INIT {0}
+
+void cf_lock_slow(cf_lock_t *l);
+void cf_futex_wake(_Atomic uint32_t *addr, int n);
+void cf_futex_wait(_Atomic uint32_t *addr, uint32_t expected);
+
+static inline void cf_lock(cf_lock_t *l)
+{
+    uint32_t c = 0;
+    if (atomic_compare_exchange_strong_explicit(&l->v, &c, 1, memory_order_acquire,
+                                                memory_order_relaxed))
+        return;
+    cf_lock_slow(l);
+}
+
+static inline void cf_unlock(cf_lock_t *l)
+{
+    if (atomic_exchange_explicit(&l->v, 0, memory_order_release) == 2)
+        cf_futex_wake(&l->v, 1);
+}
+
+static inline void cf_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#define CF_NS_PER_S 1000000000LL
+#define CF_NO_DEADLINE INT64_MAX
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t cf_now_ns(void);
+
+/* True for FUT_FOREVER, 0 and finite positive values. */
+bool cf_timeout_valid(double timeout);
+
+/*
+ * An absolute CLOCK_MONOTONIC deadline from a validated timeout:
+ * CF_NO_DEADLINE for FUT_FOREVER, now for 0.
+ */
+int64_t cf_deadline_after(double timeout);
+
+/* Fills a timespec for pthread_cond_timedwait on a CLOCK_MONOTONIC condvar. */
+struct timespec;
+void cf_ns_to_timespec(int64_t ns, struct timespec *ts);
+
+/* Sets errno to the positive value of @code and returns NULL. */
+void *cf_fail_null(int code);
+
+/* CPUs this process may run on (sched_getaffinity), at least 1. */
+int cf_cpu_count(void);
+
+#define CF_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define CF_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif /* CF_UTIL_H */

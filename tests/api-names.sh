@@ -1,0 +1,10 @@
+#!/bin/sh
+# The public header declares every name of DESIGN.md with its signature
+# (../shared/tools/api-names.c). Skips (77) where that file is not beside us.
+src=${top_srcdir:-.}
+api=$src/../shared/tools/api-names.c
+[ -f "$api" ] || { echo "no $api: skipped"; exit 77; }
+pp=
+grep -q process_pool_executor_new "$src/include/cfutures.h" && pp=-DWITH_PROCESS_POOL
+${CC:-cc} -std=gnu11 -fsyntax-only -Werror=incompatible-pointer-types \
+    -Werror=implicit-function-declaration $pp -I"$src/include" "$api"

@@ -1,0 +1,17 @@
+/* check_executor: see tests/README.md for what each test covers. */
+#include "testutil.h"
+
+START_TEST(test_executor_version)
+{
+    ck_assert_str_eq(cfutures_version(), CFUTURES_VERSION);
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("executor");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_executor_version);
+    suite_add_tcase(s, tc);
+    return s;
+}

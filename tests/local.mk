@@ -1,0 +1,43 @@
+# Check programs, one per module, plus the conformance suite run over every
+# executor kind. Each links testutil and check_main.
+TEST_COMMON = tests/check_main.c tests/testutil.c tests/testutil.h
+TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# Black-box suites link the installed library; white-box ones the core.
+TEST_LIBS = lib/libcfutures.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+TEST_WHITEBOX_LIBS = lib/libcfutures-core.la $(CHECK_LIBS) $(PTHREAD_LIBS)
+
+check_PROGRAMS = \
+	tests/check_future \
+	tests/check_waiters \
+	tests/check_task \
+	tests/check_thread_pool \
+	tests/check_executor \
+	tests/check_errors
+
+tests_check_future_SOURCES = tests/check_future.c $(TEST_COMMON)
+tests_check_future_CFLAGS = $(TEST_CFLAGS)
+tests_check_future_LDADD = $(TEST_LIBS)
+
+tests_check_waiters_SOURCES = tests/check_waiters.c $(TEST_COMMON)
+tests_check_waiters_CFLAGS = $(TEST_CFLAGS)
+tests_check_waiters_LDADD = $(TEST_LIBS)
+
+tests_check_task_SOURCES = tests/check_task.c $(TEST_COMMON)
+tests_check_task_CFLAGS = $(TEST_CFLAGS)
+tests_check_task_LDADD = $(TEST_LIBS)
+
+tests_check_thread_pool_SOURCES = tests/check_thread_pool.c $(TEST_COMMON)
+tests_check_thread_pool_CFLAGS = $(TEST_CFLAGS)
+tests_check_thread_pool_LDADD = $(TEST_LIBS)
+
+tests_check_executor_SOURCES = tests/check_executor.c $(TEST_COMMON)
+tests_check_executor_CFLAGS = $(TEST_CFLAGS)
+tests_check_executor_LDADD = $(TEST_LIBS)
+
+tests_check_errors_SOURCES = tests/check_errors.c $(TEST_COMMON)
+tests_check_errors_CFLAGS = $(TEST_CFLAGS)
+tests_check_errors_LDADD = $(TEST_LIBS)
+
+TESTS = $(check_PROGRAMS) tests/exports.sh tests/api-names.sh
+TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)'; export top_srcdir top_builddir;
+EXTRA_DIST += tests/exports.sh tests/api-names.sh tests/README.md

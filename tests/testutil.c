@@ -1,0 +1,166 @@
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void gate_init(gate_t *g)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    g->open = false;
+    g->waiting = 0;
+}
+
+void gate_destroy(gate_t *g)
+{
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+}
+
+void gate_open(gate_t *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->open = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void abs_after(double s, struct timespec *ts)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    long long ns = (long long)(s * 1e9) + ts->tv_nsec;
+    ts->tv_sec += (time_t)(ns / 1000000000LL);
+    ts->tv_nsec = (long)(ns % 1000000000LL);
+}
+
+bool gate_wait(gate_t *g, double timeout)
+{
+    struct timespec ts;
+    abs_after(timeout, &ts);
+    pthread_mutex_lock(&g->mu);
+    g->waiting++;
+    pthread_cond_broadcast(&g->cv);
+    int rc = 0;
+    while (!g->open && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    bool open = g->open;
+    g->waiting--;
+    pthread_mutex_unlock(&g->mu);
+    return open;
+}
+
+bool gate_wait_for_waiters(gate_t *g, int n)
+{
+    struct timespec ts;
+    abs_after(T_LONG, &ts);
+    pthread_mutex_lock(&g->mu);
+    int rc = 0;
+    while (g->waiting < n && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    bool ok = g->waiting >= n;
+    pthread_mutex_unlock(&g->mu);
+    return ok;
+}
+
+void t_add1(task_t *t)
+{
+    size_t len;
+    const int64_t *v = task_arg(t, &len);
+    task_return_i64(t, *v + 1);
+}
+
+void t_echo(task_t *t)
+{
+    size_t len;
+    const void *p = task_arg(t, &len);
+    task_return_copy(t, p, len);
+}
+
+void t_nothing(task_t *t)
+{
+    (void)t;
+}
+
+void t_raise(task_t *t)
+{
+    const int *code = task_arg(t, NULL);
+    task_raise(t, *code, "boom %d", *code);
+}
+
+void t_wait_gate(task_t *t)
+{
+    gate_t *g = (gate_t *)task_arg(t, NULL);
+    gate_wait(g, T_LONG);
+    task_return_i64(t, 1);
+}
+
+void t_until_stop(task_t *t)
+{
+    double end = now_s() + T_LONG;
+    while (!task_should_stop(t) && now_s() < end)
+        sched_yield();
+    task_return_i64(t, 7);
+}
+
+static int count_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+int count_threads(void)
+{
+    return count_dir("/proc/self/task");
+}
+
+int count_fds(void)
+{
+    return count_dir("/proc/self/fd") - 1; /* the DIR's own fd */
+}
+
+bool wait_threads(int n)
+{
+    double end = now_s() + T_LONG;
+    while (count_threads() > n) {
+        if (now_s() > end)
+            return false;
+        usleep(1000);
+    }
+    return true;
+}
+
+bool eventually(bool (*pred)(void *), void *arg, double timeout)
+{
+    double end = now_s() + timeout;
+    while (!pred(arg)) {
+        if (now_s() > end)
+            return false;
+        usleep(200);
+    }
+    return true;
+}

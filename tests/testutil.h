@@ -1,0 +1,60 @@
+/*
+ * testutil.h: what every Check program shares: gates (deterministic
+ * hand-offs between threads), canned tasks, and counters of threads, fds and
+ * children so a test can check it left nothing behind.
+ */
+#ifndef CF_TESTUTIL_H
+#define CF_TESTUTIL_H
+
+#include <cfutures.h>
+
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Every test program defines this; check_main.c runs it. */
+Suite *make_suite(void);
+
+/* Generous limit for anything that should happen "soon" (seconds). */
+#define T_LONG 30.0
+
+/* A one-shot gate: waiters block until it is opened. */
+typedef struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool open;
+    int waiting; /* threads inside gate_wait */
+} gate_t;
+
+void gate_init(gate_t *g);
+void gate_destroy(gate_t *g);
+void gate_open(gate_t *g);
+/* Waits up to @timeout seconds; true if the gate opened. */
+bool gate_wait(gate_t *g, double timeout);
+/* Waits until @n threads are blocked in gate_wait (up to T_LONG). */
+bool gate_wait_for_waiters(gate_t *g, int n);
+
+/* Canned tasks. */
+void t_add1(task_t *t);        /* arg: an int64_t*; returns *arg + 1 as i64 */
+void t_echo(task_t *t);        /* returns a copy of its argument bytes */
+void t_nothing(task_t *t);     /* returns nothing */
+void t_raise(task_t *t);       /* arg: an int* code; raises it with "boom %d" */
+void t_wait_gate(task_t *t);   /* arg: a gate_t*; waits for it, returns i64 1 */
+void t_until_stop(task_t *t);  /* spins until task_should_stop(), returns i64 7 */
+
+/* Threads of this process now (/proc/self/task). */
+int count_threads(void);
+/* Open fds of this process now (/proc/self/fd). */
+int count_fds(void);
+/* Waits up to T_LONG for the thread count to drop to @n; true if it did. */
+bool wait_threads(int n);
+
+/* Seconds since some fixed point (CLOCK_MONOTONIC). */
+double now_s(void);
+
+/* Spins (yielding) until pred(arg) is true or @timeout passes. */
+bool eventually(bool (*pred)(void *), void *arg, double timeout);
+
+#endif
