@@ -85,7 +85,9 @@ static const future_error_t oom_errors[] = {
     {FUT_ESHUTDOWN, 0, "(no memory for the error message)", -1, 0},
 };
 
-#define EXTRA_OFFSET ((sizeof(struct future) + 15) & ~(size_t)15)
+/* 8-byte aligned: a future and its work item fit one 128-byte malloc chunk. */
+#define EXTRA_OFFSET ((sizeof(struct future) + 7) & ~(size_t)7)
+_Static_assert(EXTRA_OFFSET <= 72, "a pending task must fit a 128-byte malloc chunk");
 
 static inline uint32_t load_state(const future_t *f)
 {
