@@ -394,6 +394,9 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * thread could not be started and none is running).
  * Blocks only when max_queue is set and the queue is full.
  * Threads: any, including tasks and callbacks of this executor.
+ * Restrictions: a blocking submit from one of the executor's own workers
+ * can wait for ever if every worker does the same on a full queue; use
+ * .nonblocking there.
  */
 CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
                                  size_t arg_len);

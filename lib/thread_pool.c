@@ -33,7 +33,6 @@
 
 #include <limits.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +71,7 @@ struct thread_pool {
     bool free_later;             /* executor_free came from one of its threads: lock */
     struct tp_worker *workers;   /* every worker started: lock */
     unsigned id;                 /* immutable: for default thread names */
+    size_t max_spinners;         /* immutable: workers that may spin at once */
     /* deadlines */
     pthread_mutex_t dl_mu;
     pthread_cond_t dl_cv;        /* CLOCK_MONOTONIC */
@@ -249,9 +249,13 @@ static struct cf_work *take(struct thread_pool *p)
         if (stop)
             return NULL;
 
-        /* Spin: work usually comes back within microseconds. */
-        atomic_fetch_add_explicit(&p->spinning, 1, memory_order_relaxed);
-        int64_t until = cf_now_ns() + SPIN_NS;
+        /*
+         * Spin: work usually comes back within microseconds. At most
+         * max_spinners spin at once (CPUs - 1), so spinners never crowd out
+         * the threads that submit.
+         */
+        size_t spinners = atomic_fetch_add_explicit(&p->spinning, 1, memory_order_relaxed);
+        int64_t until = cf_now_ns() + (spinners < p->max_spinners ? SPIN_NS : 0);
         bool found = false;
         for (unsigned i = 1;; i++) {
             if (atomic_load_explicit(&p->qlen, memory_order_relaxed) > 0 ||
@@ -259,12 +263,9 @@ static struct cf_work *take(struct thread_pool *p)
                 found = true;
                 break;
             }
+            if ((i & 63) == 1 && cf_now_ns() >= until)
+                break;
             cf_cpu_relax();
-            if ((i & 63) == 0) {
-                if (cf_now_ns() >= until)
-                    break;
-                sched_yield(); /* let a submitter on this CPU run */
-            }
         }
         atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_relaxed);
         if (found)
@@ -566,6 +567,7 @@ executor_t *thread_pool_executor_new(const executor_options_t *o)
     }
     p->lock = (cf_lock_t)CF_LOCK_INIT;
     p->id = atomic_fetch_add(&pool_counter, 1);
+    p->max_spinners = (size_t)CF_MAX(1, cf_cpu_count() - 1);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

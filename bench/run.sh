@@ -1,0 +1,295 @@
+#!/bin/sh
+# bench/run.sh: runs every benchmark configuration in rounds and prints the
+# table of figures, the ratios to the baselines and the issue's targets.
+#
+# Round r runs every configuration once, so rows that are compared ran side
+# by side; a figure is the median (min-max) over the rounds, a ratio is taken
+# within each round and then the median. Before each run the share of both
+# CPUs used by other processes is sampled for 0.25 s ("others' load").
+#
+# Environment:
+#   ROUNDS     rounds (default 5; 1 with QUICK)
+#   QUICK=1    one round, smaller N: a smoke test, its figures are indicative
+#   BENCH_BIN  the program (default bench/bench_cfutures)
+#   RESULTS    where every run and the summary go (default bench/results.json)
+# `make bench` sets BENCH_BIN and RESULTS and passes QUICK and ROUNDS on.
+set -eu
+
+BENCH_BIN=${BENCH_BIN:-bench/bench_cfutures}
+RESULTS=${RESULTS:-bench/results.json}
+QUICK=${QUICK:-}
+ROUNDS=${ROUNDS:-}
+case $QUICK in '' | 0 | no) QUICK=0 ;; *) QUICK=1 ;; esac
+
+if [ "$QUICK" = 1 ]; then
+    : "${ROUNDS:=1}"
+    W1_N=50000 W2_ITERS=2000 W5_N=1000000 W6_N=100000 W6_REPS=5 PP_ITERS=2000
+else
+    : "${ROUNDS:=5}"
+    W1_N=200000 W2_ITERS=10000 W5_N=1000000 W6_N=100000 W6_REPS=11 PP_ITERS=10000
+fi
+case $ROUNDS in '' | *[!0-9]* | 0) echo "run.sh: ROUNDS must be a positive integer" >&2; exit 2 ;; esac
+
+if [ ! -x "$BENCH_BIN" ]; then
+    echo "run.sh: $BENCH_BIN not found: run 'make bench' (or set BENCH_BIN)" >&2
+    exit 2
+fi
+command -v python3 >/dev/null 2>&1 || { echo "run.sh: python3 is needed for the table" >&2; exit 2; }
+
+# One configuration a line: the arguments to the program. Compared rows
+# follow each other, so they also ran close together within a round.
+CONFIGS="cond $PP_ITERS
+spin $PP_ITERS
+w2 $W2_ITERS 2
+--naive w2 $W2_ITERS 2
+w1 $W1_N 1
+--naive w1 $W1_N 1
+w1 $W1_N 2
+--naive w1 $W1_N 2
+w1 $W1_N 4
+--naive w1 $W1_N 4
+w5 $W5_N
+--naive w5 $W5_N
+w6 $W6_N $W6_REPS"
+
+# Busy and total jiffies of all CPUs.
+cpu_sample() {
+    awk '/^cpu /{ busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6 }' /proc/stat
+}
+
+# Percent of both CPUs others used over the next 0.25 s (we only sleep).
+others_load() {
+    s0=$(cpu_sample)
+    sleep 0.25
+    s1=$(cpu_sample)
+    echo "$s0 $s1" | awk '{ dt = $4 - $2; printf "%.0f", (dt > 0 ? 100 * ($3 - $1) / dt : 0) }'
+}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cfutures-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+runs=$tmp/runs.jsonl
+: >"$runs"
+failed=0
+
+echo "cfutures bench: $ROUNDS round(s)$([ "$QUICK" = 1 ] && echo ', QUICK (smaller N, indicative only)'), $(nproc) CPUs, $(uname -r)"
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    echo "== round $r/$ROUNDS"
+    echo "$CONFIGS" | while IFS= read -r args; do
+        load=$(others_load)
+        # shellcheck disable=SC2086 # args is a list of words on purpose
+        if "$BENCH_BIN" $args >"$tmp/out" 2>"$tmp/err"; then
+            grep -v '^{' "$tmp/out" | sed "s/^/  [load $load%] /"
+            sed -n "s/^{/{\"round\":$r,\"load_pct\":$load,\"args\":\"$args\",/p" "$tmp/out" >>"$runs"
+        else
+            echo "  FAILED: $BENCH_BIN $args" >&2
+            sed 's/^/    /' "$tmp/err" >&2
+            echo "$args" >>"$tmp/failed"
+        fi
+    done
+    r=$((r + 1))
+done
+[ -s "$tmp/failed" ] && failed=1
+
+mkdir -p "$(dirname "$RESULTS")"
+python3 - "$runs" "$RESULTS" "$ROUNDS" "$QUICK" <<'PY'
+"""Statistics for bench/run.sh: standard library only."""
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+runs_path, results_path, rounds, quick = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+runs = [json.loads(line) for line in open(runs_path) if line.strip()]
+
+
+def pick(bench, impl, field, workers=None):
+    """{round: value} for one configuration."""
+    out = {}
+    for r in runs:
+        if r["bench"] == bench and r["impl"] == impl and (workers is None or r.get("workers") == workers):
+            out[r["round"]] = r[field]
+    return out
+
+
+def summary(values):
+    v = list(values)
+    if not v:
+        return None
+    return {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
+
+
+def ratio(num, den):
+    """Per-round ratios num/den over the rounds both have."""
+    return summary(num[k] / den[k] for k in num if k in den and den[k])
+
+
+def fmt(x, unit):
+    if x is None:
+        return "-"
+    if unit == "tasks/s":
+        return f"{x:,.0f}"
+    if unit == "x":
+        return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
+    if unit in ("us", "ms"):
+        return f"{x:.3f}" if x < 1 else f"{x:.2f}"
+    if unit == "B":
+        return f"{x:.1f}"
+    return f"{x:g}"
+
+
+def span(s, unit):
+    if not s:
+        return "-"
+    if s["n"] == 1:
+        return fmt(s["median"], unit)
+    return f"{fmt(s['median'], unit)} ({fmt(s['min'], unit)}-{fmt(s['max'], unit)})"
+
+
+rows = []      # (figure, unit, summary, [(ratio summary, what it is against)])
+figures = []   # the same, for results.json
+
+
+def add(name, unit, values, *bases):
+    """A figure; each base is (values, label): a per-round ratio column."""
+    s = summary(values.values())
+    ratios = [(ratio(values, b), label) for b, label in bases]
+    rows.append((name, unit, s, ratios))
+    figures.append({"figure": name, "unit": unit, "summary": s,
+                    "ratios": [{"to": label, "summary": r} for r, label in ratios]})
+    return s, (ratios[0][0] if ratios else None)
+
+
+# ---- limits
+cond50, cond99 = pick("cond", "limit", "p50_us"), pick("cond", "limit", "p99_us")
+add("cond ping-pong p50", "us", cond50)
+add("cond ping-pong p99", "us", cond99)
+add("spin ping-pong p50", "us", pick("spin", "limit", "p50_us"))
+add("spin ping-pong p99", "us", pick("spin", "limit", "p99_us"))
+
+# ---- W1
+w1 = {}
+for impl in ("cfutures", "naive"):
+    for w in (1, 2, 4):
+        w1[impl, w] = pick("w1", impl, "tasks_per_s", w)
+for w in (1, 2, 4):
+    add(f"W1 cfutures {w} worker{'s' if w > 1 else ''}", "tasks/s", w1["cfutures", w],
+        (w1["naive", w], "x naive"))
+    add(f"W1 naive {w} worker{'s' if w > 1 else ''}", "tasks/s", w1["naive", w])
+scale = {}
+for impl in ("cfutures", "naive"):
+    for w in (2, 4):
+        scale[impl, w] = ratio(w1[impl, w], w1[impl, 1])
+        rows.append((f"W1 {impl} scaling 1->{w} workers", "x", scale[impl, w], []))
+        figures.append({"figure": f"W1 {impl} scaling 1->{w} workers", "unit": "x",
+                        "summary": scale[impl, w], "ratios": []})
+
+# ---- W2
+cf50, cf99 = pick("w2", "cfutures", "p50_us", 2), pick("w2", "cfutures", "p99_us", 2)
+nv50, nv99 = pick("w2", "naive", "p50_us", 2), pick("w2", "naive", "p99_us", 2)
+w2p50, w2_vs_cond = add("W2 cfutures p50, 2 workers", "us", cf50, (cond50, "x cond p50"),
+                        (nv50, "x naive"))
+w2p99, _ = add("W2 cfutures p99, 2 workers", "us", cf99, (cond99, "x cond p99"), (nv99, "x naive"))
+add("W2 naive p50, 2 workers", "us", nv50, (cond50, "x cond p50"))
+add("W2 naive p99, 2 workers", "us", nv99, (cond99, "x cond p99"))
+
+# ---- W5
+cfb, nvb = pick("w5", "cfutures", "bytes_per_future"), pick("w5", "naive", "bytes_per_future")
+w5, _ = add("W5 cfutures bytes/pending future", "B", cfb, (nvb, "x naive"))
+add("W5 cfutures, second half alone", "B", pick("w5", "cfutures", "bytes_per_future_marginal"))
+add("W5 naive bytes/pending future", "B", nvb)
+add("W5 naive, second half alone", "B", pick("w5", "naive", "bytes_per_future_marginal"))
+add("W5 cfutures submit loop", "s", pick("w5", "cfutures", "submit_s"),
+    (pick("w5", "naive", "submit_s"), "x naive"))
+
+# ---- W6
+floor = pick("w6", "cfutures", "floor_ms")
+w6n = {r["n"] for r in runs if r["bench"] == "w6"}
+ac, _ = add("W6 as_completed", "ms", pick("w6", "cfutures", "as_completed_ms"), (floor, "x floor"))
+add("W6 as_completed, first rep", "ms", pick("w6", "cfutures", "as_completed_first_ms"),
+    (floor, "x floor"))
+add("W6 wait ALL_COMPLETED", "ms", pick("w6", "cfutures", "wait_ms"), (floor, "x floor"))
+add("W6 floor: future_done pass", "ms", floor)
+
+loads = [r["load_pct"] for r in runs]
+
+# ---- the table
+print()
+print("figure: median (min-max) over %d round(s); ratio: per round, then the median" % rounds)
+head = ("figure", "unit", "median (min-max)", "ratio in the same round: median (min-max)")
+table = [head]
+for name, unit, s, ratios in rows:
+    table.append((name, unit, span(s, unit),
+                  "; ".join(f"{span(r, 'x')} {label}" for r, label in ratios if r)))
+widths = [max(len(r[i]) for r in table) for i in range(4)]
+for i, r in enumerate(table):
+    print("  ".join(c.ljust(widths[j]) for j, c in enumerate(r)).rstrip())
+    if i == 0:
+        print("  ".join("-" * w for w in widths))
+if loads:
+    print(f"others' load before each run: median {statistics.median(loads):.0f}% "
+          f"(min {min(loads)}%, max {max(loads)}%)")
+
+# ---- targets
+def med(s):
+    return s["median"] if s else None
+
+
+targets = []
+
+
+def target(name, value, shown, ok):
+    status = "n/a" if value is None else ("met" if ok else "MISSED")
+    targets.append({"target": name, "value": value, "shown": shown, "status": status})
+
+
+v = med(summary(w1["cfutures", 2].values()))
+target("W1 >= 1,700,000 tasks/s at 2 workers", v, fmt(v, "tasks/s") + " tasks/s", v is not None and v >= 1.7e6)
+v = med(scale["cfutures", 4])
+target("W1 no slowdown 1->4 workers (4/1 >= 0.95, 5% noise allowance)", v,
+       f"{fmt(v, 'x')} (min {fmt(scale['cfutures', 4]['min'], 'x') if v is not None else '-'})",
+       v is not None and v >= 0.95)
+v = med(w2_vs_cond)
+target("W2 p50 <= 1.2x condvar ping-pong p50", v,
+       f"{fmt(v, 'x')}x ({fmt(med(w2p50), 'us')} us vs {fmt(med(summary(cond50.values())), 'us')} us)",
+       v is not None and v <= 1.2)
+v = med(w2p99)
+target("W2 p99 < 100 us", v, f"{fmt(v, 'us')} us", v is not None and v < 100)
+v = med(w5)
+marg = med(summary(pick("w5", "cfutures", "bytes_per_future_marginal").values()))
+target("W5 <= 128 bytes per pending future (whole bytes)", v,
+       f"{fmt(v, 'B')} B -> {round(v) if v is not None else '-'} B "
+       f"(second half alone {fmt(marg, 'B')} B)", v is not None and round(v) <= 128)
+v = med(ac)
+target("W6 as_completed over 100,000 done futures <= 5 ms", v,
+       f"{fmt(v, 'ms')} ms" + ("" if w6n == {100000} else f" (N={sorted(w6n)})"),
+       v is not None and v <= 5 and w6n == {100000})
+
+print()
+print("targets (from the issue)" + (" -- QUICK run: smaller N, indicative only" if quick else ""))
+tw = max(len(t["target"]) for t in targets)
+for t in targets:
+    print(f"  {t['target'].ljust(tw)}  {t['status'].ljust(6)}  {t['shown']}")
+
+doc = {
+    "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    "host": {"machine": platform.machine(), "kernel": platform.release(), "cpus": os.cpu_count()},
+    "rounds": rounds,
+    "quick": quick,
+    "runs": runs,
+    "figures": figures,
+    "targets": targets,
+}
+with open(results_path, "w") as fp:
+    json.dump(doc, fp, indent=1)
+    fp.write("\n")
+print(f"\nevery run and the summary: {results_path}")
+PY
+
+if [ "$failed" = 1 ]; then
+    echo "run.sh: some runs failed:" >&2
+    sed 's/^/  /' "$tmp/failed" >&2
+    exit 1
+fi
