@@ -222,7 +222,11 @@ static void wake_all(struct thread_pool *p)
     cf_futex_wake(&p->wake_seq, INT_MAX);
 }
 
-/* Pops the head; called with the lock held. */
+/*
+ * Pops the head for a worker, which stops counting as idle in the same
+ * critical section: a submit that sees the shorter queue also sees one idle
+ * worker fewer, and starts a thread if it must. Called with the lock held.
+ */
 static struct cf_work *pop_locked(struct thread_pool *p)
 {
     struct cf_work *w = p->head;
@@ -232,6 +236,7 @@ static struct cf_work *pop_locked(struct thread_pool *p)
             p->tail = NULL;
         atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
                               memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
     }
     return w;
 }
@@ -342,10 +347,10 @@ static void run_one(struct thread_pool *p, struct tp_worker *me, struct cf_work 
     future_t *f = cf_work_future(w);
     if (future_set_running_or_notify_cancel(f) != 1) {
         /* Cancelled while queued: future_cancel did the accounting. */
+        atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         future_unref(f);
         return;
     }
-    atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
     cf_executor_started(&p->base);
     int64_t deadline = CF_NO_DEADLINE;
     if (w->limit_ns) {
