@@ -1,17 +1,2011 @@
-/* check_executor: see tests/README.md for what each test covers. */
+/*
+ * check_executor: the conformance suite. Every test here is written once
+ * against executor_t and runs over every executor kind (the `kinds` table,
+ * chosen by Check's loop index _i), as libevent runs its regress binary once
+ * per backend.
+ *
+ * Rules that keep the suite valid for kinds that copy arguments to another
+ * process:
+ *  - task arguments are real bytes (a pointer to data and its length), never
+ *    bare pointer values, and tasks answer through their results;
+ *  - tasks that must be held use "xgates": flags in MAP_SHARED memory mapped
+ *    before the executor is created, so a forked worker sees them too;
+ *  - counts of what ran come from executor_stats, read at deterministic
+ *    points (after shutdown(wait), or while the tasks are held on xgates).
+ * Done-callbacks always run in the caller's process, so they may use plain
+ * gates and pointers.
+ */
 #include "testutil.h"
 
-START_TEST(test_executor_version)
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------- kinds */
+
+static const struct kind {
+    const char *name;
+    executor_t *(*make)(const executor_options_t *o);
+} kinds[] = {
+    {"thread", thread_pool_executor_new},
+};
+#define N_KINDS ((int)(sizeof(kinds) / sizeof(kinds[0])))
+
+/* A new executor of kind @k; fails the test if it cannot be made. */
+static executor_t *new_ex(int k, executor_options_t o)
 {
-    ck_assert_str_eq(cfutures_version(), CFUTURES_VERSION);
+    executor_t *ex = kinds[k].make(&o);
+    ck_assert_msg(ex != NULL, "%s: executor_new failed: errno %d", kinds[k].name, errno);
+    return ex;
+}
+
+static void *noop_thread(void *arg)
+{
+    return arg;
+}
+
+/*
+ * The thread count to come back to. A sanitizer runtime (TSan) starts its own
+ * helper thread at the first pthread_create: start and join one first so that
+ * thread is already counted.
+ */
+static int base_threads(void)
+{
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, noop_thread, NULL), 0);
+    pthread_join(th, NULL);
+    return count_threads();
+}
+
+/* ---------------------------------------------------------- xgates */
+
+#define N_XGATES 64
+static _Atomic int *xgates; /* MAP_SHARED: survives fork */
+
+/* Maps (once) and closes every xgate. Call before creating the executor. */
+static void xgates_reset(void)
+{
+    if (!xgates) {
+        void *p =
+            mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        ck_assert(p != MAP_FAILED);
+        xgates = p;
+    }
+    for (int i = 0; i < N_XGATES; i++)
+        atomic_store(&xgates[i], 0);
+}
+
+static void xgate_open(int i)
+{
+    atomic_store(&xgates[i], 1);
+}
+
+/* The argument of x_gated: which xgate to wait for and what to return. */
+struct xarg {
+    int32_t gate;
+    int32_t pad;
+    int64_t value;
+};
+
+/* Waits for its xgate (or task_should_stop), then returns value as i64. */
+static void x_gated(task_t *t)
+{
+    size_t len;
+    const struct xarg *a = task_arg(t, &len);
+    if (!a || len != sizeof(*a)) {
+        task_raise(t, EINVAL, "x_gated: bad argument");
+        return;
+    }
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&xgates[a->gate]) && !task_should_stop(t) && now_s() < end)
+        usleep(100);
+    task_return_i64(t, a->value);
+}
+
+/* ---------------------------------------------------------- canned tasks */
+
+struct pow_arg {
+    int64_t base, exp;
+};
+
+static void x_pow(task_t *t)
+{
+    const struct pow_arg *a = task_arg(t, NULL);
+    int64_t r = 1;
+    for (int64_t i = 0; i < a->exp; i++)
+        r *= a->base;
+    task_return_i64(t, r);
+}
+
+static void x_sq(task_t *t)
+{
+    const int64_t *v = task_arg(t, NULL);
+    task_return_i64(t, *v * *v);
+}
+
+#define DIV_CODE 33
+/* 100 / the argument; raises DIV_CODE for 0 (Python: ZeroDivisionError). */
+static void x_div(task_t *t)
+{
+    const int64_t *v = task_arg(t, NULL);
+    if (*v == 0)
+        task_raise(t, DIV_CODE, "division by zero");
+    else
+        task_return_i64(t, 100 / *v);
+}
+
+static void x_str(task_t *t)
+{
+    const int64_t *v = task_arg(t, NULL);
+    task_return_str(t, "%lld", (long long)*v);
+}
+
+/* The task's own TimeoutError: an ordinary task error (MAP-05). */
+static void x_raise_timedout(task_t *t)
+{
+    task_raise(t, ETIMEDOUT, "the task timed out by itself");
+}
+
+/* A "falsy" error: code 0, empty message (EXE-06). */
+static void x_raise_falsy(task_t *t)
+{
+    task_raise(t, 0, "%s", "");
+}
+
+static void x_abs(task_t *t)
+{
+    const int64_t *v = task_arg(t, NULL);
+    task_return_i64(t, *v < 0 ? -*v : *v);
+}
+
+/* Initializers: state set per worker (thread or process). */
+static _Thread_local char init_state[32];
+
+static void x_init_set(task_t *t)
+{
+    size_t len;
+    const char *s = task_arg(t, &len);
+    if (len >= sizeof(init_state))
+        len = sizeof(init_state) - 1;
+    memcpy(init_state, s, len);
+    init_state[len] = '\0';
+}
+
+static void x_init_read(task_t *t)
+{
+    task_return_str(t, "%s", init_state);
+}
+
+/* Waits for the xgate named by its initarg, then fails (INIT-02). */
+static void x_init_fail(task_t *t)
+{
+    const int32_t *g = task_arg(t, NULL);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&xgates[*g]) && now_s() < end)
+        usleep(100);
+    task_raise(t, 5, "error in initializer");
+}
+
+/* ---------------------------------------------------------- helpers */
+
+static executor_stats_t stats_of(executor_t *ex)
+{
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    return st;
+}
+
+struct want_st {
+    executor_t *ex;
+    long running, queued, completed; /* -1: any */
+};
+
+static bool stats_match(void *p)
+{
+    struct want_st *w = p;
+    executor_stats_t st = stats_of(w->ex);
+    return (w->running < 0 || st.running == (size_t)w->running) &&
+           (w->queued < 0 || st.queued == (size_t)w->queued) &&
+           (w->completed < 0 || st.completed == (size_t)w->completed);
+}
+
+/* Waits (T_LONG) until the executor shows these counts (-1: any). */
+static void wait_stats(executor_t *ex, long running, long queued, long completed)
+{
+    struct want_st w = {ex, running, queued, completed};
+    ck_assert_msg(eventually(stats_match, &w, T_LONG),
+                  "stats never reached running=%ld queued=%ld completed=%ld", running,
+                  queued, completed);
+}
+
+static int64_t result_i64(future_t *f)
+{
+    int64_t v = -1;
+    int rc = future_result_i64(f, T_LONG, &v);
+    ck_assert_msg(rc == 0, "future_result_i64: %s", future_strerror(rc));
+    return v;
+}
+
+static future_t *submit_ok(executor_t *ex, task_fn fn, const void *arg, size_t len)
+{
+    future_t *f = executor_submit(ex, fn, arg, len);
+    ck_assert_msg(f != NULL, "executor_submit failed: errno %d", errno);
+    return f;
+}
+
+static future_t *submit_gated(executor_t *ex, struct xarg *a, int gate, int64_t value)
+{
+    a->gate = gate;
+    a->pad = 0;
+    a->value = value;
+    return submit_ok(ex, x_gated, a, sizeof(*a));
+}
+
+static int64_t map_next_i64(executor_map_t *m)
+{
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = executor_map_next(m, &data, &len);
+    ck_assert_msg(rc == 0, "executor_map_next: %s", future_strerror(rc));
+    ck_assert_uint_eq(len, sizeof(int64_t));
+    int64_t v;
+    memcpy(&v, data, sizeof(v));
+    return v;
+}
+
+/* =================================================================== core */
+
+/* EXE-01: submit(pow, 2, 8).result() == 256 */
+START_TEST(test_executor_submit_result)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    struct pow_arg a = {2, 8};
+    future_t *f = submit_ok(ex, x_pow, &a, sizeof(a));
+    ck_assert_int_eq(result_i64(f), 256);
+    ck_assert(future_done(f));
+    ck_assert(!future_cancelled(f));
+    future_unref(f);
+    executor_free(ex);
 }
 END_TEST
+
+/* EXE-02: no callable is TypeError; the argument bytes arrive unchanged */
+START_TEST(test_executor_submit_args_unchanged)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, NULL, NULL, 0));
+    ck_assert_int_eq(errno, EINVAL);
+
+    unsigned char buf[300];
+    for (size_t i = 0; i < sizeof(buf); i++)
+        buf[i] = (unsigned char)(i * 7 + 1);
+    future_t *f = submit_ok(ex, t_echo, buf, sizeof(buf));
+    const void *data;
+    size_t len;
+    ck_assert_int_eq(future_result(f, T_LONG, &data, &len), 0);
+    ck_assert_uint_eq(len, sizeof(buf));
+    ck_assert(memcmp(data, buf, sizeof(buf)) == 0);
+    future_unref(f);
+
+    /* arg_len 0: an empty argument gives an empty echo. */
+    f = submit_ok(ex, t_echo, NULL, 0);
+    ck_assert_int_eq(future_result(f, T_LONG, &data, &len), 0);
+    ck_assert_uint_eq(len, 0);
+    future_unref(f);
+
+    /* A task that answers nothing completes with an empty result. */
+    f = submit_ok(ex, t_nothing, NULL, 0);
+    data = buf;
+    len = 99;
+    ck_assert_int_eq(future_result(f, T_LONG, &data, &len), 0);
+    ck_assert_ptr_null(data);
+    ck_assert_uint_eq(len, 0);
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+/* EXE-03 [diverges]: max_workers < 0 is EINVAL, 0 means default */
+START_TEST(test_executor_max_workers_negative)
+{
+    errno = 0;
+    ck_assert_ptr_null(kinds[_i].make(&(executor_options_t){.max_workers = -1}));
+    ck_assert_int_eq(errno, EINVAL);
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 0});
+    int64_t v = 41;
+    future_t *f = submit_ok(ex, t_add1, &v, sizeof(v));
+    ck_assert_int_eq(result_i64(f), 42);
+    future_unref(f);
+    executor_free(ex);
+    /* NULL options: defaults too. */
+    ex = kinds[_i].make(NULL);
+    ck_assert_ptr_nonnull(ex);
+    executor_free(ex);
+}
+END_TEST
+
+/* EXE-04: map more items than workers, never iterate, shutdown returns */
+START_TEST(test_executor_shutdown_with_unconsumed_map)
+{
+    int base = base_threads();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t vals[3] = {2, 2, 2};
+    const void *args[3] = {&vals[0], &vals[1], &vals[2]};
+    size_t lens[3] = {8, 8, 8};
+    executor_map_t *m = executor_map(ex, x_str, args, lens, 3, NULL);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 3);
+    executor_map_free(m);
+    executor_free(ex);
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
+/* EXE-05 [analog]: a future dropped at once: the task still runs, nothing leaks */
+START_TEST(test_executor_no_stale_references)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    unsigned char big[4096];
+    memset(big, 0xab, sizeof(big));
+    for (int i = 0; i < 20; i++)
+        future_unref(submit_ok(ex, t_echo, big, sizeof(big)));
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 20);
+    ck_assert_uint_eq(st.failed, 0);
+    executor_free(ex);
+    /* LSan reports the result copies if the executor kept them. */
+}
+END_TEST
+
+/* EXE-06 [dev]: a "falsy" error (code 0, empty message) still fails */
+START_TEST(test_executor_falsy_error_propagates)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    future_t *f = submit_ok(ex, x_raise_falsy, NULL, 0);
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), FUT_ETASK);
+    const future_error_t *err = NULL;
+    ck_assert_int_eq(future_exception(f, 0, &err), 0);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(err->status, FUT_ETASK);
+    ck_assert_int_eq(err->code, 0);
+    ck_assert_str_eq(err->message, "");
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+/* PEBBLE-04/32, DEADLOCK-07: a task error is the future's; the next task works */
+START_TEST(test_executor_task_error_isolated)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    int code = 123;
+    future_t *f = submit_ok(ex, t_raise, &code, sizeof(code));
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), FUT_ETASK);
+    const future_error_t *err = NULL;
+    ck_assert_int_eq(future_exception(f, 0, &err), 0);
+    ck_assert_int_eq(err->code, 123);
+    ck_assert_str_eq(err->message, "boom 123");
+    ck_assert(!future_error_is_broken(err));
+    future_unref(f);
+    int64_t v = 1;
+    f = submit_ok(ex, t_add1, &v, sizeof(v));
+    ck_assert_int_eq(result_i64(f), 2);
+    future_unref(f);
+    executor_stats_t st = stats_of(ex);
+    ck_assert(!st.broken);
+    executor_free(ex);
+}
+END_TEST
+
+/* PEBBLE-02: five futures on two workers */
+START_TEST(test_executor_multiple_futures)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t vals[5] = {0, 0, 0, 0, 0};
+    future_t *fs[5];
+    for (int i = 0; i < 5; i++)
+        fs[i] = submit_ok(ex, t_add1, &vals[i], sizeof(vals[i]));
+    int64_t sum = 0;
+    for (int i = 0; i < 5; i++) {
+        sum += result_i64(fs[i]);
+        future_unref(fs[i]);
+    }
+    ck_assert_int_eq(sum, 5);
+    executor_free(ex);
+}
+END_TEST
+
+/* =================================================================== map */
+
+/* MAP-01: results in input order, with and without chunksize */
+START_TEST(test_executor_map_in_order)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 3});
+    struct pow_arg a[10];
+    const void *args[10];
+    size_t lens[10];
+    for (int i = 0; i < 10; i++) {
+        a[i] = (struct pow_arg){i, i};
+        args[i] = &a[i];
+        lens[i] = sizeof(a[i]);
+    }
+    size_t chunks[] = {0, 1, 3, 50};
+    for (size_t c = 0; c < sizeof(chunks) / sizeof(chunks[0]); c++) {
+        executor_map_t *m = executor_map(ex, x_pow, args, lens, 10,
+                                         &(map_options_t){.chunksize = chunks[c]});
+        ck_assert_ptr_nonnull(m);
+        for (int i = 0; i < 10; i++) {
+            int64_t want = 1;
+            for (int j = 0; j < i; j++)
+                want *= i;
+            ck_assert_int_eq(map_next_i64(m), want);
+        }
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+        executor_map_free(m);
+    }
+    executor_free(ex);
+}
+END_TEST
+
+/* MAP-02, MAP-03 [decide: continue], PEBBLE-39: an error surfaces at its item */
+START_TEST(test_executor_map_error_continues)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t d[4] = {2, 3, 0, 5};
+    const void *args[4] = {&d[0], &d[1], &d[2], &d[3]};
+    size_t lens[4] = {8, 8, 8, 8};
+    size_t bufs[] = {0, 1, 2};
+    for (size_t b = 0; b < 3; b++) {
+        executor_map_t *m = executor_map(ex, x_div, args, lens, 4,
+                                         &(map_options_t){.buffersize = bufs[b]});
+        ck_assert_ptr_nonnull(m);
+        ck_assert_int_eq(map_next_i64(m), 50);
+        ck_assert_int_eq(map_next_i64(m), 33);
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_ETASK);
+        ck_assert_int_eq(map_next_i64(m), 20);
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+        executor_map_free(m);
+    }
+    executor_free(ex);
+}
+END_TEST
+
+/* MAP-05 [analog]: the task's own ETIMEDOUT is FUT_ETASK, not the map's timeout */
+START_TEST(test_executor_map_task_timeout_is_task_error)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    const void *args[3] = {NULL, NULL, NULL};
+    double timeouts[] = {0, T_LONG};
+    for (int k = 0; k < 2; k++) {
+        executor_map_t *m = executor_map(ex, x_raise_timedout, args, NULL, 3,
+                                         &(map_options_t){.timeout = timeouts[k]});
+        ck_assert_ptr_nonnull(m);
+        for (int i = 0; i < 3; i++)
+            ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_ETASK);
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+        executor_map_free(m);
+    }
+    future_t *f = submit_ok(ex, x_raise_timedout, NULL, 0);
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), FUT_ETASK);
+    const future_error_t *err;
+    ck_assert_int_eq(future_exception(f, 0, &err), 0);
+    ck_assert_int_eq(err->code, ETIMEDOUT);
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+/*
+ * MAP-04: one deadline from the map call; items done in time are yielded,
+ * then FUT_ETIMEDOUT; every item not started is cancelled and never runs;
+ * later calls give FUT_EOF.
+ */
+START_TEST(test_executor_map_timeout)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct xarg a[4] = {{.gate = 1, .value = 10}, /* xgate 1 opens before the map */
+                        {.gate = 0, .value = 11},
+                        {.gate = 1, .value = 12},
+                        {.gate = 1, .value = 13}};
+    const void *args[4] = {&a[0], &a[1], &a[2], &a[3]};
+    size_t lens[4] = {sizeof(a[0]), sizeof(a[1]), sizeof(a[2]), sizeof(a[3])};
+    xgate_open(1);
+    double t0 = now_s();
+    executor_map_t *m =
+        executor_map(ex, x_gated, args, lens, 4, &(map_options_t){.timeout = 0.5});
+    ck_assert_ptr_nonnull(m);
+    /* Item 0 done and item 1 held on the one worker: items 2, 3 queued. */
+    wait_stats(ex, 1, 2, 1);
+    ck_assert_int_eq(map_next_i64(m), 10);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_ETIMEDOUT);
+    double waited = now_s() - t0;
+    ck_assert_msg(waited >= 0.45 && waited < T_LONG, "timed out after %.3f s", waited);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.queued, 0); /* cancelled before next returned */
+    xgate_open(0);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 2); /* items 0 and 1; 2 and 3 never ran */
+    ck_assert_uint_eq(st.failed, 0);
+    executor_map_free(m);
+    executor_free(ex);
+}
+END_TEST
+
+/* MAP-19, TPE-06: a timed-out map cancels its pending items; none starts */
+START_TEST(test_executor_map_timeout_cancels_pending)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct xarg busy;
+    future_t *first = submit_gated(ex, &busy, 0, 1);
+    wait_stats(ex, 1, 0, 0);
+    int64_t vals[2] = {2, 3};
+    const void *args[2] = {&vals[0], &vals[1]};
+    size_t lens[2] = {8, 8};
+    executor_map_t *m =
+        executor_map(ex, t_add1, args, lens, 2, &(map_options_t){.timeout = 0.01});
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_ETIMEDOUT);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    xgate_open(0);
+    ck_assert_int_eq(result_i64(first), 1);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 1); /* only "first" ran */
+    ck_assert_uint_eq(st.failed, 0);
+    ck_assert_uint_eq(st.queued, 0);
+    future_unref(first);
+    executor_free(ex);
+}
+END_TEST
+
+/* MAP-06 [dev], PEBBLE-40: freeing a map mid-way cancels what has not started */
+START_TEST(test_executor_map_free_cancels_pending)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct xarg a[5];
+    const void *args[5];
+    size_t lens[5];
+    for (int i = 0; i < 5; i++) {
+        a[i] = (struct xarg){.gate = i == 1 ? 0 : 1, .value = 100 + i};
+        args[i] = &a[i];
+        lens[i] = sizeof(a[i]);
+    }
+    xgate_open(1);
+    executor_map_t *m = executor_map(ex, x_gated, args, lens, 5, NULL);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(map_next_i64(m), 100);
+    wait_stats(ex, 1, 3, 1); /* item 1 held, 2..4 queued */
+    executor_map_free(m);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.queued, 0);
+    xgate_open(0);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 2); /* items 0 and 1 */
+    ck_assert_uint_eq(st.failed, 0);
+    executor_free(ex);
+}
+END_TEST
+
+/* MAP-09 [dev]: buffersize 1, 2, 4, 8 over 4 items gives "0".."3" in order */
+START_TEST(test_executor_map_buffersize_results)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t v[4] = {0, 1, 2, 3};
+    const void *args[4] = {&v[0], &v[1], &v[2], &v[3]};
+    size_t lens[4] = {8, 8, 8, 8};
+    size_t bufs[] = {1, 2, 4, 8};
+    for (size_t b = 0; b < 4; b++) {
+        executor_map_t *m = executor_map(ex, x_str, args, lens, 4,
+                                         &(map_options_t){.buffersize = bufs[b]});
+        ck_assert_ptr_nonnull(m);
+        for (int i = 0; i < 4; i++) {
+            const void *data;
+            size_t len;
+            ck_assert_int_eq(executor_map_next(m, &data, &len), 0);
+            char want[16];
+            snprintf(want, sizeof(want), "%d", i);
+            ck_assert_uint_eq(len, 2);
+            ck_assert_str_eq(data, want);
+        }
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+        executor_map_free(m);
+    }
+    executor_free(ex);
+}
+END_TEST
+
+/* MAP-13 [dev], MAP-14, PEBBLE-35: empty input is over at once; one item works */
+START_TEST(test_executor_map_empty_and_single)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    executor_map_t *m =
+        executor_map(ex, t_add1, NULL, NULL, 0, &(map_options_t){.buffersize = 2});
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    m = executor_map(ex, t_add1, NULL, NULL, 0, NULL);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    int64_t v = 6;
+    const void *args[1] = {&v};
+    size_t lens[1] = {8};
+    m = executor_map(ex, t_add1, args, lens, 1, NULL);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(map_next_i64(m), 7);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    executor_free(ex);
+}
+END_TEST
+
+/* ================================================================= limits */
+
+/* MAP-15 [dev]: buffersize B and no consumer: exactly B tasks run */
+START_TEST(test_executor_map_buffersize_no_consumer)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 4});
+    int64_t v[10];
+    const void *args[10];
+    size_t lens[10];
+    for (int i = 0; i < 10; i++) {
+        v[i] = i;
+        args[i] = &v[i];
+        lens[i] = 8;
+    }
+    executor_map_t *m =
+        executor_map(ex, t_add1, args, lens, 10, &(map_options_t){.buffersize = 2});
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 2);
+    ck_assert_uint_eq(st.failed, 0);
+    executor_map_free(m);
+    executor_free(ex);
+}
+END_TEST
+
+/*
+ * MAP-16: one worker, buffersize 3 over 10 items: exactly 3 in flight; each
+ * result consumed submits exactly one more. SHUT-10: items not submitted by
+ * the time of shutdown give FUT_ESHUTDOWN; the map goes on to its end.
+ */
+START_TEST(test_executor_map_buffersize_refill)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct xarg a[10];
+    const void *args[10];
+    size_t lens[10];
+    for (int i = 0; i < 10; i++) {
+        a[i] = (struct xarg){.gate = 0, .value = i};
+        args[i] = &a[i];
+        lens[i] = sizeof(a[i]);
+    }
+    executor_map_t *m =
+        executor_map(ex, x_gated, args, lens, 10, &(map_options_t){.buffersize = 3});
+    ck_assert_ptr_nonnull(m);
+    wait_stats(ex, 1, 2, 0); /* item 0 held, 1 and 2 queued, nothing more */
+    xgate_open(0);
+    ck_assert_int_eq(map_next_i64(m), 0); /* submits item 3 */
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 4);
+    ck_assert_uint_eq(st.failed, 0);
+    for (int i = 1; i <= 3; i++)
+        ck_assert_int_eq(map_next_i64(m), i);
+    for (int i = 4; i < 10; i++)
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_ESHUTDOWN);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    executor_free(ex);
+}
+END_TEST
+
+/* Per-task deadline (PEBBLE-10, PEBBLE-51): FUT_EDEADLINE; the task is told to stop */
+START_TEST(test_executor_submit_deadline)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    double t0 = now_s();
+    future_t *f = executor_submit_with(ex, t_until_stop, NULL, 0,
+                                       &(submit_options_t){.timeout = 0.2});
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), FUT_EDEADLINE);
+    double took = now_s() - t0;
+    ck_assert_msg(took >= 0.15 && took < T_LONG / 2, "deadline after %.3f s", took);
+    const future_error_t *err;
+    ck_assert_int_eq(future_exception(f, 0, &err), 0);
+    ck_assert_int_eq(err->status, FUT_EDEADLINE);
+    ck_assert(!future_error_is_broken(err));
+    future_unref(f);
+
+    /* A task that finishes in time is unaffected. */
+    int64_t v = 1;
+    f = executor_submit_with(ex, t_add1, &v, sizeof(v),
+                             &(submit_options_t){.timeout = T_LONG});
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(result_i64(f), 2);
+    future_unref(f);
+
+    /* t_until_stop spins for T_LONG unless task_should_stop() turned true. */
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    took = now_s() - t0;
+    ck_assert_msg(took < T_LONG / 2, "the task did not stop: %.3f s", took);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.failed, 1);
+    ck_assert_uint_eq(st.completed, 1);
+    executor_free(ex);
+}
+END_TEST
+
+/* A queued task never expires: its limit counts from when it starts */
+START_TEST(test_executor_deadline_counts_from_start)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct xarg busy;
+    future_t *hold = submit_gated(ex, &busy, 0, 5);
+    wait_stats(ex, 1, 0, 0);
+    int64_t v = 1;
+    future_t *f = executor_submit_with(ex, t_add1, &v, sizeof(v),
+                                       &(submit_options_t){.timeout = 0.1});
+    ck_assert_ptr_nonnull(f);
+    /* Longer than its limit while it waits for the worker. */
+    ck_assert_int_eq(future_result(f, 0.4, NULL, NULL), FUT_ETIMEDOUT);
+    ck_assert(!future_done(f));
+    xgate_open(0);
+    ck_assert_int_eq(result_i64(hold), 5);
+    ck_assert_int_eq(result_i64(f), 2);
+    future_unref(hold);
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+struct blocked_submit {
+    executor_t *ex;
+    int64_t v;
+    future_t *f; /* OUT */
+    int err;     /* OUT: errno when f is NULL */
+    gate_t returned;
+};
+
+static void *blocked_submit_main(void *arg)
+{
+    struct blocked_submit *b = arg;
+    errno = 0;
+    b->f = executor_submit(b->ex, t_add1, &b->v, sizeof(b->v));
+    b->err = b->f ? 0 : errno;
+    gate_open(&b->returned);
+    return NULL;
+}
+
+/* max_queue: full queue blocks submit or gives EAGAIN; a freed slot resumes it */
+START_TEST(test_executor_max_queue)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1, .max_queue = 2});
+    struct xarg busy;
+    future_t *hold = submit_gated(ex, &busy, 0, 9);
+    wait_stats(ex, 1, 0, 0); /* running tasks do not count */
+    int64_t v[2] = {10, 20};
+    future_t *q1 = submit_ok(ex, t_add1, &v[0], 8);
+    future_t *q2 = submit_ok(ex, t_add1, &v[1], 8);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit_with(ex, t_add1, &v[0], 8,
+                                            &(submit_options_t){.nonblocking = true}));
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_int_eq(-errno, FUT_EFULL);
+
+    struct blocked_submit b = {.ex = ex, .v = 30};
+    gate_init(&b.returned);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, blocked_submit_main, &b), 0);
+    ck_assert(!gate_wait(&b.returned, 0.2)); /* still blocked */
+    ck_assert(future_cancel(q1));            /* frees a slot */
+    ck_assert(gate_wait(&b.returned, T_LONG));
+    pthread_join(th, NULL);
+    ck_assert_ptr_nonnull(b.f);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.queued, 2);
+
+    xgate_open(0);
+    ck_assert_int_eq(result_i64(hold), 9);
+    ck_assert_int_eq(future_result(q1, 0, NULL, NULL), FUT_ECANCELLED);
+    ck_assert_int_eq(result_i64(q2), 21);
+    ck_assert_int_eq(result_i64(b.f), 31);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 3);
+    ck_assert_uint_eq(st.queued, 0);
+    future_unref(hold);
+    future_unref(q1);
+    future_unref(q2);
+    future_unref(b.f);
+    gate_destroy(&b.returned);
+    executor_free(ex);
+}
+END_TEST
+
+/* LOKY-21 [analog]: refused and cancelled submissions use no queue capacity */
+START_TEST(test_executor_refused_submits_use_no_capacity)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1, .max_queue = 1});
+    struct xarg busy;
+    future_t *hold = submit_gated(ex, &busy, 0, 1);
+    wait_stats(ex, 1, 0, 0);
+    int64_t v = 1;
+    for (int i = 0; i < 100; i++) {
+        errno = 0;
+        ck_assert_ptr_null(executor_submit(ex, NULL, &v, 8));
+        ck_assert_int_eq(errno, EINVAL);
+        errno = 0;
+        ck_assert_ptr_null(
+            executor_submit_with(ex, t_add1, &v, 8, &(submit_options_t){.timeout = NAN}));
+        ck_assert_int_eq(errno, EINVAL);
+        /* Submit and cancel at once: the slot comes back. */
+        future_t *f = executor_submit_with(ex, t_add1, &v, 8,
+                                           &(submit_options_t){.nonblocking = true});
+        ck_assert_ptr_nonnull(f);
+        ck_assert(future_cancel(f));
+        future_unref(f);
+    }
+    future_t *good =
+        executor_submit_with(ex, t_add1, &v, 8, &(submit_options_t){.nonblocking = true});
+    ck_assert_ptr_nonnull(good);
+    for (int i = 0; i < 100; i++) {
+        errno = 0;
+        ck_assert_ptr_null(executor_submit_with(
+            ex, t_add1, &v, 8, &(submit_options_t){.nonblocking = true}));
+        ck_assert_int_eq(errno, EAGAIN);
+    }
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.queued, 1);
+    xgate_open(0);
+    ck_assert_int_eq(result_i64(hold), 1);
+    ck_assert_int_eq(result_i64(good), 2);
+    future_unref(hold);
+    future_unref(good);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 2);
+    ck_assert_uint_eq(st.failed, 0);
+    ck_assert_uint_eq(st.queued, 0);
+    executor_free(ex);
+}
+END_TEST
+
+/* A submitter blocked on a full queue is woken by shutdown with ESHUTDOWN */
+START_TEST(test_executor_max_queue_blocked_submit_shutdown)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1, .max_queue = 1});
+    struct xarg busy;
+    future_t *hold = submit_gated(ex, &busy, 0, 1);
+    wait_stats(ex, 1, 0, 0);
+    int64_t v = 1;
+    future_t *q = submit_ok(ex, t_add1, &v, 8);
+    struct blocked_submit b = {.ex = ex, .v = 2};
+    gate_init(&b.returned);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, blocked_submit_main, &b), 0);
+    ck_assert(!gate_wait(&b.returned, 0.1));
+    ck_assert_int_eq(executor_shutdown(ex, false, false), 0);
+    ck_assert(gate_wait(&b.returned, T_LONG));
+    pthread_join(th, NULL);
+    ck_assert_ptr_null(b.f);
+    ck_assert_int_eq(b.err, ESHUTDOWN);
+    xgate_open(0);
+    ck_assert_int_eq(result_i64(q), 2);
+    future_unref(hold);
+    future_unref(q);
+    gate_destroy(&b.returned);
+    executor_free(ex);
+}
+END_TEST
+
+/* max_queue bounds waiting tasks only: running ones do not count */
+START_TEST(test_executor_max_queue_running_not_counted)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2, .max_queue = 1});
+    struct xarg a[3];
+    future_t *f0 = submit_gated(ex, &a[0], 0, 1);
+    wait_stats(ex, 1, 0, 0);
+    future_t *f1 = submit_gated(ex, &a[1], 0, 2);
+    wait_stats(ex, 2, 0, 0);
+    future_t *f2 = submit_gated(ex, &a[2], 0, 3);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit_with(ex, x_gated, &a[2], sizeof(a[2]),
+                                            &(submit_options_t){.nonblocking = true}));
+    ck_assert_int_eq(errno, EAGAIN);
+    xgate_open(0);
+    ck_assert_int_eq(result_i64(f0) + result_i64(f1) + result_i64(f2), 6);
+    future_unref(f0);
+    future_unref(f1);
+    future_unref(f2);
+    executor_free(ex);
+}
+END_TEST
+
+/* executor_stats at deterministic points; PEBBLE-20/22/24 [analog] */
+START_TEST(test_executor_stats)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_eq(st.running, 0);
+    ck_assert_uint_eq(st.completed, 0);
+    ck_assert_uint_eq(st.failed, 0);
+    ck_assert(!st.shutdown);
+    ck_assert(!st.broken);
+
+    struct xarg a[3];
+    future_t *g[3];
+    for (int i = 0; i < 3; i++)
+        g[i] = submit_gated(ex, &a[i], 0, i);
+    wait_stats(ex, 2, 1, 0);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.workers, 2);
+    ck_assert_uint_eq(st.idle, 0);
+    int code = 4;
+    future_t *e = submit_ok(ex, t_raise, &code, sizeof(code));
+    int64_t v = 1;
+    future_t *c = submit_ok(ex, t_add1, &v, 8);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.queued, 3);
+    ck_assert(future_cancel(c));
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.queued, 2); /* cancelled ones are not counted */
+    ck_assert_uint_eq(st.running, 2);
+
+    xgate_open(0);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_eq(st.running, 0);
+    ck_assert_uint_eq(st.completed, 3);
+    ck_assert_uint_eq(st.failed, 1);
+    ck_assert_uint_eq(st.workers, 0);
+    ck_assert_uint_eq(st.idle, 0);
+    ck_assert(st.shutdown);
+    ck_assert(!st.broken);
+    for (int i = 0; i < 3; i++)
+        future_unref(g[i]);
+    future_unref(e);
+    future_unref(c);
+    executor_free(ex);
+}
+END_TEST
+
+/* ============================================================== shutdown */
+
+/* SHUT-01: submit and map after shutdown fail with ESHUTDOWN */
+START_TEST(test_executor_submit_after_shutdown)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    int64_t v = 1;
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_add1, &v, 8));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit_with(ex, t_add1, &v, 8, &(submit_options_t){0}));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    const void *args[1] = {&v};
+    errno = 0;
+    ck_assert_ptr_null(executor_map(ex, t_add1, args, NULL, 1, NULL));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    executor_stats_t st = stats_of(ex);
+    ck_assert(st.shutdown);
+    executor_free(ex);
+}
+END_TEST
+
+/* SHUT-04: shutdown(wait) returns after every queued task; results available */
+START_TEST(test_executor_shutdown_waits_for_all)
+{
+    int base = base_threads();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 5});
+    int64_t v[50];
+    future_t *fs[50];
+    for (int i = 0; i < 50; i++) {
+        v[i] = i;
+        fs[i] = submit_ok(ex, t_add1, &v[i], 8);
+    }
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    for (int i = 0; i < 50; i++) {
+        int64_t r;
+        ck_assert_int_eq(future_result_i64(fs[i], 0, &r), 0);
+        ck_assert_int_eq(r, i + 1);
+        future_unref(fs[i]);
+    }
+    executor_free(ex);
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
+/* SHUT-05: shutdown(cancel_futures) cancels every queued task */
+START_TEST(test_executor_shutdown_cancel_futures)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    struct xarg a[50];
+    future_t *fs[50];
+    for (int i = 0; i < 50; i++)
+        fs[i] = submit_gated(ex, &a[i], 0, i);
+    wait_stats(ex, 2, 48, 0);
+    ck_assert_int_eq(executor_shutdown(ex, false, true), 0);
+    int cancelled = 0;
+    for (int i = 0; i < 50; i++)
+        cancelled += future_cancelled(fs[i]);
+    ck_assert_int_eq(cancelled, 48);
+    xgate_open(0);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    int completed = 0;
+    for (int i = 0; i < 50; i++) {
+        ck_assert(future_done(fs[i]));
+        if (!future_cancelled(fs[i])) {
+            const future_error_t *err = NULL;
+            ck_assert_int_eq(future_exception(fs[i], 0, &err), 0);
+            ck_assert_ptr_null(err);
+            completed++;
+        }
+        future_unref(fs[i]);
+    }
+    ck_assert_int_eq(completed, 2);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 2);
+    ck_assert_uint_eq(st.failed, 0);
+    ck_assert_uint_eq(st.queued, 0);
+    executor_free(ex);
+}
+END_TEST
+
+/* SHUT-05 (CPython's own form): one shutdown(wait, cancel_futures) call */
+struct opener {
+    executor_t *ex;
+};
+
+static bool queue_cancelled(void *p)
+{
+    executor_stats_t st;
+    executor_stats(p, &st);
+    return st.shutdown && st.queued == 0;
+}
+
+/* Opens xgate 0 once shutdown has cancelled the queue. */
+static void *opener_main(void *arg)
+{
+    struct opener *o = arg;
+    if (eventually(queue_cancelled, o->ex, T_LONG))
+        xgate_open(0);
+    return NULL;
+}
+
+START_TEST(test_executor_shutdown_wait_cancel_futures)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 5});
+    struct xarg a[50];
+    future_t *fs[50];
+    for (int i = 0; i < 50; i++)
+        fs[i] = submit_gated(ex, &a[i], 0, i);
+    wait_stats(ex, 5, 45, 0);
+    struct opener o = {ex};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, opener_main, &o), 0);
+    ck_assert_int_eq(executor_shutdown(ex, true, true), 0);
+    pthread_join(th, NULL);
+    int cancelled = 0, ok = 0;
+    for (int i = 0; i < 50; i++) {
+        ck_assert(future_done(fs[i]));
+        if (future_cancelled(fs[i]))
+            cancelled++;
+        else if (future_result(fs[i], 0, NULL, NULL) == 0)
+            ok++;
+        future_unref(fs[i]);
+    }
+    ck_assert_int_gt(cancelled, 20);
+    ck_assert_int_ge(ok, 1);
+    ck_assert_int_eq(cancelled, 45);
+    ck_assert_int_eq(ok, 5);
+    executor_free(ex);
+}
+END_TEST
+
+/* SHUT-07: a submit cancelled at once does not make shutdown(wait) hang */
+START_TEST(test_executor_shutdown_after_cancelled_submit)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    int64_t v = 1;
+    future_t *f = submit_ok(ex, t_add1, &v, 8);
+    ck_assert_int_eq(result_i64(f), 2);
+    future_unref(f);
+    struct xarg busy;
+    future_t *hold = submit_gated(ex, &busy, 0, 3);
+    f = submit_ok(ex, t_add1, &v, 8);
+    ck_assert(future_cancel(f));
+    xgate_open(0);
+    double t0 = now_s();
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    ck_assert(now_s() - t0 < 5.0);
+    ck_assert(future_cancelled(f));
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 2);
+    ck_assert_uint_eq(st.queued, 0);
+    future_unref(f);
+    future_unref(hold);
+
+    /* Submit and cancel with nothing else queued (CPython's exact case). */
+    executor_t *ex2 = new_ex(_i, (executor_options_t){.max_workers = 1});
+    f = submit_ok(ex2, t_add1, &v, 8);
+    ck_assert_int_eq(result_i64(f), 2);
+    future_unref(f);
+    f = submit_ok(ex2, t_add1, &v, 8);
+    future_cancel(f);
+    t0 = now_s();
+    ck_assert_int_eq(executor_shutdown(ex2, true, false), 0);
+    ck_assert(now_s() - t0 < 5.0);
+    ck_assert(future_done(f));
+    future_unref(f);
+    executor_free(ex2);
+    executor_free(ex);
+}
+END_TEST
+
+/* Shutdown may be called more than once, with any arguments */
+START_TEST(test_executor_shutdown_twice)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    int64_t v = 1;
+    future_t *f = submit_ok(ex, t_add1, &v, 8);
+    ck_assert_int_eq(executor_shutdown(ex, false, false), 0);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    ck_assert_int_eq(executor_shutdown(ex, true, true), 0);
+    ck_assert_int_eq(executor_shutdown(ex, false, true), 0);
+    ck_assert_int_eq(result_i64(f), 2);
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+/* SHUT-09: free == shutdown(wait) + free: map results are right, no thread is left */
+START_TEST(test_executor_free_waits)
+{
+    int base = base_threads();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 3});
+    int64_t v[10];
+    const void *args[10];
+    size_t lens[10];
+    for (int i = 0; i < 10; i++) {
+        v[i] = i - 5;
+        args[i] = &v[i];
+        lens[i] = 8;
+    }
+    executor_map_t *m = executor_map(ex, x_abs, args, lens, 10, NULL);
+    ck_assert_ptr_nonnull(m);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(map_next_i64(m), i < 5 ? 5 - i : i - 5);
+    executor_map_free(m);
+    executor_free(ex);
+    ck_assert_int_eq(count_threads(), base);
+}
+END_TEST
+
+/* SHUT-10 [decide], LOKY-04: executor_free with a live map; the map keeps working */
+START_TEST(test_executor_free_with_live_map)
+{
+    int base = base_threads();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t v[10];
+    const void *args[10];
+    size_t lens[10];
+    for (int i = 0; i < 10; i++) {
+        v[i] = i;
+        args[i] = &v[i];
+        lens[i] = 8;
+    }
+    executor_map_t *all = executor_map(ex, x_sq, args, lens, 10, NULL);
+    executor_map_t *buf =
+        executor_map(ex, x_sq, args, lens, 10, &(map_options_t){.buffersize = 2});
+    ck_assert_ptr_nonnull(all);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_eq(map_next_i64(buf), 0); /* submits item 2 */
+    executor_free(ex);
+    ck_assert(wait_threads(base));
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(map_next_i64(all), i * i);
+    ck_assert_int_eq(executor_map_next(all, NULL, NULL), FUT_EOF);
+    executor_map_free(all);
+    ck_assert_int_eq(map_next_i64(buf), 1);
+    ck_assert_int_eq(map_next_i64(buf), 4);
+    for (int i = 3; i < 10; i++)
+        ck_assert_int_eq(executor_map_next(buf, NULL, NULL), FUT_ESHUTDOWN);
+    ck_assert_int_eq(executor_map_next(buf, NULL, NULL), FUT_EOF);
+    executor_map_free(buf);
+}
+END_TEST
+
+/* SHUT-11, LOKY-06: after shutdown(wait=false) every queued map item still runs */
+START_TEST(test_executor_shutdown_no_wait)
+{
+    xgates_reset();
+    int base = base_threads();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    struct xarg a[10];
+    const void *args[10];
+    size_t lens[10];
+    for (int i = 0; i < 10; i++) {
+        a[i] = (struct xarg){.gate = 0, .value = 3 * i};
+        args[i] = &a[i];
+        lens[i] = sizeof(a[i]);
+    }
+    executor_map_t *m = executor_map(ex, x_gated, args, lens, 10, NULL);
+    ck_assert_ptr_nonnull(m);
+    wait_stats(ex, 2, 8, 0);
+    ck_assert_int_eq(executor_shutdown(ex, false, false), 0);
+    int64_t v = 1;
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_add1, &v, 8));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.queued, 8); /* still pending, not cancelled */
+    xgate_open(0);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(map_next_i64(m), 3 * i);
+    executor_map_free(m);
+    executor_free(ex);
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
+/* ============================================================ initializer */
+
+/* INIT-01, PEBBLE-18: each worker runs the initializer before its first task */
+START_TEST(test_executor_initializer)
+{
+    xgates_reset();
+    static const char word[] = "initialized";
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2,
+                                                     .initializer = x_init_set,
+                                                     .initarg = word,
+                                                     .initarg_len = sizeof(word) - 1});
+    /* Two held tasks make sure both workers start, then two readers. */
+    struct xarg a[2];
+    future_t *g0 = submit_gated(ex, &a[0], 0, 0);
+    future_t *g1 = submit_gated(ex, &a[1], 0, 1);
+    wait_stats(ex, 2, 0, 0);
+    future_t *r[4];
+    for (int i = 0; i < 4; i++)
+        r[i] = submit_ok(ex, x_init_read, NULL, 0);
+    xgate_open(0);
+    for (int i = 0; i < 4; i++) {
+        const char *s = future_result_str(r[i], T_LONG);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_str_eq(s, "initialized");
+        future_unref(r[i]);
+    }
+    ck_assert_int_eq(result_i64(g0) + result_i64(g1), 1);
+    future_unref(g0);
+    future_unref(g1);
+    executor_stats_t st = stats_of(ex);
+    ck_assert(!st.broken);
+    executor_free(ex);
+}
+END_TEST
+
+/*
+ * INIT-02, PEBBLE-19, BROKEN-04: an initializer that raises breaks the
+ * executor: pending futures fail FUT_EBROKEN, later submits fail too.
+ * INIT-03 [analog]: freeing the broken executor leaves no thread and no fd.
+ */
+START_TEST(test_executor_initializer_fails)
+{
+    xgates_reset();
+    int base = base_threads();
+    int fds = count_fds();
+    static const int32_t gate = 0;
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2,
+                                                     .initializer = x_init_fail,
+                                                     .initarg = &gate,
+                                                     .initarg_len = sizeof(gate)});
+    int64_t v[5] = {0, 1, 2, 3, 4};
+    future_t *fs[5];
+    for (int i = 0; i < 5; i++)
+        fs[i] = submit_ok(ex, t_add1, &v[i], 8);
+    xgate_open(0);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(future_result(fs[i], T_LONG, NULL, NULL), FUT_EBROKEN);
+        const future_error_t *err;
+        ck_assert_int_eq(future_exception(fs[i], 0, &err), 0);
+        ck_assert_int_eq(err->status, FUT_EBROKEN);
+        ck_assert(future_error_is_broken(err));
+        ck_assert_msg(strstr(err->message, "error in initializer") != NULL, "message: %s",
+                      err->message);
+        future_unref(fs[i]);
+    }
+    executor_stats_t st = stats_of(ex);
+    ck_assert(st.broken);
+    ck_assert(!st.shutdown);
+    ck_assert_uint_eq(st.completed, 0);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_add1, &v[0], 8));
+    ck_assert_int_eq(errno, -FUT_EBROKEN);
+    const void *args[1] = {&v[0]};
+    errno = 0;
+    ck_assert_ptr_null(executor_map(ex, t_add1, args, NULL, 1, NULL));
+    ck_assert_int_eq(errno, -FUT_EBROKEN);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.failed, 5);
+    ck_assert_uint_eq(st.queued, 0);
+    executor_free(ex);
+    ck_assert(wait_threads(base));
+    ck_assert_int_eq(count_fds(), fds);
+}
+END_TEST
+
+/* The broken flag is set before any future fails FUT_EBROKEN */
+struct broken_seen {
+    executor_t *ex;
+    bool broken; /* executor_stats().broken inside the callback */
+    gate_t ran;
+};
+
+static void cb_broken_seen(future_t *f, void *ud)
+{
+    (void)f;
+    struct broken_seen *b = ud;
+    executor_stats_t st;
+    executor_stats(b->ex, &st);
+    b->broken = st.broken;
+    gate_open(&b->ran);
+}
+
+/* INIT-02 with max_queue: a submitter blocked on the full queue gets EBROKEN */
+START_TEST(test_executor_initializer_fails_wakes_blocked_submit)
+{
+    xgates_reset();
+    static const int32_t gate = 0;
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1,
+                                                     .max_queue = 1,
+                                                     .initializer = x_init_fail,
+                                                     .initarg = &gate,
+                                                     .initarg_len = sizeof(gate)});
+    int64_t v = 1;
+    future_t *f = submit_ok(ex, t_add1, &v, 8); /* queued: the worker is initializing */
+    struct broken_seen seen = {.ex = ex, .broken = false};
+    gate_init(&seen.ran);
+    ck_assert_int_eq(future_add_done_callback(f, cb_broken_seen, &seen), 0);
+    struct blocked_submit b = {.ex = ex, .v = 2};
+    gate_init(&b.returned);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, blocked_submit_main, &b), 0);
+    ck_assert(!gate_wait(&b.returned, 0.1));
+    xgate_open(0);
+    ck_assert(gate_wait(&b.returned, T_LONG));
+    pthread_join(th, NULL);
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), FUT_EBROKEN);
+    ck_assert(gate_wait(&seen.ran, T_LONG)); /* callbacks run after waiters wake */
+    ck_assert(seen.broken);
+    if (b.f) {
+        /* It got in before the pool broke: then it failed like the others. */
+        ck_assert_int_eq(future_result(b.f, T_LONG, NULL, NULL), FUT_EBROKEN);
+        future_unref(b.f);
+    } else {
+        ck_assert_int_eq(b.err, -FUT_EBROKEN);
+    }
+    future_unref(f);
+    executor_free(ex);
+    gate_destroy(&b.returned);
+    gate_destroy(&seen.ran);
+}
+END_TEST
+
+/* ============================================================ callbacks */
+
+struct stopper {
+    executor_t *ex;
+    int rc;
+    gate_t done;
+};
+
+static void cb_shutdown(future_t *f, void *ud)
+{
+    (void)f;
+    struct stopper *s = ud;
+    s->rc = executor_shutdown(s->ex, false, true);
+    gate_open(&s->done);
+}
+
+/* PEBBLE-25: executor_shutdown(ex, false, true) from a done-callback */
+START_TEST(test_executor_shutdown_from_callback)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct stopper s = {.ex = ex, .rc = 1};
+    gate_init(&s.done);
+    struct xarg a;
+    future_t *f = submit_gated(ex, &a, 0, 1);
+    int64_t v[3] = {1, 2, 3};
+    future_t *q[3];
+    for (int i = 0; i < 3; i++)
+        q[i] = submit_ok(ex, t_add1, &v[i], 8);
+    ck_assert_int_eq(future_add_done_callback(f, cb_shutdown, &s), 0);
+    xgate_open(0);
+    ck_assert(gate_wait(&s.done, T_LONG));
+    ck_assert_int_eq(s.rc, 0);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_add1, &v[0], 8));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    executor_stats_t st = stats_of(ex);
+    ck_assert(st.shutdown);
+    ck_assert_int_eq(result_i64(f), 1);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(future_done(q[i]));
+        if (!future_cancelled(q[i]))
+            ck_assert_int_eq(result_i64(q[i]), v[i] + 1);
+        future_unref(q[i]);
+    }
+    future_unref(f);
+    executor_free(ex);
+    gate_destroy(&s.done);
+}
+END_TEST
+
+/* LOKY-10: three callback chains that submit the next task from the callback */
+struct chain {
+    executor_t *ex;
+    int depth, target;
+    int64_t vals[128]; /* the argument of each link: alive until the test ends */
+    int bad;
+    gate_t done;
+};
+
+static void chain_cb(future_t *f, void *ud)
+{
+    struct chain *c = ud;
+    int64_t r = -1;
+    if (future_result_i64(f, 0, &r) != 0 || r != c->vals[c->depth] + 1)
+        c->bad++;
+    future_unref(f); /* the chain owned this link's reference */
+    c->depth++;
+    if (c->depth == c->target) {
+        gate_open(&c->done);
+        return;
+    }
+    c->vals[c->depth] = r;
+    future_t *next = executor_submit(c->ex, t_add1, &c->vals[c->depth], 8);
+    if (!next) {
+        c->bad++;
+        gate_open(&c->done);
+        return;
+    }
+    if (future_add_done_callback(next, chain_cb, c) != 0)
+        c->bad++;
+}
+
+START_TEST(test_executor_submit_from_callback_chains)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    static struct chain chains[3];
+    int targets[3] = {100, 50, 60};
+    for (int k = 0; k < 3; k++) {
+        memset(&chains[k], 0, sizeof(chains[k]));
+        chains[k].ex = ex;
+        chains[k].target = targets[k];
+        gate_init(&chains[k].done);
+    }
+    for (int k = 0; k < 3; k++) {
+        future_t *f = submit_ok(ex, t_add1, &chains[k].vals[0], 8);
+        ck_assert_int_eq(future_add_done_callback(f, chain_cb, &chains[k]), 0);
+    }
+    for (int k = 0; k < 3; k++) {
+        ck_assert(gate_wait(&chains[k].done, T_LONG));
+        ck_assert_int_eq(chains[k].bad, 0);
+        ck_assert_int_eq(chains[k].depth, targets[k]);
+        ck_assert_int_eq(chains[k].vals[targets[k] - 1], targets[k] - 1);
+    }
+    executor_free(ex);
+    for (int k = 0; k < 3; k++)
+        gate_destroy(&chains[k].done);
+}
+END_TEST
+
+/* LOKY-18 [analog]: a slow callback that unrefs its future breaks nothing */
+struct slow_cb {
+    gate_t entered, release;
+    int calls;
+};
+
+static void cb_slow(future_t *f, void *ud)
+{
+    struct slow_cb *s = ud;
+    s->calls++;
+    future_unref(f); /* the test handed its reference over */
+    gate_open(&s->entered);
+    gate_wait(&s->release, T_LONG);
+}
+
+START_TEST(test_executor_slow_callback)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    struct slow_cb s = {.calls = 0};
+    gate_init(&s.entered);
+    gate_init(&s.release);
+    struct xarg a;
+    future_t *f = submit_gated(ex, &a, 0, 1);
+    ck_assert_int_eq(future_add_done_callback(f, cb_slow, &s), 0);
+    xgate_open(0);
+    ck_assert(gate_wait(&s.entered, T_LONG));
+    int64_t v = 41;
+    future_t *g = submit_ok(ex, t_add1, &v, 8);
+    gate_open(&s.release);
+    ck_assert_int_eq(result_i64(g), 42);
+    future_unref(g);
+    executor_stats_t st = stats_of(ex);
+    ck_assert(!st.broken);
+    executor_free(ex);
+    ck_assert_int_eq(s.calls, 1);
+    gate_destroy(&s.entered);
+    gate_destroy(&s.release);
+}
+END_TEST
+
+/* PEBBLE-31, FUT-04 [analog]: an odd callback does not stop the pool or the others */
+struct odd_cb {
+    _Atomic int first, second, third;
+    gate_t done;
+};
+
+static void cb_third(future_t *f, void *ud)
+{
+    (void)f;
+    struct odd_cb *o = ud;
+    atomic_fetch_add(&o->third, 1);
+}
+
+static void cb_odd(future_t *f, void *ud)
+{
+    struct odd_cb *o = ud;
+    atomic_fetch_add(&o->first, 1);
+    future_add_done_callback(f, cb_third, o); /* done: runs at once, here */
+    future_unref(f);                          /* drops the test's reference */
+}
+
+static void cb_second(future_t *f, void *ud)
+{
+    (void)f;
+    struct odd_cb *o = ud;
+    atomic_fetch_add(&o->second, 1);
+    gate_open(&o->done);
+}
+
+START_TEST(test_executor_odd_callback)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct odd_cb o;
+    atomic_init(&o.first, 0);
+    atomic_init(&o.second, 0);
+    atomic_init(&o.third, 0);
+    gate_init(&o.done);
+    struct xarg a;
+    future_t *f = submit_gated(ex, &a, 0, 1);
+    ck_assert_int_eq(future_add_done_callback(f, cb_odd, &o), 0);
+    ck_assert_int_eq(future_add_done_callback(f, cb_second, &o), 0);
+    xgate_open(0);
+    ck_assert(gate_wait(&o.done, T_LONG));
+    ck_assert_int_eq(atomic_load(&o.first), 1);
+    ck_assert_int_eq(atomic_load(&o.second), 1);
+    ck_assert_int_eq(atomic_load(&o.third), 1);
+    int64_t v = 1;
+    future_t *g = submit_ok(ex, t_add1, &v, 8);
+    ck_assert_int_eq(result_i64(g), 2);
+    future_unref(g);
+    executor_free(ex);
+    gate_destroy(&o.done);
+}
+END_TEST
+
+/* ======================================================= many futures */
+
+/* ASC-01/ASC-06 on executor futures: done ones first, then as they complete */
+START_TEST(test_executor_as_completed)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    struct xarg a;
+    int64_t v[2] = {1, 2};
+    future_t *fs[3];
+    fs[0] = submit_gated(ex, &a, 0, 7);
+    fs[1] = submit_ok(ex, t_add1, &v[0], 8);
+    fs[2] = submit_ok(ex, t_add1, &v[1], 8);
+    result_i64(fs[1]);
+    result_i64(fs[2]);
+    as_completed_t *it = as_completed_new(fs, 3, FUT_FOREVER);
+    ck_assert_ptr_nonnull(it);
+    future_t *out;
+    ck_assert_int_eq(as_completed_next(it, &out), 0);
+    ck_assert(out == fs[1]);
+    future_unref(out);
+    ck_assert_int_eq(as_completed_next(it, &out), 0);
+    ck_assert(out == fs[2]);
+    future_unref(out);
+    xgate_open(0);
+    ck_assert_int_eq(as_completed_next(it, &out), 0);
+    ck_assert(out == fs[0]);
+    ck_assert_int_eq(result_i64(out), 7);
+    future_unref(out);
+    ck_assert_int_eq(as_completed_next(it, &out), FUT_EOF);
+    as_completed_free(it);
+    for (int i = 0; i < 3; i++)
+        future_unref(fs[i]);
+    executor_free(ex);
+}
+END_TEST
+
+/* WAIT-02/WAIT-04 on executor futures */
+START_TEST(test_executor_futures_wait)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    struct xarg a;
+    int64_t v = 1;
+    int code = 3;
+    future_t *fs[3];
+    fs[0] = submit_gated(ex, &a, 0, 7);
+    fs[1] = submit_ok(ex, t_add1, &v, 8);
+    future_t *done[3], *not_done[3];
+    size_t nd, nn;
+    ck_assert_int_eq(
+        futures_wait(fs, 2, T_LONG, FUTURES_FIRST_COMPLETED, done, &nd, not_done, &nn),
+        0);
+    ck_assert_uint_eq(nd, 1);
+    ck_assert(done[0] == fs[1]);
+    ck_assert_uint_eq(nn, 1);
+    ck_assert(not_done[0] == fs[0]);
+    fs[2] = submit_ok(ex, t_raise, &code, sizeof(code));
+    ck_assert_int_eq(
+        futures_wait(fs, 3, T_LONG, FUTURES_FIRST_EXCEPTION, done, &nd, not_done, &nn),
+        0);
+    ck_assert_uint_eq(nd, 2);
+    ck_assert_uint_eq(nn, 1);
+    ck_assert(not_done[0] == fs[0]);
+    ck_assert_int_eq(
+        futures_wait(fs, 3, 0.05, FUTURES_ALL_COMPLETED, done, &nd, not_done, &nn),
+        FUT_ETIMEDOUT);
+    ck_assert_uint_eq(nd, 2);
+    xgate_open(0);
+    ck_assert_int_eq(
+        futures_wait(fs, 3, T_LONG, FUTURES_ALL_COMPLETED, done, &nd, not_done, &nn), 0);
+    ck_assert_uint_eq(nd, 3);
+    ck_assert_uint_eq(nn, 0);
+    for (int i = 0; i < 3; i++)
+        future_unref(fs[i]);
+    executor_free(ex);
+}
+END_TEST
+
+/* WAIT-09: 100 futures released together; ALL_COMPLETED loses no wake-up */
+START_TEST(test_executor_wait_release_together)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 4});
+    struct xarg a[100];
+    future_t *fs[100];
+    for (int round = 0; round < 5; round++) {
+        xgates_reset();
+        for (int i = 0; i < 100; i++)
+            fs[i] = submit_gated(ex, &a[i], 0, i);
+        xgate_open(0);
+        size_t nd = 0;
+        future_t *done[100];
+        ck_assert_int_eq(
+            futures_wait(fs, 100, T_LONG, FUTURES_ALL_COMPLETED, done, &nd, NULL, NULL),
+            0);
+        ck_assert_uint_eq(nd, 100);
+        for (int i = 0; i < 100; i++)
+            future_unref(fs[i]);
+    }
+    executor_free(ex);
+}
+END_TEST
+
+/* ============================================================ concurrency */
+
+/* LOKY-09: ten threads share one executor: map, submit, cancel, map */
+struct user {
+    executor_t *ex;
+    int id;
+    int bad;
+};
+
+static void *user_main(void *arg)
+{
+    struct user *u = arg;
+    int64_t v[40];
+    const void *args[40];
+    size_t lens[40];
+    for (int i = 0; i < 40; i++) {
+        v[i] = u->id * 100 + i;
+        args[i] = &v[i];
+        lens[i] = 8;
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        executor_map_t *m = executor_map(u->ex, x_sq, args, lens, 40,
+                                         &(map_options_t){.timeout = T_LONG});
+        if (!m) {
+            u->bad++;
+            return NULL;
+        }
+        for (int i = 0; i < 40; i++) {
+            const void *data;
+            size_t len;
+            int64_t r;
+            if (executor_map_next(m, &data, &len) != 0 || len != 8) {
+                u->bad++;
+                continue;
+            }
+            memcpy(&r, data, 8);
+            if (r != v[i] * v[i])
+                u->bad++;
+        }
+        executor_map_free(m);
+        if (pass == 1)
+            break;
+        future_t *fs[20];
+        for (int i = 0; i < 20; i++) {
+            fs[i] = executor_submit(u->ex, t_add1, &v[i], 8);
+            if (!fs[i])
+                u->bad++;
+        }
+        for (int i = 0; i < 20; i += 2)
+            if (fs[i])
+                future_cancel(fs[i]);
+        for (int i = 0; i < 20; i++) {
+            if (!fs[i])
+                continue;
+            if (!future_cancelled(fs[i])) {
+                int64_t r;
+                if (future_result_i64(fs[i], T_LONG, &r) != 0 || r != v[i] + 1)
+                    u->bad++;
+            } else if (i % 2) {
+                u->bad++; /* only the even ones were cancelled */
+            }
+            future_unref(fs[i]);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_executor_thread_safety)
+{
+    int base = base_threads();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 4});
+    struct user u[10];
+    pthread_t th[10];
+    for (int i = 0; i < 10; i++) {
+        u[i] = (struct user){.ex = ex, .id = i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, user_main, &u[i]), 0);
+    }
+    for (int i = 0; i < 10; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(u[i].bad, 0);
+    }
+    executor_free(ex);
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
+/* LOKY-27 [analog]: submit racing shutdown from another thread */
+#define RACE_MAX 4000
+struct racer {
+    executor_t *ex;
+    int64_t vals[RACE_MAX];
+    future_t *fs[RACE_MAX];
+    int nf, nnull, bad_errno;
+    _Atomic int count;
+};
+
+static void *racer_main(void *arg)
+{
+    struct racer *r = arg;
+    for (int i = 0; i < RACE_MAX; i++) {
+        r->vals[i] = i;
+        errno = 0;
+        future_t *f = executor_submit(r->ex, t_add1, &r->vals[i], 8);
+        if (!f) {
+            if (errno != ESHUTDOWN)
+                r->bad_errno++;
+            if (++r->nnull == 10)
+                break; /* later submits can only fail the same way */
+            continue;
+        }
+        if (r->nnull)
+            r->bad_errno++; /* a submit succeeded after one was refused */
+        r->fs[r->nf++] = f;
+        atomic_store(&r->count, r->nf);
+    }
+    return NULL;
+}
+
+static bool count_at_least_20(void *p)
+{
+    struct racer *r = p;
+    return atomic_load(&r->count) >= 20;
+}
+
+START_TEST(test_executor_submit_races_shutdown)
+{
+    static struct racer r;
+    for (int round = 0; round < 20; round++) {
+        bool cancel = round % 2;
+        memset(&r, 0, sizeof(r));
+        r.ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, racer_main, &r), 0);
+        ck_assert(eventually(count_at_least_20, &r, T_LONG));
+        ck_assert_int_eq(executor_shutdown(r.ex, true, cancel), 0);
+        pthread_join(th, NULL);
+        ck_assert_int_eq(r.bad_errno, 0);
+        for (int i = 0; i < r.nf; i++) {
+            ck_assert_msg(future_done(r.fs[i]), "round %d: future %d pending", round, i);
+            if (future_cancelled(r.fs[i])) {
+                ck_assert(cancel);
+            } else {
+                int64_t v;
+                ck_assert_int_eq(future_result_i64(r.fs[i], 0, &v), 0);
+                ck_assert_int_eq(v, r.vals[i] + 1);
+            }
+            future_unref(r.fs[i]);
+        }
+        executor_stats_t st = stats_of(r.ex);
+        ck_assert_uint_eq(st.queued, 0);
+        ck_assert_uint_eq(st.running, 0);
+        executor_free(r.ex);
+    }
+}
+END_TEST
+
+/* Shutdown from many threads at once: each returns 0, all work is done */
+struct shutter {
+    executor_t *ex;
+    bool wait, cancel;
+    int rc;
+};
+
+static void *shutter_main(void *arg)
+{
+    struct shutter *s = arg;
+    s->rc = executor_shutdown(s->ex, s->wait, s->cancel);
+    return NULL;
+}
+
+START_TEST(test_executor_shutdown_many_threads)
+{
+    xgates_reset();
+    int base = base_threads();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    struct xarg a[6];
+    future_t *fs[6];
+    for (int i = 0; i < 6; i++)
+        fs[i] = submit_gated(ex, &a[i], 0, i);
+    struct shutter s[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        s[i] = (struct shutter){.ex = ex, .wait = i % 4 != 3, .cancel = i == 5, .rc = 1};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, shutter_main, &s[i]), 0);
+    }
+    xgate_open(0);
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(s[i].rc, 0);
+    }
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    for (int i = 0; i < 6; i++) {
+        ck_assert(future_done(fs[i]));
+        if (!future_cancelled(fs[i]))
+            ck_assert_int_eq(result_i64(fs[i]), i);
+        future_unref(fs[i]);
+    }
+    executor_free(ex);
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
+/* ================================================================ suite */
+
+static TCase *tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+    return tc;
+}
 
 Suite *make_suite(void)
 {
     Suite *s = suite_create("executor");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_executor_version);
-    suite_add_tcase(s, tc);
+
+    TCase *tc = tcase(s, "core");
+    tcase_add_loop_test(tc, test_executor_submit_result, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_args_unchanged, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_with_unconsumed_map, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_no_stale_references, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_falsy_error_propagates, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_task_error_isolated, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_multiple_futures, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_in_order, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_error_continues, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_task_timeout_is_task_error, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_timeout, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_timeout_cancels_pending, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_free_cancels_pending, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_buffersize_results, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_empty_and_single, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_after_shutdown, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_waits_for_all, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_cancel_futures, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_wait_cancel_futures, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_after_cancelled_submit, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_twice, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_free_waits, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_free_with_live_map, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_no_wait, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_initializer, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_as_completed, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_futures_wait, 0, N_KINDS);
+
+    tc = tcase(s, "errors");
+    tcase_add_loop_test(tc, test_executor_max_workers_negative, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_initializer_fails, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_initializer_fails_wakes_blocked_submit, 0,
+                        N_KINDS);
+
+    tc = tcase(s, "limits");
+    tcase_add_loop_test(tc, test_executor_map_buffersize_no_consumer, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_buffersize_refill, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_deadline, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_deadline_counts_from_start, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_max_queue, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_refused_submits_use_no_capacity, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_max_queue_blocked_submit_shutdown, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_max_queue_running_not_counted, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_stats, 0, N_KINDS);
+
+    tc = tcase(s, "concurrency");
+    tcase_add_loop_test(tc, test_executor_shutdown_from_callback, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_from_callback_chains, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_slow_callback, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_odd_callback, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_wait_release_together, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_thread_safety, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_races_shutdown, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_many_threads, 0, N_KINDS);
     return s;
 }

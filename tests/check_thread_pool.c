@@ -1,17 +1,860 @@
-/* check_thread_pool: see tests/README.md for what each test covers. */
+/*
+ * check_thread_pool: what only the thread pool does: lazy threads and their
+ * count, thread names, the caller's argument pointer handed over as is,
+ * deadlines on tasks that cannot be killed, fork from a pool's thread, and
+ * executor_free / executor_shutdown called from the pool's own threads.
+ * What every executor kind does is in check_executor.c.
+ */
+#define _GNU_SOURCE /* sched_getaffinity, pthread_getname_np */
 #include "testutil.h"
 
-START_TEST(test_thread_pool_version)
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
+/*
+ * A forked child of a multi-threaded process has none of the other threads,
+ * so LeakSanitizer would take what only they referenced for leaks. The child
+ * sets this before it exits; LSan calls the hook at exit.
+ */
+static volatile int in_forked_child;
+int __lsan_is_turned_off(void);
+int __lsan_is_turned_off(void)
 {
-    ck_assert_str_eq(cfutures_version(), CFUTURES_VERSION);
+    return in_forked_child;
+}
+
+static executor_t *new_tp(executor_options_t o)
+{
+    executor_t *ex = thread_pool_executor_new(&o);
+    ck_assert_msg(ex != NULL, "thread_pool_executor_new: errno %d", errno);
+    return ex;
+}
+
+static executor_stats_t stats_of(executor_t *ex)
+{
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    return st;
+}
+
+static int64_t result_i64(future_t *f)
+{
+    int64_t v = -1;
+    int rc = future_result_i64(f, T_LONG, &v);
+    ck_assert_msg(rc == 0, "future_result_i64: %s", future_strerror(rc));
+    return v;
+}
+
+static future_t *submit_ok(executor_t *ex, task_fn fn, const void *arg, size_t len)
+{
+    future_t *f = executor_submit(ex, fn, arg, len);
+    ck_assert_msg(f != NULL, "executor_submit: errno %d", errno);
+    return f;
+}
+
+static void *noop_thread(void *arg)
+{
+    return arg;
+}
+
+/*
+ * The thread count to come back to. A sanitizer runtime (TSan) starts its own
+ * helper thread at the first pthread_create: start and join one first so that
+ * thread is already counted.
+ */
+static int base_threads(void)
+{
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, noop_thread, NULL), 0);
+    pthread_join(th, NULL);
+    return count_threads();
+}
+
+static _Atomic int n_frees;
+
+static void counting_free(void *p)
+{
+    atomic_fetch_add(&n_frees, 1);
+    free(p);
+}
+
+/* Returns 8 malloc'd bytes freed by counting_free. */
+static void t_counted_result(task_t *t)
+{
+    int64_t *p = malloc(sizeof(*p));
+    *p = 5;
+    task_return(t, p, sizeof(*p), counting_free);
+}
+
+static int cpus(void)
+{
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    return CPU_COUNT(&set);
+}
+
+/* ================================================================= core */
+
+/* Threads start lazily: none before the first submit */
+START_TEST(test_thread_pool_lazy_threads)
+{
+    int base = base_threads();
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 4});
+    ck_assert_int_eq(count_threads(), base);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.workers, 0);
+    ck_assert_uint_eq(st.idle, 0);
+    int64_t v = 1;
+    future_t *f = submit_ok(ex, t_add1, &v, sizeof(v));
+    ck_assert_int_eq(result_i64(f), 2);
+    future_unref(f);
+    ck_assert_int_eq(count_threads(), base + 1);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.workers, 1);
+    executor_free(ex);
+    ck_assert_int_eq(count_threads(), base);
 }
 END_TEST
+
+/* The thread pool hands the task the caller's pointer itself (no copy) */
+struct ptr_seen {
+    const void *p;
+    size_t len;
+};
+
+static void t_report_arg(task_t *t)
+{
+    struct ptr_seen s;
+    s.p = task_arg(t, &s.len);
+    task_return_copy(t, &s, sizeof(s));
+}
+
+START_TEST(test_thread_pool_passes_pointer)
+{
+    executor_t *ex = new_tp((executor_options_t){0});
+    int x = 3;
+    size_t lens[] = {0, sizeof(x), 12345};
+    for (int i = 0; i < 3; i++) {
+        future_t *f = submit_ok(ex, t_report_arg, &x, lens[i]);
+        const void *data;
+        size_t len;
+        ck_assert_int_eq(future_result(f, T_LONG, &data, &len), 0);
+        ck_assert_uint_eq(len, sizeof(struct ptr_seen));
+        struct ptr_seen s;
+        memcpy(&s, data, sizeof(s));
+        ck_assert_ptr_eq(s.p, &x);
+        ck_assert_uint_eq(s.len, lens[i]);
+        future_unref(f);
+    }
+    /* A NULL argument is passed as NULL. */
+    future_t *f = submit_ok(ex, t_report_arg, NULL, 0);
+    const void *data;
+    ck_assert_int_eq(future_result(f, T_LONG, &data, NULL), 0);
+    struct ptr_seen s;
+    memcpy(&s, data, sizeof(s));
+    ck_assert_ptr_null(s.p);
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+/* TPE-03: three sequential submit-then-result calls use exactly one thread */
+START_TEST(test_thread_pool_idle_thread_reuse)
+{
+    int base = base_threads();
+    executor_t *ex = new_tp((executor_options_t){0});
+    int64_t v = 1;
+    for (int i = 0; i < 3; i++) {
+        future_t *f = submit_ok(ex, t_add1, &v, sizeof(v));
+        ck_assert_int_eq(result_i64(f), 2);
+        future_unref(f);
+    }
+    ck_assert_int_eq(count_threads(), base + 1);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.workers, 1);
+    ck_assert_uint_eq(st.idle, 1); /* idle again before the result was handed over */
+    executor_free(ex);
+    ck_assert_int_eq(count_threads(), base);
+}
+END_TEST
+
+/* EXE-05 [analog]: a dropped future's result is freed once the task is done */
+START_TEST(test_thread_pool_no_stale_references)
+{
+    atomic_store(&n_frees, 0);
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    for (int i = 0; i < 10; i++)
+        future_unref(submit_ok(ex, t_counted_result, NULL, 0));
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    ck_assert_int_eq(atomic_load(&n_frees), 10);
+    executor_free(ex);
+}
+END_TEST
+
+static bool frees_at_least(void *p)
+{
+    return atomic_load(&n_frees) >= *(int *)p;
+}
+
+/* MAP-17 [decide]: a map keeps only the item handed out last */
+START_TEST(test_thread_pool_map_frees_yielded)
+{
+    atomic_store(&n_frees, 0);
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    const void *args[10] = {0};
+    executor_map_t *m = executor_map(ex, t_counted_result, args, NULL, 10, NULL);
+    ck_assert_ptr_nonnull(m);
+    for (int k = 1; k <= 10; k++) {
+        const void *data;
+        size_t len;
+        ck_assert_int_eq(executor_map_next(m, &data, &len), 0);
+        ck_assert_uint_eq(len, 8);
+        /* The worker may hold its own reference a moment longer. */
+        int want = k - 1;
+        ck_assert(eventually(frees_at_least, &want, T_LONG));
+    }
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    int all = 10;
+    ck_assert(eventually(frees_at_least, &all, T_LONG));
+    executor_map_free(m);
+    executor_free(ex);
+}
+END_TEST
+
+/* MAP-18: without buffersize, map submits every item without iteration */
+struct counter {
+    _Atomic int runs;
+};
+
+static void t_count(task_t *t)
+{
+    struct counter *c = (struct counter *)task_arg(t, NULL);
+    atomic_fetch_add(&c->runs, 1);
+}
+
+START_TEST(test_thread_pool_map_submits_eagerly)
+{
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 3});
+    struct counter c;
+    atomic_init(&c.runs, 0);
+    const void *args[10];
+    for (int i = 0; i < 10; i++)
+        args[i] = &c;
+    executor_map_t *m = executor_map(ex, t_count, args, NULL, 10, NULL);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    ck_assert_int_eq(atomic_load(&c.runs), 10);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 10);
+    executor_map_free(m);
+    executor_free(ex);
+}
+END_TEST
+
+/* ================================================================ names */
+
+/* Waits for its gate, then returns the name of the thread it ran on. */
+static void t_name_gated(task_t *t)
+{
+    gate_t *g = (gate_t *)task_arg(t, NULL);
+    gate_wait(g, T_LONG);
+    char name[32] = "";
+    int rc = pthread_getname_np(pthread_self(), name, sizeof(name));
+    if (rc != 0)
+        task_raise(t, rc, "pthread_getname_np failed");
+    else
+        task_return_str(t, "%s", name);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Runs @n gated tasks on @n threads at once and fills names[] (sorted,
+ * malloc'd) with the names of the threads they ran on.
+ */
+static void names_of(executor_t *ex, int n, char **names)
+{
+    gate_t g;
+    gate_init(&g);
+    future_t *fs[8];
+    for (int i = 0; i < n; i++)
+        fs[i] = submit_ok(ex, t_name_gated, &g, 0);
+    ck_assert(gate_wait_for_waiters(&g, n));
+    gate_open(&g);
+    for (int i = 0; i < n; i++) {
+        const char *s = future_result_str(fs[i], T_LONG);
+        ck_assert_msg(s != NULL, "no name: errno %d", errno);
+        names[i] = strdup(s);
+        future_unref(fs[i]);
+    }
+    qsort(names, (size_t)n, sizeof(names[0]), cmp_str);
+    executor_shutdown(ex, true, false);
+    gate_destroy(&g);
+}
+
+/* SHUT-12: thread_name_prefix names threads prefix_0 .. prefix_N-1 */
+START_TEST(test_thread_pool_thread_names)
+{
+    executor_t *ex = new_tp(
+        (executor_options_t){.max_workers = 5, .thread_name_prefix = "SpecialPool"});
+    char *names[5];
+    names_of(ex, 5, names);
+    for (int i = 0; i < 5; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "SpecialPool_%d", i);
+        ck_assert_str_eq(names[i], want);
+        free(names[i]);
+    }
+    executor_free(ex);
+}
+END_TEST
+
+/* SHUT-12: a long prefix is cut to fit 15 characters; the _N suffix is kept */
+START_TEST(test_thread_pool_thread_names_truncated)
+{
+    executor_t *ex = new_tp((executor_options_t){
+        .max_workers = 2, .thread_name_prefix = "AVeryVeryLongThreadNamePrefix"});
+    char *names[2];
+    names_of(ex, 2, names);
+    ck_assert_str_eq(names[0], "AVeryVeryLong_0");
+    ck_assert_str_eq(names[1], "AVeryVeryLong_1");
+    for (int i = 0; i < 2; i++) {
+        ck_assert_uint_le(strlen(names[i]), 15);
+        free(names[i]);
+    }
+    executor_free(ex);
+}
+END_TEST
+
+/* Checks that @name is cfutures-<k>_<index> and returns k. */
+static long default_name_pool(const char *name, int index)
+{
+    ck_assert_msg(strncmp(name, "cfutures-", 9) == 0, "default name %s", name);
+    char *end;
+    long k = strtol(name + 9, &end, 10);
+    ck_assert_msg(end != name + 9, "no pool number in %s", name);
+    char suffix[16];
+    snprintf(suffix, sizeof(suffix), "_%d", index);
+    ck_assert_str_eq(end, suffix);
+    return k;
+}
+
+/* SHUT-13 [decide]: the default name is cfutures-<k>_<i>, unique per pool */
+START_TEST(test_thread_pool_thread_names_default)
+{
+    executor_t *a = new_tp((executor_options_t){.max_workers = 2});
+    executor_t *b = new_tp((executor_options_t){.max_workers = 1});
+    char *na[2], *nb[1];
+    names_of(a, 2, na);
+    names_of(b, 1, nb);
+    long ka = default_name_pool(na[0], 0);
+    ck_assert_int_eq(default_name_pool(na[1], 1), ka);
+    long kb = default_name_pool(nb[0], 0);
+    ck_assert_int_ne(ka, kb);
+    free(na[0]);
+    free(na[1]);
+    free(nb[0]);
+    executor_free(a);
+    executor_free(b);
+}
+END_TEST
+
+/* =============================================================== limits */
+
+/* TPE-01: the default is min(32, cpus + 4), cpus from sched_getaffinity */
+START_TEST(test_thread_pool_default_max_workers)
+{
+    int want = cpus() + 4 < 32 ? cpus() + 4 : 32;
+    int base = base_threads();
+    executor_t *ex = new_tp((executor_options_t){0});
+    gate_t g;
+    gate_init(&g);
+    future_t *fs[40];
+    int n = want + 3;
+    for (int i = 0; i < n; i++)
+        fs[i] = submit_ok(ex, t_wait_gate, &g, 0);
+    ck_assert(gate_wait_for_waiters(&g, want));
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.workers, (size_t)want);
+    ck_assert_uint_eq(st.running, (size_t)want);
+    ck_assert_uint_eq(st.queued, 3);
+    ck_assert_int_eq(count_threads(), base + want);
+    gate_open(&g);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(result_i64(fs[i]), 1);
+        future_unref(fs[i]);
+    }
+    executor_free(ex);
+    ck_assert_int_eq(count_threads(), base);
+    gate_destroy(&g);
+}
+END_TEST
+
+/* TPE-02: 4 workers and 60 held tasks give exactly 4 threads */
+START_TEST(test_thread_pool_saturation)
+{
+    int base = base_threads();
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 4});
+    gate_t g;
+    gate_init(&g);
+    future_t *fs[60];
+    for (int i = 0; i < 60; i++)
+        fs[i] = submit_ok(ex, t_wait_gate, &g, 0);
+    ck_assert(gate_wait_for_waiters(&g, 4));
+    ck_assert_int_eq(count_threads(), base + 4);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.workers, 4);
+    ck_assert_uint_eq(st.running, 4);
+    ck_assert_uint_eq(st.queued, 56);
+    gate_open(&g);
+    for (int i = 0; i < 60; i++) {
+        ck_assert_int_eq(result_i64(fs[i]), 1);
+        future_unref(fs[i]);
+    }
+    ck_assert_int_eq(count_threads(), base + 4);
+    executor_free(ex);
+    ck_assert_int_eq(count_threads(), base);
+    gate_destroy(&g);
+}
+END_TEST
+
+/* SHUT-08: three held tasks give three threads; after shutdown none is left */
+START_TEST(test_thread_pool_threads_terminate)
+{
+    int base = base_threads();
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 5});
+    gate_t g;
+    gate_init(&g);
+    future_t *fs[3];
+    for (int i = 0; i < 3; i++)
+        fs[i] = submit_ok(ex, t_wait_gate, &g, 0);
+    ck_assert(gate_wait_for_waiters(&g, 3));
+    ck_assert_int_eq(count_threads(), base + 3);
+    gate_open(&g);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    ck_assert_int_eq(count_threads(), base);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.workers, 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(result_i64(fs[i]), 1);
+        future_unref(fs[i]);
+    }
+    executor_free(ex);
+    gate_destroy(&g);
+}
+END_TEST
+
+/*
+ * A deadline fires while the task still runs: future_result gives
+ * FUT_EDEADLINE before the task is released; the task then sees
+ * task_should_stop(), and its late result is dropped (freed, not leaked).
+ */
+struct late {
+    gate_t g;
+    _Atomic bool saw_stop;
+    gate_t finished;
+};
+
+static void t_late(task_t *t)
+{
+    struct late *l = (struct late *)task_arg(t, NULL);
+    gate_wait(&l->g, T_LONG);
+    atomic_store(&l->saw_stop, task_should_stop(t));
+    int64_t *p = malloc(sizeof(*p));
+    *p = 1;
+    task_return(t, p, sizeof(*p), counting_free);
+    gate_open(&l->finished);
+}
+
+static bool frees_is_one(void *arg)
+{
+    (void)arg;
+    return atomic_load(&n_frees) == 1;
+}
+
+START_TEST(test_thread_pool_deadline_while_running)
+{
+    atomic_store(&n_frees, 0);
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 1});
+    struct late l;
+    gate_init(&l.g);
+    gate_init(&l.finished);
+    atomic_init(&l.saw_stop, false);
+    double t0 = now_s();
+    future_t *f =
+        executor_submit_with(ex, t_late, &l, 0, &(submit_options_t){.timeout = 0.1});
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), FUT_EDEADLINE);
+    ck_assert(now_s() - t0 < T_LONG / 2);
+    ck_assert(!atomic_load(&l.saw_stop));
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.running, 1); /* the task is still held */
+    ck_assert(future_done(f));
+    gate_open(&l.g);
+    ck_assert(gate_wait(&l.finished, T_LONG));
+    ck_assert(eventually(frees_is_one, NULL, T_LONG));
+    ck_assert(atomic_load(&l.saw_stop));
+    ck_assert_int_eq(future_result(f, 0, NULL, NULL), FUT_EDEADLINE);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.failed, 1);
+    ck_assert_uint_eq(st.completed, 0);
+    future_unref(f);
+    executor_free(ex);
+    gate_destroy(&l.g);
+    gate_destroy(&l.finished);
+}
+END_TEST
+
+/* ========================================================== concurrency */
+
+static bool is_running(void *f)
+{
+    return future_running(f);
+}
+
+/* future_cancel on a running task returns false and makes task_should_stop() true */
+START_TEST(test_thread_pool_cancel_running_requests_stop)
+{
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 1});
+    double t0 = now_s();
+    future_t *f = submit_ok(ex, t_until_stop, NULL, 0);
+    ck_assert(eventually(is_running, f, T_LONG));
+    ck_assert(!future_cancel(f));
+    ck_assert_int_eq(result_i64(f), 7);
+    ck_assert(!future_cancelled(f));
+    /* t_until_stop spins for T_LONG unless it was told to stop. */
+    ck_assert(now_s() - t0 < T_LONG / 2);
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+/* TPE-05: a task forks a child that calls exit(0): it exits 0, promptly */
+static int wait_child(pid_t pid, double timeout)
+{
+    double end = now_s() + timeout;
+    int status;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0)
+            return -1;
+        if (now_s() > end) {
+            kill(pid, SIGKILL); /* leave no hung child behind */
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        usleep(1000);
+    }
+}
+
+static void t_fork_exit(task_t *t)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        in_forked_child = 1;
+        exit(0);
+    }
+    if (pid < 0) {
+        task_raise(t, errno, "fork failed");
+        return;
+    }
+    task_return_i64(t, wait_child(pid, T_LONG));
+}
+
+START_TEST(test_thread_pool_fork_from_task)
+{
+    int base = base_threads();
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    double t0 = now_s();
+    future_t *f = submit_ok(ex, t_fork_exit, NULL, 0);
+    int64_t status = result_i64(f);
+    ck_assert_msg(status >= 0, "the child did not exit in time");
+    ck_assert(WIFEXITED((int)status));
+    ck_assert_int_eq(WEXITSTATUS((int)status), 0);
+    ck_assert(now_s() - t0 < 10.0);
+    future_unref(f);
+    executor_free(ex);
+    ck_assert_int_eq(count_threads(), base);
+}
+END_TEST
+
+/*
+ * TPE-04 [analog]: fork from the main thread while the pool's threads are
+ * busy resubmitting themselves; the child can use the library (a new pool)
+ * and exits promptly: no library lock held across fork blocks it.
+ */
+struct busy {
+    executor_t *ex;
+    _Atomic bool stop;
+    _Atomic int runs;
+};
+
+static void t_resubmit(task_t *t)
+{
+    struct busy *b = (struct busy *)task_arg(t, NULL);
+    atomic_fetch_add(&b->runs, 1);
+    if (!atomic_load(&b->stop))
+        future_unref(executor_submit(b->ex, t_resubmit, b, 0));
+}
+
+static bool busy_started(void *p)
+{
+    struct busy *b = p;
+    return atomic_load(&b->runs) > 100;
+}
+
+static int child_uses_library(void)
+{
+    /*
+     * TSan dies if a multi-threaded fork's child starts a thread, and ASan's
+     * allocator may be locked by a parent thread at the fork (its own locks,
+     * not ours): under them the child only exits.
+     */
+    if (UNDER_TSAN || UNDER_ASAN)
+        return 0;
+    executor_t *ex = thread_pool_executor_new(NULL);
+    if (!ex)
+        return 1;
+    int64_t v = 1, r = 0;
+    future_t *f = executor_submit(ex, t_add1, &v, sizeof(v));
+    int rc = f ? future_result_i64(f, T_LONG, &r) : -1;
+    future_unref(f);
+    executor_free(ex);
+    return rc == 0 && r == 2 ? 0 : 2;
+}
+
+START_TEST(test_thread_pool_fork_while_busy)
+{
+    int base = base_threads();
+    struct busy b;
+    b.ex = new_tp((executor_options_t){.max_workers = 4});
+    atomic_init(&b.stop, false);
+    atomic_init(&b.runs, 0);
+    for (int i = 0; i < 4; i++)
+        future_unref(submit_ok(b.ex, t_resubmit, &b, 0));
+    ck_assert(eventually(busy_started, &b, T_LONG));
+    for (int i = 0; i < 20; i++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            in_forked_child = 1;
+            exit(child_uses_library());
+        }
+        int status = wait_child(pid, T_LONG);
+        ck_assert_msg(status >= 0, "child %d hung", i);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 0);
+    }
+    atomic_store(&b.stop, true);
+    executor_free(b.ex);
+    ck_assert_int_eq(count_threads(), base);
+}
+END_TEST
+
+/* executor_shutdown(wait=true) from the pool's own task returns at once */
+static void t_shutdown_self(task_t *t)
+{
+    executor_t *ex = (executor_t *)task_arg(t, NULL);
+    task_return_i64(t, executor_shutdown(ex, true, false));
+}
+
+START_TEST(test_thread_pool_shutdown_from_own_task)
+{
+    int base = base_threads();
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    future_t *f = submit_ok(ex, t_shutdown_self, ex, 0);
+    ck_assert_int_eq(result_i64(f), 0);
+    future_unref(f);
+    int64_t v = 1;
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_add1, &v, sizeof(v)));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    executor_free(ex);
+    ck_assert_int_eq(count_threads(), base);
+}
+END_TEST
+
+/*
+ * executor_free from one of the pool's own tasks: it shuts the pool down
+ * without waiting; queued tasks still run; the pool frees itself when its last
+ * thread exits (ASan/LSan check the memory, the thread count the threads).
+ */
+static void t_free_self(task_t *t)
+{
+    executor_t *ex = (executor_t *)task_arg(t, NULL);
+    executor_free(ex);
+    task_return_i64(t, 1);
+}
+
+START_TEST(test_thread_pool_free_from_own_task)
+{
+    for (int with_watcher = 0; with_watcher < 2; with_watcher++) {
+        int base = base_threads();
+        executor_t *ex = new_tp((executor_options_t){.max_workers = 1});
+        if (with_watcher) {
+            /* Start the deadline watcher thread too. */
+            int64_t v0 = 1;
+            future_t *d = executor_submit_with(ex, t_add1, &v0, sizeof(v0),
+                                               &(submit_options_t){.timeout = T_LONG});
+            ck_assert_ptr_nonnull(d);
+            ck_assert_int_eq(result_i64(d), 2);
+            future_unref(d);
+        }
+        gate_t g;
+        gate_init(&g);
+        future_t *hold = submit_ok(ex, t_wait_gate, &g, 0);
+        future_t *f = submit_ok(ex, t_free_self, ex, 0);
+        int64_t v[3] = {10, 20, 30};
+        future_t *q[3];
+        for (int i = 0; i < 3; i++)
+            q[i] = submit_ok(ex, t_add1, &v[i], sizeof(v[i]));
+        /* From here on the test must not touch ex: it may be gone. */
+        gate_open(&g);
+        ck_assert_int_eq(result_i64(hold), 1);
+        ck_assert_int_eq(result_i64(f), 1);
+        for (int i = 0; i < 3; i++) {
+            ck_assert_int_eq(result_i64(q[i]), v[i] + 1);
+            future_unref(q[i]);
+        }
+        future_unref(hold);
+        future_unref(f);
+        ck_assert(wait_threads(base));
+        gate_destroy(&g);
+    }
+}
+END_TEST
+
+/* executor_free from a done-callback running on the pool's own thread */
+struct freer {
+    executor_t *ex;
+    gate_t done;
+};
+
+static void cb_free(future_t *f, void *ud)
+{
+    (void)f;
+    struct freer *fr = ud;
+    executor_free(fr->ex);
+    gate_open(&fr->done);
+}
+
+START_TEST(test_thread_pool_free_from_callback)
+{
+    int base = base_threads();
+    struct freer fr;
+    fr.ex = new_tp((executor_options_t){.max_workers = 2});
+    gate_init(&fr.done);
+    gate_t g;
+    gate_init(&g);
+    future_t *f = submit_ok(fr.ex, t_wait_gate, &g, 0);
+    ck_assert_int_eq(future_add_done_callback(f, cb_free, &fr), 0);
+    gate_open(&g); /* the worker completes f and runs cb_free */
+    ck_assert(gate_wait(&fr.done, T_LONG));
+    ck_assert_int_eq(result_i64(f), 1);
+    future_unref(f);
+    ck_assert(wait_threads(base));
+    gate_destroy(&g);
+    gate_destroy(&fr.done);
+}
+END_TEST
+
+/* GEN-02: many pools created and freed leave no thread behind */
+START_TEST(test_thread_pool_no_thread_left)
+{
+    int base = base_threads();
+    for (int round = 0; round < 20; round++) {
+        executor_t *ex = new_tp((executor_options_t){.max_workers = 3});
+        int64_t v[6] = {0, 1, 2, 3, 4, 5};
+        future_t *fs[6];
+        for (int i = 0; i < 6; i++)
+            fs[i] = submit_ok(ex, t_add1, &v[i], sizeof(v[i]));
+        if (round % 2) {
+            future_t *d = executor_submit_with(ex, t_add1, &v[0], sizeof(v[0]),
+                                               &(submit_options_t){.timeout = 5});
+            ck_assert_ptr_nonnull(d);
+            future_unref(d);
+        }
+        executor_free(ex);
+        for (int i = 0; i < 6; i++) {
+            ck_assert(future_done(fs[i]));
+            future_unref(fs[i]);
+        }
+        ck_assert_int_eq(count_threads(), base);
+    }
+}
+END_TEST
+
+/* ================================================================ suite */
+
+static TCase *tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+    return tc;
+}
 
 Suite *make_suite(void)
 {
     Suite *s = suite_create("thread_pool");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_thread_pool_version);
-    suite_add_tcase(s, tc);
+
+    TCase *tc = tcase(s, "core");
+    tcase_add_test(tc, test_thread_pool_lazy_threads);
+    tcase_add_test(tc, test_thread_pool_passes_pointer);
+    tcase_add_test(tc, test_thread_pool_idle_thread_reuse);
+    tcase_add_test(tc, test_thread_pool_no_stale_references);
+    tcase_add_test(tc, test_thread_pool_map_frees_yielded);
+    tcase_add_test(tc, test_thread_pool_map_submits_eagerly);
+    tcase_add_test(tc, test_thread_pool_thread_names);
+    tcase_add_test(tc, test_thread_pool_thread_names_truncated);
+    tcase_add_test(tc, test_thread_pool_thread_names_default);
+
+    tc = tcase(s, "limits");
+    tcase_add_test(tc, test_thread_pool_default_max_workers);
+    tcase_add_test(tc, test_thread_pool_saturation);
+    tcase_add_test(tc, test_thread_pool_threads_terminate);
+    tcase_add_test(tc, test_thread_pool_deadline_while_running);
+
+    tc = tcase(s, "concurrency");
+    tcase_add_test(tc, test_thread_pool_cancel_running_requests_stop);
+    tcase_add_test(tc, test_thread_pool_fork_from_task);
+    tcase_add_test(tc, test_thread_pool_fork_while_busy);
+    tcase_add_test(tc, test_thread_pool_shutdown_from_own_task);
+    tcase_add_test(tc, test_thread_pool_free_from_own_task);
+    tcase_add_test(tc, test_thread_pool_free_from_callback);
+    tcase_add_test(tc, test_thread_pool_no_thread_left);
     return s;
 }
