@@ -243,7 +243,8 @@ CF_API int task_return_i64(task_t *t, int64_t v);
 /**
  * Fails the task: the future fails with status FUT_ETASK, error code @code
  * and a printf-formatted message. Python: raise. Code 0 and an empty message
- * still fail the future. Returns 0; FUT_ESTATE if the task already answered.
+ * still fail the future. Returns 0; FUT_ESTATE if the task already answered;
+ * FUT_EINVAL for a NULL task or fmt (then the task has not answered).
  * Called from an executor's initializer, it breaks the executor.
  */
 CF_API int task_raise(task_t *t, int code, const char *fmt, ...) CF_PRINTF(3, 4);
@@ -360,8 +361,8 @@ CF_API int future_set_result(future_t *f, void *data, size_t len,
 /**
  * Promise side: fails @f with status FUT_ETASK, error code @code and a
  * printf-formatted message. Returns 0; FUT_ESTATE if already finished or
- * cancelled (the first outcome is kept); FUT_EINVAL.
- * Python: Future.set_exception.
+ * cancelled (the first outcome is kept); FUT_EINVAL for a NULL future or fmt
+ * (the future is left as it was). Python: Future.set_exception.
  */
 CF_API int future_set_exception(future_t *f, int code, const char *fmt, ...)
     CF_PRINTF(3, 4);

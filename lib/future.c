@@ -339,10 +339,8 @@ int cf_future_failv(future_t *f, int status, int code, const char *fmt, va_list 
 
 int future_set_exception(future_t *f, int code, const char *fmt, ...)
 {
-    if (!f)
+    if (!f || !fmt)
         return FUT_EINVAL;
-    if (!fmt)
-        return cf_future_fail(f, FUT_ETASK, code, -1, 0, "");
     va_list ap;
     va_start(ap, fmt);
     int rc = cf_future_failv(f, FUT_ETASK, code, fmt, ap);

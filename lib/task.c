@@ -163,20 +163,16 @@ int task_return_str(task_t *t, const char *fmt, ...)
 
 int task_raise(task_t *t, int code, const char *fmt, ...)
 {
-    if (!t)
+    if (!t || !fmt)
         return FUT_EINVAL;
     if (t->answer != CF_ANSWER_NONE)
         return FUT_ESTATE;
     t->answer = CF_ANSWER_ERROR;
     t->err_code = code;
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        t->err_msg = format(fmt, ap);
-        va_end(ap);
-    } else {
-        t->err_msg = calloc(1, 1);
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    t->err_msg = format(fmt, ap); /* NULL when out of memory: the failure stands */
+    va_end(ap);
     return 0;
 }
 

@@ -231,6 +231,20 @@ static int r_task_return_str_null_fmt(const struct row *r)
     return in_task(b_return_str_null_fmt);
 }
 
+/* task_raise with a NULL format: FUT_EINVAL, and the task has not answered. */
+static int (*volatile raise_fn)(task_t *, int, const char *, ...) = task_raise;
+
+static int b_raise_null_fmt(task_t *t)
+{
+    return raise_fn(t, 1, NULL);
+}
+
+static int r_task_raise_null_fmt(const struct row *r)
+{
+    (void)r;
+    return in_task(b_raise_null_fmt);
+}
+
 /* ---------------------------------------------------------- futures */
 
 static int r_future_ref_null(const struct row *r)
@@ -408,6 +422,18 @@ static int r_future_set_exception_null(const struct row *r)
 {
     (void)r;
     return future_set_exception(NULL, 1, "%s", "x");
+}
+
+static int r_future_set_exception_null_fmt(const struct row *r)
+{
+    (void)r;
+    int (*volatile set_exc)(future_t *, int, const char *, ...) = future_set_exception;
+    future_t *f = future_new();
+    int rc = set_exc(f, 1, NULL);
+    if (future_done(f)) /* a failed call leaves the future pending */
+        rc = ROW_BROKEN;
+    future_unref(f);
+    return rc;
 }
 
 /* ---------------------------------------------------------- executors */
@@ -776,6 +802,7 @@ static const struct row rows[] = {
     {"task_return_str(NULL, ...)", r_task_return_str_null, 0, FUT_EINVAL},
     {"task_return_i64(NULL, 1)", r_task_return_i64_null, 0, FUT_EINVAL},
     {"task_raise(NULL, ...)", r_task_raise_null, 0, FUT_EINVAL},
+    {"task_raise(t, 1, NULL)", r_task_raise_null_fmt, 0, FUT_EINVAL},
     {"task_should_stop(NULL) is false", r_task_should_stop_null, 0, 0},
     {"task_return(t, NULL, 5, NULL)", r_task_return_null_data, 0, FUT_EINVAL},
     {"task_return_copy(t, NULL, 5)", r_task_return_copy_null_data, 0, FUT_EINVAL},
@@ -808,6 +835,7 @@ static const struct row rows[] = {
      FUT_EINVAL},
     {"future_set_result(f, NULL, 5, NULL)", r_future_set_result_null_data, 0, FUT_EINVAL},
     {"future_set_exception(NULL, ...)", r_future_set_exception_null, 0, FUT_EINVAL},
+    {"future_set_exception(f, 1, NULL)", r_future_set_exception_null_fmt, 0, FUT_EINVAL},
     /* executors */
     {"max_workers -1", r_new_max_workers, -1, FUT_EINVAL},
     {"max_workers INT_MIN", r_new_max_workers, INT_MIN, FUT_EINVAL},

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
 double now_s(void)
 {
@@ -163,4 +164,48 @@ bool eventually(bool (*pred)(void *), void *arg, double timeout)
         usleep(200);
     }
     return true;
+}
+
+pid_t self_tid(void)
+{
+    return (pid_t)syscall(SYS_gettid);
+}
+
+static char tid_state(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return '?';
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    return p && p[1] == ' ' ? p[2] : '?';
+}
+
+bool wait_tid_sleeping(pid_t tid, double timeout)
+{
+    double end = now_s() + timeout;
+    for (;;) {
+        char s = tid_state(tid);
+        if (s == 'S' || s == 'D')
+            return true;
+        if (now_s() > end)
+            return false;
+        usleep(200);
+    }
+}
+
+static void *noop_thread(void *arg)
+{
+    return arg;
+}
+
+void warm_up_threads(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, noop_thread, NULL) == 0)
+        pthread_join(t, NULL);
 }

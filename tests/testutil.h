@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Every test program defines this; check_main.c runs it. */
 Suite *make_suite(void);
@@ -56,5 +57,21 @@ double now_s(void);
 
 /* Spins (yielding) until pred(arg) is true or @timeout passes. */
 bool eventually(bool (*pred)(void *), void *arg, double timeout);
+
+/* The calling thread's kernel id (gettid). */
+pid_t self_tid(void);
+/*
+ * Waits up to @timeout for thread @tid of this process to be asleep in the
+ * kernel (state S or D in /proc/self/task/TID/stat): a hint that it reached
+ * a blocking wait. True if seen. Tests never depend on it for correctness.
+ */
+bool wait_tid_sleeping(pid_t tid, double timeout);
+
+/*
+ * Starts and joins one thread, so that threads a runtime starts on the first
+ * pthread_create (TSan's background thread) exist before a test takes its
+ * count_threads() baseline. Call it first in a test that counts threads.
+ */
+void warm_up_threads(void);
 
 #endif
