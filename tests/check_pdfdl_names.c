@@ -128,7 +128,7 @@ END_TEST
 
 START_TEST(test_records_round_trip)
 {
-    struct pdfdl_request in = {"http://h/f.pdf?x=1", "/tmp/out dir", "/tmp/claims",
+    struct pdfdl_request in = {"http://h/f.pdf?x=1", "/tmp/out dir", "/tmp/claims", "Ab12",
                                0.25, 7, true, false}, rq;
     size_t len;
     char *buf = pdfdl_request_encode(&in, &len);
@@ -137,6 +137,7 @@ START_TEST(test_records_round_trip)
     ck_assert_str_eq(rq.url, in.url);
     ck_assert_str_eq(rq.outdir, in.outdir);
     ck_assert_str_eq(rq.claims, in.claims);
+    ck_assert_str_eq(rq.run, in.run);
     ck_assert(rq.timeout == 0.25);
     ck_assert_uint_eq(rq.retries, 7);
     ck_assert(rq.any_type && !rq.no_clobber);

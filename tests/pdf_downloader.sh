@@ -60,6 +60,8 @@ run() {
     rc=$?
     elapsed_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
     out=$(cat "$W/$case.out") err=$(cat "$W/$case.err")
+    # Under sanitizers a report must fail the case even where exit 1 is wanted.
+    ! grep -q -E "Sanitizer|runtime error:" "$W/$case.err" || bad "sanitizer report: $err"
 }
 expect_rc() { [ "$rc" -eq "$1" ] || bad "exit $rc, wanted $1; stderr: $err"; }
 expect_err() { grep -qF -- "$1" "$W/$case.err" || bad "stderr lacks '$1': $err"; }
@@ -134,6 +136,25 @@ expect_rc 1; expect_err "body cut at 92,160 of 184,320 bytes"; expect_files
 run never-answers --timeout 1 --retries 0 "$F/hang/f1040.pdf"
 expect_rc 1; expect_err "$F/hang/f1040.pdf: timed out after 1 s"; expect_files
 [ "$elapsed_ms" -lt 5000 ] || bad "took $elapsed_ms ms with --timeout 1"
+
+run stall-mid-body --timeout 1 --retries 0 "$F/stall/f1040es.pdf"
+expect_rc 1; expect_err "$F/stall/f1040es.pdf: timed out after 1 s"; expect_files
+
+# Interrupted mid-body: the partial file goes, the exit status says SIGINT.
+cases=$((cases + 1)); case=interrupt; dir=$W/out/interrupt
+"$prog" --timeout 30 -o "$dir" "$F/stall/f1040sb.pdf" >/dev/null 2>"$W/interrupt.err" &
+pid=$!
+for _ in $(seq 1 100); do
+    ls -A "$dir" 2>/dev/null | grep -q '^\.pdf_downloader-' && break
+    sleep 0.05
+done
+ls -A "$dir" 2>/dev/null | grep -q '^\.pdf_downloader-' || bad "no temporary file while stalled"
+kill -INT "$pid"; wait "$pid"; rc=$?; err=$(cat "$W/interrupt.err")
+expect_rc 130; expect_err "interrupted: partial downloads removed"; expect_files
+
+printf '# nothing here\n' > "$W/empty.txt"
+run empty-list -i "$W/empty.txt"
+expect_rc 0; expect_err "nothing to do"; expect_files
 
 # --- names ---------------------------------------------------------------------
 run no-extension "$F/noext/f1040"

@@ -18,6 +18,7 @@ Routes (NAME is a path under DOCROOT; queries are ignored):
   /go?f=NAME             302 to /files/NAME (the first URL has no extension)
   /cut/NAME              Content-Length of the whole file, half the body, close
   /hang/NAME             reads the request and never answers
+  /stall/NAME            Content-Length of the whole file, half the body, silence
   /html/NAME             200 text/html error page
   /hits/PATH             how many requests PATH got, as text
 """
@@ -113,6 +114,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
+            self.close_connection = True
+        elif route == "stall":
+            body = read_doc(rest) or b""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            STOP.wait(60)
             self.close_connection = True
         elif route == "hang":
             STOP.wait(60)

@@ -9,7 +9,7 @@
  * are reused from one URL to the next; the key's destructor frees it when
  * the worker exits.
  *
- * A transfer writes the body to ".pdf_downloader-PID-N.part" in the target
+ * A transfer writes the body to ".pdf_downloader-RUN-PID-N.part" in the target
  * folder, created at the first body byte. The write callback stops the
  * transfer as soon as the answer cannot be kept: a non-2xx status, a URL
  * without an extension, a body that does not start with "%PDF-". Only a
@@ -136,8 +136,8 @@ static int open_tmp(struct xfer *x)
 {
     for (int tries = 0; tries < 100; tries++) {
         unsigned n = atomic_fetch_add(&tmp_counter, 1);
-        snprintf(x->tmp, sizeof(x->tmp), "%s/" PDFDL_TMP_PREFIX "%ld-%u.part",
-                 x->rq->outdir, (long)getpid(), n);
+        snprintf(x->tmp, sizeof(x->tmp), "%s/" PDFDL_TMP_PREFIX "%s-%ld-%u.part",
+                 x->rq->outdir, x->rq->run, (long)getpid(), n);
         x->fd = open(x->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (x->fd >= 0)
             return 0;

@@ -32,6 +32,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -64,6 +65,7 @@ struct options {
     unsigned retries;
     bool process; /* --executor process */
     bool any_type, no_clobber, quiet;
+    bool had_input; /* -i was given: an empty list means no URL, not the forms */
 };
 
 /* A growing list of URLs (owned strings). */
@@ -258,6 +260,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
     while ((c = getopt_long(argc, argv, "i:j:o:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
+            o->had_input = true;
             if (read_list(optarg, u) != 0) {
                 fprintf(stderr, PROG ": cannot read %s: %s\n", optarg, strerror(errno));
                 return 2;
@@ -503,6 +506,56 @@ static void remove_claims(const char *dir)
     rmdir(dir);
 }
 
+/* What the signal thread cleans up; immutable once it starts. */
+struct interrupt {
+    sigset_t set;
+    char tmp_prefix[64]; /* this run's temporary files: PREFIX + token */
+    const char *outdir;
+    const char *claims;
+};
+
+/*
+ * Waits for SIGINT, SIGTERM or SIGHUP (blocked in every other thread), then
+ * removes this run's temporary files and claims, so that an interrupted run
+ * leaves no partial file behind, and exits as the signal would.
+ */
+static void *interrupt_main(void *arg)
+{
+    struct interrupt *in = arg;
+    int sig = 0;
+    if (sigwait(&in->set, &sig) != 0)
+        return NULL;
+    DIR *d = opendir(in->outdir);
+    struct dirent *e;
+    if (d) {
+        while ((e = readdir(d)) != NULL)
+            if (strncmp(e->d_name, in->tmp_prefix, strlen(in->tmp_prefix)) == 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    remove_claims(in->claims);
+    pthread_mutex_lock(&out_lock);
+    clear_line_locked();
+    fprintf(stderr, PROG ": interrupted: partial downloads removed\n");
+    _exit(128 + sig);
+}
+
+/* Blocks the stop signals in this thread (and so in every thread started
+ * after) and starts the thread that handles them. 0, or -1. */
+static int start_interrupt_thread(struct interrupt *in)
+{
+    pthread_t t;
+    sigemptyset(&in->set);
+    sigaddset(&in->set, SIGINT);
+    sigaddset(&in->set, SIGTERM);
+    sigaddset(&in->set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &in->set, NULL) != 0 ||
+        pthread_create(&t, NULL, interrupt_main, in) != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
+}
+
 static executor_t *make_executor(const struct options *o)
 {
     executor_options_t eo = {.max_workers = o->workers, .thread_name_prefix = "pdfdl"};
@@ -514,7 +567,8 @@ static executor_t *make_executor(const struct options *o)
 }
 
 /* Submits every URL, then prints results as they complete. */
-static int run(const struct options *o, const struct urls *u, const char *claims)
+static int run(const struct options *o, const struct urls *u, const char *claims,
+               const char *token)
 {
     size_t n = u->n;
     char **reqs = calloc(n, sizeof(*reqs));
@@ -538,8 +592,8 @@ static int run(const struct options *o, const struct urls *u, const char *claims
         progress_on = false;
     /* futures = [executor.submit(downloader, url) for url in urls] */
     for (size_t i = 0; i < n; i++) {
-        struct pdfdl_request rq = {u->v[i], o->outdir, claims, o->timeout,
-                                   o->retries, o->any_type, o->no_clobber};
+        struct pdfdl_request rq = {u->v[i],   o->outdir,   claims,        token,
+                                   o->timeout, o->retries, o->any_type, o->no_clobber};
         reqs[i] = pdfdl_request_encode(&rq, &lens[i]);
         future_t *f = reqs[i] ? executor_submit(ex, pdfdl_download_task, reqs[i], lens[i])
                               : NULL;
@@ -595,10 +649,16 @@ int main(int argc, char **argv)
     struct options o = {.workers = DEFAULT_WORKERS, .outdir = ".", .base = DEFAULT_BASE,
                         .timeout = DEFAULT_TIMEOUT, .retries = DEFAULT_RETRIES};
     struct urls u = {0};
-    char claims[PATH_MAX];
+    static char claims[PATH_MAX]; /* static: the signal thread reads it */
     int rc = parse_args(argc, argv, &o, &u);
     if (rc >= 0)
         goto out;
+    if (u.n == 0 && o.had_input) {
+        if (!o.quiet)
+            fprintf(stderr, PROG ": no URL in the -i input: nothing to do\n");
+        rc = 0;
+        goto out;
+    }
     if (u.n == 0 && add_course_forms(o.base, &u) != 0) {
         rc = usage_error("%s", "--base is too long");
         goto out;
@@ -616,12 +676,20 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    const char *token = strrchr(claims, '-') + 1; /* mkdtemp's XXXXXX */
+    static struct interrupt in;
+    snprintf(in.tmp_prefix, sizeof(in.tmp_prefix), PDFDL_TMP_PREFIX "%s-", token);
+    in.outdir = o.outdir;
+    in.claims = claims;
+    if (start_interrupt_thread(&in) != 0) {
+        fprintf(stderr, PROG ": cannot start the signal thread\n");
+        rc = 1;
+    } else if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, PROG ": cannot initialise libcurl\n");
         rc = 1;
     } else {
         progress_on = !o.quiet && isatty(STDOUT_FILENO);
-        rc = run(&o, &u, claims);
+        rc = run(&o, &u, claims, token);
         curl_global_cleanup();
     }
     remove_claims(claims);

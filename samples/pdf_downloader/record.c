@@ -13,7 +13,7 @@
 
 #include "record.h"
 
-#define REQ_MAGIC "pdfdl-req-1"
+#define REQ_MAGIC "pdfdl-req-2"
 #define OUT_MAGIC "pdfdl-out-1"
 
 /* A growing buffer of NUL-terminated fields. */
@@ -99,6 +99,7 @@ char *pdfdl_request_encode(const struct pdfdl_request *r, size_t *len)
     put(&f, r->url);
     put(&f, r->outdir);
     put(&f, r->claims);
+    put(&f, r->run);
     snprintf(num, sizeof(num), "%.17g", r->timeout);
     put(&f, num);
     put_u64(&f, r->retries);
@@ -115,6 +116,7 @@ int pdfdl_request_decode(const void *buf, size_t len, struct pdfdl_request *r)
     r->url = get(&rd);
     r->outdir = get(&rd);
     r->claims = get(&rd);
+    r->run = get(&rd);
     const char *t = get(&rd);
     char *end;
     r->timeout = strtod(t, &end);

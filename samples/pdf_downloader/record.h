@@ -18,6 +18,7 @@ struct pdfdl_request {
     const char *url;    /* as given (command line, -i file or --base) */
     const char *outdir; /* the target folder */
     const char *claims; /* a folder of this run's claimed names (collisions) */
+    const char *run;    /* this run's token: temporary files carry it */
     double timeout;     /* connect and stall limit, seconds */
     unsigned retries;   /* extra attempts on 5xx, 429 and connection errors */
     bool any_type;      /* accept any body, not only %PDF- */
