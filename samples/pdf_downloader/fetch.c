@@ -64,6 +64,9 @@ struct xfer {
     bool retryable;      /* 5xx, 429 or a connection error */
     int code;            /* enum pdfdl_failure */
     char status_line[96]; /* "404 Not Found" from the last status line */
+    double last_data;     /* monotonic time of the last body byte (or start) */
+    curl_off_t last_now;  /* bytes received as of last_data */
+    bool stalled;         /* on_progress stopped a stalled transfer */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -248,6 +251,36 @@ static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
     return len;
 }
 
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Stall detection: stops the transfer once no byte came for --timeout
+ * seconds, from the start (a server that never answers) or in mid-body.
+ * curl's own CURLOPT_LOW_SPEED_* averages over a window of several seconds,
+ * so a burst followed by silence would outlive the limit by that much.
+ */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    struct xfer *x = ud;
+    double now = mono_now();
+    (void)dltotal, (void)ultotal, (void)ulnow;
+    if (dlnow != x->last_now) {
+        x->last_now = dlnow;
+        x->last_data = now;
+        return 0;
+    }
+    if (now - x->last_data < x->rq->timeout)
+        return 0;
+    x->stalled = true;
+    return 1; /* CURLE_ABORTED_BY_CALLBACK */
+}
+
 static void set_options(struct xfer *x)
 {
     CURL *h = x->h;
@@ -261,8 +294,9 @@ static void set_options(struct xfer *x)
     /* --timeout bounds the connection and any stall; a long, steady
      * download is never cut. */
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)ceil(t * 1000));
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(t < 1 ? 1 : ceil(t)));
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "pdf_downloader/" CFUTURES_VERSION " (cfutures)");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -289,7 +323,24 @@ static void curl_failure(struct xfer *x, CURLcode rc)
     long oserr = 0;
     switch (rc) {
     case CURLE_OPERATION_TIMEDOUT:
-        fail(x, PDFDL_FAIL_NETWORK, true, "timed out after %g s", x->rq->timeout);
+        fail(x, PDFDL_FAIL_NETWORK, true, "timed out after %g s: no connection",
+             x->rq->timeout);
+        break;
+    case CURLE_ABORTED_BY_CALLBACK:
+        if (x->bytes == 0)
+            fail(x, PDFDL_FAIL_NETWORK, true, "timed out after %g s: no answer",
+                 x->rq->timeout);
+        else if (curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) ==
+                     CURLE_OK &&
+                 cl >= 0)
+            fail(x, PDFDL_FAIL_NETWORK, true,
+                 "timed out after %g s without data, at %s of %s bytes", x->rq->timeout,
+                 pdfdl_thousands(x->bytes, a, sizeof(a)),
+                 pdfdl_thousands((unsigned long long)cl, b, sizeof(b)));
+        else
+            fail(x, PDFDL_FAIL_NETWORK, true,
+                 "timed out after %g s without data, at %s bytes", x->rq->timeout,
+                 pdfdl_thousands(x->bytes, a, sizeof(a)));
         break;
     case CURLE_COULDNT_CONNECT:
         curl_easy_getinfo(x->h, CURLINFO_OS_ERRNO, &oserr);
@@ -382,7 +433,9 @@ static int attempt(struct xfer *x)
     x->fd = -1;
     x->tmp[0] = x->name[0] = x->why[0] = x->errbuf[0] = x->status_line[0] = '\0';
     x->bytes = x->headlen = 0;
-    x->started = x->stopped = x->retryable = false;
+    x->started = x->stopped = x->retryable = x->stalled = false;
+    x->last_now = 0;
+    x->last_data = mono_now();
     set_options(x);
     CURLcode rc = curl_easy_perform(x->h);
     long status = 0;
