@@ -21,6 +21,7 @@ Routes (NAME is a path under DOCROOT; queries are ignored):
   /stall/NAME            Content-Length of the whole file, half the body, silence
   /html/NAME             200 text/html error page
   /hits/PATH             how many requests PATH got, as text
+  /slow/NAME             the file, after waiting 50 ms (bench/: a slow server)
 """
 import http.server
 import os
@@ -82,6 +83,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rest = urllib.parse.unquote(path.split("/", 2)[2]) if path.count("/") >= 2 else ""
         if route == "files":
             self.file(rest)
+        elif route == "slow":
+            time.sleep(0.05)
+            self.file(rest)
         elif route == "any":
             self.file("f1040.pdf")
         elif route == "noext":
@@ -141,6 +145,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128
     allow_reuse_address = False
 
 
