@@ -66,7 +66,6 @@ struct xfer {
     char status_line[96]; /* "404 Not Found" from the last status line */
     double last_data;     /* monotonic time of the last body byte (or start) */
     curl_off_t last_now;  /* bytes received as of last_data */
-    bool stalled;         /* on_progress stopped a stalled transfer */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -277,7 +276,6 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     }
     if (now - x->last_data < x->rq->timeout)
         return 0;
-    x->stalled = true;
     return 1; /* CURLE_ABORTED_BY_CALLBACK */
 }
 
@@ -433,7 +431,7 @@ static int attempt(struct xfer *x)
     x->fd = -1;
     x->tmp[0] = x->name[0] = x->why[0] = x->errbuf[0] = x->status_line[0] = '\0';
     x->bytes = x->headlen = 0;
-    x->started = x->stopped = x->retryable = x->stalled = false;
+    x->started = x->stopped = x->retryable = false;
     x->last_now = 0;
     x->last_data = mono_now();
     set_options(x);
@@ -590,16 +588,21 @@ void pdfdl_download_task(task_t *t)
         return;
     }
     unsigned n = 1;
-    while (attempt(&x) != 0) {
-        if (!x.retryable || n > rq.retries || task_should_stop(t)) {
-            if (n > 1)
-                task_raise(t, x.code, "%s (after %u attempts)", x.why, n);
-            else
-                task_raise(t, x.code, "%s", x.why);
-            return;
-        }
+    int rc;
+    while ((rc = attempt(&x)) != 0 && x.retryable && n <= rq.retries &&
+           !task_should_stop(t)) {
         n++;
         sleep_s(backoff(&x, n));
+    }
+    /* The handle stays with this thread for its next URL: forget the
+     * pointers into this task's stack (error buffer, callbacks' data). */
+    curl_easy_reset(x.h);
+    if (rc != 0) {
+        if (n > 1)
+            task_raise(t, x.code, "%s (after %u attempts)", x.why, n);
+        else
+            task_raise(t, x.code, "%s", x.why);
+        return;
     }
     if (install(&x, &kept, final, sizeof(final)) != 0) {
         task_raise(t, x.code, "%s", x.why);
