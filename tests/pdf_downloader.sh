@@ -86,6 +86,7 @@ run course --base "$NG/"
 expect_rc 0
 for f in f1040 f1040a f1040ez f1040es f1040sb; do expect_out "Finished downloading $f.pdf"; done
 [ "$(grep -c '^Finished downloading' "$W/$case.out")" -eq 5 ] || bad "not 5 Finished lines: $out"
+[ "$(wc -l < "$W/$case.out")" -eq 5 ] || bad "stdout is not a terminal: only the 5 lines: $out"
 expect_err "5 ok, 0 failed"
 expect_files f1040.pdf=$W/www/f1040.pdf f1040a.pdf=$W/www/f1040a.pdf \
     f1040ez.pdf=$W/www/f1040ez.pdf f1040es.pdf=$W/www/f1040es.pdf f1040sb.pdf=$W/www/f1040sb.pdf
@@ -217,6 +218,12 @@ expect_files f1040a.pdf=$W/www/f1040a.pdf f1040ez.pdf=$W/www/f1040ez.pdf
 printf 'old content\n' > "$W/old.txt"
 mkdir -p "$W/out/already-default" && cp "$W/old.txt" "$W/out/already-default/f1040.pdf"
 run already-default "$NG/f1040.pdf"
+expect_rc 0; expect_files f1040.pdf=$W/www/f1040.pdf
+
+# The resume trap: same size, wrong bytes. A restart, never a resume.
+mkdir -p "$W/out/already-same-size"
+head -c 184320 /dev/zero > "$W/out/already-same-size/f1040.pdf"
+run already-same-size "$NG/f1040.pdf"
 expect_rc 0; expect_files f1040.pdf=$W/www/f1040.pdf
 
 mkdir -p "$W/out/already-noclobber" && cp "$W/old.txt" "$W/out/already-noclobber/f1040.pdf"
