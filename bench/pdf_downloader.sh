@@ -17,6 +17,7 @@ RUNS=${RUNS:-5}
 W=$(mktemp -d "${TMPDIR:-/tmp}/pdfdl-bench.XXXXXX")
 spid=
 cleanup() {
+    set +e # a failing step here must not skip the ones after it
     [ -n "$spid" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
     bash "$top/scripts/nginx-serve.sh" stop "$W/nginx" || true
     rm -rf "$W"
