@@ -22,7 +22,7 @@ echo "== samples/quickstart: five tasks on a thread pool, results as they comple
 echo
 echo "== samples/pdf_downloader: the course's five IRS forms from nginx on loopback"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/pdfdl-demo.XXXXXX")
-trap 'bash "$top/scripts/nginx-serve.sh" stop "$tmp/nginx"; rm -rf "$tmp"' EXIT
+trap 'bash "$top/scripts/nginx-serve.sh" stop "$tmp/nginx" || true; rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/www"
 i=0
 for f in f1040 f1040a f1040ez f1040es f1040sb; do
