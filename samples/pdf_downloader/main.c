@@ -257,6 +257,8 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
     int c;
     long v;
     char *end;
+    /* getopt's own messages name argv[0]: under libtool that is .libs/... */
+    argv[0] = (char *)PROG;
     while ((c = getopt_long(argc, argv, "i:j:o:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
