@@ -78,7 +78,9 @@ struct urls {
 static atomic_size_t n_done;
 static atomic_ullong bytes_done;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool progress_on; /* immutable once the progress thread starts */
+/* A progress line is drawn (stdout is a terminal, no -q); read by the
+ * signal thread, so atomic. */
+static atomic_bool progress_on;
 
 static double now_s(void)
 {
@@ -387,7 +389,7 @@ struct progress {
 
 static void clear_line_locked(void)
 {
-    if (progress_on) {
+    if (atomic_load(&progress_on)) {
         fputs("\r\033[K", stdout);
         fflush(stdout);
     }
@@ -406,7 +408,8 @@ static void *progress_main(void *arg)
         human(bytes, b, sizeof(b));
         human(el > 0 ? bytes / el : 0, r, sizeof(r));
         if (done > 0 && done < p->total)
-            snprintf(eta, sizeof(eta), "  ETA %.0f s", el * (double)(p->total - done) / (double)done);
+            snprintf(eta, sizeof(eta), "  ETA %.0f s",
+                     el * (double)(p->total - done) / (double)done);
         pthread_mutex_lock(&out_lock);
         if (!atomic_load(&p->stop)) {
             printf("\r\033[K[%zu/%zu] %s  %s/s%s", done, p->total, b, r, eta);
@@ -581,6 +584,8 @@ static int run(const struct options *o, const struct urls *u, const char *claims
     struct progress prog = {.outdir = o->outdir, .total = n, .start = now_s()};
     executor_t *ex = NULL;
     size_t nf = 0;
+    bool drawing = false; /* the progress thread runs */
+    bool complete = false; /* every future was reported */
     if (!reqs || !lens || !fs || !slots) {
         fprintf(stderr, PROG ": out of memory\n");
         goto out;
@@ -590,8 +595,10 @@ static int run(const struct options *o, const struct urls *u, const char *claims
         fprintf(stderr, PROG ": cannot start the executor: %s\n", strerror(errno));
         goto out;
     }
-    if (progress_on && pthread_create(&prog.thread, NULL, progress_main, &prog) != 0)
-        progress_on = false;
+    if (atomic_load(&progress_on)) {
+        drawing = pthread_create(&prog.thread, NULL, progress_main, &prog) == 0;
+        atomic_store(&progress_on, drawing);
+    }
     /* futures = [executor.submit(downloader, url) for url in urls] */
     for (size_t i = 0; i < n; i++) {
         struct pdfdl_request rq = {u->v[i],   o->outdir,   claims,        token,
@@ -622,10 +629,11 @@ static int run(const struct options *o, const struct urls *u, const char *claims
     }
     if (!it)
         fprintf(stderr, PROG ": as_completed_new: %s\n", strerror(errno));
+    complete = it != NULL;
     as_completed_free(it);
 out:
     executor_free(ex);
-    if (progress_on) {
+    if (drawing) {
         atomic_store(&prog.stop, true);
         pthread_join(prog.thread, NULL);
         pthread_mutex_lock(&out_lock);
@@ -636,7 +644,6 @@ out:
         future_unref(fs[i]);
     for (size_t i = 0; reqs && i < n; i++)
         free(reqs[i]);
-    bool complete = reqs && lens && fs && slots && ex;
     free(reqs);
     free(lens);
     free(fs);
@@ -690,7 +697,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot initialise libcurl\n");
         rc = 1;
     } else {
-        progress_on = !o.quiet && isatty(STDOUT_FILENO);
+        atomic_store(&progress_on, !o.quiet && isatty(STDOUT_FILENO));
         rc = run(&o, &u, claims, token);
         curl_global_cleanup();
     }
