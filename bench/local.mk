@@ -16,3 +16,4 @@ CLEANFILES += $(EXTRA_PROGRAMS)
 DISTCLEANFILES = bench/results.json
 EXTRA_DIST += bench/README.md bench/run.sh
 .PHONY: bench
+EXTRA_DIST += bench/pdf_downloader.sh bench/course_downloader.py bench/RESULTS.md

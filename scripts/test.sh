@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is missing, builds cfutures in
 # build/ and runs `make check`. Exits non-zero if any test fails.
+# libcurl, nginx and python3 are for the pdf_downloader sample's tests.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
-bash scripts/setup.sh
+bash scripts/setup.sh libcurl4-openssl-dev nginx python3
 [ -x configure ] || autoreconf -fi >/dev/null
 mkdir -p build
 cd build

@@ -41,3 +41,14 @@ tests_check_errors_LDADD = $(TEST_LIBS)
 TESTS = $(check_PROGRAMS) tests/exports.sh tests/api-names.sh
 TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)'; export top_srcdir top_builddir;
 EXTRA_DIST += tests/exports.sh tests/api-names.sh tests/README.md
+
+# pdf_downloader end to end, against nginx and tests/pdfdl_server.py on
+# loopback (skips without libcurl, python3 or nginx).
+TESTS += tests/pdf_downloader.sh
+# Its names and records, white box (no libcurl needed).
+check_PROGRAMS += tests/check_pdfdl_names
+tests_check_pdfdl_names_SOURCES = tests/check_pdfdl_names.c $(TEST_COMMON) \
+	samples/pdf_downloader/names.c samples/pdf_downloader/record.c
+tests_check_pdfdl_names_CFLAGS = $(TEST_CFLAGS)
+tests_check_pdfdl_names_LDADD = $(TEST_LIBS)
+EXTRA_DIST += tests/pdf_downloader.sh tests/pdfdl_server.py scripts/nginx-serve.sh

@@ -1,0 +1,708 @@
+/*
+ * pdf_downloader: downloads files in parallel on a cfutures executor.
+ *
+ * The course's program, and this one, line for line in spirit:
+ *
+ *   def main(urls):
+ *       with ThreadPoolExecutor(max_workers=5) as executor:
+ *           futures = [executor.submit(downloader, url) for url in urls]
+ *           for future in as_completed(futures):
+ *               print(future.result())
+ *
+ * Each task gets a serialized request (record.h) and answers with a
+ * serialized outcome or task_raise, so the same program runs on a thread
+ * pool or, where cfutures has one, a process pool (--executor process).
+ *
+ * DESIGN
+ * The main thread parses options, submits one task per URL and walks the
+ * futures with as_completed, printing each result; it is the only thread
+ * that prints results. On a terminal a progress thread redraws one status
+ * line every quarter second; `out_lock` keeps its line and the main
+ * thread's messages apart. Bytes in flight are measured by the sizes of the
+ * tasks' temporary files in the target folder, which works whichever pool
+ * (thread or process) writes them.
+ */
+#include "config.h"
+
+#include <cfutures.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fetch.h"
+#include "names.h"
+#include "record.h"
+
+#define PROG "pdf_downloader"
+#define DEFAULT_BASE "https://www.irs.gov/pub/irs-pdf/"
+#define DEFAULT_WORKERS 5
+#define DEFAULT_TIMEOUT 10.0
+#define DEFAULT_RETRIES 3
+
+/* The course's five forms, fetched when no URL is given. */
+static const char *const course_forms[] = {"f1040.pdf", "f1040a.pdf", "f1040ez.pdf",
+                                           "f1040es.pdf", "f1040sb.pdf"};
+
+struct options {
+    int workers;
+    const char *outdir;
+    const char *base;
+    double timeout;
+    unsigned retries;
+    bool process; /* --executor process */
+    bool any_type, no_clobber, quiet;
+    bool had_input; /* -i was given: an empty list means no URL, not the forms */
+};
+
+/* A growing list of URLs (owned strings). */
+struct urls {
+    char **v;
+    size_t n, cap;
+};
+
+/* Counters the progress line reads (written by the main thread). */
+static atomic_size_t n_done;
+static atomic_ullong bytes_done;
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+/* A progress line is drawn (stdout is a terminal, no -q); read by the
+ * signal thread, so atomic. */
+static atomic_bool progress_on;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: " PROG " [OPTION]... [URL]...\n"
+            "Downloads the URLs in parallel into a folder, each to a temporary file\n"
+            "renamed only once it is complete and checked: status 2xx, length equal\n"
+            "to Content-Length, body starting with %%PDF- (unless --any-type).\n"
+            "With no URL, fetches the course's five IRS forms (f1040, f1040a,\n"
+            "f1040ez, f1040es, f1040sb) under --base.\n"
+            "\n"
+            "  -i, --input FILE     read URLs from FILE, one a line ('#' comments;\n"
+            "                       '-' for standard input); may be repeated\n"
+            "      --base URL       where the course's forms are (default " DEFAULT_BASE
+            ")\n"
+            "  -j, --jobs N         N downloads at a time (default %d, as in the course)\n"
+            "  -o, --output DIR     save into DIR, created if missing (default .)\n"
+            "      --timeout S      give up on a connection or a stalled transfer after\n"
+            "                       S seconds (default %g)\n"
+            "      --retries N      retry N times on 5xx, 429 and connection errors,\n"
+            "                       waiting 0.25 s, 0.5 s, 1 s, ... or Retry-After\n"
+            "                       (default %d)\n"
+            "      --executor KIND  thread (default) or process: the pool that runs\n"
+            "                       the downloads\n"
+            "      --any-type       keep bodies that are not PDFs\n"
+            "      --no-clobber     never replace a file already in DIR\n"
+            "  -q, --quiet          print failures only\n"
+            "  -h, --help           show this help and exit\n"
+            "  -V, --version        show the version and exit\n"
+            "\n"
+            "Names come from the last segment of the URL's path after redirects\n"
+            "(at most 10), decoded so that they stay inside DIR; two URLs with one\n"
+            "name give NAME.EXT and NAME.1.EXT. Without --no-clobber a file already\n"
+            "there is replaced, but only by a complete, checked download.\n"
+            "Exit status: 0 all downloaded, 1 some failed, 2 bad usage.\n",
+            DEFAULT_WORKERS, DEFAULT_TIMEOUT, DEFAULT_RETRIES);
+}
+
+static void version(void)
+{
+    curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    printf(PROG " %s (cfutures %s, libcurl %s)\n", CFUTURES_VERSION, cfutures_version(),
+           v ? v->version : "?");
+}
+
+static int usage_error(const char *fmt, ...) CF_PRINTF(1, 2);
+
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, PROG ": ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry '" PROG " --help'.\n");
+    va_end(ap);
+    return 2;
+}
+
+static int add_url(struct urls *u, const char *s, size_t len)
+{
+    if (u->n == u->cap) {
+        size_t cap = u->cap ? 2 * u->cap : 16;
+        char **v = realloc(u->v, cap * sizeof(*v));
+        if (!v)
+            return -1;
+        u->v = v;
+        u->cap = cap;
+    }
+    u->v[u->n] = strndup(s, len);
+    return u->v[u->n] ? (int)(u->n++, 0) : -1;
+}
+
+static void free_urls(struct urls *u)
+{
+    for (size_t i = 0; i < u->n; i++)
+        free(u->v[i]);
+    free(u->v);
+}
+
+/* Reads URLs from @path ("-": stdin): one a line, blank and '#' lines skipped. */
+static int read_list(const char *path, struct urls *u)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    if (!f)
+        return -1;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        char *s = line, *e = line + n;
+        while (s < e && (*s == ' ' || *s == '\t'))
+            s++;
+        while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if (s == e || *s == '#')
+            continue;
+        if (add_url(u, s, (size_t)(e - s)) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    if (ferror(f))
+        rc = -1;
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    return rc;
+}
+
+/* mkdir -p @dir. 0, or -1 with errno. */
+static int make_dirs(const char *dir)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    if (stat(path, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return access(path, W_OK | X_OK);
+}
+
+static int parse_uint(const char *s, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || errno || v < 0 || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Parses argv into @o and @u. Returns -1 to go on, or an exit status. */
+static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
+{
+    enum { OPT_BASE = 256, OPT_TIMEOUT, OPT_RETRIES, OPT_EXECUTOR, OPT_ANY, OPT_NOCLOB };
+    static const struct option longopts[] = {
+        {"input", required_argument, NULL, 'i'},
+        {"base", required_argument, NULL, OPT_BASE},
+        {"jobs", required_argument, NULL, 'j'},
+        {"output", required_argument, NULL, 'o'},
+        {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"retries", required_argument, NULL, OPT_RETRIES},
+        {"executor", required_argument, NULL, OPT_EXECUTOR},
+        {"any-type", no_argument, NULL, OPT_ANY},
+        {"no-clobber", no_argument, NULL, OPT_NOCLOB},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0}};
+    int c;
+    long v;
+    char *end;
+    /* getopt's own messages name argv[0]: under libtool that is .libs/... */
+    argv[0] = (char *)PROG;
+    while ((c = getopt_long(argc, argv, "i:j:o:qhV", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'i':
+            o->had_input = true;
+            if (read_list(optarg, u) != 0) {
+                fprintf(stderr, PROG ": cannot read %s: %s\n", optarg, strerror(errno));
+                return 2;
+            }
+            break;
+        case OPT_BASE:
+            o->base = optarg;
+            break;
+        case 'j':
+            if (parse_uint(optarg, 1024, &v) != 0 || v < 1)
+                return usage_error("-j wants a number of workers from 1 to 1024, not '%s'",
+                                   optarg);
+            o->workers = (int)v;
+            break;
+        case 'o':
+            o->outdir = optarg;
+            break;
+        case OPT_TIMEOUT:
+            errno = 0;
+            o->timeout = strtod(optarg, &end);
+            if (!*optarg || *end || errno || !(o->timeout >= 0.001 && o->timeout <= 86400))
+                return usage_error("--timeout wants seconds from 0.001 to 86400, not '%s'",
+                                   optarg);
+            break;
+        case OPT_RETRIES:
+            if (parse_uint(optarg, 100, &v) != 0)
+                return usage_error("--retries wants a number from 0 to 100, not '%s'",
+                                   optarg);
+            o->retries = (unsigned)v;
+            break;
+        case OPT_EXECUTOR:
+            if (strcmp(optarg, "thread") == 0)
+                o->process = false;
+            else if (strcmp(optarg, "process") == 0)
+                o->process = true;
+            else
+                return usage_error("--executor is thread or process, not '%s'", optarg);
+            break;
+        case OPT_ANY:
+            o->any_type = true;
+            break;
+        case OPT_NOCLOB:
+            o->no_clobber = true;
+            break;
+        case 'q':
+            o->quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            version();
+            return 0;
+        default:
+            fprintf(stderr, "Try '" PROG " --help'.\n");
+            return 2;
+        }
+    }
+#if !HAVE_DECL_PROCESS_POOL_EXECUTOR_NEW
+    if (o->process)
+        return usage_error("%s", "--executor process: this cfutures has no process pool "
+                                 "yet (no process_pool_executor_new)");
+#endif
+    for (int i = optind; i < argc; i++)
+        if (add_url(u, argv[i], strlen(argv[i])) != 0)
+            return usage_error("%s", "out of memory");
+    return -1;
+}
+
+/* The course's forms under --base. */
+static int add_course_forms(const char *base, struct urls *u)
+{
+    size_t bl = strlen(base);
+    bool slash = bl > 0 && base[bl - 1] == '/';
+    for (size_t i = 0; i < sizeof(course_forms) / sizeof(course_forms[0]); i++) {
+        char url[4096];
+        int w = snprintf(url, sizeof(url), "%s%s%s", base, slash ? "" : "/", course_forms[i]);
+        if (w < 0 || (size_t)w >= sizeof(url) || add_url(u, url, (size_t)w) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* "2.1 MiB", "512 KiB", "80 B". */
+static void human(double bytes, char *buf, size_t n)
+{
+    if (bytes >= 1024.0 * 1024 * 1024)
+        snprintf(buf, n, "%.2f GiB", bytes / (1024.0 * 1024 * 1024));
+    else if (bytes >= 1024.0 * 1024)
+        snprintf(buf, n, "%.1f MiB", bytes / (1024.0 * 1024));
+    else if (bytes >= 1024)
+        snprintf(buf, n, "%.0f KiB", bytes / 1024);
+    else
+        snprintf(buf, n, "%.0f B", bytes);
+}
+
+/* Bytes sitting in the tasks' temporary files in @dir right now. */
+static unsigned long long bytes_in_flight(const char *dir)
+{
+    unsigned long long sum = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    struct stat st;
+    if (!d)
+        return 0;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, PDFDL_TMP_PREFIX, strlen(PDFDL_TMP_PREFIX)) == 0 &&
+            fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            sum += (unsigned long long)st.st_size;
+    closedir(d);
+    return sum;
+}
+
+/* What the progress thread needs; immutable while it runs, but `stop`. */
+struct progress {
+    const char *outdir;
+    size_t total;
+    double start;
+    atomic_bool stop;
+    pthread_t thread;
+};
+
+static void clear_line_locked(void)
+{
+    if (atomic_load(&progress_on)) {
+        fputs("\r\033[K", stdout);
+        fflush(stdout);
+    }
+}
+
+static void *progress_main(void *arg)
+{
+    struct progress *p = arg;
+    while (!atomic_load(&p->stop)) {
+        struct timespec ts = {0, 250 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        size_t done = atomic_load(&n_done);
+        double bytes = (double)(atomic_load(&bytes_done) + bytes_in_flight(p->outdir));
+        double el = now_s() - p->start;
+        char b[32], r[32], eta[32] = "";
+        human(bytes, b, sizeof(b));
+        human(el > 0 ? bytes / el : 0, r, sizeof(r));
+        if (done > 0 && done < p->total)
+            snprintf(eta, sizeof(eta), "  ETA %.0f s",
+                     el * (double)(p->total - done) / (double)done);
+        pthread_mutex_lock(&out_lock);
+        if (!atomic_load(&p->stop)) {
+            printf("\r\033[K[%zu/%zu] %s  %s/s%s", done, p->total, b, r, eta);
+            fflush(stdout);
+        }
+        pthread_mutex_unlock(&out_lock);
+    }
+    return NULL;
+}
+
+/* Maps a future back to its URL's index. */
+struct slot {
+    future_t *f;
+    size_t i;
+};
+
+static int slot_cmp(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t)((const struct slot *)a)->f;
+    uintptr_t y = (uintptr_t)((const struct slot *)b)->f;
+    return x < y ? -1 : x > y;
+}
+
+/* Totals for the summary. */
+struct totals {
+    size_t ok, kept, failed;
+    unsigned long long bytes;
+};
+
+static void report_failure(const char *url, const char *why, struct totals *tot)
+{
+    tot->failed++;
+    pthread_mutex_lock(&out_lock);
+    clear_line_locked();
+    fprintf(stderr, PROG ": %s: %s\n", url, why);
+    pthread_mutex_unlock(&out_lock);
+}
+
+/* Prints one completed future's result, as the course's print(future.result()). */
+static void report(future_t *f, const char *url, const struct options *o, struct totals *tot)
+{
+    const void *data;
+    size_t len;
+    const future_error_t *err = NULL;
+    struct pdfdl_outcome out;
+    int rc = future_result(f, FUT_FOREVER, &data, &len);
+    if (rc != 0) {
+        char why[160];
+        if (future_exception(f, 0, &err) == 0 && err && err->message[0])
+            report_failure(url, err->message, tot);
+        else {
+            snprintf(why, sizeof(why), "the task failed: %s", future_strerror(rc));
+            report_failure(url, why, tot);
+        }
+        return;
+    }
+    if (pdfdl_outcome_decode(data, len, &out) != 0) {
+        report_failure(url, "the task answered with a malformed record", tot);
+        return;
+    }
+    tot->ok++;
+    tot->kept += out.kept;
+    tot->bytes += out.bytes;
+    atomic_fetch_add(&bytes_done, out.bytes);
+    if (o->quiet)
+        return;
+    pthread_mutex_lock(&out_lock);
+    clear_line_locked();
+    if (out.kept)
+        printf("Kept %s: already there (--no-clobber)\n", out.name);
+    else
+        printf("Finished downloading %s\n", out.name);
+    fflush(stdout);
+    pthread_mutex_unlock(&out_lock);
+}
+
+static void print_summary(const struct totals *t, double secs)
+{
+    char b[32], r[32], kept[48] = "";
+    human((double)t->bytes, b, sizeof(b));
+    human(secs > 0 ? (double)t->bytes / secs : 0, r, sizeof(r));
+    if (t->kept)
+        snprintf(kept, sizeof(kept), " (%zu kept)", t->kept);
+    fprintf(stderr, "%zu ok%s, %zu failed, %s in %.2f s (%s/s)\n", t->ok, kept, t->failed, b,
+            secs, r);
+}
+
+/* Removes the claims folder and the empty files in it. */
+static void remove_claims(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    if (d) {
+        while ((e = readdir(d)) != NULL)
+            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* What the signal thread cleans up; immutable once it starts. */
+struct interrupt {
+    sigset_t set;
+    char tmp_prefix[64]; /* this run's temporary files: PREFIX + token */
+    const char *outdir;
+    const char *claims;
+};
+
+/*
+ * Waits for SIGINT, SIGTERM or SIGHUP (blocked in every other thread), then
+ * removes this run's temporary files and claims, so that an interrupted run
+ * leaves no partial file behind, and exits as the signal would.
+ */
+static void *interrupt_main(void *arg)
+{
+    struct interrupt *in = arg;
+    int sig = 0;
+    if (sigwait(&in->set, &sig) != 0)
+        return NULL;
+    DIR *d = opendir(in->outdir);
+    struct dirent *e;
+    if (d) {
+        while ((e = readdir(d)) != NULL)
+            if (strncmp(e->d_name, in->tmp_prefix, strlen(in->tmp_prefix)) == 0)
+                unlinkat(dirfd(d), e->d_name, 0);
+        closedir(d);
+    }
+    remove_claims(in->claims);
+    pthread_mutex_lock(&out_lock);
+    clear_line_locked();
+    fprintf(stderr, PROG ": interrupted: partial downloads removed\n");
+    _exit(128 + sig);
+}
+
+/* Blocks the stop signals in this thread (and so in every thread started
+ * after) and starts the thread that handles them. 0, or -1. */
+static int start_interrupt_thread(struct interrupt *in)
+{
+    pthread_t t;
+    sigemptyset(&in->set);
+    sigaddset(&in->set, SIGINT);
+    sigaddset(&in->set, SIGTERM);
+    sigaddset(&in->set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &in->set, NULL) != 0 ||
+        pthread_create(&t, NULL, interrupt_main, in) != 0)
+        return -1;
+    pthread_detach(t);
+    return 0;
+}
+
+static executor_t *make_executor(const struct options *o)
+{
+    executor_options_t eo = {.max_workers = o->workers, .thread_name_prefix = "pdfdl"};
+#if HAVE_DECL_PROCESS_POOL_EXECUTOR_NEW
+    if (o->process)
+        return process_pool_executor_new(&eo);
+#endif
+    return thread_pool_executor_new(&eo);
+}
+
+/* Submits every URL, then prints results as they complete. */
+static int run(const struct options *o, const struct urls *u, const char *claims,
+               const char *token)
+{
+    size_t n = u->n;
+    char **reqs = calloc(n, sizeof(*reqs));
+    size_t *lens = calloc(n, sizeof(*lens));
+    future_t **fs = calloc(n, sizeof(*fs));
+    struct slot *slots = calloc(n, sizeof(*slots));
+    struct totals tot = {0};
+    struct progress prog = {.outdir = o->outdir, .total = n, .start = now_s()};
+    executor_t *ex = NULL;
+    size_t nf = 0;
+    bool drawing = false; /* the progress thread runs */
+    bool complete = false; /* every future was reported */
+    if (!reqs || !lens || !fs || !slots) {
+        fprintf(stderr, PROG ": out of memory\n");
+        goto out;
+    }
+    ex = make_executor(o);
+    if (!ex) {
+        fprintf(stderr, PROG ": cannot start the executor: %s\n", strerror(errno));
+        goto out;
+    }
+    if (atomic_load(&progress_on)) {
+        drawing = pthread_create(&prog.thread, NULL, progress_main, &prog) == 0;
+        atomic_store(&progress_on, drawing);
+    }
+    /* futures = [executor.submit(downloader, url) for url in urls] */
+    for (size_t i = 0; i < n; i++) {
+        struct pdfdl_request rq = {u->v[i],   o->outdir,   claims,        token,
+                                   o->timeout, o->retries, o->any_type, o->no_clobber};
+        reqs[i] = pdfdl_request_encode(&rq, &lens[i]);
+        future_t *f = reqs[i] ? executor_submit(ex, pdfdl_download_task, reqs[i], lens[i])
+                              : NULL;
+        if (!f) {
+            char why[128];
+            snprintf(why, sizeof(why), "cannot submit: %s", strerror(errno));
+            report_failure(u->v[i], why, &tot);
+            atomic_fetch_add(&n_done, 1);
+            continue;
+        }
+        slots[nf] = (struct slot){f, i};
+        fs[nf++] = f;
+    }
+    qsort(slots, nf, sizeof(*slots), slot_cmp);
+    /* for future in as_completed(futures): print(future.result()) */
+    as_completed_t *it = as_completed_new(fs, nf, FUT_FOREVER);
+    future_t *f;
+    while (it && as_completed_next(it, &f) == 0) {
+        struct slot key = {f, 0};
+        const struct slot *s = bsearch(&key, slots, nf, sizeof(*slots), slot_cmp);
+        report(f, u->v[s->i], o, &tot);
+        atomic_fetch_add(&n_done, 1);
+        future_unref(f);
+    }
+    if (!it)
+        fprintf(stderr, PROG ": as_completed_new: %s\n", strerror(errno));
+    complete = it != NULL;
+    as_completed_free(it);
+out:
+    executor_free(ex);
+    if (drawing) {
+        atomic_store(&prog.stop, true);
+        pthread_join(prog.thread, NULL);
+        pthread_mutex_lock(&out_lock);
+        clear_line_locked();
+        pthread_mutex_unlock(&out_lock);
+    }
+    for (size_t i = 0; i < nf; i++)
+        future_unref(fs[i]);
+    for (size_t i = 0; reqs && i < n; i++)
+        free(reqs[i]);
+    free(reqs);
+    free(lens);
+    free(fs);
+    free(slots);
+    if (!o->quiet)
+        print_summary(&tot, now_s() - prog.start);
+    return complete && tot.failed == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {.workers = DEFAULT_WORKERS, .outdir = ".", .base = DEFAULT_BASE,
+                        .timeout = DEFAULT_TIMEOUT, .retries = DEFAULT_RETRIES};
+    struct urls u = {0};
+    static char claims[PATH_MAX]; /* static: the signal thread reads it */
+    int rc = parse_args(argc, argv, &o, &u);
+    if (rc >= 0)
+        goto out;
+    if (u.n == 0 && o.had_input) {
+        if (!o.quiet)
+            fprintf(stderr, PROG ": no URL in the -i input: nothing to do\n");
+        rc = 0;
+        goto out;
+    }
+    if (u.n == 0 && add_course_forms(o.base, &u) != 0) {
+        rc = usage_error("%s", "--base is too long");
+        goto out;
+    }
+    if (make_dirs(o.outdir) != 0) {
+        fprintf(stderr, PROG ": cannot use %s as the output folder: %s\n", o.outdir,
+                strerror(errno));
+        rc = 2;
+        goto out;
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(claims, sizeof(claims), "%s/" PROG "-names-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(claims)) {
+        fprintf(stderr, PROG ": cannot create %s: %s\n", claims, strerror(errno));
+        rc = 1;
+        goto out;
+    }
+    const char *token = strrchr(claims, '-') + 1; /* mkdtemp's XXXXXX */
+    static struct interrupt in;
+    snprintf(in.tmp_prefix, sizeof(in.tmp_prefix), PDFDL_TMP_PREFIX "%s-", token);
+    in.outdir = o.outdir;
+    in.claims = claims;
+    if (start_interrupt_thread(&in) != 0) {
+        fprintf(stderr, PROG ": cannot start the signal thread\n");
+        rc = 1;
+    } else if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, PROG ": cannot initialise libcurl\n");
+        rc = 1;
+    } else {
+        atomic_store(&progress_on, !o.quiet && isatty(STDOUT_FILENO));
+        rc = run(&o, &u, claims, token);
+        curl_global_cleanup();
+    }
+    remove_claims(claims);
+out:
+    free_urls(&u);
+    return rc;
+}

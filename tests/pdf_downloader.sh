@@ -1,0 +1,256 @@
+#!/usr/bin/env bash
+# End-to-end tests of samples/pdf_downloader against loopback servers that
+# this script starts and stops: nginx for the good paths, and
+# tests/pdfdl_server.py for faults. Every case checks the exit status, the
+# message, and the folder's contents byte for byte (hidden files included:
+# no temporary file may be left behind).
+# Runs on the thread pool, then again on the process pool where cfutures
+# has one (PDFDL_EXECUTOR=thread|process picks one).
+# Skips (77) without the program (no libcurl), python3 or nginx.
+set -uo pipefail
+src=${top_srcdir:-.}
+bld=${top_builddir:-.}
+prog=$bld/samples/pdf_downloader/pdf_downloader
+[ -x "$prog" ] || { echo "no $prog (configure found no libcurl): skipped"; exit 77; }
+command -v python3 >/dev/null || { echo "no python3: skipped"; exit 77; }
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "no nginx: skipped"; exit 77; }
+: "${PDFDL_EXECUTOR:=thread}"
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/pdfdl-test.XXXXXX")
+fault_pid=
+cleanup() {
+    [ -n "$fault_pid" ] && kill "$fault_pid" 2>/dev/null && wait "$fault_pid" 2>/dev/null
+    bash "$src/scripts/nginx-serve.sh" stop "$W/nginx" || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+# Source files: PDFs of the course's sizes (anchors), two same-named files
+# with different bodies, and a small one.
+mkdir -p "$W/www/a" "$W/www/b"
+mkpdf() { # path size
+    { printf '%%PDF-1.4\n'; head -c $(( $2 - 9 )) /dev/urandom; } > "$1"
+}
+mkpdf "$W/www/f1040.pdf" 184320
+mkpdf "$W/www/f1040a.pdf" 102400
+mkpdf "$W/www/f1040ez.pdf" 327680
+mkpdf "$W/www/f1040es.pdf" 1024000
+mkpdf "$W/www/f1040sb.pdf" 573440
+mkpdf "$W/www/a/f1040.pdf" 5000
+mkpdf "$W/www/b/f1040.pdf" 7000
+chmod -R a+rX "$W/www"
+
+ngport=$(bash "$src/scripts/nginx-serve.sh" start "$W/www" "$W/nginx") || exit 1
+NG=http://127.0.0.1:$ngport
+python3 "$src/tests/pdfdl_server.py" "$W/www" > "$W/fault.port" 2>"$W/fault.err" &
+fault_pid=$!
+for _ in $(seq 1 100); do [ -s "$W/fault.port" ] && break; sleep 0.05; done
+read -r fport refused < "$W/fault.port" || { echo "fault server did not start"; cat "$W/fault.err"; exit 1; }
+F=http://127.0.0.1:$fport
+
+failures=0 cases=0
+bad() { echo "FAIL [$case]: $*"; failures=$((failures + 1)); }
+
+# run CASE ARGS...: runs the downloader into $W/out/CASE; sets rc, out, err.
+run() {
+    case=$1; shift
+    cases=$((cases + 1))
+    dir=$W/out/$case
+    mkdir -p "$W/out"
+    local t0=$(date +%s%N)
+    "$prog" --executor "$PDFDL_EXECUTOR" -o "$dir" "$@" >"$W/$case.out" 2>"$W/$case.err"
+    rc=$?
+    elapsed_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+    out=$(cat "$W/$case.out") err=$(cat "$W/$case.err")
+    # Under sanitizers a report must fail the case even where exit 1 is wanted.
+    ! grep -q -E "Sanitizer|runtime error:" "$W/$case.err" || bad "sanitizer report: $err"
+}
+expect_rc() { [ "$rc" -eq "$1" ] || bad "exit $rc, wanted $1; stderr: $err"; }
+expect_err() { grep -qF -- "$1" "$W/$case.err" || bad "stderr lacks '$1': $err"; }
+expect_out() { grep -qF -- "$1" "$W/$case.out" || bad "stdout lacks '$1': $out"; }
+# expect_files NAME=SOURCE ...: the folder holds exactly these, byte for byte.
+expect_files() {
+    local want got pair
+    want=$(for pair in "$@"; do echo "${pair%%=*}"; done | sort)
+    got=$(ls -A "$dir" 2>/dev/null | sort)
+    [ "$want" = "$got" ] || bad "folder holds [$(echo $got)], wanted [$(echo $want)]"
+    for pair in "$@"; do
+        [ -f "$dir/${pair%%=*}" ] || continue
+        cmp -s "$dir/${pair%%=*}" "${pair#*=}" || bad "${pair%%=*} differs from ${pair#*=}"
+    done
+}
+hits() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode().strip())' "$F/hits/$1"; }
+
+# --- good paths from nginx -------------------------------------------------
+run course --base "$NG/"
+expect_rc 0
+for f in f1040 f1040a f1040ez f1040es f1040sb; do expect_out "Finished downloading $f.pdf"; done
+[ "$(grep -c '^Finished downloading' "$W/$case.out")" -eq 5 ] || bad "not 5 Finished lines: $out"
+[ "$(wc -l < "$W/$case.out")" -eq 5 ] || bad "stdout is not a terminal: only the 5 lines: $out"
+expect_err "5 ok, 0 failed"
+expect_files f1040.pdf=$W/www/f1040.pdf f1040a.pdf=$W/www/f1040a.pdf \
+    f1040ez.pdf=$W/www/f1040ez.pdf f1040es.pdf=$W/www/f1040es.pdf f1040sb.pdf=$W/www/f1040sb.pdf
+
+run one-worker -j 1 -q "$NG/f1040.pdf" "$NG/f1040a.pdf"
+expect_rc 0
+[ -z "$out$err" ] || bad "-q printed: $out $err"
+expect_files f1040.pdf=$W/www/f1040.pdf f1040a.pdf=$W/www/f1040a.pdf
+
+printf '# forms\n\n  %s  \n# %s\n%s\r\n' "$NG/f1040.pdf" "$NG/f1040a.pdf" "$NG/f1040ez.pdf" > "$W/list.txt"
+run input-file -i "$W/list.txt"
+expect_rc 0
+expect_files f1040.pdf=$W/www/f1040.pdf f1040ez.pdf=$W/www/f1040ez.pdf
+
+cases=$((cases + 1)); case=stdin; dir=$W/out/stdin
+echo "$NG/f1040sb.pdf" | "$prog" -q -i - -o "$dir"; rc=$?
+expect_rc 0
+expect_files f1040sb.pdf=$W/www/f1040sb.pdf
+
+# --- HTTP errors -------------------------------------------------------------
+run nginx-404 "$NG/missing.pdf"
+expect_rc 1; expect_err "$NG/missing.pdf: HTTP 404 Not Found"; expect_files
+
+run 404-not-retried --retries 3 "$F/status/404/x.pdf"
+expect_rc 1; expect_err "$F/status/404/x.pdf: HTTP 404 Not Found"; expect_files
+[ "$(hits status/404/x.pdf)" = 1 ] || bad "a 404 was retried"
+
+run 500 --retries 1 "$F/status/500/f1040.pdf"
+expect_rc 1; expect_err "HTTP 500 Internal Server Error (after 2 attempts)"; expect_files
+[ "$(hits status/500/f1040.pdf)" = 2 ] || bad "500: not 2 requests with --retries 1"
+
+run 503-twice-then-200 "$F/flaky/k1/f1040.pdf"
+expect_rc 0; expect_out "Finished downloading f1040.pdf"
+expect_files f1040.pdf=$W/www/f1040.pdf
+[ "$(hits flaky/k1/f1040.pdf)" = 3 ] || bad "503 twice: not 3 requests"
+
+run 503-no-retries --retries 0 "$F/flaky/k2/f1040.pdf"
+expect_rc 1; expect_err "HTTP 503 Service Unavailable"; expect_files
+
+run 429 --retries 1 "$F/status/429/f1040.pdf"
+expect_rc 1; expect_err "HTTP 429 Too Many Requests (after 2 attempts)"; expect_files
+
+# --- network failures --------------------------------------------------------
+run refused --retries 0 "http://127.0.0.1:$refused/f1040.pdf"
+expect_rc 1; expect_err "http://127.0.0.1:$refused/f1040.pdf: connection refused"; expect_files
+
+run cut-at-half --retries 0 "$F/cut/f1040.pdf"
+expect_rc 1; expect_err "body cut at 92,160 of 184,320 bytes"; expect_files
+
+run never-answers --timeout 1 --retries 0 "$F/hang/f1040.pdf"
+expect_rc 1; expect_err "$F/hang/f1040.pdf: timed out after 1 s: no answer"; expect_files
+[ "$elapsed_ms" -lt 4000 ] || bad "took $elapsed_ms ms with --timeout 1"
+
+run stall-mid-body --timeout 1 --retries 0 "$F/stall/f1040es.pdf"
+expect_rc 1; expect_files
+expect_err "$F/stall/f1040es.pdf: timed out after 1 s without data, at 512,000 of 1,024,000 bytes"
+[ "$elapsed_ms" -lt 4000 ] || bad "took $elapsed_ms ms with --timeout 1"
+
+# Interrupted mid-body: the partial file goes, the exit status says SIGINT.
+cases=$((cases + 1)); case=interrupt; dir=$W/out/interrupt
+"$prog" --timeout 30 -o "$dir" "$F/stall/f1040sb.pdf" >/dev/null 2>"$W/interrupt.err" &
+pid=$!
+for _ in $(seq 1 100); do
+    ls -A "$dir" 2>/dev/null | grep -q '^\.pdf_downloader-' && break
+    sleep 0.05
+done
+ls -A "$dir" 2>/dev/null | grep -q '^\.pdf_downloader-' || bad "no temporary file while stalled"
+kill -INT "$pid"; wait "$pid"; rc=$?; err=$(cat "$W/interrupt.err")
+expect_rc 130; expect_err "interrupted: partial downloads removed"; expect_files
+
+printf '# nothing here\n' > "$W/empty.txt"
+run empty-list -i "$W/empty.txt"
+expect_rc 0; expect_err "nothing to do"; expect_files
+
+# --- names ---------------------------------------------------------------------
+run no-extension "$F/noext/f1040"
+expect_rc 1; expect_err "$F/noext/f1040: URL does not contain an extension"; expect_files
+
+run query-string "$F/any/f1040.pdf?download=1"
+expect_rc 0; expect_out "Finished downloading f1040.pdf"
+expect_files f1040.pdf=$W/www/f1040.pdf
+
+run slash-nginx "$NG/"
+expect_rc 1; expect_err "HTTP 403 Forbidden"; expect_files
+
+run slash-200 "$F/dir/"
+expect_rc 1; expect_err "$F/dir/: URL does not contain an extension"; expect_files
+
+run 302 "$F/redirect/302/f1040.pdf" "$F/go?f=f1040ez.pdf"
+expect_rc 0
+expect_files f1040.pdf=$W/www/f1040.pdf f1040ez.pdf=$W/www/f1040ez.pdf
+
+run 301-to-404 "$F/redirect/301-404/missing.pdf"
+expect_rc 1; expect_err "$F/redirect/301-404/missing.pdf: HTTP 404 Not Found"; expect_files
+
+run hostile "$F/any/%2e%2e%2fevil.pdf" "$F/any/%2e%2e%2f" "$F/any/%2E%2E" "$F/any/.hidden.pdf"
+expect_rc 1; expect_err "$F/any/%2e%2e%2f: URL does not contain an extension"
+expect_err "$F/any/%2E%2E: URL does not contain an extension"
+expect_files ___evil.pdf=$W/www/f1040.pdf _hidden.pdf=$W/www/f1040.pdf
+[ "$(ls -A "$W/out" | grep -c evil)" -eq 0 ] || bad "a file escaped the folder"
+
+run collision "$F/files/a/f1040.pdf" "$F/files/b/f1040.pdf"
+expect_rc 0
+[ "$(grep -c '^Finished downloading f1040\(\.1\)\?\.pdf$' "$W/$case.out")" -eq 2 ] || bad "$out"
+if cmp -s "$dir/f1040.pdf" "$W/www/a/f1040.pdf"; then
+    expect_files f1040.pdf=$W/www/a/f1040.pdf f1040.1.pdf=$W/www/b/f1040.pdf
+else
+    expect_files f1040.pdf=$W/www/b/f1040.pdf f1040.1.pdf=$W/www/a/f1040.pdf
+fi
+
+# --- content -----------------------------------------------------------------
+run html-as-pdf "$F/html/f1040.pdf"
+expect_rc 1; expect_err "not a PDF: the body starts with \"<!DOC\" (Content-Type text/html)"
+expect_files
+
+run any-type --any-type "$F/html/page.pdf"
+expect_rc 0
+printf '<!DOCTYPE html><html><body>Sign in first</body></html>\n' > "$W/page.html"
+expect_files page.pdf=$W/page.html
+
+# --- mixed and existing files ------------------------------------------------
+run mixed --retries 0 "$NG/f1040a.pdf" "$F/status/404/missing.pdf" "$NG/f1040ez.pdf" \
+    "$F/cut/f1040es.pdf" "$F/html/f1040sb.pdf"
+expect_rc 1
+expect_err "missing.pdf: HTTP 404"; expect_err "cut/f1040es.pdf: body cut at 512,000 of 1,024,000 bytes"
+expect_err "html/f1040sb.pdf: not a PDF"; expect_err "2 ok, 3 failed"
+expect_files f1040a.pdf=$W/www/f1040a.pdf f1040ez.pdf=$W/www/f1040ez.pdf
+
+printf 'old content\n' > "$W/old.txt"
+mkdir -p "$W/out/already-default" && cp "$W/old.txt" "$W/out/already-default/f1040.pdf"
+run already-default "$NG/f1040.pdf"
+expect_rc 0; expect_files f1040.pdf=$W/www/f1040.pdf
+
+# The resume trap: same size, wrong bytes. A restart, never a resume.
+mkdir -p "$W/out/already-same-size"
+head -c 184320 /dev/zero > "$W/out/already-same-size/f1040.pdf"
+run already-same-size "$NG/f1040.pdf"
+expect_rc 0; expect_files f1040.pdf=$W/www/f1040.pdf
+
+mkdir -p "$W/out/already-noclobber" && cp "$W/old.txt" "$W/out/already-noclobber/f1040.pdf"
+run already-noclobber --no-clobber "$NG/f1040.pdf" "$NG/f1040a.pdf"
+expect_rc 0; expect_out "Kept f1040.pdf: already there (--no-clobber)"
+expect_files f1040.pdf=$W/old.txt f1040a.pdf=$W/www/f1040a.pdf
+
+mkdir -p "$W/out/already-failed" && cp "$W/old.txt" "$W/out/already-failed/f1040.pdf"
+run already-failed --retries 0 "$F/cut/f1040.pdf"
+expect_rc 1; expect_err "body cut"; expect_files f1040.pdf=$W/old.txt
+
+# --- usage ----------------------------------------------------------------------
+run usage-jobs -j 0 "$NG/f1040.pdf"; expect_rc 2; expect_err "-j wants"
+run usage-executor --executor fibers "$NG/f1040.pdf"; expect_rc 2
+run usage-option --frobnicate; expect_rc 2
+run usage-timeout --timeout -1 "$NG/f1040.pdf"; expect_rc 2
+run help --help; expect_rc 0; expect_out "Usage: pdf_downloader"
+run version --version; expect_rc 0; expect_out "pdf_downloader"
+if ! grep -q process_pool_executor_new "$src/include/cfutures.h"; then
+    "$prog" --executor process "$NG/f1040.pdf" >/dev/null 2>"$W/pp.err"; rc=$?; case=process-absent
+    [ "$rc" -eq 2 ] && grep -q "no process pool" "$W/pp.err" || bad "--executor process: exit $rc"
+fi
+
+echo "pdf_downloader ($PDFDL_EXECUTOR pool): $cases cases, $failures failures"
+# The same program on a process pool, once cfutures has one.
+if [ "$PDFDL_EXECUTOR" = thread ] && grep -q process_pool_executor_new "$src/include/cfutures.h"
+then
+    PDFDL_EXECUTOR=process bash "$0" || failures=$((failures + 1))
+fi
+[ "$failures" -eq 0 ]
