@@ -199,9 +199,9 @@ bool cf_future_stop_requested(const future_t *f)
 /*
  * Publishes @new_state (the outcome is written), notifies the waiters and
  * detaches the callbacks. Called with the lock held; returns with it released
- * and the callbacks run.
+ * and the detached callbacks, to run with run_callbacks().
  */
-static void complete_locked(future_t *f, uint32_t new_state)
+static struct cb_node *publish_locked(future_t *f, uint32_t new_state)
 {
     atomic_store_explicit(&f->state, new_state, memory_order_release);
     struct cf_wnode *n = f->waiters;
@@ -215,6 +215,12 @@ static void complete_locked(future_t *f, uint32_t new_state)
     struct cb_node *c = f->callbacks;
     f->callbacks = NULL;
     cf_unlock(&f->lock);
+    return c;
+}
+
+/* Runs detached callbacks in the order they were added; no lock held. */
+static void run_callbacks(future_t *f, struct cb_node *c)
+{
     if (!c)
         return;
     /* Newest first: reverse to run them in the order they were added. */
@@ -233,6 +239,11 @@ static void complete_locked(future_t *f, uint32_t new_state)
         rev = next;
     }
     future_unref(f);
+}
+
+static void complete_locked(future_t *f, uint32_t new_state)
+{
+    run_callbacks(f, publish_locked(f, new_state));
 }
 
 /* Takes the lock if @f can still complete; false (unlocked) otherwise. */
@@ -376,11 +387,15 @@ bool future_cancel(future_t *f)
         cf_unlock(&f->lock);
         return false;
     }
-    bool has_work = f->flags & HAS_WORK;
+    /*
+     * The executor's accounting goes first: a callback may free the
+     * executor, after which its work item's executor must not be touched.
+     */
     future_ref(f);
-    complete_locked(f, S_CANCELLED);
-    if (has_work)
+    struct cb_node *c = publish_locked(f, S_CANCELLED);
+    if (f->flags & HAS_WORK)
         cf_work_cancelled(cf_future_extra(f));
+    run_callbacks(f, c);
     future_unref(f);
     return true;
 }

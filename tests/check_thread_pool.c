@@ -827,6 +827,50 @@ static TCase *tcase(Suite *s, const char *name)
     return tc;
 }
 
+/*
+ * future_cancel on a queued task whose done-callback frees the executor:
+ * the cancel's own bookkeeping must not touch the freed executor (ASan).
+ */
+struct cancel_free {
+    executor_t *ex;
+    gate_t *gate;
+    int runs;
+};
+
+static void cb_open_and_free(future_t *f, void *ud)
+{
+    struct cancel_free *cf = ud;
+    (void)f;
+    cf->runs++;
+    gate_open(cf->gate);
+    executor_free(cf->ex); /* not one of the pool's threads: waits, then frees */
+}
+
+START_TEST(test_thread_pool_cancel_callback_frees_executor)
+{
+    int base = base_threads();
+    gate_t g;
+    gate_init(&g);
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 1});
+    future_t *busy = submit_ok(ex, t_wait_gate, &g, 0);
+    ck_assert(gate_wait_for_waiters(&g, 1));
+    int64_t v = 1;
+    future_t *queued = submit_ok(ex, t_add1, &v, sizeof(v));
+    struct cancel_free cf = {ex, &g, 0};
+    ck_assert_int_eq(future_add_done_callback(queued, cb_open_and_free, &cf), 0);
+    ck_assert(future_cancel(queued));
+    ck_assert_int_eq(cf.runs, 1);
+    int64_t r = 0;
+    ck_assert_int_eq(future_result_i64(busy, 0, &r), 0); /* free waited for it */
+    ck_assert_int_eq(r, 1);
+    ck_assert_int_eq(future_result(queued, 0, NULL, NULL), FUT_ECANCELLED);
+    future_unref(busy);
+    future_unref(queued);
+    gate_destroy(&g);
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("thread_pool");
@@ -855,6 +899,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_shutdown_from_own_task);
     tcase_add_test(tc, test_thread_pool_free_from_own_task);
     tcase_add_test(tc, test_thread_pool_free_from_callback);
+    tcase_add_test(tc, test_thread_pool_cancel_callback_frees_executor);
     tcase_add_test(tc, test_thread_pool_no_thread_left);
     return s;
 }
