@@ -131,11 +131,13 @@ typedef struct as_completed as_completed_t;   /* one owner: as_completed_free */
 
 /**
  * A failed future's error. Owned by the future: valid until its last unref.
+ * Out of memory, the message may be lost (""); with no memory at all for the
+ * error, the status stands and code is 0.
  */
 typedef struct future_error {
     int status;          /* FUT_ETASK, FUT_EWORKER, FUT_EDEADLINE, FUT_EBROKEN, ... */
     int code;            /* the task's own code (task_raise / future_set_exception) */
-    const char *message; /* never NULL; may be "" */
+    const char *message; /* never NULL; "" when no memory was left for it */
     int exit_status;     /* FUT_EWORKER: the worker's exit code, or -1 */
     int signal;          /* FUT_EWORKER: the signal that killed it, or 0 */
 } future_error_t;

@@ -294,6 +294,11 @@ static const future_error_t *make_error(int status, int code, int exit_status, i
                                         const char *msg, size_t msg_len)
 {
     struct err_block *e = malloc(sizeof(*e) + msg_len + 1);
+    if (!e && msg_len > 0) {
+        /* Keep the status and code at least; the message is what costs. */
+        msg_len = 0;
+        e = malloc(sizeof(*e) + 1);
+    }
     if (!e) {
         for (size_t i = 0; i < sizeof(oom_errors) / sizeof(oom_errors[0]); i++)
             if (oom_errors[i].status == status)

@@ -50,6 +50,7 @@ struct tp_worker {
     size_t index;              /* immutable: the _N of its name */
     /* dl_mu */
     struct tp_worker *dl_next; /* pool->watched */
+    bool listed;               /* in pool->watched (it never leaves) */
     future_t *watched;         /* its running task, when that has a limit */
     int64_t deadline;
 };
@@ -190,7 +191,8 @@ static void watch_start(struct thread_pool *p, struct tp_worker *me, future_t *f
             cf_unlock(&p->lock);
         }
     }
-    if (!me->dl_next && p->watched != me) {
+    if (!me->listed) {
+        me->listed = true;
         me->dl_next = p->watched;
         p->watched = me;
     }

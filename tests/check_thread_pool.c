@@ -871,6 +871,41 @@ START_TEST(test_thread_pool_cancel_callback_frees_executor)
 }
 END_TEST
 
+/*
+ * Two workers each run tasks with a limit, round after round: every worker
+ * enters the deadline watcher's list once (a worker listed twice made a
+ * cycle there, and the pool hung).
+ */
+static pthread_barrier_t limit_bar;
+
+static void t_meet_with_limit(task_t *t)
+{
+    pthread_barrier_wait(&limit_bar);
+    task_return_i64(t, 1);
+}
+
+START_TEST(test_thread_pool_deadline_rounds)
+{
+    int base = base_threads();
+    pthread_barrier_init(&limit_bar, NULL, 2);
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    submit_options_t so = {.timeout = 60}; /* never due: the watcher only scans */
+    for (int round = 0; round < 5; round++) {
+        future_t *a = executor_submit_with(ex, t_meet_with_limit, NULL, 0, &so);
+        future_t *b = executor_submit_with(ex, t_meet_with_limit, NULL, 0, &so);
+        ck_assert_ptr_nonnull(a);
+        ck_assert_ptr_nonnull(b);
+        ck_assert_int_eq(future_result(a, T_LONG, NULL, NULL), 0);
+        ck_assert_int_eq(future_result(b, T_LONG, NULL, NULL), 0);
+        future_unref(a);
+        future_unref(b);
+    }
+    executor_free(ex);
+    pthread_barrier_destroy(&limit_bar);
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("thread_pool");
@@ -891,6 +926,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_saturation);
     tcase_add_test(tc, test_thread_pool_threads_terminate);
     tcase_add_test(tc, test_thread_pool_deadline_while_running);
+    tcase_add_test(tc, test_thread_pool_deadline_rounds);
 
     tc = tcase(s, "concurrency");
     tcase_add_test(tc, test_thread_pool_cancel_running_requests_stop);
