@@ -97,6 +97,14 @@ START_TEST(test_names_long)
     size_t n = strlen(name);
     ck_assert_str_eq(name + n - 4, ".pdf");
     ck_assert_uint_eq((n - 4) % 2, 0);
+    /* Longer than the decode buffer: the extension still comes from the end. */
+    static char huge[4000] = "http://h/";
+    memset(huge + 9, 'b', 3000);
+    strcpy(huge + 3009, "%2Epdf");
+    ck_assert_int_eq(from(huge), PDFDL_NAME_OK);
+    assert_safe();
+    ck_assert_uint_eq(strlen(name), PDFDL_NAME_MAX);
+    ck_assert_str_eq(name + PDFDL_NAME_MAX - 4, ".pdf");
 }
 END_TEST
 

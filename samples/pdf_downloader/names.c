@@ -91,28 +91,44 @@ static size_t utf8_boundary(const char *s, size_t cut)
 }
 
 /*
- * A long path segment: decodes only its tail's extension and a stem cut to
- * fit, so that "aaaa...aaaa.pdf" keeps ".pdf".
+ * Where the raw segment [s, e)'s extension starts: its last '.' (or "%2e"),
+ * looked for only near the end, since an extension is short. Returns e if
+ * there is none.
+ */
+static const char *raw_ext(const char *s, const char *e)
+{
+    const char *lim = e - s > 3 * (PDFDL_NAME_MAX / 2) ? e - 3 * (PDFDL_NAME_MAX / 2) : s;
+    for (const char *q = e; q > lim; q--) {
+        if (q[-1] == '.')
+            return q - 1;
+        if (q - lim >= 3 && q[-3] == '%' && q[-2] == '2' && (q[-1] == 'e' || q[-1] == 'E'))
+            return q - 3;
+    }
+    return e;
+}
+
+/*
+ * A long path segment: decodes its extension from the tail and a stem cut
+ * to fit, so that "aaaa...aaaa.pdf" keeps ".pdf" however long it is.
  */
 static size_t decode_long(const char *s, const char *e, char *out)
 {
-    /* A buffer four times the limit holds any segment we accept whole. */
-    char big[4 * PDFDL_NAME_MAX];
-    size_t n = decode(s, e, big, sizeof(big));
-    if (n > sizeof(big))
-        n = sizeof(big); /* a monster: only its first bytes count */
-    size_t dot = ext_dot(big, n);
-    size_t extlen = n - dot;
-    if (extlen > PDFDL_NAME_MAX / 2) {
+    char ext[PDFDL_NAME_MAX / 2 + 1];
+    const char *d = raw_ext(s, e);
+    size_t extlen = decode(d, e, ext, sizeof(ext) - 1);
+    if (extlen >= sizeof(ext)) {
         /* An absurd extension: treat the whole thing as a stem. */
-        dot = n;
+        d = e;
         extlen = 0;
     }
-    size_t stem = utf8_boundary(big, PDFDL_NAME_MAX - extlen);
-    if (stem > dot)
-        stem = dot;
+    /* A buffer four times the limit holds any stem we would keep. */
+    char big[4 * PDFDL_NAME_MAX];
+    size_t n = decode(s, d, big, sizeof(big));
+    if (n > sizeof(big))
+        n = sizeof(big); /* a monster: only its first bytes count */
+    size_t stem = n < PDFDL_NAME_MAX - extlen ? n : utf8_boundary(big, PDFDL_NAME_MAX - extlen);
     memcpy(out, big, stem);
-    memcpy(out + stem, big + dot, extlen);
+    memcpy(out + stem, ext, extlen);
     return stem + extlen;
 }
 
