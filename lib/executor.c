@@ -117,6 +117,12 @@ void cf_work_cancelled(void *extra)
     queue_leave(w->ex);
 }
 
+bool cf_work_try_cancel(void *extra)
+{
+    struct cf_work *w = extra;
+    return !w->ex->ops->try_cancel || w->ex->ops->try_cancel(w->ex, w);
+}
+
 void cf_executor_mark_broken(executor_t *ex)
 {
     atomic_store(&ex->broken, true);
@@ -175,7 +181,7 @@ future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
     int rc = queue_enter(ex, so && so->nonblocking);
     if (rc < 0)
         return cf_fail_null(rc);
-    future_t *f = cf_future_alloc(sizeof(struct cf_work));
+    future_t *f = cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size));
     if (!f) {
         queue_leave(ex);
         return cf_fail_null(FUT_ENOMEM);

@@ -33,12 +33,21 @@ static inline future_t *cf_work_future(struct cf_work *w)
 
 struct cf_executor_ops {
     const char *name; /* "thread", "process" */
+    /* Bytes of the kind's work item (starts with struct cf_work); 0: cf_work. */
+    size_t work_size;
     /*
      * Queues @w. No executor.c lock is held. Returns 0, or a code
      * (FUT_ESHUTDOWN, FUT_EBROKEN, FUT_ESYS, FUT_ENOMEM): then the executor
      * kept nothing and executor.c undoes the submit.
      */
     int (*submit)(executor_t *ex, struct cf_work *w);
+    /*
+     * Optional. future_cancel on @w's pending future calls it under the
+     * future's lock before cancelling: true lets the cancel go on, false means
+     * the task has started already (future_cancel then returns false). It may
+     * only touch atomics.
+     */
+    bool (*try_cancel)(executor_t *ex, struct cf_work *w);
     /*
      * Stops taking work (later submits fail FUT_ESHUTDOWN); with
      * @cancel_futures cancels every queued work item. Workers exit once the

@@ -383,6 +383,12 @@ bool future_cancel(future_t *f)
         cf_unlock(&f->lock);
         return false;
     }
+    /* An executor that sent the task ahead may find it started already. */
+    if ((f->flags & HAS_WORK) && !cf_work_try_cancel(cf_future_extra(f))) {
+        atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
+        cf_unlock(&f->lock);
+        return false;
+    }
     /* PENDING: a racing set_running CAS decides who wins. */
     if (!atomic_compare_exchange_strong_explicit(&f->state, &s, S_CANCELLED,
                                                  memory_order_acq_rel,

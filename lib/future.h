@@ -64,5 +64,11 @@ bool cf_future_stop_requested(const future_t *f);
 
 /* Provided by executor.c: a future with a work item was cancelled while pending. */
 void cf_work_cancelled(void *extra);
+/*
+ * Provided by executor.c: future_cancel is about to cancel a pending future
+ * with a work item (called under the future's lock). False: the work has
+ * started already and the future is not cancelled.
+ */
+bool cf_work_try_cancel(void *extra);
 
 #endif /* CF_FUTURE_H */
