@@ -1,0 +1,150 @@
+/*
+ * wire.c: frame encoding and decoding (the layout is in wire.h).
+ *
+ * DESIGN
+ * Pure functions over byte buffers: no I/O, no allocation, no global state,
+ * so they run the same in the parent, in a worker and under a fuzzer. Every
+ * field is checked before it is used: an unknown magic, version, type or
+ * flag, a non-zero reserved word, or a length above CF_WIRE_MAX_PAYLOAD is
+ * an error. A caller never sizes a buffer from a length this file rejected.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "wire.h"
+
+static void put32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+const char *cf_wire_strerror(int rc)
+{
+    switch (rc) {
+    case CF_WIRE_OK:
+        return "ok";
+    case CF_WIRE_NEED_MORE:
+        return "incomplete frame";
+    case CF_WIRE_EMAGIC:
+        return "bad frame magic";
+    case CF_WIRE_EVERSION:
+        return "unknown frame version";
+    case CF_WIRE_ETYPE:
+        return "unknown frame type";
+    case CF_WIRE_EFLAGS:
+        return "unknown frame flags";
+    case CF_WIRE_ELEN:
+        return "frame length above the maximum";
+    case CF_WIRE_ESHORT:
+        return "frame payload too short for its type";
+    }
+    return "bad frame";
+}
+
+void cf_wire_put_hdr(unsigned char *out, enum cf_wire_type type, uint64_t id, uint64_t len)
+{
+    put32(out, CF_WIRE_MAGIC);
+    out[4] = CF_WIRE_VERSION & 0xff;
+    out[5] = CF_WIRE_VERSION >> 8;
+    out[6] = (unsigned char)(type & 0xff);
+    out[7] = (unsigned char)((unsigned)type >> 8);
+    put32(out + 8, 0);
+    put32(out + 12, 0);
+    put64(out + 16, id);
+    put64(out + 24, len);
+}
+
+int cf_wire_get_hdr(const void *buf, size_t avail, struct cf_wire_hdr *out)
+{
+    const unsigned char *p = buf;
+    if (!p || avail < CF_WIRE_HDR)
+        return CF_WIRE_NEED_MORE;
+    if (get32(p) != CF_WIRE_MAGIC)
+        return CF_WIRE_EMAGIC;
+    if ((unsigned)(p[4] | (p[5] << 8)) != CF_WIRE_VERSION)
+        return CF_WIRE_EVERSION;
+    unsigned type = (unsigned)(p[6] | (p[7] << 8));
+    if (type == 0 || type > CF_WIRE_TYPE_MAX)
+        return CF_WIRE_ETYPE;
+    uint32_t flags = get32(p + 8);
+    if (flags != 0 || get32(p + 12) != 0)
+        return CF_WIRE_EFLAGS;
+    uint64_t len = get64(p + 24);
+    if (len > CF_WIRE_MAX_PAYLOAD)
+        return CF_WIRE_ELEN;
+    if (type == CF_WIRE_TASK && len < CF_WIRE_TASK_FIXED)
+        return CF_WIRE_ESHORT;
+    if ((type == CF_WIRE_ERROR || type == CF_WIRE_INITFAIL) &&
+        (len < CF_WIRE_ERROR_FIXED || len > CF_WIRE_ERROR_FIXED + CF_WIRE_MAX_MSG))
+        return len < CF_WIRE_ERROR_FIXED ? CF_WIRE_ESHORT : CF_WIRE_ELEN;
+    out->type = (uint16_t)type;
+    out->flags = flags;
+    out->id = get64(p + 16);
+    out->len = len;
+    return CF_WIRE_OK;
+}
+
+void cf_wire_put_task(unsigned char *out, uint64_t fn, int64_t limit_ns)
+{
+    put64(out, fn);
+    put64(out + 8, (uint64_t)limit_ns);
+}
+
+int cf_wire_get_task(const void *payload, uint64_t len, uint64_t *fn, int64_t *limit_ns,
+                     const void **arg, size_t *arg_len)
+{
+    const unsigned char *p = payload;
+    if (!p || len < CF_WIRE_TASK_FIXED || len > CF_WIRE_MAX_PAYLOAD)
+        return CF_WIRE_ESHORT;
+    *fn = get64(p);
+    uint64_t lim = get64(p + 8);
+    if (lim > (uint64_t)INT64_MAX)
+        return CF_WIRE_EFLAGS;
+    *limit_ns = (int64_t)lim;
+    *arg_len = (size_t)(len - CF_WIRE_TASK_FIXED);
+    *arg = *arg_len ? p + CF_WIRE_TASK_FIXED : NULL;
+    return CF_WIRE_OK;
+}
+
+void cf_wire_put_error(unsigned char *out, int32_t code)
+{
+    put32(out, (uint32_t)code);
+}
+
+int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code, const char **msg,
+                      size_t *msg_len)
+{
+    const unsigned char *p = payload;
+    if (!p || len < CF_WIRE_ERROR_FIXED)
+        return CF_WIRE_ESHORT;
+    if (len > CF_WIRE_ERROR_FIXED + CF_WIRE_MAX_MSG)
+        return CF_WIRE_ELEN;
+    *code = (int32_t)get32(p);
+    *msg_len = (size_t)(len - CF_WIRE_ERROR_FIXED);
+    *msg = (const char *)p + CF_WIRE_ERROR_FIXED;
+    return CF_WIRE_OK;
+}

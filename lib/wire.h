@@ -1,0 +1,93 @@
+/*
+ * wire.h: the frames a process pool exchanges with its workers. Pure
+ * encode/decode, no I/O, so that every function can be fuzzed.
+ *
+ * A frame is a 32-byte header, then `len` payload bytes. Every integer is
+ * little-endian, whatever the host:
+ *
+ *   off size field
+ *     0    4 magic    CF_WIRE_MAGIC
+ *     4    2 version  CF_WIRE_VERSION
+ *     6    2 type     enum cf_wire_type
+ *     8    4 flags    per type; unknown bits are an error
+ *    12    4 reserved must be 0
+ *    16    8 id       the task's slot and generation (see process_pool.c)
+ *    24    8 len      payload bytes, at most CF_WIRE_MAX_PAYLOAD
+ *
+ * Payloads:
+ *   TASK     (parent -> worker) u64 fn, i64 limit_ns, then the argument bytes
+ *   RESULT   (worker -> parent) the result bytes
+ *   ERROR    (worker -> parent) i32 code, then the message (no NUL)
+ *   INITFAIL (worker -> parent) i32 code, then the message; id is 0
+ */
+#ifndef CF_WIRE_H
+#define CF_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CF_WIRE_MAGIC 0x50574643u /* "CFWP" as bytes on the wire */
+#define CF_WIRE_VERSION 1
+#define CF_WIRE_HDR 32
+/* The hard maximum payload: a larger length is an error, never an allocation. */
+#define CF_WIRE_MAX_PAYLOAD ((uint64_t)1 << 32)
+/* The task payload before the argument bytes. */
+#define CF_WIRE_TASK_FIXED 16
+/* An error payload before the message. */
+#define CF_WIRE_ERROR_FIXED 4
+/* Longest error message carried (longer ones are cut). */
+#define CF_WIRE_MAX_MSG 4096
+
+enum cf_wire_type {
+    CF_WIRE_TASK = 1,
+    CF_WIRE_RESULT = 2,
+    CF_WIRE_ERROR = 3,
+    CF_WIRE_INITFAIL = 4,
+    CF_WIRE_TYPE_MAX = 4,
+};
+
+struct cf_wire_hdr {
+    uint16_t type;
+    uint32_t flags;
+    uint64_t id;
+    uint64_t len; /* payload bytes */
+};
+
+/* Decoding results (the negative ones say what was wrong). */
+enum {
+    CF_WIRE_OK = 0,
+    CF_WIRE_NEED_MORE = 1,  /* fewer bytes than a header */
+    CF_WIRE_EMAGIC = -1,
+    CF_WIRE_EVERSION = -2,
+    CF_WIRE_ETYPE = -3,
+    CF_WIRE_EFLAGS = -4,
+    CF_WIRE_ELEN = -5,
+    CF_WIRE_ESHORT = -6,    /* payload shorter than its type needs */
+};
+
+/* What a decode error means, for messages. Static text. */
+const char *cf_wire_strerror(int rc);
+
+/* Writes a header for @type/@id/@len into @out (CF_WIRE_HDR bytes). */
+void cf_wire_put_hdr(unsigned char *out, enum cf_wire_type type, uint64_t id,
+                     uint64_t len);
+
+/*
+ * Checks and decodes the header at @buf (@avail bytes there). Returns
+ * CF_WIRE_OK (the payload may still be incomplete: compare avail with
+ * CF_WIRE_HDR + out->len), CF_WIRE_NEED_MORE, or a negative CF_WIRE_E*.
+ */
+int cf_wire_get_hdr(const void *buf, size_t avail, struct cf_wire_hdr *out);
+
+/* The fixed part of a TASK payload. */
+void cf_wire_put_task(unsigned char *out, uint64_t fn, int64_t limit_ns);
+/* Decodes a TASK payload of @len bytes; the argument follows the fixed part. */
+int cf_wire_get_task(const void *payload, uint64_t len, uint64_t *fn, int64_t *limit_ns,
+                     const void **arg, size_t *arg_len);
+
+void cf_wire_put_error(unsigned char *out, int32_t code);
+/* Decodes an ERROR or INITFAIL payload; the message is not NUL-terminated. */
+int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code,
+                      const char **msg, size_t *msg_len);
+
+#endif /* CF_WIRE_H */
