@@ -389,6 +389,58 @@ CF_API bool future_error_is_broken(const future_error_t *err);
 CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
 
 /**
+ * A process pool. Python: ProcessPoolExecutor(max_workers, mp_context="fork"
+ * through a fork server, initializer, initargs, max_tasks_per_child).
+ * @o may be NULL for defaults (max_workers: the CPUs this process may use).
+ *
+ * Each task runs in a worker process. Workers are forked, never exec'd, by a
+ * fork server that this call forks before the pool starts any thread; so a
+ * task function pointer means the same function in the worker, and the
+ * worker sees this process's memory as it was when the pool was created
+ * (later changes in the parent are not seen: pass what a task needs in its
+ * argument). Workers start on demand, up to max_workers.
+ *
+ * Arguments and results are bytes: submit copies arg_len bytes at arg before
+ * it returns (arg_len 0: no argument, task_arg gives NULL); the result's
+ * bytes are copied back and owned by the future. An argument or a result may
+ * be up to 4 GiB.
+ *
+ * Tasks are sent ahead to workers, yet a task not started yet can still be
+ * cancelled (future_cancel, shutdown's cancel_futures, a map timeout) and
+ * then never runs.
+ *
+ * When a worker dies, with on_worker_death FUT_WORKER_RESPAWN (the default)
+ * only the task it was running fails, with FUT_EWORKER, exit_status (the exit
+ * code, or -1) and signal (or 0) set and the pid in the message; the tasks
+ * sent to it and not started run on other workers, and a replacement is
+ * forked. A worker that exits with code 0 in the middle of a task is a death
+ * too. With FUT_WORKER_BREAK_POOL (Python's behaviour) the pool breaks: every
+ * pending future fails FUT_EBROKEN and later submits fail with errno
+ * -FUT_EBROKEN. A malformed frame from a worker kills that worker (its task
+ * fails FUT_EWORKER, the message says what was wrong).
+ *
+ * submit_options_t.timeout: once a task has run that long, its future fails
+ * FUT_EDEADLINE, the worker gets SIGTERM and, 0.2 s later, SIGKILL; a
+ * replacement is forked; other tasks are untouched.
+ *
+ * An initializer runs first in every worker; one that calls task_raise
+ * breaks the pool (FUT_EBROKEN). max_tasks_per_child replaces a worker after
+ * it ran that many tasks.
+ *
+ * executor_free leaves no process, zombie, thread or fd behind. If this
+ * process dies, the fork server and the workers exit too.
+ *
+ * Returns a new executor; NULL with errno EINVAL (negative counts,
+ * initarg_len without initarg, max_workers above 4096, a bad
+ * on_worker_death), ENOMEM, or -FUT_ESYS (a pipe, the shared memory, the
+ * fork server or the manager thread could not be made).
+ * Restrictions: Linux; tasks must not rely on threads of the parent; a task
+ * that replaces the worker's fds 3 and 4 breaks its own worker.
+ * Threads: any; the pool's done-callbacks run on its manager thread.
+ */
+CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
+
+/**
  * Submits fn(arg) and returns its future. Python: Executor.submit.
  * @arg/@arg_len: see task_arg (thread pools pass the pointer, process pools
  * copy the bytes). Returns a new reference (unref it when done with it);

@@ -12,6 +12,8 @@ check_PROGRAMS = \
 	tests/check_task \
 	tests/check_thread_pool \
 	tests/check_executor \
+	tests/check_process_pool \
+	tests/check_wire \
 	tests/check_errors
 
 tests_check_future_SOURCES = tests/check_future.c $(TEST_COMMON)
@@ -33,6 +35,14 @@ tests_check_thread_pool_LDADD = $(TEST_LIBS)
 tests_check_executor_SOURCES = tests/check_executor.c $(TEST_COMMON)
 tests_check_executor_CFLAGS = $(TEST_CFLAGS)
 tests_check_executor_LDADD = $(TEST_LIBS)
+
+tests_check_process_pool_SOURCES = tests/check_process_pool.c $(TEST_COMMON)
+tests_check_process_pool_CFLAGS = $(TEST_CFLAGS)
+tests_check_process_pool_LDADD = $(TEST_LIBS)
+
+tests_check_wire_SOURCES = tests/check_wire.c $(TEST_COMMON)
+tests_check_wire_CFLAGS = $(TEST_CFLAGS)
+tests_check_wire_LDADD = $(TEST_WHITEBOX_LIBS)
 
 tests_check_errors_SOURCES = tests/check_errors.c $(TEST_COMMON)
 tests_check_errors_CFLAGS = $(TEST_CFLAGS)

@@ -1,0 +1,346 @@
+/*
+ * forkserver.c: the process that forks the workers of one process pool.
+ *
+ * DESIGN
+ * process_pool_executor_new forks the server before the pool starts any
+ * thread of its own. The server is single-threaded and stays so: it only
+ * polls its socket and a signalfd for SIGCHLD, forks, reaps, and sends
+ * fixed-size messages (forkserver.h). A worker forked from it is therefore
+ * the child of a single-threaded process, whatever threads the parent has by
+ * then (TSan dies if the child of a multi-threaded fork starts a thread).
+ *
+ * The parent creates each worker's two pipes and passes the worker's ends
+ * with SCM_RIGHTS; the server forks, closes its copies and answers SPAWNED
+ * with the pid. Every exit is reaped here and reported as EXITED with the
+ * wait status, in order after the SPAWNED of the same pid.
+ *
+ * The server closes every inherited fd but its socket at start. A worker
+ * gets its task pipe on fd 3 and its result pipe on fd 4 (close-on-exec),
+ * stdin on /dev/null, fds 1 and 2 kept valid, and nothing else; its signal
+ * dispositions and mask are reset.
+ *
+ * Parent death: EOF on the socket makes the server SIGKILL its workers, reap
+ * them and exit. If the pool was created by the main thread the server also
+ * asks for SIGKILL at the parent's death (PR_SET_PDEATHSIG fires when the
+ * creating *thread* exits, so it is not used from other threads), and
+ * re-checks getppid() after asking. Workers ask for SIGKILL when the server
+ * dies, and exit on EOF of their task pipe.
+ *
+ * Memory: the server uses only memory allocated before the fork (the child
+ * table) and system calls: it may have been forked from a busy multi-threaded
+ * process, where another thread held a library lock at the fork.
+ */
+#include "config.h"
+
+#include <cfutures.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "forkserver.h"
+
+#define FS_SOCK_FD 3
+
+struct fs_state {
+    int sock;
+    int sfd;
+    pid_t self;
+    pid_t *kids; /* live children; 0 marks a free entry */
+    int nkids;
+    cf_fs_worker_fn fn;
+    void *ud;
+};
+
+/* Closes every fd from @from up. */
+static void close_from(int from)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, (unsigned)from, ~0U, 0) == 0)
+        return;
+#endif
+    struct rlimit rl;
+    long max = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        max = (long)rl.rlim_cur;
+    for (long fd = from; fd < max; fd++)
+        close((int)fd);
+}
+
+static void reset_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    for (int s = 1; s < NSIG; s++)
+        if (s != SIGKILL && s != SIGSTOP)
+            sigaction(s, &sa, NULL); /* EINVAL for the reserved ones: fine */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* Makes fd 0 /dev/null and fds 1 and 2 valid. */
+static void std_fds(void)
+{
+    int fd = open("/dev/null", O_RDWR);
+    if (fd < 0)
+        return;
+    if (fd != 0)
+        dup2(fd, 0);
+    for (int i = 1; i <= 2; i++)
+        if (fcntl(i, F_GETFD) < 0)
+            dup2(fd, i);
+    if (fd > 2)
+        close(fd);
+}
+
+/* In the new worker: arrange its fds and signals, then run it. */
+static void worker_child(struct fs_state *s, int seat, int in_fd, int out_fd)
+{
+    close(s->sock);
+    close(s->sfd);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != s->self)
+        _exit(1);
+    /* Move the pipes above 3 and 4 first: they may sit on either. */
+    int a = fcntl(in_fd, F_DUPFD_CLOEXEC, 16);
+    int b = fcntl(out_fd, F_DUPFD_CLOEXEC, 16);
+    if (a < 0 || b < 0)
+        _exit(1);
+    close(in_fd);
+    close(out_fd);
+    if (dup3(a, 3, O_CLOEXEC) < 0 || dup3(b, 4, O_CLOEXEC) < 0)
+        _exit(1);
+    close_from(5);
+    std_fds();
+    reset_signals();
+    s->fn(s->ud, seat, 3, 4);
+    _exit(0);
+}
+
+static void send_msg(struct fs_state *s, const struct cf_fs_msg *m)
+{
+    ssize_t n;
+    do
+        n = send(s->sock, m, sizeof(*m), MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+}
+
+static void spawn(struct fs_state *s, const struct cf_fs_msg *req, int in_fd, int out_fd)
+{
+    struct cf_fs_msg rep = {.op = CF_FS_SPAWNED, .seat = req->seat, .gen = req->gen};
+    int slot = -1;
+    for (int i = 0; i < s->nkids; i++)
+        if (s->kids[i] == 0) {
+            slot = i;
+            break;
+        }
+    pid_t pid = -1;
+    if (slot < 0) {
+        rep.err = EAGAIN;
+    } else {
+        pid = fork();
+        if (pid == 0)
+            worker_child(s, req->seat, in_fd, out_fd);
+        if (pid < 0)
+            rep.err = errno;
+        else
+            s->kids[slot] = pid;
+    }
+    close(in_fd);
+    close(out_fd);
+    rep.pid = pid;
+    send_msg(s, &rep);
+}
+
+/* One request; false when the parent is gone. */
+static bool handle_request(struct fs_state *s)
+{
+    struct cf_fs_msg m;
+    char cbuf[CMSG_SPACE(2 * sizeof(int))];
+    struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                        .msg_controllen = sizeof(cbuf)};
+    ssize_t n;
+    do
+        n = recvmsg(s->sock, &mh, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return n < 0 && errno == EAGAIN;
+    int fds[2] = {-1, -1};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+        c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
+        memcpy(fds, CMSG_DATA(c), sizeof(fds));
+    if (n != (ssize_t)sizeof(m) || m.op != CF_FS_SPAWN || fds[0] < 0 || fds[1] < 0) {
+        if (fds[0] >= 0)
+            close(fds[0]);
+        if (fds[1] >= 0)
+            close(fds[1]);
+        return false; /* only the parent writes here: it is confused or gone */
+    }
+    spawn(s, &m, fds[0], fds[1]);
+    return true;
+}
+
+static void reap(struct fs_state *s, bool report)
+{
+    int st;
+    pid_t pid;
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        for (int i = 0; i < s->nkids; i++)
+            if (s->kids[i] == pid)
+                s->kids[i] = 0;
+        if (report) {
+            struct cf_fs_msg m = {.op = CF_FS_EXITED, .pid = pid, .status = st};
+            send_msg(s, &m);
+        }
+    }
+}
+
+static void fs_main(struct fs_state *s)
+{
+    for (;;) {
+        struct pollfd p[2] = {{.fd = s->sock, .events = POLLIN},
+                              {.fd = s->sfd, .events = POLLIN}};
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (p[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(s->sfd, &si, sizeof(si)) > 0)
+                ;
+            reap(s, true);
+        }
+        if (p[0].revents && !handle_request(s))
+            break;
+    }
+    /* The parent is gone (or closed us): no worker outlives it. */
+    for (int i = 0; i < s->nkids; i++)
+        if (s->kids[i] > 0)
+            kill(s->kids[i], SIGKILL);
+    for (int i = 0; i < s->nkids; i++)
+        if (s->kids[i] > 0)
+            waitpid(s->kids[i], NULL, 0);
+    _exit(0);
+}
+
+/* The server's side of the fork: never returns. */
+static void fs_child(struct fs_state *s, int sock, pid_t parent, bool pdeath)
+{
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &chld, NULL);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    if (pdeath) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(0);
+    }
+    if (sock != FS_SOCK_FD) {
+        if (dup3(sock, FS_SOCK_FD, O_CLOEXEC) < 0)
+            _exit(1);
+    }
+    s->sock = FS_SOCK_FD;
+    close_from(FS_SOCK_FD + 1);
+    std_fds();
+    s->sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (s->sfd < 0)
+        _exit(1);
+    s->self = getpid();
+    fs_main(s);
+}
+
+int cf_forkserver_start(cf_fs_worker_fn fn, void *ud, int max_children, pid_t *pid,
+                        int *sock)
+{
+    if (max_children <= 0 || max_children > INT_MAX / 2 - 8)
+        return FUT_EINVAL;
+    struct fs_state s = {.fn = fn, .ud = ud, .nkids = 2 * max_children + 8};
+    s.kids = calloc((size_t)s.nkids, sizeof(*s.kids));
+    if (!s.kids)
+        return FUT_ENOMEM;
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        free(s.kids);
+        return FUT_ESYS;
+    }
+    pid_t parent = getpid();
+    bool main_thread = syscall(SYS_gettid) == parent;
+    /* The server blocks every signal it does not reset itself, from the start. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t p = fork();
+    if (p == 0) {
+        close(sv[0]);
+        fs_child(&s, sv[1], parent, main_thread);
+    }
+    int err = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    free(s.kids);
+    close(sv[1]);
+    if (p < 0) {
+        close(sv[0]);
+        errno = err;
+        return FUT_ESYS;
+    }
+    *pid = p;
+    *sock = sv[0];
+    return 0;
+}
+
+int cf_forkserver_spawn(int sock, int seat, uint32_t gen, int in_fd, int out_fd)
+{
+    struct cf_fs_msg m = {.op = CF_FS_SPAWN, .seat = seat, .gen = gen};
+    char cbuf[CMSG_SPACE(2 * sizeof(int))];
+    memset(cbuf, 0, sizeof(cbuf));
+    struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+                        .msg_controllen = sizeof(cbuf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+    int fds[2] = {in_fd, out_fd};
+    memcpy(CMSG_DATA(c), fds, sizeof(fds));
+    ssize_t n;
+    do
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof(m) ? 0 : FUT_ESYS;
+}
+
+int cf_forkserver_recv(int sock, struct cf_fs_msg *m)
+{
+    ssize_t n;
+    do
+        n = recv(sock, m, sizeof(*m), MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n != (ssize_t)sizeof(*m))
+        return -1;
+    if (m->op != CF_FS_SPAWNED && m->op != CF_FS_EXITED)
+        return -1;
+    return 1;
+}

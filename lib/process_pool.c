@@ -1,0 +1,1345 @@
+/*
+ * process_pool.c: the process pool executor (Python's ProcessPoolExecutor).
+ *
+ * DESIGN
+ * Pieces: a fork server (forkserver.c), forked in process_pool_executor_new
+ * before this file starts any thread, forks the workers (worker.c); one
+ * manager thread owns every pipe, in non-blocking mode under poll(); frames
+ * are wire.c's.
+ *
+ * Submit appends the work item to a FIFO under the pool lock and wakes the
+ * manager through an eventfd, written (non-blocking, after unlocking) only
+ * when the manager is about to sleep or sleeping and no wake-up is pending.
+ * Submit never waits for the manager.
+ *
+ * The manager moves submitted items to its own pending list and sends them
+ * ahead to workers: an idle worker first, then a new worker (up to
+ * max_workers), then the least loaded one, up to DEPTH items per worker.
+ * Frames for one worker are batched in its output buffer and written in one
+ * call. A worker that runs dry takes back ("steals") items sent to a busy one
+ * and not started there.
+ *
+ * Claims: each worker seat has DEPTH slots; each slot has one word in memory
+ * shared with every worker (worker.h). Sending sets the word SENT; the worker
+ * CASes it to CLAIMED before running the task; a canceller (future_cancel,
+ * through the executor's try_cancel hook) or the manager (steal, requeue after
+ * a death) CASes it to CANCELLED. So a task sent ahead can still be cancelled
+ * and never runs; "started" means CLAIMED. The manager notices claims by
+ * looking at the words (each loop, and on a backing-off timer while some sent
+ * task is not known to have started); that is when the future becomes
+ * RUNNING and a task's own deadline starts.
+ *
+ * Deaths: the fork server reports every exit. Once the manager has the
+ * report it drains what the worker wrote (a whole answer counts), then each
+ * slot of that worker: SENT goes back to the front of the pending list,
+ * CLAIMED without an answer fails FUT_EWORKER (or FUT_EDEADLINE if its
+ * deadline killed it), or with FUT_WORKER_BREAK_POOL breaks the pool. A
+ * malformed frame kills the worker and names the frame error in the message.
+ *
+ * Deadlines: when a started task's limit passes, its future fails
+ * FUT_EDEADLINE at once, the worker gets SIGTERM and, after KILL_GRACE_NS,
+ * SIGKILL; a replacement is forked on demand.
+ *
+ * Threads: submitters and cancellers (any thread), the manager (all I/O, all
+ * completions, so done-callbacks run there). Shutdown with cancel_futures
+ * asks the manager to cancel what it holds and waits for its answer, unless
+ * called from the manager itself.
+ *
+ * Locks: the pool `lock` (submit FIFO, stopping/exiting flags) is never held
+ * while calling out. The manager's own state needs no lock. try_cancel runs
+ * under the future's lock and only touches atomics.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "executor.h"
+#include "forkserver.h"
+#include "util.h"
+#include "wire.h"
+#include "worker.h"
+
+#define DEPTH 64                   /* slots (tasks sent ahead) per worker */
+#define SEND_AHEAD_BYTES (1 << 20) /* a busy worker's unsent bytes cap */
+#define KILL_GRACE_NS (200 * 1000000LL)
+#define SCAN_MIN_NS (1000000LL)
+#define SCAN_MAX_NS (32 * 1000000LL)
+#define READ_CHUNK (256 * 1024)
+#define READ_AHEAD (4u << 20) /* a frame's buffer grows at most this far past its data */
+#define INLINE_ARG 32
+
+struct pp_work {
+    struct cf_work base;
+    _Atomic uint64_t claim;  /* 0, or (claim word index + 1) << 32 | generation */
+    _Atomic bool cancel_req; /* a canceller is cancelling it (try_cancel) */
+    void *arg;               /* our copy of the argument (inl for small ones) */
+    bool started;            /* manager: the future is RUNNING and counted */
+    bool expired;            /* manager: failed by its deadline */
+    int64_t deadline;        /* manager: when started with a limit */
+    unsigned char inl[INLINE_ARG];
+};
+
+struct buf {
+    unsigned char *p;
+    size_t len, cap, off; /* bytes [off, len) are live */
+};
+
+struct pp_proc {
+    int seat;               /* its slots: seat * DEPTH ... */
+    uint32_t spawn_gen;     /* matches the fork server's SPAWNED */
+    pid_t pid;              /* 0 until SPAWNED */
+    int to_fd, from_fd;     /* -1 once closed */
+    bool spawned;           /* SPAWNED arrived */
+    bool exited;            /* EXITED arrived (status valid) */
+    bool eof;               /* its result pipe reached EOF */
+    bool closing;           /* we closed its task pipe: it should exit */
+    bool killed;            /* we signalled it (deadline, garbage, broken pool) */
+    int status;             /* wait status */
+    int spawn_err;          /* fork failed with this errno */
+    int kill_sig;           /* to send once the pid is known */
+    int64_t kill_at;        /* SIGKILL at this time, or 0 */
+    int budget;             /* tasks it may still be sent (max_tasks_per_child) */
+    int nslots;             /* occupied slots */
+    int nunstarted;         /* occupied, not yet known as started */
+    struct pp_work *slot[DEPTH];
+    char why[160];          /* a protocol error, for the message */
+    struct buf out, in;
+};
+
+struct process_pool {
+    struct executor base;
+    /* submit side: lock */
+    cf_lock_t lock;
+    struct cf_work *head, *tail;
+    bool exiting;              /* the manager is leaving: lock */
+    _Atomic bool stopping;     /* shutdown called (written under lock) */
+    /* wake-ups */
+    int wake_fd;               /* eventfd; immutable */
+    _Atomic uint32_t kick;     /* bumped by anything the manager must see */
+    _Atomic bool sleeping;     /* the manager is in (or entering) poll */
+    _Atomic bool wake_pending; /* the eventfd was written and not yet read */
+    _Atomic uint32_t cancel_req, cancel_done; /* shutdown(cancel_futures) hand-off */
+    _Atomic bool manager_done;
+    /* immutable after _new */
+    pthread_t manager;
+    int nseats;
+    _Atomic uint32_t *claims;
+    size_t claims_bytes;
+    struct cf_worker_cfg wcfg;
+    pid_t fs_pid;
+    int fs_sock;
+    /* stats */
+    _Atomic size_t nworkers, nidle;
+    /* manager only */
+    struct pp_proc **seats;
+    uint32_t *gens;            /* the last generation of each claim word */
+    struct cf_work *pend_head, *pend_tail;
+    uint32_t spawn_gen;
+    bool fs_gone;
+    bool broken_done;          /* break_pool ran */
+    int64_t scan_every;
+    struct pollfd *pfd;
+    struct pp_proc **pproc;
+    bool free_later;           /* lock */
+};
+
+static _Thread_local struct process_pool *current_pool;
+
+static inline struct process_pool *pp_of(executor_t *ex)
+{
+    return (struct process_pool *)ex;
+}
+
+static inline struct pp_work *work_of(struct cf_work *w)
+{
+    return (struct pp_work *)w;
+}
+
+/* ---------------------------------------------------------- wake-ups */
+
+static void kick(struct process_pool *p)
+{
+    atomic_fetch_add(&p->kick, 1);
+    if (atomic_load(&p->sleeping) && !atomic_exchange(&p->wake_pending, true)) {
+        uint64_t one = 1;
+        ssize_t n;
+        do
+            n = write(p->wake_fd, &one, sizeof(one));
+        while (n < 0 && errno == EINTR);
+        /* EAGAIN: the counter is full, so it is signalled already. */
+    }
+}
+
+/* ---------------------------------------------------------- buffers */
+
+static bool buf_reserve(struct buf *b, size_t more)
+{
+    if (b->off > 0 && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->cap - b->len >= more)
+        return true;
+    if (b->off > 0) {
+        memmove(b->p, b->p + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->cap - b->len >= more)
+            return true;
+    }
+    size_t cap = b->cap ? b->cap : 64 * 1024;
+    while (cap - b->len < more)
+        cap *= 2;
+    unsigned char *n = realloc(b->p, cap);
+    if (!n)
+        return false;
+    b->p = n;
+    b->cap = cap;
+    return true;
+}
+
+static void buf_free(struct buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = b->off = 0;
+}
+
+/* ---------------------------------------------------------- work items */
+
+static struct cf_work *pend_pop(struct process_pool *p)
+{
+    struct cf_work *w = p->pend_head;
+    if (w) {
+        p->pend_head = w->next;
+        if (!p->pend_head)
+            p->pend_tail = NULL;
+        w->next = NULL;
+    }
+    return w;
+}
+
+static void pend_push_back(struct process_pool *p, struct cf_work *w)
+{
+    w->next = NULL;
+    if (p->pend_tail)
+        p->pend_tail->next = w;
+    else
+        p->pend_head = w;
+    p->pend_tail = w;
+}
+
+static void pend_push_front(struct process_pool *p, struct cf_work *w)
+{
+    w->next = p->pend_head;
+    p->pend_head = w;
+    if (!p->pend_tail)
+        p->pend_tail = w;
+}
+
+/* The executor is done with @w: frees the copy and drops its reference. */
+static void work_drop(struct cf_work *cw)
+{
+    struct pp_work *w = work_of(cw);
+    if (w->arg != w->inl)
+        free(w->arg);
+    w->arg = NULL;
+    future_unref(cf_work_future(cw));
+}
+
+/* Marks a claimed task started: the future becomes RUNNING and is counted. */
+static void mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w)
+{
+    if (w->started)
+        return;
+    w->started = true;
+    pr->nunstarted--;
+    if (future_set_running_or_notify_cancel(cf_work_future(&w->base)) == 1)
+        cf_executor_started(&p->base);
+    if (w->base.limit_ns)
+        w->deadline = cf_now_ns() + w->base.limit_ns;
+}
+
+static size_t word_index(const struct pp_proc *pr, int i)
+{
+    return (size_t)pr->seat * DEPTH + (size_t)i;
+}
+
+/* Frees slot @i of @pr; the work item is the caller's again. */
+static struct pp_work *slot_release(struct pp_proc *pr, int i)
+{
+    struct pp_work *w = pr->slot[i];
+    atomic_store(&w->claim, 0);
+    pr->slot[i] = NULL;
+    pr->nslots--;
+    if (!w->started)
+        pr->nunstarted--;
+    return w;
+}
+
+/* Takes a sent, unstarted task back (CAS SENT -> CANCELLED): true if it was. */
+static bool slot_revoke(struct process_pool *p, struct pp_proc *pr, int i)
+{
+    size_t idx = word_index(pr, i);
+    uint32_t expect = CF_SLOT_WORD(p->gens[idx], CF_SLOT_SENT);
+    return atomic_compare_exchange_strong(&p->claims[idx], &expect,
+                                          CF_SLOT_WORD(p->gens[idx], CF_SLOT_CANCELLED));
+}
+
+/* ---------------------------------------------------------- workers */
+
+static void signal_proc(struct pp_proc *pr, int sig)
+{
+    pr->killed = true;
+    if (pr->exited)
+        return;
+    if (pr->spawned && pr->pid > 0)
+        kill(pr->pid, sig); /* not reaped before we hear EXITED: the pid is its */
+    else
+        pr->kill_sig = sig;
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+static bool proc_usable(const struct pp_proc *pr)
+{
+    return pr && !pr->closing && !pr->killed && !pr->eof && !pr->exited && pr->to_fd >= 0 &&
+           pr->budget > 0;
+}
+
+static void break_pool(struct process_pool *p, const char *why);
+
+/* Starts a worker in @seat. NULL if that failed (the pool may be broken). */
+static struct pp_proc *spawn(struct process_pool *p, int seat)
+{
+    int tp[2] = {-1, -1}, rp[2] = {-1, -1};
+    struct pp_proc *pr = calloc(1, sizeof(*pr));
+    if (!pr || pipe2(tp, O_CLOEXEC) < 0 || pipe2(rp, O_CLOEXEC) < 0)
+        goto fail;
+    fcntl(tp[1], F_SETFL, O_NONBLOCK);
+    fcntl(rp[0], F_SETFL, O_NONBLOCK);
+    fcntl(tp[1], F_SETPIPE_SZ, 1 << 20); /* best effort: a deeper pipe */
+    fcntl(rp[0], F_SETPIPE_SZ, 1 << 20);
+    pr->seat = seat;
+    pr->spawn_gen = ++p->spawn_gen;
+    if (cf_forkserver_spawn(p->fs_sock, seat, pr->spawn_gen, tp[0], rp[1]) < 0) {
+        p->fs_gone = true;
+        goto fail;
+    }
+    close(tp[0]);
+    close(rp[1]);
+    pr->to_fd = tp[1];
+    pr->from_fd = rp[0];
+    pr->budget = p->wcfg.max_tasks > 0 ? p->wcfg.max_tasks : INT_MAX;
+    p->seats[seat] = pr;
+    atomic_fetch_add(&p->nworkers, 1);
+    return pr;
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (tp[i] >= 0)
+            close(tp[i]);
+        if (rp[i] >= 0)
+            close(rp[i]);
+    }
+    free(pr);
+    return NULL;
+}
+
+/* ---------------------------------------------------------- completion */
+
+static void fail_work(struct process_pool *p, struct pp_work *w, int status, int exit_code,
+                      int sig, const char *msg)
+{
+    future_t *f = cf_work_future(&w->base);
+    if (w->started) {
+        if (!w->expired) {
+            cf_future_fail(f, status, 0, exit_code, sig, msg);
+            cf_executor_finished(&p->base, true);
+        }
+    } else if (cf_future_fail(f, status, 0, exit_code, sig, msg) == 0) {
+        cf_executor_dropped(&p->base);
+    }
+    work_drop(&w->base);
+}
+
+/* A whole answer frame for slot @i of @pr. */
+static void complete(struct process_pool *p, struct pp_proc *pr, int i,
+                     const struct cf_wire_hdr *h, const unsigned char *payload)
+{
+    struct pp_work *w = pr->slot[i];
+    mark_started(p, pr, w);
+    slot_release(pr, i);
+    future_t *f = cf_work_future(&w->base);
+    if (w->expired) {
+        work_drop(&w->base); /* failed and counted when its deadline passed */
+        return;
+    }
+    bool failed = false;
+    if (h->type == CF_WIRE_ERROR) {
+        int32_t code;
+        const char *msg;
+        size_t mlen;
+        cf_wire_get_error(payload, h->len, &code, &msg, &mlen);
+        char *m = malloc(mlen + 1);
+        if (m) {
+            memcpy(m, msg, mlen);
+            m[mlen] = '\0';
+        }
+        cf_future_fail(f, FUT_ETASK, code, -1, 0,
+                       m ? m : "(no memory for the error message)");
+        free(m);
+        failed = true;
+    } else if (h->len <= CF_INLINE_MAX) {
+        failed = cf_future_set_result_inline(f, payload, (size_t)h->len) != 0;
+    } else {
+        void *copy = malloc((size_t)h->len);
+        if (copy) {
+            memcpy(copy, payload, (size_t)h->len);
+            failed = future_set_result(f, copy, (size_t)h->len, free) != 0;
+        } else {
+            cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the task's result");
+            failed = true;
+        }
+    }
+    cf_executor_finished(&p->base, failed);
+    work_drop(&w->base);
+}
+
+/* A frame from @pr is wrong: kill the worker, remember why. */
+static void protocol_error(struct pp_proc *pr, const char *what)
+{
+    if (!pr->why[0])
+        snprintf(pr->why, sizeof(pr->why), "malformed frame from the worker: %s", what);
+    pr->eof = true; /* read no more from it */
+    signal_proc(pr, SIGKILL);
+}
+
+/* Handles every whole frame in @pr's input buffer. */
+static void parse_input(struct process_pool *p, struct pp_proc *pr)
+{
+    struct buf *b = &pr->in;
+    while (!pr->why[0]) {
+        size_t avail = b->len - b->off;
+        struct cf_wire_hdr h;
+        int rc = cf_wire_get_hdr(b->p + b->off, avail, &h);
+        if (rc == CF_WIRE_NEED_MORE)
+            return;
+        if (rc != CF_WIRE_OK) {
+            protocol_error(pr, cf_wire_strerror(rc));
+            return;
+        }
+        if (h.type == CF_WIRE_TASK) {
+            protocol_error(pr, "a task frame from a worker");
+            return;
+        }
+        size_t need = CF_WIRE_HDR + (size_t)h.len;
+        if (avail < need)
+            return;
+        const unsigned char *payload = b->p + b->off + CF_WIRE_HDR;
+        b->off += need;
+        if (h.type == CF_WIRE_INITFAIL) {
+            int32_t code;
+            const char *msg;
+            size_t mlen;
+            cf_wire_get_error(payload, h.len, &code, &msg, &mlen);
+            char m[CF_WIRE_MAX_MSG + 64];
+            snprintf(m, sizeof(m), "a worker initializer failed: %.*s", (int)mlen, msg);
+            break_pool(p, m);
+            return;
+        }
+        uint32_t i = CF_TASK_ID_SLOT(h.id);
+        size_t idx = i < DEPTH ? word_index(pr, (int)i) : 0;
+        if (i >= DEPTH || !pr->slot[i] || CF_TASK_ID_GEN(h.id) != p->gens[idx] ||
+            (h.id & 0xffffffffu) > CF_SLOT_GEN_MASK ||
+            atomic_load(&p->claims[idx]) != CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED)) {
+            protocol_error(pr, "an answer for a task it does not hold");
+            return;
+        }
+        complete(p, pr, (int)i, &h, payload);
+    }
+}
+
+/* Reads what @pr wrote; @drain: until EAGAIN (it is dead). */
+static void read_proc(struct process_pool *p, struct pp_proc *pr, bool drain)
+{
+    for (int rounds = 0; drain || rounds < 8; rounds++) {
+        if (pr->from_fd < 0 || (pr->eof && pr->why[0]))
+            return;
+        struct buf *b = &pr->in;
+        size_t want = READ_CHUNK;
+        struct cf_wire_hdr h;
+        if (cf_wire_get_hdr(b->p + b->off, b->len - b->off, &h) == CF_WIRE_OK) {
+            size_t need = CF_WIRE_HDR + (size_t)h.len, have = b->len - b->off;
+            if (need > have)
+                want = CF_MAX(want, CF_MIN(need - have, (size_t)READ_AHEAD));
+        }
+        if (!buf_reserve(b, want)) {
+            protocol_error(pr, "no memory for its frame");
+            return;
+        }
+        ssize_t n = read(pr->from_fd, b->p + b->len, b->cap - b->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return; /* EAGAIN (or an error: its EXITED report decides) */
+        if (n == 0) {
+            pr->eof = true;
+            return;
+        }
+        b->len += (size_t)n;
+        parse_input(p, pr);
+    }
+}
+
+/* Writes @pr's pending frames until the pipe is full. */
+static void write_proc(struct pp_proc *pr)
+{
+    struct buf *b = &pr->out;
+    while (pr->to_fd >= 0 && b->off < b->len) {
+        ssize_t n = write(pr->to_fd, b->p + b->off, b->len - b->off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            if (errno == EPIPE) {
+                /* Dead reader: its EXITED report will come. Drop the SIGPIPE. */
+                sigset_t s;
+                sigemptyset(&s);
+                sigaddset(&s, SIGPIPE);
+                struct timespec zero = {0, 0};
+                sigtimedwait(&s, NULL, &zero);
+                b->off = b->len = 0;
+                close_fd(&pr->to_fd);
+            }
+            return;
+        }
+        b->off += (size_t)n;
+    }
+    if (b->off == b->len)
+        b->off = b->len = 0;
+}
+
+/* ---------------------------------------------------------- dispatch */
+
+static int free_slot(const struct pp_proc *pr)
+{
+    for (int i = 0; i < DEPTH; i++)
+        if (!pr->slot[i])
+            return i;
+    return -1;
+}
+
+/* Sends @cw to @pr (which has a free slot). False: @cw was cancelled meanwhile. */
+static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
+{
+    struct pp_work *w = work_of(cw);
+    int i = free_slot(pr);
+    size_t idx = word_index(pr, i);
+    uint32_t gen = (p->gens[idx] + 1) & CF_SLOT_GEN_MASK;
+    p->gens[idx] = gen;
+    atomic_store(&p->claims[idx], CF_SLOT_WORD(gen, CF_SLOT_SENT));
+    /* Dekker with try_cancel: we publish the claim, then look for a cancel. */
+    atomic_store(&w->claim, ((uint64_t)(idx + 1) << 32) | gen);
+    if (atomic_load(&w->cancel_req)) {
+        uint32_t expect = CF_SLOT_WORD(gen, CF_SLOT_SENT);
+        atomic_compare_exchange_strong(&p->claims[idx], &expect,
+                                       CF_SLOT_WORD(gen, CF_SLOT_CANCELLED));
+        atomic_store(&w->claim, 0);
+        return false;
+    }
+    size_t total = CF_WIRE_HDR + CF_WIRE_TASK_FIXED + cw->arg_len;
+    if (!buf_reserve(&pr->out, total)) {
+        /* Treat as never sent: the slot word is revoked, the item stays queued. */
+        slot_revoke(p, pr, i);
+        atomic_store(&w->claim, 0);
+        pend_push_front(p, cw);
+        return true;
+    }
+    unsigned char *o = pr->out.p + pr->out.len;
+    cf_wire_put_hdr(o, CF_WIRE_TASK, CF_TASK_ID(i, gen), CF_WIRE_TASK_FIXED + cw->arg_len);
+    cf_wire_put_task(o + CF_WIRE_HDR, (uint64_t)(uintptr_t)cw->fn, cw->limit_ns);
+    if (cw->arg_len)
+        memcpy(o + CF_WIRE_HDR + CF_WIRE_TASK_FIXED, w->arg, cw->arg_len);
+    pr->out.len += total;
+    pr->slot[i] = w;
+    pr->nslots++;
+    pr->nunstarted++;
+    pr->budget--;
+    return true;
+}
+
+/* The worker the next item goes to, forking one if that is best; or NULL. */
+static struct pp_proc *pick(struct process_pool *p)
+{
+    struct pp_proc *best = NULL;
+    int free_seat = -1;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr) {
+            if (free_seat < 0)
+                free_seat = s;
+            continue;
+        }
+        if (!proc_usable(pr) || pr->nslots >= DEPTH)
+            continue;
+        if (pr->nslots == 0)
+            return pr;
+        if (pr->nslots > 0 && pr->out.len - pr->out.off > SEND_AHEAD_BYTES)
+            continue;
+        if (!best || pr->nslots < best->nslots)
+            best = pr;
+    }
+    if (free_seat >= 0 && !p->fs_gone) {
+        struct pp_proc *pr = spawn(p, free_seat);
+        if (pr)
+            return pr;
+        if (p->fs_gone) {
+            break_pool(p, "the process pool's fork server is gone");
+            return NULL;
+        }
+    }
+    return best;
+}
+
+/* Takes back up to half of the unstarted items sent to the busiest worker. */
+static void steal(struct process_pool *p)
+{
+    struct pp_proc *victim = NULL;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (pr && pr->nunstarted > 1 && (!victim || pr->nunstarted > victim->nunstarted))
+            victim = pr;
+    }
+    if (!victim)
+        return;
+    int want = victim->nunstarted / 2;
+    for (int i = DEPTH - 1; i >= 0 && want > 0; i--) {
+        struct pp_work *w = victim->slot[i];
+        if (!w || w->started || !slot_revoke(p, victim, i))
+            continue;
+        slot_release(victim, i);
+        victim->budget++;
+        pend_push_front(p, &w->base);
+        want--;
+    }
+}
+
+static void dispatch(struct process_pool *p)
+{
+    if (atomic_load(&p->base.broken))
+        return;
+    if (!p->pend_head) {
+        bool idle = false;
+        for (int s = 0; s < p->nseats && !idle; s++)
+            idle = p->seats[s] && proc_usable(p->seats[s]) && p->seats[s]->nslots == 0;
+        if (idle)
+            steal(p);
+    }
+    while (p->pend_head) {
+        struct cf_work *cw = p->pend_head;
+        struct pp_work *w = work_of(cw);
+        if (atomic_load(&w->cancel_req) || future_done(cf_work_future(cw))) {
+            pend_pop(p);
+            work_drop(cw); /* cancelled: future_cancel did the accounting */
+            continue;
+        }
+        struct pp_proc *pr = pick(p);
+        if (!pr)
+            return;
+        pend_pop(p);
+        if (!send_work(p, pr, cw))
+            work_drop(cw);
+        if (p->pend_head == cw)
+            return; /* no memory for its frame: try again later */
+    }
+}
+
+/* ---------------------------------------------------------- claims, deadlines */
+
+/* Notices claims and cancels of sent items; returns true if anything changed. */
+static bool scan(struct process_pool *p)
+{
+    bool changed = false;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr || pr->nunstarted == 0)
+            continue;
+        for (int i = 0; i < DEPTH; i++) {
+            struct pp_work *w = pr->slot[i];
+            if (!w || w->started)
+                continue;
+            size_t idx = word_index(pr, i);
+            uint32_t word = atomic_load(&p->claims[idx]);
+            if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED)) {
+                mark_started(p, pr, w);
+                changed = true;
+            } else if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CANCELLED)) {
+                slot_release(pr, i);
+                pr->budget++;
+                work_drop(&w->base);
+                changed = true;
+            }
+        }
+    }
+    return changed;
+}
+
+/* Fails tasks past their deadline and kills their workers; next event time. */
+static int64_t deadlines(struct process_pool *p, int64_t now)
+{
+    int64_t next = CF_NO_DEADLINE;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr)
+            continue;
+        if (pr->kill_at) {
+            if (now >= pr->kill_at) {
+                signal_proc(pr, SIGKILL);
+                pr->kill_at = 0;
+            } else {
+                next = CF_MIN(next, pr->kill_at);
+            }
+        }
+        for (int i = 0; i < DEPTH; i++) {
+            struct pp_work *w = pr->slot[i];
+            if (!w || !w->started || !w->base.limit_ns || w->expired)
+                continue;
+            if (now < w->deadline) {
+                next = CF_MIN(next, w->deadline);
+                continue;
+            }
+            w->expired = true;
+            cf_future_fail(cf_work_future(&w->base), FUT_EDEADLINE, 0, -1, 0,
+                           "the task's own time limit passed");
+            cf_executor_finished(&p->base, true);
+            if (!pr->killed) {
+                signal_proc(pr, SIGTERM);
+                pr->kill_at = now + KILL_GRACE_NS;
+                next = CF_MIN(next, pr->kill_at);
+            }
+        }
+    }
+    return next;
+}
+
+/* ---------------------------------------------------------- deaths */
+
+static void describe_exit(const struct pp_proc *pr, char *out, size_t n, int *code, int *sig)
+{
+    *code = -1;
+    *sig = 0;
+    if (pr->spawn_err) {
+        snprintf(out, n, "a worker could not be started: %s", strerror(pr->spawn_err));
+    } else if (WIFSIGNALED(pr->status)) {
+        *sig = WTERMSIG(pr->status);
+        snprintf(out, n, "worker pid %d was killed by signal %d (%s)", (int)pr->pid, *sig,
+                 strsignal(*sig));
+    } else {
+        *code = WEXITSTATUS(pr->status);
+        snprintf(out, n, "worker pid %d exited with code %d", (int)pr->pid, *code);
+    }
+}
+
+/* @pr exited (or never started): settle each of its slots, free its seat. */
+static void finalize(struct process_pool *p, struct pp_proc *pr)
+{
+    if (pr->from_fd >= 0 && !(pr->eof && pr->why[0]))
+        read_proc(p, pr, true);
+    close_fd(&pr->from_fd);
+    close_fd(&pr->to_fd);
+    char msg[512], desc[256];
+    int code, sig;
+    describe_exit(pr, desc, sizeof(desc), &code, &sig);
+    bool broke = false;
+    for (int i = 0; i < DEPTH; i++) {
+        if (!pr->slot[i])
+            continue;
+        bool unclaimed = slot_revoke(p, pr, i);
+        size_t idx = word_index(pr, i);
+        bool claimed = atomic_load(&p->claims[idx]) ==
+                       CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED);
+        if (claimed)
+            mark_started(p, pr, pr->slot[i]);
+        struct pp_work *w = slot_release(pr, i);
+        if (unclaimed) {
+            pend_push_front(p, &w->base); /* never started: another worker runs it */
+        } else if (claimed) {
+            snprintf(msg, sizeof(msg), "%s while running the task%s%s", desc,
+                     pr->why[0] ? "; " : "", pr->why);
+            if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !w->expired) {
+                broke = true;
+                fail_work(p, w, FUT_EBROKEN, code, sig, msg);
+            } else {
+                fail_work(p, w, FUT_EWORKER, code, sig, msg);
+            }
+        } else {
+            work_drop(&w->base); /* cancelled by a canceller */
+        }
+    }
+    bool expected = pr->closing || pr->killed || pr->budget == 0;
+    if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !expected)
+        broke = true;
+    p->seats[pr->seat] = NULL;
+    atomic_fetch_sub(&p->nworkers, 1);
+    bool spawn_failed = pr->spawn_err != 0;
+    buf_free(&pr->in);
+    buf_free(&pr->out);
+    free(pr);
+    if (broke) {
+        snprintf(msg, sizeof(msg), "a process in the pool terminated abruptly: %s", desc);
+        break_pool(p, msg);
+    } else if (spawn_failed) {
+        bool any = false;
+        for (int s = 0; s < p->nseats; s++)
+            any |= p->seats[s] != NULL;
+        if (!any && p->pend_head)
+            break_pool(p, desc);
+    }
+}
+
+/* Fails everything with FUT_EBROKEN, kills every worker (Python's behaviour). */
+static void break_pool(struct process_pool *p, const char *why)
+{
+    if (p->broken_done)
+        return;
+    p->broken_done = true;
+    cf_executor_mark_broken(&p->base);
+    cf_lock(&p->lock);
+    struct cf_work *q = p->head;
+    p->head = p->tail = NULL;
+    cf_unlock(&p->lock);
+    while (q) {
+        struct cf_work *next = q->next;
+        pend_push_back(p, q);
+        q = next;
+    }
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr)
+            continue;
+        for (int i = 0; i < DEPTH; i++) {
+            if (!pr->slot[i])
+                continue;
+            slot_revoke(p, pr, i);
+            struct pp_work *w = slot_release(pr, i);
+            if (w->started)
+                fail_work(p, w, FUT_EBROKEN, -1, 0, why);
+            else
+                pend_push_back(p, &w->base);
+        }
+        signal_proc(pr, SIGKILL);
+    }
+    struct cf_work *cw;
+    while ((cw = pend_pop(p)))
+        fail_work(p, work_of(cw), FUT_EBROKEN, -1, 0, why);
+}
+
+static void fs_message(struct process_pool *p, const struct cf_fs_msg *m)
+{
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr)
+            continue;
+        if (m->op == CF_FS_SPAWNED && m->seat == s && m->gen == pr->spawn_gen) {
+            pr->spawned = true;
+            if (m->pid <= 0) {
+                pr->spawn_err = m->err ? m->err : EAGAIN;
+                pr->exited = true;
+                finalize(p, pr);
+                return;
+            }
+            pr->pid = m->pid;
+            if (pr->kill_sig)
+                kill(pr->pid, pr->kill_sig);
+            return;
+        }
+        if (m->op == CF_FS_EXITED && pr->spawned && pr->pid == m->pid) {
+            pr->exited = true;
+            pr->status = m->status;
+            finalize(p, pr);
+            return;
+        }
+    }
+}
+
+static void read_fs(struct process_pool *p)
+{
+    struct cf_fs_msg m;
+    int rc;
+    while ((rc = cf_forkserver_recv(p->fs_sock, &m)) == 1)
+        fs_message(p, &m);
+    if (rc < 0 && !p->fs_gone) {
+        p->fs_gone = true;
+        break_pool(p, "the process pool's fork server is gone");
+    }
+}
+
+/* ---------------------------------------------------------- the loop */
+
+/* Moves submitted items to the pending list; true if the manager may leave. */
+static bool intake(struct process_pool *p, bool idle)
+{
+    cf_lock(&p->lock);
+    struct cf_work *q = p->head;
+    p->head = p->tail = NULL;
+    bool stop = atomic_load(&p->stopping) || atomic_load(&p->base.broken);
+    bool leave = idle && !q && stop;
+    if (leave)
+        p->exiting = true;
+    cf_unlock(&p->lock);
+    if (q) {
+        if (p->pend_tail)
+            p->pend_tail->next = q;
+        else
+            p->pend_head = q;
+        while (q->next)
+            q = q->next;
+        p->pend_tail = q;
+        if (atomic_load(&p->base.broken)) {
+            struct cf_work *cw;
+            while ((cw = pend_pop(p)))
+                fail_work(p, work_of(cw), FUT_EBROKEN, -1, 0, "the process pool is broken");
+        }
+    }
+    return leave;
+}
+
+/* shutdown(cancel_futures): cancel everything not started. */
+static void cancel_all(struct process_pool *p)
+{
+    uint32_t req = atomic_load(&p->cancel_req);
+    if (req == atomic_load(&p->cancel_done))
+        return;
+    struct cf_work *cw;
+    while ((cw = pend_pop(p))) {
+        future_cancel(cf_work_future(cw));
+        work_drop(cw);
+    }
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        for (int i = 0; pr && i < DEPTH; i++)
+            if (pr->slot[i] && !pr->slot[i]->started)
+                future_cancel(cf_work_future(&pr->slot[i]->base));
+    }
+    scan(p);
+    atomic_store(&p->cancel_done, req);
+    cf_futex_wake(&p->cancel_done, INT_MAX);
+}
+
+static bool all_empty(struct process_pool *p)
+{
+    if (p->pend_head)
+        return false;
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s] && p->seats[s]->nslots)
+            return false;
+    return true;
+}
+
+static void update_stats(struct process_pool *p)
+{
+    size_t idle = 0;
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s] && p->seats[s]->spawned && !p->seats[s]->exited &&
+            p->seats[s]->nslots == 0)
+            idle++;
+    atomic_store_explicit(&p->nidle, idle, memory_order_relaxed);
+}
+
+/* Polls every fd for up to @timeout_ns; handles what is ready. */
+static void poll_once(struct process_pool *p, int64_t timeout_ns)
+{
+    int n = 0;
+    p->pfd[n++] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
+    p->pfd[n++] = (struct pollfd){.fd = p->fs_gone ? -1 : p->fs_sock, .events = POLLIN};
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr)
+            continue;
+        if (pr->from_fd >= 0 && !pr->eof) {
+            p->pproc[n] = pr;
+            p->pfd[n++] = (struct pollfd){.fd = pr->from_fd, .events = POLLIN};
+        }
+        if (pr->to_fd >= 0 && pr->out.len > pr->out.off) {
+            p->pproc[n] = pr;
+            p->pfd[n++] = (struct pollfd){.fd = pr->to_fd, .events = POLLOUT};
+        }
+    }
+    int ms = timeout_ns == CF_NO_DEADLINE ? -1
+                                          : (int)CF_MIN((timeout_ns + 999999) / 1000000,
+                                                        (int64_t)INT_MAX);
+    int rc = poll(p->pfd, (nfds_t)n, ms);
+    atomic_store(&p->sleeping, false);
+    if (rc <= 0)
+        return;
+    if (p->pfd[0].revents) {
+        uint64_t v;
+        while (read(p->wake_fd, &v, sizeof(v)) > 0)
+            ;
+        atomic_store(&p->wake_pending, false);
+    }
+    for (int k = 2; k < n; k++) {
+        if (!p->pfd[k].revents)
+            continue;
+        struct pp_proc *pr = p->pproc[k];
+        if (p->pfd[k].events == POLLIN)
+            read_proc(p, pr, false);
+        else
+            write_proc(pr);
+    }
+    if (p->pfd[1].revents)
+        read_fs(p); /* last: it may free procs seen above */
+}
+
+static void self_free(struct process_pool *p);
+
+static void *manager_main(void *arg)
+{
+    struct process_pool *p = arg;
+    current_pool = p;
+    p->scan_every = SCAN_MIN_NS;
+    int64_t next_scan = 0;
+    bool leaving = false;
+    for (;;) {
+        uint32_t k = atomic_load(&p->kick);
+        bool idle = all_empty(p);
+        if (!leaving && intake(p, idle))
+            leaving = true;
+        cancel_all(p);
+        if (leaving) {
+            for (int s = 0; s < p->nseats; s++)
+                if (p->seats[s] && !p->seats[s]->closing) {
+                    p->seats[s]->closing = true;
+                    close_fd(&p->seats[s]->to_fd);
+                }
+            bool any = false;
+            for (int s = 0; s < p->nseats; s++)
+                any |= p->seats[s] != NULL;
+            if (!any)
+                break;
+        }
+        dispatch(p);
+        for (int s = 0; s < p->nseats; s++)
+            if (p->seats[s])
+                write_proc(p->seats[s]);
+        int64_t now = cf_now_ns();
+        if (scan(p))
+            p->scan_every = SCAN_MIN_NS;
+        int64_t next = deadlines(p, now);
+        bool unstarted = false;
+        for (int s = 0; s < p->nseats; s++)
+            unstarted |= p->seats[s] && p->seats[s]->nunstarted > 0;
+        if (unstarted) {
+            if (now >= next_scan) {
+                next_scan = now + p->scan_every;
+                p->scan_every = CF_MIN(p->scan_every * 2, SCAN_MAX_NS);
+            }
+            next = CF_MIN(next, next_scan);
+        } else {
+            p->scan_every = SCAN_MIN_NS;
+        }
+        update_stats(p);
+        atomic_store(&p->sleeping, true);
+        if (atomic_load(&p->kick) != k || atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done)) {
+            atomic_store(&p->sleeping, false);
+            poll_once(p, 0);
+            continue;
+        }
+        poll_once(p, next == CF_NO_DEADLINE ? CF_NO_DEADLINE : CF_MAX(next - now, 0));
+    }
+    /* Every worker is gone: let the fork server go too. */
+    close_fd(&p->fs_sock);
+    while (waitpid(p->fs_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    atomic_store(&p->nidle, 0);
+    atomic_store(&p->manager_done, true);
+    atomic_fetch_add(&p->cancel_done, 1);
+    cf_futex_wake(&p->cancel_done, INT_MAX);
+    cf_lock(&p->lock);
+    bool later = p->free_later;
+    cf_unlock(&p->lock);
+    if (later)
+        self_free(p);
+    return NULL;
+}
+
+/* ---------------------------------------------------------- ops */
+
+static int pp_submit(executor_t *ex, struct cf_work *cw)
+{
+    struct process_pool *p = pp_of(ex);
+    struct pp_work *w = work_of(cw);
+    atomic_init(&w->claim, 0);
+    atomic_init(&w->cancel_req, false);
+    w->started = w->expired = false;
+    w->deadline = 0;
+    if (cw->arg_len > CF_WIRE_MAX_PAYLOAD - CF_WIRE_TASK_FIXED || (cw->arg_len && !cw->arg))
+        return FUT_EINVAL;
+    if (cw->arg_len <= INLINE_ARG) {
+        w->arg = w->inl;
+    } else {
+        w->arg = malloc(cw->arg_len);
+        if (!w->arg)
+            return FUT_ENOMEM;
+    }
+    if (cw->arg_len)
+        memcpy(w->arg, cw->arg, cw->arg_len);
+    cw->arg = w->arg;
+    cf_lock(&p->lock);
+    int rc = 0;
+    if (atomic_load(&p->stopping) || p->exiting)
+        rc = atomic_load(&ex->broken) && !atomic_load(&p->stopping) ? FUT_EBROKEN
+                                                                    : FUT_ESHUTDOWN;
+    else if (atomic_load(&ex->broken))
+        rc = FUT_EBROKEN;
+    if (rc == 0) {
+        cw->next = NULL;
+        if (p->tail)
+            p->tail->next = cw;
+        else
+            p->head = cw;
+        p->tail = cw;
+    }
+    cf_unlock(&p->lock);
+    if (rc < 0) {
+        if (w->arg != w->inl)
+            free(w->arg);
+        return rc;
+    }
+    kick(p);
+    return 0;
+}
+
+/*
+ * Called by future_cancel, under the future's lock, for a pending future:
+ * true if the task has not started and now never will (the cancel goes on),
+ * false if its worker claimed it already (it counts as running).
+ */
+static bool pp_try_cancel(executor_t *ex, struct cf_work *cw)
+{
+    struct process_pool *p = pp_of(ex);
+    struct pp_work *w = work_of(cw);
+    atomic_store(&w->cancel_req, true);
+    for (;;) {
+        uint64_t c = atomic_load(&w->claim);
+        if (c == 0)
+            return true; /* not sent; the manager sees cancel_req before sending */
+        size_t idx = (size_t)(c >> 32) - 1;
+        uint32_t gen = (uint32_t)c;
+        uint32_t expect = CF_SLOT_WORD(gen, CF_SLOT_SENT);
+        if (atomic_compare_exchange_strong(&p->claims[idx], &expect,
+                                           CF_SLOT_WORD(gen, CF_SLOT_CANCELLED))) {
+            kick(p); /* the manager frees the slot */
+            return true;
+        }
+        if (expect == CF_SLOT_WORD(gen, CF_SLOT_CLAIMED)) {
+            atomic_store(&w->cancel_req, false);
+            return false;
+        }
+        /* The manager is moving it (revoked, or the slot reused): look again. */
+        cf_cpu_relax();
+    }
+}
+
+static void pp_shutdown(executor_t *ex, bool cancel_futures)
+{
+    struct process_pool *p = pp_of(ex);
+    cf_lock(&p->lock);
+    atomic_store(&p->stopping, true);
+    struct cf_work *q = cancel_futures ? p->head : NULL;
+    if (cancel_futures)
+        p->head = p->tail = NULL;
+    cf_unlock(&p->lock);
+    while (q) {
+        struct cf_work *next = q->next;
+        future_cancel(cf_work_future(q)); /* counts itself out of `queued` */
+        work_drop(q);
+        q = next;
+    }
+    if (!cancel_futures) {
+        kick(p);
+        return;
+    }
+    uint32_t req = atomic_fetch_add(&p->cancel_req, 1) + 1;
+    kick(p);
+    if (current_pool == p)
+        return; /* a callback on the manager: it cancels when the callback returns */
+    for (;;) {
+        uint32_t done = atomic_load(&p->cancel_done);
+        if ((int32_t)(done - req) >= 0 || atomic_load(&p->manager_done))
+            break;
+        cf_futex_wait(&p->cancel_done, done);
+    }
+}
+
+static void pp_join(executor_t *ex)
+{
+    pthread_join(pp_of(ex)->manager, NULL);
+}
+
+static bool pp_is_own_thread(executor_t *ex)
+{
+    return current_pool == pp_of(ex);
+}
+
+static void pp_free_later(executor_t *ex)
+{
+    struct process_pool *p = pp_of(ex);
+    cf_lock(&p->lock);
+    p->free_later = true;
+    cf_unlock(&p->lock);
+}
+
+static void self_free(struct process_pool *p)
+{
+    pthread_detach(pthread_self());
+    current_pool = NULL;
+    cf_executor_unref(&p->base);
+}
+
+static void pp_destroy(executor_t *ex)
+{
+    struct process_pool *p = pp_of(ex);
+    if (p->wake_fd >= 0)
+        close(p->wake_fd);
+    if (p->claims)
+        munmap((void *)p->claims, p->claims_bytes);
+    free(p->seats);
+    free(p->gens);
+    free(p->pfd);
+    free(p->pproc);
+    cf_executor_deinit(ex);
+    free(p);
+}
+
+static void pp_stats(executor_t *ex, executor_stats_t *out)
+{
+    struct process_pool *p = pp_of(ex);
+    out->workers = atomic_load_explicit(&p->nworkers, memory_order_relaxed);
+    out->idle = CF_MIN(atomic_load_explicit(&p->nidle, memory_order_relaxed), out->workers);
+}
+
+static const struct cf_executor_ops process_pool_ops = {
+    .name = "process",
+    .work_size = sizeof(struct pp_work),
+    .submit = pp_submit,
+    .try_cancel = pp_try_cancel,
+    .shutdown = pp_shutdown,
+    .join = pp_join,
+    .is_own_thread = pp_is_own_thread,
+    .free_later = pp_free_later,
+    .destroy = pp_destroy,
+    .stats = pp_stats,
+};
+
+/* ---------------------------------------------------------- creation */
+
+static void worker_entry(void *ud, int seat, int in_fd, int out_fd)
+{
+    struct process_pool *p = ud;
+    cf_worker_main(&p->wcfg, seat, in_fd, out_fd);
+}
+
+static int start_manager(struct process_pool *p)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&p->manager, NULL, manager_main, p);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* Frees a pool whose manager never started. */
+static void abandon(struct process_pool *p, bool inited)
+{
+    if (p->fs_sock >= 0) {
+        close(p->fs_sock);
+        while (waitpid(p->fs_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (inited) {
+        pp_destroy(&p->base);
+    } else {
+        free(p);
+    }
+}
+
+executor_t *process_pool_executor_new(const executor_options_t *o)
+{
+    struct process_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return cf_fail_null(FUT_ENOMEM);
+    p->wake_fd = -1;
+    p->fs_sock = -1;
+    int rc = cf_executor_init(&p->base, &process_pool_ops, o, cf_cpu_count());
+    if (rc < 0) {
+        free(p);
+        return cf_fail_null(rc);
+    }
+    if (p->base.opts.max_workers > 4096) {
+        abandon(p, true);
+        return cf_fail_null(FUT_EINVAL);
+    }
+    p->lock = (cf_lock_t)CF_LOCK_INIT;
+    p->nseats = p->base.opts.max_workers;
+    p->seats = calloc((size_t)p->nseats, sizeof(*p->seats));
+    p->gens = calloc((size_t)p->nseats * DEPTH, sizeof(*p->gens));
+    p->pfd = calloc(2 + 2 * (size_t)p->nseats, sizeof(*p->pfd));
+    p->pproc = calloc(2 + 2 * (size_t)p->nseats, sizeof(*p->pproc));
+    if (!p->seats || !p->gens || !p->pfd || !p->pproc) {
+        abandon(p, true);
+        return cf_fail_null(FUT_ENOMEM);
+    }
+    p->claims_bytes = (size_t)p->nseats * DEPTH * sizeof(uint32_t);
+    void *m = mmap(NULL, p->claims_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+    if (m == MAP_FAILED) {
+        int err = errno;
+        abandon(p, true);
+        errno = err;
+        return cf_fail_null(err == ENOMEM ? FUT_ENOMEM : FUT_ESYS);
+    }
+    p->claims = m;
+    p->wcfg = (struct cf_worker_cfg){
+        .claims = p->claims,
+        .depth = DEPTH,
+        .initializer = p->base.opts.initializer,
+        .initarg = p->base.opts.initarg,
+        .initarg_len = p->base.opts.initarg_len,
+        .max_tasks = p->base.opts.max_tasks_per_child,
+    };
+    p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->wake_fd < 0) {
+        abandon(p, true);
+        return cf_fail_null(FUT_ESYS);
+    }
+    /* Forked now, before this pool has any thread. */
+    rc = cf_forkserver_start(worker_entry, p, p->nseats, &p->fs_pid, &p->fs_sock);
+    if (rc < 0) {
+        int err = errno;
+        abandon(p, true);
+        errno = err;
+        return cf_fail_null(rc);
+    }
+    rc = start_manager(p);
+    if (rc != 0) {
+        abandon(p, true);
+        errno = rc;
+        return cf_fail_null(FUT_ESYS);
+    }
+    return &p->base;
+}

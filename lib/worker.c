@@ -1,0 +1,260 @@
+/*
+ * worker.c: the loop of a worker process.
+ *
+ * DESIGN
+ * A worker is forked by the fork server and never exec'd: a task function
+ * pointer in a frame means the same function here. It is single-threaded
+ * (unless a task starts threads) and uses blocking I/O: the parent's manager
+ * never blocks on its pipes, so a worker writing a large result while the
+ * parent writes it a large argument cannot deadlock.
+ *
+ * Each task frame names a slot and a generation. Before running the task the
+ * worker flips the slot's shared claim word from SENT to CLAIMED by CAS; if
+ * the parent (or a future_cancel) flipped it to CANCELLED first, or the slot
+ * was reused, the frame is skipped and nothing is answered. That claim is
+ * what "started" means for cancellation and for worker deaths.
+ *
+ * Results are batched: answers go to an output buffer, written when no
+ * complete task frame is left to run (before blocking on read) or when the
+ * buffer is large. Big results are written straight from the task's memory.
+ *
+ * Leaves with _exit(): 0 on EOF of the task pipe, after max_tasks_per_child
+ * tasks, or after reporting an initializer failure; 1 on an I/O error.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "task.h"
+#include "wire.h"
+#include "worker.h"
+
+/* Answers up to this size are copied into the output buffer. */
+#define DIRECT_MIN (256 * 1024)
+#define FLUSH_AT (64 * 1024)
+#define READ_CHUNK (64 * 1024)
+
+struct wbuf {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+struct wstate {
+    const struct cf_worker_cfg *cfg;
+    int seat, in_fd, out_fd;
+    struct wbuf in;      /* unread bytes are [in_pos, in.len) */
+    size_t in_pos;
+    struct wbuf out;
+    void *scratch;       /* an aligned copy of a misaligned argument */
+    size_t scratch_cap;
+    int done;            /* tasks claimed */
+};
+
+static void die(void)
+{
+    _exit(1);
+}
+
+static void write_all(int fd, const void *p, size_t len)
+{
+    const unsigned char *b = p;
+    while (len > 0) {
+        ssize_t n = write(fd, b, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            die();
+        }
+        b += n;
+        len -= (size_t)n;
+    }
+}
+
+static void reserve(struct wbuf *b, size_t more)
+{
+    if (b->cap - b->len >= more)
+        return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < more)
+        cap *= 2;
+    unsigned char *p = realloc(b->p, cap);
+    if (!p)
+        die();
+    b->p = p;
+    b->cap = cap;
+}
+
+static void flush(struct wstate *w)
+{
+    if (w->out.len)
+        write_all(w->out_fd, w->out.p, w->out.len);
+    w->out.len = 0;
+}
+
+static void append(struct wstate *w, const void *p, size_t len)
+{
+    reserve(&w->out, len);
+    memcpy(w->out.p + w->out.len, p, len);
+    w->out.len += len;
+}
+
+/* Queues one answer frame; a large payload is written straight out. */
+static void answer(struct wstate *w, enum cf_wire_type type, uint64_t id,
+                   const unsigned char *pre, size_t pre_len, const void *data, size_t len)
+{
+    unsigned char hdr[CF_WIRE_HDR];
+    cf_wire_put_hdr(hdr, type, id, (uint64_t)pre_len + len);
+    append(w, hdr, sizeof(hdr));
+    if (pre_len)
+        append(w, pre, pre_len);
+    if (len >= DIRECT_MIN) {
+        flush(w);
+        write_all(w->out_fd, data, len);
+    } else if (len) {
+        append(w, data, len);
+    }
+    if (w->out.len >= FLUSH_AT)
+        flush(w);
+}
+
+static void answer_error(struct wstate *w, enum cf_wire_type type, uint64_t id, int code,
+                         const char *msg)
+{
+    unsigned char pre[CF_WIRE_ERROR_FIXED];
+    cf_wire_put_error(pre, code);
+    size_t n = msg ? strlen(msg) : 0;
+    answer(w, type, id, pre, sizeof(pre), msg, CF_MIN(n, (size_t)CF_WIRE_MAX_MSG));
+}
+
+static void run_initializer(struct wstate *w)
+{
+    const struct cf_worker_cfg *c = w->cfg;
+    if (!c->initializer)
+        return;
+    struct task t;
+    cf_task_init(&t, NULL, c->initarg_len ? c->initarg : NULL, c->initarg_len,
+                 CF_NO_DEADLINE);
+    c->initializer(&t);
+    if (t.answer == CF_ANSWER_ERROR) {
+        answer_error(w, CF_WIRE_INITFAIL, 0, t.err_code,
+                     t.err_msg ? t.err_msg : "(no message)");
+        flush(w);
+        _exit(0);
+    }
+    cf_task_clear(&t);
+}
+
+/* True if this worker now owns the task in @id (it may run it). */
+static bool claim(struct wstate *w, uint64_t id)
+{
+    uint32_t slot = CF_TASK_ID_SLOT(id);
+    if (slot >= (uint32_t)w->cfg->depth || (id & 0xffffffffu) > CF_SLOT_GEN_MASK)
+        die(); /* the parent never sends this: something is badly wrong */
+    _Atomic uint32_t *word = &w->cfg->claims[(size_t)w->seat * w->cfg->depth + slot];
+    uint32_t expect = CF_SLOT_WORD(CF_TASK_ID_GEN(id), CF_SLOT_SENT);
+    return atomic_compare_exchange_strong(word, &expect,
+                                          CF_SLOT_WORD(CF_TASK_ID_GEN(id), CF_SLOT_CLAIMED));
+}
+
+static const void *aligned_arg(struct wstate *w, const void *arg, size_t len)
+{
+    if (!arg || ((uintptr_t)arg & 15) == 0)
+        return arg;
+    if (w->scratch_cap < len) {
+        free(w->scratch);
+        w->scratch = malloc(len);
+        if (!w->scratch)
+            die();
+        w->scratch_cap = len;
+    }
+    memcpy(w->scratch, arg, len);
+    return w->scratch;
+}
+
+static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *payload)
+{
+    uint64_t fn_bits;
+    int64_t limit_ns;
+    const void *arg;
+    size_t arg_len;
+    if (cf_wire_get_task(payload, h->len, &fn_bits, &limit_ns, &arg, &arg_len) != 0)
+        die();
+    if (!claim(w, h->id))
+        return; /* cancelled or revoked before it started: skip it */
+    w->done++;
+    task_fn fn = (task_fn)(uintptr_t)fn_bits;
+    int64_t deadline = limit_ns > 0 ? cf_now_ns() + limit_ns : CF_NO_DEADLINE;
+    struct task t;
+    cf_task_init(&t, NULL, aligned_arg(w, arg, arg_len), arg_len, deadline);
+    fn(&t);
+    switch (t.answer) {
+    case CF_ANSWER_ERROR:
+        answer_error(w, CF_WIRE_ERROR, h->id, t.err_code,
+                     t.err_msg ? t.err_msg : "(no memory for the error message)");
+        break;
+    case CF_ANSWER_RESULT:
+        answer(w, CF_WIRE_RESULT, h->id, NULL, 0, t.data, t.len);
+        break;
+    default:
+        answer(w, CF_WIRE_RESULT, h->id, NULL, 0, NULL, 0);
+        break;
+    }
+    cf_task_clear(&t);
+}
+
+/* Runs every complete frame buffered; returns the bytes the next one needs. */
+static size_t run_buffered(struct wstate *w)
+{
+    for (;;) {
+        size_t avail = w->in.len - w->in_pos;
+        struct cf_wire_hdr h;
+        int rc = cf_wire_get_hdr(w->in.p + w->in_pos, avail, &h);
+        if (rc == CF_WIRE_NEED_MORE)
+            return CF_WIRE_HDR;
+        if (rc != CF_WIRE_OK || h.type != CF_WIRE_TASK)
+            die();
+        size_t need = CF_WIRE_HDR + (size_t)h.len;
+        if (avail < need)
+            return need;
+        w->in_pos += need;
+        run_task(w, &h, w->in.p + w->in_pos - h.len);
+        if (w->cfg->max_tasks > 0 && w->done >= w->cfg->max_tasks) {
+            flush(w);
+            _exit(0);
+        }
+    }
+}
+
+void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int out_fd)
+{
+    struct wstate w = {.cfg = cfg, .seat = seat, .in_fd = in_fd, .out_fd = out_fd};
+    if (getenv("CFUTURES_TEST_HOOKS")) {
+        /* Test builds: a task may find its own result pipe (garbage tests). */
+        char fd[16];
+        snprintf(fd, sizeof(fd), "%d", out_fd);
+        setenv("CFUTURES_WORKER_RESULT_FD", fd, 1);
+    }
+    run_initializer(&w);
+    for (;;) {
+        size_t need = run_buffered(&w);
+        /* Nothing runnable is left: hand the answers over before blocking. */
+        flush(&w);
+        if (w.in_pos > 0) {
+            memmove(w.in.p, w.in.p + w.in_pos, w.in.len - w.in_pos);
+            w.in.len -= w.in_pos;
+            w.in_pos = 0;
+        }
+        reserve(&w.in, CF_MAX(need - CF_MIN(need, w.in.len), (size_t)READ_CHUNK));
+        ssize_t n = read(in_fd, w.in.p + w.in.len, w.in.cap - w.in.len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            die();
+        if (n == 0)
+            _exit(0);
+        w.in.len += (size_t)n;
+    }
+}

@@ -1,0 +1,916 @@
+/*
+ * check_process_pool: the process pool's own behaviour (black box): worker
+ * deaths, deadlines, big payloads, recycling, initializers, garbage frames,
+ * cancellation of tasks sent ahead, hygiene (no fd, zombie or orphan left).
+ * Python idioms are named in each test's comment; peer-behaviours.md items
+ * in tests/README.md.
+ *
+ * Workers are forked (through the fork server) from this test process when
+ * the pool is created, so tasks here see `shm`, a MAP_SHARED page made before
+ * the pool: it is how tasks and the test hand things over (gates, pids),
+ * never sleeps.
+ */
+#include "testutil.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define NRAN 2048
+
+struct shm {
+    _Atomic int gate;      /* tasks wait for it */
+    _Atomic int started;   /* tasks that began */
+    _Atomic int pid;       /* the last task's worker pid */
+    _Atomic int ran[NRAN]; /* how often task i ran */
+};
+
+static struct shm *shm;
+static int base_fds;
+static int init_value;
+
+/* Maps the shared page and notes the fds; call before creating a pool. */
+static void begin(void)
+{
+    signal(SIGPIPE, SIG_DFL); /* the library must not need SIGPIPE ignored */
+    shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(shm, MAP_FAILED);
+    base_fds = count_fds();
+}
+
+/* After executor_free: no fd, no child (zombie or not), the fork server gone. */
+static void end_check(pid_t fs_pid)
+{
+    ck_assert_int_eq(count_fds(), base_fds);
+    errno = 0;
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+    if (fs_pid > 0)
+        ck_assert(kill(fs_pid, 0) == -1 && errno == ESRCH);
+    munmap(shm, sizeof(*shm));
+}
+
+static void wait_gate(void)
+{
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&shm->gate) && now_s() < end)
+        usleep(100);
+}
+
+static bool started_at_least(void *n)
+{
+    return atomic_load(&shm->started) >= *(int *)n;
+}
+
+static void wait_started(int n)
+{
+    ck_assert(eventually(started_at_least, &n, T_LONG));
+}
+
+/* ---------------------------------------------------------- tasks */
+
+static void t_pid(task_t *t)
+{
+    task_return_i64(t, getpid());
+}
+
+static void t_ppid(task_t *t)
+{
+    task_return_i64(t, getppid());
+}
+
+/* arg: an int index. Counts itself started, waits for the gate, records the run. */
+static void t_block(task_t *t)
+{
+    const int *i = task_arg(t, NULL);
+    atomic_store(&shm->pid, getpid());
+    atomic_fetch_add(&shm->started, 1);
+    wait_gate();
+    if (i && *i >= 0 && *i < NRAN)
+        atomic_fetch_add(&shm->ran[*i], 1);
+    task_return_i64(t, i ? *i : -1);
+}
+
+/* arg: an int index: records the run. */
+static void t_mark(task_t *t)
+{
+    const int *i = task_arg(t, NULL);
+    atomic_fetch_add(&shm->ran[*i], 1);
+    task_return_i64(t, *i);
+}
+
+static void t_abort(task_t *t)
+{
+    abort();
+}
+
+static void t_segv(task_t *t)
+{
+    raise(SIGSEGV);
+}
+
+static void t_exit3(task_t *t)
+{
+    _exit(3);
+}
+
+static void t_exit0(task_t *t)
+{
+    exit(0);
+}
+
+static void t_forever(task_t *t)
+{
+    atomic_fetch_add(&shm->started, 1);
+    wait_gate();
+}
+
+static void t_ignore_term(task_t *t)
+{
+    signal(SIGTERM, SIG_IGN);
+    atomic_fetch_add(&shm->started, 1);
+    wait_gate();
+}
+
+/* arg: a uint64 size: returns that many pattern bytes. */
+static void t_big(task_t *t)
+{
+    const uint64_t *n = task_arg(t, NULL);
+    unsigned char *p = malloc(*n);
+    if (!p) {
+        task_raise(t, 1, "no memory");
+        return;
+    }
+    for (uint64_t i = 0; i < *n; i++)
+        p[i] = (unsigned char)(i * 7 + 3);
+    task_return(t, p, *n, free);
+}
+
+/* Writes junk on its own result pipe, then waits to be killed for it. */
+static void t_garbage(task_t *t)
+{
+    const char *fd = getenv("CFUTURES_WORKER_RESULT_FD");
+    if (!fd) {
+        task_raise(t, 1, "no test hook");
+        return;
+    }
+    static const char junk[64] = "this is not a frame, not at all, no magic here......";
+    ssize_t n = write(atoi(fd), junk, sizeof(junk));
+    (void)n;
+    wait_gate();
+}
+
+static void t_fork(task_t *t)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(5);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    task_return_i64(t, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+static void t_init_fail(task_t *t)
+{
+    task_raise(t, 7, "init says no");
+}
+
+static void t_init_ok(task_t *t)
+{
+    const int *v = task_arg(t, NULL);
+    init_value = *v;
+}
+
+static void t_get_init(task_t *t)
+{
+    task_return_i64(t, init_value);
+}
+
+/* ---------------------------------------------------------- helpers */
+
+static int64_t result_i64(future_t *f)
+{
+    int64_t v = -12345;
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+    return v;
+}
+
+static pid_t fs_pid_of(executor_t *ex)
+{
+    future_t *f = executor_submit(ex, t_ppid, NULL, 0);
+    ck_assert_ptr_nonnull(f);
+    pid_t pid = (pid_t)result_i64(f);
+    future_unref(f);
+    return pid;
+}
+
+static const future_error_t *failure(future_t *f, int status)
+{
+    const future_error_t *err = NULL;
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), status);
+    ck_assert_int_eq(future_exception(f, 0, &err), 0);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(err->status, status);
+    return err;
+}
+
+/* ---------------------------------------------------------- core */
+
+/* Python: ProcessPoolExecutor().submit(pow, 2, 8).result() */
+START_TEST(test_process_pool_submit_results)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_ptr_nonnull(ex);
+    pid_t fs = fs_pid_of(ex);
+    future_t *fs_[100];
+    int64_t args[100];
+    for (int i = 0; i < 100; i++) {
+        args[i] = i;
+        fs_[i] = executor_submit(ex, t_add1, &args[i], sizeof(args[i]));
+        ck_assert_ptr_nonnull(fs_[i]);
+    }
+    memset(args, 0xff, sizeof(args)); /* copied at submit: the pool must not care */
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(result_i64(fs_[i]), i + 1);
+        future_unref(fs_[i]);
+    }
+    future_t *f = executor_submit(ex, t_echo, "hello", 6);
+    ck_assert_str_eq(future_result_str(f, T_LONG), "hello");
+    future_unref(f);
+    f = executor_submit(ex, t_nothing, NULL, 0);
+    size_t len = 99;
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, &len), 0);
+    ck_assert_uint_eq(len, 0);
+    future_unref(f);
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    ck_assert_uint_le(st.workers, 2);
+    ck_assert_uint_eq(st.completed, 103);
+    executor_free(ex);
+    end_check(fs);
+}
+END_TEST
+
+/* Python: a task raising RuntimeError(123) keeps its arguments (PPE-03). */
+START_TEST(test_process_pool_task_error)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(NULL);
+    int code = 123;
+    future_t *f = executor_submit(ex, t_raise, &code, sizeof(code));
+    const future_error_t *err = failure(f, FUT_ETASK);
+    ck_assert_int_eq(err->code, 123);
+    ck_assert_str_eq(err->message, "boom 123");
+    future_unref(f);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* Python: ProcessPoolExecutor(max_workers=-1) raises ValueError. */
+START_TEST(test_process_pool_bad_options)
+{
+    errno = 0;
+    ck_assert_ptr_null(process_pool_executor_new(&(executor_options_t){.max_workers = -1}));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(
+        process_pool_executor_new(&(executor_options_t){.initarg_len = 4}));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(
+        process_pool_executor_new(&(executor_options_t){.on_worker_death = 7}));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+    ck_assert_int_eq(errno, ECHILD);
+}
+END_TEST
+
+/* A task that forks and waits for its own child works (no stray SIGCHLD use). */
+START_TEST(test_process_pool_task_forks)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    future_t *f = executor_submit(ex, t_fork, NULL, 0);
+    ck_assert_int_eq(result_i64(f), 5);
+    future_unref(f);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* ---------------------------------------------------------- deaths */
+
+static void death_case(task_fn fn, int exit_status, int sig)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    pid_t fs = fs_pid_of(ex);
+    future_t *f = executor_submit(ex, fn, NULL, 0);
+    const future_error_t *err = failure(f, FUT_EWORKER);
+    ck_assert_int_eq(err->exit_status, exit_status);
+    ck_assert_int_eq(err->signal, sig);
+    ck_assert(strstr(err->message, "worker pid") != NULL);
+    ck_assert(future_error_is_broken(err));
+    future_unref(f);
+    /* Respawn: the next task runs on a replacement. */
+    int64_t v = 41;
+    f = executor_submit(ex, t_add1, &v, sizeof(v));
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(result_i64(f), 42);
+    future_unref(f);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.failed, 1);
+    ck_assert(!st.broken);
+    executor_free(ex);
+    end_check(fs);
+}
+
+/* loky: TerminatedWorkerError "SIGABRT"; only the running task fails. */
+START_TEST(test_process_pool_worker_abort)
+{
+    death_case(t_abort, -1, SIGABRT);
+}
+END_TEST
+
+START_TEST(test_process_pool_worker_segv)
+{
+    death_case(t_segv, -1, SIGSEGV);
+}
+END_TEST
+
+/* gh-139462: "terminated abruptly with exit code 3". */
+START_TEST(test_process_pool_worker_exit3)
+{
+    death_case(t_exit3, 3, 0);
+}
+END_TEST
+
+/* loky: exit(0) inside the task is a death, not an empty result. */
+START_TEST(test_process_pool_worker_exit0)
+{
+    death_case(t_exit0, 0, 0);
+}
+END_TEST
+
+/*
+ * Python test_killed_child (RESPAWN): SIGKILL a busy worker from outside;
+ * only its task fails; the tasks sent behind it run elsewhere, exactly once.
+ */
+START_TEST(test_process_pool_sigkill_busy)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    int idx[20];
+    future_t *fs_[20];
+    for (int i = 0; i < 20; i++) {
+        idx[i] = i;
+        fs_[i] = executor_submit(ex, i == 0 ? t_block : t_mark, &idx[i], sizeof(int));
+    }
+    wait_started(1);
+    ck_assert_int_eq(kill(atomic_load(&shm->pid), SIGKILL), 0);
+    const future_error_t *err = failure(fs_[0], FUT_EWORKER);
+    ck_assert_int_eq(err->signal, SIGKILL);
+    ck_assert_int_eq(err->exit_status, -1);
+    for (int i = 1; i < 20; i++) {
+        ck_assert_int_eq(result_i64(fs_[i]), i);
+        ck_assert_int_eq(atomic_load(&shm->ran[i]), 1);
+    }
+    ck_assert_int_eq(atomic_load(&shm->ran[0]), 0);
+    for (int i = 0; i < 20; i++)
+        future_unref(fs_[i]);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+static bool no_workers(void *ex)
+{
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    return st.workers == 0;
+}
+
+/* An idle worker killed from outside: nothing fails, the next task runs. */
+START_TEST(test_process_pool_sigkill_idle)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    future_t *f = executor_submit(ex, t_pid, NULL, 0);
+    pid_t pid = (pid_t)result_i64(f);
+    future_unref(f);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert(eventually(no_workers, ex, T_LONG));
+    f = executor_submit(ex, t_pid, NULL, 0);
+    ck_assert_int_ne(result_i64(f), pid);
+    future_unref(f);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.failed, 0);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* Python's behaviour (BREAK_POOL): BrokenProcessPool everywhere, later submits too. */
+START_TEST(test_process_pool_break_mode)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){
+        .max_workers = 1, .on_worker_death = FUT_WORKER_BREAK_POOL});
+    int idx[5] = {0, 1, 2, 3, 4};
+    future_t *a = executor_submit(ex, t_block, &idx[0], sizeof(int));
+    future_t *b = executor_submit(ex, t_mark, &idx[1], sizeof(int));
+    wait_started(1);
+    kill(atomic_load(&shm->pid), SIGKILL);
+    failure(a, FUT_EBROKEN);
+    failure(b, FUT_EBROKEN);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 0));
+    ck_assert_int_eq(errno, -FUT_EBROKEN);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert(st.broken);
+    ck_assert_int_eq(atomic_load(&shm->ran[1]), 0);
+    future_unref(a);
+    future_unref(b);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* An idle worker's death breaks a BREAK_POOL pool too (Python). */
+START_TEST(test_process_pool_break_mode_idle)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){
+        .max_workers = 1, .on_worker_death = FUT_WORKER_BREAK_POOL});
+    future_t *f = executor_submit(ex, t_pid, NULL, 0);
+    pid_t pid = (pid_t)result_i64(f);
+    future_unref(f);
+    kill(pid, SIGKILL);
+    double end = now_s() + T_LONG;
+    executor_stats_t st;
+    do
+        executor_stats(ex, &st);
+    while (!st.broken && now_s() < end && usleep(200) == 0);
+    ck_assert(st.broken);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* A worker writes garbage on its result pipe: that worker fails, not the parent. */
+START_TEST(test_process_pool_garbage_frame)
+{
+    begin();
+    setenv("CFUTURES_TEST_HOOKS", "1", 1);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    unsetenv("CFUTURES_TEST_HOOKS");
+    future_t *f = executor_submit(ex, t_garbage, NULL, 0);
+    const future_error_t *err = failure(f, FUT_EWORKER);
+    ck_assert_msg(strstr(err->message, "malformed frame") != NULL, "%s", err->message);
+    future_unref(f);
+    int64_t v = 1;
+    f = executor_submit(ex, t_add1, &v, sizeof(v));
+    ck_assert_int_eq(result_i64(f), 2);
+    future_unref(f);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* ---------------------------------------------------------- deadlines */
+
+/* pebble: schedule(timeout=...) -> TimeoutError; the pool goes on. */
+START_TEST(test_process_pool_deadline)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    double t0 = now_s();
+    future_t *f = executor_submit_with(ex, t_forever, NULL, 0,
+                                       &(submit_options_t){.timeout = 0.2});
+    int64_t v = 5;
+    future_t *g = executor_submit(ex, t_add1, &v, sizeof(v));
+    failure(f, FUT_EDEADLINE);
+    ck_assert(now_s() - t0 < 10);
+    ck_assert_int_eq(result_i64(g), 6);
+    future_unref(f);
+    future_unref(g);
+    /* One that ignores SIGTERM gets SIGKILL. */
+    f = executor_submit_with(ex, t_ignore_term, NULL, 0, &(submit_options_t){.timeout = 0.1});
+    failure(f, FUT_EDEADLINE);
+    future_unref(f);
+    g = executor_submit(ex, t_add1, &v, sizeof(v));
+    ck_assert_int_eq(result_i64(g), 6);
+    future_unref(g);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* ---------------------------------------------------------- payloads */
+
+/* 16 MiB argument and 16 MiB result at once; then a 64 MiB result. */
+START_TEST(test_process_pool_big_payloads)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    size_t n = 16u << 20;
+    unsigned char *arg = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        arg[i] = (unsigned char)(i * 13 + 1);
+    future_t *fs_[4];
+    for (int i = 0; i < 4; i++)
+        fs_[i] = executor_submit(ex, t_echo, arg, n);
+    for (int i = 0; i < 4; i++) {
+        const void *data;
+        size_t len;
+        ck_assert_int_eq(future_result(fs_[i], T_LONG, &data, &len), 0);
+        ck_assert_uint_eq(len, n);
+        ck_assert(memcmp(data, arg, n) == 0);
+        future_unref(fs_[i]);
+    }
+    free(arg);
+    uint64_t big = 64u << 20;
+    future_t *f = executor_submit(ex, t_big, &big, sizeof(big));
+    const unsigned char *data;
+    size_t len;
+    ck_assert_int_eq(future_result(f, T_LONG, (const void **)&data, &len), 0);
+    ck_assert_uint_eq(len, big);
+    for (size_t i = 0; i < len; i += 4099)
+        ck_assert_uint_eq(data[i], (unsigned char)(i * 7 + 3));
+    future_unref(f);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* ---------------------------------------------------------- lifecycle */
+
+/* Python test_max_tasks_per_child: the pid changes after every N tasks. */
+START_TEST(test_process_pool_max_tasks_per_child)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 1, .max_tasks_per_child = 3});
+    pid_t pids[9];
+    for (int i = 0; i < 9; i++) {
+        future_t *f = executor_submit(ex, t_pid, NULL, 0);
+        pids[i] = (pid_t)result_i64(f);
+        future_unref(f);
+    }
+    for (int i = 0; i < 9; i++)
+        ck_assert_int_eq(pids[i], pids[i / 3 * 3]);
+    ck_assert_int_ne(pids[0], pids[3]);
+    ck_assert_int_ne(pids[3], pids[6]);
+    /* gh-115634: a backlog across recycling completes. */
+    int idx[8];
+    future_t *fs_[8];
+    for (int i = 0; i < 8; i++) {
+        idx[i] = i;
+        fs_[i] = executor_submit(ex, t_mark, &idx[i], sizeof(int));
+    }
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(result_i64(fs_[i]), i);
+        future_unref(fs_[i]);
+    }
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* Python test_init: initializer runs first; one that raises breaks the pool. */
+START_TEST(test_process_pool_initializer)
+{
+    begin();
+    int v = 42;
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){
+        .max_workers = 2, .initializer = t_init_ok, .initarg = &v, .initarg_len = sizeof(v)});
+    future_t *f = executor_submit(ex, t_get_init, NULL, 0);
+    ck_assert_int_eq(result_i64(f), 42);
+    future_unref(f);
+    executor_free(ex);
+
+    ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 2, .initializer = t_init_fail});
+    f = executor_submit(ex, t_pid, NULL, 0);
+    const future_error_t *err = failure(f, FUT_EBROKEN);
+    ck_assert(strstr(err->message, "init says no") != NULL);
+    future_unref(f);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 0));
+    ck_assert_int_eq(errno, -FUT_EBROKEN);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* Tasks sent ahead but not started can be cancelled, and never run. */
+START_TEST(test_process_pool_cancel_sent_ahead)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    int idx[10];
+    future_t *fs_[10];
+    for (int i = 0; i < 10; i++) {
+        idx[i] = i;
+        fs_[i] = executor_submit(ex, i == 0 ? t_block : t_mark, &idx[i], sizeof(int));
+    }
+    wait_started(1);
+    ck_assert(!future_cancel(fs_[0])); /* started: Python says no */
+    for (int i = 1; i < 10; i += 2)
+        ck_assert(future_cancel(fs_[i]));
+    atomic_store(&shm->gate, 1);
+    for (int i = 0; i < 10; i++) {
+        if (i % 2 == 1) {
+            ck_assert(future_cancelled(fs_[i]));
+        } else {
+            ck_assert_int_eq(result_i64(fs_[i]), i);
+        }
+    }
+    executor_free(ex);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(atomic_load(&shm->ran[i]), i % 2 == 0);
+        future_unref(fs_[i]);
+    }
+    end_check(0);
+}
+END_TEST
+
+/* 1,000 pending tasks: shutdown(wait=false, cancel_futures=true) returns at once. */
+START_TEST(test_process_pool_shutdown_cancel_many)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    enum { N = 1000 };
+    future_t **fs_ = calloc(N, sizeof(*fs_));
+    int *idx = calloc(N, sizeof(int));
+    for (int i = 0; i < N; i++) {
+        idx[i] = i;
+        fs_[i] = executor_submit(ex, t_block, &idx[i], sizeof(int));
+    }
+    wait_started(2);
+    double t0 = now_s();
+    ck_assert_int_eq(executor_shutdown(ex, false, true), 0);
+    ck_assert(now_s() - t0 < 1.0);
+    int cancelled = 0;
+    for (int i = 0; i < N; i++)
+        cancelled += future_cancelled(fs_[i]);
+    ck_assert_int_eq(cancelled, N - 2);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 0));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    atomic_store(&shm->gate, 1);
+    executor_free(ex);
+    int ran = 0;
+    for (int i = 0; i < N; i++) {
+        ran += atomic_load(&shm->ran[i]);
+        if (!future_cancelled(fs_[i]))
+            ck_assert_int_eq(result_i64(fs_[i]), i);
+        future_unref(fs_[i]);
+    }
+    ck_assert_int_eq(ran, 2);
+    free(fs_);
+    free(idx);
+    end_check(0);
+}
+END_TEST
+
+static _Atomic bool spin_stop;
+
+static void *spinner(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&spin_stop))
+        ;
+    return NULL;
+}
+
+/* A pool created while 8 threads are busy works (the fork server's reason). */
+START_TEST(test_process_pool_created_while_busy)
+{
+    begin();
+    pthread_t th[8];
+    atomic_store(&spin_stop, false);
+    for (int i = 0; i < 8; i++)
+        pthread_create(&th[i], NULL, spinner, NULL);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_ptr_nonnull(ex);
+    for (int64_t i = 0; i < 50; i++) {
+        future_t *f = executor_submit(ex, t_add1, &i, sizeof(i));
+        ck_assert_int_eq(result_i64(f), i + 1);
+        future_unref(f);
+    }
+    executor_free(ex);
+    atomic_store(&spin_stop, true);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    end_check(0);
+}
+END_TEST
+
+/* Python test_map: map over the pool, with chunksize and a timeout. */
+START_TEST(test_process_pool_map)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    enum { N = 500 };
+    int64_t vals[N];
+    const void *args[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        vals[i] = i;
+        args[i] = &vals[i];
+        lens[i] = sizeof(int64_t);
+    }
+    executor_map_t *m =
+        executor_map(ex, t_add1, args, lens, N, &(map_options_t){.chunksize = 16});
+    ck_assert_ptr_nonnull(m);
+    for (int i = 0; i < N; i++) {
+        const void *d;
+        size_t len;
+        ck_assert_int_eq(executor_map_next(m, &d, &len), 0);
+        ck_assert_uint_eq(len, 8);
+        int64_t v;
+        memcpy(&v, d, 8);
+        ck_assert_int_eq(v, i + 1);
+    }
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+static void resubmit_cb(future_t *f, void *ud)
+{
+    executor_t *ex = ud;
+    (void)f;
+    int *left = &init_value;
+    if (--*left > 0) {
+        future_t *g = executor_submit(ex, t_pid, NULL, 0);
+        if (g) {
+            future_add_done_callback(g, resubmit_cb, ex);
+            future_unref(g);
+        }
+    }
+}
+
+/* loky test_submit_from_callback: callbacks on the manager may submit. */
+START_TEST(test_process_pool_submit_from_callback)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    init_value = 50;
+    future_t *f = executor_submit(ex, t_pid, NULL, 0);
+    future_add_done_callback(f, resubmit_cb, ex);
+    future_unref(f);
+    double end = now_s() + T_LONG;
+    executor_stats_t st;
+    do
+        executor_stats(ex, &st);
+    while (st.completed < 50 && now_s() < end && usleep(200) == 0);
+    ck_assert_uint_eq(st.completed, 50);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* True if @pid runs (a zombie counts as gone: its reaper may be slow). */
+static bool alive(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+}
+
+/*
+ * loky test_sigkill_shutdown_leaks_workers: the parent is SIGKILLed; the fork
+ * server and the workers exit within a second.
+ */
+START_TEST(test_process_pool_parent_killed)
+{
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        close(pfd[0]);
+        executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+        int32_t pids[3];
+        future_t *a = executor_submit(ex, t_ppid, NULL, 0);
+        future_t *b = executor_submit(ex, t_pid, NULL, 0);
+        int64_t v;
+        future_result_i64(a, T_LONG, &v);
+        pids[0] = (int32_t)v;
+        future_result_i64(b, T_LONG, &v);
+        pids[1] = (int32_t)v;
+        pids[2] = 0;
+        if (write(pfd[1], pids, sizeof(pids)) != sizeof(pids))
+            _exit(1);
+        raise(SIGKILL);
+        _exit(2);
+    }
+    close(pfd[1]);
+    int32_t pids[3] = {0, 0, 0};
+    ck_assert_int_eq(read(pfd[0], pids, sizeof(pids)), sizeof(pids));
+    close(pfd[0]);
+    int st;
+    ck_assert_int_eq(waitpid(child, &st, 0), child);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    double end = now_s() + 1.0;
+    bool gone = false;
+    while (!gone && now_s() < end) {
+        gone = !alive(pids[0]) && !alive(pids[1]);
+        if (!gone)
+            usleep(1000);
+    }
+    ck_assert_msg(gone, "fork server %d or worker %d outlived its parent", pids[0], pids[1]);
+}
+END_TEST
+
+/* ---------------------------------------------------------- errors */
+
+START_TEST(test_process_pool_submit_errors)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, NULL, NULL, 0));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 5));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit_with(ex, t_pid, NULL, 0,
+                                            &(submit_options_t){.timeout = -1}));
+    ck_assert_int_eq(errno, EINVAL);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.queued, 0);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("process_pool");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_process_pool_submit_results);
+    tcase_add_test(tc, test_process_pool_task_error);
+    tcase_add_test(tc, test_process_pool_task_forks);
+    tcase_add_test(tc, test_process_pool_map);
+    tcase_add_test(tc, test_process_pool_submit_from_callback);
+    tcase_add_test(tc, test_process_pool_initializer);
+    tcase_add_test(tc, test_process_pool_max_tasks_per_child);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("errors");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_process_pool_bad_options);
+    tcase_add_test(tc, test_process_pool_submit_errors);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("deaths");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_process_pool_worker_abort);
+    tcase_add_test(tc, test_process_pool_worker_segv);
+    tcase_add_test(tc, test_process_pool_worker_exit3);
+    tcase_add_test(tc, test_process_pool_worker_exit0);
+    tcase_add_test(tc, test_process_pool_sigkill_busy);
+    tcase_add_test(tc, test_process_pool_sigkill_idle);
+    tcase_add_test(tc, test_process_pool_break_mode);
+    tcase_add_test(tc, test_process_pool_break_mode_idle);
+    tcase_add_test(tc, test_process_pool_garbage_frame);
+    tcase_add_test(tc, test_process_pool_parent_killed);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("limits");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_process_pool_deadline);
+    tcase_add_test(tc, test_process_pool_big_payloads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("concurrency");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_process_pool_cancel_sent_ahead);
+    tcase_add_test(tc, test_process_pool_shutdown_cancel_many);
+    tcase_add_test(tc, test_process_pool_created_while_busy);
+    suite_add_tcase(s, tc);
+    return s;
+}
