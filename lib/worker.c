@@ -220,6 +220,11 @@ static size_t run_buffered(struct wstate *w)
         if (avail < need)
             return need;
         w->in_pos += need;
+        /*
+         * Hand earlier answers over before claiming another task: if this
+         * worker dies in the next one, only that one may be lost.
+         */
+        flush(w);
         run_task(w, &h, w->in.p + w->in_pos - h.len);
         if (w->cfg->max_tasks > 0 && w->done >= w->cfg->max_tasks) {
             flush(w);
