@@ -884,6 +884,15 @@ static void read_fs(struct process_pool *p)
     if (rc < 0 && !p->fs_gone) {
         p->fs_gone = true;
         break_pool(p, "the process pool's fork server is gone");
+        /* No exit report will come: its workers die with it (PDEATHSIG). */
+        for (int s = 0; s < p->nseats; s++) {
+            struct pp_proc *pr = p->seats[s];
+            if (!pr)
+                continue;
+            pr->exited = true;
+            pr->status = SIGKILL; /* a wait status: killed by SIGKILL */
+            finalize(p, pr);
+        }
     }
 }
 

@@ -485,6 +485,26 @@ START_TEST(test_process_pool_garbage_frame)
 }
 END_TEST
 
+/* The fork server is killed: the pool breaks, nothing hangs, nothing leaks. */
+START_TEST(test_process_pool_forkserver_killed)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    pid_t fs = fs_pid_of(ex);
+    int idx = 0;
+    future_t *f = executor_submit(ex, t_block, &idx, sizeof(idx));
+    wait_started(1);
+    ck_assert_int_eq(kill(fs, SIGKILL), 0);
+    failure(f, FUT_EBROKEN);
+    future_unref(f);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 0));
+    ck_assert_int_eq(errno, -FUT_EBROKEN);
+    executor_free(ex);
+    end_check(fs);
+}
+END_TEST
+
 /* ---------------------------------------------------------- deadlines */
 
 /* pebble: schedule(timeout=...) -> TimeoutError; the pool goes on. */
@@ -965,6 +985,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_break_mode_idle);
     tcase_add_test(tc, test_process_pool_garbage_frame);
     tcase_add_test(tc, test_process_pool_parent_killed);
+    tcase_add_test(tc, test_process_pool_forkserver_killed);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");
