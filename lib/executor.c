@@ -288,6 +288,7 @@ struct executor_map {
     size_t submitted;          /* items [0, submitted) have a future */
     size_t yielded;            /* items [0, yielded) were handed out */
     size_t cap;                /* ring size: buffersize, or n */
+    size_t chunk;              /* items per submit_chunk unit; 1: one by one */
     future_t **ring;           /* item i lives at ring[i % cap] */
     future_t *last;            /* the item handed out last: keeps its data alive */
     int64_t deadline;
@@ -305,6 +306,64 @@ static future_t *map_submit_one(executor_map_t *m, size_t i)
     if (f)
         cf_future_fail(f, code, 0, -1, 0, future_strerror(code));
     return f; /* NULL: executor_map_next reports FUT_ENOMEM */
+}
+
+/*
+ * Submits the next @k items as one unit (ops->submit_chunk). False if that
+ * was not possible: the caller submits them one by one (which reports why).
+ */
+static bool map_submit_chunk(executor_map_t *m, size_t k)
+{
+    executor_t *ex = m->ex;
+    if (atomic_load(&ex->shut) || atomic_load(&ex->broken))
+        return false;
+    struct cf_work **ws = malloc(k * sizeof(*ws));
+    if (!ws)
+        return false;
+    size_t made = 0;
+    for (; made < k; made++) {
+        future_t *f = cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size));
+        if (!f)
+            break;
+        queue_enter(ex, false); /* unbounded (chunks need max_queue 0): never fails */
+        size_t i = m->submitted + made;
+        struct cf_work *w = cf_future_extra(f);
+        *w = (struct cf_work){
+            .ex = ex, .fn = m->fn, .arg = m->args[i], .arg_len = m->lens ? m->lens[i] : 0};
+        future_ref(f); /* the executor's reference */
+        ws[made] = w;
+    }
+    int rc = made == k ? ex->ops->submit_chunk(ex, ws, k) : FUT_ENOMEM;
+    for (size_t j = 0; j < made; j++) {
+        future_t *f = cf_work_future(ws[j]);
+        if (rc == 0) {
+            m->ring[(m->submitted + j) % m->cap] = f;
+        } else {
+            queue_leave(ex);
+            future_unref(f);
+            future_unref(f);
+        }
+    }
+    free(ws);
+    if (rc == 0)
+        m->submitted += k;
+    return rc == 0;
+}
+
+/* Submits items while the ring has room, in whole chunks where it can. */
+static void map_fill(executor_map_t *m)
+{
+    while (m->submitted < m->n && m->submitted - m->yielded < m->cap) {
+        size_t room = m->cap - (m->submitted - m->yielded);
+        size_t want = CF_MIN(m->chunk, CF_MIN(m->n - m->submitted, m->cap));
+        if (want > room && m->submitted > m->yielded)
+            return; /* wait for room for a whole chunk */
+        size_t k = CF_MIN(want, room);
+        if (k >= 2 && map_submit_chunk(m, k))
+            continue;
+        m->ring[m->submitted % m->cap] = map_submit_one(m, m->submitted);
+        m->submitted++;
+    }
 }
 
 executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *const *args,
@@ -336,7 +395,10 @@ executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *const *args
     m->cap = cap;
     m->ring = ring;
     m->deadline = mo->timeout > 0 ? cf_deadline_after(mo->timeout) : CF_NO_DEADLINE;
-    for (size_t i = 0; i < cap; i++) {
+    m->chunk = mo->chunksize > 1 && ex->ops->submit_chunk && ex->opts.max_queue == 0
+                   ? mo->chunksize
+                   : 1;
+    for (size_t i = 0; i < CF_MIN(cap, 1); i++) {
         m->ring[i] = map_submit_one(m, i);
         m->submitted++;
         /* The first item decides, as Python's eager submit would raise. */
@@ -354,6 +416,7 @@ executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *const *args
             return cf_fail_null(code);
         }
     }
+    map_fill(m);
     return m;
 }
 
@@ -391,10 +454,7 @@ int executor_map_next(executor_map_t *m, const void **data, size_t *len)
     if (!f) {
         *slot = NULL;
         m->yielded++;
-        if (m->submitted < m->n) {
-            m->ring[m->submitted % m->cap] = map_submit_one(m, m->submitted);
-            m->submitted++;
-        }
+        map_fill(m);
         return FUT_ENOMEM;
     }
     int rc = future_result(f, map_time_left(m), data, len);
@@ -407,10 +467,7 @@ int executor_map_next(executor_map_t *m, const void **data, size_t *len)
     *slot = NULL;
     m->yielded++;
     m->last = f;
-    if (m->submitted < m->n) {
-        m->ring[m->submitted % m->cap] = map_submit_one(m, m->submitted);
-        m->submitted++;
-    }
+    map_fill(m);
     return rc;
 }
 

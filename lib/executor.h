@@ -49,6 +49,12 @@ struct cf_executor_ops {
      */
     bool (*try_cancel)(executor_t *ex, struct cf_work *w);
     /*
+     * Optional. Queues @n (>= 2) work items of one executor_map, same @fn, as
+     * one unit (a process pool sends them in one frame and gets their answers
+     * in one). Returns 0, or a code: then it kept none of them.
+     */
+    int (*submit_chunk)(executor_t *ex, struct cf_work **w, size_t n);
+    /*
      * Stops taking work (later submits fail FUT_ESHUTDOWN); with
      * @cancel_futures cancels every queued work item. Workers exit once the
      * queue is empty. May be called more than once.

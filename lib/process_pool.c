@@ -87,6 +87,8 @@ struct pp_work {
     bool started;            /* manager: the future is RUNNING and counted */
     bool expired;            /* manager: failed by its deadline */
     int64_t deadline;        /* manager: when started with a limit */
+    struct pp_work *chunk_next; /* the rest of its map chunk (a unit), or NULL */
+    uint32_t chunk_n;        /* on a unit's first item: items in the unit */
     unsigned char inl[INLINE_ARG];
 };
 
@@ -256,17 +258,29 @@ static void work_drop(struct cf_work *cw)
     future_unref(cf_work_future(cw));
 }
 
-/* Marks a claimed task started: the future becomes RUNNING and is counted. */
+/* Drops every item of the unit headed by @w. */
+static void unit_drop(struct pp_work *w)
+{
+    while (w) {
+        struct pp_work *next = w->chunk_next;
+        work_drop(&w->base);
+        w = next;
+    }
+}
+
+/* Marks a claimed unit started: its futures become RUNNING and are counted. */
 static void mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w)
 {
     if (w->started)
         return;
-    w->started = true;
     pr->nunstarted--;
-    if (future_set_running_or_notify_cancel(cf_work_future(&w->base)) == 1)
-        cf_executor_started(&p->base);
     if (w->base.limit_ns)
         w->deadline = cf_now_ns() + w->base.limit_ns;
+    for (; w; w = w->chunk_next) {
+        w->started = true;
+        if (future_set_running_or_notify_cancel(cf_work_future(&w->base)) == 1)
+            cf_executor_started(&p->base);
+    }
 }
 
 static size_t word_index(const struct pp_proc *pr, int i)
@@ -278,7 +292,8 @@ static size_t word_index(const struct pp_proc *pr, int i)
 static struct pp_work *slot_release(struct pp_proc *pr, int i)
 {
     struct pp_work *w = pr->slot[i];
-    atomic_store(&w->claim, 0);
+    for (struct pp_work *x = w; x; x = x->chunk_next)
+        atomic_store(&x->claim, 0);
     pr->slot[i] = NULL;
     pr->nslots--;
     if (!w->started)
@@ -361,8 +376,8 @@ fail:
 
 /* ---------------------------------------------------------- completion */
 
-static void fail_work(struct process_pool *p, struct pp_work *w, int status, int exit_code,
-                      int sig, const char *msg)
+static void fail_one(struct process_pool *p, struct pp_work *w, int status, int exit_code,
+                     int sig, const char *msg)
 {
     future_t *f = cf_work_future(&w->base);
     if (w->started) {
@@ -376,40 +391,45 @@ static void fail_work(struct process_pool *p, struct pp_work *w, int status, int
     work_drop(&w->base);
 }
 
-/* A whole answer frame for slot @i of @pr. */
-static void complete(struct process_pool *p, struct pp_proc *pr, int i,
-                     const struct cf_wire_hdr *h, const unsigned char *payload)
+/* Fails every item of the unit headed by @w, and drops them. */
+static void fail_work(struct process_pool *p, struct pp_work *w, int status, int exit_code,
+                      int sig, const char *msg)
 {
-    struct pp_work *w = pr->slot[i];
-    mark_started(p, pr, w);
-    slot_release(pr, i);
+    while (w) {
+        struct pp_work *next = w->chunk_next;
+        fail_one(p, w, status, exit_code, sig, msg);
+        w = next;
+    }
+}
+
+/* Completes one item with a result (@kind 0) or an error message (1). */
+static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kind,
+                         int32_t code, const unsigned char *data, size_t len)
+{
     future_t *f = cf_work_future(&w->base);
+    bool failed = false;
     if (w->expired) {
         work_drop(&w->base); /* failed and counted when its deadline passed */
         return;
     }
-    bool failed = false;
-    if (h->type == CF_WIRE_ERROR) {
-        int32_t code;
-        const char *msg;
-        size_t mlen;
-        cf_wire_get_error(payload, h->len, &code, &msg, &mlen);
-        char *m = malloc(mlen + 1);
+    if (kind == 1) {
+        char *m = malloc(len + 1);
         if (m) {
-            memcpy(m, msg, mlen);
-            m[mlen] = '\0';
+            if (len)
+                memcpy(m, data, len);
+            m[len] = '\0';
         }
         cf_future_fail(f, FUT_ETASK, code, -1, 0,
                        m ? m : "(no memory for the error message)");
         free(m);
         failed = true;
-    } else if (h->len <= CF_INLINE_MAX) {
-        failed = cf_future_set_result_inline(f, payload, (size_t)h->len) != 0;
+    } else if (len <= CF_INLINE_MAX) {
+        failed = cf_future_set_result_inline(f, data, len) != 0;
     } else {
-        void *copy = malloc((size_t)h->len);
+        void *copy = malloc(len);
         if (copy) {
-            memcpy(copy, payload, (size_t)h->len);
-            failed = future_set_result(f, copy, (size_t)h->len, free) != 0;
+            memcpy(copy, data, len);
+            failed = future_set_result(f, copy, len, free) != 0;
         } else {
             cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the task's result");
             failed = true;
@@ -417,6 +437,55 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
     }
     cf_executor_finished(&p->base, failed);
     work_drop(&w->base);
+}
+
+/* A whole answer frame for slot @i of @pr. */
+static void complete(struct process_pool *p, struct pp_proc *pr, int i,
+                     const struct cf_wire_hdr *h, const unsigned char *payload)
+{
+    struct pp_work *w = pr->slot[i];
+    mark_started(p, pr, w);
+    slot_release(pr, i);
+    if (h->type == CF_WIRE_RESULTS) {
+        uint64_t off = CF_WIRE_RESULTS_FIXED;
+        while (w) {
+            struct pp_work *next = w->chunk_next;
+            uint32_t kind;
+            int32_t code;
+            const void *data;
+            size_t len;
+            cf_wire_next_answer(payload, h->len, &off, &kind, &code, &data, &len);
+            complete_one(p, w, kind, code, data, len);
+            w = next;
+        }
+        return;
+    }
+    if (h->type == CF_WIRE_ERROR) {
+        int32_t code;
+        const char *msg;
+        size_t mlen;
+        cf_wire_get_error(payload, h->len, &code, &msg, &mlen);
+        complete_one(p, w, 1, code, (const unsigned char *)msg, mlen);
+    } else {
+        complete_one(p, w, 0, 0, payload, (size_t)h->len);
+    }
+}
+
+/* True if a RESULTS payload holds exactly @n well-formed answers. */
+static bool results_ok(const struct cf_wire_hdr *h, const unsigned char *payload, uint32_t n)
+{
+    uint64_t count, off = CF_WIRE_RESULTS_FIXED;
+    if (cf_wire_get_count(payload, h->len, &count) != 0 || count != n)
+        return false;
+    for (uint64_t j = 0; j < count; j++) {
+        uint32_t kind;
+        int32_t code;
+        const void *data;
+        size_t len;
+        if (cf_wire_next_answer(payload, h->len, &off, &kind, &code, &data, &len) != 0)
+            return false;
+    }
+    return off == h->len;
 }
 
 /* A frame from @pr is wrong: kill the worker, remember why. */
@@ -442,7 +511,7 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
             protocol_error(pr, cf_wire_strerror(rc));
             return;
         }
-        if (h.type == CF_WIRE_TASK) {
+        if (h.type == CF_WIRE_TASK || h.type == CF_WIRE_CHUNK) {
             protocol_error(pr, "a task frame from a worker");
             return;
         }
@@ -467,6 +536,12 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
             (h.id & 0xffffffffu) > CF_SLOT_GEN_MASK ||
             atomic_load(&p->claims[idx]) != CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED)) {
             protocol_error(pr, "an answer for a task it does not hold");
+            return;
+        }
+        uint32_t n = pr->slot[i]->chunk_n;
+        if ((h.type == CF_WIRE_RESULTS) != (n > 1) ||
+            (h.type == CF_WIRE_RESULTS && !results_ok(&h, payload, n))) {
+            protocol_error(pr, "an answer that does not match its task");
             return;
         }
         complete(p, pr, (int)i, &h, payload);
@@ -542,7 +617,44 @@ static int free_slot(const struct pp_proc *pr)
     return -1;
 }
 
-/* Sends @cw to @pr (which has a free slot). False: @cw was cancelled meanwhile. */
+/* Bytes of the frame that carries the unit headed by @w. */
+static size_t frame_size(const struct pp_work *w)
+{
+    if (w->chunk_n <= 1)
+        return CF_WIRE_HDR + CF_WIRE_TASK_FIXED + w->base.arg_len;
+    size_t n = CF_WIRE_HDR + CF_WIRE_CHUNK_FIXED;
+    for (; w; w = w->chunk_next)
+        n += CF_WIRE_ITEM_HDR + w->base.arg_len;
+    return n;
+}
+
+static void encode_unit(unsigned char *o, const struct pp_work *w, uint64_t id,
+                        size_t total)
+{
+    const struct cf_work *cw = &w->base;
+    uint64_t fn = (uint64_t)(uintptr_t)cw->fn;
+    if (w->chunk_n <= 1) {
+        cf_wire_put_hdr(o, CF_WIRE_TASK, id, total - CF_WIRE_HDR);
+        cf_wire_put_task(o + CF_WIRE_HDR, fn, cw->limit_ns);
+        if (cw->arg_len)
+            memcpy(o + CF_WIRE_HDR + CF_WIRE_TASK_FIXED, w->arg, cw->arg_len);
+        return;
+    }
+    cf_wire_put_hdr(o, CF_WIRE_CHUNK, id, total - CF_WIRE_HDR);
+    cf_wire_put_chunk(o + CF_WIRE_HDR, fn, cw->limit_ns, w->chunk_n);
+    o += CF_WIRE_HDR + CF_WIRE_CHUNK_FIXED;
+    for (; w; w = w->chunk_next) {
+        cf_wire_put_item(o, w->base.arg_len);
+        if (w->base.arg_len)
+            memcpy(o + CF_WIRE_ITEM_HDR, w->arg, w->base.arg_len);
+        o += CF_WIRE_ITEM_HDR + w->base.arg_len;
+    }
+}
+
+/*
+ * Sends the unit headed by @cw to @pr (which has a free slot). False: an item
+ * is being cancelled; the unit was not sent and is the caller's again.
+ */
 static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
 {
     struct pp_work *w = work_of(cw);
@@ -552,32 +664,26 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
     p->gens[idx] = gen;
     atomic_store(&p->claims[idx], CF_SLOT_WORD(gen, CF_SLOT_SENT));
     /* Dekker with try_cancel: we publish the claim, then look for a cancel. */
-    atomic_store(&w->claim, ((uint64_t)(idx + 1) << 32) | gen);
-    if (atomic_load(&w->cancel_req)) {
+    bool cancelling = false;
+    for (struct pp_work *x = w; x; x = x->chunk_next)
+        atomic_store(&x->claim, ((uint64_t)(idx + 1) << 32) | gen);
+    for (struct pp_work *x = w; x; x = x->chunk_next)
+        cancelling |= atomic_load(&x->cancel_req);
+    size_t total = frame_size(w);
+    if (cancelling || !buf_reserve(&pr->out, total)) {
         uint32_t expect = CF_SLOT_WORD(gen, CF_SLOT_SENT);
         atomic_compare_exchange_strong(&p->claims[idx], &expect,
                                        CF_SLOT_WORD(gen, CF_SLOT_CANCELLED));
-        atomic_store(&w->claim, 0);
+        for (struct pp_work *x = w; x; x = x->chunk_next)
+            atomic_store(&x->claim, 0);
         return false;
     }
-    size_t total = CF_WIRE_HDR + CF_WIRE_TASK_FIXED + cw->arg_len;
-    if (!buf_reserve(&pr->out, total)) {
-        /* Treat as never sent: the slot word is revoked, the item stays queued. */
-        slot_revoke(p, pr, i);
-        atomic_store(&w->claim, 0);
-        pend_push_front(p, cw);
-        return true;
-    }
-    unsigned char *o = pr->out.p + pr->out.len;
-    cf_wire_put_hdr(o, CF_WIRE_TASK, CF_TASK_ID(i, gen), CF_WIRE_TASK_FIXED + cw->arg_len);
-    cf_wire_put_task(o + CF_WIRE_HDR, (uint64_t)(uintptr_t)cw->fn, cw->limit_ns);
-    if (cw->arg_len)
-        memcpy(o + CF_WIRE_HDR + CF_WIRE_TASK_FIXED, w->arg, cw->arg_len);
+    encode_unit(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total);
     pr->out.len += total;
     pr->slot[i] = w;
     pr->nslots++;
     pr->nunstarted++;
-    pr->budget--;
+    pr->budget -= (int)w->chunk_n;
     return true;
 }
 
@@ -631,10 +737,49 @@ static void steal(struct process_pool *p)
         if (!w || w->started || !slot_revoke(p, victim, i))
             continue;
         slot_release(victim, i);
-        victim->budget++;
+        victim->budget += (int)w->chunk_n;
         pend_push_front(p, &w->base);
         want--;
     }
+}
+
+static bool unit_cancelling(const struct pp_work *w)
+{
+    for (; w; w = w->chunk_next)
+        if (atomic_load(&w->cancel_req) || future_done(cf_work_future((struct cf_work *)&w->base)))
+            return true;
+    return false;
+}
+
+/*
+ * Drops the cancelled items of the pending unit at the head. False if it had
+ * any (the head changed: look again).
+ */
+static bool unit_filter(struct process_pool *p)
+{
+    struct pp_work *w = work_of(p->pend_head);
+    if (!unit_cancelling(w))
+        return true;
+    pend_pop(p);
+    struct pp_work *keep = NULL, **tail = &keep;
+    uint32_t n = 0;
+    while (w) {
+        struct pp_work *next = w->chunk_next;
+        w->chunk_next = NULL;
+        if (atomic_load(&w->cancel_req) || future_done(cf_work_future(&w->base))) {
+            work_drop(&w->base); /* cancelled: future_cancel did the accounting */
+        } else {
+            *tail = w;
+            tail = &w->chunk_next;
+            n++;
+        }
+        w = next;
+    }
+    if (keep) {
+        keep->chunk_n = n;
+        pend_push_front(p, &keep->base);
+    }
+    return false;
 }
 
 static void dispatch(struct process_pool *p)
@@ -650,20 +795,17 @@ static void dispatch(struct process_pool *p)
     }
     while (p->pend_head) {
         struct cf_work *cw = p->pend_head;
-        struct pp_work *w = work_of(cw);
-        if (atomic_load(&w->cancel_req) || future_done(cf_work_future(cw))) {
-            pend_pop(p);
-            work_drop(cw); /* cancelled: future_cancel did the accounting */
+        if (!unit_filter(p))
             continue;
-        }
         struct pp_proc *pr = pick(p);
         if (!pr)
             return;
         pend_pop(p);
-        if (!send_work(p, pr, cw))
-            work_drop(cw);
-        if (p->pend_head == cw)
-            return; /* no memory for its frame: try again later */
+        if (!send_work(p, pr, cw)) {
+            pend_push_front(p, cw); /* filtered again next round */
+            if (!unit_cancelling(work_of(cw)))
+                return; /* no memory for its frame: try again later */
+        }
     }
 }
 
@@ -687,9 +829,10 @@ static bool scan(struct process_pool *p)
                 mark_started(p, pr, w);
                 changed = true;
             } else if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CANCELLED)) {
+                /* A canceller revoked it: the rest of its unit goes back. */
                 slot_release(pr, i);
-                pr->budget++;
-                work_drop(&w->base);
+                pr->budget += (int)w->chunk_n;
+                pend_push_front(p, &w->base);
                 changed = true;
             }
         }
@@ -786,7 +929,7 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
                 fail_work(p, w, FUT_EWORKER, code, sig, msg);
             }
         } else {
-            work_drop(&w->base); /* cancelled by a canceller */
+            pend_push_front(p, &w->base); /* revoked by a canceller: filtered there */
         }
     }
     bool expected = pr->closing || pr->killed || pr->budget == 0;
@@ -934,14 +1077,16 @@ static void cancel_all(struct process_pool *p)
         return;
     struct cf_work *cw;
     while ((cw = pend_pop(p))) {
-        future_cancel(cf_work_future(cw));
-        work_drop(cw);
+        for (struct pp_work *x = work_of(cw); x; x = x->chunk_next)
+            future_cancel(cf_work_future(&x->base));
+        unit_drop(work_of(cw));
     }
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
         for (int i = 0; pr && i < DEPTH; i++)
             if (pr->slot[i] && !pr->slot[i]->started)
-                future_cancel(cf_work_future(&pr->slot[i]->base));
+                for (struct pp_work *x = pr->slot[i]; x; x = x->chunk_next)
+                    future_cancel(cf_work_future(&x->base));
     }
     scan(p);
     atomic_store(&p->cancel_done, req);
@@ -1045,7 +1190,8 @@ static void *manager_main(void *arg)
             if (p->seats[s])
                 write_proc(p->seats[s]);
         int64_t now = cf_now_ns();
-        if (scan(p))
+        bool changed = scan(p); /* may put revoked units back on the pending list */
+        if (changed)
             p->scan_every = SCAN_MIN_NS;
         int64_t next = deadlines(p, now);
         bool unstarted = false;
@@ -1062,7 +1208,8 @@ static void *manager_main(void *arg)
         }
         update_stats(p);
         atomic_store(&p->sleeping, true);
-        if (atomic_load(&p->kick) != k || atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done)) {
+        if (changed || atomic_load(&p->kick) != k ||
+            atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done)) {
             atomic_store(&p->sleeping, false);
             poll_once(p, 0);
             continue;
@@ -1087,15 +1234,18 @@ static void *manager_main(void *arg)
 
 /* ---------------------------------------------------------- ops */
 
-static int pp_submit(executor_t *ex, struct cf_work *cw)
+/* Readies @cw for the queue: copies its argument. 0 or a code. */
+static int work_prepare(struct cf_work *cw)
 {
-    struct process_pool *p = pp_of(ex);
     struct pp_work *w = work_of(cw);
     atomic_init(&w->claim, 0);
     atomic_init(&w->cancel_req, false);
     w->started = w->expired = false;
     w->deadline = 0;
-    if (cw->arg_len > CF_WIRE_MAX_PAYLOAD - CF_WIRE_TASK_FIXED || (cw->arg_len && !cw->arg))
+    w->chunk_next = NULL;
+    w->chunk_n = 1;
+    w->arg = NULL;
+    if (cw->arg_len > CF_WIRE_MAX_PAYLOAD / 2 || (cw->arg_len && !cw->arg))
         return FUT_EINVAL;
     if (cw->arg_len <= INLINE_ARG) {
         w->arg = w->inl;
@@ -1107,12 +1257,26 @@ static int pp_submit(executor_t *ex, struct cf_work *cw)
     if (cw->arg_len)
         memcpy(w->arg, cw->arg, cw->arg_len);
     cw->arg = w->arg;
+    return 0;
+}
+
+static void work_unprepare(struct cf_work *cw)
+{
+    struct pp_work *w = work_of(cw);
+    if (w->arg != w->inl)
+        free(w->arg);
+    w->arg = NULL;
+}
+
+/* Appends the unit headed by @cw to the submit FIFO: 0 or a code. */
+static int enqueue(struct process_pool *p, struct cf_work *cw)
+{
     cf_lock(&p->lock);
     int rc = 0;
     if (atomic_load(&p->stopping) || p->exiting)
-        rc = atomic_load(&ex->broken) && !atomic_load(&p->stopping) ? FUT_EBROKEN
-                                                                    : FUT_ESHUTDOWN;
-    else if (atomic_load(&ex->broken))
+        rc = atomic_load(&p->base.broken) && !atomic_load(&p->stopping) ? FUT_EBROKEN
+                                                                        : FUT_ESHUTDOWN;
+    else if (atomic_load(&p->base.broken))
         rc = FUT_EBROKEN;
     if (rc == 0) {
         cw->next = NULL;
@@ -1123,13 +1287,49 @@ static int pp_submit(executor_t *ex, struct cf_work *cw)
         p->tail = cw;
     }
     cf_unlock(&p->lock);
-    if (rc < 0) {
-        if (w->arg != w->inl)
-            free(w->arg);
+    if (rc == 0)
+        kick(p);
+    return rc;
+}
+
+static int pp_submit(executor_t *ex, struct cf_work *cw)
+{
+    int rc = work_prepare(cw);
+    if (rc < 0)
         return rc;
+    rc = enqueue(pp_of(ex), cw);
+    if (rc < 0)
+        work_unprepare(cw);
+    return rc;
+}
+
+/* A map chunk: one unit, sent in one frame, answered in one frame. */
+static int pp_submit_chunk(executor_t *ex, struct cf_work **ws, size_t n)
+{
+    if (n == 0 || n > UINT32_MAX)
+        return FUT_EINVAL;
+    uint64_t bytes = 0;
+    for (size_t j = 0; j < n; j++) {
+        int rc = work_prepare(ws[j]);
+        bytes += ws[j]->arg_len + CF_WIRE_ITEM_HDR;
+        if (rc == 0 && (ws[j]->fn != ws[0]->fn || ws[j]->limit_ns != ws[0]->limit_ns))
+            rc = FUT_EINVAL;
+        if (rc == 0 && bytes > CF_WIRE_MAX_PAYLOAD / 2)
+            rc = FUT_EINVAL;
+        if (rc < 0) {
+            for (size_t k = 0; k <= j; k++)
+                work_unprepare(ws[k]);
+            return rc;
+        }
+        if (j > 0)
+            work_of(ws[j - 1])->chunk_next = work_of(ws[j]);
     }
-    kick(p);
-    return 0;
+    work_of(ws[0])->chunk_n = (uint32_t)n;
+    int rc = enqueue(pp_of(ex), ws[0]);
+    if (rc < 0)
+        for (size_t j = 0; j < n; j++)
+            work_unprepare(ws[j]);
+    return rc;
 }
 
 /*
@@ -1158,6 +1358,11 @@ static bool pp_try_cancel(executor_t *ex, struct cf_work *cw)
             atomic_store(&w->cancel_req, false);
             return false;
         }
+        if (expect == CF_SLOT_WORD(gen, CF_SLOT_CANCELLED)) {
+            /* Revoked (its chunk, or a requeue): the manager sees cancel_req. */
+            kick(p);
+            return true;
+        }
         /* The manager is moving it (revoked, or the slot reused): look again. */
         cf_cpu_relax();
     }
@@ -1174,8 +1379,9 @@ static void pp_shutdown(executor_t *ex, bool cancel_futures)
     cf_unlock(&p->lock);
     while (q) {
         struct cf_work *next = q->next;
-        future_cancel(cf_work_future(q)); /* counts itself out of `queued` */
-        work_drop(q);
+        for (struct pp_work *x = work_of(q); x; x = x->chunk_next)
+            future_cancel(cf_work_future(&x->base)); /* counts itself out of `queued` */
+        unit_drop(work_of(q));
         q = next;
     }
     if (!cancel_futures) {
@@ -1245,6 +1451,7 @@ static const struct cf_executor_ops process_pool_ops = {
     .name = "process",
     .work_size = sizeof(struct pp_work),
     .submit = pp_submit,
+    .submit_chunk = pp_submit_chunk,
     .try_cancel = pp_try_cancel,
     .shutdown = pp_shutdown,
     .join = pp_join,

@@ -98,6 +98,9 @@ int cf_wire_get_hdr(const void *buf, size_t avail, struct cf_wire_hdr *out)
         return CF_WIRE_ELEN;
     if (type == CF_WIRE_TASK && len < CF_WIRE_TASK_FIXED)
         return CF_WIRE_ESHORT;
+    if ((type == CF_WIRE_CHUNK && len < CF_WIRE_CHUNK_FIXED) ||
+        (type == CF_WIRE_RESULTS && len < CF_WIRE_RESULTS_FIXED))
+        return CF_WIRE_ESHORT;
     if ((type == CF_WIRE_ERROR || type == CF_WIRE_INITFAIL) &&
         (len < CF_WIRE_ERROR_FIXED || len > CF_WIRE_ERROR_FIXED + CF_WIRE_MAX_MSG))
         return len < CF_WIRE_ERROR_FIXED ? CF_WIRE_ESHORT : CF_WIRE_ELEN;
@@ -146,5 +149,92 @@ int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code, const ch
     *code = (int32_t)get32(p);
     *msg_len = (size_t)(len - CF_WIRE_ERROR_FIXED);
     *msg = (const char *)p + CF_WIRE_ERROR_FIXED;
+    return CF_WIRE_OK;
+}
+
+void cf_wire_put_chunk(unsigned char *out, uint64_t fn, int64_t limit_ns, uint64_t count)
+{
+    put64(out, fn);
+    put64(out + 8, (uint64_t)limit_ns);
+    put64(out + 16, count);
+}
+
+void cf_wire_put_item(unsigned char *out, uint64_t len)
+{
+    put64(out, len);
+}
+
+void cf_wire_put_count(unsigned char *out, uint64_t count)
+{
+    put64(out, count);
+}
+
+void cf_wire_put_answer(unsigned char *out, uint32_t kind, int32_t code, uint64_t len)
+{
+    put32(out, kind);
+    put32(out + 4, (uint32_t)code);
+    put64(out + 8, len);
+}
+
+int cf_wire_get_chunk(const void *payload, uint64_t len, uint64_t *fn, int64_t *limit_ns,
+                      uint64_t *count)
+{
+    const unsigned char *p = payload;
+    if (!p || len < CF_WIRE_CHUNK_FIXED || len > CF_WIRE_MAX_PAYLOAD)
+        return CF_WIRE_ESHORT;
+    *fn = get64(p);
+    uint64_t lim = get64(p + 8);
+    if (lim > (uint64_t)INT64_MAX)
+        return CF_WIRE_EFLAGS;
+    *limit_ns = (int64_t)lim;
+    *count = get64(p + 16);
+    /* Every item takes at least its length word. */
+    if (*count > (len - CF_WIRE_CHUNK_FIXED) / CF_WIRE_ITEM_HDR)
+        return CF_WIRE_ESHORT;
+    return CF_WIRE_OK;
+}
+
+int cf_wire_get_count(const void *payload, uint64_t len, uint64_t *count)
+{
+    const unsigned char *p = payload;
+    if (!p || len < CF_WIRE_RESULTS_FIXED || len > CF_WIRE_MAX_PAYLOAD)
+        return CF_WIRE_ESHORT;
+    *count = get64(p);
+    if (*count > (len - CF_WIRE_RESULTS_FIXED) / CF_WIRE_ANSWER_HDR)
+        return CF_WIRE_ESHORT;
+    return CF_WIRE_OK;
+}
+
+int cf_wire_next_item(const void *payload, uint64_t len, uint64_t *off, const void **data,
+                      size_t *dlen)
+{
+    const unsigned char *p = payload;
+    if (!p || len > CF_WIRE_MAX_PAYLOAD || *off > len || len - *off < CF_WIRE_ITEM_HDR)
+        return CF_WIRE_ESHORT;
+    uint64_t n = get64(p + *off);
+    if (n > len - *off - CF_WIRE_ITEM_HDR)
+        return CF_WIRE_ESHORT;
+    *dlen = (size_t)n;
+    *data = n ? p + *off + CF_WIRE_ITEM_HDR : NULL;
+    *off += CF_WIRE_ITEM_HDR + n;
+    return CF_WIRE_OK;
+}
+
+int cf_wire_next_answer(const void *payload, uint64_t len, uint64_t *off, uint32_t *kind,
+                        int32_t *code, const void **data, size_t *dlen)
+{
+    const unsigned char *p = payload;
+    if (!p || len > CF_WIRE_MAX_PAYLOAD || *off > len || len - *off < CF_WIRE_ANSWER_HDR)
+        return CF_WIRE_ESHORT;
+    *kind = get32(p + *off);
+    if (*kind > 1)
+        return CF_WIRE_EFLAGS;
+    *code = (int32_t)get32(p + *off + 4);
+    uint64_t n = get64(p + *off + 8);
+    if (n > len - *off - CF_WIRE_ANSWER_HDR || (*kind == 1 && n > CF_WIRE_MAX_MSG))
+        return CF_WIRE_ESHORT;
+    *dlen = (size_t)n;
+    *data = n ? p + *off + CF_WIRE_ANSWER_HDR : NULL;
+    *off += CF_WIRE_ANSWER_HDR + n;
     return CF_WIRE_OK;
 }

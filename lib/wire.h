@@ -19,6 +19,11 @@
  *   RESULT   (worker -> parent) the result bytes
  *   ERROR    (worker -> parent) i32 code, then the message (no NUL)
  *   INITFAIL (worker -> parent) i32 code, then the message; id is 0
+ *   CHUNK    (parent -> worker) u64 fn, i64 limit_ns, u64 count, then count
+ *            items, each u64 len and len argument bytes (one map chunk)
+ *   RESULTS  (worker -> parent) u64 count, then count answers, each u32 kind
+ *            (0 result, 1 error), i32 code, u64 len and len bytes (the
+ *            result, or the error message)
  */
 #ifndef CF_WIRE_H
 #define CF_WIRE_H
@@ -43,7 +48,9 @@ enum cf_wire_type {
     CF_WIRE_RESULT = 2,
     CF_WIRE_ERROR = 3,
     CF_WIRE_INITFAIL = 4,
-    CF_WIRE_TYPE_MAX = 4,
+    CF_WIRE_CHUNK = 5,
+    CF_WIRE_RESULTS = 6,
+    CF_WIRE_TYPE_MAX = 6,
 };
 
 struct cf_wire_hdr {
@@ -89,5 +96,29 @@ void cf_wire_put_error(unsigned char *out, int32_t code);
 /* Decodes an ERROR or INITFAIL payload; the message is not NUL-terminated. */
 int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code,
                       const char **msg, size_t *msg_len);
+
+/* Chunks: the fixed parts and the per-item / per-answer headers. */
+#define CF_WIRE_CHUNK_FIXED 24
+#define CF_WIRE_ITEM_HDR 8
+#define CF_WIRE_RESULTS_FIXED 8
+#define CF_WIRE_ANSWER_HDR 16
+
+void cf_wire_put_chunk(unsigned char *out, uint64_t fn, int64_t limit_ns, uint64_t count);
+void cf_wire_put_item(unsigned char *out, uint64_t len);
+void cf_wire_put_count(unsigned char *out, uint64_t count);
+void cf_wire_put_answer(unsigned char *out, uint32_t kind, int32_t code, uint64_t len);
+
+int cf_wire_get_chunk(const void *payload, uint64_t len, uint64_t *fn, int64_t *limit_ns,
+                      uint64_t *count);
+int cf_wire_get_count(const void *payload, uint64_t len, uint64_t *count);
+/*
+ * The next chunk item at *off (start at CF_WIRE_CHUNK_FIXED): its bytes, and
+ * *off moved past it. CF_WIRE_ESHORT if it does not fit in @len.
+ */
+int cf_wire_next_item(const void *payload, uint64_t len, uint64_t *off, const void **data,
+                      size_t *dlen);
+/* The next answer at *off (start at CF_WIRE_RESULTS_FIXED); kind 0 or 1. */
+int cf_wire_next_answer(const void *payload, uint64_t len, uint64_t *off, uint32_t *kind,
+                        int32_t *code, const void **data, size_t *dlen);
 
 #endif /* CF_WIRE_H */

@@ -23,6 +23,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,7 @@ struct wstate {
     struct wbuf in;      /* unread bytes are [in_pos, in.len) */
     size_t in_pos;
     struct wbuf out;
+    struct wbuf res;     /* a chunk's answers, built before they are sent */
     void *scratch;       /* an aligned copy of a misaligned argument */
     size_t scratch_cap;
     int done;            /* tasks claimed */
@@ -174,6 +176,65 @@ static const void *aligned_arg(struct wstate *w, const void *arg, size_t len)
     return w->scratch;
 }
 
+/* Runs @fn on one argument; the answer is left in @t. */
+static void run_one(struct wstate *w, task_fn fn, const void *arg, size_t arg_len,
+                    int64_t limit_ns, struct task *t)
+{
+    int64_t deadline = limit_ns > 0 ? cf_now_ns() + limit_ns : CF_NO_DEADLINE;
+    cf_task_init(t, NULL, aligned_arg(w, arg, arg_len), arg_len, deadline);
+    fn(t);
+}
+
+static void res_append(struct wstate *w, const void *p, size_t len)
+{
+    reserve(&w->res, len);
+    if (len)
+        memcpy(w->res.p + w->res.len, p, len);
+    w->res.len += len;
+}
+
+/* A map chunk: claimed as one, its answers sent as one RESULTS frame. */
+static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void *payload)
+{
+    uint64_t fn_bits, count, off = CF_WIRE_CHUNK_FIXED;
+    int64_t limit_ns;
+    const void *arg;
+    size_t arg_len;
+    if (cf_wire_get_chunk(payload, h->len, &fn_bits, &limit_ns, &count) != 0)
+        die();
+    for (uint64_t j = 0; j < count; j++)
+        if (cf_wire_next_item(payload, h->len, &off, &arg, &arg_len) != 0)
+            die();
+    if (!claim(w, h->id))
+        return;
+    w->done += (int)CF_MIN(count, (uint64_t)INT_MAX / 2);
+    task_fn fn = (task_fn)(uintptr_t)fn_bits;
+    unsigned char word[CF_WIRE_ANSWER_HDR];
+    w->res.len = 0;
+    cf_wire_put_count(word, count);
+    res_append(w, word, CF_WIRE_RESULTS_FIXED);
+    off = CF_WIRE_CHUNK_FIXED;
+    for (uint64_t j = 0; j < count; j++) {
+        cf_wire_next_item(payload, h->len, &off, &arg, &arg_len);
+        struct task t;
+        run_one(w, fn, arg, arg_len, limit_ns, &t);
+        if (t.answer == CF_ANSWER_ERROR) {
+            const char *m = t.err_msg ? t.err_msg : "(no memory for the error message)";
+            size_t n = CF_MIN(strlen(m), (size_t)CF_WIRE_MAX_MSG);
+            cf_wire_put_answer(word, 1, t.err_code, n);
+            res_append(w, word, sizeof(word));
+            res_append(w, m, n);
+        } else {
+            size_t n = t.answer == CF_ANSWER_RESULT ? t.len : 0;
+            cf_wire_put_answer(word, 0, 0, n);
+            res_append(w, word, sizeof(word));
+            res_append(w, t.data, n);
+        }
+        cf_task_clear(&t);
+    }
+    answer(w, CF_WIRE_RESULTS, h->id, NULL, 0, w->res.p, w->res.len);
+}
+
 static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *payload)
 {
     uint64_t fn_bits;
@@ -185,11 +246,8 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     if (!claim(w, h->id))
         return; /* cancelled or revoked before it started: skip it */
     w->done++;
-    task_fn fn = (task_fn)(uintptr_t)fn_bits;
-    int64_t deadline = limit_ns > 0 ? cf_now_ns() + limit_ns : CF_NO_DEADLINE;
     struct task t;
-    cf_task_init(&t, NULL, aligned_arg(w, arg, arg_len), arg_len, deadline);
-    fn(&t);
+    run_one(w, (task_fn)(uintptr_t)fn_bits, arg, arg_len, limit_ns, &t);
     switch (t.answer) {
     case CF_ANSWER_ERROR:
         answer_error(w, CF_WIRE_ERROR, h->id, t.err_code,
@@ -214,7 +272,7 @@ static size_t run_buffered(struct wstate *w)
         int rc = cf_wire_get_hdr(w->in.p + w->in_pos, avail, &h);
         if (rc == CF_WIRE_NEED_MORE)
             return CF_WIRE_HDR;
-        if (rc != CF_WIRE_OK || h.type != CF_WIRE_TASK)
+        if (rc != CF_WIRE_OK || (h.type != CF_WIRE_TASK && h.type != CF_WIRE_CHUNK))
             die();
         size_t need = CF_WIRE_HDR + (size_t)h.len;
         if (avail < need)
@@ -225,7 +283,10 @@ static size_t run_buffered(struct wstate *w)
          * worker dies in the next one, only that one may be lost.
          */
         flush(w);
-        run_task(w, &h, w->in.p + w->in_pos - h.len);
+        if (h.type == CF_WIRE_CHUNK)
+            run_chunk(w, &h, w->in.p + w->in_pos - h.len);
+        else
+            run_task(w, &h, w->in.p + w->in_pos - h.len);
         if (w->cfg->max_tasks > 0 && w->done >= w->cfg->max_tasks) {
             flush(w);
             _exit(0);

@@ -768,6 +768,95 @@ START_TEST(test_process_pool_map)
 }
 END_TEST
 
+/* arg: an int; raises for multiples of 7, else returns (pid << 20) | arg. */
+static void t_pid_or_raise(task_t *t)
+{
+    const int *v = task_arg(t, NULL);
+    if (*v % 7 == 0) {
+        task_raise(t, *v, "seven %d", *v);
+        return;
+    }
+    task_return_i64(t, ((int64_t)getpid() << 20) | *v);
+}
+
+/* multiprocessing Pool.map(chunksize): a chunk runs as one unit, in one worker. */
+START_TEST(test_process_pool_map_chunks)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    enum { N = 1000, C = 10 };
+    int vals[N];
+    const void *args[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        vals[i] = i;
+        args[i] = &vals[i];
+        lens[i] = sizeof(int);
+    }
+    for (size_t buffersize = 0; buffersize <= 25; buffersize += 25) {
+        executor_map_t *m = executor_map(ex, t_pid_or_raise, args, lens, N,
+                                         &(map_options_t){.chunksize = C,
+                                                          .buffersize = buffersize});
+        ck_assert_ptr_nonnull(m);
+        int64_t pid = -1;
+        for (int i = 0; i < N; i++) {
+            if (i >= 1 && (i - 1) % C == 0)
+                pid = -1; /* a new chunk */
+            const void *d;
+            size_t len;
+            int rc = executor_map_next(m, &d, &len);
+            if (i % 7 == 0) {
+                ck_assert_int_eq(rc, FUT_ETASK);
+                continue;
+            }
+            ck_assert_int_eq(rc, 0);
+            int64_t v;
+            memcpy(&v, d, 8);
+            ck_assert_int_eq(v & 0xfffff, i);
+            /* Items of one chunk (after the first item, sent alone) share a worker. */
+            if (pid >= 0)
+                ck_assert_msg(v >> 20 == pid, "item %d bs %zu", i, buffersize);
+            pid = v >> 20;
+        }
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+        executor_map_free(m);
+    }
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* Python map(timeout=): items not started are cancelled and never run, chunks too. */
+START_TEST(test_process_pool_map_timeout_chunks)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    enum { N = 200 };
+    int vals[N];
+    const void *args[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        vals[i] = i;
+        args[i] = &vals[i];
+        lens[i] = sizeof(int);
+    }
+    executor_map_t *m = executor_map(ex, t_block, args, lens, N,
+                                     &(map_options_t){.chunksize = 8, .timeout = 0.3});
+    ck_assert_ptr_nonnull(m);
+    wait_started(1);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_ETIMEDOUT);
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    atomic_store(&shm->gate, 1);
+    executor_map_free(m);
+    executor_free(ex);
+    int ran = 0;
+    for (int i = 0; i < N; i++)
+        ran += atomic_load(&shm->ran[i]);
+    ck_assert_int_eq(ran, 1); /* only item 0 had started */
+    end_check(0);
+}
+END_TEST
+
 static void resubmit_cb(future_t *f, void *ud)
 {
     executor_t *ex = ud;
@@ -962,6 +1051,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_task_error);
     tcase_add_test(tc, test_process_pool_task_forks);
     tcase_add_test(tc, test_process_pool_map);
+    tcase_add_test(tc, test_process_pool_map_chunks);
+    tcase_add_test(tc, test_process_pool_map_timeout_chunks);
     tcase_add_test(tc, test_process_pool_submit_from_callback);
     tcase_add_test(tc, test_process_pool_initializer);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child);
