@@ -720,18 +720,21 @@ static struct pp_proc *pick(struct process_pool *p)
     return best;
 }
 
-/* Takes back up to half of the unstarted items sent to the busiest worker. */
+/* Takes back about half of the unstarted units sent to the busiest worker. */
 static void steal(struct process_pool *p)
 {
     struct pp_proc *victim = NULL;
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
-        if (pr && pr->nunstarted > 1 && (!victim || pr->nunstarted > victim->nunstarted))
+        /* Busy (something started there) or with more than one waiting. */
+        bool busy = pr && pr->nunstarted > 0 &&
+                    (pr->nslots > pr->nunstarted || pr->nunstarted > 1);
+        if (busy && (!victim || pr->nunstarted > victim->nunstarted))
             victim = pr;
     }
     if (!victim)
         return;
-    int want = victim->nunstarted / 2;
+    int want = (victim->nunstarted + 1) / 2;
     for (int i = DEPTH - 1; i >= 0 && want > 0; i--) {
         struct pp_work *w = victim->slot[i];
         if (!w || w->started || !slot_revoke(p, victim, i))

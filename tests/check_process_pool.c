@@ -12,6 +12,7 @@
  */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,6 +175,14 @@ static void t_fork(task_t *t)
     task_return_i64(t, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
+/* Returns the worker's open fds, and whether 0 reads /dev/null (EOF at once). */
+static void t_fds(task_t *t)
+{
+    char c;
+    int64_t eof = read(0, &c, 1) == 0;
+    task_return_i64(t, (int64_t)count_fds() * 2 + eof);
+}
+
 static void t_init_fail(task_t *t)
 {
     task_raise(t, 7, "init says no");
@@ -287,6 +296,23 @@ START_TEST(test_process_pool_bad_options)
     errno = 0;
     ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
     ck_assert_int_eq(errno, ECHILD);
+}
+END_TEST
+
+/* A worker holds fds 0-2 (stdin on /dev/null) and its own two pipes, nothing else. */
+START_TEST(test_process_pool_worker_fds)
+{
+    begin();
+    int extra = open("/dev/null", O_RDONLY); /* not close-on-exec: still not inherited */
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    future_t *f = executor_submit(ex, t_fds, NULL, 0);
+    int64_t v = result_i64(f);
+    ck_assert_int_eq(v / 2, 5);
+    ck_assert_int_eq(v % 2, 1);
+    future_unref(f);
+    executor_free(ex);
+    close(extra);
+    end_check(0);
 }
 END_TEST
 
@@ -659,6 +685,30 @@ START_TEST(test_process_pool_cancel_sent_ahead)
         ck_assert_int_eq(atomic_load(&shm->ran[i]), i % 2 == 0);
         future_unref(fs_[i]);
     }
+    end_check(0);
+}
+END_TEST
+
+/* An idle worker takes over a task queued behind a blocked one (no head-of-line wait). */
+START_TEST(test_process_pool_idle_worker_steals)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    int idx[3] = {0, 1, 2};
+    future_t *a = executor_submit(ex, t_block, &idx[0], sizeof(int));
+    wait_started(1);
+    future_t *b = executor_submit(ex, t_mark, &idx[1], sizeof(int));
+    future_t *c = executor_submit(ex, t_mark, &idx[2], sizeof(int));
+    /* Whatever worker b and c were sent to, both finish while a still blocks. */
+    ck_assert_int_eq(result_i64(b), 1);
+    ck_assert_int_eq(result_i64(c), 2);
+    ck_assert(!future_done(a));
+    atomic_store(&shm->gate, 1);
+    ck_assert_int_eq(result_i64(a), 0);
+    future_unref(a);
+    future_unref(b);
+    future_unref(c);
+    executor_free(ex);
     end_check(0);
 }
 END_TEST
@@ -1050,6 +1100,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_submit_results);
     tcase_add_test(tc, test_process_pool_task_error);
     tcase_add_test(tc, test_process_pool_task_forks);
+    tcase_add_test(tc, test_process_pool_worker_fds);
     tcase_add_test(tc, test_process_pool_map);
     tcase_add_test(tc, test_process_pool_map_chunks);
     tcase_add_test(tc, test_process_pool_map_timeout_chunks);
@@ -1088,6 +1139,7 @@ Suite *make_suite(void)
     tc = tcase_create("concurrency");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_cancel_sent_ahead);
+    tcase_add_test(tc, test_process_pool_idle_worker_steals);
     tcase_add_test(tc, test_process_pool_shutdown_cancel_many);
     tcase_add_test(tc, test_process_pool_created_while_busy);
     tcase_add_test(tc, test_process_pool_random_kills);
