@@ -1211,7 +1211,10 @@ static void *manager_main(void *arg)
         }
         update_stats(p);
         atomic_store(&p->sleeping, true);
-        if (changed || atomic_load(&p->kick) != k ||
+        /* Work dropped above may have made a stopping pool idle: leave now. */
+        bool may_leave = !leaving && all_empty(p) &&
+                         (atomic_load(&p->stopping) || atomic_load(&p->base.broken));
+        if (changed || may_leave || atomic_load(&p->kick) != k ||
             atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done)) {
             atomic_store(&p->sleeping, false);
             poll_once(p, 0);

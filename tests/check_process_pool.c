@@ -631,6 +631,29 @@ START_TEST(test_process_pool_max_tasks_per_child)
 }
 END_TEST
 
+/* gh-119592: shutdown(wait=false) while recycling; the queued tasks still run. */
+START_TEST(test_process_pool_shutdown_during_recycling)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 1, .max_tasks_per_child = 1});
+    int idx[3] = {0, 1, 2};
+    future_t *fs_[3];
+    fs_[0] = executor_submit(ex, t_block, &idx[0], sizeof(int));
+    fs_[1] = executor_submit(ex, t_mark, &idx[1], sizeof(int));
+    fs_[2] = executor_submit(ex, t_mark, &idx[2], sizeof(int));
+    wait_started(1);
+    ck_assert_int_eq(executor_shutdown(ex, false, false), 0);
+    atomic_store(&shm->gate, 1);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(result_i64(fs_[i]), i);
+        future_unref(fs_[i]);
+    }
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* Python test_init: initializer runs first; one that raises breaks the pool. */
 START_TEST(test_process_pool_initializer)
 {
@@ -1107,6 +1130,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_submit_from_callback);
     tcase_add_test(tc, test_process_pool_initializer);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child);
+    tcase_add_test(tc, test_process_pool_shutdown_during_recycling);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("errors");
