@@ -115,6 +115,7 @@ struct pp_proc {
     int nslots;             /* occupied slots */
     int nunstarted;         /* occupied, not yet known as started */
     struct pp_work *slot[DEPTH];
+    bool idle_counted;      /* counted in the pool's nidle */
     char why[160];          /* a protocol error, for the message */
     struct buf out, in;
 };
@@ -166,6 +167,24 @@ static inline struct process_pool *pp_of(executor_t *ex)
 static inline struct pp_work *work_of(struct cf_work *w)
 {
     return (struct pp_work *)w;
+}
+
+/*
+ * Keeps executor_stats' idle count exact at every change: a worker is idle
+ * when it runs, has not exited, and holds no task. Called after each change
+ * of those, before any future is completed, so that a caller woken by a
+ * result sees the worker idle already.
+ */
+static void idle_update(struct process_pool *p, struct pp_proc *pr)
+{
+    bool idle = pr->spawned && !pr->exited && pr->nslots == 0;
+    if (idle != pr->idle_counted) {
+        pr->idle_counted = idle;
+        if (idle)
+            atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
+        else
+            atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+    }
 }
 
 /* ---------------------------------------------------------- wake-ups */
@@ -289,7 +308,7 @@ static size_t word_index(const struct pp_proc *pr, int i)
 }
 
 /* Frees slot @i of @pr; the work item is the caller's again. */
-static struct pp_work *slot_release(struct pp_proc *pr, int i)
+static struct pp_work *slot_release(struct process_pool *p, struct pp_proc *pr, int i)
 {
     struct pp_work *w = pr->slot[i];
     for (struct pp_work *x = w; x; x = x->chunk_next)
@@ -298,6 +317,7 @@ static struct pp_work *slot_release(struct pp_proc *pr, int i)
     pr->nslots--;
     if (!w->started)
         pr->nunstarted--;
+    idle_update(p, pr);
     return w;
 }
 
@@ -382,8 +402,8 @@ static void fail_one(struct process_pool *p, struct pp_work *w, int status, int 
     future_t *f = cf_work_future(&w->base);
     if (w->started) {
         if (!w->expired) {
-            cf_future_fail(f, status, 0, exit_code, sig, msg);
             cf_executor_finished(&p->base, true);
+            cf_future_fail(f, status, 0, exit_code, sig, msg);
         }
     } else if (cf_future_fail(f, status, 0, exit_code, sig, msg) == 0) {
         cf_executor_dropped(&p->base);
@@ -402,40 +422,46 @@ static void fail_work(struct process_pool *p, struct pp_work *w, int status, int
     }
 }
 
-/* Completes one item with a result (@kind 0) or an error message (1). */
+/*
+ * Completes one item with a result (@kind 0) or an error message (1). The
+ * counters move first, so a caller woken by the future sees them updated
+ * (only the manager completes these futures: the outcome is known here).
+ */
 static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kind,
                          int32_t code, const unsigned char *data, size_t len)
 {
     future_t *f = cf_work_future(&w->base);
-    bool failed = false;
     if (w->expired) {
         work_drop(&w->base); /* failed and counted when its deadline passed */
         return;
     }
+    char *msg = NULL;
+    void *copy = NULL;
     if (kind == 1) {
-        char *m = malloc(len + 1);
-        if (m) {
+        msg = malloc(len + 1);
+        if (msg) {
             if (len)
-                memcpy(m, data, len);
-            m[len] = '\0';
+                memcpy(msg, data, len);
+            msg[len] = '\0';
         }
-        cf_future_fail(f, FUT_ETASK, code, -1, 0,
-                       m ? m : "(no memory for the error message)");
-        free(m);
-        failed = true;
-    } else if (len <= CF_INLINE_MAX) {
-        failed = cf_future_set_result_inline(f, data, len) != 0;
-    } else {
-        void *copy = malloc(len);
-        if (copy) {
+    } else if (len > CF_INLINE_MAX) {
+        copy = malloc(len);
+        if (copy)
             memcpy(copy, data, len);
-            failed = future_set_result(f, copy, len, free) != 0;
-        } else {
-            cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the task's result");
-            failed = true;
-        }
     }
+    bool failed = kind == 1 || (len > CF_INLINE_MAX && !copy);
     cf_executor_finished(&p->base, failed);
+    if (kind == 1) {
+        cf_future_fail(f, FUT_ETASK, code, -1, 0,
+                       msg ? msg : "(no memory for the error message)");
+        free(msg);
+    } else if (len <= CF_INLINE_MAX) {
+        cf_future_set_result_inline(f, data, len);
+    } else if (copy) {
+        future_set_result(f, copy, len, free);
+    } else {
+        cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the task's result");
+    }
     work_drop(&w->base);
 }
 
@@ -445,7 +471,7 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
 {
     struct pp_work *w = pr->slot[i];
     mark_started(p, pr, w);
-    slot_release(pr, i);
+    slot_release(p, pr, i);
     if (h->type == CF_WIRE_RESULTS) {
         uint64_t off = CF_WIRE_RESULTS_FIXED;
         while (w) {
@@ -683,6 +709,7 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
     pr->slot[i] = w;
     pr->nslots++;
     pr->nunstarted++;
+    idle_update(p, pr);
     pr->budget -= (int)w->chunk_n;
     return true;
 }
@@ -739,7 +766,7 @@ static void steal(struct process_pool *p)
         struct pp_work *w = victim->slot[i];
         if (!w || w->started || !slot_revoke(p, victim, i))
             continue;
-        slot_release(victim, i);
+        slot_release(p, victim, i);
         victim->budget += (int)w->chunk_n;
         pend_push_front(p, &w->base);
         want--;
@@ -833,7 +860,7 @@ static bool scan(struct process_pool *p)
                 changed = true;
             } else if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CANCELLED)) {
                 /* A canceller revoked it: the rest of its unit goes back. */
-                slot_release(pr, i);
+                slot_release(p, pr, i);
                 pr->budget += (int)w->chunk_n;
                 pend_push_front(p, &w->base);
                 changed = true;
@@ -868,9 +895,9 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
                 continue;
             }
             w->expired = true;
+            cf_executor_finished(&p->base, true);
             cf_future_fail(cf_work_future(&w->base), FUT_EDEADLINE, 0, -1, 0,
                            "the task's own time limit passed");
-            cf_executor_finished(&p->base, true);
             if (!pr->killed) {
                 signal_proc(pr, SIGTERM);
                 pr->kill_at = now + KILL_GRACE_NS;
@@ -919,7 +946,7 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
                        CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED);
         if (claimed)
             mark_started(p, pr, pr->slot[i]);
-        struct pp_work *w = slot_release(pr, i);
+        struct pp_work *w = slot_release(p, pr, i);
         if (unclaimed) {
             pend_push_front(p, &w->base); /* never started: another worker runs it */
         } else if (claimed) {
@@ -980,7 +1007,7 @@ static void break_pool(struct process_pool *p, const char *why)
             if (!pr->slot[i])
                 continue;
             slot_revoke(p, pr, i);
-            struct pp_work *w = slot_release(pr, i);
+            struct pp_work *w = slot_release(p, pr, i);
             if (w->started)
                 fail_work(p, w, FUT_EBROKEN, -1, 0, why);
             else
@@ -1004,10 +1031,12 @@ static void fs_message(struct process_pool *p, const struct cf_fs_msg *m)
             if (m->pid <= 0) {
                 pr->spawn_err = m->err ? m->err : EAGAIN;
                 pr->exited = true;
+                idle_update(p, pr);
                 finalize(p, pr);
                 return;
             }
             pr->pid = m->pid;
+            idle_update(p, pr);
             if (pr->kill_sig)
                 kill(pr->pid, pr->kill_sig);
             return;
@@ -1015,6 +1044,7 @@ static void fs_message(struct process_pool *p, const struct cf_fs_msg *m)
         if (m->op == CF_FS_EXITED && pr->spawned && pr->pid == m->pid) {
             pr->exited = true;
             pr->status = m->status;
+            idle_update(p, pr);
             finalize(p, pr);
             return;
         }
@@ -1037,6 +1067,7 @@ static void read_fs(struct process_pool *p)
                 continue;
             pr->exited = true;
             pr->status = SIGKILL; /* a wait status: killed by SIGKILL */
+            idle_update(p, pr);
             finalize(p, pr);
         }
     }
@@ -1104,16 +1135,6 @@ static bool all_empty(struct process_pool *p)
         if (p->seats[s] && p->seats[s]->nslots)
             return false;
     return true;
-}
-
-static void update_stats(struct process_pool *p)
-{
-    size_t idle = 0;
-    for (int s = 0; s < p->nseats; s++)
-        if (p->seats[s] && p->seats[s]->spawned && !p->seats[s]->exited &&
-            p->seats[s]->nslots == 0)
-            idle++;
-    atomic_store_explicit(&p->nidle, idle, memory_order_relaxed);
 }
 
 /* Polls every fd for up to @timeout_ns; handles what is ready. */
@@ -1209,7 +1230,6 @@ static void *manager_main(void *arg)
         } else {
             p->scan_every = SCAN_MIN_NS;
         }
-        update_stats(p);
         atomic_store(&p->sleeping, true);
         /* Work dropped above may have made a stopping pool idle: leave now. */
         bool may_leave = !leaving && all_empty(p) &&

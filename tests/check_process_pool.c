@@ -324,6 +324,13 @@ START_TEST(test_process_pool_task_forks)
     future_t *f = executor_submit(ex, t_fork, NULL, 0);
     ck_assert_int_eq(result_i64(f), 5);
     future_unref(f);
+    /* Python's idle reuse: the worker counts idle by the time its result is seen. */
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, 1);
+    ck_assert_uint_eq(st.idle, 1);
+    ck_assert_uint_eq(st.running, 0);
+    ck_assert_uint_eq(st.completed, 1);
     executor_free(ex);
     end_check(0);
 }
