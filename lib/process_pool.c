@@ -383,7 +383,8 @@ static struct pp_proc *spawn(struct process_pool *p, int seat)
     p->seats[seat] = pr;
     atomic_fetch_add(&p->nworkers, 1);
     return pr;
-fail:
+fail:;
+    int err = pr ? errno : ENOMEM;
     for (int i = 0; i < 2; i++) {
         if (tp[i] >= 0)
             close(tp[i]);
@@ -391,6 +392,7 @@ fail:
             close(rp[i]);
     }
     free(pr);
+    errno = err;
     return NULL;
 }
 
@@ -743,6 +745,16 @@ static struct pp_proc *pick(struct process_pool *p)
             break_pool(p, "the process pool's fork server is gone");
             return NULL;
         }
+        bool any = false;
+        for (int s = 0; s < p->nseats; s++)
+            any |= p->seats[s] != NULL;
+        if (!any) {
+            /* No worker exists and none can be made: nothing would run. */
+            char msg[160];
+            snprintf(msg, sizeof(msg), "a worker could not be started: %s", strerror(errno));
+            break_pool(p, msg);
+            return NULL;
+        }
     }
     return best;
 }
@@ -962,7 +974,7 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
             pend_push_front(p, &w->base); /* revoked by a canceller: filtered there */
         }
     }
-    bool expected = pr->closing || pr->killed || pr->budget == 0;
+    bool expected = pr->closing || pr->killed || pr->budget <= 0;
     if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !expected)
         broke = true;
     p->seats[pr->seat] = NULL;

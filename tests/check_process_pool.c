@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -535,6 +536,27 @@ START_TEST(test_process_pool_forkserver_killed)
     ck_assert_int_eq(errno, -FUT_EBROKEN);
     executor_free(ex);
     end_check(fs);
+}
+END_TEST
+
+/* PPE-15: no worker can be started (out of fds): the pool breaks, nothing hangs. */
+START_TEST(test_process_pool_worker_start_fails)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    struct rlimit old, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)count_fds() + 1; /* not enough for two pipes */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    future_t *f = executor_submit(ex, t_pid, NULL, 0);
+    ck_assert_ptr_nonnull(f);
+    const future_error_t *err = failure(f, FUT_EBROKEN);
+    ck_assert_msg(strstr(err->message, "could not be started") != NULL, "%s", err->message);
+    future_unref(f);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    executor_free(ex);
+    end_check(0);
 }
 END_TEST
 
@@ -1159,6 +1181,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_garbage_frame);
     tcase_add_test(tc, test_process_pool_parent_killed);
     tcase_add_test(tc, test_process_pool_forkserver_killed);
+    tcase_add_test(tc, test_process_pool_worker_start_fails);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");
