@@ -32,7 +32,7 @@ struct shm {
 };
 
 static struct shm *shm;
-static int base_fds;
+static int base_fds, base_threads;
 static int init_value;
 
 /* Maps the shared page and notes the fds; call before creating a pool. */
@@ -42,12 +42,14 @@ static void begin(void)
     shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert_ptr_ne(shm, MAP_FAILED);
     base_fds = count_fds();
+    base_threads = count_threads();
 }
 
-/* After executor_free: no fd, no child (zombie or not), the fork server gone. */
+/* After executor_free: no fd, no thread, no child (zombie or not), the fork server gone. */
 static void end_check(pid_t fs_pid)
 {
     ck_assert_int_eq(count_fds(), base_fds);
+    ck_assert_int_eq(count_threads(), base_threads);
     errno = 0;
     ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
     ck_assert_int_eq(errno, ECHILD);
@@ -162,6 +164,21 @@ static void t_garbage(task_t *t)
     }
     static const char junk[64] = "this is not a frame, not at all, no magic here......";
     ssize_t n = write(atoi(fd), junk, sizeof(junk));
+    (void)n;
+    wait_gate();
+}
+
+/* Writes a well-formed header that claims an absurd (2^63) payload. */
+static void t_absurd_frame(task_t *t)
+{
+    const char *fd = getenv("CFUTURES_WORKER_RESULT_FD");
+    if (!fd) {
+        task_raise(t, 1, "no test hook");
+        return;
+    }
+    unsigned char h[32] = {'C', 'F', 'W', 'P', 1, 0, 2, 0};
+    h[31] = 0x80; /* len = 2^63, little-endian */
+    ssize_t n = write(atoi(fd), h, sizeof(h));
     (void)n;
     wait_gate();
 }
@@ -509,6 +526,10 @@ START_TEST(test_process_pool_garbage_frame)
     future_t *f = executor_submit(ex, t_garbage, NULL, 0);
     const future_error_t *err = failure(f, FUT_EWORKER);
     ck_assert_msg(strstr(err->message, "malformed frame") != NULL, "%s", err->message);
+    future_unref(f);
+    f = executor_submit(ex, t_absurd_frame, NULL, 0);
+    err = failure(f, FUT_EWORKER);
+    ck_assert_msg(strstr(err->message, "above the maximum") != NULL, "%s", err->message);
     future_unref(f);
     int64_t v = 1;
     f = executor_submit(ex, t_add1, &v, sizeof(v));
