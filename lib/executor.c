@@ -123,6 +123,13 @@ bool cf_work_try_cancel(void *extra)
     return !w->ex->ops->try_cancel || w->ex->ops->try_cancel(w->ex, w);
 }
 
+void cf_work_stop(void *extra)
+{
+    struct cf_work *w = extra;
+    if (w->ex->ops->request_stop)
+        w->ex->ops->request_stop(w->ex, w);
+}
+
 void cf_executor_mark_broken(executor_t *ex)
 {
     atomic_store(&ex->broken, true);

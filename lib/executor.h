@@ -55,6 +55,12 @@ struct cf_executor_ops {
      */
     int (*submit_chunk)(executor_t *ex, struct cf_work **w, size_t n);
     /*
+     * Optional. future_cancel was called on @w's running future (under the
+     * future's lock; only atomics): pass the stop request on to wherever the
+     * task runs, for task_should_stop.
+     */
+    void (*request_stop)(executor_t *ex, struct cf_work *w);
+    /*
      * Stops taking work (later submits fail FUT_ESHUTDOWN); with
      * @cancel_futures cancels every queued work item. Workers exit once the
      * queue is empty. May be called more than once.

@@ -377,6 +377,8 @@ bool future_cancel(future_t *f)
     case S_RUNNING:
         /* Python says no; the task may still stop early (task_should_stop). */
         atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
+        if (f->flags & HAS_WORK)
+            cf_work_stop(cf_future_extra(f)); /* a process pool tells its worker */
         cf_unlock(&f->lock);
         return false;
     case S_FINISHED:

@@ -70,5 +70,7 @@ void cf_work_cancelled(void *extra);
  * started already and the future is not cancelled.
  */
 bool cf_work_try_cancel(void *extra);
+/* Provided by executor.c: future_cancel was called on a running future with a work item. */
+void cf_work_stop(void *extra);
 
 #endif /* CF_FUTURE_H */

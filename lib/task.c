@@ -24,6 +24,8 @@ void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,
     t->arg = arg;
     t->arg_len = arg_len;
     t->deadline = deadline;
+    t->stop_word = NULL;
+    t->stop_bit = 0;
     t->answer = CF_ANSWER_NONE;
     t->data = NULL;
     t->len = 0;
@@ -181,6 +183,8 @@ bool task_should_stop(const task_t *t)
     if (!t)
         return false;
     if (t->f && cf_future_stop_requested(t->f))
+        return true;
+    if (t->stop_word && (atomic_load(t->stop_word) & t->stop_bit))
         return true;
     return deadline_passed(t);
 }

@@ -17,6 +17,9 @@ struct task {
     const void *arg;      /* borrowed from the submitter */
     size_t arg_len;
     int64_t deadline;     /* absolute CLOCK_MONOTONIC ns, or CF_NO_DEADLINE */
+    /* In a worker process: stop asked when (*stop_word & stop_bit); else NULL. */
+    _Atomic uint32_t *stop_word;
+    uint32_t stop_bit;
     enum cf_answer answer;
     /* CF_ANSWER_RESULT */
     void *data;           /* owned: free_fn(data) unless handed to the future */
