@@ -488,7 +488,14 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
         }
         return;
     }
-    if (h->type == CF_WIRE_ERROR) {
+    if (h->flags & CF_WIRE_F_EXPIRED) {
+        if (!w->expired) {
+            cf_executor_finished(&p->base, true);
+            cf_future_fail(cf_work_future(&w->base), FUT_EDEADLINE, 0, -1, 0,
+                           "the task's own time limit passed");
+        }
+        work_drop(&w->base);
+    } else if (h->type == CF_WIRE_ERROR) {
         int32_t code;
         const char *msg;
         size_t mlen;
@@ -562,7 +569,8 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
         size_t idx = i < DEPTH ? word_index(pr, (int)i) : 0;
         if (i >= DEPTH || !pr->slot[i] || CF_TASK_ID_GEN(h.id) != p->gens[idx] ||
             (h.id & 0xffffffffu) > CF_SLOT_GEN_MASK ||
-            atomic_load(&p->claims[idx]) != CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED)) {
+            CF_SLOT_BASE(atomic_load(&p->claims[idx])) !=
+                CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED)) {
             protocol_error(pr, "an answer for a task it does not hold");
             return;
         }
@@ -866,7 +874,7 @@ static bool scan(struct process_pool *p)
             if (!w || w->started)
                 continue;
             size_t idx = word_index(pr, i);
-            uint32_t word = atomic_load(&p->claims[idx]);
+            uint32_t word = CF_SLOT_BASE(atomic_load(&p->claims[idx]));
             if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED)) {
                 mark_started(p, pr, w);
                 changed = true;
@@ -954,7 +962,7 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
             continue;
         bool unclaimed = slot_revoke(p, pr, i);
         size_t idx = word_index(pr, i);
-        bool claimed = atomic_load(&p->claims[idx]) ==
+        bool claimed = CF_SLOT_BASE(atomic_load(&p->claims[idx])) ==
                        CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED);
         if (claimed)
             mark_started(p, pr, pr->slot[i]);
@@ -1392,7 +1400,9 @@ static bool pp_try_cancel(executor_t *ex, struct cf_work *cw)
             kick(p); /* the manager frees the slot */
             return true;
         }
-        if (expect == CF_SLOT_WORD(gen, CF_SLOT_CLAIMED)) {
+        if (CF_SLOT_BASE(expect) == CF_SLOT_WORD(gen, CF_SLOT_CLAIMED)) {
+            /* Started: ask it to stop (task_should_stop), as for a running one. */
+            atomic_fetch_or(&p->claims[idx], CF_SLOT_STOP);
             atomic_store(&w->cancel_req, false);
             return false;
         }
@@ -1404,6 +1414,23 @@ static bool pp_try_cancel(executor_t *ex, struct cf_work *cw)
         /* The manager is moving it (revoked, or the slot reused): look again. */
         cf_cpu_relax();
     }
+}
+
+/*
+ * Called by future_cancel, under the future's lock, for a running future:
+ * tells the worker (task_should_stop turns true there).
+ */
+static void pp_request_stop(executor_t *ex, struct cf_work *cw)
+{
+    struct process_pool *p = pp_of(ex);
+    uint64_t c = atomic_load(&work_of(cw)->claim);
+    if (c == 0)
+        return; /* answered already */
+    size_t idx = (size_t)(c >> 32) - 1;
+    uint32_t claimed = CF_SLOT_WORD((uint32_t)c, CF_SLOT_CLAIMED);
+    uint32_t expect = claimed;
+    /* Only while this very claim holds the slot. */
+    atomic_compare_exchange_strong(&p->claims[idx], &expect, claimed | CF_SLOT_STOP);
 }
 
 static void pp_shutdown(executor_t *ex, bool cancel_futures)
@@ -1491,6 +1518,7 @@ static const struct cf_executor_ops process_pool_ops = {
     .submit = pp_submit,
     .submit_chunk = pp_submit_chunk,
     .try_cancel = pp_try_cancel,
+    .request_stop = pp_request_stop,
     .shutdown = pp_shutdown,
     .join = pp_join,
     .is_own_thread = pp_is_own_thread,

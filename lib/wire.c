@@ -78,6 +78,11 @@ void cf_wire_put_hdr(unsigned char *out, enum cf_wire_type type, uint64_t id, ui
     put64(out + 24, len);
 }
 
+void cf_wire_put_flags(unsigned char *hdr, uint32_t flags)
+{
+    put32(hdr + 8, flags);
+}
+
 int cf_wire_get_hdr(const void *buf, size_t avail, struct cf_wire_hdr *out)
 {
     const unsigned char *p = buf;
@@ -91,7 +96,8 @@ int cf_wire_get_hdr(const void *buf, size_t avail, struct cf_wire_hdr *out)
     if (type == 0 || type > CF_WIRE_TYPE_MAX)
         return CF_WIRE_ETYPE;
     uint32_t flags = get32(p + 8);
-    if (flags != 0 || get32(p + 12) != 0)
+    uint32_t allowed = type == CF_WIRE_RESULT || type == CF_WIRE_ERROR ? CF_WIRE_F_EXPIRED : 0;
+    if ((flags & ~allowed) != 0 || get32(p + 12) != 0)
         return CF_WIRE_EFLAGS;
     uint64_t len = get64(p + 24);
     if (len > CF_WIRE_MAX_PAYLOAD)

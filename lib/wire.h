@@ -9,7 +9,7 @@
  *     0    4 magic    CF_WIRE_MAGIC
  *     4    2 version  CF_WIRE_VERSION
  *     6    2 type     enum cf_wire_type
- *     8    4 flags    per type; unknown bits are an error
+ *     8    4 flags    CF_WIRE_F_EXPIRED on RESULT and ERROR; others are an error
  *    12    4 reserved must be 0
  *    16    8 id       the task's slot and generation (see process_pool.c)
  *    24    8 len      payload bytes, at most CF_WIRE_MAX_PAYLOAD
@@ -34,6 +34,8 @@
 #define CF_WIRE_MAGIC 0x50574643u /* "CFWP" as bytes on the wire */
 #define CF_WIRE_VERSION 1
 #define CF_WIRE_HDR 32
+/* RESULT, ERROR: the task's own deadline had passed when it returned. */
+#define CF_WIRE_F_EXPIRED 1u
 /* The hard maximum payload: a larger length is an error, never an allocation. */
 #define CF_WIRE_MAX_PAYLOAD ((uint64_t)1 << 32)
 /* The task payload before the argument bytes. */
@@ -78,6 +80,8 @@ const char *cf_wire_strerror(int rc);
 /* Writes a header for @type/@id/@len into @out (CF_WIRE_HDR bytes). */
 void cf_wire_put_hdr(unsigned char *out, enum cf_wire_type type, uint64_t id,
                      uint64_t len);
+/* Sets the flags of the header at @hdr. */
+void cf_wire_put_flags(unsigned char *hdr, uint32_t flags);
 
 /*
  * Checks and decodes the header at @buf (@avail bytes there). Returns

@@ -53,6 +53,7 @@ struct wstate {
     void *scratch;       /* an aligned copy of a misaligned argument */
     size_t scratch_cap;
     int done;            /* tasks claimed */
+    _Atomic uint32_t *word; /* the claim word of the task being run */
 };
 
 static void die(void)
@@ -104,11 +105,12 @@ static void append(struct wstate *w, const void *p, size_t len)
 }
 
 /* Queues one answer frame; a large payload is written straight out. */
-static void answer(struct wstate *w, enum cf_wire_type type, uint64_t id,
+static void answer(struct wstate *w, enum cf_wire_type type, uint64_t id, uint32_t flags,
                    const unsigned char *pre, size_t pre_len, const void *data, size_t len)
 {
     unsigned char hdr[CF_WIRE_HDR];
     cf_wire_put_hdr(hdr, type, id, (uint64_t)pre_len + len);
+    cf_wire_put_flags(hdr, flags);
     append(w, hdr, sizeof(hdr));
     if (pre_len)
         append(w, pre, pre_len);
@@ -122,13 +124,13 @@ static void answer(struct wstate *w, enum cf_wire_type type, uint64_t id,
         flush(w);
 }
 
-static void answer_error(struct wstate *w, enum cf_wire_type type, uint64_t id, int code,
-                         const char *msg)
+static void answer_error(struct wstate *w, enum cf_wire_type type, uint64_t id,
+                         uint32_t flags, int code, const char *msg)
 {
     unsigned char pre[CF_WIRE_ERROR_FIXED];
     cf_wire_put_error(pre, code);
     size_t n = msg ? strlen(msg) : 0;
-    answer(w, type, id, pre, sizeof(pre), msg, CF_MIN(n, (size_t)CF_WIRE_MAX_MSG));
+    answer(w, type, id, flags, pre, sizeof(pre), msg, CF_MIN(n, (size_t)CF_WIRE_MAX_MSG));
 }
 
 static void run_initializer(struct wstate *w)
@@ -141,7 +143,7 @@ static void run_initializer(struct wstate *w)
                  CF_NO_DEADLINE);
     c->initializer(&t);
     if (t.answer == CF_ANSWER_ERROR) {
-        answer_error(w, CF_WIRE_INITFAIL, 0, t.err_code,
+        answer_error(w, CF_WIRE_INITFAIL, 0, 0, t.err_code,
                      t.err_msg ? t.err_msg : "(no message)");
         flush(w);
         _exit(0);
@@ -157,6 +159,7 @@ static bool claim(struct wstate *w, uint64_t id)
         die(); /* the parent never sends this: something is badly wrong */
     _Atomic uint32_t *word = &w->cfg->claims[(size_t)w->seat * w->cfg->depth + slot];
     uint32_t expect = CF_SLOT_WORD(CF_TASK_ID_GEN(id), CF_SLOT_SENT);
+    w->word = word;
     return atomic_compare_exchange_strong(word, &expect,
                                           CF_SLOT_WORD(CF_TASK_ID_GEN(id), CF_SLOT_CLAIMED));
 }
@@ -182,6 +185,8 @@ static void run_one(struct wstate *w, task_fn fn, const void *arg, size_t arg_le
 {
     int64_t deadline = limit_ns > 0 ? cf_now_ns() + limit_ns : CF_NO_DEADLINE;
     cf_task_init(t, NULL, aligned_arg(w, arg, arg_len), arg_len, deadline);
+    t->stop_word = w->word;
+    t->stop_bit = CF_SLOT_STOP;
     fn(t);
 }
 
@@ -232,7 +237,7 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
         }
         cf_task_clear(&t);
     }
-    answer(w, CF_WIRE_RESULTS, h->id, NULL, 0, w->res.p, w->res.len);
+    answer(w, CF_WIRE_RESULTS, h->id, 0, NULL, 0, w->res.p, w->res.len);
 }
 
 static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *payload)
@@ -248,16 +253,19 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     w->done++;
     struct task t;
     run_one(w, (task_fn)(uintptr_t)fn_bits, arg, arg_len, limit_ns, &t);
+    /* As in a thread: a task past its own deadline fails, whatever it answered. */
+    uint32_t flags =
+        t.deadline != CF_NO_DEADLINE && cf_now_ns() >= t.deadline ? CF_WIRE_F_EXPIRED : 0;
     switch (t.answer) {
     case CF_ANSWER_ERROR:
-        answer_error(w, CF_WIRE_ERROR, h->id, t.err_code,
+        answer_error(w, CF_WIRE_ERROR, h->id, flags, t.err_code,
                      t.err_msg ? t.err_msg : "(no memory for the error message)");
         break;
     case CF_ANSWER_RESULT:
-        answer(w, CF_WIRE_RESULT, h->id, NULL, 0, t.data, t.len);
+        answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, t.data, t.len);
         break;
     default:
-        answer(w, CF_WIRE_RESULT, h->id, NULL, 0, NULL, 0);
+        answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, NULL, 0);
         break;
     }
     cf_task_clear(&t);

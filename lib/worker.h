@@ -12,9 +12,10 @@
 /*
  * One claim word per task slot, in memory shared by the parent and every
  * worker (MAP_SHARED, mapped before the fork server is forked). The low two
- * bits are the state, the rest the slot's generation, bumped each time the
- * parent reuses the slot; a frame names the generation it was sent with, so
- * a stale frame can never claim a later task.
+ * bits are the state, bit 2 asks a claimed task to stop (future_cancel on a
+ * running task: task_should_stop), the rest is the slot's generation, bumped
+ * each time the parent reuses the slot; a frame names the generation it was
+ * sent with, so a stale frame can never claim a later task.
  */
 enum {
     CF_SLOT_FREE = 0,
@@ -22,10 +23,12 @@ enum {
     CF_SLOT_CLAIMED = 2,   /* worker: started it (CAS from SENT) */
     CF_SLOT_CANCELLED = 3, /* parent or a canceller: revoked (CAS from SENT) */
 };
+#define CF_SLOT_STOP 4u
 #define CF_SLOT_STATE(w) ((w) & 3u)
-#define CF_SLOT_GEN(w) ((w) >> 2)
-#define CF_SLOT_WORD(gen, state) (((uint32_t)(gen) << 2) | (uint32_t)(state))
-#define CF_SLOT_GEN_MASK 0x3fffffffu
+#define CF_SLOT_GEN(w) ((w) >> 3)
+#define CF_SLOT_WORD(gen, state) (((uint32_t)(gen) << 3) | (uint32_t)(state))
+#define CF_SLOT_BASE(w) ((w) & ~CF_SLOT_STOP)
+#define CF_SLOT_GEN_MASK 0x1fffffffu
 
 /* A task frame's id: its slot within the worker's seat, and the generation. */
 #define CF_TASK_ID(slot, gen) (((uint64_t)(slot) << 32) | (uint64_t)(gen))

@@ -133,6 +133,16 @@ static void t_forever(task_t *t)
     wait_gate();
 }
 
+/* Counts itself started, then spins until task_should_stop(); returns 7. */
+static void t_until_stop_mark(task_t *t)
+{
+    atomic_fetch_add(&shm->started, 1);
+    double end = now_s() + T_LONG;
+    while (!task_should_stop(t) && now_s() < end)
+        ;
+    task_return_i64(t, task_should_stop(t) ? 7 : -7);
+}
+
 static void t_ignore_term(task_t *t)
 {
     signal(SIGTERM, SIG_IGN);
@@ -605,6 +615,39 @@ START_TEST(test_process_pool_deadline)
     g = executor_submit(ex, t_add1, &v, sizeof(v));
     ck_assert_int_eq(result_i64(g), 6);
     future_unref(g);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+static bool is_running(void *f)
+{
+    return future_running(f);
+}
+
+/*
+ * future_cancel on a started task returns false (Python) but task_should_stop
+ * turns true inside the worker, before and after the parent saw it start.
+ */
+START_TEST(test_process_pool_cancel_running_stops)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    future_t *f = executor_submit(ex, t_until_stop_mark, NULL, 0);
+    wait_started(1);
+    ck_assert(!future_cancel(f)); /* maybe not yet RUNNING in the parent */
+    ck_assert_int_eq(result_i64(f), 7);
+    future_unref(f);
+    f = executor_submit(ex, t_until_stop_mark, NULL, 0);
+    ck_assert(eventually(is_running, f, T_LONG));
+    ck_assert(!future_cancel(f));
+    ck_assert_int_eq(result_i64(f), 7);
+    future_unref(f);
+    /* A cooperative task past its own deadline fails FUT_EDEADLINE, whatever it returned. */
+    f = executor_submit_with(ex, t_until_stop_mark, NULL, 0,
+                             &(submit_options_t){.timeout = 0.05});
+    failure(f, FUT_EDEADLINE);
+    future_unref(f);
     executor_free(ex);
     end_check(0);
 }
@@ -1208,6 +1251,7 @@ Suite *make_suite(void)
     tc = tcase_create("limits");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_deadline);
+    tcase_add_test(tc, test_process_pool_cancel_running_stops);
     tcase_add_test(tc, test_process_pool_big_payloads);
     suite_add_tcase(s, tc);
 

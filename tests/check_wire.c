@@ -118,6 +118,13 @@ START_TEST(test_wire_garbage)
     b[9] = 1;
     ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_EFLAGS);
     good_hdr(b, CF_WIRE_RESULT, 1);
+    cf_wire_put_flags(b, CF_WIRE_F_EXPIRED);
+    ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_OK);
+    ck_assert_uint_eq(h.flags, CF_WIRE_F_EXPIRED);
+    good_hdr(b, CF_WIRE_TASK, CF_WIRE_TASK_FIXED);
+    cf_wire_put_flags(b, CF_WIRE_F_EXPIRED);
+    ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_EFLAGS);
+    good_hdr(b, CF_WIRE_RESULT, 1);
     b[13] = 1;
     ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_EFLAGS);
     /* Pseudo-random bytes: never OK with a length past the maximum, never a crash. */
