@@ -407,7 +407,12 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  *
  * Tasks are sent ahead to workers, yet a task not started yet can still be
  * cancelled (future_cancel, shutdown's cancel_futures, a map timeout) and
- * then never runs.
+ * then never runs. future_cancel on a started task returns false and makes
+ * task_should_stop() true in the worker, as in a thread.
+ *
+ * executor_map with chunksize > 1 (and max_queue 0) sends each chunk in one
+ * frame and gets its answers in one: a chunk starts as a unit in one worker,
+ * and if that worker dies every item of the chunk fails FUT_EWORKER.
  *
  * When a worker dies, with on_worker_death FUT_WORKER_RESPAWN (the default)
  * only the task it was running fails, with FUT_EWORKER, exit_status (the exit
@@ -434,9 +439,15 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * initarg_len without initarg, max_workers above 4096, a bad
  * on_worker_death), ENOMEM, or -FUT_ESYS (a pipe, the shared memory, the
  * fork server or the manager thread could not be made).
- * Restrictions: Linux; tasks must not rely on threads of the parent; a task
- * that replaces the worker's fds 3 and 4 breaks its own worker.
- * Threads: any; the pool's done-callbacks run on its manager thread.
+ * Restrictions: Linux. A task runs in another process: it cannot use this
+ * executor (or any object of the parent but its argument), nor threads of
+ * the parent; a task that closes or replaces the worker's fds 3 and 4 breaks
+ * its own worker. A task that forks should wait for its children itself.
+ * Threads: any. The pool's done-callbacks run on its manager thread: one
+ * may submit, cancel or shut the pool down, but must not wait for another
+ * future of the same pool (the manager completes it).
+ * Test builds: with CFUTURES_TEST_HOOKS set in the environment when the pool
+ * is created, a task finds its result pipe's fd in CFUTURES_WORKER_RESULT_FD.
  */
 CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
 
