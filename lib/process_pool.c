@@ -957,6 +957,19 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
     int code, sig;
     describe_exit(pr, desc, sizeof(desc), &code, &sig);
     bool broke = false;
+    bool expected = pr->closing || pr->killed || pr->budget <= 0;
+    if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL) {
+        /* Broken before any future fails FUT_EBROKEN (DESIGN). */
+        bool lost = !expected;
+        for (int i = 0; i < DEPTH; i++) {
+            size_t idx = word_index(pr, i);
+            lost |= pr->slot[i] && !pr->slot[i]->expired &&
+                    CF_SLOT_BASE(atomic_load(&p->claims[idx])) ==
+                        CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED);
+        }
+        if (lost)
+            cf_executor_mark_broken(&p->base);
+    }
     for (int i = 0; i < DEPTH; i++) {
         if (!pr->slot[i])
             continue;
@@ -982,7 +995,6 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
             pend_push_front(p, &w->base); /* revoked by a canceller: filtered there */
         }
     }
-    bool expected = pr->closing || pr->killed || pr->budget <= 0;
     if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !expected)
         broke = true;
     p->seats[pr->seat] = NULL;

@@ -35,6 +35,11 @@ static struct shm *shm;
 static int base_fds, base_threads;
 static int init_value;
 
+static void *noop_thread(void *arg)
+{
+    return arg;
+}
+
 /* Maps the shared page and notes the fds; call before creating a pool. */
 static void begin(void)
 {
@@ -42,6 +47,10 @@ static void begin(void)
     shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert_ptr_ne(shm, MAP_FAILED);
     base_fds = count_fds();
+    /* A first thread makes the runtime's own (TSan's background thread) exist. */
+    pthread_t th;
+    pthread_create(&th, NULL, noop_thread, NULL);
+    pthread_join(th, NULL);
     base_threads = count_threads();
 }
 
