@@ -457,6 +457,8 @@ static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kin
         cf_future_fail(f, FUT_ETASK, code, -1, 0,
                        msg ? msg : "(no memory for the error message)");
         free(msg);
+    } else if (len == 0) {
+        future_set_result(f, NULL, 0, NULL); /* an empty result has no data */
     } else if (len <= CF_INLINE_MAX) {
         cf_future_set_result_inline(f, data, len);
     } else if (copy) {

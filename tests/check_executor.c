@@ -32,6 +32,7 @@ static const struct kind {
     executor_t *(*make)(const executor_options_t *o);
 } kinds[] = {
     {"thread", thread_pool_executor_new},
+    {"process", process_pool_executor_new},
 };
 #define N_KINDS ((int)(sizeof(kinds) / sizeof(kinds[0])))
 
