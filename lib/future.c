@@ -387,7 +387,7 @@ bool future_cancel(future_t *f)
     }
     /* An executor that sent the task ahead may find it started already. */
     if ((f->flags & HAS_WORK) && !cf_work_try_cancel(cf_future_extra(f))) {
-        atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
+        /* The executor passed the stop request on; the state stays PENDING. */
         cf_unlock(&f->lock);
         return false;
     }

@@ -652,6 +652,12 @@ START_TEST(test_process_pool_cancel_running_stops)
     ck_assert(!future_cancel(f));
     ck_assert_int_eq(result_i64(f), 7);
     future_unref(f);
+    /* Both counted as started and completed exactly once. */
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.queued, 0);
+    ck_assert_uint_eq(st.running, 0);
+    ck_assert_uint_eq(st.completed, 2);
     /* A cooperative task past its own deadline fails FUT_EDEADLINE, whatever it returned. */
     f = executor_submit_with(ex, t_until_stop_mark, NULL, 0,
                              &(submit_options_t){.timeout = 0.05});
