@@ -439,7 +439,11 @@ static double map_time_left(const executor_map_t *m)
 /* Cancels every item handed to the executor and not yet handed out. */
 static void map_cancel_rest(executor_map_t *m)
 {
-    for (size_t i = m->yielded; i < m->submitted; i++) {
+    /*
+     * Last first: asking a running item to stop (task_should_stop) could let
+     * its worker start the next item before that one's cancel came.
+     */
+    for (size_t i = m->submitted; i-- > m->yielded;) {
         future_t **slot = &m->ring[i % m->cap];
         future_cancel(*slot);
         future_unref(*slot);
