@@ -1416,7 +1416,9 @@ static bool pp_try_cancel(executor_t *ex, struct cf_work *cw)
         }
         if (CF_SLOT_BASE(expect) == CF_SLOT_WORD(gen, CF_SLOT_CLAIMED)) {
             /* Started: ask it to stop (task_should_stop), as for a running one. */
-            atomic_fetch_or(&p->claims[idx], CF_SLOT_STOP);
+            uint32_t claimed = CF_SLOT_WORD(gen, CF_SLOT_CLAIMED);
+            atomic_compare_exchange_strong(&p->claims[idx], &claimed,
+                                           claimed | CF_SLOT_STOP);
             atomic_store(&w->cancel_req, false);
             return false;
         }
