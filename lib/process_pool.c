@@ -29,6 +29,16 @@
  * task is not known to have started); that is when the future becomes
  * RUNNING and a task's own deadline starts.
  *
+ * future_cancel on a claimed task sets the word's STOP bit (request_stop,
+ * or try_cancel finding it CLAIMED): task_should_stop() reads it in the
+ * worker. A task that returns after its own deadline is answered with
+ * CF_WIRE_F_EXPIRED and fails FUT_EDEADLINE, as in the thread pool.
+ *
+ * Map chunks (submit_chunk): the items of a chunk form one unit (linked by
+ * chunk_next), held in one slot, sent as one CHUNK frame and answered by one
+ * RESULTS frame. Revoking the unit (a cancel of one item) puts it back on
+ * the pending list, where the cancelled items are filtered out.
+ *
  * Deaths: the fork server reports every exit. Once the manager has the
  * report it drains what the worker wrote (a whole answer counts), then each
  * slot of that worker: SENT goes back to the front of the pending list,
