@@ -1038,6 +1038,79 @@ START_TEST(test_process_pool_map_timeout_chunks)
 }
 END_TEST
 
+/* arg: an int; aborts the worker on 25, else returns it. */
+static void t_abort_on_25(task_t *t)
+{
+    const int *v = task_arg(t, NULL);
+    if (*v == 25)
+        abort();
+    task_return_i64(t, *v);
+}
+
+/* A worker dying in a chunk fails that chunk's items (FUT_EWORKER), not the others. */
+START_TEST(test_process_pool_map_chunk_death)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    enum { N = 60, C = 10 };
+    int vals[N];
+    const void *args[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        vals[i] = i;
+        args[i] = &vals[i];
+        lens[i] = sizeof(int);
+    }
+    executor_map_t *m =
+        executor_map(ex, t_abort_on_25, args, lens, N, &(map_options_t){.chunksize = C});
+    ck_assert_ptr_nonnull(m);
+    int died = 0;
+    for (int i = 0; i < N; i++) {
+        const void *d;
+        size_t len;
+        int rc = executor_map_next(m, &d, &len);
+        /* Item 0 goes alone, then chunks [1, 11), [11, 21), [21, 31), ... */
+        if (i >= 21 && i < 31) {
+            ck_assert_int_eq(rc, FUT_EWORKER);
+            died++;
+        } else {
+            ck_assert_msg(rc == 0, "item %d: %s", i, future_strerror(rc));
+        }
+    }
+    ck_assert_int_eq(died, C);
+    executor_map_free(m);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* PPE-05, LOKY-29: with many blocked tasks, exactly max_workers processes, all busy. */
+START_TEST(test_process_pool_saturation)
+{
+    begin();
+    enum { W = 16, N = 3 * W };
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = W});
+    int idx[N];
+    future_t *fs_[N];
+    for (int i = 0; i < N; i++) {
+        idx[i] = i;
+        fs_[i] = executor_submit(ex, t_block, &idx[i], sizeof(int));
+    }
+    wait_started(W);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, W);
+    ck_assert_int_eq(atomic_load(&shm->started), W);
+    atomic_store(&shm->gate, 1);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(result_i64(fs_[i]), i);
+        future_unref(fs_[i]);
+    }
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 static void resubmit_cb(future_t *f, void *ud)
 {
     executor_t *ex = ud;
@@ -1235,6 +1308,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_map);
     tcase_add_test(tc, test_process_pool_map_chunks);
     tcase_add_test(tc, test_process_pool_map_timeout_chunks);
+    tcase_add_test(tc, test_process_pool_map_chunk_death);
     tcase_add_test(tc, test_process_pool_submit_from_callback);
     tcase_add_test(tc, test_process_pool_initializer);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child);
@@ -1274,6 +1348,7 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_cancel_sent_ahead);
     tcase_add_test(tc, test_process_pool_idle_worker_steals);
+    tcase_add_test(tc, test_process_pool_saturation);
     tcase_add_test(tc, test_process_pool_shutdown_cancel_many);
     tcase_add_test(tc, test_process_pool_created_while_busy);
     tcase_add_test(tc, test_process_pool_random_kills);
