@@ -243,6 +243,7 @@ static void fs_main(struct fs_state *s)
 /* The server's side of the fork: never returns. */
 static void fs_child(struct fs_state *s, int sock, pid_t parent, bool pdeath)
 {
+    reset_signals(); /* no handler of the parent runs here */
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
