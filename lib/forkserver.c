@@ -172,7 +172,9 @@ static bool handle_request(struct fs_state *s)
     struct cf_fs_msg m;
     char cbuf[CMSG_SPACE(2 * sizeof(int))];
     struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = cbuf,
                         .msg_controllen = sizeof(cbuf)};
     ssize_t n;
     do
@@ -316,7 +318,9 @@ int cf_forkserver_spawn(int sock, int seat, uint32_t gen, int in_fd, int out_fd)
     char cbuf[CMSG_SPACE(2 * sizeof(int))];
     memset(cbuf, 0, sizeof(cbuf));
     struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = cbuf,
                         .msg_controllen = sizeof(cbuf)};
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
     c->cmsg_level = SOL_SOCKET;

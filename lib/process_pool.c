@@ -86,19 +86,20 @@
 #define SCAN_MIN_NS (1000000LL)
 #define SCAN_MAX_NS (32 * 1000000LL)
 #define READ_CHUNK (256 * 1024)
-#define READ_AHEAD (4u << 20) /* a frame's buffer grows at most this far past its data */
+#define READ_AHEAD (4u << 20) /* a frame's buffer grows at most this far past its data   \
+                               */
 #define INLINE_ARG 32
 
 struct pp_work {
     struct cf_work base;
-    _Atomic uint64_t claim;  /* 0, or (claim word index + 1) << 32 | generation */
-    _Atomic bool cancel_req; /* a canceller is cancelling it (try_cancel) */
-    void *arg;               /* our copy of the argument (inl for small ones) */
-    bool started;            /* manager: the future is RUNNING and counted */
-    bool expired;            /* manager: failed by its deadline */
-    int64_t deadline;        /* manager: when started with a limit */
+    _Atomic uint64_t claim;     /* 0, or (claim word index + 1) << 32 | generation */
+    _Atomic bool cancel_req;    /* a canceller is cancelling it (try_cancel) */
+    void *arg;                  /* our copy of the argument (inl for small ones) */
+    bool started;               /* manager: the future is RUNNING and counted */
+    bool expired;               /* manager: failed by its deadline */
+    int64_t deadline;           /* manager: when started with a limit */
     struct pp_work *chunk_next; /* the rest of its map chunk (a unit), or NULL */
-    uint32_t chunk_n;        /* on a unit's first item: items in the unit */
+    uint32_t chunk_n;           /* on a unit's first item: items in the unit */
     unsigned char inl[INLINE_ARG];
 };
 
@@ -108,25 +109,25 @@ struct buf {
 };
 
 struct pp_proc {
-    int seat;               /* its slots: seat * DEPTH ... */
-    uint32_t spawn_gen;     /* matches the fork server's SPAWNED */
-    pid_t pid;              /* 0 until SPAWNED */
-    int to_fd, from_fd;     /* -1 once closed */
-    bool spawned;           /* SPAWNED arrived */
-    bool exited;            /* EXITED arrived (status valid) */
-    bool eof;               /* its result pipe reached EOF */
-    bool closing;           /* we closed its task pipe: it should exit */
-    bool killed;            /* we signalled it (deadline, garbage, broken pool) */
-    int status;             /* wait status */
-    int spawn_err;          /* fork failed with this errno */
-    int kill_sig;           /* to send once the pid is known */
-    int64_t kill_at;        /* SIGKILL at this time, or 0 */
-    int budget;             /* tasks it may still be sent (max_tasks_per_child) */
-    int nslots;             /* occupied slots */
-    int nunstarted;         /* occupied, not yet known as started */
+    int seat;           /* its slots: seat * DEPTH ... */
+    uint32_t spawn_gen; /* matches the fork server's SPAWNED */
+    pid_t pid;          /* 0 until SPAWNED */
+    int to_fd, from_fd; /* -1 once closed */
+    bool spawned;       /* SPAWNED arrived */
+    bool exited;        /* EXITED arrived (status valid) */
+    bool eof;           /* its result pipe reached EOF */
+    bool closing;       /* we closed its task pipe: it should exit */
+    bool killed;        /* we signalled it (deadline, garbage, broken pool) */
+    int status;         /* wait status */
+    int spawn_err;      /* fork failed with this errno */
+    int kill_sig;       /* to send once the pid is known */
+    int64_t kill_at;    /* SIGKILL at this time, or 0 */
+    int budget;         /* tasks it may still be sent (max_tasks_per_child) */
+    int nslots;         /* occupied slots */
+    int nunstarted;     /* occupied, not yet known as started */
     struct pp_work *slot[DEPTH];
-    bool idle_counted;      /* counted in the pool's nidle */
-    char why[160];          /* a protocol error, for the message */
+    bool idle_counted; /* counted in the pool's nidle */
+    char why[160];     /* a protocol error, for the message */
     struct buf out, in;
 };
 
@@ -135,8 +136,8 @@ struct process_pool {
     /* submit side: lock */
     cf_lock_t lock;
     struct cf_work *head, *tail;
-    bool exiting;              /* the manager is leaving: lock */
-    _Atomic bool stopping;     /* shutdown called (written under lock) */
+    bool exiting;          /* the manager is leaving: lock */
+    _Atomic bool stopping; /* shutdown called (written under lock) */
     /* wake-ups */
     int wake_fd;               /* eventfd; immutable */
     _Atomic uint32_t kick;     /* bumped by anything the manager must see */
@@ -156,15 +157,15 @@ struct process_pool {
     _Atomic size_t nworkers, nidle;
     /* manager only */
     struct pp_proc **seats;
-    uint32_t *gens;            /* the last generation of each claim word */
+    uint32_t *gens; /* the last generation of each claim word */
     struct cf_work *pend_head, *pend_tail;
     uint32_t spawn_gen;
     bool fs_gone;
-    bool broken_done;          /* break_pool ran */
+    bool broken_done; /* break_pool ran */
     int64_t scan_every;
     struct pollfd *pfd;
     struct pp_proc **pproc;
-    bool free_later;           /* lock */
+    bool free_later; /* lock */
 };
 
 static _Thread_local struct process_pool *current_pool;
@@ -362,8 +363,8 @@ static void close_fd(int *fd)
 
 static bool proc_usable(const struct pp_proc *pr)
 {
-    return pr && !pr->closing && !pr->killed && !pr->eof && !pr->exited && pr->to_fd >= 0 &&
-           pr->budget > 0;
+    return pr && !pr->closing && !pr->killed && !pr->eof && !pr->exited &&
+           pr->to_fd >= 0 && pr->budget > 0;
 }
 
 static void break_pool(struct process_pool *p, const char *why);
@@ -424,8 +425,8 @@ static void fail_one(struct process_pool *p, struct pp_work *w, int status, int 
 }
 
 /* Fails every item of the unit headed by @w, and drops them. */
-static void fail_work(struct process_pool *p, struct pp_work *w, int status, int exit_code,
-                      int sig, const char *msg)
+static void fail_work(struct process_pool *p, struct pp_work *w, int status,
+                      int exit_code, int sig, const char *msg)
 {
     while (w) {
         struct pp_work *next = w->chunk_next;
@@ -519,7 +520,8 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
 }
 
 /* True if a RESULTS payload holds exactly @n well-formed answers. */
-static bool results_ok(const struct cf_wire_hdr *h, const unsigned char *payload, uint32_t n)
+static bool results_ok(const struct cf_wire_hdr *h, const unsigned char *payload,
+                       uint32_t n)
 {
     uint64_t count, off = CF_WIRE_RESULTS_FIXED;
     if (cf_wire_get_count(payload, h->len, &count) != 0 || count != n)
@@ -771,7 +773,8 @@ static struct pp_proc *pick(struct process_pool *p)
         if (!any) {
             /* No worker exists and none can be made: nothing would run. */
             char msg[160];
-            snprintf(msg, sizeof(msg), "a worker could not be started: %s", strerror(errno));
+            snprintf(msg, sizeof(msg), "a worker could not be started: %s",
+                     strerror(errno));
             break_pool(p, msg);
             return NULL;
         }
@@ -808,7 +811,8 @@ static void steal(struct process_pool *p)
 static bool unit_cancelling(const struct pp_work *w)
 {
     for (; w; w = w->chunk_next)
-        if (atomic_load(&w->cancel_req) || future_done(cf_work_future((struct cf_work *)&w->base)))
+        if (atomic_load(&w->cancel_req) ||
+            future_done(cf_work_future((struct cf_work *)&w->base)))
             return true;
     return false;
 }
@@ -942,7 +946,8 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
 
 /* ---------------------------------------------------------- deaths */
 
-static void describe_exit(const struct pp_proc *pr, char *out, size_t n, int *code, int *sig)
+static void describe_exit(const struct pp_proc *pr, char *out, size_t n, int *code,
+                          int *sig)
 {
     *code = -1;
     *sig = 0;
@@ -1141,7 +1146,8 @@ static bool intake(struct process_pool *p, bool idle)
         if (atomic_load(&p->base.broken)) {
             struct cf_work *cw;
             while ((cw = pend_pop(p)))
-                fail_work(p, work_of(cw), FUT_EBROKEN, -1, 0, "the process pool is broken");
+                fail_work(p, work_of(cw), FUT_EBROKEN, -1, 0,
+                          "the process pool is broken");
         }
     }
     return leave;
@@ -1200,9 +1206,9 @@ static void poll_once(struct process_pool *p, int64_t timeout_ns)
             p->pfd[n++] = (struct pollfd){.fd = pr->to_fd, .events = POLLOUT};
         }
     }
-    int ms = timeout_ns == CF_NO_DEADLINE ? -1
-                                          : (int)CF_MIN((timeout_ns + 999999) / 1000000,
-                                                        (int64_t)INT_MAX);
+    int ms = timeout_ns == CF_NO_DEADLINE
+                 ? -1
+                 : (int)CF_MIN((timeout_ns + 999999) / 1000000, (int64_t)INT_MAX);
     int rc = poll(p->pfd, (nfds_t)n, ms);
     atomic_store(&p->sleeping, false);
     if (rc <= 0)
@@ -1535,7 +1541,8 @@ static void pp_stats(executor_t *ex, executor_stats_t *out)
 {
     struct process_pool *p = pp_of(ex);
     out->workers = atomic_load_explicit(&p->nworkers, memory_order_relaxed);
-    out->idle = CF_MIN(atomic_load_explicit(&p->nidle, memory_order_relaxed), out->workers);
+    out->idle =
+        CF_MIN(atomic_load_explicit(&p->nidle, memory_order_relaxed), out->workers);
 }
 
 static const struct cf_executor_ops process_pool_ops = {
@@ -1613,8 +1620,8 @@ executor_t *process_pool_executor_new(const executor_options_t *o)
         return cf_fail_null(FUT_ENOMEM);
     }
     p->claims_bytes = (size_t)p->nseats * DEPTH * sizeof(uint32_t);
-    void *m = mmap(NULL, p->claims_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-                   -1, 0);
+    void *m = mmap(NULL, p->claims_bytes, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
         int err = errno;
         abandon(p, true);

@@ -65,7 +65,8 @@ const char *cf_wire_strerror(int rc)
     return "bad frame";
 }
 
-void cf_wire_put_hdr(unsigned char *out, enum cf_wire_type type, uint64_t id, uint64_t len)
+void cf_wire_put_hdr(unsigned char *out, enum cf_wire_type type, uint64_t id,
+                     uint64_t len)
 {
     put32(out, CF_WIRE_MAGIC);
     out[4] = CF_WIRE_VERSION & 0xff;
@@ -96,7 +97,8 @@ int cf_wire_get_hdr(const void *buf, size_t avail, struct cf_wire_hdr *out)
     if (type == 0 || type > CF_WIRE_TYPE_MAX)
         return CF_WIRE_ETYPE;
     uint32_t flags = get32(p + 8);
-    uint32_t allowed = type == CF_WIRE_RESULT || type == CF_WIRE_ERROR ? CF_WIRE_F_EXPIRED : 0;
+    uint32_t allowed =
+        type == CF_WIRE_RESULT || type == CF_WIRE_ERROR ? CF_WIRE_F_EXPIRED : 0;
     if ((flags & ~allowed) != 0 || get32(p + 12) != 0)
         return CF_WIRE_EFLAGS;
     uint64_t len = get64(p + 24);

@@ -65,13 +65,13 @@ struct cf_wire_hdr {
 /* Decoding results (the negative ones say what was wrong). */
 enum {
     CF_WIRE_OK = 0,
-    CF_WIRE_NEED_MORE = 1,  /* fewer bytes than a header */
+    CF_WIRE_NEED_MORE = 1, /* fewer bytes than a header */
     CF_WIRE_EMAGIC = -1,
     CF_WIRE_EVERSION = -2,
     CF_WIRE_ETYPE = -3,
     CF_WIRE_EFLAGS = -4,
     CF_WIRE_ELEN = -5,
-    CF_WIRE_ESHORT = -6,    /* payload shorter than its type needs */
+    CF_WIRE_ESHORT = -6, /* payload shorter than its type needs */
 };
 
 /* What a decode error means, for messages. Static text. */
@@ -98,8 +98,8 @@ int cf_wire_get_task(const void *payload, uint64_t len, uint64_t *fn, int64_t *l
 
 void cf_wire_put_error(unsigned char *out, int32_t code);
 /* Decodes an ERROR or INITFAIL payload; the message is not NUL-terminated. */
-int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code,
-                      const char **msg, size_t *msg_len);
+int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code, const char **msg,
+                      size_t *msg_len);
 
 /* Chunks: the fixed parts and the per-item / per-answer headers. */
 #define CF_WIRE_CHUNK_FIXED 24

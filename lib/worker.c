@@ -46,13 +46,13 @@ struct wbuf {
 struct wstate {
     const struct cf_worker_cfg *cfg;
     int seat, in_fd, out_fd;
-    struct wbuf in;      /* unread bytes are [in_pos, in.len) */
+    struct wbuf in; /* unread bytes are [in_pos, in.len) */
     size_t in_pos;
     struct wbuf out;
-    struct wbuf res;     /* a chunk's answers, built before they are sent */
-    void *scratch;       /* an aligned copy of a misaligned argument */
+    struct wbuf res; /* a chunk's answers, built before they are sent */
+    void *scratch;   /* an aligned copy of a misaligned argument */
     size_t scratch_cap;
-    int done;            /* tasks claimed */
+    int done;               /* tasks claimed */
     _Atomic uint32_t *word; /* the claim word of the task being run */
 };
 
@@ -160,8 +160,8 @@ static bool claim(struct wstate *w, uint64_t id)
     _Atomic uint32_t *word = &w->cfg->claims[(size_t)w->seat * w->cfg->depth + slot];
     uint32_t expect = CF_SLOT_WORD(CF_TASK_ID_GEN(id), CF_SLOT_SENT);
     w->word = word;
-    return atomic_compare_exchange_strong(word, &expect,
-                                          CF_SLOT_WORD(CF_TASK_ID_GEN(id), CF_SLOT_CLAIMED));
+    return atomic_compare_exchange_strong(
+        word, &expect, CF_SLOT_WORD(CF_TASK_ID_GEN(id), CF_SLOT_CLAIMED));
 }
 
 static const void *aligned_arg(struct wstate *w, const void *arg, size_t len)

@@ -24,7 +24,7 @@ enum {
     CF_SLOT_CANCELLED = 3, /* parent or a canceller: revoked (CAS from SENT) */
 };
 #define CF_SLOT_STOP 4u
-#define CF_SLOT_STATE(w) ((w) & 3u)
+#define CF_SLOT_STATE(w) ((w)&3u)
 #define CF_SLOT_GEN(w) ((w) >> 3)
 #define CF_SLOT_WORD(gen, state) (((uint32_t)(gen) << 3) | (uint32_t)(state))
 #define CF_SLOT_BASE(w) ((w) & ~CF_SLOT_STOP)
@@ -37,12 +37,12 @@ enum {
 
 /* What a worker needs, fixed when the pool is created (read after fork). */
 struct cf_worker_cfg {
-    _Atomic uint32_t *claims;  /* seats * depth words, shared */
-    int depth;                 /* slots per seat */
-    task_fn initializer;       /* may be NULL */
-    const void *initarg;       /* the creator's bytes, as they were at the fork */
+    _Atomic uint32_t *claims; /* seats * depth words, shared */
+    int depth;                /* slots per seat */
+    task_fn initializer;      /* may be NULL */
+    const void *initarg;      /* the creator's bytes, as they were at the fork */
     size_t initarg_len;
-    int max_tasks;             /* 0: unlimited */
+    int max_tasks; /* 0: unlimited */
 };
 
 /*
