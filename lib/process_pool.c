@@ -86,9 +86,12 @@
 #define SCAN_MIN_NS (1000000LL)
 #define SCAN_MAX_NS (32 * 1000000LL)
 #define READ_CHUNK (256 * 1024)
-#define READ_AHEAD (4u << 20) /* a frame's buffer grows at most this far past its data   \
-                               */
+#define READ_AHEAD                                                                       \
+    (4u << 20) /* a frame's buffer grows at most this far past its data                  \
+                */
 #define INLINE_ARG 32
+/* A task whose workers die this often before it starts fails FUT_EWORKER. */
+#define POISON_MAX 3
 
 struct pp_work {
     struct cf_work base;
@@ -100,6 +103,8 @@ struct pp_work {
     int64_t deadline;           /* manager: when started with a limit */
     struct pp_work *chunk_next; /* the rest of its map chunk (a unit), or NULL */
     uint32_t chunk_n;           /* on a unit's first item: items in the unit */
+    uint64_t seq;               /* manager: send order */
+    unsigned poison;            /* manager: workers that died receiving it */
     unsigned char inl[INLINE_ARG];
 };
 
@@ -160,6 +165,7 @@ struct process_pool {
     uint32_t *gens; /* the last generation of each claim word */
     struct cf_work *pend_head, *pend_tail;
     uint32_t spawn_gen;
+    uint64_t send_seq;
     bool fs_gone;
     bool broken_done; /* break_pool ran */
     int64_t scan_every;
@@ -729,6 +735,7 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
         return false;
     }
     encode_unit(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total);
+    w->seq = ++p->send_seq;
     pr->out.len += total;
     pr->slot[i] = w;
     pr->nslots++;
@@ -963,6 +970,27 @@ static void describe_exit(const struct pp_proc *pr, char *out, size_t n, int *co
     }
 }
 
+/*
+ * The slot a worker that died unexpectedly was most likely receiving: none
+ * if it had started a task; else its oldest sent task. -1 for none.
+ */
+static int poison_suspect(struct process_pool *p, struct pp_proc *pr)
+{
+    int best = -1;
+    for (int i = 0; i < DEPTH; i++) {
+        if (!pr->slot[i])
+            continue;
+        size_t idx = word_index(pr, i);
+        uint32_t word = CF_SLOT_BASE(atomic_load(&p->claims[idx]));
+        if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED))
+            return -1;
+        if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_SENT) &&
+            (best < 0 || pr->slot[i]->seq < pr->slot[best]->seq))
+            best = i;
+    }
+    return best;
+}
+
 /* @pr exited (or never started): settle each of its slots, free its seat. */
 static void finalize(struct process_pool *p, struct pp_proc *pr)
 {
@@ -987,9 +1015,18 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
         if (lost)
             cf_executor_mark_broken(&p->base);
     }
+    int suspect = expected ? -1 : poison_suspect(p, pr);
     for (int i = 0; i < DEPTH; i++) {
         if (!pr->slot[i])
             continue;
+        if (i == suspect && ++pr->slot[i]->poison >= POISON_MAX &&
+            slot_revoke(p, pr, i)) {
+            /* Each worker it went to died before starting it: stop retrying. */
+            snprintf(msg, sizeof(msg), "%s before starting the task (%u workers did)",
+                     desc, pr->slot[i]->poison);
+            fail_work(p, slot_release(p, pr, i), FUT_EWORKER, code, sig, msg);
+            continue;
+        }
         bool unclaimed = slot_revoke(p, pr, i);
         size_t idx = word_index(pr, i);
         bool claimed = CF_SLOT_BASE(atomic_load(&p->claims[idx])) ==
@@ -1321,6 +1358,8 @@ static int work_prepare(struct cf_work *cw)
     w->chunk_next = NULL;
     w->chunk_n = 1;
     w->arg = NULL;
+    w->seq = 0;
+    w->poison = 0;
     if (cw->arg_len > CF_WIRE_MAX_PAYLOAD / 2 || (cw->arg_len && !cw->arg))
         return FUT_EINVAL;
     if (cw->arg_len <= INLINE_ARG) {

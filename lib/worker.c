@@ -54,6 +54,7 @@ struct wstate {
     size_t scratch_cap;
     int done;               /* tasks claimed */
     _Atomic uint32_t *word; /* the claim word of the task being run */
+    bool hooks;             /* CFUTURES_TEST_HOOKS was set */
 };
 
 static void die(void)
@@ -248,6 +249,9 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     size_t arg_len;
     if (cf_wire_get_task(payload, h->len, &fn_bits, &limit_ns, &arg, &arg_len) != 0)
         die();
+    /* Test builds: a worker that dies while receiving this task (DEADLOCK-02). */
+    if (w->hooks && arg_len >= 14 && memcmp(arg, "CF-FAULT-EXIT!", 14) == 0)
+        _exit(1);
     if (!claim(w, h->id))
         return; /* cancelled or revoked before it started: skip it */
     w->done++;
@@ -305,7 +309,8 @@ static size_t run_buffered(struct wstate *w)
 void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int out_fd)
 {
     struct wstate w = {.cfg = cfg, .seat = seat, .in_fd = in_fd, .out_fd = out_fd};
-    if (getenv("CFUTURES_TEST_HOOKS")) {
+    w.hooks = getenv("CFUTURES_TEST_HOOKS") != NULL;
+    if (w.hooks) {
         /* Test builds: a task may find its own result pipe (garbage tests). */
         char fd[16];
         snprintf(fd, sizeof(fd), "%d", out_fd);

@@ -600,6 +600,35 @@ START_TEST(test_process_pool_worker_start_fails)
 }
 END_TEST
 
+/*
+ * DEADLOCK-02: a worker dies while receiving a task, before starting it. It
+ * goes to another worker, but not forever: after a few deaths it fails.
+ */
+START_TEST(test_process_pool_death_before_start)
+{
+    begin();
+    setenv("CFUTURES_TEST_HOOKS", "1", 1);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    unsetenv("CFUTURES_TEST_HOOKS");
+    static const char poison[] = "CF-FAULT-EXIT!";
+    future_t *f = executor_submit(ex, t_echo, poison, sizeof(poison));
+    const future_error_t *err = failure(f, FUT_EWORKER);
+    ck_assert_int_eq(err->exit_status, 1);
+    ck_assert_msg(strstr(err->message, "before starting") != NULL, "%s", err->message);
+    future_unref(f);
+    int64_t v = 1;
+    f = executor_submit(ex, t_add1, &v, sizeof(v));
+    ck_assert_int_eq(result_i64(f), 2);
+    future_unref(f);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.failed, 1);
+    ck_assert_uint_eq(st.queued, 0);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* ---------------------------------------------------------- deadlines */
 
 /* pebble: schedule(timeout=...) -> TimeoutError; the pool goes on. */
@@ -1335,6 +1364,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_parent_killed);
     tcase_add_test(tc, test_process_pool_forkserver_killed);
     tcase_add_test(tc, test_process_pool_worker_start_fails);
+    tcase_add_test(tc, test_process_pool_death_before_start);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");
