@@ -125,6 +125,17 @@ static void answer(struct wstate *w, enum cf_wire_type type, uint64_t id, uint32
         flush(w);
 }
 
+/* Test builds (DEADLOCK-08): writes half of a result frame, then dies. */
+static void half_answer(struct wstate *w, uint64_t id, const void *data, size_t len)
+{
+    unsigned char hdr[CF_WIRE_HDR];
+    cf_wire_put_hdr(hdr, CF_WIRE_RESULT, id, len);
+    flush(w);
+    write_all(w->out_fd, hdr, sizeof(hdr));
+    write_all(w->out_fd, data, len / 2);
+    _exit(1);
+}
+
 static void answer_error(struct wstate *w, enum cf_wire_type type, uint64_t id,
                          uint32_t flags, int code, const char *msg)
 {
@@ -266,6 +277,8 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
                      t.err_msg ? t.err_msg : "(no memory for the error message)");
         break;
     case CF_ANSWER_RESULT:
+        if (w->hooks && t.len >= 14 && memcmp(t.data, "CF-FAULT-HALF!", 14) == 0)
+            half_answer(w, h->id, t.data, t.len); /* test builds: dies mid-frame */
         answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, t.data, t.len);
         break;
     default:

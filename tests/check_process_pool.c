@@ -616,13 +616,20 @@ START_TEST(test_process_pool_death_before_start)
     ck_assert_int_eq(err->exit_status, 1);
     ck_assert_msg(strstr(err->message, "before starting") != NULL, "%s", err->message);
     future_unref(f);
+    /* DEADLOCK-08, PEBBLE-46: dies with its result frame half written. */
+    static char half[100000] = "CF-FAULT-HALF!";
+    f = executor_submit(ex, t_echo, half, sizeof(half));
+    err = failure(f, FUT_EWORKER);
+    ck_assert_int_eq(err->exit_status, 1);
+    ck_assert_msg(strstr(err->message, "while running") != NULL, "%s", err->message);
+    future_unref(f);
     int64_t v = 1;
     f = executor_submit(ex, t_add1, &v, sizeof(v));
     ck_assert_int_eq(result_i64(f), 2);
     future_unref(f);
     executor_stats_t st;
     executor_stats(ex, &st);
-    ck_assert_uint_eq(st.failed, 1);
+    ck_assert_uint_eq(st.failed, 2);
     ck_assert_uint_eq(st.queued, 0);
     executor_free(ex);
     end_check(0);
