@@ -741,6 +741,34 @@ START_TEST(test_process_pool_big_payloads)
 }
 END_TEST
 
+/*
+ * DEADLOCK-15 (gh-94777): a worker dies while the parent is writing it a big
+ * frame: EPIPE, not SIGPIPE (left at SIG_DFL here), and the big task runs
+ * on the replacement.
+ */
+START_TEST(test_process_pool_death_while_writing)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    size_t n = 16u << 20;
+    unsigned char *arg = malloc(n);
+    memset(arg, 0x5a, n);
+    future_t *a = executor_submit(ex, t_abort, NULL, 0);
+    future_t *b = executor_submit(ex, t_echo, arg, n);
+    failure(a, FUT_EWORKER);
+    const void *data;
+    size_t len;
+    ck_assert_int_eq(future_result(b, T_LONG, &data, &len), 0);
+    ck_assert_uint_eq(len, n);
+    ck_assert(memcmp(data, arg, n) == 0);
+    future_unref(a);
+    future_unref(b);
+    free(arg);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* ---------------------------------------------------------- lifecycle */
 
 /* Python test_max_tasks_per_child: the pid changes after every N tasks. */
@@ -1379,6 +1407,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_deadline);
     tcase_add_test(tc, test_process_pool_cancel_running_stops);
     tcase_add_test(tc, test_process_pool_big_payloads);
+    tcase_add_test(tc, test_process_pool_death_while_writing);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("concurrency");
