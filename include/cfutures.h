@@ -402,8 +402,9 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  *
  * Arguments and results are bytes: submit copies arg_len bytes at arg before
  * it returns (arg_len 0: no argument, task_arg gives NULL); the result's
- * bytes are copied back and owned by the future. An argument or a result may
- * be up to 4 GiB.
+ * bytes are copied back and owned by the future. An argument may be up to
+ * 2 GiB (larger: EINVAL), a result up to 4 GiB (larger: the future fails
+ * FUT_ETASK with code E2BIG).
  *
  * Tasks are sent ahead to workers, yet a task not started yet can still be
  * cancelled (future_cancel, shutdown's cancel_futures, a map timeout) and

@@ -235,17 +235,22 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
         cf_wire_next_item(payload, h->len, &off, &arg, &arg_len);
         struct task t;
         run_one(w, fn, arg, arg_len, limit_ns, &t);
-        if (t.answer == CF_ANSWER_ERROR) {
-            const char *m = t.err_msg ? t.err_msg : "(no memory for the error message)";
+        size_t rlen = t.answer == CF_ANSWER_RESULT ? t.len : 0;
+        /* Keep the answer frame under the maximum, with room for the rest. */
+        uint64_t rest = (count - j) * (uint64_t)(CF_WIRE_ANSWER_HDR + 64);
+        bool too_big = (uint64_t)w->res.len + rlen + rest > CF_WIRE_MAX_PAYLOAD;
+        if (t.answer == CF_ANSWER_ERROR || too_big) {
+            const char *m = too_big     ? "the chunk's results exceed the frame maximum"
+                            : t.err_msg ? t.err_msg
+                                        : "(no memory for the error message)";
             size_t n = CF_MIN(strlen(m), (size_t)CF_WIRE_MAX_MSG);
-            cf_wire_put_answer(word, 1, t.err_code, n);
+            cf_wire_put_answer(word, 1, too_big ? E2BIG : t.err_code, n);
             res_append(w, word, sizeof(word));
             res_append(w, m, n);
         } else {
-            size_t n = t.answer == CF_ANSWER_RESULT ? t.len : 0;
-            cf_wire_put_answer(word, 0, 0, n);
+            cf_wire_put_answer(word, 0, 0, rlen);
             res_append(w, word, sizeof(word));
-            res_append(w, t.data, n);
+            res_append(w, t.data, rlen);
         }
         cf_task_clear(&t);
     }
@@ -277,6 +282,12 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
                      t.err_msg ? t.err_msg : "(no memory for the error message)");
         break;
     case CF_ANSWER_RESULT:
+        if (t.len > CF_WIRE_MAX_PAYLOAD) {
+            /* Cannot be sent: an ordinary task error, the worker lives on. */
+            answer_error(w, CF_WIRE_ERROR, h->id, flags, E2BIG,
+                         "the task's result is larger than the 4 GiB frame maximum");
+            break;
+        }
         if (w->hooks && t.len >= 14 && memcmp(t.data, "CF-FAULT-HALF!", 14) == 0)
             half_answer(w, h->id, t.data, t.len); /* test builds: dies mid-frame */
         answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, t.data, t.len);
