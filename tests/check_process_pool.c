@@ -980,6 +980,31 @@ START_TEST(test_process_pool_created_while_busy)
 }
 END_TEST
 
+static void *make_pool(void *arg)
+{
+    *(executor_t **)arg = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    return NULL;
+}
+
+/* A pool made by a thread that then exits keeps working (PDEATHSIG is per thread). */
+START_TEST(test_process_pool_creator_thread_exits)
+{
+    begin();
+    executor_t *ex = NULL;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, make_pool, &ex), 0);
+    pthread_join(th, NULL);
+    ck_assert_ptr_nonnull(ex);
+    for (int64_t i = 0; i < 3; i++) {
+        future_t *f = executor_submit(ex, t_add1, &i, sizeof(i));
+        ck_assert_int_eq(result_i64(f), i + 1);
+        future_unref(f);
+    }
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* Python test_map: map over the pool, with chunksize and a timeout. */
 START_TEST(test_process_pool_map)
 {
@@ -1368,6 +1393,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_submit_results);
     tcase_add_test(tc, test_process_pool_task_error);
     tcase_add_test(tc, test_process_pool_task_forks);
+    tcase_add_test(tc, test_process_pool_creator_thread_exits);
     tcase_add_test(tc, test_process_pool_worker_fds);
     tcase_add_test(tc, test_process_pool_map);
     tcase_add_test(tc, test_process_pool_map_chunks);
