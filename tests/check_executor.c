@@ -44,24 +44,6 @@ static executor_t *new_ex(int k, executor_options_t o)
     return ex;
 }
 
-static void *noop_thread(void *arg)
-{
-    return arg;
-}
-
-/*
- * The thread count to come back to. A sanitizer runtime (TSan) starts its own
- * helper thread at the first pthread_create: start and join one first so that
- * thread is already counted.
- */
-static int base_threads(void)
-{
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, noop_thread, NULL), 0);
-    pthread_join(th, NULL);
-    return count_threads();
-}
-
 /* ---------------------------------------------------------- xgates */
 
 #define N_XGATES 64
@@ -333,7 +315,7 @@ END_TEST
 /* EXE-04: map more items than workers, never iterate, shutdown returns */
 START_TEST(test_executor_shutdown_with_unconsumed_map)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
     int64_t vals[3] = {2, 2, 2};
     const void *args[3] = {&vals[0], &vals[1], &vals[2]};
@@ -1027,7 +1009,7 @@ END_TEST
 /* SHUT-04: shutdown(wait) returns after every queued task; results available */
 START_TEST(test_executor_shutdown_waits_for_all)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 5});
     int64_t v[50];
     future_t *fs[50];
@@ -1196,7 +1178,7 @@ END_TEST
 /* SHUT-09: free == shutdown(wait) + free: map results are right, no thread is left */
 START_TEST(test_executor_free_waits)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 3});
     int64_t v[10];
     const void *args[10];
@@ -1219,7 +1201,7 @@ END_TEST
 /* SHUT-10 [decide], LOKY-04: executor_free with a live map; the map keeps working */
 START_TEST(test_executor_free_with_live_map)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
     int64_t v[10];
     const void *args[10];
@@ -1254,7 +1236,7 @@ END_TEST
 START_TEST(test_executor_shutdown_no_wait)
 {
     xgates_reset();
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
     struct xarg a[10];
     const void *args[10];
@@ -1326,7 +1308,7 @@ END_TEST
 START_TEST(test_executor_initializer_fails)
 {
     xgates_reset();
-    int base = base_threads();
+    int base = thread_baseline();
     int fds = count_fds();
     static const int32_t gate = 0;
     executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2,
@@ -1806,7 +1788,7 @@ static void *user_main(void *arg)
 
 START_TEST(test_executor_thread_safety)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 4});
     struct user u[10];
     pthread_t th[10];
@@ -1910,7 +1892,7 @@ static void *shutter_main(void *arg)
 START_TEST(test_executor_shutdown_many_threads)
 {
     xgates_reset();
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
     struct xarg a[6];
     future_t *fs[6];

@@ -79,24 +79,6 @@ static future_t *submit_ok(executor_t *ex, task_fn fn, const void *arg, size_t l
     return f;
 }
 
-static void *noop_thread(void *arg)
-{
-    return arg;
-}
-
-/*
- * The thread count to come back to. A sanitizer runtime (TSan) starts its own
- * helper thread at the first pthread_create: start and join one first so that
- * thread is already counted.
- */
-static int base_threads(void)
-{
-    pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, noop_thread, NULL), 0);
-    pthread_join(th, NULL);
-    return count_threads();
-}
-
 static _Atomic int n_frees;
 
 static void counting_free(void *p)
@@ -125,7 +107,7 @@ static int cpus(void)
 /* Threads start lazily: none before the first submit */
 START_TEST(test_thread_pool_lazy_threads)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_tp((executor_options_t){.max_workers = 4});
     ck_assert_int_eq(count_threads(), base);
     executor_stats_t st = stats_of(ex);
@@ -188,7 +170,7 @@ END_TEST
 /* TPE-03: three sequential submit-then-result calls use exactly one thread */
 START_TEST(test_thread_pool_idle_thread_reuse)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_tp((executor_options_t){0});
     int64_t v = 1;
     for (int i = 0; i < 3; i++) {
@@ -395,7 +377,7 @@ END_TEST
 START_TEST(test_thread_pool_default_max_workers)
 {
     int want = cpus() + 4 < 32 ? cpus() + 4 : 32;
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_tp((executor_options_t){0});
     gate_t g;
     gate_init(&g);
@@ -423,7 +405,7 @@ END_TEST
 /* TPE-02: 4 workers and 60 held tasks give exactly 4 threads */
 START_TEST(test_thread_pool_saturation)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_tp((executor_options_t){.max_workers = 4});
     gate_t g;
     gate_init(&g);
@@ -451,7 +433,7 @@ END_TEST
 /* SHUT-08: three held tasks give three threads; after shutdown none is left */
 START_TEST(test_thread_pool_threads_terminate)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_tp((executor_options_t){.max_workers = 5});
     gate_t g;
     gate_init(&g);
@@ -596,7 +578,7 @@ static void t_fork_exit(task_t *t)
 
 START_TEST(test_thread_pool_fork_from_task)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
     double t0 = now_s();
     future_t *f = submit_ok(ex, t_fork_exit, NULL, 0);
@@ -658,7 +640,7 @@ static int child_uses_library(void)
 
 START_TEST(test_thread_pool_fork_while_busy)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     struct busy b;
     b.ex = new_tp((executor_options_t){.max_workers = 4});
     atomic_init(&b.stop, false);
@@ -693,7 +675,7 @@ static void t_shutdown_self(task_t *t)
 
 START_TEST(test_thread_pool_shutdown_from_own_task)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
     future_t *f = submit_ok(ex, t_shutdown_self, ex, 0);
     ck_assert_int_eq(result_i64(f), 0);
@@ -722,7 +704,7 @@ static void t_free_self(task_t *t)
 START_TEST(test_thread_pool_free_from_own_task)
 {
     for (int with_watcher = 0; with_watcher < 2; with_watcher++) {
-        int base = base_threads();
+        int base = thread_baseline();
         executor_t *ex = new_tp((executor_options_t){.max_workers = 1});
         if (with_watcher) {
             /* Start the deadline watcher thread too. */
@@ -773,7 +755,7 @@ static void cb_free(future_t *f, void *ud)
 
 START_TEST(test_thread_pool_free_from_callback)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     struct freer fr;
     fr.ex = new_tp((executor_options_t){.max_workers = 2});
     gate_init(&fr.done);
@@ -794,7 +776,7 @@ END_TEST
 /* GEN-02: many pools created and freed leave no thread behind */
 START_TEST(test_thread_pool_no_thread_left)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     for (int round = 0; round < 20; round++) {
         executor_t *ex = new_tp((executor_options_t){.max_workers = 3});
         int64_t v[6] = {0, 1, 2, 3, 4, 5};
@@ -848,7 +830,7 @@ static void cb_open_and_free(future_t *f, void *ud)
 
 START_TEST(test_thread_pool_cancel_callback_frees_executor)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     gate_t g;
     gate_init(&g);
     executor_t *ex = new_tp((executor_options_t){.max_workers = 1});
@@ -886,7 +868,7 @@ static void t_meet_with_limit(task_t *t)
 
 START_TEST(test_thread_pool_deadline_rounds)
 {
-    int base = base_threads();
+    int base = thread_baseline();
     pthread_barrier_init(&limit_bar, NULL, 2);
     executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
     submit_options_t so = {.timeout = 60}; /* never due: the watcher only scans */

@@ -209,3 +209,9 @@ void warm_up_threads(void)
     if (pthread_create(&t, NULL, noop_thread, NULL) == 0)
         pthread_join(t, NULL);
 }
+
+int thread_baseline(void)
+{
+    warm_up_threads();
+    return count_threads();
+}

@@ -73,5 +73,7 @@ bool wait_tid_sleeping(pid_t tid, double timeout);
  * count_threads() baseline. Call it first in a test that counts threads.
  */
 void warm_up_threads(void);
+/* The thread count to come back to, counted after warm_up_threads(). */
+int thread_baseline(void);
 
 #endif
