@@ -62,3 +62,10 @@ tests_check_pdfdl_names_SOURCES = tests/check_pdfdl_names.c $(TEST_COMMON) \
 tests_check_pdfdl_names_CFLAGS = $(TEST_CFLAGS)
 tests_check_pdfdl_names_LDADD = $(TEST_LIBS)
 EXTRA_DIST += tests/pdf_downloader.sh tests/pdfdl_server.py scripts/nginx-serve.sh
+
+# The course samples (samples/course), end to end: threads and asyncio,
+# processes (on the process pool too when there is one), and the network
+# ones against tests/course_server.py on loopback (skip without libcurl).
+TESTS += tests/course_threads.sh tests/course_processes.sh tests/course_network.sh
+EXTRA_DIST += tests/course_threads.sh tests/course_processes.sh \
+	tests/course_network.sh tests/course_server.py tests/fixtures/weather.json

@@ -1,0 +1,225 @@
+/*
+ * asyncio_port: the course's asyncio programs, done with futures on a
+ * thread pool. A coroutine becomes a task function, asyncio.ensure_future /
+ * create_task becomes executor_submit, gather becomes reading each future
+ * in order, asyncio.wait becomes futures_wait(ALL_COMPLETED), as_completed
+ * stays as_completed. An await in a coroutine that gives way to others is
+ * a blocking call in a thread; the thread pool, not an event loop, lets
+ * the others go on (PORTING.md, "asyncio").
+ *
+ *   two            coroutine_1 and coroutine_2, gathered:
+ *     async def coroutine_1():
+ *         print('coroutine_1 is active on the event loop')
+ *         print('coroutine_1 yielding control. Going to be blocked for 4 seconds')
+ *         await asyncio.sleep(4)
+ *         print('coroutine_1 resumed. coroutine_1 exiting')
+ *     loop.run_until_complete(asyncio.gather(coroutine_1(), coroutine_2()))
+ *   five           five random sleepers:
+ *     def random_sleep(counter):
+ *         delay = random.random() * 5
+ *         print("{} sleeps for {:.2f} seconds".format(counter, delay))
+ *         yield from asyncio.sleep(delay)
+ *         print("{} awakens".format(counter))
+ *     def five_sleepers():
+ *         print("Creating five tasks")
+ *         tasks = [asyncio.ensure_future(random_sleep(i)) for i in range(5)]
+ *         print("Sleeping after starting five tasks")
+ *         yield from asyncio.sleep(2)
+ *         print("Waking and waiting for five tasks")
+ *         yield from asyncio.wait(tasks)
+ *     ...run_until_complete(five_sleepers()); print("Done five tasks")
+ *   gather         fetch_data(url) for three URLs, results in input order:
+ *     async def fetch_data(url):
+ *         print(f"Fetching data from {url}")
+ *         await asyncio.sleep(2)
+ *         return f"Data from {url}"
+ *     results = await asyncio.gather(*tasks); for result in results: print(result)
+ *   as-completed   the same with asyncio.as_completed: results as they come
+ *
+ * Usage: asyncio_port [-s SEED] [two|five|gather|as-completed] (default:
+ * all four). A course second is a tenth of a second here; the lines print
+ * the course's seconds.
+ */
+#include "course.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#define TICK 0.1 /* one course second */
+
+struct coroutine {
+    const char *name;
+    int seconds;
+};
+
+static void coroutine(task_t *t)
+{
+    const struct coroutine *c = task_arg(t, NULL);
+    /* One printf: the two lines stay together, as on an event loop. */
+    printf("%s is active on the event loop\n"
+           "%s yielding control. Going to be blocked for %d seconds\n",
+           c->name, c->name, c->seconds);
+    course_sleep(c->seconds * TICK); /* await asyncio.sleep(4) */
+    printf("%s resumed. %s exiting\n", c->name, c->name);
+}
+
+static executor_t *loop(int workers)
+{
+    executor_t *ex = course_executor("thread", workers, NULL);
+    if (!ex)
+        exit(1);
+    return ex;
+}
+
+static int run_two(void)
+{
+    static const struct coroutine c1 = {"coroutine_1", 4}, c2 = {"coroutine_2", 5};
+    executor_t *ex = loop(2);
+    future_t *fs[2] = {executor_submit(ex, coroutine, &c1, 0),
+                       executor_submit(ex, coroutine, &c2, 0)};
+    /* asyncio.gather: every result, in order; a coroutine returning
+     * nothing gives None, an empty result here. */
+    const char *results[2];
+    for (int i = 0; i < 2; i++) {
+        size_t len = 1;
+        int r = future_result(fs[i], FUT_FOREVER, NULL, &len);
+        results[i] = r != 0 ? future_strerror(r) : len == 0 ? "None" : "bytes";
+        future_unref(fs[i]);
+    }
+    printf("[%s, %s]\n", results[0], results[1]); /* the notebook echoes the value */
+    executor_free(ex);
+    return 0;
+}
+
+struct sleeper {
+    int counter;
+    double delay; /* random.random() * 5, drawn in the main thread */
+};
+
+static void random_sleep(task_t *t)
+{
+    const struct sleeper *s = task_arg(t, NULL);
+    printf("%d sleeps for %.2f seconds\n", s->counter, s->delay);
+    course_sleep(s->delay * TICK);
+    printf("%d awakens\n", s->counter);
+}
+
+static int run_five(void)
+{
+    struct sleeper s[5];
+    future_t *tasks[5];
+    executor_t *ex = loop(5);
+    printf("Creating five tasks\n");
+    for (int i = 0; i < 5; i++) {
+        s[i] = (struct sleeper){.counter = i, .delay = drand48() * 5};
+        tasks[i] = executor_submit(ex, random_sleep, &s[i], 0);
+    }
+    printf("Sleeping after starting five tasks\n");
+    course_sleep(2 * TICK);
+    printf("Waking and waiting for five tasks\n");
+    futures_wait(tasks, 5, FUT_FOREVER, FUTURES_ALL_COMPLETED, NULL, NULL, NULL, NULL);
+    for (int i = 0; i < 5; i++)
+        future_unref(tasks[i]);
+    printf("Done five tasks\n");
+    executor_free(ex);
+    return 0;
+}
+
+struct fetch {
+    const char *url;
+    int seconds; /* the simulated network delay */
+};
+
+static void fetch_data(task_t *t)
+{
+    const struct fetch *f = task_arg(t, NULL);
+    printf("Fetching data from %s\n", f->url);
+    course_sleep(f->seconds * TICK); /* simulating network delay */
+    task_return_str(t, "Data from %s", f->url);
+}
+
+static int run_fetch(bool in_order)
+{
+    /* gather waits 2 s for each; as_completed gets them in 3, 1, 2 s. */
+    const struct fetch urls[3] = {{"https://example.com", in_order ? 2 : 3},
+                                  {"https://example.org", in_order ? 2 : 1},
+                                  {"https://example.net", 2}};
+    future_t *tasks[3];
+    int rc = 0;
+    executor_t *ex = loop(3);
+    for (int i = 0; i < 3; i++)
+        tasks[i] = executor_submit(ex, fetch_data, &urls[i], 0); /* create_task */
+    if (in_order) {
+        for (int i = 0; i < 3; i++) { /* results = await asyncio.gather(*tasks) */
+            const char *result = future_result_str(tasks[i], FUT_FOREVER);
+            printf("%s\n", result ? result : "(failed)");
+            rc |= !result;
+        }
+    } else {
+        as_completed_t *it = as_completed_new(tasks, 3, FUT_FOREVER);
+        future_t *f;
+        while (it && as_completed_next(it, &f) == 0) {
+            const char *result = future_result_str(f, FUT_FOREVER);
+            printf("%s\n", result ? result : "(failed)");
+            rc |= !result;
+            future_unref(f);
+        }
+        as_completed_free(it);
+    }
+    for (int i = 0; i < 3; i++)
+        future_unref(tasks[i]);
+    executor_free(ex);
+    return rc;
+}
+
+static int run_gather(void)
+{
+    return run_fetch(true);
+}
+
+static int run_as_completed(void)
+{
+    return run_fetch(false);
+}
+
+static const struct program {
+    const char *name;
+    int (*run)(void);
+} programs[] = {
+    {"two", run_two},
+    {"five", run_five},
+    {"gather", run_gather},
+    {"as-completed", run_as_completed},
+};
+
+int main(int argc, char **argv)
+{
+    long seed = (long)time(NULL) ^ (long)getpid();
+    int opt;
+    while ((opt = getopt(argc, argv, "s:")) != -1) {
+        if (opt != 's')
+            return 2;
+        seed = strtol(optarg, NULL, 10);
+    }
+    srand48(seed);
+    const char *only = optind < argc ? argv[optind] : NULL;
+    if (argc - optind > 1) {
+        fprintf(stderr, "usage: asyncio_port [-s SEED] [two|five|gather|as-completed]\n");
+        return 2;
+    }
+    int rc = 0, ran = 0;
+    for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
+        if (only && strcmp(only, programs[i].name) != 0)
+            continue;
+        if (!only)
+            printf("== %s\n", programs[i].name);
+        rc |= programs[i].run();
+        fflush(stdout);
+        ran++;
+    }
+    if (!ran) {
+        fprintf(stderr, "asyncio_port: no program '%s'\n", only);
+        return 2;
+    }
+    return rc;
+}

@@ -1,0 +1,179 @@
+/*
+ * prime_factor: "Big Prime multiprocessing", the course's multi_pool.py:
+ * the prime factors of 64 random integers in [40M, 80M), found by slow
+ * trial division, mapped over a process pool.
+ *
+ *   def prime_factor(value, level=0):
+ *       factors = []
+ *       if level:
+ *           print('    ' * level, 'prime_factor(', value, ', ', level, ') ',
+ *                 os.getpid(), sep='')
+ *       for divisor in range(2, value - 1):
+ *           quotient, remainder = divmod(value, divisor)
+ *           if not remainder:
+ *               factors.extend(prime_factor(divisor, level + 1))
+ *               factors.extend(prime_factor(quotient, level + 1))
+ *               break
+ *       else:
+ *           factors = [value]
+ *       return factors
+ *
+ *   pool = Pool()
+ *   to_factor = [random.randint(40_000_000, 80_000_000) for _ in range(64)]
+ *   print(to_factor)
+ *   results = pool.map(prime_factor, to_factor)
+ *   for value, factors in zip(to_factor, results):
+ *       print("The factors of {} are {}".format(value, factors))
+ *
+ * Pool() is process_pool_executor_new(NULL): one worker per CPU. The list
+ * a worker returns travels back as bytes (an array of uint32), where
+ * Python pickles it. stdout carries the course's lines; stderr says how
+ * long the map took, and with --serial how long the same work takes in
+ * one thread: the speedup is close to the number of CPUs.
+ *
+ * Usage: prime_factor [-n COUNT] [-s SEED] [-e process|thread] [--serial]
+ */
+#include "course.h"
+
+#include <getopt.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define MAX_FACTORS 32 /* a value below 2^32 has at most 31 prime factors */
+
+struct factors {
+    size_t n;
+    uint32_t f[MAX_FACTORS];
+};
+
+static bool chatty = true; /* print the recursive calls, as the course does */
+
+static void prime_factor(uint32_t value, int level, struct factors *out)
+{
+    if (level && chatty) {
+        printf("%*sprime_factor(%u, %d) %ld\n", 4 * level, "", value, level,
+               (long)getpid());
+        fflush(stdout); /* one write per line: workers share the terminal */
+    }
+    for (uint32_t divisor = 2; divisor + 1 < value; divisor++) {
+        if (value % divisor == 0) {
+            prime_factor(divisor, level + 1, out);
+            prime_factor(value / divisor, level + 1, out);
+            return;
+        }
+    }
+    out->f[out->n++] = value; /* for ... else: factors = [value] */
+}
+
+static void prime_factor_task(task_t *t)
+{
+    size_t len;
+    const uint32_t *value = task_arg(t, &len);
+    if (len != sizeof(*value)) {
+        task_raise(t, EINVAL, "prime_factor wants one uint32");
+        return;
+    }
+    struct factors out = {0};
+    prime_factor(*value, 0, &out);
+    task_return_copy(t, out.f, out.n * sizeof(out.f[0])); /* the pickled list */
+}
+
+/* Python's str(list): [1, 2, 3]. */
+static void print_list(const uint32_t *v, size_t n)
+{
+    putchar('[');
+    for (size_t i = 0; i < n; i++)
+        printf(i ? ", %u" : "%u", v[i]);
+    putchar(']');
+}
+
+int main(int argc, char **argv)
+{
+    const char *kind = course_have_process_pool() ? "process" : "thread";
+    long count = 64, seed = (long)time(NULL);
+    bool serial = false;
+    static const struct option longopts[] = {{"serial", no_argument, NULL, 'S'},
+                                             {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "n:s:e:", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'n': count = strtol(optarg, NULL, 10); break;
+        case 's': seed = strtol(optarg, NULL, 10); break;
+        case 'e': kind = optarg; break;
+        case 'S': serial = true; break;
+        default: return 2;
+        }
+    }
+    if (optind != argc || count < 1 || count > 100000) {
+        fprintf(stderr, "usage: prime_factor [-n COUNT] [-s SEED] [-e process|thread] "
+                        "[--serial]\n");
+        return 2;
+    }
+
+    uint32_t *to_factor = malloc((size_t)count * sizeof(*to_factor));
+    const void **args = malloc((size_t)count * sizeof(*args));
+    size_t *lens = malloc((size_t)count * sizeof(*lens));
+    if (!to_factor || !args || !lens) {
+        perror("malloc");
+        return 1;
+    }
+    srand48(seed);
+    for (long i = 0; i < count; i++) {
+        to_factor[i] = 40000000 + (uint32_t)(lrand48() % 40000000);
+        args[i] = &to_factor[i];
+        lens[i] = sizeof(to_factor[i]);
+    }
+    print_list(to_factor, (size_t)count);
+    putchar('\n');
+
+    int rc = 0;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    executor_t *pool = course_executor(kind, cpus > 0 ? (int)cpus : 1, NULL); /* Pool() */
+    if (!pool)
+        return 1;
+    double t0 = course_now();
+    executor_map_t *results = executor_map(pool, prime_factor_task, args, lens,
+                                           (size_t)count, NULL);
+    if (!results) {
+        perror("executor_map");
+        return 1;
+    }
+    for (long i = 0; i < count; i++) {
+        const void *data;
+        size_t len;
+        int r = executor_map_next(results, &data, &len);
+        if (r != 0) {
+            fprintf(stderr, "prime_factor(%u): %s\n", to_factor[i], future_strerror(r));
+            rc = 1;
+            continue;
+        }
+        printf("The factors of %u are ", to_factor[i]);
+        print_list(data, len / sizeof(uint32_t));
+        putchar('\n');
+    }
+    double took = course_now() - t0;
+    executor_map_free(results);
+    executor_stats_t st;
+    executor_stats(pool, &st);
+    executor_free(pool);
+    fflush(stdout);
+    fprintf(stderr, "map of %ld values on a %s pool of %zu workers: %.2f s\n", count, kind,
+            st.workers, took);
+
+    if (serial) {
+        chatty = false;
+        t0 = course_now();
+        for (long i = 0; i < count; i++) {
+            struct factors out = {0};
+            prime_factor(to_factor[i], 0, &out);
+        }
+        double alone = course_now() - t0;
+        fprintf(stderr, "the same in one thread: %.2f s (speedup %.2f)\n", alone,
+                alone / took);
+    }
+    free(to_factor);
+    free(args);
+    free(lens);
+    return rc;
+}
