@@ -78,3 +78,4 @@ samples_course_thumbnail_maker_SOURCES = samples/course/thumbnail_maker.c \
 	samples/course/course.h
 samples_course_thumbnail_maker_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(VIPS_CFLAGS)
 samples_course_thumbnail_maker_LDADD = $(COURSE_LDADD) $(CURL_LIBS) $(VIPS_LIBS)
+EXTRA_DIST += samples/README.md PORTING.md

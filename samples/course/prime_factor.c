@@ -79,13 +79,15 @@ static void prime_factor_task(task_t *t)
     task_return_copy(t, out.f, out.n * sizeof(out.f[0])); /* the pickled list */
 }
 
-/* Python's str(list): [1, 2, 3]. */
-static void print_list(const uint32_t *v, size_t n)
+/* Python's str(list), "[1, 2, 3]", into @out (@cap bytes). */
+static char *format_list(char *out, size_t cap, const uint32_t *v, size_t n)
 {
-    putchar('[');
-    for (size_t i = 0; i < n; i++)
-        printf(i ? ", %u" : "%u", v[i]);
-    putchar(']');
+    size_t at = (size_t)snprintf(out, cap, "[");
+    for (size_t i = 0; i < n && at < cap; i++)
+        at += (size_t)snprintf(out + at, cap - at, i ? ", %u" : "%u", v[i]);
+    if (at < cap)
+        snprintf(out + at, cap - at, "]");
+    return out;
 }
 
 int main(int argc, char **argv)
@@ -124,8 +126,13 @@ int main(int argc, char **argv)
         args[i] = &to_factor[i];
         lens[i] = sizeof(to_factor[i]);
     }
-    print_list(to_factor, (size_t)count);
-    putchar('\n');
+    size_t cap = 16 * (size_t)count + 16;
+    char *line = malloc(cap);
+    if (!line) {
+        perror("malloc");
+        return 1;
+    }
+    printf("%s\n", format_list(line, cap, to_factor, (size_t)count)); /* print(to_factor) */
 
     int rc = 0;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -148,9 +155,14 @@ int main(int argc, char **argv)
             rc = 1;
             continue;
         }
-        printf("The factors of %u are ", to_factor[i]);
-        print_list(data, len / sizeof(uint32_t));
-        putchar('\n');
+        /* One printf and a flush per line: the workers print lines too. */
+        char list[16 * MAX_FACTORS];
+        uint32_t factors[MAX_FACTORS];
+        size_t nf = len / sizeof(uint32_t) < MAX_FACTORS ? len / sizeof(uint32_t) : MAX_FACTORS;
+        memcpy(factors, data, nf * sizeof(uint32_t));
+        printf("The factors of %u are %s\n", to_factor[i],
+               format_list(list, sizeof(list), factors, nf));
+        fflush(stdout);
     }
     double took = course_now() - t0;
     executor_map_free(results);
@@ -172,6 +184,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "the same in one thread: %.2f s (speedup %.2f)\n", alone,
                 alone / took);
     }
+    free(line);
     free(to_factor);
     free(args);
     free(lens);
