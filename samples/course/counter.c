@@ -29,9 +29,9 @@
 #include <stdatomic.h>
 
 struct counter {
-    _Atomic long count;   /* guarded by lock, unless --unlocked */
+    _Atomic long count; /* guarded by lock, unless --unlocked */
     pthread_mutex_t lock;
-    bool locked;          /* immutable after main sets it */
+    bool locked; /* immutable after main sets it */
 };
 
 /*

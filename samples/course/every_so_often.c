@@ -28,8 +28,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-static atomic_bool done;     /* Python: done = Event() */
-static executor_t *timers;   /* the threads Timer objects run on */
+static atomic_bool done;   /* Python: done = Event() */
+static executor_t *timers; /* the threads Timer objects run on */
 static double interval = 0.05;
 
 static void every_so_often(void);

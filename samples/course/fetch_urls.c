@@ -102,7 +102,8 @@ static int fetch_all(const char *kind, char **urls, int n)
             n = i;
         }
     }
-    as_completed_t *it = futures ? as_completed_new(futures, (size_t)n, FUT_FOREVER) : NULL;
+    as_completed_t *it =
+        futures ? as_completed_new(futures, (size_t)n, FUT_FOREVER) : NULL;
     future_t *f;
     while (it && as_completed_next(it, &f) == 0) {
         size_t len;

@@ -100,11 +100,20 @@ int main(int argc, char **argv)
     int opt;
     while ((opt = getopt_long(argc, argv, "n:s:e:", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'n': count = strtol(optarg, NULL, 10); break;
-        case 's': seed = strtol(optarg, NULL, 10); break;
-        case 'e': kind = optarg; break;
-        case 'S': serial = true; break;
-        default: return 2;
+        case 'n':
+            count = strtol(optarg, NULL, 10);
+            break;
+        case 's':
+            seed = strtol(optarg, NULL, 10);
+            break;
+        case 'e':
+            kind = optarg;
+            break;
+        case 'S':
+            serial = true;
+            break;
+        default:
+            return 2;
         }
     }
     if (optind != argc || count < 1 || count > 100000) {
@@ -132,7 +141,8 @@ int main(int argc, char **argv)
         perror("malloc");
         return 1;
     }
-    printf("%s\n", format_list(line, cap, to_factor, (size_t)count)); /* print(to_factor) */
+    printf("%s\n",
+           format_list(line, cap, to_factor, (size_t)count)); /* print(to_factor) */
 
     int rc = 0;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -140,8 +150,8 @@ int main(int argc, char **argv)
     if (!pool)
         return 1;
     double t0 = course_now();
-    executor_map_t *results = executor_map(pool, prime_factor_task, args, lens,
-                                           (size_t)count, NULL);
+    executor_map_t *results =
+        executor_map(pool, prime_factor_task, args, lens, (size_t)count, NULL);
     if (!results) {
         perror("executor_map");
         return 1;
@@ -158,7 +168,8 @@ int main(int argc, char **argv)
         /* One printf and a flush per line: the workers print lines too. */
         char list[16 * MAX_FACTORS];
         uint32_t factors[MAX_FACTORS];
-        size_t nf = len / sizeof(uint32_t) < MAX_FACTORS ? len / sizeof(uint32_t) : MAX_FACTORS;
+        size_t nf =
+            len / sizeof(uint32_t) < MAX_FACTORS ? len / sizeof(uint32_t) : MAX_FACTORS;
         memcpy(factors, data, nf * sizeof(uint32_t));
         printf("The factors of %u are %s\n", to_factor[i],
                format_list(list, sizeof(list), factors, nf));
@@ -170,8 +181,8 @@ int main(int argc, char **argv)
     executor_stats(pool, &st);
     executor_free(pool);
     fflush(stdout);
-    fprintf(stderr, "map of %ld values on a %s pool of %zu workers: %.2f s\n", count, kind,
-            st.workers, took);
+    fprintf(stderr, "map of %ld values on a %s pool of %zu workers: %.2f s\n", count,
+            kind, st.workers, took);
 
     if (serial) {
         chatty = false;

@@ -89,7 +89,7 @@ static int round_fork(long count)
         perror("pipe");
         return -1;
     }
-    fflush(stdout); /* the child must not print our buffer again */
+    fflush(stdout);          /* the child must not print our buffer again */
     pid_t reader_p = fork(); /* reader_p.start() */
     if (reader_p == -1) {
         perror("fork");

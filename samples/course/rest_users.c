@@ -196,7 +196,8 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct request *reqs = calloc((size_t)count, sizeof(*reqs));
     future_t **fetch_tasks = calloc((size_t)count, sizeof(*fetch_tasks));
-    executor_t *ex = reqs && fetch_tasks ? course_executor("thread", workers, NULL) : NULL;
+    executor_t *ex =
+        reqs && fetch_tasks ? course_executor("thread", workers, NULL) : NULL;
     int rc = ex ? 0 : 1;
     long fetched = 0, stored = 0, submitted = 0;
     for (long i = 0; ex && i < count; i++) {
@@ -211,8 +212,8 @@ int main(int argc, char **argv)
         submitted++;
     }
 
-    as_completed_t *it = ex ? as_completed_new(fetch_tasks, (size_t)submitted,
-                                               FUT_FOREVER) : NULL;
+    as_completed_t *it =
+        ex ? as_completed_new(fetch_tasks, (size_t)submitted, FUT_FOREVER) : NULL;
     future_t *f;
     exec_sql(db, "BEGIN");
     while (it && as_completed_next(it, &f) == 0) {

@@ -40,10 +40,9 @@
 #include <jansson.h>
 #include <stdlib.h>
 
-static const char *const CITIES[] = {"Edmonton", "Victoria",      "Winnipeg",
-                                     "Fredericton", "St. John's", "Halifax",
-                                     "Toronto",  "Charlottetown", "Quebec City",
-                                     "Regina"};
+static const char *const CITIES[] = {
+    "Edmonton", "Victoria", "Winnipeg",      "Fredericton", "St. John's",
+    "Halifax",  "Toronto",  "Charlottetown", "Quebec City", "Regina"};
 #define N_CITIES (sizeof(CITIES) / sizeof(CITIES[0]))
 
 static const char *base_url; /* immutable once main set it */

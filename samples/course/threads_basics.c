@@ -38,7 +38,7 @@
 /* One thread's arguments: Python's args=(i,) plus the sleep it drew. */
 struct hello_arg {
     int n;
-    int sleep_ticks; /* random.randint(0, 3), drawn in the main thread */
+    int sleep_ticks;  /* random.randint(0, 3), drawn in the main thread */
     const char *word; /* "Hello" or "Goodbye" */
 };
 
@@ -267,16 +267,11 @@ static const struct program {
     const char *name;
     void (*run)(void);
 } programs[] = {
-    {"serial", run_serial},
-    {"threads", run_threads},
-    {"hello-n", run_hello_n},
-    {"hello-goodbye", run_hello_goodbye},
-    {"sleep-wait", run_sleep_wait},
-    {"join-each", run_join_each},
-    {"join-all", run_join_all},
-    {"join-timeout", run_join_timeout},
-    {"worker", run_worker},
-    {"do-some-work", run_do_some_work},
+    {"serial", run_serial},         {"threads", run_threads},
+    {"hello-n", run_hello_n},       {"hello-goodbye", run_hello_goodbye},
+    {"sleep-wait", run_sleep_wait}, {"join-each", run_join_each},
+    {"join-all", run_join_all},     {"join-timeout", run_join_timeout},
+    {"worker", run_worker},         {"do-some-work", run_do_some_work},
     {"fibonacci", run_fibonacci},
 };
 #define N_PROGRAMS (sizeof(programs) / sizeof(programs[0]))

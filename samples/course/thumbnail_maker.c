@@ -286,8 +286,8 @@ static int make_thumbnails(const char *kind, const char *outdir, char **urls, si
     double t1 = course_now();
     if (rc != 0)
         goto done;
-    printf("downloaded %zu images (%zu bytes) in %.3f s on a thread pool of 8\n", n, bytes,
-           t1 - t0);
+    printf("downloaded %zu images (%zu bytes) in %.3f s on a thread pool of 8\n", n,
+           bytes, t1 - t0);
 
     rc = run_all(cpu, resize_image, args, lens, nt, thumbs);
     double t2 = course_now();
@@ -307,8 +307,8 @@ static int make_thumbnails(const char *kind, const char *outdir, char **urls, si
     rc = run_all(io, write_thumbnail, args, NULL, nt, writes);
     double t3 = course_now();
     if (rc == 0)
-        printf("wrote %zu thumbnails to %s in %.3f s; %.3f s in all\n", nt, outdir, t3 - t2,
-               t3 - t0);
+        printf("wrote %zu thumbnails to %s in %.3f s; %.3f s in all\n", nt, outdir,
+               t3 - t2, t3 - t0);
 done:
     executor_free(io);
     executor_free(cpu);
@@ -339,11 +339,20 @@ int main(int argc, char **argv)
                                              {NULL, 0, NULL, 0}};
     while ((opt = getopt_long(argc, argv, "e:o:n:", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'e': kind = optarg; break;
-        case 'o': outdir = optarg; break;
-        case 'n': count = atoi(optarg); break;
-        case 'g': gen = optarg; break;
-        default: return 2;
+        case 'e':
+            kind = optarg;
+            break;
+        case 'o':
+            outdir = optarg;
+            break;
+        case 'n':
+            count = atoi(optarg);
+            break;
+        case 'g':
+            gen = optarg;
+            break;
+        default:
+            return 2;
         }
     }
     if (gen) {

@@ -126,9 +126,8 @@ int main(int argc, char **argv)
 
     int rc = 0;
     executor_t *ex = course_executor("thread", workers, NULL);
-    executor_map_t *counts = ex ? executor_map(ex, count_word_in_file, args, NULL,
-                                               (size_t)n, NULL)
-                                : NULL;
+    executor_map_t *counts =
+        ex ? executor_map(ex, count_word_in_file, args, NULL, (size_t)n, NULL) : NULL;
     if (!counts)
         rc = 1;
     for (int i = 0; counts && i < n; i++) {
