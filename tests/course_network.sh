@@ -83,6 +83,8 @@ if [ -x "$S/temp_getter" ]; then
     expect_rc 0; [ "$(shape)" = "$temps" ] || bad "$out"
     run temp-getter-serial "$S/temp_getter" --serial "$B"
     expect_rc 0; [ "$(shape)" = "$temps" ] || bad "$out"
+    run temp-getter-template "$S/temp_getter" "$B/data/2.5/weather?units=metric&q={},CA"
+    expect_rc 0; [ "$(shape)" = "$temps" ] || bad "$out"
     run temp-getter-no-service "$S/temp_getter" "$B/nowhere"
     expect_rc 1
     grep -q "^TempGetter: Edmonton: " "$W/$case.err" || bad "no error: $(cat "$W/$case.err")"

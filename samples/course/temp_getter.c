@@ -32,7 +32,9 @@
  * thread dies and the print loop raises AttributeError.
  * --serial is the course's "running on one thread instead": a pool of one.
  *
- * Usage: temp_getter [--serial] BASE_URL
+ * Usage: temp_getter [--serial] BASE_URL | URL_TEMPLATE
+ * A URL_TEMPLATE holds "{}" where the city goes, as url_template does:
+ *   temp_getter 'http://127.0.0.1:8080/data/2.5/weather?q={},CA&units=metric'
  */
 #include "course.h"
 
@@ -75,7 +77,13 @@ static void temp_getter(task_t *t)
         task_raise(t, ENOMEM, "%s: out of memory", city);
         goto out;
     }
-    snprintf(url, sizeof(url), "%s/data/2.5/weather?q=%s,CA&units=metric", base_url, q);
+    const char *slot = strstr(base_url, "{}"); /* url_template.format(self.city) */
+    if (slot)
+        snprintf(url, sizeof(url), "%.*s%s%s", (int)(slot - base_url), base_url, q,
+                 slot + 2);
+    else
+        snprintf(url, sizeof(url), "%s/data/2.5/weather?q=%s,CA&units=metric", base_url,
+                 q);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
@@ -106,7 +114,7 @@ int main(int argc, char **argv)
 {
     bool serial = argc == 3 && strcmp(argv[1], "--serial") == 0;
     if (argc != 2 + serial || argv[argc - 1][0] == '-') {
-        fprintf(stderr, "usage: temp_getter [--serial] BASE_URL\n");
+        fprintf(stderr, "usage: temp_getter [--serial] BASE_URL|URL_TEMPLATE\n");
         return 2;
     }
     base_url = argv[argc - 1];
