@@ -35,11 +35,6 @@ static struct shm *shm;
 static int base_fds, base_threads;
 static int init_value;
 
-static void *noop_thread(void *arg)
-{
-    return arg;
-}
-
 /* Maps the shared page and notes the fds; call before creating a pool. */
 static void begin(void)
 {
@@ -47,17 +42,14 @@ static void begin(void)
     shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert_ptr_ne(shm, MAP_FAILED);
     base_fds = count_fds();
-    /* A first thread makes the runtime's own (TSan's background thread) exist. */
-    pthread_t th;
-    pthread_create(&th, NULL, noop_thread, NULL);
-    pthread_join(th, NULL);
-    base_threads = count_threads();
+    base_threads = thread_baseline();
 }
 
 /* After executor_free: no fd, no thread, no child (zombie or not), the fork server gone. */
 static void end_check(pid_t fs_pid)
 {
     ck_assert_int_eq(count_fds(), base_fds);
+    ck_assert(wait_threads(base_threads)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base_threads);
     errno = 0;
     ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);

@@ -200,14 +200,27 @@ bool wait_tid_sleeping(pid_t tid, double timeout)
 
 static void *noop_thread(void *arg)
 {
-    return arg;
+    *(pid_t *)arg = (pid_t)syscall(SYS_gettid);
+    return NULL;
 }
 
+/*
+ * Starts and joins one thread, so a sanitizer's own helper thread (TSan
+ * starts one at the first pthread_create) already exists; then waits until
+ * the joined thread has left /proc/self/task (join returns a moment before).
+ */
 void warm_up_threads(void)
 {
     pthread_t t;
-    if (pthread_create(&t, NULL, noop_thread, NULL) == 0)
-        pthread_join(t, NULL);
+    pid_t tid = 0;
+    if (pthread_create(&t, NULL, noop_thread, &tid) != 0)
+        return;
+    pthread_join(t, NULL);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/self/task/%d", (int)tid);
+    double end = now_s() + T_LONG;
+    while (access(path, F_OK) == 0 && now_s() < end)
+        usleep(100);
 }
 
 int thread_baseline(void)
