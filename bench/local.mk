@@ -4,7 +4,8 @@
 #   make bench ROUNDS=3   any number of rounds
 # The table goes to the terminal, every run to bench/results.json.
 EXTRA_PROGRAMS = bench/bench_cfutures
-bench_bench_cfutures_SOURCES = bench/bench_cfutures.c bench/naive_pool.c bench/naive_pool.h
+bench_bench_cfutures_SOURCES = bench/bench_cfutures.c bench/naive_pool.c bench/naive_pool.h \
+	bench/naive_process_pool.c bench/naive_process_pool.h
 bench_bench_cfutures_CFLAGS = $(AM_CFLAGS) -O2
 bench_bench_cfutures_LDADD = lib/libcfutures-core.la $(PTHREAD_LIBS) -lm
 
