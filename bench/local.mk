@@ -15,6 +15,6 @@ bench: bench/bench_cfutures$(EXEEXT)
 
 CLEANFILES += $(EXTRA_PROGRAMS)
 DISTCLEANFILES = bench/results.json
-EXTRA_DIST += bench/README.md bench/run.sh
+EXTRA_DIST += bench/README.md bench/run.sh bench/py_bench.py
 .PHONY: bench
 EXTRA_DIST += bench/pdf_downloader.sh bench/course_downloader.py bench/RESULTS.md
