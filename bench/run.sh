@@ -24,9 +24,13 @@ case $QUICK in '' | 0 | no) QUICK=0 ;; *) QUICK=1 ;; esac
 if [ "$QUICK" = 1 ]; then
     : "${ROUNDS:=1}"
     W1_N=50000 W2_ITERS=2000 W5_N=1000000 W6_N=100000 W6_REPS=5 PP_ITERS=2000
+    W3_N=20000 W3MAP_N=200000 W3B_N=500 W4_PAIRS=1
+    PY_W1_N=10000 PY_W2_ITERS=500 PY_W5_N=100000 PY_W6_REPS=1 PY_W3_N=1000 PY_W3B_N=200
 else
     : "${ROUNDS:=5}"
     W1_N=200000 W2_ITERS=10000 W5_N=1000000 W6_N=100000 W6_REPS=11 PP_ITERS=10000
+    W3_N=20000 W3MAP_N=200000 W3B_N=2000 W4_PAIRS=3
+    PY_W1_N=50000 PY_W2_ITERS=2000 PY_W5_N=100000 PY_W6_REPS=3 PY_W3_N=5000 PY_W3B_N=500
 fi
 case $ROUNDS in '' | *[!0-9]* | 0) echo "run.sh: ROUNDS must be a positive integer" >&2; exit 2 ;; esac
 
@@ -36,21 +40,47 @@ if [ ! -x "$BENCH_BIN" ]; then
 fi
 command -v python3 >/dev/null 2>&1 || { echo "run.sh: python3 is needed for the table" >&2; exit 2; }
 
-# One configuration a line: the arguments to the program. Compared rows
-# follow each other, so they also ran close together within a round.
-CONFIGS="cond $PP_ITERS
-spin $PP_ITERS
-w2 $W2_ITERS 2
---naive w2 $W2_ITERS 2
-w1 $W1_N 1
---naive w1 $W1_N 1
-w1 $W1_N 2
---naive w1 $W1_N 2
-w1 $W1_N 4
---naive w1 $W1_N 4
-w5 $W5_N
---naive w5 $W5_N
-w6 $W6_N $W6_REPS"
+# One configuration a line: "c ARGS" runs the program, "py ARGS" the Python
+# baseline (py_bench.py); "once ..." runs in the first round only (the 30 s
+# Python W4, full runs only). Compared rows follow each other, so they also
+# ran close together within a round.
+CONFIGS="c cond $PP_ITERS
+c spin $PP_ITERS
+c w2 $W2_ITERS 2
+c --naive w2 $W2_ITERS 2
+py w2 $PY_W2_ITERS 2 tpe
+c w1 $W1_N 1
+c --naive w1 $W1_N 1
+py w1 $PY_W1_N 1
+c w1 $W1_N 2
+c --naive w1 $W1_N 2
+py w1 $PY_W1_N 2
+c w1 $W1_N 4
+c --naive w1 $W1_N 4
+py w1 $PY_W1_N 4
+c w5 $W5_N
+c --naive w5 $W5_N
+py w5 $PY_W5_N
+c w6 $W6_N $W6_REPS
+py w6 $W6_N $PY_W6_REPS
+c pipe $PP_ITERS
+c ppw2 $PP_ITERS 2
+py w2 $PY_W2_ITERS 2 ppe
+c ppw3 $W3_N 2
+c npw3 $W3_N 2
+py w3 ppe $PY_W3_N 2
+py w3 mp-apply $PY_W3_N 2
+c ppw3map $W3MAP_N 2 $((W3MAP_N / 8))
+py w3 mp-map $W3MAP_N 2
+c echo $W3B_N 65536
+c ppw3b $W3B_N 2 65536
+c npw3b $W3B_N 2 65536
+py w3 ppe $PY_W3B_N 2 65536
+c w4 thread 2 $W4_PAIRS
+c w4 process 2 $W4_PAIRS"
+[ "$QUICK" = 1 ] || CONFIGS="$CONFIGS
+once py w4 2"
+PY_BENCH=${PY_BENCH:-$(dirname "$0")/py_bench.py}
 
 # Busy and total jiffies of all CPUs.
 cpu_sample() {
@@ -75,16 +105,24 @@ echo "cfutures bench: $ROUNDS round(s)$([ "$QUICK" = 1 ] && echo ', QUICK (small
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
     echo "== round $r/$ROUNDS"
-    echo "$CONFIGS" | while IFS= read -r args; do
+    echo "$CONFIGS" | while IFS= read -r line; do
+        case $line in
+        "once "*) [ "$r" = 1 ] || continue; line=${line#once } ;;
+        esac
+        args=${line#* }
+        case $line in
+        "py "*) set -- python3 "$PY_BENCH" ;;
+        *) set -- "$BENCH_BIN" ;;
+        esac
         load=$(others_load)
         # shellcheck disable=SC2086 # args is a list of words on purpose
-        if "$BENCH_BIN" $args >"$tmp/out" 2>"$tmp/err"; then
+        if "$@" $args >"$tmp/out" 2>"$tmp/err"; then
             grep -v '^{' "$tmp/out" | sed "s/^/  [load $load%] /"
-            sed -n "s/^{/{\"round\":$r,\"load_pct\":$load,\"args\":\"$args\",/p" "$tmp/out" >>"$runs"
+            sed -n "s/^{/{\"round\":$r,\"load_pct\":$load,\"args\":\"$line\",/p" "$tmp/out" >>"$runs"
         else
-            echo "  FAILED: $BENCH_BIN $args" >&2
+            echo "  FAILED: $* $args" >&2
             sed 's/^/    /' "$tmp/err" >&2
-            echo "$args" >>"$tmp/failed"
+            echo "$line" >>"$tmp/failed"
         fi
     done
     r=$((r + 1))
@@ -129,7 +167,7 @@ def ratio(num, den):
 def fmt(x, unit):
     if x is None:
         return "-"
-    if unit == "tasks/s":
+    if unit in ("tasks/s", "items/s", "MB/s"):
         return f"{x:,.0f}"
     if unit == "x":
         return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
@@ -213,6 +251,62 @@ add("W6 as_completed, first rep", "ms", pick("w6", "cfutures", "as_completed_fir
 add("W6 wait ALL_COMPLETED", "ms", pick("w6", "cfutures", "wait_ms"), (floor, "x floor"))
 add("W6 floor: future_done pass", "ms", floor)
 
+# ---- Python against the thread pool
+py_w1 = {w: pick("w1", "python", "tasks_per_s", w) for w in (1, 2, 4)}
+for w in (1, 2, 4):
+    add(f"W1 Python ThreadPoolExecutor {w} worker{'s' if w > 1 else ''}", "tasks/s", py_w1[w])
+w1_vs_py = ratio(w1["cfutures", 2], py_w1[2])
+rows.append(("W1 cfutures / Python, 2 workers", "x", w1_vs_py, []))
+figures.append({"figure": "W1 cfutures / Python, 2 workers", "unit": "x", "summary": w1_vs_py,
+                "ratios": []})
+py50 = pick("w2", "python", "p50_us", 2)
+add("W2 Python ThreadPoolExecutor p50, 2 workers", "us", py50, (cf50, "x cfutures"))
+add("W2 Python ThreadPoolExecutor p99, 2 workers", "us", pick("w2", "python", "p99_us", 2))
+add("W5 Python bytes/pending future", "B", pick("w5", "python", "bytes_per_future"),
+    (cfb, "x cfutures"))
+add("W6 Python as_completed", "ms", pick("w6", "python", "as_completed_ms"),
+    (pick("w6", "cfutures", "as_completed_ms"), "x cfutures"))
+add("W6 Python wait", "ms", pick("w6", "python", "wait_ms"))
+
+# ---- process pool
+pipe50 = pick("pipe", "limit", "p50_us")
+add("pipe ping-pong p50", "us", pipe50)
+add("pipe ping-pong p99", "us", pick("pipe", "limit", "p99_us"))
+pp50 = pick("ppw2", "cfutures", "p50_us", 2)
+ppw2, ppw2_vs_pipe = add("W2 process pool p50, 2 workers", "us", pp50, (pipe50, "x pipe p50"),
+                         (pick("ppw2", "python", "p50_us", 2), "x Python PPE"))
+add("W2 process pool p99, 2 workers", "us", pick("ppw2", "cfutures", "p99_us", 2))
+add("W2 Python ProcessPoolExecutor p50, 2 workers", "us", pick("ppw2", "python", "p50_us", 2),
+    (pipe50, "x pipe p50"))
+w3 = {impl: pick("ppw3", impl, "tasks_per_s", 2)
+      for impl in ("cfutures", "naive", "python-ppe", "python-mp-apply")}
+w3s, w3_vs_naive = add("W3 process pool submit, 2 workers", "tasks/s", w3["cfutures"],
+                       (pick("npw3", "naive", "tasks_per_s", 2), "x naive"),
+                       (w3["python-ppe"], "x Python PPE"),
+                       (w3["python-mp-apply"], "x Pool.apply_async"))
+add("W3 naive C process pool (depth 32, batched)", "tasks/s", pick("npw3", "naive", "tasks_per_s", 2))
+add("W3 Python ProcessPoolExecutor submit", "tasks/s", w3["python-ppe"])
+add("W3 Python Pool.apply_async", "tasks/s", w3["python-mp-apply"])
+w3m = pick("ppw3map", "cfutures", "tasks_per_s", 2)
+mpmap = pick("ppw3map", "python-mp-map", "tasks_per_s", 2)
+w3map, w3map_vs = add("W3 process pool executor_map, chunks of n/8", "items/s", w3m,
+                      (mpmap, "x Pool.map"))
+add("W3 Python Pool.map (chunksize n/8)", "items/s", mpmap)
+echo = pick("echo", "limit", "mb_per_s", 1)
+add("W3b pipe echo 64 KiB", "MB/s", echo)
+w3b, w3b_vs_echo = add("W3b process pool 64 KiB echo", "MB/s", pick("ppw3b", "cfutures", "mb_per_s", 2),
+                       (echo, "x pipe echo"),
+                       (pick("npw3b", "naive", "mb_per_s", 2), "x naive"),
+                       (pick("ppw3b", "python-ppe", "mb_per_s", 2), "x Python PPE"))
+add("W3b naive C process pool 64 KiB", "MB/s", pick("npw3b", "naive", "mb_per_s", 2), (echo, "x pipe echo"))
+add("W3b Python ProcessPoolExecutor 64 KiB", "MB/s", pick("ppw3b", "python-ppe", "mb_per_s", 2),
+    (echo, "x pipe echo"))
+w4t, _ = add("W4 thread pool speedup, 2 workers", "x", pick("w4", "thread", "speedup", 2))
+w4p, _ = add("W4 process pool speedup, 2 workers", "x", pick("w4", "process", "speedup", 2))
+add("W4 serial C (s, median pair)", "s", pick("w4", "thread", "serial_s", 2))
+add("W4 Python ProcessPoolExecutor speedup (round 1 only)", "x", pick("w4", "python-ppe", "speedup", 2))
+add("W4 Python serial (s)", "s", pick("w4", "python-ppe", "serial_s", 2))
+
 loads = [r["load_pct"] for r in runs]
 
 # ---- the table
@@ -266,6 +360,26 @@ v = med(ac)
 target("W6 as_completed over 100,000 done futures <= 5 ms", v,
        f"{fmt(v, 'ms')} ms" + ("" if w6n == {100000} else f" (N={sorted(w6n)})"),
        v is not None and v <= 5 and w6n == {100000})
+
+v = med(w1_vs_py)
+target("W1 >= 25x Python ThreadPoolExecutor at 2 workers", v, f"{fmt(v, 'x')}x", v is not None and v >= 25)
+v = med(ppw2_vs_pipe)
+target("W2 process pool p50 <= 2.5x pipe ping-pong p50", v,
+       f"{fmt(v, 'x')}x ({fmt(med(ppw2), 'us')} us vs {fmt(med(summary(pipe50.values())), 'us')} us)",
+       v is not None and v <= 2.5)
+v = med(w3_vs_naive)
+target("W3 process pool submit >= the naive C process pool", v,
+       f"{fmt(v, 'x')}x ({fmt(med(w3s), 'tasks/s')} tasks/s)", v is not None and v >= 1)
+v = med(w3map_vs)
+target("W3 chunked executor_map >= Pool.map items/s", v,
+       f"{fmt(v, 'x')}x ({fmt(med(w3map), 'tasks/s')} items/s)", v is not None and v >= 1)
+v = med(w3b_vs_echo)
+target("W3b 64 KiB >= 0.5x pipe echo", v, f"{fmt(v, 'x')}x ({fmt(med(w3b), 'MB/s')} MB/s)",
+       v is not None and v >= 0.5)
+v = med(w4t)
+target("W4 thread pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
+v = med(w4p)
+target("W4 process pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
 
 print()
 print("targets (from the issue)" + (" -- QUICK run: smaller N, indicative only" if quick else ""))
