@@ -20,6 +20,7 @@ bench: bench/bench_cfutures$(EXEEXT)
 	QUICK='$(QUICK)' ROUNDS='$(ROUNDS)' $(SHELL) $(srcdir)/bench/run.sh
 
 CLEANFILES += $(EXTRA_PROGRAMS)
-EXTRA_DIST += bench/README.md bench/run.sh bench/py_bench.py
+EXTRA_DIST += bench/README.md bench/run.sh bench/py_bench.py \
+	bench/be_uv.c bench/be_tbb.cpp bench/go/main.go
 .PHONY: bench
 EXTRA_DIST += bench/pdf_downloader.sh bench/course_downloader.py bench/RESULTS.md

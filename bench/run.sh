@@ -51,12 +51,21 @@ c --naive w2 $W2_ITERS 2
 py w2 $PY_W2_ITERS 2 tpe
 c w1 $W1_N 1
 c --naive w1 $W1_N 1
+uv $W1_N 1
+tbb $W1_N 1
+go $W1_N 1
 py w1 $PY_W1_N 1
 c w1 $W1_N 2
 c --naive w1 $W1_N 2
+uv $W1_N 2
+tbb $W1_N 2
+go $W1_N 2
 py w1 $PY_W1_N 2
 c w1 $W1_N 4
 c --naive w1 $W1_N 4
+uv $W1_N 4
+tbb $W1_N 4
+go $W1_N 4
 py w1 $PY_W1_N 4
 c w5 $W5_N
 c --naive w5 $W5_N
@@ -81,6 +90,7 @@ c w4 process 2 $W4_PAIRS"
 [ "$QUICK" = 1 ] || CONFIGS="$CONFIGS
 once py w4 2"
 PY_BENCH=${PY_BENCH:-$(dirname "$0")/py_bench.py}
+BENCH_SRC=$(dirname "$0")
 
 # Busy and total jiffies of all CPUs.
 cpu_sample() {
@@ -101,6 +111,27 @@ runs=$tmp/runs.jsonl
 : >"$runs"
 failed=0
 
+# The optional W1 baselines, each built here if its package is installed
+# (libuv1-dev, libtbb-dev, golang-go); a missing one is skipped with a note.
+if pkg-config --exists libuv 2>/dev/null &&
+    ${CC:-cc} -O2 -o "$tmp/be_uv" "$BENCH_SRC/be_uv.c" $(pkg-config --cflags --libs libuv) -lpthread 2>"$tmp/build.err"; then
+    :
+else
+    echo "note: libuv baseline skipped (install libuv1-dev)"
+fi
+if [ -f /usr/include/oneapi/tbb/task_arena.h ] &&
+    ${CXX:-c++} -O2 -std=c++17 -o "$tmp/be_tbb" "$BENCH_SRC/be_tbb.cpp" -ltbb -lpthread 2>"$tmp/build.err"; then
+    :
+else
+    echo "note: oneTBB baseline skipped (install libtbb-dev)"
+fi
+if command -v go >/dev/null 2>&1 &&
+    GOCACHE=$tmp/gocache GOPATH=$tmp/gopath GO111MODULE=off go build -o "$tmp/be_go" "$BENCH_SRC/go/main.go" 2>"$tmp/build.err"; then
+    :
+else
+    echo "note: Go baseline skipped (install golang-go)"
+fi
+
 echo "cfutures bench: $ROUNDS round(s)$([ "$QUICK" = 1 ] && echo ', QUICK (smaller N, indicative only)'), $(nproc) CPUs, $(uname -r)"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
@@ -112,6 +143,9 @@ while [ "$r" -le "$ROUNDS" ]; do
         args=${line#* }
         case $line in
         "py "*) set -- python3 "$PY_BENCH" ;;
+        "uv "* | "tbb "* | "go "*)
+            [ -x "$tmp/be_${line%% *}" ] || continue
+            set -- "$tmp/be_${line%% *}" ;;
         *) set -- "$BENCH_BIN" ;;
         esac
         load=$(others_load)
@@ -257,6 +291,22 @@ add("W6 floor: future_done pass", "ms", floor)
 py_w1 = {w: pick("w1", "python", "tasks_per_s", w) for w in (1, 2, 4)}
 for w in (1, 2, 4):
     add(f"W1 Python ThreadPoolExecutor {w} worker{'s' if w > 1 else ''}", "tasks/s", py_w1[w])
+OTHERS = (("libuv", "libuv uv_queue_work"), ("tbb", "oneTBB task_arena"), ("go", "Go worker pool"))
+other_w1 = {}
+for impl, label in OTHERS:
+    for w in (1, 2, 4):
+        other_w1[impl, w] = pick("w1", impl, "tasks_per_s", w)
+        if other_w1[impl, w]:
+            add(f"W1 {label} {w} worker{'s' if w > 1 else ''}", "tasks/s", other_w1[impl, w],
+                (w1["cfutures", w], "x cfutures"))
+best = {}  # per round: the best baseline at 2 workers
+for base in [w1["naive", 2]] + [other_w1[i, 2] for i, _ in OTHERS]:
+    for k, v in base.items():
+        best[k] = max(best.get(k, 0), v)
+w1_vs_best = ratio(w1["cfutures", 2], best)
+rows.append(("W1 cfutures / best baseline, 2 workers", "x", w1_vs_best, []))
+figures.append({"figure": "W1 cfutures / best baseline, 2 workers", "unit": "x",
+                "summary": w1_vs_best, "ratios": []})
 w1_vs_py = ratio(w1["cfutures", 2], py_w1[2])
 rows.append(("W1 cfutures / Python, 2 workers", "x", w1_vs_py, []))
 figures.append({"figure": "W1 cfutures / Python, 2 workers", "unit": "x", "summary": w1_vs_py,
@@ -363,6 +413,10 @@ target("W6 as_completed over 100,000 done futures <= 5 ms", v,
        f"{fmt(v, 'ms')} ms" + ("" if w6n == {100000} else f" (N={sorted(w6n)})"),
        v is not None and v <= 5 and w6n == {100000})
 
+v = med(w1_vs_best)
+present = ["naive"] + [i for i, _ in OTHERS if other_w1[i, 2]]
+target("W1 ahead of the best baseline in the same round at 2 workers", v,
+       f"{fmt(v, 'x')}x the best of {', '.join(present)}", v is not None and v >= 1)
 v = med(w1_vs_py)
 target("W1 >= 25x Python ThreadPoolExecutor at 2 workers", v, f"{fmt(v, 'x')}x", v is not None and v >= 25)
 v = med(ppw2_vs_pipe)
@@ -423,10 +477,18 @@ md_path = os.environ.get("RESULTS_MD", "")
 chart = None
 if md_path and shutil.which("gnuplot"):
     chart = os.path.join(os.path.dirname(md_path) or ".", "bench-chart.png")
+    data = os.path.join(os.path.dirname(runs_path), "chart.dat")
+    cols = [("cfutures", {w: w1["cfutures", w] for w in (1, 2, 4)}),
+            ("naive C pool", {w: w1["naive", w] for w in (1, 2, 4)}),
+            ("Python ThreadPoolExecutor", py_w1)]
+    cols += [(label, {w: other_w1[i, w] for w in (1, 2, 4)})
+             for i, label in OTHERS if any(other_w1[i, w] for w in (1, 2, 4))]
     w1rows = []
     for w in (1, 2, 4):
-        vals = [med(summary(v.values())) for v in (w1["cfutures", w], w1["naive", w], py_w1[w])]
+        vals = [med(summary(c[w].values())) for _, c in cols]
         w1rows.append(f"{w} " + " ".join("NaN" if x is None else f"{x:.0f}" for x in vals))
+    w1plot = ", ".join(f'"{data}" index 0 using {k + 2}' + (":xtic(1)" if k == 0 else "")
+                       + f' title "{label}"' for k, (label, _) in enumerate(cols))
     w3vals = [("cfutures\\nsubmit", w3["cfutures"]),
               ("naive C\\n(depth 32)", pick("npw3", "naive", "tasks_per_s", 2)),
               ("Python\\nPPE", w3["python-ppe"]),
@@ -434,9 +496,8 @@ if md_path and shutil.which("gnuplot"):
               ("cfutures\\nmap", w3m), ("Pool.map", mpmap)]
     w3rows = [f'"{label}" ' + ("NaN" if not v else f"{med(summary(v.values())):.0f}")
               for label, v in w3vals]
-    data = os.path.join(os.path.dirname(runs_path), "chart.dat")
     with open(data, "w") as fp:
-        fp.write("# W1: workers cfutures naive python\n" + "\n".join(w1rows) + "\n\n\n")
+        fp.write("# W1: workers, then tasks/s of each series\n" + "\n".join(w1rows) + "\n\n\n")
         fp.write("# W3: label tasks/s\n" + "\n".join(w3rows) + "\n")
     script = f"""
 set terminal pngcairo size 1200,500 font ",10"
@@ -452,7 +513,7 @@ set key top right
 set bmargin 5
 set title "W1: tiny tasks, submit all then collect, tasks/s (median of {rounds} round(s))"
 set xlabel "workers"
-plot "{data}" index 0 using 2:xtic(1) title "cfutures", "" index 0 using 3 title "naive C pool", "" index 0 using 4 title "Python ThreadPoolExecutor"
+plot {w1plot}
 set title "W3: process pool, 2 workers, tasks/s (median)"
 set xlabel ""
 plot "{data}" index 1 using 2:xtic(1) notitle lc rgb "#3060c0"
