@@ -492,7 +492,7 @@ if md_path and shutil.which("gnuplot"):
     w3vals = [("cfutures\\nsubmit", w3["cfutures"]),
               ("naive C\\n(depth 32)", pick("npw3", "naive", "tasks_per_s", 2)),
               ("Python\\nPPE", w3["python-ppe"]),
-              ("Pool.\\napply\\_async", w3["python-mp-apply"]),
+              ("Pool.\\napply_async", w3["python-mp-apply"]),
               ("cfutures\\nmap", w3m), ("Pool.map", mpmap)]
     w3rows = [f'"{label}" ' + ("NaN" if not v else f"{med(summary(v.values())):.0f}")
               for label, v in w3vals]
@@ -500,7 +500,7 @@ if md_path and shutil.which("gnuplot"):
         fp.write("# W1: workers, then tasks/s of each series\n" + "\n".join(w1rows) + "\n\n\n")
         fp.write("# W3: label tasks/s\n" + "\n".join(w3rows) + "\n")
     script = f"""
-set terminal pngcairo size 1200,500 font ",10"
+set terminal pngcairo size 1200,560 font ",10" noenhanced
 set output "{chart}"
 set multiplot layout 1,2
 set style data histograms
@@ -509,7 +509,7 @@ set style fill solid 0.8 border -1
 set logscale y
 set grid ytics
 set yrange [1000:*]
-set key top right
+set key outside bottom center horizontal
 set bmargin 5
 set title "W1: tiny tasks, submit all then collect, tasks/s (median of {rounds} round(s))"
 set xlabel "workers"
