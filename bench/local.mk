@@ -23,4 +23,5 @@ CLEANFILES += $(EXTRA_PROGRAMS)
 EXTRA_DIST += bench/README.md bench/run.sh bench/py_bench.py \
 	bench/be_uv.c bench/be_tbb.cpp bench/go/main.go
 .PHONY: bench
-EXTRA_DIST += bench/pdf_downloader.sh bench/course_downloader.py bench/RESULTS.md
+EXTRA_DIST += bench/pdf_downloader.sh bench/course_downloader.py bench/RESULTS.md \
+	bench/results.json bench/bench-chart.png
