@@ -19,7 +19,8 @@
 #include <mutex>
 #include <vector>
 
-namespace {
+namespace
+{
 
 struct Fut {
     std::mutex mu;
@@ -72,11 +73,12 @@ int main(int argc, char **argv)
             return 1;
         fs[static_cast<size_t>(i)].reset();
     }
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("{\"bench\":\"w1\",\"impl\":\"tbb\",\"n\":%ld,\"workers\":%d,"
                 "\"tasks_per_s\":%.0f,\"secs\":%.6f}\n",
                 n, workers, static_cast<double>(n) / secs, secs);
-    std::printf("w1 oneTBB task_arena: %ld tiny tasks, %d workers: %.0f tasks/s\n", n, workers,
-                static_cast<double>(n) / secs);
+    std::printf("w1 oneTBB task_arena: %ld tiny tasks, %d workers: %.0f tasks/s\n", n,
+                workers, static_cast<double>(n) / secs);
     return 0;
 }

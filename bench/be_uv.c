@@ -146,7 +146,7 @@ int main(int argc, char **argv)
     printf("{\"bench\":\"w1\",\"impl\":\"libuv\",\"n\":%ld,\"workers\":%ld,"
            "\"tasks_per_s\":%.0f,\"secs\":%.6f}\n",
            n, workers, (double)n / secs, secs);
-    printf("w1 libuv uv_queue_work: %ld tiny tasks, %ld workers: %.0f tasks/s\n", n, workers,
-           (double)n / secs);
+    printf("w1 libuv uv_queue_work: %ld tiny tasks, %ld workers: %.0f tasks/s\n", n,
+           workers, (double)n / secs);
     return 0;
 }

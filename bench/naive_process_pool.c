@@ -19,9 +19,9 @@ struct buf {
 
 struct npp_worker {
     pid_t pid;
-    int task_fd, result_fd;        /* the parent's ends */
-    struct buf out, in;            /* frames to send; bytes received */
-    size_t ring[NPP_DEPTH];        /* indexes in flight, oldest first */
+    int task_fd, result_fd; /* the parent's ends */
+    struct buf out, in;     /* frames to send; bytes received */
+    size_t ring[NPP_DEPTH]; /* indexes in flight, oldest first */
     size_t head, inflight;
 };
 
@@ -194,8 +194,8 @@ int npp_run(npp_t *p, const void *const *args, const size_t *lens, size_t n,
             struct npp_worker *w = &p->w[i];
             pfd[2 * i] = (struct pollfd){.fd = w->out.len > w->out.off ? w->task_fd : -1,
                                          .events = POLLOUT};
-            pfd[2 * i + 1] = (struct pollfd){.fd = w->inflight ? w->result_fd : -1,
-                                             .events = POLLIN};
+            pfd[2 * i + 1] =
+                (struct pollfd){.fd = w->inflight ? w->result_fd : -1, .events = POLLIN};
         }
         if (poll(pfd, (nfds_t)p->n * 2, -1) < 0) {
             if (errno == EINTR)
@@ -206,7 +206,8 @@ int npp_run(npp_t *p, const void *const *args, const size_t *lens, size_t n,
         for (int i = 0; i < p->n && rc == 0; i++) {
             struct npp_worker *w = &p->w[i];
             if (pfd[2 * i].revents) {
-                ssize_t k = write(w->task_fd, w->out.p + w->out.off, w->out.len - w->out.off);
+                ssize_t k =
+                    write(w->task_fd, w->out.p + w->out.off, w->out.len - w->out.off);
                 if (k > 0)
                     w->out.off += (size_t)k;
                 else if (k < 0 && errno != EAGAIN && errno != EINTR)

@@ -16,6 +16,7 @@ the same workload (so run.sh reads both alike), then one line for people.
 import concurrent.futures as cf
 import json
 import multiprocessing
+import os
 import statistics
 import sys
 import threading
@@ -78,7 +79,6 @@ def w2(iters, workers, impl):
 
 def rss():
     with open("/proc/self/statm") as fp:
-        import os
         return int(fp.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
