@@ -511,11 +511,9 @@ set grid ytics
 set yrange [1000:*]
 set key outside bottom center horizontal
 set bmargin 5
-set title "W1: tiny tasks, submit all then collect, tasks/s (median of {rounds} round(s))"
-set xlabel "workers"
+set title "W1: tiny tasks, submit all then collect, tasks/s by workers (median of {rounds} round(s))"
 plot {w1plot}
 set title "W3: process pool, 2 workers, tasks/s (median)"
-set xlabel ""
 plot "{data}" index 1 using 2:xtic(1) notitle lc rgb "#3060c0"
 unset multiplot
 """
