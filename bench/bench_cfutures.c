@@ -10,6 +10,19 @@
  *   bench_cfutures cond ITERS               condvar ping-pong (OS limit)
  *   bench_cfutures spin ITERS               spin ping-pong (OS limit)
  *
+ * Process pool (cfutures' process pool, the naive C process pool of
+ * naive_process_pool.c, and the pipe limits they are measured against):
+ *   bench_cfutures ppw3 N WORKERS            tiny tasks through submit
+ *   bench_cfutures ppw3map N WORKERS CHUNK   tiny tasks through chunked executor_map
+ *   bench_cfutures ppw3b N WORKERS SIZE      SIZE-byte argument echoed back
+ *   bench_cfutures ppw2 ITERS WORKERS        submit-and-wait round trip
+ *   bench_cfutures npw3 N WORKERS            naive process pool, tiny tasks
+ *   bench_cfutures npw3b N WORKERS SIZE      naive process pool, SIZE-byte echo
+ *   bench_cfutures pipe ITERS                1-byte pipe ping-pong, 2 processes
+ *   bench_cfutures echo N SIZE               SIZE-byte pipe echo, 2 processes
+ *   bench_cfutures w4 serial|thread|process WORKERS PAIRS
+ *                                            64 factorizations: serial vs pool
+ *
  * Each command prints one line of JSON (for bench/run.sh), then one line for
  * people. A wrong answer from any task aborts the run: a figure is only
  * printed for work that was done right.
@@ -18,6 +31,7 @@
 
 #include <cfutures.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -30,6 +44,9 @@
 #include <unistd.h>
 
 #include "naive_pool.h"
+#include "naive_process_pool.h"
+
+#include <sys/wait.h>
 
 #define W2_WARMUP 500
 #define PINGPONG_WARMUP 500
@@ -557,6 +574,520 @@ static int cmd_pingpong(const char *name, size_t iters)
     return 0;
 }
 
+static int parse_workers(const char *s)
+{
+    size_t w = parse_count(s, "WORKERS");
+    if (w > 1024)
+        die("WORKERS must be at most 1024");
+    return (int)w;
+}
+
+/* ------------------------------------------------------ process pools */
+
+/* cfutures' process pool with every worker started and warm. */
+static executor_t *pp_new(int workers)
+{
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = workers});
+    if (!ex)
+        die_code("process_pool_executor_new", -errno);
+    /* Workers start on demand: a few rounds of tiny tasks start them all. */
+    static const int64_t zero = 0;
+    size_t n = (size_t)workers * 8;
+    future_t **fs = xmalloc(n * sizeof(*fs));
+    for (size_t i = 0; i < n; i++)
+        fs[i] = cf_submit(ex, TASK_ADD_ONE, &zero);
+    for (size_t i = 0; i < n; i++)
+        if (cf_collect(fs[i]) != 1)
+            die("warm-up: a task returned a wrong value");
+    free(fs);
+    return ex;
+}
+
+static void print_rate(const char *bench, const char *impl, size_t n, int workers, size_t size,
+                       double secs)
+{
+    double rate = (double)n / secs;
+    double mbps = size ? (double)n * (double)size * 2 / secs / 1e6 : 0;
+    printf("{\"bench\":\"%s\",\"impl\":\"%s\",\"n\":%zu,\"workers\":%d,\"size\":%zu,"
+           "\"tasks_per_s\":%.0f,\"mb_per_s\":%.1f,\"secs\":%.6f}\n",
+           bench, impl, n, workers, size, rate, mbps, secs);
+    char buf[32];
+    printf("%s %s: %zu tasks, %d worker%s%s: %s tasks/s", bench, impl, n, workers,
+           workers == 1 ? "" : "s", size ? ", echo" : "", grouped(rate, buf, sizeof(buf)));
+    if (size)
+        printf(", %.0f MB/s both ways (%zu B each way)", mbps, size);
+    printf(" (%.1f ms)\n", secs * 1e3);
+}
+
+static int cmd_ppw3(size_t n, int workers)
+{
+    int64_t *args = xmalloc_touched(n * sizeof(*args));
+    future_t **fs = xmalloc_touched(n * sizeof(*fs));
+    for (size_t i = 0; i < n; i++)
+        args[i] = (int64_t)i;
+    executor_t *ex = pp_new(workers);
+    int64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++)
+        fs[i] = cf_submit(ex, TASK_ADD_ONE, &args[i]);
+    for (size_t i = 0; i < n; i++)
+        if (cf_collect(fs[i]) != (int64_t)i + 1)
+            die("ppw3: a task returned a wrong value");
+    int64_t t1 = now_ns();
+    executor_free(ex);
+    print_rate("ppw3", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9);
+    free(fs);
+    free(args);
+    return 0;
+}
+
+static int cmd_ppw3map(size_t n, int workers, size_t chunk)
+{
+    int64_t *vals = xmalloc_touched(n * sizeof(*vals));
+    const void **args = xmalloc_touched(n * sizeof(*args));
+    size_t *lens = xmalloc_touched(n * sizeof(*lens));
+    for (size_t i = 0; i < n; i++) {
+        vals[i] = (int64_t)i;
+        args[i] = &vals[i];
+        lens[i] = sizeof(vals[i]);
+    }
+    executor_t *ex = pp_new(workers);
+    int64_t t0 = now_ns();
+    executor_map_t *m = executor_map(ex, cf_add_one, args, lens, n,
+                                     &(map_options_t){.chunksize = chunk});
+    if (!m)
+        die_code("executor_map", -errno);
+    for (size_t i = 0; i < n; i++) {
+        const void *data;
+        size_t len;
+        int64_t v;
+        int rc = executor_map_next(m, &data, &len);
+        if (rc != 0)
+            die_code("executor_map_next", rc);
+        if (len != sizeof(v))
+            die("ppw3map: a result of a wrong size");
+        memcpy(&v, data, sizeof(v));
+        if (v != (int64_t)i + 1)
+            die("ppw3map: a task returned a wrong value");
+    }
+    executor_map_free(m);
+    int64_t t1 = now_ns();
+    executor_free(ex);
+    print_rate("ppw3map", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9);
+    free(lens);
+    free(args);
+    free(vals);
+    return 0;
+}
+
+static void cf_echo(task_t *t)
+{
+    size_t len;
+    const void *a = task_arg(t, &len);
+    task_return_copy(t, a, len);
+}
+
+/* A SIZE-byte argument whose first 8 bytes are its index: echoes are checked. */
+static unsigned char *echo_args(size_t n, size_t size)
+{
+    unsigned char *buf = xmalloc_touched(n * size);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = i;
+        memcpy(buf + i * size, &v, sizeof(v));
+    }
+    return buf;
+}
+
+static void check_echo(const void *data, size_t len, size_t size, size_t i)
+{
+    uint64_t v;
+    if (len != size)
+        die("echo: a result of a wrong size");
+    memcpy(&v, data, sizeof(v));
+    if (v != i)
+        die("echo: a wrong result");
+}
+
+static int cmd_ppw3b(size_t n, int workers, size_t size)
+{
+    if (size < 8)
+        die("SIZE must be at least 8");
+    unsigned char *buf = echo_args(n, size);
+    future_t **fs = xmalloc_touched(n * sizeof(*fs));
+    executor_t *ex = pp_new(workers);
+    int64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        fs[i] = executor_submit(ex, cf_echo, buf + i * size, size);
+        if (!fs[i])
+            die_code("executor_submit", -errno);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const void *data;
+        size_t len;
+        int rc = future_result(fs[i], FUT_FOREVER, &data, &len);
+        if (rc != 0)
+            die_code("future_result", rc);
+        check_echo(data, len, size, i);
+        future_unref(fs[i]);
+    }
+    int64_t t1 = now_ns();
+    executor_free(ex);
+    print_rate("ppw3b", "cfutures", n, workers, size, (double)(t1 - t0) / 1e9);
+    free(fs);
+    free(buf);
+    return 0;
+}
+
+static int cmd_ppw2(size_t iters, int workers)
+{
+    static const int64_t arg = 41;
+    int64_t *lat = xmalloc_touched(iters * sizeof(*lat));
+    executor_t *ex = pp_new(workers);
+    for (size_t i = 0; i < W2_WARMUP + iters; i++) {
+        int64_t t0 = now_ns();
+        int64_t v = cf_collect(cf_submit(ex, TASK_ADD_ONE, &arg));
+        int64_t t1 = now_ns();
+        if (v != 42)
+            die("ppw2: a task returned a wrong value");
+        if (i >= W2_WARMUP)
+            lat[i - W2_WARMUP] = t1 - t0;
+    }
+    executor_free(ex);
+    print_latency("ppw2", "cfutures", workers, lat, iters);
+    free(lat);
+    return 0;
+}
+
+/* The naive process pool's tasks. */
+static size_t np_add_one(const void *arg, size_t len, void *out)
+{
+    int64_t v;
+    if (len != sizeof(v))
+        return 0;
+    memcpy(&v, arg, sizeof(v));
+    v++;
+    memcpy(out, &v, sizeof(v));
+    return sizeof(v);
+}
+
+static size_t np_echo(const void *arg, size_t len, void *out)
+{
+    memcpy(out, arg, len);
+    return len;
+}
+
+struct np_check {
+    size_t size, seen;
+};
+
+static void np_add_one_result(void *ud, size_t i, const void *data, size_t len)
+{
+    struct np_check *c = ud;
+    int64_t v;
+    if (len != sizeof(v))
+        die("npw3: a result of a wrong size");
+    memcpy(&v, data, sizeof(v));
+    if (v != (int64_t)i + 1)
+        die("npw3: a task returned a wrong value");
+    c->seen++;
+}
+
+static void np_echo_result(void *ud, size_t i, const void *data, size_t len)
+{
+    struct np_check *c = ud;
+    check_echo(data, len, c->size, i);
+    c->seen++;
+}
+
+static void np_warm(npp_t *p, int workers)
+{
+    size_t n = (size_t)workers * 2;
+    unsigned char *buf = echo_args(n, sizeof(int64_t));
+    const void **args = xmalloc(n * sizeof(*args));
+    size_t *lens = xmalloc(n * sizeof(*lens));
+    for (size_t i = 0; i < n; i++) {
+        args[i] = buf + i * sizeof(int64_t);
+        lens[i] = sizeof(int64_t);
+    }
+    if (npp_run(p, args, lens, n, np_echo_result, &(struct np_check){.size = sizeof(int64_t)}) !=
+        0)
+        die("naive process pool: warm-up failed");
+    free(lens);
+    free(args);
+    free(buf);
+}
+
+static int cmd_npw3(size_t n, int workers, size_t size)
+{
+    npp_t *p = npp_new(workers, size ? np_echo : np_add_one);
+    if (!p)
+        die("npp_new failed");
+    if (size && size < 8)
+        die("SIZE must be at least 8");
+    size_t each = size ? size : sizeof(int64_t);
+    unsigned char *buf = echo_args(n, each);
+    const void **args = xmalloc_touched(n * sizeof(*args));
+    size_t *lens = xmalloc_touched(n * sizeof(*lens));
+    for (size_t i = 0; i < n; i++) {
+        args[i] = buf + i * each;
+        lens[i] = each;
+    }
+    if (size)
+        np_warm(p, workers);
+    struct np_check c = {.size = size};
+    int64_t t0 = now_ns();
+    if (npp_run(p, args, lens, n, size ? np_echo_result : np_add_one_result, &c) != 0)
+        die("naive process pool: a worker failed");
+    int64_t t1 = now_ns();
+    if (c.seen != n)
+        die("naive process pool: a wrong count of results");
+    npp_free(p);
+    print_rate(size ? "npw3b" : "npw3", "naive", n, workers, size, (double)(t1 - t0) / 1e9);
+    free(lens);
+    free(args);
+    free(buf);
+    return 0;
+}
+
+/* ------------------------------------------------------- pipe limits */
+
+static void xwrite(int fd, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    while (n > 0) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            die("write: %s", strerror(errno));
+        c += k;
+        n -= (size_t)k;
+    }
+}
+
+/* Reads exactly @n bytes; false at end of file. */
+static bool xread(int fd, void *p, size_t n)
+{
+    unsigned char *c = p;
+    while (n > 0) {
+        ssize_t k = read(fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            die("read: %s", strerror(errno));
+        if (k == 0)
+            return false;
+        c += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
+/* A child that echoes @size-byte messages from to_child[0] to from_child[1]. */
+static pid_t echo_child(int to_child[2], int from_child[2], size_t size)
+{
+    if (pipe(to_child) != 0 || pipe(from_child) != 0)
+        die("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(to_child[1]);
+        close(from_child[0]);
+        unsigned char *b = malloc(size);
+        if (!b)
+            _exit(3);
+        while (xread(to_child[0], b, size))
+            xwrite(from_child[1], b, size);
+        _exit(0);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    return pid;
+}
+
+static void echo_child_end(pid_t pid, int to_child[2], int from_child[2])
+{
+    close(to_child[1]);
+    close(from_child[0]);
+    waitpid(pid, NULL, 0);
+}
+
+static int cmd_pipe(size_t iters)
+{
+    int tc[2], fc[2];
+    int64_t *lat = xmalloc_touched(iters * sizeof(*lat));
+    pid_t pid = echo_child(tc, fc, 1);
+    unsigned char b = 'x';
+    for (size_t i = 0; i < PINGPONG_WARMUP + iters; i++) {
+        int64_t t0 = now_ns();
+        xwrite(tc[1], &b, 1);
+        if (!xread(fc[0], &b, 1))
+            die("pipe: the child left");
+        int64_t t1 = now_ns();
+        if (i >= PINGPONG_WARMUP)
+            lat[i - PINGPONG_WARMUP] = t1 - t0;
+    }
+    echo_child_end(pid, tc, fc);
+    print_latency("pipe", "limit", 0, lat, iters);
+    free(lat);
+    return 0;
+}
+
+static int cmd_echo(size_t n, size_t size)
+{
+    int tc[2], fc[2];
+    unsigned char *b = xmalloc_touched(size);
+    pid_t pid = echo_child(tc, fc, size);
+    for (size_t i = 0; i < 16; i++) { /* warm the child's buffer */
+        xwrite(tc[1], b, size);
+        xread(fc[0], b, size);
+    }
+    int64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++) {
+        xwrite(tc[1], b, size);
+        if (!xread(fc[0], b, size))
+            die("echo: the child left");
+    }
+    int64_t t1 = now_ns();
+    echo_child_end(pid, tc, fc);
+    print_rate("echo", "limit", n, 1, size, (double)(t1 - t0) / 1e9);
+    free(b);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- W4 */
+
+#define W4_COUNT 64
+#define W4_SEED 20240601u
+#define W4_LOW 40000000u
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/*
+ * The course's prime_factor: try every divisor from 2 to value - 2, recurse
+ * on the divisor and the quotient at the first hit. Returns the sum of the
+ * prime factors (with multiplicity): the checksum.
+ */
+static uint64_t factor_sum(uint64_t v)
+{
+    for (uint64_t d = 2; d + 1 < v; d++)
+        if (v % d == 0)
+            return factor_sum(d) + factor_sum(v / d);
+    return v;
+}
+
+static void cf_factor(task_t *t)
+{
+    uint64_t v;
+    memcpy(&v, task_arg(t, NULL), sizeof(v));
+    task_return_i64(t, (int64_t)factor_sum(v));
+}
+
+static uint64_t w4_pool_pass(executor_t *ex, const uint64_t *vals)
+{
+    future_t *fs[W4_COUNT];
+    for (size_t i = 0; i < W4_COUNT; i++) {
+        fs[i] = executor_submit(ex, cf_factor, &vals[i], sizeof(vals[i]));
+        if (!fs[i])
+            die_code("executor_submit", -errno);
+    }
+    uint64_t sum = 0;
+    for (size_t i = 0; i < W4_COUNT; i++)
+        sum += (uint64_t)cf_collect(fs[i]);
+    return sum;
+}
+
+static int cmd_w4(const char *impl, int workers, size_t pairs)
+{
+    uint64_t vals[W4_COUNT], st = W4_SEED;
+    for (size_t i = 0; i < W4_COUNT; i++)
+        vals[i] = W4_LOW + splitmix64(&st) % W4_LOW;
+    executor_t *ex = NULL;
+    if (strcmp(impl, "process") == 0)
+        ex = pp_new(workers);
+    else if (strcmp(impl, "thread") == 0)
+        ex = cf_pool_new(workers);
+    else if (strcmp(impl, "serial") != 0)
+        die("w4: serial, thread or process");
+    double *ratio = xmalloc(pairs * sizeof(*ratio));
+    double *ser = xmalloc(pairs * sizeof(*ser));
+    double *par = xmalloc(pairs * sizeof(*par));
+    uint64_t checksum = 0;
+    for (size_t p = 0; p < pairs; p++) {
+        int64_t t0 = now_ns();
+        uint64_t s = 0;
+        for (size_t i = 0; i < W4_COUNT; i++)
+            s += factor_sum(vals[i]);
+        int64_t t1 = now_ns();
+        uint64_t q = ex ? w4_pool_pass(ex, vals) : s;
+        int64_t t2 = now_ns();
+        if (q != s)
+            die("w4: the pool's checksum differs from the serial one");
+        checksum = s;
+        ser[p] = (double)(t1 - t0) / 1e9;
+        par[p] = ex ? (double)(t2 - t1) / 1e9 : ser[p];
+        ratio[p] = ser[p] / par[p];
+    }
+    executor_free(ex);
+    /* The median pair, by speedup. */
+    size_t *idx = xmalloc(pairs * sizeof(*idx));
+    for (size_t i = 0; i < pairs; i++)
+        idx[i] = i;
+    for (size_t i = 1; i < pairs; i++)
+        for (size_t j = i; j > 0 && ratio[idx[j - 1]] > ratio[idx[j]]; j--) {
+            size_t tmp = idx[j];
+            idx[j] = idx[j - 1];
+            idx[j - 1] = tmp;
+        }
+    size_t m = idx[pairs / 2];
+    printf("{\"bench\":\"w4\",\"impl\":\"%s\",\"workers\":%d,\"pairs\":%zu,\"speedup\":%.4f,"
+           "\"serial_s\":%.4f,\"pool_s\":%.4f,\"checksum\":%llu}\n",
+           impl, workers, pairs, ratio[m], ser[m], par[m], (unsigned long long)checksum);
+    printf("w4 %s: 64 factorizations, %d workers, median of %zu pairs: serial %.3f s, pool "
+           "%.3f s, speedup %.2f (checksum %llu)\n",
+           impl, workers, pairs, ser[m], par[m], ratio[m], (unsigned long long)checksum);
+    free(idx);
+    free(par);
+    free(ser);
+    free(ratio);
+    return 0;
+}
+
+/* Process-pool and pipe commands; -1 if @cmd is none of them. */
+static int process_cmds(int argc, char **argv)
+{
+    const char *cmd = argv[1];
+#define ARGS(k) (argc == (k) + 2)
+#define CNT(i, what) parse_count(argv[(i) + 1], what)
+    if (strcmp(cmd, "ppw3") == 0 && ARGS(2))
+        return cmd_ppw3(CNT(1, "N"), parse_workers(argv[3]));
+    if (strcmp(cmd, "ppw3map") == 0 && ARGS(3))
+        return cmd_ppw3map(CNT(1, "N"), parse_workers(argv[3]), CNT(3, "CHUNK"));
+    if (strcmp(cmd, "ppw3b") == 0 && ARGS(3))
+        return cmd_ppw3b(CNT(1, "N"), parse_workers(argv[3]), CNT(3, "SIZE"));
+    if (strcmp(cmd, "ppw2") == 0 && ARGS(2))
+        return cmd_ppw2(CNT(1, "ITERS"), parse_workers(argv[3]));
+    if (strcmp(cmd, "npw3") == 0 && ARGS(2))
+        return cmd_npw3(CNT(1, "N"), parse_workers(argv[3]), 0);
+    if (strcmp(cmd, "npw3b") == 0 && ARGS(3))
+        return cmd_npw3(CNT(1, "N"), parse_workers(argv[3]), CNT(3, "SIZE"));
+    if (strcmp(cmd, "pipe") == 0 && ARGS(1))
+        return cmd_pipe(CNT(1, "ITERS"));
+    if (strcmp(cmd, "echo") == 0 && ARGS(2))
+        return cmd_echo(CNT(1, "N"), CNT(2, "SIZE"));
+    if (strcmp(cmd, "w4") == 0 && ARGS(3))
+        return cmd_w4(argv[2], parse_workers(argv[3]), CNT(3, "PAIRS"));
+#undef CNT
+#undef ARGS
+    return -1;
+}
+
 /* -------------------------------------------------------------- main */
 
 static _Noreturn void usage(void)
@@ -566,21 +1097,25 @@ static _Noreturn void usage(void)
           "       bench_cfutures [--naive] w5 N\n"
           "       bench_cfutures w6 N REPS\n"
           "       bench_cfutures cond ITERS\n"
-          "       bench_cfutures spin ITERS\n",
+          "       bench_cfutures spin ITERS\n"
+          "       bench_cfutures ppw3|npw3 N WORKERS\n"
+          "       bench_cfutures ppw3map N WORKERS CHUNK\n"
+          "       bench_cfutures ppw3b|npw3b N WORKERS SIZE\n"
+          "       bench_cfutures ppw2 ITERS WORKERS\n"
+          "       bench_cfutures pipe ITERS\n"
+          "       bench_cfutures echo N SIZE\n"
+          "       bench_cfutures w4 serial|thread|process WORKERS PAIRS\n",
           stderr);
     exit(2);
 }
 
-static int parse_workers(const char *s)
-{
-    size_t w = parse_count(s, "WORKERS");
-    if (w > 1024)
-        die("WORKERS must be at most 1024");
-    return (int)w;
-}
-
 int main(int argc, char **argv)
 {
+    if (argc >= 2) {
+        int prc = process_cmds(argc, argv);
+        if (prc >= 0)
+            return prc;
+    }
     const struct backend *b = &cfutures_backend;
     const char *pos[4] = {NULL};
     int npos = 0;

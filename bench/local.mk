@@ -1,19 +1,27 @@
 # Benchmarks: built only by `make bench`, never by make or make check.
-#   make bench            5 rounds of every workload (about 1-2 minutes)
-#   make bench QUICK=1    1 round, smaller N (a smoke test, about 15 s)
+#   make bench            5 rounds of every workload (about 4-5 minutes)
+#   make bench QUICK=1    1 round, smaller N (a smoke test, about 40 s)
 #   make bench ROUNDS=3   any number of rounds
-# The table goes to the terminal, every run to bench/results.json.
+# The table goes to the terminal and to bench/RESULTS.md (between its markers;
+# the rest of that file is kept), every run to bench/results.json, the chart
+# to bench/bench-chart.png: all in the source tree.
 EXTRA_PROGRAMS = bench/bench_cfutures
-bench_bench_cfutures_SOURCES = bench/bench_cfutures.c bench/naive_pool.c bench/naive_pool.h
+bench_bench_cfutures_SOURCES = bench/bench_cfutures.c bench/naive_pool.c bench/naive_pool.h \
+	bench/naive_process_pool.c bench/naive_process_pool.h
 bench_bench_cfutures_CFLAGS = $(AM_CFLAGS) -O2
 bench_bench_cfutures_LDADD = lib/libcfutures-core.la $(PTHREAD_LIBS) -lm
 
+# gnuplot-nox draws the chart; setup.sh installs it if it can, and the chart
+# is skipped (with a note) if it is still absent.
 bench: bench/bench_cfutures$(EXEEXT)
-	BENCH_BIN=bench/bench_cfutures$(EXEEXT) RESULTS=bench/results.json \
+	-bash $(srcdir)/scripts/setup.sh gnuplot-nox
+	BENCH_BIN=bench/bench_cfutures$(EXEEXT) RESULTS=$(srcdir)/bench/results.json \
+	RESULTS_MD=$(srcdir)/bench/RESULTS.md CC_VERSION="`$(CC) --version | sed 1q`" \
 	QUICK='$(QUICK)' ROUNDS='$(ROUNDS)' $(SHELL) $(srcdir)/bench/run.sh
 
 CLEANFILES += $(EXTRA_PROGRAMS)
-DISTCLEANFILES = bench/results.json
-EXTRA_DIST += bench/README.md bench/run.sh
+EXTRA_DIST += bench/README.md bench/run.sh bench/py_bench.py \
+	bench/be_uv.c bench/be_tbb.cpp bench/go/main.go
 .PHONY: bench
-EXTRA_DIST += bench/pdf_downloader.sh bench/course_downloader.py bench/RESULTS.md
+EXTRA_DIST += bench/pdf_downloader.sh bench/course_downloader.py bench/RESULTS.md \
+	bench/results.json bench/bench-chart.png

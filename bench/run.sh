@@ -24,9 +24,13 @@ case $QUICK in '' | 0 | no) QUICK=0 ;; *) QUICK=1 ;; esac
 if [ "$QUICK" = 1 ]; then
     : "${ROUNDS:=1}"
     W1_N=50000 W2_ITERS=2000 W5_N=1000000 W6_N=100000 W6_REPS=5 PP_ITERS=2000
+    W3_N=20000 W3MAP_N=200000 W3B_N=500 W4_PAIRS=1
+    PY_W1_N=10000 PY_W2_ITERS=500 PY_W5_N=100000 PY_W6_REPS=1 PY_W3_N=1000 PY_W3B_N=200
 else
     : "${ROUNDS:=5}"
     W1_N=200000 W2_ITERS=10000 W5_N=1000000 W6_N=100000 W6_REPS=11 PP_ITERS=10000
+    W3_N=20000 W3MAP_N=200000 W3B_N=2000 W4_PAIRS=3
+    PY_W1_N=50000 PY_W2_ITERS=2000 PY_W5_N=100000 PY_W6_REPS=3 PY_W3_N=5000 PY_W3B_N=500
 fi
 case $ROUNDS in '' | *[!0-9]* | 0) echo "run.sh: ROUNDS must be a positive integer" >&2; exit 2 ;; esac
 
@@ -36,21 +40,57 @@ if [ ! -x "$BENCH_BIN" ]; then
 fi
 command -v python3 >/dev/null 2>&1 || { echo "run.sh: python3 is needed for the table" >&2; exit 2; }
 
-# One configuration a line: the arguments to the program. Compared rows
-# follow each other, so they also ran close together within a round.
-CONFIGS="cond $PP_ITERS
-spin $PP_ITERS
-w2 $W2_ITERS 2
---naive w2 $W2_ITERS 2
-w1 $W1_N 1
---naive w1 $W1_N 1
-w1 $W1_N 2
---naive w1 $W1_N 2
-w1 $W1_N 4
---naive w1 $W1_N 4
-w5 $W5_N
---naive w5 $W5_N
-w6 $W6_N $W6_REPS"
+# One configuration a line: "c ARGS" runs the program, "py ARGS" the Python
+# baseline (py_bench.py); "once ..." runs in the first round only (the 30 s
+# Python W4, full runs only). Compared rows follow each other, so they also
+# ran close together within a round.
+CONFIGS="c cond $PP_ITERS
+c spin $PP_ITERS
+c w2 $W2_ITERS 2
+c --naive w2 $W2_ITERS 2
+py w2 $PY_W2_ITERS 2 tpe
+c w1 $W1_N 1
+c --naive w1 $W1_N 1
+uv $W1_N 1
+tbb $W1_N 1
+go $W1_N 1
+py w1 $PY_W1_N 1
+c w1 $W1_N 2
+c --naive w1 $W1_N 2
+uv $W1_N 2
+tbb $W1_N 2
+go $W1_N 2
+py w1 $PY_W1_N 2
+c w1 $W1_N 4
+c --naive w1 $W1_N 4
+uv $W1_N 4
+tbb $W1_N 4
+go $W1_N 4
+py w1 $PY_W1_N 4
+c w5 $W5_N
+c --naive w5 $W5_N
+py w5 $PY_W5_N
+c w6 $W6_N $W6_REPS
+py w6 $W6_N $PY_W6_REPS
+c pipe $PP_ITERS
+c ppw2 $PP_ITERS 2
+py w2 $PY_W2_ITERS 2 ppe
+c ppw3 $W3_N 2
+c npw3 $W3_N 2
+py w3 ppe $PY_W3_N 2
+py w3 mp-apply $PY_W3_N 2
+c ppw3map $W3MAP_N 2 $((W3MAP_N / 8))
+py w3 mp-map $W3MAP_N 2
+c echo $W3B_N 65536
+c ppw3b $W3B_N 2 65536
+c npw3b $W3B_N 2 65536
+py w3 ppe $PY_W3B_N 2 65536
+c w4 thread 2 $W4_PAIRS
+c w4 process 2 $W4_PAIRS"
+[ "$QUICK" = 1 ] || CONFIGS="$CONFIGS
+once py w4 2"
+PY_BENCH=${PY_BENCH:-$(dirname "$0")/py_bench.py}
+BENCH_SRC=$(dirname "$0")
 
 # Busy and total jiffies of all CPUs.
 cpu_sample() {
@@ -71,20 +111,52 @@ runs=$tmp/runs.jsonl
 : >"$runs"
 failed=0
 
+# The optional W1 baselines, each built here if its package is installed
+# (libuv1-dev, libtbb-dev, golang-go); a missing one is skipped with a note.
+if pkg-config --exists libuv 2>/dev/null &&
+    ${CC:-cc} -O2 -o "$tmp/be_uv" "$BENCH_SRC/be_uv.c" $(pkg-config --cflags --libs libuv) -lpthread 2>"$tmp/build.err"; then
+    :
+else
+    echo "note: libuv baseline skipped (install libuv1-dev)"
+fi
+if [ -f /usr/include/oneapi/tbb/task_arena.h ] &&
+    ${CXX:-c++} -O2 -std=c++17 -o "$tmp/be_tbb" "$BENCH_SRC/be_tbb.cpp" -ltbb -lpthread 2>"$tmp/build.err"; then
+    :
+else
+    echo "note: oneTBB baseline skipped (install libtbb-dev)"
+fi
+if command -v go >/dev/null 2>&1 &&
+    GOCACHE=$tmp/gocache GOPATH=$tmp/gopath GO111MODULE=off go build -o "$tmp/be_go" "$BENCH_SRC/go/main.go" 2>"$tmp/build.err"; then
+    :
+else
+    echo "note: Go baseline skipped (install golang-go)"
+fi
+
 echo "cfutures bench: $ROUNDS round(s)$([ "$QUICK" = 1 ] && echo ', QUICK (smaller N, indicative only)'), $(nproc) CPUs, $(uname -r)"
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
     echo "== round $r/$ROUNDS"
-    echo "$CONFIGS" | while IFS= read -r args; do
+    echo "$CONFIGS" | while IFS= read -r line; do
+        case $line in
+        "once "*) [ "$r" = 1 ] || continue; line=${line#once } ;;
+        esac
+        args=${line#* }
+        case $line in
+        "py "*) set -- python3 "$PY_BENCH" ;;
+        "uv "* | "tbb "* | "go "*)
+            [ -x "$tmp/be_${line%% *}" ] || continue
+            set -- "$tmp/be_${line%% *}" ;;
+        *) set -- "$BENCH_BIN" ;;
+        esac
         load=$(others_load)
         # shellcheck disable=SC2086 # args is a list of words on purpose
-        if "$BENCH_BIN" $args >"$tmp/out" 2>"$tmp/err"; then
+        if "$@" $args >"$tmp/out" 2>"$tmp/err"; then
             grep -v '^{' "$tmp/out" | sed "s/^/  [load $load%] /"
-            sed -n "s/^{/{\"round\":$r,\"load_pct\":$load,\"args\":\"$args\",/p" "$tmp/out" >>"$runs"
+            sed -n "s/^{/{\"round\":$r,\"load_pct\":$load,\"args\":\"$line\",/p" "$tmp/out" >>"$runs"
         else
-            echo "  FAILED: $BENCH_BIN $args" >&2
+            echo "  FAILED: $* $args" >&2
             sed 's/^/    /' "$tmp/err" >&2
-            echo "$args" >>"$tmp/failed"
+            echo "$line" >>"$tmp/failed"
         fi
     done
     r=$((r + 1))
@@ -97,7 +169,9 @@ python3 - "$runs" "$RESULTS" "$ROUNDS" "$QUICK" <<'PY'
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 
@@ -129,7 +203,7 @@ def ratio(num, den):
 def fmt(x, unit):
     if x is None:
         return "-"
-    if unit == "tasks/s":
+    if unit in ("tasks/s", "items/s", "MB/s"):
         return f"{x:,.0f}"
     if unit == "x":
         return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
@@ -213,6 +287,78 @@ add("W6 as_completed, first rep", "ms", pick("w6", "cfutures", "as_completed_fir
 add("W6 wait ALL_COMPLETED", "ms", pick("w6", "cfutures", "wait_ms"), (floor, "x floor"))
 add("W6 floor: future_done pass", "ms", floor)
 
+# ---- Python against the thread pool
+py_w1 = {w: pick("w1", "python", "tasks_per_s", w) for w in (1, 2, 4)}
+for w in (1, 2, 4):
+    add(f"W1 Python ThreadPoolExecutor {w} worker{'s' if w > 1 else ''}", "tasks/s", py_w1[w])
+OTHERS = (("libuv", "libuv uv_queue_work"), ("tbb", "oneTBB task_arena"), ("go", "Go worker pool"))
+other_w1 = {}
+for impl, label in OTHERS:
+    for w in (1, 2, 4):
+        other_w1[impl, w] = pick("w1", impl, "tasks_per_s", w)
+        if other_w1[impl, w]:
+            add(f"W1 {label} {w} worker{'s' if w > 1 else ''}", "tasks/s", other_w1[impl, w],
+                (w1["cfutures", w], "x cfutures"))
+best = {}  # per round: the best baseline at 2 workers
+for base in [w1["naive", 2]] + [other_w1[i, 2] for i, _ in OTHERS]:
+    for k, v in base.items():
+        best[k] = max(best.get(k, 0), v)
+w1_vs_best = ratio(w1["cfutures", 2], best)
+rows.append(("W1 cfutures / best baseline, 2 workers", "x", w1_vs_best, []))
+figures.append({"figure": "W1 cfutures / best baseline, 2 workers", "unit": "x",
+                "summary": w1_vs_best, "ratios": []})
+w1_vs_py = ratio(w1["cfutures", 2], py_w1[2])
+rows.append(("W1 cfutures / Python, 2 workers", "x", w1_vs_py, []))
+figures.append({"figure": "W1 cfutures / Python, 2 workers", "unit": "x", "summary": w1_vs_py,
+                "ratios": []})
+py50 = pick("w2", "python", "p50_us", 2)
+add("W2 Python ThreadPoolExecutor p50, 2 workers", "us", py50, (cf50, "x cfutures"))
+add("W2 Python ThreadPoolExecutor p99, 2 workers", "us", pick("w2", "python", "p99_us", 2))
+add("W5 Python bytes/pending future", "B", pick("w5", "python", "bytes_per_future"),
+    (cfb, "x cfutures"))
+add("W6 Python as_completed", "ms", pick("w6", "python", "as_completed_ms"),
+    (pick("w6", "cfutures", "as_completed_ms"), "x cfutures"))
+add("W6 Python wait", "ms", pick("w6", "python", "wait_ms"))
+
+# ---- process pool
+pipe50 = pick("pipe", "limit", "p50_us")
+add("pipe ping-pong p50", "us", pipe50)
+add("pipe ping-pong p99", "us", pick("pipe", "limit", "p99_us"))
+pp50 = pick("ppw2", "cfutures", "p50_us", 2)
+ppw2, ppw2_vs_pipe = add("W2 process pool p50, 2 workers", "us", pp50, (pipe50, "x pipe p50"),
+                         (pick("ppw2", "python", "p50_us", 2), "x Python PPE"))
+add("W2 process pool p99, 2 workers", "us", pick("ppw2", "cfutures", "p99_us", 2))
+add("W2 Python ProcessPoolExecutor p50, 2 workers", "us", pick("ppw2", "python", "p50_us", 2),
+    (pipe50, "x pipe p50"))
+w3 = {impl: pick("ppw3", impl, "tasks_per_s", 2)
+      for impl in ("cfutures", "naive", "python-ppe", "python-mp-apply")}
+w3s, w3_vs_naive = add("W3 process pool submit, 2 workers", "tasks/s", w3["cfutures"],
+                       (pick("npw3", "naive", "tasks_per_s", 2), "x naive"),
+                       (w3["python-ppe"], "x Python PPE"),
+                       (w3["python-mp-apply"], "x Pool.apply_async"))
+add("W3 naive C process pool (depth 32, batched)", "tasks/s", pick("npw3", "naive", "tasks_per_s", 2))
+add("W3 Python ProcessPoolExecutor submit", "tasks/s", w3["python-ppe"])
+add("W3 Python Pool.apply_async", "tasks/s", w3["python-mp-apply"])
+w3m = pick("ppw3map", "cfutures", "tasks_per_s", 2)
+mpmap = pick("ppw3map", "python-mp-map", "tasks_per_s", 2)
+w3map, w3map_vs = add("W3 process pool executor_map, chunks of n/8", "items/s", w3m,
+                      (mpmap, "x Pool.map"))
+add("W3 Python Pool.map (chunksize n/8)", "items/s", mpmap)
+echo = pick("echo", "limit", "mb_per_s", 1)
+add("W3b pipe echo 64 KiB", "MB/s", echo)
+w3b, w3b_vs_echo = add("W3b process pool 64 KiB echo", "MB/s", pick("ppw3b", "cfutures", "mb_per_s", 2),
+                       (echo, "x pipe echo"),
+                       (pick("npw3b", "naive", "mb_per_s", 2), "x naive"),
+                       (pick("ppw3b", "python-ppe", "mb_per_s", 2), "x Python PPE"))
+add("W3b naive C process pool 64 KiB", "MB/s", pick("npw3b", "naive", "mb_per_s", 2), (echo, "x pipe echo"))
+add("W3b Python ProcessPoolExecutor 64 KiB", "MB/s", pick("ppw3b", "python-ppe", "mb_per_s", 2),
+    (echo, "x pipe echo"))
+w4t, _ = add("W4 thread pool speedup, 2 workers", "x", pick("w4", "thread", "speedup", 2))
+w4p, _ = add("W4 process pool speedup, 2 workers", "x", pick("w4", "process", "speedup", 2))
+add("W4 serial C (s, median pair)", "s", pick("w4", "thread", "serial_s", 2))
+add("W4 Python ProcessPoolExecutor speedup (round 1 only)", "x", pick("w4", "python-ppe", "speedup", 2))
+add("W4 Python serial (s)", "s", pick("w4", "python-ppe", "serial_s", 2))
+
 loads = [r["load_pct"] for r in runs]
 
 # ---- the table
@@ -267,6 +413,30 @@ target("W6 as_completed over 100,000 done futures <= 5 ms", v,
        f"{fmt(v, 'ms')} ms" + ("" if w6n == {100000} else f" (N={sorted(w6n)})"),
        v is not None and v <= 5 and w6n == {100000})
 
+v = med(w1_vs_best)
+present = ["naive"] + [i for i, _ in OTHERS if other_w1[i, 2]]
+target("W1 ahead of the best baseline in the same round at 2 workers", v,
+       f"{fmt(v, 'x')}x the best of {', '.join(present)}", v is not None and v >= 1)
+v = med(w1_vs_py)
+target("W1 >= 25x Python ThreadPoolExecutor at 2 workers", v, f"{fmt(v, 'x')}x", v is not None and v >= 25)
+v = med(ppw2_vs_pipe)
+target("W2 process pool p50 <= 2.5x pipe ping-pong p50", v,
+       f"{fmt(v, 'x')}x ({fmt(med(ppw2), 'us')} us vs {fmt(med(summary(pipe50.values())), 'us')} us)",
+       v is not None and v <= 2.5)
+v = med(w3_vs_naive)
+target("W3 process pool submit >= the naive C process pool", v,
+       f"{fmt(v, 'x')}x ({fmt(med(w3s), 'tasks/s')} tasks/s)", v is not None and v >= 1)
+v = med(w3map_vs)
+target("W3 chunked executor_map >= Pool.map items/s", v,
+       f"{fmt(v, 'x')}x ({fmt(med(w3map), 'tasks/s')} items/s)", v is not None and v >= 1)
+v = med(w3b_vs_echo)
+target("W3b 64 KiB >= 0.5x pipe echo", v, f"{fmt(v, 'x')}x ({fmt(med(w3b), 'MB/s')} MB/s)",
+       v is not None and v >= 0.5)
+v = med(w4t)
+target("W4 thread pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
+v = med(w4p)
+target("W4 process pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
+
 print()
 print("targets (from the issue)" + (" -- QUICK run: smaller N, indicative only" if quick else ""))
 tw = max(len(t["target"]) for t in targets)
@@ -282,10 +452,123 @@ doc = {
     "figures": figures,
     "targets": targets,
 }
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as fp:
+            for line in fp:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+doc["host"].update({"cpu_model": cpu_model(), "compiler": os.environ.get("CC_VERSION", "unknown"),
+                    "python": platform.python_version(),
+                    "others_load_pct": summary(loads)})
 with open(results_path, "w") as fp:
     json.dump(doc, fp, indent=1)
     fp.write("\n")
 print(f"\nevery run and the summary: {results_path}")
+
+# ---- the chart: W1 and W3 against their baselines (gnuplot, if installed)
+md_path = os.environ.get("RESULTS_MD", "")
+chart = None
+if md_path and shutil.which("gnuplot"):
+    chart = os.path.join(os.path.dirname(md_path) or ".", "bench-chart.png")
+    data = os.path.join(os.path.dirname(runs_path), "chart.dat")
+    cols = [("cfutures", {w: w1["cfutures", w] for w in (1, 2, 4)}),
+            ("naive C pool", {w: w1["naive", w] for w in (1, 2, 4)}),
+            ("Python ThreadPoolExecutor", py_w1)]
+    cols += [(label, {w: other_w1[i, w] for w in (1, 2, 4)})
+             for i, label in OTHERS if any(other_w1[i, w] for w in (1, 2, 4))]
+    w1rows = []
+    for w in (1, 2, 4):
+        vals = [med(summary(c[w].values())) for _, c in cols]
+        w1rows.append(f"{w} " + " ".join("NaN" if x is None else f"{x:.0f}" for x in vals))
+    w1plot = ", ".join(f'"{data}" index 0 using {k + 2}' + (":xtic(1)" if k == 0 else "")
+                       + f' title "{label}"' for k, (label, _) in enumerate(cols))
+    w3vals = [("cfutures\\nsubmit", w3["cfutures"]),
+              ("naive C\\n(depth 32)", pick("npw3", "naive", "tasks_per_s", 2)),
+              ("Python\\nPPE", w3["python-ppe"]),
+              ("Pool.\\napply_async", w3["python-mp-apply"]),
+              ("cfutures\\nmap", w3m), ("Pool.map", mpmap)]
+    w3rows = [f'"{label}" ' + ("NaN" if not v else f"{med(summary(v.values())):.0f}")
+              for label, v in w3vals]
+    with open(data, "w") as fp:
+        fp.write("# W1: workers, then tasks/s of each series\n" + "\n".join(w1rows) + "\n\n\n")
+        fp.write("# W3: label tasks/s\n" + "\n".join(w3rows) + "\n")
+    script = f"""
+set terminal pngcairo size 1200,560 font ",10" noenhanced
+set output "{chart}"
+set multiplot layout 1,2
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set grid ytics
+set yrange [1000:*]
+set key outside bottom center horizontal
+set bmargin 5
+set title "W1: tiny tasks, submit all then collect, tasks/s by workers (median of {rounds} round(s))"
+plot {w1plot}
+set title "W3: process pool, 2 workers, tasks/s (median)"
+plot "{data}" index 1 using 2:xtic(1) notitle lc rgb "#3060c0"
+unset multiplot
+"""
+    res = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if res.returncode != 0:
+        print("chart: gnuplot failed, skipped:", res.stderr.strip()[:300])
+        chart = None
+    else:
+        print(f"chart: {chart}")
+elif md_path:
+    print("chart: gnuplot is not installed, skipped (Debian package gnuplot-nox)")
+
+# ---- bench/RESULTS.md: the generated block between markers; the rest kept
+BEGIN = "<!-- make bench: begin (generated by bench/run.sh; edit outside these markers) -->"
+END = "<!-- make bench: end -->"
+if md_path:
+    h = doc["host"]
+    ls = summary(loads)
+    out = [BEGIN, "# make bench: cfutures side by side with plain C and Python", ""]
+    out.append(f"Generated {doc['generated']} by `make bench{' QUICK=1' if quick else ''}`: "
+               f"{rounds} round(s); round r runs every configuration once, so compared rows "
+               "ran side by side. A figure is the median (min-max) over the rounds; a ratio "
+               "is taken within each round, then the median."
+               + (" **QUICK run: smaller N, indicative only.**" if quick else ""))
+    out.append("")
+    out.append(f"- Machine: {h['cpus']} CPUs, {h['cpu_model']}, {h['machine']}, Linux {h['kernel']}")
+    out.append(f"- Compiler: {h['compiler']} (-O2); Python {h['python']}")
+    if ls:
+        out.append(f"- Others' load (share of both CPUs used by other processes in the 0.25 s "
+                   f"before each run): median {ls['median']:.0f}% ({ls['min']}-{ls['max']}%)")
+    out.append(f"- Every run: `{os.path.basename(results_path)}` beside this file")
+    out += ["", "## Targets (issue 7)", "", "| target | figure | status |", "|---|---|---|"]
+    for t in targets:
+        st = t["status"] if t["status"] != "MISSED" else "**MISSED**"
+        out.append(f"| {t['target']} | {t['shown']} | {st} |")
+    out += ["", "## Figures", "", "| figure | unit | median (min-max) | ratio in the same round |",
+            "|---|---|---|---|"]
+    for name, unit, sm, ratios in rows:
+        rs = "; ".join(f"{span(r, 'x')} {label}" for r, label in ratios if r)
+        out.append(f"| {name} | {unit} | {span(sm, unit)} | {rs} |")
+    if chart:
+        out += ["", f"![W1 and W3 against the baselines]({os.path.basename(chart)})"]
+    out += ["", END, ""]
+    block = "\n".join(out)
+    old = ""
+    if os.path.exists(md_path):
+        with open(md_path) as fp:
+            old = fp.read()
+    if BEGIN in old and END in old:
+        text = old[:old.index(BEGIN)] + block.rstrip("\n") + old[old.index(END) + len(END):]
+    else:
+        text = block + "\n" + old
+    with open(md_path, "w") as fp:
+        fp.write(text)
+    print(f"tables: {md_path}")
 PY
 
 if [ "$failed" = 1 ]; then
