@@ -31,6 +31,62 @@ static inline future_t *cf_work_future(struct cf_work *w)
     return cf_future_from_extra(w);
 }
 
+/* A FIFO of work items linked through cf_work.next; its owner's lock guards it. */
+struct cf_work_fifo {
+    struct cf_work *head, *tail;
+};
+
+static inline void cf_fifo_push(struct cf_work_fifo *q, struct cf_work *w)
+{
+    w->next = NULL;
+    if (q->tail)
+        q->tail->next = w;
+    else
+        q->head = w;
+    q->tail = w;
+}
+
+static inline void cf_fifo_push_front(struct cf_work_fifo *q, struct cf_work *w)
+{
+    w->next = q->head;
+    q->head = w;
+    if (!q->tail)
+        q->tail = w;
+}
+
+static inline struct cf_work *cf_fifo_pop(struct cf_work_fifo *q)
+{
+    struct cf_work *w = q->head;
+    if (w) {
+        q->head = w->next;
+        if (!q->head)
+            q->tail = NULL;
+        w->next = NULL;
+    }
+    return w;
+}
+
+/* Empties @q and returns what it held. */
+static inline struct cf_work_fifo cf_fifo_take(struct cf_work_fifo *q)
+{
+    struct cf_work_fifo out = *q;
+    q->head = q->tail = NULL;
+    return out;
+}
+
+/* Appends everything in @src to @dst and empties @src. */
+static inline void cf_fifo_splice(struct cf_work_fifo *dst, struct cf_work_fifo *src)
+{
+    if (!src->head)
+        return;
+    if (dst->tail)
+        dst->tail->next = src->head;
+    else
+        dst->head = src->head;
+    dst->tail = src->tail;
+    src->head = src->tail = NULL;
+}
+
 struct cf_executor_ops {
     const char *name; /* "thread", "process" */
     /* Bytes of the kind's work item (starts with struct cf_work); 0: cf_work. */

@@ -140,7 +140,7 @@ struct process_pool {
     struct executor base;
     /* submit side: lock */
     cf_lock_t lock;
-    struct cf_work *head, *tail;
+    struct cf_work_fifo sub;
     bool exiting;          /* the manager is leaving: lock */
     _Atomic bool stopping; /* shutdown called (written under lock) */
     /* wake-ups */
@@ -163,7 +163,7 @@ struct process_pool {
     /* manager only */
     struct pp_proc **seats;
     uint32_t *gens; /* the last generation of each claim word */
-    struct cf_work *pend_head, *pend_tail;
+    struct cf_work_fifo pend; /* submitted items the manager holds, units at the head */
     uint32_t spawn_gen;
     uint64_t send_seq;
     bool fs_gone;
@@ -253,36 +253,6 @@ static void buf_free(struct buf *b)
 }
 
 /* ---------------------------------------------------------- work items */
-
-static struct cf_work *pend_pop(struct process_pool *p)
-{
-    struct cf_work *w = p->pend_head;
-    if (w) {
-        p->pend_head = w->next;
-        if (!p->pend_head)
-            p->pend_tail = NULL;
-        w->next = NULL;
-    }
-    return w;
-}
-
-static void pend_push_back(struct process_pool *p, struct cf_work *w)
-{
-    w->next = NULL;
-    if (p->pend_tail)
-        p->pend_tail->next = w;
-    else
-        p->pend_head = w;
-    p->pend_tail = w;
-}
-
-static void pend_push_front(struct process_pool *p, struct cf_work *w)
-{
-    w->next = p->pend_head;
-    p->pend_head = w;
-    if (!p->pend_tail)
-        p->pend_tail = w;
-}
 
 /* The executor is done with @w: frees the copy and drops its reference. */
 static void work_drop(struct cf_work *cw)
@@ -810,7 +780,7 @@ static void steal(struct process_pool *p)
             continue;
         slot_release(p, victim, i);
         victim->budget += (int)w->chunk_n;
-        pend_push_front(p, &w->base);
+        cf_fifo_push_front(&p->pend, &w->base);
         want--;
     }
 }
@@ -830,10 +800,10 @@ static bool unit_cancelling(const struct pp_work *w)
  */
 static bool unit_filter(struct process_pool *p)
 {
-    struct pp_work *w = work_of(p->pend_head);
+    struct pp_work *w = work_of(p->pend.head);
     if (!unit_cancelling(w))
         return true;
-    pend_pop(p);
+    cf_fifo_pop(&p->pend);
     struct pp_work *keep = NULL, **tail = &keep;
     uint32_t n = 0;
     while (w) {
@@ -850,7 +820,7 @@ static bool unit_filter(struct process_pool *p)
     }
     if (keep) {
         keep->chunk_n = n;
-        pend_push_front(p, &keep->base);
+        cf_fifo_push_front(&p->pend, &keep->base);
     }
     return false;
 }
@@ -859,23 +829,23 @@ static void dispatch(struct process_pool *p)
 {
     if (atomic_load(&p->base.broken))
         return;
-    if (!p->pend_head) {
+    if (!p->pend.head) {
         bool idle = false;
         for (int s = 0; s < p->nseats && !idle; s++)
             idle = p->seats[s] && proc_usable(p->seats[s]) && p->seats[s]->nslots == 0;
         if (idle)
             steal(p);
     }
-    while (p->pend_head) {
-        struct cf_work *cw = p->pend_head;
+    while (p->pend.head) {
+        struct cf_work *cw = p->pend.head;
         if (!unit_filter(p))
             continue;
         struct pp_proc *pr = pick(p);
         if (!pr)
             return;
-        pend_pop(p);
+        cf_fifo_pop(&p->pend);
         if (!send_work(p, pr, cw)) {
-            pend_push_front(p, cw); /* filtered again next round */
+            cf_fifo_push_front(&p->pend, cw); /* filtered again next round */
             if (!unit_cancelling(work_of(cw)))
                 return; /* no memory for its frame: try again later */
         }
@@ -905,7 +875,7 @@ static bool scan(struct process_pool *p)
                 /* A canceller revoked it: the rest of its unit goes back. */
                 slot_release(p, pr, i);
                 pr->budget += (int)w->chunk_n;
-                pend_push_front(p, &w->base);
+                cf_fifo_push_front(&p->pend, &w->base);
                 changed = true;
             }
         }
@@ -1035,7 +1005,7 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
             mark_started(p, pr, pr->slot[i]);
         struct pp_work *w = slot_release(p, pr, i);
         if (unclaimed) {
-            pend_push_front(p, &w->base); /* never started: another worker runs it */
+            cf_fifo_push_front(&p->pend, &w->base); /* never started: another worker runs it */
         } else if (claimed) {
             snprintf(msg, sizeof(msg), "%s while running the task%s%s", desc,
                      pr->why[0] ? "; " : "", pr->why);
@@ -1046,7 +1016,7 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
                 fail_work(p, w, FUT_EWORKER, code, sig, msg);
             }
         } else {
-            pend_push_front(p, &w->base); /* revoked by a canceller: filtered there */
+            cf_fifo_push_front(&p->pend, &w->base); /* revoked by a canceller: filtered there */
         }
     }
     if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !expected)
@@ -1064,7 +1034,7 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
         bool any = false;
         for (int s = 0; s < p->nseats; s++)
             any |= p->seats[s] != NULL;
-        if (!any && p->pend_head)
+        if (!any && p->pend.head)
             break_pool(p, desc);
     }
 }
@@ -1077,14 +1047,9 @@ static void break_pool(struct process_pool *p, const char *why)
     p->broken_done = true;
     cf_executor_mark_broken(&p->base);
     cf_lock(&p->lock);
-    struct cf_work *q = p->head;
-    p->head = p->tail = NULL;
+    struct cf_work_fifo q = cf_fifo_take(&p->sub);
     cf_unlock(&p->lock);
-    while (q) {
-        struct cf_work *next = q->next;
-        pend_push_back(p, q);
-        q = next;
-    }
+    cf_fifo_splice(&p->pend, &q);
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
         if (!pr)
@@ -1097,12 +1062,12 @@ static void break_pool(struct process_pool *p, const char *why)
             if (w->started)
                 fail_work(p, w, FUT_EBROKEN, -1, 0, why);
             else
-                pend_push_back(p, &w->base);
+                cf_fifo_push(&p->pend, &w->base);
         }
         signal_proc(pr, SIGKILL);
     }
     struct cf_work *cw;
-    while ((cw = pend_pop(p)))
+    while ((cw = cf_fifo_pop(&p->pend)))
         fail_work(p, work_of(cw), FUT_EBROKEN, -1, 0, why);
 }
 
@@ -1165,24 +1130,17 @@ static void read_fs(struct process_pool *p)
 static bool intake(struct process_pool *p, bool idle)
 {
     cf_lock(&p->lock);
-    struct cf_work *q = p->head;
-    p->head = p->tail = NULL;
+    struct cf_work_fifo q = cf_fifo_take(&p->sub);
     bool stop = atomic_load(&p->stopping) || atomic_load(&p->base.broken);
-    bool leave = idle && !q && stop;
+    bool leave = idle && !q.head && stop;
     if (leave)
         p->exiting = true;
     cf_unlock(&p->lock);
-    if (q) {
-        if (p->pend_tail)
-            p->pend_tail->next = q;
-        else
-            p->pend_head = q;
-        while (q->next)
-            q = q->next;
-        p->pend_tail = q;
+    if (q.head) {
+        cf_fifo_splice(&p->pend, &q);
         if (atomic_load(&p->base.broken)) {
             struct cf_work *cw;
-            while ((cw = pend_pop(p)))
+            while ((cw = cf_fifo_pop(&p->pend)))
                 fail_work(p, work_of(cw), FUT_EBROKEN, -1, 0,
                           "the process pool is broken");
         }
@@ -1197,7 +1155,7 @@ static void cancel_all(struct process_pool *p)
     if (req == atomic_load(&p->cancel_done))
         return;
     struct cf_work *cw;
-    while ((cw = pend_pop(p))) {
+    while ((cw = cf_fifo_pop(&p->pend))) {
         for (struct pp_work *x = work_of(cw); x; x = x->chunk_next)
             future_cancel(cf_work_future(&x->base));
         unit_drop(work_of(cw));
@@ -1216,7 +1174,7 @@ static void cancel_all(struct process_pool *p)
 
 static bool all_empty(struct process_pool *p)
 {
-    if (p->pend_head)
+    if (p->pend.head)
         return false;
     for (int s = 0; s < p->nseats; s++)
         if (p->seats[s] && p->seats[s]->nslots)
@@ -1394,12 +1352,7 @@ static int enqueue(struct process_pool *p, struct cf_work *cw)
     else if (atomic_load(&p->base.broken))
         rc = FUT_EBROKEN;
     if (rc == 0) {
-        cw->next = NULL;
-        if (p->tail)
-            p->tail->next = cw;
-        else
-            p->head = cw;
-        p->tail = cw;
+        cf_fifo_push(&p->sub, cw);
     }
     cf_unlock(&p->lock);
     if (rc == 0)
@@ -1509,9 +1462,7 @@ static void pp_shutdown(executor_t *ex, bool cancel_futures)
     struct process_pool *p = pp_of(ex);
     cf_lock(&p->lock);
     atomic_store(&p->stopping, true);
-    struct cf_work *q = cancel_futures ? p->head : NULL;
-    if (cancel_futures)
-        p->head = p->tail = NULL;
+    struct cf_work *q = cancel_futures ? cf_fifo_take(&p->sub).head : NULL;
     cf_unlock(&p->lock);
     while (q) {
         struct cf_work *next = q->next;

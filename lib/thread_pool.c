@@ -58,7 +58,7 @@ struct tp_worker {
 struct thread_pool {
     struct executor base;
     cf_lock_t lock;
-    struct cf_work *head, *tail; /* the FIFO: lock */
+    struct cf_work_fifo queue;   /* lock */
     _Atomic size_t qlen;         /* its length; written under lock, read by spinners */
     _Atomic size_t idle;         /* workers free for a task */
     _Atomic size_t spinning;     /* workers spinning for work */
@@ -231,11 +231,8 @@ static void wake_all(struct thread_pool *p)
  */
 static struct cf_work *pop_locked(struct thread_pool *p)
 {
-    struct cf_work *w = p->head;
+    struct cf_work *w = cf_fifo_pop(&p->queue);
     if (w) {
-        p->head = w->next;
-        if (!p->head)
-            p->tail = NULL;
         atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
                               memory_order_relaxed);
         atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
@@ -281,7 +278,7 @@ static struct cf_work *take(struct thread_pool *p)
         /* Park. A submit after our check bumps wake_seq, so no wake-up is lost. */
         uint32_t seq = atomic_load_explicit(&p->wake_seq, memory_order_acquire);
         cf_lock(&p->lock);
-        if (p->head || atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+        if (p->queue.head || atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
             cf_unlock(&p->lock);
             continue;
         }
@@ -299,10 +296,8 @@ static struct cf_work *take(struct thread_pool *p)
 /* Takes every queued item out; called with the lock held. */
 static struct cf_work *detach_queue_locked(struct thread_pool *p)
 {
-    struct cf_work *list = p->head;
-    p->head = p->tail = NULL;
     atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
-    return list;
+    return cf_fifo_take(&p->queue).head;
 }
 
 /* The initializer failed: the pool is broken and every queued future fails. */
@@ -428,11 +423,7 @@ static int tp_submit(executor_t *ex, struct cf_work *w)
         cf_unlock(&p->lock);
         return FUT_EBROKEN;
     }
-    if (p->tail)
-        p->tail->next = w;
-    else
-        p->head = w;
-    p->tail = w;
+    cf_fifo_push(&p->queue, w);
     size_t qlen = atomic_load_explicit(&p->qlen, memory_order_relaxed) + 1;
     atomic_store_explicit(&p->qlen, qlen, memory_order_relaxed);
     bool wake = false;
@@ -441,8 +432,7 @@ static int tp_submit(executor_t *ex, struct cf_work *w)
         int rc = spawn_locked(p);
         if (rc != 0 && p->nworkers_alive == 0) {
             /* No thread will ever run it: take it back (it is the only one). */
-            p->head = p->tail = NULL;
-            atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
+            detach_queue_locked(p);
             cf_unlock(&p->lock);
             errno = rc;
             return rc == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
