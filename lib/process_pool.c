@@ -845,9 +845,15 @@ static void dispatch(struct process_pool *p)
             return;
         cf_fifo_pop(&p->pend);
         if (!send_work(p, pr, cw)) {
-            cf_fifo_push_front(&p->pend, cw); /* filtered again next round */
-            if (!unit_cancelling(work_of(cw)))
-                return; /* no memory for its frame: try again later */
+            if (unit_cancelling(work_of(cw))) {
+                cf_fifo_push_front(&p->pend, cw); /* filtered again next round */
+                continue;
+            }
+            /*
+             * No memory for its frame. Nothing would wake the manager to try
+             * again, so this unit fails now; the pool goes on.
+             */
+            fail_work(p, work_of(cw), FUT_ENOMEM, -1, 0, "no memory for the task's frame");
         }
     }
 }

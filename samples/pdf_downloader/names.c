@@ -85,9 +85,11 @@ static size_t ext_dot(const char *name, size_t len)
 /* Moves @cut back so that it does not split a UTF-8 character. */
 static size_t utf8_boundary(const char *s, size_t cut)
 {
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
+    /* A character is at most 4 bytes: more continuation bytes are not UTF-8. */
+    size_t c = cut;
+    while (c > 0 && cut - c < 3 && ((unsigned char)s[c] & 0xC0) == 0x80)
+        c--;
+    return ((unsigned char)s[c] & 0xC0) == 0x80 ? cut : c;
 }
 
 /*
