@@ -69,3 +69,15 @@ EXTRA_DIST += tests/pdf_downloader.sh tests/pdfdl_server.py scripts/nginx-serve.
 TESTS += tests/course_threads.sh tests/course_processes.sh tests/course_network.sh
 EXTRA_DIST += tests/course_threads.sh tests/course_processes.sh \
 	tests/course_network.sh tests/course_server.py tests/fixtures/weather.json
+
+# Fault injection (tests/faultsim.h, issue 8): the core library linked with
+# the library's allocation and thread-start calls routed through faultsim.c.
+# The process pool adds fork, pipe2 and poll here.
+FAULT_WRAPS = -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc \
+	-Wl,--wrap=pthread_create
+check_PROGRAMS += tests/check_faults
+tests_check_faults_SOURCES = tests/check_faults.c tests/faultsim.c tests/faultsim.h \
+	$(TEST_COMMON)
+tests_check_faults_CFLAGS = $(TEST_CFLAGS)
+tests_check_faults_LDFLAGS = $(FAULT_WRAPS)
+tests_check_faults_LDADD = $(TEST_WHITEBOX_LIBS)

@@ -1,0 +1,683 @@
+/*
+ * check_faults.c: fault injection and signals (issue 8).
+ *
+ * Faults: every row of `rows` runs one scenario again and again, failing
+ * the 1st, 2nd, ... Nth call to malloc/calloc/realloc (or pthread_create)
+ * that the library makes (faultsim.h), until a run makes fewer than N calls.
+ * "One-shot" rows fail only the Nth call; "persistent" rows fail it and every
+ * later one (SQLite's two fault modes). Each run must give a clean code
+ * (FUT_ENOMEM, FUT_ESYS, NULL + errno, a future failed with its task's
+ * code), never crash, hang or leak (ASan/LSan in .ci/run), run every added
+ * callback exactly once, and leave no thread behind.
+ *
+ * Signals (TCase eintr): a helper thread floods the test's thread with
+ * SIGUSR1, whose handler has no SA_RESTART, while it blocks in each waiting
+ * call; every call must return what it would without signals, and a timed
+ * one never early.
+ *
+ * Links the core library with FAULT_WRAPS (tests/local.mk).
+ */
+#include "testutil.h"
+#include "faultsim.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ------------------------------------------------------------ expectations */
+
+/*
+ * ck_assert allocates in fork mode, which would eat the injected faults:
+ * while armed, failures are recorded here (the first one wins) and asserted
+ * after disarming. Any thread may record one.
+ */
+static _Atomic bool bad;
+static char bad_msg[256];
+
+static void expect_failed(const char *file, int line, const char *what)
+{
+    bool was = false;
+    if (atomic_compare_exchange_strong(&bad, &was, true))
+        snprintf(bad_msg, sizeof(bad_msg), "%s:%d: %s", file, line, what);
+}
+
+#define EXPECT(c)                                                                        \
+    do {                                                                                 \
+        if (!(c))                                                                        \
+            expect_failed(__FILE__, __LINE__, #c);                                       \
+    } while (0)
+
+/* A clean failure of a call that returns NULL. */
+#define NULL_ERRNO_OK(e) ((e) == ENOMEM || (e) == -FUT_ESYS)
+
+static const char oom_msg[] = "(no memory for the error message)";
+static const int64_t k41 = 41;
+
+/* ------------------------------------------------------------ tasks */
+
+/* 64 bytes: task_return_copy allocates. Out of memory, it raises ENOMEM. */
+static void t_big(task_t *t)
+{
+    unsigned char buf[64];
+    memset(buf, 0xab, sizeof(buf));
+    int rc = task_return_copy(t, buf, sizeof(buf));
+    if (rc < 0) {
+        EXPECT(rc == FUT_ENOMEM);
+        task_raise(t, ENOMEM, "no memory for the result");
+    }
+}
+
+static void t_str(task_t *t)
+{
+    int rc = task_return_str(t, "result %d", 42);
+    if (rc < 0) {
+        EXPECT(rc == FUT_ENOMEM);
+        task_raise(t, ENOMEM, "no memory for the result");
+    }
+}
+
+/* A 300-byte message: task_raise's format and the future's error allocate. */
+static void t_raise_long(task_t *t)
+{
+    task_raise(t, 42, "%0300d", 7);
+}
+
+static void init_raise(task_t *t)
+{
+    task_raise(t, 5, "init %0300d", 1);
+}
+
+/* True if @f failed with FUT_ETASK and @code (or lost both to a fault). */
+static bool task_failed_with(future_t *f, int code)
+{
+    const future_error_t *err = NULL;
+    if (future_exception(f, 0, &err) != 0 || !err || err->status != FUT_ETASK)
+        return false;
+    return err->code == code || strcmp(err->message, oom_msg) == 0;
+}
+
+static void cb_count(future_t *f, void *ud)
+{
+    (void)f;
+    atomic_fetch_add((_Atomic int *)ud, 1);
+}
+
+/* A callback that submits: the child's future goes to `child`. */
+struct resubmit {
+    executor_t *ex;
+    _Atomic(future_t *) child;
+    _Atomic int runs;
+    _Atomic bool done;
+};
+
+static void cb_submit(future_t *f, void *ud)
+{
+    struct resubmit *r = ud;
+    (void)f;
+    atomic_fetch_add(&r->runs, 1);
+    future_t *c = executor_submit(r->ex, t_add1, &k41, sizeof(k41));
+    if (!c)
+        EXPECT(NULL_ERRNO_OK(errno));
+    atomic_store(&r->child, c);
+    atomic_store(&r->done, true);
+}
+
+static bool resubmit_done(void *arg)
+{
+    return atomic_load(&((struct resubmit *)arg)->done);
+}
+
+/* ------------------------------------------------------------ scenarios */
+
+/* Checks the outcome of task @i of scenario_pool. */
+static void check_pool_outcome(int i, future_t *f)
+{
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = future_result(f, T_LONG, &data, &len);
+    switch (i) {
+    case 0: /* t_big */
+        if (rc == 0)
+            EXPECT(len == 64 && ((const unsigned char *)data)[63] == 0xab);
+        else
+            EXPECT(rc == FUT_ETASK && task_failed_with(f, ENOMEM));
+        break;
+    case 1: /* t_str */
+        if (rc == 0)
+            EXPECT(len == 10 && strcmp(data, "result 42") == 0);
+        else
+            EXPECT(rc == FUT_ETASK && task_failed_with(f, ENOMEM));
+        break;
+    case 2: { /* t_raise_long */
+        const future_error_t *err = NULL;
+        EXPECT(rc == FUT_ETASK && task_failed_with(f, 42));
+        if (future_exception(f, 0, &err) == 0 && err && err->code == 42)
+            EXPECT(strlen(err->message) == 300 || strcmp(err->message, oom_msg) == 0);
+        break;
+    }
+    case 3: /* t_add1: an inline result, no allocation */
+        EXPECT(rc == 0 && len == 8 && *(const int64_t *)data == 42);
+        break;
+    case 4: /* t_until_stop with a 5 ms limit: the watcher thread, or the return */
+        EXPECT(rc == FUT_EDEADLINE);
+        break;
+    }
+}
+
+/*
+ * submit, task_return_copy/str, task_raise, deadlines, callbacks (one that
+ * submits), future_result, executor_free.
+ */
+static void scenario_pool(void)
+{
+    executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    if (!ex) {
+        EXPECT(errno == ENOMEM);
+        return;
+    }
+    task_fn fns[] = {t_big, t_str, t_raise_long, t_add1, t_until_stop};
+    enum { N = sizeof(fns) / sizeof(fns[0]) };
+    future_t *fs[N];
+    _Atomic int cb_runs = 0;
+    int cb_added = 0;
+    for (int i = 0; i < N; i++) {
+        submit_options_t so = {.timeout = i == 4 ? 0.005 : 0};
+        fs[i] = executor_submit_with(ex, fns[i], &k41, sizeof(k41), &so);
+        if (!fs[i]) {
+            EXPECT(NULL_ERRNO_OK(errno));
+            continue;
+        }
+        int rc = future_add_done_callback(fs[i], cb_count, &cb_runs);
+        EXPECT(rc == 0 || rc == FUT_ENOMEM);
+        cb_added += rc == 0;
+    }
+    for (int i = 0; i < N; i++)
+        if (fs[i])
+            check_pool_outcome(i, fs[i]);
+
+    /* A callback that submits from the worker completing the future. */
+    struct resubmit r = {.ex = ex};
+    future_t *p = executor_submit(ex, t_add1, &k41, sizeof(k41));
+    if (!p) {
+        EXPECT(NULL_ERRNO_OK(errno));
+    } else {
+        int rc = future_add_done_callback(p, cb_submit, &r);
+        EXPECT(rc == 0 || rc == FUT_ENOMEM);
+        if (rc == 0) {
+            EXPECT(eventually(resubmit_done, &r, T_LONG));
+            future_t *c = atomic_load(&r.child);
+            int64_t v = 0;
+            if (c)
+                EXPECT(future_result_i64(c, T_LONG, &v) == 0 && v == 42);
+            future_unref(c);
+        }
+        future_unref(p);
+    }
+    executor_free(ex);
+    EXPECT(atomic_load(&cb_runs) == cb_added);
+    EXPECT(atomic_load(&r.runs) <= 1);
+    for (int i = 0; i < N; i++)
+        future_unref(fs[i]);
+}
+
+static const char *static_result = "static";
+
+/* Completes bare future @i: results, short and long (allocated) messages. */
+static void complete_one(future_t *f, size_t i)
+{
+    int rc;
+    if (i % 3 == 0)
+        rc = future_set_result(f, (void *)static_result, 7, NULL);
+    else if (i % 3 == 1)
+        rc = future_set_exception(f, (int)i, "short %zu", i);
+    else
+        rc = future_set_exception(f, (int)i, "long %0400zu", i);
+    EXPECT(rc == 0);
+}
+
+/* future_new, set_result/set_exception, futures_wait, as_completed over 20. */
+static void scenario_waiters(void)
+{
+    enum { N = 20 };
+    future_t *fs[N], *done[N], *not_done[N];
+    size_t n = 0, nd = 0, nn = 0;
+    for (int i = 0; i < N; i++) {
+        future_t *f = future_new();
+        if (!f)
+            EXPECT(errno == ENOMEM);
+        else
+            fs[n++] = f;
+    }
+    size_t half = n / 2;
+    for (size_t i = 0; i < half; i++)
+        complete_one(fs[i], i);
+    as_completed_t *it = as_completed_new(fs, n, T_LONG);
+    if (!it)
+        EXPECT(errno == ENOMEM);
+
+    int rc = futures_wait(fs, n, 0, FUTURES_ALL_COMPLETED, done, &nd, not_done, &nn);
+    if (rc != FUT_ENOMEM)
+        EXPECT(rc == (half < n ? FUT_ETIMEDOUT : 0) && nd == half && nn == n - half);
+    for (size_t i = half; i < n; i++)
+        complete_one(fs[i], i);
+    rc = futures_wait(fs, n, T_LONG, FUTURES_FIRST_EXCEPTION, done, &nd, not_done, &nn);
+    if (rc != FUT_ENOMEM)
+        EXPECT(rc == 0 && nd == n && nn == 0);
+    for (size_t i = 0; i < n; i++) {
+        if (i % 3 == 1 || i % 3 == 2)
+            EXPECT(task_failed_with(fs[i], (int)i));
+    }
+
+    if (it) {
+        bool seen[N] = {false};
+        size_t got = 0;
+        future_t *f;
+        while ((rc = as_completed_next(it, &f)) == 0) {
+            size_t j = 0;
+            while (j < n && fs[j] != f)
+                j++;
+            EXPECT(j < n && !seen[j]);
+            if (j < n)
+                seen[j] = true;
+            got++;
+            future_unref(f);
+        }
+        EXPECT(rc == FUT_EOF && got == n);
+        as_completed_free(it);
+    }
+    for (size_t i = 0; i < n; i++)
+        future_unref(fs[i]);
+}
+
+/* executor_map over 10 items, every item checked, then FUT_EOF. */
+static void scenario_map(size_t buffersize)
+{
+    enum { N = 10 };
+    executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    if (!ex) {
+        EXPECT(errno == ENOMEM);
+        return;
+    }
+    int64_t vals[N];
+    const void *args[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        vals[i] = 10 * i;
+        args[i] = &vals[i];
+        lens[i] = sizeof(vals[i]);
+    }
+    map_options_t mo = {.buffersize = buffersize};
+    executor_map_t *m = executor_map(ex, t_add1, args, lens, N, &mo);
+    if (!m) {
+        EXPECT(NULL_ERRNO_OK(errno));
+    } else {
+        const void *data;
+        size_t len;
+        for (int i = 0; i < N; i++) {
+            int rc = executor_map_next(m, &data, &len);
+            if (rc == 0)
+                EXPECT(len == 8 && *(const int64_t *)data == vals[i] + 1);
+            else
+                EXPECT(rc == FUT_ENOMEM || rc == FUT_ESYS);
+        }
+        EXPECT(executor_map_next(m, &data, &len) == FUT_EOF);
+        executor_map_free(m);
+    }
+    executor_free(ex);
+}
+
+static void scenario_map_all(void)
+{
+    scenario_map(0);
+}
+
+static void scenario_map_buffered(void)
+{
+    scenario_map(3);
+}
+
+/* An initializer that raises: the pool is broken, cleanly (FUT_EBROKEN). */
+static void scenario_broken(void)
+{
+    executor_options_t o = {.max_workers = 1, .initializer = init_raise};
+    executor_t *ex = thread_pool_executor_new(&o);
+    if (!ex) {
+        EXPECT(errno == ENOMEM);
+        return;
+    }
+    future_t *f = executor_submit(ex, t_add1, &k41, sizeof(k41));
+    if (!f) {
+        EXPECT(NULL_ERRNO_OK(errno));
+    } else {
+        const future_error_t *err = NULL;
+        EXPECT(future_result(f, T_LONG, NULL, NULL) == FUT_EBROKEN);
+        EXPECT(future_exception(f, 0, &err) == 0 && err && err->status == FUT_EBROKEN);
+        future_t *g = executor_submit(ex, t_add1, &k41, sizeof(k41));
+        EXPECT(!g && errno == -FUT_EBROKEN);
+        future_unref(g);
+        future_unref(f);
+    }
+    executor_free(ex);
+}
+
+/* ------------------------------------------------------------ the fault loop */
+
+struct row {
+    const char *name;
+    void (*scenario)(void);
+    unsigned kinds;
+    bool persistent;
+};
+
+static const struct row rows[] = {
+    {"pool/alloc", scenario_pool, FAULT_ALLOC, false},
+    {"pool/alloc-persistent", scenario_pool, FAULT_ALLOC, true},
+    {"pool/thread", scenario_pool, FAULT_THREAD, false},
+    {"pool/thread-persistent", scenario_pool, FAULT_THREAD, true},
+    {"waiters/alloc", scenario_waiters, FAULT_ALLOC, false},
+    {"waiters/alloc-persistent", scenario_waiters, FAULT_ALLOC, true},
+    {"map/alloc", scenario_map_all, FAULT_ALLOC, false},
+    {"map/alloc-persistent", scenario_map_all, FAULT_ALLOC, true},
+    {"map/thread", scenario_map_all, FAULT_THREAD, false},
+    {"map-buffered/alloc", scenario_map_buffered, FAULT_ALLOC, false},
+    {"map-buffered/thread-persistent", scenario_map_buffered, FAULT_THREAD, true},
+    {"broken/alloc", scenario_broken, FAULT_ALLOC, false},
+    {"broken/alloc-persistent", scenario_broken, FAULT_ALLOC, true},
+    {"broken/thread", scenario_broken, FAULT_THREAD, false},
+};
+
+/* Runs row @_i with a fault at call 1, 2, ... until a run reaches no fault. */
+START_TEST(test_faults_every_call)
+{
+    const struct row *r = &rows[_i];
+    warm_up_threads();
+    int threads0 = count_threads();
+    long before = fault_total_injected();
+    long n, calls = 0;
+    for (n = 1; n < 100000; n++) {
+        atomic_store(&bad, false);
+        fault_arm(r->kinds, n, r->persistent);
+        r->scenario();
+        calls = fault_disarm();
+        ck_assert_msg(!atomic_load(&bad), "%s, fault at call %ld of %ld: %s", r->name, n,
+                      calls, bad_msg);
+        ck_assert_msg(wait_threads(threads0), "%s, fault at call %ld: a thread was left",
+                      r->name, n);
+        if (calls < n)
+            break;
+    }
+    ck_assert_msg(n > 1, "%s: the scenario made no call to fail", r->name);
+    printf("faults %-32s %5ld injected over %4ld runs; %ld calls in a clean run; "
+           "%zu distinct sites so far\n",
+           r->name, fault_total_injected() - before, n, calls, fault_sites());
+    fflush(stdout);
+}
+END_TEST
+
+/* ------------------------------------------------------------ EINTR */
+
+static _Atomic long handled; /* SIGUSR1 handler runs */
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&handled, 1);
+}
+
+/* The pest: floods @target with SIGUSR1; opens @gate after `open_after` runs. */
+struct pest {
+    pthread_t thread, target;
+    pid_t target_tid;
+    gate_t *gate;   /* NULL: never opens it */
+    long open_after;
+    _Atomic bool stop;
+    long sent;
+};
+
+static void *pest_main(void *arg)
+{
+    struct pest *p = arg;
+    /* A hint only: the flood starts once the target sleeps in its wait. */
+    wait_tid_sleeping(p->target_tid, T_LONG);
+    long start = atomic_load(&handled);
+    bool opened = false;
+    while (!atomic_load(&p->stop)) {
+        pthread_kill(p->target, SIGUSR1);
+        p->sent++;
+        if (p->gate && !opened && atomic_load(&handled) - start >= p->open_after) {
+            gate_open(p->gate);
+            opened = true;
+        }
+        nanosleep(&(struct timespec){0, 50000}, NULL);
+    }
+    return NULL;
+}
+
+static void pest_start(struct pest *p, gate_t *g, long open_after)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: interrupted calls see EINTR */
+    ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    p->target = pthread_self();
+    p->target_tid = self_tid();
+    p->gate = g;
+    p->open_after = open_after;
+    atomic_store(&p->stop, false);
+    p->sent = 0;
+    ck_assert_int_eq(pthread_create(&p->thread, NULL, pest_main, p), 0);
+}
+
+static void pest_stop(struct pest *p)
+{
+    atomic_store(&p->stop, true);
+    pthread_join(p->thread, NULL);
+    ck_assert_msg(p->sent > 0, "no signal was sent");
+}
+
+/* What each blocking call gets: a pool, a gated task's future, the gate. */
+struct ectx {
+    executor_t *ex;
+    future_t *f;
+    gate_t gate;
+    double elapsed;
+};
+
+static void ectx_init(struct ectx *c, const executor_options_t *o)
+{
+    gate_init(&c->gate);
+    c->ex = thread_pool_executor_new(o);
+    ck_assert_ptr_nonnull(c->ex);
+    c->f = executor_submit(c->ex, t_wait_gate, &c->gate, sizeof(c->gate));
+    ck_assert_ptr_nonnull(c->f);
+}
+
+static void ectx_free(struct ectx *c)
+{
+    gate_open(&c->gate);
+    executor_free(c->ex);
+    future_unref(c->f);
+    gate_destroy(&c->gate);
+}
+
+/* The blocking calls: each returns 0 when it behaved. */
+static int op_result_forever(struct ectx *c)
+{
+    int64_t v = 0;
+    return future_result_i64(c->f, FUT_FOREVER, &v) == 0 && v == 1 ? 0 : -1;
+}
+
+static int op_result_timeout(struct ectx *c)
+{
+    int64_t v = 0;
+    return future_result_i64(c->f, 3 * T_LONG, &v) == 0 && v == 1 ? 0 : -1;
+}
+
+static int op_exception(struct ectx *c)
+{
+    const future_error_t *err = (const future_error_t *)&err;
+    return future_exception(c->f, FUT_FOREVER, &err) == 0 && !err ? 0 : -1;
+}
+
+static int op_wait_all(struct ectx *c)
+{
+    future_t *fs[2] = {c->f, future_new()};
+    future_set_result(fs[1], NULL, 0, NULL);
+    size_t nd = 0;
+    int rc = futures_wait(fs, 2, FUT_FOREVER, FUTURES_ALL_COMPLETED, NULL, &nd, NULL, NULL);
+    future_unref(fs[1]);
+    return rc == 0 && future_done(c->f) ? 0 : -1;
+}
+
+static int op_wait_first(struct ectx *c)
+{
+    return futures_wait(&c->f, 1, 3 * T_LONG, FUTURES_FIRST_COMPLETED, NULL, NULL, NULL,
+                        NULL) == 0 && future_done(c->f) ? 0 : -1;
+}
+
+static int op_as_completed(struct ectx *c)
+{
+    as_completed_t *it = as_completed_new(&c->f, 1, FUT_FOREVER);
+    future_t *got = NULL;
+    int rc = it ? as_completed_next(it, &got) : -1;
+    bool ok = rc == 0 && got == c->f;
+    future_unref(got);
+    as_completed_free(it);
+    return ok ? 0 : -1;
+}
+
+static int op_map_next(struct ectx *c)
+{
+    const void *args[1] = {&c->gate};
+    executor_map_t *m = executor_map(c->ex, t_wait_gate, args, NULL, 1, NULL);
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = m ? executor_map_next(m, &data, &len) : -1;
+    bool ok = rc == 0 && len == 8 && *(const int64_t *)data == 1;
+    executor_map_free(m);
+    return ok ? 0 : -1;
+}
+
+static int op_shutdown_wait(struct ectx *c)
+{
+    int rc = executor_shutdown(c->ex, true, false);
+    return rc == 0 && future_done(c->f) ? 0 : -1;
+}
+
+/* A blocking submit on a full bounded queue (max_queue 1, one busy worker). */
+static int op_submit_full(struct ectx *c)
+{
+    future_t *queued = executor_submit(c->ex, t_nothing, NULL, 0);
+    future_t *blocked = executor_submit(c->ex, t_nothing, NULL, 0);
+    bool ok = queued && blocked && future_result(blocked, T_LONG, NULL, NULL) == 0;
+    future_unref(queued);
+    future_unref(blocked);
+    return ok ? 0 : -1;
+}
+
+/* Timed waits that must expire, never early. */
+static int op_result_expires(struct ectx *c)
+{
+    return future_result(c->f, 0.3, NULL, NULL) == FUT_ETIMEDOUT ? 0 : -1;
+}
+
+static int op_wait_expires(struct ectx *c)
+{
+    size_t nd = 9, nn = 9;
+    future_t *not_done[1];
+    int rc = futures_wait(&c->f, 1, 0.3, FUTURES_ALL_COMPLETED, NULL, &nd, not_done, &nn);
+    return rc == FUT_ETIMEDOUT && nd == 0 && nn == 1 ? 0 : -1;
+}
+
+static int op_as_completed_expires(struct ectx *c)
+{
+    as_completed_t *it = as_completed_new(&c->f, 1, 0.3);
+    future_t *got = NULL;
+    int rc = it ? as_completed_next(it, &got) : -1;
+    as_completed_free(it);
+    return rc == FUT_ETIMEDOUT ? 0 : -1;
+}
+
+static int op_map_expires(struct ectx *c)
+{
+    const void *args[1] = {&c->gate};
+    map_options_t mo = {.timeout = 0.3};
+    executor_map_t *m = executor_map(c->ex, t_wait_gate, args, NULL, 1, &mo);
+    int rc = m ? executor_map_next(m, NULL, NULL) : -1;
+    executor_map_free(m);
+    return rc == FUT_ETIMEDOUT ? 0 : -1;
+}
+
+struct eintr_row {
+    const char *name;
+    int (*op)(struct ectx *c);
+    double expires; /* > 0: the call times out after this long, the gate stays shut */
+    size_t max_queue;
+};
+
+static const struct eintr_row eintr_rows[] = {
+    {"future_result(FOREVER)", op_result_forever, 0, 0},
+    {"future_result(timeout)", op_result_timeout, 0, 0},
+    {"future_exception", op_exception, 0, 0},
+    {"futures_wait(ALL)", op_wait_all, 0, 0},
+    {"futures_wait(FIRST, timeout)", op_wait_first, 0, 0},
+    {"as_completed_next", op_as_completed, 0, 0},
+    {"executor_map_next", op_map_next, 0, 0},
+    {"executor_shutdown(wait)", op_shutdown_wait, 0, 0},
+    {"executor_submit(full max_queue)", op_submit_full, 0, 1},
+    {"future_result expires", op_result_expires, 0.3, 0},
+    {"futures_wait expires", op_wait_expires, 0.3, 0},
+    {"as_completed_next expires", op_as_completed_expires, 0.3, 0},
+    {"executor_map_next expires", op_map_expires, 0.3, 0},
+};
+
+START_TEST(test_faults_eintr)
+{
+    const struct eintr_row *r = &eintr_rows[_i];
+    struct ectx c;
+    ectx_init(&c, &(executor_options_t){.max_workers = r->max_queue ? 1 : 2,
+                                        .max_queue = r->max_queue});
+    if (r->max_queue) /* the gated task runs: the queue holds only what follows */
+        while (!future_running(c.f))
+            sched_yield();
+    struct pest p;
+    long h0 = atomic_load(&handled);
+    pest_start(&p, r->expires > 0 ? NULL : &c.gate, 200);
+    double t0 = now_s();
+    int rc = r->op(&c);
+    double elapsed = now_s() - t0;
+    pest_stop(&p);
+    long got = atomic_load(&handled) - h0;
+    ectx_free(&c);
+    ck_assert_msg(rc == 0, "%s under signals: wrong result", r->name);
+    ck_assert_msg(got > 0, "%s: no signal arrived", r->name);
+    if (r->expires > 0)
+        ck_assert_msg(elapsed >= r->expires - 0.001, "%s returned after %.3f s, early",
+                      r->name, elapsed);
+    else
+        ck_assert_msg(got >= 200, "%s returned before the gate opened", r->name);
+    printf("eintr %-34s %6ld signals handled, %.3f s\n", r->name, got, elapsed);
+    fflush(stdout);
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("faults");
+    TCase *tc = tcase_create("faults");
+    tcase_set_timeout(tc, 300);
+    tcase_add_loop_test(tc, test_faults_every_call, 0, sizeof(rows) / sizeof(rows[0]));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("eintr");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_faults_eintr, 0,
+                        sizeof(eintr_rows) / sizeof(eintr_rows[0]));
+    suite_add_tcase(s, tc);
+    return s;
+}
