@@ -81,3 +81,5 @@ tests_check_faults_SOURCES = tests/check_faults.c tests/faultsim.c tests/faultsi
 tests_check_faults_CFLAGS = $(TEST_CFLAGS)
 tests_check_faults_LDFLAGS = $(FAULT_WRAPS)
 tests_check_faults_LDADD = $(TEST_WHITEBOX_LIBS)
+
+include tests/fuzz/local.mk

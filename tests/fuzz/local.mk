@@ -1,0 +1,32 @@
+# Fuzz targets (issue 8; STYLE.md section 7). FUZZ_TARGETS lists each target
+# as NAME:SOURCES (comma separated, from the top source folder); each has
+# tests/fuzz/fuzz_NAME.c (LLVMFuzzerTestOneInput), a seed corpus in
+# tests/fuzz/corpus/NAME/, and a replay program that make check runs over
+# that corpus with the ordinary compiler (tests/fuzz/replay.c).
+#
+# The wire decoder joins with: FUZZ_TARGETS += wire:lib/wire.c, its
+# fuzz_wire.c and corpus/wire/, and a replay_wire stanza like replay_names'.
+FUZZ_TARGETS = names:samples/pdf_downloader/names.c
+
+check_PROGRAMS += tests/fuzz/replay_names
+tests_fuzz_replay_names_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_names.c \
+	samples/pdf_downloader/names.c samples/pdf_downloader/names.h
+tests_fuzz_replay_names_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/samples/pdf_downloader \
+	-DFUZZ_TARGET='"names"'
+
+# make fuzz [FUZZ_SECONDS=N] [FUZZ_CC=clang-14]: each target for N seconds
+# under libFuzzer + ASan + UBSan; skips (says so) without clang's libFuzzer.
+FUZZ_SECONDS = 60
+FUZZ_CC = clang
+fuzz:
+	@srcdir='$(top_srcdir)' FUZZ_CC='$(FUZZ_CC)' \
+	  $(SHELL) $(top_srcdir)/tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS) || \
+	  { rc=$$?; test $$rc -eq 77 || exit $$rc; }
+.PHONY: fuzz
+
+EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/corpus
+clean-local: clean-fuzz
+clean-fuzz:
+	-rm -rf tests/fuzz/work tests/fuzz/fuzz_*.log
+	-for spec in $(FUZZ_TARGETS); do rm -f tests/fuzz/fuzz_$${spec%%:*}; done
+.PHONY: clean-fuzz
