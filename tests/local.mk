@@ -83,3 +83,14 @@ tests_check_faults_LDFLAGS = $(FAULT_WRAPS)
 tests_check_faults_LDADD = $(TEST_WHITEBOX_LIBS)
 
 include tests/fuzz/local.mk
+
+# The thread-pool soak (issue 8): SOAK_SECONDS (2) in make check; make soak
+# runs it for SOAK_SECONDS=300 unless told otherwise.
+check_PROGRAMS += tests/check_soak
+tests_check_soak_SOURCES = tests/check_soak.c $(TEST_COMMON)
+tests_check_soak_CFLAGS = $(TEST_CFLAGS)
+tests_check_soak_LDADD = $(TEST_LIBS)
+SOAK_SECONDS = 300
+soak: tests/check_soak$(EXEEXT)
+	SOAK_SECONDS=$(SOAK_SECONDS) ./tests/check_soak$(EXEEXT)
+.PHONY: soak

@@ -1,0 +1,272 @@
+/*
+ * check_soak.c: the thread-pool soak (issue 8).
+ *
+ * Four threads share one pool for SOAK_SECONDS (2 by default; `make soak`
+ * runs it longer). Each works in rounds of ROUND jobs: quick results,
+ * raises, tasks with their own 1 ms limit that run until told to stop, and
+ * jobs whose done-callback submits a child job. Right after submitting, a
+ * thread cancels about one job in five. Every job counts its side effects
+ * with atomics: task starts, task returns, callback runs. Once a round is
+ * quiet (every task returned, every callback ran), each job must have
+ * completed exactly once with the outcome its kind and its cancel allow:
+ * a cancel that returned true means the task never ran; one that returned
+ * false means it ran. None lost, none twice. At the end no thread is left.
+ */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NTHREADS 4
+#define ROUND 200 /* jobs per round per thread, children not counted */
+
+enum kind { K_QUICK, K_RAISE, K_DEADLINE, K_SPAWN, K_CHILD };
+
+struct round;
+
+struct job {
+    struct round *r;
+    enum kind kind;
+    int64_t id;
+    future_t *f;           /* the submitter's reference (children: the callback's) */
+    bool cancel_tried, cancelled; /* future_cancel called; what it returned */
+    _Atomic int starts;    /* the task began */
+    _Atomic int returns;   /* the task function returned */
+    _Atomic int cbs;       /* the done-callback ran */
+    struct job *child;     /* K_SPAWN: its child's record */
+    _Atomic(future_t *) child_f;
+};
+
+struct round {
+    executor_t *ex;
+    struct job jobs[2 * ROUND]; /* [ROUND, 2 * ROUND): children */
+    _Atomic long cb_expected, cb_ran;
+    _Atomic long started, returned;
+};
+
+struct totals {
+    long jobs, children, results, raises, deadlines, cancelled, cancel_refused;
+};
+
+static void job_task(task_t *t)
+{
+    struct job *j = (struct job *)task_arg(t, NULL);
+    atomic_fetch_add(&j->starts, 1);
+    atomic_fetch_add(&j->r->started, 1);
+    switch (j->kind) {
+    case K_RAISE:
+        task_raise(t, (int)(j->id % 1000) + 1, "job %lld", (long long)j->id);
+        break;
+    case K_DEADLINE:
+        /* Runs until its own 1 ms limit passes, or a cancel asks it to stop. */
+        while (!task_should_stop(t))
+            nanosleep(&(struct timespec){0, 20000}, NULL);
+        task_return_i64(t, -1);
+        break;
+    default:
+        task_return_i64(t, j->id * 3);
+        break;
+    }
+    atomic_fetch_add(&j->returns, 1);
+    atomic_fetch_add(&j->r->returned, 1);
+}
+
+static void job_done(future_t *f, void *ud);
+
+/* Submits @j with its callback; false if the submit failed. */
+static bool job_submit(executor_t *ex, struct job *j)
+{
+    submit_options_t so = {.timeout = j->kind == K_DEADLINE ? 0.001 : 0};
+    j->f = executor_submit_with(ex, job_task, j, sizeof(*j), &so);
+    if (!j->f)
+        return false;
+    atomic_fetch_add(&j->r->cb_expected, 1);
+    ck_assert_int_eq(future_add_done_callback(j->f, job_done, j), 0);
+    return true;
+}
+
+static void job_done(future_t *f, void *ud)
+{
+    struct job *j = ud;
+    (void)f;
+    atomic_fetch_add(&j->cbs, 1);
+    if (j->kind == K_SPAWN && atomic_load(&j->cbs) == 1 && !future_cancelled(f)) {
+        /* A callback that submits: from the worker that completed @f. */
+        if (job_submit(j->r->ex, j->child))
+            atomic_store(&j->child_f, j->child->f);
+    }
+    atomic_fetch_add(&j->r->cb_ran, 1);
+}
+
+/* xorshift64: a fixed sequence per thread; only the timing varies. */
+static uint64_t next_rand(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static bool round_quiet(void *arg)
+{
+    struct round *r = arg;
+    return atomic_load(&r->cb_ran) == atomic_load(&r->cb_expected) &&
+           atomic_load(&r->returned) == atomic_load(&r->started);
+}
+
+/* Checks one job once its round is quiet; counts its outcome. */
+static void check_job(struct job *j, struct totals *t)
+{
+    ck_assert_msg(atomic_load(&j->cbs) == 1, "job %lld: callback ran %d times",
+                  (long long)j->id, atomic_load(&j->cbs));
+    ck_assert_msg(atomic_load(&j->starts) <= 1, "job %lld ran twice", (long long)j->id);
+    const future_error_t *err = NULL;
+    int64_t v = 0;
+    int rc = future_result_i64(j->f, 0, &v);
+    if (j->cancelled) {
+        ck_assert_int_eq(rc, FUT_ECANCELLED);
+        ck_assert_msg(atomic_load(&j->starts) == 0, "job %lld ran after its cancel",
+                      (long long)j->id);
+        t->cancelled++;
+        return;
+    }
+    ck_assert_msg(atomic_load(&j->starts) == 1, "job %lld never ran (rc %d)",
+                  (long long)j->id, rc);
+    t->cancel_refused += j->cancel_tried;
+    switch (j->kind) {
+    case K_RAISE:
+        ck_assert_int_eq(rc, FUT_ETASK);
+        ck_assert_int_eq(future_exception(j->f, 0, &err), 0);
+        ck_assert_int_eq(err->code, (int)(j->id % 1000) + 1);
+        t->raises++;
+        break;
+    case K_DEADLINE:
+        /* A cancel while running stops it before its limit: it returns -1. */
+        ck_assert_msg(rc == FUT_EDEADLINE || (j->cancel_tried && rc == 0 && v == -1),
+                      "deadline job %lld: rc %d", (long long)j->id, rc);
+        t->deadlines += rc == FUT_EDEADLINE;
+        t->results += rc == 0;
+        break;
+    default:
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(v, j->id * 3);
+        t->results++;
+        break;
+    }
+}
+
+struct soaker {
+    executor_t *ex;
+    double until;
+    int index;
+    struct totals t;
+};
+
+static void *soaker_main(void *arg)
+{
+    struct soaker *s = arg;
+    uint64_t seed = 0x9E3779B97F4A7C15ull * (uint64_t)(s->index + 1);
+    int64_t next_id = (int64_t)s->index << 40;
+    struct round *r = malloc(sizeof(*r));
+    ck_assert_ptr_nonnull(r);
+    while (now_s() < s->until) {
+        memset(r, 0, sizeof(*r));
+        r->ex = s->ex;
+        for (int i = 0; i < ROUND; i++) {
+            struct job *j = &r->jobs[i];
+            uint64_t x = next_rand(&seed) % 100;
+            j->r = r;
+            j->id = next_id++;
+            j->kind = x < 50 ? K_QUICK : x < 65 ? K_RAISE : x < 75 ? K_DEADLINE : K_SPAWN;
+            if (j->kind == K_SPAWN) {
+                j->child = &r->jobs[ROUND + i];
+                j->child->r = r;
+                j->child->id = next_id++;
+                j->child->kind = K_CHILD;
+            }
+            ck_assert_msg(job_submit(s->ex, j), "submit failed: errno %d", errno);
+            if (next_rand(&seed) % 5 == 0) {
+                j->cancel_tried = true;
+                j->cancelled = future_cancel(j->f);
+            }
+        }
+        ck_assert_msg(eventually(round_quiet, r, 5.0),
+                      "a round never went quiet: %ld of %ld callbacks ran, %ld of %ld "
+                      "started tasks returned",
+                      atomic_load(&r->cb_ran), atomic_load(&r->cb_expected),
+                      atomic_load(&r->returned), atomic_load(&r->started));
+        for (int i = 0; i < ROUND; i++) {
+            struct job *j = &r->jobs[i];
+            check_job(j, &s->t);
+            s->t.jobs++;
+            if (j->kind == K_SPAWN) {
+                future_t *cf = atomic_load(&j->child_f);
+                ck_assert_msg(cf || j->cancelled, "job %lld: no child", (long long)j->id);
+                if (cf) {
+                    check_job(j->child, &s->t);
+                    s->t.children++;
+                    future_unref(cf);
+                }
+            }
+            future_unref(j->f);
+        }
+    }
+    free(r);
+    return NULL;
+}
+
+START_TEST(test_soak_thread_pool)
+{
+    const char *env = getenv("SOAK_SECONDS");
+    double secs = env && atof(env) > 0 ? atof(env) : 2.0;
+    warm_up_threads();
+    int threads0 = count_threads();
+    executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 4});
+    ck_assert_ptr_nonnull(ex);
+    struct soaker s[NTHREADS];
+    pthread_t th[NTHREADS];
+    double until = now_s() + secs;
+    for (int i = 0; i < NTHREADS; i++) {
+        s[i] = (struct soaker){.ex = ex, .until = until, .index = i};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, soaker_main, &s[i]), 0);
+    }
+    struct totals t = {0};
+    for (int i = 0; i < NTHREADS; i++) {
+        pthread_join(th[i], NULL);
+        t.jobs += s[i].t.jobs;
+        t.children += s[i].t.children;
+        t.results += s[i].t.results;
+        t.raises += s[i].t.raises;
+        t.deadlines += s[i].t.deadlines;
+        t.cancelled += s[i].t.cancelled;
+        t.cancel_refused += s[i].t.cancel_refused;
+    }
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    executor_free(ex);
+    ck_assert_msg(wait_threads(threads0), "a thread was left");
+    long total = t.jobs + t.children;
+    ck_assert_int_eq(t.results + t.raises + t.deadlines + t.cancelled, total);
+    ck_assert_int_eq((long)(st.completed + st.failed), total - t.cancelled);
+    printf("soak: %ld tasks in %.0f s from %d threads (%ld submitted by callbacks): "
+           "%ld results, %ld raised, %ld past their deadline, %ld cancelled "
+           "(+%ld cancels refused: already running); each completed exactly once\n",
+           total, secs, NTHREADS, t.children, t.results, t.raises, t.deadlines,
+           t.cancelled, t.cancel_refused);
+    fflush(stdout);
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+    const char *env = getenv("SOAK_SECONDS");
+    double secs = env && atof(env) > 0 ? atof(env) : 2.0;
+    Suite *s = suite_create("soak");
+    TCase *tc = tcase_create("concurrency");
+    tcase_set_timeout(tc, secs + 120);
+    tcase_add_test(tc, test_soak_thread_pool);
+    suite_add_tcase(s, tc);
+    return s;
+}
