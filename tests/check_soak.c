@@ -192,7 +192,7 @@ static void *soaker_main(void *arg)
                 j->cancelled = future_cancel(j->f);
             }
         }
-        ck_assert_msg(eventually(round_quiet, r, 5.0),
+        ck_assert_msg(eventually(round_quiet, r, T_LONG),
                       "a round never went quiet: %ld of %ld callbacks ran, %ld of %ld "
                       "started tasks returned",
                       atomic_load(&r->cb_ran), atomic_load(&r->cb_expected),
