@@ -10,6 +10,11 @@
  * code), never crash, hang or leak (ASan/LSan in .ci/run), run every added
  * callback exactly once, and leave no thread behind.
  *
+ * Scenarios: the pool (submit, task answers, deadlines, callbacks, one
+ * that submits), the waiters (promise-side futures, futures_wait,
+ * as_completed), map (with and without buffersize), a broken pool (a
+ * raising initializer), cancels (future_cancel, shutdown(cancel_futures)).
+ *
  * Signals (TCase eintr): a helper thread floods the test's thread with
  * SIGUSR1, whose handler has no SA_RESTART, while it blocks in each waiting
  * call; every call must return what it would without signals, and a timed
@@ -363,6 +368,61 @@ static void scenario_broken(void)
     executor_free(ex);
 }
 
+/* future_cancel, shutdown(cancel_futures) and the callbacks of cancelled futures. */
+static void scenario_cancel(void)
+{
+    enum { N = 6 };
+    gate_t g;
+    gate_init(&g);
+    executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    if (!ex) {
+        EXPECT(errno == ENOMEM);
+        gate_destroy(&g);
+        return;
+    }
+    future_t *busy = executor_submit(ex, t_wait_gate, &g, sizeof(g));
+    if (!busy)
+        EXPECT(NULL_ERRNO_OK(errno));
+    future_t *fs[N];
+    bool cancelled[N] = {false};
+    _Atomic int cb_runs = 0;
+    int cb_added = 0;
+    for (int i = 0; i < N; i++) {
+        fs[i] = executor_submit(ex, t_add1, &k41, sizeof(k41));
+        if (!fs[i]) {
+            EXPECT(NULL_ERRNO_OK(errno));
+            continue;
+        }
+        int rc = future_add_done_callback(fs[i], cb_count, &cb_runs);
+        EXPECT(rc == 0 || rc == FUT_ENOMEM);
+        cb_added += rc == 0;
+        if (i < 2)
+            cancelled[i] = future_cancel(fs[i]);
+    }
+    /* Cancels whatever is still queued behind the gated task. */
+    EXPECT(executor_shutdown(ex, false, true) == 0);
+    gate_open(&g);
+    executor_free(ex);
+    EXPECT(atomic_load(&cb_runs) == cb_added);
+    int64_t v = 0;
+    if (busy) {
+        int rc = future_result_i64(busy, 0, &v);
+        EXPECT((rc == 0 && v == 1) || rc == FUT_ECANCELLED);
+    }
+    for (int i = 0; i < N; i++) {
+        if (!fs[i])
+            continue;
+        int rc = future_result_i64(fs[i], 0, &v);
+        if (cancelled[i])
+            EXPECT(rc == FUT_ECANCELLED);
+        else
+            EXPECT((rc == 0 && v == 42) || rc == FUT_ECANCELLED);
+        future_unref(fs[i]);
+    }
+    future_unref(busy);
+    gate_destroy(&g);
+}
+
 /* ------------------------------------------------------------ the fault loop */
 
 struct row {
@@ -387,6 +447,9 @@ static const struct row rows[] = {
     {"broken/alloc", scenario_broken, FAULT_ALLOC, false},
     {"broken/alloc-persistent", scenario_broken, FAULT_ALLOC, true},
     {"broken/thread", scenario_broken, FAULT_THREAD, false},
+    {"cancel/alloc", scenario_cancel, FAULT_ALLOC, false},
+    {"cancel/alloc-persistent", scenario_cancel, FAULT_ALLOC, true},
+    {"cancel/thread", scenario_cancel, FAULT_THREAD, false},
 };
 
 /* Runs row @_i with a fault at call 1, 2, ... until a run reaches no fault. */

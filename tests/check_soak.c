@@ -10,7 +10,9 @@
  * quiet (every task returned, every callback ran), each job must have
  * completed exactly once with the outcome its kind and its cancel allow:
  * a cancel that returned true means the task never ran; one that returned
- * false means it ran. None lost, none twice. At the end no thread is left.
+ * false means it ran. None lost, none twice. Each round's futures also go
+ * through as_completed, which must yield each of them exactly once. At the
+ * end no thread is left.
  */
 #include "testutil.h"
 
@@ -157,6 +159,34 @@ static void check_job(struct job *j, struct totals *t)
     }
 }
 
+/* The round's jobs through as_completed: each yielded exactly once. */
+static void drain_as_completed(struct round *r)
+{
+    future_t *fs[ROUND];
+    bool seen[ROUND] = {false};
+    for (int i = 0; i < ROUND; i++)
+        fs[i] = r->jobs[i].f;
+    as_completed_t *it = as_completed_new(fs, ROUND, 3 * T_LONG);
+    ck_assert_ptr_nonnull(it);
+    future_t *f;
+    int rc, n = 0;
+    while ((rc = as_completed_next(it, &f)) == 0) {
+        struct job *j = NULL;
+        for (int i = 0; i < ROUND && !j; i++)
+            if (fs[i] == f && !seen[i]) {
+                seen[i] = true;
+                j = &r->jobs[i];
+            }
+        ck_assert_msg(j != NULL, "as_completed yielded a future twice or a stranger");
+        ck_assert(future_done(f));
+        future_unref(f);
+        n++;
+    }
+    ck_assert_int_eq(rc, FUT_EOF);
+    ck_assert_int_eq(n, ROUND);
+    as_completed_free(it);
+}
+
 struct soaker {
     executor_t *ex;
     double until;
@@ -192,6 +222,7 @@ static void *soaker_main(void *arg)
                 j->cancelled = future_cancel(j->f);
             }
         }
+        drain_as_completed(r);
         ck_assert_msg(eventually(round_quiet, r, T_LONG),
                       "a round never went quiet: %ld of %ld callbacks ran, %ld of %ld "
                       "started tasks returned",
