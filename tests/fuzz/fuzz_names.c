@@ -6,12 +6,14 @@
  * fit its buffer and be safe to join to the output folder with a '/': no
  * '/', no '\\', no control byte, not "." or "..", no leading '.', and for
  * PDFDL_NAME_OK not empty and with an extension. Its collision variants
- * (pdfdl_name_variant) must keep every one of those properties. A failed
+ * (pdfdl_name_variant) must keep every one of those properties. A plain URL
+ * ending in "NAME.pdf" must give a name ending in ".pdf", however long. A failed
  * check aborts, which libFuzzer reports as a crash with the input saved.
  *
  * Built by `make fuzz` with clang -fsanitize=fuzzer,address,undefined, and
  * by make check with tests/fuzz/replay.c, which feeds it the seed corpus.
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +50,39 @@ static void check_extension(const char *name)
     CHECK(dot && dot != name && dot[1] != '\0');
 }
 
+/*
+ * An oracle for the extension rule: for a plain URL (no query, fragment,
+ * escape, backslash or control byte) whose last path segment is "X.pdf"
+ * with X not starting with a dot, the name must be accepted and end in
+ * ".pdf", however long X is (the stem is cut, the extension kept).
+ */
+static bool plain_pdf_url(const char *url)
+{
+    if (strpbrk(url, "?#%\\"))
+        return false;
+    const char *path = url;
+    const char *scheme = strstr(url, "://");
+    if (scheme)
+        path = scheme + 3 + strcspn(scheme + 3, "/");
+    const char *seg = path;
+    for (const char *q = path; *q; q++)
+        if (*q == '/')
+            seg = q + 1;
+    size_t len = strlen(seg);
+    if (len <= 4 || seg[0] == '.' || strcmp(seg + len - 4, ".pdf") != 0)
+        return false;
+    for (const char *q = seg; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+            return false;
+    return true;
+}
+
+static bool ends_with_pdf(const char *name)
+{
+    size_t len = strlen(name);
+    return len > 4 && strcmp(name + len - 4, ".pdf") == 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* The URL: the input up to its first NUL, as a C caller would pass it. */
@@ -71,6 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(pdfdl_name_from_url(url, again, PDFDL_NAME_MAX + 1) == st);
     CHECK(strcmp(out, again) == 0);
     CHECK(pdfdl_name_from_url(url, small, sizeof(small)) == PDFDL_NAME_TOO_SMALL);
+
+    if (plain_pdf_url(url))
+        CHECK(st == PDFDL_NAME_OK && ends_with_pdf(out));
 
     if (st == PDFDL_NAME_OK) {
         check_safe(out, PDFDL_NAME_MAX);
