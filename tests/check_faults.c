@@ -499,7 +499,7 @@ static void on_usr1(int sig)
 struct pest {
     pthread_t thread, target;
     pid_t target_tid;
-    gate_t *gate;   /* NULL: never opens it */
+    gate_t *gate; /* NULL: never opens it */
     long open_after;
     _Atomic bool stop;
     long sent;
@@ -597,15 +597,17 @@ static int op_wait_all(struct ectx *c)
     future_t *fs[2] = {c->f, future_new()};
     future_set_result(fs[1], NULL, 0, NULL);
     size_t nd = 0;
-    int rc = futures_wait(fs, 2, FUT_FOREVER, FUTURES_ALL_COMPLETED, NULL, &nd, NULL, NULL);
+    int rc =
+        futures_wait(fs, 2, FUT_FOREVER, FUTURES_ALL_COMPLETED, NULL, &nd, NULL, NULL);
     future_unref(fs[1]);
     return rc == 0 && future_done(c->f) ? 0 : -1;
 }
 
 static int op_wait_first(struct ectx *c)
 {
-    return futures_wait(&c->f, 1, 3 * T_LONG, FUTURES_FIRST_COMPLETED, NULL, NULL, NULL,
-                        NULL) == 0 && future_done(c->f) ? 0 : -1;
+    int rc = futures_wait(&c->f, 1, 3 * T_LONG, FUTURES_FIRST_COMPLETED, NULL, NULL, NULL,
+                          NULL);
+    return rc == 0 && future_done(c->f) ? 0 : -1;
 }
 
 static int op_as_completed(struct ectx *c)

@@ -32,12 +32,12 @@ struct job {
     struct round *r;
     enum kind kind;
     int64_t id;
-    future_t *f;           /* the submitter's reference (children: the callback's) */
+    future_t *f; /* the submitter's reference (children: the callback's) */
     bool cancel_tried, cancelled; /* future_cancel called; what it returned */
-    _Atomic int starts;    /* the task began */
-    _Atomic int returns;   /* the task function returned */
-    _Atomic int cbs;       /* the done-callback ran */
-    struct job *child;     /* K_SPAWN: its child's record */
+    _Atomic int starts;           /* the task began */
+    _Atomic int returns;          /* the task function returned */
+    _Atomic int cbs;              /* the done-callback ran */
+    struct job *child;            /* K_SPAWN: its child's record */
     _Atomic(future_t *) child_f;
 };
 

@@ -31,8 +31,8 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(voi
 static _Atomic unsigned armed_kinds; /* 0: disarmed */
 static _Atomic long nth_call;
 static _Atomic bool persistent_mode;
-static _Atomic long calls;      /* calls of the armed kinds since fault_arm */
-static _Atomic long injected;   /* since the program started */
+static _Atomic long calls;    /* calls of the armed kinds since fault_arm */
+static _Atomic long injected; /* since the program started */
 
 #define MAX_SITES 256
 static _Atomic uintptr_t sites[MAX_SITES];
