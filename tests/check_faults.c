@@ -22,13 +22,19 @@
  *
  * Links the core library with FAULT_WRAPS (tests/local.mk).
  */
+#define _GNU_SOURCE /* pipe2 */
 #include "testutil.h"
 #include "faultsim.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -465,7 +471,14 @@ START_TEST(test_faults_every_call)
     int threads0 = count_threads();
     long before = fault_total_injected();
     long n, calls = 0;
-    for (n = 1; n < 100000; n++) {
+    /* Debugging: CF_FAULT_ROW=name runs that row only, from CF_FAULT_FROM=N. */
+    const char *only = getenv("CF_FAULT_ROW");
+    const char *from = getenv("CF_FAULT_FROM");
+    if (only && strcmp(only, r->name) != 0)
+        return;
+    for (n = from ? atol(from) : 1; n < 100000; n++) {
+        if (only)
+            fprintf(stderr, "faults %s: call %ld\n", r->name, n);
         atomic_store(&bad, false);
         fault_arm(r->kinds, n, r->persistent);
         r->scenario();
@@ -482,6 +495,71 @@ START_TEST(test_faults_every_call)
            "%zu distinct sites so far\n",
            r->name, fault_total_injected() - before, n, calls, fault_sites());
     fflush(stdout);
+}
+END_TEST
+
+/* ------------------------------------------------------------ the shim */
+
+static void *noop(void *arg)
+{
+    return arg;
+}
+
+/* Each kind fails the Nth call of its own functions, and only those. */
+START_TEST(test_faults_shim_kinds)
+{
+    int fds[2];
+    pthread_t t;
+    struct pollfd pfd = {.fd = -1};
+
+    fault_arm(FAULT_ALLOC, 2, false);
+    void *a = malloc(8), *b = calloc(1, 8), *c = realloc(NULL, 8), *d = malloc(8);
+    long calls = fault_disarm();
+    ck_assert_msg(a && !b && errno == ENOMEM && c && d, "alloc: only call 2 fails");
+    ck_assert_int_eq(calls, 4);
+    free(a), free(c), free(d);
+
+    fault_arm(FAULT_ALLOC, 1, true); /* persistent: every call from the first */
+    a = malloc(8);
+    b = realloc(NULL, 8);
+    calls = fault_disarm();
+    ck_assert_msg(!a && !b && calls == 2, "alloc, persistent");
+
+    fault_arm(FAULT_THREAD, 1, false);
+    ck_assert_int_eq(pthread_create(&t, NULL, noop, NULL), EAGAIN);
+    ck_assert_int_eq(fault_disarm(), 1);
+
+    fault_arm(FAULT_FORK, 1, false);
+    ck_assert_int_eq(fork(), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_int_eq(fault_disarm(), 1);
+
+    fault_arm(FAULT_PIPE, 1, true);
+    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), -1);
+    ck_assert_int_eq(errno, EMFILE);
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), -1);
+    ck_assert_int_eq(fault_disarm(), 2);
+
+    fault_arm(FAULT_POLL, 1, false);
+    ck_assert_int_eq(poll(&pfd, 1, 0), -1);
+    ck_assert_int_eq(errno, EINTR);
+    ck_assert_int_eq(poll(&pfd, 1, 0), 0); /* one-shot: the next call goes through */
+    ck_assert_int_eq(fault_disarm(), 2);
+
+    /* Disarmed, or armed for another kind: nothing fails, nothing counts. */
+    fault_arm(FAULT_FORK, 1, true);
+    a = malloc(8);
+    ck_assert_int_eq(pipe2(fds, O_CLOEXEC), 0);
+    ck_assert_int_eq(fault_disarm(), 0);
+    ck_assert_ptr_nonnull(a);
+    free(a);
+    close(fds[0]);
+    close(fds[1]);
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(0);
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
 }
 END_TEST
 
@@ -742,6 +820,10 @@ Suite *make_suite(void)
     TCase *tc = tcase_create("faults");
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_faults_every_call, 0, sizeof(rows) / sizeof(rows[0]));
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("shim");
+    tcase_add_test(tc, test_faults_shim_kinds);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("eintr");

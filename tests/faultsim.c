@@ -9,12 +9,14 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 void *__real_malloc(size_t n);
@@ -22,6 +24,14 @@ void *__real_calloc(size_t n, size_t size);
 void *__real_realloc(void *p, size_t n);
 int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *),
                           void *arg);
+pid_t __real_fork(void);
+int __real_pipe2(int fds[2], int flags);
+int __real_socketpair(int domain, int type, int protocol, int sv[2]);
+int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
+pid_t __wrap_fork(void);
+int __wrap_pipe2(int fds[2], int flags);
+int __wrap_socketpair(int domain, int type, int protocol, int sv[2]);
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
 void *__wrap_malloc(size_t n);
 void *__wrap_calloc(size_t n, size_t size);
 void *__wrap_realloc(void *p, size_t n);
@@ -146,4 +156,40 @@ int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(voi
     if (should_fail(FAULT_THREAD, __builtin_return_address(0)))
         return EAGAIN;
     return __real_pthread_create(t, a, fn, arg);
+}
+
+pid_t __wrap_fork(void)
+{
+    if (should_fail(FAULT_FORK, __builtin_return_address(0))) {
+        errno = EAGAIN;
+        return -1;
+    }
+    return __real_fork();
+}
+
+int __wrap_pipe2(int fds[2], int flags)
+{
+    if (should_fail(FAULT_PIPE, __builtin_return_address(0))) {
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_pipe2(fds, flags);
+}
+
+int __wrap_socketpair(int domain, int type, int protocol, int sv[2])
+{
+    if (should_fail(FAULT_PIPE, __builtin_return_address(0))) {
+        errno = EMFILE;
+        return -1;
+    }
+    return __real_socketpair(domain, type, protocol, sv);
+}
+
+int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+    if (should_fail(FAULT_POLL, __builtin_return_address(0))) {
+        errno = EINTR;
+        return -1;
+    }
+    return __real_poll(fds, n, timeout);
 }

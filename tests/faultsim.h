@@ -14,8 +14,12 @@
  * mode, so tests record failures with their own flag while armed and assert
  * once disarmed.
  *
- * Adding a kind (fork, pipe2, poll for the process pool): one enum value
- * here, one wrapper in faultsim.c, one --wrap in FAULT_WRAPS.
+ * A process forked while armed (the process pool's fork server, and the
+ * workers it forks) keeps its own copy of the counters: its calls fail at
+ * its own Nth call, and are not counted in the parent's.
+ *
+ * Adding a kind: one enum value here, one wrapper in faultsim.c, one --wrap
+ * in FAULT_WRAPS.
  */
 #ifndef CF_FAULTSIM_H
 #define CF_FAULTSIM_H
@@ -26,6 +30,9 @@
 enum fault_kind {
     FAULT_ALLOC = 1u << 0,  /* malloc, calloc, realloc: NULL, errno ENOMEM */
     FAULT_THREAD = 1u << 1, /* pthread_create: EAGAIN */
+    FAULT_FORK = 1u << 2,   /* fork: -1, EAGAIN */
+    FAULT_PIPE = 1u << 3,   /* pipe2, socketpair: -1, EMFILE */
+    FAULT_POLL = 1u << 4,   /* poll: -1, EINTR (callers retry) */
 };
 
 /*

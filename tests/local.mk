@@ -72,9 +72,9 @@ EXTRA_DIST += tests/course_threads.sh tests/course_processes.sh \
 
 # Fault injection (tests/faultsim.h, issue 8): the core library linked with
 # the library's allocation and thread-start calls routed through faultsim.c.
-# The process pool adds fork, pipe2 and poll here.
 FAULT_WRAPS = -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc \
-	-Wl,--wrap=pthread_create
+	-Wl,--wrap=pthread_create -Wl,--wrap=fork -Wl,--wrap=pipe2 \
+	-Wl,--wrap=socketpair -Wl,--wrap=poll
 check_PROGRAMS += tests/check_faults
 tests_check_faults_SOURCES = tests/check_faults.c tests/faultsim.c tests/faultsim.h \
 	$(TEST_COMMON)
