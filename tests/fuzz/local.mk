@@ -24,7 +24,15 @@ fuzz:
 	  { rc=$$?; test $$rc -eq 77 || exit $$rc; }
 .PHONY: fuzz
 
-EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/corpus
+# The process pool's frame decoder (lib/wire.c). Its seeds are written by
+# the encoder itself: tests/fuzz/wire_seeds DIR (not built by default).
+FUZZ_TARGETS += wire:lib/wire.c
+check_PROGRAMS += tests/fuzz/replay_wire
+tests_fuzz_replay_wire_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_wire.c \
+	lib/wire.c lib/wire.h
+tests_fuzz_replay_wire_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_TARGET='"wire"'
+
+EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/corpus tests/fuzz/wire_seeds.c
 clean-local: clean-fuzz
 clean-fuzz:
 	-rm -rf tests/fuzz/work tests/fuzz/fuzz_*.log
