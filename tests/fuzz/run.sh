@@ -52,11 +52,14 @@ for spec in "$@"; do
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     secs=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log" | tail -n 1)
     runs=${runs:-0}
-    secs=${secs:-$seconds}
-    [ "$secs" -gt 0 ] || secs=1
-    echo "fuzz_$name: $runs executions in $secs s ($((runs / secs))/s), $crashes crashes," \
-        "corpus $(ls "$work" | wc -l) new + $(ls "$srcdir/tests/fuzz/corpus/$name" | wc -l) seeds"
-    if [ "$crashes" -ne 0 ]; then
+    corpus="corpus $(ls "$work" | wc -l) new + $(ls "$srcdir/tests/fuzz/corpus/$name" | wc -l) seeds"
+    if [ "$crashes" -eq 0 ]; then
+        secs=${secs:-$seconds}
+        [ "$secs" -gt 0 ] || secs=1
+        echo "fuzz_$name: $runs executions in $secs s ($((runs / secs))/s), 0 crashes, $corpus"
+    else
+        # libFuzzer stops at the first crash and prints no "Done" line.
+        echo "fuzz_$name: CRASH after $runs executions, $corpus"
         tail -n 40 "$log"
         echo "fuzz_$name: crash input saved as tests/fuzz/crash-$name-*;" \
             "replay it with tests/fuzz/replay_$name FILE"
