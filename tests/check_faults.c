@@ -474,7 +474,8 @@ static void scenario_process_pool(void)
     int64_t vals[4] = {1, 2, 3, 4};
     const void *args[4] = {&vals[0], &vals[1], &vals[2], &vals[3]};
     size_t lens[4] = {8, 8, 8, 8};
-    executor_map_t *m = executor_map(ex, t_add1, args, lens, 4, NULL);
+    map_options_t mo = {.chunksize = 2}; /* chunks: one allocation per dispatch */
+    executor_map_t *m = executor_map(ex, t_add1, args, lens, 4, &mo);
     if (!m) {
         EXPECT(NULL_ERRNO_OK(errno) || errno == -FUT_EBROKEN);
     } else {
