@@ -524,8 +524,7 @@ static const struct row rows[] = {
     {"cancel/alloc-persistent", scenario_cancel, FAULT_ALLOC, true},
     {"cancel/thread", scenario_cancel, FAULT_THREAD, false},
     {"process/alloc", scenario_process_pool, FAULT_ALLOC, false},
-    /* process/alloc-persistent: after bug rel-4 (a frame that cannot be
-     * allocated leaves its task pending) is fixed. */
+    {"process/alloc-persistent", scenario_process_pool, FAULT_ALLOC, true},
     {"process/thread", scenario_process_pool, FAULT_THREAD, false},
     {"process/fork", scenario_process_pool, FAULT_FORK, false},
     {"process/fork-persistent", scenario_process_pool, FAULT_FORK, true},
