@@ -1194,6 +1194,7 @@ START_TEST(test_executor_free_waits)
         ck_assert_int_eq(map_next_i64(m), i < 5 ? 5 - i : i - 5);
     executor_map_free(m);
     executor_free(ex);
+    ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base);
 }
 END_TEST

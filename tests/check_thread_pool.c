@@ -121,6 +121,7 @@ START_TEST(test_thread_pool_lazy_threads)
     st = stats_of(ex);
     ck_assert_uint_eq(st.workers, 1);
     executor_free(ex);
+    ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base);
 }
 END_TEST
@@ -183,6 +184,7 @@ START_TEST(test_thread_pool_idle_thread_reuse)
     ck_assert_uint_eq(st.workers, 1);
     ck_assert_uint_eq(st.idle, 1); /* idle again before the result was handed over */
     executor_free(ex);
+    ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base);
 }
 END_TEST
@@ -397,6 +399,7 @@ START_TEST(test_thread_pool_default_max_workers)
         future_unref(fs[i]);
     }
     executor_free(ex);
+    ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base);
     gate_destroy(&g);
 }
@@ -425,6 +428,7 @@ START_TEST(test_thread_pool_saturation)
     }
     ck_assert_int_eq(count_threads(), base + 4);
     executor_free(ex);
+    ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base);
     gate_destroy(&g);
 }
@@ -444,6 +448,7 @@ START_TEST(test_thread_pool_threads_terminate)
     ck_assert_int_eq(count_threads(), base + 3);
     gate_open(&g);
     ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base);
     executor_stats_t st = stats_of(ex);
     ck_assert_uint_eq(st.workers, 0);
@@ -589,6 +594,7 @@ START_TEST(test_thread_pool_fork_from_task)
     ck_assert(now_s() - t0 < 10.0);
     future_unref(f);
     executor_free(ex);
+    ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base);
 }
 END_TEST
@@ -662,6 +668,7 @@ START_TEST(test_thread_pool_fork_while_busy)
     }
     atomic_store(&b.stop, true);
     executor_free(b.ex);
+    ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base);
 }
 END_TEST
@@ -685,6 +692,7 @@ START_TEST(test_thread_pool_shutdown_from_own_task)
     ck_assert_ptr_null(executor_submit(ex, t_add1, &v, sizeof(v)));
     ck_assert_int_eq(errno, ESHUTDOWN);
     executor_free(ex);
+    ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base);
 }
 END_TEST
@@ -794,6 +802,7 @@ START_TEST(test_thread_pool_no_thread_left)
             ck_assert(future_done(fs[i]));
             future_unref(fs[i]);
         }
+        ck_assert(wait_threads(base)); /* a joined thread leaves /proc a moment later */
         ck_assert_int_eq(count_threads(), base);
     }
 }
