@@ -8,9 +8,23 @@
  *
  * A worker with nothing to do spins for a few microseconds watching `qlen`
  * (lock-free), then parks on the `wake_seq` futex (an eventcount). A submit
- * wakes a worker only when one is parked and no wake-up is already on its way,
- * so a busy pool makes no kernel call per task: the submitter appends under
- * the lock and the spinning or running workers pick it up.
+ * wakes a parked worker only when the queue holds more items than there are
+ * workers already coming for them: those running a task (they come back to
+ * the queue when it returns), those spinning and those woken and on their way.
+ * So a busy pool makes no kernel call per task, and a submitter that is
+ * slower than one worker keeps one worker busy instead of waking a second
+ * one to fight it for the CPU (W1 in bench/RESULTS.md).
+ *
+ * Counting a running worker as coming is a bet that its task returns soon.
+ * The first worker to park while another is active becomes the watchman: it
+ * parks for at most WATCH_NS, then looks at the queue again, and takes a
+ * task that is still waiting. A submit skips the wake-up only while such a
+ * timed watchman exists, so a queued task never waits more than WATCH_NS
+ * behind busy workers while a thread is idle. A watchman that leaves its
+ * wait (woken or timed out) answers for those tasks until it pops one; if
+ * more are queued and workers are parked, it wakes one to carry the duty on,
+ * and a worker that finds nothing parks again as the next watchman. Idle
+ * pools park untimed.
  *
  * A worker counts itself idle again before it completes a task's future, so
  * a caller that waits for a result and submits again finds it idle and no
@@ -33,6 +47,7 @@
 
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,7 +83,11 @@ struct thread_pool {
     size_t nalive;               /* workers + watcher not yet exited: lock */
     size_t nworkers_alive;       /* workers not yet exited: lock */
     size_t sleeping;             /* workers parked: lock */
+    size_t busy;                 /* workers between a pop and their next take: lock */
     size_t wakes;                /* wake-ups sent, not yet taken: lock */
+    bool watchman;               /* a parked worker is the watchman: lock */
+    bool watch_timed;            /* ... and parked with a time limit: lock */
+    size_t handovers;            /* watchman duties passed to a woken worker: lock */
     bool free_later;             /* executor_free came from one of its threads: lock */
     struct tp_worker *workers;   /* every worker started: lock */
     unsigned id;                 /* immutable: for default thread names */
@@ -86,6 +105,13 @@ static _Atomic unsigned pool_counter;
 
 /* How long a worker with nothing to do spins before it parks. */
 #define SPIN_NS 30000
+/* The first part of that spin only pauses; the rest calls sched_yield(). */
+#ifndef SPIN_PURE_NS
+#define SPIN_PURE_NS 5000
+#endif
+
+/* How long the watchman parks before it looks at the queue again. */
+#define WATCH_NS 1000000
 
 static inline struct thread_pool *tp_of(executor_t *ex)
 {
@@ -236,18 +262,40 @@ static struct cf_work *pop_locked(struct thread_pool *p)
         atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
                               memory_order_relaxed);
         atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
+        p->busy++;
     }
     return w;
 }
 
-/* The next work item; NULL once the pool stops and the queue is empty. */
-static struct cf_work *take(struct thread_pool *p)
+/*
+ * The next work item; NULL once the pool stops and the queue is empty.
+ * @back: the worker comes back from a task it popped.
+ */
+static struct cf_work *take(struct thread_pool *p, bool back)
 {
+    bool watched = false; /* a watchman's wait ran out: park again without spinning */
+    bool carrier = false; /* answers for tasks that submits left to the watchman */
     for (;;) {
+        bool handover = false;
         cf_lock(&p->lock);
+        if (back) {
+            p->busy--;
+            back = false;
+        }
         struct cf_work *w = pop_locked(p);
         bool stop = atomic_load_explicit(&p->stopping, memory_order_relaxed);
+        if (w && carrier) {
+            /* Tasks left behind may have counted on the watchman: pass that on. */
+            carrier = false;
+            if (p->queue.head && p->sleeping > p->wakes) {
+                p->wakes++;
+                p->handovers++;
+                handover = true;
+            }
+        }
         cf_unlock(&p->lock);
+        if (handover)
+            wake_one(p);
         if (w)
             return w;
         if (stop)
@@ -259,17 +307,30 @@ static struct cf_work *take(struct thread_pool *p)
          * the threads that submit.
          */
         size_t spinners = atomic_fetch_add_explicit(&p->spinning, 1, memory_order_relaxed);
-        int64_t until = cf_now_ns() + (spinners < p->max_spinners ? SPIN_NS : 0);
-        bool found = false;
+        int64_t start = cf_now_ns();
+        int64_t until = start + (spinners < p->max_spinners && !watched ? SPIN_NS : 0);
+        bool found = false, yielding = false;
         for (unsigned i = 1;; i++) {
             if (atomic_load_explicit(&p->qlen, memory_order_relaxed) > 0 ||
                 atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
                 found = true;
                 break;
             }
-            if ((i & 63) == 1 && cf_now_ns() >= until)
-                break;
-            cf_cpu_relax();
+            if (yielding || (i & 63) == 1) {
+                int64_t now = cf_now_ns();
+                if (now >= until)
+                    break;
+                yielding = now - start >= SPIN_PURE_NS;
+            }
+            /*
+             * After a short pure spin, yield on each turn: a thread woken
+             * onto this CPU (often a submitter, preempted by the wake-up
+             * that brought this worker in) gets the CPU back at once.
+             */
+            if (yielding)
+                sched_yield();
+            else
+                cf_cpu_relax();
         }
         atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_relaxed);
         if (found)
@@ -282,14 +343,33 @@ static struct cf_work *take(struct thread_pool *p)
             cf_unlock(&p->lock);
             continue;
         }
+        /* The watchman's limit only matters while some worker is active. */
+        bool watchman = !p->watchman, timed = false;
+        carrier = false; /* parked, it is the watchman or another one is */
+        if (watchman) {
+            timed = p->busy + atomic_load_explicit(&p->spinning, memory_order_relaxed) > 0;
+            p->watchman = true;
+            p->watch_timed = timed;
+        }
         p->sleeping++;
         cf_unlock(&p->lock);
-        cf_futex_wait(&p->wake_seq, seq);
+        if (timed)
+            cf_futex_wait_for(&p->wake_seq, seq, WATCH_NS);
+        else
+            cf_futex_wait(&p->wake_seq, seq);
         cf_lock(&p->lock);
         p->sleeping--;
         if (p->wakes)
             p->wakes--;
+        if (watchman) {
+            p->watchman = p->watch_timed = false;
+            carrier = true;
+        } else if (p->handovers) {
+            p->handovers--;
+            carrier = true;
+        }
         cf_unlock(&p->lock);
+        watched = timed && atomic_load_explicit(&p->wake_seq, memory_order_relaxed) == seq;
     }
 }
 
@@ -375,7 +455,7 @@ static void *worker_main(void *arg)
     if (run_initializer(p)) {
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         struct cf_work *w;
-        while ((w = take(p)))
+        for (bool back = false; (w = take(p, back)); back = true)
             run_one(p, me, w);
         atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
     }
@@ -437,10 +517,14 @@ static int tp_submit(executor_t *ex, struct cf_work *w)
             errno = rc;
             return rc == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
         }
-    } else if (p->sleeping > p->wakes &&
-               qlen > atomic_load_explicit(&p->spinning, memory_order_relaxed)) {
-        p->wakes++;
-        wake = true;
+    } else if (p->sleeping > p->wakes) {
+        size_t spinning = atomic_load_explicit(&p->spinning, memory_order_relaxed);
+        size_t coming = p->busy + spinning + p->wakes;
+        /* Running workers count only while a timed watchman covers for them. */
+        if (qlen > spinning + p->wakes && (qlen > coming || !p->watch_timed)) {
+            p->wakes++;
+            wake = true;
+        }
     }
     cf_unlock(&p->lock);
     if (wake)
@@ -518,6 +602,7 @@ static void self_free(struct thread_pool *p)
 
 static void tp_destroy(executor_t *ex)
 {
+
     struct thread_pool *p = tp_of(ex);
     struct tp_worker *w = p->workers;
     while (w) {

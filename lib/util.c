@@ -27,6 +27,13 @@ void cf_futex_wait(_Atomic uint32_t *addr, uint32_t expected)
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
 }
 
+void cf_futex_wait_for(_Atomic uint32_t *addr, uint32_t expected, int64_t rel_ns)
+{
+    struct timespec ts = {(time_t)(rel_ns / CF_NS_PER_S), (long)(rel_ns % CF_NS_PER_S)};
+    /* A relative timeout; ETIMEDOUT, EINTR and EAGAIN all mean "re-check". */
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, &ts, NULL, 0);
+}
+
 void cf_lock_slow(cf_lock_t *l)
 {
     /* Spin a little first: critical sections here are a few dozen cycles. */

@@ -26,6 +26,8 @@ typedef struct {
 void cf_lock_slow(cf_lock_t *l);
 void cf_futex_wake(_Atomic uint32_t *addr, int n);
 void cf_futex_wait(_Atomic uint32_t *addr, uint32_t expected);
+/* As cf_futex_wait, giving up after @rel_ns nanoseconds. */
+void cf_futex_wait_for(_Atomic uint32_t *addr, uint32_t expected, int64_t rel_ns);
 
 static inline void cf_lock(cf_lock_t *l)
 {

@@ -434,6 +434,48 @@ START_TEST(test_thread_pool_saturation)
 }
 END_TEST
 
+/*
+ * TPE-02 (idle threads take work): with n - 1 workers held in tasks, a task
+ * submitted next runs on the idle worker while they stay held. The idle one
+ * may be spinning, parked untimed, or parked as the watchman that a submit
+ * does not wake (lib/thread_pool.c): each path must start the task. Some
+ * rounds pause first so that the idle worker has parked.
+ */
+START_TEST(test_thread_pool_idle_worker_takes_task_behind_busy)
+{
+    int base = thread_baseline();
+    for (int n = 2; n <= 4; n += 2) {
+        executor_t *ex = new_tp((executor_options_t){.max_workers = n});
+        for (int round = 0; round < 60; round++) {
+            gate_t hold;
+            gate_init(&hold);
+            future_t *held[4];
+            for (int i = 0; i < n - 1; i++)
+                held[i] = submit_ok(ex, t_wait_gate, &hold, 0);
+            ck_assert(gate_wait_for_waiters(&hold, n - 1));
+            if (round % 3 != 0) {
+                struct timespec ts = {0, (round % 3) * 2000000L}; /* 2 or 4 ms */
+                nanosleep(&ts, NULL);
+            }
+            int64_t x = round;
+            future_t *f = submit_ok(ex, t_add1, &x, sizeof(x));
+            ck_assert_int_eq(result_i64(f), round + 1);
+            for (int i = 0; i < n - 1; i++)
+                ck_assert(!future_done(held[i]));
+            future_unref(f);
+            gate_open(&hold);
+            for (int i = 0; i < n - 1; i++) {
+                ck_assert_int_eq(result_i64(held[i]), 1);
+                future_unref(held[i]);
+            }
+            gate_destroy(&hold);
+        }
+        executor_free(ex);
+    }
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
 /* SHUT-08: three held tasks give three threads; after shutdown none is left */
 START_TEST(test_thread_pool_threads_terminate)
 {
@@ -915,6 +957,7 @@ Suite *make_suite(void)
     tc = tcase(s, "limits");
     tcase_add_test(tc, test_thread_pool_default_max_workers);
     tcase_add_test(tc, test_thread_pool_saturation);
+    tcase_add_test(tc, test_thread_pool_idle_worker_takes_task_behind_busy);
     tcase_add_test(tc, test_thread_pool_threads_terminate);
     tcase_add_test(tc, test_thread_pool_deadline_while_running);
     tcase_add_test(tc, test_thread_pool_deadline_rounds);
