@@ -25,6 +25,7 @@
  */
 #include "config.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,14 @@ static const future_error_t oom_errors[] = {
 };
 
 /* 8-byte aligned: a future and its work item fit one 128-byte malloc chunk. */
+/* future_result's spin before it sleeps: pauses, then sched_yield() calls. */
+#ifndef WAIT_SPIN_PURE
+#define WAIT_SPIN_PURE 1000
+#endif
+#ifndef WAIT_SPIN_YIELDS
+#define WAIT_SPIN_YIELDS 30
+#endif
+
 #define EXTRA_OFFSET ((sizeof(struct future) + 7) & ~(size_t)7)
 _Static_assert(EXTRA_OFFSET <= 72, "a pending task must fit a 128-byte malloc chunk");
 
@@ -507,8 +516,16 @@ static int wait_done(future_t *f, double timeout)
     if (timeout == 0)
         return FUT_ETIMEDOUT;
     int64_t deadline = cf_deadline_after(timeout);
-    for (int i = 0; i < 2000; i++) {
-        cf_cpu_relax();
+    /*
+     * Spin briefly before sleeping: results often come within microseconds.
+     * After the first part, yield on each turn, so that the thread that
+     * will complete the future gets this CPU if it is waiting for one.
+     */
+    for (int i = 0; i < WAIT_SPIN_PURE + WAIT_SPIN_YIELDS; i++) {
+        if (i < WAIT_SPIN_PURE)
+            cf_cpu_relax();
+        else
+            sched_yield();
         if (state_done(load_state(f)))
             return 0;
     }
