@@ -29,6 +29,14 @@
  * task is not known to have started); that is when the future becomes
  * RUNNING and a task's own deadline starts.
  *
+ * Answers: besides RESULT/ERROR frames, a worker leaves small plain results
+ * in shared answer records beside the claim words and writes one NOTE frame
+ * per batch (worker.c). The manager collects them (harvest) on a NOTE, in
+ * every scan (a worker holds answers back only while a task it has not
+ * started yet is buffered behind the running one, so the scan timer runs:
+ * at most SCAN_MAX_NS apart), and from a dead worker before failing its
+ * claimed slots, so those answers are never lost with the worker.
+ *
  * future_cancel on a claimed task sets the word's STOP bit (request_stop,
  * or try_cancel finding it CLAIMED): task_should_stop() reads it in the
  * worker. A task that returns after its own deadline is answered with
@@ -84,7 +92,7 @@
 #define SEND_AHEAD_BYTES (1 << 20) /* a busy worker's unsent bytes cap */
 #define KILL_GRACE_NS (200 * 1000000LL)
 #define SCAN_MIN_NS (1000000LL)
-#define SCAN_MAX_NS (32 * 1000000LL)
+#define SCAN_MAX_NS (4 * 1000000LL)
 #define READ_CHUNK (256 * 1024)
 #define READ_AHEAD                                                                       \
     (4u << 20) /* a frame's buffer grows at most this far past its data                  \
@@ -154,7 +162,8 @@ struct process_pool {
     pthread_t manager;
     int nseats;
     _Atomic uint32_t *claims;
-    size_t claims_bytes;
+    struct cf_answer_rec *answers; /* in the same mapping, after the claim words */
+    size_t claims_bytes;       /* the whole mapping */
     struct cf_worker_cfg wcfg;
     pid_t fs_pid;
     int fs_sock;
@@ -522,6 +531,38 @@ static void protocol_error(struct pp_proc *pr, const char *what)
     signal_proc(pr, SIGKILL);
 }
 
+/*
+ * Completes each task of @pr whose answer waits in its shared record (worker.h):
+ * on a NOTE frame, and once the worker is gone.
+ */
+static bool harvest(struct process_pool *p, struct pp_proc *pr)
+{
+    bool any = false;
+    for (int i = 0; i < DEPTH; i++) {
+        struct pp_work *w = pr->slot[i];
+        if (!w || w->chunk_n > 1)
+            continue;
+        size_t idx = word_index(pr, i);
+        if (CF_SLOT_BASE(atomic_load(&p->claims[idx])) !=
+                CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED) ||
+            atomic_load_explicit(&p->answers[idx].tag, memory_order_acquire) !=
+                CF_ANSWER_TAG(p->gens[idx]))
+            continue;
+        unsigned char data[CF_ANSWER_INLINE];
+        size_t len = p->answers[idx].len;
+        if (len > CF_ANSWER_INLINE) {
+            protocol_error(pr, "an answer record longer than its room");
+            return any;
+        }
+        memcpy(data, p->answers[idx].data, len);
+        mark_started(p, pr, w);
+        slot_release(p, pr, i);
+        complete_one(p, w, 0, 0, data, len);
+        any = true;
+    }
+    return any;
+}
+
 /* Handles every whole frame in @pr's input buffer. */
 static void parse_input(struct process_pool *p, struct pp_proc *pr)
 {
@@ -554,6 +595,14 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
             snprintf(m, sizeof(m), "a worker initializer failed: %.*s", (int)mlen, msg);
             break_pool(p, m);
             return;
+        }
+        if (h.type == CF_WIRE_NOTE) {
+            if (h.id != 0) {
+                protocol_error(pr, "a NOTE frame naming a task");
+                return;
+            }
+            harvest(p, pr);
+            continue;
         }
         uint32_t i = CF_TASK_ID_SLOT(h.id);
         size_t idx = i < DEPTH ? word_index(pr, (int)i) : 0;
@@ -885,6 +934,8 @@ static bool scan(struct process_pool *p)
                 changed = true;
             }
         }
+        /* A worker with a task behind the running one may hold answers back. */
+        changed |= harvest(p, pr);
     }
     return changed;
 }
@@ -972,6 +1023,7 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
 {
     if (pr->from_fd >= 0 && !(pr->eof && pr->why[0]))
         read_proc(p, pr, true);
+    harvest(p, pr); /* answers it left before it died count, NOTE or not */
     close_fd(&pr->from_fd);
     close_fd(&pr->to_fd);
     char msg[512], desc[256];
@@ -1615,7 +1667,9 @@ executor_t *process_pool_executor_new(const executor_options_t *o)
         abandon(p, true);
         return cf_fail_null(FUT_ENOMEM);
     }
-    p->claims_bytes = (size_t)p->nseats * DEPTH * sizeof(uint32_t);
+    size_t words = (size_t)p->nseats * DEPTH * sizeof(uint32_t);
+    size_t answers_at = (words + 63) & ~(size_t)63;
+    p->claims_bytes = answers_at + (size_t)p->nseats * DEPTH * sizeof(struct cf_answer_rec);
     void *m = mmap(NULL, p->claims_bytes, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
@@ -1625,8 +1679,10 @@ executor_t *process_pool_executor_new(const executor_options_t *o)
         return cf_fail_null(err == ENOMEM ? FUT_ENOMEM : FUT_ESYS);
     }
     p->claims = m;
+    p->answers = (struct cf_answer_rec *)((unsigned char *)m + answers_at);
     p->wcfg = (struct cf_worker_cfg){
         .claims = p->claims,
+        .answers = p->answers,
         .depth = DEPTH,
         .initializer = p->base.opts.initializer,
         .initarg = p->base.opts.initarg,

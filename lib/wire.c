@@ -109,6 +109,8 @@ int cf_wire_get_hdr(const void *buf, size_t avail, struct cf_wire_hdr *out)
     if ((type == CF_WIRE_CHUNK && len < CF_WIRE_CHUNK_FIXED) ||
         (type == CF_WIRE_RESULTS && len < CF_WIRE_RESULTS_FIXED))
         return CF_WIRE_ESHORT;
+    if (type == CF_WIRE_NOTE && len != 0)
+        return CF_WIRE_ELEN;
     if ((type == CF_WIRE_ERROR || type == CF_WIRE_INITFAIL) &&
         (len < CF_WIRE_ERROR_FIXED || len > CF_WIRE_ERROR_FIXED + CF_WIRE_MAX_MSG))
         return len < CF_WIRE_ERROR_FIXED ? CF_WIRE_ESHORT : CF_WIRE_ELEN;

@@ -24,6 +24,8 @@
  *   RESULTS  (worker -> parent) u64 count, then count answers, each u32 kind
  *            (0 result, 1 error), i32 code, u64 len and len bytes (the
  *            result, or the error message)
+ *   NOTE     (worker -> parent) no payload, id 0: answers are waiting in the
+ *            shared answer records (worker.h)
  */
 #ifndef CF_WIRE_H
 #define CF_WIRE_H
@@ -52,7 +54,8 @@ enum cf_wire_type {
     CF_WIRE_INITFAIL = 4,
     CF_WIRE_CHUNK = 5,
     CF_WIRE_RESULTS = 6,
-    CF_WIRE_TYPE_MAX = 6,
+    CF_WIRE_NOTE = 7,
+    CF_WIRE_TYPE_MAX = 7,
 };
 
 struct cf_wire_hdr {

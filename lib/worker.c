@@ -14,9 +14,17 @@
  * was reused, the frame is skipped and nothing is answered. That claim is
  * what "started" means for cancellation and for worker deaths.
  *
- * Results are batched: answers go to an output buffer, written when no
- * complete task frame is left to run (before blocking on read) or when the
- * buffer is large. Big results are written straight from the task's memory.
+ * Answers: a plain result of up to CF_ANSWER_INLINE bytes from a task that
+ * met its deadline goes into the slot's shared answer record (worker.h); a
+ * NOTE frame tells the parent to collect such answers. A NOTE is written
+ * before a task when no other complete frame is buffered behind it, after a
+ * task that ran NOTE_NS or longer, after NOTE_MAX answers or NOTE_NS since
+ * the first, and before blocking on read. So short tasks sent ahead cost one
+ * write per batch, and an answer held back while a later task runs is found
+ * by the parent's scan of started tasks (process_pool.c). Other answers
+ * (errors, bigger results, expired tasks) are frames in an output buffer,
+ * written before the next task is claimed; big results are written straight
+ * from the task's memory.
  *
  * Leaves with _exit(): 0 on EOF of the task pipe, after max_tasks_per_child
  * tasks, or after reporting an initializer failure; 1 on an I/O error.
@@ -37,6 +45,10 @@
 #define DIRECT_MIN (256 * 1024)
 #define FLUSH_AT (64 * 1024)
 #define READ_CHUNK (64 * 1024)
+/* Answers left in shared records are announced (a NOTE frame) after this
+ * many, when this much time passed since the first, or before blocking. */
+#define NOTE_MAX 32
+#define NOTE_NS 20000
 
 struct wbuf {
     unsigned char *p;
@@ -53,6 +65,8 @@ struct wstate {
     void *scratch;   /* an aligned copy of a misaligned argument */
     size_t scratch_cap;
     int done;               /* tasks claimed */
+    int unnoted;            /* answers in shared records not yet announced */
+    int64_t first_unnoted;  /* when the first of them was left */
     _Atomic uint32_t *word; /* the claim word of the task being run */
     bool hooks;             /* CFUTURES_TEST_HOOKS was set */
 };
@@ -89,6 +103,19 @@ static void reserve(struct wbuf *b, size_t more)
         die();
     b->p = p;
     b->cap = cap;
+}
+
+static void append(struct wstate *w, const void *p, size_t len);
+
+/* Queues a NOTE frame if answers were left in shared records since the last. */
+static void note(struct wstate *w)
+{
+    if (!w->unnoted)
+        return;
+    unsigned char hdr[CF_WIRE_HDR];
+    cf_wire_put_hdr(hdr, CF_WIRE_NOTE, 0, 0);
+    append(w, hdr, sizeof(hdr));
+    w->unnoted = 0;
 }
 
 static void flush(struct wstate *w)
@@ -257,6 +284,30 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
     answer(w, CF_WIRE_RESULTS, h->id, 0, NULL, 0, w->res.p, w->res.len);
 }
 
+/*
+ * Leaves a small plain result in the task's shared answer record. Only short
+ * tasks' answers wait for a batch: one that ran NOTE_NS or more, a batch of
+ * NOTE_MAX, or one whose first answer is NOTE_NS old is announced at once.
+ */
+static void answer_shared(struct wstate *w, uint64_t id, const void *data, size_t len,
+                          int64_t started)
+{
+    struct cf_answer_rec *a =
+        &w->cfg->answers[(size_t)w->seat * w->cfg->depth + CF_TASK_ID_SLOT(id)];
+    a->len = (uint32_t)len;
+    if (len)
+        memcpy(a->data, data, len);
+    atomic_store_explicit(&a->tag, CF_ANSWER_TAG(CF_TASK_ID_GEN(id)), memory_order_release);
+    int64_t now = cf_now_ns();
+    if (w->unnoted++ == 0)
+        w->first_unnoted = now;
+    if (w->unnoted >= NOTE_MAX || now - w->first_unnoted >= NOTE_NS ||
+        now - started >= NOTE_NS) {
+        note(w);
+        flush(w);
+    }
+}
+
 static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *payload)
 {
     uint64_t fn_bits;
@@ -272,6 +323,7 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
         return; /* cancelled or revoked before it started: skip it */
     w->done++;
     struct task t;
+    int64_t started = cf_now_ns();
     run_one(w, (task_fn)(uintptr_t)fn_bits, arg, arg_len, limit_ns, &t);
     /* As in a thread: a task past its own deadline fails, whatever it answered. */
     uint32_t flags =
@@ -290,10 +342,16 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
         }
         if (w->hooks && t.len >= 14 && memcmp(t.data, "CF-FAULT-HALF!", 14) == 0)
             half_answer(w, h->id, t.data, t.len); /* test builds: dies mid-frame */
-        answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, t.data, t.len);
+        if (flags == 0 && t.len <= CF_ANSWER_INLINE)
+            answer_shared(w, h->id, t.data, t.len, started);
+        else
+            answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, t.data, t.len);
         break;
     default:
-        answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, NULL, 0);
+        if (flags == 0)
+            answer_shared(w, h->id, NULL, 0, started);
+        else
+            answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, NULL, 0);
         break;
     }
     cf_task_clear(&t);
@@ -315,15 +373,24 @@ static size_t run_buffered(struct wstate *w)
             return need;
         w->in_pos += need;
         /*
-         * Hand earlier answers over before claiming another task: if this
-         * worker dies in the next one, only that one may be lost.
+         * Hand earlier pipe answers over before claiming another task: if
+         * this worker dies in the next one, only that one may be lost.
+         * Answers in shared records are safe already; they wait for a NOTE
+         * only while another task is buffered behind this one, which the
+         * parent sees as not started and so scans for (process_pool.c).
          */
+        struct cf_wire_hdr next;
+        size_t rest = w->in.len - w->in_pos;
+        if (cf_wire_get_hdr(w->in.p + w->in_pos, rest, &next) != CF_WIRE_OK ||
+            rest < CF_WIRE_HDR + next.len)
+            note(w);
         flush(w);
         if (h.type == CF_WIRE_CHUNK)
             run_chunk(w, &h, w->in.p + w->in_pos - h.len);
         else
             run_task(w, &h, w->in.p + w->in_pos - h.len);
         if (w->cfg->max_tasks > 0 && w->done >= w->cfg->max_tasks) {
+            note(w);
             flush(w);
             _exit(0);
         }
@@ -344,6 +411,7 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
     for (;;) {
         size_t need = run_buffered(&w);
         /* Nothing runnable is left: hand the answers over before blocking. */
+        note(&w);
         flush(&w);
         if (w.in_pos > 0) {
             memmove(w.in.p, w.in.p + w.in_pos, w.in.len - w.in_pos);

@@ -35,9 +35,31 @@ enum {
 #define CF_TASK_ID_SLOT(id) ((uint32_t)((id) >> 32))
 #define CF_TASK_ID_GEN(id) ((uint32_t)(id)&CF_SLOT_GEN_MASK)
 
+/*
+ * One answer record per task slot, beside the claim words (same index, also
+ * shared). A worker leaves a small plain result here instead of writing a
+ * RESULT frame, and writes one NOTE frame for a batch of them, so a pool of
+ * tiny tasks makes one write per batch, not per task. The result lives in
+ * shared memory from the moment the task returns: if the worker dies later
+ * in the batch, the parent still finds it, and a dead worker still costs
+ * only the task it was running.
+ *
+ * `tag` is CF_ANSWER_TAG(gen) once len and data are written (release); the
+ * parent reads it with acquire and takes the answer only for the generation
+ * it sent, so a record left from an earlier task never counts.
+ */
+#define CF_ANSWER_INLINE 56
+#define CF_ANSWER_TAG(gen) (((uint32_t)(gen) << 1) | 1u)
+struct cf_answer_rec {
+    _Atomic uint32_t tag;
+    uint32_t len; /* result bytes, at most CF_ANSWER_INLINE */
+    unsigned char data[CF_ANSWER_INLINE];
+};
+
 /* What a worker needs, fixed when the pool is created (read after fork). */
 struct cf_worker_cfg {
     _Atomic uint32_t *claims; /* seats * depth words, shared */
+    struct cf_answer_rec *answers; /* seats * depth records, shared */
     int depth;                /* slots per seat */
     task_fn initializer;      /* may be NULL */
     const void *initarg;      /* the creator's bytes, as they were at the fork */

@@ -194,6 +194,21 @@ static void t_absurd_frame(task_t *t)
     wait_gate();
 }
 
+/* Writes a NOTE frame that names a task (a NOTE never does). */
+static void t_bad_note(task_t *t)
+{
+    const char *fd = getenv("CFUTURES_WORKER_RESULT_FD");
+    if (!fd) {
+        task_raise(t, 1, "no test hook");
+        return;
+    }
+    unsigned char h[32] = {'C', 'F', 'W', 'P', 1, 0, 7, 0};
+    h[16] = 5; /* id 5 */
+    ssize_t n = write(atoi(fd), h, sizeof(h));
+    (void)n;
+    wait_gate();
+}
+
 static void t_fork(task_t *t)
 {
     pid_t pid = fork();
@@ -451,6 +466,79 @@ START_TEST(test_process_pool_sigkill_busy)
 }
 END_TEST
 
+static void t_kill_self(task_t *t)
+{
+    raise(SIGKILL);
+}
+
+/*
+ * Small answers wait in shared records for a batch (worker.h): those of the
+ * tasks a worker finished before it died still arrive, and only the task it
+ * was running fails. Task 0 holds the worker so that the rest are buffered
+ * behind one another; those after the one that dies go to a new worker.
+ */
+START_TEST(test_process_pool_answers_survive_death)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    enum { N = 10, K = 5 }; /* task K kills its worker, with tasks buffered behind it */
+    int idx[N];
+    future_t *fs_[N];
+    for (int i = 0; i < N; i++) {
+        idx[i] = i;
+        fs_[i] = executor_submit(ex, i == 0 ? t_block : i == K ? t_kill_self : t_mark,
+                                 &idx[i], sizeof(int));
+        ck_assert_ptr_nonnull(fs_[i]);
+    }
+    wait_started(1);
+    atomic_store(&shm->gate, 1);
+    ck_assert_int_eq(result_i64(fs_[0]), 0);
+    for (int i = 1; i < N; i++) {
+        if (i == K)
+            continue;
+        ck_assert_int_eq(result_i64(fs_[i]), i); /* after K: run by a new worker */
+        ck_assert_int_eq(atomic_load(&shm->ran[i]), 1);
+    }
+    const future_error_t *err = failure(fs_[K], FUT_EWORKER);
+    ck_assert_int_eq(err->signal, SIGKILL);
+    for (int i = 0; i < N; i++)
+        future_unref(fs_[i]);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/*
+ * A short task's answer may wait for a batch while tasks are buffered behind
+ * it, but never for a long task that follows: here it arrives while the
+ * next task is still held (the pool's scan finds it).
+ */
+START_TEST(test_process_pool_answer_not_held_behind_long_task)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    for (int round = 0; round < 5; round++) {
+        atomic_store(&shm->gate, 0);
+        atomic_store(&shm->started, 0);
+        int idx[3] = {3 * round, 3 * round + 1, 3 * round + 2};
+        future_t *a = executor_submit(ex, t_mark, &idx[0], sizeof(int));
+        future_t *b = executor_submit(ex, t_block, &idx[1], sizeof(int));
+        future_t *c = executor_submit(ex, t_mark, &idx[2], sizeof(int));
+        ck_assert(a && b && c);
+        ck_assert_int_eq(result_i64(a), idx[0]);
+        ck_assert(!future_done(b));
+        atomic_store(&shm->gate, 1);
+        ck_assert_int_eq(result_i64(b), idx[1]);
+        ck_assert_int_eq(result_i64(c), idx[2]);
+        future_unref(a);
+        future_unref(b);
+        future_unref(c);
+    }
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 static bool no_workers(void *ex)
 {
     executor_stats_t st;
@@ -541,6 +629,10 @@ START_TEST(test_process_pool_garbage_frame)
     f = executor_submit(ex, t_absurd_frame, NULL, 0);
     err = failure(f, FUT_EWORKER);
     ck_assert_msg(strstr(err->message, "above the maximum") != NULL, "%s", err->message);
+    future_unref(f);
+    f = executor_submit(ex, t_bad_note, NULL, 0);
+    err = failure(f, FUT_EWORKER);
+    ck_assert_msg(strstr(err->message, "NOTE frame naming a task") != NULL, "%s", err->message);
     future_unref(f);
     int64_t v = 1;
     f = executor_submit(ex, t_add1, &v, sizeof(v));
@@ -1410,6 +1502,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_worker_exit3);
     tcase_add_test(tc, test_process_pool_worker_exit0);
     tcase_add_test(tc, test_process_pool_sigkill_busy);
+    tcase_add_test(tc, test_process_pool_answers_survive_death);
+    tcase_add_test(tc, test_process_pool_answer_not_held_behind_long_task);
     tcase_add_test(tc, test_process_pool_sigkill_idle);
     tcase_add_test(tc, test_process_pool_break_mode);
     tcase_add_test(tc, test_process_pool_break_mode_idle);

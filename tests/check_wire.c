@@ -127,6 +127,15 @@ START_TEST(test_wire_garbage)
     good_hdr(b, CF_WIRE_RESULT, 1);
     b[13] = 1;
     ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_EFLAGS);
+    /* NOTE: no payload, no flags. */
+    good_hdr(b, CF_WIRE_NOTE, 0);
+    ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_OK);
+    ck_assert_uint_eq(h.type, CF_WIRE_NOTE);
+    good_hdr(b, CF_WIRE_NOTE, 1);
+    ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_ELEN);
+    good_hdr(b, CF_WIRE_NOTE, 0);
+    cf_wire_put_flags(b, CF_WIRE_F_EXPIRED);
+    ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_EFLAGS);
     /* Pseudo-random bytes: never OK with a length past the maximum, never a crash. */
     uint64_t x = 88172645463325252ull;
     for (int round = 0; round < 100000; round++) {
