@@ -886,13 +886,17 @@ static void dispatch(struct process_pool *p)
             steal(p);
     }
     while (p->pend.head) {
-        struct cf_work *cw = p->pend.head;
-        if (!unit_filter(p))
-            continue;
+        /*
+         * A worker first: filtering looks at every item of a unit, and a
+         * map chunk can hold many thousands, so it is done once per send,
+         * not on every manager round while the workers are full.
+         */
         struct pp_proc *pr = pick(p);
         if (!pr)
             return;
-        cf_fifo_pop(&p->pend);
+        if (!unit_filter(p))
+            continue;
+        struct cf_work *cw = cf_fifo_pop(&p->pend);
         if (!send_work(p, pr, cw)) {
             if (unit_cancelling(work_of(cw))) {
                 cf_fifo_push_front(&p->pend, cw); /* filtered again next round */
