@@ -16,9 +16,10 @@
  * raising initializer), cancels (future_cancel, shutdown(cancel_futures)).
  *
  * Signals (TCase eintr): a helper thread floods the test's thread with
- * SIGUSR1, whose handler has no SA_RESTART, while it blocks in each waiting
- * call; every call must return what it would without signals, and a timed
- * one never early.
+ * SIGUSR1 (and, every fourth time, SIGCHLD), whose handlers have no
+ * SA_RESTART, while it blocks in each waiting call, on a thread pool and on
+ * a process pool; every call must return what it would without signals, a
+ * timed one never early, and no thread, fd or child may be left.
  *
  * Links the core library with FAULT_WRAPS (tests/local.mk).
  */
@@ -33,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -640,7 +642,8 @@ END_TEST
 
 /* ------------------------------------------------------------ EINTR */
 
-static _Atomic long handled; /* SIGUSR1 handler runs */
+static _Atomic long handled;      /* SIGUSR1 handler runs */
+static _Atomic long chld_handled; /* SIGCHLD handler runs */
 
 static void on_usr1(int sig)
 {
@@ -648,11 +651,22 @@ static void on_usr1(int sig)
     atomic_fetch_add(&handled, 1);
 }
 
-/* The pest: floods @target with SIGUSR1; opens @gate after `open_after` runs. */
+static void on_chld(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&chld_handled, 1);
+}
+
+/*
+ * The pest: floods @target with SIGUSR1, and SIGCHLD every fourth time (a
+ * handler that reaps nothing, as an application's might be); opens @gate
+ * and sets *flag after `open_after` SIGUSR1 runs.
+ */
 struct pest {
     pthread_t thread, target;
     pid_t target_tid;
-    gate_t *gate; /* NULL: never opens it */
+    gate_t *gate;       /* NULL: never opens it */
+    _Atomic int *flag;  /* the process pool's gate, or NULL */
     long open_after;
     _Atomic bool stop;
     long sent;
@@ -666,9 +680,11 @@ static void *pest_main(void *arg)
     long start = atomic_load(&handled);
     bool opened = false;
     while (!atomic_load(&p->stop)) {
-        pthread_kill(p->target, SIGUSR1);
+        pthread_kill(p->target, p->sent % 4 == 3 ? SIGCHLD : SIGUSR1);
         p->sent++;
         if (p->gate && !opened && atomic_load(&handled) - start >= p->open_after) {
+            if (p->flag)
+                atomic_store(p->flag, 1);
             gate_open(p->gate);
             opened = true;
         }
@@ -677,7 +693,7 @@ static void *pest_main(void *arg)
     return NULL;
 }
 
-static void pest_start(struct pest *p, gate_t *g, long open_after)
+static void pest_start(struct pest *p, gate_t *g, _Atomic int *flag, long open_after)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -685,9 +701,12 @@ static void pest_start(struct pest *p, gate_t *g, long open_after)
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0; /* no SA_RESTART: interrupted calls see EINTR */
     ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+    sa.sa_handler = on_chld;
+    ck_assert_int_eq(sigaction(SIGCHLD, &sa, NULL), 0);
     p->target = pthread_self();
     p->target_tid = self_tid();
     p->gate = g;
+    p->flag = g ? flag : NULL;
     p->open_after = open_after;
     atomic_store(&p->stop, false);
     p->sent = 0;
@@ -698,32 +717,76 @@ static void pest_stop(struct pest *p)
 {
     atomic_store(&p->stop, true);
     pthread_join(p->thread, NULL);
+    signal(SIGCHLD, SIG_DFL);
     ck_assert_msg(p->sent > 0, "no signal was sent");
 }
 
-/* What each blocking call gets: a pool, a gated task's future, the gate. */
+enum { K_THREAD, K_PROCESS, K_KINDS };
+static const char *const kind_names[K_KINDS] = {"thread", "process"};
+
+/*
+ * What each blocking call gets: a pool, a gated task's future, the gate.
+ * A process pool's task cannot see a gate_t of this process: it waits for
+ * `flag`, a MAP_SHARED word mapped before the pool is created.
+ */
 struct ectx {
+    int kind;
     executor_t *ex;
     future_t *f;
     gate_t gate;
-    double elapsed;
+    _Atomic int *flag;
+    task_fn wait_fn;      /* waits for the gate, returns i64 1 */
+    const void *wait_arg; /* its argument (length 0: borrowed by a thread pool) */
 };
 
-static void ectx_init(struct ectx *c, const executor_options_t *o)
+static _Atomic int *shm_flag; /* the process pool's gate, for its tasks */
+
+/* arg: none. Waits (polling, up to T_LONG) for shm_flag, returns i64 1. */
+static void t_wait_flag(task_t *t)
 {
+    double end = now_s() + T_LONG;
+    while (!atomic_load(shm_flag) && now_s() < end)
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+    task_return_i64(t, 1);
+}
+
+static bool running(void *f)
+{
+    return future_running(f);
+}
+
+static void ectx_init(struct ectx *c, int kind, const executor_options_t *o)
+{
+    c->kind = kind;
     gate_init(&c->gate);
-    c->ex = thread_pool_executor_new(o);
+    c->flag = mmap(NULL, sizeof(*c->flag), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(c->flag, MAP_FAILED);
+    shm_flag = c->flag;
+    if (kind == K_PROCESS) {
+        c->ex = process_pool_executor_new(o);
+        c->wait_fn = t_wait_flag;
+        c->wait_arg = NULL;
+    } else {
+        c->ex = thread_pool_executor_new(o);
+        c->wait_fn = t_wait_gate;
+        c->wait_arg = &c->gate;
+    }
     ck_assert_ptr_nonnull(c->ex);
-    c->f = executor_submit(c->ex, t_wait_gate, &c->gate, sizeof(c->gate));
+    c->f = executor_submit(c->ex, c->wait_fn, c->wait_arg, 0);
     ck_assert_ptr_nonnull(c->f);
+    /* Started, so no row's call can cancel it or find it queued. */
+    ck_assert_msg(eventually(running, c->f, T_LONG), "the gated task never started");
 }
 
 static void ectx_free(struct ectx *c)
 {
+    atomic_store(c->flag, 1);
     gate_open(&c->gate);
-    executor_free(c->ex);
+    executor_free(c->ex); /* NULL-safe: op_free freed it already */
     future_unref(c->f);
     gate_destroy(&c->gate);
+    munmap((void *)c->flag, sizeof(*c->flag));
 }
 
 /* The blocking calls: each returns 0 when it behaved. */
@@ -743,6 +806,12 @@ static int op_exception(struct ectx *c)
 {
     const future_error_t *err = (const future_error_t *)&err;
     return future_exception(c->f, FUT_FOREVER, &err) == 0 && !err ? 0 : -1;
+}
+
+static int op_exception_timeout(struct ectx *c)
+{
+    const future_error_t *err = (const future_error_t *)&err;
+    return future_exception(c->f, 3 * T_LONG, &err) == 0 && !err ? 0 : -1;
 }
 
 static int op_wait_all(struct ectx *c)
@@ -776,8 +845,8 @@ static int op_as_completed(struct ectx *c)
 
 static int op_map_next(struct ectx *c)
 {
-    const void *args[1] = {&c->gate};
-    executor_map_t *m = executor_map(c->ex, t_wait_gate, args, NULL, 1, NULL);
+    const void *args[1] = {c->wait_arg};
+    executor_map_t *m = executor_map(c->ex, c->wait_fn, args, NULL, 1, NULL);
     const void *data = NULL;
     size_t len = 0;
     int rc = m ? executor_map_next(m, &data, &len) : -1;
@@ -790,6 +859,27 @@ static int op_shutdown_wait(struct ectx *c)
 {
     int rc = executor_shutdown(c->ex, true, false);
     return rc == 0 && future_done(c->f) ? 0 : -1;
+}
+
+/* With a queued task behind the running one: that one is cancelled. */
+static int op_shutdown_cancel(struct ectx *c)
+{
+    future_t *queued = executor_submit(c->ex, c->wait_fn, c->wait_arg, 0);
+    int rc = queued ? executor_shutdown(c->ex, true, true) : -1;
+    int64_t v = 0;
+    bool ok = rc == 0 && future_result_i64(c->f, 0, &v) == 0 && v == 1 &&
+              future_done(queued);
+    future_unref(queued);
+    return ok ? 0 : -1;
+}
+
+/* executor_free while the gated task runs: it waits for it. */
+static int op_free(struct ectx *c)
+{
+    executor_free(c->ex);
+    c->ex = NULL;
+    int64_t v = 0;
+    return future_result_i64(c->f, 0, &v) == 0 && v == 1 ? 0 : -1;
 }
 
 /* A blocking submit on a full bounded queue (max_queue 1, one busy worker). */
@@ -828,9 +918,9 @@ static int op_as_completed_expires(struct ectx *c)
 
 static int op_map_expires(struct ectx *c)
 {
-    const void *args[1] = {&c->gate};
+    const void *args[1] = {c->wait_arg};
     map_options_t mo = {.timeout = 0.3};
-    executor_map_t *m = executor_map(c->ex, t_wait_gate, args, NULL, 1, &mo);
+    executor_map_t *m = executor_map(c->ex, c->wait_fn, args, NULL, 1, &mo);
     int rc = m ? executor_map_next(m, NULL, NULL) : -1;
     executor_map_free(m);
     return rc == FUT_ETIMEDOUT ? 0 : -1;
@@ -846,45 +936,56 @@ struct eintr_row {
 static const struct eintr_row eintr_rows[] = {
     {"future_result(FOREVER)", op_result_forever, 0, 0},
     {"future_result(timeout)", op_result_timeout, 0, 0},
-    {"future_exception", op_exception, 0, 0},
+    {"future_exception(FOREVER)", op_exception, 0, 0},
+    {"future_exception(timeout)", op_exception_timeout, 0, 0},
     {"futures_wait(ALL)", op_wait_all, 0, 0},
     {"futures_wait(FIRST, timeout)", op_wait_first, 0, 0},
     {"as_completed_next", op_as_completed, 0, 0},
     {"executor_map_next", op_map_next, 0, 0},
     {"executor_shutdown(wait)", op_shutdown_wait, 0, 0},
+    {"executor_shutdown(wait, cancel)", op_shutdown_cancel, 0, 1},
+    {"executor_free", op_free, 0, 0},
     {"executor_submit(full max_queue)", op_submit_full, 0, 1},
     {"future_result expires", op_result_expires, 0.3, 0},
     {"futures_wait expires", op_wait_expires, 0.3, 0},
     {"as_completed_next expires", op_as_completed_expires, 0.3, 0},
     {"executor_map_next expires", op_map_expires, 0.3, 0},
 };
+#define N_EINTR ((int)(sizeof(eintr_rows) / sizeof(eintr_rows[0])))
 
+/* Row _i % N_EINTR on executor kind _i / N_EINTR. */
 START_TEST(test_faults_eintr)
 {
-    const struct eintr_row *r = &eintr_rows[_i];
+    const struct eintr_row *r = &eintr_rows[_i % N_EINTR];
+    int kind = _i / N_EINTR;
+    signal(SIGPIPE, SIG_DFL); /* the library must not need SIGPIPE ignored */
+    int threads0 = thread_baseline(), fds0 = count_fds();
     struct ectx c;
-    ectx_init(&c, &(executor_options_t){.max_workers = r->max_queue ? 1 : 2,
-                                        .max_queue = r->max_queue});
-    if (r->max_queue) /* the gated task runs: the queue holds only what follows */
-        while (!future_running(c.f))
-            sched_yield();
+    ectx_init(&c, kind,
+              &(executor_options_t){.max_workers = r->max_queue ? 1 : 2,
+                                    .max_queue = r->max_queue});
     struct pest p;
-    long h0 = atomic_load(&handled);
-    pest_start(&p, r->expires > 0 ? NULL : &c.gate, 200);
+    long h0 = atomic_load(&handled), c0 = atomic_load(&chld_handled);
+    pest_start(&p, r->expires > 0 ? NULL : &c.gate, c.flag, 200);
     double t0 = now_s();
     int rc = r->op(&c);
     double elapsed = now_s() - t0;
     pest_stop(&p);
-    long got = atomic_load(&handled) - h0;
+    long got = atomic_load(&handled) - h0, chld = atomic_load(&chld_handled) - c0;
     ectx_free(&c);
-    ck_assert_msg(rc == 0, "%s under signals: wrong result", r->name);
+    ck_assert_msg(rc == 0, "%s on a %s pool under signals: wrong result", r->name,
+                  kind_names[kind]);
     ck_assert_msg(got > 0, "%s: no signal arrived", r->name);
     if (r->expires > 0)
         ck_assert_msg(elapsed >= r->expires - 0.001, "%s returned after %.3f s, early",
                       r->name, elapsed);
     else
         ck_assert_msg(got >= 200, "%s returned before the gate opened", r->name);
-    printf("eintr %-34s %6ld signals handled, %.3f s\n", r->name, got, elapsed);
+    ck_assert_msg(wait_threads(threads0), "%s: a thread was left", r->name);
+    ck_assert_msg(count_fds() == fds0, "%s: %d fds left", r->name, count_fds() - fds0);
+    ck_assert_msg(no_children(), "%s: a child process (or zombie) was left", r->name);
+    printf("eintr %-7s %-32s %6ld SIGUSR1 + %5ld SIGCHLD handled, %.3f s\n",
+           kind_names[kind], r->name, got, chld, elapsed);
     fflush(stdout);
 }
 END_TEST
@@ -903,8 +1004,7 @@ Suite *make_suite(void)
 
     tc = tcase_create("eintr");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_faults_eintr, 0,
-                        sizeof(eintr_rows) / sizeof(eintr_rows[0]));
+    tcase_add_loop_test(tc, test_faults_eintr, 0, N_EINTR * K_KINDS);
     suite_add_tcase(s, tc);
     return s;
 }
