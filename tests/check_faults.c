@@ -1039,6 +1039,23 @@ static void child_fail(const char *file, int line, const char *fmt, ...)
             child_fail(__FILE__, __LINE__, __VA_ARGS__);                                 \
     } while (0)
 
+/* The Threads: line of /proc/@dir/status and its real uid (OUT), or 0. */
+static long status_threads(const char *dir, unsigned *ruid)
+{
+    char path[300], line[256];
+    snprintf(path, sizeof(path), "/proc/%s/status", dir);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return 0;
+    long threads = 0;
+    while (fgets(line, sizeof(line), fp)) {
+        sscanf(line, "Uid: %u", ruid);
+        sscanf(line, "Threads: %ld", &threads);
+    }
+    fclose(fp);
+    return threads;
+}
+
 /* Threads (tasks) of this user now, from /proc: what RLIMIT_NPROC counts. */
 static long tasks_of_uid(uid_t uid)
 {
@@ -1050,18 +1067,8 @@ static long tasks_of_uid(uid_t uid)
     while ((e = readdir(d))) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
             continue;
-        char path[300], line[256];
-        snprintf(path, sizeof(path), "/proc/%s/status", e->d_name);
-        FILE *fp = fopen(path, "r");
-        if (!fp)
-            continue;
         unsigned ruid = (unsigned)-1;
-        long threads = 0;
-        while (fgets(line, sizeof(line), fp)) {
-            sscanf(line, "Uid: %u", &ruid);
-            sscanf(line, "Threads: %ld", &threads);
-        }
-        fclose(fp);
+        long threads = status_threads(e->d_name, &ruid);
         if (ruid == (unsigned)uid)
             n += threads;
     }
@@ -1246,10 +1253,15 @@ static void nproc_respawn(int workers)
     int64_t v = 1;
     for (int i = 0; i < 3; i++)
         more[i] = executor_submit(ex, t_add1, &v, sizeof(v));
-    /* The worker about to die is counted now: one less than what runs. */
-    limit_nproc((pid_t)fs_pid, -1);
-    limit_nproc(getpid(), -1);
+    /* The worker about to die is counted now (with any thread a sanitizer gave it). */
     pid_t victim = atomic_load(&nshm->pid[0]);
+    char dir[32];
+    unsigned ruid;
+    snprintf(dir, sizeof(dir), "%d", (int)victim);
+    long vt = status_threads(dir, &ruid);
+    NCHECK(vt > 0, "no /proc/%d/status", (int)victim);
+    limit_nproc((pid_t)fs_pid, -vt);
+    limit_nproc(getpid(), -vt);
     NCHECK(kill(victim, SIGKILL) == 0, "kill %d: errno %d", (int)victim, errno);
     int rc = gated[0] ? future_result(gated[0], T_LONG, NULL, NULL) : -1;
     const future_error_t *err = NULL;
