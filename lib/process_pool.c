@@ -1050,7 +1050,8 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
         snprintf(msg, sizeof(msg), "a process in the pool terminated abruptly: %s", desc);
         break_pool(p, msg);
     } else if (spawn_failed) {
-        p->respawn_every = CF_MIN(CF_MAX(2 * p->respawn_every, RESPAWN_MIN_NS), RESPAWN_MAX_NS);
+        p->respawn_every =
+            CF_MIN(CF_MAX(2 * p->respawn_every, RESPAWN_MIN_NS), RESPAWN_MAX_NS);
         p->respawn_at = cf_now_ns() + p->respawn_every;
         bool any = false;
         for (int s = 0; s < p->nseats; s++)

@@ -791,7 +791,8 @@ static int r_wait_empty_ok(const struct row *r)
  */
 static void *huge_arg(size_t len)
 {
-    void *p = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p =
+        mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     ck_assert_msg(p != MAP_FAILED, "mmap of %zu bytes: errno %d", len, errno);
     return p;
 }
@@ -872,8 +873,8 @@ static int r_pp_submit_with_huge(const struct row *r)
     size_t len = row_len(r);
     const void *arg = row_arg(len);
     errno = 0;
-    future_t *f = executor_submit_with(ex, t_echo, arg, len,
-                                       &(submit_options_t){.timeout = 60});
+    future_t *f =
+        executor_submit_with(ex, t_echo, arg, len, &(submit_options_t){.timeout = 60});
     int rc = ptr_code(f);
     if (f) {
         future_result(f, T_LONG, NULL, NULL);
@@ -910,7 +911,8 @@ static int r_pp_map_huge_item(const struct row *r)
     executor_map_free(m);
     munmap((void *)big, 3 * GIB);
     int rc = codes[1];
-    if (codes[0] != 0 || vals[0] != 2 || codes[2] != 0 || vals[2] != 2 || codes[3] != FUT_EOF)
+    if (codes[0] != 0 || vals[0] != 2 || codes[2] != 0 || vals[2] != 2 ||
+        codes[3] != FUT_EOF)
         rc = ROW_BROKEN;
     executor_free(ex);
     if (count_fds() != fds0 || !no_children())

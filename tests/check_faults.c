@@ -678,8 +678,8 @@ static void on_chld(int sig)
 struct pest {
     pthread_t thread, target;
     pid_t target_tid;
-    gate_t *gate;       /* NULL: never opens it */
-    _Atomic int *flag;  /* the process pool's gate, or NULL */
+    gate_t *gate;      /* NULL: never opens it */
+    _Atomic int *flag; /* the process pool's gate, or NULL */
     long open_after;
     _Atomic bool stop;
     long sent;
@@ -880,8 +880,8 @@ static int op_shutdown_cancel(struct ectx *c)
     future_t *queued = executor_submit(c->ex, c->wait_fn, c->wait_arg, 0);
     int rc = queued ? executor_shutdown(c->ex, true, true) : -1;
     int64_t v = 0;
-    bool ok = rc == 0 && future_result_i64(c->f, 0, &v) == 0 && v == 1 &&
-              future_done(queued);
+    bool ok =
+        rc == 0 && future_result_i64(c->f, 0, &v) == 0 && v == 1 && future_done(queued);
     future_unref(queued);
     return ok ? 0 : -1;
 }
@@ -1158,8 +1158,8 @@ static void run_as_nobody(const char *name, void (*body)(int arg), int arg)
         fflush(stdout);
         return;
     }
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "nproc %s: %s (status 0x%x)", name,
-                  msg[0] ? msg : "the child died", st);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "nproc %s: %s (status 0x%x)",
+                  name, msg[0] ? msg : "the child died", st);
     printf("nproc %s: ok\n", name);
     fflush(stdout);
 }
@@ -1176,7 +1176,8 @@ static void nproc_process_new(int arg)
     for (long extra = 0; extra <= 1; extra++) {
         limit_nproc(getpid(), extra);
         errno = 0;
-        executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+        executor_t *ex =
+            process_pool_executor_new(&(executor_options_t){.max_workers = 2});
         NCHECK(!ex && errno == -FUT_ESYS, "limit +%ld: pool %p, errno %d", extra,
                (void *)ex, errno);
         executor_free(ex);
@@ -1187,7 +1188,8 @@ static void nproc_process_new(int arg)
     NCHECK(ex != NULL, "limit lifted: errno %d", errno);
     int64_t v = 1, got = 0;
     future_t *f = ex ? executor_submit(ex, t_add1, &v, sizeof(v)) : NULL;
-    NCHECK(f && future_result_i64(f, T_LONG, &got) == 0 && got == 2, "limit lifted: no result");
+    NCHECK(f && future_result_i64(f, T_LONG, &got) == 0 && got == 2,
+           "limit lifted: no result");
     future_unref(f);
     executor_free(ex);
     hygiene_check(&h, "limit lifted");
@@ -1237,7 +1239,8 @@ static void nproc_respawn(int workers)
 {
     struct hygiene h = hygiene_now();
     memset(nshm, 0, sizeof(*nshm));
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = workers});
+    executor_t *ex =
+        process_pool_executor_new(&(executor_options_t){.max_workers = workers});
     NCHECK(ex != NULL, "pool: errno %d", errno);
     if (!ex)
         return;
@@ -1345,7 +1348,8 @@ static void nproc_thread_pool(int arg)
         NCHECK(rc == 0 && got == 2, "old pool, task %d: %s", i, future_strerror(rc));
         future_unref(fs[i]);
     }
-    f = executor_submit_with(old, t_until_stop, NULL, 0, &(submit_options_t){.timeout = 0.05});
+    f = executor_submit_with(old, t_until_stop, NULL, 0,
+                             &(submit_options_t){.timeout = 0.05});
     int rc = f ? future_result(f, T_LONG, NULL, NULL) : -errno;
     NCHECK(rc == FUT_EDEADLINE, "time limit without a watcher: %s", future_strerror(rc));
     future_unref(f);
@@ -1365,7 +1369,8 @@ START_TEST(test_faults_nproc_respawn)
     nshm = mmap(NULL, sizeof(*nshm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
                 -1, 0);
     ck_assert_ptr_ne(nshm, MAP_FAILED);
-    run_as_nobody(_i == 1 ? "respawn, 1 worker" : "respawn, 2 workers", nproc_respawn, _i);
+    run_as_nobody(_i == 1 ? "respawn, 1 worker" : "respawn, 2 workers", nproc_respawn,
+                  _i);
     munmap(nshm, sizeof(*nshm));
 }
 END_TEST
