@@ -100,6 +100,9 @@
 #define INLINE_ARG 32
 /* A task whose workers die this often before it starts fails FUT_EWORKER. */
 #define POISON_MAX 3
+/* After a fork fails while other workers run: no new fork for this long (doubling). */
+#define RESPAWN_MIN_NS (10 * 1000000LL)
+#define RESPAWN_MAX_NS (1000 * 1000000LL)
 
 struct pp_work {
     struct cf_work base;
@@ -178,6 +181,8 @@ struct process_pool {
     bool fs_gone;
     bool broken_done; /* break_pool ran */
     int64_t scan_every;
+    int64_t respawn_at;    /* no fork into a free seat before this, while others run */
+    int64_t respawn_every; /* the next back-off after a failed fork, or 0 */
     struct pollfd *pfd;
     struct pp_proc **pproc;
     bool free_later; /* lock */
@@ -785,7 +790,14 @@ static struct pp_proc *pick(struct process_pool *p)
         if (!best || pr->nslots < best->nslots)
             best = pr;
     }
-    if (free_seat >= 0 && !p->fs_gone) {
+    /*
+     * A fork that failed (RLIMIT_NPROC, memory) is not retried at once while
+     * other workers run: the items go to them meanwhile.
+     */
+    bool others = false;
+    for (int s = 0; s < p->nseats && !others; s++)
+        others = p->seats[s] != NULL;
+    if (free_seat >= 0 && !p->fs_gone && (!others || cf_now_ns() >= p->respawn_at)) {
         struct pp_proc *pr = spawn(p, free_seat);
         if (pr)
             return pr;
@@ -1047,7 +1059,8 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
         if (lost)
             cf_executor_mark_broken(&p->base);
     }
-    int suspect = expected ? -1 : poison_suspect(p, pr);
+    /* A worker that was never forked did not die of what it was sent. */
+    int suspect = expected || pr->spawn_err ? -1 : poison_suspect(p, pr);
     for (int i = 0; i < DEPTH; i++) {
         if (!pr->slot[i])
             continue;
@@ -1093,6 +1106,9 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
         snprintf(msg, sizeof(msg), "a process in the pool terminated abruptly: %s", desc);
         break_pool(p, msg);
     } else if (spawn_failed) {
+        p->respawn_every =
+            CF_MIN(CF_MAX(2 * p->respawn_every, RESPAWN_MIN_NS), RESPAWN_MAX_NS);
+        p->respawn_at = cf_now_ns() + p->respawn_every;
         bool any = false;
         for (int s = 0; s < p->nseats; s++)
             any |= p->seats[s] != NULL;
@@ -1149,6 +1165,7 @@ static void fs_message(struct process_pool *p, const struct cf_fs_msg *m)
                 return;
             }
             pr->pid = m->pid;
+            p->respawn_every = 0;
             idle_update(p, pr);
             if (pr->kill_sig)
                 kill(pr->pid, pr->kill_sig);

@@ -19,8 +19,10 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define ROW_BROKEN 12345
 
@@ -778,6 +780,175 @@ static int r_wait_empty_ok(const struct row *r)
     return rc == 0 && nd == 0 && nn == 0 ? 0 : 1;
 }
 
+/* ---------------------------------------------------------- huge arguments */
+
+#define GIB ((size_t)1 << 30)
+
+/*
+ * @len bytes of address space that cost nothing: never-touched private
+ * anonymous pages with no swap reserved. Reading them would map the zero
+ * page; a correct library never reads a rejected argument at all.
+ */
+static void *huge_arg(size_t len)
+{
+    void *p =
+        mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    ck_assert_msg(p != MAP_FAILED, "mmap of %zu bytes: errno %d", len, errno);
+    return p;
+}
+
+/* The row's arg_len: x bytes, or SIZE_MAX for x == -1. */
+static size_t row_len(const struct row *r)
+{
+    return r->x < 0 ? SIZE_MAX : (size_t)r->x;
+}
+
+/* SIZE_MAX is checked without a mapping: the call must not read the bytes. */
+static const void *row_arg(size_t len)
+{
+    static const char small[8];
+    return len == SIZE_MAX ? small : huge_arg(len);
+}
+
+static void row_arg_free(const void *p, size_t len)
+{
+    if (len != SIZE_MAX)
+        munmap((void *)p, len);
+}
+
+/*
+ * The failed submit left the process pool as it was: nothing queued or run,
+ * and a small task still gets its result; then executor_free leaves no fd
+ * and no child (fork server, worker, zombie).
+ */
+static int pp_untouched(executor_t *ex, int rc, int fds0)
+{
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    if (st.queued || st.running || st.completed || st.failed)
+        rc = ROW_BROKEN;
+    int64_t v = 1, got = 0;
+    future_t *f = executor_submit(ex, t_add1, &v, sizeof(v));
+    if (!f || future_result_i64(f, T_LONG, &got) != 0 || got != 2)
+        rc = ROW_BROKEN;
+    future_unref(f);
+    executor_free(ex);
+    if (count_fds() != fds0 || !no_children())
+        rc = ROW_BROKEN;
+    return rc;
+}
+
+static executor_t *new_pp(void)
+{
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_ptr_nonnull(ex);
+    return ex;
+}
+
+/* A process pool copies the argument: above CF_WIRE_MAX_PAYLOAD / 2 it refuses. */
+static int r_pp_submit_huge(const struct row *r)
+{
+    int fds0 = count_fds();
+    executor_t *ex = new_pp();
+    size_t len = row_len(r);
+    const void *arg = row_arg(len);
+    errno = 0;
+    future_t *f = executor_submit(ex, t_echo, arg, len);
+    int rc = ptr_code(f);
+    if (f) { /* wrongly taken: see what arrived, then fail the row */
+        const void *data;
+        size_t got = 0;
+        future_result(f, T_LONG, &data, &got);
+        future_unref(f);
+        rc = got == len ? 1 : ROW_BROKEN;
+    }
+    row_arg_free(arg, len);
+    return pp_untouched(ex, rc, fds0);
+}
+
+static int r_pp_submit_with_huge(const struct row *r)
+{
+    int fds0 = count_fds();
+    executor_t *ex = new_pp();
+    size_t len = row_len(r);
+    const void *arg = row_arg(len);
+    errno = 0;
+    future_t *f =
+        executor_submit_with(ex, t_echo, arg, len, &(submit_options_t){.timeout = 60});
+    int rc = ptr_code(f);
+    if (f) {
+        future_result(f, T_LONG, NULL, NULL);
+        future_unref(f);
+    }
+    row_arg_free(arg, len);
+    return pp_untouched(ex, rc, fds0);
+}
+
+/*
+ * A map whose middle item is 3 GiB (chunksize r->x): that item fails with
+ * FUT_EINVAL, the items around it give their results, then FUT_EOF.
+ */
+static int r_pp_map_huge_item(const struct row *r)
+{
+    int fds0 = count_fds();
+    executor_t *ex = new_pp();
+    int64_t v = 1;
+    const void *big = huge_arg(3 * GIB);
+    const void *args[3] = {&v, big, &v};
+    size_t lens[3] = {sizeof(v), 3 * GIB, sizeof(v)};
+    map_options_t mo = {.chunksize = (size_t)r->x};
+    executor_map_t *m = executor_map(ex, t_add1, args, lens, 3, &mo);
+    ck_assert_ptr_nonnull(m);
+    int codes[4];
+    int64_t vals[3] = {0, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        const void *data = NULL;
+        size_t len = 0;
+        codes[i] = executor_map_next(m, &data, &len);
+        if (i < 3 && codes[i] == 0 && len == sizeof(int64_t))
+            vals[i] = *(const int64_t *)data;
+    }
+    executor_map_free(m);
+    munmap((void *)big, 3 * GIB);
+    int rc = codes[1];
+    if (codes[0] != 0 || vals[0] != 2 || codes[2] != 0 || vals[2] != 2 ||
+        codes[3] != FUT_EOF)
+        rc = ROW_BROKEN;
+    executor_free(ex);
+    if (count_fds() != fds0 || !no_children())
+        rc = ROW_BROKEN;
+    return rc;
+}
+
+/* Answers with its argument's length if task_arg gives back @want's pointer. */
+static const void *volatile want_arg;
+
+static void t_arg_len(task_t *t)
+{
+    size_t len = 0;
+    const void *p = task_arg(t, &len);
+    task_return_i64(t, p == want_arg ? (int64_t)len : -1);
+}
+
+/*
+ * A thread pool borrows the argument (task_arg hands over the caller's
+ * pointer): 3 GiB is carried as it is, nothing copied, nothing touched.
+ */
+static int r_tp_submit_huge(const struct row *r)
+{
+    executor_t *ex = new_ex();
+    size_t len = row_len(r);
+    const void *arg = huge_arg(len);
+    want_arg = arg;
+    future_t *f = executor_submit(ex, t_arg_len, arg, len);
+    int64_t got = 0;
+    int rc = f ? future_result_i64(f, T_LONG, &got) : -errno;
+    future_unref(f);
+    executor_free(ex);
+    munmap((void *)arg, len);
+    return rc == 0 && got != (int64_t)len ? ROW_BROKEN : rc;
+}
+
 /* ---------------------------------------------------------- the table */
 
 #define BAD_TIMEOUTS(label, fn)                                                          \
@@ -862,6 +1033,17 @@ static const struct row rows[] = {
     {"executor_free(NULL)", r_free_null, 0, 0},
     {"executor_stats(NULL, &st)", r_stats_null_ex, 0, FUT_EINVAL},
     {"executor_stats(ex, NULL)", r_stats_null_out, 0, FUT_EINVAL},
+    /* huge arguments: process pools copy at most CF_WIRE_MAX_PAYLOAD / 2 (2 GiB) */
+    {"process executor_submit arg_len 3 GiB", r_pp_submit_huge, 3.0 * GIB, FUT_EINVAL},
+    {"process executor_submit arg_len 2 GiB + 1", r_pp_submit_huge, 2.0 * GIB + 1,
+     FUT_EINVAL},
+    {"process executor_submit arg_len SIZE_MAX", r_pp_submit_huge, -1, FUT_EINVAL},
+    {"process executor_submit_with arg_len 3 GiB", r_pp_submit_with_huge, 3.0 * GIB,
+     FUT_EINVAL},
+    {"process executor_map item of 3 GiB", r_pp_map_huge_item, 1, FUT_EINVAL},
+    {"process executor_map item of 3 GiB, chunksize 3", r_pp_map_huge_item, 3,
+     FUT_EINVAL},
+    {"thread executor_submit arg_len 3 GiB is borrowed", r_tp_submit_huge, 3.0 * GIB, 0},
     /* many futures */
     {"as_completed_new(NULL, 2)", r_asc_null_fs, 0, FUT_EINVAL},
     {"as_completed_new NULL entry (3)", r_asc_null_entry, 3, FUT_EINVAL},

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define NRAN 20000
+#define NRAN 1000
 
 struct shm {
     _Atomic int gate;      /* tasks wait for it */
@@ -1378,73 +1378,6 @@ START_TEST(test_process_pool_parent_killed)
 }
 END_TEST
 
-static void t_mark_pid(task_t *t)
-{
-    const int *i = task_arg(t, NULL);
-    atomic_store(&shm->pid, getpid());
-    atomic_fetch_add(&shm->ran[*i], 1);
-    task_return_i64(t, *i);
-}
-
-static _Atomic bool killer_stop;
-
-static void *killer(void *arg)
-{
-    int *kills = arg;
-    while (!atomic_load(&killer_stop) && *kills < 30) {
-        pid_t pid = atomic_load(&shm->pid);
-        if (pid > 0 && kill(pid, SIGKILL) == 0)
-            (*kills)++;
-        atomic_store(&shm->pid, 0);
-        usleep(3000);
-    }
-    return NULL;
-}
-
-/* 20,000 tasks while workers are SIGKILLed at random: no future lost, none run twice. */
-START_TEST(test_process_pool_random_kills)
-{
-    begin();
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
-    enum { N = NRAN };
-    future_t **fs_ = calloc(N, sizeof(*fs_));
-    int *idx = calloc(N, sizeof(int));
-    int kills = 0;
-    pthread_t th;
-    atomic_store(&killer_stop, false);
-    pthread_create(&th, NULL, killer, &kills);
-    for (int i = 0; i < N; i++) {
-        idx[i] = i;
-        fs_[i] = executor_submit(ex, t_mark_pid, &idx[i], sizeof(int));
-        ck_assert_ptr_nonnull(fs_[i]);
-    }
-    int ok = 0, died = 0;
-    for (int i = 0; i < N; i++) {
-        int rc = future_result(fs_[i], T_LONG, NULL, NULL);
-        ck_assert_msg(rc == 0 || rc == FUT_EWORKER, "task %d: %s", i, future_strerror(rc));
-        if (rc == 0) {
-            ok++;
-            ck_assert_int_eq(atomic_load(&shm->ran[i]), 1);
-        } else {
-            died++;
-            ck_assert_int_le(atomic_load(&shm->ran[i]), 1);
-        }
-        future_unref(fs_[i]);
-    }
-    atomic_store(&killer_stop, true);
-    pthread_join(th, NULL);
-    ck_assert_int_eq(ok + died, N);
-    ck_assert_int_le(died, kills);
-    executor_stats_t st;
-    executor_stats(ex, &st);
-    ck_assert_uint_eq(st.completed + st.failed, N);
-    executor_free(ex);
-    free(fs_);
-    free(idx);
-    end_check(0);
-}
-END_TEST
-
 /* ---------------------------------------------------------- errors */
 
 START_TEST(test_process_pool_submit_errors)
@@ -1529,7 +1462,6 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_saturation);
     tcase_add_test(tc, test_process_pool_shutdown_cancel_many);
     tcase_add_test(tc, test_process_pool_created_while_busy);
-    tcase_add_test(tc, test_process_pool_random_kills);
     suite_add_tcase(s, tc);
     return s;
 }

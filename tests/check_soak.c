@@ -13,13 +13,27 @@
  * false means it ran. None lost, none twice. Each round's futures also go
  * through as_completed, which must yield each of them exactly once. At the
  * end no thread is left.
+ *
+ * The process-pool soak (TCase `process`): SOAK_TASKS tasks (20,000 by
+ * default; `make soak` runs 100,000) on a 2-worker pool that respawns dead
+ * workers, while a killer thread SIGKILLs busy workers at random moments.
+ * Each task counts its run in a MAP_SHARED array made before the pool (so
+ * the workers write where the test reads) and each future counts its
+ * done-callback. Every future must complete exactly once (one callback),
+ * with its own result after exactly one run, or FUT_EWORKER (SIGKILL) after
+ * zero or one run (a worker killed after the count and before its answer);
+ * no task runs twice. Afterwards no fd, thread, child, zombie or fork
+ * server is left.
  */
 #include "testutil.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NTHREADS 4
 #define ROUND 200 /* jobs per round per thread, children not counted */
@@ -292,6 +306,194 @@ START_TEST(test_soak_thread_pool)
 }
 END_TEST
 
+/* ------------------------------------------------------ the process pool */
+
+#define NBUSY 16 /* busy-worker slots: a task's pid sits at pid % NBUSY */
+
+/* Shared with the workers: mapped before the pool is created. */
+struct pshm {
+    _Atomic int busy[NBUSY]; /* pids of workers inside a task, or 0 */
+    _Atomic int ran[];       /* how often task i ran (reached its count) */
+};
+
+static struct pshm *pshm;
+
+static long soak_tasks(void)
+{
+    const char *env = getenv("SOAK_TASKS");
+    return env && atol(env) > 0 ? atol(env) : 20000;
+}
+
+static void t_ppid(task_t *t)
+{
+    task_return_i64(t, getppid());
+}
+
+/*
+ * arg: an int32 index. Says it is busy, counts its run, then works 0 to
+ * 40 us (by the index), so that kills land before and after the count.
+ */
+static void t_soak(task_t *t)
+{
+    const int32_t *i = task_arg(t, NULL);
+    int me = (int)getpid();
+    _Atomic int *busy = &pshm->busy[me % NBUSY];
+    atomic_store(busy, me);
+    atomic_fetch_add(&pshm->ran[*i], 1);
+    double end = now_s() + (double)((uint32_t)*i * 2654435761u % 41) * 1e-6;
+    while (now_s() < end)
+        ;
+    atomic_compare_exchange_strong(busy, &me, 0);
+    task_return_i64(t, *i);
+}
+
+/* The parent of @pid (/proc/PID/stat), or -1. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    int ppid = -1;
+    if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+        return -1;
+    return (pid_t)ppid;
+}
+
+struct killer {
+    pthread_t th;
+    pid_t fs_pid;
+    _Atomic bool stop;
+    long kills;
+};
+
+/*
+ * Every 0.1 to 1 ms (a pace, not a synchronisation), SIGKILLs a worker that
+ * is inside a task, picked from a random slot on. The pid is checked to be
+ * a child of the pool's fork server, so a pid reused meanwhile is spared.
+ */
+static void *killer_main(void *arg)
+{
+    struct killer *k = arg;
+    uint64_t seed = 0x2545F4914F6CDD1Dull;
+    while (!atomic_load(&k->stop)) {
+        long us = 100 + (long)(next_rand(&seed) % 900);
+        nanosleep(&(struct timespec){0, us * 1000}, NULL);
+        int from = (int)(next_rand(&seed) % NBUSY);
+        for (int j = 0; j < NBUSY; j++) {
+            pid_t pid = atomic_load(&pshm->busy[(from + j) % NBUSY]);
+            if (pid > 0 && parent_of(pid) == k->fs_pid) {
+                if (kill(pid, SIGKILL) == 0)
+                    k->kills++;
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+static _Atomic int *cb_runs; /* done-callback runs per task (this process) */
+
+static void cb_count(future_t *f, void *ud)
+{
+    (void)f;
+    atomic_fetch_add(&cb_runs[(intptr_t)ud], 1);
+}
+
+/*
+ * SOAK_TASKS process tasks under random SIGKILLs: each completes exactly
+ * once, with its result (ran once) or FUT_EWORKER (ran at most once).
+ * Python: ProcessPoolExecutor with workers killed (loky's respawn).
+ */
+START_TEST(test_soak_process_pool_kills)
+{
+    long n = soak_tasks();
+    size_t shm_len = sizeof(struct pshm) + (size_t)n * sizeof(_Atomic int);
+    pshm = mmap(NULL, shm_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ck_assert_ptr_ne(pshm, MAP_FAILED);
+    cb_runs = calloc((size_t)n, sizeof(*cb_runs));
+    int32_t *idx = malloc((size_t)n * sizeof(*idx));
+    future_t **fs = malloc((size_t)n * sizeof(*fs));
+    ck_assert(cb_runs && idx && fs);
+    int fds0 = count_fds(), threads0 = thread_baseline();
+    double t0 = now_s();
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 2, .on_worker_death = FUT_WORKER_RESPAWN});
+    ck_assert_ptr_nonnull(ex);
+    future_t *pf = executor_submit(ex, t_ppid, NULL, 0);
+    int64_t fs_pid = 0;
+    ck_assert_int_eq(future_result_i64(pf, T_LONG, &fs_pid), 0);
+    future_unref(pf);
+    struct killer k = {.fs_pid = (pid_t)fs_pid};
+    ck_assert_int_eq(pthread_create(&k.th, NULL, killer_main, &k), 0);
+    for (long i = 0; i < n; i++) {
+        idx[i] = (int32_t)i;
+        fs[i] = executor_submit(ex, t_soak, &idx[i], sizeof(idx[i]));
+        ck_assert_msg(fs[i] != NULL, "submit %ld: errno %d", i, errno);
+        ck_assert_int_eq(future_add_done_callback(fs[i], cb_count, (void *)(intptr_t)i),
+                         0);
+    }
+    long ok = 0, died = 0, died_after_count = 0;
+    for (long i = 0; i < n; i++) {
+        int64_t v = -1;
+        int rc = future_result_i64(fs[i], T_LONG, &v);
+        int ran = atomic_load(&pshm->ran[i]);
+        if (rc == 0) {
+            ck_assert_msg(v == i, "task %ld answered %lld", i, (long long)v);
+            ck_assert_msg(ran == 1, "task %ld succeeded after %d runs", i, ran);
+            ok++;
+        } else {
+            ck_assert_msg(rc == FUT_EWORKER, "task %ld: %s", i, future_strerror(rc));
+            const future_error_t *err = NULL;
+            ck_assert_int_eq(future_exception(fs[i], 0, &err), 0);
+            ck_assert_msg(err && err->signal == SIGKILL, "task %ld: signal %d", i,
+                          err ? err->signal : -1);
+            ck_assert_msg(ran <= 1, "task %ld ran %d times", i, ran);
+            died++;
+            died_after_count += ran;
+        }
+    }
+    atomic_store(&k.stop, true);
+    pthread_join(k.th, NULL);
+    ck_assert_int_eq(ok + died, n);
+    ck_assert_msg(died <= k.kills, "%ld tasks died from %ld kills", died, k.kills);
+    ck_assert_msg(k.kills > 0, "no worker was killed");
+    /* Counted by the manager: read once it has left. */
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    ck_assert_uint_eq(st.completed, (size_t)ok + 1); /* + the t_ppid task */
+    ck_assert_uint_eq(st.failed, (size_t)died);
+    executor_free(ex);
+    double secs = now_s() - t0;
+    /* Every callback ran before the manager left: exactly once each. */
+    for (long i = 0; i < n; i++) {
+        ck_assert_msg(atomic_load(&cb_runs[i]) == 1, "task %ld: %d callbacks", i,
+                      atomic_load(&cb_runs[i]));
+        ck_assert_int_le(atomic_load(&pshm->ran[i]), 1);
+        future_unref(fs[i]);
+    }
+    ck_assert_int_eq(count_fds(), fds0);
+    ck_assert_msg(wait_threads(threads0), "a thread was left");
+    ck_assert_msg(no_children(), "a child (or zombie) was left");
+    ck_assert_msg(process_gone((pid_t)fs_pid), "the fork server %lld is still there",
+                  (long long)fs_pid);
+    printf("soak: %ld process tasks in %.1f s, 2 workers, %ld SIGKILLs: %ld results, "
+           "%ld FUT_EWORKER (%ld of them after their count); none lost, none twice\n",
+           n, secs, k.kills, ok, died, died_after_count);
+    fflush(stdout);
+    free(fs);
+    free(idx);
+    free(cb_runs);
+    munmap(pshm, shm_len);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     const char *env = getenv("SOAK_SECONDS");
@@ -300,6 +502,11 @@ Suite *make_suite(void)
     TCase *tc = tcase_create("concurrency");
     tcase_set_timeout(tc, secs + 120);
     tcase_add_test(tc, test_soak_thread_pool);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("process");
+    tcase_set_timeout(tc, 120 + (double)soak_tasks() / 500);
+    tcase_add_test(tc, test_soak_process_pool_kills);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -84,13 +84,15 @@ tests_check_faults_LDADD = $(TEST_WHITEBOX_LIBS)
 
 include tests/fuzz/local.mk
 
-# The thread-pool soak (issue 8): SOAK_SECONDS (2) in make check; make soak
-# runs it for SOAK_SECONDS=300 unless told otherwise.
+# The soaks (issue 8): the thread pool for SOAK_SECONDS (2) and SOAK_TASKS
+# (20,000) process-pool tasks under random SIGKILLs in make check; make soak
+# runs them with SOAK_SECONDS=300 and SOAK_TASKS=100000 unless told otherwise.
 check_PROGRAMS += tests/check_soak
 tests_check_soak_SOURCES = tests/check_soak.c $(TEST_COMMON)
 tests_check_soak_CFLAGS = $(TEST_CFLAGS)
 tests_check_soak_LDADD = $(TEST_LIBS)
 SOAK_SECONDS = 300
+SOAK_TASKS = 100000
 soak: tests/check_soak$(EXEEXT)
-	SOAK_SECONDS=$(SOAK_SECONDS) ./tests/check_soak$(EXEEXT)
+	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_TASKS=$(SOAK_TASKS) ./tests/check_soak$(EXEEXT)
 .PHONY: soak

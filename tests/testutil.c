@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 double now_s(void)
 {
@@ -153,6 +155,17 @@ bool wait_threads(int n)
         usleep(1000);
     }
     return true;
+}
+
+bool no_children(void)
+{
+    errno = 0;
+    return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
+}
+
+bool process_gone(pid_t pid)
+{
+    return kill(pid, 0) == -1 && errno == ESRCH;
 }
 
 bool eventually(bool (*pred)(void *), void *arg, double timeout)

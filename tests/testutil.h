@@ -51,6 +51,10 @@ int count_threads(void);
 int count_fds(void);
 /* Waits up to T_LONG for the thread count to drop to @n; true if it did. */
 bool wait_threads(int n);
+/* True if this process has no child left, not even a zombie (waitpid: ECHILD). */
+bool no_children(void);
+/* True if no process @pid exists any more (kill(pid, 0): ESRCH). */
+bool process_gone(pid_t pid);
 
 /* Seconds since some fixed point (CLOCK_MONOTONIC). */
 double now_s(void);
