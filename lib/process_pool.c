@@ -160,6 +160,7 @@ struct process_pool {
     _Atomic bool sleeping;     /* the manager is in (or entering) poll */
     _Atomic bool wake_pending; /* the eventfd was written and not yet read */
     _Atomic uint32_t cancel_req, cancel_done; /* shutdown(cancel_futures) hand-off */
+    _Atomic size_t cancel_reqs;  /* try_cancel calls ever: a pending unit may need filtering */
     _Atomic bool manager_done;
     /* immutable after _new */
     pthread_t manager;
@@ -181,6 +182,7 @@ struct process_pool {
     bool fs_gone;
     bool broken_done; /* break_pool ran */
     int64_t scan_every;
+    size_t cancels_seen; /* cancel_reqs when the pending list was last seen clean */
     int64_t respawn_at;    /* no fork into a free seat before this, while others run */
     int64_t respawn_every; /* the next back-off after a failed fork, or 0 */
     struct pollfd *pfd;
@@ -313,7 +315,7 @@ static struct pp_work *slot_release(struct process_pool *p, struct pp_proc *pr, 
 {
     struct pp_work *w = pr->slot[i];
     for (struct pp_work *x = w; x; x = x->chunk_next)
-        atomic_store(&x->claim, 0);
+        atomic_store_explicit(&x->claim, 0, memory_order_release);
     pr->slot[i] = NULL;
     pr->nslots--;
     if (!w->started)
@@ -697,18 +699,19 @@ static int free_slot(const struct pp_proc *pr)
     return -1;
 }
 
-/* Bytes of the frame that carries the unit headed by @w. */
-static size_t frame_size(const struct pp_work *w)
+/* True if the item @x is being cancelled or is done. */
+static inline bool item_cancelling(const struct pp_work *x)
 {
-    if (w->chunk_n <= 1)
-        return CF_WIRE_HDR + CF_WIRE_TASK_FIXED + w->base.arg_len;
-    size_t n = CF_WIRE_HDR + CF_WIRE_CHUNK_FIXED;
-    for (; w; w = w->chunk_next)
-        n += CF_WIRE_ITEM_HDR + w->base.arg_len;
-    return n;
+    return atomic_load_explicit(&x->cancel_req, memory_order_relaxed) ||
+           future_done(cf_work_future((struct cf_work *)&x->base));
 }
 
-static void encode_unit(unsigned char *o, const struct pp_work *w, uint64_t id,
+/*
+ * Encodes the unit headed by @w (@total bytes) at @o, looking at each item
+ * for a cancel on the way (after the caller's fence): false if one is being
+ * cancelled, and then the bytes are not to be sent.
+ */
+static bool encode_unit(unsigned char *o, const struct pp_work *w, uint64_t id,
                         size_t total)
 {
     const struct cf_work *cw = &w->base;
@@ -718,17 +721,20 @@ static void encode_unit(unsigned char *o, const struct pp_work *w, uint64_t id,
         cf_wire_put_task(o + CF_WIRE_HDR, fn, cw->limit_ns);
         if (cw->arg_len)
             memcpy(o + CF_WIRE_HDR + CF_WIRE_TASK_FIXED, w->arg, cw->arg_len);
-        return;
+        return !item_cancelling(w);
     }
     cf_wire_put_hdr(o, CF_WIRE_CHUNK, id, total - CF_WIRE_HDR);
     cf_wire_put_chunk(o + CF_WIRE_HDR, fn, cw->limit_ns, w->chunk_n);
     o += CF_WIRE_HDR + CF_WIRE_CHUNK_FIXED;
+    bool ok = true;
     for (; w; w = w->chunk_next) {
         cf_wire_put_item(o, w->base.arg_len);
         if (w->base.arg_len)
             memcpy(o + CF_WIRE_ITEM_HDR, w->arg, w->base.arg_len);
         o += CF_WIRE_ITEM_HDR + w->base.arg_len;
+        ok &= !item_cancelling(w);
     }
+    return ok;
 }
 
 /*
@@ -743,22 +749,31 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
     uint32_t gen = (p->gens[idx] + 1) & CF_SLOT_GEN_MASK;
     p->gens[idx] = gen;
     atomic_store(&p->claims[idx], CF_SLOT_WORD(gen, CF_SLOT_SENT));
-    /* Dekker with try_cancel: we publish the claim, then look for a cancel. */
-    bool cancelling = false;
-    for (struct pp_work *x = w; x; x = x->chunk_next)
-        atomic_store(&x->claim, ((uint64_t)(idx + 1) << 32) | gen);
-    for (struct pp_work *x = w; x; x = x->chunk_next)
-        cancelling |= atomic_load(&x->cancel_req);
-    size_t total = frame_size(w);
-    if (cancelling || !buf_reserve(&pr->out, total)) {
+    /*
+     * Publish the claim (try_cancel finds the slot through it) and size the
+     * frame in one pass over the unit; then, past a fence that pairs with the
+     * one in try_cancel (Dekker), look for a cancel while encoding. A map
+     * chunk can hold a great many items: two passes, no locked instruction
+     * per item.
+     */
+    uint64_t claim = ((uint64_t)(idx + 1) << 32) | gen;
+    size_t total = CF_WIRE_HDR + (w->chunk_n <= 1 ? CF_WIRE_TASK_FIXED + w->base.arg_len
+                                                  : CF_WIRE_CHUNK_FIXED);
+    for (struct pp_work *x = w; x; x = x->chunk_next) {
+        atomic_store_explicit(&x->claim, claim, memory_order_relaxed);
+        if (w->chunk_n > 1)
+            total += CF_WIRE_ITEM_HDR + x->base.arg_len;
+    }
+    atomic_thread_fence(memory_order_seq_cst);
+    if (!buf_reserve(&pr->out, total) ||
+        !encode_unit(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total)) {
         uint32_t expect = CF_SLOT_WORD(gen, CF_SLOT_SENT);
         atomic_compare_exchange_strong(&p->claims[idx], &expect,
                                        CF_SLOT_WORD(gen, CF_SLOT_CANCELLED));
         for (struct pp_work *x = w; x; x = x->chunk_next)
-            atomic_store(&x->claim, 0);
+            atomic_store_explicit(&x->claim, 0, memory_order_release);
         return false;
     }
-    encode_unit(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total);
     w->seq = ++p->send_seq;
     pr->out.len += total;
     pr->slot[i] = w;
@@ -862,8 +877,19 @@ static bool unit_cancelling(const struct pp_work *w)
 static bool unit_filter(struct process_pool *p)
 {
     struct pp_work *w = work_of(p->pend.head);
-    if (!unit_cancelling(w))
+    /*
+     * Only a try_cancel makes a pending item cancelled; with none since the
+     * list was last seen clean, skip the walk (send_work looks again, after
+     * its fence).
+     */
+    size_t seen = atomic_load(&p->cancel_reqs);
+    if (seen == p->cancels_seen)
         return true;
+    if (!unit_cancelling(w)) {
+        if (!w->base.next)
+            p->cancels_seen = seen; /* the whole list is clean */
+        return true;
+    }
     cf_fifo_pop(&p->pend);
     struct pp_work *keep = NULL, **tail = &keep;
     uint32_t n = 0;
@@ -911,7 +937,9 @@ static void dispatch(struct process_pool *p)
         struct cf_work *cw = cf_fifo_pop(&p->pend);
         if (!send_work(p, pr, cw)) {
             if (unit_cancelling(work_of(cw))) {
-                cf_fifo_push_front(&p->pend, cw); /* filtered again next round */
+                /* Filtered next round: it may have come after the last clean look. */
+                cf_fifo_push_front(&p->pend, cw);
+                p->cancels_seen = SIZE_MAX;
                 continue;
             }
             /*
@@ -1488,7 +1516,9 @@ static bool pp_try_cancel(executor_t *ex, struct cf_work *cw)
 {
     struct process_pool *p = pp_of(ex);
     struct pp_work *w = work_of(cw);
+    atomic_fetch_add(&p->cancel_reqs, 1);
     atomic_store(&w->cancel_req, true);
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with send_work's */
     for (;;) {
         uint64_t c = atomic_load(&w->claim);
         if (c == 0)
