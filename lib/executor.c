@@ -79,30 +79,52 @@ void cf_executor_unref(executor_t *ex)
 
 /* ---------------------------------------------------------- counters */
 
-/* One item left the queue: wake a submitter waiting for room. */
-static void queue_leave(executor_t *ex)
+/* @n items left the queue: wake submitters waiting for room. */
+static void queue_leave_n(executor_t *ex, size_t n)
 {
     if (ex->opts.max_queue == 0) {
-        atomic_fetch_sub_explicit(&ex->queued, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&ex->queued, n, memory_order_relaxed);
         return;
     }
     pthread_mutex_lock(&ex->mu);
-    atomic_fetch_sub_explicit(&ex->queued, 1, memory_order_relaxed);
-    pthread_cond_signal(&ex->space_cv);
+    atomic_fetch_sub_explicit(&ex->queued, n, memory_order_relaxed);
+    if (n == 1)
+        pthread_cond_signal(&ex->space_cv);
+    else
+        pthread_cond_broadcast(&ex->space_cv);
     pthread_mutex_unlock(&ex->mu);
+}
+
+static void queue_leave(executor_t *ex)
+{
+    queue_leave_n(ex, 1);
+}
+
+void cf_executor_started_n(executor_t *ex, size_t n)
+{
+    if (n == 0)
+        return;
+    atomic_fetch_add_explicit(&ex->running, n, memory_order_relaxed);
+    queue_leave_n(ex, n);
 }
 
 void cf_executor_started(executor_t *ex)
 {
-    atomic_fetch_add_explicit(&ex->running, 1, memory_order_relaxed);
-    queue_leave(ex);
+    cf_executor_started_n(ex, 1);
+}
+
+void cf_executor_finished_n(executor_t *ex, size_t ok, size_t failed)
+{
+    if (ok)
+        atomic_fetch_add_explicit(&ex->completed, ok, memory_order_relaxed);
+    if (failed)
+        atomic_fetch_add_explicit(&ex->failed, failed, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ex->running, ok + failed, memory_order_relaxed);
 }
 
 void cf_executor_finished(executor_t *ex, bool failed)
 {
-    atomic_fetch_add_explicit(failed ? &ex->failed : &ex->completed, 1,
-                              memory_order_relaxed);
-    atomic_fetch_sub_explicit(&ex->running, 1, memory_order_relaxed);
+    cf_executor_finished_n(ex, !failed, failed);
 }
 
 void cf_executor_dropped(executor_t *ex)
@@ -332,7 +354,6 @@ static bool map_submit_chunk(executor_map_t *m, size_t k)
         future_t *f = cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size));
         if (!f)
             break;
-        queue_enter(ex, false); /* unbounded (chunks need max_queue 0): never fails */
         size_t i = m->submitted + made;
         struct cf_work *w = cf_future_extra(f);
         *w = (struct cf_work){
@@ -340,13 +361,16 @@ static bool map_submit_chunk(executor_map_t *m, size_t k)
         future_ref(f); /* the executor's reference */
         ws[made] = w;
     }
+    /* Queued as one: chunks need max_queue 0, so there is no bound to wait for. */
+    atomic_fetch_add_explicit(&ex->queued, made, memory_order_relaxed);
     int rc = made == k ? ex->ops->submit_chunk(ex, ws, k) : FUT_ENOMEM;
+    if (rc != 0)
+        queue_leave_n(ex, made);
     for (size_t j = 0; j < made; j++) {
         future_t *f = cf_work_future(ws[j]);
         if (rc == 0) {
             m->ring[(m->submitted + j) % m->cap] = f;
         } else {
-            queue_leave(ex);
             future_unref(f);
             future_unref(f);
         }

@@ -298,11 +298,12 @@ static void mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_w
     pr->nunstarted--;
     if (w->base.limit_ns)
         w->deadline = cf_now_ns() + w->base.limit_ns;
+    size_t n = 0;
     for (; w; w = w->chunk_next) {
         w->started = true;
-        if (future_set_running_or_notify_cancel(cf_work_future(&w->base)) == 1)
-            cf_executor_started(&p->base);
+        n += future_set_running_or_notify_cancel(cf_work_future(&w->base)) == 1;
     }
+    cf_executor_started_n(&p->base, n); /* once per unit: a chunk can be large */
 }
 
 static size_t word_index(const struct pp_proc *pr, int i)
@@ -433,11 +434,17 @@ static void fail_work(struct process_pool *p, struct pp_work *w, int status,
  * (only the manager completes these futures: the outcome is known here).
  */
 static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kind,
-                         int32_t code, const unsigned char *data, size_t len)
+                         int32_t code, const unsigned char *data, size_t len, bool counted)
 {
     future_t *f = cf_work_future(&w->base);
     if (w->expired) {
-        work_drop(&w->base); /* failed and counted when its deadline passed */
+        /* Failed and counted when its deadline passed: take back a chunk's count. */
+        if (counted) {
+            atomic_fetch_sub_explicit(kind == 1 ? &p->base.failed : &p->base.completed, 1,
+                                      memory_order_relaxed);
+            atomic_fetch_add_explicit(&p->base.running, 1, memory_order_relaxed);
+        }
+        work_drop(&w->base);
         return;
     }
     char *msg = NULL;
@@ -455,7 +462,13 @@ static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kin
             memcpy(copy, data, len);
     }
     bool failed = kind == 1 || (len > CF_INLINE_MAX && !copy);
-    cf_executor_finished(&p->base, failed);
+    if (!counted) {
+        cf_executor_finished(&p->base, failed);
+    } else if (kind == 0 && failed) {
+        /* Counted as completed with its chunk, but there is no memory for it. */
+        atomic_fetch_sub_explicit(&p->base.completed, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&p->base.failed, 1, memory_order_relaxed);
+    }
     if (kind == 1) {
         cf_future_fail(f, FUT_ETASK, code, -1, 0,
                        msg ? msg : "(no memory for the error message)");
@@ -480,15 +493,29 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
     mark_started(p, pr, w);
     slot_release(p, pr, i);
     if (h->type == CF_WIRE_RESULTS) {
+        /*
+         * Count the whole chunk first (one update of the shared counters, not
+         * one per item), still before any of its futures completes.
+         */
         uint64_t off = CF_WIRE_RESULTS_FIXED;
+        size_t ok = 0, bad = 0;
+        uint32_t kind;
+        int32_t code;
+        const void *data;
+        size_t len;
+        for (uint32_t j = 0; j < w->chunk_n; j++) {
+            cf_wire_next_answer(payload, h->len, &off, &kind, &code, &data, &len);
+            if (kind == 1)
+                bad++;
+            else
+                ok++;
+        }
+        cf_executor_finished_n(&p->base, ok, bad);
+        off = CF_WIRE_RESULTS_FIXED;
         while (w) {
             struct pp_work *next = w->chunk_next;
-            uint32_t kind;
-            int32_t code;
-            const void *data;
-            size_t len;
             cf_wire_next_answer(payload, h->len, &off, &kind, &code, &data, &len);
-            complete_one(p, w, kind, code, data, len);
+            complete_one(p, w, kind, code, data, len, true);
             w = next;
         }
         return;
@@ -505,9 +532,9 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
         const char *msg;
         size_t mlen;
         cf_wire_get_error(payload, h->len, &code, &msg, &mlen);
-        complete_one(p, w, 1, code, (const unsigned char *)msg, mlen);
+        complete_one(p, w, 1, code, (const unsigned char *)msg, mlen, false);
     } else {
-        complete_one(p, w, 0, 0, payload, (size_t)h->len);
+        complete_one(p, w, 0, 0, payload, (size_t)h->len, false);
     }
 }
 
@@ -564,7 +591,7 @@ static bool harvest(struct process_pool *p, struct pp_proc *pr)
         memcpy(data, p->answers[idx].data, len);
         mark_started(p, pr, w);
         slot_release(p, pr, i);
-        complete_one(p, w, 0, 0, data, len);
+        complete_one(p, w, 0, 0, data, len, false);
         any = true;
     }
     return any;
