@@ -161,6 +161,7 @@ struct process_pool {
     _Atomic bool wake_pending; /* the eventfd was written and not yet read */
     _Atomic uint32_t cancel_req, cancel_done; /* shutdown(cancel_futures) hand-off */
     _Atomic size_t cancel_reqs;  /* try_cancel calls ever: a pending unit may need filtering */
+    _Atomic uint32_t dekker;     /* send_work and try_cancel order their claim/cancel here */
     _Atomic bool manager_done;
     /* immutable after _new */
     pthread_t manager;
@@ -778,10 +779,11 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
     atomic_store(&p->claims[idx], CF_SLOT_WORD(gen, CF_SLOT_SENT));
     /*
      * Publish the claim (try_cancel finds the slot through it) and size the
-     * frame in one pass over the unit; then, past a fence that pairs with the
-     * one in try_cancel (Dekker), look for a cancel while encoding. A map
-     * chunk can hold a great many items: two passes, no locked instruction
-     * per item.
+     * frame in one pass over the unit; then, past a read-modify-write of
+     * `dekker` that pairs with the one in try_cancel (whichever comes second
+     * sees the other's stores), look for a cancel while encoding. A map
+     * chunk can hold a great many items: two passes, one locked instruction
+     * per unit, not per item.
      */
     uint64_t claim = ((uint64_t)(idx + 1) << 32) | gen;
     size_t total = CF_WIRE_HDR + (w->chunk_n <= 1 ? CF_WIRE_TASK_FIXED + w->base.arg_len
@@ -791,7 +793,7 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
         if (w->chunk_n > 1)
             total += CF_WIRE_ITEM_HDR + x->base.arg_len;
     }
-    atomic_thread_fence(memory_order_seq_cst);
+    atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
     if (!buf_reserve(&pr->out, total) ||
         !encode_unit(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total)) {
         uint32_t expect = CF_SLOT_WORD(gen, CF_SLOT_SENT);
@@ -1545,7 +1547,7 @@ static bool pp_try_cancel(executor_t *ex, struct cf_work *cw)
     struct pp_work *w = work_of(cw);
     atomic_fetch_add(&p->cancel_reqs, 1);
     atomic_store(&w->cancel_req, true);
-    atomic_thread_fence(memory_order_seq_cst); /* pairs with send_work's */
+    atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel); /* pairs with send_work's */
     for (;;) {
         uint64_t c = atomic_load(&w->claim);
         if (c == 0)
