@@ -32,10 +32,10 @@
  * Answers: besides RESULT/ERROR frames, a worker leaves small plain results
  * in shared answer records beside the claim words and writes one NOTE frame
  * per batch (worker.c). The manager collects them (harvest) on a NOTE, in
- * every scan (a worker holds answers back only while a task it has not
- * started yet is buffered behind the running one, so the scan timer runs:
- * at most SCAN_MAX_NS apart), and from a dead worker before failing its
- * claimed slots, so those answers are never lost with the worker.
+ * every scan (a worker holds answers back while it runs a later task it had
+ * buffered; the scan timer runs while any task is out, at most SCAN_MAX_NS
+ * apart, so a held answer waits at most that), and from a dead worker before
+ * failing its claimed slots, so those answers are never lost with it.
  *
  * future_cancel on a claimed task sets the word's STOP bit (request_stop,
  * or try_cancel finding it CLAIMED): task_should_stop() reads it in the
@@ -988,7 +988,12 @@ static bool scan(struct process_pool *p)
     bool changed = false;
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
-        if (!pr || pr->nunstarted == 0)
+        if (!pr)
+            continue;
+        /* A worker may hold answers back while it runs a later task. */
+        if (pr->nslots > pr->nunstarted)
+            changed |= harvest(p, pr);
+        if (pr->nunstarted == 0)
             continue;
         for (int i = 0; i < DEPTH; i++) {
             struct pp_work *w = pr->slot[i];
@@ -1007,8 +1012,6 @@ static bool scan(struct process_pool *p)
                 changed = true;
             }
         }
-        /* A worker with a task behind the running one may hold answers back. */
-        changed |= harvest(p, pr);
     }
     return changed;
 }
@@ -1399,10 +1402,11 @@ static void *manager_main(void *arg)
         if (changed)
             p->scan_every = SCAN_MIN_NS;
         int64_t next = deadlines(p, now);
-        bool unstarted = false;
+        /* Scan while a task is out: for claims, and for answers held back. */
+        bool out = false;
         for (int s = 0; s < p->nseats; s++)
-            unstarted |= p->seats[s] && p->seats[s]->nunstarted > 0;
-        if (unstarted) {
+            out |= p->seats[s] && p->seats[s]->nslots > 0;
+        if (out) {
             if (now >= next_scan) {
                 next_scan = now + p->scan_every;
                 p->scan_every = CF_MIN(p->scan_every * 2, SCAN_MAX_NS);
