@@ -417,7 +417,11 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  *
  * executor_map with chunksize > 1 (and max_queue 0) sends each chunk in one
  * frame and gets its answers in one: a chunk starts as a unit in one worker,
- * and if that worker dies every item of the chunk fails FUT_EWORKER.
+ * and if that worker dies every item of the chunk fails FUT_EWORKER. Without
+ * buffersize, as in Python's ProcessPoolExecutor.map, each chunk is also ONE
+ * task (one future, no per-item allocation): executor_stats counts chunks,
+ * a cancel takes the whole chunk, and a task's own time limit applies to
+ * the chunk. With buffersize, items keep their own futures.
  *
  * When a worker dies, with on_worker_death FUT_WORKER_RESPAWN (the default)
  * only the task it was running fails, with FUT_EWORKER, exit_status (the exit

@@ -28,6 +28,7 @@
 
 #include "executor.h"
 #include "util.h"
+#include "wire.h"
 
 /* ---------------------------------------------------------- life cycle */
 
@@ -320,6 +321,11 @@ struct executor_map {
     size_t chunk;              /* items per submit_chunk unit; 1: one by one */
     future_t **ring;           /* item i lives at ring[i % cap] */
     future_t *last;            /* the item handed out last: keeps its data alive */
+    bool blobs;                /* chunks go as one task each (ops->submit_blob) */
+    future_t *cur;             /* blobs: the chunk being read, with a reference */
+    const unsigned char *cur_p;  /* ... its RESULTS payload */
+    size_t cur_len;
+    uint64_t cur_off;          /* ... where its next answer starts */
     int64_t deadline;
     bool finished;             /* timed out: only FUT_EOF from now on */
 };
@@ -381,6 +387,70 @@ static bool map_submit_chunk(executor_map_t *m, size_t k)
     return rc == 0;
 }
 
+/*
+ * A ring slot holds an item's own future, or (low bit set) the future of the
+ * chunk it was sent in as one task, one reference per slot.
+ */
+#define BLOB_TAG ((uintptr_t)1)
+static inline future_t *slot_future(future_t *f)
+{
+    return (future_t *)((uintptr_t)f & ~BLOB_TAG);
+}
+
+/*
+ * Submits the next @k items as ONE task (ops->submit_blob), its items encoded
+ * here: no future and no allocation per item. Python's ProcessPoolExecutor
+ * .map(chunksize) does the same. False if that was not possible.
+ */
+static bool map_submit_blob(executor_map_t *m, size_t k)
+{
+    executor_t *ex = m->ex;
+    if (k > UINT32_MAX || atomic_load(&ex->shut) || atomic_load(&ex->broken))
+        return false;
+    uint64_t total = 0;
+    for (size_t j = 0; j < k; j++) {
+        size_t len = m->lens ? m->lens[m->submitted + j] : 0;
+        if (len && !m->args[m->submitted + j])
+            return false; /* one by one: that item reports FUT_EINVAL */
+        total += CF_WIRE_ITEM_HDR + (uint64_t)len;
+        if (total > CF_WIRE_MAX_PAYLOAD / 2)
+            return false;
+    }
+    unsigned char *blob = malloc(total ? (size_t)total : 1);
+    future_t *f = blob ? cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size))
+                       : NULL;
+    if (!f) {
+        free(blob);
+        return false;
+    }
+    unsigned char *o = blob;
+    for (size_t j = 0; j < k; j++) {
+        size_t i = m->submitted + j, len = m->lens ? m->lens[i] : 0;
+        cf_wire_put_item(o, len);
+        if (len)
+            memcpy(o + CF_WIRE_ITEM_HDR, m->args[i], len);
+        o += CF_WIRE_ITEM_HDR + len;
+    }
+    struct cf_work *w = cf_future_extra(f);
+    *w = (struct cf_work){.ex = ex, .fn = m->fn};
+    future_ref(f); /* the executor's reference */
+    queue_enter(ex, false); /* unbounded (chunks need max_queue 0): never fails */
+    if (ex->ops->submit_blob(ex, w, blob, (size_t)total, (uint32_t)k) != 0) {
+        queue_leave(ex);
+        free(blob);
+        future_unref(f);
+        future_unref(f);
+        return false;
+    }
+    for (size_t j = 0; j < k; j++) {
+        if (j > 0)
+            future_ref(f);
+        m->ring[(m->submitted + j) % m->cap] = (future_t *)((uintptr_t)f | BLOB_TAG);
+    }
+    m->submitted += k;
+    return true;
+}
+
 /* Submits items while the ring has room, in whole chunks where it can. */
 static void map_fill(executor_map_t *m)
 {
@@ -390,6 +460,8 @@ static void map_fill(executor_map_t *m)
         if (want > room && m->submitted > m->yielded)
             return; /* wait for room for a whole chunk */
         size_t k = CF_MIN(want, room);
+        if (k >= 2 && m->blobs && map_submit_blob(m, k))
+            continue;
         if (k >= 2 && map_submit_chunk(m, k))
             continue;
         m->ring[m->submitted % m->cap] = map_submit_one(m, m->submitted);
@@ -429,6 +501,8 @@ executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *const *args
     m->chunk = mo->chunksize > 1 && ex->ops->submit_chunk && ex->opts.max_queue == 0
                    ? mo->chunksize
                    : 1;
+    /* Whole chunks as one task each, unless buffersize bounds the items out. */
+    m->blobs = m->chunk > 1 && ex->ops->submit_blob && cap == n;
     for (size_t i = 0; i < CF_MIN(cap, 1); i++) {
         m->ring[i] = map_submit_one(m, i);
         m->submitted++;
@@ -469,11 +543,62 @@ static void map_cancel_rest(executor_map_t *m)
      */
     for (size_t i = m->submitted; i-- > m->yielded;) {
         future_t **slot = &m->ring[i % m->cap];
-        future_cancel(*slot);
-        future_unref(*slot);
+        future_cancel(slot_future(*slot));
+        future_unref(slot_future(*slot));
         *slot = NULL;
     }
     m->yielded = m->submitted;
+}
+
+/* The next item from the chunk future in @slot (see map_submit_blob). */
+static int map_next_blob(executor_map_t *m, future_t **slot, const void **data, size_t *len)
+{
+    future_t *f = slot_future(*slot);
+    int rc = 0;
+    if (m->cur != f) {
+        const void *p;
+        size_t plen;
+        rc = future_result(f, map_time_left(m), &p, &plen);
+        if (rc == FUT_ETIMEDOUT) {
+            map_cancel_rest(m);
+            m->finished = true;
+            return FUT_ETIMEDOUT;
+        }
+        if (rc == 0) {
+            future_unref(m->cur);
+            m->cur = future_ref(f);
+            m->cur_p = p;
+            m->cur_len = plen;
+            m->cur_off = CF_WIRE_RESULTS_FIXED;
+        }
+    }
+    const void *d = NULL;
+    size_t dlen = 0;
+    if (rc == 0) {
+        /* The pool checked every answer when the frame came in. */
+        uint32_t kind;
+        int32_t code;
+        if (cf_wire_next_answer(m->cur_p, m->cur_len, &m->cur_off, &kind, &code, &d, &dlen) !=
+            0)
+            rc = FUT_ESYS;
+        else if (kind != 0)
+            rc = FUT_ETASK;
+        if (rc != 0)
+            d = NULL, dlen = 0;
+        if (m->cur_off >= m->cur_len) {
+            future_unref(m->cur); /* the slot's reference (m->last) keeps the data */
+            m->cur = NULL;
+        }
+    }
+    if (data)
+        *data = d;
+    if (len)
+        *len = dlen;
+    *slot = NULL;
+    m->yielded++;
+    m->last = f; /* the slot's reference */
+    map_fill(m);
+    return rc;
 }
 
 int executor_map_next(executor_map_t *m, const void **data, size_t *len)
@@ -492,6 +617,8 @@ int executor_map_next(executor_map_t *m, const void **data, size_t *len)
         map_fill(m);
         return FUT_ENOMEM;
     }
+    if ((uintptr_t)f & BLOB_TAG)
+        return map_next_blob(m, slot, data, len);
     int rc = future_result(f, map_time_left(m), data, len);
     if (rc == FUT_ETIMEDOUT) {
         /* Python: the remaining calls are cancelled; the iterator is over. */
@@ -511,6 +638,7 @@ void executor_map_free(executor_map_t *m)
     if (!m)
         return;
     future_unref(m->last);
+    future_unref(m->cur);
     if (m->cap)
         map_cancel_rest(m);
     free(m->ring);

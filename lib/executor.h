@@ -111,6 +111,13 @@ struct cf_executor_ops {
      */
     int (*submit_chunk)(executor_t *ex, struct cf_work **w, size_t n);
     /*
+     * Optional: a map chunk of @n items as ONE work item whose result is the
+     * wire RESULTS payload (wire.h); @blob (malloc'd, @len bytes) holds the
+     * items in CHUNK item encoding and is the pool's on success. 0 or a code.
+     */
+    int (*submit_blob)(executor_t *ex, struct cf_work *w, void *blob, size_t len,
+                       uint32_t n);
+    /*
      * Optional. future_cancel was called on @w's running future (under the
      * future's lock; only atomics): pass the stop request on to wherever the
      * task runs, for task_should_stop.

@@ -114,6 +114,7 @@ struct pp_work {
     int64_t deadline;           /* manager: when started with a limit */
     struct pp_work *chunk_next; /* the rest of its map chunk (a unit), or NULL */
     uint32_t chunk_n;           /* on a unit's first item: items in the unit */
+    uint32_t blob_n;            /* a map chunk as one task: items in its arg, or 0 */
     uint64_t seq;               /* manager: send order */
     unsigned poison;            /* manager: workers that died receiving it */
     unsigned char inl[INLINE_ARG];
@@ -493,6 +494,11 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
     struct pp_work *w = pr->slot[i];
     mark_started(p, pr, w);
     slot_release(p, pr, i);
+    if (h->type == CF_WIRE_RESULTS && w->blob_n) {
+        /* A map chunk as one task: its result is the answers, read by executor_map_next. */
+        complete_one(p, w, 0, 0, payload, (size_t)h->len, false);
+        return;
+    }
     if (h->type == CF_WIRE_RESULTS) {
         /*
          * Count the whole chunk first (one update of the shared counters, not
@@ -575,7 +581,7 @@ static bool harvest(struct process_pool *p, struct pp_proc *pr)
     bool any = false;
     for (int i = 0; i < DEPTH; i++) {
         struct pp_work *w = pr->slot[i];
-        if (!w || w->chunk_n > 1)
+        if (!w || w->chunk_n > 1 || w->blob_n)
             continue;
         size_t idx = word_index(pr, i);
         if (CF_SLOT_BASE(atomic_load(&p->claims[idx])) !=
@@ -648,8 +654,8 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
             protocol_error(pr, "an answer for a task it does not hold");
             return;
         }
-        uint32_t n = pr->slot[i]->chunk_n;
-        if ((h.type == CF_WIRE_RESULTS) != (n > 1) ||
+        uint32_t n = pr->slot[i]->blob_n ? pr->slot[i]->blob_n : pr->slot[i]->chunk_n;
+        if ((h.type == CF_WIRE_RESULTS) != (n > 1 || pr->slot[i]->blob_n > 0) ||
             (h.type == CF_WIRE_RESULTS && !results_ok(&h, payload, n))) {
             protocol_error(pr, "an answer that does not match its task");
             return;
@@ -744,6 +750,13 @@ static bool encode_unit(unsigned char *o, const struct pp_work *w, uint64_t id,
 {
     const struct cf_work *cw = &w->base;
     uint64_t fn = (uint64_t)(uintptr_t)cw->fn;
+    if (w->blob_n) {
+        /* A map chunk submitted as one task: its items are encoded already. */
+        cf_wire_put_hdr(o, CF_WIRE_CHUNK, id, total - CF_WIRE_HDR);
+        cf_wire_put_chunk(o + CF_WIRE_HDR, fn, cw->limit_ns, w->blob_n);
+        memcpy(o + CF_WIRE_HDR + CF_WIRE_CHUNK_FIXED, w->arg, cw->arg_len);
+        return !item_cancelling(w);
+    }
     if (w->chunk_n <= 1) {
         cf_wire_put_hdr(o, CF_WIRE_TASK, id, total - CF_WIRE_HDR);
         cf_wire_put_task(o + CF_WIRE_HDR, fn, cw->limit_ns);
@@ -786,7 +799,8 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
      * per unit, not per item.
      */
     uint64_t claim = ((uint64_t)(idx + 1) << 32) | gen;
-    size_t total = CF_WIRE_HDR + (w->chunk_n <= 1 ? CF_WIRE_TASK_FIXED + w->base.arg_len
+    size_t total = CF_WIRE_HDR + (w->blob_n      ? CF_WIRE_CHUNK_FIXED + w->base.arg_len
+                                  : w->chunk_n <= 1 ? CF_WIRE_TASK_FIXED + w->base.arg_len
                                                   : CF_WIRE_CHUNK_FIXED);
     for (struct pp_work *x = w; x; x = x->chunk_next) {
         atomic_store_explicit(&x->claim, claim, memory_order_relaxed);
@@ -1455,6 +1469,7 @@ static int work_prepare(struct cf_work *cw)
     w->deadline = 0;
     w->chunk_next = NULL;
     w->chunk_n = 1;
+    w->blob_n = 0;
     w->arg = NULL;
     w->seq = 0;
     w->poison = 0;
@@ -1537,6 +1552,34 @@ static int pp_submit_chunk(executor_t *ex, struct cf_work **ws, size_t n)
     if (rc < 0)
         for (size_t j = 0; j < n; j++)
             work_unprepare(ws[j]);
+    return rc;
+}
+
+/*
+ * A map chunk as one task: @blob holds @n items in CHUNK item encoding
+ * (cf_wire_put_item), malloc'd by the caller; on success the pool owns it.
+ */
+static int pp_submit_blob(executor_t *ex, struct cf_work *cw, void *blob, size_t len,
+                          uint32_t n)
+{
+    if (n == 0 || len > CF_WIRE_MAX_PAYLOAD / 2 || !blob)
+        return FUT_EINVAL;
+    cw->arg = NULL;
+    cw->arg_len = 0;
+    int rc = work_prepare(cw);
+    if (rc < 0)
+        return rc;
+    struct pp_work *w = work_of(cw);
+    w->arg = blob;
+    w->blob_n = n;
+    cw->arg = blob;
+    cw->arg_len = len;
+    rc = enqueue(pp_of(ex), cw);
+    if (rc < 0) {
+        w->arg = w->inl; /* the blob stays the caller's */
+        cw->arg = NULL;
+        cw->arg_len = 0;
+    }
     return rc;
 }
 
@@ -1682,6 +1725,7 @@ static const struct cf_executor_ops process_pool_ops = {
     .work_size = sizeof(struct pp_work),
     .submit = pp_submit,
     .submit_chunk = pp_submit_chunk,
+    .submit_blob = pp_submit_blob,
     .try_cancel = pp_try_cancel,
     .request_stop = pp_request_stop,
     .shutdown = pp_shutdown,

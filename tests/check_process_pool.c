@@ -1180,6 +1180,68 @@ START_TEST(test_process_pool_map_chunks)
 }
 END_TEST
 
+/*
+ * Python's ProcessPoolExecutor.map(chunksize): without buffersize each chunk
+ * is one task. Results in order (errors too), executor_stats counts chunks,
+ * and freeing the map while its first item runs cancels the chunks behind it.
+ */
+START_TEST(test_process_pool_map_chunk_is_one_task)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    enum { N = 101, C = 10 };
+    int vals[N];
+    const void *args[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        vals[i] = i;
+        args[i] = &vals[i];
+        lens[i] = sizeof(int);
+    }
+    executor_map_t *m =
+        executor_map(ex, t_pid_or_raise, args, lens, N, &(map_options_t){.chunksize = C});
+    ck_assert_ptr_nonnull(m);
+    for (int i = 0; i < N; i++) {
+        const void *d;
+        size_t len;
+        int rc = executor_map_next(m, &d, &len);
+        if (i % 7 == 0) {
+            ck_assert_int_eq(rc, FUT_ETASK);
+            continue;
+        }
+        ck_assert_int_eq(rc, 0);
+        ck_assert_uint_eq(len, 8);
+        int64_t v;
+        memcpy(&v, d, 8);
+        ck_assert_int_eq(v & 0xfffff, i);
+    }
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    ck_assert_uint_eq(st.completed, 10); /* 10 chunks (their items' errors inside) */
+    ck_assert_uint_eq(st.failed, 1);     /* item 0, sent alone, raised */
+
+    /* Freed while item 0 runs: the chunks sent behind it are cancelled, never run. */
+    atomic_store(&shm->gate, 0);
+    atomic_store(&shm->started, 0);
+    for (int i = 0; i < N; i++)
+        atomic_store(&shm->ran[i], 0);
+    m = executor_map(ex, t_block, args, lens, N, &(map_options_t){.chunksize = C});
+    ck_assert_ptr_nonnull(m);
+    wait_started(1);
+    executor_map_free(m);
+    atomic_store(&shm->gate, 1);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    int ran = 0;
+    for (int i = 0; i < N; i++)
+        ran += atomic_load(&shm->ran[i]);
+    ck_assert_int_eq(ran, 1);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* Python map(timeout=): items not started are cancelled and never run, chunks too. */
 START_TEST(test_process_pool_map_timeout_chunks)
 {
@@ -1414,6 +1476,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_worker_fds);
     tcase_add_test(tc, test_process_pool_map);
     tcase_add_test(tc, test_process_pool_map_chunks);
+    tcase_add_test(tc, test_process_pool_map_chunk_is_one_task);
     tcase_add_test(tc, test_process_pool_map_timeout_chunks);
     tcase_add_test(tc, test_process_pool_map_chunk_death);
     tcase_add_test(tc, test_process_pool_submit_from_callback);
