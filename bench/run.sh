@@ -8,7 +8,7 @@
 # CPUs used by other processes is sampled for 0.25 s ("others' load").
 #
 # Environment:
-#   ROUNDS     rounds (default 5; 1 with QUICK)
+#   ROUNDS     rounds (default 9; 1 with QUICK)
 #   QUICK=1    one round, smaller N: a smoke test, its figures are indicative
 #   BENCH_BIN  the program (default bench/bench_cfutures)
 #   RESULTS    where every run and the summary go (default bench/results.json)
@@ -27,7 +27,7 @@ if [ "$QUICK" = 1 ]; then
     W3_N=20000 W3MAP_N=200000 W3B_N=500 W4_PAIRS=1
     PY_W1_N=10000 PY_W2_ITERS=500 PY_W5_N=100000 PY_W6_REPS=1 PY_W3_N=1000 PY_W3B_N=200
 else
-    : "${ROUNDS:=5}"
+    : "${ROUNDS:=9}"
     W1_N=200000 W2_ITERS=10000 W5_N=1000000 W6_N=100000 W6_REPS=11 PP_ITERS=10000
     W3_N=20000 W3MAP_N=200000 W3B_N=2000 W4_PAIRS=3
     PY_W1_N=50000 PY_W2_ITERS=2000 PY_W5_N=100000 PY_W6_REPS=3 PY_W3_N=5000 PY_W3B_N=500
