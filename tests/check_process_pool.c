@@ -76,6 +76,16 @@ static void wait_started(int n)
     ck_assert(eventually(started_at_least, &n, T_LONG));
 }
 
+/* Map arguments 0..n-1: vals[i] = i, args[i] = &vals[i], lens[i] = sizeof(int). */
+static void int_args(int *vals, const void **args, size_t *lens, int n)
+{
+    for (int i = 0; i < n; i++) {
+        vals[i] = i;
+        args[i] = &vals[i];
+        lens[i] = sizeof(int);
+    }
+}
+
 /* ---------------------------------------------------------- tasks */
 
 static void t_pid(task_t *t)
@@ -1142,11 +1152,7 @@ START_TEST(test_process_pool_map_chunks)
     int vals[N];
     const void *args[N];
     size_t lens[N];
-    for (int i = 0; i < N; i++) {
-        vals[i] = i;
-        args[i] = &vals[i];
-        lens[i] = sizeof(int);
-    }
+    int_args(vals, args, lens, N);
     for (size_t buffersize = 0; buffersize <= 25; buffersize += 25) {
         executor_map_t *m = executor_map(ex, t_pid_or_raise, args, lens, N,
                                          &(map_options_t){.chunksize = C,
@@ -1193,11 +1199,7 @@ START_TEST(test_process_pool_map_chunk_is_one_task)
     int vals[N];
     const void *args[N];
     size_t lens[N];
-    for (int i = 0; i < N; i++) {
-        vals[i] = i;
-        args[i] = &vals[i];
-        lens[i] = sizeof(int);
-    }
+    int_args(vals, args, lens, N);
     executor_map_t *m =
         executor_map(ex, t_pid_or_raise, args, lens, N, &(map_options_t){.chunksize = C});
     ck_assert_ptr_nonnull(m);
@@ -1251,11 +1253,7 @@ START_TEST(test_process_pool_map_timeout_chunks)
     int vals[N];
     const void *args[N];
     size_t lens[N];
-    for (int i = 0; i < N; i++) {
-        vals[i] = i;
-        args[i] = &vals[i];
-        lens[i] = sizeof(int);
-    }
+    int_args(vals, args, lens, N);
     executor_map_t *m = executor_map(ex, t_block, args, lens, N,
                                      &(map_options_t){.chunksize = 8, .timeout = 0.3});
     ck_assert_ptr_nonnull(m);
@@ -1291,11 +1289,7 @@ START_TEST(test_process_pool_map_chunk_death)
     int vals[N];
     const void *args[N];
     size_t lens[N];
-    for (int i = 0; i < N; i++) {
-        vals[i] = i;
-        args[i] = &vals[i];
-        lens[i] = sizeof(int);
-    }
+    int_args(vals, args, lens, N);
     executor_map_t *m =
         executor_map(ex, t_abort_on_25, args, lens, N, &(map_options_t){.chunksize = C});
     ck_assert_ptr_nonnull(m);
