@@ -733,6 +733,12 @@ static int free_slot(const struct pp_proc *pr)
     return -1;
 }
 
+/* Tasks the unit headed by @w counts as in a worker (max_tasks_per_child). */
+static inline int unit_tasks(const struct pp_work *w)
+{
+    return (int)(w->blob_n ? w->blob_n : w->chunk_n);
+}
+
 /* True if the item @x is being cancelled or is done. */
 static inline bool item_cancelling(const struct pp_work *x)
 {
@@ -789,6 +795,8 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
     size_t idx = word_index(pr, i);
     uint32_t gen = (p->gens[idx] + 1) & CF_SLOT_GEN_MASK;
     p->gens[idx] = gen;
+    /* No answer left from an earlier use can match this generation after a wrap. */
+    atomic_store_explicit(&p->answers[idx].tag, 0, memory_order_relaxed);
     atomic_store(&p->claims[idx], CF_SLOT_WORD(gen, CF_SLOT_SENT));
     /*
      * Publish the claim (try_cancel finds the slot through it) and size the
@@ -823,7 +831,7 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
     pr->nslots++;
     pr->nunstarted++;
     idle_update(p, pr);
-    pr->budget -= (int)w->chunk_n;
+    pr->budget -= unit_tasks(w);
     return true;
 }
 
@@ -898,7 +906,7 @@ static void steal(struct process_pool *p)
         if (!w || w->started || !slot_revoke(p, victim, i))
             continue;
         slot_release(p, victim, i);
-        victim->budget += (int)w->chunk_n;
+        victim->budget += unit_tasks(w);
         cf_fifo_push_front(&p->pend, &w->base);
         want--;
     }
@@ -1021,7 +1029,7 @@ static bool scan(struct process_pool *p)
             } else if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CANCELLED)) {
                 /* A canceller revoked it: the rest of its unit goes back. */
                 slot_release(p, pr, i);
-                pr->budget += (int)w->chunk_n;
+                pr->budget += unit_tasks(w);
                 cf_fifo_push_front(&p->pend, &w->base);
                 changed = true;
             }

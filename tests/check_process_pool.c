@@ -897,6 +897,45 @@ START_TEST(test_process_pool_max_tasks_per_child)
 }
 END_TEST
 
+/*
+ * max_tasks_per_child counts a map chunk sent as one task by its items, as
+ * the worker does: a worker that leaves after its budget is an expected
+ * exit, never a death (in FUT_WORKER_BREAK_POOL mode one would break the
+ * pool). Found by review: the chunk used to count as one task.
+ */
+START_TEST(test_process_pool_max_tasks_per_child_chunks)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 1,
+                              .max_tasks_per_child = 20,
+                              .on_worker_death = FUT_WORKER_BREAK_POOL});
+    enum { N = 400, C = 10 };
+    int vals[N];
+    const void *args[N];
+    size_t lens[N];
+    int_args(vals, args, lens, N);
+    executor_map_t *m =
+        executor_map(ex, t_mark, args, lens, N, &(map_options_t){.chunksize = C});
+    ck_assert_ptr_nonnull(m);
+    for (int i = 0; i < N; i++) {
+        const void *d;
+        size_t len;
+        int rc = executor_map_next(m, &d, &len);
+        ck_assert_msg(rc == 0, "item %d: %s", i, future_strerror(rc));
+        int64_t v;
+        memcpy(&v, d, 8);
+        ck_assert_int_eq(v, i);
+    }
+    executor_map_free(m);
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    ck_assert(!st.broken);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* gh-119592: shutdown(wait=false) while recycling; the queued tasks still run. */
 START_TEST(test_process_pool_shutdown_during_recycling)
 {
@@ -1476,6 +1515,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_submit_from_callback);
     tcase_add_test(tc, test_process_pool_initializer);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child);
+    tcase_add_test(tc, test_process_pool_max_tasks_per_child_chunks);
     tcase_add_test(tc, test_process_pool_shutdown_during_recycling);
     suite_add_tcase(s, tc);
 
