@@ -204,6 +204,12 @@ static inline struct pp_work *work_of(struct cf_work *w)
     return (struct pp_work *)w;
 }
 
+/* The tasks in the unit headed by @w, as its worker counts them (max_tasks_per_child). */
+static inline int unit_tasks(const struct pp_work *w)
+{
+    return (int)(w->blob_n ? w->blob_n : w->chunk_n);
+}
+
 /*
  * Keeps executor_stats' idle count exact at every change: a worker is idle
  * when it runs, has not exited, and holds no task. Called after each change
@@ -489,7 +495,8 @@ static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kin
 
 /* A whole answer frame for slot @i of @pr. */
 static void complete(struct process_pool *p, struct pp_proc *pr, int i,
-                     const struct cf_wire_hdr *h, const unsigned char *payload)
+                     const struct cf_wire_hdr *h, const unsigned char *payload,
+                     uint32_t errors)
 {
     struct pp_work *w = pr->slot[i];
     mark_started(p, pr, w);
@@ -502,23 +509,15 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
     if (h->type == CF_WIRE_RESULTS) {
         /*
          * Count the whole chunk first (one update of the shared counters, not
-         * one per item), still before any of its futures completes.
+         * one per item), still before any of its futures completes; results_ok
+         * counted its errors.
          */
+        cf_executor_finished_n(&p->base, w->chunk_n - errors, errors);
         uint64_t off = CF_WIRE_RESULTS_FIXED;
-        size_t ok = 0, bad = 0;
         uint32_t kind;
         int32_t code;
         const void *data;
         size_t len;
-        for (uint32_t j = 0; j < w->chunk_n; j++) {
-            cf_wire_next_answer(payload, h->len, &off, &kind, &code, &data, &len);
-            if (kind == 1)
-                bad++;
-            else
-                ok++;
-        }
-        cf_executor_finished_n(&p->base, ok, bad);
-        off = CF_WIRE_RESULTS_FIXED;
         while (w) {
             struct pp_work *next = w->chunk_next;
             cf_wire_next_answer(payload, h->len, &off, &kind, &code, &data, &len);
@@ -545,10 +544,11 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
     }
 }
 
-/* True if a RESULTS payload holds exactly @n well-formed answers. */
+/* True if a RESULTS payload holds exactly @n well-formed answers; @errors: how many are errors. */
 static bool results_ok(const struct cf_wire_hdr *h, const unsigned char *payload,
-                       uint32_t n)
+                       uint32_t n, uint32_t *errors)
 {
+    *errors = 0;
     uint64_t count, off = CF_WIRE_RESULTS_FIXED;
     if (cf_wire_get_count(payload, h->len, &count) != 0 || count != n)
         return false;
@@ -559,6 +559,7 @@ static bool results_ok(const struct cf_wire_hdr *h, const unsigned char *payload
         size_t len;
         if (cf_wire_next_answer(payload, h->len, &off, &kind, &code, &data, &len) != 0)
             return false;
+        *errors += kind == 1;
     }
     return off == h->len;
 }
@@ -654,13 +655,13 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
             protocol_error(pr, "an answer for a task it does not hold");
             return;
         }
-        uint32_t n = pr->slot[i]->blob_n ? pr->slot[i]->blob_n : pr->slot[i]->chunk_n;
+        uint32_t n = (uint32_t)unit_tasks(pr->slot[i]), errors = 0;
         if ((h.type == CF_WIRE_RESULTS) != (n > 1 || pr->slot[i]->blob_n > 0) ||
-            (h.type == CF_WIRE_RESULTS && !results_ok(&h, payload, n))) {
+            (h.type == CF_WIRE_RESULTS && !results_ok(&h, payload, n, &errors))) {
             protocol_error(pr, "an answer that does not match its task");
             return;
         }
-        complete(p, pr, (int)i, &h, payload);
+        complete(p, pr, (int)i, &h, payload, errors);
     }
 }
 
@@ -731,12 +732,6 @@ static int free_slot(const struct pp_proc *pr)
         if (!pr->slot[i])
             return i;
     return -1;
-}
-
-/* Tasks the unit headed by @w counts as in a worker (max_tasks_per_child). */
-static inline int unit_tasks(const struct pp_work *w)
-{
-    return (int)(w->blob_n ? w->blob_n : w->chunk_n);
 }
 
 /* True if the item @x is being cancelled or is done. */
