@@ -398,46 +398,26 @@ static inline future_t *slot_future(future_t *f)
 }
 
 /*
- * Submits the next @k items as ONE task (ops->submit_blob), its items encoded
- * here: no future and no allocation per item. Python's ProcessPoolExecutor
- * .map(chunksize) does the same. False if that was not possible.
+ * Submits the next @k items as ONE task (ops->submit_blob): no future and no
+ * allocation per item. Python's ProcessPoolExecutor.map(chunksize) does the
+ * same. False if that was not possible: the caller submits them one by one
+ * (which reports why, e.g. FUT_EINVAL for an item too large).
  */
 static bool map_submit_blob(executor_map_t *m, size_t k)
 {
     executor_t *ex = m->ex;
-    if (k > UINT32_MAX || atomic_load(&ex->shut) || atomic_load(&ex->broken))
+    if (atomic_load(&ex->shut) || atomic_load(&ex->broken))
         return false;
-    uint64_t total = 0;
-    for (size_t j = 0; j < k; j++) {
-        size_t len = m->lens ? m->lens[m->submitted + j] : 0;
-        if (len && !m->args[m->submitted + j])
-            return false; /* one by one: that item reports FUT_EINVAL */
-        total += CF_WIRE_ITEM_HDR + (uint64_t)len;
-        if (total > CF_WIRE_MAX_PAYLOAD / 2)
-            return false;
-    }
-    unsigned char *blob = malloc(total ? (size_t)total : 1);
-    future_t *f = blob ? cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size))
-                       : NULL;
-    if (!f) {
-        free(blob);
+    future_t *f = cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size));
+    if (!f)
         return false;
-    }
-    unsigned char *o = blob;
-    for (size_t j = 0; j < k; j++) {
-        size_t i = m->submitted + j, len = m->lens ? m->lens[i] : 0;
-        cf_wire_put_item(o, len);
-        if (len)
-            memcpy(o + CF_WIRE_ITEM_HDR, m->args[i], len);
-        o += CF_WIRE_ITEM_HDR + len;
-    }
     struct cf_work *w = cf_future_extra(f);
     *w = (struct cf_work){.ex = ex, .fn = m->fn};
     future_ref(f); /* the executor's reference */
     queue_enter(ex, false); /* unbounded (chunks need max_queue 0): never fails */
-    if (ex->ops->submit_blob(ex, w, blob, (size_t)total, (uint32_t)k) != 0) {
+    if (ex->ops->submit_blob(ex, w, m->args + m->submitted,
+                             m->lens ? m->lens + m->submitted : NULL, k) != 0) {
         queue_leave(ex);
-        free(blob);
         future_unref(f);
         future_unref(f);
         return false;

@@ -111,12 +111,12 @@ struct cf_executor_ops {
      */
     int (*submit_chunk)(executor_t *ex, struct cf_work **w, size_t n);
     /*
-     * Optional: a map chunk of @n items as ONE work item whose result is the
-     * wire RESULTS payload (wire.h); @blob (malloc'd, @len bytes) holds the
-     * items in CHUNK item encoding and is the pool's on success. 0 or a code.
+     * Optional: a map chunk of @n items (args[j], lens[j]; @lens may be
+     * NULL) as ONE work item whose result is the wire RESULTS payload
+     * (wire.h). The items are copied before it returns. 0 or a code.
      */
-    int (*submit_blob)(executor_t *ex, struct cf_work *w, void *blob, size_t len,
-                       uint32_t n);
+    int (*submit_blob)(executor_t *ex, struct cf_work *w, const void *const *args,
+                       const size_t *lens, size_t n);
     /*
      * Optional. future_cancel was called on @w's running future (under the
      * future's lock; only atomics): pass the stop request on to wherever the

@@ -1559,30 +1559,48 @@ static int pp_submit_chunk(executor_t *ex, struct cf_work **ws, size_t n)
 }
 
 /*
- * A map chunk as one task: @blob holds @n items in CHUNK item encoding
- * (cf_wire_put_item), malloc'd by the caller; on success the pool owns it.
+ * A map chunk as one task: the @n items args[j], lens[j] (NULL: all 0) are
+ * encoded here into one CHUNK item block, the work item's argument, so that
+ * a chunk costs one allocation, not one per item. Checked as pp_submit_chunk
+ * checks its items.
  */
-static int pp_submit_blob(executor_t *ex, struct cf_work *cw, void *blob, size_t len,
-                          uint32_t n)
+static int pp_submit_blob(executor_t *ex, struct cf_work *cw, const void *const *args,
+                          const size_t *lens, size_t n)
 {
-    if (n == 0 || len > CF_WIRE_MAX_PAYLOAD / 2 || !blob)
+    if (n == 0 || n > UINT32_MAX)
         return FUT_EINVAL;
+    uint64_t total = 0;
+    for (size_t j = 0; j < n; j++) {
+        size_t len = lens ? lens[j] : 0;
+        if (len && !args[j])
+            return FUT_EINVAL;
+        total += CF_WIRE_ITEM_HDR + (uint64_t)len;
+        if (total > CF_WIRE_MAX_PAYLOAD / 2)
+            return FUT_EINVAL;
+    }
     cw->arg = NULL;
     cw->arg_len = 0;
     int rc = work_prepare(cw);
     if (rc < 0)
         return rc;
+    unsigned char *blob = malloc((size_t)total), *o = blob;
+    if (!blob)
+        return FUT_ENOMEM;
+    for (size_t j = 0; j < n; j++) {
+        size_t len = lens ? lens[j] : 0;
+        cf_wire_put_item(o, len);
+        if (len)
+            memcpy(o + CF_WIRE_ITEM_HDR, args[j], len);
+        o += CF_WIRE_ITEM_HDR + len;
+    }
     struct pp_work *w = work_of(cw);
     w->arg = blob;
-    w->blob_n = n;
+    w->blob_n = (uint32_t)n;
     cw->arg = blob;
-    cw->arg_len = len;
+    cw->arg_len = (size_t)total;
     rc = enqueue(pp_of(ex), cw);
-    if (rc < 0) {
-        w->arg = w->inl; /* the blob stays the caller's */
-        cw->arg = NULL;
-        cw->arg_len = 0;
-    }
+    if (rc < 0)
+        work_unprepare(cw); /* frees the block */
     return rc;
 }
 
