@@ -308,6 +308,16 @@ static void answer_shared(struct wstate *w, uint64_t id, const void *data, size_
     }
 }
 
+/* A plain result (@len bytes, 0 for none): in the shared record when it fits. */
+static void answer_result(struct wstate *w, uint64_t id, uint32_t flags, const void *data,
+                          size_t len, int64_t started)
+{
+    if (flags == 0 && len <= CF_ANSWER_INLINE)
+        answer_shared(w, id, data, len, started);
+    else
+        answer(w, CF_WIRE_RESULT, id, flags, NULL, 0, data, len);
+}
+
 static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *payload)
 {
     uint64_t fn_bits;
@@ -342,16 +352,10 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
         }
         if (w->hooks && t.len >= 14 && memcmp(t.data, "CF-FAULT-HALF!", 14) == 0)
             half_answer(w, h->id, t.data, t.len); /* test builds: dies mid-frame */
-        if (flags == 0 && t.len <= CF_ANSWER_INLINE)
-            answer_shared(w, h->id, t.data, t.len, started);
-        else
-            answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, t.data, t.len);
+        answer_result(w, h->id, flags, t.data, t.len, started);
         break;
     default:
-        if (flags == 0)
-            answer_shared(w, h->id, NULL, 0, started);
-        else
-            answer(w, CF_WIRE_RESULT, h->id, flags, NULL, 0, NULL, 0);
+        answer_result(w, h->id, flags, NULL, 0, started);
         break;
     }
     cf_task_clear(&t);
