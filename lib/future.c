@@ -86,7 +86,6 @@ static const future_error_t oom_errors[] = {
     {FUT_ESHUTDOWN, 0, "(no memory for the error message)", -1, 0},
 };
 
-/* 8-byte aligned: a future and its work item fit one 128-byte malloc chunk. */
 /* future_result's spin before it sleeps: pauses, then sched_yield() calls. */
 #ifndef WAIT_SPIN_PURE
 #define WAIT_SPIN_PURE 1000
@@ -95,6 +94,7 @@ static const future_error_t oom_errors[] = {
 #define WAIT_SPIN_YIELDS 30
 #endif
 
+/* 8-byte aligned: a future and its work item fit one 128-byte malloc chunk. */
 #define EXTRA_OFFSET ((sizeof(struct future) + 7) & ~(size_t)7)
 _Static_assert(EXTRA_OFFSET <= 72, "a pending task must fit a 128-byte malloc chunk");
 

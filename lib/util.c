@@ -21,17 +21,22 @@ void cf_futex_wake(_Atomic uint32_t *addr, int n)
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
+/* EINTR, EAGAIN and ETIMEDOUT are fine: every caller re-checks in a loop. */
+static void futex_wait(_Atomic uint32_t *addr, uint32_t expected, const struct timespec *rel)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, rel, NULL, 0);
+}
+
 void cf_futex_wait(_Atomic uint32_t *addr, uint32_t expected)
 {
-    /* EINTR and EAGAIN are fine: every caller re-checks in a loop. */
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+    futex_wait(addr, expected, NULL);
 }
 
 void cf_futex_wait_for(_Atomic uint32_t *addr, uint32_t expected, int64_t rel_ns)
 {
-    struct timespec ts = {(time_t)(rel_ns / CF_NS_PER_S), (long)(rel_ns % CF_NS_PER_S)};
-    /* A relative timeout; ETIMEDOUT, EINTR and EAGAIN all mean "re-check". */
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, &ts, NULL, 0);
+    struct timespec ts;
+    cf_ns_to_timespec(rel_ns, &ts);
+    futex_wait(addr, expected, &ts);
 }
 
 void cf_lock_slow(cf_lock_t *l)
