@@ -28,7 +28,7 @@
 
 #include "executor.h"
 #include "util.h"
-#include "wire.h"
+#include "process/wire.h"
 
 /* ---------------------------------------------------------- life cycle */
 

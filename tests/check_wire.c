@@ -7,7 +7,7 @@
 
 #include <string.h>
 
-#include "wire.h"
+#include "process/wire.h"
 
 static void good_hdr(unsigned char *b, enum cf_wire_type type, uint64_t len)
 {

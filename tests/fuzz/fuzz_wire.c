@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wire.h"
+#include "process/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,7 +4,7 @@
 # tests/fuzz/corpus/NAME/, and a replay program that make check runs over
 # that corpus with the ordinary compiler (tests/fuzz/replay.c).
 #
-# The wire decoder joins with: FUZZ_TARGETS += wire:lib/wire.c, its
+# The wire decoder joins with: FUZZ_TARGETS += wire:lib/process/wire.c, its
 # fuzz_wire.c and corpus/wire/, and a replay_wire stanza like replay_names'.
 FUZZ_TARGETS = names:samples/pdf_downloader/names.c
 
@@ -24,12 +24,12 @@ fuzz:
 	  { rc=$$?; test $$rc -eq 77 || exit $$rc; }
 .PHONY: fuzz
 
-# The process pool's frame decoder (lib/wire.c). Its seeds are written by
+# The process pool's frame decoder (lib/process/wire.c). Its seeds are written by
 # the encoder itself: tests/fuzz/wire_seeds DIR (not built by default).
-FUZZ_TARGETS += wire:lib/wire.c
+FUZZ_TARGETS += wire:lib/process/wire.c
 check_PROGRAMS += tests/fuzz/replay_wire
 tests_fuzz_replay_wire_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_wire.c \
-	lib/wire.c lib/wire.h
+	lib/process/wire.c lib/process/wire.h
 tests_fuzz_replay_wire_CPPFLAGS = $(AM_CPPFLAGS) -DFUZZ_TARGET='"wire"'
 
 EXTRA_DIST += tests/fuzz/run.sh tests/fuzz/corpus tests/fuzz/wire_seeds.c

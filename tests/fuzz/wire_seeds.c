@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "wire.h"
+#include "process/wire.h"
 
 static int save(const char *dir, const char *name, const unsigned char *p, size_t n)
 {
