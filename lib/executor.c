@@ -153,6 +153,57 @@ void cf_work_stop(void *extra)
         w->ex->ops->request_stop(w->ex, w);
 }
 
+/* ---------------------------------------------------------- threads */
+
+static _Thread_local const executor_t *own_executor;
+
+void cf_executor_bind_thread(executor_t *ex)
+{
+    own_executor = ex;
+}
+
+bool cf_executor_on_own_thread(const executor_t *ex)
+{
+    return own_executor == ex;
+}
+
+bool cf_executor_free_later(const executor_t *ex)
+{
+    return atomic_load(&ex->free_later);
+}
+
+void cf_executor_self_free(executor_t *ex)
+{
+    pthread_detach(pthread_self());
+    own_executor = NULL;
+    cf_executor_unref(ex);
+}
+
+/* ---------------------------------------------------------- failing work */
+
+void cf_executor_drain_fifo(executor_t *ex, struct cf_work_fifo *q, int status,
+                            const char *why, void (*release)(struct cf_work *w))
+{
+    struct cf_work *w;
+    while ((w = cf_fifo_pop(q))) {
+        future_t *f = cf_work_future(w);
+        if (status == FUT_ECANCELLED)
+            future_cancel(f); /* counts itself out of `queued` */
+        else if (cf_future_fail(f, status, 0, -1, 0, why) == 0)
+            cf_executor_dropped(ex);
+        if (release)
+            release(w);
+        else
+            future_unref(f);
+    }
+}
+
+int cf_work_expire(struct cf_work *w)
+{
+    return cf_future_fail(cf_work_future(w), FUT_EDEADLINE, 0, -1, 0,
+                          "the task's own time limit passed");
+}
+
 void cf_executor_mark_broken(executor_t *ex)
 {
     atomic_store(&ex->broken, true);
@@ -274,7 +325,7 @@ int executor_shutdown(executor_t *ex, bool wait, bool cancel_futures)
     pthread_mutex_lock(&ex->mu);
     pthread_cond_broadcast(&ex->space_cv);
     pthread_mutex_unlock(&ex->mu);
-    if (wait && !ex->ops->is_own_thread(ex))
+    if (wait && !cf_executor_on_own_thread(ex))
         join_once(ex);
     return 0;
 }
@@ -283,9 +334,11 @@ void executor_free(executor_t *ex)
 {
     if (!ex)
         return;
-    if (ex->ops->is_own_thread(ex)) {
+    if (cf_executor_on_own_thread(ex)) {
         executor_shutdown(ex, false, false);
-        ex->ops->free_later(ex);
+        atomic_store(&ex->free_later, true);
+        if (ex->ops->free_later)
+            ex->ops->free_later(ex);
         return;
     }
     executor_shutdown(ex, true, false);

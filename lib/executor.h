@@ -88,7 +88,6 @@ static inline void cf_fifo_splice(struct cf_work_fifo *dst, struct cf_work_fifo 
 }
 
 struct cf_executor_ops {
-    const char *name; /* "thread", "process" */
     /* Bytes of the kind's work item (starts with struct cf_work); 0: cf_work. */
     size_t work_size;
     /*
@@ -105,18 +104,23 @@ struct cf_executor_ops {
      */
     bool (*try_cancel)(executor_t *ex, struct cf_work *w);
     /*
-     * Optional. Queues @n (>= 2) work items of one executor_map, same @fn, as
-     * one unit (a process pool sends them in one frame and gets their answers
-     * in one). Returns 0, or a code: then it kept none of them.
+     * Optional: queues a map chunk of @n items (args[j], lens[j]; @lens may
+     * be NULL: length 0) as ONE work item @w (w->fn is the map's function;
+     * w->arg is unused). The items are copied before it returns. The
+     * future's result is the kind's own encoding of the @n answers, read
+     * back with chunk_next. Returns 0 or a code, as submit.
      */
-    int (*submit_chunk)(executor_t *ex, struct cf_work **w, size_t n);
+    int (*submit_chunk)(executor_t *ex, struct cf_work *w, const void *const *args,
+                        const size_t *lens, size_t n);
     /*
-     * Optional: a map chunk of @n items (args[j], lens[j]; @lens may be
-     * NULL) as ONE work item whose result is the wire RESULTS payload
-     * (wire.h). The items are copied before it returns. 0 or a code.
+     * With submit_chunk: the next item's answer in a chunk's result @res
+     * (@res_len bytes), starting at *@cursor (0 for the first item), which it
+     * advances. Returns 0 with the item's result in *@data, *@len (aligned as
+     * malloc's, living as long as @res), FUT_ETASK if the item raised (the
+     * data is NULL, 0), FUT_EOF past the last item.
      */
-    int (*submit_blob)(executor_t *ex, struct cf_work *w, const void *const *args,
-                       const size_t *lens, size_t n);
+    int (*chunk_next)(const void *res, size_t res_len, size_t *cursor, const void **data,
+                      size_t *len);
     /*
      * Optional. future_cancel was called on @w's running future (under the
      * future's lock; only atomics): pass the stop request on to wherever the
@@ -125,17 +129,17 @@ struct cf_executor_ops {
     void (*request_stop)(executor_t *ex, struct cf_work *w);
     /*
      * Stops taking work (later submits fail FUT_ESHUTDOWN); with
-     * @cancel_futures cancels every queued work item. Workers exit once the
-     * queue is empty. May be called more than once.
+     * @cancel_futures cancels every queued work item
+     * (cf_executor_cancel_fifo). Workers exit once the queue is empty. May be
+     * called more than once.
      */
     void (*shutdown)(executor_t *ex, bool cancel_futures);
     /* Waits until every worker has exited. Called once, never from a worker. */
     void (*join)(executor_t *ex);
-    /* True if the calling thread is one of @ex's own threads. */
-    bool (*is_own_thread)(executor_t *ex);
     /*
-     * executor_free was called from one of @ex's own threads: the executor
-     * must free itself (cf_executor_destroy) once its last thread is done.
+     * Optional. executor_free was called from one of @ex's own threads
+     * (cf_executor_free_later() is true from now on): the kind lets its
+     * threads go, and its last thread calls cf_executor_self_free().
      */
     void (*free_later)(executor_t *ex);
     /* Frees the kind's own memory (after join). */
@@ -160,6 +164,7 @@ struct executor {
     pthread_cond_t space_cv;           /* a queue slot freed (max_queue) */
     pthread_cond_t join_cv;            /* the join finished */
     bool joining, joined;              /* mu */
+    _Atomic bool free_later;           /* executor_free came from its own thread */
 };
 
 /* Fills the common part; copies options. Returns 0 or FUT_EINVAL. */
@@ -181,5 +186,37 @@ void cf_executor_mark_broken(executor_t *ex);
 void cf_executor_unref(executor_t *ex);
 /* Releases the common part's resources (called by ops->destroy). */
 void cf_executor_deinit(executor_t *ex);
+
+/*
+ * Thread ownership, for executor_free and shutdown(wait) from inside a pool.
+ * A kind's thread calls cf_executor_bind_thread(ex) when it starts (NULL
+ * when it leaves); executor.c then knows a call comes from @ex's own thread.
+ */
+void cf_executor_bind_thread(executor_t *ex);
+bool cf_executor_on_own_thread(const executor_t *ex);
+/* executor_free came from one of @ex's own threads (read by its last thread). */
+bool cf_executor_free_later(const executor_t *ex);
+/*
+ * Called by the last thread of a pool freed from inside (after it joined the
+ * others): detaches itself, unbinds, drops the owner's reference (which may
+ * free @ex: touch nothing of it afterwards).
+ */
+void cf_executor_self_free(executor_t *ex);
+
+/*
+ * Empties @q, failing each item's future with @status and @why
+ * (FUT_EBROKEN: counted as dropped) or, for FUT_ECANCELLED, cancelling it
+ * (future_cancel counts it out of `queued`). Then @release(w) hands the item
+ * back to its kind, which drops the executor's reference to the future;
+ * NULL: just that reference.
+ */
+void cf_executor_drain_fifo(executor_t *ex, struct cf_work_fifo *q, int status,
+                            const char *why, void (*release)(struct cf_work *w));
+
+/*
+ * Fails @w's future FUT_EDEADLINE with the one message every kind uses.
+ * Returns as cf_future_fail (0, or FUT_ESTATE if it was done already).
+ */
+int cf_work_expire(struct cf_work *w);
 
 #endif /* CF_EXECUTOR_H */

@@ -1,5 +1,6 @@
 /*
- * util.c: the slow paths of cf_lock_t, time and deadline helpers, CPU count.
+ * util.c: the slow paths of cf_lock_t, time and deadline helpers, CPU count,
+ * byte buffers, signal-free thread start.
  * No state of its own: nothing here needs fork handling.
  */
 #include "config.h"
@@ -8,7 +9,11 @@
 
 #include <cfutures.h>
 
+#include <assert.h>
 #include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <math.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -104,4 +109,72 @@ int cf_cpu_count(void)
 #endif
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 && n < INT_MAX ? (int)n : 1;
+}
+
+/* ---------------------------------------------------------- buffers */
+
+bool cf_buf_reserve(struct cf_buf *b, size_t more)
+{
+    size_t max = b->max ? b->max : SIZE_MAX;
+    if (b->off > 0 && b->off == b->len)
+        b->off = b->len = 0;
+    if (b->cap - b->len >= more)
+        return true;
+    if (b->off > 0) {
+        memmove(b->p, b->p + b->off, b->len - b->off);
+        b->len -= b->off;
+        b->off = 0;
+        if (b->cap - b->len >= more)
+            return true;
+    }
+    if (more > max - b->len)
+        return false;
+    size_t need = b->len + more;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < need)
+        cap = cap > max / 2 ? max : cap * 2;
+    unsigned char *n = realloc(b->p, cap);
+    if (!n)
+        return false;
+    b->p = n;
+    b->cap = cap;
+    return true;
+}
+
+bool cf_buf_append(struct cf_buf *b, const void *data, size_t n)
+{
+    if (n == 0)
+        return true;
+    if (!cf_buf_reserve(b, n))
+        return false;
+    memcpy(b->p + b->len, data, n);
+    b->len += n;
+    return true;
+}
+
+void cf_buf_consume(struct cf_buf *b, size_t n)
+{
+    assert(n <= b->len - b->off);
+    b->off += n;
+    if (b->off == b->len)
+        b->off = b->len = 0;
+}
+
+void cf_buf_free(struct cf_buf *b)
+{
+    free(b->p);
+    b->p = NULL;
+    b->len = b->cap = b->off = 0;
+}
+
+/* ---------------------------------------------------------- threads */
+
+int cf_start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
 }

@@ -78,6 +78,36 @@ void *cf_fail_null(int code);
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 int cf_cpu_count(void);
 
+/*
+ * A growable byte buffer with a hard maximum (curl's dynbuf): bytes
+ * [off, len) are live. Zero-initialised plus .max is an empty buffer.
+ */
+struct cf_buf {
+    unsigned char *p;
+    size_t len, cap, off;
+    size_t max; /* the buffer never grows past this many bytes (0: SIZE_MAX) */
+};
+
+/*
+ * Makes room for @more bytes after len: moves the live bytes to the front
+ * when that is enough, else grows (doubling, from 4 KiB). False if that
+ * would pass max or malloc failed; the buffer is unchanged then.
+ */
+bool cf_buf_reserve(struct cf_buf *b, size_t more);
+/* Appends @n bytes (reserving first): false as cf_buf_reserve. */
+bool cf_buf_append(struct cf_buf *b, const void *data, size_t n);
+/* Marks @n live bytes consumed; an emptied buffer restarts at offset 0. */
+void cf_buf_consume(struct cf_buf *b, size_t n);
+/* Frees the memory; the buffer is empty and reusable (max kept). */
+void cf_buf_free(struct cf_buf *b);
+
+/*
+ * pthread_create with every asynchronous signal blocked in the new thread
+ * (a library's threads must not take a program's signals). 0 or an errno.
+ */
+#include <pthread.h>
+int cf_start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
+
 #define CF_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CF_MAX(a, b) ((a) > (b) ? (a) : (b))
 
