@@ -182,7 +182,7 @@ typedef struct submit_options {
 typedef struct map_options {
     double timeout;    /* one deadline from the executor_map call (s); 0: none */
     size_t chunksize;  /* items per dispatch (process pools); 0: 1 */
-    size_t buffersize; /* at most this many items in flight; 0: all at once */
+    size_t buffersize; /* at most this many tasks (chunks) in flight; 0: all */
 } map_options_t;
 
 /** A snapshot from executor_stats. Counts since creation where said. */
@@ -415,13 +415,12 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * then never runs. future_cancel on a started task returns false and makes
  * task_should_stop() true in the worker, as in a thread.
  *
- * executor_map with chunksize > 1 (and max_queue 0) sends each chunk in one
- * frame and gets its answers in one: a chunk starts as a unit in one worker,
- * and if that worker dies every item of the chunk fails FUT_EWORKER. Without
- * buffersize, as in Python's ProcessPoolExecutor.map, each chunk is also ONE
- * task (one future, no per-item allocation): executor_stats counts chunks,
- * a cancel takes the whole chunk, and a task's own time limit applies to
- * the chunk. With buffersize, items keep their own futures.
+ * executor_map with chunksize > 1 sends each chunk as ONE task, as Python's
+ * ProcessPoolExecutor.map does: one future and one frame each way, no
+ * per-item allocation. A chunk starts as a unit in one worker, and if that
+ * worker dies every item of the chunk fails FUT_EWORKER; executor_stats,
+ * max_queue and buffersize count chunks; a map timeout cancels whole chunks.
+ * Each item's result is aligned as malloc's.
  *
  * When a worker dies, with on_worker_death FUT_WORKER_RESPAWN (the default)
  * only the task it was running fails, with FUT_EWORKER, exit_status (the exit
@@ -493,7 +492,11 @@ CF_API future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *ar
  * all-zero lengths) and returns an iterator over the results in input order.
  * Python: Executor.map(fn, iterable, timeout, chunksize, buffersize).
  * Without buffersize every item is submitted now; with it, at most buffersize
- * items are in flight and one more is submitted per result consumed.
+ * tasks are in flight and one more is submitted once a task's results are
+ * consumed. chunksize > 1 matters on executors that batch (the process
+ * pool): there each chunk of items is one task, and buffersize counts
+ * chunks (Python 3.14 counts its batches the same way); a thread pool runs
+ * items one by one.
  * @args is borrowed until executor_map_free (items are submitted lazily).
  * Returns a new iterator; NULL with errno EINVAL (NULL ex/fn, NULL args with
  * n > 0), ESHUTDOWN, -FUT_EBROKEN, ENOMEM. The iterator keeps the executor's

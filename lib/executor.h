@@ -182,10 +182,20 @@ void cf_executor_finished_n(executor_t *ex, size_t ok, size_t failed);
 void cf_executor_dropped(executor_t *ex);
 /* Marks the executor broken; done before any future fails FUT_EBROKEN. */
 void cf_executor_mark_broken(executor_t *ex);
+/* Takes a reference (a live map holds one). */
+void cf_executor_ref(executor_t *ex);
 /* Drops a reference; the last frees the executor (ops->destroy). */
 void cf_executor_unref(executor_t *ex);
 /* Releases the common part's resources (called by ops->destroy). */
 void cf_executor_deinit(executor_t *ex);
+
+/*
+ * Submits a map chunk of @n items as ONE task (ops->submit_chunk, which the
+ * kind must have): its future's result holds the items' answers
+ * (ops->chunk_next). As executor_submit: the future, or NULL with errno.
+ */
+future_t *cf_executor_submit_chunk(executor_t *ex, task_fn fn, const void *const *args,
+                                   const size_t *lens, size_t n);
 
 /*
  * Thread ownership, for executor_free and shutdown(wait) from inside a pool.

@@ -25,13 +25,13 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "future.h"
-#include "waiters.h"
 
 enum {
     S_PENDING = 0,
@@ -44,8 +44,6 @@ enum {
     F_NOTIFIED = 1u << 4,
 };
 
-enum { HAS_WORK = 1 }; /* flags */
-
 struct cb_node {
     struct cb_node *next;
     future_callback_fn fn;
@@ -56,11 +54,13 @@ struct future {
     cf_lock_t lock;             /* guards the fields below but state and refs */
     _Atomic uint32_t state;     /* S_* | F_*: written under lock (but RUNNING) */
     _Atomic uint32_t refs;
-    uint32_t flags;             /* immutable: HAS_WORK */
-    void *data;                 /* the result: immutable once FINISHED */
+    const struct cf_future_hooks *hooks; /* immutable: the creator's, or NULL */
+    union {
+        void *data;                /* the result: immutable once FINISHED */
+        const future_error_t *err; /* when F_FAILED: immutable once FINISHED */
+    };
     size_t len;
-    void (*free_fn)(void *);
-    const future_error_t *err;  /* when F_FAILED: immutable once FINISHED */
+    void (*free_fn)(void *);    /* frees data (never set on a failure) */
     struct cb_node *callbacks;  /* newest first: lock */
     struct cf_wnode *waiters;   /* lock */
     union {
@@ -110,19 +110,19 @@ static inline bool state_done(uint32_t s)
 
 /* ------------------------------------------------------------ lifetime */
 
-future_t *cf_future_alloc(size_t extra)
+future_t *cf_future_alloc(size_t extra, const struct cf_future_hooks *hooks)
 {
+    assert(!hooks || extra > 0);
     future_t *f = malloc(extra ? EXTRA_OFFSET + extra : sizeof(*f));
     if (!f)
         return NULL;
     f->lock = (cf_lock_t)CF_LOCK_INIT;
     atomic_init(&f->state, S_PENDING);
     atomic_init(&f->refs, 1);
-    f->flags = extra ? HAS_WORK : 0;
+    f->hooks = hooks;
     f->data = NULL;
     f->len = 0;
     f->free_fn = NULL;
-    f->err = NULL;
     f->callbacks = NULL;
     f->waiters = NULL;
     f->inl.i64 = 0;
@@ -141,7 +141,7 @@ future_t *cf_future_from_extra(void *extra)
 
 future_t *future_new(void)
 {
-    future_t *f = cf_future_alloc(0);
+    future_t *f = cf_future_alloc(0, NULL);
     return f ? f : cf_fail_null(FUT_ENOMEM);
 }
 
@@ -161,10 +161,12 @@ void future_unref(future_t *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (f->free_fn && f->data)
+    if (atomic_load_explicit(&f->state, memory_order_relaxed) & F_FAILED) {
+        if (!err_is_static(f->err))
+            free((void *)f->err);
+    } else if (f->free_fn && f->data) {
         f->free_fn(f->data);
-    if (f->err && !err_is_static(f->err))
-        free((void *)f->err);
+    }
     /* Callbacks of a future that never completed are dropped unrun. */
     struct cb_node *c = f->callbacks;
     while (c) {
@@ -218,7 +220,7 @@ static struct cb_node *publish_locked(future_t *f, uint32_t new_state)
     while (n) {
         struct cf_wnode *next = n->next;
         n->linked = false;
-        cf_waiter_notify(n);
+        cf_waiter_notify(n, (new_state & F_FAILED) != 0);
         n = next;
     }
     struct cb_node *c = f->callbacks;
@@ -342,6 +344,11 @@ int cf_future_fail(future_t *f, int status, int code, int exit_status, int sig,
     return 0;
 }
 
+int cf_future_expire(future_t *f)
+{
+    return cf_future_fail(f, FUT_EDEADLINE, 0, -1, 0, "the task's own time limit passed");
+}
+
 int cf_future_failv(future_t *f, int status, int code, const char *fmt, va_list ap)
 {
     char small[256];
@@ -386,8 +393,8 @@ bool future_cancel(future_t *f)
     case S_RUNNING:
         /* Python says no; the task may still stop early (task_should_stop). */
         atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
-        if (f->flags & HAS_WORK)
-            cf_work_stop(cf_future_extra(f)); /* a process pool tells its worker */
+        if (f->hooks && f->hooks->stop)
+            f->hooks->stop(cf_future_extra(f)); /* a process pool tells its worker */
         cf_unlock(&f->lock);
         return false;
     case S_FINISHED:
@@ -395,7 +402,7 @@ bool future_cancel(future_t *f)
         return false;
     }
     /* An executor that sent the task ahead may find it started already. */
-    if ((f->flags & HAS_WORK) && !cf_work_try_cancel(cf_future_extra(f))) {
+    if (f->hooks && f->hooks->try_cancel && !f->hooks->try_cancel(cf_future_extra(f))) {
         /* The executor passed the stop request on; the state stays PENDING. */
         cf_unlock(&f->lock);
         return false;
@@ -415,8 +422,8 @@ bool future_cancel(future_t *f)
      */
     future_ref(f);
     struct cb_node *c = publish_locked(f, S_CANCELLED);
-    if (f->flags & HAS_WORK)
-        cf_work_cancelled(cf_future_extra(f));
+    if (f->hooks && f->hooks->cancelled)
+        f->hooks->cancelled(cf_future_extra(f));
     run_callbacks(f, c);
     future_unref(f);
     return true;

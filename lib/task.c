@@ -54,7 +54,7 @@ int cf_task_complete(struct task *t)
     future_t *f = t->f;
     int rc;
     if (deadline_passed(t)) {
-        cf_future_fail(f, FUT_EDEADLINE, 0, -1, 0, "the task's own time limit passed");
+        cf_future_expire(f);
         cf_task_clear(t);
         return 1;
     }

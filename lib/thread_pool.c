@@ -88,7 +88,6 @@ struct thread_pool {
     bool watchman;               /* a parked worker is the watchman: lock */
     bool watch_timed;            /* ... and parked with a time limit: lock */
     size_t handovers;            /* watchman duties passed to a woken worker: lock */
-    bool free_later;             /* executor_free came from one of its threads: lock */
     struct tp_worker *workers;   /* every worker started: lock */
     unsigned id;                 /* immutable: for default thread names */
     size_t max_spinners;         /* immutable: workers that may spin at once */
@@ -100,7 +99,6 @@ struct thread_pool {
     pthread_t dl_thread;         /* immutable once dl_started */
 };
 
-static _Thread_local struct thread_pool *current_pool;
 static _Atomic unsigned pool_counter;
 
 /* How long a worker with nothing to do spins before it parks. */
@@ -119,17 +117,6 @@ static inline struct thread_pool *tp_of(executor_t *ex)
 }
 
 /* ---------------------------------------------------------- threads */
-
-/* Starts @fn with every asynchronous signal blocked: 0 or an errno value. */
-static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(t, NULL, fn, arg);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
-}
 
 static void name_thread(struct thread_pool *p, size_t index)
 {
@@ -160,7 +147,7 @@ static void self_free(struct thread_pool *p);
 static void *watcher_main(void *arg)
 {
     struct thread_pool *p = arg;
-    current_pool = p;
+    cf_executor_bind_thread(&p->base);
     pthread_mutex_lock(&p->dl_mu);
     while (!p->dl_stop) {
         int64_t now = cf_now_ns(), next = CF_NO_DEADLINE;
@@ -178,7 +165,7 @@ static void *watcher_main(void *arg)
             future_t *f = future_ref(due->watched);
             due->watched = NULL; /* fail it once */
             pthread_mutex_unlock(&p->dl_mu);
-            cf_future_fail(f, FUT_EDEADLINE, 0, -1, 0, "the task's own time limit passed");
+            cf_future_expire(f);
             future_unref(f);
             pthread_mutex_lock(&p->dl_mu);
             continue;
@@ -193,7 +180,7 @@ static void *watcher_main(void *arg)
     }
     pthread_mutex_unlock(&p->dl_mu);
     cf_lock(&p->lock);
-    bool last = --p->nalive == 0 && p->free_later;
+    bool last = --p->nalive == 0 && cf_executor_free_later(&p->base);
     cf_unlock(&p->lock);
     if (last)
         self_free(p);
@@ -208,7 +195,7 @@ static void watch_start(struct thread_pool *p, struct tp_worker *me, future_t *f
         cf_lock(&p->lock);
         p->nalive++;
         cf_unlock(&p->lock);
-        if (start_thread(&p->dl_thread, watcher_main, p) == 0) {
+        if (cf_start_thread(&p->dl_thread, watcher_main, p) == 0) {
             p->dl_started = true;
         } else {
             /* Without a watcher the limit still holds when the task returns. */
@@ -268,6 +255,117 @@ static struct cf_work *pop_locked(struct thread_pool *p)
 }
 
 /*
+ * Pops under the lock, first counting a worker back from its task (@back).
+ * A @carrier that pops passes the watchman's duty on if tasks are left and
+ * workers are parked. Sets *@stop when the pool is stopping.
+ */
+static struct cf_work *try_pop(struct thread_pool *p, bool *back, bool *carrier, bool *stop)
+{
+    bool handover = false;
+    cf_lock(&p->lock);
+    if (*back) {
+        p->busy--;
+        *back = false;
+    }
+    struct cf_work *w = pop_locked(p);
+    *stop = atomic_load_explicit(&p->stopping, memory_order_relaxed);
+    if (w && *carrier) {
+        /* Tasks left behind may have counted on the watchman: pass that on. */
+        *carrier = false;
+        if (p->queue.head && p->sleeping > p->wakes) {
+            p->wakes++;
+            p->handovers++;
+            handover = true;
+        }
+    }
+    cf_unlock(&p->lock);
+    if (handover)
+        wake_one(p);
+    return w;
+}
+
+/*
+ * Spins while work usually comes back (microseconds): true if work or a stop
+ * showed up. At most max_spinners spin at once (CPUs - 1), so spinners never
+ * crowd out the threads that submit; a watchman whose wait ran out
+ * (@watched) does not spin.
+ */
+static bool spin_for_work(struct thread_pool *p, bool watched)
+{
+    size_t spinners = atomic_fetch_add_explicit(&p->spinning, 1, memory_order_relaxed);
+    int64_t start = cf_now_ns();
+    int64_t until = start + (spinners < p->max_spinners && !watched ? SPIN_NS : 0);
+    bool found = false, yielding = false;
+    for (unsigned i = 1;; i++) {
+        if (atomic_load_explicit(&p->qlen, memory_order_relaxed) > 0 ||
+            atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+            found = true;
+            break;
+        }
+        if (yielding || (i & 63) == 1) {
+            int64_t now = cf_now_ns();
+            if (now >= until)
+                break;
+            yielding = now - start >= SPIN_PURE_NS;
+        }
+        /*
+         * After a short pure spin, yield on each turn: a thread woken onto
+         * this CPU (often a submitter, preempted by the wake-up that brought
+         * this worker in) gets the CPU back at once.
+         */
+        if (yielding)
+            sched_yield();
+        else
+            cf_cpu_relax();
+    }
+    atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_relaxed);
+    return found;
+}
+
+/*
+ * Parks on wake_seq, as the watchman if there is none (timed while some
+ * worker is active). Sets *@carrier if it now answers for left tasks.
+ * Returns true if it was a timed watchman whose wait ran out unwoken.
+ */
+static bool park(struct thread_pool *p, bool *carrier)
+{
+    /* A submit after our check bumps wake_seq, so no wake-up is lost. */
+    uint32_t seq = atomic_load_explicit(&p->wake_seq, memory_order_acquire);
+    cf_lock(&p->lock);
+    if (p->queue.head || atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+        cf_unlock(&p->lock);
+        return false;
+    }
+    bool watchman = !p->watchman, timed = false;
+    *carrier = false; /* parked, it is the watchman or another one is */
+    if (watchman) {
+        /* The watchman's limit only matters while some worker is active. */
+        timed = p->busy + atomic_load_explicit(&p->spinning, memory_order_relaxed) > 0;
+        p->watchman = true;
+        p->watch_timed = timed;
+    }
+    p->sleeping++;
+    cf_unlock(&p->lock);
+    if (timed)
+        cf_futex_wait_for(&p->wake_seq, seq, WATCH_NS);
+    else
+        cf_futex_wait(&p->wake_seq, seq);
+    cf_lock(&p->lock);
+    p->sleeping--;
+    if (p->wakes)
+        p->wakes--;
+    if (watchman) {
+        p->watchman = p->watch_timed = false;
+        *carrier = true;
+    } else if (p->handovers) {
+        p->handovers--;
+        *carrier = true;
+    }
+    cf_unlock(&p->lock);
+    return timed && atomic_load_explicit(&p->wake_seq, memory_order_relaxed) == seq;
+}
+
+/*
  * The next work item; NULL once the pool stops and the queue is empty.
  * @back: the worker comes back from a task it popped.
  */
@@ -276,125 +374,33 @@ static struct cf_work *take(struct thread_pool *p, bool back)
     bool watched = false; /* a watchman's wait ran out: park again without spinning */
     bool carrier = false; /* answers for tasks that submits left to the watchman */
     for (;;) {
-        bool handover = false;
-        cf_lock(&p->lock);
-        if (back) {
-            p->busy--;
-            back = false;
-        }
-        struct cf_work *w = pop_locked(p);
-        bool stop = atomic_load_explicit(&p->stopping, memory_order_relaxed);
-        if (w && carrier) {
-            /* Tasks left behind may have counted on the watchman: pass that on. */
-            carrier = false;
-            if (p->queue.head && p->sleeping > p->wakes) {
-                p->wakes++;
-                p->handovers++;
-                handover = true;
-            }
-        }
-        cf_unlock(&p->lock);
-        if (handover)
-            wake_one(p);
+        bool stop;
+        struct cf_work *w = try_pop(p, &back, &carrier, &stop);
         if (w)
             return w;
         if (stop)
             return NULL;
-
-        /*
-         * Spin: work usually comes back within microseconds. At most
-         * max_spinners spin at once (CPUs - 1), so spinners never crowd out
-         * the threads that submit.
-         */
-        size_t spinners = atomic_fetch_add_explicit(&p->spinning, 1, memory_order_relaxed);
-        int64_t start = cf_now_ns();
-        int64_t until = start + (spinners < p->max_spinners && !watched ? SPIN_NS : 0);
-        bool found = false, yielding = false;
-        for (unsigned i = 1;; i++) {
-            if (atomic_load_explicit(&p->qlen, memory_order_relaxed) > 0 ||
-                atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
-                found = true;
-                break;
-            }
-            if (yielding || (i & 63) == 1) {
-                int64_t now = cf_now_ns();
-                if (now >= until)
-                    break;
-                yielding = now - start >= SPIN_PURE_NS;
-            }
-            /*
-             * After a short pure spin, yield on each turn: a thread woken
-             * onto this CPU (often a submitter, preempted by the wake-up
-             * that brought this worker in) gets the CPU back at once.
-             */
-            if (yielding)
-                sched_yield();
-            else
-                cf_cpu_relax();
-        }
-        atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_relaxed);
-        if (found)
+        if (spin_for_work(p, watched))
             continue;
-
-        /* Park. A submit after our check bumps wake_seq, so no wake-up is lost. */
-        uint32_t seq = atomic_load_explicit(&p->wake_seq, memory_order_acquire);
-        cf_lock(&p->lock);
-        if (p->queue.head || atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
-            cf_unlock(&p->lock);
-            continue;
-        }
-        /* The watchman's limit only matters while some worker is active. */
-        bool watchman = !p->watchman, timed = false;
-        carrier = false; /* parked, it is the watchman or another one is */
-        if (watchman) {
-            timed = p->busy + atomic_load_explicit(&p->spinning, memory_order_relaxed) > 0;
-            p->watchman = true;
-            p->watch_timed = timed;
-        }
-        p->sleeping++;
-        cf_unlock(&p->lock);
-        if (timed)
-            cf_futex_wait_for(&p->wake_seq, seq, WATCH_NS);
-        else
-            cf_futex_wait(&p->wake_seq, seq);
-        cf_lock(&p->lock);
-        p->sleeping--;
-        if (p->wakes)
-            p->wakes--;
-        if (watchman) {
-            p->watchman = p->watch_timed = false;
-            carrier = true;
-        } else if (p->handovers) {
-            p->handovers--;
-            carrier = true;
-        }
-        cf_unlock(&p->lock);
-        watched = timed && atomic_load_explicit(&p->wake_seq, memory_order_relaxed) == seq;
+        watched = park(p, &carrier);
     }
 }
 
 /* Takes every queued item out; called with the lock held. */
-static struct cf_work *detach_queue_locked(struct thread_pool *p)
+static struct cf_work_fifo detach_queue_locked(struct thread_pool *p)
 {
     atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
-    return cf_fifo_take(&p->queue).head;
+    return cf_fifo_take(&p->queue);
 }
 
 /* The initializer failed: the pool is broken and every queued future fails. */
-static void break_pool(struct thread_pool *p, const char *why)
+static void break_on_init(struct thread_pool *p, const char *why)
 {
     cf_executor_mark_broken(&p->base);
     cf_lock(&p->lock);
-    struct cf_work *w = detach_queue_locked(p);
+    struct cf_work_fifo q = detach_queue_locked(p);
     cf_unlock(&p->lock);
-    while (w) {
-        struct cf_work *next = w->next;
-        future_t *f = cf_work_future(w);
-        if (cf_future_fail(f, FUT_EBROKEN, 0, -1, 0, why) == 0)
-            cf_executor_dropped(&p->base);
-        future_unref(f);
-        w = next;
-    }
+    cf_executor_drain_fifo(&p->base, &q, FUT_EBROKEN, why, NULL);
 }
 
 /* ---------------------------------------------------------- workers */
@@ -415,11 +421,11 @@ static bool run_initializer(struct thread_pool *p)
     snprintf(msg, sizeof(msg), "a thread initializer failed: %s",
              t.err_msg ? t.err_msg : "(no message)");
     cf_task_clear(&t);
-    break_pool(p, msg);
+    break_on_init(p, msg);
     return false;
 }
 
-static void run_one(struct thread_pool *p, struct tp_worker *me, struct cf_work *w)
+static void run_task(struct thread_pool *p, struct tp_worker *me, struct cf_work *w)
 {
     future_t *f = cf_work_future(w);
     if (future_set_running_or_notify_cancel(f) != 1) {
@@ -450,18 +456,18 @@ static void *worker_main(void *arg)
 {
     struct tp_worker *me = arg;
     struct thread_pool *p = me->pool;
-    current_pool = p;
+    cf_executor_bind_thread(&p->base);
     name_thread(p, me->index);
     if (run_initializer(p)) {
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         struct cf_work *w;
         for (bool back = false; (w = take(p, back)); back = true)
-            run_one(p, me, w);
+            run_task(p, me, w);
         atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
     }
     cf_lock(&p->lock);
     p->nworkers_alive--;
-    bool last = --p->nalive == 0 && p->free_later;
+    bool last = --p->nalive == 0 && cf_executor_free_later(&p->base);
     cf_unlock(&p->lock);
     if (last)
         self_free(p);
@@ -476,7 +482,7 @@ static int spawn_locked(struct thread_pool *p)
         return ENOMEM;
     w->pool = p;
     w->index = p->nthreads;
-    int rc = start_thread(&w->thread, worker_main, w);
+    int rc = cf_start_thread(&w->thread, worker_main, w);
     if (rc != 0) {
         free(w);
         return rc;
@@ -537,16 +543,12 @@ static void tp_shutdown(executor_t *ex, bool cancel_futures)
     struct thread_pool *p = tp_of(ex);
     cf_lock(&p->lock);
     atomic_store_explicit(&p->stopping, true, memory_order_relaxed);
-    struct cf_work *w = cancel_futures ? detach_queue_locked(p) : NULL;
+    struct cf_work_fifo q = {0};
+    if (cancel_futures)
+        q = detach_queue_locked(p);
     cf_unlock(&p->lock);
     wake_all(p);
-    while (w) {
-        struct cf_work *next = w->next;
-        future_t *f = cf_work_future(w);
-        future_cancel(f); /* counts itself out of `queued` */
-        future_unref(f);
-        w = next;
-    }
+    cf_executor_drain_fifo(ex, &q, FUT_ECANCELLED, NULL, NULL);
 }
 
 static void tp_join(executor_t *ex)
@@ -566,11 +568,6 @@ static void tp_join(executor_t *ex)
         pthread_join(p->dl_thread, NULL);
 }
 
-static bool tp_is_own_thread(executor_t *ex)
-{
-    return current_pool == tp_of(ex);
-}
-
 static void tp_free_later(executor_t *ex)
 {
     struct thread_pool *p = tp_of(ex);
@@ -578,9 +575,6 @@ static void tp_free_later(executor_t *ex)
     p->dl_stop = true; /* the watcher leaves; limits still hold at return */
     pthread_cond_signal(&p->dl_cv);
     pthread_mutex_unlock(&p->dl_mu);
-    cf_lock(&p->lock);
-    p->free_later = true;
-    cf_unlock(&p->lock);
 }
 
 /*
@@ -590,14 +584,12 @@ static void tp_free_later(executor_t *ex)
 static void self_free(struct thread_pool *p)
 {
     pthread_t self = pthread_self();
-    pthread_detach(self);
     for (struct tp_worker *w = p->workers; w; w = w->next)
         if (!pthread_equal(w->thread, self))
             pthread_join(w->thread, NULL);
     if (p->dl_started && !pthread_equal(p->dl_thread, self))
         pthread_join(p->dl_thread, NULL);
-    current_pool = NULL;
-    cf_executor_unref(&p->base);
+    cf_executor_self_free(&p->base);
 }
 
 static void tp_destroy(executor_t *ex)
@@ -627,11 +619,9 @@ static void tp_stats(executor_t *ex, executor_stats_t *out)
 }
 
 static const struct cf_executor_ops thread_pool_ops = {
-    .name = "thread",
     .submit = tp_submit,
     .shutdown = tp_shutdown,
     .join = tp_join,
-    .is_own_thread = tp_is_own_thread,
     .free_later = tp_free_later,
     .destroy = tp_destroy,
     .stats = tp_stats,

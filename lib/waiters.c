@@ -1,5 +1,6 @@
 /*
- * waiters.c: as_completed and futures_wait over many futures.
+ * waiters.c: as_completed and futures_wait over many futures, on the
+ * waiter primitive of waiter.c. Layer: above the future.
  *
  * DESIGN
  * One waiter per call (on the stack for futures_wait, in the iterator for
@@ -23,74 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "waiters.h"
-
-/* ---------------------------------------------------------- the waiter */
-
-void cf_waiter_init(struct cf_waiter *w)
-{
-    pthread_condattr_t ca;
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    w->ready_head = w->ready_tail = NULL;
-    w->n_notified = 0;
-    w->n_failed = 0;
-    w->sleeping = false;
-}
-
-void cf_waiter_destroy(struct cf_waiter *w)
-{
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-}
-
-void cf_waiter_notify(struct cf_wnode *n)
-{
-    struct cf_waiter *w = n->waiter;
-    pthread_mutex_lock(&w->mu);
-    n->ready_next = NULL;
-    if (w->ready_tail)
-        w->ready_tail->ready_next = n;
-    else
-        w->ready_head = n;
-    w->ready_tail = n;
-    w->n_notified++;
-    if (cf_future_failed(n->f))
-        w->n_failed++;
-    if (w->sleeping)
-        pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-bool cf_waiter_sleep(struct cf_waiter *w, int64_t deadline)
-{
-    if (deadline != CF_NO_DEADLINE && cf_now_ns() >= deadline)
-        return false;
-    w->sleeping = true;
-    if (deadline == CF_NO_DEADLINE) {
-        pthread_cond_wait(&w->cv, &w->mu);
-    } else {
-        struct timespec ts;
-        cf_ns_to_timespec(deadline, &ts);
-        pthread_cond_timedwait(&w->cv, &w->mu, &ts);
-    }
-    w->sleeping = false;
-    return true;
-}
-
-static struct cf_wnode *pop_ready(struct cf_waiter *w)
-{
-    struct cf_wnode *n = w->ready_head;
-    if (n) {
-        w->ready_head = n->ready_next;
-        if (!w->ready_head)
-            w->ready_tail = NULL;
-    }
-    return n;
-}
+#include "future.h"
 
 /* ---------------------------------------------------------- dedupe */
 
@@ -137,6 +71,47 @@ static long unique_futures(future_t *const *fs, size_t n, future_t **out)
     return (long)m;
 }
 
+/* ---------------------------------------------------------- watching */
+
+/* What watch_all() found done already. */
+struct watch_start {
+    struct cf_wnode *done_head, *done_tail; /* in input order, via ready_next */
+    size_t done, failed;
+};
+
+/*
+ * Points one node per future of @fs[0, m) at @w and watches it. Futures done
+ * already are not watched: they are chained and counted in @ws.
+ */
+static void watch_all(struct cf_waiter *w, future_t *const *fs, size_t m,
+                      struct cf_wnode *nodes, struct watch_start *ws)
+{
+    *ws = (struct watch_start){0};
+    for (size_t i = 0; i < m; i++) {
+        struct cf_wnode *nd = &nodes[i];
+        nd->waiter = w;
+        nd->f = fs[i];
+        nd->yielded = false;
+        nd->ready_next = NULL;
+        if (cf_future_watch(fs[i], nd))
+            continue;
+        if (ws->done_tail)
+            ws->done_tail->ready_next = nd;
+        else
+            ws->done_head = nd;
+        ws->done_tail = nd;
+        ws->done++;
+        ws->failed += cf_future_failed(fs[i]);
+    }
+}
+
+/* Unwatches every node: afterwards no notify for them is running. */
+static void unwatch_all(struct cf_wnode *nodes, size_t m)
+{
+    for (size_t i = 0; i < m; i++)
+        cf_future_unwatch(nodes[i].f, &nodes[i]);
+}
+
 /* ---------------------------------------------------------- as_completed */
 
 struct as_completed {
@@ -155,13 +130,9 @@ as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
     as_completed_t *it = calloc(1, sizeof(*it));
     future_t **uniq = n ? malloc(n * sizeof(*uniq)) : NULL;
     struct cf_wnode *nodes = n ? malloc(n * sizeof(*nodes)) : NULL;
-    if (!it || (n && (!uniq || !nodes))) {
-        free(it);
-        free(uniq);
-        free(nodes);
-        return cf_fail_null(FUT_ENOMEM);
-    }
-    long m = unique_futures(fs, n, uniq);
+    long m = -1;
+    if (it && (!n || (uniq && nodes)))
+        m = unique_futures(fs, n, uniq);
     if (m < 0) {
         free(it);
         free(uniq);
@@ -172,30 +143,15 @@ as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
     it->nodes = nodes;
     it->n = it->left = (size_t)m;
     it->deadline = cf_deadline_after(timeout);
-
-    /* Futures done already go first, in input order, through a private list. */
-    struct cf_wnode *done_head = NULL, *done_last = NULL;
-    for (size_t i = 0; i < (size_t)m; i++) {
-        struct cf_wnode *nd = &nodes[i];
-        nd->waiter = &it->w;
-        nd->f = future_ref(uniq[i]);
-        nd->yielded = false;
-        nd->ready_next = NULL;
-        if (!cf_future_watch(uniq[i], nd)) {
-            if (done_last)
-                done_last->ready_next = nd;
-            else
-                done_head = nd;
-            done_last = nd;
-        }
-    }
+    for (size_t i = 0; i < (size_t)m; i++)
+        future_ref(uniq[i]); /* the iterator's, until yielded */
+    /* Futures done already go first, in input order. */
+    struct watch_start ws;
+    watch_all(&it->w, uniq, (size_t)m, nodes, &ws);
     free(uniq);
-    if (done_head) {
+    if (ws.done_head) {
         pthread_mutex_lock(&it->w.mu);
-        done_last->ready_next = it->w.ready_head;
-        if (!it->w.ready_head)
-            it->w.ready_tail = done_last;
-        it->w.ready_head = done_head;
+        cf_waiter_push_front(&it->w, ws.done_head, ws.done_tail);
         pthread_mutex_unlock(&it->w.mu);
     }
     return it;
@@ -209,7 +165,7 @@ int as_completed_next(as_completed_t *it, future_t **out)
         return FUT_EOF;
     pthread_mutex_lock(&it->w.mu);
     struct cf_wnode *nd;
-    while (!(nd = pop_ready(&it->w))) {
+    while (!(nd = cf_waiter_pop(&it->w))) {
         if (!cf_waiter_sleep(&it->w, it->deadline)) {
             pthread_mutex_unlock(&it->w.mu);
             it->finished = true;
@@ -254,14 +210,52 @@ static bool wait_met(futures_wait_mode mode, size_t done, size_t failed, size_t 
     return done == total;
 }
 
+/* Sleeps on @w until @mode is met over @m futures or @deadline passes. */
+static int wait_until_met(struct cf_waiter *w, futures_wait_mode mode, const struct watch_start *ws,
+                          size_t m, int64_t deadline)
+{
+    int rc = 0;
+    pthread_mutex_lock(&w->mu);
+    while (!wait_met(mode, ws->done + w->n_notified, ws->failed + w->n_failed, m)) {
+        if (!cf_waiter_sleep(w, deadline)) {
+            rc = FUT_ETIMEDOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* Fills the caller's done and not-done lists as the futures stand now. */
+static void split_done(future_t *const *fs, size_t m, future_t **done, size_t *n_done,
+                       future_t **not_done, size_t *n_not_done)
+{
+    for (size_t i = 0; i < m; i++) {
+        bool is_done = future_done(fs[i]);
+        future_t **list = is_done ? done : not_done;
+        size_t *count = is_done ? n_done : n_not_done;
+        if (list)
+            list[*count] = fs[i];
+        if (count)
+            (*count)++;
+    }
+}
+
+static bool wait_args_ok(future_t *const *fs, size_t n, double timeout, futures_wait_mode mode,
+                         future_t **done, size_t *n_done, future_t **not_done,
+                         size_t *n_not_done)
+{
+    return (fs || n == 0) && cf_timeout_valid(timeout) &&
+           (mode == FUTURES_FIRST_COMPLETED || mode == FUTURES_FIRST_EXCEPTION ||
+            mode == FUTURES_ALL_COMPLETED) &&
+           (!done || n_done) && (!not_done || n_not_done) &&
+           n <= SIZE_MAX / sizeof(struct cf_wnode);
+}
+
 int futures_wait(future_t *const *fs, size_t n, double timeout, futures_wait_mode mode,
                  future_t **done, size_t *n_done, future_t **not_done, size_t *n_not_done)
 {
-    if ((!fs && n > 0) || !cf_timeout_valid(timeout) ||
-        (mode != FUTURES_FIRST_COMPLETED && mode != FUTURES_FIRST_EXCEPTION &&
-         mode != FUTURES_ALL_COMPLETED) ||
-        (done && !n_done) || (not_done && !n_not_done) ||
-        n > SIZE_MAX / sizeof(struct cf_wnode))
+    if (!wait_args_ok(fs, n, timeout, mode, done, n_done, not_done, n_not_done))
         return FUT_EINVAL;
     if (n_done)
         *n_done = 0;
@@ -269,54 +263,23 @@ int futures_wait(future_t *const *fs, size_t n, double timeout, futures_wait_mod
         *n_not_done = 0;
     if (n == 0)
         return 0;
-
     future_t *small_u[16];
     struct cf_wnode small_n[16];
     future_t **uniq = n <= 16 ? small_u : malloc(n * sizeof(*uniq));
     struct cf_wnode *nodes = n <= 16 ? small_n : malloc(n * sizeof(*nodes));
-    int rc = FUT_ENOMEM;
-    if (!uniq || !nodes)
-        goto out;
-    long m = unique_futures(fs, n, uniq);
-    if (m < 0) {
-        rc = m == -2 ? FUT_EINVAL : FUT_ENOMEM;
-        goto out;
+    long m = uniq && nodes ? unique_futures(fs, n, uniq) : -1;
+    int rc = m == -2 ? FUT_EINVAL : FUT_ENOMEM;
+    if (m >= 0) {
+        int64_t deadline = cf_deadline_after(timeout);
+        struct cf_waiter w;
+        struct watch_start ws;
+        cf_waiter_init(&w);
+        watch_all(&w, uniq, (size_t)m, nodes, &ws);
+        rc = wait_until_met(&w, mode, &ws, (size_t)m, deadline);
+        unwatch_all(nodes, (size_t)m);
+        cf_waiter_destroy(&w);
+        split_done(uniq, (size_t)m, done, n_done, not_done, n_not_done);
     }
-    int64_t deadline = cf_deadline_after(timeout);
-    struct cf_waiter w;
-    cf_waiter_init(&w);
-    size_t done0 = 0, failed0 = 0;
-    for (size_t i = 0; i < (size_t)m; i++) {
-        nodes[i].waiter = &w;
-        nodes[i].f = uniq[i];
-        if (!cf_future_watch(uniq[i], &nodes[i])) {
-            done0++;
-            failed0 += cf_future_failed(uniq[i]);
-        }
-    }
-    rc = 0;
-    pthread_mutex_lock(&w.mu);
-    while (!wait_met(mode, done0 + w.n_notified, failed0 + w.n_failed, (size_t)m)) {
-        if (!cf_waiter_sleep(&w, deadline)) {
-            rc = FUT_ETIMEDOUT;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&w.mu);
-    for (size_t i = 0; i < (size_t)m; i++)
-        cf_future_unwatch(uniq[i], &nodes[i]);
-    cf_waiter_destroy(&w);
-    /* The lists as they stand now, in input order. */
-    for (size_t i = 0; i < (size_t)m; i++) {
-        bool is_done = future_done(uniq[i]);
-        future_t **list = is_done ? done : not_done;
-        size_t *count = is_done ? n_done : n_not_done;
-        if (list)
-            list[*count] = uniq[i];
-        if (count)
-            (*count)++;
-    }
-out:
     if (uniq != small_u)
         free(uniq);
     if (nodes != small_n)
