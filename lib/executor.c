@@ -1,7 +1,9 @@
 /*
  * executor.c: what every executor kind shares: argument checks, submit,
- * the bounded queue, map, shutdown, free and stats. A kind supplies only
- * its struct cf_executor_ops (executor.h).
+ * the bounded queue, shutdown, free and stats, which thread belongs to which
+ * executor, and the hooks table through which future_cancel reaches a task.
+ * A kind supplies only its struct cf_executor_ops (executor.h). Layer: above
+ * the future; map.c and the pools sit above it.
  *
  * DESIGN
  * Counters (queued, running, completed, failed) are atomics in the common

@@ -229,11 +229,12 @@ static struct cb_node *publish_locked(future_t *f, uint32_t new_state)
     return c;
 }
 
-/* Runs detached callbacks in the order they were added; no lock held. */
-static void run_callbacks(future_t *f, struct cb_node *c)
+/*
+ * Runs detached callbacks in the order they were added; no lock held. The
+ * caller holds a reference of its own: a callback may drop the caller's.
+ */
+static void run_callbacks_held(future_t *f, struct cb_node *c)
 {
-    if (!c)
-        return;
     /* Newest first: reverse to run them in the order they were added. */
     struct cb_node *rev = NULL;
     while (c) {
@@ -242,13 +243,20 @@ static void run_callbacks(future_t *f, struct cb_node *c)
         rev = c;
         c = next;
     }
-    future_ref(f); /* a callback may unref the caller's reference */
     while (rev) {
         struct cb_node *next = rev->next;
         rev->fn(f, rev->ud);
         free(rev);
         rev = next;
     }
+}
+
+static void run_callbacks(future_t *f, struct cb_node *c)
+{
+    if (!c)
+        return;
+    future_ref(f);
+    run_callbacks_held(f, c);
     future_unref(f);
 }
 
@@ -424,7 +432,7 @@ bool future_cancel(future_t *f)
     struct cb_node *c = publish_locked(f, S_CANCELLED);
     if (f->hooks && f->hooks->cancelled)
         f->hooks->cancelled(cf_future_extra(f));
-    run_callbacks(f, c);
+    run_callbacks_held(f, c);
     future_unref(f);
     return true;
 }

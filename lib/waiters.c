@@ -131,9 +131,11 @@ as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
     future_t **uniq = n ? malloc(n * sizeof(*uniq)) : NULL;
     struct cf_wnode *nodes = n ? malloc(n * sizeof(*nodes)) : NULL;
     long m = -1;
-    if (it && (!n || (uniq && nodes)))
+    if (it && n == 0)
+        m = 0;
+    else if (it && uniq && nodes)
         m = unique_futures(fs, n, uniq);
-    if (m < 0) {
+    if (m < 0 || !it) {
         free(it);
         free(uniq);
         free(nodes);
