@@ -54,13 +54,21 @@ struct future {
     cf_lock_t lock;             /* guards the fields below but state and refs */
     _Atomic uint32_t state;     /* S_* | F_*: written under lock (but RUNNING) */
     _Atomic uint32_t refs;
-    const struct cf_future_hooks *hooks; /* immutable: the creator's, or NULL */
+    /*
+     * Two unions whose halves are never needed at once, so that a future
+     * and its work item fit one 128-byte malloc chunk (W5).
+     */
     union {
         void *data;                /* the result: immutable once FINISHED */
         const future_error_t *err; /* when F_FAILED: immutable once FINISHED */
     };
+    union {
+        /* Until FINISHED: the creator's hooks, or NULL (immutable). */
+        const struct cf_future_hooks *hooks;
+        /* FINISHED without failure: frees data (written with the result). */
+        void (*free_fn)(void *);
+    };
     size_t len;
-    void (*free_fn)(void *);    /* frees data (never set on a failure) */
     struct cb_node *callbacks;  /* newest first: lock */
     struct cf_wnode *waiters;   /* lock */
     union {
@@ -119,10 +127,9 @@ future_t *cf_future_alloc(size_t extra, const struct cf_future_hooks *hooks)
     f->lock = (cf_lock_t)CF_LOCK_INIT;
     atomic_init(&f->state, S_PENDING);
     atomic_init(&f->refs, 1);
-    f->hooks = hooks;
+    f->hooks = hooks; /* free_fn is written over it only with a result */
     f->data = NULL;
     f->len = 0;
-    f->free_fn = NULL;
     f->callbacks = NULL;
     f->waiters = NULL;
     f->inl.i64 = 0;
@@ -161,10 +168,11 @@ void future_unref(future_t *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
-    if (atomic_load_explicit(&f->state, memory_order_relaxed) & F_FAILED) {
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    if (s & F_FAILED) {
         if (!err_is_static(f->err))
             free((void *)f->err);
-    } else if (f->free_fn && f->data) {
+    } else if ((s & S_MASK) == S_FINISHED && f->free_fn && f->data) {
         f->free_fn(f->data);
     }
     /* Callbacks of a future that never completed are dropped unrun. */
