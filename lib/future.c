@@ -16,7 +16,7 @@
  * running), NOTIFIED (set_running_or_notify_cancel saw the cancel).
  *
  * Completion, under the lock: write the outcome, publish the state, unlink
- * every waiter node and notify it (waiters.c), detach the callbacks. Then,
+ * every waiter node and notify it (waiter.c), detach the callbacks. Then,
  * unlocked, run the callbacks in the order they were added, holding a
  * reference so that a callback may drop the caller's.
  *
