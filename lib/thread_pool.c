@@ -8,23 +8,23 @@
  *
  * A worker with nothing to do spins for a few microseconds watching `qlen`
  * (lock-free), then parks on the `wake_seq` futex (an eventcount). A submit
- * wakes a parked worker only when the queue holds more items than there are
- * workers already coming for them: those running a task (they come back to
- * the queue when it returns), those spinning and those woken and on their way.
- * So a busy pool makes no kernel call per task, and a submitter that is
- * slower than one worker keeps one worker busy instead of waking a second
- * one to fight it for the CPU (W1 in bench/RESULTS.md).
+ * wakes a parked worker when the queue holds more items than there are
+ * workers coming for them: those spinning and those woken and on their way.
+ * A running worker is not counted, since its task may be long: a short task
+ * submitted while others run long ones wakes an idle worker at once, with no
+ * timer in its path (W7 in bench/RESULTS.md).
  *
- * Counting a running worker as coming is a bet that its task returns soon.
- * The first worker to park while another is active becomes the watchman: it
- * parks for at most WATCH_NS, then looks at the queue again, and takes a
- * task that is still waiting. A submit skips the wake-up only while such a
- * timed watchman exists, so a queued task never waits more than WATCH_NS
- * behind busy workers while a thread is idle. A watchman that leaves its
- * wait (woken or timed out) answers for those tasks until it pops one; if
- * more are queued and workers are parked, it wakes one to carry the duty on,
- * and a worker that finds nothing parks again as the next watchman. Idle
- * pools park untimed.
+ * One exception keeps a stream of tiny tasks from costing a wake-up each
+ * (W1): while tasks are flowing (a worker came back from one within FLOW_NS)
+ * and the queue holds just one item more than the workers coming, the
+ * running worker that is about to come back counts too, provided a timed
+ * watchman covers the bet. The watchman is the first worker to park; it
+ * parks with a limit (WATCH_NS) only if a submit made that bet since it
+ * last parked, and untimed otherwise, so an idle pool and a pool whose
+ * workers all run long tasks make no wake-ups at all (W8). A watchman that
+ * leaves its wait (woken or timed out) answers for queued tasks until it
+ * pops one; if more are queued and workers are parked, it wakes one to carry
+ * the duty on.
  *
  * A worker counts itself idle again before it completes a task's future, so
  * a caller that waits for a result and submits again finds it idle and no
@@ -87,6 +87,9 @@ struct thread_pool {
     size_t wakes;                /* wake-ups sent, not yet taken: lock */
     bool watchman;               /* a parked worker is the watchman: lock */
     bool watch_timed;            /* ... and parked with a time limit: lock */
+    bool skipped;                /* a submit counted on a busy worker since
+                                    the watchman parked: lock */
+    int64_t last_back;           /* when a worker last came back from a task: lock */
     size_t handovers;            /* watchman duties passed to a woken worker: lock */
     struct tp_worker *workers;   /* every worker started: lock */
     unsigned id;                 /* immutable: for default thread names */
@@ -108,8 +111,14 @@ static _Atomic unsigned pool_counter;
 #define SPIN_PURE_NS 5000
 #endif
 
-/* How long the watchman parks before it looks at the queue again. */
+/* How long a timed watchman parks before it looks at the queue again. */
 #define WATCH_NS 1000000
+
+/*
+ * Tasks are flowing when a worker came back from one this recently: a submit
+ * then counts one running worker as coming back for the next task.
+ */
+#define FLOW_NS 50000
 
 static inline struct thread_pool *tp_of(executor_t *ex)
 {
@@ -262,9 +271,11 @@ static struct cf_work *pop_locked(struct thread_pool *p)
 static struct cf_work *try_pop(struct thread_pool *p, bool *back, bool *carrier, bool *stop)
 {
     bool handover = false;
+    int64_t now = *back ? cf_now_ns() : 0;
     cf_lock(&p->lock);
     if (*back) {
         p->busy--;
+        p->last_back = now;
         *back = false;
     }
     struct cf_work *w = pop_locked(p);
@@ -339,8 +350,9 @@ static bool park(struct thread_pool *p, bool *carrier)
     bool watchman = !p->watchman, timed = false;
     *carrier = false; /* parked, it is the watchman or another one is */
     if (watchman) {
-        /* The watchman's limit only matters while some worker is active. */
-        timed = p->busy + atomic_load_explicit(&p->spinning, memory_order_relaxed) > 0;
+        /* A limit only while submits count on busy workers (see submit). */
+        timed = p->skipped;
+        p->skipped = false;
         p->watchman = true;
         p->watch_timed = timed;
     }
@@ -497,6 +509,36 @@ static int spawn_locked(struct thread_pool *p)
 
 /* ---------------------------------------------------------- ops */
 
+/*
+ * A task was queued, making @qlen, and some worker is parked: wake one
+ * unless enough workers are coming for the queue already (called with the
+ * lock held; true: the caller wakes one after unlocking).
+ *
+ * Spinning workers and those woken already are coming. A running worker is
+ * not, since its task may run for long, except that while tasks are flowing
+ * (a worker came back from one within FLOW_NS) one of them counts: a fast
+ * stream of tiny tasks then costs no wake-up per task. Such a submit marks
+ * the pool `skipped`, which makes the watchman park with a time limit, so
+ * even a task whose worker then ran long waits at most WATCH_NS; a watchman
+ * parked without a limit is woken to take it.
+ */
+static bool wake_needed_locked(struct thread_pool *p, size_t qlen)
+{
+    size_t coming = atomic_load_explicit(&p->spinning, memory_order_relaxed) + p->wakes;
+    if (qlen <= coming)
+        return false;
+    bool flowing = p->busy > 0 && qlen == coming + 1 && p->watchman && p->watch_timed &&
+                   cf_now_ns() - p->last_back < FLOW_NS;
+    if (flowing) {
+        p->skipped = true;
+        return false;
+    }
+    if (p->busy > 0 && qlen == coming + 1)
+        p->skipped = true; /* the worker woken parks as a timed watchman */
+    p->wakes++;
+    return true;
+}
+
 static int tp_submit(executor_t *ex, struct cf_work *w)
 {
     struct thread_pool *p = tp_of(ex);
@@ -524,13 +566,7 @@ static int tp_submit(executor_t *ex, struct cf_work *w)
             return rc == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
         }
     } else if (p->sleeping > p->wakes) {
-        size_t spinning = atomic_load_explicit(&p->spinning, memory_order_relaxed);
-        size_t coming = p->busy + spinning + p->wakes;
-        /* Running workers count only while a timed watchman covers for them. */
-        if (qlen > spinning + p->wakes && (qlen > coming || !p->watch_timed)) {
-            p->wakes++;
-            wake = true;
-        }
+        wake = wake_needed_locked(p, qlen);
     }
     cf_unlock(&p->lock);
     if (wake)
