@@ -6,6 +6,9 @@
  *   bench_cfutures [--naive] w1 N WORKERS   tiny-task throughput
  *   bench_cfutures [--naive] w2 ITERS WORKERS   submit-and-wait round trip
  *   bench_cfutures [--naive] w5 N           memory per pending future
+ *   bench_cfutures [--naive] w7 SAMPLES     start latency behind long tasks
+ *   bench_cfutures w8 thread|process idle|busy SECONDS
+ *                                           context switches/s of a resting pool
  *   bench_cfutures w6 N REPS                as_completed / wait over done futures
  *   bench_cfutures cond ITERS               condvar ping-pong (OS limit)
  *   bench_cfutures spin ITERS               spin ping-pong (OS limit)
@@ -16,6 +19,7 @@
  *   bench_cfutures ppw3map N WORKERS CHUNK   tiny tasks through chunked executor_map
  *   bench_cfutures ppw3b N WORKERS SIZE      SIZE-byte argument echoed back
  *   bench_cfutures ppw2 ITERS WORKERS        submit-and-wait round trip
+ *   bench_cfutures ppw7 SAMPLES              start latency behind long tasks
  *   bench_cfutures npw3 N WORKERS            naive process pool, tiny tasks
  *   bench_cfutures npw3b N WORKERS SIZE      naive process pool, SIZE-byte echo
  *   bench_cfutures pipe ITERS                1-byte pipe ping-pong, 2 processes
@@ -31,6 +35,7 @@
 
 #include <cfutures.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -207,7 +212,15 @@ static void rendezvous_pass(void)
         nanosleep(&(struct timespec){0, 50000}, NULL);
 }
 
-enum task_kind { TASK_ADD_ONE, TASK_GATE, TASK_RENDEZVOUS };
+enum task_kind { TASK_ADD_ONE, TASK_GATE, TASK_RENDEZVOUS, TASK_STAMP, TASK_SLEEP };
+
+/* Sleeps @ns nanoseconds (a long task that leaves its CPU free). */
+static void sleep_ns(int64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
 
 static void cf_add_one(task_t *t)
 {
@@ -225,6 +238,31 @@ static void cf_rendezvous(task_t *t)
 {
     rendezvous_pass();
     task_return_i64(t, 0);
+}
+
+/* W7: the time the task started (CLOCK_MONOTONIC is the same in every process). */
+static void cf_stamp(task_t *t)
+{
+    task_return_i64(t, now_ns());
+}
+
+static void cf_sleep(task_t *t)
+{
+    const int64_t *ns = task_arg(t, NULL);
+    sleep_ns(*ns);
+    task_return_i64(t, 0);
+}
+
+static int64_t naive_stamp(const void *arg)
+{
+    (void)arg;
+    return now_ns();
+}
+
+static int64_t naive_sleep(const void *arg)
+{
+    sleep_ns(*(const int64_t *)arg);
+    return 0;
 }
 
 static int64_t naive_add_one(const void *arg)
@@ -274,7 +312,7 @@ static void cf_pool_free(void *pool)
 
 static void *cf_submit(void *pool, enum task_kind kind, const int64_t *arg)
 {
-    static const task_fn fns[] = {cf_add_one, cf_gate, cf_rendezvous};
+    static const task_fn fns[] = {cf_add_one, cf_gate, cf_rendezvous, cf_stamp, cf_sleep};
     future_t *f = executor_submit(pool, fns[kind], arg, sizeof(*arg));
     if (!f)
         die_code("executor_submit", -errno);
@@ -303,7 +341,8 @@ static void nv_pool_free(void *pool)
 
 static void *nv_submit(void *pool, enum task_kind kind, const int64_t *arg)
 {
-    static const naive_task_fn fns[] = {naive_add_one, naive_gate, naive_rendezvous};
+    static const naive_task_fn fns[] = {naive_add_one, naive_gate, naive_rendezvous, naive_stamp,
+                                        naive_sleep};
     return naive_pool_submit(pool, fns[kind], arg);
 }
 
@@ -418,6 +457,173 @@ static int cmd_w2(const struct backend *b, size_t iters, int workers)
     b->pool_free(pool);
     print_latency("w2", b->name, workers, lat, iters);
     free(lat);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- W7 */
+
+#define W7_WORKERS 4
+#define W7_LONG 2
+#define W7_PERIOD_NS 2000000
+
+/*
+ * Start latency behind long tasks: W7_WORKERS workers, W7_LONG of them
+ * sleeping in long tasks, a short task every W7_PERIOD_NS; the figure is
+ * submit -> the task's first line. @submit and @collect are the backend's
+ * (or the process pool's, through cf_submit/cf_collect).
+ */
+static void w7_run(void *pool, void *(*submit)(void *, enum task_kind, const int64_t *),
+                   int64_t (*collect)(void *), int64_t *lat, size_t samples)
+{
+    static int64_t long_ns;
+    long_ns = (int64_t)samples * W7_PERIOD_NS + 500000000;
+    void *longs[W7_LONG];
+    for (int i = 0; i < W7_LONG; i++)
+        longs[i] = submit(pool, TASK_SLEEP, &long_ns);
+    sleep_ns(50000000); /* the long tasks start; the others go idle */
+    static const int64_t zero = 0;
+    int64_t next = now_ns();
+    for (size_t i = 0; i < samples; i++) {
+        int64_t t0 = now_ns();
+        int64_t started = collect(submit(pool, TASK_STAMP, &zero));
+        lat[i] = started - t0;
+        next += W7_PERIOD_NS;
+        int64_t left = next - now_ns();
+        if (left > 0)
+            sleep_ns(left);
+    }
+    for (int i = 0; i < W7_LONG; i++)
+        collect(longs[i]);
+}
+
+static int cmd_w7(const struct backend *b, size_t samples)
+{
+    int64_t *lat = xmalloc_touched(samples * sizeof(*lat));
+    void *pool = b->pool_new(W7_WORKERS);
+    start_workers(b, pool, W7_WORKERS);
+    w7_run(pool, b->submit, b->collect, lat, samples);
+    b->pool_free(pool);
+    print_latency("w7", b->name, W7_WORKERS, lat, samples);
+    free(lat);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- W8 */
+
+static executor_t *pp_new(int workers);
+
+/* Parent pid of @pid from /proc/PID/stat, or -1. */
+static long ppid_of(long pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')'); /* the name may hold spaces */
+    long ppid;
+    char state;
+    return rp && sscanf(rp + 1, " %c %ld", &state, &ppid) == 2 ? ppid : -1;
+}
+
+/* Context switches (voluntary + not) of every thread of @pid. */
+static long long ctxt_of(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/task", pid);
+    DIR *d = opendir(path);
+    long long sum = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sp[320], line[256];
+        snprintf(sp, sizeof(sp), "/proc/%ld/task/%s/status", pid, e->d_name);
+        FILE *fp = fopen(sp, "r");
+        while (fp && fgets(line, sizeof(line), fp)) {
+            long long v;
+            if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1 ||
+                sscanf(line, "nonvoluntary_ctxt_switches: %lld", &v) == 1)
+                sum += v;
+        }
+        if (fp)
+            fclose(fp);
+    }
+    if (d)
+        closedir(d);
+    return sum;
+}
+
+/* Context switches of this process and all its descendants (fork server, workers). */
+static long long tree_ctxt(void)
+{
+    long tree[256];
+    int n = 0;
+    tree[n++] = (long)getpid();
+    DIR *d = opendir("/proc");
+    if (!d)
+        die("cannot read /proc");
+    for (bool grew = true; grew && n < 256;) {
+        grew = false;
+        rewinddir(d);
+        struct dirent *e;
+        while ((e = readdir(d)) && n < 256) {
+            long pid = strtol(e->d_name, NULL, 10), pp;
+            if (pid <= 0 || (pp = ppid_of(pid)) < 0)
+                continue;
+            bool in = false, parent_in = false;
+            for (int i = 0; i < n; i++) {
+                in |= tree[i] == pid;
+                parent_in |= tree[i] == pp;
+            }
+            if (!in && parent_in) {
+                tree[n++] = pid;
+                grew = true;
+            }
+        }
+    }
+    closedir(d);
+    long long sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += ctxt_of(tree[i]);
+    return sum;
+}
+
+/*
+ * Wake-ups of a pool at rest: context switches per second of the whole
+ * process tree over @seconds, with every worker idle ("idle") or every
+ * worker asleep in a long task ("busy").
+ */
+static int cmd_w8(const char *kind, const char *state, size_t seconds)
+{
+    bool process = strcmp(kind, "process") == 0, busy = strcmp(state, "busy") == 0;
+    if ((!process && strcmp(kind, "thread") != 0) || (!busy && strcmp(state, "idle") != 0))
+        die("w8: thread|process idle|busy SECONDS");
+    void *pool = process ? (void *)pp_new(W7_WORKERS) : cf_pool_new(W7_WORKERS);
+    if (!process)
+        start_workers(&cfutures_backend, pool, W7_WORKERS);
+    static int64_t long_ns;
+    long_ns = (int64_t)seconds * 1000000000 + 1000000000;
+    void *longs[W7_WORKERS];
+    for (int i = 0; busy && i < W7_WORKERS; i++)
+        longs[i] = cf_submit(pool, TASK_SLEEP, &long_ns);
+    sleep_ns(200000000); /* settle: spinners park, the long tasks start */
+    long long c0 = tree_ctxt();
+    int64_t t0 = now_ns();
+    sleep_ns((int64_t)seconds * 1000000000);
+    long long c1 = tree_ctxt();
+    double per_s = (double)(c1 - c0) / ((double)(now_ns() - t0) / 1e9);
+    for (int i = 0; busy && i < W7_WORKERS; i++)
+        cf_collect(longs[i]);
+    executor_free(pool);
+    printf("{\"bench\":\"w8\",\"impl\":\"cfutures-%s\",\"state\":\"%s\",\"workers\":%d,"
+           "\"switches_per_s\":%.2f}\n",
+           kind, state, W7_WORKERS, per_s);
+    printf("w8 cfutures %s pool, %d workers %s: %.1f context switches/s (process tree)\n", kind,
+           W7_WORKERS, busy ? "asleep in long tasks" : "idle", per_s);
     return 0;
 }
 
@@ -734,6 +940,17 @@ static int cmd_ppw3b(size_t n, int workers, size_t size)
     print_rate("ppw3b", "cfutures", n, workers, size, (double)(t1 - t0) / 1e9);
     free(fs);
     free(buf);
+    return 0;
+}
+
+static int cmd_ppw7(size_t samples)
+{
+    int64_t *lat = xmalloc_touched(samples * sizeof(*lat));
+    executor_t *ex = pp_new(W7_WORKERS);
+    w7_run(ex, cf_submit, cf_collect, lat, samples);
+    executor_free(ex);
+    print_latency("ppw7", "cfutures", W7_WORKERS, lat, samples);
+    free(lat);
     return 0;
 }
 
@@ -1081,6 +1298,10 @@ static int process_cmds(int argc, char **argv)
         return cmd_pipe(CNT(1, "ITERS"));
     if (strcmp(cmd, "echo") == 0 && ARGS(2))
         return cmd_echo(CNT(1, "N"), CNT(2, "SIZE"));
+    if (strcmp(cmd, "ppw7") == 0 && ARGS(1))
+        return cmd_ppw7(CNT(1, "SAMPLES"));
+    if (strcmp(cmd, "w8") == 0 && ARGS(3))
+        return cmd_w8(argv[2], argv[3], CNT(3, "SECONDS"));
     if (strcmp(cmd, "w4") == 0 && ARGS(3))
         return cmd_w4(argv[2], parse_workers(argv[3]), CNT(3, "PAIRS"));
 #undef CNT
@@ -1095,6 +1316,9 @@ static _Noreturn void usage(void)
     fputs("usage: bench_cfutures [--naive] w1 N WORKERS\n"
           "       bench_cfutures [--naive] w2 ITERS WORKERS\n"
           "       bench_cfutures [--naive] w5 N\n"
+          "       bench_cfutures [--naive] w7 SAMPLES\n"
+          "       bench_cfutures ppw7 SAMPLES\n"
+          "       bench_cfutures w8 thread|process idle|busy SECONDS\n"
           "       bench_cfutures w6 N REPS\n"
           "       bench_cfutures cond ITERS\n"
           "       bench_cfutures spin ITERS\n"
@@ -1130,14 +1354,17 @@ int main(int argc, char **argv)
     if (npos == 0)
         usage();
     const char *cmd = pos[0];
-    bool pool_cmd = strcmp(cmd, "w1") == 0 || strcmp(cmd, "w2") == 0 || strcmp(cmd, "w5") == 0;
+    bool pool_cmd = strcmp(cmd, "w1") == 0 || strcmp(cmd, "w2") == 0 || strcmp(cmd, "w5") == 0 ||
+                    strcmp(cmd, "w7") == 0;
     if (!pool_cmd && b == &naive_backend)
-        die("%s: --naive applies to w1, w2 and w5 only", cmd);
+        die("%s: --naive applies to w1, w2, w5 and w7 only", cmd);
     int rc;
     if (strcmp(cmd, "w1") == 0 && npos == 3)
         rc = cmd_w1(b, parse_count(pos[1], "N"), parse_workers(pos[2]));
     else if (strcmp(cmd, "w2") == 0 && npos == 3)
         rc = cmd_w2(b, parse_count(pos[1], "ITERS"), parse_workers(pos[2]));
+    else if (strcmp(cmd, "w7") == 0 && npos == 2)
+        rc = cmd_w7(b, parse_count(pos[1], "SAMPLES"));
     else if (strcmp(cmd, "w5") == 0 && npos == 2)
         rc = cmd_w5(b, parse_count(pos[1], "N"));
     else if (strcmp(cmd, "w6") == 0 && npos == 3)
