@@ -382,10 +382,14 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * A thread pool. Python: ThreadPoolExecutor(max_workers, thread_name_prefix,
  * initializer, initargs). @o may be NULL for defaults. Threads start lazily,
  * one per submit when no idle thread can take the task, up to max_workers.
- * An idle thread spins about 30 us (yielding after 5 us), then sleeps; a
- * submit wakes one only for a task that no running, spinning or woken
- * thread will take, and a task queued behind running ones starts on an
- * idle thread within about 1 ms (the pool's watchman) if they stay busy.
+ * When idle, a thread spins about 30 us (yielding after 5 us), then sleeps
+ * in the kernel with no timer: an idle pool, and one whose threads all run
+ * long tasks, makes no wake-ups. A submit wakes a sleeping thread for a task
+ * that no spinning or already woken thread will take, whatever the running
+ * ones do, so a short task behind long ones starts at once. Only while tiny
+ * tasks stream through (a thread came back from one within 50 us) does a
+ * submit count on a running thread to come back for the next one; a sleeping
+ * thread then keeps a 1 ms timer so that such a task never waits longer.
  * Returns a new executor (free with executor_free); NULL with errno EINVAL
  * (negative max_workers, initarg_len without initarg) or ENOMEM.
  * Threads: any.
