@@ -42,10 +42,10 @@
  * worker. A task that returns after its own deadline is answered with
  * CF_WIRE_F_EXPIRED and fails FUT_EDEADLINE, as in the thread pool.
  *
- * Map chunks (submit_chunk): the items of a chunk form one unit (linked by
- * chunk_next), held in one slot, sent as one CHUNK frame and answered by one
- * RESULTS frame. Revoking the unit (a cancel of one item) puts it back on
- * the pending list, where the cancelled items are filtered out.
+ * Map chunks (submit_chunk): a chunk is one task. Its items are encoded
+ * into one argument, sent as one CHUNK frame and answered by one RESULTS
+ * frame, which becomes the task's result; chunk_next reads it back item by
+ * item. max_tasks_per_child counts a chunk by its items.
  *
  * Deaths: the fork server reports every exit. Once the manager has the
  * report it drains what the worker wrote (a whole answer counts), then each
@@ -106,23 +106,16 @@
 
 struct pp_work {
     struct cf_work base;
-    _Atomic uint64_t claim;     /* 0, or (claim word index + 1) << 32 | generation */
-    _Atomic bool cancel_req;    /* a canceller is cancelling it (try_cancel) */
-    void *arg;                  /* our copy of the argument (inl for small ones) */
-    bool started;               /* manager: the future is RUNNING and counted */
-    bool expired;               /* manager: failed by its deadline */
-    int64_t deadline;           /* manager: when started with a limit */
-    struct pp_work *chunk_next; /* the rest of its map chunk (a unit), or NULL */
-    uint32_t chunk_n;           /* on a unit's first item: items in the unit */
-    uint32_t blob_n;            /* a map chunk as one task: items in its arg, or 0 */
-    uint64_t seq;               /* manager: send order */
-    unsigned poison;            /* manager: workers that died receiving it */
+    _Atomic uint64_t claim;  /* 0, or (claim word index + 1) << 32 | generation */
+    _Atomic bool cancel_req; /* a canceller is cancelling it (try_cancel) */
+    void *arg;               /* our copy of the argument (inl for small ones) */
+    bool started;            /* manager: the future is RUNNING and counted */
+    bool expired;            /* manager: failed by its deadline */
+    int64_t deadline;        /* manager: when started with a limit */
+    uint32_t chunk_n;        /* a map chunk (one task): items in its arg, or 0 */
+    uint64_t seq;            /* manager: send order */
+    unsigned poison;         /* manager: workers that died receiving it */
     unsigned char inl[INLINE_ARG];
-};
-
-struct buf {
-    unsigned char *p;
-    size_t len, cap, off; /* bytes [off, len) are live */
 };
 
 struct pp_proc {
@@ -145,7 +138,7 @@ struct pp_proc {
     struct pp_work *slot[DEPTH];
     bool idle_counted; /* counted in the pool's nidle */
     char why[160];     /* a protocol error, for the message */
-    struct buf out, in;
+    struct cf_buf out, in;
 };
 
 struct process_pool {
@@ -161,15 +154,14 @@ struct process_pool {
     _Atomic bool sleeping;     /* the manager is in (or entering) poll */
     _Atomic bool wake_pending; /* the eventfd was written and not yet read */
     _Atomic uint32_t cancel_req, cancel_done; /* shutdown(cancel_futures) hand-off */
-    _Atomic size_t cancel_reqs;  /* try_cancel calls ever: a pending unit may need filtering */
-    _Atomic uint32_t dekker;     /* send_work and try_cancel order their claim/cancel here */
+    _Atomic uint32_t dekker; /* send_work and try_cancel order their claim/cancel here */
     _Atomic bool manager_done;
     /* immutable after _new */
     pthread_t manager;
     int nseats;
     _Atomic uint32_t *claims;
     struct cf_answer_rec *answers; /* in the same mapping, after the claim words */
-    size_t claims_bytes;       /* the whole mapping */
+    size_t claims_bytes;           /* the whole mapping */
     struct cf_worker_cfg wcfg;
     pid_t fs_pid;
     int fs_sock;
@@ -177,22 +169,18 @@ struct process_pool {
     _Atomic size_t nworkers, nidle;
     /* manager only */
     struct pp_proc **seats;
-    uint32_t *gens; /* the last generation of each claim word */
-    struct cf_work_fifo pend; /* submitted items the manager holds, units at the head */
+    uint32_t *gens;           /* the last generation of each claim word */
+    struct cf_work_fifo pend; /* submitted items the manager holds */
     uint32_t spawn_gen;
     uint64_t send_seq;
     bool fs_gone;
     bool broken_done; /* break_pool ran */
     int64_t scan_every;
-    size_t cancels_seen; /* cancel_reqs when the pending list was last seen clean */
     int64_t respawn_at;    /* no fork into a free seat before this, while others run */
     int64_t respawn_every; /* the next back-off after a failed fork, or 0 */
     struct pollfd *pfd;
     struct pp_proc **pproc;
-    bool free_later; /* lock */
 };
-
-static _Thread_local struct process_pool *current_pool;
 
 static inline struct process_pool *pp_of(executor_t *ex)
 {
@@ -204,10 +192,10 @@ static inline struct pp_work *work_of(struct cf_work *w)
     return (struct pp_work *)w;
 }
 
-/* The tasks in the unit headed by @w, as its worker counts them (max_tasks_per_child). */
-static inline int unit_tasks(const struct pp_work *w)
+/* The tasks in @w as its worker counts them (max_tasks_per_child): a chunk's items. */
+static inline int tasks_in(const struct pp_work *w)
 {
-    return (int)(w->blob_n ? w->blob_n : w->chunk_n);
+    return w->chunk_n ? (int)w->chunk_n : 1;
 }
 
 /*
@@ -243,39 +231,6 @@ static void kick(struct process_pool *p)
     }
 }
 
-/* ---------------------------------------------------------- buffers */
-
-static bool buf_reserve(struct buf *b, size_t more)
-{
-    if (b->off > 0 && b->off == b->len)
-        b->off = b->len = 0;
-    if (b->cap - b->len >= more)
-        return true;
-    if (b->off > 0) {
-        memmove(b->p, b->p + b->off, b->len - b->off);
-        b->len -= b->off;
-        b->off = 0;
-        if (b->cap - b->len >= more)
-            return true;
-    }
-    size_t cap = b->cap ? b->cap : 64 * 1024;
-    while (cap - b->len < more)
-        cap *= 2;
-    unsigned char *n = realloc(b->p, cap);
-    if (!n)
-        return false;
-    b->p = n;
-    b->cap = cap;
-    return true;
-}
-
-static void buf_free(struct buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = b->off = 0;
-}
-
 /* ---------------------------------------------------------- work items */
 
 /* The executor is done with @w: frees the copy and drops its reference. */
@@ -288,17 +243,7 @@ static void work_drop(struct cf_work *cw)
     future_unref(cf_work_future(cw));
 }
 
-/* Drops every item of the unit headed by @w. */
-static void unit_drop(struct pp_work *w)
-{
-    while (w) {
-        struct pp_work *next = w->chunk_next;
-        work_drop(&w->base);
-        w = next;
-    }
-}
-
-/* Marks a claimed unit started: its futures become RUNNING and are counted. */
+/* Marks a claimed task started: its future becomes RUNNING and is counted. */
 static void mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w)
 {
     if (w->started)
@@ -306,12 +251,9 @@ static void mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_w
     pr->nunstarted--;
     if (w->base.limit_ns)
         w->deadline = cf_now_ns() + w->base.limit_ns;
-    size_t n = 0;
-    for (; w; w = w->chunk_next) {
-        w->started = true;
-        n += future_set_running_or_notify_cancel(cf_work_future(&w->base)) == 1;
-    }
-    cf_executor_started_n(&p->base, n); /* once per unit: a chunk can be large */
+    w->started = true;
+    if (future_set_running_or_notify_cancel(cf_work_future(&w->base)) == 1)
+        cf_executor_started(&p->base);
 }
 
 static size_t word_index(const struct pp_proc *pr, int i)
@@ -323,8 +265,7 @@ static size_t word_index(const struct pp_proc *pr, int i)
 static struct pp_work *slot_release(struct process_pool *p, struct pp_proc *pr, int i)
 {
     struct pp_work *w = pr->slot[i];
-    for (struct pp_work *x = w; x; x = x->chunk_next)
-        atomic_store_explicit(&x->claim, 0, memory_order_release);
+    atomic_store_explicit(&w->claim, 0, memory_order_release);
     pr->slot[i] = NULL;
     pr->nslots--;
     if (!w->started)
@@ -425,34 +366,17 @@ static void fail_one(struct process_pool *p, struct pp_work *w, int status, int 
     work_drop(&w->base);
 }
 
-/* Fails every item of the unit headed by @w, and drops them. */
-static void fail_work(struct process_pool *p, struct pp_work *w, int status,
-                      int exit_code, int sig, const char *msg)
-{
-    while (w) {
-        struct pp_work *next = w->chunk_next;
-        fail_one(p, w, status, exit_code, sig, msg);
-        w = next;
-    }
-}
-
 /*
  * Completes one item with a result (@kind 0) or an error message (1). The
  * counters move first, so a caller woken by the future sees them updated
  * (only the manager completes these futures: the outcome is known here).
  */
 static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kind,
-                         int32_t code, const unsigned char *data, size_t len, bool counted)
+                         int32_t code, const unsigned char *data, size_t len)
 {
     future_t *f = cf_work_future(&w->base);
     if (w->expired) {
-        /* Failed and counted when its deadline passed: take back a chunk's count. */
-        if (counted) {
-            atomic_fetch_sub_explicit(kind == 1 ? &p->base.failed : &p->base.completed, 1,
-                                      memory_order_relaxed);
-            atomic_fetch_add_explicit(&p->base.running, 1, memory_order_relaxed);
-        }
-        work_drop(&w->base);
+        work_drop(&w->base); /* failed and counted when its deadline passed */
         return;
     }
     char *msg = NULL;
@@ -469,14 +393,7 @@ static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kin
         if (copy)
             memcpy(copy, data, len);
     }
-    bool failed = kind == 1 || (len > CF_INLINE_MAX && !copy);
-    if (!counted) {
-        cf_executor_finished(&p->base, failed);
-    } else if (kind == 0 && failed) {
-        /* Counted as completed with its chunk, but there is no memory for it. */
-        atomic_fetch_sub_explicit(&p->base.completed, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&p->base.failed, 1, memory_order_relaxed);
-    }
+    cf_executor_finished(&p->base, kind == 1 || (len > CF_INLINE_MAX && !copy));
     if (kind == 1) {
         cf_future_fail(f, FUT_ETASK, code, -1, 0,
                        msg ? msg : "(no memory for the error message)");
@@ -495,42 +412,20 @@ static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kin
 
 /* A whole answer frame for slot @i of @pr. */
 static void complete(struct process_pool *p, struct pp_proc *pr, int i,
-                     const struct cf_wire_hdr *h, const unsigned char *payload,
-                     uint32_t errors)
+                     const struct cf_wire_hdr *h, const unsigned char *payload)
 {
     struct pp_work *w = pr->slot[i];
     mark_started(p, pr, w);
     slot_release(p, pr, i);
-    if (h->type == CF_WIRE_RESULTS && w->blob_n) {
-        /* A map chunk as one task: its result is the answers, read by executor_map_next. */
-        complete_one(p, w, 0, 0, payload, (size_t)h->len, false);
-        return;
-    }
     if (h->type == CF_WIRE_RESULTS) {
-        /*
-         * Count the whole chunk first (one update of the shared counters, not
-         * one per item), still before any of its futures completes; results_ok
-         * counted its errors.
-         */
-        cf_executor_finished_n(&p->base, w->chunk_n - errors, errors);
-        uint64_t off = CF_WIRE_RESULTS_FIXED;
-        uint32_t kind;
-        int32_t code;
-        const void *data;
-        size_t len;
-        while (w) {
-            struct pp_work *next = w->chunk_next;
-            cf_wire_next_answer(payload, h->len, &off, &kind, &code, &data, &len);
-            complete_one(p, w, kind, code, data, len, true);
-            w = next;
-        }
+        /* A map chunk as one task: its result is the answers, read by chunk_next. */
+        complete_one(p, w, 0, 0, payload, (size_t)h->len);
         return;
     }
     if (h->flags & CF_WIRE_F_EXPIRED) {
         if (!w->expired) {
             cf_executor_finished(&p->base, true);
-            cf_future_fail(cf_work_future(&w->base), FUT_EDEADLINE, 0, -1, 0,
-                           "the task's own time limit passed");
+            cf_work_expire(&w->base);
         }
         work_drop(&w->base);
     } else if (h->type == CF_WIRE_ERROR) {
@@ -538,17 +433,16 @@ static void complete(struct process_pool *p, struct pp_proc *pr, int i,
         const char *msg;
         size_t mlen;
         cf_wire_get_error(payload, h->len, &code, &msg, &mlen);
-        complete_one(p, w, 1, code, (const unsigned char *)msg, mlen, false);
+        complete_one(p, w, 1, code, (const unsigned char *)msg, mlen);
     } else {
-        complete_one(p, w, 0, 0, payload, (size_t)h->len, false);
+        complete_one(p, w, 0, 0, payload, (size_t)h->len);
     }
 }
 
-/* True if a RESULTS payload holds exactly @n well-formed answers; @errors: how many are errors. */
+/* True if a RESULTS payload holds exactly @n well-formed answers. */
 static bool results_ok(const struct cf_wire_hdr *h, const unsigned char *payload,
-                       uint32_t n, uint32_t *errors)
+                       uint32_t n)
 {
-    *errors = 0;
     uint64_t count, off = CF_WIRE_RESULTS_FIXED;
     if (cf_wire_get_count(payload, h->len, &count) != 0 || count != n)
         return false;
@@ -559,7 +453,6 @@ static bool results_ok(const struct cf_wire_hdr *h, const unsigned char *payload
         size_t len;
         if (cf_wire_next_answer(payload, h->len, &off, &kind, &code, &data, &len) != 0)
             return false;
-        *errors += kind == 1;
     }
     return off == h->len;
 }
@@ -582,7 +475,7 @@ static bool harvest(struct process_pool *p, struct pp_proc *pr)
     bool any = false;
     for (int i = 0; i < DEPTH; i++) {
         struct pp_work *w = pr->slot[i];
-        if (!w || w->chunk_n > 1 || w->blob_n)
+        if (!w || w->chunk_n)
             continue;
         size_t idx = word_index(pr, i);
         if (CF_SLOT_BASE(atomic_load(&p->claims[idx])) !=
@@ -599,7 +492,7 @@ static bool harvest(struct process_pool *p, struct pp_proc *pr)
         memcpy(data, p->answers[idx].data, len);
         mark_started(p, pr, w);
         slot_release(p, pr, i);
-        complete_one(p, w, 0, 0, data, len, false);
+        complete_one(p, w, 0, 0, data, len);
         any = true;
     }
     return any;
@@ -608,7 +501,7 @@ static bool harvest(struct process_pool *p, struct pp_proc *pr)
 /* Handles every whole frame in @pr's input buffer. */
 static void parse_input(struct process_pool *p, struct pp_proc *pr)
 {
-    struct buf *b = &pr->in;
+    struct cf_buf *b = &pr->in;
     while (!pr->why[0]) {
         size_t avail = b->len - b->off;
         struct cf_wire_hdr h;
@@ -627,7 +520,7 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
         if (avail < need)
             return;
         const unsigned char *payload = b->p + b->off + CF_WIRE_HDR;
-        b->off += need;
+        cf_buf_consume(b, need); /* the bytes stay where they are until the next read */
         if (h.type == CF_WIRE_INITFAIL) {
             int32_t code;
             const char *msg;
@@ -655,13 +548,13 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
             protocol_error(pr, "an answer for a task it does not hold");
             return;
         }
-        uint32_t n = (uint32_t)unit_tasks(pr->slot[i]), errors = 0;
-        if ((h.type == CF_WIRE_RESULTS) != (n > 1 || pr->slot[i]->blob_n > 0) ||
-            (h.type == CF_WIRE_RESULTS && !results_ok(&h, payload, n, &errors))) {
+        uint32_t n = pr->slot[i]->chunk_n;
+        if ((h.type == CF_WIRE_RESULTS) != (n > 0) ||
+            (h.type == CF_WIRE_RESULTS && !results_ok(&h, payload, n))) {
             protocol_error(pr, "an answer that does not match its task");
             return;
         }
-        complete(p, pr, (int)i, &h, payload, errors);
+        complete(p, pr, (int)i, &h, payload);
     }
 }
 
@@ -671,7 +564,7 @@ static void read_proc(struct process_pool *p, struct pp_proc *pr, bool drain)
     for (int rounds = 0; drain || rounds < 8; rounds++) {
         if (pr->from_fd < 0 || (pr->eof && pr->why[0]))
             return;
-        struct buf *b = &pr->in;
+        struct cf_buf *b = &pr->in;
         size_t want = READ_CHUNK;
         struct cf_wire_hdr h;
         if (cf_wire_get_hdr(b->p + b->off, b->len - b->off, &h) == CF_WIRE_OK) {
@@ -679,7 +572,7 @@ static void read_proc(struct process_pool *p, struct pp_proc *pr, bool drain)
             if (need > have)
                 want = CF_MAX(want, CF_MIN(need - have, (size_t)READ_AHEAD));
         }
-        if (!buf_reserve(b, want)) {
+        if (!cf_buf_reserve(b, want)) {
             protocol_error(pr, "no memory for its frame");
             return;
         }
@@ -700,7 +593,7 @@ static void read_proc(struct process_pool *p, struct pp_proc *pr, bool drain)
 /* Writes @pr's pending frames until the pipe is full. */
 static void write_proc(struct pp_proc *pr)
 {
-    struct buf *b = &pr->out;
+    struct cf_buf *b = &pr->out;
     while (pr->to_fd >= 0 && b->off < b->len) {
         ssize_t n = write(pr->to_fd, b->p + b->off, b->len - b->off);
         if (n < 0 && errno == EINTR)
@@ -713,15 +606,13 @@ static void write_proc(struct pp_proc *pr)
                 sigaddset(&s, SIGPIPE);
                 struct timespec zero = {0, 0};
                 sigtimedwait(&s, NULL, &zero);
-                b->off = b->len = 0;
+                cf_buf_consume(b, b->len - b->off);
                 close_fd(&pr->to_fd);
             }
             return;
         }
-        b->off += (size_t)n;
+        cf_buf_consume(b, (size_t)n);
     }
-    if (b->off == b->len)
-        b->off = b->len = 0;
 }
 
 /* ---------------------------------------------------------- dispatch */
@@ -734,54 +625,42 @@ static int free_slot(const struct pp_proc *pr)
     return -1;
 }
 
-/* True if the item @x is being cancelled or is done. */
-static inline bool item_cancelling(const struct pp_work *x)
+/* True if @x is being cancelled (try_cancel) or is done. */
+static inline bool cancelling(const struct pp_work *x)
 {
     return atomic_load_explicit(&x->cancel_req, memory_order_relaxed) ||
            future_done(cf_work_future((struct cf_work *)&x->base));
 }
 
 /*
- * Encodes the unit headed by @w (@total bytes) at @o, looking at each item
- * for a cancel on the way (after the caller's fence): false if one is being
- * cancelled, and then the bytes are not to be sent.
+ * Encodes @w's frame (@total bytes) at @o, then looks for a cancel (after
+ * the caller's fence): false if it is being cancelled, and then the bytes
+ * are not to be sent.
  */
-static bool encode_unit(unsigned char *o, const struct pp_work *w, uint64_t id,
+static bool encode_work(unsigned char *o, const struct pp_work *w, uint64_t id,
                         size_t total)
 {
     const struct cf_work *cw = &w->base;
     uint64_t fn = (uint64_t)(uintptr_t)cw->fn;
-    if (w->blob_n) {
-        /* A map chunk submitted as one task: its items are encoded already. */
+    size_t fixed;
+    if (w->chunk_n) {
+        /* A map chunk: its items are encoded already (submit_chunk). */
+        fixed = CF_WIRE_CHUNK_FIXED;
         cf_wire_put_hdr(o, CF_WIRE_CHUNK, id, total - CF_WIRE_HDR);
-        cf_wire_put_chunk(o + CF_WIRE_HDR, fn, cw->limit_ns, w->blob_n);
-        memcpy(o + CF_WIRE_HDR + CF_WIRE_CHUNK_FIXED, w->arg, cw->arg_len);
-        return !item_cancelling(w);
-    }
-    if (w->chunk_n <= 1) {
+        cf_wire_put_chunk(o + CF_WIRE_HDR, fn, cw->limit_ns, w->chunk_n);
+    } else {
+        fixed = CF_WIRE_TASK_FIXED;
         cf_wire_put_hdr(o, CF_WIRE_TASK, id, total - CF_WIRE_HDR);
         cf_wire_put_task(o + CF_WIRE_HDR, fn, cw->limit_ns);
-        if (cw->arg_len)
-            memcpy(o + CF_WIRE_HDR + CF_WIRE_TASK_FIXED, w->arg, cw->arg_len);
-        return !item_cancelling(w);
     }
-    cf_wire_put_hdr(o, CF_WIRE_CHUNK, id, total - CF_WIRE_HDR);
-    cf_wire_put_chunk(o + CF_WIRE_HDR, fn, cw->limit_ns, w->chunk_n);
-    o += CF_WIRE_HDR + CF_WIRE_CHUNK_FIXED;
-    bool ok = true;
-    for (; w; w = w->chunk_next) {
-        cf_wire_put_item(o, w->base.arg_len);
-        if (w->base.arg_len)
-            memcpy(o + CF_WIRE_ITEM_HDR, w->arg, w->base.arg_len);
-        o += CF_WIRE_ITEM_HDR + w->base.arg_len;
-        ok &= !item_cancelling(w);
-    }
-    return ok;
+    if (cw->arg_len && w->arg) /* no argument: nothing to copy, and w->arg may be NULL */
+        memcpy(o + CF_WIRE_HDR + fixed, w->arg, cw->arg_len);
+    return !cancelling(w);
 }
 
 /*
- * Sends the unit headed by @cw to @pr (which has a free slot). False: an item
- * is being cancelled; the unit was not sent and is the caller's again.
+ * Sends @cw to @pr (which has a free slot). False: it is being cancelled, or
+ * there is no memory for its frame; it was not sent and is the caller's again.
  */
 static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
 {
@@ -794,30 +673,22 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
     atomic_store_explicit(&p->answers[idx].tag, 0, memory_order_relaxed);
     atomic_store(&p->claims[idx], CF_SLOT_WORD(gen, CF_SLOT_SENT));
     /*
-     * Publish the claim (try_cancel finds the slot through it) and size the
-     * frame in one pass over the unit; then, past a read-modify-write of
-     * `dekker` that pairs with the one in try_cancel (whichever comes second
-     * sees the other's stores), look for a cancel while encoding. A map
-     * chunk can hold a great many items: two passes, one locked instruction
-     * per unit, not per item.
+     * Publish the claim (try_cancel finds the slot through it); then, past a
+     * read-modify-write of `dekker` that pairs with the one in try_cancel
+     * (whichever comes second sees the other's stores), look for a cancel
+     * while encoding.
      */
     uint64_t claim = ((uint64_t)(idx + 1) << 32) | gen;
-    size_t total = CF_WIRE_HDR + (w->blob_n      ? CF_WIRE_CHUNK_FIXED + w->base.arg_len
-                                  : w->chunk_n <= 1 ? CF_WIRE_TASK_FIXED + w->base.arg_len
-                                                  : CF_WIRE_CHUNK_FIXED);
-    for (struct pp_work *x = w; x; x = x->chunk_next) {
-        atomic_store_explicit(&x->claim, claim, memory_order_relaxed);
-        if (w->chunk_n > 1)
-            total += CF_WIRE_ITEM_HDR + x->base.arg_len;
-    }
+    size_t total = CF_WIRE_HDR + (w->chunk_n ? CF_WIRE_CHUNK_FIXED : CF_WIRE_TASK_FIXED) +
+                   w->base.arg_len;
+    atomic_store_explicit(&w->claim, claim, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
-    if (!buf_reserve(&pr->out, total) ||
-        !encode_unit(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total)) {
+    if (!cf_buf_reserve(&pr->out, total) ||
+        !encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total)) {
         uint32_t expect = CF_SLOT_WORD(gen, CF_SLOT_SENT);
         atomic_compare_exchange_strong(&p->claims[idx], &expect,
                                        CF_SLOT_WORD(gen, CF_SLOT_CANCELLED));
-        for (struct pp_work *x = w; x; x = x->chunk_next)
-            atomic_store_explicit(&x->claim, 0, memory_order_release);
+        atomic_store_explicit(&w->claim, 0, memory_order_release);
         return false;
     }
     w->seq = ++p->send_seq;
@@ -826,7 +697,7 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
     pr->nslots++;
     pr->nunstarted++;
     idle_update(p, pr);
-    pr->budget -= unit_tasks(w);
+    pr->budget -= tasks_in(w);
     return true;
 }
 
@@ -881,7 +752,7 @@ static struct pp_proc *pick(struct process_pool *p)
     return best;
 }
 
-/* Takes back about half of the unstarted units sent to the busiest worker. */
+/* Takes back about half of the unstarted tasks sent to the busiest worker. */
 static void steal(struct process_pool *p)
 {
     struct pp_proc *victim = NULL;
@@ -901,61 +772,10 @@ static void steal(struct process_pool *p)
         if (!w || w->started || !slot_revoke(p, victim, i))
             continue;
         slot_release(p, victim, i);
-        victim->budget += unit_tasks(w);
+        victim->budget += tasks_in(w);
         cf_fifo_push_front(&p->pend, &w->base);
         want--;
     }
-}
-
-static bool unit_cancelling(const struct pp_work *w)
-{
-    for (; w; w = w->chunk_next)
-        if (atomic_load(&w->cancel_req) ||
-            future_done(cf_work_future((struct cf_work *)&w->base)))
-            return true;
-    return false;
-}
-
-/*
- * Drops the cancelled items of the pending unit at the head. False if it had
- * any (the head changed: look again).
- */
-static bool unit_filter(struct process_pool *p)
-{
-    struct pp_work *w = work_of(p->pend.head);
-    /*
-     * Only a try_cancel makes a pending item cancelled; with none since the
-     * list was last seen clean, skip the walk (send_work looks again, after
-     * its fence).
-     */
-    size_t seen = atomic_load(&p->cancel_reqs);
-    if (seen == p->cancels_seen)
-        return true;
-    if (!unit_cancelling(w)) {
-        if (!w->base.next)
-            p->cancels_seen = seen; /* the whole list is clean */
-        return true;
-    }
-    cf_fifo_pop(&p->pend);
-    struct pp_work *keep = NULL, **tail = &keep;
-    uint32_t n = 0;
-    while (w) {
-        struct pp_work *next = w->chunk_next;
-        w->chunk_next = NULL;
-        if (atomic_load(&w->cancel_req) || future_done(cf_work_future(&w->base))) {
-            work_drop(&w->base); /* cancelled: future_cancel did the accounting */
-        } else {
-            *tail = w;
-            tail = &w->chunk_next;
-            n++;
-        }
-        w = next;
-    }
-    if (keep) {
-        keep->chunk_n = n;
-        cf_fifo_push_front(&p->pend, &keep->base);
-    }
-    return false;
 }
 
 static void dispatch(struct process_pool *p)
@@ -970,29 +790,24 @@ static void dispatch(struct process_pool *p)
             steal(p);
     }
     while (p->pend.head) {
-        /*
-         * A worker first: filtering looks at every item of a unit, and a
-         * map chunk can hold many thousands, so it is done once per send,
-         * not on every manager round while the workers are full.
-         */
         struct pp_proc *pr = pick(p);
         if (!pr)
             return;
-        if (!unit_filter(p))
-            continue;
         struct cf_work *cw = cf_fifo_pop(&p->pend);
+        if (cancelling(work_of(cw))) {
+            work_drop(cw); /* cancelled: future_cancel did the accounting */
+            continue;
+        }
         if (!send_work(p, pr, cw)) {
-            if (unit_cancelling(work_of(cw))) {
-                /* Filtered next round: it may have come after the last clean look. */
-                cf_fifo_push_front(&p->pend, cw);
-                p->cancels_seen = SIZE_MAX;
+            if (cancelling(work_of(cw))) {
+                work_drop(cw);
                 continue;
             }
             /*
              * No memory for its frame. Nothing would wake the manager to try
-             * again, so this unit fails now; the pool goes on.
+             * again, so this task fails now; the pool goes on.
              */
-            fail_work(p, work_of(cw), FUT_ENOMEM, -1, 0, "no memory for the task's frame");
+            fail_one(p, work_of(cw), FUT_ENOMEM, -1, 0, "no memory for the task's frame");
         }
     }
 }
@@ -1022,9 +837,9 @@ static bool scan(struct process_pool *p)
                 mark_started(p, pr, w);
                 changed = true;
             } else if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CANCELLED)) {
-                /* A canceller revoked it: the rest of its unit goes back. */
+                /* A canceller revoked it: dispatch drops it. */
                 slot_release(p, pr, i);
-                pr->budget += unit_tasks(w);
+                pr->budget += tasks_in(w);
                 cf_fifo_push_front(&p->pend, &w->base);
                 changed = true;
             }
@@ -1059,8 +874,7 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
             }
             w->expired = true;
             cf_executor_finished(&p->base, true);
-            cf_future_fail(cf_work_future(&w->base), FUT_EDEADLINE, 0, -1, 0,
-                           "the task's own time limit passed");
+            cf_work_expire(&w->base);
             if (!pr->killed) {
                 signal_proc(pr, SIGTERM);
                 pr->kill_at = now + KILL_GRACE_NS;
@@ -1146,7 +960,7 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
             /* Each worker it went to died before starting it: stop retrying. */
             snprintf(msg, sizeof(msg), "%s before starting the task (%u workers did)",
                      desc, pr->slot[i]->poison);
-            fail_work(p, slot_release(p, pr, i), FUT_EWORKER, code, sig, msg);
+            fail_one(p, slot_release(p, pr, i), FUT_EWORKER, code, sig, msg);
             continue;
         }
         bool unclaimed = slot_revoke(p, pr, i);
@@ -1157,18 +971,20 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
             mark_started(p, pr, pr->slot[i]);
         struct pp_work *w = slot_release(p, pr, i);
         if (unclaimed) {
-            cf_fifo_push_front(&p->pend, &w->base); /* never started: another worker runs it */
+            cf_fifo_push_front(&p->pend,
+                               &w->base); /* never started: another worker runs it */
         } else if (claimed) {
             snprintf(msg, sizeof(msg), "%s while running the task%s%s", desc,
                      pr->why[0] ? "; " : "", pr->why);
             if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !w->expired) {
                 broke = true;
-                fail_work(p, w, FUT_EBROKEN, code, sig, msg);
+                fail_one(p, w, FUT_EBROKEN, code, sig, msg);
             } else {
-                fail_work(p, w, FUT_EWORKER, code, sig, msg);
+                fail_one(p, w, FUT_EWORKER, code, sig, msg);
             }
         } else {
-            cf_fifo_push_front(&p->pend, &w->base); /* revoked by a canceller: filtered there */
+            cf_fifo_push_front(&p->pend,
+                               &w->base); /* revoked by a canceller: dropped there */
         }
     }
     if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !expected)
@@ -1176,8 +992,8 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
     p->seats[pr->seat] = NULL;
     atomic_fetch_sub(&p->nworkers, 1);
     bool spawn_failed = pr->spawn_err != 0;
-    buf_free(&pr->in);
-    buf_free(&pr->out);
+    cf_buf_free(&pr->in);
+    cf_buf_free(&pr->out);
     free(pr);
     if (broke) {
         snprintf(msg, sizeof(msg), "a process in the pool terminated abruptly: %s", desc);
@@ -1215,15 +1031,13 @@ static void break_pool(struct process_pool *p, const char *why)
             slot_revoke(p, pr, i);
             struct pp_work *w = slot_release(p, pr, i);
             if (w->started)
-                fail_work(p, w, FUT_EBROKEN, -1, 0, why);
+                fail_one(p, w, FUT_EBROKEN, -1, 0, why);
             else
                 cf_fifo_push(&p->pend, &w->base);
         }
         signal_proc(pr, SIGKILL);
     }
-    struct cf_work *cw;
-    while ((cw = cf_fifo_pop(&p->pend)))
-        fail_work(p, work_of(cw), FUT_EBROKEN, -1, 0, why);
+    cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN, why, work_drop);
 }
 
 static void fs_message(struct process_pool *p, const struct cf_fs_msg *m)
@@ -1294,12 +1108,9 @@ static bool intake(struct process_pool *p, bool idle)
     cf_unlock(&p->lock);
     if (q.head) {
         cf_fifo_splice(&p->pend, &q);
-        if (atomic_load(&p->base.broken)) {
-            struct cf_work *cw;
-            while ((cw = cf_fifo_pop(&p->pend)))
-                fail_work(p, work_of(cw), FUT_EBROKEN, -1, 0,
-                          "the process pool is broken");
-        }
+        if (atomic_load(&p->base.broken))
+            cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN,
+                                   "the process pool is broken", work_drop);
     }
     return leave;
 }
@@ -1310,18 +1121,12 @@ static void cancel_all(struct process_pool *p)
     uint32_t req = atomic_load(&p->cancel_req);
     if (req == atomic_load(&p->cancel_done))
         return;
-    struct cf_work *cw;
-    while ((cw = cf_fifo_pop(&p->pend))) {
-        for (struct pp_work *x = work_of(cw); x; x = x->chunk_next)
-            future_cancel(cf_work_future(&x->base));
-        unit_drop(work_of(cw));
-    }
+    cf_executor_drain_fifo(&p->base, &p->pend, FUT_ECANCELLED, NULL, work_drop);
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
         for (int i = 0; pr && i < DEPTH; i++)
             if (pr->slot[i] && !pr->slot[i]->started)
-                for (struct pp_work *x = pr->slot[i]; x; x = x->chunk_next)
-                    future_cancel(cf_work_future(&x->base));
+                future_cancel(cf_work_future(&pr->slot[i]->base));
     }
     scan(p);
     atomic_store(&p->cancel_done, req);
@@ -1383,12 +1188,10 @@ static void poll_once(struct process_pool *p, int64_t timeout_ns)
         read_fs(p); /* last: it may free procs seen above */
 }
 
-static void self_free(struct process_pool *p);
-
 static void *manager_main(void *arg)
 {
     struct process_pool *p = arg;
-    current_pool = p;
+    cf_executor_bind_thread(&p->base);
     p->scan_every = SCAN_MIN_NS;
     int64_t next_scan = 0;
     bool leaving = false;
@@ -1415,7 +1218,7 @@ static void *manager_main(void *arg)
             if (p->seats[s])
                 write_proc(p->seats[s]);
         int64_t now = cf_now_ns();
-        bool changed = scan(p); /* may put revoked units back on the pending list */
+        bool changed = scan(p); /* may put revoked tasks back on the pending list */
         if (changed)
             p->scan_every = SCAN_MIN_NS;
         int64_t next = deadlines(p, now);
@@ -1452,11 +1255,10 @@ static void *manager_main(void *arg)
     atomic_store(&p->manager_done, true);
     atomic_fetch_add(&p->cancel_done, 1);
     cf_futex_wake(&p->cancel_done, INT_MAX);
-    cf_lock(&p->lock);
-    bool later = p->free_later;
-    cf_unlock(&p->lock);
-    if (later)
-        self_free(p);
+    if (cf_executor_free_later(&p->base))
+        cf_executor_self_free(&p->base); /* may free the pool */
+    else
+        cf_executor_bind_thread(NULL);
     return NULL;
 }
 
@@ -1470,9 +1272,7 @@ static int work_prepare(struct cf_work *cw)
     atomic_init(&w->cancel_req, false);
     w->started = w->expired = false;
     w->deadline = 0;
-    w->chunk_next = NULL;
-    w->chunk_n = 1;
-    w->blob_n = 0;
+    w->chunk_n = 0;
     w->arg = NULL;
     w->seq = 0;
     w->poison = 0;
@@ -1499,7 +1299,7 @@ static void work_unprepare(struct cf_work *cw)
     w->arg = NULL;
 }
 
-/* Appends the unit headed by @cw to the submit FIFO: 0 or a code. */
+/* Appends @cw to the submit FIFO: 0 or a code. */
 static int enqueue(struct process_pool *p, struct cf_work *cw)
 {
     cf_lock(&p->lock);
@@ -1529,43 +1329,13 @@ static int pp_submit(executor_t *ex, struct cf_work *cw)
     return rc;
 }
 
-/* A map chunk: one unit, sent in one frame, answered in one frame. */
-static int pp_submit_chunk(executor_t *ex, struct cf_work **ws, size_t n)
-{
-    if (n == 0 || n > UINT32_MAX)
-        return FUT_EINVAL;
-    uint64_t bytes = 0;
-    for (size_t j = 0; j < n; j++) {
-        int rc = work_prepare(ws[j]);
-        bytes += ws[j]->arg_len + CF_WIRE_ITEM_HDR;
-        if (rc == 0 && (ws[j]->fn != ws[0]->fn || ws[j]->limit_ns != ws[0]->limit_ns))
-            rc = FUT_EINVAL;
-        if (rc == 0 && bytes > CF_WIRE_MAX_PAYLOAD / 2)
-            rc = FUT_EINVAL;
-        if (rc < 0) {
-            for (size_t k = 0; k <= j; k++)
-                work_unprepare(ws[k]);
-            return rc;
-        }
-        if (j > 0)
-            work_of(ws[j - 1])->chunk_next = work_of(ws[j]);
-    }
-    work_of(ws[0])->chunk_n = (uint32_t)n;
-    int rc = enqueue(pp_of(ex), ws[0]);
-    if (rc < 0)
-        for (size_t j = 0; j < n; j++)
-            work_unprepare(ws[j]);
-    return rc;
-}
-
 /*
  * A map chunk as one task: the @n items args[j], lens[j] (NULL: all 0) are
  * encoded here into one CHUNK item block, the work item's argument, so that
- * a chunk costs one allocation, not one per item. Checked as pp_submit_chunk
- * checks its items.
+ * a chunk costs one allocation, not one per item.
  */
-static int pp_submit_blob(executor_t *ex, struct cf_work *cw, const void *const *args,
-                          const size_t *lens, size_t n)
+static int pp_submit_chunk(executor_t *ex, struct cf_work *cw, const void *const *args,
+                           const size_t *lens, size_t n)
 {
     if (n == 0 || n > UINT32_MAX)
         return FUT_EINVAL;
@@ -1595,13 +1365,38 @@ static int pp_submit_blob(executor_t *ex, struct cf_work *cw, const void *const 
     }
     struct pp_work *w = work_of(cw);
     w->arg = blob;
-    w->blob_n = (uint32_t)n;
+    w->chunk_n = (uint32_t)n;
     cw->arg = blob;
     cw->arg_len = (size_t)total;
     rc = enqueue(pp_of(ex), cw);
     if (rc < 0)
         work_unprepare(cw); /* frees the block */
     return rc;
+}
+
+/*
+ * The next answer in a chunk's result (a RESULTS payload, checked by
+ * results_ok when it came in). *cursor 0 is the first answer.
+ */
+static int pp_chunk_next(const void *res, size_t res_len, size_t *cursor,
+                         const void **data, size_t *len)
+{
+    uint64_t off = *cursor ? *cursor : CF_WIRE_RESULTS_FIXED;
+    uint32_t kind;
+    int32_t code;
+    *data = NULL;
+    *len = 0;
+    if (off >= res_len)
+        return FUT_EOF;
+    if (cf_wire_next_answer(res, res_len, &off, &kind, &code, data, len) != 0)
+        return FUT_EOF; /* cannot happen: results_ok checked every answer */
+    *cursor = (size_t)off;
+    if (kind != 0) {
+        *data = NULL;
+        *len = 0;
+        return FUT_ETASK;
+    }
+    return 0;
 }
 
 /*
@@ -1613,9 +1408,9 @@ static bool pp_try_cancel(executor_t *ex, struct cf_work *cw)
 {
     struct process_pool *p = pp_of(ex);
     struct pp_work *w = work_of(cw);
-    atomic_fetch_add(&p->cancel_reqs, 1);
     atomic_store(&w->cancel_req, true);
-    atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel); /* pairs with send_work's */
+    atomic_fetch_add_explicit(&p->dekker, 1,
+                              memory_order_acq_rel); /* pairs with send_work's */
     for (;;) {
         uint64_t c = atomic_load(&w->claim);
         if (c == 0)
@@ -1668,22 +1463,18 @@ static void pp_shutdown(executor_t *ex, bool cancel_futures)
     struct process_pool *p = pp_of(ex);
     cf_lock(&p->lock);
     atomic_store(&p->stopping, true);
-    struct cf_work *q = cancel_futures ? cf_fifo_take(&p->sub).head : NULL;
+    struct cf_work_fifo q = {0};
+    if (cancel_futures)
+        q = cf_fifo_take(&p->sub);
     cf_unlock(&p->lock);
-    while (q) {
-        struct cf_work *next = q->next;
-        for (struct pp_work *x = work_of(q); x; x = x->chunk_next)
-            future_cancel(cf_work_future(&x->base)); /* counts itself out of `queued` */
-        unit_drop(work_of(q));
-        q = next;
-    }
+    cf_executor_drain_fifo(ex, &q, FUT_ECANCELLED, NULL, work_drop);
     if (!cancel_futures) {
         kick(p);
         return;
     }
     uint32_t req = atomic_fetch_add(&p->cancel_req, 1) + 1;
     kick(p);
-    if (current_pool == p)
+    if (cf_executor_on_own_thread(ex))
         return; /* a callback on the manager: it cancels when the callback returns */
     for (;;) {
         uint32_t done = atomic_load(&p->cancel_done);
@@ -1696,26 +1487,6 @@ static void pp_shutdown(executor_t *ex, bool cancel_futures)
 static void pp_join(executor_t *ex)
 {
     pthread_join(pp_of(ex)->manager, NULL);
-}
-
-static bool pp_is_own_thread(executor_t *ex)
-{
-    return current_pool == pp_of(ex);
-}
-
-static void pp_free_later(executor_t *ex)
-{
-    struct process_pool *p = pp_of(ex);
-    cf_lock(&p->lock);
-    p->free_later = true;
-    cf_unlock(&p->lock);
-}
-
-static void self_free(struct process_pool *p)
-{
-    pthread_detach(pthread_self());
-    current_pool = NULL;
-    cf_executor_unref(&p->base);
 }
 
 static void pp_destroy(executor_t *ex)
@@ -1742,17 +1513,14 @@ static void pp_stats(executor_t *ex, executor_stats_t *out)
 }
 
 static const struct cf_executor_ops process_pool_ops = {
-    .name = "process",
     .work_size = sizeof(struct pp_work),
     .submit = pp_submit,
     .submit_chunk = pp_submit_chunk,
-    .submit_blob = pp_submit_blob,
+    .chunk_next = pp_chunk_next,
     .try_cancel = pp_try_cancel,
     .request_stop = pp_request_stop,
     .shutdown = pp_shutdown,
     .join = pp_join,
-    .is_own_thread = pp_is_own_thread,
-    .free_later = pp_free_later,
     .destroy = pp_destroy,
     .stats = pp_stats,
 };
@@ -1763,16 +1531,6 @@ static void worker_entry(void *ud, int seat, int in_fd, int out_fd)
 {
     struct process_pool *p = ud;
     cf_worker_main(&p->wcfg, seat, in_fd, out_fd);
-}
-
-static int start_manager(struct process_pool *p)
-{
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&p->manager, NULL, manager_main, p);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
 }
 
 /* Frees a pool whose manager never started. */
@@ -1818,7 +1576,8 @@ executor_t *process_pool_executor_new(const executor_options_t *o)
     }
     size_t words = (size_t)p->nseats * DEPTH * sizeof(uint32_t);
     size_t answers_at = (words + 63) & ~(size_t)63;
-    p->claims_bytes = answers_at + (size_t)p->nseats * DEPTH * sizeof(struct cf_answer_rec);
+    p->claims_bytes =
+        answers_at + (size_t)p->nseats * DEPTH * sizeof(struct cf_answer_rec);
     void *m = mmap(NULL, p->claims_bytes, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) {
@@ -1851,7 +1610,7 @@ executor_t *process_pool_executor_new(const executor_options_t *o)
         errno = err;
         return cf_fail_null(rc);
     }
-    rc = start_manager(p);
+    rc = cf_start_thread(&p->manager, manager_main, p);
     if (rc != 0) {
         abandon(p, true);
         errno = rc;
