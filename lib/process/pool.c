@@ -19,7 +19,7 @@
  * call. A worker that runs dry takes back ("steals") items sent to a busy one
  * and not started there.
  *
- * Claims: each worker seat has DEPTH slots; each slot has one word in memory
+ * Claims: each worker seat has DEPTH cells; each cell has one word in memory
  * shared with every worker (worker.h). Sending sets the word SENT; the worker
  * CASes it to CLAIMED before running the task; a canceller (future_cancel,
  * through the executor's try_cancel hook) or the manager (steal, requeue after
@@ -35,7 +35,7 @@
  * every scan (a worker holds answers back while it runs a later task it had
  * buffered; the scan timer runs while any task is out, at most SCAN_MAX_NS
  * apart, so a held answer waits at most that), and from a dead worker before
- * failing its claimed slots, so those answers are never lost with it.
+ * failing its claimed cells, so those answers are never lost with it.
  *
  * future_cancel on a claimed task sets the word's STOP bit (request_stop,
  * or try_cancel finding it CLAIMED): task_should_stop() reads it in the
@@ -49,7 +49,7 @@
  *
  * Deaths: the fork server reports every exit. Once the manager has the
  * report it drains what the worker wrote (a whole answer counts), then each
- * slot of that worker: SENT goes back to the front of the pending list,
+ * cell of that worker: SENT goes back to the front of the pending list,
  * CLAIMED without an answer fails FUT_EWORKER (or FUT_EDEADLINE if its
  * deadline killed it), or with FUT_WORKER_BREAK_POOL breaks the pool. A
  * malformed frame kills the worker and names the frame error in the message.
@@ -88,12 +88,12 @@
 #include "wire.h"
 #include "worker.h"
 
-#define DEPTH 64                   /* slots (tasks sent ahead) per worker */
+#define DEPTH 64                   /* cells (tasks sent ahead) per worker */
 #define SEND_AHEAD_BYTES (1 << 20) /* a busy worker's unsent bytes cap */
 #define KILL_GRACE_NS (200 * 1000000LL)
 #define SCAN_MIN_NS (1000000LL)
 #define SCAN_MAX_NS (4 * 1000000LL)
-#define READ_CHUNK (256 * 1024)
+#define READ_BYTES (256 * 1024)
 #define READ_AHEAD                                                                       \
     (4u << 20) /* a frame's buffer grows at most this far past its data                  \
                 */
@@ -119,7 +119,7 @@ struct pp_work {
 };
 
 struct pp_proc {
-    int seat;           /* its slots: seat * DEPTH ... */
+    int seat;           /* its cells: seat * DEPTH ... */
     uint32_t spawn_gen; /* matches the fork server's SPAWNED */
     pid_t pid;          /* 0 until SPAWNED */
     int to_fd, from_fd; /* -1 once closed */
@@ -133,9 +133,9 @@ struct pp_proc {
     int kill_sig;       /* to send once the pid is known */
     int64_t kill_at;    /* SIGKILL at this time, or 0 */
     int budget;         /* tasks it may still be sent (max_tasks_per_child) */
-    int nslots;         /* occupied slots */
+    int ncells;         /* occupied cells */
     int nunstarted;     /* occupied, not yet known as started */
-    struct pp_work *slot[DEPTH];
+    struct pp_work *cell[DEPTH];
     bool idle_counted; /* counted in the pool's nidle */
     char why[160];     /* a protocol error, for the message */
     struct cf_buf out, in;
@@ -206,7 +206,7 @@ static inline int tasks_in(const struct pp_work *w)
  */
 static void idle_update(struct process_pool *p, struct pp_proc *pr)
 {
-    bool idle = pr->spawned && !pr->exited && pr->nslots == 0;
+    bool idle = pr->spawned && !pr->exited && pr->ncells == 0;
     if (idle != pr->idle_counted) {
         pr->idle_counted = idle;
         if (idle)
@@ -261,13 +261,13 @@ static size_t word_index(const struct pp_proc *pr, int i)
     return (size_t)pr->seat * DEPTH + (size_t)i;
 }
 
-/* Frees slot @i of @pr; the work item is the caller's again. */
-static struct pp_work *slot_release(struct process_pool *p, struct pp_proc *pr, int i)
+/* Frees cell @i of @pr; the work item is the caller's again. */
+static struct pp_work *cell_release(struct process_pool *p, struct pp_proc *pr, int i)
 {
-    struct pp_work *w = pr->slot[i];
+    struct pp_work *w = pr->cell[i];
     atomic_store_explicit(&w->claim, 0, memory_order_release);
-    pr->slot[i] = NULL;
-    pr->nslots--;
+    pr->cell[i] = NULL;
+    pr->ncells--;
     if (!w->started)
         pr->nunstarted--;
     idle_update(p, pr);
@@ -275,12 +275,12 @@ static struct pp_work *slot_release(struct process_pool *p, struct pp_proc *pr, 
 }
 
 /* Takes a sent, unstarted task back (CAS SENT -> CANCELLED): true if it was. */
-static bool slot_revoke(struct process_pool *p, struct pp_proc *pr, int i)
+static bool cell_revoke(struct process_pool *p, struct pp_proc *pr, int i)
 {
     size_t idx = word_index(pr, i);
-    uint32_t expect = CF_SLOT_WORD(p->gens[idx], CF_SLOT_SENT);
+    uint32_t expect = CF_CELL_WORD(p->gens[idx], CF_CELL_SENT);
     return atomic_compare_exchange_strong(&p->claims[idx], &expect,
-                                          CF_SLOT_WORD(p->gens[idx], CF_SLOT_CANCELLED));
+                                          CF_CELL_WORD(p->gens[idx], CF_CELL_CANCELLED));
 }
 
 /* ---------------------------------------------------------- workers */
@@ -410,13 +410,13 @@ static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kin
     work_drop(&w->base);
 }
 
-/* A whole answer frame for slot @i of @pr. */
+/* A whole answer frame for cell @i of @pr. */
 static void complete(struct process_pool *p, struct pp_proc *pr, int i,
                      const struct cf_wire_hdr *h, const unsigned char *payload)
 {
-    struct pp_work *w = pr->slot[i];
+    struct pp_work *w = pr->cell[i];
     mark_started(p, pr, w);
-    slot_release(p, pr, i);
+    cell_release(p, pr, i);
     if (h->type == CF_WIRE_RESULTS) {
         /* A map chunk as one task: its result is the answers, read by chunk_next. */
         complete_one(p, w, 0, 0, payload, (size_t)h->len);
@@ -474,12 +474,12 @@ static bool harvest(struct process_pool *p, struct pp_proc *pr)
 {
     bool any = false;
     for (int i = 0; i < DEPTH; i++) {
-        struct pp_work *w = pr->slot[i];
+        struct pp_work *w = pr->cell[i];
         if (!w || w->chunk_n)
             continue;
         size_t idx = word_index(pr, i);
-        if (CF_SLOT_BASE(atomic_load(&p->claims[idx])) !=
-                CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED) ||
+        if (CF_CELL_BASE(atomic_load(&p->claims[idx])) !=
+                CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED) ||
             atomic_load_explicit(&p->answers[idx].tag, memory_order_acquire) !=
                 CF_ANSWER_TAG(p->gens[idx]))
             continue;
@@ -491,7 +491,7 @@ static bool harvest(struct process_pool *p, struct pp_proc *pr)
         }
         memcpy(data, p->answers[idx].data, len);
         mark_started(p, pr, w);
-        slot_release(p, pr, i);
+        cell_release(p, pr, i);
         complete_one(p, w, 0, 0, data, len);
         any = true;
     }
@@ -539,16 +539,16 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
             harvest(p, pr);
             continue;
         }
-        uint32_t i = CF_TASK_ID_SLOT(h.id);
+        uint32_t i = CF_TASK_ID_CELL(h.id);
         size_t idx = i < DEPTH ? word_index(pr, (int)i) : 0;
-        if (i >= DEPTH || !pr->slot[i] || CF_TASK_ID_GEN(h.id) != p->gens[idx] ||
-            (h.id & 0xffffffffu) > CF_SLOT_GEN_MASK ||
-            CF_SLOT_BASE(atomic_load(&p->claims[idx])) !=
-                CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED)) {
+        if (i >= DEPTH || !pr->cell[i] || CF_TASK_ID_GEN(h.id) != p->gens[idx] ||
+            (h.id & 0xffffffffu) > CF_CELL_GEN_MASK ||
+            CF_CELL_BASE(atomic_load(&p->claims[idx])) !=
+                CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED)) {
             protocol_error(pr, "an answer for a task it does not hold");
             return;
         }
-        uint32_t n = pr->slot[i]->chunk_n;
+        uint32_t n = pr->cell[i]->chunk_n;
         if ((h.type == CF_WIRE_RESULTS) != (n > 0) ||
             (h.type == CF_WIRE_RESULTS && !results_ok(&h, payload, n))) {
             protocol_error(pr, "an answer that does not match its task");
@@ -565,7 +565,7 @@ static void read_proc(struct process_pool *p, struct pp_proc *pr, bool drain)
         if (pr->from_fd < 0 || (pr->eof && pr->why[0]))
             return;
         struct cf_buf *b = &pr->in;
-        size_t want = READ_CHUNK;
+        size_t want = READ_BYTES;
         struct cf_wire_hdr h;
         if (cf_wire_get_hdr(b->p + b->off, b->len - b->off, &h) == CF_WIRE_OK) {
             size_t need = CF_WIRE_HDR + (size_t)h.len, have = b->len - b->off;
@@ -617,10 +617,10 @@ static void write_proc(struct pp_proc *pr)
 
 /* ---------------------------------------------------------- dispatch */
 
-static int free_slot(const struct pp_proc *pr)
+static int free_cell(const struct pp_proc *pr)
 {
     for (int i = 0; i < DEPTH; i++)
-        if (!pr->slot[i])
+        if (!pr->cell[i])
             return i;
     return -1;
 }
@@ -659,21 +659,21 @@ static bool encode_work(unsigned char *o, const struct pp_work *w, uint64_t id,
 }
 
 /*
- * Sends @cw to @pr (which has a free slot). False: it is being cancelled, or
+ * Sends @cw to @pr (which has a free cell). False: it is being cancelled, or
  * there is no memory for its frame; it was not sent and is the caller's again.
  */
 static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
 {
     struct pp_work *w = work_of(cw);
-    int i = free_slot(pr);
+    int i = free_cell(pr);
     size_t idx = word_index(pr, i);
-    uint32_t gen = (p->gens[idx] + 1) & CF_SLOT_GEN_MASK;
+    uint32_t gen = (p->gens[idx] + 1) & CF_CELL_GEN_MASK;
     p->gens[idx] = gen;
     /* No answer left from an earlier use can match this generation after a wrap. */
     atomic_store_explicit(&p->answers[idx].tag, 0, memory_order_relaxed);
-    atomic_store(&p->claims[idx], CF_SLOT_WORD(gen, CF_SLOT_SENT));
+    atomic_store(&p->claims[idx], CF_CELL_WORD(gen, CF_CELL_SENT));
     /*
-     * Publish the claim (try_cancel finds the slot through it); then, past a
+     * Publish the claim (try_cancel finds the cell through it); then, past a
      * read-modify-write of `dekker` that pairs with the one in try_cancel
      * (whichever comes second sees the other's stores), look for a cancel
      * while encoding.
@@ -685,16 +685,16 @@ static bool send_work(struct process_pool *p, struct pp_proc *pr, struct cf_work
     atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
     if (!cf_buf_reserve(&pr->out, total) ||
         !encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total)) {
-        uint32_t expect = CF_SLOT_WORD(gen, CF_SLOT_SENT);
+        uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
         atomic_compare_exchange_strong(&p->claims[idx], &expect,
-                                       CF_SLOT_WORD(gen, CF_SLOT_CANCELLED));
+                                       CF_CELL_WORD(gen, CF_CELL_CANCELLED));
         atomic_store_explicit(&w->claim, 0, memory_order_release);
         return false;
     }
     w->seq = ++p->send_seq;
     pr->out.len += total;
-    pr->slot[i] = w;
-    pr->nslots++;
+    pr->cell[i] = w;
+    pr->ncells++;
     pr->nunstarted++;
     idle_update(p, pr);
     pr->budget -= tasks_in(w);
@@ -713,13 +713,13 @@ static struct pp_proc *pick(struct process_pool *p)
                 free_seat = s;
             continue;
         }
-        if (!proc_usable(pr) || pr->nslots >= DEPTH)
+        if (!proc_usable(pr) || pr->ncells >= DEPTH)
             continue;
-        if (pr->nslots == 0)
+        if (pr->ncells == 0)
             return pr;
-        if (pr->nslots > 0 && pr->out.len - pr->out.off > SEND_AHEAD_BYTES)
+        if (pr->ncells > 0 && pr->out.len - pr->out.off > SEND_AHEAD_BYTES)
             continue;
-        if (!best || pr->nslots < best->nslots)
+        if (!best || pr->ncells < best->ncells)
             best = pr;
     }
     /*
@@ -760,7 +760,7 @@ static void steal(struct process_pool *p)
         struct pp_proc *pr = p->seats[s];
         /* Busy (something started there) or with more than one waiting. */
         bool busy = pr && pr->nunstarted > 0 &&
-                    (pr->nslots > pr->nunstarted || pr->nunstarted > 1);
+                    (pr->ncells > pr->nunstarted || pr->nunstarted > 1);
         if (busy && (!victim || pr->nunstarted > victim->nunstarted))
             victim = pr;
     }
@@ -768,10 +768,10 @@ static void steal(struct process_pool *p)
         return;
     int want = (victim->nunstarted + 1) / 2;
     for (int i = DEPTH - 1; i >= 0 && want > 0; i--) {
-        struct pp_work *w = victim->slot[i];
-        if (!w || w->started || !slot_revoke(p, victim, i))
+        struct pp_work *w = victim->cell[i];
+        if (!w || w->started || !cell_revoke(p, victim, i))
             continue;
-        slot_release(p, victim, i);
+        cell_release(p, victim, i);
         victim->budget += tasks_in(w);
         cf_fifo_push_front(&p->pend, &w->base);
         want--;
@@ -785,7 +785,7 @@ static void dispatch(struct process_pool *p)
     if (!p->pend.head) {
         bool idle = false;
         for (int s = 0; s < p->nseats && !idle; s++)
-            idle = p->seats[s] && proc_usable(p->seats[s]) && p->seats[s]->nslots == 0;
+            idle = p->seats[s] && proc_usable(p->seats[s]) && p->seats[s]->ncells == 0;
         if (idle)
             steal(p);
     }
@@ -823,22 +823,22 @@ static bool scan(struct process_pool *p)
         if (!pr)
             continue;
         /* A worker may hold answers back while it runs a later task. */
-        if (pr->nslots > pr->nunstarted)
+        if (pr->ncells > pr->nunstarted)
             changed |= harvest(p, pr);
         if (pr->nunstarted == 0)
             continue;
         for (int i = 0; i < DEPTH; i++) {
-            struct pp_work *w = pr->slot[i];
+            struct pp_work *w = pr->cell[i];
             if (!w || w->started)
                 continue;
             size_t idx = word_index(pr, i);
-            uint32_t word = CF_SLOT_BASE(atomic_load(&p->claims[idx]));
-            if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED)) {
+            uint32_t word = CF_CELL_BASE(atomic_load(&p->claims[idx]));
+            if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED)) {
                 mark_started(p, pr, w);
                 changed = true;
-            } else if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CANCELLED)) {
+            } else if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_CANCELLED)) {
                 /* A canceller revoked it: dispatch drops it. */
-                slot_release(p, pr, i);
+                cell_release(p, pr, i);
                 pr->budget += tasks_in(w);
                 cf_fifo_push_front(&p->pend, &w->base);
                 changed = true;
@@ -865,7 +865,7 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
             }
         }
         for (int i = 0; i < DEPTH; i++) {
-            struct pp_work *w = pr->slot[i];
+            struct pp_work *w = pr->cell[i];
             if (!w || !w->started || !w->base.limit_ns || w->expired)
                 continue;
             if (now < w->deadline) {
@@ -905,27 +905,27 @@ static void describe_exit(const struct pp_proc *pr, char *out, size_t n, int *co
 }
 
 /*
- * The slot a worker that died unexpectedly was most likely receiving: none
+ * The cell a worker that died unexpectedly was most likely receiving: none
  * if it had started a task; else its oldest sent task. -1 for none.
  */
 static int poison_suspect(struct process_pool *p, struct pp_proc *pr)
 {
     int best = -1;
     for (int i = 0; i < DEPTH; i++) {
-        if (!pr->slot[i])
+        if (!pr->cell[i])
             continue;
         size_t idx = word_index(pr, i);
-        uint32_t word = CF_SLOT_BASE(atomic_load(&p->claims[idx]));
-        if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED))
+        uint32_t word = CF_CELL_BASE(atomic_load(&p->claims[idx]));
+        if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED))
             return -1;
-        if (word == CF_SLOT_WORD(p->gens[idx], CF_SLOT_SENT) &&
-            (best < 0 || pr->slot[i]->seq < pr->slot[best]->seq))
+        if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_SENT) &&
+            (best < 0 || pr->cell[i]->seq < pr->cell[best]->seq))
             best = i;
     }
     return best;
 }
 
-/* @pr exited (or never started): settle each of its slots, free its seat. */
+/* @pr exited (or never started): settle each of its cells, free its seat. */
 static void finalize(struct process_pool *p, struct pp_proc *pr)
 {
     if (pr->from_fd >= 0 && !(pr->eof && pr->why[0]))
@@ -943,9 +943,9 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
         bool lost = !expected;
         for (int i = 0; i < DEPTH; i++) {
             size_t idx = word_index(pr, i);
-            lost |= pr->slot[i] && !pr->slot[i]->expired &&
-                    CF_SLOT_BASE(atomic_load(&p->claims[idx])) ==
-                        CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED);
+            lost |= pr->cell[i] && !pr->cell[i]->expired &&
+                    CF_CELL_BASE(atomic_load(&p->claims[idx])) ==
+                        CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED);
         }
         if (lost)
             cf_executor_mark_broken(&p->base);
@@ -953,23 +953,23 @@ static void finalize(struct process_pool *p, struct pp_proc *pr)
     /* A worker that was never forked did not die of what it was sent. */
     int suspect = expected || pr->spawn_err ? -1 : poison_suspect(p, pr);
     for (int i = 0; i < DEPTH; i++) {
-        if (!pr->slot[i])
+        if (!pr->cell[i])
             continue;
-        if (i == suspect && ++pr->slot[i]->poison >= POISON_MAX &&
-            slot_revoke(p, pr, i)) {
+        if (i == suspect && ++pr->cell[i]->poison >= POISON_MAX &&
+            cell_revoke(p, pr, i)) {
             /* Each worker it went to died before starting it: stop retrying. */
             snprintf(msg, sizeof(msg), "%s before starting the task (%u workers did)",
-                     desc, pr->slot[i]->poison);
-            fail_one(p, slot_release(p, pr, i), FUT_EWORKER, code, sig, msg);
+                     desc, pr->cell[i]->poison);
+            fail_one(p, cell_release(p, pr, i), FUT_EWORKER, code, sig, msg);
             continue;
         }
-        bool unclaimed = slot_revoke(p, pr, i);
+        bool unclaimed = cell_revoke(p, pr, i);
         size_t idx = word_index(pr, i);
-        bool claimed = CF_SLOT_BASE(atomic_load(&p->claims[idx])) ==
-                       CF_SLOT_WORD(p->gens[idx], CF_SLOT_CLAIMED);
+        bool claimed = CF_CELL_BASE(atomic_load(&p->claims[idx])) ==
+                       CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED);
         if (claimed)
-            mark_started(p, pr, pr->slot[i]);
-        struct pp_work *w = slot_release(p, pr, i);
+            mark_started(p, pr, pr->cell[i]);
+        struct pp_work *w = cell_release(p, pr, i);
         if (unclaimed) {
             cf_fifo_push_front(&p->pend,
                                &w->base); /* never started: another worker runs it */
@@ -1026,10 +1026,10 @@ static void break_pool(struct process_pool *p, const char *why)
         if (!pr)
             continue;
         for (int i = 0; i < DEPTH; i++) {
-            if (!pr->slot[i])
+            if (!pr->cell[i])
                 continue;
-            slot_revoke(p, pr, i);
-            struct pp_work *w = slot_release(p, pr, i);
+            cell_revoke(p, pr, i);
+            struct pp_work *w = cell_release(p, pr, i);
             if (w->started)
                 fail_one(p, w, FUT_EBROKEN, -1, 0, why);
             else
@@ -1125,8 +1125,8 @@ static void cancel_all(struct process_pool *p)
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
         for (int i = 0; pr && i < DEPTH; i++)
-            if (pr->slot[i] && !pr->slot[i]->started)
-                future_cancel(cf_work_future(&pr->slot[i]->base));
+            if (pr->cell[i] && !pr->cell[i]->started)
+                future_cancel(cf_work_future(&pr->cell[i]->base));
     }
     scan(p);
     atomic_store(&p->cancel_done, req);
@@ -1138,7 +1138,7 @@ static bool all_empty(struct process_pool *p)
     if (p->pend.head)
         return false;
     for (int s = 0; s < p->nseats; s++)
-        if (p->seats[s] && p->seats[s]->nslots)
+        if (p->seats[s] && p->seats[s]->ncells)
             return false;
     return true;
 }
@@ -1225,7 +1225,7 @@ static void *manager_main(void *arg)
         /* Scan while a task is out: for claims, and for answers held back. */
         bool out = false;
         for (int s = 0; s < p->nseats; s++)
-            out |= p->seats[s] && p->seats[s]->nslots > 0;
+            out |= p->seats[s] && p->seats[s]->ncells > 0;
         if (out) {
             if (now >= next_scan) {
                 next_scan = now + p->scan_every;
@@ -1417,26 +1417,26 @@ static bool pp_try_cancel(executor_t *ex, struct cf_work *cw)
             return true; /* not sent; the manager sees cancel_req before sending */
         size_t idx = (size_t)(c >> 32) - 1;
         uint32_t gen = (uint32_t)c;
-        uint32_t expect = CF_SLOT_WORD(gen, CF_SLOT_SENT);
+        uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
         if (atomic_compare_exchange_strong(&p->claims[idx], &expect,
-                                           CF_SLOT_WORD(gen, CF_SLOT_CANCELLED))) {
-            kick(p); /* the manager frees the slot */
+                                           CF_CELL_WORD(gen, CF_CELL_CANCELLED))) {
+            kick(p); /* the manager frees the cell */
             return true;
         }
-        if (CF_SLOT_BASE(expect) == CF_SLOT_WORD(gen, CF_SLOT_CLAIMED)) {
+        if (CF_CELL_BASE(expect) == CF_CELL_WORD(gen, CF_CELL_CLAIMED)) {
             /* Started: ask it to stop (task_should_stop), as for a running one. */
-            uint32_t claimed = CF_SLOT_WORD(gen, CF_SLOT_CLAIMED);
+            uint32_t claimed = CF_CELL_WORD(gen, CF_CELL_CLAIMED);
             atomic_compare_exchange_strong(&p->claims[idx], &claimed,
-                                           claimed | CF_SLOT_STOP);
+                                           claimed | CF_CELL_STOP);
             atomic_store(&w->cancel_req, false);
             return false;
         }
-        if (expect == CF_SLOT_WORD(gen, CF_SLOT_CANCELLED)) {
+        if (expect == CF_CELL_WORD(gen, CF_CELL_CANCELLED)) {
             /* Revoked (its chunk, or a requeue): the manager sees cancel_req. */
             kick(p);
             return true;
         }
-        /* The manager is moving it (revoked, or the slot reused): look again. */
+        /* The manager is moving it (revoked, or the cell reused): look again. */
         cf_cpu_relax();
     }
 }
@@ -1452,10 +1452,10 @@ static void pp_request_stop(executor_t *ex, struct cf_work *cw)
     if (c == 0)
         return; /* answered already */
     size_t idx = (size_t)(c >> 32) - 1;
-    uint32_t claimed = CF_SLOT_WORD((uint32_t)c, CF_SLOT_CLAIMED);
+    uint32_t claimed = CF_CELL_WORD((uint32_t)c, CF_CELL_CLAIMED);
     uint32_t expect = claimed;
-    /* Only while this very claim holds the slot. */
-    atomic_compare_exchange_strong(&p->claims[idx], &expect, claimed | CF_SLOT_STOP);
+    /* Only while this very claim holds the cell. */
+    atomic_compare_exchange_strong(&p->claims[idx], &expect, claimed | CF_CELL_STOP);
 }
 
 static void pp_shutdown(executor_t *ex, bool cancel_futures)

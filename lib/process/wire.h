@@ -11,7 +11,7 @@
  *     6    2 type     enum cf_wire_type
  *     8    4 flags    CF_WIRE_F_EXPIRED on RESULT and ERROR; others are an error
  *    12    4 reserved must be 0
- *    16    8 id       the task's slot and generation (see process_pool.c)
+ *    16    8 id       the task's cell and generation (see worker.h)
  *    24    8 len      payload bytes, at most CF_WIRE_MAX_PAYLOAD
  *
  * Payloads:

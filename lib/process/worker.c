@@ -8,14 +8,14 @@
  * never blocks on its pipes, so a worker writing a large result while the
  * parent writes it a large argument cannot deadlock.
  *
- * Each task frame names a slot and a generation. Before running the task the
- * worker flips the slot's shared claim word from SENT to CLAIMED by CAS; if
- * the parent (or a future_cancel) flipped it to CANCELLED first, or the slot
+ * Each task frame names a cell and a generation. Before running the task the
+ * worker flips the cell's shared claim word from SENT to CLAIMED by CAS; if
+ * the parent (or a future_cancel) flipped it to CANCELLED first, or the cell
  * was reused, the frame is skipped and nothing is answered. That claim is
  * what "started" means for cancellation and for worker deaths.
  *
  * Answers: a plain result of up to CF_ANSWER_INLINE bytes from a task that
- * met its deadline goes into the slot's shared answer record (worker.h); a
+ * met its deadline goes into the cell's shared answer record (worker.h); a
  * NOTE frame tells the parent to collect such answers. A NOTE is written
  * before a task when no other complete frame is buffered behind it, after a
  * task that ran NOTE_NS or longer, after NOTE_MAX answers or NOTE_NS since
@@ -44,7 +44,7 @@
 /* Answers up to this size are copied into the output buffer. */
 #define DIRECT_MIN (256 * 1024)
 #define FLUSH_AT (64 * 1024)
-#define READ_CHUNK (64 * 1024)
+#define IN_READ_MIN (64 * 1024)
 /* Answers left in shared records are announced (a NOTE frame) after this
  * many, when this much time passed since the first, or before blocking. */
 #define NOTE_MAX 32
@@ -193,14 +193,14 @@ static void run_initializer(struct wstate *w)
 /* True if this worker now owns the task in @id (it may run it). */
 static bool claim(struct wstate *w, uint64_t id)
 {
-    uint32_t slot = CF_TASK_ID_SLOT(id);
-    if (slot >= (uint32_t)w->cfg->depth || (id & 0xffffffffu) > CF_SLOT_GEN_MASK)
+    uint32_t cell = CF_TASK_ID_CELL(id);
+    if (cell >= (uint32_t)w->cfg->depth || (id & 0xffffffffu) > CF_CELL_GEN_MASK)
         die(); /* the parent never sends this: something is badly wrong */
-    _Atomic uint32_t *word = &w->cfg->claims[(size_t)w->seat * w->cfg->depth + slot];
-    uint32_t expect = CF_SLOT_WORD(CF_TASK_ID_GEN(id), CF_SLOT_SENT);
+    _Atomic uint32_t *word = &w->cfg->claims[(size_t)w->seat * w->cfg->depth + cell];
+    uint32_t expect = CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_SENT);
     w->word = word;
     return atomic_compare_exchange_strong(
-        word, &expect, CF_SLOT_WORD(CF_TASK_ID_GEN(id), CF_SLOT_CLAIMED));
+        word, &expect, CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_CLAIMED));
 }
 
 static const void *aligned_arg(struct wstate *w, const void *arg, size_t len)
@@ -219,13 +219,13 @@ static const void *aligned_arg(struct wstate *w, const void *arg, size_t len)
 }
 
 /* Runs @fn on one argument; the answer is left in @t. */
-static void run_one(struct wstate *w, task_fn fn, const void *arg, size_t arg_len,
-                    int64_t limit_ns, struct task *t)
+static void run_item(struct wstate *w, task_fn fn, const void *arg, size_t arg_len,
+                     int64_t limit_ns, struct task *t)
 {
     int64_t deadline = limit_ns > 0 ? cf_now_ns() + limit_ns : CF_NO_DEADLINE;
     cf_task_init(t, NULL, aligned_arg(w, arg, arg_len), arg_len, deadline);
     t->stop_word = w->word;
-    t->stop_bit = CF_SLOT_STOP;
+    t->stop_bit = CF_CELL_STOP;
     fn(t);
 }
 
@@ -261,7 +261,7 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
     for (uint64_t j = 0; j < count; j++) {
         cf_wire_next_item(payload, h->len, &off, &arg, &arg_len);
         struct task t;
-        run_one(w, fn, arg, arg_len, limit_ns, &t);
+        run_item(w, fn, arg, arg_len, limit_ns, &t);
         size_t rlen = t.answer == CF_ANSWER_RESULT ? t.len : 0;
         /* Keep the answer frame under the maximum, with room for the rest. */
         uint64_t rest = (count - j) * (uint64_t)(CF_WIRE_ANSWER_HDR + 64);
@@ -293,11 +293,12 @@ static void answer_shared(struct wstate *w, uint64_t id, const void *data, size_
                           int64_t started)
 {
     struct cf_answer_rec *a =
-        &w->cfg->answers[(size_t)w->seat * w->cfg->depth + CF_TASK_ID_SLOT(id)];
+        &w->cfg->answers[(size_t)w->seat * w->cfg->depth + CF_TASK_ID_CELL(id)];
     a->len = (uint32_t)len;
     if (len)
         memcpy(a->data, data, len);
-    atomic_store_explicit(&a->tag, CF_ANSWER_TAG(CF_TASK_ID_GEN(id)), memory_order_release);
+    atomic_store_explicit(&a->tag, CF_ANSWER_TAG(CF_TASK_ID_GEN(id)),
+                          memory_order_release);
     int64_t now = cf_now_ns();
     if (w->unnoted++ == 0)
         w->first_unnoted = now;
@@ -334,7 +335,7 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     w->done++;
     struct task t;
     int64_t started = cf_now_ns();
-    run_one(w, (task_fn)(uintptr_t)fn_bits, arg, arg_len, limit_ns, &t);
+    run_item(w, (task_fn)(uintptr_t)fn_bits, arg, arg_len, limit_ns, &t);
     /* As in a thread: a task past its own deadline fails, whatever it answered. */
     uint32_t flags =
         t.deadline != CF_NO_DEADLINE && cf_now_ns() >= t.deadline ? CF_WIRE_F_EXPIRED : 0;
@@ -422,7 +423,7 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
             w.in.len -= w.in_pos;
             w.in_pos = 0;
         }
-        reserve(&w.in, CF_MAX(need - CF_MIN(need, w.in.len), (size_t)READ_CHUNK));
+        reserve(&w.in, CF_MAX(need - CF_MIN(need, w.in.len), (size_t)IN_READ_MIN));
         ssize_t n = read(in_fd, w.in.p + w.in.len, w.in.cap - w.in.len);
         if (n < 0 && errno == EINTR)
             continue;

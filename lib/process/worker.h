@@ -10,33 +10,31 @@
 #include <stdint.h>
 
 /*
- * One claim word per task slot, in memory shared by the parent and every
+ * One claim word per task cell, in memory shared by the parent and every
  * worker (MAP_SHARED, mapped before the fork server is forked). The low two
  * bits are the state, bit 2 asks a claimed task to stop (future_cancel on a
- * running task: task_should_stop), the rest is the slot's generation, bumped
- * each time the parent reuses the slot; a frame names the generation it was
+ * running task: task_should_stop), the rest is the cell's generation, bumped
+ * each time the parent reuses the cell; a frame names the generation it was
  * sent with, so a stale frame can never claim a later task.
  */
 enum {
-    CF_SLOT_FREE = 0,
-    CF_SLOT_SENT = 1,      /* parent: frame written, may still be revoked */
-    CF_SLOT_CLAIMED = 2,   /* worker: started it (CAS from SENT) */
-    CF_SLOT_CANCELLED = 3, /* parent or a canceller: revoked (CAS from SENT) */
+    CF_CELL_FREE = 0,
+    CF_CELL_SENT = 1,      /* parent: frame written, may still be revoked */
+    CF_CELL_CLAIMED = 2,   /* worker: started it (CAS from SENT) */
+    CF_CELL_CANCELLED = 3, /* parent or a canceller: revoked (CAS from SENT) */
 };
-#define CF_SLOT_STOP 4u
-#define CF_SLOT_STATE(w) ((w)&3u)
-#define CF_SLOT_GEN(w) ((w) >> 3)
-#define CF_SLOT_WORD(gen, state) (((uint32_t)(gen) << 3) | (uint32_t)(state))
-#define CF_SLOT_BASE(w) ((w) & ~CF_SLOT_STOP)
-#define CF_SLOT_GEN_MASK 0x1fffffffu
+#define CF_CELL_STOP 4u
+#define CF_CELL_WORD(gen, state) (((uint32_t)(gen) << 3) | (uint32_t)(state))
+#define CF_CELL_BASE(w) ((w) & ~CF_CELL_STOP)
+#define CF_CELL_GEN_MASK 0x1fffffffu
 
-/* A task frame's id: its slot within the worker's seat, and the generation. */
-#define CF_TASK_ID(slot, gen) (((uint64_t)(slot) << 32) | (uint64_t)(gen))
-#define CF_TASK_ID_SLOT(id) ((uint32_t)((id) >> 32))
-#define CF_TASK_ID_GEN(id) ((uint32_t)(id)&CF_SLOT_GEN_MASK)
+/* A task frame's id: its cell within the worker's seat, and the generation. */
+#define CF_TASK_ID(cell, gen) (((uint64_t)(cell) << 32) | (uint64_t)(gen))
+#define CF_TASK_ID_CELL(id) ((uint32_t)((id) >> 32))
+#define CF_TASK_ID_GEN(id) ((uint32_t)(id)&CF_CELL_GEN_MASK)
 
 /*
- * One answer record per task slot, beside the claim words (same index, also
+ * One answer record per task cell, beside the claim words (same index, also
  * shared). A worker leaves a small plain result here instead of writing a
  * RESULT frame, and writes one NOTE frame for a batch of them, so a pool of
  * tiny tasks makes one write per batch, not per task. The result lives in
@@ -58,11 +56,11 @@ struct cf_answer_rec {
 
 /* What a worker needs, fixed when the pool is created (read after fork). */
 struct cf_worker_cfg {
-    _Atomic uint32_t *claims; /* seats * depth words, shared */
+    _Atomic uint32_t *claims;      /* seats * depth words, shared */
     struct cf_answer_rec *answers; /* seats * depth records, shared */
-    int depth;                /* slots per seat */
-    task_fn initializer;      /* may be NULL */
-    const void *initarg;      /* the creator's bytes, as they were at the fork */
+    int depth;                     /* cells per seat */
+    task_fn initializer;           /* may be NULL */
+    const void *initarg;           /* the creator's bytes, as they were at the fork */
     size_t initarg_len;
     int max_tasks; /* 0: unlimited */
 };
