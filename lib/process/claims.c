@@ -1,0 +1,189 @@
+/*
+ * claims.c: the cell words the parent shares with its workers (worker.h) and
+ * both halves of the send/cancel handshake: cf_pp_send publishes a task's
+ * claim and then looks for a cancel, cf_pp_try_cancel marks the cancel and
+ * then looks for the claim; a read-modify-write of the pool's `dekker` word
+ * between the two steps on each side means whichever comes second sees the
+ * other. The rest of the pool is described in internal.h.
+ *
+ * Threads: cf_pp_try_cancel and cf_pp_request_stop run on any thread (under
+ * the future's lock, atomics only); the rest on the manager.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Marks a claimed task started: its future becomes RUNNING and is counted. */
+void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w)
+{
+    if (w->started)
+        return;
+    pr->nunstarted--;
+    if (w->base.limit_ns)
+        w->deadline = cf_now_ns() + w->base.limit_ns;
+    w->started = true;
+    if (future_set_running_or_notify_cancel(cf_work_future(&w->base)) == 1)
+        cf_executor_started(&p->base);
+}
+
+/* Frees cell @i of @pr; the work item is the caller's again. */
+struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, int i)
+{
+    struct pp_work *w = pr->cell[i];
+    atomic_store_explicit(&w->claim, 0, memory_order_release);
+    pr->cell[i] = NULL;
+    pr->ncells--;
+    if (!w->started)
+        pr->nunstarted--;
+    cf_pp_idle_update(p, pr);
+    return w;
+}
+
+/* Takes a sent, unstarted task back (CAS SENT -> CANCELLED): true if it was. */
+bool cf_pp_cell_revoke(struct process_pool *p, struct pp_proc *pr, int i)
+{
+    size_t idx = cell_index(pr, i);
+    uint32_t expect = CF_CELL_WORD(p->gens[idx], CF_CELL_SENT);
+    return atomic_compare_exchange_strong(&p->claims[idx], &expect,
+                                          CF_CELL_WORD(p->gens[idx], CF_CELL_CANCELLED));
+}
+
+static int free_cell(const struct pp_proc *pr)
+{
+    for (int i = 0; i < DEPTH; i++)
+        if (!pr->cell[i])
+            return i;
+    return -1;
+}
+
+/*
+ * Encodes @w's frame (@total bytes) at @o, then looks for a cancel (after
+ * the caller's fence): false if it is being cancelled, and then the bytes
+ * are not to be sent.
+ */
+static bool encode_work(unsigned char *o, const struct pp_work *w, uint64_t id,
+                        size_t total)
+{
+    const struct cf_work *cw = &w->base;
+    uint64_t fn = (uint64_t)(uintptr_t)cw->fn;
+    size_t fixed;
+    if (w->chunk_n) {
+        /* A map chunk: its items are encoded already (submit_chunk). */
+        fixed = CF_WIRE_CHUNK_FIXED;
+        cf_wire_put_hdr(o, CF_WIRE_CHUNK, id, total - CF_WIRE_HDR);
+        cf_wire_put_chunk(o + CF_WIRE_HDR, fn, cw->limit_ns, w->chunk_n);
+    } else {
+        fixed = CF_WIRE_TASK_FIXED;
+        cf_wire_put_hdr(o, CF_WIRE_TASK, id, total - CF_WIRE_HDR);
+        cf_wire_put_task(o + CF_WIRE_HDR, fn, cw->limit_ns);
+    }
+    if (cw->arg_len && w->arg) /* no argument: nothing to copy, and w->arg may be NULL */
+        memcpy(o + CF_WIRE_HDR + fixed, w->arg, cw->arg_len);
+    return !cancelling(w);
+}
+
+/*
+ * Sends @cw to @pr (which has a free cell). False: it is being cancelled, or
+ * there is no memory for its frame; it was not sent and is the caller's again.
+ */
+bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
+{
+    struct pp_work *w = work_of(cw);
+    int i = free_cell(pr);
+    size_t idx = cell_index(pr, i);
+    uint32_t gen = (p->gens[idx] + 1) & CF_CELL_GEN_MASK;
+    p->gens[idx] = gen;
+    /* No answer left from an earlier use can match this generation after a wrap. */
+    atomic_store_explicit(&p->answers[idx].tag, 0, memory_order_relaxed);
+    atomic_store(&p->claims[idx], CF_CELL_WORD(gen, CF_CELL_SENT));
+    /*
+     * Publish the claim (try_cancel finds the cell through it); then, past a
+     * read-modify-write of `dekker` that pairs with the one in try_cancel
+     * (whichever comes second sees the other's stores), look for a cancel
+     * while encoding.
+     */
+    uint64_t claim = ((uint64_t)(idx + 1) << 32) | gen;
+    size_t total = CF_WIRE_HDR + (w->chunk_n ? CF_WIRE_CHUNK_FIXED : CF_WIRE_TASK_FIXED) +
+                   w->base.arg_len;
+    atomic_store_explicit(&w->claim, claim, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
+    if (!cf_buf_reserve(&pr->out, total) ||
+        !encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total)) {
+        uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
+        atomic_compare_exchange_strong(&p->claims[idx], &expect,
+                                       CF_CELL_WORD(gen, CF_CELL_CANCELLED));
+        atomic_store_explicit(&w->claim, 0, memory_order_release);
+        return false;
+    }
+    w->seq = ++p->send_seq;
+    pr->out.len += total;
+    pr->cell[i] = w;
+    pr->ncells++;
+    pr->nunstarted++;
+    cf_pp_idle_update(p, pr);
+    pr->budget -= tasks_in(w);
+    return true;
+}
+
+/*
+ * Called by future_cancel, under the future's lock, for a pending future:
+ * true if the task has not started and now never will (the cancel goes on),
+ * false if its worker claimed it already (it counts as running).
+ */
+bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw)
+{
+    struct process_pool *p = pp_of(ex);
+    struct pp_work *w = work_of(cw);
+    atomic_store(&w->cancel_req, true);
+    atomic_fetch_add_explicit(&p->dekker, 1,
+                              memory_order_acq_rel); /* pairs with send_work's */
+    for (;;) {
+        uint64_t c = atomic_load(&w->claim);
+        if (c == 0)
+            return true; /* not sent; the manager sees cancel_req before sending */
+        size_t idx = (size_t)(c >> 32) - 1;
+        uint32_t gen = (uint32_t)c;
+        uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
+        if (atomic_compare_exchange_strong(&p->claims[idx], &expect,
+                                           CF_CELL_WORD(gen, CF_CELL_CANCELLED))) {
+            cf_pp_kick(p); /* the manager frees the cell */
+            return true;
+        }
+        if (CF_CELL_BASE(expect) == CF_CELL_WORD(gen, CF_CELL_CLAIMED)) {
+            /* Started: ask it to stop (task_should_stop), as for a running one. */
+            uint32_t claimed = CF_CELL_WORD(gen, CF_CELL_CLAIMED);
+            atomic_compare_exchange_strong(&p->claims[idx], &claimed,
+                                           claimed | CF_CELL_STOP);
+            atomic_store(&w->cancel_req, false);
+            return false;
+        }
+        if (expect == CF_CELL_WORD(gen, CF_CELL_CANCELLED)) {
+            /* Revoked (its chunk, or a requeue): the manager sees cancel_req. */
+            cf_pp_kick(p);
+            return true;
+        }
+        /* The manager is moving it (revoked, or the cell reused): look again. */
+        cf_cpu_relax();
+    }
+}
+
+/*
+ * Called by future_cancel, under the future's lock, for a running future:
+ * tells the worker (task_should_stop turns true there).
+ */
+void cf_pp_request_stop(executor_t *ex, struct cf_work *cw)
+{
+    struct process_pool *p = pp_of(ex);
+    uint64_t c = atomic_load(&work_of(cw)->claim);
+    if (c == 0)
+        return; /* answered already */
+    size_t idx = (size_t)(c >> 32) - 1;
+    uint32_t claimed = CF_CELL_WORD((uint32_t)c, CF_CELL_CLAIMED);
+    uint32_t expect = claimed;
+    /* Only while this very claim holds the cell. */
+    atomic_compare_exchange_strong(&p->claims[idx], &expect, claimed | CF_CELL_STOP);
+}

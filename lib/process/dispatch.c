@@ -1,0 +1,156 @@
+/*
+ * dispatch.c: where the manager's pending tasks go: pick (an idle worker, a
+ * new one, or the least loaded), steal (a worker that ran dry takes back
+ * tasks sent to a busy one and not started there), and writing the batched
+ * frames. The claim handshake of a send is in claims.c; the overview in
+ * internal.h.
+ *
+ * Runs on the manager thread only.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Writes @pr's pending frames until the pipe is full. */
+void cf_pp_write(struct pp_proc *pr)
+{
+    struct cf_buf *b = &pr->out;
+    while (pr->to_fd >= 0 && b->off < b->len) {
+        ssize_t n = write(pr->to_fd, b->p + b->off, b->len - b->off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            if (errno == EPIPE) {
+                /* Dead reader: its EXITED report will come. Drop the SIGPIPE. */
+                sigset_t s;
+                sigemptyset(&s);
+                sigaddset(&s, SIGPIPE);
+                struct timespec zero = {0, 0};
+                sigtimedwait(&s, NULL, &zero);
+                cf_buf_consume(b, b->len - b->off);
+                cf_pp_close_fd(&pr->to_fd);
+            }
+            return;
+        }
+        cf_buf_consume(b, (size_t)n);
+    }
+}
+
+/* The worker the next item goes to, forking one if that is best; or NULL. */
+static struct pp_proc *pick(struct process_pool *p)
+{
+    struct pp_proc *best = NULL;
+    int free_seat = -1;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr) {
+            if (free_seat < 0)
+                free_seat = s;
+            continue;
+        }
+        if (!cf_pp_usable(pr) || pr->ncells >= DEPTH)
+            continue;
+        if (pr->ncells == 0)
+            return pr;
+        if (pr->ncells > 0 && pr->out.len - pr->out.off > SEND_AHEAD_BYTES)
+            continue;
+        if (!best || pr->ncells < best->ncells)
+            best = pr;
+    }
+    /*
+     * A fork that failed (RLIMIT_NPROC, memory) is not retried at once while
+     * other workers run: the items go to them meanwhile.
+     */
+    bool others = false;
+    for (int s = 0; s < p->nseats && !others; s++)
+        others = p->seats[s] != NULL;
+    if (free_seat >= 0 && !p->fs_gone && (!others || cf_now_ns() >= p->respawn_at)) {
+        struct pp_proc *pr = cf_pp_spawn(p, free_seat);
+        if (pr)
+            return pr;
+        if (p->fs_gone) {
+            cf_pp_break(p, "the process pool's fork server is gone");
+            return NULL;
+        }
+        bool any = false;
+        for (int s = 0; s < p->nseats; s++)
+            any |= p->seats[s] != NULL;
+        if (!any) {
+            /* No worker exists and none can be made: nothing would run. */
+            char msg[160];
+            snprintf(msg, sizeof(msg), "a worker could not be started: %s",
+                     strerror(errno));
+            cf_pp_break(p, msg);
+            return NULL;
+        }
+    }
+    return best;
+}
+
+/* Takes back about half of the unstarted tasks sent to the busiest worker. */
+static void steal(struct process_pool *p)
+{
+    struct pp_proc *victim = NULL;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        /* Busy (something started there) or with more than one waiting. */
+        bool busy = pr && pr->nunstarted > 0 &&
+                    (pr->ncells > pr->nunstarted || pr->nunstarted > 1);
+        if (busy && (!victim || pr->nunstarted > victim->nunstarted))
+            victim = pr;
+    }
+    if (!victim)
+        return;
+    int want = (victim->nunstarted + 1) / 2;
+    for (int i = DEPTH - 1; i >= 0 && want > 0; i--) {
+        struct pp_work *w = victim->cell[i];
+        if (!w || w->started || !cf_pp_cell_revoke(p, victim, i))
+            continue;
+        cf_pp_cell_release(p, victim, i);
+        victim->budget += tasks_in(w);
+        cf_fifo_push_front(&p->pend, &w->base);
+        want--;
+    }
+}
+
+void cf_pp_dispatch(struct process_pool *p)
+{
+    if (atomic_load(&p->base.broken))
+        return;
+    if (!p->pend.head) {
+        bool idle = false;
+        for (int s = 0; s < p->nseats && !idle; s++)
+            idle = p->seats[s] && cf_pp_usable(p->seats[s]) && p->seats[s]->ncells == 0;
+        if (idle)
+            steal(p);
+    }
+    while (p->pend.head) {
+        struct pp_proc *pr = pick(p);
+        if (!pr)
+            return;
+        struct cf_work *cw = cf_fifo_pop(&p->pend);
+        if (cancelling(work_of(cw))) {
+            cf_pp_work_drop(cw); /* cancelled: future_cancel did the accounting */
+            continue;
+        }
+        if (!cf_pp_send(p, pr, cw)) {
+            if (cancelling(work_of(cw))) {
+                cf_pp_work_drop(cw);
+                continue;
+            }
+            /*
+             * No memory for its frame. Nothing would wake the manager to try
+             * again, so this task fails now; the pool goes on.
+             */
+            cf_pp_fail(p, work_of(cw), FUT_ENOMEM, -1, 0,
+                       "no memory for the task's frame");
+        }
+    }
+}

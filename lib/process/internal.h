@@ -1,0 +1,261 @@
+/*
+ * internal.h: the process pool's structs, constants and internal functions,
+ * shared by the files of lib/process/ and by nothing else (as libuv's
+ * src/unix/internal.h).
+ *
+ * DESIGN
+ * Pieces: a fork server (forkserver.c), forked in process_pool_executor_new
+ * before the pool starts any thread, forks the workers (worker.c); one
+ * manager thread owns every pipe, in non-blocking mode under poll(); frames
+ * are wire.c's. The parent's side is split by concern:
+ *
+ *   pool.c      the executor face: submit, submit_chunk, shutdown, join,
+ *               stats, create; the manager's wake-up (kick)
+ *   claims.c    the cell words and both halves of the send/cancel
+ *               handshake (send, try_cancel, request_stop)
+ *   dispatch.c  which worker gets a task (pick), stealing, writing frames
+ *   answers.c   reading, validating and completing answers; protocol
+ *               errors; chunk_next
+ *   manager.c   the manager loop, claim scan, deadlines, deaths (finalize),
+ *               breaking the pool
+ *   seats.c     spawning and signalling workers, the fork server's reports
+ *
+ * Submit appends the work item to a FIFO under the pool lock and wakes the
+ * manager through an eventfd, written (non-blocking, after unlocking) only
+ * when the manager is about to sleep or sleeping and no wake-up is pending.
+ * Submit never waits for the manager.
+ *
+ * The manager moves submitted items to its own pending list and sends them
+ * ahead to workers: an idle worker first, then a new worker (up to
+ * max_workers), then the least loaded one, up to DEPTH items per worker.
+ * Frames for one worker are batched in its output buffer and written in one
+ * call. A worker that runs dry takes back ("steals") items sent to a busy one
+ * and not started there.
+ *
+ * Claims: each worker seat has DEPTH cells; each cell has one word in memory
+ * shared with every worker (worker.h). Sending sets the word SENT; the worker
+ * CASes it to CLAIMED before running the task; a canceller (future_cancel,
+ * through the executor's try_cancel hook) or the manager (steal, requeue after
+ * a death) CASes it to CANCELLED. So a task sent ahead can still be cancelled
+ * and never runs; "started" means CLAIMED. The manager notices claims by
+ * looking at the words (each loop, and on a backing-off timer while some sent
+ * task is not known to have started); that is when the future becomes
+ * RUNNING and a task's own deadline starts.
+ *
+ * Answers: besides RESULT/ERROR frames, a worker leaves small plain results
+ * in shared answer records beside the claim words and writes one NOTE frame
+ * per batch (worker.c). The manager collects them (harvest) on a NOTE, in
+ * every scan (a worker holds answers back while it runs a later task it had
+ * buffered; the scan timer runs while any task is out, at most SCAN_MAX_NS
+ * apart, so a held answer waits at most that), and from a dead worker before
+ * failing its claimed cells, so those answers are never lost with it.
+ *
+ * future_cancel on a claimed task sets the word's STOP bit (request_stop,
+ * or try_cancel finding it CLAIMED): task_should_stop() reads it in the
+ * worker. A task that returns after its own deadline is answered with
+ * CF_WIRE_F_EXPIRED and fails FUT_EDEADLINE, as in the thread pool.
+ *
+ * Map chunks (submit_chunk): a chunk is one task. Its items are encoded
+ * into one argument, sent as one CHUNK frame and answered by one RESULTS
+ * frame, which becomes the task's result; chunk_next reads it back item by
+ * item. max_tasks_per_child counts a chunk by its items.
+ *
+ * Deaths: the fork server reports every exit. Once the manager has the
+ * report it drains what the worker wrote (a whole answer counts), then each
+ * cell of that worker: SENT goes back to the front of the pending list,
+ * CLAIMED without an answer fails FUT_EWORKER (or FUT_EDEADLINE if its
+ * deadline killed it), or with FUT_WORKER_BREAK_POOL breaks the pool. A
+ * malformed frame kills the worker and names the frame error in the message.
+ *
+ * Deadlines: when a started task's limit passes, its future fails
+ * FUT_EDEADLINE at once, the worker gets SIGTERM and, after KILL_GRACE_NS,
+ * SIGKILL; a replacement is forked on demand.
+ *
+ * Threads: submitters and cancellers (any thread), the manager (all I/O, all
+ * completions, so done-callbacks run there). Shutdown with cancel_futures
+ * asks the manager to cancel what it holds and waits for its answer, unless
+ * called from the manager itself. Every function below that takes a pool
+ * runs on the manager, except cf_pp_kick, cf_pp_try_cancel and
+ * cf_pp_request_stop (any thread) and cf_pp_work_drop (either).
+ *
+ * Locks: the pool `lock` (submit FIFO, stopping/exiting flags) is never held
+ * while calling out. The manager's own state needs no lock. try_cancel runs
+ * under the future's lock and only touches atomics.
+ */
+#ifndef CF_PROCESS_INTERNAL_H
+#define CF_PROCESS_INTERNAL_H
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "executor.h"
+#include "forkserver.h"
+#include "util.h"
+#include "wire.h"
+#include "worker.h"
+
+#define DEPTH 64                   /* cells (tasks sent ahead) per worker */
+#define SEND_AHEAD_BYTES (1 << 20) /* a busy worker's unsent bytes cap */
+#define KILL_GRACE_NS (200 * 1000000LL)
+#define SCAN_MIN_NS (1000000LL)
+#define SCAN_MAX_NS (4 * 1000000LL)
+#define READ_BYTES (256 * 1024) /* the least room a read of a worker's pipe gets */
+/* A frame's buffer grows at most this far past its data. */
+#define READ_AHEAD (4u << 20)
+#define INLINE_ARG 32
+/* A task whose workers die this often before it starts fails FUT_EWORKER. */
+#define POISON_MAX 3
+/* After a fork fails while other workers run: no new fork for this long (doubling). */
+#define RESPAWN_MIN_NS (10 * 1000000LL)
+#define RESPAWN_MAX_NS (1000 * 1000000LL)
+
+struct pp_work {
+    struct cf_work base;
+    _Atomic uint64_t claim;  /* 0, or (claim word index + 1) << 32 | generation */
+    _Atomic bool cancel_req; /* a canceller is cancelling it (try_cancel) */
+    void *arg;               /* our copy of the argument (inl for small ones) */
+    bool started;            /* manager: the future is RUNNING and counted */
+    bool expired;            /* manager: failed by its deadline */
+    int64_t deadline;        /* manager: when started with a limit */
+    uint32_t chunk_n;        /* a map chunk (one task): items in its arg, or 0 */
+    uint64_t seq;            /* manager: send order */
+    unsigned poison;         /* manager: workers that died receiving it */
+    unsigned char inl[INLINE_ARG];
+};
+
+/* One worker process in a seat; the manager's alone. */
+struct pp_proc {
+    int seat;           /* its cells: seat * DEPTH ... */
+    uint32_t spawn_gen; /* matches the fork server's SPAWNED */
+    pid_t pid;          /* 0 until SPAWNED */
+    int to_fd, from_fd; /* -1 once closed */
+    bool spawned;       /* SPAWNED arrived */
+    bool exited;        /* EXITED arrived (status valid) */
+    bool eof;           /* its result pipe reached EOF */
+    bool closing;       /* we closed its task pipe: it should exit */
+    bool killed;        /* we signalled it (deadline, garbage, broken pool) */
+    int status;         /* wait status */
+    int spawn_err;      /* fork failed with this errno */
+    int kill_sig;       /* to send once the pid is known */
+    int64_t kill_at;    /* SIGKILL at this time, or 0 */
+    int budget;         /* tasks it may still be sent (max_tasks_per_child) */
+    int ncells;         /* occupied cells */
+    int nunstarted;     /* occupied, not yet known as started */
+    struct pp_work *cell[DEPTH];
+    bool idle_counted; /* counted in the pool's nidle */
+    char why[160];     /* a protocol error, for the message */
+    struct cf_buf out, in;
+};
+
+struct process_pool {
+    struct executor base;
+    /* submit side: lock */
+    cf_lock_t lock;
+    struct cf_work_fifo sub;
+    bool exiting;          /* the manager is leaving: lock */
+    _Atomic bool stopping; /* shutdown called (written under lock) */
+    /* wake-ups */
+    int wake_fd;               /* eventfd; immutable */
+    _Atomic uint32_t kick;     /* bumped by anything the manager must see */
+    _Atomic bool sleeping;     /* the manager is in (or entering) poll */
+    _Atomic bool wake_pending; /* the eventfd was written and not yet read */
+    _Atomic uint32_t cancel_req, cancel_done; /* shutdown(cancel_futures) hand-off */
+    _Atomic uint32_t dekker; /* cf_pp_send and try_cancel order their claim/cancel here */
+    _Atomic bool manager_done;
+    /* immutable after _new */
+    pthread_t manager;
+    int nseats;
+    _Atomic uint32_t *claims;
+    struct cf_answer_rec *answers; /* in the same mapping, after the claim words */
+    size_t claims_bytes;           /* the whole mapping */
+    struct cf_worker_cfg wcfg;
+    pid_t fs_pid;
+    int fs_sock;
+    /* stats */
+    _Atomic size_t nworkers, nidle;
+    /* manager only */
+    struct pp_proc **seats;
+    uint32_t *gens;           /* the last generation of each claim word */
+    struct cf_work_fifo pend; /* submitted items the manager holds */
+    uint32_t spawn_gen;
+    uint64_t send_seq;
+    bool fs_gone;
+    bool broken_done; /* cf_pp_break ran */
+    int64_t scan_every;
+    int64_t respawn_at;    /* no fork into a free seat before this, while others run */
+    int64_t respawn_every; /* the next back-off after a failed fork, or 0 */
+    struct pollfd *pfd;
+    struct pp_proc **pproc;
+};
+
+static inline struct process_pool *pp_of(executor_t *ex)
+{
+    return (struct process_pool *)ex;
+}
+
+static inline struct pp_work *work_of(struct cf_work *w)
+{
+    return (struct pp_work *)w;
+}
+
+/* The tasks in @w as its worker counts them (max_tasks_per_child): a chunk's items. */
+static inline int tasks_in(const struct pp_work *w)
+{
+    return w->chunk_n ? (int)w->chunk_n : 1;
+}
+
+/* The index of cell @i of @pr among the shared claim words and answer records. */
+static inline size_t cell_index(const struct pp_proc *pr, int i)
+{
+    return (size_t)pr->seat * DEPTH + (size_t)i;
+}
+
+/* True if @x is being cancelled (try_cancel) or is done. */
+static inline bool cancelling(const struct pp_work *x)
+{
+    return atomic_load_explicit(&x->cancel_req, memory_order_relaxed) ||
+           future_done(cf_work_future((struct cf_work *)&x->base));
+}
+
+/* pool.c */
+void cf_pp_kick(struct process_pool *p);
+void cf_pp_work_drop(struct cf_work *cw);
+
+/* claims.c */
+bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, int i);
+void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w);
+struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, int i);
+bool cf_pp_cell_revoke(struct process_pool *p, struct pp_proc *pr, int i);
+bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw);
+bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw);
+void cf_pp_request_stop(executor_t *ex, struct cf_work *cw);
+
+/* dispatch.c */
+void cf_pp_dispatch(struct process_pool *p);
+void cf_pp_write(struct pp_proc *pr);
+
+/* answers.c */
+void cf_pp_fail(struct process_pool *p, struct pp_work *w, int status, int exit_code,
+                int sig, const char *msg);
+bool cf_pp_harvest(struct process_pool *p, struct pp_proc *pr);
+void cf_pp_read(struct process_pool *p, struct pp_proc *pr, bool drain);
+int cf_pp_chunk_next(const void *res, size_t res_len, size_t *cursor, const void **data,
+                     size_t *len);
+
+/* manager.c */
+void *cf_pp_manager_main(void *arg);
+void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr);
+void cf_pp_break(struct process_pool *p, const char *why);
+
+/* seats.c */
+void cf_pp_idle_update(struct process_pool *p, struct pp_proc *pr);
+void cf_pp_signal(struct pp_proc *pr, int sig);
+void cf_pp_close_fd(int *fd);
+bool cf_pp_usable(const struct pp_proc *pr);
+struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat);
+void cf_pp_read_fs(struct process_pool *p);
+
+#endif /* CF_PROCESS_INTERNAL_H */

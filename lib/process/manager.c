@@ -1,0 +1,409 @@
+/*
+ * manager.c: the manager thread: its loop (intake, dispatch, write, scan,
+ * deadlines, poll), the scan for claims, per-task deadlines, settling the
+ * cells of a worker that died (cf_pp_finalize), and breaking the pool.
+ * Dispatch is in dispatch.c, answers in answers.c, workers in seats.c; the
+ * overview is in internal.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Notices claims and cancels of sent items; returns true if anything changed. */
+static bool scan(struct process_pool *p)
+{
+    bool changed = false;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr)
+            continue;
+        /* A worker may hold answers back while it runs a later task. */
+        if (pr->ncells > pr->nunstarted)
+            changed |= cf_pp_harvest(p, pr);
+        if (pr->nunstarted == 0)
+            continue;
+        for (int i = 0; i < DEPTH; i++) {
+            struct pp_work *w = pr->cell[i];
+            if (!w || w->started)
+                continue;
+            size_t idx = cell_index(pr, i);
+            uint32_t word = CF_CELL_BASE(atomic_load(&p->claims[idx]));
+            if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED)) {
+                cf_pp_mark_started(p, pr, w);
+                changed = true;
+            } else if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_CANCELLED)) {
+                /* A canceller revoked it: dispatch drops it. */
+                cf_pp_cell_release(p, pr, i);
+                pr->budget += tasks_in(w);
+                cf_fifo_push_front(&p->pend, &w->base);
+                changed = true;
+            }
+        }
+    }
+    return changed;
+}
+
+/* Fails tasks past their deadline and kills their workers; next event time. */
+static int64_t deadlines(struct process_pool *p, int64_t now)
+{
+    int64_t next = CF_NO_DEADLINE;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr)
+            continue;
+        if (pr->kill_at) {
+            if (now >= pr->kill_at) {
+                cf_pp_signal(pr, SIGKILL);
+                pr->kill_at = 0;
+            } else {
+                next = CF_MIN(next, pr->kill_at);
+            }
+        }
+        for (int i = 0; i < DEPTH; i++) {
+            struct pp_work *w = pr->cell[i];
+            if (!w || !w->started || !w->base.limit_ns || w->expired)
+                continue;
+            if (now < w->deadline) {
+                next = CF_MIN(next, w->deadline);
+                continue;
+            }
+            w->expired = true;
+            cf_executor_finished(&p->base, true);
+            cf_work_expire(&w->base);
+            if (!pr->killed) {
+                cf_pp_signal(pr, SIGTERM);
+                pr->kill_at = now + KILL_GRACE_NS;
+                next = CF_MIN(next, pr->kill_at);
+            }
+        }
+    }
+    return next;
+}
+
+static void describe_exit(const struct pp_proc *pr, char *out, size_t n, int *code,
+                          int *sig)
+{
+    *code = -1;
+    *sig = 0;
+    if (pr->spawn_err) {
+        snprintf(out, n, "a worker could not be started: %s", strerror(pr->spawn_err));
+    } else if (WIFSIGNALED(pr->status)) {
+        *sig = WTERMSIG(pr->status);
+        snprintf(out, n, "worker pid %d was killed by signal %d (%s)", (int)pr->pid, *sig,
+                 strsignal(*sig));
+    } else {
+        *code = WEXITSTATUS(pr->status);
+        snprintf(out, n, "worker pid %d exited with code %d", (int)pr->pid, *code);
+    }
+}
+
+/*
+ * The cell a worker that died unexpectedly was most likely receiving: none
+ * if it had started a task; else its oldest sent task. -1 for none.
+ */
+static int poison_suspect(struct process_pool *p, struct pp_proc *pr)
+{
+    int best = -1;
+    for (int i = 0; i < DEPTH; i++) {
+        if (!pr->cell[i])
+            continue;
+        size_t idx = cell_index(pr, i);
+        uint32_t word = CF_CELL_BASE(atomic_load(&p->claims[idx]));
+        if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED))
+            return -1;
+        if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_SENT) &&
+            (best < 0 || pr->cell[i]->seq < pr->cell[best]->seq))
+            best = i;
+    }
+    return best;
+}
+
+/* @pr exited (or never started): settle each of its cells, free its seat. */
+void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
+{
+    if (pr->from_fd >= 0 && !(pr->eof && pr->why[0]))
+        cf_pp_read(p, pr, true);
+    cf_pp_harvest(p, pr); /* answers it left before it died count, NOTE or not */
+    cf_pp_close_fd(&pr->from_fd);
+    cf_pp_close_fd(&pr->to_fd);
+    char msg[512], desc[256];
+    int code, sig;
+    describe_exit(pr, desc, sizeof(desc), &code, &sig);
+    bool broke = false;
+    bool expected = pr->closing || pr->killed || pr->budget <= 0;
+    if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL) {
+        /* Broken before any future fails FUT_EBROKEN (DESIGN). */
+        bool lost = !expected;
+        for (int i = 0; i < DEPTH; i++) {
+            size_t idx = cell_index(pr, i);
+            lost |= pr->cell[i] && !pr->cell[i]->expired &&
+                    CF_CELL_BASE(atomic_load(&p->claims[idx])) ==
+                        CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED);
+        }
+        if (lost)
+            cf_executor_mark_broken(&p->base);
+    }
+    /* A worker that was never forked did not die of what it was sent. */
+    int suspect = expected || pr->spawn_err ? -1 : poison_suspect(p, pr);
+    for (int i = 0; i < DEPTH; i++) {
+        if (!pr->cell[i])
+            continue;
+        if (i == suspect && ++pr->cell[i]->poison >= POISON_MAX &&
+            cf_pp_cell_revoke(p, pr, i)) {
+            /* Each worker it went to died before starting it: stop retrying. */
+            snprintf(msg, sizeof(msg), "%s before starting the task (%u workers did)",
+                     desc, pr->cell[i]->poison);
+            cf_pp_fail(p, cf_pp_cell_release(p, pr, i), FUT_EWORKER, code, sig, msg);
+            continue;
+        }
+        bool unclaimed = cf_pp_cell_revoke(p, pr, i);
+        size_t idx = cell_index(pr, i);
+        bool claimed = CF_CELL_BASE(atomic_load(&p->claims[idx])) ==
+                       CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED);
+        if (claimed)
+            cf_pp_mark_started(p, pr, pr->cell[i]);
+        struct pp_work *w = cf_pp_cell_release(p, pr, i);
+        if (unclaimed) {
+            cf_fifo_push_front(&p->pend,
+                               &w->base); /* never started: another worker runs it */
+        } else if (claimed) {
+            snprintf(msg, sizeof(msg), "%s while running the task%s%s", desc,
+                     pr->why[0] ? "; " : "", pr->why);
+            if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !w->expired) {
+                broke = true;
+                cf_pp_fail(p, w, FUT_EBROKEN, code, sig, msg);
+            } else {
+                cf_pp_fail(p, w, FUT_EWORKER, code, sig, msg);
+            }
+        } else {
+            cf_fifo_push_front(&p->pend,
+                               &w->base); /* revoked by a canceller: dropped there */
+        }
+    }
+    if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !expected)
+        broke = true;
+    p->seats[pr->seat] = NULL;
+    atomic_fetch_sub(&p->nworkers, 1);
+    bool spawn_failed = pr->spawn_err != 0;
+    cf_buf_free(&pr->in);
+    cf_buf_free(&pr->out);
+    free(pr);
+    if (broke) {
+        snprintf(msg, sizeof(msg), "a process in the pool terminated abruptly: %s", desc);
+        cf_pp_break(p, msg);
+    } else if (spawn_failed) {
+        p->respawn_every =
+            CF_MIN(CF_MAX(2 * p->respawn_every, RESPAWN_MIN_NS), RESPAWN_MAX_NS);
+        p->respawn_at = cf_now_ns() + p->respawn_every;
+        bool any = false;
+        for (int s = 0; s < p->nseats; s++)
+            any |= p->seats[s] != NULL;
+        if (!any && p->pend.head)
+            cf_pp_break(p, desc);
+    }
+}
+
+/* Fails everything with FUT_EBROKEN, kills every worker (Python's behaviour). */
+void cf_pp_break(struct process_pool *p, const char *why)
+{
+    if (p->broken_done)
+        return;
+    p->broken_done = true;
+    cf_executor_mark_broken(&p->base);
+    cf_lock(&p->lock);
+    struct cf_work_fifo q = cf_fifo_take(&p->sub);
+    cf_unlock(&p->lock);
+    cf_fifo_splice(&p->pend, &q);
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr)
+            continue;
+        for (int i = 0; i < DEPTH; i++) {
+            if (!pr->cell[i])
+                continue;
+            cf_pp_cell_revoke(p, pr, i);
+            struct pp_work *w = cf_pp_cell_release(p, pr, i);
+            if (w->started)
+                cf_pp_fail(p, w, FUT_EBROKEN, -1, 0, why);
+            else
+                cf_fifo_push(&p->pend, &w->base);
+        }
+        cf_pp_signal(pr, SIGKILL);
+    }
+    cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN, why, cf_pp_work_drop);
+}
+
+/* Moves submitted items to the pending list; true if the manager may leave. */
+static bool intake(struct process_pool *p, bool idle)
+{
+    cf_lock(&p->lock);
+    struct cf_work_fifo q = cf_fifo_take(&p->sub);
+    bool stop = atomic_load(&p->stopping) || atomic_load(&p->base.broken);
+    bool leave = idle && !q.head && stop;
+    if (leave)
+        p->exiting = true;
+    cf_unlock(&p->lock);
+    if (q.head) {
+        cf_fifo_splice(&p->pend, &q);
+        if (atomic_load(&p->base.broken))
+            cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN,
+                                   "the process pool is broken", cf_pp_work_drop);
+    }
+    return leave;
+}
+
+/* shutdown(cancel_futures): cancel everything not started. */
+static void cancel_all(struct process_pool *p)
+{
+    uint32_t req = atomic_load(&p->cancel_req);
+    if (req == atomic_load(&p->cancel_done))
+        return;
+    cf_executor_drain_fifo(&p->base, &p->pend, FUT_ECANCELLED, NULL, cf_pp_work_drop);
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        for (int i = 0; pr && i < DEPTH; i++)
+            if (pr->cell[i] && !pr->cell[i]->started)
+                future_cancel(cf_work_future(&pr->cell[i]->base));
+    }
+    scan(p);
+    atomic_store(&p->cancel_done, req);
+    cf_futex_wake(&p->cancel_done, INT_MAX);
+}
+
+static bool all_empty(struct process_pool *p)
+{
+    if (p->pend.head)
+        return false;
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s] && p->seats[s]->ncells)
+            return false;
+    return true;
+}
+
+/* Polls every fd for up to @timeout_ns; handles what is ready. */
+static void poll_once(struct process_pool *p, int64_t timeout_ns)
+{
+    int n = 0;
+    p->pfd[n++] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
+    p->pfd[n++] = (struct pollfd){.fd = p->fs_gone ? -1 : p->fs_sock, .events = POLLIN};
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr)
+            continue;
+        if (pr->from_fd >= 0 && !pr->eof) {
+            p->pproc[n] = pr;
+            p->pfd[n++] = (struct pollfd){.fd = pr->from_fd, .events = POLLIN};
+        }
+        if (pr->to_fd >= 0 && pr->out.len > pr->out.off) {
+            p->pproc[n] = pr;
+            p->pfd[n++] = (struct pollfd){.fd = pr->to_fd, .events = POLLOUT};
+        }
+    }
+    int ms = timeout_ns == CF_NO_DEADLINE
+                 ? -1
+                 : (int)CF_MIN((timeout_ns + 999999) / 1000000, (int64_t)INT_MAX);
+    int rc = poll(p->pfd, (nfds_t)n, ms);
+    atomic_store(&p->sleeping, false);
+    if (rc <= 0)
+        return;
+    if (p->pfd[0].revents) {
+        uint64_t v;
+        while (read(p->wake_fd, &v, sizeof(v)) > 0)
+            ;
+        atomic_store(&p->wake_pending, false);
+    }
+    for (int k = 2; k < n; k++) {
+        if (!p->pfd[k].revents)
+            continue;
+        struct pp_proc *pr = p->pproc[k];
+        if (p->pfd[k].events == POLLIN)
+            cf_pp_read(p, pr, false);
+        else
+            cf_pp_write(pr);
+    }
+    if (p->pfd[1].revents)
+        cf_pp_read_fs(p); /* last: it may free procs seen above */
+}
+
+void *cf_pp_manager_main(void *arg)
+{
+    struct process_pool *p = arg;
+    cf_executor_bind_thread(&p->base);
+    p->scan_every = SCAN_MIN_NS;
+    int64_t next_scan = 0;
+    bool leaving = false;
+    for (;;) {
+        uint32_t k = atomic_load(&p->kick);
+        bool idle = all_empty(p);
+        if (!leaving && intake(p, idle))
+            leaving = true;
+        cancel_all(p);
+        if (leaving) {
+            for (int s = 0; s < p->nseats; s++)
+                if (p->seats[s] && !p->seats[s]->closing) {
+                    p->seats[s]->closing = true;
+                    cf_pp_close_fd(&p->seats[s]->to_fd);
+                }
+            bool any = false;
+            for (int s = 0; s < p->nseats; s++)
+                any |= p->seats[s] != NULL;
+            if (!any)
+                break;
+        }
+        cf_pp_dispatch(p);
+        for (int s = 0; s < p->nseats; s++)
+            if (p->seats[s])
+                cf_pp_write(p->seats[s]);
+        int64_t now = cf_now_ns();
+        bool changed = scan(p); /* may put revoked tasks back on the pending list */
+        if (changed)
+            p->scan_every = SCAN_MIN_NS;
+        int64_t next = deadlines(p, now);
+        /* Scan while a task is out: for claims, and for answers held back. */
+        bool out = false;
+        for (int s = 0; s < p->nseats; s++)
+            out |= p->seats[s] && p->seats[s]->ncells > 0;
+        if (out) {
+            if (now >= next_scan) {
+                next_scan = now + p->scan_every;
+                p->scan_every = CF_MIN(p->scan_every * 2, SCAN_MAX_NS);
+            }
+            next = CF_MIN(next, next_scan);
+        } else {
+            p->scan_every = SCAN_MIN_NS;
+        }
+        atomic_store(&p->sleeping, true);
+        /* Work dropped above may have made a stopping pool idle: leave now. */
+        bool may_leave = !leaving && all_empty(p) &&
+                         (atomic_load(&p->stopping) || atomic_load(&p->base.broken));
+        if (changed || may_leave || atomic_load(&p->kick) != k ||
+            atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done)) {
+            atomic_store(&p->sleeping, false);
+            poll_once(p, 0);
+            continue;
+        }
+        poll_once(p, next == CF_NO_DEADLINE ? CF_NO_DEADLINE : CF_MAX(next - now, 0));
+    }
+    /* Every worker is gone: let the fork server go too. */
+    cf_pp_close_fd(&p->fs_sock);
+    while (waitpid(p->fs_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    atomic_store(&p->nidle, 0);
+    atomic_store(&p->manager_done, true);
+    atomic_fetch_add(&p->cancel_done, 1);
+    cf_futex_wake(&p->cancel_done, INT_MAX);
+    if (cf_executor_free_later(&p->base))
+        cf_executor_self_free(&p->base); /* may free the pool */
+    else
+        cf_executor_bind_thread(NULL);
+    return NULL;
+}

@@ -1,0 +1,152 @@
+/*
+ * seats.c: the process pool's workers as processes: forking one into a free
+ * seat (through the fork server), signalling it, the idle count, and the
+ * fork server's SPAWNED/EXITED reports, which end in cf_pp_finalize
+ * (manager.c). The overview is in internal.h.
+ *
+ * Runs on the manager thread only.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/*
+ * Keeps executor_stats' idle count exact at every change: a worker is idle
+ * when it runs, has not exited, and holds no task. Called after each change
+ * of those, before any future is completed, so that a caller woken by a
+ * result sees the worker idle already.
+ */
+void cf_pp_idle_update(struct process_pool *p, struct pp_proc *pr)
+{
+    bool idle = pr->spawned && !pr->exited && pr->ncells == 0;
+    if (idle != pr->idle_counted) {
+        pr->idle_counted = idle;
+        if (idle)
+            atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
+        else
+            atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+    }
+}
+
+void cf_pp_signal(struct pp_proc *pr, int sig)
+{
+    pr->killed = true;
+    if (pr->exited)
+        return;
+    if (pr->spawned && pr->pid > 0)
+        kill(pr->pid, sig); /* not reaped before we hear EXITED: the pid is its */
+    else
+        pr->kill_sig = sig;
+}
+
+void cf_pp_close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+bool cf_pp_usable(const struct pp_proc *pr)
+{
+    return pr && !pr->closing && !pr->killed && !pr->eof && !pr->exited &&
+           pr->to_fd >= 0 && pr->budget > 0;
+}
+
+/* Starts a worker in @seat. NULL if that failed (the pool may be broken). */
+struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
+{
+    int tp[2] = {-1, -1}, rp[2] = {-1, -1};
+    struct pp_proc *pr = calloc(1, sizeof(*pr));
+    if (!pr || pipe2(tp, O_CLOEXEC) < 0 || pipe2(rp, O_CLOEXEC) < 0)
+        goto fail;
+    fcntl(tp[1], F_SETFL, O_NONBLOCK);
+    fcntl(rp[0], F_SETFL, O_NONBLOCK);
+    fcntl(tp[1], F_SETPIPE_SZ, 1 << 20); /* best effort: a deeper pipe */
+    fcntl(rp[0], F_SETPIPE_SZ, 1 << 20);
+    pr->seat = seat;
+    pr->spawn_gen = ++p->spawn_gen;
+    if (cf_forkserver_spawn(p->fs_sock, seat, pr->spawn_gen, tp[0], rp[1]) < 0) {
+        p->fs_gone = true;
+        goto fail;
+    }
+    close(tp[0]);
+    close(rp[1]);
+    pr->to_fd = tp[1];
+    pr->from_fd = rp[0];
+    pr->budget = p->wcfg.max_tasks > 0 ? p->wcfg.max_tasks : INT_MAX;
+    p->seats[seat] = pr;
+    atomic_fetch_add(&p->nworkers, 1);
+    return pr;
+fail:;
+    int err = pr ? errno : ENOMEM;
+    for (int i = 0; i < 2; i++) {
+        if (tp[i] >= 0)
+            close(tp[i]);
+        if (rp[i] >= 0)
+            close(rp[i]);
+    }
+    free(pr);
+    errno = err;
+    return NULL;
+}
+
+static void fs_message(struct process_pool *p, const struct cf_fs_msg *m)
+{
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr)
+            continue;
+        if (m->op == CF_FS_SPAWNED && m->seat == s && m->gen == pr->spawn_gen) {
+            pr->spawned = true;
+            if (m->pid <= 0) {
+                pr->spawn_err = m->err ? m->err : EAGAIN;
+                pr->exited = true;
+                cf_pp_idle_update(p, pr);
+                cf_pp_finalize(p, pr);
+                return;
+            }
+            pr->pid = m->pid;
+            p->respawn_every = 0;
+            cf_pp_idle_update(p, pr);
+            if (pr->kill_sig)
+                kill(pr->pid, pr->kill_sig);
+            return;
+        }
+        if (m->op == CF_FS_EXITED && pr->spawned && pr->pid == m->pid) {
+            pr->exited = true;
+            pr->status = m->status;
+            cf_pp_idle_update(p, pr);
+            cf_pp_finalize(p, pr);
+            return;
+        }
+    }
+}
+
+void cf_pp_read_fs(struct process_pool *p)
+{
+    struct cf_fs_msg m;
+    int rc;
+    while ((rc = cf_forkserver_recv(p->fs_sock, &m)) == 1)
+        fs_message(p, &m);
+    if (rc < 0 && !p->fs_gone) {
+        p->fs_gone = true;
+        cf_pp_break(p, "the process pool's fork server is gone");
+        /* No exit report will come: its workers die with it (PDEATHSIG). */
+        for (int s = 0; s < p->nseats; s++) {
+            struct pp_proc *pr = p->seats[s];
+            if (!pr)
+                continue;
+            pr->exited = true;
+            pr->status = SIGKILL; /* a wait status: killed by SIGKILL */
+            cf_pp_idle_update(p, pr);
+            cf_pp_finalize(p, pr);
+        }
+    }
+}
