@@ -145,8 +145,7 @@ bool cf_pp_harvest(struct process_pool *p, struct pp_proc *pr)
         if (!w || w->chunk_n)
             continue;
         size_t idx = cell_index(pr, i);
-        if (CF_CELL_BASE(atomic_load(&p->claims[idx])) !=
-                CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED) ||
+        if (!cf_pp_cell_claimed(p, pr, i) ||
             atomic_load_explicit(&p->answers[idx].tag, memory_order_acquire) !=
                 CF_ANSWER_TAG(p->gens[idx]))
             continue;
@@ -163,6 +162,66 @@ bool cf_pp_harvest(struct process_pool *p, struct pp_proc *pr)
         any = true;
     }
     return any;
+}
+
+/* A worker's initializer failed: the pool cannot run anything (Python's behaviour). */
+static void init_failed(struct process_pool *p, const unsigned char *payload,
+                        uint64_t len)
+{
+    int32_t code;
+    const char *msg;
+    size_t mlen;
+    cf_wire_get_error(payload, len, &code, &msg, &mlen);
+    char m[CF_WIRE_MAX_MSG + 64];
+    snprintf(m, sizeof(m), "a worker initializer failed: %.*s", (int)mlen, msg);
+    cf_pp_break(p, m);
+}
+
+/*
+ * The cell an answer frame @h is for, once checked: it names a task @pr
+ * holds (cell, generation, claimed) and has the shape of that task's answer.
+ * -1 after a protocol error.
+ */
+static int answer_cell(struct process_pool *p, struct pp_proc *pr,
+                       const struct cf_wire_hdr *h, const unsigned char *payload)
+{
+    uint32_t i = CF_TASK_ID_CELL(h->id);
+    if (i >= DEPTH || !pr->cell[i] ||
+        CF_TASK_ID_GEN(h->id) != p->gens[cell_index(pr, (int)i)] ||
+        (h->id & 0xffffffffu) > CF_CELL_GEN_MASK || !cf_pp_cell_claimed(p, pr, (int)i)) {
+        protocol_error(pr, "an answer for a task it does not hold");
+        return -1;
+    }
+    uint32_t n = pr->cell[i]->chunk_n;
+    if ((h->type == CF_WIRE_RESULTS) != (n > 0) ||
+        (h->type == CF_WIRE_RESULTS && !results_ok(h, payload, n))) {
+        protocol_error(pr, "an answer that does not match its task");
+        return -1;
+    }
+    return (int)i;
+}
+
+/* Handles one whole frame from @pr. False: read no more of its input now. */
+static bool handle_frame(struct process_pool *p, struct pp_proc *pr,
+                         const struct cf_wire_hdr *h, const unsigned char *payload)
+{
+    if (h->type == CF_WIRE_INITFAIL) {
+        init_failed(p, payload, h->len);
+        return false;
+    }
+    if (h->type == CF_WIRE_NOTE) {
+        if (h->id != 0) {
+            protocol_error(pr, "a NOTE frame naming a task");
+            return false;
+        }
+        cf_pp_harvest(p, pr);
+        return true;
+    }
+    int i = answer_cell(p, pr, h, payload);
+    if (i < 0)
+        return false;
+    complete(p, pr, i, h, payload);
+    return true;
 }
 
 /* Handles every whole frame in @pr's input buffer. */
@@ -188,40 +247,8 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
             return;
         const unsigned char *payload = b->p + b->off + CF_WIRE_HDR;
         cf_buf_consume(b, need); /* the bytes stay where they are until the next read */
-        if (h.type == CF_WIRE_INITFAIL) {
-            int32_t code;
-            const char *msg;
-            size_t mlen;
-            cf_wire_get_error(payload, h.len, &code, &msg, &mlen);
-            char m[CF_WIRE_MAX_MSG + 64];
-            snprintf(m, sizeof(m), "a worker initializer failed: %.*s", (int)mlen, msg);
-            cf_pp_break(p, m);
+        if (!handle_frame(p, pr, &h, payload))
             return;
-        }
-        if (h.type == CF_WIRE_NOTE) {
-            if (h.id != 0) {
-                protocol_error(pr, "a NOTE frame naming a task");
-                return;
-            }
-            cf_pp_harvest(p, pr);
-            continue;
-        }
-        uint32_t i = CF_TASK_ID_CELL(h.id);
-        size_t idx = i < DEPTH ? cell_index(pr, (int)i) : 0;
-        if (i >= DEPTH || !pr->cell[i] || CF_TASK_ID_GEN(h.id) != p->gens[idx] ||
-            (h.id & 0xffffffffu) > CF_CELL_GEN_MASK ||
-            CF_CELL_BASE(atomic_load(&p->claims[idx])) !=
-                CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED)) {
-            protocol_error(pr, "an answer for a task it does not hold");
-            return;
-        }
-        uint32_t n = pr->cell[i]->chunk_n;
-        if ((h.type == CF_WIRE_RESULTS) != (n > 0) ||
-            (h.type == CF_WIRE_RESULTS && !results_ok(&h, payload, n))) {
-            protocol_error(pr, "an answer that does not match its task");
-            return;
-        }
-        complete(p, pr, (int)i, &h, payload);
     }
 }
 

@@ -17,11 +17,20 @@
 
 #include "internal.h"
 
+/* True if the worker has claimed (started) the task in cell @i of @pr. */
+bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, int i)
+{
+    size_t idx = cell_index(pr, i);
+    return CF_CELL_BASE(atomic_load(&p->claims[idx])) ==
+           CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED);
+}
+
 /* Marks a claimed task started: its future becomes RUNNING and is counted. */
 void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w)
 {
     if (w->started)
         return;
+    assert(pr->nunstarted > 0);
     pr->nunstarted--;
     if (w->base.limit_ns)
         w->deadline = cf_now_ns() + w->base.limit_ns;
@@ -34,11 +43,15 @@ void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_wo
 struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, int i)
 {
     struct pp_work *w = pr->cell[i];
+    assert(w && pr->ncells > 0);
+    /* A started task's word stays CLAIMED until the cell is reused. */
+    assert(!w->started || cf_pp_cell_claimed(p, pr, i));
     atomic_store_explicit(&w->claim, 0, memory_order_release);
     pr->cell[i] = NULL;
     pr->ncells--;
     if (!w->started)
         pr->nunstarted--;
+    assert(pr->nunstarted >= 0 && pr->nunstarted <= pr->ncells);
     cf_pp_idle_update(p, pr);
     return w;
 }
@@ -94,7 +107,11 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
 {
     struct pp_work *w = work_of(cw);
     int i = free_cell(pr);
+    assert(i >= 0); /* pick chose a worker with a free cell */
     size_t idx = cell_index(pr, i);
+    /* A cell is reused only once its last task was claimed or revoked. */
+    assert(CF_CELL_BASE(atomic_load(&p->claims[idx])) !=
+           CF_CELL_WORD(p->gens[idx], CF_CELL_SENT));
     uint32_t gen = (p->gens[idx] + 1) & CF_CELL_GEN_MASK;
     p->gens[idx] = gen;
     /* No answer left from an earlier use can match this generation after a wrap. */
@@ -139,14 +156,15 @@ bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw)
     struct process_pool *p = pp_of(ex);
     struct pp_work *w = work_of(cw);
     atomic_store(&w->cancel_req, true);
-    atomic_fetch_add_explicit(&p->dekker, 1,
-                              memory_order_acq_rel); /* pairs with send_work's */
+    /* Pairs with cf_pp_send's: whichever comes second sees the other's stores. */
+    atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
     for (;;) {
         uint64_t c = atomic_load(&w->claim);
         if (c == 0)
             return true; /* not sent; the manager sees cancel_req before sending */
         size_t idx = (size_t)(c >> 32) - 1;
         uint32_t gen = (uint32_t)c;
+        assert(idx < (size_t)p->nseats * DEPTH);
         uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
         if (atomic_compare_exchange_strong(&p->claims[idx], &expect,
                                            CF_CELL_WORD(gen, CF_CELL_CANCELLED))) {
@@ -162,7 +180,7 @@ bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw)
             return false;
         }
         if (expect == CF_CELL_WORD(gen, CF_CELL_CANCELLED)) {
-            /* Revoked (its chunk, or a requeue): the manager sees cancel_req. */
+            /* Revoked (a steal, or a requeue): the manager sees cancel_req. */
             cf_pp_kick(p);
             return true;
         }

@@ -89,20 +89,32 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
     return next;
 }
 
-static void describe_exit(const struct pp_proc *pr, char *out, size_t n, int *code,
-                          int *sig)
+/* How a worker ended, for the messages of the tasks it held. */
+struct pp_exit {
+    char desc[256]; /* "worker pid 12 was killed by signal 9 (Killed)" */
+    int code, sig;  /* exit code or -1; signal or 0 */
+    bool expected;  /* we told it to go (closed its pipe, killed it, budget spent) */
+    bool breaks;    /* on_worker_death is FUT_WORKER_BREAK_POOL */
+};
+
+static void describe_exit(const struct process_pool *p, const struct pp_proc *pr,
+                          struct pp_exit *e)
 {
-    *code = -1;
-    *sig = 0;
+    e->code = -1;
+    e->sig = 0;
+    e->expected = pr->closing || pr->killed || pr->budget <= 0;
+    e->breaks = p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL;
     if (pr->spawn_err) {
-        snprintf(out, n, "a worker could not be started: %s", strerror(pr->spawn_err));
+        snprintf(e->desc, sizeof(e->desc), "a worker could not be started: %s",
+                 strerror(pr->spawn_err));
     } else if (WIFSIGNALED(pr->status)) {
-        *sig = WTERMSIG(pr->status);
-        snprintf(out, n, "worker pid %d was killed by signal %d (%s)", (int)pr->pid, *sig,
-                 strsignal(*sig));
+        e->sig = WTERMSIG(pr->status);
+        snprintf(e->desc, sizeof(e->desc), "worker pid %d was killed by signal %d (%s)",
+                 (int)pr->pid, e->sig, strsignal(e->sig));
     } else {
-        *code = WEXITSTATUS(pr->status);
-        snprintf(out, n, "worker pid %d exited with code %d", (int)pr->pid, *code);
+        e->code = WEXITSTATUS(pr->status);
+        snprintf(e->desc, sizeof(e->desc), "worker pid %d exited with code %d",
+                 (int)pr->pid, e->code);
     }
 }
 
@@ -127,88 +139,122 @@ static int poison_suspect(struct process_pool *p, struct pp_proc *pr)
     return best;
 }
 
-/* @pr exited (or never started): settle each of its cells, free its seat. */
-void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
+/* Reads what dead @pr left (a whole answer counts) and closes its pipes. */
+static void drain_dead(struct process_pool *p, struct pp_proc *pr)
 {
     if (pr->from_fd >= 0 && !(pr->eof && pr->why[0]))
         cf_pp_read(p, pr, true);
     cf_pp_harvest(p, pr); /* answers it left before it died count, NOTE or not */
     cf_pp_close_fd(&pr->from_fd);
     cf_pp_close_fd(&pr->to_fd);
-    char msg[512], desc[256];
-    int code, sig;
-    describe_exit(pr, desc, sizeof(desc), &code, &sig);
-    bool broke = false;
-    bool expected = pr->closing || pr->killed || pr->budget <= 0;
-    if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL) {
-        /* Broken before any future fails FUT_EBROKEN (DESIGN). */
-        bool lost = !expected;
-        for (int i = 0; i < DEPTH; i++) {
-            size_t idx = cell_index(pr, i);
-            lost |= pr->cell[i] && !pr->cell[i]->expired &&
-                    CF_CELL_BASE(atomic_load(&p->claims[idx])) ==
-                        CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED);
-        }
-        if (lost)
-            cf_executor_mark_broken(&p->base);
+}
+
+/*
+ * FUT_WORKER_BREAK_POOL: a death we did not ask for, or one that took a
+ * started task with it, marks the pool broken before any future fails
+ * FUT_EBROKEN (DESIGN).
+ */
+static void mark_broken_if_lost(struct process_pool *p, struct pp_proc *pr,
+                                const struct pp_exit *e)
+{
+    if (!e->breaks)
+        return;
+    bool lost = !e->expected;
+    for (int i = 0; i < DEPTH; i++)
+        lost |= pr->cell[i] && !pr->cell[i]->expired && cf_pp_cell_claimed(p, pr, i);
+    if (lost)
+        cf_executor_mark_broken(&p->base);
+}
+
+/*
+ * Settles cell @i of dead @pr: a task it never started goes back to the
+ * pending list (unless it is the suspect of too many deaths), a started one
+ * fails. True if that failure breaks the pool.
+ */
+static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int suspect,
+                        const struct pp_exit *e)
+{
+    char msg[512];
+    if (i == suspect && ++pr->cell[i]->poison >= POISON_MAX &&
+        cf_pp_cell_revoke(p, pr, i)) {
+        /* Each worker it went to died before starting it: stop retrying. */
+        snprintf(msg, sizeof(msg), "%s before starting the task (%u workers did)",
+                 e->desc, pr->cell[i]->poison);
+        cf_pp_fail(p, cf_pp_cell_release(p, pr, i), FUT_EWORKER, e->code, e->sig, msg);
+        return false;
     }
-    /* A worker that was never forked did not die of what it was sent. */
-    int suspect = expected || pr->spawn_err ? -1 : poison_suspect(p, pr);
-    for (int i = 0; i < DEPTH; i++) {
-        if (!pr->cell[i])
-            continue;
-        if (i == suspect && ++pr->cell[i]->poison >= POISON_MAX &&
-            cf_pp_cell_revoke(p, pr, i)) {
-            /* Each worker it went to died before starting it: stop retrying. */
-            snprintf(msg, sizeof(msg), "%s before starting the task (%u workers did)",
-                     desc, pr->cell[i]->poison);
-            cf_pp_fail(p, cf_pp_cell_release(p, pr, i), FUT_EWORKER, code, sig, msg);
-            continue;
-        }
-        bool unclaimed = cf_pp_cell_revoke(p, pr, i);
-        size_t idx = cell_index(pr, i);
-        bool claimed = CF_CELL_BASE(atomic_load(&p->claims[idx])) ==
-                       CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED);
-        if (claimed)
-            cf_pp_mark_started(p, pr, pr->cell[i]);
-        struct pp_work *w = cf_pp_cell_release(p, pr, i);
-        if (unclaimed) {
-            cf_fifo_push_front(&p->pend,
-                               &w->base); /* never started: another worker runs it */
-        } else if (claimed) {
-            snprintf(msg, sizeof(msg), "%s while running the task%s%s", desc,
-                     pr->why[0] ? "; " : "", pr->why);
-            if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !w->expired) {
-                broke = true;
-                cf_pp_fail(p, w, FUT_EBROKEN, code, sig, msg);
-            } else {
-                cf_pp_fail(p, w, FUT_EWORKER, code, sig, msg);
-            }
-        } else {
-            cf_fifo_push_front(&p->pend,
-                               &w->base); /* revoked by a canceller: dropped there */
-        }
+    cf_pp_cell_revoke(p, pr, i); /* SENT -> CANCELLED: not claimed from now on */
+    bool claimed = cf_pp_cell_claimed(p, pr, i);
+    if (claimed)
+        cf_pp_mark_started(p, pr, pr->cell[i]);
+    struct pp_work *w = cf_pp_cell_release(p, pr, i);
+    if (!claimed) {
+        /* Never started: another worker runs it (revoked by a canceller: dropped there).
+         */
+        cf_fifo_push_front(&p->pend, &w->base);
+        return false;
     }
-    if (p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !expected)
-        broke = true;
+    snprintf(msg, sizeof(msg), "%s while running the task%s%s", e->desc,
+             pr->why[0] ? "; " : "", pr->why);
+    bool breaks = e->breaks && !w->expired;
+    cf_pp_fail(p, w, breaks ? FUT_EBROKEN : FUT_EWORKER, e->code, e->sig, msg);
+    return breaks;
+}
+
+/* Frees @pr's seat. True if @pr had failed to fork. */
+static bool free_seat(struct process_pool *p, struct pp_proc *pr)
+{
+    bool spawn_failed = pr->spawn_err != 0;
     p->seats[pr->seat] = NULL;
     atomic_fetch_sub(&p->nworkers, 1);
-    bool spawn_failed = pr->spawn_err != 0;
     cf_buf_free(&pr->in);
     cf_buf_free(&pr->out);
     free(pr);
+    return spawn_failed;
+}
+
+static bool any_worker(const struct process_pool *p)
+{
+    bool any = false;
+    for (int s = 0; s < p->nseats && !any; s++)
+        any = p->seats[s] != NULL;
+    return any;
+}
+
+/*
+ * A fork failed: no fork into a free seat for a while (doubling), unless no
+ * worker is left; then, with work waiting, nothing would ever run it.
+ */
+static void respawn_backoff(struct process_pool *p, const char *desc)
+{
+    p->respawn_every =
+        CF_MIN(CF_MAX(2 * p->respawn_every, RESPAWN_MIN_NS), RESPAWN_MAX_NS);
+    p->respawn_at = cf_now_ns() + p->respawn_every;
+    if (!any_worker(p) && p->pend.head)
+        cf_pp_break(p, desc);
+}
+
+/* @pr exited (or never started): settle each of its cells, free its seat. */
+void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
+{
+    drain_dead(p, pr);
+    struct pp_exit e;
+    describe_exit(p, pr, &e);
+    mark_broken_if_lost(p, pr, &e);
+    /* A worker that was never forked did not die of what it was sent. */
+    int suspect = e.expected || pr->spawn_err ? -1 : poison_suspect(p, pr);
+    bool broke = e.breaks && !e.expected;
+    for (int i = 0; i < DEPTH; i++)
+        if (pr->cell[i])
+            broke |= settle_cell(p, pr, i, suspect, &e);
+    bool spawn_failed = free_seat(p, pr);
     if (broke) {
-        snprintf(msg, sizeof(msg), "a process in the pool terminated abruptly: %s", desc);
+        char msg[512];
+        snprintf(msg, sizeof(msg), "a process in the pool terminated abruptly: %s",
+                 e.desc);
         cf_pp_break(p, msg);
     } else if (spawn_failed) {
-        p->respawn_every =
-            CF_MIN(CF_MAX(2 * p->respawn_every, RESPAWN_MIN_NS), RESPAWN_MAX_NS);
-        p->respawn_at = cf_now_ns() + p->respawn_every;
-        bool any = false;
-        for (int s = 0; s < p->nseats; s++)
-            any |= p->seats[s] != NULL;
-        if (!any && p->pend.head)
-            cf_pp_break(p, desc);
+        respawn_backoff(p, e.desc);
     }
 }
 
@@ -334,6 +380,79 @@ static void poll_once(struct process_pool *p, int64_t timeout_ns)
         cf_pp_read_fs(p); /* last: it may free procs seen above */
 }
 
+/*
+ * Leaving: closes every task pipe (a worker exits on EOF once its tasks are
+ * done). True once every worker is gone.
+ */
+static bool close_seats(struct process_pool *p)
+{
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s] && !p->seats[s]->closing) {
+            p->seats[s]->closing = true;
+            cf_pp_close_fd(&p->seats[s]->to_fd);
+        }
+    return !any_worker(p);
+}
+
+static void write_all_seats(struct process_pool *p)
+{
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s])
+            cf_pp_write(p->seats[s]);
+}
+
+/*
+ * The next scan time folded into @next: while a task is out (for claims,
+ * and for answers held back) scans back off from SCAN_MIN_NS to SCAN_MAX_NS.
+ */
+static int64_t scan_timer(struct process_pool *p, int64_t now, int64_t next,
+                          int64_t *next_scan)
+{
+    bool out = false;
+    for (int s = 0; s < p->nseats; s++)
+        out |= p->seats[s] && p->seats[s]->ncells > 0;
+    if (!out) {
+        p->scan_every = SCAN_MIN_NS;
+        return next;
+    }
+    if (now >= *next_scan) {
+        *next_scan = now + p->scan_every;
+        p->scan_every = CF_MIN(p->scan_every * 2, SCAN_MAX_NS);
+    }
+    return CF_MIN(next, *next_scan);
+}
+
+/*
+ * True if the manager must go round again without sleeping: something
+ * changed, a stopping pool went idle, a kick came since @k, or a cancel
+ * request waits. Called with `sleeping` set, so a later kick writes the
+ * eventfd.
+ */
+static bool must_loop(struct process_pool *p, bool changed, bool leaving, uint32_t k)
+{
+    /* Work dropped above may have made a stopping pool idle: leave now. */
+    bool may_leave = !leaving && all_empty(p) &&
+                     (atomic_load(&p->stopping) || atomic_load(&p->base.broken));
+    return changed || may_leave || atomic_load(&p->kick) != k ||
+           atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done);
+}
+
+/* Every worker is gone: lets the fork server go, tells shutdown, maybe frees @p. */
+static void manager_exit(struct process_pool *p)
+{
+    cf_pp_close_fd(&p->fs_sock);
+    while (waitpid(p->fs_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    atomic_store(&p->nidle, 0);
+    atomic_store(&p->manager_done, true);
+    atomic_fetch_add(&p->cancel_done, 1);
+    cf_futex_wake(&p->cancel_done, INT_MAX);
+    if (cf_executor_free_later(&p->base))
+        cf_executor_self_free(&p->base); /* may free the pool */
+    else
+        cf_executor_bind_thread(NULL);
+}
+
 void *cf_pp_manager_main(void *arg)
 {
     struct process_pool *p = arg;
@@ -347,63 +466,23 @@ void *cf_pp_manager_main(void *arg)
         if (!leaving && intake(p, idle))
             leaving = true;
         cancel_all(p);
-        if (leaving) {
-            for (int s = 0; s < p->nseats; s++)
-                if (p->seats[s] && !p->seats[s]->closing) {
-                    p->seats[s]->closing = true;
-                    cf_pp_close_fd(&p->seats[s]->to_fd);
-                }
-            bool any = false;
-            for (int s = 0; s < p->nseats; s++)
-                any |= p->seats[s] != NULL;
-            if (!any)
-                break;
-        }
+        if (leaving && close_seats(p))
+            break;
         cf_pp_dispatch(p);
-        for (int s = 0; s < p->nseats; s++)
-            if (p->seats[s])
-                cf_pp_write(p->seats[s]);
+        write_all_seats(p);
         int64_t now = cf_now_ns();
         bool changed = scan(p); /* may put revoked tasks back on the pending list */
         if (changed)
             p->scan_every = SCAN_MIN_NS;
-        int64_t next = deadlines(p, now);
-        /* Scan while a task is out: for claims, and for answers held back. */
-        bool out = false;
-        for (int s = 0; s < p->nseats; s++)
-            out |= p->seats[s] && p->seats[s]->ncells > 0;
-        if (out) {
-            if (now >= next_scan) {
-                next_scan = now + p->scan_every;
-                p->scan_every = CF_MIN(p->scan_every * 2, SCAN_MAX_NS);
-            }
-            next = CF_MIN(next, next_scan);
-        } else {
-            p->scan_every = SCAN_MIN_NS;
-        }
+        int64_t next = scan_timer(p, now, deadlines(p, now), &next_scan);
         atomic_store(&p->sleeping, true);
-        /* Work dropped above may have made a stopping pool idle: leave now. */
-        bool may_leave = !leaving && all_empty(p) &&
-                         (atomic_load(&p->stopping) || atomic_load(&p->base.broken));
-        if (changed || may_leave || atomic_load(&p->kick) != k ||
-            atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done)) {
+        if (must_loop(p, changed, leaving, k)) {
             atomic_store(&p->sleeping, false);
             poll_once(p, 0);
             continue;
         }
         poll_once(p, next == CF_NO_DEADLINE ? CF_NO_DEADLINE : CF_MAX(next - now, 0));
     }
-    /* Every worker is gone: let the fork server go too. */
-    cf_pp_close_fd(&p->fs_sock);
-    while (waitpid(p->fs_pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    atomic_store(&p->nidle, 0);
-    atomic_store(&p->manager_done, true);
-    atomic_fetch_add(&p->cancel_done, 1);
-    cf_futex_wake(&p->cancel_done, INT_MAX);
-    if (cf_executor_free_later(&p->base))
-        cf_executor_self_free(&p->base); /* may free the pool */
-    else
-        cf_executor_bind_thread(NULL);
+    manager_exit(p);
     return NULL;
 }

@@ -226,61 +226,54 @@ static void worker_entry(void *ud, int seat, int in_fd, int out_fd)
     cf_worker_main(&p->wcfg, seat, in_fd, out_fd);
 }
 
-/* Frees a pool whose manager never started. */
+/* Frees a pool whose manager never started (NULL: nothing to free). */
 static void abandon(struct process_pool *p, bool inited)
 {
+    if (!p)
+        return;
     if (p->fs_sock >= 0) {
         close(p->fs_sock);
         while (waitpid(p->fs_pid, NULL, 0) < 0 && errno == EINTR)
             ;
     }
-    if (inited) {
+    if (inited)
         pp_destroy(&p->base);
-    } else {
+    else
         free(p);
-    }
 }
 
-executor_t *process_pool_executor_new(const executor_options_t *o)
+/* The manager's tables: seats, claim generations, poll arrays. 0 or FUT_ENOMEM. */
+static int alloc_tables(struct process_pool *p)
 {
-    struct process_pool *p = calloc(1, sizeof(*p));
-    if (!p)
-        return cf_fail_null(FUT_ENOMEM);
-    p->wake_fd = -1;
-    p->fs_sock = -1;
-    int rc = cf_executor_init(&p->base, &process_pool_ops, o, cf_cpu_count());
-    if (rc < 0) {
-        free(p);
-        return cf_fail_null(rc);
-    }
-    if (p->base.opts.max_workers > 4096) {
-        abandon(p, true);
-        return cf_fail_null(FUT_EINVAL);
-    }
-    p->lock = (cf_lock_t)CF_LOCK_INIT;
-    p->nseats = p->base.opts.max_workers;
     p->seats = calloc((size_t)p->nseats, sizeof(*p->seats));
     p->gens = calloc((size_t)p->nseats * DEPTH, sizeof(*p->gens));
     p->pfd = calloc(2 + 2 * (size_t)p->nseats, sizeof(*p->pfd));
     p->pproc = calloc(2 + 2 * (size_t)p->nseats, sizeof(*p->pproc));
-    if (!p->seats || !p->gens || !p->pfd || !p->pproc) {
-        abandon(p, true);
-        return cf_fail_null(FUT_ENOMEM);
-    }
+    return p->seats && p->gens && p->pfd && p->pproc ? 0 : FUT_ENOMEM;
+}
+
+/*
+ * Maps the claim words and, after them, the answer records, shared with every
+ * worker (mapped before the fork server is forked). 0, FUT_ENOMEM or FUT_ESYS.
+ */
+static int map_shared(struct process_pool *p)
+{
     size_t words = (size_t)p->nseats * DEPTH * sizeof(uint32_t);
     size_t answers_at = (words + 63) & ~(size_t)63;
     p->claims_bytes =
         answers_at + (size_t)p->nseats * DEPTH * sizeof(struct cf_answer_rec);
     void *m = mmap(NULL, p->claims_bytes, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) {
-        int err = errno;
-        abandon(p, true);
-        errno = err;
-        return cf_fail_null(err == ENOMEM ? FUT_ENOMEM : FUT_ESYS);
-    }
+    if (m == MAP_FAILED)
+        return errno == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
     p->claims = m;
     p->answers = (struct cf_answer_rec *)((unsigned char *)m + answers_at);
+    return 0;
+}
+
+/* What each worker reads after the fork. */
+static void fill_worker_cfg(struct process_pool *p)
+{
     p->wcfg = (struct cf_worker_cfg){
         .claims = p->claims,
         .answers = p->answers,
@@ -290,24 +283,49 @@ executor_t *process_pool_executor_new(const executor_options_t *o)
         .initarg_len = p->base.opts.initarg_len,
         .max_tasks = p->base.opts.max_tasks_per_child,
     };
+}
+
+/* Everything after the common part, up to a running manager. 0 or a code. */
+static int pool_start(struct process_pool *p)
+{
+    if (p->base.opts.max_workers > 4096)
+        return FUT_EINVAL;
+    p->lock = (cf_lock_t)CF_LOCK_INIT;
+    p->nseats = p->base.opts.max_workers;
+    int rc = alloc_tables(p);
+    if (rc == 0)
+        rc = map_shared(p);
+    if (rc < 0)
+        return rc;
+    fill_worker_cfg(p);
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p->wake_fd < 0) {
-        abandon(p, true);
-        return cf_fail_null(FUT_ESYS);
-    }
+    if (p->wake_fd < 0)
+        return FUT_ESYS;
     /* Forked now, before this pool has any thread. */
     rc = cf_forkserver_start(worker_entry, p, p->nseats, &p->fs_pid, &p->fs_sock);
-    if (rc < 0) {
-        int err = errno;
-        abandon(p, true);
-        errno = err;
-        return cf_fail_null(rc);
-    }
-    rc = cf_start_thread(&p->manager, cf_pp_manager_main, p);
-    if (rc != 0) {
-        abandon(p, true);
-        errno = rc;
-        return cf_fail_null(FUT_ESYS);
-    }
+    if (rc < 0)
+        return rc;
+    return cf_start_thread(&p->manager, cf_pp_manager_main, p) == 0 ? 0 : FUT_ESYS;
+}
+
+executor_t *process_pool_executor_new(const executor_options_t *o)
+{
+    bool inited = false;
+    int rc = FUT_ENOMEM;
+    struct process_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        goto fail;
+    p->wake_fd = -1;
+    p->fs_sock = -1;
+    rc = cf_executor_init(&p->base, &process_pool_ops, o, cf_cpu_count());
+    if (rc < 0)
+        goto fail;
+    inited = true;
+    rc = pool_start(p);
+    if (rc < 0)
+        goto fail;
     return &p->base;
+fail:
+    abandon(p, inited);
+    return cf_fail_null(rc);
 }
