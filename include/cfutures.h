@@ -460,8 +460,6 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * future of the same pool (the manager completes it), nor for a thread that
  * is in executor_shutdown(cancel_futures=true) on it (that call waits for the
  * manager to cancel the tasks it holds).
- * Test builds: with CFUTURES_TEST_HOOKS set in the environment when the pool
- * is created, a task finds its result pipe's fd in CFUTURES_WORKER_RESULT_FD.
  */
 CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
 

@@ -14,6 +14,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1225,6 +1227,54 @@ START_TEST(test_process_pool_map_chunks)
 }
 END_TEST
 
+/* arg: an int; raises (an odd-length message) for 1, else returns it as an int64. */
+static void t_i64_or_raise_one(task_t *t)
+{
+    const int *v = task_arg(t, NULL);
+    if (*v == 1) {
+        task_raise(t, 1, "one");
+        return;
+    }
+    task_return_i64(t, *v);
+}
+
+/*
+ * Every item a chunk hands back is aligned as malloc's, also after an item
+ * that raised (regression: UBSan "load of misaligned address ... for type
+ * 'const int64_t'" for item 2 of {0, 1 raises, 2, 3} with chunksize 4).
+ */
+START_TEST(test_process_pool_map_chunk_results_aligned)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    enum { N = 4 };
+    int vals[N];
+    const void *args[N];
+    size_t lens[N];
+    int_args(vals, args, lens, N);
+    executor_map_t *m =
+        executor_map(ex, t_i64_or_raise_one, args, lens, N, &(map_options_t){.chunksize = 4});
+    ck_assert_ptr_nonnull(m);
+    for (int i = 0; i < N; i++) {
+        const void *d = NULL;
+        size_t len = 0;
+        int rc = executor_map_next(m, &d, &len);
+        if (i == 1) {
+            ck_assert_int_eq(rc, FUT_ETASK);
+            continue;
+        }
+        ck_assert_int_eq(rc, 0);
+        ck_assert_uint_eq(len, sizeof(int64_t));
+        ck_assert_msg(((uintptr_t)d % _Alignof(max_align_t)) == 0, "item %d at %p", i, d);
+        ck_assert_int_eq(*(const int64_t *)d, i);
+    }
+    ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /*
  * Python's ProcessPoolExecutor.map(chunksize): without buffersize each chunk
  * is one task. Results in order (errors too), executor_stats counts chunks,
@@ -1510,6 +1560,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_map);
     tcase_add_test(tc, test_process_pool_map_chunks);
     tcase_add_test(tc, test_process_pool_map_chunk_is_one_task);
+    tcase_add_test(tc, test_process_pool_map_chunk_results_aligned);
     tcase_add_test(tc, test_process_pool_map_timeout_chunks);
     tcase_add_test(tc, test_process_pool_map_chunk_death);
     tcase_add_test(tc, test_process_pool_submit_from_callback);

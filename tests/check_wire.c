@@ -155,11 +155,66 @@ START_TEST(test_wire_garbage)
 }
 END_TEST
 
+/*
+ * RESULTS (a map chunk's answers): each answer is padded so that its bytes
+ * start at a multiple of CF_WIRE_ALIGN from the payload, whatever the
+ * lengths before it (an odd error message included); a missing pad is short.
+ */
+START_TEST(test_wire_results_aligned)
+{
+    unsigned char pl[256];
+    memset(pl, 0, sizeof(pl));
+    const char *ans[] = {"a", "seven", "", "0123456789abcdefg"};
+    uint32_t kinds[] = {0, 1, 0, 0};
+    cf_wire_put_count(pl, 4);
+    uint64_t off = CF_WIRE_RESULTS_FIXED;
+    for (int i = 0; i < 4; i++) {
+        size_t n = strlen(ans[i]);
+        cf_wire_put_answer(pl + off, kinds[i], (int32_t)i, n);
+        memcpy(pl + off + CF_WIRE_ANSWER_HDR, ans[i], n);
+        off += CF_WIRE_ANSWER_HDR + CF_WIRE_PAD(n);
+    }
+    uint64_t len = off, count;
+    ck_assert_int_eq(cf_wire_get_count(pl, len, &count), CF_WIRE_OK);
+    ck_assert_uint_eq(count, 4);
+    off = CF_WIRE_RESULTS_FIXED;
+    for (int i = 0; i < 4; i++) {
+        uint32_t kind;
+        int32_t code;
+        const void *d;
+        size_t dlen;
+        ck_assert_int_eq(cf_wire_next_answer(pl, len, &off, &kind, &code, &d, &dlen),
+                         CF_WIRE_OK);
+        ck_assert_uint_eq(kind, kinds[i]);
+        ck_assert_int_eq(code, i);
+        ck_assert_uint_eq(dlen, strlen(ans[i]));
+        if (dlen) {
+            ck_assert_int_eq(memcmp(d, ans[i], dlen), 0);
+            ck_assert_uint_eq(((const unsigned char *)d - pl) % CF_WIRE_ALIGN, 0);
+        }
+    }
+    ck_assert_uint_eq(off, len);
+    /* The last answer without its padding: too short. */
+    off = CF_WIRE_RESULTS_FIXED;
+    uint32_t kind;
+    int32_t code;
+    const void *d;
+    size_t dlen;
+    ck_assert_int_eq(cf_wire_next_answer(pl, CF_WIRE_RESULTS_FIXED + CF_WIRE_ANSWER_HDR + 1,
+                                         &off, &kind, &code, &d, &dlen),
+                     CF_WIRE_ESHORT);
+    /* The word after the count must be 0. */
+    pl[8] = 1;
+    ck_assert_int_eq(cf_wire_get_count(pl, len, &count), CF_WIRE_EFLAGS);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("wire");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_wire_roundtrip);
+    tcase_add_test(tc, test_wire_results_aligned);
     suite_add_tcase(s, tc);
     tc = tcase_create("limits");
     tcase_add_test(tc, test_wire_truncated);

@@ -177,6 +177,7 @@ void cf_wire_put_item(unsigned char *out, uint64_t len)
 void cf_wire_put_count(unsigned char *out, uint64_t count)
 {
     put64(out, count);
+    put64(out + 8, 0); /* keeps the answers at multiples of CF_WIRE_ALIGN */
 }
 
 void cf_wire_put_answer(unsigned char *out, uint32_t kind, int32_t code, uint64_t len)
@@ -209,6 +210,8 @@ int cf_wire_get_count(const void *payload, uint64_t len, uint64_t *count)
     const unsigned char *p = payload;
     if (!p || len < CF_WIRE_RESULTS_FIXED || len > CF_WIRE_MAX_PAYLOAD)
         return CF_WIRE_ESHORT;
+    if (get64(p + 8) != 0)
+        return CF_WIRE_EFLAGS;
     *count = get64(p);
     if (*count > (len - CF_WIRE_RESULTS_FIXED) / CF_WIRE_ANSWER_HDR)
         return CF_WIRE_ESHORT;
@@ -241,10 +244,12 @@ int cf_wire_next_answer(const void *payload, uint64_t len, uint64_t *off, uint32
         return CF_WIRE_EFLAGS;
     *code = (int32_t)get32(p + *off + 4);
     uint64_t n = get64(p + *off + 8);
-    if (n > len - *off - CF_WIRE_ANSWER_HDR || (*kind == 1 && n > CF_WIRE_MAX_MSG))
+    uint64_t room = len - *off - CF_WIRE_ANSWER_HDR;
+    /* n <= room <= 2^32 first, so the padding cannot overflow. */
+    if (n > room || CF_WIRE_PAD(n) > room || (*kind == 1 && n > CF_WIRE_MAX_MSG))
         return CF_WIRE_ESHORT;
     *dlen = (size_t)n;
     *data = n ? p + *off + CF_WIRE_ANSWER_HDR : NULL;
-    *off += CF_WIRE_ANSWER_HDR + n;
+    *off += CF_WIRE_ANSWER_HDR + CF_WIRE_PAD(n);
     return CF_WIRE_OK;
 }

@@ -21,9 +21,12 @@
  *   INITFAIL (worker -> parent) i32 code, then the message; id is 0
  *   CHUNK    (parent -> worker) u64 fn, i64 limit_ns, u64 count, then count
  *            items, each u64 len and len argument bytes (one map chunk)
- *   RESULTS  (worker -> parent) u64 count, then count answers, each u32 kind
- *            (0 result, 1 error), i32 code, u64 len and len bytes (the
- *            result, or the error message)
+ *   RESULTS  (worker -> parent) u64 count, u64 0, then count answers, each
+ *            u32 kind (0 result, 1 error), i32 code, u64 len, len bytes (the
+ *            result, or the error message) and zero bytes up to a multiple
+ *            of CF_WIRE_ALIGN: every answer's bytes start at a multiple of
+ *            CF_WIRE_ALIGN from the payload's start, so a payload copied
+ *            to malloc'd memory hands out each answer aligned as malloc's
  *   NOTE     (worker -> parent) no payload, id 0: answers are waiting in the
  *            shared answer records (worker.h)
  */
@@ -107,11 +110,17 @@ int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code, const ch
 /* Chunks: the fixed parts and the per-item / per-answer headers. */
 #define CF_WIRE_CHUNK_FIXED 24
 #define CF_WIRE_ITEM_HDR 8
-#define CF_WIRE_RESULTS_FIXED 8
+#define CF_WIRE_RESULTS_FIXED 16
 #define CF_WIRE_ANSWER_HDR 16
+/* RESULTS answers are padded to this (alignof(max_align_t) on common ABIs). */
+#define CF_WIRE_ALIGN 16
+/* @n rounded up to a multiple of CF_WIRE_ALIGN. */
+#define CF_WIRE_PAD(n)                                                                   \
+    (((uint64_t)(n) + (CF_WIRE_ALIGN - 1)) & ~(uint64_t)(CF_WIRE_ALIGN - 1))
 
 void cf_wire_put_chunk(unsigned char *out, uint64_t fn, int64_t limit_ns, uint64_t count);
 void cf_wire_put_item(unsigned char *out, uint64_t len);
+/* The fixed part of a RESULTS payload (CF_WIRE_RESULTS_FIXED bytes). */
 void cf_wire_put_count(unsigned char *out, uint64_t count);
 void cf_wire_put_answer(unsigned char *out, uint32_t kind, int32_t code, uint64_t len);
 
@@ -124,7 +133,10 @@ int cf_wire_get_count(const void *payload, uint64_t len, uint64_t *count);
  */
 int cf_wire_next_item(const void *payload, uint64_t len, uint64_t *off, const void **data,
                       size_t *dlen);
-/* The next answer at *off (start at CF_WIRE_RESULTS_FIXED); kind 0 or 1. */
+/*
+ * The next answer at *off (start at CF_WIRE_RESULTS_FIXED); kind 0 or 1;
+ * *off moves past its padding, which must be there (it may be any bytes).
+ */
 int cf_wire_next_answer(const void *payload, uint64_t len, uint64_t *off, uint32_t *kind,
                         int32_t *code, const void **data, size_t *dlen);
 

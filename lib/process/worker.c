@@ -21,16 +21,27 @@
  * task that ran NOTE_NS or longer, after NOTE_MAX answers or NOTE_NS since
  * the first, and before blocking on read. So short tasks sent ahead cost one
  * write per batch, and an answer held back while a later task runs is found
- * by the parent's scan of started tasks (process_pool.c). Other answers
+ * by the parent's scan of started tasks (manager.c). Other answers
  * (errors, bigger results, expired tasks) are frames in an output buffer,
  * written before the next task is claimed; big results are written straight
  * from the task's memory.
  *
+ * A map chunk is one CHUNK frame, claimed as one task; its answers go back
+ * in one RESULTS frame, each padded to CF_WIRE_ALIGN (wire.h) so that the
+ * parent hands every item out aligned as malloc's.
+ *
+ * Test hooks (faults the test suites provoke: dying while receiving a task,
+ * dying halfway through a result frame, a task finding its own result pipe)
+ * are compiled only with CF_TEST_HOOKS, into the tests' build of the library
+ * (Makefile.am: lib/libcfutures-test.la); the installed library has none.
+ *
  * Leaves with _exit(): 0 on EOF of the task pipe, after max_tasks_per_child
- * tasks, or after reporting an initializer failure; 1 on an I/O error.
+ * tasks, or after reporting an initializer failure; 1 on an I/O error or
+ * when out of memory.
  */
 #include "config.h"
 
+#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +49,7 @@
 #include <unistd.h>
 
 #include "task.h"
+#include "util.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -50,26 +62,25 @@
 #define NOTE_MAX 32
 #define NOTE_NS 20000
 
-struct wbuf {
-    unsigned char *p;
-    size_t len, cap;
-};
-
 struct wstate {
     const struct cf_worker_cfg *cfg;
     int seat, in_fd, out_fd;
-    struct wbuf in; /* unread bytes are [in_pos, in.len) */
-    size_t in_pos;
-    struct wbuf out;
-    struct wbuf res; /* a chunk's answers, built before they are sent */
-    void *scratch;   /* an aligned copy of a misaligned argument */
+    struct cf_buf in;  /* task frames read and not yet run: [off, len) */
+    struct cf_buf out; /* answer frames not yet written: [off, len) */
+    struct cf_buf res; /* a chunk's answers, built before they are sent */
+    void *scratch;     /* an aligned copy of a misaligned argument */
     size_t scratch_cap;
     int done;               /* tasks claimed */
     int unnoted;            /* answers in shared records not yet announced */
     int64_t first_unnoted;  /* when the first of them was left */
     _Atomic uint32_t *word; /* the claim word of the task being run */
-    bool hooks;             /* CFUTURES_TEST_HOOKS was set */
+#ifdef CF_TEST_HOOKS
+    bool hooks; /* CFUTURES_TEST_HOOKS was set */
+#endif
 };
+
+/* Zero bytes for the padding of a RESULTS answer. */
+static const unsigned char zeros[CF_WIRE_ALIGN];
 
 static void die(void)
 {
@@ -91,21 +102,17 @@ static void write_all(int fd, const void *p, size_t len)
     }
 }
 
-static void reserve(struct wbuf *b, size_t more)
+/* Appends to @b; out of memory, the worker dies (the parent sees the death). */
+static void buf_add(struct cf_buf *b, const void *p, size_t len)
 {
-    if (b->cap - b->len >= more)
-        return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap - b->len < more)
-        cap *= 2;
-    unsigned char *p = realloc(b->p, cap);
-    if (!p)
+    if (!cf_buf_append(b, p, len))
         die();
-    b->p = p;
-    b->cap = cap;
 }
 
-static void append(struct wstate *w, const void *p, size_t len);
+static void append(struct wstate *w, const void *p, size_t len)
+{
+    buf_add(&w->out, p, len);
+}
 
 /* Queues a NOTE frame if answers were left in shared records since the last. */
 static void note(struct wstate *w)
@@ -120,16 +127,11 @@ static void note(struct wstate *w)
 
 static void flush(struct wstate *w)
 {
-    if (w->out.len)
-        write_all(w->out_fd, w->out.p, w->out.len);
-    w->out.len = 0;
-}
-
-static void append(struct wstate *w, const void *p, size_t len)
-{
-    reserve(&w->out, len);
-    memcpy(w->out.p + w->out.len, p, len);
-    w->out.len += len;
+    size_t n = w->out.len - w->out.off;
+    if (n) {
+        write_all(w->out_fd, w->out.p + w->out.off, n);
+        cf_buf_consume(&w->out, n);
+    }
 }
 
 /* Queues one answer frame; a large payload is written straight out. */
@@ -148,13 +150,38 @@ static void answer(struct wstate *w, enum cf_wire_type type, uint64_t id, uint32
     } else if (len) {
         append(w, data, len);
     }
-    if (w->out.len >= FLUSH_AT)
+    if (w->out.len - w->out.off >= FLUSH_AT)
         flush(w);
 }
 
-/* Test builds (DEADLOCK-08): writes half of a result frame, then dies. */
-static void half_answer(struct wstate *w, uint64_t id, const void *data, size_t len)
+#ifdef CF_TEST_HOOKS
+/*
+ * Test builds only, and only with CFUTURES_TEST_HOOKS set when the pool was
+ * created: a task finds its own result pipe in CFUTURES_WORKER_RESULT_FD
+ * (the garbage-frame tests).
+ */
+static void hooks_init(struct wstate *w)
 {
+    w->hooks = getenv("CFUTURES_TEST_HOOKS") != NULL;
+    if (w->hooks) {
+        char fd[16];
+        snprintf(fd, sizeof(fd), "%d", w->out_fd);
+        setenv("CFUTURES_WORKER_RESULT_FD", fd, 1);
+    }
+}
+
+/* Test builds (DEADLOCK-02): a worker that dies while receiving this task. */
+static void hook_received(const struct wstate *w, const void *arg, size_t len)
+{
+    if (w->hooks && len >= 14 && memcmp(arg, "CF-FAULT-EXIT!", 14) == 0)
+        _exit(1);
+}
+
+/* Test builds (DEADLOCK-08): writes half of this result's frame, then dies. */
+static void hook_result(struct wstate *w, uint64_t id, const void *data, size_t len)
+{
+    if (!w->hooks || len < 14 || memcmp(data, "CF-FAULT-HALF!", 14) != 0)
+        return;
     unsigned char hdr[CF_WIRE_HDR];
     cf_wire_put_hdr(hdr, CF_WIRE_RESULT, id, len);
     flush(w);
@@ -162,6 +189,12 @@ static void half_answer(struct wstate *w, uint64_t id, const void *data, size_t 
     write_all(w->out_fd, data, len / 2);
     _exit(1);
 }
+#else
+/* The shipped library: no hook, not even an empty one (no name left behind). */
+#define hooks_init(w) ((void)(w))
+#define hook_received(w, arg, len) ((void)0)
+#define hook_result(w, id, data, len) ((void)0)
+#endif
 
 static void answer_error(struct wstate *w, enum cf_wire_type type, uint64_t id,
                          uint32_t flags, int code, const char *msg)
@@ -229,12 +262,17 @@ static void run_item(struct wstate *w, task_fn fn, const void *arg, size_t arg_l
     fn(t);
 }
 
-static void res_append(struct wstate *w, const void *p, size_t len)
+/* Appends one answer to a chunk's RESULTS payload, padded (wire.h). */
+static void res_answer(struct wstate *w, uint32_t kind, int32_t code, const void *data,
+                       size_t len)
 {
-    reserve(&w->res, len);
+    unsigned char hdr[CF_WIRE_ANSWER_HDR];
+    cf_wire_put_answer(hdr, kind, code, len);
+    buf_add(&w->res, hdr, sizeof(hdr));
     if (len)
-        memcpy(w->res.p + w->res.len, p, len);
-    w->res.len += len;
+        buf_add(&w->res, data, len);
+    buf_add(&w->res, zeros, (size_t)(CF_WIRE_PAD(len) - len));
+    assert((w->res.len - w->res.off) % CF_WIRE_ALIGN == 0);
 }
 
 /* A map chunk: claimed as one, its answers sent as one RESULTS frame. */
@@ -253,10 +291,10 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
         return;
     w->done += (int)CF_MIN(count, (uint64_t)INT_MAX / 2);
     task_fn fn = (task_fn)(uintptr_t)fn_bits;
-    unsigned char word[CF_WIRE_ANSWER_HDR];
-    w->res.len = 0;
-    cf_wire_put_count(word, count);
-    res_append(w, word, CF_WIRE_RESULTS_FIXED);
+    unsigned char fixed[CF_WIRE_RESULTS_FIXED];
+    cf_buf_consume(&w->res, w->res.len - w->res.off);
+    cf_wire_put_count(fixed, count);
+    buf_add(&w->res, fixed, sizeof(fixed));
     off = CF_WIRE_CHUNK_FIXED;
     for (uint64_t j = 0; j < count; j++) {
         cf_wire_next_item(payload, h->len, &off, &arg, &arg_len);
@@ -265,23 +303,21 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
         size_t rlen = t.answer == CF_ANSWER_RESULT ? t.len : 0;
         /* Keep the answer frame under the maximum, with room for the rest. */
         uint64_t rest = (count - j) * (uint64_t)(CF_WIRE_ANSWER_HDR + 64);
-        bool too_big = (uint64_t)w->res.len + rlen + rest > CF_WIRE_MAX_PAYLOAD;
+        bool too_big =
+            (uint64_t)w->res.len + CF_WIRE_PAD(rlen) + rest > CF_WIRE_MAX_PAYLOAD;
         if (t.answer == CF_ANSWER_ERROR || too_big) {
             const char *m = too_big     ? "the chunk's results exceed the frame maximum"
                             : t.err_msg ? t.err_msg
                                         : "(no memory for the error message)";
             size_t n = CF_MIN(strlen(m), (size_t)CF_WIRE_MAX_MSG);
-            cf_wire_put_answer(word, 1, too_big ? E2BIG : t.err_code, n);
-            res_append(w, word, sizeof(word));
-            res_append(w, m, n);
+            res_answer(w, 1, too_big ? E2BIG : t.err_code, m, n);
         } else {
-            cf_wire_put_answer(word, 0, 0, rlen);
-            res_append(w, word, sizeof(word));
-            res_append(w, t.data, rlen);
+            res_answer(w, 0, 0, t.data, rlen);
         }
         cf_task_clear(&t);
     }
-    answer(w, CF_WIRE_RESULTS, h->id, 0, NULL, 0, w->res.p, w->res.len);
+    answer(w, CF_WIRE_RESULTS, h->id, 0, NULL, 0, w->res.p + w->res.off,
+           w->res.len - w->res.off);
 }
 
 /*
@@ -327,9 +363,7 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     size_t arg_len;
     if (cf_wire_get_task(payload, h->len, &fn_bits, &limit_ns, &arg, &arg_len) != 0)
         die();
-    /* Test builds: a worker that dies while receiving this task (DEADLOCK-02). */
-    if (w->hooks && arg_len >= 14 && memcmp(arg, "CF-FAULT-EXIT!", 14) == 0)
-        _exit(1);
+    hook_received(w, arg, arg_len);
     if (!claim(w, h->id))
         return; /* cancelled or revoked before it started: skip it */
     w->done++;
@@ -351,8 +385,7 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
                          "the task's result is larger than the 4 GiB frame maximum");
             break;
         }
-        if (w->hooks && t.len >= 14 && memcmp(t.data, "CF-FAULT-HALF!", 14) == 0)
-            half_answer(w, h->id, t.data, t.len); /* test builds: dies mid-frame */
+        hook_result(w, h->id, t.data, t.len);
         answer_result(w, h->id, flags, t.data, t.len, started);
         break;
     default:
@@ -362,13 +395,22 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     cf_task_clear(&t);
 }
 
+/* True if a whole frame is buffered after the one being run. */
+static bool frame_buffered(const struct wstate *w)
+{
+    struct cf_wire_hdr next;
+    size_t rest = w->in.len - w->in.off;
+    return cf_wire_get_hdr(w->in.p + w->in.off, rest, &next) == CF_WIRE_OK &&
+           rest >= CF_WIRE_HDR + next.len;
+}
+
 /* Runs every complete frame buffered; returns the bytes the next one needs. */
 static size_t run_buffered(struct wstate *w)
 {
     for (;;) {
-        size_t avail = w->in.len - w->in_pos;
+        size_t avail = w->in.len - w->in.off;
         struct cf_wire_hdr h;
-        int rc = cf_wire_get_hdr(w->in.p + w->in_pos, avail, &h);
+        int rc = cf_wire_get_hdr(w->in.p + w->in.off, avail, &h);
         if (rc == CF_WIRE_NEED_MORE)
             return CF_WIRE_HDR;
         if (rc != CF_WIRE_OK || (h.type != CF_WIRE_TASK && h.type != CF_WIRE_CHUNK))
@@ -376,24 +418,23 @@ static size_t run_buffered(struct wstate *w)
         size_t need = CF_WIRE_HDR + (size_t)h.len;
         if (avail < need)
             return need;
-        w->in_pos += need;
+        /* The frame's bytes stay where they are until the next read. */
+        const unsigned char *payload = w->in.p + w->in.off + CF_WIRE_HDR;
+        cf_buf_consume(&w->in, need);
         /*
          * Hand earlier pipe answers over before claiming another task: if
          * this worker dies in the next one, only that one may be lost.
          * Answers in shared records are safe already; they wait for a NOTE
          * only while another task is buffered behind this one, which the
-         * parent sees as not started and so scans for (process_pool.c).
+         * parent sees as not started and so scans for (manager.c).
          */
-        struct cf_wire_hdr next;
-        size_t rest = w->in.len - w->in_pos;
-        if (cf_wire_get_hdr(w->in.p + w->in_pos, rest, &next) != CF_WIRE_OK ||
-            rest < CF_WIRE_HDR + next.len)
+        if (!frame_buffered(w))
             note(w);
         flush(w);
         if (h.type == CF_WIRE_CHUNK)
-            run_chunk(w, &h, w->in.p + w->in_pos - h.len);
+            run_chunk(w, &h, payload);
         else
-            run_task(w, &h, w->in.p + w->in_pos - h.len);
+            run_task(w, &h, payload);
         if (w->cfg->max_tasks > 0 && w->done >= w->cfg->max_tasks) {
             note(w);
             flush(w);
@@ -405,25 +446,17 @@ static size_t run_buffered(struct wstate *w)
 void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int out_fd)
 {
     struct wstate w = {.cfg = cfg, .seat = seat, .in_fd = in_fd, .out_fd = out_fd};
-    w.hooks = getenv("CFUTURES_TEST_HOOKS") != NULL;
-    if (w.hooks) {
-        /* Test builds: a task may find its own result pipe (garbage tests). */
-        char fd[16];
-        snprintf(fd, sizeof(fd), "%d", out_fd);
-        setenv("CFUTURES_WORKER_RESULT_FD", fd, 1);
-    }
+    hooks_init(&w);
     run_initializer(&w);
     for (;;) {
         size_t need = run_buffered(&w);
         /* Nothing runnable is left: hand the answers over before blocking. */
         note(&w);
         flush(&w);
-        if (w.in_pos > 0) {
-            memmove(w.in.p, w.in.p + w.in_pos, w.in.len - w.in_pos);
-            w.in.len -= w.in_pos;
-            w.in_pos = 0;
-        }
-        reserve(&w.in, CF_MAX(need - CF_MIN(need, w.in.len), (size_t)IN_READ_MIN));
+        size_t have = w.in.len - w.in.off;
+        if (!cf_buf_reserve(&w.in,
+                            CF_MAX(need - CF_MIN(need, have), (size_t)IN_READ_MIN)))
+            die();
         ssize_t n = read(in_fd, w.in.p + w.in.len, w.in.cap - w.in.len);
         if (n < 0 && errno == EINTR)
             continue;

@@ -87,6 +87,9 @@ static void check_results(const unsigned char *pl, uint64_t len)
         CHECK(kind == 0 || kind == 1);
         CHECK(off > before && off <= len);
         CHECK(inside(d, dlen, pl, len));
+        /* Every answer sits at a multiple of CF_WIRE_ALIGN (malloc's alignment). */
+        CHECK((off - CF_WIRE_RESULTS_FIXED) % CF_WIRE_ALIGN == 0);
+        CHECK(!d || ((const unsigned char *)d - pl) % CF_WIRE_ALIGN == 0);
     }
 }
 

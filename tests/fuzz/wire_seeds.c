@@ -69,15 +69,16 @@ int main(int argc, char **argv)
     cf_wire_put_hdr(b, CF_WIRE_CHUNK, 11, off);
     bad |= save(dir, "chunk", b, CF_WIRE_HDR + off);
 
-    /* RESULTS: a result and an error answer. */
+    /* RESULTS: a result and an error answer, each padded to CF_WIRE_ALIGN. */
+    memset(p, 0, 256);
     cf_wire_put_count(p, 2);
     off = CF_WIRE_RESULTS_FIXED;
     cf_wire_put_answer(p + off, 0, 0, 3);
     memcpy(p + off + CF_WIRE_ANSWER_HDR, "abc", 3);
-    off += CF_WIRE_ANSWER_HDR + 3;
+    off += CF_WIRE_ANSWER_HDR + CF_WIRE_PAD(3);
     cf_wire_put_answer(p + off, 1, 7, 2);
     memcpy(p + off + CF_WIRE_ANSWER_HDR, "no", 2);
-    off += CF_WIRE_ANSWER_HDR + 2;
+    off += CF_WIRE_ANSWER_HDR + CF_WIRE_PAD(2);
     cf_wire_put_hdr(b, CF_WIRE_RESULTS, 11, off);
     bad |= save(dir, "results", b, CF_WIRE_HDR + off);
 
