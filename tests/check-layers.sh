@@ -86,7 +86,11 @@ for f in "${files[@]}"; do
             [ "$tdir" = "$peer" ] && [ "$(dirname "$name")" = "$peer" ] && same=1
         done
         [ -n "$same" ] && continue
-        violation "$f:$line: includes $target (rank $tr) from rank $r: a back-edge"
+        if [ "$tr" -eq "$r" ]; then
+            violation "$f:$line: includes $target of its own rank $r (only lower layers)"
+        else
+            violation "$f:$line: includes $target (rank $tr) from rank $r: a back-edge"
+        fi
     done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" |
         sed 's/^\([0-9]*\):[^"]*"\([^"]*\)".*/\1:\2/')
 done
