@@ -2,9 +2,11 @@
 #   make bench            5 rounds of every workload (about 4-5 minutes)
 #   make bench QUICK=1    1 round, smaller N (a smoke test, about 40 s)
 #   make bench ROUNDS=3   any number of rounds
-# The table goes to the terminal and to bench/RESULTS.md (between its markers;
-# the rest of that file is kept), every run to bench/results.json, the chart
-# to bench/bench-chart.png: all in the source tree.
+# The table goes to the terminal; everything generated goes to BENCH_OUT
+# (bench/results/ in the source tree, git-ignored): RESULTS-generated.md,
+# results.json (every run) and bench-chart.png. The committed bench/RESULTS.md
+# changes only when a run is promoted on purpose (bench/promote.sh).
+BENCH_OUT = $(srcdir)/bench/results
 EXTRA_PROGRAMS = bench/bench_cfutures
 bench_bench_cfutures_SOURCES = bench/bench_cfutures.c bench/naive_pool.c bench/naive_pool.h \
 	bench/naive_process_pool.c bench/naive_process_pool.h
@@ -15,8 +17,8 @@ bench_bench_cfutures_LDADD = lib/libcfutures-core.la $(PTHREAD_LIBS) -lm
 # is skipped (with a note) if it is still absent.
 bench: bench/bench_cfutures$(EXEEXT)
 	-bash $(srcdir)/scripts/setup.sh gnuplot-nox
-	BENCH_BIN=bench/bench_cfutures$(EXEEXT) RESULTS=$(srcdir)/bench/results.json \
-	RESULTS_MD=$(srcdir)/bench/RESULTS.md CC_VERSION="`$(CC) --version | sed 1q`" \
+	BENCH_BIN=bench/bench_cfutures$(EXEEXT) OUT='$(BENCH_OUT)' \
+	CC_VERSION="`$(CC) --version | sed 1q`" \
 	QUICK='$(QUICK)' ROUNDS='$(ROUNDS)' $(SHELL) $(srcdir)/bench/run.sh
 
 CLEANFILES += $(EXTRA_PROGRAMS)
@@ -24,4 +26,4 @@ EXTRA_DIST += bench/README.md bench/run.sh bench/py_bench.py \
 	bench/be_uv.c bench/be_tbb.cpp bench/go/main.go
 .PHONY: bench
 EXTRA_DIST += bench/pdf_downloader.sh bench/course_downloader.py bench/RESULTS.md \
-	bench/results.json bench/bench-chart.png
+	bench/promote.sh

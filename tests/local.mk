@@ -55,6 +55,10 @@ TESTS = $(check_PROGRAMS) tests/exports.sh tests/api-names.sh
 TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)'; export top_srcdir top_builddir;
 EXTRA_DIST += tests/exports.sh tests/api-names.sh tests/README.md
 
+# lib/'s layers (no include back-edge), file and function lengths (issue 12).
+TESTS += tests/check-layers.sh
+EXTRA_DIST += tests/check-layers.sh
+
 # pdf_downloader end to end, against nginx and tests/pdfdl_server.py on
 # loopback (skips without libcurl, python3 or nginx).
 TESTS += tests/pdf_downloader.sh

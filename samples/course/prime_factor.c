@@ -122,12 +122,15 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* Every exit from here on goes through "out", which frees all four. */
+    int rc = 1;
+    char *line = NULL;
     uint32_t *to_factor = malloc((size_t)count * sizeof(*to_factor));
     const void **args = malloc((size_t)count * sizeof(*args));
     size_t *lens = malloc((size_t)count * sizeof(*lens));
     if (!to_factor || !args || !lens) {
         perror("malloc");
-        return 1;
+        goto out;
     }
     srand48(seed);
     for (long i = 0; i < count; i++) {
@@ -136,26 +139,27 @@ int main(int argc, char **argv)
         lens[i] = sizeof(to_factor[i]);
     }
     size_t cap = 16 * (size_t)count + 16;
-    char *line = malloc(cap);
+    line = malloc(cap);
     if (!line) {
         perror("malloc");
-        return 1;
+        goto out;
     }
     printf("%s\n",
            format_list(line, cap, to_factor, (size_t)count)); /* print(to_factor) */
 
-    int rc = 0;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     executor_t *pool = course_executor(kind, cpus > 0 ? (int)cpus : 1, NULL); /* Pool() */
     if (!pool)
-        return 1;
+        goto out;
     double t0 = course_now();
     executor_map_t *results =
         executor_map(pool, prime_factor_task, args, lens, (size_t)count, NULL);
     if (!results) {
         perror("executor_map");
-        return 1;
+        executor_free(pool);
+        goto out;
     }
+    rc = 0;
     for (long i = 0; i < count; i++) {
         const void *data;
         size_t len;
@@ -195,6 +199,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "the same in one thread: %.2f s (speedup %.2f)\n", alone,
                 alone / took);
     }
+out:
     free(line);
     free(to_factor);
     free(args);

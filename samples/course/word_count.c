@@ -115,6 +115,9 @@ int main(int argc, char **argv)
     const void **args = calloc((size_t)n, sizeof(*args));
     if (!lower || !jobs || !args) {
         perror("word_count");
+        free(args);
+        free(jobs);
+        free(lower);
         return 1;
     }
     for (char *p = lower; *p; p++)

@@ -70,7 +70,9 @@ struct reader {
 
 static const char *get(struct reader *r)
 {
-    const char *nul = r->p < r->end ? memchr(r->p, '\0', (size_t)(r->end - r->p)) : NULL;
+    /* p is NULL when the buffer was: no memchr on NULL. */
+    const char *nul =
+        r->p && r->p < r->end ? memchr(r->p, '\0', (size_t)(r->end - r->p)) : NULL;
     if (!nul) {
         r->bad = true;
         return "";
@@ -110,7 +112,7 @@ char *pdfdl_request_encode(const struct pdfdl_request *r, size_t *len)
 
 int pdfdl_request_decode(const void *buf, size_t len, struct pdfdl_request *r)
 {
-    struct reader rd = {buf, (const char *)buf + len, !buf};
+    struct reader rd = {buf, buf ? (const char *)buf + len : NULL, !buf};
     if (strcmp(get(&rd), REQ_MAGIC) != 0)
         return -1;
     r->url = get(&rd);
@@ -141,7 +143,7 @@ char *pdfdl_outcome_encode(const struct pdfdl_outcome *o, size_t *len)
 
 int pdfdl_outcome_decode(const void *buf, size_t len, struct pdfdl_outcome *o)
 {
-    struct reader rd = {buf, (const char *)buf + len, !buf};
+    struct reader rd = {buf, buf ? (const char *)buf + len : NULL, !buf};
     if (strcmp(get(&rd), OUT_MAGIC) != 0)
         return -1;
     o->kept = get_u64(&rd) != 0;

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The clang static analyzer over the library, the samples, the tests and the
+# bench program (issue 12, item 11). Configures a fresh build-scan/ under
+# scan-build (Debian clang-tools; installed here if missing), builds
+# everything make and make check build (without running the tests), and
+# exits non-zero if the analyzer reports anything, printing one line per
+# report. The HTML reports stay in build-scan/reports/ for a closer look.
+#   bash scripts/scan-build.sh            build dir build-scan
+#   SCAN_DIR=/tmp/x bash scripts/scan-build.sh
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+command -v scan-build >/dev/null 2>&1 || bash scripts/setup.sh clang clang-tools python3
+command -v python3 >/dev/null 2>&1 || bash scripts/setup.sh python3
+command -v scan-build >/dev/null 2>&1 || { echo "scan-build: not found (Debian clang-tools)" >&2; exit 2; }
+[ -x configure ] || autoreconf -fi >/dev/null
+dir=${SCAN_DIR:-$top/build-scan}
+reports=$dir/reports
+rm -rf "$dir"
+mkdir -p "$dir"
+cd "$dir"
+# Plain -O0 -g, shared only (libtool would compile every file twice for a
+# static library too). --enable-werror stays off: clang's warnings are not gcc's.
+scan-build --use-cc=clang -o "$reports" "$top/configure" -q --disable-static CFLAGS="-O0 -g" >/dev/null
+# Everything make builds, the test programs (make check with no TESTS builds
+# check_PROGRAMS and runs nothing) and the bench program, each step analyzed
+# even when an earlier one reported; --status-bugs makes a report a failure.
+status=0
+for goal in all "check TESTS=" bench/bench_cfutures; do
+    # shellcheck disable=SC2086 # goal is one or two words on purpose
+    scan-build --use-cc=clang -o "$reports" -plist-html --status-bugs \
+        make -j"$(nproc)" $goal >>"$dir/scan.log" 2>&1 || status=1
+done
+if grep -q '^make.*\*\*\*' "$dir/scan.log"; then
+    echo "scan-build: the build failed (see $dir/scan.log):" >&2
+    grep -B 5 '^make.*\*\*\*' "$dir/scan.log" | tail -n 30 >&2
+    exit 2
+fi
+
+# One line a report, from the plist scan-build writes beside each page:
+# file:line: checker: description (function).
+python3 - "$reports" "$top" "$dir" <<'PY' | sort -u
+import glob, os, plistlib, sys
+reports, top, build = sys.argv[1:4]
+for path in glob.glob(os.path.join(reports, "*", "*.plist")):
+    with open(path, "rb") as fp:
+        doc = plistlib.load(fp)
+    for d in doc.get("diagnostics", []):
+        loc = d["location"]
+        name = os.path.relpath(os.path.join(build, doc["files"][loc["file"]]), top)
+        func = d.get("issue_context", "?")
+        print(f"{name}:{loc['line']}: {d.get('check_name', d.get('type'))}: "
+              f"{d['description']} (in {func})")
+PY
+n=$(find "$reports" -name 'report-*.html' | wc -l)
+if [ "$n" -ne 0 ] || [ "$status" -ne 0 ]; then
+    echo "scan-build: $n report(s); HTML in $reports"
+    exit 1
+fi
+echo "scan-build: no reports"
