@@ -1201,7 +1201,7 @@ START_TEST(test_process_pool_map_chunks)
         ck_assert_ptr_nonnull(m);
         int64_t pid = -1;
         for (int i = 0; i < N; i++) {
-            if (i >= 1 && (i - 1) % C == 0)
+            if (i % C == 0)
                 pid = -1; /* a new chunk */
             const void *d;
             size_t len;
@@ -1214,7 +1214,7 @@ START_TEST(test_process_pool_map_chunks)
             int64_t v;
             memcpy(&v, d, 8);
             ck_assert_int_eq(v & 0xfffff, i);
-            /* Items of one chunk (after the first item, sent alone) share a worker. */
+            /* Items of one chunk share a worker. */
             if (pid >= 0)
                 ck_assert_msg(v >> 20 == pid, "item %d bs %zu", i, buffersize);
             pid = v >> 20;
@@ -1310,10 +1310,10 @@ START_TEST(test_process_pool_map_chunk_is_one_task)
     executor_map_free(m);
     executor_stats_t st;
     ck_assert_int_eq(executor_stats(ex, &st), 0);
-    ck_assert_uint_eq(st.completed, 10); /* 10 chunks (their items' errors inside) */
-    ck_assert_uint_eq(st.failed, 1);     /* item 0, sent alone, raised */
+    ck_assert_uint_eq(st.completed, 11); /* 10 chunks and item 100 (errors inside) */
+    ck_assert_uint_eq(st.failed, 0);
 
-    /* Freed while item 0 runs: the chunks sent behind it are cancelled, never run. */
+    /* Freed while item 0 runs: its chunk ends, the chunks behind it never run. */
     atomic_store(&shm->gate, 0);
     atomic_store(&shm->started, 0);
     for (int i = 0; i < N; i++)
@@ -1327,7 +1327,7 @@ START_TEST(test_process_pool_map_chunk_is_one_task)
     int ran = 0;
     for (int i = 0; i < N; i++)
         ran += atomic_load(&shm->ran[i]);
-    ck_assert_int_eq(ran, 1);
+    ck_assert_int_eq(ran, C);
     executor_free(ex);
     end_check(0);
 }
@@ -1355,7 +1355,7 @@ START_TEST(test_process_pool_map_timeout_chunks)
     int ran = 0;
     for (int i = 0; i < N; i++)
         ran += atomic_load(&shm->ran[i]);
-    ck_assert_int_eq(ran, 1); /* only item 0 had started */
+    ck_assert_int_eq(ran, 8); /* only the chunk of item 0 had started */
     end_check(0);
 }
 END_TEST
@@ -1387,8 +1387,8 @@ START_TEST(test_process_pool_map_chunk_death)
         const void *d;
         size_t len;
         int rc = executor_map_next(m, &d, &len);
-        /* Item 0 goes alone, then chunks [1, 11), [11, 21), [21, 31), ... */
-        if (i >= 21 && i < 31) {
+        /* Chunks [0, 10), [10, 20), [20, 30), ... */
+        if (i >= 20 && i < 30) {
             ck_assert_int_eq(rc, FUT_EWORKER);
             died++;
         } else {
