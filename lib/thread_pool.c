@@ -15,8 +15,9 @@
  * timer in its path (W7 in bench/RESULTS.md).
  *
  * One exception keeps a stream of tiny tasks from costing a wake-up each
- * (W1): while tasks are flowing (a worker came back from one within FLOW_NS)
- * and the queue holds just one item more than the workers coming, the
+ * (W1): while tiny tasks are flowing (a worker came back within FLOW_NS from
+ * one that ran under FLOW_NS) and the queue holds one item more than the
+ * workers coming, the
  * running worker that is about to come back counts too, provided a timed
  * watchman covers the bet. The watchman is the first worker to park; it
  * parks with a limit (WATCH_NS) only if a submit made that bet since it
@@ -63,6 +64,7 @@ struct tp_worker {
     struct thread_pool *pool;  /* immutable */
     pthread_t thread;          /* immutable once started */
     size_t index;              /* immutable: the _N of its name */
+    int64_t popped;            /* when it popped its current task: its own */
     /* dl_mu */
     struct tp_worker *dl_next; /* pool->watched */
     bool listed;               /* in pool->watched (it never leaves) */
@@ -90,6 +92,7 @@ struct thread_pool {
     bool skipped;                /* a submit counted on a busy worker since
                                     the watchman parked: lock */
     int64_t last_back;           /* when a worker last came back from a task: lock */
+    int64_t last_len;            /* how long that task ran: lock */
     size_t handovers;            /* watchman duties passed to a woken worker: lock */
     struct tp_worker *workers;   /* every worker started: lock */
     unsigned id;                 /* immutable: for default thread names */
@@ -119,6 +122,14 @@ static _Atomic unsigned pool_counter;
  * then counts one running worker as coming back for the next task.
  */
 #define FLOW_NS 50000
+
+#ifdef CF_TEST_HOOKS
+/* Tests stretch the watchman's limit to show that no task waits for it. */
+int64_t cf_test_watch_ns = WATCH_NS;
+#define WATCH_LIMIT_NS cf_test_watch_ns
+#else
+#define WATCH_LIMIT_NS WATCH_NS
+#endif
 
 static inline struct thread_pool *tp_of(executor_t *ex)
 {
@@ -268,17 +279,21 @@ static struct cf_work *pop_locked(struct thread_pool *p)
  * A @carrier that pops passes the watchman's duty on if tasks are left and
  * workers are parked. Sets *@stop when the pool is stopping.
  */
-static struct cf_work *try_pop(struct thread_pool *p, bool *back, bool *carrier, bool *stop)
+static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool *back,
+                               bool *carrier, bool *stop)
 {
     bool handover = false;
-    int64_t now = *back ? cf_now_ns() : 0;
+    int64_t now = cf_now_ns();
     cf_lock(&p->lock);
     if (*back) {
         p->busy--;
         p->last_back = now;
+        p->last_len = now - me->popped;
         *back = false;
     }
     struct cf_work *w = pop_locked(p);
+    if (w)
+        me->popped = now;
     *stop = atomic_load_explicit(&p->stopping, memory_order_relaxed);
     if (w && *carrier) {
         /* Tasks left behind may have counted on the watchman: pass that on. */
@@ -359,7 +374,7 @@ static bool park(struct thread_pool *p, bool *carrier)
     p->sleeping++;
     cf_unlock(&p->lock);
     if (timed)
-        cf_futex_wait_for(&p->wake_seq, seq, WATCH_NS);
+        cf_futex_wait_for(&p->wake_seq, seq, WATCH_LIMIT_NS);
     else
         cf_futex_wait(&p->wake_seq, seq);
     cf_lock(&p->lock);
@@ -381,13 +396,13 @@ static bool park(struct thread_pool *p, bool *carrier)
  * The next work item; NULL once the pool stops and the queue is empty.
  * @back: the worker comes back from a task it popped.
  */
-static struct cf_work *take(struct thread_pool *p, bool back)
+static struct cf_work *take(struct thread_pool *p, struct tp_worker *me, bool back)
 {
     bool watched = false; /* a watchman's wait ran out: park again without spinning */
     bool carrier = false; /* answers for tasks that submits left to the watchman */
     for (;;) {
         bool stop;
-        struct cf_work *w = try_pop(p, &back, &carrier, &stop);
+        struct cf_work *w = try_pop(p, me, &back, &carrier, &stop);
         if (w)
             return w;
         if (stop)
@@ -473,7 +488,7 @@ static void *worker_main(void *arg)
     if (run_initializer(p)) {
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         struct cf_work *w;
-        for (bool back = false; (w = take(p, back)); back = true)
+        for (bool back = false; (w = take(p, me, back)); back = true)
             run_task(p, me, w);
         atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
     }
@@ -515,8 +530,9 @@ static int spawn_locked(struct thread_pool *p)
  * lock held; true: the caller wakes one after unlocking).
  *
  * Spinning workers and those woken already are coming. A running worker is
- * not, since its task may run for long, except that while tasks are flowing
- * (a worker came back from one within FLOW_NS) one of them counts: a fast
+ * not, since its task may run for long, except that while tiny tasks are
+ * flowing (a worker came back within FLOW_NS from one that ran under
+ * FLOW_NS) one of them counts: a fast
  * stream of tiny tasks then costs no wake-up per task. Such a submit marks
  * the pool `skipped`, which makes the watchman park with a time limit, so
  * even a task whose worker then ran long waits at most WATCH_NS; a watchman
@@ -528,7 +544,7 @@ static bool wake_needed_locked(struct thread_pool *p, size_t qlen)
     if (qlen <= coming)
         return false;
     bool flowing = p->busy > 0 && qlen == coming + 1 && p->watchman && p->watch_timed &&
-                   cf_now_ns() - p->last_back < FLOW_NS;
+                   p->last_len < FLOW_NS && cf_now_ns() - p->last_back < FLOW_NS;
     if (flowing) {
         p->skipped = true;
         return false;

@@ -476,6 +476,58 @@ START_TEST(test_thread_pool_idle_worker_takes_task_behind_busy)
 }
 END_TEST
 
+/* lib/thread_pool.c, test builds: the watchman's time limit (ns). */
+extern int64_t cf_test_watch_ns;
+
+/*
+ * Issue 14 (W7's mechanism): with 2 of 4 workers held in long tasks and 2
+ * idle, a short task starts on an idle worker at once, whatever the held
+ * ones do: no timer is in its path. The watchman's limit is stretched to
+ * 60 s here, so a submit that counted on a held worker coming back (the
+ * protocol before) would leave the task waiting past the 10 s below. The
+ * pauses only let the idle workers park; no outcome depends on them.
+ */
+START_TEST(test_thread_pool_short_task_never_waits_for_timer)
+{
+    cf_test_watch_ns = 60 * 1000000000LL;
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 4});
+    gate_t hold, warm;
+    gate_init(&hold);
+    gate_init(&warm);
+    future_t *held[2], *warming[2];
+    for (int i = 0; i < 2; i++)
+        held[i] = submit_ok(ex, t_wait_gate, &hold, 0);
+    for (int i = 0; i < 2; i++)
+        warming[i] = submit_ok(ex, t_wait_gate, &warm, 0);
+    ck_assert(gate_wait_for_waiters(&hold, 2));
+    ck_assert(gate_wait_for_waiters(&warm, 2)); /* four threads exist */
+    gate_open(&warm);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(result_i64(warming[i]), 1);
+        future_unref(warming[i]);
+    }
+    for (int round = 0; round < 20; round++) {
+        struct timespec ts = {0, 3000000L}; /* the idle workers park */
+        nanosleep(&ts, NULL);
+        int64_t x = round, v = -1;
+        future_t *f = submit_ok(ex, t_add1, &x, sizeof(x));
+        ck_assert_int_eq(future_result_i64(f, 10.0, &v), 0);
+        ck_assert_int_eq(v, round + 1);
+        future_unref(f);
+        for (int i = 0; i < 2; i++)
+            ck_assert(!future_done(held[i]));
+    }
+    gate_open(&hold);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(result_i64(held[i]), 1);
+        future_unref(held[i]);
+    }
+    executor_free(ex);
+    gate_destroy(&hold);
+    gate_destroy(&warm);
+}
+END_TEST
+
 /* SHUT-08: three held tasks give three threads; after shutdown none is left */
 START_TEST(test_thread_pool_threads_terminate)
 {
@@ -958,6 +1010,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_default_max_workers);
     tcase_add_test(tc, test_thread_pool_saturation);
     tcase_add_test(tc, test_thread_pool_idle_worker_takes_task_behind_busy);
+    tcase_add_test(tc, test_thread_pool_short_task_never_waits_for_timer);
     tcase_add_test(tc, test_thread_pool_threads_terminate);
     tcase_add_test(tc, test_thread_pool_deadline_while_running);
     tcase_add_test(tc, test_thread_pool_deadline_rounds);

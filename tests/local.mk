@@ -5,8 +5,9 @@ TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # Black-box suites link the installed library; white-box ones the core.
 TEST_LIBS = lib/libcfutures.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 TEST_WHITEBOX_LIBS = lib/libcfutures-core.la $(CHECK_LIBS) $(PTHREAD_LIBS)
-# Suites that provoke worker faults (CFUTURES_TEST_HOOKS) link the library
-# built with the test hooks (CF_TEST_HOOKS); the installed one has none.
+# Suites that provoke worker faults (CFUTURES_TEST_HOOKS) or stretch the
+# thread pool's watchman (cf_test_watch_ns) link the library built with the
+# test hooks (CF_TEST_HOOKS); the installed one has none.
 TEST_HOOKS_LIBS = lib/libcfutures-test.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 
 check_PROGRAMS = \
@@ -33,7 +34,7 @@ tests_check_task_LDADD = $(TEST_LIBS)
 
 tests_check_thread_pool_SOURCES = tests/check_thread_pool.c $(TEST_COMMON)
 tests_check_thread_pool_CFLAGS = $(TEST_CFLAGS)
-tests_check_thread_pool_LDADD = $(TEST_LIBS)
+tests_check_thread_pool_LDADD = $(TEST_HOOKS_LIBS)
 
 tests_check_executor_SOURCES = tests/check_executor.c $(TEST_COMMON)
 tests_check_executor_CFLAGS = $(TEST_CFLAGS)
