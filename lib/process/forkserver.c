@@ -148,17 +148,18 @@ static void send_msg(struct fs_state *s, const struct cf_fs_msg *m)
     while (n < 0 && errno == EINTR);
 }
 
-static void spawn(struct fs_state *s, const struct cf_fs_msg *req, int in_fd, int out_fd)
+static void fork_worker(struct fs_state *s, const struct cf_fs_msg *req, int in_fd,
+                        int out_fd)
 {
     struct cf_fs_msg rep = {.op = CF_FS_SPAWNED, .seat = req->seat, .gen = req->gen};
-    int slot = -1;
+    int entry = -1;
     for (int i = 0; i < s->nkids; i++)
         if (s->kids[i] == 0) {
-            slot = i;
+            entry = i;
             break;
         }
     pid_t pid = -1;
-    if (slot < 0) {
+    if (entry < 0) {
         rep.err = EAGAIN;
     } else {
         pid = fork();
@@ -167,7 +168,7 @@ static void spawn(struct fs_state *s, const struct cf_fs_msg *req, int in_fd, in
         if (pid < 0)
             rep.err = errno;
         else
-            s->kids[slot] = pid;
+            s->kids[entry] = pid;
     }
     close(in_fd);
     close(out_fd);
@@ -203,7 +204,7 @@ static bool handle_request(struct fs_state *s)
             close(fds[1]);
         return false; /* only the parent writes here: it is confused or gone */
     }
-    spawn(s, &m, fds[0], fds[1]);
+    fork_worker(s, &m, fds[0], fds[1]);
     return true;
 }
 
