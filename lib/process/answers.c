@@ -294,17 +294,17 @@ int cf_pp_chunk_next(const void *res, size_t res_len, size_t *cursor, const void
     uint64_t off = *cursor ? *cursor : CF_WIRE_RESULTS_FIXED;
     uint32_t kind;
     int32_t code;
-    *data = NULL;
-    *len = 0;
-    if (off >= res_len)
-        return FUT_EOF;
-    if (cf_wire_next_answer(res, res_len, &off, &kind, &code, data, len) != 0)
-        return FUT_EOF; /* cannot happen: results_ok checked every answer */
-    *cursor = (size_t)off;
-    if (kind != 0) {
+    /* Past the last answer; a bad one cannot happen (results_ok checked each). */
+    if (off >= res_len ||
+        cf_wire_next_answer(res, res_len, &off, &kind, &code, data, len) != CF_WIRE_OK) {
         *data = NULL;
         *len = 0;
-        return FUT_ETASK;
+        return FUT_EOF;
     }
-    return 0;
+    *cursor = (size_t)off;
+    if (kind == 0)
+        return 0;
+    *data = NULL; /* the error message is not the item's result */
+    *len = 0;
+    return FUT_ETASK;
 }

@@ -79,9 +79,6 @@ struct wstate {
 #endif
 };
 
-/* Zero bytes for the padding of a RESULTS answer. */
-static const unsigned char zeros[CF_WIRE_ALIGN];
-
 static void die(void)
 {
     _exit(1);
@@ -262,17 +259,26 @@ static void run_item(struct wstate *w, task_fn fn, const void *arg, size_t arg_l
     fn(t);
 }
 
-/* Appends one answer to a chunk's RESULTS payload, padded (wire.h). */
+/*
+ * Appends one answer to a chunk's RESULTS payload, padded (wire.h). Called
+ * per item of a chunk, so it stays cheap: no call while the buffer has room,
+ * and the padding is one fixed-size store of zeros.
+ */
 static void res_answer(struct wstate *w, uint32_t kind, int32_t code, const void *data,
                        size_t len)
 {
-    unsigned char hdr[CF_WIRE_ANSWER_HDR];
-    cf_wire_put_answer(hdr, kind, code, len);
-    buf_add(&w->res, hdr, sizeof(hdr));
+    static const unsigned char zeros[CF_WIRE_ALIGN];
+    struct cf_buf *b = &w->res;
+    size_t room = CF_WIRE_ANSWER_HDR + len + sizeof(zeros);
+    if (b->cap - b->len < room && !cf_buf_reserve(b, room))
+        die();
+    unsigned char *o = b->p + b->len;
+    cf_wire_put_answer(o, kind, code, len);
     if (len)
-        buf_add(&w->res, data, len);
-    buf_add(&w->res, zeros, (size_t)(CF_WIRE_PAD(len) - len));
-    assert((w->res.len - w->res.off) % CF_WIRE_ALIGN == 0);
+        memcpy(o + CF_WIRE_ANSWER_HDR, data, len);
+    memcpy(o + CF_WIRE_ANSWER_HDR + len, zeros, sizeof(zeros)); /* the pad, and more */
+    b->len += CF_WIRE_ANSWER_HDR + (size_t)CF_WIRE_PAD(len);
+    assert((b->len - b->off) % CF_WIRE_ALIGN == 0);
 }
 
 /* A map chunk: claimed as one, its answers sent as one RESULTS frame. */
