@@ -128,8 +128,9 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
                    w->base.arg_len;
     atomic_store_explicit(&w->claim, claim, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
-    if (!cf_buf_reserve(&pr->out, total) ||
-        !encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total)) {
+    /* The reserve call only when the buffer lacks room: this runs per task. */
+    bool room = pr->out.cap - pr->out.len >= total || cf_buf_reserve(&pr->out, total);
+    if (!room || !encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total)) {
         uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
         atomic_compare_exchange_strong(&p->claims[idx], &expect,
                                        CF_CELL_WORD(gen, CF_CELL_CANCELLED));

@@ -220,6 +220,13 @@ static inline bool cancelling(const struct pp_work *x)
            future_done(cf_work_future((struct cf_work *)&x->base));
 }
 
+/* True if @pr may be sent tasks (inline: pick asks it of every seat, per send). */
+static inline bool cf_pp_usable(const struct pp_proc *pr)
+{
+    return pr && !pr->closing && !pr->killed && !pr->eof && !pr->exited &&
+           pr->to_fd >= 0 && pr->budget > 0;
+}
+
 /* pool.c */
 void cf_pp_kick(struct process_pool *p);
 void cf_pp_work_drop(struct cf_work *cw);
@@ -254,7 +261,6 @@ void cf_pp_break(struct process_pool *p, const char *why);
 void cf_pp_idle_update(struct process_pool *p, struct pp_proc *pr);
 void cf_pp_signal(struct pp_proc *pr, int sig);
 void cf_pp_close_fd(int *fd);
-bool cf_pp_usable(const struct pp_proc *pr);
 struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat);
 void cf_pp_read_fs(struct process_pool *p);
 

@@ -53,12 +53,6 @@ void cf_pp_close_fd(int *fd)
     *fd = -1;
 }
 
-bool cf_pp_usable(const struct pp_proc *pr)
-{
-    return pr && !pr->closing && !pr->killed && !pr->eof && !pr->exited &&
-           pr->to_fd >= 0 && pr->budget > 0;
-}
-
 /* Starts a worker in @seat. NULL if that failed (the pool may be broken). */
 struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
 {
