@@ -136,29 +136,6 @@ static inline struct thread_pool *tp_of(executor_t *ex)
     return (struct thread_pool *)ex;
 }
 
-/* ---------------------------------------------------------- threads */
-
-static void name_thread(struct thread_pool *p, size_t index)
-{
-#ifdef HAVE_PTHREAD_SETNAME_NP
-    char prefix[32], suffix[24], name[16];
-    if (p->base.name_prefix[0])
-        snprintf(prefix, sizeof(prefix), "%s", p->base.name_prefix);
-    else
-        snprintf(prefix, sizeof(prefix), "cfutures-%u", p->id);
-    snprintf(suffix, sizeof(suffix), "_%zu", index);
-    /* Linux allows 15 characters: the prefix is cut, the _N always kept. */
-    size_t sl = CF_MIN(strlen(suffix), sizeof(name) - 1);
-    size_t pl = CF_MIN(strlen(prefix), sizeof(name) - 1 - sl);
-    memcpy(name, prefix, pl);
-    memcpy(name + pl, suffix, sl);
-    name[pl + sl] = '\0';
-    pthread_setname_np(pthread_self(), name);
-#else
-    (void)p;
-    (void)index;
-#endif
-}
 
 static void self_free(struct thread_pool *p);
 
@@ -484,7 +461,7 @@ static void *worker_main(void *arg)
     struct tp_worker *me = arg;
     struct thread_pool *p = me->pool;
     cf_executor_bind_thread(&p->base);
-    name_thread(p, me->index);
+    cf_executor_name_thread(&p->base, p->id, me->index);
     if (run_initializer(p)) {
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         struct cf_work *w;
