@@ -239,8 +239,8 @@ static bool claim(struct wstate *w, uint64_t id)
 
 static const void *aligned_arg(struct wstate *w, const void *arg, size_t len)
 {
-    if (!arg || ((uintptr_t)arg & 15) == 0)
-        return arg;
+    if (!arg || len == 0 || ((uintptr_t)arg & 15) == 0)
+        return arg; /* nothing to copy: the scratch buffer may not exist yet */
     if (w->scratch_cap < len) {
         free(w->scratch);
         w->scratch = malloc(len);
