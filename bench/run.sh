@@ -33,11 +33,13 @@ case $QUICK in '' | 0 | no) QUICK=0 ;; *) QUICK=1 ;; esac
 if [ "$QUICK" = 1 ]; then
     : "${ROUNDS:=1}"
     W1_N=50000 W2_ITERS=2000 W5_N=1000000 W6_N=100000 W6_REPS=5 PP_ITERS=2000
+    W7_N=100 W8_S=1
     W3_N=20000 W3MAP_N=200000 W3B_N=500 W4_PAIRS=1
     PY_W1_N=10000 PY_W2_ITERS=500 PY_W5_N=100000 PY_W6_REPS=1 PY_W3_N=1000 PY_W3B_N=200
 else
     : "${ROUNDS:=9}"
     W1_N=200000 W2_ITERS=10000 W5_N=1000000 W6_N=100000 W6_REPS=11 PP_ITERS=10000
+    W7_N=500 W8_S=2
     W3_N=20000 W3MAP_N=200000 W3B_N=2000 W4_PAIRS=3
     PY_W1_N=50000 PY_W2_ITERS=2000 PY_W5_N=100000 PY_W6_REPS=3 PY_W3_N=5000 PY_W3B_N=500
 fi
@@ -76,6 +78,12 @@ uv $W1_N 4
 tbb $W1_N 4
 go $W1_N 4
 py w1 $PY_W1_N 4
+sys w1 $W1_N 2
+sys --naive w1 $W1_N 2
+c w7 $W7_N
+c --naive w7 $W7_N
+c w8 thread idle $W8_S
+c w8 thread busy $W8_S
 c w5 $W5_N
 c --naive w5 $W5_N
 py w5 $PY_W5_N
@@ -83,6 +91,9 @@ c w6 $W6_N $W6_REPS
 py w6 $W6_N $PY_W6_REPS
 c pipe $PP_ITERS
 c ppw2 $PP_ITERS 2
+c ppw7 $W7_N
+c w8 process idle $W8_S
+c w8 process busy $W8_S
 py w2 $PY_W2_ITERS 2 ppe
 c ppw3 $W3_N 2
 c npw3 $W3_N 2
@@ -100,6 +111,24 @@ c w4 process 2 $W4_PAIRS"
 once py w4 2"
 PY_BENCH=${PY_BENCH:-$(dirname "$0")/py_bench.py}
 BENCH_SRC=$(dirname "$0")
+
+# "sys ARGS": runs the program under strace and prints, as its one JSON
+# line, the futex and sched_yield calls of every thread per task (W1).
+syscount() {
+    local bin=$1 impl=cfutures
+    shift
+    [ "$1" = --naive ] && impl=naive
+    local words=("$@")
+    local n=${words[${#words[@]} - 2]} workers=${words[${#words[@]} - 1]}
+    strace -f -qq -c -e trace=futex,sched_yield -o "$tmp/strace" "$bin" "$@" >/dev/null || return 1
+    awk -v impl="$impl" -v n="$n" -v w="$workers" '
+        $NF == "futex" { f = $4 + 0 }
+        $NF == "sched_yield" { y = $4 + 0 }
+        END {
+            printf "{\"bench\":\"w1sys\",\"impl\":\"%s\",\"n\":%d,\"workers\":%d,\"futex\":%d,\"sched_yield\":%d,\"per_task\":%.5f}\n", impl, n, w, f, y, (f + y) / n
+            printf "w1 syscalls %s: %d futex + %d sched_yield for %d tasks, %d workers: %.4f a task\n", impl, f, y, n, w, (f + y) / n
+        }' "$tmp/strace"
+}
 
 # Busy and total jiffies of all CPUs.
 cpu_sample() {
@@ -152,6 +181,9 @@ while [ "$r" -le "$ROUNDS" ]; do
         args=${line#* }
         case $line in
         "py "*) set -- python3 "$PY_BENCH" ;;
+        "sys "*)
+            command -v strace >/dev/null 2>&1 || { echo "  note: strace missing, $line skipped"; continue; }
+            set -- syscount "$BENCH_BIN" ;;
         "uv "* | "tbb "* | "go "*)
             [ -x "$tmp/be_${line%% *}" ] || continue
             set -- "$tmp/be_${line%% *}" ;;
