@@ -328,8 +328,8 @@ add("W5 cfutures submit loop", "s", pick("w5", "cfutures", "submit_s"),
 floor = pick("w6", "cfutures", "floor_ms")
 w6n = {r["n"] for r in runs if r["bench"] == "w6"}
 ac, _ = add("W6 as_completed", "ms", pick("w6", "cfutures", "as_completed_ms"), (floor, "x floor"))
-add("W6 as_completed, first rep", "ms", pick("w6", "cfutures", "as_completed_first_ms"),
-    (floor, "x floor"))
+w6first, _ = add("W6 as_completed, first rep", "ms", pick("w6", "cfutures", "as_completed_first_ms"),
+                 (floor, "x floor"))
 add("W6 wait ALL_COMPLETED", "ms", pick("w6", "cfutures", "wait_ms"), (floor, "x floor"))
 add("W6 floor: future_done pass", "ms", floor)
 
@@ -404,6 +404,31 @@ w4p, _ = add("W4 process pool speedup, 2 workers", "x", pick("w4", "process", "s
 add("W4 serial C (s, median pair)", "s", pick("w4", "thread", "serial_s", 2))
 add("W4 Python ProcessPoolExecutor speedup (round 1 only)", "x", pick("w4", "python-ppe", "speedup", 2))
 add("W4 Python serial (s)", "s", pick("w4", "python-ppe", "serial_s", 2))
+
+# ---- issue 14: wake-ups (W7 start latency, W8 switches at rest, W1 syscalls)
+w1sys, _ = add("W1 futex + sched_yield calls a task, 2 workers", "calls",
+               pick("w1sys", "cfutures", "per_task", 2))
+add("W1 naive futex + sched_yield calls a task, 2 workers", "calls",
+    pick("w1sys", "naive", "per_task", 2))
+w7_50, w7_50_vs = add("W7 thread pool start p50 behind long tasks", "us",
+                      pick("w7", "cfutures", "p50_us", 4), (pick("w7", "naive", "p50_us", 4), "x condvar pool"))
+w7_99, w7_99_vs = add("W7 thread pool start p99 behind long tasks", "us",
+                      pick("w7", "cfutures", "p99_us", 4), (pick("w7", "naive", "p99_us", 4), "x condvar pool"))
+add("W7 plain condvar pool start p50", "us", pick("w7", "naive", "p50_us", 4))
+add("W7 plain condvar pool start p99", "us", pick("w7", "naive", "p99_us", 4))
+pipe99 = pick("pipe", "limit", "p99_us")
+pw7_50, pw7_50_vs = add("W7 process pool start p50 behind long tasks", "us",
+                        pick("ppw7", "cfutures", "p50_us", 4), (pipe50, "x pipe p50"))
+pw7_99, pw7_99_vs = add("W7 process pool start p99 behind long tasks", "us",
+                        pick("ppw7", "cfutures", "p99_us", 4), (pipe99, "x pipe p99"))
+w8 = {}
+for impl in ("cfutures-thread", "cfutures-process"):
+    for st in ("idle", "busy"):
+        out = {}
+        for r in runs:
+            if r["bench"] == "w8" and r["impl"] == impl and r["state"] == st:
+                out[r["round"]] = r["switches_per_s"]
+        w8[impl, st], _ = add(f"W8 {impl[9:]} pool {st}: context switches/s", "1/s", out)
 
 loads = [r["load_pct"] for r in runs]
 
@@ -480,6 +505,31 @@ target("W3b 64 KiB >= 0.5x pipe echo", v, f"{fmt(v, 'x')}x ({fmt(med(w3b), 'MB/s
        v is not None and v >= 0.5)
 v = med(w4t)
 target("W4 thread pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
+v = med(w6first)
+target("W6 first as_completed call <= 5 ms (issue 14)", v, f"{fmt(v, 'ms')} ms",
+       v is not None and v <= 5)
+v = med(w1sys)
+target("W1 < 0.01 futex + sched_yield calls a task (issue 14)", v, f"{fmt(v, 'calls')}",
+       v is not None and v < 0.01)
+v = med(w7_50_vs)
+target("W7 thread pool p50 <= 1.5x condvar pool (issue 14)", v, f"{fmt(v, 'x')}x",
+       v is not None and v <= 1.5)
+v = med(w7_99_vs)
+target("W7 thread pool p99 <= 2x condvar pool (issue 14)", v, f"{fmt(v, 'x')}x",
+       v is not None and v <= 2)
+v = med(pw7_50_vs)
+target("W7 process pool p50 <= 2x pipe p50 (issue 14)", v, f"{fmt(v, 'x')}x",
+       v is not None and v <= 2)
+v = med(pw7_99_vs)
+target("W7 process pool p99 <= 2x pipe p99 (issue 14)", v, f"{fmt(v, 'x')}x",
+       v is not None and v <= 2)
+for kind in ("thread", "process"):
+    v = med(w8["cfutures-" + kind, "idle"])
+    target(f"W8 {kind} pool idle <= 1 switch/s (issue 14)", v, f"{fmt(v, '1/s')}/s",
+           v is not None and v <= 1)
+    v = med(w8["cfutures-" + kind, "busy"])
+    target(f"W8 {kind} pool asleep in long tasks <= 20 switches/s (issue 14)", v,
+           f"{fmt(v, '1/s')}/s", v is not None and v <= 20)
 v = med(w4p)
 target("W4 process pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
 
