@@ -58,11 +58,11 @@ struct xfer {
     uint64_t bytes;                 /* body bytes written */
     unsigned char head[5];          /* the body's first bytes */
     size_t headlen;
-    bool started;        /* the write callback has checked status and name */
-    bool stopped;        /* the write callback refused the body: see why */
-    char why[256];       /* why the attempt failed, in words */
-    bool retryable;      /* 5xx, 429 or a connection error */
-    int code;            /* enum pdfdl_failure */
+    bool started;         /* the write callback has checked status and name */
+    bool stopped;         /* the write callback refused the body: see why */
+    char why[256];        /* why the attempt failed, in words */
+    bool retryable;       /* 5xx, 429 or a connection error */
+    int code;             /* enum pdfdl_failure */
     char status_line[96]; /* "404 Not Found" from the last status line */
     double last_data;     /* monotonic time of the last body byte (or start) */
     curl_off_t last_now;  /* bytes received as of last_data */
@@ -296,7 +296,8 @@ static void set_options(struct xfer *x)
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 64L * 1024);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "pdf_downloader/" CFUTURES_VERSION " (cfutures)");
+    curl_easy_setopt(h, CURLOPT_USERAGENT,
+                     "pdf_downloader/" CFUTURES_VERSION " (cfutures)");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -309,8 +310,8 @@ static void http_failure(struct xfer *x, long status)
 {
     const char *line = x->status_line;
     const char *reason = strchr(line, ' ');
-    fail(x, PDFDL_FAIL_HTTP, status >= 500 || status == 429, "HTTP %ld%s%s", status, reason ? " " : "",
-         reason ? reason + 1 : "");
+    fail(x, PDFDL_FAIL_HTTP, status >= 500 || status == 429, "HTTP %ld%s%s", status,
+         reason ? " " : "", reason ? reason + 1 : "");
 }
 
 /* Describes what curl reported, in words. */
@@ -345,7 +346,8 @@ static void curl_failure(struct xfer *x, CURLcode rc)
         if (oserr == ECONNREFUSED)
             fail(x, PDFDL_FAIL_NETWORK, true, "connection refused");
         else
-            fail(x, PDFDL_FAIL_NETWORK, true, "cannot connect: %s", x->errbuf[0] ? x->errbuf : "?");
+            fail(x, PDFDL_FAIL_NETWORK, true, "cannot connect: %s",
+                 x->errbuf[0] ? x->errbuf : "?");
         break;
     case CURLE_PARTIAL_FILE:
         curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
@@ -354,11 +356,13 @@ static void curl_failure(struct xfer *x, CURLcode rc)
                  pdfdl_thousands(x->bytes, a, sizeof(a)),
                  pdfdl_thousands((unsigned long long)cl, b, sizeof(b)));
         else
-            fail(x, PDFDL_FAIL_NETWORK, true, "body cut at %s bytes: the connection closed",
+            fail(x, PDFDL_FAIL_NETWORK, true,
+                 "body cut at %s bytes: the connection closed",
                  pdfdl_thousands(x->bytes, a, sizeof(a)));
         break;
     case CURLE_GOT_NOTHING:
-        fail(x, PDFDL_FAIL_NETWORK, true, "the server closed the connection without answering");
+        fail(x, PDFDL_FAIL_NETWORK, true,
+             "the server closed the connection without answering");
         break;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
@@ -378,7 +382,8 @@ static void curl_failure(struct xfer *x, CURLcode rc)
         fail(x, PDFDL_FAIL_NETWORK, false, "malformed URL");
         break;
     default:
-        fail(x, PDFDL_FAIL_NETWORK, false, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+        fail(x, PDFDL_FAIL_NETWORK, false, "%s",
+             x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
         break;
     }
 }

@@ -91,39 +91,39 @@ static double now_s(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: " PROG " [OPTION]... [URL]...\n"
-            "Downloads the URLs in parallel into a folder, each to a temporary file\n"
-            "renamed only once it is complete and checked: status 2xx, length equal\n"
-            "to Content-Length, body starting with %%PDF- (unless --any-type).\n"
-            "With no URL, fetches the course's five IRS forms (f1040, f1040a,\n"
-            "f1040ez, f1040es, f1040sb) under --base.\n"
-            "\n"
-            "  -i, --input FILE     read URLs from FILE, one a line ('#' comments;\n"
-            "                       '-' for standard input); may be repeated\n"
-            "      --base URL       where the course's forms are (default " DEFAULT_BASE
-            ")\n"
-            "  -j, --jobs N         N downloads at a time (default %d, as in the course)\n"
-            "  -o, --output DIR     save into DIR, created if missing (default .)\n"
-            "      --timeout S      give up on a connection or a stalled transfer after\n"
-            "                       S seconds (default %g)\n"
-            "      --retries N      retry N times on 5xx, 429 and connection errors,\n"
-            "                       waiting 0.25 s, 0.5 s, 1 s, ... or Retry-After\n"
-            "                       (default %d)\n"
-            "      --executor KIND  thread (default) or process: the pool that runs\n"
-            "                       the downloads\n"
-            "      --any-type       keep bodies that are not PDFs\n"
-            "      --no-clobber     never replace a file already in DIR\n"
-            "  -q, --quiet          print failures only\n"
-            "  -h, --help           show this help and exit\n"
-            "  -V, --version        show the version and exit\n"
-            "\n"
-            "Names come from the last segment of the URL's path after redirects\n"
-            "(at most 10), decoded so that they stay inside DIR; two URLs with one\n"
-            "name give NAME.EXT and NAME.1.EXT. Without --no-clobber a file already\n"
-            "there is replaced, but only by a complete, checked download.\n"
-            "Exit status: 0 all downloaded, 1 some failed, 2 bad usage.\n",
-            DEFAULT_WORKERS, DEFAULT_TIMEOUT, DEFAULT_RETRIES);
+    fprintf(
+        f,
+        "Usage: " PROG " [OPTION]... [URL]...\n"
+        "Downloads the URLs in parallel into a folder, each to a temporary file\n"
+        "renamed only once it is complete and checked: status 2xx, length equal\n"
+        "to Content-Length, body starting with %%PDF- (unless --any-type).\n"
+        "With no URL, fetches the course's five IRS forms (f1040, f1040a,\n"
+        "f1040ez, f1040es, f1040sb) under --base.\n"
+        "\n"
+        "  -i, --input FILE     read URLs from FILE, one a line ('#' comments;\n"
+        "                       '-' for standard input); may be repeated\n"
+        "      --base URL       where the course's forms are (default " DEFAULT_BASE ")\n"
+        "  -j, --jobs N         N downloads at a time (default %d, as in the course)\n"
+        "  -o, --output DIR     save into DIR, created if missing (default .)\n"
+        "      --timeout S      give up on a connection or a stalled transfer after\n"
+        "                       S seconds (default %g)\n"
+        "      --retries N      retry N times on 5xx, 429 and connection errors,\n"
+        "                       waiting 0.25 s, 0.5 s, 1 s, ... or Retry-After\n"
+        "                       (default %d)\n"
+        "      --executor KIND  thread (default) or process: the pool that runs\n"
+        "                       the downloads\n"
+        "      --any-type       keep bodies that are not PDFs\n"
+        "      --no-clobber     never replace a file already in DIR\n"
+        "  -q, --quiet          print failures only\n"
+        "  -h, --help           show this help and exit\n"
+        "  -V, --version        show the version and exit\n"
+        "\n"
+        "Names come from the last segment of the URL's path after redirects\n"
+        "(at most 10), decoded so that they stay inside DIR; two URLs with one\n"
+        "name give NAME.EXT and NAME.1.EXT. Without --no-clobber a file already\n"
+        "there is replaced, but only by a complete, checked download.\n"
+        "Exit status: 0 all downloaded, 1 some failed, 2 bad usage.\n",
+        DEFAULT_WORKERS, DEFAULT_TIMEOUT, DEFAULT_RETRIES);
 }
 
 static void version(void)
@@ -275,8 +275,8 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
             break;
         case 'j':
             if (parse_uint(optarg, 1024, &v) != 0 || v < 1)
-                return usage_error("-j wants a number of workers from 1 to 1024, not '%s'",
-                                   optarg);
+                return usage_error(
+                    "-j wants a number of workers from 1 to 1024, not '%s'", optarg);
             o->workers = (int)v;
             break;
         case 'o':
@@ -285,9 +285,10 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
         case OPT_TIMEOUT:
             errno = 0;
             o->timeout = strtod(optarg, &end);
-            if (!*optarg || *end || errno || !(o->timeout >= 0.001 && o->timeout <= 86400))
-                return usage_error("--timeout wants seconds from 0.001 to 86400, not '%s'",
-                                   optarg);
+            if (!*optarg || *end || errno ||
+                !(o->timeout >= 0.001 && o->timeout <= 86400))
+                return usage_error(
+                    "--timeout wants seconds from 0.001 to 86400, not '%s'", optarg);
             break;
         case OPT_RETRIES:
             if (parse_uint(optarg, 100, &v) != 0)
@@ -341,7 +342,8 @@ static int add_course_forms(const char *base, struct urls *u)
     bool slash = bl > 0 && base[bl - 1] == '/';
     for (size_t i = 0; i < sizeof(course_forms) / sizeof(course_forms[0]); i++) {
         char url[4096];
-        int w = snprintf(url, sizeof(url), "%s%s%s", base, slash ? "" : "/", course_forms[i]);
+        int w =
+            snprintf(url, sizeof(url), "%s%s%s", base, slash ? "" : "/", course_forms[i]);
         if (w < 0 || (size_t)w >= sizeof(url) || add_url(u, url, (size_t)w) != 0)
             return -1;
     }
@@ -449,7 +451,8 @@ static void report_failure(const char *url, const char *why, struct totals *tot)
 }
 
 /* Prints one completed future's result, as the course's print(future.result()). */
-static void report(future_t *f, const char *url, const struct options *o, struct totals *tot)
+static void report(future_t *f, const char *url, const struct options *o,
+                   struct totals *tot)
 {
     const void *data;
     size_t len;
@@ -493,8 +496,8 @@ static void print_summary(const struct totals *t, double secs)
     human(secs > 0 ? (double)t->bytes / secs : 0, r, sizeof(r));
     if (t->kept)
         snprintf(kept, sizeof(kept), " (%zu kept)", t->kept);
-    fprintf(stderr, "%zu ok%s, %zu failed, %s in %.2f s (%s/s)\n", t->ok, kept, t->failed, b,
-            secs, r);
+    fprintf(stderr, "%zu ok%s, %zu failed, %s in %.2f s (%s/s)\n", t->ok, kept, t->failed,
+            b, secs, r);
 }
 
 /* Removes the claims folder and the empty files in it. */
@@ -584,7 +587,7 @@ static int run(const struct options *o, const struct urls *u, const char *claims
     struct progress prog = {.outdir = o->outdir, .total = n, .start = now_s()};
     executor_t *ex = NULL;
     size_t nf = 0;
-    bool drawing = false; /* the progress thread runs */
+    bool drawing = false;  /* the progress thread runs */
     bool complete = false; /* every future was reported */
     if (!reqs || !lens || !fs || !slots) {
         fprintf(stderr, PROG ": out of memory\n");
@@ -601,11 +604,11 @@ static int run(const struct options *o, const struct urls *u, const char *claims
     }
     /* futures = [executor.submit(downloader, url) for url in urls] */
     for (size_t i = 0; i < n; i++) {
-        struct pdfdl_request rq = {u->v[i],   o->outdir,   claims,        token,
+        struct pdfdl_request rq = {u->v[i],    o->outdir,  claims,      token,
                                    o->timeout, o->retries, o->any_type, o->no_clobber};
         reqs[i] = pdfdl_request_encode(&rq, &lens[i]);
-        future_t *f = reqs[i] ? executor_submit(ex, pdfdl_download_task, reqs[i], lens[i])
-                              : NULL;
+        future_t *f =
+            reqs[i] ? executor_submit(ex, pdfdl_download_task, reqs[i], lens[i]) : NULL;
         if (!f) {
             char why[128];
             snprintf(why, sizeof(why), "cannot submit: %s", strerror(errno));
@@ -655,8 +658,11 @@ out:
 
 int main(int argc, char **argv)
 {
-    struct options o = {.workers = DEFAULT_WORKERS, .outdir = ".", .base = DEFAULT_BASE,
-                        .timeout = DEFAULT_TIMEOUT, .retries = DEFAULT_RETRIES};
+    struct options o = {.workers = DEFAULT_WORKERS,
+                        .outdir = ".",
+                        .base = DEFAULT_BASE,
+                        .timeout = DEFAULT_TIMEOUT,
+                        .retries = DEFAULT_RETRIES};
     struct urls u = {0};
     static char claims[PATH_MAX]; /* static: the signal thread reads it */
     int rc = parse_args(argc, argv, &o, &u);
@@ -679,7 +685,8 @@ int main(int argc, char **argv)
         goto out;
     }
     const char *tmp = getenv("TMPDIR");
-    snprintf(claims, sizeof(claims), "%s/" PROG "-names-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(claims, sizeof(claims), "%s/" PROG "-names-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(claims)) {
         fprintf(stderr, PROG ": cannot create %s: %s\n", claims, strerror(errno));
         rc = 1;

@@ -103,7 +103,8 @@ static const char *raw_ext(const char *s, const char *e)
     for (const char *q = e; q > lim; q--) {
         if (q[-1] == '.')
             return q - 1;
-        if (q - lim >= 3 && q[-3] == '%' && q[-2] == '2' && (q[-1] == 'e' || q[-1] == 'E'))
+        if (q - lim >= 3 && q[-3] == '%' && q[-2] == '2' &&
+            (q[-1] == 'e' || q[-1] == 'E'))
             return q - 3;
     }
     return e;
@@ -128,7 +129,8 @@ static size_t decode_long(const char *s, const char *e, char *out)
     size_t n = decode(s, d, big, sizeof(big));
     if (n > sizeof(big))
         n = sizeof(big); /* a monster: only its first bytes count */
-    size_t stem = n < PDFDL_NAME_MAX - extlen ? n : utf8_boundary(big, PDFDL_NAME_MAX - extlen);
+    size_t stem =
+        n < PDFDL_NAME_MAX - extlen ? n : utf8_boundary(big, PDFDL_NAME_MAX - extlen);
     memcpy(out, big, stem);
     memcpy(out + stem, ext, extlen);
     return stem + extlen;
