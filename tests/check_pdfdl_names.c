@@ -137,7 +137,7 @@ END_TEST
 START_TEST(test_records_round_trip)
 {
     struct pdfdl_request in = {"http://h/f.pdf?x=1", "/tmp/out dir", "/tmp/claims", "Ab12",
-                               0.25, 7, true, false}, rq;
+                               0.25, 7, true, false, true}, rq;
     size_t len;
     char *buf = pdfdl_request_encode(&in, &len);
     ck_assert_ptr_nonnull(buf);
@@ -148,23 +148,39 @@ START_TEST(test_records_round_trip)
     ck_assert_str_eq(rq.run, in.run);
     ck_assert(rq.timeout == 0.25);
     ck_assert_uint_eq(rq.retries, 7);
-    ck_assert(rq.any_type && !rq.no_clobber);
+    ck_assert(rq.any_type && !rq.no_clobber && rq.resume);
     /* Truncated or padded records are refused, never read past. */
     for (size_t cut = 0; cut < len; cut++)
         ck_assert_int_eq(pdfdl_request_decode(buf, cut, &rq), -1);
     ck_assert_int_eq(pdfdl_outcome_decode(buf, len, &(struct pdfdl_outcome){0}), -1);
     free(buf);
 
-    struct pdfdl_outcome o = {false, "f1040.1.pdf", 184320, 3}, back;
+    struct pdfdl_outcome o = {true, false, 0, "", "f1040.1.pdf", 206, 92160, 92160, 0, 3,
+                              0.125}, back;
     buf = pdfdl_outcome_encode(&o, &len);
     ck_assert_ptr_nonnull(buf);
     ck_assert_int_eq(pdfdl_outcome_decode(buf, len, &back), 0);
     ck_assert_str_eq(back.name, "f1040.1.pdf");
-    ck_assert_uint_eq(back.bytes, 184320);
+    ck_assert_uint_eq(back.bytes, 92160);
     ck_assert_uint_eq(back.attempts, 3);
-    ck_assert(!back.kept);
+    ck_assert(back.ok && !back.kept);
+    ck_assert_int_eq(back.status, 206);
+    ck_assert_uint_eq(back.resumed_from, 92160);
+    ck_assert(back.seconds == 0.125);
     for (size_t cut = 0; cut < len; cut++)
         ck_assert_int_eq(pdfdl_outcome_decode(buf, cut, &back), -1);
+    free(buf);
+
+    /* A failure keeps its words and what was kept for -c. */
+    struct pdfdl_outcome bad = {false, false, 3, "body cut at 92,160 of 184,320 bytes", "",
+                                200, 92160, 0, 92160, 1, 0.5};
+    buf = pdfdl_outcome_encode(&bad, &len);
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_eq(pdfdl_outcome_decode(buf, len, &back), 0);
+    ck_assert(!back.ok);
+    ck_assert_int_eq(back.code, 3);
+    ck_assert_str_eq(back.why, bad.why);
+    ck_assert_uint_eq(back.partial, 92160);
     free(buf);
 }
 END_TEST

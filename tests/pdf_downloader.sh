@@ -235,6 +235,58 @@ mkdir -p "$W/out/already-failed" && cp "$W/old.txt" "$W/out/already-failed/f1040
 run already-failed --retries 0 "$F/cut/f1040.pdf"
 expect_rc 1; expect_err "body cut"; expect_files f1040.pdf=$W/old.txt
 
+# --- --report ----------------------------------------------------------------
+# check_report FILE DIR 'URL-SUFFIX ok status bytes resumed_from retries ERROR-WORDS' ...:
+# every line of FILE is one JSON object; each expected URL has one line with
+# these values (ERROR-WORDS '-' for null; a substring otherwise), and an ok
+# line's file is in DIR with exactly resumed_from + bytes bytes.
+check_report() {
+    python3 - "$@" <<'PY' || bad "report: $(cat "$1")"
+import json, os, sys
+path, folder, wants = sys.argv[1], sys.argv[2], sys.argv[3:]
+lines = open(path, encoding="utf-8").read().splitlines()
+rows = [json.loads(l) for l in lines]
+keys = {"url", "file", "ok", "kept", "status", "bytes", "resumed_from", "partial",
+        "seconds", "retries", "error"}
+assert all(set(r) == keys for r in rows), rows
+assert len(rows) == len(wants), (len(rows), len(wants))
+for want in wants:
+    suffix, ok, status, nbytes, resumed, retries, error = want.split(" ", 6)
+    r = [r for r in rows if r["url"].endswith(suffix)]
+    assert len(r) == 1, (suffix, rows)
+    r = r[0]
+    assert r["ok"] == (ok == "true"), r
+    assert r["status"] == (None if status == "null" else int(status)), r
+    assert r["bytes"] == int(nbytes) and r["resumed_from"] == int(resumed), r
+    assert r["retries"] == int(retries) and r["seconds"] >= 0, r
+    assert (r["error"] is None) if error == "-" else error in r["error"], r
+    if r["ok"]:
+        assert os.path.dirname(r["file"]) == folder, r
+        assert os.path.getsize(r["file"]) == r["resumed_from"] + r["bytes"], r
+    else:
+        assert r["file"] is None, r
+PY
+}
+
+run report-file --retries 0 --report "$W/report-file.jsonl" "$NG/f1040a.pdf" \
+    "$F/status/404/missing.pdf" "$F/cut/f1040es.pdf" "ftp://127.0.0.1/x.pdf" "http://127.0.0.1:$refused/x.pdf"
+expect_rc 1; expect_out "Finished downloading f1040a.pdf"; expect_err "1 ok, 4 failed"
+expect_files f1040a.pdf=$W/www/f1040a.pdf
+check_report "$W/report-file.jsonl" "$dir" "/f1040a.pdf true 200 102400 0 0 -" \
+    "/missing.pdf false 404 0 0 0 HTTP 404 Not Found" \
+    "/cut/f1040es.pdf false 200 512000 0 0 body cut at 512,000 of 1,024,000 bytes" \
+    "ftp://127.0.0.1/x.pdf false null 0 0 0 not an http" \
+    "127.0.0.1:$refused/x.pdf false null 0 0 0 connection refused"
+
+# --report -: stdout holds the JSON lines only, the human lines go to stderr.
+run report-stdout --report - "$F/flaky/k3/f1040.pdf" "$NG/f1040a.pdf"
+expect_rc 0; expect_err "Finished downloading f1040.pdf"; expect_err "2 ok, 0 failed"
+check_report "$W/report-stdout.out" "$dir" "/flaky/k3/f1040.pdf true 200 184320 0 2 -" \
+    "/f1040a.pdf true 200 102400 0 0 -"
+
+run report-unwritable --report "$W/no/such/dir/r.jsonl" "$NG/f1040a.pdf"
+expect_rc 2; expect_err "cannot write the report to $W/no/such/dir/r.jsonl"
+
 # --- usage ----------------------------------------------------------------------
 run usage-jobs -j 0 "$NG/f1040.pdf"; expect_rc 2; expect_err "-j wants"
 run usage-executor --executor fibers "$NG/f1040.pdf"; expect_rc 2

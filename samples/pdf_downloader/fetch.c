@@ -63,6 +63,7 @@ struct xfer {
     char why[256];        /* why the attempt failed, in words */
     bool retryable;       /* 5xx, 429 or a connection error */
     int code;             /* enum pdfdl_failure */
+    long status;          /* the final answer's HTTP status, 0 if none */
     char status_line[96]; /* "404 Not Found" from the last status line */
     double last_data;     /* monotonic time of the last body byte (or start) */
     curl_off_t last_now;  /* bytes received as of last_data */
@@ -443,6 +444,7 @@ static int attempt(struct xfer *x)
     CURLcode rc = curl_easy_perform(x->h);
     long status = 0;
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+    x->status = status;
     if (rc == CURLE_WRITE_ERROR && x->stopped && x->why[0]) {
         if (x->code == PDFDL_FAIL_CONTENT)
             not_pdf(x); /* says what the body looks like */
@@ -548,16 +550,34 @@ static bool already_there(const struct pdfdl_request *rq, char *name, size_t n)
            join(path, sizeof(path), rq->outdir, name) == 0 && lstat(path, &st) == 0;
 }
 
-static void answer(task_t *t, bool kept, const char *name, uint64_t bytes,
-                   unsigned attempts)
+/* Hands @o back as the task's result; raises only when out of memory. */
+static void answer(task_t *t, const struct pdfdl_outcome *o)
 {
-    struct pdfdl_outcome o = {kept, name, bytes, attempts};
     size_t len;
-    char *rec = pdfdl_outcome_encode(&o, &len);
+    char *rec = pdfdl_outcome_encode(o, &len);
     if (rec)
         task_return(t, rec, len, free);
     else
         task_raise(t, PDFDL_FAIL_LOCAL, "out of memory");
+}
+
+/* Answers a failure: @why in words, with what the transfers got. */
+static void answer_failure(task_t *t, struct pdfdl_outcome *o, int code, const char *fmt,
+                           ...) CF_PRINTF(4, 5);
+
+static void answer_failure(task_t *t, struct pdfdl_outcome *o, int code, const char *fmt,
+                           ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    o->ok = false;
+    o->code = code;
+    o->why = why;
+    o->name = "";
+    answer(t, o);
 }
 
 static bool http_url(const char *url)
@@ -573,23 +593,27 @@ void pdfdl_download_task(task_t *t)
     struct xfer x = {.fd = -1};
     char final[PDFDL_NAME_MAX + 16];
     bool kept = false;
+    double start = mono_now();
+    struct pdfdl_outcome o = {.ok = true, .why = "", .name = final};
 
     if (pdfdl_request_decode(arg, len, &rq) != 0) {
         task_raise(t, PDFDL_FAIL_REQUEST, "malformed request record");
         return;
     }
     if (!http_url(rq.url)) {
-        task_raise(t, PDFDL_FAIL_REQUEST, "not an http:// or https:// URL");
+        answer_failure(t, &o, PDFDL_FAIL_REQUEST, "not an http:// or https:// URL");
         return;
     }
     if (rq.no_clobber && already_there(&rq, final, sizeof(final))) {
-        answer(t, true, final, 0, 0);
+        o.kept = true;
+        o.seconds = mono_now() - start;
+        answer(t, &o);
         return;
     }
     x.rq = &rq;
     x.h = thread_handle();
     if (!x.h) {
-        task_raise(t, PDFDL_FAIL_LOCAL, "cannot start libcurl (out of memory?)");
+        answer_failure(t, &o, PDFDL_FAIL_LOCAL, "cannot start libcurl (out of memory?)");
         return;
     }
     unsigned n = 1;
@@ -602,16 +626,21 @@ void pdfdl_download_task(task_t *t)
     /* The handle stays with this thread for its next URL: forget the
      * pointers into this task's stack (error buffer, callbacks' data). */
     curl_easy_reset(x.h);
+    o.status = x.status;
+    o.bytes = x.bytes;
+    o.attempts = n;
+    if (rc == 0)
+        rc = install(&x, &kept, final, sizeof(final));
+    o.seconds = mono_now() - start;
     if (rc != 0) {
         if (n > 1)
-            task_raise(t, x.code, "%s (after %u attempts)", x.why, n);
+            answer_failure(t, &o, x.code, "%s (after %u attempts)", x.why, n);
         else
-            task_raise(t, x.code, "%s", x.why);
+            answer_failure(t, &o, x.code, "%s", x.why);
         return;
     }
-    if (install(&x, &kept, final, sizeof(final)) != 0) {
-        task_raise(t, x.code, "%s", x.why);
-        return;
-    }
-    answer(t, kept, final, kept ? 0 : x.bytes, n);
+    o.kept = kept;
+    if (kept)
+        o.bytes = 0;
+    answer(t, &o);
 }

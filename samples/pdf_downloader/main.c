@@ -65,7 +65,9 @@ struct options {
     unsigned retries;
     bool process; /* --executor process */
     bool any_type, no_clobber, quiet;
-    bool had_input; /* -i was given: an empty list means no URL, not the forms */
+    bool had_input;          /* -i was given: an empty list means no URL, not the forms */
+    bool resume;             /* -c: keep cut downloads and resume them */
+    const char *report_path; /* --report FILE ("-": stdout), or NULL */
 };
 
 /* A growing list of URLs (owned strings). */
@@ -78,7 +80,12 @@ struct urls {
 static atomic_size_t n_done;
 static atomic_ullong bytes_done;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-/* A progress line is drawn (stdout is a terminal, no -q); read by the
+/* Where the human lines and the progress line go: stdout, or stderr when
+ * the report takes stdout (--report -). Set before any thread starts. */
+static FILE *hout;
+/* --report's stream, or NULL; written by the main thread only. */
+static FILE *report_out;
+/* A progress line is drawn (`human` is a terminal, no -q); read by the
  * signal thread, so atomic. */
 static atomic_bool progress_on;
 
@@ -114,6 +121,13 @@ static void usage(FILE *f)
         "                       the downloads\n"
         "      --any-type       keep bodies that are not PDFs\n"
         "      --no-clobber     never replace a file already in DIR\n"
+        "      --report FILE    write one JSON object a line to FILE ('-' for\n"
+        "                       standard output: the other lines then go to\n"
+        "                       standard error) as each URL finishes: url, file\n"
+        "                       (DIR/NAME, or null), ok, kept, status (HTTP, or\n"
+        "                       null), bytes (received by the last attempt),\n"
+        "                       resumed_from, partial (bytes kept for -c),\n"
+        "                       seconds, retries, error (words, or null)\n"
         "  -q, --quiet          print failures only\n"
         "  -h, --help           show this help and exit\n"
         "  -V, --version        show the version and exit\n"
@@ -241,7 +255,15 @@ static int parse_uint(const char *s, long max, long *out)
 /* Parses argv into @o and @u. Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
 {
-    enum { OPT_BASE = 256, OPT_TIMEOUT, OPT_RETRIES, OPT_EXECUTOR, OPT_ANY, OPT_NOCLOB };
+    enum {
+        OPT_BASE = 256,
+        OPT_TIMEOUT,
+        OPT_RETRIES,
+        OPT_EXECUTOR,
+        OPT_ANY,
+        OPT_NOCLOB,
+        OPT_REPORT
+    };
     static const struct option longopts[] = {
         {"input", required_argument, NULL, 'i'},
         {"base", required_argument, NULL, OPT_BASE},
@@ -252,6 +274,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
         {"executor", required_argument, NULL, OPT_EXECUTOR},
         {"any-type", no_argument, NULL, OPT_ANY},
         {"no-clobber", no_argument, NULL, OPT_NOCLOB},
+        {"report", required_argument, NULL, OPT_REPORT},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -309,6 +332,9 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
             break;
         case OPT_NOCLOB:
             o->no_clobber = true;
+            break;
+        case OPT_REPORT:
+            o->report_path = optarg;
             break;
         case 'q':
             o->quiet = true;
@@ -392,8 +418,8 @@ struct progress {
 static void clear_line_locked(void)
 {
     if (atomic_load(&progress_on)) {
-        fputs("\r\033[K", stdout);
-        fflush(stdout);
+        fputs("\r\033[K", hout);
+        fflush(hout);
     }
 }
 
@@ -414,8 +440,8 @@ static void *progress_main(void *arg)
                      el * (double)(p->total - done) / (double)done);
         pthread_mutex_lock(&out_lock);
         if (!atomic_load(&p->stop)) {
-            printf("\r\033[K[%zu/%zu] %s  %s/s%s", done, p->total, b, r, eta);
-            fflush(stdout);
+            fprintf(hout, "\r\033[K[%zu/%zu] %s  %s/s%s", done, p->total, b, r, eta);
+            fflush(hout);
         }
         pthread_mutex_unlock(&out_lock);
     }
@@ -450,6 +476,80 @@ static void report_failure(const char *url, const char *why, struct totals *tot)
     pthread_mutex_unlock(&out_lock);
 }
 
+/*
+ * Writes @s as a JSON string: quotes, backslashes and control bytes escaped,
+ * and each byte that is not part of valid UTF-8 written as U+FFFD, so that
+ * every line of the report parses whatever bytes a URL or name holds.
+ */
+static void json_string(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    putc('"', f);
+    while (*p) {
+        unsigned c = *p;
+        size_t n = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
+        /* The second byte's range rules out overlong forms, surrogates and
+         * code points past U+10FFFF (RFC 3629, section 4). */
+        unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        size_t k = 1;
+        if (n > 1 && p[1] >= lo && p[1] <= hi)
+            for (k = 2; k < n && (p[k] & 0xC0) == 0x80; k++)
+                ;
+        if (n == 1 && (c == '"' || c == '\\'))
+            fprintf(f, "\\%c", (char)c);
+        else if (n == 1 && c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else if (n == 1 || (n > 1 && k == n))
+            fwrite(p, 1, n, f);
+        else
+            fputs("\\ufffd", f); /* and skip one byte only */
+        p += n > 1 && k == n ? n : 1;
+    }
+    putc('"', f);
+}
+
+/* One line of --report for one URL: @o is its outcome, NULL if the task
+ * raised (then @why says why). */
+static void report_line(const char *url, const struct options *opt,
+                        const struct pdfdl_outcome *o, const char *why)
+{
+    FILE *f = report_out;
+    fputs("{\"url\":", f);
+    json_string(f, url);
+    fputs(",\"file\":", f);
+    if (o && o->ok) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", opt->outdir, o->name);
+        json_string(f, path);
+    } else {
+        fputs("null", f);
+    }
+    fprintf(f, ",\"ok\":%s,\"kept\":%s,\"status\":", o && o->ok ? "true" : "false",
+            o && o->kept ? "true" : "false");
+    if (o && o->status > 0)
+        fprintf(f, "%ld", o->status);
+    else
+        fputs("null", f);
+    fprintf(f,
+            ",\"bytes\":%llu,\"resumed_from\":%llu,\"partial\":%llu,\"seconds\":%.3f,"
+            "\"retries\":%u,\"error\":",
+            o ? (unsigned long long)o->bytes : 0ULL,
+            o ? (unsigned long long)o->resumed_from : 0ULL,
+            o ? (unsigned long long)o->partial : 0ULL, o ? o->seconds : 0.0,
+            o && o->attempts > 1 ? o->attempts - 1 : 0);
+    if (o && o->ok)
+        fputs("null", f);
+    else
+        json_string(f, o ? o->why : why);
+    fputs("}\n", f);
+    fflush(f);
+}
+
 /* Prints one completed future's result, as the course's print(future.result()). */
 static void report(future_t *f, const char *url, const struct options *o,
                    struct totals *tot)
@@ -458,19 +558,30 @@ static void report(future_t *f, const char *url, const struct options *o,
     size_t len;
     const future_error_t *err = NULL;
     struct pdfdl_outcome out;
+    char why[600], a[32];
     int rc = future_result(f, FUT_FOREVER, &data, &len);
     if (rc != 0) {
-        char why[160];
         if (future_exception(f, 0, &err) == 0 && err && err->message[0])
-            report_failure(url, err->message, tot);
-        else {
+            snprintf(why, sizeof(why), "%s", err->message);
+        else
             snprintf(why, sizeof(why), "the task failed: %s", future_strerror(rc));
-            report_failure(url, why, tot);
-        }
+    } else if (pdfdl_outcome_decode(data, len, &out) != 0) {
+        snprintf(why, sizeof(why), "the task answered with a malformed record");
+        rc = -1;
+    }
+    if (report_out)
+        report_line(url, o, rc == 0 ? &out : NULL, why);
+    if (rc != 0) {
+        report_failure(url, why, tot);
         return;
     }
-    if (pdfdl_outcome_decode(data, len, &out) != 0) {
-        report_failure(url, "the task answered with a malformed record", tot);
+    if (!out.ok) {
+        if (out.partial > 0)
+            snprintf(why, sizeof(why), "%s; %s bytes kept to resume with -c", out.why,
+                     pdfdl_thousands(out.partial, a, sizeof(a)));
+        else
+            snprintf(why, sizeof(why), "%s", out.why);
+        report_failure(url, why, tot);
         return;
     }
     tot->ok++;
@@ -482,10 +593,13 @@ static void report(future_t *f, const char *url, const struct options *o,
     pthread_mutex_lock(&out_lock);
     clear_line_locked();
     if (out.kept)
-        printf("Kept %s: already there (--no-clobber)\n", out.name);
+        fprintf(hout, "Kept %s: already there (--no-clobber)\n", out.name);
+    else if (out.resumed_from > 0)
+        fprintf(hout, "Finished downloading %s (resumed at %s bytes)\n", out.name,
+                pdfdl_thousands(out.resumed_from, a, sizeof(a)));
     else
-        printf("Finished downloading %s\n", out.name);
-    fflush(stdout);
+        fprintf(hout, "Finished downloading %s\n", out.name);
+    fflush(hout);
     pthread_mutex_unlock(&out_lock);
 }
 
@@ -604,8 +718,9 @@ static int run(const struct options *o, const struct urls *u, const char *claims
     }
     /* futures = [executor.submit(downloader, url) for url in urls] */
     for (size_t i = 0; i < n; i++) {
-        struct pdfdl_request rq = {u->v[i],    o->outdir,  claims,      token,
-                                   o->timeout, o->retries, o->any_type, o->no_clobber};
+        struct pdfdl_request rq = {u->v[i],     o->outdir,     claims,
+                                   token,       o->timeout,    o->retries,
+                                   o->any_type, o->no_clobber, o->resume};
         reqs[i] = pdfdl_request_encode(&rq, &lens[i]);
         future_t *f =
             reqs[i] ? executor_submit(ex, pdfdl_download_task, reqs[i], lens[i]) : NULL;
@@ -678,6 +793,19 @@ int main(int argc, char **argv)
         rc = usage_error("%s", "--base is too long");
         goto out;
     }
+    hout = stdout;
+    if (o.report_path && strcmp(o.report_path, "-") == 0) {
+        report_out = stdout;
+        hout = stderr;
+    } else if (o.report_path) {
+        report_out = fopen(o.report_path, "we");
+        if (!report_out) {
+            fprintf(stderr, PROG ": cannot write the report to %s: %s\n", o.report_path,
+                    strerror(errno));
+            rc = 2;
+            goto out;
+        }
+    }
     if (make_dirs(o.outdir) != 0) {
         fprintf(stderr, PROG ": cannot use %s as the output folder: %s\n", o.outdir,
                 strerror(errno));
@@ -704,12 +832,17 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot initialise libcurl\n");
         rc = 1;
     } else {
-        atomic_store(&progress_on, !o.quiet && isatty(STDOUT_FILENO));
+        atomic_store(&progress_on, !o.quiet && isatty(fileno(hout)));
         rc = run(&o, &u, claims, token);
         curl_global_cleanup();
     }
     remove_claims(claims);
 out:
+    if (report_out && report_out != stdout && fclose(report_out) != 0 && rc == 0) {
+        fprintf(stderr, PROG ": cannot write the report to %s: %s\n", o.report_path,
+                strerror(errno));
+        rc = 1;
+    }
     free_urls(&u);
     return rc;
 }
