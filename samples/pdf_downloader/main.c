@@ -121,6 +121,14 @@ static void usage(FILE *f)
         "                       the downloads\n"
         "      --any-type       keep bodies that are not PDFs\n"
         "      --no-clobber     never replace a file already in DIR\n"
+        "  -c, --continue       keep a cut download's hidden temporary file, and\n"
+        "                       resume it on the next run with -c (or the next\n"
+        "                       retry): Range + If-Range (ETag, else\n"
+        "                       Last-Modified); a server that ignores Range,\n"
+        "                       answers 416 or has a changed file gives the\n"
+        "                       whole file again. The result is checked whole\n"
+        "                       as without -c. Kept only for failures --retries\n"
+        "                       would retry, from servers that send a validator\n"
         "      --report FILE    write one JSON object a line to FILE ('-' for\n"
         "                       standard output: the other lines then go to\n"
         "                       standard error) as each URL finishes: url, file\n"
@@ -136,6 +144,8 @@ static void usage(FILE *f)
         "(at most 10), decoded so that they stay inside DIR; two URLs with one\n"
         "name give NAME.EXT and NAME.1.EXT. Without --no-clobber a file already\n"
         "there is replaced, but only by a complete, checked download.\n"
+        "Interrupted (Ctrl-C, SIGTERM, SIGHUP), it removes its partial files, or\n"
+        "with -c keeps the resumable ones and lists them; it exits 128+signal.\n"
         "Exit status: 0 all downloaded, 1 some failed, 2 bad usage.\n",
         DEFAULT_WORKERS, DEFAULT_TIMEOUT, DEFAULT_RETRIES);
 }
@@ -275,6 +285,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
         {"any-type", no_argument, NULL, OPT_ANY},
         {"no-clobber", no_argument, NULL, OPT_NOCLOB},
         {"report", required_argument, NULL, OPT_REPORT},
+        {"continue", no_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -284,7 +295,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
     char *end;
     /* getopt's own messages name argv[0]: under libtool that is .libs/... */
     argv[0] = (char *)PROG;
-    while ((c = getopt_long(argc, argv, "i:j:o:qhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ci:j:o:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
             o->had_input = true;
@@ -335,6 +346,9 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
             break;
         case OPT_REPORT:
             o->report_path = optarg;
+            break;
+        case 'c':
+            o->resume = true;
             break;
         case 'q':
             o->quiet = true;
@@ -628,18 +642,51 @@ static void remove_claims(const char *dir)
     rmdir(dir);
 }
 
-/* What the signal thread cleans up; immutable once it starts. */
+/* What the signal thread cleans up; immutable once it starts, but `urls`. */
 struct interrupt {
     sigset_t set;
     char tmp_prefix[64]; /* this run's temporary files: PREFIX + token */
     const char *outdir;
     const char *claims;
+    bool resume;             /* -c */
+    const struct urls *urls; /* this run's URLs; NULL once freed (out_lock) */
 };
+
+/*
+ * -c: lists the resumable files of this run's URLs that hold bytes (and a
+ * sidecar to resume them with), and removes the ones that do not.
+ */
+static void keep_partials(const struct interrupt *in)
+{
+    char part[PATH_MAX], meta[PATH_MAX], a[32];
+    struct stat st, ms;
+    size_t kept = 0;
+    for (size_t i = 0; in->urls && i < in->urls->n; i++) {
+        const char *url = in->urls->v[i];
+        if (pdfdl_resume_paths(in->outdir, url, part, meta, sizeof(part)) != 0 ||
+            stat(part, &st) != 0)
+            continue;
+        if (st.st_size > 0 && stat(meta, &ms) == 0) {
+            fprintf(stderr, PROG ": kept %s bytes of %s in %s\n",
+                    pdfdl_thousands((unsigned long long)st.st_size, a, sizeof(a)), url,
+                    part);
+            kept++;
+        } else {
+            unlink(part);
+            unlink(meta);
+        }
+    }
+    fprintf(stderr,
+            PROG ": interrupted: %zu partial download%s kept; run again with -c "
+                 "to resume\n",
+            kept, kept == 1 ? "" : "s");
+}
 
 /*
  * Waits for SIGINT, SIGTERM or SIGHUP (blocked in every other thread), then
  * removes this run's temporary files and claims, so that an interrupted run
- * leaves no partial file behind, and exits as the signal would.
+ * leaves no partial file behind (but, with -c, the resumable ones, which it
+ * lists), and exits as the signal would.
  */
 static void *interrupt_main(void *arg)
 {
@@ -647,6 +694,9 @@ static void *interrupt_main(void *arg)
     int sig = 0;
     if (sigwait(&in->set, &sig) != 0)
         return NULL;
+    /* Held until _exit: no other line is printed, and `urls` stays. */
+    pthread_mutex_lock(&out_lock);
+    clear_line_locked();
     DIR *d = opendir(in->outdir);
     struct dirent *e;
     if (d) {
@@ -656,9 +706,10 @@ static void *interrupt_main(void *arg)
         closedir(d);
     }
     remove_claims(in->claims);
-    pthread_mutex_lock(&out_lock);
-    clear_line_locked();
-    fprintf(stderr, PROG ": interrupted: partial downloads removed\n");
+    if (in->resume)
+        keep_partials(in);
+    else
+        fprintf(stderr, PROG ": interrupted: partial downloads removed\n");
     _exit(128 + sig);
 }
 
@@ -825,6 +876,8 @@ int main(int argc, char **argv)
     snprintf(in.tmp_prefix, sizeof(in.tmp_prefix), PDFDL_TMP_PREFIX "%s-", token);
     in.outdir = o.outdir;
     in.claims = claims;
+    in.resume = o.resume;
+    in.urls = &u;
     if (start_interrupt_thread(&in) != 0) {
         fprintf(stderr, PROG ": cannot start the signal thread\n");
         rc = 1;
@@ -836,6 +889,9 @@ int main(int argc, char **argv)
         rc = run(&o, &u, claims, token);
         curl_global_cleanup();
     }
+    pthread_mutex_lock(&out_lock);
+    in.urls = NULL; /* freed below: the signal thread must not read them */
+    pthread_mutex_unlock(&out_lock);
     remove_claims(claims);
 out:
     if (report_out && report_out != stdout && fclose(report_out) != 0 && rc == 0) {
