@@ -43,18 +43,49 @@ START_TEST(test_names_course_urls)
 }
 END_TEST
 
+START_TEST(test_names_parsed_by_libcurl)
+{
+    /* The corner cases libcurl's URL parser knows: userinfo, IPv6 hosts,
+     * ports, dot segments, fragments, a guessed scheme, spaces. */
+    ck_assert_int_eq(from("https://user:p%40ss@h:443/x/y.pdf?q=/z.txt#/frag.doc"),
+                     PDFDL_NAME_OK);
+    ck_assert_str_eq(name, "y.pdf");
+    ck_assert_int_eq(from("http://[::1]:8080/a/f1040.pdf"), PDFDL_NAME_OK);
+    ck_assert_str_eq(name, "f1040.pdf");
+    ck_assert_int_eq(from("http://h/a/./b/../c.pdf"), PDFDL_NAME_OK);
+    ck_assert_str_eq(name, "c.pdf");
+    ck_assert_int_eq(from("http://h/../../etc/passwd.pdf"), PDFDL_NAME_OK);
+    ck_assert_str_eq(name, "passwd.pdf");
+    ck_assert_int_eq(from("http://h/x.pdf#/evil.txt"), PDFDL_NAME_OK);
+    ck_assert_str_eq(name, "x.pdf");
+    ck_assert_int_eq(from("h.example.com/dir/f.pdf"), PDFDL_NAME_OK);
+    ck_assert_str_eq(name, "f.pdf");
+    ck_assert_int_eq(from("http://h/two words.pdf"), PDFDL_NAME_OK);
+    ck_assert_str_eq(name, "two words.pdf");
+    /* %2F is decoded inside the last segment, never split on. */
+    ck_assert_int_eq(from("http://h/dir/a%2Fb.pdf"), PDFDL_NAME_OK);
+    ck_assert_str_eq(name, "a_b.pdf");
+}
+END_TEST
+
 START_TEST(test_names_no_extension)
 {
     /* Python: raise RuntimeError("URL does not contain an extension") */
     const char *bad[] = {"http://h/f1040", "http://h/", "http://h", "http://h/dir/",
                          "http://h/f1040.", "http://h/.pdf", "http://h/..",
                          "http://h/%2e%2e", "http://h/%2e%2e%2f", "http://h/x?f=a.pdf",
-                         "http://h.example.com", "", "http://h/a.pdf/"};
+                         "http://h.example.com", "http://h/a.pdf/", "a.pdf"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         ck_assert_msg(from(bad[i]) == PDFDL_NAME_NO_EXTENSION, "%s gave %s", bad[i], name);
     }
     ck_assert_int_eq(pdfdl_name_from_url(NULL, name, sizeof(name)),
                      PDFDL_NAME_NO_EXTENSION);
+    /* What libcurl refuses to parse gives no name at all. */
+    const char *bad_urls[] = {"", "http://[::1/x.pdf", "http://h:99999/x.pdf",
+                              "http://h/a\x01b.pdf", "/just/a/path.pdf"};
+    for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++)
+        ck_assert_msg(from(bad_urls[i]) == PDFDL_NAME_BAD_URL, "%s gave %s", bad_urls[i],
+                      name);
     ck_assert_int_eq(pdfdl_name_from_url("http://h/a.pdf", name, 10), PDFDL_NAME_TOO_SMALL);
 }
 END_TEST
@@ -191,6 +222,7 @@ Suite *make_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_names_course_urls);
     tcase_add_test(tc, test_names_no_extension);
+    tcase_add_test(tc, test_names_parsed_by_libcurl);
     tcase_add_test(tc, test_names_hostile);
     tcase_add_test(tc, test_names_long);
     tcase_add_test(tc, test_names_every_byte);

@@ -375,9 +375,13 @@ static bool start_body(struct xfer *x)
     if (!is_2xx(status))
         return false; /* reported from the status after curl_easy_perform */
     curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &eff);
-    if (pdfdl_name_from_url(eff ? eff : x->rq->url, x->name, sizeof(x->name)) !=
-        PDFDL_NAME_OK) {
-        fail(x, PDFDL_FAIL_NAME, false, "URL does not contain an extension");
+    enum pdfdl_name_status st =
+        pdfdl_name_from_url(eff ? eff : x->rq->url, x->name, sizeof(x->name));
+    if (st != PDFDL_NAME_OK) {
+        fail(x, PDFDL_FAIL_NAME, false, "%s",
+             st == PDFDL_NAME_NO_EXTENSION ? "URL does not contain an extension"
+                                           : "cannot make a file name: libcurl cannot parse "
+                                             "the URL");
         return false;
     }
     if (x->resumable)
