@@ -379,9 +379,10 @@ static bool start_body(struct xfer *x)
         pdfdl_name_from_url(eff ? eff : x->rq->url, x->name, sizeof(x->name));
     if (st != PDFDL_NAME_OK) {
         fail(x, PDFDL_FAIL_NAME, false, "%s",
-             st == PDFDL_NAME_NO_EXTENSION ? "URL does not contain an extension"
-                                           : "cannot make a file name: libcurl cannot parse "
-                                             "the URL");
+             st == PDFDL_NAME_NO_EXTENSION
+                 ? "URL does not contain an extension"
+                 : "cannot make a file name: libcurl cannot parse "
+                   "the URL");
         return false;
     }
     if (x->resumable)
