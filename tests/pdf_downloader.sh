@@ -314,9 +314,11 @@ no_process_left() {
 # Cut, kept, resumed: Range from the byte after the kept ones, If-Range
 # with the ETag (preferred to Last-Modified), a 206, the file checked whole.
 U=$F/r/etag,lm,cut1/e1/f1040.pdf
-run resume-etag -c --retries 0 "$U"
+run resume-etag -c --retries 0 --report "$W/resume-etag-cut.jsonl" "$U"
 expect_rc 1; expect_partial 92160 "$W/www/f1040.pdf"
 expect_err "$U: body cut at 92,160 of 184,320 bytes; 92,160 bytes kept to resume with -c"
+check_report "$W/resume-etag-cut.jsonl" "$dir" "/e1/f1040.pdf false 200 92160 0 0 body cut at"
+grep -q '"partial":92160,' "$W/resume-etag-cut.jsonl" || bad "no partial 92160 in the report"
 run resume-etag -c --retries 0 --report "$W/resume-etag.jsonl" "$U"
 expect_rc 0; expect_out "Finished downloading f1040.pdf (resumed at 92,160 bytes)"
 expect_files f1040.pdf=$W/www/f1040.pdf
@@ -395,6 +397,7 @@ interrupt_at() {
         sleep 0.05
     done
     kill -INT "$pid"; wait "$pid"; rc=$?; err=$(cat "$W/$case.err")
+    ! grep -q -E "Sanitizer|runtime error:" "$W/$case.err" || bad "sanitizer report: $err"
     no_process_left
 }
 U=$F/r/etag,lm,stall1/s1/f1040sb.pdf
