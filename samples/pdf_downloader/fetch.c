@@ -574,12 +574,12 @@ static void curl_failure(struct xfer *x, CURLcode rc)
                  cl >= 0)
             fail(x, PDFDL_FAIL_NETWORK, true,
                  "timed out after %g s without data, at %s of %s bytes", x->rq->timeout,
-                 pdfdl_thousands(x->bytes, a, sizeof(a)),
-                 pdfdl_thousands((unsigned long long)cl, b, sizeof(b)));
+                 pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)),
+                 pdfdl_thousands(x->offset + (unsigned long long)cl, b, sizeof(b)));
         else
             fail(x, PDFDL_FAIL_NETWORK, true,
                  "timed out after %g s without data, at %s bytes", x->rq->timeout,
-                 pdfdl_thousands(x->bytes, a, sizeof(a)));
+                 pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)));
         break;
     case CURLE_COULDNT_CONNECT:
         curl_easy_getinfo(x->h, CURLINFO_OS_ERRNO, &oserr);
@@ -593,12 +593,12 @@ static void curl_failure(struct xfer *x, CURLcode rc)
         curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         if (cl >= 0)
             fail(x, PDFDL_FAIL_NETWORK, true, "body cut at %s of %s bytes",
-                 pdfdl_thousands(x->bytes, a, sizeof(a)),
-                 pdfdl_thousands((unsigned long long)cl, b, sizeof(b)));
+                 pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)),
+                 pdfdl_thousands(x->offset + (unsigned long long)cl, b, sizeof(b)));
         else
             fail(x, PDFDL_FAIL_NETWORK, true,
                  "body cut at %s bytes: the connection closed",
-                 pdfdl_thousands(x->bytes, a, sizeof(a)));
+                 pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)));
         break;
     case CURLE_GOT_NOTHING:
         fail(x, PDFDL_FAIL_NETWORK, true,
@@ -656,8 +656,8 @@ static int check_body(struct xfer *x)
     }
     if (cl >= 0 && (uint64_t)cl != x->bytes) {
         fail(x, PDFDL_FAIL_NETWORK, true, "body cut at %s of %s bytes",
-             pdfdl_thousands(x->bytes, a, sizeof(a)),
-             pdfdl_thousands((unsigned long long)cl, b, sizeof(b)));
+             pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)),
+             pdfdl_thousands(x->offset + (unsigned long long)cl, b, sizeof(b)));
         return -1;
     }
     if (x->rq->any_type || (x->headlen == 5 && memcmp(x->head, "%PDF-", 5) == 0))
