@@ -63,12 +63,14 @@ EXTRA_DIST += tests/check-layers.sh
 # pdf_downloader end to end, against nginx and tests/pdfdl_server.py on
 # loopback (skips without libcurl, python3 or nginx).
 TESTS += tests/pdf_downloader.sh
-# Its names and records, white box (no libcurl needed).
+# Its names and records, white box (names.c parses with libcurl's URL API).
+if HAVE_CURL
 check_PROGRAMS += tests/check_pdfdl_names
+endif
 tests_check_pdfdl_names_SOURCES = tests/check_pdfdl_names.c $(TEST_COMMON) \
 	samples/pdf_downloader/names.c samples/pdf_downloader/record.c
-tests_check_pdfdl_names_CFLAGS = $(TEST_CFLAGS)
-tests_check_pdfdl_names_LDADD = $(TEST_LIBS)
+tests_check_pdfdl_names_CFLAGS = $(TEST_CFLAGS) $(CURL_CFLAGS)
+tests_check_pdfdl_names_LDADD = $(TEST_LIBS) $(CURL_LIBS)
 EXTRA_DIST += tests/pdf_downloader.sh tests/pdfdl_server.py scripts/nginx-serve.sh
 
 # The course samples (samples/course), end to end: threads and asyncio,

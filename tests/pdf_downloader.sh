@@ -38,6 +38,7 @@ mkpdf "$W/www/f1040es.pdf" 1024000
 mkpdf "$W/www/f1040sb.pdf" 573440
 mkpdf "$W/www/a/f1040.pdf" 5000
 mkpdf "$W/www/b/f1040.pdf" 7000
+mkpdf "$W/www/f1040ez.pdf.v2" 327680 # /r/change: the file as changed on the server
 chmod -R a+rX "$W/www"
 
 ngport=$(bash "$src/scripts/nginx-serve.sh" start "$W/www" "$W/nginx") || exit 1
@@ -234,6 +235,182 @@ expect_files f1040.pdf=$W/old.txt f1040a.pdf=$W/www/f1040a.pdf
 mkdir -p "$W/out/already-failed" && cp "$W/old.txt" "$W/out/already-failed/f1040.pdf"
 run already-failed --retries 0 "$F/cut/f1040.pdf"
 expect_rc 1; expect_err "body cut"; expect_files f1040.pdf=$W/old.txt
+
+# --- --report ----------------------------------------------------------------
+# check_report FILE DIR 'URL-SUFFIX ok status bytes resumed_from retries ERROR-WORDS' ...:
+# every line of FILE is one JSON object; each expected URL has one line with
+# these values (ERROR-WORDS '-' for null; a substring otherwise), and an ok
+# line's file is in DIR with exactly resumed_from + bytes bytes.
+check_report() {
+    python3 - "$@" <<'PY' || bad "report: $(cat "$1")"
+import json, os, sys
+path, folder, wants = sys.argv[1], sys.argv[2], sys.argv[3:]
+lines = open(path, encoding="utf-8").read().splitlines()
+rows = [json.loads(l) for l in lines]
+keys = {"url", "file", "ok", "kept", "status", "bytes", "resumed_from", "partial",
+        "seconds", "retries", "error"}
+assert all(set(r) == keys for r in rows), rows
+assert len(rows) == len(wants), (len(rows), len(wants))
+for want in wants:
+    suffix, ok, status, nbytes, resumed, retries, error = want.split(" ", 6)
+    r = [r for r in rows if r["url"].endswith(suffix)]
+    assert len(r) == 1, (suffix, rows)
+    r = r[0]
+    assert r["ok"] == (ok == "true"), r
+    assert r["status"] == (None if status == "null" else int(status)), r
+    assert r["bytes"] == int(nbytes) and r["resumed_from"] == int(resumed), r
+    assert r["retries"] == int(retries) and r["seconds"] >= 0, r
+    assert (r["error"] is None) if error == "-" else error in r["error"], r
+    if r["ok"]:
+        assert os.path.dirname(r["file"]) == folder, r
+        assert os.path.getsize(r["file"]) == r["resumed_from"] + r["bytes"], r
+    else:
+        assert r["file"] is None, r
+PY
+}
+
+run report-file --retries 0 --report "$W/report-file.jsonl" "$NG/f1040a.pdf" \
+    "$F/status/404/missing.pdf" "$F/cut/f1040es.pdf" "ftp://127.0.0.1/x.pdf" "http://127.0.0.1:$refused/x.pdf"
+expect_rc 1; expect_out "Finished downloading f1040a.pdf"; expect_err "1 ok, 4 failed"
+expect_files f1040a.pdf=$W/www/f1040a.pdf
+check_report "$W/report-file.jsonl" "$dir" "/f1040a.pdf true 200 102400 0 0 -" \
+    "/missing.pdf false 404 0 0 0 HTTP 404 Not Found" \
+    "/cut/f1040es.pdf false 200 512000 0 0 body cut at 512,000 of 1,024,000 bytes" \
+    "ftp://127.0.0.1/x.pdf false null 0 0 0 not an http" \
+    "127.0.0.1:$refused/x.pdf false null 0 0 0 connection refused"
+
+# --report -: stdout holds the JSON lines only, the human lines go to stderr.
+run report-stdout --report - "$F/flaky/k3/f1040.pdf" "$NG/f1040a.pdf"
+expect_rc 0; expect_err "Finished downloading f1040.pdf"; expect_err "2 ok, 0 failed"
+check_report "$W/report-stdout.out" "$dir" "/flaky/k3/f1040.pdf true 200 184320 0 2 -" \
+    "/f1040a.pdf true 200 102400 0 0 -"
+
+run report-unwritable --report "$W/no/such/dir/r.jsonl" "$NG/f1040a.pdf"
+expect_rc 2; expect_err "cannot write the report to $W/no/such/dir/r.jsonl"
+
+# --- -c, --continue ------------------------------------------------------------
+# expect_partial BYTES SOURCE: the folder holds exactly one resumable file,
+# the first BYTES bytes of SOURCE, and its sidecar; nothing else.
+expect_partial() {
+    local parts=("$dir"/.pdf_downloader-c-*.part) got
+    if [ "${#parts[@]}" -ne 1 ] || [ ! -f "${parts[0]}" ]; then
+        bad "not one resumable file: [$(ls -A "$dir" | tr '\n' ' ')]"; return
+    fi
+    got=$(ls -A "$dir" | sort | tr '\n' ' ')
+    [ "$got" = "$(basename "${parts[0]%.part}").meta $(basename "${parts[0]}") " ] ||
+        bad "folder holds [$got], wanted a resumable file and its sidecar only"
+    [ "$(stat -c %s "${parts[0]}")" -eq "$1" ] ||
+        bad "resumable file holds $(stat -c %s "${parts[0]}") bytes, wanted $1"
+    cmp -s -n "$1" "${parts[0]}" "$2" || bad "resumable file is not the start of $2"
+}
+reqs() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode(), end="")' "$F/reqs/$1"; }
+# no_process_left: no process of this case's run (its folder is on the
+# command line) outlives it; a process pool's workers go with their parent.
+no_process_left() {
+    for _ in $(seq 1 100); do pgrep -f -- "-o $dir" >/dev/null || return 0; sleep 0.05; done
+    bad "processes left: $(pgrep -a -f -- "-o $dir")"
+}
+
+# Cut, kept, resumed: Range from the byte after the kept ones, If-Range
+# with the ETag (preferred to Last-Modified), a 206, the file checked whole.
+U=$F/r/etag,lm,cut1/e1/f1040.pdf
+run resume-etag -c --retries 0 --report "$W/resume-etag-cut.jsonl" "$U"
+expect_rc 1; expect_partial 92160 "$W/www/f1040.pdf"
+expect_err "$U: body cut at 92,160 of 184,320 bytes; 92,160 bytes kept to resume with -c"
+check_report "$W/resume-etag-cut.jsonl" "$dir" "/e1/f1040.pdf false 200 92160 0 0 body cut at"
+grep -q '"partial":92160,' "$W/resume-etag-cut.jsonl" || bad "no partial 92160 in the report"
+run resume-etag -c --retries 0 --report "$W/resume-etag.jsonl" "$U"
+expect_rc 0; expect_out "Finished downloading f1040.pdf (resumed at 92,160 bytes)"
+expect_files f1040.pdf=$W/www/f1040.pdf
+check_report "$W/resume-etag.jsonl" "$dir" "/e1/f1040.pdf true 206 92160 92160 0 -"
+[ "$(reqs r/etag,lm,cut1/e1/f1040.pdf | sed -n 2p)" = "bytes=92160- \"$(md5sum < "$W/www/f1040.pdf" | cut -c1-16)-v1\"" ] ||
+    bad "not Range + If-Range ETag: $(reqs r/etag,lm,cut1/e1/f1040.pdf)"
+
+# Last-Modified only: If-Range carries the date.
+U=$F/r/lm,cut1/l1/f1040.pdf
+run resume-lastmod -c --retries 0 "$U"
+expect_rc 1; expect_partial 92160 "$W/www/f1040.pdf"
+run resume-lastmod -c --retries 0 "$U"
+expect_rc 0; expect_out "(resumed at 92,160 bytes)"; expect_files f1040.pdf=$W/www/f1040.pdf
+[ "$(reqs r/lm,cut1/l1/f1040.pdf | sed -n 2p)" = "bytes=92160- Mon, 01 Jan 2024 00:00:00 GMT" ] ||
+    bad "not Range + If-Range date: $(reqs r/lm,cut1/l1/f1040.pdf)"
+
+# Within one run: the retry after a cut resumes.
+run resume-retry -c --retries 1 "$F/r/etag,cut1/i1/f1040.pdf"
+expect_rc 0; expect_out "Finished downloading f1040.pdf (resumed at 92,160 bytes)"
+expect_files f1040.pdf=$W/www/f1040.pdf
+[ "$(hits r/etag,cut1/i1/f1040.pdf)" = 2 ] || bad "not 2 requests"
+
+# A server that ignores Range (200): the whole file again, from byte 0.
+U=$F/r/etag,cut1,norange/n1/f1040.pdf
+run resume-ignored -c --retries 0 "$U"
+expect_rc 1; expect_partial 92160 "$W/www/f1040.pdf"
+run resume-ignored -c --retries 0 --report "$W/resume-ignored.jsonl" "$U"
+expect_rc 0; expect_out "Finished downloading f1040.pdf"; expect_files f1040.pdf=$W/www/f1040.pdf
+check_report "$W/resume-ignored.jsonl" "$dir" "/n1/f1040.pdf true 200 184320 0 0 -"
+reqs r/etag,cut1,norange/n1/f1040.pdf | sed -n 2p | grep -q '^bytes=92160- ' || bad "no Range asked"
+
+# 416: asked again at once without Range (one restart, not a retry).
+U=$F/r/etag,cut1,416/q1/f1040.pdf
+run resume-416 -c --retries 0 "$U"
+expect_rc 1; expect_partial 92160 "$W/www/f1040.pdf"
+run resume-416 -c --retries 0 --report "$W/resume-416.jsonl" "$U"
+expect_rc 0; expect_files f1040.pdf=$W/www/f1040.pdf
+check_report "$W/resume-416.jsonl" "$dir" "/q1/f1040.pdf true 200 184320 0 1 -"
+[ "$(reqs r/etag,cut1,416/q1/f1040.pdf | cut -d' ' -f1 | tr '\n' ' ')" = "- bytes=92160- - " ] ||
+    bad "not plain, Range, plain: $(reqs r/etag,cut1,416/q1/f1040.pdf)"
+
+# The file changed on the server: If-Range fails, the new file comes whole.
+U=$F/r/etag,lm,cut1,change/c1/f1040ez.pdf
+run resume-changed -c --retries 0 "$U"
+expect_rc 1; expect_partial 163840 "$W/www/f1040ez.pdf"
+run resume-changed -c --retries 0 --report "$W/resume-changed.jsonl" "$U"
+expect_rc 0; expect_files f1040ez.pdf=$W/www/f1040ez.pdf.v2
+check_report "$W/resume-changed.jsonl" "$dir" "/c1/f1040ez.pdf true 200 327680 0 0 -"
+
+# No validator (no ETag, no Last-Modified): nothing can be resumed safely.
+run resume-no-validator -c --retries 0 "$F/r/cut1/v1/f1040.pdf"
+expect_rc 1; expect_err "body cut at 92,160 of 184,320 bytes"; expect_files
+! grep -q "kept to resume" "$W/$case.err" || bad "kept without a validator"
+
+# Without -c nothing partial is left, validators or not; a 404 keeps nothing either.
+run resume-without-c --retries 0 "$F/r/etag,lm,cut1/w1/f1040.pdf"
+expect_rc 1; expect_files
+run resume-404 -c --retries 0 "$F/r/etag/x1/missing.pdf"
+expect_rc 1; expect_err "HTTP 404 Not Found"; expect_files
+
+# One URL twice with -c: one task resumes, the other uses a file of its own.
+run resume-twice -c "$F/r/etag/d1/f1040.pdf" "$F/r/etag/d1/f1040.pdf"
+expect_rc 0; expect_files f1040.pdf=$W/www/f1040.pdf f1040.1.pdf=$W/www/f1040.pdf
+
+# Ctrl-C mid-body. interrupt_at CASE ARGS...: starts the download of a
+# /r/...,stall1 URL, waits (up to 20 s) until half its body is on disk, sends
+# SIGINT and waits for the exit; sets rc and err.
+interrupt_at() {
+    case=$1; shift; cases=$((cases + 1)); dir=$W/out/$case
+    "$prog" --executor "$PDFDL_EXECUTOR" --timeout 60 -o "$dir" "$@" >/dev/null 2>"$W/$case.err" &
+    local pid=$! f
+    for _ in $(seq 1 400); do
+        for f in "$dir"/.pdf_downloader-*.part; do
+            [ -f "$f" ] && [ "$(stat -c %s "$f")" -eq 286720 ] && break 2
+        done
+        sleep 0.05
+    done
+    kill -INT "$pid"; wait "$pid"; rc=$?; err=$(cat "$W/$case.err")
+    ! grep -q -E "Sanitizer|runtime error:" "$W/$case.err" || bad "sanitizer report: $err"
+    no_process_left
+}
+U=$F/r/etag,lm,stall1/s1/f1040sb.pdf
+interrupt_at interrupt-c -c "$U"
+expect_rc 130; expect_partial 286720 "$W/www/f1040sb.pdf"
+expect_err "kept 286,720 bytes of $U in $dir/.pdf_downloader-c-"
+expect_err "interrupted: 1 partial download kept; run again with -c to resume"
+run interrupt-c -c "$U"
+expect_rc 0; expect_out "Finished downloading f1040sb.pdf (resumed at 286,720 bytes)"
+expect_files f1040sb.pdf=$W/www/f1040sb.pdf
+
+interrupt_at interrupt-no-c "$F/r/etag,lm,stall1/s2/f1040sb.pdf"
+expect_rc 130; expect_err "interrupted: partial downloads removed"; expect_files
 
 # --- usage ----------------------------------------------------------------------
 run usage-jobs -j 0 "$NG/f1040.pdf"; expect_rc 2; expect_err "-j wants"

@@ -22,9 +22,23 @@ Routes (NAME is a path under DOCROOT; queries are ignored):
   /html/NAME             200 text/html error page
   /hits/PATH             how many requests PATH got, as text
   /slow/NAME             the file, after waiting 50 ms (bench/: a slow server)
+  /r/OPTS/KEY/NAME       the file with Range support (bytes=N- and If-Range),
+                         OPTS a comma list (KEY keeps the counts apart):
+                           etag    send an ETag (and honour it in If-Range)
+                           lm      send Last-Modified (and honour it)
+                           cut1    the first request: half the body, close
+                           stall1  the first request: half the body, silence
+                           norange ignore Range: always 200 and the whole file
+                           416     answer every Range request with 416
+                           change  from the second request on, serve NAME.v2
+                                   (a new ETag and Last-Modified)
+  /reqs/PATH             the Range and If-Range headers PATH got, one
+                         request a line ("-" for none), as text
 """
+import hashlib
 import http.server
 import os
+import re
 import socket
 import sys
 import threading
@@ -33,6 +47,7 @@ import urllib.parse
 
 DOCROOT = os.path.abspath(sys.argv[1])
 HITS = {}
+REQS = {}  # path -> [(Range, If-Range)]
 LOCK = threading.Lock()
 STOP = threading.Event()
 
@@ -78,6 +93,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with LOCK:
             HITS[path] = HITS.get(path, 0) + 1
             hits = HITS[path]
+            REQS.setdefault(path, []).append(
+                (self.headers.get("Range"), self.headers.get("If-Range")))
         parts = path.split("/", 3)
         route = parts[1] if len(parts) > 1 else ""
         rest = urllib.parse.unquote(path.split("/", 2)[2]) if path.count("/") >= 2 else ""
@@ -135,12 +152,68 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif route == "html":
             self.send(200, b"<!DOCTYPE html><html><body>Sign in first</body></html>\n",
                       "text/html")
+        elif route == "r":
+            opts, name = parts[2], path.split("/", 4)[4]
+            self.ranged(set(opts.split(",")), name, hits)
+        elif route == "reqs":
+            with LOCK:
+                reqs = REQS.get("/" + rest, [])
+            text = "".join("%s %s\n" % (r or "-", i or "-") for r, i in reqs)
+            self.send(200, text.encode(), "text/plain")
         elif route == "hits":
             with LOCK:
                 n = HITS.get("/" + rest, 0)
             self.send(200, b"%d\n" % n, "text/plain")
         else:
             self.error_page(404)
+
+
+    def ranged(self, opts, name, hits):
+        """/r/OPTS/KEY/NAME: a file with validators and Range (see above)."""
+        version = 2 if "change" in opts and hits > 1 else 1
+        body = read_doc(name + ".v2" if version == 2 else name)
+        if body is None:
+            self.error_page(404)
+            return
+        etag = '"%s-v%d"' % (hashlib.md5(body).hexdigest()[:16], version)
+        lastmod = "%s, 0%d Jan 2024 00:00:00 GMT" % (("Mon", "Tue")[version - 1], version)
+        headers = [("Accept-Ranges", "bytes")]
+        valid = []
+        if "etag" in opts:
+            headers.append(("ETag", etag))
+            valid.append(etag)
+        if "lm" in opts:
+            headers.append(("Last-Modified", lastmod))
+            valid.append(lastmod)
+        rng, if_range = self.headers.get("Range"), self.headers.get("If-Range")
+        start = 0
+        if rng and "norange" not in opts:
+            m = re.fullmatch(r"bytes=(\d+)-", rng)
+            if "416" in opts or (m and int(m.group(1)) >= len(body)):
+                self.error_page(416, [("Content-Range", "bytes */%d" % len(body))])
+                return
+            # If-Range: the rest only if the validator still matches.
+            if m and (if_range is None or if_range in valid):
+                start = int(m.group(1))
+        if start:
+            self.send_response(206)
+            headers.append(("Content-Range", "bytes %d-%d/%d" % (start, len(body) - 1,
+                                                                len(body))))
+        else:
+            self.send_response(200)
+        self.send_header("Content-Type", "application/pdf")
+        self.send_header("Content-Length", str(len(body) - start))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        if hits == 1 and ("cut1" in opts or "stall1" in opts):
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            if "stall1" in opts:
+                STOP.wait(60)
+            self.close_connection = True
+            return
+        self.wfile.write(body[start:])
 
 
 class Server(http.server.ThreadingHTTPServer):

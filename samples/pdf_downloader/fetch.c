@@ -19,6 +19,24 @@
  * O_EXCL before the rename, so two URLs that map to one name get "f.pdf"
  * and "f.1.pdf" rather than overwriting each other, whatever process
  * finishes first.
+ *
+ * With -c (rq->resume) the body goes instead to the URL's resumable file,
+ * ".pdf_downloader-c-HASH.part" (HASH: FNV-1a of the URL as given), beside a
+ * sidecar ".meta" holding the URL and the answer's validator (a strong ETag,
+ * else Last-Modified). The task holds an flock() on the .part for as long as
+ * it uses it, so a second task (or run) with the same URL writes a temporary
+ * file of its own instead; it keeps the lock until the rename. An attempt
+ * asks for the bytes after those already there with Range and If-Range; a
+ * 206 that continues the file is appended, anything else (200: the server
+ * ignored Range, or the file changed) starts it over at byte 0, and a 416 or
+ * a 206 for other bytes asks once more for the whole file. The finished file
+ * is checked whole (Content-Range total, Content-Length, "%PDF-" at byte 0).
+ * After a failure that --retries would retry, a file with bytes and a
+ * sidecar stays for the next attempt or run; any other failure removes it.
+ *
+ * Every task answers with an outcome record (record.h), failures included,
+ * so that --report can say how far a failed download got; it raises only
+ * when its request record cannot be read.
  */
 #include "config.h"
 
@@ -35,6 +53,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,15 +77,30 @@ struct xfer {
     uint64_t bytes;                 /* body bytes written */
     unsigned char head[5];          /* the body's first bytes */
     size_t headlen;
-    bool started;        /* the write callback has checked status and name */
-    bool stopped;        /* the write callback refused the body: see why */
-    char why[256];       /* why the attempt failed, in words */
-    bool retryable;      /* 5xx, 429 or a connection error */
-    int code;            /* enum pdfdl_failure */
+    bool started;         /* the write callback has checked status and name */
+    bool stopped;         /* the write callback refused the body: see why */
+    char why[256];        /* why the attempt failed, in words */
+    bool retryable;       /* 5xx, 429 or a connection error */
+    int code;             /* enum pdfdl_failure */
+    long status;          /* the final answer's HTTP status, 0 if none */
     char status_line[96]; /* "404 Not Found" from the last status line */
     double last_data;     /* monotonic time of the last body byte (or start) */
     curl_off_t last_now;  /* bytes received as of last_data */
     char errbuf[CURL_ERROR_SIZE];
+    /* -c (rq->resume): the URL's resumable file. x->tmp is then its path,
+     * and x->fd holds its flock() for as long as this task uses it. */
+    bool resumable;      /* this attempt writes the URL's resumable file */
+    bool have_meta;      /* its sidecar holds the URL and a validator */
+    bool restart;        /* the Range answer was unusable: ask from byte 0 */
+    bool no_range;       /* this attempt asks from byte 0 (after a restart) */
+    char meta[PATH_MAX]; /* the sidecar's path */
+    uint64_t offset;     /* bytes already in the file, asked for with Range */
+    int64_t total;       /* the whole length a 206 announced, -1 if none */
+    uint64_t partial;    /* a failed attempt left this many bytes to resume */
+    char validator[256]; /* 'E' ETag or 'L' Last-Modified, sent as If-Range */
+    char etag[200];      /* the final answer's ETag, "" if none */
+    char lastmod[64];    /* its Last-Modified */
+    char crange[96];     /* its Content-Range */
 };
 
 static pthread_key_t handle_key;
@@ -153,6 +187,176 @@ static int open_tmp(struct xfer *x)
     return -1;
 }
 
+/* FNV-1a, 64 bits: names a URL's resumable file (the sidecar holds the URL
+ * itself, so a collision only costs a restart). */
+static unsigned long long url_hash(const char *url)
+{
+    unsigned long long h = 14695981039346656037ULL;
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        h = (h ^ *p) * 1099511628211ULL;
+    return h;
+}
+
+int pdfdl_resume_paths(const char *outdir, const char *url, char *part, char *meta,
+                       size_t n)
+{
+    unsigned long long h = url_hash(url);
+    int a = snprintf(part, n, "%s/" PDFDL_RESUME_PREFIX "%016llx.part", outdir, h);
+    int b = snprintf(meta, n, "%s/" PDFDL_RESUME_PREFIX "%016llx.meta", outdir, h);
+    return a < 0 || b < 0 || (size_t)a >= n || (size_t)b >= n ? -1 : 0;
+}
+
+#define META_MAGIC "pdfdl-resume-1"
+
+/* Reads the sidecar: resumable when it names this URL and a validator. */
+static bool read_meta(struct xfer *x)
+{
+    char buf[8192];
+    int fd = open(x->meta, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    /* Three NUL-terminated fields: magic, URL, validator. */
+    const char *url = buf + strlen(buf) + 1;
+    const char *end = buf + n;
+    if (strcmp(buf, META_MAGIC) != 0 || url >= end)
+        return false;
+    const char *v = url + strlen(url) + 1;
+    if (v >= end || strcmp(url, x->rq->url) != 0 || (v[0] != 'E' && v[0] != 'L') ||
+        strlen(v) < 2 || strlen(v) >= sizeof(x->validator) || v + strlen(v) + 1 != end)
+        return false;
+    memcpy(x->validator, v, strlen(v) + 1);
+    return true;
+}
+
+/*
+ * Writes the sidecar for the answer just received: the URL and its ETag
+ * (unless weak: If-Range wants a strong one), else its Last-Modified. With
+ * neither, nothing can be resumed safely, and no sidecar is left.
+ */
+static void save_meta(struct xfer *x)
+{
+    char v[sizeof(x->validator)];
+    x->have_meta = false;
+    if (x->etag[0] && strncmp(x->etag, "W/", 2) != 0)
+        snprintf(v, sizeof(v), "E%s", x->etag);
+    else if (x->lastmod[0])
+        snprintf(v, sizeof(v), "L%s", x->lastmod);
+    else
+        v[0] = '\0';
+    if (!v[0]) {
+        unlink(x->meta);
+        return;
+    }
+    int fd = open(x->meta, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return;
+    size_t a = sizeof(META_MAGIC), b = strlen(x->rq->url) + 1, c = strlen(v) + 1;
+    bool ok = write(fd, META_MAGIC, a) == (ssize_t)a &&
+              write(fd, x->rq->url, b) == (ssize_t)b && write(fd, v, c) == (ssize_t)c;
+    if (close(fd) == 0 && ok) {
+        memcpy(x->validator, v, c);
+        x->have_meta = true;
+    } else {
+        unlink(x->meta);
+    }
+}
+
+/*
+ * -c: opens and locks the URL's resumable file, and decides whether to ask
+ * for the rest of it: only when it has bytes, starts like a PDF and its
+ * sidecar names this URL and a validator. 0; 1 if another task (or run)
+ * holds the file, so that this one uses a temporary file of its own; or -1
+ * (x->why set).
+ */
+static int open_resume(struct xfer *x)
+{
+    static const char magic[5] = {'%', 'P', 'D', 'F', '-'};
+    struct stat st, at_path;
+    char e[128];
+    if (pdfdl_resume_paths(x->rq->outdir, x->rq->url, x->tmp, x->meta, sizeof(x->tmp)) !=
+        0) {
+        x->tmp[0] = '\0';
+        return 1;
+    }
+    int fd = open(x->tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+        errno_text(errno, e, sizeof(e));
+        fail(x, PDFDL_FAIL_LOCAL, false, "cannot create a file in %s: %s", x->rq->outdir,
+             e);
+        x->tmp[0] = '\0';
+        return -1;
+    }
+    /* Locked, and still the file at that path (not one another task just
+     * renamed into place or removed). */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0 || fstat(fd, &st) != 0 ||
+        stat(x->tmp, &at_path) != 0 || st.st_ino != at_path.st_ino ||
+        st.st_dev != at_path.st_dev) {
+        close(fd);
+        x->tmp[0] = '\0';
+        return 1;
+    }
+    x->fd = fd;
+    x->resumable = true;
+    if (x->no_range || st.st_size <= 0 || !read_meta(x))
+        return 0;
+    ssize_t n = pread(fd, x->head, sizeof(x->head), 0);
+    x->headlen = n > 0 ? (size_t)n : 0;
+    if (!x->rq->any_type && (x->headlen < 5 || memcmp(x->head, magic, 5) != 0)) {
+        x->headlen = 0;
+        return 0;
+    }
+    x->offset = (uint64_t)st.st_size;
+    x->have_meta = true;
+    return 0;
+}
+
+/* Does the answer name another version of the file than our validator? */
+static bool validator_differs(const struct xfer *x)
+{
+    if (x->validator[0] == 'E')
+        return x->etag[0] && strcmp(x->etag, x->validator + 1) != 0;
+    return x->lastmod[0] && strcmp(x->lastmod, x->validator + 1) != 0;
+}
+
+/*
+ * -c, the first body byte of a 2xx answer: appends after x->offset for a
+ * 206 that continues the file, else starts the file over at byte 0 (the
+ * server ignored Range, or If-Range found the file changed). 0, or -1.
+ */
+static int resume_start(struct xfer *x, long status)
+{
+    unsigned long long first, last, total;
+    char e[128];
+    if (status == 206) {
+        if (sscanf(x->crange, "bytes %llu-%llu/%llu", &first, &last, &total) != 3 ||
+            first != x->offset || last + 1 != total || validator_differs(x)) {
+            x->restart = true;
+            fail(x, PDFDL_FAIL_NETWORK, false,
+                 "the server answered a Range request for byte %llu with \"%s\"",
+                 (unsigned long long)x->offset, x->crange);
+            return -1;
+        }
+        x->total = (int64_t)total;
+        if (lseek(x->fd, (off_t)x->offset, SEEK_SET) >= 0)
+            return 0;
+    } else {
+        x->offset = 0;
+        x->headlen = 0;
+        if (ftruncate(x->fd, 0) == 0 && lseek(x->fd, 0, SEEK_SET) == 0) {
+            save_meta(x);
+            return 0;
+        }
+    }
+    errno_text(errno, e, sizeof(e));
+    fail(x, PDFDL_FAIL_LOCAL, false, "cannot write %s: %s", x->tmp, e);
+    return -1;
+}
+
 static bool is_2xx(long status)
 {
     return status >= 200 && status <= 299;
@@ -171,11 +375,18 @@ static bool start_body(struct xfer *x)
     if (!is_2xx(status))
         return false; /* reported from the status after curl_easy_perform */
     curl_easy_getinfo(x->h, CURLINFO_EFFECTIVE_URL, &eff);
-    if (pdfdl_name_from_url(eff ? eff : x->rq->url, x->name, sizeof(x->name)) !=
-        PDFDL_NAME_OK) {
-        fail(x, PDFDL_FAIL_NAME, false, "URL does not contain an extension");
+    enum pdfdl_name_status st =
+        pdfdl_name_from_url(eff ? eff : x->rq->url, x->name, sizeof(x->name));
+    if (st != PDFDL_NAME_OK) {
+        fail(x, PDFDL_FAIL_NAME, false, "%s",
+             st == PDFDL_NAME_NO_EXTENSION
+                 ? "URL does not contain an extension"
+                 : "cannot make a file name: libcurl cannot parse "
+                   "the URL");
         return false;
     }
+    if (x->resumable)
+        return resume_start(x, status) == 0;
     return open_tmp(x) == 0;
 }
 
@@ -230,12 +441,41 @@ refuse:
     return 0; /* CURLE_WRITE_ERROR: curl stops and closes the connection */
 }
 
-/* Keeps the last status line's code and reason phrase ("404 Not Found"). */
+/* Copies header @p's value (after @namelen bytes and the colon), trimmed,
+ * into @out (@n bytes; cut if longer). */
+static void header_value(const char *p, size_t len, size_t namelen, char *out, size_t n)
+{
+    const char *v = p + namelen + 1, *e = p + len;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+    while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ' || e[-1] == '\t'))
+        e--;
+    size_t k = (size_t)(e - v) < n ? (size_t)(e - v) : n - 1;
+    memcpy(out, v, k);
+    out[k] = '\0';
+}
+
+static bool is_header(const char *p, size_t len, const char *name, size_t namelen)
+{
+    return len > namelen && p[namelen] == ':' && strncasecmp(p, name, namelen) == 0;
+}
+
+/*
+ * Keeps the last status line's code and reason phrase ("404 Not Found"),
+ * and for -c the last answer's validators and Content-Range.
+ */
 static size_t on_header(char *p, size_t size, size_t nmemb, void *ud)
 {
     struct xfer *x = ud;
     size_t len = size * nmemb;
-    if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+    if (is_header(p, len, "ETag", 4))
+        header_value(p, len, 4, x->etag, sizeof(x->etag));
+    else if (is_header(p, len, "Last-Modified", 13))
+        header_value(p, len, 13, x->lastmod, sizeof(x->lastmod));
+    else if (is_header(p, len, "Content-Range", 13))
+        header_value(p, len, 13, x->crange, sizeof(x->crange));
+    else if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+        x->etag[0] = x->lastmod[0] = x->crange[0] = '\0';
         const char *sp = memchr(p, ' ', len);
         if (sp) {
             size_t n = len - (size_t)(sp + 1 - p);
@@ -296,7 +536,8 @@ static void set_options(struct xfer *x)
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 64L * 1024);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "pdf_downloader/" CFUTURES_VERSION " (cfutures)");
+    curl_easy_setopt(h, CURLOPT_USERAGENT,
+                     "pdf_downloader/" CFUTURES_VERSION " (cfutures)");
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -309,8 +550,8 @@ static void http_failure(struct xfer *x, long status)
 {
     const char *line = x->status_line;
     const char *reason = strchr(line, ' ');
-    fail(x, PDFDL_FAIL_HTTP, status >= 500 || status == 429, "HTTP %ld%s%s", status, reason ? " " : "",
-         reason ? reason + 1 : "");
+    fail(x, PDFDL_FAIL_HTTP, status >= 500 || status == 429, "HTTP %ld%s%s", status,
+         reason ? " " : "", reason ? reason + 1 : "");
 }
 
 /* Describes what curl reported, in words. */
@@ -333,32 +574,35 @@ static void curl_failure(struct xfer *x, CURLcode rc)
                  cl >= 0)
             fail(x, PDFDL_FAIL_NETWORK, true,
                  "timed out after %g s without data, at %s of %s bytes", x->rq->timeout,
-                 pdfdl_thousands(x->bytes, a, sizeof(a)),
-                 pdfdl_thousands((unsigned long long)cl, b, sizeof(b)));
+                 pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)),
+                 pdfdl_thousands(x->offset + (unsigned long long)cl, b, sizeof(b)));
         else
             fail(x, PDFDL_FAIL_NETWORK, true,
                  "timed out after %g s without data, at %s bytes", x->rq->timeout,
-                 pdfdl_thousands(x->bytes, a, sizeof(a)));
+                 pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)));
         break;
     case CURLE_COULDNT_CONNECT:
         curl_easy_getinfo(x->h, CURLINFO_OS_ERRNO, &oserr);
         if (oserr == ECONNREFUSED)
             fail(x, PDFDL_FAIL_NETWORK, true, "connection refused");
         else
-            fail(x, PDFDL_FAIL_NETWORK, true, "cannot connect: %s", x->errbuf[0] ? x->errbuf : "?");
+            fail(x, PDFDL_FAIL_NETWORK, true, "cannot connect: %s",
+                 x->errbuf[0] ? x->errbuf : "?");
         break;
     case CURLE_PARTIAL_FILE:
         curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
         if (cl >= 0)
             fail(x, PDFDL_FAIL_NETWORK, true, "body cut at %s of %s bytes",
-                 pdfdl_thousands(x->bytes, a, sizeof(a)),
-                 pdfdl_thousands((unsigned long long)cl, b, sizeof(b)));
+                 pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)),
+                 pdfdl_thousands(x->offset + (unsigned long long)cl, b, sizeof(b)));
         else
-            fail(x, PDFDL_FAIL_NETWORK, true, "body cut at %s bytes: the connection closed",
-                 pdfdl_thousands(x->bytes, a, sizeof(a)));
+            fail(x, PDFDL_FAIL_NETWORK, true,
+                 "body cut at %s bytes: the connection closed",
+                 pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)));
         break;
     case CURLE_GOT_NOTHING:
-        fail(x, PDFDL_FAIL_NETWORK, true, "the server closed the connection without answering");
+        fail(x, PDFDL_FAIL_NETWORK, true,
+             "the server closed the connection without answering");
         break;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
@@ -378,7 +622,8 @@ static void curl_failure(struct xfer *x, CURLcode rc)
         fail(x, PDFDL_FAIL_NETWORK, false, "malformed URL");
         break;
     default:
-        fail(x, PDFDL_FAIL_NETWORK, false, "%s", x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+        fail(x, PDFDL_FAIL_NETWORK, false, "%s",
+             x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
         break;
     }
 }
@@ -403,10 +648,16 @@ static int check_body(struct xfer *x)
     char a[32], b[32];
     curl_off_t cl = -1;
     curl_easy_getinfo(x->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    if (x->total >= 0 && x->offset + x->bytes != (uint64_t)x->total) {
+        fail(x, PDFDL_FAIL_NETWORK, true, "body cut at %s of %s bytes",
+             pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)),
+             pdfdl_thousands((unsigned long long)x->total, b, sizeof(b)));
+        return -1;
+    }
     if (cl >= 0 && (uint64_t)cl != x->bytes) {
         fail(x, PDFDL_FAIL_NETWORK, true, "body cut at %s of %s bytes",
-             pdfdl_thousands(x->bytes, a, sizeof(a)),
-             pdfdl_thousands((unsigned long long)cl, b, sizeof(b)));
+             pdfdl_thousands(x->offset + x->bytes, a, sizeof(a)),
+             pdfdl_thousands(x->offset + (unsigned long long)cl, b, sizeof(b)));
         return -1;
     }
     if (x->rq->any_type || (x->headlen == 5 && memcmp(x->head, "%PDF-", 5) == 0))
@@ -425,31 +676,90 @@ static void drop_tmp(struct xfer *x)
     x->tmp[0] = '\0';
 }
 
-/* One try at the URL. 0: a checked body sits in x->tmp (closed). */
+/*
+ * -c, after a failed attempt: keeps the resumable file when the failure may
+ * pass (what --retries retries: the network, 5xx, 429) and the sidecar can
+ * resume it; removes it otherwise. Either way releases it.
+ */
+static void keep_or_drop(struct xfer *x)
+{
+    struct stat st;
+    if (!x->restart && x->retryable && x->have_meta && fstat(x->fd, &st) == 0 &&
+        st.st_size > 0) {
+        x->partial = (uint64_t)st.st_size;
+        close(x->fd);
+        x->fd = -1;
+        x->tmp[0] = '\0';
+        return;
+    }
+    unlink(x->meta);
+    drop_tmp(x);
+}
+
+/* -c: asks for the bytes after x->offset, if the file (open_resume) has some. */
+static struct curl_slist *ask_range(struct xfer *x)
+{
+    char range[32], ifr[sizeof(x->validator) + 16];
+    if (x->offset == 0)
+        return NULL;
+    snprintf(range, sizeof(range), "%llu-", (unsigned long long)x->offset);
+    snprintf(ifr, sizeof(ifr), "If-Range: %s", x->validator + 1);
+    struct curl_slist *hdrs = curl_slist_append(NULL, ifr);
+    if (!hdrs) {
+        x->offset = 0; /* out of memory: ask for the whole file */
+        return NULL;
+    }
+    curl_easy_setopt(x->h, CURLOPT_RANGE, range);
+    curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, hdrs);
+    return hdrs;
+}
+
+/*
+ * One try at the URL. 0: a checked body sits in x->tmp, closed, or with -c
+ * still open and locked (x->fd) until install() has moved it.
+ */
 static int attempt(struct xfer *x)
 {
     x->fd = -1;
     x->tmp[0] = x->name[0] = x->why[0] = x->errbuf[0] = x->status_line[0] = '\0';
-    x->bytes = x->headlen = 0;
+    x->etag[0] = x->lastmod[0] = x->crange[0] = x->validator[0] = '\0';
+    x->bytes = x->headlen = x->offset = x->partial = 0;
+    x->total = -1;
     x->started = x->stopped = x->retryable = false;
+    x->resumable = x->have_meta = x->restart = false;
     x->last_now = 0;
     x->last_data = mono_now();
+    if (x->rq->resume && open_resume(x) < 0)
+        return -1;
+    x->no_range = false;
     set_options(x);
+    struct curl_slist *hdrs = ask_range(x);
     CURLcode rc = curl_easy_perform(x->h);
+    if (hdrs) {
+        curl_easy_setopt(x->h, CURLOPT_RANGE, NULL);
+        curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, NULL);
+        curl_slist_free_all(hdrs);
+    }
     long status = 0;
     curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+    x->status = status;
     if (rc == CURLE_WRITE_ERROR && x->stopped && x->why[0]) {
         if (x->code == PDFDL_FAIL_CONTENT)
             not_pdf(x); /* says what the body looks like */
     } else if ((rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && x->stopped)) &&
                !is_2xx(status)) {
         http_failure(x, status);
+        x->restart = status == 416 && x->offset > 0; /* the file shrank, or is whole */
     } else if (rc != CURLE_OK) {
         curl_failure(x, rc);
     } else if (!x->started && !start_body(x)) {
         /* A 2xx answer with an empty body: name and file come now. */
     } else {
         check_body(x);
+    }
+    if (x->why[0] == '\0' && x->resumable) {
+        unlink(x->meta); /* complete: nothing left to resume */
+        return 0;
     }
     if (x->why[0] == '\0') {
         int fd = x->fd;
@@ -460,7 +770,10 @@ static int attempt(struct xfer *x)
         errno_text(errno, e, sizeof(e));
         fail(x, PDFDL_FAIL_LOCAL, false, "cannot write %s: %s", x->tmp, e);
     }
-    drop_tmp(x);
+    if (x->resumable)
+        keep_or_drop(x);
+    else
+        drop_tmp(x);
     return -1;
 }
 
@@ -522,6 +835,12 @@ static int install(struct xfer *x, bool *kept, char *final, size_t finalsz)
             goto failed;
         }
         x->tmp[0] = '\0';
+        if (x->fd >= 0) {
+            /* -c: the file was kept open for its lock. write() has already
+             * reported any error; closing only releases the lock. */
+            close(x->fd);
+            x->fd = -1;
+        }
         return 0;
     }
     fail(x, PDFDL_FAIL_LOCAL, false, "no free name for %s in %s", x->name, x->rq->outdir);
@@ -543,16 +862,34 @@ static bool already_there(const struct pdfdl_request *rq, char *name, size_t n)
            join(path, sizeof(path), rq->outdir, name) == 0 && lstat(path, &st) == 0;
 }
 
-static void answer(task_t *t, bool kept, const char *name, uint64_t bytes,
-                   unsigned attempts)
+/* Hands @o back as the task's result; raises only when out of memory. */
+static void answer(task_t *t, const struct pdfdl_outcome *o)
 {
-    struct pdfdl_outcome o = {kept, name, bytes, attempts};
     size_t len;
-    char *rec = pdfdl_outcome_encode(&o, &len);
+    char *rec = pdfdl_outcome_encode(o, &len);
     if (rec)
         task_return(t, rec, len, free);
     else
         task_raise(t, PDFDL_FAIL_LOCAL, "out of memory");
+}
+
+/* Answers a failure: @why in words, with what the transfers got. */
+static void answer_failure(task_t *t, struct pdfdl_outcome *o, int code, const char *fmt,
+                           ...) CF_PRINTF(4, 5);
+
+static void answer_failure(task_t *t, struct pdfdl_outcome *o, int code, const char *fmt,
+                           ...)
+{
+    char why[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    o->ok = false;
+    o->code = code;
+    o->why = why;
+    o->name = "";
+    answer(t, o);
 }
 
 static bool http_url(const char *url)
@@ -568,45 +905,64 @@ void pdfdl_download_task(task_t *t)
     struct xfer x = {.fd = -1};
     char final[PDFDL_NAME_MAX + 16];
     bool kept = false;
+    double start = mono_now();
+    struct pdfdl_outcome o = {.ok = true, .why = "", .name = final};
 
     if (pdfdl_request_decode(arg, len, &rq) != 0) {
         task_raise(t, PDFDL_FAIL_REQUEST, "malformed request record");
         return;
     }
     if (!http_url(rq.url)) {
-        task_raise(t, PDFDL_FAIL_REQUEST, "not an http:// or https:// URL");
+        answer_failure(t, &o, PDFDL_FAIL_REQUEST, "not an http:// or https:// URL");
         return;
     }
     if (rq.no_clobber && already_there(&rq, final, sizeof(final))) {
-        answer(t, true, final, 0, 0);
+        o.kept = true;
+        o.seconds = mono_now() - start;
+        answer(t, &o);
         return;
     }
     x.rq = &rq;
     x.h = thread_handle();
     if (!x.h) {
-        task_raise(t, PDFDL_FAIL_LOCAL, "cannot start libcurl (out of memory?)");
+        answer_failure(t, &o, PDFDL_FAIL_LOCAL, "cannot start libcurl (out of memory?)");
         return;
     }
-    unsigned n = 1;
+    unsigned n = 1, restarts = 0;
     int rc;
-    while ((rc = attempt(&x)) != 0 && x.retryable && n <= rq.retries &&
-           !task_should_stop(t)) {
+    while ((rc = attempt(&x)) != 0 && !task_should_stop(t)) {
+        if (x.restart && restarts == 0) {
+            /* -c: the server could not give the rest (416, a wrong range):
+             * ask at once for the whole file, once, as a new download. */
+            restarts++;
+            x.no_range = true;
+            continue;
+        }
+        if (!x.retryable || n > rq.retries)
+            break;
         n++;
         sleep_s(backoff(&x, n));
     }
     /* The handle stays with this thread for its next URL: forget the
      * pointers into this task's stack (error buffer, callbacks' data). */
     curl_easy_reset(x.h);
+    o.status = x.status;
+    o.bytes = x.bytes;
+    o.resumed_from = x.offset;
+    o.partial = x.partial;
+    o.attempts = n + restarts;
+    if (rc == 0)
+        rc = install(&x, &kept, final, sizeof(final));
+    o.seconds = mono_now() - start;
     if (rc != 0) {
         if (n > 1)
-            task_raise(t, x.code, "%s (after %u attempts)", x.why, n);
+            answer_failure(t, &o, x.code, "%s (after %u attempts)", x.why, n);
         else
-            task_raise(t, x.code, "%s", x.why);
+            answer_failure(t, &o, x.code, "%s", x.why);
         return;
     }
-    if (install(&x, &kept, final, sizeof(final)) != 0) {
-        task_raise(t, x.code, "%s", x.why);
-        return;
-    }
-    answer(t, kept, final, kept ? 0 : x.bytes, n);
+    o.kept = kept;
+    if (kept)
+        o.bytes = 0;
+    answer(t, &o);
 }

@@ -65,7 +65,9 @@ struct options {
     unsigned retries;
     bool process; /* --executor process */
     bool any_type, no_clobber, quiet;
-    bool had_input; /* -i was given: an empty list means no URL, not the forms */
+    bool had_input;          /* -i was given: an empty list means no URL, not the forms */
+    bool resume;             /* -c: keep cut downloads and resume them */
+    const char *report_path; /* --report FILE ("-": stdout), or NULL */
 };
 
 /* A growing list of URLs (owned strings). */
@@ -78,7 +80,12 @@ struct urls {
 static atomic_size_t n_done;
 static atomic_ullong bytes_done;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
-/* A progress line is drawn (stdout is a terminal, no -q); read by the
+/* Where the human lines and the progress line go: stdout, or stderr when
+ * the report takes stdout (--report -). Set before any thread starts. */
+static FILE *hout;
+/* --report's stream, or NULL; written by the main thread only. */
+static FILE *report_out;
+/* A progress line is drawn (`human` is a terminal, no -q); read by the
  * signal thread, so atomic. */
 static atomic_bool progress_on;
 
@@ -91,39 +98,56 @@ static double now_s(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: " PROG " [OPTION]... [URL]...\n"
-            "Downloads the URLs in parallel into a folder, each to a temporary file\n"
-            "renamed only once it is complete and checked: status 2xx, length equal\n"
-            "to Content-Length, body starting with %%PDF- (unless --any-type).\n"
-            "With no URL, fetches the course's five IRS forms (f1040, f1040a,\n"
-            "f1040ez, f1040es, f1040sb) under --base.\n"
-            "\n"
-            "  -i, --input FILE     read URLs from FILE, one a line ('#' comments;\n"
-            "                       '-' for standard input); may be repeated\n"
-            "      --base URL       where the course's forms are (default " DEFAULT_BASE
-            ")\n"
-            "  -j, --jobs N         N downloads at a time (default %d, as in the course)\n"
-            "  -o, --output DIR     save into DIR, created if missing (default .)\n"
-            "      --timeout S      give up on a connection or a stalled transfer after\n"
-            "                       S seconds (default %g)\n"
-            "      --retries N      retry N times on 5xx, 429 and connection errors,\n"
-            "                       waiting 0.25 s, 0.5 s, 1 s, ... or Retry-After\n"
-            "                       (default %d)\n"
-            "      --executor KIND  thread (default) or process: the pool that runs\n"
-            "                       the downloads\n"
-            "      --any-type       keep bodies that are not PDFs\n"
-            "      --no-clobber     never replace a file already in DIR\n"
-            "  -q, --quiet          print failures only\n"
-            "  -h, --help           show this help and exit\n"
-            "  -V, --version        show the version and exit\n"
-            "\n"
-            "Names come from the last segment of the URL's path after redirects\n"
-            "(at most 10), decoded so that they stay inside DIR; two URLs with one\n"
-            "name give NAME.EXT and NAME.1.EXT. Without --no-clobber a file already\n"
-            "there is replaced, but only by a complete, checked download.\n"
-            "Exit status: 0 all downloaded, 1 some failed, 2 bad usage.\n",
-            DEFAULT_WORKERS, DEFAULT_TIMEOUT, DEFAULT_RETRIES);
+    fprintf(
+        f,
+        "Usage: " PROG " [OPTION]... [URL]...\n"
+        "Downloads the URLs in parallel into a folder, each to a temporary file\n"
+        "renamed only once it is complete and checked: status 2xx, length equal\n"
+        "to Content-Length, body starting with %%PDF- (unless --any-type).\n"
+        "With no URL, fetches the course's five IRS forms (f1040, f1040a,\n"
+        "f1040ez, f1040es, f1040sb) under --base.\n"
+        "\n"
+        "  -i, --input FILE     read URLs from FILE, one a line ('#' comments;\n"
+        "                       '-' for standard input); may be repeated\n"
+        "      --base URL       where the course's forms are (default " DEFAULT_BASE ")\n"
+        "  -j, --jobs N         N downloads at a time (default %d, as in the course)\n"
+        "  -o, --output DIR     save into DIR, created if missing (default .)\n"
+        "      --timeout S      give up on a connection or a stalled transfer after\n"
+        "                       S seconds (default %g)\n"
+        "      --retries N      retry N times on 5xx, 429 and connection errors,\n"
+        "                       waiting 0.25 s, 0.5 s, 1 s, ... or Retry-After\n"
+        "                       (default %d)\n"
+        "      --executor KIND  thread (default) or process: the pool that runs\n"
+        "                       the downloads\n"
+        "      --any-type       keep bodies that are not PDFs\n"
+        "      --no-clobber     never replace a file already in DIR\n"
+        "  -c, --continue       keep a cut download's hidden temporary file, and\n"
+        "                       resume it on the next run with -c (or the next\n"
+        "                       retry): Range + If-Range (ETag, else\n"
+        "                       Last-Modified); a server that ignores Range,\n"
+        "                       answers 416 or has a changed file gives the\n"
+        "                       whole file again. The result is checked whole\n"
+        "                       as without -c. Kept only for failures --retries\n"
+        "                       would retry, from servers that send a validator\n"
+        "      --report FILE    write one JSON object a line to FILE ('-' for\n"
+        "                       standard output: the other lines then go to\n"
+        "                       standard error) as each URL finishes: url, file\n"
+        "                       (DIR/NAME, or null), ok, kept, status (HTTP, or\n"
+        "                       null), bytes (received by the last attempt),\n"
+        "                       resumed_from, partial (bytes kept for -c),\n"
+        "                       seconds, retries, error (words, or null)\n"
+        "  -q, --quiet          print failures only\n"
+        "  -h, --help           show this help and exit\n"
+        "  -V, --version        show the version and exit\n"
+        "\n"
+        "Names come from the last segment of the URL's path after redirects\n"
+        "(at most 10), decoded so that they stay inside DIR; two URLs with one\n"
+        "name give NAME.EXT and NAME.1.EXT. Without --no-clobber a file already\n"
+        "there is replaced, but only by a complete, checked download.\n"
+        "Interrupted (Ctrl-C, SIGTERM, SIGHUP), it removes its partial files, or\n"
+        "with -c keeps the resumable ones and lists them; it exits 128+signal.\n"
+        "Exit status: 0 all downloaded, 1 some failed, 2 bad usage.\n",
+        DEFAULT_WORKERS, DEFAULT_TIMEOUT, DEFAULT_RETRIES);
 }
 
 static void version(void)
@@ -241,7 +265,15 @@ static int parse_uint(const char *s, long max, long *out)
 /* Parses argv into @o and @u. Returns -1 to go on, or an exit status. */
 static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
 {
-    enum { OPT_BASE = 256, OPT_TIMEOUT, OPT_RETRIES, OPT_EXECUTOR, OPT_ANY, OPT_NOCLOB };
+    enum {
+        OPT_BASE = 256,
+        OPT_TIMEOUT,
+        OPT_RETRIES,
+        OPT_EXECUTOR,
+        OPT_ANY,
+        OPT_NOCLOB,
+        OPT_REPORT
+    };
     static const struct option longopts[] = {
         {"input", required_argument, NULL, 'i'},
         {"base", required_argument, NULL, OPT_BASE},
@@ -252,6 +284,8 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
         {"executor", required_argument, NULL, OPT_EXECUTOR},
         {"any-type", no_argument, NULL, OPT_ANY},
         {"no-clobber", no_argument, NULL, OPT_NOCLOB},
+        {"report", required_argument, NULL, OPT_REPORT},
+        {"continue", no_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
@@ -261,7 +295,7 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
     char *end;
     /* getopt's own messages name argv[0]: under libtool that is .libs/... */
     argv[0] = (char *)PROG;
-    while ((c = getopt_long(argc, argv, "i:j:o:qhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ci:j:o:qhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'i':
             o->had_input = true;
@@ -275,8 +309,8 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
             break;
         case 'j':
             if (parse_uint(optarg, 1024, &v) != 0 || v < 1)
-                return usage_error("-j wants a number of workers from 1 to 1024, not '%s'",
-                                   optarg);
+                return usage_error(
+                    "-j wants a number of workers from 1 to 1024, not '%s'", optarg);
             o->workers = (int)v;
             break;
         case 'o':
@@ -285,9 +319,10 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
         case OPT_TIMEOUT:
             errno = 0;
             o->timeout = strtod(optarg, &end);
-            if (!*optarg || *end || errno || !(o->timeout >= 0.001 && o->timeout <= 86400))
-                return usage_error("--timeout wants seconds from 0.001 to 86400, not '%s'",
-                                   optarg);
+            if (!*optarg || *end || errno ||
+                !(o->timeout >= 0.001 && o->timeout <= 86400))
+                return usage_error(
+                    "--timeout wants seconds from 0.001 to 86400, not '%s'", optarg);
             break;
         case OPT_RETRIES:
             if (parse_uint(optarg, 100, &v) != 0)
@@ -308,6 +343,12 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
             break;
         case OPT_NOCLOB:
             o->no_clobber = true;
+            break;
+        case OPT_REPORT:
+            o->report_path = optarg;
+            break;
+        case 'c':
+            o->resume = true;
             break;
         case 'q':
             o->quiet = true;
@@ -341,7 +382,8 @@ static int add_course_forms(const char *base, struct urls *u)
     bool slash = bl > 0 && base[bl - 1] == '/';
     for (size_t i = 0; i < sizeof(course_forms) / sizeof(course_forms[0]); i++) {
         char url[4096];
-        int w = snprintf(url, sizeof(url), "%s%s%s", base, slash ? "" : "/", course_forms[i]);
+        int w =
+            snprintf(url, sizeof(url), "%s%s%s", base, slash ? "" : "/", course_forms[i]);
         if (w < 0 || (size_t)w >= sizeof(url) || add_url(u, url, (size_t)w) != 0)
             return -1;
     }
@@ -390,8 +432,8 @@ struct progress {
 static void clear_line_locked(void)
 {
     if (atomic_load(&progress_on)) {
-        fputs("\r\033[K", stdout);
-        fflush(stdout);
+        fputs("\r\033[K", hout);
+        fflush(hout);
     }
 }
 
@@ -412,8 +454,8 @@ static void *progress_main(void *arg)
                      el * (double)(p->total - done) / (double)done);
         pthread_mutex_lock(&out_lock);
         if (!atomic_load(&p->stop)) {
-            printf("\r\033[K[%zu/%zu] %s  %s/s%s", done, p->total, b, r, eta);
-            fflush(stdout);
+            fprintf(hout, "\r\033[K[%zu/%zu] %s  %s/s%s", done, p->total, b, r, eta);
+            fflush(hout);
         }
         pthread_mutex_unlock(&out_lock);
     }
@@ -448,26 +490,112 @@ static void report_failure(const char *url, const char *why, struct totals *tot)
     pthread_mutex_unlock(&out_lock);
 }
 
+/*
+ * Writes @s as a JSON string: quotes, backslashes and control bytes escaped,
+ * and each byte that is not part of valid UTF-8 written as U+FFFD, so that
+ * every line of the report parses whatever bytes a URL or name holds.
+ */
+static void json_string(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    putc('"', f);
+    while (*p) {
+        unsigned c = *p;
+        size_t n = c < 0x80                 ? 1
+                   : c >= 0xC2 && c <= 0xDF ? 2
+                   : c >= 0xE0 && c <= 0xEF ? 3
+                   : c >= 0xF0 && c <= 0xF4 ? 4
+                                            : 0;
+        /* The second byte's range rules out overlong forms, surrogates and
+         * code points past U+10FFFF (RFC 3629, section 4). */
+        unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+        unsigned hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        size_t k = 1;
+        if (n > 1 && p[1] >= lo && p[1] <= hi)
+            for (k = 2; k < n && (p[k] & 0xC0) == 0x80; k++)
+                ;
+        if (n == 1 && (c == '"' || c == '\\'))
+            fprintf(f, "\\%c", (char)c);
+        else if (n == 1 && c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else if (n == 1 || (n > 1 && k == n))
+            fwrite(p, 1, n, f);
+        else
+            fputs("\\ufffd", f); /* and skip one byte only */
+        p += n > 1 && k == n ? n : 1;
+    }
+    putc('"', f);
+}
+
+/* One line of --report for one URL: @o is its outcome, NULL if the task
+ * raised (then @why says why). */
+static void report_line(const char *url, const struct options *opt,
+                        const struct pdfdl_outcome *o, const char *why)
+{
+    FILE *f = report_out;
+    fputs("{\"url\":", f);
+    json_string(f, url);
+    fputs(",\"file\":", f);
+    if (o && o->ok) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", opt->outdir, o->name);
+        json_string(f, path);
+    } else {
+        fputs("null", f);
+    }
+    fprintf(f, ",\"ok\":%s,\"kept\":%s,\"status\":", o && o->ok ? "true" : "false",
+            o && o->kept ? "true" : "false");
+    if (o && o->status > 0)
+        fprintf(f, "%ld", o->status);
+    else
+        fputs("null", f);
+    fprintf(f,
+            ",\"bytes\":%llu,\"resumed_from\":%llu,\"partial\":%llu,\"seconds\":%.3f,"
+            "\"retries\":%u,\"error\":",
+            o ? (unsigned long long)o->bytes : 0ULL,
+            o ? (unsigned long long)o->resumed_from : 0ULL,
+            o ? (unsigned long long)o->partial : 0ULL, o ? o->seconds : 0.0,
+            o && o->attempts > 1 ? o->attempts - 1 : 0);
+    if (o && o->ok)
+        fputs("null", f);
+    else
+        json_string(f, o ? o->why : why);
+    fputs("}\n", f);
+    fflush(f);
+}
+
 /* Prints one completed future's result, as the course's print(future.result()). */
-static void report(future_t *f, const char *url, const struct options *o, struct totals *tot)
+static void report(future_t *f, const char *url, const struct options *o,
+                   struct totals *tot)
 {
     const void *data;
     size_t len;
     const future_error_t *err = NULL;
     struct pdfdl_outcome out;
+    char why[600], a[32];
     int rc = future_result(f, FUT_FOREVER, &data, &len);
     if (rc != 0) {
-        char why[160];
         if (future_exception(f, 0, &err) == 0 && err && err->message[0])
-            report_failure(url, err->message, tot);
-        else {
+            snprintf(why, sizeof(why), "%s", err->message);
+        else
             snprintf(why, sizeof(why), "the task failed: %s", future_strerror(rc));
-            report_failure(url, why, tot);
-        }
+    } else if (pdfdl_outcome_decode(data, len, &out) != 0) {
+        snprintf(why, sizeof(why), "the task answered with a malformed record");
+        rc = -1;
+    }
+    if (report_out)
+        report_line(url, o, rc == 0 ? &out : NULL, why);
+    if (rc != 0) {
+        report_failure(url, why, tot);
         return;
     }
-    if (pdfdl_outcome_decode(data, len, &out) != 0) {
-        report_failure(url, "the task answered with a malformed record", tot);
+    if (!out.ok) {
+        if (out.partial > 0)
+            snprintf(why, sizeof(why), "%s; %s bytes kept to resume with -c", out.why,
+                     pdfdl_thousands(out.partial, a, sizeof(a)));
+        else
+            snprintf(why, sizeof(why), "%s", out.why);
+        report_failure(url, why, tot);
         return;
     }
     tot->ok++;
@@ -479,10 +607,13 @@ static void report(future_t *f, const char *url, const struct options *o, struct
     pthread_mutex_lock(&out_lock);
     clear_line_locked();
     if (out.kept)
-        printf("Kept %s: already there (--no-clobber)\n", out.name);
+        fprintf(hout, "Kept %s: already there (--no-clobber)\n", out.name);
+    else if (out.resumed_from > 0)
+        fprintf(hout, "Finished downloading %s (resumed at %s bytes)\n", out.name,
+                pdfdl_thousands(out.resumed_from, a, sizeof(a)));
     else
-        printf("Finished downloading %s\n", out.name);
-    fflush(stdout);
+        fprintf(hout, "Finished downloading %s\n", out.name);
+    fflush(hout);
     pthread_mutex_unlock(&out_lock);
 }
 
@@ -493,8 +624,8 @@ static void print_summary(const struct totals *t, double secs)
     human(secs > 0 ? (double)t->bytes / secs : 0, r, sizeof(r));
     if (t->kept)
         snprintf(kept, sizeof(kept), " (%zu kept)", t->kept);
-    fprintf(stderr, "%zu ok%s, %zu failed, %s in %.2f s (%s/s)\n", t->ok, kept, t->failed, b,
-            secs, r);
+    fprintf(stderr, "%zu ok%s, %zu failed, %s in %.2f s (%s/s)\n", t->ok, kept, t->failed,
+            b, secs, r);
 }
 
 /* Removes the claims folder and the empty files in it. */
@@ -511,18 +642,51 @@ static void remove_claims(const char *dir)
     rmdir(dir);
 }
 
-/* What the signal thread cleans up; immutable once it starts. */
+/* What the signal thread cleans up; immutable once it starts, but `urls`. */
 struct interrupt {
     sigset_t set;
     char tmp_prefix[64]; /* this run's temporary files: PREFIX + token */
     const char *outdir;
     const char *claims;
+    bool resume;             /* -c */
+    const struct urls *urls; /* this run's URLs; NULL once freed (out_lock) */
 };
+
+/*
+ * -c: lists the resumable files of this run's URLs that hold bytes (and a
+ * sidecar to resume them with), and removes the ones that do not.
+ */
+static void keep_partials(const struct interrupt *in)
+{
+    char part[PATH_MAX], meta[PATH_MAX], a[32];
+    struct stat st, ms;
+    size_t kept = 0;
+    for (size_t i = 0; in->urls && i < in->urls->n; i++) {
+        const char *url = in->urls->v[i];
+        if (pdfdl_resume_paths(in->outdir, url, part, meta, sizeof(part)) != 0 ||
+            stat(part, &st) != 0)
+            continue;
+        if (st.st_size > 0 && stat(meta, &ms) == 0) {
+            fprintf(stderr, PROG ": kept %s bytes of %s in %s\n",
+                    pdfdl_thousands((unsigned long long)st.st_size, a, sizeof(a)), url,
+                    part);
+            kept++;
+        } else {
+            unlink(part);
+            unlink(meta);
+        }
+    }
+    fprintf(stderr,
+            PROG ": interrupted: %zu partial download%s kept; run again with -c "
+                 "to resume\n",
+            kept, kept == 1 ? "" : "s");
+}
 
 /*
  * Waits for SIGINT, SIGTERM or SIGHUP (blocked in every other thread), then
  * removes this run's temporary files and claims, so that an interrupted run
- * leaves no partial file behind, and exits as the signal would.
+ * leaves no partial file behind (but, with -c, the resumable ones, which it
+ * lists), and exits as the signal would.
  */
 static void *interrupt_main(void *arg)
 {
@@ -530,6 +694,9 @@ static void *interrupt_main(void *arg)
     int sig = 0;
     if (sigwait(&in->set, &sig) != 0)
         return NULL;
+    /* Held until _exit: no other line is printed, and `urls` stays. */
+    pthread_mutex_lock(&out_lock);
+    clear_line_locked();
     DIR *d = opendir(in->outdir);
     struct dirent *e;
     if (d) {
@@ -539,9 +706,10 @@ static void *interrupt_main(void *arg)
         closedir(d);
     }
     remove_claims(in->claims);
-    pthread_mutex_lock(&out_lock);
-    clear_line_locked();
-    fprintf(stderr, PROG ": interrupted: partial downloads removed\n");
+    if (in->resume)
+        keep_partials(in);
+    else
+        fprintf(stderr, PROG ": interrupted: partial downloads removed\n");
     _exit(128 + sig);
 }
 
@@ -584,7 +752,7 @@ static int run(const struct options *o, const struct urls *u, const char *claims
     struct progress prog = {.outdir = o->outdir, .total = n, .start = now_s()};
     executor_t *ex = NULL;
     size_t nf = 0;
-    bool drawing = false; /* the progress thread runs */
+    bool drawing = false;  /* the progress thread runs */
     bool complete = false; /* every future was reported */
     if (!reqs || !lens || !fs || !slots) {
         fprintf(stderr, PROG ": out of memory\n");
@@ -601,11 +769,12 @@ static int run(const struct options *o, const struct urls *u, const char *claims
     }
     /* futures = [executor.submit(downloader, url) for url in urls] */
     for (size_t i = 0; i < n; i++) {
-        struct pdfdl_request rq = {u->v[i],   o->outdir,   claims,        token,
-                                   o->timeout, o->retries, o->any_type, o->no_clobber};
+        struct pdfdl_request rq = {u->v[i],     o->outdir,     claims,
+                                   token,       o->timeout,    o->retries,
+                                   o->any_type, o->no_clobber, o->resume};
         reqs[i] = pdfdl_request_encode(&rq, &lens[i]);
-        future_t *f = reqs[i] ? executor_submit(ex, pdfdl_download_task, reqs[i], lens[i])
-                              : NULL;
+        future_t *f =
+            reqs[i] ? executor_submit(ex, pdfdl_download_task, reqs[i], lens[i]) : NULL;
         if (!f) {
             char why[128];
             snprintf(why, sizeof(why), "cannot submit: %s", strerror(errno));
@@ -655,8 +824,11 @@ out:
 
 int main(int argc, char **argv)
 {
-    struct options o = {.workers = DEFAULT_WORKERS, .outdir = ".", .base = DEFAULT_BASE,
-                        .timeout = DEFAULT_TIMEOUT, .retries = DEFAULT_RETRIES};
+    struct options o = {.workers = DEFAULT_WORKERS,
+                        .outdir = ".",
+                        .base = DEFAULT_BASE,
+                        .timeout = DEFAULT_TIMEOUT,
+                        .retries = DEFAULT_RETRIES};
     struct urls u = {0};
     static char claims[PATH_MAX]; /* static: the signal thread reads it */
     int rc = parse_args(argc, argv, &o, &u);
@@ -672,6 +844,19 @@ int main(int argc, char **argv)
         rc = usage_error("%s", "--base is too long");
         goto out;
     }
+    hout = stdout;
+    if (o.report_path && strcmp(o.report_path, "-") == 0) {
+        report_out = stdout;
+        hout = stderr;
+    } else if (o.report_path) {
+        report_out = fopen(o.report_path, "we");
+        if (!report_out) {
+            fprintf(stderr, PROG ": cannot write the report to %s: %s\n", o.report_path,
+                    strerror(errno));
+            rc = 2;
+            goto out;
+        }
+    }
     if (make_dirs(o.outdir) != 0) {
         fprintf(stderr, PROG ": cannot use %s as the output folder: %s\n", o.outdir,
                 strerror(errno));
@@ -679,7 +864,8 @@ int main(int argc, char **argv)
         goto out;
     }
     const char *tmp = getenv("TMPDIR");
-    snprintf(claims, sizeof(claims), "%s/" PROG "-names-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(claims, sizeof(claims), "%s/" PROG "-names-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(claims)) {
         fprintf(stderr, PROG ": cannot create %s: %s\n", claims, strerror(errno));
         rc = 1;
@@ -690,6 +876,8 @@ int main(int argc, char **argv)
     snprintf(in.tmp_prefix, sizeof(in.tmp_prefix), PDFDL_TMP_PREFIX "%s-", token);
     in.outdir = o.outdir;
     in.claims = claims;
+    in.resume = o.resume;
+    in.urls = &u;
     if (start_interrupt_thread(&in) != 0) {
         fprintf(stderr, PROG ": cannot start the signal thread\n");
         rc = 1;
@@ -697,12 +885,20 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot initialise libcurl\n");
         rc = 1;
     } else {
-        atomic_store(&progress_on, !o.quiet && isatty(STDOUT_FILENO));
+        atomic_store(&progress_on, !o.quiet && isatty(fileno(hout)));
         rc = run(&o, &u, claims, token);
         curl_global_cleanup();
     }
+    pthread_mutex_lock(&out_lock);
+    in.urls = NULL; /* freed below: the signal thread must not read them */
+    pthread_mutex_unlock(&out_lock);
     remove_claims(claims);
 out:
+    if (report_out && report_out != stdout && fclose(report_out) != 0 && rc == 0) {
+        fprintf(stderr, PROG ": cannot write the report to %s: %s\n", o.report_path,
+                strerror(errno));
+        rc = 1;
+    }
     free_urls(&u);
     return rc;
 }

@@ -3,45 +3,26 @@
  *
  * The rules (names.h) make a name that can be joined to the output folder
  * with a '/' and always stays inside it: the result never holds '/', never
- * is "." or "..", never starts with '.', and is never empty. Everything
- * here is pure string work on bounded buffers, kept apart from the rest of
- * the downloader so that it can be fuzzed on its own.
+ * is "." or "..", never starts with '.', and is never empty.
+ *
+ * libcurl parses the URL (curl_url: scheme, userinfo, IPv6 hosts, port,
+ * query, fragment, dot segments), as it does for the transfer itself, so
+ * the name comes from the path curl fetches. The path is taken still
+ * encoded, its last segment cut at the last '/', and only that segment is
+ * percent-decoded (curl_easy_unescape). Decoding the whole path first
+ * (CURLU_URLDECODE) would make "a%2Fb.pdf" two segments and drop "a", and
+ * it refuses %00-%1F outright; decoding the segment keeps "%2F" inside the
+ * name, where it becomes '_' like every other separator or control byte.
+ * The rest is string work on bounded buffers, with no other I/O or state,
+ * so that the pair can be fuzzed (tests/fuzz/fuzz_names.c).
  */
+#include <curl/curl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "names.h"
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* The path's last segment: [*start, *end) of @url, query and fragment off. */
-static void last_segment(const char *url, const char **start, const char **end)
-{
-    const char *p = url;
-    const char *scheme = strstr(url, "://");
-    if (scheme) {
-        /* Skip the authority: everything up to the path's first '/'. */
-        p = scheme + 3;
-        p += strcspn(p, "/?#");
-    }
-    const char *stop = p + strcspn(p, "?#");
-    const char *seg = p;
-    for (const char *q = p; q < stop; q++)
-        if (*q == '/')
-            seg = q + 1;
-    *start = seg;
-    *end = stop;
-}
 
 /* One decoded byte made harmless: separators and control bytes become '_'. */
 static unsigned char tame(unsigned char c)
@@ -49,28 +30,6 @@ static unsigned char tame(unsigned char c)
     if (c == '/' || c == '\\' || c < 0x20 || c == 0x7f)
         return '_';
     return c;
-}
-
-/*
- * Decodes [s, e) into @out (at most @cap bytes, no NUL). Returns the length,
- * or cap + 1 if the decoded name would be longer than @cap.
- */
-static size_t decode(const char *s, const char *e, char *out, size_t cap)
-{
-    size_t n = 0;
-    while (s < e) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '%' && e - s >= 3 && hexval(s[1]) >= 0 && hexval(s[2]) >= 0) {
-            c = (unsigned char)(hexval(s[1]) * 16 + hexval(s[2]));
-            s += 3;
-        } else {
-            s++;
-        }
-        if (n == cap)
-            return cap + 1;
-        out[n++] = (char)tame(c);
-    }
-    return n;
 }
 
 /* The offset of the extension's dot in name[0, len), or len if none. */
@@ -93,59 +52,73 @@ static size_t utf8_boundary(const char *s, size_t cut)
 }
 
 /*
- * Where the raw segment [s, e)'s extension starts: its last '.' (or "%2e"),
- * looked for only near the end, since an extension is short. Returns e if
- * there is none.
+ * Makes the decoded segment d[0, n) a name in @out (PDFDL_NAME_MAX + 1
+ * bytes): every byte tamed, and a name longer than PDFDL_NAME_MAX cut in its
+ * stem, on a UTF-8 boundary, so that "aaaa...aaaa.pdf" keeps ".pdf" however
+ * long it is (an extension longer than half the limit counts as stem).
+ * Returns the name's length.
  */
-static const char *raw_ext(const char *s, const char *e)
+static size_t make_name(char *d, size_t n, char *out)
 {
-    const char *lim = e - s > 3 * (PDFDL_NAME_MAX / 2) ? e - 3 * (PDFDL_NAME_MAX / 2) : s;
-    for (const char *q = e; q > lim; q--) {
-        if (q[-1] == '.')
-            return q - 1;
-        if (q - lim >= 3 && q[-3] == '%' && q[-2] == '2' && (q[-1] == 'e' || q[-1] == 'E'))
-            return q - 3;
+    for (size_t i = 0; i < n; i++)
+        d[i] = (char)tame((unsigned char)d[i]);
+    if (n <= PDFDL_NAME_MAX) {
+        memcpy(out, d, n);
+        return n;
     }
-    return e;
+    size_t dot = n;
+    for (size_t i = n; i > 1 && n - (i - 1) <= PDFDL_NAME_MAX / 2; i--)
+        if (d[i - 1] == '.') {
+            dot = i - 1 + 1 < n ? i - 1 : n;
+            break;
+        }
+    size_t extlen = n - dot;
+    size_t stem = utf8_boundary(d, PDFDL_NAME_MAX - extlen);
+    memcpy(out, d, stem);
+    memcpy(out + stem, d + dot, extlen);
+    return stem + extlen;
 }
 
 /*
- * A long path segment: decodes its extension from the tail and a stem cut
- * to fit, so that "aaaa...aaaa.pdf" keeps ".pdf" however long it is.
+ * The last segment of @url's path as libcurl parses it, decoded, in a new
+ * buffer (curl_free) of *len bytes (a decoded NUL is one of them). NULL if
+ * libcurl refuses the URL or is out of memory.
  */
-static size_t decode_long(const char *s, const char *e, char *out)
+static char *last_segment(const char *url, size_t *len)
 {
-    char ext[PDFDL_NAME_MAX / 2 + 1];
-    const char *d = raw_ext(s, e);
-    size_t extlen = decode(d, e, ext, sizeof(ext) - 1);
-    if (extlen >= sizeof(ext)) {
-        /* An absurd extension: treat the whole thing as a stem. */
-        d = e;
-        extlen = 0;
+    CURLU *u = curl_url();
+    char *path = NULL, *seg = NULL;
+    /* The flags libcurl's own transfer parses with (GUESS_SCHEME: "h/x.pdf"
+     * is http://h/x.pdf), and spaces, which its redirects allow too. */
+    unsigned flags = CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME | CURLU_ALLOW_SPACE;
+    if (u && curl_url_set(u, CURLUPART_URL, url, flags) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
+        const char *slash = strrchr(path, '/');
+        const char *s = slash ? slash + 1 : path;
+        size_t n = strlen(s);
+        int dlen = 0;
+        if (n < INT_MAX)
+            seg = curl_easy_unescape(NULL, s, (int)n, &dlen);
+        *len = seg ? (size_t)dlen : 0;
     }
-    /* A buffer four times the limit holds any stem we would keep. */
-    char big[4 * PDFDL_NAME_MAX];
-    size_t n = decode(s, d, big, sizeof(big));
-    if (n > sizeof(big))
-        n = sizeof(big); /* a monster: only its first bytes count */
-    size_t stem = n < PDFDL_NAME_MAX - extlen ? n : utf8_boundary(big, PDFDL_NAME_MAX - extlen);
-    memcpy(out, big, stem);
-    memcpy(out + stem, ext, extlen);
-    return stem + extlen;
+    curl_free(path);
+    curl_url_cleanup(u);
+    return seg;
 }
 
 enum pdfdl_name_status pdfdl_name_from_url(const char *url, char *out, size_t outsz)
 {
-    const char *s, *e;
     if (!out || outsz < PDFDL_NAME_MAX + 1)
         return PDFDL_NAME_TOO_SMALL;
     out[0] = '\0';
     if (!url)
         return PDFDL_NAME_NO_EXTENSION;
-    last_segment(url, &s, &e);
-    size_t n = decode(s, e, out, PDFDL_NAME_MAX);
-    if (n > PDFDL_NAME_MAX)
-        n = decode_long(s, e, out);
+    size_t n;
+    char *seg = last_segment(url, &n);
+    if (!seg)
+        return PDFDL_NAME_BAD_URL;
+    n = make_name(seg, n, out);
+    curl_free(seg);
     out[n] = '\0';
     /* No hidden name, no "." or "..": leading dots become underscores. */
     for (size_t i = 0; i < n && out[i] == '.'; i++)

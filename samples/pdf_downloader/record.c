@@ -13,8 +13,8 @@
 
 #include "record.h"
 
-#define REQ_MAGIC "pdfdl-req-2"
-#define OUT_MAGIC "pdfdl-out-1"
+#define REQ_MAGIC "pdfdl-req-3"
+#define OUT_MAGIC "pdfdl-out-2"
 
 /* A growing buffer of NUL-terminated fields. */
 struct fields {
@@ -107,6 +107,7 @@ char *pdfdl_request_encode(const struct pdfdl_request *r, size_t *len)
     put_u64(&f, r->retries);
     put_u64(&f, r->any_type);
     put_u64(&f, r->no_clobber);
+    put_u64(&f, r->resume);
     return finish(&f, len);
 }
 
@@ -127,17 +128,27 @@ int pdfdl_request_decode(const void *buf, size_t len, struct pdfdl_request *r)
     r->retries = (unsigned)get_u64(&rd);
     r->any_type = get_u64(&rd) != 0;
     r->no_clobber = get_u64(&rd) != 0;
+    r->resume = get_u64(&rd) != 0;
     return rd.bad || rd.p != rd.end ? -1 : 0;
 }
 
 char *pdfdl_outcome_encode(const struct pdfdl_outcome *o, size_t *len)
 {
     struct fields f = {0};
+    char num[40];
     put(&f, OUT_MAGIC);
+    put_u64(&f, o->ok);
     put_u64(&f, o->kept);
+    put_u64(&f, (uint64_t)o->code);
+    put(&f, o->why);
     put(&f, o->name);
+    put_u64(&f, (uint64_t)o->status);
     put_u64(&f, o->bytes);
+    put_u64(&f, o->resumed_from);
+    put_u64(&f, o->partial);
     put_u64(&f, o->attempts);
+    snprintf(num, sizeof(num), "%.17g", o->seconds);
+    put(&f, num);
     return finish(&f, len);
 }
 
@@ -146,9 +157,20 @@ int pdfdl_outcome_decode(const void *buf, size_t len, struct pdfdl_outcome *o)
     struct reader rd = {buf, buf ? (const char *)buf + len : NULL, !buf};
     if (strcmp(get(&rd), OUT_MAGIC) != 0)
         return -1;
+    o->ok = get_u64(&rd) != 0;
     o->kept = get_u64(&rd) != 0;
+    o->code = (int)get_u64(&rd);
+    o->why = get(&rd);
     o->name = get(&rd);
+    o->status = (long)get_u64(&rd);
     o->bytes = get_u64(&rd);
+    o->resumed_from = get_u64(&rd);
+    o->partial = get_u64(&rd);
     o->attempts = (unsigned)get_u64(&rd);
+    const char *t = get(&rd);
+    char *end;
+    o->seconds = strtod(t, &end);
+    if (!*t || *end || !(o->seconds >= 0))
+        rd.bad = true;
     return rd.bad || rd.p != rd.end ? -1 : 0;
 }

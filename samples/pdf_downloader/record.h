@@ -23,14 +23,25 @@ struct pdfdl_request {
     unsigned retries;   /* extra attempts on 5xx, 429 and connection errors */
     bool any_type;      /* accept any body, not only %PDF- */
     bool no_clobber;    /* never replace a file already there */
+    bool resume;        /* -c: keep and resume partial files (fetch.c) */
 };
 
-/* What a successful task hands back. */
+/*
+ * What a task hands back, for a download that succeeded or failed alike (so
+ * that --report can say how far a failed one got).
+ */
 struct pdfdl_outcome {
-    bool kept;        /* --no-clobber: a file was there, nothing downloaded */
-    const char *name; /* the file's name in the target folder */
-    uint64_t bytes;   /* bytes written (0 when kept) */
-    unsigned attempts;
+    bool ok;               /* the file is in place (downloaded or kept) */
+    bool kept;             /* --no-clobber: a file was there, nothing downloaded */
+    int code;              /* !ok: enum pdfdl_failure (fetch.h); 0 when ok */
+    const char *why;       /* !ok: the failure in words; "" when ok */
+    const char *name;      /* ok: the file's name in the target folder; else "" */
+    long status;           /* the last HTTP status, 0 when no answer came */
+    uint64_t bytes;        /* body bytes the last attempt received (0 when kept) */
+    uint64_t resumed_from; /* where in the file the last attempt started (Range) */
+    uint64_t partial;      /* !ok with -c: bytes kept in the resumable file */
+    unsigned attempts;     /* requests made, retries and restarts included */
+    double seconds;        /* the task's wall time */
 };
 
 /* Serializes @r into a new malloc'd buffer; *len gets its size. NULL: ENOMEM. */

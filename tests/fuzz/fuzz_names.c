@@ -2,17 +2,21 @@
  * fuzz_names.c: libFuzzer target for the downloader's URL -> file name
  * function (samples/pdf_downloader/names.c, issue 8).
  *
- * Every input is a URL. Whatever pdfdl_name_from_url returns, the name must
+ * Every input is a URL, parsed by libcurl's URL API inside names.c (so this
+ * target links libcurl and fuzzes the pair). Whatever pdfdl_name_from_url
+ * returns, the name must
  * fit its buffer and be safe to join to the output folder with a '/': no
  * '/', no '\\', no control byte, not "." or "..", no leading '.', and for
  * PDFDL_NAME_OK not empty and with an extension. Its collision variants
  * (pdfdl_name_variant) must keep every one of those properties. A plain URL
- * ending in "NAME.pdf" must give a name ending in ".pdf", however long. A failed
+ * ending in "NAME.pdf" that libcurl accepts must give a name ending in ".pdf",
+ * however long. A failed
  * check aborts, which libFuzzer reports as a crash with the input saved.
  *
  * Built by `make fuzz` with clang -fsanitize=fuzzer,address,undefined, and
  * by make check with tests/fuzz/replay.c, which feeds it the seed corpus.
  */
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -52,29 +56,34 @@ static void check_extension(const char *name)
 
 /*
  * An oracle for the extension rule: for a plain URL (no query, fragment,
- * escape, backslash or control byte) whose last path segment is "X.pdf"
- * with X not starting with a dot, the name must be accepted and end in
- * ".pdf", however long X is (the stem is cut, the extension kept).
+ * escape or backslash) whose path, as libcurl parses it, ends in a segment
+ * "X.pdf" with X not starting with a dot and free of control bytes, the name
+ * must be accepted and end in ".pdf", however long X is (the stem is cut,
+ * the extension kept). libcurl decides where the path is ("http:///o.pdf"
+ * has the host "o.pdf"), so the oracle asks it too, with names.c's flags.
  */
 static bool plain_pdf_url(const char *url)
 {
     if (strpbrk(url, "?#%\\"))
         return false;
-    const char *path = url;
-    const char *scheme = strstr(url, "://");
-    if (scheme)
-        path = scheme + 3 + strcspn(scheme + 3, "/");
-    const char *seg = path;
-    for (const char *q = path; *q; q++)
-        if (*q == '/')
-            seg = q + 1;
-    size_t len = strlen(seg);
-    if (len <= 4 || seg[0] == '.' || strcmp(seg + len - 4, ".pdf") != 0)
-        return false;
-    for (const char *q = seg; *q; q++)
-        if ((unsigned char)*q < 0x20 || *q == 0x7f)
-            return false;
-    return true;
+    CURLU *u = curl_url();
+    char *path = NULL;
+    bool plain = false;
+    if (u &&
+        curl_url_set(u, CURLUPART_URL, url,
+                     CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME | CURLU_ALLOW_SPACE) ==
+            CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PATH, &path, 0) == CURLUE_OK) {
+        const char *seg = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+        size_t len = strlen(seg);
+        plain = len > 4 && seg[0] != '.' && strcmp(seg + len - 4, ".pdf") == 0;
+        for (const char *q = seg; plain && *q; q++)
+            if ((unsigned char)*q < 0x20 || *q == 0x7f)
+                plain = false;
+    }
+    curl_free(path);
+    curl_url_cleanup(u);
+    return plain;
 }
 
 static bool ends_with_pdf(const char *name)
@@ -99,7 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!out || !again)
         goto out;
     enum pdfdl_name_status st = pdfdl_name_from_url(url, out, PDFDL_NAME_MAX + 1);
-    CHECK(st == PDFDL_NAME_OK || st == PDFDL_NAME_NO_EXTENSION);
+    CHECK(st == PDFDL_NAME_OK || st == PDFDL_NAME_NO_EXTENSION ||
+          st == PDFDL_NAME_BAD_URL);
     CHECK(memchr(out, '\0', PDFDL_NAME_MAX + 1) != NULL);
     CHECK(strlen(out) <= PDFDL_NAME_MAX);
     /* Pure: the same URL gives the same answer. */

@@ -6,20 +6,27 @@
 #
 # The wire decoder joins with: FUZZ_TARGETS += wire:lib/process/wire.c, its
 # fuzz_wire.c and corpus/wire/, and a replay_wire stanza like replay_names'.
-FUZZ_TARGETS = names:samples/pdf_downloader/names.c
+FUZZ_TARGETS =
+if HAVE_CURL
+FUZZ_TARGETS += names:samples/pdf_downloader/names.c
+endif
 
+# names.c parses with libcurl: built, replayed and fuzzed only with it.
+if HAVE_CURL
 check_PROGRAMS += tests/fuzz/replay_names
+endif
 tests_fuzz_replay_names_SOURCES = tests/fuzz/replay.c tests/fuzz/fuzz_names.c \
 	samples/pdf_downloader/names.c samples/pdf_downloader/names.h
 tests_fuzz_replay_names_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/samples/pdf_downloader \
-	-DFUZZ_TARGET='"names"'
+	-DFUZZ_TARGET='"names"' $(CURL_CFLAGS)
+tests_fuzz_replay_names_LDADD = $(CURL_LIBS)
 
 # make fuzz [FUZZ_SECONDS=N] [FUZZ_CC=clang-14]: each target for N seconds
 # under libFuzzer + ASan + UBSan; skips (says so) without clang's libFuzzer.
 FUZZ_SECONDS = 60
 FUZZ_CC = clang
 fuzz:
-	@srcdir='$(top_srcdir)' FUZZ_CC='$(FUZZ_CC)' \
+	@srcdir='$(top_srcdir)' FUZZ_CC='$(FUZZ_CC)' FUZZ_LIBS='$(CURL_CFLAGS) $(CURL_LIBS)' \
 	  $(SHELL) $(top_srcdir)/tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS) || \
 	  { rc=$$?; test $$rc -eq 77 || exit $$rc; }
 .PHONY: fuzz

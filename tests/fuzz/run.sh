@@ -5,7 +5,8 @@
 # Prints one line per target: executions, seconds, executions/s, crashes.
 #
 # Usage: run.sh SECONDS NAME:SRC[,SRC...] ...   (from the top build folder)
-# Environment: srcdir (top source folder), FUZZ_CC (clang), FUZZ_CFLAGS.
+# Environment: srcdir (top source folder), FUZZ_CC (clang), FUZZ_CFLAGS,
+# FUZZ_LIBS (flags and libraries the targets link with: libcurl's for names).
 # Exits 77 (skip) when FUZZ_CC cannot link -fsanitize=fuzzer; 1 on a crash.
 set -eu
 seconds=$1
@@ -37,7 +38,7 @@ for spec in "$@"; do
     done
     bin=tests/fuzz/fuzz_$name
     # shellcheck disable=SC2086
-    $cc $flags -DHAVE_CONFIG_H $incs $files -o "$bin" -lpthread
+    $cc $flags -DHAVE_CONFIG_H $incs $files -o "$bin" -lpthread ${FUZZ_LIBS:-}
     work=tests/fuzz/work/$name
     mkdir -p "$work"
     log=tests/fuzz/fuzz_$name.log
