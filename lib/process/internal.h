@@ -45,9 +45,11 @@
  * Answers: besides RESULT/ERROR frames, a worker leaves small plain results
  * in shared answer records beside the claim words and writes one NOTE frame
  * per batch (worker.c). The manager collects them (harvest) on a NOTE, in
- * every scan (a worker holds answers back while it runs a later task it had
- * buffered; the scan timer runs while any task is out, at most SCAN_MAX_NS
- * apart, so a held answer waits at most that), and from a dead worker before
+ * every scan (a worker holds answers back only while a task it had buffered
+ * waits behind the one it runs; the scan timer runs while such a task is not
+ * known to have started, at most SCAN_MAX_NS apart, so a held answer waits
+ * at most that; with every sent task started the manager sleeps in poll()
+ * without a timeout), and from a dead worker before
  * failing its claimed cells, so those answers are never lost with it.
  *
  * future_cancel on a claimed task sets the word's STOP bit (request_stop,

@@ -402,15 +402,19 @@ static void write_all_seats(struct process_pool *p)
 }
 
 /*
- * The next scan time folded into @next: while a task is out (for claims,
- * and for answers held back) scans back off from SCAN_MIN_NS to SCAN_MAX_NS.
+ * The next scan time folded into @next: while a sent task is not known to
+ * have started, scans back off from SCAN_MIN_NS to SCAN_MAX_NS. Answers held
+ * back in shared records need no other reason: a worker holds them only
+ * while a task is buffered behind the one it runs (worker.c), and that task
+ * is not known to have started. So a pool whose workers all run long tasks
+ * sleeps in poll() with no timeout.
  */
 static int64_t scan_timer(struct process_pool *p, int64_t now, int64_t next,
                           int64_t *next_scan)
 {
     bool out = false;
     for (int s = 0; s < p->nseats; s++)
-        out |= p->seats[s] && p->seats[s]->ncells > 0;
+        out |= p->seats[s] && p->seats[s]->nunstarted > 0;
     if (!out) {
         p->scan_every = SCAN_MIN_NS;
         return next;
