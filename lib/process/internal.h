@@ -103,7 +103,7 @@
 #define SEND_AHEAD_BYTES (1 << 20) /* a busy worker's unsent bytes cap */
 #define KILL_GRACE_NS (200 * 1000000LL)
 #define SCAN_MIN_NS (1000000LL)
-#define SCAN_MAX_NS (4 * 1000000LL)
+#define SCAN_MAX_NS (1000000LL) /* future_running within 1 ms of a start */
 #define READ_BYTES (256 * 1024) /* the least room a read of a worker's pipe gets */
 /* A frame's buffer grows at most this far past its data. */
 #define READ_AHEAD (4u << 20)

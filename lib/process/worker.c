@@ -74,6 +74,7 @@ struct wstate {
     int unnoted;            /* answers in shared records not yet announced */
     int64_t first_unnoted;  /* when the first of them was left */
     _Atomic uint32_t *word; /* the claim word of the task being run */
+    bool announce;          /* the last task ran NOTE_NS or more: announce the next claim */
 #ifdef CF_TEST_HOOKS
     bool hooks; /* CFUTURES_TEST_HOOKS was set */
 #endif
@@ -124,6 +125,13 @@ static void note(struct wstate *w)
     cf_wire_put_hdr(hdr, CF_WIRE_NOTE, 0, 0);
     append(w, hdr, sizeof(hdr));
     w->unnoted = 0;
+}
+
+/* Queues a NOTE frame even with no answer waiting: the parent looks at the claims. */
+static void note_now(struct wstate *w)
+{
+    w->unnoted = 1;
+    note(w);
 }
 
 static void flush(struct wstate *w)
@@ -233,8 +241,20 @@ static bool claim(struct wstate *w, uint64_t id)
     _Atomic uint32_t *word = &w->cfg->claims[(size_t)w->seat * w->cfg->depth + cell];
     uint32_t expect = CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_SENT);
     w->word = word;
-    return atomic_compare_exchange_strong(
-        word, &expect, CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_CLAIMED));
+    if (!atomic_compare_exchange_strong(word, &expect,
+                                        CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_CLAIMED)))
+        return false;
+    /*
+     * After a long task the parent hears of this start at once (future_running,
+     * the task's own deadline) instead of at its next scan: one NOTE, which
+     * costs nothing next to the task that just ran.
+     */
+    if (w->announce) {
+        w->announce = false;
+        note_now(w);
+        flush(w);
+    }
+    return true;
 }
 
 static const void *aligned_arg(struct wstate *w, const void *arg, size_t len)
@@ -300,6 +320,7 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
     if (!claim(w, h->id))
         return;
     w->done += (int)CF_MIN(count, (uint64_t)INT_MAX / 2);
+    int64_t started = cf_now_ns();
     task_fn fn = (task_fn)(uintptr_t)fn_bits;
     unsigned char fixed[CF_WIRE_RESULTS_FIXED];
     cf_buf_consume(&w->res, w->res.len - w->res.off);
@@ -326,6 +347,7 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
         }
         cf_task_clear(&t);
     }
+    w->announce = cf_now_ns() - started >= NOTE_NS;
     answer(w, CF_WIRE_RESULTS, h->id, 0, NULL, 0, w->res.p + w->res.off,
            w->res.len - w->res.off);
 }
@@ -380,6 +402,7 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     struct task t;
     int64_t started = cf_now_ns();
     run_item(w, (task_fn)(uintptr_t)fn_bits, arg, arg_len, limit_ns, &t);
+    w->announce = cf_now_ns() - started >= NOTE_NS;
     /* As in a thread: a task past its own deadline fails, whatever it answered. */
     uint32_t flags =
         t.deadline != CF_NO_DEADLINE && cf_now_ns() >= t.deadline ? CF_WIRE_F_EXPIRED : 0;
