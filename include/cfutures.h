@@ -243,6 +243,12 @@ CF_API int task_return_str(task_t *t, const char *fmt, ...) CF_PRINTF(2, 3);
 CF_API int task_return_i64(task_t *t, int64_t v);
 
 /**
+ * Completes the task with a double (8 bytes, native order; future_result_double).
+ * Python: return 0.5. As task_return_copy: 0, FUT_ESTATE, FUT_EINVAL.
+ */
+CF_API int task_return_double(task_t *t, double v);
+
+/**
  * Fails the task: the future fails with status FUT_ETASK, error code @code
  * and a printf-formatted message. Python: raise. Code 0 and an empty message
  * still fail the future. Returns 0; FUT_ESTATE if the task already answered;
@@ -315,6 +321,12 @@ CF_API int future_result(future_t *f, double timeout, const void **data, size_t 
 CF_API int future_result_i64(future_t *f, double timeout, int64_t *v);
 
 /**
+ * future_result for a double result (task_return_double); FUT_EINVAL if the
+ * result is not 8 bytes. Python: fut.result() of a float. Blocks the caller.
+ */
+CF_API int future_result_double(future_t *f, double timeout, double *v);
+
+/**
  * future_result for a string result (task_return_str, or any NUL-terminated
  * result). Returns the string, borrowed until the last unref; NULL with errno
  * set to the positive code on failure (EINVAL if the result is not a string).
@@ -368,6 +380,20 @@ CF_API int future_set_result(future_t *f, void *data, size_t len,
  */
 CF_API int future_set_exception(future_t *f, int code, const char *fmt, ...)
     CF_PRINTF(3, 4);
+
+/**
+ * Stores one word the caller owns in @f; the library never reads, frees or
+ * changes it (it is NULL in a new future). Python: the idiom `f.arg = i`
+ * (PyMOTW) or a `future_to_url[f]` dict (the concurrent.futures docs): a
+ * done-callback, as_completed or futures_wait caller reads it back with
+ * future_user_data. Java: none (a map); folly: none. NULL-safe; the store is
+ * seen by any thread that later reads @f's outcome (release/acquire).
+ * Threads: any; never blocks.
+ */
+CF_API void future_set_user_data(future_t *f, void *ud);
+
+/** The word given to future_set_user_data, or NULL (also for a NULL @f). */
+CF_API void *future_user_data(const future_t *f);
 
 /**
  * True if @err says the executor (or the worker running the task) broke:
@@ -567,6 +593,16 @@ CF_API as_completed_t *as_completed_new(future_t *const *fs, size_t n, double ti
  * Blocks the caller.
  */
 CF_API int as_completed_next(as_completed_t *it, future_t **out);
+
+/**
+ * as_completed_next that also says where the future stood in the array given
+ * to as_completed_new: *@index is its position there (the first one, for a
+ * future given twice); @index may be NULL. *@out is the very pointer that
+ * was passed in (a new reference to it), so future_user_data and pointer
+ * comparison work on it. Python: the `future_to_url[future]` lookup of the
+ * docs' example, without the dict. Returns as as_completed_next.
+ */
+CF_API int as_completed_next_at(as_completed_t *it, future_t **out, size_t *index);
 
 /** Frees the iterator and drops its references to futures not yielded. NULL-safe. */
 CF_API void as_completed_free(as_completed_t *it);

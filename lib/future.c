@@ -75,6 +75,7 @@ struct future {
         int64_t i64;
         unsigned char b[CF_INLINE_MAX];
     } inl;                      /* small results live here */
+    _Atomic(void *) user_data;  /* the caller's word: never read by the library */
 };
 
 /* The error block: the public struct, then the message bytes. */
@@ -133,6 +134,7 @@ future_t *cf_future_alloc(size_t extra, const struct cf_future_hooks *hooks)
     f->callbacks = NULL;
     f->waiters = NULL;
     f->inl.i64 = 0;
+    atomic_init(&f->user_data, NULL);
     return f;
 }
 
@@ -638,6 +640,40 @@ int future_exception(future_t *f, double timeout, const future_error_t **err)
         return FUT_ECANCELLED;
     *err = (s & F_FAILED) ? f->err : NULL;
     return 0;
+}
+
+int future_result_double(future_t *f, double timeout, double *v)
+{
+    if (!f || !v)
+        return FUT_EINVAL;
+    const void *data = NULL;
+    size_t len = 0;
+    int rc = future_result(f, timeout, &data, &len);
+    if (rc < 0)
+        return rc;
+    if (len != sizeof(double))
+        return FUT_EINVAL;
+    memcpy(v, data, sizeof(*v));
+    return 0;
+}
+
+/* ---------------------------------------------------------- user data */
+
+/*
+ * Release/acquire: a word set before the future is handed to another thread
+ * (a callback, a waiter) is seen there with what it points to.
+ */
+void future_set_user_data(future_t *f, void *ud)
+{
+    if (f)
+        atomic_store_explicit(&f->user_data, ud, memory_order_release);
+}
+
+void *future_user_data(const future_t *f)
+{
+    if (!f)
+        return NULL;
+    return atomic_load_explicit(&((future_t *)f)->user_data, memory_order_acquire);
 }
 
 bool future_error_is_broken(const future_error_t *err)

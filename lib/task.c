@@ -133,6 +133,11 @@ int task_return_i64(task_t *t, int64_t v)
     return task_return_copy(t, &v, sizeof(v));
 }
 
+int task_return_double(task_t *t, double v)
+{
+    return task_return_copy(t, &v, sizeof(v));
+}
+
 /* vasprintf into malloc'd memory; NULL when out of memory. */
 static char *format(const char *fmt, va_list ap)
 {

@@ -1922,6 +1922,55 @@ START_TEST(test_executor_shutdown_many_threads)
 }
 END_TEST
 
+/* ========================================================== beyond Python */
+
+/* x / 4 as a double: task_return_double on every kind */
+static void x_quarter(task_t *t)
+{
+    const int64_t *v = task_arg(t, NULL);
+    task_return_double(t, (double)*v / 4);
+}
+
+/*
+ * PyMOTW's f.arg = i and the docs' future_to_url[future], each one call:
+ * user data rides on the future, as_completed_next_at gives the position
+ */
+START_TEST(test_executor_user_data_next_at)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t v[4] = {1, 2, 3, 4};
+    const char *names[4] = {"a", "b", "c", "d"};
+    future_t *fs[5];
+    for (int i = 0; i < 4; i++) {
+        fs[i] = submit_ok(ex, x_quarter, &v[i], sizeof(v[i]));
+        future_set_user_data(fs[i], (void *)names[i]);
+    }
+    fs[4] = fs[1]; /* a duplicate: yielded once, at its first position */
+    as_completed_t *it = as_completed_new(fs, 5, T_LONG);
+    ck_assert_ptr_nonnull(it);
+    bool seen[4] = {false};
+    future_t *out;
+    size_t idx;
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(as_completed_next_at(it, &out, &idx), 0);
+        ck_assert_uint_lt(idx, 4);
+        ck_assert(out == fs[idx]);
+        ck_assert(!seen[idx]);
+        seen[idx] = true;
+        ck_assert_ptr_eq(future_user_data(out), names[idx]);
+        double d = 0;
+        ck_assert_int_eq(future_result_double(out, 0, &d), 0);
+        ck_assert(d == (double)v[idx] / 4);
+        future_unref(out);
+    }
+    ck_assert_int_eq(as_completed_next_at(it, &out, &idx), FUT_EOF);
+    as_completed_free(it);
+    for (int i = 0; i < 4; i++)
+        future_unref(fs[i]);
+    executor_free(ex);
+}
+END_TEST
+
 /* ================================================================ suite */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -1964,6 +2013,9 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_executor_initializer, 0, N_KINDS);
     tcase_add_loop_test(tc, test_executor_as_completed, 0, N_KINDS);
     tcase_add_loop_test(tc, test_executor_futures_wait, 0, N_KINDS);
+
+    tc = tcase(s, "compose");
+    tcase_add_loop_test(tc, test_executor_user_data_next_at, 0, N_KINDS);
 
     tc = tcase(s, "errors");
     tcase_add_loop_test(tc, test_executor_max_workers_negative, 0, N_KINDS);
