@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compose.h"
 #include "task.h"
 
 void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,
@@ -24,6 +25,7 @@ void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,
     t->arg = arg;
     t->arg_len = arg_len;
     t->deadline = deadline;
+    t->prev_err = NULL;
     t->stop_word = NULL;
     t->stop_bit = 0;
     t->answer = CF_ANSWER_NONE;
@@ -181,6 +183,11 @@ int task_raise(task_t *t, int code, const char *fmt, ...)
     t->err_msg = format(fmt, ap); /* NULL when out of memory: the failure stands */
     va_end(ap);
     return 0;
+}
+
+const future_error_t *task_prev_error(const task_t *t)
+{
+    return t ? t->prev_err : NULL;
 }
 
 bool task_should_stop(const task_t *t)
