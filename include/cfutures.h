@@ -128,6 +128,7 @@ typedef struct executor executor_t;           /* one owner: executor_free */
 typedef struct task task_t;                   /* borrowed inside a task_fn */
 typedef struct executor_map executor_map_t;   /* one owner: executor_map_free */
 typedef struct as_completed as_completed_t;   /* one owner: as_completed_free */
+typedef struct completion_queue completion_queue_t; /* one owner: completion_queue_free */
 
 /**
  * A failed future's error. Owned by the future: valid until its last unref.
@@ -176,6 +177,7 @@ typedef struct executor_options {
 typedef struct submit_options {
     double timeout;   /* the task's own running-time limit (s); 0: none */
     bool nonblocking; /* with max_queue: fail FUT_EFULL rather than block */
+    completion_queue_t *queue; /* the future joins this queue at submit (or NULL) */
 } submit_options_t;
 
 /** Options for executor_map; zero means default. */

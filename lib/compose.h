@@ -28,6 +28,12 @@ typedef struct combine_options {
     bool cancel_rest; /* cancel the others once the outcome is known */
 } combine_options_t;
 
+CF_API completion_queue_t *completion_queue_new(void);
+CF_API int completion_queue_add(completion_queue_t *q, future_t *f);
+CF_API int completion_queue_next(completion_queue_t *q, double timeout, future_t **out);
+CF_API int completion_queue_fd(const completion_queue_t *q);
+CF_API void completion_queue_free(completion_queue_t *q);
+
 CF_API future_t *future_then(future_t *prev, executor_t *ex, task_fn fn,
                              const then_options_t *o);
 CF_API const future_error_t *task_prev_error(const task_t *t);

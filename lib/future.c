@@ -466,14 +466,21 @@ int future_set_running_or_notify_cancel(future_t *f)
 
 /* ---------------------------------------------------------- callbacks */
 
-int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)
+void *cf_future_cb_alloc(void)
 {
-    if (!f || !cb)
-        return FUT_EINVAL;
+    return malloc(sizeof(struct cb_node));
+}
+
+void cf_future_cb_free(void *node)
+{
+    free(node);
+}
+
+void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *ud,
+                                      void *node)
+{
+    struct cb_node *c = node;
     if (!state_done(load_state(f))) {
-        struct cb_node *c = malloc(sizeof(*c));
-        if (!c)
-            return FUT_ENOMEM;
         c->fn = cb;
         c->ud = ud;
         cf_lock(&f->lock);
@@ -481,12 +488,26 @@ int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)
             c->next = f->callbacks;
             f->callbacks = c;
             cf_unlock(&f->lock);
-            return 0;
+            return;
         }
         cf_unlock(&f->lock);
-        free(c);
     }
+    free(c);
     cb(f, ud); /* done already: Python runs it at once, in the caller */
+}
+
+int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)
+{
+    if (!f || !cb)
+        return FUT_EINVAL;
+    if (state_done(load_state(f))) {
+        cb(f, ud);
+        return 0;
+    }
+    void *c = cf_future_cb_alloc();
+    if (!c)
+        return FUT_ENOMEM;
+    cf_future_add_done_callback_node(f, cb, ud, c);
     return 0;
 }
 

@@ -67,6 +67,16 @@ bool cf_future_watch(future_t *f, struct cf_wnode *n);
 /* Stops watching; a no-op if the node was notified already. */
 void cf_future_unwatch(future_t *f, struct cf_wnode *n);
 
+/*
+ * A done-callback node allocated ahead (NULL when out of memory), so that
+ * adding the callback later cannot fail: cf_future_add_done_callback_node
+ * takes it (future_add_done_callback's rules), cf_future_cb_free returns it.
+ */
+void *cf_future_cb_alloc(void);
+void cf_future_cb_free(void *node);
+void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *ud,
+                                      void *node);
+
 /* Finished with an error (not cancelled). Lock-free. */
 bool cf_future_failed(const future_t *f);
 /* future_cancel was called while it ran. Lock-free. */

@@ -341,6 +341,48 @@ START_TEST(test_compose_within)
 }
 END_TEST
 
+/* ================================================================ queue */
+
+START_TEST(test_compose_completion_queue)
+{
+    completion_queue_t *q = completion_queue_new();
+    ck_assert_ptr_nonnull(q);
+    int fd = completion_queue_fd(q);
+    ck_assert_int_ge(fd, 0);
+    future_t *out = NULL;
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), FUT_EOF); /* empty */
+    future_t *a = future_new(), *b = future_new();
+    ck_assert_int_eq(completion_queue_add(q, a), 0);
+    ck_assert_int_eq(completion_queue_add(q, b), 0);
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), FUT_ETIMEDOUT);
+    uint64_t cnt;
+    ck_assert_int_eq(read(fd, &cnt, sizeof(cnt)), -1); /* not readable */
+    future_set_result(b, NULL, 0, NULL);
+    future_set_result(a, NULL, 0, NULL);
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), 0);
+    ck_assert(out == b);
+    future_unref(out);
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), 0);
+    ck_assert(out == a);
+    future_unref(out);
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), FUT_EOF);
+    /* freed with a ready and a pending future: no leak, no use after free */
+    future_t *c = future_new(), *d = future_new();
+    completion_queue_add(q, c);
+    completion_queue_add(q, d);
+    future_set_result(c, NULL, 0, NULL);
+    completion_queue_free(q);
+    future_set_result(d, NULL, 0, NULL);
+    ck_assert_int_eq(completion_queue_add(NULL, a), FUT_EINVAL);
+    ck_assert_int_eq(completion_queue_fd(NULL), FUT_EINVAL);
+    ck_assert_int_eq(completion_queue_next(NULL, 0, &out), FUT_EINVAL);
+    completion_queue_free(NULL);
+    future_t *us[] = {a, b, c, d};
+    for (int i = 0; i < 4; i++)
+        future_unref(us[i]);
+}
+END_TEST
+
 /* ================================================================ errors */
 
 START_TEST(test_compose_errors)
@@ -377,6 +419,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_compose_all_and_settle);
     tcase_add_test(tc, test_compose_any);
     tcase_add_test(tc, test_compose_within);
+    tcase_add_test(tc, test_compose_completion_queue);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, test_compose_errors);

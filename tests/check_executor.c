@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2247,6 +2248,88 @@ START_TEST(test_executor_within)
 }
 END_TEST
 
+/* A reader of the queue's fd: poll(), then completion_queue_next, until n came. */
+struct cq_reader {
+    completion_queue_t *q;
+    int want, got;
+    int64_t sum;
+};
+
+static void *cq_reader_main(void *arg)
+{
+    struct cq_reader *r = arg;
+    double end = now_s() + T_LONG;
+    while (r->got < r->want && now_s() < end) {
+        struct pollfd p = {.fd = completion_queue_fd(r->q), .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        future_t *f;
+        while (completion_queue_next(r->q, 0, &f) == 0) {
+            int64_t v = 0;
+            if (future_result_i64(f, 0, &v) == 0)
+                r->sum += v;
+            r->got++;
+            future_unref(f);
+        }
+    }
+    return NULL;
+}
+
+static void cb_join_queue(future_t *f, void *ud)
+{
+    ck_assert_int_eq(completion_queue_add(ud, f), 0);
+}
+
+/* asyncio add_reader: a queue fed at submit and from callbacks, read through its fd */
+START_TEST(test_executor_completion_queue)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    completion_queue_t *q = completion_queue_new();
+    ck_assert_ptr_nonnull(q);
+    struct cq_reader r = {.q = q, .want = 8};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, cq_reader_main, &r), 0);
+    int64_t v[8];
+    future_t *fs[8];
+    for (int i = 0; i < 8; i++) {
+        v[i] = i;
+        if (i % 2 == 0) {
+            fs[i] = executor_submit_with(ex, t_add1, &v[i], sizeof(v[i]),
+                                         &(submit_options_t){.queue = q});
+            ck_assert_ptr_nonnull(fs[i]);
+        } else {
+            fs[i] = submit_ok(ex, t_add1, &v[i], sizeof(v[i]));
+            ck_assert_int_eq(future_add_done_callback(fs[i], cb_join_queue, q), 0);
+        }
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(r.got, 8);
+    ck_assert_int_eq(r.sum, 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8);
+    future_t *f = NULL;
+    ck_assert_int_eq(completion_queue_next(q, 0, &f), FUT_EOF);
+    struct pollfd p = {.fd = completion_queue_fd(q), .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 0), 0); /* nothing waits: not readable */
+
+    /* a continuation joins at creation; a pending one times out */
+    future_t *pr = future_new();
+    future_t *t = future_then(pr, ex, t_add1,
+                              &(then_options_t){.submit = {.queue = q}});
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(completion_queue_next(q, 0.01, &f), FUT_ETIMEDOUT);
+    set_i64(pr, 41);
+    ck_assert_int_eq(completion_queue_next(q, T_LONG, &f), 0);
+    ck_assert(f == t);
+    ck_assert_int_eq(result_i64(f), 42);
+    future_unref(f);
+    future_unref(t);
+    future_unref(pr);
+    for (int i = 0; i < 8; i++)
+        future_unref(fs[i]);
+    completion_queue_free(q);
+    executor_free(ex);
+}
+END_TEST
+
 /* ================================================================ suite */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -2299,6 +2382,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_executor_then_worker_death, 0, N_KINDS);
     tcase_add_loop_test(tc, test_executor_all_any, 0, N_KINDS);
     tcase_add_loop_test(tc, test_executor_within, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_completion_queue, 0, N_KINDS);
 
     tc = tcase(s, "errors");
     tcase_add_loop_test(tc, test_executor_max_workers_negative, 0, N_KINDS);
