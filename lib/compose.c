@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compose.h"
 #include "cqueue.h"
 #include "executor.h"
 #include "task.h"
@@ -50,8 +49,8 @@
 /* ---------------------------------------------------------- outcomes */
 
 /* task_prev_error of a continuation whose prev was cancelled. */
-static const future_error_t cancelled_error = {FUT_ECANCELLED, 0,
-                                               "the previous future was cancelled", -1, 0};
+static const future_error_t cancelled_error = {
+    FUT_ECANCELLED, 0, "the previous future was cancelled", -1, 0};
 
 /* A done future's outcome: its result (err NULL), or its error. */
 struct outcome {
@@ -139,7 +138,8 @@ static void then_task(task_t *t)
     const unsigned char *payload = a + HDR_SIZE;
     future_error_t e = {0};
     if (h.failed) {
-        e = (future_error_t){h.status, h.code, (const char *)payload, h.exit_status, h.sig};
+        e = (future_error_t){h.status, h.code, (const char *)payload, h.exit_status,
+                             h.sig};
         t->arg = NULL;
         t->arg_len = 0;
         t->prev_err = &e;
@@ -285,8 +285,8 @@ static struct then_step *step_new(executor_t *ex, const then_options_t *o)
         return cf_fail_null(FUT_ESHUTDOWN);
     if (atomic_load(&ex->broken))
         return cf_fail_null(FUT_EBROKEN);
-    struct cf_work *w = cf_executor_prepare(ex, then_task, o->submit.timeout,
-                                            sizeof(struct then_exec));
+    struct cf_work *w =
+        cf_executor_prepare(ex, then_task, o->submit.timeout, sizeof(struct then_exec));
     if (!w)
         return cf_fail_null(FUT_ENOMEM);
     struct then_exec *x = cf_work_tail(w);
@@ -346,11 +346,11 @@ future_t *future_then(future_t *prev, executor_t *ex, task_fn fn, const then_opt
 /* ---------------------------------------------------------- all and any */
 
 struct combine {
-    _Atomic size_t refs;    /* callbacks still to run, plus the builder's */
-    _Atomic size_t left;    /* inputs not yet done */
-    _Atomic bool decided;   /* the result future was completed (or is being) */
-    future_t *r;            /* the result: a reference until decided */
-    future_t **fs;          /* cancel_rest: references to the inputs; else NULL */
+    _Atomic size_t refs;  /* callbacks still to run, plus the builder's */
+    _Atomic size_t left;  /* inputs not yet done */
+    _Atomic bool decided; /* the result future was completed (or is being) */
+    future_t *r;          /* the result: a reference until decided */
+    future_t **fs;        /* cancel_rest: references to the inputs; else NULL */
     size_t n;
     bool any;               /* futures_any */
     bool settle;            /* immutable */
@@ -420,8 +420,8 @@ static void any_done(future_t *f, void *ud)
     combine_unref(c);
 }
 
-static struct combine *combine_new(future_t *const *fs, size_t n, const combine_options_t *o,
-                                   bool any)
+static struct combine *combine_new(future_t *const *fs, size_t n,
+                                   const combine_options_t *o, bool any)
 {
     struct combine *c = calloc(1, sizeof(*c));
     if (!c)
@@ -451,7 +451,8 @@ static struct combine *combine_new(future_t *const *fs, size_t n, const combine_
     return c;
 }
 
-static future_t *combine(future_t *const *fs, size_t n, const combine_options_t *o, bool any)
+static future_t *combine(future_t *const *fs, size_t n, const combine_options_t *o,
+                         bool any)
 {
     combine_options_t def = {0};
     if (!o)
@@ -507,11 +508,11 @@ future_t *futures_any(future_t *const *fs, size_t n, const combine_options_t *o)
 
 struct within {
     struct cf_timer timer;
-    _Atomic int refs;     /* f's callback, the timer */
+    _Atomic int refs; /* f's callback, the timer */
     _Atomic bool decided;
-    future_t *r;          /* a reference until decided */
-    future_t *f;          /* cancel_source: a reference, else NULL */
-    double timeout;       /* for the message */
+    future_t *r;    /* a reference until decided */
+    future_t *f;    /* cancel_source: a reference, else NULL */
+    double timeout; /* for the message */
 };
 
 static void within_unref(struct within *w)
@@ -571,8 +572,8 @@ future_t *future_within(future_t *f, double timeout, bool cancel_source)
     w->timeout = timeout;
     atomic_init(&w->decided, false);
     atomic_init(&w->refs, 2);
-    if (timeout == FUT_FOREVER) {
-        atomic_store(&w->refs, 1); /* no timer */
+    if (timeout == FUT_FOREVER || future_done(f)) {
+        atomic_store(&w->refs, 1); /* no timer: f's outcome decides */
     } else {
         int rc = cf_timer_add(&w->timer, cf_deadline_after(timeout), within_fired);
         if (rc < 0) {
@@ -585,7 +586,7 @@ future_t *future_within(future_t *f, double timeout, bool cancel_source)
     }
     if (future_add_done_callback(f, within_done, w) < 0) {
         /* The timer decides alone: r then fails FUT_ETIMEDOUT at the deadline. */
-        if (timeout == FUT_FOREVER || cf_timer_cancel(&w->timer)) {
+        if (!w->timer.fn || cf_timer_cancel(&w->timer)) {
             future_unref(w->f);
             free(w);
             future_unref(r);

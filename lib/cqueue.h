@@ -8,8 +8,6 @@
 
 #include <cfutures.h>
 
-#include "compose.h"
-
 /* Memory for one completion_queue_add, taken before the submit. */
 struct cf_cq_reservation {
     void *node; /* the queue's entry */

@@ -322,7 +322,8 @@ static int queue_enter(executor_t *ex, bool nonblocking)
             rc = FUT_EBROKEN;
             break;
         }
-        if (atomic_load_explicit(&ex->queued, memory_order_relaxed) < ex->opts.max_queue) {
+        if (atomic_load_explicit(&ex->queued, memory_order_relaxed) <
+            ex->opts.max_queue) {
             atomic_fetch_add_explicit(&ex->queued, 1, memory_order_relaxed);
             break;
         }
@@ -347,15 +348,16 @@ static int64_t limit_ns(double limit)
 }
 
 /* A new work item and its future, with the caller's and the executor's references. */
-static struct cf_work *work_new(executor_t *ex, task_fn fn, const void *arg, size_t arg_len,
-                                int64_t limit)
+static struct cf_work *work_new(executor_t *ex, task_fn fn, const void *arg,
+                                size_t arg_len, int64_t limit)
 {
-    future_t *f = cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size),
-                                  &work_hooks);
+    future_t *f =
+        cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size), &work_hooks);
     if (!f)
         return NULL;
     struct cf_work *w = cf_future_extra(f);
-    *w = (struct cf_work){.ex = ex, .fn = fn, .arg = arg, .arg_len = arg_len, .limit_ns = limit};
+    *w = (struct cf_work){
+        .ex = ex, .fn = fn, .arg = arg, .arg_len = arg_len, .limit_ns = limit};
     future_ref(f); /* the executor's reference */
     return w;
 }
@@ -409,8 +411,9 @@ future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
         rc = queue_enter(ex, so && so->nonblocking);
     if (rc < 0)
         return cf_fail_null(rc);
-    struct cf_work *w = q && cf_cq_reserve(&res) < 0 ? NULL
-                                                      : work_new(ex, fn, arg, arg_len, limit_ns(limit));
+    struct cf_work *w = q && cf_cq_reserve(&res) < 0
+                            ? NULL
+                            : work_new(ex, fn, arg, arg_len, limit_ns(limit));
     if (!w) {
         if (q)
             cf_cq_unreserve(&res);

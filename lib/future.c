@@ -51,8 +51,8 @@ struct cb_node {
 };
 
 struct future {
-    cf_lock_t lock;             /* guards the fields below but state and refs */
-    _Atomic uint32_t state;     /* S_* | F_*: written under lock (but RUNNING) */
+    cf_lock_t lock;         /* guards the fields below but state and refs */
+    _Atomic uint32_t state; /* S_* | F_*: written under lock (but RUNNING) */
     _Atomic uint32_t refs;
     /*
      * Two unions whose halves are never needed at once, so that a future
@@ -69,13 +69,13 @@ struct future {
         void (*free_fn)(void *);
     };
     size_t len;
-    struct cb_node *callbacks;  /* newest first: lock */
-    struct cf_wnode *waiters;   /* lock */
+    struct cb_node *callbacks; /* newest first: lock */
+    struct cf_wnode *waiters;  /* lock */
     union {
         int64_t i64;
         unsigned char b[CF_INLINE_MAX];
-    } inl;                      /* small results live here */
-    _Atomic(void *) user_data;  /* the caller's word: never read by the library */
+    } inl;                     /* small results live here */
+    _Atomic(void *) user_data; /* the caller's word: never read by the library */
 };
 
 /* The error block: the public struct, then the message bytes. */
@@ -212,7 +212,8 @@ bool cf_future_failed(const future_t *f)
 
 bool cf_future_stop_requested(const future_t *f)
 {
-    return (atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed) & F_STOP) != 0;
+    return (atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed) &
+            F_STOP) != 0;
 }
 
 /* ---------------------------------------------------------- completion */
@@ -350,7 +351,8 @@ int cf_future_fail(future_t *f, int status, int code, int exit_status, int sig,
     if (!msg)
         msg = "";
     /* Build the error before locking: no allocation under the lock. */
-    const future_error_t *e = make_error(status, code, exit_status, sig, msg, strlen(msg));
+    const future_error_t *e =
+        make_error(status, code, exit_status, sig, msg, strlen(msg));
     if (!lock_completable(f)) {
         if (!err_is_static(e))
             free((void *)e);
@@ -426,9 +428,8 @@ bool future_cancel(future_t *f)
         return false;
     }
     /* PENDING: a racing set_running CAS decides who wins. */
-    if (!atomic_compare_exchange_strong_explicit(&f->state, &s, S_CANCELLED,
-                                                 memory_order_acq_rel,
-                                                 memory_order_relaxed)) {
+    if (!atomic_compare_exchange_strong_explicit(
+            &f->state, &s, S_CANCELLED, memory_order_acq_rel, memory_order_relaxed)) {
         /* It started just now. */
         atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
         cf_unlock(&f->lock);
@@ -452,13 +453,13 @@ int future_set_running_or_notify_cancel(future_t *f)
     if (!f)
         return FUT_EINVAL;
     uint32_t s = S_PENDING;
-    if (atomic_compare_exchange_strong_explicit(&f->state, &s, S_RUNNING,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
+    if (atomic_compare_exchange_strong_explicit(
+            &f->state, &s, S_RUNNING, memory_order_acq_rel, memory_order_acquire))
         return 1;
     if ((s & S_MASK) == S_CANCELLED) {
         /* Waiters were told by future_cancel: only record that we saw it. */
-        uint32_t old = atomic_fetch_or_explicit(&f->state, F_NOTIFIED, memory_order_acq_rel);
+        uint32_t old =
+            atomic_fetch_or_explicit(&f->state, F_NOTIFIED, memory_order_acq_rel);
         return (old & F_NOTIFIED) ? FUT_ESTATE : 0;
     }
     return FUT_ESTATE;

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compose.h"
 #include "task.h"
 
 void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,

@@ -26,11 +26,11 @@
 #include "util.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv;           /* CLOCK_MONOTONIC; set up with the thread */
-static struct cf_timer **heap;      /* mu */
-static size_t heap_len, heap_cap;   /* mu */
-static bool started;                /* the thread runs: mu */
-static bool sleeping;               /* the thread waits on cv: mu */
+static pthread_cond_t cv;         /* CLOCK_MONOTONIC; set up with the thread */
+static struct cf_timer **heap;    /* mu */
+static size_t heap_len, heap_cap; /* mu */
+static bool started;              /* the thread runs: mu */
+static bool sleeping;             /* the thread waits on cv: mu */
 
 static void heap_set(size_t i, struct cf_timer *t)
 {

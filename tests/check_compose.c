@@ -7,7 +7,6 @@
  */
 #include "testutil.h"
 
-#include "compose.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -322,6 +321,13 @@ START_TEST(test_compose_within)
     ck_assert_str_eq(future_result_str(forever, 0), "abcdefghijk");
     future_unref(r);
     future_unref(forever);
+    future_unref(p);
+
+    /* timeout 0: at once, unless f is done */
+    p = promise_i64(6);
+    r = future_within(p, 0, false);
+    ck_assert_int_eq(i64_of(r), 6);
+    future_unref(r);
     future_unref(p);
 
     /* many timers at once, earliest first, on the one thread */

@@ -17,7 +17,6 @@
  */
 #include "testutil.h"
 
-#include "compose.h"
 
 #include <errno.h>
 #include <math.h>
@@ -2330,6 +2329,128 @@ START_TEST(test_executor_completion_queue)
 }
 END_TEST
 
+/* executor_map_array over structs, unordered, chunked and buffered: as they complete */
+START_TEST(test_executor_map_unordered)
+{
+    xgates_reset();
+    bool process = strcmp(kinds[_i].name, "process") == 0;
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    enum { N = 9 };
+    struct xarg xs[N];
+    for (int i = 0; i < N; i++)
+        xs[i] = (struct xarg){.gate = i == 0 ? 0 : 1, .value = i * 10};
+    xgate_open(1);
+    executor_map_t *m = executor_map_array(
+        ex, x_gated, xs, sizeof(xs[0]), N,
+        &(map_options_t){.unordered = true, .chunksize = 2, .buffersize = 3});
+    ck_assert_ptr_nonnull(m);
+    size_t held = process ? 2 : 1; /* item 0's unit: a chunk of 2 on the process pool */
+    bool seen[N] = {false};
+    size_t idx;
+    const void *data;
+    size_t len;
+    for (size_t k = 0; k < N - held; k++) {
+        ck_assert_int_eq(executor_map_next_at(m, &idx, &data, &len), 0);
+        ck_assert_uint_ge(idx, held);
+        ck_assert_uint_lt(idx, N);
+        ck_assert(!seen[idx]);
+        seen[idx] = true;
+        int64_t v;
+        memcpy(&v, data, sizeof(v));
+        ck_assert_int_eq(v, (int64_t)idx * 10);
+    }
+    xgate_open(0);
+    for (size_t k = 0; k < held; k++) {
+        ck_assert_int_eq(executor_map_next_at(m, &idx, &data, &len), 0);
+        ck_assert_uint_eq(idx, k); /* a unit's items come in order */
+    }
+    ck_assert_int_eq(executor_map_next_at(m, &idx, &data, &len), FUT_EOF);
+    executor_map_free(m);
+
+    /* ordered maps say the index too; an array of structs on every kind */
+    struct pow_arg ps[4] = {{2, 1}, {2, 2}, {3, 2}, {2, 10}};
+    int64_t want[4] = {2, 4, 9, 1024};
+    m = executor_map_array(ex, x_pow, ps, sizeof(ps[0]), 4, &(map_options_t){.chunksize = 3});
+    ck_assert_ptr_nonnull(m);
+    for (size_t k = 0; k < 4; k++) {
+        ck_assert_int_eq(executor_map_next_at(m, &idx, &data, &len), 0);
+        ck_assert_uint_eq(idx, k);
+        int64_t v;
+        memcpy(&v, data, sizeof(v));
+        ck_assert_int_eq(v, want[k]);
+    }
+    executor_map_free(m);
+    errno = 0;
+    ck_assert_ptr_null(executor_map_array(ex, x_pow, NULL, 8, 2, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(executor_map_array(ex, x_pow, ps, 0, 2, NULL));
+    executor_free(ex);
+}
+END_TEST
+
+/* unordered map with a timeout: what completed, then FUT_ETIMEDOUT, then FUT_EOF */
+START_TEST(test_executor_map_unordered_timeout)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct xarg xs[4];
+    for (int i = 0; i < 4; i++)
+        xs[i] = (struct xarg){.gate = i == 1 ? 0 : 1, .value = i};
+    xgate_open(1);
+    executor_map_t *m = executor_map_array(
+        ex, x_gated, xs, sizeof(xs[0]), 4,
+        &(map_options_t){.unordered = true, .timeout = 0.3, .buffersize = 2});
+    ck_assert_ptr_nonnull(m);
+    size_t idx = 99;
+    ck_assert_int_eq(executor_map_next_at(m, &idx, NULL, NULL), 0);
+    ck_assert_uint_eq(idx, 0);
+    /* item 1 holds the only worker past the deadline */
+    ck_assert_int_eq(executor_map_next_at(m, &idx, NULL, NULL), FUT_ETIMEDOUT);
+    ck_assert_int_eq(executor_map_next_at(m, &idx, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    executor_shutdown(ex, true, false);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_le(st.completed, 2); /* items 2 and 3 never ran (maybe 2, queued) */
+    executor_free(ex);
+}
+END_TEST
+
+/* executor_map_error: why an item failed, not only that it did */
+START_TEST(test_executor_map_error)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t v[3] = {1, 0, 4};
+    const void *args[3] = {&v[0], &v[1], &v[2]};
+    size_t lens[3] = {8, 8, 8};
+    for (int unordered = 0; unordered < 2; unordered++) {
+        executor_map_t *m =
+            executor_map(ex, x_div, args, lens, 3, &(map_options_t){.unordered = unordered});
+        ck_assert_ptr_nonnull(m);
+        ck_assert_ptr_null(executor_map_error(m));
+        int failed = 0;
+        for (int k = 0; k < 3; k++) {
+            size_t idx;
+            int rc = executor_map_next_at(m, &idx, NULL, NULL);
+            if (idx == 1) {
+                ck_assert_int_eq(rc, FUT_ETASK);
+                const future_error_t *e = executor_map_error(m);
+                ck_assert_ptr_nonnull(e);
+                ck_assert_int_eq(e->code, DIV_CODE);
+                ck_assert_str_eq(e->message, "division by zero");
+                failed++;
+            } else {
+                ck_assert_int_eq(rc, 0);
+            }
+        }
+        ck_assert_int_eq(failed, 1);
+        ck_assert_ptr_nonnull(executor_map_error(m)); /* still the last failure's */
+        executor_map_free(m);
+    }
+    ck_assert_ptr_null(executor_map_error(NULL));
+    executor_free(ex);
+}
+END_TEST
+
 /* ================================================================ suite */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -2383,6 +2504,9 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_executor_all_any, 0, N_KINDS);
     tcase_add_loop_test(tc, test_executor_within, 0, N_KINDS);
     tcase_add_loop_test(tc, test_executor_completion_queue, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_unordered, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_unordered_timeout, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_error, 0, N_KINDS);
 
     tc = tcase(s, "errors");
     tcase_add_loop_test(tc, test_executor_max_workers_negative, 0, N_KINDS);
