@@ -56,6 +56,8 @@ tests_check_compose_LDADD = $(TEST_LIBS)
 TESTS = $(check_PROGRAMS) tests/exports.sh tests/api-names.sh
 TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)'; export top_srcdir top_builddir;
 EXTRA_DIST += tests/exports.sh tests/api-names.sh tests/README.md
+TESTS += tests/poll_loop.sh
+EXTRA_DIST += tests/poll_loop.sh
 
 # pdf_downloader end to end, against nginx and tests/pdfdl_server.py on
 # loopback (skips without libcurl, python3 or nginx).
