@@ -125,7 +125,7 @@ struct then_step {
 struct then_exec {
     struct then_step s;
     void *big; /* a malloc'd argument, freed once next is done */
-    _Alignas(16) unsigned char small[THEN_SMALL];
+    unsigned char small[THEN_SMALL]; /* 8-aligned, as the future's extra bytes */
 };
 
 /* Runs in the pool (a thread or a forked worker): decode, then the user's fn. */

@@ -177,6 +177,25 @@ static size_t peak_kib(void)
     return (size_t)ru.ru_maxrss;
 }
 
+/*
+ * The limits hold for plain builds; sanitizers add shadow memory, redzones
+ * and slower calls, so there the figures are printed, not enforced.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LIMITS_ENFORCED 0
+#else
+#define LIMITS_ENFORCED 1
+#endif
+
+static void check_limits(const char *what, double secs, size_t grew_kib)
+{
+    fprintf(stderr, "%s: %.2f s, peak RSS growth %zu KiB\n", what, secs, grew_kib);
+    if (!LIMITS_ENFORCED)
+        return;
+    ck_assert_msg(secs < 10, "%s: %.2f s", what, secs);
+    ck_assert_msg(grew_kib < 256 * 1024, "%s: RSS grew %zu KiB", what, grew_kib);
+}
+
 /* 1,000,000 inline steps: constant stack, memory freed as it goes */
 START_TEST(test_compose_then_million_chain)
 {
@@ -200,9 +219,7 @@ START_TEST(test_compose_then_million_chain)
     future_unref(p);
     double secs = now_s() - t0;
     size_t grew = peak_kib() > rss0 ? peak_kib() - rss0 : 0;
-    fprintf(stderr, "then chain of %d: %.2f s, peak RSS growth %zu KiB\n", N, secs, grew);
-    ck_assert_msg(secs < 10, "%.2f s", secs);
-    ck_assert_msg(grew < 256 * 1024, "RSS grew %zu KiB", grew);
+    check_limits("a 1,000,000-step future_then chain", secs, grew);
 }
 END_TEST
 
@@ -293,10 +310,7 @@ START_TEST(test_compose_all_million)
     free(fs);
     double secs = now_s() - t0;
     size_t grew = peak_kib() > rss0 ? peak_kib() - rss0 : 0;
-    fprintf(stderr, "futures_all + futures_any over %d: %.2f s, peak RSS growth %zu KiB\n",
-            N, secs, grew);
-    ck_assert_msg(secs < 10, "%.2f s", secs);
-    ck_assert_msg(grew < 256 * 1024, "RSS grew %zu KiB", grew);
+    check_limits("futures_all + futures_any over 1,000,000", secs, grew);
 }
 END_TEST
 
