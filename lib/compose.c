@@ -124,7 +124,8 @@ struct then_step {
 /* With an executor, the step and the argument it builds. */
 struct then_exec {
     struct then_step s;
-    void *big; /* a malloc'd argument, freed once next is done */
+    _Atomic(void *) big; /* a malloc'd argument: freed once next is done, or by
+                            the step when the submit did not happen */
     unsigned char small[THEN_SMALL]; /* 8-aligned, as the future's extra bytes */
 };
 
@@ -156,8 +157,7 @@ static void exec_release(future_t *next, void *ud)
 {
     (void)next;
     struct then_exec *x = ud;
-    free(x->big);
-    x->big = NULL;
+    free(atomic_exchange(&x->big, NULL));
     cf_executor_unref(x->s.w->ex);
 }
 
@@ -176,7 +176,7 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
                            "no memory for the continuation's argument");
             return;
         }
-        x->big = buf; /* exec_release frees it */
+        atomic_store(&x->big, buf); /* exec_release frees it */
     }
     struct then_hdr h = {.fn = x->s.fn, .payload_len = payload};
     if (o->err) {
@@ -191,7 +191,11 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
     if (payload)
         memcpy(buf + HDR_SIZE, src, payload);
     int rc = cf_executor_submit_prepared(x->s.w, buf, total, x->s.nonblocking);
-    if (rc < 0 && rc != FUT_ECANCELLED)
+    if (rc == 0)
+        return;
+    /* Not submitted: a cancel may have run exec_release before buf was stored. */
+    free(atomic_exchange(&x->big, NULL));
+    if (rc != FUT_ECANCELLED)
         cf_future_fail(next, rc, 0, -1, 0, future_strerror(rc));
 }
 
@@ -290,7 +294,7 @@ static struct then_step *step_new(executor_t *ex, const then_options_t *o)
     if (!w)
         return cf_fail_null(FUT_ENOMEM);
     struct then_exec *x = cf_work_tail(w);
-    x->big = NULL;
+    atomic_init(&x->big, NULL);
     x->s.w = w;
     x->s.next = cf_work_future(w);
     cf_executor_ref(ex); /* exec_release's */
