@@ -40,7 +40,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cqueue.h"
 #include "executor.h"
 #include "task.h"
 #include "timer.h"
@@ -314,13 +313,14 @@ future_t *future_then(future_t *prev, executor_t *ex, task_fn fn, const then_opt
         o = &def;
     if (!then_args_ok(prev, fn, o))
         return cf_fail_null(FUT_EINVAL);
-    struct cf_cq_reservation res = {0};
-    if (o->submit.queue && cf_cq_reserve(&res) < 0)
+    completion_queue_t *q = o->submit.queue;
+    void *res = NULL;
+    if (q && cf_queue_ops_of(q)->reserve(&res) < 0)
         return cf_fail_null(FUT_ENOMEM);
     struct then_step *s = step_new(ex, o);
     if (!s) {
-        if (o->submit.queue)
-            cf_cq_unreserve(&res);
+        if (q)
+            cf_queue_ops_of(q)->unreserve(res);
         return NULL;
     }
     future_t *next = s->next;
@@ -338,12 +338,12 @@ future_t *future_then(future_t *prev, executor_t *ex, task_fn fn, const then_opt
         future_unref(next);
         if (ex)
             cf_executor_unref(ex);
-        if (o->submit.queue)
-            cf_cq_unreserve(&res);
+        if (q)
+            cf_queue_ops_of(q)->unreserve(res);
         return cf_fail_null(FUT_ENOMEM);
     }
-    if (o->submit.queue)
-        cf_cq_commit(o->submit.queue, next, &res);
+    if (q)
+        cf_queue_ops_of(q)->commit(q, next, res);
     return next;
 }
 

@@ -29,7 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cqueue.h"
 #include "future.h"
 #include "util.h"
 
@@ -37,19 +36,23 @@ struct cq_node {
     struct cq_node *next; /* the ready FIFO: mu */
     future_t *f;          /* a reference, handed to the caller by _next */
     completion_queue_t *q;
+    void *cb; /* reserved: the future's callback node */
 };
 
 struct completion_queue {
+    struct cf_queue_head head; /* first: executor.c joins futures through it */
     pthread_mutex_t mu;
-    pthread_cond_t cv;           /* CLOCK_MONOTONIC: a future became ready */
-    int efd;                     /* immutable: EFD_NONBLOCK | EFD_CLOEXEC */
-    struct cq_node *head, *tail; /* done, not yet handed back: mu */
-    size_t ready;                /* entries in the FIFO: mu */
-    size_t pending;              /* added, not yet done: mu */
-    size_t sleepers;             /* threads in completion_queue_next's wait: mu */
-    bool freed;                  /* completion_queue_free was called: mu */
-    _Atomic size_t refs;         /* the owner's, plus one per callback to run */
+    pthread_cond_t cv;            /* CLOCK_MONOTONIC: a future became ready */
+    int efd;                      /* immutable: EFD_NONBLOCK | EFD_CLOEXEC */
+    struct cq_node *first, *last; /* done, not yet handed back: mu */
+    size_t ready;                 /* entries in the FIFO: mu */
+    size_t pending;               /* added, not yet done: mu */
+    size_t sleepers;              /* threads in completion_queue_next's wait: mu */
+    bool freed;                   /* completion_queue_free was called: mu */
+    _Atomic size_t refs;          /* the owner's, plus one per callback to run */
 };
+
+static const struct cf_queue_ops cq_ops;
 
 completion_queue_t *completion_queue_new(void)
 {
@@ -70,6 +73,7 @@ completion_queue_t *completion_queue_new(void)
     pthread_cond_init(&q->cv, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&q->refs, 1);
+    q->head.ops = &cq_ops;
     return q;
 }
 
@@ -117,11 +121,11 @@ static void cq_done(future_t *f, void *ud)
         return;
     }
     n->next = NULL;
-    if (q->tail)
-        q->tail->next = n;
+    if (q->last)
+        q->last->next = n;
     else
-        q->head = n;
-    q->tail = n;
+        q->first = n;
+    q->last = n;
     if (q->ready++ == 0)
         efd_set(q->efd);
     if (q->sleepers)
@@ -130,47 +134,53 @@ static void cq_done(future_t *f, void *ud)
     cq_unref(q);
 }
 
-int cf_cq_reserve(struct cf_cq_reservation *r)
+static int cq_reserve(void **res)
 {
-    r->node = malloc(sizeof(struct cq_node));
-    r->cb = r->node ? cf_future_cb_alloc() : NULL;
-    if (!r->cb) {
-        free(r->node);
-        r->node = NULL;
+    struct cq_node *n = malloc(sizeof(*n));
+    void *cb = n ? cf_future_cb_alloc() : NULL;
+    if (!cb) {
+        free(n);
         return FUT_ENOMEM;
     }
+    n->cb = cb;
+    *res = n;
     return 0;
 }
 
-void cf_cq_unreserve(struct cf_cq_reservation *r)
+static void cq_unreserve(void *res)
 {
-    free(r->node);
-    cf_future_cb_free(r->cb);
-    r->node = r->cb = NULL;
+    struct cq_node *n = res;
+    cf_future_cb_free(n->cb);
+    free(n);
 }
 
-void cf_cq_commit(completion_queue_t *q, future_t *f, struct cf_cq_reservation *r)
+static void cq_commit(completion_queue_t *q, future_t *f, void *res)
 {
-    struct cq_node *n = r->node;
+    struct cq_node *n = res;
     n->f = future_ref(f);
     n->q = q;
     pthread_mutex_lock(&q->mu);
     q->pending++;
     pthread_mutex_unlock(&q->mu);
     atomic_fetch_add(&q->refs, 1); /* cq_done's */
-    cf_future_add_done_callback_node(f, cq_done, n, r->cb);
-    r->node = r->cb = NULL;
+    cf_future_add_done_callback_node(f, cq_done, n, n->cb);
 }
+
+static const struct cf_queue_ops cq_ops = {
+    .reserve = cq_reserve,
+    .commit = cq_commit,
+    .unreserve = cq_unreserve,
+};
 
 int completion_queue_add(completion_queue_t *q, future_t *f)
 {
     if (!q || !f)
         return FUT_EINVAL;
-    struct cf_cq_reservation r;
-    int rc = cf_cq_reserve(&r);
+    void *res;
+    int rc = cq_reserve(&res);
     if (rc < 0)
         return rc;
-    cf_cq_commit(q, f, &r);
+    cq_commit(q, f, res);
     return 0;
 }
 
@@ -181,7 +191,7 @@ int completion_queue_next(completion_queue_t *q, double timeout, future_t **out)
     int64_t deadline = cf_deadline_after(timeout);
     int rc = 0;
     pthread_mutex_lock(&q->mu);
-    while (!q->head) {
+    while (!q->first) {
         if (q->pending == 0) {
             rc = FUT_EOF;
             goto out;
@@ -200,10 +210,10 @@ int completion_queue_next(completion_queue_t *q, double timeout, future_t **out)
         }
         q->sleepers--;
     }
-    struct cq_node *n = q->head;
-    q->head = n->next;
-    if (!q->head)
-        q->tail = NULL;
+    struct cq_node *n = q->first;
+    q->first = n->next;
+    if (!q->first)
+        q->last = NULL;
     if (--q->ready == 0)
         efd_clear(q->efd);
     *out = n->f; /* the queue's reference goes to the caller */
@@ -224,8 +234,8 @@ void completion_queue_free(completion_queue_t *q)
         return;
     pthread_mutex_lock(&q->mu);
     q->freed = true;
-    struct cq_node *n = q->head;
-    q->head = q->tail = NULL;
+    struct cq_node *n = q->first;
+    q->first = q->last = NULL;
     if (q->ready)
         efd_clear(q->efd);
     q->ready = 0;

@@ -29,7 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cqueue.h"
 #include "executor.h"
 #include "util.h"
 
@@ -386,13 +385,13 @@ static int accepting(const executor_t *ex)
 
 /* The submit of @w returned @rc: joins the queue reserved in @res on success. */
 static future_t *submitted_to(executor_t *ex, struct cf_work *w, int rc,
-                              completion_queue_t *q, struct cf_cq_reservation *res)
+                              completion_queue_t *q, void *res)
 {
     future_t *f = submitted(ex, w, rc);
     if (f && q)
-        cf_cq_commit(q, f, res);
+        cf_queue_ops_of(q)->commit(q, f, res);
     else if (q)
-        cf_cq_unreserve(res);
+        cf_queue_ops_of(q)->unreserve(res);
     return f;
 }
 
@@ -405,22 +404,22 @@ future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
     if (!isfinite(limit) || limit < 0)
         return cf_fail_null(FUT_EINVAL);
     completion_queue_t *q = so ? so->queue : NULL;
-    struct cf_cq_reservation res = {0};
+    void *res = NULL;
     int rc = accepting(ex);
     if (rc == 0)
         rc = queue_enter(ex, so && so->nonblocking);
     if (rc < 0)
         return cf_fail_null(rc);
-    struct cf_work *w = q && cf_cq_reserve(&res) < 0
+    struct cf_work *w = q && cf_queue_ops_of(q)->reserve(&res) < 0
                             ? NULL
                             : work_new(ex, fn, arg, arg_len, limit_ns(limit));
     if (!w) {
-        if (q)
-            cf_cq_unreserve(&res);
+        if (res)
+            cf_queue_ops_of(q)->unreserve(res);
         queue_leave(ex);
         return cf_fail_null(FUT_ENOMEM);
     }
-    return submitted_to(ex, w, ex->ops->submit(ex, w), q, &res);
+    return submitted_to(ex, w, ex->ops->submit(ex, w), q, res);
 }
 
 future_t *cf_executor_submit_chunk(executor_t *ex, task_fn fn, const void *const *args,

@@ -621,19 +621,29 @@ int future_result(future_t *f, double timeout, const void **data, size_t *len)
     return rc;
 }
 
-int future_result_i64(future_t *f, double timeout, int64_t *v)
+/* future_result of an 8-byte result, copied to @out: i64 and double. */
+static int result_8(future_t *f, double timeout, void *out)
 {
-    if (!f || !v)
+    if (!f || !out)
         return FUT_EINVAL;
     const void *data = NULL;
     size_t len = 0;
     int rc = future_result(f, timeout, &data, &len);
-    if (rc < 0)
-        return rc;
-    if (len != sizeof(int64_t))
-        return FUT_EINVAL;
-    memcpy(v, data, sizeof(*v));
-    return 0;
+    if (rc == 0 && len != 8)
+        rc = FUT_EINVAL;
+    if (rc == 0)
+        memcpy(out, data, 8);
+    return rc;
+}
+
+int future_result_i64(future_t *f, double timeout, int64_t *v)
+{
+    return result_8(f, timeout, v);
+}
+
+int future_result_double(future_t *f, double timeout, double *v)
+{
+    return result_8(f, timeout, v);
 }
 
 const char *future_result_str(future_t *f, double timeout)
@@ -664,21 +674,6 @@ int future_exception(future_t *f, double timeout, const future_error_t **err)
     return 0;
 }
 
-int future_result_double(future_t *f, double timeout, double *v)
-{
-    if (!f || !v)
-        return FUT_EINVAL;
-    const void *data = NULL;
-    size_t len = 0;
-    int rc = future_result(f, timeout, &data, &len);
-    if (rc < 0)
-        return rc;
-    if (len != sizeof(double))
-        return FUT_EINVAL;
-    memcpy(v, data, sizeof(*v));
-    return 0;
-}
-
 /* ---------------------------------------------------------- user data */
 
 /*
@@ -701,46 +696,4 @@ void *future_user_data(const future_t *f)
 bool future_error_is_broken(const future_error_t *err)
 {
     return err && (err->status == FUT_EBROKEN || err->status == FUT_EWORKER);
-}
-
-/* ---------------------------------------------------------- names */
-
-const char *future_strerror(int code)
-{
-    switch (code) {
-    case 0:
-        return "success";
-    case FUT_ETIMEDOUT:
-        return "FUT_ETIMEDOUT: timed out";
-    case FUT_ECANCELLED:
-        return "FUT_ECANCELLED: the future was cancelled";
-    case FUT_ESHUTDOWN:
-        return "FUT_ESHUTDOWN: cannot schedule new futures after shutdown";
-    case FUT_EINVAL:
-        return "FUT_EINVAL: invalid argument";
-    case FUT_ENOMEM:
-        return "FUT_ENOMEM: out of memory";
-    case FUT_EFULL:
-        return "FUT_EFULL: the executor's queue is full";
-    case FUT_ETASK:
-        return "FUT_ETASK: the task raised an error";
-    case FUT_EBROKEN:
-        return "FUT_EBROKEN: the executor is broken";
-    case FUT_EWORKER:
-        return "FUT_EWORKER: the worker process died while running the task";
-    case FUT_EDEADLINE:
-        return "FUT_EDEADLINE: the task's own time limit passed";
-    case FUT_ESTATE:
-        return "FUT_ESTATE: invalid state for this operation";
-    case FUT_ESYS:
-        return "FUT_ESYS: a system call failed";
-    case FUT_EOF:
-        return "FUT_EOF: the iterator is exhausted";
-    }
-    return "unknown error";
-}
-
-const char *cfutures_version(void)
-{
-    return CFUTURES_VERSION;
 }

@@ -77,6 +77,29 @@ void cf_future_cb_free(void *node);
 void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *ud,
                                       void *node);
 
+/*
+ * How executor.c and compose.c join a future to a completion_queue_t
+ * (submit_options_t.queue) without knowing cqueue.c: every queue starts
+ * with a struct cf_queue_head whose ops do it in two steps, so that nothing
+ * can fail once the task went out. reserve gives memory for one entry
+ * (0, or FUT_ENOMEM), commit adds @f with it (cannot fail), unreserve gives
+ * it back.
+ */
+struct cf_queue_ops {
+    int (*reserve)(void **res);
+    void (*commit)(completion_queue_t *q, future_t *f, void *res);
+    void (*unreserve)(void *res);
+};
+
+struct cf_queue_head {
+    const struct cf_queue_ops *ops; /* immutable */
+};
+
+static inline const struct cf_queue_ops *cf_queue_ops_of(completion_queue_t *q)
+{
+    return ((struct cf_queue_head *)q)->ops;
+}
+
 /* Finished with an error (not cancelled). Lock-free. */
 bool cf_future_failed(const future_t *f);
 /* future_cancel was called while it ran. Lock-free. */
