@@ -2057,7 +2057,14 @@ START_TEST(test_executor_then_chain)
     future_t *us[] = {f0, f1, f2, f3, p, g, e0, e1};
     for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++)
         future_unref(us[i]);
+    /* the executor freed while a continuation waits: it fails FUT_ESHUTDOWN */
+    future_t *late = future_new();
+    future_t *orphan = then_ok(late, ex, t_add1, FUT_THEN_ON_RESULT);
     executor_free(ex);
+    set_i64(late, 1);
+    ck_assert_int_eq(future_result(orphan, T_LONG, NULL, NULL), FUT_ESHUTDOWN);
+    future_unref(orphan);
+    future_unref(late);
 }
 END_TEST
 
