@@ -21,7 +21,8 @@
  * How a future reaches whoever runs it, without knowing who that is: its
  * creator (executor.c) hands a const table to cf_future_alloc, and
  * future_cancel calls these with the future's extra bytes (the work item).
- * Each may be NULL. All are called under the future's lock: only atomics.
+ * Each may be NULL. All but `cancelled` are called under the future's lock:
+ * only atomics.
  */
 struct cf_future_hooks {
     /*
@@ -29,7 +30,12 @@ struct cf_future_hooks {
      * work has started already (the future is then not cancelled).
      */
     bool (*try_cancel)(void *extra);
-    /* future_cancel cancelled the pending future (after its waiters were told). */
+    /*
+     * future_cancel cancelled the pending future: called after its waiters
+     * were told, without the lock, and before its done-callbacks run
+     * (executor.c's prepared work relies on that order: a callback may drop
+     * the last reference to what the hook reads).
+     */
     void (*cancelled)(void *extra);
     /* future_cancel was called while the future ran: ask the task to stop. */
     void (*stop)(void *extra);
