@@ -10,6 +10,12 @@
  *   bench_cfutures w8 thread|process idle|busy SECONDS
  *                                           context switches/s of a resting pool
  *   bench_cfutures w6 N REPS                as_completed / wait over done futures
+ *   bench_cfutures w9 N                     a future_then chain of N steps (2-worker
+ *                                           pool, and inline) vs N submit+result
+ *   bench_cfutures w10 N                    futures_all / futures_any over N tasks
+ *                                           vs N submits + N results
+ *   bench_cfutures cqwake ITERS             completion queue fd round trip vs a raw
+ *                                           eventfd ping-pong (p50)
  *   bench_cfutures cond ITERS               condvar ping-pong (OS limit)
  *   bench_cfutures spin ITERS               spin ping-pong (OS limit)
  *
@@ -44,6 +50,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -774,6 +782,202 @@ static int cmd_w6(size_t n, size_t reps)
     return 0;
 }
 
+/* ------------------------------------------------------------ W9, W10 */
+
+/* A chain of @n steps from a promise holding 0; checks the end is n. */
+static int64_t chain_ns(executor_t *ex, size_t n)
+{
+    int64_t t0 = now_ns();
+    future_t *p = future_new(), *f = future_ref(p);
+    for (size_t i = 0; i < n; i++) {
+        future_t *g = future_then(f, ex, cf_add_one, NULL);
+        if (!g)
+            die_code("future_then", -errno);
+        future_unref(f);
+        f = g;
+    }
+    int64_t *zero = xmalloc(sizeof(*zero));
+    *zero = 0;
+    future_set_result(p, zero, sizeof(*zero), free);
+    int64_t v = -1;
+    int rc = future_result_i64(f, FUT_FOREVER, &v);
+    int64_t t1 = now_ns();
+    if (rc != 0 || v != (int64_t)n)
+        die("w9: the chain ended at %lld", (long long)v);
+    future_unref(f);
+    future_unref(p);
+    return t1 - t0;
+}
+
+static int cmd_w9(size_t n)
+{
+    executor_t *ex = cf_pool_new(2);
+    /* The same number of plain steps: submit, wait, submit the answer again. */
+    int64_t t0 = now_ns(), v = 0;
+    for (size_t i = 0; i < n; i++) {
+        future_t *f = cf_submit(ex, TASK_ADD_ONE, &v);
+        v = cf_collect(f);
+    }
+    int64_t plain = now_ns() - t0;
+    if (v != (int64_t)n)
+        die("w9: plain steps ended at %lld", (long long)v);
+    int64_t pool = chain_ns(ex, n), inl = chain_ns(NULL, n);
+    executor_free(ex);
+    printf("{\"bench\":\"w9\",\"impl\":\"cfutures\",\"n\":%zu,\"chain_ms\":%.4f,"
+           "\"inline_ms\":%.4f,\"plain_ms\":%.4f}\n",
+           n, (double)pool / 1e6, (double)inl / 1e6, (double)plain / 1e6);
+    printf("w9 cfutures: %zu future_then steps on a 2-worker pool %.2f ms, inline %.2f ms; "
+           "%zu plain submit+result steps %.2f ms\n",
+           n, (double)pool / 1e6, (double)inl / 1e6, n, (double)plain / 1e6);
+    return 0;
+}
+
+/* @n tasks on @ex, then all of them, one futures_all, or one futures_any. */
+static int64_t w10_round(executor_t *ex, future_t **fs, int64_t *args, size_t n, int how)
+{
+    int64_t t0 = now_ns();
+    for (size_t i = 0; i < n; i++)
+        fs[i] = cf_submit(ex, TASK_ADD_ONE, &args[i]);
+    if (how == 0) {
+        for (size_t i = 0; i < n; i++)
+            if (cf_collect(fs[i]) != args[i] + 1)
+                die("w10: a wrong answer");
+    } else {
+        future_t *c = how == 1 ? futures_all(fs, n, NULL) : futures_any(fs, n, NULL);
+        if (!c)
+            die_code("futures_all/any", -errno);
+        int rc = future_result(c, FUT_FOREVER, NULL, NULL);
+        if (rc != 0)
+            die_code("futures_all/any result", rc);
+        future_unref(c);
+        for (size_t i = 0; i < n; i++)
+            future_unref(fs[i]);
+    }
+    return now_ns() - t0; /* futures_any's losers may still run: shutdown waits */
+}
+
+static int cmd_w10(size_t n)
+{
+    executor_t *ex = cf_pool_new(2);
+    future_t **fs = xmalloc_touched(n * sizeof(*fs));
+    int64_t *args = xmalloc_touched(n * sizeof(*args));
+    for (size_t i = 0; i < n; i++)
+        args[i] = (int64_t)i;
+    int64_t plain = w10_round(ex, fs, args, n, 0);
+    int64_t all = w10_round(ex, fs, args, n, 1);
+    int64_t any = w10_round(ex, fs, args, n, 2);
+    executor_shutdown(ex, true, false); /* any's losers finish here */
+    executor_free(ex);
+    free(args);
+    free(fs);
+    printf("{\"bench\":\"w10\",\"impl\":\"cfutures\",\"n\":%zu,\"all_ms\":%.4f,"
+           "\"any_ms\":%.4f,\"plain_ms\":%.4f}\n",
+           n, (double)all / 1e6, (double)any / 1e6, (double)plain / 1e6);
+    printf("w10 cfutures: %zu tasks + futures_all %.2f ms, + futures_any %.2f ms; "
+           "%zu submits + results %.2f ms\n",
+           n, (double)all / 1e6, (double)any / 1e6, n, (double)plain / 1e6);
+    return 0;
+}
+
+/* ------------------------------------------------------------ cq wake-up */
+
+static int cq_efd[2];
+static completion_queue_t *cq_q;
+static size_t cq_iters;
+
+static void efd_wait(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    uint64_t v;
+    while (poll(&p, 1, -1) < 0)
+        ;
+    if (read(fd, &v, sizeof(v)) != sizeof(v))
+        die("cqwake: eventfd read");
+}
+
+static void efd_post(int fd)
+{
+    uint64_t one = 1;
+    if (write(fd, &one, sizeof(one)) != sizeof(one))
+        die("cqwake: eventfd write");
+}
+
+static void *raw_peer(void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < cq_iters; i++) {
+        efd_wait(cq_efd[0]);
+        efd_post(cq_efd[1]);
+    }
+    return NULL;
+}
+
+static void *cq_peer(void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < cq_iters; i++) {
+        struct pollfd p = {.fd = completion_queue_fd(cq_q), .events = POLLIN};
+        while (poll(&p, 1, -1) < 0)
+            ;
+        future_t *f;
+        if (completion_queue_next(cq_q, 0, &f) != 0)
+            die("cqwake: the fd was readable with nothing ready");
+        future_unref(f);
+        efd_post(cq_efd[1]);
+    }
+    return NULL;
+}
+
+static int cmd_cqwake(size_t iters)
+{
+    int64_t *lat = xmalloc(iters * sizeof(*lat));
+    future_t **ps = xmalloc(iters * sizeof(*ps));
+    cq_iters = iters;
+    cq_efd[0] = eventfd(0, EFD_CLOEXEC);
+    cq_efd[1] = eventfd(0, EFD_CLOEXEC);
+    pthread_t th;
+    pthread_create(&th, NULL, raw_peer, NULL);
+    for (size_t i = 0; i < iters; i++) {
+        int64_t t0 = now_ns();
+        efd_post(cq_efd[0]);
+        efd_wait(cq_efd[1]);
+        lat[i] = now_ns() - t0;
+    }
+    pthread_join(th, NULL);
+    qsort(lat, iters, sizeof(*lat), cmp_i64);
+    double raw = (double)percentile(lat, iters, 50) / 1e3;
+    cq_q = completion_queue_new();
+    for (size_t i = 0; i < iters; i++) {
+        ps[i] = future_new();
+        if (!cq_q || !ps[i] || completion_queue_add(cq_q, ps[i]) != 0)
+            die("cqwake: no memory");
+    }
+    pthread_create(&th, NULL, cq_peer, NULL);
+    for (size_t i = 0; i < iters; i++) {
+        int64_t t0 = now_ns();
+        future_set_result(ps[i], NULL, 0, NULL);
+        efd_wait(cq_efd[1]);
+        lat[i] = now_ns() - t0;
+    }
+    pthread_join(th, NULL);
+    qsort(lat, iters, sizeof(*lat), cmp_i64);
+    double cq = (double)percentile(lat, iters, 50) / 1e3;
+    for (size_t i = 0; i < iters; i++)
+        future_unref(ps[i]);
+    completion_queue_free(cq_q);
+    close(cq_efd[0]);
+    close(cq_efd[1]);
+    free(ps);
+    free(lat);
+    printf("{\"bench\":\"cqwake\",\"impl\":\"cfutures\",\"iters\":%zu,\"p50_us\":%.3f,"
+           "\"raw_p50_us\":%.3f}\n",
+           iters, cq, raw);
+    printf("cqwake: completion queue fd round trip p50 %.2f us; raw eventfd ping-pong p50 "
+           "%.2f us\n",
+           cq, raw);
+    return 0;
+}
+
 /* ------------------------------------------------------------ limits */
 
 static int cmd_pingpong(const char *name, size_t iters)
@@ -1377,6 +1581,12 @@ int main(int argc, char **argv)
         rc = cmd_w5(b, parse_count(pos[1], "N"));
     else if (strcmp(cmd, "w6") == 0 && npos == 3)
         rc = cmd_w6(parse_count(pos[1], "N"), parse_count(pos[2], "REPS"));
+    else if (strcmp(cmd, "w9") == 0 && npos == 2)
+        rc = cmd_w9(parse_count(pos[1], "N"));
+    else if (strcmp(cmd, "w10") == 0 && npos == 2)
+        rc = cmd_w10(parse_count(pos[1], "N"));
+    else if (strcmp(cmd, "cqwake") == 0 && npos == 2)
+        rc = cmd_cqwake(parse_count(pos[1], "ITERS"));
     else if ((strcmp(cmd, "cond") == 0 || strcmp(cmd, "spin") == 0) && npos == 2)
         rc = cmd_pingpong(cmd, parse_count(pos[1], "ITERS"));
     else

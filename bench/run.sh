@@ -34,13 +34,13 @@ if [ "$QUICK" = 1 ]; then
     : "${ROUNDS:=1}"
     W1_N=50000 W2_ITERS=2000 W5_N=1000000 W6_N=100000 W6_REPS=5 PP_ITERS=2000
     W7_N=100 W8_S=1
-    W3_N=20000 W3MAP_N=200000 W3B_N=500 W4_PAIRS=1
+    W3_N=20000 W3MAP_N=200000 W3B_N=500 W4_PAIRS=1 W9_N=20000 W10_N=20000
     PY_W1_N=10000 PY_W2_ITERS=500 PY_W5_N=100000 PY_W6_REPS=1 PY_W3_N=1000 PY_W3B_N=200
 else
     : "${ROUNDS:=9}"
     W1_N=200000 W2_ITERS=10000 W5_N=1000000 W6_N=100000 W6_REPS=11 PP_ITERS=10000
     W7_N=500 W8_S=2
-    W3_N=20000 W3MAP_N=200000 W3B_N=2000 W4_PAIRS=3
+    W3_N=20000 W3MAP_N=200000 W3B_N=2000 W4_PAIRS=3 W9_N=100000 W10_N=100000
     PY_W1_N=50000 PY_W2_ITERS=2000 PY_W5_N=100000 PY_W6_REPS=3 PY_W3_N=5000 PY_W3B_N=500
 fi
 case $ROUNDS in '' | *[!0-9]* | 0) echo "run.sh: ROUNDS must be a positive integer" >&2; exit 2 ;; esac
@@ -89,6 +89,9 @@ c --naive w5 $W5_N
 py w5 $PY_W5_N
 c w6 $W6_N $W6_REPS
 py w6 $W6_N $PY_W6_REPS
+c w9 $W9_N
+c w10 $W10_N
+c cqwake $PP_ITERS
 c pipe $PP_ITERS
 c ppw2 $PP_ITERS 2
 c ppw7 $W7_N
@@ -333,6 +336,24 @@ w6first, _ = add("W6 as_completed, first rep", "ms", pick("w6", "cfutures", "as_
 add("W6 wait ALL_COMPLETED", "ms", pick("w6", "cfutures", "wait_ms"), (floor, "x floor"))
 add("W6 floor: future_done pass", "ms", floor)
 
+# ---- W9, W10: composing futures (issue 13)
+w9_plain = pick("w9", "cfutures", "plain_ms")
+w9c, w9_ratio = add("W9 future_then chain, 2-worker pool", "ms", pick("w9", "cfutures", "chain_ms"),
+                    (w9_plain, "x plain submit+result steps"))
+w9i, w9i_ratio = add("W9 future_then chain, inline", "ms", pick("w9", "cfutures", "inline_ms"),
+                     (w9_plain, "x plain submit+result steps"))
+add("W9 plain submit+result steps", "ms", w9_plain)
+w10_plain = pick("w10", "cfutures", "plain_ms")
+_, w10a_ratio = add("W10 tasks + futures_all", "ms", pick("w10", "cfutures", "all_ms"),
+                    (w10_plain, "x submits + results"))
+_, w10y_ratio = add("W10 tasks + futures_any", "ms", pick("w10", "cfutures", "any_ms"),
+                    (w10_plain, "x submits + results"))
+add("W10 submits + results", "ms", w10_plain)
+cq_raw = pick("cqwake", "cfutures", "raw_p50_us")
+_, cq_ratio = add("completion queue fd round trip p50", "us", pick("cqwake", "cfutures", "p50_us"),
+                  (cq_raw, "x raw eventfd"))
+add("raw eventfd ping-pong p50", "us", cq_raw)
+
 # ---- Python against the thread pool
 py_w1 = {w: pick("w1", "python", "tasks_per_s", w) for w in (1, 2, 4)}
 for w in (1, 2, 4):
@@ -532,6 +553,14 @@ for kind in ("thread", "process"):
            f"{fmt(v, '1/s')}/s", v is not None and v <= 20)
 v = med(w4p)
 target("W4 process pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
+
+for label, r in (("W9 then chain (pool) <= 2x plain steps", w9_ratio),
+                 ("W9 then chain (inline) <= 2x plain steps", w9i_ratio),
+                 ("W10 futures_all <= 2x submits + results", w10a_ratio),
+                 ("W10 futures_any <= 2x submits + results", w10y_ratio),
+                 ("completion queue wake-up p50 <= 2x raw eventfd", cq_ratio)):
+    v = med(r)
+    target(label, v, f"{fmt(v, 'x')}x", v is not None and v <= 2)
 
 print()
 print("targets (from the issue)" + (" -- QUICK run: smaller N, indicative only" if quick else ""))

@@ -128,6 +128,7 @@ typedef struct executor executor_t;           /* one owner: executor_free */
 typedef struct task task_t;                   /* borrowed inside a task_fn */
 typedef struct executor_map executor_map_t;   /* one owner: executor_map_free */
 typedef struct as_completed as_completed_t;   /* one owner: as_completed_free */
+typedef struct completion_queue completion_queue_t; /* one owner: completion_queue_free */
 
 /**
  * A failed future's error. Owned by the future: valid until its last unref.
@@ -176,6 +177,8 @@ typedef struct executor_options {
 typedef struct submit_options {
     double timeout;   /* the task's own running-time limit (s); 0: none */
     bool nonblocking; /* with max_queue: fail FUT_EFULL rather than block */
+    completion_queue_t *queue; /* NULL, or the future joins this queue at submit
+                                  (before the task can end) */
 } submit_options_t;
 
 /** Options for executor_map; zero means default. */
@@ -183,7 +186,29 @@ typedef struct map_options {
     double timeout;    /* one deadline from the executor_map call (s); 0: none */
     size_t chunksize;  /* items per dispatch (process pools); 0: 1 */
     size_t buffersize; /* at most this many tasks (chunks) in flight; 0: all */
+    bool unordered;    /* results as they complete (executor_map_next_at says
+                          which item), not in input order */
 } map_options_t;
+
+/** When future_then runs its function (zero: on a result). */
+typedef enum {
+    FUT_THEN_ON_RESULT = 0, /* prev succeeded (Java thenApply, folly thenValue) */
+    FUT_THEN_ON_FAILURE,    /* prev failed or was cancelled (Java exceptionally,
+                               folly thenError) */
+    FUT_THEN_ALWAYS         /* either (Java handle, folly thenTry) */
+} fut_then_when;
+
+/** Options for future_then; zero means default. */
+typedef struct then_options {
+    fut_then_when when;      /* which outcome of prev runs fn */
+    submit_options_t submit; /* as executor_submit_with (timeout also inline) */
+} then_options_t;
+
+/** Options for futures_all and futures_any; zero means default. */
+typedef struct combine_options {
+    bool settle;      /* futures_all: wait for every future and succeed */
+    bool cancel_rest; /* cancel the other futures once the outcome is known */
+} combine_options_t;
 
 /** A snapshot from executor_stats. Counts since creation where said. */
 typedef struct executor_stats {
@@ -241,6 +266,12 @@ CF_API int task_return_str(task_t *t, const char *fmt, ...) CF_PRINTF(2, 3);
 
 /** Completes the task with an int64 (8 bytes, native order; future_result_i64). */
 CF_API int task_return_i64(task_t *t, int64_t v);
+
+/**
+ * Completes the task with a double (8 bytes, native order; future_result_double).
+ * Python: return 0.5. As task_return_copy: 0, FUT_ESTATE, FUT_EINVAL.
+ */
+CF_API int task_return_double(task_t *t, double v);
 
 /**
  * Fails the task: the future fails with status FUT_ETASK, error code @code
@@ -315,6 +346,12 @@ CF_API int future_result(future_t *f, double timeout, const void **data, size_t 
 CF_API int future_result_i64(future_t *f, double timeout, int64_t *v);
 
 /**
+ * future_result for a double result (task_return_double); FUT_EINVAL if the
+ * result is not 8 bytes. Python: fut.result() of a float. Blocks the caller.
+ */
+CF_API int future_result_double(future_t *f, double timeout, double *v);
+
+/**
  * future_result for a string result (task_return_str, or any NUL-terminated
  * result). Returns the string, borrowed until the last unref; NULL with errno
  * set to the positive code on failure (EINVAL if the result is not a string).
@@ -368,6 +405,20 @@ CF_API int future_set_result(future_t *f, void *data, size_t len,
  */
 CF_API int future_set_exception(future_t *f, int code, const char *fmt, ...)
     CF_PRINTF(3, 4);
+
+/**
+ * Stores one word the caller owns in @f; the library never reads, frees or
+ * changes it (it is NULL in a new future). Python: the idiom `f.arg = i`
+ * (PyMOTW) or a `future_to_url[f]` dict (the concurrent.futures docs): a
+ * done-callback, as_completed or futures_wait caller reads it back with
+ * future_user_data. Java: none (a map); folly: none. NULL-safe; the store is
+ * seen by any thread that later reads @f's outcome (release/acquire).
+ * Threads: any; never blocks.
+ */
+CF_API void future_set_user_data(future_t *f, void *ud);
+
+/** The word given to future_set_user_data, or NULL (also for a NULL @f). */
+CF_API void *future_user_data(const future_t *f);
 
 /**
  * True if @err says the executor (or the worker running the task) broke:
@@ -570,6 +621,16 @@ CF_API as_completed_t *as_completed_new(future_t *const *fs, size_t n, double ti
  */
 CF_API int as_completed_next(as_completed_t *it, future_t **out);
 
+/**
+ * as_completed_next that also says where the future stood in the array given
+ * to as_completed_new: *@index is its position there (the first one, for a
+ * future given twice); @index may be NULL. *@out is the very pointer that
+ * was passed in (a new reference to it), so future_user_data and pointer
+ * comparison work on it. Python: the `future_to_url[future]` lookup of the
+ * docs' example, without the dict. Returns as as_completed_next.
+ */
+CF_API int as_completed_next_at(as_completed_t *it, future_t **out, size_t *index);
+
 /** Frees the iterator and drops its references to futures not yielded. NULL-safe. */
 CF_API void as_completed_free(as_completed_t *it);
 
@@ -586,6 +647,190 @@ CF_API void as_completed_free(as_completed_t *it);
 CF_API int futures_wait(future_t *const *fs, size_t n, double timeout,
                         futures_wait_mode mode, future_t **done, size_t *n_done,
                         future_t **not_done, size_t *n_not_done);
+
+/* ================================================ composing (beyond Python) */
+/*
+ * Continuations, combinators, timeouts on futures and a pollable queue:
+ * what Java's CompletableFuture, folly's futures and asyncio give, behind the
+ * same future_t. They work on every executor kind and on promises
+ * (future_new). No call starts a thread per future or polls; callbacks and
+ * continuations never run under a library lock. PORTING.md "Beyond Python"
+ * maps the Java, folly and asyncio names to these.
+ */
+
+/**
+ * When @prev is done, runs @fn with prev's outcome and completes the
+ * returned future with fn's. Java: thenApply / exceptionally / handle
+ * (thenApplyAsync with an executor); folly: thenValue / thenError / thenTry
+ * (via(executor)); Python: none (bpo-32672, declined).
+ * Inside @fn, task_arg gives prev's result bytes (NULL, 0 when prev failed):
+ * on a thread pool and inline the bytes are a copy that lives as long as the
+ * call; a process pool copies them to the worker as any argument. They are
+ * aligned for int64 and double. task_prev_error gives prev's error.
+ * @o->when chooses (@o may be NULL: on a result):
+ *  - FUT_THEN_ON_RESULT: a failed prev fails the new future with a copy of
+ *    prev's error (status, code, message, exit_status, signal: FUT_EWORKER
+ *    flows down a chain); a cancelled prev cancels it; fn does not run;
+ *  - FUT_THEN_ON_FAILURE: fn runs when prev failed or was cancelled
+ *    (task_prev_error status FUT_ECANCELLED); a successful prev passes its
+ *    result on (copied);
+ *  - FUT_THEN_ALWAYS: fn runs whatever the outcome.
+ * @ex NULL runs fn inline: in the thread that completes prev (a worker, the
+ * manager thread of a process pool, or whoever calls future_set_*), or at
+ * once in this caller when prev is done already. With @ex, fn is submitted
+ * to @ex once prev is done, with @o->submit (timeout, nonblocking, queue);
+ * a submit refused then (shutdown, broken) fails the new future with that
+ * status. @o->submit.timeout applies inline too (task_should_stop and
+ * FUT_EDEADLINE); @o->submit.queue joins the new future to that queue now.
+ * The returned future is fn's task itself: future_cancel on it before fn
+ * started (prev pending, or the task queued) cancels it and fn never runs;
+ * once fn started it returns false and task_should_stop() turns true in fn;
+ * future_running is true while fn runs in this process (inline or a thread
+ * pool; a process pool marks it as its own tasks).
+ * Chains may be of any length: a continuation that becomes ready while this
+ * thread is running continuations runs after the current one returns, in
+ * the same thread, so a 1,000,000-step chain uses constant stack, and each
+ * step frees its memory once done (the chain holds prev until fn ran).
+ * Returns a new reference; NULL with errno EINVAL (NULL prev or fn, a bad
+ * when or timeout), ESHUTDOWN or -FUT_EBROKEN (@ex refuses work now),
+ * ENOMEM. Never blocks (but an executor step with a full max_queue blocks
+ * the thread that completes prev unless .submit.nonblocking).
+ * Restrictions: if @prev is never completed, fn never runs and the memory
+ * of the continuation (and a reference to @ex) is held until then. An
+ * inline fn should not block waiting for another continuation of the same
+ * thread's chain. A process pool's fn runs in a worker: @fn must be a
+ * function of this program, as for any task.
+ * Threads: any.
+ */
+CF_API future_t *future_then(future_t *prev, executor_t *ex, task_fn fn,
+                             const then_options_t *o);
+
+/**
+ * Inside a future_then function: prev's error, or NULL if prev succeeded
+ * (and outside continuations, or for a NULL @t). A cancelled prev gives
+ * status FUT_ECANCELLED. Java: the Throwable of handle/exceptionally;
+ * folly: the exception_wrapper of thenError. Borrowed for the call.
+ */
+CF_API const future_error_t *task_prev_error(const task_t *t);
+
+/**
+ * A future done once all of @fs are. Java: CompletableFuture.allOf; folly:
+ * collectAll; asyncio: gather. Its result is empty (read each input for
+ * its result). It fails with a copy of the first failure's error as soon as
+ * one fails (is cancelled if the first failure is a cancel), or, with
+ * @o->settle, waits for every future and succeeds. @o->cancel_rest cancels
+ * every input once the outcome is known (a running one is asked to stop).
+ * n == 0 gives a future done at once. Duplicates count once each time given.
+ * @fs itself is not kept; references to the inputs are kept only with
+ * cancel_rest (until every input is done).
+ * O(n): one done-callback per input; no thread, no polling.
+ * Returns a new reference; NULL with errno EINVAL (NULL @fs with n > 0, a
+ * NULL entry) or ENOMEM (then callbacks already added to some inputs stay,
+ * and do nothing when they run). Threads: any; never blocks.
+ */
+CF_API future_t *futures_all(future_t *const *fs, size_t n, const combine_options_t *o);
+
+/**
+ * A future done with the index (int64, future_result_i64) in @fs of the
+ * first future to succeed; a future given twice gives its first index.
+ * Java: anyOf (of successes); folly: collectAnyWithoutException; asyncio:
+ * wait(FIRST_COMPLETED) without the failures. When every input failed, it
+ * fails with a copy of the last failure's error (cancelled if that last one
+ * was a cancel). @o->cancel_rest cancels the others once one succeeded.
+ * Returns a new reference; NULL with errno EINVAL (n == 0, NULL @fs, a NULL
+ * entry) or ENOMEM. As futures_all otherwise.
+ */
+CF_API future_t *futures_any(future_t *const *fs, size_t n, const combine_options_t *o);
+
+/**
+ * A future that takes @f's outcome (its result copied), or fails with
+ * status FUT_ETIMEDOUT (code ETIMEDOUT) when @timeout seconds pass first.
+ * Java: orTimeout; folly: within; asyncio: wait_for. @cancel_source cancels
+ * @f on timeout (a running task is asked to stop). FUT_FOREVER: no timeout;
+ * 0: times out at once unless @f is done. Timeouts run on one timer thread
+ * for the whole process, started on first use and shared by every call; it
+ * sleeps until the earliest deadline and never polls.
+ * Returns a new reference; NULL with errno EINVAL (NULL @f, bad timeout),
+ * ENOMEM or -FUT_ESYS (the timer thread could not start).
+ * Threads: any; never blocks.
+ */
+CF_API future_t *future_within(future_t *f, double timeout, bool cancel_source);
+
+/**
+ * A completion queue: futures are added at any time (completion_queue_add,
+ * from callbacks too, or submit_options_t.queue at submit) and handed back
+ * by completion_queue_next as they complete. Its file descriptor
+ * (completion_queue_fd) is readable while a completed future waits in it,
+ * so poll/epoll/libuv/GLib loops wait for futures without a thread.
+ * Java: ExecutorCompletionService; asyncio: add_reader on the fd; Python:
+ * as_completed over a set that grows. Returns a new queue (free with
+ * completion_queue_free); NULL with errno ENOMEM or -FUT_ESYS (no eventfd).
+ */
+CF_API completion_queue_t *completion_queue_new(void);
+
+/**
+ * Adds @f (pending or done) to @q; takes its own reference. A future added
+ * twice comes back twice. Returns 0; FUT_EINVAL; FUT_ENOMEM (not added).
+ * Threads: any, also done-callbacks; never blocks.
+ */
+CF_API int completion_queue_add(completion_queue_t *q, future_t *f);
+
+/**
+ * Waits up to @timeout for a completed future of @q and hands it back in
+ * *@out, a new reference (the queue's: unref it), oldest completion first.
+ * Returns 0; FUT_ETIMEDOUT; FUT_EOF when the queue holds no future, done or
+ * pending; FUT_EINVAL. Blocks the caller (timeout 0: never).
+ */
+CF_API int completion_queue_next(completion_queue_t *q, double timeout, future_t **out);
+
+/**
+ * An eventfd, readable exactly while at least one completed future waits in
+ * @q (completion_queue_next clears it when it takes the last one). Poll it
+ * for POLLIN; do not read or close it. FUT_EINVAL for NULL. Borrowed until
+ * completion_queue_free.
+ */
+CF_API int completion_queue_fd(const completion_queue_t *q);
+
+/**
+ * Frees the queue and its descriptor; drops its references to futures not
+ * yet handed back (futures still pending leave the queue when they
+ * complete). Does not cancel anything. NULL-safe.
+ * Restrictions: no other thread may be in completion_queue_next on @q.
+ */
+CF_API void completion_queue_free(completion_queue_t *q);
+
+/**
+ * executor_map_next that also says which item the result belongs to:
+ * *@index is its position in the arguments (@index may be NULL). With
+ * map_options_t.unordered, results come as their tasks complete (a chunk's
+ * items in order, each chunk when it is done); without it, in input order.
+ * Python: none (the index of imap_unordered's enumerate idiom). Returns as
+ * executor_map_next; on FUT_ETIMEDOUT and FUT_EOF *@index is not set.
+ */
+CF_API int executor_map_next_at(executor_map_t *m, size_t *index, const void **data,
+                                size_t *len);
+
+/**
+ * The error of the last item that executor_map_next(_at) reported failed,
+ * or NULL if none did: status, code and message (Python: the exception the
+ * map raised). Borrowed until the next failure is reported or
+ * executor_map_free. An item that never ran gives FUT_ECANCELLED; an item
+ * of a process-pool chunk (chunksize > 1) that raised gives FUT_ETASK with
+ * code 0 and a fixed message (a chunk carries no item's own error); a whole
+ * failed chunk (a dead worker) gives the chunk's error. NULL for NULL.
+ */
+CF_API const future_error_t *executor_map_error(const executor_map_t *m);
+
+/**
+ * executor_map over a C array: item i is the @elem_size bytes at
+ * base + i * elem_size (a thread pool passes that pointer, a process pool a
+ * copy). No pointer or length arrays to build. Python: map(fn, array).
+ * @base is borrowed until executor_map_free. Returns as executor_map; also
+ * EINVAL for elem_size 0 or NULL @base with n > 0.
+ */
+CF_API executor_map_t *executor_map_array(executor_t *ex, task_fn fn, const void *base,
+                                          size_t elem_size, size_t n,
+                                          const map_options_t *mo);
 
 #ifdef __cplusplus
 }

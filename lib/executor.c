@@ -170,6 +170,79 @@ static const struct cf_future_hooks work_hooks = {
     .stop = work_stop,
 };
 
+/*
+ * Prepared work (cf_executor_prepare): a word after the kind's work item
+ * says how far the submit got. future_cancel (under the future's lock) and
+ * the submitter race on it by compare-and-swap:
+ *   WAITING -> CANCELLED    future_cancel won: the task is never submitted
+ *   WAITING -> SUBMITTING -> SUBMITTED (or FAILED)   the submitter won
+ * A cancel that finds SUBMITTING waits the few instructions until the
+ * submit returned (ops->submit takes no future's lock), then asks the pool
+ * as for any queued task.
+ */
+enum { PREP_WAITING, PREP_SUBMITTING, PREP_SUBMITTED, PREP_FAILED, PREP_CANCELLED };
+
+struct prep {
+    _Atomic int phase; /* PREP_* */
+};
+
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
+
+static size_t work_bytes(const executor_t *ex)
+{
+    return ALIGN16(CF_MAX(sizeof(struct cf_work), ex->ops->work_size));
+}
+
+/* The caller keeps w->ex alive while the future is pending (executor.h). */
+static struct prep *prep_of(struct cf_work *w)
+{
+    return (struct prep *)((char *)w + work_bytes(w->ex));
+}
+
+void *cf_work_tail(struct cf_work *w)
+{
+    return (char *)prep_of(w) + ALIGN16(sizeof(struct prep));
+}
+
+static bool prep_try_cancel(void *extra)
+{
+    struct prep *p = prep_of(extra);
+    for (;;) {
+        int ph = atomic_load(&p->phase);
+        switch (ph) {
+        case PREP_WAITING:
+            if (atomic_compare_exchange_strong(&p->phase, &ph, PREP_CANCELLED))
+                return true;
+            continue;
+        case PREP_SUBMITTING:
+            cf_cpu_relax();
+            continue;
+        case PREP_SUBMITTED:
+            return work_try_cancel(extra);
+        default:
+            return true;
+        }
+    }
+}
+
+static void prep_cancelled(void *extra)
+{
+    if (atomic_load(&prep_of(extra)->phase) == PREP_SUBMITTED)
+        work_cancelled(extra);
+}
+
+static void prep_stop(void *extra)
+{
+    if (atomic_load(&prep_of(extra)->phase) == PREP_SUBMITTED)
+        work_stop(extra);
+}
+
+static const struct cf_future_hooks prep_hooks = {
+    .try_cancel = prep_try_cancel,
+    .cancelled = prep_cancelled,
+    .stop = prep_stop,
+};
+
 /* ---------------------------------------------------------- threads */
 
 static _Thread_local const executor_t *own_executor;
@@ -275,7 +348,8 @@ static int queue_enter(executor_t *ex, bool nonblocking)
             rc = FUT_EBROKEN;
             break;
         }
-        if (atomic_load_explicit(&ex->queued, memory_order_relaxed) < ex->opts.max_queue) {
+        if (atomic_load_explicit(&ex->queued, memory_order_relaxed) <
+            ex->opts.max_queue) {
             atomic_fetch_add_explicit(&ex->queued, 1, memory_order_relaxed);
             break;
         }
@@ -300,15 +374,16 @@ static int64_t limit_ns(double limit)
 }
 
 /* A new work item and its future, with the caller's and the executor's references. */
-static struct cf_work *work_new(executor_t *ex, task_fn fn, const void *arg, size_t arg_len,
-                                int64_t limit)
+static struct cf_work *work_new(executor_t *ex, task_fn fn, const void *arg,
+                                size_t arg_len, int64_t limit)
 {
-    future_t *f = cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size),
-                                  &work_hooks);
+    future_t *f =
+        cf_future_alloc(CF_MAX(sizeof(struct cf_work), ex->ops->work_size), &work_hooks);
     if (!f)
         return NULL;
     struct cf_work *w = cf_future_extra(f);
-    *w = (struct cf_work){.ex = ex, .fn = fn, .arg = arg, .arg_len = arg_len, .limit_ns = limit};
+    *w = (struct cf_work){
+        .ex = ex, .fn = fn, .arg = arg, .arg_len = arg_len, .limit_ns = limit};
     future_ref(f); /* the executor's reference */
     return w;
 }
@@ -335,6 +410,18 @@ static int accepting(const executor_t *ex)
     return 0;
 }
 
+/* The submit of @w returned @rc: joins the queue reserved in @res on success. */
+static future_t *submitted_to(executor_t *ex, struct cf_work *w, int rc,
+                              completion_queue_t *q, void *res)
+{
+    future_t *f = submitted(ex, w, rc);
+    if (f && q)
+        cf_queue_ops_of(q)->commit(q, f, res);
+    else if (q)
+        cf_queue_ops_of(q)->unreserve(res);
+    return f;
+}
+
 future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
                                size_t arg_len, const submit_options_t *so)
 {
@@ -343,17 +430,23 @@ future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
     double limit = so ? so->timeout : 0;
     if (!isfinite(limit) || limit < 0)
         return cf_fail_null(FUT_EINVAL);
+    completion_queue_t *q = so ? so->queue : NULL;
+    void *res = NULL;
     int rc = accepting(ex);
     if (rc == 0)
         rc = queue_enter(ex, so && so->nonblocking);
     if (rc < 0)
         return cf_fail_null(rc);
-    struct cf_work *w = work_new(ex, fn, arg, arg_len, limit_ns(limit));
+    struct cf_work *w = q && cf_queue_ops_of(q)->reserve(&res) < 0
+                            ? NULL
+                            : work_new(ex, fn, arg, arg_len, limit_ns(limit));
     if (!w) {
+        if (res)
+            cf_queue_ops_of(q)->unreserve(res);
         queue_leave(ex);
         return cf_fail_null(FUT_ENOMEM);
     }
-    return submitted(ex, w, ex->ops->submit(ex, w));
+    return submitted_to(ex, w, ex->ops->submit(ex, w), q, res);
 }
 
 future_t *cf_executor_submit_chunk(executor_t *ex, task_fn fn, const void *const *args,
@@ -371,6 +464,48 @@ future_t *cf_executor_submit_chunk(executor_t *ex, task_fn fn, const void *const
         return cf_fail_null(FUT_ENOMEM);
     }
     return submitted(ex, w, ex->ops->submit_chunk(ex, w, args, lens, n));
+}
+
+struct cf_work *cf_executor_prepare(executor_t *ex, task_fn fn, double limit, size_t tail)
+{
+    size_t extra = work_bytes(ex) + ALIGN16(sizeof(struct prep)) + tail;
+    future_t *f = cf_future_alloc(extra, &prep_hooks);
+    if (!f)
+        return NULL;
+    struct cf_work *w = cf_future_extra(f);
+    *w = (struct cf_work){.ex = ex, .fn = fn, .limit_ns = limit_ns(limit)};
+    atomic_init(&prep_of(w)->phase, PREP_WAITING);
+    return w;
+}
+
+int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_len,
+                                bool nonblocking)
+{
+    executor_t *ex = w->ex;
+    struct prep *p = prep_of(w);
+    future_t *f = cf_work_future(w);
+    int rc = accepting(ex);
+    if (rc == 0)
+        rc = queue_enter(ex, nonblocking);
+    if (rc < 0)
+        return rc;
+    int ph = PREP_WAITING;
+    if (!atomic_compare_exchange_strong(&p->phase, &ph, PREP_SUBMITTING)) {
+        queue_leave(ex);
+        return FUT_ECANCELLED;
+    }
+    w->arg = arg;
+    w->arg_len = arg_len;
+    future_ref(f); /* the executor's */
+    rc = ex->ops->submit(ex, w);
+    if (rc < 0) {
+        atomic_store(&p->phase, PREP_FAILED);
+        queue_leave(ex);
+        future_unref(f);
+        return rc;
+    }
+    atomic_store(&p->phase, PREP_SUBMITTED);
+    return 0;
 }
 
 future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg, size_t arg_len)

@@ -226,6 +226,30 @@ void cf_executor_drain_fifo(executor_t *ex, struct cf_work_fifo *q, int status,
                             const char *why, void (*release)(struct cf_work *w));
 
 /*
+ * Prepared work (future_then): the work item and its future are made now,
+ * the task is submitted later with cf_executor_submit_prepared, or never.
+ * The future is the one the caller gets back; until the submit it is an
+ * ordinary pending future (future_cancel cancels it outright), from the
+ * submit on it is an ordinary submitted task (cancelled as any queued one,
+ * running, finished by the pool). @tail bytes after the work item belong to
+ * the caller (cf_work_tail; aligned for pointers and doubles).
+ * The future has one reference (the caller's). The prepared item uses @ex's
+ * memory: the caller holds a reference to @ex (cf_executor_ref) until the
+ * future is done. NULL when out of memory.
+ */
+struct cf_work *cf_executor_prepare(executor_t *ex, task_fn fn, double limit, size_t tail);
+void *cf_work_tail(struct cf_work *w);
+/*
+ * Submits a prepared item with its argument. Returns 0 (the pool has it);
+ * FUT_ECANCELLED if its future was cancelled before (nothing submitted);
+ * or the submit's code (FUT_ESHUTDOWN, FUT_EBROKEN, FUT_EFULL, FUT_ENOMEM,
+ * FUT_ESYS): nothing was submitted and the caller fails the future. Blocks
+ * as a submit does with max_queue unless @nonblocking.
+ */
+int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_len,
+                                bool nonblocking);
+
+/*
  * Fails @w's future FUT_EDEADLINE with the one message every kind uses.
  * Returns as cf_future_fail (0, or FUT_ESTATE if it was done already).
  */

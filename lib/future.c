@@ -51,8 +51,8 @@ struct cb_node {
 };
 
 struct future {
-    cf_lock_t lock;             /* guards the fields below but state and refs */
-    _Atomic uint32_t state;     /* S_* | F_*: written under lock (but RUNNING) */
+    cf_lock_t lock;         /* guards the fields below but state and refs */
+    _Atomic uint32_t state; /* S_* | F_*: written under lock (but RUNNING) */
     _Atomic uint32_t refs;
     /*
      * Two unions whose halves are never needed at once, so that a future
@@ -69,12 +69,13 @@ struct future {
         void (*free_fn)(void *);
     };
     size_t len;
-    struct cb_node *callbacks;  /* newest first: lock */
-    struct cf_wnode *waiters;   /* lock */
+    struct cb_node *callbacks; /* newest first: lock */
+    struct cf_wnode *waiters;  /* lock */
     union {
         int64_t i64;
         unsigned char b[CF_INLINE_MAX];
-    } inl;                      /* small results live here */
+    } inl;                     /* small results live here */
+    _Atomic(void *) user_data; /* the caller's word: never read by the library */
 };
 
 /* The error block: the public struct, then the message bytes. */
@@ -133,6 +134,7 @@ future_t *cf_future_alloc(size_t extra, const struct cf_future_hooks *hooks)
     f->callbacks = NULL;
     f->waiters = NULL;
     f->inl.i64 = 0;
+    atomic_init(&f->user_data, NULL);
     return f;
 }
 
@@ -210,7 +212,8 @@ bool cf_future_failed(const future_t *f)
 
 bool cf_future_stop_requested(const future_t *f)
 {
-    return (atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed) & F_STOP) != 0;
+    return (atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed) &
+            F_STOP) != 0;
 }
 
 /* ---------------------------------------------------------- completion */
@@ -348,7 +351,8 @@ int cf_future_fail(future_t *f, int status, int code, int exit_status, int sig,
     if (!msg)
         msg = "";
     /* Build the error before locking: no allocation under the lock. */
-    const future_error_t *e = make_error(status, code, exit_status, sig, msg, strlen(msg));
+    const future_error_t *e =
+        make_error(status, code, exit_status, sig, msg, strlen(msg));
     if (!lock_completable(f)) {
         if (!err_is_static(e))
             free((void *)e);
@@ -424,9 +428,8 @@ bool future_cancel(future_t *f)
         return false;
     }
     /* PENDING: a racing set_running CAS decides who wins. */
-    if (!atomic_compare_exchange_strong_explicit(&f->state, &s, S_CANCELLED,
-                                                 memory_order_acq_rel,
-                                                 memory_order_relaxed)) {
+    if (!atomic_compare_exchange_strong_explicit(
+            &f->state, &s, S_CANCELLED, memory_order_acq_rel, memory_order_relaxed)) {
         /* It started just now. */
         atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
         cf_unlock(&f->lock);
@@ -450,13 +453,13 @@ int future_set_running_or_notify_cancel(future_t *f)
     if (!f)
         return FUT_EINVAL;
     uint32_t s = S_PENDING;
-    if (atomic_compare_exchange_strong_explicit(&f->state, &s, S_RUNNING,
-                                                memory_order_acq_rel,
-                                                memory_order_acquire))
+    if (atomic_compare_exchange_strong_explicit(
+            &f->state, &s, S_RUNNING, memory_order_acq_rel, memory_order_acquire))
         return 1;
     if ((s & S_MASK) == S_CANCELLED) {
         /* Waiters were told by future_cancel: only record that we saw it. */
-        uint32_t old = atomic_fetch_or_explicit(&f->state, F_NOTIFIED, memory_order_acq_rel);
+        uint32_t old =
+            atomic_fetch_or_explicit(&f->state, F_NOTIFIED, memory_order_acq_rel);
         return (old & F_NOTIFIED) ? FUT_ESTATE : 0;
     }
     return FUT_ESTATE;
@@ -464,14 +467,21 @@ int future_set_running_or_notify_cancel(future_t *f)
 
 /* ---------------------------------------------------------- callbacks */
 
-int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)
+void *cf_future_cb_alloc(void)
 {
-    if (!f || !cb)
-        return FUT_EINVAL;
+    return malloc(sizeof(struct cb_node));
+}
+
+void cf_future_cb_free(void *node)
+{
+    free(node);
+}
+
+void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *ud,
+                                      void *node)
+{
+    struct cb_node *c = node;
     if (!state_done(load_state(f))) {
-        struct cb_node *c = malloc(sizeof(*c));
-        if (!c)
-            return FUT_ENOMEM;
         c->fn = cb;
         c->ud = ud;
         cf_lock(&f->lock);
@@ -479,12 +489,26 @@ int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)
             c->next = f->callbacks;
             f->callbacks = c;
             cf_unlock(&f->lock);
-            return 0;
+            return;
         }
         cf_unlock(&f->lock);
-        free(c);
     }
+    free(c);
     cb(f, ud); /* done already: Python runs it at once, in the caller */
+}
+
+int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)
+{
+    if (!f || !cb)
+        return FUT_EINVAL;
+    if (state_done(load_state(f))) {
+        cb(f, ud);
+        return 0;
+    }
+    void *c = cf_future_cb_alloc();
+    if (!c)
+        return FUT_ENOMEM;
+    cf_future_add_done_callback_node(f, cb, ud, c);
     return 0;
 }
 
@@ -597,19 +621,29 @@ int future_result(future_t *f, double timeout, const void **data, size_t *len)
     return rc;
 }
 
-int future_result_i64(future_t *f, double timeout, int64_t *v)
+/* future_result of an 8-byte result, copied to @out: i64 and double. */
+static int result_8(future_t *f, double timeout, void *out)
 {
-    if (!f || !v)
+    if (!f || !out)
         return FUT_EINVAL;
     const void *data = NULL;
     size_t len = 0;
     int rc = future_result(f, timeout, &data, &len);
-    if (rc < 0)
-        return rc;
-    if (len != sizeof(int64_t))
-        return FUT_EINVAL;
-    memcpy(v, data, sizeof(*v));
-    return 0;
+    if (rc == 0 && len != 8)
+        rc = FUT_EINVAL;
+    if (rc == 0)
+        memcpy(out, data, 8);
+    return rc;
+}
+
+int future_result_i64(future_t *f, double timeout, int64_t *v)
+{
+    return result_8(f, timeout, v);
+}
+
+int future_result_double(future_t *f, double timeout, double *v)
+{
+    return result_8(f, timeout, v);
 }
 
 const char *future_result_str(future_t *f, double timeout)
@@ -640,49 +674,26 @@ int future_exception(future_t *f, double timeout, const future_error_t **err)
     return 0;
 }
 
+/* ---------------------------------------------------------- user data */
+
+/*
+ * Release/acquire: a word set before the future is handed to another thread
+ * (a callback, a waiter) is seen there with what it points to.
+ */
+void future_set_user_data(future_t *f, void *ud)
+{
+    if (f)
+        atomic_store_explicit(&f->user_data, ud, memory_order_release);
+}
+
+void *future_user_data(const future_t *f)
+{
+    if (!f)
+        return NULL;
+    return atomic_load_explicit(&((future_t *)f)->user_data, memory_order_acquire);
+}
+
 bool future_error_is_broken(const future_error_t *err)
 {
     return err && (err->status == FUT_EBROKEN || err->status == FUT_EWORKER);
-}
-
-/* ---------------------------------------------------------- names */
-
-const char *future_strerror(int code)
-{
-    switch (code) {
-    case 0:
-        return "success";
-    case FUT_ETIMEDOUT:
-        return "FUT_ETIMEDOUT: timed out";
-    case FUT_ECANCELLED:
-        return "FUT_ECANCELLED: the future was cancelled";
-    case FUT_ESHUTDOWN:
-        return "FUT_ESHUTDOWN: cannot schedule new futures after shutdown";
-    case FUT_EINVAL:
-        return "FUT_EINVAL: invalid argument";
-    case FUT_ENOMEM:
-        return "FUT_ENOMEM: out of memory";
-    case FUT_EFULL:
-        return "FUT_EFULL: the executor's queue is full";
-    case FUT_ETASK:
-        return "FUT_ETASK: the task raised an error";
-    case FUT_EBROKEN:
-        return "FUT_EBROKEN: the executor is broken";
-    case FUT_EWORKER:
-        return "FUT_EWORKER: the worker process died while running the task";
-    case FUT_EDEADLINE:
-        return "FUT_EDEADLINE: the task's own time limit passed";
-    case FUT_ESTATE:
-        return "FUT_ESTATE: invalid state for this operation";
-    case FUT_ESYS:
-        return "FUT_ESYS: a system call failed";
-    case FUT_EOF:
-        return "FUT_EOF: the iterator is exhausted";
-    }
-    return "unknown error";
-}
-
-const char *cfutures_version(void)
-{
-    return CFUTURES_VERSION;
 }

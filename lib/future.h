@@ -21,7 +21,8 @@
  * How a future reaches whoever runs it, without knowing who that is: its
  * creator (executor.c) hands a const table to cf_future_alloc, and
  * future_cancel calls these with the future's extra bytes (the work item).
- * Each may be NULL. All are called under the future's lock: only atomics.
+ * Each may be NULL. All but `cancelled` are called under the future's lock:
+ * only atomics.
  */
 struct cf_future_hooks {
     /*
@@ -29,7 +30,12 @@ struct cf_future_hooks {
      * work has started already (the future is then not cancelled).
      */
     bool (*try_cancel)(void *extra);
-    /* future_cancel cancelled the pending future (after its waiters were told). */
+    /*
+     * future_cancel cancelled the pending future: called after its waiters
+     * were told, without the lock, and before its done-callbacks run
+     * (executor.c's prepared work relies on that order: a callback may drop
+     * the last reference to what the hook reads).
+     */
     void (*cancelled)(void *extra);
     /* future_cancel was called while the future ran: ask the task to stop. */
     void (*stop)(void *extra);
@@ -66,6 +72,39 @@ int cf_future_expire(future_t *f);
 bool cf_future_watch(future_t *f, struct cf_wnode *n);
 /* Stops watching; a no-op if the node was notified already. */
 void cf_future_unwatch(future_t *f, struct cf_wnode *n);
+
+/*
+ * A done-callback node allocated ahead (NULL when out of memory), so that
+ * adding the callback later cannot fail: cf_future_add_done_callback_node
+ * takes it (future_add_done_callback's rules), cf_future_cb_free returns it.
+ */
+void *cf_future_cb_alloc(void);
+void cf_future_cb_free(void *node);
+void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *ud,
+                                      void *node);
+
+/*
+ * How executor.c and compose.c join a future to a completion_queue_t
+ * (submit_options_t.queue) without knowing cqueue.c: every queue starts
+ * with a struct cf_queue_head whose ops do it in two steps, so that nothing
+ * can fail once the task went out. reserve gives memory for one entry
+ * (0, or FUT_ENOMEM), commit adds @f with it (cannot fail), unreserve gives
+ * it back.
+ */
+struct cf_queue_ops {
+    int (*reserve)(void **res);
+    void (*commit)(completion_queue_t *q, future_t *f, void *res);
+    void (*unreserve)(void *res);
+};
+
+struct cf_queue_head {
+    const struct cf_queue_ops *ops; /* immutable */
+};
+
+static inline const struct cf_queue_ops *cf_queue_ops_of(completion_queue_t *q)
+{
+    return ((struct cf_queue_head *)q)->ops;
+}
 
 /* Finished with an error (not cancelled). Lock-free. */
 bool cf_future_failed(const future_t *f);

@@ -20,6 +20,16 @@
  *
  * A chunk that cannot be submitted (e.g. one item too large) goes out item
  * by item instead, so that each item reports its own error.
+ *
+ * Unordered maps (map_options_t.unordered) hand units out as they complete:
+ * each unit's future is watched by the map's own waiter (waiter.h, one
+ * cf_wnode in each ring entry), whose ready list says which unit is done
+ * next; that unit's items then come in order. Units leave the ring out of
+ * order, so its entries are reused through a stack of free slots rather than
+ * head and tail.
+ *
+ * executor_map_error keeps a reference to the future of the last item that
+ * failed, whose future_error_t it hands out.
  */
 #include "config.h"
 
@@ -30,17 +40,19 @@
 
 #include "executor.h"
 #include "util.h"
+#include "waiter.h"
 
 /* What one ring entry holds: items [first, first + count) in one future. */
 struct map_unit {
-    future_t *f;  /* one reference; NULL: no memory for even a failed future */
-    size_t first; /* the unit's first item */
-    size_t count; /* items in it */
-    bool chunk;   /* f's result holds count answers (ops->chunk_next) */
+    future_t *f;          /* one reference; NULL: no memory for even a failed future */
+    size_t first;         /* the unit's first item */
+    size_t count;         /* items in it */
+    bool chunk;           /* f's result holds count answers (ops->chunk_next) */
+    struct cf_wnode node; /* unordered: watches f for the map's waiter */
 };
 
 struct executor_map {
-    executor_t *ex;          /* a reference: the executor outlives the map */
+    executor_t *ex; /* a reference: the executor outlives the map */
     task_fn fn;
     const void *const *args; /* borrowed until executor_map_free */
     const size_t *lens;      /* may be NULL */
@@ -55,12 +67,32 @@ struct executor_map {
     size_t cursor;           /* the head chunk's chunk_next cursor */
     const void *res;         /* the head chunk's result once read */
     size_t res_len;
-    int res_rc;              /* the head unit's future_result code once read */
-    bool res_known;          /* res and res_rc are set */
-    future_t *last;          /* the unit used up last: keeps its data alive */
+    int res_rc;     /* the head unit's future_result code once read */
+    bool res_known; /* res and res_rc are set */
+    future_t *last; /* the unit used up last: keeps its data alive */
     int64_t deadline;
-    bool finished;           /* timed out: only FUT_EOF from now on */
+    bool finished; /* timed out: only FUT_EOF from now on */
+    /* Unordered maps. */
+    bool unordered;
+    struct cf_waiter w; /* the units' futures notify it */
+    size_t *free_slots; /* ring entries not in use: a stack */
+    size_t n_free;
+    size_t cur; /* the ring entry being handed out, or NO_UNIT */
+    /* executor_map_error */
+    const future_error_t *err; /* the last failed item's error, or NULL */
+    future_t *err_f;           /* a reference keeping *err alive, or NULL */
+    void *owned;               /* executor_map_array's argument arrays */
 };
+
+#define NO_UNIT SIZE_MAX
+
+/* Errors with no future of their own to live in. */
+static const future_error_t cancelled_error = {FUT_ECANCELLED, 0,
+                                               "the item was cancelled", -1, 0};
+static const future_error_t nomem_error = {FUT_ENOMEM, ENOMEM,
+                                           "no memory to submit the item", -1, 0};
+static const future_error_t chunk_item_error = {
+    FUT_ETASK, 0, "an item of a chunk raised (a chunk keeps no item's message)", -1, 0};
 
 /* A future already failed with @code (a submit that did not happen). */
 static future_t *failed_future(int code)
@@ -98,9 +130,42 @@ static struct map_unit submit_unit(executor_map_t *m, int *code)
     return submit_item(m, i, code);
 }
 
+/* Unordered: watches the unit in ring entry @slot (done ones are ready at once). */
+static void watch_unit(executor_map_t *m, size_t slot)
+{
+    struct map_unit *u = &m->ring[slot];
+    u->node.waiter = &m->w;
+    u->node.ready_next = NULL;
+    u->node.f = u->f;
+    if (u->f && cf_future_watch(u->f, &u->node))
+        return;
+    u->node.linked = false;
+    cf_waiter_notify(&u->node, false); /* done already (or no future): ready now */
+}
+
+/* Unordered: submits units into free ring entries; returns the first code. */
+static int map_fill_unordered(executor_map_t *m)
+{
+    int first = 0;
+    while (m->next_item < m->n && m->n_free > 0) {
+        int code;
+        bool is_first = m->next_item == 0;
+        size_t slot = m->free_slots[--m->n_free];
+        m->ring[slot] = submit_unit(m, &code);
+        if (is_first)
+            first = code;
+        m->next_item += m->ring[slot].count;
+        m->tail++;
+        watch_unit(m, slot);
+    }
+    return first;
+}
+
 /* Submits units while the ring has room; returns the first submit's code. */
 static int map_fill(executor_map_t *m)
 {
+    if (m->unordered)
+        return map_fill_unordered(m);
     int first = 0;
     while (m->next_item < m->n && m->tail - m->head < m->cap) {
         int code;
@@ -129,34 +194,42 @@ static executor_map_t *map_alloc(executor_t *ex, size_t n, const map_options_t *
     size_t units = units_for(n, m->chunk);
     m->cap = mo->buffersize && mo->buffersize < units ? mo->buffersize : units;
     m->ring = m->cap ? calloc(m->cap, sizeof(*m->ring)) : NULL;
-    if (m->cap && !m->ring) {
+    m->unordered = mo->unordered;
+    m->cur = NO_UNIT;
+    if (m->unordered && m->cap) {
+        m->free_slots = malloc(m->cap * sizeof(*m->free_slots));
+        for (size_t i = 0; m->free_slots && i < m->cap; i++)
+            m->free_slots[i] = m->cap - 1 - i; /* slot 0 on top */
+        m->n_free = m->cap;
+    }
+    if (m->cap && (!m->ring || (m->unordered && !m->free_slots))) {
+        free(m->ring);
+        free(m->free_slots);
         free(m);
         return NULL;
     }
+    if (m->unordered)
+        cf_waiter_init(&m->w);
     return m;
 }
 
-executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *const *args,
-                             const size_t *arg_lens, size_t n, const map_options_t *mo)
+/* executor_map with @owned (freed with the map, on every path). */
+static executor_map_t *map_new(executor_t *ex, task_fn fn, const void *const *args,
+                               const size_t *arg_lens, size_t n, const map_options_t *mo,
+                               void *owned)
 {
-    map_options_t def = {0};
-    if (!mo)
-        mo = &def;
-    if (!ex || !fn || (!args && n > 0) || !isfinite(mo->timeout) || mo->timeout < 0)
-        return cf_fail_null(FUT_EINVAL);
-    if (atomic_load(&ex->shut))
-        return cf_fail_null(FUT_ESHUTDOWN);
-    if (atomic_load(&ex->broken))
-        return cf_fail_null(FUT_EBROKEN);
     executor_map_t *m = map_alloc(ex, n, mo);
-    if (!m)
+    if (!m) {
+        free(owned);
         return cf_fail_null(FUT_ENOMEM);
+    }
     cf_executor_ref(ex);
     m->ex = ex;
     m->fn = fn;
     m->args = args;
     m->lens = arg_lens;
     m->n = n;
+    m->owned = owned;
     m->deadline = mo->timeout > 0 ? cf_deadline_after(mo->timeout) : CF_NO_DEADLINE;
     /* The first submit decides, as Python's eager submit would raise. */
     int code = map_fill(m);
@@ -168,6 +241,55 @@ executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *const *args
     return m;
 }
 
+/* 0, or the code executor_map fails with before it allocates anything. */
+static int map_args_check(executor_t *ex, task_fn fn, bool args_ok,
+                          const map_options_t *mo)
+{
+    if (!ex || !fn || !args_ok || !isfinite(mo->timeout) || mo->timeout < 0)
+        return FUT_EINVAL;
+    if (atomic_load(&ex->shut))
+        return FUT_ESHUTDOWN;
+    if (atomic_load(&ex->broken))
+        return FUT_EBROKEN;
+    return 0;
+}
+
+executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *const *args,
+                             const size_t *arg_lens, size_t n, const map_options_t *mo)
+{
+    map_options_t def = {0};
+    if (!mo)
+        mo = &def;
+    int rc = map_args_check(ex, fn, args || n == 0, mo);
+    if (rc < 0)
+        return cf_fail_null(rc);
+    return map_new(ex, fn, args, arg_lens, n, mo, NULL);
+}
+
+executor_map_t *executor_map_array(executor_t *ex, task_fn fn, const void *base,
+                                   size_t elem_size, size_t n, const map_options_t *mo)
+{
+    map_options_t def = {0};
+    if (!mo)
+        mo = &def;
+    bool args_ok = n == 0 || (base && elem_size > 0 && n <= SIZE_MAX / elem_size &&
+                              n <= SIZE_MAX / (sizeof(void *) + sizeof(size_t)));
+    int rc = map_args_check(ex, fn, args_ok, mo);
+    if (rc < 0)
+        return cf_fail_null(rc);
+    /* One block: the item pointers, then their lengths. */
+    void *owned = n ? malloc(n * (sizeof(void *) + sizeof(size_t))) : NULL;
+    if (n && !owned)
+        return cf_fail_null(FUT_ENOMEM);
+    const void **args = owned;
+    size_t *lens = (size_t *)(args + n);
+    for (size_t i = 0; i < n; i++) {
+        args[i] = (const char *)base + i * elem_size;
+        lens[i] = elem_size;
+    }
+    return map_new(ex, fn, args, lens, n, mo, owned);
+}
+
 /* Seconds left until the map's deadline, as a future_result timeout. */
 static double map_time_left(const executor_map_t *m)
 {
@@ -177,9 +299,33 @@ static double map_time_left(const executor_map_t *m)
     return left > 0 ? (double)left / (double)CF_NS_PER_S : 0;
 }
 
+/* Unordered: stops watching every unit in flight, cancels and drops it. */
+static void map_cancel_rest_unordered(executor_map_t *m)
+{
+    for (size_t i = m->cap; i-- > 0;) {
+        struct map_unit *u = &m->ring[i];
+        if (!u->count)
+            continue; /* free */
+        if (u->f) {
+            cf_future_unwatch(u->f, &u->node);
+            future_cancel(u->f);
+            future_unref(u->f);
+        }
+        u->f = NULL;
+        u->count = 0;
+    }
+    m->cur = NO_UNIT;
+    m->head = m->tail;
+    m->yielded = m->n;
+}
+
 /* Cancels every unit not yet handed out and drops the ring's references. */
 static void map_cancel_rest(executor_map_t *m)
 {
+    if (m->unordered) {
+        map_cancel_rest_unordered(m);
+        return;
+    }
     /*
      * Last first: asking a running unit to stop (task_should_stop) could let
      * its worker start the next unit before that one's cancel came.
@@ -194,12 +340,23 @@ static void map_cancel_rest(executor_map_t *m)
     m->yielded = m->n;
 }
 
-/* The head unit is used up: its reference becomes `last`; refill the ring. */
+/* The unit being handed out: the ring's head, or (unordered) the current one. */
+static struct map_unit *cur_unit(executor_map_t *m)
+{
+    return m->unordered ? &m->ring[m->cur] : &m->ring[m->head % m->cap];
+}
+
+/* The current unit is used up: its reference becomes `last`; refill the ring. */
 static void unit_done(executor_map_t *m)
 {
-    struct map_unit *u = &m->ring[m->head % m->cap];
+    struct map_unit *u = cur_unit(m);
     m->last = u->f;
     u->f = NULL;
+    u->count = 0;
+    if (m->unordered) {
+        m->free_slots[m->n_free++] = m->cur;
+        m->cur = NO_UNIT;
+    }
     m->head++;
     m->in_unit = 0;
     m->cursor = 0;
@@ -207,7 +364,7 @@ static void unit_done(executor_map_t *m)
     map_fill(m);
 }
 
-/* The next answer of the head unit, whose result is known. */
+/* The next answer of the current unit, whose result is known. */
 static int unit_answer(executor_map_t *m, const struct map_unit *u, const void **data,
                        size_t *len)
 {
@@ -224,7 +381,61 @@ static int unit_answer(executor_map_t *m, const struct map_unit *u, const void *
     return rc == FUT_EOF ? FUT_ESYS : rc;
 }
 
-int executor_map_next(executor_map_t *m, const void **data, size_t *len)
+/* Remembers the error of the item that just failed with @rc (executor_map_error). */
+static void note_error(executor_map_t *m, const struct map_unit *u, int rc)
+{
+    const future_error_t *e = NULL;
+    future_unref(m->err_f);
+    m->err_f = NULL;
+    if (!u->f)
+        e = &nomem_error;
+    else if (rc == FUT_ECANCELLED)
+        e = &cancelled_error;
+    else if (m->res_rc == 0)
+        e = &chunk_item_error; /* one item of a chunk that did run */
+    else if (future_exception(u->f, 0, &e) == 0 && e)
+        m->err_f = future_ref(u->f);
+    m->err = e ? e : &chunk_item_error;
+}
+
+/*
+ * Unordered: makes a done unit current, waiting until the deadline.
+ * 0, or FUT_ETIMEDOUT.
+ */
+static int pick_unit(executor_map_t *m)
+{
+    pthread_mutex_lock(&m->w.mu);
+    struct cf_wnode *nd;
+    while (!(nd = cf_waiter_pop(&m->w))) {
+        if (!cf_waiter_sleep(&m->w, m->deadline)) {
+            pthread_mutex_unlock(&m->w.mu);
+            return FUT_ETIMEDOUT;
+        }
+    }
+    pthread_mutex_unlock(&m->w.mu);
+    m->cur = (size_t)((struct map_unit *)((char *)nd - offsetof(struct map_unit, node)) -
+                      m->ring);
+    /* The notify ran under the future's lock; unwatching waits it out. */
+    if (m->ring[m->cur].f)
+        cf_future_unwatch(m->ring[m->cur].f, nd);
+    return 0;
+}
+
+/* Reads the current unit's future once: 0, or FUT_ETIMEDOUT. */
+static int unit_result(executor_map_t *m, struct map_unit *u)
+{
+    if (m->res_known)
+        return 0;
+    int rc =
+        future_result(u->f, m->unordered ? 0 : map_time_left(m), &m->res, &m->res_len);
+    if (rc == FUT_ETIMEDOUT)
+        return rc;
+    m->res_rc = rc;
+    m->res_known = true;
+    return 0;
+}
+
+int executor_map_next_at(executor_map_t *m, size_t *index, const void **data, size_t *len)
 {
     if (!m)
         return FUT_EINVAL;
@@ -232,28 +443,23 @@ int executor_map_next(executor_map_t *m, const void **data, size_t *len)
     m->last = NULL;
     if (m->finished || m->yielded == m->n)
         return FUT_EOF;
+    if (m->unordered && m->cur == NO_UNIT && pick_unit(m) == FUT_ETIMEDOUT)
+        goto timed_out;
     assert(m->head < m->tail);
-    struct map_unit *u = &m->ring[m->head % m->cap];
-    if (!u->f) {
-        m->yielded++;
-        if (++m->in_unit == u->count)
-            unit_done(m);
-        return FUT_ENOMEM;
+    struct map_unit *u = cur_unit(m);
+    size_t item = u->first + m->in_unit;
+    int rc = FUT_ENOMEM;
+    const void *d = NULL;
+    size_t dl = 0;
+    if (u->f) {
+        if (unit_result(m, u) == FUT_ETIMEDOUT)
+            goto timed_out;
+        rc = unit_answer(m, u, &d, &dl);
     }
-    if (!m->res_known) {
-        int rc = future_result(u->f, map_time_left(m), &m->res, &m->res_len);
-        if (rc == FUT_ETIMEDOUT) {
-            /* Python: the remaining calls are cancelled; the iterator is over. */
-            map_cancel_rest(m);
-            m->finished = true;
-            return FUT_ETIMEDOUT;
-        }
-        m->res_rc = rc;
-        m->res_known = true;
-    }
-    const void *d;
-    size_t dl;
-    int rc = unit_answer(m, u, &d, &dl);
+    if (rc != 0)
+        note_error(m, u, rc);
+    if (index)
+        *index = item;
     if (data)
         *data = d;
     if (len)
@@ -262,6 +468,21 @@ int executor_map_next(executor_map_t *m, const void **data, size_t *len)
     if (++m->in_unit == u->count)
         unit_done(m);
     return rc;
+timed_out:
+    /* Python: the remaining calls are cancelled; the iterator is over. */
+    map_cancel_rest(m);
+    m->finished = true;
+    return FUT_ETIMEDOUT;
+}
+
+int executor_map_next(executor_map_t *m, const void **data, size_t *len)
+{
+    return executor_map_next_at(m, NULL, data, len);
+}
+
+const future_error_t *executor_map_error(const executor_map_t *m)
+{
+    return m ? m->err : NULL;
 }
 
 void executor_map_free(executor_map_t *m)
@@ -270,7 +491,12 @@ void executor_map_free(executor_map_t *m)
         return;
     future_unref(m->last);
     map_cancel_rest(m);
+    if (m->unordered)
+        cf_waiter_destroy(&m->w);
+    future_unref(m->err_f);
     free(m->ring);
+    free(m->free_slots);
+    free(m->owned);
     cf_executor_unref(m->ex);
     free(m);
 }

@@ -24,6 +24,7 @@ void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,
     t->arg = arg;
     t->arg_len = arg_len;
     t->deadline = deadline;
+    t->prev_err = NULL;
     t->stop_word = NULL;
     t->stop_bit = 0;
     t->answer = CF_ANSWER_NONE;
@@ -133,6 +134,11 @@ int task_return_i64(task_t *t, int64_t v)
     return task_return_copy(t, &v, sizeof(v));
 }
 
+int task_return_double(task_t *t, double v)
+{
+    return task_return_copy(t, &v, sizeof(v));
+}
+
 /* vasprintf into malloc'd memory; NULL when out of memory. */
 static char *format(const char *fmt, va_list ap)
 {
@@ -176,6 +182,11 @@ int task_raise(task_t *t, int code, const char *fmt, ...)
     t->err_msg = format(fmt, ap); /* NULL when out of memory: the failure stands */
     va_end(ap);
     return 0;
+}
+
+const future_error_t *task_prev_error(const task_t *t)
+{
+    return t ? t->prev_err : NULL;
 }
 
 bool task_should_stop(const task_t *t)

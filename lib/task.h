@@ -17,6 +17,7 @@ struct task {
     const void *arg;      /* borrowed from the submitter */
     size_t arg_len;
     int64_t deadline;     /* absolute CLOCK_MONOTONIC ns, or CF_NO_DEADLINE */
+    const future_error_t *prev_err; /* a continuation's prev failed (task_prev_error) */
     /* In a worker process: stop asked when (*stop_word & stop_bit); else NULL. */
     _Atomic uint32_t *stop_word;
     uint32_t stop_bit;

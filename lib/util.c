@@ -178,3 +178,47 @@ int cf_start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }
+
+/* ---------------------------------------------------------- names */
+
+/* Here, not in future.c: names of codes need no future. */
+
+const char *future_strerror(int code)
+{
+    switch (code) {
+    case 0:
+        return "success";
+    case FUT_ETIMEDOUT:
+        return "FUT_ETIMEDOUT: timed out";
+    case FUT_ECANCELLED:
+        return "FUT_ECANCELLED: the future was cancelled";
+    case FUT_ESHUTDOWN:
+        return "FUT_ESHUTDOWN: cannot schedule new futures after shutdown";
+    case FUT_EINVAL:
+        return "FUT_EINVAL: invalid argument";
+    case FUT_ENOMEM:
+        return "FUT_ENOMEM: out of memory";
+    case FUT_EFULL:
+        return "FUT_EFULL: the executor's queue is full";
+    case FUT_ETASK:
+        return "FUT_ETASK: the task raised an error";
+    case FUT_EBROKEN:
+        return "FUT_EBROKEN: the executor is broken";
+    case FUT_EWORKER:
+        return "FUT_EWORKER: the worker process died while running the task";
+    case FUT_EDEADLINE:
+        return "FUT_EDEADLINE: the task's own time limit passed";
+    case FUT_ESTATE:
+        return "FUT_ESTATE: invalid state for this operation";
+    case FUT_ESYS:
+        return "FUT_ESYS: a system call failed";
+    case FUT_EOF:
+        return "FUT_EOF: the iterator is exhausted";
+    }
+    return "unknown error";
+}
+
+const char *cfutures_version(void)
+{
+    return CFUTURES_VERSION;
+}

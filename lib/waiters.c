@@ -29,10 +29,11 @@
 /* ---------------------------------------------------------- dedupe */
 
 /*
- * Copies the distinct futures of fs into out (input order kept); returns how
+ * Copies the distinct futures of fs into out (input order kept) and, when
+ * @pos is not NULL, the position in @fs of each one's first copy; returns how
  * many, or -1 when out of memory. Fails on a NULL entry with -2.
  */
-static long unique_futures(future_t *const *fs, size_t n, future_t **out)
+static long unique_futures(future_t *const *fs, size_t n, future_t **out, size_t *pos)
 {
     size_t m = 0;
     if (n <= 8) {
@@ -42,8 +43,11 @@ static long unique_futures(future_t *const *fs, size_t n, future_t **out)
             size_t j = 0;
             while (j < m && out[j] != fs[i])
                 j++;
-            if (j == m)
+            if (j == m) {
+                if (pos)
+                    pos[m] = i;
                 out[m++] = fs[i];
+            }
         }
         return (long)m;
     }
@@ -64,6 +68,8 @@ static long unique_futures(future_t *const *fs, size_t n, future_t **out)
             h = (h + 1) & (cap - 1);
         if (!set[h]) {
             set[h] = f;
+            if (pos)
+                pos[m] = i;
             out[m++] = f;
         }
     }
@@ -117,6 +123,7 @@ static void unwatch_all(struct cf_wnode *nodes, size_t m)
 struct as_completed {
     struct cf_waiter w;
     struct cf_wnode *nodes; /* one per distinct future; the iterator's owner */
+    size_t *pos;            /* nodes[i]'s future is fs[pos[i]] (its first copy) */
     size_t n;               /* distinct futures */
     size_t left;            /* not yet yielded */
     int64_t deadline;
@@ -130,19 +137,22 @@ as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
     as_completed_t *it = calloc(1, sizeof(*it));
     future_t **uniq = n ? malloc(n * sizeof(*uniq)) : NULL;
     struct cf_wnode *nodes = n ? malloc(n * sizeof(*nodes)) : NULL;
+    size_t *pos = n ? malloc(n * sizeof(*pos)) : NULL;
     long m = -1;
     if (it && n == 0)
         m = 0;
-    else if (it && uniq && nodes)
-        m = unique_futures(fs, n, uniq);
+    else if (it && uniq && nodes && pos)
+        m = unique_futures(fs, n, uniq, pos);
     if (m < 0 || !it) {
         free(it);
         free(uniq);
         free(nodes);
+        free(pos);
         return cf_fail_null(m == -2 ? FUT_EINVAL : FUT_ENOMEM);
     }
     cf_waiter_init(&it->w);
     it->nodes = nodes;
+    it->pos = pos;
     it->n = it->left = (size_t)m;
     it->deadline = cf_deadline_after(timeout);
     for (size_t i = 0; i < (size_t)m; i++)
@@ -161,6 +171,11 @@ as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
 
 int as_completed_next(as_completed_t *it, future_t **out)
 {
+    return as_completed_next_at(it, out, NULL);
+}
+
+int as_completed_next_at(as_completed_t *it, future_t **out, size_t *index)
+{
     if (!it || !out)
         return FUT_EINVAL;
     if (it->finished || it->left == 0)
@@ -178,6 +193,8 @@ int as_completed_next(as_completed_t *it, future_t **out)
     nd->yielded = true;
     it->left--;
     *out = nd->f; /* the iterator's reference goes to the caller */
+    if (index)
+        *index = it->pos[nd - it->nodes];
     return 0;
 }
 
@@ -194,6 +211,7 @@ void as_completed_free(as_completed_t *it)
     }
     cf_waiter_destroy(&it->w);
     free(it->nodes);
+    free(it->pos);
     free(it);
 }
 
@@ -269,7 +287,7 @@ int futures_wait(future_t *const *fs, size_t n, double timeout, futures_wait_mod
     struct cf_wnode small_n[16];
     future_t **uniq = n <= 16 ? small_u : malloc(n * sizeof(*uniq));
     struct cf_wnode *nodes = n <= 16 ? small_n : malloc(n * sizeof(*nodes));
-    long m = uniq && nodes ? unique_futures(fs, n, uniq) : -1;
+    long m = uniq && nodes ? unique_futures(fs, n, uniq, NULL) : -1;
     int rc = m == -2 ? FUT_EINVAL : FUT_ENOMEM;
     if (m >= 0) {
         int64_t deadline = cf_deadline_after(timeout);

@@ -3,6 +3,11 @@ noinst_PROGRAMS = samples/quickstart
 samples_quickstart_SOURCES = samples/quickstart.c
 samples_quickstart_LDADD = lib/libcfutures.la $(PTHREAD_LIBS)
 
+# asyncio's add_reader in C: poll() on a completion queue's fd beside stdin.
+noinst_PROGRAMS += samples/poll_loop
+samples_poll_loop_SOURCES = samples/poll_loop.c
+samples_poll_loop_LDADD = lib/libcfutures.la $(PTHREAD_LIBS)
+
 # The course's parallel PDF downloader, on libcurl (built only when found).
 if HAVE_CURL
 noinst_PROGRAMS += samples/pdf_downloader/pdf_downloader

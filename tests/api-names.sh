@@ -6,5 +6,7 @@ api=$src/../shared/tools/api-names.c
 [ -f "$api" ] || { echo "no $api: skipped"; exit 77; }
 pp=
 grep -q process_pool_executor_new "$src/include/cfutures.h" && pp=-DWITH_PROCESS_POOL
+co=
+grep -q future_then "$src/include/cfutures.h" && co=-DWITH_COMPOSE
 ${CC:-cc} -std=gnu11 -fsyntax-only -Werror=incompatible-pointer-types \
-    -Werror=implicit-function-declaration $pp -I"$src/include" "$api"
+    -Werror=implicit-function-declaration $pp $co -I"$src/include" "$api"

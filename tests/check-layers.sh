@@ -36,10 +36,10 @@ rank() {
     local stem=${1%.[ch]}
     case $stem in
     util) echo 0 ;;
-    waiter) echo 1 ;;
+    waiter | timer) echo 1 ;;
     future) echo 2 ;;
-    task | waiters | executor) echo 3 ;;
-    map | thread_pool) echo 4 ;;
+    task | waiters | cqueue | executor) echo 3 ;;
+    map | compose | thread_pool) echo 4 ;;
     process/*) echo 5 ;;
     mpi/*) echo 6 ;;
     esac

@@ -17,8 +17,11 @@
  */
 #include "testutil.h"
 
+
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1922,6 +1925,539 @@ START_TEST(test_executor_shutdown_many_threads)
 }
 END_TEST
 
+/* ========================================================== beyond Python */
+
+/* x / 4 as a double: task_return_double on every kind */
+static void x_quarter(task_t *t)
+{
+    const int64_t *v = task_arg(t, NULL);
+    task_return_double(t, (double)*v / 4);
+}
+
+/*
+ * PyMOTW's f.arg = i and the docs' future_to_url[future], each one call:
+ * user data rides on the future, as_completed_next_at gives the position
+ */
+START_TEST(test_executor_user_data_next_at)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t v[4] = {1, 2, 3, 4};
+    const char *names[4] = {"a", "b", "c", "d"};
+    future_t *fs[5];
+    for (int i = 0; i < 4; i++) {
+        fs[i] = submit_ok(ex, x_quarter, &v[i], sizeof(v[i]));
+        future_set_user_data(fs[i], (void *)names[i]);
+    }
+    fs[4] = fs[1]; /* a duplicate: yielded once, at its first position */
+    as_completed_t *it = as_completed_new(fs, 5, T_LONG);
+    ck_assert_ptr_nonnull(it);
+    bool seen[4] = {false};
+    future_t *out;
+    size_t idx;
+    for (int k = 0; k < 4; k++) {
+        ck_assert_int_eq(as_completed_next_at(it, &out, &idx), 0);
+        ck_assert_uint_lt(idx, 4);
+        ck_assert(out == fs[idx]);
+        ck_assert(!seen[idx]);
+        seen[idx] = true;
+        ck_assert_ptr_eq(future_user_data(out), names[idx]);
+        double d = 0;
+        ck_assert_int_eq(future_result_double(out, 0, &d), 0);
+        ck_assert(d == (double)v[idx] / 4);
+        future_unref(out);
+    }
+    ck_assert_int_eq(as_completed_next_at(it, &out, &idx), FUT_EOF);
+    as_completed_free(it);
+    for (int i = 0; i < 4; i++)
+        future_unref(fs[i]);
+    executor_free(ex);
+}
+END_TEST
+
+/* ---------------------------------------------------------- continuations */
+
+/* The xgate that x_mark counts its runs in (shared with a process worker). */
+#define MARK_GATE (N_XGATES - 1)
+
+static void x_mark(task_t *t)
+{
+    atomic_fetch_add(&xgates[MARK_GATE], 1);
+    task_return_i64(t, 5);
+}
+
+/* Recovery: status * 1000 + code of the previous error, or prev's i64 + 0. */
+static void x_recover(task_t *t)
+{
+    const future_error_t *e = task_prev_error(t);
+    if (e) {
+        task_return_i64(t, (int64_t)e->status * 1000 + e->code);
+        return;
+    }
+    const int64_t *v = task_arg(t, NULL);
+    task_return_i64(t, *v);
+}
+
+/* prev's result is an xgate index: waits for it (or task_should_stop), returns 7. */
+static void x_then_gated(task_t *t)
+{
+    const int64_t *g = task_arg(t, NULL);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&xgates[*g]) && !task_should_stop(t) && now_s() < end)
+        usleep(100);
+    task_return_i64(t, 7);
+}
+
+static void x_die(task_t *t)
+{
+    (void)t;
+    raise(SIGKILL);
+}
+
+static future_t *then_ok(future_t *prev, executor_t *ex, task_fn fn, fut_then_when when)
+{
+    future_t *f = future_then(prev, ex, fn, &(then_options_t){.when = when});
+    ck_assert_msg(f != NULL, "future_then: errno %d", errno);
+    return f;
+}
+
+static void set_i64(future_t *p, int64_t v)
+{
+    int64_t *b = malloc(sizeof(*b));
+    *b = v;
+    ck_assert_int_eq(future_set_result(p, b, sizeof(*b), free), 0);
+}
+
+/* thenApply chains: on the executor, inline, on a promise, big results */
+START_TEST(test_executor_then_chain)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t one = 1;
+    future_t *f0 = submit_ok(ex, t_add1, &one, sizeof(one));
+    future_t *f1 = then_ok(f0, ex, t_add1, FUT_THEN_ON_RESULT);
+    future_t *f2 = then_ok(f1, NULL, t_add1, FUT_THEN_ON_RESULT);
+    future_t *f3 = then_ok(f2, ex, t_add1, FUT_THEN_ON_RESULT);
+    ck_assert_int_eq(result_i64(f3), 5);
+    ck_assert_int_eq(result_i64(f1), 3);
+
+    future_t *p = future_new();
+    future_t *g = then_ok(p, ex, t_add1, FUT_THEN_ON_RESULT);
+    set_i64(p, 10);
+    ck_assert_int_eq(result_i64(g), 11);
+
+    char big[300];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)('a' + i % 26);
+    future_t *e0 = submit_ok(ex, t_echo, big, sizeof(big));
+    future_t *e1 = then_ok(e0, ex, t_echo, FUT_THEN_ON_RESULT);
+    const void *data;
+    size_t len;
+    ck_assert_int_eq(future_result(e1, T_LONG, &data, &len), 0);
+    ck_assert_uint_eq(len, sizeof(big));
+    ck_assert(memcmp(data, big, len) == 0);
+    future_t *us[] = {f0, f1, f2, f3, p, g, e0, e1};
+    for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++)
+        future_unref(us[i]);
+    /* the executor freed while a continuation waits: it fails FUT_ESHUTDOWN */
+    future_t *late = future_new();
+    future_t *orphan = then_ok(late, ex, t_add1, FUT_THEN_ON_RESULT);
+    executor_free(ex);
+    set_i64(late, 1);
+    ck_assert_int_eq(future_result(orphan, T_LONG, NULL, NULL), FUT_ESHUTDOWN);
+    future_unref(orphan);
+    future_unref(late);
+}
+END_TEST
+
+/* exceptionally / handle: a failure flows down, recovery turns it into a result */
+START_TEST(test_executor_then_failure_recovery)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t zero = 0, three = 3;
+    int64_t want = (int64_t)FUT_ETASK * 1000 + DIV_CODE;
+    future_t *f0 = submit_ok(ex, x_div, &zero, sizeof(zero));
+    future_t *a = then_ok(f0, ex, t_add1, FUT_THEN_ON_RESULT);
+    future_t *b = then_ok(a, ex, x_recover, FUT_THEN_ON_FAILURE);
+    future_t *c = then_ok(b, ex, x_recover, FUT_THEN_ON_FAILURE); /* passes b's result on */
+    future_t *d = then_ok(f0, ex, x_recover, FUT_THEN_ALWAYS);
+    future_t *g0 = submit_ok(ex, x_sq, &three, sizeof(three));
+    future_t *g1 = then_ok(g0, ex, x_recover, FUT_THEN_ALWAYS);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(a, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_ETASK);
+    ck_assert_int_eq(e->code, DIV_CODE);
+    ck_assert_str_eq(e->message, "division by zero");
+    ck_assert_int_eq(result_i64(b), want);
+    ck_assert_int_eq(result_i64(c), want);
+    ck_assert_int_eq(result_i64(d), want);
+    ck_assert_int_eq(result_i64(g1), 9);
+    future_t *us[] = {f0, a, b, c, d, g0, g1};
+    for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++)
+        future_unref(us[i]);
+    executor_free(ex);
+}
+END_TEST
+
+/* cancel before fn starts (prev pending; queued behind a busy worker): fn never runs */
+START_TEST(test_executor_then_cancel_before_start)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct xarg a0, a1;
+    future_t *prev = submit_gated(ex, &a0, 0, 1);
+    future_t *next = then_ok(prev, ex, x_mark, FUT_THEN_ON_RESULT);
+    ck_assert(future_cancel(next));
+    ck_assert(future_cancelled(next));
+    xgate_open(0);
+    ck_assert_int_eq(result_i64(prev), 1);
+
+    future_t *blocker = submit_gated(ex, &a1, 1, 2);
+    wait_stats(ex, 1, 0, -1);
+    future_t *p = future_new();
+    future_t *queued = then_ok(p, ex, x_mark, FUT_THEN_ON_RESULT);
+    set_i64(p, 0);
+    ck_assert(!future_done(queued));
+    ck_assert(future_cancel(queued));
+    xgate_open(1);
+    ck_assert_int_eq(result_i64(blocker), 2);
+    executor_shutdown(ex, true, false);
+    ck_assert_int_eq(atomic_load(&xgates[MARK_GATE]), 0);
+    ck_assert(future_cancelled(queued));
+    future_t *us[] = {prev, next, blocker, p, queued};
+    for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++)
+        future_unref(us[i]);
+    executor_free(ex);
+}
+END_TEST
+
+/* cancel after fn started: false, and task_should_stop() turns true in fn */
+START_TEST(test_executor_then_cancel_after_start)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    future_t *p = future_new();
+    future_t *next = then_ok(p, ex, x_then_gated, FUT_THEN_ON_RESULT);
+    set_i64(p, 3); /* fn waits for xgate 3 */
+    wait_stats(ex, 1, 0, -1);
+    ck_assert(!future_cancel(next));
+    ck_assert_int_eq(result_i64(next), 7); /* it stopped early: the gate is shut */
+    ck_assert(!atomic_load(&xgates[3]));
+    future_unref(next);
+    future_unref(p);
+    executor_free(ex);
+}
+END_TEST
+
+/* a dying process worker: FUT_EWORKER flows down the chain, recovery sees it */
+START_TEST(test_executor_then_worker_death)
+{
+    if (strcmp(kinds[_i].name, "process") != 0)
+        return; /* a thread cannot die alone */
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    future_t *f0 = submit_ok(ex, x_die, NULL, 0);
+    future_t *a = then_ok(f0, ex, t_add1, FUT_THEN_ON_RESULT);
+    future_t *b = then_ok(a, NULL, t_add1, FUT_THEN_ON_RESULT);
+    future_t *c = then_ok(b, ex, x_recover, FUT_THEN_ON_FAILURE);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(b, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_EWORKER);
+    ck_assert_int_eq(e->signal, SIGKILL);
+    ck_assert_int_eq(result_i64(c), (int64_t)FUT_EWORKER * 1000);
+    future_t *us[] = {f0, a, b, c};
+    for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++)
+        future_unref(us[i]);
+    executor_free(ex);
+}
+END_TEST
+
+/* allOf / anyOf over executor futures: failures, duplicates, cancellation */
+START_TEST(test_executor_all_any)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 3});
+    int64_t two = 2, zero = 0;
+    struct xarg a0, a1;
+    future_t *sq = submit_ok(ex, x_sq, &two, sizeof(two));
+    future_t *div = submit_ok(ex, x_div, &zero, sizeof(zero));
+    future_t *held = submit_gated(ex, &a0, 0, 5);
+    future_t *fs[] = {held, sq, div, sq};
+    future_t *all = futures_all(fs, 4, NULL);
+    future_t *settled = futures_all(fs, 4, &(combine_options_t){.settle = true});
+    future_t *any = futures_any(fs, 4, NULL);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(all, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->code, DIV_CODE);
+    int64_t idx = -1;
+    ck_assert_int_eq(future_result_i64(any, T_LONG, &idx), 0);
+    ck_assert_int_eq(idx, 1); /* sq, at its first position */
+    ck_assert(!future_done(settled));
+    xgate_open(0);
+    ck_assert_int_eq(future_result(settled, T_LONG, NULL, NULL), 0);
+
+    /* cancel_rest: the held one is asked to stop once another succeeded */
+    future_t *held2 = submit_gated(ex, &a1, 1, 6);
+    future_t *gs[] = {held2, sq};
+    future_t *any2 = futures_any(gs, 2, &(combine_options_t){.cancel_rest = true});
+    ck_assert_int_eq(future_result_i64(any2, T_LONG, &idx), 0);
+    ck_assert_int_eq(idx, 1);
+    int64_t v = 0;
+    int rc = future_result_i64(held2, T_LONG, &v); /* stopped early, or never started */
+    ck_assert_msg((rc == 0 && v == 6) || rc == FUT_ECANCELLED, "%s", future_strerror(rc));
+    ck_assert(future_cancelled(held2) || !atomic_load(&xgates[1]));
+
+    /* a cancelled input cancels allOf; anyOf fails with the last error */
+    future_t *p = future_new();
+    future_t *hs[] = {sq, p};
+    future_t *all2 = futures_all(hs, 2, NULL);
+    future_cancel(p);
+    ck_assert(future_cancelled(all2));
+    future_t *ds[] = {div, div};
+    future_t *any3 = futures_any(ds, 2, NULL);
+    ck_assert_int_eq(future_exception(any3, T_LONG, &e), 0);
+    ck_assert_int_eq(e->code, DIV_CODE);
+    future_t *us[] = {sq, div, held, all, settled, any, held2, any2, p, all2, any3};
+    for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++)
+        future_unref(us[i]);
+    executor_free(ex);
+}
+END_TEST
+
+/* orTimeout / within: just before and just after the timeout, cancel_source */
+START_TEST(test_executor_within)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t three = 3;
+    struct xarg a0, a1;
+    future_t *quick = submit_ok(ex, x_sq, &three, sizeof(three));
+    future_t *r1 = future_within(quick, T_LONG, false); /* done well before */
+    ck_assert_int_eq(result_i64(r1), 9);
+
+    future_t *late = submit_gated(ex, &a0, 0, 4);
+    future_t *r2 = future_within(late, 0.05, false); /* done just after */
+    ck_assert_int_eq(future_result(r2, T_LONG, NULL, NULL), FUT_ETIMEDOUT);
+    xgate_open(0);
+    ck_assert_int_eq(result_i64(late), 4);
+    ck_assert_int_eq(future_result(r2, 0, NULL, NULL), FUT_ETIMEDOUT);
+
+    future_t *stuck = submit_gated(ex, &a1, 1, 8);
+    future_t *r3 = future_within(stuck, 0.05, true); /* cancel_source: asked to stop */
+    ck_assert_int_eq(future_result(r3, T_LONG, NULL, NULL), FUT_ETIMEDOUT);
+    ck_assert_int_eq(result_i64(stuck), 8); /* it stopped early */
+    ck_assert(!atomic_load(&xgates[1]));
+    future_t *us[] = {quick, r1, late, r2, stuck, r3};
+    for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++)
+        future_unref(us[i]);
+    executor_free(ex);
+}
+END_TEST
+
+/* A reader of the queue's fd: poll(), then completion_queue_next, until n came. */
+struct cq_reader {
+    completion_queue_t *q;
+    int want, got;
+    int64_t sum;
+};
+
+static void *cq_reader_main(void *arg)
+{
+    struct cq_reader *r = arg;
+    double end = now_s() + T_LONG;
+    while (r->got < r->want && now_s() < end) {
+        struct pollfd p = {.fd = completion_queue_fd(r->q), .events = POLLIN};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        future_t *f;
+        while (completion_queue_next(r->q, 0, &f) == 0) {
+            int64_t v = 0;
+            if (future_result_i64(f, 0, &v) == 0)
+                r->sum += v;
+            r->got++;
+            future_unref(f);
+        }
+    }
+    return NULL;
+}
+
+static void cb_join_queue(future_t *f, void *ud)
+{
+    ck_assert_int_eq(completion_queue_add(ud, f), 0);
+}
+
+/* asyncio add_reader: a queue fed at submit and from callbacks, read through its fd */
+START_TEST(test_executor_completion_queue)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    completion_queue_t *q = completion_queue_new();
+    ck_assert_ptr_nonnull(q);
+    struct cq_reader r = {.q = q, .want = 8};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, cq_reader_main, &r), 0);
+    int64_t v[8];
+    future_t *fs[8];
+    for (int i = 0; i < 8; i++) {
+        v[i] = i;
+        if (i % 2 == 0) {
+            fs[i] = executor_submit_with(ex, t_add1, &v[i], sizeof(v[i]),
+                                         &(submit_options_t){.queue = q});
+            ck_assert_ptr_nonnull(fs[i]);
+        } else {
+            fs[i] = submit_ok(ex, t_add1, &v[i], sizeof(v[i]));
+            ck_assert_int_eq(future_add_done_callback(fs[i], cb_join_queue, q), 0);
+        }
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(r.got, 8);
+    ck_assert_int_eq(r.sum, 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8);
+    future_t *f = NULL;
+    ck_assert_int_eq(completion_queue_next(q, 0, &f), FUT_EOF);
+    struct pollfd p = {.fd = completion_queue_fd(q), .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 0), 0); /* nothing waits: not readable */
+
+    /* a continuation joins at creation; a pending one times out */
+    future_t *pr = future_new();
+    future_t *t = future_then(pr, ex, t_add1,
+                              &(then_options_t){.submit = {.queue = q}});
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(completion_queue_next(q, 0.01, &f), FUT_ETIMEDOUT);
+    set_i64(pr, 41);
+    ck_assert_int_eq(completion_queue_next(q, T_LONG, &f), 0);
+    ck_assert(f == t);
+    ck_assert_int_eq(result_i64(f), 42);
+    future_unref(f);
+    future_unref(t);
+    future_unref(pr);
+    for (int i = 0; i < 8; i++)
+        future_unref(fs[i]);
+    completion_queue_free(q);
+    executor_free(ex);
+}
+END_TEST
+
+/* executor_map_array over structs, unordered, chunked and buffered: as they complete */
+START_TEST(test_executor_map_unordered)
+{
+    xgates_reset();
+    bool process = strcmp(kinds[_i].name, "process") == 0;
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    enum { N = 9 };
+    struct xarg xs[N];
+    for (int i = 0; i < N; i++)
+        xs[i] = (struct xarg){.gate = i == 0 ? 0 : 1, .value = i * 10};
+    xgate_open(1);
+    executor_map_t *m = executor_map_array(
+        ex, x_gated, xs, sizeof(xs[0]), N,
+        &(map_options_t){.unordered = true, .chunksize = 2, .buffersize = 3});
+    ck_assert_ptr_nonnull(m);
+    size_t held = process ? 2 : 1; /* item 0's unit: a chunk of 2 on the process pool */
+    bool seen[N] = {false};
+    size_t idx;
+    const void *data;
+    size_t len;
+    for (size_t k = 0; k < N - held; k++) {
+        ck_assert_int_eq(executor_map_next_at(m, &idx, &data, &len), 0);
+        ck_assert_uint_ge(idx, held);
+        ck_assert_uint_lt(idx, N);
+        ck_assert(!seen[idx]);
+        seen[idx] = true;
+        int64_t v;
+        memcpy(&v, data, sizeof(v));
+        ck_assert_int_eq(v, (int64_t)idx * 10);
+    }
+    xgate_open(0);
+    for (size_t k = 0; k < held; k++) {
+        ck_assert_int_eq(executor_map_next_at(m, &idx, &data, &len), 0);
+        ck_assert_uint_eq(idx, k); /* a unit's items come in order */
+    }
+    ck_assert_int_eq(executor_map_next_at(m, &idx, &data, &len), FUT_EOF);
+    executor_map_free(m);
+
+    /* ordered maps say the index too; an array of structs on every kind */
+    struct pow_arg ps[4] = {{2, 1}, {2, 2}, {3, 2}, {2, 10}};
+    int64_t want[4] = {2, 4, 9, 1024};
+    m = executor_map_array(ex, x_pow, ps, sizeof(ps[0]), 4, &(map_options_t){.chunksize = 3});
+    ck_assert_ptr_nonnull(m);
+    for (size_t k = 0; k < 4; k++) {
+        ck_assert_int_eq(executor_map_next_at(m, &idx, &data, &len), 0);
+        ck_assert_uint_eq(idx, k);
+        int64_t v;
+        memcpy(&v, data, sizeof(v));
+        ck_assert_int_eq(v, want[k]);
+    }
+    executor_map_free(m);
+    errno = 0;
+    ck_assert_ptr_null(executor_map_array(ex, x_pow, NULL, 8, 2, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(executor_map_array(ex, x_pow, ps, 0, 2, NULL));
+    executor_free(ex);
+}
+END_TEST
+
+/* unordered map with a timeout: what completed, then FUT_ETIMEDOUT, then FUT_EOF */
+START_TEST(test_executor_map_unordered_timeout)
+{
+    xgates_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct xarg xs[4];
+    for (int i = 0; i < 4; i++)
+        xs[i] = (struct xarg){.gate = i == 1 ? 0 : 1, .value = i};
+    xgate_open(1);
+    executor_map_t *m = executor_map_array(
+        ex, x_gated, xs, sizeof(xs[0]), 4,
+        &(map_options_t){.unordered = true, .timeout = 0.3, .buffersize = 2});
+    ck_assert_ptr_nonnull(m);
+    size_t idx = 99;
+    ck_assert_int_eq(executor_map_next_at(m, &idx, NULL, NULL), 0);
+    ck_assert_uint_eq(idx, 0);
+    /* item 1 holds the only worker past the deadline */
+    ck_assert_int_eq(executor_map_next_at(m, &idx, NULL, NULL), FUT_ETIMEDOUT);
+    ck_assert_int_eq(executor_map_next_at(m, &idx, NULL, NULL), FUT_EOF);
+    executor_map_free(m);
+    executor_shutdown(ex, true, false);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_le(st.completed, 2); /* items 2 and 3 never ran (maybe 2, queued) */
+    executor_free(ex);
+}
+END_TEST
+
+/* executor_map_error: why an item failed, not only that it did */
+START_TEST(test_executor_map_error)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    int64_t v[3] = {1, 0, 4};
+    const void *args[3] = {&v[0], &v[1], &v[2]};
+    size_t lens[3] = {8, 8, 8};
+    for (int unordered = 0; unordered < 2; unordered++) {
+        executor_map_t *m =
+            executor_map(ex, x_div, args, lens, 3, &(map_options_t){.unordered = unordered});
+        ck_assert_ptr_nonnull(m);
+        ck_assert_ptr_null(executor_map_error(m));
+        int failed = 0;
+        for (int k = 0; k < 3; k++) {
+            size_t idx;
+            int rc = executor_map_next_at(m, &idx, NULL, NULL);
+            if (idx == 1) {
+                ck_assert_int_eq(rc, FUT_ETASK);
+                const future_error_t *e = executor_map_error(m);
+                ck_assert_ptr_nonnull(e);
+                ck_assert_int_eq(e->code, DIV_CODE);
+                ck_assert_str_eq(e->message, "division by zero");
+                failed++;
+            } else {
+                ck_assert_int_eq(rc, 0);
+            }
+        }
+        ck_assert_int_eq(failed, 1);
+        ck_assert_ptr_nonnull(executor_map_error(m)); /* still the last failure's */
+        executor_map_free(m);
+    }
+    ck_assert_ptr_null(executor_map_error(NULL));
+    executor_free(ex);
+}
+END_TEST
+
 /* ================================================================ suite */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -1964,6 +2500,20 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_executor_initializer, 0, N_KINDS);
     tcase_add_loop_test(tc, test_executor_as_completed, 0, N_KINDS);
     tcase_add_loop_test(tc, test_executor_futures_wait, 0, N_KINDS);
+
+    tc = tcase(s, "compose");
+    tcase_add_loop_test(tc, test_executor_user_data_next_at, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_chain, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_failure_recovery, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_cancel_before_start, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_cancel_after_start, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_worker_death, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_all_any, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_within, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_completion_queue, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_unordered, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_unordered_timeout, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_error, 0, N_KINDS);
 
     tc = tcase(s, "errors");
     tcase_add_loop_test(tc, test_executor_max_workers_negative, 0, N_KINDS);

@@ -511,6 +511,95 @@ static void scenario_process_pool(void)
         future_unref(fs[i]);
 }
 
+/*
+ * Composing (future_then on the pool and inline, futures_all/any, a
+ * completion queue fed at submit, an unordered map over an array,
+ * future_within without a timer): every call gives its result or a clean
+ * ENOMEM / FUT_ESYS, and a continuation whose step could not be built fails
+ * or cancels, never hangs. (The timer's own sites: test_faults_timer_*.)
+ */
+static bool compose_rc_ok(int rc)
+{
+    return rc == 0 || rc == FUT_ENOMEM || rc == FUT_ESYS || rc == FUT_ETASK; /* t_big */
+}
+
+/* Recovery: prev's error code as a result. */
+static void t_recover(task_t *t)
+{
+    const future_error_t *e = task_prev_error(t);
+    task_return_i64(t, e ? e->code : 0);
+}
+
+static void scenario_compose(void)
+{
+    executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    if (!ex) {
+        EXPECT(errno == ENOMEM);
+        return;
+    }
+    completion_queue_t *q = completion_queue_new();
+    if (!q)
+        EXPECT(errno == ENOMEM);
+    future_t *f0 = executor_submit_with(ex, t_add1, &k41, sizeof(k41),
+                                        &(submit_options_t){.queue = q});
+    future_t *f1 = f0 ? future_then(f0, ex, t_add1, NULL) : NULL;
+    future_t *f2 = f1 ? future_then(f1, NULL, t_big, &(then_options_t){.when = FUT_THEN_ALWAYS})
+                      : NULL;
+    future_t *f3 = f2 ? future_then(f2, ex, t_recover, &(then_options_t){.when = FUT_THEN_ON_FAILURE})
+                      : NULL;
+    /* t_big's 64 bytes: the continuation's argument is allocated */
+    future_t *f4 = f2 ? future_then(f2, ex, t_echo, NULL) : NULL;
+    future_t *all_in[3] = {f0, f1, f0};
+    future_t *all = f1 ? futures_all(all_in, 3, &(combine_options_t){.cancel_rest = true}) : NULL;
+    future_t *any = f1 ? futures_any(all_in, 3, NULL) : NULL;
+    future_t *within = f1 ? future_within(f1, FUT_FOREVER, false) : NULL;
+    future_t *made[] = {f0, f1, f2, f3, f4, all, any, within};
+    for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++) {
+        if (!made[i] && (i == 0 || made[0]))
+            EXPECT(NULL_ERRNO_OK(errno) || i > 0);
+        if (made[i])
+            EXPECT(compose_rc_ok(future_result(made[i], T_LONG, NULL, NULL)) ||
+                   future_cancelled(made[i]));
+    }
+    if (f1) {
+        int64_t v = 0;
+        int rc = future_result_i64(f1, 0, &v);
+        EXPECT(rc == FUT_ENOMEM || (rc == 0 && v == 43));
+    }
+    if (q) {
+        future_t *f;
+        int rc;
+        while ((rc = completion_queue_next(q, T_LONG, &f)) == 0) {
+            EXPECT(f == f0);
+            future_unref(f);
+        }
+        EXPECT(rc == FUT_EOF);
+        completion_queue_free(q);
+    }
+    int64_t vals[5] = {1, 2, 3, 4, 5};
+    executor_map_t *m = executor_map_array(ex, t_add1, vals, sizeof(vals[0]), 5,
+                                           &(map_options_t){.unordered = true, .buffersize = 2});
+    if (!m) {
+        EXPECT(NULL_ERRNO_OK(errno));
+    } else {
+        size_t idx;
+        const void *data;
+        size_t len;
+        for (int i = 0; i < 5; i++) {
+            int rc = executor_map_next_at(m, &idx, &data, &len);
+            if (rc == 0)
+                EXPECT(len == 8 && *(const int64_t *)data == vals[idx] + 1);
+            else
+                EXPECT((rc == FUT_ENOMEM || rc == FUT_ESYS) && executor_map_error(m));
+        }
+        EXPECT(executor_map_next_at(m, &idx, &data, &len) == FUT_EOF);
+        executor_map_free(m);
+    }
+    executor_free(ex);
+    for (size_t i = 0; i < sizeof(made) / sizeof(made[0]); i++)
+        future_unref(made[i]);
+}
+
 /* ------------------------------------------------------------ the fault loop */
 
 struct row {
@@ -538,6 +627,9 @@ static const struct row rows[] = {
     {"cancel/alloc", scenario_cancel, FAULT_ALLOC, false},
     {"cancel/alloc-persistent", scenario_cancel, FAULT_ALLOC, true},
     {"cancel/thread", scenario_cancel, FAULT_THREAD, false},
+    {"compose/alloc", scenario_compose, FAULT_ALLOC, false},
+    {"compose/alloc-persistent", scenario_compose, FAULT_ALLOC, true},
+    {"compose/thread", scenario_compose, FAULT_THREAD, false},
     {"process/alloc", scenario_process_pool, FAULT_ALLOC, false},
     {"process/alloc-persistent", scenario_process_pool, FAULT_ALLOC, true},
     {"process/thread", scenario_process_pool, FAULT_THREAD, false},
@@ -585,6 +677,53 @@ START_TEST(test_faults_every_call)
            "%zu distinct sites so far\n",
            r->name, fault_total_injected() - before, n, calls, fault_sites());
     fflush(stdout);
+}
+END_TEST
+
+/*
+ * The timer's sites (its heap, its thread), hit only by the first
+ * future_within of a process, which each Check test is: every fault gives
+ * NULL with ENOMEM / FUT_ESYS, and a later call works. The thread stays.
+ */
+START_TEST(test_faults_timer_alloc)
+{
+    future_t *p = future_new();
+    long n, calls = 0;
+    for (n = 1; n < 1000; n++) {
+        fault_arm(FAULT_ALLOC, n, false);
+        future_t *r = future_within(p, 0.001, false);
+        int e = errno;
+        calls = fault_disarm();
+        if (!r) {
+            ck_assert_msg(e == ENOMEM, "call %ld: errno %d", n, e);
+            continue;
+        }
+        ck_assert_int_eq(future_result(r, T_LONG, NULL, NULL), FUT_ETIMEDOUT);
+        future_unref(r);
+        if (calls < n)
+            break;
+    }
+    ck_assert(n > 2);
+    future_set_result(p, NULL, 0, NULL);
+    future_unref(p);
+}
+END_TEST
+
+START_TEST(test_faults_timer_thread)
+{
+    future_t *p = future_new();
+    fault_arm(FAULT_THREAD, 1, false);
+    future_t *r = future_within(p, 0.001, false);
+    int e = errno;
+    ck_assert_int_eq(fault_disarm(), 1);
+    ck_assert_ptr_null(r);
+    ck_assert_int_eq(e, -FUT_ESYS);
+    r = future_within(p, 0.001, false); /* the next one starts it */
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(future_result(r, T_LONG, NULL, NULL), FUT_ETIMEDOUT);
+    future_unref(r);
+    future_set_result(p, NULL, 0, NULL);
+    future_unref(p);
 }
 END_TEST
 
@@ -1397,6 +1536,8 @@ Suite *make_suite(void)
 
     tc = tcase_create("shim");
     tcase_add_test(tc, test_faults_shim_kinds);
+    tcase_add_test(tc, test_faults_timer_alloc);
+    tcase_add_test(tc, test_faults_timer_thread);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("eintr");

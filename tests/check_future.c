@@ -893,6 +893,42 @@ END_TEST
 /* ------------------------------------------------------------ typed results */
 
 /* future_result_i64 needs exactly 8 bytes. */
+/* PyMOTW's `f.arg = i`: one word the caller owns, kept as given */
+START_TEST(test_future_user_data)
+{
+    future_t *f = future_new();
+    int x;
+    ck_assert_ptr_null(future_user_data(f));
+    future_set_user_data(f, &x);
+    ck_assert_ptr_eq(future_user_data(f), &x);
+    ck_assert_int_eq(future_set_result(f, NULL, 0, NULL), 0);
+    ck_assert_ptr_eq(future_user_data(f), &x); /* completion leaves it alone */
+    future_set_user_data(NULL, &x);            /* NULL-safe */
+    ck_assert_ptr_null(future_user_data(NULL));
+    future_unref(f);
+}
+END_TEST
+
+/* fut.result() of a float: 8 bytes as a double, else FUT_EINVAL */
+START_TEST(test_future_result_double)
+{
+    future_t *f = future_new();
+    double *d = malloc(sizeof(*d));
+    *d = 0.25;
+    ck_assert_int_eq(future_set_result(f, d, sizeof(*d), free), 0);
+    double v = 0;
+    ck_assert_int_eq(future_result_double(f, 0, &v), 0);
+    ck_assert(v == 0.25);
+    ck_assert_int_eq(future_result_double(f, 0, NULL), FUT_EINVAL);
+    ck_assert_int_eq(future_result_double(NULL, 0, &v), FUT_EINVAL);
+    future_unref(f);
+    f = future_new();
+    ck_assert_int_eq(future_set_result(f, (void *)"abc", 4, NULL), 0);
+    ck_assert_int_eq(future_result_double(f, 0, &v), FUT_EINVAL);
+    future_unref(f);
+}
+END_TEST
+
 START_TEST(test_future_result_i64_wrong_size)
 {
     int32_t *small = malloc(sizeof(*small));
@@ -1844,6 +1880,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_future_callback_adds_callback);
     tcase_add_test(tc, test_future_callback_chain);
     tcase_add_test(tc, test_future_result_i64_wrong_size);
+    tcase_add_test(tc, test_future_user_data);
+    tcase_add_test(tc, test_future_result_double);
     tcase_add_test(tc, test_future_result_str);
     tcase_add_test(tc, test_future_error_is_broken);
     tcase_add_test(tc, test_future_result_short_timeout);

@@ -247,6 +247,39 @@ START_TEST(test_waiters_as_completed_times_out)
 END_TEST
 
 /* ASC-03: the same future three times is yielded once (pending and done). */
+/* The docs' future_to_url[future]: as_completed_next_at gives the position */
+START_TEST(test_waiters_as_completed_next_at)
+{
+    future_t *a = future_new(), *b = future_new(), *c = future_new();
+    future_t *fs[] = {a, b, a, c};
+    as_completed_t *it = as_completed_new(fs, 4, T_LONG);
+    ck_assert_ptr_nonnull(it);
+    future_set_result(c, NULL, 0, NULL);
+    future_set_result(a, NULL, 0, NULL);
+    future_t *out = NULL;
+    size_t idx = 99;
+    ck_assert_int_eq(as_completed_next_at(it, &out, &idx), 0);
+    ck_assert(out == c);
+    ck_assert_uint_eq(idx, 3);
+    future_unref(out);
+    ck_assert_int_eq(as_completed_next_at(it, &out, &idx), 0);
+    ck_assert(out == a);
+    ck_assert_uint_eq(idx, 0); /* a duplicate's first position */
+    future_unref(out);
+    future_set_result(b, NULL, 0, NULL);
+    ck_assert_int_eq(as_completed_next_at(it, &out, NULL), 0);
+    ck_assert(out == b);
+    future_unref(out);
+    ck_assert_int_eq(as_completed_next_at(it, &out, &idx), FUT_EOF);
+    ck_assert_int_eq(as_completed_next_at(NULL, &out, &idx), FUT_EINVAL);
+    ck_assert_int_eq(as_completed_next_at(it, NULL, &idx), FUT_EINVAL);
+    as_completed_free(it);
+    future_unref(a);
+    future_unref(b);
+    future_unref(c);
+}
+END_TEST
+
 START_TEST(test_waiters_as_completed_duplicates_once)
 {
     future_t *f = future_new();
@@ -1291,6 +1324,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_waiters_as_completed_no_timeout);
     tcase_add_loop_test(tc, test_waiters_as_completed_times_out, 0, 2);
     tcase_add_test(tc, test_waiters_as_completed_duplicates_once);
+    tcase_add_test(tc, test_waiters_as_completed_next_at);
     tcase_add_test(tc, test_waiters_as_completed_yielded_reference_to_caller);
     tcase_add_test(tc, test_waiters_as_completed_yields_as_completed);
     tcase_add_test(tc, test_waiters_as_completed_completion_order);

@@ -18,7 +18,8 @@ check_PROGRAMS = \
 	tests/check_executor \
 	tests/check_process_pool \
 	tests/check_wire \
-	tests/check_errors
+	tests/check_errors \
+	tests/check_compose
 
 tests_check_future_SOURCES = tests/check_future.c $(TEST_COMMON)
 tests_check_future_CFLAGS = $(TEST_CFLAGS)
@@ -52,9 +53,15 @@ tests_check_errors_SOURCES = tests/check_errors.c $(TEST_COMMON)
 tests_check_errors_CFLAGS = $(TEST_CFLAGS)
 tests_check_errors_LDADD = $(TEST_LIBS)
 
+tests_check_compose_SOURCES = tests/check_compose.c $(TEST_COMMON)
+tests_check_compose_CFLAGS = $(TEST_CFLAGS)
+tests_check_compose_LDADD = $(TEST_LIBS)
+
 TESTS = $(check_PROGRAMS) tests/exports.sh tests/api-names.sh
 TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)'; export top_srcdir top_builddir;
 EXTRA_DIST += tests/exports.sh tests/api-names.sh tests/README.md
+TESTS += tests/poll_loop.sh
+EXTRA_DIST += tests/poll_loop.sh
 
 # lib/'s layers (no include back-edge), file and function lengths (issue 12).
 TESTS += tests/check-layers.sh

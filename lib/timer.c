@@ -1,0 +1,172 @@
+/*
+ * timer.c: the process's one timer thread (timer.h). Layer: above util.
+ *
+ * DESIGN
+ * A binary min-heap of armed timers by deadline, one mutex and one
+ * CLOCK_MONOTONIC condition variable. The thread sleeps until the earliest
+ * deadline (or for ever on an empty heap, or until a new earliest timer
+ * signals it), pops every timer due, and runs each one's fn with the lock
+ * released. It never polls. It starts on the first cf_timer_add and lives
+ * until the process exits (it holds no resource but its stack); it blocks
+ * every signal, as all library threads do.
+ *
+ * Locks: `mu` only; no lock is held while a timer's fn runs, so fn may arm
+ * or cancel timers and complete futures.
+ */
+#include "config.h"
+
+#include <cfutures.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "timer.h"
+#include "util.h"
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv;         /* CLOCK_MONOTONIC; set up with the thread */
+static struct cf_timer **heap;    /* mu */
+static size_t heap_len, heap_cap; /* mu */
+static bool started;              /* the thread runs: mu */
+static bool sleeping;             /* the thread waits on cv: mu */
+
+static void heap_set(size_t i, struct cf_timer *t)
+{
+    heap[i] = t;
+    t->slot = i;
+}
+
+static void sift_up(size_t i)
+{
+    struct cf_timer *t = heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (heap[parent]->deadline <= t->deadline)
+            break;
+        heap_set(i, heap[parent]);
+        i = parent;
+    }
+    heap_set(i, t);
+}
+
+static void sift_down(size_t i)
+{
+    struct cf_timer *t = heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= heap_len)
+            break;
+        if (c + 1 < heap_len && heap[c + 1]->deadline < heap[c]->deadline)
+            c++;
+        if (t->deadline <= heap[c]->deadline)
+            break;
+        heap_set(i, heap[c]);
+        i = c;
+    }
+    heap_set(i, t);
+}
+
+/* Takes @t out of the heap (mu held). */
+static void heap_remove(struct cf_timer *t)
+{
+    size_t i = t->slot;
+    t->armed = false;
+    struct cf_timer *last = heap[--heap_len];
+    if (last == t)
+        return;
+    heap_set(i, last);
+    sift_down(i);
+    sift_up(last->slot);
+}
+
+static void *timer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        if (heap_len == 0) {
+            sleeping = true;
+            pthread_cond_wait(&cv, &mu);
+            sleeping = false;
+            continue;
+        }
+        struct cf_timer *t = heap[0];
+        if (t->deadline > cf_now_ns()) {
+            struct timespec ts;
+            cf_ns_to_timespec(t->deadline, &ts);
+            sleeping = true;
+            pthread_cond_timedwait(&cv, &mu, &ts);
+            sleeping = false;
+            continue;
+        }
+        heap_remove(t);
+        pthread_mutex_unlock(&mu);
+        t->fn(t); /* may free t: touch nothing of it afterwards */
+        pthread_mutex_lock(&mu);
+    }
+    return NULL;
+}
+
+/* Starts the thread (mu held): 0 or FUT_ESYS. */
+static int start_locked(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t th;
+    int rc = cf_start_thread(&th, timer_main, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&cv);
+        errno = rc;
+        return FUT_ESYS;
+    }
+    pthread_detach(th);
+    started = true;
+    return 0;
+}
+
+int cf_timer_add(struct cf_timer *t, int64_t deadline, void (*fn)(struct cf_timer *t))
+{
+    int rc = 0;
+    pthread_mutex_lock(&mu);
+    if (heap_len == heap_cap) {
+        size_t cap = heap_cap ? 2 * heap_cap : 64;
+        struct cf_timer **h = realloc(heap, cap * sizeof(*h));
+        if (!h) {
+            rc = FUT_ENOMEM;
+            goto out;
+        }
+        heap = h;
+        heap_cap = cap;
+    }
+    if (!started) {
+        rc = start_locked();
+        if (rc < 0)
+            goto out;
+    }
+    t->deadline = deadline;
+    t->fn = fn;
+    t->armed = true;
+    heap_set(heap_len++, t);
+    sift_up(heap_len - 1);
+    /* Only a new earliest deadline changes how long the thread sleeps. */
+    if (heap[0] == t && sleeping)
+        pthread_cond_signal(&cv);
+out:
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+bool cf_timer_cancel(struct cf_timer *t)
+{
+    pthread_mutex_lock(&mu);
+    bool was = t->armed;
+    if (was)
+        heap_remove(t);
+    pthread_mutex_unlock(&mu);
+    return was;
+}

@@ -1,0 +1,453 @@
+/*
+ * check_compose: future_then, futures_all, futures_any and future_within on
+ * promises (future_new) and inline continuations: what needs no executor,
+ * the limits (a 1,000,000-step chain, futures_all over 1,000,000 futures)
+ * and the argument errors. The executor cases are in the conformance suite
+ * (check_executor.c, TCase compose), over every kind.
+ */
+#include "testutil.h"
+
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static void add1(task_t *t)
+{
+    int64_t v = 0;
+    size_t len = 0;
+    const void *a = task_arg(t, &len);
+    if (len != sizeof(v)) /* no ck_assert: it costs a pipe write in fork mode */
+        abort();
+    memcpy(&v, a, sizeof(v));
+    task_return_i64(t, v + 1);
+}
+
+static _Atomic int ran;
+
+static void mark(task_t *t)
+{
+    atomic_fetch_add(&ran, 1);
+    task_return_i64(t, 5);
+}
+
+/* Recovery: the previous error's code, as a result. */
+static void recover(task_t *t)
+{
+    const future_error_t *e = task_prev_error(t);
+    ck_assert_ptr_nonnull(e);
+    task_return_i64(t, e->status == FUT_ECANCELLED ? -1 : e->code);
+}
+
+static void raise7(task_t *t)
+{
+    task_raise(t, 7, "seven");
+}
+
+static future_t *promise_i64(int64_t v)
+{
+    future_t *p = future_new();
+    int64_t *b = malloc(sizeof(*b));
+    *b = v;
+    ck_assert_int_eq(future_set_result(p, b, sizeof(*b), free), 0);
+    return p;
+}
+
+static int64_t i64_of(future_t *f)
+{
+    int64_t v = -999;
+    int rc = future_result_i64(f, T_LONG, &v);
+    ck_assert_msg(rc == 0, "future_result_i64: %s", future_strerror(rc));
+    return v;
+}
+
+/* ================================================================ then */
+
+/* thenApply on a promise: runs in the thread that completes it */
+START_TEST(test_compose_then_inline_on_promise)
+{
+    future_t *p = future_new();
+    future_t *f = future_then(p, NULL, add1, NULL);
+    ck_assert_ptr_nonnull(f);
+    ck_assert(!future_done(f));
+    int64_t *b = malloc(sizeof(*b));
+    *b = 41;
+    future_set_result(p, b, sizeof(*b), free);
+    ck_assert(future_done(f)); /* ran in this thread, before set_result returned */
+    ck_assert_int_eq(i64_of(f), 42);
+    future_unref(f);
+    future_unref(p);
+}
+END_TEST
+
+/* prev done already: fn runs at once in the caller */
+START_TEST(test_compose_then_prev_done)
+{
+    future_t *p = promise_i64(1);
+    future_t *f = future_then(p, NULL, add1, NULL);
+    ck_assert(future_done(f));
+    ck_assert_int_eq(i64_of(f), 2);
+    future_unref(f);
+    future_unref(p);
+}
+END_TEST
+
+/* exceptionally / thenValue on a failure / handle */
+START_TEST(test_compose_then_failure_paths)
+{
+    atomic_store(&ran, 0);
+    future_t *p = future_new();
+    future_t *a = future_then(p, NULL, mark, NULL); /* on result: skipped */
+    future_t *b = future_then(a, NULL, recover,
+                              &(then_options_t){.when = FUT_THEN_ON_FAILURE});
+    future_t *c = future_then(b, NULL, recover,
+                              &(then_options_t){.when = FUT_THEN_ON_FAILURE}); /* passes */
+    future_t *d = future_then(p, NULL, recover, &(then_options_t){.when = FUT_THEN_ALWAYS});
+    future_set_exception(p, 9, "nine");
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(a, 0, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_ETASK);
+    ck_assert_int_eq(e->code, 9);
+    ck_assert_str_eq(e->message, "nine");
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    ck_assert_int_eq(i64_of(b), 9);
+    ck_assert_int_eq(i64_of(c), 9);
+    ck_assert_int_eq(i64_of(d), 9);
+    future_t *fs[] = {a, b, c, d, p};
+    for (int i = 0; i < 5; i++)
+        future_unref(fs[i]);
+}
+END_TEST
+
+/* a raising continuation fails its future; a cancelled prev cancels on-result */
+START_TEST(test_compose_then_raise_and_cancelled_prev)
+{
+    future_t *p = promise_i64(3);
+    future_t *f = future_then(p, NULL, raise7, NULL);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(f, 0, &e), 0);
+    ck_assert_int_eq(e->code, 7);
+    future_unref(f);
+    future_unref(p);
+
+    p = future_new();
+    future_t *g = future_then(p, NULL, add1, NULL);
+    future_t *h = future_then(p, NULL, recover, &(then_options_t){.when = FUT_THEN_ALWAYS});
+    ck_assert(future_cancel(p));
+    ck_assert(future_cancelled(g));
+    ck_assert_int_eq(i64_of(h), -1); /* task_prev_error: FUT_ECANCELLED */
+    future_unref(g);
+    future_unref(h);
+    future_unref(p);
+}
+END_TEST
+
+/* cancel the continuation before prev is done: fn never runs */
+START_TEST(test_compose_then_cancel_before)
+{
+    atomic_store(&ran, 0);
+    future_t *p = future_new();
+    future_t *f = future_then(p, NULL, mark, NULL);
+    ck_assert(future_cancel(f));
+    future_set_result(p, NULL, 0, NULL);
+    ck_assert_int_eq(atomic_load(&ran), 0);
+    ck_assert(future_cancelled(f));
+    future_unref(f);
+    future_unref(p);
+}
+END_TEST
+
+static size_t rss_kib(void)
+{
+    FILE *fp = fopen("/proc/self/statm", "r");
+    long pages = 0, res = 0;
+    ck_assert_int_eq(fscanf(fp, "%ld %ld", &pages, &res), 2);
+    fclose(fp);
+    return (size_t)res * ((size_t)sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static size_t peak_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (size_t)ru.ru_maxrss;
+}
+
+/*
+ * The limits hold for plain builds; sanitizers add shadow memory, redzones
+ * and slower calls, so there the figures are printed, not enforced.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define LIMITS_ENFORCED 0
+#else
+#define LIMITS_ENFORCED 1
+#endif
+
+static void check_limits(const char *what, double secs, size_t grew_kib)
+{
+    fprintf(stderr, "%s: %.2f s, peak RSS growth %zu KiB\n", what, secs, grew_kib);
+    if (!LIMITS_ENFORCED)
+        return;
+    ck_assert_msg(secs < 10, "%s: %.2f s", what, secs);
+    ck_assert_msg(grew_kib < 256 * 1024, "%s: RSS grew %zu KiB", what, grew_kib);
+}
+
+/* 1,000,000 inline steps: constant stack, memory freed as it goes */
+START_TEST(test_compose_then_million_chain)
+{
+    enum { N = 1000000 };
+    size_t rss0 = rss_kib();
+    double t0 = now_s();
+    future_t *p = future_new();
+    future_t *f = future_ref(p);
+    for (int i = 0; i < N; i++) {
+        future_t *g = future_then(f, NULL, add1, NULL);
+        if (!g)
+            ck_abort_msg("future_then: errno %d", errno);
+        future_unref(f);
+        f = g;
+    }
+    int64_t *b = malloc(sizeof(*b));
+    *b = 0;
+    future_set_result(p, b, sizeof(*b), free);
+    ck_assert_int_eq(i64_of(f), N);
+    future_unref(f);
+    future_unref(p);
+    double secs = now_s() - t0;
+    size_t grew = peak_kib() > rss0 ? peak_kib() - rss0 : 0;
+    check_limits("a 1,000,000-step future_then chain", secs, grew);
+}
+END_TEST
+
+/* ================================================================ all, any */
+
+START_TEST(test_compose_all_and_settle)
+{
+    future_t *a = future_new(), *b = future_new(), *c = future_new();
+    future_t *fs[] = {a, b, c, b};
+    future_t *all = futures_all(fs, 4, NULL);
+    future_t *settled = futures_all(fs, 4, &(combine_options_t){.settle = true});
+    future_t *rest = futures_all(fs, 3, &(combine_options_t){.cancel_rest = true});
+    future_set_result(a, NULL, 0, NULL);
+    ck_assert(!future_done(all));
+    future_set_exception(b, 4, "four");
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(all, 0, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->code, 4);
+    ck_assert(future_cancelled(c)); /* cancel_rest */
+    ck_assert_int_eq(future_result(settled, 0, NULL, NULL), 0);
+    ck_assert_int_eq(future_exception(rest, 0, &e), 0);
+    ck_assert_int_eq(e->code, 4);
+    future_t *none = futures_all(NULL, 0, NULL);
+    ck_assert_int_eq(future_result(none, 0, NULL, NULL), 0);
+    future_t *us[] = {all, settled, rest, none, a, b, c};
+    for (int i = 0; i < 7; i++)
+        future_unref(us[i]);
+}
+END_TEST
+
+START_TEST(test_compose_any)
+{
+    future_t *a = future_new(), *b = future_new(), *c = future_new();
+    future_t *fs[] = {a, b, c, a};
+    future_t *any = futures_any(fs, 4, &(combine_options_t){.cancel_rest = true});
+    future_set_exception(b, 1, "one");
+    ck_assert(!future_done(any));
+    future_set_result(a, NULL, 0, NULL);
+    int64_t idx = -1;
+    ck_assert_int_eq(future_result_i64(any, 0, &idx), 0);
+    ck_assert_int_eq(idx, 0); /* a's first position */
+    ck_assert(future_cancelled(c));
+    future_unref(any);
+
+    /* all fail: the last error */
+    future_t *x = future_new(), *y = future_new();
+    future_t *gs[] = {x, y};
+    any = futures_any(gs, 2, NULL);
+    future_set_exception(y, 2, "two");
+    future_set_exception(x, 3, "three");
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(any, 0, &e), 0);
+    ck_assert_int_eq(e->code, 3);
+    future_unref(any);
+    errno = 0;
+    ck_assert_ptr_null(futures_any(gs, 0, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    future_t *us[] = {a, b, c, x, y};
+    for (int i = 0; i < 5; i++)
+        future_unref(us[i]);
+}
+END_TEST
+
+/* futures_all over 1,000,000 promises: O(n), under 10 s and 256 MiB */
+START_TEST(test_compose_all_million)
+{
+    enum { N = 1000000 };
+    size_t rss0 = rss_kib();
+    double t0 = now_s();
+    future_t **fs = malloc(N * sizeof(*fs));
+    for (int i = 0; i < N; i++)
+        fs[i] = future_new();
+    future_t *all = futures_all(fs, N, NULL);
+    future_t *any = futures_any(fs, N, NULL);
+    ck_assert_ptr_nonnull(all);
+    ck_assert_ptr_nonnull(any);
+    for (int i = N - 1; i >= 0; i--)
+        future_set_result(fs[i], NULL, 0, NULL);
+    ck_assert_int_eq(future_result(all, 0, NULL, NULL), 0);
+    int64_t idx = -1;
+    ck_assert_int_eq(future_result_i64(any, 0, &idx), 0);
+    ck_assert_int_eq(idx, N - 1);
+    future_unref(all);
+    future_unref(any);
+    for (int i = 0; i < N; i++)
+        future_unref(fs[i]);
+    free(fs);
+    double secs = now_s() - t0;
+    size_t grew = peak_kib() > rss0 ? peak_kib() - rss0 : 0;
+    check_limits("futures_all + futures_any over 1,000,000", secs, grew);
+}
+END_TEST
+
+/* ================================================================ within */
+
+START_TEST(test_compose_within)
+{
+    future_t *p = future_new();
+    double t0 = now_s();
+    future_t *r = future_within(p, 0.05, true);
+    ck_assert_int_eq(future_result(r, T_LONG, NULL, NULL), FUT_ETIMEDOUT);
+    ck_assert(now_s() - t0 >= 0.04);
+    ck_assert(future_cancelled(p)); /* cancel_source */
+    future_unref(r);
+    future_unref(p);
+
+    p = future_new();
+    r = future_within(p, T_LONG, false);
+    future_t *forever = future_within(p, FUT_FOREVER, false);
+    future_set_result(p, (void *)"abcdefghijk", 12, NULL);
+    ck_assert_str_eq(future_result_str(r, 0), "abcdefghijk");
+    ck_assert_str_eq(future_result_str(forever, 0), "abcdefghijk");
+    future_unref(r);
+    future_unref(forever);
+    future_unref(p);
+
+    /* timeout 0: at once, unless f is done */
+    p = promise_i64(6);
+    r = future_within(p, 0, false);
+    ck_assert_int_eq(i64_of(r), 6);
+    future_unref(r);
+    future_unref(p);
+
+    /* many timers at once, earliest first, on the one thread */
+    enum { M = 100 };
+    future_t *ps[M], *rs[M];
+    for (int i = 0; i < M; i++) {
+        ps[i] = future_new();
+        rs[i] = future_within(ps[i], 0.001 * (M - i), false);
+    }
+    for (int i = 0; i < M; i++)
+        ck_assert_int_eq(future_result(rs[i], T_LONG, NULL, NULL), FUT_ETIMEDOUT);
+    for (int i = 0; i < M; i++) {
+        future_set_result(ps[i], NULL, 0, NULL);
+        future_unref(rs[i]);
+        future_unref(ps[i]);
+    }
+}
+END_TEST
+
+/* ================================================================ queue */
+
+START_TEST(test_compose_completion_queue)
+{
+    completion_queue_t *q = completion_queue_new();
+    ck_assert_ptr_nonnull(q);
+    int fd = completion_queue_fd(q);
+    ck_assert_int_ge(fd, 0);
+    future_t *out = NULL;
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), FUT_EOF); /* empty */
+    future_t *a = future_new(), *b = future_new();
+    ck_assert_int_eq(completion_queue_add(q, a), 0);
+    ck_assert_int_eq(completion_queue_add(q, b), 0);
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), FUT_ETIMEDOUT);
+    uint64_t cnt;
+    ck_assert_int_eq(read(fd, &cnt, sizeof(cnt)), -1); /* not readable */
+    future_set_result(b, NULL, 0, NULL);
+    future_set_result(a, NULL, 0, NULL);
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), 0);
+    ck_assert(out == b);
+    future_unref(out);
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), 0);
+    ck_assert(out == a);
+    future_unref(out);
+    ck_assert_int_eq(completion_queue_next(q, 0, &out), FUT_EOF);
+    /* freed with a ready and a pending future: no leak, no use after free */
+    future_t *c = future_new(), *d = future_new();
+    completion_queue_add(q, c);
+    completion_queue_add(q, d);
+    future_set_result(c, NULL, 0, NULL);
+    completion_queue_free(q);
+    future_set_result(d, NULL, 0, NULL);
+    ck_assert_int_eq(completion_queue_add(NULL, a), FUT_EINVAL);
+    ck_assert_int_eq(completion_queue_fd(NULL), FUT_EINVAL);
+    ck_assert_int_eq(completion_queue_next(NULL, 0, &out), FUT_EINVAL);
+    completion_queue_free(NULL);
+    future_t *us[] = {a, b, c, d};
+    for (int i = 0; i < 4; i++)
+        future_unref(us[i]);
+}
+END_TEST
+
+/* ================================================================ errors */
+
+START_TEST(test_compose_errors)
+{
+    future_t *p = future_new();
+    errno = 0;
+    ck_assert_ptr_null(future_then(NULL, NULL, add1, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(future_then(p, NULL, NULL, NULL));
+    ck_assert_ptr_null(future_then(p, NULL, add1, &(then_options_t){.when = 7}));
+    ck_assert_ptr_null(future_then(p, NULL, add1, &(then_options_t){.submit.timeout = -1}));
+    ck_assert_ptr_null(task_prev_error(NULL));
+    ck_assert_ptr_null(futures_all(NULL, 2, NULL));
+    future_t *with_null[] = {p, NULL};
+    ck_assert_ptr_null(futures_all(with_null, 2, NULL));
+    ck_assert_ptr_null(futures_any(with_null, 2, NULL));
+    ck_assert_ptr_null(future_within(NULL, 1, false));
+    ck_assert_ptr_null(future_within(p, -2, false));
+    ck_assert_int_eq(errno, EINVAL);
+    future_unref(p);
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("compose");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_compose_then_inline_on_promise);
+    tcase_add_test(tc, test_compose_then_prev_done);
+    tcase_add_test(tc, test_compose_then_failure_paths);
+    tcase_add_test(tc, test_compose_then_raise_and_cancelled_prev);
+    tcase_add_test(tc, test_compose_then_cancel_before);
+    tcase_add_test(tc, test_compose_all_and_settle);
+    tcase_add_test(tc, test_compose_any);
+    tcase_add_test(tc, test_compose_within);
+    tcase_add_test(tc, test_compose_completion_queue);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("errors");
+    tcase_add_test(tc, test_compose_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("limits");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_compose_then_million_chain);
+    tcase_add_test(tc, test_compose_all_million);
+    suite_add_tcase(s, tc);
+    return s;
+}
