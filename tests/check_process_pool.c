@@ -736,17 +736,37 @@ END_TEST
 /* ---------------------------------------------------------- deadlines */
 
 /* pebble: schedule(timeout=...) -> TimeoutError; the pool goes on. */
-/* Context switches so far of every thread of this process but the caller. */
-static long long other_threads_switches(void)
+/* Thread ids of this process, up to @cap; returns how many. */
+static int list_tids(int *tids, int cap)
 {
-    char path[320], line[256];
-    long long sum = 0, v;
+    int n = 0;
     DIR *d = opendir("/proc/self/task");
     struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.' || atoi(e->d_name) == (int)self_tid())
+    while (d && (e = readdir(d)) && n < cap)
+        if (e->d_name[0] != '.')
+            tids[n++] = atoi(e->d_name);
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/*
+ * Context switches so far of the threads of this process that are not in
+ * @old (the threads before the pool: this one, a sanitizer's own).
+ */
+static long long new_threads_switches(const int *old, int nold)
+{
+    int tids[64];
+    int n = list_tids(tids, 64);
+    long long sum = 0, v;
+    for (int i = 0; i < n; i++) {
+        bool seen = false;
+        for (int j = 0; j < nold; j++)
+            seen |= tids[i] == old[j];
+        if (seen)
             continue;
-        snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+        char path[64], line[256];
+        snprintf(path, sizeof(path), "/proc/self/task/%d/status", tids[i]);
         FILE *fp = fopen(path, "r");
         while (fp && fgets(line, sizeof(line), fp))
             if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1 ||
@@ -755,8 +775,6 @@ static long long other_threads_switches(void)
         if (fp)
             fclose(fp);
     }
-    if (d)
-        closedir(d);
     return sum;
 }
 
@@ -776,6 +794,8 @@ static bool both_running(void *arg)
 START_TEST(test_process_pool_manager_sleeps_while_tasks_run)
 {
     begin();
+    int old[64];
+    int nold = list_tids(old, 64);
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
     int a = 0, b = 1;
     future_t *fs[2] = {executor_submit(ex, t_block, &a, sizeof(a)),
@@ -785,10 +805,10 @@ START_TEST(test_process_pool_manager_sleeps_while_tasks_run)
     ck_assert(eventually(both_running, fs, T_LONG));
     struct timespec settle = {0, 20000000L}; /* the manager's last scan ends */
     nanosleep(&settle, NULL);
-    long long before = other_threads_switches();
+    long long before = new_threads_switches(old, nold);
     struct timespec window = {0, 300000000L};
     nanosleep(&window, NULL);
-    long long woke = other_threads_switches() - before;
+    long long woke = new_threads_switches(old, nold) - before;
     atomic_store(&shm->gate, 1);
     for (int i = 0; i < 2; i++) {
         ck_assert_int_eq(future_result(fs[i], T_LONG, NULL, NULL), 0);

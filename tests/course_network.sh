@@ -24,7 +24,7 @@ serve() {
     local name=$1; shift
     python3 "$src/tests/course_server.py" "$@" >"$W/$name.port" 2>"$W/$name.log" &
     servers+=($!)
-    for _ in $(seq 1 100); do [ -s "$W/$name.port" ] && break; sleep 0.05; done
+    for _ in $(seq 1 400); do [ -s "$W/$name.port" ] && break; sleep 0.05; done
     read -r port <"$W/$name.port" || { echo "server $name did not start: $(cat "$W/$name.log")"; exit 1; }
 }
 
