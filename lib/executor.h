@@ -18,12 +18,12 @@
 #include "future.h"
 
 struct cf_work {
-    struct cf_work *next;  /* the executor's queue link: the executor's lock */
-    executor_t *ex;        /* immutable */
-    task_fn fn;            /* immutable */
-    const void *arg;       /* immutable; borrowed from the submitter */
-    size_t arg_len;        /* immutable */
-    int64_t limit_ns;      /* the task's own running-time limit, 0 for none */
+    struct cf_work *next; /* the executor's queue link: the executor's lock */
+    executor_t *ex;       /* immutable */
+    task_fn fn;           /* immutable */
+    const void *arg;      /* immutable; borrowed from the submitter */
+    size_t arg_len;       /* immutable */
+    int64_t limit_ns;     /* the task's own running-time limit, 0 for none */
 };
 
 static inline future_t *cf_work_future(struct cf_work *w)
@@ -160,11 +160,11 @@ struct executor {
     _Atomic bool shut;                 /* executor_shutdown called */
     _Atomic bool broken;               /* every submit fails FUT_EBROKEN */
     _Atomic size_t queued, running, completed, failed;
-    pthread_mutex_t mu;                /* bounded queue, join */
-    pthread_cond_t space_cv;           /* a queue slot freed (max_queue) */
-    pthread_cond_t join_cv;            /* the join finished */
-    bool joining, joined;              /* mu */
-    _Atomic bool free_later;           /* executor_free came from its own thread */
+    pthread_mutex_t mu;      /* bounded queue, join */
+    pthread_cond_t space_cv; /* a queue slot freed (max_queue) */
+    pthread_cond_t join_cv;  /* the join finished */
+    bool joining, joined;    /* mu */
+    _Atomic bool free_later; /* executor_free came from its own thread */
 };
 
 /* Fills the common part; copies options. Returns 0 or FUT_EINVAL. */
@@ -237,7 +237,8 @@ void cf_executor_drain_fifo(executor_t *ex, struct cf_work_fifo *q, int status,
  * memory: the caller holds a reference to @ex (cf_executor_ref) until the
  * future is done. NULL when out of memory.
  */
-struct cf_work *cf_executor_prepare(executor_t *ex, task_fn fn, double limit, size_t tail);
+struct cf_work *cf_executor_prepare(executor_t *ex, task_fn fn, double limit,
+                                    size_t tail);
 void *cf_work_tail(struct cf_work *w);
 /*
  * Submits a prepared item with its argument. Returns 0 (the pool has it);

@@ -13,23 +13,23 @@
 enum cf_answer { CF_ANSWER_NONE, CF_ANSWER_RESULT, CF_ANSWER_ERROR };
 
 struct task {
-    future_t *f;          /* the task's future; NULL for an initializer or in a worker process */
-    const void *arg;      /* borrowed from the submitter */
+    future_t *f; /* the task's future; NULL for an initializer or in a worker process */
+    const void *arg; /* borrowed from the submitter */
     size_t arg_len;
-    int64_t deadline;     /* absolute CLOCK_MONOTONIC ns, or CF_NO_DEADLINE */
+    int64_t deadline;               /* absolute CLOCK_MONOTONIC ns, or CF_NO_DEADLINE */
     const future_error_t *prev_err; /* a continuation's prev failed (task_prev_error) */
     /* In a worker process: stop asked when (*stop_word & stop_bit); else NULL. */
     _Atomic uint32_t *stop_word;
     uint32_t stop_bit;
     enum cf_answer answer;
     /* CF_ANSWER_RESULT */
-    void *data;           /* owned: free_fn(data) unless handed to the future */
+    void *data; /* owned: free_fn(data) unless handed to the future */
     size_t len;
     void (*free_fn)(void *);
     unsigned char inl[CF_INLINE_MAX]; /* small results, when data == inl */
     /* CF_ANSWER_ERROR */
     int err_code;
-    char *err_msg;        /* malloc'd; NULL when out of memory */
+    char *err_msg; /* malloc'd; NULL when out of memory */
 };
 
 void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,

@@ -60,11 +60,11 @@
 #include "util.h"
 
 struct tp_worker {
-    struct tp_worker *next;    /* pool->workers: pool lock */
-    struct thread_pool *pool;  /* immutable */
-    pthread_t thread;          /* immutable once started */
-    size_t index;              /* immutable: the _N of its name */
-    int64_t popped;            /* when it popped its current task: its own */
+    struct tp_worker *next;   /* pool->workers: pool lock */
+    struct thread_pool *pool; /* immutable */
+    pthread_t thread;         /* immutable once started */
+    size_t index;             /* immutable: the _N of its name */
+    int64_t popped;           /* when it popped its current task: its own */
     /* dl_mu */
     struct tp_worker *dl_next; /* pool->watched */
     bool listed;               /* in pool->watched (it never leaves) */
@@ -75,34 +75,34 @@ struct tp_worker {
 struct thread_pool {
     struct executor base;
     cf_lock_t lock;
-    struct cf_work_fifo queue;   /* lock */
-    _Atomic size_t qlen;         /* its length; written under lock, read by spinners */
-    _Atomic size_t idle;         /* workers free for a task */
-    _Atomic size_t spinning;     /* workers spinning for work */
-    _Atomic uint32_t wake_seq;   /* eventcount: parked workers wait on it */
-    _Atomic bool stopping;       /* shutdown called: written under lock */
-    size_t nthreads;             /* workers started: lock */
-    size_t nalive;               /* workers + watcher not yet exited: lock */
-    size_t nworkers_alive;       /* workers not yet exited: lock */
-    size_t sleeping;             /* workers parked: lock */
-    size_t busy;                 /* workers between a pop and their next take: lock */
-    size_t wakes;                /* wake-ups sent, not yet taken: lock */
-    bool watchman;               /* a parked worker is the watchman: lock */
-    bool watch_timed;            /* ... and parked with a time limit: lock */
-    bool skipped;                /* a submit counted on a busy worker since
-                                    the watchman parked: lock */
-    int64_t last_back;           /* when a worker last came back from a task: lock */
-    int64_t last_len;            /* how long that task ran: lock */
-    size_t handovers;            /* watchman duties passed to a woken worker: lock */
-    struct tp_worker *workers;   /* every worker started: lock */
-    unsigned id;                 /* immutable: for default thread names */
-    size_t max_spinners;         /* immutable: workers that may spin at once */
+    struct cf_work_fifo queue; /* lock */
+    _Atomic size_t qlen;       /* its length; written under lock, read by spinners */
+    _Atomic size_t idle;       /* workers free for a task */
+    _Atomic size_t spinning;   /* workers spinning for work */
+    _Atomic uint32_t wake_seq; /* eventcount: parked workers wait on it */
+    _Atomic bool stopping;     /* shutdown called: written under lock */
+    size_t nthreads;           /* workers started: lock */
+    size_t nalive;             /* workers + watcher not yet exited: lock */
+    size_t nworkers_alive;     /* workers not yet exited: lock */
+    size_t sleeping;           /* workers parked: lock */
+    size_t busy;               /* workers between a pop and their next take: lock */
+    size_t wakes;              /* wake-ups sent, not yet taken: lock */
+    bool watchman;             /* a parked worker is the watchman: lock */
+    bool watch_timed;          /* ... and parked with a time limit: lock */
+    bool skipped;              /* a submit counted on a busy worker since
+                                  the watchman parked: lock */
+    int64_t last_back;         /* when a worker last came back from a task: lock */
+    int64_t last_len;          /* how long that task ran: lock */
+    size_t handovers;          /* watchman duties passed to a woken worker: lock */
+    struct tp_worker *workers; /* every worker started: lock */
+    unsigned id;               /* immutable: for default thread names */
+    size_t max_spinners;       /* immutable: workers that may spin at once */
     /* deadlines */
     pthread_mutex_t dl_mu;
-    pthread_cond_t dl_cv;        /* CLOCK_MONOTONIC */
-    struct tp_worker *watched;   /* workers running a task with a limit: dl_mu */
-    bool dl_started, dl_stop;    /* dl_mu */
-    pthread_t dl_thread;         /* immutable once dl_started */
+    pthread_cond_t dl_cv;      /* CLOCK_MONOTONIC */
+    struct tp_worker *watched; /* workers running a task with a limit: dl_mu */
+    bool dl_started, dl_stop;  /* dl_mu */
+    pthread_t dl_thread;       /* immutable once dl_started */
 };
 
 static _Atomic unsigned pool_counter;
@@ -135,7 +135,6 @@ static inline struct thread_pool *tp_of(executor_t *ex)
 {
     return (struct thread_pool *)ex;
 }
-
 
 static void self_free(struct thread_pool *p);
 
@@ -243,7 +242,8 @@ static struct cf_work *pop_locked(struct thread_pool *p)
 {
     struct cf_work *w = cf_fifo_pop(&p->queue);
     if (w) {
-        atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
+        atomic_store_explicit(&p->qlen,
+                              atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
                               memory_order_relaxed);
         atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
         p->busy++;
@@ -661,7 +661,8 @@ executor_t *thread_pool_executor_new(const executor_options_t *o)
     struct thread_pool *p = calloc(1, sizeof(*p));
     if (!p)
         return cf_fail_null(FUT_ENOMEM);
-    int rc = cf_executor_init(&p->base, &thread_pool_ops, o, CF_MIN(32, cf_cpu_count() + 4));
+    int rc =
+        cf_executor_init(&p->base, &thread_pool_ops, o, CF_MIN(32, cf_cpu_count() + 4));
     if (rc < 0) {
         free(p);
         return cf_fail_null(rc);

@@ -27,7 +27,8 @@ void cf_futex_wake(_Atomic uint32_t *addr, int n)
 }
 
 /* EINTR, EAGAIN and ETIMEDOUT are fine: every caller re-checks in a loop. */
-static void futex_wait(_Atomic uint32_t *addr, uint32_t expected, const struct timespec *rel)
+static void futex_wait(_Atomic uint32_t *addr, uint32_t expected,
+                       const struct timespec *rel)
 {
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, rel, NULL, 0);
 }

@@ -21,7 +21,10 @@ typedef struct {
     _Atomic uint32_t v; /* 0 free, 1 locked, 2 locked and contended */
 } cf_lock_t;
 
-#define CF_LOCK_INIT {0}
+#define CF_LOCK_INIT                                                                     \
+    {                                                                                    \
+        0                                                                                \
+    }
 
 void cf_lock_slow(cf_lock_t *l);
 void cf_futex_wake(_Atomic uint32_t *addr, int n);

@@ -62,6 +62,7 @@ struct cf_wnode *cf_waiter_pop(struct cf_waiter *w);
  * Puts the chain @head..@tail (linked by ready_next) before every notified
  * node (mutex held): as_completed yields futures done at the start first.
  */
-void cf_waiter_push_front(struct cf_waiter *w, struct cf_wnode *head, struct cf_wnode *tail);
+void cf_waiter_push_front(struct cf_waiter *w, struct cf_wnode *head,
+                          struct cf_wnode *tail);
 
 #endif /* CF_WAITER_H */

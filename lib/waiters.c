@@ -127,12 +127,13 @@ struct as_completed {
     size_t n;               /* distinct futures */
     size_t left;            /* not yet yielded */
     int64_t deadline;
-    bool finished;          /* after FUT_ETIMEDOUT: only FUT_EOF */
+    bool finished; /* after FUT_ETIMEDOUT: only FUT_EOF */
 };
 
 as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
 {
-    if ((!fs && n > 0) || !cf_timeout_valid(timeout) || n > SIZE_MAX / sizeof(struct cf_wnode))
+    if ((!fs && n > 0) || !cf_timeout_valid(timeout) ||
+        n > SIZE_MAX / sizeof(struct cf_wnode))
         return cf_fail_null(FUT_EINVAL);
     as_completed_t *it = calloc(1, sizeof(*it));
     future_t **uniq = n ? malloc(n * sizeof(*uniq)) : NULL;
@@ -231,8 +232,8 @@ static bool wait_met(futures_wait_mode mode, size_t done, size_t failed, size_t 
 }
 
 /* Sleeps on @w until @mode is met over @m futures or @deadline passes. */
-static int wait_until_met(struct cf_waiter *w, futures_wait_mode mode, const struct watch_start *ws,
-                          size_t m, int64_t deadline)
+static int wait_until_met(struct cf_waiter *w, futures_wait_mode mode,
+                          const struct watch_start *ws, size_t m, int64_t deadline)
 {
     int rc = 0;
     pthread_mutex_lock(&w->mu);
@@ -261,9 +262,9 @@ static void split_done(future_t *const *fs, size_t m, future_t **done, size_t *n
     }
 }
 
-static bool wait_args_ok(future_t *const *fs, size_t n, double timeout, futures_wait_mode mode,
-                         future_t **done, size_t *n_done, future_t **not_done,
-                         size_t *n_not_done)
+static bool wait_args_ok(future_t *const *fs, size_t n, double timeout,
+                         futures_wait_mode mode, future_t **done, size_t *n_done,
+                         future_t **not_done, size_t *n_not_done)
 {
     return (fs || n == 0) && cf_timeout_valid(timeout) &&
            (mode == FUTURES_FIRST_COMPLETED || mode == FUTURES_FIRST_EXCEPTION ||

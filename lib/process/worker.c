@@ -74,7 +74,7 @@ struct wstate {
     int unnoted;            /* answers in shared records not yet announced */
     int64_t first_unnoted;  /* when the first of them was left */
     _Atomic uint32_t *word; /* the claim word of the task being run */
-    bool announce;          /* the last task ran NOTE_NS or more: announce the next claim */
+    bool announce; /* the last task ran NOTE_NS or more: announce the next claim */
 #ifdef CF_TEST_HOOKS
     bool hooks; /* CFUTURES_TEST_HOOKS was set */
 #endif
@@ -241,8 +241,8 @@ static bool claim(struct wstate *w, uint64_t id)
     _Atomic uint32_t *word = &w->cfg->claims[(size_t)w->seat * w->cfg->depth + cell];
     uint32_t expect = CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_SENT);
     w->word = word;
-    if (!atomic_compare_exchange_strong(word, &expect,
-                                        CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_CLAIMED)))
+    if (!atomic_compare_exchange_strong(
+            word, &expect, CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_CLAIMED)))
         return false;
     /*
      * After a long task the parent hears of this start at once (future_running,
