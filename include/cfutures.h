@@ -470,6 +470,16 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * then never runs. future_cancel on a started task returns false and makes
  * task_should_stop() true in the worker, as in a thread.
  *
+ * Idle and busy: an idle worker blocks in read() and the manager thread in
+ * poll() with no timeout, so an idle pool, and one whose workers all run
+ * long tasks, makes no wake-ups. Only while a task sent ahead is not known
+ * to have started does the manager look at the workers' claim words every
+ * 1 ms (so future_running() and a task's own deadline follow its start); a
+ * worker announces the start of a task that waited behind a long one at once.
+ * Not yet as in Python: a task sent ahead to a busy worker can start after a
+ * later task that went to a worker that was free (a free worker takes back
+ * such tasks only when it runs dry).
+ *
  * executor_map with chunksize > 1 sends each chunk as ONE task, as Python's
  * ProcessPoolExecutor.map does: one future and one frame each way, no
  * per-item allocation. A chunk starts as a unit in one worker, and if that
