@@ -144,16 +144,27 @@ void cf_executor_dropped(executor_t *ex)
 
 /* ---------------------------------------------------------- future hooks */
 
-static void work_cancelled(void *extra)
-{
-    struct cf_work *w = extra;
-    queue_leave(w->ex);
-}
-
+/*
+ * A cancel that the pool let through holds a reference to the executor
+ * until its accounting is done: a waiter that saw the future cancelled may
+ * free the executor meanwhile (executor_free, after its workers are done).
+ */
 static bool work_try_cancel(void *extra)
 {
     struct cf_work *w = extra;
-    return !w->ex->ops->try_cancel || w->ex->ops->try_cancel(w->ex, w);
+    if (w->ex->ops->try_cancel && !w->ex->ops->try_cancel(w->ex, w))
+        return false;
+    cf_executor_ref(w->ex);
+    return true;
+}
+
+static void work_cancelled(void *extra, bool won)
+{
+    struct cf_work *w = extra;
+    executor_t *ex = w->ex;
+    if (won)
+        queue_leave(ex);
+    cf_executor_unref(ex); /* may free it: @w's executor is not touched again */
 }
 
 static void work_stop(void *extra)
@@ -225,10 +236,11 @@ static bool prep_try_cancel(void *extra)
     }
 }
 
-static void prep_cancelled(void *extra)
+static void prep_cancelled(void *extra, bool won)
 {
+    /* Only a submitted task went through work_try_cancel (its reference). */
     if (atomic_load(&prep_of(extra)->phase) == PREP_SUBMITTED)
-        work_cancelled(extra);
+        work_cancelled(extra, won);
 }
 
 static void prep_stop(void *extra)

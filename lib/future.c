@@ -433,6 +433,8 @@ bool future_cancel(future_t *f)
         /* It started just now. */
         atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
         cf_unlock(&f->lock);
+        if (f->hooks && f->hooks->cancelled)
+            f->hooks->cancelled(cf_future_extra(f), false);
         return false;
     }
     /*
@@ -442,7 +444,7 @@ bool future_cancel(future_t *f)
     future_ref(f);
     struct cb_node *c = publish_locked(f, S_CANCELLED);
     if (f->hooks && f->hooks->cancelled)
-        f->hooks->cancelled(cf_future_extra(f));
+        f->hooks->cancelled(cf_future_extra(f), true);
     run_callbacks_held(f, c);
     future_unref(f);
     return true;

@@ -27,16 +27,21 @@
 struct cf_future_hooks {
     /*
      * future_cancel is about to cancel the pending future: false means the
-     * work has started already (the future is then not cancelled).
+     * work has started already (the future is then not cancelled). After
+     * true, cancelled() always follows.
      */
     bool (*try_cancel)(void *extra);
     /*
-     * future_cancel cancelled the pending future: called after its waiters
-     * were told, without the lock, and before its done-callbacks run
-     * (executor.c's prepared work relies on that order: a callback may drop
-     * the last reference to what the hook reads).
+     * After try_cancel said true: @won is whether the future is now
+     * cancelled (false: a worker started it in between). Called after the
+     * waiters were told, without the lock, and before the done-callbacks
+     * run (executor.c's prepared work relies on that order: a callback may
+     * drop the last reference to what the hook reads). A waiter may already
+     * have seen the future cancelled: whatever the hook touches must be kept
+     * alive by try_cancel until it ran (executor.c holds a reference to the
+     * executor).
      */
-    void (*cancelled)(void *extra);
+    void (*cancelled)(void *extra, bool won);
     /* future_cancel was called while the future ran: ask the task to stop. */
     void (*stop)(void *extra);
 };

@@ -86,15 +86,18 @@ struct watch_start {
 };
 
 /*
- * Points one node per future of @fs[0, m) at @w and watches it. Futures done
- * already are not watched: they are chained and counted in @ws.
+ * Points one node per future of @fs[0, m) at @w and watches it (with @ref,
+ * taking a reference to each first). Futures done already are not watched:
+ * they are chained and counted in @ws.
  */
 static void watch_all(struct cf_waiter *w, future_t *const *fs, size_t m,
-                      struct cf_wnode *nodes, struct watch_start *ws)
+                      struct cf_wnode *nodes, bool ref, struct watch_start *ws)
 {
     *ws = (struct watch_start){0};
     for (size_t i = 0; i < m; i++) {
         struct cf_wnode *nd = &nodes[i];
+        if (ref)
+            future_ref(fs[i]); /* in the same pass: one walk over n futures */
         nd->waiter = w;
         nd->f = fs[i];
         nd->yielded = false;
@@ -156,11 +159,9 @@ as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
     it->pos = pos;
     it->n = it->left = (size_t)m;
     it->deadline = cf_deadline_after(timeout);
-    for (size_t i = 0; i < (size_t)m; i++)
-        future_ref(uniq[i]); /* the iterator's, until yielded */
-    /* Futures done already go first, in input order. */
+    /* A reference each, the iterator's until yielded; done ones go first. */
     struct watch_start ws;
-    watch_all(&it->w, uniq, (size_t)m, nodes, &ws);
+    watch_all(&it->w, uniq, (size_t)m, nodes, true, &ws);
     free(uniq);
     if (ws.done_head) {
         pthread_mutex_lock(&it->w.mu);
@@ -295,7 +296,7 @@ int futures_wait(future_t *const *fs, size_t n, double timeout, futures_wait_mod
         struct cf_waiter w;
         struct watch_start ws;
         cf_waiter_init(&w);
-        watch_all(&w, uniq, (size_t)m, nodes, &ws);
+        watch_all(&w, uniq, (size_t)m, nodes, false, &ws);
         rc = wait_until_met(&w, mode, &ws, (size_t)m, deadline);
         unwatch_all(nodes, (size_t)m);
         cf_waiter_destroy(&w);

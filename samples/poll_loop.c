@@ -27,6 +27,7 @@ struct job {
     int id;
     long long value;
     double sleep_s;
+    future_t *task; /* the square's future: the task borrows this job until it ends */
 };
 
 /* On the pool: sleep if asked, then the square. */
@@ -75,13 +76,15 @@ static int start_job(executor_t *ex, completion_queue_t *q, struct job *j)
                                          &(then_options_t){.submit = {.queue = q}})
                            : NULL;
     int rc = text ? 0 : -errno;
-    if (text)
+    if (text) {
         future_set_user_data(text, j);
-    else
+        j->task = f; /* drain() waits for it before freeing j */
+    } else {
         future_result(f, FUT_FOREVER, NULL, NULL); /* the task borrows j: let it end */
+        future_unref(f);
+    }
     future_unref(text); /* the queue holds its own reference */
     future_unref(timed);
-    future_unref(f);
     return rc;
 }
 
@@ -117,6 +120,12 @@ static int drain(completion_queue_t *q)
         else
             printf("task %d: %s\n", j->id, future_strerror(-errno));
         fflush(stdout);
+        /*
+         * A task that timed out was asked to stop (cancel_source) but may
+         * still read its job: it checks task_should_stop() every 10 ms.
+         */
+        future_result(j->task, FUT_FOREVER, NULL, NULL);
+        future_unref(j->task);
         free(j);
         future_unref(f);
         n++;
