@@ -437,10 +437,7 @@ bool future_cancel(future_t *f)
             f->hooks->cancelled(cf_future_extra(f), false);
         return false;
     }
-    /*
-     * The executor's accounting goes first: a callback may free the
-     * executor, after which its work item's executor must not be touched.
-     */
+    /* The executor's accounting goes first: a callback may free the executor. */
     future_ref(f);
     struct cb_node *c = publish_locked(f, S_CANCELLED);
     if (f->hooks && f->hooks->cancelled)
