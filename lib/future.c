@@ -430,11 +430,12 @@ bool future_cancel(future_t *f)
     /* PENDING: a racing set_running CAS decides who wins. */
     if (!atomic_compare_exchange_strong_explicit(
             &f->state, &s, S_CANCELLED, memory_order_acq_rel, memory_order_relaxed)) {
-        /* It started just now. */
+        /* It started just now; once unlocked, its result may overwrite hooks. */
+        const struct cf_future_hooks *h = f->hooks;
         atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
         cf_unlock(&f->lock);
-        if (f->hooks && f->hooks->cancelled)
-            f->hooks->cancelled(cf_future_extra(f), false);
+        if (h && h->cancelled)
+            h->cancelled(cf_future_extra(f), false);
         return false;
     }
     /* The executor's accounting goes first: a callback may free the executor. */
