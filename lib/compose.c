@@ -519,9 +519,10 @@ struct within {
     double timeout; /* for the message */
 };
 
-static void within_unref(struct within *w)
+/* Drops @n references at once; the last frees @w. */
+static void within_release(struct within *w, int n)
 {
-    if (atomic_fetch_sub(&w->refs, 1) != 1)
+    if (atomic_fetch_sub(&w->refs, n) != n)
         return;
     future_unref(w->f);
     free(w);
@@ -544,7 +545,7 @@ static void within_fired(struct cf_timer *t)
         if (w->f)
             future_cancel(w->f);
     }
-    within_unref(w);
+    within_release(w, 1);
 }
 
 static void within_done(future_t *f, void *ud)
@@ -555,9 +556,8 @@ static void within_done(future_t *f, void *ud)
         settle_like(w->r, &o);
         future_unref(w->r);
     }
-    if (cf_timer_cancel(&w->timer))
-        within_unref(w); /* the timer's: it will never fire */
-    within_unref(w);
+    /* Ours, and the timer's too if it will never fire: one drop, one free. */
+    within_release(w, cf_timer_cancel(&w->timer) ? 2 : 1);
 }
 
 future_t *future_within(future_t *f, double timeout, bool cancel_source)
@@ -598,7 +598,7 @@ future_t *future_within(future_t *f, double timeout, bool cancel_source)
             return cf_fail_null(FUT_ENOMEM);
         }
         /* The timer fired already and holds the last reference. */
-        within_unref(w);
+        within_release(w, 1);
         future_unref(r);
         return cf_fail_null(FUT_ENOMEM);
     }
