@@ -88,52 +88,29 @@ void cf_executor_unref(executor_t *ex)
 
 /* ---------------------------------------------------------- counters */
 
-/* @n items left the queue: wake submitters waiting for room. */
-static void queue_leave_n(executor_t *ex, size_t n)
+/* An item left the queue: wake a submitter waiting for room. */
+static void queue_leave(executor_t *ex)
 {
     if (ex->opts.max_queue == 0) {
-        atomic_fetch_sub_explicit(&ex->queued, n, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&ex->queued, 1, memory_order_relaxed);
         return;
     }
     pthread_mutex_lock(&ex->mu);
-    atomic_fetch_sub_explicit(&ex->queued, n, memory_order_relaxed);
-    if (n == 1)
-        pthread_cond_signal(&ex->space_cv);
-    else
-        pthread_cond_broadcast(&ex->space_cv);
+    atomic_fetch_sub_explicit(&ex->queued, 1, memory_order_relaxed);
+    pthread_cond_signal(&ex->space_cv);
     pthread_mutex_unlock(&ex->mu);
-}
-
-static void queue_leave(executor_t *ex)
-{
-    queue_leave_n(ex, 1);
-}
-
-void cf_executor_started_n(executor_t *ex, size_t n)
-{
-    if (n == 0)
-        return;
-    atomic_fetch_add_explicit(&ex->running, n, memory_order_relaxed);
-    queue_leave_n(ex, n);
 }
 
 void cf_executor_started(executor_t *ex)
 {
-    cf_executor_started_n(ex, 1);
-}
-
-void cf_executor_finished_n(executor_t *ex, size_t ok, size_t failed)
-{
-    if (ok)
-        atomic_fetch_add_explicit(&ex->completed, ok, memory_order_relaxed);
-    if (failed)
-        atomic_fetch_add_explicit(&ex->failed, failed, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&ex->running, ok + failed, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ex->running, 1, memory_order_relaxed);
+    queue_leave(ex);
 }
 
 void cf_executor_finished(executor_t *ex, bool failed)
 {
-    cf_executor_finished_n(ex, !failed, failed);
+    atomic_fetch_add_explicit(failed ? &ex->failed : &ex->completed, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&ex->running, 1, memory_order_relaxed);
 }
 
 void cf_executor_dropped(executor_t *ex)

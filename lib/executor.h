@@ -172,12 +172,8 @@ int cf_executor_init(executor_t *ex, const struct cf_executor_ops *ops,
                      const executor_options_t *o, int default_workers);
 /* Called by a worker when it starts a work item (after set_running == 1). */
 void cf_executor_started(executor_t *ex);
-/* The same for @n items at once (a map chunk). */
-void cf_executor_started_n(executor_t *ex, size_t n);
 /* Called by a worker when a started item finished; @failed from cf_task_complete. */
 void cf_executor_finished(executor_t *ex, bool failed);
-/* The same for @ok + @failed items at once (a map chunk). */
-void cf_executor_finished_n(executor_t *ex, size_t ok, size_t failed);
 /* A queued item failed without starting (broken pool). */
 void cf_executor_dropped(executor_t *ex);
 /* Marks the executor broken; done before any future fails FUT_EBROKEN. */

@@ -142,17 +142,6 @@ bool cf_buf_reserve(struct cf_buf *b, size_t more)
     return true;
 }
 
-bool cf_buf_append(struct cf_buf *b, const void *data, size_t n)
-{
-    if (n == 0)
-        return true;
-    if (!cf_buf_reserve(b, n))
-        return false;
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    return true;
-}
-
 void cf_buf_consume(struct cf_buf *b, size_t n)
 {
     assert(n <= b->len - b->off);

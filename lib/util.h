@@ -97,8 +97,6 @@ struct cf_buf {
  * would pass max or malloc failed; the buffer is unchanged then.
  */
 bool cf_buf_reserve(struct cf_buf *b, size_t more);
-/* Appends @n bytes (reserving first): false as cf_buf_reserve. */
-bool cf_buf_append(struct cf_buf *b, const void *data, size_t n);
 /* Marks @n live bytes consumed; an emptied buffer restarts at offset 0. */
 void cf_buf_consume(struct cf_buf *b, size_t n);
 /* Frees the memory; the buffer is empty and reusable (max kept). */
