@@ -302,10 +302,24 @@ static double map_time_left(const executor_map_t *m)
 /* Unordered: stops watching every unit in flight, cancels and drops it. */
 static void map_cancel_rest_unordered(executor_map_t *m)
 {
-    for (size_t i = m->cap; i-- > 0;) {
-        struct map_unit *u = &m->ring[i];
-        if (!u->count)
-            continue; /* free */
+    /*
+     * Slots are reused in any order; cancel the last submitted unit first, as
+     * the ordered path does. The units in flight are among the last cap
+     * submitted, so unit number mod cap is a slot of free_slots (no longer
+     * needed) that no other live unit shares.
+     */
+    size_t *by_no = m->free_slots;
+    for (size_t i = 0; i < m->cap; i++)
+        by_no[i] = NO_UNIT;
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->ring[i].count)
+            by_no[(m->ring[i].first / m->chunk) % m->cap] = i;
+    size_t submitted = (m->next_item + m->chunk - 1) / m->chunk;
+    for (size_t k = 0; k < m->cap && k < submitted; k++) {
+        size_t slot = by_no[(submitted - 1 - k) % m->cap];
+        if (slot == NO_UNIT)
+            continue;
+        struct map_unit *u = &m->ring[slot];
         if (u->f) {
             cf_future_unwatch(u->f, &u->node);
             future_cancel(u->f);
@@ -314,6 +328,7 @@ static void map_cancel_rest_unordered(executor_map_t *m)
         u->f = NULL;
         u->count = 0;
     }
+    m->n_free = 0; /* nothing is submitted any more */
     m->cur = NO_UNIT;
     m->head = m->tail;
     m->yielded = m->n;
