@@ -8,6 +8,8 @@
 # median wall time over RUNS interleaved runs (min-max), MiB/s, peak RSS (GNU time),
 # and whether every file came out byte-identical.
 # Usage: bash bench/pdf_downloader.sh [BUILD_DIR]   (RUNS=5 by default)
+#   BASE=OTHER_BUILD_DIR adds that build's pdf_downloader (an A/B row, e.g. the
+#   last release's); TOOLS="pdf_downloader ..." picks the tools to run.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 bld=$(cd "${1:-$top/build}" && pwd)
@@ -44,6 +46,7 @@ for i in $(seq -w 1 20); do echo "http://127.0.0.1:$ng/c3/f$i.pdf"; done > "$W/c
 tool_cmd() {
     case $1 in
     pdf_downloader) echo "$prog -q -j $2 -i $3" ;;
+    pdf_downloader-base) echo "$BASE/samples/pdf_downloader/pdf_downloader -q -j $2 -i $3" ;;
     curl-parallel) echo "curl -sS -f -Z --parallel-max $2 --remote-name-all \$(cat $3)" ;;
     xargs-curl) echo "xargs -P $2 -n 1 curl -sSfO < $3" ;;
     wget2) echo "wget2 -q --max-threads $2 -i $3" ;;
@@ -77,9 +80,18 @@ row() {
         "$(echo "$mib / $med" | bc -l)" "$(echo "$rss / 1024" | bc -l)" "$ok"
 }
 
-tools=(pdf_downloader curl-parallel xargs-curl)
-command -v wget2 >/dev/null && tools+=(wget2)
-tools+=(python-course)
+if [ -n "${TOOLS:-}" ]; then
+    read -r -a tools <<< "$TOOLS"
+else
+    tools=(pdf_downloader curl-parallel xargs-curl)
+    command -v wget2 >/dev/null && tools+=(wget2)
+    tools+=(python-course)
+fi
+if [ -n "${BASE:-}" ]; then
+    BASE=$(cd "$BASE" && pwd)
+    [ -x "$BASE/samples/pdf_downloader/pdf_downloader" ] || { echo "no pdf_downloader in $BASE" >&2; exit 1; }
+    tools+=(pdf_downloader-base)
+fi
 echo "RUNS=$RUNS, $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo
 echo "| corpus | tool | workers | median wall s (min-max) | MiB/s | peak RSS MiB | correct |"

@@ -516,21 +516,21 @@ int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)
 
 bool cf_future_watch(future_t *f, struct cf_wnode *n)
 {
-    cf_lock(&f->lock);
-    if (state_done(atomic_load_explicit(&f->state, memory_order_relaxed))) {
+    bool linked = n->linked = false; /* not yet in a list: ours alone */
+    if (!state_done(load_state(f))) { /* done is final: no lock to see that */
+        cf_lock(&f->lock);
+        if ((linked = !state_done(atomic_load_explicit(&f->state, memory_order_relaxed)))) {
+            n->f = f;
+            n->prev = NULL;
+            n->next = f->waiters;
+            if (f->waiters)
+                f->waiters->prev = n;
+            f->waiters = n;
+            n->linked = true; /* a notify may clear it once unlocked */
+        }
         cf_unlock(&f->lock);
-        n->linked = false;
-        return false;
     }
-    n->f = f;
-    n->prev = NULL;
-    n->next = f->waiters;
-    if (f->waiters)
-        f->waiters->prev = n;
-    f->waiters = n;
-    n->linked = true;
-    cf_unlock(&f->lock);
-    return true;
+    return linked;
 }
 
 void cf_future_unwatch(future_t *f, struct cf_wnode *n)

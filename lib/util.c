@@ -10,12 +10,14 @@
 #include <cfutures.h>
 
 #include <assert.h>
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -211,4 +213,46 @@ const char *future_strerror(int code)
 const char *cfutures_version(void)
 {
     return CFUTURES_VERSION;
+}
+
+/* ---------------------------------------------------------- big arrays */
+
+#define HUGE_SZ ((size_t)2 << 20)
+
+void *cf_zalloc_big(size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size - HUGE_SZ) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t len = n * size;
+    if (len < HUGE_SZ)
+        return calloc(n ? n : 1, size ? size : 1);
+    size_t span = (len + HUGE_SZ - 1) / HUGE_SZ * HUGE_SZ;
+    char *raw = mmap(NULL, span + HUGE_SZ, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED)
+        return NULL;
+    /* Trim to a 2 MiB-aligned span: [raw, p) and [p + span, end) go back. */
+    char *p = (char *)(((uintptr_t)raw + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1));
+    if (p > raw)
+        munmap(raw, (size_t)(p - raw));
+    if (p + span < raw + span + HUGE_SZ)
+        munmap(p + span, (size_t)(raw + span + HUGE_SZ - (p + span)));
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, span, MADV_HUGEPAGE); /* a hint: no THP, 4 KiB pages */
+#endif
+    return p;
+}
+
+void cf_zalloc_free(void *p, size_t n, size_t size)
+{
+    if (!p)
+        return;
+    size_t len = n * size;
+    if (len < HUGE_SZ) {
+        free(p);
+        return;
+    }
+    munmap(p, (len + HUGE_SZ - 1) / HUGE_SZ * HUGE_SZ);
 }

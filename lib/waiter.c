@@ -74,12 +74,3 @@ struct cf_wnode *cf_waiter_pop(struct cf_waiter *w)
     }
     return n;
 }
-
-void cf_waiter_push_front(struct cf_waiter *w, struct cf_wnode *head,
-                          struct cf_wnode *tail)
-{
-    tail->ready_next = w->ready_head;
-    if (!w->ready_head)
-        w->ready_tail = tail;
-    w->ready_head = head;
-}

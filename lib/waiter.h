@@ -33,6 +33,10 @@ struct cf_wnode {
     struct cf_wnode *ready_next;  /* the waiter's ready list: waiter's lock */
     bool linked;                  /* in the future's list: future's lock */
     bool yielded;                 /* as_completed: handed out; its owner only */
+    /* waiters.c's own, in what would be padding (the node stays 56 bytes): */
+    uint32_t pos;    /* the future's first index in the caller's array */
+    uint32_t bucket; /* dedupe: 1 + first node of the bucket this index heads */
+    uint32_t chain;  /* dedupe: 1 + next node of the same bucket */
 };
 
 struct cf_waiter {
@@ -58,11 +62,5 @@ void cf_waiter_notify(struct cf_wnode *n, bool failed);
 bool cf_waiter_sleep(struct cf_waiter *w, int64_t deadline);
 /* Takes the oldest notified node, or NULL (mutex held). */
 struct cf_wnode *cf_waiter_pop(struct cf_waiter *w);
-/*
- * Puts the chain @head..@tail (linked by ready_next) before every notified
- * node (mutex held): as_completed yields futures done at the start first.
- */
-void cf_waiter_push_front(struct cf_waiter *w, struct cf_wnode *head,
-                          struct cf_wnode *tail);
 
 #endif /* CF_WAITER_H */

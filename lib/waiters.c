@@ -10,8 +10,10 @@
  * (cf_waiter_notify, under the future's lock). Nothing polls or rescans: the
  * total work is O(n) for n futures.
  *
- * Duplicates are dropped on entry with a pointer set (open addressing, sized
- * 2n), so each future is watched, counted and yielded once.
+ * Duplicates are dropped on entry with a hash set whose buckets and chains
+ * are fields of the nodes (find_node), so each future is watched, counted
+ * and yielded once, and the only memory proportional to n is one node per
+ * future: 56 bytes, touched once.
  *
  * Locks: a future's lock, then the waiter's mutex. Code holding the waiter's
  * mutex never takes a future's lock. Unwatching a node takes the future's
@@ -26,82 +28,55 @@
 
 #include "future.h"
 
-/* ---------------------------------------------------------- dedupe */
-
-/*
- * Copies the distinct futures of fs into out (input order kept) and, when
- * @pos is not NULL, the position in @fs of each one's first copy; returns how
- * many, or -1 when out of memory. Fails on a NULL entry with -2.
- */
-static long unique_futures(future_t *const *fs, size_t n, future_t **out, size_t *pos)
-{
-    size_t m = 0;
-    if (n <= 8) {
-        for (size_t i = 0; i < n; i++) {
-            if (!fs[i])
-                return -2;
-            size_t j = 0;
-            while (j < m && out[j] != fs[i])
-                j++;
-            if (j == m) {
-                if (pos)
-                    pos[m] = i;
-                out[m++] = fs[i];
-            }
-        }
-        return (long)m;
-    }
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap <<= 1;
-    future_t **set = calloc(cap, sizeof(*set));
-    if (!set)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        future_t *f = fs[i];
-        if (!f) {
-            free(set);
-            return -2;
-        }
-        size_t h = (size_t)(((uintptr_t)f >> 4) * 0x9E3779B97F4A7C15ull) & (cap - 1);
-        while (set[h] && set[h] != f)
-            h = (h + 1) & (cap - 1);
-        if (!set[h]) {
-            set[h] = f;
-            if (pos)
-                pos[m] = i;
-            out[m++] = f;
-        }
-    }
-    free(set);
-    return (long)m;
-}
-
 /* ---------------------------------------------------------- watching */
 
-/* What watch_all() found done already. */
+/* Largest n: node indices are 32 bits (plus one for "none"). */
+#define MAX_FUTURES ((size_t)UINT32_MAX - 1)
+
+/* What watch_all() found. */
 struct watch_start {
+    size_t m;                               /* distinct futures: nodes[0, m) */
     struct cf_wnode *done_head, *done_tail; /* in input order, via ready_next */
     size_t done, failed;
 };
 
 /*
- * Points one node per future of @fs[0, m) at @w and watches it (with @ref,
- * taking a reference to each first). Futures done already are not watched:
- * they are chained and counted in @ws.
+ * The node of @f among nodes[0, m), or NULL. Buckets and chains live in the
+ * nodes themselves (zeroed beyond m), so deduping costs no memory but them.
  */
-static void watch_all(struct cf_waiter *w, future_t *const *fs, size_t m,
+static struct cf_wnode *find_node(struct cf_wnode *nodes, size_t n, const future_t *f,
+                                  uint32_t *bucket)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)f >> 4) * 0x9E3779B97F4A7C15ull >> 32;
+    *bucket = (uint32_t)((h * n) >> 32); /* h in [0, 2^32): scaled to [0, n) */
+    for (uint32_t j = nodes[*bucket].bucket; j; j = nodes[j - 1].chain)
+        if (nodes[j - 1].f == f)
+            return &nodes[j - 1];
+    return NULL;
+}
+
+/*
+ * One pass over @fs[0, n) (no NULL in it): one node per distinct future in
+ * zeroed @nodes (input order kept), pointed at @w and watched (with @ref,
+ * taking a reference to each first). Futures done already are not watched:
+ * they are chained and counted in @ws. Python dedupes with set(fs).
+ */
+static void watch_all(struct cf_waiter *w, future_t *const *fs, size_t n,
                       struct cf_wnode *nodes, bool ref, struct watch_start *ws)
 {
     *ws = (struct watch_start){0};
-    for (size_t i = 0; i < m; i++) {
-        struct cf_wnode *nd = &nodes[i];
-        if (ref)
-            future_ref(fs[i]); /* in the same pass: one walk over n futures */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        if (find_node(nodes, n, fs[i], &b))
+            continue; /* a copy: watched, counted and yielded once */
+        struct cf_wnode *nd = &nodes[ws->m];
+        nd->chain = nodes[b].bucket;
+        nodes[b].bucket = (uint32_t)++ws->m;
+        nd->pos = (uint32_t)i;
         nd->waiter = w;
         nd->f = fs[i];
-        nd->yielded = false;
-        nd->ready_next = NULL;
+        if (ref)
+            future_ref(fs[i]); /* in the same pass: one walk over n futures */
         if (cf_future_watch(fs[i], nd))
             continue;
         if (ws->done_tail)
@@ -112,6 +87,15 @@ static void watch_all(struct cf_waiter *w, future_t *const *fs, size_t m,
         ws->done++;
         ws->failed += cf_future_failed(fs[i]);
     }
+}
+
+/* False when @fs[0, n) holds a NULL. */
+static bool no_null(future_t *const *fs, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!fs[i])
+            return false;
+    return true;
 }
 
 /* Unwatches every node: afterwards no notify for them is running. */
@@ -126,8 +110,9 @@ static void unwatch_all(struct cf_wnode *nodes, size_t m)
 struct as_completed {
     struct cf_waiter w;
     struct cf_wnode *nodes; /* one per distinct future; the iterator's owner */
-    size_t *pos;            /* nodes[i]'s future is fs[pos[i]] (its first copy) */
+    struct cf_wnode *taken; /* done, taken off the ready list, not yet yielded */
     size_t n;               /* distinct futures */
+    size_t cap;             /* nodes allocated: the n given */
     size_t left;            /* not yet yielded */
     int64_t deadline;
     bool finished; /* after FUT_ETIMEDOUT: only FUT_EOF */
@@ -135,39 +120,25 @@ struct as_completed {
 
 as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
 {
-    if ((!fs && n > 0) || !cf_timeout_valid(timeout) ||
-        n > SIZE_MAX / sizeof(struct cf_wnode))
+    if ((!fs && n > 0) || !cf_timeout_valid(timeout) || n > MAX_FUTURES ||
+        !no_null(fs, n))
         return cf_fail_null(FUT_EINVAL);
     as_completed_t *it = calloc(1, sizeof(*it));
-    future_t **uniq = n ? malloc(n * sizeof(*uniq)) : NULL;
-    struct cf_wnode *nodes = n ? malloc(n * sizeof(*nodes)) : NULL;
-    size_t *pos = n ? malloc(n * sizeof(*pos)) : NULL;
-    long m = -1;
-    if (it && n == 0)
-        m = 0;
-    else if (it && uniq && nodes && pos)
-        m = unique_futures(fs, n, uniq, pos);
-    if (m < 0 || !it) {
+    struct cf_wnode *nodes = n ? cf_zalloc_big(n, sizeof(*nodes)) : NULL;
+    if (!it || (n && !nodes)) {
         free(it);
-        free(uniq);
-        free(nodes);
-        free(pos);
-        return cf_fail_null(m == -2 ? FUT_EINVAL : FUT_ENOMEM);
+        cf_zalloc_free(nodes, n, sizeof(*nodes));
+        return cf_fail_null(FUT_ENOMEM);
     }
     cf_waiter_init(&it->w);
     it->nodes = nodes;
-    it->pos = pos;
-    it->n = it->left = (size_t)m;
+    it->cap = n;
     it->deadline = cf_deadline_after(timeout);
     /* A reference each, the iterator's until yielded; done ones go first. */
     struct watch_start ws;
-    watch_all(&it->w, uniq, (size_t)m, nodes, true, &ws);
-    free(uniq);
-    if (ws.done_head) {
-        pthread_mutex_lock(&it->w.mu);
-        cf_waiter_push_front(&it->w, ws.done_head, ws.done_tail);
-        pthread_mutex_unlock(&it->w.mu);
-    }
+    watch_all(&it->w, fs, n, nodes, true, &ws);
+    it->n = it->left = ws.m;
+    it->taken = ws.done_head; /* only this thread knows of them yet */
     return it;
 }
 
@@ -176,27 +147,43 @@ int as_completed_next(as_completed_t *it, future_t **out)
     return as_completed_next_at(it, out, NULL);
 }
 
+/* The next done node: from those taken, else the ready list (batched: one
+ * lock per batch, not per future); NULL when @it->deadline passed. */
+static struct cf_wnode *next_done(as_completed_t *it)
+{
+    if (!it->taken) {
+        pthread_mutex_lock(&it->w.mu);
+        while (!it->w.ready_head) {
+            if (!cf_waiter_sleep(&it->w, it->deadline)) {
+                pthread_mutex_unlock(&it->w.mu);
+                return NULL;
+            }
+        }
+        it->taken = it->w.ready_head;
+        it->w.ready_head = it->w.ready_tail = NULL;
+        pthread_mutex_unlock(&it->w.mu);
+    }
+    struct cf_wnode *nd = it->taken;
+    it->taken = nd->ready_next;
+    return nd;
+}
+
 int as_completed_next_at(as_completed_t *it, future_t **out, size_t *index)
 {
     if (!it || !out)
         return FUT_EINVAL;
     if (it->finished || it->left == 0)
         return FUT_EOF;
-    pthread_mutex_lock(&it->w.mu);
-    struct cf_wnode *nd;
-    while (!(nd = cf_waiter_pop(&it->w))) {
-        if (!cf_waiter_sleep(&it->w, it->deadline)) {
-            pthread_mutex_unlock(&it->w.mu);
-            it->finished = true;
-            return FUT_ETIMEDOUT;
-        }
+    struct cf_wnode *nd = next_done(it);
+    if (!nd) {
+        it->finished = true;
+        return FUT_ETIMEDOUT;
     }
-    pthread_mutex_unlock(&it->w.mu);
     nd->yielded = true;
     it->left--;
     *out = nd->f; /* the iterator's reference goes to the caller */
     if (index)
-        *index = it->pos[nd - it->nodes];
+        *index = nd->pos;
     return 0;
 }
 
@@ -212,8 +199,7 @@ void as_completed_free(as_completed_t *it)
         future_unref(nd->f);
     }
     cf_waiter_destroy(&it->w);
-    free(it->nodes);
-    free(it->pos);
+    cf_zalloc_free(it->nodes, it->cap, sizeof(*it->nodes));
     free(it);
 }
 
@@ -249,15 +235,15 @@ static int wait_until_met(struct cf_waiter *w, futures_wait_mode mode,
 }
 
 /* Fills the caller's done and not-done lists as the futures stand now. */
-static void split_done(future_t *const *fs, size_t m, future_t **done, size_t *n_done,
-                       future_t **not_done, size_t *n_not_done)
+static void split_done(const struct cf_wnode *nodes, size_t m, future_t **done,
+                       size_t *n_done, future_t **not_done, size_t *n_not_done)
 {
     for (size_t i = 0; i < m; i++) {
-        bool is_done = future_done(fs[i]);
+        bool is_done = future_done(nodes[i].f);
         future_t **list = is_done ? done : not_done;
         size_t *count = is_done ? n_done : n_not_done;
         if (list)
-            list[*count] = fs[i];
+            list[*count] = nodes[i].f;
         if (count)
             (*count)++;
     }
@@ -271,7 +257,7 @@ static bool wait_args_ok(future_t *const *fs, size_t n, double timeout,
            (mode == FUTURES_FIRST_COMPLETED || mode == FUTURES_FIRST_EXCEPTION ||
             mode == FUTURES_ALL_COMPLETED) &&
            (!done || n_done) && (!not_done || n_not_done) &&
-           n <= SIZE_MAX / sizeof(struct cf_wnode);
+           n <= MAX_FUTURES && no_null(fs, n);
 }
 
 int futures_wait(future_t *const *fs, size_t n, double timeout, futures_wait_mode mode,
@@ -285,26 +271,20 @@ int futures_wait(future_t *const *fs, size_t n, double timeout, futures_wait_mod
         *n_not_done = 0;
     if (n == 0)
         return 0;
-    future_t *small_u[16];
-    struct cf_wnode small_n[16];
-    future_t **uniq = n <= 16 ? small_u : malloc(n * sizeof(*uniq));
-    struct cf_wnode *nodes = n <= 16 ? small_n : malloc(n * sizeof(*nodes));
-    long m = uniq && nodes ? unique_futures(fs, n, uniq, NULL) : -1;
-    int rc = m == -2 ? FUT_EINVAL : FUT_ENOMEM;
-    if (m >= 0) {
-        int64_t deadline = cf_deadline_after(timeout);
-        struct cf_waiter w;
-        struct watch_start ws;
-        cf_waiter_init(&w);
-        watch_all(&w, uniq, (size_t)m, nodes, false, &ws);
-        rc = wait_until_met(&w, mode, &ws, (size_t)m, deadline);
-        unwatch_all(nodes, (size_t)m);
-        cf_waiter_destroy(&w);
-        split_done(uniq, (size_t)m, done, n_done, not_done, n_not_done);
-    }
-    if (uniq != small_u)
-        free(uniq);
-    if (nodes != small_n)
-        free(nodes);
+    struct cf_wnode small[16] = {0};
+    struct cf_wnode *nodes = n <= 16 ? small : cf_zalloc_big(n, sizeof(*nodes));
+    if (!nodes)
+        return FUT_ENOMEM;
+    int64_t deadline = cf_deadline_after(timeout);
+    struct cf_waiter w;
+    struct watch_start ws;
+    cf_waiter_init(&w);
+    watch_all(&w, fs, n, nodes, false, &ws);
+    int rc = wait_until_met(&w, mode, &ws, ws.m, deadline);
+    unwatch_all(nodes, ws.m);
+    cf_waiter_destroy(&w);
+    split_done(nodes, ws.m, done, n_done, not_done, n_not_done);
+    if (nodes != small)
+        cf_zalloc_free(nodes, n, sizeof(*nodes));
     return rc;
 }

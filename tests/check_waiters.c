@@ -980,6 +980,48 @@ START_TEST(test_waiters_many_duplicates)
 }
 END_TEST
 
+/* Duplicates over a large array: each future once, at its first index. */
+START_TEST(test_waiters_duplicates_first_index)
+{
+    enum { N = 50000, K = 3000 }; /* N * node size passes 2 MiB: the big path */
+    future_t *distinct[K];
+    for (int i = 0; i < K; i++)
+        distinct[i] = make_fx(FX_SUCCESS);
+    future_t **fs = malloc(N * sizeof(*fs));
+    size_t first[K];
+    for (int i = 0; i < K; i++)
+        first[i] = SIZE_MAX;
+    for (size_t i = 0; i < N; i++) {
+        size_t k = (i * 7919) % K;
+        fs[i] = distinct[k];
+        if (first[k] == SIZE_MAX)
+            first[k] = i;
+    }
+    as_completed_t *it = as_completed_new(fs, N, FUT_FOREVER);
+    ck_assert_ptr_nonnull(it);
+    unsigned char seen[K] = {0};
+    future_t *f;
+    size_t idx, got = 0;
+    while (as_completed_next_at(it, &f, &idx) == 0) {
+        ck_assert_uint_lt(idx, N);
+        size_t k = (idx * 7919) % K;
+        ck_assert_ptr_eq(f, distinct[k]);
+        ck_assert_uint_eq(idx, first[k]);
+        ck_assert(!seen[k]);
+        seen[k] = 1;
+        got++;
+        future_unref(f);
+    }
+    ck_assert_uint_eq(got, K);
+    as_completed_free(it);
+    size_t nd = 0;
+    ck_assert_int_eq(futures_wait(fs, N, 0, FUTURES_ALL_COMPLETED, NULL, &nd, NULL, NULL), 0);
+    ck_assert_uint_eq(nd, K);
+    free(fs);
+    unref_all(distinct, K);
+}
+END_TEST
+
 /* futures_wait over 100,000 futures, completed from 2 threads. */
 struct range_completer {
     future_t **fs;
@@ -1357,6 +1399,7 @@ Suite *make_suite(void)
     tcase_add_checked_fixture(tc, reset_counters, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_waiters_many_duplicates);
+    tcase_add_test(tc, test_waiters_duplicates_first_index);
     tcase_add_test(tc, test_waiters_wait_large);
     tcase_add_test(tc, test_waiters_as_completed_large);
     suite_add_tcase(s, tc);
