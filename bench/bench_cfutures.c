@@ -7,6 +7,7 @@
  *   bench_cfutures [--naive] w2 ITERS WORKERS   submit-and-wait round trip
  *   bench_cfutures [--naive] w5 N           memory per pending future
  *   bench_cfutures [--naive] w7 SAMPLES     start latency behind long tasks
+ *   bench_cfutures [--naive] w11 ITERS      a task waits for a subtask it submitted
  *   bench_cfutures w8 thread|process idle|busy SECONDS
  *                                           context switches/s of a resting pool
  *   bench_cfutures w6 N REPS                as_completed / wait over done futures
@@ -220,7 +221,12 @@ static void rendezvous_pass(void)
         nanosleep(&(struct timespec){0, 50000}, NULL);
 }
 
-enum task_kind { TASK_ADD_ONE, TASK_GATE, TASK_RENDEZVOUS, TASK_STAMP, TASK_SLEEP };
+enum task_kind { TASK_ADD_ONE, TASK_GATE, TASK_RENDEZVOUS, TASK_STAMP, TASK_SLEEP, TASK_NEST };
+
+/* W11: the pool a nesting task submits its subtask to, and through what. */
+static void *nest_pool;
+static const struct backend *nest_backend;
+static int64_t nest_run(const int64_t *arg);
 
 /* Sleeps @ns nanoseconds (a long task that leaves its CPU free). */
 static void sleep_ns(int64_t ns)
@@ -259,6 +265,17 @@ static void cf_sleep(task_t *t)
     const int64_t *ns = task_arg(t, NULL);
     sleep_ns(*ns);
     task_return_i64(t, 0);
+}
+
+/* W11: submits add_one(*arg) to its own pool and waits for it. */
+static void cf_nest(task_t *t)
+{
+    task_return_i64(t, nest_run(task_arg(t, NULL)));
+}
+
+static int64_t naive_nest(const void *arg)
+{
+    return nest_run(arg);
 }
 
 static int64_t naive_stamp(const void *arg)
@@ -320,7 +337,8 @@ static void cf_pool_free(void *pool)
 
 static void *cf_submit(void *pool, enum task_kind kind, const int64_t *arg)
 {
-    static const task_fn fns[] = {cf_add_one, cf_gate, cf_rendezvous, cf_stamp, cf_sleep};
+    static const task_fn fns[] = {cf_add_one, cf_gate, cf_rendezvous, cf_stamp, cf_sleep,
+                                  cf_nest};
     future_t *f = executor_submit(pool, fns[kind], arg, sizeof(*arg));
     if (!f)
         die_code("executor_submit", -errno);
@@ -350,7 +368,7 @@ static void nv_pool_free(void *pool)
 static void *nv_submit(void *pool, enum task_kind kind, const int64_t *arg)
 {
     static const naive_task_fn fns[] = {naive_add_one, naive_gate, naive_rendezvous, naive_stamp,
-                                        naive_sleep};
+                                        naive_sleep,   naive_nest};
     return naive_pool_submit(pool, fns[kind], arg);
 }
 
@@ -512,6 +530,40 @@ static int cmd_w7(const struct backend *b, size_t samples)
     w7_run(pool, b->submit, b->collect, lat, samples);
     b->pool_free(pool);
     print_latency("w7", b->name, W7_WORKERS, lat, samples);
+    free(lat);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- W11 */
+
+static int64_t nest_run(const int64_t *arg)
+{
+    return nest_backend->collect(nest_backend->submit(nest_pool, TASK_ADD_ONE, arg));
+}
+
+/*
+ * W11: a task that submits a subtask to its own pool (2 workers, one idle)
+ * and waits for it; one at a time, submit -> outer result. The subtask
+ * must wake the idle worker at once: no timer in the path.
+ */
+static int cmd_w11(const struct backend *b, size_t iters)
+{
+    static const int64_t arg = 41;
+    int64_t *lat = xmalloc_touched(iters * sizeof(*lat));
+    nest_backend = b;
+    nest_pool = b->pool_new(2);
+    start_workers(b, nest_pool, 2);
+    for (size_t i = 0; i < W2_WARMUP + iters; i++) {
+        int64_t t0 = now_ns();
+        int64_t v = b->collect(b->submit(nest_pool, TASK_NEST, &arg));
+        int64_t t1 = now_ns();
+        if (v != 42)
+            die("w11: a task returned a wrong value");
+        if (i >= W2_WARMUP)
+            lat[i - W2_WARMUP] = t1 - t0;
+    }
+    b->pool_free(nest_pool);
+    print_latency("w11", b->name, 2, lat, iters);
     free(lat);
     return 0;
 }
@@ -1529,6 +1581,7 @@ static _Noreturn void usage(void)
           "       bench_cfutures [--naive] w2 ITERS WORKERS\n"
           "       bench_cfutures [--naive] w5 N\n"
           "       bench_cfutures [--naive] w7 SAMPLES\n"
+          "       bench_cfutures [--naive] w11 ITERS\n"
           "       bench_cfutures ppw7 SAMPLES\n"
           "       bench_cfutures w8 thread|process idle|busy SECONDS\n"
           "       bench_cfutures w6 N REPS\n"
@@ -1567,9 +1620,9 @@ int main(int argc, char **argv)
         usage();
     const char *cmd = pos[0];
     bool pool_cmd = strcmp(cmd, "w1") == 0 || strcmp(cmd, "w2") == 0 || strcmp(cmd, "w5") == 0 ||
-                    strcmp(cmd, "w7") == 0;
+                    strcmp(cmd, "w7") == 0 || strcmp(cmd, "w11") == 0;
     if (!pool_cmd && b == &naive_backend)
-        die("%s: --naive applies to w1, w2, w5 and w7 only", cmd);
+        die("%s: --naive applies to w1, w2, w5, w7 and w11 only", cmd);
     int rc;
     if (strcmp(cmd, "w1") == 0 && npos == 3)
         rc = cmd_w1(b, parse_count(pos[1], "N"), parse_workers(pos[2]));
@@ -1577,6 +1630,8 @@ int main(int argc, char **argv)
         rc = cmd_w2(b, parse_count(pos[1], "ITERS"), parse_workers(pos[2]));
     else if (strcmp(cmd, "w7") == 0 && npos == 2)
         rc = cmd_w7(b, parse_count(pos[1], "SAMPLES"));
+    else if (strcmp(cmd, "w11") == 0 && npos == 2)
+        rc = cmd_w11(b, parse_count(pos[1], "ITERS"));
     else if (strcmp(cmd, "w5") == 0 && npos == 2)
         rc = cmd_w5(b, parse_count(pos[1], "N"));
     else if (strcmp(cmd, "w6") == 0 && npos == 3)

@@ -82,6 +82,8 @@ sys w1 $W1_N 2
 sys --naive w1 $W1_N 2
 c w7 $W7_N
 c --naive w7 $W7_N
+c w11 $W2_ITERS
+c --naive w11 $W2_ITERS
 c w8 thread idle $W8_S
 c w8 thread busy $W8_S
 c w5 $W5_N
@@ -437,6 +439,12 @@ w7_99, w7_99_vs = add("W7 thread pool start p99 behind long tasks", "us",
                       pick("w7", "cfutures", "p99_us", 4), (pick("w7", "naive", "p99_us", 4), "x condvar pool"))
 add("W7 plain condvar pool start p50", "us", pick("w7", "naive", "p50_us", 4))
 add("W7 plain condvar pool start p99", "us", pick("w7", "naive", "p99_us", 4))
+w11_50, w11_50_vs = add("W11 task waits for its own subtask, p50", "us",
+                        pick("w11", "cfutures", "p50_us", 2), (pick("w11", "naive", "p50_us", 2), "x condvar pool"))
+w11_m, w11_m_vs = add("W11 task waits for its own subtask, mean", "us",
+                      pick("w11", "cfutures", "mean_us", 2), (pick("w11", "naive", "mean_us", 2), "x condvar pool"))
+add("W11 plain condvar pool, p50", "us", pick("w11", "naive", "p50_us", 2))
+add("W11 plain condvar pool, mean", "us", pick("w11", "naive", "mean_us", 2))
 pipe99 = pick("pipe", "limit", "p99_us")
 pw7_50, pw7_50_vs = add("W7 process pool start p50 behind long tasks", "us",
                         pick("ppw7", "cfutures", "p50_us", 4), (pipe50, "x pipe p50"))
@@ -544,6 +552,9 @@ target("W7 process pool p50 <= 2x pipe p50 (issue 14)", v, f"{fmt(v, 'x')}x",
 v = med(pw7_99_vs)
 target("W7 process pool p99 <= 2x pipe p99 (issue 14)", v, f"{fmt(v, 'x')}x",
        v is not None and v <= 2)
+v = med(w11_m_vs)
+target("W11 nested subtask mean <= 1.0x condvar pool (issue 14)", v, f"{fmt(v, 'x')}x",
+       v is not None and v <= 1.0)
 for kind in ("thread", "process"):
     v = med(w8["cfutures-" + kind, "idle"])
     target(f"W8 {kind} pool idle <= 1 switch/s (issue 14)", v, f"{fmt(v, '1/s')}/s",

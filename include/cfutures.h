@@ -440,7 +440,8 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * ones do, so a short task behind long ones starts at once. Only while tiny
  * tasks stream through (a thread came back from one within 50 us) does a
  * submit count on a running thread to come back for the next one; a sleeping
- * thread then keeps a 1 ms timer so that such a task never waits longer.
+ * thread then keeps a 1 ms timer so that such a task never waits longer. A
+ * task's own submit (a subtask it may wait for) never counts on that.
  * Returns a new executor (free with executor_free); NULL with errno EINVAL
  * (negative max_workers, initarg_len without initarg) or ENOMEM.
  * Threads: any.

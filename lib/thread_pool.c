@@ -513,14 +513,16 @@ static int spawn_locked(struct thread_pool *p)
  * stream of tiny tasks then costs no wake-up per task. Such a submit marks
  * the pool `skipped`, which makes the watchman park with a time limit, so
  * even a task whose worker then ran long waits at most WATCH_NS; a watchman
- * parked without a limit is woken to take it.
+ * parked without a limit is woken to take it. A submit from one of the
+ * pool's own workers (@own: a task submitting a subtask, which it may then
+ * wait for) never counts on a running worker: that one may be itself.
  */
-static bool wake_needed_locked(struct thread_pool *p, size_t qlen)
+static bool wake_needed_locked(struct thread_pool *p, size_t qlen, bool own)
 {
     size_t coming = atomic_load_explicit(&p->spinning, memory_order_relaxed) + p->wakes;
     if (qlen <= coming)
         return false;
-    bool flowing = p->busy > 0 && qlen == coming + 1 && p->watchman && p->watch_timed &&
+    bool flowing = !own && p->busy > 0 && qlen == coming + 1 && p->watchman && p->watch_timed &&
                    p->last_len < FLOW_NS && cf_now_ns() - p->last_back < FLOW_NS;
     if (flowing) {
         p->skipped = true;
@@ -535,6 +537,7 @@ static bool wake_needed_locked(struct thread_pool *p, size_t qlen)
 static int tp_submit(executor_t *ex, struct cf_work *w)
 {
     struct thread_pool *p = tp_of(ex);
+    bool own = cf_executor_on_own_thread(ex);
     cf_lock(&p->lock);
     if (atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
         cf_unlock(&p->lock);
@@ -559,7 +562,7 @@ static int tp_submit(executor_t *ex, struct cf_work *w)
             return rc == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
         }
     } else if (p->sleeping > p->wakes) {
-        wake = wake_needed_locked(p, qlen);
+        wake = wake_needed_locked(p, qlen, own);
     }
     cf_unlock(&p->lock);
     if (wake)

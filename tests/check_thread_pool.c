@@ -528,6 +528,44 @@ START_TEST(test_thread_pool_short_task_never_waits_for_timer)
 }
 END_TEST
 
+/* W11's shape: a task that submits a subtask to its own pool and waits. */
+static executor_t *nest_ex;
+
+static void t_nest(task_t *t)
+{
+    const int64_t *x = task_arg(t, NULL);
+    future_t *f = executor_submit(nest_ex, t_add1, x, sizeof(*x));
+    int64_t v = -1;
+    int rc = f ? future_result_i64(f, 10.0, &v) : FUT_ENOMEM;
+    future_unref(f);
+    if (rc != 0)
+        task_raise(t, ETIMEDOUT, "the subtask did not run within 10 s");
+    else
+        task_return_i64(t, v + 1);
+}
+
+/*
+ * A subtask submitted by a running task starts on the idle worker at once,
+ * even while tiny tasks flow (when a submit may count on a running worker
+ * coming back: here that worker is the one waiting). The watchman's limit
+ * is stretched to 60 s, so a subtask left to it fails the round.
+ */
+START_TEST(test_thread_pool_subtask_never_waits_for_timer)
+{
+    cf_test_watch_ns = 60 * 1000000000LL;
+    nest_ex = new_tp((executor_options_t){.max_workers = 2});
+    for (int64_t round = 0; round < 2000; round++) {
+        int64_t v = -1;
+        future_t *f = submit_ok(nest_ex, t_nest, &round, sizeof(round));
+        ck_assert_int_eq(future_result_i64(f, 30.0, &v), 0);
+        ck_assert_int_eq(v, round + 2);
+        future_unref(f);
+    }
+    executor_free(nest_ex);
+    nest_ex = NULL;
+}
+END_TEST
+
 /* SHUT-08: three held tasks give three threads; after shutdown none is left */
 START_TEST(test_thread_pool_threads_terminate)
 {
@@ -1011,6 +1049,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_saturation);
     tcase_add_test(tc, test_thread_pool_idle_worker_takes_task_behind_busy);
     tcase_add_test(tc, test_thread_pool_short_task_never_waits_for_timer);
+    tcase_add_test(tc, test_thread_pool_subtask_never_waits_for_timer);
     tcase_add_test(tc, test_thread_pool_threads_terminate);
     tcase_add_test(tc, test_thread_pool_deadline_while_running);
     tcase_add_test(tc, test_thread_pool_deadline_rounds);
