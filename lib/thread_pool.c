@@ -29,7 +29,9 @@
  *
  * A worker counts itself idle again before it completes a task's future, so
  * a caller that waits for a result and submits again finds it idle and no
- * second thread starts (Python's idle semaphore does the same).
+ * second thread starts (Python's idle semaphore does the same); a submit
+ * from that future's done-callbacks, on the worker itself, does not count
+ * it (the callback may wait for what it submits).
  *
  * Deadlines: a task with its own time limit is registered with a watcher
  * thread (started on first need) that fails the future with FUT_EDEADLINE the
@@ -106,6 +108,10 @@ struct thread_pool {
 };
 
 static _Atomic unsigned pool_counter;
+
+/* The pool whose worker this thread is while it counts itself idle early:
+ * during its task's completion (done-callbacks), see run_task. */
+static _Thread_local const struct thread_pool *idle_early;
 
 /* How long a worker with nothing to do spins before it parks. */
 #define SPIN_NS 30000
@@ -449,9 +455,15 @@ static void run_task(struct thread_pool *p, struct tp_worker *me, struct cf_work
     w->fn(&t);
     if (w->limit_ns)
         watch_stop(p, me);
-    /* Idle again before the caller hears of it: a resubmit finds this thread. */
+    /*
+     * Idle again before the caller hears of it: a resubmit finds this thread.
+     * Not for a submit from its own done-callbacks (idle_early): that one
+     * may wait, and would wait for itself.
+     */
     atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
+    idle_early = p;
     int failed = cf_task_complete(&t);
+    idle_early = NULL;
     cf_executor_finished(&p->base, failed != 0);
     future_unref(f);
 }
@@ -551,8 +563,10 @@ static int tp_submit(executor_t *ex, struct cf_work *w)
     size_t qlen = atomic_load_explicit(&p->qlen, memory_order_relaxed) + 1;
     atomic_store_explicit(&p->qlen, qlen, memory_order_relaxed);
     bool wake = false;
-    if (qlen > atomic_load_explicit(&p->idle, memory_order_relaxed) &&
-        p->nthreads < (size_t)ex->opts.max_workers) {
+    size_t idle = atomic_load_explicit(&p->idle, memory_order_relaxed);
+    if (idle_early == p && idle > 0)
+        idle--; /* a done-callback of this pool's worker: not free for it */
+    if (qlen > idle && p->nthreads < (size_t)ex->opts.max_workers) {
         int rc = spawn_locked(p);
         if (rc != 0 && p->nworkers_alive == 0) {
             /* No thread will ever run it: take it back (it is the only one). */

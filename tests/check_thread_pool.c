@@ -566,6 +566,53 @@ START_TEST(test_thread_pool_subtask_never_waits_for_timer)
 }
 END_TEST
 
+/* What a done-callback that submits to the pool and waits saw. */
+struct cb_nest {
+    executor_t *ex;
+    int rc;
+    int64_t v;
+    gate_t done;
+};
+
+static void cb_submit_and_wait(future_t *f, void *ud)
+{
+    (void)f;
+    struct cb_nest *c = ud;
+    int64_t x = 5;
+    future_t *g = executor_submit(c->ex, t_add1, &x, sizeof(x));
+    c->rc = g ? future_result_i64(g, 10.0, &c->v) : FUT_ENOMEM;
+    future_unref(g);
+    gate_open(&c->done);
+}
+
+/*
+ * A done-callback, run on the worker that finished the task, submits to the
+ * same pool and waits: a second thread starts for it (the worker counts
+ * itself idle early, for resubmitting callers, but not for its own
+ * callbacks; before, the subtask waited for the very thread waiting on it).
+ */
+START_TEST(test_thread_pool_callback_submits_and_waits)
+{
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    gate_t hold;
+    gate_init(&hold);
+    struct cb_nest c = {.ex = ex, .rc = -1};
+    gate_init(&c.done);
+    future_t *f = submit_ok(ex, t_wait_gate, &hold, 0);
+    ck_assert(gate_wait_for_waiters(&hold, 1)); /* one thread, in the task */
+    ck_assert_int_eq(future_add_done_callback(f, cb_submit_and_wait, &c), 0);
+    gate_open(&hold);
+    ck_assert(gate_wait(&c.done, 30.0));
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_int_eq(c.v, 6);
+    ck_assert_int_eq(result_i64(f), 1);
+    future_unref(f);
+    executor_free(ex);
+    gate_destroy(&hold);
+    gate_destroy(&c.done);
+}
+END_TEST
+
 /* SHUT-08: three held tasks give three threads; after shutdown none is left */
 START_TEST(test_thread_pool_threads_terminate)
 {
@@ -1050,6 +1097,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_idle_worker_takes_task_behind_busy);
     tcase_add_test(tc, test_thread_pool_short_task_never_waits_for_timer);
     tcase_add_test(tc, test_thread_pool_subtask_never_waits_for_timer);
+    tcase_add_test(tc, test_thread_pool_callback_submits_and_waits);
     tcase_add_test(tc, test_thread_pool_threads_terminate);
     tcase_add_test(tc, test_thread_pool_deadline_while_running);
     tcase_add_test(tc, test_thread_pool_deadline_rounds);
