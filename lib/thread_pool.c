@@ -42,8 +42,9 @@
  * futures they complete), the deadline watcher (runs the callbacks of futures
  * it fails). All of them block asynchronous signals.
  *
- * Locks, in order: pool `lock` (queue, thread list, counters), then nothing.
- * `dl_mu` (watch list) is never held with `lock`. No user code runs under
+ * Locks, in order: `dl_mu` (watch list), then pool `lock` (queue, thread
+ * list, counters): watch_start counts the watcher thread it starts under
+ * both. Nothing is taken while `lock` is held. No user code runs under
  * either.
  */
 #include "config.h"
