@@ -179,6 +179,9 @@ typedef struct submit_options {
     bool nonblocking; /* with max_queue: fail FUT_EFULL rather than block */
     completion_queue_t *queue; /* NULL, or the future joins this queue at submit
                                   (before the task can end) */
+    double delay; /* the task starts no earlier than this many seconds after
+                     the submit (Java schedule); 0: at once. See
+                     executor_submit_with. */
 } submit_options_t;
 
 /** Options for executor_map; zero means default. */
@@ -545,7 +548,17 @@ CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
  * (FUT_EDEADLINE once passed; task_should_stop() is true from then on);
  * .nonblocking makes a full bounded queue fail with errno EAGAIN (FUT_EFULL)
  * rather than block. @so may be NULL. EINVAL for a negative, NaN or infinite
- * timeout.
+ * timeout or delay.
+ * .delay (beyond Python; Java ScheduledExecutorService.schedule, tokio
+ * sleep-then-spawn, GLib g_timeout_add): the task is submitted by the
+ * process's one timer thread (future_within's) that many seconds later,
+ * never earlier. Until then its future is pending and future_cancel
+ * cancels it; it does not count in max_queue or executor_stats. The
+ * argument is borrowed until the future is done on every kind (a process
+ * pool copies it when the delay ends). When it is due, the submit never
+ * blocks: a full bounded queue fails the future FUT_EFULL, a shut-down or
+ * broken executor FUT_ESHUTDOWN / FUT_EBROKEN. executor_shutdown cancels
+ * every delayed task not yet due (Java's shutdownNow drops them too).
  */
 CF_API future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
                                       size_t arg_len, const submit_options_t *so);
@@ -841,6 +854,57 @@ CF_API const future_error_t *executor_map_error(const executor_map_t *m);
 CF_API executor_map_t *executor_map_array(executor_t *ex, task_fn fn, const void *base,
                                           size_t elem_size, size_t n,
                                           const map_options_t *mo);
+
+/* ================================================ controlling work (beyond Python) */
+/*
+ * Delayed and periodic work on any executor (submit_options_t.delay,
+ * executor_schedule). PORTING.md "Beyond Python" maps Java's
+ * ScheduledExecutorService and tokio's names to these. Time runs on the one
+ * timer thread of future_within: no thread per schedule, and nothing wakes
+ * while no timer is due.
+ */
+
+/** Options for executor_schedule; zero means default. */
+typedef struct schedule_options {
+    double delay;     /* seconds before the first run; 0: at once */
+    double period;    /* seconds between runs; 0: one run */
+    bool fixed_delay; /* period counted from the end of a run, not its start */
+    size_t max_runs;  /* 0: until cancelled (or stopped by an error) */
+    bool stop_on_error; /* a failed run ends the schedule with its error */
+} schedule_options_t;
+
+/**
+ * Runs fn(arg) on @ex after @o->delay, then every @o->period seconds.
+ * Java: ScheduledExecutorService.schedule / scheduleAtFixedRate /
+ * scheduleWithFixedDelay; tokio: time::interval in a spawned loop; GLib:
+ * g_timeout_add. Each run is an ordinary task of @ex (task_arg, deadlines
+ * and stats as for executor_submit; a process pool copies @arg at each
+ * run). Runs never overlap: the next run is armed only once the previous
+ * one is done. At fixed rate the runs are due at delay + k * period from
+ * this call (no drift); a run that ends after the next due time skips the
+ * times it overran (the next run is due at the first time not yet past),
+ * as tokio's MissedTickBehavior::Skip. With fixed_delay, the next run is
+ * due period after the previous one ended.
+ * The returned future stays pending while the schedule lives and is done
+ * when it ends: after max_runs runs with the last run's outcome (result
+ * copied, or its error); at a failed run with stop_on_error with that
+ * error (a failed run without it does not stop the schedule); with period
+ * 0 after its one run. future_cancel on it between runs cancels it (true);
+ * during a run it returns false, no further run starts and the future takes
+ * that run's outcome (the running task is not asked to stop). A run the
+ * executor refuses when due (shut down, broken, a full bounded queue: the
+ * submit never blocks) ends the schedule with that status; a run cancelled
+ * by the executor (executor_shutdown with cancel_futures) cancels it.
+ * executor_shutdown cancels every schedule as future_cancel does (Java
+ * shutdown drops periodic tasks too), so executor_free never waits for a
+ * schedule's future time.
+ * @arg is borrowed until the future is done. Returns a new reference; NULL
+ * with errno EINVAL (NULL @ex, @fn or @o; a negative, NaN or infinite delay
+ * or period; max_runs > 1 with period 0), ESHUTDOWN, -FUT_EBROKEN, ENOMEM,
+ * -FUT_ESYS (the timer thread could not start). Threads: any; never blocks.
+ */
+CF_API future_t *executor_schedule(executor_t *ex, task_fn fn, const void *arg,
+                                   size_t len, const schedule_options_t *o);
 
 #ifdef __cplusplus
 }

@@ -165,7 +165,61 @@ struct executor {
     pthread_cond_t join_cv;  /* the join finished */
     bool joining, joined;    /* mu */
     _Atomic bool free_later; /* executor_free came from its own thread */
+    struct cf_timed *timed;  /* mu: delayed tasks not yet due, live schedules */
 };
+
+/*
+ * A future whose work waits for a time (a delayed task, a schedule): the
+ * executor keeps a list of them so that executor_shutdown can cancel them.
+ * Embedded in the owner's memory; the owner keeps @f alive while linked.
+ */
+struct cf_timed {
+    struct cf_timed *prev, *next; /* the executor's mu */
+    future_t *f;                  /* immutable */
+    bool linked;                  /* the executor's mu */
+};
+
+/*
+ * Links @n (n->f set). Returns 0, or FUT_ESHUTDOWN (not linked) once
+ * executor_shutdown was called: it cancels every linked future (a
+ * reference taken under the lock, future_cancel without it).
+ */
+static inline int cf_executor_track(executor_t *ex, struct cf_timed *n)
+{
+    pthread_mutex_lock(&ex->mu);
+    bool shut = atomic_load(&ex->shut);
+    if (!shut) {
+        n->prev = NULL;
+        n->next = ex->timed;
+        if (ex->timed)
+            ex->timed->prev = n;
+        ex->timed = n;
+        n->linked = true;
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return shut ? FUT_ESHUTDOWN : 0;
+}
+
+/* Unlinks @n (linked; the executor's mu held). */
+static inline void cf_untrack_locked(executor_t *ex, struct cf_timed *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        ex->timed = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    n->linked = false;
+}
+
+/* Unlinks @n if it is linked (a no-op after shutdown took it). */
+static inline void cf_executor_untrack(executor_t *ex, struct cf_timed *n)
+{
+    pthread_mutex_lock(&ex->mu);
+    if (n->linked)
+        cf_untrack_locked(ex, n);
+    pthread_mutex_unlock(&ex->mu);
+}
 
 /* Fills the common part; copies options. Returns 0 or FUT_EINVAL. */
 int cf_executor_init(executor_t *ex, const struct cf_executor_ops *ops,
