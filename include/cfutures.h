@@ -906,6 +906,75 @@ typedef struct schedule_options {
 CF_API future_t *executor_schedule(executor_t *ex, task_fn fn, const void *arg,
                                    size_t len, const schedule_options_t *o);
 
+/*
+ * Task groups (structured concurrency): tasks submitted through a group can
+ * be cancelled and waited for together, and no task outlives its group.
+ * Java: invokeAll, a StructuredTaskScope; tokio: JoinSet with a
+ * CancellationToken; Python: asyncio.TaskGroup; libdispatch: dispatch_group.
+ * A group belongs to one executor: its tasks all run there (a group does not
+ * span executors; make one group per executor).
+ */
+typedef struct task_group task_group_t; /* one owner: task_group_free */
+
+/** Options for task_group_new; zero means default. */
+typedef struct task_group_options {
+    bool cancel_on_failure; /* the first failed task cancels the group */
+} task_group_options_t;
+
+/**
+ * A new group of tasks on @ex (tokio JoinSet::new; Java
+ * StructuredTaskScope.ShutdownOnFailure with cancel_on_failure). @o may be
+ * NULL. The group keeps @ex's memory alive (executor_free before
+ * task_group_free is safe: later submits then fail ESHUTDOWN). Returns a new
+ * group; NULL with errno EINVAL (NULL @ex) or ENOMEM. Threads: any.
+ */
+CF_API task_group_t *task_group_new(executor_t *ex, const task_group_options_t *o);
+
+/**
+ * executor_submit_with on the group's executor, the task joining the group
+ * (JoinSet::spawn). Returns a new reference to the task's future, as
+ * executor_submit_with; NULL with errno as executor_submit_with, EINVAL for
+ * a NULL @g or @fn, ECANCELED once the group was cancelled (by
+ * task_group_cancel or a failure with cancel_on_failure: cancelling is
+ * final, as a CancellationToken's). Threads: any, tasks of the group too.
+ */
+CF_API future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg,
+                                   size_t len, const submit_options_t *so);
+
+/**
+ * Cancels the group (JoinSet::abort_all, CancellationToken::cancel): first
+ * every task not yet started is cancelled, then every running one is asked
+ * to stop (task_should_stop; future_cancel on it), so a worker freed by a
+ * stopping task cannot start another task of the group. Later submits fail
+ * ECANCELED. Returns at once (task_group_wait waits); a second call does
+ * nothing. Returns 0; FUT_EINVAL. Threads: any, also callbacks and tasks of
+ * the group.
+ */
+CF_API int task_group_cancel(task_group_t *g);
+
+/**
+ * Waits up to @timeout until every task of the group is done (finished or
+ * cancelled) (JoinSet::join_all; Java invokeAll's wait). *@first_error
+ * (@first_error may be NULL) is the error of the first task that failed (a
+ * copy, borrowed until task_group_free), or NULL when none failed; a
+ * cancelled task is not a failure. With cancel_on_failure that first
+ * failure cancelled the group. Returns 0; FUT_ETIMEDOUT (*@first_error
+ * still set: the first failure so far); FUT_EINVAL. Blocks the caller.
+ * Restrictions: not from a task of the group with a timeout it cannot
+ * survive (it would wait for itself).
+ */
+CF_API int task_group_wait(task_group_t *g, double timeout,
+                           const future_error_t **first_error);
+
+/**
+ * Cancels the group, waits for every task of it, and frees it: no task
+ * outlives its group (tokio: dropping a JoinSet aborts its tasks). The
+ * futures the caller holds stay valid. NULL-safe.
+ * Restrictions: not from a task or callback of the group (it would wait for
+ * itself).
+ */
+CF_API void task_group_free(task_group_t *g);
+
 #ifdef __cplusplus
 }
 #endif

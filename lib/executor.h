@@ -166,6 +166,8 @@ struct executor {
     bool joining, joined;    /* mu */
     _Atomic bool free_later; /* executor_free came from its own thread */
     struct cf_timed *timed;  /* mu: delayed tasks not yet due, live schedules */
+    int firing;              /* mu: timer callbacks submitting now (fire_begin) */
+    pthread_cond_t fired_cv; /* firing fell to 0 */
 };
 
 /*
@@ -218,6 +220,37 @@ static inline void cf_executor_untrack(executor_t *ex, struct cf_timed *n)
     pthread_mutex_lock(&ex->mu);
     if (n->linked)
         cf_untrack_locked(ex, n);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+/*
+ * The timer fires @n: true (then cf_executor_fire_end must follow) unless
+ * executor_shutdown was called (it cancels @n) or took @n already.
+ * @take unlinks @n. Shutdown waits for every fire begun to end, so what a
+ * fire submits or fails is settled before executor_shutdown returns.
+ */
+extern _Thread_local const executor_t *cf_firing_for; /* executor.c */
+
+static inline bool cf_executor_fire_begin(executor_t *ex, struct cf_timed *n, bool take)
+{
+    pthread_mutex_lock(&ex->mu);
+    bool ok = n->linked && !atomic_load(&ex->shut);
+    if (ok) {
+        if (take)
+            cf_untrack_locked(ex, n);
+        ex->firing++;
+        cf_firing_for = ex; /* its callbacks may shut @ex down: not wait for us */
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return ok;
+}
+
+static inline void cf_executor_fire_end(executor_t *ex)
+{
+    cf_firing_for = NULL;
+    pthread_mutex_lock(&ex->mu);
+    if (--ex->firing == 0)
+        pthread_cond_broadcast(&ex->fired_cv);
     pthread_mutex_unlock(&ex->mu);
 }
 

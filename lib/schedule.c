@@ -6,8 +6,9 @@
  * DESIGN
  * A schedule is a future (the one the caller gets) whose extra bytes hold a
  * struct sched. It never runs itself: at each due time the process's one
- * timer (timer.c) submits one run, an ordinary task of the executor, with
- * executor_submit_with; the run's done-callback decides whether the
+ * timer (timer.c) submits one run, an ordinary task of the executor made as
+ * prepared work (its done-callback is set before the pool can finish it):
+ * the run's done-callback decides whether the
  * schedule ends (max_runs, stop_on_error, a cancel during the run) or arms
  * the timer for the next run. So a run never overlaps the next one: the
  * next is armed only once the previous is done. At fixed rate the runs sit
@@ -31,7 +32,8 @@
  * both references.
  *
  * The executor keeps the schedule in its timed list (executor.h) so that
- * executor_shutdown cancels it.
+ * executor_shutdown cancels it, and waits for a fire in progress (so a run
+ * it submits is queued before the workers are joined, or refused).
  *
  * Locks: none of its own; the timer's and the executor's list lock, never
  * held while user code runs.
@@ -60,6 +62,7 @@ struct sched {
     size_t max_runs;       /* immutable: 0 for ever */
     bool fixed_delay;      /* immutable */
     bool stop_on_error;    /* immutable */
+    bool refused;          /* the executor refused a run: the engine */
     int64_t due;           /* the next run's time: the engine (timer or run) */
     size_t runs;           /* runs finished: the engine */
     _Atomic int state;     /* S_* */
@@ -139,7 +142,7 @@ static void sched_end_like(struct sched *s, future_t *run)
     }
 }
 
-/* Ends the schedule with @status (a run could not be submitted). */
+/* Ends the schedule with @status (no run could be made or armed). */
 static void sched_fail(struct sched *s, int status, const char *why)
 {
     atomic_store(&s->state, S_DONE);
@@ -179,7 +182,7 @@ static void sched_run_done(future_t *run, void *ud)
     s->runs++;
     bool bad = cf_future_failed(run) || future_cancelled(run);
     bool end = s->period == 0 || (s->max_runs && s->runs >= s->max_runs) ||
-               future_cancelled(run) || (bad && s->stop_on_error);
+               future_cancelled(run) || (bad && s->stop_on_error) || s->refused;
     if (!end) {
         s->due = next_due(s, cf_now_ns());
         int st = S_RUNNING;
@@ -193,30 +196,48 @@ static void sched_run_done(future_t *run, void *ud)
     sched_release(s, 1); /* the activity key */
 }
 
-static void sched_fire(struct cf_timer *t)
+/*
+ * Submits one run (state RUNNING). The run is prepared work, so its
+ * done-callback is in place before the pool can finish it; a run the
+ * executor refuses fails with the refusal and ends the schedule.
+ */
+static void sched_submit(struct sched *s)
 {
-    struct sched *s = (struct sched *)t;
-    int st = S_IDLE;
-    if (!atomic_compare_exchange_strong(&s->state, &st, S_RUNNING)) {
-        sched_release(s, 1); /* cancelled between runs */
-        return;
-    }
-    void *node = cf_future_cb_alloc();
+    struct cf_work *w = cf_executor_prepare(s->ex, s->fn, 0, 0);
+    void *node = w ? cf_future_cb_alloc() : NULL;
     if (!node) {
+        if (w)
+            future_unref(cf_work_future(w));
         sched_fail(s, FUT_ENOMEM, "no memory for the next run");
         return;
     }
-    /* The timer thread never blocks: a full queue ends the schedule. */
-    future_t *run = executor_submit_with(s->ex, s->fn, s->arg, s->arg_len,
-                                         &(submit_options_t){.nonblocking = true});
-    if (!run) {
-        int rc = -errno;
-        cf_future_cb_free(node);
-        sched_fail(s, rc, future_strerror(rc));
-        return;
-    }
+    future_t *run = cf_work_future(w);
     cf_future_add_done_callback_node(run, sched_run_done, s, node);
+    /* The timer thread never blocks: a full queue ends the schedule. */
+    int rc = cf_executor_submit_prepared(w, s->arg, s->arg_len, true);
+    if (rc < 0) {
+        s->refused = true;
+        cf_future_fail(run, rc, 0, -1, 0, future_strerror(rc));
+    }
     future_unref(run);
+}
+
+static void sched_fire(struct cf_timer *t)
+{
+    struct sched *s = (struct sched *)t;
+    executor_t *ex = s->ex;
+    cf_executor_ref(ex); /* until the fire ends, whatever the schedule does */
+    if (cf_executor_fire_begin(ex, &s->node, false)) {
+        int st = S_IDLE;
+        if (atomic_compare_exchange_strong(&s->state, &st, S_RUNNING))
+            sched_submit(s);
+        else
+            sched_release(s, 1); /* cancelled between runs */
+        cf_executor_fire_end(ex);
+    } else {
+        sched_release(s, 1); /* ended, or executor_shutdown cancels it */
+    }
+    cf_executor_unref(ex);
 }
 
 static bool schedule_options_ok(const schedule_options_t *o)

@@ -87,7 +87,7 @@ static void x_stamp(task_t *t)
     if (a->gate >= 0) {
         atomic_store(&sh->started[a->gate], 1);
         double end = now_s() + T_LONG;
-        while (!atomic_load(&sh->gates[a->gate]) && now_s() < end)
+        while (!atomic_load(&sh->gates[a->gate]) && !task_should_stop(t) && now_s() < end)
             usleep(200);
     }
     if (i < MAX_RUNS)
@@ -396,6 +396,168 @@ START_TEST(test_schedule_shutdown_ends_it)
 }
 END_TEST
 
+/* ---------------------------------------------------------- task groups */
+
+static bool runs_at_least(void *arg)
+{
+    return atomic_load(&sh->runs) >= *(int *)arg;
+}
+
+START_TEST(test_group_wait_all)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    task_group_t *g = task_group_new(ex, NULL);
+    ck_assert_ptr_nonnull(g);
+    future_t *fs[10];
+    for (int i = 0; i < 10; i++) {
+        fs[i] = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL);
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    const future_error_t *e = (const future_error_t *)1;
+    ck_assert_int_eq(task_group_wait(g, T_LONG, &e), 0);
+    ck_assert_ptr_null(e); /* none failed */
+    for (int i = 0; i < 10; i++) {
+        ck_assert(future_done(fs[i]) && !future_cancelled(fs[i]));
+        future_unref(fs[i]);
+    }
+    ck_assert_int_eq(atomic_load(&sh->runs), 10);
+    task_group_free(g);
+    executor_free(ex);
+    ck_assert(no_children());
+}
+END_TEST
+
+START_TEST(test_group_cancel_queued_running_finished)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    task_group_t *g = task_group_new(ex, NULL);
+    future_t *done = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL);
+    ck_assert_int_eq(future_result(done, T_LONG, NULL, NULL), 0);
+    struct stamp_arg gated = {0, 0, -1, 0};
+    future_t *run = task_group_submit(g, x_stamp, &gated, sizeof(gated), NULL);
+    int gi = 0;
+    ck_assert(eventually(gate_started, &gi, T_LONG));
+    future_t *q[4];
+    for (int i = 0; i < 4; i++)
+        q[i] = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL);
+    ck_assert_int_eq(task_group_cancel(g), 0);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(task_group_wait(g, T_LONG, &e), 0);
+    ck_assert_ptr_null(e);
+    /* The running task was asked to stop and ended with its result; the
+       queued ones were cancelled before it stopped, so none ever ran. */
+    int64_t v = -1;
+    ck_assert_int_eq(future_result_i64(run, 0, &v), 0);
+    ck_assert_int_eq(v, 1);
+    for (int i = 0; i < 4; i++) {
+        ck_assert(future_cancelled(q[i]));
+        future_unref(q[i]);
+    }
+    errno = 0;
+    ck_assert_ptr_null(task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL));
+    ck_assert_int_eq(errno, ECANCELED);
+    ck_assert_int_eq(task_group_cancel(g), 0); /* again: nothing to do */
+    task_group_free(g);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 2);
+    future_unref(done);
+    future_unref(run);
+}
+END_TEST
+
+START_TEST(test_group_cancel_on_failure)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    task_group_t *g = task_group_new(ex, &(task_group_options_t){.cancel_on_failure = true});
+    struct stamp_arg gated = {0, 0, 1, 0}; /* run 1 (the second) fails */
+    struct stamp_arg held = {0, 1, -1, 0}; /* gate 1 never opens: stops */
+    future_t *first = task_group_submit(g, x_stamp, &gated, sizeof(gated), NULL);
+    int gi = 0;
+    ck_assert(eventually(gate_started, &gi, T_LONG));
+    future_t *bad = task_group_submit(g, x_stamp, &gated, sizeof(gated), NULL);
+    future_t *rest[4];
+    for (int i = 0; i < 4; i++)
+        rest[i] = task_group_submit(g, x_stamp, &held, sizeof(held), NULL);
+    atomic_store(&sh->gates[0], 1);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(task_group_wait(g, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_ETASK);
+    ck_assert_int_eq(e->code, 42);
+    ck_assert_str_eq(e->message, "run 1 failed");
+    ck_assert_int_eq(future_result(first, 0, NULL, NULL), 0);
+    ck_assert_int_eq(future_result(bad, 0, NULL, NULL), FUT_ETASK);
+    /* The rest stopped: cancelled, or (a task a process worker had already
+       started when the failure was heard) asked to stop. */
+    for (int i = 0; i < 4; i++) {
+        ck_assert(future_done(rest[i]));
+        if (_i == 0)
+            ck_assert(future_cancelled(rest[i]));
+        future_unref(rest[i]);
+    }
+    errno = 0;
+    ck_assert_ptr_null(task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL));
+    ck_assert_int_eq(errno, ECANCELED);
+    task_group_free(g);
+    executor_free(ex);
+    future_unref(first);
+    future_unref(bad);
+}
+END_TEST
+
+START_TEST(test_group_free_cancels_and_waits)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    task_group_t *g = task_group_new(ex, NULL);
+    struct stamp_arg gated = {0, 0, -1, 0};
+    future_t *fs[6];
+    for (int i = 0; i < 6; i++)
+        fs[i] = task_group_submit(g, x_stamp, &gated, sizeof(gated), NULL);
+    int two = 2;
+    ck_assert(eventually(runs_at_least, &two, T_LONG));
+    /* A timeout while tasks run. */
+    ck_assert_int_eq(task_group_wait(g, 0.01, NULL), FUT_ETIMEDOUT);
+    task_group_free(g); /* cancels the queued, stops the running, waits */
+    for (int i = 0; i < 6; i++) {
+        ck_assert(future_done(fs[i]));
+        future_unref(fs[i]);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.running, 0);
+    ck_assert_uint_eq(st.queued, 0);
+    executor_free(ex);
+    ck_assert(no_children());
+}
+END_TEST
+
+START_TEST(test_group_args)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    errno = 0;
+    ck_assert_ptr_null(task_group_new(NULL, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    task_group_t *g = task_group_new(ex, NULL);
+    ck_assert_ptr_null(task_group_submit(NULL, x_stamp, NULL, 0, NULL));
+    ck_assert_ptr_null(task_group_submit(g, NULL, NULL, 0, NULL));
+    ck_assert_int_eq(task_group_cancel(NULL), FUT_EINVAL);
+    ck_assert_int_eq(task_group_wait(NULL, 0, NULL), FUT_EINVAL);
+    ck_assert_int_eq(task_group_wait(g, -2, NULL), FUT_EINVAL);
+    ck_assert_int_eq(task_group_wait(g, 0, NULL), 0); /* empty: done */
+    task_group_free(NULL);
+    /* The executor goes first: the group's submits fail, free still works. */
+    executor_free(ex);
+    errno = 0;
+    ck_assert_ptr_null(task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    task_group_free(g);
+}
+END_TEST
+
 static TCase *tcase(Suite *s, const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -420,5 +582,11 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_schedule_cancel_during_run, 0, N_KINDS);
     tcase_add_loop_test(tc, test_schedule_errors, 0, N_KINDS);
     tcase_add_loop_test(tc, test_schedule_shutdown_ends_it, 0, N_KINDS);
+    tc = tcase(s, "group");
+    tcase_add_loop_test(tc, test_group_wait_all, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_group_cancel_queued_running_finished, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_group_cancel_on_failure, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_group_free_cancels_and_waits, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_group_args, 0, N_KINDS);
     return s;
 }
