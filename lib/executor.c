@@ -31,7 +31,6 @@
 #include <string.h>
 
 #include "executor.h"
-#include "timer.h"
 #include "util.h"
 
 /* ---------------------------------------------------------- life cycle */
@@ -347,90 +346,6 @@ static void cancel_timed(executor_t *ex)
     pthread_mutex_unlock(&ex->mu);
 }
 
-/*
- * A delayed task (submit_options_t.delay) is prepared work whose tail is a
- * struct delayed: the timer submits it when due. Two keys keep the future
- * (one reference): the timer's and the done-callback's; the last drops it.
- */
-struct delayed {
-    struct cf_timer timer; /* first: the timer's fn gets this address */
-    struct cf_timed node;
-    struct cf_work *w;
-    _Atomic int keys;
-};
-
-/* The last key drops the future and prepared work's executor reference. */
-static void delayed_release(struct delayed *d, int n)
-{
-    if (atomic_fetch_sub(&d->keys, n) != n)
-        return;
-    executor_t *ex = d->w->ex;
-    future_unref(cf_work_future(d->w));
-    cf_executor_unref(ex);
-}
-
-static void delayed_fire(struct cf_timer *t)
-{
-    struct delayed *d = (struct delayed *)t;
-    struct cf_work *w = d->w;
-    executor_t *ex = w->ex;
-    if (cf_executor_fire_begin(ex, &d->node, true)) {
-        /* The timer thread never blocks: a full queue fails the task. */
-        int rc = cf_executor_submit_prepared(w, w->arg, w->arg_len, true);
-        if (rc < 0 && rc != FUT_ECANCELLED)
-            cf_future_fail(cf_work_future(w), rc, 0, -1, 0, future_strerror(rc));
-        cf_executor_fire_end(ex);
-    }
-    delayed_release(d, 1);
-}
-
-/* The delayed task is done (run, failed or cancelled): let go of it. */
-static void delayed_done(future_t *f, void *ud)
-{
-    (void)f;
-    struct delayed *d = ud;
-    cf_executor_untrack(d->w->ex, &d->node);
-    delayed_release(d, cf_timer_cancel(&d->timer) ? 2 : 1);
-}
-
-/* executor_submit_with with a delay: prepared now, submitted by the timer. */
-static future_t *submit_delayed(executor_t *ex, task_fn fn, const void *arg,
-                                size_t arg_len, const submit_options_t *so)
-{
-    struct cf_work *w = cf_executor_prepare(ex, fn, so->timeout, sizeof(struct delayed));
-    if (!w)
-        return cf_fail_null(FUT_ENOMEM);
-    future_t *f = cf_work_future(w);
-    w->arg = arg;
-    w->arg_len = arg_len;
-    struct delayed *d = cf_work_tail(w);
-    memset(d, 0, sizeof(*d));
-    d->w = w;
-    d->node.f = f;
-    atomic_init(&d->keys, 1); /* the callback's; the timer's once armed */
-    future_ref(f);
-    cf_executor_ref(ex);
-    if (future_add_done_callback(f, delayed_done, d) < 0) {
-        cf_executor_unref(ex);
-        future_unref(f);
-        future_unref(f);
-        return cf_fail_null(FUT_ENOMEM);
-    }
-    int rc = cf_executor_track(ex, &d->node);
-    if (rc == 0) {
-        atomic_store(&d->keys, 2);
-        rc = cf_timer_add(&d->timer, cf_deadline_after(so->delay), delayed_fire);
-        if (rc < 0)
-            delayed_release(d, 1); /* never armed */
-    }
-    if (rc < 0) {
-        future_cancel(f); /* runs delayed_done */
-        future_unref(f);
-        return cf_fail_null(rc);
-    }
-    return f;
-}
-
 /* ---------------------------------------------------------- submit */
 
 /* Reserves a queue slot: 0, FUT_EFULL, FUT_ESHUTDOWN or FUT_EBROKEN. */
@@ -525,37 +440,17 @@ static future_t *submitted_to(executor_t *ex, struct cf_work *w, int rc,
     return f;
 }
 
-/* The caller's submit options are valid (a NULL @so is). */
-static bool submit_options_ok(const submit_options_t *so)
+future_t *cf_executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
+                                  size_t arg_len, const submit_options_t *so)
 {
-    return !so || (isfinite(so->timeout) && so->timeout >= 0 && isfinite(so->delay) &&
-                   so->delay >= 0);
-}
-
-future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
-                               size_t arg_len, const submit_options_t *so)
-{
-    if (!ex || !fn || !submit_options_ok(so))
-        return cf_fail_null(FUT_EINVAL);
     double limit = so ? so->timeout : 0;
-    bool delayed = so && so->delay > 0;
     completion_queue_t *q = so ? so->queue : NULL;
     void *res = NULL;
     int rc = accepting(ex);
-    if (rc == 0 && !delayed)
+    if (rc == 0)
         rc = queue_enter(ex, so && so->nonblocking);
     if (rc < 0)
         return cf_fail_null(rc);
-    if (delayed) {
-        if (q && cf_queue_ops_of(q)->reserve(&res) < 0)
-            return cf_fail_null(FUT_ENOMEM);
-        future_t *f = submit_delayed(ex, fn, arg, arg_len, so);
-        if (f && q)
-            cf_queue_ops_of(q)->commit(q, f, res);
-        else if (q)
-            cf_queue_ops_of(q)->unreserve(res);
-        return f;
-    }
     struct cf_work *w = q && cf_queue_ops_of(q)->reserve(&res) < 0
                             ? NULL
                             : work_new(ex, fn, arg, arg_len, limit_ns(limit));
@@ -629,7 +524,9 @@ int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_l
 
 future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg, size_t arg_len)
 {
-    return executor_submit_with(ex, fn, arg, arg_len, NULL);
+    if (!ex || !fn)
+        return cf_fail_null(FUT_EINVAL);
+    return cf_executor_submit_with(ex, fn, arg, arg_len, NULL);
 }
 
 /* ---------------------------------------------------------- shutdown */

@@ -273,6 +273,13 @@ void cf_executor_unref(executor_t *ex);
 void cf_executor_deinit(executor_t *ex);
 
 /*
+ * executor_submit_with without a delay, its arguments checked by the
+ * caller (schedule.c's executor_submit_with; executor_submit).
+ */
+future_t *cf_executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
+                                  size_t arg_len, const submit_options_t *so);
+
+/*
  * Submits a map chunk of @n items as ONE task (ops->submit_chunk, which the
  * kind must have): its future's result holds the items' answers
  * (ops->chunk_next). As executor_submit: the future, or NULL with errno.

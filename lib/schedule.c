@@ -1,9 +1,14 @@
 /*
- * schedule.c: executor_schedule, delayed and periodic work (DESIGN.md
- * "Controlling work"). Layer: above executor, beside compose; it reaches
- * the timer only through timer.h.
+ * schedule.c: delayed and periodic work (DESIGN.md "Controlling work"):
+ * executor_submit_with (whose .delay is here; the rest is executor.c's
+ * cf_executor_submit_with) and executor_schedule. Layer: above executor,
+ * beside compose; it reaches the timer only through timer.h.
  *
  * DESIGN
+ * A delayed task is prepared work (cf_executor_prepare): its future exists
+ * and can be cancelled at once; the timer submits it when due
+ * (cf_executor_submit_prepared, never blocking).
+ *
  * A schedule is a future (the one the caller gets) whose extra bytes hold a
  * struct sched. It never runs itself: at each due time the process's one
  * timer (timer.c) submits one run, an ordinary task of the executor made as
@@ -48,6 +53,126 @@
 #include "executor.h"
 #include "timer.h"
 #include "util.h"
+
+/* ---------------------------------------------------------- delayed tasks */
+
+/*
+ * A delayed task (submit_options_t.delay) is prepared work whose tail is a
+ * struct delayed: the timer submits it when due. Two keys keep the future
+ * (one reference): the timer's and the done-callback's; the last drops it.
+ */
+struct delayed {
+    struct cf_timer timer; /* first: the timer's fn gets this address */
+    struct cf_timed node;
+    struct cf_work *w;
+    _Atomic int keys;
+};
+
+/* The last key drops the future and prepared work's executor reference. */
+static void delayed_release(struct delayed *d, int n)
+{
+    if (atomic_fetch_sub(&d->keys, n) != n)
+        return;
+    executor_t *ex = d->w->ex;
+    future_unref(cf_work_future(d->w));
+    cf_executor_unref(ex);
+}
+
+static void delayed_fire(struct cf_timer *t)
+{
+    struct delayed *d = (struct delayed *)t;
+    struct cf_work *w = d->w;
+    executor_t *ex = w->ex;
+    if (cf_executor_fire_begin(ex, &d->node, true)) {
+        /* The timer thread never blocks: a full queue fails the task. */
+        int rc = cf_executor_submit_prepared(w, w->arg, w->arg_len, true);
+        if (rc < 0 && rc != FUT_ECANCELLED)
+            cf_future_fail(cf_work_future(w), rc, 0, -1, 0, future_strerror(rc));
+        cf_executor_fire_end(ex);
+    }
+    delayed_release(d, 1);
+}
+
+/* The delayed task is done (run, failed or cancelled): let go of it. */
+static void delayed_done(future_t *f, void *ud)
+{
+    (void)f;
+    struct delayed *d = ud;
+    cf_executor_untrack(d->w->ex, &d->node);
+    delayed_release(d, cf_timer_cancel(&d->timer) ? 2 : 1);
+}
+
+/* executor_submit_with with a delay: prepared now, submitted by the timer. */
+static future_t *submit_delayed(executor_t *ex, task_fn fn, const void *arg,
+                                size_t arg_len, const submit_options_t *so)
+{
+    struct cf_work *w = cf_executor_prepare(ex, fn, so->timeout, sizeof(struct delayed));
+    if (!w)
+        return cf_fail_null(FUT_ENOMEM);
+    future_t *f = cf_work_future(w);
+    w->arg = arg;
+    w->arg_len = arg_len;
+    struct delayed *d = cf_work_tail(w);
+    memset(d, 0, sizeof(*d));
+    d->w = w;
+    d->node.f = f;
+    atomic_init(&d->keys, 1); /* the callback's; the timer's once armed */
+    future_ref(f);
+    cf_executor_ref(ex);
+    if (future_add_done_callback(f, delayed_done, d) < 0) {
+        cf_executor_unref(ex);
+        future_unref(f);
+        future_unref(f);
+        return cf_fail_null(FUT_ENOMEM);
+    }
+    int rc = cf_executor_track(ex, &d->node);
+    if (rc == 0) {
+        atomic_store(&d->keys, 2);
+        rc = cf_timer_add(&d->timer, cf_deadline_after(so->delay), delayed_fire);
+        if (rc < 0)
+            delayed_release(d, 1); /* never armed */
+    }
+    if (rc < 0) {
+        future_cancel(f); /* runs delayed_done */
+        future_unref(f);
+        return cf_fail_null(rc);
+    }
+    return f;
+}
+
+
+/* The caller's submit options are valid (a NULL @so is). */
+static bool submit_options_ok(const submit_options_t *so)
+{
+    return !so || (isfinite(so->timeout) && so->timeout >= 0 && isfinite(so->delay) &&
+                   so->delay >= 0);
+}
+
+future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
+                               size_t arg_len, const submit_options_t *so)
+{
+    if (!ex || !fn || !submit_options_ok(so))
+        return cf_fail_null(FUT_EINVAL);
+    if (!so || so->delay == 0)
+        return cf_executor_submit_with(ex, fn, arg, arg_len, so);
+    int rc = atomic_load(&ex->shut)     ? FUT_ESHUTDOWN
+             : atomic_load(&ex->broken) ? FUT_EBROKEN
+                                        : 0;
+    if (rc < 0)
+        return cf_fail_null(rc);
+    completion_queue_t *q = so->queue;
+    void *res = NULL;
+    if (q && cf_queue_ops_of(q)->reserve(&res) < 0)
+        return cf_fail_null(FUT_ENOMEM);
+    future_t *f = submit_delayed(ex, fn, arg, arg_len, so);
+    if (f && q)
+        cf_queue_ops_of(q)->commit(q, f, res);
+    else if (q)
+        cf_queue_ops_of(q)->unreserve(res);
+    return f;
+}
+
+/* ---------------------------------------------------------- schedules */
 
 enum { S_IDLE, S_RUNNING, S_STOPPING, S_CANCELLING, S_DONE };
 
