@@ -975,6 +975,40 @@ CF_API int task_group_wait(task_group_t *g, double timeout,
  */
 CF_API void task_group_free(task_group_t *g);
 
+/**
+ * Shuts @ex down and waits at most @timeout for its tasks (Java:
+ * shutdown + awaitTermination, then shutdownNow; Python: shutdown with
+ * gh-72165's timeout). As executor_shutdown(wait=true, @cancel_futures)
+ * when every task ends in time: returns 0 with the workers joined. When
+ * @timeout passes first, every task not started is cancelled and:
+ *  - a process pool sends SIGTERM to every worker (SIGKILL 0.2 s later to
+ *    one still alive); each running task fails FUT_EWORKER (signal set);
+ *    it returns FUT_ETIMEDOUT only after those tasks have failed and the
+ *    workers are gone;
+ *  - a thread pool returns FUT_ETIMEDOUT at once: its running tasks go on
+ *    (a thread cannot be killed) and executor_free joins them later.
+ * Delayed tasks not yet due and schedules are cancelled, as by
+ * executor_shutdown. Returns 0; FUT_ETIMEDOUT; FUT_EINVAL (NULL @ex, a bad
+ * timeout, or a call from one of @ex's own workers or callbacks, which
+ * cannot wait for themselves: nothing is done). Blocks the caller.
+ */
+CF_API int executor_shutdown_timed(executor_t *ex, double timeout, bool cancel_futures);
+
+/**
+ * Kills a process pool's workers now (Python 3.14 terminate_workers with
+ * SIGTERM, kill_workers with SIGKILL): sends @sig to every worker (SIGKILL
+ * follows 0.2 s later for one that survives it) and breaks the pool: each
+ * running task fails FUT_EWORKER (signal set) as its worker dies, every task
+ * not started fails FUT_EBROKEN at once, and later submits fail with errno
+ * -FUT_EBROKEN. Returns once the signals were sent (the running tasks' futures
+ * fail as the deaths are reported; executor_free waits for them); the
+ * executor still needs executor_free. Returns 0; FUT_EINVAL (NULL @ex, @sig
+ * not a signal number, or an executor without processes: a thread pool).
+ * Threads: any (from the pool's own callbacks it acts once the callback
+ * returned).
+ */
+CF_API int executor_terminate_workers(executor_t *ex, int sig);
+
 #ifdef __cplusplus
 }
 #endif

@@ -134,6 +134,14 @@ struct cf_executor_ops {
      * called more than once.
      */
     void (*shutdown)(executor_t *ex, bool cancel_futures);
+    /*
+     * Optional (process pools): signals every worker with @sig (SIGKILL
+     * follows for one that survives it), failing their started tasks
+     * FUT_EWORKER once they died; tasks not started fail FUT_EBROKEN and the
+     * executor is broken if @brk, else they are cancelled. Returns once the
+     * signals went out (at once from one of @ex's own threads). 0.
+     */
+    int (*kill_workers)(executor_t *ex, int sig, bool brk);
     /* Waits until every worker has exited. Called once, never from a worker. */
     void (*join)(executor_t *ex);
     /*
@@ -168,6 +176,8 @@ struct executor {
     struct cf_timed *timed;  /* mu: delayed tasks not yet due, live schedules */
     int firing;              /* mu: timer callbacks submitting now (fire_begin) */
     pthread_cond_t fired_cv; /* firing fell to 0 */
+    pthread_cond_t idle_cv;  /* CLOCK_MONOTONIC: after shutdown, queued and running
+                                both fell to 0 (cf_executor_wait_idle) */
 };
 
 /*
@@ -253,6 +263,14 @@ static inline void cf_executor_fire_end(executor_t *ex)
         pthread_cond_broadcast(&ex->fired_cv);
     pthread_mutex_unlock(&ex->mu);
 }
+
+/*
+ * After executor_shutdown: waits until nothing is queued or running, or
+ * @deadline (CLOCK_MONOTONIC ns) passes. 0 or FUT_ETIMEDOUT.
+ */
+int cf_executor_wait_idle(executor_t *ex, int64_t deadline);
+/* Joins the workers once (executor_shutdown(wait) does the same). */
+void cf_executor_join(executor_t *ex);
 
 /* Fills the common part; copies options. Returns 0 or FUT_EINVAL. */
 int cf_executor_init(executor_t *ex, const struct cf_executor_ops *ops,

