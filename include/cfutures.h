@@ -605,7 +605,9 @@ CF_API void executor_map_free(executor_map_t *m);
  * every started and queued task has finished and the workers have exited.
  * May be called more than once and from any thread. Called from one of the
  * executor's own workers (a task or a callback), it cannot wait for itself:
- * it returns without waiting. Returns 0; FUT_EINVAL.
+ * it returns without waiting. Delayed tasks not yet due
+ * (submit_options_t.delay) and schedules (executor_schedule) are cancelled
+ * in every case. Returns 0; FUT_EINVAL.
  */
 CF_API int executor_shutdown(executor_t *ex, bool wait, bool cancel_futures);
 
