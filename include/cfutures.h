@@ -179,6 +179,9 @@ typedef struct submit_options {
     bool nonblocking; /* with max_queue: fail FUT_EFULL rather than block */
     completion_queue_t *queue; /* NULL, or the future joins this queue at submit
                                   (before the task can end) */
+    double delay; /* the task starts no earlier than this many seconds after
+                     the submit (Java schedule); 0: at once. See
+                     executor_submit_with. */
 } submit_options_t;
 
 /** Options for executor_map; zero means default. */
@@ -546,7 +549,17 @@ CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
  * (FUT_EDEADLINE once passed; task_should_stop() is true from then on);
  * .nonblocking makes a full bounded queue fail with errno EAGAIN (FUT_EFULL)
  * rather than block. @so may be NULL. EINVAL for a negative, NaN or infinite
- * timeout.
+ * timeout or delay.
+ * .delay (beyond Python; Java ScheduledExecutorService.schedule, tokio
+ * sleep-then-spawn, GLib g_timeout_add): the task is submitted by the
+ * process's one timer thread (future_within's) that many seconds later,
+ * never earlier. Until then its future is pending and future_cancel
+ * cancels it; it does not count in max_queue or executor_stats. The
+ * argument is borrowed until the future is done on every kind (a process
+ * pool copies it when the delay ends). When it is due, the submit never
+ * blocks: a full bounded queue fails the future FUT_EFULL, a shut-down or
+ * broken executor FUT_ESHUTDOWN / FUT_EBROKEN. executor_shutdown cancels
+ * every delayed task not yet due (Java's shutdownNow drops them too).
  */
 CF_API future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
                                       size_t arg_len, const submit_options_t *so);
@@ -593,7 +606,9 @@ CF_API void executor_map_free(executor_map_t *m);
  * every started and queued task has finished and the workers have exited.
  * May be called more than once and from any thread. Called from one of the
  * executor's own workers (a task or a callback), it cannot wait for itself:
- * it returns without waiting. Returns 0; FUT_EINVAL.
+ * it returns without waiting. Delayed tasks not yet due
+ * (submit_options_t.delay) and schedules (executor_schedule) are cancelled
+ * in every case. Returns 0; FUT_EINVAL.
  */
 CF_API int executor_shutdown(executor_t *ex, bool wait, bool cancel_futures);
 
@@ -844,6 +859,160 @@ CF_API const future_error_t *executor_map_error(const executor_map_t *m);
 CF_API executor_map_t *executor_map_array(executor_t *ex, task_fn fn, const void *base,
                                           size_t elem_size, size_t n,
                                           const map_options_t *mo);
+
+/* ================================================ controlling work (beyond Python) */
+/*
+ * Delayed and periodic work on any executor (submit_options_t.delay,
+ * executor_schedule). PORTING.md "Beyond Python" maps Java's
+ * ScheduledExecutorService and tokio's names to these. Time runs on the one
+ * timer thread of future_within: no thread per schedule, and nothing wakes
+ * while no timer is due.
+ */
+
+/** Options for executor_schedule; zero means default. */
+typedef struct schedule_options {
+    double delay;     /* seconds before the first run; 0: at once */
+    double period;    /* seconds between runs; 0: one run */
+    bool fixed_delay; /* period counted from the end of a run, not its start */
+    size_t max_runs;  /* 0: until cancelled (or stopped by an error) */
+    bool stop_on_error; /* a failed run ends the schedule with its error */
+} schedule_options_t;
+
+/**
+ * Runs fn(arg) on @ex after @o->delay, then every @o->period seconds.
+ * Java: ScheduledExecutorService.schedule / scheduleAtFixedRate /
+ * scheduleWithFixedDelay; tokio: time::interval in a spawned loop; GLib:
+ * g_timeout_add. Each run is an ordinary task of @ex (task_arg, deadlines
+ * and stats as for executor_submit; a process pool copies @arg at each
+ * run). Runs never overlap: the next run is armed only once the previous
+ * one is done. At fixed rate the runs are due at delay + k * period from
+ * this call (no drift); a run that ends after the next due time skips the
+ * times it overran (the next run is due at the first time not yet past),
+ * as tokio's MissedTickBehavior::Skip. With fixed_delay, the next run is
+ * due period after the previous one ended.
+ * The returned future stays pending while the schedule lives and is done
+ * when it ends: after max_runs runs with the last run's outcome (result
+ * copied, or its error); at a failed run with stop_on_error with that
+ * error (a failed run without it does not stop the schedule); with period
+ * 0 after its one run. future_cancel on it between runs cancels it (true);
+ * during a run it returns false, no further run starts and the future takes
+ * that run's outcome (the running task is not asked to stop). A run the
+ * executor refuses when due (shut down, broken, a full bounded queue: the
+ * submit never blocks) ends the schedule with that status; a run cancelled
+ * by the executor (executor_shutdown with cancel_futures) cancels it.
+ * executor_shutdown cancels every schedule as future_cancel does (Java
+ * shutdown drops periodic tasks too), so executor_free never waits for a
+ * schedule's future time.
+ * @arg is borrowed until the future is done. Returns a new reference; NULL
+ * with errno EINVAL (NULL @ex, @fn or @o; a negative, NaN or infinite delay
+ * or period; max_runs > 1 with period 0), ESHUTDOWN, -FUT_EBROKEN, ENOMEM,
+ * -FUT_ESYS (the timer thread could not start). Threads: any; never blocks.
+ */
+CF_API future_t *executor_schedule(executor_t *ex, task_fn fn, const void *arg,
+                                   size_t len, const schedule_options_t *o);
+
+/*
+ * Task groups (structured concurrency): tasks submitted through a group can
+ * be cancelled and waited for together, and no task outlives its group.
+ * Java: invokeAll, a StructuredTaskScope; tokio: JoinSet with a
+ * CancellationToken; Python: asyncio.TaskGroup; libdispatch: dispatch_group.
+ * A group belongs to one executor: its tasks all run there (a group does not
+ * span executors; make one group per executor).
+ */
+typedef struct task_group task_group_t; /* one owner: task_group_free */
+
+/** Options for task_group_new; zero means default. */
+typedef struct task_group_options {
+    bool cancel_on_failure; /* the first failed task cancels the group */
+} task_group_options_t;
+
+/**
+ * A new group of tasks on @ex (tokio JoinSet::new; Java
+ * StructuredTaskScope.ShutdownOnFailure with cancel_on_failure). @o may be
+ * NULL. The group keeps @ex's memory alive (executor_free before
+ * task_group_free is safe: later submits then fail ESHUTDOWN). Returns a new
+ * group; NULL with errno EINVAL (NULL @ex) or ENOMEM. Threads: any.
+ */
+CF_API task_group_t *task_group_new(executor_t *ex, const task_group_options_t *o);
+
+/**
+ * executor_submit_with on the group's executor, the task joining the group
+ * (JoinSet::spawn). Returns a new reference to the task's future, as
+ * executor_submit_with; NULL with errno as executor_submit_with, EINVAL for
+ * a NULL @g or @fn, ECANCELED once the group was cancelled (by
+ * task_group_cancel or a failure with cancel_on_failure: cancelling is
+ * final, as a CancellationToken's). Threads: any, tasks of the group too.
+ */
+CF_API future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg,
+                                   size_t len, const submit_options_t *so);
+
+/**
+ * Cancels the group (JoinSet::abort_all, CancellationToken::cancel): first
+ * every task not yet started is cancelled, then every running one is asked
+ * to stop (task_should_stop; future_cancel on it), so a worker freed by a
+ * stopping task cannot start another task of the group. Later submits fail
+ * ECANCELED. Returns at once (task_group_wait waits); a second call does
+ * nothing. Returns 0; FUT_EINVAL. Threads: any, also callbacks and tasks of
+ * the group.
+ */
+CF_API int task_group_cancel(task_group_t *g);
+
+/**
+ * Waits up to @timeout until every task of the group is done (finished or
+ * cancelled) (JoinSet::join_all; Java invokeAll's wait). *@first_error
+ * (@first_error may be NULL) is the error of the first task that failed (a
+ * copy, borrowed until task_group_free), or NULL when none failed; a
+ * cancelled task is not a failure. With cancel_on_failure that first
+ * failure cancelled the group. Returns 0; FUT_ETIMEDOUT (*@first_error
+ * still set: the first failure so far); FUT_EINVAL. Blocks the caller.
+ * Restrictions: not from a task of the group with a timeout it cannot
+ * survive (it would wait for itself).
+ */
+CF_API int task_group_wait(task_group_t *g, double timeout,
+                           const future_error_t **first_error);
+
+/**
+ * Cancels the group, waits for every task of it, and frees it: no task
+ * outlives its group (tokio: dropping a JoinSet aborts its tasks). The
+ * futures the caller holds stay valid. NULL-safe.
+ * Restrictions: not from a task or callback of the group (it would wait for
+ * itself).
+ */
+CF_API void task_group_free(task_group_t *g);
+
+/**
+ * Shuts @ex down and waits at most @timeout for its tasks (Java:
+ * shutdown + awaitTermination, then shutdownNow; Python: shutdown with
+ * gh-72165's timeout). As executor_shutdown(wait=true, @cancel_futures)
+ * when every task ends in time: returns 0 with the workers joined. When
+ * @timeout passes first, every task not started is cancelled and:
+ *  - a process pool sends SIGTERM to every worker (SIGKILL 0.2 s later to
+ *    one still alive); each running task fails FUT_EWORKER (signal set);
+ *    it returns FUT_ETIMEDOUT only after those tasks have failed and the
+ *    workers are gone;
+ *  - a thread pool returns FUT_ETIMEDOUT at once: its running tasks go on
+ *    (a thread cannot be killed) and executor_free joins them later.
+ * Delayed tasks not yet due and schedules are cancelled, as by
+ * executor_shutdown. Returns 0; FUT_ETIMEDOUT; FUT_EINVAL (NULL @ex, a bad
+ * timeout, or a call from one of @ex's own workers or callbacks, which
+ * cannot wait for themselves: nothing is done). Blocks the caller.
+ */
+CF_API int executor_shutdown_timed(executor_t *ex, double timeout, bool cancel_futures);
+
+/**
+ * Kills a process pool's workers now (Python 3.14 terminate_workers with
+ * SIGTERM, kill_workers with SIGKILL): sends @sig to every worker (SIGKILL
+ * follows 0.2 s later for one that survives it) and breaks the pool: each
+ * running task fails FUT_EWORKER (signal set) as its worker dies, every task
+ * not started fails FUT_EBROKEN at once, and later submits fail with errno
+ * -FUT_EBROKEN. Returns once the signals were sent (the running tasks' futures
+ * fail as the deaths are reported; executor_free waits for them); the
+ * executor still needs executor_free. Returns 0; FUT_EINVAL (NULL @ex, @sig
+ * not a signal number, or an executor without processes: a thread pool).
+ * Threads: any (from the pool's own callbacks it acts once the callback
+ * returned).
+ */
+CF_API int executor_terminate_workers(executor_t *ex, int sig);
 
 #ifdef __cplusplus
 }

@@ -65,11 +65,21 @@ int cf_executor_init(executor_t *ex, const struct cf_executor_ops *ops,
     pthread_cond_init(&ex->space_cv, NULL);
     pthread_cond_init(&ex->join_cv, NULL);
     ex->joining = ex->joined = false;
+    ex->timed = NULL;
+    ex->firing = 0;
+    pthread_cond_init(&ex->fired_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ex->idle_cv, &ca);
+    pthread_condattr_destroy(&ca);
     return 0;
 }
 
 void cf_executor_deinit(executor_t *ex)
 {
+    pthread_cond_destroy(&ex->fired_cv);
+    pthread_cond_destroy(&ex->idle_cv);
     pthread_cond_destroy(&ex->join_cv);
     pthread_cond_destroy(&ex->space_cv);
     pthread_mutex_destroy(&ex->mu);
@@ -88,16 +98,33 @@ void cf_executor_unref(executor_t *ex)
 
 /* ---------------------------------------------------------- counters */
 
+/*
+ * A counter fell to 0 after shutdown: wake cf_executor_wait_idle. The
+ * counter's decrement and this load of `shut` are sequentially consistent,
+ * as are the waiter's store of `shut` and its loads of the counters, so one
+ * of the two sees the other.
+ */
+static void maybe_idle(executor_t *ex)
+{
+    if (!atomic_load(&ex->shut))
+        return;
+    pthread_mutex_lock(&ex->mu);
+    pthread_cond_broadcast(&ex->idle_cv);
+    pthread_mutex_unlock(&ex->mu);
+}
+
 /* An item left the queue: wake a submitter waiting for room. */
 static void queue_leave(executor_t *ex)
 {
     if (ex->opts.max_queue == 0) {
-        atomic_fetch_sub_explicit(&ex->queued, 1, memory_order_relaxed);
+        if (atomic_fetch_sub(&ex->queued, 1) == 1)
+            maybe_idle(ex);
         return;
     }
     pthread_mutex_lock(&ex->mu);
     atomic_fetch_sub_explicit(&ex->queued, 1, memory_order_relaxed);
     pthread_cond_signal(&ex->space_cv);
+    pthread_cond_broadcast(&ex->idle_cv);
     pthread_mutex_unlock(&ex->mu);
 }
 
@@ -110,7 +137,8 @@ void cf_executor_started(executor_t *ex)
 void cf_executor_finished(executor_t *ex, bool failed)
 {
     atomic_fetch_add_explicit(failed ? &ex->failed : &ex->completed, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&ex->running, 1, memory_order_relaxed);
+    if (atomic_fetch_sub(&ex->running, 1) == 1)
+        maybe_idle(ex);
 }
 
 void cf_executor_dropped(executor_t *ex)
@@ -317,6 +345,31 @@ void cf_executor_mark_broken(executor_t *ex)
     pthread_mutex_unlock(&ex->mu);
 }
 
+/* ---------------------------------------------------------- timed work */
+
+_Thread_local const executor_t *cf_firing_for;
+
+/* Shutdown: cancels every delayed task not yet due and every schedule; waits for fires. */
+static void cancel_timed(executor_t *ex)
+{
+    for (;;) {
+        pthread_mutex_lock(&ex->mu);
+        struct cf_timed *n = ex->timed;
+        future_t *f = n ? future_ref(n->f) : NULL;
+        if (n)
+            cf_untrack_locked(ex, n);
+        pthread_mutex_unlock(&ex->mu);
+        if (!f)
+            break;
+        future_cancel(f);
+        future_unref(f);
+    }
+    pthread_mutex_lock(&ex->mu);
+    while (ex->firing > (cf_firing_for == ex))
+        pthread_cond_wait(&ex->fired_cv, &ex->mu);
+    pthread_mutex_unlock(&ex->mu);
+}
+
 /* ---------------------------------------------------------- submit */
 
 /* Reserves a queue slot: 0, FUT_EFULL, FUT_ESHUTDOWN or FUT_EBROKEN. */
@@ -411,14 +464,10 @@ static future_t *submitted_to(executor_t *ex, struct cf_work *w, int rc,
     return f;
 }
 
-future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
-                               size_t arg_len, const submit_options_t *so)
+future_t *cf_executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
+                                  size_t arg_len, const submit_options_t *so)
 {
-    if (!ex || !fn)
-        return cf_fail_null(FUT_EINVAL);
     double limit = so ? so->timeout : 0;
-    if (!isfinite(limit) || limit < 0)
-        return cf_fail_null(FUT_EINVAL);
     completion_queue_t *q = so ? so->queue : NULL;
     void *res = NULL;
     int rc = accepting(ex);
@@ -499,12 +548,14 @@ int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_l
 
 future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg, size_t arg_len)
 {
-    return executor_submit_with(ex, fn, arg, arg_len, NULL);
+    if (!ex || !fn)
+        return cf_fail_null(FUT_EINVAL);
+    return cf_executor_submit_with(ex, fn, arg, arg_len, NULL);
 }
 
 /* ---------------------------------------------------------- shutdown */
 
-static void join_once(executor_t *ex)
+void cf_executor_join(executor_t *ex)
 {
     pthread_mutex_lock(&ex->mu);
     if (ex->joining) {
@@ -522,17 +573,38 @@ static void join_once(executor_t *ex)
     pthread_mutex_unlock(&ex->mu);
 }
 
+int cf_executor_wait_idle(executor_t *ex, int64_t deadline)
+{
+    struct timespec ts;
+    cf_ns_to_timespec(deadline, &ts);
+    int rc = 0;
+    pthread_mutex_lock(&ex->mu);
+    while (atomic_load(&ex->queued) > 0 || atomic_load(&ex->running) > 0) {
+        if (cf_now_ns() >= deadline) {
+            rc = FUT_ETIMEDOUT;
+            break;
+        }
+        if (deadline == CF_NO_DEADLINE)
+            pthread_cond_wait(&ex->idle_cv, &ex->mu);
+        else
+            pthread_cond_timedwait(&ex->idle_cv, &ex->mu, &ts);
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return rc;
+}
+
 int executor_shutdown(executor_t *ex, bool wait, bool cancel_futures)
 {
     if (!ex)
         return FUT_EINVAL;
     atomic_store(&ex->shut, true);
+    cancel_timed(ex);
     ex->ops->shutdown(ex, cancel_futures);
     pthread_mutex_lock(&ex->mu);
     pthread_cond_broadcast(&ex->space_cv);
     pthread_mutex_unlock(&ex->mu);
     if (wait && !cf_executor_on_own_thread(ex))
-        join_once(ex);
+        cf_executor_join(ex);
     return 0;
 }
 

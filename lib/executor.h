@@ -134,6 +134,14 @@ struct cf_executor_ops {
      * called more than once.
      */
     void (*shutdown)(executor_t *ex, bool cancel_futures);
+    /*
+     * Optional (process pools): signals every worker with @sig (SIGKILL
+     * follows for one that survives it), failing their started tasks
+     * FUT_EWORKER once they died; tasks not started fail FUT_EBROKEN and the
+     * executor is broken if @brk, else they are cancelled. Returns once the
+     * signals went out (at once from one of @ex's own threads). 0.
+     */
+    int (*kill_workers)(executor_t *ex, int sig, bool brk);
     /* Waits until every worker has exited. Called once, never from a worker. */
     void (*join)(executor_t *ex);
     /*
@@ -165,7 +173,104 @@ struct executor {
     pthread_cond_t join_cv;  /* the join finished */
     bool joining, joined;    /* mu */
     _Atomic bool free_later; /* executor_free came from its own thread */
+    struct cf_timed *timed;  /* mu: delayed tasks not yet due, live schedules */
+    int firing;              /* mu: timer callbacks submitting now (fire_begin) */
+    pthread_cond_t fired_cv; /* firing fell to 0 */
+    pthread_cond_t idle_cv;  /* CLOCK_MONOTONIC: after shutdown, queued and running
+                                both fell to 0 (cf_executor_wait_idle) */
 };
+
+/*
+ * A future whose work waits for a time (a delayed task, a schedule): the
+ * executor keeps a list of them so that executor_shutdown can cancel them.
+ * Embedded in the owner's memory; the owner keeps @f alive while linked.
+ */
+struct cf_timed {
+    struct cf_timed *prev, *next; /* the executor's mu */
+    future_t *f;                  /* immutable */
+    bool linked;                  /* the executor's mu */
+};
+
+/*
+ * Links @n (n->f set). Returns 0, or FUT_ESHUTDOWN (not linked) once
+ * executor_shutdown was called: it cancels every linked future (a
+ * reference taken under the lock, future_cancel without it).
+ */
+static inline int cf_executor_track(executor_t *ex, struct cf_timed *n)
+{
+    pthread_mutex_lock(&ex->mu);
+    bool shut = atomic_load(&ex->shut);
+    if (!shut) {
+        n->prev = NULL;
+        n->next = ex->timed;
+        if (ex->timed)
+            ex->timed->prev = n;
+        ex->timed = n;
+        n->linked = true;
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return shut ? FUT_ESHUTDOWN : 0;
+}
+
+/* Unlinks @n (linked; the executor's mu held). */
+static inline void cf_untrack_locked(executor_t *ex, struct cf_timed *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        ex->timed = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    n->linked = false;
+}
+
+/* Unlinks @n if it is linked (a no-op after shutdown took it). */
+static inline void cf_executor_untrack(executor_t *ex, struct cf_timed *n)
+{
+    pthread_mutex_lock(&ex->mu);
+    if (n->linked)
+        cf_untrack_locked(ex, n);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+/*
+ * The timer fires @n: true (then cf_executor_fire_end must follow) unless
+ * executor_shutdown was called (it cancels @n) or took @n already.
+ * @take unlinks @n. Shutdown waits for every fire begun to end, so what a
+ * fire submits or fails is settled before executor_shutdown returns.
+ */
+extern _Thread_local const executor_t *cf_firing_for; /* executor.c */
+
+static inline bool cf_executor_fire_begin(executor_t *ex, struct cf_timed *n, bool take)
+{
+    pthread_mutex_lock(&ex->mu);
+    bool ok = n->linked && !atomic_load(&ex->shut);
+    if (ok) {
+        if (take)
+            cf_untrack_locked(ex, n);
+        ex->firing++;
+        cf_firing_for = ex; /* its callbacks may shut @ex down: not wait for us */
+    }
+    pthread_mutex_unlock(&ex->mu);
+    return ok;
+}
+
+static inline void cf_executor_fire_end(executor_t *ex)
+{
+    cf_firing_for = NULL;
+    pthread_mutex_lock(&ex->mu);
+    if (--ex->firing == 0)
+        pthread_cond_broadcast(&ex->fired_cv);
+    pthread_mutex_unlock(&ex->mu);
+}
+
+/*
+ * After executor_shutdown: waits until nothing is queued or running, or
+ * @deadline (CLOCK_MONOTONIC ns) passes. 0 or FUT_ETIMEDOUT.
+ */
+int cf_executor_wait_idle(executor_t *ex, int64_t deadline);
+/* Joins the workers once (executor_shutdown(wait) does the same). */
+void cf_executor_join(executor_t *ex);
 
 /* Fills the common part; copies options. Returns 0 or FUT_EINVAL. */
 int cf_executor_init(executor_t *ex, const struct cf_executor_ops *ops,
@@ -184,6 +289,13 @@ void cf_executor_ref(executor_t *ex);
 void cf_executor_unref(executor_t *ex);
 /* Releases the common part's resources (called by ops->destroy). */
 void cf_executor_deinit(executor_t *ex);
+
+/*
+ * executor_submit_with without a delay, its arguments checked by the
+ * caller (schedule.c's executor_submit_with; executor_submit).
+ */
+future_t *cf_executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
+                                  size_t arg_len, const submit_options_t *so);
 
 /*
  * Submits a map chunk of @n items as ONE task (ops->submit_chunk, which the

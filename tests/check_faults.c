@@ -600,6 +600,61 @@ static void scenario_compose(void)
         future_unref(made[i]);
 }
 
+/*
+ * Controlling work: delayed tasks, a schedule, a group, shutdown_timed.
+ * Each call that allocates either works or fails cleanly; every future
+ * made ends (a result, a clean failure, or cancelled).
+ */
+static bool control_rc_ok(int rc)
+{
+    return rc == 0 || rc == FUT_ENOMEM || rc == FUT_ESYS || rc == FUT_ECANCELLED;
+}
+
+static void scenario_control(void)
+{
+    executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    if (!ex) {
+        EXPECT(errno == ENOMEM);
+        return;
+    }
+    future_t *d = executor_submit_with(ex, t_add1, &k41, sizeof(k41),
+                                       &(submit_options_t){.delay = 0.001});
+    if (!d)
+        EXPECT(NULL_ERRNO_OK(errno));
+    future_t *late = executor_submit_with(ex, t_add1, &k41, sizeof(k41),
+                                          &(submit_options_t){.delay = 3600});
+    if (!late)
+        EXPECT(NULL_ERRNO_OK(errno));
+    future_t *s = executor_schedule(ex, t_add1, &k41, sizeof(k41),
+                                    &(schedule_options_t){.period = 0.001, .max_runs = 3});
+    if (!s)
+        EXPECT(NULL_ERRNO_OK(errno));
+    task_group_t *g = task_group_new(ex, &(task_group_options_t){.cancel_on_failure = true});
+    if (!g)
+        EXPECT(errno == ENOMEM);
+    for (int i = 0; g && i < 3; i++) {
+        future_t *f = task_group_submit(g, t_add1, &k41, sizeof(k41), NULL);
+        if (!f)
+            EXPECT(NULL_ERRNO_OK(errno) || errno == ECANCELED);
+        future_unref(f);
+    }
+    if (g) {
+        EXPECT(task_group_wait(g, T_LONG, NULL) == 0);
+        task_group_free(g);
+    }
+    if (d)
+        EXPECT(control_rc_ok(future_result(d, T_LONG, NULL, NULL)));
+    if (s)
+        EXPECT(control_rc_ok(future_result(s, T_LONG, NULL, NULL)));
+    EXPECT(executor_shutdown_timed(ex, T_LONG, false) == 0);
+    if (late)
+        EXPECT(future_cancelled(late));
+    executor_free(ex);
+    future_unref(d);
+    future_unref(late);
+    future_unref(s);
+}
+
 /* ------------------------------------------------------------ the fault loop */
 
 struct row {
@@ -630,6 +685,9 @@ static const struct row rows[] = {
     {"compose/alloc", scenario_compose, FAULT_ALLOC, false},
     {"compose/alloc-persistent", scenario_compose, FAULT_ALLOC, true},
     {"compose/thread", scenario_compose, FAULT_THREAD, false},
+    {"control/alloc", scenario_control, FAULT_ALLOC, false},
+    {"control/alloc-persistent", scenario_control, FAULT_ALLOC, true},
+    {"control/thread", scenario_control, FAULT_THREAD, false},
     {"process/alloc", scenario_process_pool, FAULT_ALLOC, false},
     {"process/alloc-persistent", scenario_process_pool, FAULT_ALLOC, true},
     {"process/thread", scenario_process_pool, FAULT_THREAD, false},
@@ -645,6 +703,14 @@ START_TEST(test_faults_every_call)
 {
     const struct row *r = &rows[_i];
     warm_up_threads();
+    if (r->scenario == scenario_control) { /* the timer thread stays: start it first */
+        future_t *p = future_new();
+        future_t *w = future_within(p, 0, false); /* starts the timer thread */
+        ck_assert_int_eq(future_result(w, T_LONG, NULL, NULL), FUT_ETIMEDOUT);
+        future_unref(w);
+        future_set_result(p, NULL, 0, NULL);
+        future_unref(p);
+    }
     int threads0 = count_threads(), fds0 = count_fds();
     long before = fault_total_injected();
     long n, calls = 0;

@@ -19,7 +19,8 @@ check_PROGRAMS = \
 	tests/check_process_pool \
 	tests/check_wire \
 	tests/check_errors \
-	tests/check_compose
+	tests/check_compose \
+	tests/check_control
 
 tests_check_future_SOURCES = tests/check_future.c $(TEST_COMMON)
 tests_check_future_CFLAGS = $(TEST_CFLAGS)
@@ -56,6 +57,10 @@ tests_check_errors_LDADD = $(TEST_LIBS)
 tests_check_compose_SOURCES = tests/check_compose.c $(TEST_COMMON)
 tests_check_compose_CFLAGS = $(TEST_CFLAGS)
 tests_check_compose_LDADD = $(TEST_LIBS)
+
+tests_check_control_SOURCES = tests/check_control.c $(TEST_COMMON)
+tests_check_control_CFLAGS = $(TEST_CFLAGS)
+tests_check_control_LDADD = $(TEST_LIBS)
 
 TESTS = $(check_PROGRAMS) tests/exports.sh tests/api-names.sh
 TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)'; export top_srcdir top_builddir;

@@ -19,6 +19,8 @@
  *   manager.c   the manager loop, claim scan, deadlines, deaths (finalize),
  *               breaking the pool
  *   seats.c     spawning and signalling workers, the fork server's reports
+ *   kill.c      killing every worker on purpose (terminate_workers,
+ *               shutdown_timed)
  *
  * Submit appends the work item to a FIFO under the pool lock and wakes the
  * manager through an eventfd, written (non-blocking, after unlocking) only
@@ -165,6 +167,9 @@ struct process_pool {
     _Atomic bool sleeping;     /* the manager is in (or entering) poll */
     _Atomic bool wake_pending; /* the eventfd was written and not yet read */
     _Atomic uint32_t cancel_req, cancel_done; /* shutdown(cancel_futures) hand-off */
+    _Atomic uint32_t kill_req, kill_done;     /* cf_pp_kill_workers hand-off (kill.c) */
+    int kill_sig;                             /* the signal asked for: lock */
+    bool kill_break;                          /* and whether to break the pool: lock */
     _Atomic uint32_t dekker; /* cf_pp_send and try_cancel order their claim/cancel here */
     _Atomic bool manager_done;
     /* immutable after _new */
@@ -186,6 +191,7 @@ struct process_pool {
     uint64_t send_seq;
     bool fs_gone;
     bool broken_done; /* cf_pp_break ran */
+    bool terminating; /* workers were killed on purpose (kill.c) */
     int64_t scan_every;
     int64_t respawn_at;    /* no fork into a free seat before this, while others run */
     int64_t respawn_every; /* the next back-off after a failed fork, or 0 */
@@ -258,6 +264,10 @@ int cf_pp_chunk_next(const void *res, size_t res_len, size_t *cursor, const void
 void *cf_pp_manager_main(void *arg);
 void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr);
 void cf_pp_break(struct process_pool *p, const char *why);
+
+/* kill.c */
+int cf_pp_kill_workers(executor_t *ex, int sig, bool brk);
+void cf_pp_handle_kill(struct process_pool *p);
 
 /* seats.c */
 void cf_pp_idle_update(struct process_pool *p, struct pp_proc *pr);

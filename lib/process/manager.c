@@ -103,7 +103,7 @@ static void describe_exit(const struct process_pool *p, const struct pp_proc *pr
     e->code = -1;
     e->sig = 0;
     e->expected = pr->closing || pr->killed || pr->budget <= 0;
-    e->breaks = p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL;
+    e->breaks = p->base.opts.on_worker_death == FUT_WORKER_BREAK_POOL && !p->terminating;
     if (pr->spawn_err) {
         snprintf(e->desc, sizeof(e->desc), "a worker could not be started: %s",
                  strerror(pr->spawn_err));
@@ -438,7 +438,8 @@ static bool must_loop(struct process_pool *p, bool changed, bool leaving, uint32
     bool may_leave = !leaving && all_empty(p) &&
                      (atomic_load(&p->stopping) || atomic_load(&p->base.broken));
     return changed || may_leave || atomic_load(&p->kick) != k ||
-           atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done);
+           atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done) ||
+           atomic_load(&p->kill_req) != atomic_load(&p->kill_done);
 }
 
 /* Every worker is gone: lets the fork server go, tells shutdown, maybe frees @p. */
@@ -451,6 +452,7 @@ static void manager_exit(struct process_pool *p)
     atomic_store(&p->manager_done, true);
     atomic_fetch_add(&p->cancel_done, 1);
     cf_futex_wake(&p->cancel_done, INT_MAX);
+    cf_futex_wake(&p->kill_done, INT_MAX); /* kill waiters see manager_done */
     if (cf_executor_free_later(&p->base))
         cf_executor_self_free(&p->base); /* may free the pool */
     else
@@ -470,6 +472,7 @@ void *cf_pp_manager_main(void *arg)
         if (!leaving && intake(p, idle))
             leaving = true;
         cancel_all(p);
+        cf_pp_handle_kill(p);
         if (leaving && close_seats(p))
             break;
         cf_pp_dispatch(p);

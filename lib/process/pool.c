@@ -215,6 +215,7 @@ static const struct cf_executor_ops process_pool_ops = {
     .try_cancel = cf_pp_try_cancel,
     .request_stop = cf_pp_request_stop,
     .shutdown = pp_shutdown,
+    .kill_workers = cf_pp_kill_workers,
     .join = pp_join,
     .destroy = pp_destroy,
     .stats = pp_stats,

@@ -15,46 +15,25 @@
  *           print('multiplied up to', count)
  *   done.set()
  *
- * cfutures has no Timer: a Timer is a task that sleeps, then calls its
- * function, submitted to a thread pool (a Timer is a Thread in Python too).
- * The callback submits the next Timer from inside a task, which cfutures
- * allows. The Event is an atomic flag. C multiplies a hundred million times
- * in a fraction of a second, so the interval is 0.05 s rather than 5 s
- * (usage: every_so_often [INTERVAL_SECONDS]).
+ * In cfutures the chain of Timers is one schedule: executor_schedule runs
+ * the task every INTERVAL seconds on a thread pool, timed by the library's
+ * one timer thread (no thread sleeps per Timer), and future_cancel stops it
+ * (the Event and the Timer.cancel() in one). C multiplies a hundred million
+ * times in a fraction of a second, so the interval is 0.05 s rather than
+ * 5 s (usage: every_so_often [INTERVAL_SECONDS]).
  */
 #include "course.h"
 
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-static atomic_bool done;   /* Python: done = Event() */
-static executor_t *timers; /* the threads Timer objects run on */
 static double interval = 0.05;
 
-static void every_so_often(void);
-
-/* Python: Timer(interval, fn).start(): sleep, then call fn unless cancelled. */
-static void timer_task(task_t *t)
+/* Python: the body of every_so_often(); the schedule does the re-arming. */
+static void every_so_often(task_t *t)
 {
-    course_sleep(interval);
-    if (task_should_stop(t)) /* Timer.cancel() */
-        return;
-    every_so_often();
-}
-
-static void timer_start(void)
-{
-    future_t *f = executor_submit(timers, timer_task, NULL, 0);
-    future_unref(f); /* nobody joins a Timer; NULL-safe after a shutdown */
-}
-
-static void every_so_often(void)
-{
-    if (!atomic_load(&done)) {
-        printf("Do the thing you want to every so often\n");
-        timer_start();
-    }
+    (void)t;
+    printf("Do the thing you want to every so often\n");
 }
 
 int main(int argc, char **argv)
@@ -65,10 +44,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: every_so_often [INTERVAL_SECONDS in (0, 60)]\n");
         return 2;
     }
-    timers = course_executor("thread", 2, NULL);
+    executor_t *timers = course_executor("thread", 1, NULL);
     if (!timers)
         return 1;
-    timer_start();
+    /* Python: Timer(interval, every_so_often).start(), re-armed each time. */
+    future_t *every = executor_schedule(
+        timers, every_so_often, NULL, 0,
+        &(schedule_options_t){.delay = interval, .period = interval});
+    if (!every) {
+        perror("executor_schedule");
+        executor_free(timers);
+        return 1;
+    }
 
     volatile uint64_t prod; /* volatile: the loop is the work, keep it */
     for (uint64_t count = 0; count < 100000000; count++) {
@@ -78,7 +65,8 @@ int main(int argc, char **argv)
     }
     (void)prod;
 
-    atomic_store(&done, true); /* done.set() */
-    executor_free(timers);     /* the last Timer wakes, sees done, and ends */
+    future_cancel(every);  /* done.set(): no run starts after this */
+    future_unref(every);
+    executor_free(timers); /* waits for a run in progress, if any */
     return 0;
 }

@@ -1,0 +1,265 @@
+/*
+ * group.c: task groups, structured concurrency on one executor (DESIGN.md
+ * "Controlling work"). Layer: above executor, beside compose and schedule.
+ *
+ * DESIGN
+ * A group is a list of its members not yet done (a node per member, with a
+ * reference to its future) and a count of members in flight, both under
+ * the group's mutex. A member's done-callback unlinks its node, records the
+ * first failure (a copy), and wakes task_group_wait once the count is 0.
+ *
+ * Cancelling is sticky: the thread that turns `cancelled` on does the work
+ * (later calls find nothing to do; later submits fail ECANCELED). It walks
+ * the list twice without holding the mutex over any future_cancel: first it
+ * cancels every member not running, then it asks the running ones to stop,
+ * so a worker freed by a stopping task cannot start a member meanwhile. A
+ * walk takes the head, moves it to the tail marked with the walk's number
+ * and stops at the first node marked so; a member that joins while the
+ * group is being cancelled cancels itself in task_group_submit.
+ *
+ * Locks: `mu` only; never held while a future is cancelled or a callback
+ * runs (a member's done-callback takes it, so neither may be done under it).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "executor.h"
+#include "util.h"
+
+struct member {
+    struct member *prev, *next; /* the group's mu */
+    struct task_group *g;       /* immutable */
+    future_t *f;                /* a reference until done */
+    int walk;                   /* the last cancel walk that visited it: mu */
+};
+
+struct task_group {
+    executor_t *ex;         /* a reference (cf_executor_ref) */
+    bool cancel_on_failure; /* immutable */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;            /* `live` fell to 0: mu */
+    struct member *head, *tail;   /* members not done: mu */
+    size_t live;                  /* submitted (or being submitted), not done: mu */
+    bool cancelled;               /* mu */
+    bool failed;                  /* a member failed: mu */
+    future_error_t first;         /* the first failure: mu */
+    char *first_msg;              /* first.message when owned: mu */
+};
+
+static void link_tail(task_group_t *g, struct member *m)
+{
+    m->next = NULL;
+    m->prev = g->tail;
+    if (g->tail)
+        g->tail->next = m;
+    else
+        g->head = m;
+    g->tail = m;
+}
+
+static void unlink_member(task_group_t *g, struct member *m)
+{
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        g->head = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    else
+        g->tail = m->prev;
+}
+
+/*
+ * One walk over the members: @running false cancels those not running,
+ * true asks every one left to stop (future_cancel either way).
+ */
+static void cancel_walk(task_group_t *g, int walk, bool running)
+{
+    for (;;) {
+        pthread_mutex_lock(&g->mu);
+        struct member *m = g->head;
+        if (!m || m->walk == walk) {
+            pthread_mutex_unlock(&g->mu);
+            return;
+        }
+        unlink_member(g, m);
+        link_tail(g, m);
+        m->walk = walk;
+        future_t *f = future_ref(m->f);
+        pthread_mutex_unlock(&g->mu);
+        if (running || !future_running(f))
+            future_cancel(f);
+        future_unref(f);
+    }
+}
+
+static void cancel_members(task_group_t *g)
+{
+    cancel_walk(g, 1, false);
+    cancel_walk(g, 2, true);
+}
+
+/* Turns cancelled on; true if this call did (it then cancels the members). */
+static bool mark_cancelled(task_group_t *g)
+{
+    bool was = g->cancelled;
+    g->cancelled = true;
+    return !was;
+}
+
+/* Keeps a copy of the first failure (mu held). */
+static void record_failure(task_group_t *g, future_t *f)
+{
+    const future_error_t *e = NULL;
+    if (g->failed || future_exception(f, 0, &e) != 0 || !e)
+        return;
+    g->failed = true;
+    g->first = *e;
+    g->first_msg = strdup(e->message);
+    g->first.message = g->first_msg ? g->first_msg : "";
+}
+
+/* A member is done. The group is not touched after the last unlock: once
+ * `live` is 0, task_group_free may free it. */
+static void member_done(future_t *f, void *ud)
+{
+    struct member *m = ud;
+    task_group_t *g = m->g;
+    bool cancel = false;
+    pthread_mutex_lock(&g->mu);
+    unlink_member(g, m);
+    if (cf_future_failed(f)) {
+        record_failure(g, f);
+        cancel = g->cancel_on_failure && mark_cancelled(g);
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (cancel)
+        cancel_members(g); /* this member still counts in `live` */
+    future_unref(m->f);
+    free(m);
+    pthread_mutex_lock(&g->mu);
+    if (--g->live == 0)
+        pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+task_group_t *task_group_new(executor_t *ex, const task_group_options_t *o)
+{
+    if (!ex)
+        return cf_fail_null(FUT_EINVAL);
+    task_group_t *g = calloc(1, sizeof(*g));
+    if (!g)
+        return cf_fail_null(FUT_ENOMEM);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (rc != 0) {
+        free(g);
+        return cf_fail_null(FUT_ENOMEM);
+    }
+    pthread_mutex_init(&g->mu, NULL);
+    g->ex = ex;
+    g->cancel_on_failure = o && o->cancel_on_failure;
+    cf_executor_ref(ex);
+    return g;
+}
+
+future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg, size_t len,
+                            const submit_options_t *so)
+{
+    if (!g || !fn)
+        return cf_fail_null(FUT_EINVAL);
+    struct member *m = calloc(1, sizeof(*m));
+    void *cb = m ? cf_future_cb_alloc() : NULL;
+    if (!cb) {
+        free(m);
+        return cf_fail_null(FUT_ENOMEM);
+    }
+    pthread_mutex_lock(&g->mu);
+    bool refused = g->cancelled;
+    if (!refused)
+        g->live++;
+    pthread_mutex_unlock(&g->mu);
+    future_t *f = refused ? cf_fail_null(FUT_ECANCELLED)
+                          : executor_submit_with(g->ex, fn, arg, len, so);
+    if (!f) {
+        int err = errno;
+        pthread_mutex_lock(&g->mu);
+        if (!refused && --g->live == 0)
+            pthread_cond_broadcast(&g->cv);
+        pthread_mutex_unlock(&g->mu);
+        cf_future_cb_free(cb);
+        free(m);
+        errno = err;
+        return NULL;
+    }
+    m->g = g;
+    m->f = future_ref(f);
+    pthread_mutex_lock(&g->mu);
+    link_tail(g, m);
+    bool late = g->cancelled; /* the cancel walks may have missed it */
+    pthread_mutex_unlock(&g->mu);
+    if (late)
+        future_cancel(f);
+    cf_future_add_done_callback_node(f, member_done, m, cb);
+    return f;
+}
+
+int task_group_cancel(task_group_t *g)
+{
+    if (!g)
+        return FUT_EINVAL;
+    pthread_mutex_lock(&g->mu);
+    bool first = mark_cancelled(g);
+    pthread_mutex_unlock(&g->mu);
+    if (first)
+        cancel_members(g);
+    return 0;
+}
+
+int task_group_wait(task_group_t *g, double timeout, const future_error_t **first_error)
+{
+    if (!g || !cf_timeout_valid(timeout))
+        return FUT_EINVAL;
+    int64_t deadline = cf_deadline_after(timeout);
+    int rc = 0;
+    pthread_mutex_lock(&g->mu);
+    while (g->live > 0) {
+        if (deadline != CF_NO_DEADLINE && cf_now_ns() >= deadline) {
+            rc = FUT_ETIMEDOUT;
+            break;
+        }
+        if (deadline == CF_NO_DEADLINE) {
+            pthread_cond_wait(&g->cv, &g->mu);
+        } else {
+            struct timespec ts;
+            cf_ns_to_timespec(deadline, &ts);
+            pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+        }
+    }
+    if (first_error)
+        *first_error = g->failed ? &g->first : NULL;
+    pthread_mutex_unlock(&g->mu);
+    return rc;
+}
+
+void task_group_free(task_group_t *g)
+{
+    if (!g)
+        return;
+    task_group_cancel(g);
+    task_group_wait(g, FUT_FOREVER, NULL);
+    /* A member's callback may still hold the mutex after the last wake-up. */
+    pthread_mutex_lock(&g->mu);
+    pthread_mutex_unlock(&g->mu);
+    cf_executor_unref(g->ex);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g->first_msg);
+    free(g);
+}

@@ -1,0 +1,717 @@
+/*
+ * check_control: controlling work beyond Python (DESIGN.md "Controlling
+ * work"): delayed tasks and schedules, over every executor kind (the
+ * `kinds` table, as check_executor.c). Tasks report through a record in
+ * MAP_SHARED memory mapped before the executor exists, so a forked worker
+ * writes where the test reads; times are CLOCK_MONOTONIC, the same clock in
+ * every process.
+ */
+#include "testutil.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+static const struct kind {
+    const char *name;
+    executor_t *(*make)(const executor_options_t *o);
+} kinds[] = {
+    {"thread", thread_pool_executor_new},
+    {"process", process_pool_executor_new},
+};
+#define N_KINDS ((int)(sizeof(kinds) / sizeof(kinds[0])))
+
+static executor_t *new_ex(int k, executor_options_t o)
+{
+    executor_t *ex = kinds[k].make(&o);
+    ck_assert_msg(ex != NULL, "%s: executor_new failed: errno %d", kinds[k].name, errno);
+    return ex;
+}
+
+/* ---------------------------------------------------------- shared record */
+
+#define MAX_RUNS 256
+#define N_GATES 8
+
+struct shared {
+    _Atomic int runs;    /* runs started */
+    _Atomic int inrun;   /* runs in progress */
+    _Atomic int overlap; /* set if two runs ever overlapped */
+    _Atomic int gates[N_GATES];
+    _Atomic int started[N_GATES]; /* a gated run is waiting on that gate */
+    int64_t start[MAX_RUNS], end[MAX_RUNS];
+};
+static struct shared *sh;
+
+static void shared_reset(void)
+{
+    if (!sh) {
+        void *p = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        ck_assert(p != MAP_FAILED);
+        sh = p;
+    }
+    memset(sh, 0, sizeof(*sh));
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* What a stamped run does: sleep_ms, or wait for gate (-1: none); fail if raise. */
+struct stamp_arg {
+    int32_t sleep_ms;
+    int32_t gate;
+    int32_t raise_at; /* raise on this run index (-1: never) */
+    int32_t pad;
+};
+
+/* Records its start and end, flags overlap, returns its run index. */
+static void x_stamp(task_t *t)
+{
+    const struct stamp_arg *a = task_arg(t, NULL);
+    int i = atomic_fetch_add(&sh->runs, 1);
+    if (i < MAX_RUNS)
+        sh->start[i] = mono_ns();
+    if (atomic_fetch_add(&sh->inrun, 1) != 0)
+        atomic_store(&sh->overlap, 1);
+    if (a->sleep_ms > 0)
+        usleep((useconds_t)a->sleep_ms * 1000);
+    if (a->gate >= 0) {
+        atomic_store(&sh->started[a->gate], 1);
+        double end = now_s() + T_LONG;
+        while (!atomic_load(&sh->gates[a->gate]) && !task_should_stop(t) && now_s() < end)
+            usleep(200);
+    }
+    if (i < MAX_RUNS)
+        sh->end[i] = mono_ns();
+    atomic_fetch_sub(&sh->inrun, 1);
+    if (i == a->raise_at)
+        task_raise(t, 42, "run %d failed", i);
+    else
+        task_return_i64(t, i);
+}
+
+static const struct stamp_arg plain = {0, -1, -1, 0};
+
+static bool gate_started(void *arg)
+{
+    return atomic_load(&sh->started[*(int *)arg]) != 0;
+}
+
+/* ---------------------------------------------------------- delay */
+
+START_TEST(test_delay_never_early)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    enum { N = 10 };
+    future_t *fs[N];
+    int64_t due[N];
+    for (int i = 0; i < N; i++) {
+        double d = 0.01 + 0.005 * i;
+        due[i] = mono_ns() + (int64_t)(d * 1e9);
+        fs[i] = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
+                                     &(submit_options_t){.delay = d});
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t idx = -1;
+        ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &idx), 0);
+        ck_assert(idx >= 0 && idx < N);
+        ck_assert_msg(sh->start[idx] >= due[i], "%s: task %d started %lld ns early",
+                      kinds[_i].name, i, (long long)(due[i] - sh->start[idx]));
+        future_unref(fs[i]);
+    }
+    executor_free(ex);
+    ck_assert(no_children());
+}
+END_TEST
+
+START_TEST(test_delay_cancel_before_due)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    future_t *f = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
+                                       &(submit_options_t){.delay = 3600});
+    ck_assert_ptr_nonnull(f);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.queued, 0); /* not queued until due */
+    ck_assert(!future_done(f));
+    ck_assert(future_cancel(f));
+    ck_assert(future_cancelled(f));
+    future_unref(f);
+    /* Bad delays. */
+    errno = 0;
+    ck_assert_ptr_null(executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
+                                            &(submit_options_t){.delay = -1}));
+    ck_assert_int_eq(errno, EINVAL);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 0);
+    ck_assert(no_children());
+}
+END_TEST
+
+START_TEST(test_delay_shutdown_cancels)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    future_t *f = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
+                                       &(submit_options_t){.delay = 3600});
+    future_t *g = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
+                                       &(submit_options_t){.delay = 0});
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    ck_assert(future_cancelled(f)); /* not yet due: cancelled */
+    int64_t v = -1;
+    ck_assert_int_eq(future_result_i64(g, 0, &v), 0); /* no delay: ran */
+    errno = 0;
+    ck_assert_ptr_null(executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
+                                            &(submit_options_t){.delay = 1}));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    future_unref(f);
+    future_unref(g);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 1);
+}
+END_TEST
+
+START_TEST(test_delay_joins_queue)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    completion_queue_t *q = completion_queue_new();
+    ck_assert_ptr_nonnull(q);
+    future_t *f = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
+                                       &(submit_options_t){.delay = 0.01, .queue = q});
+    ck_assert_ptr_nonnull(f);
+    future_t *got = NULL;
+    ck_assert_int_eq(completion_queue_next(q, T_LONG, &got), 0);
+    ck_assert_ptr_eq(got, f);
+    future_unref(got);
+    future_unref(f);
+    completion_queue_free(q);
+    executor_free(ex);
+}
+END_TEST
+
+/* ---------------------------------------------------------- schedule */
+
+START_TEST(test_schedule_fixed_rate)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    const double period = 0.01;
+    int64_t t0 = mono_ns();
+    future_t *f = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
+                                    &(schedule_options_t){.period = period, .max_runs = 100});
+    ck_assert_ptr_nonnull(f);
+    int64_t last = -1;
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &last), 0);
+    ck_assert_int_eq(last, 99); /* the last run's outcome */
+    ck_assert_int_eq(atomic_load(&sh->runs), 100);
+    ck_assert_int_eq(atomic_load(&sh->overlap), 0);
+    for (int k = 0; k < 100; k++) {
+        ck_assert_msg(sh->start[k] >= t0 + (int64_t)(k * period * 1e9),
+                      "%s: run %d started before its time", kinds[_i].name, k);
+        if (k > 0)
+            ck_assert(sh->start[k] >= sh->end[k - 1]); /* no overlap */
+    }
+    future_unref(f);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 100); /* none after the end */
+    ck_assert(no_children());
+}
+END_TEST
+
+START_TEST(test_schedule_fixed_delay)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    struct stamp_arg slow = {10, -1, -1, 0};
+    future_t *f = executor_schedule(
+        ex, x_stamp, &slow, sizeof(slow),
+        &(schedule_options_t){.delay = 0.005, .period = 0.005, .fixed_delay = true,
+                              .max_runs = 10});
+    ck_assert_ptr_nonnull(f);
+    int64_t last = -1;
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &last), 0);
+    ck_assert_int_eq(last, 9);
+    for (int k = 1; k < 10; k++)
+        ck_assert_msg(sh->start[k] >= sh->end[k - 1] + 5000000,
+                      "%s: run %d started %lld ns after the previous end", kinds[_i].name,
+                      k, (long long)(sh->start[k] - sh->end[k - 1]));
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+START_TEST(test_schedule_overrun_skips)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    struct stamp_arg slow = {25, -1, -1, 0}; /* 2.5 periods */
+    int64_t t0 = mono_ns();
+    future_t *f = executor_schedule(ex, x_stamp, &slow, sizeof(slow),
+                                    &(schedule_options_t){.period = 0.01, .max_runs = 4});
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &(int64_t){0}), 0);
+    ck_assert_int_eq(atomic_load(&sh->overlap), 0);
+    for (int k = 1; k < 4; k++) {
+        /* Each run waits for the previous and starts on the 10 ms grid. */
+        ck_assert(sh->start[k] >= sh->end[k - 1]);
+        ck_assert(sh->start[k] >= t0 + 30000000LL * k);
+    }
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+/*
+ * One worker: a marker task submitted after a run ended is done only after
+ * that run's done-callback ran (thread pool: the worker ran it first; process
+ * pool: the manager completes answers in order), so the schedule is between
+ * runs for sure.
+ */
+static void between_runs(executor_t *ex)
+{
+    future_t *m = executor_submit(ex, t_nothing, NULL, 0);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_int_eq(future_result(m, T_LONG, NULL, NULL), 0);
+    future_unref(m);
+}
+
+START_TEST(test_schedule_cancel_between_runs)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    future_t *f = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
+                                    &(schedule_options_t){.period = 3600});
+    ck_assert_ptr_nonnull(f);
+    double end = now_s() + T_LONG;
+    while (atomic_load(&sh->runs) < 1 && now_s() < end)
+        usleep(200);
+    ck_assert_int_eq(atomic_load(&sh->runs), 1);
+    between_runs(ex);
+    ck_assert(future_cancel(f));
+    ck_assert(future_cancelled(f));
+    future_unref(f);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 1);
+}
+END_TEST
+
+START_TEST(test_schedule_cancel_during_run)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    struct stamp_arg gated = {0, 0, -1, 0};
+    future_t *f = executor_schedule(ex, x_stamp, &gated, sizeof(gated),
+                                    &(schedule_options_t){.period = 0.001});
+    ck_assert_ptr_nonnull(f);
+    int g = 0;
+    ck_assert(eventually(gate_started, &g, T_LONG));
+    ck_assert(!future_cancel(f)); /* a run is in progress */
+    ck_assert(!future_done(f));
+    atomic_store(&sh->gates[0], 1);
+    int64_t v = -1;
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0); /* that run's outcome */
+    ck_assert_int_eq(v, 0);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 1); /* no further run */
+    future_unref(f);
+}
+END_TEST
+
+START_TEST(test_schedule_errors)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    /* A failed run without stop_on_error goes on; with it, ends the schedule. */
+    struct stamp_arg r1 = {0, -1, 1, 0};
+    future_t *f = executor_schedule(ex, x_stamp, &r1, sizeof(r1),
+                                    &(schedule_options_t){.period = 0.001, .max_runs = 3});
+    int64_t v = -1;
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+    ck_assert_int_eq(v, 2);
+    future_unref(f);
+    atomic_store(&sh->runs, 0);
+    f = executor_schedule(ex, x_stamp, &r1, sizeof(r1),
+                          &(schedule_options_t){.period = 0.001, .stop_on_error = true});
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(f, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_ETASK);
+    ck_assert_int_eq(e->code, 42);
+    ck_assert_str_eq(e->message, "run 1 failed");
+    future_unref(f);
+    /* Period 0: one run after the delay. */
+    f = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
+                          &(schedule_options_t){.delay = 0.001});
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+    future_unref(f);
+    /* Arguments. */
+    schedule_options_t ok = {.period = 1};
+    ck_assert_ptr_null(executor_schedule(NULL, x_stamp, NULL, 0, &ok));
+    ck_assert_ptr_null(executor_schedule(ex, NULL, NULL, 0, &ok));
+    ck_assert_ptr_null(executor_schedule(ex, x_stamp, NULL, 0, NULL));
+    ck_assert_ptr_null(
+        executor_schedule(ex, x_stamp, NULL, 0, &(schedule_options_t){.period = -1}));
+    ck_assert_ptr_null(
+        executor_schedule(ex, x_stamp, NULL, 0, &(schedule_options_t){.delay = 1.0 / 0.0}));
+    errno = 0;
+    ck_assert_ptr_null(
+        executor_schedule(ex, x_stamp, NULL, 0, &(schedule_options_t){.max_runs = 2}));
+    ck_assert_int_eq(errno, EINVAL);
+    executor_free(ex);
+}
+END_TEST
+
+START_TEST(test_schedule_shutdown_ends_it)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    future_t *f = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
+                                    &(schedule_options_t){.delay = 3600, .period = 1});
+    future_t *g = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
+                                    &(schedule_options_t){.period = 3600});
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(g);
+    executor_free(ex); /* never waits an hour */
+    ck_assert(future_cancelled(f));
+    ck_assert(future_done(g)); /* cancelled, or the outcome of its run */
+    errno = 0;
+    future_unref(f);
+    future_unref(g);
+    ck_assert(no_children());
+}
+END_TEST
+
+/* ---------------------------------------------------------- task groups */
+
+static bool runs_at_least(void *arg)
+{
+    return atomic_load(&sh->runs) >= *(int *)arg;
+}
+
+START_TEST(test_group_wait_all)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    task_group_t *g = task_group_new(ex, NULL);
+    ck_assert_ptr_nonnull(g);
+    future_t *fs[10];
+    for (int i = 0; i < 10; i++) {
+        fs[i] = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL);
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    const future_error_t *e = (const future_error_t *)1;
+    ck_assert_int_eq(task_group_wait(g, T_LONG, &e), 0);
+    ck_assert_ptr_null(e); /* none failed */
+    for (int i = 0; i < 10; i++) {
+        ck_assert(future_done(fs[i]) && !future_cancelled(fs[i]));
+        future_unref(fs[i]);
+    }
+    ck_assert_int_eq(atomic_load(&sh->runs), 10);
+    task_group_free(g);
+    executor_free(ex);
+    ck_assert(no_children());
+}
+END_TEST
+
+START_TEST(test_group_cancel_queued_running_finished)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    task_group_t *g = task_group_new(ex, NULL);
+    future_t *done = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL);
+    ck_assert_int_eq(future_result(done, T_LONG, NULL, NULL), 0);
+    struct stamp_arg gated = {0, 0, -1, 0};
+    future_t *run = task_group_submit(g, x_stamp, &gated, sizeof(gated), NULL);
+    int gi = 0;
+    ck_assert(eventually(gate_started, &gi, T_LONG));
+    future_t *q[4];
+    for (int i = 0; i < 4; i++)
+        q[i] = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL);
+    ck_assert_int_eq(task_group_cancel(g), 0);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(task_group_wait(g, T_LONG, &e), 0);
+    ck_assert_ptr_null(e);
+    /* The running task was asked to stop and ended with its result; the
+       queued ones were cancelled before it stopped, so none ever ran. */
+    int64_t v = -1;
+    ck_assert_int_eq(future_result_i64(run, 0, &v), 0);
+    ck_assert_int_eq(v, 1);
+    for (int i = 0; i < 4; i++) {
+        ck_assert(future_cancelled(q[i]));
+        future_unref(q[i]);
+    }
+    errno = 0;
+    ck_assert_ptr_null(task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL));
+    ck_assert_int_eq(errno, ECANCELED);
+    ck_assert_int_eq(task_group_cancel(g), 0); /* again: nothing to do */
+    task_group_free(g);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 2);
+    future_unref(done);
+    future_unref(run);
+}
+END_TEST
+
+START_TEST(test_group_cancel_on_failure)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    task_group_t *g = task_group_new(ex, &(task_group_options_t){.cancel_on_failure = true});
+    struct stamp_arg gated = {0, 0, 1, 0}; /* run 1 (the second) fails */
+    struct stamp_arg held = {0, 1, -1, 0}; /* gate 1 never opens: stops */
+    future_t *first = task_group_submit(g, x_stamp, &gated, sizeof(gated), NULL);
+    int gi = 0;
+    ck_assert(eventually(gate_started, &gi, T_LONG));
+    future_t *bad = task_group_submit(g, x_stamp, &gated, sizeof(gated), NULL);
+    future_t *rest[4];
+    for (int i = 0; i < 4; i++)
+        rest[i] = task_group_submit(g, x_stamp, &held, sizeof(held), NULL);
+    atomic_store(&sh->gates[0], 1);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(task_group_wait(g, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_ETASK);
+    ck_assert_int_eq(e->code, 42);
+    ck_assert_str_eq(e->message, "run 1 failed");
+    ck_assert_int_eq(future_result(first, 0, NULL, NULL), 0);
+    ck_assert_int_eq(future_result(bad, 0, NULL, NULL), FUT_ETASK);
+    /* The rest stopped: cancelled, or (a task a process worker had already
+       started when the failure was heard) asked to stop. */
+    for (int i = 0; i < 4; i++) {
+        ck_assert(future_done(rest[i]));
+        if (_i == 0)
+            ck_assert(future_cancelled(rest[i]));
+        future_unref(rest[i]);
+    }
+    errno = 0;
+    ck_assert_ptr_null(task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL));
+    ck_assert_int_eq(errno, ECANCELED);
+    task_group_free(g);
+    executor_free(ex);
+    future_unref(first);
+    future_unref(bad);
+}
+END_TEST
+
+START_TEST(test_group_free_cancels_and_waits)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    task_group_t *g = task_group_new(ex, NULL);
+    struct stamp_arg gated = {0, 0, -1, 0};
+    future_t *fs[6];
+    for (int i = 0; i < 6; i++)
+        fs[i] = task_group_submit(g, x_stamp, &gated, sizeof(gated), NULL);
+    int two = 2;
+    ck_assert(eventually(runs_at_least, &two, T_LONG));
+    /* A timeout while tasks run. */
+    ck_assert_int_eq(task_group_wait(g, 0.01, NULL), FUT_ETIMEDOUT);
+    task_group_free(g); /* cancels the queued, stops the running, waits */
+    for (int i = 0; i < 6; i++) {
+        ck_assert(future_done(fs[i]));
+        future_unref(fs[i]);
+    }
+    executor_stats_t st; /* (a task's counters move after its callbacks) */
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.queued, 0);
+    executor_free(ex);
+    ck_assert(no_children());
+}
+END_TEST
+
+START_TEST(test_group_args)
+{
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    errno = 0;
+    ck_assert_ptr_null(task_group_new(NULL, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    task_group_t *g = task_group_new(ex, NULL);
+    ck_assert_ptr_null(task_group_submit(NULL, x_stamp, NULL, 0, NULL));
+    ck_assert_ptr_null(task_group_submit(g, NULL, NULL, 0, NULL));
+    ck_assert_int_eq(task_group_cancel(NULL), FUT_EINVAL);
+    ck_assert_int_eq(task_group_wait(NULL, 0, NULL), FUT_EINVAL);
+    ck_assert_int_eq(task_group_wait(g, -2, NULL), FUT_EINVAL);
+    ck_assert_int_eq(task_group_wait(g, 0, NULL), 0); /* empty: done */
+    task_group_free(NULL);
+    /* The executor goes first: the group's submits fail, free still works. */
+    executor_free(ex);
+    errno = 0;
+    ck_assert_ptr_null(task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    task_group_free(g);
+}
+END_TEST
+
+/* ---------------------------------------------------------- forceful stop */
+
+/* Ignores task_should_stop: waits for gate *arg (up to T_LONG), returns 3. */
+static void x_stuck(task_t *t)
+{
+    const int32_t *g = task_arg(t, NULL);
+    atomic_fetch_add(&sh->runs, 1);
+    atomic_store(&sh->started[*g], 1);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&sh->gates[*g]) && now_s() < end)
+        usleep(200);
+    task_return_i64(t, 3);
+}
+
+START_TEST(test_shutdown_timed_in_time)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    future_t *fs[5];
+    for (int i = 0; i < 5; i++)
+        fs[i] = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+    ck_assert_int_eq(executor_shutdown_timed(ex, T_LONG, false), 0);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(future_result(fs[i], 0, NULL, NULL), 0);
+        future_unref(fs[i]);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, 0); /* joined */
+    ck_assert(no_children());
+    ck_assert_int_eq(executor_shutdown_timed(ex, 0, false), 0); /* again */
+    executor_free(ex);
+    ck_assert_int_eq(executor_shutdown_timed(NULL, 1, false), FUT_EINVAL);
+}
+END_TEST
+
+START_TEST(test_shutdown_timed_stuck_task)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    int32_t g = 0;
+    future_t *stuck = executor_submit(ex, x_stuck, &g, sizeof(g));
+    ck_assert(eventually(gate_started, &(int){0}, T_LONG));
+    future_t *queued[3];
+    for (int i = 0; i < 3; i++)
+        queued[i] = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+    ck_assert_int_eq(executor_shutdown_timed(ex, -3, false), FUT_EINVAL);
+    ck_assert_int_eq(executor_shutdown_timed(ex, 0.05, false), FUT_ETIMEDOUT);
+    for (int i = 0; i < 3; i++) {
+        ck_assert(future_cancelled(queued[i])); /* not started: cancelled */
+        future_unref(queued[i]);
+    }
+    if (_i == 1) {
+        /* Killed, and failed before the call returned. */
+        const future_error_t *e = NULL;
+        ck_assert_int_eq(future_exception(stuck, 0, &e), 0);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_int_eq(e->status, FUT_EWORKER);
+        ck_assert(e->signal == SIGTERM || e->signal == SIGKILL);
+        ck_assert(no_children());
+    } else {
+        /* A thread cannot be killed: it goes on; executor_free joins it. */
+        ck_assert(!future_done(stuck));
+        atomic_store(&sh->gates[0], 1);
+    }
+    executor_free(ex);
+    if (_i == 0) {
+        int64_t v = 0;
+        ck_assert_int_eq(future_result_i64(stuck, 0, &v), 0);
+        ck_assert_int_eq(v, 3);
+    }
+    ck_assert_int_eq(atomic_load(&sh->runs), 1);
+    future_unref(stuck);
+}
+END_TEST
+
+START_TEST(test_terminate_workers)
+{
+    shared_reset();
+    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    if (_i == 0) {
+        ck_assert_int_eq(executor_terminate_workers(ex, SIGTERM), FUT_EINVAL);
+        ck_assert_int_eq(executor_terminate_workers(NULL, SIGTERM), FUT_EINVAL);
+        executor_free(ex);
+        return;
+    }
+    ck_assert_int_eq(executor_terminate_workers(ex, 0), FUT_EINVAL);
+    int32_t g0 = 0, g1 = 1;
+    future_t *run[2] = {executor_submit(ex, x_stuck, &g0, sizeof(g0)),
+                        executor_submit(ex, x_stuck, &g1, sizeof(g1))};
+    ck_assert(eventually(gate_started, &(int){0}, T_LONG));
+    ck_assert(eventually(gate_started, &(int){1}, T_LONG));
+    future_t *queued[4];
+    for (int i = 0; i < 4; i++)
+        queued[i] = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+    ck_assert_int_eq(executor_terminate_workers(ex, SIGTERM), 0);
+    for (int i = 0; i < 4; i++) { /* failed at once */
+        const future_error_t *e = NULL;
+        ck_assert_int_eq(future_exception(queued[i], 0, &e), 0);
+        ck_assert_int_eq(e->status, FUT_EBROKEN);
+        future_unref(queued[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        const future_error_t *e = NULL;
+        ck_assert_int_eq(future_exception(run[i], T_LONG, &e), 0);
+        ck_assert_int_eq(e->status, FUT_EWORKER);
+        ck_assert_int_eq(e->signal, SIGTERM);
+        future_unref(run[i]);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert(st.broken);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, x_stamp, &plain, sizeof(plain)));
+    ck_assert_int_eq(errno, -FUT_EBROKEN);
+    executor_free(ex);
+    ck_assert(no_children());
+    ck_assert_int_eq(atomic_load(&sh->runs), 2);
+}
+END_TEST
+
+static TCase *tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("control");
+    TCase *tc = tcase(s, "delay");
+    tcase_add_loop_test(tc, test_delay_never_early, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_delay_cancel_before_due, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_delay_shutdown_cancels, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_delay_joins_queue, 0, N_KINDS);
+    tc = tcase(s, "schedule");
+    tcase_add_loop_test(tc, test_schedule_fixed_rate, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_schedule_fixed_delay, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_schedule_overrun_skips, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_schedule_cancel_between_runs, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_schedule_cancel_during_run, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_schedule_errors, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_schedule_shutdown_ends_it, 0, N_KINDS);
+    tc = tcase(s, "group");
+    tcase_add_loop_test(tc, test_group_wait_all, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_group_cancel_queued_running_finished, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_group_cancel_on_failure, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_group_free_cancels_and_waits, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_group_args, 0, N_KINDS);
+    tc = tcase(s, "stop");
+    tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_terminate_workers, 0, N_KINDS);
+    return s;
+}
