@@ -11,7 +11,7 @@
 DOCS_SRC = docs/Doxyfile docs/doxy-filter.sh docs/man.py docs/overview.md \
 	$(top_srcdir)/PORTING.md $(top_srcdir)/include/cfutures.h
 EXTRA_DIST += docs/Doxyfile docs/doxy-filter.sh docs/man.py docs/overview.md \
-	docs/check-man.sh docs/examples.sh PORTING.md
+	docs/check-man.sh docs/examples.sh docs/check-version.sh PORTING.md
 
 if HAVE_DOCS
 all-local: docs/ref/stamp
@@ -67,4 +67,6 @@ clean-local:
 # Every public name has a page, every page a public name, every page lints
 # clean; the manual's and the porting guide's examples compile and run.
 TESTS += docs/check-man.sh docs/examples.sh
-TESTS_ENVIRONMENT += DOCS_CC='$(CC)' DOCS_CFLAGS='$(CFLAGS)' DOCS_LDFLAGS='$(LDFLAGS)'; export DOCS_CC DOCS_CFLAGS DOCS_LDFLAGS;
+# The version is set once (configure.ac) and agrees everywhere else.
+TESTS += docs/check-version.sh
+TESTS_ENVIRONMENT += DOCS_CC='$(CC)' DOCS_CFLAGS='$(CFLAGS)' DOCS_LDFLAGS='$(LDFLAGS)' PACKAGE_VERSION='$(PACKAGE_VERSION)'; export DOCS_CC DOCS_CFLAGS DOCS_LDFLAGS PACKAGE_VERSION;
