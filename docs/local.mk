@@ -11,12 +11,22 @@
 DOCS_SRC = docs/Doxyfile docs/doxy-filter.sh docs/man.py docs/overview.md \
 	$(top_srcdir)/PORTING.md $(top_srcdir)/include/cfutures.h
 EXTRA_DIST += docs/Doxyfile docs/doxy-filter.sh docs/man.py docs/overview.md \
-	docs/check-man.sh docs/examples.sh docs/check-version.sh PORTING.md
+	docs/check-man.sh docs/examples.sh docs/snippets.h docs/snippets.awk \
+	docs/check-version.sh PORTING.md \
+	scripts/deb.sh
 
+# What make all builds here (the pages the tools at hand can make).
+DOCS_ALL =
 if HAVE_DOCS
-all-local: docs/ref/stamp
+DOCS_ALL += docs/ref/stamp
 html-local: docs/ref/stamp
 endif
+if HAVE_CURL
+if HAVE_HELP2MAN
+DOCS_ALL += docs/ref/man/man1/pdf_downloader.1
+endif
+endif
+all-local: $(DOCS_ALL)
 
 # Doxygen's warnings (a broken reference, unknown markup) fail the build.
 docs/ref/stamp: $(DOCS_SRC)
@@ -31,11 +41,6 @@ docs/ref/stamp: $(DOCS_SRC)
 	touch $@
 
 # pdf_downloader(1), when the tool and help2man are there.
-if HAVE_CURL
-if HAVE_HELP2MAN
-all-local: docs/ref/man/man1/pdf_downloader.1
-endif
-endif
 docs/ref/man/man1/pdf_downloader.1: samples/pdf_downloader/pdf_downloader$(EXEEXT)
 	$(AM_V_GEN)$(MKDIR_P) docs/ref/man/man1 && \
 	$(HELP2MAN) --no-info --section=1 --source='cfutures $(PACKAGE_VERSION)' \
@@ -44,6 +49,11 @@ docs/ref/man/man1/pdf_downloader.1: samples/pdf_downloader/pdf_downloader$(EXEEX
 		--output=$@.tmp samples/pdf_downloader/pdf_downloader$(EXEEXT) && \
 	date=`date -u -d "@$${SOURCE_DATE_EPOCH:-\`date +%s\`}" +%Y-%m-%d` && \
 	sed -E "s/^(\\.TH [^\"]*\"1\") \"[^\"]*\"/\\1 \"$$date\"/" $@.tmp >$@ && rm -f $@.tmp
+
+# What the packages ship, without the samples, benchmarks and tests that
+# make all builds too (debian/rules: a quicker package build).
+packaged: $(lib_LTLIBRARIES) $(bin_PROGRAMS) $(DOCS_ALL)
+.PHONY: packaged
 
 # make install / uninstall: whatever pages were built.
 install-data-local:
