@@ -9,7 +9,7 @@ lib/libcfutures.sym: $(top_srcdir)/include/cfutures.h $(top_srcdir)/abi/exports.
 	mv $@.tmp $@
 EXTRA_lib_libcfutures_la_DEPENDENCIES = lib/libcfutures.sym
 CLEANFILES += lib/libcfutures.sym
-EXTRA_DIST += abi/exports.sh abi/check-abi.sh abi/cfutures-0.1.0.abi
+EXTRA_DIST += abi/exports.sh abi/check-abi.sh abi/cfutures-0.1.0.abi abi/README.md
 TESTS += abi/check-abi.sh
 TESTS_ENVIRONMENT += CF_LT_VERSION='$(CF_LT_VERSION)'; export CF_LT_VERSION;
 
