@@ -591,6 +591,8 @@ CF_API executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *cons
  * item on the next call; FUT_ETIMEDOUT when the map's deadline passed (every
  * item not yet started has been cancelled before it returns; later calls
  * return FUT_EOF); FUT_EOF at the end; FUT_EINVAL. Blocks the caller.
+ * On a failure *data is NULL and *len 0; FUT_ETIMEDOUT, FUT_EOF and FUT_EINVAL
+ * leave them unset: test the code before reading them.
  */
 CF_API int executor_map_next(executor_map_t *m, const void **data, size_t *len);
 

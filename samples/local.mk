@@ -8,9 +8,10 @@ noinst_PROGRAMS += samples/poll_loop
 samples_poll_loop_SOURCES = samples/poll_loop.c
 samples_poll_loop_LDADD = lib/libcfutures.la $(PTHREAD_LIBS)
 
-# The course's parallel PDF downloader, on libcurl (built only when found).
+# The course's parallel PDF downloader, on libcurl (built only when found);
+# installed (the cfutures-tools package, with pdf_downloader(1)).
 if HAVE_CURL
-noinst_PROGRAMS += samples/pdf_downloader/pdf_downloader
+bin_PROGRAMS = samples/pdf_downloader/pdf_downloader
 endif
 samples_pdf_downloader_pdf_downloader_SOURCES = \
 	samples/pdf_downloader/main.c \
