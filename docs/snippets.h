@@ -39,5 +39,6 @@ static void init(task_t *t) { (void)t; }
 static void downloader(task_t *t) { (void)t; }
 static void report(task_t *t) { (void)t; }
 static void fn(task_t *t) { (void)t; }
+static void tick(task_t *t) { (void)t; }
 static void work_a_little(void) {}
 static void use(const void *d, size_t l) { (void)d; (void)l; }
