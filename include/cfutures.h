@@ -978,7 +978,11 @@ CF_API int task_group_wait(task_group_t *g, double timeout,
  * outlives its group (tokio: dropping a JoinSet aborts its tasks). The
  * futures the caller holds stay valid. NULL-safe.
  * Restrictions: not from a task or callback of the group (it would wait for
- * itself).
+ * itself). It waits for the members' futures: on a thread pool, a task
+ * whose own deadline (submit_options_t.timeout) passed has failed with
+ * FUT_EDEADLINE but may still be running (a thread cannot be killed; its
+ * task_should_stop() is true), so such a task must not use memory the
+ * caller frees after this call.
  */
 CF_API void task_group_free(task_group_t *g);
 

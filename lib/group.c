@@ -12,10 +12,14 @@
  * (later calls find nothing to do; later submits fail ECANCELED). It walks
  * the list twice without holding the mutex over any future_cancel: first it
  * cancels every member not running, then it asks the running ones to stop,
- * so a worker freed by a stopping task cannot start a member meanwhile. A
- * walk takes the head, moves it to the tail marked with the walk's number
- * and stops at the first node marked so; a member that joins while the
- * group is being cancelled cancels itself in task_group_submit.
+ * so a worker freed by a stopping task cannot start a member meanwhile.
+ * Both walks go from the newest member to the oldest: a member that starts
+ * between the first walk's look and its cancel (which then asks it to
+ * stop) frees its worker only for members cancelled already, since workers
+ * start tasks oldest first. A walk takes the tail, moves it to the head
+ * marked with the walk's number and stops at the first node marked so; a
+ * member that joins while the group is being cancelled cancels itself in
+ * task_group_submit.
  *
  * Locks: `mu` only; never held while a future is cancelled or a callback
  * runs (a member's done-callback takes it, so neither may be done under it).
@@ -60,6 +64,17 @@ static void link_tail(task_group_t *g, struct member *m)
     g->tail = m;
 }
 
+static void link_head(task_group_t *g, struct member *m)
+{
+    m->prev = NULL;
+    m->next = g->head;
+    if (g->head)
+        g->head->prev = m;
+    else
+        g->tail = m;
+    g->head = m;
+}
+
 static void unlink_member(task_group_t *g, struct member *m)
 {
     if (m->prev)
@@ -80,13 +95,13 @@ static void cancel_walk(task_group_t *g, int walk, bool running)
 {
     for (;;) {
         pthread_mutex_lock(&g->mu);
-        struct member *m = g->head;
+        struct member *m = g->tail;
         if (!m || m->walk == walk) {
             pthread_mutex_unlock(&g->mu);
             return;
         }
         unlink_member(g, m);
-        link_tail(g, m);
+        link_head(g, m);
         m->walk = walk;
         future_t *f = future_ref(m->f);
         pthread_mutex_unlock(&g->mu);

@@ -116,7 +116,9 @@ static future_t *submit_delayed(executor_t *ex, task_fn fn, const void *arg,
     memset(d, 0, sizeof(*d));
     d->w = w;
     d->node.f = f;
-    atomic_init(&d->keys, 1); /* the callback's; the timer's once armed */
+    /* The callback's and the timer's, from the start: a cancel racing the
+     * arming below must never drop the last one (see delayed_arm). */
+    atomic_init(&d->keys, 2);
     future_ref(f);
     cf_executor_ref(ex);
     if (future_add_done_callback(f, delayed_done, d) < 0) {
@@ -126,12 +128,12 @@ static future_t *submit_delayed(executor_t *ex, task_fn fn, const void *arg,
         return cf_fail_null(FUT_ENOMEM);
     }
     int rc = cf_executor_track(ex, &d->node);
-    if (rc == 0) {
-        atomic_store(&d->keys, 2);
+    if (rc == 0)
         rc = cf_timer_add(&d->timer, cf_deadline_after(so->delay), delayed_fire);
-        if (rc < 0)
-            delayed_release(d, 1); /* never armed */
-    }
+    if (rc < 0)
+        delayed_release(d, 1); /* the timer's key: never armed */
+    else if (future_done(f) && cf_timer_cancel(&d->timer))
+        delayed_release(d, 1); /* cancelled (shutdown) before it was armed */
     if (rc < 0) {
         future_cancel(f); /* runs delayed_done */
         future_unref(f);
@@ -280,9 +282,17 @@ static void sched_fire(struct cf_timer *t);
 /* Arms the timer for s->due; the activity key goes with it. */
 static void sched_arm(struct sched *s)
 {
+    /* Once armed, the schedule may run to its end on other threads: hold on. */
+    future_t *f = future_ref(sched_future(s));
     int rc = cf_timer_add(&s->timer, s->due, sched_fire);
-    if (rc == 0)
+    if (rc == 0) {
+        /* Cancelled before it was armed: sched_done found nothing to disarm. */
+        if (future_done(f) && cf_timer_cancel(&s->timer))
+            sched_release(s, 1);
+        future_unref(f);
         return;
+    }
+    future_unref(f);
     int st = S_IDLE;
     if (atomic_compare_exchange_strong(&s->state, &st, S_RUNNING))
         sched_fail(s, rc, "the timer could not be armed");
@@ -392,7 +402,7 @@ static struct sched *sched_new(executor_t *ex, task_fn fn, const void *arg, size
                         .fixed_delay = o->fixed_delay, .stop_on_error = o->stop_on_error,
                         .node.f = f};
     atomic_init(&s->state, S_IDLE);
-    atomic_init(&s->keys, 1); /* life; activity once armed */
+    atomic_init(&s->keys, 2); /* life, and activity (the timer's at first) */
     cf_executor_ref(ex);
     future_ref(f); /* the schedule's own */
     if (future_add_done_callback(f, sched_done, s) < 0) {
@@ -419,12 +429,12 @@ future_t *executor_schedule(executor_t *ex, task_fn fn, const void *arg, size_t 
     future_t *f = sched_future(s);
     s->due = cf_now_ns() + secs_ns(o->delay);
     int rc = cf_executor_track(ex, &s->node);
-    if (rc == 0) {
-        atomic_store(&s->keys, 2);
+    if (rc == 0)
         rc = cf_timer_add(&s->timer, s->due, sched_fire);
-        if (rc < 0)
-            sched_release(s, 1); /* never armed */
-    }
+    if (rc < 0)
+        sched_release(s, 1); /* the activity key: never armed */
+    else if (future_done(f) && cf_timer_cancel(&s->timer))
+        sched_release(s, 1); /* cancelled (shutdown) before it was armed */
     if (rc < 0) {
         future_cancel(f); /* IDLE: cancels; sched_done drops the life key */
         future_unref(f);

@@ -452,6 +452,8 @@ static void manager_exit(struct process_pool *p)
     atomic_store(&p->manager_done, true);
     atomic_fetch_add(&p->cancel_done, 1);
     cf_futex_wake(&p->cancel_done, INT_MAX);
+    /* A kill waiter between its check and its wait sees the word change. */
+    atomic_fetch_add(&p->kill_done, 1);
     cf_futex_wake(&p->kill_done, INT_MAX); /* kill waiters see manager_done */
     if (cf_executor_free_later(&p->base))
         cf_executor_self_free(&p->base); /* may free the pool */
