@@ -53,7 +53,7 @@ enum cf_mpi_kind {
     CF_MPI_K_ANSWER = 1, /* rank -> master: a RESULT or FAILED frame */
     CF_MPI_K_PING = 2,   /* master -> rank: are you there (empty) */
     CF_MPI_K_PONG = 3,   /* rank -> master: yes (empty) */
-    CF_MPI_K_STOP = 4,   /* master -> rank, e = 0: finish and leave (empty) */
+    CF_MPI_K_STOP = 4,   /* master -> rank, e = 0: finish and leave (1 byte: teardown) */
     CF_MPI_K_HELLO = 5,  /* both ways, e = 0: the module tables, then the verdict */
 };
 
@@ -109,6 +109,7 @@ const struct cf_mpi_modtab *cf_mpi_modules(void);
 char *const *cf_mpi_saved_argv(void);
 void cf_mpi_note_loss(void); /* a rank was lost: skip MPI teardown at exit */
 int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t why_len);
+void cf_mpi_send_stop(const struct cf_mpi_peer *peer, bool teardown, bool wait);
 int cf_mpi_next_e(void);
 void cf_mpi_release_e(int e);
 

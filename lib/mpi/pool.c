@@ -446,8 +446,7 @@ static void release_ranks(struct mpi_pool *p)
     for (int i = 0; i < p->nranks; i++) {
         struct mp_rank *r = &p->ranks[i];
         if (!r->lost)
-            MPI_Send(NULL, 0, MPI_BYTE, r->peer.dest, CF_MPI_TAG(0, CF_MPI_K_STOP),
-                     r->peer.comm);
+            cf_mpi_send_stop(&r->peer, !p->any_lost, true);
     }
     for (int i = 0; i < p->nranks && !p->any_lost; i++)
         MPI_Comm_disconnect(&p->ranks[i].peer.comm);
@@ -564,7 +563,7 @@ static int spawn_ranks(struct mpi_pool *p)
     for (int j = 0; j < i; j++) { /* the failed one too, if it started */
         if (p->ranks[j].peer.comm == MPI_COMM_NULL)
             continue;
-        MPI_Send(NULL, 0, MPI_BYTE, 0, CF_MPI_TAG(0, CF_MPI_K_STOP), p->ranks[j].peer.comm);
+        cf_mpi_send_stop(&p->ranks[j].peer, true, true);
         MPI_Comm_disconnect(&p->ranks[j].peer.comm);
     }
     return rc;

@@ -55,7 +55,8 @@ struct rank {
     executor_t *local;
     MPI_Comm comm;
     int master;
-    bool ok; /* the handshake passed */
+    bool ok;       /* the handshake passed */
+    bool teardown; /* STOP said: disconnect and finalize (no rank was lost) */
     struct cf_mpi_modtab mods;
     int map[CF_MPI_MAX_MODULES];
     int nmap;
@@ -233,6 +234,8 @@ static bool handle(struct rank *r, const MPI_Status *st, unsigned char *b, int n
         MPI_Send(NULL, 0, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_PONG), r->comm);
         return true;
     case CF_MPI_K_STOP:
+        if (e == 0)
+            r->teardown = n < 1 || b[0] != 0;
         return e != 0;
     default:
         return true;
@@ -310,7 +313,7 @@ static int local_procs(void)
 /* A worker rank from start to end. Returns 1, or a negative code. */
 static int serve_worker(int *argc, char ***argv, bool spawned)
 {
-    struct rank r = {.master = 0};
+    struct rank r = {.master = 0, .teardown = true};
     r.local = process_pool_executor_new(&(executor_options_t){.max_workers = local_procs()});
     if (!r.local)
         return -errno;
@@ -333,6 +336,8 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
         serve_loop(&r); /* also after a failed check: the master sends STOP */
     }
     executor_free(r.local);
+    if (!r.teardown)
+        return rc < 0 ? rc : 1; /* a rank was lost: Open MPI 4.1 may hang in teardown */
     if (r.comm != MPI_COMM_NULL)
         spawned ? MPI_Comm_disconnect(&r.comm) : MPI_Comm_free(&r.comm);
     MPI_Finalize();
@@ -408,12 +413,19 @@ int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t w
     return 0;
 }
 
-/* Sends STOP (e = 0) without waiting for it to be received. */
-static void send_stop(const struct cf_mpi_peer *peer)
+/*
+ * Sends STOP (e = 0) to @peer: its one byte says whether to tear MPI down
+ * (0 after a rank was lost). Blocking only when @wait.
+ */
+void cf_mpi_send_stop(const struct cf_mpi_peer *peer, bool teardown, bool wait)
 {
+    static const unsigned char yes = 1, no = 0;
+    const unsigned char *b = teardown ? &yes : &no;
     MPI_Request rq;
-    if (MPI_Isend(NULL, 0, MPI_BYTE, peer->dest, CF_MPI_TAG(0, CF_MPI_K_STOP), peer->comm,
-                  &rq) == MPI_SUCCESS)
+    int tag = CF_MPI_TAG(0, CF_MPI_K_STOP);
+    if (wait)
+        MPI_Send(b, 1, MPI_BYTE, peer->dest, tag, peer->comm);
+    else if (MPI_Isend(b, 1, MPI_BYTE, peer->dest, tag, peer->comm, &rq) == MPI_SUCCESS)
         MPI_Request_free(&rq);
 }
 
@@ -421,7 +433,7 @@ static void send_stop(const struct cf_mpi_peer *peer)
 static void master_exit(void)
 {
     for (int i = 0; i < g.npeers; i++)
-        send_stop(&g.peers[i]);
+        cf_mpi_send_stop(&g.peers[i], !atomic_load(&g.lost), false);
     if (atomic_load(&g.lost))
         return; /* Open MPI 4.1 may hang in teardown after a rank death */
     if (g.world)
@@ -460,6 +472,12 @@ static int serve_master(int *argc, char ***argv)
 {
     int init = 0, prov = 0, size = 1;
     MPI_Initialized(&init);
+    /*
+     * Started alone (spawn mode): a spawned rank that dies must not make
+     * Open MPI abort the other spawned ranks' jobs (it does by default).
+     */
+    if (!init && !getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK"))
+        setenv("OMPI_MCA_orte_abort_on_non_zero_status", "0", 0);
     if (init)
         MPI_Query_thread(&prov);
     else if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS)
