@@ -566,7 +566,7 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * in no module with a build-id fails the submit with FUT_EINVAL.
  * Arguments and results are copied bytes, as in a process pool; each rank
  * runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
- * default 1), up to 8 sent ahead per rank. A sent task is RUNNING
+ * default 1), up to 64 sent ahead per rank. A sent task is RUNNING
  * (future_cancel no longer stops it), as in mpi4py. A task that crashes
  * or exits fails FUT_EWORKER with its signal or exit code; its rank goes on.
  * submit_options_t.timeout: FUT_EDEADLINE, the task's process is killed.

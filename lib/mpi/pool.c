@@ -42,12 +42,12 @@
 #include "internal.h"
 #include "util.h"
 
-#define DEPTH 8
+#define DEPTH 64
 #define SPIN_NS (100 * 1000LL)
 #define NAP_MAX_NS (1000 * 1000LL)
 #define PING_NS (500 * 1000000LL)
 #define SPAWN_HELLO_LIMIT 60.0
-#define SMALL_FRAME 256
+#define BATCH_BYTES (256 * 1024) /* a message of several TASK frames, past one */
 
 struct mp_work {
     struct cf_work base;
@@ -62,6 +62,7 @@ struct mp_rank {
     struct mp_work *cell[DEPTH];
     uint32_t gen[DEPTH];
     int64_t heard, pinged;
+    struct cf_buf out; /* TASK frames not sent yet (manager) */
 };
 
 struct mpi_pool {
@@ -148,6 +149,8 @@ static void mp_join(executor_t *ex)
 static void mp_destroy(executor_t *ex)
 {
     struct mpi_pool *p = mp_of(ex);
+    for (int i = 0; p->ranks && i < p->nranks; i++)
+        cf_buf_free(&p->ranks[i].out);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->ranks);
@@ -227,36 +230,51 @@ static int pick(struct mpi_pool *p)
     return best;
 }
 
-/*
- * Sends @w to rank @ri's free cell. 0; FUT_ENOMEM (no frame: @w was not
- * placed); FUT_ESYS (MPI failed: @w is in its cell, the rank is to be lost).
- */
-static int send_task(struct mpi_pool *p, int ri, struct mp_work *w)
+/* Sends rank @ri's batch of TASK frames as one message; loses the rank if MPI fails. */
+static void flush_rank(struct mpi_pool *p, int ri)
 {
     struct mp_rank *r = &p->ranks[ri];
+    if (r->out.len == 0 || r->lost)
+        return;
+    int rc = MPI_Send(r->out.p, (int)r->out.len, MPI_BYTE, r->peer.dest,
+                      CF_MPI_TAG(p->e, CF_MPI_K_TASK), r->peer.comm);
+    r->out.len = 0;
+    if (rc != MPI_SUCCESS)
+        lose_rank(p, ri, "an MPI send to it failed");
+}
+
+/*
+ * Puts @w in a free cell of rank @ri and appends its TASK frame to the
+ * rank's batch. 0; FUT_ENOMEM (no memory for the frame) or FUT_EWORKER
+ * (the rank was lost sending a full batch): @w was not placed.
+ */
+static int place_task(struct mpi_pool *p, int ri, struct mp_work *w)
+{
+    struct mp_rank *r = &p->ranks[ri];
+    size_t len = CF_WIRE_TASK_FIXED + w->base.arg_len;
+    if (r->out.len && r->out.len + CF_WIRE_HDR + len > BATCH_BYTES)
+        flush_rank(p, ri); /* a full batch goes now */
+    if (r->lost)
+        return FUT_EWORKER;
+    if (!cf_buf_reserve(&r->out, CF_WIRE_HDR + len))
+        return FUT_ENOMEM;
     int c = 0;
     while (r->cell[c])
         c++;
     uint32_t gen = ++r->gen[c];
     uint64_t id = ((uint64_t)gen << 32) | (uint64_t)(ri * DEPTH + c);
-    size_t len = CF_WIRE_TASK_FIXED + w->base.arg_len;
-    unsigned char small[SMALL_FRAME], *b = small;
-    if (CF_WIRE_HDR + len > sizeof(small) && !(b = malloc(CF_WIRE_HDR + len)))
-        return FUT_ENOMEM;
+    unsigned char *b = r->out.p + r->out.len;
     cf_wire_put_hdr(b, CF_WIRE_TASK, id, len);
     cf_wire_put_task(b + CF_WIRE_HDR, w->desc, w->base.limit_ns);
     if (w->base.arg_len)
         memcpy(b + CF_WIRE_HDR + CF_WIRE_TASK_FIXED, w->arg, w->base.arg_len);
+    r->out.len += CF_WIRE_HDR + len;
     r->cell[c] = w;
     r->n++;
-    int rc = MPI_Send(b, (int)(CF_WIRE_HDR + len), MPI_BYTE, r->peer.dest,
-                      CF_MPI_TAG(p->e, CF_MPI_K_TASK), r->peer.comm);
-    if (b != small)
-        free(b);
-    return rc == MPI_SUCCESS ? 0 : FUT_ESYS;
+    return 0;
 }
 
-/* Sends queued tasks while a rank has room. True if it sent any. */
+/* Sends queued tasks while a rank has room, one message per rank. True if any. */
 static bool dispatch(struct mpi_pool *p)
 {
     bool any = false;
@@ -273,15 +291,17 @@ static bool dispatch(struct mpi_pool *p)
         }
         cf_executor_started(&p->base);
         any = true;
-        int rc = send_task(p, ri, (struct mp_work *)cw);
-        if (rc == FUT_ENOMEM) { /* no memory for the frame: it never left */
+        int rc = place_task(p, ri, (struct mp_work *)cw);
+        if (rc < 0) {
             cf_executor_finished(&p->base, true);
-            cf_future_fail(cf_work_future(cw), FUT_ENOMEM, 0, -1, 0, NULL);
+            cf_future_fail(cf_work_future(cw), rc, 0, -1, 0,
+                           rc == FUT_ENOMEM ? "no memory for its frame"
+                                            : "its MPI worker rank was lost");
             work_drop(cw);
-        } else if (rc < 0) {
-            lose_rank(p, ri, "an MPI send to it failed");
         }
     }
+    for (ri = 0; ri < p->nranks; ri++)
+        flush_rank(p, ri);
     count_idle(p);
     return any;
 }
@@ -341,6 +361,22 @@ static void on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t
     work_drop(&w->base);
 }
 
+/* A message of answer frames @b (@n bytes) from rank @ri. */
+static void on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_t n)
+{
+    size_t off = 0;
+    while (off < n && !p->ranks[ri].lost) {
+        struct cf_wire_hdr h;
+        if (cf_wire_get_hdr(b + off, n - off, &h) != CF_WIRE_OK ||
+            h.len > n - off - CF_WIRE_HDR)
+            break;
+        on_answer(p, ri, b + off, CF_WIRE_HDR + (size_t)h.len);
+        off += CF_WIRE_HDR + (size_t)h.len;
+    }
+    if (off != n && !p->ranks[ri].lost)
+        lose_rank(p, ri, "it sent a malformed message");
+}
+
 /* Receives what rank @ri has sent this executor. True if anything came. */
 static bool receive(struct mpi_pool *p, int ri, int64_t now)
 {
@@ -368,7 +404,7 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now)
             r->heard = now;
             any = true;
             if (kind == CF_MPI_K_ANSWER)
-                on_answer(p, ri, b, (size_t)count);
+                on_answers(p, ri, b, (size_t)count);
             free(b);
         }
     }

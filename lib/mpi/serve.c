@@ -60,12 +60,18 @@ struct rank {
     struct cf_mpi_modtab mods;
     int map[CF_MPI_MAX_MODULES];
     int nmap;
+    /* answers waiting for the main thread to send them, in one message */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;     /* an answer was queued while the main thread slept */
+    bool sleeping;         /* mu */
+    struct cf_buf out;     /* mu: RESULT/FAILED frames, all for executor out_e */
+    int out_e;             /* mu */
 };
 
 /* What an answer's done-callback needs. */
 struct answer_to {
-    MPI_Comm comm;
-    int master, e;
+    struct rank *r;
+    int e;
     uint64_t id;
 };
 
@@ -128,15 +134,53 @@ static void nap(int64_t ns)
     nanosleep(&ts, NULL);
 }
 
-/* Sends @f's outcome as a RESULT or FAILED frame. 0 or an MPI error. */
-static int send_answer(const struct answer_to *to, future_t *f)
+/*
+ * Queues @n bytes of answer frames @b for executor @e, for the main thread
+ * to send; wakes it if it sleeps. Sends them at once from this thread if
+ * another executor's answers are queued (MPI_THREAD_MULTIPLE) or no memory.
+ */
+static void queue_answer(struct rank *r, int e, const unsigned char *b, size_t n)
+{
+    pthread_mutex_lock(&r->mu);
+    bool queued = (r->out.len == 0 || r->out_e == e) && cf_buf_reserve(&r->out, n);
+    if (queued) {
+        memcpy(r->out.p + r->out.len, b, n);
+        r->out.len += n;
+        r->out_e = e;
+        if (r->sleeping)
+            pthread_cond_signal(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (!queued)
+        MPI_Send(b, (int)n, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER), r->comm);
+}
+
+/* Sends what queue_answer queued (the main thread). */
+static void flush_answers(struct rank *r, struct cf_buf *spare)
+{
+    pthread_mutex_lock(&r->mu);
+    struct cf_buf full = r->out;
+    int e = r->out_e;
+    if (full.len)
+        r->out = *spare;
+    pthread_mutex_unlock(&r->mu);
+    if (!full.len)
+        return;
+    MPI_Send(full.p, (int)full.len, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER),
+             r->comm);
+    full.len = full.off = 0;
+    *spare = full;
+}
+
+/* Queues @f's outcome as a RESULT or FAILED frame. */
+static void send_answer(const struct answer_to *to, future_t *f)
 {
     const void *data;
     size_t len;
     const future_error_t *err = NULL;
     int rc = future_result(f, 0, &data, &len);
-    if (rc == 0 && len > (size_t)INT32_MAX - CF_WIRE_HDR)
-        rc = FUT_EINVAL;
+    if (rc == 0 && len > (size_t)INT32_MAX / 2)
+        rc = FUT_EINVAL; /* a message's count is an int */
     size_t mlen = 0;
     if (rc != 0) {
         future_exception(f, 0, &err);
@@ -146,7 +190,7 @@ static int send_answer(const struct answer_to *to, future_t *f)
     }
     unsigned char *b = malloc(CF_WIRE_HDR + len);
     if (!b)
-        return MPI_ERR_NO_MEM;
+        return; /* the master's heartbeat cannot see this: the task stays unanswered */
     if (rc == 0) {
         cf_wire_put_hdr(b, CF_WIRE_RESULT, to->id, len);
         if (len)
@@ -158,10 +202,8 @@ static int send_answer(const struct answer_to *to, future_t *f)
         if (mlen)
             memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, err->message, mlen);
     }
-    rc = MPI_Send(b, (int)(CF_WIRE_HDR + len), MPI_BYTE, to->master,
-                  CF_MPI_TAG(to->e, CF_MPI_K_ANSWER), to->comm);
+    queue_answer(to->r, to->e, b, CF_WIRE_HDR + len);
     free(b);
-    return rc;
 }
 
 /* The local future's done-callback (the local pool's manager thread). */
@@ -182,8 +224,7 @@ static void refuse(struct rank *r, int e, uint64_t id, int status, const char *m
     cf_wire_put_hdr(b, CF_WIRE_FAILED, id, CF_WIRE_FAILED_FIXED + mlen);
     cf_wire_put_failed(b + CF_WIRE_HDR, status, 0, -1, 0);
     memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, msg, mlen);
-    MPI_Send(b, (int)(CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + mlen), MPI_BYTE, r->master,
-             CF_MPI_TAG(e, CF_MPI_K_ANSWER), r->comm);
+    queue_answer(r, e, b, CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + mlen);
 }
 
 /* One TASK frame @b (@n bytes) for executor @e: checked, then run locally. */
@@ -210,7 +251,7 @@ static void run_task(struct rank *r, int e, const unsigned char *b, size_t n)
     struct answer_to *to = malloc(sizeof(*to));
     future_t *f = NULL;
     if (to) {
-        *to = (struct answer_to){.comm = r->comm, .master = r->master, .e = e, .id = h.id};
+        *to = (struct answer_to){.r = r, .e = e, .id = h.id};
         f = executor_submit_with(r->local, fn, arg_len ? arg : NULL, arg_len,
                                  &(submit_options_t){.timeout = (double)limit / 1e9});
     }
@@ -222,13 +263,29 @@ static void run_task(struct rank *r, int e, const unsigned char *b, size_t n)
     future_add_done_callback(f, answer_cb, to);
 }
 
+/* A message of TASK frames. */
+static void run_tasks(struct rank *r, int e, const unsigned char *b, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        struct cf_wire_hdr h;
+        if (cf_wire_get_hdr(b + off, n - off, &h) != CF_WIRE_OK ||
+            h.len > n - off - CF_WIRE_HDR) {
+            fprintf(stderr, "cfutures mpi worker: malformed task message ignored\n");
+            return;
+        }
+        run_task(r, e, b + off, CF_WIRE_HDR + (size_t)h.len);
+        off += CF_WIRE_HDR + (size_t)h.len;
+    }
+}
+
 /* Handles one message; false on STOP. */
 static bool handle(struct rank *r, const MPI_Status *st, unsigned char *b, int n)
 {
     int e = CF_MPI_TAG_E(st->MPI_TAG);
     switch (CF_MPI_TAG_KIND(st->MPI_TAG)) {
     case CF_MPI_K_TASK:
-        run_task(r, e, b, (size_t)n);
+        run_tasks(r, e, b, (size_t)n);
         return true;
     case CF_MPI_K_PING:
         MPI_Send(NULL, 0, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_PONG), r->comm);
@@ -242,20 +299,35 @@ static bool handle(struct rank *r, const MPI_Status *st, unsigned char *b, int n
     }
 }
 
+/* Sleeps up to @ns, or until an answer is queued. */
+static void idle(struct rank *r, int64_t ns)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->out.len == 0) {
+        struct timespec ts;
+        cf_ns_to_timespec(cf_now_ns() + ns, &ts);
+        r->sleeping = true;
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        r->sleeping = false;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
 /* The worker loop: until STOP or the master is unreachable. */
-static void serve_loop(struct rank *r)
+static void serve_loop(struct rank *r, struct cf_buf *spare)
 {
     int64_t spin_until = cf_now_ns() + SPIN_NS, sleep_ns = 1000;
     for (;;) {
         int flag = 0, n = 0;
         MPI_Status st;
+        flush_answers(r, spare);
         if (MPI_Iprobe(r->master, MPI_ANY_TAG, r->comm, &flag, &st) != MPI_SUCCESS)
             return;
         if (!flag) {
             if (cf_now_ns() < spin_until) {
                 sched_yield();
             } else {
-                nap(sleep_ns);
+                idle(r, sleep_ns);
                 sleep_ns = sleep_ns * 2 > NAP_MAX_NS ? NAP_MAX_NS : sleep_ns * 2;
             }
             continue;
@@ -314,6 +386,13 @@ static int local_procs(void)
 static int serve_worker(int *argc, char ***argv, bool spawned)
 {
     struct rank r = {.master = 0, .teardown = true};
+    struct cf_buf spare = {0};
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&r.mu, NULL);
     r.local = process_pool_executor_new(&(executor_options_t){.max_workers = local_procs()});
     if (!r.local)
         return -errno;
@@ -333,9 +412,15 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
     } else {
         MPI_Comm_set_errhandler(r.comm, MPI_ERRORS_RETURN);
         rc = worker_hello(&r);
-        serve_loop(&r); /* also after a failed check: the master sends STOP */
+        serve_loop(&r, &spare); /* also after a failed check: the master sends STOP */
     }
-    executor_free(r.local);
+    executor_free(r.local); /* its last answers are queued by now */
+    if (r.teardown && r.comm != MPI_COMM_NULL)
+        flush_answers(&r, &spare);
+    cf_buf_free(&spare);
+    cf_buf_free(&r.out);
+    pthread_mutex_destroy(&r.mu);
+    pthread_cond_destroy(&r.cv);
     if (!r.teardown)
         return rc < 0 ? rc : 1; /* a rank was lost: Open MPI 4.1 may hang in teardown */
     if (r.comm != MPI_COMM_NULL)
