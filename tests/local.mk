@@ -127,5 +127,5 @@ tests_check_mpi_pool_CFLAGS = $(TEST_CFLAGS)
 tests_check_mpi_pool_LDADD = $(TEST_LIBS)
 tests_mpi_other_SOURCES = tests/mpi_other.c
 tests_mpi_other_LDADD = lib/libcfutures.la
-EXTRA_DIST += tests/mpi_pool.sh
+EXTRA_DIST += tests/mpi_pool.sh tests/tsan-openmpi.supp
 TESTS_ENVIRONMENT += MPIEXEC='$(MPIEXEC)'; export MPIEXEC;
