@@ -230,14 +230,39 @@ static int pick(struct mpi_pool *p)
     return best;
 }
 
-/* Sends rank @ri's batch of TASK frames as one message; loses the rank if MPI fails. */
+static bool receive(struct mpi_pool *p, int ri, int64_t now);
+static void heartbeat(struct mpi_pool *p, int64_t now);
+
+/*
+ * Sends rank @ri's batch of TASK frames as one message; loses the rank if
+ * MPI fails. While a large message waits for the rank to take it, answers
+ * are received (the rank may be blocked sending a large answer to us) and
+ * the heartbeat runs, so a lost rank cannot block the manager.
+ */
 static void flush_rank(struct mpi_pool *p, int ri)
 {
     struct mp_rank *r = &p->ranks[ri];
     if (r->out.len == 0 || r->lost)
         return;
-    int rc = MPI_Send(r->out.p, (int)r->out.len, MPI_BYTE, r->peer.dest,
-                      CF_MPI_TAG(p->e, CF_MPI_K_TASK), r->peer.comm);
+    MPI_Request rq;
+    int done = 0;
+    int rc = MPI_Isend(r->out.p, (int)r->out.len, MPI_BYTE, r->peer.dest,
+                       CF_MPI_TAG(p->e, CF_MPI_K_TASK), r->peer.comm, &rq);
+    while (rc == MPI_SUCCESS && !done) {
+        rc = MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done)
+            break;
+        int64_t now = cf_now_ns();
+        for (int i = 0; i < p->nranks; i++)
+            receive(p, i, now);
+        heartbeat(p, now);
+        if (r->lost) { /* MPI may still read the buffer: leave it to MPI */
+            MPI_Request_free(&rq);
+            r->out = (struct cf_buf){0};
+            return;
+        }
+        sched_yield();
+    }
     r->out.len = 0;
     if (rc != MPI_SUCCESS)
         lose_rank(p, ri, "an MPI send to it failed");
