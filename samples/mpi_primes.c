@@ -109,8 +109,8 @@ static int factor_all(executor_t *pool, const struct job *jobs, long count)
             continue;
         }
         uint32_t f[MAX_FACTORS];
-        size_t nf = len / sizeof(uint32_t) < MAX_FACTORS ? len / sizeof(uint32_t)
-                                                          : MAX_FACTORS;
+        size_t nf =
+            len / sizeof(uint32_t) < MAX_FACTORS ? len / sizeof(uint32_t) : MAX_FACTORS;
         memcpy(f, data, nf * sizeof(uint32_t));
         printf("The factors of %u are ", jobs[i].value);
         print_list(f, nf);
@@ -167,7 +167,8 @@ int main(int argc, char **argv)
     printf("]\n");
     fflush(stdout);
 
-    executor_t *pool = mpi_pool_executor_new(&(executor_options_t){.max_workers = (int)workers});
+    executor_t *pool =
+        mpi_pool_executor_new(&(executor_options_t){.max_workers = (int)workers});
     if (!pool) {
         perror("mpi_pool_executor_new");
         free(jobs);

@@ -243,9 +243,9 @@ START_TEST(test_mpi_map)
         lens[i] = sizeof(x[i]);
     }
     for (int unordered = 0; unordered < 2; unordered++) {
-        executor_map_t *m = executor_map(ex, t_add1, args, lens, N,
-                                         &(map_options_t){.unordered = unordered,
-                                                          .buffersize = 9});
+        executor_map_t *m =
+            executor_map(ex, t_add1, args, lens, N,
+                         &(map_options_t){.unordered = unordered, .buffersize = 9});
         ck_assert_ptr_nonnull(m);
         int64_t sum = 0;
         bool seen[N] = {false};
@@ -299,8 +299,8 @@ START_TEST(test_mpi_waiting)
     as_completed_free(it);
     ck_assert_int_eq(got, N);
     size_t nd = 0, nn = 0;
-    ck_assert_int_eq(futures_wait(f, N, T_LONG, FUTURES_ALL_COMPLETED, NULL, &nd, NULL, &nn),
-                     0);
+    ck_assert_int_eq(
+        futures_wait(f, N, T_LONG, FUTURES_ALL_COMPLETED, NULL, &nd, NULL, &nn), 0);
     ck_assert_uint_eq(nd, N);
     ck_assert_uint_eq(nn, 0);
     executor_free(ex); /* callbacks ran on the manager before the futures were done */
@@ -342,7 +342,8 @@ START_TEST(test_mpi_bad_arguments)
     errno = 0;
     ck_assert_ptr_null(mpi_pool_executor_new(&(executor_options_t){.max_workers = -1}));
     ck_assert_int_eq(errno, EINVAL);
-    ck_assert_ptr_null(mpi_pool_executor_new(&(executor_options_t){.initializer = t_nothing}));
+    ck_assert_ptr_null(
+        mpi_pool_executor_new(&(executor_options_t){.initializer = t_nothing}));
     ck_assert_int_eq(errno, EINVAL);
     executor_t *ex = new_pool();
     ck_assert_ptr_null(executor_submit(ex, NULL, NULL, 0));
@@ -491,8 +492,9 @@ int main(int argc, char **argv)
     }
     if (rc != 0)
         return rc == 1 ? EXIT_SUCCESS : EXIT_FAILURE;
-    /* A hang (here or in Open MPI's exit) fails the run instead of stalling make check. */
-    alarm(900);
+    /* A hang (here or in Open MPI's exit) fails the run instead of stalling make check
+     * (the suite takes 10-60 s). */
+    alarm(300);
     const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
     world = ws && atoi(ws) > 1;
     SRunner *sr = srunner_create(make_suite());

@@ -59,11 +59,11 @@ enum cf_mpi_kind {
 
 /* One loaded ELF module with a GNU build-id. */
 struct cf_mpi_module {
-    uintptr_t base;     /* dlpi_addr */
-    uintptr_t span;     /* the highest p_vaddr + p_memsz of its PT_LOADs */
+    uintptr_t base; /* dlpi_addr */
+    uintptr_t span; /* the highest p_vaddr + p_memsz of its PT_LOADs */
     uint8_t id_len;
     unsigned char id[CF_MPI_BUILD_ID_MAX];
-    char name[48];      /* for messages: its file name, "" for the executable */
+    char name[48]; /* for messages: its file name, "" for the executable */
 };
 
 /* The modules of this process, the executable first. */

@@ -162,7 +162,8 @@ static void mp_stats(executor_t *ex, executor_stats_t *out)
 {
     struct mpi_pool *p = mp_of(ex);
     out->workers = atomic_load_explicit(&p->nworkers, memory_order_relaxed);
-    out->idle = CF_MIN(atomic_load_explicit(&p->nidle, memory_order_relaxed), out->workers);
+    out->idle =
+        CF_MIN(atomic_load_explicit(&p->nidle, memory_order_relaxed), out->workers);
 }
 
 static const struct cf_executor_ops mpi_pool_ops = {
@@ -332,8 +333,8 @@ static bool dispatch(struct mpi_pool *p)
 }
 
 /* Completes a FAILED answer for @w. */
-static void complete_failed(struct mpi_pool *p, struct mp_work *w, const unsigned char *pl,
-                            uint64_t len)
+static void complete_failed(struct mpi_pool *p, struct mp_work *w,
+                            const unsigned char *pl, uint64_t len)
 {
     int32_t st[4];
     const char *m;
@@ -452,8 +453,9 @@ static void heartbeat(struct mpi_pool *p, int64_t now)
         }
         if (now - r->heard > PING_NS && now - r->pinged > PING_NS) {
             MPI_Request rq;
-            if (MPI_Isend(NULL, 0, MPI_BYTE, r->peer.dest, CF_MPI_TAG(p->e, CF_MPI_K_PING),
-                          r->peer.comm, &rq) == MPI_SUCCESS)
+            if (MPI_Isend(NULL, 0, MPI_BYTE, r->peer.dest,
+                          CF_MPI_TAG(p->e, CF_MPI_K_PING), r->peer.comm,
+                          &rq) == MPI_SUCCESS)
                 MPI_Request_free(&rq);
             r->pinged = now;
         }
@@ -583,8 +585,10 @@ static int spawn_one(struct mp_rank *r, char *cmd, char **args)
     if (MPI_Comm_spawn(cmd, args, 1, MPI_INFO_NULL, 0, MPI_COMM_SELF, &r->peer.comm,
                        &err) != MPI_SUCCESS ||
         err != MPI_SUCCESS) {
-        fprintf(stderr, "cfutures mpi_pool_executor_new: MPI_Comm_spawn of %s failed "
-                        "(root in a container: see README, MPI pool)\n", cmd);
+        fprintf(stderr,
+                "cfutures mpi_pool_executor_new: MPI_Comm_spawn of %s failed "
+                "(root in a container: see README, MPI pool)\n",
+                cmd);
         r->peer.comm = MPI_COMM_NULL;
         return FUT_ESYS;
     }
@@ -636,7 +640,8 @@ static int attach_ranks(struct mpi_pool *p)
     struct cf_mpi_peer *peers = NULL;
     int npeers = cf_mpi_world_peers(&peers);
     p->spawn = !cf_mpi_world_mode();
-    p->nranks = p->spawn ? p->base.opts.max_workers : CF_MIN(p->base.opts.max_workers, npeers);
+    p->nranks =
+        p->spawn ? p->base.opts.max_workers : CF_MIN(p->base.opts.max_workers, npeers);
     if (p->nranks > 4096)
         return FUT_EINVAL;
     p->ranks = calloc((size_t)p->nranks, sizeof(*p->ranks));
@@ -654,9 +659,8 @@ static int attach_ranks(struct mpi_pool *p)
 
 executor_t *mpi_pool_executor_new(const executor_options_t *o)
 {
-    if (!cf_mpi_ready() ||
-        (o && (o->initializer || o->max_tasks_per_child ||
-               o->on_worker_death != FUT_WORKER_RESPAWN)))
+    if (!cf_mpi_ready() || (o && (o->initializer || o->max_tasks_per_child ||
+                                  o->on_worker_death != FUT_WORKER_RESPAWN)))
         return cf_fail_null(FUT_EINVAL);
     struct mpi_pool *p = calloc(1, sizeof(*p));
     if (!p)

@@ -62,10 +62,10 @@ struct rank {
     int nmap;
     /* answers waiting for the main thread to send them, in one message */
     pthread_mutex_t mu;
-    pthread_cond_t cv;     /* an answer was queued while the main thread slept */
-    bool sleeping;         /* mu */
-    struct cf_buf out;     /* mu: RESULT/FAILED frames, all for executor out_e */
-    int out_e;             /* mu */
+    pthread_cond_t cv; /* an answer was queued while the main thread slept */
+    bool sleeping;     /* mu */
+    struct cf_buf out; /* mu: RESULT/FAILED frames, all for executor out_e */
+    int out_e;         /* mu */
 };
 
 /* What an answer's done-callback needs. */
@@ -256,8 +256,9 @@ static void run_task(struct rank *r, int e, const unsigned char *b, size_t n)
                                  &(submit_options_t){.timeout = (double)limit / 1e9});
     }
     if (!f) {
+        int why = to ? -errno : FUT_ENOMEM;
         free(to);
-        refuse(r, e, h.id, to ? -errno : FUT_ENOMEM, "the worker rank could not queue it");
+        refuse(r, e, h.id, why, "the worker rank could not queue it");
         return;
     }
     future_add_done_callback(f, answer_cb, to);
@@ -393,7 +394,8 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
     pthread_cond_init(&r.cv, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&r.mu, NULL);
-    r.local = process_pool_executor_new(&(executor_options_t){.max_workers = local_procs()});
+    r.local =
+        process_pool_executor_new(&(executor_options_t){.max_workers = local_procs()});
     if (!r.local)
         return -errno;
     int prov = 0, rc = FUT_ESYS;
@@ -475,9 +477,11 @@ int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t w
     int flag = 0;
     while (!flag) {
         if (MPI_Iprobe(peer->dest, CF_MPI_TAG(0, CF_MPI_K_HELLO), peer->comm, &flag,
-                       MPI_STATUS_IGNORE) != MPI_SUCCESS || (!flag && cf_now_ns() > end)) {
-            snprintf(why, why_len, "worker rank %d did not answer the handshake in %.0f s",
-                     peer->dest, limit);
+                       MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+            (!flag && cf_now_ns() > end)) {
+            snprintf(why, why_len,
+                     "worker rank %d did not answer the handshake in %.0f s", peer->dest,
+                     limit);
             return FUT_ETIMEDOUT;
         }
         if (!flag)
