@@ -528,6 +528,68 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  */
 CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
 
+/* ------------------------------------------------- MPI pool (--with-mpi) */
+
+/**
+ * Starts this process's part in an MPI pool; call it first in main, before
+ * anything else (no thread, no fork server, no MPI call before it):
+ *   int rc = mpi_pool_serve(&argc, &argv);
+ *   if (rc != 0) return rc == 1 ? 0 : 1;   (a worker rank is done, or failed)
+ * mpi4py: the `if __name__ == "__main__"` guard with MPIPoolExecutor, and
+ * `mpiexec -n N python -m mpi4py.futures` (world mode).
+ * In a worker rank (a copy spawned by mpi_pool_executor_new, or a rank
+ * other than 0 of `mpiexec -n N ./prog`) it makes the rank's local process
+ * pool (tasks run in forked children there, so a crashing task costs one
+ * task), initializes MPI, checks that this executable's GNU build-id is the
+ * master's, serves tasks until the master stops it, finalizes MPI and
+ * returns 1. In the master (rank 0, or a program started alone) it
+ * initializes MPI (MPI_THREAD_MULTIPLE) unless the caller did, and under
+ * `mpiexec -n N` checks every other rank's build-id now (a mismatch fails
+ * here, not at the first task); returns 0. MPI is finalized at exit (not
+ * after a rank was lost: Open MPI 4.1 can hang there).
+ * Returns 1 (worker, done), 0 (master), or FUT_EINVAL (NULL or empty
+ * arguments; an executable without a build-id), FUT_ESYS (MPI_Init failed
+ * or lacks MPI_THREAD_MULTIPLE), FUT_EBROKEN (a rank runs a different
+ * build), FUT_ETIMEDOUT (a rank did not answer in 60 s); the reason is
+ * printed on stderr. Calling it again in the master returns 0.
+ * Exists only in a library configured --with-mpi (Open MPI).
+ * Threads: the main thread, once, first.
+ */
+CF_API int mpi_pool_serve(int *argc, char ***argv);
+
+/**
+ * An executor whose tasks run on MPI worker ranks (see mpi_pool_serve).
+ * mpi4py: mpi4py.futures.MPIPoolExecutor.
+ * Under `mpiexec -n N ./prog` its workers are the world's ranks 1..N-1
+ * (max_workers, if set, uses the first ones); several executors share
+ * them. Started alone, it spawns max_workers copies of this executable
+ * (default CFUTURES_MPI_MAX_WORKERS, else the cpus), one MPI_Comm_spawn
+ * each, with the program's arguments; each must pass the build-id check.
+ * A task_fn travels as (module build-id, offset), so any function of the
+ * executable or of a shared library loaded on both sides works; a function
+ * in no module with a build-id fails the submit with FUT_EINVAL.
+ * Arguments and results are copied bytes, as in a process pool; each rank
+ * runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
+ * default 1), up to 64 sent ahead per rank. A sent task is RUNNING
+ * (future_cancel no longer stops it), as in mpi4py. A task that crashes
+ * or exits fails FUT_EWORKER with its signal or exit code; its rank goes on.
+ * submit_options_t.timeout: FUT_EDEADLINE, the task's process is killed.
+ * A rank that does not answer the heartbeat for CFUTURES_MPI_HEARTBEAT
+ * seconds (default 10; pinged after 0.5 s of silence) is lost: its tasks
+ * fail FUT_EWORKER, the others go on; with none left the pool is broken
+ * (FUT_EBROKEN). executor_free never waits for a lost rank.
+ * Not supported (FUT_EINVAL): initializer, max_tasks_per_child,
+ * on_worker_death = FUT_WORKER_BREAK_POOL.
+ * Returns a new executor; NULL with errno EINVAL (mpi_pool_serve was not
+ * called or failed, unsupported options, negative counts), ENOMEM,
+ * -FUT_ESYS (a spawn failed), -FUT_EBROKEN (a spawned copy is another
+ * build), ETIMEDOUT (a spawned copy did not answer).
+ * Root in a container, one host: see README.md, "MPI pool".
+ * Exists only in a library configured --with-mpi (Open MPI).
+ * Threads: any; blocks while spawning.
+ */
+CF_API executor_t *mpi_pool_executor_new(const executor_options_t *o);
+
 /**
  * Submits fn(arg) and returns its future. Python: Executor.submit.
  * @arg/@arg_len: see task_arg (thread pools pass the pointer, process pools

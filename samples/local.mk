@@ -85,3 +85,10 @@ samples_course_thumbnail_maker_SOURCES = samples/course/thumbnail_maker.c \
 samples_course_thumbnail_maker_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(VIPS_CFLAGS)
 samples_course_thumbnail_maker_LDADD = $(COURSE_LDADD) $(CURL_LIBS) $(VIPS_LIBS)
 EXTRA_DIST += samples/README.md PORTING.md
+
+# The course's prime factorization across MPI ranks (issue 16; --with-mpi).
+if HAVE_MPI
+noinst_PROGRAMS += samples/mpi_primes
+endif
+samples_mpi_primes_SOURCES = samples/mpi_primes.c
+samples_mpi_primes_LDADD = lib/libcfutures.la $(PTHREAD_LIBS)

@@ -29,7 +29,7 @@ top=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top"
 MAX_FILE_LINES=${MAX_FILE_LINES:-700}
 MAX_FUNC_LINES=${MAX_FUNC_LINES:-60}
-PEER_FOLDERS="process"
+PEER_FOLDERS="process mpi"
 
 # rank NAME: the rank of lib/NAME (a path below lib/), or nothing.
 rank() {

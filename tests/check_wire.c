@@ -50,6 +50,35 @@ START_TEST(test_wire_roundtrip)
 }
 END_TEST
 
+/* FAILED (MPI pool answers): round trip and length bounds. */
+START_TEST(test_wire_failed)
+{
+    unsigned char b[CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + 3];
+    cf_wire_put_hdr(b, CF_WIRE_FAILED, 9, CF_WIRE_FAILED_FIXED + 3);
+    cf_wire_put_failed(b + CF_WIRE_HDR, -10003, 4, -1, 11);
+    memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, "seg", 3);
+    struct cf_wire_hdr h;
+    ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_OK);
+    ck_assert_uint_eq(h.type, CF_WIRE_FAILED);
+    int32_t st[4];
+    const char *msg;
+    size_t mlen;
+    ck_assert_int_eq(cf_wire_get_failed(b + CF_WIRE_HDR, h.len, st, &msg, &mlen), 0);
+    ck_assert_int_eq(st[0], -10003);
+    ck_assert_int_eq(st[1], 4);
+    ck_assert_int_eq(st[2], -1);
+    ck_assert_int_eq(st[3], 11);
+    ck_assert_uint_eq(mlen, 3);
+    ck_assert(memcmp(msg, "seg", 3) == 0);
+    cf_wire_put_hdr(b, CF_WIRE_FAILED, 9, CF_WIRE_FAILED_FIXED - 1);
+    ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_ESHORT);
+    cf_wire_put_hdr(b, CF_WIRE_FAILED, 9, CF_WIRE_FAILED_FIXED + CF_WIRE_MAX_MSG + 1);
+    ck_assert_int_eq(cf_wire_get_hdr(b, sizeof(b), &h), CF_WIRE_ELEN);
+    ck_assert_int_eq(cf_wire_get_failed(b + CF_WIRE_HDR, 3, st, &msg, &mlen),
+                     CF_WIRE_ESHORT);
+}
+END_TEST
+
 START_TEST(test_wire_truncated)
 {
     unsigned char b[CF_WIRE_HDR];
@@ -217,6 +246,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_wire_results_aligned);
     suite_add_tcase(s, tc);
     tc = tcase_create("limits");
+    tcase_add_test(tc, test_wire_failed);
     tcase_add_test(tc, test_wire_truncated);
     tcase_add_test(tc, test_wire_absurd_lengths);
     tcase_add_test(tc, test_wire_garbage);

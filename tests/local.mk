@@ -118,3 +118,19 @@ SOAK_TASKS = 100000
 soak: tests/check_soak$(EXEEXT)
 	SOAK_SECONDS=$(SOAK_SECONDS) SOAK_TASKS=$(SOAK_TASKS) ./tests/check_soak$(EXEEXT)
 .PHONY: soak
+
+# The MPI pool (issue 16), only with ./configure --with-mpi: check_mpi_pool
+# alone runs spawn mode; tests/mpi_pool.sh runs it under mpiexec (world
+# mode) and against mpi_other (a rank with another build-id; built from
+# Makefile.am, after samples/local.mk sets noinst_PROGRAMS).
+if HAVE_MPI
+check_PROGRAMS += tests/check_mpi_pool
+TESTS += tests/mpi_pool.sh
+endif
+tests_check_mpi_pool_SOURCES = tests/check_mpi_pool.c tests/testutil.c tests/testutil.h
+tests_check_mpi_pool_CFLAGS = $(TEST_CFLAGS)
+tests_check_mpi_pool_LDADD = $(TEST_LIBS)
+tests_mpi_other_SOURCES = tests/mpi_other.c
+tests_mpi_other_LDADD = lib/libcfutures.la
+EXTRA_DIST += tests/mpi_pool.sh tests/tsan-openmpi.supp
+TESTS_ENVIRONMENT += MPIEXEC='$(MPIEXEC)'; export MPIEXEC;

@@ -238,8 +238,9 @@ static void parse_input(struct process_pool *p, struct pp_proc *pr)
             protocol_error(pr, cf_wire_strerror(rc));
             return;
         }
-        if (h.type == CF_WIRE_TASK || h.type == CF_WIRE_CHUNK) {
-            protocol_error(pr, "a task frame from a worker");
+        if (h.type == CF_WIRE_TASK || h.type == CF_WIRE_CHUNK ||
+            h.type == CF_WIRE_FAILED) {
+            protocol_error(pr, "a task or MPI frame from a worker");
             return;
         }
         size_t need = CF_WIRE_HDR + (size_t)h.len;

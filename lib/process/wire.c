@@ -114,6 +114,9 @@ int cf_wire_get_hdr(const void *buf, size_t avail, struct cf_wire_hdr *out)
     if ((type == CF_WIRE_ERROR || type == CF_WIRE_INITFAIL) &&
         (len < CF_WIRE_ERROR_FIXED || len > CF_WIRE_ERROR_FIXED + CF_WIRE_MAX_MSG))
         return len < CF_WIRE_ERROR_FIXED ? CF_WIRE_ESHORT : CF_WIRE_ELEN;
+    if (type == CF_WIRE_FAILED &&
+        (len < CF_WIRE_FAILED_FIXED || len > CF_WIRE_FAILED_FIXED + CF_WIRE_MAX_MSG))
+        return len < CF_WIRE_FAILED_FIXED ? CF_WIRE_ESHORT : CF_WIRE_ELEN;
     out->type = (uint16_t)type;
     out->flags = flags;
     out->id = get64(p + 16);
@@ -159,6 +162,30 @@ int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code, const ch
     *code = (int32_t)get32(p);
     *msg_len = (size_t)(len - CF_WIRE_ERROR_FIXED);
     *msg = (const char *)p + CF_WIRE_ERROR_FIXED;
+    return CF_WIRE_OK;
+}
+
+void cf_wire_put_failed(unsigned char *out, int32_t status, int32_t code,
+                        int32_t exit_status, int32_t sig)
+{
+    put32(out, (uint32_t)status);
+    put32(out + 4, (uint32_t)code);
+    put32(out + 8, (uint32_t)exit_status);
+    put32(out + 12, (uint32_t)sig);
+}
+
+int cf_wire_get_failed(const void *payload, uint64_t len, int32_t st[4], const char **msg,
+                       size_t *msg_len)
+{
+    const unsigned char *p = payload;
+    if (!p || len < CF_WIRE_FAILED_FIXED)
+        return CF_WIRE_ESHORT;
+    if (len > CF_WIRE_FAILED_FIXED + CF_WIRE_MAX_MSG)
+        return CF_WIRE_ELEN;
+    for (int i = 0; i < 4; i++)
+        st[i] = (int32_t)get32(p + 4 * i);
+    *msg_len = (size_t)(len - CF_WIRE_FAILED_FIXED);
+    *msg = (const char *)p + CF_WIRE_FAILED_FIXED;
     return CF_WIRE_OK;
 }
 

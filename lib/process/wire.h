@@ -29,6 +29,9 @@
  *            to malloc'd memory hands out each answer aligned as malloc's
  *   NOTE     (worker -> parent) no payload, id 0: answers are waiting in the
  *            shared answer records (worker.h)
+ *   FAILED   (MPI worker rank -> master, lib/mpi/) i32 status, i32 code,
+ *            i32 exit_status, i32 signal, then the message (no NUL): a task
+ *            that failed in the rank with any future_error_t status
  */
 #ifndef CF_WIRE_H
 #define CF_WIRE_H
@@ -58,7 +61,8 @@ enum cf_wire_type {
     CF_WIRE_CHUNK = 5,
     CF_WIRE_RESULTS = 6,
     CF_WIRE_NOTE = 7,
-    CF_WIRE_TYPE_MAX = 7,
+    CF_WIRE_FAILED = 8,
+    CF_WIRE_TYPE_MAX = 8,
 };
 
 struct cf_wire_hdr {
@@ -106,6 +110,14 @@ void cf_wire_put_error(unsigned char *out, int32_t code);
 /* Decodes an ERROR or INITFAIL payload; the message is not NUL-terminated. */
 int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code, const char **msg,
                       size_t *msg_len);
+
+/* A FAILED payload before the message. */
+#define CF_WIRE_FAILED_FIXED 16
+void cf_wire_put_failed(unsigned char *out, int32_t status, int32_t code,
+                        int32_t exit_status, int32_t sig);
+/* Decodes a FAILED payload; the message is not NUL-terminated. */
+int cf_wire_get_failed(const void *payload, uint64_t len, int32_t st[4], const char **msg,
+                       size_t *msg_len);
 
 /* Chunks: the fixed parts and the per-item / per-answer headers. */
 #define CF_WIRE_CHUNK_FIXED 24

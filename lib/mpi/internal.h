@@ -1,0 +1,116 @@
+/*
+ * internal.h: the MPI pool's pieces, shared by the files of lib/mpi/ only.
+ * Built only with ./configure --with-mpi.
+ *
+ * DESIGN
+ * A master process (rank 0 of `mpiexec -n N ./prog`, or a program started
+ * on its own that spawns N copies of itself) sends tasks to worker ranks;
+ * every worker rank is a relay: it owns a process pool (lib/process/, made
+ * in mpi_pool_serve before MPI_Init, so its fork server never inherits MPI
+ * state) and runs each task in a forked child there. A crashing task costs
+ * that task (FUT_EWORKER from the local pool), never the rank.
+ *
+ *   taskid.c  naming a task_fn across processes: module build-id + offset
+ *   serve.c   mpi_pool_serve: start-up of both modes, the handshake, the
+ *             worker rank's loop, the master's exit handler
+ *   pool.c    mpi_pool_executor_new: the master's executor and its manager
+ *             thread (all of its MPI calls), heartbeat, shutdown
+ *
+ * Messages: on a private communicator (a dup of MPI_COMM_WORLD in world
+ * mode, one spawn intercommunicator per worker in spawn mode), as MPI_BYTE.
+ * The tag says the executor (several may share the world ranks) and the
+ * kind: TAG(e, kind). Tasks and answers are wire.c frames (TASK; RESULT or
+ * FAILED); HELLO, PING, PONG and STOP are small fixed messages on e = 0
+ * (HELLO, STOP) or the executor's own e (PING, PONG).
+ *
+ * Threads: a worker rank's main thread receives; its local pool's manager
+ * thread sends the answers (done-callbacks): MPI_THREAD_MULTIPLE. In the
+ * master each executor's manager thread makes that executor's MPI calls;
+ * the handshake and the exit handler run before and after them.
+ */
+#ifndef CF_MPI_INTERNAL_H
+#define CF_MPI_INTERNAL_H
+
+#include <mpi.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cfutures.h>
+
+#define CF_MPI_MARKER "--cfutures-mpi-worker"
+#define CF_MPI_MAX_MODULES 64
+#define CF_MPI_BUILD_ID_MAX 32
+/* A descriptor: module index << CF_MPI_OFF_BITS | offset. */
+#define CF_MPI_OFF_BITS 48
+#define CF_MPI_TAG(e, kind) ((e)*8 + (kind))
+#define CF_MPI_TAG_E(tag) ((tag) / 8)
+#define CF_MPI_TAG_KIND(tag) ((tag) % 8)
+#define CF_MPI_MAX_E 4000 /* executors at once in one world (tags stay under 32767) */
+
+enum cf_mpi_kind {
+    CF_MPI_K_TASK = 0,   /* master -> rank: a TASK frame */
+    CF_MPI_K_ANSWER = 1, /* rank -> master: a RESULT or FAILED frame */
+    CF_MPI_K_PING = 2,   /* master -> rank: are you there (empty) */
+    CF_MPI_K_PONG = 3,   /* rank -> master: yes (empty) */
+    CF_MPI_K_STOP = 4,   /* master -> rank, e = 0: finish and leave (1 byte: teardown) */
+    CF_MPI_K_HELLO = 5,  /* both ways, e = 0: the module tables, then the verdict */
+};
+
+/* One loaded ELF module with a GNU build-id. */
+struct cf_mpi_module {
+    uintptr_t base; /* dlpi_addr */
+    uintptr_t span; /* the highest p_vaddr + p_memsz of its PT_LOADs */
+    uint8_t id_len;
+    unsigned char id[CF_MPI_BUILD_ID_MAX];
+    char name[48]; /* for messages: its file name, "" for the executable */
+};
+
+/* The modules of this process, the executable first. */
+struct cf_mpi_modtab {
+    int n;
+    struct cf_mpi_module m[CF_MPI_MAX_MODULES];
+};
+
+/* The bytes of an encoded table: u32 n, then n * (u8 len, 32 id bytes). */
+#define CF_MPI_MODTAB_BYTES(n) (4 + (size_t)(n) * (1 + CF_MPI_BUILD_ID_MAX))
+
+/* taskid.c */
+void cf_mpi_modtab_load(struct cf_mpi_modtab *t);
+int cf_mpi_fn_encode(const struct cf_mpi_modtab *t, task_fn fn, uint64_t *desc);
+size_t cf_mpi_modtab_encode(const struct cf_mpi_modtab *t, unsigned char *out);
+int cf_mpi_modtab_match(const struct cf_mpi_modtab *local, const unsigned char *buf,
+                        size_t len, int *map, int *nmap, char *why, size_t why_len);
+task_fn cf_mpi_fn_decode(const struct cf_mpi_modtab *local, const int *map, int nmap,
+                         uint64_t desc);
+void cf_mpi_hex(const unsigned char *id, size_t len, char *out, size_t out_len);
+
+/* A worker rank as the master knows it (from the handshake). */
+struct cf_mpi_peer {
+    MPI_Comm comm; /* the world dup, or its own spawn intercommunicator */
+    int dest;      /* its rank in comm (remote rank in an intercommunicator) */
+    int pid;
+    char host[64];
+};
+
+/* The HELLO a worker rank answers with. */
+struct cf_mpi_hello {
+    int32_t status; /* 0, or a FUT_E* code: then why says what */
+    int32_t pid;
+    char host[64];
+    char why[256];
+};
+
+/* serve.c: the master's view of how this process started. */
+bool cf_mpi_world_mode(void);
+int cf_mpi_world_peers(struct cf_mpi_peer **peers); /* world ranks but 0 */
+bool cf_mpi_ready(void);                            /* mpi_pool_serve ran, master side */
+const struct cf_mpi_modtab *cf_mpi_modules(void);
+char *const *cf_mpi_saved_argv(void);
+void cf_mpi_note_loss(void); /* a rank was lost: skip MPI teardown at exit */
+int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t why_len);
+void cf_mpi_send_stop(const struct cf_mpi_peer *peer, bool teardown, bool wait);
+int cf_mpi_next_e(void);
+void cf_mpi_release_e(int e);
+
+#endif /* CF_MPI_INTERNAL_H */

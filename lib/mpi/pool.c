@@ -1,0 +1,699 @@
+/*
+ * pool.c: the MPI pool executor's master side (mpi4py.futures'
+ * MPIPoolExecutor): creation (spawn or world ranks), the ops table and the
+ * manager thread that makes every MPI call of this executor.
+ *
+ * DESIGN
+ * Submit copies the argument, names the function (taskid.c; a function in
+ * no module with a build-id fails the submit with FUT_EINVAL) and appends
+ * the item to the submit FIFO under `mu`. The manager takes an item only
+ * when a rank has a free cell (DEPTH per rank, the least loaded rank
+ * first), marks its future RUNNING (mpi4py's rule: a task sent is running;
+ * until then future_cancel cancels it) and sends one TASK frame. Answers
+ * (RESULT or FAILED frames) name their cell and its generation, so several
+ * tasks can be in flight per rank and a stale answer never completes a
+ * later task.
+ *
+ * Heartbeat: a rank silent for PING_NS gets a PING, which its main thread
+ * answers whatever its tasks do. A rank silent for the heartbeat limit
+ * (CFUTURES_MPI_HEARTBEAT seconds, default 10) is lost: its tasks fail
+ * FUT_EWORKER, nothing more is sent to it, and the pool goes on with the
+ * others (broken, FUT_EBROKEN, once none is left). Open MPI 4.1 can hang in
+ * teardown after a rank death, so after a loss nothing is disconnected and
+ * MPI is not finalized at exit (serve.c).
+ *
+ * Idling: after SPIN_NS without a message the manager naps on its
+ * condition variable, doubling from 1 us to NAP_MAX_NS while tasks are out,
+ * up to PING_NS when none are; a submit signals it.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../process/wire.h"
+#include "executor.h"
+#include "future.h"
+#include "internal.h"
+#include "util.h"
+
+#define DEPTH 64
+#define SPIN_NS (100 * 1000LL)
+#define NAP_MAX_NS (1000 * 1000LL)
+#define PING_NS (500 * 1000000LL)
+#define SPAWN_HELLO_LIMIT 60.0
+#define BATCH_BYTES (256 * 1024) /* a message of several TASK frames, past one */
+
+struct mp_work {
+    struct cf_work base;
+    void *arg; /* our copy */
+    uint64_t desc;
+};
+
+struct mp_rank {
+    struct cf_mpi_peer peer;
+    bool lost;
+    int n; /* tasks out */
+    struct mp_work *cell[DEPTH];
+    uint32_t gen[DEPTH];
+    int64_t heard, pinged;
+    struct cf_buf out; /* TASK frames not sent yet (manager) */
+};
+
+struct mpi_pool {
+    struct executor base;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct cf_work_fifo sub; /* mu */
+    bool stopping, sleeping; /* mu */
+    pthread_t manager;
+    int e;      /* the tag's executor number */
+    bool spawn; /* the ranks are ours (spawned), not the world's */
+    int nranks;
+    struct mp_rank *ranks;
+    int64_t hb_limit;
+    bool any_lost; /* manager */
+    _Atomic size_t nworkers, nidle;
+};
+
+static inline struct mpi_pool *mp_of(executor_t *ex)
+{
+    return (struct mpi_pool *)ex;
+}
+
+static void work_drop(struct cf_work *cw)
+{
+    struct mp_work *w = (struct mp_work *)cw;
+    free(w->arg);
+    w->arg = NULL;
+    future_unref(cf_work_future(cw));
+}
+
+static int mp_submit(executor_t *ex, struct cf_work *cw)
+{
+    struct mpi_pool *p = mp_of(ex);
+    struct mp_work *w = (struct mp_work *)cw;
+    w->arg = NULL;
+    if ((cw->arg_len && !cw->arg) ||
+        cw->arg_len > (size_t)INT_MAX - CF_WIRE_HDR - CF_WIRE_TASK_FIXED ||
+        cf_mpi_fn_encode(cf_mpi_modules(), cw->fn, &w->desc) < 0)
+        return FUT_EINVAL;
+    if (cw->arg_len) {
+        w->arg = malloc(cw->arg_len);
+        if (!w->arg)
+            return FUT_ENOMEM;
+        memcpy(w->arg, cw->arg, cw->arg_len);
+    }
+    cw->arg = w->arg;
+    int rc = 0;
+    pthread_mutex_lock(&p->mu);
+    if (p->stopping)
+        rc = FUT_ESHUTDOWN;
+    else if (atomic_load(&p->base.broken))
+        rc = FUT_EBROKEN;
+    else
+        cf_fifo_push(&p->sub, cw);
+    if (rc == 0 && p->sleeping)
+        pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    if (rc < 0) {
+        free(w->arg);
+        w->arg = NULL;
+    }
+    return rc;
+}
+
+static void mp_shutdown(executor_t *ex, bool cancel_futures)
+{
+    struct mpi_pool *p = mp_of(ex);
+    struct cf_work_fifo q = {0};
+    pthread_mutex_lock(&p->mu);
+    p->stopping = true;
+    if (cancel_futures)
+        q = cf_fifo_take(&p->sub);
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    cf_executor_drain_fifo(ex, &q, FUT_ECANCELLED, NULL, work_drop);
+}
+
+static void mp_join(executor_t *ex)
+{
+    pthread_join(mp_of(ex)->manager, NULL);
+}
+
+static void mp_destroy(executor_t *ex)
+{
+    struct mpi_pool *p = mp_of(ex);
+    for (int i = 0; p->ranks && i < p->nranks; i++)
+        cf_buf_free(&p->ranks[i].out);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->ranks);
+    cf_executor_deinit(ex);
+    free(p);
+}
+
+static void mp_stats(executor_t *ex, executor_stats_t *out)
+{
+    struct mpi_pool *p = mp_of(ex);
+    out->workers = atomic_load_explicit(&p->nworkers, memory_order_relaxed);
+    out->idle =
+        CF_MIN(atomic_load_explicit(&p->nidle, memory_order_relaxed), out->workers);
+}
+
+static const struct cf_executor_ops mpi_pool_ops = {
+    .work_size = sizeof(struct mp_work),
+    .submit = mp_submit,
+    .shutdown = mp_shutdown,
+    .join = mp_join,
+    .destroy = mp_destroy,
+    .stats = mp_stats,
+};
+
+/* ------------------------------------------------------------ manager */
+
+static void count_idle(struct mpi_pool *p)
+{
+    size_t idle = 0, alive = 0;
+    for (int i = 0; i < p->nranks; i++) {
+        alive += !p->ranks[i].lost;
+        idle += !p->ranks[i].lost && p->ranks[i].n == 0;
+    }
+    atomic_store_explicit(&p->nworkers, alive, memory_order_relaxed);
+    atomic_store_explicit(&p->nidle, idle, memory_order_relaxed);
+}
+
+/* Takes cell @c of rank @ri back; returns its work item. */
+static struct mp_work *cell_take(struct mpi_pool *p, int ri, int c)
+{
+    struct mp_rank *r = &p->ranks[ri];
+    struct mp_work *w = r->cell[c];
+    r->cell[c] = NULL;
+    r->n--;
+    return w;
+}
+
+/* Marks rank @ri lost and fails its tasks FUT_EWORKER with @why. */
+static void lose_rank(struct mpi_pool *p, int ri, const char *why)
+{
+    struct mp_rank *r = &p->ranks[ri];
+    char msg[400];
+    snprintf(msg, sizeof(msg), "MPI worker rank %d (pid %d on %s) lost: %s", r->peer.dest,
+             r->peer.pid, r->peer.host, why);
+    r->lost = true;
+    p->any_lost = true;
+    cf_mpi_note_loss();
+    for (int c = 0; c < DEPTH; c++) {
+        if (!r->cell[c])
+            continue;
+        struct mp_work *w = cell_take(p, ri, c);
+        cf_executor_finished(&p->base, true);
+        cf_future_fail(cf_work_future(&w->base), FUT_EWORKER, 0, -1, 0, msg);
+        work_drop(&w->base);
+    }
+    count_idle(p);
+}
+
+/* The least loaded live rank with a free cell, or -1. */
+static int pick(struct mpi_pool *p)
+{
+    int best = -1;
+    for (int i = 0; i < p->nranks; i++) {
+        const struct mp_rank *r = &p->ranks[i];
+        if (!r->lost && r->n < DEPTH && (best < 0 || r->n < p->ranks[best].n))
+            best = i;
+    }
+    return best;
+}
+
+static bool receive(struct mpi_pool *p, int ri, int64_t now);
+static void heartbeat(struct mpi_pool *p, int64_t now);
+
+/*
+ * Sends rank @ri's batch of TASK frames as one message; loses the rank if
+ * MPI fails. While a large message waits for the rank to take it, answers
+ * are received (the rank may be blocked sending a large answer to us) and
+ * the heartbeat runs, so a lost rank cannot block the manager.
+ */
+static void flush_rank(struct mpi_pool *p, int ri)
+{
+    struct mp_rank *r = &p->ranks[ri];
+    if (r->out.len == 0 || r->lost)
+        return;
+    MPI_Request rq;
+    int done = 0;
+    int rc = MPI_Isend(r->out.p, (int)r->out.len, MPI_BYTE, r->peer.dest,
+                       CF_MPI_TAG(p->e, CF_MPI_K_TASK), r->peer.comm, &rq);
+    while (rc == MPI_SUCCESS && !done) {
+        rc = MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS || done)
+            break;
+        int64_t now = cf_now_ns();
+        for (int i = 0; i < p->nranks; i++)
+            receive(p, i, now);
+        heartbeat(p, now);
+        if (r->lost) { /* MPI may still read the buffer: leave it to MPI */
+            MPI_Request_free(&rq);
+            r->out = (struct cf_buf){0};
+            return;
+        }
+        sched_yield();
+    }
+    r->out.len = 0;
+    if (rc != MPI_SUCCESS)
+        lose_rank(p, ri, "an MPI send to it failed");
+}
+
+/*
+ * Puts @w in a free cell of rank @ri and appends its TASK frame to the
+ * rank's batch. 0; FUT_ENOMEM (no memory for the frame) or FUT_EWORKER
+ * (the rank was lost sending a full batch): @w was not placed.
+ */
+static int place_task(struct mpi_pool *p, int ri, struct mp_work *w)
+{
+    struct mp_rank *r = &p->ranks[ri];
+    size_t len = CF_WIRE_TASK_FIXED + w->base.arg_len;
+    if (r->out.len && r->out.len + CF_WIRE_HDR + len > BATCH_BYTES)
+        flush_rank(p, ri); /* a full batch goes now */
+    if (r->lost)
+        return FUT_EWORKER;
+    if (!cf_buf_reserve(&r->out, CF_WIRE_HDR + len))
+        return FUT_ENOMEM;
+    int c = 0;
+    while (r->cell[c])
+        c++;
+    uint32_t gen = ++r->gen[c];
+    uint64_t id = ((uint64_t)gen << 32) | (uint64_t)(ri * DEPTH + c);
+    unsigned char *b = r->out.p + r->out.len;
+    cf_wire_put_hdr(b, CF_WIRE_TASK, id, len);
+    cf_wire_put_task(b + CF_WIRE_HDR, w->desc, w->base.limit_ns);
+    if (w->base.arg_len)
+        memcpy(b + CF_WIRE_HDR + CF_WIRE_TASK_FIXED, w->arg, w->base.arg_len);
+    r->out.len += CF_WIRE_HDR + len;
+    r->cell[c] = w;
+    r->n++;
+    return 0;
+}
+
+/* Sends queued tasks while a rank has room, one message per rank. True if any. */
+static bool dispatch(struct mpi_pool *p)
+{
+    bool any = false;
+    int ri;
+    while ((ri = pick(p)) >= 0) {
+        pthread_mutex_lock(&p->mu);
+        struct cf_work *cw = cf_fifo_pop(&p->sub);
+        pthread_mutex_unlock(&p->mu);
+        if (!cw)
+            break;
+        if (future_set_running_or_notify_cancel(cf_work_future(cw)) != 1) {
+            work_drop(cw); /* cancelled while queued */
+            continue;
+        }
+        cf_executor_started(&p->base);
+        any = true;
+        int rc = place_task(p, ri, (struct mp_work *)cw);
+        if (rc < 0) {
+            cf_executor_finished(&p->base, true);
+            cf_future_fail(cf_work_future(cw), rc, 0, -1, 0,
+                           rc == FUT_ENOMEM ? "no memory for its frame"
+                                            : "its MPI worker rank was lost");
+            work_drop(cw);
+        }
+    }
+    for (ri = 0; ri < p->nranks; ri++)
+        flush_rank(p, ri);
+    count_idle(p);
+    return any;
+}
+
+/* Completes a FAILED answer for @w. */
+static void complete_failed(struct mpi_pool *p, struct mp_work *w,
+                            const unsigned char *pl, uint64_t len)
+{
+    int32_t st[4];
+    const char *m;
+    size_t ml;
+    char msg[CF_WIRE_MAX_MSG + 1];
+    if (cf_wire_get_failed(pl, len, st, &m, &ml) != CF_WIRE_OK) {
+        st[0] = FUT_EWORKER, st[1] = 0, st[2] = -1, st[3] = 0;
+        m = "a malformed answer from the MPI worker";
+        ml = strlen(m);
+    }
+    memcpy(msg, m, ml);
+    msg[ml] = '\0';
+    int status = st[0] < 0 ? st[0] : FUT_EWORKER;
+    cf_executor_finished(&p->base, true);
+    cf_future_fail(cf_work_future(&w->base), status, st[1], st[2], st[3], msg);
+}
+
+/* One answer frame @b (@n bytes) from rank @ri. */
+static void on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t n)
+{
+    struct cf_wire_hdr h;
+    int rc = cf_wire_get_hdr(b, n, &h);
+    uint32_t slot = (uint32_t)(h.id & 0xffffffffu), gen = (uint32_t)(h.id >> 32);
+    int c = (int)(slot % DEPTH);
+    struct mp_rank *r = &p->ranks[ri];
+    if (rc != CF_WIRE_OK || h.len != n - CF_WIRE_HDR ||
+        (h.type != CF_WIRE_RESULT && h.type != CF_WIRE_FAILED) ||
+        slot / DEPTH != (uint32_t)ri || !r->cell[c] || r->gen[c] != gen) {
+        lose_rank(p, ri, "it sent a malformed or unexpected answer");
+        return;
+    }
+    struct mp_work *w = cell_take(p, ri, c);
+    future_t *f = cf_work_future(&w->base);
+    const unsigned char *pl = b + CF_WIRE_HDR;
+    if (h.type == CF_WIRE_FAILED) {
+        complete_failed(p, w, pl, h.len);
+    } else if (h.len <= CF_INLINE_MAX) {
+        cf_executor_finished(&p->base, false);
+        cf_future_set_result_inline(f, pl, (size_t)h.len);
+    } else {
+        void *copy = malloc((size_t)h.len);
+        cf_executor_finished(&p->base, !copy);
+        if (copy) {
+            memcpy(copy, pl, (size_t)h.len);
+            future_set_result(f, copy, (size_t)h.len, free);
+        } else {
+            cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the result");
+        }
+    }
+    work_drop(&w->base);
+}
+
+/* A message of answer frames @b (@n bytes) from rank @ri. */
+static void on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_t n)
+{
+    size_t off = 0;
+    while (off < n && !p->ranks[ri].lost) {
+        struct cf_wire_hdr h;
+        if (cf_wire_get_hdr(b + off, n - off, &h) != CF_WIRE_OK ||
+            h.len > n - off - CF_WIRE_HDR)
+            break;
+        on_answer(p, ri, b + off, CF_WIRE_HDR + (size_t)h.len);
+        off += CF_WIRE_HDR + (size_t)h.len;
+    }
+    if (off != n && !p->ranks[ri].lost)
+        lose_rank(p, ri, "it sent a malformed message");
+}
+
+/* Receives what rank @ri has sent this executor. True if anything came. */
+static bool receive(struct mpi_pool *p, int ri, int64_t now)
+{
+    struct mp_rank *r = &p->ranks[ri];
+    bool any = false;
+    for (int kind = CF_MPI_K_ANSWER; kind <= CF_MPI_K_PONG && !r->lost; kind += 2) {
+        int flag = 1, count = 0;
+        MPI_Status st;
+        while (flag && !r->lost) {
+            int tag = CF_MPI_TAG(p->e, kind);
+            if (MPI_Iprobe(r->peer.dest, tag, r->peer.comm, &flag, &st) != MPI_SUCCESS) {
+                lose_rank(p, ri, "MPI_Iprobe failed");
+                break;
+            }
+            if (!flag)
+                break;
+            MPI_Get_count(&st, MPI_BYTE, &count);
+            unsigned char *b = malloc(count > 0 ? (size_t)count : 1);
+            if (!b || MPI_Recv(b, count, MPI_BYTE, r->peer.dest, tag, r->peer.comm,
+                               MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+                free(b);
+                lose_rank(p, ri, b ? "MPI_Recv failed" : "no memory for an answer");
+                break;
+            }
+            r->heard = now;
+            any = true;
+            if (kind == CF_MPI_K_ANSWER)
+                on_answers(p, ri, b, (size_t)count);
+            free(b);
+        }
+    }
+    return any;
+}
+
+/* PINGs silent ranks; loses those silent past the limit. */
+static void heartbeat(struct mpi_pool *p, int64_t now)
+{
+    for (int i = 0; i < p->nranks; i++) {
+        struct mp_rank *r = &p->ranks[i];
+        if (r->lost)
+            continue;
+        if (now - r->heard > p->hb_limit) {
+            char why[96];
+            snprintf(why, sizeof(why), "no answer to the heartbeat for %.1f s",
+                     (double)p->hb_limit / 1e9);
+            lose_rank(p, i, why);
+            continue;
+        }
+        if (now - r->heard > PING_NS && now - r->pinged > PING_NS) {
+            MPI_Request rq;
+            if (MPI_Isend(NULL, 0, MPI_BYTE, r->peer.dest,
+                          CF_MPI_TAG(p->e, CF_MPI_K_PING), r->peer.comm,
+                          &rq) == MPI_SUCCESS)
+                MPI_Request_free(&rq);
+            r->pinged = now;
+        }
+    }
+}
+
+/* No live rank is left: the pool is broken. */
+static void break_pool(struct mpi_pool *p)
+{
+    cf_executor_mark_broken(&p->base);
+    pthread_mutex_lock(&p->mu);
+    struct cf_work_fifo q = cf_fifo_take(&p->sub);
+    pthread_mutex_unlock(&p->mu);
+    cf_executor_drain_fifo(&p->base, &q, FUT_EBROKEN, "every MPI worker rank was lost",
+                           work_drop);
+}
+
+/* Waits for work or an answer: @ns at most. True if the manager should leave. */
+static bool idle_wait(struct mpi_pool *p, int64_t ns, int out)
+{
+    bool leave = false;
+    pthread_mutex_lock(&p->mu);
+    if (!p->sub.head && !p->stopping) {
+        struct timespec ts;
+        cf_ns_to_timespec(cf_now_ns() + ns, &ts);
+        p->sleeping = true;
+        pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+        p->sleeping = false;
+    }
+    leave = p->stopping && !p->sub.head && out == 0;
+    pthread_mutex_unlock(&p->mu);
+    return leave;
+}
+
+static int tasks_out(const struct mpi_pool *p, bool *alive)
+{
+    int out = 0;
+    *alive = false;
+    for (int i = 0; i < p->nranks; i++) {
+        out += p->ranks[i].n;
+        *alive |= !p->ranks[i].lost;
+    }
+    return out;
+}
+
+/* Spawn mode: STOP each live rank and disconnect (skipped after a loss). */
+static void release_ranks(struct mpi_pool *p)
+{
+    if (!p->spawn)
+        return;
+    for (int i = 0; i < p->nranks; i++) {
+        struct mp_rank *r = &p->ranks[i];
+        if (!r->lost)
+            cf_mpi_send_stop(&r->peer, !p->any_lost, true);
+    }
+    for (int i = 0; i < p->nranks && !p->any_lost; i++)
+        MPI_Comm_disconnect(&p->ranks[i].peer.comm);
+}
+
+static void *manager_main(void *arg)
+{
+    struct mpi_pool *p = arg;
+    cf_executor_bind_thread(&p->base);
+    int64_t spin_until = 0, nap = 1000;
+    for (;;) {
+        bool busy = dispatch(p);
+        int64_t now = cf_now_ns();
+        for (int i = 0; i < p->nranks; i++)
+            busy |= receive(p, i, now);
+        heartbeat(p, now);
+        bool alive;
+        int out = tasks_out(p, &alive);
+        if (!alive && !atomic_load(&p->base.broken))
+            break_pool(p);
+        if (busy) {
+            spin_until = now + SPIN_NS;
+            nap = 1000;
+            continue;
+        }
+        if (now < spin_until && out > 0) {
+            sched_yield();
+            continue;
+        }
+        if (idle_wait(p, out > 0 ? nap : PING_NS / 2, out))
+            break;
+        nap = CF_MIN(nap * 2, NAP_MAX_NS);
+    }
+    release_ranks(p);
+    if (!p->spawn)
+        cf_mpi_release_e(p->e);
+    atomic_store(&p->nworkers, 0);
+    atomic_store(&p->nidle, 0);
+    if (cf_executor_free_later(&p->base))
+        cf_executor_self_free(&p->base);
+    else
+        cf_executor_bind_thread(NULL);
+    return NULL;
+}
+
+/* ------------------------------------------------------------ creation */
+
+/* The heartbeat limit: CFUTURES_MPI_HEARTBEAT seconds, default 10. */
+static int64_t heartbeat_limit(void)
+{
+    const char *s = getenv("CFUTURES_MPI_HEARTBEAT");
+    double v = s ? atof(s) : 0;
+    return (int64_t)((v > 0 && v < 86400 ? v : 10.0) * 1e9);
+}
+
+/* The default worker count in spawn mode: CFUTURES_MPI_MAX_WORKERS, else cpus. */
+static int default_workers(void)
+{
+    if (cf_mpi_world_mode()) {
+        struct cf_mpi_peer *peers;
+        return CF_MAX(cf_mpi_world_peers(&peers), 1);
+    }
+    const char *s = getenv("CFUTURES_MPI_MAX_WORKERS");
+    int n = s ? atoi(s) : 0;
+    return n > 0 && n <= 4096 ? n : cf_cpu_count();
+}
+
+/* Spawns one worker @r (its own MPI job) and checks it. 0 or a code. */
+static int spawn_one(struct mp_rank *r, char *cmd, char **args)
+{
+    int err = MPI_SUCCESS;
+    r->peer.dest = 0;
+    if (MPI_Comm_spawn(cmd, args, 1, MPI_INFO_NULL, 0, MPI_COMM_SELF, &r->peer.comm,
+                       &err) != MPI_SUCCESS ||
+        err != MPI_SUCCESS) {
+        fprintf(stderr,
+                "cfutures mpi_pool_executor_new: MPI_Comm_spawn of %s failed "
+                "(root in a container: see README, MPI pool)\n",
+                cmd);
+        r->peer.comm = MPI_COMM_NULL;
+        return FUT_ESYS;
+    }
+    MPI_Comm_set_errhandler(r->peer.comm, MPI_ERRORS_RETURN);
+    char why[512];
+    int rc = cf_mpi_handshake(&r->peer, SPAWN_HELLO_LIMIT, why, sizeof(why));
+    if (rc < 0)
+        fprintf(stderr, "cfutures mpi_pool_executor_new: %s\n", why);
+    return rc;
+}
+
+/* Spawn mode: p->nranks copies of this executable. 0 or a code (none left). */
+static int spawn_ranks(struct mpi_pool *p)
+{
+    char cmd[4096];
+    ssize_t n = readlink("/proc/self/exe", cmd, sizeof(cmd) - 1);
+    char *const *av = cf_mpi_saved_argv();
+    size_t na = 0;
+    while (av && av[na])
+        na++;
+    char **args = calloc(na + 2, sizeof(*args));
+    if (n <= 0 || !args) {
+        free(args);
+        return n <= 0 ? FUT_ESYS : FUT_ENOMEM;
+    }
+    cmd[n] = '\0';
+    for (size_t i = 1; i < na; i++)
+        args[i - 1] = av[i];
+    args[na ? na - 1 : 0] = (char *)CF_MPI_MARKER;
+    MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
+    int rc = 0, i;
+    for (i = 0; i < p->nranks && rc == 0; i++)
+        rc = spawn_one(&p->ranks[i], cmd, args);
+    free(args);
+    if (rc == 0)
+        return 0;
+    for (int j = 0; j < i; j++) { /* the failed one too, if it started */
+        if (p->ranks[j].peer.comm == MPI_COMM_NULL)
+            continue;
+        cf_mpi_send_stop(&p->ranks[j].peer, true, true);
+        MPI_Comm_disconnect(&p->ranks[j].peer.comm);
+    }
+    return rc;
+}
+
+/* The ranks of a new pool, spawned or the world's. 0 or a code. */
+static int attach_ranks(struct mpi_pool *p)
+{
+    struct cf_mpi_peer *peers = NULL;
+    int npeers = cf_mpi_world_peers(&peers);
+    p->spawn = !cf_mpi_world_mode();
+    p->nranks =
+        p->spawn ? p->base.opts.max_workers : CF_MIN(p->base.opts.max_workers, npeers);
+    if (p->nranks > 4096)
+        return FUT_EINVAL;
+    p->ranks = calloc((size_t)p->nranks, sizeof(*p->ranks));
+    if (!p->ranks)
+        return FUT_ENOMEM;
+    if (!p->spawn) {
+        p->e = cf_mpi_next_e();
+        for (int i = 0; i < p->nranks; i++)
+            p->ranks[i].peer = peers[i];
+        return p->e ? 0 : FUT_EINVAL;
+    }
+    p->e = 1;
+    return spawn_ranks(p);
+}
+
+executor_t *mpi_pool_executor_new(const executor_options_t *o)
+{
+    if (!cf_mpi_ready() || (o && (o->initializer || o->max_tasks_per_child ||
+                                  o->on_worker_death != FUT_WORKER_RESPAWN)))
+        return cf_fail_null(FUT_EINVAL);
+    struct mpi_pool *p = calloc(1, sizeof(*p));
+    if (!p)
+        return cf_fail_null(FUT_ENOMEM);
+    int rc = cf_executor_init(&p->base, &mpi_pool_ops, o, default_workers());
+    if (rc < 0) {
+        free(p);
+        return cf_fail_null(rc);
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&p->mu, NULL);
+    p->hb_limit = heartbeat_limit();
+    rc = attach_ranks(p);
+    int64_t now = cf_now_ns();
+    for (int i = 0; rc == 0 && i < p->nranks; i++)
+        p->ranks[i].heard = p->ranks[i].pinged = now;
+    if (rc == 0) {
+        count_idle(p);
+        rc = cf_start_thread(&p->manager, manager_main, p) == 0 ? 0 : FUT_ESYS;
+        if (rc < 0) {
+            p->stopping = true;
+            release_ranks(p);
+        }
+    }
+    if (rc < 0) {
+        if (!p->spawn && p->e)
+            cf_mpi_release_e(p->e);
+        mp_destroy(&p->base);
+        return cf_fail_null(rc);
+    }
+    return &p->base;
+}

@@ -1,0 +1,604 @@
+/*
+ * serve.c: mpi_pool_serve, the first call in an MPI program's main, and the
+ * worker rank's side of the protocol (internal.h has the big picture).
+ *
+ * DESIGN
+ * Which process is a worker is known before MPI_Init: a spawned copy has
+ * CF_MPI_MARKER among its arguments (the master put it there), a world
+ * rank other than 0 has its rank in the launcher's environment
+ * (OMPI_COMM_WORLD_RANK, PMIX_RANK or PMI_RANK). A worker makes its local
+ * process pool first, so that pool's fork server is forked before MPI
+ * exists, then initializes MPI, answers the master's HELLO (the module
+ * tables of taskid.c, checked on both sides) and loops: receive a TASK,
+ * submit it to the local pool, and let the future's done-callback (on the
+ * local pool's manager thread) send the answer. PING is answered at once,
+ * whatever the tasks do, so the master can tell a busy rank from a lost
+ * one. STOP ends the loop; the local pool finishes what it holds first.
+ *
+ * Idling: the loop probes, and after SPIN_NS without a message sleeps,
+ * doubling from 1 us to NAP_MAX_NS, so an idle rank costs no core (a
+ * blocking MPI receive would spin one).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../process/wire.h"
+#include "internal.h"
+#include "util.h"
+
+#define SPIN_NS (200 * 1000LL)
+#define NAP_MAX_NS (1000 * 1000LL)
+#define HELLO_LIMIT 60.0 /* seconds a world rank gets to answer the handshake */
+
+static struct {
+    bool served, we_init, world;
+    _Atomic bool lost;
+    MPI_Comm comm; /* world mode: the dup of MPI_COMM_WORLD */
+    struct cf_mpi_peer *peers;
+    int npeers;
+    struct cf_mpi_modtab mods;
+    char **argv;
+    pthread_mutex_t e_mu;
+    unsigned char e_used[CF_MPI_MAX_E + 1];
+} g = {.e_mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* A worker rank's state. */
+struct rank {
+    executor_t *local;
+    MPI_Comm comm;
+    int master;
+    bool ok;       /* the handshake passed */
+    bool teardown; /* STOP said: disconnect and finalize (no rank was lost) */
+    struct cf_mpi_modtab mods;
+    int map[CF_MPI_MAX_MODULES];
+    int nmap;
+    /* answers waiting for the main thread to send them, in one message */
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* an answer was queued while the main thread slept */
+    bool sleeping;     /* mu */
+    struct cf_buf out; /* mu: RESULT/FAILED frames, all for executor out_e */
+    int out_e;         /* mu */
+};
+
+/* What an answer's done-callback needs. */
+struct answer_to {
+    struct rank *r;
+    int e;
+    uint64_t id;
+};
+
+bool cf_mpi_world_mode(void)
+{
+    return g.world;
+}
+
+int cf_mpi_world_peers(struct cf_mpi_peer **peers)
+{
+    *peers = g.peers;
+    return g.npeers;
+}
+
+bool cf_mpi_ready(void)
+{
+    return g.served;
+}
+
+const struct cf_mpi_modtab *cf_mpi_modules(void)
+{
+    return &g.mods;
+}
+
+char *const *cf_mpi_saved_argv(void)
+{
+    return g.argv;
+}
+
+void cf_mpi_note_loss(void)
+{
+    atomic_store(&g.lost, true);
+}
+
+/* A free executor number (tags), 1 ... CF_MPI_MAX_E, or 0 if none. */
+int cf_mpi_next_e(void)
+{
+    int e = 0;
+    pthread_mutex_lock(&g.e_mu);
+    for (int i = 1; i <= CF_MPI_MAX_E && !e; i++)
+        if (!g.e_used[i]) {
+            g.e_used[i] = 1;
+            e = i;
+        }
+    pthread_mutex_unlock(&g.e_mu);
+    return e;
+}
+
+void cf_mpi_release_e(int e)
+{
+    pthread_mutex_lock(&g.e_mu);
+    if (e > 0 && e <= CF_MPI_MAX_E)
+        g.e_used[e] = 0;
+    pthread_mutex_unlock(&g.e_mu);
+}
+
+static void nap(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = 0, .tv_nsec = ns};
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * Queues @n bytes of answer frames @b for executor @e, for the main thread
+ * to send; wakes it if it sleeps. Sends them at once from this thread if
+ * another executor's answers are queued (MPI_THREAD_MULTIPLE) or no memory.
+ */
+static void queue_answer(struct rank *r, int e, const unsigned char *b, size_t n)
+{
+    pthread_mutex_lock(&r->mu);
+    bool queued = (r->out.len == 0 || r->out_e == e) && cf_buf_reserve(&r->out, n);
+    if (queued) {
+        memcpy(r->out.p + r->out.len, b, n);
+        r->out.len += n;
+        r->out_e = e;
+        if (r->sleeping)
+            pthread_cond_signal(&r->cv);
+    }
+    pthread_mutex_unlock(&r->mu);
+    if (!queued)
+        MPI_Send(b, (int)n, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER), r->comm);
+}
+
+/* Sends what queue_answer queued (the main thread). */
+static void flush_answers(struct rank *r, struct cf_buf *spare)
+{
+    pthread_mutex_lock(&r->mu);
+    struct cf_buf full = r->out;
+    int e = r->out_e;
+    if (full.len)
+        r->out = *spare;
+    pthread_mutex_unlock(&r->mu);
+    if (!full.len)
+        return;
+    MPI_Send(full.p, (int)full.len, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER),
+             r->comm);
+    full.len = full.off = 0;
+    *spare = full;
+}
+
+/* Queues @f's outcome as a RESULT or FAILED frame. */
+static void send_answer(const struct answer_to *to, future_t *f)
+{
+    const void *data;
+    size_t len;
+    const future_error_t *err = NULL;
+    int rc = future_result(f, 0, &data, &len);
+    if (rc == 0 && len > (size_t)INT32_MAX / 2)
+        rc = FUT_EINVAL; /* a message's count is an int */
+    size_t mlen = 0;
+    if (rc != 0) {
+        future_exception(f, 0, &err);
+        mlen = err ? strlen(err->message) : 0;
+        mlen = mlen > CF_WIRE_MAX_MSG ? CF_WIRE_MAX_MSG : mlen;
+        len = CF_WIRE_FAILED_FIXED + mlen;
+    }
+    unsigned char *b = malloc(CF_WIRE_HDR + len);
+    if (!b)
+        return; /* the master's heartbeat cannot see this: the task stays unanswered */
+    if (rc == 0) {
+        cf_wire_put_hdr(b, CF_WIRE_RESULT, to->id, len);
+        if (len)
+            memcpy(b + CF_WIRE_HDR, data, len);
+    } else {
+        cf_wire_put_hdr(b, CF_WIRE_FAILED, to->id, len);
+        cf_wire_put_failed(b + CF_WIRE_HDR, err ? err->status : rc, err ? err->code : 0,
+                           err ? err->exit_status : -1, err ? err->signal : 0);
+        if (mlen)
+            memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, err->message, mlen);
+    }
+    queue_answer(to->r, to->e, b, CF_WIRE_HDR + len);
+    free(b);
+}
+
+/* The local future's done-callback (the local pool's manager thread). */
+static void answer_cb(future_t *f, void *ud)
+{
+    struct answer_to *to = ud;
+    send_answer(to, f);
+    free(to);
+    future_unref(f);
+}
+
+/* Answers task @id at once with a failure @status and @msg (never ran). */
+static void refuse(struct rank *r, int e, uint64_t id, int status, const char *msg)
+{
+    size_t mlen = strlen(msg);
+    unsigned char b[CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + 256];
+    mlen = mlen > 256 ? 256 : mlen;
+    cf_wire_put_hdr(b, CF_WIRE_FAILED, id, CF_WIRE_FAILED_FIXED + mlen);
+    cf_wire_put_failed(b + CF_WIRE_HDR, status, 0, -1, 0);
+    memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, msg, mlen);
+    queue_answer(r, e, b, CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + mlen);
+}
+
+/* One TASK frame @b (@n bytes) for executor @e: checked, then run locally. */
+static void run_task(struct rank *r, int e, const unsigned char *b, size_t n)
+{
+    struct cf_wire_hdr h;
+    uint64_t desc;
+    int64_t limit;
+    const void *arg;
+    size_t arg_len;
+    if (cf_wire_get_hdr(b, n, &h) != CF_WIRE_OK || h.type != CF_WIRE_TASK ||
+        h.len != n - CF_WIRE_HDR ||
+        cf_wire_get_task(b + CF_WIRE_HDR, h.len, &desc, &limit, &arg, &arg_len) != 0) {
+        fprintf(stderr, "cfutures mpi worker: malformed task frame ignored\n");
+        return;
+    }
+    task_fn fn = r->ok ? cf_mpi_fn_decode(&r->mods, r->map, r->nmap, desc) : NULL;
+    if (!fn) {
+        refuse(r, e, h.id, r->ok ? FUT_EINVAL : FUT_EBROKEN,
+               r->ok ? "the task function is in no module this worker has loaded"
+                     : "this worker failed its start-up check");
+        return;
+    }
+    struct answer_to *to = malloc(sizeof(*to));
+    future_t *f = NULL;
+    if (to) {
+        *to = (struct answer_to){.r = r, .e = e, .id = h.id};
+        f = executor_submit_with(r->local, fn, arg_len ? arg : NULL, arg_len,
+                                 &(submit_options_t){.timeout = (double)limit / 1e9});
+    }
+    if (!f) {
+        int why = to ? -errno : FUT_ENOMEM;
+        free(to);
+        refuse(r, e, h.id, why, "the worker rank could not queue it");
+        return;
+    }
+    future_add_done_callback(f, answer_cb, to);
+}
+
+/* A message of TASK frames. */
+static void run_tasks(struct rank *r, int e, const unsigned char *b, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        struct cf_wire_hdr h;
+        if (cf_wire_get_hdr(b + off, n - off, &h) != CF_WIRE_OK ||
+            h.len > n - off - CF_WIRE_HDR) {
+            fprintf(stderr, "cfutures mpi worker: malformed task message ignored\n");
+            return;
+        }
+        run_task(r, e, b + off, CF_WIRE_HDR + (size_t)h.len);
+        off += CF_WIRE_HDR + (size_t)h.len;
+    }
+}
+
+/* Handles one message; false on STOP. */
+static bool handle(struct rank *r, const MPI_Status *st, unsigned char *b, int n)
+{
+    int e = CF_MPI_TAG_E(st->MPI_TAG);
+    switch (CF_MPI_TAG_KIND(st->MPI_TAG)) {
+    case CF_MPI_K_TASK:
+        run_tasks(r, e, b, (size_t)n);
+        return true;
+    case CF_MPI_K_PING:
+        MPI_Send(NULL, 0, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_PONG), r->comm);
+        return true;
+    case CF_MPI_K_STOP:
+        if (e == 0)
+            r->teardown = n < 1 || b[0] != 0;
+        return e != 0;
+    default:
+        return true;
+    }
+}
+
+/* Sleeps up to @ns, or until an answer is queued. */
+static void idle(struct rank *r, int64_t ns)
+{
+    pthread_mutex_lock(&r->mu);
+    if (r->out.len == 0) {
+        struct timespec ts;
+        cf_ns_to_timespec(cf_now_ns() + ns, &ts);
+        r->sleeping = true;
+        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
+        r->sleeping = false;
+    }
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* The worker loop: until STOP or the master is unreachable. */
+static void serve_loop(struct rank *r, struct cf_buf *spare)
+{
+    int64_t spin_until = cf_now_ns() + SPIN_NS, sleep_ns = 1000;
+    for (;;) {
+        int flag = 0, n = 0;
+        MPI_Status st;
+        flush_answers(r, spare);
+        if (MPI_Iprobe(r->master, MPI_ANY_TAG, r->comm, &flag, &st) != MPI_SUCCESS)
+            return;
+        if (!flag) {
+            if (cf_now_ns() < spin_until) {
+                sched_yield();
+            } else {
+                idle(r, sleep_ns);
+                sleep_ns = sleep_ns * 2 > NAP_MAX_NS ? NAP_MAX_NS : sleep_ns * 2;
+            }
+            continue;
+        }
+        MPI_Get_count(&st, MPI_BYTE, &n);
+        unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
+        if (!b || MPI_Recv(b, n, MPI_BYTE, r->master, st.MPI_TAG, r->comm,
+                           MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+            free(b);
+            return;
+        }
+        bool more = handle(r, &st, b, n);
+        free(b);
+        if (!more)
+            return;
+        spin_until = cf_now_ns() + SPIN_NS;
+        sleep_ns = 1000;
+    }
+}
+
+/* The worker's half of HELLO: match the master's modules, answer. */
+static int worker_hello(struct rank *r)
+{
+    MPI_Status st;
+    int n = 0;
+    if (MPI_Probe(r->master, CF_MPI_TAG(0, CF_MPI_K_HELLO), r->comm, &st) != MPI_SUCCESS)
+        return FUT_ESYS;
+    MPI_Get_count(&st, MPI_BYTE, &n);
+    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
+    if (!b)
+        return FUT_ENOMEM;
+    MPI_Recv(b, n, MPI_BYTE, r->master, st.MPI_TAG, r->comm, MPI_STATUS_IGNORE);
+    struct cf_mpi_hello h = {.pid = (int32_t)getpid()};
+    gethostname(h.host, sizeof(h.host) - 1);
+    cf_mpi_modtab_load(&r->mods);
+    h.status = cf_mpi_modtab_match(&r->mods, b, (size_t)n, r->map, &r->nmap, h.why,
+                                   sizeof(h.why));
+    free(b);
+    r->ok = h.status == 0;
+    if (!r->ok)
+        fprintf(stderr, "cfutures mpi worker on %s: %s\n", h.host, h.why);
+    MPI_Send(&h, (int)sizeof(h), MPI_BYTE, r->master, CF_MPI_TAG(0, CF_MPI_K_HELLO),
+             r->comm);
+    return h.status;
+}
+
+/* The local pool's size per rank: CFUTURES_MPI_PROCS, else 1. */
+static int local_procs(void)
+{
+    const char *s = getenv("CFUTURES_MPI_PROCS");
+    int n = s ? atoi(s) : 1;
+    return n > 0 && n <= 4096 ? n : 1;
+}
+
+/* A worker rank from start to end. Returns 1, or a negative code. */
+static int serve_worker(int *argc, char ***argv, bool spawned)
+{
+    struct rank r = {.master = 0, .teardown = true};
+    struct cf_buf spare = {0};
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r.cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&r.mu, NULL);
+    r.local =
+        process_pool_executor_new(&(executor_options_t){.max_workers = local_procs()});
+    if (!r.local)
+        return -errno;
+    int prov = 0, rc = FUT_ESYS;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS) {
+        executor_free(r.local);
+        return FUT_ESYS;
+    }
+    if (spawned)
+        MPI_Comm_get_parent(&r.comm);
+    else
+        MPI_Comm_dup(MPI_COMM_WORLD, &r.comm);
+    if (prov < MPI_THREAD_MULTIPLE || r.comm == MPI_COMM_NULL) {
+        fprintf(stderr, "cfutures mpi worker: %s\n",
+                prov < MPI_THREAD_MULTIPLE ? "this MPI lacks MPI_THREAD_MULTIPLE"
+                                           : "no parent communicator");
+    } else {
+        MPI_Comm_set_errhandler(r.comm, MPI_ERRORS_RETURN);
+        rc = worker_hello(&r);
+        serve_loop(&r, &spare); /* also after a failed check: the master sends STOP */
+    }
+    executor_free(r.local); /* its last answers are queued by now */
+    if (r.teardown && r.comm != MPI_COMM_NULL)
+        flush_answers(&r, &spare);
+    cf_buf_free(&spare);
+    cf_buf_free(&r.out);
+    pthread_mutex_destroy(&r.mu);
+    pthread_cond_destroy(&r.cv);
+    if (!r.teardown)
+        return rc < 0 ? rc : 1; /* a rank was lost: Open MPI 4.1 may hang in teardown */
+    if (r.comm != MPI_COMM_NULL)
+        spawned ? MPI_Comm_disconnect(&r.comm) : MPI_Comm_free(&r.comm);
+    MPI_Finalize();
+    return rc < 0 ? rc : 1;
+}
+
+/* Removes CF_MPI_MARKER from the arguments; true if it was there. */
+static bool take_marker(int *argc, char ***argv)
+{
+    char **v = *argv;
+    for (int i = 1; i < *argc; i++) {
+        if (v[i] && strcmp(v[i], CF_MPI_MARKER) == 0) {
+            memmove(&v[i], &v[i + 1], (size_t)(*argc - i) * sizeof(*v));
+            (*argc)--;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* True when the launcher says this is a world rank other than 0. */
+static bool world_worker_env(void)
+{
+    const char *names[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *s = getenv(names[i]);
+        if (s && *s)
+            return atoi(s) != 0;
+    }
+    return false;
+}
+
+/*
+ * The master's half of HELLO with @peer: sends our module table, waits up
+ * to @limit seconds for the verdict and checks the worker's executable
+ * build-id ourselves too. 0, or FUT_EBROKEN / FUT_ETIMEDOUT / FUT_ESYS
+ * with @why.
+ */
+int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t why_len)
+{
+    unsigned char out[CF_MPI_MODTAB_BYTES(CF_MPI_MAX_MODULES)];
+    size_t n = cf_mpi_modtab_encode(&g.mods, out);
+    if (MPI_Send(out, (int)n, MPI_BYTE, peer->dest, CF_MPI_TAG(0, CF_MPI_K_HELLO),
+                 peer->comm) != MPI_SUCCESS) {
+        snprintf(why, why_len, "could not send the handshake to worker rank %d",
+                 peer->dest);
+        return FUT_ESYS;
+    }
+    int64_t end = cf_deadline_after(limit);
+    int flag = 0;
+    while (!flag) {
+        if (MPI_Iprobe(peer->dest, CF_MPI_TAG(0, CF_MPI_K_HELLO), peer->comm, &flag,
+                       MPI_STATUS_IGNORE) != MPI_SUCCESS ||
+            (!flag && cf_now_ns() > end)) {
+            snprintf(why, why_len,
+                     "worker rank %d did not answer the handshake in %.0f s", peer->dest,
+                     limit);
+            return FUT_ETIMEDOUT;
+        }
+        if (!flag)
+            nap(100 * 1000);
+    }
+    struct cf_mpi_hello h;
+    MPI_Recv(&h, (int)sizeof(h), MPI_BYTE, peer->dest, CF_MPI_TAG(0, CF_MPI_K_HELLO),
+             peer->comm, MPI_STATUS_IGNORE);
+    h.host[sizeof(h.host) - 1] = '\0';
+    h.why[sizeof(h.why) - 1] = '\0';
+    peer->pid = h.pid;
+    snprintf(peer->host, sizeof(peer->host), "%s", h.host);
+    if (h.status != 0) {
+        snprintf(why, why_len, "worker rank %d (pid %d on %s): %s", peer->dest, h.pid,
+                 h.host, h.why);
+        return FUT_EBROKEN;
+    }
+    return 0;
+}
+
+/*
+ * Sends STOP (e = 0) to @peer: its one byte says whether to tear MPI down
+ * (0 after a rank was lost). Blocking only when @wait.
+ */
+void cf_mpi_send_stop(const struct cf_mpi_peer *peer, bool teardown, bool wait)
+{
+    static const unsigned char yes = 1, no = 0;
+    const unsigned char *b = teardown ? &yes : &no;
+    MPI_Request rq;
+    int tag = CF_MPI_TAG(0, CF_MPI_K_STOP);
+    if (wait)
+        MPI_Send(b, 1, MPI_BYTE, peer->dest, tag, peer->comm);
+    else if (MPI_Isend(b, 1, MPI_BYTE, peer->dest, tag, peer->comm, &rq) == MPI_SUCCESS)
+        MPI_Request_free(&rq);
+}
+
+/* At the master's exit: world ranks stop; MPI is finalized unless a rank was lost. */
+static void master_exit(void)
+{
+    for (int i = 0; i < g.npeers; i++)
+        cf_mpi_send_stop(&g.peers[i], !atomic_load(&g.lost), false);
+    if (atomic_load(&g.lost))
+        return; /* Open MPI 4.1 may hang in teardown after a rank death */
+    if (g.world)
+        MPI_Comm_free(&g.comm);
+    free(g.peers);
+    g.peers = NULL;
+    if (g.we_init)
+        MPI_Finalize();
+}
+
+/* World mode at rank 0: the world's other ranks become the workers. */
+static int master_world(int size)
+{
+    MPI_Comm_dup(MPI_COMM_WORLD, &g.comm);
+    MPI_Comm_set_errhandler(g.comm, MPI_ERRORS_RETURN);
+    g.peers = calloc((size_t)size - 1, sizeof(*g.peers));
+    if (!g.peers)
+        return FUT_ENOMEM;
+    g.npeers = size - 1;
+    g.world = true;
+    int bad = 0;
+    for (int i = 0; i < g.npeers; i++) {
+        char why[512];
+        g.peers[i] = (struct cf_mpi_peer){.comm = g.comm, .dest = i + 1};
+        int rc = cf_mpi_handshake(&g.peers[i], HELLO_LIMIT, why, sizeof(why));
+        if (rc < 0) {
+            fprintf(stderr, "cfutures mpi_pool_serve: %s\n", why);
+            bad = bad ? bad : rc;
+        }
+    }
+    return bad;
+}
+
+/* The master (rank 0, or a program started alone): MPI up, handshake in world mode. */
+static int serve_master(int *argc, char ***argv)
+{
+    int init = 0, prov = 0, size = 1;
+    MPI_Initialized(&init);
+    /*
+     * Started alone (spawn mode): a spawned rank that dies must not make
+     * Open MPI abort the other spawned ranks' jobs (it does by default).
+     */
+    if (!init && !getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK"))
+        setenv("OMPI_MCA_orte_abort_on_non_zero_status", "0", 0);
+    if (init)
+        MPI_Query_thread(&prov);
+    else if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS)
+        return FUT_ESYS;
+    g.we_init = !init;
+    if (prov < MPI_THREAD_MULTIPLE) {
+        fprintf(stderr, "cfutures mpi_pool_serve: this MPI lacks MPI_THREAD_MULTIPLE\n");
+        return FUT_ESYS;
+    }
+    cf_mpi_modtab_load(&g.mods);
+    if (g.mods.n == 0) {
+        fprintf(stderr, "cfutures mpi_pool_serve: the executable has no build-id\n");
+        return FUT_EINVAL;
+    }
+    g.argv = *argv;
+    atexit(master_exit);
+    g.served = true;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    int rc = size > 1 ? master_world(size) : 0;
+    if (rc < 0)
+        g.served = false; /* the ranks get STOP at exit */
+    return rc;
+}
+
+int mpi_pool_serve(int *argc, char ***argv)
+{
+    if (!argc || !argv || !*argv || *argc < 1)
+        return FUT_EINVAL;
+    if (g.served)
+        return 0;
+    bool spawned = take_marker(argc, argv);
+    if (spawned || world_worker_env())
+        return serve_worker(argc, argv, spawned);
+    return serve_master(argc, argv);
+}

@@ -1,0 +1,506 @@
+/*
+ * check_mpi_pool.c: the MPI pool (built with ./configure --with-mpi).
+ *
+ * One program, three ways (tests/mpi_pool.sh runs the last two):
+ *   ./check_mpi_pool                 spawn mode: 2 spawned worker ranks
+ *   mpiexec -n 3 ./check_mpi_pool    world mode: ranks 1 and 2 serve
+ *   mpiexec -n 1 ./check_mpi_pool --expect-mismatch : -n 1 ./mpi_other
+ *                                    a rank running another build fails
+ *                                    mpi_pool_serve at start-up
+ * The suite runs without Check's fork: MPI, once initialized, cannot be
+ * used in a forked child, and each spawn costs 0.2-0.5 s, so the cases
+ * share one MPI session (and, in world mode, the same worker ranks).
+ * main() sets the Open MPI environment for root in a container on
+ * loopback (README.md, "MPI pool") unless the caller set it.
+ */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define NW 2 /* worker ranks */
+
+static bool world; /* started by mpiexec -n 3 */
+
+static executor_t *new_pool(void)
+{
+    executor_t *ex = mpi_pool_executor_new(&(executor_options_t){.max_workers = NW});
+    ck_assert_msg(ex != NULL, "mpi_pool_executor_new: errno %d", errno);
+    return ex;
+}
+
+static void t_sleep(task_t *t)
+{
+    const double *s = task_arg(t, NULL);
+    struct timespec ts = {.tv_sec = (time_t)*s,
+                          .tv_nsec = (long)((*s - (double)(time_t)*s) * 1e9)};
+    nanosleep(&ts, NULL);
+    task_return_i64(t, 1);
+}
+
+static void t_segv(task_t *t)
+{
+    (void)t;
+    raise(SIGSEGV);
+}
+
+static void t_abort(task_t *t)
+{
+    (void)t;
+    abort();
+}
+
+static void t_exit3(task_t *t)
+{
+    (void)t;
+    _exit(3);
+}
+
+static void t_pid(task_t *t)
+{
+    task_return_i64(t, getpid());
+}
+
+/* The parent of @pid (from /proc), or -1. */
+static pid_t parent_of(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');
+    int ppid = -1;
+    if (!p || sscanf(p + 2, "%*c %d", &ppid) != 1)
+        return -1;
+    return ppid;
+}
+
+/*
+ * Kills the worker rank it runs under: the task runs in a local pool worker,
+ * whose parent is the rank's fork server, whose parent is the rank.
+ */
+static void t_kill_rank(task_t *t)
+{
+    (void)t;
+    pid_t rank = parent_of(parent_of(getpid()));
+    if (rank > 1)
+        kill(rank, SIGKILL);
+    pause();
+}
+
+START_TEST(test_mpi_submit_results)
+{
+    executor_t *ex = new_pool();
+    enum { N = 300 };
+    future_t *f[N];
+    for (int64_t i = 0; i < N; i++) {
+        f[i] = executor_submit(ex, t_add1, &i, sizeof(i));
+        ck_assert_ptr_nonnull(f[i]);
+    }
+    for (int64_t i = 0; i < N; i++) {
+        int64_t v = -1;
+        ck_assert_int_eq(future_result_i64(f[i], T_LONG, &v), 0);
+        ck_assert_int_eq(v, i + 1);
+        future_unref(f[i]);
+    }
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    ck_assert_uint_eq(st.workers, NW);
+    ck_assert_uint_eq(st.completed, N);
+    executor_free(ex);
+}
+END_TEST
+
+START_TEST(test_mpi_big_payload)
+{
+    executor_t *ex = new_pool();
+    size_t n = 3u << 20;
+    unsigned char *b = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(i * 7 + 3);
+    future_t *f = executor_submit(ex, t_echo, b, n);
+    const void *data;
+    size_t len;
+    ck_assert_int_eq(future_result(f, T_LONG, &data, &len), 0);
+    ck_assert_uint_eq(len, n);
+    ck_assert(memcmp(data, b, n) == 0);
+    future_unref(f);
+    free(b);
+    executor_free(ex);
+}
+END_TEST
+
+/* Large tasks and large answers cross: neither side may block the other. */
+START_TEST(test_mpi_big_both_ways)
+{
+    executor_t *ex = new_pool();
+    enum { N = 24 };
+    size_t n = 700u << 10;
+    unsigned char *b = malloc(N * n);
+    const void *args[N];
+    size_t lens[N];
+    for (size_t i = 0; i < N * n; i++)
+        b[i] = (unsigned char)(i * 13 + i / n);
+    for (int i = 0; i < N; i++) {
+        args[i] = b + (size_t)i * n;
+        lens[i] = n;
+    }
+    executor_map_t *m = executor_map(ex, t_echo, args, lens, N, NULL);
+    ck_assert_ptr_nonnull(m);
+    for (int i = 0; i < N; i++) {
+        const void *d;
+        size_t len;
+        ck_assert_int_eq(executor_map_next(m, &d, &len), 0);
+        ck_assert_uint_eq(len, n);
+        ck_assert(memcmp(d, args[i], n) == 0);
+    }
+    executor_map_free(m);
+    free(b);
+    executor_free(ex);
+}
+END_TEST
+
+START_TEST(test_mpi_task_error)
+{
+    executor_t *ex = new_pool();
+    int code = 5;
+    future_t *f = executor_submit(ex, t_raise, &code, sizeof(code));
+    const future_error_t *e;
+    ck_assert_int_eq(future_exception(f, T_LONG, &e), 0);
+    ck_assert_int_eq(e->status, FUT_ETASK);
+    ck_assert_int_eq(e->code, 5);
+    ck_assert_str_eq(e->message, "boom 5");
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+/* Each crash costs its task only; the ranks go on. */
+START_TEST(test_mpi_task_crash)
+{
+    executor_t *ex = new_pool();
+    task_fn fns[3] = {t_segv, t_abort, t_exit3};
+    int sigs[3] = {SIGSEGV, SIGABRT, 0}, exits[3] = {-1, -1, 3};
+    for (int i = 0; i < 3; i++) {
+        future_t *f = executor_submit(ex, fns[i], NULL, 0);
+        const future_error_t *e;
+        ck_assert_int_eq(future_exception(f, T_LONG, &e), 0);
+        ck_assert_int_eq(e->status, FUT_EWORKER);
+        ck_assert_int_eq(e->signal, sigs[i]);
+        if (exits[i] >= 0)
+            ck_assert_int_eq(e->exit_status, exits[i]);
+        future_unref(f);
+    }
+    for (int64_t i = 0; i < 2 * NW; i++) {
+        future_t *f = executor_submit(ex, t_add1, &i, sizeof(i));
+        int64_t v;
+        ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+        ck_assert_int_eq(v, i + 1);
+        future_unref(f);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.failed, 3);
+    ck_assert_uint_eq(st.workers, NW);
+    executor_free(ex);
+}
+END_TEST
+
+START_TEST(test_mpi_deadline)
+{
+    executor_t *ex = new_pool();
+    double s = 30;
+    future_t *f = executor_submit_with(ex, t_sleep, &s, sizeof(s),
+                                       &(submit_options_t){.timeout = 0.3});
+    const future_error_t *e;
+    ck_assert_int_eq(future_exception(f, T_LONG, &e), 0);
+    ck_assert_int_eq(e->status, FUT_EDEADLINE);
+    future_unref(f);
+    executor_free(ex);
+}
+END_TEST
+
+START_TEST(test_mpi_map)
+{
+    executor_t *ex = new_pool();
+    enum { N = 64 };
+    int64_t x[N];
+    const void *args[N];
+    size_t lens[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = i;
+        args[i] = &x[i];
+        lens[i] = sizeof(x[i]);
+    }
+    for (int unordered = 0; unordered < 2; unordered++) {
+        executor_map_t *m =
+            executor_map(ex, t_add1, args, lens, N,
+                         &(map_options_t){.unordered = unordered, .buffersize = 9});
+        ck_assert_ptr_nonnull(m);
+        int64_t sum = 0;
+        bool seen[N] = {false};
+        for (int i = 0; i < N; i++) {
+            const void *d;
+            size_t len, at;
+            ck_assert_int_eq(executor_map_next_at(m, &at, &d, &len), 0);
+            ck_assert_uint_eq(len, sizeof(int64_t));
+            int64_t v;
+            memcpy(&v, d, sizeof(v));
+            ck_assert_int_eq(v, (int64_t)at + 1);
+            if (!unordered)
+                ck_assert_uint_eq(at, (size_t)i);
+            ck_assert(!seen[at]);
+            seen[at] = true;
+            sum += v;
+        }
+        ck_assert_int_eq(executor_map_next(m, NULL, NULL), FUT_EOF);
+        ck_assert_int_eq(sum, N * (N + 1) / 2);
+        executor_map_free(m);
+    }
+    executor_free(ex);
+}
+END_TEST
+
+static void count_cb(future_t *f, void *ud)
+{
+    (void)f;
+    atomic_fetch_add((_Atomic int *)ud, 1);
+}
+
+START_TEST(test_mpi_waiting)
+{
+    executor_t *ex = new_pool();
+    enum { N = 20 };
+    future_t *f[N];
+    _Atomic int calls = 0;
+    for (int64_t i = 0; i < N; i++) {
+        f[i] = executor_submit(ex, t_add1, &i, sizeof(i));
+        ck_assert_int_eq(future_add_done_callback(f[i], count_cb, &calls), 0);
+    }
+    as_completed_t *it = as_completed_new(f, N, T_LONG);
+    ck_assert_ptr_nonnull(it);
+    int got = 0;
+    future_t *d;
+    while (as_completed_next(it, &d) == 0) {
+        ck_assert(future_done(d));
+        future_unref(d);
+        got++;
+    }
+    as_completed_free(it);
+    ck_assert_int_eq(got, N);
+    size_t nd = 0, nn = 0;
+    ck_assert_int_eq(
+        futures_wait(f, N, T_LONG, FUTURES_ALL_COMPLETED, NULL, &nd, NULL, &nn), 0);
+    ck_assert_uint_eq(nd, N);
+    ck_assert_uint_eq(nn, 0);
+    executor_free(ex); /* callbacks ran on the manager before the futures were done */
+    ck_assert_int_eq(atomic_load(&calls), N);
+    for (int i = 0; i < N; i++)
+        future_unref(f[i]);
+}
+END_TEST
+
+START_TEST(test_mpi_shutdown_cancel_futures)
+{
+    executor_t *ex = new_pool();
+    enum { N = 200 };
+    future_t *f[N];
+    double s = 0.02;
+    for (int i = 0; i < N; i++)
+        f[i] = executor_submit(ex, t_sleep, &s, sizeof(s));
+    ck_assert_int_eq(executor_shutdown(ex, true, true), 0);
+    int cancelled = 0, ok = 0;
+    for (int i = 0; i < N; i++) {
+        ck_assert(future_done(f[i]));
+        if (future_cancelled(f[i]))
+            cancelled++;
+        else if (future_result(f[i], 0, NULL, NULL) == 0)
+            ok++;
+        future_unref(f[i]);
+    }
+    ck_assert_int_eq(cancelled + ok, N);
+    ck_assert_int_ge(cancelled, N - 64 * NW); /* at most 64 per rank were sent */
+    ck_assert_ptr_null(executor_submit(ex, t_add1, &s, sizeof(s)));
+    ck_assert_int_eq(errno, ESHUTDOWN);
+    executor_free(ex);
+}
+END_TEST
+
+START_TEST(test_mpi_bad_arguments)
+{
+    ck_assert_int_eq(mpi_pool_serve(NULL, NULL), FUT_EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(mpi_pool_executor_new(&(executor_options_t){.max_workers = -1}));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(
+        mpi_pool_executor_new(&(executor_options_t){.initializer = t_nothing}));
+    ck_assert_int_eq(errno, EINVAL);
+    executor_t *ex = new_pool();
+    ck_assert_ptr_null(executor_submit(ex, NULL, NULL, 0));
+    /* a pointer into no loaded module cannot be named to another process */
+    void *heap = malloc(64);
+    task_fn nowhere;
+    memcpy(&nowhere, &heap, sizeof(nowhere));
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, nowhere, NULL, 0));
+    ck_assert_int_eq(errno, EINVAL);
+    free(heap);
+    executor_free(ex);
+}
+END_TEST
+
+/* Pids of other processes running this executable (the spawned ranks). */
+static int others_alive(void)
+{
+    char self[4096], path[64], exe[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return -1;
+    self[n] = '\0';
+    DIR *d = opendir("/proc");
+    int count = 0;
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        int pid = atoi(de->d_name);
+        if (pid <= 0 || pid == getpid())
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+        ssize_t m = readlink(path, exe, sizeof(exe) - 1);
+        if (m > 0 && (exe[m] = '\0', strcmp(exe, self) == 0))
+            count++;
+    }
+    if (d)
+        closedir(d);
+    return count;
+}
+
+static bool none_left(void *arg)
+{
+    (void)arg;
+    return others_alive() == 0;
+}
+
+/* Spawn mode: executor_free leaves no rank, fork server or task process. */
+START_TEST(test_mpi_free_leaves_nothing)
+{
+    if (world)
+        return; /* world ranks serve until the master exits */
+    executor_t *ex = new_pool();
+    int64_t i = 1;
+    future_t *f = executor_submit(ex, t_pid, &i, sizeof(i));
+    int64_t pid;
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &pid), 0);
+    ck_assert_int_gt(pid, 0);
+    future_unref(f);
+    ck_assert_int_gt(others_alive(), 0);
+    executor_free(ex);
+    ck_assert(eventually(none_left, NULL, T_LONG));
+}
+END_TEST
+
+/*
+ * Spawn mode, last: a worker rank killed with SIGKILL fails only its own
+ * task, within the heartbeat limit (CFUTURES_MPI_HEARTBEAT, 2 s here);
+ * the other rank keeps serving, and executor_free does not hang.
+ */
+START_TEST(test_mpi_rank_killed)
+{
+    if (world)
+        return; /* mpiexec ends the whole job when a rank dies */
+    executor_t *ex = new_pool();
+    future_t *k = executor_submit(ex, t_kill_rank, NULL, 0);
+    const future_error_t *e;
+    double t0 = now_s();
+    ck_assert_int_eq(future_exception(k, T_LONG, &e), 0);
+    ck_assert_int_eq(e->status, FUT_EWORKER);
+    ck_assert_msg(strstr(e->message, "lost") != NULL, "%s", e->message);
+    ck_assert_double_lt(now_s() - t0, T_LONG);
+    future_unref(k);
+    for (int64_t i = 0; i < 10; i++) {
+        future_t *f = executor_submit(ex, t_add1, &i, sizeof(i));
+        int64_t v;
+        ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+        ck_assert_int_eq(v, i + 1);
+        future_unref(f);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, NW - 1);
+    executor_free(ex);
+    ck_assert(eventually(none_left, NULL, T_LONG));
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("mpi_pool");
+    TCase *tc = tcase_create("mpi_pool");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_mpi_submit_results);
+    tcase_add_test(tc, test_mpi_big_payload);
+    tcase_add_test(tc, test_mpi_big_both_ways);
+    tcase_add_test(tc, test_mpi_task_error);
+    tcase_add_test(tc, test_mpi_task_crash);
+    tcase_add_test(tc, test_mpi_deadline);
+    tcase_add_test(tc, test_mpi_map);
+    tcase_add_test(tc, test_mpi_waiting);
+    tcase_add_test(tc, test_mpi_shutdown_cancel_futures);
+    tcase_add_test(tc, test_mpi_bad_arguments);
+    tcase_add_test(tc, test_mpi_free_leaves_nothing);
+    tcase_add_test(tc, test_mpi_rank_killed);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+/* Open MPI as root, oversubscribed, on loopback only, unless already set. */
+static void mpi_env(void)
+{
+    static const char *const kv[][2] = {
+        {"OMPI_ALLOW_RUN_AS_ROOT", "1"},
+        {"OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"},
+        {"OMPI_MCA_rmaps_base_oversubscribe", "1"},
+        {"OMPI_MCA_pml", "ob1"},
+        {"OMPI_MCA_btl", "self,vader,tcp"},
+        {"OMPI_MCA_btl_tcp_if_include", "lo"},
+        {"OMPI_MCA_oob_tcp_if_include", "lo"},
+        {"HWLOC_COMPONENTS", "-gl"},
+        {"CFUTURES_MPI_HEARTBEAT", "2"},
+    };
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+        setenv(kv[i][0], kv[i][1], 0);
+}
+
+int main(int argc, char **argv)
+{
+    mpi_env();
+    bool expect_mismatch = argc > 1 && strcmp(argv[1], "--expect-mismatch") == 0;
+    int rc = mpi_pool_serve(&argc, &argv);
+    if (expect_mismatch) {
+        fprintf(stderr, "check_mpi_pool: mpi_pool_serve returned %d (want %d)\n", rc,
+                FUT_EBROKEN);
+        return rc == FUT_EBROKEN ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
+    if (rc != 0)
+        return rc == 1 ? EXIT_SUCCESS : EXIT_FAILURE;
+    /* A hang (here or in Open MPI's exit) fails the run instead of stalling make check
+     * (the suite takes 10-60 s). */
+    alarm(300);
+    const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
+    world = ws && atoi(ws) > 1;
+    SRunner *sr = srunner_create(make_suite());
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

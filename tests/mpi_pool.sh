@@ -1,0 +1,27 @@
+#!/bin/sh
+# The MPI pool under mpiexec (built with --with-mpi): the suite in world
+# mode (3 ranks), then a rank running another executable, which must fail
+# mpi_pool_serve at start-up. (check_mpi_pool run alone covers spawn mode.)
+# Open MPI as root, oversubscribed, loopback only (README.md, "MPI pool").
+b=${top_builddir:-.}
+MPIEXEC=${MPIEXEC:-mpiexec}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_pml=ob1
+export OMPI_MCA_btl=self,vader,tcp OMPI_MCA_btl_tcp_if_include=lo
+export OMPI_MCA_oob_tcp_if_include=lo HWLOC_COMPONENTS=-gl
+[ -x "$b/tests/check_mpi_pool" ] || { echo "no check_mpi_pool: skipped"; exit 77; }
+# a libtool wrapper script cannot be exec'd by mpiexec: the real binary,
+# with the uninstalled library
+LD_LIBRARY_PATH=$b/lib/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export LD_LIBRARY_PATH
+bin=$b/tests/.libs/check_mpi_pool
+[ -x "$bin" ] || bin=$b/tests/check_mpi_pool
+other=$b/tests/.libs/mpi_other
+[ -x "$other" ] || other=$b/tests/mpi_other
+fail=0
+echo "== world mode: $MPIEXEC -n 3 check_mpi_pool"
+timeout 300 "$MPIEXEC" -n 3 "$bin" </dev/null || { echo "world mode failed"; fail=1; }
+echo "== mismatched executable on rank 1"
+timeout 120 "$MPIEXEC" -n 1 "$bin" --expect-mismatch : -n 1 "$other" </dev/null ||
+    { echo "mismatch case failed"; fail=1; }
+exit $fail
