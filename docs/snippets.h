@@ -31,6 +31,8 @@ static char *url;
 static const char *urls[8];
 static long status;
 static int ok;
+static int argc; /* main's, as the MPI pool's first line takes them */
+static char **argv;
 static struct config { int verbose; } cfg;
 static struct item { int id; } items[8];
 
