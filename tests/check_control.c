@@ -17,22 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static const struct kind {
-    const char *name;
-    executor_t *(*make)(const executor_options_t *o);
-} kinds[] = {
-    {"thread", thread_pool_executor_new},
-    {"process", process_pool_executor_new},
-};
-#define N_KINDS ((int)(sizeof(kinds) / sizeof(kinds[0])))
-
-static executor_t *new_ex(int k, executor_options_t o)
-{
-    executor_t *ex = kinds[k].make(&o);
-    ck_assert_msg(ex != NULL, "%s: executor_new failed: errno %d", kinds[k].name, errno);
-    return ex;
-}
-
 /* ---------------------------------------------------------- shared record */
 
 #define MAX_RUNS 256
@@ -112,7 +96,7 @@ static bool gate_started(void *arg)
 START_TEST(test_delay_never_early)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     enum { N = 10 };
     future_t *fs[N];
     int64_t due[N];
@@ -128,7 +112,7 @@ START_TEST(test_delay_never_early)
         ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &idx), 0);
         ck_assert(idx >= 0 && idx < N);
         ck_assert_msg(sh->start[idx] >= due[i], "%s: task %d started %lld ns early",
-                      kinds[_i].name, i, (long long)(due[i] - sh->start[idx]));
+                      ex_kinds[_i].name, i, (long long)(due[i] - sh->start[idx]));
         future_unref(fs[i]);
     }
     executor_free(ex);
@@ -139,7 +123,7 @@ END_TEST
 START_TEST(test_delay_cancel_before_due)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     future_t *f = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
                                        &(submit_options_t){.delay = 3600});
     ck_assert_ptr_nonnull(f);
@@ -164,7 +148,7 @@ END_TEST
 START_TEST(test_delay_shutdown_cancels)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     future_t *f = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
                                        &(submit_options_t){.delay = 3600});
     future_t *g = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
@@ -189,7 +173,7 @@ END_TEST
 START_TEST(test_delay_joins_queue)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     completion_queue_t *q = completion_queue_new();
     ck_assert_ptr_nonnull(q);
     future_t *f = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
@@ -210,7 +194,7 @@ END_TEST
 START_TEST(test_schedule_fixed_rate)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     const double period = 0.01;
     int64_t t0 = mono_ns();
     future_t *f = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
@@ -223,7 +207,7 @@ START_TEST(test_schedule_fixed_rate)
     ck_assert_int_eq(atomic_load(&sh->overlap), 0);
     for (int k = 0; k < 100; k++) {
         ck_assert_msg(sh->start[k] >= t0 + (int64_t)(k * period * 1e9),
-                      "%s: run %d started before its time", kinds[_i].name, k);
+                      "%s: run %d started before its time", ex_kinds[_i].name, k);
         if (k > 0)
             ck_assert(sh->start[k] >= sh->end[k - 1]); /* no overlap */
     }
@@ -237,7 +221,7 @@ END_TEST
 START_TEST(test_schedule_fixed_delay)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     struct stamp_arg slow = {10, -1, -1, 0};
     future_t *f = executor_schedule(
         ex, x_stamp, &slow, sizeof(slow),
@@ -249,7 +233,7 @@ START_TEST(test_schedule_fixed_delay)
     ck_assert_int_eq(last, 9);
     for (int k = 1; k < 10; k++)
         ck_assert_msg(sh->start[k] >= sh->end[k - 1] + 5000000,
-                      "%s: run %d started %lld ns after the previous end", kinds[_i].name,
+                      "%s: run %d started %lld ns after the previous end", ex_kinds[_i].name,
                       k, (long long)(sh->start[k] - sh->end[k - 1]));
     future_unref(f);
     executor_free(ex);
@@ -259,7 +243,7 @@ END_TEST
 START_TEST(test_schedule_overrun_skips)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     struct stamp_arg slow = {25, -1, -1, 0}; /* 2.5 periods */
     int64_t t0 = mono_ns();
     future_t *f = executor_schedule(ex, x_stamp, &slow, sizeof(slow),
@@ -294,7 +278,7 @@ static void between_runs(executor_t *ex)
 START_TEST(test_schedule_cancel_between_runs)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     future_t *f = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
                                     &(schedule_options_t){.period = 3600});
     ck_assert_ptr_nonnull(f);
@@ -314,7 +298,7 @@ END_TEST
 START_TEST(test_schedule_cancel_during_run)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct stamp_arg gated = {0, 0, -1, 0};
     future_t *f = executor_schedule(ex, x_stamp, &gated, sizeof(gated),
                                     &(schedule_options_t){.period = 0.001});
@@ -336,7 +320,7 @@ END_TEST
 START_TEST(test_schedule_errors)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     /* A failed run without stop_on_error goes on; with it, ends the schedule. */
     struct stamp_arg r1 = {0, -1, 1, 0};
     future_t *f = executor_schedule(ex, x_stamp, &r1, sizeof(r1),
@@ -380,7 +364,7 @@ END_TEST
 START_TEST(test_schedule_shutdown_ends_it)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     future_t *f = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
                                     &(schedule_options_t){.delay = 3600, .period = 1});
     future_t *g = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
@@ -407,7 +391,7 @@ static bool runs_at_least(void *arg)
 START_TEST(test_group_wait_all)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     task_group_t *g = task_group_new(ex, NULL);
     ck_assert_ptr_nonnull(g);
     future_t *fs[10];
@@ -432,7 +416,7 @@ END_TEST
 START_TEST(test_group_cancel_queued_running_finished)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     task_group_t *g = task_group_new(ex, NULL);
     future_t *done = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL);
     ck_assert_int_eq(future_result(done, T_LONG, NULL, NULL), 0);
@@ -471,7 +455,7 @@ END_TEST
 START_TEST(test_group_cancel_on_failure)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     task_group_t *g = task_group_new(ex, &(task_group_options_t){.cancel_on_failure = true});
     struct stamp_arg gated = {0, 0, 1, 0}; /* run 1 (the second) fails */
     struct stamp_arg held = {0, 1, -1, 0}; /* gate 1 never opens: stops */
@@ -512,7 +496,7 @@ END_TEST
 START_TEST(test_group_free_cancels_and_waits)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     task_group_t *g = task_group_new(ex, NULL);
     struct stamp_arg gated = {0, 0, -1, 0};
     future_t *fs[6];
@@ -537,7 +521,7 @@ END_TEST
 
 START_TEST(test_group_args)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     errno = 0;
     ck_assert_ptr_null(task_group_new(NULL, NULL));
     ck_assert_int_eq(errno, EINVAL);
@@ -575,7 +559,7 @@ static void x_stuck(task_t *t)
 START_TEST(test_shutdown_timed_in_time)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     future_t *fs[5];
     for (int i = 0; i < 5; i++)
         fs[i] = executor_submit(ex, x_stamp, &plain, sizeof(plain));
@@ -597,7 +581,7 @@ END_TEST
 START_TEST(test_shutdown_timed_stuck_task)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     int32_t g = 0;
     future_t *stuck = executor_submit(ex, x_stuck, &g, sizeof(g));
     ck_assert(eventually(gate_started, &(int){0}, T_LONG));
@@ -637,7 +621,7 @@ END_TEST
 START_TEST(test_terminate_workers)
 {
     shared_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     if (_i == 0) {
         ck_assert_int_eq(executor_terminate_workers(ex, SIGTERM), FUT_EINVAL);
         ck_assert_int_eq(executor_terminate_workers(NULL, SIGTERM), FUT_EINVAL);
@@ -691,27 +675,27 @@ Suite *make_suite(void)
 {
     Suite *s = suite_create("control");
     TCase *tc = tcase(s, "delay");
-    tcase_add_loop_test(tc, test_delay_never_early, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_delay_cancel_before_due, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_delay_shutdown_cancels, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_delay_joins_queue, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_delay_never_early, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_delay_cancel_before_due, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_delay_shutdown_cancels, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_delay_joins_queue, 0, N_EX_KINDS);
     tc = tcase(s, "schedule");
-    tcase_add_loop_test(tc, test_schedule_fixed_rate, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_schedule_fixed_delay, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_schedule_overrun_skips, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_schedule_cancel_between_runs, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_schedule_cancel_during_run, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_schedule_errors, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_schedule_shutdown_ends_it, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_schedule_fixed_rate, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_schedule_fixed_delay, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_schedule_overrun_skips, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_schedule_cancel_between_runs, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_schedule_cancel_during_run, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_schedule_errors, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_schedule_shutdown_ends_it, 0, N_EX_KINDS);
     tc = tcase(s, "group");
-    tcase_add_loop_test(tc, test_group_wait_all, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_group_cancel_queued_running_finished, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_group_cancel_on_failure, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_group_free_cancels_and_waits, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_group_args, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_group_wait_all, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_group_cancel_queued_running_finished, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_group_cancel_on_failure, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_group_free_cancels_and_waits, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_group_args, 0, N_EX_KINDS);
     tc = tcase(s, "stop");
-    tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_terminate_workers, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_terminate_workers, 0, N_EX_KINDS);
     return s;
 }

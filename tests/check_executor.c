@@ -28,25 +28,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* ---------------------------------------------------------- kinds */
-
-static const struct kind {
-    const char *name;
-    executor_t *(*make)(const executor_options_t *o);
-} kinds[] = {
-    {"thread", thread_pool_executor_new},
-    {"process", process_pool_executor_new},
-};
-#define N_KINDS ((int)(sizeof(kinds) / sizeof(kinds[0])))
-
-/* A new executor of kind @k; fails the test if it cannot be made. */
-static executor_t *new_ex(int k, executor_options_t o)
-{
-    executor_t *ex = kinds[k].make(&o);
-    ck_assert_msg(ex != NULL, "%s: executor_new failed: errno %d", kinds[k].name, errno);
-    return ex;
-}
-
 /* ---------------------------------------------------------- xgates */
 
 #define N_XGATES 64
@@ -248,7 +229,7 @@ static int64_t map_next_i64(executor_map_t *m)
 /* EXE-01: submit(pow, 2, 8).result() == 256 */
 START_TEST(test_executor_submit_result)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    executor_t *ex = kind_new(_i, (executor_options_t){0});
     struct pow_arg a = {2, 8};
     future_t *f = submit_ok(ex, x_pow, &a, sizeof(a));
     ck_assert_int_eq(result_i64(f), 256);
@@ -262,7 +243,7 @@ END_TEST
 /* EXE-02: no callable is TypeError; the argument bytes arrive unchanged */
 START_TEST(test_executor_submit_args_unchanged)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    executor_t *ex = kind_new(_i, (executor_options_t){0});
     errno = 0;
     ck_assert_ptr_null(executor_submit(ex, NULL, NULL, 0));
     ck_assert_int_eq(errno, EINVAL);
@@ -300,16 +281,16 @@ END_TEST
 START_TEST(test_executor_max_workers_negative)
 {
     errno = 0;
-    ck_assert_ptr_null(kinds[_i].make(&(executor_options_t){.max_workers = -1}));
+    ck_assert_ptr_null(ex_kinds[_i].make(&(executor_options_t){.max_workers = -1}));
     ck_assert_int_eq(errno, EINVAL);
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 0});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 0});
     int64_t v = 41;
     future_t *f = submit_ok(ex, t_add1, &v, sizeof(v));
     ck_assert_int_eq(result_i64(f), 42);
     future_unref(f);
     executor_free(ex);
     /* NULL options: defaults too. */
-    ex = kinds[_i].make(NULL);
+    ex = ex_kinds[_i].make(NULL);
     ck_assert_ptr_nonnull(ex);
     executor_free(ex);
 }
@@ -319,7 +300,7 @@ END_TEST
 START_TEST(test_executor_shutdown_with_unconsumed_map)
 {
     int base = thread_baseline();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t vals[3] = {2, 2, 2};
     const void *args[3] = {&vals[0], &vals[1], &vals[2]};
     size_t lens[3] = {8, 8, 8};
@@ -337,7 +318,7 @@ END_TEST
 /* EXE-05 [analog]: a future dropped at once: the task still runs, nothing leaks */
 START_TEST(test_executor_no_stale_references)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     unsigned char big[4096];
     memset(big, 0xab, sizeof(big));
     for (int i = 0; i < 20; i++)
@@ -354,7 +335,7 @@ END_TEST
 /* EXE-06 [dev]: a "falsy" error (code 0, empty message) still fails */
 START_TEST(test_executor_falsy_error_propagates)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    executor_t *ex = kind_new(_i, (executor_options_t){0});
     future_t *f = submit_ok(ex, x_raise_falsy, NULL, 0);
     ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), FUT_ETASK);
     const future_error_t *err = NULL;
@@ -371,7 +352,7 @@ END_TEST
 /* PEBBLE-04/32, DEADLOCK-07: a task error is the future's; the next task works */
 START_TEST(test_executor_task_error_isolated)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     int code = 123;
     future_t *f = submit_ok(ex, t_raise, &code, sizeof(code));
     ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), FUT_ETASK);
@@ -394,7 +375,7 @@ END_TEST
 /* PEBBLE-02: five futures on two workers */
 START_TEST(test_executor_multiple_futures)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t vals[5] = {0, 0, 0, 0, 0};
     future_t *fs[5];
     for (int i = 0; i < 5; i++)
@@ -414,7 +395,7 @@ END_TEST
 /* MAP-01: results in input order, with and without chunksize */
 START_TEST(test_executor_map_in_order)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 3});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 3});
     struct pow_arg a[10];
     const void *args[10];
     size_t lens[10];
@@ -445,7 +426,7 @@ END_TEST
 /* MAP-02, MAP-03 [decide: continue], PEBBLE-39: an error surfaces at its item */
 START_TEST(test_executor_map_error_continues)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t d[4] = {2, 3, 0, 5};
     const void *args[4] = {&d[0], &d[1], &d[2], &d[3]};
     size_t lens[4] = {8, 8, 8, 8};
@@ -469,7 +450,7 @@ END_TEST
 /* MAP-05 [analog]: the task's own ETIMEDOUT is FUT_ETASK, not the map's timeout */
 START_TEST(test_executor_map_task_timeout_is_task_error)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     const void *args[3] = {NULL, NULL, NULL};
     double timeouts[] = {0, T_LONG};
     for (int k = 0; k < 2; k++) {
@@ -499,7 +480,7 @@ END_TEST
 START_TEST(test_executor_map_timeout)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct xarg a[4] = {{.gate = 1, .value = 10}, /* xgate 1 opens before the map */
                         {.gate = 0, .value = 11},
                         {.gate = 1, .value = 12},
@@ -535,7 +516,7 @@ END_TEST
 START_TEST(test_executor_map_timeout_cancels_pending)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct xarg busy;
     future_t *first = submit_gated(ex, &busy, 0, 1);
     wait_stats(ex, 1, 0, 0);
@@ -564,7 +545,7 @@ END_TEST
 START_TEST(test_executor_map_free_cancels_pending)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct xarg a[5];
     const void *args[5];
     size_t lens[5];
@@ -593,7 +574,7 @@ END_TEST
 /* MAP-09 [dev]: buffersize 1, 2, 4, 8 over 4 items gives "0".."3" in order */
 START_TEST(test_executor_map_buffersize_results)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t v[4] = {0, 1, 2, 3};
     const void *args[4] = {&v[0], &v[1], &v[2], &v[3]};
     size_t lens[4] = {8, 8, 8, 8};
@@ -621,7 +602,7 @@ END_TEST
 /* MAP-13 [dev], MAP-14, PEBBLE-35: empty input is over at once; one item works */
 START_TEST(test_executor_map_empty_and_single)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    executor_t *ex = kind_new(_i, (executor_options_t){0});
     executor_map_t *m =
         executor_map(ex, t_add1, NULL, NULL, 0, &(map_options_t){.buffersize = 2});
     ck_assert_ptr_nonnull(m);
@@ -649,7 +630,7 @@ END_TEST
 /* MAP-15 [dev]: buffersize B and no consumer: exactly B tasks run */
 START_TEST(test_executor_map_buffersize_no_consumer)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 4});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 4});
     int64_t v[10];
     const void *args[10];
     size_t lens[10];
@@ -678,7 +659,7 @@ END_TEST
 START_TEST(test_executor_map_buffersize_refill)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct xarg a[10];
     const void *args[10];
     size_t lens[10];
@@ -710,7 +691,7 @@ END_TEST
 /* Per-task deadline (PEBBLE-10, PEBBLE-51): FUT_EDEADLINE; the task is told to stop */
 START_TEST(test_executor_submit_deadline)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     double t0 = now_s();
     future_t *f = executor_submit_with(ex, t_until_stop, NULL, 0,
                                        &(submit_options_t){.timeout = 0.2});
@@ -747,7 +728,7 @@ END_TEST
 START_TEST(test_executor_deadline_counts_from_start)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct xarg busy;
     future_t *hold = submit_gated(ex, &busy, 0, 5);
     wait_stats(ex, 1, 0, 0);
@@ -789,7 +770,7 @@ static void *blocked_submit_main(void *arg)
 START_TEST(test_executor_max_queue)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1, .max_queue = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1, .max_queue = 2});
     struct xarg busy;
     future_t *hold = submit_gated(ex, &busy, 0, 9);
     wait_stats(ex, 1, 0, 0); /* running tasks do not count */
@@ -836,7 +817,7 @@ END_TEST
 START_TEST(test_executor_refused_submits_use_no_capacity)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1, .max_queue = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1, .max_queue = 1});
     struct xarg busy;
     future_t *hold = submit_gated(ex, &busy, 0, 1);
     wait_stats(ex, 1, 0, 0);
@@ -885,7 +866,7 @@ END_TEST
 START_TEST(test_executor_max_queue_blocked_submit_shutdown)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1, .max_queue = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1, .max_queue = 1});
     struct xarg busy;
     future_t *hold = submit_gated(ex, &busy, 0, 1);
     wait_stats(ex, 1, 0, 0);
@@ -914,7 +895,7 @@ END_TEST
 START_TEST(test_executor_max_queue_running_not_counted)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2, .max_queue = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2, .max_queue = 1});
     struct xarg a[3];
     future_t *f0 = submit_gated(ex, &a[0], 0, 1);
     wait_stats(ex, 1, 0, 0);
@@ -938,7 +919,7 @@ END_TEST
 START_TEST(test_executor_stats)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     executor_stats_t st = stats_of(ex);
     ck_assert_uint_eq(st.queued, 0);
     ck_assert_uint_eq(st.running, 0);
@@ -990,7 +971,7 @@ END_TEST
 /* SHUT-01: submit and map after shutdown fail with ESHUTDOWN */
 START_TEST(test_executor_submit_after_shutdown)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    executor_t *ex = kind_new(_i, (executor_options_t){0});
     ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
     int64_t v = 1;
     errno = 0;
@@ -1013,7 +994,7 @@ END_TEST
 START_TEST(test_executor_shutdown_waits_for_all)
 {
     int base = thread_baseline();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 5});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 5});
     int64_t v[50];
     future_t *fs[50];
     for (int i = 0; i < 50; i++) {
@@ -1036,7 +1017,7 @@ END_TEST
 START_TEST(test_executor_shutdown_cancel_futures)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     struct xarg a[50];
     future_t *fs[50];
     for (int i = 0; i < 50; i++)
@@ -1093,7 +1074,7 @@ static void *opener_main(void *arg)
 START_TEST(test_executor_shutdown_wait_cancel_futures)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 5});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 5});
     struct xarg a[50];
     future_t *fs[50];
     for (int i = 0; i < 50; i++)
@@ -1125,7 +1106,7 @@ END_TEST
 START_TEST(test_executor_shutdown_after_cancelled_submit)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     int64_t v = 1;
     future_t *f = submit_ok(ex, t_add1, &v, 8);
     ck_assert_int_eq(result_i64(f), 2);
@@ -1146,7 +1127,7 @@ START_TEST(test_executor_shutdown_after_cancelled_submit)
     future_unref(hold);
 
     /* Submit and cancel with nothing else queued (CPython's exact case). */
-    executor_t *ex2 = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex2 = kind_new(_i, (executor_options_t){.max_workers = 1});
     f = submit_ok(ex2, t_add1, &v, 8);
     ck_assert_int_eq(result_i64(f), 2);
     future_unref(f);
@@ -1165,7 +1146,7 @@ END_TEST
 /* Shutdown may be called more than once, with any arguments */
 START_TEST(test_executor_shutdown_twice)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){0});
+    executor_t *ex = kind_new(_i, (executor_options_t){0});
     int64_t v = 1;
     future_t *f = submit_ok(ex, t_add1, &v, 8);
     ck_assert_int_eq(executor_shutdown(ex, false, false), 0);
@@ -1182,7 +1163,7 @@ END_TEST
 START_TEST(test_executor_free_waits)
 {
     int base = thread_baseline();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 3});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 3});
     int64_t v[10];
     const void *args[10];
     size_t lens[10];
@@ -1206,7 +1187,7 @@ END_TEST
 START_TEST(test_executor_free_with_live_map)
 {
     int base = thread_baseline();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t v[10];
     const void *args[10];
     size_t lens[10];
@@ -1241,7 +1222,7 @@ START_TEST(test_executor_shutdown_no_wait)
 {
     xgates_reset();
     int base = thread_baseline();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     struct xarg a[10];
     const void *args[10];
     size_t lens[10];
@@ -1276,7 +1257,7 @@ START_TEST(test_executor_initializer)
 {
     xgates_reset();
     static const char word[] = "initialized";
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2,
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2,
                                                      .initializer = x_init_set,
                                                      .initarg = word,
                                                      .initarg_len = sizeof(word) - 1});
@@ -1315,7 +1296,7 @@ START_TEST(test_executor_initializer_fails)
     int base = thread_baseline();
     int fds = count_fds();
     static const int32_t gate = 0;
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2,
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2,
                                                      .initializer = x_init_fail,
                                                      .initarg = &gate,
                                                      .initarg_len = sizeof(gate)});
@@ -1377,7 +1358,7 @@ START_TEST(test_executor_initializer_fails_wakes_blocked_submit)
 {
     xgates_reset();
     static const int32_t gate = 0;
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1,
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1,
                                                      .max_queue = 1,
                                                      .initializer = x_init_fail,
                                                      .initarg = &gate,
@@ -1432,7 +1413,7 @@ static void cb_shutdown(future_t *f, void *ud)
 START_TEST(test_executor_shutdown_from_callback)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct stopper s = {.ex = ex, .rc = 1};
     gate_init(&s.done);
     struct xarg a;
@@ -1498,7 +1479,7 @@ static void chain_cb(future_t *f, void *ud)
 
 START_TEST(test_executor_submit_from_callback_chains)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     static struct chain chains[3];
     int targets[3] = {100, 50, 60};
     for (int k = 0; k < 3; k++) {
@@ -1541,7 +1522,7 @@ static void cb_slow(future_t *f, void *ud)
 START_TEST(test_executor_slow_callback)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     struct slow_cb s = {.calls = 0};
     gate_init(&s.entered);
     gate_init(&s.release);
@@ -1596,7 +1577,7 @@ static void cb_second(future_t *f, void *ud)
 START_TEST(test_executor_odd_callback)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct odd_cb o;
     atomic_init(&o.first, 0);
     atomic_init(&o.second, 0);
@@ -1626,7 +1607,7 @@ END_TEST
 START_TEST(test_executor_as_completed)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     struct xarg a;
     int64_t v[2] = {1, 2};
     future_t *fs[3];
@@ -1661,7 +1642,7 @@ END_TEST
 START_TEST(test_executor_futures_wait)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     struct xarg a;
     int64_t v = 1;
     int code = 3;
@@ -1702,7 +1683,7 @@ END_TEST
 /* WAIT-09: 100 futures released together; ALL_COMPLETED loses no wake-up */
 START_TEST(test_executor_wait_release_together)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 4});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 4});
     struct xarg a[100];
     future_t *fs[100];
     for (int round = 0; round < 5; round++) {
@@ -1793,7 +1774,7 @@ static void *user_main(void *arg)
 START_TEST(test_executor_thread_safety)
 {
     int base = thread_baseline();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 4});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 4});
     struct user u[10];
     pthread_t th[10];
     for (int i = 0; i < 10; i++) {
@@ -1853,7 +1834,7 @@ START_TEST(test_executor_submit_races_shutdown)
     for (int round = 0; round < 20; round++) {
         bool cancel = round % 2;
         memset(&r, 0, sizeof(r));
-        r.ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+        r.ex = kind_new(_i, (executor_options_t){.max_workers = 2});
         pthread_t th;
         ck_assert_int_eq(pthread_create(&th, NULL, racer_main, &r), 0);
         ck_assert(eventually(count_at_least_20, &r, T_LONG));
@@ -1897,7 +1878,7 @@ START_TEST(test_executor_shutdown_many_threads)
 {
     xgates_reset();
     int base = thread_baseline();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     struct xarg a[6];
     future_t *fs[6];
     for (int i = 0; i < 6; i++)
@@ -1940,7 +1921,7 @@ static void x_quarter(task_t *t)
  */
 START_TEST(test_executor_user_data_next_at)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t v[4] = {1, 2, 3, 4};
     const char *names[4] = {"a", "b", "c", "d"};
     future_t *fs[5];
@@ -2030,7 +2011,7 @@ static void set_i64(future_t *p, int64_t v)
 /* thenApply chains: on the executor, inline, on a promise, big results */
 START_TEST(test_executor_then_chain)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t one = 1;
     future_t *f0 = submit_ok(ex, t_add1, &one, sizeof(one));
     future_t *f1 = then_ok(f0, ex, t_add1, FUT_THEN_ON_RESULT);
@@ -2071,7 +2052,7 @@ END_TEST
 /* exceptionally / handle: a failure flows down, recovery turns it into a result */
 START_TEST(test_executor_then_failure_recovery)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t zero = 0, three = 3;
     int64_t want = (int64_t)FUT_ETASK * 1000 + DIV_CODE;
     future_t *f0 = submit_ok(ex, x_div, &zero, sizeof(zero));
@@ -2102,7 +2083,7 @@ END_TEST
 START_TEST(test_executor_then_cancel_before_start)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct xarg a0, a1;
     future_t *prev = submit_gated(ex, &a0, 0, 1);
     future_t *next = then_ok(prev, ex, x_mark, FUT_THEN_ON_RESULT);
@@ -2134,7 +2115,7 @@ END_TEST
 START_TEST(test_executor_then_cancel_after_start)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     future_t *p = future_new();
     future_t *next = then_ok(p, ex, x_then_gated, FUT_THEN_ON_RESULT);
     set_i64(p, 3); /* fn waits for xgate 3 */
@@ -2151,9 +2132,9 @@ END_TEST
 /* a dying process worker: FUT_EWORKER flows down the chain, recovery sees it */
 START_TEST(test_executor_then_worker_death)
 {
-    if (strcmp(kinds[_i].name, "process") != 0)
+    if (strcmp(ex_kinds[_i].name, "process") != 0)
         return; /* a thread cannot die alone */
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     future_t *f0 = submit_ok(ex, x_die, NULL, 0);
     future_t *a = then_ok(f0, ex, t_add1, FUT_THEN_ON_RESULT);
     future_t *b = then_ok(a, NULL, t_add1, FUT_THEN_ON_RESULT);
@@ -2175,7 +2156,7 @@ END_TEST
 START_TEST(test_executor_all_any)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 3});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 3});
     int64_t two = 2, zero = 0;
     struct xarg a0, a1;
     future_t *sq = submit_ok(ex, x_sq, &two, sizeof(two));
@@ -2228,7 +2209,7 @@ END_TEST
 START_TEST(test_executor_within)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t three = 3;
     struct xarg a0, a1;
     future_t *quick = submit_ok(ex, x_sq, &three, sizeof(three));
@@ -2289,7 +2270,7 @@ static void cb_join_queue(future_t *f, void *ud)
 /* asyncio add_reader: a queue fed at submit and from callbacks, read through its fd */
 START_TEST(test_executor_completion_queue)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     completion_queue_t *q = completion_queue_new();
     ck_assert_ptr_nonnull(q);
     struct cq_reader r = {.q = q, .want = 8};
@@ -2340,8 +2321,8 @@ END_TEST
 START_TEST(test_executor_map_unordered)
 {
     xgates_reset();
-    bool process = strcmp(kinds[_i].name, "process") == 0;
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    bool process = strcmp(ex_kinds[_i].name, "process") == 0;
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     enum { N = 9 };
     struct xarg xs[N];
     for (int i = 0; i < N; i++)
@@ -2399,7 +2380,7 @@ END_TEST
 START_TEST(test_executor_map_unordered_timeout)
 {
     xgates_reset();
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 1});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     struct xarg xs[4];
     for (int i = 0; i < 4; i++)
         xs[i] = (struct xarg){.gate = i == 1 ? 0 : 1, .value = i};
@@ -2425,7 +2406,7 @@ END_TEST
 /* executor_map_error: why an item failed, not only that it did */
 START_TEST(test_executor_map_error)
 {
-    executor_t *ex = new_ex(_i, (executor_options_t){.max_workers = 2});
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     int64_t v[3] = {1, 0, 4};
     const void *args[3] = {&v[0], &v[1], &v[2]};
     size_t lens[3] = {8, 8, 8};
@@ -2473,73 +2454,73 @@ Suite *make_suite(void)
     Suite *s = suite_create("executor");
 
     TCase *tc = tcase(s, "core");
-    tcase_add_loop_test(tc, test_executor_submit_result, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_submit_args_unchanged, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_shutdown_with_unconsumed_map, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_no_stale_references, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_falsy_error_propagates, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_task_error_isolated, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_multiple_futures, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_in_order, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_error_continues, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_task_timeout_is_task_error, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_timeout, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_timeout_cancels_pending, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_free_cancels_pending, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_buffersize_results, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_empty_and_single, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_submit_after_shutdown, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_shutdown_waits_for_all, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_shutdown_cancel_futures, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_shutdown_wait_cancel_futures, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_shutdown_after_cancelled_submit, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_shutdown_twice, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_free_waits, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_free_with_live_map, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_shutdown_no_wait, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_initializer, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_as_completed, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_futures_wait, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_result, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_args_unchanged, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_with_unconsumed_map, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_no_stale_references, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_falsy_error_propagates, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_task_error_isolated, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_multiple_futures, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_in_order, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_error_continues, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_task_timeout_is_task_error, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_timeout, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_timeout_cancels_pending, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_free_cancels_pending, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_buffersize_results, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_empty_and_single, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_after_shutdown, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_waits_for_all, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_cancel_futures, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_wait_cancel_futures, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_after_cancelled_submit, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_twice, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_free_waits, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_free_with_live_map, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_no_wait, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_initializer, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_as_completed, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_futures_wait, 0, N_EX_KINDS);
 
     tc = tcase(s, "compose");
-    tcase_add_loop_test(tc, test_executor_user_data_next_at, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_then_chain, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_then_failure_recovery, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_then_cancel_before_start, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_then_cancel_after_start, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_then_worker_death, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_all_any, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_within, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_completion_queue, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_unordered, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_unordered_timeout, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_error, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_user_data_next_at, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_chain, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_failure_recovery, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_cancel_before_start, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_cancel_after_start, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_then_worker_death, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_all_any, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_within, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_completion_queue, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_unordered, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_unordered_timeout, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_error, 0, N_EX_KINDS);
 
     tc = tcase(s, "errors");
-    tcase_add_loop_test(tc, test_executor_max_workers_negative, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_initializer_fails, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_max_workers_negative, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_initializer_fails, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_executor_initializer_fails_wakes_blocked_submit, 0,
-                        N_KINDS);
+                        N_EX_KINDS);
 
     tc = tcase(s, "limits");
-    tcase_add_loop_test(tc, test_executor_map_buffersize_no_consumer, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_map_buffersize_refill, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_submit_deadline, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_deadline_counts_from_start, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_max_queue, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_refused_submits_use_no_capacity, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_max_queue_blocked_submit_shutdown, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_max_queue_running_not_counted, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_stats, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_buffersize_no_consumer, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_map_buffersize_refill, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_deadline, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_deadline_counts_from_start, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_max_queue, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_refused_submits_use_no_capacity, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_max_queue_blocked_submit_shutdown, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_max_queue_running_not_counted, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_stats, 0, N_EX_KINDS);
 
     tc = tcase(s, "concurrency");
-    tcase_add_loop_test(tc, test_executor_shutdown_from_callback, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_submit_from_callback_chains, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_slow_callback, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_odd_callback, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_wait_release_together, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_thread_safety, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_submit_races_shutdown, 0, N_KINDS);
-    tcase_add_loop_test(tc, test_executor_shutdown_many_threads, 0, N_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_from_callback, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_from_callback_chains, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_slow_callback, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_odd_callback, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_wait_release_together, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_thread_safety, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_submit_races_shutdown, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_executor_shutdown_many_threads, 0, N_EX_KINDS);
     return s;
 }

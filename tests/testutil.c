@@ -241,3 +241,17 @@ int thread_baseline(void)
     warm_up_threads();
     return count_threads();
 }
+
+/* ---------------------------------------------------------- executor kinds */
+
+const struct ex_kind ex_kinds[N_EX_KINDS] = {
+    {"thread", thread_pool_executor_new},
+    {"process", process_pool_executor_new},
+};
+
+executor_t *kind_new(int k, executor_options_t o)
+{
+    executor_t *ex = ex_kinds[k].make(&o);
+    ck_assert_msg(ex != NULL, "%s: executor_new failed: errno %d", ex_kinds[k].name, errno);
+    return ex;
+}

@@ -80,4 +80,15 @@ void warm_up_threads(void);
 /* The thread count to come back to, counted after warm_up_threads(). */
 int thread_baseline(void);
 
+/* The executor kinds the conformance suites loop over (check_executor,
+ * check_control): a test case's loop index picks one. */
+struct ex_kind {
+    const char *name;
+    executor_t *(*make)(const executor_options_t *o);
+};
+#define N_EX_KINDS 2
+extern const struct ex_kind ex_kinds[N_EX_KINDS];
+/* A new executor of kind @k; fails the test if it cannot be made. */
+executor_t *kind_new(int k, executor_options_t o);
+
 #endif
