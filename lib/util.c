@@ -221,7 +221,7 @@ const char *cfutures_version(void)
 
 void *cf_zalloc_big(size_t n, size_t size)
 {
-    if (size && n > SIZE_MAX / size - HUGE_SZ) {
+    if (size && n > (SIZE_MAX - 2 * HUGE_SZ) / size) { /* room to round and align */
         errno = ENOMEM;
         return NULL;
     }
