@@ -565,14 +565,14 @@ static int wait_done(future_t *f, double timeout)
     int64_t deadline = cf_deadline_after(timeout);
     /*
      * Spin briefly before sleeping: results often come within microseconds.
-     * After the first part, yield on each turn, so that the thread that
-     * will complete the future gets this CPU if it is waiting for one.
+     * Only while the task runs (its worker is on a CPU); while it is pending
+     * a woken worker may wait for this very CPU, so yield on each turn.
      */
     for (int i = 0; i < WAIT_SPIN_PURE + WAIT_SPIN_YIELDS; i++) {
-        if (i < WAIT_SPIN_PURE)
+        if (i < WAIT_SPIN_PURE && (load_state(f) & S_MASK) == S_RUNNING)
             cf_cpu_relax();
-        else
-            sched_yield();
+        else /* pending: straight to the yields (WAIT_SPIN_YIELDS at most) */
+            sched_yield(), i = CF_MAX(i, WAIT_SPIN_PURE);
         if (state_done(load_state(f)))
             return 0;
     }
