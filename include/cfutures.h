@@ -182,6 +182,8 @@ typedef struct submit_options {
     double delay; /* the task starts no earlier than this many seconds after
                      the submit (Java schedule); 0: at once. See
                      executor_submit_with. */
+    int priority; /* higher starts first, FIFO within a level; 0: default.
+                     Any int. See executor_submit_with. */
 } submit_options_t;
 
 /** Options for executor_map; zero means default. */
@@ -1081,6 +1083,27 @@ CF_API int executor_shutdown_timed(executor_t *ex, double timeout, bool cancel_f
  * returned).
  */
 CF_API int executor_terminate_workers(executor_t *ex, int sig);
+
+/**
+ * Changes how many workers @ex may run at once (GLib
+ * g_thread_pool_set_max_threads, Java ThreadPoolExecutor.setMaximumPoolSize;
+ * CPython gh-80314 asks it of ThreadPoolExecutor). Growing takes effect at
+ * once: workers start for the tasks already queued. Shrinking never
+ * interrupts a task: an extra worker leaves when its task ends (or at once
+ * when idle), and no task starts while more workers run than @n allows.
+ * No queued task is lost either way; executor_stats().workers follows.
+ *  - a thread pool takes any @n >= 1;
+ *  - a process pool can grow only up to the max_workers it was created with
+ *    (its shared claim memory is sized then, before any worker forks);
+ *    beyond that it returns FUT_EINVAL and changes nothing. An extra worker
+ *    gives back the tasks sent ahead to it and not started, and exits;
+ *  - an MPI pool: FUT_EINVAL (its ranks are fixed by mpiexec).
+ * Returns 0; FUT_EINVAL (NULL @ex, @n < 1, or a limit the kind cannot
+ * reach). After executor_shutdown it only changes the limit. Threads: any,
+ * including the executor's own tasks and callbacks; it never waits for a
+ * task.
+ */
+CF_API int executor_set_max_workers(executor_t *ex, int n);
 
 #ifdef __cplusplus
 }

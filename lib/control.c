@@ -1,8 +1,9 @@
 /*
- * control.c: stopping an executor by force (DESIGN.md "Controlling work"):
- * executor_shutdown_timed and executor_terminate_workers. Layer: above
- * executor, beside map; it reaches a kind only through its ops table
- * (kill_workers, which only a process pool has).
+ * control.c: stopping and resizing an executor (DESIGN.md "Controlling
+ * work"): executor_shutdown_timed, executor_terminate_workers and
+ * executor_set_max_workers. Layer: above executor, beside map; it reaches a
+ * kind only through its ops table (kill_workers, which only a process pool
+ * has; set_max_workers).
  *
  * DESIGN
  * executor_shutdown_timed is executor_shutdown(wait=false) followed by a
@@ -44,4 +45,11 @@ int executor_terminate_workers(executor_t *ex, int sig)
     if (!ex || sig <= 0 || sig >= NSIG || !ex->ops->kill_workers)
         return FUT_EINVAL;
     return ex->ops->kill_workers(ex, sig, true);
+}
+
+int executor_set_max_workers(executor_t *ex, int n)
+{
+    if (!ex || n < 1 || !ex->ops->set_max_workers)
+        return FUT_EINVAL;
+    return ex->ops->set_max_workers(ex, n);
 }

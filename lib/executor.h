@@ -24,6 +24,7 @@ struct cf_work {
     const void *arg;      /* immutable; borrowed from the submitter */
     size_t arg_len;       /* immutable */
     int64_t limit_ns;     /* the task's own running-time limit, 0 for none */
+    int priority;         /* immutable once queued: higher first (submit_options_t) */
 };
 
 static inline future_t *cf_work_future(struct cf_work *w)
@@ -66,6 +67,49 @@ static inline struct cf_work *cf_fifo_pop(struct cf_work_fifo *q)
     return w;
 }
 
+/*
+ * Queues @w in priority order: after every item of its priority or higher,
+ * before the first lower one. An item no higher than the tail (all of them
+ * while nobody uses priorities) is appended in O(1); else a scan from the
+ * head.
+ */
+static inline void cf_fifo_push_prio(struct cf_work_fifo *q, struct cf_work *w)
+{
+    if (!q->tail || q->tail->priority >= w->priority) {
+        cf_fifo_push(q, w);
+        return;
+    }
+    if (q->head->priority < w->priority) {
+        cf_fifo_push_front(q, w);
+        return;
+    }
+    struct cf_work *at = q->head; /* the last item of priority >= w's */
+    while (at->next->priority >= w->priority)
+        at = at->next; /* stops before the tail, which is lower */
+    w->next = at->next;
+    at->next = w;
+}
+
+/*
+ * Puts back @w, taken out of @q earlier (stolen or revoked from a worker), in
+ * priority order but ahead of the items of its own priority, which came
+ * after it.
+ */
+static inline void cf_fifo_push_back_prio(struct cf_work_fifo *q, struct cf_work *w)
+{
+    if (!q->head || q->head->priority <= w->priority) {
+        cf_fifo_push_front(q, w);
+        return;
+    }
+    struct cf_work *at = q->head; /* the last item of priority > w's */
+    while (at->next && at->next->priority > w->priority)
+        at = at->next;
+    w->next = at->next;
+    at->next = w;
+    if (!w->next)
+        q->tail = w;
+}
+
 /* Empties @q and returns what it held. */
 static inline struct cf_work_fifo cf_fifo_take(struct cf_work_fifo *q)
 {
@@ -85,6 +129,22 @@ static inline void cf_fifo_splice(struct cf_work_fifo *dst, struct cf_work_fifo 
         dst->head = src->head;
     dst->tail = src->tail;
     src->head = src->tail = NULL;
+}
+
+/*
+ * Moves everything in @src (in priority order) into @dst (in priority
+ * order), keeping the order: a splice unless @src holds an item higher
+ * than @dst's tail.
+ */
+static inline void cf_fifo_merge_prio(struct cf_work_fifo *dst, struct cf_work_fifo *src)
+{
+    if (!dst->tail || !src->head || dst->tail->priority >= src->head->priority) {
+        cf_fifo_splice(dst, src);
+        return;
+    }
+    struct cf_work *w;
+    while ((w = cf_fifo_pop(src)))
+        cf_fifo_push_prio(dst, w);
 }
 
 struct cf_executor_ops {
@@ -154,6 +214,11 @@ struct cf_executor_ops {
     void (*destroy)(executor_t *ex);
     /* Fills workers and idle. */
     void (*stats)(executor_t *ex, executor_stats_t *out);
+    /*
+     * Optional: executor_set_max_workers (@n >= 1, checked). Returns 0, or
+     * FUT_EINVAL with nothing changed (@n beyond what the kind can reach).
+     */
+    int (*set_max_workers)(executor_t *ex, int n);
 };
 
 /*

@@ -7,7 +7,7 @@
 #    include/cfutures.h, config.h and system headers are always fine. A file
 #    that is not in the table below is an error: a new file gets a rank.
 #      0 util   1 waiter   2 future   3 task, waiters, executor
-#      4 map, compose, schedule, control, thread_pool   5 group, process/*   6 mpi/*
+#      4 map, compose, schedule, control, thread/*   5 group, process/*   6 mpi/*
 # 2. No lib/**/*.c file over MAX_FILE_LINES (700) lines.
 # 3. No function over MAX_FUNC_LINES (60) lines in lib/**/*.c, counted from
 #    the "{" alone at column 0 that opens its body to the "}" at column 0
@@ -29,7 +29,7 @@ top=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$top"
 MAX_FILE_LINES=${MAX_FILE_LINES:-700}
 MAX_FUNC_LINES=${MAX_FUNC_LINES:-60}
-PEER_FOLDERS="process mpi"
+PEER_FOLDERS="process mpi thread"
 
 # rank NAME: the rank of lib/NAME (a path below lib/), or nothing.
 rank() {
@@ -39,7 +39,7 @@ rank() {
     waiter | timer) echo 1 ;;
     future) echo 2 ;;
     task | waiters | cqueue | executor) echo 3 ;;
-    map | compose | schedule | control | thread_pool) echo 4 ;;
+    map | compose | schedule | control | thread/*) echo 4 ;;
     group | process/*) echo 5 ;;
     mpi/*) echo 6 ;;
     esac

@@ -1,10 +1,19 @@
 /*
- * thread_pool.c: the thread pool executor (Python's ThreadPoolExecutor).
+ * pool.c: the thread pool executor (Python's ThreadPoolExecutor); the
+ * structs are in internal.h, the deadline watcher in deadline.c.
  *
  * DESIGN
- * One FIFO of work items (intrusive list through cf_work.next) under the
- * pool's 4-byte lock. Threads start lazily: a submit starts one when the
- * queue holds more items than there are idle workers, up to max_workers.
+ * One queue of work items (intrusive list through cf_work.next) under the
+ * pool's 4-byte lock, in priority order (FIFO within a level: an append
+ * while nobody uses priorities). Threads start lazily: a submit starts one
+ * when the queue holds more items than there are idle workers, up to
+ * max_workers.
+ *
+ * Resizing (executor_set_max_workers): growing starts threads at once for
+ * the queued items; shrinking wakes every parked worker, and a worker that
+ * looks for work while more workers are alive than allowed leaves instead
+ * (a running task is never interrupted). A thread that left stays in the
+ * worker list until the next resize or the join reaps it.
  *
  * A worker with nothing to do spins for a few microseconds watching `qlen`
  * (lock-free), then parks on the `wake_seq` futex (an eventcount). A submit
@@ -33,19 +42,15 @@
  * from that future's done-callbacks, on the worker itself, does not count
  * it (the callback may wait for what it submits).
  *
- * Deadlines: a task with its own time limit is registered with a watcher
- * thread (started on first need) that fails the future with FUT_EDEADLINE the
- * moment the limit passes; the task's task_should_stop() turns true at the same
- * time, and whatever it returns later is dropped. A thread cannot be killed.
+ * Deadlines: see deadline.c.
  *
  * Threads: the submitters (any), the workers (run tasks and the callbacks of
  * futures they complete), the deadline watcher (runs the callbacks of futures
  * it fails). All of them block asynchronous signals.
  *
- * Locks, in order: `dl_mu` (watch list), then pool `lock` (queue, thread
- * list, counters): watch_start counts the watcher thread it starts under
- * both. Nothing is taken while `lock` is held. No user code runs under
- * either.
+ * Locks, in order: `dl_mu` (deadline.c), then pool `lock` (queue, thread
+ * list, counters). Nothing is taken while `lock` is held. No user code runs
+ * under either.
  */
 #include "config.h"
 
@@ -58,55 +63,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "executor.h"
+#include "internal.h"
 #include "task.h"
-#include "util.h"
-
-struct tp_worker {
-    struct tp_worker *next;   /* pool->workers: pool lock */
-    struct thread_pool *pool; /* immutable */
-    pthread_t thread;         /* immutable once started */
-    size_t index;             /* immutable: the _N of its name */
-    int64_t popped;           /* when it popped its current task: its own */
-    /* dl_mu */
-    struct tp_worker *dl_next; /* pool->watched */
-    bool listed;               /* in pool->watched (it never leaves) */
-    future_t *watched;         /* its running task, when that has a limit */
-    int64_t deadline;
-};
-
-struct thread_pool {
-    struct executor base;
-    cf_lock_t lock;
-    struct cf_work_fifo queue; /* lock */
-    _Atomic size_t qlen;       /* its length; written under lock, read by spinners */
-    _Atomic size_t idle;       /* workers free for a task */
-    _Atomic size_t spinning;   /* workers spinning for work */
-    _Atomic uint32_t wake_seq; /* eventcount: parked workers wait on it */
-    _Atomic bool stopping;     /* shutdown called: written under lock */
-    size_t nthreads;           /* workers started: lock */
-    size_t nalive;             /* workers + watcher not yet exited: lock */
-    size_t nworkers_alive;     /* workers not yet exited: lock */
-    size_t sleeping;           /* workers parked: lock */
-    size_t busy;               /* workers between a pop and their next take: lock */
-    size_t wakes;              /* wake-ups sent, not yet taken: lock */
-    bool watchman;             /* a parked worker is the watchman: lock */
-    bool watch_timed;          /* ... and parked with a time limit: lock */
-    bool skipped;              /* a submit counted on a busy worker since
-                                  the watchman parked: lock */
-    int64_t last_back;         /* when a worker last came back from a task: lock */
-    int64_t last_len;          /* how long that task ran: lock */
-    size_t handovers;          /* watchman duties passed to a woken worker: lock */
-    struct tp_worker *workers; /* every worker started: lock */
-    unsigned id;               /* immutable: for default thread names */
-    size_t max_spinners;       /* immutable: workers that may spin at once */
-    /* deadlines */
-    pthread_mutex_t dl_mu;
-    pthread_cond_t dl_cv;      /* CLOCK_MONOTONIC */
-    struct tp_worker *watched; /* workers running a task with a limit: dl_mu */
-    bool dl_started, dl_stop;  /* dl_mu */
-    pthread_t dl_thread;       /* immutable once dl_started */
-};
 
 static _Atomic unsigned pool_counter;
 
@@ -141,88 +99,6 @@ int64_t cf_test_watch_ns = WATCH_NS;
 static inline struct thread_pool *tp_of(executor_t *ex)
 {
     return (struct thread_pool *)ex;
-}
-
-static void self_free(struct thread_pool *p);
-
-/* ---------------------------------------------------------- deadlines */
-
-static void *watcher_main(void *arg)
-{
-    struct thread_pool *p = arg;
-    cf_executor_bind_thread(&p->base);
-    pthread_mutex_lock(&p->dl_mu);
-    while (!p->dl_stop) {
-        int64_t now = cf_now_ns(), next = CF_NO_DEADLINE;
-        struct tp_worker *due = NULL;
-        for (struct tp_worker *w = p->watched; w; w = w->dl_next) {
-            if (!w->watched)
-                continue;
-            if (w->deadline <= now) {
-                due = w;
-                break;
-            }
-            next = CF_MIN(next, w->deadline);
-        }
-        if (due) {
-            future_t *f = future_ref(due->watched);
-            due->watched = NULL; /* fail it once */
-            pthread_mutex_unlock(&p->dl_mu);
-            cf_future_expire(f);
-            future_unref(f);
-            pthread_mutex_lock(&p->dl_mu);
-            continue;
-        }
-        if (next == CF_NO_DEADLINE) {
-            pthread_cond_wait(&p->dl_cv, &p->dl_mu);
-        } else {
-            struct timespec ts;
-            cf_ns_to_timespec(next, &ts);
-            pthread_cond_timedwait(&p->dl_cv, &p->dl_mu, &ts);
-        }
-    }
-    pthread_mutex_unlock(&p->dl_mu);
-    cf_lock(&p->lock);
-    bool last = --p->nalive == 0 && cf_executor_free_later(&p->base);
-    cf_unlock(&p->lock);
-    if (last)
-        self_free(p);
-    return NULL;
-}
-
-static void watch_start(struct thread_pool *p, struct tp_worker *me, future_t *f,
-                        int64_t deadline)
-{
-    pthread_mutex_lock(&p->dl_mu);
-    if (!p->dl_started && !p->dl_stop) {
-        cf_lock(&p->lock);
-        p->nalive++;
-        cf_unlock(&p->lock);
-        if (cf_start_thread(&p->dl_thread, watcher_main, p) == 0) {
-            p->dl_started = true;
-        } else {
-            /* Without a watcher the limit still holds when the task returns. */
-            cf_lock(&p->lock);
-            p->nalive--;
-            cf_unlock(&p->lock);
-        }
-    }
-    if (!me->listed) {
-        me->listed = true;
-        me->dl_next = p->watched;
-        p->watched = me;
-    }
-    me->watched = f;
-    me->deadline = deadline;
-    pthread_cond_signal(&p->dl_cv);
-    pthread_mutex_unlock(&p->dl_mu);
-}
-
-static void watch_stop(struct thread_pool *p, struct tp_worker *me)
-{
-    pthread_mutex_lock(&p->dl_mu);
-    me->watched = NULL;
-    pthread_mutex_unlock(&p->dl_mu);
 }
 
 /* ---------------------------------------------------------- the queue */
@@ -274,6 +150,19 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
         p->last_back = now;
         p->last_len = now - me->popped;
         *back = false;
+    }
+    if (p->nworkers_alive > p->max) {
+        /* Too many after a shrink: leave, and wake one for what is queued. */
+        me->gone = true;
+        p->nworkers_alive--;
+        handover = p->queue.head && p->sleeping > p->wakes;
+        if (handover)
+            p->wakes++;
+        *stop = true;
+        cf_unlock(&p->lock);
+        if (handover)
+            wake_one(p);
+        return NULL;
     }
     struct cf_work *w = pop_locked(p);
     if (w)
@@ -342,7 +231,8 @@ static bool park(struct thread_pool *p, bool *carrier)
     /* A submit after our check bumps wake_seq, so no wake-up is lost. */
     uint32_t seq = atomic_load_explicit(&p->wake_seq, memory_order_acquire);
     cf_lock(&p->lock);
-    if (p->queue.head || atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
+    if (p->queue.head || atomic_load_explicit(&p->stopping, memory_order_relaxed) ||
+        p->nworkers_alive > p->max) {
         cf_unlock(&p->lock);
         return false;
     }
@@ -449,13 +339,13 @@ static void run_task(struct thread_pool *p, struct tp_worker *me, struct cf_work
     int64_t deadline = CF_NO_DEADLINE;
     if (w->limit_ns) {
         deadline = cf_now_ns() + w->limit_ns;
-        watch_start(p, me, f, deadline);
+        cf_tp_watch_start(p, me, f, deadline);
     }
     struct task t;
     cf_task_init(&t, f, w->arg, w->arg_len, deadline);
     w->fn(&t);
     if (w->limit_ns)
-        watch_stop(p, me);
+        cf_tp_watch_stop(p, me);
     /*
      * Idle again before the caller hears of it: a resubmit finds this thread.
      * Not for a submit from its own done-callbacks (idle_early): that one
@@ -483,11 +373,12 @@ static void *worker_main(void *arg)
         atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
     }
     cf_lock(&p->lock);
-    p->nworkers_alive--;
+    if (!me->gone)
+        p->nworkers_alive--;
     bool last = --p->nalive == 0 && cf_executor_free_later(&p->base);
     cf_unlock(&p->lock);
     if (last)
-        self_free(p);
+        cf_tp_self_free(p);
     return NULL;
 }
 
@@ -567,7 +458,7 @@ static int tp_submit(executor_t *ex, struct cf_work *w)
     size_t idle = atomic_load_explicit(&p->idle, memory_order_relaxed);
     if (idle_early == p && idle > 0)
         idle--; /* a done-callback of this pool's worker: not free for it */
-    if (qlen > idle && p->nthreads < (size_t)ex->opts.max_workers) {
+    if (qlen > idle && p->nworkers_alive < p->max) {
         int rc = spawn_locked(p);
         if (rc != 0 && p->nworkers_alive == 0) {
             /* No thread will ever run it: take it back (it is the only one). */
@@ -606,29 +497,20 @@ static void tp_join(executor_t *ex)
     cf_unlock(&p->lock);
     for (; w; w = w->next)
         pthread_join(w->thread, NULL);
-    pthread_mutex_lock(&p->dl_mu);
-    p->dl_stop = true;
-    bool started = p->dl_started;
-    pthread_cond_signal(&p->dl_cv);
-    pthread_mutex_unlock(&p->dl_mu);
-    if (started)
+    if (cf_tp_watch_quit(p))
         pthread_join(p->dl_thread, NULL);
 }
 
 static void tp_free_later(executor_t *ex)
 {
-    struct thread_pool *p = tp_of(ex);
-    pthread_mutex_lock(&p->dl_mu);
-    p->dl_stop = true; /* the watcher leaves; limits still hold at return */
-    pthread_cond_signal(&p->dl_cv);
-    pthread_mutex_unlock(&p->dl_mu);
+    cf_tp_watch_quit(tp_of(ex)); /* limits still hold when tasks return */
 }
 
 /*
  * The last thread of a pool whose executor_free came from inside it: join
  * the others (they have all left their loops), then drop the owner's reference.
  */
-static void self_free(struct thread_pool *p)
+void cf_tp_self_free(struct thread_pool *p)
 {
     pthread_t self = pthread_self();
     for (struct tp_worker *w = p->workers; w; w = w->next)
@@ -665,6 +547,48 @@ static void tp_stats(executor_t *ex, executor_stats_t *out)
     out->idle = CF_MIN(idle, out->workers);
 }
 
+/* Unlinks the workers that left in a shrink; the caller joins and frees them. */
+static struct tp_worker *unlink_gone_locked(struct thread_pool *p)
+{
+    struct tp_worker *gone = NULL, **at = &p->workers;
+    while (*at) {
+        struct tp_worker *w = *at;
+        if (w->gone) {
+            *at = w->next;
+            w->next = gone;
+            gone = w;
+        } else {
+            at = &w->next;
+        }
+    }
+    return gone;
+}
+
+static int tp_set_max_workers(executor_t *ex, int n)
+{
+    struct thread_pool *p = tp_of(ex);
+    cf_lock(&p->lock);
+    bool shrink = (size_t)n < p->max;
+    p->max = (size_t)n;
+    /* Grow at once: a thread for each queued item no idle worker takes. */
+    bool stopping = atomic_load_explicit(&p->stopping, memory_order_relaxed);
+    size_t want = atomic_load_explicit(&p->qlen, memory_order_relaxed);
+    size_t have = atomic_load_explicit(&p->idle, memory_order_relaxed);
+    while (!stopping && want > have && p->nworkers_alive < p->max && spawn_locked(p) == 0)
+        have++;
+    struct tp_worker *gone = stopping ? NULL : unlink_gone_locked(p);
+    cf_unlock(&p->lock);
+    if (shrink)
+        wake_all(p); /* parked workers look again, and the extra ones leave */
+    while (gone) {
+        struct tp_worker *next = gone->next;
+        pthread_join(gone->thread, NULL);
+        free(gone);
+        gone = next;
+    }
+    return 0;
+}
+
 static const struct cf_executor_ops thread_pool_ops = {
     .submit = tp_submit,
     .shutdown = tp_shutdown,
@@ -672,6 +596,7 @@ static const struct cf_executor_ops thread_pool_ops = {
     .free_later = tp_free_later,
     .destroy = tp_destroy,
     .stats = tp_stats,
+    .set_max_workers = tp_set_max_workers,
 };
 
 executor_t *thread_pool_executor_new(const executor_options_t *o)
@@ -686,6 +611,7 @@ executor_t *thread_pool_executor_new(const executor_options_t *o)
         return cf_fail_null(rc);
     }
     p->lock = (cf_lock_t)CF_LOCK_INIT;
+    p->max = (size_t)p->base.opts.max_workers;
     p->id = atomic_fetch_add(&pool_counter, 1);
     p->max_spinners = (size_t)CF_MAX(1, cf_cpu_count() - 1);
     pthread_condattr_t ca;

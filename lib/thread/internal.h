@@ -1,0 +1,77 @@
+/*
+ * internal.h: the thread pool's structs, shared by the files of lib/thread/
+ * and by nothing else:
+ *
+ *   pool.c      the executor face and the workers: queue, wake protocol,
+ *               submit, resize, shutdown, join (its DESIGN comment)
+ *   deadline.c  the watcher thread that fails a task past its own limit
+ */
+#ifndef CF_THREAD_INTERNAL_H
+#define CF_THREAD_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "executor.h"
+#include "util.h"
+
+struct tp_worker {
+    struct tp_worker *next;   /* pool->workers: pool lock */
+    struct thread_pool *pool; /* immutable */
+    pthread_t thread;         /* immutable once started */
+    size_t index;             /* immutable: the _N of its name */
+    int64_t popped;           /* when it popped its current task: its own */
+    bool gone;                /* it left in a shrink (executor_set_max_workers): lock */
+    /* dl_mu */
+    struct tp_worker *dl_next; /* pool->watched */
+    bool listed;               /* in pool->watched (it never leaves) */
+    future_t *watched;         /* its running task, when that has a limit */
+    int64_t deadline;
+};
+
+struct thread_pool {
+    struct executor base;
+    cf_lock_t lock;
+    struct cf_work_fifo queue; /* lock */
+    _Atomic size_t qlen;       /* its length; written under lock, read by spinners */
+    _Atomic size_t idle;       /* workers free for a task */
+    _Atomic size_t spinning;   /* workers spinning for work */
+    _Atomic uint32_t wake_seq; /* eventcount: parked workers wait on it */
+    _Atomic bool stopping;     /* shutdown called: written under lock */
+    size_t nthreads;           /* workers started: lock */
+    size_t max;                /* workers allowed now (max_workers, resized): lock */
+    size_t nalive;             /* workers + watcher not yet exited: lock */
+    size_t nworkers_alive;     /* workers not yet exited: lock */
+    size_t sleeping;           /* workers parked: lock */
+    size_t busy;               /* workers between a pop and their next take: lock */
+    size_t wakes;              /* wake-ups sent, not yet taken: lock */
+    bool watchman;             /* a parked worker is the watchman: lock */
+    bool watch_timed;          /* ... and parked with a time limit: lock */
+    bool skipped;              /* a submit counted on a busy worker since
+                                  the watchman parked: lock */
+    int64_t last_back;         /* when a worker last came back from a task: lock */
+    int64_t last_len;          /* how long that task ran: lock */
+    size_t handovers;          /* watchman duties passed to a woken worker: lock */
+    struct tp_worker *workers; /* every worker started: lock */
+    unsigned id;               /* immutable: for default thread names */
+    size_t max_spinners;       /* immutable: workers that may spin at once */
+    /* deadlines */
+    pthread_mutex_t dl_mu;
+    pthread_cond_t dl_cv;      /* CLOCK_MONOTONIC */
+    struct tp_worker *watched; /* workers running a task with a limit: dl_mu */
+    bool dl_started, dl_stop;  /* dl_mu */
+    pthread_t dl_thread;       /* immutable once dl_started */
+};
+
+/* pool.c: the last thread of a pool freed from inside it frees it. */
+void cf_tp_self_free(struct thread_pool *p);
+
+/* deadline.c */
+void cf_tp_watch_start(struct thread_pool *p, struct tp_worker *me, future_t *f,
+                       int64_t deadline);
+void cf_tp_watch_stop(struct thread_pool *p, struct tp_worker *me);
+/* Tells the watcher to leave; true if it was started (then join it). */
+bool cf_tp_watch_quit(struct thread_pool *p);
+
+#endif /* CF_THREAD_INTERNAL_H */
