@@ -1,6 +1,7 @@
 /*
  * check_control: controlling work beyond Python (DESIGN.md "Controlling
- * work"): delayed tasks and schedules, over every executor kind (the
+ * work"): delayed tasks and schedules, task groups, forceful stop,
+ * priorities and resizing, over every executor kind (the
  * `kinds` table, as check_executor.c). Tasks report through a record in
  * MAP_SHARED memory mapped before the executor exists, so a forked worker
  * writes where the test reads; times are CLOCK_MONOTONIC, the same clock in
@@ -9,6 +10,7 @@
 #include "testutil.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +30,9 @@ struct shared {
     _Atomic int overlap; /* set if two runs ever overlapped */
     _Atomic int gates[N_GATES];
     _Atomic int started[N_GATES]; /* a gated run is waiting on that gate */
+    _Atomic int norder;           /* x_label runs so far */
+    int order[MAX_RUNS];          /* their labels, in start order */
+    _Atomic int conc, conc_max;   /* x_label runs in progress, and the most */
     int64_t start[MAX_RUNS], end[MAX_RUNS];
 };
 static struct shared *sh;
@@ -663,6 +668,218 @@ START_TEST(test_terminate_workers)
 }
 END_TEST
 
+/* ---------------------------------------------------------- priorities, resizing */
+
+/* Records its label (i64 argument) in start order; counts runs at once. */
+static void x_label(task_t *t)
+{
+    const int64_t *label = task_arg(t, NULL);
+    int c = atomic_fetch_add(&sh->conc, 1) + 1;
+    for (int m = atomic_load(&sh->conc_max); c > m;)
+        if (atomic_compare_exchange_weak(&sh->conc_max, &m, c))
+            break;
+    int i = atomic_fetch_add(&sh->norder, 1);
+    if (i < MAX_RUNS)
+        sh->order[i] = (int)*label;
+    usleep(1000); /* long enough for a second worker to overlap, if one ran */
+    atomic_fetch_sub(&sh->conc, 1);
+    task_return_i64(t, *label);
+}
+
+/* Runs a gated x_stamp on gate @g and waits until it has started. */
+static future_t *start_gated(executor_t *ex, int g)
+{
+    static struct stamp_arg gated[N_GATES];
+    gated[g] = (struct stamp_arg){0, g, -1, 0};
+    future_t *f = executor_submit(ex, x_stamp, &gated[g], sizeof(gated[g]));
+    ck_assert_ptr_nonnull(f);
+    ck_assert(eventually(gate_started, &g, T_LONG));
+    return f;
+}
+
+static void open_gate(int g)
+{
+    atomic_store(&sh->gates[g], 1);
+}
+
+START_TEST(test_priority_order)
+{
+    shared_reset();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
+    future_t *blocker = start_gated(ex, 0);
+    /* Labels are submit positions; the one worker is busy while they queue. */
+    static const int prio[] = {0, 3, 1, 3, 2, -1, 0, 2, INT_MIN, INT_MAX};
+    static const int want[] = {9, 1, 3, 4, 7, 2, 0, 6, 5, 8};
+    enum { N = sizeof(prio) / sizeof(prio[0]) };
+    int64_t labels[N];
+    future_t *fs[N];
+    for (int i = 0; i < N; i++) {
+        labels[i] = i;
+        submit_options_t so = {.priority = prio[i]};
+        fs[i] = executor_submit_with(ex, x_label, &labels[i], sizeof(labels[i]), &so);
+        ck_assert_ptr_nonnull(fs[i]);
+        /* Not needed for the outcome, which holds either way: a pause lets a
+           process pool send the earlier (lower) tasks ahead to its worker
+           first, so the later ones must take them back (preempt). */
+        usleep(2000);
+    }
+    open_gate(0);
+    for (int i = 0; i < N; i++) {
+        int64_t v = -1;
+        ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
+        ck_assert_int_eq(v, i);
+        future_unref(fs[i]);
+    }
+    ck_assert_int_eq(atomic_load(&sh->norder), N);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(sh->order[i] == want[i], "%s: start %d was task %d, not %d",
+                      ex_kinds[_i].name, i, sh->order[i], want[i]);
+    ck_assert_int_eq(future_result(blocker, T_LONG, NULL, NULL), 0);
+    future_unref(blocker);
+    executor_free(ex);
+}
+END_TEST
+
+/* A delayed task and a continuation take their priority when they queue. */
+START_TEST(test_priority_delayed_and_then)
+{
+    shared_reset();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
+    future_t *blocker = start_gated(ex, 0);
+    int64_t labels[3] = {0, 1, 2};
+    future_t *low = executor_submit(ex, x_label, &labels[0], sizeof(labels[0]));
+    future_t *delayed = executor_submit_with(ex, x_label, &labels[1], sizeof(labels[1]),
+                                             &(submit_options_t){.delay = 0.001,
+                                                                 .priority = 5});
+    future_t *done = future_new();
+    then_options_t to = {.when = FUT_THEN_ALWAYS, .submit = {.priority = 9}};
+    future_t *then = future_then(done, ex, x_label, &to);
+    ck_assert_ptr_nonnull(low);
+    ck_assert_ptr_nonnull(delayed);
+    ck_assert_ptr_nonnull(then);
+    /* The continuation's argument is prev's result: label 2. */
+    ck_assert_int_eq(future_set_result(done, &labels[2], sizeof(labels[2]), NULL), 0);
+    executor_stats_t st;
+    double end = now_s() + T_LONG;
+    do { /* both queued behind the blocker */
+        executor_stats(ex, &st);
+    } while (st.queued < 3 && now_s() < end && (usleep(200), true));
+    ck_assert_uint_ge(st.queued, 3);
+    open_gate(0);
+    ck_assert_int_eq(future_result(low, T_LONG, NULL, NULL), 0);
+    ck_assert_int_eq(future_result(delayed, T_LONG, NULL, NULL), 0);
+    ck_assert_int_eq(future_result(then, T_LONG, NULL, NULL), 0);
+    ck_assert_int_eq(sh->order[0], 2);
+    ck_assert_int_eq(sh->order[1], 1);
+    ck_assert_int_eq(sh->order[2], 0);
+    future_unref(low);
+    future_unref(delayed);
+    future_unref(then);
+    future_unref(done);
+    future_unref(blocker);
+    executor_free(ex);
+}
+END_TEST
+
+static bool workers_are(executor_t *ex, size_t n)
+{
+    executor_stats_t st;
+    double end = now_s() + T_LONG;
+    for (;;) {
+        executor_stats(ex, &st);
+        if (st.workers == n || now_s() > end)
+            return st.workers == n;
+        usleep(500);
+    }
+}
+
+START_TEST(test_resize_up_and_down)
+{
+    shared_reset();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 4});
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
+    future_t *g[3];
+    g[0] = start_gated(ex, 0);
+    g[1] = executor_submit(ex, x_stamp, &(struct stamp_arg){0, 1, -1, 0},
+                           sizeof(struct stamp_arg));
+    /* One worker, busy: the second task waits until the pool grows. */
+    ck_assert(workers_are(ex, 1));
+    ck_assert_int_eq(atomic_load(&sh->started[1]), 0);
+    ck_assert_int_eq(executor_set_max_workers(ex, 3), 0);
+    int g1 = 1;
+    ck_assert(eventually(gate_started, &g1, T_LONG));
+    g[2] = start_gated(ex, 2);
+    ck_assert(workers_are(ex, 3));
+    /* Shrink while three run: none is interrupted, and what is submitted
+       now never runs on more than one worker at a time. */
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
+    enum { N = 12 };
+    int64_t labels[N];
+    future_t *fs[N];
+    for (int i = 0; i < N; i++) {
+        labels[i] = i;
+        fs[i] = executor_submit(ex, x_label, &labels[i], sizeof(labels[i]));
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    for (int i = 0; i < 3; i++)
+        open_gate(i);
+    for (int i = 0; i < 3; i++) {
+        int64_t v = -1;
+        ck_assert_int_eq(future_result_i64(g[i], T_LONG, &v), 0);
+        future_unref(g[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t v = -1;
+        ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
+        ck_assert_int_eq(v, i);
+        future_unref(fs[i]);
+    }
+    ck_assert_int_eq(atomic_load(&sh->conc_max), 1);
+    ck_assert(workers_are(ex, 1));
+    /* Bad sizes change nothing. */
+    ck_assert_int_eq(executor_set_max_workers(ex, 0), FUT_EINVAL);
+    ck_assert_int_eq(executor_set_max_workers(ex, -3), FUT_EINVAL);
+    ck_assert_int_eq(executor_set_max_workers(NULL, 2), FUT_EINVAL);
+    if (strcmp(ex_kinds[_i].name, "process") == 0)
+        ck_assert_int_eq(executor_set_max_workers(ex, 5), FUT_EINVAL);
+    else
+        ck_assert_int_eq(executor_set_max_workers(ex, 64), 0);
+    executor_free(ex);
+    ck_assert(no_children());
+}
+END_TEST
+
+/* Sizes change while tasks stream through: every task runs once. */
+START_TEST(test_resize_under_load)
+{
+    shared_reset();
+    int before = count_fds();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 4});
+    enum { N = 400 };
+    static int64_t args[N];
+    future_t *fs[N];
+    for (int i = 0; i < N; i++) {
+        args[i] = i;
+        fs[i] = executor_submit(ex, t_add1, &args[i], sizeof(args[i]));
+        ck_assert_ptr_nonnull(fs[i]);
+        if (i % 25 == 0)
+            ck_assert_int_eq(executor_set_max_workers(ex, 1 + (i / 25) % 4), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t v = -1;
+        ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
+        ck_assert_int_eq(v, i + 1);
+        future_unref(fs[i]);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.completed, N);
+    executor_free(ex);
+    ck_assert(no_children());
+    ck_assert_int_eq(count_fds(), before);
+}
+END_TEST
+
 static TCase *tcase(Suite *s, const char *name)
 {
     TCase *tc = tcase_create(name);
@@ -697,5 +914,11 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_terminate_workers, 0, N_EX_KINDS);
+    tc = tcase(s, "priority");
+    tcase_add_loop_test(tc, test_priority_order, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_priority_delayed_and_then, 0, N_EX_KINDS);
+    tc = tcase(s, "resize");
+    tcase_add_loop_test(tc, test_resize_up_and_down, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_resize_under_load, 0, N_EX_KINDS);
     return s;
 }

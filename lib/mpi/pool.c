@@ -117,7 +117,7 @@ static int mp_submit(executor_t *ex, struct cf_work *cw)
     else if (atomic_load(&p->base.broken))
         rc = FUT_EBROKEN;
     else
-        cf_fifo_push(&p->sub, cw);
+        cf_fifo_push_prio(&p->sub, cw);
     if (rc == 0 && p->sleeping)
         pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);

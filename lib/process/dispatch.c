@@ -1,8 +1,9 @@
 /*
  * dispatch.c: where the manager's pending tasks go: pick (an idle worker, a
  * new one, or the least loaded), steal (a worker that ran dry takes back
- * tasks sent to a busy one and not started there), and writing the batched
- * frames. The claim handshake of a send is in claims.c; the overview in
+ * tasks sent to a busy one and not started there), preempt (a task takes
+ * back the lower-priority ones sent ahead), retire (the workers past a
+ * shrink), and writing the batched frames. The claim handshake of a send is in claims.c; the overview in
  * internal.h.
  *
  * Runs on the manager thread only.
@@ -43,12 +44,70 @@ void cf_pp_write(struct pp_proc *pr)
     }
 }
 
+/*
+ * Puts @w, taken back from a worker, on the pending list where its priority
+ * and submit order place it: usually the head (older than everything
+ * pending), so this is O(1) but for a long list of higher priorities.
+ */
+void cf_pp_requeue(struct process_pool *p, struct pp_work *w)
+{
+    struct cf_work *cw = &w->base, **at = &p->pend.head;
+    while (*at && ((*at)->priority > cw->priority ||
+                   ((*at)->priority == cw->priority && work_of(*at)->order < w->order))) {
+        at = &(*at)->next;
+    }
+    cw->next = *at;
+    *at = cw;
+    if (!cw->next)
+        p->pend.tail = cw;
+}
+
+/* Takes back unstarted cell @i of @pr (true), unless its worker claimed it. */
+static bool revoke_cell(struct process_pool *p, struct pp_proc *pr, int i)
+{
+    struct pp_work *w = pr->cell[i];
+    if (!w || w->started || !cf_pp_cell_revoke(p, pr, i))
+        return false;
+    cf_pp_cell_release(p, pr, i);
+    pr->budget += tasks_in(w);
+    cf_pp_requeue(p, w);
+    return true;
+}
+
+/* The head of the pending list takes back the lower-priority tasks sent ahead. */
+static void preempt(struct process_pool *p)
+{
+    int top = p->pend.head->priority;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        for (int i = 0; pr && pr->nunstarted > 0 && i < DEPTH; i++)
+            if (pr->cell[i] && pr->cell[i]->base.priority < top)
+                revoke_cell(p, pr, i);
+    }
+}
+
+/* Workers in seats past `active` give their tasks back and, with none, go. */
+static void retire(struct process_pool *p, int active)
+{
+    for (int s = active; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr || pr->closing)
+            continue;
+        for (int i = 0; i < DEPTH && pr->nunstarted > 0; i++)
+            revoke_cell(p, pr, i);
+        if (pr->ncells == 0 && pr->out.off >= pr->out.len) {
+            pr->closing = true; /* it exits on EOF; its seat frees then */
+            cf_pp_close_fd(&pr->to_fd);
+        }
+    }
+}
+
 /* The worker the next item goes to, forking one if that is best; or NULL. */
 static struct pp_proc *pick(struct process_pool *p)
 {
     struct pp_proc *best = NULL;
-    int free_seat = -1;
-    for (int s = 0; s < p->nseats; s++) {
+    int free_seat = -1, active = atomic_load_explicit(&p->active, memory_order_relaxed);
+    for (int s = 0; s < active; s++) {
         struct pp_proc *pr = p->seats[s];
         if (!pr) {
             if (free_seat < 0)
@@ -109,26 +168,28 @@ static void steal(struct process_pool *p)
     if (!victim)
         return;
     int want = (victim->nunstarted + 1) / 2;
-    for (int i = DEPTH - 1; i >= 0 && want > 0; i--) {
-        struct pp_work *w = victim->cell[i];
-        if (!w || w->started || !cf_pp_cell_revoke(p, victim, i))
-            continue;
-        cf_pp_cell_release(p, victim, i);
-        victim->budget += tasks_in(w);
-        cf_fifo_push_front(&p->pend, &w->base);
-        want--;
-    }
+    for (int i = DEPTH - 1; i >= 0 && want > 0; i--)
+        want -= revoke_cell(p, victim, i);
 }
 
 void cf_pp_dispatch(struct process_pool *p)
 {
     if (atomic_load(&p->base.broken))
         return;
+    int active = atomic_load_explicit(&p->active, memory_order_relaxed);
+    if (active < p->nseats)
+        retire(p, active);
+    if (p->pend.head && atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
+        preempt(p);
     if (!p->pend.head) {
-        bool idle = false;
-        for (int s = 0; s < p->nseats && !idle; s++)
+        /* An idle worker, or a seat free to fork into (the pool grew, or a
+           worker left), takes over some tasks waiting behind a busy one. */
+        bool idle = false, seat = false;
+        for (int s = 0; s < active && !idle; s++) {
             idle = p->seats[s] && cf_pp_usable(p->seats[s]) && p->seats[s]->ncells == 0;
-        if (idle)
+            seat |= !p->seats[s];
+        }
+        if (idle || (seat && !p->fs_gone && cf_now_ns() >= p->respawn_at))
             steal(p);
     }
     while (p->pend.head) {

@@ -30,6 +30,12 @@
  * The manager moves submitted items to its own pending list and sends them
  * ahead to workers: an idle worker first, then a new worker (up to
  * max_workers), then the least loaded one, up to DEPTH items per worker.
+ * Both lists are in priority order (FIFO within a level). Once a priority
+ * other than 0 was used, a task that reaches the head of the pending list
+ * takes back every task of lower priority sent ahead and not started
+ * (revoke, as a steal), so no worker starts one while it waits. Resizing
+ * lowers `active`: a worker in a seat at or past it gives its unstarted
+ * tasks back and has its task pipe closed once it has none.
  * Frames for one worker are batched in its output buffer and written in one
  * call. A worker that runs dry takes back ("steals") items sent to a busy one
  * and not started there.
@@ -126,6 +132,7 @@ struct pp_work {
     int64_t deadline;        /* manager: when started with a limit */
     uint32_t chunk_n;        /* a map chunk (one task): items in its arg, or 0 */
     uint64_t seq;            /* manager: send order */
+    uint64_t order;          /* submit order (lock): FIFO within a priority */
     unsigned poison;         /* manager: workers that died receiving it */
     unsigned char inl[INLINE_ARG];
 };
@@ -159,6 +166,7 @@ struct process_pool {
     /* submit side: lock */
     cf_lock_t lock;
     struct cf_work_fifo sub;
+    uint64_t sub_order;    /* submits so far: lock */
     bool exiting;          /* the manager is leaving: lock */
     _Atomic bool stopping; /* shutdown called (written under lock) */
     /* wake-ups */
@@ -172,6 +180,8 @@ struct process_pool {
     bool kill_break;                          /* and whether to break the pool: lock */
     _Atomic uint32_t dekker; /* cf_pp_send and try_cancel order their claim/cancel here */
     _Atomic bool manager_done;
+    _Atomic bool prio_seen; /* a task with a priority other than 0 was submitted */
+    _Atomic int active;     /* seats that may hold a worker (set_max_workers) */
     /* immutable after _new */
     pthread_t manager;
     int nseats;
@@ -249,6 +259,7 @@ bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw);
 void cf_pp_request_stop(executor_t *ex, struct cf_work *cw);
 
 /* dispatch.c */
+void cf_pp_requeue(struct process_pool *p, struct pp_work *w);
 void cf_pp_dispatch(struct process_pool *p);
 void cf_pp_write(struct pp_proc *pr);
 

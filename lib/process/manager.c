@@ -44,7 +44,7 @@ static bool scan(struct process_pool *p)
                 /* A canceller revoked it: dispatch drops it. */
                 cf_pp_cell_release(p, pr, i);
                 pr->budget += tasks_in(w);
-                cf_fifo_push_front(&p->pend, &w->base);
+                cf_pp_requeue(p, w);
                 changed = true;
             }
         }
@@ -191,7 +191,7 @@ static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int s
     if (!claimed) {
         /* Never started: another worker runs it (revoked by a canceller: dropped there).
          */
-        cf_fifo_push_front(&p->pend, &w->base);
+        cf_pp_requeue(p, w);
         return false;
     }
     snprintf(msg, sizeof(msg), "%s while running the task%s%s", e->desc,
@@ -299,7 +299,7 @@ static bool intake(struct process_pool *p, bool idle)
         p->exiting = true;
     cf_unlock(&p->lock);
     if (q.head) {
-        cf_fifo_splice(&p->pend, &q);
+        cf_fifo_merge_prio(&p->pend, &q);
         if (atomic_load(&p->base.broken))
             cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN,
                                    "the process pool is broken", cf_pp_work_drop);

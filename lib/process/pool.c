@@ -89,7 +89,10 @@ static int enqueue(struct process_pool *p, struct cf_work *cw)
     else if (atomic_load(&p->base.broken))
         rc = FUT_EBROKEN;
     if (rc == 0) {
-        cf_fifo_push(&p->sub, cw);
+        work_of(cw)->order = p->sub_order++;
+        cf_fifo_push_prio(&p->sub, cw);
+        if (cw->priority && !atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
+            atomic_store(&p->prio_seen, true);
     }
     cf_unlock(&p->lock);
     if (rc == 0)
@@ -207,6 +210,17 @@ static void pp_stats(executor_t *ex, executor_stats_t *out)
         CF_MIN(atomic_load_explicit(&p->nidle, memory_order_relaxed), out->workers);
 }
 
+/* Seats past @n retire (dispatch.c); growing is bound by the seats mapped. */
+static int pp_set_max_workers(executor_t *ex, int n)
+{
+    struct process_pool *p = pp_of(ex);
+    if (n > p->nseats)
+        return FUT_EINVAL;
+    atomic_store(&p->active, n);
+    cf_pp_kick(p);
+    return 0;
+}
+
 static const struct cf_executor_ops process_pool_ops = {
     .work_size = sizeof(struct pp_work),
     .submit = pp_submit,
@@ -219,6 +233,7 @@ static const struct cf_executor_ops process_pool_ops = {
     .join = pp_join,
     .destroy = pp_destroy,
     .stats = pp_stats,
+    .set_max_workers = pp_set_max_workers,
 };
 
 static void worker_entry(void *ud, int seat, int in_fd, int out_fd)
@@ -293,6 +308,7 @@ static int pool_start(struct process_pool *p)
         return FUT_EINVAL;
     p->lock = (cf_lock_t)CF_LOCK_INIT;
     p->nseats = p->base.opts.max_workers;
+    atomic_init(&p->active, p->nseats);
     int rc = alloc_tables(p);
     if (rc == 0)
         rc = map_shared(p);

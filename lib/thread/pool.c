@@ -451,7 +451,7 @@ static int tp_submit(executor_t *ex, struct cf_work *w)
         cf_unlock(&p->lock);
         return FUT_EBROKEN;
     }
-    cf_fifo_push(&p->queue, w);
+    cf_fifo_push_prio(&p->queue, w);
     size_t qlen = atomic_load_explicit(&p->qlen, memory_order_relaxed) + 1;
     atomic_store_explicit(&p->qlen, qlen, memory_order_relaxed);
     bool wake = false;
