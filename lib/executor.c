@@ -8,9 +8,9 @@
  * DESIGN
  * Counters (queued, running, completed, failed) are atomics in the common
  * part, moved by the kind through cf_executor_started/finished/dropped and
- * by future_cancel through cf_work_cancelled. A queued item leaves `queued`
- * exactly once: whoever wins the future's PENDING state (the worker's
- * set_running or future_cancel) decrements it.
+ * by future_cancel through the future's hooks table (work_cancelled). A
+ * queued item leaves `queued` exactly once: whoever wins the future's
+ * PENDING state (the worker's set_running or future_cancel) decrements it.
  *
  * With max_queue, submitters reserve a slot under `mu` and sleep on
  * `space_cv` while the queue is full; every decrement then signals it. With

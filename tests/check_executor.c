@@ -2228,7 +2228,25 @@ START_TEST(test_executor_within)
     ck_assert_int_eq(future_result(r3, T_LONG, NULL, NULL), FUT_ETIMEDOUT);
     ck_assert_int_eq(result_i64(stuck), 8); /* it stopped early */
     ck_assert(!atomic_load(&xgates[1]));
-    future_t *us[] = {quick, r1, late, r2, stuck, r3};
+
+    /* done just before: f completes 0.1 s before the timeout; the timer that
+     * fires after it changes nothing (under extreme load the timer may win:
+     * then FUT_ETIMEDOUT, never both, and never a change later) */
+    struct xarg a2;
+    future_t *near = submit_gated(ex, &a2, 2, 5);
+    future_t *r4 = future_within(near, 0.25, false);
+    ck_assert_ptr_nonnull(r4);
+    usleep(150000);
+    xgate_open(2);
+    ck_assert_int_eq(result_i64(near), 5);
+    int64_t v4 = 0;
+    int rc4 = future_result_i64(r4, T_LONG, &v4);
+    ck_assert_msg(rc4 == 0 ? v4 == 5 : rc4 == FUT_ETIMEDOUT, "%s", future_strerror(rc4));
+    usleep(200000); /* past the timeout */
+    int64_t again = 0;
+    ck_assert_int_eq(future_result_i64(r4, 0, &again), rc4);
+    ck_assert_int_eq(again, v4);
+    future_t *us[] = {quick, r1, late, r2, stuck, r3, near, r4};
     for (size_t i = 0; i < sizeof(us) / sizeof(us[0]); i++)
         future_unref(us[i]);
     executor_free(ex);

@@ -438,7 +438,7 @@ END_TEST
  * TPE-02 (idle threads take work): with n - 1 workers held in tasks, a task
  * submitted next runs on the idle worker while they stay held. The idle one
  * may be spinning, parked untimed, or parked as the watchman that a submit
- * does not wake (lib/thread_pool.c): each path must start the task. Some
+ * does not wake (lib/thread/pool.c): each path must start the task. Some
  * rounds pause first so that the idle worker has parked.
  */
 START_TEST(test_thread_pool_idle_worker_takes_task_behind_busy)
@@ -476,7 +476,7 @@ START_TEST(test_thread_pool_idle_worker_takes_task_behind_busy)
 }
 END_TEST
 
-/* lib/thread_pool.c, test builds: the watchman's time limit (ns). */
+/* lib/thread/pool.c, test builds: the watchman's time limit (ns). */
 extern int64_t cf_test_watch_ns;
 
 /*
