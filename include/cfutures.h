@@ -624,6 +624,21 @@ CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
  * blocks: a full bounded queue fails the future FUT_EFULL, a shut-down or
  * broken executor FUT_ESHUTDOWN / FUT_EBROKEN. executor_shutdown cancels
  * every delayed task not yet due (Java's shutdownNow drops them too).
+ * .priority (beyond Python; Java: a PriorityBlockingQueue as a
+ * ThreadPoolExecutor's queue, GLib g_thread_pool_set_sort_function, folly
+ * CPUThreadPoolExecutor's priorities): among the tasks waiting to start, a
+ * higher priority starts first and equal ones start in submit order; 0 is
+ * the default, any int is valid (negative: after the default). A running
+ * task is never preempted. A thread pool keeps its queue in that order (an
+ * append while all queued tasks share a priority, so FIFO work costs
+ * nothing more). A process pool also sends tasks ahead to its workers: a
+ * task of higher priority takes back the lower ones sent ahead and not
+ * started, so a worker never starts one of them while it waits (from the
+ * moment the pool's manager thread has it, microseconds after the submit).
+ * An MPI pool orders the tasks it has not sent; one already sent to a rank
+ * keeps its place. A delayed task takes its priority when it is due;
+ * future_then's .submit.priority orders the continuation; map items and
+ * schedule runs have priority 0.
  */
 CF_API future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
                                       size_t arg_len, const submit_options_t *so);
