@@ -90,26 +90,6 @@ static inline void cf_fifo_push_prio(struct cf_work_fifo *q, struct cf_work *w)
     at->next = w;
 }
 
-/*
- * Puts back @w, taken out of @q earlier (stolen or revoked from a worker), in
- * priority order but ahead of the items of its own priority, which came
- * after it.
- */
-static inline void cf_fifo_push_back_prio(struct cf_work_fifo *q, struct cf_work *w)
-{
-    if (!q->head || q->head->priority <= w->priority) {
-        cf_fifo_push_front(q, w);
-        return;
-    }
-    struct cf_work *at = q->head; /* the last item of priority > w's */
-    while (at->next && at->next->priority > w->priority)
-        at = at->next;
-    w->next = at->next;
-    at->next = w;
-    if (!w->next)
-        q->tail = w;
-}
-
 /* Empties @q and returns what it held. */
 static inline struct cf_work_fifo cf_fifo_take(struct cf_work_fifo *q)
 {

@@ -3,8 +3,8 @@
  * new one, or the least loaded), steal (a worker that ran dry takes back
  * tasks sent to a busy one and not started there), preempt (a task takes
  * back the lower-priority ones sent ahead), retire (the workers past a
- * shrink), and writing the batched frames. The claim handshake of a send is in claims.c; the overview in
- * internal.h.
+ * shrink), and writing the batched frames. The claim handshake of a send
+ * is in claims.c; the overview in internal.h.
  *
  * Runs on the manager thread only.
  */
