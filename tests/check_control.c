@@ -724,12 +724,7 @@ START_TEST(test_priority_order)
         usleep(2000);
     }
     open_gate(0);
-    for (int i = 0; i < N; i++) {
-        int64_t v = -1;
-        ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
-        ck_assert_int_eq(v, i);
-        future_unref(fs[i]);
-    }
+    expect_i64_results(fs, N, 0);
     ck_assert_int_eq(atomic_load(&sh->norder), N);
     for (int i = 0; i < N; i++)
         ck_assert_msg(sh->order[i] == want[i], "%s: start %d was task %d, not %d",
@@ -828,12 +823,7 @@ START_TEST(test_resize_up_and_down)
         ck_assert_int_eq(future_result_i64(g[i], T_LONG, &v), 0);
         future_unref(g[i]);
     }
-    for (int i = 0; i < N; i++) {
-        int64_t v = -1;
-        ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
-        ck_assert_int_eq(v, i);
-        future_unref(fs[i]);
-    }
+    expect_i64_results(fs, N, 0);
     ck_assert_int_eq(atomic_load(&sh->conc_max), 1);
     ck_assert(workers_are(ex, 1));
     /* Bad sizes change nothing. */
@@ -865,12 +855,7 @@ START_TEST(test_resize_under_load)
         if (i % 25 == 0)
             ck_assert_int_eq(executor_set_max_workers(ex, 1 + (i / 25) % 4), 0);
     }
-    for (int i = 0; i < N; i++) {
-        int64_t v = -1;
-        ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
-        ck_assert_int_eq(v, i + 1);
-        future_unref(fs[i]);
-    }
+    expect_i64_results(fs, N, 1);
     executor_stats_t st;
     executor_stats(ex, &st);
     ck_assert_uint_eq(st.completed, N);

@@ -107,12 +107,7 @@ START_TEST(test_mpi_submit_results)
         f[i] = executor_submit(ex, t_add1, &i, sizeof(i));
         ck_assert_ptr_nonnull(f[i]);
     }
-    for (int64_t i = 0; i < N; i++) {
-        int64_t v = -1;
-        ck_assert_int_eq(future_result_i64(f[i], T_LONG, &v), 0);
-        ck_assert_int_eq(v, i + 1);
-        future_unref(f[i]);
-    }
+    expect_i64_results(f, N, 1);
     executor_stats_t st;
     ck_assert_int_eq(executor_stats(ex, &st), 0);
     ck_assert_uint_eq(st.workers, NW);

@@ -249,6 +249,16 @@ const struct ex_kind ex_kinds[N_EX_KINDS] = {
     {"process", process_pool_executor_new},
 };
 
+void expect_i64_results(future_t **fs, size_t n, int64_t offset)
+{
+    for (size_t i = 0; i < n; i++) {
+        int64_t v = -1;
+        ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
+        ck_assert_int_eq(v, (int64_t)i + offset);
+        future_unref(fs[i]);
+    }
+}
+
 executor_t *kind_new(int k, executor_options_t o)
 {
     executor_t *ex = ex_kinds[k].make(&o);

@@ -45,6 +45,12 @@ void t_raise(task_t *t);       /* arg: an int* code; raises it with "boom %d" */
 void t_wait_gate(task_t *t);   /* arg: a gate_t*; waits for it, returns i64 1 */
 void t_until_stop(task_t *t);  /* spins until task_should_stop(), returns i64 7 */
 
+/*
+ * Waits for each of @fs[0..n) (up to T_LONG), checks that it succeeded
+ * with the i64 i + @offset, and drops the caller's reference.
+ */
+void expect_i64_results(future_t **fs, size_t n, int64_t offset);
+
 /* Threads of this process now (/proc/self/task). */
 int count_threads(void);
 /* Open fds of this process now (/proc/self/fd). */
