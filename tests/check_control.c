@@ -735,6 +735,33 @@ START_TEST(test_priority_order)
 }
 END_TEST
 
+/* An executor and a count its stats should reach (eventually's argument). */
+struct stats_want {
+    executor_t *ex;
+    size_t n;
+};
+
+static bool workers_reached(void *arg)
+{
+    struct stats_want *w = arg;
+    executor_stats_t st;
+    executor_stats(w->ex, &st);
+    return st.workers == w->n;
+}
+
+static bool queued_reached(void *arg)
+{
+    struct stats_want *w = arg;
+    executor_stats_t st;
+    executor_stats(w->ex, &st);
+    return st.queued >= w->n;
+}
+
+static bool workers_are(executor_t *ex, size_t n)
+{
+    return eventually(workers_reached, &(struct stats_want){ex, n}, T_LONG);
+}
+
 /* A delayed task and a continuation take their priority when they queue. */
 START_TEST(test_priority_delayed_and_then)
 {
@@ -754,12 +781,8 @@ START_TEST(test_priority_delayed_and_then)
     ck_assert_ptr_nonnull(then);
     /* The continuation's argument is prev's result: label 2. */
     ck_assert_int_eq(future_set_result(done, &labels[2], sizeof(labels[2]), NULL), 0);
-    executor_stats_t st;
-    double end = now_s() + T_LONG;
-    do { /* both queued behind the blocker */
-        executor_stats(ex, &st);
-    } while (st.queued < 3 && now_s() < end && (usleep(200), true));
-    ck_assert_uint_ge(st.queued, 3);
+    /* All three queued behind the blocker. */
+    ck_assert(eventually(queued_reached, &(struct stats_want){ex, 3}, T_LONG));
     open_gate(0);
     ck_assert_int_eq(future_result(low, T_LONG, NULL, NULL), 0);
     ck_assert_int_eq(future_result(delayed, T_LONG, NULL, NULL), 0);
@@ -775,18 +798,6 @@ START_TEST(test_priority_delayed_and_then)
     executor_free(ex);
 }
 END_TEST
-
-static bool workers_are(executor_t *ex, size_t n)
-{
-    executor_stats_t st;
-    double end = now_s() + T_LONG;
-    for (;;) {
-        executor_stats(ex, &st);
-        if (st.workers == n || now_s() > end)
-            return st.workers == n;
-        usleep(500);
-    }
-}
 
 START_TEST(test_resize_up_and_down)
 {
