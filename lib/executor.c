@@ -61,6 +61,11 @@ int cf_executor_init(executor_t *ex, const struct cf_executor_ops *ops,
     atomic_init(&ex->running, 0);
     atomic_init(&ex->completed, 0);
     atomic_init(&ex->failed, 0);
+#ifdef CF_TEST_HOOKS
+    atomic_init(&ex->test_pushed, 0);
+    atomic_init(&ex->test_settled, 0);
+    ex->test_managed = false;
+#endif
     pthread_mutex_init(&ex->mu, NULL);
     pthread_cond_init(&ex->space_cv, NULL);
     pthread_cond_init(&ex->join_cv, NULL);
@@ -430,12 +435,26 @@ static struct cf_work *work_new(executor_t *ex, task_fn fn, const void *arg,
     return w;
 }
 
+#ifdef CF_TEST_HOOKS
+#define TEST_PUSHED(ex) atomic_fetch_add(&(ex)->test_pushed, 1)
+
+/* Tests: submits the executor has in priority order (executor.h). */
+size_t cf_test_settled(executor_t *ex)
+{
+    return atomic_load(ex->test_managed ? &ex->test_settled : &ex->test_pushed);
+}
+#else
+#define TEST_PUSHED(ex) ((void)0)
+#endif
+
 /* The submit of @w returned @rc: its future, or NULL (errno) with the submit undone. */
 static future_t *submitted(executor_t *ex, struct cf_work *w, int rc)
 {
     future_t *f = cf_work_future(w);
-    if (rc == 0)
+    if (rc == 0) {
+        TEST_PUSHED(ex);
         return f;
+    }
     queue_leave(ex);
     future_unref(f);
     future_unref(f);
@@ -544,6 +563,7 @@ int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_l
         return rc;
     }
     atomic_store(&p->phase, PREP_SUBMITTED);
+    TEST_PUSHED(ex);
     return 0;
 }
 

@@ -223,7 +223,20 @@ struct executor {
     pthread_cond_t fired_cv; /* firing fell to 0 */
     pthread_cond_t idle_cv;  /* CLOCK_MONOTONIC: after shutdown, queued and running
                                 both fell to 0 (cf_executor_wait_idle) */
+#ifdef CF_TEST_HOOKS
+    /*
+     * Tests' barrier (cf_test_settled): submits whose ops->submit returned,
+     * and, for a kind with a manager thread (test_managed), how many of them
+     * the manager had taken in at the start of its last finished pass.
+     */
+    _Atomic size_t test_pushed, test_settled;
+    bool test_managed; /* immutable after creation */
+#endif
 };
+
+#ifdef CF_TEST_HOOKS
+size_t cf_test_settled(executor_t *ex);
+#endif
 
 /*
  * A future whose work waits for a time (a delayed task, a schedule): the

@@ -5,9 +5,10 @@ TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # Black-box suites link the installed library; white-box ones the core.
 TEST_LIBS = lib/libcfutures.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 TEST_WHITEBOX_LIBS = lib/libcfutures-core.la $(CHECK_LIBS) $(PTHREAD_LIBS)
-# Suites that provoke worker faults (CFUTURES_TEST_HOOKS) or stretch the
-# thread pool's watchman (cf_test_watch_ns) link the library built with the
-# test hooks (CF_TEST_HOOKS); the installed one has none.
+# Suites that provoke worker faults (CFUTURES_TEST_HOOKS), stretch the
+# thread pool's watchman (cf_test_watch_ns) or wait until a pool has ordered
+# what was submitted (cf_test_settled) link the library built with the test
+# hooks (CF_TEST_HOOKS); the installed one has none.
 TEST_HOOKS_LIBS = lib/libcfutures-test.la $(CHECK_LIBS) $(PTHREAD_LIBS)
 
 check_PROGRAMS = \
@@ -60,7 +61,7 @@ tests_check_compose_LDADD = $(TEST_LIBS)
 
 tests_check_control_SOURCES = tests/check_control.c $(TEST_COMMON)
 tests_check_control_CFLAGS = $(TEST_CFLAGS)
-tests_check_control_LDADD = $(TEST_LIBS)
+tests_check_control_LDADD = $(TEST_HOOKS_LIBS)
 
 TESTS = $(check_PROGRAMS) tests/exports.sh tests/api-names.sh
 TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)'; export top_srcdir top_builddir;

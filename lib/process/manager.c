@@ -470,6 +470,9 @@ void *cf_pp_manager_main(void *arg)
     bool leaving = false;
     for (;;) {
         uint32_t k = atomic_load(&p->kick);
+#ifdef CF_TEST_HOOKS
+        size_t pushed = atomic_load(&p->base.test_pushed); /* before intake's lock */
+#endif
         bool idle = all_empty(p);
         if (!leaving && intake(p, idle))
             leaving = true;
@@ -478,6 +481,9 @@ void *cf_pp_manager_main(void *arg)
         if (leaving && close_seats(p))
             break;
         cf_pp_dispatch(p);
+#ifdef CF_TEST_HOOKS
+        atomic_store(&p->base.test_settled, pushed);
+#endif
         write_all_seats(p);
         int64_t now = cf_now_ns();
         bool changed = scan(p); /* may put revoked tasks back on the pending list */

@@ -338,6 +338,9 @@ executor_t *process_pool_executor_new(const executor_options_t *o)
     if (rc < 0)
         goto fail;
     inited = true;
+#ifdef CF_TEST_HOOKS
+    p->base.test_managed = true; /* the manager orders what it takes in */
+#endif
     rc = pool_start(p);
     if (rc < 0)
         goto fail;
