@@ -659,24 +659,37 @@ static long long tree_ctxt(void)
     return sum;
 }
 
+enum { W8_TIMERS = 10000 };
+
 /*
  * Wake-ups of a pool at rest: context switches per second of the whole
- * process tree over @seconds, with every worker idle ("idle") or every
- * worker asleep in a long task ("busy").
+ * process tree over @seconds, with every worker idle ("idle"), every worker
+ * asleep in a long task ("busy"), or idle with W8_TIMERS delayed tasks
+ * pending, none due before the end ("timers": the one timer thread sleeps).
  */
 static int cmd_w8(const char *kind, const char *state, size_t seconds)
 {
     bool process = strcmp(kind, "process") == 0, busy = strcmp(state, "busy") == 0;
-    if ((!process && strcmp(kind, "thread") != 0) || (!busy && strcmp(state, "idle") != 0))
-        die("w8: thread|process idle|busy SECONDS");
+    bool timers = strcmp(state, "timers") == 0;
+    if ((!process && strcmp(kind, "thread") != 0) ||
+        (!busy && !timers && strcmp(state, "idle") != 0))
+        die("w8: thread|process idle|busy|timers SECONDS");
     void *pool = process ? (void *)pp_new(W7_WORKERS) : cf_pool_new(W7_WORKERS);
     if (!process)
         start_workers(&cfutures_backend, pool, W7_WORKERS);
-    static int64_t long_ns;
+    static int64_t long_ns, one = 1;
     long_ns = (int64_t)seconds * 1000000000 + 1000000000;
     void *longs[W7_WORKERS];
     for (int i = 0; busy && i < W7_WORKERS; i++)
         longs[i] = cf_submit(pool, TASK_SLEEP, &long_ns);
+    static future_t *delayed[W8_TIMERS];
+    for (int i = 0; timers && i < W8_TIMERS; i++) {
+        /* Due at different times, all of them after the measurement. */
+        submit_options_t so = {.delay = (double)seconds + 60.0 + i * 1e-3};
+        delayed[i] = executor_submit_with(pool, cf_add_one, &one, sizeof(one), &so);
+        if (!delayed[i])
+            die_code("executor_submit_with", -errno);
+    }
     sleep_ns(200000000); /* settle: spinners park, the long tasks start */
     /* The measuring thread's own sleep is not the pool's. */
     long long c0 = tree_ctxt() - ctxt_in("/proc/thread-self/status");
@@ -686,12 +699,21 @@ static int cmd_w8(const char *kind, const char *state, size_t seconds)
     double per_s = (double)(c1 - c0) / ((double)(now_ns() - t0) / 1e9);
     for (int i = 0; busy && i < W7_WORKERS; i++)
         cf_collect(longs[i]);
+    for (int i = 0; timers && i < W8_TIMERS; i++) {
+        if (!future_cancel(delayed[i]))
+            die("w8: a delayed task was not cancellable");
+        future_unref(delayed[i]);
+    }
     executor_free(pool);
     printf("{\"bench\":\"w8\",\"impl\":\"cfutures-%s\",\"state\":\"%s\",\"workers\":%d,"
            "\"switches_per_s\":%.2f}\n",
            kind, state, W7_WORKERS, per_s);
     printf("w8 cfutures %s pool, %d workers %s: %.1f context switches/s (process tree)\n", kind,
-           W7_WORKERS, busy ? "asleep in long tasks" : "idle", per_s);
+           W7_WORKERS,
+           busy     ? "asleep in long tasks"
+           : timers ? "idle, 10000 delayed tasks pending"
+                    : "idle",
+           per_s);
     return 0;
 }
 
@@ -933,6 +955,14 @@ static int cmd_w10(size_t n)
 
 /* ------------------------------------------------------------ cq wake-up */
 
+/*
+ * The raw and the queue round trips alternate in blocks of CQ_BLOCK on the
+ * same two threads, so both see the same CPUs and the same machine state
+ * (a raw run in a thread pair of its own was 9 us in some runs and 22 us in
+ * others, as the scheduler placed the pair).
+ */
+enum { CQ_BLOCK = 100 };
+
 static int cq_efd[2];
 static completion_queue_t *cq_q;
 static size_t cq_iters;
@@ -954,27 +984,27 @@ static void efd_post(int fd)
         die("cqwake: eventfd write");
 }
 
-static void *raw_peer(void *arg)
+static bool cq_turn(size_t i)
 {
-    (void)arg;
-    for (size_t i = 0; i < cq_iters; i++) {
-        efd_wait(cq_efd[0]);
-        efd_post(cq_efd[1]);
-    }
-    return NULL;
+    return (i / CQ_BLOCK) % 2 == 1;
 }
 
+/* Answers each round trip: raw (eventfd in) or queue (its fd, then next). */
 static void *cq_peer(void *arg)
 {
     (void)arg;
-    for (size_t i = 0; i < cq_iters; i++) {
-        struct pollfd p = {.fd = completion_queue_fd(cq_q), .events = POLLIN};
-        while (poll(&p, 1, -1) < 0)
-            ;
-        future_t *f;
-        if (completion_queue_next(cq_q, 0, &f) != 0)
-            die("cqwake: the fd was readable with nothing ready");
-        future_unref(f);
+    for (size_t i = 0; i < 2 * cq_iters; i++) {
+        if (!cq_turn(i)) {
+            efd_wait(cq_efd[0]);
+        } else {
+            struct pollfd p = {.fd = completion_queue_fd(cq_q), .events = POLLIN};
+            while (poll(&p, 1, -1) < 0)
+                ;
+            future_t *f;
+            if (completion_queue_next(cq_q, 0, &f) != 0)
+                die("cqwake: the fd was readable with nothing ready");
+            future_unref(f);
+        }
         efd_post(cq_efd[1]);
     }
     return NULL;
@@ -982,51 +1012,53 @@ static void *cq_peer(void *arg)
 
 static int cmd_cqwake(size_t iters)
 {
-    int64_t *lat = xmalloc(iters * sizeof(*lat));
+    iters = (iters + CQ_BLOCK - 1) / CQ_BLOCK * CQ_BLOCK;
+    int64_t *raw = xmalloc(iters * sizeof(*raw)), *cq = xmalloc(iters * sizeof(*cq));
     future_t **ps = xmalloc(iters * sizeof(*ps));
     cq_iters = iters;
     cq_efd[0] = eventfd(0, EFD_CLOEXEC);
     cq_efd[1] = eventfd(0, EFD_CLOEXEC);
-    pthread_t th;
-    pthread_create(&th, NULL, raw_peer, NULL);
-    for (size_t i = 0; i < iters; i++) {
-        int64_t t0 = now_ns();
-        efd_post(cq_efd[0]);
-        efd_wait(cq_efd[1]);
-        lat[i] = now_ns() - t0;
-    }
-    pthread_join(th, NULL);
-    qsort(lat, iters, sizeof(*lat), cmp_i64);
-    double raw = (double)percentile(lat, iters, 50) / 1e3;
     cq_q = completion_queue_new();
     for (size_t i = 0; i < iters; i++) {
         ps[i] = future_new();
         if (!cq_q || !ps[i] || completion_queue_add(cq_q, ps[i]) != 0)
             die("cqwake: no memory");
     }
+    pthread_t th;
     pthread_create(&th, NULL, cq_peer, NULL);
-    for (size_t i = 0; i < iters; i++) {
+    size_t nr = 0, nq = 0;
+    for (size_t i = 0; i < 2 * iters; i++) {
         int64_t t0 = now_ns();
-        future_set_result(ps[i], NULL, 0, NULL);
+        if (!cq_turn(i))
+            efd_post(cq_efd[0]);
+        else
+            future_set_result(ps[nq], NULL, 0, NULL);
         efd_wait(cq_efd[1]);
-        lat[i] = now_ns() - t0;
+        int64_t dt = now_ns() - t0;
+        if (!cq_turn(i))
+            raw[nr++] = dt;
+        else
+            cq[nq++] = dt;
     }
     pthread_join(th, NULL);
-    qsort(lat, iters, sizeof(*lat), cmp_i64);
-    double cq = (double)percentile(lat, iters, 50) / 1e3;
+    qsort(raw, iters, sizeof(*raw), cmp_i64);
+    qsort(cq, iters, sizeof(*cq), cmp_i64);
+    double raw50 = (double)percentile(raw, iters, 50) / 1e3;
+    double cq50 = (double)percentile(cq, iters, 50) / 1e3;
     for (size_t i = 0; i < iters; i++)
         future_unref(ps[i]);
     completion_queue_free(cq_q);
     close(cq_efd[0]);
     close(cq_efd[1]);
     free(ps);
-    free(lat);
+    free(raw);
+    free(cq);
     printf("{\"bench\":\"cqwake\",\"impl\":\"cfutures\",\"iters\":%zu,\"p50_us\":%.3f,"
            "\"raw_p50_us\":%.3f}\n",
-           iters, cq, raw);
+           iters, cq50, raw50);
     printf("cqwake: completion queue fd round trip p50 %.2f us; raw eventfd ping-pong p50 "
-           "%.2f us\n",
-           cq, raw);
+           "%.2f us (alternating blocks of %d on one thread pair)\n",
+           cq50, raw50, CQ_BLOCK);
     return 0;
 }
 

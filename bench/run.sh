@@ -86,6 +86,7 @@ c w11 $W2_ITERS
 c --naive w11 $W2_ITERS
 c w8 thread idle $W8_S
 c w8 thread busy $W8_S
+c w8 thread timers $W8_S
 c w5 $W5_N
 c --naive w5 $W5_N
 py w5 $PY_W5_N
@@ -99,6 +100,7 @@ c ppw2 $PP_ITERS 2
 c ppw7 $W7_N
 c w8 process idle $W8_S
 c w8 process busy $W8_S
+c w8 process timers $W8_S
 py w2 $PY_W2_ITERS 2 ppe
 c ppw3 $W3_N 2
 c npw3 $W3_N 2
@@ -452,7 +454,7 @@ pw7_99, pw7_99_vs = add("W7 process pool start p99 behind long tasks", "us",
                         pick("ppw7", "cfutures", "p99_us", 4), (pipe99, "x pipe p99"))
 w8 = {}
 for impl in ("cfutures-thread", "cfutures-process"):
-    for st in ("idle", "busy"):
+    for st in ("idle", "busy", "timers"):
         out = {}
         for r in runs:
             if r["bench"] == "w8" and r["impl"] == impl and r["state"] == st:
@@ -562,6 +564,9 @@ for kind in ("thread", "process"):
     v = med(w8["cfutures-" + kind, "busy"])
     target(f"W8 {kind} pool asleep in long tasks <= 20 switches/s (issue 14)", v,
            f"{fmt(v, '1/s')}/s", v is not None and v <= 20)
+    v = med(w8["cfutures-" + kind, "timers"])
+    target(f"W8 {kind} pool with 10,000 delayed tasks pending <= 1 switch/s (issue 15)", v,
+           f"{fmt(v, '1/s')}/s", v is not None and v <= 1)
 v = med(w4p)
 target("W4 process pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
 
