@@ -292,7 +292,7 @@ static struct then_step *step_new(executor_t *ex, const then_options_t *o)
         cf_executor_prepare(ex, then_task, o->submit.timeout, sizeof(struct then_exec));
     if (!w)
         return cf_fail_null(FUT_ENOMEM);
-    w->priority = o->submit.priority;
+    cf_work_set_priority(w, o->submit.priority);
     struct then_exec *x = cf_work_tail(w);
     atomic_init(&x->big, NULL);
     x->s.w = w;

@@ -503,7 +503,7 @@ future_t *cf_executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
         queue_leave(ex);
         return cf_fail_null(FUT_ENOMEM);
     }
-    w->priority = so ? so->priority : 0;
+    cf_work_set_priority(w, so ? so->priority : 0);
     return submitted_to(ex, w, ex->ops->submit(ex, w), q, res);
 }
 

@@ -24,12 +24,25 @@ struct cf_work {
     const void *arg;      /* immutable; borrowed from the submitter */
     size_t arg_len;       /* immutable */
     int64_t limit_ns;     /* the task's own running-time limit, 0 for none */
-    int priority;         /* immutable once queued: higher first (submit_options_t) */
 };
 
 static inline future_t *cf_work_future(struct cf_work *w)
 {
     return cf_future_from_extra(w);
+}
+
+/*
+ * The task's priority (submit_options_t.priority; immutable once queued,
+ * 0 unless set): kept in the future's word (future.h), which costs no byte.
+ */
+static inline int cf_work_priority(const struct cf_work *w)
+{
+    return *cf_future_word((void *)w);
+}
+
+static inline void cf_work_set_priority(struct cf_work *w, int priority)
+{
+    *cf_future_word(w) = priority;
 }
 
 /* A FIFO of work items linked through cf_work.next; its owner's lock guards it. */
@@ -75,16 +88,16 @@ static inline struct cf_work *cf_fifo_pop(struct cf_work_fifo *q)
  */
 static inline void cf_fifo_push_prio(struct cf_work_fifo *q, struct cf_work *w)
 {
-    if (!q->tail || q->tail->priority >= w->priority) {
+    if (!q->tail || cf_work_priority(q->tail) >= cf_work_priority(w)) {
         cf_fifo_push(q, w);
         return;
     }
-    if (q->head->priority < w->priority) {
+    if (cf_work_priority(q->head) < cf_work_priority(w)) {
         cf_fifo_push_front(q, w);
         return;
     }
     struct cf_work *at = q->head; /* the last item of priority >= w's */
-    while (at->next->priority >= w->priority)
+    while (cf_work_priority(at->next) >= cf_work_priority(w))
         at = at->next; /* stops before the tail, which is lower */
     w->next = at->next;
     at->next = w;
@@ -118,7 +131,8 @@ static inline void cf_fifo_splice(struct cf_work_fifo *dst, struct cf_work_fifo 
  */
 static inline void cf_fifo_merge_prio(struct cf_work_fifo *dst, struct cf_work_fifo *src)
 {
-    if (!dst->tail || !src->head || dst->tail->priority >= src->head->priority) {
+    if (!dst->tail || !src->head ||
+        cf_work_priority(dst->tail) >= cf_work_priority(src->head)) {
         cf_fifo_splice(dst, src);
         return;
     }

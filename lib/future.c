@@ -51,13 +51,8 @@ struct cb_node {
 };
 
 struct future {
-    cf_lock_t lock;         /* guards the fields below but state and refs */
-    _Atomic uint32_t state; /* S_* | F_*: written under lock (but RUNNING) */
-    _Atomic uint32_t refs;
-    /*
-     * Two unions whose halves are never needed at once, so that a future
-     * and its work item fit one 128-byte malloc chunk (W5).
-     */
+    /* `lock` guards all but state, refs and word. Two unions whose halves are never
+       needed at once, so that a future and its work item fit a 128-byte chunk (W5). */
     union {
         void *data;                /* the result: immutable once FINISHED */
         const future_error_t *err; /* when F_FAILED: immutable once FINISHED */
@@ -76,6 +71,10 @@ struct future {
         unsigned char b[CF_INLINE_MAX];
     } inl;                     /* small results live here */
     _Atomic(void *) user_data; /* the caller's word: never read by the library */
+    cf_lock_t lock;
+    _Atomic uint32_t state; /* S_* | F_*: written under lock (but RUNNING) */
+    _Atomic uint32_t refs;
+    int32_t word; /* the creator's (cf_future_word): last, just before the extra bytes */
 };
 
 /* The error block: the public struct, then the message bytes. */
@@ -106,6 +105,7 @@ static const future_error_t oom_errors[] = {
 /* 8-byte aligned: a future and its work item fit one 128-byte malloc chunk. */
 #define EXTRA_OFFSET ((sizeof(struct future) + 7) & ~(size_t)7)
 _Static_assert(EXTRA_OFFSET <= 72, "a pending task must fit a 128-byte malloc chunk");
+_Static_assert(offsetof(struct future, word) + 4 == EXTRA_OFFSET, "word before extra");
 
 static inline uint32_t load_state(const future_t *f)
 {
@@ -135,6 +135,7 @@ future_t *cf_future_alloc(size_t extra, const struct cf_future_hooks *hooks)
     f->waiters = NULL;
     f->inl.i64 = 0;
     atomic_init(&f->user_data, NULL);
+    f->word = 0;
     return f;
 }
 

@@ -55,6 +55,17 @@ future_t *cf_future_alloc(size_t extra, const struct cf_future_hooks *hooks);
 void *cf_future_extra(future_t *f);
 future_t *cf_future_from_extra(void *extra);
 
+/*
+ * A 32-bit word of a future with extra bytes, 0 at first, that belongs to
+ * its creator: the word just before the extra bytes (future.c asserts it),
+ * so reached without a call. The executor keeps a task's priority there: in
+ * its work item it would push a pending task past W5's 128-byte chunk.
+ */
+static inline int32_t *cf_future_word(void *extra)
+{
+    return (int32_t *)extra - 1;
+}
+
 /* Completes @f with up to CF_INLINE_MAX bytes copied into the future. */
 int cf_future_set_result_inline(future_t *f, const void *bytes, size_t len);
 

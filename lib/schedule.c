@@ -112,7 +112,7 @@ static future_t *submit_delayed(executor_t *ex, task_fn fn, const void *arg,
     future_t *f = cf_work_future(w);
     w->arg = arg;
     w->arg_len = arg_len;
-    w->priority = so->priority;
+    cf_work_set_priority(w, so->priority);
     struct delayed *d = cf_work_tail(w);
     memset(d, 0, sizeof(*d));
     d->w = w;

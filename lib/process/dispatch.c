@@ -52,8 +52,9 @@ void cf_pp_write(struct pp_proc *pr)
 void cf_pp_requeue(struct process_pool *p, struct pp_work *w)
 {
     struct cf_work *cw = &w->base, **at = &p->pend.head;
-    while (*at && ((*at)->priority > cw->priority ||
-                   ((*at)->priority == cw->priority && work_of(*at)->order < w->order))) {
+    while (*at && (cf_work_priority(*at) > cf_work_priority(cw) ||
+                   (cf_work_priority(*at) == cf_work_priority(cw) &&
+                    work_of(*at)->order < w->order))) {
         at = &(*at)->next;
     }
     cw->next = *at;
@@ -77,11 +78,11 @@ static bool revoke_cell(struct process_pool *p, struct pp_proc *pr, int i)
 /* The head of the pending list takes back the lower-priority tasks sent ahead. */
 static void preempt(struct process_pool *p)
 {
-    int top = p->pend.head->priority;
+    int top = cf_work_priority(p->pend.head);
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
         for (int i = 0; pr && pr->nunstarted > 0 && i < DEPTH; i++)
-            if (pr->cell[i] && pr->cell[i]->base.priority < top)
+            if (pr->cell[i] && cf_work_priority(&pr->cell[i]->base) < top)
                 revoke_cell(p, pr, i);
     }
 }

@@ -91,7 +91,7 @@ static int enqueue(struct process_pool *p, struct cf_work *cw)
     if (rc == 0) {
         work_of(cw)->order = p->sub_order++;
         cf_fifo_push_prio(&p->sub, cw);
-        if (cw->priority && !atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
+        if (cf_work_priority(cw) && !atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
             atomic_store(&p->prio_seen, true);
     }
     cf_unlock(&p->lock);
