@@ -8,8 +8,10 @@
  *   bench_cfutures [--naive] w5 N           memory per pending future
  *   bench_cfutures [--naive] w7 SAMPLES     start latency behind long tasks
  *   bench_cfutures [--naive] w11 ITERS      a task waits for a subtask it submitted
- *   bench_cfutures w8 thread|process idle|busy SECONDS
+ *   bench_cfutures w8 thread|process idle|busy|timers SECONDS
  *                                           context switches/s of a resting pool
+ *   bench_cfutures w12 thread|process       how late delayed tasks and a 10 ms
+ *                                           fixed-rate schedule start
  *   bench_cfutures w6 N REPS                as_completed / wait over done futures
  *   bench_cfutures w9 N                     a future_then chain of N steps (2-worker
  *                                           pool, and inline) vs N submit+result
@@ -53,6 +55,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -715,6 +718,94 @@ static int cmd_w8(const char *kind, const char *state, size_t seconds)
                     : "idle",
            per_s);
     return 0;
+}
+
+/* ---------------------------------------------------------------- W12 */
+
+/*
+ * Timers (issue 15): how late delayed tasks and a fixed-rate schedule start.
+ * Each run writes its start time into memory shared with the workers (a
+ * process pool's fork server inherits the mapping).
+ */
+enum { W12_DELAYED = 200, W12_RUNS = 100 };
+
+struct w12_shared {
+    _Atomic int n;
+    int64_t start[W12_DELAYED + W12_RUNS];
+};
+
+static struct w12_shared *w12;
+
+static void cf_w12_stamp(task_t *t)
+{
+    int i = atomic_fetch_add(&w12->n, 1);
+    if (i < W12_DELAYED + W12_RUNS)
+        w12->start[i] = now_ns();
+    task_return_i64(t, now_ns());
+}
+
+static int cmd_w12(const char *kind)
+{
+    bool process = strcmp(kind, "process") == 0;
+    if (!process && strcmp(kind, "thread") != 0)
+        die("w12: thread|process");
+    w12 = mmap(NULL, sizeof(*w12), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (w12 == MAP_FAILED)
+        die("w12: mmap");
+    void *pool = process ? (void *)pp_new(2) : cf_pool_new(2);
+    if (!process)
+        start_workers(&cfutures_backend, pool, 2);
+    /* Delayed tasks, one due every 2 ms (none waits for a worker): start - due. */
+    static int64_t late[W12_DELAYED];
+    future_t *fs[W12_DELAYED];
+    int64_t t0 = now_ns();
+    for (int i = 0; i < W12_DELAYED; i++) {
+        double d = 0.002 * (i + 1);
+        fs[i] = executor_submit_with(pool, cf_w12_stamp, NULL, 0, &(submit_options_t){.delay = d});
+        if (!fs[i])
+            die_code("executor_submit_with", -errno);
+        late[i] = t0 + (int64_t)(d * 1e9); /* due no earlier than this */
+    }
+    int early = 0;
+    for (int i = 0; i < W12_DELAYED; i++) {
+        int64_t started = cf_collect(fs[i]);
+        late[i] = started - late[i];
+        early += late[i] < 0;
+    }
+    qsort(late, W12_DELAYED, sizeof(late[0]), cmp_i64);
+    /* A 10 ms fixed-rate schedule of W12_RUNS runs: drift of the last start. */
+    atomic_store(&w12->n, 0);
+    const double period = 0.01;
+    int64_t s0 = now_ns();
+    future_t *sched = executor_schedule(pool, cf_w12_stamp, NULL, 0,
+                                        &(schedule_options_t){.period = period,
+                                                              .max_runs = W12_RUNS});
+    if (!sched)
+        die_code("executor_schedule", -errno);
+    cf_collect(sched);
+    if (atomic_load(&w12->n) != W12_RUNS)
+        die("w12: the schedule ran a wrong number of times");
+    int64_t worst = 0;
+    for (int k = 0; k < W12_RUNS; k++) {
+        int64_t off = w12->start[k] - (s0 + (int64_t)(k * period * 1e9));
+        if (off < 0)
+            die("w12: a scheduled run started early");
+        worst = off > worst ? off : worst;
+    }
+    double drift = (double)(w12->start[W12_RUNS - 1] - w12->start[0] -
+                            (int64_t)((W12_RUNS - 1) * period * 1e9)) / 1e6;
+    executor_free(pool);
+    munmap(w12, sizeof(*w12));
+    double p50 = (double)percentile(late, W12_DELAYED, 50) / 1e3;
+    double p99 = (double)percentile(late, W12_DELAYED, 99) / 1e3;
+    printf("{\"bench\":\"w12\",\"impl\":\"cfutures-%s\",\"late_p50_us\":%.1f,"
+           "\"late_p99_us\":%.1f,\"early\":%d,\"drift_ms\":%.3f,\"worst_run_late_ms\":%.3f}\n",
+           kind, p50, p99, early, drift, (double)worst / 1e6);
+    printf("w12 cfutures %s pool: %d delayed tasks start late by p50 %.0f us, p99 %.0f us "
+           "(%d early); a 10 ms fixed-rate schedule drifts %.3f ms over %d runs (worst run "
+           "%.3f ms late)\n",
+           kind, W12_DELAYED, p50, p99, early, drift, W12_RUNS, (double)worst / 1e6);
+    return early ? 1 : 0;
 }
 
 /* ---------------------------------------------------------------- W5 */
@@ -1598,6 +1689,8 @@ static int process_cmds(int argc, char **argv)
         return cmd_ppw7(CNT(1, "SAMPLES"));
     if (strcmp(cmd, "w8") == 0 && ARGS(3))
         return cmd_w8(argv[2], argv[3], CNT(3, "SECONDS"));
+    if (strcmp(cmd, "w12") == 0 && ARGS(1))
+        return cmd_w12(argv[2]);
     if (strcmp(cmd, "w4") == 0 && ARGS(3))
         return cmd_w4(argv[2], parse_workers(argv[3]), CNT(3, "PAIRS"));
 #undef CNT
@@ -1615,7 +1708,8 @@ static _Noreturn void usage(void)
           "       bench_cfutures [--naive] w7 SAMPLES\n"
           "       bench_cfutures [--naive] w11 ITERS\n"
           "       bench_cfutures ppw7 SAMPLES\n"
-          "       bench_cfutures w8 thread|process idle|busy SECONDS\n"
+          "       bench_cfutures w8 thread|process idle|busy|timers SECONDS\n"
+          "       bench_cfutures w12 thread|process\n"
           "       bench_cfutures w6 N REPS\n"
           "       bench_cfutures cond ITERS\n"
           "       bench_cfutures spin ITERS\n"

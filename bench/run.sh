@@ -87,6 +87,7 @@ c --naive w11 $W2_ITERS
 c w8 thread idle $W8_S
 c w8 thread busy $W8_S
 c w8 thread timers $W8_S
+c w12 thread
 c w5 $W5_N
 c --naive w5 $W5_N
 py w5 $PY_W5_N
@@ -101,6 +102,7 @@ c ppw7 $W7_N
 c w8 process idle $W8_S
 c w8 process busy $W8_S
 c w8 process timers $W8_S
+c w12 process
 py w2 $PY_W2_ITERS 2 ppe
 c ppw3 $W3_N 2
 c npw3 $W3_N 2
@@ -461,6 +463,16 @@ for impl in ("cfutures-thread", "cfutures-process"):
                 out[r["round"]] = r["switches_per_s"]
         w8[impl, st], _ = add(f"W8 {impl[9:]} pool {st}: context switches/s", "1/s", out)
 
+w12 = {}
+for kind in ("thread", "process"):
+    for key, label, unit in (("late_p99_us", "delayed task start lateness p99", "us"),
+                             ("drift_ms", "10 ms fixed-rate schedule drift over 100 runs", "ms")):
+        out = {}
+        for r in runs:
+            if r["bench"] == "w12" and r["impl"] == "cfutures-" + kind:
+                out[r["round"]] = r[key]
+        w12[kind, key], _ = add(f"W12 {kind} pool {label}", unit, out)
+
 loads = [r["load_pct"] for r in runs]
 
 # ---- the table
@@ -567,6 +579,13 @@ for kind in ("thread", "process"):
     v = med(w8["cfutures-" + kind, "timers"])
     target(f"W8 {kind} pool with 10,000 delayed tasks pending <= 1 switch/s (issue 15)", v,
            f"{fmt(v, '1/s')}/s", v is not None and v <= 1)
+for kind in ("thread", "process"):
+    v = med(w12[kind, "late_p99_us"])
+    target(f"W12 {kind} pool delayed task starts <= 2 ms late at p99 (issue 15)", v,
+           f"{fmt(v, 'us')} us", v is not None and v <= 2000)
+    v = med(w12[kind, "drift_ms"])
+    target(f"W12 {kind} pool 10 ms fixed-rate schedule drifts < 1 ms in 100 runs (issue 15)",
+           v, f"{fmt(v, 'ms')} ms", v is not None and abs(v) < 1)
 v = med(w4p)
 target("W4 process pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
 
