@@ -243,7 +243,9 @@ struct executor {
     /*
      * Tests' barrier (cf_test_settled): submits whose ops->submit returned,
      * and, for a kind with a manager thread (test_managed), how many of them
-     * the manager had taken in at the start of its last finished pass.
+     * the manager had taken in at the start of its last finished pass. The
+     * process pool sets test_managed; the MPI pool does not (no test of it
+     * waits on the order of its manager's intake).
      */
     _Atomic size_t test_pushed, test_settled;
     bool test_managed; /* immutable after creation */
