@@ -765,6 +765,7 @@ static int cmd_w12(const char *kind)
     int64_t t0 = now_ns();
     for (int i = 0; i < W12_DELAYED; i++) {
         double d = 0.002 * (i + 1) - (double)(now_ns() - t0) / 1e9; /* due t0 + 2 ms (i + 1) */
+        d = d > 0 ? d : 0; /* a stalled submit loop: due at once */
         late[i] = now_ns() + (int64_t)(d * 1e9); /* due no earlier than this */
         fs[i] = executor_submit_with(pool, cf_w12_stamp, NULL, 0, &(submit_options_t){.delay = d});
         if (!fs[i])

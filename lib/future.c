@@ -51,8 +51,12 @@ struct cb_node {
 };
 
 struct future {
-    /* `lock` guards all but state, refs and word. Two unions whose halves are never
-       needed at once, so that a future and its work item fit a 128-byte chunk (W5). */
+    /* `lock` guards all but state, refs and word. data|err and hooks|free_fn are never
+       needed at once, so a future and its work item fit a 128-byte chunk (W5). */
+    union {
+        int64_t i64;
+        unsigned char b[CF_INLINE_MAX];
+    } inl; /* small results live here; first, so that no padding precedes word */
     union {
         void *data;                /* the result: immutable once FINISHED */
         const future_error_t *err; /* when F_FAILED: immutable once FINISHED */
@@ -66,10 +70,6 @@ struct future {
     size_t len;
     struct cb_node *callbacks; /* newest first: lock */
     struct cf_wnode *waiters;  /* lock */
-    union {
-        int64_t i64;
-        unsigned char b[CF_INLINE_MAX];
-    } inl;                     /* small results live here */
     _Atomic(void *) user_data; /* the caller's word: never read by the library */
     cf_lock_t lock;
     _Atomic uint32_t state; /* S_* | F_*: written under lock (but RUNNING) */
