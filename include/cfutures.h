@@ -24,6 +24,13 @@
  *    (valid until the time said), "takes ownership" (the library frees it
  *    with the free_fn given, on every path, failures included).
  *  - The library never prints and never calls exit().
+ *  - Memory: a future and its task's bookkeeping take one block from the
+ *    library's own 2 MiB chunks (advised for transparent huge pages, so a
+ *    burst of tasks is not a page fault per 32 tasks). Freed blocks are
+ *    kept for the next futures, never given back to the system: a process
+ *    holds what its most futures alive at once took (128 bytes each on a
+ *    thread pool). CFUTURES_MALLOC=1 in the environment makes every block a
+ *    malloc() (for valgrind); ASan and TSan builds always do.
  *
  * Choices made where Python is vague (DESIGN.md "Semantics pinned down"):
  *

@@ -30,7 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
+#include "blocks.h"
 #include "future.h"
 
 enum {
@@ -122,7 +122,7 @@ static inline bool state_done(uint32_t s)
 future_t *cf_future_alloc(size_t extra, const struct cf_future_hooks *hooks)
 {
     assert(!hooks || extra > 0);
-    future_t *f = malloc(extra ? EXTRA_OFFSET + extra : sizeof(*f));
+    future_t *f = cf_block_alloc(extra ? EXTRA_OFFSET + extra : sizeof(*f));
     if (!f)
         return NULL;
     f->lock = (cf_lock_t)CF_LOCK_INIT;
@@ -185,7 +185,7 @@ void future_unref(future_t *f)
         free(c);
         c = next;
     }
-    free(f);
+    cf_block_free(f);
 }
 
 /* ---------------------------------------------------------- queries */

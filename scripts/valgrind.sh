@@ -36,6 +36,9 @@ mkdir -p "$logs"
 # valgrind's ~20x slowdown tells nothing. check_executor's core runs over
 # every executor kind, the process pool too; check_process_pool is left out:
 # its tests count the process's fds, and valgrind opens its own.
+# CFUTURES_MALLOC=1: futures from malloc, not the library's block chunks, so
+# memcheck tracks each one (a leaked future is a definite leak).
+export CFUTURES_MALLOC=1
 export CK_FORK=no CK_RUN_CASE=core CK_DEFAULT_TIMEOUT=600 CK_TIMEOUT_MULTIPLIER=10
 RUNS=(
     "quickstart samples/quickstart"

@@ -6,7 +6,7 @@
 #    listed in PEER_FOLDERS, the other headers of that folder.
 #    include/cfutures.h, config.h and system headers are always fine. A file
 #    that is not in the table below is an error: a new file gets a rank.
-#      0 util   1 waiter   2 future   3 task, waiters, executor
+#      0 util   1 waiter, timer, blocks   2 future   3 task, waiters, executor
 #      4 map, compose, schedule, control, thread/*   5 group, process/*   6 mpi/*
 # 2. No lib/**/*.c file over MAX_FILE_LINES (700) lines.
 # 3. No function over MAX_FUNC_LINES (60) lines in lib/**/*.c, counted from
@@ -36,7 +36,7 @@ rank() {
     local stem=${1%.[ch]}
     case $stem in
     util) echo 0 ;;
-    waiter | timer) echo 1 ;;
+    waiter | timer | blocks) echo 1 ;;
     future) echo 2 ;;
     task | waiters | cqueue | executor) echo 3 ;;
     map | compose | schedule | control | thread/*) echo 4 ;;

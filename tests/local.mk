@@ -19,6 +19,7 @@ check_PROGRAMS = \
 	tests/check_executor \
 	tests/check_process_pool \
 	tests/check_wire \
+	tests/check_blocks \
 	tests/check_errors \
 	tests/check_compose \
 	tests/check_control
@@ -50,6 +51,10 @@ tests_check_process_pool_LDADD = $(TEST_HOOKS_LIBS)
 tests_check_wire_SOURCES = tests/check_wire.c $(TEST_COMMON)
 tests_check_wire_CFLAGS = $(TEST_CFLAGS)
 tests_check_wire_LDADD = $(TEST_WHITEBOX_LIBS)
+
+tests_check_blocks_SOURCES = tests/check_blocks.c $(TEST_COMMON)
+tests_check_blocks_CFLAGS = $(TEST_CFLAGS)
+tests_check_blocks_LDADD = $(TEST_WHITEBOX_LIBS)
 
 tests_check_errors_SOURCES = tests/check_errors.c $(TEST_COMMON)
 tests_check_errors_CFLAGS = $(TEST_CFLAGS)

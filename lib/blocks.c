@@ -1,0 +1,263 @@
+/*
+ * blocks.c: task blocks from 2 MiB huge-page chunks, with per-thread caches
+ * (blocks.h says why and what).
+ *
+ * Layout: one range of RANGE bytes of address space is reserved PROT_NONE at
+ * the first use (no memory, no commit charge); chunks are made usable in
+ * order, one class each (chunk_class), and carved BATCH blocks at a time. A
+ * free block's first words link it into a list: `next` within a list,
+ * `next_batch` and `n` in the first block of a batch on a class's stack.
+ */
+#include "config.h"
+
+#include "blocks.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MALLOC_ONLY 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define MALLOC_ONLY 1
+#endif
+#endif
+#if UINTPTR_MAX <= 0xffffffffu
+#define MALLOC_ONLY 1 /* 32-bit: no address space to set aside */
+#endif
+
+#define CHUNK ((size_t)2 << 20)
+#define RANGE ((size_t)16 << 30) /* 8,192 chunks: 67 million 256-byte blocks */
+#define NCHUNKS (RANGE / CHUNK)
+#define NCLASS (CF_BLOCK_MAX / 16 + 1) /* class c holds c * 16 bytes; 0 and 1 unused */
+#define BATCH 64
+
+struct free_block {
+    struct free_block *next;
+    struct free_block *next_batch; /* first block of a batch on a stack */
+    uint32_t n;                    /* first block of a batch: its blocks */
+};
+
+struct class_state {
+    cf_lock_t lock;
+    struct free_block *batches; /* stack of batches */
+    char *bump, *end;           /* what is left of the class's newest chunk */
+    long carved;
+};
+
+enum { ST_UNKNOWN, ST_ON, ST_OFF };
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static _Atomic int state;
+static char *_Atomic base;  /* the reserved range, CHUNK-aligned, or NULL */
+static size_t chunks_used;  /* under range_lock */
+static cf_lock_t range_lock = CF_LOCK_INIT;
+static pthread_key_t exit_key;
+static struct class_state classes[NCLASS];
+static unsigned char chunk_class[NCHUNKS];
+
+struct cache {
+    struct free_block *head;
+    uint32_t n;
+};
+static _Thread_local struct cache caches[NCLASS];
+static _Thread_local unsigned char thread_state; /* 0 new, 1 flushed at exit, 2 exited */
+
+static void lock_all(void)
+{
+    for (int c = 0; c < NCLASS; c++)
+        cf_lock(&classes[c].lock);
+    cf_lock(&range_lock);
+}
+
+static void unlock_all(void)
+{
+    cf_unlock(&range_lock);
+    for (int c = NCLASS - 1; c >= 0; c--)
+        cf_unlock(&classes[c].lock);
+}
+
+static void push_batch(unsigned c, struct free_block *first, uint32_t n)
+{
+    first->n = n;
+    cf_lock(&classes[c].lock);
+    first->next_batch = classes[c].batches;
+    classes[c].batches = first;
+    cf_unlock(&classes[c].lock);
+}
+
+/* pthread key destructor: the exiting thread's caches go to the stacks. */
+static void thread_exit(void *unused)
+{
+    (void)unused;
+    thread_state = 2;
+    for (unsigned c = 0; c < NCLASS; c++) {
+        if (caches[c].n)
+            push_batch(c, caches[c].head, caches[c].n);
+        caches[c].head = NULL;
+        caches[c].n = 0;
+    }
+}
+
+static void init(void)
+{
+    int st = ST_OFF;
+#ifndef MALLOC_ONLY
+    const char *env = getenv("CFUTURES_MALLOC");
+    if (env && *env && strcmp(env, "0") != 0)
+        goto out;
+    char *raw = mmap(NULL, RANGE + CHUNK, PROT_NONE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED)
+        goto out;
+    if (pthread_key_create(&exit_key, thread_exit) != 0 ||
+        pthread_atfork(lock_all, unlock_all, unlock_all) != 0) {
+        munmap(raw, RANGE + CHUNK);
+        goto out;
+    }
+    atomic_store_explicit(&base, (char *)(((uintptr_t)raw + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1)),
+                          memory_order_relaxed);
+    st = ST_ON;
+out:
+#endif
+    atomic_store_explicit(&state, st, memory_order_release);
+}
+
+static bool blocks_on(void)
+{
+    int st = atomic_load_explicit(&state, memory_order_acquire);
+    if (st == ST_UNKNOWN) {
+        pthread_once(&once, init);
+        st = atomic_load_explicit(&state, memory_order_acquire);
+    }
+    return st == ST_ON;
+}
+
+/* A new chunk for class @c (class lock held), or NULL. */
+static char *take_chunk(unsigned c)
+{
+    char *p = NULL;
+    cf_lock(&range_lock);
+    if (chunks_used < NCHUNKS) {
+        p = atomic_load_explicit(&base, memory_order_relaxed) + chunks_used * CHUNK;
+        if (mprotect(p, CHUNK, PROT_READ | PROT_WRITE) == 0) {
+#ifdef MADV_HUGEPAGE
+            (void)madvise(p, CHUNK, MADV_HUGEPAGE); /* a hint */
+#endif
+            chunk_class[chunks_used++] = (unsigned char)c;
+        } else {
+            p = NULL;
+        }
+    }
+    cf_unlock(&range_lock);
+    return p;
+}
+
+/* Fills the empty cache of class @c: a batch from the stack, or new blocks. */
+static bool refill(unsigned c)
+{
+    struct class_state *cs = &classes[c];
+    size_t size = (size_t)c * 16;
+    struct free_block *list;
+    uint32_t n;
+    cf_lock(&cs->lock);
+    if ((list = cs->batches) != NULL) {
+        cs->batches = list->next_batch;
+        n = list->n;
+    } else {
+        if ((size_t)(cs->end - cs->bump) < size) {
+            char *chunk = take_chunk(c);
+            if (!chunk) {
+                cf_unlock(&cs->lock);
+                return false;
+            }
+            cs->bump = chunk;
+            cs->end = chunk + CHUNK;
+        }
+        n = (uint32_t)CF_MIN((size_t)BATCH, (size_t)(cs->end - cs->bump) / size);
+        list = (struct free_block *)cs->bump;
+        cs->bump += n * size;
+        cs->carved += n;
+        for (uint32_t i = 0; i + 1 < n; i++)
+            ((struct free_block *)((char *)list + i * size))->next =
+                (struct free_block *)((char *)list + (i + 1) * size);
+        ((struct free_block *)((char *)list + (n - 1) * size))->next = NULL;
+    }
+    cf_unlock(&cs->lock);
+    caches[c].head = list;
+    caches[c].n = n;
+    return true;
+}
+
+static void register_thread(void)
+{
+    thread_state = 1;
+    (void)pthread_setspecific(exit_key, &thread_state); /* non-NULL: run at exit */
+}
+
+void *cf_block_alloc(size_t size)
+{
+    if (size > CF_BLOCK_MAX || !blocks_on() || thread_state == 2)
+        return malloc(size ? size : 1);
+    unsigned c = size <= 32 ? 2 : (unsigned)((size + 15) / 16);
+    struct cache *k = &caches[c];
+    if (!k->head) {
+        if (thread_state == 0)
+            register_thread();
+        if (!refill(c))
+            return malloc(size);
+    }
+    struct free_block *b = k->head;
+    k->head = b->next;
+    k->n--;
+    return b;
+}
+
+void cf_block_free(void *p)
+{
+    char *q = p, *b0 = atomic_load_explicit(&base, memory_order_relaxed);
+    if (!b0 || q < b0 || q >= b0 + RANGE) {
+        free(p);
+        return;
+    }
+    unsigned c = chunk_class[(size_t)(q - b0) / CHUNK];
+    struct free_block *b = p;
+    if (thread_state == 2) {
+        b->next = NULL;
+        push_batch(c, b, 1);
+        return;
+    }
+    if (thread_state == 0)
+        register_thread();
+    struct cache *k = &caches[c];
+    b->next = k->head;
+    k->head = b;
+    if (++k->n < 2 * BATCH)
+        return;
+    /* Spill the oldest BATCH: keep the newest (warm) ones. */
+    struct free_block *last = b;
+    for (int i = 1; i < BATCH; i++)
+        last = last->next;
+    struct free_block *spill = last->next;
+    last->next = NULL;
+    k->n = BATCH;
+    push_batch(c, spill, BATCH);
+}
+
+long cf_block_carved(void)
+{
+    if (!blocks_on())
+        return -1;
+    long n = 0;
+    for (unsigned c = 0; c < NCLASS; c++) {
+        cf_lock(&classes[c].lock);
+        n += classes[c].carved;
+        cf_unlock(&classes[c].lock);
+    }
+    return n;
+}

@@ -1,0 +1,44 @@
+/*
+ * blocks.h: the allocator of small fixed-size blocks that hold a future and
+ * its work item (a task block: 128 bytes on a thread pool, 224 on a process
+ * pool). Internal: nothing here is exported.
+ *
+ * Why not malloc: a burst of n pending tasks first touches n blocks of fresh
+ * heap, one 4 KiB page fault per 32 tasks, and in a VM each fault costs
+ * microseconds (bench/RESULTS.md, 2026-12-04: 13,090 faults for 200,000
+ * process-pool tasks, 30% of the time). Blocks come instead from 2 MiB chunks
+ * advised MADV_HUGEPAGE, carved in a range of address space reserved once,
+ * so a chunk costs one fault where transparent huge pages are on (and never
+ * more than malloc's memory where they are off).
+ *
+ * Sizes: 16-byte classes up to CF_BLOCK_MAX; larger requests, and every
+ * request when the range cannot be reserved or is full, go to malloc.
+ * cf_block_free tells the two apart by address, so callers need not.
+ *
+ * Threads: each thread keeps a cache of free blocks per class (at most
+ * 2 * BATCH); it refills and spills a batch at a time from and to the class's
+ * shared stack, under a lock, so alloc and free are a pop and a push
+ * almost always. A thread's cache goes back to the shared stacks when the
+ * thread exits.
+ *
+ * Memory is kept for reuse, never returned to the system: a process's task
+ * blocks take what its most pending tasks at once took (as pymalloc's
+ * arenas, but never freed). Set CFUTURES_MALLOC=1 in the environment to use
+ * malloc for everything (valgrind's view of each block); ASan and TSan builds
+ * always do.
+ */
+#ifndef CF_BLOCKS_H
+#define CF_BLOCKS_H
+
+#include <stddef.h>
+
+#define CF_BLOCK_MAX 256
+
+/* @size bytes, 16-aligned, uninitialised; NULL (errno ENOMEM) on failure. */
+void *cf_block_alloc(size_t size);
+/* Frees a block of cf_block_alloc (or NULL). */
+void cf_block_free(void *p);
+/* Blocks carved from chunks so far (tests: reuse), or -1 while malloc serves all. */
+long cf_block_carved(void);
+
+#endif /* CF_BLOCKS_H */

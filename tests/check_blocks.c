@@ -1,0 +1,163 @@
+/*
+ * check_blocks: the task-block allocator (lib/blocks.c; white box: links the
+ * core library). Blocks are aligned and whole at every size; freed blocks
+ * are used again, also those a thread freed before it exited; a fork while
+ * another thread allocates leaves the child an allocator that works.
+ *
+ * In ASan and TSan builds malloc serves every block (cf_block_carved() is
+ * -1): the checks of reuse are skipped there, the rest still run.
+ */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "blocks.h"
+
+#define TASK_BLOCK 120 /* a thread pool's future + work item */
+
+START_TEST(test_blocks_sizes)
+{
+    void *p[CF_BLOCK_MAX + 40];
+    for (size_t size = 0; size < CF_BLOCK_MAX + 40; size++) {
+        p[size] = cf_block_alloc(size);
+        ck_assert_ptr_nonnull(p[size]);
+        ck_assert_uint_eq((uintptr_t)p[size] % 16, 0);
+        memset(p[size], (int)(size & 0xff), size);
+    }
+    for (size_t size = 0; size < CF_BLOCK_MAX + 40; size++) {
+        const unsigned char *b = p[size];
+        for (size_t i = 0; i < size; i++)
+            ck_assert_uint_eq(b[i], size & 0xff); /* no two blocks overlap */
+        cf_block_free(p[size]);
+    }
+    cf_block_free(NULL);
+}
+END_TEST
+
+/* Frees of the first n blocks and n new allocations: no block carved anew
+   but what the cache held back (at most one batch, 64). */
+START_TEST(test_blocks_reused)
+{
+    enum { N = 5000 };
+    void **p = malloc(N * sizeof(*p));
+    for (int round = 0; round < 3; round++) {
+        long before = cf_block_carved();
+        for (int i = 0; i < N; i++)
+            ck_assert_ptr_nonnull(p[i] = cf_block_alloc(TASK_BLOCK));
+        long grew = cf_block_carved() - before;
+        if (before >= 0 && round > 0)
+            ck_assert_int_le(grew, 64);
+        for (int i = 0; i < N; i++)
+            cf_block_free(p[i]);
+    }
+    free(p);
+}
+END_TEST
+
+struct handoff {
+    void **p;
+    int n;
+};
+
+static void *free_all_and_exit(void *arg)
+{
+    struct handoff *h = arg;
+    for (int i = 0; i < h->n; i++)
+        cf_block_free(h->p[i]);
+    return NULL; /* fewer than 128 stay in this thread's cache: flushed now */
+}
+
+/* Blocks allocated on one thread and freed on another that then exits are
+   used again (the exiting thread's cache goes back), over rounds. */
+START_TEST(test_blocks_freed_by_exited_thread)
+{
+    enum { N = 1000 + 100 }; /* not a multiple of a batch: some stay cached */
+    void **p = malloc(N * sizeof(*p));
+    long first = -1;
+    for (int round = 0; round < 20; round++) {
+        for (int i = 0; i < N; i++)
+            ck_assert_ptr_nonnull(p[i] = cf_block_alloc(200));
+        if (round == 0)
+            first = cf_block_carved();
+        struct handoff h = {p, N};
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, free_all_and_exit, &h), 0);
+        ck_assert_int_eq(pthread_join(t, NULL), 0);
+    }
+    long now = cf_block_carved();
+    if (first >= 0)
+        ck_assert_int_le(now - first, 2 * 64); /* 20 rounds, no growth but a batch or two */
+    free(p);
+}
+END_TEST
+
+static atomic_bool churn_stop;
+
+static void *churn(void *arg)
+{
+    (void)arg;
+    void *p[300];
+    while (!atomic_load(&churn_stop)) {
+        for (int i = 0; i < 300; i++)
+            p[i] = cf_block_alloc(i % 2 ? TASK_BLOCK : 224);
+        for (int i = 0; i < 300; i++)
+            cf_block_free(p[i]);
+    }
+    return NULL;
+}
+
+/* A child forked while another thread refills and spills (taking the class
+   locks) can allocate and free: the locks are not left held in it. */
+START_TEST(test_blocks_fork_while_busy)
+{
+    atomic_store(&churn_stop, false);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, churn, NULL), 0);
+    for (int i = 0; i < 200; i++) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            void *p[500];
+            for (int k = 0; k < 500; k++)
+                if (!(p[k] = cf_block_alloc(k % 2 ? TASK_BLOCK : 224)))
+                    _exit(2);
+            for (int k = 0; k < 500; k++)
+                cf_block_free(p[k]);
+            _exit(0);
+        }
+        int status = 0;
+        double until = now_s() + 20;
+        pid_t got;
+        while ((got = waitpid(pid, &status, WNOHANG)) == 0 && now_s() < until)
+            usleep(1000);
+        if (got == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            ck_abort_msg("fork %d: the child hung in the allocator", i);
+        }
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+    atomic_store(&churn_stop, true);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert(no_children());
+}
+END_TEST
+
+Suite *make_suite(void)
+{
+    Suite *s = suite_create("blocks");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_blocks_sizes);
+    tcase_add_test(tc, test_blocks_reused);
+    tcase_add_test(tc, test_blocks_freed_by_exited_thread);
+    tcase_add_test(tc, test_blocks_fork_while_busy);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    return s;
+}
