@@ -31,6 +31,25 @@
 #define MALLOC_ONLY 1 /* 32-bit: no address space to set aside */
 #endif
 
+#ifdef MALLOC_ONLY
+
+void *cf_block_alloc(size_t size)
+{
+    return malloc(size ? size : 1);
+}
+
+void cf_block_free(void *p)
+{
+    free(p);
+}
+
+long cf_block_carved(void)
+{
+    return -1;
+}
+
+#else /* !MALLOC_ONLY */
+
 #define CHUNK ((size_t)2 << 20)
 #define RANGE ((size_t)16 << 30) /* 8,192 chunks: 67 million 256-byte blocks */
 #define NCHUNKS (RANGE / CHUNK)
@@ -107,7 +126,6 @@ static void thread_exit(void *unused)
 static void init(void)
 {
     int st = ST_OFF;
-#ifndef MALLOC_ONLY
     const char *env = getenv("CFUTURES_MALLOC");
     if (env && *env && strcmp(env, "0") != 0)
         goto out;
@@ -124,7 +142,6 @@ static void init(void)
                           memory_order_relaxed);
     st = ST_ON;
 out:
-#endif
     atomic_store_explicit(&state, st, memory_order_release);
 }
 
@@ -261,3 +278,5 @@ long cf_block_carved(void)
     }
     return n;
 }
+
+#endif /* MALLOC_ONLY */
