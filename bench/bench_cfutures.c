@@ -115,6 +115,14 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Minor page faults of this process so far (every thread; not its children). */
+static long minor_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
 static double cpu_seconds(bool user)
 {
     struct rusage ru;
@@ -413,6 +421,7 @@ static int cmd_w1(const struct backend *b, size_t n, int workers)
     start_workers(b, pool, workers);
 
     double u0 = cpu_seconds(true), s0 = cpu_seconds(false);
+    long f0 = minor_faults();
     int64_t t0 = now_ns();
     for (size_t i = 0; i < n; i++)
         fs[i] = b->submit(pool, TASK_ADD_ONE, &args[i]);
@@ -426,6 +435,7 @@ static int cmd_w1(const struct backend *b, size_t n, int workers)
     }
     int64_t t2 = now_ns();
     double user = cpu_seconds(true) - u0, sys = cpu_seconds(false) - s0;
+    double faults = (double)(minor_faults() - f0) / (double)n;
     b->pool_free(pool);
 
     double secs = (double)(t2 - t0) / 1e9;
@@ -433,13 +443,14 @@ static int cmd_w1(const struct backend *b, size_t n, int workers)
     double submit_share = (double)(t1 - t0) / (double)(t2 - t0);
     printf("{\"bench\":\"w1\",\"impl\":\"%s\",\"n\":%zu,\"workers\":%d,"
            "\"tasks_per_s\":%.0f,\"secs\":%.6f,\"submit_share\":%.4f,"
-           "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"checksum\":%lld}\n",
-           b->name, n, workers, rate, secs, submit_share, user, sys, (long long)sum);
+           "\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"faults_per_task\":%.5f,"
+           "\"checksum\":%lld}\n",
+           b->name, n, workers, rate, secs, submit_share, user, sys, faults, (long long)sum);
     char buf[32];
     printf("w1 %s: %zu tiny tasks, %d worker%s: %s tasks/s (%.1f ms; submit loop %.0f%%; "
-           "cpu user %.3f s, sys %.3f s)\n",
+           "cpu user %.3f s, sys %.3f s; %.4f page faults a task)\n",
            b->name, n, workers, workers == 1 ? "" : "s", grouped(rate, buf, sizeof(buf)),
-           secs * 1e3, submit_share * 100, user, sys);
+           secs * 1e3, submit_share * 100, user, sys, faults);
     free(fs);
     free(args);
     return 0;
@@ -1201,20 +1212,27 @@ static executor_t *pp_new(int workers)
     return ex;
 }
 
+/* @faults: this process's page faults in the run (minor_faults), or -1. */
 static void print_rate(const char *bench, const char *impl, size_t n, int workers, size_t size,
-                       double secs)
+                       double secs, long faults)
 {
     double rate = (double)n / secs;
     double mbps = size ? (double)n * (double)size * 2 / secs / 1e6 : 0;
     printf("{\"bench\":\"%s\",\"impl\":\"%s\",\"n\":%zu,\"workers\":%d,\"size\":%zu,"
-           "\"tasks_per_s\":%.0f,\"mb_per_s\":%.1f,\"secs\":%.6f}\n",
+           "\"tasks_per_s\":%.0f,\"mb_per_s\":%.1f,\"secs\":%.6f",
            bench, impl, n, workers, size, rate, mbps, secs);
+    if (faults >= 0)
+        printf(",\"faults_per_task\":%.5f", (double)faults / (double)n);
+    printf("}\n");
     char buf[32];
     printf("%s %s: %zu tasks, %d worker%s%s: %s tasks/s", bench, impl, n, workers,
            workers == 1 ? "" : "s", size ? ", echo" : "", grouped(rate, buf, sizeof(buf)));
     if (size)
         printf(", %.0f MB/s both ways (%zu B each way)", mbps, size);
-    printf(" (%.1f ms)\n", secs * 1e3);
+    printf(" (%.1f ms", secs * 1e3);
+    if (faults >= 0)
+        printf("; %.4f page faults a task", (double)faults / (double)n);
+    printf(")\n");
 }
 
 static int cmd_ppw3(size_t n, int workers)
@@ -1224,6 +1242,7 @@ static int cmd_ppw3(size_t n, int workers)
     for (size_t i = 0; i < n; i++)
         args[i] = (int64_t)i;
     executor_t *ex = pp_new(workers);
+    long f0 = minor_faults();
     int64_t t0 = now_ns();
     for (size_t i = 0; i < n; i++)
         fs[i] = cf_submit(ex, TASK_ADD_ONE, &args[i]);
@@ -1231,8 +1250,9 @@ static int cmd_ppw3(size_t n, int workers)
         if (cf_collect(fs[i]) != (int64_t)i + 1)
             die("ppw3: a task returned a wrong value");
     int64_t t1 = now_ns();
+    long faults = minor_faults() - f0;
     executor_free(ex);
-    print_rate("ppw3", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9);
+    print_rate("ppw3", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9, faults);
     free(fs);
     free(args);
     return 0;
@@ -1270,7 +1290,7 @@ static int cmd_ppw3map(size_t n, int workers, size_t chunk)
     executor_map_free(m);
     int64_t t1 = now_ns();
     executor_free(ex);
-    print_rate("ppw3map", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9);
+    print_rate("ppw3map", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9, -1);
     free(lens);
     free(args);
     free(vals);
@@ -1329,7 +1349,7 @@ static int cmd_ppw3b(size_t n, int workers, size_t size)
     }
     int64_t t1 = now_ns();
     executor_free(ex);
-    print_rate("ppw3b", "cfutures", n, workers, size, (double)(t1 - t0) / 1e9);
+    print_rate("ppw3b", "cfutures", n, workers, size, (double)(t1 - t0) / 1e9, -1);
     free(fs);
     free(buf);
     return 0;
@@ -1443,14 +1463,17 @@ static int cmd_npw3(size_t n, int workers, size_t size)
     if (size)
         np_warm(p, workers);
     struct np_check c = {.size = size};
+    long f0 = minor_faults();
     int64_t t0 = now_ns();
     if (npp_run(p, args, lens, n, size ? np_echo_result : np_add_one_result, &c) != 0)
         die("naive process pool: a worker failed");
     int64_t t1 = now_ns();
+    long faults = minor_faults() - f0;
     if (c.seen != n)
         die("naive process pool: a wrong count of results");
     npp_free(p);
-    print_rate(size ? "npw3b" : "npw3", "naive", n, workers, size, (double)(t1 - t0) / 1e9);
+    print_rate(size ? "npw3b" : "npw3", "naive", n, workers, size, (double)(t1 - t0) / 1e9,
+               size ? -1 : faults);
     free(lens);
     free(args);
     free(buf);
@@ -1559,7 +1582,7 @@ static int cmd_echo(size_t n, size_t size)
     }
     int64_t t1 = now_ns();
     echo_child_end(pid, tc, fc);
-    print_rate("echo", "limit", n, 1, size, (double)(t1 - t0) / 1e9);
+    print_rate("echo", "limit", n, 1, size, (double)(t1 - t0) / 1e9, -1);
     free(b);
     return 0;
 }

@@ -437,6 +437,15 @@ w1sys, _ = add("W1 futex + sched_yield calls a task, 2 workers", "calls",
                pick("w1sys", "cfutures", "per_task", 2))
 add("W1 naive futex + sched_yield calls a task, 2 workers", "calls",
     pick("w1sys", "naive", "per_task", 2))
+# First-touch memory (issue 14): page faults of the submitting process a task,
+# counted in the run (getrusage), so a machine where a fault costs more shows
+# the same count.
+add("W1 page faults a task, 2 workers", "faults", pick("w1", "cfutures", "faults_per_task", 2))
+add("W1 naive page faults a task, 2 workers", "faults", pick("w1", "naive", "faults_per_task", 2))
+add("W3 process pool page faults a task (parent), 2 workers", "faults",
+    pick("ppw3", "cfutures", "faults_per_task", 2))
+add("W3 naive process pool page faults a task (parent), 2 workers", "faults",
+    pick("npw3", "naive", "faults_per_task", 2))
 w7_50, w7_50_vs = add("W7 thread pool start p50 behind long tasks", "us",
                       pick("w7", "cfutures", "p50_us", 4), (pick("w7", "naive", "p50_us", 4), "x condvar pool"))
 w7_99, w7_99_vs = add("W7 thread pool start p99 behind long tasks", "us",
