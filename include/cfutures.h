@@ -30,7 +30,9 @@
  *    kept for the next futures, never given back to the system: a process
  *    holds what its most futures alive at once took (128 bytes each on a
  *    thread pool). CFUTURES_MALLOC=1 in the environment makes every block a
- *    malloc() (for valgrind); ASan and TSan builds always do.
+ *    malloc(); ASan and TSan builds always do, and so does a run under
+ *    valgrind (when the library was built with valgrind's header), so that
+ *    memcheck sees each future.
  *
  * Choices made where Python is vague (DESIGN.md "Semantics pinned down"):
  *

@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define MALLOC_ONLY 1
@@ -127,8 +130,13 @@ static void init(void)
 {
     int st = ST_OFF;
     const char *env = getenv("CFUTURES_MALLOC");
-    if (env && *env && strcmp(env, "0") != 0)
+    bool forced = env && strcmp(env, "0") == 0; /* blocks even under valgrind */
+    if (env && *env && !forced)
         goto out;
+#ifdef HAVE_VALGRIND_VALGRIND_H
+    if (RUNNING_ON_VALGRIND && !forced)
+        goto out; /* memcheck then sees each future as a heap block of its own */
+#endif
     char *raw = mmap(NULL, RANGE + CHUNK, PROT_NONE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED)

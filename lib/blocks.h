@@ -24,8 +24,10 @@
  * Memory is kept for reuse, never returned to the system: a process's task
  * blocks take what its most pending tasks at once took (as pymalloc's
  * arenas, but never freed). Set CFUTURES_MALLOC=1 in the environment to use
- * malloc for everything (valgrind's view of each block); ASan and TSan builds
- * always do.
+ * malloc for everything; ASan and TSan builds always do, and so does a
+ * program run under valgrind when the library was built with valgrind's
+ * header (its memcheck then tracks each future: leaks, use after free).
+ * CFUTURES_MALLOC=0 keeps the blocks even there (callgrind of the real path).
  */
 #ifndef CF_BLOCKS_H
 #define CF_BLOCKS_H
