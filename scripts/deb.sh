@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 out=$(realpath -m "${1:-build/deb}")
 bash scripts/setup.sh dpkg-dev debhelper lintian doxygen help2man python3 \
-    libcurl4-openssl-dev pkgconf fakeroot
+    libcurl4-openssl-dev pkgconf fakeroot valgrind
 # The version is AC_INIT's (docs/check-version.sh keeps debian/changelog on it).
 version=$(sed -n 's/^AC_INIT(\[cfutures\], \[\([^]]*\)\].*/\1/p' configure.ac)
 tmp=$(mktemp -d)
