@@ -12,6 +12,8 @@
  *                                           context switches/s of a resting pool
  *   bench_cfutures w12 thread|process       how late delayed tasks and a 10 ms
  *                                           fixed-rate schedule start
+ *   bench_cfutures w13 SAMPLES              a process-pool task that waited in a
+ *                                           pipe: future_running and deadline lag
  *   bench_cfutures w6 N REPS                as_completed / wait over done futures
  *   bench_cfutures w9 N                     a future_then chain of N steps (2-worker
  *                                           pool, and inline) vs N submit+result
@@ -822,6 +824,93 @@ static int cmd_w12(const char *kind)
            "%.3f ms late)\n",
            kind, W12_DELAYED, p50, p99, early, drift, W12_RUNS, (double)worst / 1e6);
     return early ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------- W13 */
+
+/*
+ * W13 (issue 14): how soon the parent knows about a process-pool task that
+ * waited in a worker's pipe behind another one. One worker; each sample
+ * sends a 5 ms task, then, sent ahead behind it, one that stamps its start
+ * in shared memory and then waits past its own 10 ms limit. The parent
+ * polls the second future about every 20 us: how long after the stamp
+ * future_running() turned true, and how long after start + 10 ms the future
+ * failed FUT_EDEADLINE (the worker is then killed and a new one forked).
+ */
+enum { W13_LIMIT_NS = 10 * 1000 * 1000 };
+
+static _Atomic int64_t *w13_start;
+
+static void cf_w13_busy(task_t *t)
+{
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    task_return_i64(t, 0);
+}
+
+static void cf_w13_stamp_hang(task_t *t)
+{
+    atomic_store(w13_start, now_ns());
+    while (!task_should_stop(t)) {
+        struct timespec ts = {0, 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    task_return_i64(t, 0);
+}
+
+static int cmd_w13(size_t samples)
+{
+    w13_start = mmap(NULL, sizeof(*w13_start), PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (w13_start == MAP_FAILED)
+        die("w13: mmap");
+    executor_t *ex = pp_new(1);
+    int64_t *run_lag = xmalloc_touched(samples * sizeof(*run_lag));
+    int64_t *dl_lag = xmalloc_touched(samples * sizeof(*dl_lag));
+    for (size_t i = 0; i < samples; i++) {
+        atomic_store(w13_start, 0);
+        future_t *a = executor_submit(ex, cf_w13_busy, NULL, 0);
+        future_t *b = executor_submit_with(ex, cf_w13_stamp_hang, NULL, 0,
+                                           &(submit_options_t){.timeout = W13_LIMIT_NS / 1e9});
+        if (!a || !b)
+            die_code("executor_submit", -errno);
+        int64_t running_at = 0, done_at = 0;
+        while (!done_at) {
+            int64_t now = now_ns();
+            if (!running_at && future_running(b))
+                running_at = now;
+            if (future_done(b))
+                done_at = now;
+            struct timespec ts = {0, 20 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        int64_t started = atomic_load(w13_start);
+        if (!started || !running_at || future_result(b, 0, NULL, NULL) != FUT_EDEADLINE)
+            die("w13: the task did not start, or did not fail by its deadline");
+        run_lag[i] = running_at - started;
+        dl_lag[i] = done_at - (started + W13_LIMIT_NS);
+        cf_collect(a);
+        future_unref(b);
+    }
+    executor_free(ex);
+    munmap((void *)w13_start, sizeof(*w13_start));
+    qsort(run_lag, samples, sizeof(*run_lag), cmp_i64);
+    qsort(dl_lag, samples, sizeof(*dl_lag), cmp_i64);
+    double r50 = (double)percentile(run_lag, samples, 50) / 1e3;
+    double rmax = (double)run_lag[samples - 1] / 1e3;
+    double d50 = (double)percentile(dl_lag, samples, 50) / 1e3;
+    double dmax = (double)dl_lag[samples - 1] / 1e3;
+    printf("{\"bench\":\"w13\",\"impl\":\"cfutures-process\",\"samples\":%zu,"
+           "\"running_p50_us\":%.1f,\"running_max_us\":%.1f,\"deadline_p50_us\":%.1f,"
+           "\"deadline_max_us\":%.1f}\n",
+           samples, r50, rmax, d50, dmax);
+    printf("w13 cfutures process pool, a task that waited in a worker's pipe (%zu samples): "
+           "future_running() %.0f us after its start (p50; max %.0f us), its 10 ms deadline "
+           "failed it %.0f us late (p50; max %.0f us)\n",
+           samples, r50, rmax, d50, dmax);
+    free(run_lag);
+    free(dl_lag);
+    return 0;
 }
 
 /* ---------------------------------------------------------------- W5 */
@@ -1719,6 +1808,8 @@ static int process_cmds(int argc, char **argv)
         return cmd_w8(argv[2], argv[3], CNT(3, "SECONDS"));
     if (strcmp(cmd, "w12") == 0 && ARGS(1))
         return cmd_w12(argv[2]);
+    if (strcmp(cmd, "w13") == 0 && ARGS(1))
+        return cmd_w13(CNT(1, "SAMPLES"));
     if (strcmp(cmd, "w4") == 0 && ARGS(3))
         return cmd_w4(argv[2], parse_workers(argv[3]), CNT(3, "PAIRS"));
 #undef CNT
@@ -1738,6 +1829,7 @@ static _Noreturn void usage(void)
           "       bench_cfutures ppw7 SAMPLES\n"
           "       bench_cfutures w8 thread|process idle|busy|timers SECONDS\n"
           "       bench_cfutures w12 thread|process\n"
+          "       bench_cfutures w13 SAMPLES\n"
           "       bench_cfutures w6 N REPS\n"
           "       bench_cfutures cond ITERS\n"
           "       bench_cfutures spin ITERS\n"

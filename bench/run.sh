@@ -103,6 +103,7 @@ c w8 process idle $W8_S
 c w8 process busy $W8_S
 c w8 process timers $W8_S
 c w12 process
+c w13 50
 py w2 $PY_W2_ITERS 2 ppe
 c ppw3 $W3_N 2
 c npw3 $W3_N 2
@@ -482,6 +483,12 @@ for kind in ("thread", "process"):
                 out[r["round"]] = r[key]
         w12[kind, key], _ = add(f"W12 {kind} pool {label}", unit, out)
 
+w13 = {}
+for key, label in (("running_max_us", "future_running() after the start, worst of 50"),
+                   ("deadline_max_us", "10 ms deadline's failure after start + limit, worst of 50")):
+    w13[key], _ = add(f"W13 process pool task that waited in a pipe: {label}", "us",
+                      pick("w13", "cfutures-process", key))
+
 loads = [r["load_pct"] for r in runs]
 
 # ---- the table
@@ -595,6 +602,12 @@ for kind in ("thread", "process"):
     v = med(w12[kind, "drift_ms"])
     target(f"W12 {kind} pool 10 ms fixed-rate schedule drifts < 1 ms in 100 runs (issue 15)",
            v, f"{fmt(v, 'ms')} ms", v is not None and abs(v) < 1)
+v = med(w13["running_max_us"])
+target("W13 process pool future_running() within 1 ms of a start, pipe-queued task (issue 14)",
+       v, f"{fmt(v, 'us')} us", v is not None and v <= 1000)
+v = med(w13["deadline_max_us"])
+target("W13 process pool deadline fires within 5 ms, pipe-queued task (issue 14)", v,
+       f"{fmt(v, 'us')} us", v is not None and v <= 5000)
 v = med(w4p)
 target("W4 process pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
 
