@@ -414,6 +414,43 @@ MPI_TEST(test_mpi_free_leaves_nothing)
     ck_assert(eventually(none_left, NULL, T_LONG));
 }
 
+/* The file whose presence makes the next spawned copy of master @pid stall. */
+static void stall_path(char *out, size_t n, long pid)
+{
+    snprintf(out, n, "/tmp/check_mpi_pool.stall.%ld", pid);
+}
+
+/*
+ * Spawn mode: a copy that never gets through MPI_Init (main() below makes
+ * it stall before mpi_pool_serve, as Open MPI 4.1 sometimes leaves one in
+ * PMIx_Init) costs CFUTURES_MPI_SPAWN_LIMIT (5 s here): it is killed and
+ * spawned again, and the pool comes up whole.
+ */
+MPI_TEST(test_mpi_spawn_stuck)
+{
+    if (world)
+        return;
+    char path[64];
+    stall_path(path, sizeof(path), (long)getpid());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    double t0 = now_s();
+    executor_t *ex = new_pool();
+    ck_assert_double_ge(now_s() - t0, 5.0);
+    ck_assert_int_ne(access(path, F_OK), 0); /* a copy took it and stalled */
+    int64_t i = 41, v;
+    future_t *fu = executor_submit(ex, t_add1, &i, sizeof(i));
+    ck_assert_int_eq(future_result_i64(fu, T_LONG, &v), 0);
+    ck_assert_int_eq(v, 42);
+    future_unref(fu);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, NW);
+    executor_free(ex);
+    ck_assert(eventually(none_left, NULL, T_LONG)); /* the stalled copy too */
+}
+
 /*
  * Spawn mode, last: a worker rank killed with SIGKILL fails only its own
  * task, within the heartbeat limit (CFUTURES_MPI_HEARTBEAT, 2 s here);
@@ -462,6 +499,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_shutdown_cancel_futures);
     tcase_add_test(tc, test_mpi_bad_arguments);
     tcase_add_test(tc, test_mpi_free_leaves_nothing);
+    tcase_add_test(tc, test_mpi_spawn_stuck);
     tcase_add_test(tc, test_mpi_rank_killed);
     suite_add_tcase(s, tc);
     return s;
@@ -480,6 +518,7 @@ static void mpi_env(void)
         {"OMPI_MCA_oob_tcp_if_include", "lo"},
         {"HWLOC_COMPONENTS", "-gl"},
         {"CFUTURES_MPI_HEARTBEAT", "2"},
+        {"CFUTURES_MPI_SPAWN_LIMIT", "5"},
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
         setenv(kv[i][0], kv[i][1], 0);
@@ -495,6 +534,17 @@ int main(int argc, char **argv)
     if (!getenv("OMPI_COMM_WORLD_SIZE"))
         (void)setsid();
     mpi_env();
+    /* a spawned copy (marker=master pid.n) told to stall: test_mpi_spawn_stuck */
+    for (int i = 1; i < argc; i++) {
+        long master = 0;
+        char path[64];
+        if (sscanf(argv[i], "--cfutures-mpi-worker=%ld.", &master) != 1)
+            continue;
+        stall_path(path, sizeof(path), master);
+        if (unlink(path) == 0)
+            for (;;)
+                pause(); /* killed by the master */
+    }
     bool expect_mismatch = argc > 1 && strcmp(argv[1], "--expect-mismatch") == 0;
     int rc = mpi_pool_serve(&argc, &argv);
     if (expect_mismatch) {

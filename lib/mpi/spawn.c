@@ -12,7 +12,7 @@
  * finish (pmix_base_exchange_timeout does not bound it, nor does killing
  * the stuck process: both tried), so every wait is bounded and a failed
  * attempt is retried:
- *   - MPI_Comm_spawn runs on a thread of its own; after SPAWN_LIMIT seconds
+ *   - MPI_Comm_spawn runs on a thread of its own; after spawn_limit() seconds
  *     the caller gives up on it (that thread stays blocked in Open MPI, which
  *     goes on spawning meanwhile: measured) and SIGKILLs the new process,
  *     found by the token in its arguments (CF_MPI_MARKER=pid.n);
@@ -48,7 +48,6 @@
 #include "util.h"
 
 #define SPAWN_TRIES 3
-#define SPAWN_LIMIT 30.0       /* seconds MPI_Comm_spawn may take */
 #define SPAWN_HELLO_LIMIT 60.0 /* seconds the new copy then has to answer HELLO */
 #define RELEASE_LIMIT 20.0 /* seconds for the ranks to say BYE, then to exit */
 
@@ -134,7 +133,15 @@ static void kill_token(const char *token)
         closedir(d);
 }
 
-/* Starts MPI_Comm_spawn of @c on its thread and waits SPAWN_LIMIT for it. 0 or a code. */
+/* Seconds MPI_Comm_spawn may take: CFUTURES_MPI_SPAWN_LIMIT, default 30. */
+static double spawn_limit(void)
+{
+    const char *s = getenv("CFUTURES_MPI_SPAWN_LIMIT");
+    double v = s ? atof(s) : 0;
+    return v > 0 && v < 86400 ? v : 30.0;
+}
+
+/* Starts MPI_Comm_spawn of @c on its thread and waits spawn_limit() for it. 0 or a code. */
 static int spawn_call_run(struct spawn_call *c, MPI_Comm *comm)
 {
     pthread_t t;
@@ -145,7 +152,8 @@ static int spawn_call_run(struct spawn_call *c, MPI_Comm *comm)
     }
     pthread_detach(t);
     struct timespec ts;
-    cf_ns_to_timespec(cf_deadline_after(SPAWN_LIMIT), &ts);
+    double limit = spawn_limit();
+    cf_ns_to_timespec(cf_deadline_after(limit), &ts);
     pthread_mutex_lock(&c->mu);
     while (!c->done && pthread_cond_timedwait(&c->cv, &c->mu, &ts) != ETIMEDOUT)
         ;
@@ -157,7 +165,7 @@ static int spawn_call_run(struct spawn_call *c, MPI_Comm *comm)
         fprintf(stderr,
                 "cfutures mpi_pool_executor_new: MPI_Comm_spawn did not return in "
                 "%.0f s (Open MPI 4.1 with PMIx 4: openpmix#2735)\n",
-                SPAWN_LIMIT);
+                limit);
         kill_token(c->args[c->marker_at]);
         return FUT_ETIMEDOUT;
     }
