@@ -589,12 +589,22 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * seconds (default 10; pinged after 0.5 s of silence) is lost: its tasks
  * fail FUT_EWORKER, the others go on; with none left the pool is broken
  * (FUT_EBROKEN). executor_free never waits for a lost rank.
+ * Spawn mode, bounded waits (Open MPI 4.1 with PMIx 4 now and then never
+ * finishes a spawn, openpmix#2735): a copy whose MPI_Comm_spawn has not
+ * returned in CFUTURES_MPI_SPAWN_LIMIT seconds (default 30), or that has not answered the handshake 60 s later, is
+ * SIGKILLed and spawned again, 3 tries at most; a spawned copy not through
+ * MPI_Init and the handshake in 150 s exits by itself. executor_free sends
+ * each live rank STOP and waits up to 20 s for its goodbye, then for the
+ * ranks of this host to exit; whatever is left is SIGKILLed (with its task
+ * processes) and executor_free returns: it never hangs. After a loss or a
+ * failed spawn nothing more is disconnected and MPI is not finalized at
+ * exit (Open MPI 4.1 can hang there).
  * Not supported (FUT_EINVAL): initializer, max_tasks_per_child,
  * on_worker_death = FUT_WORKER_BREAK_POOL.
  * Returns a new executor; NULL with errno EINVAL (mpi_pool_serve was not
  * called or failed, unsupported options, negative counts), ENOMEM,
  * -FUT_ESYS (a spawn failed), -FUT_EBROKEN (a spawned copy is another
- * build), ETIMEDOUT (a spawned copy did not answer).
+ * build), ETIMEDOUT (3 spawns in a row did not return or answer).
  * Root in a container, one host: see README.md, "MPI pool".
  * Exists only in a library configured --with-mpi (Open MPI).
  * Threads: any; blocks while spawning.

@@ -27,6 +27,28 @@
 #define NW 2 /* worker ranks */
 
 static bool world; /* started by mpiexec -n 3 */
+static double t_start; /* when main started */
+
+/*
+ * The suite runs without Check's fork, so Check prints only at the end: a
+ * run killed midway (SIGKILL, a timeout) would leave no trace. Each test
+ * therefore says on stderr when it starts, with the seconds since main.
+ */
+static void announce(const char *name)
+{
+    fprintf(stderr, "check_mpi_pool[%d] %6.1f s: %s\n", (int)getpid(), now_s() - t_start,
+            name);
+}
+
+#define MPI_TEST(name)                                                                   \
+    static void name##_body(void);                                                       \
+    START_TEST(name)                                                                     \
+    {                                                                                    \
+        announce(#name);                                                                 \
+        name##_body();                                                                   \
+    }                                                                                    \
+    END_TEST                                                                             \
+    static void name##_body(void)
 
 static executor_t *new_pool(void)
 {
@@ -98,7 +120,7 @@ static void t_kill_rank(task_t *t)
     pause();
 }
 
-START_TEST(test_mpi_submit_results)
+MPI_TEST(test_mpi_submit_results)
 {
     executor_t *ex = new_pool();
     enum { N = 300 };
@@ -114,9 +136,8 @@ START_TEST(test_mpi_submit_results)
     ck_assert_uint_eq(st.completed, N);
     executor_free(ex);
 }
-END_TEST
 
-START_TEST(test_mpi_big_payload)
+MPI_TEST(test_mpi_big_payload)
 {
     executor_t *ex = new_pool();
     size_t n = 3u << 20;
@@ -133,10 +154,9 @@ START_TEST(test_mpi_big_payload)
     free(b);
     executor_free(ex);
 }
-END_TEST
 
 /* Large tasks and large answers cross: neither side may block the other. */
-START_TEST(test_mpi_big_both_ways)
+MPI_TEST(test_mpi_big_both_ways)
 {
     executor_t *ex = new_pool();
     enum { N = 24 };
@@ -163,9 +183,8 @@ START_TEST(test_mpi_big_both_ways)
     free(b);
     executor_free(ex);
 }
-END_TEST
 
-START_TEST(test_mpi_task_error)
+MPI_TEST(test_mpi_task_error)
 {
     executor_t *ex = new_pool();
     int code = 5;
@@ -178,10 +197,9 @@ START_TEST(test_mpi_task_error)
     future_unref(f);
     executor_free(ex);
 }
-END_TEST
 
 /* Each crash costs its task only; the ranks go on. */
-START_TEST(test_mpi_task_crash)
+MPI_TEST(test_mpi_task_crash)
 {
     executor_t *ex = new_pool();
     task_fn fns[3] = {t_segv, t_abort, t_exit3};
@@ -209,9 +227,8 @@ START_TEST(test_mpi_task_crash)
     ck_assert_uint_eq(st.workers, NW);
     executor_free(ex);
 }
-END_TEST
 
-START_TEST(test_mpi_deadline)
+MPI_TEST(test_mpi_deadline)
 {
     executor_t *ex = new_pool();
     double s = 30;
@@ -223,9 +240,8 @@ START_TEST(test_mpi_deadline)
     future_unref(f);
     executor_free(ex);
 }
-END_TEST
 
-START_TEST(test_mpi_map)
+MPI_TEST(test_mpi_map)
 {
     executor_t *ex = new_pool();
     enum { N = 64 };
@@ -264,7 +280,6 @@ START_TEST(test_mpi_map)
     }
     executor_free(ex);
 }
-END_TEST
 
 static void count_cb(future_t *f, void *ud)
 {
@@ -272,7 +287,7 @@ static void count_cb(future_t *f, void *ud)
     atomic_fetch_add((_Atomic int *)ud, 1);
 }
 
-START_TEST(test_mpi_waiting)
+MPI_TEST(test_mpi_waiting)
 {
     executor_t *ex = new_pool();
     enum { N = 20 };
@@ -303,9 +318,8 @@ START_TEST(test_mpi_waiting)
     for (int i = 0; i < N; i++)
         future_unref(f[i]);
 }
-END_TEST
 
-START_TEST(test_mpi_shutdown_cancel_futures)
+MPI_TEST(test_mpi_shutdown_cancel_futures)
 {
     executor_t *ex = new_pool();
     enum { N = 200 };
@@ -329,9 +343,8 @@ START_TEST(test_mpi_shutdown_cancel_futures)
     ck_assert_int_eq(errno, ESHUTDOWN);
     executor_free(ex);
 }
-END_TEST
 
-START_TEST(test_mpi_bad_arguments)
+MPI_TEST(test_mpi_bad_arguments)
 {
     ck_assert_int_eq(mpi_pool_serve(NULL, NULL), FUT_EINVAL);
     errno = 0;
@@ -352,7 +365,6 @@ START_TEST(test_mpi_bad_arguments)
     free(heap);
     executor_free(ex);
 }
-END_TEST
 
 /* Pids of other processes running this executable (the spawned ranks). */
 static int others_alive(void)
@@ -386,7 +398,7 @@ static bool none_left(void *arg)
 }
 
 /* Spawn mode: executor_free leaves no rank, fork server or task process. */
-START_TEST(test_mpi_free_leaves_nothing)
+MPI_TEST(test_mpi_free_leaves_nothing)
 {
     if (world)
         return; /* world ranks serve until the master exits */
@@ -401,14 +413,50 @@ START_TEST(test_mpi_free_leaves_nothing)
     executor_free(ex);
     ck_assert(eventually(none_left, NULL, T_LONG));
 }
-END_TEST
+
+/* The file whose presence makes the next spawned copy of master @pid stall. */
+static void stall_path(char *out, size_t n, long pid)
+{
+    snprintf(out, n, "/tmp/check_mpi_pool.stall.%ld", pid);
+}
+
+/*
+ * Spawn mode: a copy that never gets through MPI_Init (main() below makes
+ * it stall before mpi_pool_serve, as Open MPI 4.1 sometimes leaves one in
+ * PMIx_Init) costs CFUTURES_MPI_SPAWN_LIMIT (5 s here): it is killed and
+ * spawned again, and the pool comes up whole.
+ */
+MPI_TEST(test_mpi_spawn_stuck)
+{
+    if (world)
+        return;
+    char path[64];
+    stall_path(path, sizeof(path), (long)getpid());
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    double t0 = now_s();
+    executor_t *ex = new_pool();
+    ck_assert_double_ge(now_s() - t0, 5.0);
+    ck_assert_int_ne(access(path, F_OK), 0); /* a copy took it and stalled */
+    int64_t i = 41, v;
+    future_t *fu = executor_submit(ex, t_add1, &i, sizeof(i));
+    ck_assert_int_eq(future_result_i64(fu, T_LONG, &v), 0);
+    ck_assert_int_eq(v, 42);
+    future_unref(fu);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, NW);
+    executor_free(ex);
+    ck_assert(eventually(none_left, NULL, T_LONG)); /* the stalled copy too */
+}
 
 /*
  * Spawn mode, last: a worker rank killed with SIGKILL fails only its own
  * task, within the heartbeat limit (CFUTURES_MPI_HEARTBEAT, 2 s here);
  * the other rank keeps serving, and executor_free does not hang.
  */
-START_TEST(test_mpi_rank_killed)
+MPI_TEST(test_mpi_rank_killed)
 {
     if (world)
         return; /* mpiexec ends the whole job when a rank dies */
@@ -434,7 +482,6 @@ START_TEST(test_mpi_rank_killed)
     executor_free(ex);
     ck_assert(eventually(none_left, NULL, T_LONG));
 }
-END_TEST
 
 Suite *make_suite(void)
 {
@@ -452,6 +499,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_shutdown_cancel_futures);
     tcase_add_test(tc, test_mpi_bad_arguments);
     tcase_add_test(tc, test_mpi_free_leaves_nothing);
+    tcase_add_test(tc, test_mpi_spawn_stuck);
     tcase_add_test(tc, test_mpi_rank_killed);
     suite_add_tcase(s, tc);
     return s;
@@ -470,6 +518,7 @@ static void mpi_env(void)
         {"OMPI_MCA_oob_tcp_if_include", "lo"},
         {"HWLOC_COMPONENTS", "-gl"},
         {"CFUTURES_MPI_HEARTBEAT", "2"},
+        {"CFUTURES_MPI_SPAWN_LIMIT", "5"},
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
         setenv(kv[i][0], kv[i][1], 0);
@@ -485,6 +534,17 @@ int main(int argc, char **argv)
     if (!getenv("OMPI_COMM_WORLD_SIZE"))
         (void)setsid();
     mpi_env();
+    /* a spawned copy (marker=master pid.n) told to stall: test_mpi_spawn_stuck */
+    for (int i = 1; i < argc; i++) {
+        long master = 0;
+        char path[64];
+        if (sscanf(argv[i], "--cfutures-mpi-worker=%ld.", &master) != 1)
+            continue;
+        stall_path(path, sizeof(path), master);
+        if (unlink(path) == 0)
+            for (;;)
+                pause(); /* killed by the master */
+    }
     bool expect_mismatch = argc > 1 && strcmp(argv[1], "--expect-mismatch") == 0;
     int rc = mpi_pool_serve(&argc, &argv);
     if (expect_mismatch) {
@@ -497,6 +557,7 @@ int main(int argc, char **argv)
     /* A hang (here or in Open MPI's exit) fails the run instead of stalling make check
      * (the suite takes 10-60 s). */
     alarm(300);
+    t_start = now_s();
     const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
     world = ws && atoi(ws) > 1;
     SRunner *sr = srunner_create(make_suite());

@@ -15,13 +15,15 @@
  *             worker rank's loop, the master's exit handler
  *   pool.c    mpi_pool_executor_new: the master's executor and its manager
  *             thread (all of its MPI calls), heartbeat, shutdown
+ *   spawn.c   spawn mode's ranks: spawning them (bounded, retried) and
+ *             ending them (bounded, then SIGKILL)
  *
  * Messages: on a private communicator (a dup of MPI_COMM_WORLD in world
  * mode, one spawn intercommunicator per worker in spawn mode), as MPI_BYTE.
  * The tag says the executor (several may share the world ranks) and the
  * kind: TAG(e, kind). Tasks and answers are wire.c frames (TASK; RESULT or
- * FAILED); HELLO, PING, PONG and STOP are small fixed messages on e = 0
- * (HELLO, STOP) or the executor's own e (PING, PONG).
+ * FAILED); HELLO, PING, PONG, STOP and BYE are small fixed messages on e = 0
+ * (HELLO, STOP, BYE) or the executor's own e (PING, PONG).
  *
  * Threads: a worker rank's main thread receives; its local pool's manager
  * thread sends the answers (done-callbacks): MPI_THREAD_MULTIPLE. In the
@@ -38,7 +40,7 @@
 
 #include <cfutures.h>
 
-#define CF_MPI_MARKER "--cfutures-mpi-worker"
+#define CF_MPI_MARKER "--cfutures-mpi-worker" /* spawn.c adds =token: master pid.n */
 #define CF_MPI_MAX_MODULES 64
 #define CF_MPI_BUILD_ID_MAX 32
 /* A descriptor: module index << CF_MPI_OFF_BITS | offset. */
@@ -55,7 +57,12 @@ enum cf_mpi_kind {
     CF_MPI_K_PONG = 3,   /* rank -> master: yes (empty) */
     CF_MPI_K_STOP = 4,   /* master -> rank, e = 0: finish and leave (1 byte: teardown) */
     CF_MPI_K_HELLO = 5,  /* both ways, e = 0: the module tables, then the verdict */
+    CF_MPI_K_BYE = 6,    /* spawned rank -> master, e = 0: stopped, disconnecting now */
 };
+
+/* Seconds a spawned worker gets for MPI_Init and the handshake (then it exits). */
+#define CF_MPI_START_LIMIT 150
+
 
 /* One loaded ELF module with a GNU build-id. */
 struct cf_mpi_module {
@@ -108,9 +115,23 @@ bool cf_mpi_ready(void);                            /* mpi_pool_serve ran, maste
 const struct cf_mpi_modtab *cf_mpi_modules(void);
 char *const *cf_mpi_saved_argv(void);
 void cf_mpi_note_loss(void); /* a rank was lost: skip MPI teardown at exit */
+bool cf_mpi_lost(void);       /* cf_mpi_note_loss was called */
 int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t why_len);
 void cf_mpi_send_stop(const struct cf_mpi_peer *peer, bool teardown, bool wait);
 int cf_mpi_next_e(void);
 void cf_mpi_release_e(int e);
+
+/*
+ * spawn.c: spawns @n workers into @peers, one job each. 0, or a code (then
+ * none is left: those that started were ended).
+ */
+int cf_mpi_spawn(struct cf_mpi_peer *peers, int n);
+/*
+ * Ends spawned workers @peers[0..n): STOP to each not @lost, BYE awaited and
+ * disconnected (only if not @any_lost), then every rank of this host waited
+ * for and, past the limit, SIGKILLed. Never blocks for long; false if it
+ * gave up on a rank (a loss: see spawn.c).
+ */
+bool cf_mpi_release(struct cf_mpi_peer *peers, const bool *lost, int n, bool any_lost);
 
 #endif /* CF_MPI_INTERNAL_H */

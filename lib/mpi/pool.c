@@ -46,7 +46,6 @@
 #define SPIN_NS (100 * 1000LL)
 #define NAP_MAX_NS (1000 * 1000LL)
 #define PING_NS (500 * 1000000LL)
-#define SPAWN_HELLO_LIMIT 60.0
 #define BATCH_BYTES (256 * 1024) /* a message of several TASK frames, past one */
 
 struct mp_work {
@@ -56,7 +55,7 @@ struct mp_work {
 };
 
 struct mp_rank {
-    struct cf_mpi_peer peer;
+    struct cf_mpi_peer *peer; /* in mpi_pool.peers */
     bool lost;
     int n; /* tasks out */
     struct mp_work *cell[DEPTH];
@@ -76,6 +75,8 @@ struct mpi_pool {
     bool spawn; /* the ranks are ours (spawned), not the world's */
     int nranks;
     struct mp_rank *ranks;
+    struct cf_mpi_peer *peers; /* nranks: spawned, or a copy of the world's */
+    bool *lost;                /* nranks: for cf_mpi_release */
     int64_t hb_limit;
     bool any_lost; /* manager */
     _Atomic size_t nworkers, nidle;
@@ -154,6 +155,8 @@ static void mp_destroy(executor_t *ex)
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->ranks);
+    free(p->peers);
+    free(p->lost);
     cf_executor_deinit(ex);
     free(p);
 }
@@ -203,8 +206,8 @@ static void lose_rank(struct mpi_pool *p, int ri, const char *why)
 {
     struct mp_rank *r = &p->ranks[ri];
     char msg[400];
-    snprintf(msg, sizeof(msg), "MPI worker rank %d (pid %d on %s) lost: %s", r->peer.dest,
-             r->peer.pid, r->peer.host, why);
+    snprintf(msg, sizeof(msg), "MPI worker rank %d (pid %d on %s) lost: %s", r->peer->dest,
+             r->peer->pid, r->peer->host, why);
     r->lost = true;
     p->any_lost = true;
     cf_mpi_note_loss();
@@ -247,8 +250,8 @@ static void flush_rank(struct mpi_pool *p, int ri)
         return;
     MPI_Request rq;
     int done = 0;
-    int rc = MPI_Isend(r->out.p, (int)r->out.len, MPI_BYTE, r->peer.dest,
-                       CF_MPI_TAG(p->e, CF_MPI_K_TASK), r->peer.comm, &rq);
+    int rc = MPI_Isend(r->out.p, (int)r->out.len, MPI_BYTE, r->peer->dest,
+                       CF_MPI_TAG(p->e, CF_MPI_K_TASK), r->peer->comm, &rq);
     while (rc == MPI_SUCCESS && !done) {
         rc = MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
         if (rc != MPI_SUCCESS || done)
@@ -413,7 +416,7 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now)
         MPI_Status st;
         while (flag && !r->lost) {
             int tag = CF_MPI_TAG(p->e, kind);
-            if (MPI_Iprobe(r->peer.dest, tag, r->peer.comm, &flag, &st) != MPI_SUCCESS) {
+            if (MPI_Iprobe(r->peer->dest, tag, r->peer->comm, &flag, &st) != MPI_SUCCESS) {
                 lose_rank(p, ri, "MPI_Iprobe failed");
                 break;
             }
@@ -421,7 +424,7 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now)
                 break;
             MPI_Get_count(&st, MPI_BYTE, &count);
             unsigned char *b = malloc(count > 0 ? (size_t)count : 1);
-            if (!b || MPI_Recv(b, count, MPI_BYTE, r->peer.dest, tag, r->peer.comm,
+            if (!b || MPI_Recv(b, count, MPI_BYTE, r->peer->dest, tag, r->peer->comm,
                                MPI_STATUS_IGNORE) != MPI_SUCCESS) {
                 free(b);
                 lose_rank(p, ri, b ? "MPI_Recv failed" : "no memory for an answer");
@@ -453,8 +456,8 @@ static void heartbeat(struct mpi_pool *p, int64_t now)
         }
         if (now - r->heard > PING_NS && now - r->pinged > PING_NS) {
             MPI_Request rq;
-            if (MPI_Isend(NULL, 0, MPI_BYTE, r->peer.dest,
-                          CF_MPI_TAG(p->e, CF_MPI_K_PING), r->peer.comm,
+            if (MPI_Isend(NULL, 0, MPI_BYTE, r->peer->dest,
+                          CF_MPI_TAG(p->e, CF_MPI_K_PING), r->peer->comm,
                           &rq) == MPI_SUCCESS)
                 MPI_Request_free(&rq);
             r->pinged = now;
@@ -501,18 +504,15 @@ static int tasks_out(const struct mpi_pool *p, bool *alive)
     return out;
 }
 
-/* Spawn mode: STOP each live rank and disconnect (skipped after a loss). */
+/* Spawn mode: the ranks end (spawn.c; bounded, then SIGKILL). */
 static void release_ranks(struct mpi_pool *p)
 {
     if (!p->spawn)
         return;
-    for (int i = 0; i < p->nranks; i++) {
-        struct mp_rank *r = &p->ranks[i];
-        if (!r->lost)
-            cf_mpi_send_stop(&r->peer, !p->any_lost, true);
-    }
-    for (int i = 0; i < p->nranks && !p->any_lost; i++)
-        MPI_Comm_disconnect(&p->ranks[i].peer.comm);
+    for (int i = 0; i < p->nranks; i++)
+        p->lost[i] = p->ranks[i].lost;
+    if (!cf_mpi_release(p->peers, p->lost, p->nranks, p->any_lost))
+        p->any_lost = true;
 }
 
 static void *manager_main(void *arg)
@@ -577,63 +577,6 @@ static int default_workers(void)
     return n > 0 && n <= 4096 ? n : cf_cpu_count();
 }
 
-/* Spawns one worker @r (its own MPI job) and checks it. 0 or a code. */
-static int spawn_one(struct mp_rank *r, char *cmd, char **args)
-{
-    int err = MPI_SUCCESS;
-    r->peer.dest = 0;
-    if (MPI_Comm_spawn(cmd, args, 1, MPI_INFO_NULL, 0, MPI_COMM_SELF, &r->peer.comm,
-                       &err) != MPI_SUCCESS ||
-        err != MPI_SUCCESS) {
-        fprintf(stderr,
-                "cfutures mpi_pool_executor_new: MPI_Comm_spawn of %s failed "
-                "(root in a container: see README, MPI pool)\n",
-                cmd);
-        r->peer.comm = MPI_COMM_NULL;
-        return FUT_ESYS;
-    }
-    MPI_Comm_set_errhandler(r->peer.comm, MPI_ERRORS_RETURN);
-    char why[512];
-    int rc = cf_mpi_handshake(&r->peer, SPAWN_HELLO_LIMIT, why, sizeof(why));
-    if (rc < 0)
-        fprintf(stderr, "cfutures mpi_pool_executor_new: %s\n", why);
-    return rc;
-}
-
-/* Spawn mode: p->nranks copies of this executable. 0 or a code (none left). */
-static int spawn_ranks(struct mpi_pool *p)
-{
-    char cmd[4096];
-    ssize_t n = readlink("/proc/self/exe", cmd, sizeof(cmd) - 1);
-    char *const *av = cf_mpi_saved_argv();
-    size_t na = 0;
-    while (av && av[na])
-        na++;
-    char **args = calloc(na + 2, sizeof(*args));
-    if (n <= 0 || !args) {
-        free(args);
-        return n <= 0 ? FUT_ESYS : FUT_ENOMEM;
-    }
-    cmd[n] = '\0';
-    for (size_t i = 1; i < na; i++)
-        args[i - 1] = av[i];
-    args[na ? na - 1 : 0] = (char *)CF_MPI_MARKER;
-    MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
-    int rc = 0, i;
-    for (i = 0; i < p->nranks && rc == 0; i++)
-        rc = spawn_one(&p->ranks[i], cmd, args);
-    free(args);
-    if (rc == 0)
-        return 0;
-    for (int j = 0; j < i; j++) { /* the failed one too, if it started */
-        if (p->ranks[j].peer.comm == MPI_COMM_NULL)
-            continue;
-        cf_mpi_send_stop(&p->ranks[j].peer, true, true);
-        MPI_Comm_disconnect(&p->ranks[j].peer.comm);
-    }
-    return rc;
-}
-
 /* The ranks of a new pool, spawned or the world's. 0 or a code. */
 static int attach_ranks(struct mpi_pool *p)
 {
@@ -644,17 +587,21 @@ static int attach_ranks(struct mpi_pool *p)
         p->spawn ? p->base.opts.max_workers : CF_MIN(p->base.opts.max_workers, npeers);
     if (p->nranks > 4096)
         return FUT_EINVAL;
-    p->ranks = calloc((size_t)p->nranks, sizeof(*p->ranks));
-    if (!p->ranks)
+    size_t n = (size_t)CF_MAX(p->nranks, 1);
+    p->ranks = calloc(n, sizeof(*p->ranks));
+    p->peers = calloc(n, sizeof(*p->peers));
+    p->lost = calloc(n, sizeof(*p->lost));
+    if (!p->ranks || !p->peers || !p->lost)
         return FUT_ENOMEM;
+    for (int i = 0; i < p->nranks; i++)
+        p->ranks[i].peer = &p->peers[i];
     if (!p->spawn) {
         p->e = cf_mpi_next_e();
-        for (int i = 0; i < p->nranks; i++)
-            p->ranks[i].peer = peers[i];
+        memcpy(p->peers, peers, (size_t)p->nranks * sizeof(*peers));
         return p->e ? 0 : FUT_EINVAL;
     }
     p->e = 1;
-    return spawn_ranks(p);
+    return cf_mpi_spawn(p->peers, p->nranks);
 }
 
 executor_t *mpi_pool_executor_new(const executor_options_t *o)

@@ -56,6 +56,8 @@ struct rank {
     MPI_Comm comm;
     int master;
     bool ok;       /* the handshake passed */
+    bool mpi_up;   /* MPI_Init_thread succeeded */
+    bool serving;  /* MPI is up and the master answered: serve until STOP */
     bool teardown; /* STOP said: disconnect and finalize (no rank was lost) */
     struct cf_mpi_modtab mods;
     int map[CF_MPI_MAX_MODULES];
@@ -104,6 +106,11 @@ char *const *cf_mpi_saved_argv(void)
 void cf_mpi_note_loss(void)
 {
     atomic_store(&g.lost, true);
+}
+
+bool cf_mpi_lost(void)
+{
+    return atomic_load(&g.lost);
 }
 
 /* A free executor number (tags), 1 ... CF_MPI_MAX_E, or 0 if none. */
@@ -383,6 +390,92 @@ static int local_procs(void)
     return n > 0 && n <= 4096 ? n : 1;
 }
 
+/*
+ * A spawned worker's start-up watchdog: Open MPI 4.1 can leave a spawned
+ * process in MPI_Init for ever (spawn.c), and a master that gave up on it
+ * never sends the handshake. Past CF_MPI_START_LIMIT seconds it exits.
+ */
+struct watchdog {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, started;
+};
+
+static void *watchdog_main(void *arg)
+{
+    struct watchdog *w = arg;
+    struct timespec ts;
+    cf_ns_to_timespec(cf_now_ns() + CF_MPI_START_LIMIT * 1000000000LL, &ts);
+    pthread_mutex_lock(&w->mu);
+    while (!w->done)
+        if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) == ETIMEDOUT && !w->done) {
+            fprintf(stderr,
+                    "cfutures mpi worker: not through MPI_Init and the handshake "
+                    "in %d s: exiting\n",
+                    CF_MPI_START_LIMIT);
+            _exit(EXIT_FAILURE);
+        }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+static void watchdog_arm(struct watchdog *w)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&w->mu, NULL);
+    w->done = false;
+    w->started = cf_start_thread(&w->thread, watchdog_main, w) == 0;
+}
+
+static void watchdog_disarm(struct watchdog *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->done = true;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (w->started)
+        pthread_join(w->thread, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+}
+
+/* MPI up and the handshake done (a spawned worker under its watchdog). 0 or a code. */
+static int worker_start(struct rank *r, int *argc, char ***argv, bool spawned)
+{
+    struct watchdog w;
+    if (spawned)
+        watchdog_arm(&w);
+    int prov = 0, rc = FUT_ESYS;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS) {
+        r->comm = MPI_COMM_NULL;
+        r->mpi_up = false;
+        goto out;
+    }
+    r->mpi_up = true;
+    if (spawned)
+        MPI_Comm_get_parent(&r->comm);
+    else
+        MPI_Comm_dup(MPI_COMM_WORLD, &r->comm);
+    if (prov < MPI_THREAD_MULTIPLE || r->comm == MPI_COMM_NULL) {
+        fprintf(stderr, "cfutures mpi worker: %s\n",
+                prov < MPI_THREAD_MULTIPLE ? "this MPI lacks MPI_THREAD_MULTIPLE"
+                                           : "no parent communicator");
+        goto out;
+    }
+    MPI_Comm_set_errhandler(r->comm, MPI_ERRORS_RETURN);
+    rc = worker_hello(r);
+    r->serving = true; /* also after a failed check: the master sends STOP */
+out:
+    if (spawned)
+        watchdog_disarm(&w);
+    return rc;
+}
+
 /* A worker rank from start to end. Returns 1, or a negative code. */
 static int serve_worker(int *argc, char ***argv, bool spawned)
 {
@@ -398,45 +491,34 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
         process_pool_executor_new(&(executor_options_t){.max_workers = local_procs()});
     if (!r.local)
         return -errno;
-    int prov = 0, rc = FUT_ESYS;
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS) {
-        executor_free(r.local);
-        return FUT_ESYS;
-    }
-    if (spawned)
-        MPI_Comm_get_parent(&r.comm);
-    else
-        MPI_Comm_dup(MPI_COMM_WORLD, &r.comm);
-    if (prov < MPI_THREAD_MULTIPLE || r.comm == MPI_COMM_NULL) {
-        fprintf(stderr, "cfutures mpi worker: %s\n",
-                prov < MPI_THREAD_MULTIPLE ? "this MPI lacks MPI_THREAD_MULTIPLE"
-                                           : "no parent communicator");
-    } else {
-        MPI_Comm_set_errhandler(r.comm, MPI_ERRORS_RETURN);
-        rc = worker_hello(&r);
-        serve_loop(&r, &spare); /* also after a failed check: the master sends STOP */
-    }
+    int rc = worker_start(&r, argc, argv, spawned);
+    if (r.serving)
+        serve_loop(&r, &spare);
     executor_free(r.local); /* its last answers are queued by now */
-    if (r.teardown && r.comm != MPI_COMM_NULL)
+    if (r.teardown && r.serving)
         flush_answers(&r, &spare);
     cf_buf_free(&spare);
     cf_buf_free(&r.out);
     pthread_mutex_destroy(&r.mu);
     pthread_cond_destroy(&r.cv);
-    if (!r.teardown)
+    if (!r.mpi_up || !r.teardown)
         return rc < 0 ? rc : 1; /* a rank was lost: Open MPI 4.1 may hang in teardown */
+    if (r.serving && spawned) /* the master waits for this, then disconnects */
+        MPI_Send(NULL, 0, MPI_BYTE, r.master, CF_MPI_TAG(0, CF_MPI_K_BYE), r.comm);
     if (r.comm != MPI_COMM_NULL)
         spawned ? MPI_Comm_disconnect(&r.comm) : MPI_Comm_free(&r.comm);
     MPI_Finalize();
     return rc < 0 ? rc : 1;
 }
 
-/* Removes CF_MPI_MARKER from the arguments; true if it was there. */
+/* Removes CF_MPI_MARKER[=token] from the arguments; true if it was there. */
 static bool take_marker(int *argc, char ***argv)
 {
     char **v = *argv;
     for (int i = 1; i < *argc; i++) {
-        if (v[i] && strcmp(v[i], CF_MPI_MARKER) == 0) {
+        size_t n = strlen(CF_MPI_MARKER); /* the marker, or marker=token (spawn.c) */
+        if (v[i] && strncmp(v[i], CF_MPI_MARKER, n) == 0 &&
+            (v[i][n] == '\0' || v[i][n] == '=')) {
             memmove(&v[i], &v[i + 1], (size_t)(*argc - i) * sizeof(*v));
             (*argc)--;
             return true;
