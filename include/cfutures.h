@@ -591,9 +591,10 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * (FUT_EBROKEN). executor_free never waits for a lost rank.
  * Spawn mode, bounded waits (Open MPI 4.1 with PMIx 4 now and then never
  * finishes a spawn, openpmix#2735): a copy whose MPI_Comm_spawn has not
- * returned in CFUTURES_MPI_SPAWN_LIMIT seconds (default 30), or that has not answered the handshake 60 s later, is
- * SIGKILLed and spawned again, 3 tries at most; a spawned copy not through
- * MPI_Init and the handshake in 150 s exits by itself. executor_free sends
+ * returned in CFUTURES_MPI_SPAWN_LIMIT seconds (default 30), or that has
+ * not answered the handshake 60 s later, is SIGKILLed and spawned again,
+ * 3 tries at most; a spawned copy not through MPI_Init and the handshake
+ * in 150 s exits by itself. executor_free sends
  * each live rank STOP and waits up to 20 s for its goodbye, then for the
  * ranks of this host to exit; whatever is left is SIGKILLed (with its task
  * processes) and executor_free returns: it never hangs. After a loss or a
