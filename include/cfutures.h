@@ -28,11 +28,13 @@
  *    library's own 2 MiB chunks (advised for transparent huge pages, so a
  *    burst of tasks is not a page fault per 32 tasks). Freed blocks are
  *    kept for the next futures, never given back to the system: a process
- *    holds what its most futures alive at once took (128 bytes each on a
- *    thread pool). CFUTURES_MALLOC=1 in the environment makes every block a
- *    malloc(); ASan and TSan builds always do, and so does a run under
- *    valgrind (when the library was built with valgrind's header), so that
- *    memcheck sees each future.
+ *    holds about what its most futures alive at once took (128 bytes each
+ *    on a thread pool), at least 2 MiB. The chunks come from 4 GiB of
+ *    address space set aside at the first use (no memory until used).
+ *    malloc() serves them instead with CFUTURES_MALLOC=1 in the
+ *    environment, under an RLIMIT_AS limit, on 32-bit targets, in ASan or
+ *    MSan builds of the library, and under valgrind (when the library was
+ *    built with valgrind's header), so that memcheck sees each future.
  *
  * Choices made where Python is vague (DESIGN.md "Semantics pinned down"):
  *

@@ -17,16 +17,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #ifdef HAVE_VALGRIND_VALGRIND_H
 #include <valgrind/valgrind.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* ASan and MSan: malloc, so that every future is a heap block to them
+   (leaks, use after free; a reused block would look initialised to MSan).
+   TSan runs the blocks: every hand-over goes through a cf_lock. */
+#if defined(__SANITIZE_ADDRESS__)
 #define MALLOC_ONLY 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
 #define MALLOC_ONLY 1
 #endif
 #endif
@@ -54,7 +59,7 @@ long cf_block_carved(void)
 #else /* !MALLOC_ONLY */
 
 #define CHUNK ((size_t)2 << 20)
-#define RANGE ((size_t)16 << 30) /* 8,192 chunks: 67 million 256-byte blocks */
+#define RANGE ((size_t)4 << 30) /* 2,048 chunks: 33 million 128-byte blocks */
 #define NCHUNKS (RANGE / CHUNK)
 #define NCLASS (CF_BLOCK_MAX / 16 + 1) /* class c holds c * 16 bytes; 0 and 1 unused */
 #define BATCH 64
@@ -78,6 +83,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Atomic int state;
 static char *_Atomic base;  /* the reserved range, CHUNK-aligned, or NULL */
 static size_t chunks_used;  /* under range_lock */
+static _Atomic bool no_more;  /* the range is used up, or mprotect failed: malloc */
 static cf_lock_t range_lock = CF_LOCK_INIT;
 static pthread_key_t exit_key;
 static struct class_state classes[NCLASS];
@@ -137,6 +143,9 @@ static void init(void)
     if (RUNNING_ON_VALGRIND && !forced)
         goto out; /* memcheck then sees each future as a heap block of its own */
 #endif
+    struct rlimit as;
+    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY)
+        goto out; /* the reservation would count against the program's limit */
     char *raw = mmap(NULL, RANGE + CHUNK, PROT_NONE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (raw == MAP_FAILED)
@@ -163,10 +172,15 @@ static bool blocks_on(void)
     return st == ST_ON;
 }
 
-/* A new chunk for class @c (class lock held), or NULL. */
+/*
+ * A new chunk for class @c (class lock held), or NULL: then, for good, the
+ * range is used up or mprotect failed (RLIMIT_DATA, strict overcommit), and
+ * malloc serves every new block without asking again. errno is kept.
+ */
 static char *take_chunk(unsigned c)
 {
     char *p = NULL;
+    int saved = errno;
     cf_lock(&range_lock);
     if (chunks_used < NCHUNKS) {
         p = atomic_load_explicit(&base, memory_order_relaxed) + chunks_used * CHUNK;
@@ -179,7 +193,10 @@ static char *take_chunk(unsigned c)
             p = NULL;
         }
     }
+    if (!p)
+        atomic_store_explicit(&no_more, true, memory_order_relaxed);
     cf_unlock(&range_lock);
+    errno = saved;
     return p;
 }
 
@@ -194,9 +211,11 @@ static bool refill(unsigned c)
     if ((list = cs->batches) != NULL) {
         cs->batches = list->next_batch;
         n = list->n;
+        cf_unlock(&cs->lock);
     } else {
         if ((size_t)(cs->end - cs->bump) < size) {
-            char *chunk = take_chunk(c);
+            char *chunk = atomic_load_explicit(&no_more, memory_order_relaxed) ? NULL
+                                                                                 : take_chunk(c);
             if (!chunk) {
                 cf_unlock(&cs->lock);
                 return false;
@@ -208,21 +227,22 @@ static bool refill(unsigned c)
         list = (struct free_block *)cs->bump;
         cs->bump += n * size;
         cs->carved += n;
+        cf_unlock(&cs->lock);
+        /* Linked outside the lock: the first touch of a chunk may wait for a huge page. */
         for (uint32_t i = 0; i + 1 < n; i++)
             ((struct free_block *)((char *)list + i * size))->next =
                 (struct free_block *)((char *)list + (i + 1) * size);
         ((struct free_block *)((char *)list + (n - 1) * size))->next = NULL;
     }
-    cf_unlock(&cs->lock);
     caches[c].head = list;
     caches[c].n = n;
     return true;
 }
 
+/* Its caches go back at its exit; if that cannot be arranged, it keeps none. */
 static void register_thread(void)
 {
-    thread_state = 1;
-    (void)pthread_setspecific(exit_key, &thread_state); /* non-NULL: run at exit */
+    thread_state = pthread_setspecific(exit_key, &thread_state) == 0 ? 1 : 2;
 }
 
 void *cf_block_alloc(size_t size)
@@ -234,8 +254,8 @@ void *cf_block_alloc(size_t size)
     if (!k->head) {
         if (thread_state == 0)
             register_thread();
-        if (!refill(c))
-            return malloc(size);
+        if (thread_state == 2 || !refill(c))
+            return malloc(size ? size : 1);
     }
     struct free_block *b = k->head;
     k->head = b->next;
@@ -245,20 +265,20 @@ void *cf_block_alloc(size_t size)
 
 void cf_block_free(void *p)
 {
-    char *q = p, *b0 = atomic_load_explicit(&base, memory_order_relaxed);
-    if (!b0 || q < b0 || q >= b0 + RANGE) {
+    uintptr_t q = (uintptr_t)p, b0 = (uintptr_t)atomic_load_explicit(&base, memory_order_relaxed);
+    if (!b0 || q - b0 >= RANGE) { /* unsigned: below b0 wraps past RANGE */
         free(p);
         return;
     }
-    unsigned c = chunk_class[(size_t)(q - b0) / CHUNK];
+    unsigned c = chunk_class[(q - b0) / CHUNK];
     struct free_block *b = p;
-    if (thread_state == 2) {
+    if (thread_state == 0)
+        register_thread();
+    if (thread_state == 2) { /* after its exit: straight to the stack */
         b->next = NULL;
         push_batch(c, b, 1);
         return;
     }
-    if (thread_state == 0)
-        register_thread();
     struct cache *k = &caches[c];
     b->next = k->head;
     k->head = b;

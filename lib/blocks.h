@@ -7,27 +7,30 @@
  * heap, one 4 KiB page fault per 32 tasks, and in a VM each fault costs
  * microseconds (bench/RESULTS.md, 2026-12-04: 13,090 faults for 200,000
  * process-pool tasks, 30% of the time). Blocks come instead from 2 MiB chunks
- * advised MADV_HUGEPAGE, carved in a range of address space reserved once,
- * so a chunk costs one fault where transparent huge pages are on (and never
- * more than malloc's memory where they are off).
+ * advised MADV_HUGEPAGE, carved in one range of address space (4 GiB,
+ * PROT_NONE until used, so it costs no memory) reserved at the first use;
+ * a chunk costs one fault where transparent huge pages are on.
  *
- * Sizes: 16-byte classes up to CF_BLOCK_MAX; larger requests, and every
- * request when the range cannot be reserved or is full, go to malloc.
+ * Sizes: 16-byte classes up to CF_BLOCK_MAX; larger requests go to malloc,
+ * and so does every request once the range is used up or a chunk cannot be
+ * made usable, and always on 32-bit targets, under an RLIMIT_AS limit, in
+ * ASan and MSan builds of the library, with CFUTURES_MALLOC=1 in the
+ * environment, and under valgrind when the library was built with valgrind's
+ * header (memcheck then tracks each future: leaks, use after free;
+ * CFUTURES_MALLOC=0 keeps the blocks there, for callgrind of the real path).
  * cf_block_free tells the two apart by address, so callers need not.
  *
  * Threads: each thread keeps a cache of free blocks per class (at most
  * 2 * BATCH); it refills and spills a batch at a time from and to the class's
  * shared stack, under a lock, so alloc and free are a pop and a push
  * almost always. A thread's cache goes back to the shared stacks when the
- * thread exits.
+ * thread exits (a pool's workers keep theirs while the pool lives).
  *
- * Memory is kept for reuse, never returned to the system: a process's task
- * blocks take what its most pending tasks at once took (as pymalloc's
- * arenas, but never freed). Set CFUTURES_MALLOC=1 in the environment to use
- * malloc for everything; ASan and TSan builds always do, and so does a
- * program run under valgrind when the library was built with valgrind's
- * header (its memcheck then tracks each future: leaks, use after free).
- * CFUTURES_MALLOC=0 keeps the blocks even there (callgrind of the real path).
+ * Memory is kept for reuse, never returned to the system: a process holds
+ * the sum over the classes it used of each one's peak (at least one 2 MiB
+ * chunk each), plus what the threads cache. A forked child (the process
+ * pool's fork server) shares the chunks copy-on-write, like the rest of the
+ * heap.
  */
 #ifndef CF_BLOCKS_H
 #define CF_BLOCKS_H
@@ -36,7 +39,7 @@
 
 #define CF_BLOCK_MAX 256
 
-/* @size bytes, 16-aligned, uninitialised; NULL (errno ENOMEM) on failure. */
+/* @size bytes, aligned as malloc's, uninitialised; NULL (errno ENOMEM) on failure. */
 void *cf_block_alloc(size_t size);
 /* Frees a block of cf_block_alloc (or NULL). */
 void cf_block_free(void *p);

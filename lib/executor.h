@@ -25,7 +25,7 @@ struct cf_work {
     size_t arg_len;       /* immutable */
     int64_t limit_ns;     /* the task's own running-time limit, 0 for none */
 };
-/* With the future's 72 bytes, 120: one 128-byte malloc chunk (W5). */
+/* With the future's 72 bytes, 120: one 128-byte block (blocks.h; W5). */
 _Static_assert(sizeof(struct cf_work) <= 48, "a pending task must fit a 128-byte chunk");
 
 static inline future_t *cf_work_future(struct cf_work *w)

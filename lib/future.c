@@ -102,9 +102,9 @@ static const future_error_t oom_errors[] = {
 #define WAIT_SPIN_YIELDS 30
 #endif
 
-/* 8-byte aligned: a future and its work item fit one 128-byte malloc chunk. */
+/* 8-byte aligned: a future and its work item fit one 128-byte block (blocks.h). */
 #define EXTRA_OFFSET ((sizeof(struct future) + 7) & ~(size_t)7)
-_Static_assert(EXTRA_OFFSET <= 72, "a pending task must fit a 128-byte malloc chunk");
+_Static_assert(EXTRA_OFFSET <= 72, "a pending task must fit a 128-byte block");
 _Static_assert(offsetof(struct future, word) + 4 == EXTRA_OFFSET, "word before extra");
 
 static inline uint32_t load_state(const future_t *f)

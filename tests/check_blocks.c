@@ -4,14 +4,14 @@
  * are used again, also those a thread freed before it exited; a fork while
  * another thread allocates leaves the child an allocator that works.
  *
- * In ASan and TSan builds malloc serves every block (cf_block_carved() is
- * -1): the checks of reuse and the fork case are skipped there (the sizes
- * still run).
+ * In ASan builds malloc serves every block (cf_block_carved() is -1): the
+ * checks of reuse and the fork case are skipped there (the sizes still run).
  */
 #include "testutil.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +28,7 @@ START_TEST(test_blocks_sizes)
     for (size_t size = 0; size < CF_BLOCK_MAX + 40; size++) {
         p[size] = cf_block_alloc(size);
         ck_assert_ptr_nonnull(p[size]);
-        ck_assert_uint_eq((uintptr_t)p[size] % 16, 0);
+        ck_assert_uint_eq((uintptr_t)p[size] % _Alignof(max_align_t), 0);
         memset(p[size], (int)(size & 0xff), size);
     }
     for (size_t size = 0; size < CF_BLOCK_MAX + 40; size++) {
@@ -98,6 +98,49 @@ START_TEST(test_blocks_freed_by_exited_thread)
 }
 END_TEST
 
+static pthread_key_t late_key;
+
+/* Another library's thread-exit destructor, run after ours: frees a block. */
+static void late_free(void *block)
+{
+    cf_block_free(block);
+}
+
+static void *alloc_then_exit(void *arg)
+{
+    void *b = cf_block_alloc(TASK_BLOCK); /* the allocator's key exists by now */
+    *(void **)arg = b;
+    pthread_setspecific(late_key, b);
+    return NULL;
+}
+
+/* A block freed by a destructor that runs after the allocator's own (keys
+   made later run later in glibc) goes back to the shared stack, is not
+   lost in a cache nobody will flush, and the next refill hands it out. */
+START_TEST(test_blocks_freed_after_thread_exit_flush)
+{
+    void *warm = cf_block_alloc(TASK_BLOCK); /* the allocator's key first */
+    cf_block_free(warm);
+    ck_assert_int_eq(pthread_key_create(&late_key, late_free), 0);
+    void *b = NULL;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, alloc_then_exit, &b), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_ptr_nonnull(b);
+    if (cf_block_carved() >= 0) {
+        enum { N = 300 }; /* past this thread's cache (at most 127) */
+        void *p[N];
+        bool found = false;
+        for (int i = 0; i < N; i++)
+            found |= (p[i] = cf_block_alloc(TASK_BLOCK)) == b;
+        for (int i = 0; i < N; i++)
+            cf_block_free(p[i]);
+        ck_assert_msg(found, "the block freed after the thread's flush was lost");
+    }
+    pthread_key_delete(late_key);
+}
+END_TEST
+
 static atomic_bool churn_stop;
 
 static void *churn(void *arg)
@@ -159,6 +202,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_blocks_sizes);
     tcase_add_test(tc, test_blocks_reused);
     tcase_add_test(tc, test_blocks_freed_by_exited_thread);
+    tcase_add_test(tc, test_blocks_freed_after_thread_exit_flush);
     tcase_add_test(tc, test_blocks_fork_while_busy);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
