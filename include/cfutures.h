@@ -25,8 +25,8 @@
  *    with the free_fn given, on every path, failures included).
  *  - The library never prints and never calls exit().
  *  - Memory: a future and its task's bookkeeping take one block from the
- *    library's own 2 MiB chunks (advised for transparent huge pages, so a
- *    burst of tasks is not a page fault per 32 tasks). Freed blocks are
+ *    library's own 2 MiB chunks (each mapped in one call, so a burst of
+ *    tasks is not a page fault per 32 tasks). Freed blocks are
  *    kept for the next futures, never given back to the system: a process
  *    holds about what its most futures alive at once took (128 bytes each
  *    on a thread pool), at least 2 MiB. The chunks come from 4 GiB of

@@ -7,9 +7,9 @@
  * heap, one 4 KiB page fault per 32 tasks, and in a VM each fault costs
  * microseconds (bench/RESULTS.md, 2026-12-04: 13,090 faults for 200,000
  * process-pool tasks, 30% of the time). Blocks come instead from 2 MiB chunks
- * advised MADV_HUGEPAGE, carved in one range of address space (4 GiB,
- * PROT_NONE until used, so it costs no memory) reserved at the first use;
- * a chunk costs one fault where transparent huge pages are on.
+ * carved in one range of address space (4 GiB, PROT_NONE until used, so it
+ * costs no memory) reserved at the first use, each chunk's pages mapped in
+ * one call (MADV_POPULATE_WRITE) when it is taken: no trap per page.
  *
  * Sizes: 16-byte classes up to CF_BLOCK_MAX; larger requests go to malloc,
  * and so does every request once the range is used up or a chunk cannot be
