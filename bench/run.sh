@@ -441,9 +441,8 @@ add("W1 naive futex + sched_yield calls a task, 2 workers", "calls",
 # First-touch memory (issue 14): minor page faults of the submitting process
 # a task, counted in the run (getrusage), so a machine where touching new
 # memory costs more shows the same count. They count pages mapped, not
-# traps: a chunk of task blocks mapped at once (MADV_POPULATE_WRITE, one
-# call per 2 MiB) counts its 512 pages; `perf stat -e page-faults` counts
-# the traps.
+# traps: task blocks mapped 64 KiB at a time (MADV_POPULATE_WRITE, one call)
+# count their 16 pages; `perf stat -e page-faults` counts the traps.
 add("W1 page faults a task, 2 workers", "faults", pick("w1", "cfutures", "faults_per_task", 2))
 add("W1 naive page faults a task, 2 workers", "faults", pick("w1", "naive", "faults_per_task", 2))
 add("W3 process pool page faults a task (parent), 2 workers", "faults",

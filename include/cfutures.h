@@ -25,11 +25,11 @@
  *    with the free_fn given, on every path, failures included).
  *  - The library never prints and never calls exit().
  *  - Memory: a future and its task's bookkeeping take one block from the
- *    library's own 2 MiB chunks (each mapped in one call, so a burst of
- *    tasks is not a page fault per 32 tasks). Freed blocks are
+ *    library's own 2 MiB chunks (mapped 64 KiB at a time in one call, so a
+ *    burst of tasks is not a page fault per 32 tasks). Freed blocks are
  *    kept for the next futures, never given back to the system: a process
  *    holds about what its most futures alive at once took (128 bytes each
- *    on a thread pool), at least 2 MiB. The chunks come from 4 GiB of
+ *    on a thread pool). The chunks come from 4 GiB of
  *    address space set aside at the first use (no memory until used).
  *    malloc() serves them instead with CFUTURES_MALLOC=1 in the
  *    environment, under an RLIMIT_AS limit, on 32-bit targets, in ASan or

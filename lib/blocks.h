@@ -8,8 +8,9 @@
  * microseconds (bench/RESULTS.md, 2026-12-04: 13,090 faults for 200,000
  * process-pool tasks, 30% of the time). Blocks come instead from 2 MiB chunks
  * carved in one range of address space (4 GiB, PROT_NONE until used, so it
- * costs no memory) reserved at the first use, each chunk's pages mapped in
- * one call (MADV_POPULATE_WRITE) when it is taken: no trap per page.
+ * costs no memory) reserved at the first use, their pages mapped 64 KiB at
+ * a time in one call (MADV_POPULATE_WRITE) ahead of the carving: no trap
+ * per page, and at most 64 KiB mapped ahead per class.
  *
  * Sizes: 16-byte classes up to CF_BLOCK_MAX; larger requests go to malloc,
  * and so does every request once the range is used up or a chunk cannot be
