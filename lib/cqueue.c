@@ -66,12 +66,8 @@ completion_queue_t *completion_queue_new(void)
         errno = e == ENOMEM ? ENOMEM : -FUT_ESYS;
         return NULL;
     }
-    pthread_condattr_t ca;
     pthread_mutex_init(&q->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&q->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cf_cond_init_monotonic(&q->cv);
     atomic_init(&q->refs, 1);
     q->head.ops = &cq_ops;
     return q;

@@ -73,11 +73,7 @@ int cf_executor_init(executor_t *ex, const struct cf_executor_ops *ops,
     ex->timed = NULL;
     ex->firing = 0;
     pthread_cond_init(&ex->fired_cv, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&ex->idle_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cf_cond_init_monotonic(&ex->idle_cv);
     return 0;
 }
 

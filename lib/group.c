@@ -168,11 +168,7 @@ task_group_t *task_group_new(executor_t *ex, const task_group_options_t *o)
     task_group_t *g = calloc(1, sizeof(*g));
     if (!g)
         return cf_fail_null(FUT_ENOMEM);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = pthread_cond_init(&g->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    int rc = cf_cond_init_monotonic(&g->cv);
     if (rc != 0) {
         free(g);
         return cf_fail_null(FUT_ENOMEM);

@@ -112,11 +112,7 @@ static void *timer_main(void *arg)
 /* Starts the thread (mu held): 0 or FUT_ESYS. */
 static int start_locked(void)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cf_cond_init_monotonic(&cv);
     pthread_t th;
     int rc = cf_start_thread(&th, timer_main, NULL);
     if (rc != 0) {

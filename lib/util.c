@@ -215,6 +215,16 @@ const char *cfutures_version(void)
     return CFUTURES_VERSION;
 }
 
+int cf_cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
 /* ---------------------------------------------------------- big arrays */
 
 #define HUGE_SZ ((size_t)2 << 20)

@@ -108,6 +108,8 @@ void cf_buf_free(struct cf_buf *b);
  */
 #include <pthread.h>
 int cf_start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
+/* pthread_cond_init with CLOCK_MONOTONIC (cf_now_ns's clock, for timed waits). */
+int cf_cond_init_monotonic(pthread_cond_t *cv);
 
 /*
  * Zeroed memory for @n items of @size bytes, to be touched once soon after

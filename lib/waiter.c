@@ -12,12 +12,8 @@
 
 void cf_waiter_init(struct cf_waiter *w)
 {
-    pthread_condattr_t ca;
     pthread_mutex_init(&w->mu, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cf_cond_init_monotonic(&w->cv);
     w->ready_head = w->ready_tail = NULL;
     w->n_notified = 0;
     w->n_failed = 0;

@@ -617,11 +617,7 @@ executor_t *mpi_pool_executor_new(const executor_options_t *o)
         free(p);
         return cf_fail_null(rc);
     }
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cf_cond_init_monotonic(&p->cv);
     pthread_mutex_init(&p->mu, NULL);
     p->hb_limit = heartbeat_limit();
     rc = attach_ranks(p);

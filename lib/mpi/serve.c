@@ -422,11 +422,7 @@ static void *watchdog_main(void *arg)
 
 static void watchdog_arm(struct watchdog *w)
 {
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cf_cond_init_monotonic(&w->cv);
     pthread_mutex_init(&w->mu, NULL);
     w->done = false;
     w->started = cf_start_thread(&w->thread, watchdog_main, w) == 0;
@@ -481,11 +477,7 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
 {
     struct rank r = {.master = 0, .teardown = true};
     struct cf_buf spare = {0};
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&r.cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cf_cond_init_monotonic(&r.cv);
     pthread_mutex_init(&r.mu, NULL);
     r.local =
         process_pool_executor_new(&(executor_options_t){.max_workers = local_procs()});

@@ -192,11 +192,7 @@ static int spawn_once(struct cf_mpi_peer *peer, const char *cmd, char **args, in
     own[at] = token;
     *c = (struct spawn_call){.args = own, .marker_at = at, .comm = MPI_COMM_NULL};
     snprintf(c->cmd, sizeof(c->cmd), "%s", cmd);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* cf_deadline_after's clock */
-    pthread_cond_init(&c->cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cf_cond_init_monotonic(&c->cv);
     pthread_mutex_init(&c->mu, NULL);
     peer->dest = 0;
     peer->pid = 0;

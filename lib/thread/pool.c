@@ -614,11 +614,7 @@ executor_t *thread_pool_executor_new(const executor_options_t *o)
     p->max = (size_t)p->base.opts.max_workers;
     p->id = atomic_fetch_add(&pool_counter, 1);
     p->max_spinners = (size_t)CF_MAX(1, cf_cpu_count() - 1);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_mutex_init(&p->dl_mu, NULL);
-    pthread_cond_init(&p->dl_cv, &ca);
-    pthread_condattr_destroy(&ca);
+    cf_cond_init_monotonic(&p->dl_cv);
     return &p->base;
 }
