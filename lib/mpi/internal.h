@@ -116,6 +116,7 @@ const struct cf_mpi_modtab *cf_mpi_modules(void);
 char *const *cf_mpi_saved_argv(void);
 void cf_mpi_note_loss(void); /* a rank was lost: skip MPI teardown at exit */
 bool cf_mpi_lost(void);       /* cf_mpi_note_loss was called */
+void cf_mpi_nap(int64_t ns);  /* sleeps about @ns (nanosleep) */
 int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t why_len);
 void cf_mpi_send_stop(const struct cf_mpi_peer *peer, bool teardown, bool wait);
 int cf_mpi_next_e(void);

@@ -135,9 +135,9 @@ void cf_mpi_release_e(int e)
     pthread_mutex_unlock(&g.e_mu);
 }
 
-static void nap(int64_t ns)
+void cf_mpi_nap(int64_t ns)
 {
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = ns};
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
     nanosleep(&ts, NULL);
 }
 
@@ -559,7 +559,7 @@ int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t w
             return FUT_ETIMEDOUT;
         }
         if (!flag)
-            nap(100 * 1000);
+            cf_mpi_nap(100 * 1000);
     }
     struct cf_mpi_hello h;
     MPI_Recv(&h, (int)sizeof(h), MPI_BYTE, peer->dest, CF_MPI_TAG(0, CF_MPI_K_HELLO),

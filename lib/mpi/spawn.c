@@ -51,12 +51,6 @@
 #define SPAWN_HELLO_LIMIT 60.0 /* seconds the new copy then has to answer HELLO */
 #define RELEASE_LIMIT 20.0 /* seconds for the ranks to say BYE, then to exit */
 
-static void nap_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /*
  * One MPI_Comm_spawn, made on a thread of its own so that its wait is
  * bounded: a spawn that never returns is abandoned there (Open MPI goes on
@@ -316,7 +310,7 @@ static void end_processes(const struct cf_mpi_peer *peers, int n, int64_t end)
                 continue;
             while (kill(peers[i].pid, 0) == 0 && is_our_copy(peers[i].pid) &&
                    cf_now_ns() < end)
-                nap_ms(10);
+                cf_mpi_nap(10 * 1000000LL);
             if (pass == 0 && kill(peers[i].pid, 0) == 0 && is_our_copy(peers[i].pid)) {
                 fprintf(stderr,
                         "cfutures mpi pool: worker rank pid %d did not end: killed\n",
@@ -337,7 +331,7 @@ static bool wait_bye(const struct cf_mpi_peer *peer, int64_t end)
             MPI_SUCCESS)
             return false;
         if (!flag)
-            nap_ms(1);
+            cf_mpi_nap(1000000LL);
     }
     if (flag)
         MPI_Recv(NULL, 0, MPI_BYTE, peer->dest, tag, peer->comm, MPI_STATUS_IGNORE);
