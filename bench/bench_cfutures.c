@@ -843,18 +843,15 @@ static _Atomic int64_t *w13_start;
 
 static void cf_w13_busy(task_t *t)
 {
-    struct timespec ts = {0, 5 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    sleep_ns(5 * 1000 * 1000);
     task_return_i64(t, 0);
 }
 
 static void cf_w13_stamp_hang(task_t *t)
 {
     atomic_store(w13_start, now_ns());
-    while (!task_should_stop(t)) {
-        struct timespec ts = {0, 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    while (!task_should_stop(t))
+        sleep_ns(1000 * 1000);
     task_return_i64(t, 0);
 }
 
@@ -881,8 +878,7 @@ static int cmd_w13(size_t samples)
                 running_at = now;
             if (future_done(b))
                 done_at = now;
-            struct timespec ts = {0, 20 * 1000};
-            nanosleep(&ts, NULL);
+            sleep_ns(20 * 1000);
         }
         int64_t started = atomic_load(w13_start);
         if (!started || !running_at || future_result(b, 0, NULL, NULL) != FUT_EDEADLINE)
