@@ -541,10 +541,11 @@ static void within_fired(struct cf_timer *t)
     if (within_decide(w)) {
         char msg[96];
         snprintf(msg, sizeof(msg), "the future was not done within %g s", w->timeout);
-        cf_future_fail(w->r, FUT_ETIMEDOUT, ETIMEDOUT, -1, 0, msg);
-        future_unref(w->r);
+        /* The source first: whoever sees the timeout sees it cancelled. */
         if (w->f)
             future_cancel(w->f);
+        cf_future_fail(w->r, FUT_ETIMEDOUT, ETIMEDOUT, -1, 0, msg);
+        future_unref(w->r);
     }
     within_release(w, 1);
 }
