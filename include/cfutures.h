@@ -487,15 +487,25 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * then never runs. future_cancel on a started task returns false and makes
  * task_should_stop() true in the worker, as in a thread.
  *
+ * Start order, as in Python: a task whose argument is at most 96 bytes (not
+ * a map chunk) goes into a queue in memory shared with every worker, and a
+ * free worker takes the oldest task there that has not started, whichever
+ * worker it was meant for; so no later task starts while an earlier one
+ * waits and a worker is free, and no task waits behind a busy worker.
+ * Bigger arguments and map chunks go in a frame down one worker's pipe:
+ * that worker first takes the queued tasks older than it, and a worker that
+ * runs dry takes back such frames sent to a busy one. With
+ * max_tasks_per_child every task goes down a pipe (each counts for the
+ * worker it was sent to), in order per worker.
+ *
  * Idle and busy: an idle worker blocks in read() and the manager thread in
  * poll() with no timeout, so an idle pool, and one whose workers all run
- * long tasks, makes no wake-ups. Only while a task sent ahead is not known
- * to have started does the manager look at the workers' claim words every
- * 1 ms (so future_running() and a task's own deadline follow its start); a
- * worker announces the start of a task that waited behind a long one at once.
- * Not yet as in Python: a task sent ahead to a busy worker can start after a
- * later task that went to a worker that was free (a free worker takes back
- * such tasks only when it runs dry).
+ * long tasks, makes no wake-ups. A queued task wakes one sleeping worker
+ * (a frame in its pipe); workers that are awake take queued tasks with no
+ * system call. Only while a sent task is not known to have started does
+ * the manager look at the claim words every 1 ms (so future_running() and
+ * a task's own deadline follow its start); a worker announces the start of
+ * a task that follows a long one at once.
  *
  * executor_map with chunksize > 1 sends each chunk as ONE task, as Python's
  * ProcessPoolExecutor.map does: one future and one frame each way, no

@@ -31,6 +31,7 @@
 /* ---------------------------------------------------------- xgates */
 
 #define N_XGATES 64
+#define N_XLOG 16 /* start log entries after the gates (x_logged) */
 static _Atomic int *xgates; /* MAP_SHARED: survives fork */
 
 /* Maps (once) and closes every xgate. Call before creating the executor. */
@@ -42,7 +43,7 @@ static void xgates_reset(void)
         ck_assert(p != MAP_FAILED);
         xgates = p;
     }
-    for (int i = 0; i < N_XGATES; i++)
+    for (int i = 0; i < N_XGATES + 1 + N_XLOG; i++)
         atomic_store(&xgates[i], 0);
 }
 
@@ -2457,6 +2458,83 @@ START_TEST(test_executor_map_error)
 }
 END_TEST
 
+/* ------------------------------------------------------- start order */
+
+/* The start log: xgates[START_LOG] counts, the entries follow it. */
+#define START_LOG N_XGATES
+
+/* Logs its value as started, then waits for its xgate unless gate < 0. */
+static void x_logged(task_t *t)
+{
+    const struct xarg *a = task_arg(t, NULL);
+    int at = atomic_fetch_add(&xgates[START_LOG], 1);
+    if (at < N_XLOG)
+        atomic_store(&xgates[START_LOG + 1 + at], (int)a->value);
+    double end = now_s() + T_LONG;
+    while (a->gate >= 0 && !atomic_load(&xgates[a->gate]) && now_s() < end)
+        usleep(100);
+    task_return_i64(t, a->value);
+}
+
+static bool start_log_reaches(int n)
+{
+    double end = now_s() + T_LONG;
+    while (atomic_load(&xgates[START_LOG]) < n && now_s() < end)
+        usleep(100);
+    return atomic_load(&xgates[START_LOG]) >= n;
+}
+
+/*
+ * Start order (issue 14): 2 workers, task 1 returns at once, tasks 0 and 2-5
+ * wait for their gates. Whatever the pool sent ahead where, the tasks start
+ * 0 1 2 3 4 5: no later task starts while an earlier one waits and a worker
+ * is free (Python's order; a process pool once started 0 1 3 2 5 4, task 2
+ * sent ahead to the busy worker). At each step both workers are held, so the
+ * log is read at a deterministic point. 100 runs.
+ */
+START_TEST(test_executor_start_order_mixed_lengths)
+{
+    enum { N = 6 };
+    xgates_reset();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
+    for (int run = 0; run < 100; run++) {
+        xgates_reset();
+        future_t *fs[N];
+        struct xarg a[N]; /* a thread pool's task borrows its argument */
+        for (int i = 0; i < N; i++) {
+            a[i] = (struct xarg){.gate = i == 1 ? -1 : i, .value = i};
+            ck_assert_ptr_nonnull(fs[i] = executor_submit(ex, x_logged, &a[i], sizeof(a[i])));
+        }
+        /* 0 and 1 start together, then 1 frees its worker for 2: those three,
+           logged in any order (a task logs a little after it started). */
+        ck_assert(start_log_reaches(3));
+        int seen = 0;
+        for (int k = 0; k < 3; k++)
+            seen |= 1 << atomic_load(&xgates[START_LOG + 1 + k]);
+        ck_assert_msg(seen == 7, "run %d: the first three starts were not 0, 1, 2 (%#x)", run,
+                      seen);
+        /* Each gate frees one worker: the next task in line starts there. */
+        int open[] = {0, 2, 3, 4, 5};
+        for (int k = 0; k < 3; k++) {
+            xgate_open(open[k]);
+            ck_assert(start_log_reaches(4 + k));
+            ck_assert_msg(atomic_load(&xgates[START_LOG + 4 + k]) == 3 + k,
+                          "run %d: start %d was task %d", run, 4 + k,
+                          atomic_load(&xgates[START_LOG + 4 + k]));
+        }
+        xgate_open(4);
+        xgate_open(5);
+        for (int i = 0; i < N; i++) {
+            int64_t v = -1;
+            ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
+            ck_assert_int_eq(v, i);
+            future_unref(fs[i]);
+        }
+    }
+    executor_free(ex);
+}
+END_TEST
+
 /* ================================================================ suite */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -2532,6 +2610,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_executor_stats, 0, N_EX_KINDS);
 
     tc = tcase(s, "concurrency");
+    tcase_add_loop_test(tc, test_executor_start_order_mixed_lengths, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_executor_shutdown_from_callback, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_executor_submit_from_callback_chains, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_executor_slow_callback, 0, N_EX_KINDS);

@@ -32,6 +32,7 @@ struct shm {
     _Atomic int started;   /* tasks that began */
     _Atomic int pid;       /* the last task's worker pid */
     _Atomic int ran[NRAN]; /* how often task i ran */
+    _Atomic int gates[8];  /* t_hold waits for one */
 };
 
 static struct shm *shm;
@@ -111,6 +112,29 @@ static void t_block(task_t *t)
     if (i && *i >= 0 && *i < NRAN)
         atomic_fetch_add(&shm->ran[*i], 1);
     task_return_i64(t, i ? *i : -1);
+}
+
+/* t_hold's argument: the gate it waits for, and whether it then aborts. */
+struct hold {
+    int gate, abort_it, stubborn; /* stubborn: ignores task_should_stop */
+};
+
+/*
+ * Notes its pid in ran[gate], counts itself started, waits for its gate,
+ * then aborts or returns its pid.
+ */
+static void t_hold(task_t *t)
+{
+    const struct hold *h = task_arg(t, NULL);
+    atomic_store(&shm->ran[h->gate], getpid());
+    atomic_fetch_add(&shm->started, 1);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&shm->gates[h->gate]) && (h->stubborn || !task_should_stop(t)) &&
+           now_s() < end)
+        usleep(100);
+    if (h->abort_it)
+        abort();
+    task_return_i64(t, getpid());
 }
 
 /* arg: an int index: records the run. */
@@ -1128,6 +1152,91 @@ START_TEST(test_process_pool_idle_worker_steals)
 }
 END_TEST
 
+/*
+ * Two workers, each holding a task; a third task is sent while both are
+ * busy (to the first worker's cells: the least loaded, first). The second
+ * worker, freed, takes it from the shared queue. Returns the pid of the
+ * second worker; *f0 is the first worker's task (@h0), *f3 the third task.
+ */
+static int64_t queued_on_other(executor_t *ex, const struct hold *h0, future_t **f0,
+                               future_t **f3, const submit_options_t *o3)
+{
+    static const struct hold h2 = {2, 0, 0}, h3 = {3, 0, 1};
+    *f0 = executor_submit(ex, t_hold, h0, sizeof(*h0));
+    wait_started(1);
+    future_t *f2 = executor_submit(ex, t_hold, &h2, sizeof(h2)); /* a second worker */
+    wait_started(2);
+    *f3 = executor_submit_with(ex, t_hold, &h3, sizeof(h3), o3);
+    atomic_store(&shm->gates[2], 1);
+    int64_t pid = result_i64(f2);
+    future_unref(f2);
+    wait_started(3);
+    return pid;
+}
+
+/*
+ * A task taken from the shared queue by another worker than the one whose
+ * cell it is in outlives that worker: the first worker aborts while the
+ * second runs the third task, which still answers; the pool goes on.
+ */
+START_TEST(test_process_pool_queued_task_outlives_its_seat)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    static const struct hold h0 = {0, 1, 0};
+    future_t *f0, *f3;
+    int64_t pid = queued_on_other(ex, &h0, &f0, &f3, NULL);
+    atomic_store(&shm->gates[0], 1); /* the first worker aborts */
+    failure(f0, FUT_EWORKER);
+    ck_assert(!future_done(f3));
+    atomic_store(&shm->gates[3], 1);
+    ck_assert_int_eq(result_i64(f3), pid);
+    for (int i = 0; i < 4; i++) { /* both seats work again */
+        future_t *f = executor_submit(ex, t_pid, NULL, 0);
+        ck_assert_int_gt(result_i64(f), 0);
+        future_unref(f);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.failed, 1);
+    future_unref(f0);
+    future_unref(f3);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* True once the process *pid is gone (the fork server reaps its workers). */
+static bool pid_gone(void *pid)
+{
+    return kill(*(int *)pid, 0) == -1 && errno == ESRCH;
+}
+
+/*
+ * The deadline of a task another worker took from the shared queue kills
+ * that worker, not the one whose cell it is in (which runs on).
+ */
+START_TEST(test_process_pool_queued_task_deadline_kills_its_runner)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    static const struct hold h0 = {0, 0, 0};
+    future_t *f0, *f3;
+    queued_on_other(ex, &h0, &f0, &f3, &(submit_options_t){.timeout = 0.3});
+    failure(f3, FUT_EDEADLINE);
+    int runner = atomic_load(&shm->ran[3]), owner = atomic_load(&shm->ran[0]);
+    ck_assert_int_ne(runner, owner);
+    ck_assert(eventually(pid_gone, &runner, T_LONG));
+    ck_assert_int_eq(kill(owner, 0), 0);
+    atomic_store(&shm->gates[0], 1);
+    ck_assert_int_eq(result_i64(f0), owner); /* its worker was not killed */
+    future_unref(f0);
+    future_unref(f3);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* 1,000 pending tasks: shutdown(wait=false, cancel_futures=true) returns at once. */
 START_TEST(test_process_pool_shutdown_cancel_many)
 {
@@ -1693,6 +1802,8 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_cancel_sent_ahead);
     tcase_add_test(tc, test_process_pool_idle_worker_steals);
+    tcase_add_test(tc, test_process_pool_queued_task_outlives_its_seat);
+    tcase_add_test(tc, test_process_pool_queued_task_deadline_kills_its_runner);
     tcase_add_test(tc, test_process_pool_saturation);
     tcase_add_test(tc, test_process_pool_shutdown_cancel_many);
     tcase_add_test(tc, test_process_pool_created_while_busy);

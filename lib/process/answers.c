@@ -178,27 +178,33 @@ static void init_failed(struct process_pool *p, const unsigned char *payload,
 }
 
 /*
- * The cell an answer frame @h is for, once checked: it names a task @pr
- * holds (cell, generation, claimed) and has the shape of that task's answer.
- * -1 after a protocol error.
+ * The seat holding the cell an answer frame @h from @pr is for, once checked:
+ * the frame names a task @pr claimed (cell, generation, its own claim; the
+ * cell may be another seat's, taken from the shared queue) and has the shape
+ * of that task's answer. The cell within the seat in *cell; NULL after a
+ * protocol error.
  */
-static int answer_cell(struct process_pool *p, struct pp_proc *pr,
-                       const struct cf_wire_hdr *h, const unsigned char *payload)
+static struct pp_proc *answer_cell(struct process_pool *p, struct pp_proc *pr,
+                                   const struct cf_wire_hdr *h,
+                                   const unsigned char *payload, int *cell)
 {
-    uint32_t i = CF_TASK_ID_CELL(h->id);
-    if (i >= DEPTH || !pr->cell[i] ||
-        CF_TASK_ID_GEN(h->id) != p->gens[cell_index(pr, (int)i)] ||
-        (h->id & 0xffffffffu) > CF_CELL_GEN_MASK || !cf_pp_cell_claimed(p, pr, (int)i)) {
+    size_t idx = CF_TASK_ID_CELL(h->id);
+    struct pp_proc *o = idx < (size_t)p->nseats * DEPTH ? p->seats[idx / DEPTH] : NULL;
+    int i = (int)(idx % DEPTH);
+    if (!o || !o->cell[i] || CF_TASK_ID_GEN(h->id) != p->gens[idx] ||
+        (h->id & 0xffffffffu) > CF_CELL_GEN_MASK ||
+        cf_pp_cell_runner(p, o, i) != pr->seat) {
         protocol_error(pr, "an answer for a task it does not hold");
-        return -1;
+        return NULL;
     }
-    uint32_t n = pr->cell[i]->chunk_n;
+    uint32_t n = o->cell[i]->chunk_n;
     if ((h->type == CF_WIRE_RESULTS) != (n > 0) ||
         (h->type == CF_WIRE_RESULTS && !results_ok(h, payload, n))) {
         protocol_error(pr, "an answer that does not match its task");
-        return -1;
+        return NULL;
     }
-    return (int)i;
+    *cell = i;
+    return o;
 }
 
 /* Handles one whole frame from @pr. False: read no more of its input now. */
@@ -214,13 +220,17 @@ static bool handle_frame(struct process_pool *p, struct pp_proc *pr,
             protocol_error(pr, "a NOTE frame naming a task");
             return false;
         }
-        cf_pp_harvest(p, pr);
+        /* Its answers may be for any seat's cells (the shared queue). */
+        for (int s = 0; s < p->nseats; s++)
+            if (p->seats[s] && p->seats[s]->ncells > 0)
+                cf_pp_harvest(p, p->seats[s]);
         return true;
     }
-    int i = answer_cell(p, pr, h, payload);
-    if (i < 0)
+    int i;
+    struct pp_proc *o = answer_cell(p, pr, h, payload, &i);
+    if (!o)
         return false;
-    complete(p, pr, i, h, payload);
+    complete(p, o, i, h, payload);
     return true;
 }
 

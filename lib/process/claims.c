@@ -17,12 +17,20 @@
 
 #include "internal.h"
 
-/* True if the worker has claimed (started) the task in cell @i of @pr. */
-bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, int i)
+/* The seat of the worker that claimed (started) cell @i of @pr, or -1. */
+int cf_pp_cell_runner(const struct process_pool *p, const struct pp_proc *pr, int i)
 {
     size_t idx = cell_index(pr, i);
-    return CF_CELL_BASE(atomic_load(&p->claims[idx])) ==
-           CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED);
+    uint32_t word = atomic_load(&p->claims[idx]);
+    return CF_CELL_KEY(word) == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED)
+               ? CF_CELL_RUNNER(word)
+               : -1;
+}
+
+/* True if a worker has claimed (started) the task in cell @i of @pr. */
+bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, int i)
+{
+    return cf_pp_cell_runner(p, pr, i) >= 0;
 }
 
 /* Marks a claimed task started: its future becomes RUNNING and is counted. */
@@ -49,6 +57,8 @@ struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, i
     atomic_store_explicit(&w->claim, 0, memory_order_release);
     pr->cell[i] = NULL;
     pr->ncells--;
+    if (!w->queued)
+        pr->npiped--;
     if (!w->started)
         pr->nunstarted--;
     assert(pr->nunstarted >= 0 && pr->nunstarted <= pr->ncells);
@@ -99,9 +109,85 @@ static bool encode_work(unsigned char *o, const struct pp_work *w, uint64_t id,
     return !cancelling(w);
 }
 
+/* True if @w goes through the shared queue (worker.h), not a pipe. */
+bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w)
+{
+    return p->ring && !w->chunk_n && w->base.arg_len <= CF_SLOT_ARG;
+}
+
 /*
- * Sends @cw to @pr (which has a free cell). False: it is being cancelled, or
- * there is no memory for its frame; it was not sent and is the caller's again.
+ * True if the shared queue has room for one more entry. The manager moves
+ * `head` past entries no longer SENT, as workers do, so that revoked tasks
+ * (preempted, cancelled) do not fill it while every worker is busy.
+ */
+bool cf_pp_ring_room(struct process_pool *p)
+{
+    struct cf_ring *r = p->ring;
+    for (;;) {
+        uint64_t h = atomic_load(&r->head),
+                 t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        if (t - h <= p->ring_mask)
+            return true;
+        uint64_t e =
+            atomic_load_explicit(&r->ent[h & p->ring_mask], memory_order_relaxed);
+        size_t idx = (size_t)(e >> 17) & 0x3ffffu;
+        uint32_t gen = (uint32_t)e & CF_CELL_GEN_MASK;
+        if (atomic_load(&p->claims[idx]) == CF_CELL_WORD(gen, CF_CELL_SENT))
+            return false; /* the oldest entry waits for a worker */
+        atomic_compare_exchange_strong(&r->head, &h, h + 1);
+    }
+}
+
+/* Writes @w's task into the slot of cell @idx (the shared queue's frame). */
+static void fill_slot(struct process_pool *p, size_t idx, const struct pp_work *w)
+{
+    struct cf_task_slot *sl = &p->slots[idx];
+    sl->fn = (uint64_t)(uintptr_t)w->base.fn;
+    sl->limit_ns = w->base.limit_ns;
+    sl->arg_len = (uint32_t)w->base.arg_len;
+    if (w->base.arg_len && w->arg)
+        memcpy(sl->arg, w->arg, w->base.arg_len);
+}
+
+/* Appends cell @idx (generation @gen) to the shared queue (room checked). */
+static void ring_append(struct process_pool *p, size_t idx, uint32_t gen)
+{
+    struct cf_ring *r = p->ring;
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    atomic_store_explicit(&r->ent[t & p->ring_mask], CF_RING_ENTRY(t, idx, gen),
+                          memory_order_relaxed);
+    /* Before looking for sleepers (dispatch.c, wake_sleepers): pairs with the
+       worker's ASLEEP bit, set before it looks at the queue. */
+    atomic_store(&r->tail, t + 1);
+    p->queued_new++;
+}
+
+/* The frame of @total bytes encoded at the end of @pr's output goes out. */
+static void add_piped(struct process_pool *p, struct pp_proc *pr, size_t total)
+{
+    pr->out.len += total;
+    pr->npiped++;
+    if (p->ring) /* the worker reads its pipe before the queue's later tasks */
+        atomic_fetch_add(&p->seatw[pr->seat].bound, 1);
+}
+
+/* Cell @i of @pr now holds @w, sent. */
+static void occupy(struct process_pool *p, struct pp_proc *pr, int i, struct pp_work *w,
+                   bool queued)
+{
+    w->seq = ++p->send_seq;
+    w->queued = queued;
+    pr->cell[i] = w;
+    pr->ncells++;
+    pr->nunstarted++;
+    cf_pp_idle_update(p, pr);
+    pr->budget -= tasks_in(w);
+}
+
+/*
+ * Sends @cw to @pr (which has a free cell): into the shared queue, or as a
+ * frame in @pr's pipe. False: it is being cancelled, or there is no memory
+ * for its frame; it was not sent and is the caller's again.
  */
 bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
 {
@@ -109,9 +195,14 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
     int i = free_cell(pr);
     assert(i >= 0); /* pick chose a worker with a free cell */
     size_t idx = cell_index(pr, i);
+    bool queue = cf_pp_queueable(p, w);
     /* A cell is reused only once its last task was claimed or revoked. */
-    assert(CF_CELL_BASE(atomic_load(&p->claims[idx])) !=
+    assert(CF_CELL_KEY(atomic_load(&p->claims[idx])) !=
            CF_CELL_WORD(p->gens[idx], CF_CELL_SENT));
+    if (queue)
+        fill_slot(p, idx, w);
+    if (p->ring)
+        p->slots[idx].stamp = atomic_load_explicit(&p->ring->tail, memory_order_relaxed);
     uint32_t gen = (p->gens[idx] + 1) & CF_CELL_GEN_MASK;
     p->gens[idx] = gen;
     /* No answer left from an earlier use can match this generation after a wrap. */
@@ -128,23 +219,38 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
                    w->base.arg_len;
     atomic_store_explicit(&w->claim, claim, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
-    /* The reserve call only when the buffer lacks room: this runs per task. */
-    bool room = pr->out.cap - pr->out.len >= total || cf_buf_reserve(&pr->out, total);
-    if (!room || !encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(i, gen), total)) {
+    bool ok;
+    if (queue) {
+        ok = !cancelling(w);
+    } else {
+        /* The reserve call only when the buffer lacks room: this runs per task. */
+        ok = (pr->out.cap - pr->out.len >= total || cf_buf_reserve(&pr->out, total)) &&
+             encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(idx, gen), total);
+    }
+    if (!ok) {
         uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
         atomic_compare_exchange_strong(&p->claims[idx], &expect,
                                        CF_CELL_WORD(gen, CF_CELL_CANCELLED));
         atomic_store_explicit(&w->claim, 0, memory_order_release);
         return false;
     }
-    w->seq = ++p->send_seq;
-    pr->out.len += total;
-    pr->cell[i] = w;
-    pr->ncells++;
-    pr->nunstarted++;
-    cf_pp_idle_update(p, pr);
-    pr->budget -= tasks_in(w);
+    if (queue)
+        ring_append(p, idx, gen);
+    else
+        add_piped(p, pr, total);
+    occupy(p, pr, i, w, queue);
     return true;
+}
+
+/* Sets the stop bit of cell @idx while its claim of generation @gen holds it. */
+static void stop_claimed(struct process_pool *p, size_t idx, uint32_t gen)
+{
+    uint32_t word = atomic_load(&p->claims[idx]);
+    /* Whichever worker claimed it; a reused cell is left alone. */
+    while (CF_CELL_KEY(word) == CF_CELL_WORD(gen, CF_CELL_CLAIMED) &&
+           !(word & CF_CELL_STOP) &&
+           !atomic_compare_exchange_weak(&p->claims[idx], &word, word | CF_CELL_STOP))
+        ;
 }
 
 /*
@@ -172,11 +278,9 @@ bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw)
             cf_pp_kick(p); /* the manager frees the cell */
             return true;
         }
-        if (CF_CELL_BASE(expect) == CF_CELL_WORD(gen, CF_CELL_CLAIMED)) {
+        if (CF_CELL_KEY(expect) == CF_CELL_WORD(gen, CF_CELL_CLAIMED)) {
             /* Started: ask it to stop (task_should_stop), as for a running one. */
-            uint32_t claimed = CF_CELL_WORD(gen, CF_CELL_CLAIMED);
-            atomic_compare_exchange_strong(&p->claims[idx], &claimed,
-                                           claimed | CF_CELL_STOP);
+            stop_claimed(p, idx, gen);
             atomic_store(&w->cancel_req, false);
             return false;
         }
@@ -200,9 +304,5 @@ void cf_pp_request_stop(executor_t *ex, struct cf_work *cw)
     uint64_t c = atomic_load(&work_of(cw)->claim);
     if (c == 0)
         return; /* answered already */
-    size_t idx = (size_t)(c >> 32) - 1;
-    uint32_t claimed = CF_CELL_WORD((uint32_t)c, CF_CELL_CLAIMED);
-    uint32_t expect = claimed;
-    /* Only while this very claim holds the cell. */
-    atomic_compare_exchange_strong(&p->claims[idx], &expect, claimed | CF_CELL_STOP);
+    stop_claimed(p, (size_t)(c >> 32) - 1, (uint32_t)c);
 }

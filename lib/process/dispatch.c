@@ -87,15 +87,36 @@ static void preempt(struct process_pool *p)
     }
 }
 
-/* Workers in seats past `active` give their tasks back and, with none, go. */
+/* Sets or clears @bit in the shared word of @seat. */
+static void seat_flag(struct process_pool *p, int seat, uint32_t bit, bool on)
+{
+    if (on)
+        atomic_fetch_or(&p->seatw[seat].flags, bit);
+    else
+        atomic_fetch_and(&p->seatw[seat].flags, ~bit);
+}
+
+/*
+ * Workers in seats past `active` take no more queued tasks, give their piped
+ * ones back (queued ones are left for the others to take) and, with none, go.
+ * A seat that is active again takes queued tasks again.
+ */
 static void retire(struct process_pool *p, int active)
 {
-    for (int s = active; s < p->nseats; s++) {
+    for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
         if (!pr || pr->closing)
             continue;
+        if (s < active) {
+            if (pr->quit)
+                seat_flag(p, s, CF_SEAT_QUIT, pr->quit = false);
+            continue;
+        }
+        if (!pr->quit)
+            seat_flag(p, s, CF_SEAT_QUIT, pr->quit = true);
         for (int i = 0; i < DEPTH && pr->nunstarted > 0; i++)
-            revoke_cell(p, pr, i);
+            if (pr->cell[i] && !pr->cell[i]->queued)
+                revoke_cell(p, pr, i);
         if (pr->ncells == 0 && pr->out.off >= pr->out.len) {
             pr->closing = true; /* it exits on EOF; its seat frees then */
             cf_pp_close_fd(&pr->to_fd);
@@ -154,23 +175,87 @@ static struct pp_proc *pick(struct process_pool *p)
     return best;
 }
 
-/* Takes back about half of the unstarted tasks sent to the busiest worker. */
+/*
+ * Takes back about half of the unstarted piped tasks sent to the busiest
+ * worker (queued ones need no taking back: a free worker takes them).
+ */
 static void steal(struct process_pool *p)
 {
     struct pp_proc *victim = NULL;
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
         /* Busy (something started there) or with more than one waiting. */
-        bool busy = pr && pr->nunstarted > 0 &&
+        bool busy = pr && pr->npiped > 0 && pr->nunstarted > 0 &&
                     (pr->ncells > pr->nunstarted || pr->nunstarted > 1);
-        if (busy && (!victim || pr->nunstarted > victim->nunstarted))
+        if (busy && (!victim || pr->npiped > victim->npiped))
             victim = pr;
     }
     if (!victim)
         return;
-    int want = (victim->nunstarted + 1) / 2;
+    int want = (CF_MIN(victim->nunstarted, victim->npiped) + 1) / 2;
     for (int i = DEPTH - 1; i >= 0 && want > 0; i--)
-        want -= revoke_cell(p, victim, i);
+        if (victim->cell[i] && !victim->cell[i]->queued)
+            want -= revoke_cell(p, victim, i);
+}
+
+/*
+ * A queued task waits while every worker runs a task and a seat is free (the
+ * pool grew, or a worker left): a new worker takes it, as pick would have
+ * started one for it had the seat been free when it was sent.
+ */
+static void grow(struct process_pool *p, int active)
+{
+    int free_seat = -1, workers = 0, running = 0;
+    bool waiting = false;
+    for (int s = 0; s < active; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (!pr) {
+            free_seat = free_seat < 0 ? s : free_seat;
+            continue;
+        }
+        workers += cf_pp_usable(pr);
+        for (int i = 0; i < DEPTH && pr->ncells > 0; i++) {
+            if (!pr->cell[i])
+                continue;
+            int r = cf_pp_cell_runner(p, pr, i);
+            running += r >= 0 && r < active && p->seats[r] && cf_pp_usable(p->seats[r]);
+            waiting |= r < 0 && pr->cell[i]->queued;
+        }
+    }
+    /* running counts tasks, not workers: one each while a worker runs one. */
+    if (free_seat >= 0 && waiting && running >= workers && !cf_pp_spawn(p, free_seat) &&
+        p->fs_gone)
+        cf_pp_break(p, "the process pool's fork server is gone");
+}
+
+/*
+ * Wakes a sleeping worker (CF_SEAT_ASLEEP, worker.h) for each task put in
+ * the shared queue since the last call, with a NOTE frame in its pipe.
+ * Workers that are awake find the queue themselves: a pool whose workers
+ * never run dry writes nothing to their pipes.
+ */
+static void wake_sleepers(struct process_pool *p)
+{
+    unsigned n = p->queued_new;
+    p->queued_new = 0;
+    int first = p->wake_next;
+    for (int k = 0; k < p->nseats && n > 0; k++) {
+        int s = (first + k) % p->nseats;
+        struct pp_proc *pr = p->seats[s];
+        if (!pr || pr->quit || !cf_pp_usable(pr))
+            continue;
+        _Atomic uint32_t *f = &p->seatw[s].flags;
+        uint32_t v = atomic_load(f);
+        while ((v & CF_SEAT_ASLEEP) &&
+               !atomic_compare_exchange_weak(f, &v, v & ~CF_SEAT_ASLEEP))
+            ;
+        if (!(v & CF_SEAT_ASLEEP) || !cf_buf_reserve(&pr->out, CF_WIRE_HDR))
+            continue;
+        cf_wire_put_hdr(pr->out.p + pr->out.len, CF_WIRE_NOTE, 0, 0);
+        pr->out.len += CF_WIRE_HDR;
+        p->wake_next = (s + 1) % p->nseats;
+        n--;
+    }
 }
 
 void cf_pp_dispatch(struct process_pool *p)
@@ -178,8 +263,9 @@ void cf_pp_dispatch(struct process_pool *p)
     if (atomic_load(&p->base.broken))
         return;
     int active = atomic_load_explicit(&p->active, memory_order_relaxed);
-    if (active < p->nseats)
+    if (active < p->nseats || p->quitting)
         retire(p, active);
+    p->quitting = active < p->nseats;
     if (p->pend.head && atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
         preempt(p);
     if (!p->pend.head) {
@@ -190,13 +276,19 @@ void cf_pp_dispatch(struct process_pool *p)
             idle = p->seats[s] && cf_pp_usable(p->seats[s]) && p->seats[s]->ncells == 0;
             seat |= !p->seats[s];
         }
-        if (idle || (seat && !p->fs_gone && cf_now_ns() >= p->respawn_at))
+        bool fork_ok = seat && !p->fs_gone && cf_now_ns() >= p->respawn_at;
+        if (idle || fork_ok)
             steal(p);
+        if (fork_ok && p->ring)
+            grow(p, active);
     }
     while (p->pend.head) {
+        /* A full queue: its head waits for a worker; the scan timer comes back. */
+        if (cf_pp_queueable(p, work_of(p->pend.head)) && !cf_pp_ring_room(p))
+            break;
         struct pp_proc *pr = pick(p);
         if (!pr)
-            return;
+            break;
         struct cf_work *cw = cf_fifo_pop(&p->pend);
         if (cancelling(work_of(cw))) {
             cf_pp_work_drop(cw); /* cancelled: future_cancel did the accounting */
@@ -215,4 +307,6 @@ void cf_pp_dispatch(struct process_pool *p)
                        "no memory for the task's frame");
         }
     }
+    if (p->queued_new)
+        wake_sleepers(p);
 }

@@ -37,8 +37,21 @@
  * lowers `active`: a worker in a seat at or past it gives its unstarted
  * tasks back and has its task pipe closed once it has none.
  * Frames for one worker are batched in its output buffer and written in one
- * call. A worker that runs dry takes back ("steals") items sent to a busy one
- * and not started there.
+ * call. A worker that runs dry takes back ("steals") piped items sent to a
+ * busy one and not started there.
+ *
+ * The shared queue (worker.h): an item with an argument of at most
+ * CF_SLOT_ARG bytes, not a chunk, in a pool without max_tasks_per_child, is
+ * not piped: its cell's slot gets the task and the queue an entry, and any
+ * free worker claims the oldest entry still SENT. The cell stays the picked
+ * worker's (its seat numbers the claim word, answer record and slot), but
+ * the claim word names the worker that runs it (the runner): answers come
+ * from the runner, a deadline kills the runner, the runner's death fails
+ * it. A worker that dies while another runs a task of its cells leaves its
+ * seat "finalized" until that task is answered (cf_pp_reap frees it).
+ * After appending, dispatch wakes one sleeping worker per entry (a NOTE
+ * frame down its pipe); grow() forks into a free seat when queued tasks
+ * wait and every worker runs one.
  *
  * Claims: each worker seat has DEPTH cells; each cell has one word in memory
  * shared with every worker (worker.h). Sending sets the word SENT; the worker
@@ -78,7 +91,7 @@
  * malformed frame kills the worker and names the frame error in the message.
  *
  * Deadlines: when a started task's limit passes, its future fails
- * FUT_EDEADLINE at once, the worker gets SIGTERM and, after KILL_GRACE_NS,
+ * FUT_EDEADLINE at once, the worker running it gets SIGTERM and, after KILL_GRACE_NS,
  * SIGKILL; a replacement is forked on demand.
  *
  * Threads: submitters and cancellers (any thread), the manager (all I/O, all
@@ -134,6 +147,7 @@ struct pp_work {
     uint64_t seq;            /* manager: send order */
     uint64_t order;          /* submit order (lock): FIFO within a priority */
     unsigned poison;         /* manager: workers that died receiving it */
+    bool queued;             /* manager: sent through the shared queue */
     unsigned char inl[INLINE_ARG];
 };
 
@@ -157,6 +171,9 @@ struct pp_proc {
     int nunstarted;     /* occupied, not yet known as started */
     struct pp_work *cell[DEPTH];
     bool idle_counted; /* counted in the pool's nidle */
+    bool finalized;    /* exited and settled; the seat waits for cells others run */
+    bool quit;         /* CF_SEAT_QUIT is set in its seat word */
+    int npiped;        /* occupied cells sent through its pipe */
     char why[160];     /* a protocol error, for the message */
     struct cf_buf out, in;
 };
@@ -187,7 +204,11 @@ struct process_pool {
     int nseats;
     _Atomic uint32_t *claims;
     struct cf_answer_rec *answers; /* in the same mapping, after the claim words */
-    size_t claims_bytes;           /* the whole mapping */
+    struct cf_task_slot *slots;    /* then the task slots (worker.h) */
+    struct cf_seat_word *seatw;    /* then one word per seat */
+    struct cf_ring *ring;          /* then the shared queue; NULL: not used */
+    uint64_t ring_mask;
+    size_t claims_bytes; /* the whole mapping */
     struct cf_worker_cfg wcfg;
     pid_t fs_pid;
     int fs_sock;
@@ -199,6 +220,9 @@ struct process_pool {
     struct cf_work_fifo pend; /* submitted items the manager holds */
     uint32_t spawn_gen;
     uint64_t send_seq;
+    unsigned queued_new; /* entries put in the shared queue since the last wake-ups */
+    int wake_next;       /* the seat the next wake-up looks at first */
+    bool quitting;       /* some seat was past `active` at the last dispatch */
     bool fs_gone;
     bool broken_done; /* cf_pp_break ran */
     bool terminating; /* workers were killed on purpose (kill.c) */
@@ -225,7 +249,7 @@ static inline int tasks_in(const struct pp_work *w)
     return w->chunk_n ? (int)w->chunk_n : 1;
 }
 
-/* The index of cell @i of @pr among the shared claim words and answer records. */
+/* The index of cell @i of @pr among the shared claim words, answers and slots. */
 static inline size_t cell_index(const struct pp_proc *pr, int i)
 {
     return (size_t)pr->seat * DEPTH + (size_t)i;
@@ -250,7 +274,10 @@ void cf_pp_kick(struct process_pool *p);
 void cf_pp_work_drop(struct cf_work *cw);
 
 /* claims.c */
+int cf_pp_cell_runner(const struct process_pool *p, const struct pp_proc *pr, int i);
 bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, int i);
+bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w);
+bool cf_pp_ring_room(struct process_pool *p);
 void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w);
 struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, int i);
 bool cf_pp_cell_revoke(struct process_pool *p, struct pp_proc *pr, int i);
@@ -274,6 +301,7 @@ int cf_pp_chunk_next(const void *res, size_t res_len, size_t *cursor, const void
 /* manager.c */
 void *cf_pp_manager_main(void *arg);
 void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr);
+void cf_pp_reap(struct process_pool *p);
 void cf_pp_break(struct process_pool *p, const char *why);
 
 /* kill.c */

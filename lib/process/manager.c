@@ -18,7 +18,12 @@
 
 #include "internal.h"
 
-/* Notices claims and cancels of sent items; returns true if anything changed. */
+/*
+ * Notices claims and cancels of sent items, then collects answers left in
+ * shared records for started tasks (a worker holds them back while it runs
+ * a task the manager has not seen start, which this scan is there to see);
+ * returns true if anything changed.
+ */
 static bool scan(struct process_pool *p)
 {
     bool changed = false;
@@ -26,17 +31,12 @@ static bool scan(struct process_pool *p)
         struct pp_proc *pr = p->seats[s];
         if (!pr)
             continue;
-        /* A worker may hold answers back while it runs a later task. */
-        if (pr->ncells > pr->nunstarted)
-            changed |= cf_pp_harvest(p, pr);
-        if (pr->nunstarted == 0)
-            continue;
-        for (int i = 0; i < DEPTH; i++) {
+        for (int i = 0; pr->nunstarted > 0 && i < DEPTH; i++) {
             struct pp_work *w = pr->cell[i];
             if (!w || w->started)
                 continue;
             size_t idx = cell_index(pr, i);
-            uint32_t word = CF_CELL_BASE(atomic_load(&p->claims[idx]));
+            uint32_t word = CF_CELL_KEY(atomic_load(&p->claims[idx]));
             if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED)) {
                 cf_pp_mark_started(p, pr, w);
                 changed = true;
@@ -48,6 +48,8 @@ static bool scan(struct process_pool *p)
                 changed = true;
             }
         }
+        if (pr->ncells > pr->nunstarted)
+            changed |= cf_pp_harvest(p, pr);
     }
     return changed;
 }
@@ -79,10 +81,13 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
             w->expired = true;
             cf_executor_finished(&p->base, true);
             cf_work_expire(&w->base);
-            if (!pr->killed) {
-                cf_pp_signal(pr, SIGTERM);
-                pr->kill_at = now + KILL_GRACE_NS;
-                next = CF_MIN(next, pr->kill_at);
+            /* The worker that runs it, which may be another seat's (the queue). */
+            int r = cf_pp_cell_runner(p, pr, i);
+            struct pp_proc *run = r >= 0 && p->seats[r] ? p->seats[r] : pr;
+            if (!run->killed) {
+                cf_pp_signal(run, SIGTERM);
+                run->kill_at = now + KILL_GRACE_NS;
+                next = CF_MIN(next, run->kill_at);
             }
         }
     }
@@ -118,20 +123,32 @@ static void describe_exit(const struct process_pool *p, const struct pp_proc *pr
     }
 }
 
+/* True if the worker in @seat has claimed a task it has not answered. */
+static bool runs_any(struct process_pool *p, int seat)
+{
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *o = p->seats[s];
+        for (int i = 0; o && o->ncells > 0 && i < DEPTH; i++)
+            if (o->cell[i] && cf_pp_cell_runner(p, o, i) == seat)
+                return true;
+    }
+    return false;
+}
+
 /*
  * The cell a worker that died unexpectedly was most likely receiving: none
  * if it had started a task; else its oldest sent task. -1 for none.
  */
 static int poison_suspect(struct process_pool *p, struct pp_proc *pr)
 {
+    if (runs_any(p, pr->seat))
+        return -1;
     int best = -1;
     for (int i = 0; i < DEPTH; i++) {
         if (!pr->cell[i])
             continue;
         size_t idx = cell_index(pr, i);
-        uint32_t word = CF_CELL_BASE(atomic_load(&p->claims[idx]));
-        if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED))
-            return -1;
+        uint32_t word = atomic_load(&p->claims[idx]);
         if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_SENT) &&
             (best < 0 || pr->cell[i]->seq < pr->cell[best]->seq))
             best = i;
@@ -144,7 +161,10 @@ static void drain_dead(struct process_pool *p, struct pp_proc *pr)
 {
     if (pr->from_fd >= 0 && !(pr->eof && pr->why[0]))
         cf_pp_read(p, pr, true);
-    cf_pp_harvest(p, pr); /* answers it left before it died count, NOTE or not */
+    /* Answers it left before it died count, NOTE or not, whichever seat's cells. */
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s] && p->seats[s]->ncells > 0)
+            cf_pp_harvest(p, p->seats[s]);
     cf_pp_close_fd(&pr->from_fd);
     cf_pp_close_fd(&pr->to_fd);
 }
@@ -160,19 +180,24 @@ static void mark_broken_if_lost(struct process_pool *p, struct pp_proc *pr,
     if (!e->breaks)
         return;
     bool lost = !e->expected;
-    for (int i = 0; i < DEPTH; i++)
-        lost |= pr->cell[i] && !pr->cell[i]->expired && cf_pp_cell_claimed(p, pr, i);
+    for (int s = 0; s < p->nseats && !lost; s++) {
+        struct pp_proc *o = p->seats[s];
+        for (int i = 0; o && i < DEPTH; i++)
+            lost |= o->cell[i] && !o->cell[i]->expired &&
+                    cf_pp_cell_runner(p, o, i) == pr->seat;
+    }
     if (lost)
         cf_executor_mark_broken(&p->base);
 }
 
 /*
- * Settles cell @i of dead @pr: a task it never started goes back to the
- * pending list (unless it is the suspect of too many deaths), a started one
- * fails. True if that failure breaks the pool.
+ * Settles cell @i of @pr after the death of the worker in seat @dead: a task
+ * nobody started goes back to the pending list (unless it is the suspect of
+ * too many deaths), one it started fails. True if that failure breaks the
+ * pool.
  */
 static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int suspect,
-                        const struct pp_exit *e)
+                        const struct pp_exit *e, const struct pp_proc *dead)
 {
     char msg[512];
     if (i == suspect && ++pr->cell[i]->poison >= POISON_MAX &&
@@ -195,22 +220,20 @@ static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int s
         return false;
     }
     snprintf(msg, sizeof(msg), "%s while running the task%s%s", e->desc,
-             pr->why[0] ? "; " : "", pr->why);
+             dead->why[0] ? "; " : "", dead->why);
     bool breaks = e->breaks && !w->expired;
     cf_pp_fail(p, w, breaks ? FUT_EBROKEN : FUT_EWORKER, e->code, e->sig, msg);
     return breaks;
 }
 
-/* Frees @pr's seat. True if @pr had failed to fork. */
-static bool free_seat(struct process_pool *p, struct pp_proc *pr)
+/* Frees @pr's seat. */
+static void free_seat(struct process_pool *p, struct pp_proc *pr)
 {
-    bool spawn_failed = pr->spawn_err != 0;
     p->seats[pr->seat] = NULL;
     atomic_fetch_sub(&p->nworkers, 1);
     cf_buf_free(&pr->in);
     cf_buf_free(&pr->out);
     free(pr);
-    return spawn_failed;
 }
 
 static bool any_worker(const struct process_pool *p)
@@ -234,6 +257,39 @@ static void respawn_backoff(struct process_pool *p, const char *desc)
         cf_pp_break(p, desc);
 }
 
+/*
+ * Settles the cells dead @pr leaves: its own (but those another worker
+ * claimed from the queue and still runs) and those of other seats it
+ * claimed. True if a failure breaks the pool.
+ */
+static bool settle_cells(struct process_pool *p, struct pp_proc *pr, int suspect,
+                         const struct pp_exit *e)
+{
+    bool broke = false;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *o = p->seats[s];
+        for (int i = 0; o && o->ncells > 0 && i < DEPTH; i++) {
+            if (!o->cell[i])
+                continue;
+            int r = cf_pp_cell_runner(p, o, i);
+            if (r == pr->seat || (o == pr && r < 0))
+                broke |= settle_cell(p, o, i, o == pr ? suspect : -1, e, pr);
+        }
+    }
+    return broke;
+}
+
+/*
+ * Frees the seats of workers that exited while others still ran tasks of
+ * their cells (claimed from the queue), once those are answered.
+ */
+void cf_pp_reap(struct process_pool *p)
+{
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s] && p->seats[s]->finalized && p->seats[s]->ncells == 0)
+            free_seat(p, p->seats[s]);
+}
+
 /* @pr exited (or never started): settle each of its cells, free its seat. */
 void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
 {
@@ -244,10 +300,11 @@ void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
     /* A worker that was never forked did not die of what it was sent. */
     int suspect = e.expected || pr->spawn_err ? -1 : poison_suspect(p, pr);
     bool broke = e.breaks && !e.expected;
-    for (int i = 0; i < DEPTH; i++)
-        if (pr->cell[i])
-            broke |= settle_cell(p, pr, i, suspect, &e);
-    bool spawn_failed = free_seat(p, pr);
+    broke |= settle_cells(p, pr, suspect, &e);
+    pr->finalized = true;
+    bool spawn_failed = pr->spawn_err != 0;
+    if (pr->ncells == 0)
+        free_seat(p, pr); /* else cf_pp_reap frees it */
     if (broke) {
         char msg[512];
         snprintf(msg, sizeof(msg), "a process in the pool terminated abruptly: %s",
@@ -480,6 +537,7 @@ void *cf_pp_manager_main(void *arg)
         cf_pp_handle_kill(p);
         if (leaving && close_seats(p))
             break;
+        cf_pp_reap(p);
         cf_pp_dispatch(p);
 #ifdef CF_TEST_HOOKS
         atomic_store(&p->base.test_settled, pushed);

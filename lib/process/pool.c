@@ -91,7 +91,8 @@ static int enqueue(struct process_pool *p, struct cf_work *cw)
     if (rc == 0) {
         work_of(cw)->order = p->sub_order++;
         cf_fifo_push_prio(&p->sub, cw);
-        if (cf_work_priority(cw) && !atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
+        if (cf_work_priority(cw) &&
+            !atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
             atomic_store(&p->prio_seen, true);
     }
     cf_unlock(&p->lock);
@@ -268,22 +269,39 @@ static int alloc_tables(struct process_pool *p)
     return p->seats && p->gens && p->pfd && p->pproc ? 0 : FUT_ENOMEM;
 }
 
+/* @n rounded up to a multiple of 128 (a slot, two cache lines). */
+static size_t round128(size_t n)
+{
+    return (n + 127) & ~(size_t)127;
+}
+
 /*
- * Maps the claim words and, after them, the answer records, shared with every
- * worker (mapped before the fork server is forked). 0, FUT_ENOMEM or FUT_ESYS.
+ * Maps what the parent shares with every worker (worker.h), mapped before
+ * the fork server is forked: the claim words, the answer records, the task
+ * slots, the seat words and the shared queue. 0, FUT_ENOMEM or FUT_ESYS.
  */
 static int map_shared(struct process_pool *p)
 {
-    size_t words = (size_t)p->nseats * DEPTH * sizeof(uint32_t);
-    size_t answers_at = (words + 63) & ~(size_t)63;
-    p->claims_bytes =
-        answers_at + (size_t)p->nseats * DEPTH * sizeof(struct cf_answer_rec);
-    void *m = mmap(NULL, p->claims_bytes, PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    size_t cells = (size_t)p->nseats * DEPTH, ring = 64;
+    while (ring < 2 * cells)
+        ring *= 2;
+    size_t answers_at = round128(cells * sizeof(uint32_t));
+    size_t slots_at = round128(answers_at + cells * sizeof(struct cf_answer_rec));
+    size_t seats_at = round128(slots_at + cells * sizeof(struct cf_task_slot));
+    size_t ring_at = round128(seats_at + (size_t)p->nseats * sizeof(struct cf_seat_word));
+    p->claims_bytes = ring_at + sizeof(struct cf_ring) + ring * sizeof(uint64_t);
+    unsigned char *m = mmap(NULL, p->claims_bytes, PROT_READ | PROT_WRITE,
+                            MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED)
         return errno == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
-    p->claims = m;
-    p->answers = (struct cf_answer_rec *)((unsigned char *)m + answers_at);
+    p->claims = (_Atomic uint32_t *)m;
+    p->answers = (struct cf_answer_rec *)(m + answers_at);
+    p->slots = (struct cf_task_slot *)(m + slots_at);
+    p->seatw = (struct cf_seat_word *)(m + seats_at);
+    /* max_tasks_per_child counts a worker's tasks: each is sent to one worker. */
+    p->ring =
+        p->base.opts.max_tasks_per_child > 0 ? NULL : (struct cf_ring *)(m + ring_at);
+    p->ring_mask = ring - 1;
     return 0;
 }
 
@@ -293,6 +311,11 @@ static void fill_worker_cfg(struct process_pool *p)
     p->wcfg = (struct cf_worker_cfg){
         .claims = p->claims,
         .answers = p->answers,
+        .slots = p->slots,
+        .ring = p->ring,
+        .seatw = p->seatw,
+        .ring_mask = p->ring_mask,
+        .ncells = (uint32_t)((size_t)p->nseats * DEPTH),
         .depth = DEPTH,
         .initializer = p->base.opts.initializer,
         .initarg = p->base.opts.initarg,
@@ -304,7 +327,7 @@ static void fill_worker_cfg(struct process_pool *p)
 /* Everything after the common part, up to a running manager. 0 or a code. */
 static int pool_start(struct process_pool *p)
 {
-    if (p->base.opts.max_workers > 4096)
+    if (p->base.opts.max_workers > CF_CELL_MAX_SEATS)
         return FUT_EINVAL;
     p->lock = (cf_lock_t)CF_LOCK_INIT;
     p->nseats = p->base.opts.max_workers;

@@ -66,6 +66,9 @@ struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
     fcntl(rp[0], F_SETPIPE_SZ, 1 << 20);
     pr->seat = seat;
     pr->spawn_gen = ++p->spawn_gen;
+    /* A new worker: not asleep, not leaving, no piped frame counted. */
+    atomic_store(&p->seatw[seat].flags, 0);
+    atomic_store(&p->seatw[seat].bound, 0);
     if (cf_forkserver_spawn(p->fs_sock, seat, pr->spawn_gen, tp[0], rp[1]) < 0) {
         p->fs_gone = true;
         goto fail;

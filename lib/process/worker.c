@@ -14,6 +14,13 @@
  * was reused, the frame is skipped and nothing is answered. That claim is
  * what "started" means for cancellation and for worker deaths.
  *
+ * Most tasks come through the shared queue instead (worker.h): the worker
+ * claims the oldest queued task still SENT, whichever worker's cell it is
+ * in, and reads it from the cell's slot. A piped frame waits while queued
+ * tasks older than it (its slot's stamp) are there. With nothing to run,
+ * the worker sets its ASLEEP bit, looks at the queue once more and blocks
+ * in read(); the parent wakes it with a NOTE frame.
+ *
  * Answers: a plain result of up to CF_ANSWER_INLINE bytes from a task that
  * met its deadline goes into the cell's shared answer record (worker.h); a
  * NOTE frame tells the parent to collect such answers. A NOTE is written
@@ -74,7 +81,8 @@ struct wstate {
     int unnoted;            /* answers in shared records not yet announced */
     int64_t first_unnoted;  /* when the first of them was left */
     _Atomic uint32_t *word; /* the claim word of the task being run */
-    bool announce; /* the last task ran NOTE_NS or more: announce the next claim */
+    bool announce;       /* the last task ran NOTE_NS or more: announce the next claim */
+    uint32_t bound_seen; /* piped task frames taken from the buffer */
 #ifdef CF_TEST_HOOKS
     bool hooks; /* CFUTURES_TEST_HOOKS was set */
 #endif
@@ -232,29 +240,92 @@ static void run_initializer(struct wstate *w)
     cf_task_clear(&t);
 }
 
-/* True if this worker now owns the task in @id (it may run it). */
-static bool claim(struct wstate *w, uint64_t id)
+/*
+ * After a long task the parent hears of the next start at once
+ * (future_running, the task's own deadline) instead of at its next scan: one
+ * NOTE, which costs nothing next to the task that just ran.
+ */
+static void announce_start(struct wstate *w)
 {
-    uint32_t cell = CF_TASK_ID_CELL(id);
-    if (cell >= (uint32_t)w->cfg->depth || (id & 0xffffffffu) > CF_CELL_GEN_MASK)
-        die(); /* the parent never sends this: something is badly wrong */
-    _Atomic uint32_t *word = &w->cfg->claims[(size_t)w->seat * w->cfg->depth + cell];
-    uint32_t expect = CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_SENT);
-    w->word = word;
-    if (!atomic_compare_exchange_strong(
-            word, &expect, CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_CLAIMED)))
-        return false;
-    /*
-     * After a long task the parent hears of this start at once (future_running,
-     * the task's own deadline) instead of at its next scan: one NOTE, which
-     * costs nothing next to the task that just ran.
-     */
     if (w->announce) {
         w->announce = false;
         note_now(w);
         flush(w);
     }
+}
+
+/* True if this worker now owns the task in @id (it may run it). */
+static bool claim(struct wstate *w, uint64_t id)
+{
+    uint32_t cell = CF_TASK_ID_CELL(id);
+    if (cell >= w->cfg->ncells || (id & 0xffffffffu) > CF_CELL_GEN_MASK)
+        die(); /* the parent never sends this: something is badly wrong */
+    _Atomic uint32_t *word = &w->cfg->claims[cell];
+    uint32_t expect = CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_SENT);
+    w->word = word;
+    if (!atomic_compare_exchange_strong(word, &expect,
+                                        CF_CELL_CLAIMED_BY(CF_TASK_ID_GEN(id), w->seat)))
+        return false;
+    announce_start(w);
     return true;
+}
+
+/* True if the shared queue may be used: it exists and this seat is not leaving. */
+static bool ring_on(const struct wstate *w)
+{
+    return w->cfg->ring &&
+           !(atomic_load_explicit(&w->cfg->seatw[w->seat].flags, memory_order_relaxed) &
+             CF_SEAT_QUIT);
+}
+
+/* True if the shared queue has entries past its head (maybe not SENT). */
+static bool ring_nonempty(const struct wstate *w)
+{
+    const struct cf_ring *r = w->cfg->ring;
+    return atomic_load(&r->tail) > atomic_load(&r->head);
+}
+
+/*
+ * Claims the oldest task of the shared queue still SENT, if its position is
+ * below @limit (the stamp of a piped task waiting here, which goes first
+ * otherwise); its id in *id. Entries whose cells are no longer SENT (claimed,
+ * revoked, reused) are passed over, and `head` moves past them, so it never
+ * passes a task nobody started.
+ */
+static bool ring_take(struct wstate *w, uint64_t limit, uint64_t *id)
+{
+    struct cf_ring *r = w->cfg->ring;
+    for (;;) {
+        uint64_t h = atomic_load(&r->head);
+        if (h >= limit || h >= atomic_load(&r->tail))
+            return false;
+        uint64_t e =
+            atomic_load_explicit(&r->ent[h & w->cfg->ring_mask], memory_order_relaxed);
+        if ((e >> CF_RING_TAG_SHIFT) != (h & CF_RING_TAG_MASK)) {
+            cf_cpu_relax(); /* written for a later lap: head moved on */
+            continue;
+        }
+        uint32_t cell = (uint32_t)(e >> 17) & 0x3ffffu,
+                 gen = (uint32_t)e & CF_CELL_GEN_MASK;
+        if (cell >= w->cfg->ncells)
+            die();
+        _Atomic uint32_t *word = &w->cfg->claims[cell];
+        uint32_t sent = CF_CELL_WORD(gen, CF_CELL_SENT), cur = atomic_load(word);
+        if (cur == sent) {
+            hook_received(w, w->cfg->slots[cell].arg,
+                          CF_MIN(w->cfg->slots[cell].arg_len, (uint32_t)CF_SLOT_ARG));
+            if (atomic_compare_exchange_strong(word, &cur,
+                                               CF_CELL_CLAIMED_BY(gen, w->seat))) {
+                atomic_compare_exchange_strong(&r->head, &h, h + 1);
+                w->word = word;
+                *id = CF_TASK_ID(cell, gen);
+                announce_start(w);
+                return true;
+            }
+        }
+        if (cur != sent) /* taken, revoked or reused: pass it */
+            atomic_compare_exchange_strong(&r->head, &h, h + 1);
+    }
 }
 
 static const void *aligned_arg(struct wstate *w, const void *arg, size_t len)
@@ -360,8 +431,7 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
 static void answer_shared(struct wstate *w, uint64_t id, const void *data, size_t len,
                           int64_t started)
 {
-    struct cf_answer_rec *a =
-        &w->cfg->answers[(size_t)w->seat * w->cfg->depth + CF_TASK_ID_CELL(id)];
+    struct cf_answer_rec *a = &w->cfg->answers[CF_TASK_ID_CELL(id)];
     a->len = (uint32_t)len;
     if (len)
         memcpy(a->data, data, len);
@@ -387,6 +457,40 @@ static void answer_result(struct wstate *w, uint64_t id, uint32_t flags, const v
         answer(w, CF_WIRE_RESULT, id, flags, NULL, 0, data, len);
 }
 
+/* Runs the claimed task @id and answers it. */
+static void run_claimed(struct wstate *w, uint64_t id, task_fn fn, int64_t limit_ns,
+                        const void *arg, size_t arg_len)
+{
+    w->done++;
+    struct task t;
+    int64_t started = cf_now_ns();
+    run_item(w, fn, arg, arg_len, limit_ns, &t);
+    w->announce = cf_now_ns() - started >= NOTE_NS;
+    /* As in a thread: a task past its own deadline fails, whatever it answered. */
+    uint32_t flags =
+        t.deadline != CF_NO_DEADLINE && cf_now_ns() >= t.deadline ? CF_WIRE_F_EXPIRED : 0;
+    switch (t.answer) {
+    case CF_ANSWER_ERROR:
+        answer_error(w, CF_WIRE_ERROR, id, flags, t.err_code,
+                     t.err_msg ? t.err_msg : "(no memory for the error message)");
+        break;
+    case CF_ANSWER_RESULT:
+        if (t.len > CF_WIRE_MAX_PAYLOAD) {
+            /* Cannot be sent: an ordinary task error, the worker lives on. */
+            answer_error(w, CF_WIRE_ERROR, id, flags, E2BIG,
+                         "the task's result is larger than the 4 GiB frame maximum");
+            break;
+        }
+        hook_result(w, id, t.data, t.len);
+        answer_result(w, id, flags, t.data, t.len, started);
+        break;
+    default:
+        answer_result(w, id, flags, NULL, 0, started);
+        break;
+    }
+    cf_task_clear(&t);
+}
+
 static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *payload)
 {
     uint64_t fn_bits;
@@ -398,82 +502,151 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     hook_received(w, arg, arg_len);
     if (!claim(w, h->id))
         return; /* cancelled or revoked before it started: skip it */
-    w->done++;
-    struct task t;
-    int64_t started = cf_now_ns();
-    run_item(w, (task_fn)(uintptr_t)fn_bits, arg, arg_len, limit_ns, &t);
-    w->announce = cf_now_ns() - started >= NOTE_NS;
-    /* As in a thread: a task past its own deadline fails, whatever it answered. */
-    uint32_t flags =
-        t.deadline != CF_NO_DEADLINE && cf_now_ns() >= t.deadline ? CF_WIRE_F_EXPIRED : 0;
-    switch (t.answer) {
-    case CF_ANSWER_ERROR:
-        answer_error(w, CF_WIRE_ERROR, h->id, flags, t.err_code,
-                     t.err_msg ? t.err_msg : "(no memory for the error message)");
-        break;
-    case CF_ANSWER_RESULT:
-        if (t.len > CF_WIRE_MAX_PAYLOAD) {
-            /* Cannot be sent: an ordinary task error, the worker lives on. */
-            answer_error(w, CF_WIRE_ERROR, h->id, flags, E2BIG,
-                         "the task's result is larger than the 4 GiB frame maximum");
-            break;
-        }
-        hook_result(w, h->id, t.data, t.len);
-        answer_result(w, h->id, flags, t.data, t.len, started);
-        break;
-    default:
-        answer_result(w, h->id, flags, NULL, 0, started);
-        break;
-    }
-    cf_task_clear(&t);
+    run_claimed(w, h->id, (task_fn)(uintptr_t)fn_bits, limit_ns, arg, arg_len);
 }
 
-/* True if a whole frame is buffered after the one being run. */
-static bool frame_buffered(const struct wstate *w)
+/* Runs the task claimed from the shared queue: its frame is in its cell's slot. */
+static void run_queued(struct wstate *w, uint64_t id)
 {
-    struct cf_wire_hdr next;
-    size_t rest = w->in.len - w->in.off;
-    return cf_wire_get_hdr(w->in.p + w->in.off, rest, &next) == CF_WIRE_OK &&
-           rest >= CF_WIRE_HDR + next.len;
+    const struct cf_task_slot *sl = &w->cfg->slots[CF_TASK_ID_CELL(id)];
+    if (sl->arg_len > CF_SLOT_ARG)
+        die();
+    run_claimed(w, id, (task_fn)(uintptr_t)sl->fn, sl->limit_ns,
+                sl->arg_len ? sl->arg : NULL, sl->arg_len);
 }
 
-/* Runs every complete frame buffered; returns the bytes the next one needs. */
-static size_t run_buffered(struct wstate *w)
+/*
+ * The next task frame buffered: true with its header in *h if it is whole;
+ * else *need is the bytes it needs. The parent's NOTE frames (wake-ups) are
+ * passed over.
+ */
+static bool next_frame(struct wstate *w, struct cf_wire_hdr *h, size_t *need)
 {
     for (;;) {
         size_t avail = w->in.len - w->in.off;
-        struct cf_wire_hdr h;
-        int rc = cf_wire_get_hdr(w->in.p + w->in.off, avail, &h);
-        if (rc == CF_WIRE_NEED_MORE)
-            return CF_WIRE_HDR;
-        if (rc != CF_WIRE_OK || (h.type != CF_WIRE_TASK && h.type != CF_WIRE_CHUNK))
+        int rc = cf_wire_get_hdr(w->in.p + w->in.off, avail, h);
+        if (rc == CF_WIRE_NEED_MORE) {
+            *need = CF_WIRE_HDR;
+            return false;
+        }
+        if (rc != CF_WIRE_OK)
             die();
-        size_t need = CF_WIRE_HDR + (size_t)h.len;
-        if (avail < need)
-            return need;
-        /* The frame's bytes stay where they are until the next read. */
-        const unsigned char *payload = w->in.p + w->in.off + CF_WIRE_HDR;
-        w->in.off += need; /* consumed (cf_buf_reserve resets an emptied buffer) */
-        /*
-         * Hand earlier pipe answers over before claiming another task: if
-         * this worker dies in the next one, only that one may be lost.
-         * Answers in shared records are safe already; they wait for a NOTE
-         * only while another task is buffered behind this one, which the
-         * parent sees as not started and so scans for (manager.c).
-         */
-        if (!frame_buffered(w))
-            note(w);
+        if (h->type == CF_WIRE_NOTE) {
+            w->in.off += CF_WIRE_HDR; /* a wake-up: nothing to run */
+            continue;
+        }
+        if (h->type != CF_WIRE_TASK && h->type != CF_WIRE_CHUNK)
+            die();
+        *need = CF_WIRE_HDR + (size_t)h->len;
+        return avail >= *need;
+    }
+}
+
+/*
+ * Hands earlier answers over before claiming another task: pipe answers
+ * always (if this worker dies in the next task, only that one may be lost),
+ * answers in shared records unless @more tasks wait (the parent sees such a
+ * task as not started and so scans for them, manager.c).
+ */
+static void before_claim(struct wstate *w, bool more)
+{
+    if (!more)
+        note(w);
+    flush(w);
+}
+
+/* Runs the whole task frame @h at the front of the input buffer. */
+static void run_piped(struct wstate *w, const struct cf_wire_hdr *h)
+{
+    /* The frame's bytes stay where they are until the next read. */
+    const unsigned char *payload = w->in.p + w->in.off + CF_WIRE_HDR;
+    w->in.off += CF_WIRE_HDR + (size_t)h->len;
+    w->bound_seen++;
+    struct cf_wire_hdr next;
+    size_t need;
+    before_claim(w, next_frame(w, &next, &need));
+    if (h->type == CF_WIRE_CHUNK)
+        run_chunk(w, h, payload);
+    else
+        run_task(w, h, payload);
+    if (w->cfg->max_tasks > 0 && w->done >= w->cfg->max_tasks) {
+        note(w);
         flush(w);
-        if (h.type == CF_WIRE_CHUNK)
-            run_chunk(w, &h, payload);
-        else
-            run_task(w, &h, payload);
-        if (w->cfg->max_tasks > 0 && w->done >= w->cfg->max_tasks) {
-            note(w);
-            flush(w);
-            _exit(0);
+        _exit(0);
+    }
+}
+
+/* Reads what the pipe has (blocking); exits on EOF. */
+static void read_in(struct wstate *w, size_t need)
+{
+    size_t have = w->in.len - w->in.off;
+    if (!cf_buf_reserve(&w->in, CF_MAX(need - CF_MIN(need, have), (size_t)IN_READ_MIN)))
+        die();
+    ssize_t n = read(w->in_fd, w->in.p + w->in.len, w->in.cap - w->in.len);
+    if (n < 0 && errno == EINTR)
+        return;
+    if (n < 0)
+        die();
+    if (n == 0)
+        _exit(0);
+    w->in.len += (size_t)n;
+}
+
+/*
+ * Runs one task: the oldest of the shared queue, or the piped one at the
+ * front of the buffer when no queued task is older. False if neither is
+ * there; *need is then the bytes the next frame needs.
+ */
+static bool run_one(struct wstate *w, size_t *need)
+{
+    struct cf_wire_hdr h;
+    bool piped = next_frame(w, &h, need);
+    /* A piped task is on its way (its frame is written or about to be): read
+       it now, so that queued tasks never keep it waiting. */
+    while (!piped && w->cfg->ring &&
+           atomic_load(&w->cfg->seatw[w->seat].bound) != w->bound_seen) {
+        read_in(w, *need);
+        piped = next_frame(w, &h, need);
+    }
+    if (ring_on(w)) {
+        uint64_t limit = UINT64_MAX, id;
+        if (piped) {
+            if (CF_TASK_ID_CELL(h.id) >= w->cfg->ncells)
+                die();
+            limit = w->cfg->slots[CF_TASK_ID_CELL(h.id)].stamp;
+        }
+        struct cf_ring *r = w->cfg->ring;
+        before_claim(w, atomic_load(&r->tail) - atomic_load(&r->head) > 1);
+        if (ring_take(w, limit, &id)) {
+            run_queued(w, id);
+            return true;
         }
     }
+    if (piped)
+        run_piped(w, &h);
+    return piped;
+}
+
+/*
+ * Nothing runnable: says it is asleep and blocks on its pipe, unless the
+ * shared queue has work after all (the parent appends, then looks for
+ * sleepers; the worker says it sleeps, then looks at the queue: one of the
+ * two sees the other).
+ */
+static void sleep_on_pipe(struct wstate *w, size_t need)
+{
+    _Atomic uint32_t *flags = &w->cfg->seatw[w->seat].flags;
+    bool ring = ring_on(w);
+    if (ring) {
+        atomic_fetch_or(flags, CF_SEAT_ASLEEP);
+        if (ring_nonempty(w)) {
+            atomic_fetch_and(flags, ~CF_SEAT_ASLEEP);
+            return;
+        }
+    }
+    read_in(w, need);
+    if (ring)
+        atomic_fetch_and(flags, ~CF_SEAT_ASLEEP);
 }
 
 void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int out_fd)
@@ -482,21 +655,12 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
     hooks_init(&w);
     run_initializer(&w);
     for (;;) {
-        size_t need = run_buffered(&w);
+        size_t need;
+        if (run_one(&w, &need))
+            continue;
         /* Nothing runnable is left: hand the answers over before blocking. */
         note(&w);
         flush(&w);
-        size_t have = w.in.len - w.in.off;
-        if (!cf_buf_reserve(&w.in,
-                            CF_MAX(need - CF_MIN(need, have), (size_t)IN_READ_MIN)))
-            die();
-        ssize_t n = read(in_fd, w.in.p + w.in.len, w.in.cap - w.in.len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            die();
-        if (n == 0)
-            _exit(0);
-        w.in.len += (size_t)n;
+        sleep_on_pipe(&w, need);
     }
 }

@@ -13,9 +13,11 @@
  * One claim word per task cell, in memory shared by the parent and every
  * worker (MAP_SHARED, mapped before the fork server is forked). The low two
  * bits are the state, bit 2 asks a claimed task to stop (future_cancel on a
- * running task: task_should_stop), the rest is the cell's generation, bumped
- * each time the parent reuses the cell; a frame names the generation it was
- * sent with, so a stale frame can never claim a later task.
+ * running task: task_should_stop), bits 3-14 name the seat of the worker that
+ * claimed it (any worker may claim a cell of the shared queue, below), the
+ * rest is the cell's generation, bumped each time the parent reuses the cell;
+ * a frame or a queue entry names the generation it was sent with, so a stale
+ * one can never claim a later task.
  */
 enum {
     CF_CELL_FREE = 0,
@@ -24,14 +26,77 @@ enum {
     CF_CELL_CANCELLED = 3, /* parent or a canceller: revoked (CAS from SENT) */
 };
 #define CF_CELL_STOP 4u
-#define CF_CELL_WORD(gen, state) (((uint32_t)(gen) << 3) | (uint32_t)(state))
-#define CF_CELL_BASE(w) ((w) & ~CF_CELL_STOP)
-#define CF_CELL_GEN_MASK 0x1fffffffu
+#define CF_CELL_RUNNER_SHIFT 3
+#define CF_CELL_RUNNER_MASK (0xfffu << CF_CELL_RUNNER_SHIFT)
+#define CF_CELL_GEN_SHIFT 15
+#define CF_CELL_GEN_MASK 0x1ffffu
+#define CF_CELL_MAX_SEATS 4096
+#define CF_CELL_WORD(gen, state)                                                         \
+    (((uint32_t)(gen) << CF_CELL_GEN_SHIFT) | (uint32_t)(state))
+/* The word of a cell claimed by the worker in @seat. */
+#define CF_CELL_CLAIMED_BY(gen, seat)                                                    \
+    (CF_CELL_WORD(gen, CF_CELL_CLAIMED) | ((uint32_t)(seat) << CF_CELL_RUNNER_SHIFT))
+/* A word without its stop bit and claimer: compare with CF_CELL_WORD. */
+#define CF_CELL_KEY(w) ((w) & ~(CF_CELL_STOP | CF_CELL_RUNNER_MASK))
+#define CF_CELL_RUNNER(w) ((int)(((w)&CF_CELL_RUNNER_MASK) >> CF_CELL_RUNNER_SHIFT))
 
-/* A task frame's id: its cell within the worker's seat, and the generation. */
+/* A task frame's id: its cell (index among all cells), and the generation. */
 #define CF_TASK_ID(cell, gen) (((uint64_t)(cell) << 32) | (uint64_t)(gen))
 #define CF_TASK_ID_CELL(id) ((uint32_t)((id) >> 32))
 #define CF_TASK_ID_GEN(id) ((uint32_t)(id)&CF_CELL_GEN_MASK)
+
+/*
+ * The shared queue. A task whose argument fits in a cell's slot (and that is
+ * not a map chunk) is not written to a worker's pipe: the parent writes it
+ * into its cell's slot and appends the cell to one queue shared by every
+ * worker, in send order. A free worker claims the oldest entry whose cell is
+ * still SENT (CAS to CLAIMED with its seat), whichever seat the cell is in,
+ * so a free worker always starts the oldest task not started (Python's
+ * order), and no task waits behind a busy worker. `head` only moves past an
+ * entry whose cell is no longer SENT; `tail` is the parent's alone. An
+ * entry is (position tag, cell, generation): a reader that finds another
+ * position's tag reads `head` again.
+ *
+ * A worker with nothing to do sets CF_SEAT_ASLEEP in its seat word and
+ * blocks reading its pipe; the parent, having appended entries, clears the
+ * bit of sleepers (CAS) and writes each a NOTE frame to wake it. A worker
+ * whose seat word has CF_SEAT_QUIT (the pool shrank past it, or is closing)
+ * takes no more queued tasks. Other tasks (bigger arguments, map chunks, or
+ * every task of a pool with max_tasks_per_child) still go in a frame to one
+ * worker's pipe; the slot then holds only `stamp`, the queue's tail when it
+ * was sent, and the worker first takes the queue's entries older than that.
+ * `bound` counts the frames of that kind the parent has queued for the seat.
+ */
+#define CF_SLOT_ARG 96
+struct cf_task_slot {
+    uint64_t fn;
+    int64_t limit_ns;
+    uint64_t stamp; /* a piped task: the queue's tail when it was sent */
+    uint32_t arg_len;
+    uint32_t pad;
+    unsigned char arg[CF_SLOT_ARG]; /* 16-byte aligned: slots are 128 bytes */
+};
+
+#define CF_RING_TAG_SHIFT 35
+#define CF_RING_TAG_MASK ((1ull << (64 - CF_RING_TAG_SHIFT)) - 1)
+#define CF_RING_ENTRY(pos, cell, gen)                                                    \
+    ((((uint64_t)(pos)&CF_RING_TAG_MASK) << CF_RING_TAG_SHIFT) |                         \
+     ((uint64_t)(cell) << 17) | (uint64_t)(gen))
+struct cf_ring {
+    _Atomic uint64_t head;
+    char pad1[56];
+    _Atomic uint64_t tail;
+    char pad2[56];
+    _Atomic uint64_t ent[]; /* mask + 1 entries */
+};
+
+#define CF_SEAT_ASLEEP 1u
+#define CF_SEAT_QUIT 2u
+struct cf_seat_word {
+    _Atomic uint32_t flags;
+    _Atomic uint32_t bound; /* piped task frames queued for this seat */
+    char pad[56];
+};
 
 /*
  * One answer record per task cell, beside the claim words (same index, also
@@ -58,9 +123,14 @@ struct cf_answer_rec {
 struct cf_worker_cfg {
     _Atomic uint32_t *claims;      /* seats * depth words, shared */
     struct cf_answer_rec *answers; /* seats * depth records, shared */
-    int depth;                     /* cells per seat */
-    task_fn initializer;           /* may be NULL */
-    const void *initarg;           /* the creator's bytes, as they were at the fork */
+    struct cf_task_slot *slots;    /* seats * depth slots, shared */
+    struct cf_ring *ring;          /* the shared queue, or NULL (not used) */
+    struct cf_seat_word *seatw;    /* one per seat, shared */
+    uint64_t ring_mask;
+    uint32_t ncells;     /* seats * depth */
+    int depth;           /* cells per seat */
+    task_fn initializer; /* may be NULL */
+    const void *initarg; /* the creator's bytes, as they were at the fork */
     size_t initarg_len;
     int max_tasks; /* 0: unlimited */
 };
