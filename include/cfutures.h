@@ -487,16 +487,17 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * then never runs. future_cancel on a started task returns false and makes
  * task_should_stop() true in the worker, as in a thread.
  *
- * Start order, as in Python: a task whose argument is at most 96 bytes (not
- * a map chunk) goes into a queue in memory shared with every worker, and a
- * free worker takes the oldest task there that has not started, whichever
- * worker it was meant for; so no later task starts while an earlier one
- * waits and a worker is free, and no task waits behind a busy worker.
- * Bigger arguments and map chunks go in a frame down one worker's pipe:
- * that worker first takes the queued tasks older than it, and a worker that
- * runs dry takes back such frames sent to a busy one. With
- * max_tasks_per_child every task goes down a pipe (each counts for the
- * worker it was sent to), in order per worker.
+ * Start order, as in Python: a task goes into a queue in memory shared with
+ * every worker (its argument, or a map chunk's items, up to 1 MiB, in a
+ * 32 MiB shared heap beside it), and a free worker takes the oldest task
+ * there that has not started, whichever worker it was meant for; so no
+ * later task starts while an earlier one waits and a worker is free, and no
+ * task waits behind a busy worker. A task over 1 MiB, or sent while the
+ * heap is full, goes in a frame down one worker's pipe: that worker first
+ * takes the queued tasks older than it, and a worker that runs dry takes
+ * back such frames sent to a busy one. With max_tasks_per_child every task
+ * goes down a pipe (each counts for the worker it was sent to), in order
+ * per worker.
  *
  * Idle and busy: an idle worker blocks in read() and the manager thread in
  * poll() with no timeout, so an idle pool, and one whose workers all run

@@ -1684,6 +1684,7 @@ END_TEST
 /* WAIT-09: 100 futures released together; ALL_COMPLETED loses no wake-up */
 START_TEST(test_executor_wait_release_together)
 {
+    xgates_reset(); /* mapped before a process pool forks */
     executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 4});
     struct xarg a[100];
     future_t *fs[100];
@@ -1698,8 +1699,10 @@ START_TEST(test_executor_wait_release_together)
             futures_wait(fs, 100, T_LONG, FUTURES_ALL_COMPLETED, done, &nd, NULL, NULL),
             0);
         ck_assert_uint_eq(nd, 100);
-        for (int i = 0; i < 100; i++)
+        for (int i = 0; i < 100; i++) {
+            ck_assert_int_eq(result_i64(fs[i]), i);
             future_unref(fs[i]);
+        }
     }
     executor_free(ex);
 }
@@ -2490,7 +2493,8 @@ static bool start_log_reaches(int n)
  * 0 1 2 3 4 5: no later task starts while an earlier one waits and a worker
  * is free (Python's order; a process pool once started 0 1 3 2 5 4, task 2
  * sent ahead to the busy worker). At each step both workers are held, so the
- * log is read at a deterministic point. 100 runs.
+ * log is read at a deterministic point. 100 runs, every other one with a
+ * 4 KiB argument.
  */
 START_TEST(test_executor_start_order_mixed_lengths)
 {
@@ -2500,10 +2504,16 @@ START_TEST(test_executor_start_order_mixed_lengths)
     for (int run = 0; run < 100; run++) {
         xgates_reset();
         future_t *fs[N];
-        struct xarg a[N]; /* a thread pool's task borrows its argument */
+        /* A thread pool's task borrows its argument. Half the runs pass 4 KiB
+           (a process pool puts those in its shared heap, not a cell's slot). */
+        static struct {
+            struct xarg x;
+            char pad[4096];
+        } a[N];
+        size_t len = run % 2 ? sizeof(a[0]) : sizeof(a[0].x);
         for (int i = 0; i < N; i++) {
-            a[i] = (struct xarg){.gate = i == 1 ? -1 : i, .value = i};
-            ck_assert_ptr_nonnull(fs[i] = executor_submit(ex, x_logged, &a[i], sizeof(a[i])));
+            a[i].x = (struct xarg){.gate = i == 1 ? -1 : i, .value = i};
+            ck_assert_ptr_nonnull(fs[i] = executor_submit(ex, x_logged, &a[i], len));
         }
         /* 0 and 1 start together, then 1 frees its worker for 2: those three,
            logged in any order (a task logs a little after it started). */

@@ -1152,6 +1152,24 @@ START_TEST(test_process_pool_idle_worker_steals)
 }
 END_TEST
 
+/* queued_on_other, with @h3 as the third task's argument. */
+static int64_t queued_on_other_h3(executor_t *ex, const struct hold *h0, future_t **f0,
+                                  future_t **f3, const struct hold *h3,
+                                  const submit_options_t *o3)
+{
+    static const struct hold h2 = {2, 0, 0};
+    *f0 = executor_submit(ex, t_hold, h0, sizeof(*h0));
+    wait_started(1);
+    future_t *f2 = executor_submit(ex, t_hold, &h2, sizeof(h2)); /* a second worker */
+    wait_started(2);
+    *f3 = executor_submit_with(ex, t_hold, h3, sizeof(*h3), o3);
+    atomic_store(&shm->gates[2], 1);
+    int64_t pid = result_i64(f2);
+    future_unref(f2);
+    wait_started(3);
+    return pid;
+}
+
 /*
  * Two workers, each holding a task; a third task is sent while both are
  * busy (to the first worker's cells: the least loaded, first). The second
@@ -1161,17 +1179,8 @@ END_TEST
 static int64_t queued_on_other(executor_t *ex, const struct hold *h0, future_t **f0,
                                future_t **f3, const submit_options_t *o3)
 {
-    static const struct hold h2 = {2, 0, 0}, h3 = {3, 0, 1};
-    *f0 = executor_submit(ex, t_hold, h0, sizeof(*h0));
-    wait_started(1);
-    future_t *f2 = executor_submit(ex, t_hold, &h2, sizeof(h2)); /* a second worker */
-    wait_started(2);
-    *f3 = executor_submit_with(ex, t_hold, &h3, sizeof(h3), o3);
-    atomic_store(&shm->gates[2], 1);
-    int64_t pid = result_i64(f2);
-    future_unref(f2);
-    wait_started(3);
-    return pid;
+    static const struct hold h3 = {3, 0, 1};
+    return queued_on_other_h3(ex, h0, f0, f3, &h3, o3);
 }
 
 /*
@@ -1213,6 +1222,30 @@ static bool pid_gone(void *pid)
 }
 
 /*
+ * As above, but the pool is shut down while the first worker's seat waits
+ * for the third task, and the third task's worker then dies too: the pool
+ * still ends (the seat freed last once kept a leaving manager asleep).
+ */
+START_TEST(test_process_pool_queued_task_dies_at_shutdown)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    static const struct hold h0 = {0, 1, 0}, h3 = {3, 1, 1};
+    future_t *f0, *f3;
+    queued_on_other_h3(ex, &h0, &f0, &f3, &h3, NULL);
+    atomic_store(&shm->gates[0], 1);
+    failure(f0, FUT_EWORKER);
+    ck_assert_int_eq(executor_shutdown(ex, false, false), 0);
+    atomic_store(&shm->gates[3], 1);
+    failure(f3, FUT_EWORKER);
+    future_unref(f0);
+    future_unref(f3);
+    executor_free(ex); /* joins the manager */
+    end_check(0);
+}
+END_TEST
+
+/*
  * The deadline of a task another worker took from the shared queue kills
  * that worker, not the one whose cell it is in (which runs on).
  */
@@ -1232,6 +1265,31 @@ START_TEST(test_process_pool_queued_task_deadline_kills_its_runner)
     ck_assert_int_eq(result_i64(f0), owner); /* its worker was not killed */
     future_unref(f0);
     future_unref(f3);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/*
+ * A crash storm: every task of 300 crashes its worker, so workers die while
+ * others run tasks of their cells. Each task fails FUT_EWORKER, once; then
+ * executor_free returns.
+ */
+START_TEST(test_process_pool_crash_storm)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    enum { N = 300 };
+    future_t *fs_[N];
+    for (int i = 0; i < N; i++)
+        ck_assert_ptr_nonnull(fs_[i] = executor_submit(ex, t_abort, &i, sizeof(i)));
+    for (int i = 0; i < N; i++) {
+        failure(fs_[i], FUT_EWORKER);
+        future_unref(fs_[i]);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.failed, N);
     executor_free(ex);
     end_check(0);
 }
@@ -1804,6 +1862,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_idle_worker_steals);
     tcase_add_test(tc, test_process_pool_queued_task_outlives_its_seat);
     tcase_add_test(tc, test_process_pool_queued_task_deadline_kills_its_runner);
+    tcase_add_test(tc, test_process_pool_queued_task_dies_at_shutdown);
+    tcase_add_test(tc, test_process_pool_crash_storm);
     tcase_add_test(tc, test_process_pool_saturation);
     tcase_add_test(tc, test_process_pool_shutdown_cancel_many);
     tcase_add_test(tc, test_process_pool_created_while_busy);

@@ -47,6 +47,15 @@ void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_wo
         cf_executor_started(&p->base);
 }
 
+/* Frees the heap block that held @w's argument, if any. */
+static void heap_release(struct process_pool *p, struct pp_work *w)
+{
+    if (w->heap_cls) {
+        cf_heap_free(&p->heap, w->heap_cls, w->heap_off);
+        w->heap_cls = 0;
+    }
+}
+
 /* Frees cell @i of @pr; the work item is the caller's again. */
 struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, int i)
 {
@@ -59,6 +68,7 @@ struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, i
     pr->ncells--;
     if (!w->queued)
         pr->npiped--;
+    heap_release(p, w);
     if (!w->started)
         pr->nunstarted--;
     assert(pr->nunstarted >= 0 && pr->nunstarted <= pr->ncells);
@@ -109,10 +119,17 @@ static bool encode_work(unsigned char *o, const struct pp_work *w, uint64_t id,
     return !cancelling(w);
 }
 
+/* The bytes @w takes in the heap: its argument, or a chunk's CHUNK payload. */
+static size_t heap_len(const struct pp_work *w)
+{
+    return w->chunk_n ? CF_WIRE_CHUNK_FIXED + w->base.arg_len : w->base.arg_len;
+}
+
 /* True if @w goes through the shared queue (worker.h), not a pipe. */
 bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w)
 {
-    return p->ring && !w->chunk_n && w->base.arg_len <= CF_SLOT_ARG;
+    return p->ring && ((!w->chunk_n && w->base.arg_len <= CF_SLOT_ARG) ||
+                       cf_heap_fits(&p->heap, heap_len(w)));
 }
 
 /*
@@ -138,15 +155,38 @@ bool cf_pp_ring_room(struct process_pool *p)
     }
 }
 
-/* Writes @w's task into the slot of cell @idx (the shared queue's frame). */
-static void fill_slot(struct process_pool *p, size_t idx, const struct pp_work *w)
+/*
+ * Writes @w's task into the slot of cell @idx (the shared queue's frame),
+ * its argument in the slot or in a heap block. False: no heap block free.
+ */
+static bool fill_slot(struct process_pool *p, size_t idx, struct pp_work *w)
 {
     struct cf_task_slot *sl = &p->slots[idx];
-    sl->fn = (uint64_t)(uintptr_t)w->base.fn;
-    sl->limit_ns = w->base.limit_ns;
-    sl->arg_len = (uint32_t)w->base.arg_len;
-    if (w->base.arg_len && w->arg)
-        memcpy(sl->arg, w->arg, w->base.arg_len);
+    const struct cf_work *cw = &w->base;
+    sl->fn = (uint64_t)(uintptr_t)cw->fn;
+    sl->limit_ns = cw->limit_ns;
+    if (!w->chunk_n && cw->arg_len <= CF_SLOT_ARG) {
+        sl->where = CF_SLOT_INLINE;
+        sl->arg_len = (uint32_t)cw->arg_len;
+        if (cw->arg_len && w->arg)
+            memcpy(sl->u.arg, w->arg, cw->arg_len);
+        return true;
+    }
+    int cls = cf_heap_alloc(&p->heap, heap_len(w), &w->heap_off);
+    if (!cls)
+        return false;
+    w->heap_cls = (uint8_t)cls;
+    unsigned char *o = p->heap.base + w->heap_off;
+    if (w->chunk_n) {
+        cf_wire_put_chunk(o, (uint64_t)(uintptr_t)cw->fn, cw->limit_ns, w->chunk_n);
+        o += CF_WIRE_CHUNK_FIXED;
+    }
+    if (cw->arg_len && w->arg)
+        memcpy(o, w->arg, cw->arg_len);
+    sl->where = w->chunk_n ? CF_SLOT_CHUNK : CF_SLOT_HEAP;
+    sl->arg_len = (uint32_t)heap_len(w);
+    sl->u.heap_off = w->heap_off;
+    return true;
 }
 
 /* Appends cell @idx (generation @gen) to the shared queue (room checked). */
@@ -195,12 +235,10 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
     int i = free_cell(pr);
     assert(i >= 0); /* pick chose a worker with a free cell */
     size_t idx = cell_index(pr, i);
-    bool queue = cf_pp_queueable(p, w);
     /* A cell is reused only once its last task was claimed or revoked. */
     assert(CF_CELL_KEY(atomic_load(&p->claims[idx])) !=
            CF_CELL_WORD(p->gens[idx], CF_CELL_SENT));
-    if (queue)
-        fill_slot(p, idx, w);
+    bool queue = cf_pp_queueable(p, w) && fill_slot(p, idx, w);
     if (p->ring)
         p->slots[idx].stamp = atomic_load_explicit(&p->ring->tail, memory_order_relaxed);
     uint32_t gen = (p->gens[idx] + 1) & CF_CELL_GEN_MASK;
@@ -232,6 +270,7 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
         atomic_compare_exchange_strong(&p->claims[idx], &expect,
                                        CF_CELL_WORD(gen, CF_CELL_CANCELLED));
         atomic_store_explicit(&w->claim, 0, memory_order_release);
+        heap_release(p, w);
         return false;
     }
     if (queue)

@@ -249,10 +249,14 @@ static void wake_sleepers(struct process_pool *p)
         while ((v & CF_SEAT_ASLEEP) &&
                !atomic_compare_exchange_weak(f, &v, v & ~CF_SEAT_ASLEEP))
             ;
-        if (!(v & CF_SEAT_ASLEEP) || !cf_buf_reserve(&pr->out, CF_WIRE_HDR))
+        if (!(v & CF_SEAT_ASLEEP))
             continue;
-        cf_wire_put_hdr(pr->out.p + pr->out.len, CF_WIRE_NOTE, 0, 0);
-        pr->out.len += CF_WIRE_HDR;
+        /* Bytes already on their way wake it as well. An empty buffer has
+           room (cf_pp_spawn reserved it; a buffer never shrinks). */
+        if (pr->out.off == pr->out.len && cf_buf_reserve(&pr->out, CF_WIRE_HDR)) {
+            cf_wire_put_hdr(pr->out.p + pr->out.len, CF_WIRE_NOTE, 0, 0);
+            pr->out.len += CF_WIRE_HDR;
+        }
         p->wake_next = (s + 1) % p->nseats;
         n--;
     }

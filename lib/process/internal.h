@@ -40,9 +40,11 @@
  * call. A worker that runs dry takes back ("steals") piped items sent to a
  * busy one and not started there.
  *
- * The shared queue (worker.h): an item with an argument of at most
- * CF_SLOT_ARG bytes, not a chunk, in a pool without max_tasks_per_child, is
- * not piped: its cell's slot gets the task and the queue an entry, and any
+ * The shared queue (worker.h): an item in a pool without
+ * max_tasks_per_child is not piped: its cell's slot gets the task (the
+ * argument, or a chunk's CHUNK payload, in a heap.c block when over
+ * CF_SLOT_ARG bytes; piped after all if it is over 1 MiB or the heap is
+ * full) and the queue an entry, and any
  * free worker claims the oldest entry still SENT. The cell stays the picked
  * worker's (its seat numbers the claim word, answer record and slot), but
  * the claim word names the worker that runs it (the runner): answers come
@@ -116,6 +118,7 @@
 
 #include "executor.h"
 #include "forkserver.h"
+#include "heap.h"
 #include "util.h"
 #include "wire.h"
 #include "worker.h"
@@ -148,6 +151,8 @@ struct pp_work {
     uint64_t order;          /* submit order (lock): FIFO within a priority */
     unsigned poison;         /* manager: workers that died receiving it */
     bool queued;             /* manager: sent through the shared queue */
+    uint8_t heap_cls;        /* manager: its argument's heap block class, or 0 */
+    uint32_t heap_off;       /* manager: and where the block is */
     unsigned char inl[INLINE_ARG];
 };
 
@@ -207,6 +212,7 @@ struct process_pool {
     struct cf_task_slot *slots;    /* then the task slots (worker.h) */
     struct cf_seat_word *seatw;    /* then one word per seat */
     struct cf_ring *ring;          /* then the shared queue; NULL: not used */
+    struct cf_heap heap;           /* queued tasks' bigger arguments (heap.c) */
     uint64_t ring_mask;
     size_t claims_bytes; /* the whole mapping */
     struct cf_worker_cfg wcfg;

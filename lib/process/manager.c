@@ -48,9 +48,12 @@ static bool scan(struct process_pool *p)
                 changed = true;
             }
         }
-        if (pr->ncells > pr->nunstarted)
-            changed |= cf_pp_harvest(p, pr);
     }
+    /* Apart: a claim seen in a later seat shows answers left before it in an
+       earlier seat's cells (the worker answers, then claims). */
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s] && p->seats[s]->ncells > p->seats[s]->nunstarted)
+            changed |= cf_pp_harvest(p, p->seats[s]);
     return changed;
 }
 
@@ -209,7 +212,10 @@ static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int s
         return false;
     }
     cf_pp_cell_revoke(p, pr, i); /* SENT -> CANCELLED: not claimed from now on */
-    bool claimed = cf_pp_cell_claimed(p, pr, i);
+    int runner = cf_pp_cell_runner(p, pr, i);
+    if (runner >= 0 && runner != dead->seat)
+        return false; /* another worker took it from the queue just now: it runs on */
+    bool claimed = runner >= 0;
     if (claimed)
         cf_pp_mark_started(p, pr, pr->cell[i]);
     struct pp_work *w = cf_pp_cell_release(p, pr, i);
@@ -535,9 +541,9 @@ void *cf_pp_manager_main(void *arg)
             leaving = true;
         cancel_all(p);
         cf_pp_handle_kill(p);
+        cf_pp_reap(p); /* before the exit check: a freed seat may be the last */
         if (leaving && close_seats(p))
             break;
-        cf_pp_reap(p);
         cf_pp_dispatch(p);
 #ifdef CF_TEST_HOOKS
         atomic_store(&p->base.test_settled, pushed);

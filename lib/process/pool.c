@@ -55,6 +55,7 @@ static int work_prepare(struct cf_work *cw)
     w->arg = NULL;
     w->seq = 0;
     w->poison = 0;
+    w->heap_cls = 0;
     if (cw->arg_len > CF_WIRE_MAX_PAYLOAD / 2 || (cw->arg_len && !cw->arg))
         return FUT_EINVAL;
     if (cw->arg_len <= INLINE_ARG) {
@@ -195,6 +196,7 @@ static void pp_destroy(executor_t *ex)
         close(p->wake_fd);
     if (p->claims)
         munmap((void *)p->claims, p->claims_bytes);
+    cf_heap_destroy(&p->heap);
     free(p->seats);
     free(p->gens);
     free(p->pfd);
@@ -302,6 +304,8 @@ static int map_shared(struct process_pool *p)
     p->ring =
         p->base.opts.max_tasks_per_child > 0 ? NULL : (struct cf_ring *)(m + ring_at);
     p->ring_mask = ring - 1;
+    if (p->ring)
+        cf_heap_init(&p->heap, CF_HEAP_BYTES); /* none: big arguments go by pipe */
     return 0;
 }
 
@@ -314,6 +318,8 @@ static void fill_worker_cfg(struct process_pool *p)
         .slots = p->slots,
         .ring = p->ring,
         .seatw = p->seatw,
+        .heap = p->heap.base,
+        .heap_bytes = p->heap.bytes,
         .ring_mask = p->ring_mask,
         .ncells = (uint32_t)((size_t)p->nseats * DEPTH),
         .depth = DEPTH,

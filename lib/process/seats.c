@@ -58,7 +58,12 @@ struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
 {
     int tp[2] = {-1, -1}, rp[2] = {-1, -1};
     struct pp_proc *pr = calloc(1, sizeof(*pr));
-    if (!pr || pipe2(tp, O_CLOEXEC) < 0 || pipe2(rp, O_CLOEXEC) < 0)
+    /* Room for frames up front: a wake-up (dispatch.c) never needs memory. */
+    if (!pr || !cf_buf_reserve(&pr->out, 4096)) {
+        errno = ENOMEM;
+        goto fail;
+    }
+    if (pipe2(tp, O_CLOEXEC) < 0 || pipe2(rp, O_CLOEXEC) < 0)
         goto fail;
     fcntl(tp[1], F_SETFL, O_NONBLOCK);
     fcntl(rp[0], F_SETFL, O_NONBLOCK);
@@ -89,6 +94,8 @@ fail:;
         if (rp[i] >= 0)
             close(rp[i]);
     }
+    if (pr)
+        cf_buf_free(&pr->out);
     free(pr);
     errno = err;
     return NULL;

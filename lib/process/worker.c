@@ -16,7 +16,8 @@
  *
  * Most tasks come through the shared queue instead (worker.h): the worker
  * claims the oldest queued task still SENT, whichever worker's cell it is
- * in, and reads it from the cell's slot. A piped frame waits while queued
+ * in, and reads it from the cell's slot (a bigger argument from the shared
+ * heap, heap.c). A piped frame waits while queued
  * tasks older than it (its slot's stamp) are there. With nothing to run,
  * the worker sets its ASLEEP bit, looks at the queue once more and blocks
  * in read(); the parent wakes it with a NOTE frame.
@@ -312,8 +313,9 @@ static bool ring_take(struct wstate *w, uint64_t limit, uint64_t *id)
         _Atomic uint32_t *word = &w->cfg->claims[cell];
         uint32_t sent = CF_CELL_WORD(gen, CF_CELL_SENT), cur = atomic_load(word);
         if (cur == sent) {
-            hook_received(w, w->cfg->slots[cell].arg,
-                          CF_MIN(w->cfg->slots[cell].arg_len, (uint32_t)CF_SLOT_ARG));
+            if (w->cfg->slots[cell].where == CF_SLOT_INLINE)
+                hook_received(w, w->cfg->slots[cell].u.arg,
+                              CF_MIN(w->cfg->slots[cell].arg_len, (uint32_t)CF_SLOT_ARG));
             if (atomic_compare_exchange_strong(word, &cur,
                                                CF_CELL_CLAIMED_BY(gen, w->seat))) {
                 atomic_compare_exchange_strong(&r->head, &h, h + 1);
@@ -376,19 +378,23 @@ static void res_answer(struct wstate *w, uint32_t kind, int32_t code, const void
     assert((b->len - b->off) % CF_WIRE_ALIGN == 0);
 }
 
-/* A map chunk: claimed as one, its answers sent as one RESULTS frame. */
-static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void *payload)
+/*
+ * A map chunk (a CHUNK payload of @len bytes): claimed as one (here unless
+ * @claimed), its answers sent as one RESULTS frame.
+ */
+static void run_chunk(struct wstate *w, uint64_t id, const void *payload, uint64_t len,
+                      bool claimed)
 {
     uint64_t fn_bits, count, off = CF_WIRE_CHUNK_FIXED;
     int64_t limit_ns;
     const void *arg;
     size_t arg_len;
-    if (cf_wire_get_chunk(payload, h->len, &fn_bits, &limit_ns, &count) != 0)
+    if (cf_wire_get_chunk(payload, len, &fn_bits, &limit_ns, &count) != 0)
         die();
     for (uint64_t j = 0; j < count; j++)
-        if (cf_wire_next_item(payload, h->len, &off, &arg, &arg_len) != 0)
+        if (cf_wire_next_item(payload, len, &off, &arg, &arg_len) != 0)
             die();
-    if (!claim(w, h->id))
+    if (!claimed && !claim(w, id))
         return;
     w->done += (int)CF_MIN(count, (uint64_t)INT_MAX / 2);
     int64_t started = cf_now_ns();
@@ -399,7 +405,7 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
     buf_add(&w->res, fixed, sizeof(fixed));
     off = CF_WIRE_CHUNK_FIXED;
     for (uint64_t j = 0; j < count; j++) {
-        cf_wire_next_item(payload, h->len, &off, &arg, &arg_len);
+        cf_wire_next_item(payload, len, &off, &arg, &arg_len);
         struct task t;
         run_item(w, fn, arg, arg_len, limit_ns, &t);
         size_t rlen = t.answer == CF_ANSWER_RESULT ? t.len : 0;
@@ -419,7 +425,7 @@ static void run_chunk(struct wstate *w, const struct cf_wire_hdr *h, const void 
         cf_task_clear(&t);
     }
     w->announce = cf_now_ns() - started >= NOTE_NS;
-    answer(w, CF_WIRE_RESULTS, h->id, 0, NULL, 0, w->res.p + w->res.off,
+    answer(w, CF_WIRE_RESULTS, id, 0, NULL, 0, w->res.p + w->res.off,
            w->res.len - w->res.off);
 }
 
@@ -505,14 +511,29 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     run_claimed(w, h->id, (task_fn)(uintptr_t)fn_bits, limit_ns, arg, arg_len);
 }
 
-/* Runs the task claimed from the shared queue: its frame is in its cell's slot. */
+/*
+ * Runs the task claimed from the shared queue: its frame is in its cell's
+ * slot, its argument there or in the heap.
+ */
 static void run_queued(struct wstate *w, uint64_t id)
 {
     const struct cf_task_slot *sl = &w->cfg->slots[CF_TASK_ID_CELL(id)];
-    if (sl->arg_len > CF_SLOT_ARG)
-        die();
-    run_claimed(w, id, (task_fn)(uintptr_t)sl->fn, sl->limit_ns,
-                sl->arg_len ? sl->arg : NULL, sl->arg_len);
+    size_t len = sl->arg_len;
+    const unsigned char *arg = sl->u.arg;
+    if (sl->where == CF_SLOT_INLINE) {
+        if (len > CF_SLOT_ARG)
+            die();
+    } else {
+        uint64_t off = sl->u.heap_off;
+        if (!w->cfg->heap || off > w->cfg->heap_bytes || len > w->cfg->heap_bytes - off)
+            die();
+        arg = w->cfg->heap + off;
+    }
+    if (sl->where == CF_SLOT_CHUNK)
+        run_chunk(w, id, arg, len, true);
+    else
+        run_claimed(w, id, (task_fn)(uintptr_t)sl->fn, sl->limit_ns, len ? arg : NULL,
+                    len);
 }
 
 /*
@@ -566,7 +587,7 @@ static void run_piped(struct wstate *w, const struct cf_wire_hdr *h)
     size_t need;
     before_claim(w, next_frame(w, &next, &need));
     if (h->type == CF_WIRE_CHUNK)
-        run_chunk(w, h, payload);
+        run_chunk(w, h->id, payload, h->len, false);
     else
         run_task(w, h, payload);
     if (w->cfg->max_tasks > 0 && w->done >= w->cfg->max_tasks) {

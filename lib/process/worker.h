@@ -61,20 +61,26 @@ enum {
  * blocks reading its pipe; the parent, having appended entries, clears the
  * bit of sleepers (CAS) and writes each a NOTE frame to wake it. A worker
  * whose seat word has CF_SEAT_QUIT (the pool shrank past it, or is closing)
- * takes no more queued tasks. Other tasks (bigger arguments, map chunks, or
+ * takes no more queued tasks. A bigger argument, or a map chunk's items
+ * (as a CHUNK frame's payload), goes into the argument heap (heap.c), also
+ * shared, and the slot names where. Other tasks (over 1 MiB, the heap full,
  * every task of a pool with max_tasks_per_child) still go in a frame to one
  * worker's pipe; the slot then holds only `stamp`, the queue's tail when it
  * was sent, and the worker first takes the queue's entries older than that.
  * `bound` counts the frames of that kind the parent has queued for the seat.
  */
 #define CF_SLOT_ARG 96
+enum { CF_SLOT_INLINE, CF_SLOT_HEAP, CF_SLOT_CHUNK };
 struct cf_task_slot {
     uint64_t fn;
     int64_t limit_ns;
-    uint64_t stamp; /* a piped task: the queue's tail when it was sent */
-    uint32_t arg_len;
-    uint32_t pad;
-    unsigned char arg[CF_SLOT_ARG]; /* 16-byte aligned: slots are 128 bytes */
+    uint64_t stamp;   /* a piped task: the queue's tail when it was sent */
+    uint32_t arg_len; /* the argument's bytes, or a chunk's CHUNK payload's */
+    uint32_t where;   /* CF_SLOT_INLINE: in arg; else at heap_off in the heap */
+    union {
+        unsigned char arg[CF_SLOT_ARG]; /* 16-byte aligned: slots are 128 bytes */
+        uint64_t heap_off;
+    } u;
 };
 
 #define CF_RING_TAG_SHIFT 35
@@ -126,6 +132,8 @@ struct cf_worker_cfg {
     struct cf_task_slot *slots;    /* seats * depth slots, shared */
     struct cf_ring *ring;          /* the shared queue, or NULL (not used) */
     struct cf_seat_word *seatw;    /* one per seat, shared */
+    const unsigned char *heap;     /* the argument heap (heap.c), or NULL */
+    size_t heap_bytes;
     uint64_t ring_mask;
     uint32_t ncells;     /* seats * depth */
     int depth;           /* cells per seat */

@@ -1,0 +1,35 @@
+/*
+ * heap.h: the process pool's shared argument heap (heap.c).
+ */
+#ifndef CF_PROCESS_HEAP_H
+#define CF_PROCESS_HEAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CF_HEAP_MIN 128
+#define CF_HEAP_CLASSES 14 /* blocks of 128 B .. 1 MiB */
+#define CF_HEAP_BYTES (32u << 20)
+
+struct cf_heap_list {
+    uint32_t *off;
+    size_t n, cap;
+};
+
+struct cf_heap {
+    unsigned char *base; /* NULL: no heap (the mapping failed) */
+    size_t bytes, top;
+    struct cf_heap_list fl[CF_HEAP_CLASSES];
+};
+
+/* Maps @bytes shared with children forked later. 0, or -1 (no heap). */
+int cf_heap_init(struct cf_heap *h, size_t bytes);
+void cf_heap_destroy(struct cf_heap *h);
+/* True if a block of @len bytes could exist (the heap is there, the size is a class). */
+bool cf_heap_fits(const struct cf_heap *h, size_t len);
+/* A block of at least @len bytes at *off: its class (>= 1), or 0 if none is free. */
+int cf_heap_alloc(struct cf_heap *h, size_t len, uint32_t *off);
+void cf_heap_free(struct cf_heap *h, int cls, uint32_t off);
+
+#endif /* CF_PROCESS_HEAP_H */
