@@ -2463,7 +2463,10 @@ END_TEST
 
 /* ------------------------------------------------------- start order */
 
-/* The start log: xgates[START_LOG] counts, the entries follow it. */
+/*
+ * The start log: xgates[START_LOG] counts, the entries follow it, each the
+ * task's value + 1 (0: its slot is taken and not yet written).
+ */
 #define START_LOG N_XGATES
 
 /* Logs its value as started, then waits for its xgate unless gate < 0. */
@@ -2472,19 +2475,31 @@ static void x_logged(task_t *t)
     const struct xarg *a = task_arg(t, NULL);
     int at = atomic_fetch_add(&xgates[START_LOG], 1);
     if (at < N_XLOG)
-        atomic_store(&xgates[START_LOG + 1 + at], (int)a->value);
+        atomic_store(&xgates[START_LOG + 1 + at], (int)a->value + 1);
     double end = now_s() + T_LONG;
     while (a->gate >= 0 && !atomic_load(&xgates[a->gate]) && now_s() < end)
         usleep(100);
     task_return_i64(t, a->value);
 }
 
+/* True once @n starts are logged, entries written. */
 static bool start_log_reaches(int n)
 {
     double end = now_s() + T_LONG;
-    while (atomic_load(&xgates[START_LOG]) < n && now_s() < end)
+    for (;;) {
+        bool all = atomic_load(&xgates[START_LOG]) >= n;
+        for (int k = 0; all && k < n; k++)
+            all = atomic_load(&xgates[START_LOG + 1 + k]) != 0;
+        if (all || now_s() >= end)
+            return all;
         usleep(100);
-    return atomic_load(&xgates[START_LOG]) >= n;
+    }
+}
+
+/* The task that started @k-th (from 0), once start_log_reaches(k + 1). */
+static int started_at(int k)
+{
+    return atomic_load(&xgates[START_LOG + 1 + k]) - 1;
 }
 
 /*
@@ -2520,7 +2535,7 @@ START_TEST(test_executor_start_order_mixed_lengths)
         ck_assert(start_log_reaches(3));
         int seen = 0;
         for (int k = 0; k < 3; k++)
-            seen |= 1 << atomic_load(&xgates[START_LOG + 1 + k]);
+            seen |= 1 << started_at(k);
         ck_assert_msg(seen == 7, "run %d: the first three starts were not 0, 1, 2 (%#x)", run,
                       seen);
         /* Each gate frees one worker: the next task in line starts there. */
@@ -2528,9 +2543,9 @@ START_TEST(test_executor_start_order_mixed_lengths)
         for (int k = 0; k < 3; k++) {
             xgate_open(open[k]);
             ck_assert(start_log_reaches(4 + k));
-            ck_assert_msg(atomic_load(&xgates[START_LOG + 4 + k]) == 3 + k,
+            ck_assert_msg(started_at(3 + k) == 3 + k,
                           "run %d: start %d was task %d", run, 4 + k,
-                          atomic_load(&xgates[START_LOG + 4 + k]));
+                          started_at(3 + k));
         }
         xgate_open(4);
         xgate_open(5);

@@ -626,6 +626,8 @@ static bool run_one(struct wstate *w, size_t *need)
        it now, so that queued tasks never keep it waiting. */
     while (!piped && w->cfg->ring &&
            atomic_load(&w->cfg->seatw[w->seat].bound) != w->bound_seen) {
+        note(w); /* as before any read that may wait */
+        flush(w);
         read_in(w, *need);
         piped = next_frame(w, &h, need);
     }
