@@ -164,6 +164,17 @@ bool cf_pp_harvest(struct process_pool *p, struct pp_proc *pr)
     return any;
 }
 
+/*
+ * Harvests every seat's cells: a worker leaves answers in the records of
+ * whichever seat's cells it took from the shared queue.
+ */
+void cf_pp_harvest_all(struct process_pool *p)
+{
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s] && p->seats[s]->ncells > 0)
+            cf_pp_harvest(p, p->seats[s]);
+}
+
 /* A worker's initializer failed: the pool cannot run anything (Python's behaviour). */
 static void init_failed(struct process_pool *p, const unsigned char *payload,
                         uint64_t len)
@@ -220,10 +231,7 @@ static bool handle_frame(struct process_pool *p, struct pp_proc *pr,
             protocol_error(pr, "a NOTE frame naming a task");
             return false;
         }
-        /* Its answers may be for any seat's cells (the shared queue). */
-        for (int s = 0; s < p->nseats; s++)
-            if (p->seats[s] && p->seats[s]->ncells > 0)
-                cf_pp_harvest(p, p->seats[s]);
+        cf_pp_harvest_all(p); /* its answers may be for any seat's cells */
         return true;
     }
     int i;

@@ -147,8 +147,8 @@ bool cf_pp_ring_room(struct process_pool *p)
             return true;
         uint64_t e =
             atomic_load_explicit(&r->ent[h & p->ring_mask], memory_order_relaxed);
-        size_t idx = (size_t)(e >> 17) & 0x3ffffu;
-        uint32_t gen = (uint32_t)e & CF_CELL_GEN_MASK;
+        size_t idx = CF_RING_CELL(e);
+        uint32_t gen = CF_RING_GEN(e);
         if (atomic_load(&p->claims[idx]) == CF_CELL_WORD(gen, CF_CELL_SENT))
             return false; /* the oldest entry waits for a worker */
         atomic_compare_exchange_strong(&r->head, &h, h + 1);

@@ -164,10 +164,7 @@ static void drain_dead(struct process_pool *p, struct pp_proc *pr)
 {
     if (pr->from_fd >= 0 && !(pr->eof && pr->why[0]))
         cf_pp_read(p, pr, true);
-    /* Answers it left before it died count, NOTE or not, whichever seat's cells. */
-    for (int s = 0; s < p->nseats; s++)
-        if (p->seats[s] && p->seats[s]->ncells > 0)
-            cf_pp_harvest(p, p->seats[s]);
+    cf_pp_harvest_all(p); /* answers it left before it died count, NOTE or not */
     cf_pp_close_fd(&pr->from_fd);
     cf_pp_close_fd(&pr->to_fd);
 }

@@ -306,8 +306,7 @@ static bool ring_take(struct wstate *w, uint64_t limit, uint64_t *id)
             cf_cpu_relax(); /* written for a later lap: head moved on */
             continue;
         }
-        uint32_t cell = (uint32_t)(e >> 17) & 0x3ffffu,
-                 gen = (uint32_t)e & CF_CELL_GEN_MASK;
+        uint32_t cell = CF_RING_CELL(e), gen = CF_RING_GEN(e);
         if (cell >= w->cfg->ncells)
             die();
         _Atomic uint32_t *word = &w->cfg->claims[cell];

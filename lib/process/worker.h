@@ -85,9 +85,13 @@ struct cf_task_slot {
 
 #define CF_RING_TAG_SHIFT 35
 #define CF_RING_TAG_MASK ((1ull << (64 - CF_RING_TAG_SHIFT)) - 1)
+#define CF_RING_CELL_SHIFT 17 /* past the generation's 17 bits */
 #define CF_RING_ENTRY(pos, cell, gen)                                                    \
     ((((uint64_t)(pos)&CF_RING_TAG_MASK) << CF_RING_TAG_SHIFT) |                         \
-     ((uint64_t)(cell) << 17) | (uint64_t)(gen))
+     ((uint64_t)(cell) << CF_RING_CELL_SHIFT) | (uint64_t)(gen))
+/* An entry's cell (18 bits: 4096 seats of 64) and generation. */
+#define CF_RING_CELL(e) ((uint32_t)((e) >> CF_RING_CELL_SHIFT) & 0x3ffffu)
+#define CF_RING_GEN(e) ((uint32_t)(e)&CF_CELL_GEN_MASK)
 struct cf_ring {
     _Atomic uint64_t head;
     char pad1[56];
