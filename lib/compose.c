@@ -359,7 +359,7 @@ struct combine {
     size_t n;
     bool any;               /* futures_any */
     bool settle;            /* immutable */
-    struct combine **slots; /* futures_any: slots[i] == this, ud of input i */
+    future_t **ins;         /* futures_any: the inputs, no references (identity) */
 };
 
 static void combine_unref(struct combine *c)
@@ -370,7 +370,7 @@ static void combine_unref(struct combine *c)
         for (size_t i = 0; i < c->n; i++)
             future_unref(c->fs[i]);
     free(c->fs);
-    free(c->slots);
+    free(c->ins);
     free(c);
 }
 
@@ -409,12 +409,18 @@ static void all_done(future_t *f, void *ud)
 
 static void any_done(future_t *f, void *ud)
 {
-    struct combine **slot = ud;
-    struct combine *c = *slot;
+    struct combine *c = ud;
     bool last = atomic_fetch_sub(&c->left, 1) == 1;
     bool ok = !future_cancelled(f) && !cf_future_failed(f);
     if (ok && decide(c)) {
-        int64_t index = slot - c->slots;
+        /*
+         * A future given twice has two callbacks, and they may run in either
+         * order (one in the completing thread, one added just after): its
+         * first position is found here, not by which callback came first.
+         */
+        int64_t index = 0;
+        while (c->ins[index] != f)
+            index++;
         cf_future_set_result_inline(c->r, &index, sizeof(index));
         decided(c);
     } else if (!ok && last && decide(c)) {
@@ -433,11 +439,11 @@ static struct combine *combine_new(future_t *const *fs, size_t n,
         return NULL;
     c->r = cf_future_alloc(0, NULL);
     c->fs = o->cancel_rest ? malloc(n * sizeof(*c->fs)) : NULL;
-    c->slots = any ? malloc(n * sizeof(*c->slots)) : NULL;
-    if (!c->r || (o->cancel_rest && !c->fs) || (any && !c->slots)) {
+    c->ins = any ? malloc(n * sizeof(*c->ins)) : NULL;
+    if (!c->r || (o->cancel_rest && !c->fs) || (any && !c->ins)) {
         future_unref(c->r);
         free(c->fs);
-        free(c->slots);
+        free(c->ins);
         free(c);
         return NULL;
     }
@@ -450,8 +456,8 @@ static struct combine *combine_new(future_t *const *fs, size_t n,
     for (size_t i = 0; i < n; i++) {
         if (c->fs)
             c->fs[i] = future_ref(fs[i]);
-        if (c->slots)
-            c->slots[i] = c;
+        if (c->ins)
+            c->ins[i] = fs[i];
     }
     return c;
 }
@@ -476,8 +482,7 @@ static future_t *combine(future_t *const *fs, size_t n, const combine_options_t 
         decided(c);
     }
     for (size_t i = 0; i < n; i++) {
-        int rc = any ? future_add_done_callback(fs[i], any_done, &c->slots[i])
-                     : future_add_done_callback(fs[i], all_done, c);
+        int rc = future_add_done_callback(fs[i], any ? any_done : all_done, c);
         if (rc < 0) {
             /*
              * The callbacks added so far stay (they cannot be taken back) and

@@ -9,6 +9,7 @@
 
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,6 +285,38 @@ START_TEST(test_compose_any)
 }
 END_TEST
 
+static void *set_later(void *arg)
+{
+    future_set_result(arg, NULL, 0, NULL);
+    return NULL;
+}
+
+/*
+ * A future given many times, completed by another thread while futures_any
+ * adds its callbacks: the ones added before run in that thread, the ones after
+ * in this one, in any interleaving. The index is still the first position.
+ */
+START_TEST(test_compose_any_duplicates_race)
+{
+    enum { COPIES = 64, RUNS = 300 };
+    future_t *fs[COPIES + 1];
+    for (int run = 0; run < RUNS; run++) {
+        future_t *p = future_new(), *never = future_new();
+        fs[0] = never;
+        for (int i = 1; i <= COPIES; i++)
+            fs[i] = p;
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, set_later, p), 0);
+        future_t *any = futures_any(fs, COPIES + 1, NULL);
+        ck_assert_int_eq(i64_of(any), 1);
+        pthread_join(t, NULL);
+        future_unref(any);
+        future_unref(p);
+        future_unref(never);
+    }
+}
+END_TEST
+
 /* futures_all over 1,000,000 promises: O(n), under 10 s and 256 MiB */
 START_TEST(test_compose_all_million)
 {
@@ -438,6 +471,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_compose_then_cancel_before);
     tcase_add_test(tc, test_compose_all_and_settle);
     tcase_add_test(tc, test_compose_any);
+    tcase_add_test(tc, test_compose_any_duplicates_race);
     tcase_add_test(tc, test_compose_within);
     tcase_add_test(tc, test_compose_completion_queue);
     suite_add_tcase(s, tc);
