@@ -80,6 +80,7 @@ go $W1_N 4
 py w1 $PY_W1_N 4
 sys w1 $W1_N 2
 sys --naive w1 $W1_N 2
+sys go $W1_N 2
 c w7 $W7_N
 c --naive w7 $W7_N
 c w11 $W2_ITERS
@@ -122,22 +123,41 @@ once py w4 2"
 PY_BENCH=${PY_BENCH:-$(dirname "$0")/py_bench.py}
 BENCH_SRC=$(dirname "$0")
 
-# "sys ARGS": runs the program under strace and prints, as its one JSON
-# line, the futex and sched_yield calls of every thread per task (W1).
+# "sys ARGS": counts the futex and sched_yield calls of every thread of the
+# program, per task (W1), and prints them as its one JSON line. perf's
+# syscall tracepoints count them as they run; strace, the fallback, stops
+# the thread at every call (20-45 us each here), which slows the submitter
+# so much that the pools fall into a different regime: the same binary gave
+# 0.003 and 0.43 calls a task in successive strace runs. "counter" says
+# which one counted.
+perf_syscalls=
+if command -v perf >/dev/null 2>&1 &&
+    perf stat -x, -e syscalls:sys_enter_futex true >/dev/null 2>&1; then
+    perf_syscalls=1
+fi
 syscount() {
-    local bin=$1 impl=cfutures
+    local bin=$1 impl=cfutures counter f y
     shift
     [ "$1" = --naive ] && impl=naive
+    case $bin in */be_go) impl=go ;; esac
     local words=("$@")
     local n=${words[${#words[@]} - 2]} workers=${words[${#words[@]} - 1]}
-    strace -f -qq -c -e trace=futex,sched_yield -o "$tmp/strace" "$bin" "$@" >/dev/null || return 1
-    awk -v impl="$impl" -v n="$n" -v w="$workers" '
-        $NF == "futex" { f = $4 + 0 }
-        $NF == "sched_yield" { y = $4 + 0 }
-        END {
-            printf "{\"bench\":\"w1sys\",\"impl\":\"%s\",\"n\":%d,\"workers\":%d,\"futex\":%d,\"sched_yield\":%d,\"per_task\":%.5f}\n", impl, n, w, f, y, (f + y) / n
-            printf "w1 syscalls %s: %d futex + %d sched_yield for %d tasks, %d workers: %.4f a task\n", impl, f, y, n, w, (f + y) / n
-        }' "$tmp/strace"
+    if [ -n "$perf_syscalls" ]; then
+        counter=perf
+        perf stat -x, -o "$tmp/sysc" -e syscalls:sys_enter_futex,syscalls:sys_enter_sched_yield \
+            "$bin" "$@" >/dev/null || return 1
+        f=$(awk -F, '/sys_enter_futex/ { print $1 + 0 }' "$tmp/sysc")
+        y=$(awk -F, '/sys_enter_sched_yield/ { print $1 + 0 }' "$tmp/sysc")
+    else
+        counter=strace
+        strace -f -qq -c -e trace=futex,sched_yield -o "$tmp/sysc" "$bin" "$@" >/dev/null || return 1
+        f=$(awk '$NF == "futex" { print $4 + 0 }' "$tmp/sysc")
+        y=$(awk '$NF == "sched_yield" { print $4 + 0 }' "$tmp/sysc")
+    fi
+    awk -v impl="$impl" -v n="$n" -v w="$workers" -v counter="$counter" -v f="${f:-0}" -v y="${y:-0}" 'BEGIN {
+        printf "{\"bench\":\"w1sys\",\"impl\":\"%s\",\"n\":%d,\"workers\":%d,\"futex\":%d,\"sched_yield\":%d,\"per_task\":%.5f,\"counter\":\"%s\"}\n", impl, n, w, f, y, (f + y) / n, counter
+        printf "w1 syscalls %s (%s): %d futex + %d sched_yield for %d tasks, %d workers: %.4f a task\n", impl, counter, f, y, n, w, (f + y) / n
+    }'
 }
 
 # Busy and total jiffies of all CPUs.
@@ -191,8 +211,14 @@ while [ "$r" -le "$ROUNDS" ]; do
         args=${line#* }
         case $line in
         "py "*) set -- python3 "$PY_BENCH" ;;
+        "sys go "*)
+            [ -x "$tmp/be_go" ] || continue
+            [ -n "$perf_syscalls" ] || command -v strace >/dev/null 2>&1 || continue
+            args=${args#go }
+            set -- syscount "$tmp/be_go" ;;
         "sys "*)
-            command -v strace >/dev/null 2>&1 || { echo "  note: strace missing, $line skipped"; continue; }
+            [ -n "$perf_syscalls" ] || command -v strace >/dev/null 2>&1 ||
+                { echo "  note: perf and strace missing, $line skipped"; continue; }
             set -- syscount "$BENCH_BIN" ;;
         "uv "* | "tbb "* | "go "*)
             [ -x "$tmp/be_${line%% *}" ] || continue
@@ -438,6 +464,8 @@ w1sys, _ = add("W1 futex + sched_yield calls a task, 2 workers", "calls",
                pick("w1sys", "cfutures", "per_task", 2))
 add("W1 naive futex + sched_yield calls a task, 2 workers", "calls",
     pick("w1sys", "naive", "per_task", 2))
+add("W1 Go worker pool futex + sched_yield calls a task, 2 workers", "calls",
+    pick("w1sys", "go", "per_task", 2))
 # First-touch memory (issue 14): minor page faults of the submitting process
 # a task, counted in the run (getrusage), so a machine where touching new
 # memory costs more shows the same count. They count pages mapped, not

@@ -449,8 +449,8 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * A thread pool. Python: ThreadPoolExecutor(max_workers, thread_name_prefix,
  * initializer, initargs). @o may be NULL for defaults. Threads start lazily,
  * one per submit when no idle thread can take the task, up to max_workers.
- * When idle, a thread spins about 30 us (yielding after 5 us), then sleeps
- * in the kernel with no timer: an idle pool, and one whose threads all run
+ * When idle, a thread spins about 30 us (yielding the CPU once every 5 us),
+ * then sleeps in the kernel with no timer: an idle pool, and one whose threads all run
  * long tasks, makes no wake-ups. A submit wakes a sleeping thread for a task
  * that no spinning or already woken thread will take, whatever the running
  * ones do, so a short task behind long ones starts at once. Only while tiny
@@ -458,6 +458,12 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * submit count on a running thread to come back for the next one; a sleeping
  * thread then keeps a 1 ms timer so that such a task never waits longer. A
  * task's own submit (a subtask it may wait for) never counts on that.
+ * The threads run under SCHED_BATCH on Linux: the same share of the CPU as
+ * other threads, but a thread woken for a task waits for a free CPU (or the
+ * next scheduler tick) instead of preempting the thread that submitted it,
+ * which keeps a stream of submits from stalling on its own wake-ups. The
+ * initializer runs after that and may set another policy for its thread
+ * (pthread_setschedparam), for a pool of latency-bound tasks on a busy machine.
  * Returns a new executor (free with executor_free); NULL with errno EINVAL
  * (negative max_workers, initarg_len without initarg) or ENOMEM.
  * Threads: any.

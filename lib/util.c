@@ -171,6 +171,14 @@ int cf_start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
     return rc;
 }
 
+void cf_thread_batch(void)
+{
+#ifdef SCHED_BATCH
+    struct sched_param sp = {0};
+    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+#endif
+}
+
 /* ---------------------------------------------------------- names */
 
 /* Here, not in future.c: names of codes need no future. */

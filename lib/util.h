@@ -108,6 +108,14 @@ void cf_buf_free(struct cf_buf *b);
  */
 #include <pthread.h>
 int cf_start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
+/*
+ * Puts the calling thread under SCHED_BATCH (Linux; elsewhere, or if it is
+ * refused, nothing): the same share of the CPU as SCHED_OTHER, but waking it
+ * never preempts the running thread. A pool's worker woken by a submit then
+ * waits for a free CPU instead of taking the submitter's (W1: 1,000-2,700
+ * wake-ups a run of 200,000 tiny tasks before, 20-50 after).
+ */
+void cf_thread_batch(void);
 /* pthread_cond_init with CLOCK_MONOTONIC (cf_now_ns's clock, for timed waits). */
 int cf_cond_init_monotonic(pthread_cond_t *cv);
 

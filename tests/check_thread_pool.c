@@ -323,6 +323,42 @@ START_TEST(test_thread_pool_thread_names)
 }
 END_TEST
 
+/* The scheduling policy of the worker that runs it (sched_getscheduler). */
+static void policy_of_worker(task_t *t)
+{
+    task_return_i64(t, sched_getscheduler(0));
+}
+
+static void back_to_other(task_t *t)
+{
+    struct sched_param sp = {0};
+    if (pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) != 0)
+        task_raise(t, 1, "pthread_setschedparam refused SCHED_OTHER");
+}
+
+/*
+ * Workers run under SCHED_BATCH (a wake-up does not preempt the submitter),
+ * and the initializer runs after that, so it may choose another policy.
+ */
+START_TEST(test_thread_pool_workers_batch_policy)
+{
+    for (int init = 0; init < 2; init++) {
+        executor_t *ex = new_tp((executor_options_t){
+            .max_workers = 2, .initializer = init ? back_to_other : NULL});
+        future_t *fs[8];
+        for (int i = 0; i < 8; i++)
+            fs[i] = executor_submit(ex, policy_of_worker, NULL, 0);
+        for (int i = 0; i < 8; i++) {
+            int64_t policy = -1;
+            ck_assert_int_eq(future_result_i64(fs[i], 10.0, &policy), 0);
+            ck_assert_int_eq(policy, init ? SCHED_OTHER : SCHED_BATCH);
+            future_unref(fs[i]);
+        }
+        executor_free(ex);
+    }
+}
+END_TEST
+
 /* SHUT-12: a long prefix is cut to fit 15 characters; the _N suffix is kept */
 START_TEST(test_thread_pool_thread_names_truncated)
 {
@@ -1090,6 +1126,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_thread_names);
     tcase_add_test(tc, test_thread_pool_thread_names_truncated);
     tcase_add_test(tc, test_thread_pool_thread_names_default);
+    tcase_add_test(tc, test_thread_pool_workers_batch_policy);
 
     tc = tcase(s, "limits");
     tcase_add_test(tc, test_thread_pool_default_max_workers);

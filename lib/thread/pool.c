@@ -74,9 +74,9 @@ static _Thread_local const struct thread_pool *idle_early;
 
 /* How long a worker with nothing to do spins before it parks. */
 #define SPIN_NS 30000
-/* The first part of that spin only pauses; the rest calls sched_yield(). */
-#ifndef SPIN_PURE_NS
-#define SPIN_PURE_NS 5000
+/* The spin pauses, and yields the CPU once every this long. */
+#ifndef SPIN_YIELD_NS
+#define SPIN_YIELD_NS 5000
 #endif
 
 /* How long a timed watchman parks before it looks at the queue again. */
@@ -188,34 +188,37 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
  * showed up. At most max_spinners spin at once (CPUs - 1), so spinners never
  * crowd out the threads that submit; a watchman whose wait ran out
  * (@watched) does not spin.
+ *
+ * The spin pauses, with one sched_yield() every SPIN_YIELD_NS: a thread woken
+ * onto this CPU (often a submitter, preempted by the wake-up that brought
+ * this worker in) gets the CPU back within that, and a spin that has its CPU
+ * to itself makes a few system calls, not one a turn (W1 counts them: a
+ * yield on every turn made 2,000-19,000 a run of 200,000 tasks).
  */
 static bool spin_for_work(struct thread_pool *p, bool watched)
 {
     size_t spinners = atomic_fetch_add_explicit(&p->spinning, 1, memory_order_relaxed);
     int64_t start = cf_now_ns();
     int64_t until = start + (spinners < p->max_spinners && !watched ? SPIN_NS : 0);
-    bool found = false, yielding = false;
+    int64_t next_yield = start + SPIN_YIELD_NS;
+    bool found = false;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&p->qlen, memory_order_relaxed) > 0 ||
             atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
             found = true;
             break;
         }
-        if (yielding || (i & 63) == 1) {
+        if ((i & 63) == 1) {
             int64_t now = cf_now_ns();
             if (now >= until)
                 break;
-            yielding = now - start >= SPIN_PURE_NS;
+            if (now >= next_yield) {
+                sched_yield();
+                next_yield = now + SPIN_YIELD_NS;
+                continue;
+            }
         }
-        /*
-         * After a short pure spin, yield on each turn: a thread woken onto
-         * this CPU (often a submitter, preempted by the wake-up that brought
-         * this worker in) gets the CPU back at once.
-         */
-        if (yielding)
-            sched_yield();
-        else
-            cf_cpu_relax();
+        cf_cpu_relax();
     }
     atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_relaxed);
     return found;
@@ -365,6 +368,7 @@ static void *worker_main(void *arg)
     struct thread_pool *p = me->pool;
     cf_executor_bind_thread(&p->base);
     cf_executor_name_thread(&p->base, p->id, me->index);
+    cf_thread_batch(); /* before the initializer, which may choose otherwise */
     if (run_initializer(p)) {
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         struct cf_work *w;
