@@ -458,12 +458,12 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * submit count on a running thread to come back for the next one; a sleeping
  * thread then keeps a 1 ms timer so that such a task never waits longer. A
  * task's own submit (a subtask it may wait for) never counts on that.
- * The threads run under SCHED_BATCH on Linux: the same share of the CPU as
- * other threads, but a thread woken for a task waits for a free CPU (or the
- * next scheduler tick) instead of preempting the thread that submitted it,
- * which keeps a stream of submits from stalling on its own wake-ups. The
- * initializer runs after that and may set another policy for its thread
- * (pthread_setschedparam), for a pool of latency-bound tasks on a busy machine.
+ * On Linux a sleeping thread waits under SCHED_BATCH, so the thread a submit
+ * wakes takes a free CPU (or waits for the scheduler's next tick) instead of
+ * preempting the submitter, which keeps a stream of submits from stalling on
+ * its own wake-ups; it runs tasks under SCHED_OTHER, so processes that tasks
+ * start inherit the usual policy. If the initializer sets another policy
+ * (pthread_setschedparam), the thread keeps that one, asleep or not.
  * Returns a new executor (free with executor_free); NULL with errno EINVAL
  * (negative max_workers, initarg_len without initarg) or ENOMEM.
  * Threads: any.

@@ -171,11 +171,21 @@ int cf_start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
     return rc;
 }
 
-void cf_thread_batch(void)
+bool cf_thread_is_other(void)
+{
+    int policy;
+    struct sched_param sp;
+    return pthread_getschedparam(pthread_self(), &policy, &sp) == 0 && policy == SCHED_OTHER;
+}
+
+bool cf_thread_set_batch(bool batch)
 {
 #ifdef SCHED_BATCH
     struct sched_param sp = {0};
-    (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp);
+    return pthread_setschedparam(pthread_self(), batch ? SCHED_BATCH : SCHED_OTHER, &sp) == 0;
+#else
+    (void)batch;
+    return false;
 #endif
 }
 

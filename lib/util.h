@@ -108,14 +108,14 @@ void cf_buf_free(struct cf_buf *b);
  */
 #include <pthread.h>
 int cf_start_thread(pthread_t *t, void *(*fn)(void *), void *arg);
+/* True if the calling thread runs under SCHED_OTHER (the default policy). */
+bool cf_thread_is_other(void);
 /*
- * Puts the calling thread under SCHED_BATCH (Linux; elsewhere, or if it is
- * refused, nothing): the same share of the CPU as SCHED_OTHER, but waking it
- * never preempts the running thread. A pool's worker woken by a submit then
- * waits for a free CPU instead of taking the submitter's (W1: 1,000-2,700
- * wake-ups a run of 200,000 tiny tasks before, 20-50 after).
+ * Puts the calling thread under SCHED_BATCH (@batch) or back under
+ * SCHED_OTHER; false if refused, or not on Linux. SCHED_BATCH has the same
+ * share of the CPU, but waking such a thread never preempts the running one.
  */
-void cf_thread_batch(void);
+bool cf_thread_set_batch(bool batch);
 /* pthread_cond_init with CLOCK_MONOTONIC (cf_now_ns's clock, for timed waits). */
 int cf_cond_init_monotonic(pthread_cond_t *cv);
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -323,39 +324,60 @@ START_TEST(test_thread_pool_thread_names)
 }
 END_TEST
 
-/* The scheduling policy of the worker that runs it (sched_getscheduler). */
+/* The worker's thread id times 16 plus its scheduling policy. */
 static void policy_of_worker(task_t *t)
 {
-    task_return_i64(t, sched_getscheduler(0));
+    task_return_i64(t, (int64_t)syscall(SYS_gettid) * 16 + sched_getscheduler(0));
 }
 
-static void back_to_other(task_t *t)
+static void to_idle_policy(task_t *t)
 {
     struct sched_param sp = {0};
-    if (pthread_setschedparam(pthread_self(), SCHED_OTHER, &sp) != 0)
-        task_raise(t, 1, "pthread_setschedparam refused SCHED_OTHER");
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0)
+        task_raise(t, 1, "pthread_setschedparam refused SCHED_IDLE");
+}
+
+/* Runs policy_of_worker on @ex; its policy, and the thread id in *@tid. */
+static int run_policy_task(executor_t *ex, pid_t *tid)
+{
+    future_t *f = executor_submit(ex, policy_of_worker, NULL, 0);
+    int64_t v = -1;
+    ck_assert_int_eq(future_result_i64(f, 10.0, &v), 0);
+    future_unref(f);
+    *tid = (pid_t)(v / 16);
+    return (int)(v % 16);
+}
+
+/* Polls thread @tid's policy until it is @want or 10 s passed; the last one seen. */
+static int policy_becomes(pid_t tid, int want)
+{
+    int policy = -1;
+    for (int i = 0; i < 10000 && (policy = sched_getscheduler(tid)) != want; i++)
+        usleep(1000);
+    return policy;
 }
 
 /*
- * Workers run under SCHED_BATCH (a wake-up does not preempt the submitter),
- * and the initializer runs after that, so it may choose another policy.
+ * A worker parks under SCHED_BATCH (a wake-up does not preempt the
+ * submitter) and runs tasks under SCHED_OTHER; a policy the initializer
+ * chose stays, parked or not.
  */
 START_TEST(test_thread_pool_workers_batch_policy)
 {
-    for (int init = 0; init < 2; init++) {
-        executor_t *ex = new_tp((executor_options_t){
-            .max_workers = 2, .initializer = init ? back_to_other : NULL});
-        future_t *fs[8];
-        for (int i = 0; i < 8; i++)
-            fs[i] = executor_submit(ex, policy_of_worker, NULL, 0);
-        for (int i = 0; i < 8; i++) {
-            int64_t policy = -1;
-            ck_assert_int_eq(future_result_i64(fs[i], 10.0, &policy), 0);
-            ck_assert_int_eq(policy, init ? SCHED_OTHER : SCHED_BATCH);
-            future_unref(fs[i]);
-        }
-        executor_free(ex);
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 1});
+    pid_t tid;
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(run_policy_task(ex, &tid), SCHED_OTHER);
+        ck_assert_int_eq(policy_becomes(tid, SCHED_BATCH), SCHED_BATCH); /* parked */
     }
+    executor_free(ex);
+
+    ex = new_tp((executor_options_t){.max_workers = 1, .initializer = to_idle_policy});
+    ck_assert_int_eq(run_policy_task(ex, &tid), SCHED_IDLE);
+    usleep(100 * 1000); /* long past its spin: parked */
+    ck_assert_int_eq(sched_getscheduler(tid), SCHED_IDLE);
+    ck_assert_int_eq(run_policy_task(ex, &tid), SCHED_IDLE);
+    executor_free(ex);
 }
 END_TEST
 

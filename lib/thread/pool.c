@@ -72,6 +72,17 @@ static _Atomic unsigned pool_counter;
  * during its task's completion (done-callbacks), see run_task. */
 static _Thread_local const struct thread_pool *idle_early;
 
+/*
+ * This worker parks under SCHED_BATCH and runs tasks under SCHED_OTHER (its
+ * policy after the initializer, unless that chose another one). Woken, a
+ * SCHED_BATCH thread never preempts the running one: the worker that a
+ * submit wakes waits for a free CPU (or the scheduler's next tick) instead
+ * of taking the submitter's CPU, where it would often find the queue empty
+ * and park again. W1, 200,000 tiny tasks on 2 CPUs: 1,000-2,700 of a run's
+ * wake-ups found every worker parked before this, 20-50 after.
+ */
+static _Thread_local bool park_batch;
+
 /* How long a worker with nothing to do spins before it parks. */
 #define SPIN_NS 30000
 /* The spin pauses, and yields the CPU once every this long. */
@@ -250,10 +261,14 @@ static bool park(struct thread_pool *p, bool *carrier)
     }
     p->sleeping++;
     cf_unlock(&p->lock);
+    /* Parked under SCHED_BATCH: the submit that wakes it keeps its CPU. */
+    bool batch = park_batch && cf_thread_set_batch(true);
     if (timed)
         cf_futex_wait_for(&p->wake_seq, seq, WATCH_LIMIT_NS);
     else
         cf_futex_wait(&p->wake_seq, seq);
+    if (batch)
+        cf_thread_set_batch(false);
     cf_lock(&p->lock);
     p->sleeping--;
     if (p->wakes)
@@ -368,8 +383,8 @@ static void *worker_main(void *arg)
     struct thread_pool *p = me->pool;
     cf_executor_bind_thread(&p->base);
     cf_executor_name_thread(&p->base, p->id, me->index);
-    cf_thread_batch(); /* before the initializer, which may choose otherwise */
     if (run_initializer(p)) {
+        park_batch = cf_thread_is_other(); /* not if the initializer chose a policy */
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         struct cf_work *w;
         for (bool back = false; (w = take(p, me, back)); back = true)
