@@ -200,11 +200,11 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
  * crowd out the threads that submit; a watchman whose wait ran out
  * (@watched) does not spin.
  *
- * The spin pauses, with one sched_yield() every SPIN_YIELD_NS: a thread woken
- * onto this CPU (often a submitter, preempted by the wake-up that brought
- * this worker in) gets the CPU back within that, and a spin that has its CPU
- * to itself makes a few system calls, not one a turn (W1 counts them: a
- * yield on every turn made 2,000-19,000 a run of 200,000 tasks).
+ * The spin pauses, with one sched_yield() every SPIN_YIELD_NS: a thread that
+ * waits for this CPU (often a submitter sharing it) gets it within that, and
+ * a spin that has its CPU to itself makes a few system calls, not one a turn
+ * (W1 counts them: a yield on every turn made 2,000-19,000 a run of 200,000
+ * tasks).
  */
 static bool spin_for_work(struct thread_pool *p, bool watched)
 {
