@@ -450,20 +450,21 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * initializer, initargs). @o may be NULL for defaults. Threads start lazily,
  * one per submit when no idle thread can take the task, up to max_workers.
  * When idle, a thread spins about 30 us (yielding the CPU once every 5 us),
- * then sleeps in the kernel with no timer: an idle pool, and one whose threads all run
- * long tasks, makes no wake-ups. A submit wakes a sleeping thread for a task
- * that no spinning or already woken thread will take, whatever the running
- * ones do, so a short task behind long ones starts at once. Only while tiny
- * tasks stream through (a thread came back from one within 50 us) does a
- * submit count on a running thread to come back for the next one; a sleeping
- * thread then keeps a 1 ms timer so that such a task never waits longer. A
- * task's own submit (a subtask it may wait for) never counts on that.
- * On Linux a sleeping thread waits under SCHED_BATCH, so the thread a submit
- * wakes takes a free CPU (or waits for the scheduler's next tick) instead of
- * preempting the submitter, which keeps a stream of submits from stalling on
- * its own wake-ups; it runs tasks under SCHED_OTHER, so processes that tasks
- * start inherit the usual policy. If the initializer sets another policy
- * (pthread_setschedparam), the thread keeps that one, asleep or not.
+ * then sleeps in the kernel with no timer: an idle pool, and one whose
+ * threads all run long tasks, makes no wake-ups. A submit wakes a sleeping
+ * thread for a task that no spinning or already woken thread will take,
+ * whatever the running ones do, so a short task behind long ones starts at
+ * once. Only while tiny tasks stream through (a thread came back from one
+ * within 50 us) does a submit count on a running thread to come back for the
+ * next one; a sleeping thread then keeps a 1 ms timer so that such a task
+ * never waits longer. A task's own submit (a subtask it may wait for) never
+ * counts on that. On Linux a sleeping thread waits under SCHED_BATCH, so the
+ * thread a submit wakes takes a free CPU (or waits for the scheduler's next
+ * tick) instead of preempting the submitter, which keeps a stream of submits
+ * from stalling on its own wake-ups; it runs tasks under SCHED_OTHER, so
+ * processes that tasks start inherit the usual policy. If the initializer
+ * sets another policy (pthread_setschedparam), the thread keeps that one,
+ * asleep or not.
  * Returns a new executor (free with executor_free); NULL with errno EINVAL
  * (negative max_workers, initarg_len without initarg) or ENOMEM.
  * Threads: any.
