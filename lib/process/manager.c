@@ -126,13 +126,17 @@ static void describe_exit(const struct process_pool *p, const struct pp_proc *pr
     }
 }
 
-/* True if the worker in @seat has claimed a task it has not answered. */
-static bool runs_any(struct process_pool *p, int seat)
+/*
+ * True if the worker in @seat has claimed a task it has not answered (with
+ * @unexpired, one whose deadline has not failed it already).
+ */
+static bool runs_any(struct process_pool *p, int seat, bool unexpired)
 {
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *o = p->seats[s];
         for (int i = 0; o && o->ncells > 0 && i < DEPTH; i++)
-            if (o->cell[i] && cf_pp_cell_runner(p, o, i) == seat)
+            if (o->cell[i] && !(unexpired && o->cell[i]->expired) &&
+                cf_pp_cell_runner(p, o, i) == seat)
                 return true;
     }
     return false;
@@ -144,7 +148,7 @@ static bool runs_any(struct process_pool *p, int seat)
  */
 static int poison_suspect(struct process_pool *p, struct pp_proc *pr)
 {
-    if (runs_any(p, pr->seat))
+    if (runs_any(p, pr->seat, false))
         return -1;
     int best = -1;
     for (int i = 0; i < DEPTH; i++) {
@@ -179,14 +183,7 @@ static void mark_broken_if_lost(struct process_pool *p, struct pp_proc *pr,
 {
     if (!e->breaks)
         return;
-    bool lost = !e->expected;
-    for (int s = 0; s < p->nseats && !lost; s++) {
-        struct pp_proc *o = p->seats[s];
-        for (int i = 0; o && i < DEPTH; i++)
-            lost |= o->cell[i] && !o->cell[i]->expired &&
-                    cf_pp_cell_runner(p, o, i) == pr->seat;
-    }
-    if (lost)
+    if (!e->expected || runs_any(p, pr->seat, true))
         cf_executor_mark_broken(&p->base);
 }
 

@@ -322,7 +322,6 @@ static void fill_worker_cfg(struct process_pool *p)
         .heap_bytes = p->heap.bytes,
         .ring_mask = p->ring_mask,
         .ncells = (uint32_t)((size_t)p->nseats * DEPTH),
-        .depth = DEPTH,
         .initializer = p->base.opts.initializer,
         .initarg = p->base.opts.initarg,
         .initarg_len = p->base.opts.initarg_len,

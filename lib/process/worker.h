@@ -140,7 +140,6 @@ struct cf_worker_cfg {
     size_t heap_bytes;
     uint64_t ring_mask;
     uint32_t ncells;     /* seats * depth */
-    int depth;           /* cells per seat */
     task_fn initializer; /* may be NULL */
     const void *initarg; /* the creator's bytes, as they were at the fork */
     size_t initarg_len;
