@@ -500,11 +500,14 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * there that has not started, whichever worker it was meant for; so no
  * later task starts while an earlier one waits and a worker is free, and no
  * task waits behind a busy worker. A task over 1 MiB, or sent while the
- * heap is full, goes in a frame down one worker's pipe: that worker first
- * takes the queued tasks older than it, and a worker that runs dry takes
- * back such frames sent to a busy one. With max_tasks_per_child every task
- * goes down a pipe (each counts for the worker it was sent to), in order
- * per worker.
+ * heap is full, goes in a frame down one worker's pipe, and only to a
+ * worker that runs nothing once every task before it has started (it and
+ * the tasks behind it wait for one; with max_workers 1 it is sent ahead,
+ * and that worker takes the queued tasks older than it first), so the
+ * order holds for these too. With max_tasks_per_child every task goes down
+ * a pipe (each counts for the worker it was sent to) and is sent ahead to
+ * busy workers: the order holds per worker only, and a worker that runs dry
+ * takes back tasks sent to a busy one and not started there.
  *
  * Idle and busy: an idle worker blocks in read() and the manager thread in
  * poll() with no timeout, so an idle pool, and one whose workers all run

@@ -2502,60 +2502,70 @@ static int started_at(int k)
     return atomic_load(&xgates[START_LOG + 1 + k]) - 1;
 }
 
+/* A task's argument for the start-order runs: big enough to go down a pipe. */
+#define ORDER_BIG ((1u << 20) + 64)
+static struct {
+    struct xarg x;
+    char pad[ORDER_BIG - sizeof(struct xarg)];
+} order_arg[6];
+
+/*
+ * One run of the start-order case on @ex (2 workers): task 1 returns at once,
+ * tasks 0 and 2-5 wait for their gates; each argument @len bytes.
+ */
+static void start_order_run(executor_t *ex, int run, size_t len)
+{
+    enum { N = 6 };
+    xgates_reset();
+    future_t *fs[N];
+    for (int i = 0; i < N; i++) {
+        order_arg[i].x = (struct xarg){.gate = i == 1 ? -1 : i, .value = i};
+        ck_assert_ptr_nonnull(fs[i] = executor_submit(ex, x_logged, &order_arg[i], len));
+    }
+    /* 0 and 1 start together, then 1 frees its worker for 2: those three,
+       logged in any order (a task logs a little after it started). */
+    ck_assert(start_log_reaches(3));
+    int seen = 0;
+    for (int k = 0; k < 3; k++)
+        seen |= 1 << started_at(k);
+    ck_assert_msg(seen == 7, "run %d (%zu bytes): the first three starts were not 0, 1, 2 (%#x)",
+                  run, len, seen);
+    /* Each gate frees one worker: the next task in line starts there. */
+    int open[] = {0, 2, 3, 4, 5};
+    for (int k = 0; k < 3; k++) {
+        xgate_open(open[k]);
+        ck_assert(start_log_reaches(4 + k));
+        ck_assert_msg(started_at(3 + k) == 3 + k, "run %d (%zu bytes): start %d was task %d",
+                      run, len, 4 + k, started_at(3 + k));
+    }
+    xgate_open(4);
+    xgate_open(5);
+    for (int i = 0; i < N; i++) {
+        int64_t v = -1;
+        ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
+        ck_assert_int_eq(v, i);
+        future_unref(fs[i]);
+    }
+}
+
 /*
  * Start order (issue 14): 2 workers, task 1 returns at once, tasks 0 and 2-5
  * wait for their gates. Whatever the pool sent ahead where, the tasks start
  * 0 1 2 3 4 5: no later task starts while an earlier one waits and a worker
  * is free (Python's order; a process pool once started 0 1 3 2 5 4, task 2
  * sent ahead to the busy worker). At each step both workers are held, so the
- * log is read at a deterministic point. 100 runs, every other one with a
- * 4 KiB argument.
+ * log is read at a deterministic point. 100 runs, the argument 16 bytes,
+ * 4 KiB (a process pool's shared heap) or 1 MiB + 64 (down a worker's pipe)
+ * in turn. The piped runs started 0 1 3 2 ... before the process pool
+ * stopped sending piped tasks ahead to busy workers.
  */
 START_TEST(test_executor_start_order_mixed_lengths)
 {
-    enum { N = 6 };
+    size_t lens[] = {sizeof(struct xarg), 4096, ORDER_BIG};
     xgates_reset();
     executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
-    for (int run = 0; run < 100; run++) {
-        xgates_reset();
-        future_t *fs[N];
-        /* A thread pool's task borrows its argument. Half the runs pass 4 KiB
-           (a process pool puts those in its shared heap, not a cell's slot). */
-        static struct {
-            struct xarg x;
-            char pad[4096];
-        } a[N];
-        size_t len = run % 2 ? sizeof(a[0]) : sizeof(a[0].x);
-        for (int i = 0; i < N; i++) {
-            a[i].x = (struct xarg){.gate = i == 1 ? -1 : i, .value = i};
-            ck_assert_ptr_nonnull(fs[i] = executor_submit(ex, x_logged, &a[i], len));
-        }
-        /* 0 and 1 start together, then 1 frees its worker for 2: those three,
-           logged in any order (a task logs a little after it started). */
-        ck_assert(start_log_reaches(3));
-        int seen = 0;
-        for (int k = 0; k < 3; k++)
-            seen |= 1 << started_at(k);
-        ck_assert_msg(seen == 7, "run %d: the first three starts were not 0, 1, 2 (%#x)", run,
-                      seen);
-        /* Each gate frees one worker: the next task in line starts there. */
-        int open[] = {0, 2, 3, 4, 5};
-        for (int k = 0; k < 3; k++) {
-            xgate_open(open[k]);
-            ck_assert(start_log_reaches(4 + k));
-            ck_assert_msg(started_at(3 + k) == 3 + k,
-                          "run %d: start %d was task %d", run, 4 + k,
-                          started_at(3 + k));
-        }
-        xgate_open(4);
-        xgate_open(5);
-        for (int i = 0; i < N; i++) {
-            int64_t v = -1;
-            ck_assert_int_eq(future_result_i64(fs[i], T_LONG, &v), 0);
-            ck_assert_int_eq(v, i);
-            future_unref(fs[i]);
-        }
-    }
+    for (int run = 0; run < 100; run++)
+        start_order_run(ex, run, lens[run % 3]);
     executor_free(ex);
 }
 END_TEST

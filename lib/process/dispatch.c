@@ -124,8 +124,43 @@ static void retire(struct process_pool *p, int active)
     }
 }
 
-/* The worker the next item goes to, forking one if that is best; or NULL. */
-static struct pp_proc *pick(struct process_pool *p)
+/*
+ * Whether a piped task may go now, and where. With the shared queue and
+ * more than one worker, a piped task (over 1 MiB, or the heap full) is
+ * never sent ahead to a busy worker, where it would wait while another
+ * worker, once free, started a later task. It waits at the head of the
+ * pending list (the tasks behind it too) until every queued task sent
+ * before it is known to have started, so the free worker it goes to runs
+ * it at once; then pick() looks only at workers that run nothing and hold
+ * no piped task (`runs` marks those that run one). False: it waits. One
+ * pass over the cells, only while a piped task heads the list.
+ */
+static bool piped_may_go(struct process_pool *p)
+{
+    for (int s = 0; s < p->nseats; s++)
+        if (p->seats[s])
+            p->seats[s]->runs = false;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *o = p->seats[s];
+        for (int i = 0; o && o->ncells > 0 && i < DEPTH; i++) {
+            const struct pp_work *w = o->cell[i];
+            if (!w)
+                continue;
+            if (w->queued && !w->started)
+                return false;
+            int r = cf_pp_cell_runner(p, o, i);
+            if (r >= 0 && r < p->nseats && p->seats[r])
+                p->seats[r]->runs = true;
+        }
+    }
+    return true;
+}
+
+/*
+ * The worker the next item goes to, forking one if that is best; or NULL.
+ * @strict: only a free worker (piped_may_go marked them) or a new one.
+ */
+static struct pp_proc *pick(struct process_pool *p, bool strict)
 {
     struct pp_proc *best = NULL;
     int free_seat = -1, active = atomic_load_explicit(&p->active, memory_order_relaxed);
@@ -138,6 +173,11 @@ static struct pp_proc *pick(struct process_pool *p)
         }
         if (!cf_pp_usable(pr) || pr->ncells >= DEPTH)
             continue;
+        if (strict) {
+            if (!pr->runs && pr->npiped == 0)
+                return pr;
+            continue;
+        }
         if (pr->ncells == 0)
             return pr;
         if (pr->ncells > 0 && pr->out.len - pr->out.off > SEND_AHEAD_BYTES)
@@ -288,9 +328,15 @@ void cf_pp_dispatch(struct process_pool *p)
     }
     while (p->pend.head) {
         /* A full queue: its head waits for a worker; the scan timer comes back. */
-        if (cf_pp_queueable(p, work_of(p->pend.head)) && !cf_pp_ring_room(p))
+        bool queueable = cf_pp_queueable(p, work_of(p->pend.head));
+        if (queueable && !cf_pp_ring_room(p))
             break;
-        struct pp_proc *pr = pick(p);
+        /* Without the queue (max_tasks_per_child) every task is piped and
+           sent ahead, in order per worker only (the header says so). */
+        bool strict = !queueable && active > 1 && p->ring;
+        if (strict && !piped_may_go(p))
+            break; /* the scan (queued tasks unstarted) or an answer comes back */
+        struct pp_proc *pr = pick(p, strict);
         if (!pr)
             break;
         struct cf_work *cw = cf_fifo_pop(&p->pend);

@@ -44,13 +44,15 @@
  * max_tasks_per_child is not piped: its cell's slot gets the task (the
  * argument, or a chunk's CHUNK payload, in a heap.c block when over
  * CF_SLOT_ARG bytes; piped after all if it is over 1 MiB or the heap is
- * full) and the queue an entry, and any
- * free worker claims the oldest entry still SENT. The cell stays the picked
- * worker's (its seat numbers the claim word, answer record and slot), but
- * the claim word names the worker that runs it (the runner): answers come
- * from the runner, a deadline kills the runner, the runner's death fails
- * it. A worker that dies while another runs a task of its cells leaves its
- * seat "finalized" until that task is answered (cf_pp_reap frees it).
+ * full: then only a worker that runs nothing gets it, once every queued
+ * task before it has started, dispatch.c piped_may_go) and the queue an
+ * entry, and any free worker claims the oldest entry still SENT. The cell
+ * stays the picked worker's (its seat numbers the claim word, answer
+ * record and slot), but the claim word names the worker that runs it (the
+ * runner): answers come from the runner, a deadline kills the runner, the
+ * runner's death fails it. A worker that dies while another runs a task
+ * of its cells leaves its seat "finalized" until that task is answered
+ * (cf_pp_reap frees it).
  * After appending, dispatch wakes one sleeping worker per entry (a NOTE
  * frame down its pipe); grow() forks into a free seat when queued tasks
  * wait and every worker runs one.
@@ -179,6 +181,7 @@ struct pp_proc {
     bool finalized;    /* exited and settled; the seat waits for cells others run */
     bool quit;         /* CF_SEAT_QUIT is set in its seat word */
     int npiped;        /* occupied cells sent through its pipe */
+    bool runs;         /* dispatch's scratch: it runs a task (piped_may_go) */
     char why[160];     /* a protocol error, for the message */
     struct cf_buf out, in;
 };
