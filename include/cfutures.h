@@ -504,10 +504,10 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * worker that runs nothing once every task before it has started (it and
  * the tasks behind it wait for one; with max_workers 1 it is sent ahead,
  * and that worker takes the queued tasks older than it first), so the
- * order holds for these too. With max_tasks_per_child every task goes down
- * a pipe (each counts for the worker it was sent to) and is sent ahead to
- * busy workers: the order holds per worker only, and a worker that runs dry
- * takes back tasks sent to a busy one and not started there.
+ * order holds for these too. max_tasks_per_child counts the tasks each
+ * worker starts, wherever they were queued; the queued tasks a worker
+ * leaves behind when it goes keep their place for the others and for its
+ * replacement.
  *
  * Idle and busy: an idle worker blocks in read() and the manager thread in
  * poll() with no timeout, so an idle pool, and one whose workers all run

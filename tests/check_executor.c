@@ -2513,7 +2513,7 @@ static struct {
  * One run of the start-order case on @ex (2 workers): task 1 returns at once,
  * tasks 0 and 2-5 wait for their gates; each argument @len bytes.
  */
-static void start_order_run(executor_t *ex, int run, size_t len)
+static void start_order_run(executor_t *ex, const char *what, int run, size_t len)
 {
     enum { N = 6 };
     xgates_reset();
@@ -2528,15 +2528,17 @@ static void start_order_run(executor_t *ex, int run, size_t len)
     int seen = 0;
     for (int k = 0; k < 3; k++)
         seen |= 1 << started_at(k);
-    ck_assert_msg(seen == 7, "run %d (%zu bytes): the first three starts were not 0, 1, 2 (%#x)",
-                  run, len, seen);
+    ck_assert_msg(seen == 7,
+                  "%s run %d (%zu bytes): the first three starts were not 0, 1, 2 (%#x)",
+                  what, run, len, seen);
     /* Each gate frees one worker: the next task in line starts there. */
     int open[] = {0, 2, 3, 4, 5};
     for (int k = 0; k < 3; k++) {
         xgate_open(open[k]);
         ck_assert(start_log_reaches(4 + k));
-        ck_assert_msg(started_at(3 + k) == 3 + k, "run %d (%zu bytes): start %d was task %d",
-                      run, len, 4 + k, started_at(3 + k));
+        ck_assert_msg(started_at(3 + k) == 3 + k,
+                      "%s run %d (%zu bytes): start %d was task %d", what, run, len,
+                      3 + k, started_at(3 + k));
     }
     xgate_open(4);
     xgate_open(5);
@@ -2556,8 +2558,11 @@ static void start_order_run(executor_t *ex, int run, size_t len)
  * sent ahead to the busy worker). At each step both workers are held, so the
  * log is read at a deterministic point. 100 runs, the argument 16 bytes,
  * 4 KiB (a process pool's shared heap) or 1 MiB + 64 (down a worker's pipe)
- * in turn. The piped runs started 0 1 3 2 ... before the process pool
- * stopped sending piped tasks ahead to busy workers.
+ * in turn; then, on a process pool, 60 runs with max_tasks_per_child 7
+ * (workers replaced during the runs, leaving queued tasks behind). The
+ * piped runs started 0 1 3 2 ... before the process pool stopped sending
+ * piped tasks ahead to busy workers, and the max_tasks_per_child runs did
+ * while such pools sent every task down a pipe.
  */
 START_TEST(test_executor_start_order_mixed_lengths)
 {
@@ -2565,7 +2570,13 @@ START_TEST(test_executor_start_order_mixed_lengths)
     xgates_reset();
     executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
     for (int run = 0; run < 100; run++)
-        start_order_run(ex, run, lens[run % 3]);
+        start_order_run(ex, "plain", run, lens[run % 3]);
+    executor_free(ex);
+    if (strcmp(ex_kinds[_i].name, "process") != 0)
+        return;
+    ex = kind_new(_i, (executor_options_t){.max_workers = 2, .max_tasks_per_child = 7});
+    for (int run = 0; run < 60; run++)
+        start_order_run(ex, "max_tasks_per_child", run, lens[run % 3]);
     executor_free(ex);
 }
 END_TEST

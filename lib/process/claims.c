@@ -33,11 +33,31 @@ bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, 
     return cf_pp_cell_runner(p, pr, i) >= 0;
 }
 
+/*
+ * max_tasks_per_child: a piped task counts for the worker it was sent to
+ * (occupy), a queued one for the worker that claimed it, once seen. A
+ * worker counts its own tasks and leaves after the last; this count only
+ * keeps the manager from sending it more (cf_pp_usable).
+ */
+static void charge_runner(struct process_pool *p, const struct pp_work *w)
+{
+    uint64_t c = atomic_load_explicit(&w->claim, memory_order_relaxed);
+    if (!w->queued || !p->wcfg.max_tasks || !c)
+        return;
+    size_t idx = (size_t)(c >> 32) - 1;
+    uint32_t word = atomic_load(&p->claims[idx]);
+    int r = (int)CF_CELL_RUNNER(word);
+    if (CF_CELL_KEY(word) == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED) &&
+        r < p->nseats && p->seats[r] && !p->seats[r]->finalized)
+        p->seats[r]->budget -= tasks_in(w);
+}
+
 /* Marks a claimed task started: its future becomes RUNNING and is counted. */
 void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w)
 {
     if (w->started)
         return;
+    charge_runner(p, w);
     assert(pr->nunstarted > 0);
     pr->nunstarted--;
     if (w->base.limit_ns)
@@ -221,7 +241,15 @@ static void occupy(struct process_pool *p, struct pp_proc *pr, int i, struct pp_
     pr->ncells++;
     pr->nunstarted++;
     cf_pp_idle_update(p, pr);
-    pr->budget -= tasks_in(w);
+    if (!queued)
+        pr->budget -= tasks_in(w);
+}
+
+/* Gives back what occupy charged @pr for @w, taken back unstarted. */
+void cf_pp_refund(struct pp_proc *pr, const struct pp_work *w)
+{
+    if (!w->queued)
+        pr->budget += tasks_in(w);
 }
 
 /*

@@ -70,7 +70,7 @@ static bool revoke_cell(struct process_pool *p, struct pp_proc *pr, int i)
     if (!w || w->started || !cf_pp_cell_revoke(p, pr, i))
         return false;
     cf_pp_cell_release(p, pr, i);
-    pr->budget += tasks_in(w);
+    cf_pp_refund(pr, w);
     cf_pp_requeue(p, w);
     return true;
 }
@@ -157,6 +157,32 @@ static bool piped_may_go(struct process_pool *p)
 }
 
 /*
+ * Forks a worker into @seat. NULL if that failed; then, if nothing else
+ * could ever run the tasks (the fork server is gone, or no worker is left),
+ * the pool breaks.
+ */
+static struct pp_proc *spawn_into(struct process_pool *p, int seat)
+{
+    struct pp_proc *pr = cf_pp_spawn(p, seat);
+    if (pr)
+        return pr;
+    if (p->fs_gone) {
+        cf_pp_break(p, "the process pool's fork server is gone");
+        return NULL;
+    }
+    bool any = false;
+    for (int s = 0; s < p->nseats; s++)
+        any |= !cf_pp_seat_free(p, s);
+    if (!any) {
+        /* No worker exists and none can be made: nothing would run. */
+        char msg[160];
+        snprintf(msg, sizeof(msg), "a worker could not be started: %s", strerror(errno));
+        cf_pp_break(p, msg);
+    }
+    return NULL;
+}
+
+/*
  * The worker the next item goes to, forking one if that is best; or NULL.
  * @strict: only a free worker (piped_may_go marked them) or a new one.
  */
@@ -166,7 +192,7 @@ static struct pp_proc *pick(struct process_pool *p, bool strict)
     int free_seat = -1, active = atomic_load_explicit(&p->active, memory_order_relaxed);
     for (int s = 0; s < active; s++) {
         struct pp_proc *pr = p->seats[s];
-        if (!pr) {
+        if (cf_pp_seat_free(p, s)) {
             if (free_seat < 0)
                 free_seat = s;
             continue;
@@ -191,26 +217,15 @@ static struct pp_proc *pick(struct process_pool *p, bool strict)
      */
     bool others = false;
     for (int s = 0; s < p->nseats && !others; s++)
-        others = p->seats[s] != NULL;
+        others = !cf_pp_seat_free(p, s);
     if (free_seat >= 0 && !p->fs_gone && (!others || cf_now_ns() >= p->respawn_at)) {
-        struct pp_proc *pr = cf_pp_spawn(p, free_seat);
-        if (pr)
+        struct pp_proc *pr = spawn_into(p, free_seat);
+        /* A worker forked into a seat whose cells are all taken (cf_pp_spawn
+           adopts them) runs those first; the item goes elsewhere or waits. */
+        if (pr && pr->ncells < DEPTH)
             return pr;
-        if (p->fs_gone) {
-            cf_pp_break(p, "the process pool's fork server is gone");
+        if (atomic_load(&p->base.broken))
             return NULL;
-        }
-        bool any = false;
-        for (int s = 0; s < p->nseats; s++)
-            any |= p->seats[s] != NULL;
-        if (!any) {
-            /* No worker exists and none can be made: nothing would run. */
-            char msg[160];
-            snprintf(msg, sizeof(msg), "a worker could not be started: %s",
-                     strerror(errno));
-            cf_pp_break(p, msg);
-            return NULL;
-        }
     }
     return best;
 }
@@ -249,10 +264,10 @@ static void grow(struct process_pool *p, int active)
     bool waiting = false;
     for (int s = 0; s < active; s++) {
         struct pp_proc *pr = p->seats[s];
-        if (!pr) {
+        if (cf_pp_seat_free(p, s))
             free_seat = free_seat < 0 ? s : free_seat;
+        if (!pr)
             continue;
-        }
         workers += cf_pp_usable(pr);
         for (int i = 0; i < DEPTH && pr->ncells > 0; i++) {
             if (!pr->cell[i])
@@ -263,9 +278,8 @@ static void grow(struct process_pool *p, int active)
         }
     }
     /* running counts tasks, not workers: one each while a worker runs one. */
-    if (free_seat >= 0 && waiting && running >= workers && !cf_pp_spawn(p, free_seat) &&
-        p->fs_gone)
-        cf_pp_break(p, "the process pool's fork server is gone");
+    if (free_seat >= 0 && waiting && running >= workers)
+        spawn_into(p, free_seat);
 }
 
 /*
@@ -318,7 +332,7 @@ void cf_pp_dispatch(struct process_pool *p)
         bool idle = false, seat = false;
         for (int s = 0; s < active && !idle; s++) {
             idle = p->seats[s] && cf_pp_usable(p->seats[s]) && p->seats[s]->ncells == 0;
-            seat |= !p->seats[s];
+            seat |= cf_pp_seat_free(p, s);
         }
         bool fork_ok = seat && !p->fs_gone && cf_now_ns() >= p->respawn_at;
         if (idle || fork_ok)

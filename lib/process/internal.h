@@ -40,8 +40,7 @@
  * call. A worker that runs dry takes back ("steals") piped items sent to a
  * busy one and not started there.
  *
- * The shared queue (worker.h): an item in a pool without
- * max_tasks_per_child is not piped: its cell's slot gets the task (the
+ * The shared queue (worker.h): an item is not piped: its cell's slot gets the task (the
  * argument, or a chunk's CHUNK payload, in a heap.c block when over
  * CF_SLOT_ARG bytes; piped after all if it is over 1 MiB or the heap is
  * full: then only a worker that runs nothing gets it, once every queued
@@ -93,6 +92,10 @@
  * CLAIMED without an answer fails FUT_EWORKER (or FUT_EDEADLINE if its
  * deadline killed it), or with FUT_WORKER_BREAK_POOL breaks the pool. A
  * malformed frame kills the worker and names the frame error in the message.
+ * After an exit we asked for (max_tasks_per_child: code 0 with every claim
+ * answered; a kill) queued SENT cells stay in the queue instead, so they
+ * keep their place: the seat stays "finalized" with them, and the next
+ * worker forked into it adopts them (cf_pp_spawn).
  *
  * Deadlines: when a started task's limit passes, its future fails
  * FUT_EDEADLINE at once, the worker running it gets SIGTERM and, after KILL_GRACE_NS,
@@ -173,7 +176,7 @@ struct pp_proc {
     int spawn_err;      /* fork failed with this errno */
     int kill_sig;       /* to send once the pid is known */
     int64_t kill_at;    /* SIGKILL at this time, or 0 */
-    int budget;         /* tasks it may still be sent (max_tasks_per_child) */
+    int budget;         /* tasks it may still run (max_tasks_per_child; claims.c) */
     int ncells;         /* occupied cells */
     int nunstarted;     /* occupied, not yet known as started */
     struct pp_work *cell[DEPTH];
@@ -271,6 +274,12 @@ static inline bool cancelling(const struct pp_work *x)
            future_done(cf_work_future((struct cf_work *)&x->base));
 }
 
+/* True if a worker may be forked into @seat: none there, or one that left cells. */
+static inline bool cf_pp_seat_free(const struct process_pool *p, int seat)
+{
+    return !p->seats[seat] || p->seats[seat]->finalized;
+}
+
 /* True if @pr may be sent tasks (inline: pick asks it of every seat, per send). */
 static inline bool cf_pp_usable(const struct pp_proc *pr)
 {
@@ -288,6 +297,7 @@ bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, 
 bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w);
 bool cf_pp_ring_room(struct process_pool *p);
 void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w);
+void cf_pp_refund(struct pp_proc *pr, const struct pp_work *w);
 struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, int i);
 bool cf_pp_cell_revoke(struct process_pool *p, struct pp_proc *pr, int i);
 bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw);

@@ -58,7 +58,7 @@ static void take_back(struct process_pool *p, struct pp_proc *pr)
             continue;
         }
         struct pp_work *w = cf_pp_cell_release(p, pr, i);
-        pr->budget += tasks_in(w);
+        cf_pp_refund(pr, w);
         cf_fifo_push(&p->pend, &w->base);
     }
 }

@@ -43,7 +43,7 @@ static bool scan(struct process_pool *p)
             } else if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_CANCELLED)) {
                 /* A canceller revoked it: dispatch drops it. */
                 cf_pp_cell_release(p, pr, i);
-                pr->budget += tasks_in(w);
+                cf_pp_refund(pr, w);
                 cf_pp_requeue(p, w);
                 changed = true;
             }
@@ -236,11 +236,12 @@ static void free_seat(struct process_pool *p, struct pp_proc *pr)
     free(pr);
 }
 
-static bool any_worker(const struct process_pool *p)
+/* True if some seat is taken; with @live, by a worker that has not exited. */
+static bool any_worker(const struct process_pool *p, bool live)
 {
     bool any = false;
     for (int s = 0; s < p->nseats && !any; s++)
-        any = p->seats[s] != NULL;
+        any = live ? !cf_pp_seat_free(p, s) : p->seats[s] != NULL;
     return any;
 }
 
@@ -253,14 +254,21 @@ static void respawn_backoff(struct process_pool *p, const char *desc)
     p->respawn_every =
         CF_MIN(CF_MAX(2 * p->respawn_every, RESPAWN_MIN_NS), RESPAWN_MAX_NS);
     p->respawn_at = cf_now_ns() + p->respawn_every;
-    if (!any_worker(p) && p->pend.head)
+    bool waiting = p->pend.head != NULL;
+    for (int s = 0; s < p->nseats && !waiting; s++)
+        waiting = p->seats[s] && p->seats[s]->nunstarted > 0;
+    if (!any_worker(p, true) && waiting)
         cf_pp_break(p, desc);
 }
 
 /*
  * Settles the cells dead @pr leaves: its own (but those another worker
  * claimed from the queue and still runs) and those of other seats it
- * claimed. True if a failure breaks the pool.
+ * claimed. After an exit we asked for (max_tasks_per_child, a deadline's
+ * kill) its queued tasks stay where they are in the queue, for the other
+ * workers and the worker forked into the seat next (cf_pp_spawn): sent
+ * back to the pending list, they would queue again behind later tasks.
+ * True if a failure breaks the pool.
  */
 static bool settle_cells(struct process_pool *p, struct pp_proc *pr, int suspect,
                          const struct pp_exit *e)
@@ -272,6 +280,10 @@ static bool settle_cells(struct process_pool *p, struct pp_proc *pr, int suspect
             if (!o->cell[i])
                 continue;
             int r = cf_pp_cell_runner(p, o, i);
+            if (o == pr && r < 0 && e->expected && o->cell[i]->queued) {
+                p->queued_new++; /* a sleeping worker is woken for it */
+                continue;
+            }
             if (r == pr->seat || (o == pr && r < 0))
                 broke |= settle_cell(p, o, i, o == pr ? suspect : -1, e, pr);
         }
@@ -296,6 +308,11 @@ void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
     drain_dead(p, pr);
     struct pp_exit e;
     describe_exit(p, pr, &e);
+    /* max_tasks_per_child: a worker counts its own tasks, and leaves after
+       the last with code 0 and every task it claimed answered. */
+    if (!e.expected && p->wcfg.max_tasks > 0 && e.code == 0 && !pr->spawn_err &&
+        !runs_any(p, pr->seat, false))
+        e.expected = true;
     mark_broken_if_lost(p, pr, &e);
     /* A worker that was never forked did not die of what it was sent. */
     int suspect = e.expected || pr->spawn_err ? -1 : poison_suspect(p, pr);
@@ -448,7 +465,7 @@ static bool close_seats(struct process_pool *p)
             p->seats[s]->closing = true;
             cf_pp_close_fd(&p->seats[s]->to_fd);
         }
-    return !any_worker(p);
+    return !any_worker(p, false);
 }
 
 static void write_all_seats(struct process_pool *p)

@@ -300,12 +300,9 @@ static int map_shared(struct process_pool *p)
     p->answers = (struct cf_answer_rec *)(m + answers_at);
     p->slots = (struct cf_task_slot *)(m + slots_at);
     p->seatw = (struct cf_seat_word *)(m + seats_at);
-    /* max_tasks_per_child counts a worker's tasks: each is sent to one worker. */
-    p->ring =
-        p->base.opts.max_tasks_per_child > 0 ? NULL : (struct cf_ring *)(m + ring_at);
+    p->ring = (struct cf_ring *)(m + ring_at);
     p->ring_mask = ring - 1;
-    if (p->ring)
-        cf_heap_init(&p->heap, CF_HEAP_BYTES); /* none: big arguments go by pipe */
+    cf_heap_init(&p->heap, CF_HEAP_BYTES); /* none: big arguments go by pipe */
     return 0;
 }
 

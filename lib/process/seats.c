@@ -8,11 +8,13 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -53,6 +55,23 @@ void cf_pp_close_fd(int *fd)
     *fd = -1;
 }
 
+/*
+ * The new worker in @seat takes over the cells the last one there left
+ * (cf_pp_seat_free): queued tasks it did not start, and tasks other
+ * workers run; they keep their place in the shared queue.
+ */
+static void adopt_cells(struct process_pool *p, struct pp_proc *pr, struct pp_proc *old)
+{
+    assert(old->finalized && old->npiped == 0);
+    memcpy(pr->cell, old->cell, sizeof(pr->cell));
+    pr->ncells = old->ncells;
+    pr->nunstarted = old->nunstarted;
+    cf_buf_free(&old->in);
+    cf_buf_free(&old->out);
+    free(old);
+    atomic_fetch_sub(&p->nworkers, 1);
+}
+
 /* Starts a worker in @seat. NULL if that failed (the pool may be broken). */
 struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
 {
@@ -83,6 +102,8 @@ struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
     pr->to_fd = tp[1];
     pr->from_fd = rp[0];
     pr->budget = p->wcfg.max_tasks > 0 ? p->wcfg.max_tasks : INT_MAX;
+    if (p->seats[seat])
+        adopt_cells(p, pr, p->seats[seat]);
     p->seats[seat] = pr;
     atomic_fetch_add(&p->nworkers, 1);
     return pr;
@@ -123,7 +144,7 @@ static void fs_message(struct process_pool *p, const struct cf_fs_msg *m)
                 kill(pr->pid, pr->kill_sig);
             return;
         }
-        if (m->op == CF_FS_EXITED && pr->spawned && pr->pid == m->pid) {
+        if (m->op == CF_FS_EXITED && pr->spawned && !pr->exited && pr->pid == m->pid) {
             pr->exited = true;
             pr->status = m->status;
             cf_pp_idle_update(p, pr);

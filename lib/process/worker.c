@@ -589,11 +589,6 @@ static void run_piped(struct wstate *w, const struct cf_wire_hdr *h)
         run_chunk(w, h->id, payload, h->len, false);
     else
         run_task(w, h, payload);
-    if (w->cfg->max_tasks > 0 && w->done >= w->cfg->max_tasks) {
-        note(w);
-        flush(w);
-        _exit(0);
-    }
 }
 
 /* Reads what the pipe has (blocking); exits on EOF. */
@@ -678,8 +673,14 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
     run_initializer(&w);
     for (;;) {
         size_t need;
-        if (run_one(&w, &need))
+        if (run_one(&w, &need)) {
+            if (cfg->max_tasks > 0 && w.done >= cfg->max_tasks) {
+                note(&w); /* every answer handed over: the parent expects the exit */
+                flush(&w);
+                _exit(0);
+            }
             continue;
+        }
         /* Nothing runnable is left: hand the answers over before blocking. */
         note(&w);
         flush(&w);
