@@ -21,7 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -841,6 +843,147 @@ START_TEST(test_process_pool_manager_sleeps_while_tasks_run)
     executor_free(ex);
     ck_assert_msg(woke <= 2, "the manager woke %lld times in 300 ms", woke);
     end_check(0);
+}
+END_TEST
+
+/* Counts itself started, waits for the gate, returns its pid. */
+static void t_pid_gated(task_t *t)
+{
+    atomic_fetch_add(&shm->started, 1);
+    wait_gate();
+    task_return_i64(t, getpid());
+}
+
+#define NWAKE 3 /* workers in the wake-up case */
+
+/* True if every pid of @arg (NWAKE) is blocked in read() (a sleeping worker). */
+static bool all_in_read(void *arg)
+{
+    const pid_t *pids = arg;
+    for (int i = 0; i < NWAKE; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pids[i]);
+        FILE *f = fopen(path, "r");
+        long nr = -1;
+        bool ok = f && fscanf(f, "%ld", &nr) == 1 && nr == SYS_read;
+        if (f)
+            fclose(f);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* True if every pid of @arg (NWAKE) is stopped (state T in /proc/PID/stat). */
+static bool all_stopped(void *arg)
+{
+    const pid_t *pids = arg;
+    for (int i = 0; i < NWAKE; i++) {
+        char path[64], state = '?';
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pids[i]);
+        FILE *f = fopen(path, "r");
+        bool ok = f && fscanf(f, "%*d (%*[^)]) %c", &state) == 1 && state == 'T';
+        if (f)
+            fclose(f);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Bytes waiting in the pipes @pid holds but its stdio (each opened again
+   through /proc). */
+static int pipe_bytes(pid_t pid)
+{
+    char dir[64], path[384], link[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    int total = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, link, sizeof(link) - 1);
+        if (atoi(e->d_name) <= 2 || n < 5 || strncmp(link, "pipe:", 5) != 0)
+            continue;
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        int avail = 0;
+        if (fd >= 0 && ioctl(fd, FIONREAD, &avail) == 0)
+            total += avail;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+struct woken {
+    pid_t pids[NWAKE];
+    int which; /* the one whose pipe holds the wake-up */
+};
+
+static bool one_woken(void *arg)
+{
+    struct woken *w = arg;
+    for (int i = 0; i < NWAKE; i++)
+        if (pipe_bytes(w->pids[i]) > 0) {
+            w->which = i;
+            return true;
+        }
+    return false;
+}
+
+/*
+ * A wake-up dies with the worker it was sent to: the task it was for still
+ * runs. NWAKE workers sleep and are stopped; a task is queued; the worker
+ * whose pipe holds the wake-up is killed before it reads it; the others go
+ * on. One of them (or a new one) must run the task. 10 rounds. In a round
+ * where the task sat in another worker's cell, the others slept on until
+ * the manager woke a sleeper again after each death (a hang seen in
+ * check_faults: a worker died of a malloc failure right after its wake-up).
+ */
+START_TEST(test_process_pool_wakeup_survives_woken_worker_death)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = NWAKE});
+    ck_assert_ptr_nonnull(ex);
+    for (int round = 0; round < 10; round++) {
+        atomic_store(&shm->gate, 0);
+        atomic_store(&shm->started, 0);
+        future_t *h[NWAKE];
+        for (int i = 0; i < NWAKE; i++)
+            ck_assert_ptr_nonnull(h[i] = executor_submit(ex, t_pid_gated, NULL, 0));
+        wait_started(NWAKE);
+        atomic_store(&shm->gate, 1);
+        struct woken w = {.which = -1};
+        for (int i = 0; i < NWAKE; i++) {
+            w.pids[i] = (pid_t)result_i64(h[i]);
+            future_unref(h[i]);
+            for (int j = 0; j < i; j++)
+                ck_assert_int_ne(w.pids[i], w.pids[j]);
+        }
+        ck_assert(eventually(all_in_read, w.pids, T_LONG));
+        for (int i = 0; i < NWAKE; i++)
+            ck_assert_int_eq(kill(w.pids[i], SIGSTOP), 0);
+        /* Stopped for sure: one still waking could take the wake-up in. */
+        ck_assert(eventually(all_stopped, w.pids, T_LONG));
+        future_t *f = executor_submit(ex, t_pid, NULL, 0);
+        ck_assert_ptr_nonnull(f);
+        ck_assert_msg(eventually(one_woken, &w, T_LONG), "round %d: no worker was woken",
+                      round);
+        ck_assert_int_eq(kill(w.pids[w.which], SIGKILL), 0);
+        for (int i = 0; i < NWAKE; i++)
+            if (i != w.which)
+                ck_assert_int_eq(kill(w.pids[i], SIGCONT), 0);
+        int64_t v = -1;
+        int rc = future_result_i64(f, 10.0, &v);
+        ck_assert_msg(rc == 0, "round %d: the task after the woken worker's death: %s", round,
+                      future_strerror(rc));
+        ck_assert_int_ne(v, w.pids[w.which]);
+        future_unref(f);
+    }
+    pid_t fs = fs_pid_of(ex);
+    executor_free(ex);
+    end_check(fs);
 }
 END_TEST
 
@@ -1851,6 +1994,7 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_deadline);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);
+    tcase_add_test(tc, test_process_pool_wakeup_survives_woken_worker_death);
     tcase_add_test(tc, test_process_pool_cancel_running_stops);
     tcase_add_test(tc, test_process_pool_big_payloads);
     tcase_add_test(tc, test_process_pool_death_while_writing);

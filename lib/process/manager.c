@@ -280,10 +280,8 @@ static bool settle_cells(struct process_pool *p, struct pp_proc *pr, int suspect
             if (!o->cell[i])
                 continue;
             int r = cf_pp_cell_runner(p, o, i);
-            if (o == pr && r < 0 && e->expected && o->cell[i]->queued) {
-                p->queued_new++; /* a sleeping worker is woken for it */
+            if (o == pr && r < 0 && e->expected && o->cell[i]->queued)
                 continue;
-            }
             if (r == pr->seat || (o == pr && r < 0))
                 broke |= settle_cell(p, o, i, o == pr ? suspect : -1, e, pr);
         }
@@ -300,6 +298,23 @@ void cf_pp_reap(struct process_pool *p)
     for (int s = 0; s < p->nseats; s++)
         if (p->seats[s] && p->seats[s]->finalized && p->seats[s]->ncells == 0)
             free_seat(p, p->seats[s]);
+}
+
+/*
+ * After a death: dispatch wakes a sleeping worker for each queued task not
+ * started (up to one a seat). The dead worker may have been the one woken
+ * for such a task, and its wake-up died with it: the others slept on (seen
+ * under check_faults, a worker dying of a malloc failure after its wake-up).
+ */
+static void rewake(struct process_pool *p)
+{
+    unsigned n = 0;
+    for (int s = 0; s < p->nseats && n < (unsigned)p->nseats; s++) {
+        const struct pp_proc *o = p->seats[s];
+        for (int i = 0; o && o->nunstarted > 0 && i < DEPTH; i++)
+            n += o->cell[i] && o->cell[i]->queued && !o->cell[i]->started;
+    }
+    p->queued_new += CF_MIN(n, (unsigned)p->nseats);
 }
 
 /* @pr exited (or never started): settle each of its cells, free its seat. */
@@ -319,6 +334,7 @@ void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
     bool broke = e.breaks && !e.expected;
     broke |= settle_cells(p, pr, suspect, &e);
     pr->finalized = true;
+    rewake(p);
     bool spawn_failed = pr->spawn_err != 0;
     if (pr->ncells == 0)
         free_seat(p, pr); /* else cf_pp_reap frees it */
