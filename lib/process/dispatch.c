@@ -328,10 +328,13 @@ void cf_pp_dispatch(struct process_pool *p)
         preempt(p);
     if (!p->pend.head) {
         /* An idle worker, or a seat free to fork into (the pool grew, or a
-           worker left), takes over some tasks waiting behind a busy one. */
+           worker left), takes over some tasks waiting behind a busy one. A
+           worker with no cells of its own may still run another seat's, so
+           the free seat is looked for whatever idle says: grow() decides
+           on the runners. */
         bool idle = false, seat = false;
-        for (int s = 0; s < active && !idle; s++) {
-            idle = p->seats[s] && cf_pp_usable(p->seats[s]) && p->seats[s]->ncells == 0;
+        for (int s = 0; s < active; s++) {
+            idle |= p->seats[s] && cf_pp_usable(p->seats[s]) && p->seats[s]->ncells == 0;
             seat |= cf_pp_seat_free(p, s);
         }
         bool fork_ok = seat && !p->fs_gone && cf_now_ns() >= p->respawn_at;
