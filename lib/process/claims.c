@@ -17,14 +17,19 @@
 
 #include "internal.h"
 
-/* The seat of the worker that claimed (started) cell @i of @pr, or -1. */
-int cf_pp_cell_runner(const struct process_pool *p, const struct pp_proc *pr, int i)
+/* The seat of the worker that claimed (started) the cell of index @idx, or -1. */
+static int runner_at(const struct process_pool *p, size_t idx)
 {
-    size_t idx = cell_index(pr, i);
     uint32_t word = atomic_load(&p->claims[idx]);
     return CF_CELL_KEY(word) == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED)
                ? CF_CELL_RUNNER(word)
                : -1;
+}
+
+/* The seat of the worker that claimed (started) cell @i of @pr, or -1. */
+int cf_pp_cell_runner(const struct process_pool *p, const struct pp_proc *pr, int i)
+{
+    return runner_at(p, cell_index(pr, i));
 }
 
 /* True if a worker has claimed (started) the task in cell @i of @pr. */
@@ -44,11 +49,8 @@ static void charge_runner(struct process_pool *p, const struct pp_work *w)
     uint64_t c = atomic_load_explicit(&w->claim, memory_order_relaxed);
     if (!w->queued || !p->wcfg.max_tasks || !c)
         return;
-    size_t idx = (size_t)(c >> 32) - 1;
-    uint32_t word = atomic_load(&p->claims[idx]);
-    int r = (int)CF_CELL_RUNNER(word);
-    if (CF_CELL_KEY(word) == CF_CELL_WORD(p->gens[idx], CF_CELL_CLAIMED) &&
-        r < p->nseats && p->seats[r] && !p->seats[r]->finalized)
+    int r = runner_at(p, (size_t)(c >> 32) - 1);
+    if (r >= 0 && r < p->nseats && p->seats[r] && !p->seats[r]->finalized)
         p->seats[r]->budget -= tasks_in(w);
 }
 

@@ -170,10 +170,7 @@ static struct pp_proc *spawn_into(struct process_pool *p, int seat)
         cf_pp_break(p, "the process pool's fork server is gone");
         return NULL;
     }
-    bool any = false;
-    for (int s = 0; s < p->nseats; s++)
-        any |= !cf_pp_seat_free(p, s);
-    if (!any) {
+    if (!cf_pp_any_live(p)) {
         /* No worker exists and none can be made: nothing would run. */
         char msg[160];
         snprintf(msg, sizeof(msg), "a worker could not be started: %s", strerror(errno));
@@ -215,10 +212,8 @@ static struct pp_proc *pick(struct process_pool *p, bool strict)
      * A fork that failed (RLIMIT_NPROC, memory) is not retried at once while
      * other workers run: the items go to them meanwhile.
      */
-    bool others = false;
-    for (int s = 0; s < p->nseats && !others; s++)
-        others = !cf_pp_seat_free(p, s);
-    if (free_seat >= 0 && !p->fs_gone && (!others || cf_now_ns() >= p->respawn_at)) {
+    if (free_seat >= 0 && !p->fs_gone &&
+        (!cf_pp_any_live(p) || cf_now_ns() >= p->respawn_at)) {
         struct pp_proc *pr = spawn_into(p, free_seat);
         /* A worker forked into a seat whose cells are all taken (cf_pp_spawn
            adopts them) runs those first; the item goes elsewhere or waits. */

@@ -280,6 +280,15 @@ static inline bool cf_pp_seat_free(const struct process_pool *p, int seat)
     return !p->seats[seat] || p->seats[seat]->finalized;
 }
 
+/* True if some seat holds a worker that has not exited. */
+static inline bool cf_pp_any_live(const struct process_pool *p)
+{
+    for (int s = 0; s < p->nseats; s++)
+        if (!cf_pp_seat_free(p, s))
+            return true;
+    return false;
+}
+
 /* True if @pr may be sent tasks (inline: pick asks it of every seat, per send). */
 static inline bool cf_pp_usable(const struct pp_proc *pr)
 {

@@ -236,12 +236,11 @@ static void free_seat(struct process_pool *p, struct pp_proc *pr)
     free(pr);
 }
 
-/* True if some seat is taken; with @live, by a worker that has not exited. */
-static bool any_worker(const struct process_pool *p, bool live)
+static bool any_worker(const struct process_pool *p)
 {
     bool any = false;
     for (int s = 0; s < p->nseats && !any; s++)
-        any = live ? !cf_pp_seat_free(p, s) : p->seats[s] != NULL;
+        any = p->seats[s] != NULL;
     return any;
 }
 
@@ -257,7 +256,7 @@ static void respawn_backoff(struct process_pool *p, const char *desc)
     bool waiting = p->pend.head != NULL;
     for (int s = 0; s < p->nseats && !waiting; s++)
         waiting = p->seats[s] && p->seats[s]->nunstarted > 0;
-    if (!any_worker(p, true) && waiting)
+    if (!cf_pp_any_live(p) && waiting)
         cf_pp_break(p, desc);
 }
 
@@ -481,7 +480,7 @@ static bool close_seats(struct process_pool *p)
             p->seats[s]->closing = true;
             cf_pp_close_fd(&p->seats[s]->to_fd);
         }
-    return !any_worker(p, false);
+    return !any_worker(p);
 }
 
 static void write_all_seats(struct process_pool *p)

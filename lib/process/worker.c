@@ -673,17 +673,16 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
     run_initializer(&w);
     for (;;) {
         size_t need;
-        if (run_one(&w, &need)) {
-            if (cfg->max_tasks > 0 && w.done >= cfg->max_tasks) {
-                note(&w); /* every answer handed over: the parent expects the exit */
-                flush(&w);
-                _exit(0);
-            }
+        bool ran = run_one(&w, &need);
+        bool spent = cfg->max_tasks > 0 && w.done >= cfg->max_tasks;
+        if (ran && !spent)
             continue;
-        }
-        /* Nothing runnable is left: hand the answers over before blocking. */
+        /* Leaving, or nothing runnable is left: hand the answers over first
+           (the parent expects a spent worker's exit once all are answered). */
         note(&w);
         flush(&w);
+        if (spent)
+            _exit(0);
         sleep_on_pipe(&w, need);
     }
 }

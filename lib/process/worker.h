@@ -64,8 +64,9 @@ enum {
  * takes no more queued tasks. A bigger argument, or a map chunk's items
  * (as a CHUNK frame's payload), goes into the argument heap (heap.c), also
  * shared, and the slot names where. Other tasks (over 1 MiB, the heap full)
- * still go in a frame to one worker's pipe; the slot then holds only `stamp`, the queue's tail when it
- * was sent, and the worker first takes the queue's entries older than that.
+ * still go in a frame to one worker's pipe; the slot then holds only
+ * `stamp`, the queue's tail when it was sent, and the worker first takes
+ * the queue's entries older than that.
  * `bound` counts the frames of that kind the parent has queued for the seat.
  */
 #define CF_SLOT_ARG 96
