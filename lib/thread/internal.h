@@ -4,6 +4,7 @@
  *
  *   pool.c      the executor face and the workers: queue, wake protocol,
  *               submit, resize, shutdown, join (its DESIGN comment)
+ *   queue.c     the queue and the inbox (the inline half is below)
  *   deadline.c  the watcher thread that fails a task past its own limit
  */
 #ifndef CF_THREAD_INTERNAL_H
@@ -32,18 +33,28 @@ struct tp_worker {
 
 struct thread_pool {
     struct executor base;
-    cf_lock_t lock;
+    /*
+     * The inbox: a lock-free stack (linked through cf_work.next) that a
+     * submit pushes on without the lock when every worker is started and
+     * none is parked; a worker moves it into `queue` under the lock (pool.c
+     * DESIGN). Alone on its cache line: only submitters write it often.
+     */
+    _Alignas(64) _Atomic(struct cf_work *) inbox;
+    /* Read by every submit, written rarely: a line of their own. */
+    _Alignas(64) _Atomic size_t sleeping; /* workers parked: written under lock */
+    _Atomic bool stopping;                /* shutdown called: written under lock */
+    _Atomic bool full;                    /* nworkers_alive >= max: written under lock */
+    /* The workers' side. */
+    _Alignas(64) cf_lock_t lock;
     struct cf_work_fifo queue; /* lock */
     _Atomic size_t qlen;       /* its length; written under lock, read by spinners */
     _Atomic size_t idle;       /* workers free for a task */
     _Atomic size_t spinning;   /* workers spinning for work */
     _Atomic uint32_t wake_seq; /* eventcount: parked workers wait on it */
-    _Atomic bool stopping;     /* shutdown called: written under lock */
     size_t nthreads;           /* workers started: lock */
     size_t max;                /* workers allowed now (max_workers, resized): lock */
     size_t nalive;             /* workers + watcher not yet exited: lock */
     size_t nworkers_alive;     /* workers not yet exited: lock */
-    size_t sleeping;           /* workers parked: lock */
     size_t busy;               /* workers between a pop and their next take: lock */
     size_t wakes;              /* wake-ups sent, not yet taken: lock */
     bool watchman;             /* a parked worker is the watchman: lock */
@@ -63,6 +74,40 @@ struct thread_pool {
     bool dl_started, dl_stop;  /* dl_mu */
     pthread_t dl_thread;       /* immutable once dl_started */
 };
+
+/* Records whether another worker may start (called with the lock held). */
+static inline void cf_tp_note_full(struct thread_pool *p)
+{
+    atomic_store_explicit(&p->full, p->nworkers_alive >= p->max, memory_order_relaxed);
+}
+
+/* True if a submit left work in the inbox (sequentially consistent: see submit). */
+static inline bool cf_tp_inbox_busy(struct thread_pool *p)
+{
+    return atomic_load(&p->inbox) != NULL;
+}
+
+/* Pushes @w on the inbox, without the lock. */
+static inline void cf_tp_inbox_push(struct thread_pool *p, struct cf_work *w)
+{
+    struct cf_work *head = atomic_load_explicit(&p->inbox, memory_order_relaxed);
+    do
+        w->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&p->inbox, &head, w, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+}
+
+/* True if work waits in the queue or the inbox (called with the lock held). */
+static inline bool cf_tp_work_waits(struct thread_pool *p)
+{
+    return p->queue.head || cf_tp_inbox_busy(p);
+}
+
+/* queue.c: the queue and the inbox, all called with the lock held. */
+void cf_tp_drain_inbox(struct thread_pool *p);
+bool cf_tp_unqueue(struct thread_pool *p, struct cf_work *w);
+struct cf_work *cf_tp_pop(struct thread_pool *p);
+struct cf_work_fifo cf_tp_detach(struct thread_pool *p);
 
 /* pool.c: the last thread of a pool freed from inside it frees it. */
 void cf_tp_self_free(struct thread_pool *p);

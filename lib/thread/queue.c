@@ -1,0 +1,90 @@
+/*
+ * queue.c: the thread pool's queue (under the pool's lock) and the inbox a
+ * submit pushes on without it (pool.c DESIGN); the inline half is in
+ * internal.h.
+ */
+#include "config.h"
+
+#include "internal.h"
+
+/*
+ * Moves the inbox into the queue, oldest first (called with the lock held).
+ * Its items have priority 0 and came after every queued one: they go after
+ * the queued items of priority 0 and higher, before any lower one.
+ */
+void cf_tp_drain_inbox(struct thread_pool *p)
+{
+    if (!cf_tp_inbox_busy(p))
+        return;
+    struct cf_work *w = atomic_exchange(&p->inbox, NULL);
+    struct cf_work_fifo chain = {NULL, w};
+    size_t n = 0;
+    while (w) { /* the stack is newest first: reverse it */
+        struct cf_work *next = w->next;
+        w->next = chain.head;
+        chain.head = w;
+        w = next;
+        n++;
+    }
+    struct cf_work_fifo *q = &p->queue;
+    if (!q->tail || cf_work_priority(q->tail) >= 0) {
+        cf_fifo_splice(q, &chain);
+    } else if (cf_work_priority(q->head) < 0) {
+        chain.tail->next = q->head;
+        q->head = chain.head;
+    } else {
+        struct cf_work *at = q->head; /* the last item of priority >= 0 */
+        while (cf_work_priority(at->next) >= 0)
+            at = at->next;
+        chain.tail->next = at->next;
+        at->next = chain.head;
+    }
+    atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* Takes @w out of the queue if it is there (called with the lock held). */
+bool cf_tp_unqueue(struct thread_pool *p, struct cf_work *w)
+{
+    for (struct cf_work **at = &p->queue.head, *prev = NULL; *at; prev = *at, at = &(*at)->next) {
+        if (*at != w)
+            continue;
+        *at = w->next;
+        if (p->queue.tail == w)
+            p->queue.tail = prev;
+        w->next = NULL;
+        atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+        return true;
+    }
+    return false;
+}
+
+/*
+ * Pops the head for a worker, which stops counting as idle in the same
+ * critical section: a submit that sees the shorter queue also sees one idle
+ * worker fewer, and starts a thread if it must. Called with the lock held.
+ */
+struct cf_work *cf_tp_pop(struct thread_pool *p)
+{
+    if (!p->queue.head || cf_work_priority(p->queue.head) < 0)
+        cf_tp_drain_inbox(p); /* its items come before this head */
+    struct cf_work *w = cf_fifo_pop(&p->queue);
+    if (w) {
+        atomic_store_explicit(&p->qlen,
+                              atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
+                              memory_order_relaxed);
+        atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
+        p->busy++;
+    }
+    return w;
+}
+
+/* Takes every queued item out; called with the lock held. */
+struct cf_work_fifo cf_tp_detach(struct thread_pool *p)
+{
+    cf_tp_drain_inbox(p);
+    atomic_store_explicit(&p->qlen, 0, memory_order_relaxed);
+    return cf_fifo_take(&p->queue);
+}
+
