@@ -221,6 +221,19 @@ struct cf_executor_ops {
  * The part every executor kind starts with. Counters are atomics so that
  * executor_stats never takes a pool lock.
  */
+/*
+ * An executor's counters, striped: each thread adds to the stripe of its own
+ * (a cache line), so workers and submitters do not pass one line between
+ * them on every task; a reader sums the stripes (executor.c).
+ */
+#define CF_STRIPES 8
+struct cf_counts {
+    _Alignas(64) _Atomic size_t entered; /* queued, and left: dequeued */
+    _Atomic size_t left;
+    _Atomic size_t started, done; /* running = started - done */
+    _Atomic size_t completed, failed;
+};
+
 struct executor {
     const struct cf_executor_ops *ops; /* immutable */
     executor_options_t opts;           /* immutable; prefix points at name_prefix */
@@ -228,7 +241,7 @@ struct executor {
     _Atomic int refs;                  /* the owner's, plus one per live map */
     _Atomic bool shut;                 /* executor_shutdown called */
     _Atomic bool broken;               /* every submit fails FUT_EBROKEN */
-    _Atomic size_t queued, running, completed, failed;
+    struct cf_counts *counts; /* CF_STRIPES of them, owned (executor.c) */
     pthread_mutex_t mu;      /* bounded queue, join */
     pthread_cond_t space_cv; /* a queue slot freed (max_queue) */
     pthread_cond_t join_cv;  /* the join finished */
