@@ -775,6 +775,39 @@ static bool workers_are(executor_t *ex, size_t n)
     return eventually(workers_reached, &(struct stats_want){ex, n}, T_LONG);
 }
 
+/*
+ * A task of the default priority submitted after one of a lower priority
+ * starts first. On the thread pool the first queues under the lock and the
+ * second goes on the inbox (every worker started, none parked): the worker
+ * must look at the inbox before it pops a lower head.
+ */
+START_TEST(test_priority_default_after_lower)
+{
+    shared_reset();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
+    future_t *blocker = start_gated(ex, 0);
+    int64_t labels[2] = {0, 1};
+    static const int prio[] = {-1, 0};
+    future_t *fs[2];
+    for (int i = 0; i < 2; i++) {
+        submit_options_t so = {.priority = prio[i]};
+        fs[i] = executor_submit_with(ex, x_label, &labels[i], sizeof(labels[i]), &so);
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    settle(ex, 3);
+    open_gate(0);
+    expect_i64_results(fs, 2, 0);
+    static const int want[] = {1, 0};
+    ck_assert_int_eq(atomic_load(&sh->norder), 2);
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(sh->order[i] == want[i], "%s: start %d was task %d, not %d",
+                      ex_kinds[_i].name, i, sh->order[i], want[i]);
+    ck_assert_int_eq(future_result(blocker, T_LONG, NULL, NULL), 0);
+    future_unref(blocker);
+    executor_free(ex);
+}
+END_TEST
+
 /* A delayed task and a continuation take their priority when they queue. */
 START_TEST(test_priority_delayed_and_then)
 {
@@ -925,6 +958,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_terminate_workers, 0, N_EX_KINDS);
     tc = tcase(s, "priority");
     tcase_add_loop_test(tc, test_priority_order, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_priority_default_after_lower, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_priority_delayed_and_then, 0, N_EX_KINDS);
     tc = tcase(s, "resize");
     tcase_add_loop_test(tc, test_resize_up_and_down, 0, N_EX_KINDS);

@@ -78,7 +78,7 @@ struct thread_pool {
 /* Records whether another worker may start (called with the lock held). */
 static inline void cf_tp_note_full(struct thread_pool *p)
 {
-    atomic_store_explicit(&p->full, p->nworkers_alive >= p->max, memory_order_relaxed);
+    atomic_store(&p->full, p->nworkers_alive >= p->max); /* before a drain: see tp_submit */
 }
 
 /* True if a submit left work in the inbox (sequentially consistent: see submit). */

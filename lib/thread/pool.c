@@ -515,16 +515,20 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
  * loads that follow are sequentially consistent, as are a parking worker's
  * count in `sleeping` and its look at the inbox (park), shutdown's store of
  * `stopping` and a worker's look at the inbox after it (try_pop), and the
- * broken flag and the drain after it (break_on_init): so either this submit
- * sees the parked worker or the stop, or that worker sees the task.
+ * broken flag and the drain after it (break_on_init), and a resize's store
+ * of `full` and its drain (tp_set_max_workers): so either this submit sees
+ * the parked worker, the stop or the room for a new worker, or the other
+ * side sees the task.
  */
 static int tp_submit(executor_t *ex, struct cf_work *w)
 {
     struct thread_pool *p = tp_of(ex);
-    if (cf_work_priority(w) != 0 || !atomic_load_explicit(&p->full, memory_order_relaxed))
-        return submit_locked(p, w, false);
+    if (cf_work_priority(w) != 0 || !atomic_load_explicit(&p->full, memory_order_relaxed) ||
+        atomic_load_explicit(&p->stopping, memory_order_relaxed))
+        return submit_locked(p, w, false); /* after a refusal, every later one is refused */
     cf_tp_inbox_push(p, w);
-    if (atomic_load(&p->stopping) || atomic_load(&ex->broken) || atomic_load(&p->sleeping) > 0)
+    if (atomic_load(&p->stopping) || atomic_load(&ex->broken) || atomic_load(&p->sleeping) > 0 ||
+        !atomic_load(&p->full))
         return submit_locked(p, w, true);
     return 0;
 }
