@@ -56,7 +56,7 @@ struct thread_pool {
     size_t nalive;             /* workers + watcher not yet exited: lock */
     size_t nworkers_alive;     /* workers not yet exited: lock */
     size_t busy;               /* workers between a pop and their next take: lock */
-    size_t wakes;              /* wake-ups sent, not yet taken: lock */
+    _Atomic size_t wakes;      /* wake-ups sent, not yet taken: written under lock */
     bool watchman;             /* a parked worker is the watchman: lock */
     bool watch_timed;          /* ... and parked with a time limit: lock */
     bool skipped;              /* a submit counted on a busy worker since

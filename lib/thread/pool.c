@@ -140,6 +140,39 @@ static void wake_all(struct thread_pool *p)
 }
 
 /*
+ * A task was queued, making @qlen, and some worker is parked: wake one
+ * unless enough workers are coming for the queue already (called with the
+ * lock held; true: the caller wakes one after unlocking).
+ *
+ * Spinning workers and those woken already are coming. A running worker is
+ * not, since its task may run for long, except that while tiny tasks are
+ * flowing (a worker came back within FLOW_NS from one that ran under
+ * FLOW_NS) one of them counts: a fast
+ * stream of tiny tasks then costs no wake-up per task. Such a submit marks
+ * the pool `skipped`, which makes the watchman park with a time limit, so
+ * even a task whose worker then ran long waits at most WATCH_NS; a watchman
+ * parked without a limit is woken to take it. A submit from one of the
+ * pool's own workers (@own: a task submitting a subtask, which it may then
+ * wait for) never counts on a running worker: that one may be itself.
+ */
+static bool wake_needed_locked(struct thread_pool *p, size_t qlen, bool own)
+{
+    size_t coming = atomic_load_explicit(&p->spinning, memory_order_relaxed) + atomic_load(&p->wakes);
+    if (qlen <= coming)
+        return false;
+    bool flowing = !own && p->busy > 0 && qlen == coming + 1 && p->watchman && p->watch_timed &&
+                   p->last_len < FLOW_NS && cf_now_ns() - p->last_back < FLOW_NS;
+    if (flowing) {
+        p->skipped = true;
+        return false;
+    }
+    if (p->busy > 0 && qlen == coming + 1)
+        p->skipped = true; /* the worker woken parks as a timed watchman */
+    atomic_fetch_add(&p->wakes, 1);
+    return true;
+}
+
+/*
  * Pops under the lock, first counting a worker back from its task (@back).
  * A @carrier that pops passes the watchman's duty on if tasks are left and
  * workers are parked. Sets *@stop when the pool is stopping.
@@ -166,9 +199,9 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
         me->gone = true;
         p->nworkers_alive--;
         cf_tp_note_full(p);
-        handover = cf_tp_work_waits(p) && atomic_load(&p->sleeping) > p->wakes;
+        handover = cf_tp_work_waits(p) && atomic_load(&p->sleeping) > atomic_load(&p->wakes);
         if (handover)
-            p->wakes++;
+            atomic_fetch_add(&p->wakes, 1);
         *stop = true;
         cf_unlock(&p->lock);
         if (handover)
@@ -181,11 +214,19 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
     if (w && *carrier) {
         /* Tasks left behind may have counted on the watchman: pass that on. */
         *carrier = false;
-        if (cf_tp_work_waits(p) && atomic_load(&p->sleeping) > p->wakes) {
-            p->wakes++;
+        if (cf_tp_work_waits(p) && atomic_load(&p->sleeping) > atomic_load(&p->wakes)) {
+            atomic_fetch_add(&p->wakes, 1);
             p->handovers++;
             handover = true;
         }
+    }
+    if (w && !handover && atomic_load(&p->sleeping) > atomic_load(&p->wakes)) {
+        /* Tasks left behind may have counted on this worker: a submit that
+           saw it coming made no decision (tp_submit), so make it here. */
+        size_t left = atomic_load_explicit(&p->qlen, memory_order_relaxed);
+        if (!left && cf_tp_inbox_busy(p))
+            left = 1;
+        handover = left && wake_needed_locked(p, left, false);
     }
     cf_unlock(&p->lock);
     if (handover)
@@ -276,8 +317,8 @@ static bool park(struct thread_pool *p, bool *carrier)
         cf_thread_set_batch(false);
     cf_lock(&p->lock);
     atomic_fetch_sub(&p->sleeping, 1);
-    if (p->wakes)
-        p->wakes--;
+    if (atomic_load(&p->wakes))
+        atomic_fetch_sub(&p->wakes, 1);
     if (watchman) {
         p->watchman = p->watch_timed = false;
         *carrier = true;
@@ -426,39 +467,6 @@ static int spawn_locked(struct thread_pool *p)
 /* ---------------------------------------------------------- ops */
 
 /*
- * A task was queued, making @qlen, and some worker is parked: wake one
- * unless enough workers are coming for the queue already (called with the
- * lock held; true: the caller wakes one after unlocking).
- *
- * Spinning workers and those woken already are coming. A running worker is
- * not, since its task may run for long, except that while tiny tasks are
- * flowing (a worker came back within FLOW_NS from one that ran under
- * FLOW_NS) one of them counts: a fast
- * stream of tiny tasks then costs no wake-up per task. Such a submit marks
- * the pool `skipped`, which makes the watchman park with a time limit, so
- * even a task whose worker then ran long waits at most WATCH_NS; a watchman
- * parked without a limit is woken to take it. A submit from one of the
- * pool's own workers (@own: a task submitting a subtask, which it may then
- * wait for) never counts on a running worker: that one may be itself.
- */
-static bool wake_needed_locked(struct thread_pool *p, size_t qlen, bool own)
-{
-    size_t coming = atomic_load_explicit(&p->spinning, memory_order_relaxed) + p->wakes;
-    if (qlen <= coming)
-        return false;
-    bool flowing = !own && p->busy > 0 && qlen == coming + 1 && p->watchman && p->watch_timed &&
-                   p->last_len < FLOW_NS && cf_now_ns() - p->last_back < FLOW_NS;
-    if (flowing) {
-        p->skipped = true;
-        return false;
-    }
-    if (p->busy > 0 && qlen == coming + 1)
-        p->skipped = true; /* the worker woken parks as a timed watchman */
-    p->wakes++;
-    return true;
-}
-
-/*
  * The submit that did not take the fast path, or that pushed on the inbox and
  * then saw a stop, a broken pool or a parked worker (@pushed): under the
  * lock, with the inbox moved into the queue first so the queue's length is
@@ -499,7 +507,7 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
             errno = rc;
             return rc == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
         }
-    } else if (atomic_load_explicit(&p->sleeping, memory_order_relaxed) > p->wakes) {
+    } else if (atomic_load_explicit(&p->sleeping, memory_order_relaxed) > atomic_load(&p->wakes)) {
         wake = wake_needed_locked(p, qlen, own);
     }
     cf_unlock(&p->lock);
@@ -527,9 +535,10 @@ static int tp_submit(executor_t *ex, struct cf_work *w)
         atomic_load_explicit(&p->stopping, memory_order_relaxed))
         return submit_locked(p, w, false); /* after a refusal, every later one is refused */
     cf_tp_inbox_push(p, w);
-    if (atomic_load(&p->stopping) || atomic_load(&ex->broken) || atomic_load(&p->sleeping) > 0 ||
-        !atomic_load(&p->full))
+    if (atomic_load(&p->stopping) || atomic_load(&ex->broken) || !atomic_load(&p->full))
         return submit_locked(p, w, true);
+    if (atomic_load(&p->sleeping) > 0 && atomic_load(&p->spinning) + atomic_load(&p->wakes) == 0)
+        return submit_locked(p, w, true); /* nobody is coming: decide on a wake-up */
     return 0;
 }
 
