@@ -12,13 +12,12 @@
  * queued item leaves `queued` exactly once: whoever wins the future's
  * PENDING state (the worker's set_running or future_cancel) counts it out.
  *
- * They are striped (struct cf_counts): a thread adds only to its own
- * stripe, and only ever adds (queued is entered - left, running is started -
- * done), so a task costs no cache line passed between threads here (W1: with
- * one shared line, these counters took a third of a worker's time). A reader
- * sums `left` before `entered` and `done` before `started`, every access
- * sequentially consistent: a task between submit and finish then always
- * shows as queued or running, so neither count reads 0 early.
+ * They are striped (struct cf_counts): a thread only adds, to its own stripe
+ * (queued is entered - left, running is started - done), so a task passes
+ * no cache line between threads here (W1: one shared line took a third of
+ * a worker's time). A reader sums `left` before `entered` and `done` before
+ * `started`, all sequentially consistent: a task between submit and finish
+ * always shows as queued or running, so neither reads 0 early.
  *
  * With max_queue, submitters reserve a slot under `mu` and sleep on
  * `space_cv` while the queue is full; every decrement then signals it. With
@@ -182,7 +181,8 @@ void cf_executor_started(executor_t *ex)
 void cf_executor_finished(executor_t *ex, bool failed)
 {
     struct cf_counts *c = mine(ex);
-    atomic_fetch_add_explicit(failed ? &c->failed : &c->completed, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(failed ? &c->failed : &c->completed, 1,
+                              memory_order_relaxed);
     atomic_fetch_add(&c->done, 1);
     maybe_idle(ex);
 }

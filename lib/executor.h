@@ -241,7 +241,7 @@ struct executor {
     _Atomic int refs;                  /* the owner's, plus one per live map */
     _Atomic bool shut;                 /* executor_shutdown called */
     _Atomic bool broken;               /* every submit fails FUT_EBROKEN */
-    struct cf_counts *counts; /* CF_STRIPES of them, owned (executor.c) */
+    struct cf_counts *counts;          /* CF_STRIPES of them, owned (executor.c) */
     pthread_mutex_t mu;      /* bounded queue, join */
     pthread_cond_t space_cv; /* a queue slot freed (max_queue) */
     pthread_cond_t join_cv;  /* the join finished */

@@ -4,7 +4,8 @@
  *
  *   pool.c      the executor face and the workers: queue, wake protocol,
  *               submit, resize, shutdown, join (its DESIGN comment)
- *   queue.c     the queue and the inbox (the inline half is below)
+ *   queue.c     the queue, the inbox (the inline half is below) and the
+ *               wake decision
  *   deadline.c  the watcher thread that fails a task past its own limit
  */
 #ifndef CF_THREAD_INTERNAL_H
@@ -78,7 +79,8 @@ struct thread_pool {
 /* Records whether another worker may start (called with the lock held). */
 static inline void cf_tp_note_full(struct thread_pool *p)
 {
-    atomic_store(&p->full, p->nworkers_alive >= p->max); /* before a drain: see tp_submit */
+    atomic_store(&p->full,
+                 p->nworkers_alive >= p->max); /* before a drain: see tp_submit */
 }
 
 /* True if a submit left work in the inbox (sequentially consistent: see submit). */
@@ -93,8 +95,8 @@ static inline void cf_tp_inbox_push(struct thread_pool *p, struct cf_work *w)
     struct cf_work *head = atomic_load_explicit(&p->inbox, memory_order_relaxed);
     do
         w->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&p->inbox, &head, w, memory_order_seq_cst,
-                                                  memory_order_relaxed));
+    while (!atomic_compare_exchange_weak_explicit(
+        &p->inbox, &head, w, memory_order_seq_cst, memory_order_relaxed));
 }
 
 /* True if work waits in the queue or the inbox (called with the lock held). */
@@ -108,6 +110,10 @@ void cf_tp_drain_inbox(struct thread_pool *p);
 bool cf_tp_unqueue(struct thread_pool *p, struct cf_work *w);
 struct cf_work *cf_tp_pop(struct thread_pool *p);
 struct cf_work_fifo cf_tp_detach(struct thread_pool *p);
+/* True if a parked worker must be woken for @qlen queued tasks (it counts
+   the wake-up: the caller wakes one after unlocking); @own: the submit came
+   from one of the pool's workers. */
+bool cf_tp_wake_needed(struct thread_pool *p, size_t qlen, bool own);
 
 /* pool.c: the last thread of a pool freed from inside it frees it. */
 void cf_tp_self_free(struct thread_pool *p);

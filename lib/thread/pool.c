@@ -12,14 +12,18 @@
  *
  * In front of it, the inbox: a lock-free stack. Once every worker is
  * started, a submit of priority 0 pushes its task there with one CAS, and
- * is done unless a worker is parked (or the pool is stopping or broken):
- * then it takes the lock as every other submit does. A worker moves the
- * whole inbox into the queue, oldest first, when the queue is empty or its
- * head has a priority below 0, so the order is the same as if every submit
- * had queued under the lock. A stream of tiny tasks then passes no lock
+ * is done unless a worker is parked while none is coming (spinning, or
+ * woken and on its way), or the pool is stopping or broken: then it takes
+ * the lock as every other submit does. A worker moves the whole inbox into
+ * the queue, oldest first, when the queue is empty or its head has a
+ * priority below 0, so the order is the same as if every submit had queued
+ * under the lock. A worker that pops while tasks are left and workers are
+ * parked makes the wake decision (cf_tp_wake_needed) that the submits
+ * which counted on it skipped. A stream of tiny tasks then passes no lock
  * between the submitter and the workers (W1: the lock, shared by both,
- * took a third of the submitter's time). tp_submit says why no wake-up and
- * no task is lost.
+ * took a third of the submitter's time; at 4 workers, where some always
+ * park, the submit's lock for the wake decision halved the rate).
+ * tp_submit says why no wake-up and no task is lost.
  *
  * Resizing (executor_set_max_workers): growing starts threads at once for
  * the queued items; shrinking wakes every parked worker, and a worker that
@@ -105,12 +109,6 @@ static _Thread_local bool park_batch;
 /* How long a timed watchman parks before it looks at the queue again. */
 #define WATCH_NS 1000000
 
-/*
- * Tasks are flowing when a worker came back from one this recently: a submit
- * then counts one running worker as coming back for the next task.
- */
-#define FLOW_NS 50000
-
 #ifdef CF_TEST_HOOKS
 /* Tests stretch the watchman's limit to show that no task waits for it. */
 int64_t cf_test_watch_ns = WATCH_NS;
@@ -140,39 +138,6 @@ static void wake_all(struct thread_pool *p)
 }
 
 /*
- * A task was queued, making @qlen, and some worker is parked: wake one
- * unless enough workers are coming for the queue already (called with the
- * lock held; true: the caller wakes one after unlocking).
- *
- * Spinning workers and those woken already are coming. A running worker is
- * not, since its task may run for long, except that while tiny tasks are
- * flowing (a worker came back within FLOW_NS from one that ran under
- * FLOW_NS) one of them counts: a fast
- * stream of tiny tasks then costs no wake-up per task. Such a submit marks
- * the pool `skipped`, which makes the watchman park with a time limit, so
- * even a task whose worker then ran long waits at most WATCH_NS; a watchman
- * parked without a limit is woken to take it. A submit from one of the
- * pool's own workers (@own: a task submitting a subtask, which it may then
- * wait for) never counts on a running worker: that one may be itself.
- */
-static bool wake_needed_locked(struct thread_pool *p, size_t qlen, bool own)
-{
-    size_t coming = atomic_load_explicit(&p->spinning, memory_order_relaxed) + atomic_load(&p->wakes);
-    if (qlen <= coming)
-        return false;
-    bool flowing = !own && p->busy > 0 && qlen == coming + 1 && p->watchman && p->watch_timed &&
-                   p->last_len < FLOW_NS && cf_now_ns() - p->last_back < FLOW_NS;
-    if (flowing) {
-        p->skipped = true;
-        return false;
-    }
-    if (p->busy > 0 && qlen == coming + 1)
-        p->skipped = true; /* the worker woken parks as a timed watchman */
-    atomic_fetch_add(&p->wakes, 1);
-    return true;
-}
-
-/*
  * Pops under the lock, first counting a worker back from its task (@back).
  * A @carrier that pops passes the watchman's duty on if tasks are left and
  * workers are parked. Sets *@stop when the pool is stopping.
@@ -199,7 +164,8 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
         me->gone = true;
         p->nworkers_alive--;
         cf_tp_note_full(p);
-        handover = cf_tp_work_waits(p) && atomic_load(&p->sleeping) > atomic_load(&p->wakes);
+        handover =
+            cf_tp_work_waits(p) && atomic_load(&p->sleeping) > atomic_load(&p->wakes);
         if (handover)
             atomic_fetch_add(&p->wakes, 1);
         *stop = true;
@@ -226,7 +192,7 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
         size_t left = atomic_load_explicit(&p->qlen, memory_order_relaxed);
         if (!left && cf_tp_inbox_busy(p))
             left = 1;
-        handover = left && wake_needed_locked(p, left, false);
+        handover = left && cf_tp_wake_needed(p, left, false);
     }
     cf_unlock(&p->lock);
     if (handover)
@@ -272,7 +238,7 @@ static bool spin_for_work(struct thread_pool *p, bool watched)
         }
         cf_cpu_relax();
     }
-    atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_relaxed);
+    atomic_fetch_sub(&p->spinning, 1); /* before park looks at the inbox: see tp_submit */
     return found;
 }
 
@@ -479,8 +445,8 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
     cf_lock(&p->lock);
     cf_tp_drain_inbox(p);
     int refused = atomic_load_explicit(&p->stopping, memory_order_relaxed) ? FUT_ESHUTDOWN
-                  : atomic_load(&ex->broken)                              ? FUT_EBROKEN
-                                                                          : 0;
+                  : atomic_load(&ex->broken)                               ? FUT_EBROKEN
+                                                                           : 0;
     if (refused) {
         /* Refuse it if it is still queued; if a worker or a drain took it, it is in. */
         if (pushed && !cf_tp_unqueue(p, w))
@@ -490,7 +456,8 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
     }
     if (!pushed) {
         cf_fifo_push_prio(&p->queue, w);
-        atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) + 1,
+        atomic_store_explicit(&p->qlen,
+                              atomic_load_explicit(&p->qlen, memory_order_relaxed) + 1,
                               memory_order_relaxed);
     }
     size_t qlen = atomic_load_explicit(&p->qlen, memory_order_relaxed);
@@ -507,8 +474,9 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
             errno = rc;
             return rc == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
         }
-    } else if (atomic_load_explicit(&p->sleeping, memory_order_relaxed) > atomic_load(&p->wakes)) {
-        wake = wake_needed_locked(p, qlen, own);
+    } else if (atomic_load_explicit(&p->sleeping, memory_order_relaxed) >
+               atomic_load(&p->wakes)) {
+        wake = cf_tp_wake_needed(p, qlen, own);
     }
     cf_unlock(&p->lock);
     if (wake)
@@ -519,25 +487,31 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
 /*
  * The fast path: once every worker is started, a task of priority 0 goes on
  * the inbox without the lock, and needs nothing more while no worker is
- * parked and the pool is neither stopping nor broken. The push and the
- * loads that follow are sequentially consistent, as are a parking worker's
- * count in `sleeping` and its look at the inbox (park), shutdown's store of
- * `stopping` and a worker's look at the inbox after it (try_pop), and the
- * broken flag and the drain after it (break_on_init), and a resize's store
- * of `full` and its drain (tp_set_max_workers): so either this submit sees
- * the parked worker, the stop or the room for a new worker, or the other
- * side sees the task.
+ * parked, or one is coming for it, and the pool is neither stopping nor
+ * broken. The push and the loads that follow are sequentially consistent,
+ * as are a parking worker's count in `sleeping` and its look at the inbox
+ * (park), a spinner's leaving `spinning` and a woken worker's leaving
+ * `wakes` and their looks at the inbox after (try_pop or park), shutdown's
+ * store of `stopping` and a worker's look at the inbox after it (try_pop),
+ * the broken flag and the drain after it (break_on_init), and a resize's
+ * store of `full` and its drain (tp_set_max_workers): so either this submit
+ * sees the parked worker with nobody coming, the stop or the room for a new
+ * worker, or the other side sees the task. A worker coming for it that
+ * finds more tasks left makes the wake decision for them (try_pop).
  */
 static int tp_submit(executor_t *ex, struct cf_work *w)
 {
     struct thread_pool *p = tp_of(ex);
-    if (cf_work_priority(w) != 0 || !atomic_load_explicit(&p->full, memory_order_relaxed) ||
+    if (cf_work_priority(w) != 0 ||
+        !atomic_load_explicit(&p->full, memory_order_relaxed) ||
         atomic_load_explicit(&p->stopping, memory_order_relaxed))
-        return submit_locked(p, w, false); /* after a refusal, every later one is refused */
+        return submit_locked(p, w,
+                             false); /* after a refusal, every later one is refused */
     cf_tp_inbox_push(p, w);
     if (atomic_load(&p->stopping) || atomic_load(&ex->broken) || !atomic_load(&p->full))
         return submit_locked(p, w, true);
-    if (atomic_load(&p->sleeping) > 0 && atomic_load(&p->spinning) + atomic_load(&p->wakes) == 0)
+    if (atomic_load(&p->sleeping) > 0 &&
+        atomic_load(&p->spinning) + atomic_load(&p->wakes) == 0)
         return submit_locked(p, w, true); /* nobody is coming: decide on a wake-up */
     return 0;
 }
@@ -669,7 +643,8 @@ static const struct cf_executor_ops thread_pool_ops = {
 
 executor_t *thread_pool_executor_new(const executor_options_t *o)
 {
-    struct thread_pool *p = aligned_alloc(64, sizeof(*p)); /* its cache lines (internal.h) */
+    struct thread_pool *p =
+        aligned_alloc(64, sizeof(*p)); /* its cache lines (internal.h) */
     if (!p)
         return cf_fail_null(FUT_ENOMEM);
     memset(p, 0, sizeof(*p));

@@ -1,11 +1,17 @@
 /*
- * queue.c: the thread pool's queue (under the pool's lock) and the inbox a
- * submit pushes on without it (pool.c DESIGN); the inline half is in
- * internal.h.
+ * queue.c: the thread pool's queue (under the pool's lock), the inbox a
+ * submit pushes on without it, and the decision to wake a parked worker for
+ * queued tasks (pool.c DESIGN); the inline half is in internal.h.
  */
 #include "config.h"
 
 #include "internal.h"
+
+/*
+ * Tasks are flowing when a worker came back from one this recently: a submit
+ * then counts one running worker as coming back for the next task.
+ */
+#define FLOW_NS 50000
 
 /*
  * Moves the inbox into the queue, oldest first (called with the lock held).
@@ -39,21 +45,24 @@ void cf_tp_drain_inbox(struct thread_pool *p)
         chain.tail->next = at->next;
         at->next = chain.head;
     }
-    atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) + n,
+    atomic_store_explicit(&p->qlen,
+                          atomic_load_explicit(&p->qlen, memory_order_relaxed) + n,
                           memory_order_relaxed);
 }
 
 /* Takes @w out of the queue if it is there (called with the lock held). */
 bool cf_tp_unqueue(struct thread_pool *p, struct cf_work *w)
 {
-    for (struct cf_work **at = &p->queue.head, *prev = NULL; *at; prev = *at, at = &(*at)->next) {
+    for (struct cf_work **at = &p->queue.head, *prev = NULL; *at;
+         prev = *at, at = &(*at)->next) {
         if (*at != w)
             continue;
         *at = w->next;
         if (p->queue.tail == w)
             p->queue.tail = prev;
         w->next = NULL;
-        atomic_store_explicit(&p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
+        atomic_store_explicit(&p->qlen,
+                              atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
                               memory_order_relaxed);
         return true;
     }
@@ -88,3 +97,37 @@ struct cf_work_fifo cf_tp_detach(struct thread_pool *p)
     return cf_fifo_take(&p->queue);
 }
 
+/*
+ * A task was queued, making @qlen, and some worker is parked: wake one
+ * unless enough workers are coming for the queue already (called with the
+ * lock held; true: the caller wakes one after unlocking).
+ *
+ * Spinning workers and those woken already are coming. A running worker is
+ * not, since its task may run for long, except that while tiny tasks are
+ * flowing (a worker came back within FLOW_NS from one that ran under
+ * FLOW_NS) one of them counts: a fast
+ * stream of tiny tasks then costs no wake-up per task. Such a submit marks
+ * the pool `skipped`, which makes the watchman park with a time limit, so
+ * even a task whose worker then ran long waits at most WATCH_NS (pool.c); a watchman
+ * parked without a limit is woken to take it. A submit from one of the
+ * pool's own workers (@own: a task submitting a subtask, which it may then
+ * wait for) never counts on a running worker: that one may be itself.
+ */
+bool cf_tp_wake_needed(struct thread_pool *p, size_t qlen, bool own)
+{
+    size_t coming =
+        atomic_load_explicit(&p->spinning, memory_order_relaxed) + atomic_load(&p->wakes);
+    if (qlen <= coming)
+        return false;
+    bool flowing = !own && p->busy > 0 && qlen == coming + 1 && p->watchman &&
+                   p->watch_timed && p->last_len < FLOW_NS &&
+                   cf_now_ns() - p->last_back < FLOW_NS;
+    if (flowing) {
+        p->skipped = true;
+        return false;
+    }
+    if (p->busy > 0 && qlen == coming + 1)
+        p->skipped = true; /* the worker woken parks as a timed watchman */
+    atomic_fetch_add(&p->wakes, 1);
+    return true;
+}
