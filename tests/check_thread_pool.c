@@ -592,6 +592,57 @@ START_TEST(test_thread_pool_short_task_never_waits_for_timer)
 }
 END_TEST
 
+/*
+ * A burst of tasks that each block, submitted while one worker spins and
+ * the others are parked: every task starts. The submits that count on the
+ * spinner make no wake decision of their own (the inbox's fast path); the
+ * worker that pops the first one with more left makes it for them, and so
+ * on down the line. The watchman's limit is stretched to 60 s, so a task
+ * left to it would not start within the 10 s gate_wait_for_waiters gives.
+ * The burst needs a spinner: it follows a task's result, whose worker then
+ * spins for about 30 us; if it has already parked, the submits decide under
+ * the lock, and the outcome is the same.
+ */
+START_TEST(test_thread_pool_burst_behind_spinner_all_start)
+{
+    cf_test_watch_ns = 60 * 1000000000LL;
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 4});
+    gate_t warm;
+    gate_init(&warm);
+    future_t *warming[4];
+    for (int i = 0; i < 4; i++)
+        warming[i] = submit_ok(ex, t_wait_gate, &warm, 0);
+    ck_assert(gate_wait_for_waiters(&warm, 4)); /* four threads exist */
+    gate_open(&warm);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(result_i64(warming[i]), 1);
+        future_unref(warming[i]);
+    }
+    gate_destroy(&warm);
+    for (int round = 0; round < 100; round++) {
+        struct timespec ts = {0, 2000000L}; /* the workers park */
+        nanosleep(&ts, NULL);
+        int64_t x = round, v = -1;
+        future_t *f = submit_ok(ex, t_add1, &x, sizeof(x));
+        ck_assert_int_eq(future_result_i64(f, 10.0, &v), 0);
+        future_unref(f);
+        gate_t g;
+        gate_init(&g);
+        future_t *burst[3];
+        for (int i = 0; i < 3; i++)
+            burst[i] = submit_ok(ex, t_wait_gate, &g, 0);
+        ck_assert_msg(gate_wait_for_waiters(&g, 3), "round %d: not every task started", round);
+        gate_open(&g);
+        for (int i = 0; i < 3; i++) {
+            ck_assert_int_eq(result_i64(burst[i]), 1);
+            future_unref(burst[i]);
+        }
+        gate_destroy(&g);
+    }
+    executor_free(ex);
+}
+END_TEST
+
 /* W11's shape: a task that submits a subtask to its own pool and waits. */
 static executor_t *nest_ex;
 
@@ -1161,6 +1212,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_saturation);
     tcase_add_test(tc, test_thread_pool_idle_worker_takes_task_behind_busy);
     tcase_add_test(tc, test_thread_pool_short_task_never_waits_for_timer);
+    tcase_add_test(tc, test_thread_pool_burst_behind_spinner_all_start);
     tcase_add_test(tc, test_thread_pool_subtask_never_waits_for_timer);
     tcase_add_test(tc, test_thread_pool_callback_submits_and_waits);
     tcase_add_test(tc, test_thread_pool_threads_terminate);
