@@ -519,7 +519,10 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * system call. Only while a sent task is not known to have started does
  * the manager look at the claim words every 1 ms (so future_running() and
  * a task's own deadline follow its start); a worker announces the start of
- * a task that follows a long one at once.
+ * a task that follows a long one at once. Woken by an event (a submit, an
+ * answer), the manager polls for up to 50 us more before it sleeps,
+ * yielding the CPU between polls, so a quick round trip (submit, answer,
+ * next submit) does not wait for its wake-ups.
  *
  * executor_map with chunksize > 1 sends each chunk as ONE task, as Python's
  * ProcessPoolExecutor.map does: one future and one frame each way, no

@@ -846,6 +846,44 @@ START_TEST(test_process_pool_manager_sleeps_while_tasks_run)
 }
 END_TEST
 
+/* Busy-waits @us microseconds (nanosleep is too coarse for the spin window). */
+static void pause_us(int us)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) <
+           us * 1000LL);
+}
+
+/*
+ * Before it sleeps, the manager polls for a while (its spin, 50 us) with
+ * its `sleeping` flag down, so submits meanwhile do not write its eventfd.
+ * A submit just after a spin that found nothing must still wake it: 600
+ * round trips, each submitted 0-150 us after the last answer, every one
+ * done within 10 s (one that came while the flag stayed down would hang).
+ */
+START_TEST(test_process_pool_submit_after_manager_spin)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_ptr_nonnull(ex);
+    for (int64_t round = 0; round < 600; round++) {
+        int64_t v = -1;
+        future_t *f = executor_submit(ex, t_add1, &round, sizeof(round));
+        ck_assert_ptr_nonnull(f);
+        ck_assert_msg(future_result_i64(f, 10.0, &v) == 0, "round %d timed out",
+                      (int)round);
+        ck_assert_int_eq(v, round + 1);
+        future_unref(f);
+        pause_us((int)(round * 37 % 151));
+    }
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* Counts itself started, waits for the gate, returns its pid. */
 static void t_pid_gated(task_t *t)
 {
@@ -1994,6 +2032,7 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_deadline);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);
+    tcase_add_test(tc, test_process_pool_submit_after_manager_spin);
     tcase_add_test(tc, test_process_pool_wakeup_survives_woken_worker_death);
     tcase_add_test(tc, test_process_pool_cancel_running_stops);
     tcase_add_test(tc, test_process_pool_big_payloads);

@@ -73,7 +73,8 @@
  * waits behind the one it runs; the scan timer runs while such a task is not
  * known to have started, at most SCAN_MAX_NS apart, so a held answer waits
  * at most that; with every sent task started the manager sleeps in poll()
- * without a timeout), and from a dead worker before
+ * without a timeout, after looking again for MANAGER_SPIN_NS if an event
+ * woke it: manager.c's spin_poll), and from a dead worker before
  * failing its claimed cells, so those answers are never lost with it.
  *
  * future_cancel on a claimed task sets the word's STOP bit (request_stop,
@@ -133,6 +134,7 @@
 #define KILL_GRACE_NS (200 * 1000000LL)
 #define SCAN_MIN_NS (1000000LL)
 #define SCAN_MAX_NS (1000000LL) /* future_running within 1 ms of a start */
+#define MANAGER_SPIN_NS (50000LL) /* looks again before it sleeps (manager.c) */
 #define READ_BYTES (256 * 1024) /* the least room a read of a worker's pipe gets */
 /* A frame's buffer grows at most this far past its data. */
 #define READ_AHEAD (4u << 20)
