@@ -49,10 +49,11 @@ struct thread_pool {
     _Alignas(64) cf_lock_t lock;
     struct cf_work_fifo queue; /* lock */
     _Atomic size_t qlen;       /* its length; written under lock, read by spinners */
-    _Atomic size_t idle;       /* workers free for a task */
-    _Atomic size_t spinning;   /* workers spinning for work */
     _Atomic uint32_t wake_seq; /* eventcount: parked workers wait on it */
-    size_t nthreads;           /* workers started: lock */
+    /* Changed by workers outside the lock: off the lock's line. */
+    _Alignas(64) _Atomic size_t idle; /* workers free for a task */
+    _Atomic size_t spinning;          /* workers spinning for work */
+    _Alignas(64) size_t nthreads;     /* workers started: lock */
     size_t max;                /* workers allowed now (max_workers, resized): lock */
     size_t nalive;             /* workers + watcher not yet exited: lock */
     size_t nworkers_alive;     /* workers not yet exited: lock */
