@@ -728,40 +728,6 @@ static void open_gate(int g)
     atomic_store(&sh->gates[g], 1);
 }
 
-START_TEST(test_priority_order)
-{
-    shared_reset();
-    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
-    future_t *blocker = start_gated(ex, 0);
-    /* Labels are submit positions; the one worker is busy while they queue. */
-    static const int prio[] = {0, 3, 1, 3, 2, -1, 0, 2, INT_MIN, INT_MAX};
-    static const int want[] = {9, 1, 3, 4, 7, 2, 0, 6, 5, 8};
-    enum { N = sizeof(prio) / sizeof(prio[0]) };
-    int64_t labels[N];
-    future_t *fs[N];
-    for (int i = 0; i < N; i++) {
-        labels[i] = i;
-        submit_options_t so = {.priority = prio[i]};
-        fs[i] = executor_submit_with(ex, x_label, &labels[i], sizeof(labels[i]), &so);
-        ck_assert_ptr_nonnull(fs[i]);
-        /* Not needed for the outcome, which holds either way: a pause lets a
-           process pool send the earlier (lower) tasks ahead to its worker
-           first, so the later ones must take them back (preempt). */
-        usleep(2000);
-    }
-    settle(ex, 1 + N);
-    open_gate(0);
-    expect_i64_results(fs, N, 0);
-    ck_assert_int_eq(atomic_load(&sh->norder), N);
-    for (int i = 0; i < N; i++)
-        ck_assert_msg(sh->order[i] == want[i], "%s: start %d was task %d, not %d",
-                      ex_kinds[_i].name, i, sh->order[i], want[i]);
-    ck_assert_int_eq(future_result(blocker, T_LONG, NULL, NULL), 0);
-    future_unref(blocker);
-    executor_free(ex);
-}
-END_TEST
-
 static bool workers_reached(void *arg)
 {
     struct stats_want *w = arg;
@@ -776,6 +742,51 @@ static bool workers_are(executor_t *ex, size_t n)
 }
 
 /*
+ * With the one worker of a @kind pool held, submits @n tasks with priorities
+ * @prio (labels are submit positions) and checks they start in the order
+ * @want. @pause: a pause between submits, not needed for the outcome, which
+ * holds either way: it lets a process pool send the earlier (lower) tasks
+ * ahead to its worker first, so the later ones must take them back (preempt).
+ */
+static void check_priority_starts(int kind, const int *prio, const int *want, int n,
+                                  bool pause)
+{
+    enum { MAX = 16 };
+    ck_assert_int_le(n, MAX);
+    shared_reset();
+    executor_t *ex = kind_new(kind, (executor_options_t){.max_workers = 1});
+    future_t *blocker = start_gated(ex, 0);
+    int64_t labels[MAX];
+    future_t *fs[MAX];
+    for (int i = 0; i < n; i++) {
+        labels[i] = i;
+        submit_options_t so = {.priority = prio[i]};
+        fs[i] = executor_submit_with(ex, x_label, &labels[i], sizeof(labels[i]), &so);
+        ck_assert_ptr_nonnull(fs[i]);
+        if (pause)
+            usleep(2000);
+    }
+    settle(ex, 1 + (size_t)n);
+    open_gate(0);
+    expect_i64_results(fs, n, 0);
+    ck_assert_int_eq(atomic_load(&sh->norder), n);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(sh->order[i] == want[i], "%s: start %d was task %d, not %d",
+                      ex_kinds[kind].name, i, sh->order[i], want[i]);
+    ck_assert_int_eq(future_result(blocker, T_LONG, NULL, NULL), 0);
+    future_unref(blocker);
+    executor_free(ex);
+}
+
+START_TEST(test_priority_order)
+{
+    static const int prio[] = {0, 3, 1, 3, 2, -1, 0, 2, INT_MIN, INT_MAX};
+    static const int want[] = {9, 1, 3, 4, 7, 2, 0, 6, 5, 8};
+    check_priority_starts(_i, prio, want, 10, true);
+}
+END_TEST
+
+/*
  * A task of the default priority submitted after one of a lower priority
  * starts first. On the thread pool the first queues under the lock and the
  * second goes on the inbox (every worker started, none parked): the worker
@@ -783,28 +794,9 @@ static bool workers_are(executor_t *ex, size_t n)
  */
 START_TEST(test_priority_default_after_lower)
 {
-    shared_reset();
-    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
-    future_t *blocker = start_gated(ex, 0);
-    int64_t labels[2] = {0, 1};
     static const int prio[] = {-1, 0};
-    future_t *fs[2];
-    for (int i = 0; i < 2; i++) {
-        submit_options_t so = {.priority = prio[i]};
-        fs[i] = executor_submit_with(ex, x_label, &labels[i], sizeof(labels[i]), &so);
-        ck_assert_ptr_nonnull(fs[i]);
-    }
-    settle(ex, 3);
-    open_gate(0);
-    expect_i64_results(fs, 2, 0);
     static const int want[] = {1, 0};
-    ck_assert_int_eq(atomic_load(&sh->norder), 2);
-    for (int i = 0; i < 2; i++)
-        ck_assert_msg(sh->order[i] == want[i], "%s: start %d was task %d, not %d",
-                      ex_kinds[_i].name, i, sh->order[i], want[i]);
-    ck_assert_int_eq(future_result(blocker, T_LONG, NULL, NULL), 0);
-    future_unref(blocker);
-    executor_free(ex);
+    check_priority_starts(_i, prio, want, 2, false);
 }
 END_TEST
 
