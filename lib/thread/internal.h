@@ -84,20 +84,31 @@ static inline void cf_tp_note_full(struct thread_pool *p)
                  p->nworkers_alive >= p->max); /* before a drain: see tp_submit */
 }
 
+/*
+ * The inbox once shutdown or a broken pool closed it (cf_tp_close_inbox): a
+ * push finds it and is refused, so a task is accepted exactly when its push
+ * lands before the close.
+ */
+#define CF_TP_INBOX_CLOSED ((struct cf_work *)(uintptr_t)1)
+
 /* True if a submit left work in the inbox (sequentially consistent: see submit). */
 static inline bool cf_tp_inbox_busy(struct thread_pool *p)
 {
-    return atomic_load(&p->inbox) != NULL;
+    struct cf_work *head = atomic_load(&p->inbox);
+    return head && head != CF_TP_INBOX_CLOSED;
 }
 
-/* Pushes @w on the inbox, without the lock. */
-static inline void cf_tp_inbox_push(struct thread_pool *p, struct cf_work *w)
+/* Pushes @w on the inbox, without the lock; false if the inbox is closed. */
+static inline bool cf_tp_inbox_push(struct thread_pool *p, struct cf_work *w)
 {
     struct cf_work *head = atomic_load_explicit(&p->inbox, memory_order_relaxed);
-    do
+    do {
+        if (head == CF_TP_INBOX_CLOSED)
+            return false;
         w->next = head;
-    while (!atomic_compare_exchange_weak_explicit(
+    } while (!atomic_compare_exchange_weak_explicit(
         &p->inbox, &head, w, memory_order_seq_cst, memory_order_relaxed));
+    return true;
 }
 
 /* True if work waits in the queue or the inbox (called with the lock held). */
@@ -108,6 +119,8 @@ static inline bool cf_tp_work_waits(struct thread_pool *p)
 
 /* queue.c: the queue and the inbox, all called with the lock held. */
 void cf_tp_drain_inbox(struct thread_pool *p);
+/* Closes the inbox for good, moving what it held into the queue. */
+void cf_tp_close_inbox(struct thread_pool *p);
 bool cf_tp_unqueue(struct thread_pool *p, struct cf_work *w);
 struct cf_work *cf_tp_pop(struct thread_pool *p);
 struct cf_work_fifo cf_tp_detach(struct thread_pool *p);

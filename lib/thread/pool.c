@@ -13,8 +13,9 @@
  * In front of it, the inbox: a lock-free stack. Once every worker is
  * started, a submit of priority 0 pushes its task there with one CAS, and
  * is done unless a worker is parked while none is coming (spinning, or
- * woken and on its way), or the pool is stopping or broken: then it takes
- * the lock as every other submit does. A worker moves the whole inbox into
+ * woken and on its way): then it takes the lock as every other submit does
+ * (a submit from one of the pool's own threads always does). Shutdown and
+ * a broken pool close the inbox. A worker moves the whole inbox into
  * the queue, oldest first, when the queue is empty or its head has a
  * priority below 0, so the order is the same as if every submit had queued
  * under the lock. A worker that pops while tasks are left and workers are
@@ -148,11 +149,7 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
     bool handover = false;
     int64_t now = cf_now_ns();
     cf_lock(&p->lock);
-    /*
-     * Stopping is read before the inbox: a submit that pushed and then saw
-     * no stop pushed before the stop, so this pop finds its task.
-     */
-    *stop = atomic_load(&p->stopping);
+    *stop = atomic_load(&p->stopping); /* set with the inbox's close: see tp_submit */
     if (*back) {
         p->busy--;
         p->last_back = now;
@@ -189,9 +186,8 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
     if (w && !handover && atomic_load(&p->sleeping) > atomic_load(&p->wakes)) {
         /* Tasks left behind may have counted on this worker: a submit that
            saw it coming made no decision (tp_submit), so make it here. */
+        cf_tp_drain_inbox(p); /* for the exact count */
         size_t left = atomic_load_explicit(&p->qlen, memory_order_relaxed);
-        if (!left && cf_tp_inbox_busy(p))
-            left = 1;
         handover = left && cf_tp_wake_needed(p, left, false);
     }
     cf_unlock(&p->lock);
@@ -221,7 +217,7 @@ static bool spin_for_work(struct thread_pool *p, bool watched)
     bool found = false;
     for (unsigned i = 1;; i++) {
         if (atomic_load_explicit(&p->qlen, memory_order_relaxed) > 0 ||
-            atomic_load_explicit(&p->inbox, memory_order_relaxed) ||
+            atomic_load_explicit(&p->inbox, memory_order_relaxed) != NULL ||
             atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
             found = true;
             break;
@@ -322,6 +318,7 @@ static void break_on_init(struct thread_pool *p, const char *why)
 {
     cf_executor_mark_broken(&p->base);
     cf_lock(&p->lock);
+    cf_tp_close_inbox(p); /* a later push is refused */
     struct cf_work_fifo q = cf_tp_detach(p);
     cf_unlock(&p->lock);
     cf_executor_drain_fifo(&p->base, &q, FUT_EBROKEN, why, NULL);
@@ -444,15 +441,11 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
     bool own = cf_executor_on_own_thread(ex);
     cf_lock(&p->lock);
     cf_tp_drain_inbox(p);
-    int refused = atomic_load_explicit(&p->stopping, memory_order_relaxed) ? FUT_ESHUTDOWN
-                  : atomic_load(&ex->broken)                               ? FUT_EBROKEN
-                                                                           : 0;
-    if (refused) {
-        /* Refuse it if it is still queued; if a worker or a drain took it, it is in. */
-        if (pushed && !cf_tp_unqueue(p, w))
-            refused = 0;
+    bool stopping = atomic_load_explicit(&p->stopping, memory_order_relaxed);
+    if (stopping || atomic_load(&ex->broken)) {
+        /* Pushed before the close: it is in, for the workers or the drain. */
         cf_unlock(&p->lock);
-        return refused;
+        return pushed ? 0 : stopping ? FUT_ESHUTDOWN : FUT_EBROKEN;
     }
     if (!pushed) {
         cf_fifo_push_prio(&p->queue, w);
@@ -485,30 +478,31 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
 }
 
 /*
- * The fast path: once every worker is started, a task of priority 0 goes on
- * the inbox without the lock, and needs nothing more while no worker is
- * parked, or one is coming for it, and the pool is neither stopping nor
- * broken. The push and the loads that follow are sequentially consistent,
- * as are a parking worker's count in `sleeping` and its look at the inbox
- * (park), a spinner's leaving `spinning` and a woken worker's leaving
- * `wakes` and their looks at the inbox after (try_pop or park), shutdown's
- * store of `stopping` and a worker's look at the inbox after it (try_pop),
- * the broken flag and the drain after it (break_on_init), and a resize's
- * store of `full` and its drain (tp_set_max_workers): so either this submit
- * sees the parked worker with nobody coming, the stop or the room for a new
- * worker, or the other side sees the task. A worker coming for it that
- * finds more tasks left makes the wake decision for them (try_pop).
+ * The fast path: once every worker is started, a task of priority 0 from a
+ * thread that is not one of the pool's goes on the inbox without the lock,
+ * and needs nothing more while no worker is parked, or one is coming for it.
+ * Shutdown and a broken pool close the inbox under the lock that set their
+ * flag (cf_tp_close_inbox): a push that lands before the close is accepted
+ * and queued by it, one after is refused, and a worker that saw the flag
+ * saw the inbox closed, so no task is lost and none comes after a refusal.
+ * The push and the loads that follow are sequentially consistent, as are a
+ * parking worker's count in `sleeping` and its look at the inbox (park), a
+ * spinner's leaving `spinning` and a woken worker's leaving `wakes` and
+ * their looks at the inbox after (try_pop or park), and a resize's store of
+ * `full` and its drain (tp_set_max_workers): so either this submit sees the
+ * parked worker with nobody coming or the room for a new worker, or the
+ * other side sees the task. A worker coming for it that finds more tasks
+ * left makes the wake decision for them (try_pop).
  */
 static int tp_submit(executor_t *ex, struct cf_work *w)
 {
     struct thread_pool *p = tp_of(ex);
+    /* A task's own submit decides under the lock, as one that may wait (own). */
     if (cf_work_priority(w) != 0 ||
         !atomic_load_explicit(&p->full, memory_order_relaxed) ||
-        atomic_load_explicit(&p->stopping, memory_order_relaxed))
-        return submit_locked(p, w,
-                             false); /* after a refusal, every later one is refused */
-    cf_tp_inbox_push(p, w);
-    if (atomic_load(&p->stopping) || atomic_load(&ex->broken) || !atomic_load(&p->full))
+        cf_executor_on_own_thread(ex) || !cf_tp_inbox_push(p, w))
+        return submit_locked(p, w, false); /* the inbox closed: refused there */
+    if (!atomic_load(&p->full))
         return submit_locked(p, w, true);
     if (atomic_load(&p->sleeping) > 0 &&
         atomic_load(&p->spinning) + atomic_load(&p->wakes) == 0)
@@ -520,7 +514,8 @@ static void tp_shutdown(executor_t *ex, bool cancel_futures)
 {
     struct thread_pool *p = tp_of(ex);
     cf_lock(&p->lock);
-    atomic_store(&p->stopping, true); /* before any worker's last look at the inbox */
+    atomic_store(&p->stopping, true);
+    cf_tp_close_inbox(p); /* a later push is refused; what came before is queued */
     struct cf_work_fifo q = {0};
     if (cancel_futures)
         q = cf_tp_detach(p);

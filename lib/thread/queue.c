@@ -14,18 +14,17 @@
 #define FLOW_NS 50000
 
 /*
- * Moves the inbox into the queue, oldest first (called with the lock held).
- * Its items have priority 0 and came after every queued one: they go after
- * the queued items of priority 0 and higher, before any lower one.
+ * Moves the stack @w (newest first) into the queue, oldest first. Its items
+ * have priority 0 and came after every queued one: they go after the queued
+ * items of priority 0 and higher, before any lower one.
  */
-void cf_tp_drain_inbox(struct thread_pool *p)
+static void splice_stack(struct thread_pool *p, struct cf_work *w)
 {
-    if (!cf_tp_inbox_busy(p))
+    if (!w)
         return;
-    struct cf_work *w = atomic_exchange(&p->inbox, NULL);
     struct cf_work_fifo chain = {NULL, w};
     size_t n = 0;
-    while (w) { /* the stack is newest first: reverse it */
+    while (w) { /* reverse it */
         struct cf_work *next = w->next;
         w->next = chain.head;
         chain.head = w;
@@ -48,6 +47,22 @@ void cf_tp_drain_inbox(struct thread_pool *p)
     atomic_store_explicit(&p->qlen,
                           atomic_load_explicit(&p->qlen, memory_order_relaxed) + n,
                           memory_order_relaxed);
+}
+
+/* Moves the inbox into the queue (called with the lock held). */
+void cf_tp_drain_inbox(struct thread_pool *p)
+{
+    /* Only a lock holder closes it, so it is still open at the exchange. */
+    if (cf_tp_inbox_busy(p))
+        splice_stack(p, atomic_exchange(&p->inbox, NULL));
+}
+
+/* Called with the lock held, right after `stopping` or the broken flag is set. */
+void cf_tp_close_inbox(struct thread_pool *p)
+{
+    struct cf_work *w = atomic_exchange(&p->inbox, CF_TP_INBOX_CLOSED);
+    if (w != CF_TP_INBOX_CLOSED)
+        splice_stack(p, w); /* pushed before the close: accepted */
 }
 
 /* Takes @w out of the queue if it is there (called with the lock held). */
