@@ -465,9 +465,10 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * processes that tasks start inherit the usual policy. If the initializer
  * sets another policy (pthread_setschedparam), the thread keeps that one,
  * asleep or not. Once every thread is started, a submit of the default
- * priority takes no lock: it pushes the task on a lock-free inbox, which a
- * thread moves into the queue in submission order, and makes a system call
- * only to wake a sleeping thread.
+ * priority from a thread outside the pool takes no lock: it pushes the task
+ * on a lock-free inbox, which a pool thread moves into the queue in
+ * submission order, and it makes a system call only to wake a sleeping
+ * thread when none is spinning or already woken.
  * Returns a new executor (free with executor_free); NULL with errno EINVAL
  * (negative max_workers, initarg_len without initarg) or ENOMEM.
  * Threads: any.
