@@ -14,6 +14,10 @@
  * through as_completed, which must yield each of them exactly once. At the
  * end no thread is left.
  *
+ * test_soak_thread_pool_endings (TCase `concurrency`): two submitters
+ * while the pool is shut down, with or without cancel_futures, breaks or
+ * is resized; every accepted task ran once or was cancelled or broken.
+ *
  * The process-pool soak (TCase `process`): SOAK_TASKS tasks (20,000 by
  * default; `make soak` runs 100,000) on a 2-worker pool that respawns dead
  * workers, while a killer thread SIGKILLs busy workers at random moments.
@@ -494,6 +498,146 @@ START_TEST(test_soak_process_pool_kills)
 }
 END_TEST
 
+/*
+ * The thread pool's endings under load (the inbox's close, issue 14): two
+ * threads submit tiny tasks while the pool is shut down (with and without
+ * cancel_futures), breaks (an initializer fails) or is resized. Each task
+ * counts its runs. Afterwards every accepted task ran exactly once, or was
+ * cancelled (cancel_futures) or failed FUT_EBROKEN (a broken pool) without
+ * running; no submit from a thread succeeded after one of its submits was
+ * refused; refusals say FUT_ESHUTDOWN or FUT_EBROKEN; the counters settle
+ * to 0 and no thread is left. No outcome depends on the timing.
+ */
+#define END_TASKS 20000 /* at most, per submitter and round */
+
+struct end_task {
+    _Atomic int ran;
+    future_t *f;
+};
+
+struct ender {
+    executor_t *ex;
+    _Atomic bool *stop;
+    struct end_task *t; /* END_TASKS */
+    int n, refusals, bad_errno, after_refusal;
+};
+
+static void end_count(task_t *t)
+{
+    struct end_task *e = (struct end_task *)task_arg(t, NULL); /* borrowed: the record */
+    atomic_fetch_add(&e->ran, 1);
+}
+
+static void *ender_main(void *arg)
+{
+    struct ender *d = arg;
+    for (int i = 0; i < END_TASKS && !atomic_load(d->stop) && d->refusals < 5; i++) {
+        struct end_task *e = &d->t[i];
+        e->f = executor_submit(d->ex, end_count, e, sizeof(*e));
+        d->n = i + 1;
+        if (!e->f) {
+            d->refusals++;
+            d->bad_errno += errno != -FUT_ESHUTDOWN && errno != -FUT_EBROKEN;
+        } else if (d->refusals) {
+            d->after_refusal++;
+        }
+    }
+    return NULL;
+}
+
+static _Atomic int end_inits;
+
+/* The second worker's initializer fails, after the first ones took tasks. */
+static void end_init(task_t *t)
+{
+    if (atomic_fetch_add(&end_inits, 1) == 1) {
+        usleep(2000);
+        task_raise(t, 1, "this initializer fails");
+    }
+}
+
+/* What the rounds saw: accepted tasks run, cancelled, broken; refusals. */
+static long end_seen[4];
+
+/* Checks one round's tasks (mode 1 may cancel, mode 2 may break). */
+static void end_check_round(struct ender *d, int mode, int round)
+{
+    end_seen[3] += d->refusals;
+    for (int i = 0; i < d->n; i++) {
+        struct end_task *e = &d->t[i];
+        if (!e->f)
+            continue;
+        int ran = atomic_load(&e->ran);
+        int rc = future_result(e->f, 0, NULL, NULL);
+        ck_assert_msg(ran <= 1, "round %d: a task ran %d times", round, ran);
+        end_seen[ran == 1 ? 0 : rc == FUT_ECANCELLED ? 1 : 2]++;
+        if (ran == 1)
+            ck_assert_msg(rc == 0, "round %d: a task that ran failed %d", round, rc);
+        else
+            ck_assert_msg((mode == 1 && rc == FUT_ECANCELLED) ||
+                              (mode == 2 && rc == FUT_EBROKEN),
+                          "round %d (mode %d): an accepted task neither ran nor was "
+                          "cancelled or broken: %d",
+                          round, mode, rc);
+        future_unref(e->f);
+    }
+    ck_assert_msg(d->after_refusal == 0, "round %d: a submit succeeded after a refusal",
+                  round);
+    ck_assert_int_eq(d->bad_errno, 0);
+}
+
+START_TEST(test_soak_thread_pool_endings)
+{
+    warm_up_threads();
+    int threads0 = count_threads();
+    struct end_task *tasks = calloc(2 * END_TASKS, sizeof(*tasks));
+    ck_assert_ptr_nonnull(tasks);
+    for (int round = 0; round < 40; round++) {
+        int mode = round % 4; /* shutdown, shutdown + cancel, broken, resized */
+        atomic_store(&end_inits, 0);
+        executor_options_t o = {.max_workers = 3};
+        if (mode == 2)
+            o.initializer = end_init;
+        executor_t *ex = thread_pool_executor_new(&o);
+        ck_assert_ptr_nonnull(ex);
+        memset(tasks, 0, 2 * END_TASKS * sizeof(*tasks));
+        _Atomic bool stop = false;
+        struct ender d[2];
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++) {
+            d[i] = (struct ender){.ex = ex, .stop = &stop, .t = tasks + i * END_TASKS};
+            ck_assert_int_eq(pthread_create(&th[i], NULL, ender_main, &d[i]), 0);
+        }
+        usleep(200 + (unsigned)(round * 397 % 3000));
+        if (mode == 3)
+            for (int k = 0; k < 50; k++)
+                ck_assert_int_eq(executor_set_max_workers(ex, 1 + (k * 7 + round) % 4),
+                                 0);
+        if (mode != 2)
+            ck_assert_int_eq(executor_shutdown(ex, false, mode == 1), 0);
+        else
+            usleep(5000); /* the failing initializer breaks the pool meanwhile */
+        atomic_store(&stop, true);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+        executor_stats_t st;
+        ck_assert_int_eq(executor_stats(ex, &st), 0);
+        ck_assert_msg(st.queued == 0 && st.running == 0,
+                      "round %d: queued %zu running %zu", round, st.queued, st.running);
+        for (int i = 0; i < 2; i++)
+            end_check_round(&d[i], mode, round);
+        executor_free(ex);
+    }
+    free(tasks);
+    ck_assert_msg(wait_threads(threads0), "a thread was left");
+    printf(
+        "soak endings: 40 rounds, %ld tasks ran, %ld cancelled, %ld broken, %ld submits "
+        "refused; each accepted task ran once or was cancelled or broken\n",
+        end_seen[0], end_seen[1], end_seen[2], end_seen[3]);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     const char *env = getenv("SOAK_SECONDS");
@@ -502,6 +646,7 @@ Suite *make_suite(void)
     TCase *tc = tcase_create("concurrency");
     tcase_set_timeout(tc, secs + 120);
     tcase_add_test(tc, test_soak_thread_pool);
+    tcase_add_test(tc, test_soak_thread_pool_endings);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("process");
