@@ -121,6 +121,7 @@ static inline bool cf_tp_work_waits(struct thread_pool *p)
 void cf_tp_drain_inbox(struct thread_pool *p);
 /* Closes the inbox for good, moving what it held into the queue. */
 void cf_tp_close_inbox(struct thread_pool *p);
+void cf_tp_push(struct thread_pool *p, struct cf_work *w);
 bool cf_tp_unqueue(struct thread_pool *p, struct cf_work *w);
 struct cf_work *cf_tp_pop(struct thread_pool *p);
 struct cf_work_fifo cf_tp_detach(struct thread_pool *p);

@@ -139,6 +139,18 @@ static void wake_all(struct thread_pool *p)
 }
 
 /*
+ * If work waits and a parked worker has no wake-up on its way, counts one
+ * (the caller wakes it after unlocking). Called with the lock held.
+ */
+static bool wake_for_waiting_locked(struct thread_pool *p)
+{
+    if (!cf_tp_work_waits(p) || atomic_load(&p->sleeping) <= atomic_load(&p->wakes))
+        return false;
+    atomic_fetch_add(&p->wakes, 1);
+    return true;
+}
+
+/*
  * Pops under the lock, first counting a worker back from its task (@back).
  * A @carrier that pops passes the watchman's duty on if tasks are left and
  * workers are parked. Sets *@stop when the pool is stopping.
@@ -161,10 +173,7 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
         me->gone = true;
         p->nworkers_alive--;
         cf_tp_note_full(p);
-        handover =
-            cf_tp_work_waits(p) && atomic_load(&p->sleeping) > atomic_load(&p->wakes);
-        if (handover)
-            atomic_fetch_add(&p->wakes, 1);
+        handover = wake_for_waiting_locked(p);
         *stop = true;
         cf_unlock(&p->lock);
         if (handover)
@@ -177,11 +186,9 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
     if (w && *carrier) {
         /* Tasks left behind may have counted on the watchman: pass that on. */
         *carrier = false;
-        if (cf_tp_work_waits(p) && atomic_load(&p->sleeping) > atomic_load(&p->wakes)) {
-            atomic_fetch_add(&p->wakes, 1);
+        handover = wake_for_waiting_locked(p);
+        if (handover)
             p->handovers++;
-            handover = true;
-        }
     }
     if (w && !handover && atomic_load(&p->sleeping) > atomic_load(&p->wakes)) {
         /* Tasks left behind may have counted on this worker: a submit that
@@ -447,12 +454,8 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
         cf_unlock(&p->lock);
         return pushed ? 0 : stopping ? FUT_ESHUTDOWN : FUT_EBROKEN;
     }
-    if (!pushed) {
-        cf_fifo_push_prio(&p->queue, w);
-        atomic_store_explicit(&p->qlen,
-                              atomic_load_explicit(&p->qlen, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-    }
+    if (!pushed)
+        cf_tp_push(p, w);
     size_t qlen = atomic_load_explicit(&p->qlen, memory_order_relaxed);
     bool wake = false;
     size_t idle = atomic_load_explicit(&p->idle, memory_order_relaxed);

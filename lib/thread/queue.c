@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <stddef.h>
+
 #include "internal.h"
 
 /*
@@ -12,6 +14,14 @@
  * then counts one running worker as coming back for the next task.
  */
 #define FLOW_NS 50000
+
+/* Moves the queue's length, read by spinners without the lock, by @d. */
+static void qlen_add(struct thread_pool *p, ptrdiff_t d)
+{
+    atomic_store_explicit(
+        &p->qlen, atomic_load_explicit(&p->qlen, memory_order_relaxed) + (size_t)d,
+        memory_order_relaxed);
+}
 
 /*
  * Moves the stack @w (newest first) into the queue, oldest first. Its items
@@ -44,9 +54,7 @@ static void splice_stack(struct thread_pool *p, struct cf_work *w)
         chain.tail->next = at->next;
         at->next = chain.head;
     }
-    atomic_store_explicit(&p->qlen,
-                          atomic_load_explicit(&p->qlen, memory_order_relaxed) + n,
-                          memory_order_relaxed);
+    qlen_add(p, (ptrdiff_t)n);
 }
 
 /* Moves the inbox into the queue (called with the lock held). */
@@ -65,6 +73,13 @@ void cf_tp_close_inbox(struct thread_pool *p)
         splice_stack(p, w); /* pushed before the close: accepted */
 }
 
+/* Queues @w in priority order (called with the lock held). */
+void cf_tp_push(struct thread_pool *p, struct cf_work *w)
+{
+    cf_fifo_push_prio(&p->queue, w);
+    qlen_add(p, 1);
+}
+
 /* Takes @w out of the queue if it is there (called with the lock held). */
 bool cf_tp_unqueue(struct thread_pool *p, struct cf_work *w)
 {
@@ -76,9 +91,7 @@ bool cf_tp_unqueue(struct thread_pool *p, struct cf_work *w)
         if (p->queue.tail == w)
             p->queue.tail = prev;
         w->next = NULL;
-        atomic_store_explicit(&p->qlen,
-                              atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
-                              memory_order_relaxed);
+        qlen_add(p, -1);
         return true;
     }
     return false;
@@ -95,9 +108,7 @@ struct cf_work *cf_tp_pop(struct thread_pool *p)
         cf_tp_drain_inbox(p); /* its items come before this head */
     struct cf_work *w = cf_fifo_pop(&p->queue);
     if (w) {
-        atomic_store_explicit(&p->qlen,
-                              atomic_load_explicit(&p->qlen, memory_order_relaxed) - 1,
-                              memory_order_relaxed);
+        qlen_add(p, -1);
         atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
         p->busy++;
     }
