@@ -849,12 +849,9 @@ END_TEST
 /* Busy-waits @us microseconds (nanosleep is too coarse for the spin window). */
 static void pause_us(int us)
 {
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    do
-        clock_gettime(CLOCK_MONOTONIC, &t);
-    while ((t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec) <
-           us * 1000LL);
+    double end = now_s() + us * 1e-6;
+    while (now_s() < end)
+        ;
 }
 
 /*
