@@ -523,7 +523,12 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * a task that follows a long one at once. Woken by an event (a submit, an
  * answer), the manager polls for up to 50 us more before it sleeps,
  * yielding the CPU between polls, so a quick round trip (submit, answer,
- * next submit) does not wait for its wake-ups.
+ * next submit) does not wait for its wake-ups. A submit that wakes the
+ * manager from that sleep makes the submitting thread's next wait
+ * (future_result, future_exception) sleep at once instead of spinning:
+ * a thread left runnable on its CPU would send the manager's wake-up of a
+ * worker to another CPU, which on a VM whose idle vCPUs halt costs about
+ * 50 us against 5 us on this one (bench W7).
  *
  * executor_map with chunksize > 1 sends each chunk as ONE task, as Python's
  * ProcessPoolExecutor.map does: one future and one frame each way, no

@@ -102,6 +102,16 @@ static const future_error_t oom_errors[] = {
 #define WAIT_SPIN_YIELDS 30
 #endif
 
+/* Set by cf_future_sleep_next_wait; the next wait_done of this thread clears it. */
+static _Thread_local bool sleep_next_wait;
+
+#ifdef CF_TEST_HOOKS
+_Thread_local unsigned long cf_test_wait_yields; /* this thread's wait_done yields */
+#define COUNT_YIELD() (cf_test_wait_yields++)
+#else
+#define COUNT_YIELD() ((void)0)
+#endif
+
 /* 8-byte aligned: a future and its work item fit one 128-byte block (blocks.h). */
 #define EXTRA_OFFSET ((sizeof(struct future) + 7) & ~(size_t)7)
 _Static_assert(EXTRA_OFFSET <= 72, "a pending task must fit a 128-byte block");
@@ -564,16 +574,21 @@ static int wait_done(future_t *f, double timeout)
     if (timeout == 0)
         return FUT_ETIMEDOUT;
     int64_t deadline = cf_deadline_after(timeout);
+    bool may_yield = !sleep_next_wait;
+    sleep_next_wait = false;
     /*
      * Spin briefly before sleeping: results often come within microseconds.
      * Only while the task runs (its worker is on a CPU); while it is pending
-     * a woken worker may wait for this very CPU, so yield on each turn.
+     * a woken worker may wait for this very CPU, so yield on each turn
+     * (unless this thread just woke a sleeping executor: then sleep).
      */
     for (int i = 0; i < WAIT_SPIN_PURE + WAIT_SPIN_YIELDS; i++) {
         if (i < WAIT_SPIN_PURE && (load_state(f) & S_MASK) == S_RUNNING)
             cf_cpu_relax();
+        else if (!may_yield)
+            break;
         else /* pending: straight to the yields (WAIT_SPIN_YIELDS at most) */
-            sched_yield(), i = CF_MAX(i, WAIT_SPIN_PURE);
+            sched_yield(), COUNT_YIELD(), i = CF_MAX(i, WAIT_SPIN_PURE);
         if (state_done(load_state(f)))
             return 0;
     }
@@ -593,6 +608,11 @@ static int wait_done(future_t *f, double timeout)
     }
     cf_waiter_destroy(&w);
     return rc;
+}
+
+void cf_future_sleep_next_wait(void)
+{
+    sleep_next_wait = true;
 }
 
 /* The outcome of a done future: 0, FUT_ECANCELLED or the failure's status. */
@@ -620,45 +640,6 @@ int future_result(future_t *f, double timeout, const void **data, size_t *len)
             *len = f->len;
     }
     return rc;
-}
-
-/* future_result of an 8-byte result, copied to @out: i64 and double. */
-static int result_8(future_t *f, double timeout, void *out)
-{
-    if (!f || !out)
-        return FUT_EINVAL;
-    const void *data = NULL;
-    size_t len = 0;
-    int rc = future_result(f, timeout, &data, &len);
-    if (rc == 0 && len != 8)
-        rc = FUT_EINVAL;
-    if (rc == 0)
-        memcpy(out, data, 8);
-    return rc;
-}
-
-int future_result_i64(future_t *f, double timeout, int64_t *v)
-{
-    return result_8(f, timeout, v);
-}
-
-int future_result_double(future_t *f, double timeout, double *v)
-{
-    return result_8(f, timeout, v);
-}
-
-const char *future_result_str(future_t *f, double timeout)
-{
-    if (!f)
-        return cf_fail_null(FUT_EINVAL);
-    const void *data = NULL;
-    size_t len = 0;
-    int rc = future_result(f, timeout, &data, &len);
-    if (rc < 0)
-        return cf_fail_null(rc);
-    if (len == 0 || ((const char *)data)[len - 1] != '\0')
-        return cf_fail_null(FUT_EINVAL);
-    return data;
 }
 
 int future_exception(future_t *f, double timeout, const future_error_t **err)

@@ -122,6 +122,16 @@ static inline const struct cf_queue_ops *cf_queue_ops_of(completion_queue_t *q)
     return ((struct cf_queue_head *)q)->ops;
 }
 
+/*
+ * This thread has just woken an executor that slept (the process pool's
+ * manager): its next blocking wait skips the sched_yield() turns and sleeps
+ * at once. Yielding would keep the thread runnable on this CPU, so the
+ * manager's own wake-up of a worker (a pipe write, which the kernel places
+ * on the waker's CPU only when nothing else runs there) would go to the
+ * other CPU, idle and halted, and cost tens of microseconds (bench W7).
+ */
+void cf_future_sleep_next_wait(void);
+
 /* Finished with an error (not cancelled). Lock-free. */
 bool cf_future_failed(const future_t *f);
 /* future_cancel was called while it ran. Lock-free. */

@@ -38,7 +38,7 @@ rank() {
     util) echo 0 ;;
     waiter | timer | blocks) echo 1 ;;
     future) echo 2 ;;
-    task | waiters | cqueue | executor) echo 3 ;;
+    task | waiters | cqueue | executor | result) echo 3 ;;
     map | compose | schedule | control | thread/*) echo 4 ;;
     group | process/*) echo 5 ;;
     mpi/*) echo 6 ;;

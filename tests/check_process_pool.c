@@ -881,6 +881,86 @@ START_TEST(test_process_pool_submit_after_manager_spin)
 }
 END_TEST
 
+/* arg: an int of milliseconds. Sleeps that long, returns 0. */
+static void t_nap(task_t *t)
+{
+    const int *ms = task_arg(t, NULL);
+    struct timespec d = {*ms / 1000, (long)(*ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+    task_return_i64(t, 0);
+}
+
+/* The threads that were there before the pool (new_threads_switches' @old). */
+struct tids {
+    const int *old;
+    int nold;
+};
+
+/*
+ * True if a thread not in @arg (struct tids: the pool's manager) is blocked
+ * in poll() with no timeout (/proc/self/task/TID/syscall: number, fds,
+ * nfds, timeout).
+ */
+static bool new_thread_in_endless_poll(void *arg)
+{
+    const struct tids *t = arg;
+    int tids[64];
+    int n = list_tids(tids, 64);
+    for (int i = 0; i < n; i++) {
+        bool seen = false;
+        for (int j = 0; j < t->nold; j++)
+            seen |= tids[i] == t->old[j];
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/task/%d/syscall", tids[i]);
+        FILE *f = seen ? NULL : fopen(path, "r");
+        long nr = -1;
+        unsigned long fds, nfds, timeout;
+        bool ok = f && fscanf(f, "%ld %lx %lx %lx", &nr, &fds, &nfds, &timeout) == 4 &&
+                  nr == SYS_poll && (int)timeout == -1;
+        if (f)
+            fclose(f);
+        if (ok)
+            return true;
+    }
+    return false;
+}
+
+extern _Thread_local unsigned long cf_test_wait_yields;
+
+/*
+ * Issue 14 (W7's mechanism): a submit that wakes the manager from a
+ * blocking poll() makes this thread's next wait sleep at once, not yield:
+ * a thread left runnable on this CPU sends the manager's wake-up of a
+ * worker to the other CPU, idle and halted (50 us there on this machine
+ * kind, against 5 us on this one). The wait on such a task makes no
+ * sched_yield call; the wait after it yields as before (the hint is one
+ * wait's). The 200 ms task keeps its future not done through any spin.
+ */
+START_TEST(test_process_pool_wait_after_waking_manager_sleeps)
+{
+    begin();
+    int old[64];
+    struct tids t = {old, list_tids(old, 64)};
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_ptr_nonnull(ex);
+    ck_assert(eventually(new_thread_in_endless_poll, &t, T_LONG));
+    int ms = 200;
+    future_t *f = executor_submit(ex, t_nap, &ms, sizeof(ms));
+    ck_assert_ptr_nonnull(f);
+    cf_test_wait_yields = 0;
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), 0);
+    ck_assert_msg(cf_test_wait_yields == 0, "the wait yielded %lu times",
+                  cf_test_wait_yields);
+    future_unref(f);
+    future_t *g = future_new();
+    ck_assert_int_eq(future_result(g, 0.01, NULL, NULL), FUT_ETIMEDOUT);
+    ck_assert_msg(cf_test_wait_yields > 0, "the next wait did not yield");
+    future_unref(g);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* Counts itself started, waits for the gate, returns its pid. */
 static void t_pid_gated(task_t *t)
 {
@@ -2030,6 +2110,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_deadline);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);
     tcase_add_test(tc, test_process_pool_submit_after_manager_spin);
+    tcase_add_test(tc, test_process_pool_wait_after_waking_manager_sleeps);
     tcase_add_test(tc, test_process_pool_wakeup_survives_woken_worker_death);
     tcase_add_test(tc, test_process_pool_cancel_running_stops);
     tcase_add_test(tc, test_process_pool_big_payloads);

@@ -203,6 +203,7 @@ struct process_pool {
     int wake_fd;               /* eventfd; immutable */
     _Atomic uint32_t kick;     /* bumped by anything the manager must see */
     _Atomic bool sleeping;     /* the manager is in (or entering) poll */
+    _Atomic bool napping;      /* it is in a blocking poll, not a spin's (a hint) */
     _Atomic bool wake_pending; /* the eventfd was written and not yet read */
     _Atomic uint32_t cancel_req, cancel_done; /* shutdown(cancel_futures) hand-off */
     _Atomic uint32_t kill_req, kill_done;     /* cf_pp_kill_workers hand-off (kill.c) */
@@ -299,7 +300,8 @@ static inline bool cf_pp_usable(const struct pp_proc *pr)
 }
 
 /* pool.c */
-void cf_pp_kick(struct process_pool *p);
+/* True if it woke the manager from a blocking poll (cf_future_sleep_next_wait). */
+bool cf_pp_kick(struct process_pool *p);
 void cf_pp_work_drop(struct cf_work *cw);
 
 /* claims.c */

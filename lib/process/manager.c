@@ -623,7 +623,9 @@ void *cf_pp_manager_main(void *arg)
             }
         }
         int64_t wait = next == CF_NO_DEADLINE ? CF_NO_DEADLINE : CF_MAX(next - now, 0);
+        atomic_store_explicit(&p->napping, true, memory_order_relaxed);
         woken = poll_once(p, wait) > 0;
+        atomic_store_explicit(&p->napping, false, memory_order_relaxed);
     }
     manager_exit(p);
     return NULL;

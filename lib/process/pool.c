@@ -20,17 +20,18 @@
 
 #include "internal.h"
 
-void cf_pp_kick(struct process_pool *p)
+bool cf_pp_kick(struct process_pool *p)
 {
     atomic_fetch_add(&p->kick, 1);
-    if (atomic_load(&p->sleeping) && !atomic_exchange(&p->wake_pending, true)) {
-        uint64_t one = 1;
-        ssize_t n;
-        do
-            n = write(p->wake_fd, &one, sizeof(one));
-        while (n < 0 && errno == EINTR);
-        /* EAGAIN: the counter is full, so it is signalled already. */
-    }
+    if (!atomic_load(&p->sleeping) || atomic_exchange(&p->wake_pending, true))
+        return false;
+    uint64_t one = 1;
+    ssize_t n;
+    do
+        n = write(p->wake_fd, &one, sizeof(one));
+    while (n < 0 && errno == EINTR);
+    /* EAGAIN: the counter is full, so it is signalled already. */
+    return atomic_load_explicit(&p->napping, memory_order_relaxed);
 }
 
 /* The executor is done with @w: frees the copy and drops its reference. */
@@ -97,8 +98,8 @@ static int enqueue(struct process_pool *p, struct cf_work *cw)
             atomic_store(&p->prio_seen, true);
     }
     cf_unlock(&p->lock);
-    if (rc == 0)
-        cf_pp_kick(p);
+    if (rc == 0 && cf_pp_kick(p))
+        cf_future_sleep_next_wait(); /* the manager, and a worker, need this CPU */
     return rc;
 }
 
