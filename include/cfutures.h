@@ -515,7 +515,10 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  *
  * Idle and busy: an idle worker blocks in read() and the manager thread in
  * poll() with no timeout, so an idle pool, and one whose workers all run
- * long tasks, makes no wake-ups. A queued task wakes one sleeping worker
+ * long tasks, makes no wake-ups. A worker that runs dry looks at the queue
+ * for up to 50 us (yielding the CPU) before it sleeps, but only when its
+ * last wait for work was that short (a burst, quick round trips); tasks
+ * that come further apart find it asleep. A queued task wakes one sleeping worker
  * (a frame in its pipe); workers that are awake take queued tasks with no
  * system call. Only while a sent task is not known to have started does
  * the manager look at the claim words every 1 ms (so future_running() and

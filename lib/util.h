@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct {
     _Atomic uint32_t v; /* 0 free, 1 locked, 2 locked and contended */
@@ -97,6 +98,17 @@ struct cf_buf {
  * would pass max or malloc failed; the buffer is unchanged then.
  */
 bool cf_buf_reserve(struct cf_buf *b, size_t more);
+/* Appends @len bytes (inline while there is room). False as cf_buf_reserve. */
+static inline bool cf_buf_add(struct cf_buf *b, const void *p, size_t len)
+{
+    if (len == 0)
+        return true;
+    if (b->cap - b->len < len && !cf_buf_reserve(b, len))
+        return false;
+    memcpy(b->p + b->len, p, len);
+    b->len += len;
+    return true;
+}
 /* Marks @n live bytes consumed; an emptied buffer restarts at offset 0. */
 void cf_buf_consume(struct cf_buf *b, size_t n);
 /* Frees the memory; the buffer is empty and reusable (max kept). */

@@ -943,9 +943,15 @@ START_TEST(test_process_pool_wait_after_waking_manager_sleeps)
     struct tids t = {old, list_tids(old, 64)};
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
     ck_assert_ptr_nonnull(ex);
-    ck_assert(eventually(new_thread_in_endless_poll, &t, T_LONG));
-    int ms = 200;
+    /* A first task: its worker is forked and reported, so nothing but the
+       submit below wakes the manager once it sleeps. */
+    int ms = 1;
     future_t *f = executor_submit(ex, t_nap, &ms, sizeof(ms));
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), 0);
+    future_unref(f);
+    ck_assert(eventually(new_thread_in_endless_poll, &t, T_LONG));
+    ms = 200;
+    f = executor_submit(ex, t_nap, &ms, sizeof(ms));
     ck_assert_ptr_nonnull(f);
     cf_test_wait_yields = 0;
     ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), 0);
@@ -957,6 +963,58 @@ START_TEST(test_process_pool_wait_after_waking_manager_sleeps)
     ck_assert_msg(cf_test_wait_yields > 0, "the next wait did not yield");
     future_unref(g);
     executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* The voluntary context switches so far of process @pid, or -1. */
+static long long voluntary_switches(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *fp = fopen(path, "r");
+    long long v = -1;
+    while (fp && fgets(line, sizeof(line), fp))
+        if (sscanf(line, "voluntary_ctxt_switches: %lld", &v) == 1)
+            break;
+    if (fp)
+        fclose(fp);
+    return v;
+}
+
+/*
+ * Issue 14 (W2's and W3's mechanism): a worker whose last wait for work was
+ * short looks for work for a while (yielding) before it sleeps, so quick
+ * round trips find it awake and cost no NOTE and no wake-up. 300 round
+ * trips on one worker make it block (its voluntary context switches) fewer
+ * than 30 times; without the spin it blocks in read() once a round trip.
+ * The spin is stretched to 2 s (CFUTURES_TEST_WORKER_SPIN_MS, test builds)
+ * so that a slow machine's round trips stay inside it.
+ */
+START_TEST(test_process_pool_worker_spins_between_round_trips)
+{
+    begin();
+    setenv("CFUTURES_TEST_WORKER_SPIN_MS", "2000", 1);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    unsetenv("CFUTURES_TEST_WORKER_SPIN_MS");
+    ck_assert_ptr_nonnull(ex);
+    int64_t pid = 0;
+    future_t *f = executor_submit(ex, t_pid, NULL, 0);
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &pid), 0);
+    future_unref(f);
+    long long before = voluntary_switches((pid_t)pid);
+    ck_assert(before >= 0);
+    for (int64_t round = 0; round < 300; round++) {
+        int64_t v = -1;
+        f = executor_submit(ex, t_add1, &round, sizeof(round));
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+        ck_assert_int_eq(v, round + 1);
+        future_unref(f);
+    }
+    long long slept = voluntary_switches((pid_t)pid) - before;
+    executor_free(ex);
+    ck_assert_msg(slept < 30, "the worker blocked %lld times in 300 round trips", slept);
     end_check(0);
 }
 END_TEST
@@ -2111,6 +2169,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);
     tcase_add_test(tc, test_process_pool_submit_after_manager_spin);
     tcase_add_test(tc, test_process_pool_wait_after_waking_manager_sleeps);
+    tcase_add_test(tc, test_process_pool_worker_spins_between_round_trips);
     tcase_add_test(tc, test_process_pool_wakeup_survives_woken_worker_death);
     tcase_add_test(tc, test_process_pool_cancel_running_stops);
     tcase_add_test(tc, test_process_pool_big_payloads);

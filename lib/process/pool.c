@@ -25,13 +25,15 @@ bool cf_pp_kick(struct process_pool *p)
     atomic_fetch_add(&p->kick, 1);
     if (!atomic_load(&p->sleeping) || atomic_exchange(&p->wake_pending, true))
         return false;
+    /* Read before the write: the woken manager may run, and clear it, first. */
+    bool napped = atomic_load_explicit(&p->napping, memory_order_relaxed);
     uint64_t one = 1;
     ssize_t n;
     do
         n = write(p->wake_fd, &one, sizeof(one));
     while (n < 0 && errno == EINTR);
     /* EAGAIN: the counter is full, so it is signalled already. */
-    return atomic_load_explicit(&p->napping, memory_order_relaxed);
+    return napped;
 }
 
 /* The executor is done with @w: frees the copy and drops its reference. */

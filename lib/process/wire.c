@@ -280,3 +280,14 @@ int cf_wire_next_answer(const void *payload, uint64_t len, uint64_t *off, uint32
     *off += CF_WIRE_ANSWER_HDR + CF_WIRE_PAD(n);
     return CF_WIRE_OK;
 }
+
+size_t cf_wire_put_padded_answer(unsigned char *out, uint32_t kind, int32_t code,
+                                 const void *data, size_t len)
+{
+    static const unsigned char zeros[CF_WIRE_ALIGN];
+    cf_wire_put_answer(out, kind, code, len);
+    if (len)
+        memcpy(out + CF_WIRE_ANSWER_HDR, data, len);
+    memcpy(out + CF_WIRE_ANSWER_HDR + len, zeros, sizeof(zeros)); /* the pad, and more */
+    return CF_WIRE_ANSWER_HDR + (size_t)CF_WIRE_PAD(len);
+}

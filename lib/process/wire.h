@@ -135,6 +135,16 @@ void cf_wire_put_item(unsigned char *out, uint64_t len);
 /* The fixed part of a RESULTS payload (CF_WIRE_RESULTS_FIXED bytes). */
 void cf_wire_put_count(unsigned char *out, uint64_t count);
 void cf_wire_put_answer(unsigned char *out, uint32_t kind, int32_t code, uint64_t len);
+/* The most bytes cf_wire_put_padded_answer writes for @len bytes of data. */
+#define CF_WIRE_ANSWER_ROOM(len) (CF_WIRE_ANSWER_HDR + (size_t)(len) + CF_WIRE_ALIGN)
+/*
+ * Writes one answer of a RESULTS payload at @out (CF_WIRE_ANSWER_ROOM(len)
+ * bytes of room): header, @len bytes, padding, the padding as one
+ * fixed-size store of zeros (cheap per item of a chunk). Returns the bytes
+ * the answer takes, CF_WIRE_ANSWER_HDR + CF_WIRE_PAD(len).
+ */
+size_t cf_wire_put_padded_answer(unsigned char *out, uint32_t kind, int32_t code,
+                                 const void *data, size_t len);
 
 int cf_wire_get_chunk(const void *payload, uint64_t len, uint64_t *fn, int64_t *limit_ns,
                       uint64_t *count);

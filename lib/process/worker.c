@@ -51,6 +51,7 @@
 
 #include <assert.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,7 @@
  * many, when this much time passed since the first, or before blocking. */
 #define NOTE_MAX 32
 #define NOTE_NS 20000
+#define WORKER_SPIN_NS 50000 /* looks for work this long before it sleeps */
 
 struct wstate {
     const struct cf_worker_cfg *cfg;
@@ -83,6 +85,8 @@ struct wstate {
     int64_t first_unnoted;  /* when the first of them was left */
     _Atomic uint32_t *word; /* the claim word of the task being run */
     bool announce;       /* the last task ran NOTE_NS or more: announce the next claim */
+    bool spin;           /* the last wait for work was short: spin before sleeping */
+    int64_t spin_ns;     /* WORKER_SPIN_NS (a test build may stretch it) */
     uint32_t bound_seen; /* piped task frames taken from the buffer */
 #ifdef CF_TEST_HOOKS
     bool hooks; /* CFUTURES_TEST_HOOKS was set */
@@ -109,20 +113,11 @@ static void write_all(int fd, const void *p, size_t len)
     }
 }
 
-/* Appends to @b; out of memory, the worker dies (the parent sees the death). */
-static void buf_add(struct cf_buf *b, const void *p, size_t len)
-{
-    if (len == 0)
-        return;
-    if (b->cap - b->len < len && !cf_buf_reserve(b, len))
-        die();
-    memcpy(b->p + b->len, p, len); /* inline: a frame makes a few of these */
-    b->len += len;
-}
-
+/* Out of memory, the worker dies (the parent sees the death). */
 static void append(struct wstate *w, const void *p, size_t len)
 {
-    buf_add(&w->out, p, len);
+    if (!cf_buf_add(&w->out, p, len))
+        die();
 }
 
 /* Queues a NOTE frame if answers were left in shared records since the last. */
@@ -176,10 +171,13 @@ static void answer(struct wstate *w, enum cf_wire_type type, uint64_t id, uint32
 /*
  * Test builds only, and only with CFUTURES_TEST_HOOKS set when the pool was
  * created: a task finds its own result pipe in CFUTURES_WORKER_RESULT_FD
- * (the garbage-frame tests).
+ * (the garbage-frame tests). CFUTURES_TEST_WORKER_SPIN_MS stretches the
+ * spin before a worker sleeps (a slow machine's round trips stay inside).
  */
 static void hooks_init(struct wstate *w)
 {
+    const char *spin = getenv("CFUTURES_TEST_WORKER_SPIN_MS");
+    w->spin_ns = spin ? atoll(spin) * 1000000LL : w->spin_ns;
     w->hooks = getenv("CFUTURES_TEST_HOOKS") != NULL;
     if (w->hooks) {
         char fd[16];
@@ -355,26 +353,15 @@ static void run_item(struct wstate *w, task_fn fn, const void *arg, size_t arg_l
     fn(t);
 }
 
-/*
- * Appends one answer to a chunk's RESULTS payload, padded (wire.h). Called
- * per item of a chunk, so it stays cheap: no call while the buffer has room,
- * and the padding is one fixed-size store of zeros.
- */
+/* Appends one answer to a chunk's RESULTS payload: no call while there is room. */
 static void res_answer(struct wstate *w, uint32_t kind, int32_t code, const void *data,
                        size_t len)
 {
-    static const unsigned char zeros[CF_WIRE_ALIGN];
     struct cf_buf *b = &w->res;
-    size_t room = CF_WIRE_ANSWER_HDR + len + sizeof(zeros);
-    if (b->cap - b->len < room && !cf_buf_reserve(b, room))
+    if (b->cap - b->len < CF_WIRE_ANSWER_ROOM(len) &&
+        !cf_buf_reserve(b, CF_WIRE_ANSWER_ROOM(len)))
         die();
-    unsigned char *o = b->p + b->len;
-    cf_wire_put_answer(o, kind, code, len);
-    if (len)
-        memcpy(o + CF_WIRE_ANSWER_HDR, data, len);
-    memcpy(o + CF_WIRE_ANSWER_HDR + len, zeros, sizeof(zeros)); /* the pad, and more */
-    b->len += CF_WIRE_ANSWER_HDR + (size_t)CF_WIRE_PAD(len);
-    assert((b->len - b->off) % CF_WIRE_ALIGN == 0);
+    b->len += cf_wire_put_padded_answer(b->p + b->len, kind, code, data, len);
 }
 
 /*
@@ -401,7 +388,8 @@ static void run_chunk(struct wstate *w, uint64_t id, const void *payload, uint64
     unsigned char fixed[CF_WIRE_RESULTS_FIXED];
     cf_buf_consume(&w->res, w->res.len - w->res.off);
     cf_wire_put_count(fixed, count);
-    buf_add(&w->res, fixed, sizeof(fixed));
+    if (!cf_buf_add(&w->res, fixed, sizeof(fixed)))
+        die();
     off = CF_WIRE_CHUNK_FIXED;
     for (uint64_t j = 0; j < count; j++) {
         cf_wire_next_item(payload, len, &off, &arg, &arg_len);
@@ -645,6 +633,24 @@ static bool run_one(struct wstate *w, size_t *need)
 }
 
 /*
+ * Ran dry at @since: looks at the shared queue and at the count of frames on
+ * their way down its pipe for up to WORKER_SPIN_NS, yielding the CPU between
+ * looks, before it sleeps: in a burst or a quick round trip the next task
+ * comes within microseconds, and a sleeping worker costs the manager a NOTE
+ * and the kernel a wake-up. True if work came.
+ */
+static bool spin_for_work(struct wstate *w, int64_t since)
+{
+    do {
+        if (ring_nonempty(w) ||
+            atomic_load(&w->cfg->seatw[w->seat].bound) != w->bound_seen)
+            return true;
+        sched_yield();
+    } while (cf_now_ns() - since < w->spin_ns && ring_on(w));
+    return false;
+}
+
+/*
  * Nothing runnable: says it is asleep and blocks on its pipe, unless the
  * shared queue has work after all (the parent appends, then looks for
  * sleepers; the worker says it sleeps, then looks at the queue: one of the
@@ -654,6 +660,9 @@ static void sleep_on_pipe(struct wstate *w, size_t need)
 {
     _Atomic uint32_t *flags = &w->cfg->seatw[w->seat].flags;
     bool ring = ring_on(w);
+    int64_t since = cf_now_ns();
+    if (ring && w->spin && spin_for_work(w, since))
+        return;
     if (ring) {
         atomic_fetch_or(flags, CF_SEAT_ASLEEP);
         if (ring_nonempty(w)) {
@@ -664,11 +673,14 @@ static void sleep_on_pipe(struct wstate *w, size_t need)
     read_in(w, need);
     if (ring)
         atomic_fetch_and(flags, ~CF_SEAT_ASLEEP);
+    /* Spins next time only after a wait as short as a spin (not W7's 2 ms). */
+    w->spin = cf_now_ns() - since < w->spin_ns;
 }
 
 void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int out_fd)
 {
     struct wstate w = {.cfg = cfg, .seat = seat, .in_fd = in_fd, .out_fd = out_fd};
+    w.spin_ns = WORKER_SPIN_NS;
     hooks_init(&w);
     run_initializer(&w);
     for (;;) {
