@@ -567,6 +567,8 @@ void cf_future_unwatch(future_t *f, struct cf_wnode *n)
  */
 static int wait_done(future_t *f, double timeout)
 {
+    bool may_yield = !sleep_next_wait; /* the hint is this wait's, whatever it does */
+    sleep_next_wait = false;
     if (!cf_timeout_valid(timeout))
         return FUT_EINVAL;
     if (state_done(load_state(f)))
@@ -574,8 +576,6 @@ static int wait_done(future_t *f, double timeout)
     if (timeout == 0)
         return FUT_ETIMEDOUT;
     int64_t deadline = cf_deadline_after(timeout);
-    bool may_yield = !sleep_next_wait;
-    sleep_next_wait = false;
     /*
      * Spin briefly before sleeping: results often come within microseconds.
      * Only while the task runs (its worker is on a CPU); while it is pending

@@ -452,8 +452,8 @@ static int poll_once(struct process_pool *p, int64_t timeout_ns)
     if (rc <= 0)
         return rc;
     if (p->pfd[0].revents) {
-        uint64_t v;
-        while (read(p->wake_fd, &v, sizeof(v)) > 0)
+        uint64_t v; /* one read takes the whole count (not EFD_SEMAPHORE) */
+        while (read(p->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR)
             ;
         atomic_store(&p->wake_pending, false);
     }
@@ -480,6 +480,8 @@ static bool close_seats(struct process_pool *p)
     for (int s = 0; s < p->nseats; s++)
         if (p->seats[s] && !p->seats[s]->closing) {
             p->seats[s]->closing = true;
+            /* A worker looking for work (worker.c's spin) stops at once. */
+            atomic_fetch_or(&p->seatw[s].flags, CF_SEAT_QUIT);
             cf_pp_close_fd(&p->seats[s]->to_fd);
         }
     return !any_worker(p);

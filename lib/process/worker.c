@@ -87,6 +87,7 @@ struct wstate {
     bool announce;       /* the last task ran NOTE_NS or more: announce the next claim */
     bool spin;           /* the last wait for work was short: spin before sleeping */
     int64_t spin_ns;     /* WORKER_SPIN_NS (a test build may stretch it) */
+    int64_t dry;         /* since when it found nothing to run, or 0 */
     uint32_t bound_seen; /* piped task frames taken from the buffer */
 #ifdef CF_TEST_HOOKS
     bool hooks; /* CFUTURES_TEST_HOOKS was set */
@@ -129,13 +130,6 @@ static void note(struct wstate *w)
     cf_wire_put_hdr(hdr, CF_WIRE_NOTE, 0, 0);
     append(w, hdr, sizeof(hdr));
     w->unnoted = 0;
-}
-
-/* Queues a NOTE frame even with no answer waiting: the parent looks at the claims. */
-static void note_now(struct wstate *w)
-{
-    w->unnoted = 1;
-    note(w);
 }
 
 static void flush(struct wstate *w)
@@ -248,7 +242,8 @@ static void announce_start(struct wstate *w)
 {
     if (w->announce) {
         w->announce = false;
-        note_now(w);
+        w->unnoted = 1; /* a NOTE even with no answer waiting: the parent looks */
+        note(w);        /* at the claim words */
         flush(w);
     }
 }
@@ -633,20 +628,20 @@ static bool run_one(struct wstate *w, size_t *need)
 }
 
 /*
- * Ran dry at @since: looks at the shared queue and at the count of frames on
- * their way down its pipe for up to WORKER_SPIN_NS, yielding the CPU between
- * looks, before it sleeps: in a burst or a quick round trip the next task
- * comes within microseconds, and a sleeping worker costs the manager a NOTE
- * and the kernel a wake-up. True if work came.
+ * Ran dry at w->dry: looks at the shared queue and at the count of frames on
+ * their way down its pipe until WORKER_SPIN_NS after, yielding the CPU
+ * between looks: in a burst or a quick round trip the next task comes within
+ * microseconds, and a sleeping worker costs a NOTE and a wake-up. True if
+ * work came (a task another worker took first keeps the window running).
  */
-static bool spin_for_work(struct wstate *w, int64_t since)
+static bool spin_for_work(struct wstate *w)
 {
     do {
         if (ring_nonempty(w) ||
             atomic_load(&w->cfg->seatw[w->seat].bound) != w->bound_seen)
             return true;
         sched_yield();
-    } while (cf_now_ns() - since < w->spin_ns && ring_on(w));
+    } while (cf_now_ns() - w->dry < w->spin_ns && ring_on(w));
     return false;
 }
 
@@ -660,8 +655,8 @@ static void sleep_on_pipe(struct wstate *w, size_t need)
 {
     _Atomic uint32_t *flags = &w->cfg->seatw[w->seat].flags;
     bool ring = ring_on(w);
-    int64_t since = cf_now_ns();
-    if (ring && w->spin && spin_for_work(w, since))
+    w->dry = w->dry ? w->dry : cf_now_ns();
+    if (ring && w->spin && spin_for_work(w))
         return;
     if (ring) {
         atomic_fetch_or(flags, CF_SEAT_ASLEEP);
@@ -674,7 +669,8 @@ static void sleep_on_pipe(struct wstate *w, size_t need)
     if (ring)
         atomic_fetch_and(flags, ~CF_SEAT_ASLEEP);
     /* Spins next time only after a wait as short as a spin (not W7's 2 ms). */
-    w->spin = cf_now_ns() - since < w->spin_ns;
+    w->spin = cf_now_ns() - w->dry < w->spin_ns;
+    w->dry = 0;
 }
 
 void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int out_fd)
@@ -686,6 +682,7 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
     for (;;) {
         size_t need;
         bool ran = run_one(&w, &need);
+        w.dry = ran ? 0 : w.dry;
         bool spent = cfg->max_tasks > 0 && w.done >= cfg->max_tasks;
         if (ran && !spent)
             continue;
