@@ -518,15 +518,16 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * long tasks, makes no wake-ups. A worker that runs dry looks at the queue
  * for up to 50 us (yielding the CPU) before it sleeps, but only when its
  * last wait for work was that short (a burst, quick round trips); tasks
- * that come further apart find it asleep. A queued task wakes one sleeping worker
- * (a frame in its pipe); workers that are awake take queued tasks with no
- * system call. Only while a sent task is not known to have started does
- * the manager look at the claim words every 1 ms (so future_running() and
- * a task's own deadline follow its start); a worker announces the start of
- * a task that follows a long one at once. Woken by an event (a submit, an
- * answer), the manager polls for up to 50 us more before it sleeps,
- * yielding the CPU between polls, so a quick round trip (submit, answer,
- * next submit) does not wait for its wake-ups. A submit that wakes the
+ * that come further apart find it asleep. A queued task wakes one sleeping
+ * worker (a frame in its pipe); workers that are awake take queued tasks
+ * with no system call. Only while a sent task is not known to have started
+ * does the manager look at the claim words every 1 ms (so future_running()
+ * and a task's own deadline follow its start); a worker announces the
+ * start of a task that follows a long one at once. Woken by an event (a
+ * submit, an answer), the manager polls (and reads the answer records) for
+ * up to 50 us more before it sleeps, yielding the CPU between polls, so a
+ * quick round trip (submit, answer, next submit) does not wait for its
+ * wake-ups. A submit that wakes the
  * manager from that sleep makes the submitting thread's next wait
  * (future_result, future_exception) sleep at once instead of spinning:
  * a thread left runnable on its CPU would send the manager's wake-up of a

@@ -168,11 +168,13 @@ bool cf_pp_harvest(struct process_pool *p, struct pp_proc *pr)
  * Harvests every seat's cells: a worker leaves answers in the records of
  * whichever seat's cells it took from the shared queue.
  */
-void cf_pp_harvest_all(struct process_pool *p)
+bool cf_pp_harvest_all(struct process_pool *p)
 {
+    bool any = false;
     for (int s = 0; s < p->nseats; s++)
         if (p->seats[s] && p->seats[s]->ncells > 0)
-            cf_pp_harvest(p, p->seats[s]);
+            any |= cf_pp_harvest(p, p->seats[s]);
+    return any;
 }
 
 /* A worker's initializer failed: the pool cannot run anything (Python's behaviour). */

@@ -326,7 +326,7 @@ void cf_pp_write(struct pp_proc *pr);
 void cf_pp_fail(struct process_pool *p, struct pp_work *w, int status, int exit_code,
                 int sig, const char *msg);
 bool cf_pp_harvest(struct process_pool *p, struct pp_proc *pr);
-void cf_pp_harvest_all(struct process_pool *p);
+bool cf_pp_harvest_all(struct process_pool *p);
 void cf_pp_read(struct process_pool *p, struct pp_proc *pr, bool drain);
 int cf_pp_chunk_next(const void *res, size_t res_len, size_t *cursor, const void **data,
                      size_t *len);
