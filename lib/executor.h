@@ -218,10 +218,6 @@ struct cf_executor_ops {
 };
 
 /*
- * The part every executor kind starts with. Counters are atomics so that
- * executor_stats never takes a pool lock.
- */
-/*
  * An executor's counters, striped: each thread adds to the stripe of its own
  * (a cache line), so workers and submitters do not pass one line between
  * them on every task; a reader sums the stripes (executor.c).
@@ -234,6 +230,10 @@ struct cf_counts {
     _Atomic size_t completed, failed;
 };
 
+/*
+ * The part every executor kind starts with. Counters are atomics so that
+ * executor_stats never takes a pool lock.
+ */
 struct executor {
     const struct cf_executor_ops *ops; /* immutable */
     executor_options_t opts;           /* immutable; prefix points at name_prefix */
