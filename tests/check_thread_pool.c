@@ -544,6 +544,29 @@ END_TEST
 extern int64_t cf_test_watch_ns;
 
 /*
+ * Submits @n (at most 8) tasks that wait on one gate; true if all @n were
+ * waiting at once (each had a thread). Then opens the gate and checks that
+ * each returned 1.
+ */
+static bool all_start_together(executor_t *ex, int n)
+{
+    ck_assert_int_le(n, 8);
+    gate_t g;
+    gate_init(&g);
+    future_t *fs[8];
+    for (int i = 0; i < n; i++)
+        fs[i] = submit_ok(ex, t_wait_gate, &g, 0);
+    bool all = gate_wait_for_waiters(&g, n);
+    gate_open(&g);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(result_i64(fs[i]), 1);
+        future_unref(fs[i]);
+    }
+    gate_destroy(&g);
+    return all;
+}
+
+/*
  * Issue 14 (W7's mechanism): with 2 of 4 workers held in long tasks and 2
  * idle, a short task starts on an idle worker at once, whatever the held
  * ones do: no timer is in its path. The watchman's limit is stretched to
@@ -555,21 +578,13 @@ START_TEST(test_thread_pool_short_task_never_waits_for_timer)
 {
     cf_test_watch_ns = 60 * 1000000000LL;
     executor_t *ex = new_tp((executor_options_t){.max_workers = 4});
-    gate_t hold, warm;
+    gate_t hold;
     gate_init(&hold);
-    gate_init(&warm);
-    future_t *held[2], *warming[2];
+    future_t *held[2];
     for (int i = 0; i < 2; i++)
         held[i] = submit_ok(ex, t_wait_gate, &hold, 0);
-    for (int i = 0; i < 2; i++)
-        warming[i] = submit_ok(ex, t_wait_gate, &warm, 0);
     ck_assert(gate_wait_for_waiters(&hold, 2));
-    ck_assert(gate_wait_for_waiters(&warm, 2)); /* four threads exist */
-    gate_open(&warm);
-    for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(result_i64(warming[i]), 1);
-        future_unref(warming[i]);
-    }
+    ck_assert(all_start_together(ex, 2)); /* four threads exist */
     for (int round = 0; round < 20; round++) {
         struct timespec ts = {0, 3000000L}; /* the idle workers park */
         nanosleep(&ts, NULL);
@@ -588,7 +603,6 @@ START_TEST(test_thread_pool_short_task_never_waits_for_timer)
     }
     executor_free(ex);
     gate_destroy(&hold);
-    gate_destroy(&warm);
     cf_test_watch_ns = 1000000; /* back to the default, for CK_FORK=no runs */
 }
 END_TEST
@@ -612,18 +626,7 @@ START_TEST(test_thread_pool_burst_behind_spinner_all_start)
 {
     cf_test_watch_ns = 1000000; /* the default (another test may stretch it) */
     executor_t *ex = new_tp((executor_options_t){.max_workers = 4});
-    gate_t warm;
-    gate_init(&warm);
-    future_t *warming[4];
-    for (int i = 0; i < 4; i++)
-        warming[i] = submit_ok(ex, t_wait_gate, &warm, 0);
-    ck_assert(gate_wait_for_waiters(&warm, 4)); /* four threads exist */
-    gate_open(&warm);
-    for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(result_i64(warming[i]), 1);
-        future_unref(warming[i]);
-    }
-    gate_destroy(&warm);
+    ck_assert(all_start_together(ex, 4)); /* four threads exist */
     for (int round = 0; round < 100; round++) {
         struct timespec ts = {0, 2000000L}; /* the workers park */
         nanosleep(&ts, NULL);
@@ -631,18 +634,8 @@ START_TEST(test_thread_pool_burst_behind_spinner_all_start)
         future_t *f = submit_ok(ex, t_add1, &x, sizeof(x));
         ck_assert_int_eq(future_result_i64(f, 10.0, &v), 0);
         future_unref(f);
-        gate_t g;
-        gate_init(&g);
-        future_t *burst[3];
-        for (int i = 0; i < 3; i++)
-            burst[i] = submit_ok(ex, t_wait_gate, &g, 0);
-        ck_assert_msg(gate_wait_for_waiters(&g, 3), "round %d: not every task started", round);
-        gate_open(&g);
-        for (int i = 0; i < 3; i++) {
-            ck_assert_int_eq(result_i64(burst[i]), 1);
-            future_unref(burst[i]);
-        }
-        gate_destroy(&g);
+        ck_assert_msg(all_start_together(ex, 3), "round %d: not every task started",
+                      round);
     }
     executor_free(ex);
 }
