@@ -620,7 +620,11 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * in no module with a build-id fails the submit with FUT_EINVAL.
  * Arguments and results are copied bytes, as in a process pool; each rank
  * runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
- * default 1), up to 64 sent ahead per rank. A sent task is RUNNING
+ * default 1). A rank is sent tasks ahead: 4 beyond its processes, more
+ * while its tasks are quick (as many as it runs in 5 ms, up to 64 in
+ * all). Once nothing is left to send and a rank runs dry, a rank holding
+ * tasks it has not started gives some back, and they run on the dry one;
+ * a started task stays where it is. A sent task is RUNNING
  * (future_cancel no longer stops it), as in mpi4py. A task that crashes
  * or exits fails FUT_EWORKER with its signal or exit code; its rank goes on.
  * submit_options_t.timeout: FUT_EDEADLINE, the task's process is killed.

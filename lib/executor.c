@@ -200,10 +200,10 @@ void cf_executor_dropped(executor_t *ex)
  * until its accounting is done: a waiter that saw the future cancelled may
  * free the executor meanwhile (executor_free, after its workers are done).
  */
-static bool work_try_cancel(void *extra)
+static bool work_try_cancel(void *extra, bool stop)
 {
     struct cf_work *w = extra;
-    if (w->ex->ops->try_cancel && !w->ex->ops->try_cancel(w->ex, w))
+    if (w->ex->ops->try_cancel && !w->ex->ops->try_cancel(w->ex, w, stop))
         return false;
     cf_executor_ref(w->ex);
     return true;
@@ -266,7 +266,7 @@ void *cf_work_tail(struct cf_work *w)
     return (char *)prep_of(w) + ALIGN16(sizeof(struct prep));
 }
 
-static bool prep_try_cancel(void *extra)
+static bool prep_try_cancel(void *extra, bool stop)
 {
     struct prep *p = prep_of(extra);
     for (;;) {
@@ -280,7 +280,7 @@ static bool prep_try_cancel(void *extra)
             cf_cpu_relax();
             continue;
         case PREP_SUBMITTED:
-            return work_try_cancel(extra);
+            return work_try_cancel(extra, stop);
         default:
             return true;
         }

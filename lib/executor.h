@@ -156,9 +156,10 @@ struct cf_executor_ops {
      * Optional. future_cancel on @w's pending future calls it under the
      * future's lock before cancelling: true lets the cancel go on, false means
      * the task has started already (future_cancel then returns false). It may
-     * only touch atomics.
+     * only touch atomics. @stop: a started task is asked to stop (false:
+     * cf_future_revoke, which leaves it alone).
      */
-    bool (*try_cancel)(executor_t *ex, struct cf_work *w);
+    bool (*try_cancel)(executor_t *ex, struct cf_work *w, bool stop);
     /*
      * Optional: queues a map chunk of @n items (args[j], lens[j]; @lens may
      * be NULL: length 0) as ONE work item @w (w->fn is the map's function;

@@ -411,7 +411,8 @@ int future_set_exception(future_t *f, int code, const char *fmt, ...)
     return rc;
 }
 
-bool future_cancel(future_t *f)
+/* future_cancel (@stop: a started task is asked to stop) and cf_future_revoke. */
+static bool cancel(future_t *f, bool stop)
 {
     if (!f)
         return false;
@@ -423,9 +424,11 @@ bool future_cancel(future_t *f)
         return true;
     case S_RUNNING:
         /* Python says no; the task may still stop early (task_should_stop). */
-        atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
-        if (f->hooks && f->hooks->stop)
-            f->hooks->stop(cf_future_extra(f)); /* a process pool tells its worker */
+        if (stop) {
+            atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
+            if (f->hooks && f->hooks->stop)
+                f->hooks->stop(cf_future_extra(f)); /* a process pool tells its worker */
+        }
         cf_unlock(&f->lock);
         return false;
     case S_FINISHED:
@@ -433,7 +436,8 @@ bool future_cancel(future_t *f)
         return false;
     }
     /* An executor that sent the task ahead may find it started already. */
-    if (f->hooks && f->hooks->try_cancel && !f->hooks->try_cancel(cf_future_extra(f))) {
+    if (f->hooks && f->hooks->try_cancel &&
+        !f->hooks->try_cancel(cf_future_extra(f), stop)) {
         /* The executor passed the stop request on; the state stays PENDING. */
         cf_unlock(&f->lock);
         return false;
@@ -443,7 +447,8 @@ bool future_cancel(future_t *f)
             &f->state, &s, S_CANCELLED, memory_order_acq_rel, memory_order_relaxed)) {
         /* It started just now; once unlocked, its result may overwrite hooks. */
         const struct cf_future_hooks *h = f->hooks;
-        atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
+        if (stop)
+            atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
         cf_unlock(&f->lock);
         if (h && h->cancelled)
             h->cancelled(cf_future_extra(f), false);
@@ -457,6 +462,16 @@ bool future_cancel(future_t *f)
     run_callbacks_held(f, c);
     future_unref(f);
     return true;
+}
+
+bool future_cancel(future_t *f)
+{
+    return cancel(f, true);
+}
+
+bool cf_future_revoke(future_t *f)
+{
+    return cancel(f, false);
 }
 
 int future_set_running_or_notify_cancel(future_t *f)

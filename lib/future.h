@@ -28,9 +28,10 @@ struct cf_future_hooks {
     /*
      * future_cancel is about to cancel the pending future: false means the
      * work has started already (the future is then not cancelled). After
-     * true, cancelled() always follows.
+     * true, cancelled() always follows. @stop: a started task is asked to
+     * stop (future_cancel); false leaves it alone (cf_future_revoke).
      */
-    bool (*try_cancel)(void *extra);
+    bool (*try_cancel)(void *extra, bool stop);
     /*
      * After try_cancel said true: @won is whether the future is now
      * cancelled (false: a worker started it in between). Called after the
@@ -131,6 +132,14 @@ static inline const struct cf_queue_ops *cf_queue_ops_of(completion_queue_t *q)
  * other CPU, idle and halted, and cost tens of microseconds (bench W7).
  */
 void cf_future_sleep_next_wait(void);
+
+/*
+ * Cancels @f only if its task has not started, as future_cancel, but a
+ * started task is not asked to stop (task_should_stop stays false): an MPI
+ * rank gives back a task it was sent and has not started (lib/mpi/).
+ * True if @f is cancelled.
+ */
+bool cf_future_revoke(future_t *f);
 
 /* Finished with an error (not cancelled). Lock-free. */
 bool cf_future_failed(const future_t *f);

@@ -211,7 +211,7 @@ static void sched_release(struct sched *s, int n)
     cf_executor_unref(ex);
 }
 
-static bool sched_try_cancel(void *extra)
+static bool sched_try_cancel(void *extra, bool stop)
 {
     struct sched *s = extra;
     for (;;) {
@@ -223,7 +223,7 @@ static bool sched_try_cancel(void *extra)
                 return true;
             continue;
         case S_RUNNING:
-            if (atomic_compare_exchange_strong(&s->state, &st, S_STOPPING))
+            if (!stop || atomic_compare_exchange_strong(&s->state, &st, S_STOPPING))
                 return false;
             continue;
         default:

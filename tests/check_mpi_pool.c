@@ -338,9 +338,107 @@ MPI_TEST(test_mpi_shutdown_cancel_futures)
         future_unref(f[i]);
     }
     ck_assert_int_eq(cancelled + ok, N);
-    ck_assert_int_ge(cancelled, N - 64 * NW); /* at most 64 per rank were sent */
+    ck_assert_int_ge(cancelled, N - 64 * NW); /* at most DEPTH = 64 per rank are sent */
     ck_assert_ptr_null(executor_submit(ex, t_add1, &s, sizeof(s)));
     ck_assert_int_eq(errno, ESHUTDOWN);
+    executor_free(ex);
+}
+
+/* A gate across ranks: files in a directory of the test's (same host). */
+struct fgate {
+    char dir[64];
+    int id;
+};
+
+static void fgate_path(const struct fgate *g, const char *what, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s.%d", g->dir, what, g->id);
+}
+
+static bool file_exists(void *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+static void touch(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+}
+
+/* Creates DIR/started.ID, waits up to T_LONG for DIR/go.ID, returns its pid. */
+static void t_file_gate(task_t *t)
+{
+    const struct fgate *g = task_arg(t, NULL);
+    char path[192];
+    fgate_path(g, "started", path, sizeof(path));
+    FILE *f = fopen(path, "w");
+    if (f)
+        fclose(f);
+    fgate_path(g, "go", path, sizeof(path));
+    double end = now_s() + T_LONG;
+    while (access(path, F_OK) != 0 && now_s() < end)
+        usleep(1000);
+    task_return_i64(t, getpid());
+}
+
+/*
+ * A task sent ahead to a rank whose worker is blocked runs on a rank that
+ * ran dry, while the first still blocks: the master asks for it back
+ * (REVOKE) and the blocked rank gives back what it has not started. Each
+ * rank blocks in one task; four quick tasks go two to each; then one rank
+ * is freed, and all four must finish in its one local worker.
+ */
+MPI_TEST(test_mpi_idle_rank_takes_back_queued)
+{
+    char dir[] = "/tmp/check_mpi_pool.XXXXXX", path[192];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    executor_t *ex = new_pool();
+    struct fgate g[2];
+    future_t *b[2], *q[4];
+    for (int i = 0; i < 2; i++) {
+        g[i] = (struct fgate){.id = i};
+        snprintf(g[i].dir, sizeof(g[i].dir), "%s", dir);
+        b[i] = executor_submit(ex, t_file_gate, &g[i], sizeof(g[i]));
+        ck_assert_ptr_nonnull(b[i]);
+    }
+    for (int i = 0; i < 2;
+         i++) { /* each rank runs one: the pool sends to the least loaded */
+        fgate_path(&g[i], "started", path, sizeof(path));
+        ck_assert_msg(eventually(file_exists, path, T_LONG), "blocker %d did not start",
+                      i);
+    }
+    for (int i = 0; i < 4; i++)
+        ck_assert_ptr_nonnull(q[i] = executor_submit(ex, t_pid, NULL, 0));
+    fgate_path(&g[1], "go", path, sizeof(path));
+    touch(path);
+    int64_t freed, pid;
+    ck_assert_int_eq(future_result_i64(b[1], T_LONG, &freed), 0);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_msg(future_result_i64(q[i], T_LONG, &pid) == 0,
+                      "quick task %d still waits behind the blocked rank", i);
+        ck_assert_int_eq(pid, freed);
+        future_unref(q[i]);
+    }
+    ck_assert(!future_done(b[0]));
+    fgate_path(&g[0], "go", path, sizeof(path));
+    touch(path);
+    ck_assert_int_eq(future_result_i64(b[0], T_LONG, &pid), 0);
+    ck_assert_int_ne(pid, freed);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.completed, 6);
+    ck_assert_uint_eq(st.failed, 0);
+    for (int i = 0; i < 2; i++) {
+        future_unref(b[i]);
+        const char *what[2] = {"started", "go"};
+        for (int k = 0; k < 2; k++) {
+            fgate_path(&g[i], what[k], path, sizeof(path));
+            unlink(path);
+        }
+    }
+    ck_assert_int_eq(rmdir(dir), 0);
     executor_free(ex);
 }
 
@@ -497,6 +595,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_map);
     tcase_add_test(tc, test_mpi_waiting);
     tcase_add_test(tc, test_mpi_shutdown_cancel_futures);
+    tcase_add_test(tc, test_mpi_idle_rank_takes_back_queued);
     tcase_add_test(tc, test_mpi_bad_arguments);
     tcase_add_test(tc, test_mpi_free_leaves_nothing);
     tcase_add_test(tc, test_mpi_spawn_stuck);

@@ -1245,6 +1245,50 @@ START_TEST(test_process_pool_cancel_running_stops)
 }
 END_TEST
 
+/* Counts itself started, waits for the gate or task_should_stop: 1 if asked to stop. */
+static void t_gate_or_stop(task_t *t)
+{
+    atomic_fetch_add(&shm->started, 1);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&shm->gate) && !task_should_stop(t) && now_s() < end)
+        usleep(100);
+    task_return_i64(t, task_should_stop(t) ? 1 : 0);
+}
+
+bool cf_future_revoke(future_t *f); /* lib/future.h: an MPI rank giving a task back */
+
+/*
+ * cf_future_revoke cancels a task that has not started, as future_cancel,
+ * but leaves a started one alone: task_should_stop stays false inside it,
+ * before and after the parent saw it start.
+ */
+START_TEST(test_process_pool_revoke_leaves_started_alone)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&shm->gate, 0);
+        future_t *a = executor_submit(ex, t_gate_or_stop, NULL, 0);
+        int idx = round;
+        future_t *b = executor_submit(ex, t_mark, &idx, sizeof(idx));
+        wait_started(round + 1);
+        if (round == 1)
+            ck_assert(eventually(is_running, a, T_LONG));
+        ck_assert(!cf_future_revoke(a));
+        ck_assert(!future_cancelled(a));
+        ck_assert(cf_future_revoke(b)); /* queued behind a on the one worker */
+        ck_assert(future_cancelled(b));
+        atomic_store(&shm->gate, 1);
+        ck_assert_int_eq(result_i64(a), 0); /* not asked to stop */
+        ck_assert_int_eq(atomic_load(&shm->ran[round]), 0);
+        future_unref(a);
+        future_unref(b);
+    }
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* ---------------------------------------------------------- payloads */
 
 /* 16 MiB argument and 16 MiB result at once; then a 64 MiB result. */
@@ -2192,6 +2236,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_worker_spins_between_round_trips);
     tcase_add_test(tc, test_process_pool_wakeup_survives_woken_worker_death);
     tcase_add_test(tc, test_process_pool_cancel_running_stops);
+    tcase_add_test(tc, test_process_pool_revoke_leaves_started_alone);
     tcase_add_test(tc, test_process_pool_big_payloads);
     tcase_add_test(tc, test_process_pool_death_while_writing);
     suite_add_tcase(s, tc);

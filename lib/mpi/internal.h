@@ -12,7 +12,8 @@
  *
  *   taskid.c  naming a task_fn across processes: module build-id + offset
  *   serve.c   mpi_pool_serve: start-up of both modes, the handshake, the
- *             worker rank's loop, the master's exit handler
+ *             master's exit handler
+ *   relay.c   the worker rank's loop: tasks to its local pool, answers back
  *   pool.c    mpi_pool_executor_new: the master's executor and its manager
  *             thread (all of its MPI calls), heartbeat, shutdown
  *   spawn.c   spawn mode's ranks: spawning them (bounded, retried) and
@@ -23,7 +24,8 @@
  * The tag says the executor (several may share the world ranks) and the
  * kind: TAG(e, kind). Tasks and answers are wire.c frames (TASK; RESULT or
  * FAILED); HELLO, PING, PONG, STOP and BYE are small fixed messages on e = 0
- * (HELLO, STOP, BYE) or the executor's own e (PING, PONG).
+ * (HELLO, STOP, BYE) or the executor's own e (PING, PONG); REVOKE is a list
+ * of task ids (cf_wire_put_u64 each) on the executor's e.
  *
  * Threads: a worker rank's main thread receives; its local pool's manager
  * thread sends the answers (done-callbacks): MPI_THREAD_MULTIPLE. In the
@@ -34,11 +36,14 @@
 #define CF_MPI_INTERNAL_H
 
 #include <mpi.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cfutures.h>
+
+#include "util.h"
 
 #define CF_MPI_MARKER "--cfutures-mpi-worker" /* spawn.c adds =token: master pid.n */
 #define CF_MPI_MAX_MODULES 64
@@ -58,6 +63,8 @@ enum cf_mpi_kind {
     CF_MPI_K_STOP = 4,   /* master -> rank, e = 0: finish and leave (1 byte: teardown) */
     CF_MPI_K_HELLO = 5,  /* both ways, e = 0: the module tables, then the verdict */
     CF_MPI_K_BYE = 6,    /* spawned rank -> master, e = 0: stopped, disconnecting now */
+    CF_MPI_K_REVOKE =
+        7, /* master -> rank: give these tasks back if not started (u64 ids) */
 };
 
 /* Seconds a spawned worker gets for MPI_Init and the handshake (then it exits). */
@@ -97,6 +104,7 @@ struct cf_mpi_peer {
     MPI_Comm comm; /* the world dup, or its own spawn intercommunicator */
     int dest;      /* its rank in comm (remote rank in an intercommunicator) */
     int pid;
+    int procs; /* its local pool's workers (CFUTURES_MPI_PROCS there), from HELLO */
     char host[64];
 };
 
@@ -104,9 +112,36 @@ struct cf_mpi_peer {
 struct cf_mpi_hello {
     int32_t status; /* 0, or a FUT_E* code: then why says what */
     int32_t pid;
+    int32_t procs; /* the rank's local pool size */
     char host[64];
     char why[256];
 };
+
+/* A worker rank's state (serve.c makes it, relay.c serves with it). */
+struct cf_mpi_rank {
+    executor_t *local;
+    MPI_Comm comm;
+    int master;
+    bool ok;       /* the handshake passed */
+    bool mpi_up;   /* MPI_Init_thread succeeded */
+    bool serving;  /* MPI is up and the master answered: serve until STOP */
+    bool teardown; /* STOP said: disconnect and finalize (no rank was lost) */
+    struct cf_mpi_modtab mods;
+    int map[CF_MPI_MAX_MODULES];
+    int nmap;
+    /* answers waiting for the main thread to send them, in one message */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;          /* an answer was queued while the main thread slept */
+    bool sleeping;              /* mu */
+    struct cf_buf out;          /* mu: RESULT/FAILED frames, all for executor out_e */
+    int out_e;                  /* mu */
+    struct answer_to *inflight; /* mu: tasks submitted and not answered (relay.c) */
+};
+
+/* relay.c: serves TASKs until STOP or the master is unreachable. */
+void cf_mpi_relay(struct cf_mpi_rank *r, struct cf_buf *spare);
+/* Sends the queued answers now (@spare: the buffer to swap in). */
+void cf_mpi_relay_flush(struct cf_mpi_rank *r, struct cf_buf *spare);
 
 /* serve.c: the master's view of how this process started. */
 bool cf_mpi_world_mode(void);

@@ -7,9 +7,10 @@
  * Submit copies the argument, names the function (taskid.c; a function in
  * no module with a build-id fails the submit with FUT_EINVAL) and appends
  * the item to the submit FIFO under `mu`. The manager takes an item only
- * when a rank has a free cell (DEPTH per rank, the least loaded rank
- * first), marks its future RUNNING (mpi4py's rule: a task sent is running;
- * until then future_cancel cancels it) and sends one TASK frame. Answers
+ * when a rank has room in its window (the least loaded rank first), marks
+ * its future RUNNING (mpi4py's rule: a task sent is running; until then
+ * future_cancel cancels it) and sends one TASK frame. How many tasks a
+ * rank gets ahead, and when it gives some back, is balance.c's. Answers
  * (RESULT or FAILED frames) name their cell and its generation, so several
  * tasks can be in flight per rank and a stale answer never completes a
  * later task.
@@ -39,48 +40,13 @@
 #include "../process/wire.h"
 #include "executor.h"
 #include "future.h"
-#include "internal.h"
+#include "master.h"
 #include "util.h"
 
-#define DEPTH 64
 #define SPIN_NS (100 * 1000LL)
 #define NAP_MAX_NS (1000 * 1000LL)
 #define PING_NS (500 * 1000000LL)
 #define BATCH_BYTES (256 * 1024) /* a message of several TASK frames, past one */
-
-struct mp_work {
-    struct cf_work base;
-    void *arg; /* our copy */
-    uint64_t desc;
-};
-
-struct mp_rank {
-    struct cf_mpi_peer *peer; /* in mpi_pool.peers */
-    bool lost;
-    int n; /* tasks out */
-    struct mp_work *cell[DEPTH];
-    uint32_t gen[DEPTH];
-    int64_t heard, pinged;
-    struct cf_buf out; /* TASK frames not sent yet (manager) */
-};
-
-struct mpi_pool {
-    struct executor base;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct cf_work_fifo sub; /* mu */
-    bool stopping, sleeping; /* mu */
-    pthread_t manager;
-    int e;      /* the tag's executor number */
-    bool spawn; /* the ranks are ours (spawned), not the world's */
-    int nranks;
-    struct mp_rank *ranks;
-    struct cf_mpi_peer *peers; /* nranks: spawned, or a copy of the world's */
-    bool *lost;                /* nranks: for cf_mpi_release */
-    int64_t hb_limit;
-    bool any_lost; /* manager */
-    _Atomic size_t nworkers, nidle;
-};
 
 static inline struct mpi_pool *mp_of(executor_t *ex)
 {
@@ -198,11 +164,15 @@ static struct mp_work *cell_take(struct mpi_pool *p, int ri, int c)
     struct mp_work *w = r->cell[c];
     r->cell[c] = NULL;
     r->n--;
+    if (r->revoked[c]) {
+        r->revoked[c] = false;
+        r->nrevoked--;
+    }
     return w;
 }
 
 /* Marks rank @ri lost and fails its tasks FUT_EWORKER with @why. */
-static void lose_rank(struct mpi_pool *p, int ri, const char *why)
+void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why)
 {
     struct mp_rank *r = &p->ranks[ri];
     char msg[400];
@@ -220,18 +190,6 @@ static void lose_rank(struct mpi_pool *p, int ri, const char *why)
         work_drop(&w->base);
     }
     count_idle(p);
-}
-
-/* The least loaded live rank with a free cell, or -1. */
-static int pick(struct mpi_pool *p)
-{
-    int best = -1;
-    for (int i = 0; i < p->nranks; i++) {
-        const struct mp_rank *r = &p->ranks[i];
-        if (!r->lost && r->n < DEPTH && (best < 0 || r->n < p->ranks[best].n))
-            best = i;
-    }
-    return best;
 }
 
 static bool receive(struct mpi_pool *p, int ri, int64_t now);
@@ -269,7 +227,7 @@ static void flush_rank(struct mpi_pool *p, int ri)
     }
     r->out.len = 0;
     if (rc != MPI_SUCCESS)
-        lose_rank(p, ri, "an MPI send to it failed");
+        cf_mp_lose_rank(p, ri, "an MPI send to it failed");
 }
 
 /*
@@ -291,15 +249,16 @@ static int place_task(struct mpi_pool *p, int ri, struct mp_work *w)
     while (r->cell[c])
         c++;
     uint32_t gen = ++r->gen[c];
-    uint64_t id = ((uint64_t)gen << 32) | (uint64_t)(ri * DEPTH + c);
     unsigned char *b = r->out.p + r->out.len;
-    cf_wire_put_hdr(b, CF_WIRE_TASK, id, len);
+    cf_wire_put_hdr(b, CF_WIRE_TASK, cf_mp_cell_id(ri, c, gen), len);
     cf_wire_put_task(b + CF_WIRE_HDR, w->desc, w->base.limit_ns);
     if (w->base.arg_len)
         memcpy(b + CF_WIRE_HDR + CF_WIRE_TASK_FIXED, w->arg, w->base.arg_len);
     r->out.len += CF_WIRE_HDR + len;
     r->cell[c] = w;
-    r->n++;
+    r->seq[c] = ++p->sends;
+    if (r->n++ == 0)
+        r->mark = cf_now_ns();
     return 0;
 }
 
@@ -308,17 +267,22 @@ static bool dispatch(struct mpi_pool *p)
 {
     bool any = false;
     int ri;
-    while ((ri = pick(p)) >= 0) {
-        pthread_mutex_lock(&p->mu);
-        struct cf_work *cw = cf_fifo_pop(&p->sub);
-        pthread_mutex_unlock(&p->mu);
-        if (!cw)
-            break;
-        if (future_set_running_or_notify_cancel(cf_work_future(cw)) != 1) {
-            work_drop(cw); /* cancelled while queued */
-            continue;
+    while ((ri = cf_mp_pick(p)) >= 0) {
+        struct cf_work *cw = cf_fifo_pop(&p->back); /* running already */
+        if (cw) {
+            p->nback--;
+        } else {
+            pthread_mutex_lock(&p->mu);
+            cw = cf_fifo_pop(&p->sub);
+            pthread_mutex_unlock(&p->mu);
+            if (!cw)
+                break;
+            if (future_set_running_or_notify_cancel(cf_work_future(cw)) != 1) {
+                work_drop(cw); /* cancelled while queued */
+                continue;
+            }
+            cf_executor_started(&p->base);
         }
-        cf_executor_started(&p->base);
         any = true;
         int rc = place_task(p, ri, (struct mp_work *)cw);
         if (rc < 0) {
@@ -355,8 +319,18 @@ static void complete_failed(struct mpi_pool *p, struct mp_work *w,
     cf_future_fail(cf_work_future(&w->base), status, st[1], st[2], st[3], msg);
 }
 
-/* One answer frame @b (@n bytes) from rank @ri. */
-static void on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t n)
+/* A FAILED payload that says FUT_ECANCELLED: a task given back (REVOKE). */
+static bool given_back(const unsigned char *pl, uint64_t len)
+{
+    int32_t st[4];
+    const char *m;
+    size_t ml;
+    return cf_wire_get_failed(pl, len, st, &m, &ml) == CF_WIRE_OK &&
+           st[0] == FUT_ECANCELLED;
+}
+
+/* One answer frame @b (@n bytes) from rank @ri. False if it gave a task back. */
+static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t n)
 {
     struct cf_wire_hdr h;
     int rc = cf_wire_get_hdr(b, n, &h);
@@ -366,12 +340,17 @@ static void on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t
     if (rc != CF_WIRE_OK || h.len != n - CF_WIRE_HDR ||
         (h.type != CF_WIRE_RESULT && h.type != CF_WIRE_FAILED) ||
         slot / DEPTH != (uint32_t)ri || !r->cell[c] || r->gen[c] != gen) {
-        lose_rank(p, ri, "it sent a malformed or unexpected answer");
-        return;
+        cf_mp_lose_rank(p, ri, "it sent a malformed or unexpected answer");
+        return false;
+    }
+    const unsigned char *pl = b + CF_WIRE_HDR;
+    if (r->revoked[c] && h.type == CF_WIRE_FAILED && given_back(pl, h.len)) {
+        cf_fifo_push(&p->back, &cell_take(p, ri, c)->base);
+        p->nback++;
+        return false;
     }
     struct mp_work *w = cell_take(p, ri, c);
     future_t *f = cf_work_future(&w->base);
-    const unsigned char *pl = b + CF_WIRE_HDR;
     if (h.type == CF_WIRE_FAILED) {
         complete_failed(p, w, pl, h.len);
     } else if (h.len <= CF_INLINE_MAX) {
@@ -388,22 +367,27 @@ static void on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t
         }
     }
     work_drop(&w->base);
+    return true;
 }
 
-/* A message of answer frames @b (@n bytes) from rank @ri. */
-static void on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_t n)
+/* A message of answer frames @b (@n bytes) from rank @ri, come at @now. */
+static void on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_t n,
+                       int64_t now)
 {
     size_t off = 0;
+    int k = 0;
     while (off < n && !p->ranks[ri].lost) {
         struct cf_wire_hdr h;
         if (cf_wire_get_hdr(b + off, n - off, &h) != CF_WIRE_OK ||
             h.len > n - off - CF_WIRE_HDR)
             break;
-        on_answer(p, ri, b + off, CF_WIRE_HDR + (size_t)h.len);
+        k += on_answer(p, ri, b + off, CF_WIRE_HDR + (size_t)h.len);
         off += CF_WIRE_HDR + (size_t)h.len;
     }
     if (off != n && !p->ranks[ri].lost)
-        lose_rank(p, ri, "it sent a malformed message");
+        cf_mp_lose_rank(p, ri, "it sent a malformed message");
+    else if (k)
+        cf_mp_paced(&p->ranks[ri], k, now);
 }
 
 /* Receives what rank @ri has sent this executor. True if anything came. */
@@ -417,7 +401,7 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now)
         while (flag && !r->lost) {
             int tag = CF_MPI_TAG(p->e, kind);
             if (MPI_Iprobe(r->peer->dest, tag, r->peer->comm, &flag, &st) != MPI_SUCCESS) {
-                lose_rank(p, ri, "MPI_Iprobe failed");
+                cf_mp_lose_rank(p, ri, "MPI_Iprobe failed");
                 break;
             }
             if (!flag)
@@ -427,13 +411,13 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now)
             if (!b || MPI_Recv(b, count, MPI_BYTE, r->peer->dest, tag, r->peer->comm,
                                MPI_STATUS_IGNORE) != MPI_SUCCESS) {
                 free(b);
-                lose_rank(p, ri, b ? "MPI_Recv failed" : "no memory for an answer");
+                cf_mp_lose_rank(p, ri, b ? "MPI_Recv failed" : "no memory for an answer");
                 break;
             }
             r->heard = now;
             any = true;
             if (kind == CF_MPI_K_ANSWER)
-                on_answers(p, ri, b, (size_t)count);
+                on_answers(p, ri, b, (size_t)count, now);
             free(b);
         }
     }
@@ -451,7 +435,7 @@ static void heartbeat(struct mpi_pool *p, int64_t now)
             char why[96];
             snprintf(why, sizeof(why), "no answer to the heartbeat for %.1f s",
                      (double)p->hb_limit / 1e9);
-            lose_rank(p, i, why);
+            cf_mp_lose_rank(p, i, why);
             continue;
         }
         if (now - r->heard > PING_NS && now - r->pinged > PING_NS) {
@@ -465,10 +449,24 @@ static void heartbeat(struct mpi_pool *p, int64_t now)
     }
 }
 
+/* Fails the tasks given back and not sent again (no rank is left). */
+static void fail_back(struct mpi_pool *p)
+{
+    struct cf_work *cw;
+    while ((cw = cf_fifo_pop(&p->back))) {
+        p->nback--;
+        cf_executor_finished(&p->base, true);
+        cf_future_fail(cf_work_future(cw), FUT_EBROKEN, 0, -1, 0,
+                       "every MPI worker rank was lost");
+        work_drop(cw);
+    }
+}
+
 /* No live rank is left: the pool is broken. */
 static void break_pool(struct mpi_pool *p)
 {
     cf_executor_mark_broken(&p->base);
+    fail_back(p);
     pthread_mutex_lock(&p->mu);
     struct cf_work_fifo q = cf_fifo_take(&p->sub);
     pthread_mutex_unlock(&p->mu);
@@ -479,23 +477,24 @@ static void break_pool(struct mpi_pool *p)
 /* Waits for work or an answer: @ns at most. True if the manager should leave. */
 static bool idle_wait(struct mpi_pool *p, int64_t ns, int out)
 {
-    bool leave = false;
     pthread_mutex_lock(&p->mu);
-    if (!p->sub.head && !p->stopping) {
+    bool sendable = p->sub.head && cf_mp_pick(p) >= 0; /* else a submit changes nothing */
+    bool leave = p->stopping && !p->sub.head && out == 0;
+    if (!sendable && !leave) {
         struct timespec ts;
         cf_ns_to_timespec(cf_now_ns() + ns, &ts);
         p->sleeping = true;
         pthread_cond_timedwait(&p->cv, &p->mu, &ts);
         p->sleeping = false;
+        leave = p->stopping && !p->sub.head && out == 0;
     }
-    leave = p->stopping && !p->sub.head && out == 0;
     pthread_mutex_unlock(&p->mu);
     return leave;
 }
 
 static int tasks_out(const struct mpi_pool *p, bool *alive)
 {
-    int out = 0;
+    int out = p->nback;
     *alive = false;
     for (int i = 0; i < p->nranks; i++) {
         out += p->ranks[i].n;
@@ -526,6 +525,7 @@ static void *manager_main(void *arg)
         for (int i = 0; i < p->nranks; i++)
             busy |= receive(p, i, now);
         heartbeat(p, now);
+        cf_mp_rebalance(p, now);
         bool alive;
         int out = tasks_out(p, &alive);
         if (!alive && !atomic_load(&p->base.broken))
@@ -622,8 +622,10 @@ executor_t *mpi_pool_executor_new(const executor_options_t *o)
     p->hb_limit = heartbeat_limit();
     rc = attach_ranks(p);
     int64_t now = cf_now_ns();
-    for (int i = 0; rc == 0 && i < p->nranks; i++)
+    for (int i = 0; rc == 0 && i < p->nranks; i++) {
         p->ranks[i].heard = p->ranks[i].pinged = now;
+        cf_mp_set_window(&p->ranks[i]);
+    }
     if (rc == 0) {
         count_idle(p);
         rc = cf_start_thread(&p->manager, manager_main, p) == 0 ? 0 : FUT_ESYS;

@@ -9,21 +9,13 @@
  * (OMPI_COMM_WORLD_RANK, PMIX_RANK or PMI_RANK). A worker makes its local
  * process pool first, so that pool's fork server is forked before MPI
  * exists, then initializes MPI, answers the master's HELLO (the module
- * tables of taskid.c, checked on both sides) and loops: receive a TASK,
- * submit it to the local pool, and let the future's done-callback (on the
- * local pool's manager thread) send the answer. PING is answered at once,
- * whatever the tasks do, so the master can tell a busy rank from a lost
- * one. STOP ends the loop; the local pool finishes what it holds first.
- *
- * Idling: the loop probes, and after SPIN_NS without a message sleeps,
- * doubling from 1 us to NAP_MAX_NS, so an idle rank costs no core (a
- * blocking MPI receive would spin one).
+ * tables of taskid.c, checked on both sides) and serves (relay.c) until
+ * STOP.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +26,6 @@
 #include "internal.h"
 #include "util.h"
 
-#define SPIN_NS (200 * 1000LL)
-#define NAP_MAX_NS (1000 * 1000LL)
 #define HELLO_LIMIT 60.0 /* seconds a world rank gets to answer the handshake */
 
 static struct {
@@ -49,33 +39,6 @@ static struct {
     pthread_mutex_t e_mu;
     unsigned char e_used[CF_MPI_MAX_E + 1];
 } g = {.e_mu = PTHREAD_MUTEX_INITIALIZER};
-
-/* A worker rank's state. */
-struct rank {
-    executor_t *local;
-    MPI_Comm comm;
-    int master;
-    bool ok;       /* the handshake passed */
-    bool mpi_up;   /* MPI_Init_thread succeeded */
-    bool serving;  /* MPI is up and the master answered: serve until STOP */
-    bool teardown; /* STOP said: disconnect and finalize (no rank was lost) */
-    struct cf_mpi_modtab mods;
-    int map[CF_MPI_MAX_MODULES];
-    int nmap;
-    /* answers waiting for the main thread to send them, in one message */
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* an answer was queued while the main thread slept */
-    bool sleeping;     /* mu */
-    struct cf_buf out; /* mu: RESULT/FAILED frames, all for executor out_e */
-    int out_e;         /* mu */
-};
-
-/* What an answer's done-callback needs. */
-struct answer_to {
-    struct rank *r;
-    int e;
-    uint64_t id;
-};
 
 bool cf_mpi_world_mode(void)
 {
@@ -141,223 +104,16 @@ void cf_mpi_nap(int64_t ns)
     nanosleep(&ts, NULL);
 }
 
-/*
- * Queues @n bytes of answer frames @b for executor @e, for the main thread
- * to send; wakes it if it sleeps. Sends them at once from this thread if
- * another executor's answers are queued (MPI_THREAD_MULTIPLE) or no memory.
- */
-static void queue_answer(struct rank *r, int e, const unsigned char *b, size_t n)
+/* The local pool's size per rank: CFUTURES_MPI_PROCS, else 1. */
+static int local_procs(void)
 {
-    pthread_mutex_lock(&r->mu);
-    bool queued = (r->out.len == 0 || r->out_e == e) && cf_buf_reserve(&r->out, n);
-    if (queued) {
-        memcpy(r->out.p + r->out.len, b, n);
-        r->out.len += n;
-        r->out_e = e;
-        if (r->sleeping)
-            pthread_cond_signal(&r->cv);
-    }
-    pthread_mutex_unlock(&r->mu);
-    if (!queued)
-        MPI_Send(b, (int)n, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER), r->comm);
-}
-
-/* Sends what queue_answer queued (the main thread). */
-static void flush_answers(struct rank *r, struct cf_buf *spare)
-{
-    pthread_mutex_lock(&r->mu);
-    struct cf_buf full = r->out;
-    int e = r->out_e;
-    if (full.len)
-        r->out = *spare;
-    pthread_mutex_unlock(&r->mu);
-    if (!full.len)
-        return;
-    MPI_Send(full.p, (int)full.len, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER),
-             r->comm);
-    full.len = full.off = 0;
-    *spare = full;
-}
-
-/* Queues @f's outcome as a RESULT or FAILED frame. */
-static void send_answer(const struct answer_to *to, future_t *f)
-{
-    const void *data;
-    size_t len;
-    const future_error_t *err = NULL;
-    int rc = future_result(f, 0, &data, &len);
-    if (rc == 0 && len > (size_t)INT32_MAX / 2)
-        rc = FUT_EINVAL; /* a message's count is an int */
-    size_t mlen = 0;
-    if (rc != 0) {
-        future_exception(f, 0, &err);
-        mlen = err ? strlen(err->message) : 0;
-        mlen = mlen > CF_WIRE_MAX_MSG ? CF_WIRE_MAX_MSG : mlen;
-        len = CF_WIRE_FAILED_FIXED + mlen;
-    }
-    unsigned char *b = malloc(CF_WIRE_HDR + len);
-    if (!b)
-        return; /* the master's heartbeat cannot see this: the task stays unanswered */
-    if (rc == 0) {
-        cf_wire_put_hdr(b, CF_WIRE_RESULT, to->id, len);
-        if (len)
-            memcpy(b + CF_WIRE_HDR, data, len);
-    } else {
-        cf_wire_put_hdr(b, CF_WIRE_FAILED, to->id, len);
-        cf_wire_put_failed(b + CF_WIRE_HDR, err ? err->status : rc, err ? err->code : 0,
-                           err ? err->exit_status : -1, err ? err->signal : 0);
-        if (mlen)
-            memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, err->message, mlen);
-    }
-    queue_answer(to->r, to->e, b, CF_WIRE_HDR + len);
-    free(b);
-}
-
-/* The local future's done-callback (the local pool's manager thread). */
-static void answer_cb(future_t *f, void *ud)
-{
-    struct answer_to *to = ud;
-    send_answer(to, f);
-    free(to);
-    future_unref(f);
-}
-
-/* Answers task @id at once with a failure @status and @msg (never ran). */
-static void refuse(struct rank *r, int e, uint64_t id, int status, const char *msg)
-{
-    size_t mlen = strlen(msg);
-    unsigned char b[CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + 256];
-    mlen = mlen > 256 ? 256 : mlen;
-    cf_wire_put_hdr(b, CF_WIRE_FAILED, id, CF_WIRE_FAILED_FIXED + mlen);
-    cf_wire_put_failed(b + CF_WIRE_HDR, status, 0, -1, 0);
-    memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, msg, mlen);
-    queue_answer(r, e, b, CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + mlen);
-}
-
-/* One TASK frame @b (@n bytes) for executor @e: checked, then run locally. */
-static void run_task(struct rank *r, int e, const unsigned char *b, size_t n)
-{
-    struct cf_wire_hdr h;
-    uint64_t desc;
-    int64_t limit;
-    const void *arg;
-    size_t arg_len;
-    if (cf_wire_get_hdr(b, n, &h) != CF_WIRE_OK || h.type != CF_WIRE_TASK ||
-        h.len != n - CF_WIRE_HDR ||
-        cf_wire_get_task(b + CF_WIRE_HDR, h.len, &desc, &limit, &arg, &arg_len) != 0) {
-        fprintf(stderr, "cfutures mpi worker: malformed task frame ignored\n");
-        return;
-    }
-    task_fn fn = r->ok ? cf_mpi_fn_decode(&r->mods, r->map, r->nmap, desc) : NULL;
-    if (!fn) {
-        refuse(r, e, h.id, r->ok ? FUT_EINVAL : FUT_EBROKEN,
-               r->ok ? "the task function is in no module this worker has loaded"
-                     : "this worker failed its start-up check");
-        return;
-    }
-    struct answer_to *to = malloc(sizeof(*to));
-    future_t *f = NULL;
-    if (to) {
-        *to = (struct answer_to){.r = r, .e = e, .id = h.id};
-        f = executor_submit_with(r->local, fn, arg_len ? arg : NULL, arg_len,
-                                 &(submit_options_t){.timeout = (double)limit / 1e9});
-    }
-    if (!f) {
-        int why = to ? -errno : FUT_ENOMEM;
-        free(to);
-        refuse(r, e, h.id, why, "the worker rank could not queue it");
-        return;
-    }
-    future_add_done_callback(f, answer_cb, to);
-}
-
-/* A message of TASK frames. */
-static void run_tasks(struct rank *r, int e, const unsigned char *b, size_t n)
-{
-    size_t off = 0;
-    while (off < n) {
-        struct cf_wire_hdr h;
-        if (cf_wire_get_hdr(b + off, n - off, &h) != CF_WIRE_OK ||
-            h.len > n - off - CF_WIRE_HDR) {
-            fprintf(stderr, "cfutures mpi worker: malformed task message ignored\n");
-            return;
-        }
-        run_task(r, e, b + off, CF_WIRE_HDR + (size_t)h.len);
-        off += CF_WIRE_HDR + (size_t)h.len;
-    }
-}
-
-/* Handles one message; false on STOP. */
-static bool handle(struct rank *r, const MPI_Status *st, unsigned char *b, int n)
-{
-    int e = CF_MPI_TAG_E(st->MPI_TAG);
-    switch (CF_MPI_TAG_KIND(st->MPI_TAG)) {
-    case CF_MPI_K_TASK:
-        run_tasks(r, e, b, (size_t)n);
-        return true;
-    case CF_MPI_K_PING:
-        MPI_Send(NULL, 0, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_PONG), r->comm);
-        return true;
-    case CF_MPI_K_STOP:
-        if (e == 0)
-            r->teardown = n < 1 || b[0] != 0;
-        return e != 0;
-    default:
-        return true;
-    }
-}
-
-/* Sleeps up to @ns, or until an answer is queued. */
-static void idle(struct rank *r, int64_t ns)
-{
-    pthread_mutex_lock(&r->mu);
-    if (r->out.len == 0) {
-        struct timespec ts;
-        cf_ns_to_timespec(cf_now_ns() + ns, &ts);
-        r->sleeping = true;
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-        r->sleeping = false;
-    }
-    pthread_mutex_unlock(&r->mu);
-}
-
-/* The worker loop: until STOP or the master is unreachable. */
-static void serve_loop(struct rank *r, struct cf_buf *spare)
-{
-    int64_t spin_until = cf_now_ns() + SPIN_NS, sleep_ns = 1000;
-    for (;;) {
-        int flag = 0, n = 0;
-        MPI_Status st;
-        flush_answers(r, spare);
-        if (MPI_Iprobe(r->master, MPI_ANY_TAG, r->comm, &flag, &st) != MPI_SUCCESS)
-            return;
-        if (!flag) {
-            if (cf_now_ns() < spin_until) {
-                sched_yield();
-            } else {
-                idle(r, sleep_ns);
-                sleep_ns = sleep_ns * 2 > NAP_MAX_NS ? NAP_MAX_NS : sleep_ns * 2;
-            }
-            continue;
-        }
-        MPI_Get_count(&st, MPI_BYTE, &n);
-        unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-        if (!b || MPI_Recv(b, n, MPI_BYTE, r->master, st.MPI_TAG, r->comm,
-                           MPI_STATUS_IGNORE) != MPI_SUCCESS) {
-            free(b);
-            return;
-        }
-        bool more = handle(r, &st, b, n);
-        free(b);
-        if (!more)
-            return;
-        spin_until = cf_now_ns() + SPIN_NS;
-        sleep_ns = 1000;
-    }
+    const char *s = getenv("CFUTURES_MPI_PROCS");
+    int n = s ? atoi(s) : 1;
+    return n > 0 && n <= 4096 ? n : 1;
 }
 
 /* The worker's half of HELLO: match the master's modules, answer. */
-static int worker_hello(struct rank *r)
+static int worker_hello(struct cf_mpi_rank *r)
 {
     MPI_Status st;
     int n = 0;
@@ -368,7 +124,7 @@ static int worker_hello(struct rank *r)
     if (!b)
         return FUT_ENOMEM;
     MPI_Recv(b, n, MPI_BYTE, r->master, st.MPI_TAG, r->comm, MPI_STATUS_IGNORE);
-    struct cf_mpi_hello h = {.pid = (int32_t)getpid()};
+    struct cf_mpi_hello h = {.pid = (int32_t)getpid(), .procs = local_procs()};
     gethostname(h.host, sizeof(h.host) - 1);
     cf_mpi_modtab_load(&r->mods);
     h.status = cf_mpi_modtab_match(&r->mods, b, (size_t)n, r->map, &r->nmap, h.why,
@@ -380,14 +136,6 @@ static int worker_hello(struct rank *r)
     MPI_Send(&h, (int)sizeof(h), MPI_BYTE, r->master, CF_MPI_TAG(0, CF_MPI_K_HELLO),
              r->comm);
     return h.status;
-}
-
-/* The local pool's size per rank: CFUTURES_MPI_PROCS, else 1. */
-static int local_procs(void)
-{
-    const char *s = getenv("CFUTURES_MPI_PROCS");
-    int n = s ? atoi(s) : 1;
-    return n > 0 && n <= 4096 ? n : 1;
 }
 
 /*
@@ -441,7 +189,7 @@ static void watchdog_disarm(struct watchdog *w)
 }
 
 /* MPI up and the handshake done (a spawned worker under its watchdog). 0 or a code. */
-static int worker_start(struct rank *r, int *argc, char ***argv, bool spawned)
+static int worker_start(struct cf_mpi_rank *r, int *argc, char ***argv, bool spawned)
 {
     struct watchdog w;
     if (spawned)
@@ -475,7 +223,7 @@ out:
 /* A worker rank from start to end. Returns 1, or a negative code. */
 static int serve_worker(int *argc, char ***argv, bool spawned)
 {
-    struct rank r = {.master = 0, .teardown = true};
+    struct cf_mpi_rank r = {.master = 0, .teardown = true};
     struct cf_buf spare = {0};
     cf_cond_init_monotonic(&r.cv);
     pthread_mutex_init(&r.mu, NULL);
@@ -485,10 +233,10 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
         return -errno;
     int rc = worker_start(&r, argc, argv, spawned);
     if (r.serving)
-        serve_loop(&r, &spare);
+        cf_mpi_relay(&r, &spare);
     executor_free(r.local); /* its last answers are queued by now */
     if (r.teardown && r.serving)
-        flush_answers(&r, &spare);
+        cf_mpi_relay_flush(&r, &spare);
     cf_buf_free(&spare);
     cf_buf_free(&r.out);
     pthread_mutex_destroy(&r.mu);
@@ -567,6 +315,7 @@ int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t w
     h.host[sizeof(h.host) - 1] = '\0';
     h.why[sizeof(h.why) - 1] = '\0';
     peer->pid = h.pid;
+    peer->procs = h.procs > 0 ? h.procs : 1;
     snprintf(peer->host, sizeof(peer->host), "%s", h.host);
     if (h.status != 0) {
         snprintf(why, why_len, "worker rank %d (pid %d on %s): %s", peer->dest, h.pid,

@@ -325,9 +325,10 @@ static void stop_claimed(struct process_pool *p, size_t idx, uint32_t gen)
 /*
  * Called by future_cancel, under the future's lock, for a pending future:
  * true if the task has not started and now never will (the cancel goes on),
- * false if its worker claimed it already (it counts as running).
+ * false if its worker claimed it already (it counts as running; with @stop
+ * it is asked to stop).
  */
-bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw)
+bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw, bool stop)
 {
     struct process_pool *p = pp_of(ex);
     struct pp_work *w = work_of(cw);
@@ -349,7 +350,8 @@ bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw)
         }
         if (CF_CELL_KEY(expect) == CF_CELL_WORD(gen, CF_CELL_CLAIMED)) {
             /* Started: ask it to stop (task_should_stop), as for a running one. */
-            stop_claimed(p, idx, gen);
+            if (stop)
+                stop_claimed(p, idx, gen);
             atomic_store(&w->cancel_req, false);
             return false;
         }

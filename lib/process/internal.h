@@ -314,7 +314,7 @@ void cf_pp_refund(struct pp_proc *pr, const struct pp_work *w);
 struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, int i);
 bool cf_pp_cell_revoke(struct process_pool *p, struct pp_proc *pr, int i);
 bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw);
-bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw);
+bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw, bool stop);
 void cf_pp_request_stop(executor_t *ex, struct cf_work *cw);
 
 /* dispatch.c */

@@ -42,6 +42,16 @@ static uint64_t get64(const unsigned char *p)
     return v;
 }
 
+void cf_wire_put_u64(unsigned char *p, uint64_t v)
+{
+    put64(p, v);
+}
+
+uint64_t cf_wire_get_u64(const unsigned char *p)
+{
+    return get64(p);
+}
+
 const char *cf_wire_strerror(int rc)
 {
     switch (rc) {

@@ -84,6 +84,10 @@ enum {
     CF_WIRE_ESHORT = -6, /* payload shorter than its type needs */
 };
 
+/* A little-endian u64 at @p (the frames' byte order), for lists of ids. */
+void cf_wire_put_u64(unsigned char *p, uint64_t v);
+uint64_t cf_wire_get_u64(const unsigned char *p);
+
 /* What a decode error means, for messages. Static text. */
 const char *cf_wire_strerror(int rc);
 

@@ -1,0 +1,78 @@
+/*
+ * master.h: the MPI pool master's structs, shared by pool.c (the executor
+ * and its manager thread) and balance.c (how many tasks a rank gets ahead,
+ * and giving them back). Everything here is the manager thread's unless a
+ * comment says `mu`.
+ */
+#ifndef CF_MPI_MASTER_H
+#define CF_MPI_MASTER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "executor.h"
+#include "internal.h"
+#include "util.h"
+
+#define DEPTH 64 /* tasks out per rank, at most */
+
+struct mp_work {
+    struct cf_work base;
+    void *arg; /* our copy */
+    uint64_t desc;
+};
+
+struct mp_rank {
+    struct cf_mpi_peer *peer; /* in mpi_pool.peers */
+    bool lost;
+    int n;               /* tasks out */
+    int win;             /* tasks out at most (balance.c), at most DEPTH */
+    int64_t pace;        /* ns per answer while it had tasks out (average); 0: none yet */
+    int64_t mark;        /* the last answer, or the first task sent after none was out */
+    uint64_t seq[DEPTH]; /* when each cell's task was sent (the pool's count) */
+    bool revoked[DEPTH]; /* REVOKE asked for it: a cancelled answer gives it back */
+    int nrevoked;
+    struct mp_work *cell[DEPTH];
+    uint32_t gen[DEPTH];
+    int64_t heard, pinged;
+    struct cf_buf out; /* TASK frames not sent yet (manager) */
+};
+
+struct mpi_pool {
+    struct executor base;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct cf_work_fifo sub;  /* mu */
+    struct cf_work_fifo back; /* manager: given back by a rank, running: sent first */
+    int nback;
+    uint64_t sends;          /* manager: tasks sent */
+    bool stopping, sleeping; /* mu */
+    pthread_t manager;
+    int e;      /* the tag's executor number */
+    bool spawn; /* the ranks are ours (spawned), not the world's */
+    int nranks;
+    struct mp_rank *ranks;
+    struct cf_mpi_peer *peers; /* nranks: spawned, or a copy of the world's */
+    bool *lost;                /* nranks: for cf_mpi_release */
+    int64_t hb_limit;
+    bool any_lost; /* manager */
+    _Atomic size_t nworkers, nidle;
+};
+
+/* The id of cell @c of rank @ri in generation @gen, as on the wire. */
+static inline uint64_t cf_mp_cell_id(int ri, int c, uint32_t gen)
+{
+    return ((uint64_t)gen << 32) | (uint64_t)(ri * DEPTH + c);
+}
+
+/* pool.c: marks rank @ri lost and fails its tasks FUT_EWORKER with @why. */
+void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why);
+
+/* balance.c */
+int cf_mp_pick(struct mpi_pool *p);                      /* a rank with room, or -1 */
+void cf_mp_set_window(struct mp_rank *r);                /* from its pace */
+void cf_mp_paced(struct mp_rank *r, int k, int64_t now); /* @k answers came at @now */
+void cf_mp_rebalance(struct mpi_pool *p, int64_t now);   /* give back, if it helps */
+
+#endif /* CF_MPI_MASTER_H */
