@@ -1260,7 +1260,8 @@ bool cf_future_revoke(future_t *f); /* lib/future.h: an MPI rank giving a task b
 /*
  * cf_future_revoke cancels a task that has not started, as future_cancel,
  * but leaves a started one alone: task_should_stop stays false inside it,
- * before and after the parent saw it start.
+ * whether or not the parent saw it start yet (round 0 may be either; round
+ * 1 waits until it did).
  */
 START_TEST(test_process_pool_revoke_leaves_started_alone)
 {

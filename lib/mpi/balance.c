@@ -23,7 +23,11 @@
  * (cf_future_revoke: a started one runs on, not asked to stop) and answers
  * each FAILED FUT_ECANCELLED; such an answer to a revoked cell puts the
  * task on the pool's `back` list, sent again before anything submitted.
- * One REVOKE at a time: none while an earlier one's cells are out.
+ * One REVOKE at a time: none while an earlier one's cells are out, for up
+ * to ASK_WAIT_NS (a task the rank had started meanwhile stays there, and
+ * its cell stays marked until it is answered). A rank's load is counted
+ * beyond its own workers, for sending too, so a rank of 8 processes and
+ * one of 1 are filled alike.
  *
  * W4 on 2 worker ranks, 2 cores (10 alternating runs each): 1.45 with no
  * window; 1.75 with a window of COVER_NS = 1 ms and giving back; 1.82 as
@@ -39,6 +43,13 @@
 #define COVER_NS (5 * 1000000LL) /* how long a rank's tasks ahead should last */
 #define AHEAD_MIN 4              /* tasks ahead of a rank's workers, at least */
 #define STUCK_NS (1000 * 1000LL) /* a rank that long silent may give back */
+#define ASK_WAIT_NS (50 * 1000000LL) /* the next REVOKE, if one's cells are still out */
+
+/* Rank @r's tasks beyond its local workers (negative: that many idle). */
+static int beyond(const struct mp_rank *r)
+{
+    return r->n - r->nrevoked - r->peer->procs;
+}
 
 /* The least loaded live rank with room in its window, or -1. */
 int cf_mp_pick(struct mpi_pool *p)
@@ -46,7 +57,8 @@ int cf_mp_pick(struct mpi_pool *p)
     int best = -1;
     for (int i = 0; i < p->nranks; i++) {
         const struct mp_rank *r = &p->ranks[i];
-        if (!r->lost && r->n < r->win && (best < 0 || r->n < p->ranks[best].n))
+        if (!r->lost && r->n < r->win &&
+            (best < 0 || beyond(r) < beyond(&p->ranks[best])))
             best = i;
     }
     return best;
@@ -97,17 +109,28 @@ static void ask_back(struct mpi_pool *p, int ri, int k)
         cf_mp_lose_rank(p, ri, "an MPI send to it failed");
 }
 
+/* True while an earlier REVOKE's cells are out, for at most ASK_WAIT_NS. */
+static bool asking(const struct mpi_pool *p, int64_t now)
+{
+    if (now - p->asked_at > ASK_WAIT_NS)
+        return false; /* a rank that started a task it was asked for keeps it */
+    for (int i = 0; i < p->nranks; i++)
+        if (!p->ranks[i].lost && p->ranks[i].nrevoked)
+            return true;
+    return false;
+}
+
 /* Giving back (DESIGN): a hungry rank, one silent with tasks to spare. */
 void cf_mp_rebalance(struct mpi_pool *p, int64_t now)
 {
     int hungry = -1, most = -1, excess = 0;
+    if (asking(p, now))
+        return;
     for (int i = 0; i < p->nranks; i++) {
         const struct mp_rank *r = &p->ranks[i];
         if (r->lost)
             continue;
-        if (r->nrevoked)
-            return;
-        int extra = r->n - r->peer->procs;
+        int extra = beyond(r);
         if (extra < 0)
             hungry = i;
         else if (extra > excess &&
@@ -119,6 +142,8 @@ void cf_mp_rebalance(struct mpi_pool *p, int64_t now)
     pthread_mutex_lock(&p->mu);
     bool none_left = !p->sub.head; /* else the hungry rank gets those */
     pthread_mutex_unlock(&p->mu);
-    if (none_left)
+    if (none_left) {
+        p->asked_at = now;
         ask_back(p, most, (excess + 1) / 2);
+    }
 }

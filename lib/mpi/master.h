@@ -47,6 +47,7 @@ struct mpi_pool {
     struct cf_work_fifo back; /* manager: given back by a rank, running: sent first */
     int nback;
     uint64_t sends;          /* manager: tasks sent */
+    int64_t asked_at;        /* manager: the last REVOKE (balance.c) */
     bool stopping, sleeping; /* mu */
     pthread_t manager;
     int e;      /* the tag's executor number */

@@ -167,15 +167,17 @@ static void run_task(struct cf_mpi_rank *r, int e, const unsigned char *b, size_
         return;
     }
     struct answer_to *to = malloc(sizeof(*to));
+    void *node = cf_future_cb_alloc(); /* so that the callback is surely added */
     future_t *f = NULL;
-    if (to) {
+    if (to && node) {
         *to = (struct answer_to){.r = r, .e = e, .id = h.id};
         f = executor_submit_with(r->local, fn, arg_len ? arg : NULL, arg_len,
                                  &(submit_options_t){.timeout = (double)limit / 1e9});
     }
     if (!f) {
-        int why = to ? -errno : FUT_ENOMEM;
+        int why = to && node ? -errno : FUT_ENOMEM;
         free(to);
+        cf_future_cb_free(node);
         refuse(r, e, h.id, why, "the worker rank could not queue it");
         return;
     }
@@ -187,7 +189,7 @@ static void run_task(struct cf_mpi_rank *r, int e, const unsigned char *b, size_
         r->inflight->pprev = &to->next;
     r->inflight = to;
     pthread_mutex_unlock(&r->mu);
-    future_add_done_callback(f, answer_cb, to);
+    cf_future_add_done_callback_node(f, answer_cb, to, node);
 }
 
 /*
