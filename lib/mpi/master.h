@@ -45,7 +45,6 @@ struct mpi_pool {
     pthread_cond_t cv;
     struct cf_work_fifo sub;  /* mu */
     struct cf_work_fifo back; /* manager: given back by a rank, running: sent first */
-    int nback;
     uint64_t sends;          /* manager: tasks sent */
     int64_t asked_at;        /* manager: the last REVOKE (balance.c) */
     bool stopping, sleeping; /* mu */

@@ -171,6 +171,15 @@ static struct mp_work *cell_take(struct mpi_pool *p, int ri, int c)
     return w;
 }
 
+/* Fails @cw, a task counted started, with @status and @msg; drops it. */
+static void fail_started(struct mpi_pool *p, struct cf_work *cw, int status,
+                         const char *msg)
+{
+    cf_executor_finished(&p->base, true);
+    cf_future_fail(cf_work_future(cw), status, 0, -1, 0, msg);
+    work_drop(cw);
+}
+
 /* Marks rank @ri lost and fails its tasks FUT_EWORKER with @why. */
 void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why)
 {
@@ -184,10 +193,7 @@ void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why)
     for (int c = 0; c < DEPTH; c++) {
         if (!r->cell[c])
             continue;
-        struct mp_work *w = cell_take(p, ri, c);
-        cf_executor_finished(&p->base, true);
-        cf_future_fail(cf_work_future(&w->base), FUT_EWORKER, 0, -1, 0, msg);
-        work_drop(&w->base);
+        fail_started(p, &cell_take(p, ri, c)->base, FUT_EWORKER, msg);
     }
     count_idle(p);
 }
@@ -269,9 +275,7 @@ static bool dispatch(struct mpi_pool *p)
     int ri;
     while ((ri = cf_mp_pick(p)) >= 0) {
         struct cf_work *cw = cf_fifo_pop(&p->back); /* running already */
-        if (cw) {
-            p->nback--;
-        } else {
+        if (!cw) {
             pthread_mutex_lock(&p->mu);
             cw = cf_fifo_pop(&p->sub);
             pthread_mutex_unlock(&p->mu);
@@ -285,13 +289,10 @@ static bool dispatch(struct mpi_pool *p)
         }
         any = true;
         int rc = place_task(p, ri, (struct mp_work *)cw);
-        if (rc < 0) {
-            cf_executor_finished(&p->base, true);
-            cf_future_fail(cf_work_future(cw), rc, 0, -1, 0,
-                           rc == FUT_ENOMEM ? "no memory for its frame"
-                                            : "its MPI worker rank was lost");
-            work_drop(cw);
-        }
+        if (rc < 0)
+            fail_started(p, cw, rc,
+                         rc == FUT_ENOMEM ? "no memory for its frame"
+                                          : "its MPI worker rank was lost");
     }
     for (ri = 0; ri < p->nranks; ri++)
         flush_rank(p, ri);
@@ -346,7 +347,6 @@ static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t
     const unsigned char *pl = b + CF_WIRE_HDR;
     if (r->revoked[c] && h.type == CF_WIRE_FAILED && given_back(pl, h.len)) {
         cf_fifo_push(&p->back, &cell_take(p, ri, c)->base);
-        p->nback++;
         return false;
     }
     struct mp_work *w = cell_take(p, ri, c);
@@ -453,13 +453,8 @@ static void heartbeat(struct mpi_pool *p, int64_t now)
 static void fail_back(struct mpi_pool *p)
 {
     struct cf_work *cw;
-    while ((cw = cf_fifo_pop(&p->back))) {
-        p->nback--;
-        cf_executor_finished(&p->base, true);
-        cf_future_fail(cf_work_future(cw), FUT_EBROKEN, 0, -1, 0,
-                       "every MPI worker rank was lost");
-        work_drop(cw);
-    }
+    while ((cw = cf_fifo_pop(&p->back)))
+        fail_started(p, cw, FUT_EBROKEN, "every MPI worker rank was lost");
 }
 
 /* No live rank is left: the pool is broken. */
@@ -494,7 +489,7 @@ static bool idle_wait(struct mpi_pool *p, int64_t ns, int out)
 
 static int tasks_out(const struct mpi_pool *p, bool *alive)
 {
-    int out = p->nback;
+    int out = p->back.head != NULL; /* given back, to send again: one is enough */
     *alive = false;
     for (int i = 0; i < p->nranks; i++) {
         out += p->ranks[i].n;
