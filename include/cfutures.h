@@ -617,15 +617,20 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * each, with the program's arguments; each must pass the build-id check.
  * A task_fn travels as (module build-id, offset), so any function of the
  * executable or of a shared library loaded on both sides works; a function
- * in no module with a build-id fails the submit with FUT_EINVAL.
+ * in no module with a build-id fails the submit with FUT_EINVAL (so does
+ * future_then's function, run on an MPI pool).
  * Arguments and results are copied bytes, as in a process pool; each rank
  * runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
  * default 1). A rank is sent tasks ahead: 4 beyond its processes, more
  * while its tasks are quick (as many as it runs in 5 ms, up to 64 in
- * all). Once nothing is left to send and a rank runs dry, a rank holding
- * tasks it has not started gives some back, and they run on the dry one;
- * a started task stays where it is. A sent task is RUNNING
- * (future_cancel no longer stops it), as in mpi4py. A task that crashes
+ * all); CFUTURES_MPI_AHEAD=N sends N ahead instead, and 0 sends a rank
+ * only as many as its processes (mpi4py's way: a task waits at the master,
+ * pending and cancellable, and max_queue and executor_stats' queued count
+ * it, until a process is free). Once nothing is left to send and a rank
+ * runs dry, a rank holding tasks it has not started gives some back, and
+ * they run on the dry one; a started task stays where it is. A sent task
+ * is RUNNING, as in mpi4py: future_cancel returns false, and the task is
+ * asked to stop (task_should_stop) once it starts on its rank. A task that crashes
  * or exits fails FUT_EWORKER with its signal or exit code; its rank goes on.
  * submit_options_t.timeout: FUT_EDEADLINE, the task's process is killed.
  * A rank that does not answer the heartbeat for CFUTURES_MPI_HEARTBEAT

@@ -36,6 +36,7 @@
 #include "config.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,10 @@ static void settle_like(future_t *to, const struct outcome *o)
 
 /* The argument of then_task: this header, then the payload. */
 struct then_hdr {
-    task_fn fn;           /* the user's function (the same in a forked worker) */
+    union {
+        task_fn fn;   /* the user's function (the same in a forked worker) */
+        uint64_t ref; /* an MPI pool's name for it in transit (cf_task_carries_fn) */
+    } u;
     uint64_t payload_len; /* prev's result bytes, or the message with its NUL */
     int32_t failed;       /* prev failed or was cancelled: the payload is a message */
     int32_t status, code, exit_status, sig;
@@ -147,8 +151,16 @@ static void then_task(task_t *t)
         t->arg = h.payload_len ? payload : NULL;
         t->arg_len = h.payload_len;
     }
-    h.fn(t);
+    h.u.fn(t);
     t->prev_err = NULL; /* e lives on this stack */
+}
+
+bool cf_task_carries_fn(task_fn fn, size_t arg_len, size_t *off)
+{
+    if (fn != then_task || arg_len < HDR_SIZE)
+        return false;
+    *off = offsetof(struct then_hdr, u);
+    return true;
 }
 
 /* Next is done: its argument and the executor are no longer needed. */
@@ -177,7 +189,7 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
         }
         atomic_store(&x->big, buf); /* exec_release frees it */
     }
-    struct then_hdr h = {.fn = x->s.fn, .payload_len = payload};
+    struct then_hdr h = {.u.fn = x->s.fn, .payload_len = payload};
     if (o->err) {
         h.failed = 1;
         h.status = o->err->status;

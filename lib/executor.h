@@ -449,6 +449,16 @@ int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_l
                                 bool nonblocking);
 
 /*
+ * A task whose argument carries another task_fn: future_then's step carries
+ * the user's function at the argument's start (compose.c). A pool whose
+ * tasks run in another program image (the MPI pool) must rewrite that
+ * pointer both ways, as it does the task's own function. Returns true, and
+ * the offset of the task_fn in the argument in @off, if @fn is such a task
+ * and its argument of @arg_len bytes holds one.
+ */
+bool cf_task_carries_fn(task_fn fn, size_t arg_len, size_t *off);
+
+/*
  * Fails @w's future FUT_EDEADLINE with the one message every kind uses.
  * Returns as cf_future_fail (0, or FUT_ESTATE if it was done already).
  */

@@ -323,7 +323,7 @@ int cf_future_set_result_inline(future_t *f, const void *bytes, size_t len)
     if (!lock_completable(f))
         return FUT_ESTATE;
     memcpy(f->inl.b, bytes, len);
-    f->data = f->inl.b;
+    f->data = len ? f->inl.b : NULL; /* an empty result has no data */
     f->len = len;
     f->free_fn = NULL;
     uint32_t keep = atomic_load_explicit(&f->state, memory_order_relaxed) & F_STOP;

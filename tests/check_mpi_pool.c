@@ -659,10 +659,5 @@ int main(int argc, char **argv)
     t_start = now_s();
     const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
     world = ws && atoi(ws) > 1;
-    SRunner *sr = srunner_create(make_suite());
-    srunner_set_fork_status(sr, CK_NOFORK);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return run_suite_nofork();
 }

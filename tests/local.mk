@@ -136,6 +136,12 @@ endif
 tests_check_mpi_pool_SOURCES = tests/check_mpi_pool.c tests/testutil.c tests/testutil.h
 tests_check_mpi_pool_CFLAGS = $(TEST_CFLAGS)
 tests_check_mpi_pool_LDADD = $(TEST_LIBS)
+# The conformance suite over the MPI pool (its one kind; world mode under
+# mpiexec -n 3, by tests/mpi_pool.sh): built from Makefile.am.
+tests_check_executor_mpi_SOURCES = tests/check_executor.c tests/check_main_mpi.c \
+	tests/testutil.c tests/testutil.h
+tests_check_executor_mpi_CFLAGS = $(TEST_CFLAGS) -DCF_TEST_MPI_KIND
+tests_check_executor_mpi_LDADD = $(TEST_LIBS)
 tests_mpi_other_SOURCES = tests/mpi_other.c
 tests_mpi_other_LDADD = lib/libcfutures.la
 EXTRA_DIST += tests/mpi_pool.sh tests/tsan-openmpi.supp

@@ -1,7 +1,7 @@
 #!/bin/sh
-# The MPI pool under mpiexec (built with --with-mpi): the suite in world
-# mode (3 ranks), then a rank running another executable, which must fail
-# mpi_pool_serve at start-up. (check_mpi_pool run alone covers spawn mode.)
+# The MPI pool under mpiexec (built with --with-mpi): its suite in world
+# mode (3 ranks), the conformance suite over it, then a rank running
+# another executable, which must fail mpi_pool_serve at start-up. (check_mpi_pool run alone covers spawn mode.)
 # Open MPI as root, oversubscribed, loopback only (README.md, "MPI pool").
 b=${top_builddir:-.}
 MPIEXEC=${MPIEXEC:-mpiexec}
@@ -23,6 +23,19 @@ echo "== world mode: $MPIEXEC -n 3 check_mpi_pool"
 # setsid -w: mpiexec in a session of its own, so that nothing it signals
 # reaches make
 setsid -w timeout 300 "$MPIEXEC" -n 3 "$bin" </dev/null || { echo "world mode failed"; fail=1; }
+# The conformance suite (check_executor's cases) over the MPI pool, world
+# mode, 3 ranks: as it sends tasks ahead, then with CFUTURES_MPI_AHEAD=0
+# (the queue cases apply only so). The gates are a file every rank maps.
+conf=$b/tests/.libs/check_executor_mpi
+[ -x "$conf" ] || conf=$b/tests/check_executor_mpi
+for ahead in "" 0; do
+    gates=$(mktemp "${TMPDIR:-/tmp}/cfutures-xgates.XXXXXX") || exit 1
+    echo "== world mode: $MPIEXEC -n 3 check_executor_mpi${ahead:+ (CFUTURES_MPI_AHEAD=$ahead)}"
+    CFUTURES_TEST_XGATES=$gates CFUTURES_MPI_AHEAD=$ahead \
+        setsid -w timeout 600 "$MPIEXEC" -x CFUTURES_TEST_XGATES -x CFUTURES_MPI_AHEAD \
+        -n 3 "$conf" </dev/null || { echo "conformance over the MPI pool failed"; fail=1; }
+    rm -f "$gates"
+done
 echo "== mismatched executable on rank 1"
 setsid -w timeout 120 "$MPIEXEC" -n 1 "$bin" --expect-mismatch : -n 1 "$other" </dev/null ||
     { echo "mismatch case failed"; fail=1; }

@@ -245,9 +245,31 @@ int thread_baseline(void)
 /* ---------------------------------------------------------- executor kinds */
 
 const struct ex_kind ex_kinds[N_EX_KINDS] = {
+#ifdef CF_TEST_MPI_KIND
+    {"mpi", mpi_pool_executor_new},
+#else
     {"thread", thread_pool_executor_new},
     {"process", process_pool_executor_new},
+#endif
 };
+
+int run_suite_nofork(void)
+{
+    SRunner *sr = srunner_create(make_suite());
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+int kind_workers(int k, int asked)
+{
+    const char *world = getenv("OMPI_COMM_WORLD_SIZE");
+    if (strcmp(ex_kinds[k].name, "mpi") == 0 && world && atoi(world) > 1)
+        return asked < atoi(world) - 1 ? asked : atoi(world) - 1;
+    return asked;
+}
 
 void expect_i64_results(future_t **fs, size_t n, int64_t offset)
 {

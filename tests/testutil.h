@@ -17,9 +17,16 @@
 
 /* Every test program defines this; check_main.c runs it. */
 Suite *make_suite(void);
+/*
+ * Runs make_suite() in this process, without Check's fork (the MPI tests:
+ * MPI cannot be used in a forked child); EXIT_SUCCESS if every test passed.
+ */
+int run_suite_nofork(void);
 
 /* Generous limit for anything that should happen "soon" (seconds). */
+#ifndef T_LONG
 #define T_LONG 30.0
+#endif
 
 /* A one-shot gate: waiters block until it is opened. */
 typedef struct gate {
@@ -92,8 +99,17 @@ struct ex_kind {
     const char *name;
     executor_t *(*make)(const executor_options_t *o);
 };
+#ifdef CF_TEST_MPI_KIND
+#define N_EX_KINDS 1 /* check_executor_mpi: the MPI pool alone (tests/mpi_pool.sh) */
+#else
 #define N_EX_KINDS 2
+#endif
 extern const struct ex_kind ex_kinds[N_EX_KINDS];
+/*
+ * The workers a kind-@k executor made with max_workers = @asked has: @asked,
+ * but no more than the world's worker ranks for the MPI pool under mpiexec.
+ */
+int kind_workers(int k, int asked);
 /* A new executor of kind @k; fails the test if it cannot be made. */
 executor_t *kind_new(int k, executor_options_t o);
 

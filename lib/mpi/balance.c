@@ -29,13 +29,17 @@
  * beyond its own workers, for sending too, so a rank of 8 processes and
  * one of 1 are filled alike.
  *
+ * CFUTURES_MPI_AHEAD=N fixes the tasks ahead at N; 0 sends a rank only as
+ * many tasks as it has local workers (as mpi4py.futures does), so a task
+ * waits at the master, pending and cancellable, until a worker is free.
+ *
  * W4 on 2 worker ranks, 2 cores (10 alternating runs each): 1.45 with no
  * window; 1.75 with a window of COVER_NS = 1 ms and giving back; 1.82 as
  * here; 1.60 giving back with no window.
  */
 #include "config.h"
 
-#include <stdlib.h>
+#include <stdatomic.h>
 
 #include "../process/wire.h"
 #include "master.h"
@@ -67,7 +71,9 @@ int cf_mp_pick(struct mpi_pool *p)
 /* Rank @r's window, from its pace. */
 void cf_mp_set_window(struct mp_rank *r)
 {
-    int64_t ahead = r->pace > 0 ? CF_MAX(COVER_NS / r->pace + 1, AHEAD_MIN) : AHEAD_MIN;
+    int64_t ahead = r->ahead >= 0 ? r->ahead
+                    : r->pace > 0 ? CF_MAX(COVER_NS / r->pace + 1, AHEAD_MIN)
+                                  : AHEAD_MIN;
     r->win = (int)CF_MIN((int64_t)r->peer->procs + ahead, DEPTH);
 }
 
@@ -81,9 +87,42 @@ void cf_mp_paced(struct mp_rank *r, int k, int64_t now)
 }
 
 /*
- * Asks rank @ri for its @k youngest tasks not asked for yet, oldest first
- * in the REVOKE. A small message: MPI_Send returns once it is buffered.
+ * Sends rank @ri a REVOKE or CANCEL of @n ids (@b). At most DEPTH ids, a
+ * small message: MPI_Send returns once it is buffered.
  */
+static void send_ids(struct mpi_pool *p, int ri, int kind, const unsigned char *b, int n)
+{
+    const struct mp_rank *r = &p->ranks[ri];
+    if (n && MPI_Send(b, 8 * n, MPI_BYTE, r->peer->dest, CF_MPI_TAG(p->e, kind),
+                      r->peer->comm) != MPI_SUCCESS)
+        cf_mp_lose_rank(p, ri, "an MPI send to it failed");
+}
+
+/*
+ * future_cancel on a sent task (pool.c's request_stop set its stop_req):
+ * its rank is told (CANCEL), and asks the task to stop (task_should_stop)
+ * once it started there (relay.c).
+ */
+void cf_mp_forward_stops(struct mpi_pool *p)
+{
+    if (!atomic_exchange(&p->stops, false))
+        return;
+    for (int i = 0; i < p->nranks; i++) {
+        struct mp_rank *r = &p->ranks[i];
+        unsigned char b[DEPTH * 8];
+        int got = 0;
+        for (int c = 0; c < DEPTH && !r->lost; c++) {
+            struct mp_work *w = r->cell[c];
+            if (w && !w->stop_sent && atomic_load(&w->stop_req)) {
+                w->stop_sent = true;
+                cf_wire_put_u64(b + 8 * got++, cf_mp_cell_id(i, c, r->gen[c]));
+            }
+        }
+        send_ids(p, i, CF_MPI_K_CANCEL, b, got);
+    }
+}
+
+/* Asks rank @ri for its @k youngest tasks not asked for yet, oldest first. */
 static void ask_back(struct mpi_pool *p, int ri, int k)
 {
     struct mp_rank *r = &p->ranks[ri];
@@ -104,9 +143,7 @@ static void ask_back(struct mpi_pool *p, int ri, int k)
         int c = cells[got - 1 - j];
         cf_wire_put_u64(b + 8 * j, cf_mp_cell_id(ri, c, r->gen[c]));
     }
-    if (got && MPI_Send(b, 8 * got, MPI_BYTE, r->peer->dest,
-                        CF_MPI_TAG(p->e, CF_MPI_K_REVOKE), r->peer->comm) != MPI_SUCCESS)
-        cf_mp_lose_rank(p, ri, "an MPI send to it failed");
+    send_ids(p, ri, CF_MPI_K_REVOKE, b, got);
 }
 
 /* True while an earlier REVOKE's cells are out, for at most ASK_WAIT_NS. */

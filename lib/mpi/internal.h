@@ -37,6 +37,7 @@
 
 #include <mpi.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,10 +51,10 @@
 #define CF_MPI_BUILD_ID_MAX 32
 /* A descriptor: module index << CF_MPI_OFF_BITS | offset. */
 #define CF_MPI_OFF_BITS 48
-#define CF_MPI_TAG(e, kind) ((e)*8 + (kind))
-#define CF_MPI_TAG_E(tag) ((tag) / 8)
-#define CF_MPI_TAG_KIND(tag) ((tag) % 8)
-#define CF_MPI_MAX_E 4000 /* executors at once in one world (tags stay under 32767) */
+#define CF_MPI_TAG(e, kind) ((e)*16 + (kind))
+#define CF_MPI_TAG_E(tag) ((tag) / 16)
+#define CF_MPI_TAG_KIND(tag) ((tag) % 16)
+#define CF_MPI_MAX_E 2000 /* executors at once in one world (tags stay under 32767) */
 
 enum cf_mpi_kind {
     CF_MPI_K_TASK = 0,   /* master -> rank: a TASK frame */
@@ -65,6 +66,7 @@ enum cf_mpi_kind {
     CF_MPI_K_BYE = 6,    /* spawned rank -> master, e = 0: stopped, disconnecting now */
     CF_MPI_K_REVOKE =
         7, /* master -> rank: give these tasks back if not started (u64 ids) */
+    CF_MPI_K_CANCEL = 8, /* master -> rank: future_cancel these tasks there (u64 ids) */
 };
 
 /* Seconds a spawned worker gets for MPI_Init and the handshake (then it exits). */
@@ -136,6 +138,7 @@ struct cf_mpi_rank {
     struct cf_buf out;          /* mu: RESULT/FAILED frames, all for executor out_e */
     int out_e;                  /* mu */
     struct answer_to *inflight; /* mu: tasks submitted and not answered (relay.c) */
+    _Atomic int nstop;          /* mu to change: in flight, CANCELled, not asked yet */
 };
 
 /* relay.c: serves TASKs until STOP or the master is unreachable. */

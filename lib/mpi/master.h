@@ -21,6 +21,8 @@ struct mp_work {
     struct cf_work base;
     void *arg; /* our copy */
     uint64_t desc;
+    _Atomic bool stop_req; /* future_cancel while it ran (mp_request_stop) */
+    bool stop_sent;        /* manager: CANCEL sent for it */
 };
 
 struct mp_rank {
@@ -28,6 +30,7 @@ struct mp_rank {
     bool lost;
     int n;               /* tasks out */
     int win;             /* tasks out at most (balance.c), at most DEPTH */
+    int ahead;           /* CFUTURES_MPI_AHEAD: fixed tasks ahead; -1: by pace */
     int64_t pace;        /* ns per answer while it had tasks out (average); 0: none yet */
     int64_t mark;        /* the last answer, or the first task sent after none was out */
     uint64_t seq[DEPTH]; /* when each cell's task was sent (the pool's count) */
@@ -57,6 +60,7 @@ struct mpi_pool {
     bool *lost;                /* nranks: for cf_mpi_release */
     int64_t hb_limit;
     bool any_lost; /* manager */
+    _Atomic bool stops; /* some sent task's stop_req is new (balance.c sends CANCEL) */
     _Atomic size_t nworkers, nidle;
 };
 
@@ -74,5 +78,6 @@ int cf_mp_pick(struct mpi_pool *p);                      /* a rank with room, or
 void cf_mp_set_window(struct mp_rank *r);                /* from its pace */
 void cf_mp_paced(struct mp_rank *r, int k, int64_t now); /* @k answers came at @now */
 void cf_mp_rebalance(struct mpi_pool *p, int64_t now);   /* give back, if it helps */
+void cf_mp_forward_stops(struct mpi_pool *p);            /* CANCEL, for stop_req */
 
 #endif /* CF_MPI_MASTER_H */

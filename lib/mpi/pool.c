@@ -9,7 +9,10 @@
  * the item to the submit FIFO under `mu`. The manager takes an item only
  * when a rank has room in its window (the least loaded rank first), marks
  * its future RUNNING (mpi4py's rule: a task sent is running; until then
- * future_cancel cancels it) and sends one TASK frame. How many tasks a
+ * future_cancel cancels it) and sends one TASK frame. future_cancel on a
+ * sent task is forwarded (CANCEL): once the task started on its rank, the
+ * rank cancels its own future of it, so the task is asked to stop, as on
+ * a process pool. How many tasks a
  * rank gets ahead, and when it gives some back, is balance.c's. Answers
  * (RESULT or FAILED frames) name their cell and its generation, so several
  * tasks can be in flight per rank and a stale answer never completes a
@@ -61,11 +64,31 @@ static void work_drop(struct cf_work *cw)
     future_unref(cf_work_future(cw));
 }
 
+/*
+ * A task carrying another task_fn in its argument (future_then's step):
+ * that one is named by build-id and offset too, in the copy sent.
+ */
+static int carried_fn_encode(struct cf_work *cw)
+{
+    size_t off;
+    if (!cf_task_carries_fn(cw->fn, cw->arg_len, &off))
+        return 0;
+    unsigned char *slot = (unsigned char *)cw->arg + off;
+    task_fn inner;
+    uint64_t desc;
+    memcpy(&inner, slot, sizeof(inner));
+    if (cf_mpi_fn_encode(cf_mpi_modules(), inner, &desc) < 0)
+        return FUT_EINVAL;
+    memcpy(slot, &desc, sizeof(desc));
+    return 0;
+}
+
 static int mp_submit(executor_t *ex, struct cf_work *cw)
 {
     struct mpi_pool *p = mp_of(ex);
     struct mp_work *w = (struct mp_work *)cw;
     w->arg = NULL;
+    atomic_init(&w->stop_req, false);
     if ((cw->arg_len && !cw->arg) ||
         cw->arg_len > (size_t)INT_MAX - CF_WIRE_HDR - CF_WIRE_TASK_FIXED ||
         cf_mpi_fn_encode(cf_mpi_modules(), cw->fn, &w->desc) < 0)
@@ -77,6 +100,11 @@ static int mp_submit(executor_t *ex, struct cf_work *cw)
         memcpy(w->arg, cw->arg, cw->arg_len);
     }
     cw->arg = w->arg;
+    if (carried_fn_encode(cw) < 0) {
+        free(w->arg);
+        w->arg = NULL;
+        return FUT_EINVAL;
+    }
     int rc = 0;
     pthread_mutex_lock(&p->mu);
     if (p->stopping)
@@ -127,6 +155,17 @@ static void mp_destroy(executor_t *ex)
     free(p);
 }
 
+/*
+ * future_cancel on a sent (RUNNING) task, under its future's lock: the
+ * manager tells its rank (balance.c, CANCEL), where the task is asked to
+ * stop (task_should_stop) once it started there (relay.c).
+ */
+static void mp_request_stop(executor_t *ex, struct cf_work *cw)
+{
+    atomic_store(&((struct mp_work *)cw)->stop_req, true);
+    atomic_store(&mp_of(ex)->stops, true);
+}
+
 static void mp_stats(executor_t *ex, executor_stats_t *out)
 {
     struct mpi_pool *p = mp_of(ex);
@@ -142,6 +181,7 @@ static const struct cf_executor_ops mpi_pool_ops = {
     .join = mp_join,
     .destroy = mp_destroy,
     .stats = mp_stats,
+    .request_stop = mp_request_stop,
 };
 
 /* ------------------------------------------------------------ manager */
@@ -263,6 +303,9 @@ static int place_task(struct mpi_pool *p, int ri, struct mp_work *w)
     r->out.len += CF_WIRE_HDR + len;
     r->cell[c] = w;
     r->seq[c] = ++p->sends;
+    w->stop_sent = false;
+    if (atomic_load(&w->stop_req))
+        atomic_store(&p->stops, true); /* cancelled, then given back: CANCEL it here */
     if (r->n++ == 0)
         r->mark = cf_now_ns();
     return 0;
@@ -520,6 +563,7 @@ static void *manager_main(void *arg)
         for (int i = 0; i < p->nranks; i++)
             busy |= receive(p, i, now);
         heartbeat(p, now);
+        cf_mp_forward_stops(p);
         cf_mp_rebalance(p, now);
         bool alive;
         int out = tasks_out(p, &alive);
@@ -572,6 +616,15 @@ static int default_workers(void)
     return n > 0 && n <= 4096 ? n : cf_cpu_count();
 }
 
+/* CFUTURES_MPI_AHEAD: tasks sent ahead of a rank's workers (balance.c), -1: by pace. */
+static int fixed_ahead(void)
+{
+    const char *s = getenv("CFUTURES_MPI_AHEAD");
+    char *end;
+    long n = s && *s ? strtol(s, &end, 10) : -1;
+    return s && *s && *end == '\0' && n >= 0 && n <= DEPTH ? (int)n : -1;
+}
+
 /* The ranks of a new pool, spawned or the world's. 0 or a code. */
 static int attach_ranks(struct mpi_pool *p)
 {
@@ -617,8 +670,10 @@ executor_t *mpi_pool_executor_new(const executor_options_t *o)
     p->hb_limit = heartbeat_limit();
     rc = attach_ranks(p);
     int64_t now = cf_now_ns();
+    int ahead = fixed_ahead();
     for (int i = 0; rc == 0 && i < p->nranks; i++) {
         p->ranks[i].heard = p->ranks[i].pinged = now;
+        p->ranks[i].ahead = ahead;
         cf_mp_set_window(&p->ranks[i]);
     }
     if (rc == 0) {

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "../process/wire.h"
+#include "executor.h"
 #include "future.h"
 #include "internal.h"
 #include "util.h"
@@ -43,6 +44,7 @@ struct answer_to {
     int e;
     uint64_t id;
     future_t *f;                     /* the local future */
+    bool stop;                       /* r->mu: CANCEL came before it started here */
     struct answer_to *next, **pprev; /* r->inflight, under r->mu */
 };
 
@@ -124,6 +126,7 @@ static void answer_cb(future_t *f, void *ud)
     struct answer_to *to = ud;
     struct cf_mpi_rank *r = to->r;
     pthread_mutex_lock(&r->mu); /* out of the tasks in flight */
+    r->nstop -= to->stop;
     *to->pprev = to->next;
     if (to->next)
         to->next->pprev = to->pprev;
@@ -145,8 +148,28 @@ static void refuse(struct cf_mpi_rank *r, int e, uint64_t id, int status, const 
     queue_answer(r, e, b, CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + mlen);
 }
 
+/*
+ * A task carrying another task_fn in its argument @arg (future_then's
+ * step): the master sent that one's name (pool.c), made a local pointer
+ * here, in the received bytes. False if it names nothing loaded here.
+ */
+static bool carried_fn_decode(const struct cf_mpi_rank *r, task_fn fn, unsigned char *arg,
+                              size_t arg_len)
+{
+    size_t off;
+    if (!cf_task_carries_fn(fn, arg_len, &off))
+        return true;
+    uint64_t desc;
+    memcpy(&desc, arg + off, sizeof(desc));
+    task_fn inner = cf_mpi_fn_decode(&r->mods, r->map, r->nmap, desc);
+    if (!inner)
+        return false;
+    memcpy(arg + off, &inner, sizeof(inner));
+    return true;
+}
+
 /* One TASK frame @b (@n bytes) for executor @e: checked, then run locally. */
-static void run_task(struct cf_mpi_rank *r, int e, const unsigned char *b, size_t n)
+static void run_task(struct cf_mpi_rank *r, int e, unsigned char *b, size_t n)
 {
     struct cf_wire_hdr h;
     uint64_t desc;
@@ -160,7 +183,7 @@ static void run_task(struct cf_mpi_rank *r, int e, const unsigned char *b, size_
         return;
     }
     task_fn fn = r->ok ? cf_mpi_fn_decode(&r->mods, r->map, r->nmap, desc) : NULL;
-    if (!fn) {
+    if (!fn || !carried_fn_decode(r, fn, (void *)arg, arg_len)) {
         refuse(r, e, h.id, r->ok ? FUT_EINVAL : FUT_EBROKEN,
                r->ok ? "the task function is in no module this worker has loaded"
                      : "this worker failed its start-up check");
@@ -193,13 +216,16 @@ static void run_task(struct cf_mpi_rank *r, int e, const unsigned char *b, size_
 }
 
 /*
- * REVOKE: the master wants tasks @b (@n bytes of ids) of executor @e back
- * for an idle rank. Each not started here is cancelled in the local pool
- * (cf_future_revoke: a started one is left alone, not asked to stop), and
- * its done-callback answers FAILED FUT_ECANCELLED, which the master takes
- * as the task given back. An id no longer in flight was answered already.
+ * REVOKE (@stop false): the master wants tasks @b (@n bytes of ids) of
+ * executor @e back for an idle rank. Each not started here is cancelled in
+ * the local pool (cf_future_revoke: a started one is left alone, not asked
+ * to stop), and its done-callback answers FAILED FUT_ECANCELLED, which the
+ * master takes as the task given back. CANCEL (@stop): future_cancel was
+ * called on them in the master; here too, so a started one is asked to
+ * stop. An id no longer in flight was answered already.
  */
-static void give_back(struct cf_mpi_rank *r, int e, const unsigned char *b, size_t n)
+static void cancel_ids(struct cf_mpi_rank *r, int e, const unsigned char *b, size_t n,
+                       bool stop)
 {
     future_t *fs[REVOKE_MAX];
     size_t k = 0;
@@ -208,8 +234,13 @@ static void give_back(struct cf_mpi_rank *r, int e, const unsigned char *b, size
         uint64_t id = cf_wire_get_u64(b + off);
         for (struct answer_to *to = r->inflight; to; to = to->next)
             if (to->e == e && to->id == id) {
-                future_ref(to->f); /* answer_cb may run as soon as we unlock */
-                fs[k++] = to->f;
+                if (stop && !to->stop) {
+                    to->stop = true; /* stop_started asks it */
+                    r->nstop++;
+                } else if (!stop) {
+                    future_ref(to->f); /* answer_cb may run as soon as we unlock */
+                    fs[k++] = to->f;
+                }
                 break;
             }
     }
@@ -220,8 +251,34 @@ static void give_back(struct cf_mpi_rank *r, int e, const unsigned char *b, size
     }
 }
 
+/*
+ * Asks each CANCELled task that started here to stop (future_cancel, so
+ * task_should_stop turns true in it). One not started yet is left to
+ * start: the master's future of it is RUNNING, so it must run (and see
+ * that it should stop) rather than end cancelled. Called by the relay loop
+ * while any is waiting.
+ */
+static void stop_started(struct cf_mpi_rank *r)
+{
+    future_t *fs[REVOKE_MAX];
+    size_t k = 0;
+    pthread_mutex_lock(&r->mu);
+    for (struct answer_to *to = r->inflight; to && k < REVOKE_MAX; to = to->next)
+        if (to->stop && (future_running(to->f) || future_done(to->f))) {
+            to->stop = false;
+            r->nstop--;
+            future_ref(to->f);
+            fs[k++] = to->f;
+        }
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < k; i++) {
+        future_cancel(fs[i]);
+        future_unref(fs[i]);
+    }
+}
+
 /* A message of TASK frames. */
-static void run_tasks(struct cf_mpi_rank *r, int e, const unsigned char *b, size_t n)
+static void run_tasks(struct cf_mpi_rank *r, int e, unsigned char *b, size_t n)
 {
     size_t off = 0;
     while (off < n) {
@@ -245,7 +302,8 @@ static bool handle(struct cf_mpi_rank *r, const MPI_Status *st, unsigned char *b
         run_tasks(r, e, b, (size_t)n);
         return true;
     case CF_MPI_K_REVOKE:
-        give_back(r, e, b, (size_t)n);
+    case CF_MPI_K_CANCEL:
+        cancel_ids(r, e, b, (size_t)n, CF_MPI_TAG_KIND(st->MPI_TAG) == CF_MPI_K_CANCEL);
         return true;
     case CF_MPI_K_PING:
         MPI_Send(NULL, 0, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_PONG), r->comm);
@@ -281,6 +339,8 @@ void cf_mpi_relay(struct cf_mpi_rank *r, struct cf_buf *spare)
         int flag = 0, n = 0;
         MPI_Status st;
         cf_mpi_relay_flush(r, spare);
+        if (atomic_load_explicit(&r->nstop, memory_order_relaxed))
+            stop_started(r);
         if (MPI_Iprobe(r->master, MPI_ANY_TAG, r->comm, &flag, &st) != MPI_SUCCESS)
             return;
         if (!flag) {
