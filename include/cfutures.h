@@ -617,13 +617,14 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * each, with the program's arguments; each must pass the build-id check.
  * A task_fn travels as (module build-id, offset), so any function of the
  * executable or of a shared library loaded on both sides works; a function
- * in no module with a build-id fails the submit with FUT_EINVAL (so does
- * future_then's function, run on an MPI pool).
+ * in no module with a build-id fails the submit with FUT_EINVAL (and a
+ * future_then continuation on an MPI pool, whose function travels so too,
+ * fails FUT_EINVAL then).
  * Arguments and results are copied bytes, as in a process pool; each rank
  * runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
  * default 1). A rank is sent tasks ahead: 4 beyond its processes, more
  * while its tasks are quick (as many as it runs in 5 ms, up to 64 in
- * all); CFUTURES_MPI_AHEAD=N sends N ahead instead, and 0 sends a rank
+ * all); CFUTURES_MPI_AHEAD=N (0 to 64) sends N ahead instead, and 0 sends a rank
  * only as many as its processes (mpi4py's way: a task waits at the master,
  * pending and cancellable, and max_queue and executor_stats' queued count
  * it, until a process is free). Once nothing is left to send and a rank

@@ -447,8 +447,11 @@ static bool cancel(future_t *f, bool stop)
             &f->state, &s, S_CANCELLED, memory_order_acq_rel, memory_order_relaxed)) {
         /* It started just now; once unlocked, its result may overwrite hooks. */
         const struct cf_future_hooks *h = f->hooks;
-        if (stop)
+        if (stop) { /* as for a running one (an MPI pool forwards it) */
             atomic_fetch_or_explicit(&f->state, F_STOP, memory_order_relaxed);
+            if (h && h->stop)
+                h->stop(cf_future_extra(f));
+        }
         cf_unlock(&f->lock);
         if (h && h->cancelled)
             h->cancelled(cf_future_extra(f), false);

@@ -8,11 +8,12 @@
  * future's done-callback (on the local pool's manager thread) queues the
  * answer for the main thread to send, several in one message. PING is
  * answered at once, whatever the tasks do, so the master can tell a busy
- * rank from a lost one. REVOKE gives back tasks not started (give_back).
- * STOP ends the loop; the local pool finishes what it holds first.
+ * rank from a lost one. REVOKE gives back tasks not started, CANCEL asks
+ * tasks to stop once they started (cancel_ids, stop_started). STOP ends the
+ * loop; the local pool finishes what it holds first.
  *
  * The tasks in flight (submitted, not answered) are on a list under `mu`,
- * for REVOKE: the main thread adds, answer_cb removes.
+ * for REVOKE and CANCEL: the main thread adds, answer_cb removes.
  *
  * Idling: the loop probes, and after SPIN_NS without a message sleeps,
  * doubling from 1 us to NAP_MAX_NS, so an idle rank costs no core (a
@@ -44,7 +45,7 @@ struct answer_to {
     int e;
     uint64_t id;
     future_t *f;                     /* the local future */
-    bool stop;                       /* r->mu: CANCEL came before it started here */
+    bool stop;                       /* r->mu: CANCEL came, stop_started not yet */
     struct answer_to *next, **pprev; /* r->inflight, under r->mu */
 };
 
@@ -183,10 +184,16 @@ static void run_task(struct cf_mpi_rank *r, int e, unsigned char *b, size_t n)
         return;
     }
     task_fn fn = r->ok ? cf_mpi_fn_decode(&r->mods, r->map, r->nmap, desc) : NULL;
-    if (!fn || !carried_fn_decode(r, fn, (void *)arg, arg_len)) {
+    if (!fn) {
         refuse(r, e, h.id, r->ok ? FUT_EINVAL : FUT_EBROKEN,
                r->ok ? "the task function is in no module this worker has loaded"
                      : "this worker failed its start-up check");
+        return;
+    }
+    if (!carried_fn_decode(r, fn, (void *)arg, arg_len)) {
+        refuse(r, e, h.id, FUT_EINVAL,
+               "the continuation's function (future_then) is in no module this worker "
+               "has loaded");
         return;
     }
     struct answer_to *to = malloc(sizeof(*to));
