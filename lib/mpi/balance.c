@@ -131,8 +131,9 @@ static void ask_back(struct mpi_pool *p, int ri, int k)
     while (got < k) {
         int y = -1;
         for (int c = 0; c < DEPTH; c++)
-            if (r->cell[c] && !r->revoked[c] && (y < 0 || r->seq[c] > r->seq[y]))
-                y = c;
+            if (r->cell[c] && !r->revoked[c] && !atomic_load(&r->cell[c]->stop_req) &&
+                (y < 0 || r->seq[c] > r->seq[y]))
+                y = c; /* a cancelled one only runs to stop: not worth moving */
         if (y < 0)
             break;
         r->revoked[y] = true;
