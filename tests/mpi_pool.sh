@@ -39,4 +39,26 @@ done
 echo "== mismatched executable on rank 1"
 setsid -w timeout 120 "$MPIEXEC" -n 1 "$bin" --expect-mismatch : -n 1 "$other" </dev/null ||
     { echo "mismatch case failed"; fail=1; }
+# The same executable, but rank 1 loads a libcfutures with another build-id
+# (a copy whose build-id note has its last byte changed): a shared build only.
+lib=$b/lib/.libs/libcfutures.so.0
+if [ -f "$lib" ] && command -v objcopy >/dev/null && ldd "$bin" | grep -q 'libcfutures\.so'; then
+    echo "== rank 1 loads another libcfutures"
+    d=$(mktemp -d "${TMPDIR:-/tmp}/cfutures-lib.XXXXXX") || exit 1
+    objcopy -O binary --only-section=.note.gnu.build-id "$lib" "$d/note" &&
+        printf '\377' | dd of="$d/note" bs=1 seek=$(($(wc -c <"$d/note") - 1)) \
+            conv=notrunc 2>/dev/null &&
+        objcopy --update-section .note.gnu.build-id="$d/note" "$lib" "$d/libcfutures.so.0" ||
+        { echo "could not make the copy"; fail=1; }
+    # The rank fails its start-up (so mpiexec fails); the master must see it.
+    out=$(setsid -w timeout 120 "$MPIEXEC" -n 1 "$bin" --expect-mismatch : \
+        -n 1 env LD_LIBRARY_PATH="$d" "$bin" </dev/null 2>&1)
+    echo "$out" | grep -E 'not the master|mpi_pool_serve returned'
+    echo "$out" | grep -q "is not the master's: every rank must load the same libcfutures" &&
+        echo "$out" | grep -q 'mpi_pool_serve returned -10002 (want -10002)' ||
+        { echo "the other libcfutures was not refused at start-up"; fail=1; }
+    rm -rf "$d"
+else
+    echo "== another libcfutures on rank 1: skipped (a static build, or no objcopy)"
+fi
 exit $fail

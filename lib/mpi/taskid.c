@@ -130,10 +130,22 @@ static int find_local(const struct cf_mpi_modtab *local, const unsigned char *id
     return -1;
 }
 
+/* The index in @t of the module holding address @a, or -1. */
+static int module_at(const struct cf_mpi_modtab *t, uintptr_t a)
+{
+    for (int i = 0; i < t->n; i++)
+        if (a >= t->m[i].base && a - t->m[i].base < t->m[i].span)
+            return i;
+    return -1;
+}
+
 /*
  * Matches the master's encoded table @buf against @local: map[i] is the
  * local index of the master's module i, or -1. Returns 0, or FUT_EBROKEN
- * with @why when the executables differ (or @buf is malformed).
+ * with @why when the executables differ, or this process's libcfutures (a
+ * shared library) is not one the master loaded: its wire protocol and its
+ * own task functions (future_then's step) must be the master's (or @buf is
+ * malformed).
  */
 int cf_mpi_modtab_match(const struct cf_mpi_modtab *local, const unsigned char *buf,
                         size_t len, int *map, int *nmap, char *why, size_t why_len)
@@ -160,6 +172,22 @@ int cf_mpi_modtab_match(const struct cf_mpi_modtab *local, const unsigned char *
                  "this worker's executable differs from the master's (build-id %s, "
                  "master %s): every rank must run the same build",
                  ours[0] ? ours : "none", theirs);
+        return FUT_EBROKEN;
+    }
+    void (*self)(void) = (void (*)(void))cf_mpi_hex;
+    uintptr_t at;
+    memcpy(&at, &self, sizeof(at));
+    int own = module_at(local, at);
+    bool theirs = own <= 0; /* linked into the executable, or no build-id */
+    for (uint32_t i = 0; i < n && !theirs; i++)
+        theirs = map[i] == own;
+    if (!theirs) {
+        char ours[2 * CF_MPI_BUILD_ID_MAX + 1];
+        cf_mpi_hex(local->m[own].id, local->m[own].id_len, ours, sizeof(ours));
+        snprintf(why, why_len,
+                 "this worker's %s (build-id %s) is not the master's: every rank must "
+                 "load the same libcfutures",
+                 local->m[own].name, ours);
         return FUT_EBROKEN;
     }
     return 0;
