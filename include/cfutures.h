@@ -624,15 +624,16 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
  * default 1). A rank is sent tasks ahead: 4 beyond its processes, more
  * while its tasks are quick (as many as it runs in 5 ms, up to 64 in
- * all); CFUTURES_MPI_AHEAD=N (0 to 64) sends N ahead instead, and 0 sends a rank
- * only as many as its processes (mpi4py's way: a task waits at the master,
- * pending and cancellable, and max_queue and executor_stats' queued count
- * it, until a process is free). Once nothing is left to send and a rank
- * runs dry, a rank holding tasks it has not started gives some back, and
- * they run on the dry one; a started task stays where it is. A sent task
- * is RUNNING, as in mpi4py: future_cancel returns false, and the task is
- * asked to stop (task_should_stop) once it starts on its rank. A task that crashes
- * or exits fails FUT_EWORKER with its signal or exit code; its rank goes on.
+ * all). CFUTURES_MPI_AHEAD=N (0 to 64; any other value is ignored) sends
+ * N ahead instead, and 0 sends a rank only as many as its processes
+ * (mpi4py's way: a task waits at the master, pending and cancellable, and
+ * max_queue and executor_stats' queued count it, until a process is free).
+ * Once nothing is left to send and a rank runs dry, a rank holding tasks
+ * it has not started gives some back, and they run on the dry one; a
+ * started task stays where it is. A sent task is RUNNING, as in mpi4py:
+ * future_cancel returns false, and the task is asked to stop
+ * (task_should_stop) once it starts on its rank. A task that crashes or
+ * exits fails FUT_EWORKER with its signal or exit code; its rank goes on.
  * submit_options_t.timeout: FUT_EDEADLINE, the task's process is killed.
  * A rank that does not answer the heartbeat for CFUTURES_MPI_HEARTBEAT
  * seconds (default 10; pinged after 0.5 s of silence) is lost: its tasks

@@ -118,7 +118,7 @@ static int factor_all(executor_t *pool, const struct job *jobs, long count)
         rc = i + 1 == count ? 0 : rc;
     }
     if (!m)
-        perror("executor_map");
+        fprintf(stderr, "executor_map: %s\n", future_strerror(-errno));
     executor_map_free(m);
     free(args);
     free(lens);
@@ -133,9 +133,11 @@ int main(int argc, char **argv)
     long count = 64, seed = (long)time(NULL), workers = 0;
     bool serial = false, chatty = true;
     static const struct option longopts[] = {{"serial", no_argument, NULL, 'S'},
+                                             {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "n:s:w:q", longopts, NULL)) != -1) {
+    bool help = false, bad = false;
+    while ((opt = getopt_long(argc, argv, "n:s:w:qh", longopts, NULL)) != -1) {
         if (opt == 'n')
             count = strtol(optarg, NULL, 10);
         else if (opt == 's')
@@ -146,13 +148,22 @@ int main(int argc, char **argv)
             chatty = false;
         else if (opt == 'S')
             serial = true;
+        else if (opt == 'h')
+            help = true;
         else
-            return 2;
+            bad = true;
     }
-    if (optind != argc || count < 1 || count > 100000 || workers < 0 || workers > 4096) {
-        fprintf(stderr, "usage: mpi_primes [-n COUNT] [-s SEED] [-w WORKERS] [-q] "
-                        "[--serial]\n");
-        return 2;
+    bad |= optind != argc || count < 1 || count > 100000 || workers < 0 || workers > 4096;
+    if (help || bad) {
+        fprintf(help && !bad ? stdout : stderr,
+                "usage: mpi_primes [-n COUNT] [-s SEED] [-w WORKERS] [-q] [--serial]\n"
+                "  -n COUNT    numbers to factor (1 to 100000, default 64)\n"
+                "  -s SEED     their random seed (default: the time)\n"
+                "  -w WORKERS  ranks to spawn when started alone (default: the cpus)\n"
+                "  -q          quiet: no per-rank recursion lines\n"
+                "  --serial    also time the same work in one thread (the speedup)\n"
+                "world mode: mpiexec -n 3 mpi_primes (rank 0 the master, 2 workers)\n");
+        return bad ? 2 : 0;
     }
     struct job *jobs = calloc((size_t)count, sizeof(*jobs));
     if (!jobs)
@@ -170,7 +181,7 @@ int main(int argc, char **argv)
     executor_t *pool =
         mpi_pool_executor_new(&(executor_options_t){.max_workers = (int)workers});
     if (!pool) {
-        perror("mpi_pool_executor_new");
+        fprintf(stderr, "mpi_pool_executor_new: %s\n", future_strerror(-errno));
         free(jobs);
         return 1;
     }

@@ -29,7 +29,7 @@
 #define HELLO_LIMIT 60.0 /* seconds a world rank gets to answer the handshake */
 
 static struct {
-    bool served, we_init, world;
+    bool called, served, we_init, world;
     _Atomic bool lost;
     MPI_Comm comm; /* world mode: the dup of MPI_COMM_WORLD */
     struct cf_mpi_peer *peers;
@@ -53,6 +53,9 @@ int cf_mpi_world_peers(struct cf_mpi_peer **peers)
 
 bool cf_mpi_ready(void)
 {
+    if (!g.served && !g.called) /* a failed one said why already */
+        fprintf(stderr, "cfutures: mpi_pool_serve(&argc, &argv) must come first in "
+                        "main, before mpi_pool_executor_new\n");
     return g.served;
 }
 
@@ -420,6 +423,7 @@ int mpi_pool_serve(int *argc, char ***argv)
         return FUT_EINVAL;
     if (g.served)
         return 0;
+    g.called = true;
     bool spawned = take_marker(argc, argv);
     if (spawned || world_worker_env())
         return serve_worker(argc, argv, spawned);
