@@ -2643,11 +2643,18 @@ static const char *const queue_cases[] = {
     "test_executor_start_order_mixed_lengths",
 };
 
+#define N_NO_INIT (sizeof(no_initializer) / sizeof(*no_initializer))
+#define N_QUEUE (sizeof(queue_cases) / sizeof(*queue_cases))
+static size_t
+    listed_seen; /* names of the lists met by applies(): all, or one was renamed */
+
 static bool listed(const char *name, const char *const *list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (strcmp(name, list[i]) == 0)
+        if (strcmp(name, list[i]) == 0) {
+            listed_seen++;
             return true;
+        }
     return false;
 }
 
@@ -2657,11 +2664,12 @@ static bool applies(const char *name)
     const char *ahead = getenv("CFUTURES_MPI_AHEAD");
     char *end = NULL;
     bool sends_ahead = !ahead || !*ahead || strtol(ahead, &end, 10) != 0 || *end != '\0';
+    bool no_init = listed(name, no_initializer, N_NO_INIT);
+    bool queue = listed(name, queue_cases, N_QUEUE);
     const char *why = NULL;
-    if (listed(name, no_initializer, sizeof(no_initializer) / sizeof(*no_initializer)))
+    if (no_init)
         why = "it takes no initializer";
-    else if (sends_ahead &&
-             listed(name, queue_cases, sizeof(queue_cases) / sizeof(*queue_cases)))
+    else if (sends_ahead && queue)
         why = "a task sent ahead is running (CFUTURES_MPI_AHEAD=0 runs it)";
     if (why)
         printf("%s: does not apply to the MPI pool: %s\n", name, why);
@@ -2683,7 +2691,7 @@ static bool applies(const char *name)
 static bool selected(const char *name)
 {
     const char *only = getenv("CFUTURES_TEST_ONLY");
-    return (!only || !*only || strcmp(only, name) == 0) && applies(name);
+    return applies(name) && (!only || !*only || strcmp(only, name) == 0);
 }
 
 /* Adds case @t, looped over the kinds, if selected (any Check version). */
@@ -2774,5 +2782,12 @@ Suite *make_suite(void)
     kind_test(tc, test_executor_thread_safety);
     kind_test(tc, test_executor_submit_races_shutdown);
     kind_test(tc, test_executor_shutdown_many_threads);
+#ifdef CF_TEST_MPI_KIND
+    if (listed_seen != N_NO_INIT + N_QUEUE) {
+        fprintf(stderr,
+                "check_executor_mpi: a case named in applies()'s lists is gone\n");
+        abort();
+    }
+#endif
     return s;
 }
