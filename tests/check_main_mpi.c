@@ -16,5 +16,5 @@ int main(int argc, char **argv)
     if (served != 0)
         return served == 1 ? EXIT_SUCCESS : EXIT_FAILURE;
     alarm(540); /* a hang fails the run (tests/mpi_pool.sh's timeout is 600 s) */
-    return run_suite_nofork();
+    return run_suite(false);
 }

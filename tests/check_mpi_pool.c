@@ -659,5 +659,5 @@ int main(int argc, char **argv)
     t_start = now_s();
     const char *ws = getenv("OMPI_COMM_WORLD_SIZE");
     world = ws && atoi(ws) > 1;
-    return run_suite_nofork();
+    return run_suite(false);
 }

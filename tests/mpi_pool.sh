@@ -1,7 +1,8 @@
 #!/bin/sh
 # The MPI pool under mpiexec (built with --with-mpi): its suite in world
 # mode (3 ranks), the conformance suite over it, then a rank running
-# another executable, which must fail mpi_pool_serve at start-up. (check_mpi_pool run alone covers spawn mode.)
+# another executable, or another libcfutures, which must fail
+# mpi_pool_serve at start-up. (check_mpi_pool run alone covers spawn mode.)
 # Open MPI as root, oversubscribed, loopback only (README.md, "MPI pool").
 b=${top_builddir:-.}
 MPIEXEC=${MPIEXEC:-mpiexec}

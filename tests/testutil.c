@@ -253,10 +253,11 @@ const struct ex_kind ex_kinds[N_EX_KINDS] = {
 #endif
 };
 
-int run_suite_nofork(void)
+int run_suite(bool fork)
 {
     SRunner *sr = srunner_create(make_suite());
-    srunner_set_fork_status(sr, CK_NOFORK);
+    if (!fork)
+        srunner_set_fork_status(sr, CK_NOFORK);
     srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
@@ -266,8 +267,9 @@ int run_suite_nofork(void)
 int kind_workers(int k, int asked)
 {
     const char *world = getenv("OMPI_COMM_WORLD_SIZE");
-    if (strcmp(ex_kinds[k].name, "mpi") == 0 && world && atoi(world) > 1)
-        return asked < atoi(world) - 1 ? asked : atoi(world) - 1;
+    int ranks = world ? atoi(world) - 1 : 0; /* rank 0 is the master */
+    if (strcmp(ex_kinds[k].name, "mpi") == 0 && ranks > 0 && ranks < asked)
+        return ranks;
     return asked;
 }
 

@@ -18,10 +18,11 @@
 /* Every test program defines this; check_main.c runs it. */
 Suite *make_suite(void);
 /*
- * Runs make_suite() in this process, without Check's fork (the MPI tests:
- * MPI cannot be used in a forked child); EXIT_SUCCESS if every test passed.
+ * Runs make_suite(): each case in a forked child as Check does by default
+ * (check_main.c), or, without @fork, all in this process (the MPI tests:
+ * MPI cannot be used in a forked child). EXIT_SUCCESS if every case passed.
  */
-int run_suite_nofork(void);
+int run_suite(bool fork);
 
 /* Generous limit for anything that should happen "soon" (seconds). */
 #ifndef T_LONG

@@ -620,9 +620,11 @@ static int default_workers(void)
 static int fixed_ahead(void)
 {
     const char *s = getenv("CFUTURES_MPI_AHEAD");
+    if (!s || !*s)
+        return -1;
     char *end;
-    long n = s && *s ? strtol(s, &end, 10) : -1;
-    return s && *s && *end == '\0' && n >= 0 && n <= DEPTH ? (int)n : -1;
+    long n = strtol(s, &end, 10);
+    return *end == '\0' && n >= 0 && n <= DEPTH ? (int)n : -1;
 }
 
 /* The ranks of a new pool, spawned or the world's. 0 or a code. */

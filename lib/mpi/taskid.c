@@ -81,20 +81,25 @@ void cf_mpi_modtab_load(struct cf_mpi_modtab *t)
     dl_iterate_phdr(add_module, t);
 }
 
+/* The index in @t of the module holding address @a, or -1. */
+static int module_at(const struct cf_mpi_modtab *t, uintptr_t a)
+{
+    for (int i = 0; i < t->n; i++)
+        if (a >= t->m[i].base && a - t->m[i].base < t->m[i].span)
+            return i;
+    return -1;
+}
+
 /* @fn as a descriptor, or FUT_EINVAL if it lies in no listed module. */
 int cf_mpi_fn_encode(const struct cf_mpi_modtab *t, task_fn fn, uint64_t *desc)
 {
     uintptr_t a;
     memcpy(&a, &fn, sizeof(a));
-    for (int i = 0; i < t->n; i++) {
-        const struct cf_mpi_module *m = &t->m[i];
-        if (a >= m->base && a - m->base < m->span &&
-            a - m->base < ((uintptr_t)1 << CF_MPI_OFF_BITS)) {
-            *desc = ((uint64_t)i << CF_MPI_OFF_BITS) | (uint64_t)(a - m->base);
-            return 0;
-        }
-    }
-    return FUT_EINVAL;
+    int i = module_at(t, a);
+    if (i < 0 || a - t->m[i].base >= ((uintptr_t)1 << CF_MPI_OFF_BITS))
+        return FUT_EINVAL;
+    *desc = ((uint64_t)i << CF_MPI_OFF_BITS) | (uint64_t)(a - t->m[i].base);
+    return 0;
 }
 
 size_t cf_mpi_modtab_encode(const struct cf_mpi_modtab *t, unsigned char *out)
@@ -126,15 +131,6 @@ static int find_local(const struct cf_mpi_modtab *local, const unsigned char *id
 {
     for (int i = 0; i < local->n; i++)
         if (local->m[i].id_len == len && memcmp(local->m[i].id, id, len) == 0)
-            return i;
-    return -1;
-}
-
-/* The index in @t of the module holding address @a, or -1. */
-static int module_at(const struct cf_mpi_modtab *t, uintptr_t a)
-{
-    for (int i = 0; i < t->n; i++)
-        if (a >= t->m[i].base && a - t->m[i].base < t->m[i].span)
             return i;
     return -1;
 }
