@@ -2636,6 +2636,8 @@ static const char *const queue_cases[] = {
     "test_executor_shutdown_cancel_futures",
     "test_executor_shutdown_wait_cancel_futures",
     "test_executor_shutdown_no_wait",
+    "test_executor_shutdown_after_cancelled_submit",
+    "test_executor_then_cancel_before_start",
     "test_executor_max_queue",
     "test_executor_refused_submits_use_no_capacity",
     "test_executor_max_queue_blocked_submit_shutdown",
