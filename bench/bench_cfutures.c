@@ -34,6 +34,8 @@
  *   bench_cfutures npw3 N WORKERS            naive process pool, tiny tasks
  *   bench_cfutures npw3b N WORKERS SIZE      naive process pool, SIZE-byte echo
  *   bench_cfutures pipe ITERS                1-byte pipe ping-pong, 2 processes
+ *   bench_cfutures pipew7 SAMPLES            one byte wakes a sleeping process,
+ *                                            W7's 2 ms apart: write -> its first line
  *   bench_cfutures echo N SIZE               SIZE-byte pipe echo, 2 processes
  *   bench_cfutures w4 serial|thread|process WORKERS PAIRS
  *                                            64 factorizations: serial vs pool
@@ -1650,6 +1652,54 @@ static int cmd_pipe(size_t iters)
     return 0;
 }
 
+/*
+ * W7's conditions for the pipe alone: a child sleeping in read() is woken
+ * by one byte every W7_PERIOD_NS (so the CPUs go idle in between, as in
+ * W7), and the figure is the write -> the child's first line after its
+ * read (a stamp it sends back), one way: what a process pool's task start
+ * behind 2 ms of quiet costs at the least, one wake-up, no manager.
+ */
+static int cmd_pipew7(size_t samples)
+{
+    int tc[2], fc[2];
+    int64_t *lat = xmalloc_touched(samples * sizeof(*lat));
+    if (pipe(tc) != 0 || pipe(fc) != 0)
+        die("pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        close(tc[1]);
+        close(fc[0]);
+        unsigned char b;
+        while (xread(tc[0], &b, 1)) {
+            int64_t t = now_ns();
+            xwrite(fc[1], &t, sizeof(t));
+        }
+        _exit(0);
+    }
+    close(tc[0]);
+    close(fc[1]);
+    unsigned char b = 'x';
+    int64_t next = now_ns();
+    for (size_t i = 0; i < PINGPONG_WARMUP / 10 + samples; i++) {
+        next += W7_PERIOD_NS;
+        int64_t left = next - now_ns();
+        if (left > 0)
+            sleep_ns(left);
+        int64_t t0 = now_ns(), t1;
+        xwrite(tc[1], &b, 1);
+        if (!xread(fc[0], &t1, sizeof(t1)))
+            die("pipew7: the child left");
+        if (i >= PINGPONG_WARMUP / 10)
+            lat[i - PINGPONG_WARMUP / 10] = t1 - t0;
+    }
+    echo_child_end(pid, tc, fc);
+    print_latency("pipew7", "limit", 0, lat, samples);
+    free(lat);
+    return 0;
+}
+
 static int cmd_echo(size_t n, size_t size)
 {
     int tc[2], fc[2];
@@ -1796,6 +1846,8 @@ static int process_cmds(int argc, char **argv)
         return cmd_npw3(CNT(1, "N"), parse_workers(argv[3]), CNT(3, "SIZE"));
     if (strcmp(cmd, "pipe") == 0 && ARGS(1))
         return cmd_pipe(CNT(1, "ITERS"));
+    if (strcmp(cmd, "pipew7") == 0 && ARGS(1))
+        return cmd_pipew7(CNT(1, "SAMPLES"));
     if (strcmp(cmd, "echo") == 0 && ARGS(2))
         return cmd_echo(CNT(1, "N"), CNT(2, "SIZE"));
     if (strcmp(cmd, "ppw7") == 0 && ARGS(1))
@@ -1834,6 +1886,7 @@ static _Noreturn void usage(void)
           "       bench_cfutures ppw3b|npw3b N WORKERS SIZE\n"
           "       bench_cfutures ppw2 ITERS WORKERS\n"
           "       bench_cfutures pipe ITERS\n"
+          "       bench_cfutures pipew7 SAMPLES\n"
           "       bench_cfutures echo N SIZE\n"
           "       bench_cfutures w4 serial|thread|process WORKERS PAIRS\n",
           stderr);

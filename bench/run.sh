@@ -99,6 +99,7 @@ c w10 $W10_N
 c cqwake $PP_ITERS
 c pipe $PP_ITERS
 c ppw2 $PP_ITERS 2
+c pipew7 $W7_N
 c ppw7 $W7_N
 c w8 process idle $W8_S
 c w8 process busy $W8_S
@@ -490,10 +491,19 @@ w11_m, w11_m_vs = add("W11 task waits for its own subtask, mean", "us",
 add("W11 plain condvar pool, p50", "us", pick("w11", "naive", "p50_us", 2))
 add("W11 plain condvar pool, mean", "us", pick("w11", "naive", "mean_us", 2))
 pipe99 = pick("pipe", "limit", "p99_us")
+# Context, not a target: W7's conditions for a bare pipe (one byte wakes a
+# process sleeping in read(), 2 ms apart, one way), the least a task start
+# after 2 ms of quiet costs with one wake-up; the targets' pipe ping-pong
+# runs back to back.
+pipew7_50, pipew7_99 = pick("pipew7", "limit", "p50_us"), pick("pipew7", "limit", "p99_us")
+add("pipe one-way wake 2 ms apart p50 (W7's conditions)", "us", pipew7_50)
+add("pipe one-way wake 2 ms apart p99 (W7's conditions)", "us", pipew7_99)
 pw7_50, pw7_50_vs = add("W7 process pool start p50 behind long tasks", "us",
-                        pick("ppw7", "cfutures", "p50_us", 4), (pipe50, "x pipe p50"))
+                        pick("ppw7", "cfutures", "p50_us", 4), (pipe50, "x pipe p50"),
+                        (pipew7_50, "x pipe one-way wake 2 ms apart"))
 pw7_99, pw7_99_vs = add("W7 process pool start p99 behind long tasks", "us",
-                        pick("ppw7", "cfutures", "p99_us", 4), (pipe99, "x pipe p99"))
+                        pick("ppw7", "cfutures", "p99_us", 4), (pipe99, "x pipe p99"),
+                        (pipew7_99, "x pipe one-way wake 2 ms apart"))
 w8 = {}
 for impl in ("cfutures-thread", "cfutures-process"):
     for st in ("idle", "busy", "timers"):
