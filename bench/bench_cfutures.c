@@ -54,6 +54,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +126,24 @@ static long minor_faults(void)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_minflt;
+}
+
+/*
+ * CPU seconds used so far by this process and by its children and their
+ * descendants that were waited for: a pool's CPU, workers included, once it
+ * has been freed.
+ */
+static double cpu_all(void)
+{
+    struct rusage self, kids;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    const struct timeval *tv[] = {&self.ru_utime, &self.ru_stime, &kids.ru_utime,
+                                  &kids.ru_stime};
+    double s = 0;
+    for (size_t i = 0; i < 4; i++)
+        s += (double)tv[i]->tv_sec + (double)tv[i]->tv_usec / 1e6;
+    return s;
 }
 
 static double cpu_seconds(bool user)
@@ -1299,9 +1318,13 @@ static executor_t *pp_new(int workers)
     return ex;
 }
 
-/* @faults: this process's page faults in the run (minor_faults), or -1. */
-static void print_rate(const char *bench, const char *impl, size_t n, int workers, size_t size,
-                       double secs, long faults)
+/*
+ * @faults: this process's page faults in the run (minor_faults), or -1;
+ * @cpu: the CPU seconds of the run, every process of the pool's (cpu_all),
+ * or -1.
+ */
+static void print_rate(const char *bench, const char *impl, size_t n, int workers,
+                       size_t size, double secs, long faults, double cpu)
 {
     double rate = (double)n / secs;
     double mbps = size ? (double)n * (double)size * 2 / secs / 1e6 : 0;
@@ -1310,6 +1333,8 @@ static void print_rate(const char *bench, const char *impl, size_t n, int worker
            bench, impl, n, workers, size, rate, mbps, secs);
     if (faults >= 0)
         printf(",\"faults_per_task\":%.5f", (double)faults / (double)n);
+    if (cpu >= 0)
+        printf(",\"cpu_ns_per_task\":%.1f", cpu * 1e9 / (double)n);
     printf("}\n");
     char buf[32];
     printf("%s %s: %zu tasks, %d worker%s%s: %s tasks/s", bench, impl, n, workers,
@@ -1319,6 +1344,8 @@ static void print_rate(const char *bench, const char *impl, size_t n, int worker
     printf(" (%.1f ms", secs * 1e3);
     if (faults >= 0)
         printf("; %.4f page faults a task", (double)faults / (double)n);
+    if (cpu >= 0)
+        printf("; %.0f ns of CPU a task, all processes", cpu * 1e9 / (double)n);
     printf(")\n");
 }
 
@@ -1328,6 +1355,12 @@ static int cmd_ppw3(size_t n, int workers)
     future_t **fs = xmalloc_touched(n * sizeof(*fs));
     for (size_t i = 0; i < n; i++)
         args[i] = (int64_t)i;
+    /* A pool made, warmed and freed costs CPU of its own (forks, the warm-up
+       tasks, the teardown): measured alone first, and left out. */
+    double c0 = cpu_all();
+    executor_free(pp_new(workers));
+    double cycle = cpu_all() - c0;
+    c0 = cpu_all();
     executor_t *ex = pp_new(workers);
     long f0 = minor_faults();
     int64_t t0 = now_ns();
@@ -1338,8 +1371,9 @@ static int cmd_ppw3(size_t n, int workers)
             die("ppw3: a task returned a wrong value");
     int64_t t1 = now_ns();
     long faults = minor_faults() - f0;
-    executor_free(ex);
-    print_rate("ppw3", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9, faults);
+    executor_free(ex); /* waits for the fork server, which waited for the workers */
+    print_rate("ppw3", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9, faults,
+               fmax(cpu_all() - c0 - cycle, 0.0));
     free(fs);
     free(args);
     return 0;
@@ -1377,7 +1411,7 @@ static int cmd_ppw3map(size_t n, int workers, size_t chunk)
     executor_map_free(m);
     int64_t t1 = now_ns();
     executor_free(ex);
-    print_rate("ppw3map", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9, -1);
+    print_rate("ppw3map", "cfutures", n, workers, 0, (double)(t1 - t0) / 1e9, -1, -1);
     free(lens);
     free(args);
     free(vals);
@@ -1436,7 +1470,7 @@ static int cmd_ppw3b(size_t n, int workers, size_t size)
     }
     int64_t t1 = now_ns();
     executor_free(ex);
-    print_rate("ppw3b", "cfutures", n, workers, size, (double)(t1 - t0) / 1e9, -1);
+    print_rate("ppw3b", "cfutures", n, workers, size, (double)(t1 - t0) / 1e9, -1, -1);
     free(fs);
     free(buf);
     return 0;
@@ -1534,6 +1568,10 @@ static void np_warm(npp_t *p, int workers)
 
 static int cmd_npw3(size_t n, int workers, size_t size)
 {
+    double c0 = cpu_all(); /* as in ppw3: the pool's own cycle is left out */
+    npp_free(npp_new(workers, np_add_one));
+    double cycle = cpu_all() - c0;
+    c0 = cpu_all();
     npp_t *p = npp_new(workers, size ? np_echo : np_add_one);
     if (!p)
         die("npp_new failed");
@@ -1558,9 +1596,10 @@ static int cmd_npw3(size_t n, int workers, size_t size)
     long faults = minor_faults() - f0;
     if (c.seen != n)
         die("naive process pool: a wrong count of results");
-    npp_free(p);
-    print_rate(size ? "npw3b" : "npw3", "naive", n, workers, size, (double)(t1 - t0) / 1e9,
-               size ? -1 : faults);
+    npp_free(p); /* waits for the workers */
+    print_rate(size ? "npw3b" : "npw3", "naive", n, workers, size,
+               (double)(t1 - t0) / 1e9, size ? -1 : faults,
+               size ? -1 : fmax(cpu_all() - c0 - cycle, 0.0));
     free(lens);
     free(args);
     free(buf);
@@ -1717,7 +1756,7 @@ static int cmd_echo(size_t n, size_t size)
     }
     int64_t t1 = now_ns();
     echo_child_end(pid, tc, fc);
-    print_rate("echo", "limit", n, 1, size, (double)(t1 - t0) / 1e9, -1);
+    print_rate("echo", "limit", n, 1, size, (double)(t1 - t0) / 1e9, -1, -1);
     free(b);
     return 0;
 }

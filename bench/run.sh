@@ -478,6 +478,15 @@ add("W3 process pool page faults a task (parent), 2 workers", "faults",
     pick("ppw3", "cfutures", "faults_per_task", 2))
 add("W3 naive process pool page faults a task (parent), 2 workers", "faults",
     pick("npw3", "naive", "faults_per_task", 2))
+# CPU a task, every process of the pool's (getrusage of the bench and of its
+# waited-for descendants, from before the pool's creation to after its
+# free): what W3's rate costs, whatever the scheduling. The naive pool's
+# rate swings with where its processes run; its CPU a task does not.
+add("W3 process pool CPU a task, all processes, 2 workers", "ns",
+    pick("ppw3", "cfutures", "cpu_ns_per_task", 2),
+    (pick("npw3", "naive", "cpu_ns_per_task", 2), "x naive"))
+add("W3 naive process pool CPU a task, all processes, 2 workers", "ns",
+    pick("npw3", "naive", "cpu_ns_per_task", 2))
 w7_50, w7_50_vs = add("W7 thread pool start p50 behind long tasks", "us",
                       pick("w7", "cfutures", "p50_us", 4), (pick("w7", "naive", "p50_us", 4), "x condvar pool"))
 w7_99, w7_99_vs = add("W7 thread pool start p99 behind long tasks", "us",
