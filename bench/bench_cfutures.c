@@ -1640,7 +1640,11 @@ static bool xread(int fd, void *p, size_t n)
     return true;
 }
 
-/* A child that echoes @size-byte messages from to_child[0] to from_child[1]. */
+/*
+ * A child that echoes @size-byte messages from to_child[0] to from_child[1];
+ * with @size 0 it answers each byte with its CLOCK_MONOTONIC time as it read
+ * it (8 bytes).
+ */
 static pid_t echo_child(int to_child[2], int from_child[2], size_t size)
 {
     if (pipe(to_child) != 0 || pipe(from_child) != 0)
@@ -1651,11 +1655,17 @@ static pid_t echo_child(int to_child[2], int from_child[2], size_t size)
     if (pid == 0) {
         close(to_child[1]);
         close(from_child[0]);
-        unsigned char *b = malloc(size);
+        unsigned char *b = malloc(size ? size : 1);
         if (!b)
             _exit(3);
-        while (xread(to_child[0], b, size))
-            xwrite(from_child[1], b, size);
+        while (xread(to_child[0], b, size ? size : 1)) {
+            if (size) { /* the echo: nothing else in the limit's path */
+                xwrite(from_child[1], b, size);
+            } else {
+                int64_t t = now_ns();
+                xwrite(from_child[1], &t, sizeof(t));
+            }
+        }
         _exit(0);
     }
     close(to_child[0]);
@@ -1702,23 +1712,7 @@ static int cmd_pipew7(size_t samples)
 {
     int tc[2], fc[2];
     int64_t *lat = xmalloc_touched(samples * sizeof(*lat));
-    if (pipe(tc) != 0 || pipe(fc) != 0)
-        die("pipe: %s", strerror(errno));
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(tc[1]);
-        close(fc[0]);
-        unsigned char b;
-        while (xread(tc[0], &b, 1)) {
-            int64_t t = now_ns();
-            xwrite(fc[1], &t, sizeof(t));
-        }
-        _exit(0);
-    }
-    close(tc[0]);
-    close(fc[1]);
+    pid_t pid = echo_child(tc, fc, 0); /* answers with its stamp */
     unsigned char b = 'x';
     int64_t next = now_ns();
     for (size_t i = 0; i < PINGPONG_WARMUP / 10 + samples; i++) {
