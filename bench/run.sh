@@ -480,8 +480,9 @@ add("W3 naive process pool page faults a task (parent), 2 workers", "faults",
     pick("npw3", "naive", "faults_per_task", 2))
 # CPU a task, every process of the pool's (getrusage of the bench and of its
 # waited-for descendants, from before the pool's creation to after its
-# free): what W3's rate costs, whatever the scheduling. The naive pool's
-# rate swings with where its processes run; its CPU a task does not.
+# free, less the median of 3 create-warm-free cycles of the same pool):
+# what W3's rate costs in CPU. Ours includes its spins (manager, workers),
+# which take a CPU that is idle, so it moves with the scheduling too.
 add("W3 process pool CPU a task, all processes, 2 workers", "ns",
     pick("ppw3", "cfutures", "cpu_ns_per_task", 2),
     (pick("npw3", "naive", "cpu_ns_per_task", 2), "x naive"))

@@ -2639,6 +2639,7 @@ static const char *const queue_cases[] = {
     "test_executor_shutdown_after_cancelled_submit",
     "test_executor_then_cancel_before_start",
     "test_executor_max_queue",
+    "test_executor_max_queue_running_not_counted",
     "test_executor_refused_submits_use_no_capacity",
     "test_executor_max_queue_blocked_submit_shutdown",
     "test_executor_stats",
