@@ -600,10 +600,11 @@ CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
  * Returns 1 (worker, done), 0 (master), or FUT_EINVAL (NULL or empty
  * arguments; an executable without a build-id), FUT_ESYS (MPI_Init failed
  * or lacks MPI_THREAD_MULTIPLE), FUT_EBROKEN (a rank runs a different
- * build, or loads a shared libcfutures the master did not), FUT_ETIMEDOUT (a rank did not
- * answer in 60 s); the reason is printed on stderr. Calling it again in the master
- * returns 0. Exists only in a library configured --with-mpi (Open MPI). Threads: the main
- * thread, once, first.
+ * build, or loads a shared libcfutures the master did not), FUT_ETIMEDOUT
+ * (a rank did not answer in 60 s); the reason is printed on stderr.
+ * Calling it again in the master returns 0.
+ * Exists only in a library configured --with-mpi (Open MPI).
+ * Threads: the main thread, once, first.
  */
 CF_API int mpi_pool_serve(int *argc, char ***argv);
 

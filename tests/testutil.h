@@ -25,9 +25,7 @@ Suite *make_suite(void);
 int run_suite(bool fork);
 
 /* Generous limit for anything that should happen "soon" (seconds). */
-#ifndef T_LONG
 #define T_LONG 30.0
-#endif
 
 /* A one-shot gate: waiters block until it is opened. */
 typedef struct gate {

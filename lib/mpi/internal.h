@@ -149,8 +149,8 @@ void cf_mpi_relay_flush(struct cf_mpi_rank *r, struct cf_buf *spare);
 /* serve.c: the master's view of how this process started. */
 bool cf_mpi_world_mode(void);
 int cf_mpi_world_peers(struct cf_mpi_peer **peers); /* world ranks but 0 */
-bool cf_mpi_ready(
-    void); /* mpi_pool_serve ran, master side (else says so if never called) */
+/* mpi_pool_serve ran, master side (else says so on stderr if it was never called) */
+bool cf_mpi_ready(void);
 const struct cf_mpi_modtab *cf_mpi_modules(void);
 char *const *cf_mpi_saved_argv(void);
 void cf_mpi_note_loss(void); /* a rank was lost: skip MPI teardown at exit */
