@@ -651,6 +651,15 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * processes) and executor_free returns: it never hangs. After a loss or a
  * failed spawn nothing more is disconnected and MPI is not finalized at
  * exit (Open MPI 4.1 can hang there).
+ * Idle and busy (MPI has no descriptor to sleep on, so both sides poll):
+ * the master's manager thread spins (probes, yields) for 100 us after each
+ * message while tasks are out, then naps 1 us doubling to 1 ms; with no
+ * task out it sleeps until a submit signals it (or the heartbeat, every
+ * 0.25 s). In a worker rank the local process pool's manager thread serves
+ * MPI as well (one thread for both, no hand-off between them): it spins for
+ * 200 us after the last message or answer, then naps 1 us doubling to 1
+ * ms, and a task's answer also wakes it; its task processes spin and park
+ * as a process pool's workers do.
  * Not supported (FUT_EINVAL): initializer, max_tasks_per_child,
  * on_worker_death = FUT_WORKER_BREAK_POOL.
  * Returns a new executor; NULL with errno EINVAL (mpi_pool_serve was not

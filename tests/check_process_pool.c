@@ -12,6 +12,8 @@
  */
 #include "testutil.h"
 
+#include "process/pump.h" /* white-box: the MPI relay's hook (lib/process) */
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -649,6 +651,130 @@ START_TEST(test_process_pool_break_mode_idle)
         executor_stats(ex, &st);
     while (!st.broken && now_s() < end && usleep(200) == 0);
     ck_assert(st.broken);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/* ---------------------------------------------------------- pump (pump.h) */
+
+/* A pump that submits three tasks on its first call and then naps 1 ms a call. */
+struct pump_state {
+    executor_t *ex;
+    _Atomic int calls;
+    pthread_t thread;          /* the first call's */
+    _Atomic bool other_thread; /* a later call ran elsewhere */
+    future_t *f[3];
+    _Atomic bool ready; /* f[] is set */
+    _Atomic bool cb_thread_same;
+};
+
+static void pump_cb(future_t *f, void *ud)
+{
+    (void)f;
+    struct pump_state *s = ud;
+    atomic_store(&s->cb_thread_same, pthread_equal(s->thread, pthread_self()) != 0);
+}
+
+static int64_t pump_fn(void *ud)
+{
+    struct pump_state *s = ud;
+    if (atomic_fetch_add(&s->calls, 1) == 0) {
+        s->thread = pthread_self();
+        for (int i = 0; i < 3; i++)
+            s->f[i] = executor_submit(s->ex, t_pid, NULL, 0);
+        if (s->f[0])
+            future_add_done_callback(s->f[0], pump_cb, s);
+        atomic_store(&s->ready, true);
+    } else if (!pthread_equal(s->thread, pthread_self())) {
+        atomic_store(&s->other_thread, true);
+    }
+    return 1000 * 1000;
+}
+
+static bool pump_ready(void *ud)
+{
+    return atomic_load(&((struct pump_state *)ud)->ready);
+}
+
+struct calls_at_least {
+    struct pump_state *s;
+    int n;
+};
+
+static bool pump_called(void *ud)
+{
+    struct calls_at_least *c = ud;
+    return atomic_load(&c->s->calls) >= c->n;
+}
+
+/* Waits (up to T_LONG) for five more calls of an idle pool's pump: its naps bound the
+ * sleep. */
+static void pump_keeps_calling(struct pump_state *s)
+{
+    struct calls_at_least c = {s, atomic_load(&s->calls) + 5};
+    ck_assert(eventually(pump_called, &c, T_LONG));
+}
+
+/*
+ * The pump runs on the manager (done-callbacks' thread), what it submits
+ * runs, and its wait bounds the manager's sleep: an idle pool without a
+ * pump sleeps in poll() with no timeout and would never call it again.
+ */
+START_TEST(test_process_pool_pump)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    struct pump_state s = {.ex = ex};
+    ck_assert_int_eq(cf_pp_set_pump(ex, pump_fn, &s), 0);
+    ck_assert(eventually(pump_ready, &s, T_LONG));
+    for (int i = 0; i < 3; i++) {
+        ck_assert_ptr_nonnull(s.f[i]);
+        ck_assert_int_gt(result_i64(s.f[i]), 0);
+    }
+    ck_assert(atomic_load(&s.cb_thread_same));
+    pump_keeps_calling(&s);
+    ck_assert(!atomic_load(&s.other_thread));
+    /* bad input */
+    ck_assert_int_eq(cf_pp_set_pump(ex, pump_fn, &s), FUT_EINVAL); /* one pump */
+    ck_assert_int_eq(cf_pp_set_pump(NULL, pump_fn, &s), FUT_EINVAL);
+    ck_assert_int_eq(cf_pp_set_pump(ex, NULL, &s), FUT_EINVAL);
+    executor_t *tp = thread_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_int_eq(cf_pp_set_pump(tp, pump_fn, &s), FUT_EINVAL);
+    executor_free(tp);
+    for (int i = 0; i < 3; i++)
+        future_unref(s.f[i]);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/*
+ * A pumped pool that breaks keeps its manager and so its pump (the MPI
+ * relay still answers its master); submits fail FUT_EBROKEN.
+ */
+START_TEST(test_process_pool_pump_outlives_break)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){
+        .max_workers = 1, .on_worker_death = FUT_WORKER_BREAK_POOL});
+    struct pump_state s = {.ex = ex};
+    ck_assert_int_eq(cf_pp_set_pump(ex, pump_fn, &s), 0);
+    ck_assert(eventually(pump_ready, &s, T_LONG));
+    pid_t pid = (pid_t)result_i64(s.f[0]);
+    kill(pid, SIGKILL);
+    double end = now_s() + T_LONG;
+    executor_stats_t st;
+    do
+        executor_stats(ex, &st);
+    while (!st.broken && now_s() < end && usleep(200) == 0);
+    ck_assert(st.broken);
+    pump_keeps_calling(&s);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 0));
+    ck_assert_int_eq(errno, -FUT_EBROKEN);
+    for (int i = 0; i < 3; i++)
+        future_unref(s.f[i]);
     executor_free(ex);
     end_check(0);
 }
@@ -2226,6 +2352,12 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_forkserver_killed);
     tcase_add_test(tc, test_process_pool_worker_start_fails);
     tcase_add_test(tc, test_process_pool_death_before_start);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("pump");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_process_pool_pump);
+    tcase_add_test(tc, test_process_pool_pump_outlives_break);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");

@@ -27,8 +27,8 @@
  * (HELLO, STOP, BYE) or the executor's own e (PING, PONG); REVOKE is a list
  * of task ids (cf_wire_put_u64 each) on the executor's e.
  *
- * Threads: a worker rank's main thread receives; its local pool's manager
- * thread sends the answers (done-callbacks): MPI_THREAD_MULTIPLE. In the
+ * Threads: a worker rank's local pool's manager thread receives and sends
+ * (relay.c); its main thread makes the MPI calls before and after that. In the
  * master each executor's manager thread makes that executor's MPI calls;
  * the handshake and the exit handler run before and after them.
  */
@@ -131,20 +131,26 @@ struct cf_mpi_rank {
     struct cf_mpi_modtab mods;
     int map[CF_MPI_MAX_MODULES];
     int nmap;
-    /* answers waiting for the main thread to send them, in one message */
+    /* the relay (relay.c): on the local pool's manager, then the main thread */
+    struct cf_buf out; /* RESULT/FAILED frames, all for executor out_e */
+    int out_e;
+    struct answer_to *inflight; /* tasks submitted and not answered */
+    int nstop;                  /* in flight, CANCELled, not asked to stop yet */
+    int64_t spin_until, nap_ns; /* idling */
+    bool done;                  /* STOP came, or MPI failed */
     pthread_mutex_t mu;
-    pthread_cond_t cv;          /* an answer was queued while the main thread slept */
-    bool sleeping;              /* mu */
-    struct cf_buf out;          /* mu: RESULT/FAILED frames, all for executor out_e */
-    int out_e;                  /* mu */
-    struct answer_to *inflight; /* mu: tasks submitted and not answered (relay.c) */
-    _Atomic int nstop;          /* mu to change: in flight, CANCELled, not asked yet */
+    pthread_cond_t cv; /* the main thread waits for finished */
+    bool finished;     /* mu: done, as the main thread sees it */
 };
 
-/* relay.c: serves TASKs until STOP or the master is unreachable. */
-void cf_mpi_relay(struct cf_mpi_rank *r, struct cf_buf *spare);
-/* Sends the queued answers now (@spare: the buffer to swap in). */
-void cf_mpi_relay_flush(struct cf_mpi_rank *r, struct cf_buf *spare);
+/*
+ * relay.c: serves TASKs, on the local pool's manager thread, until STOP or
+ * the master is unreachable; returns then (0), or a code if it could not
+ * start.
+ */
+int cf_mpi_relay(struct cf_mpi_rank *r);
+/* Sends the queued answers now: true if there were any. */
+bool cf_mpi_relay_flush(struct cf_mpi_rank *r);
 
 /* serve.c: the master's view of how this process started. */
 bool cf_mpi_world_mode(void);

@@ -4,30 +4,36 @@
  * back (internal.h has the big picture).
  *
  * DESIGN
- * The main thread receives: a TASK is submitted to the local pool, and the
- * future's done-callback (on the local pool's manager thread) queues the
- * answer for the main thread to send, several in one message. PING is
+ * The relay is the local pool's pump (lib/process/pump.h): it runs on that
+ * pool's manager thread, once per manager pass, so a task received goes to
+ * a worker in the same pass (no wake-up of another thread) and an answer
+ * completed in a pass leaves in the next call (done-callbacks run on the
+ * manager), several in one message. A turn: send the queued answers, ask
+ * CANCELled started tasks to stop, then receive what has come. PING is
  * answered at once, whatever the tasks do, so the master can tell a busy
  * rank from a lost one. REVOKE gives back tasks not started, CANCEL asks
  * tasks to stop once they started (cancel_ids, stop_started). STOP ends the
- * loop; the local pool finishes what it holds first.
+ * relay: the rank's main thread, which waited, frees the local pool (it
+ * finishes what it holds first) and sends what is left.
  *
- * The tasks in flight (submitted, not answered) are on a list under `mu`,
- * for REVOKE and CANCEL: the main thread adds, answer_cb removes.
+ * Everything here runs on the manager thread, until the main thread takes
+ * over after STOP, once the manager is gone (executor_free joined it): the
+ * rank's state needs no lock but the one around `finished`.
  *
- * Idling: the loop probes, and after SPIN_NS without a message sleeps,
- * doubling from 1 us to NAP_MAX_NS, so an idle rank costs no core (a
- * blocking MPI receive would spin one).
+ * Idling: for SPIN_NS after the last message or answer the manager spins
+ * (probes and yields), then naps doubling from 1 us to NAP_MAX_NS, so an
+ * idle rank costs no core (a blocking MPI receive would spin one). A
+ * worker's answer wakes the manager from a nap as it would without a pump.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../process/pump.h"
 #include "../process/wire.h"
 #include "executor.h"
 #include "future.h"
@@ -36,6 +42,7 @@
 
 #define SPIN_NS (200 * 1000LL)
 #define NAP_MAX_NS (1000 * 1000LL)
+#define RECV_MAX 16 /* messages received in one turn */
 #define REVOKE_MAX                                                                       \
     64 /* ids in one REVOKE that are looked at: the master sends DEPTH at most */
 
@@ -45,46 +52,38 @@ struct answer_to {
     int e;
     uint64_t id;
     future_t *f;                     /* the local future */
-    bool stop;                       /* r->mu: CANCEL came, stop_started not yet */
-    struct answer_to *next, **pprev; /* r->inflight, under r->mu */
+    bool stop;                       /* CANCEL came, stop_started not yet */
+    struct answer_to *next, **pprev; /* r->inflight */
 };
 
+/* Sends what queue_answer queued: true if there was any. */
+bool cf_mpi_relay_flush(struct cf_mpi_rank *r)
+{
+    if (!r->out.len)
+        return false;
+    MPI_Send(r->out.p, (int)r->out.len, MPI_BYTE, r->master,
+             CF_MPI_TAG(r->out_e, CF_MPI_K_ANSWER), r->comm);
+    r->out.len = r->out.off = 0;
+    return true;
+}
+
 /*
- * Queues @n bytes of answer frames @b for executor @e, for the main thread
- * to send; wakes it if it sleeps. Sends them at once from this thread if
- * another executor's answers are queued (MPI_THREAD_MULTIPLE) or no memory.
+ * Queues @n bytes of answer frames @b for executor @e, for the next turn to
+ * send in one message. Another executor's queued answers go first; after
+ * STOP (the main thread sends what is queued) and without memory, @b goes
+ * at once.
  */
 static void queue_answer(struct cf_mpi_rank *r, int e, const unsigned char *b, size_t n)
 {
-    pthread_mutex_lock(&r->mu);
-    bool queued = (r->out.len == 0 || r->out_e == e) && cf_buf_reserve(&r->out, n);
-    if (queued) {
+    if (r->out.len && r->out_e != e && !r->done)
+        cf_mpi_relay_flush(r);
+    if ((r->out.len == 0 || r->out_e == e) && cf_buf_reserve(&r->out, n)) {
         memcpy(r->out.p + r->out.len, b, n);
         r->out.len += n;
         r->out_e = e;
-        if (r->sleeping)
-            pthread_cond_signal(&r->cv);
-    }
-    pthread_mutex_unlock(&r->mu);
-    if (!queued)
-        MPI_Send(b, (int)n, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER), r->comm);
-}
-
-/* Sends what queue_answer queued (the main thread). */
-void cf_mpi_relay_flush(struct cf_mpi_rank *r, struct cf_buf *spare)
-{
-    pthread_mutex_lock(&r->mu);
-    struct cf_buf full = r->out;
-    int e = r->out_e;
-    if (full.len)
-        r->out = *spare;
-    pthread_mutex_unlock(&r->mu);
-    if (!full.len)
         return;
-    MPI_Send(full.p, (int)full.len, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER),
-             r->comm);
-    full.len = full.off = 0;
-    *spare = full;
+    }
+    MPI_Send(b, (int)n, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER), r->comm);
 }
 
 /* Queues @f's outcome as a RESULT or FAILED frame. */
@@ -126,12 +125,10 @@ static void answer_cb(future_t *f, void *ud)
 {
     struct answer_to *to = ud;
     struct cf_mpi_rank *r = to->r;
-    pthread_mutex_lock(&r->mu); /* out of the tasks in flight */
-    r->nstop -= to->stop;
+    r->nstop -= to->stop; /* out of the tasks in flight */
     *to->pprev = to->next;
     if (to->next)
         to->next->pprev = to->pprev;
-    pthread_mutex_unlock(&r->mu);
     send_answer(to, f);
     free(to);
     future_unref(f);
@@ -212,13 +209,11 @@ static void run_task(struct cf_mpi_rank *r, int e, unsigned char *b, size_t n)
         return;
     }
     to->f = f;
-    pthread_mutex_lock(&r->mu); /* in flight until answer_cb */
-    to->next = r->inflight;
+    to->next = r->inflight; /* in flight until answer_cb */
     to->pprev = &r->inflight;
     if (r->inflight)
         r->inflight->pprev = &to->next;
     r->inflight = to;
-    pthread_mutex_unlock(&r->mu);
     cf_future_add_done_callback_node(f, answer_cb, to, node);
 }
 
@@ -235,8 +230,7 @@ static void cancel_ids(struct cf_mpi_rank *r, int e, const unsigned char *b, siz
                        bool stop)
 {
     future_t *fs[REVOKE_MAX];
-    size_t k = 0;
-    pthread_mutex_lock(&r->mu);
+    size_t k = 0; /* gathered first: answer_cb, run by a revoke, edits the list */
     for (size_t off = 0; off + 8 <= n && k < REVOKE_MAX; off += 8) {
         uint64_t id = cf_wire_get_u64(b + off);
         for (struct answer_to *to = r->inflight; to; to = to->next)
@@ -245,13 +239,12 @@ static void cancel_ids(struct cf_mpi_rank *r, int e, const unsigned char *b, siz
                     to->stop = true; /* stop_started asks it */
                     r->nstop++;
                 } else if (!stop) {
-                    future_ref(to->f); /* answer_cb may run as soon as we unlock */
+                    future_ref(to->f); /* answer_cb unrefs it in the revoke */
                     fs[k++] = to->f;
                 }
                 break;
             }
     }
-    pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < k; i++) {
         cf_future_revoke(fs[i]);
         future_unref(fs[i]);
@@ -262,14 +255,13 @@ static void cancel_ids(struct cf_mpi_rank *r, int e, const unsigned char *b, siz
  * Asks each CANCELled task that started here to stop (future_cancel, so
  * task_should_stop turns true in it). One not started yet is left to
  * start: the master's future of it is RUNNING, so it must run (and see
- * that it should stop) rather than end cancelled. Called by the relay loop
+ * that it should stop) rather than end cancelled. Called by each turn
  * while any is waiting.
  */
 static void stop_started(struct cf_mpi_rank *r)
 {
     future_t *fs[REVOKE_MAX];
-    size_t k = 0;
-    pthread_mutex_lock(&r->mu);
+    size_t k = 0; /* gathered first: future_cancel may run answer_cb */
     for (struct answer_to *to = r->inflight; to && k < REVOKE_MAX; to = to->next)
         if (to->stop && (future_running(to->f) || future_done(to->f))) {
             to->stop = false;
@@ -277,7 +269,6 @@ static void stop_started(struct cf_mpi_rank *r)
             future_ref(to->f);
             fs[k++] = to->f;
         }
-    pthread_mutex_unlock(&r->mu);
     for (size_t i = 0; i < k; i++) {
         future_cancel(fs[i]);
         future_unref(fs[i]);
@@ -324,53 +315,80 @@ static bool handle(struct cf_mpi_rank *r, const MPI_Status *st, unsigned char *b
     }
 }
 
-/* Sleeps up to @ns, or until an answer is queued. */
-static void idle(struct cf_mpi_rank *r, int64_t ns)
+/* The relay is done (STOP, or MPI failed): tells the waiting main thread. */
+static void finish(struct cf_mpi_rank *r)
 {
+    r->done = true;
     pthread_mutex_lock(&r->mu);
-    if (r->out.len == 0) {
-        struct timespec ts;
-        cf_ns_to_timespec(cf_now_ns() + ns, &ts);
-        r->sleeping = true;
-        pthread_cond_timedwait(&r->cv, &r->mu, &ts);
-        r->sleeping = false;
-    }
+    r->finished = true;
+    pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
 
-/* The worker loop: until STOP or the master is unreachable. */
-void cf_mpi_relay(struct cf_mpi_rank *r, struct cf_buf *spare)
+/* Receives and handles up to RECV_MAX messages: true if any came. */
+static bool receive(struct cf_mpi_rank *r)
 {
-    int64_t spin_until = cf_now_ns() + SPIN_NS, sleep_ns = 1000;
-    for (;;) {
+    for (int i = 0; i < RECV_MAX; i++) {
         int flag = 0, n = 0;
         MPI_Status st;
-        cf_mpi_relay_flush(r, spare);
-        if (atomic_load_explicit(&r->nstop, memory_order_relaxed))
-            stop_started(r);
-        if (MPI_Iprobe(r->master, MPI_ANY_TAG, r->comm, &flag, &st) != MPI_SUCCESS)
-            return;
-        if (!flag) {
-            if (cf_now_ns() < spin_until) {
-                sched_yield();
-            } else {
-                idle(r, sleep_ns);
-                sleep_ns = sleep_ns * 2 > NAP_MAX_NS ? NAP_MAX_NS : sleep_ns * 2;
-            }
-            continue;
+        if (MPI_Iprobe(r->master, MPI_ANY_TAG, r->comm, &flag, &st) != MPI_SUCCESS) {
+            finish(r);
+            return i > 0;
         }
+        if (!flag)
+            return i > 0;
         MPI_Get_count(&st, MPI_BYTE, &n);
         unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
         if (!b || MPI_Recv(b, n, MPI_BYTE, r->master, st.MPI_TAG, r->comm,
                            MPI_STATUS_IGNORE) != MPI_SUCCESS) {
             free(b);
-            return;
+            finish(r);
+            return true;
         }
         bool more = handle(r, &st, b, n);
         free(b);
-        if (!more)
-            return;
-        spin_until = cf_now_ns() + SPIN_NS;
-        sleep_ns = 1000;
+        if (!more) {
+            finish(r);
+            return true;
+        }
     }
+    return true;
+}
+
+/* One turn, on the local pool's manager (pump.h): how long it may sleep. */
+static int64_t relay_turn(void *ud)
+{
+    struct cf_mpi_rank *r = ud;
+    if (r->done)
+        return CF_NO_DEADLINE;
+    bool busy = cf_mpi_relay_flush(r);
+    if (r->nstop)
+        stop_started(r);
+    busy |= receive(r);
+    if (r->done)
+        return CF_NO_DEADLINE;
+    int64_t now = cf_now_ns();
+    if (busy) {
+        r->spin_until = now + SPIN_NS;
+        r->nap_ns = 1000;
+    }
+    if (now < r->spin_until)
+        return 0;
+    int64_t nap = r->nap_ns;
+    r->nap_ns = CF_MIN(nap * 2, NAP_MAX_NS);
+    return nap;
+}
+
+int cf_mpi_relay(struct cf_mpi_rank *r)
+{
+    r->spin_until = cf_now_ns() + SPIN_NS;
+    r->nap_ns = 1000;
+    int rc = cf_pp_set_pump(r->local, relay_turn, r);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&r->mu);
+    while (!r->finished)
+        pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+    return 0;
 }

@@ -227,7 +227,6 @@ out:
 static int serve_worker(int *argc, char ***argv, bool spawned)
 {
     struct cf_mpi_rank r = {.master = 0, .teardown = true};
-    struct cf_buf spare = {0};
     cf_cond_init_monotonic(&r.cv);
     pthread_mutex_init(&r.mu, NULL);
     r.local =
@@ -235,12 +234,11 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
     if (!r.local)
         return -errno;
     int rc = worker_start(&r, argc, argv, spawned);
-    if (r.serving)
-        cf_mpi_relay(&r, &spare);
+    if (r.serving && cf_mpi_relay(&r) < 0)
+        r.teardown = false; /* never served: the master's heartbeat loses this rank */
     executor_free(r.local); /* its last answers are queued by now */
     if (r.teardown && r.serving)
-        cf_mpi_relay_flush(&r, &spare);
-    cf_buf_free(&spare);
+        cf_mpi_relay_flush(&r);
     cf_buf_free(&r.out);
     pthread_mutex_destroy(&r.mu);
     pthread_cond_destroy(&r.cv);

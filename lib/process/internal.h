@@ -109,6 +109,11 @@
  * runs on the manager, except cf_pp_kick, cf_pp_try_cancel and
  * cf_pp_request_stop (any thread) and cf_pp_work_drop (either).
  *
+ * A pump (pump.h; the MPI relay) is called first in each manager pass and
+ * bounds the manager's sleep; while one is set, the manager's own spin
+ * (spin_poll) is left to it, and a broken pool's manager stays until
+ * shutdown.
+ *
  * Locks: the pool `lock` (submit FIFO, stopping/exiting flags) is never held
  * while calling out. The manager's own state needs no lock. try_cancel runs
  * under the future's lock and only touches atomics.
@@ -125,6 +130,7 @@
 #include "executor.h"
 #include "forkserver.h"
 #include "heap.h"
+#include "pump.h"
 #include "util.h"
 #include "wire.h"
 #include "worker.h"
@@ -211,6 +217,8 @@ struct process_pool {
     bool kill_break;                          /* and whether to break the pool: lock */
     _Atomic uint32_t dekker; /* cf_pp_send and try_cancel order their claim/cancel here */
     _Atomic bool manager_done;
+    _Atomic(cf_pp_pump_fn) pump; /* set once (pump.h); pump_ud before it */
+    void *pump_ud;
     _Atomic bool prio_seen; /* a task with a priority other than 0 was submitted */
     _Atomic int active;     /* seats that may hold a worker (set_max_workers) */
     /* immutable after _new */

@@ -378,13 +378,19 @@ void cf_pp_break(struct process_pool *p, const char *why)
     cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN, why, cf_pp_work_drop);
 }
 
+/* Shutdown was asked for, or the pool broke and no pump needs the manager (pump.h). */
+static bool may_stop(struct process_pool *p)
+{
+    return atomic_load(&p->stopping) ||
+           (atomic_load(&p->base.broken) && !atomic_load(&p->pump));
+}
+
 /* Moves submitted items to the pending list; true if the manager may leave. */
 static bool intake(struct process_pool *p, bool idle)
 {
     cf_lock(&p->lock);
     struct cf_work_fifo q = cf_fifo_take(&p->sub);
-    bool stop = atomic_load(&p->stopping) || atomic_load(&p->base.broken);
-    bool leave = idle && !q.head && stop;
+    bool leave = idle && !q.head && may_stop(p);
     if (leave)
         p->exiting = true;
     cf_unlock(&p->lock);
@@ -447,7 +453,14 @@ static int poll_once(struct process_pool *p, int64_t timeout_ns)
     int ms = timeout_ns == CF_NO_DEADLINE
                  ? -1
                  : (int)CF_MIN((timeout_ns + 999999) / 1000000, (int64_t)INT_MAX);
-    int rc = poll(p->pfd, (nfds_t)n, ms);
+    int rc;
+    if (atomic_load_explicit(&p->pump, memory_order_relaxed) && timeout_ns > 0 &&
+        timeout_ns < 1000000) { /* a pump's nap under poll()'s millisecond */
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)timeout_ns};
+        rc = ppoll(p->pfd, (nfds_t)n, &ts, NULL);
+    } else {
+        rc = poll(p->pfd, (nfds_t)n, ms);
+    }
     atomic_store(&p->sleeping, false);
     if (rc <= 0)
         return rc;
@@ -528,8 +541,7 @@ static int64_t scan_timer(struct process_pool *p, int64_t now, int64_t next,
 static bool must_loop(struct process_pool *p, bool changed, bool leaving, uint32_t k)
 {
     /* Work dropped above may have made a stopping pool idle: leave now. */
-    bool may_leave = !leaving && all_empty(p) &&
-                     (atomic_load(&p->stopping) || atomic_load(&p->base.broken));
+    bool may_leave = !leaving && all_empty(p) && may_stop(p);
     return changed || may_leave || atomic_load(&p->kick) != k ||
            atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done) ||
            atomic_load(&p->kill_req) != atomic_load(&p->kill_done);
@@ -577,6 +589,29 @@ static void manager_exit(struct process_pool *p)
         cf_executor_bind_thread(NULL);
 }
 
+/*
+ * Sleeps in poll() until @next (CF_NO_DEADLINE: until an event), then
+ * yields the CPU if a pump @spins (a worker may want this one). True if an
+ * event woke it.
+ */
+static bool sleep_until(struct process_pool *p, int64_t now, int64_t next, bool spins)
+{
+    int64_t wait = next == CF_NO_DEADLINE ? CF_NO_DEADLINE : CF_MAX(next - now, 0);
+    atomic_store_explicit(&p->napping, true, memory_order_relaxed);
+    bool woken = poll_once(p, wait) > 0;
+    atomic_store_explicit(&p->napping, false, memory_order_relaxed);
+    if (spins)
+        sched_yield();
+    return woken;
+}
+
+/* Calls the pump (pump.h), if any: how long the manager may sleep. */
+static int64_t run_pump(struct process_pool *p)
+{
+    cf_pp_pump_fn fn = atomic_load(&p->pump);
+    return fn ? fn(p->pump_ud) : CF_NO_DEADLINE;
+}
+
 void *cf_pp_manager_main(void *arg)
 {
     struct process_pool *p = arg;
@@ -585,6 +620,7 @@ void *cf_pp_manager_main(void *arg)
     int64_t next_scan = 0;
     bool leaving = false, woken = true;
     for (;;) {
+        int64_t pump_wait = run_pump(p); /* first: what it submits goes in this pass */
         uint32_t k = atomic_load(&p->kick);
 #ifdef CF_TEST_HOOKS
         size_t pushed = atomic_load(&p->base.test_pushed); /* before intake's lock */
@@ -607,6 +643,8 @@ void *cf_pp_manager_main(void *arg)
         if (changed)
             p->scan_every = SCAN_MIN_NS;
         int64_t next = scan_timer(p, now, deadlines(p, now), &next_scan);
+        if (pump_wait < next - now)
+            next = now + pump_wait;
         atomic_store(&p->sleeping, true);
         bool again = must_loop(p, changed, leaving, k);
 #ifdef CF_TEST_HOOKS
@@ -619,7 +657,7 @@ void *cf_pp_manager_main(void *arg)
             continue;
         }
         /* A timer's wake-up does not spin, nor one after a spin that found nothing. */
-        if (woken) {
+        if (woken && pump_wait == CF_NO_DEADLINE) { /* a pump says when to spin */
             if (spin_poll(p, leaving, k))
                 continue;                     /* and spins again before the next sleep */
             atomic_store(&p->sleeping, true); /* the spin's polls cleared it */
@@ -628,10 +666,7 @@ void *cf_pp_manager_main(void *arg)
                 continue;
             }
         }
-        int64_t wait = next == CF_NO_DEADLINE ? CF_NO_DEADLINE : CF_MAX(next - now, 0);
-        atomic_store_explicit(&p->napping, true, memory_order_relaxed);
-        woken = poll_once(p, wait) > 0;
-        atomic_store_explicit(&p->napping, false, memory_order_relaxed);
+        woken = sleep_until(p, now, next, pump_wait == 0);
     }
     manager_exit(p);
     return NULL;

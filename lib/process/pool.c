@@ -353,6 +353,24 @@ static int pool_start(struct process_pool *p)
     return cf_start_thread(&p->manager, cf_pp_manager_main, p) == 0 ? 0 : FUT_ESYS;
 }
 
+int cf_pp_set_pump(executor_t *ex, cf_pp_pump_fn fn, void *ud)
+{
+    if (!ex || !fn || ex->ops != &process_pool_ops)
+        return FUT_EINVAL;
+    struct process_pool *p = pp_of(ex);
+    cf_lock(&p->lock);
+    bool free_slot = !atomic_load(&p->pump);
+    if (free_slot) {
+        p->pump_ud = ud;
+        atomic_store(&p->pump, fn); /* the manager reads it, then pump_ud */
+    }
+    cf_unlock(&p->lock);
+    if (!free_slot)
+        return FUT_EINVAL;
+    cf_pp_kick(p);
+    return 0;
+}
+
 executor_t *process_pool_executor_new(const executor_options_t *o)
 {
     bool inited = false;

@@ -1,0 +1,33 @@
+/*
+ * pump.h: an outside event source served on a process pool's own manager
+ * thread, for a caller that feeds the pool from something poll() cannot
+ * wait for (lib/mpi's relay: MPI messages). Internal to the library.
+ *
+ * DESIGN
+ * The manager calls the pump once per pass, first, before it takes in
+ * submits: what the pump submits goes out in the same pass, with no
+ * wake-up, and what completes in the pass (done-callbacks, on the manager)
+ * is seen by the next call. The pump returns how long the manager may then
+ * sleep before calling it again: 0 to spin (poll without waiting, yield the
+ * CPU, go round), a number of nanoseconds for a nap (ppoll, so a nap under
+ * a millisecond is one), or CF_NO_DEADLINE for no bound of its own. A
+ * worker's answer or a deadline still wakes the manager as without a pump.
+ * A pumped pool that breaks keeps its manager (and so the pump) running
+ * until shutdown: submits fail FUT_EBROKEN, the source is still served.
+ */
+#ifndef CF_PROCESS_PUMP_H
+#define CF_PROCESS_PUMP_H
+
+#include <stdint.h>
+
+#include "executor.h"
+
+typedef int64_t (*cf_pp_pump_fn)(void *ud);
+
+/*
+ * Installs @fn(@ud) on process pool @ex (once; from any thread) and wakes
+ * its manager. 0, or FUT_EINVAL (not a process pool, or a pump already).
+ */
+int cf_pp_set_pump(executor_t *ex, cf_pp_pump_fn fn, void *ud);
+
+#endif /* CF_PROCESS_PUMP_H */
