@@ -780,6 +780,25 @@ START_TEST(test_process_pool_pump_outlives_break)
 }
 END_TEST
 
+/* A pool whose manager left (broken, before any pump) refuses a pump: it would never run.
+ */
+START_TEST(test_process_pool_pump_after_break)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){
+        .max_workers = 1, .on_worker_death = FUT_WORKER_BREAK_POOL});
+    future_t *f = executor_submit(ex, t_pid, NULL, 0);
+    kill((pid_t)result_i64(f), SIGKILL);
+    future_unref(f);
+    ck_assert(wait_threads(base_threads)); /* the manager left */
+    struct pump_state s = {.ex = ex};
+    ck_assert_int_eq(cf_pp_set_pump(ex, pump_fn, &s), FUT_EBROKEN);
+    ck_assert_int_eq(atomic_load(&s.calls), 0);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* A worker writes garbage on its result pipe: that worker fails, not the parent. */
 START_TEST(test_process_pool_garbage_frame)
 {
@@ -2358,6 +2377,7 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_pump);
     tcase_add_test(tc, test_process_pool_pump_outlives_break);
+    tcase_add_test(tc, test_process_pool_pump_after_break);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");

@@ -13,7 +13,8 @@
  *   taskid.c  naming a task_fn across processes: module build-id + offset
  *   serve.c   mpi_pool_serve: start-up of both modes, the handshake, the
  *             master's exit handler
- *   relay.c   the worker rank's loop: tasks to its local pool, answers back
+ *   relay.c   the worker rank's relay, on its local pool's manager thread:
+ *             tasks to that pool, answers back
  *   pool.c    mpi_pool_executor_new: the master's executor and its manager
  *             thread (all of its MPI calls), heartbeat, shutdown
  *   spawn.c   spawn mode's ranks: spawning them (bounded, retried) and
@@ -28,7 +29,10 @@
  * of task ids (cf_wire_put_u64 each) on the executor's e.
  *
  * Threads: a worker rank's local pool's manager thread receives and sends
- * (relay.c); its main thread makes the MPI calls before and after that. In the
+ * (relay.c); its main thread makes the MPI calls before and after that, so
+ * a rank's calls never overlap, but the rank asks for MPI_THREAD_MULTIPLE
+ * as the master does (the same program; several executors' manager
+ * threads there). In the
  * master each executor's manager thread makes that executor's MPI calls;
  * the handshake and the exit handler run before and after them.
  */

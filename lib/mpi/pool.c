@@ -18,7 +18,7 @@
  * tasks can be in flight per rank and a stale answer never completes a
  * later task.
  *
- * Heartbeat: a rank silent for PING_NS gets a PING, which its main thread
+ * Heartbeat: a rank silent for PING_NS gets a PING, which its relay
  * answers whatever its tasks do. A rank silent for the heartbeat limit
  * (CFUTURES_MPI_HEARTBEAT seconds, default 10) is lost: its tasks fail
  * FUT_EWORKER, nothing more is sent to it, and the pool goes on with the

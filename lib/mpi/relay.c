@@ -1,5 +1,5 @@
 /*
- * relay.c: a worker rank's loop (serve.c starts and ends it): TASKs from
+ * relay.c: a worker rank's relay (serve.c starts and ends it): TASKs from
  * the master run in the rank's local process pool, and their answers go
  * back (internal.h has the big picture).
  *
@@ -8,17 +8,21 @@
  * pool's manager thread, once per manager pass, so a task received goes to
  * a worker in the same pass (no wake-up of another thread) and an answer
  * completed in a pass leaves in the next call (done-callbacks run on the
- * manager), several in one message. A turn: send the queued answers, ask
+ * manager; each pokes the manager so that it calls the relay again before
+ * it sleeps), several in one message. A turn: send the queued answers, ask
  * CANCELled started tasks to stop, then receive what has come. PING is
- * answered at once, whatever the tasks do, so the master can tell a busy
- * rank from a lost one. REVOKE gives back tasks not started, CANCEL asks
+ * answered in the turn it is received in, whatever the tasks do (a manager
+ * pass never waits for a task), so the master can tell a busy rank from a
+ * lost one. REVOKE gives back tasks not started, CANCEL asks
  * tasks to stop once they started (cancel_ids, stop_started). STOP ends the
  * relay: the rank's main thread, which waited, frees the local pool (it
  * finishes what it holds first) and sends what is left.
  *
  * Everything here runs on the manager thread, until the main thread takes
  * over after STOP, once the manager is gone (executor_free joined it): the
- * rank's state needs no lock but the one around `finished`.
+ * rank's state needs no lock but the one around `finished`. If the local
+ * pool broke before the relay could be set on it (its manager left), the
+ * main thread runs the turns itself: every task is refused FUT_EBROKEN.
  *
  * Idling: for SPIN_NS after the last message or answer the manager spins
  * (probes and yields), then naps doubling from 1 us to NAP_MAX_NS, so an
@@ -29,6 +33,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,6 +135,8 @@ static void answer_cb(future_t *f, void *ud)
     if (to->next)
         to->next->pprev = to->pprev;
     send_answer(to, f);
+    cf_pp_pump_poke(
+        r->local); /* completed late in a pass (a deadline): sent before it sleeps */
     free(to);
     future_unref(f);
 }
@@ -384,6 +391,16 @@ int cf_mpi_relay(struct cf_mpi_rank *r)
     r->spin_until = cf_now_ns() + SPIN_NS;
     r->nap_ns = 1000;
     int rc = cf_pp_set_pump(r->local, relay_turn, r);
+    if (rc == FUT_EBROKEN) { /* no manager to run on: no task can run either */
+        while (!r->done) {
+            int64_t ns = relay_turn(r);
+            if (ns == 0)
+                sched_yield();
+            else if (!r->done)
+                cf_mpi_nap(ns);
+        }
+        return 0;
+    }
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&r->mu);

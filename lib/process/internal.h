@@ -110,9 +110,9 @@
  * cf_pp_request_stop (any thread) and cf_pp_work_drop (either).
  *
  * A pump (pump.h; the MPI relay) is called first in each manager pass and
- * bounds the manager's sleep; while one is set, the manager's own spin
- * (spin_poll) is left to it, and a broken pool's manager stays until
- * shutdown.
+ * may bound the manager's sleep; while it does, the manager's own spin
+ * (spin_poll) is left to it. A pool that breaks once a pump is set keeps
+ * its manager until shutdown.
  *
  * Locks: the pool `lock` (submit FIFO, stopping/exiting flags) is never held
  * while calling out. The manager's own state needs no lock. try_cancel runs
@@ -219,6 +219,7 @@ struct process_pool {
     _Atomic bool manager_done;
     _Atomic(cf_pp_pump_fn) pump; /* set once (pump.h); pump_ud before it */
     void *pump_ud;
+    bool pump_seen;         /* manager: the pass began with a pump */
     _Atomic bool prio_seen; /* a task with a priority other than 0 was submitted */
     _Atomic int active;     /* seats that may hold a worker (set_max_workers) */
     /* immutable after _new */

@@ -542,7 +542,9 @@ static bool must_loop(struct process_pool *p, bool changed, bool leaving, uint32
 {
     /* Work dropped above may have made a stopping pool idle: leave now. */
     bool may_leave = !leaving && all_empty(p) && may_stop(p);
-    return changed || may_leave || atomic_load(&p->kick) != k ||
+    /* A pump set after this pass looked (cf_pp_set_pump's kick was before @k). */
+    bool new_pump = !p->pump_seen && atomic_load(&p->pump);
+    return changed || may_leave || new_pump || atomic_load(&p->kick) != k ||
            atomic_load(&p->cancel_req) != atomic_load(&p->cancel_done) ||
            atomic_load(&p->kill_req) != atomic_load(&p->kill_done);
 }
@@ -609,7 +611,11 @@ static bool sleep_until(struct process_pool *p, int64_t now, int64_t next, bool 
 static int64_t run_pump(struct process_pool *p)
 {
     cf_pp_pump_fn fn = atomic_load(&p->pump);
-    return fn ? fn(p->pump_ud) : CF_NO_DEADLINE;
+    p->pump_seen = fn != NULL;
+    if (!fn)
+        return CF_NO_DEADLINE;
+    int64_t ns = fn(p->pump_ud);
+    return ns < 0 ? 0 : ns;
 }
 
 void *cf_pp_manager_main(void *arg)

@@ -359,16 +359,20 @@ int cf_pp_set_pump(executor_t *ex, cf_pp_pump_fn fn, void *ud)
         return FUT_EINVAL;
     struct process_pool *p = pp_of(ex);
     cf_lock(&p->lock);
-    bool free_slot = !atomic_load(&p->pump);
-    if (free_slot) {
+    int rc = atomic_load(&p->pump) ? FUT_EINVAL : p->exiting ? FUT_EBROKEN : 0;
+    if (rc == 0) { /* under the lock intake decides to leave under */
         p->pump_ud = ud;
         atomic_store(&p->pump, fn); /* the manager reads it, then pump_ud */
     }
     cf_unlock(&p->lock);
-    if (!free_slot)
-        return FUT_EINVAL;
-    cf_pp_kick(p);
-    return 0;
+    if (rc == 0)
+        cf_pp_kick(p);
+    return rc;
+}
+
+void cf_pp_pump_poke(executor_t *ex)
+{
+    atomic_fetch_add(&pp_of(ex)->kick, 1);
 }
 
 executor_t *process_pool_executor_new(const executor_options_t *o)

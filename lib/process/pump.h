@@ -10,10 +10,14 @@
  * is seen by the next call. The pump returns how long the manager may then
  * sleep before calling it again: 0 to spin (poll without waiting, yield the
  * CPU, go round), a number of nanoseconds for a nap (ppoll, so a nap under
- * a millisecond is one), or CF_NO_DEADLINE for no bound of its own. A
- * worker's answer or a deadline still wakes the manager as without a pump.
- * A pumped pool that breaks keeps its manager (and so the pump) running
- * until shutdown: submits fail FUT_EBROKEN, the source is still served.
+ * a millisecond is one), or CF_NO_DEADLINE for no bound of its own (a
+ * negative number counts as 0). A worker's answer or a deadline still
+ * wakes the manager as without a pump. A future completed later in a pass
+ * (a deadline, say) is seen by the next call only if something pokes
+ * (cf_pp_pump_poke) or the pump's wait runs out: the pump's done-callbacks
+ * poke. A pumped pool that breaks keeps its manager (and so the pump)
+ * running until shutdown: submits fail FUT_EBROKEN, the source is still
+ * served.
  */
 #ifndef CF_PROCESS_PUMP_H
 #define CF_PROCESS_PUMP_H
@@ -26,8 +30,13 @@ typedef int64_t (*cf_pp_pump_fn)(void *ud);
 
 /*
  * Installs @fn(@ud) on process pool @ex (once; from any thread) and wakes
- * its manager. 0, or FUT_EINVAL (not a process pool, or a pump already).
+ * its manager. 0; FUT_EINVAL (not a process pool, no @fn, a pump already);
+ * FUT_EBROKEN (the pool broke, or was shut down, and its manager left: no
+ * pump will ever run).
  */
 int cf_pp_set_pump(executor_t *ex, cf_pp_pump_fn fn, void *ud);
+
+/* On @ex's manager thread: call the pump again before sleeping. */
+void cf_pp_pump_poke(executor_t *ex);
 
 #endif /* CF_PROCESS_PUMP_H */
