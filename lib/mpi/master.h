@@ -59,7 +59,8 @@ struct mpi_pool {
     struct cf_mpi_peer *peers; /* nranks: spawned, or a copy of the world's */
     bool *lost;                /* nranks: for cf_mpi_release */
     int64_t hb_limit;
-    bool any_lost; /* manager */
+    bool any_lost;      /* manager */
+    bool dispatching;   /* manager: in dispatch (on_answers refills only outside it) */
     _Atomic bool stops; /* some sent task's stop_req is new (balance.c sends CANCEL) */
     _Atomic size_t nworkers, nidle;
 };

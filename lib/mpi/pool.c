@@ -315,6 +315,7 @@ static int place_task(struct mpi_pool *p, int ri, struct mp_work *w)
 static bool dispatch(struct mpi_pool *p)
 {
     bool any = false;
+    p->dispatching = true;
     int ri;
     while ((ri = cf_mp_pick(p)) >= 0) {
         struct cf_work *cw = cf_fifo_pop(&p->back); /* running already */
@@ -340,6 +341,7 @@ static bool dispatch(struct mpi_pool *p)
     for (ri = 0; ri < p->nranks; ri++)
         flush_rank(p, ri);
     count_idle(p);
+    p->dispatching = false;
     return any;
 }
 
@@ -373,8 +375,20 @@ static bool given_back(const unsigned char *pl, uint64_t len)
            st[0] == FUT_ECANCELLED;
 }
 
-/* One answer frame @b (@n bytes) from rank @ri. False if it gave a task back. */
-static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t n)
+/* An answer taken out of its cell, to complete once the refills went out. */
+struct settled {
+    struct mp_work *w;
+    const unsigned char *pl; /* its payload, in the message */
+    struct cf_wire_hdr h;
+};
+
+/*
+ * One answer frame @b (@n bytes) from rank @ri: its cell is freed and @s
+ * filled. False if it completes nothing: it gave a task back (now on the
+ * `back` list) or was malformed (the rank is lost).
+ */
+static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t n,
+                      struct settled *s)
 {
     struct cf_wire_hdr h;
     int rc = cf_wire_get_hdr(b, n, &h);
@@ -392,31 +406,44 @@ static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t
         cf_fifo_push(&p->back, &cell_take(p, ri, c)->base);
         return false;
     }
-    struct mp_work *w = cell_take(p, ri, c);
-    future_t *f = cf_work_future(&w->base);
-    if (h.type == CF_WIRE_FAILED) {
-        complete_failed(p, w, pl, h.len);
-    } else if (h.len <= CF_INLINE_MAX) {
+    *s = (struct settled){.w = cell_take(p, ri, c), .pl = pl, .h = h};
+    return true;
+}
+
+/* Completes @s's future with its answer. */
+static void complete(struct mpi_pool *p, const struct settled *s)
+{
+    future_t *f = cf_work_future(&s->w->base);
+    if (s->h.type == CF_WIRE_FAILED) {
+        complete_failed(p, s->w, s->pl, s->h.len);
+    } else if (s->h.len <= CF_INLINE_MAX) {
         cf_executor_finished(&p->base, false);
-        cf_future_set_result_inline(f, pl, (size_t)h.len);
+        cf_future_set_result_inline(f, s->pl, (size_t)s->h.len);
     } else {
-        void *copy = malloc((size_t)h.len);
+        void *copy = malloc((size_t)s->h.len);
         cf_executor_finished(&p->base, !copy);
         if (copy) {
-            memcpy(copy, pl, (size_t)h.len);
-            future_set_result(f, copy, (size_t)h.len, free);
+            memcpy(copy, s->pl, (size_t)s->h.len);
+            future_set_result(f, copy, (size_t)s->h.len, free);
         } else {
             cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the result");
         }
     }
-    work_drop(&w->base);
-    return true;
+    work_drop(&s->w->base);
 }
 
-/* A message of answer frames @b (@n bytes) from rank @ri, come at @now. */
+/*
+ * A message of answer frames @b (@n bytes) from rank @ri, come at @now.
+ * A rank sent tasks ahead gets its next ones before any future completes:
+ * a thread woken by a completion may take this CPU, and the refill would
+ * wait for it (W4: 1-3 ms with the tasks on both cores). With none ahead
+ * (CFUTURES_MPI_AHEAD=0) a task stays pending until the answers before it
+ * completed, as a thread pool's would (a done-callback may still cancel it).
+ */
 static void on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_t n,
                        int64_t now)
 {
+    struct settled s[DEPTH]; /* a rank has DEPTH cells: a message answers as many */
     size_t off = 0;
     int k = 0;
     while (off < n && !p->ranks[ri].lost) {
@@ -424,13 +451,19 @@ static void on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_
         if (cf_wire_get_hdr(b + off, n - off, &h) != CF_WIRE_OK ||
             h.len > n - off - CF_WIRE_HDR)
             break;
-        k += on_answer(p, ri, b + off, CF_WIRE_HDR + (size_t)h.len);
+        if (k == DEPTH) /* more answers than cells: the one past is malformed */
+            complete(p, &s[--k]);
+        k += on_answer(p, ri, b + off, CF_WIRE_HDR + (size_t)h.len, &s[k]);
         off += CF_WIRE_HDR + (size_t)h.len;
     }
     if (off != n && !p->ranks[ri].lost)
         cf_mp_lose_rank(p, ri, "it sent a malformed message");
     else if (k)
         cf_mp_paced(&p->ranks[ri], k, now);
+    if (k && p->ranks[ri].ahead != 0 && !p->dispatching)
+        dispatch(p);
+    for (int i = 0; i < k; i++)
+        complete(p, &s[i]);
 }
 
 /* Receives what rank @ri has sent this executor. True if anything came. */
