@@ -1,8 +1,8 @@
 /*
  * master.h: the MPI pool master's structs, shared by pool.c (the executor
- * and its manager thread) and balance.c (how many tasks a rank gets ahead,
- * and giving them back). Everything here is the manager thread's unless a
- * comment says `mu`.
+ * and its manager thread), answers.c (what comes back) and balance.c (how
+ * many tasks a rank gets ahead, and giving them back). Everything here is the manager
+ * thread's unless a comment says `mu`.
  */
 #ifndef CF_MPI_MASTER_H
 #define CF_MPI_MASTER_H
@@ -73,6 +73,16 @@ static inline uint64_t cf_mp_cell_id(int ri, int c, uint32_t gen)
 
 /* pool.c: marks rank @ri lost and fails its tasks FUT_EWORKER with @why. */
 void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why);
+/* pool.c: sends queued tasks while a rank has room. True if any. */
+bool cf_mp_dispatch(struct mpi_pool *p);
+/* pool.c: takes cell @c of rank @ri back; returns its work item. */
+struct mp_work *cf_mp_cell_take(struct mpi_pool *p, int ri, int c);
+/* pool.c: the executor is done with @cw: frees its copy, drops its future. */
+void cf_mp_work_drop(struct cf_work *cw);
+
+/* answers.c: a message of answer frames @b (@n bytes) from rank @ri, come at @now. */
+void cf_mp_on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_t n,
+                      int64_t now);
 
 /* balance.c */
 int cf_mp_pick(struct mpi_pool *p);                      /* a rank with room, or -1 */

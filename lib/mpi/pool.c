@@ -56,7 +56,7 @@ static inline struct mpi_pool *mp_of(executor_t *ex)
     return (struct mpi_pool *)ex;
 }
 
-static void work_drop(struct cf_work *cw)
+void cf_mp_work_drop(struct cf_work *cw)
 {
     struct mp_work *w = (struct mp_work *)cw;
     free(w->arg);
@@ -133,7 +133,7 @@ static void mp_shutdown(executor_t *ex, bool cancel_futures)
         q = cf_fifo_take(&p->sub);
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    cf_executor_drain_fifo(ex, &q, FUT_ECANCELLED, NULL, work_drop);
+    cf_executor_drain_fifo(ex, &q, FUT_ECANCELLED, NULL, cf_mp_work_drop);
 }
 
 static void mp_join(executor_t *ex)
@@ -198,7 +198,7 @@ static void count_idle(struct mpi_pool *p)
 }
 
 /* Takes cell @c of rank @ri back; returns its work item. */
-static struct mp_work *cell_take(struct mpi_pool *p, int ri, int c)
+struct mp_work *cf_mp_cell_take(struct mpi_pool *p, int ri, int c)
 {
     struct mp_rank *r = &p->ranks[ri];
     struct mp_work *w = r->cell[c];
@@ -217,7 +217,7 @@ static void fail_started(struct mpi_pool *p, struct cf_work *cw, int status,
 {
     cf_executor_finished(&p->base, true);
     cf_future_fail(cf_work_future(cw), status, 0, -1, 0, msg);
-    work_drop(cw);
+    cf_mp_work_drop(cw);
 }
 
 /* Marks rank @ri lost and fails its tasks FUT_EWORKER with @why. */
@@ -233,7 +233,7 @@ void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why)
     for (int c = 0; c < DEPTH; c++) {
         if (!r->cell[c])
             continue;
-        fail_started(p, &cell_take(p, ri, c)->base, FUT_EWORKER, msg);
+        fail_started(p, &cf_mp_cell_take(p, ri, c)->base, FUT_EWORKER, msg);
     }
     count_idle(p);
 }
@@ -312,7 +312,7 @@ static int place_task(struct mpi_pool *p, int ri, struct mp_work *w)
 }
 
 /* Sends queued tasks while a rank has room, one message per rank. True if any. */
-static bool dispatch(struct mpi_pool *p)
+bool cf_mp_dispatch(struct mpi_pool *p)
 {
     bool any = false;
     p->dispatching = true;
@@ -326,7 +326,7 @@ static bool dispatch(struct mpi_pool *p)
             if (!cw)
                 break;
             if (future_set_running_or_notify_cancel(cf_work_future(cw)) != 1) {
-                work_drop(cw); /* cancelled while queued */
+                cf_mp_work_drop(cw); /* cancelled while queued */
                 continue;
             }
             cf_executor_started(&p->base);
@@ -343,127 +343,6 @@ static bool dispatch(struct mpi_pool *p)
     count_idle(p);
     p->dispatching = false;
     return any;
-}
-
-/* Completes a FAILED answer for @w. */
-static void complete_failed(struct mpi_pool *p, struct mp_work *w,
-                            const unsigned char *pl, uint64_t len)
-{
-    int32_t st[4];
-    const char *m;
-    size_t ml;
-    char msg[CF_WIRE_MAX_MSG + 1];
-    if (cf_wire_get_failed(pl, len, st, &m, &ml) != CF_WIRE_OK) {
-        st[0] = FUT_EWORKER, st[1] = 0, st[2] = -1, st[3] = 0;
-        m = "a malformed answer from the MPI worker";
-        ml = strlen(m);
-    }
-    memcpy(msg, m, ml);
-    msg[ml] = '\0';
-    int status = st[0] < 0 ? st[0] : FUT_EWORKER;
-    cf_executor_finished(&p->base, true);
-    cf_future_fail(cf_work_future(&w->base), status, st[1], st[2], st[3], msg);
-}
-
-/* A FAILED payload that says FUT_ECANCELLED: a task given back (REVOKE). */
-static bool given_back(const unsigned char *pl, uint64_t len)
-{
-    int32_t st[4];
-    const char *m;
-    size_t ml;
-    return cf_wire_get_failed(pl, len, st, &m, &ml) == CF_WIRE_OK &&
-           st[0] == FUT_ECANCELLED;
-}
-
-/* An answer taken out of its cell, to complete once the refills went out. */
-struct settled {
-    struct mp_work *w;
-    const unsigned char *pl; /* its payload, in the message */
-    struct cf_wire_hdr h;
-};
-
-/*
- * One answer frame @b (@n bytes) from rank @ri: its cell is freed and @s
- * filled. False if it completes nothing: it gave a task back (now on the
- * `back` list) or was malformed (the rank is lost).
- */
-static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t n,
-                      struct settled *s)
-{
-    struct cf_wire_hdr h;
-    int rc = cf_wire_get_hdr(b, n, &h);
-    uint32_t slot = (uint32_t)(h.id & 0xffffffffu), gen = (uint32_t)(h.id >> 32);
-    int c = (int)(slot % DEPTH);
-    struct mp_rank *r = &p->ranks[ri];
-    if (rc != CF_WIRE_OK || h.len != n - CF_WIRE_HDR ||
-        (h.type != CF_WIRE_RESULT && h.type != CF_WIRE_FAILED) ||
-        slot / DEPTH != (uint32_t)ri || !r->cell[c] || r->gen[c] != gen) {
-        cf_mp_lose_rank(p, ri, "it sent a malformed or unexpected answer");
-        return false;
-    }
-    const unsigned char *pl = b + CF_WIRE_HDR;
-    if (r->revoked[c] && h.type == CF_WIRE_FAILED && given_back(pl, h.len)) {
-        cf_fifo_push(&p->back, &cell_take(p, ri, c)->base);
-        return false;
-    }
-    *s = (struct settled){.w = cell_take(p, ri, c), .pl = pl, .h = h};
-    return true;
-}
-
-/* Completes @s's future with its answer. */
-static void complete(struct mpi_pool *p, const struct settled *s)
-{
-    future_t *f = cf_work_future(&s->w->base);
-    if (s->h.type == CF_WIRE_FAILED) {
-        complete_failed(p, s->w, s->pl, s->h.len);
-    } else if (s->h.len <= CF_INLINE_MAX) {
-        cf_executor_finished(&p->base, false);
-        cf_future_set_result_inline(f, s->pl, (size_t)s->h.len);
-    } else {
-        void *copy = malloc((size_t)s->h.len);
-        cf_executor_finished(&p->base, !copy);
-        if (copy) {
-            memcpy(copy, s->pl, (size_t)s->h.len);
-            future_set_result(f, copy, (size_t)s->h.len, free);
-        } else {
-            cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the result");
-        }
-    }
-    work_drop(&s->w->base);
-}
-
-/*
- * A message of answer frames @b (@n bytes) from rank @ri, come at @now.
- * A rank sent tasks ahead gets its next ones before any future completes:
- * a thread woken by a completion may take this CPU, and the refill would
- * wait for it (W4: 1-3 ms with the tasks on both cores). With none ahead
- * (CFUTURES_MPI_AHEAD=0) a task stays pending until the answers before it
- * completed, as a thread pool's would (a done-callback may still cancel it).
- */
-static void on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_t n,
-                       int64_t now)
-{
-    struct settled s[DEPTH]; /* a rank has DEPTH cells: a message answers as many */
-    size_t off = 0;
-    int k = 0;
-    while (off < n && !p->ranks[ri].lost) {
-        struct cf_wire_hdr h;
-        if (cf_wire_get_hdr(b + off, n - off, &h) != CF_WIRE_OK ||
-            h.len > n - off - CF_WIRE_HDR)
-            break;
-        if (k == DEPTH) /* more answers than cells: the one past is malformed */
-            complete(p, &s[--k]);
-        k += on_answer(p, ri, b + off, CF_WIRE_HDR + (size_t)h.len, &s[k]);
-        off += CF_WIRE_HDR + (size_t)h.len;
-    }
-    if (off != n && !p->ranks[ri].lost)
-        cf_mp_lose_rank(p, ri, "it sent a malformed message");
-    else if (k)
-        cf_mp_paced(&p->ranks[ri], k, now);
-    if (k && p->ranks[ri].ahead != 0 && !p->dispatching)
-        dispatch(p);
-    for (int i = 0; i < k; i++)
-        complete(p, &s[i]);
 }
 
 /* Receives what rank @ri has sent this executor. True if anything came. */
@@ -493,7 +372,7 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now)
             r->heard = now;
             any = true;
             if (kind == CF_MPI_K_ANSWER)
-                on_answers(p, ri, b, (size_t)count, now);
+                cf_mp_on_answers(p, ri, b, (size_t)count, now);
             free(b);
         }
     }
@@ -542,7 +421,7 @@ static void break_pool(struct mpi_pool *p)
     struct cf_work_fifo q = cf_fifo_take(&p->sub);
     pthread_mutex_unlock(&p->mu);
     cf_executor_drain_fifo(&p->base, &q, FUT_EBROKEN, "every MPI worker rank was lost",
-                           work_drop);
+                           cf_mp_work_drop);
 }
 
 /* Waits for work or an answer: @ns at most. True if the manager should leave. */
@@ -591,7 +470,7 @@ static void *manager_main(void *arg)
     cf_executor_bind_thread(&p->base);
     int64_t spin_until = 0, nap = 1000;
     for (;;) {
-        bool busy = dispatch(p);
+        bool busy = cf_mp_dispatch(p);
         int64_t now = cf_now_ns();
         for (int i = 0; i < p->nranks; i++)
             busy |= receive(p, i, now);
