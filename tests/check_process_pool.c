@@ -608,6 +608,17 @@ START_TEST(test_process_pool_sigkill_idle)
 }
 END_TEST
 
+/* Waits (up to T_LONG) for @ex to report itself broken. */
+static void wait_broken(executor_t *ex)
+{
+    double end = now_s() + T_LONG;
+    executor_stats_t st;
+    do
+        executor_stats(ex, &st);
+    while (!st.broken && now_s() < end && usleep(200) == 0);
+    ck_assert(st.broken);
+}
+
 /* Python's behaviour (BREAK_POOL): BrokenProcessPool everywhere, later submits too. */
 START_TEST(test_process_pool_break_mode)
 {
@@ -635,23 +646,25 @@ START_TEST(test_process_pool_break_mode)
 }
 END_TEST
 
-/* An idle worker's death breaks a BREAK_POOL pool too (Python). */
-START_TEST(test_process_pool_break_mode_idle)
+/* A BREAK_POOL pool of one worker, that worker killed while idle; waits until it broke.
+ */
+static executor_t *broken_idle_pool(void)
 {
-    begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){
         .max_workers = 1, .on_worker_death = FUT_WORKER_BREAK_POOL});
     future_t *f = executor_submit(ex, t_pid, NULL, 0);
     pid_t pid = (pid_t)result_i64(f);
     future_unref(f);
     kill(pid, SIGKILL);
-    double end = now_s() + T_LONG;
-    executor_stats_t st;
-    do
-        executor_stats(ex, &st);
-    while (!st.broken && now_s() < end && usleep(200) == 0);
-    ck_assert(st.broken);
-    executor_free(ex);
+    wait_broken(ex);
+    return ex;
+}
+
+/* An idle worker's death breaks a BREAK_POOL pool too (Python). */
+START_TEST(test_process_pool_break_mode_idle)
+{
+    begin();
+    executor_free(broken_idle_pool());
     end_check(0);
 }
 END_TEST
@@ -708,12 +721,31 @@ static bool pump_called(void *ud)
     return atomic_load(&c->s->calls) >= c->n;
 }
 
-/* Waits (up to T_LONG) for five more calls of an idle pool's pump: its naps bound the
- * sleep. */
+/* Waits (up to T_LONG) for five more calls of an idle pool's pump (its naps bound the
+ * sleep). */
 static void pump_keeps_calling(struct pump_state *s)
 {
     struct calls_at_least c = {s, atomic_load(&s->calls) + 5};
     ck_assert(eventually(pump_called, &c, T_LONG));
+}
+
+/* A pool of one worker (@mode on its death) with pump_fn set on it, its tasks submitted.
+ */
+static executor_t *pumped_pool(struct pump_state *s, int mode)
+{
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 1, .on_worker_death = mode});
+    *s = (struct pump_state){.ex = ex};
+    ck_assert_int_eq(cf_pp_set_pump(ex, pump_fn, s), 0);
+    ck_assert(eventually(pump_ready, s, T_LONG));
+    return ex;
+}
+
+static void pumped_pool_free(executor_t *ex, struct pump_state *s)
+{
+    for (int i = 0; i < 3; i++)
+        future_unref(s->f[i]);
+    executor_free(ex);
 }
 
 /*
@@ -724,10 +756,8 @@ static void pump_keeps_calling(struct pump_state *s)
 START_TEST(test_process_pool_pump)
 {
     begin();
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
-    struct pump_state s = {.ex = ex};
-    ck_assert_int_eq(cf_pp_set_pump(ex, pump_fn, &s), 0);
-    ck_assert(eventually(pump_ready, &s, T_LONG));
+    struct pump_state s;
+    executor_t *ex = pumped_pool(&s, FUT_WORKER_RESPAWN);
     for (int i = 0; i < 3; i++) {
         ck_assert_ptr_nonnull(s.f[i]);
         ck_assert_int_gt(result_i64(s.f[i]), 0);
@@ -742,9 +772,7 @@ START_TEST(test_process_pool_pump)
     executor_t *tp = thread_pool_executor_new(&(executor_options_t){.max_workers = 1});
     ck_assert_int_eq(cf_pp_set_pump(tp, pump_fn, &s), FUT_EINVAL);
     executor_free(tp);
-    for (int i = 0; i < 3; i++)
-        future_unref(s.f[i]);
-    executor_free(ex);
+    pumped_pool_free(ex, &s);
     end_check(0);
 }
 END_TEST
@@ -756,40 +784,24 @@ END_TEST
 START_TEST(test_process_pool_pump_outlives_break)
 {
     begin();
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){
-        .max_workers = 1, .on_worker_death = FUT_WORKER_BREAK_POOL});
-    struct pump_state s = {.ex = ex};
-    ck_assert_int_eq(cf_pp_set_pump(ex, pump_fn, &s), 0);
-    ck_assert(eventually(pump_ready, &s, T_LONG));
-    pid_t pid = (pid_t)result_i64(s.f[0]);
-    kill(pid, SIGKILL);
-    double end = now_s() + T_LONG;
-    executor_stats_t st;
-    do
-        executor_stats(ex, &st);
-    while (!st.broken && now_s() < end && usleep(200) == 0);
-    ck_assert(st.broken);
+    struct pump_state s;
+    executor_t *ex = pumped_pool(&s, FUT_WORKER_BREAK_POOL);
+    kill((pid_t)result_i64(s.f[0]), SIGKILL);
+    wait_broken(ex);
     pump_keeps_calling(&s);
     errno = 0;
     ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 0));
     ck_assert_int_eq(errno, -FUT_EBROKEN);
-    for (int i = 0; i < 3; i++)
-        future_unref(s.f[i]);
-    executor_free(ex);
+    pumped_pool_free(ex, &s);
     end_check(0);
 }
 END_TEST
 
-/* A pool whose manager left (broken, before any pump) refuses a pump: it would never run.
- */
+/* A pool whose manager left (broken, no pump yet) refuses one: it would never run. */
 START_TEST(test_process_pool_pump_after_break)
 {
     begin();
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){
-        .max_workers = 1, .on_worker_death = FUT_WORKER_BREAK_POOL});
-    future_t *f = executor_submit(ex, t_pid, NULL, 0);
-    kill((pid_t)result_i64(f), SIGKILL);
-    future_unref(f);
+    executor_t *ex = broken_idle_pool();
     ck_assert(wait_threads(base_threads)); /* the manager left */
     struct pump_state s = {.ex = ex};
     ck_assert_int_eq(cf_pp_set_pump(ex, pump_fn, &s), FUT_EBROKEN);
