@@ -1,7 +1,8 @@
 /*
  * answers.c: the MPI pool master's side of answers (pool.c's manager
- * thread calls cf_mp_on_answers for each message of them): a task's cell
- * freed, given back or completed, and the rank refilled first.
+ * thread calls cf_mp_on_answers for each message of them): each task's
+ * cell freed, the task given back or its future completed, after the
+ * ranks got their next tasks (cf_mp_on_answers says when).
  */
 #include "config.h"
 
@@ -102,11 +103,14 @@ static void complete(struct mpi_pool *p, const struct settled *s)
 
 /*
  * A message of answer frames @b (@n bytes) from rank @ri, come at @now.
- * A rank sent tasks ahead gets its next ones before any future completes:
- * a thread woken by a completion may take this CPU, and the refill would
- * wait for it (W4: 1-3 ms with the tasks on both cores). With none ahead
- * (CFUTURES_MPI_AHEAD=0) a task stays pending until the answers before it
- * completed, as a thread pool's would (a done-callback may still cancel it).
+ * With tasks sent ahead, the ranks get their next tasks (cf_mp_dispatch)
+ * before any of these futures completes: a thread woken by a completion
+ * may take this CPU, and the refill would wait for it (W4: 2-3 ms with the
+ * tasks on both cores). Not so for answers that come while a dispatch
+ * waits for a large send: that dispatch refills once it is done. With none
+ * ahead (CFUTURES_MPI_AHEAD=0) a task stays pending until the answers
+ * before it completed, as in a thread pool (a done-callback may still
+ * cancel it).
  */
 void cf_mp_on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_t n,
                       int64_t now)
@@ -128,7 +132,7 @@ void cf_mp_on_answers(struct mpi_pool *p, int ri, const unsigned char *b, size_t
         cf_mp_lose_rank(p, ri, "it sent a malformed message");
     else if (k)
         cf_mp_paced(&p->ranks[ri], k, now);
-    if (k && p->ranks[ri].ahead != 0 && !p->dispatching)
+    if (k && p->ranks[ri].ahead != 0 && !p->dispatching && cf_mp_has_work(p))
         cf_mp_dispatch(p);
     for (int i = 0; i < k; i++)
         complete(p, &s[i]);

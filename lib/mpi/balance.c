@@ -175,13 +175,8 @@ void cf_mp_rebalance(struct mpi_pool *p, int64_t now)
                  (now - r->mark > STUCK_NS || extra * r->pace > STUCK_NS))
             excess = extra, most = i;
     }
-    if (hungry < 0 || most < 0 || p->back.head)
+    if (hungry < 0 || most < 0 || cf_mp_has_work(p)) /* else the hungry rank gets it */
         return;
-    pthread_mutex_lock(&p->mu);
-    bool none_left = !p->sub.head; /* else the hungry rank gets those */
-    pthread_mutex_unlock(&p->mu);
-    if (none_left) {
-        p->asked_at = now;
-        ask_back(p, most, (excess + 1) / 2);
-    }
+    p->asked_at = now;
+    ask_back(p, most, (excess + 1) / 2);
 }

@@ -17,8 +17,9 @@
  *             tasks to that pool, answers back
  *   pool.c    mpi_pool_executor_new: the master's executor and its manager
  *             thread (all of its MPI calls), heartbeat, shutdown
- *   answers.c the master's side of answers; balance.c: tasks ahead of a
- *             rank and giving them back (master.h has both)
+ *   answers.c the master's side of answers (master.h: the master's
+ *             structs, shared by pool.c, answers.c and balance.c)
+ *   balance.c how many tasks a rank gets ahead, and giving them back
  *   spawn.c   spawn mode's ranks: spawning them (bounded, retried) and
  *             ending them (bounded, then SIGKILL)
  *

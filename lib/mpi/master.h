@@ -1,8 +1,8 @@
 /*
  * master.h: the MPI pool master's structs, shared by pool.c (the executor
  * and its manager thread), answers.c (what comes back) and balance.c (how
- * many tasks a rank gets ahead, and giving them back). Everything here is the manager
- * thread's unless a comment says `mu`.
+ * many tasks a rank gets ahead, and giving them back). Everything here is
+ * the manager thread's unless a comment says `mu`.
  */
 #ifndef CF_MPI_MASTER_H
 #define CF_MPI_MASTER_H
@@ -60,7 +60,7 @@ struct mpi_pool {
     bool *lost;                /* nranks: for cf_mpi_release */
     int64_t hb_limit;
     bool any_lost;      /* manager */
-    bool dispatching;   /* manager: in dispatch (on_answers refills only outside it) */
+    bool dispatching;   /* manager: in cf_mp_dispatch (answers refill only outside it) */
     _Atomic bool stops; /* some sent task's stop_req is new (balance.c sends CANCEL) */
     _Atomic size_t nworkers, nidle;
 };
@@ -75,6 +75,8 @@ static inline uint64_t cf_mp_cell_id(int ri, int c, uint32_t gen)
 void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why);
 /* pool.c: sends queued tasks while a rank has room. True if any. */
 bool cf_mp_dispatch(struct mpi_pool *p);
+/* pool.c: true if a task waits to be sent (given back, or submitted). */
+bool cf_mp_has_work(struct mpi_pool *p);
 /* pool.c: takes cell @c of rank @ri back; returns its work item. */
 struct mp_work *cf_mp_cell_take(struct mpi_pool *p, int ri, int c);
 /* pool.c: the executor is done with @cw: frees its copy, drops its future. */

@@ -311,6 +311,16 @@ static int place_task(struct mpi_pool *p, int ri, struct mp_work *w)
     return 0;
 }
 
+bool cf_mp_has_work(struct mpi_pool *p)
+{
+    if (p->back.head)
+        return true;
+    pthread_mutex_lock(&p->mu);
+    bool any = p->sub.head != NULL;
+    pthread_mutex_unlock(&p->mu);
+    return any;
+}
+
 /* Sends queued tasks while a rank has room, one message per rank. True if any. */
 bool cf_mp_dispatch(struct mpi_pool *p)
 {
@@ -345,7 +355,11 @@ bool cf_mp_dispatch(struct mpi_pool *p)
     return any;
 }
 
-/* Receives what rank @ri has sent this executor. True if anything came. */
+/*
+ * Receives what rank @ri has sent this executor, come by @now. True if
+ * anything came. Answers may send tasks (cf_mp_on_answers), so any rank may
+ * be lost on return.
+ */
 static bool receive(struct mpi_pool *p, int ri, int64_t now)
 {
     struct mp_rank *r = &p->ranks[ri];
@@ -371,8 +385,10 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now)
             }
             r->heard = now;
             any = true;
-            if (kind == CF_MPI_K_ANSWER)
+            if (kind == CF_MPI_K_ANSWER) {
                 cf_mp_on_answers(p, ri, b, (size_t)count, now);
+                now = cf_now_ns(); /* its sends may have taken long */
+            }
             free(b);
         }
     }
