@@ -162,9 +162,12 @@ bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w)
 bool cf_pp_ring_room(struct process_pool *p)
 {
     struct cf_ring *r = p->ring;
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    if (t - p->ring_head_seen <= p->ring_mask)
+        return true; /* head only moves on: no need to read the workers' line */
     for (;;) {
-        uint64_t h = atomic_load(&r->head),
-                 t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        uint64_t h = atomic_load(&r->head);
+        p->ring_head_seen = h;
         if (t - h <= p->ring_mask)
             return true;
         uint64_t e =
@@ -218,9 +221,9 @@ static void ring_append(struct process_pool *p, size_t idx, uint32_t gen)
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
     atomic_store_explicit(&r->ent[t & p->ring_mask], CF_RING_ENTRY(t, idx, gen),
                           memory_order_relaxed);
-    /* Before looking for sleepers (dispatch.c, wake_sleepers): pairs with the
-       worker's ASLEEP bit, set before it looks at the queue. */
-    atomic_store(&r->tail, t + 1);
+    /* Published to the workers (their acquire loads of tail). wake_sleepers'
+       fence orders it before the look for sleepers. */
+    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
     p->queued_new++;
 }
 
@@ -275,7 +278,10 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
     p->gens[idx] = gen;
     /* No answer left from an earlier use can match this generation after a wrap. */
     atomic_store_explicit(&p->answers[idx].tag, 0, memory_order_relaxed);
-    atomic_store(&p->claims[idx], CF_CELL_WORD(gen, CF_CELL_SENT));
+    /* Release, not a fence per task: the dekker RMW below orders it for
+       try_cancel, the queue's tail (or the pipe) for the workers. */
+    atomic_store_explicit(&p->claims[idx], CF_CELL_WORD(gen, CF_CELL_SENT),
+                          memory_order_release);
     /*
      * Publish the claim (try_cancel finds the cell through it); then, past a
      * read-modify-write of `dekker` that pairs with the one in try_cancel

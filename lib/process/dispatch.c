@@ -287,6 +287,10 @@ static void wake_sleepers(struct process_pool *p)
 {
     unsigned n = p->queued_new;
     p->queued_new = 0;
+    /* The queue's tail, stored since, before the ASLEEP bits read below: pairs
+       with the worker's bit, set before it looks at the queue (one fence for
+       the whole batch of appends). */
+    atomic_thread_fence(memory_order_seq_cst);
     int first = p->wake_next;
     for (int k = 0; k < p->nseats && n > 0; k++) {
         int s = (first + k) % p->nseats;

@@ -232,6 +232,7 @@ struct process_pool {
     struct cf_ring *ring;          /* then the shared queue; NULL: not used */
     struct cf_heap heap;           /* queued tasks' bigger arguments (heap.c) */
     uint64_t ring_mask;
+    uint64_t ring_head_seen; /* manager: the queue's head, last read (it only grows) */
     size_t claims_bytes; /* the whole mapping */
     struct cf_worker_cfg wcfg;
     pid_t fs_pid;
