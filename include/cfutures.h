@@ -623,7 +623,7 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * fails FUT_EINVAL then).
  * Arguments and results are copied bytes, as in a process pool; each rank
  * runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
- * default 1). A rank is sent tasks ahead: 4 beyond its processes, more
+ * 1 to 4096, default 1; another value is ignored). A rank is sent tasks ahead: 4 beyond its processes, more
  * while its tasks are quick (as many as it runs in 5 ms, up to 64 in
  * all). CFUTURES_MPI_AHEAD=N (0 to 64; any other value is ignored) sends
  * N ahead instead, and 0 sends a rank only as many as its processes

@@ -18,6 +18,7 @@
  */
 #include <cfutures.h>
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -125,6 +126,15 @@ static int factor_all(executor_t *pool, const struct job *jobs, long count)
     return rc;
 }
 
+/* A whole decimal number in *out; false for anything else ("5x", "", overflow). */
+static bool parse_long(const char *s, long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtol(s, &end, 10);
+    return *s && !*end && errno == 0;
+}
+
 int main(int argc, char **argv)
 {
     int served = mpi_pool_serve(&argc, &argv); /* if __name__ == '__main__' */
@@ -139,11 +149,11 @@ int main(int argc, char **argv)
     bool help = false, bad = false;
     while ((opt = getopt_long(argc, argv, "n:s:w:qh", longopts, NULL)) != -1) {
         if (opt == 'n')
-            count = strtol(optarg, NULL, 10);
+            bad |= !parse_long(optarg, &count);
         else if (opt == 's')
-            seed = strtol(optarg, NULL, 10);
+            bad |= !parse_long(optarg, &seed);
         else if (opt == 'w')
-            workers = strtol(optarg, NULL, 10);
+            bad |= !parse_long(optarg, &workers);
         else if (opt == 'q')
             chatty = false;
         else if (opt == 'S')

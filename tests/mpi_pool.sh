@@ -62,4 +62,18 @@ if [ -f "$lib" ] && command -v objcopy >/dev/null && ldd "$bin" | grep -q 'libcf
 else
     echo "== another libcfutures on rank 1: skipped (a static build, or no objcopy)"
 fi
+# The sample of the README: world mode factors its values; a bad number is
+# refused with the usage (exit 2) before any rank is spawned.
+primes=$b/samples/.libs/mpi_primes
+[ -x "$primes" ] || primes=$b/samples/mpi_primes
+echo "== samples/mpi_primes: world mode, then bad numbers"
+out=$(setsid -w timeout 120 "$MPIEXEC" -n 3 "$primes" -q -n 4 -s 1 </dev/null)
+[ "$(echo "$out" | grep -c '^The factors of [0-9]* are \[')" = 4 ] ||
+    { echo "mpi_primes did not factor its 4 values: $out"; fail=1; }
+for bad in "-n 5x" "-n 0" "-w abc" "-s 1e3"; do
+    # shellcheck disable=SC2086 # the option and its value are two words
+    timeout 120 "$primes" -q $bad </dev/null >/dev/null 2>&1
+    rc=$?
+    [ $rc = 2 ] || { echo "mpi_primes $bad: exit $rc, want 2"; fail=1; }
+done
 exit $fail
