@@ -222,7 +222,7 @@ static void ring_append(struct process_pool *p, size_t idx, uint32_t gen)
     atomic_store_explicit(&r->ent[t & p->ring_mask], CF_RING_ENTRY(t, idx, gen),
                           memory_order_relaxed);
     /* Published to the workers (their acquire loads of tail). wake_sleepers'
-       fence orders it before the look for sleepers. */
+       seq_cst store orders it before the look for sleepers. */
     atomic_store_explicit(&r->tail, t + 1, memory_order_release);
     p->queued_new++;
 }

@@ -287,10 +287,13 @@ static void wake_sleepers(struct process_pool *p)
 {
     unsigned n = p->queued_new;
     p->queued_new = 0;
-    /* The queue's tail, stored since, before the ASLEEP bits read below: pairs
-       with the worker's bit, set before it looks at the queue (one fence for
-       the whole batch of appends). */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* The queue's tail before the ASLEEP bits read below: pairs with the
+       worker's bit, set before it looks at the queue. ring_append's stores
+       are release; one seq_cst store of the same value (the manager is the
+       only writer) orders the whole batch. Not a fence: TSan has none. */
+    if (p->ring) /* else no entry was appended (nor counted) */
+        atomic_store(&p->ring->tail,
+                     atomic_load_explicit(&p->ring->tail, memory_order_relaxed));
     int first = p->wake_next;
     for (int k = 0; k < p->nseats && n > 0; k++) {
         int s = (first + k) % p->nseats;
