@@ -623,12 +623,13 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * fails FUT_EINVAL then).
  * Arguments and results are copied bytes, as in a process pool; each rank
  * runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
- * 1 to 4096, default 1; another value is ignored). A rank is sent tasks ahead: 4 beyond its processes, more
- * while its tasks are quick (as many as it runs in 5 ms, up to 64 in
- * all). CFUTURES_MPI_AHEAD=N (0 to 64; any other value is ignored) sends
- * N ahead instead, and 0 sends a rank only as many as its processes
- * (mpi4py's way: a task waits at the master, pending and cancellable, and
- * max_queue and executor_stats' queued count it, until a process is free).
+ * 1 to 4096, default 1; any other value is ignored). A rank is sent tasks
+ * ahead: 4 beyond its processes, more while its tasks are quick (as many
+ * as it runs in 5 ms, up to 64 in all). CFUTURES_MPI_AHEAD=N (0 to 64;
+ * any other value is ignored) sends N ahead instead, and 0 sends a rank
+ * only as many as its processes (mpi4py's way: a task waits at the master,
+ * pending and cancellable, and max_queue and executor_stats' queued count
+ * it, until a process is free).
  * Once nothing is left to send and a rank runs dry, a rank holding tasks
  * it has not started gives some back, and they run on the dry one; a
  * started task stays where it is. A sent task is RUNNING, as in mpi4py:

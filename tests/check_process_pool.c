@@ -679,14 +679,16 @@ struct pump_state {
     _Atomic bool other_thread; /* a later call ran elsewhere */
     future_t *f[3];
     _Atomic bool ready; /* f[] is set */
-    _Atomic bool cb_thread_same;
+    _Atomic int cb_thread; /* 0: f[0]'s done-callback not run yet; 1: on the pump's
+                              thread; 2: not */
+    int64_t (*waits)[2]; /* NULL: always a 1 ms nap; else {calls, wait} pairs (pump_fn) */
 };
 
 static void pump_cb(future_t *f, void *ud)
 {
     (void)f;
     struct pump_state *s = ud;
-    atomic_store(&s->cb_thread_same, pthread_equal(s->thread, pthread_self()) != 0);
+    atomic_store(&s->cb_thread, pthread_equal(s->thread, pthread_self()) ? 1 : 2);
 }
 
 static int64_t pump_fn(void *ud)
@@ -702,7 +704,16 @@ static int64_t pump_fn(void *ud)
     } else if (!pthread_equal(s->thread, pthread_self())) {
         atomic_store(&s->other_thread, true);
     }
+    int calls = atomic_load(&s->calls);
+    for (int i = 0; s->waits && s->waits[i][0]; i++)
+        if (calls <= s->waits[i][0])
+            return s->waits[i][1];
     return 1000 * 1000;
+}
+
+static bool cb_ran(void *ud)
+{
+    return atomic_load(&((struct pump_state *)ud)->cb_thread) != 0;
 }
 
 static bool pump_ready(void *ud)
@@ -762,7 +773,8 @@ START_TEST(test_process_pool_pump)
         ck_assert_ptr_nonnull(s.f[i]);
         ck_assert_int_gt(result_i64(s.f[i]), 0);
     }
-    ck_assert(atomic_load(&s.cb_thread_same));
+    ck_assert(eventually(cb_ran, &s, T_LONG));
+    ck_assert_int_eq(atomic_load(&s.cb_thread), 1);
     pump_keeps_calling(&s);
     ck_assert(!atomic_load(&s.other_thread));
     /* bad input */
@@ -772,6 +784,29 @@ START_TEST(test_process_pool_pump)
     executor_t *tp = thread_pool_executor_new(&(executor_options_t){.max_workers = 1});
     ck_assert_int_eq(cf_pp_set_pump(tp, pump_fn, &s), FUT_EINVAL);
     executor_free(tp);
+    pumped_pool_free(ex, &s);
+    end_check(0);
+}
+END_TEST
+
+/*
+ * Every kind of wait a pump may return keeps it called and its tasks
+ * running: a negative one (taken as 0), 0 (spin: poll without waiting,
+ * yield), a nap under a millisecond (ppoll), then 1 ms naps.
+ */
+START_TEST(test_process_pool_pump_waits)
+{
+    begin();
+    static int64_t waits[][2] = {{20, -5}, {200, 0}, {400, 200 * 1000}, {0, 0}};
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    struct pump_state s = {.ex = ex, .waits = waits};
+    ck_assert_int_eq(cf_pp_set_pump(ex, pump_fn, &s), 0);
+    ck_assert(eventually(pump_ready, &s, T_LONG));
+    struct calls_at_least c = {&s, 410};
+    ck_assert(eventually(pump_called, &c, T_LONG));
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_gt(result_i64(s.f[i]), 0);
+    ck_assert(!atomic_load(&s.other_thread));
     pumped_pool_free(ex, &s);
     end_check(0);
 }
@@ -2388,6 +2423,7 @@ Suite *make_suite(void)
     tc = tcase_create("pump");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_pump);
+    tcase_add_test(tc, test_process_pool_pump_waits);
     tcase_add_test(tc, test_process_pool_pump_outlives_break);
     tcase_add_test(tc, test_process_pool_pump_after_break);
     suite_add_tcase(s, tc);

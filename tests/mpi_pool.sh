@@ -67,12 +67,14 @@ fi
 primes=$b/samples/.libs/mpi_primes
 [ -x "$primes" ] || primes=$b/samples/mpi_primes
 echo "== samples/mpi_primes: world mode, then bad numbers"
-out=$(setsid -w timeout 120 "$MPIEXEC" -n 3 "$primes" -q -n 4 -s 1 </dev/null)
+out=$(setsid -w timeout 120 "$MPIEXEC" -n 3 "$primes" -q -n 4 -s 1 </dev/null) ||
+    { echo "mpi_primes in world mode failed"; fail=1; }
 [ "$(echo "$out" | grep -c '^The factors of [0-9]* are \[')" = 4 ] ||
     { echo "mpi_primes did not factor its 4 values: $out"; fail=1; }
+# (Each starts MPI alone, as a singleton, before it reads its options.)
 for bad in "-n 5x" "-n 0" "-w abc" "-s 1e3"; do
     # shellcheck disable=SC2086 # the option and its value are two words
-    timeout 120 "$primes" -q $bad </dev/null >/dev/null 2>&1
+    setsid -w timeout 120 "$primes" -q $bad </dev/null >/dev/null 2>&1
     rc=$?
     [ $rc = 2 ] || { echo "mpi_primes $bad: exit $rc, want 2"; fail=1; }
 done

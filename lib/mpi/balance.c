@@ -175,7 +175,7 @@ void cf_mp_rebalance(struct mpi_pool *p, int64_t now)
                  (now - r->mark > STUCK_NS || extra * r->pace > STUCK_NS))
             excess = extra, most = i;
     }
-    if (hungry < 0 || most < 0 || cf_mp_has_work(p)) /* else the hungry rank gets it */
+    if (hungry < 0 || most < 0 || cf_mp_has_work(p)) /* that goes to the hungry rank */
         return;
     p->asked_at = now;
     ask_back(p, most, (excess + 1) / 2);

@@ -151,11 +151,11 @@ struct cf_mpi_rank {
 };
 
 /*
- * relay.c: serves TASKs, on the local pool's manager thread, until STOP or
- * the master is unreachable; returns then (0), or a code if it could not
- * start.
+ * relay.c: serves TASKs, on the local pool's manager thread (else, if that
+ * pool's manager left, on this one), until STOP or the master is
+ * unreachable.
  */
-int cf_mpi_relay(struct cf_mpi_rank *r);
+void cf_mpi_relay(struct cf_mpi_rank *r);
 /* Sends the queued answers now: true if there were any. */
 bool cf_mpi_relay_flush(struct cf_mpi_rank *r);
 
@@ -169,6 +169,8 @@ char *const *cf_mpi_saved_argv(void);
 void cf_mpi_note_loss(void); /* a rank was lost: skip MPI teardown at exit */
 bool cf_mpi_lost(void);       /* cf_mpi_note_loss was called */
 void cf_mpi_nap(int64_t ns);  /* sleeps about @ns (nanosleep) */
+/* The environment's @name as a whole number in [@lo, @hi], else @dflt. */
+int cf_mpi_env_int(const char *name, long lo, long hi, int dflt);
 int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t why_len);
 void cf_mpi_send_stop(const struct cf_mpi_peer *peer, bool teardown, bool wait);
 int cf_mpi_next_e(void);

@@ -539,20 +539,13 @@ static int default_workers(void)
         struct cf_mpi_peer *peers;
         return CF_MAX(cf_mpi_world_peers(&peers), 1);
     }
-    const char *s = getenv("CFUTURES_MPI_MAX_WORKERS");
-    int n = s ? atoi(s) : 0;
-    return n > 0 && n <= 4096 ? n : cf_cpu_count();
+    return cf_mpi_env_int("CFUTURES_MPI_MAX_WORKERS", 1, 4096, cf_cpu_count());
 }
 
 /* CFUTURES_MPI_AHEAD: tasks sent ahead of a rank's workers (balance.c), -1: by pace. */
 static int fixed_ahead(void)
 {
-    const char *s = getenv("CFUTURES_MPI_AHEAD");
-    if (!s || !*s)
-        return -1;
-    char *end;
-    long n = strtol(s, &end, 10);
-    return *end == '\0' && n >= 0 && n <= DEPTH ? (int)n : -1;
+    return cf_mpi_env_int("CFUTURES_MPI_AHEAD", 0, DEPTH, -1);
 }
 
 /* The ranks of a new pool, spawned or the world's. 0 or a code. */

@@ -135,8 +135,8 @@ static void answer_cb(future_t *f, void *ud)
     if (to->next)
         to->next->pprev = to->pprev;
     send_answer(to, f);
-    cf_pp_pump_poke(
-        r->local); /* completed late in a pass (a deadline): sent before it sleeps */
+    /* Completed late in a pass (a deadline, say): sent before the manager sleeps. */
+    cf_pp_pump_poke(r->local);
     free(to);
     future_unref(f);
 }
@@ -386,12 +386,12 @@ static int64_t relay_turn(void *ud)
     return nap;
 }
 
-int cf_mpi_relay(struct cf_mpi_rank *r)
+void cf_mpi_relay(struct cf_mpi_rank *r)
 {
     r->spin_until = cf_now_ns() + SPIN_NS;
     r->nap_ns = 1000;
-    int rc = cf_pp_set_pump(r->local, relay_turn, r);
-    if (rc == FUT_EBROKEN) { /* no manager to run on: no task can run either */
+    if (cf_pp_set_pump(r->local, relay_turn, r) < 0) {
+        /* FUT_EBROKEN: no manager to run on, and no task can run either */
         while (!r->done) {
             int64_t ns = relay_turn(r);
             if (ns == 0)
@@ -399,13 +399,10 @@ int cf_mpi_relay(struct cf_mpi_rank *r)
             else if (!r->done)
                 cf_mpi_nap(ns);
         }
-        return 0;
+        return;
     }
-    if (rc < 0)
-        return rc;
     pthread_mutex_lock(&r->mu);
     while (!r->finished)
         pthread_cond_wait(&r->cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
-    return 0;
 }

@@ -107,12 +107,21 @@ void cf_mpi_nap(int64_t ns)
     nanosleep(&ts, NULL);
 }
 
+int cf_mpi_env_int(const char *name, long lo, long hi, int dflt)
+{
+    const char *s = getenv(name);
+    if (!s || !*s)
+        return dflt;
+    char *end;
+    errno = 0;
+    long n = strtol(s, &end, 10);
+    return !*end && errno == 0 && n >= lo && n <= hi ? (int)n : dflt;
+}
+
 /* The local pool's size per rank: CFUTURES_MPI_PROCS, else 1. */
 static int local_procs(void)
 {
-    const char *s = getenv("CFUTURES_MPI_PROCS");
-    int n = s ? atoi(s) : 1;
-    return n > 0 && n <= 4096 ? n : 1;
+    return cf_mpi_env_int("CFUTURES_MPI_PROCS", 1, 4096, 1);
 }
 
 /* The worker's half of HELLO: match the master's modules, answer. */
@@ -234,8 +243,8 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
     if (!r.local)
         return -errno;
     int rc = worker_start(&r, argc, argv, spawned);
-    if (r.serving && cf_mpi_relay(&r) < 0)
-        r.teardown = false; /* never served: the master's heartbeat loses this rank */
+    if (r.serving)
+        cf_mpi_relay(&r);
     executor_free(r.local); /* its last answers are queued by now */
     if (r.teardown && r.serving)
         cf_mpi_relay_flush(&r);

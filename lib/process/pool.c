@@ -372,7 +372,8 @@ int cf_pp_set_pump(executor_t *ex, cf_pp_pump_fn fn, void *ud)
 
 void cf_pp_pump_poke(executor_t *ex)
 {
-    atomic_fetch_add(&pp_of(ex)->kick, 1);
+    if (ex && ex->ops == &process_pool_ops) /* else nothing to poke */
+        atomic_fetch_add(&pp_of(ex)->kick, 1);
 }
 
 executor_t *process_pool_executor_new(const executor_options_t *o)

@@ -36,7 +36,11 @@ typedef int64_t (*cf_pp_pump_fn)(void *ud);
  */
 int cf_pp_set_pump(executor_t *ex, cf_pp_pump_fn fn, void *ud);
 
-/* On @ex's manager thread: call the pump again before sleeping. */
+/*
+ * On @ex's manager thread (a done-callback): call the pump again before
+ * sleeping. No wake-up: from another thread it may go unseen until the
+ * manager's next pass. Anything but a process pool is ignored.
+ */
 void cf_pp_pump_poke(executor_t *ex);
 
 #endif /* CF_PROCESS_PUMP_H */
