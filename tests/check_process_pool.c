@@ -671,7 +671,11 @@ END_TEST
 
 /* ---------------------------------------------------------- pump (pump.h) */
 
-/* A pump that submits three tasks on its first call and then naps 1 ms a call. */
+/*
+ * A pump that submits three tasks on its first call; it returns a 1 ms nap
+ * each call, or, with `waits`, the wait of the first pair whose call count
+ * is not yet passed.
+ */
 struct pump_state {
     executor_t *ex;
     _Atomic int calls;
@@ -679,9 +683,9 @@ struct pump_state {
     _Atomic bool other_thread; /* a later call ran elsewhere */
     future_t *f[3];
     _Atomic bool ready; /* f[] is set */
-    _Atomic int cb_thread; /* 0: f[0]'s done-callback not run yet; 1: on the pump's
-                              thread; 2: not */
-    int64_t (*waits)[2]; /* NULL: always a 1 ms nap; else {calls, wait} pairs (pump_fn) */
+    /* f[0]'s done-callback: 0 not run yet, 1 ran on the pump's thread, 2 elsewhere */
+    _Atomic int cb_thread;
+    int64_t (*waits)[2]; /* {calls, wait} pairs ending in {0, 0}, or NULL */
 };
 
 static void pump_cb(future_t *f, void *ud)

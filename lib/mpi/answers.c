@@ -105,9 +105,9 @@ static void complete(struct mpi_pool *p, const struct settled *s)
  * A message of answer frames @b (@n bytes) from rank @ri, come at @now.
  * With tasks sent ahead, the ranks get their next tasks (cf_mp_dispatch)
  * before any of these futures completes: a thread woken by a completion
- * may take this CPU, and the refill would wait for it (W4: up to 2.9 ms with the
- * tasks on both cores). Not so for answers that come while a dispatch
- * waits for a large send: that dispatch refills once it is done. With none
+ * may take this CPU, and the refill would wait for it (W4: up to 2.9 ms
+ * with the tasks on both cores). Not so for answers that come while a
+ * dispatch waits for a large send: that dispatch refills once it is done. With none
  * ahead (CFUTURES_MPI_AHEAD=0) a task stays pending until the answers
  * before it completed, as in a thread pool (a done-callback may still
  * cancel it).
