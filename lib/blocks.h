@@ -12,7 +12,12 @@
  * a time in one call (MADV_POPULATE_WRITE) ahead of the carving: no trap
  * per page, and at most 64 KiB mapped ahead per class.
  *
- * Sizes: 16-byte classes up to CF_BLOCK_MAX; larger requests go to malloc,
+ * Sizes: 16-byte classes up to CF_BLOCK_MAX (futures and their work items),
+ * then big classes, powers of two up to CF_BLOCK_BIG_MAX (task arguments and
+ * result copies: a burst of 64 KiB results first touched 32 pages a task
+ * of fresh heap, the most of W3b's time in a VM). A big class's chunks ask
+ * for a transparent huge page (blocks.c's huge() says why), and its batches
+ * hold at most 256 KiB. Larger requests go to malloc,
  * and so does every request once the range is used up or a chunk cannot be
  * made usable, and always on 32-bit targets, under an RLIMIT_AS limit, in
  * ASan and MSan builds of the library, with CFUTURES_MALLOC=1 in the
@@ -38,12 +43,15 @@
 
 #include <stddef.h>
 
-#define CF_BLOCK_MAX 256
+#define CF_BLOCK_MAX 256            /* the small classes: 16-byte steps */
+#define CF_BLOCK_BIG_MAX (64 << 10) /* the big classes: powers of two from 512 */
 
 /* @size bytes, aligned as malloc's, uninitialised; NULL (errno ENOMEM) on failure. */
 void *cf_block_alloc(size_t size);
-/* Frees a block of cf_block_alloc (or NULL). */
+/* Frees a block of cf_block_alloc or cf_block_dup (or NULL). */
 void cf_block_free(void *p);
+/* A block holding a copy of @len bytes at @p, or NULL (errno ENOMEM). */
+void *cf_block_dup(const void *p, size_t len);
 /* Blocks carved from chunks so far (tests: reuse), or -1 while malloc serves all. */
 long cf_block_carved(void);
 

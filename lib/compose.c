@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "executor.h"
 #include "task.h"
 #include "timer.h"
@@ -85,13 +86,12 @@ static void settle_like(future_t *to, const struct outcome *o)
     } else if (o->len <= CF_INLINE_MAX) {
         cf_future_set_result_inline(to, o->data, o->len);
     } else {
-        void *copy = malloc(o->len);
+        void *copy = cf_block_dup(o->data, o->len);
         if (!copy) {
             cf_future_fail(to, FUT_ENOMEM, ENOMEM, -1, 0, "no memory to copy the result");
             return;
         }
-        memcpy(copy, o->data, o->len);
-        future_set_result(to, copy, o->len, free);
+        future_set_result(to, copy, o->len, cf_block_free);
     }
 }
 

@@ -50,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blocks.h"
 #include "executor.h"
 #include "timer.h"
 #include "util.h"
@@ -259,14 +260,12 @@ static void sched_end_like(struct sched *s, future_t *run)
     } else {
         atomic_store(&s->state, S_DONE);
         future_result(run, 0, &data, &len);
-        void *copy = len ? malloc(len) : NULL;
+        void *copy = len ? cf_block_dup(data, len) : NULL;
         if (len && !copy) {
             cf_future_fail(f, FUT_ENOMEM, ENOMEM, -1, 0, "no memory to copy the result");
             return;
         }
-        if (len)
-            memcpy(copy, data, len);
-        future_set_result(f, copy, len, free);
+        future_set_result(f, copy, len, len ? cf_block_free : NULL);
     }
 }
 

@@ -17,6 +17,8 @@
 
 #include "task.h"
 
+#include "blocks.h"
+
 void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,
                   int64_t deadline)
 {
@@ -122,11 +124,10 @@ int task_return_copy(task_t *t, const void *data, size_t len)
         t->free_fn = NULL;
         return 0;
     }
-    void *copy = malloc(len);
+    void *copy = cf_block_dup(data, len);
     if (!copy)
         return FUT_ENOMEM;
-    memcpy(copy, data, len);
-    return task_return(t, copy, len, free);
+    return task_return(t, copy, len, cf_block_free);
 }
 
 int task_return_i64(task_t *t, int64_t v)

@@ -61,6 +61,54 @@ START_TEST(test_blocks_reused)
 }
 END_TEST
 
+/* The big classes (task arguments, result copies): whole and aligned at
+   sizes on both sides of each class's edge and past the largest (malloc);
+   freed big blocks are used again, a few batches of 4 at most carved anew. */
+START_TEST(test_blocks_big)
+{
+    static const size_t sizes[] = {CF_BLOCK_MAX + 1,
+                                   511,
+                                   512,
+                                   513,
+                                   4095,
+                                   4096,
+                                   40000,
+                                   CF_BLOCK_BIG_MAX - 1,
+                                   CF_BLOCK_BIG_MAX,
+                                   CF_BLOCK_BIG_MAX + 1,
+                                   200000};
+    enum { NS = sizeof(sizes) / sizeof(sizes[0]), EACH = 3, N = 300 };
+    unsigned char *p[NS][EACH];
+    for (int i = 0; i < NS; i++)
+        for (int j = 0; j < EACH; j++) {
+            ck_assert_ptr_nonnull(p[i][j] = cf_block_alloc(sizes[i]));
+            ck_assert_uint_eq((uintptr_t)p[i][j] % _Alignof(max_align_t), 0);
+            memset(p[i][j], i * EACH + j, sizes[i]);
+        }
+    for (int i = 0; i < NS; i++)
+        for (int j = 0; j < EACH; j++) {
+            for (size_t k = 0; k < sizes[i]; k++)
+                ck_assert_uint_eq(p[i][j][k], (unsigned)(i * EACH + j)); /* no overlap */
+            cf_block_free(p[i][j]);
+        }
+    const char text[] = "a result's bytes";
+    char *d = cf_block_dup(text, sizeof(text));
+    ck_assert_str_eq(d, text);
+    cf_block_free(d);
+    void **q = malloc(N * sizeof(*q));
+    for (int round = 0; round < 3; round++) {
+        long before = cf_block_carved();
+        for (int i = 0; i < N; i++)
+            ck_assert_ptr_nonnull(q[i] = cf_block_alloc(CF_BLOCK_BIG_MAX));
+        if (before >= 0 && round > 0)
+            ck_assert_int_le(cf_block_carved() - before, 8);
+        for (int i = 0; i < N; i++)
+            cf_block_free(q[i]);
+    }
+    free(q);
+}
+END_TEST
+
 struct handoff {
     void **p;
     int n;
@@ -201,6 +249,7 @@ Suite *make_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_blocks_sizes);
     tcase_add_test(tc, test_blocks_reused);
+    tcase_add_test(tc, test_blocks_big);
     tcase_add_test(tc, test_blocks_freed_by_exited_thread);
     tcase_add_test(tc, test_blocks_freed_after_thread_exit_flush);
     tcase_add_test(tc, test_blocks_fork_while_busy);

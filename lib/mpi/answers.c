@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../process/wire.h"
+#include "blocks.h"
 #include "executor.h"
 #include "future.h"
 #include "master.h"
@@ -89,11 +90,10 @@ static void complete(struct mpi_pool *p, const struct settled *s)
         cf_executor_finished(&p->base, false);
         cf_future_set_result_inline(f, s->pl, (size_t)s->h.len);
     } else {
-        void *copy = malloc((size_t)s->h.len);
+        void *copy = cf_block_dup(s->pl, (size_t)s->h.len);
         cf_executor_finished(&p->base, !copy);
         if (copy) {
-            memcpy(copy, s->pl, (size_t)s->h.len);
-            future_set_result(f, copy, (size_t)s->h.len, free);
+            future_set_result(f, copy, (size_t)s->h.len, cf_block_free);
         } else {
             cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the result");
         }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blocks.h"
 #include "internal.h"
 
 void cf_pp_fail(struct process_pool *p, struct pp_work *w, int status, int exit_code,
@@ -56,9 +57,7 @@ static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kin
             msg[len] = '\0';
         }
     } else if (len > CF_INLINE_MAX) {
-        copy = malloc(len);
-        if (copy)
-            memcpy(copy, data, len);
+        copy = cf_block_dup(data, len);
     }
     cf_executor_finished(&p->base, kind == 1 || (len > CF_INLINE_MAX && !copy));
     if (kind == 1) {
@@ -70,7 +69,7 @@ static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kin
     } else if (len <= CF_INLINE_MAX) {
         cf_future_set_result_inline(f, data, len);
     } else if (copy) {
-        future_set_result(f, copy, len, free);
+        future_set_result(f, copy, len, cf_block_free);
     } else {
         cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the task's result");
     }

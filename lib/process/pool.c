@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "blocks.h"
 #include "internal.h"
 
 bool cf_pp_kick(struct process_pool *p)
@@ -41,7 +42,7 @@ void cf_pp_work_drop(struct cf_work *cw)
 {
     struct pp_work *w = work_of(cw);
     if (w->arg != w->inl)
-        free(w->arg);
+        cf_block_free(w->arg);
     w->arg = NULL;
     future_unref(cf_work_future(cw));
 }
@@ -64,7 +65,7 @@ static int work_prepare(struct cf_work *cw)
     if (cw->arg_len <= INLINE_ARG) {
         w->arg = w->inl;
     } else {
-        w->arg = malloc(cw->arg_len);
+        w->arg = cf_block_alloc(cw->arg_len);
         if (!w->arg)
             return FUT_ENOMEM;
     }
@@ -78,7 +79,7 @@ static void work_unprepare(struct cf_work *cw)
 {
     struct pp_work *w = work_of(cw);
     if (w->arg != w->inl)
-        free(w->arg);
+        cf_block_free(w->arg);
     w->arg = NULL;
 }
 
