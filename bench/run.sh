@@ -106,6 +106,7 @@ c w8 process busy $W8_S
 c w8 process timers $W8_S
 c w12 process
 c w13 50
+c stalls 1
 py w2 $PY_W2_ITERS 2 ppe
 c ppw3 $W3_N 2
 c npw3 $W3_N 2
@@ -523,6 +524,15 @@ for impl in ("cfutures-thread", "cfutures-process"):
                 out[r["round"]] = r["switches_per_s"]
         w8[impl, st], _ = add(f"W8 {impl[9:]} pool {st}: context switches/s", "1/s", out)
 
+# The machine alone (bench_cfutures stalls): context for the worst-case rows.
+add("machine alone: a spinning thread's gaps over 1 ms", "1/s",
+    pick("stalls", "limit", "gaps_1ms_per_s"))
+add("machine alone: that thread's longest gap", "us", pick("stalls", "limit", "gap_max_us"))
+add("machine alone: a bare 2 ms sleep wakes late, p50", "us",
+    pick("stalls", "limit", "sleep_p50_us"))
+sleep99 = pick("stalls", "limit", "sleep_p99_us")
+add("machine alone: a bare 2 ms sleep wakes late, p99", "us", sleep99)
+
 w12 = {}
 for kind in ("thread", "process"):
     for key, label, unit in (("late_p99_us", "delayed task start lateness p99", "us"),
@@ -531,7 +541,8 @@ for kind in ("thread", "process"):
         for r in runs:
             if r["bench"] == "w12" and r["impl"] == "cfutures-" + kind:
                 out[r["round"]] = r[key]
-        w12[kind, key], _ = add(f"W12 {kind} pool {label}", unit, out)
+        bases = [(sleep99, "x a bare sleep's p99")] if unit == "us" else []
+        w12[kind, key], _ = add(f"W12 {kind} pool {label}", unit, out, *bases)
 
 w13 = {}
 for key, label in (("running_max_us", "future_running() after the start, worst of 50"),
