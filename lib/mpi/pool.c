@@ -197,6 +197,19 @@ static void count_idle(struct mpi_pool *p)
     atomic_store_explicit(&p->nidle, idle, memory_order_relaxed);
 }
 
+/*
+ * Rank @ri is about to get a task: an idle one no longer counts idle, before
+ * the task counts running (cf_executor_started), so that executor_stats
+ * taken after it saw the task running never shows the rank idle (count_idle
+ * recounts at the end of the pass; only this thread writes these).
+ */
+static void rank_taking(struct mpi_pool *p, int ri)
+{
+    size_t idle = atomic_load_explicit(&p->nidle, memory_order_relaxed);
+    if (p->ranks[ri].n == 0 && idle > 0)
+        atomic_store_explicit(&p->nidle, idle - 1, memory_order_relaxed);
+}
+
 /* Takes cell @c of rank @ri back; returns its work item. */
 struct mp_work *cf_mp_cell_take(struct mpi_pool *p, int ri, int c)
 {
@@ -339,7 +352,10 @@ bool cf_mp_dispatch(struct mpi_pool *p)
                 cf_mp_work_drop(cw); /* cancelled while queued */
                 continue;
             }
+            rank_taking(p, ri);
             cf_executor_started(&p->base);
+        } else {
+            rank_taking(p, ri);
         }
         any = true;
         int rc = place_task(p, ri, (struct mp_work *)cw);
