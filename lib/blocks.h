@@ -14,8 +14,8 @@
  *
  * Sizes: 16-byte classes up to CF_BLOCK_MAX (futures and their work items),
  * then big classes, powers of two up to CF_BLOCK_BIG_MAX (task arguments and
- * result copies: a burst of 64 KiB results first touched 32 pages a task
- * of fresh heap, the most of W3b's time in a VM). A big class's chunks ask
+ * result copies: a burst of 64 KiB results first touched 16 pages each of
+ * fresh heap, the most of W3b's time in a VM). A big class's chunks ask
  * for a transparent huge page (blocks.c's huge() says why), and its batches
  * hold at most 256 KiB. Larger requests go to malloc,
  * and so does every request once the range is used up or a chunk cannot be
