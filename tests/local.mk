@@ -79,8 +79,8 @@ TESTS += tests/check-layers.sh
 EXTRA_DIST += tests/check-layers.sh
 
 # pdf_downloader end to end, against nginx and tests/pdfdl_server.py on
-# loopback (skips without libcurl, python3 or nginx).
-TESTS += tests/pdf_downloader.sh
+# loopback (skips without libcurl, python3 or nginx), on each pool.
+TESTS += tests/pdf_downloader.sh tests/pdf_downloader_process.sh
 # Its names and records, white box (names.c parses with libcurl's URL API).
 if HAVE_CURL
 check_PROGRAMS += tests/check_pdfdl_names
@@ -89,7 +89,8 @@ tests_check_pdfdl_names_SOURCES = tests/check_pdfdl_names.c $(TEST_COMMON) \
 	samples/pdf_downloader/names.c samples/pdf_downloader/record.c
 tests_check_pdfdl_names_CFLAGS = $(TEST_CFLAGS) $(CURL_CFLAGS)
 tests_check_pdfdl_names_LDADD = $(TEST_LIBS) $(CURL_LIBS)
-EXTRA_DIST += tests/pdf_downloader.sh tests/pdfdl_server.py scripts/nginx-serve.sh
+EXTRA_DIST += tests/pdf_downloader.sh tests/pdf_downloader_process.sh \
+	tests/pdfdl_server.py scripts/nginx-serve.sh
 
 # The course samples (samples/course), end to end: threads and asyncio,
 # processes (on the process pool too when there is one), and the network

@@ -4,8 +4,9 @@
 # tests/pdfdl_server.py for faults. Every case checks the exit status, the
 # message, and the folder's contents byte for byte (hidden files included:
 # no temporary file may be left behind).
-# Runs on the thread pool, then again on the process pool where cfutures
-# has one (PDFDL_EXECUTOR=thread|process picks one).
+# Runs on the thread pool, or on the process pool with PDFDL_EXECUTOR=process
+# (tests/pdf_downloader_process.sh: a test of its own, so that make -j runs
+# the two side by side; most of their time is waiting on timeouts).
 # Skips (77) without the program (no libcurl), python3 or nginx.
 set -uo pipefail
 src=${top_srcdir:-.}
@@ -425,9 +426,4 @@ if ! grep -q process_pool_executor_new "$src/include/cfutures.h"; then
 fi
 
 echo "pdf_downloader ($PDFDL_EXECUTOR pool): $cases cases, $failures failures"
-# The same program on a process pool, once cfutures has one.
-if [ "$PDFDL_EXECUTOR" = thread ] && grep -q process_pool_executor_new "$src/include/cfutures.h"
-then
-    PDFDL_EXECUTOR=process bash "$0" || failures=$((failures + 1))
-fi
 [ "$failures" -eq 0 ]
