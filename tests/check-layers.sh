@@ -31,18 +31,36 @@ MAX_FILE_LINES=${MAX_FILE_LINES:-700}
 MAX_FUNC_LINES=${MAX_FUNC_LINES:-60}
 PEER_FOLDERS="process mpi thread"
 
-# rank NAME: the rank of lib/NAME (a path below lib/), or nothing.
+# rank NAME: sets RANK to the rank of lib/NAME (a path below lib/), or to
+# nothing. The functions here set variables rather than print, because a
+# command substitution forks, and the call graph asks thousands of times.
 rank() {
     local stem=${1%.[ch]}
+    RANK=
     case $stem in
-    util) echo 0 ;;
-    waiter | timer | blocks) echo 1 ;;
-    future) echo 2 ;;
-    task | waiters | cqueue | executor | result) echo 3 ;;
-    map | compose | schedule | control | thread/*) echo 4 ;;
-    group | process/*) echo 5 ;;
-    mpi/*) echo 6 ;;
+    util) RANK=0 ;;
+    waiter | timer | blocks) RANK=1 ;;
+    future) RANK=2 ;;
+    task | waiters | cqueue | executor | result) RANK=3 ;;
+    map | compose | schedule | control | thread/*) RANK=4 ;;
+    group | process/*) RANK=5 ;;
+    mpi/*) RANK=6 ;;
     esac
+}
+
+# normal PATH: sets NORMAL to the relative PATH without "." and "dir/.."
+# (realpath -m --relative-to=., without a fork).
+normal() {
+    local part parts=()
+    local IFS=/
+    for part in $1; do
+        case $part in
+        . | '') ;;
+        ..) [ ${#parts[@]} -gt 0 ] && unset 'parts[${#parts[@]}-1]' ;;
+        *) parts+=("$part") ;;
+        esac
+    done
+    NORMAL="${parts[*]}"
 }
 
 bad=0
@@ -55,33 +73,36 @@ violation() {
 mapfile -t files < <(find lib -type f \( -name '*.c' -o -name '*.h' \) | LC_ALL=C sort)
 
 # allowed FILE TARGET: may lib/FILE use lib/TARGET (paths below lib/)?
-# Prints why not, or nothing.
+# Sets WHY to why not, or to nothing.
 allowed() {
     local name=$1 tname=$2 r tr peer
-    r=$(rank "$name")
-    tr=$(rank "$tname")
+    WHY=
+    rank "$name"
+    r=$RANK
+    rank "$tname"
+    tr=$RANK
     [ -n "$r" ] && [ -n "$tr" ] || return 0 # reported as not ranked on their own
     [ "${tname%.[ch]}" = "${name%.[ch]}" ] && return 0 # x.c and x.h
     [ "$tr" -lt "$r" ] && return 0
     for peer in $PEER_FOLDERS; do
-        [ "$(dirname "$tname")" = "$peer" ] && [ "$(dirname "$name")" = "$peer" ] && return 0
+        [ "${tname%/*}" = "$peer" ] && [ "${name%/*}" = "$peer" ] && return 0
     done
     if [ "$tr" -eq "$r" ]; then
-        echo "of its own rank $r (only lower layers)"
+        WHY="of its own rank $r (only lower layers)"
     else
-        echo "(rank $tr) from rank $r: a back-edge"
+        WHY="(rank $tr) from rank $r: a back-edge"
     fi
 }
 
 # 1. The include graph.
 for f in "${files[@]}"; do
     name=${f#lib/}
-    r=$(rank "$name")
-    if [ -z "$r" ]; then
+    rank "$name"
+    if [ -z "$RANK" ]; then
         violation "$f:1: not ranked: add it to the table in tests/check-layers.sh"
         continue
     fi
-    dir=$(dirname "$f")
+    dir=${f%/*}
     while IFS= read -r hit; do
         line=${hit%%:*}
         inc=${hit#*:}
@@ -89,7 +110,8 @@ for f in "${files[@]}"; do
         target=
         for cand in "$dir/$inc" "include/$inc" "lib/$inc"; do
             if [ -f "$cand" ]; then
-                target=$(realpath -m --relative-to=. "$cand")
+                normal "$cand"
+                target=$NORMAL
                 break
             fi
         done
@@ -102,8 +124,8 @@ for f in "${files[@]}"; do
             continue
             ;;
         esac
-        why=$(allowed "$name" "${target#lib/}")
-        [ -z "$why" ] || violation "$f:$line: includes $target $why"
+        allowed "$name" "${target#lib/}"
+        [ -z "$WHY" ] || violation "$f:$line: includes $target $WHY"
     done < <(grep -n '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" |
         sed 's/^\([0-9]*\):[^"]*"\([^"]*\)".*/\1:\2/')
 done
@@ -161,10 +183,10 @@ if [ -n "$build" ] && command -v nm >/dev/null 2>&1; then
     if [ -s "$syms" ]; then
         calls=checked
         while read -r user def sym; do
-            why=$(allowed "$user" "$def")
-            [ -n "$why" ] || continue
+            allowed "$user" "$def"
+            [ -n "$WHY" ] || continue
             line=$(grep -n -w -m 1 "$sym" "lib/$user" | cut -d: -f1)
-            violation "lib/$user:${line:-1}: uses $sym of lib/$def $why"
+            violation "lib/$user:${line:-1}: uses $sym of lib/$def $WHY"
         done < <(awk '$1 == "D" { def[$3] = $2 } $1 == "U" { use[$2 " " $3] = 1 }
                       END { for (k in use) { split(k, a, " ")
                                 if ((a[2] in def) && def[a[2]] != a[1]) print a[1], def[a[2]], a[2] } }' "$syms" |
