@@ -26,7 +26,8 @@ if ! $cc $flags "$probe.c" -o "$probe" >/dev/null 2>&1; then
 fi
 rm -f "$probe" "$probe.c"
 
-status=0
+# Builds every target, then runs them all at once (each is one process on
+# one core), then reports each in the order given. NAME is an identifier.
 for spec in "$@"; do
     name=${spec%%:*}
     srcs=$(echo "${spec#*:}" | tr ',' ' ')
@@ -39,12 +40,23 @@ for spec in "$@"; do
     bin=tests/fuzz/fuzz_$name
     # shellcheck disable=SC2086
     $cc $flags -DHAVE_CONFIG_H $incs $files -o "$bin" -lpthread ${FUZZ_LIBS:-}
+done
+for spec in "$@"; do
+    name=${spec%%:*}
     work=tests/fuzz/work/$name
     mkdir -p "$work"
-    log=tests/fuzz/fuzz_$name.log
-    if "$bin" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
+    "tests/fuzz/fuzz_$name" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 \
         -artifact_prefix="tests/fuzz/crash-$name-" "$work" "$srcdir/tests/fuzz/corpus/$name" \
-        >"$log" 2>&1; then
+        >"tests/fuzz/fuzz_$name.log" 2>&1 &
+    eval "pid_$name=\$!"
+done
+
+status=0
+for spec in "$@"; do
+    name=${spec%%:*}
+    work=tests/fuzz/work/$name
+    log=tests/fuzz/fuzz_$name.log
+    if eval "wait \$pid_$name"; then
         crashes=0
     else
         crashes=1
