@@ -543,9 +543,7 @@ static void *manager_main(void *arg)
 /* The heartbeat limit: CFUTURES_MPI_HEARTBEAT seconds, default 10. */
 static int64_t heartbeat_limit(void)
 {
-    const char *s = getenv("CFUTURES_MPI_HEARTBEAT");
-    double v = s ? atof(s) : 0;
-    return (int64_t)((v > 0 && v < 86400 ? v : 10.0) * 1e9);
+    return (int64_t)(cf_mpi_env_secs("CFUTURES_MPI_HEARTBEAT", 10.0) * 1e9);
 }
 
 /* The default worker count in spawn mode: CFUTURES_MPI_MAX_WORKERS, else cpus. */

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,15 +108,36 @@ void cf_mpi_nap(int64_t ns)
     nanosleep(&ts, NULL);
 }
 
-int cf_mpi_env_int(const char *name, long lo, long hi, int dflt)
+/*
+ * The environment's @name in [@lo, @hi], as strtod reads it whole (@whole:
+ * strtol's decimal integers only). Unset or empty: @dflt. Anything else is
+ * ignored as well, with one line on stderr that names it (libgomp's way
+ * with OMP_NUM_THREADS), so a typo is seen and never fails a pool.
+ */
+static double env_number(const char *name, double lo, double hi, double dflt, bool whole)
 {
     const char *s = getenv(name);
     if (!s || !*s)
         return dflt;
     char *end;
     errno = 0;
-    long n = strtol(s, &end, 10);
-    return !*end && errno == 0 && n >= lo && n <= hi ? (int)n : dflt;
+    double v = whole ? (double)strtol(s, &end, 10) : strtod(s, &end);
+    if (!*end && end != s && errno == 0 && v >= lo && v <= hi)
+        return v;
+    fprintf(stderr,
+            "cfutures: %s=%s is not %s from %g to %g: ignored, the default used\n", name,
+            s, whole ? "a whole number" : "a number", lo, hi);
+    return dflt;
+}
+
+int cf_mpi_env_int(const char *name, long lo, long hi, int dflt)
+{
+    return (int)env_number(name, (double)lo, (double)hi, dflt, true);
+}
+
+double cf_mpi_env_secs(const char *name, double dflt)
+{
+    return env_number(name, 0.001, 86400, dflt, false);
 }
 
 /* The local pool's size per rank: CFUTURES_MPI_PROCS, else 1. */
@@ -136,7 +158,7 @@ static int worker_hello(struct cf_mpi_rank *r)
     if (!b)
         return FUT_ENOMEM;
     MPI_Recv(b, n, MPI_BYTE, r->master, st.MPI_TAG, r->comm, MPI_STATUS_IGNORE);
-    struct cf_mpi_hello h = {.pid = (int32_t)getpid(), .procs = local_procs()};
+    struct cf_mpi_hello h = {.pid = (int32_t)getpid(), .procs = r->procs};
     gethostname(h.host, sizeof(h.host) - 1);
     cf_mpi_modtab_load(&r->mods);
     h.status = cf_mpi_modtab_match(&r->mods, b, (size_t)n, r->map, &r->nmap, h.why,
@@ -235,11 +257,10 @@ out:
 /* A worker rank from start to end. Returns 1, or a negative code. */
 static int serve_worker(int *argc, char ***argv, bool spawned)
 {
-    struct cf_mpi_rank r = {.master = 0, .teardown = true};
+    struct cf_mpi_rank r = {.master = 0, .teardown = true, .procs = local_procs()};
     cf_cond_init_monotonic(&r.cv);
     pthread_mutex_init(&r.mu, NULL);
-    r.local =
-        process_pool_executor_new(&(executor_options_t){.max_workers = local_procs()});
+    r.local = process_pool_executor_new(&(executor_options_t){.max_workers = r.procs});
     if (!r.local)
         return -errno;
     int rc = worker_start(&r, argc, argv, spawned);

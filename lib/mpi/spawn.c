@@ -130,9 +130,7 @@ static void kill_token(const char *token)
 /* Seconds MPI_Comm_spawn may take: CFUTURES_MPI_SPAWN_LIMIT, default 30. */
 static double spawn_limit(void)
 {
-    const char *s = getenv("CFUTURES_MPI_SPAWN_LIMIT");
-    double v = s ? atof(s) : 0;
-    return v > 0 && v < 86400 ? v : 30.0;
+    return cf_mpi_env_secs("CFUTURES_MPI_SPAWN_LIMIT", 30.0);
 }
 
 /* Starts MPI_Comm_spawn of @c on its thread and waits spawn_limit() for it. 0 or a code. */
