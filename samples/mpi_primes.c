@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -126,13 +127,26 @@ static int factor_all(executor_t *pool, const struct job *jobs, long count)
     return rc;
 }
 
-/* A whole decimal number in *out; false for anything else ("5x", "", overflow). */
-static bool parse_long(const char *s, long *out)
+/*
+ * Option -@opt's value @s as a whole decimal number in [@lo, @hi], in *out;
+ * false, saying so on stderr, for anything else ("5x", "", overflow).
+ */
+static bool parse_long(char opt, const char *s, long lo, long hi, long *out)
 {
     char *end;
     errno = 0;
-    *out = strtol(s, &end, 10);
-    return *s && !*end && errno == 0;
+    long v = strtol(s, &end, 10);
+    if (*s && !*end && errno == 0 && v >= lo && v <= hi) {
+        *out = v;
+        return true;
+    }
+    if (lo == LONG_MIN && hi == LONG_MAX)
+        fprintf(stderr, "mpi_primes: -%c wants a whole number, not '%s'\n", opt, s);
+    else
+        fprintf(stderr,
+                "mpi_primes: -%c wants a whole number from %ld to %ld, not '%s'\n", opt,
+                lo, hi, s);
+    return false;
 }
 
 int main(int argc, char **argv)
@@ -149,11 +163,11 @@ int main(int argc, char **argv)
     bool help = false, bad = false;
     while ((opt = getopt_long(argc, argv, "n:s:w:qh", longopts, NULL)) != -1) {
         if (opt == 'n')
-            bad |= !parse_long(optarg, &count);
+            bad |= !parse_long('n', optarg, 1, 100000, &count);
         else if (opt == 's')
-            bad |= !parse_long(optarg, &seed);
+            bad |= !parse_long('s', optarg, LONG_MIN, LONG_MAX, &seed);
         else if (opt == 'w')
-            bad |= !parse_long(optarg, &workers);
+            bad |= !parse_long('w', optarg, 0, 4096, &workers);
         else if (opt == 'q')
             chatty = false;
         else if (opt == 'S')
@@ -163,7 +177,10 @@ int main(int argc, char **argv)
         else
             bad = true;
     }
-    bad |= optind != argc || count < 1 || count > 100000 || workers < 0 || workers > 4096;
+    if (optind != argc) {
+        fprintf(stderr, "mpi_primes: unexpected argument '%s'\n", argv[optind]);
+        bad = true;
+    }
     if (help || bad) {
         fprintf(help && !bad ? stdout : stderr,
                 "usage: mpi_primes [-n COUNT] [-s SEED] [-w WORKERS] [-q] [--serial]\n"

@@ -79,10 +79,13 @@ grep -qx 'cfutures: CFUTURES_MPI_HEARTBEAT=10s is not a number from 0.001 to 864
     { echo "the bad settings were not each said once a process:"; cat "$err"; fail=1; }
 rm -f "$err"
 # (Each starts MPI alone, as a singleton, before it reads its options.)
+# Each is named on stderr before the usage: "mpi_primes: -n wants ..., not '5x'".
 for bad in "-n 5x" "-n 0" "-w abc" "-s 1e3"; do
     # shellcheck disable=SC2086 # the option and its value are two words
-    setsid -w timeout 120 "$primes" -q $bad </dev/null >/dev/null 2>&1
+    msg=$(setsid -w timeout 120 "$primes" -q $bad </dev/null 2>&1 >/dev/null)
     rc=$?
     [ $rc = 2 ] || { echo "mpi_primes $bad: exit $rc, want 2"; fail=1; }
+    echo "$msg" | head -n 1 | grep -q "^mpi_primes: ${bad% *} wants a whole number.*, not '${bad#* }'\$" ||
+        { echo "mpi_primes $bad: no message naming it: $msg"; fail=1; }
 done
 exit $fail
