@@ -36,7 +36,8 @@
  *    MSan builds of the library, and under valgrind (when the library was
  *    built with valgrind's header), so that memcheck sees each future.
  *
- * Choices made where Python is vague (DESIGN.md "Semantics pinned down"):
+ * Choices made where Python is vague (the design's "Semantics pinned down";
+ * tests/ checks each, and PORTING.md lists every difference from Python):
  *
  *  - A cancelled future counts as done for futures_wait and as_completed at
  *    once: future_cancel tells the waiters (CPython waits for the executor to
@@ -509,7 +510,7 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * the tasks behind it wait for one; with max_workers 1 it is sent ahead,
  * and that worker takes the queued tasks older than it first), so the
  * order holds for these too. max_tasks_per_child counts the tasks each
- * worker starts, wherever they were queued; the queued tasks a worker
+ * worker starts (a map chunk's items), wherever they were queued; the queued tasks a worker
  * leaves behind when it goes keep their place for the others and for its
  * replacement.
  *
@@ -557,7 +558,8 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  *
  * An initializer runs first in every worker; one that calls task_raise
  * breaks the pool (FUT_EBROKEN). max_tasks_per_child replaces a worker after
- * it ran that many tasks.
+ * it ran that many tasks (an executor_map chunk counts as its items, where
+ * Python's counts each chunk as one).
  *
  * executor_free leaves no process, zombie, thread or fd behind. If this
  * process dies, the fork server and the workers exit too.
