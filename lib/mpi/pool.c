@@ -342,7 +342,8 @@ bool cf_mp_dispatch(struct mpi_pool *p)
     int ri;
     while ((ri = cf_mp_pick(p)) >= 0) {
         struct cf_work *cw = cf_fifo_pop(&p->back); /* running already */
-        if (!cw) {
+        bool fresh = !cw;
+        if (fresh) {
             pthread_mutex_lock(&p->mu);
             cw = cf_fifo_pop(&p->sub);
             pthread_mutex_unlock(&p->mu);
@@ -352,11 +353,10 @@ bool cf_mp_dispatch(struct mpi_pool *p)
                 cf_mp_work_drop(cw); /* cancelled while queued */
                 continue;
             }
-            rank_taking(p, ri);
-            cf_executor_started(&p->base);
-        } else {
-            rank_taking(p, ri);
         }
+        rank_taking(p, ri);
+        if (fresh) /* after rank_taking: see there */
+            cf_executor_started(&p->base);
         any = true;
         int rc = place_task(p, ri, (struct mp_work *)cw);
         if (rc < 0)
