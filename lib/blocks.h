@@ -1,6 +1,6 @@
 /*
  * blocks.h: the allocator of small fixed-size blocks that hold a future and
- * its work item (a task block: 128 bytes on a thread pool, 224 on a process
+ * its work item (a task block: 128 bytes on a thread pool, 192 on a process
  * pool). Internal: nothing here is exported.
  *
  * Why not malloc: a burst of n pending tasks first touches n blocks of fresh

@@ -21,7 +21,8 @@ struct cf_work {
     struct cf_work *next; /* the executor's queue link: the executor's lock */
     executor_t *ex;       /* immutable */
     task_fn fn;           /* immutable */
-    const void *arg;      /* immutable; borrowed from the submitter */
+    const void *arg;      /* borrowed from the submitter; a kind that copies it at
+                             submit points it at its copy then (immutable after) */
     size_t arg_len;       /* immutable */
     int64_t limit_ns;     /* the task's own running-time limit, 0 for none */
 };

@@ -136,8 +136,9 @@ static bool encode_work(unsigned char *o, const struct pp_work *w, uint64_t id,
         cf_wire_put_hdr(o, CF_WIRE_TASK, id, total - CF_WIRE_HDR);
         cf_wire_put_task(o + CF_WIRE_HDR, fn, cw->limit_ns);
     }
-    if (cw->arg_len && w->arg) /* no argument: nothing to copy, and w->arg may be NULL */
-        memcpy(o + CF_WIRE_HDR + fixed, w->arg, cw->arg_len);
+    /* No argument: nothing to copy, and cw->arg may be NULL. */
+    if (cw->arg_len && cw->arg)
+        memcpy(o + CF_WIRE_HDR + fixed, cw->arg, cw->arg_len);
     return !cancelling(w);
 }
 
@@ -193,8 +194,8 @@ static bool fill_slot(struct process_pool *p, size_t idx, struct pp_work *w)
     if (!w->chunk_n && cw->arg_len <= CF_SLOT_ARG) {
         sl->where = CF_SLOT_INLINE;
         sl->arg_len = (uint32_t)cw->arg_len;
-        if (cw->arg_len && w->arg)
-            memcpy(sl->u.arg, w->arg, cw->arg_len);
+        if (cw->arg_len && cw->arg)
+            memcpy(sl->u.arg, cw->arg, cw->arg_len);
         return true;
     }
     int cls = cf_heap_alloc(&p->heap, heap_len(w), &w->heap_off);
@@ -206,8 +207,8 @@ static bool fill_slot(struct process_pool *p, size_t idx, struct pp_work *w)
         cf_wire_put_chunk(o, (uint64_t)(uintptr_t)cw->fn, cw->limit_ns, w->chunk_n);
         o += CF_WIRE_CHUNK_FIXED;
     }
-    if (cw->arg_len && w->arg)
-        memcpy(o, w->arg, cw->arg_len);
+    if (cw->arg_len && cw->arg)
+        memcpy(o, cw->arg, cw->arg_len);
     sl->where = w->chunk_n ? CF_SLOT_CHUNK : CF_SLOT_HEAP;
     sl->arg_len = (uint32_t)heap_len(w);
     sl->u.heap_off = w->heap_off;

@@ -202,7 +202,7 @@ static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int s
         cf_pp_cell_revoke(p, pr, i)) {
         /* Each worker it went to died before starting it: stop retrying. */
         snprintf(msg, sizeof(msg), "%s before starting the task (%u workers did)",
-                 e->desc, pr->cell[i]->poison);
+                 e->desc, (unsigned)pr->cell[i]->poison);
         cf_pp_fail(p, cf_pp_cell_release(p, pr, i), FUT_EWORKER, e->code, e->sig, msg);
         return false;
     }

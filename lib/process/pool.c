@@ -37,17 +37,26 @@ bool cf_pp_kick(struct process_pool *p)
     return napped;
 }
 
+/* Frees @w's copy of its argument, if it has one apart from inl. */
+static void free_arg(struct pp_work *w)
+{
+    if (w->base.arg != w->inl)
+        cf_block_free((void *)w->base.arg); /* ours since work_prepare: not const */
+    w->base.arg = NULL;
+}
+
 /* The executor is done with @w: frees the copy and drops its reference. */
 void cf_pp_work_drop(struct cf_work *cw)
 {
-    struct pp_work *w = work_of(cw);
-    if (w->arg != w->inl)
-        cf_block_free(w->arg);
-    w->arg = NULL;
+    free_arg(work_of(cw));
     future_unref(cf_work_future(cw));
 }
 
-/* Readies @cw for the queue: copies its argument. 0 or a code. */
+/*
+ * Readies @cw for the queue: copies its argument, which cw->arg then points
+ * to (inl or a block) instead of the submitter's. 0 or a code; on failure
+ * cw->arg is the submitter's still.
+ */
 static int work_prepare(struct cf_work *cw)
 {
     struct pp_work *w = work_of(cw);
@@ -56,31 +65,23 @@ static int work_prepare(struct cf_work *cw)
     w->started = w->expired = false;
     w->deadline = 0;
     w->chunk_n = 0;
-    w->arg = NULL;
     w->seq = 0;
     w->poison = 0;
     w->heap_cls = 0;
     if (cw->arg_len > CF_WIRE_MAX_PAYLOAD / 2 || (cw->arg_len && !cw->arg))
         return FUT_EINVAL;
-    if (cw->arg_len <= INLINE_ARG) {
-        w->arg = w->inl;
-    } else {
-        w->arg = cf_block_alloc(cw->arg_len);
-        if (!w->arg)
-            return FUT_ENOMEM;
-    }
+    unsigned char *copy = w->inl;
+    if (cw->arg_len > INLINE_ARG && !(copy = cf_block_alloc(cw->arg_len)))
+        return FUT_ENOMEM;
     if (cw->arg_len)
-        memcpy(w->arg, cw->arg, cw->arg_len);
-    cw->arg = w->arg;
+        memcpy(copy, cw->arg, cw->arg_len);
+    cw->arg = copy;
     return 0;
 }
 
 static void work_unprepare(struct cf_work *cw)
 {
-    struct pp_work *w = work_of(cw);
-    if (w->arg != w->inl)
-        cf_block_free(w->arg);
-    w->arg = NULL;
+    free_arg(work_of(cw));
 }
 
 /* Appends @cw to the submit FIFO: 0 or a code. */
@@ -152,7 +153,6 @@ static int pp_submit_chunk(executor_t *ex, struct cf_work *cw, const void *const
         o += CF_WIRE_ITEM_HDR + len;
     }
     struct pp_work *w = work_of(cw);
-    w->arg = blob;
     w->chunk_n = (uint32_t)n;
     cw->arg = blob;
     cw->arg_len = (size_t)total;
