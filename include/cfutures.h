@@ -640,9 +640,12 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * exits fails FUT_EWORKER with its signal or exit code; its rank goes on.
  * submit_options_t.timeout: FUT_EDEADLINE, the task's process is killed.
  * A rank that does not answer the heartbeat for CFUTURES_MPI_HEARTBEAT
- * seconds (default 10; pinged after 0.5 s of silence) is lost: its tasks
- * fail FUT_EWORKER, the others go on; with none left the pool is broken
- * (FUT_EBROKEN). executor_free never waits for a lost rank.
+ * seconds (default 10; pinged after 0.5 s of silence, or a quarter of the
+ * limit if that is shorter) is lost: its tasks fail FUT_EWORKER, the others
+ * go on; with none left the pool is broken (FUT_EBROKEN). Only a rank
+ * pinged and silent is judged: a manager thread held up longer than the
+ * limit (a long done-callback runs there) pings first. executor_free never
+ * waits for a lost rank: one on this host is SIGKILLed.
  * Spawn mode, bounded waits (Open MPI 4.1 with PMIx 4 now and then never
  * finishes a spawn, openpmix#2735): a copy whose MPI_Comm_spawn has not
  * returned in CFUTURES_MPI_SPAWN_LIMIT seconds (default 30), or that has

@@ -552,6 +552,142 @@ MPI_TEST(test_mpi_spawn_stuck)
 }
 
 /*
+ * Stops the worker rank it runs under (SIGSTOP; see t_kill_rank). No answer:
+ * the rank could still relay one before the signal takes it.
+ */
+static void t_stop_rank(task_t *t)
+{
+    (void)t;
+    pid_t rank = parent_of(parent_of(getpid()));
+    if (rank > 1)
+        kill(rank, SIGSTOP);
+    pause();
+}
+
+/* Sets CFUTURES_MPI_HEARTBEAT to @secs (a pool reads it when made); the old value in
+ * @old. */
+static void set_heartbeat(double secs, char *old, size_t n)
+{
+    const char *v = getenv("CFUTURES_MPI_HEARTBEAT");
+    snprintf(old, n, "%s", v ? v : "");
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%g", secs);
+    setenv("CFUTURES_MPI_HEARTBEAT", buf, 1);
+}
+
+static void restore_heartbeat(const char *old)
+{
+    if (*old)
+        setenv("CFUTURES_MPI_HEARTBEAT", old, 1);
+    else
+        unsetenv("CFUTURES_MPI_HEARTBEAT");
+}
+
+/*
+ * The heartbeat limit for the two tests below: 0.45 s, times
+ * CK_TIMEOUT_MULTIPLIER up to 4 (a sanitizer's slower ranks).
+ */
+static double short_limit(void)
+{
+    const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+    double k = m ? atof(m) : 1;
+    return 0.45 * (k < 1 ? 1 : k > 4 ? 4 : k);
+}
+
+struct held {
+    double secs;
+    pthread_t thread;  /* the callback's */
+    _Atomic bool done; /* the callback returned */
+};
+
+static bool held_done(void *arg)
+{
+    return atomic_load(&((struct held *)arg)->done);
+}
+
+/* A done-callback that holds the thread completing the future (the manager). */
+static void hold_cb(future_t *f, void *ud)
+{
+    (void)f;
+    struct held *h = ud;
+    h->thread = pthread_self();
+    struct timespec ts = {.tv_sec = (time_t)h->secs,
+                          .tv_nsec = (long)((h->secs - (double)(time_t)h->secs) * 1e9)};
+    nanosleep(&ts, NULL);
+    atomic_store(&h->done, true);
+}
+
+/*
+ * A heartbeat limit under the 0.5 s PING period loses no live rank: not one
+ * whose task runs twice the limit, nor any while a done-callback holds the
+ * manager thread twice the limit (it pings after, before judging). Both
+ * were lost: a rank was judged by its silence alone.
+ */
+MPI_TEST(test_mpi_short_heartbeat)
+{
+    double limit = short_limit();
+    char old[64];
+    set_heartbeat(limit, old, sizeof(old));
+    executor_t *ex = new_pool();
+    restore_heartbeat(old);
+    double secs = 2 * limit;
+    future_t *f = executor_submit(ex, t_sleep, &secs, sizeof(secs));
+    int64_t v;
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+    ck_assert_int_eq(v, 1);
+    future_unref(f);
+    struct held h = {.secs = 2 * limit};
+    double brief = 0.2 * limit;
+    f = executor_submit(ex, t_sleep, &brief, sizeof(brief));
+    ck_assert_int_eq(future_add_done_callback(f, hold_cb, &h), 0);
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+    future_unref(f);
+    ck_assert(eventually(held_done, &h, T_LONG)); /* the callback returned */
+    ck_assert_msg(
+        !pthread_equal(h.thread, pthread_self()),
+        "the task ended before its callback was added: the manager was not held");
+    for (int64_t i = 0; i < 2 * NW; i++) {
+        f = executor_submit(ex, t_add1, &i, sizeof(i));
+        ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+        ck_assert_int_eq(v, i + 1);
+        future_unref(f);
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, NW);
+    executor_free(ex);
+}
+
+/*
+ * Spawn mode: a rank that stops (SIGSTOP) is lost at the heartbeat limit,
+ * and executor_free does not wait for it (it waited 20 s for the lost rank
+ * to exit): it is SIGKILLed, and nothing is left. One rank: with another
+ * rank, Open MPI ends the whole spawned job when that one exits (after a
+ * loss the ranks skip MPI_Finalize), the stopped rank with it.
+ */
+MPI_TEST(test_mpi_free_kills_lost_rank)
+{
+    if (world)
+        return; /* a stopped world rank would hold up mpiexec */
+    char old[64];
+    set_heartbeat(2 * short_limit(), old, sizeof(old));
+    executor_t *ex = mpi_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    restore_heartbeat(old);
+    ck_assert_ptr_nonnull(ex);
+    future_t *f = executor_submit(ex, t_stop_rank, NULL, 0);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(f, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_EWORKER);
+    ck_assert_msg(strstr(e->message, "lost") != NULL, "%s", e->message);
+    future_unref(f);
+    double t0 = now_s();
+    executor_free(ex);
+    ck_assert_double_lt(now_s() - t0, 10.0);
+    ck_assert(eventually(none_left, NULL, T_LONG));
+}
+
+/*
  * Spawn mode, last: a worker rank killed with SIGKILL fails only its own
  * task, within the heartbeat limit (CFUTURES_MPI_HEARTBEAT, 2 s here);
  * the other rank keeps serving, and executor_free does not hang.
@@ -607,6 +743,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_bad_arguments);
     tcase_add_test(tc, test_mpi_free_leaves_nothing);
     tcase_add_test(tc, test_mpi_spawn_stuck);
+    tcase_add_test(tc, test_mpi_short_heartbeat);
+    tcase_add_test(tc, test_mpi_free_kills_lost_rank);
     tcase_add_test(tc, test_mpi_rank_killed);
     suite_add_tcase(s, tc);
     return s;

@@ -38,7 +38,8 @@ struct mp_rank {
     int nrevoked;
     struct mp_work *cell[DEPTH];
     uint32_t gen[DEPTH];
-    int64_t heard, pinged;
+    int64_t heard, pinged; /* the last message from it, the last PING to it */
+    int64_t asked;         /* the first PING since heard, or 0 */
     struct cf_buf out; /* TASK frames not sent yet (manager) */
 };
 
@@ -58,7 +59,7 @@ struct mpi_pool {
     struct mp_rank *ranks;
     struct cf_mpi_peer *peers; /* nranks: spawned, or a copy of the world's */
     bool *lost;                /* nranks: for cf_mpi_release */
-    int64_t hb_limit;
+    int64_t hb_limit, ping_ns; /* the heartbeat limit; PING a rank silent this long */
     bool any_lost;      /* manager */
     bool dispatching;   /* manager: in cf_mp_dispatch (answers refill only outside it) */
     _Atomic bool stops; /* some sent task's stop_req is new (balance.c sends CANCEL) */

@@ -18,17 +18,20 @@
  * tasks can be in flight per rank and a stale answer never completes a
  * later task.
  *
- * Heartbeat: a rank silent for PING_NS gets a PING, which its relay
- * answers whatever its tasks do. A rank silent for the heartbeat limit
- * (CFUTURES_MPI_HEARTBEAT seconds, default 10) is lost: its tasks fail
- * FUT_EWORKER, nothing more is sent to it, and the pool goes on with the
- * others (broken, FUT_EBROKEN, once none is left). Open MPI 4.1 can hang in
- * teardown after a rank death, so after a loss nothing is disconnected and
- * MPI is not finalized at exit (serve.c).
+ * Heartbeat: a rank silent for ping_ns (PING_NS, or a quarter of the
+ * limit if shorter) gets a PING, which its relay answers whatever its tasks
+ * do. A rank silent for the heartbeat limit (CFUTURES_MPI_HEARTBEAT
+ * seconds, default 10) and with a PING unanswered for the limit less
+ * ping_ns is lost (a manager held up, by a long done-callback say, asks
+ * before it judges: a rank is not lost for the manager's silence). Its
+ * tasks fail FUT_EWORKER, nothing more is sent to it, and the pool goes on
+ * with the others (broken, FUT_EBROKEN, once none is left). Open MPI 4.1
+ * can hang in teardown after a rank death, so after a loss nothing is
+ * disconnected and MPI is not finalized at exit (serve.c).
  *
  * Idling: after SPIN_NS without a message the manager naps on its
  * condition variable, doubling from 1 us to NAP_MAX_NS while tasks are out,
- * up to PING_NS when none are; a submit signals it.
+ * up to ping_ns / 2 when none are; a submit signals it.
  */
 #include "config.h"
 
@@ -292,7 +295,7 @@ static void flush_rank(struct mpi_pool *p, int ri)
 /*
  * Puts @w in a free cell of rank @ri and appends its TASK frame to the
  * rank's batch. 0; FUT_ENOMEM (no memory for the frame) or FUT_EWORKER
- * (the rank was lost sending a full batch): @w was not placed.
+ * (the rank was lost sending a full batch, before @w): @w was not placed.
  */
 static int place_task(struct mpi_pool *p, int ri, struct mp_work *w)
 {
@@ -359,10 +362,10 @@ bool cf_mp_dispatch(struct mpi_pool *p)
             cf_executor_started(&p->base);
         any = true;
         int rc = place_task(p, ri, (struct mp_work *)cw);
-        if (rc < 0)
-            fail_started(p, cw, rc,
-                         rc == FUT_ENOMEM ? "no memory for its frame"
-                                          : "its MPI worker rank was lost");
+        if (rc == FUT_EWORKER) /* lost sending the batch before it: to another rank */
+            cf_fifo_push_front(&p->back, cw);
+        else if (rc < 0)
+            fail_started(p, cw, rc, "no memory for its frame");
     }
     for (ri = 0; ri < p->nranks; ri++)
         flush_rank(p, ri);
@@ -400,6 +403,7 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now)
                 break;
             }
             r->heard = now;
+            r->asked = 0;
             any = true;
             if (kind == CF_MPI_K_ANSWER) {
                 cf_mp_on_answers(p, ri, b, (size_t)count, now);
@@ -418,20 +422,23 @@ static void heartbeat(struct mpi_pool *p, int64_t now)
         struct mp_rank *r = &p->ranks[i];
         if (r->lost)
             continue;
-        if (now - r->heard > p->hb_limit) {
+        if (now - r->heard > p->hb_limit && r->asked &&
+            now - r->asked >= p->hb_limit - p->ping_ns) {
             char why[96];
-            snprintf(why, sizeof(why), "no answer to the heartbeat for %.1f s",
+            snprintf(why, sizeof(why), "no answer to the heartbeat for %g s",
                      (double)p->hb_limit / 1e9);
             cf_mp_lose_rank(p, i, why);
             continue;
         }
-        if (now - r->heard > PING_NS && now - r->pinged > PING_NS) {
+        if (now - r->heard > p->ping_ns && now - r->pinged > p->ping_ns) {
             MPI_Request rq;
             if (MPI_Isend(NULL, 0, MPI_BYTE, r->peer->dest,
                           CF_MPI_TAG(p->e, CF_MPI_K_PING), r->peer->comm,
                           &rq) == MPI_SUCCESS)
                 MPI_Request_free(&rq);
             r->pinged = now;
+            if (!r->asked)
+                r->asked = now;
         }
     }
 }
@@ -522,12 +529,15 @@ static void *manager_main(void *arg)
             sched_yield();
             continue;
         }
-        if (idle_wait(p, out > 0 ? nap : PING_NS / 2, out))
+        if (idle_wait(p, out > 0 ? nap : p->ping_ns / 2, out))
             break;
         nap = CF_MIN(nap * 2, NAP_MAX_NS);
     }
     release_ranks(p);
-    if (!p->spawn)
+    /* After a loss the number stays taken: a rank lost while alive (stopped,
+       cut off) may still answer with it, and a later executor's ids would
+       match those answers. */
+    if (!p->spawn && !p->any_lost)
         cf_mpi_release_e(p->e);
     atomic_store(&p->nworkers, 0);
     atomic_store(&p->nidle, 0);
@@ -605,6 +615,7 @@ executor_t *mpi_pool_executor_new(const executor_options_t *o)
     cf_cond_init_monotonic(&p->cv);
     pthread_mutex_init(&p->mu, NULL);
     p->hb_limit = heartbeat_limit();
+    p->ping_ns = CF_MIN(PING_NS, p->hb_limit / 4);
     rc = attach_ranks(p);
     int64_t now = cf_now_ns();
     int ahead = fixed_ahead();

@@ -48,6 +48,7 @@
 #define SPIN_NS (200 * 1000LL)
 #define NAP_MAX_NS (1000 * 1000LL)
 #define RECV_MAX 16 /* messages received in one turn */
+#define ANSWER_BATCH_BYTES (256 * 1024) /* answers in one message, past one */
 #define REVOKE_MAX                                                                       \
     64 /* ids in one REVOKE that are looked at: the master sends DEPTH at most */
 
@@ -74,21 +75,35 @@ bool cf_mpi_relay_flush(struct cf_mpi_rank *r)
 
 /*
  * Queues @n bytes of answer frames @b for executor @e, for the next turn to
- * send in one message. Another executor's queued answers go first; after
- * STOP (the main thread sends what is queued) and without memory, @b goes
- * at once.
+ * send in one message. Another executor's queued answers go first, and so
+ * do queued answers that @b would take past ANSWER_BATCH_BYTES (a message's
+ * count is an int: big results go one a message); after STOP (the main
+ * thread sends what is queued) and without memory, @b goes at once.
  */
 static void queue_answer(struct cf_mpi_rank *r, int e, const unsigned char *b, size_t n)
 {
-    if (r->out.len && r->out_e != e && !r->done)
+    if (r->out.len && (r->out_e != e || r->out.len + n > ANSWER_BATCH_BYTES) && !r->done)
         cf_mpi_relay_flush(r);
-    if ((r->out.len == 0 || r->out_e == e) && cf_buf_reserve(&r->out, n)) {
+    if ((r->out.len == 0 || (r->out_e == e && r->out.len + n <= ANSWER_BATCH_BYTES)) &&
+        cf_buf_reserve(&r->out, n)) {
         memcpy(r->out.p + r->out.len, b, n);
         r->out.len += n;
         r->out_e = e;
         return;
     }
     MPI_Send(b, (int)n, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER), r->comm);
+}
+
+/* Answers task @id at once with a failure @status and @msg (never ran). */
+static void refuse(struct cf_mpi_rank *r, int e, uint64_t id, int status, const char *msg)
+{
+    size_t mlen = strlen(msg);
+    unsigned char b[CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + 256];
+    mlen = mlen > 256 ? 256 : mlen;
+    cf_wire_put_hdr(b, CF_WIRE_FAILED, id, CF_WIRE_FAILED_FIXED + mlen);
+    cf_wire_put_failed(b + CF_WIRE_HDR, status, 0, -1, 0);
+    memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, msg, mlen);
+    queue_answer(r, e, b, CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + mlen);
 }
 
 /* Queues @f's outcome as a RESULT or FAILED frame. */
@@ -108,8 +123,11 @@ static void send_answer(const struct answer_to *to, future_t *f)
         len = CF_WIRE_FAILED_FIXED + mlen;
     }
     unsigned char *b = malloc(CF_WIRE_HDR + len);
-    if (!b)
-        return; /* the master's heartbeat cannot see this: the task stays unanswered */
+    if (!b) { /* a short answer instead, from the stack */
+        refuse(to->r, to->e, to->id, FUT_ENOMEM,
+               "no memory on the worker rank for the task's answer");
+        return;
+    }
     if (rc == 0) {
         cf_wire_put_hdr(b, CF_WIRE_RESULT, to->id, len);
         if (len)
@@ -139,18 +157,6 @@ static void answer_cb(future_t *f, void *ud)
     cf_pp_pump_poke(r->local);
     free(to);
     future_unref(f);
-}
-
-/* Answers task @id at once with a failure @status and @msg (never ran). */
-static void refuse(struct cf_mpi_rank *r, int e, uint64_t id, int status, const char *msg)
-{
-    size_t mlen = strlen(msg);
-    unsigned char b[CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + 256];
-    mlen = mlen > 256 ? 256 : mlen;
-    cf_wire_put_hdr(b, CF_WIRE_FAILED, id, CF_WIRE_FAILED_FIXED + mlen);
-    cf_wire_put_failed(b + CF_WIRE_HDR, status, 0, -1, 0);
-    memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, msg, mlen);
-    queue_answer(r, e, b, CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + mlen);
 }
 
 /*

@@ -311,10 +311,10 @@ static bool world_worker_env(void)
 }
 
 /*
- * The master's half of HELLO with @peer: sends our module table, waits up
- * to @limit seconds for the verdict and checks the worker's executable
- * build-id ourselves too. 0, or FUT_EBROKEN / FUT_ETIMEDOUT / FUT_ESYS
- * with @why.
+ * The master's half of HELLO with @peer: sends our module table (each
+ * module's build-id: the worker compares them with its own) and waits up
+ * to @limit seconds for its verdict. 0, or FUT_EBROKEN / FUT_ETIMEDOUT /
+ * FUT_ESYS with @why.
  */
 int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t why_len)
 {
@@ -341,8 +341,18 @@ int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t w
             cf_mpi_nap(100 * 1000);
     }
     struct cf_mpi_hello h;
-    MPI_Recv(&h, (int)sizeof(h), MPI_BYTE, peer->dest, CF_MPI_TAG(0, CF_MPI_K_HELLO),
-             peer->comm, MPI_STATUS_IGNORE);
+    memset(&h, 0, sizeof(h));
+    MPI_Status st;
+    int got = 0;
+    if (MPI_Recv(&h, (int)sizeof(h), MPI_BYTE, peer->dest, CF_MPI_TAG(0, CF_MPI_K_HELLO),
+                 peer->comm, &st) != MPI_SUCCESS ||
+        MPI_Get_count(&st, MPI_BYTE, &got) != MPI_SUCCESS || got != (int)sizeof(h)) {
+        snprintf(why, why_len,
+                 "worker rank %d answered the handshake with %d bytes, not %zu (another "
+                 "build of cfutures?)",
+                 peer->dest, got, sizeof(h));
+        return FUT_EBROKEN;
+    }
     h.host[sizeof(h.host) - 1] = '\0';
     h.why[sizeof(h.why) - 1] = '\0';
     peer->pid = h.pid;

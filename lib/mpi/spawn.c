@@ -296,20 +296,34 @@ static bool on_this_host(const struct cf_mpi_peer *peer)
     return peer->pid > 0 && strcmp(host, peer->host) == 0;
 }
 
-/*
- * Waits until @end for each rank of this host to exit, then SIGKILLs what
- * is left and waits up to 5 s more for it to vanish.
- */
-static void end_processes(const struct cf_mpi_peer *peers, int n, int64_t end)
+/* True if @peer's process on this host is still our copy (not gone, not a zombie). */
+static bool still_ours(const struct cf_mpi_peer *peer)
 {
+    return kill(peer->pid, 0) == 0 && is_our_copy(peer->pid);
+}
+
+/*
+ * SIGKILLs each @lost rank of this host (sent no STOP: nothing to wait
+ * for), waits until @end for the others to exit, then SIGKILLs what is
+ * left and waits up to 5 s more for it to vanish.
+ */
+static void end_processes(const struct cf_mpi_peer *peers, const bool *lost, int n,
+                          int64_t end)
+{
+    for (int i = 0; i < n; i++) {
+        if (lost[i] && on_this_host(&peers[i]) && still_ours(&peers[i])) {
+            fprintf(stderr, "cfutures mpi pool: worker rank pid %d was lost: killed\n",
+                    peers[i].pid);
+            kill(peers[i].pid, SIGKILL);
+        }
+    }
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < n; i++) {
             if (!on_this_host(&peers[i]))
                 continue;
-            while (kill(peers[i].pid, 0) == 0 && is_our_copy(peers[i].pid) &&
-                   cf_now_ns() < end)
+            while (still_ours(&peers[i]) && cf_now_ns() < end)
                 cf_mpi_nap(10 * 1000000LL);
-            if (pass == 0 && kill(peers[i].pid, 0) == 0 && is_our_copy(peers[i].pid)) {
+            if (pass == 0 && still_ours(&peers[i])) {
                 fprintf(stderr,
                         "cfutures mpi pool: worker rank pid %d did not end: killed\n",
                         peers[i].pid);
@@ -355,6 +369,6 @@ bool cf_mpi_release(struct cf_mpi_peer *peers, const bool *lost, int n, bool any
         teardown = false; /* see DESIGN */
         cf_mpi_note_loss();
     }
-    end_processes(peers, n, end);
+    end_processes(peers, lost, n, end);
     return teardown;
 }
