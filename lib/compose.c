@@ -106,6 +106,7 @@ struct then_hdr {
     uint64_t payload_len; /* prev's result bytes, or the message with its NUL */
     int32_t failed;       /* prev failed or was cancelled: the payload is a message */
     int32_t status, code, exit_status, sig;
+    uint64_t owner; /* a borrowing executor, malloc'd argument: its then_exec */
 };
 #define HDR_SIZE 48 /* keeps the payload aligned for int64 and double */
 _Static_assert(sizeof(struct then_hdr) <= HDR_SIZE, "then_hdr grew");
@@ -124,13 +125,31 @@ struct then_step {
     struct then_step *defer; /* the thread's deferred steps (below) */
 };
 
+/*
+ * Who frees a malloc'd argument that a thread pool passes by pointer (the
+ * kinds that copy it are done with it once next is done): next may be done
+ * before then_task returns (a time limit fails it while the task runs).
+ */
+enum { RUN_IDLE, RUN_RUNNING, RUN_ENDED, RUN_RELEASED };
+
 /* With an executor, the step and the argument it builds. */
 struct then_exec {
     struct then_step s;
-    _Atomic(void *) big; /* a malloc'd argument: freed once next is done, or by
-                            the step when the submit did not happen */
+    _Atomic(void *) big; /* a malloc'd argument: freed once next is done and the
+                            task is not running, or by the step when the submit
+                            did not happen */
+    _Atomic int run;     /* RUN_*: then_task's and exec_release's meeting point */
     unsigned char small[THEN_SMALL]; /* 8-aligned, as the future's extra bytes */
 };
+
+/* @x's argument is no longer needed by one of the two (then_task, exec_release):
+   the second frees it. */
+static void exec_let_go(struct then_exec *x, int as)
+{
+    int was = atomic_exchange(&x->run, as);
+    if (was == RUN_IDLE || was == RUN_ENDED || was == RUN_RELEASED)
+        free(atomic_exchange(&x->big, NULL));
+}
 
 /* Runs in the pool (a thread or a forked worker): decode, then the user's fn. */
 static void then_task(task_t *t)
@@ -139,6 +158,11 @@ static void then_task(task_t *t)
     const unsigned char *a = task_arg(t, &len);
     struct then_hdr h;
     memcpy(&h, a, sizeof(h));
+    /* In this process, on an argument it borrows: freed after the call. */
+    struct then_exec *x = (struct then_exec *)(uintptr_t)h.owner;
+    int idle = RUN_IDLE;
+    if (x && !atomic_compare_exchange_strong(&x->run, &idle, RUN_RUNNING))
+        return; /* next was done before it started: it cannot run now */
     const unsigned char *payload = a + HDR_SIZE;
     future_error_t e = {0};
     if (h.failed) {
@@ -153,6 +177,9 @@ static void then_task(task_t *t)
     }
     h.u.fn(t);
     t->prev_err = NULL; /* e lives on this stack */
+    t->arg = NULL;
+    if (x)
+        exec_let_go(x, RUN_ENDED);
 }
 
 bool cf_task_carries_fn(task_fn fn, size_t arg_len, size_t *off)
@@ -163,12 +190,13 @@ bool cf_task_carries_fn(task_fn fn, size_t arg_len, size_t *off)
     return true;
 }
 
-/* Next is done: its argument and the executor are no longer needed. */
+/* Next is done: its argument (once then_task is not running) and the executor
+   are no longer needed. */
 static void exec_release(future_t *next, void *ud)
 {
     (void)next;
     struct then_exec *x = ud;
-    free(atomic_exchange(&x->big, NULL));
+    exec_let_go(x, RUN_RELEASED);
     cf_executor_unref(x->s.w->ex);
 }
 
@@ -190,6 +218,8 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
         atomic_store(&x->big, buf); /* exec_release frees it */
     }
     struct then_hdr h = {.u.fn = x->s.fn, .payload_len = payload};
+    if (buf != x->small && !x->s.w->ex->ops->copies_args)
+        h.owner = (uint64_t)(uintptr_t)x;
     if (o->err) {
         h.failed = 1;
         h.status = o->err->status;
@@ -307,6 +337,7 @@ static struct then_step *step_new(executor_t *ex, const then_options_t *o)
     cf_work_set_priority(w, o->submit.priority);
     struct then_exec *x = cf_work_tail(w);
     atomic_init(&x->big, NULL);
+    atomic_init(&x->run, RUN_IDLE);
     x->s.w = w;
     x->s.next = cf_work_future(w);
     cf_executor_ref(ex); /* exec_release's */
@@ -404,15 +435,20 @@ static void decided(struct combine *c)
             future_cancel(c->fs[i]);
 }
 
+/*
+ * all_done and any_done try the outcome that decides at once (a failure for
+ * all, a result for any) before they count the input done: counted first, a
+ * decisive input could lose to the last one, counted and decided between its
+ * count and its try (futures_all succeeding with a failed input).
+ */
 static void all_done(future_t *f, void *ud)
 {
     struct combine *c = ud;
-    bool last = atomic_fetch_sub(&c->left, 1) == 1;
     if (!c->settle && (future_cancelled(f) || cf_future_failed(f)) && decide(c)) {
         struct outcome o = outcome_of(f);
         settle_like(c->r, &o);
         decided(c);
-    } else if (last && decide(c)) {
+    } else if (atomic_fetch_sub(&c->left, 1) == 1 && decide(c)) {
         future_set_result(c->r, NULL, 0, NULL);
         decided(c);
     }
@@ -422,7 +458,6 @@ static void all_done(future_t *f, void *ud)
 static void any_done(future_t *f, void *ud)
 {
     struct combine *c = ud;
-    bool last = atomic_fetch_sub(&c->left, 1) == 1;
     bool ok = !future_cancelled(f) && !cf_future_failed(f);
     if (ok && decide(c)) {
         /*
@@ -435,7 +470,7 @@ static void any_done(future_t *f, void *ud)
             index++;
         cf_future_set_result_inline(c->r, &index, sizeof(index));
         decided(c);
-    } else if (!ok && last && decide(c)) {
+    } else if (atomic_fetch_sub(&c->left, 1) == 1 && !ok && decide(c)) {
         struct outcome o = outcome_of(f);
         settle_like(c->r, &o);
         decided(c);

@@ -124,7 +124,10 @@ static void cq_done(future_t *f, void *ud)
     q->last = n;
     if (q->ready++ == 0)
         efd_set(q->efd);
-    if (q->sleepers)
+    /* The last pending one: every sleeper but the one that takes it ends FUT_EOF. */
+    if (q->sleepers && q->pending == 0)
+        pthread_cond_broadcast(&q->cv);
+    else if (q->sleepers)
         pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
     cq_unref(q);

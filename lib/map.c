@@ -48,6 +48,7 @@ struct map_unit {
     size_t first;         /* the unit's first item */
     size_t count;         /* items in it */
     bool chunk;           /* f's result holds count answers (ops->chunk_next) */
+    size_t no;            /* unordered: the unit's number (submit order) */
     struct cf_wnode node; /* unordered: watches f for the map's waiter */
 };
 
@@ -155,7 +156,7 @@ static int map_fill_unordered(executor_map_t *m)
         if (is_first)
             first = code;
         m->next_item += m->ring[slot].count;
-        m->tail++;
+        m->ring[slot].no = m->tail++;
         watch_unit(m, slot);
     }
     return first;
@@ -299,35 +300,52 @@ static double map_time_left(const executor_map_t *m)
     return left > 0 ? (double)left / (double)CF_NS_PER_S : 0;
 }
 
+/* Unordered: stops watching the unit in ring entry @slot, cancels and drops it. */
+static void drop_unit(executor_map_t *m, size_t slot)
+{
+    struct map_unit *u = &m->ring[slot];
+    if (u->f) {
+        cf_future_unwatch(u->f, &u->node);
+        future_cancel(u->f);
+        future_unref(u->f);
+    }
+    u->f = NULL;
+    u->count = 0;
+}
+
+struct unit_no {
+    size_t no, slot;
+};
+
+static int later_first(const void *a, const void *b)
+{
+    size_t x = ((const struct unit_no *)a)->no, y = ((const struct unit_no *)b)->no;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
 /* Unordered: stops watching every unit in flight, cancels and drops it. */
 static void map_cancel_rest_unordered(executor_map_t *m)
 {
     /*
-     * Slots are reused in any order; cancel the last submitted unit first, as
-     * the ordered path does. The units in flight are among the last cap
-     * submitted, so unit number mod cap is a slot of free_slots (no longer
-     * needed) that no other live unit shares.
+     * The last submitted first, as the ordered path does. Units are done and
+     * handed out in any order, so those in flight are sorted by number (a
+     * chunk that went item by item makes several units of one chunk's
+     * items); without memory for that, in ring order, all the same.
      */
-    size_t *by_no = m->free_slots;
-    for (size_t i = 0; i < m->cap; i++)
-        by_no[i] = NO_UNIT;
+    struct unit_no *order = m->cap ? malloc(m->cap * sizeof(*order)) : NULL;
+    if (order) {
+        size_t k = 0;
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->ring[i].count)
+                order[k++] = (struct unit_no){m->ring[i].no, i};
+        qsort(order, k, sizeof(*order), later_first);
+        for (size_t j = 0; j < k; j++)
+            drop_unit(m, order[j].slot);
+        free(order);
+    }
     for (size_t i = 0; i < m->cap; i++)
         if (m->ring[i].count)
-            by_no[(m->ring[i].first / m->chunk) % m->cap] = i;
-    size_t submitted = (m->next_item + m->chunk - 1) / m->chunk;
-    for (size_t k = 0; k < m->cap && k < submitted; k++) {
-        size_t slot = by_no[(submitted - 1 - k) % m->cap];
-        if (slot == NO_UNIT)
-            continue;
-        struct map_unit *u = &m->ring[slot];
-        if (u->f) {
-            cf_future_unwatch(u->f, &u->node);
-            future_cancel(u->f);
-            future_unref(u->f);
-        }
-        u->f = NULL;
-        u->count = 0;
-    }
+            drop_unit(m, i);
     m->n_free = 0; /* nothing is submitted any more */
     m->cur = NO_UNIT;
     m->head = m->tail;

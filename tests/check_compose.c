@@ -395,6 +395,114 @@ START_TEST(test_compose_within)
 }
 END_TEST
 
+/* A message past the step's inline room: the argument is malloc'd. */
+static const char long_msg[] = "a message long enough not to fit the step's own bytes";
+static gate_t late_gate;
+static _Atomic int late_seen; /* 1: the message read after the deadline was intact */
+
+/* Waits for its time limit to pass (task_should_stop), then for late_gate, then reads. */
+static void read_late(task_t *t)
+{
+    while (!task_should_stop(t))
+        sched_yield();
+    gate_wait(&late_gate, T_LONG);
+    const future_error_t *e = task_prev_error(t);
+    atomic_store(&late_seen, e && strcmp(e->message, long_msg) == 0 ? 1 : 2);
+}
+
+static void open_late_gate(future_t *f, void *ud)
+{
+    (void)f;
+    gate_open(ud);
+}
+
+/*
+ * A thread pool passes a continuation's argument by pointer: a time limit
+ * fails next while the function runs, and the argument (here the previous
+ * error's message, malloc'd) must outlive the call. It was freed by next's
+ * done-callback, before the function read it.
+ */
+START_TEST(test_compose_then_arg_outlives_deadline)
+{
+    executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_ptr_nonnull(ex);
+    gate_init(&late_gate);
+    atomic_store(&late_seen, 0);
+    future_t *prev = future_new();
+    future_t *next = future_then(
+        prev, ex, read_late,
+        &(then_options_t){.when = FUT_THEN_ON_FAILURE, .submit.timeout = 0.05});
+    ck_assert_ptr_nonnull(next);
+    /* Added after future_then's own: runs after it, then lets the task read. */
+    ck_assert_int_eq(future_add_done_callback(next, open_late_gate, &late_gate), 0);
+    ck_assert_int_eq(future_set_exception(prev, 5, "%s", long_msg), 0);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(next, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_EDEADLINE);
+    executor_shutdown(ex, true, false); /* waits for the task */
+    ck_assert_int_eq(atomic_load(&late_seen), 1);
+    future_unref(next);
+    future_unref(prev);
+    executor_free(ex);
+    gate_destroy(&late_gate);
+}
+END_TEST
+
+struct racer {
+    future_t *f;
+    bool fail;
+    pthread_barrier_t *start;
+};
+
+static void *complete_racer(void *arg)
+{
+    struct racer *r = arg;
+    pthread_barrier_wait(r->start);
+    if (r->fail)
+        future_set_exception(r->f, 3, "no");
+    else
+        future_set_result(r->f, NULL, 0, NULL);
+    return NULL;
+}
+
+/*
+ * An input that decides futures_all (a failure) or futures_any (a result),
+ * completed at the same moment as the last other input, decides it: it
+ * counted itself done before trying, and could lose to the last one
+ * (futures_all succeeding with a failed input). A stress: the window is a
+ * few instructions wide.
+ */
+START_TEST(test_compose_all_any_decisive_races_last)
+{
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, 2);
+    for (int i = 0; i < 4000; i++) {
+        bool any = i % 2;
+        future_t *in[2] = {future_new(), future_new()};
+        future_t *r = any ? futures_any(in, 2, NULL) : futures_all(in, 2, NULL);
+        ck_assert_ptr_nonnull(r);
+        /* all: in[0] fails, in[1] succeeds; any: in[0] succeeds, in[1] fails */
+        struct racer a = {in[0], !any, &start}, b = {in[1], any, &start};
+        pthread_t ta, tb;
+        ck_assert_int_eq(pthread_create(&ta, NULL, complete_racer, &a), 0);
+        ck_assert_int_eq(pthread_create(&tb, NULL, complete_racer, &b), 0);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        const future_error_t *e = NULL;
+        ck_assert_int_eq(future_exception(r, T_LONG, &e), 0);
+        if (any)
+            ck_assert_msg(e == NULL, "futures_any failed with an input that succeeded");
+        else
+            ck_assert_msg(e != NULL, "futures_all succeeded with an input that failed");
+        future_unref(r);
+        future_unref(in[0]);
+        future_unref(in[1]);
+    }
+    pthread_barrier_destroy(&start);
+}
+END_TEST
+
 /* ================================================================ queue */
 
 START_TEST(test_compose_completion_queue)
@@ -437,6 +545,55 @@ START_TEST(test_compose_completion_queue)
 }
 END_TEST
 
+struct consumer {
+    completion_queue_t *q;
+    future_t *got;
+    int rc;
+    _Atomic pid_t tid;
+};
+
+static void *consume(void *arg)
+{
+    struct consumer *c = arg;
+    atomic_store(&c->tid, self_tid());
+    c->rc = completion_queue_next(c->q, 10.0, &c->got);
+    return NULL;
+}
+
+/*
+ * Two threads asleep in completion_queue_next, one future pending: when it
+ * completes, one takes it and the other ends FUT_EOF at once (the queue holds
+ * nothing, done or pending). Only one was woken: the other slept on to its
+ * timeout (FUT_ETIMEDOUT).
+ */
+START_TEST(test_compose_completion_queue_two_consumers)
+{
+    completion_queue_t *q = completion_queue_new();
+    future_t *f = future_new();
+    ck_assert_int_eq(completion_queue_add(q, f), 0);
+    struct consumer c[2] = {{.q = q}, {.q = q}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(pthread_create(&t[i], NULL, consume, &c[i]), 0);
+        while (!atomic_load(&c[i].tid))
+            sched_yield();
+        wait_tid_sleeping(atomic_load(&c[i].tid), T_LONG); /* a hint */
+    }
+    double t0 = now_s();
+    future_set_result(f, NULL, 0, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_double_lt(now_s() - t0, 5.0);
+    int took = c[0].rc == 0 ? 0 : 1;
+    ck_assert_int_eq(c[took].rc, 0);
+    ck_assert(c[took].got == f);
+    ck_assert_int_eq(c[1 - took].rc, FUT_EOF);
+    future_unref(c[took].got);
+    completion_queue_free(q);
+    future_unref(f);
+}
+END_TEST
+
 /* ================================================================ errors */
 
 START_TEST(test_compose_errors)
@@ -475,6 +632,9 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_compose_any_duplicates_race);
     tcase_add_test(tc, test_compose_within);
     tcase_add_test(tc, test_compose_completion_queue);
+    tcase_add_test(tc, test_compose_completion_queue_two_consumers);
+    tcase_add_test(tc, test_compose_then_arg_outlives_deadline);
+    tcase_add_test(tc, test_compose_all_any_decisive_races_last);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");
     tcase_add_test(tc, test_compose_errors);

@@ -2189,6 +2189,34 @@ START_TEST(test_process_pool_map_timeout_chunks)
 }
 END_TEST
 
+/*
+ * An unordered map freed with a unit in flight drops it (unwatches, cancels,
+ * unrefs), also when the units do not number as first item / chunksize:
+ * with chunksize SIZE_MAX that number's sum wrapped, no unit was dropped,
+ * and the running chunk's completion wrote into the freed map (ASan: heap
+ * use after free; a leaked future).
+ */
+START_TEST(test_process_pool_map_unordered_free_in_flight)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    enum { N = 3 };
+    int vals[N];
+    const void *args[N];
+    size_t lens[N];
+    int_args(vals, args, lens, N);
+    executor_map_t *m =
+        executor_map(ex, t_block, args, lens, N,
+                     &(map_options_t){.chunksize = SIZE_MAX, .unordered = true});
+    ck_assert_ptr_nonnull(m);
+    wait_started(1);
+    executor_map_free(m); /* the chunk runs: asked to stop, dropped */
+    atomic_store(&shm->gate, 1);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* arg: an int; aborts the worker on 25, else returns it. */
 static void t_abort_on_25(task_t *t)
 {
@@ -2391,6 +2419,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_map_chunk_is_one_task);
     tcase_add_test(tc, test_process_pool_map_chunk_results_aligned);
     tcase_add_test(tc, test_process_pool_map_timeout_chunks);
+    tcase_add_test(tc, test_process_pool_map_unordered_free_in_flight);
     tcase_add_test(tc, test_process_pool_map_chunk_death);
     tcase_add_test(tc, test_process_pool_submit_from_callback);
     tcase_add_test(tc, test_process_pool_initializer);
