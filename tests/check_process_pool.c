@@ -1585,6 +1585,46 @@ START_TEST(test_process_pool_max_tasks_per_child)
 }
 END_TEST
 
+/* arg: any bytes; returns their length. */
+static void t_len(task_t *t)
+{
+    size_t len = 0;
+    task_arg(t, &len);
+    task_return_i64(t, (int64_t)len);
+}
+
+/*
+ * Every worker leaves on purpose (max_tasks_per_child 1) while a queued
+ * task waits in a seat and a task too big for the shared heap (2 MiB, so
+ * piped) waits at the head of the pending list for it: the pool forks
+ * workers again. It did not (grow ran only with nothing pending): both
+ * tasks waited for ever. Found by review.
+ */
+START_TEST(test_process_pool_recycled_out_with_big_task_waiting)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 2, .max_tasks_per_child = 1});
+    int ms = 50;
+    future_t *q[3];
+    for (int i = 0; i < 3; i++)
+        q[i] = executor_submit(ex, t_nap, &ms, sizeof(ms));
+    size_t big = 2u << 20;
+    char *arg = calloc(1, big);
+    ck_assert_ptr_nonnull(arg);
+    future_t *p = executor_submit(ex, t_len, arg, big);
+    free(arg);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(result_i64(q[i]), 0);
+        future_unref(q[i]);
+    }
+    ck_assert_int_eq(result_i64(p), (int64_t)big);
+    future_unref(p);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /*
  * max_tasks_per_child counts a map chunk sent as one task by its items, as
  * the worker does: a worker that leaves after its budget is an expected
@@ -2425,6 +2465,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_initializer);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child_chunks);
+    tcase_add_test(tc, test_process_pool_recycled_out_with_big_task_waiting);
     tcase_add_test(tc, test_process_pool_shutdown_during_recycling);
     suite_add_tcase(s, tc);
 

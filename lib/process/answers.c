@@ -151,8 +151,13 @@ bool cf_pp_harvest(struct process_pool *p, struct pp_proc *pr)
         unsigned char data[CF_ANSWER_INLINE];
         size_t len = p->answers[idx].len;
         if (len > CF_ANSWER_INLINE) {
-            protocol_error(pr, "an answer record longer than its room");
-            return any;
+            /* The worker that ran it wrote this (maybe another seat's): that
+               one is killed, and its death fails the task; the others' go on. */
+            int r = cf_pp_cell_runner(p, pr, i);
+            struct pp_proc *runner =
+                r >= 0 && r < p->nseats && p->seats[r] ? p->seats[r] : pr;
+            protocol_error(runner, "an answer record longer than its room");
+            continue;
         }
         memcpy(data, p->answers[idx].data, len);
         cf_pp_mark_started(p, pr, w);

@@ -318,6 +318,26 @@ static void wake_sleepers(struct process_pool *p)
     }
 }
 
+/*
+ * An idle worker, or a seat free to fork into (the pool grew, or a worker
+ * left), takes over some tasks waiting behind a busy one. A worker with no
+ * cells of its own may still run another seat's, so the free seat is looked
+ * for whatever idle says: grow() decides on the runners.
+ */
+static void take_over(struct process_pool *p, int active)
+{
+    bool idle = false, seat = false;
+    for (int s = 0; s < active; s++) {
+        idle |= p->seats[s] && cf_pp_usable(p->seats[s]) && p->seats[s]->ncells == 0;
+        seat |= cf_pp_seat_free(p, s);
+    }
+    bool fork_ok = seat && !p->fs_gone && cf_now_ns() >= p->respawn_at;
+    if (idle || fork_ok)
+        steal(p);
+    if (fork_ok && p->ring)
+        grow(p, active);
+}
+
 void cf_pp_dispatch(struct process_pool *p)
 {
     if (atomic_load(&p->base.broken))
@@ -328,33 +348,24 @@ void cf_pp_dispatch(struct process_pool *p)
     p->quitting = active < p->nseats;
     if (p->pend.head && atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
         preempt(p);
-    if (!p->pend.head) {
-        /* An idle worker, or a seat free to fork into (the pool grew, or a
-           worker left), takes over some tasks waiting behind a busy one. A
-           worker with no cells of its own may still run another seat's, so
-           the free seat is looked for whatever idle says: grow() decides
-           on the runners. */
-        bool idle = false, seat = false;
-        for (int s = 0; s < active; s++) {
-            idle |= p->seats[s] && cf_pp_usable(p->seats[s]) && p->seats[s]->ncells == 0;
-            seat |= cf_pp_seat_free(p, s);
-        }
-        bool fork_ok = seat && !p->fs_gone && cf_now_ns() >= p->respawn_at;
-        if (idle || fork_ok)
-            steal(p);
-        if (fork_ok && p->ring)
-            grow(p, active);
-    }
+    if (!p->pend.head)
+        take_over(p, active);
     while (p->pend.head) {
         /* A full queue: its head waits for a worker; the scan timer comes back. */
         bool queueable = cf_pp_queueable(p, work_of(p->pend.head));
-        if (queueable && !cf_pp_ring_room(p))
+        if (queueable && !cf_pp_ring_room(p)) {
+            take_over(p, active); /* the queued ones may have no worker left */
             break;
+        }
         /* Without the queue (max_tasks_per_child) every task is piped and
            sent ahead, in order per worker only (the header says so). */
         bool strict = !queueable && active > 1 && p->ring;
-        if (strict && !piped_may_go(p))
-            break; /* the scan (queued tasks unstarted) or an answer comes back */
+        if (strict && !piped_may_go(p)) {
+            /* The scan (queued tasks unstarted) or an answer comes back; the
+               queued ones may have no worker left (each left on purpose). */
+            take_over(p, active);
+            break;
+        }
         struct pp_proc *pr = pick(p, strict);
         if (!pr)
             break;

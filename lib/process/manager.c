@@ -412,9 +412,9 @@ static void cancel_all(struct process_pool *p)
     cf_executor_drain_fifo(&p->base, &p->pend, FUT_ECANCELLED, NULL, cf_pp_work_drop);
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
-        for (int i = 0; pr && i < DEPTH; i++)
+        for (int i = 0; pr && i < DEPTH; i++) /* one claimed since is left to run */
             if (pr->cell[i] && !pr->cell[i]->started)
-                future_cancel(cf_work_future(&pr->cell[i]->base));
+                cf_future_revoke(cf_work_future(&pr->cell[i]->base));
     }
     scan(p);
     atomic_store(&p->cancel_done, req);
