@@ -148,7 +148,8 @@ static size_t heap_len(const struct pp_work *w)
     return w->chunk_n ? CF_WIRE_CHUNK_FIXED + w->base.arg_len : w->base.arg_len;
 }
 
-/* True if @w goes through the shared queue (worker.h), not a pipe. */
+/* True if @w goes through the shared queue (worker.h), not a pipe: its argument
+   fits its slot, or the heap has a block for it now. */
 bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w)
 {
     return p->ring && ((!w->chunk_n && w->base.arg_len <= CF_SLOT_ARG) ||

@@ -52,9 +52,21 @@ static int class_of(size_t len)
     return -1;
 }
 
+/* Where a new block of class @k would be carved (aligned to its size); false if no room.
+ */
+static bool room_at_top(const struct cf_heap *h, int k, size_t *at)
+{
+    size_t size = (size_t)CF_HEAP_MIN << k;
+    *at = (h->top + size - 1) & ~(size - 1);
+    return *at <= h->bytes && size <= h->bytes - *at;
+}
+
+/* True if cf_heap_alloc would give a block for @len bytes now. */
 bool cf_heap_fits(const struct cf_heap *h, size_t len)
 {
-    return h->base && class_of(len) >= 0;
+    int k = class_of(len);
+    size_t at;
+    return h->base && k >= 0 && (h->fl[k].n > 0 || room_at_top(h, k, &at));
 }
 
 int cf_heap_alloc(struct cf_heap *h, size_t len, uint32_t *off)
@@ -66,11 +78,10 @@ int cf_heap_alloc(struct cf_heap *h, size_t len, uint32_t *off)
         *off = h->fl[k].off[--h->fl[k].n];
         return k + 1;
     }
-    size_t size = (size_t)CF_HEAP_MIN << k;
-    size_t at = (h->top + size - 1) & ~(size - 1); /* aligned to its size */
-    if (at > h->bytes || size > h->bytes - at)
+    size_t at;
+    if (!room_at_top(h, k, &at))
         return 0;
-    h->top = at + size;
+    h->top = at + ((size_t)CF_HEAP_MIN << k);
     *off = (uint32_t)at;
     return k + 1;
 }

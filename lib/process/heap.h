@@ -26,7 +26,7 @@ struct cf_heap {
 /* Maps @bytes shared with children forked later. 0, or -1 (no heap). */
 int cf_heap_init(struct cf_heap *h, size_t bytes);
 void cf_heap_destroy(struct cf_heap *h);
-/* True if a block of @len bytes could exist (the heap is there, the size is a class). */
+/* True if a block of @len bytes can be had now (cf_heap_alloc would give one). */
 bool cf_heap_fits(const struct cf_heap *h, size_t len);
 /* A block of at least @len bytes at *off: its class (>= 1), or 0 if none is free. */
 int cf_heap_alloc(struct cf_heap *h, size_t len, uint32_t *off);
