@@ -1040,6 +1040,148 @@ START_TEST(test_thread_pool_free_from_own_task)
 }
 END_TEST
 
+static bool one_worker(void *arg)
+{
+    executor_stats_t st;
+    executor_stats(arg, &st);
+    return st.workers == 1;
+}
+
+static bool pool_broken(void *arg)
+{
+    /* A broken pool refuses work: FUT_EBROKEN. */
+    int64_t v = 0;
+    future_t *f = executor_submit(arg, t_add1, &v, sizeof(v));
+    if (f) {
+        const future_error_t *e;
+        future_exception(f, T_LONG, &e); /* done, however */
+        future_unref(f);
+        return false;
+    }
+    return errno == -FUT_EBROKEN || errno == FUT_EBROKEN;
+}
+
+/* Spins until its limit passes (task_should_stop), at most 10 s; returns 1. */
+static void t_until_limit(task_t *t)
+{
+    double end = now_s() + 10;
+    while (!task_should_stop(t) && now_s() < end)
+        sched_yield();
+    task_return_i64(t, 1);
+}
+
+/*
+ * executor_free from a task while another task runs past its limit without
+ * looking at task_should_stop: the limit still fails that task on time (the
+ * watcher stays until no task can run). The watcher left at once, and the
+ * future failed only when the task returned. Found by review.
+ */
+START_TEST(test_thread_pool_free_from_task_keeps_deadlines)
+{
+    int base = thread_baseline();
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    gate_t g;
+    gate_init(&g);
+    future_t *a =
+        executor_submit_with(ex, t_wait_gate, &g, 0, &(submit_options_t){.timeout = 0.3});
+    ck_assert_ptr_nonnull(a);
+    ck_assert(gate_wait_for_waiters(&g, 1));
+    future_t *f = submit_ok(ex, t_free_self, ex, 0);
+    /* From here on the test must not touch ex: it may be gone. */
+    ck_assert_int_eq(result_i64(f), 1);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(a, 5.0, &e), 0); /* not FUT_ETIMEDOUT */
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_EDEADLINE);
+    gate_open(&g);
+    future_unref(a);
+    future_unref(f);
+    ck_assert(wait_threads(base));
+    gate_destroy(&g);
+}
+END_TEST
+
+/*
+ * Workers that ran tasks with a limit leave in a shrink and are freed (the
+ * next executor_set_max_workers joins them): the deadline watcher must not
+ * walk them (ASan: heap use after free; a reused block could cut the list
+ * or close it into a loop), and later limits still fire. Found by review.
+ */
+START_TEST(test_thread_pool_shrink_frees_watched_workers)
+{
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 4});
+    gate_t g;
+    gate_init(&g);
+    future_t *f[4];
+    for (int i = 0; i < 4; i++) {
+        f[i] = executor_submit_with(ex, t_wait_gate, &g, 0,
+                                    &(submit_options_t){.timeout = T_LONG});
+        ck_assert_ptr_nonnull(f[i]);
+    }
+    ck_assert(gate_wait_for_waiters(&g, 4)); /* four workers, each watched once */
+    gate_open(&g);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(result_i64(f[i]), 1);
+        future_unref(f[i]);
+    }
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0); /* three leave */
+    ck_assert(eventually(one_worker, ex, T_LONG));
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0); /* and are freed */
+    for (int i = 0; i < 3; i++) {
+        future_t *d = executor_submit_with(ex, t_until_limit, NULL, 0,
+                                           &(submit_options_t){.timeout = 0.05});
+        const future_error_t *e = NULL;
+        ck_assert_int_eq(future_exception(d, T_LONG, &e), 0);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_int_eq(e->status, FUT_EDEADLINE);
+        future_unref(d);
+    }
+    executor_free(ex);
+    gate_destroy(&g);
+}
+END_TEST
+
+static void t_fail_second_init(task_t *t)
+{
+    static _Atomic int calls;
+    if (atomic_fetch_add(&calls, 1) % 2 == 1)
+        task_raise(t, 5, "the second initializer fails");
+}
+
+/*
+ * A pool broken by a failed initializer: its other workers park after their
+ * spin, as in any idle pool. They took the closed inbox's mark for work and
+ * spun on the pool lock at full speed until shutdown. Found by review.
+ */
+START_TEST(test_thread_pool_broken_pool_workers_park)
+{
+    executor_t *ex =
+        new_tp((executor_options_t){.max_workers = 2, .initializer = t_fail_second_init});
+    int64_t v = 1;
+    future_t *a = executor_submit(ex, t_add1, &v, sizeof(v));
+    future_t *b = executor_submit(ex, t_add1, &v, sizeof(v));
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    const future_error_t *e;
+    future_exception(a, T_LONG, &e); /* done, however */
+    future_exception(b, T_LONG, &e);
+    ck_assert(eventually(pool_broken, ex, T_LONG));
+    /* Half a second of the process's CPU: parked workers take next to none. */
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    double t0 = now_s();
+    while (now_s() - t0 < 0.5)
+        usleep(50 * 1000);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double cpu =
+        (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    ck_assert_msg(cpu < 0.25, "%.3f s of CPU in 0.5 s of a broken, idle pool", cpu);
+    future_unref(a);
+    future_unref(b);
+    executor_free(ex);
+}
+END_TEST
+
 /* executor_free from a done-callback running on the pool's own thread */
 struct freer {
     executor_t *ex;
@@ -1225,6 +1367,9 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_shutdown_from_own_task);
     tcase_add_test(tc, test_thread_pool_free_from_own_task);
     tcase_add_test(tc, test_thread_pool_free_from_callback);
+    tcase_add_test(tc, test_thread_pool_free_from_task_keeps_deadlines);
+    tcase_add_test(tc, test_thread_pool_shrink_frees_watched_workers);
+    tcase_add_test(tc, test_thread_pool_broken_pool_workers_park);
     tcase_add_test(tc, test_thread_pool_cancel_callback_frees_executor);
     tcase_add_test(tc, test_thread_pool_no_thread_left);
     return s;

@@ -88,6 +88,21 @@ void cf_tp_watch_start(struct thread_pool *p, struct tp_worker *me, future_t *f,
     pthread_mutex_unlock(&p->dl_mu);
 }
 
+void cf_tp_watch_leave(struct thread_pool *p, struct tp_worker *me)
+{
+    pthread_mutex_lock(&p->dl_mu);
+    if (me->listed) {
+        struct tp_worker **at = &p->watched;
+        while (*at && *at != me)
+            at = &(*at)->dl_next;
+        if (*at)
+            *at = me->dl_next;
+        me->listed = false;
+        me->watched = NULL;
+    }
+    pthread_mutex_unlock(&p->dl_mu);
+}
+
 void cf_tp_watch_stop(struct thread_pool *p, struct tp_worker *me)
 {
     pthread_mutex_lock(&p->dl_mu);

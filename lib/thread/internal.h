@@ -27,7 +27,7 @@ struct tp_worker {
     bool gone;                /* it left in a shrink (executor_set_max_workers): lock */
     /* dl_mu */
     struct tp_worker *dl_next; /* pool->watched */
-    bool listed;               /* in pool->watched (it never leaves) */
+    bool listed;               /* in pool->watched (until the worker leaves) */
     future_t *watched;         /* its running task, when that has a limit */
     int64_t deadline;
 };
@@ -137,6 +137,8 @@ void cf_tp_self_free(struct thread_pool *p);
 void cf_tp_watch_start(struct thread_pool *p, struct tp_worker *me, future_t *f,
                        int64_t deadline);
 void cf_tp_watch_stop(struct thread_pool *p, struct tp_worker *me);
+/* Worker @me leaves the pool: off the watch list (it may be freed next). */
+void cf_tp_watch_leave(struct thread_pool *p, struct tp_worker *me);
 /* Tells the watcher to leave; true if it was started (then join it). */
 bool cf_tp_watch_quit(struct thread_pool *p);
 

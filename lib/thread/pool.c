@@ -223,8 +223,9 @@ static bool spin_for_work(struct thread_pool *p, bool watched)
     int64_t next_yield = start + SPIN_YIELD_NS;
     bool found = false;
     for (unsigned i = 1;; i++) {
+        struct cf_work *in = atomic_load_explicit(&p->inbox, memory_order_relaxed);
         if (atomic_load_explicit(&p->qlen, memory_order_relaxed) > 0 ||
-            atomic_load_explicit(&p->inbox, memory_order_relaxed) != NULL ||
+            (in && in != CF_TP_INBOX_CLOSED) || /* closed (a broken pool): no work */
             atomic_load_explicit(&p->stopping, memory_order_relaxed)) {
             found = true;
             break;
@@ -400,13 +401,18 @@ static void *worker_main(void *arg)
             run_task(p, me, w);
         atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
     }
+    cf_tp_watch_leave(p, me); /* a worker that left in a shrink is freed */
     cf_lock(&p->lock);
     if (!me->gone) {
         p->nworkers_alive--;
         cf_tp_note_full(p);
     }
+    /* Freed from inside: the watcher stays until no task can run any more. */
+    bool quit = p->nworkers_alive == 0 && cf_executor_free_later(&p->base);
     bool last = --p->nalive == 0 && cf_executor_free_later(&p->base);
     cf_unlock(&p->lock);
+    if (quit)
+        cf_tp_watch_quit(p);
     if (last)
         cf_tp_self_free(p);
     return NULL;
@@ -539,9 +545,19 @@ static void tp_join(executor_t *ex)
         pthread_join(p->dl_thread, NULL);
 }
 
+/*
+ * The watcher stays while a task may run (their limits still fail them on
+ * time): the last worker to leave tells it to go, or this call if none is
+ * left (executor_free from a callback the watcher runs).
+ */
 static void tp_free_later(executor_t *ex)
 {
-    cf_tp_watch_quit(tp_of(ex)); /* limits still hold when tasks return */
+    struct thread_pool *p = tp_of(ex);
+    cf_lock(&p->lock);
+    bool none = p->nworkers_alive == 0;
+    cf_unlock(&p->lock);
+    if (none)
+        cf_tp_watch_quit(p);
 }
 
 /*
