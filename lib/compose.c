@@ -139,7 +139,7 @@ struct then_exec {
                             task is not running, or by the step when the submit
                             did not happen */
     _Atomic int run;     /* RUN_*: then_task's and exec_release's meeting point */
-    unsigned char small[THEN_SMALL]; /* 8-aligned, as the future's extra bytes */
+    _Alignas(8) unsigned char small[THEN_SMALL]; /* 8-aligned: payloads are read in place */
 };
 
 /* @x's argument is no longer needed by one of the two (then_task, exec_release):
