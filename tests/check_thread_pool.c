@@ -1076,14 +1076,30 @@ static void t_until_limit(task_t *t)
  * watcher stays until no task can run). The watcher left at once, and the
  * future failed only when the task returned. Found by review.
  */
+static _Atomic bool left_gate;
+
+/* arg: a gate_t*; waits for it, then says so (left_gate), returns i64 1. */
+static void t_wait_gate_mark(task_t *t)
+{
+    t_wait_gate(t);
+    atomic_store(&left_gate, true);
+}
+
+static bool gate_left(void *arg)
+{
+    (void)arg;
+    return atomic_load(&left_gate);
+}
+
 START_TEST(test_thread_pool_free_from_task_keeps_deadlines)
 {
     int base = thread_baseline();
     executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
     gate_t g;
     gate_init(&g);
-    future_t *a =
-        executor_submit_with(ex, t_wait_gate, &g, 0, &(submit_options_t){.timeout = 0.3});
+    atomic_store(&left_gate, false);
+    future_t *a = executor_submit_with(ex, t_wait_gate_mark, &g, 0,
+                                       &(submit_options_t){.timeout = 0.3});
     ck_assert_ptr_nonnull(a);
     ck_assert(gate_wait_for_waiters(&g, 1));
     future_t *f = submit_ok(ex, t_free_self, ex, 0);
@@ -1094,6 +1110,7 @@ START_TEST(test_thread_pool_free_from_task_keeps_deadlines)
     ck_assert_ptr_nonnull(e);
     ck_assert_int_eq(e->status, FUT_EDEADLINE);
     gate_open(&g);
+    ck_assert(eventually(gate_left, NULL, T_LONG)); /* the task is out of gate_wait */
     future_unref(a);
     future_unref(f);
     ck_assert(wait_threads(base));
