@@ -2257,10 +2257,21 @@ START_TEST(test_process_pool_map_unordered_free_in_flight)
 }
 END_TEST
 
-/* arg: any bytes; returns its start position (shm->started before it). */
+/*
+ * arg: any bytes; returns its start position (shm->started before it), then
+ * naps 20 ms (times CK_TIMEOUT_MULTIPLIER, up to 5): a worker preempted
+ * between its claim and its count cannot see the other worker start two
+ * tasks meanwhile unless the preemption outlasts a nap.
+ */
 static void t_start_pos(task_t *t)
 {
-    task_return_i64(t, atomic_fetch_add(&shm->started, 1));
+    int64_t pos = atomic_fetch_add(&shm->started, 1);
+    const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+    double k = m ? atof(m) : 1;
+    long ms = 20 * (long)(k < 1 ? 1 : k > 5 ? 5 : k);
+    struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&d, NULL);
+    task_return_i64(t, pos);
 }
 
 /*
