@@ -57,12 +57,17 @@ static executor_t *new_pool(void)
     return ex;
 }
 
+static void sleep_s(double secs)
+{
+    struct timespec ts = {.tv_sec = (time_t)secs,
+                          .tv_nsec = (long)((secs - (double)(time_t)secs) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
 static void t_sleep(task_t *t)
 {
     const double *s = task_arg(t, NULL);
-    struct timespec ts = {.tv_sec = (time_t)*s,
-                          .tv_nsec = (long)((*s - (double)(time_t)*s) * 1e9)};
-    nanosleep(&ts, NULL);
+    sleep_s(*s);
     task_return_i64(t, 1);
 }
 
@@ -108,16 +113,23 @@ static pid_t parent_of(pid_t pid)
 }
 
 /*
- * Kills the worker rank it runs under: the task runs in a local pool worker,
- * whose parent is the rank's fork server, whose parent is the rank.
+ * Sends @sig to the worker rank a task runs under, then waits for ever: the
+ * task runs in a local pool worker, whose parent is the rank's fork server,
+ * whose parent is the rank.
  */
+static void signal_own_rank(int sig)
+{
+    pid_t rank = parent_of(parent_of(getpid()));
+    if (rank > 1)
+        kill(rank, sig);
+    pause();
+}
+
+/* Kills the worker rank it runs under. */
 static void t_kill_rank(task_t *t)
 {
     (void)t;
-    pid_t rank = parent_of(parent_of(getpid()));
-    if (rank > 1)
-        kill(rank, SIGKILL);
-    pause();
+    signal_own_rank(SIGKILL);
 }
 
 MPI_TEST(test_mpi_submit_results)
@@ -552,16 +564,13 @@ MPI_TEST(test_mpi_spawn_stuck)
 }
 
 /*
- * Stops the worker rank it runs under (SIGSTOP; see t_kill_rank). No answer:
+ * Stops the worker rank it runs under (SIGSTOP; see signal_own_rank). No answer:
  * the rank could still relay one before the signal takes it.
  */
 static void t_stop_rank(task_t *t)
 {
     (void)t;
-    pid_t rank = parent_of(parent_of(getpid()));
-    if (rank > 1)
-        kill(rank, SIGSTOP);
-    pause();
+    signal_own_rank(SIGSTOP);
 }
 
 /* Sets CFUTURES_MPI_HEARTBEAT to @secs (a pool reads it when made); the old value in
@@ -589,9 +598,7 @@ static void restore_heartbeat(const char *old)
  */
 static double short_limit(void)
 {
-    const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
-    double k = m ? atof(m) : 1;
-    return 0.45 * (k < 1 ? 1 : k > 4 ? 4 : k);
+    return 0.45 * timeout_multiplier(4);
 }
 
 struct held {
@@ -611,9 +618,7 @@ static void hold_cb(future_t *f, void *ud)
     (void)f;
     struct held *h = ud;
     h->thread = pthread_self();
-    struct timespec ts = {.tv_sec = (time_t)h->secs,
-                          .tv_nsec = (long)((h->secs - (double)(time_t)h->secs) * 1e9)};
-    nanosleep(&ts, NULL);
+    sleep_s(h->secs);
     atomic_store(&h->done, true);
 }
 

@@ -2266,9 +2266,7 @@ END_TEST
 static void t_start_pos(task_t *t)
 {
     int64_t pos = atomic_fetch_add(&shm->started, 1);
-    const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
-    double k = m ? atof(m) : 1;
-    long ms = 20 * (long)(k < 1 ? 1 : k > 5 ? 5 : k);
+    long ms = 20 * (long)timeout_multiplier(5);
     struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&d, NULL);
     task_return_i64(t, pos);

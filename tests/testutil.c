@@ -19,6 +19,13 @@ double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double timeout_multiplier(double most)
+{
+    const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+    double k = m ? atof(m) : 1;
+    return k < 1 ? 1 : k > most ? most : k;
+}
+
 void gate_init(gate_t *g)
 {
     pthread_condattr_t ca;

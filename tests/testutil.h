@@ -71,6 +71,9 @@ bool process_gone(pid_t pid);
 /* Seconds since some fixed point (CLOCK_MONOTONIC). */
 double now_s(void);
 
+/* CK_TIMEOUT_MULTIPLIER (how much slower a sanitizer run is), kept within [1, @most]. */
+double timeout_multiplier(double most);
+
 /* Spins (yielding) until pred(arg) is true or @timeout passes. */
 bool eventually(bool (*pred)(void *), void *arg, double timeout);
 
