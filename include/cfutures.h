@@ -510,8 +510,8 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * the tasks behind it wait for one; with max_workers 1 it is sent ahead,
  * and that worker takes the queued tasks older than it first), so the
  * order holds for these too. max_tasks_per_child counts the tasks each
- * worker starts (a map chunk's items), wherever they were queued; the queued tasks a worker
- * leaves behind when it goes keep their place for the others and for its
+ * worker starts (a map chunk's items), wherever they were queued; the queued tasks a
+ * worker leaves behind when it goes keep their place for the others and for its
  * replacement.
  *
  * Idle and busy: an idle worker blocks in read() and the manager thread in
@@ -554,7 +554,9 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  *
  * submit_options_t.timeout: once a task has run that long, its future fails
  * FUT_EDEADLINE, the worker gets SIGTERM and, 0.2 s later, SIGKILL; a
- * replacement is forked; other tasks are untouched.
+ * replacement is forked; other tasks are untouched (a worker that returned
+ * from the task just as its time ran out is not killed: its answer is
+ * dropped and it runs on).
  *
  * An initializer runs first in every worker; one that calls task_raise
  * breaks the pool (FUT_EBROKEN). max_tasks_per_child replaces a worker after

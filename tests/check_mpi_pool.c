@@ -57,13 +57,6 @@ static executor_t *new_pool(void)
     return ex;
 }
 
-static void sleep_s(double secs)
-{
-    struct timespec ts = {.tv_sec = (time_t)secs,
-                          .tv_nsec = (long)((secs - (double)(time_t)secs) * 1e9)};
-    nanosleep(&ts, NULL);
-}
-
 static void t_sleep(task_t *t)
 {
     const double *s = task_arg(t, NULL);

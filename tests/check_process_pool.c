@@ -1407,6 +1407,77 @@ static bool is_running(void *f)
     return future_running(f);
 }
 
+/* The library built with the test hooks (executor.h). */
+size_t cf_test_settled(executor_t *ex);
+
+static bool settled_4(void *ex)
+{
+    return cf_test_settled(ex) >= 4;
+}
+
+/* A done-callback that holds the manager (the thread that runs it) up. */
+struct holdup {
+    gate_t gate;
+    _Atomic bool in;
+};
+
+static void hold_manager(future_t *f, void *ud)
+{
+    (void)f;
+    struct holdup *h = ud;
+    atomic_store(&h->in, true);
+    gate_wait(&h->gate, T_LONG);
+}
+
+static bool held(void *h)
+{
+    return atomic_load(&((struct holdup *)h)->in);
+}
+
+/*
+ * A deadline the manager acts on only after the task returned (late: it
+ * was held up) fails the task but kills nobody: the worker has moved on to
+ * the next task, which runs on. Before cf_pp_doom that worker was killed
+ * and the innocent task failed FUT_EWORKER.
+ */
+START_TEST(test_process_pool_late_deadline_spares_next_task)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    struct hold h[4] = {{0, 0, 1}, {1, 0, 1}, {2, 0, 1}, {3, 0, 1}}; /* a, x, b, c */
+    future_t *a = executor_submit_with(ex, t_hold, &h[0], sizeof(h[0]),
+                                       &(submit_options_t){.timeout = 0.3});
+    future_t *x = executor_submit(ex, t_hold, &h[1], sizeof(h[1]));
+    ck_assert(eventually(is_running, a, T_LONG) && eventually(is_running, x, T_LONG));
+    double due =
+        now_s() + 0.3; /* both a's deadlines (worker's and manager's) are before */
+    future_t *b = executor_submit(ex, t_hold, &h[2], sizeof(h[2]));
+    future_t *c = executor_submit(ex, t_hold, &h[3], sizeof(h[3]));
+    ck_assert(eventually(settled_4, ex, T_LONG)); /* b and c are sent */
+    struct holdup hu = {.in = false};
+    gate_init(&hu.gate);
+    ck_assert_int_eq(future_add_done_callback(x, hold_manager, &hu), 0);
+    atomic_store(&shm->gates[1], 1); /* x returns: its callback holds the manager */
+    ck_assert(eventually(held, &hu, T_LONG));
+    sleep_s(due - now_s() + 0.1);
+    atomic_store(&shm->gates[0], 1); /* a returns, late; its worker takes the next task */
+    wait_started(4);
+    gate_open(&hu.gate); /* the manager sees a's deadline before its answer */
+    failure(a, FUT_EDEADLINE);
+    atomic_store(&shm->gates[2], 1);
+    atomic_store(&shm->gates[3], 1);
+    ck_assert_int_gt(result_i64(b), 0);
+    ck_assert_int_gt(result_i64(c), 0);
+    ck_assert_int_eq(result_i64(x), atomic_load(&shm->ran[1]));
+    future_t *fs[] = {a, x, b, c};
+    for (int i = 0; i < 4; i++)
+        future_unref(fs[i]);
+    executor_free(ex);
+    gate_destroy(&hu.gate);
+    end_check(0);
+}
+END_TEST
+
 /*
  * future_cancel on a started task returns false (Python) but task_should_stop
  * turns true inside the worker, before and after the parent saw it start.
@@ -2564,6 +2635,7 @@ Suite *make_suite(void)
     tc = tcase_create("limits");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_deadline);
+    tcase_add_test(tc, test_process_pool_late_deadline_spares_next_task);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);
     tcase_add_test(tc, test_process_pool_submit_after_manager_spin);
     tcase_add_test(tc, test_process_pool_wait_after_waking_manager_sleeps);

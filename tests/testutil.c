@@ -26,6 +26,16 @@ double timeout_multiplier(double most)
     return k < 1 ? 1 : k > most ? most : k;
 }
 
+void sleep_s(double secs)
+{
+    double end = now_s() + secs;
+    for (double left = secs; left > 0; left = end - now_s()) {
+        struct timespec ts = {.tv_sec = (time_t)left,
+                              .tv_nsec = (long)((left - (double)(time_t)left) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
 void gate_init(gate_t *g)
 {
     pthread_condattr_t ca;

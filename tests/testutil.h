@@ -73,6 +73,9 @@ double now_s(void);
 
 /* CK_TIMEOUT_MULTIPLIER (how much slower a sanitizer run is), kept within [1, @most]. */
 double timeout_multiplier(double most);
+/* Sleeps @secs seconds (a signal does not cut it short): for a time that
+   must pass, never to wait for an event. */
+void sleep_s(double secs);
 
 /* Spins (yielding) until pred(arg) is true or @timeout passes. */
 bool eventually(bool (*pred)(void *), void *arg, double timeout);

@@ -39,6 +39,21 @@ bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, 
 }
 
 /*
+ * A deadline passed for the started task in cell @i of @pr: true if the
+ * worker that claimed it still runs it, which it then never answers
+ * (worker.h, `running`); the caller kills it. False if it has returned from
+ * the task: it may run another already, and must not be killed for this one.
+ */
+bool cf_pp_doom(struct process_pool *p, const struct pp_proc *pr, int i)
+{
+    size_t idx = cell_index(pr, i);
+    int r = runner_at(p, idx);
+    uint64_t expect = CF_RUN_WORD(idx, p->gens[idx]);
+    return r >= 0 && r < p->nseats &&
+           atomic_compare_exchange_strong(&p->seatw[r].running, &expect, CF_RUN_DOOMED);
+}
+
+/*
  * max_tasks_per_child: a piped task counts for the worker it was sent to
  * (occupy), a queued one for the worker that claimed it, once seen. A
  * worker counts its own tasks and leaves after the last; this count only

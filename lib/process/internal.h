@@ -100,7 +100,9 @@
  *
  * Deadlines: when a started task's limit passes, its future fails
  * FUT_EDEADLINE at once, the worker running it gets SIGTERM and, after KILL_GRACE_NS,
- * SIGKILL; a replacement is forked on demand.
+ * SIGKILL; a replacement is forked on demand. A worker that has returned from
+ * the task by then is left alone (cf_pp_doom, the seat's `running` word in
+ * worker.h): it may be running the next task already.
  *
  * Threads: submitters and cancellers (any thread), the manager (all I/O, all
  * completions, so done-callbacks run there). Shutdown with cancel_futures
@@ -321,6 +323,7 @@ void cf_pp_work_drop(struct cf_work *cw);
 /* claims.c */
 int cf_pp_cell_runner(const struct process_pool *p, const struct pp_proc *pr, int i);
 bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, int i);
+bool cf_pp_doom(struct process_pool *p, const struct pp_proc *pr, int i);
 bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w);
 bool cf_pp_ring_room(struct process_pool *p);
 void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w);

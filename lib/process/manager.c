@@ -85,10 +85,12 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
             w->expired = true;
             cf_executor_finished(&p->base, true);
             cf_work_expire(&w->base);
-            /* The worker that runs it, which may be another seat's (the queue). */
+            /* The worker that runs it, which may be another seat's (the queue),
+               unless it has returned from it already (cf_pp_doom). */
             int r = cf_pp_cell_runner(p, pr, i);
-            struct pp_proc *run = r >= 0 && p->seats[r] ? p->seats[r] : pr;
-            if (!run->killed) {
+            bool seated = r >= 0 && p->seats[r];
+            struct pp_proc *run = seated ? p->seats[r] : pr;
+            if (!run->killed && (!seated || cf_pp_doom(p, pr, i))) {
                 cf_pp_signal(run, SIGTERM);
                 run->kill_at = now + KILL_GRACE_NS;
                 next = CF_MIN(next, run->kill_at);

@@ -93,6 +93,7 @@ struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
     /* A new worker: not asleep, not leaving, no piped frame counted. */
     atomic_store(&p->seatw[seat].flags, 0);
     atomic_store(&p->seatw[seat].bound, 0);
+    atomic_store(&p->seatw[seat].running, 0);
     if (cf_forkserver_spawn(p->fs_sock, seat, pr->spawn_gen, tp[0], rp[1]) < 0) {
         p->fs_gone = true;
         goto fail;

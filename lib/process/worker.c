@@ -248,6 +248,31 @@ static void announce_start(struct wstate *w)
     }
 }
 
+/*
+ * The seat's `running` word (worker.h): the task about to be claimed, before
+ * the claim (the parent sees the claim, then this), or 0.
+ */
+static void set_running(struct wstate *w, uint64_t run)
+{
+    /* Relaxed: the claim's CAS (or the next one) publishes it. */
+    atomic_store_explicit(&w->cfg->seatw[w->seat].running, run, memory_order_relaxed);
+}
+
+/*
+ * The task just run returned. If its deadline's kill came first (the parent
+ * doomed it, worker.h), its future has failed already: nothing is answered
+ * and nothing more is claimed; the parent's SIGTERM, or its SIGKILL, ends
+ * this worker.
+ */
+static void end_run(struct wstate *w)
+{
+    if (atomic_exchange(&w->cfg->seatw[w->seat].running, 0) != CF_RUN_DOOMED)
+        return;
+    flush(w); /* earlier answers, if any */
+    for (;;)
+        pause();
+}
+
 /* True if this worker now owns the task in @id (it may run it). */
 static bool claim(struct wstate *w, uint64_t id)
 {
@@ -257,9 +282,12 @@ static bool claim(struct wstate *w, uint64_t id)
     _Atomic uint32_t *word = &w->cfg->claims[cell];
     uint32_t expect = CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_SENT);
     w->word = word;
-    if (!atomic_compare_exchange_strong(word, &expect,
-                                        CF_CELL_CLAIMED_BY(CF_TASK_ID_GEN(id), w->seat)))
+    set_running(w, CF_RUN_WORD(cell, CF_TASK_ID_GEN(id)));
+    if (!atomic_compare_exchange_strong(
+            word, &expect, CF_CELL_CLAIMED_BY(CF_TASK_ID_GEN(id), w->seat))) {
+        set_running(w, 0);
         return false;
+    }
     announce_start(w);
     return true;
 }
@@ -308,6 +336,7 @@ static bool ring_take(struct wstate *w, uint64_t limit, uint64_t *id)
             if (w->cfg->slots[cell].where == CF_SLOT_INLINE)
                 hook_received(w, w->cfg->slots[cell].u.arg,
                               CF_MIN(w->cfg->slots[cell].arg_len, (uint32_t)CF_SLOT_ARG));
+            set_running(w, CF_RUN_WORD(cell, gen));
             if (atomic_compare_exchange_strong(word, &cur,
                                                CF_CELL_CLAIMED_BY(gen, w->seat))) {
                 atomic_compare_exchange_strong(&r->head, &h, h + 1);
@@ -316,6 +345,7 @@ static bool ring_take(struct wstate *w, uint64_t limit, uint64_t *id)
                 announce_start(w);
                 return true;
             }
+            set_running(w, 0);
         }
         if (cur != sent) /* taken, revoked or reused: pass it */
             atomic_compare_exchange_strong(&r->head, &h, h + 1);
@@ -406,6 +436,7 @@ static void run_chunk(struct wstate *w, uint64_t id, const void *payload, uint64
         }
         cf_task_clear(&t);
     }
+    end_run(w);
     w->announce = cf_now_ns() - started >= NOTE_NS;
     answer(w, CF_WIRE_RESULTS, id, 0, NULL, 0, w->res.p + w->res.off,
            w->res.len - w->res.off);
@@ -453,6 +484,7 @@ static void run_claimed(struct wstate *w, uint64_t id, task_fn fn, int64_t limit
     struct task t;
     int64_t started = cf_now_ns();
     run_item(w, fn, arg, arg_len, limit_ns, &t);
+    end_run(w);
     w->announce = cf_now_ns() - started >= NOTE_NS;
     /* As in a thread: a task past its own deadline fails, whatever it answered. */
     uint32_t flags =

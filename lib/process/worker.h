@@ -102,10 +102,21 @@ struct cf_ring {
 
 #define CF_SEAT_ASLEEP 1u
 #define CF_SEAT_QUIT 2u
+/*
+ * `running` is CF_RUN_WORD of the task this seat's worker runs, stored
+ * before its claim and swapped for 0 when the task returns. A deadline's
+ * kill first swaps it for CF_RUN_DOOMED (CAS): if the worker has already
+ * returned from the task (and may run the next), the CAS fails and the
+ * worker is left alone; if the CAS wins, the worker finds CF_RUN_DOOMED
+ * when the task returns, answers nothing and waits for its signal.
+ */
+#define CF_RUN_WORD(cell, gen) (CF_TASK_ID(cell, gen) + 1)
+#define CF_RUN_DOOMED UINT64_MAX
 struct cf_seat_word {
     _Atomic uint32_t flags;
-    _Atomic uint32_t bound; /* piped task frames queued for this seat */
-    char pad[56];
+    _Atomic uint32_t bound;   /* piped task frames queued for this seat */
+    _Atomic uint64_t running; /* see above */
+    char pad[48];
 };
 
 /*
