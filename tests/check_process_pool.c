@@ -37,6 +37,7 @@ struct shm {
     _Atomic int pid;       /* the last task's worker pid */
     _Atomic int ran[NRAN]; /* how often task i ran */
     _Atomic int gates[8];  /* t_hold waits for one */
+    _Atomic int go[64];    /* t_start_pos returns once go[its position] is set */
 };
 
 static struct shm *shm;
@@ -2329,17 +2330,17 @@ START_TEST(test_process_pool_map_unordered_free_in_flight)
 END_TEST
 
 /*
- * arg: any bytes; returns its start position (shm->started before it), then
- * naps 20 ms (times CK_TIMEOUT_MULTIPLIER, up to 5): a worker preempted
- * between its claim and its count cannot see the other worker start two
- * tasks meanwhile unless the preemption outlasts a nap.
+ * arg: any bytes; returns its start position (shm->started before it) once
+ * shm->go[that position] is set.
  */
 static void t_start_pos(task_t *t)
 {
-    int64_t pos = atomic_fetch_add(&shm->started, 1);
-    long ms = 20 * (long)timeout_multiplier(5);
-    struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&d, NULL);
+    int pos = atomic_fetch_add(&shm->started, 1);
+    double end = now_s() + T_LONG;
+    while ((pos >= (int)(sizeof(shm->go) / sizeof(shm->go[0])) ||
+            !atomic_load(&shm->go[pos])) &&
+           now_s() < end)
+        usleep(100);
     task_return_i64(t, pos);
 }
 
@@ -2368,7 +2369,18 @@ START_TEST(test_process_pool_heap_full_keeps_order)
     for (int i = 0; i < NB; i++)
         fb[i] = executor_submit(ex, t_start_pos, arg, big);
     free(arg);
+    /* The first big task to start (position 2) holds its worker; the other
+       worker runs the rest, one at a time, each once it has started: every
+       task it takes must be the oldest waiting, none is left in the held
+       worker's pipe. */
     atomic_store(&shm->gate, 1);
+    bool all = true;
+    for (int p = 3; p < 2 + NB && all; p++) {
+        all = eventually(started_at_least, &(int){p + 1}, T_LONG);
+        atomic_store(&shm->go[p], 1);
+    }
+    for (int p = 2; p < 2 + NB; p++)
+        atomic_store(&shm->go[p], 1);
     int64_t pos[NB];
     for (int i = 0; i < NB; i++) {
         pos[i] = result_i64(fb[i]);
@@ -2378,9 +2390,14 @@ START_TEST(test_process_pool_heap_full_keeps_order)
         result_i64(blk[i]);
         future_unref(blk[i]);
     }
-    for (int i = 0; i + 2 < NB; i++)
-        ck_assert_msg(pos[i] < pos[i + 2], "task %d started at %lld, task %d at %lld", i,
-                      (long long)pos[i], i + 2, (long long)pos[i + 2]);
+    ck_assert_msg(all, "a task waited behind the held worker while the other was free");
+    for (int i = 0, prev = -1; i < NB; i++) {
+        if (pos[i] == 2)
+            continue; /* the held one */
+        ck_assert_msg(pos[i] > prev, "task %d started at %lld, after a later task", i,
+                      (long long)pos[i]);
+        prev = (int)pos[i];
+    }
     executor_free(ex);
     end_check(0);
 }
