@@ -61,105 +61,10 @@
 #include "util.h"
 #include "wire.h"
 #include "worker.h"
+#include "wout.h"
 
-/* Answers up to this size are copied into the output buffer. */
-#define DIRECT_MIN (256 * 1024)
-#define FLUSH_AT (64 * 1024)
 #define IN_READ_MIN (64 * 1024)
-/* Answers left in shared records are announced (a NOTE frame) after this
- * many, when this much time passed since the first, or before blocking. */
-#define NOTE_MAX 32
-#define NOTE_NS 20000
 #define WORKER_SPIN_NS 50000 /* looks for work this long before it sleeps */
-
-struct wstate {
-    const struct cf_worker_cfg *cfg;
-    int seat, in_fd, out_fd;
-    struct cf_buf in;  /* task frames read and not yet run: [off, len) */
-    struct cf_buf out; /* answer frames not yet written: [off, len) */
-    struct cf_buf res; /* a chunk's answers, built before they are sent */
-    void *scratch;     /* an aligned copy of a misaligned argument */
-    size_t scratch_cap;
-    int done;               /* tasks claimed */
-    int unnoted;            /* answers in shared records not yet announced */
-    int64_t first_unnoted;  /* when the first of them was left */
-    _Atomic uint32_t *word; /* the claim word of the task being run */
-    bool announce;       /* the last task ran NOTE_NS or more: announce the next claim */
-    bool spin;           /* the last wait for work was short: spin before sleeping */
-    int64_t spin_ns;     /* WORKER_SPIN_NS (a test build may stretch it) */
-    int64_t dry;         /* since when it found nothing to run, or 0 */
-    uint32_t bound_seen; /* piped task frames taken from the buffer */
-#ifdef CF_TEST_HOOKS
-    bool hooks; /* CFUTURES_TEST_HOOKS was set */
-#endif
-};
-
-static void die(void)
-{
-    _exit(1);
-}
-
-static void write_all(int fd, const void *p, size_t len)
-{
-    const unsigned char *b = p;
-    while (len > 0) {
-        ssize_t n = write(fd, b, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            die();
-        }
-        b += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Out of memory, the worker dies (the parent sees the death). */
-static void append(struct wstate *w, const void *p, size_t len)
-{
-    if (!cf_buf_add(&w->out, p, len))
-        die();
-}
-
-/* Queues a NOTE frame if answers were left in shared records since the last. */
-static void note(struct wstate *w)
-{
-    if (!w->unnoted)
-        return;
-    unsigned char hdr[CF_WIRE_HDR];
-    cf_wire_put_hdr(hdr, CF_WIRE_NOTE, 0, 0);
-    append(w, hdr, sizeof(hdr));
-    w->unnoted = 0;
-}
-
-static void flush(struct wstate *w)
-{
-    size_t n = w->out.len - w->out.off;
-    if (n) {
-        write_all(w->out_fd, w->out.p + w->out.off, n);
-        w->out.off = w->out.len = 0; /* all written: cf_buf_consume's reset, inline */
-    }
-}
-
-/* Queues one answer frame; a large payload is written straight out. */
-static void answer(struct wstate *w, enum cf_wire_type type, uint64_t id, uint32_t flags,
-                   const unsigned char *pre, size_t pre_len, const void *data, size_t len)
-{
-    unsigned char hdr[CF_WIRE_HDR];
-    cf_wire_put_hdr(hdr, type, id, (uint64_t)pre_len + len);
-    cf_wire_put_flags(hdr, flags);
-    append(w, hdr, sizeof(hdr));
-    if (pre_len)
-        append(w, pre, pre_len);
-    if (len >= DIRECT_MIN) {
-        flush(w);
-        write_all(w->out_fd, data, len);
-    } else if (len) {
-        append(w, data, len);
-    }
-    if (w->out.len - w->out.off >= FLUSH_AT)
-        flush(w);
-}
 
 #ifdef CF_TEST_HOOKS
 /*
@@ -194,9 +99,9 @@ static void hook_result(struct wstate *w, uint64_t id, const void *data, size_t 
         return;
     unsigned char hdr[CF_WIRE_HDR];
     cf_wire_put_hdr(hdr, CF_WIRE_RESULT, id, len);
-    flush(w);
-    write_all(w->out_fd, hdr, sizeof(hdr));
-    write_all(w->out_fd, data, len / 2);
+    cf_wk_flush(w);
+    cf_wk_write_all(w->out_fd, hdr, sizeof(hdr));
+    cf_wk_write_all(w->out_fd, data, len / 2);
     _exit(1);
 }
 #else
@@ -205,15 +110,6 @@ static void hook_result(struct wstate *w, uint64_t id, const void *data, size_t 
 #define hook_received(w, arg, len) ((void)0)
 #define hook_result(w, id, data, len) ((void)0)
 #endif
-
-static void answer_error(struct wstate *w, enum cf_wire_type type, uint64_t id,
-                         uint32_t flags, int code, const char *msg)
-{
-    unsigned char pre[CF_WIRE_ERROR_FIXED];
-    cf_wire_put_error(pre, code);
-    size_t n = msg ? strlen(msg) : 0;
-    answer(w, type, id, flags, pre, sizeof(pre), msg, CF_MIN(n, (size_t)CF_WIRE_MAX_MSG));
-}
 
 static void run_initializer(struct wstate *w)
 {
@@ -225,9 +121,9 @@ static void run_initializer(struct wstate *w)
                  CF_NO_DEADLINE);
     c->initializer(&t);
     if (t.answer == CF_ANSWER_ERROR) {
-        answer_error(w, CF_WIRE_INITFAIL, 0, 0, t.err_code,
-                     t.err_msg ? t.err_msg : "(no message)");
-        flush(w);
+        cf_wk_answer_error(w, CF_WIRE_INITFAIL, 0, 0, t.err_code,
+                           t.err_msg ? t.err_msg : "(no message)");
+        cf_wk_flush(w);
         _exit(0);
     }
     cf_task_clear(&t);
@@ -243,34 +139,42 @@ static void announce_start(struct wstate *w)
     if (w->announce) {
         w->announce = false;
         w->unnoted = 1; /* a NOTE even with no answer waiting: the parent looks */
-        note(w);        /* at the claim words */
-        flush(w);
+        cf_wk_note(w);  /* at the claim words */
+        cf_wk_flush(w);
     }
 }
 
 /*
- * The seat's `running` word (worker.h): the task about to be claimed, before
- * the claim (the parent sees the claim, then this), or 0.
- */
-static void set_running(struct wstate *w, uint64_t run)
-{
-    /* Relaxed: the claim's CAS (or the next one) publishes it. */
-    atomic_store_explicit(&w->cfg->seatw[w->seat].running, run, memory_order_relaxed);
-}
-
-/*
- * The task just run returned. If its deadline's kill came first (the parent
- * doomed it, worker.h), its future has failed already: nothing is answered
- * and nothing more is claimed; the parent's SIGTERM, or its SIGKILL, ends
- * this worker.
+ * The task just run returned. If the parent doomed it (its deadline's kill,
+ * worker.h), its future has failed already: nothing is answered or claimed
+ * any more, and the parent's SIGTERM or SIGKILL ends this worker.
  */
 static void end_run(struct wstate *w)
 {
     if (atomic_exchange(&w->cfg->seatw[w->seat].running, 0) != CF_RUN_DOOMED)
         return;
-    flush(w); /* earlier answers, if any */
+    cf_wk_flush(w); /* earlier answers, if any */
     for (;;)
         pause();
+}
+
+/*
+ * Claims @cell of generation @gen (SENT -> CLAIMED by this seat): true if
+ * won. The seat's `running` word (worker.h) names the task first: the claim's
+ * CAS publishes it to a parent that sees the claim.
+ */
+static bool claim_cell(struct wstate *w, uint32_t cell, uint32_t gen)
+{
+    _Atomic uint64_t *run = &w->cfg->seatw[w->seat].running;
+    uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
+    atomic_store_explicit(run, CF_RUN_WORD(cell, gen), memory_order_relaxed);
+    if (!atomic_compare_exchange_strong(&w->cfg->claims[cell], &expect,
+                                        CF_CELL_CLAIMED_BY(gen, w->seat))) {
+        atomic_store_explicit(run, 0, memory_order_relaxed);
+        return false;
+    }
+    w->word = &w->cfg->claims[cell];
+    return true;
 }
 
 /* True if this worker now owns the task in @id (it may run it). */
@@ -278,16 +182,9 @@ static bool claim(struct wstate *w, uint64_t id)
 {
     uint32_t cell = CF_TASK_ID_CELL(id);
     if (cell >= w->cfg->ncells || (id & 0xffffffffu) > CF_CELL_GEN_MASK)
-        die(); /* the parent never sends this: something is badly wrong */
-    _Atomic uint32_t *word = &w->cfg->claims[cell];
-    uint32_t expect = CF_CELL_WORD(CF_TASK_ID_GEN(id), CF_CELL_SENT);
-    w->word = word;
-    set_running(w, CF_RUN_WORD(cell, CF_TASK_ID_GEN(id)));
-    if (!atomic_compare_exchange_strong(
-            word, &expect, CF_CELL_CLAIMED_BY(CF_TASK_ID_GEN(id), w->seat))) {
-        set_running(w, 0);
+        cf_wk_die(); /* the parent never sends this: something is badly wrong */
+    if (!claim_cell(w, cell, CF_TASK_ID_GEN(id)))
         return false;
-    }
     announce_start(w);
     return true;
 }
@@ -329,26 +226,20 @@ static bool ring_take(struct wstate *w, uint64_t limit, uint64_t *id)
         }
         uint32_t cell = CF_RING_CELL(e), gen = CF_RING_GEN(e);
         if (cell >= w->cfg->ncells)
-            die();
-        _Atomic uint32_t *word = &w->cfg->claims[cell];
-        uint32_t sent = CF_CELL_WORD(gen, CF_CELL_SENT), cur = atomic_load(word);
-        if (cur == sent) {
+            cf_wk_die();
+        if (atomic_load(&w->cfg->claims[cell]) == CF_CELL_WORD(gen, CF_CELL_SENT)) {
             if (w->cfg->slots[cell].where == CF_SLOT_INLINE)
                 hook_received(w, w->cfg->slots[cell].u.arg,
                               CF_MIN(w->cfg->slots[cell].arg_len, (uint32_t)CF_SLOT_ARG));
-            set_running(w, CF_RUN_WORD(cell, gen));
-            if (atomic_compare_exchange_strong(word, &cur,
-                                               CF_CELL_CLAIMED_BY(gen, w->seat))) {
+            if (claim_cell(w, cell, gen)) {
                 atomic_compare_exchange_strong(&r->head, &h, h + 1);
-                w->word = word;
                 *id = CF_TASK_ID(cell, gen);
                 announce_start(w);
                 return true;
             }
-            set_running(w, 0);
         }
-        if (cur != sent) /* taken, revoked or reused: pass it */
-            atomic_compare_exchange_strong(&r->head, &h, h + 1);
+        /* Taken, revoked or reused: pass it. */
+        atomic_compare_exchange_strong(&r->head, &h, h + 1);
     }
 }
 
@@ -360,7 +251,7 @@ static const void *aligned_arg(struct wstate *w, const void *arg, size_t len)
         free(w->scratch);
         w->scratch = malloc(len);
         if (!w->scratch)
-            die();
+            cf_wk_die();
         w->scratch_cap = len;
     }
     memcpy(w->scratch, arg, len);
@@ -378,17 +269,6 @@ static void run_item(struct wstate *w, task_fn fn, const void *arg, size_t arg_l
     fn(t);
 }
 
-/* Appends one answer to a chunk's RESULTS payload: no call while there is room. */
-static void res_answer(struct wstate *w, uint32_t kind, int32_t code, const void *data,
-                       size_t len)
-{
-    struct cf_buf *b = &w->res;
-    if (b->cap - b->len < CF_WIRE_ANSWER_ROOM(len) &&
-        !cf_buf_reserve(b, CF_WIRE_ANSWER_ROOM(len)))
-        die();
-    b->len += cf_wire_put_padded_answer(b->p + b->len, kind, code, data, len);
-}
-
 /*
  * A map chunk (a CHUNK payload of @len bytes): claimed as one (here unless
  * @claimed), its answers sent as one RESULTS frame.
@@ -401,10 +281,10 @@ static void run_chunk(struct wstate *w, uint64_t id, const void *payload, uint64
     const void *arg;
     size_t arg_len;
     if (cf_wire_get_chunk(payload, len, &fn_bits, &limit_ns, &count) != 0)
-        die();
+        cf_wk_die();
     for (uint64_t j = 0; j < count; j++)
         if (cf_wire_next_item(payload, len, &off, &arg, &arg_len) != 0)
-            die();
+            cf_wk_die();
     if (!claimed && !claim(w, id))
         return;
     w->done += (int)CF_MIN(count, (uint64_t)INT_MAX / 2);
@@ -414,7 +294,7 @@ static void run_chunk(struct wstate *w, uint64_t id, const void *payload, uint64
     cf_buf_consume(&w->res, w->res.len - w->res.off);
     cf_wire_put_count(fixed, count);
     if (!cf_buf_add(&w->res, fixed, sizeof(fixed)))
-        die();
+        cf_wk_die();
     off = CF_WIRE_CHUNK_FIXED;
     for (uint64_t j = 0; j < count; j++) {
         cf_wire_next_item(payload, len, &off, &arg, &arg_len);
@@ -430,50 +310,16 @@ static void run_chunk(struct wstate *w, uint64_t id, const void *payload, uint64
                             : t.err_msg ? t.err_msg
                                         : "(no memory for the error message)";
             size_t n = CF_MIN(strlen(m), (size_t)CF_WIRE_MAX_MSG);
-            res_answer(w, 1, too_big ? E2BIG : t.err_code, m, n);
+            cf_wk_res_answer(w, 1, too_big ? E2BIG : t.err_code, m, n);
         } else {
-            res_answer(w, 0, 0, t.data, rlen);
+            cf_wk_res_answer(w, 0, 0, t.data, rlen);
         }
         cf_task_clear(&t);
     }
     end_run(w);
     w->announce = cf_now_ns() - started >= NOTE_NS;
-    answer(w, CF_WIRE_RESULTS, id, 0, NULL, 0, w->res.p + w->res.off,
-           w->res.len - w->res.off);
-}
-
-/*
- * Leaves a small plain result in the task's shared answer record. Only short
- * tasks' answers wait for a batch: one that ran NOTE_NS or more, a batch of
- * NOTE_MAX, or one whose first answer is NOTE_NS old is announced at once.
- */
-static void answer_shared(struct wstate *w, uint64_t id, const void *data, size_t len,
-                          int64_t started)
-{
-    struct cf_answer_rec *a = &w->cfg->answers[CF_TASK_ID_CELL(id)];
-    a->len = (uint32_t)len;
-    if (len)
-        memcpy(a->data, data, len);
-    atomic_store_explicit(&a->tag, CF_ANSWER_TAG(CF_TASK_ID_GEN(id)),
-                          memory_order_release);
-    int64_t now = cf_now_ns();
-    if (w->unnoted++ == 0)
-        w->first_unnoted = now;
-    if (w->unnoted >= NOTE_MAX || now - w->first_unnoted >= NOTE_NS ||
-        now - started >= NOTE_NS) {
-        note(w);
-        flush(w);
-    }
-}
-
-/* A plain result (@len bytes, 0 for none): in the shared record when it fits. */
-static void answer_result(struct wstate *w, uint64_t id, uint32_t flags, const void *data,
-                          size_t len, int64_t started)
-{
-    if (flags == 0 && len <= CF_ANSWER_INLINE)
-        answer_shared(w, id, data, len, started);
-    else
-        answer(w, CF_WIRE_RESULT, id, flags, NULL, 0, data, len);
+    cf_wk_answer(w, CF_WIRE_RESULTS, id, 0, NULL, 0, w->res.p + w->res.off,
+                 w->res.len - w->res.off);
 }
 
 /* Runs the claimed task @id and answers it. */
@@ -491,21 +337,22 @@ static void run_claimed(struct wstate *w, uint64_t id, task_fn fn, int64_t limit
         t.deadline != CF_NO_DEADLINE && cf_now_ns() >= t.deadline ? CF_WIRE_F_EXPIRED : 0;
     switch (t.answer) {
     case CF_ANSWER_ERROR:
-        answer_error(w, CF_WIRE_ERROR, id, flags, t.err_code,
-                     t.err_msg ? t.err_msg : "(no memory for the error message)");
+        cf_wk_answer_error(w, CF_WIRE_ERROR, id, flags, t.err_code,
+                           t.err_msg ? t.err_msg : "(no memory for the error message)");
         break;
     case CF_ANSWER_RESULT:
         if (t.len > CF_WIRE_MAX_PAYLOAD) {
             /* Cannot be sent: an ordinary task error, the worker lives on. */
-            answer_error(w, CF_WIRE_ERROR, id, flags, E2BIG,
-                         "the task's result is larger than the 4 GiB frame maximum");
+            cf_wk_answer_error(
+                w, CF_WIRE_ERROR, id, flags, E2BIG,
+                "the task's result is larger than the 4 GiB frame maximum");
             break;
         }
         hook_result(w, id, t.data, t.len);
-        answer_result(w, id, flags, t.data, t.len, started);
+        cf_wk_answer_result(w, id, flags, t.data, t.len, started);
         break;
     default:
-        answer_result(w, id, flags, NULL, 0, started);
+        cf_wk_answer_result(w, id, flags, NULL, 0, started);
         break;
     }
     cf_task_clear(&t);
@@ -518,7 +365,7 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     const void *arg;
     size_t arg_len;
     if (cf_wire_get_task(payload, h->len, &fn_bits, &limit_ns, &arg, &arg_len) != 0)
-        die();
+        cf_wk_die();
     hook_received(w, arg, arg_len);
     if (!claim(w, h->id))
         return; /* cancelled or revoked before it started: skip it */
@@ -536,11 +383,11 @@ static void run_queued(struct wstate *w, uint64_t id)
     const unsigned char *arg = sl->u.arg;
     if (sl->where == CF_SLOT_INLINE) {
         if (len > CF_SLOT_ARG)
-            die();
+            cf_wk_die();
     } else {
         uint64_t off = sl->u.heap_off;
         if (!w->cfg->heap || off > w->cfg->heap_bytes || len > w->cfg->heap_bytes - off)
-            die();
+            cf_wk_die();
         arg = w->cfg->heap + off;
     }
     if (sl->where == CF_SLOT_CHUNK)
@@ -565,13 +412,13 @@ static bool next_frame(struct wstate *w, struct cf_wire_hdr *h, size_t *need)
             return false;
         }
         if (rc != CF_WIRE_OK)
-            die();
+            cf_wk_die();
         if (h->type == CF_WIRE_NOTE) {
             w->in.off += CF_WIRE_HDR; /* a wake-up: nothing to run */
             continue;
         }
         if (h->type != CF_WIRE_TASK && h->type != CF_WIRE_CHUNK)
-            die();
+            cf_wk_die();
         *need = CF_WIRE_HDR + (size_t)h->len;
         return avail >= *need;
     }
@@ -586,8 +433,8 @@ static bool next_frame(struct wstate *w, struct cf_wire_hdr *h, size_t *need)
 static void before_claim(struct wstate *w, bool more)
 {
     if (!more)
-        note(w);
-    flush(w);
+        cf_wk_note(w);
+    cf_wk_flush(w);
 }
 
 /* Runs the whole task frame @h at the front of the input buffer. */
@@ -611,12 +458,12 @@ static void read_in(struct wstate *w, size_t need)
 {
     size_t have = w->in.len - w->in.off;
     if (!cf_buf_reserve(&w->in, CF_MAX(need - CF_MIN(need, have), (size_t)IN_READ_MIN)))
-        die();
+        cf_wk_die();
     ssize_t n = read(w->in_fd, w->in.p + w->in.len, w->in.cap - w->in.len);
     if (n < 0 && errno == EINTR)
         return;
     if (n < 0)
-        die();
+        cf_wk_die();
     if (n == 0)
         _exit(0);
     w->in.len += (size_t)n;
@@ -635,8 +482,8 @@ static bool run_one(struct wstate *w, size_t *need)
        it now, so that queued tasks never keep it waiting. */
     while (!piped && w->cfg->ring &&
            atomic_load(&w->cfg->seatw[w->seat].bound) != w->bound_seen) {
-        note(w); /* as before any read that may wait */
-        flush(w);
+        cf_wk_note(w); /* as before any read that may wait */
+        cf_wk_flush(w);
         read_in(w, *need);
         piped = next_frame(w, &h, need);
     }
@@ -644,7 +491,7 @@ static bool run_one(struct wstate *w, size_t *need)
         uint64_t limit = UINT64_MAX, id;
         if (piped) {
             if (CF_TASK_ID_CELL(h.id) >= w->cfg->ncells)
-                die();
+                cf_wk_die();
             limit = w->cfg->slots[CF_TASK_ID_CELL(h.id)].stamp;
         }
         struct cf_ring *r = w->cfg->ring;
@@ -720,8 +567,8 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
             continue;
         /* Leaving, or nothing runnable is left: hand the answers over first
            (the parent expects a spent worker's exit once all are answered). */
-        note(&w);
-        flush(&w);
+        cf_wk_note(&w);
+        cf_wk_flush(&w);
         if (spent)
             _exit(0);
         sleep_on_pipe(&w, need);
