@@ -16,6 +16,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +29,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/futex.h>
 
 #define NRAN 1000
 
@@ -1446,20 +1448,22 @@ START_TEST(test_process_pool_late_deadline_spares_next_task)
     begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
     struct hold h[4] = {{0, 0, 1}, {1, 0, 1}, {2, 0, 1}, {3, 0, 1}}; /* a, x, b, c */
+    double limit = timeout_multiplier(3); /* 1 s: a's deadline is long past the setup */
     future_t *a = executor_submit_with(ex, t_hold, &h[0], sizeof(h[0]),
-                                       &(submit_options_t){.timeout = 0.3});
+                                       &(submit_options_t){.timeout = limit});
     future_t *x = executor_submit(ex, t_hold, &h[1], sizeof(h[1]));
-    ck_assert(eventually(is_running, a, T_LONG) && eventually(is_running, x, T_LONG));
-    double due =
-        now_s() + 0.3; /* both a's deadlines (worker's and manager's) are before */
     future_t *b = executor_submit(ex, t_hold, &h[2], sizeof(h[2]));
     future_t *c = executor_submit(ex, t_hold, &h[3], sizeof(h[3]));
-    ck_assert(eventually(settled_4, ex, T_LONG)); /* b and c are sent */
     struct holdup hu = {.in = false};
     gate_init(&hu.gate);
     ck_assert_int_eq(future_add_done_callback(x, hold_manager, &hu), 0);
+    ck_assert(eventually(is_running, a, T_LONG) && eventually(is_running, x, T_LONG));
+    double due =
+        now_s() + limit; /* both of a's deadlines (worker's, manager's) are before */
+    ck_assert(eventually(settled_4, ex, T_LONG)); /* b and c are sent */
     atomic_store(&shm->gates[1], 1); /* x returns: its callback holds the manager */
     ck_assert(eventually(held, &hu, T_LONG));
+    ck_assert_msg(!future_done(a), "a's deadline passed before the manager was held");
     sleep_s(due - now_s() + 0.1);
     atomic_store(&shm->gates[0], 1); /* a returns, late; its worker takes the next task */
     wait_started(4);
@@ -2403,6 +2407,120 @@ START_TEST(test_process_pool_heap_full_keeps_order)
 }
 END_TEST
 
+/* The state letter of process @pid (/proc/PID/stat), or 0 if it is gone. */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *r = strrchr(buf, ')');
+    return r && r[1] == ' ' ? r[2] : 0;
+}
+
+static bool exited_or_gone(void *pid)
+{
+    char st = proc_state(*(pid_t *)pid);
+    return st == 0 || st == 'Z';
+}
+
+static bool gone(void *pid)
+{
+    return proc_state(*(pid_t *)pid) == 0;
+}
+
+/*
+ * A worker's pid is not reused while the manager may still signal it: the
+ * fork server leaves a dead worker a zombie until the manager has read its
+ * EXITED (and so marked it exited), then reaps it. Here the manager is held
+ * while a worker dies: the zombie must still be there.
+ */
+START_TEST(test_process_pool_dead_worker_pid_held_until_read)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    struct hold hy = {0, 1, 1}, hx = {1, 0, 1}; /* y aborts at gate 0, x returns */
+    future_t *y = executor_submit(ex, t_hold, &hy, sizeof(hy));
+    future_t *x = executor_submit(ex, t_hold, &hx, sizeof(hx));
+    wait_started(2);
+    pid_t pid = atomic_load(&shm->ran[0]);
+    struct holdup hu = {.in = false};
+    gate_init(&hu.gate);
+    ck_assert_int_eq(future_add_done_callback(x, hold_manager, &hu), 0);
+    atomic_store(&shm->gates[1], 1);
+    ck_assert(eventually(held, &hu, T_LONG));
+    atomic_store(&shm->gates[0], 1); /* y's worker aborts */
+    ck_assert(eventually(exited_or_gone, &pid, T_LONG));
+    sleep_s(0.2); /* time for a fork server that reaps at once to do so */
+    ck_assert_msg(proc_state(pid) == 'Z',
+                  "the dead worker was reaped before the manager knew");
+    gate_open(&hu.gate);
+    ck_assert(eventually(gone, &pid, T_LONG)); /* read, then reaped */
+    failure(y, FUT_EWORKER);
+    ck_assert_int_gt(result_i64(x), 0);
+    future_unref(x);
+    future_unref(y);
+    executor_free(ex);
+    gate_destroy(&hu.gate);
+    end_check(0);
+}
+END_TEST
+
+/*
+ * Hundreds of workers forked in one pass: the parent sends a SPAWN for
+ * each before it reads an answer. The fork server used to block sending
+ * answers while the parent blocked sending requests (the socket full both
+ * ways, about 560 spawns here): both hung. Its answers now wait in a queue.
+ */
+/* Counts its start, then sleeps in FUTEX_WAIT (shared) until the gate opens. */
+static void t_futex_gate(task_t *t)
+{
+    atomic_fetch_add(&shm->started, 1);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&shm->gate) && now_s() < end)
+        syscall(SYS_futex, &shm->gate, FUTEX_WAIT, 0, &(struct timespec){1, 0}, NULL, 0);
+    task_return_i64(t, 1);
+}
+
+START_TEST(test_process_pool_many_spawns_at_once)
+{
+    enum { NW = 900 };
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    if (rl.rlim_cur < 3 * NW + 64) { /* the parent keeps 2 pipe ends a worker */
+        rlim_t want = 3 * NW + 64;
+        if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+            printf("many_spawns_at_once: skipped, RLIMIT_NOFILE %llu < %llu\n",
+                   (unsigned long long)rl.rlim_max, (unsigned long long)want);
+            return;
+        }
+        rl.rlim_cur = want;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+    }
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = NW});
+    ck_assert_ptr_nonnull(ex);
+    future_t *f[NW];
+    for (int i = 0; i < NW; i++) {
+        f[i] = executor_submit(ex, t_futex_gate, NULL, 0);
+        ck_assert_ptr_nonnull(f[i]);
+    }
+    wait_started(NW); /* every task runs at once: NW workers */
+    atomic_store(&shm->gate, 1);
+    syscall(SYS_futex, &shm->gate, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    for (int i = 0; i < NW; i++) {
+        ck_assert_int_eq(result_i64(f[i]), 1);
+        future_unref(f[i]);
+    }
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* arg: an int; aborts the worker on 25, else returns it. */
 static void t_abort_on_25(task_t *t)
 {
@@ -2607,6 +2725,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_map_timeout_chunks);
     tcase_add_test(tc, test_process_pool_map_unordered_free_in_flight);
     tcase_add_test(tc, test_process_pool_heap_full_keeps_order);
+    tcase_add_test(tc, test_process_pool_many_spawns_at_once);
+    tcase_add_test(tc, test_process_pool_dead_worker_pid_held_until_read);
     tcase_add_test(tc, test_process_pool_map_chunk_death);
     tcase_add_test(tc, test_process_pool_submit_from_callback);
     tcase_add_test(tc, test_process_pool_initializer);

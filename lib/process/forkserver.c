@@ -11,8 +11,17 @@
  *
  * The parent creates each worker's two pipes and passes the worker's ends
  * with SCM_RIGHTS; the server forks, closes its copies and answers SPAWNED
- * with the pid. Every exit is reaped here and reported as EXITED with the
- * wait status, in order after the SPAWNED of the same pid.
+ * with the pid. Every exit is reported as EXITED with the wait status, in
+ * order after the SPAWNED of the same pid, and the exited worker is left a
+ * zombie until the parent answers REAP: until then its pid is nobody
+ * else's, so the parent may kill() a worker it has not heard of as exited
+ * without any risk of hitting a process that took the pid over.
+ *
+ * The server never blocks on a send: its messages wait in a queue (made
+ * before the fork, with room for every report its children can owe) until
+ * the socket takes them, and it reads requests meanwhile. A parent that
+ * sends many SPAWNs before it reads (hundreds of workers at once) therefore
+ * cannot fill the socket both ways and hang both sides.
  *
  * The server closes every inherited fd but its socket at start. A worker
  * gets its task pipe on fd 3 and its result pipe on fd 4 (close-on-exec),
@@ -39,6 +48,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -61,13 +71,16 @@
  * lost" in every server and worker.
  */
 static pid_t *volatile kids_root; /* volatile: a store nothing reads must stay */
+static struct cf_fs_msg *volatile out_root; /* the message queue, likewise */
 
 struct fs_state {
     int sock;
     int sfd;
     pid_t self;
-    pid_t *kids; /* live children; 0 marks a free entry */
+    pid_t *kids; /* children: pid alive, -pid exited and reported, 0 free */
     int nkids;
+    struct cf_fs_msg *out; /* a ring of nout messages: [head, head + nq) wait */
+    int nout, head, nq;
     cf_fs_worker_fn fn;
     void *ud;
 };
@@ -140,12 +153,32 @@ static void worker_child(struct fs_state *s, int seat, int in_fd, int out_fd)
     _exit(0);
 }
 
+/*
+ * Sends what waits while the socket takes it. To a parent that is gone (any
+ * error but EAGAIN) nothing more is sent: the poll loop sees the hang-up.
+ */
+static void flush_out(struct fs_state *s)
+{
+    while (s->nq > 0) {
+        ssize_t n = send(s->sock, &s->out[s->head], sizeof(s->out[0]),
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        s->head = (s->head + 1) % s->nout;
+        s->nq--;
+    }
+}
+
+/* Queues @m, then sends what the socket takes. */
 static void send_msg(struct fs_state *s, const struct cf_fs_msg *m)
 {
-    ssize_t n;
-    do
-        n = send(s->sock, m, sizeof(*m), MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+    if (s->nq == s->nout)
+        return; /* cannot happen: cf_forkserver_start's sizes */
+    s->out[(s->head + s->nq) % s->nout] = *m;
+    s->nq++;
+    flush_out(s);
 }
 
 static void fork_worker(struct fs_state *s, const struct cf_fs_msg *req, int in_fd,
@@ -176,6 +209,17 @@ static void fork_worker(struct fs_state *s, const struct cf_fs_msg *req, int in_
     send_msg(s, &rep);
 }
 
+/* REAP: the parent has heard of @pid's exit; the zombie may go. */
+static void reap_reported(struct fs_state *s, pid_t pid)
+{
+    for (int i = 0; i < s->nkids; i++)
+        if (pid > 0 && s->kids[i] == -pid) {
+            waitpid(pid, NULL, 0);
+            s->kids[i] = 0;
+            return;
+        }
+}
+
 /* One request; false when the parent is gone. */
 static bool handle_request(struct fs_state *s)
 {
@@ -188,7 +232,7 @@ static bool handle_request(struct fs_state *s)
                         .msg_controllen = sizeof(cbuf)};
     ssize_t n;
     do
-        n = recvmsg(s->sock, &mh, MSG_CMSG_CLOEXEC);
+        n = recvmsg(s->sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     while (n < 0 && errno == EINTR);
     if (n <= 0)
         return n < 0 && errno == EAGAIN;
@@ -197,36 +241,53 @@ static bool handle_request(struct fs_state *s)
     if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
         c->cmsg_len == CMSG_LEN(2 * sizeof(int)))
         memcpy(fds, CMSG_DATA(c), sizeof(fds));
-    if (n != (ssize_t)sizeof(m) || m.op != CF_FS_SPAWN || fds[0] < 0 || fds[1] < 0) {
-        if (fds[0] >= 0)
-            close(fds[0]);
-        if (fds[1] >= 0)
-            close(fds[1]);
-        return false; /* only the parent writes here: it is confused or gone */
+    bool ok = n == (ssize_t)sizeof(m) &&
+              (m.op == CF_FS_SPAWN ? fds[0] >= 0 && fds[1] >= 0
+                                   : m.op == CF_FS_REAP && fds[0] < 0);
+    if (ok && m.op == CF_FS_SPAWN) {
+        fork_worker(s, &m, fds[0], fds[1]);
+        return true;
     }
-    fork_worker(s, &m, fds[0], fds[1]);
-    return true;
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    if (ok)
+        reap_reported(s, m.pid);
+    return ok; /* else: only the parent writes here: it is confused or gone */
 }
 
-static void reap(struct fs_state *s, bool report)
+/* The wait status of an exit waitid() reported in @si. */
+static int wait_status(const siginfo_t *si)
 {
-    int st;
-    pid_t pid;
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-        for (int i = 0; i < s->nkids; i++)
-            if (s->kids[i] == pid)
-                s->kids[i] = 0;
-        if (report) {
-            struct cf_fs_msg m = {.op = CF_FS_EXITED, .pid = pid, .status = st};
-            send_msg(s, &m);
-        }
+    if (si->si_code == CLD_EXITED)
+        return (si->si_status & 0xff) << 8;
+    return (si->si_status & 0x7f) | (si->si_code == CLD_DUMPED ? 0x80 : 0);
+}
+
+/* Reports each child that exited, and leaves it a zombie until REAP. */
+static void report_exits(struct fs_state *s)
+{
+    for (int i = 0; i < s->nkids; i++) {
+        if (s->kids[i] <= 0)
+            continue;
+        siginfo_t si;
+        memset(&si, 0, sizeof(si));
+        if (waitid(P_PID, (id_t)s->kids[i], &si, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+            si.si_pid != s->kids[i])
+            continue;
+        struct cf_fs_msg m = {
+            .op = CF_FS_EXITED, .pid = s->kids[i], .status = wait_status(&si)};
+        s->kids[i] = -s->kids[i];
+        send_msg(s, &m);
     }
 }
 
 static void fs_main(struct fs_state *s)
 {
     for (;;) {
-        struct pollfd p[2] = {{.fd = s->sock, .events = POLLIN},
+        /* Requests only while the queue has room for their answers. */
+        short ev = (short)((s->nq < s->nout ? POLLIN : 0) | (s->nq > 0 ? POLLOUT : 0));
+        struct pollfd p[2] = {{.fd = s->sock, .events = ev},
                               {.fd = s->sfd, .events = POLLIN}};
         if (poll(p, 2, -1) < 0) {
             if (errno == EINTR)
@@ -237,9 +298,11 @@ static void fs_main(struct fs_state *s)
             struct signalfd_siginfo si;
             while (read(s->sfd, &si, sizeof(si)) > 0)
                 ;
-            reap(s, true);
+            report_exits(s);
         }
-        if (p[0].revents && !handle_request(s))
+        if (p[0].revents & POLLOUT)
+            flush_out(s);
+        if ((p[0].revents & ~POLLOUT) && !handle_request(s))
             break;
     }
     /* The parent is gone (or closed us): no worker outlives it. */
@@ -247,8 +310,8 @@ static void fs_main(struct fs_state *s)
         if (s->kids[i] > 0)
             kill(s->kids[i], SIGKILL);
     for (int i = 0; i < s->nkids; i++)
-        if (s->kids[i] > 0)
-            waitpid(s->kids[i], NULL, 0);
+        if (s->kids[i] != 0)
+            waitpid(s->kids[i] > 0 ? s->kids[i] : -s->kids[i], NULL, 0);
     _exit(0);
 }
 
@@ -275,6 +338,7 @@ static void fs_child(struct fs_state *s, int sock, pid_t parent, bool pdeath)
     }
     s->sock = FS_SOCK_FD;
     kids_root = s->kids;
+    out_root = s->out;
     close_from(FS_SOCK_FD + 1);
     std_fds();
     s->sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
@@ -289,13 +353,22 @@ int cf_forkserver_start(cf_fs_worker_fn fn, void *ud, int max_children, pid_t *p
 {
     if (max_children <= 0 || max_children > INT_MAX / 2 - 8)
         return FUT_EINVAL;
+    /* Each child entry owes at most a SPAWNED and an EXITED, and a refused
+       SPAWN (no free entry) a SPAWNED, at most one a seat at a time: three
+       messages an entry hold every report that can be due at once. */
     struct fs_state s = {.fn = fn, .ud = ud, .nkids = 2 * max_children + 8};
+    s.nout = 3 * s.nkids;
     s.kids = calloc((size_t)s.nkids, sizeof(*s.kids));
-    if (!s.kids)
+    s.out = calloc((size_t)s.nout, sizeof(*s.out));
+    if (!s.kids || !s.out) {
+        free(s.kids);
+        free(s.out);
         return FUT_ENOMEM;
+    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         free(s.kids);
+        free(s.out);
         return FUT_ESYS;
     }
     pid_t parent = getpid();
@@ -312,6 +385,7 @@ int cf_forkserver_start(cf_fs_worker_fn fn, void *ud, int max_children, pid_t *p
     int err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     free(s.kids);
+    free(s.out);
     close(sv[1]);
     if (p < 0) {
         close(sv[0]);
@@ -342,6 +416,16 @@ int cf_forkserver_spawn(int sock, int seat, uint32_t gen, int in_fd, int out_fd)
     ssize_t n;
     do
         n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof(m) ? 0 : FUT_ESYS;
+}
+
+int cf_forkserver_reap(int sock, pid_t pid)
+{
+    struct cf_fs_msg m = {.op = CF_FS_REAP, .pid = pid};
+    ssize_t n;
+    do
+        n = send(sock, &m, sizeof(m), MSG_NOSIGNAL);
     while (n < 0 && errno == EINTR);
     return n == (ssize_t)sizeof(m) ? 0 : FUT_ESYS;
 }

@@ -43,7 +43,7 @@ void cf_pp_signal(struct pp_proc *pr, int sig)
     if (pr->exited)
         return;
     if (pr->spawned && pr->pid > 0)
-        kill(pr->pid, sig); /* not reaped before we hear EXITED: the pid is its */
+        kill(pr->pid, sig); /* a zombie until we answer its EXITED: the pid is its */
     else
         pr->kill_sig = sig;
 }
@@ -159,8 +159,12 @@ void cf_pp_read_fs(struct process_pool *p)
 {
     struct cf_fs_msg m;
     int rc;
-    while ((rc = cf_forkserver_recv(p->fs_sock, &m)) == 1)
+    while ((rc = cf_forkserver_recv(p->fs_sock, &m)) == 1) {
         fs_message(p, &m);
+        /* The worker is marked exited: nothing signals its pid from now on. */
+        if (m.op == CF_FS_EXITED)
+            cf_forkserver_reap(p->fs_sock, m.pid);
+    }
     if (rc < 0 && !p->fs_gone) {
         p->fs_gone = true;
         cf_pp_break(p, "the process pool's fork server is gone");
