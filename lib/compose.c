@@ -106,7 +106,6 @@ struct then_hdr {
     uint64_t payload_len; /* prev's result bytes, or the message with its NUL */
     int32_t failed;       /* prev failed or was cancelled: the payload is a message */
     int32_t status, code, exit_status, sig;
-    uint64_t owner; /* a borrowing executor, malloc'd argument: its then_exec */
 };
 #define HDR_SIZE 48 /* keeps the payload aligned for int64 and double */
 _Static_assert(sizeof(struct then_hdr) <= HDR_SIZE, "then_hdr grew");
@@ -154,15 +153,17 @@ static void exec_let_go(struct then_exec *x, int as)
 /* Runs in the pool (a thread or a forked worker): decode, then the user's fn. */
 static void then_task(task_t *t)
 {
+    /* In this process (t->f: a thread pool, which borrows the argument) the
+       step is the work's tail, found without the argument: a time limit may
+       have failed next, and its step freed the argument, before this began. */
+    struct then_exec *x = t->f ? cf_work_tail(cf_future_extra(t->f)) : NULL;
+    int idle = RUN_IDLE;
+    if (x && !atomic_compare_exchange_strong(&x->run, &idle, RUN_RUNNING))
+        return; /* next was done before it started: it cannot run now */
     size_t len = 0;
     const unsigned char *a = task_arg(t, &len);
     struct then_hdr h;
     memcpy(&h, a, sizeof(h));
-    /* In this process, on an argument it borrows: freed after the call. */
-    struct then_exec *x = (struct then_exec *)(uintptr_t)h.owner;
-    int idle = RUN_IDLE;
-    if (x && !atomic_compare_exchange_strong(&x->run, &idle, RUN_RUNNING))
-        return; /* next was done before it started: it cannot run now */
     const unsigned char *payload = a + HDR_SIZE;
     future_error_t e = {0};
     if (h.failed) {
@@ -218,8 +219,6 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
         atomic_store(&x->big, buf); /* exec_release frees it */
     }
     struct then_hdr h = {.u.fn = x->s.fn, .payload_len = payload};
-    if (buf != x->small && !x->s.w->ex->ops->copies_args)
-        h.owner = (uint64_t)(uintptr_t)x;
     if (o->err) {
         h.failed = 1;
         h.status = o->err->status;

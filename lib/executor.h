@@ -147,8 +147,6 @@ static inline void cf_fifo_merge_prio(struct cf_work_fifo *dst, struct cf_work_f
 struct cf_executor_ops {
     /* Bytes of the kind's work item (starts with struct cf_work); 0: cf_work. */
     size_t work_size;
-    /* submit copies the argument's bytes (else the task gets w->arg itself). */
-    bool copies_args;
     /*
      * Queues @w. No executor.c lock is held. Returns 0, or a code
      * (FUT_ESHUTDOWN, FUT_EBROKEN, FUT_ESYS, FUT_ENOMEM): then the executor

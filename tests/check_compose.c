@@ -431,7 +431,9 @@ START_TEST(test_compose_then_arg_outlives_deadline)
     future_t *prev = future_new();
     future_t *next = future_then(
         prev, ex, read_late,
-        &(then_options_t){.when = FUT_THEN_ON_FAILURE, .submit.timeout = 0.05});
+        &(then_options_t){.when = FUT_THEN_ON_FAILURE,
+                          /* long enough to start before it ends, even under TSan */
+                          .submit.timeout = 0.5 * timeout_multiplier(4)});
     ck_assert_ptr_nonnull(next);
     /* Added after future_then's own: runs after it, then lets the task read. */
     ck_assert_int_eq(future_add_done_callback(next, open_late_gate, &late_gate), 0);

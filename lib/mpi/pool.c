@@ -178,7 +178,6 @@ static void mp_stats(executor_t *ex, executor_stats_t *out)
 }
 
 static const struct cf_executor_ops mpi_pool_ops = {
-    .copies_args = true,
     .work_size = sizeof(struct mp_work),
     .submit = mp_submit,
     .shutdown = mp_shutdown,

@@ -229,7 +229,6 @@ static int pp_set_max_workers(executor_t *ex, int n)
 }
 
 static const struct cf_executor_ops process_pool_ops = {
-    .copies_args = true,
     .work_size = sizeof(struct pp_work),
     .submit = pp_submit,
     .submit_chunk = pp_submit_chunk,
