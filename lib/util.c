@@ -12,6 +12,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +29,30 @@ void cf_futex_wake(_Atomic uint32_t *addr, int n)
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define CF_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CF_TSAN 1
+#endif
+#endif
+
 /* EINTR, EAGAIN and ETIMEDOUT are fine: every caller re-checks in a loop. */
 static void futex_wait(_Atomic uint32_t *addr, uint32_t expected,
                        const struct timespec *rel)
 {
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, rel, NULL, 0);
+    long rc = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, rel, NULL, 0);
+#ifdef CF_TSAN
+    /* TSan runs a signal's handler at the next call it intercepts, which a
+       raw futex is not: a caller that loops on EINTR would run none. */
+    if (rc < 0 && errno == EINTR) {
+        sigset_t now;
+        pthread_sigmask(SIG_BLOCK, NULL, &now);
+        errno = EINTR;
+    }
+#else
+    (void)rc;
+#endif
 }
 
 void cf_futex_wait(_Atomic uint32_t *addr, uint32_t expected)

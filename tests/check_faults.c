@@ -897,7 +897,7 @@ static void *pest_main(void *arg)
 {
     struct pest *p = arg;
     /* A hint only: the flood starts once the target sleeps in its wait. */
-    wait_tid_sleeping(p->target_tid, T_LONG);
+    wait_tid_sleeping(p->target_tid, 1.0); /* not so long that the task gives up */
     long start = atomic_load(&handled);
     bool opened = false;
     while (!atomic_load(&p->stop)) {
@@ -956,19 +956,29 @@ struct ectx {
     future_t *f;
     gate_t gate;
     _Atomic int *flag;
-    task_fn wait_fn;      /* waits for the gate, returns i64 1 */
+    task_fn wait_fn;      /* waits for the gate: i64 1 once it opened, 0 if it gave up */
     const void *wait_arg; /* its argument (length 0: borrowed by a thread pool) */
 };
 
 static _Atomic int *shm_flag; /* the process pool's gate, for its tasks */
 
 /* arg: none. Waits (polling, up to T_LONG) for shm_flag, returns i64 1. */
+/*
+ * The gated tasks return 1 once their gate opened, 0 if they gave up
+ * waiting (a row then fails on the value, not on a call returning early).
+ */
 static void t_wait_flag(task_t *t)
 {
-    double end = now_s() + T_LONG;
+    double end = now_s() + T_LONG * timeout_multiplier(10);
     while (!atomic_load(shm_flag) && now_s() < end)
         nanosleep(&(struct timespec){0, 100000}, NULL);
-    task_return_i64(t, 1);
+    task_return_i64(t, atomic_load(shm_flag) ? 1 : 0);
+}
+
+static void t_wait_gate_strict(task_t *t)
+{
+    gate_t *g = (gate_t *)task_arg(t, NULL);
+    task_return_i64(t, gate_wait(g, T_LONG * timeout_multiplier(10)) ? 1 : 0);
 }
 
 static bool running(void *f)
@@ -990,7 +1000,7 @@ static void ectx_init(struct ectx *c, int kind, const executor_options_t *o)
         c->wait_arg = NULL;
     } else {
         c->ex = thread_pool_executor_new(o);
-        c->wait_fn = t_wait_gate;
+        c->wait_fn = t_wait_gate_strict;
         c->wait_arg = &c->gate;
     }
     ck_assert_ptr_nonnull(c->ex);

@@ -1174,15 +1174,20 @@ START_TEST(test_thread_pool_broken_pool_workers_park)
 {
     executor_t *ex =
         new_tp((executor_options_t){.max_workers = 2, .initializer = t_fail_second_init});
-    int64_t v = 1;
-    future_t *a = executor_submit(ex, t_add1, &v, sizeof(v));
-    future_t *b = executor_submit(ex, t_add1, &v, sizeof(v));
+    /* a holds the first worker, so b needs a second, whose initializer fails. */
+    gate_t g;
+    gate_init(&g);
+    future_t *a = executor_submit(ex, t_wait_gate, &g, 0);
     ck_assert_ptr_nonnull(a);
+    ck_assert(gate_wait_for_waiters(&g, 1));
+    int64_t v = 1;
+    future_t *b = executor_submit(ex, t_add1, &v, sizeof(v));
     ck_assert_ptr_nonnull(b);
+    ck_assert(eventually(pool_broken, ex, T_LONG));
+    gate_open(&g);
     const future_error_t *e;
     future_exception(a, T_LONG, &e); /* done, however */
     future_exception(b, T_LONG, &e);
-    ck_assert(eventually(pool_broken, ex, T_LONG));
     /* Half a second of the process's CPU: parked workers take next to none. */
     struct timespec c0, c1;
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
@@ -1196,6 +1201,7 @@ START_TEST(test_thread_pool_broken_pool_workers_park)
     future_unref(a);
     future_unref(b);
     executor_free(ex);
+    gate_destroy(&g);
 }
 END_TEST
 
