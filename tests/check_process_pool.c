@@ -2627,16 +2627,8 @@ END_TEST
 /* True if @pid runs (a zombie counts as gone: its reaper may be slow). */
 static bool alive(pid_t pid)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *rp = strrchr(buf, ')');
-    return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+    char st = proc_state(pid);
+    return st != 0 && st != 'Z' && st != 'X';
 }
 
 /*
