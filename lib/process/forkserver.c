@@ -81,6 +81,7 @@ struct fs_state {
     int nkids;
     struct cf_fs_msg *out; /* a ring of nout messages: [head, head + nq) wait */
     int nout, head, nq;
+    bool stuck; /* a send failed for want of kernel memory: try again soon */
     cf_fs_worker_fn fn;
     void *ud;
 };
@@ -154,11 +155,13 @@ static void worker_child(struct fs_state *s, int seat, int in_fd, int out_fd)
 }
 
 /*
- * Sends what waits while the socket takes it. To a parent that is gone (any
- * error but EAGAIN) nothing more is sent: the poll loop sees the hang-up.
+ * Sends what waits while the socket takes it. A message is dropped only when
+ * the parent is gone (EPIPE, ECONNRESET: the poll loop sees the hang-up);
+ * one the kernel had no memory for (ENOBUFS, ENOMEM) waits for a retry.
  */
 static void flush_out(struct fs_state *s)
 {
+    s->stuck = false;
     while (s->nq > 0) {
         ssize_t n = send(s->sock, &s->out[s->head], sizeof(s->out[0]),
                          MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -166,6 +169,10 @@ static void flush_out(struct fs_state *s)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
+        if (n < 0 && errno != EPIPE && errno != ECONNRESET) {
+            s->stuck = true;
+            return;
+        }
         s->head = (s->head + 1) % s->nout;
         s->nq--;
     }
@@ -286,10 +293,11 @@ static void fs_main(struct fs_state *s)
 {
     for (;;) {
         /* Requests only while the queue has room for their answers. */
-        short ev = (short)((s->nq < s->nout ? POLLIN : 0) | (s->nq > 0 ? POLLOUT : 0));
+        short ev = (short)((s->nq < s->nout ? POLLIN : 0) |
+                           (s->nq > 0 && !s->stuck ? POLLOUT : 0));
         struct pollfd p[2] = {{.fd = s->sock, .events = ev},
                               {.fd = s->sfd, .events = POLLIN}};
-        if (poll(p, 2, -1) < 0) {
+        if (poll(p, 2, s->stuck ? 10 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -300,7 +308,7 @@ static void fs_main(struct fs_state *s)
                 ;
             report_exits(s);
         }
-        if (p[0].revents & POLLOUT)
+        if ((p[0].revents & POLLOUT) || s->stuck)
             flush_out(s);
         if ((p[0].revents & ~POLLOUT) && !handle_request(s))
             break;
