@@ -2240,6 +2240,11 @@ START_TEST(test_executor_all_any)
 END_TEST
 
 /* orTimeout / within: just before and just after the timeout, cancel_source */
+static bool started_pred(void *f)
+{
+    return future_running(f) || future_done(f);
+}
+
 START_TEST(test_executor_within)
 {
     xgates_reset();
@@ -2258,6 +2263,8 @@ START_TEST(test_executor_within)
     ck_assert_int_eq(future_result(r2, 0, NULL, NULL), FUT_ETIMEDOUT);
 
     future_t *stuck = submit_gated(ex, &a1, 1, 8);
+    /* Started first: a queued one would be cancelled outright, not asked to stop. */
+    ck_assert(eventually(started_pred, stuck, T_LONG));
     future_t *r3 = future_within(stuck, 0.05, true); /* cancel_source: asked to stop */
     ck_assert_int_eq(future_result(r3, T_LONG, NULL, NULL), FUT_ETIMEDOUT);
     ck_assert_int_eq(result_i64(stuck), 8); /* it stopped early */
