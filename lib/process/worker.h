@@ -114,9 +114,12 @@ struct cf_ring {
 #define CF_RUN_DOOMED UINT64_MAX
 struct cf_seat_word {
     _Atomic uint32_t flags;
-    _Atomic uint32_t bound;   /* piped task frames queued for this seat */
+    _Atomic uint32_t bound; /* piped task frames queued for this seat */
+    char pad[56];
+    /* Its own cache line: the worker writes it twice a task, and the manager
+       reads `flags` of every seat on each pass. */
     _Atomic uint64_t running; /* see above */
-    char pad[48];
+    char pad2[56];
 };
 
 /*
