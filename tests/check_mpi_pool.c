@@ -87,24 +87,6 @@ static void t_pid(task_t *t)
     task_return_i64(t, getpid());
 }
 
-/* The parent of @pid (from /proc), or -1. */
-static pid_t parent_of(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    int ppid = -1;
-    if (!p || sscanf(p + 2, "%*c %d", &ppid) != 1)
-        return -1;
-    return ppid;
-}
-
 /*
  * Sends @sig to the worker rank a task runs under, then waits for ever: the
  * task runs in a local pool worker, whose parent is the rank's fork server,
@@ -112,7 +94,7 @@ static pid_t parent_of(pid_t pid)
  */
 static void signal_own_rank(int sig)
 {
-    pid_t rank = parent_of(parent_of(getpid()));
+    pid_t rank = proc_parent(proc_parent(getpid()));
     if (rank > 1)
         kill(rank, sig);
     pause();

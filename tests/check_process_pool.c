@@ -1270,16 +1270,9 @@ static bool all_in_read(void *arg)
 static bool all_stopped(void *arg)
 {
     const pid_t *pids = arg;
-    for (int i = 0; i < NWAKE; i++) {
-        char path[64], state = '?';
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pids[i]);
-        FILE *f = fopen(path, "r");
-        bool ok = f && fscanf(f, "%*d (%*[^)]) %c", &state) == 1 && state == 'T';
-        if (f)
-            fclose(f);
-        if (!ok)
+    for (int i = 0; i < NWAKE; i++)
+        if (proc_state(pids[i]) != 'T')
             return false;
-    }
     return true;
 }
 
@@ -2406,21 +2399,6 @@ START_TEST(test_process_pool_heap_full_keeps_order)
     end_check(0);
 }
 END_TEST
-
-/* The state letter of process @pid (/proc/PID/stat), or 0 if it is gone. */
-static char proc_state(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *r = strrchr(buf, ')');
-    return r && r[1] == ' ' ? r[2] : 0;
-}
 
 static bool exited_or_gone(void *pid)
 {

@@ -351,24 +351,6 @@ static void t_soak(task_t *t)
     task_return_i64(t, *i);
 }
 
-/* The parent of @pid (/proc/PID/stat), or -1. */
-static pid_t parent_of(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return -1;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    int ppid = -1;
-    if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
-        return -1;
-    return (pid_t)ppid;
-}
-
 struct killer {
     pthread_t th;
     pid_t fs_pid;
@@ -391,7 +373,7 @@ static void *killer_main(void *arg)
         int from = (int)(next_rand(&seed) % NBUSY);
         for (int j = 0; j < NBUSY; j++) {
             pid_t pid = atomic_load(&pshm->busy[(from + j) % NBUSY]);
-            if (pid > 0 && parent_of(pid) == k->fs_pid) {
+            if (pid > 0 && proc_parent(pid) == k->fs_pid) {
                 if (kill(pid, SIGKILL) == 0)
                     k->kills++;
                 break;

@@ -201,18 +201,45 @@ pid_t self_tid(void)
     return (pid_t)syscall(SYS_gettid);
 }
 
+/*
+ * Reads the stat file @path (/proc/PID/stat, /proc/self/task/TID/stat) into
+ * @buf: what follows the name (" S PPID ..."), or NULL if it cannot be read.
+ */
+static const char *stat_fields(const char *path, char *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return NULL;
+    size_t n = fread(buf, 1, cap - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    return p && p[1] == ' ' && p[2] ? p + 1 : NULL;
+}
+
 static char tid_state(pid_t tid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return '?';
-    size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
-    return p && p[1] == ' ' ? p[2] : '?';
+    const char *f = stat_fields(path, buf, sizeof(buf));
+    return f ? f[1] : '?';
+}
+
+char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    const char *f = stat_fields(path, buf, sizeof(buf));
+    return f ? f[1] : 0;
+}
+
+pid_t proc_parent(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    const char *f = stat_fields(path, buf, sizeof(buf));
+    int ppid = -1;
+    return f && sscanf(f, " %*c %d", &ppid) == 1 ? (pid_t)ppid : -1;
 }
 
 bool wait_tid_sleeping(pid_t tid, double timeout)

@@ -88,6 +88,10 @@ pid_t self_tid(void);
  * a blocking wait. True if seen. Tests never depend on it for correctness.
  */
 bool wait_tid_sleeping(pid_t tid, double timeout);
+/* Process @pid's state letter (/proc/PID/stat: R, S, Z...), 0 if it is gone. */
+char proc_state(pid_t pid);
+/* Process @pid's parent (/proc/PID/stat), or -1. */
+pid_t proc_parent(pid_t pid);
 
 /*
  * Starts and joins one thread, so that threads a runtime starts on the first
