@@ -219,8 +219,10 @@ static void fork_worker(struct fs_state *s, const struct cf_fs_msg *req, int in_
 /* REAP: the parent has heard of @pid's exit; the zombie may go. */
 static void reap_reported(struct fs_state *s, pid_t pid)
 {
+    if (pid <= 0)
+        return;
     for (int i = 0; i < s->nkids; i++)
-        if (pid > 0 && s->kids[i] == -pid) {
+        if (s->kids[i] == -pid) {
             waitpid(pid, NULL, 0);
             s->kids[i] = 0;
             return;
@@ -405,6 +407,16 @@ int cf_forkserver_start(cf_fs_worker_fn fn, void *ud, int max_children, pid_t *p
     return 0;
 }
 
+/* Sends the manager's request @mh (one cf_fs_msg): 0 or FUT_ESYS. */
+static int send_request(int sock, const struct msghdr *mh)
+{
+    ssize_t n;
+    do
+        n = sendmsg(sock, mh, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof(struct cf_fs_msg) ? 0 : FUT_ESYS;
+}
+
 int cf_forkserver_spawn(int sock, int seat, uint32_t gen, int in_fd, int out_fd)
 {
     struct cf_fs_msg m = {.op = CF_FS_SPAWN, .seat = seat, .gen = gen};
@@ -421,21 +433,14 @@ int cf_forkserver_spawn(int sock, int seat, uint32_t gen, int in_fd, int out_fd)
     c->cmsg_len = CMSG_LEN(2 * sizeof(int));
     int fds[2] = {in_fd, out_fd};
     memcpy(CMSG_DATA(c), fds, sizeof(fds));
-    ssize_t n;
-    do
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof(m) ? 0 : FUT_ESYS;
+    return send_request(sock, &mh);
 }
 
 int cf_forkserver_reap(int sock, pid_t pid)
 {
     struct cf_fs_msg m = {.op = CF_FS_REAP, .pid = pid};
-    ssize_t n;
-    do
-        n = send(sock, &m, sizeof(m), MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n == (ssize_t)sizeof(m) ? 0 : FUT_ESYS;
+    struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
+    return send_request(sock, &(struct msghdr){.msg_iov = &iov, .msg_iovlen = 1});
 }
 
 int cf_forkserver_recv(int sock, struct cf_fs_msg *m)
