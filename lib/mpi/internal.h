@@ -115,6 +115,8 @@ struct cf_mpi_peer {
     int pid;
     int procs; /* its local pool's workers (CFUTURES_MPI_PROCS there), from HELLO */
     char host[64];
+    unsigned long long start; /* spawn mode, this host: pid's start time
+                                 (/proc/PID/stat), so a reused pid is told apart; 0 */
 };
 
 /* The HELLO a worker rank answers with. */

@@ -164,6 +164,29 @@ static int spawn_call_run(struct spawn_call *c, MPI_Comm *comm)
     return ok ? 0 : FUT_ESYS;
 }
 
+/* @pid's start time in clock ticks since boot (/proc/PID/stat field 22), 0 if gone. */
+static unsigned long long proc_start(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    unsigned long long start = 0;
+    if (p &&
+        sscanf(p + 1,
+               " %*c %*d %*d %*d %*d %*d %*u %*lu %*lu %*lu %*lu %*lu %*lu %*ld %*ld "
+               "%*ld %*ld %*ld %*ld %llu",
+               &start) != 1)
+        start = 0;
+    return start;
+}
+
+static bool on_this_host(const struct cf_mpi_peer *peer);
+
 /* One attempt at spawning worker @peer (its own MPI job) and checking it. */
 static int spawn_once(struct cf_mpi_peer *peer, const char *cmd, char **args, int at)
 {
@@ -188,6 +211,7 @@ static int spawn_once(struct cf_mpi_peer *peer, const char *cmd, char **args, in
     pthread_mutex_init(&c->mu, NULL);
     peer->dest = 0;
     peer->pid = 0;
+    peer->start = 0;
     int rc = spawn_call_run(c, &peer->comm);
     if (rc == 0) {
         MPI_Comm_set_errhandler(peer->comm, MPI_ERRORS_RETURN);
@@ -195,6 +219,8 @@ static int spawn_once(struct cf_mpi_peer *peer, const char *cmd, char **args, in
         rc = cf_mpi_handshake(peer, SPAWN_HELLO_LIMIT, why, sizeof(why));
         if (rc < 0)
             fprintf(stderr, "cfutures mpi_pool_executor_new: %s\n", why);
+        else if (on_this_host(peer)) /* it just answered: the pid is its own */
+            peer->start = proc_start(peer->pid);
         if (rc == FUT_ETIMEDOUT)
             kill_token(token);
     } else if (rc == FUT_ESYS) {
@@ -250,6 +276,10 @@ static char **worker_args(int *at)
     return args;
 }
 
+/* Two executors made at once: MPI_Comm_spawn on MPI_COMM_SELF, a collective
+   call, must not run in two threads at once (MPI 3.1, 12.4.2). */
+static pthread_mutex_t spawn_mu = PTHREAD_MUTEX_INITIALIZER;
+
 int cf_mpi_spawn(struct cf_mpi_peer *peers, int n)
 {
     char cmd[4096];
@@ -261,8 +291,10 @@ int cf_mpi_spawn(struct cf_mpi_peer *peers, int n)
     cmd[len] = '\0';
     MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
     int rc = 0, i;
+    pthread_mutex_lock(&spawn_mu);
     for (i = 0; i < n && rc == 0; i++)
         rc = spawn_one(&peers[i], cmd, args, at);
+    pthread_mutex_unlock(&spawn_mu);
     free(args);
     if (rc == 0)
         return 0;
@@ -296,10 +328,16 @@ static bool on_this_host(const struct cf_mpi_peer *peer)
     return peer->pid > 0 && strcmp(host, peer->host) == 0;
 }
 
-/* True if @peer's process on this host is still our copy (not gone, not a zombie). */
+/*
+ * True if @peer's process on this host is still our copy (not gone, not a
+ * zombie): its executable, and its start time, since every fork server and
+ * task process of this program runs the same executable and may have been
+ * given a dead rank's pid.
+ */
 static bool still_ours(const struct cf_mpi_peer *peer)
 {
-    return kill(peer->pid, 0) == 0 && is_our_copy(peer->pid);
+    return kill(peer->pid, 0) == 0 && is_our_copy(peer->pid) &&
+           (!peer->start || proc_start(peer->pid) == peer->start);
 }
 
 /*
