@@ -82,7 +82,7 @@ static void settle_like(future_t *to, const struct outcome *o)
         const future_error_t *e = o->err;
         cf_future_fail(to, e->status, e->code, e->exit_status, e->signal, e->message);
     } else if (o->len == 0) {
-        future_set_result(to, NULL, 0, NULL);
+        cf_future_set_result(to, NULL, 0, NULL);
     } else if (o->len <= CF_INLINE_MAX) {
         cf_future_set_result_inline(to, o->data, o->len);
     } else {
@@ -91,7 +91,7 @@ static void settle_like(future_t *to, const struct outcome *o)
             cf_future_fail(to, FUT_ENOMEM, ENOMEM, -1, 0, "no memory to copy the result");
             return;
         }
-        future_set_result(to, copy, o->len, cf_block_free);
+        cf_future_set_result(to, copy, o->len, cf_block_free);
     }
 }
 
@@ -216,7 +216,6 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
                            "no memory for the continuation's argument");
             return;
         }
-        atomic_store(&x->big, buf); /* exec_release frees it */
     }
     struct then_hdr h = {.u.fn = x->s.fn, .payload_len = payload};
     if (o->err) {
@@ -230,6 +229,10 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
     memcpy(buf, &h, sizeof(h));
     if (payload)
         memcpy(buf + HDR_SIZE, src, payload);
+    /* Published only once written: a cancel from now on (exec_release)
+       frees it, and nothing here writes to it after. */
+    if (buf != x->small)
+        atomic_store(&x->big, buf);
     int rc = cf_executor_submit_prepared(x->s.w, buf, total, x->s.nonblocking);
     if (rc == 0)
         return;
@@ -242,7 +245,7 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
 /* Runs fn here and now, unless next was cancelled first. */
 static void run_inline(struct then_step *s, const struct outcome *o)
 {
-    if (future_set_running_or_notify_cancel(s->next) != 1)
+    if (cf_future_set_running(s->next) != 1)
         return;
     int64_t deadline = s->limit > 0 ? cf_deadline_after(s->limit) : CF_NO_DEADLINE;
     struct task t;
@@ -310,7 +313,8 @@ static bool then_args_ok(future_t *prev, task_fn fn, const then_options_t *o)
     return prev && fn &&
            (o->when == FUT_THEN_ON_RESULT || o->when == FUT_THEN_ON_FAILURE ||
             o->when == FUT_THEN_ALWAYS) &&
-           isfinite(o->submit.timeout) && o->submit.timeout >= 0;
+           isfinite(o->submit.timeout) && o->submit.timeout >= 0 &&
+           o->submit.delay == 0; /* fn starts when prev is done: no delay */
 }
 
 /* A new step with its future, or NULL (errno set). */
@@ -448,7 +452,7 @@ static void all_done(future_t *f, void *ud)
         settle_like(c->r, &o);
         decided(c);
     } else if (atomic_fetch_sub(&c->left, 1) == 1 && decide(c)) {
-        future_set_result(c->r, NULL, 0, NULL);
+        cf_future_set_result(c->r, NULL, 0, NULL);
         decided(c);
     }
     combine_unref(c);
@@ -519,33 +523,27 @@ static future_t *combine(future_t *const *fs, size_t n, const combine_options_t 
     for (size_t i = 0; i < n; i++)
         if (!fs[i])
             return cf_fail_null(FUT_EINVAL);
-    struct combine *c = combine_new(fs, n, o, any);
-    if (!c)
+    /* Every callback's node first: once one is added nothing can fail, so a
+       failed call has added none (and cancelled nothing: cancel_rest). */
+    void **nodes = n ? malloc(n * sizeof(*nodes)) : NULL;
+    size_t got = 0;
+    while (nodes && got < n && (nodes[got] = cf_future_cb_alloc()))
+        got++;
+    struct combine *c = got == n ? combine_new(fs, n, o, any) : NULL;
+    if (!c) {
+        while (got > 0)
+            cf_future_cb_free(nodes[--got]);
+        free(nodes);
         return cf_fail_null(FUT_ENOMEM);
+    }
     future_t *r = future_ref(c->r); /* the caller's */
     if (n == 0 && decide(c)) {
-        future_set_result(c->r, NULL, 0, NULL);
+        cf_future_set_result(c->r, NULL, 0, NULL);
         decided(c);
     }
-    for (size_t i = 0; i < n; i++) {
-        int rc = future_add_done_callback(fs[i], any ? any_done : all_done, c);
-        if (rc < 0) {
-            /*
-             * The callbacks added so far stay (they cannot be taken back) and
-             * find the state decided; the ones not added are counted out.
-             */
-            if (decide(c)) {
-                cf_future_fail(c->r, FUT_ENOMEM, ENOMEM, -1, 0, "");
-                future_t *mine = c->r;
-                c->r = NULL;
-                future_unref(mine);
-            }
-            atomic_fetch_sub(&c->refs, n - i);
-            combine_unref(c);
-            future_unref(r);
-            return cf_fail_null(FUT_ENOMEM);
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        cf_future_add_done_callback_node(fs[i], any ? any_done : all_done, c, nodes[i]);
+    free(nodes);
     combine_unref(c);
     return r;
 }
@@ -619,9 +617,11 @@ future_t *future_within(future_t *f, double timeout, bool cancel_source)
         return cf_fail_null(FUT_EINVAL);
     struct within *w = calloc(1, sizeof(*w));
     future_t *r = cf_future_alloc(0, NULL);
-    if (!w || !r) {
+    void *node = cf_future_cb_alloc(); /* so that nothing fails once the timer runs */
+    if (!w || !r || !node) {
         free(w);
         future_unref(r);
+        cf_future_cb_free(node);
         return cf_fail_null(FUT_ENOMEM);
     }
     w->r = future_ref(r); /* until decided */
@@ -638,22 +638,10 @@ future_t *future_within(future_t *f, double timeout, bool cancel_source)
             free(w);
             future_unref(r);
             future_unref(r);
+            cf_future_cb_free(node);
             return cf_fail_null(rc);
         }
     }
-    if (future_add_done_callback(f, within_done, w) < 0) {
-        /* The timer decides alone: r then fails FUT_ETIMEDOUT at the deadline. */
-        if (!w->timer.fn || cf_timer_cancel(&w->timer)) {
-            future_unref(w->f);
-            free(w);
-            future_unref(r);
-            future_unref(r);
-            return cf_fail_null(FUT_ENOMEM);
-        }
-        /* The timer fired already and holds the last reference. */
-        within_release(w, 1);
-        future_unref(r);
-        return cf_fail_null(FUT_ENOMEM);
-    }
+    cf_future_add_done_callback_node(f, within_done, w, node);
     return r;
 }

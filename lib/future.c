@@ -31,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "blocks.h"
+#include "error.h"
 #include "future.h"
 
 enum {
@@ -75,23 +76,6 @@ struct future {
     _Atomic uint32_t state; /* S_* | F_*: written under lock (but RUNNING) */
     _Atomic uint32_t refs;
     int32_t word; /* the creator's (cf_future_word): last, just before the extra bytes */
-};
-
-/* The error block: the public struct, then the message bytes. */
-struct err_block {
-    future_error_t pub;
-    char msg[];
-};
-
-/* Used when even the error block cannot be allocated: the outcome is kept. */
-static const future_error_t oom_errors[] = {
-    {FUT_ETASK, 0, "(no memory for the error message)", -1, 0},
-    {FUT_EBROKEN, 0, "(no memory for the error message)", -1, 0},
-    {FUT_EWORKER, 0, "(no memory for the error message)", -1, 0},
-    {FUT_EDEADLINE, 0, "(no memory for the error message)", -1, 0},
-    {FUT_ESYS, 0, "(no memory for the error message)", -1, 0},
-    {FUT_ENOMEM, 0, "(no memory for the error message)", -1, 0},
-    {FUT_ESHUTDOWN, 0, "(no memory for the error message)", -1, 0},
 };
 
 /* future_result's spin before it sleeps: pauses, then sched_yield() calls. */
@@ -172,19 +156,13 @@ future_t *future_ref(future_t *f)
     return f;
 }
 
-static bool err_is_static(const future_error_t *e)
-{
-    return e >= oom_errors && e < oom_errors + sizeof(oom_errors) / sizeof(oom_errors[0]);
-}
-
 void future_unref(future_t *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
         return;
     uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
     if (s & F_FAILED) {
-        if (!err_is_static(f->err))
-            free((void *)f->err);
+        cf_error_free(f->err);
     } else if ((s & S_MASK) == S_FINISHED && f->free_fn && f->data) {
         f->free_fn(f->data);
     }
@@ -255,8 +233,20 @@ static struct cb_node *publish_locked(future_t *f, uint32_t new_state)
  * Runs detached callbacks in the order they were added; no lock held. The
  * caller holds a reference of its own: a callback may drop the caller's.
  */
+static _Thread_local const struct cf_callback_guard *cb_guard;
+
+void cf_future_guard_callbacks(const struct cf_callback_guard *g)
+{
+    cb_guard = g;
+}
+
 static void run_callbacks_held(future_t *f, struct cb_node *c)
 {
+    const struct cf_callback_guard *g = c ? cb_guard : NULL;
+    if (g) {
+        cb_guard = NULL; /* nested runs are inside this one */
+        g->before(g->ctx);
+    }
     /* Newest first: reverse to run them in the order they were added. */
     struct cb_node *rev = NULL;
     while (c) {
@@ -270,6 +260,10 @@ static void run_callbacks_held(future_t *f, struct cb_node *c)
         rev->fn(f, rev->ud);
         free(rev);
         rev = next;
+    }
+    if (g) {
+        g->after(g->ctx);
+        cb_guard = g;
     }
 }
 
@@ -298,7 +292,31 @@ static bool lock_completable(future_t *f)
     return false;
 }
 
+/*
+ * True if an executor completes @f (made with hooks: a task's, a schedule's):
+ * the promise-side calls refuse it, since the executor's own accounting
+ * (its queue count, a worker's claim) would never hear of that outcome.
+ */
+static bool executor_owned(future_t *f)
+{
+    if (!lock_completable(f))
+        return false;              /* done: the call says FUT_ESTATE */
+    bool owned = f->hooks != NULL; /* immutable until done */
+    cf_unlock(&f->lock);
+    return owned;
+}
+
 int future_set_result(future_t *f, void *data, size_t len, void (*free_fn)(void *))
+{
+    if (f && executor_owned(f)) {
+        if (free_fn && data)
+            free_fn(data);
+        return FUT_EINVAL;
+    }
+    return cf_future_set_result(f, data, len, free_fn);
+}
+
+int cf_future_set_result(future_t *f, void *data, size_t len, void (*free_fn)(void *))
 {
     if (!f || (!data && len > 0)) {
         if (free_fn && data)
@@ -331,31 +349,6 @@ int cf_future_set_result_inline(future_t *f, const void *bytes, size_t len)
     return 0;
 }
 
-static const future_error_t *make_error(int status, int code, int exit_status, int sig,
-                                        const char *msg, size_t msg_len)
-{
-    struct err_block *e = malloc(sizeof(*e) + msg_len + 1);
-    if (!e && msg_len > 0) {
-        /* Keep the status and code at least; the message is what costs. */
-        msg_len = 0;
-        e = malloc(sizeof(*e) + 1);
-    }
-    if (!e) {
-        for (size_t i = 0; i < sizeof(oom_errors) / sizeof(oom_errors[0]); i++)
-            if (oom_errors[i].status == status)
-                return &oom_errors[i];
-        return &oom_errors[0];
-    }
-    memcpy(e->msg, msg, msg_len);
-    e->msg[msg_len] = '\0';
-    e->pub.status = status;
-    e->pub.code = code;
-    e->pub.message = e->msg;
-    e->pub.exit_status = exit_status;
-    e->pub.signal = sig;
-    return &e->pub;
-}
-
 int cf_future_fail(future_t *f, int status, int code, int exit_status, int sig,
                    const char *msg)
 {
@@ -363,10 +356,9 @@ int cf_future_fail(future_t *f, int status, int code, int exit_status, int sig,
         msg = "";
     /* Build the error before locking: no allocation under the lock. */
     const future_error_t *e =
-        make_error(status, code, exit_status, sig, msg, strlen(msg));
+        cf_error_new(status, code, exit_status, sig, msg, strlen(msg));
     if (!lock_completable(f)) {
-        if (!err_is_static(e))
-            free((void *)e);
+        cf_error_free(e);
         return FUT_ESTATE;
     }
     f->err = e;
@@ -402,7 +394,7 @@ int cf_future_failv(future_t *f, int status, int code, const char *fmt, va_list 
 
 int future_set_exception(future_t *f, int code, const char *fmt, ...)
 {
-    if (!f || !fmt)
+    if (!f || !fmt || executor_owned(f))
         return FUT_EINVAL;
     va_list ap;
     va_start(ap, fmt);
@@ -479,8 +471,13 @@ bool cf_future_revoke(future_t *f)
 
 int future_set_running_or_notify_cancel(future_t *f)
 {
-    if (!f)
+    if (!f || executor_owned(f))
         return FUT_EINVAL;
+    return cf_future_set_running(f);
+}
+
+int cf_future_set_running(future_t *f)
+{
     uint32_t s = S_PENDING;
     if (atomic_compare_exchange_strong_explicit(
             &f->state, &s, S_RUNNING, memory_order_acq_rel, memory_order_acquire))

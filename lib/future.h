@@ -67,6 +67,11 @@ static inline int32_t *cf_future_word(void *extra)
     return (int32_t *)extra - 1;
 }
 
+/* future_set_result and future_set_running_or_notify_cancel for the
+   executors: also on the futures they own (with hooks), which the public
+   calls refuse. */
+int cf_future_set_result(future_t *f, void *data, size_t len, void (*free_fn)(void *));
+int cf_future_set_running(future_t *f);
 /* Completes @f with up to CF_INLINE_MAX bytes copied into the future. */
 int cf_future_set_result_inline(future_t *f, const void *bytes, size_t len);
 
@@ -132,6 +137,21 @@ static inline const struct cf_queue_ops *cf_queue_ops_of(completion_queue_t *q)
  * other CPU, idle and halted, and cost tens of microseconds (bench W7).
  */
 void cf_future_sleep_next_wait(void);
+
+/*
+ * Brackets the done-callbacks this thread runs from now on: @before is
+ * called before the first of a run and @after after the last, once for the
+ * outermost run (callbacks that complete other futures run theirs inside).
+ * A pool's worker sets it around a task's completion: while user callbacks
+ * run, the worker is not free for work (one may wait for a task it submits).
+ * NULL: none. The guard must outlive its setting.
+ */
+struct cf_callback_guard {
+    void (*before)(void *ctx);
+    void (*after)(void *ctx);
+    void *ctx;
+};
+void cf_future_guard_callbacks(const struct cf_callback_guard *g);
 
 /*
  * Cancels @f only if its task has not started, as future_cancel, but a

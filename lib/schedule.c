@@ -265,7 +265,7 @@ static void sched_end_like(struct sched *s, future_t *run)
             cf_future_fail(f, FUT_ENOMEM, ENOMEM, -1, 0, "no memory to copy the result");
             return;
         }
-        future_set_result(f, copy, len, len ? cf_block_free : NULL);
+        cf_future_set_result(f, copy, len, len ? cf_block_free : NULL);
     }
 }
 

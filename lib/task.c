@@ -72,12 +72,12 @@ int cf_task_complete(struct task *t)
             rc = cf_future_set_result_inline(f, t->inl, t->len);
         } else {
             /* The future takes ownership on every path (frees on FUT_ESTATE). */
-            rc = future_set_result(f, t->data, t->len, t->free_fn);
+            rc = cf_future_set_result(f, t->data, t->len, t->free_fn);
         }
         t->answer = CF_ANSWER_NONE;
         break;
     default:
-        rc = future_set_result(f, NULL, 0, NULL);
+        rc = cf_future_set_result(f, NULL, 0, NULL);
         break;
     }
     /* FUT_ESTATE: failed already (its deadline watcher got there first). */

@@ -39,7 +39,7 @@ rank() {
     RANK=
     case $stem in
     util) RANK=0 ;;
-    waiter | timer | blocks) RANK=1 ;;
+    waiter | timer | blocks | error) RANK=1 ;;
     future) RANK=2 ;;
     task | waiters | cqueue | executor | result) RANK=3 ;;
     map | compose | schedule | control | thread/*) RANK=4 ;;

@@ -9,10 +9,13 @@
 
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -468,6 +471,84 @@ static void *complete_racer(void *arg)
     return NULL;
 }
 
+
+/*
+ * A then-step on an executor copies prev's result into the task's argument;
+ * a cancel of the new future frees that argument. Here the copy is held
+ * half-way: prev's result ends in a PROT_NONE page, and the fault handler
+ * blocks until the test has cancelled. Before, the argument was published
+ * (and so freed by the cancel) before it was written, and the copy went on
+ * into freed memory: the block malloc hands the test next was overwritten.
+ */
+static int held_copy[2][2]; /* [0]: handler -> test; [1]: test -> handler */
+static char *guard_page;
+static long guard_len;
+
+static void on_guard_fault(int sig, siginfo_t *si, void *ctx)
+{
+    (void)ctx;
+    char c = 0;
+    char *at = si->si_addr;
+    if (at < guard_page || at >= guard_page + guard_len) {
+        signal(sig, SIG_DFL); /* a real crash: it faults again, unhandled */
+        return;
+    }
+    (void)!write(held_copy[0][1], &c, 1);
+    (void)!read(held_copy[1][0], &c, 1);
+    mprotect(guard_page, (size_t)guard_len, PROT_READ | PROT_WRITE);
+}
+
+static void *complete_into_guard(void *prev)
+{
+    future_set_result(prev, guard_page - 100, 512, NULL); /* the step runs here */
+    return NULL;
+}
+
+START_TEST(test_compose_then_arg_written_before_published)
+{
+    guard_len = sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 2 * (size_t)guard_len, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    ck_assert(m != MAP_FAILED);
+    memset(m, 7, 2 * (size_t)guard_len);
+    guard_page = m + guard_len;
+    ck_assert_int_eq(mprotect(guard_page, (size_t)guard_len, PROT_NONE), 0);
+    ck_assert_int_eq(pipe(held_copy[0]), 0);
+    ck_assert_int_eq(pipe(held_copy[1]), 0);
+    struct sigaction sa = {.sa_sigaction = on_guard_fault, .sa_flags = SA_SIGINFO}, old;
+    sigemptyset(&sa.sa_mask);
+    ck_assert_int_eq(sigaction(SIGSEGV, &sa, &old), 0);
+    executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    future_t *prev = future_new();
+    future_t *next = future_then(prev, ex, add1, NULL);
+    ck_assert_ptr_nonnull(next);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, complete_into_guard, prev), 0);
+    char c;
+    ck_assert_int_eq(read(held_copy[0][0], &c, 1), 1); /* the copy is half-way */
+    ck_assert(future_cancel(next));
+    enum { TOTAL = 48 + 512 }; /* the argument's size: then_hdr's 48 bytes + 512 */
+    unsigned char *probe = malloc(TOTAL); /* a block freed just now comes back first */
+    memset(probe, 0x5a, TOTAL);
+    ck_assert_int_eq(write(held_copy[1][1], &c, 1), 1);
+    pthread_join(t, NULL);
+    size_t changed = 0;
+    for (size_t i = 0; i < TOTAL; i++)
+        changed += probe[i] != 0x5a;
+    ck_assert_uint_eq(changed, 0);
+    free(probe);
+    sigaction(SIGSEGV, &old, NULL);
+    for (int i = 0; i < 2; i++) {
+        close(held_copy[i][0]);
+        close(held_copy[i][1]);
+    }
+    future_unref(next);
+    future_unref(prev);
+    executor_free(ex);
+    munmap(m, 2 * (size_t)guard_len);
+}
+END_TEST
+
 /*
  * An input that decides futures_all (a failure) or futures_any (a result),
  * completed at the same moment as the last other input, decides it: it
@@ -607,6 +688,12 @@ START_TEST(test_compose_errors)
     ck_assert_ptr_null(future_then(p, NULL, NULL, NULL));
     ck_assert_ptr_null(future_then(p, NULL, add1, &(then_options_t){.when = 7}));
     ck_assert_ptr_null(future_then(p, NULL, add1, &(then_options_t){.submit.timeout = -1}));
+    /* fn starts when p is done: a delay was ignored before, now refused */
+    errno = 0;
+    ck_assert_ptr_null(future_then(p, NULL, add1, &(then_options_t){.submit.delay = 1}));
+    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_ptr_null(
+        future_then(p, NULL, add1, &(then_options_t){.submit.delay = NAN}));
     ck_assert_ptr_null(task_prev_error(NULL));
     ck_assert_ptr_null(futures_all(NULL, 2, NULL));
     future_t *with_null[] = {p, NULL};
@@ -636,6 +723,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_compose_completion_queue);
     tcase_add_test(tc, test_compose_completion_queue_two_consumers);
     tcase_add_test(tc, test_compose_then_arg_outlives_deadline);
+    tcase_add_test(tc, test_compose_then_arg_written_before_published);
     tcase_add_test(tc, test_compose_all_any_decisive_races_last);
     suite_add_tcase(s, tc);
     tc = tcase_create("errors");

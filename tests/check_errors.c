@@ -420,6 +420,31 @@ static int r_future_set_result_null_data(const struct row *r)
     return rc;
 }
 
+/*
+ * The promise-side calls on a pending future an executor owns (a delayed
+ * task's: certain to stay pending): refused, the data freed, the future left
+ * pending. Before, the executor's queue count never heard of the outcome
+ * (max_queue full for good, shutdown(wait) hung).
+ */
+static int r_promise_on_task(const struct row *r)
+{
+    executor_t *ex = new_ex();
+    future_t *f =
+        executor_submit_with(ex, t_nothing, NULL, 0, &(submit_options_t){.delay = 3600});
+    ck_assert_ptr_nonnull(f);
+    n_frees = 0;
+    int rc = r->x == 0   ? future_set_result(f, malloc(8), 8, counting_free)
+             : r->x == 1 ? future_set_exception(f, 1, "%s", "x")
+                         : future_set_running_or_notify_cancel(f);
+    if ((r->x == 0 && n_frees != 1) || future_done(f) || future_running(f))
+        rc = ROW_BROKEN;
+    executor_free(ex); /* cancels the delayed task */
+    if (!future_cancelled(f))
+        rc = ROW_BROKEN;
+    future_unref(f);
+    return rc;
+}
+
 static int r_future_set_exception_null(const struct row *r)
 {
     (void)r;
@@ -1007,6 +1032,10 @@ static const struct row rows[] = {
     {"future_set_result(f, NULL, 5, NULL)", r_future_set_result_null_data, 0, FUT_EINVAL},
     {"future_set_exception(NULL, ...)", r_future_set_exception_null, 0, FUT_EINVAL},
     {"future_set_exception(f, 1, NULL)", r_future_set_exception_null_fmt, 0, FUT_EINVAL},
+    {"future_set_result on a task's future", r_promise_on_task, 0, FUT_EINVAL},
+    {"future_set_exception on a task's future", r_promise_on_task, 1, FUT_EINVAL},
+    {"future_set_running_or_notify_cancel on a task's future", r_promise_on_task, 2,
+     FUT_EINVAL},
     /* executors */
     {"max_workers -1", r_new_max_workers, -1, FUT_EINVAL},
     {"max_workers INT_MIN", r_new_max_workers, INT_MIN, FUT_EINVAL},

@@ -93,7 +93,7 @@ static void complete(struct mpi_pool *p, const struct settled *s)
         void *copy = cf_block_dup(s->pl, (size_t)s->h.len);
         cf_executor_finished(&p->base, !copy);
         if (copy) {
-            future_set_result(f, copy, (size_t)s->h.len, cf_block_free);
+            cf_future_set_result(f, copy, (size_t)s->h.len, cf_block_free);
         } else {
             cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the result");
         }

@@ -352,7 +352,7 @@ bool cf_mp_dispatch(struct mpi_pool *p)
             pthread_mutex_unlock(&p->mu);
             if (!cw)
                 break;
-            if (future_set_running_or_notify_cancel(cf_work_future(cw)) != 1) {
+            if (cf_future_set_running(cf_work_future(cw)) != 1) {
                 cf_mp_work_drop(cw); /* cancelled while queued */
                 continue;
             }

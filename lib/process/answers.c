@@ -65,11 +65,11 @@ static void complete_one(struct process_pool *p, struct pp_work *w, uint32_t kin
                        msg ? msg : "(no memory for the error message)");
         free(msg);
     } else if (len == 0) {
-        future_set_result(f, NULL, 0, NULL); /* an empty result has no data */
+        cf_future_set_result(f, NULL, 0, NULL); /* an empty result has no data */
     } else if (len <= CF_INLINE_MAX) {
         cf_future_set_result_inline(f, data, len);
     } else if (copy) {
-        future_set_result(f, copy, len, cf_block_free);
+        cf_future_set_result(f, copy, len, cf_block_free);
     } else {
         cf_future_fail(f, FUT_ENOMEM, 0, -1, 0, "no memory for the task's result");
     }

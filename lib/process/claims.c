@@ -80,7 +80,7 @@ void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_wo
     if (w->base.limit_ns)
         w->deadline = cf_now_ns() + w->base.limit_ns;
     w->started = true;
-    if (future_set_running_or_notify_cancel(cf_work_future(&w->base)) == 1)
+    if (cf_future_set_running(cf_work_future(&w->base)) == 1)
         cf_executor_started(&p->base);
 }
 
