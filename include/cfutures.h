@@ -258,7 +258,9 @@ typedef enum {
 /**
  * The task's argument: the pointer given to submit and its length.
  * A thread pool hands over the caller's pointer itself (no copy; the caller
- * keeps it alive until the future is done); a process pool hands over a copy.
+ * keeps it alive until the future is done, and with a time limit until the
+ * task has returned: see thread_pool_executor_new); a process pool hands
+ * over a copy.
  * Sets *len if len is not NULL. Returns NULL if task is NULL (errno EINVAL).
  */
 CF_API const void *task_arg(const task_t *t, size_t *len);
@@ -399,7 +401,10 @@ CF_API int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud
 /**
  * Promise side: marks a pending future running. Returns 1 if it was pending
  * (now running); 0 if it was cancelled (waiters were told already, no one is
- * told twice); FUT_ESTATE if running or finished; FUT_EINVAL.
+ * told twice); FUT_ESTATE if running or finished; FUT_EINVAL (NULL, or a
+ * pending future that an executor completes: a task's, a continuation's on
+ * an executor, a schedule's; only promises of future_new and the outcomes of
+ * inline continuations, futures_all and futures_any are the caller's to set).
  * Python: Future.set_running_or_notify_cancel.
  */
 CF_API int future_set_running_or_notify_cancel(future_t *f);
@@ -408,7 +413,9 @@ CF_API int future_set_running_or_notify_cancel(future_t *f);
  * Promise side: completes @f with a result. Takes ownership of @data on every
  * path: on success the future frees it with free_fn at its last unref; on
  * FUT_ESTATE (already finished or cancelled: the first result is kept) or
- * FUT_EINVAL, free_fn(data) runs before this returns. Wakes the waiters, then
+ * FUT_EINVAL (also for an executor's future, as for
+ * future_set_running_or_notify_cancel), free_fn(data) runs before this
+ * returns. Wakes the waiters, then
  * runs the callbacks in the caller. Python: Future.set_result.
  */
 CF_API int future_set_result(future_t *f, void *data, size_t len,
@@ -418,7 +425,8 @@ CF_API int future_set_result(future_t *f, void *data, size_t len,
  * Promise side: fails @f with status FUT_ETASK, error code @code and a
  * printf-formatted message. Returns 0; FUT_ESTATE if already finished or
  * cancelled (the first outcome is kept); FUT_EINVAL for a NULL future or fmt
- * (the future is left as it was). Python: Future.set_exception.
+ * or an executor's future (as for future_set_running_or_notify_cancel; the
+ * future is left as it was). Python: Future.set_exception.
  */
 CF_API int future_set_exception(future_t *f, int code, const char *fmt, ...)
     CF_PRINTF(3, 4);
@@ -465,7 +473,17 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * from stalling on its own wake-ups; it runs tasks under SCHED_OTHER, so
  * processes that tasks start inherit the usual policy. If the initializer
  * sets another policy (pthread_setschedparam), the thread keeps that one,
- * asleep or not. Once every thread is started, a submit of the default
+ * asleep or not. A thread counts as idle again as its task's future
+ * completes, but not while that future's done-callbacks run on it (Python
+ * frees its idle slot after them): a callback may wait for a task submitted
+ * from anywhere, which gets a thread of its own.
+ * submit_options_t.timeout: a thread cannot be killed. At the limit the
+ * future fails FUT_EDEADLINE and task_should_stop() turns true, but the
+ * task runs on until it returns, and so may still read its argument: keep
+ * it alive until then (executor_shutdown with wait returns only after).
+ * The pool's one deadline thread fails these futures and runs their
+ * done-callbacks: a callback that blocks there delays the pool's other
+ * time limits. Once every thread is started, a submit of the default
  * priority from a thread outside the pool takes no lock: it pushes the task
  * on a lock-free inbox, which a pool thread moves into the queue in
  * submission order, and it makes a system call only to wake a sleeping
@@ -787,7 +805,9 @@ CF_API int executor_shutdown(executor_t *ex, bool wait, bool cancel_futures);
  * live executor_map_t keeps what it needs. NULL-safe.
  * Restrictions: do not call it from a task or callback running on @ex (it
  * would wait for itself); it then only shuts the executor down and the
- * executor's memory is freed by its last worker.
+ * executor's memory is freed by its last worker. As with free(), no other
+ * call on @ex may run at the same time (an executor_shutdown waiting in
+ * another thread) or come after it.
  */
 CF_API void executor_free(executor_t *ex);
 
@@ -861,9 +881,10 @@ CF_API int futures_wait(future_t *const *fs, size_t n, double timeout,
  * (thenApplyAsync with an executor); folly: thenValue / thenError / thenTry
  * (via(executor)); Python: none (bpo-32672, declined).
  * Inside @fn, task_arg gives prev's result bytes (NULL, 0 when prev failed):
- * on a thread pool and inline the bytes are a copy that lives as long as the
- * call; a process pool copies them to the worker as any argument. They are
- * aligned for int64 and double. task_prev_error gives prev's error.
+ * inline, prev's own (as future_result gives them); on a thread pool a copy,
+ * aligned for int64 and double, that lives as long as the call; a process
+ * pool copies them to the worker as any argument. task_prev_error gives
+ * prev's error.
  * @o->when chooses (@o may be NULL: on a result):
  *  - FUT_THEN_ON_RESULT: a failed prev fails the new future with a copy of
  *    prev's error (status, code, message, exit_status, signal: FUT_EWORKER
@@ -875,7 +896,8 @@ CF_API int futures_wait(future_t *const *fs, size_t n, double timeout,
  * @ex NULL runs fn inline: in the thread that completes prev (a worker, the
  * manager thread of a process pool, or whoever calls future_set_*), or at
  * once in this caller when prev is done already. With @ex, fn is submitted
- * to @ex once prev is done, with @o->submit (timeout, nonblocking, queue);
+ * to @ex once prev is done, with @o->submit (timeout, nonblocking, queue,
+ * priority; delay must be 0: EINVAL otherwise);
  * a submit refused then (shutdown, broken) fails the new future with that
  * status. @o->submit.timeout applies inline too (task_should_stop and
  * FUT_EDEADLINE); @o->submit.queue joins the new future to that queue now.
@@ -889,7 +911,7 @@ CF_API int futures_wait(future_t *const *fs, size_t n, double timeout,
  * the same thread, so a 1,000,000-step chain uses constant stack, and each
  * step frees its memory once done (the chain holds prev until fn ran).
  * Returns a new reference; NULL with errno EINVAL (NULL prev or fn, a bad
- * when or timeout), ESHUTDOWN or -FUT_EBROKEN (@ex refuses work now),
+ * when or timeout, a delay), ESHUTDOWN or -FUT_EBROKEN (@ex refuses work now),
  * ENOMEM. Never blocks (but an executor step with a full max_queue blocks
  * the thread that completes prev unless .submit.nonblocking).
  * Restrictions: if @prev is never completed, fn never runs and the memory
@@ -922,8 +944,8 @@ CF_API const future_error_t *task_prev_error(const task_t *t);
  * cancel_rest (until every input is done).
  * O(n): one done-callback per input; no thread, no polling.
  * Returns a new reference; NULL with errno EINVAL (NULL @fs with n > 0, a
- * NULL entry) or ENOMEM (then callbacks already added to some inputs stay,
- * and do nothing when they run). Threads: any; never blocks.
+ * NULL entry) or ENOMEM (then no input was touched: every callback's memory
+ * is taken before the first is added). Threads: any; never blocks.
  */
 CF_API future_t *futures_all(future_t *const *fs, size_t n, const combine_options_t *o);
 

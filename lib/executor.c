@@ -294,9 +294,13 @@ static void prep_cancelled(void *extra, bool won)
         work_cancelled(extra, won);
 }
 
+/* Started while its submit returns (a worker claimed it): wait, or it is lost. */
 static void prep_stop(void *extra)
 {
-    if (atomic_load(&prep_of(extra)->phase) == PREP_SUBMITTED)
+    int ph;
+    while ((ph = atomic_load(&prep_of(extra)->phase)) == PREP_SUBMITTING)
+        cf_cpu_relax();
+    if (ph == PREP_SUBMITTED)
         work_stop(extra);
 }
 
@@ -313,32 +317,6 @@ static _Thread_local const executor_t *own_executor;
 void cf_executor_bind_thread(executor_t *ex)
 {
     own_executor = ex;
-}
-
-/*
- * Names the calling thread PREFIX_INDEX (the executor's thread_name_prefix,
- * else cfutures-ID), cut to Linux's 15 characters with the _INDEX kept.
- */
-void cf_executor_name_thread(const executor_t *ex, unsigned id, size_t index)
-{
-#ifdef HAVE_PTHREAD_SETNAME_NP
-    char prefix[32], suffix[24], name[16];
-    if (ex->name_prefix[0])
-        snprintf(prefix, sizeof(prefix), "%s", ex->name_prefix);
-    else
-        snprintf(prefix, sizeof(prefix), "cfutures-%u", id);
-    snprintf(suffix, sizeof(suffix), "_%zu", index);
-    size_t sl = CF_MIN(strlen(suffix), sizeof(name) - 1);
-    size_t pl = CF_MIN(strlen(prefix), sizeof(name) - 1 - sl);
-    memcpy(name, prefix, pl);
-    memcpy(name + pl, suffix, sl);
-    name[pl + sl] = '\0';
-    pthread_setname_np(pthread_self(), name);
-#else
-    (void)ex;
-    (void)id;
-    (void)index;
-#endif
 }
 
 bool cf_executor_on_own_thread(const executor_t *ex)

@@ -402,8 +402,6 @@ future_t *cf_executor_submit_chunk(executor_t *ex, task_fn fn, const void *const
  * when it leaves); executor.c then knows a call comes from @ex's own thread.
  */
 void cf_executor_bind_thread(executor_t *ex);
-/* Names the calling thread PREFIX_INDEX (thread_name_prefix, else cfutures-ID). */
-void cf_executor_name_thread(const executor_t *ex, unsigned id, size_t index);
 bool cf_executor_on_own_thread(const executor_t *ex);
 /* executor_free came from one of @ex's own threads (read by its last thread). */
 bool cf_executor_free_later(const executor_t *ex);

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <math.h>
@@ -303,4 +304,31 @@ void cf_zalloc_free(void *p, size_t n, size_t size)
         return;
     }
     munmap(p, (len + HUGE_SZ - 1) / HUGE_SZ * HUGE_SZ);
+}
+
+/*
+ * Names the calling thread PREFIX_INDEX (@name_prefix: an executor's
+ * thread_name_prefix; empty or NULL: cfutures-ID), cut to Linux's 15
+ * characters with the _INDEX kept.
+ */
+void cf_name_thread(const char *name_prefix, unsigned id, size_t index)
+{
+#ifdef HAVE_PTHREAD_SETNAME_NP
+    char prefix[32], suffix[24], name[16];
+    if (name_prefix && name_prefix[0])
+        snprintf(prefix, sizeof(prefix), "%s", name_prefix);
+    else
+        snprintf(prefix, sizeof(prefix), "cfutures-%u", id);
+    snprintf(suffix, sizeof(suffix), "_%zu", index);
+    size_t sl = CF_MIN(strlen(suffix), sizeof(name) - 1);
+    size_t pl = CF_MIN(strlen(prefix), sizeof(name) - 1 - sl);
+    memcpy(name, prefix, pl);
+    memcpy(name + pl, suffix, sl);
+    name[pl + sl] = '\0';
+    pthread_setname_np(pthread_self(), name);
+#else
+    (void)name_prefix;
+    (void)id;
+    (void)index;
+#endif
 }

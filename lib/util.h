@@ -28,6 +28,8 @@ typedef struct {
     }
 
 void cf_lock_slow(cf_lock_t *l);
+/* Names the calling thread PREFIX_INDEX (util.c); an executor's workers. */
+void cf_name_thread(const char *name_prefix, unsigned id, size_t index);
 void cf_futex_wake(_Atomic uint32_t *addr, int n);
 void cf_futex_wait(_Atomic uint32_t *addr, uint32_t expected);
 /* As cf_futex_wait, giving up after @rel_ns nanoseconds. */

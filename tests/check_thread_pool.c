@@ -702,8 +702,8 @@ static void cb_submit_and_wait(future_t *f, void *ud)
 /*
  * A done-callback, run on the worker that finished the task, submits to the
  * same pool and waits: a second thread starts for it (the worker counts
- * itself idle early, for resubmitting callers, but not for its own
- * callbacks; before, the subtask waited for the very thread waiting on it).
+ * itself idle early, for resubmitting callers, but not while callbacks run
+ * on it; before, the subtask waited for the very thread waiting on it).
  */
 START_TEST(test_thread_pool_callback_submits_and_waits)
 {
@@ -723,6 +723,60 @@ START_TEST(test_thread_pool_callback_submits_and_waits)
     future_unref(f);
     executor_free(ex);
     gate_destroy(&hold);
+    gate_destroy(&c.done);
+}
+END_TEST
+
+/* A done-callback that waits for a task another thread submits. */
+struct cb_other {
+    future_t *g;
+    int rc;
+    int64_t v;
+    gate_t in_cb, submitted, done;
+};
+
+static void cb_wait_other(future_t *f, void *ud)
+{
+    (void)f;
+    struct cb_other *c = ud;
+    gate_open(&c->in_cb);
+    c->rc = gate_wait(&c->submitted, 30.0) ? future_result_i64(c->g, 10.0, &c->v) : -1;
+    gate_open(&c->done);
+}
+
+/*
+ * While a worker runs done-callbacks it is not idle: a task submitted from
+ * another thread then gets a thread of its own (Python releases the idle
+ * semaphore after the callbacks). Before, the worker counted itself idle
+ * from the task's end, the submit started no thread and woke nobody, and
+ * the callback waited for the thread it ran on (FUT_ETIMEDOUT).
+ */
+START_TEST(test_thread_pool_callback_waits_for_other_submit)
+{
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    gate_t hold;
+    gate_init(&hold);
+    struct cb_other c = {.rc = -2};
+    gate_init(&c.in_cb);
+    gate_init(&c.submitted);
+    gate_init(&c.done);
+    future_t *f = submit_ok(ex, t_wait_gate, &hold, 0);
+    ck_assert(gate_wait_for_waiters(&hold, 1)); /* one thread, in the task */
+    ck_assert_int_eq(future_add_done_callback(f, cb_wait_other, &c), 0);
+    gate_open(&hold);
+    ck_assert(gate_wait(&c.in_cb, 30.0));
+    int64_t x = 5;
+    c.g = submit_ok(ex, t_add1, &x, sizeof(x));
+    gate_open(&c.submitted);
+    ck_assert(gate_wait(&c.done, 60.0));
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_int_eq(c.v, 6);
+    future_unref(c.g);
+    future_unref(f);
+    executor_free(ex);
+    gate_destroy(&hold);
+    gate_destroy(&c.in_cb);
+    gate_destroy(&c.submitted);
     gate_destroy(&c.done);
 }
 END_TEST
@@ -1379,6 +1433,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_burst_behind_spinner_all_start);
     tcase_add_test(tc, test_thread_pool_subtask_never_waits_for_timer);
     tcase_add_test(tc, test_thread_pool_callback_submits_and_waits);
+    tcase_add_test(tc, test_thread_pool_callback_waits_for_other_submit);
     tcase_add_test(tc, test_thread_pool_threads_terminate);
     tcase_add_test(tc, test_thread_pool_deadline_while_running);
     tcase_add_test(tc, test_thread_pool_deadline_rounds);

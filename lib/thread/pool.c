@@ -55,9 +55,9 @@
  *
  * A worker counts itself idle again before it completes a task's future, so
  * a caller that waits for a result and submits again finds it idle and no
- * second thread starts (Python's idle semaphore does the same); a submit
- * from that future's done-callbacks, on the worker itself, does not count
- * it (the callback may wait for what it submits).
+ * second thread starts. While the future's done-callbacks run on it, it is
+ * busy again (Python's idle semaphore is released after them): a callback
+ * may wait for a task submitted from anywhere (callbacks_begin).
  *
  * Deadlines: see deadline.c.
  *
@@ -84,10 +84,6 @@
 #include "task.h"
 
 static _Atomic unsigned pool_counter;
-
-/* The pool whose worker this thread is while it counts itself idle early:
- * during its task's completion (done-callbacks), see run_task. */
-static _Thread_local const struct thread_pool *idle_early;
 
 /*
  * This worker parks under SCHED_BATCH and runs tasks under SCHED_OTHER (its
@@ -354,10 +350,35 @@ static bool run_initializer(struct thread_pool *p)
     return false;
 }
 
+static int grow_or_wake_locked(struct thread_pool *p, bool own, bool *wake);
+
+/* Done-callbacks are about to run on this worker, counted idle: it is busy
+   again, and a task queued meanwhile (a callback may wait for it) gets a
+   thread or a wake-up now, as if submitted now. */
+static void callbacks_begin(void *arg)
+{
+    struct thread_pool *p = arg;
+    bool wake = false;
+    cf_lock(&p->lock);
+    atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
+    cf_tp_drain_inbox(p);
+    if (!atomic_load_explicit(&p->stopping, memory_order_relaxed) &&
+        !atomic_load(&p->base.broken))
+        (void)grow_or_wake_locked(p, true, &wake); /* no thread: the others run it */
+    cf_unlock(&p->lock);
+    if (wake)
+        wake_one(p);
+}
+
+static void callbacks_end(void *p)
+{
+    atomic_fetch_add_explicit(&((struct thread_pool *)p)->idle, 1, memory_order_relaxed);
+}
+
 static void run_task(struct thread_pool *p, struct tp_worker *me, struct cf_work *w)
 {
     future_t *f = cf_work_future(w);
-    if (future_set_running_or_notify_cancel(f) != 1) {
+    if (cf_future_set_running(f) != 1) {
         /* Cancelled while queued: future_cancel did the accounting. */
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         future_unref(f);
@@ -374,15 +395,12 @@ static void run_task(struct thread_pool *p, struct tp_worker *me, struct cf_work
     w->fn(&t);
     if (w->limit_ns)
         cf_tp_watch_stop(p, me);
-    /*
-     * Idle again before the caller hears of it: a resubmit finds this thread.
-     * Not for a submit from its own done-callbacks (idle_early): that one
-     * may wait, and would wait for itself.
-     */
+    /* Idle before the caller hears of it (a resubmit finds it): callbacks_begin. */
     atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
-    idle_early = p;
+    const struct cf_callback_guard guard = {callbacks_begin, callbacks_end, p};
+    cf_future_guard_callbacks(&guard);
     int failed = cf_task_complete(&t);
-    idle_early = NULL;
+    cf_future_guard_callbacks(NULL);
     cf_executor_finished(&p->base, failed != 0);
     future_unref(f);
 }
@@ -392,7 +410,7 @@ static void *worker_main(void *arg)
     struct tp_worker *me = arg;
     struct thread_pool *p = me->pool;
     cf_executor_bind_thread(&p->base);
-    cf_executor_name_thread(&p->base, p->id, me->index);
+    cf_name_thread(p->base.name_prefix, p->id, me->index);
     if (run_initializer(p)) {
         park_batch = cf_thread_is_other(); /* not if the initializer chose a policy */
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
@@ -462,27 +480,31 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
     }
     if (!pushed)
         cf_tp_push(p, w);
-    size_t qlen = atomic_load_explicit(&p->qlen, memory_order_relaxed);
     bool wake = false;
-    size_t idle = atomic_load_explicit(&p->idle, memory_order_relaxed);
-    if (idle_early == p && idle > 0)
-        idle--; /* a done-callback of this pool's worker: not free for it */
-    if (qlen > idle && p->nworkers_alive < p->max) {
-        int rc = spawn_locked(p);
-        if (rc != 0 && p->nworkers_alive == 0) {
-            /* No thread will ever run it: take it back. */
-            cf_tp_unqueue(p, w);
-            cf_unlock(&p->lock);
-            errno = rc;
-            return rc == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
-        }
-    } else if (atomic_load_explicit(&p->sleeping, memory_order_relaxed) >
-               atomic_load(&p->wakes)) {
-        wake = cf_tp_wake_needed(p, qlen, own);
+    int rc = grow_or_wake_locked(p, own, &wake);
+    if (rc != 0 && p->nworkers_alive == 0) {
+        /* No thread will ever run it: take it back. */
+        cf_tp_unqueue(p, w);
+        cf_unlock(&p->lock);
+        errno = rc;
+        return rc == ENOMEM ? FUT_ENOMEM : FUT_ESYS;
     }
     cf_unlock(&p->lock);
     if (wake)
         wake_one(p);
+    return 0;
+}
+
+/* Under the lock, the queue exact: a new thread if more tasks are queued than
+   workers idle and the pool may grow, else the wake-up decision (*@wake). 0 or errno. */
+static int grow_or_wake_locked(struct thread_pool *p, bool own, bool *wake)
+{
+    size_t qlen = atomic_load_explicit(&p->qlen, memory_order_relaxed);
+    size_t idle = atomic_load_explicit(&p->idle, memory_order_relaxed);
+    if (qlen > idle && p->nworkers_alive < p->max)
+        return spawn_locked(p);
+    if (atomic_load_explicit(&p->sleeping, memory_order_relaxed) > atomic_load(&p->wakes))
+        *wake = cf_tp_wake_needed(p, qlen, own);
     return 0;
 }
 
@@ -577,7 +599,6 @@ void cf_tp_self_free(struct thread_pool *p)
 
 static void tp_destroy(executor_t *ex)
 {
-
     struct thread_pool *p = tp_of(ex);
     struct tp_worker *w = p->workers;
     while (w) {
