@@ -352,18 +352,18 @@ static bool run_initializer(struct thread_pool *p)
 
 static int grow_or_wake_locked(struct thread_pool *p, bool own, bool *wake);
 
-/* Done-callbacks are about to run on this worker, counted idle: it is busy
-   again, and a task queued meanwhile (a callback may wait for it) gets a
-   thread or a wake-up now, as if submitted now. */
+/* Done-callbacks are about to run on this worker, counted idle: busy again, it
+   gets a thread or a wake-up now for a task queued meanwhile (one may wait for it). */
 static void callbacks_begin(void *arg)
 {
     struct thread_pool *p = arg;
     bool wake = false;
+    atomic_fetch_sub(&p->idle, 1); /* then the look at the queue: as submit_locked's */
+    if (atomic_load(&p->qlen) == 0 && !cf_tp_inbox_busy(p))
+        return; /* a later submit sees this worker busy */
     cf_lock(&p->lock);
-    atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
     cf_tp_drain_inbox(p);
-    if (!atomic_load_explicit(&p->stopping, memory_order_relaxed) &&
-        !atomic_load(&p->base.broken))
+    if (!atomic_load(&p->stopping) && !atomic_load(&p->base.broken))
         (void)grow_or_wake_locked(p, true, &wake); /* no thread: the others run it */
     cf_unlock(&p->lock);
     if (wake)
@@ -481,6 +481,7 @@ static int submit_locked(struct thread_pool *p, struct cf_work *w, bool pushed)
     if (!pushed)
         cf_tp_push(p, w);
     bool wake = false;
+    atomic_thread_fence(memory_order_seq_cst); /* the push, then the look at idle */
     int rc = grow_or_wake_locked(p, own, &wake);
     if (rc != 0 && p->nworkers_alive == 0) {
         /* No thread will ever run it: take it back. */
