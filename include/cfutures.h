@@ -402,9 +402,10 @@ CF_API int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud
  * Promise side: marks a pending future running. Returns 1 if it was pending
  * (now running); 0 if it was cancelled (waiters were told already, no one is
  * told twice); FUT_ESTATE if running or finished; FUT_EINVAL (NULL, or a
- * pending future that an executor completes: a task's, a continuation's on
- * an executor, a schedule's; only promises of future_new and the outcomes of
- * inline continuations, futures_all and futures_any are the caller's to set).
+ * future that an executor completes, pending or running: a task's, a
+ * continuation's on an executor, a schedule's; only promises of future_new
+ * and the outcomes of inline continuations, futures_all and futures_any are
+ * the caller's to set).
  * Python: Future.set_running_or_notify_cancel.
  */
 CF_API int future_set_running_or_notify_cancel(future_t *f);
