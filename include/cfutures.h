@@ -393,7 +393,11 @@ CF_API int future_exception(future_t *f, double timeout, const future_error_t **
  * If @f is done already, @cb runs at once in the caller before this returns.
  * Callbacks run in the order added, never under a library lock: a callback may
  * submit, unref @f (the library keeps its own reference while calling), add
- * callbacks, or shut its executor down without deadlock.
+ * callbacks, or shut its executor down without deadlock. One that waits for
+ * a task it submitted to the pool it runs on holds a thread meanwhile, as a
+ * task waiting for a subtask does: the task needs another free thread, and
+ * once every thread (max_workers) waits so, they all wait for ever, as in
+ * Python (bound the wait, or submit to another executor).
  * Returns 0; FUT_EINVAL; FUT_ENOMEM (then @cb will never run).
  */
 CF_API int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud);
@@ -477,7 +481,8 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * asleep or not. A thread counts as idle again as its task's future
  * completes, but not while that future's done-callbacks run on it (Python
  * frees its idle slot after them): a callback may wait for a task submitted
- * from anywhere, which gets a thread of its own.
+ * from anywhere, which gets another thread while the pool has fewer than
+ * max_workers or one is free (see future_add_done_callback).
  * submit_options_t.timeout: a thread cannot be killed. At the limit the
  * future fails FUT_EDEADLINE and task_should_stop() turns true, but the
  * task runs on until it returns, and so may still read its argument: keep
