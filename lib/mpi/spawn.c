@@ -175,14 +175,9 @@ static unsigned long long proc_start(int pid)
         fclose(f);
     buf[n] = '\0';
     char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
-    unsigned long long start = 0;
-    if (p &&
-        sscanf(p + 1,
-               " %*c %*d %*d %*d %*d %*d %*u %*lu %*lu %*lu %*lu %*lu %*lu %*ld %*ld "
-               "%*ld %*ld %*ld %*ld %llu",
-               &start) != 1)
-        start = 0;
-    return start;
+    for (int field = 2; p && field < 22; field++) /* p: the end of field 2, then */
+        p = strchr(p + 1, ' ');                   /* the space before field + 1 */
+    return p ? strtoull(p + 1, NULL, 10) : 0;
 }
 
 static bool on_this_host(const struct cf_mpi_peer *peer);
