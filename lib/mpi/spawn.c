@@ -133,12 +133,24 @@ static double spawn_limit(void)
     return cf_mpi_env_secs("CFUTURES_MPI_SPAWN_LIMIT", 30.0);
 }
 
+/*
+ * Two executors made at once: MPI_Comm_spawn on MPI_COMM_SELF, a collective
+ * call, must not run in two threads at once (MPI 3.1, 12.4.2). Taken while
+ * a spawn runs, not across the handshake after it. A flag and a nap, not a
+ * mutex: spawns are rare, and TSan's deadlock detector, which counts the
+ * locks a thread holds (at most 64), already counts Open MPI's on this one.
+ */
+static atomic_flag spawning = ATOMIC_FLAG_INIT;
+
 /* Starts MPI_Comm_spawn of @c on its thread and waits spawn_limit() for it. 0 or a code. */
 static int spawn_call_run(struct spawn_call *c, MPI_Comm *comm)
 {
     pthread_t t;
     c->refs = 2;
+    while (atomic_flag_test_and_set(&spawning))
+        cf_mpi_nap(1000000LL);
     if (cf_start_thread(&t, spawn_main, c) != 0) {
+        atomic_flag_clear(&spawning);
         c->refs = 1;
         return FUT_ESYS;
     }
@@ -153,6 +165,7 @@ static int spawn_call_run(struct spawn_call *c, MPI_Comm *comm)
     bool ok = c->done && c->rc == MPI_SUCCESS && c->err == MPI_SUCCESS;
     *comm = ok ? c->comm : MPI_COMM_NULL;
     pthread_mutex_unlock(&c->mu);
+    atomic_flag_clear(&spawning); /* an abandoned spawn runs on beside the next */
     if (c->abandoned) {
         fprintf(stderr,
                 "cfutures mpi_pool_executor_new: MPI_Comm_spawn did not return in "
@@ -271,10 +284,6 @@ static char **worker_args(int *at)
     return args;
 }
 
-/* Two executors made at once: MPI_Comm_spawn on MPI_COMM_SELF, a collective
-   call, must not run in two threads at once (MPI 3.1, 12.4.2). */
-static pthread_mutex_t spawn_mu = PTHREAD_MUTEX_INITIALIZER;
-
 int cf_mpi_spawn(struct cf_mpi_peer *peers, int n)
 {
     char cmd[4096];
@@ -286,10 +295,8 @@ int cf_mpi_spawn(struct cf_mpi_peer *peers, int n)
     cmd[len] = '\0';
     MPI_Comm_set_errhandler(MPI_COMM_SELF, MPI_ERRORS_RETURN);
     int rc = 0, i;
-    pthread_mutex_lock(&spawn_mu);
     for (i = 0; i < n && rc == 0; i++)
         rc = spawn_one(&peers[i], cmd, args, at);
-    pthread_mutex_unlock(&spawn_mu);
     free(args);
     if (rc == 0)
         return 0;
