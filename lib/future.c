@@ -229,10 +229,6 @@ static struct cb_node *publish_locked(future_t *f, uint32_t new_state)
     return c;
 }
 
-/*
- * Runs detached callbacks in the order they were added; no lock held. The
- * caller holds a reference of its own: a callback may drop the caller's.
- */
 static _Thread_local const struct cf_callback_guard *cb_guard;
 
 void cf_future_guard_callbacks(const struct cf_callback_guard *g)
@@ -240,6 +236,10 @@ void cf_future_guard_callbacks(const struct cf_callback_guard *g)
     cb_guard = g;
 }
 
+/*
+ * Runs detached callbacks in the order they were added; no lock held. The
+ * caller holds a reference of its own: a callback may drop the caller's.
+ */
 static void run_callbacks_held(future_t *f, struct cb_node *c)
 {
     const struct cf_callback_guard *g = c ? cb_guard : NULL;

@@ -357,10 +357,10 @@ static int grow_or_wake_locked(struct thread_pool *p, bool own, bool *wake);
 static void callbacks_begin(void *arg)
 {
     struct thread_pool *p = arg;
-    bool wake = false;
     atomic_fetch_sub(&p->idle, 1); /* then the look at the queue: as submit_locked's */
     if (atomic_load(&p->qlen) == 0 && !cf_tp_inbox_busy(p))
         return; /* a later submit sees this worker busy */
+    bool wake = false;
     cf_lock(&p->lock);
     cf_tp_drain_inbox(p);
     if (!atomic_load(&p->stopping) && !atomic_load(&p->base.broken))
