@@ -251,19 +251,21 @@ static void steal(struct process_pool *p)
 /*
  * A queued task waits while every worker runs a task and a seat is free (the
  * pool grew, or a worker left): a new worker takes it, as pick would have
- * started one for it had the seat been free when it was sent.
+ * started one for it had the seat been free when it was sent. Also a task
+ * queued in a seat past `active` (the pool shrank): its own worker takes no
+ * queued task any more, so only the active seats' workers count.
  */
 static void grow(struct process_pool *p, int active)
 {
     int free_seat = -1, workers = 0, running = 0;
     bool waiting = false;
-    for (int s = 0; s < active; s++) {
+    for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
-        if (cf_pp_seat_free(p, s))
+        if (s < active && cf_pp_seat_free(p, s))
             free_seat = free_seat < 0 ? s : free_seat;
         if (!pr)
             continue;
-        workers += cf_pp_usable(pr);
+        workers += s < active && cf_pp_usable(pr);
         for (int i = 0; i < DEPTH && pr->ncells > 0; i++) {
             if (!pr->cell[i])
                 continue;
