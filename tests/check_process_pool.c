@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -401,6 +402,81 @@ START_TEST(test_process_pool_worker_fds)
     executor_free(ex);
     close(extra);
     end_check(0);
+}
+END_TEST
+
+static void t_print(task_t *t)
+{
+    const int *i = task_arg(t, NULL);
+    printf("task-line %d\n", *i);
+    task_return_i64(t, *i);
+}
+
+/* Occurrences of @needle in @hay. */
+static int count_in(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/*
+ * A task's printf into a piped stdout (fully buffered) comes out once,
+ * though workers leave with _exit(), as Python's worker flushes at exit; and
+ * what the parent had not yet written before the fork comes out once, not
+ * again from every worker.
+ */
+START_TEST(test_process_pool_task_stdout_flushed)
+{
+    begin();
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    ck_assert_int_ge(saved, 0);
+    ck_assert_int_ge(dup2(pfd[1], STDOUT_FILENO), 0);
+    close(pfd[1]);
+    setvbuf(stdout, NULL, _IOFBF, BUFSIZ);
+    printf("parent-pending\n"); /* in the buffer when the pool forks */
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_ptr_nonnull(ex);
+    pid_t fs = fs_pid_of(ex);
+    int args[6];
+    future_t *f[6];
+    for (int i = 0; i < 6; i++) {
+        args[i] = i;
+        f[i] = executor_submit(ex, t_print, &args[i], sizeof(args[i]));
+        ck_assert_ptr_nonnull(f[i]);
+    }
+    for (int i = 0; i < 6; i++) {
+        ck_assert_int_eq(result_i64(f[i]), i);
+        future_unref(f[i]);
+    }
+    executor_free(ex);
+    fflush(stdout);
+    ck_assert_int_ge(dup2(saved, STDOUT_FILENO), 0); /* the pipe's last writer */
+    close(saved);
+    char out[4096];
+    size_t got = 0;
+    for (;;) {
+        struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+        ck_assert_int_eq(poll(&p, 1, (int)(T_LONG * 1000)), 1);
+        ssize_t n = read(pfd[0], out + got, sizeof(out) - 1 - got);
+        ck_assert_int_ge(n, 0);
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    out[got] = '\0';
+    close(pfd[0]);
+    ck_assert_int_eq(count_in(out, "parent-pending\n"), 1);
+    for (int i = 0; i < 6; i++) {
+        char line[32];
+        snprintf(line, sizeof(line), "task-line %d\n", i);
+        ck_assert_msg(count_in(out, line) == 1, "%s in [%s]", line, out);
+    }
+    end_check(fs);
 }
 END_TEST
 
@@ -1654,6 +1730,49 @@ START_TEST(test_process_pool_max_tasks_per_child)
 }
 END_TEST
 
+/*
+ * The pool shrinks from 2 workers to 1 while tasks wait in both workers'
+ * seats of the shared queue, and every worker leaves after two tasks
+ * (max_tasks_per_child 2): the tasks of the retired seat still run, and
+ * executor_free returns. Before, only tasks queued in active seats made the
+ * pool fork again: the last one waited for ever, and so did executor_free.
+ * Found by review.
+ */
+START_TEST(test_process_pool_shrink_keeps_queued_tasks)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 2, .max_tasks_per_child = 2});
+    struct hold h[2] = {{.gate = 0}, {.gate = 1}};
+    future_t *held[2];
+    for (int i = 0; i < 2; i++)
+        held[i] = executor_submit(ex, t_hold, &h[i], sizeof(h[i]));
+    /* Sent while the workers start: the tasks alternate between both seats. */
+    enum { N = 6 };
+    int idx[N];
+    future_t *f[N];
+    for (int i = 0; i < N; i++) {
+        idx[i] = i;
+        f[i] = executor_submit(ex, t_mark, &idx[i], sizeof(int));
+        ck_assert_ptr_nonnull(f[i]);
+    }
+    wait_started(2);
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
+    atomic_store(&shm->gates[0], 1);
+    atomic_store(&shm->gates[1], 1);
+    for (int i = 0; i < 2; i++) {
+        result_i64(held[i]);
+        future_unref(held[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(result_i64(f[i]), i);
+        future_unref(f[i]);
+    }
+    executor_free(ex);
+    end_check(0); /* no child left: the fork server neither */
+}
+END_TEST
+
 /* arg: any bytes; returns their length. */
 static void t_len(task_t *t)
 {
@@ -2688,6 +2807,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_task_forks);
     tcase_add_test(tc, test_process_pool_creator_thread_exits);
     tcase_add_test(tc, test_process_pool_worker_fds);
+    tcase_add_test(tc, test_process_pool_task_stdout_flushed);
     tcase_add_test(tc, test_process_pool_map);
     tcase_add_test(tc, test_process_pool_map_chunks);
     tcase_add_test(tc, test_process_pool_map_chunk_is_one_task);
@@ -2701,6 +2821,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_submit_from_callback);
     tcase_add_test(tc, test_process_pool_initializer);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child);
+    tcase_add_test(tc, test_process_pool_shrink_keeps_queued_tasks);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child_chunks);
     tcase_add_test(tc, test_process_pool_recycled_out_with_big_task_waiting);
     tcase_add_test(tc, test_process_pool_shutdown_during_recycling);

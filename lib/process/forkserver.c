@@ -49,6 +49,10 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
+#ifdef HAVE___FPURGE
+#include <stdio_ext.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -329,6 +333,12 @@ static void fs_main(struct fs_state *s)
 static void fs_child(struct fs_state *s, int sock, pid_t parent, bool pdeath)
 {
     reset_signals(); /* no handler of the parent runs here */
+#ifdef HAVE___FPURGE
+    /* The parent's unwritten stdout and stderr are its own to write: a
+       worker flushes these streams (worker.c), and must not write them twice. */
+    __fpurge(stdout);
+    __fpurge(stderr);
+#endif
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);

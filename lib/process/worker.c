@@ -46,6 +46,13 @@
  * Leaves with _exit(): 0 on EOF of the task pipe, after max_tasks_per_child
  * tasks, or after reporting an initializer failure; 1 on an I/O error or
  * when out of memory.
+ *
+ * What tasks print to stdout and stderr is flushed whenever the worker runs
+ * dry (before its answers go out) and when it leaves with 0, as Python's
+ * worker flushes sys.stdout at exit: _exit() flushes nothing, and stdout into
+ * a pipe or file is fully buffered. The fork server dropped the parent's
+ * unwritten stdio buffers (forkserver.c), so nothing printed before the
+ * fork comes out twice.
  */
 #include "config.h"
 
@@ -65,6 +72,19 @@
 
 #define IN_READ_MIN (64 * 1024)
 #define WORKER_SPIN_NS 50000 /* looks for work this long before it sleeps */
+
+static void flush_std(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+}
+
+/* Leaves cleanly: what the tasks printed goes out first. */
+static _Noreturn void leave(void)
+{
+    flush_std();
+    _exit(0);
+}
 
 #ifdef CF_TEST_HOOKS
 /*
@@ -124,7 +144,7 @@ static void run_initializer(struct wstate *w)
         cf_wk_answer_error(w, CF_WIRE_INITFAIL, 0, 0, t.err_code,
                            t.err_msg ? t.err_msg : "(no message)");
         cf_wk_flush(w);
-        _exit(0);
+        leave();
     }
     cf_task_clear(&t);
 }
@@ -465,7 +485,7 @@ static void read_in(struct wstate *w, size_t need)
     if (n < 0)
         cf_wk_die();
     if (n == 0)
-        _exit(0);
+        leave();
     w->in.len += (size_t)n;
 }
 
@@ -567,10 +587,11 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
             continue;
         /* Leaving, or nothing runnable is left: hand the answers over first
            (the parent expects a spent worker's exit once all are answered). */
+        flush_std();
         cf_wk_note(&w);
         cf_wk_flush(&w);
         if (spent)
-            _exit(0);
+            leave();
         sleep_on_pipe(&w, need);
     }
 }
