@@ -2519,6 +2519,43 @@ START_TEST(test_process_pool_heap_full_keeps_order)
 }
 END_TEST
 
+/*
+ * A task with a big argument (piped: over 1 MiB) goes to the free worker,
+ * which starts it only once its whole frame is read; a task submitted after
+ * it waits meanwhile, or the other worker, freed, started it first (C
+ * before B at 2, 64 and 256 MiB). Found by review.
+ */
+START_TEST(test_process_pool_big_task_starts_before_later_ones)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    struct hold h = {.gate = 0};
+    future_t *a = executor_submit(ex, t_hold, &h, sizeof(h));
+    wait_started(1); /* position 0 */
+    future_t *q = executor_submit(ex, t_pid, NULL, 0);
+    result_i64(q); /* the second worker exists and is free */
+    future_unref(q);
+    atomic_store(&shm->go[1], 1);
+    atomic_store(&shm->go[2], 1);
+    size_t big = 32u << 20;
+    char *arg = calloc(1, big);
+    ck_assert_ptr_nonnull(arg);
+    future_t *b = executor_submit(ex, t_start_pos, arg, big);
+    free(arg);
+    int one = 1;
+    future_t *c = executor_submit(ex, t_start_pos, &one, sizeof(one));
+    atomic_store(&shm->gates[0], 1); /* the first worker is free again */
+    ck_assert_int_eq(result_i64(b), 1);
+    ck_assert_int_eq(result_i64(c), 2);
+    result_i64(a);
+    future_unref(a);
+    future_unref(b);
+    future_unref(c);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 static bool exited_or_gone(void *pid)
 {
     char st = proc_state(*(pid_t *)pid);
@@ -2815,6 +2852,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_map_timeout_chunks);
     tcase_add_test(tc, test_process_pool_map_unordered_free_in_flight);
     tcase_add_test(tc, test_process_pool_heap_full_keeps_order);
+    tcase_add_test(tc, test_process_pool_big_task_starts_before_later_ones);
     tcase_add_test(tc, test_process_pool_many_spawns_at_once);
     tcase_add_test(tc, test_process_pool_dead_worker_pid_held_until_read);
     tcase_add_test(tc, test_process_pool_map_chunk_death);

@@ -157,6 +157,24 @@ static bool piped_may_go(struct process_pool *p)
 }
 
 /*
+ * True if a piped task was sent and is not known to have started. With the
+ * shared queue and more than one worker, piped_may_go sent it to a free
+ * worker, which starts it only once its whole frame is read (a big argument
+ * takes milliseconds to seconds): a later task waits in the pending list
+ * meanwhile, or another worker, once free, would start it first.
+ */
+static bool piped_unstarted(const struct process_pool *p)
+{
+    for (int s = 0; s < p->nseats; s++) {
+        const struct pp_proc *pr = p->seats[s];
+        for (int i = 0; pr && pr->npiped > 0 && pr->nunstarted > 0 && i < DEPTH; i++)
+            if (pr->cell[i] && !pr->cell[i]->queued && !pr->cell[i]->started)
+                return true;
+    }
+    return false;
+}
+
+/*
  * Forks a worker into @seat. NULL if that failed; then, if nothing else
  * could ever run the tasks (the fork server is gone, or no worker is left),
  * the pool breaks.
@@ -352,6 +370,8 @@ void cf_pp_dispatch(struct process_pool *p)
         preempt(p);
     if (!p->pend.head)
         take_over(p, active);
+    bool ordered = active > 1 && p->ring;
+    bool barrier = ordered && p->pend.head && piped_unstarted(p);
     while (p->pend.head) {
         /* A full queue: its head waits for a worker; the scan timer comes back. */
         bool queueable = cf_pp_queueable(p, work_of(p->pend.head));
@@ -359,9 +379,12 @@ void cf_pp_dispatch(struct process_pool *p)
             take_over(p, active); /* the queued ones may have no worker left */
             break;
         }
+        /* Behind a piped task not yet started: the scan comes back for it. */
+        if (barrier)
+            break;
         /* Without the queue (max_tasks_per_child) every task is piped and
            sent ahead, in order per worker only (the header says so). */
-        bool strict = !queueable && active > 1 && p->ring;
+        bool strict = !queueable && ordered;
         if (strict && !piped_may_go(p)) {
             /* The scan (queued tasks unstarted) or an answer comes back; the
                queued ones may have no worker left (each left on purpose). */
@@ -376,7 +399,9 @@ void cf_pp_dispatch(struct process_pool *p)
             cf_pp_work_drop(cw); /* cancelled: future_cancel did the accounting */
             continue;
         }
-        if (!cf_pp_send(p, pr, cw)) {
+        if (cf_pp_send(p, pr, cw)) {
+            barrier = strict;
+        } else {
             if (cancelling(work_of(cw))) {
                 cf_pp_work_drop(cw);
                 continue;
