@@ -590,6 +590,12 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * executor_free leaves no process, zombie, thread or fd behind. If this
  * process dies, the fork server and the workers exit too.
  *
+ * stdout and stderr: a worker flushes both whenever it runs out of tasks
+ * and when it exits (Python's worker flushes sys.stdout at exit); a worker
+ * that is killed loses what it had not written. The fork server drops this
+ * process's unwritten stdout and stderr buffers, so nothing printed before
+ * the fork comes out twice; other FILEs are the caller's to flush.
+ *
  * Returns a new executor; NULL with errno EINVAL (negative counts,
  * initarg_len without initarg, max_workers above 4096, a bad
  * on_worker_death), ENOMEM, or -FUT_ESYS (a pipe, the shared memory, the
@@ -708,7 +714,8 @@ CF_API executor_t *mpi_pool_executor_new(const executor_options_t *o);
  * Submits fn(arg) and returns its future. Python: Executor.submit.
  * @arg/@arg_len: see task_arg (thread pools pass the pointer, process pools
  * copy the bytes). Returns a new reference (unref it when done with it);
- * NULL with errno: EINVAL (NULL @ex or @fn), ESHUTDOWN (after
+ * NULL with errno: EINVAL (NULL @ex or @fn, NULL @arg with a non-zero
+ * @arg_len, on every kind of executor), ESHUTDOWN (after
  * executor_shutdown), -FUT_EBROKEN (broken executor), ENOMEM, -FUT_ESYS (a
  * thread could not be started and none is running).
  * Blocks only when max_queue is set and the queue is full.
@@ -767,7 +774,8 @@ CF_API future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *ar
  * items one by one.
  * @args is borrowed until executor_map_free (items are submitted lazily).
  * Returns a new iterator; NULL with errno EINVAL (NULL ex/fn, NULL args with
- * n > 0), ESHUTDOWN, -FUT_EBROKEN, ENOMEM. The iterator keeps the executor's
+ * n > 0, an item with a length and a NULL argument), ESHUTDOWN, -FUT_EBROKEN,
+ * ENOMEM. The iterator keeps the executor's
  * memory alive: executor_free while a map lives is safe (items not yet
  * submitted then fail FUT_ESHUTDOWN).
  */
@@ -781,9 +789,12 @@ CF_API executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *cons
  * the item's failure status (FUT_ETASK, ...) and the map goes on with the next
  * item on the next call; FUT_ETIMEDOUT when the map's deadline passed (every
  * item not yet started has been cancelled before it returns; later calls
- * return FUT_EOF); FUT_EOF at the end; FUT_EINVAL. Blocks the caller.
- * On a failure *data is NULL and *len 0; FUT_ETIMEDOUT, FUT_EOF and FUT_EINVAL
- * leave them unset: test the code before reading them.
+ * return FUT_EOF); FUT_EOF at the end; FUT_EINVAL for a NULL @m. Blocks the
+ * caller. On an item's failure *data is NULL and *len 0, also when the
+ * executor refused the item (executor_submit's code, such as FUT_EINVAL for
+ * an argument too big for a process pool: over 2 GiB); FUT_ETIMEDOUT, FUT_EOF
+ * and FUT_EINVAL for a NULL @m leave them unset: test the code before
+ * reading them, and @m for NULL once, after executor_map.
  */
 CF_API int executor_map_next(executor_map_t *m, const void **data, size_t *len);
 
@@ -1030,7 +1041,8 @@ CF_API void completion_queue_free(completion_queue_t *q);
  * map_options_t.unordered, results come as their tasks complete (a chunk's
  * items in order, each chunk when it is done); without it, in input order.
  * Python: none (the index of imap_unordered's enumerate idiom). Returns as
- * executor_map_next; on FUT_ETIMEDOUT and FUT_EOF *@index is not set.
+ * executor_map_next; on FUT_ETIMEDOUT, FUT_EOF and for a NULL @m *@index is
+ * not set.
  */
 CF_API int executor_map_next_at(executor_map_t *m, size_t *index, const void **data,
                                 size_t *len);
@@ -1101,8 +1113,9 @@ typedef struct schedule_options {
  * shutdown drops periodic tasks too), so executor_free never waits for a
  * schedule's future time.
  * @arg is borrowed until the future is done. Returns a new reference; NULL
- * with errno EINVAL (NULL @ex, @fn or @o; a negative, NaN or infinite delay
- * or period; max_runs > 1 with period 0), ESHUTDOWN, -FUT_EBROKEN, ENOMEM,
+ * with errno EINVAL (NULL @ex, @fn or @o; NULL @arg with a non-zero @len; a
+ * negative, NaN or infinite delay or period; max_runs > 1 with period 0),
+ * ESHUTDOWN, -FUT_EBROKEN, ENOMEM,
  * -FUT_ESYS (the timer thread could not start). Threads: any; never blocks.
  */
 CF_API future_t *executor_schedule(executor_t *ex, task_fn fn, const void *arg,

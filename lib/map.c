@@ -255,13 +255,23 @@ static int map_args_check(executor_t *ex, task_fn fn, bool args_ok,
     return 0;
 }
 
+/* False if an item has a length but no bytes (executor_submit's FUT_EINVAL). */
+static bool items_ok(const void *const *args, const size_t *lens, size_t n)
+{
+    for (size_t i = 0; lens && i < n; i++)
+        if (lens[i] && !args[i])
+            return false;
+    return true;
+}
+
 executor_map_t *executor_map(executor_t *ex, task_fn fn, const void *const *args,
                              const size_t *arg_lens, size_t n, const map_options_t *mo)
 {
     map_options_t def = {0};
     if (!mo)
         mo = &def;
-    int rc = map_args_check(ex, fn, args || n == 0, mo);
+    bool args_ok = n == 0 || (args && items_ok(args, arg_lens, n));
+    int rc = map_args_check(ex, fn, args_ok, mo);
     if (rc < 0)
         return cf_fail_null(rc);
     return map_new(ex, fn, args, arg_lens, n, mo, NULL);

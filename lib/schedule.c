@@ -155,7 +155,7 @@ static bool submit_options_ok(const submit_options_t *so)
 future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
                                size_t arg_len, const submit_options_t *so)
 {
-    if (!ex || !fn || !submit_options_ok(so))
+    if (!ex || !fn || (arg_len && !arg) || !submit_options_ok(so))
         return cf_fail_null(FUT_EINVAL);
     if (!so || so->delay == 0)
         return cf_executor_submit_with(ex, fn, arg, arg_len, so);
@@ -417,7 +417,7 @@ static struct sched *sched_new(executor_t *ex, task_fn fn, const void *arg, size
 future_t *executor_schedule(executor_t *ex, task_fn fn, const void *arg, size_t len,
                             const schedule_options_t *o)
 {
-    if (!ex || !fn || !o || !schedule_options_ok(o))
+    if (!ex || !fn || (len && !arg) || !o || !schedule_options_ok(o))
         return cf_fail_null(FUT_EINVAL);
     if (atomic_load(&ex->shut))
         return cf_fail_null(FUT_ESHUTDOWN);

@@ -525,6 +525,17 @@ static int r_submit_null_fn(const struct row *r)
     return check_untouched(ex, ptr_code(executor_submit(ex, NULL, &v, sizeof(v))));
 }
 
+/* A length with no bytes: refused on a thread pool too (it passed NULL on). */
+static int r_submit_null_arg(const struct row *r)
+{
+    executor_t *ex = new_ex();
+    errno = 0;
+    if (r->x == 0)
+        return check_untouched(ex, ptr_code(executor_submit(ex, t_add1, NULL, 8)));
+    return check_untouched(
+        ex, ptr_code(executor_submit_with(ex, t_add1, NULL, 8, &(submit_options_t){0})));
+}
+
 static int r_submit_with_null_ex(const struct row *r)
 {
     (void)r;
@@ -586,6 +597,18 @@ static int r_map_null_args(const struct row *r)
     executor_t *ex = new_ex();
     errno = 0;
     return check_untouched(ex, ptr_code(executor_map(ex, t_add1, NULL, NULL, 3, NULL)));
+}
+
+/* An item with a length and no bytes: refused at once, not as a failed item later. */
+static int r_map_null_item(const struct row *r)
+{
+    (void)r;
+    executor_t *ex = new_ex();
+    int64_t v = 1;
+    const void *args[3] = {&v, NULL, &v};
+    size_t lens[3] = {sizeof(v), sizeof(v), sizeof(v)};
+    errno = 0;
+    return check_untouched(ex, ptr_code(executor_map(ex, t_add1, args, lens, 3, NULL)));
 }
 
 static int r_map_timeout(const struct row *r)
@@ -1045,6 +1068,8 @@ static const struct row rows[] = {
     {"on_worker_death -1", r_new_worker_death, -1, FUT_EINVAL},
     {"executor_submit(NULL, ...)", r_submit_null_ex, 0, FUT_EINVAL},
     {"executor_submit(ex, NULL, ...)", r_submit_null_fn, 0, FUT_EINVAL},
+    {"executor_submit(ex, fn, NULL, 8)", r_submit_null_arg, 0, FUT_EINVAL},
+    {"executor_submit_with(ex, fn, NULL, 8, so)", r_submit_null_arg, 1, FUT_EINVAL},
     {"executor_submit_with(NULL, ...)", r_submit_with_null_ex, 0, FUT_EINVAL},
     {"executor_submit_with(ex, NULL, ...)", r_submit_with_null_fn, 0, FUT_EINVAL},
     BAD_TIMEOUTS("submit_options.timeout", r_submit_with_timeout),
@@ -1053,6 +1078,7 @@ static const struct row rows[] = {
     {"executor_map(NULL, ...)", r_map_null_ex, 0, FUT_EINVAL},
     {"executor_map(ex, NULL, ...)", r_map_null_fn, 0, FUT_EINVAL},
     {"executor_map(ex, fn, NULL, NULL, 3)", r_map_null_args, 0, FUT_EINVAL},
+    {"executor_map with a NULL item of length 8", r_map_null_item, 0, FUT_EINVAL},
     BAD_TIMEOUTS("map_options.timeout", r_map_timeout),
     {"executor_map(ex, fn, NULL, NULL, 0) is valid", r_map_empty_ok, 0, 0},
     {"executor_map_next(NULL, ...)", r_map_next_null, 0, FUT_EINVAL},
