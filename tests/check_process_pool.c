@@ -12,6 +12,7 @@
  */
 #include "testutil.h"
 
+#include "process/heap.h" /* white-box: the shared argument heap */
 #include "process/pump.h" /* white-box: the MPI relay's hook (lib/process) */
 
 #include <dirent.h>
@@ -317,6 +318,38 @@ static const future_error_t *failure(future_t *f, int status)
 }
 
 /* ---------------------------------------------------------- core */
+
+/*
+ * The shared argument heap: a size with no free block and no room splits a
+ * free larger block (a burst of 1 MiB arguments left every smaller task
+ * piped for good), and once every block is free the heap starts over.
+ */
+START_TEST(test_process_pool_heap_splits_and_starts_over)
+{
+    struct cf_heap h;
+    ck_assert_int_eq(cf_heap_init(&h, 2u << 20), 0);
+    uint32_t a, b, small, mid;
+    ck_assert_int_eq(cf_heap_alloc(&h, 1u << 20, &a), CF_HEAP_CLASSES);
+    ck_assert_int_eq(cf_heap_alloc(&h, 1u << 20, &b), CF_HEAP_CLASSES);
+    ck_assert(!cf_heap_fits(&h, 100)); /* full */
+    cf_heap_free(&h, CF_HEAP_CLASSES, a);
+    ck_assert(cf_heap_fits(&h, 100));
+    ck_assert_int_eq(cf_heap_alloc(&h, 100, &small), 1);
+    ck_assert_uint_eq(small, a);
+    ck_assert_int_eq(cf_heap_alloc(&h, 512u << 10, &mid), CF_HEAP_CLASSES - 1);
+    ck_assert_uint_eq(mid, a + (512u << 10)); /* the split's upper half */
+    ck_assert(!cf_heap_fits(&h, 1u << 20));
+    cf_heap_free(&h, 1, small);
+    cf_heap_free(&h, CF_HEAP_CLASSES - 1, mid);
+    ck_assert(!cf_heap_fits(&h, 1u << 20)); /* halves are not merged... */
+    cf_heap_free(&h, CF_HEAP_CLASSES, b);
+    ck_assert_int_eq(cf_heap_alloc(&h, 1u << 20, &a),
+                     CF_HEAP_CLASSES); /* ...but all free */
+    ck_assert_int_eq(cf_heap_alloc(&h, 1u << 20, &b), CF_HEAP_CLASSES);
+    ck_assert_uint_ne(a, b);
+    cf_heap_destroy(&h);
+}
+END_TEST
 
 /* Python: ProcessPoolExecutor().submit(pow, 2, 8).result() */
 START_TEST(test_process_pool_submit_results)
@@ -2852,6 +2885,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_map_timeout_chunks);
     tcase_add_test(tc, test_process_pool_map_unordered_free_in_flight);
     tcase_add_test(tc, test_process_pool_heap_full_keeps_order);
+    tcase_add_test(tc, test_process_pool_heap_splits_and_starts_over);
     tcase_add_test(tc, test_process_pool_big_task_starts_before_later_ones);
     tcase_add_test(tc, test_process_pool_many_spawns_at_once);
     tcase_add_test(tc, test_process_pool_dead_worker_pid_held_until_read);
