@@ -872,11 +872,13 @@ CF_API void as_completed_free(as_completed_t *it);
  * return_when). Returns 0 when the condition was met; FUT_ETIMEDOUT when the
  * timeout passed first; FUT_EINVAL; FUT_ENOMEM. On 0 and FUT_ETIMEDOUT it
  * fills @done / @not_done (each may be NULL; each must hold @n entries) with
- * the futures as they stood on return, duplicates once, in input order;
+ * the futures as they stood on return, duplicates once, in input order,
+ * and sets *@n_done / *@n_not_done to their counts;
  * the entries are borrowed (no reference is taken). FIRST_EXCEPTION counts a
  * failure, not a cancellation, and returns when everything is done if
  * nothing failed. n == 0 returns 0 at once in every mode. FUT_EINVAL also
- * for a NULL entry or n above 2^32 - 2.
+ * for a NULL entry, n above 2^32 - 2, or an array given without its count
+ * (@done without @n_done, @not_done without @n_not_done).
  */
 CF_API int futures_wait(future_t *const *fs, size_t n, double timeout,
                         futures_wait_mode mode, future_t **done, size_t *n_done,
