@@ -124,6 +124,14 @@ static void retire(struct process_pool *p, int active)
     }
 }
 
+/* Marks the worker that runs the task in cell @i of @o, if one does (`runs`). */
+static void mark_runner(struct process_pool *p, const struct pp_proc *o, int i)
+{
+    int r = cf_pp_cell_runner(p, o, i);
+    if (r >= 0 && r < p->nseats && p->seats[r])
+        p->seats[r]->runs = true;
+}
+
 /*
  * Whether a piped task may go now, and where. With the shared queue and
  * more than one worker, a piped task (over 1 MiB, or the heap full) is
@@ -148,26 +156,39 @@ static bool piped_may_go(struct process_pool *p)
                 continue;
             if (w->queued && !w->started)
                 return false;
-            int r = cf_pp_cell_runner(p, o, i);
-            if (r >= 0 && r < p->nseats && p->seats[r])
-                p->seats[r]->runs = true;
+            mark_runner(p, o, i);
         }
     }
     return true;
 }
 
 /*
- * True if a piped task was sent and is not known to have started. With the
- * shared queue and more than one worker, piped_may_go sent it to a free
- * worker, which starts it only once its whole frame is read (a big argument
- * takes milliseconds to seconds): a later task waits in the pending list
- * meanwhile, or another worker, once free, would start it first.
+ * True if a piped task is not known to have started while its worker runs
+ * nothing. With the shared queue and more than one worker, piped_may_go
+ * sent it to a free worker, which starts it only once its whole frame is
+ * read (a big argument takes milliseconds to seconds): a later task waits
+ * in the pending list meanwhile, or another worker, once free, would start
+ * it first. One sent ahead to a busy worker (the pool had one worker then)
+ * holds nothing back: it may wait for a long task, and steal() takes it back.
  */
-static bool piped_unstarted(const struct process_pool *p)
+static bool piped_unstarted(struct process_pool *p)
 {
+    bool any = false;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (pr)
+            pr->runs = false;
+        any |= pr && pr->npiped > 0 && pr->nunstarted > 0;
+    }
+    if (!any)
+        return false;
+    for (int s = 0; s < p->nseats; s++)
+        for (int i = 0; p->seats[s] && i < DEPTH; i++)
+            if (p->seats[s]->cell[i] && p->seats[s]->cell[i]->started)
+                mark_runner(p, p->seats[s], i);
     for (int s = 0; s < p->nseats; s++) {
         const struct pp_proc *pr = p->seats[s];
-        for (int i = 0; pr && pr->npiped > 0 && pr->nunstarted > 0 && i < DEPTH; i++)
+        for (int i = 0; pr && !pr->runs && pr->npiped > 0 && i < DEPTH; i++)
             if (pr->cell[i] && !pr->cell[i]->queued && !pr->cell[i]->started)
                 return true;
     }
