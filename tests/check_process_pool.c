@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -510,6 +511,86 @@ START_TEST(test_process_pool_task_stdout_flushed)
         ck_assert_msg(count_in(out, line) == 1, "%s in [%s]", line, out);
     }
     end_check(fs);
+}
+END_TEST
+
+/*
+ * stdout is a pipe whose reader has gone (prog | head -1, this process
+ * ignoring SIGPIPE): the worker's flush of a task's line costs the line,
+ * not the worker. It died of SIGPIPE, and broke a FUT_WORKER_BREAK_POOL pool
+ * at the first printing task. Found by review.
+ */
+START_TEST(test_process_pool_stdout_reader_gone)
+{
+    begin();
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    ck_assert_int_ge(dup2(pfd[1], STDOUT_FILENO), 0);
+    close(pfd[1]);
+    close(pfd[0]); /* no reader */
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){
+        .max_workers = 1, .on_worker_death = FUT_WORKER_BREAK_POOL});
+    ck_assert_ptr_nonnull(ex);
+    for (int i = 0; i < 5; i++) {
+        future_t *f = executor_submit(ex, t_print, &i, sizeof(i));
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(result_i64(f), i);
+        future_unref(f);
+    }
+    executor_free(ex);
+    fflush(stdout); /* EPIPE, ignored */
+    clearerr(stdout);
+    ck_assert_int_ge(dup2(saved, STDOUT_FILENO), 0);
+    close(saved);
+    signal(SIGPIPE, old);
+    end_check(0);
+}
+END_TEST
+
+static void *t_hold_stdout_thread(void *arg)
+{
+    (void)arg;
+    flockfile(stdout);
+    for (;;)
+        pause();
+    return NULL;
+}
+
+/* Prints a line, then leaves a thread behind that holds stdout's lock. */
+static void t_print_then_hold_stdout(task_t *t)
+{
+    printf("held\n");
+    pthread_t th;
+    if (pthread_create(&th, NULL, t_hold_stdout_thread, NULL) == 0)
+        pthread_detach(th);
+    while (ftrylockfile(stdout) == 0) { /* until the thread has it */
+        funlockfile(stdout);
+        usleep(100);
+    }
+    task_return_i64(t, 1);
+}
+
+/*
+ * A task leaves a thread holding stdout's lock: the worker's flush passes
+ * the stream over instead of waiting for ever, so the next task runs and
+ * executor_free returns (both hung). Found by review.
+ */
+START_TEST(test_process_pool_stdout_held_by_task_thread)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_ptr_nonnull(ex);
+    future_t *f = executor_submit(ex, t_print_then_hold_stdout, NULL, 0);
+    ck_assert_int_eq(result_i64(f), 1);
+    future_unref(f);
+    f = executor_submit(ex, t_pid, NULL, 0);
+    result_i64(f);
+    future_unref(f);
+    executor_free(ex);
+    end_check(0);
 }
 END_TEST
 
@@ -2589,6 +2670,43 @@ START_TEST(test_process_pool_big_task_starts_before_later_ones)
 }
 END_TEST
 
+/*
+ * A big task sent ahead to the only worker, behind a long task, holds back
+ * no later task once the pool grows: the new worker runs them. (A first
+ * version of the rule above held every later task behind any piped task
+ * not yet started.) The big task is sent before the pool grows in nearly
+ * every run (50 ms); sent after, it goes to a free worker and the test
+ * passes too.
+ */
+START_TEST(test_process_pool_big_task_behind_long_one_holds_nothing_back)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
+    struct hold h = {.gate = 0};
+    future_t *a = executor_submit(ex, t_hold, &h, sizeof(h));
+    wait_started(1);
+    size_t big = 2u << 20;
+    char *arg = calloc(1, big);
+    ck_assert_ptr_nonnull(arg);
+    future_t *b = executor_submit(ex, t_len, arg, big);
+    free(arg);
+    usleep(50000);
+    ck_assert_int_eq(executor_set_max_workers(ex, 2), 0);
+    future_t *c = executor_submit(ex, t_pid, NULL, 0);
+    result_i64(c); /* while the long task still runs */
+    ck_assert(!future_done(a));
+    atomic_store(&shm->gates[0], 1);
+    ck_assert_int_eq(result_i64(b), (int64_t)big);
+    result_i64(a);
+    future_unref(a);
+    future_unref(b);
+    future_unref(c);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 static bool exited_or_gone(void *pid)
 {
     char st = proc_state(*(pid_t *)pid);
@@ -2878,6 +2996,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_creator_thread_exits);
     tcase_add_test(tc, test_process_pool_worker_fds);
     tcase_add_test(tc, test_process_pool_task_stdout_flushed);
+    tcase_add_test(tc, test_process_pool_stdout_reader_gone);
+    tcase_add_test(tc, test_process_pool_stdout_held_by_task_thread);
     tcase_add_test(tc, test_process_pool_map);
     tcase_add_test(tc, test_process_pool_map_chunks);
     tcase_add_test(tc, test_process_pool_map_chunk_is_one_task);
@@ -2887,6 +3007,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_heap_full_keeps_order);
     tcase_add_test(tc, test_process_pool_heap_splits_and_starts_over);
     tcase_add_test(tc, test_process_pool_big_task_starts_before_later_ones);
+    tcase_add_test(tc, test_process_pool_big_task_behind_long_one_holds_nothing_back);
     tcase_add_test(tc, test_process_pool_many_spawns_at_once);
     tcase_add_test(tc, test_process_pool_dead_worker_pid_held_until_read);
     tcase_add_test(tc, test_process_pool_map_chunk_death);

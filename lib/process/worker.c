@@ -52,14 +52,20 @@
  * worker flushes sys.stdout at exit: _exit() flushes nothing, and stdout into
  * a pipe or file is fully buffered. The fork server dropped the parent's
  * unwritten stdio buffers (forkserver.c), so nothing printed before the
- * fork comes out twice.
+ * fork comes out twice. A reader gone (SIGPIPE) or a stream held by a
+ * thread a task left costs the lines, never the worker (flush_std).
  */
 #include "config.h"
 
 #include <assert.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
+#ifdef HAVE___FPENDING
+#include <stdio_ext.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -73,10 +79,48 @@
 #define IN_READ_MIN (64 * 1024)
 #define WORKER_SPIN_NS 50000 /* looks for work this long before it sleeps */
 
+/* True if @f may hold bytes not yet written (without taking its lock). */
+static bool pending(FILE *f)
+{
+#ifdef HAVE___FPENDING
+    return __fpending(f) > 0;
+#else
+    (void)f;
+    return true;
+#endif
+}
+
+/* Flushes @f unless a thread the task left behind holds its lock. */
+static void flush_unless_held(FILE *f)
+{
+    if (!pending(f) || ftrylockfile(f) != 0)
+        return;
+    fflush(f);
+    funlockfile(f);
+}
+
+/*
+ * Writes what tasks printed. A reader of stdout that has gone (prog | head)
+ * costs the lines, not the worker: SIGPIPE is held back and dropped, as in
+ * Python, which ignores it. A stream another thread of a task holds is left
+ * as it is rather than waited for.
+ */
 static void flush_std(void)
 {
-    fflush(stdout);
-    fflush(stderr);
+    if (!pending(stdout) && !pending(stderr))
+        return;
+    sigset_t pipe_sig, old, now;
+    sigemptyset(&pipe_sig);
+    sigaddset(&pipe_sig, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
+    flush_unless_held(stdout);
+    flush_unless_held(stderr);
+    if (!sigismember(&old, SIGPIPE) && sigpending(&now) == 0 &&
+        sigismember(&now, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_sig, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* Leaves cleanly: what the tasks printed goes out first. */
