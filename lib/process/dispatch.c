@@ -403,8 +403,8 @@ void cf_pp_dispatch(struct process_pool *p)
         /* Behind a piped task not yet started: the scan comes back for it. */
         if (barrier)
             break;
-        /* Without the queue (max_tasks_per_child) every task is piped and
-           sent ahead, in order per worker only (the header says so). */
+        /* A piped task goes only to a free worker while there are several;
+           with one it is sent ahead, and that worker keeps the order. */
         bool strict = !queueable && ordered;
         if (strict && !piped_may_go(p)) {
             /* The scan (queued tasks unstarted) or an answer comes back; the
