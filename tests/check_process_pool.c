@@ -299,6 +299,17 @@ static int64_t result_i64(future_t *f)
     return v;
 }
 
+/* Submits fn over @len zero bytes (a big argument: piped over 1 MiB). */
+static future_t *submit_zeros(executor_t *ex, task_fn fn, size_t len)
+{
+    char *arg = calloc(1, len);
+    ck_assert_ptr_nonnull(arg);
+    future_t *f = executor_submit(ex, fn, arg, len);
+    free(arg); /* copied at submit */
+    ck_assert_ptr_nonnull(f);
+    return f;
+}
+
 static pid_t fs_pid_of(executor_t *ex)
 {
     future_t *f = executor_submit(ex, t_ppid, NULL, 0);
@@ -1915,10 +1926,7 @@ START_TEST(test_process_pool_recycled_out_with_big_task_waiting)
     for (int i = 0; i < 3; i++)
         q[i] = executor_submit(ex, t_nap, &ms, sizeof(ms));
     size_t big = 2u << 20;
-    char *arg = calloc(1, big);
-    ck_assert_ptr_nonnull(arg);
-    future_t *p = executor_submit(ex, t_len, arg, big);
-    free(arg);
+    future_t *p = submit_zeros(ex, t_len, big);
     for (int i = 0; i < 3; i++) {
         ck_assert_int_eq(result_i64(q[i]), 0);
         future_unref(q[i]);
@@ -2655,10 +2663,7 @@ START_TEST(test_process_pool_big_task_starts_before_later_ones)
     atomic_store(&shm->go[1], 1);
     atomic_store(&shm->go[2], 1);
     size_t big = 32u << 20;
-    char *arg = calloc(1, big);
-    ck_assert_ptr_nonnull(arg);
-    future_t *b = executor_submit(ex, t_start_pos, arg, big);
-    free(arg);
+    future_t *b = submit_zeros(ex, t_start_pos, big);
     int one = 1;
     future_t *c = executor_submit(ex, t_start_pos, &one, sizeof(one));
     atomic_store(&shm->gates[0], 1); /* the first worker is free again */
@@ -2690,10 +2695,7 @@ START_TEST(test_process_pool_big_task_behind_long_one_holds_nothing_back)
     future_t *a = executor_submit(ex, t_hold, &h, sizeof(h));
     wait_started(1);
     size_t big = 2u << 20;
-    char *arg = calloc(1, big);
-    ck_assert_ptr_nonnull(arg);
-    future_t *b = executor_submit(ex, t_len, arg, big);
-    free(arg);
+    future_t *b = submit_zeros(ex, t_len, big);
     usleep(50000);
     ck_assert_int_eq(executor_set_max_workers(ex, 2), 0);
     future_t *c = executor_submit(ex, t_pid, NULL, 0);
