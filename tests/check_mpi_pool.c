@@ -639,6 +639,96 @@ MPI_TEST(test_mpi_short_heartbeat)
 }
 
 /*
+ * Kills the fork server of the worker rank it runs under (its parent), so
+ * that the rank's local process pool breaks; its own process dies with the
+ * fork server (PDEATHSIG).
+ */
+static void t_kill_forkserver(task_t *t)
+{
+    (void)t;
+    kill(getppid(), SIGKILL);
+    pause();
+}
+
+/* Breaks the local pool of the rank the task lands on: the task fails. */
+static void break_a_rank(executor_t *ex)
+{
+    future_t *k = executor_submit(ex, t_kill_forkserver, NULL, 0);
+    ck_assert_ptr_nonnull(k);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(k, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(e->status == FUT_EBROKEN || e->status == FUT_EWORKER, "%d %s",
+                  e->status, e->message);
+    future_unref(k);
+}
+
+/*
+ * Spawn mode: a rank whose local process pool broke (a task killed its fork
+ * server) runs nothing more, and every task still succeeds: each one sent
+ * to that rank comes back unrun and runs on the other, and the broken rank
+ * leaves executor_stats' workers. It refused each task FUT_EBROKEN and,
+ * quick to answer, drew more of them.
+ */
+MPI_TEST(test_mpi_broken_rank_gives_tasks_back)
+{
+    if (world)
+        return; /* the world ranks serve the other tests */
+    executor_t *ex = new_pool();
+    break_a_rank(ex);
+    enum { N = 8 * NW };
+    executor_stats_t st;
+    double t0 = now_s();
+    int rounds = 0;
+    do { /* until the broken rank was sent a task (N at once: the first round) */
+        future_t *f[N];
+        for (int64_t i = 0; i < N; i++) {
+            f[i] = executor_submit(ex, t_add1, &i, sizeof(i));
+            ck_assert_ptr_nonnull(f[i]);
+        }
+        expect_i64_results(f, N, 1);
+        executor_stats(ex, &st);
+        rounds++;
+    } while (st.workers == NW && now_s() - t0 < T_LONG);
+    ck_assert_msg(st.workers == NW - 1, "workers %zu after %d rounds", st.workers,
+                  rounds);
+    executor_free(ex);
+    ck_assert(eventually(none_left, NULL, T_LONG));
+}
+
+/*
+ * Spawn mode: with its only rank's local pool broken, the pool is broken:
+ * a task sent there fails FUT_EBROKEN (not given back for ever), and then
+ * submits are refused FUT_EBROKEN.
+ */
+MPI_TEST(test_mpi_every_rank_broken)
+{
+    if (world)
+        return;
+    executor_t *ex = mpi_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_ptr_nonnull(ex);
+    break_a_rank(ex);
+    int64_t one = 1;
+    future_t *f;
+    double t0 = now_s();
+    while ((f = executor_submit(ex, t_add1, &one, sizeof(one))) != NULL) {
+        const future_error_t *e = NULL;
+        ck_assert_int_eq(future_exception(f, T_LONG, &e), 0);
+        ck_assert_ptr_nonnull(e);
+        ck_assert_int_eq(e->status, FUT_EBROKEN);
+        ck_assert_int_eq(e->code, 0);
+        future_unref(f);
+        ck_assert_msg(now_s() - t0 < T_LONG, "the pool never broke");
+    }
+    ck_assert_int_eq(errno, -FUT_EBROKEN);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, 0);
+    executor_free(ex);
+    ck_assert(eventually(none_left, NULL, T_LONG));
+}
+
+/*
  * Spawn mode: a rank that stops (SIGSTOP) is lost at the heartbeat limit,
  * and executor_free does not wait for it (it waited 20 s for the lost rank
  * to exit): it is SIGKILLed, and nothing is left. One rank: with another
@@ -724,6 +814,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_free_leaves_nothing);
     tcase_add_test(tc, test_mpi_spawn_stuck);
     tcase_add_test(tc, test_mpi_short_heartbeat);
+    tcase_add_test(tc, test_mpi_broken_rank_gives_tasks_back);
+    tcase_add_test(tc, test_mpi_every_rank_broken);
     tcase_add_test(tc, test_mpi_free_kills_lost_rank);
     tcase_add_test(tc, test_mpi_rank_killed);
     suite_add_tcase(s, tc);

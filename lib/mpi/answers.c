@@ -31,18 +31,29 @@ static void complete_failed(struct mpi_pool *p, struct mp_work *w,
     memcpy(msg, m, ml);
     msg[ml] = '\0';
     int status = st[0] < 0 ? st[0] : FUT_EWORKER;
+    if (status == FUT_EBROKEN && st[1] == CF_MPI_NOT_RUN)
+        st[1] = 0; /* no rank was left to run it (on_answer): ours, not the user's */
     cf_executor_finished(&p->base, true);
     cf_future_fail(cf_work_future(&w->base), status, st[1], st[2], st[3], msg);
 }
 
-/* A FAILED payload that says FUT_ECANCELLED: a task given back (REVOKE). */
-static bool given_back(const unsigned char *pl, uint64_t len)
+/* A FAILED payload's status and code, or false if it is malformed. */
+static bool failed_as(const unsigned char *pl, uint64_t len, int32_t status, int32_t code)
 {
     int32_t st[4];
     const char *m;
     size_t ml;
-    return cf_wire_get_failed(pl, len, st, &m, &ml) == CF_WIRE_OK &&
-           st[0] == FUT_ECANCELLED;
+    return cf_wire_get_failed(pl, len, st, &m, &ml) == CF_WIRE_OK && st[0] == status &&
+           (status == FUT_ECANCELLED || st[1] == code);
+}
+
+/* True if a rank is left that tasks may be sent to. */
+static bool any_usable(const struct mpi_pool *p)
+{
+    for (int i = 0; i < p->nranks; i++)
+        if (cf_mp_usable(&p->ranks[i]))
+            return true;
+    return false;
 }
 
 /* An answer taken out of its cell, to complete once the refills went out. */
@@ -55,7 +66,10 @@ struct settled {
 /*
  * One answer frame @b (@n bytes) from rank @ri: its cell is freed and @s
  * filled. False if it completes nothing: it gave a task back (now on the
- * `back` list) or was malformed (the rank is lost).
+ * `back` list) or was malformed (the rank is lost). A task refused unrun by
+ * a rank whose local pool broke (CF_MPI_NOT_RUN) is given back too, and
+ * that rank gets no more; with no other rank to run it, it fails
+ * FUT_EBROKEN (and pool.c breaks the pool).
  */
 static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t n,
                       struct settled *s)
@@ -72,7 +86,14 @@ static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t
         return false;
     }
     const unsigned char *pl = b + CF_WIRE_HDR;
-    if (r->revoked[c] && h.type == CF_WIRE_FAILED && given_back(pl, h.len)) {
+    bool back = false;
+    if (h.type == CF_WIRE_FAILED && failed_as(pl, h.len, FUT_EBROKEN, CF_MPI_NOT_RUN)) {
+        r->broken = true;
+        back = any_usable(p);
+    } else if (r->revoked[c] && h.type == CF_WIRE_FAILED) {
+        back = failed_as(pl, h.len, FUT_ECANCELLED, 0);
+    }
+    if (back) {
         cf_fifo_push(&p->back, &cf_mp_cell_take(p, ri, c)->base);
         return false;
     }

@@ -61,7 +61,7 @@ int cf_mp_pick(struct mpi_pool *p)
     int best = -1;
     for (int i = 0; i < p->nranks; i++) {
         const struct mp_rank *r = &p->ranks[i];
-        if (!r->lost && r->n < r->win &&
+        if (cf_mp_usable(r) && r->n < r->win &&
             (best < 0 || beyond(r) < beyond(&p->ranks[best])))
             best = i;
     }
@@ -169,7 +169,7 @@ void cf_mp_rebalance(struct mpi_pool *p, int64_t now)
         if (r->lost)
             continue;
         int extra = beyond(r);
-        if (extra < 0)
+        if (extra < 0 && !r->broken)
             hungry = i;
         else if (extra > excess &&
                  (now - r->mark > STUCK_NS || extra * r->pace > STUCK_NS))

@@ -76,6 +76,14 @@ enum cf_mpi_kind {
     CF_MPI_K_CANCEL = 8, /* master -> rank: future_cancel these tasks there (u64 ids) */
 };
 
+/*
+ * The `code` of a FAILED answer with status FUT_EBROKEN that a rank whose
+ * local process pool broke sends for a task it never ran (relay.c): the
+ * master sends the task to another rank and no more to this one
+ * (answers.c). It never reaches a future (the code is then 0).
+ */
+#define CF_MPI_NOT_RUN 0x4e52 /* "NR" */
+
 /* Seconds a spawned worker gets for MPI_Init and the handshake (then it exits). */
 #define CF_MPI_START_LIMIT 150
 

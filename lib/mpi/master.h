@@ -28,6 +28,7 @@ struct mp_work {
 struct mp_rank {
     struct cf_mpi_peer *peer; /* in mpi_pool.peers */
     bool lost;
+    bool broken; /* its local pool broke (CF_MPI_NOT_RUN): it gets no more tasks */
     int n;               /* tasks out */
     int win;             /* tasks out at most (balance.c), at most DEPTH */
     int ahead;           /* CFUTURES_MPI_AHEAD: fixed tasks ahead; -1: by pace */
@@ -70,6 +71,12 @@ struct mpi_pool {
 static inline uint64_t cf_mp_cell_id(int ri, int c, uint32_t gen)
 {
     return ((uint64_t)gen << 32) | (uint64_t)(ri * DEPTH + c);
+}
+
+/* A rank tasks may be sent to: not lost, its local pool not broken. */
+static inline bool cf_mp_usable(const struct mp_rank *r)
+{
+    return !r->lost && !r->broken;
 }
 
 /* pool.c: marks rank @ri lost and fails its tasks FUT_EWORKER with @why. */

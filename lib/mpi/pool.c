@@ -25,7 +25,10 @@
  * ping_ns is lost (a manager held up, by a long done-callback say, asks
  * before it judges: a rank is not lost for the manager's silence). Its
  * tasks fail FUT_EWORKER, nothing more is sent to it, and the pool goes on
- * with the others (broken, FUT_EBROKEN, once none is left). Open MPI 4.1
+ * with the others (broken, FUT_EBROKEN, once none is left). A rank whose
+ * local process pool broke (its fork server killed, no fork possible)
+ * refuses each task unrun: the task goes to another rank, and that rank
+ * gets no more (answers.c) but is stopped as usual. Open MPI 4.1
  * can hang in teardown after a rank death, so after a loss nothing is
  * disconnected and MPI is not finalized at exit (serve.c).
  *
@@ -53,6 +56,7 @@
 #define NAP_MAX_NS (1000 * 1000LL)
 #define PING_NS (500 * 1000000LL)
 #define BATCH_BYTES (256 * 1024) /* a message of several TASK frames, past one */
+#define NO_RANK_LEFT "every MPI worker rank was lost, or its process pool broke"
 
 static inline struct mpi_pool *mp_of(executor_t *ex)
 {
@@ -193,8 +197,8 @@ static void count_idle(struct mpi_pool *p)
 {
     size_t idle = 0, alive = 0;
     for (int i = 0; i < p->nranks; i++) {
-        alive += !p->ranks[i].lost;
-        idle += !p->ranks[i].lost && p->ranks[i].n == 0;
+        alive += cf_mp_usable(&p->ranks[i]);
+        idle += cf_mp_usable(&p->ranks[i]) && p->ranks[i].n == 0;
     }
     atomic_store_explicit(&p->nworkers, alive, memory_order_relaxed);
     atomic_store_explicit(&p->nidle, idle, memory_order_relaxed);
@@ -448,7 +452,7 @@ static void fail_back(struct mpi_pool *p)
 {
     struct cf_work *cw;
     while ((cw = cf_fifo_pop(&p->back)))
-        fail_started(p, cw, FUT_EBROKEN, "every MPI worker rank was lost");
+        fail_started(p, cw, FUT_EBROKEN, NO_RANK_LEFT);
 }
 
 /* No live rank is left: the pool is broken. */
@@ -459,8 +463,7 @@ static void break_pool(struct mpi_pool *p)
     pthread_mutex_lock(&p->mu);
     struct cf_work_fifo q = cf_fifo_take(&p->sub);
     pthread_mutex_unlock(&p->mu);
-    cf_executor_drain_fifo(&p->base, &q, FUT_EBROKEN, "every MPI worker rank was lost",
-                           cf_mp_work_drop);
+    cf_executor_drain_fifo(&p->base, &q, FUT_EBROKEN, NO_RANK_LEFT, cf_mp_work_drop);
 }
 
 /* Waits for work or an answer: @ns at most. True if the manager should leave. */
@@ -487,7 +490,7 @@ static int tasks_out(const struct mpi_pool *p, bool *alive)
     *alive = false;
     for (int i = 0; i < p->nranks; i++) {
         out += p->ranks[i].n;
-        *alive |= !p->ranks[i].lost;
+        *alive |= cf_mp_usable(&p->ranks[i]);
     }
     return out;
 }

@@ -22,7 +22,9 @@
  * over after STOP, once the manager is gone (executor_free joined it): the
  * rank's state needs no lock but the one around `finished`. If the local
  * pool broke before the relay could be set on it (its manager left), the
- * main thread runs the turns itself: every task is refused FUT_EBROKEN.
+ * main thread runs the turns itself. Once the local pool is broken, every
+ * task is refused unrun (CF_MPI_NOT_RUN): the master runs it elsewhere and
+ * sends this rank no more.
  *
  * Idling: for SPIN_NS after the last message or answer the manager spins
  * (probes and yields), then naps doubling from 1 us to NAP_MAX_NS, so an
@@ -94,14 +96,15 @@ static void queue_answer(struct cf_mpi_rank *r, int e, const unsigned char *b, s
     MPI_Send(b, (int)n, MPI_BYTE, r->master, CF_MPI_TAG(e, CF_MPI_K_ANSWER), r->comm);
 }
 
-/* Answers task @id at once with a failure @status and @msg (never ran). */
-static void refuse(struct cf_mpi_rank *r, int e, uint64_t id, int status, const char *msg)
+/* Answers task @id at once with a failure @status, @code and @msg (never ran). */
+static void refuse(struct cf_mpi_rank *r, int e, uint64_t id, int status, int code,
+                   const char *msg)
 {
     size_t mlen = strlen(msg);
     unsigned char b[CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + 256];
     mlen = mlen > 256 ? 256 : mlen;
     cf_wire_put_hdr(b, CF_WIRE_FAILED, id, CF_WIRE_FAILED_FIXED + mlen);
-    cf_wire_put_failed(b + CF_WIRE_HDR, status, 0, -1, 0);
+    cf_wire_put_failed(b + CF_WIRE_HDR, status, code, -1, 0);
     memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, msg, mlen);
     queue_answer(r, e, b, CF_WIRE_HDR + CF_WIRE_FAILED_FIXED + mlen);
 }
@@ -124,7 +127,7 @@ static void send_answer(const struct answer_to *to, future_t *f)
     }
     unsigned char *b = malloc(CF_WIRE_HDR + len);
     if (!b) { /* a short answer instead, from the stack */
-        refuse(to->r, to->e, to->id, FUT_ENOMEM,
+        refuse(to->r, to->e, to->id, FUT_ENOMEM, 0,
                "no memory on the worker rank for the task's answer");
         return;
     }
@@ -195,13 +198,13 @@ static void run_task(struct cf_mpi_rank *r, int e, unsigned char *b, size_t n)
     }
     task_fn fn = r->ok ? cf_mpi_fn_decode(&r->mods, r->map, r->nmap, desc) : NULL;
     if (!fn) {
-        refuse(r, e, h.id, r->ok ? FUT_EINVAL : FUT_EBROKEN,
+        refuse(r, e, h.id, r->ok ? FUT_EINVAL : FUT_EBROKEN, 0,
                r->ok ? "the task function is in no module this worker has loaded"
                      : "this worker failed its start-up check");
         return;
     }
     if (!carried_fn_decode(r, fn, (void *)arg, arg_len)) {
-        refuse(r, e, h.id, FUT_EINVAL,
+        refuse(r, e, h.id, FUT_EINVAL, 0,
                "the continuation's function (future_then) is in no module this worker "
                "has loaded");
         return;
@@ -218,7 +221,12 @@ static void run_task(struct cf_mpi_rank *r, int e, unsigned char *b, size_t n)
         int why = to && node ? -errno : FUT_ENOMEM;
         free(to);
         cf_future_cb_free(node);
-        refuse(r, e, h.id, why, "the worker rank could not queue it");
+        if (why == FUT_EBROKEN) /* for another rank to run: see CF_MPI_NOT_RUN */
+            refuse(r, e, h.id, why, CF_MPI_NOT_RUN,
+                   "the worker rank's process pool is broken (its fork server is gone, "
+                   "or no worker could be started)");
+        else
+            refuse(r, e, h.id, why, 0, "the worker rank could not queue it");
         return;
     }
     to->f = f;
