@@ -1035,9 +1035,10 @@ CF_API int completion_queue_next(completion_queue_t *q, double timeout, future_t
 CF_API int completion_queue_fd(const completion_queue_t *q);
 
 /**
- * Frees the queue and its descriptor; drops its references to futures not
- * yet handed back (futures still pending leave the queue when they
- * complete). Does not cancel anything. NULL-safe.
+ * Frees the queue and closes its descriptor at once; drops its references
+ * to futures not yet handed back. A future still pending leaves the queue
+ * when it completes: until then it keeps the queue's memory (a few dozen
+ * bytes, never the descriptor). Does not cancel anything. NULL-safe.
  * Restrictions: no other thread may be in completion_queue_next on @q.
  */
 CF_API void completion_queue_free(completion_queue_t *q);

@@ -15,7 +15,8 @@
  *
  * Lifetime: the owner's reference plus one per callback not yet run, so a
  * future completing after completion_queue_free finds the queue still
- * there (and drops its entry).
+ * there (and drops its entry). The eventfd is closed by
+ * completion_queue_free itself (cq_done, once `freed`, never touches it).
  *
  * Locks: `mu` only, taken in callbacks (never under a future's lock: future.c
  * runs callbacks unlocked). No user code runs under it.
@@ -43,7 +44,7 @@ struct completion_queue {
     struct cf_queue_head head; /* first: executor.c joins futures through it */
     pthread_mutex_t mu;
     pthread_cond_t cv;            /* CLOCK_MONOTONIC: a future became ready */
-    int efd;                      /* immutable: EFD_NONBLOCK | EFD_CLOEXEC */
+    int efd;                      /* EFD_NONBLOCK | EFD_CLOEXEC; -1 once freed: mu */
     struct cq_node *first, *last; /* done, not yet handed back: mu */
     size_t ready;                 /* entries in the FIFO: mu */
     size_t pending;               /* added, not yet done: mu */
@@ -77,7 +78,6 @@ static void cq_unref(completion_queue_t *q)
 {
     if (atomic_fetch_sub(&q->refs, 1) != 1)
         return;
-    close(q->efd);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
     free(q);
@@ -235,9 +235,11 @@ void completion_queue_free(completion_queue_t *q)
     q->freed = true;
     struct cq_node *n = q->first;
     q->first = q->last = NULL;
-    if (q->ready)
-        efd_clear(q->efd);
     q->ready = 0;
+    /* Closed now, not with the memory: a future that never completes keeps
+       only that (its entry and the queue's struct) until it does. */
+    close(q->efd);
+    q->efd = -1;
     pthread_mutex_unlock(&q->mu);
     while (n) {
         struct cq_node *next = n->next;

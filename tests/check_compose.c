@@ -590,6 +590,7 @@ END_TEST
 
 START_TEST(test_compose_completion_queue)
 {
+    int fds0 = count_fds();
     completion_queue_t *q = completion_queue_new();
     ck_assert_ptr_nonnull(q);
     int fd = completion_queue_fd(q);
@@ -611,12 +612,14 @@ START_TEST(test_compose_completion_queue)
     ck_assert(out == a);
     future_unref(out);
     ck_assert_int_eq(completion_queue_next(q, 0, &out), FUT_EOF);
-    /* freed with a ready and a pending future: no leak, no use after free */
+    /* freed with a ready and a pending future: no leak, no use after free,
+       and the descriptor is closed at once (it waited for d) */
     future_t *c = future_new(), *d = future_new();
     completion_queue_add(q, c);
     completion_queue_add(q, d);
     future_set_result(c, NULL, 0, NULL);
     completion_queue_free(q);
+    ck_assert_int_eq(count_fds(), fds0);
     future_set_result(d, NULL, 0, NULL);
     ck_assert_int_eq(completion_queue_add(NULL, a), FUT_EINVAL);
     ck_assert_int_eq(completion_queue_fd(NULL), FUT_EINVAL);
