@@ -1157,7 +1157,9 @@ CF_API task_group_t *task_group_new(executor_t *ex, const task_group_options_t *
  * executor_submit_with on the group's executor, the task joining the group
  * (JoinSet::spawn). Returns a new reference to the task's future, as
  * executor_submit_with; NULL with errno as executor_submit_with, EINVAL for
- * a NULL @g or @fn, ECANCELED once the group was cancelled (by
+ * a NULL @g or @fn and for any argument executor_submit_with refuses
+ * (checked first, whatever the group's state), ECANCELED once the group
+ * was cancelled (by
  * task_group_cancel or a failure with cancel_on_failure: cancelling is
  * final, as a CancellationToken's). Threads: any, tasks of the group too.
  */

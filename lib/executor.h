@@ -13,6 +13,7 @@
 
 #include <cfutures.h>
 
+#include <math.h>
 #include <pthread.h>
 
 #include "future.h"
@@ -380,6 +381,19 @@ void cf_executor_ref(executor_t *ex);
 void cf_executor_unref(executor_t *ex);
 /* Releases the common part's resources (called by ops->destroy). */
 void cf_executor_deinit(executor_t *ex);
+
+/*
+ * The arguments of a submit are valid: a function, an argument unless its
+ * length is 0, and options (NULL, or finite times >= 0). Checked first by
+ * every submit, so bad input is FUT_EINVAL whatever the executor's state.
+ */
+static inline bool cf_submit_args_ok(task_fn fn, const void *arg, size_t arg_len,
+                                     const submit_options_t *so)
+{
+    return fn && (!arg_len || arg) &&
+           (!so || (isfinite(so->timeout) && so->timeout >= 0 && isfinite(so->delay) &&
+                    so->delay >= 0));
+}
 
 /*
  * executor_submit_with without a delay, its arguments checked by the

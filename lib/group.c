@@ -183,7 +183,7 @@ task_group_t *task_group_new(executor_t *ex, const task_group_options_t *o)
 future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg, size_t len,
                             const submit_options_t *so)
 {
-    if (!g || !fn)
+    if (!g || !cf_submit_args_ok(fn, arg, len, so)) /* before the group's state */
         return cf_fail_null(FUT_EINVAL);
     struct member *m = calloc(1, sizeof(*m));
     void *cb = m ? cf_future_cb_alloc() : NULL;

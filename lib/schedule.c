@@ -144,18 +144,10 @@ static future_t *submit_delayed(executor_t *ex, task_fn fn, const void *arg,
     return f;
 }
 
-
-/* The caller's submit options are valid (a NULL @so is). */
-static bool submit_options_ok(const submit_options_t *so)
-{
-    return !so || (isfinite(so->timeout) && so->timeout >= 0 && isfinite(so->delay) &&
-                   so->delay >= 0);
-}
-
 future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
                                size_t arg_len, const submit_options_t *so)
 {
-    if (!ex || !fn || (arg_len && !arg) || !submit_options_ok(so))
+    if (!ex || !cf_submit_args_ok(fn, arg, arg_len, so))
         return cf_fail_null(FUT_EINVAL);
     if (!so || so->delay == 0)
         return cf_executor_submit_with(ex, fn, arg, arg_len, so);

@@ -538,6 +538,20 @@ START_TEST(test_group_args)
     ck_assert_int_eq(task_group_wait(g, -2, NULL), FUT_EINVAL);
     ck_assert_int_eq(task_group_wait(g, 0, NULL), 0); /* empty: done */
     task_group_free(NULL);
+    /* Bad arguments are FUT_EINVAL on a cancelled group too (ECANCELED before). */
+    task_group_t *gc = task_group_new(ex, NULL);
+    ck_assert_int_eq(task_group_cancel(gc), 0);
+    submit_options_t neg = {.timeout = -3};
+    errno = 0;
+    ck_assert_ptr_null(task_group_submit(gc, x_stamp, NULL, 5, NULL));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(task_group_submit(gc, x_stamp, &plain, sizeof(plain), &neg));
+    ck_assert_int_eq(errno, EINVAL);
+    errno = 0;
+    ck_assert_ptr_null(task_group_submit(gc, x_stamp, &plain, sizeof(plain), NULL));
+    ck_assert_int_eq(errno, ECANCELED);
+    task_group_free(gc);
     /* The executor goes first: the group's submits fail, free still works. */
     executor_free(ex);
     errno = 0;
