@@ -431,6 +431,11 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     if (cf_wire_get_task(payload, h->len, &fn_bits, &limit_ns, &arg, &arg_len) != 0)
         cf_wk_die();
     hook_received(w, arg, arg_len);
+    /* An unaligned argument is copied before the claim, not after: the
+       claim is the start the parent orders later tasks by, and the task's
+       first line should follow it closely (a big argument's copy takes
+       milliseconds). */
+    arg = aligned_arg(w, arg, arg_len);
     if (!claim(w, h->id))
         return; /* cancelled or revoked before it started: skip it */
     run_claimed(w, h->id, (task_fn)(uintptr_t)fn_bits, limit_ns, arg, arg_len);
