@@ -533,7 +533,10 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * worker that runs nothing once every task before it has started (it and
  * the tasks behind it wait for one; with max_workers 1 it is sent ahead,
  * and that worker takes the queued tasks older than it first), so the
- * order holds for these too. max_tasks_per_child counts the tasks each
+ * order holds for these too. "Starts" is a worker taking the task (its
+ * future turns running): two workers reach their tasks' first lines
+ * microseconds later, in either order if one is preempted in between.
+ * max_tasks_per_child counts the tasks each
  * worker starts (a map chunk's items), wherever they were queued; the queued tasks a
  * worker leaves behind when it goes keep their place for the others and for its
  * replacement.
@@ -1112,8 +1115,10 @@ typedef struct schedule_options {
  * copied, or its error); at a failed run with stop_on_error with that
  * error (a failed run without it does not stop the schedule); with period
  * 0 after its one run. future_cancel on it between runs cancels it (true);
- * during a run it returns false, no further run starts and the future takes
- * that run's outcome (the running task is not asked to stop). A run the
+ * during a run (from the moment the run is submitted to the executor, so
+ * also while it waits in the queue) it returns false, no further run starts
+ * and the future takes that run's outcome (the task is not asked to stop).
+ * A run the
  * executor refuses when due (shut down, broken, a full bounded queue: the
  * submit never blocks) ends the schedule with that status; a run cancelled
  * by the executor (executor_shutdown with cancel_futures) cancels it.
