@@ -354,12 +354,82 @@ START_TEST(test_process_pool_heap_splits_and_starts_over)
     ck_assert(!cf_heap_fits(&h, 1u << 20));
     cf_heap_free(&h, 1, small);
     cf_heap_free(&h, CF_HEAP_CLASSES - 1, mid);
-    ck_assert(!cf_heap_fits(&h, 1u << 20)); /* halves are not merged... */
-    cf_heap_free(&h, CF_HEAP_CLASSES, b);
-    ck_assert_int_eq(cf_heap_alloc(&h, 1u << 20, &a),
-                     CF_HEAP_CLASSES); /* ...but all free */
+    ck_assert(cf_heap_fits(&h, 1u << 20)); /* the halves merged again, b in use */
+    uint32_t again;
+    ck_assert_int_eq(cf_heap_alloc(&h, 1u << 20, &again), CF_HEAP_CLASSES);
+    ck_assert_uint_eq(again, a);
+    cf_heap_free(&h, CF_HEAP_CLASSES, again);
+    cf_heap_free(&h, CF_HEAP_CLASSES, b); /* all free: it starts over */
+    ck_assert_int_eq(cf_heap_alloc(&h, 1u << 20, &a), CF_HEAP_CLASSES);
     ck_assert_int_eq(cf_heap_alloc(&h, 1u << 20, &b), CF_HEAP_CLASSES);
     ck_assert_uint_ne(a, b);
+    cf_heap_destroy(&h);
+}
+END_TEST
+
+/*
+ * The heap under a long mix of sizes, never idle (one small block is kept
+ * throughout): blocks never overlap, stay inside the heap and aligned to
+ * their size, and at the end, with only that block left, a 1 MiB block
+ * fits again (freed blocks merge with their buddies). Without the merge
+ * the small blocks split off the big ones broke them for good.
+ */
+START_TEST(test_process_pool_heap_mix_merges_back)
+{
+    enum { UNIT = CF_HEAP_MIN, BYTES = 4u << 20, UNITS = BYTES / UNIT, LIVE = 300 };
+    struct cf_heap h;
+    ck_assert_int_eq(cf_heap_init(&h, BYTES), 0);
+    static unsigned char owner[UNITS]; /* 1: a live block covers this unit */
+    memset(owner, 0, sizeof(owner));
+    struct {
+        uint32_t off;
+        int cls;
+    } live[LIVE];
+    int n = 0;
+    uint32_t seed = 12345;
+    uint32_t keep;
+    ck_assert_int_eq(cf_heap_alloc(&h, 100, &keep), 1);
+    owner[keep / UNIT] = 1;
+    for (int op = 0; op < 20000; op++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8;
+        if (n > 0 && (n == LIVE || r % 3 == 0)) {
+            int i = (int)(r / 3 % (uint32_t)n);
+            size_t units = (size_t)CF_HEAP_MIN << (live[i].cls - 1);
+            memset(owner + live[i].off / UNIT, 0, units / UNIT);
+            cf_heap_free(&h, live[i].cls, live[i].off);
+            live[i] = live[--n];
+            continue;
+        }
+        /* mostly small, now and then up to 1 MiB */
+        size_t len = r % 8 == 0 ? (size_t)1 + r % (1u << 20) : (size_t)1 + r % 4096;
+        uint32_t off;
+        bool fits = cf_heap_fits(&h, len);
+        int cls = cf_heap_alloc(&h, len, &off);
+        ck_assert_int_eq(cls != 0, fits);
+        if (!cls)
+            continue;
+        size_t size = (size_t)CF_HEAP_MIN << (cls - 1);
+        ck_assert_uint_ge(size, len);
+        ck_assert_uint_eq(off % size, 0);
+        ck_assert_uint_le(off + size, BYTES);
+        for (size_t u = off / UNIT; u < (off + size) / UNIT; u++) {
+            ck_assert_msg(!owner[u], "op %d: block %u+%zu overlaps a live one", op,
+                          (unsigned)off, size);
+            owner[u] = 1;
+        }
+        live[n].off = off;
+        live[n++].cls = cls;
+    }
+    while (n > 0) {
+        n--;
+        cf_heap_free(&h, live[n].cls, live[n].off);
+    }
+    ck_assert(cf_heap_fits(&h, 1u << 20)); /* only `keep` is left */
+    uint32_t big[3];
+    for (int i = 0; i < 3; i++) /* 4 MiB, one 1 MiB part holds `keep` */
+        ck_assert_int_eq(cf_heap_alloc(&h, 1u << 20, &big[i]), CF_HEAP_CLASSES);
+    ck_assert(!cf_heap_fits(&h, 1u << 20));
     cf_heap_destroy(&h);
 }
 END_TEST
@@ -3020,6 +3090,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_map_unordered_free_in_flight);
     tcase_add_test(tc, test_process_pool_heap_full_keeps_order);
     tcase_add_test(tc, test_process_pool_heap_splits_and_starts_over);
+    tcase_add_test(tc, test_process_pool_heap_mix_merges_back);
     tcase_add_test(tc, test_process_pool_big_task_starts_before_later_ones);
     tcase_add_test(tc, test_process_pool_big_task_behind_long_one_holds_nothing_back);
     tcase_add_test(tc, test_process_pool_many_spawns_at_once);

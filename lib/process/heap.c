@@ -4,15 +4,25 @@
  * argument of a queued task too big for its cell's slot, or a map chunk's
  * items (worker.h, "The shared queue").
  *
- * Blocks are powers of two from HEAP_MIN to HEAP_MAX bytes, carved from the
- * bottom of the mapping and kept on a free list per size once freed (a pool
- * that sent big arguments once will again). A size with no free block and
- * no room left splits a free block of a larger size in halves, so a burst
- * of big arguments does not leave the small ones without a block for good;
- * halves are never merged again, but once every block is free the heap
- * starts over empty (top 0, no list). The lists live in the manager's own
- * memory, not in the shared mapping, so nothing a task writes there can
- * mislead the allocator. Pages are mapped by the kernel when first written.
+ * A buddy allocator. Blocks are powers of two from CF_HEAP_MIN to 1 MiB,
+ * each aligned to its size, carved from the bottom of the mapping (`top`;
+ * what a block's alignment skips there becomes free blocks of smaller
+ * sizes) and kept per size once freed (a pool that sent big arguments once will
+ * again). A size with no free block and no room left splits a free block
+ * of a larger size in halves, so a burst of big arguments does not leave
+ * the small ones without a block; a freed block whose buddy (the other
+ * half of the block it was split from: off ^ size) is free merges with it,
+ * and so on up, so small arguments do not break the big blocks for good in
+ * a pool that is never idle. Once every block is free the heap starts over
+ * empty.
+ *
+ * Per size, a bitmap says which blocks are free (the truth) and a stack
+ * lists them for taking. A merge clears the buddy's bit and leaves its
+ * entry on the stack: taking skips entries whose bit is clear, and a stack
+ * grown past twice its free blocks is compacted. All of this lives in the
+ * manager's own memory, not in the shared mapping, so nothing a task writes
+ * there can mislead the allocator. Pages are mapped by the kernel when
+ * first written.
  *
  * Runs on the manager thread only (cf_heap_init and cf_heap_destroy: the
  * pool's creation and destruction).
@@ -25,13 +35,27 @@
 
 #include "heap.h"
 
+#define SIZE(k) ((size_t)CF_HEAP_MIN << (k))
+
 int cf_heap_init(struct cf_heap *h, size_t bytes)
 {
     *h = (struct cf_heap){0};
+    if (bytes > UINT32_MAX) /* offsets are 32-bit */
+        return -1;
+    for (int k = 0; k < CF_HEAP_CLASSES; k++) {
+        size_t blocks = bytes / SIZE(k);
+        h->fl[k].free = calloc(blocks / 64 + 1, sizeof(uint64_t));
+        if (!h->fl[k].free) {
+            cf_heap_destroy(h);
+            return -1;
+        }
+    }
     void *m =
         mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED)
+    if (m == MAP_FAILED) {
+        cf_heap_destroy(h);
         return -1;
+    }
     h->base = m;
     h->bytes = bytes;
     return 0;
@@ -41,8 +65,10 @@ void cf_heap_destroy(struct cf_heap *h)
 {
     if (h->base)
         munmap(h->base, h->bytes);
-    for (int k = 0; k < CF_HEAP_CLASSES; k++)
+    for (int k = 0; k < CF_HEAP_CLASSES; k++) {
         free(h->fl[k].off);
+        free(h->fl[k].free);
+    }
     *h = (struct cf_heap){0};
 }
 
@@ -50,16 +76,36 @@ void cf_heap_destroy(struct cf_heap *h)
 static int class_of(size_t len)
 {
     for (int k = 0; k < CF_HEAP_CLASSES; k++)
-        if (len <= ((size_t)CF_HEAP_MIN << k))
+        if (len <= SIZE(k))
             return k;
     return -1;
+}
+
+/* Whether the block of class @k at @off is free (on its list). */
+static bool is_free(const struct cf_heap *h, int k, uint32_t off)
+{
+    size_t i = off / SIZE(k);
+    return (h->fl[k].free[i / 64] >> (i % 64)) & 1;
+}
+
+static void set_free(struct cf_heap *h, int k, uint32_t off, bool on)
+{
+    size_t i = off / SIZE(k);
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    if (on) {
+        h->fl[k].free[i / 64] |= bit;
+        h->fl[k].nfree++;
+    } else {
+        h->fl[k].free[i / 64] &= ~bit;
+        h->fl[k].nfree--;
+    }
 }
 
 /* Where a new block of class @k would be carved (aligned to its size); false if no room.
  */
 static bool room_at_top(const struct cf_heap *h, int k, size_t *at)
 {
-    size_t size = (size_t)CF_HEAP_MIN << k;
+    size_t size = SIZE(k);
     *at = (h->top + size - 1) & ~(size - 1);
     return *at <= h->bytes && size <= h->bytes - *at;
 }
@@ -68,7 +114,7 @@ static bool room_at_top(const struct cf_heap *h, int k, size_t *at)
 static int larger_free(const struct cf_heap *h, int k)
 {
     for (int j = k + 1; j < CF_HEAP_CLASSES; j++)
-        if (h->fl[j].n > 0)
+        if (h->fl[j].nfree > 0)
             return j;
     return -1;
 }
@@ -79,45 +125,87 @@ bool cf_heap_fits(const struct cf_heap *h, size_t len)
     int k = class_of(len);
     size_t at;
     return h->base && k >= 0 &&
-           (h->fl[k].n > 0 || room_at_top(h, k, &at) || larger_free(h, k) >= 0);
+           (h->fl[k].nfree > 0 || room_at_top(h, k, &at) || larger_free(h, k) >= 0);
 }
 
-/* Keeps the free block @off on list @l; false (the block is lost) without memory. */
-static bool list_push(struct cf_heap_list *l, uint32_t off)
+/* Drops the entries of list @k whose block is no longer free. */
+static void compact(struct cf_heap *h, int k)
 {
+    struct cf_heap_list *l = &h->fl[k];
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++)
+        if (is_free(h, k, l->off[i]))
+            l->off[n++] = l->off[i];
+    l->n = n;
+}
+
+/* Frees block @off of class @k onto its list; without memory for the entry
+   it is lost (nothing breaks: it never counts as free). */
+static void put(struct cf_heap *h, int k, uint32_t off)
+{
+    struct cf_heap_list *l = &h->fl[k];
+    if (l->n == l->cap && l->n > 2 * l->nfree + 16)
+        compact(h, k);
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 16;
         uint32_t *p = realloc(l->off, cap * sizeof(*p));
         if (!p)
-            return false;
+            return;
         l->off = p;
         l->cap = cap;
     }
     l->off[l->n++] = off;
-    return true;
+    set_free(h, k, off, true);
+}
+
+/* Takes a free block of class @k off its list (one is: nfree > 0). */
+static uint32_t pop(struct cf_heap *h, int k)
+{
+    struct cf_heap_list *l = &h->fl[k];
+    for (;;) {
+        uint32_t off = l->off[--l->n];
+        if (is_free(h, k, off)) { /* else merged or taken since: skip it */
+            set_free(h, k, off, false);
+            return off;
+        }
+    }
+}
+
+/* Frees the bytes from top to @at (a block's alignment skipped them) as
+   blocks of their own, each aligned to its size, so that they merge too. */
+static void free_gap(struct cf_heap *h, size_t at)
+{
+    while (h->top < at) {
+        int c = 0;
+        while (c + 1 < CF_HEAP_CLASSES && h->top % SIZE(c + 1) == 0 &&
+               h->top + SIZE(c + 1) <= at)
+            c++;
+        put(h, c, (uint32_t)h->top);
+        h->top += SIZE(c);
+    }
 }
 
 /* A free block of class @k, carved or split from a larger one; false if none. */
 static bool take(struct cf_heap *h, int k, uint32_t *off)
 {
-    if (h->fl[k].n > 0) {
-        *off = h->fl[k].off[--h->fl[k].n];
+    if (h->fl[k].nfree > 0) {
+        *off = pop(h, k);
         return true;
     }
     size_t at;
     if (room_at_top(h, k, &at)) {
-        h->top = at + ((size_t)CF_HEAP_MIN << k);
+        free_gap(h, at);
+        h->top = at + SIZE(k);
         *off = (uint32_t)at;
         return true;
     }
     int j = larger_free(h, k);
     if (j < 0)
         return false;
-    *off = h->fl[j].off[--h->fl[j].n];
-    /* Its upper halves, largest first, become free blocks of classes j-1 .. k
-       (a half a list has no memory for is lost: nothing breaks). */
+    *off = pop(h, j);
+    /* Its upper halves, largest first, become free blocks of classes j-1 .. k. */
     for (int i = j - 1; i >= k; i--)
-        list_push(&h->fl[i], *off + (uint32_t)((size_t)CF_HEAP_MIN << i));
+        put(h, i, *off + (uint32_t)SIZE(i));
     return true;
 }
 
@@ -130,14 +218,34 @@ int cf_heap_alloc(struct cf_heap *h, size_t len, uint32_t *off)
     return k + 1;
 }
 
+/* Nothing is handed out: start over, every block merged again. */
+static void start_over(struct cf_heap *h)
+{
+    h->top = 0;
+    for (int k = 0; k < CF_HEAP_CLASSES; k++) {
+        struct cf_heap_list *l = &h->fl[k];
+        for (size_t i = 0; i < l->n; i++) /* every set bit has an entry */
+            if (is_free(h, k, l->off[i]))
+                set_free(h, k, l->off[i], false);
+        l->n = 0;
+    }
+}
+
 void cf_heap_free(struct cf_heap *h, int cls, uint32_t off)
 {
     if (--h->used == 0) {
-        /* Nothing is handed out: start over, every block merged again. */
-        h->top = 0;
-        for (int k = 0; k < CF_HEAP_CLASSES; k++)
-            h->fl[k].n = 0;
+        start_over(h);
         return;
     }
-    list_push(&h->fl[cls - 1], off); /* without memory the block is lost */
+    int k = cls - 1;
+    /* Merge with the free buddy, up to the largest class. */
+    while (k + 1 < CF_HEAP_CLASSES) {
+        uint32_t buddy = off ^ (uint32_t)SIZE(k);
+        if ((size_t)buddy + SIZE(k) > h->top || !is_free(h, k, buddy))
+            break;
+        set_free(h, k, buddy, false); /* its stale entry is skipped later */
+        off &= ~(uint32_t)SIZE(k);
+        k++;
+    }
+    put(h, k, off);
 }

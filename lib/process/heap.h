@@ -12,9 +12,13 @@
 #define CF_HEAP_CLASSES 14 /* blocks of 128 B .. 1 MiB */
 #define CF_HEAP_BYTES (32u << 20)
 
+/* A class's free blocks: `free` says which are free; `off` lists them, and
+   may also hold blocks no longer free (merged, taken): heap.c. */
 struct cf_heap_list {
     uint32_t *off;
     size_t n, cap;
+    uint64_t *free; /* one bit a block of this class: set while free */
+    size_t nfree;   /* bits set */
 };
 
 struct cf_heap {
