@@ -781,6 +781,63 @@ START_TEST(test_thread_pool_callback_waits_for_other_submit)
 }
 END_TEST
 
+/* The worker held between counting itself idle and its callbacks (test hook). */
+extern void (*cf_test_tp_idle_hook)(void);
+static gate_t idle_reached, idle_release;
+
+static void hold_idle_worker(void)
+{
+    cf_test_tp_idle_hook = NULL; /* once */
+    gate_open(&idle_reached);
+    gate_wait(&idle_release, 30.0);
+}
+
+/*
+ * The narrow gap: a task submitted while the worker that just finished
+ * counts itself idle (so no thread starts for it), then
+ * executor_shutdown(wait=false), then that worker's done-callback waits for
+ * the task. Queued tasks still run after shutdown, as in Python: the
+ * callback's start now starts a thread for it. Before, no thread started
+ * once the pool was stopping and the callback waited for ever (here:
+ * FUT_ETIMEDOUT after 10 s), and so did executor_free.
+ */
+START_TEST(test_thread_pool_callback_waits_for_task_queued_before_shutdown)
+{
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    gate_init(&idle_reached);
+    gate_init(&idle_release);
+    struct cb_other c = {.rc = -2};
+    gate_init(&c.in_cb);
+    gate_init(&c.submitted);
+    gate_init(&c.done);
+    gate_open(&c.submitted); /* c.g is set before the callback can run */
+    gate_t hold;
+    gate_init(&hold);
+    future_t *f = submit_ok(ex, t_wait_gate, &hold, 0);
+    ck_assert(gate_wait_for_waiters(&hold, 1)); /* one thread, in the task */
+    ck_assert_int_eq(future_add_done_callback(f, cb_wait_other, &c), 0);
+    cf_test_tp_idle_hook = hold_idle_worker;
+    gate_open(&hold);
+    ck_assert(gate_wait(&idle_reached, 30.0)); /* the worker counts itself idle */
+    int64_t x = 5;
+    c.g = submit_ok(ex, t_add1, &x, sizeof(x)); /* no thread starts for it */
+    executor_shutdown(ex, false, false);
+    gate_open(&idle_release);
+    ck_assert(gate_wait(&c.done, 60.0));
+    ck_assert_int_eq(c.rc, 0);
+    ck_assert_int_eq(c.v, 6);
+    future_unref(c.g);
+    future_unref(f);
+    executor_free(ex);
+    gate_destroy(&hold);
+    gate_destroy(&idle_reached);
+    gate_destroy(&idle_release);
+    gate_destroy(&c.in_cb);
+    gate_destroy(&c.submitted);
+    gate_destroy(&c.done);
+}
+END_TEST
+
 /* SHUT-08: three held tasks give three threads; after shutdown none is left */
 START_TEST(test_thread_pool_threads_terminate)
 {
@@ -1434,6 +1491,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_subtask_never_waits_for_timer);
     tcase_add_test(tc, test_thread_pool_callback_submits_and_waits);
     tcase_add_test(tc, test_thread_pool_callback_waits_for_other_submit);
+    tcase_add_test(tc, test_thread_pool_callback_waits_for_task_queued_before_shutdown);
     tcase_add_test(tc, test_thread_pool_threads_terminate);
     tcase_add_test(tc, test_thread_pool_deadline_while_running);
     tcase_add_test(tc, test_thread_pool_deadline_rounds);

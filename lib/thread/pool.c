@@ -110,8 +110,16 @@ static _Thread_local bool park_batch;
 /* Tests stretch the watchman's limit to show that no task waits for it. */
 int64_t cf_test_watch_ns = WATCH_NS;
 #define WATCH_LIMIT_NS cf_test_watch_ns
+/* Tests hold a worker between counting itself idle and its callbacks. */
+void (*cf_test_tp_idle_hook)(void);
+#define IDLE_HOOK()                                                                      \
+    do {                                                                                 \
+        if (cf_test_tp_idle_hook)                                                        \
+            cf_test_tp_idle_hook();                                                      \
+    } while (0)
 #else
 #define WATCH_LIMIT_NS WATCH_NS
+#define IDLE_HOOK() ((void)0)
 #endif
 
 static inline struct thread_pool *tp_of(executor_t *ex)
@@ -363,8 +371,10 @@ static void callbacks_begin(void *arg)
     bool wake = false;
     cf_lock(&p->lock);
     cf_tp_drain_inbox(p);
-    if (!atomic_load(&p->stopping) && !atomic_load(&p->base.broken))
-        (void)grow_or_wake_locked(p, true, &wake); /* no thread: the others run it */
+    /* Also after shutdown: the queued tasks still run (tp_join joins a
+       thread started now). No thread: the others run it. */
+    if (!atomic_load(&p->base.broken))
+        (void)grow_or_wake_locked(p, true, &wake);
     cf_unlock(&p->lock);
     if (wake)
         wake_one(p);
@@ -397,6 +407,7 @@ static void run_task(struct thread_pool *p, struct tp_worker *me, struct cf_work
         cf_tp_watch_stop(p, me);
     /* Idle before the caller hears of it (a resubmit finds it): callbacks_begin. */
     atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
+    IDLE_HOOK();
     const struct cf_callback_guard guard = {callbacks_begin, callbacks_end, p};
     cf_future_guard_callbacks(&guard);
     int failed = cf_task_complete(&t);
@@ -556,14 +567,26 @@ static void tp_shutdown(executor_t *ex, bool cancel_futures)
     cf_executor_drain_fifo(ex, &q, FUT_ECANCELLED, NULL, NULL);
 }
 
+/*
+ * Joins every worker. One may still start after the stop (callbacks_begin,
+ * for a task queued before it), always from a worker not joined yet and at
+ * the head of the list: each round joins those ahead of the last round's
+ * head, until the head stays.
+ */
 static void tp_join(executor_t *ex)
 {
     struct thread_pool *p = tp_of(ex);
-    cf_lock(&p->lock);
-    struct tp_worker *w = p->workers; /* no worker starts after stopping */
-    cf_unlock(&p->lock);
-    for (; w; w = w->next)
-        pthread_join(w->thread, NULL);
+    struct tp_worker *done = NULL; /* this one and those after it are joined */
+    for (;;) {
+        cf_lock(&p->lock);
+        struct tp_worker *head = p->workers;
+        cf_unlock(&p->lock);
+        if (head == done)
+            break;
+        for (struct tp_worker *w = head; w != done; w = w->next)
+            pthread_join(w->thread, NULL);
+        done = head;
+    }
     if (cf_tp_watch_quit(p))
         pthread_join(p->dl_thread, NULL);
 }
