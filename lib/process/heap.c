@@ -171,8 +171,23 @@ static uint32_t pop(struct cf_heap *h, int k)
     }
 }
 
+/* Frees block @off of class @k, merged with its free buddy, and so on up
+   to the largest class. */
+static void release(struct cf_heap *h, int k, uint32_t off)
+{
+    while (k + 1 < CF_HEAP_CLASSES) {
+        uint32_t buddy = off ^ (uint32_t)SIZE(k);
+        if ((size_t)buddy + SIZE(k) > h->top || !is_free(h, k, buddy))
+            break;
+        set_free(h, k, buddy, false); /* its stale entry is skipped later */
+        off &= ~(uint32_t)SIZE(k);
+        k++;
+    }
+    put(h, k, off);
+}
+
 /* Frees the bytes from top to @at (a block's alignment skipped them) as
-   blocks of their own, each aligned to its size, so that they merge too. */
+   blocks of their own, each aligned to its size, merged as freed blocks. */
 static void free_gap(struct cf_heap *h, size_t at)
 {
     while (h->top < at) {
@@ -180,8 +195,9 @@ static void free_gap(struct cf_heap *h, size_t at)
         while (c + 1 < CF_HEAP_CLASSES && h->top % SIZE(c + 1) == 0 &&
                h->top + SIZE(c + 1) <= at)
             c++;
-        put(h, c, (uint32_t)h->top);
+        uint32_t off = (uint32_t)h->top;
         h->top += SIZE(c);
+        release(h, c, off);
     }
 }
 
@@ -237,15 +253,5 @@ void cf_heap_free(struct cf_heap *h, int cls, uint32_t off)
         start_over(h);
         return;
     }
-    int k = cls - 1;
-    /* Merge with the free buddy, up to the largest class. */
-    while (k + 1 < CF_HEAP_CLASSES) {
-        uint32_t buddy = off ^ (uint32_t)SIZE(k);
-        if ((size_t)buddy + SIZE(k) > h->top || !is_free(h, k, buddy))
-            break;
-        set_free(h, k, buddy, false); /* its stale entry is skipped later */
-        off &= ~(uint32_t)SIZE(k);
-        k++;
-    }
-    put(h, k, off);
+    release(h, cls - 1, off);
 }
