@@ -117,7 +117,7 @@ static inline bool cf_tp_work_waits(struct thread_pool *p)
     return p->queue.head || cf_tp_inbox_busy(p);
 }
 
-/* queue.c: the queue and the inbox, all called with the lock held. */
+/* queue.c: the queue, the inbox and the worker list, all called with the lock held. */
 void cf_tp_drain_inbox(struct thread_pool *p);
 /* Closes the inbox for good, moving what it held into the queue. */
 void cf_tp_close_inbox(struct thread_pool *p);
@@ -129,6 +129,8 @@ struct cf_work_fifo cf_tp_detach(struct thread_pool *p);
    the wake-up: the caller wakes one after unlocking); @own: the submit came
    from one of the pool's workers. */
 bool cf_tp_wake_needed(struct thread_pool *p, size_t qlen, bool own);
+/* Unlinks the workers that left in a shrink; the caller joins and frees them. */
+struct tp_worker *cf_tp_unlink_gone_locked(struct thread_pool *p);
 
 /* pool.c: the last thread of a pool freed from inside it frees it. */
 void cf_tp_self_free(struct thread_pool *p);

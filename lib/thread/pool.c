@@ -112,11 +112,7 @@ int64_t cf_test_watch_ns = WATCH_NS;
 #define WATCH_LIMIT_NS cf_test_watch_ns
 /* Tests hold a worker between counting itself idle and its callbacks. */
 void (*cf_test_tp_idle_hook)(void);
-#define IDLE_HOOK()                                                                      \
-    do {                                                                                 \
-        if (cf_test_tp_idle_hook)                                                        \
-            cf_test_tp_idle_hook();                                                      \
-    } while (0)
+#define IDLE_HOOK() (cf_test_tp_idle_hook ? cf_test_tp_idle_hook() : (void)0)
 #else
 #define WATCH_LIMIT_NS WATCH_NS
 #define IDLE_HOOK() ((void)0)
@@ -567,12 +563,8 @@ static void tp_shutdown(executor_t *ex, bool cancel_futures)
     cf_executor_drain_fifo(ex, &q, FUT_ECANCELLED, NULL, NULL);
 }
 
-/*
- * Joins every worker. One may still start after the stop (callbacks_begin,
- * for a task queued before it), always from a worker not joined yet and at
- * the head of the list: each round joins those ahead of the last round's
- * head, until the head stays.
- */
+/* Joins every worker, also one started after the stop (callbacks_begin), by
+   one not joined yet, at the list's head: rounds until the head stays. */
 static void tp_join(executor_t *ex)
 {
     struct thread_pool *p = tp_of(ex);
@@ -646,23 +638,6 @@ static void tp_stats(executor_t *ex, executor_stats_t *out)
     out->idle = CF_MIN(idle, out->workers);
 }
 
-/* Unlinks the workers that left in a shrink; the caller joins and frees them. */
-static struct tp_worker *unlink_gone_locked(struct thread_pool *p)
-{
-    struct tp_worker *gone = NULL, **at = &p->workers;
-    while (*at) {
-        struct tp_worker *w = *at;
-        if (w->gone) {
-            *at = w->next;
-            w->next = gone;
-            gone = w;
-        } else {
-            at = &w->next;
-        }
-    }
-    return gone;
-}
-
 static int tp_set_max_workers(executor_t *ex, int n)
 {
     struct thread_pool *p = tp_of(ex);
@@ -677,7 +652,7 @@ static int tp_set_max_workers(executor_t *ex, int n)
     size_t have = atomic_load_explicit(&p->idle, memory_order_relaxed);
     while (!stopping && want > have && p->nworkers_alive < p->max && spawn_locked(p) == 0)
         have++;
-    struct tp_worker *gone = stopping ? NULL : unlink_gone_locked(p);
+    struct tp_worker *gone = stopping ? NULL : cf_tp_unlink_gone_locked(p);
     cf_unlock(&p->lock);
     if (shrink)
         wake_all(p); /* parked workers look again, and the extra ones leave */

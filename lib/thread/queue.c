@@ -1,7 +1,8 @@
 /*
  * queue.c: the thread pool's queue (under the pool's lock), the inbox a
  * submit pushes on without it, and the decision to wake a parked worker for
- * queued tasks (pool.c DESIGN); the inline half is in internal.h.
+ * queued tasks (pool.c DESIGN), and the worker list's shrink; the inline
+ * half is in internal.h.
  */
 #include "config.h"
 
@@ -156,4 +157,21 @@ bool cf_tp_wake_needed(struct thread_pool *p, size_t qlen, bool own)
         p->skipped = true; /* the worker woken parks as a timed watchman */
     atomic_fetch_add(&p->wakes, 1);
     return true;
+}
+
+/* Unlinks the workers that left in a shrink; the caller joins and frees them. */
+struct tp_worker *cf_tp_unlink_gone_locked(struct thread_pool *p)
+{
+    struct tp_worker *gone = NULL, **at = &p->workers;
+    while (*at) {
+        struct tp_worker *w = *at;
+        if (w->gone) {
+            *at = w->next;
+            w->next = gone;
+            gone = w;
+        } else {
+            at = &w->next;
+        }
+    }
+    return gone;
 }
