@@ -458,6 +458,7 @@ static void fail_back(struct mpi_pool *p)
 /* No live rank is left: the pool is broken. */
 static void break_pool(struct mpi_pool *p)
 {
+    count_idle(p); /* executor_stats after a refused submit: no worker */
     cf_executor_mark_broken(&p->base);
     fail_back(p);
     pthread_mutex_lock(&p->mu);
@@ -523,6 +524,8 @@ static void *manager_main(void *arg)
         int out = tasks_out(p, &alive);
         if (!alive && !atomic_load(&p->base.broken))
             break_pool(p);
+        else if (!alive)
+            fail_back(p); /* given back after the break: nothing runs them */
         if (busy) {
             spin_until = now + SPIN_NS;
             nap = 1000;
