@@ -744,6 +744,28 @@ static void cb_wait_other(future_t *f, void *ud)
     gate_open(&c->done);
 }
 
+static void cb_other_init(struct cb_other *c)
+{
+    *c = (struct cb_other){.rc = -2};
+    gate_init(&c->in_cb);
+    gate_init(&c->submitted);
+    gate_init(&c->done);
+}
+
+/* Waits for cb_wait_other, checks it saw 6, then frees it all, @f and @ex too. */
+static void cb_other_finish(struct cb_other *c, future_t *f, executor_t *ex)
+{
+    ck_assert(gate_wait(&c->done, 60.0));
+    ck_assert_int_eq(c->rc, 0);
+    ck_assert_int_eq(c->v, 6);
+    future_unref(c->g);
+    future_unref(f);
+    executor_free(ex);
+    gate_destroy(&c->in_cb);
+    gate_destroy(&c->submitted);
+    gate_destroy(&c->done);
+}
+
 /*
  * While a worker runs done-callbacks it is not idle: a task submitted from
  * another thread then gets a thread of its own (Python releases the idle
@@ -756,10 +778,8 @@ START_TEST(test_thread_pool_callback_waits_for_other_submit)
     executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
     gate_t hold;
     gate_init(&hold);
-    struct cb_other c = {.rc = -2};
-    gate_init(&c.in_cb);
-    gate_init(&c.submitted);
-    gate_init(&c.done);
+    struct cb_other c;
+    cb_other_init(&c);
     future_t *f = submit_ok(ex, t_wait_gate, &hold, 0);
     ck_assert(gate_wait_for_waiters(&hold, 1)); /* one thread, in the task */
     ck_assert_int_eq(future_add_done_callback(f, cb_wait_other, &c), 0);
@@ -768,16 +788,8 @@ START_TEST(test_thread_pool_callback_waits_for_other_submit)
     int64_t x = 5;
     c.g = submit_ok(ex, t_add1, &x, sizeof(x));
     gate_open(&c.submitted);
-    ck_assert(gate_wait(&c.done, 60.0));
-    ck_assert_int_eq(c.rc, 0);
-    ck_assert_int_eq(c.v, 6);
-    future_unref(c.g);
-    future_unref(f);
-    executor_free(ex);
+    cb_other_finish(&c, f, ex);
     gate_destroy(&hold);
-    gate_destroy(&c.in_cb);
-    gate_destroy(&c.submitted);
-    gate_destroy(&c.done);
 }
 END_TEST
 
@@ -806,10 +818,8 @@ START_TEST(test_thread_pool_callback_waits_for_task_queued_before_shutdown)
     executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
     gate_init(&idle_reached);
     gate_init(&idle_release);
-    struct cb_other c = {.rc = -2};
-    gate_init(&c.in_cb);
-    gate_init(&c.submitted);
-    gate_init(&c.done);
+    struct cb_other c;
+    cb_other_init(&c);
     gate_open(&c.submitted); /* c.g is set before the callback can run */
     gate_t hold;
     gate_init(&hold);
@@ -823,18 +833,10 @@ START_TEST(test_thread_pool_callback_waits_for_task_queued_before_shutdown)
     c.g = submit_ok(ex, t_add1, &x, sizeof(x)); /* no thread starts for it */
     executor_shutdown(ex, false, false);
     gate_open(&idle_release);
-    ck_assert(gate_wait(&c.done, 60.0));
-    ck_assert_int_eq(c.rc, 0);
-    ck_assert_int_eq(c.v, 6);
-    future_unref(c.g);
-    future_unref(f);
-    executor_free(ex);
+    cb_other_finish(&c, f, ex);
     gate_destroy(&hold);
     gate_destroy(&idle_reached);
     gate_destroy(&idle_release);
-    gate_destroy(&c.in_cb);
-    gate_destroy(&c.submitted);
-    gate_destroy(&c.done);
 }
 END_TEST
 
