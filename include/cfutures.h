@@ -679,10 +679,11 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * limit if that is shorter) is lost: its tasks fail FUT_EWORKER, the others
  * go on; with none left the pool is broken (FUT_EBROKEN). A rank whose own
  * process pool broke (its fork server killed, no process can be forked
- * there) runs nothing more: the tasks it held fail FUT_EBROKEN, each task
- * sent to it after comes back unrun and runs on another rank, it gets no
- * more and leaves executor_stats' workers (with no other rank, those tasks
- * fail FUT_EBROKEN and the pool is broken). Only a rank
+ * there) runs nothing more: a task it held that had started there fails
+ * FUT_EBROKEN (it may have done part of its work); every other task sent
+ * to it, held unstarted or sent after, comes back unrun and runs on
+ * another rank; it gets no more and leaves executor_stats' workers (with no
+ * other rank, those tasks fail FUT_EBROKEN and the pool is broken). Only a rank
  * pinged and silent is judged: a manager thread held up longer than the
  * limit (a long done-callback runs there) pings first. executor_free never
  * waits for a lost rank: one on this host is SIGKILLed.

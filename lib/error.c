@@ -58,3 +58,8 @@ void cf_error_free(const future_error_t *e)
     if (!(e >= oom_errors && e < oom_errors + N_OOM))
         free((void *)e);
 }
+
+bool future_error_is_broken(const future_error_t *err)
+{
+    return err && (err->status == FUT_EBROKEN || err->status == FUT_EWORKER);
+}

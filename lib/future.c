@@ -13,7 +13,8 @@
  *   PENDING|RUNNING -> FINISHED   set_result / set_exception / cf_future_fail
  *                                 (under the lock)
  * Flag bits: FAILED (finished with an error), STOP (cancel asked while
- * running), NOTIFIED (set_running_or_notify_cancel saw the cancel).
+ * running), NOTIFIED (set_running_or_notify_cancel saw the cancel), RAN
+ * (set with RUNNING, kept through completion: cf_future_ran).
  *
  * Completion, under the lock: write the outcome, publish the state, unlink
  * every waiter node and notify it (waiter.c), detach the callbacks. Then,
@@ -43,6 +44,7 @@ enum {
     F_FAILED = 1u << 2,
     F_STOP = 1u << 3,
     F_NOTIFIED = 1u << 4,
+    F_RAN = 1u << 5,
 };
 
 struct cb_node {
@@ -199,6 +201,11 @@ bool cf_future_failed(const future_t *f)
     return (s & S_MASK) == S_FINISHED && (s & F_FAILED);
 }
 
+bool cf_future_ran(const future_t *f)
+{
+    return (load_state(f) & F_RAN) != 0;
+}
+
 bool cf_future_stop_requested(const future_t *f)
 {
     return (atomic_load_explicit(&((future_t *)f)->state, memory_order_relaxed) &
@@ -276,9 +283,11 @@ static void run_callbacks(future_t *f, struct cb_node *c)
     future_unref(f);
 }
 
+/* Completes @f as @new_state, keeping its STOP and RAN flags. */
 static void complete_locked(future_t *f, uint32_t new_state)
 {
-    run_callbacks(f, publish_locked(f, new_state));
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    run_callbacks(f, publish_locked(f, new_state | (s & (F_STOP | F_RAN))));
 }
 
 /* Takes the lock if @f can still complete; false (unlocked) otherwise. */
@@ -331,8 +340,7 @@ int cf_future_set_result(future_t *f, void *data, size_t len, void (*free_fn)(vo
     f->data = data;
     f->len = len;
     f->free_fn = free_fn;
-    uint32_t keep = atomic_load_explicit(&f->state, memory_order_relaxed) & F_STOP;
-    complete_locked(f, S_FINISHED | keep);
+    complete_locked(f, S_FINISHED);
     return 0;
 }
 
@@ -344,8 +352,7 @@ int cf_future_set_result_inline(future_t *f, const void *bytes, size_t len)
     f->data = len ? f->inl.b : NULL; /* an empty result has no data */
     f->len = len;
     f->free_fn = NULL;
-    uint32_t keep = atomic_load_explicit(&f->state, memory_order_relaxed) & F_STOP;
-    complete_locked(f, S_FINISHED | keep);
+    complete_locked(f, S_FINISHED);
     return 0;
 }
 
@@ -362,8 +369,7 @@ int cf_future_fail(future_t *f, int status, int code, int exit_status, int sig,
         return FUT_ESTATE;
     }
     f->err = e;
-    uint32_t keep = atomic_load_explicit(&f->state, memory_order_relaxed) & F_STOP;
-    complete_locked(f, S_FINISHED | F_FAILED | keep);
+    complete_locked(f, S_FINISHED | F_FAILED);
     return 0;
 }
 
@@ -480,7 +486,7 @@ int cf_future_set_running(future_t *f)
 {
     uint32_t s = S_PENDING;
     if (atomic_compare_exchange_strong_explicit(
-            &f->state, &s, S_RUNNING, memory_order_acq_rel, memory_order_acquire))
+            &f->state, &s, S_RUNNING | F_RAN, memory_order_acq_rel, memory_order_acquire))
         return 1;
     if ((s & S_MASK) == S_CANCELLED) {
         /* Waiters were told by future_cancel: only record that we saw it. */
@@ -688,9 +694,4 @@ void *future_user_data(const future_t *f)
     if (!f)
         return NULL;
     return atomic_load_explicit(&((future_t *)f)->user_data, memory_order_acquire);
-}
-
-bool future_error_is_broken(const future_error_t *err)
-{
-    return err && (err->status == FUT_EBROKEN || err->status == FUT_EWORKER);
 }

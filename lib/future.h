@@ -163,6 +163,12 @@ bool cf_future_revoke(future_t *f);
 
 /* Finished with an error (not cancelled). Lock-free. */
 bool cf_future_failed(const future_t *f);
+/*
+ * @f is RUNNING, or finished after it was (its task started: a future
+ * failed while still PENDING never ran). Lock-free. An MPI rank whose local
+ * pool broke gives back only the tasks that never ran (lib/mpi/relay.c).
+ */
+bool cf_future_ran(const future_t *f);
 /* future_cancel was called while it ran. Lock-free. */
 bool cf_future_stop_requested(const future_t *f);
 

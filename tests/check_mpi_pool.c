@@ -696,6 +696,58 @@ MPI_TEST(test_mpi_broken_rank_gives_tasks_back)
     ck_assert(eventually(none_left, NULL, T_LONG));
 }
 
+/* t_kill_forkserver after sleeping the double it is given. */
+static void t_kill_forkserver_later(task_t *t)
+{
+    const double *s = task_arg(t, NULL);
+    sleep_s(*s);
+    t_kill_forkserver(t);
+}
+
+/*
+ * Spawn mode: the tasks a rank held unstarted when its local pool broke
+ * come back unrun and run on the other rank. K breaks its rank's pool after
+ * a while, S keeps the other rank busy past that, and the tasks submitted
+ * after them are sent ahead to both ranks (4 each), so some wait behind K
+ * when it strikes. They failed FUT_EBROKEN before (the rank could not tell
+ * them from started ones). The sleeps only make that likely: whatever the
+ * timing, every task but K must succeed.
+ */
+MPI_TEST(test_mpi_broken_rank_gives_back_held_tasks)
+{
+    if (world)
+        return;
+    executor_t *ex = new_pool();
+    double kill_after = 0.3, busy = 1.5;
+    future_t *k =
+        executor_submit(ex, t_kill_forkserver_later, &kill_after, sizeof(kill_after));
+    future_t *s = executor_submit(ex, t_sleep, &busy, sizeof(busy));
+    ck_assert_ptr_nonnull(k);
+    ck_assert_ptr_nonnull(s);
+    enum { N = 8 };
+    future_t *f[N];
+    for (int64_t i = 0; i < N; i++) {
+        f[i] = executor_submit(ex, t_add1, &i, sizeof(i));
+        ck_assert_ptr_nonnull(f[i]);
+    }
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(k, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_msg(e->status == FUT_EBROKEN || e->status == FUT_EWORKER, "%d %s",
+                  e->status, e->message);
+    ck_assert_int_eq(e->code, 0);
+    expect_i64_results(f, N, 1);
+    int64_t v;
+    ck_assert_int_eq(future_result_i64(s, T_LONG, &v), 0);
+    future_unref(k);
+    future_unref(s);
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, NW - 1);
+    executor_free(ex);
+    ck_assert(eventually(none_left, NULL, T_LONG));
+}
+
 /*
  * Spawn mode: with its only rank's local pool broken, the pool is broken:
  * a task sent there fails FUT_EBROKEN (not given back for ever), and then
@@ -815,6 +867,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_spawn_stuck);
     tcase_add_test(tc, test_mpi_short_heartbeat);
     tcase_add_test(tc, test_mpi_broken_rank_gives_tasks_back);
+    tcase_add_test(tc, test_mpi_broken_rank_gives_back_held_tasks);
     tcase_add_test(tc, test_mpi_every_rank_broken);
     tcase_add_test(tc, test_mpi_free_kills_lost_rank);
     tcase_add_test(tc, test_mpi_rank_killed);

@@ -911,6 +911,9 @@ static void wait_broken(executor_t *ex)
     ck_assert(st.broken);
 }
 
+bool cf_future_revoke(future_t *f);    /* lib/future.h: an MPI rank giving a task back */
+bool cf_future_ran(const future_t *f); /* lib/future.h: which ones it gives back */
+
 /* Python's behaviour (BREAK_POOL): BrokenProcessPool everywhere, later submits too. */
 START_TEST(test_process_pool_break_mode)
 {
@@ -931,6 +934,8 @@ START_TEST(test_process_pool_break_mode)
     executor_stats(ex, &st);
     ck_assert(st.broken);
     ck_assert_int_eq(atomic_load(&shm->ran[1]), 0);
+    ck_assert(cf_future_ran(a)); /* an MPI rank gives back only b (lib/mpi/relay.c) */
+    ck_assert(!cf_future_ran(b));
     future_unref(a);
     future_unref(b);
     executor_free(ex);
@@ -1809,8 +1814,6 @@ static void t_gate_or_stop(task_t *t)
     task_return_i64(t, task_should_stop(t) ? 1 : 0);
 }
 
-bool cf_future_revoke(future_t *f); /* lib/future.h: an MPI rank giving a task back */
-
 /*
  * cf_future_revoke cancels a task that has not started, as future_cancel,
  * but leaves a started one alone: task_should_stop stays false inside it,
@@ -1836,6 +1839,7 @@ START_TEST(test_process_pool_revoke_leaves_started_alone)
         atomic_store(&shm->gate, 1);
         ck_assert_int_eq(result_i64(a), 0); /* not asked to stop */
         ck_assert_int_eq(atomic_load(&shm->ran[round]), 0);
+        ck_assert(cf_future_ran(a) && !cf_future_ran(b));
         future_unref(a);
         future_unref(b);
     }

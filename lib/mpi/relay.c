@@ -24,7 +24,10 @@
  * pool broke before the relay could be set on it (its manager left), the
  * main thread runs the turns itself. Once the local pool is broken, every
  * task is refused unrun (CF_MPI_NOT_RUN): the master runs it elsewhere and
- * sends this rank no more.
+ * sends this rank no more. So is every task the local pool held when it
+ * broke and never started (its local future failed FUT_EBROKEN without
+ * running: cf_future_ran); one that started fails FUT_EBROKEN, as it may
+ * have done part of its work.
  *
  * Idling: for SPIN_NS after the last message or answer the manager spins
  * (probes and yields), then naps doubling from 1 us to NAP_MAX_NS, so an
@@ -136,8 +139,11 @@ static void send_answer(const struct answer_to *to, future_t *f)
         if (len)
             memcpy(b + CF_WIRE_HDR, data, len);
     } else {
+        int code = err ? err->code : 0;
+        if (rc == FUT_EBROKEN && !cf_future_ran(f))
+            code = CF_MPI_NOT_RUN; /* held when the local pool broke: run it elsewhere */
         cf_wire_put_hdr(b, CF_WIRE_FAILED, to->id, len);
-        cf_wire_put_failed(b + CF_WIRE_HDR, err ? err->status : rc, err ? err->code : 0,
+        cf_wire_put_failed(b + CF_WIRE_HDR, err ? err->status : rc, code,
                            err ? err->exit_status : -1, err ? err->signal : 0);
         if (mlen)
             memcpy(b + CF_WIRE_HDR + CF_WIRE_FAILED_FIXED, err->message, mlen);

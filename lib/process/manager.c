@@ -368,7 +368,9 @@ void cf_pp_break(struct process_pool *p, const char *why)
         for (int i = 0; i < DEPTH; i++) {
             if (!pr->cell[i])
                 continue;
-            cf_pp_cell_revoke(p, pr, i);
+            cf_pp_cell_revoke(p, pr, i);      /* SENT -> CANCELLED: never claimed now */
+            if (cf_pp_cell_claimed(p, pr, i)) /* claimed, not yet seen: it started */
+                cf_pp_mark_started(p, pr, pr->cell[i]);
             struct pp_work *w = cf_pp_cell_release(p, pr, i);
             if (w->started)
                 cf_pp_fail(p, w, FUT_EBROKEN, -1, 0, why);
