@@ -581,9 +581,10 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  *
  * submit_options_t.timeout: once a task has run that long, its future fails
  * FUT_EDEADLINE, the worker gets SIGTERM and, 0.2 s later, SIGKILL; a
- * replacement is forked; other tasks are untouched (a worker that returned
- * from the task just as its time ran out is not killed: its answer is
- * dropped and it runs on).
+ * replacement is forked; other tasks are untouched. A worker that returned
+ * from the task just as its time ran out is not killed and runs on; the
+ * task's outcome is then its answer's: its result if it returned within
+ * the limit (timed in the worker), FUT_EDEADLINE if not.
  *
  * An initializer runs first in every worker; one that calls task_raise
  * breaks the pool (FUT_EBROKEN). max_tasks_per_child replaces a worker after

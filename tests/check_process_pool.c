@@ -132,9 +132,9 @@ struct hold {
 
 /*
  * Notes its pid in ran[gate], counts itself started, waits for its gate,
- * then aborts or returns its pid.
+ * then aborts or returns (t_hold returns its pid).
  */
-static void t_hold(task_t *t)
+static void hold_here(task_t *t)
 {
     const struct hold *h = task_arg(t, NULL);
     atomic_store(&shm->ran[h->gate], getpid());
@@ -145,7 +145,20 @@ static void t_hold(task_t *t)
         usleep(100);
     if (h->abort_it)
         abort();
+}
+
+static void t_hold(task_t *t)
+{
+    hold_here(t);
     task_return_i64(t, getpid());
+}
+
+/* t_hold with its pid in 64 bytes: a frame, not the shared answer record. */
+static void t_hold_wide(task_t *t)
+{
+    hold_here(t);
+    int64_t wide[8] = {getpid()};
+    task_return_copy(t, wide, sizeof(wide));
 }
 
 /* arg: an int index: records the run. */
@@ -1770,6 +1783,79 @@ START_TEST(test_process_pool_late_deadline_spares_next_task)
 }
 END_TEST
 
+/* A pump that, once armed, holds the manager at the start of a pass. */
+struct pass_hold {
+    _Atomic bool armed, in;
+    gate_t gate;
+};
+
+static int64_t pass_hold_pump(void *ud)
+{
+    struct pass_hold *h = ud;
+    if (atomic_exchange(&h->armed, false)) {
+        atomic_store(&h->in, true);
+        gate_wait(&h->gate, T_LONG);
+    }
+    return 1000 * 1000; /* called again within 1 ms */
+}
+
+static bool pass_held(void *h)
+{
+    return atomic_load(&((struct pass_hold *)h)->in);
+}
+
+static bool settled_2(void *ex)
+{
+    return cf_test_settled(ex) >= 2;
+}
+
+/*
+ * A task that returned within its time limit keeps its result even when
+ * the manager reaches its deadline before its answer: the manager, held at
+ * the start of a pass while a returned and then past a's deadline, checks
+ * deadlines before it reads answer frames (a's 64-byte result is one; a
+ * small one in the shared record is read by the scan before). It failed
+ * FUT_EDEADLINE (the worker had moved on, so none was killed, but the
+ * answer was dropped).
+ */
+START_TEST(test_process_pool_late_deadline_keeps_answer_in_time)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    struct pass_hold h = {.armed = false};
+    gate_init(&h.gate);
+    ck_assert_int_eq(cf_pp_set_pump(ex, pass_hold_pump, &h), 0);
+    struct hold ha = {0, 0, 1}, hb = {1, 0, 1};
+    double limit = timeout_multiplier(3); /* 1 s: long past the setup */
+    double t0 = now_s();                  /* a's worker's deadline is after t0 + limit */
+    future_t *a = executor_submit_with(ex, t_hold_wide, &ha, sizeof(ha),
+                                       &(submit_options_t){.timeout = limit});
+    future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
+    ck_assert(eventually(is_running, a, T_LONG));
+    double due = now_s() + limit;                 /* both of a's deadlines are before */
+    ck_assert(eventually(settled_2, ex, T_LONG)); /* b is sent to the worker */
+    atomic_store(&h.armed, true);
+    ck_assert(eventually(pass_held, &h, T_LONG));
+    atomic_store(&shm->gates[0], 1); /* a returns; the worker takes b by itself */
+    wait_started(2);
+    ck_assert_msg(now_s() < t0 + limit, "the setup took longer than a's time limit");
+    sleep_s(due - now_s() + 0.1);
+    gate_open(&h.gate); /* this pass looks at a's deadline, then reads its answer */
+    const void *data = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(future_result(a, T_LONG, &data, &len), 0);
+    ck_assert_uint_eq(len, 64);
+    ck_assert_int_eq(*(const int64_t *)data, atomic_load(&shm->ran[0]));
+    atomic_store(&shm->gates[1], 1);
+    ck_assert_int_eq(result_i64(b), atomic_load(&shm->ran[1]));
+    future_unref(a);
+    future_unref(b);
+    executor_free(ex);
+    gate_destroy(&h.gate);
+    end_check(0);
+}
+END_TEST
+
 /*
  * future_cancel on a started task returns false (Python) but task_should_stop
  * turns true inside the worker, before and after the parent saw it start.
@@ -3165,6 +3251,7 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_deadline);
     tcase_add_test(tc, test_process_pool_late_deadline_spares_next_task);
+    tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_in_time);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);
     tcase_add_test(tc, test_process_pool_submit_after_manager_spin);
     tcase_add_test(tc, test_process_pool_wait_after_waking_manager_sleeps);

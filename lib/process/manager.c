@@ -82,15 +82,18 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
                 next = CF_MIN(next, w->deadline);
                 continue;
             }
-            w->expired = true;
-            cf_executor_finished(&p->base, true);
-            cf_work_expire(&w->base);
-            /* The worker that runs it, which may be another seat's (the queue),
-               unless it has returned from it already (cf_pp_doom). */
+            /* The worker that runs it, which may be another seat's (the queue).
+               One that has returned from it (cf_pp_doom fails) is left alone, and
+               so is the task: its answer is due, and says if it was in time. */
             int r = cf_pp_cell_runner(p, pr, i);
             bool seated = r >= 0 && p->seats[r];
             struct pp_proc *run = seated ? p->seats[r] : pr;
-            if (!run->killed && (!seated || cf_pp_doom(p, pr, i))) {
+            if (seated && !run->killed && !cf_pp_doom(p, pr, i))
+                continue;
+            w->expired = true;
+            cf_executor_finished(&p->base, true);
+            cf_work_expire(&w->base);
+            if (!run->killed) {
                 cf_pp_signal(run, SIGTERM);
                 run->kill_at = now + KILL_GRACE_NS;
                 next = CF_MIN(next, run->kill_at);
