@@ -484,6 +484,16 @@ static bool none_left(void *arg)
     return others_alive() == 0;
 }
 
+/* Frees @ex once it counts @workers ranks, then checks that no process is left. */
+static void free_with_workers(executor_t *ex, size_t workers)
+{
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    ck_assert_uint_eq(st.workers, workers);
+    executor_free(ex);
+    ck_assert(eventually(none_left, NULL, T_LONG));
+}
+
 /* Spawn mode: executor_free leaves no rank, fork server or task process. */
 MPI_TEST(test_mpi_free_leaves_nothing)
 {
@@ -650,17 +660,23 @@ static void t_kill_forkserver(task_t *t)
     pause();
 }
 
-/* Breaks the local pool of the rank the task lands on: the task fails. */
-static void break_a_rank(executor_t *ex)
+/* @k, a task that broke its rank's local pool, failed (and is released). */
+static void expect_rank_broke(future_t *k)
 {
-    future_t *k = executor_submit(ex, t_kill_forkserver, NULL, 0);
     ck_assert_ptr_nonnull(k);
     const future_error_t *e = NULL;
     ck_assert_int_eq(future_exception(k, T_LONG, &e), 0);
     ck_assert_ptr_nonnull(e);
     ck_assert_msg(e->status == FUT_EBROKEN || e->status == FUT_EWORKER, "%d %s",
                   e->status, e->message);
+    ck_assert_int_eq(e->code, 0);
     future_unref(k);
+}
+
+/* Breaks the local pool of the rank the task lands on: the task fails. */
+static void break_a_rank(executor_t *ex)
+{
+    expect_rank_broke(executor_submit(ex, t_kill_forkserver, NULL, 0));
 }
 
 /*
@@ -722,7 +738,6 @@ MPI_TEST(test_mpi_broken_rank_gives_back_held_tasks)
     future_t *k =
         executor_submit(ex, t_kill_forkserver_later, &kill_after, sizeof(kill_after));
     future_t *s = executor_submit(ex, t_sleep, &busy, sizeof(busy));
-    ck_assert_ptr_nonnull(k);
     ck_assert_ptr_nonnull(s);
     enum { N = 8 };
     future_t *f[N];
@@ -730,22 +745,12 @@ MPI_TEST(test_mpi_broken_rank_gives_back_held_tasks)
         f[i] = executor_submit(ex, t_add1, &i, sizeof(i));
         ck_assert_ptr_nonnull(f[i]);
     }
-    const future_error_t *e = NULL;
-    ck_assert_int_eq(future_exception(k, T_LONG, &e), 0);
-    ck_assert_ptr_nonnull(e);
-    ck_assert_msg(e->status == FUT_EBROKEN || e->status == FUT_EWORKER, "%d %s",
-                  e->status, e->message);
-    ck_assert_int_eq(e->code, 0);
+    expect_rank_broke(k);
     expect_i64_results(f, N, 1);
     int64_t v;
     ck_assert_int_eq(future_result_i64(s, T_LONG, &v), 0);
-    future_unref(k);
     future_unref(s);
-    executor_stats_t st;
-    executor_stats(ex, &st);
-    ck_assert_uint_eq(st.workers, NW - 1);
-    executor_free(ex);
-    ck_assert(eventually(none_left, NULL, T_LONG));
+    free_with_workers(ex, NW - 1);
 }
 
 /*
@@ -773,11 +778,7 @@ MPI_TEST(test_mpi_every_rank_broken)
         ck_assert_msg(now_s() - t0 < T_LONG, "the pool never broke");
     }
     ck_assert_int_eq(errno, -FUT_EBROKEN);
-    executor_stats_t st;
-    executor_stats(ex, &st);
-    ck_assert_uint_eq(st.workers, 0);
-    executor_free(ex);
-    ck_assert(eventually(none_left, NULL, T_LONG));
+    free_with_workers(ex, 0);
 }
 
 /*
@@ -840,11 +841,7 @@ MPI_TEST(test_mpi_rank_killed)
         ck_assert_int_eq(v, i + 1);
         future_unref(f);
     }
-    executor_stats_t st;
-    executor_stats(ex, &st);
-    ck_assert_uint_eq(st.workers, NW - 1);
-    executor_free(ex);
-    ck_assert(eventually(none_left, NULL, T_LONG));
+    free_with_workers(ex, NW - 1);
 }
 
 Suite *make_suite(void)
