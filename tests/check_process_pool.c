@@ -1856,6 +1856,63 @@ START_TEST(test_process_pool_late_deadline_keeps_answer_in_time)
 }
 END_TEST
 
+/* True once process *pid is dead: a zombie (its parent has not reaped it) or gone. */
+static bool dead(void *pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%d/stat", *(int *)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *st = strrchr(buf, ')'); /* "pid (comm) S ..." */
+    return st && st[1] == ' ' && (st[2] == 'Z' || st[2] == 'X');
+}
+
+/*
+ * The fork server dies while the manager is held (at the start of a pass,
+ * by a pump), and the manager's first sign of it is a failed SPAWN for a
+ * task no worker is free for: the pool breaks, and executor_free returns.
+ * It hung for ever: the server's socket was no longer polled, so its
+ * workers were never marked exited (found by review).
+ */
+START_TEST(test_process_pool_forkserver_gone_at_spawn)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 3});
+    int fs = (int)fs_pid_of(ex);
+    ck_assert_int_eq(executor_set_max_workers(ex, 2), 0);
+    struct pass_hold h = {.armed = false};
+    gate_init(&h.gate);
+    ck_assert_int_eq(cf_pp_set_pump(ex, pass_hold_pump, &h), 0);
+    static const struct hold hc = {0, 0, 1}, he = {1, 0, 1};
+    future_t *c = executor_submit(ex, t_hold, &hc, sizeof(hc));
+    future_t *e = executor_submit(ex, t_hold, &he, sizeof(he));
+    wait_started(2); /* both workers busy */
+    atomic_store(&h.armed, true);
+    ck_assert(eventually(pass_held, &h, T_LONG));
+    ck_assert_int_eq(kill(fs, SIGKILL), 0);
+    ck_assert(eventually(dead, &fs, T_LONG));
+    ck_assert_int_eq(executor_set_max_workers(ex, 3), 0);
+    future_t *b = executor_submit(ex, t_pid, NULL, 0); /* needs a fork into seat 2 */
+    ck_assert_ptr_nonnull(b);
+    gate_open(&h.gate); /* this pass takes b in and forks for it, before any poll */
+    failure(b, FUT_EBROKEN);
+    future_t *all[] = {b, c, e};
+    for (int i = 0; i < 3; i++) {
+        const future_error_t *err = NULL;
+        ck_assert_int_eq(future_exception(all[i], T_LONG, &err), 0);
+        ck_assert(future_error_is_broken(err)); /* c, e: their workers died with it */
+        future_unref(all[i]);
+    }
+    executor_free(ex);
+    gate_destroy(&h.gate);
+    end_check(fs);
+}
+END_TEST
+
 /*
  * future_cancel on a started task returns false (Python) but task_should_stop
  * turns true inside the worker, before and after the parent saw it start.
@@ -3235,6 +3292,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_garbage_frame);
     tcase_add_test(tc, test_process_pool_parent_killed);
     tcase_add_test(tc, test_process_pool_forkserver_killed);
+    tcase_add_test(tc, test_process_pool_forkserver_gone_at_spawn);
     tcase_add_test(tc, test_process_pool_worker_start_fails);
     tcase_add_test(tc, test_process_pool_death_before_start);
     suite_add_tcase(s, tc);

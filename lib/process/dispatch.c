@@ -197,18 +197,15 @@ static bool piped_unstarted(struct process_pool *p)
 
 /*
  * Forks a worker into @seat. NULL if that failed; then, if nothing else
- * could ever run the tasks (the fork server is gone, or no worker is left),
- * the pool breaks.
+ * could ever run the tasks, the pool breaks: at the next poll if the fork
+ * server is gone (cf_pp_read_fs reads its workers' last answers first, and
+ * the seats here are not freed under the caller), now if no worker is left.
  */
 static struct pp_proc *spawn_into(struct process_pool *p, int seat)
 {
     struct pp_proc *pr = cf_pp_spawn(p, seat);
-    if (pr)
+    if (pr || p->fs_gone)
         return pr;
-    if (p->fs_gone) {
-        cf_pp_break(p, "the process pool's fork server is gone");
-        return NULL;
-    }
     if (!cf_pp_any_live(p)) {
         /* No worker exists and none can be made: nothing would run. */
         char msg[160];

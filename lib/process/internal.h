@@ -254,7 +254,8 @@ struct process_pool {
     unsigned queued_new; /* entries put in the shared queue since the last wake-ups */
     int wake_next;       /* the seat the next wake-up looks at first */
     bool quitting;       /* some seat was past `active` at the last dispatch */
-    bool fs_gone;
+    bool fs_gone;        /* no more forks: the server's socket failed or closed */
+    bool fs_lost;        /* and that was handled (seats.c's fs_lost): no more polls */
     bool broken_done; /* cf_pp_break ran */
     bool terminating; /* workers were killed on purpose (kill.c) */
     int64_t scan_every;

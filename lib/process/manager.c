@@ -86,7 +86,7 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
                One that has returned from it (cf_pp_doom fails) is left alone, and
                so is the task: its answer is due, and says if it was in time. */
             int r = cf_pp_cell_runner(p, pr, i);
-            bool seated = r >= 0 && p->seats[r];
+            bool seated = r >= 0 && r < p->nseats && p->seats[r];
             struct pp_proc *run = seated ? p->seats[r] : pr;
             if (seated && !run->killed && !cf_pp_doom(p, pr, i))
                 continue;
@@ -443,7 +443,7 @@ static int poll_once(struct process_pool *p, int64_t timeout_ns)
 {
     int n = 0;
     p->pfd[n++] = (struct pollfd){.fd = p->wake_fd, .events = POLLIN};
-    p->pfd[n++] = (struct pollfd){.fd = p->fs_gone ? -1 : p->fs_sock, .events = POLLIN};
+    p->pfd[n++] = (struct pollfd){.fd = p->fs_lost ? -1 : p->fs_sock, .events = POLLIN};
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
         if (!pr)

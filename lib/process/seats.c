@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -95,6 +96,10 @@ struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
     atomic_store(&p->seatw[seat].bound, 0);
     atomic_store(&p->seatw[seat].running, 0);
     if (cf_forkserver_spawn(p->fs_sock, seat, pr->spawn_gen, tp[0], rp[1]) < 0) {
+        /* The server is gone, or its socket failed: never used again. Shut, the
+           socket reads EOF at the next poll, where cf_pp_read_fs handles the loss
+           (a live server kills its workers and exits on that EOF). */
+        shutdown(p->fs_sock, SHUT_RDWR);
         p->fs_gone = true;
         goto fail;
     }
@@ -155,6 +160,39 @@ static void fs_message(struct process_pool *p, const struct cf_fs_msg *m)
     }
 }
 
+/*
+ * The fork server is gone (EOF or an error on its socket). Its workers die
+ * with it (PDEATHSIG), and no exit report will come. What they answered
+ * counts (internal.h): read first. Then each is marked exited, since its
+ * pid is no longer held for us (a zombie of the server's) and must not be
+ * signalled, and the pool breaks.
+ */
+static void fs_lost(struct process_pool *p)
+{
+    p->fs_lost = p->fs_gone = true;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (pr && pr->from_fd >= 0 && !pr->eof)
+            cf_pp_read(p, pr, true);
+    }
+    cf_pp_harvest_all(p);
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (pr) {
+            pr->exited = true;
+            pr->status = SIGKILL; /* a wait status: killed by SIGKILL */
+        }
+    }
+    cf_pp_break(p, "the process pool's fork server is gone");
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *pr = p->seats[s];
+        if (pr && !pr->finalized) {
+            cf_pp_idle_update(p, pr);
+            cf_pp_finalize(p, pr);
+        }
+    }
+}
+
 void cf_pp_read_fs(struct process_pool *p)
 {
     struct cf_fs_msg m;
@@ -165,18 +203,6 @@ void cf_pp_read_fs(struct process_pool *p)
         if (m.op == CF_FS_EXITED)
             cf_forkserver_reap(p->fs_sock, m.pid);
     }
-    if (rc < 0 && !p->fs_gone) {
-        p->fs_gone = true;
-        cf_pp_break(p, "the process pool's fork server is gone");
-        /* No exit report will come: its workers die with it (PDEATHSIG). */
-        for (int s = 0; s < p->nseats; s++) {
-            struct pp_proc *pr = p->seats[s];
-            if (!pr)
-                continue;
-            pr->exited = true;
-            pr->status = SIGKILL; /* a wait status: killed by SIGKILL */
-            cf_pp_idle_update(p, pr);
-            cf_pp_finalize(p, pr);
-        }
-    }
+    if (rc < 0 && !p->fs_lost)
+        fs_lost(p);
 }
