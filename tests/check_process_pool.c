@@ -1718,6 +1718,14 @@ static bool settled_4(void *ex)
     return cf_test_settled(ex) >= 4;
 }
 
+/* Frees @ex, then @g, and checks that nothing is left (@fs_pid: end_check's). */
+static void free_gated(executor_t *ex, gate_t *g, pid_t fs_pid)
+{
+    executor_free(ex);
+    gate_destroy(g);
+    end_check(fs_pid);
+}
+
 /* A done-callback that holds the manager (the thread that runs it) up. */
 struct holdup {
     gate_t gate;
@@ -1777,9 +1785,7 @@ START_TEST(test_process_pool_late_deadline_spares_next_task)
     future_t *fs[] = {a, x, b, c};
     for (int i = 0; i < 4; i++)
         future_unref(fs[i]);
-    executor_free(ex);
-    gate_destroy(&hu.gate);
-    end_check(0);
+    free_gated(ex, &hu.gate, 0);
 }
 END_TEST
 
@@ -1850,25 +1856,15 @@ START_TEST(test_process_pool_late_deadline_keeps_answer_in_time)
     ck_assert_int_eq(result_i64(b), atomic_load(&shm->ran[1]));
     future_unref(a);
     future_unref(b);
-    executor_free(ex);
-    gate_destroy(&h.gate);
-    end_check(0);
+    free_gated(ex, &h.gate, 0);
 }
 END_TEST
 
-/* True once process *pid is dead: a zombie (its parent has not reaped it) or gone. */
-static bool dead(void *pid)
+/* True once process *@pid exited: a zombie (not reaped yet), or gone. */
+static bool exited_or_gone(void *pid)
 {
-    char path[64], buf[256];
-    snprintf(path, sizeof(path), "/proc/%d/stat", *(int *)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return true;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *st = strrchr(buf, ')'); /* "pid (comm) S ..." */
-    return st && st[1] == ' ' && (st[2] == 'Z' || st[2] == 'X');
+    char st = proc_state(*(pid_t *)pid);
+    return st == 0 || st == 'Z';
 }
 
 /*
@@ -1882,7 +1878,7 @@ START_TEST(test_process_pool_forkserver_gone_at_spawn)
 {
     begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 3});
-    int fs = (int)fs_pid_of(ex);
+    pid_t fs = fs_pid_of(ex);
     ck_assert_int_eq(executor_set_max_workers(ex, 2), 0);
     struct pass_hold h = {.armed = false};
     gate_init(&h.gate);
@@ -1894,7 +1890,7 @@ START_TEST(test_process_pool_forkserver_gone_at_spawn)
     atomic_store(&h.armed, true);
     ck_assert(eventually(pass_held, &h, T_LONG));
     ck_assert_int_eq(kill(fs, SIGKILL), 0);
-    ck_assert(eventually(dead, &fs, T_LONG));
+    ck_assert(eventually(exited_or_gone, &fs, T_LONG));
     ck_assert_int_eq(executor_set_max_workers(ex, 3), 0);
     future_t *b = executor_submit(ex, t_pid, NULL, 0); /* needs a fork into seat 2 */
     ck_assert_ptr_nonnull(b);
@@ -1907,9 +1903,7 @@ START_TEST(test_process_pool_forkserver_gone_at_spawn)
         ck_assert(future_error_is_broken(err)); /* c, e: their workers died with it */
         future_unref(all[i]);
     }
-    executor_free(ex);
-    gate_destroy(&h.gate);
-    end_check(fs);
+    free_gated(ex, &h.gate, fs);
 }
 END_TEST
 
@@ -2957,12 +2951,6 @@ START_TEST(test_process_pool_big_task_behind_long_one_holds_nothing_back)
 }
 END_TEST
 
-static bool exited_or_gone(void *pid)
-{
-    char st = proc_state(*(pid_t *)pid);
-    return st == 0 || st == 'Z';
-}
-
 static bool gone(void *pid)
 {
     return proc_state(*(pid_t *)pid) == 0;
@@ -2999,9 +2987,7 @@ START_TEST(test_process_pool_dead_worker_pid_held_until_read)
     ck_assert_int_gt(result_i64(x), 0);
     future_unref(x);
     future_unref(y);
-    executor_free(ex);
-    gate_destroy(&hu.gate);
-    end_check(0);
+    free_gated(ex, &hu.gate, 0);
 }
 END_TEST
 
