@@ -94,8 +94,11 @@ static _Thread_local bool sleep_next_wait;
 #ifdef CF_TEST_HOOKS
 _Thread_local unsigned long cf_test_wait_yields; /* this thread's wait_done yields */
 #define COUNT_YIELD() (cf_test_wait_yields++)
+void (*cf_test_publish_hook)(void); /* between publish_locked's load and its CAS */
+#define PUBLISH_HOOK() (cf_test_publish_hook ? cf_test_publish_hook() : (void)0)
 #else
 #define COUNT_YIELD() ((void)0)
+#define PUBLISH_HOOK() ((void)0)
 #endif
 
 /* 8-byte aligned: a future and its work item fit one 128-byte block (blocks.h). */
@@ -215,13 +218,19 @@ bool cf_future_stop_requested(const future_t *f)
 /* ---------------------------------------------------------- completion */
 
 /*
- * Publishes @new_state (the outcome is written), notifies the waiters and
- * detaches the callbacks. Called with the lock held; returns with it released
- * and the detached callbacks, to run with run_callbacks().
+ * Publishes @new_state and the state's @keep flags (a CAS: set_running's RAN,
+ * set without the lock, is kept), notifies the waiters, detaches the callbacks.
+ * Called with the lock held; returns with it released and the detached
+ * callbacks, to run with run_callbacks().
  */
-static struct cb_node *publish_locked(future_t *f, uint32_t new_state)
+static struct cb_node *publish_locked(future_t *f, uint32_t new_state, uint32_t keep)
 {
-    atomic_store_explicit(&f->state, new_state, memory_order_release);
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
+    PUBLISH_HOOK();
+    while (!atomic_compare_exchange_weak_explicit(&f->state, &s, new_state | (s & keep),
+                                                  memory_order_release,
+                                                  memory_order_relaxed))
+        ;
     struct cf_wnode *n = f->waiters;
     f->waiters = NULL;
     while (n) {
@@ -283,13 +292,6 @@ static void run_callbacks(future_t *f, struct cb_node *c)
     future_unref(f);
 }
 
-/* Completes @f as @new_state, keeping its STOP and RAN flags. */
-static void complete_locked(future_t *f, uint32_t new_state)
-{
-    uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
-    run_callbacks(f, publish_locked(f, new_state | (s & (F_STOP | F_RAN))));
-}
-
 /* Takes the lock if @f can still complete; false (unlocked) otherwise. */
 static bool lock_completable(future_t *f)
 {
@@ -340,7 +342,7 @@ int cf_future_set_result(future_t *f, void *data, size_t len, void (*free_fn)(vo
     f->data = data;
     f->len = len;
     f->free_fn = free_fn;
-    complete_locked(f, S_FINISHED);
+    run_callbacks(f, publish_locked(f, S_FINISHED, F_STOP | F_RAN));
     return 0;
 }
 
@@ -352,7 +354,7 @@ int cf_future_set_result_inline(future_t *f, const void *bytes, size_t len)
     f->data = len ? f->inl.b : NULL; /* an empty result has no data */
     f->len = len;
     f->free_fn = NULL;
-    complete_locked(f, S_FINISHED);
+    run_callbacks(f, publish_locked(f, S_FINISHED, F_STOP | F_RAN));
     return 0;
 }
 
@@ -369,7 +371,7 @@ int cf_future_fail(future_t *f, int status, int code, int exit_status, int sig,
         return FUT_ESTATE;
     }
     f->err = e;
-    complete_locked(f, S_FINISHED | F_FAILED);
+    run_callbacks(f, publish_locked(f, S_FINISHED | F_FAILED, F_STOP | F_RAN));
     return 0;
 }
 
@@ -457,7 +459,7 @@ static bool cancel(future_t *f, bool stop)
     }
     /* The executor's accounting goes first: a callback may free the executor. */
     future_ref(f);
-    struct cb_node *c = publish_locked(f, S_CANCELLED);
+    struct cb_node *c = publish_locked(f, S_CANCELLED, 0);
     if (f->hooks && f->hooks->cancelled)
         f->hooks->cancelled(cf_future_extra(f), true);
     run_callbacks_held(f, c);

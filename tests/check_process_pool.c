@@ -927,6 +927,55 @@ static void wait_broken(executor_t *ex)
 bool cf_future_revoke(future_t *f);    /* lib/future.h: an MPI rank giving a task back */
 bool cf_future_ran(const future_t *f); /* lib/future.h: which ones it gives back */
 
+int cf_future_set_running(future_t *f); /* lib/future.h */
+int cf_future_fail(future_t *f, int status, int code, int exit_status, int sig,
+                   const char *msg);
+
+extern void (*cf_test_publish_hook)(void); /* lib/future.c, test builds */
+
+/* set_running, from another thread, while a completion is between its load and CAS. */
+static future_t *_Atomic ran_race_f;
+static _Atomic int ran_race_step; /* 1: the completion is in its window; 2: set */
+
+static void *ran_race_setter(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&ran_race_step) != 1)
+        ;
+    ck_assert_int_eq(cf_future_set_running(atomic_load(&ran_race_f)), 1);
+    atomic_store(&ran_race_step, 2);
+    return NULL;
+}
+
+static void ran_race_hook(void)
+{
+    atomic_store(&ran_race_step, 1);
+    while (atomic_load(&ran_race_step) != 2)
+        ;
+}
+
+/*
+ * cf_future_ran is true for a future that set_running (which takes no
+ * lock) took while a completion (under the lock) was publishing: the
+ * completion keeps RAN with a CAS. Its plain store dropped it, and an MPI
+ * rank would then give back a task that ran (found by review).
+ */
+START_TEST(test_future_ran_survives_racing_completion)
+{
+    future_t *f = future_new();
+    atomic_store(&ran_race_f, f);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, ran_race_setter, NULL), 0);
+    cf_test_publish_hook = ran_race_hook;
+    ck_assert_int_eq(cf_future_fail(f, FUT_EBROKEN, 0, -1, 0, "race"), 0);
+    cf_test_publish_hook = NULL;
+    pthread_join(t, NULL);
+    ck_assert(cf_future_ran(f));
+    ck_assert_int_eq(future_result(f, 0, NULL, NULL), FUT_EBROKEN);
+    future_unref(f);
+}
+END_TEST
+
 /* Python's behaviour (BREAK_POOL): BrokenProcessPool everywhere, later submits too. */
 START_TEST(test_process_pool_break_mode)
 {
@@ -3274,6 +3323,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_answer_not_held_behind_long_task);
     tcase_add_test(tc, test_process_pool_sigkill_idle);
     tcase_add_test(tc, test_process_pool_break_mode);
+    tcase_add_test(tc, test_future_ran_survives_racing_completion);
     tcase_add_test(tc, test_process_pool_break_mode_idle);
     tcase_add_test(tc, test_process_pool_garbage_frame);
     tcase_add_test(tc, test_process_pool_parent_killed);
