@@ -12,6 +12,13 @@
  *
  * Locks: `mu` only; no lock is held while a timer's fn runs, so fn may arm
  * or cancel timers and complete futures.
+ *
+ * fork(): the thread is not copied, so a child starts with no timer armed
+ * (those armed before stay the parent's: each is marked unarmed in the
+ * child) and starts its own thread on its first cf_timer_add. `mu` is held
+ * across the fork (pthread_atfork), so the heap is whole in the child. A
+ * process pool's workers are such children: before, a parent that had used
+ * a timer left every worker with a timer that never fired.
  */
 #include "config.h"
 
@@ -31,6 +38,27 @@ static struct cf_timer **heap;    /* mu */
 static size_t heap_len, heap_cap; /* mu */
 static bool started;              /* the thread runs: mu */
 static bool sleeping;             /* the thread waits on cv: mu */
+static bool atfork_set;           /* fork_* are registered: mu */
+
+static void fork_prepare(void)
+{
+    pthread_mutex_lock(&mu);
+}
+
+static void fork_parent(void)
+{
+    pthread_mutex_unlock(&mu);
+}
+
+/* In the child, whose only thread is the one that forked (which holds mu). */
+static void fork_child(void)
+{
+    for (size_t i = 0; i < heap_len; i++)
+        heap[i]->armed = false; /* the parent's: cf_timer_cancel finds it unarmed */
+    heap_len = 0;
+    started = sleeping = false;
+    pthread_mutex_unlock(&mu);
+}
 
 static void heap_set(size_t i, struct cf_timer *t)
 {
@@ -112,6 +140,14 @@ static void *timer_main(void *arg)
 /* Starts the thread (mu held): 0 or FUT_ESYS. */
 static int start_locked(void)
 {
+    if (!atfork_set) {
+        int rc = pthread_atfork(fork_prepare, fork_parent, fork_child);
+        if (rc != 0) {
+            errno = rc;
+            return FUT_ESYS;
+        }
+        atfork_set = true;
+    }
     cf_cond_init_monotonic(&cv);
     pthread_t th;
     int rc = cf_start_thread(&th, timer_main, NULL);

@@ -1257,6 +1257,55 @@ START_TEST(test_process_pool_forkserver_killed)
 }
 END_TEST
 
+/* True if future_within's timer fires here: a promise nobody sets times out. */
+static bool within_fires(void)
+{
+    future_t *p = future_new();
+    future_t *w = future_within(p, 0.02, false);
+    const future_error_t *err = NULL;
+    bool ok = w && future_exception(w, T_LONG, &err) == 0 && err &&
+              err->status == FUT_ETIMEDOUT;
+    future_unref(w);
+    future_set_result(p, NULL, 0, NULL); /* a promise dropped unset keeps the within */
+    future_unref(p);
+    return ok;
+}
+
+static void t_within_fires(task_t *t)
+{
+    task_return_i64(t, within_fires());
+}
+
+/*
+ * The process's timer works in a forked child: in a process pool's worker
+ * and in a plain fork(), after the parent's timer thread had started. The
+ * child inherited "started" without the thread, so no timer fired there
+ * (future_within, a delayed submit, a schedule: found by review).
+ */
+START_TEST(test_process_pool_timer_in_forked_child)
+{
+#if defined(__SANITIZE_THREAD__)
+    return; /* TSan ends a child of a multi-threaded fork that starts a thread */
+#endif
+    ck_assert(within_fires()); /* the parent's timer thread runs, for good */
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    future_t *f = executor_submit(ex, t_within_fires, NULL, 0);
+    ck_assert_int_eq(result_i64(f), 1);
+    future_unref(f);
+    executor_free(ex);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(within_fires() ? 0 : 1);
+    int st = 0;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert(within_fires()); /* and still in the parent */
+    end_check(0);
+}
+END_TEST
+
 /* PPE-15: no worker can be started (out of fds): the pool breaks, nothing hangs. */
 START_TEST(test_process_pool_worker_start_fails)
 {
@@ -3328,6 +3377,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_garbage_frame);
     tcase_add_test(tc, test_process_pool_parent_killed);
     tcase_add_test(tc, test_process_pool_forkserver_killed);
+    tcase_add_test(tc, test_process_pool_timer_in_forked_child);
     tcase_add_test(tc, test_process_pool_forkserver_gone_at_spawn);
     tcase_add_test(tc, test_process_pool_worker_start_fails);
     tcase_add_test(tc, test_process_pool_death_before_start);
