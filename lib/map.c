@@ -198,7 +198,8 @@ static executor_map_t *map_alloc(executor_t *ex, size_t n, const map_options_t *
     m->unordered = mo->unordered;
     m->cur = NO_UNIT;
     if (m->unordered && m->cap) {
-        m->free_slots = malloc(m->cap * sizeof(*m->free_slots));
+        /* calloc: the product checked (a huge n), and no fill for a failed ring */
+        m->free_slots = m->ring ? calloc(m->cap, sizeof(*m->free_slots)) : NULL;
         for (size_t i = 0; m->free_slots && i < m->cap; i++)
             m->free_slots[i] = m->cap - 1 - i; /* slot 0 on top */
         m->n_free = m->cap;
@@ -342,7 +343,7 @@ static void map_cancel_rest_unordered(executor_map_t *m)
      * chunk that went item by item makes several units of one chunk's
      * items); without memory for that, in ring order, all the same.
      */
-    struct unit_no *order = m->cap ? malloc(m->cap * sizeof(*order)) : NULL;
+    struct unit_no *order = m->cap ? calloc(m->cap, sizeof(*order)) : NULL;
     if (order) {
         size_t k = 0;
         for (size_t i = 0; i < m->cap; i++)

@@ -599,6 +599,19 @@ static int r_map_null_args(const struct row *r)
     return check_untouched(ex, ptr_code(executor_map(ex, t_add1, NULL, NULL, 3, NULL)));
 }
 
+/* So many items (unordered) that the iterator's slot stack would wrap size_t: ENOMEM. */
+static int r_map_huge_unordered(const struct row *r)
+{
+    (void)r;
+    executor_t *ex = new_ex();
+    int64_t v = 1;
+    const void *args[1] = {&v}; /* never read: nothing is allocated */
+    errno = 0;
+    return check_untouched(ex,
+                           ptr_code(executor_map(ex, t_add1, args, NULL, SIZE_MAX / 8 + 3,
+                                                 &(map_options_t){.unordered = true})));
+}
+
 /* An item with a length and no bytes: refused at once, not as a failed item later. */
 static int r_map_null_item(const struct row *r)
 {
@@ -1079,6 +1092,8 @@ static const struct row rows[] = {
     {"executor_map(ex, NULL, ...)", r_map_null_fn, 0, FUT_EINVAL},
     {"executor_map(ex, fn, NULL, NULL, 3)", r_map_null_args, 0, FUT_EINVAL},
     {"executor_map with a NULL item of length 8", r_map_null_item, 0, FUT_EINVAL},
+    {"executor_map of SIZE_MAX / 8 + 3 items, unordered", r_map_huge_unordered, 0,
+     FUT_ENOMEM},
     BAD_TIMEOUTS("map_options.timeout", r_map_timeout),
     {"executor_map(ex, fn, NULL, NULL, 0) is valid", r_map_empty_ok, 0, 0},
     {"executor_map_next(NULL, ...)", r_map_next_null, 0, FUT_EINVAL},
