@@ -417,8 +417,9 @@ CF_API int future_set_running_or_notify_cancel(future_t *f);
 /**
  * Promise side: completes @f with a result. Takes ownership of @data on every
  * path: on success the future frees it with free_fn at its last unref; on
- * FUT_ESTATE (already finished or cancelled: the first result is kept) or
- * FUT_EINVAL (also for an executor's future, as for
+ * FUT_ESTATE (already finished or cancelled: the first result is kept;
+ * also an executor's future once done) or FUT_EINVAL (NULL, or an
+ * executor's future still pending or running, as for
  * future_set_running_or_notify_cancel), free_fn(data) runs before this
  * returns. Wakes the waiters, then
  * runs the callbacks in the caller. Python: Future.set_result.
@@ -429,8 +430,9 @@ CF_API int future_set_result(future_t *f, void *data, size_t len,
 /**
  * Promise side: fails @f with status FUT_ETASK, error code @code and a
  * printf-formatted message. Returns 0; FUT_ESTATE if already finished or
- * cancelled (the first outcome is kept); FUT_EINVAL for a NULL future or fmt
- * or an executor's future (as for future_set_running_or_notify_cancel; the
+ * cancelled (the first outcome is kept; also an executor's future once
+ * done); FUT_EINVAL for a NULL future or fmt or an executor's future still
+ * pending or running (as for future_set_running_or_notify_cancel; the
  * future is left as it was). Python: Future.set_exception.
  */
 CF_API int future_set_exception(future_t *f, int code, const char *fmt, ...)
@@ -997,7 +999,13 @@ CF_API future_t *futures_any(future_t *const *fs, size_t n, const combine_option
  * @f on timeout (a running task is asked to stop). FUT_FOREVER: no timeout;
  * 0: times out at once unless @f is done. Timeouts run on one timer thread
  * for the whole process, started on first use and shared by every call; it
- * sleeps until the earliest deadline and never polls.
+ * sleeps until the earliest deadline and never polls. A timeout completes
+ * the new future on that thread, so its done-callbacks (and an inline
+ * future_then step after it, and @f's if @cancel_source cancels it) run
+ * there: one that blocks holds up every timer of the process, and one that
+ * waits for a timer-made outcome (another future_within, a delayed task)
+ * waits for ever; hand such work to an executor (Java's orTimeout: the
+ * same, its "delayer" thread). A forked child starts with no timer armed.
  * Returns a new reference; NULL with errno EINVAL (NULL @f, bad timeout),
  * ENOMEM or -FUT_ESYS (the timer thread could not start).
  * Threads: any; never blocks.
@@ -1075,7 +1083,11 @@ CF_API const future_error_t *executor_map_error(const executor_map_t *m);
  * executor_map over a C array: item i is the @elem_size bytes at
  * base + i * elem_size (a thread pool passes that pointer, a process pool a
  * copy). No pointer or length arrays to build. Python: map(fn, array).
- * @base is borrowed until executor_map_free. Returns as executor_map; also
+ * @base is borrowed until executor_map_free, and on a thread pool until
+ * the items already running then have returned: executor_map_free cancels
+ * the rest but does not wait for those, which read their bytes in place
+ * (read the map to its end, or executor_shutdown(ex, true), before freeing
+ * @base). Returns as executor_map; also
  * EINVAL for elem_size 0 or NULL @base with n > 0.
  */
 CF_API executor_map_t *executor_map_array(executor_t *ex, task_fn fn, const void *base,
