@@ -77,7 +77,9 @@ static struct outcome outcome_of(future_t *f)
 static void settle_like(future_t *to, const struct outcome *o)
 {
     if (o->err == &cancelled_error) {
-        future_cancel(to);
+        /* One the caller set running (its right: futures_all) fails as cancelled. */
+        if (!future_cancel(to))
+            cf_future_fail(to, FUT_ECANCELLED, 0, -1, 0, "cancelled");
     } else if (o->err) {
         const future_error_t *e = o->err;
         cf_future_fail(to, e->status, e->code, e->exit_status, e->signal, e->message);
@@ -242,10 +244,11 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
         cf_future_fail(next, rc, 0, -1, 0, future_strerror(rc));
 }
 
-/* Runs fn here and now, unless next was cancelled first. */
+/* Runs fn here and now, unless next was cancelled or completed first (the
+   caller may have set it running: then it runs too). */
 static void run_inline(struct then_step *s, const struct outcome *o)
 {
-    if (cf_future_set_running(s->next) != 1)
+    if (cf_future_set_running(s->next) != 1 && !future_running(s->next))
         return;
     int64_t deadline = s->limit > 0 ? cf_deadline_after(s->limit) : CF_NO_DEADLINE;
     struct task t;

@@ -87,6 +87,33 @@ START_TEST(test_compose_then_inline_on_promise)
 }
 END_TEST
 
+/*
+ * The outcomes of futures_all and of an inline continuation are the
+ * caller's to set, set_running included: one set running still completes
+ * (a cancelled input cancels it as a failure FUT_ECANCELLED; the inline
+ * step runs). Both stayed pending for ever (found by review).
+ */
+START_TEST(test_compose_outcome_set_running_still_completes)
+{
+    future_t *p = future_new();
+    future_t *all = futures_all(&p, 1, NULL);
+    ck_assert_int_eq(future_set_running_or_notify_cancel(all), 1);
+    ck_assert(future_cancel(p));
+    ck_assert_int_eq(future_result(all, T_LONG, NULL, NULL), FUT_ECANCELLED);
+    future_unref(all);
+    future_unref(p);
+    p = future_new();
+    future_t *f = future_then(p, NULL, add1, NULL);
+    ck_assert_int_eq(future_set_running_or_notify_cancel(f), 1);
+    int64_t *b = malloc(sizeof(*b));
+    *b = 1;
+    future_set_result(p, b, sizeof(*b), free);
+    ck_assert_int_eq(i64_of(f), 2);
+    future_unref(f);
+    future_unref(p);
+}
+END_TEST
+
 /* prev done already: fn runs at once in the caller */
 START_TEST(test_compose_then_prev_done)
 {
@@ -720,6 +747,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_compose_then_raise_and_cancelled_prev);
     tcase_add_test(tc, test_compose_then_cancel_before);
     tcase_add_test(tc, test_compose_all_and_settle);
+    tcase_add_test(tc, test_compose_outcome_set_running_still_completes);
     tcase_add_test(tc, test_compose_any);
     tcase_add_test(tc, test_compose_any_duplicates_race);
     tcase_add_test(tc, test_compose_within);
