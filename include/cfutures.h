@@ -967,7 +967,8 @@ CF_API const future_error_t *task_prev_error(const task_t *t);
  * A future done once all of @fs are. Java: CompletableFuture.allOf; folly:
  * collectAll; asyncio: gather. Its result is empty (read each input for
  * its result). It fails with a copy of the first failure's error as soon as
- * one fails (is cancelled if the first failure is a cancel), or, with
+ * one fails (is cancelled if the first failure is a cancel; fails with
+ * status FUT_ECANCELLED if the caller had set it running), or, with
  * @o->settle, waits for every future and succeeds. @o->cancel_rest cancels
  * every input once the outcome is known (a running one is asked to stop).
  * n == 0 gives a future done at once. Duplicates count once each time given.
