@@ -194,11 +194,16 @@ static executor_map_t *map_alloc(executor_t *ex, size_t n, const map_options_t *
     m->chunk = mo->chunksize > 1 && ex->ops->submit_chunk ? mo->chunksize : 1;
     size_t units = units_for(n, m->chunk);
     m->cap = mo->buffersize && mo->buffersize < units ? mo->buffersize : units;
+    /* No memory holds that many (and sanitizers abort on calloc's overflow). */
+    if (m->cap > SIZE_MAX / sizeof(*m->ring)) {
+        free(m);
+        return NULL;
+    }
     m->ring = m->cap ? calloc(m->cap, sizeof(*m->ring)) : NULL;
     m->unordered = mo->unordered;
     m->cur = NO_UNIT;
     if (m->unordered && m->cap) {
-        /* calloc: the product checked (a huge n), and no fill for a failed ring */
+        /* no fill for a failed ring */
         m->free_slots = m->ring ? calloc(m->cap, sizeof(*m->free_slots)) : NULL;
         for (size_t i = 0; m->free_slots && i < m->cap; i++)
             m->free_slots[i] = m->cap - 1 - i; /* slot 0 on top */
