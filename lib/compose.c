@@ -365,7 +365,7 @@ future_t *future_then(future_t *prev, executor_t *ex, task_fn fn, const then_opt
         return cf_fail_null(FUT_EINVAL);
     completion_queue_t *q = o->submit.queue;
     void *res = NULL;
-    if (q && cf_queue_ops_of(q)->reserve(&res) < 0)
+    if (q && cf_queue_ops_of(q)->reserve(q, &res) < 0)
         return cf_fail_null(FUT_ENOMEM);
     struct then_step *s = step_new(ex, o);
     if (!s) {

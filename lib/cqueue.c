@@ -7,7 +7,9 @@
  * DESIGN
  * Each added future gets a done-callback (its memory reserved before the
  * future is committed to the queue, so a submit with .queue cannot fail
- * after the task went out). The callback moves the future's entry onto the
+ * after the task went out). The reservation already counts in `pending`,
+ * so a consumer never finds a submitted future missing (FUT_EOF) while
+ * its submit is still returning. The callback moves the future's entry onto the
  * ready FIFO. `ready` and the eventfd's counter change together under `mu`:
  * the callback writes 1 when ready goes 0 -> 1, completion_queue_next reads
  * the counter back to 0 when ready goes 1 -> 0. So the fd is readable
@@ -133,7 +135,12 @@ static void cq_done(future_t *f, void *ud)
     cq_unref(q);
 }
 
-static int cq_reserve(void **res)
+/*
+ * Reserves an entry of @q: its memory, and a place in `pending`, so that a
+ * consumer who sees the task's effects before the submit returns waits for
+ * the future rather than finding the queue empty (FUT_EOF).
+ */
+static int cq_reserve(completion_queue_t *q, void **res)
 {
     struct cq_node *n = malloc(sizeof(*n));
     void *cb = n ? cf_future_cb_alloc() : NULL;
@@ -142,26 +149,34 @@ static int cq_reserve(void **res)
         return FUT_ENOMEM;
     }
     n->cb = cb;
+    n->q = q;
+    atomic_fetch_add(&q->refs, 1); /* cq_done's, or cq_unreserve's */
+    pthread_mutex_lock(&q->mu);
+    q->pending++;
+    pthread_mutex_unlock(&q->mu);
     *res = n;
     return 0;
 }
 
+/* The submit failed: the entry leaves `pending`, waking sleepers it kept. */
 static void cq_unreserve(void *res)
 {
     struct cq_node *n = res;
+    completion_queue_t *q = n->q;
+    pthread_mutex_lock(&q->mu);
+    if (--q->pending == 0 && q->sleepers)
+        pthread_cond_broadcast(&q->cv); /* nothing left to wait for: FUT_EOF */
+    pthread_mutex_unlock(&q->mu);
     cf_future_cb_free(n->cb);
     free(n);
+    cq_unref(q);
 }
 
 static void cq_commit(completion_queue_t *q, future_t *f, void *res)
 {
     struct cq_node *n = res;
+    (void)q;
     n->f = future_ref(f);
-    n->q = q;
-    pthread_mutex_lock(&q->mu);
-    q->pending++;
-    pthread_mutex_unlock(&q->mu);
-    atomic_fetch_add(&q->refs, 1); /* cq_done's */
     cf_future_add_done_callback_node(f, cq_done, n, n->cb);
 }
 
@@ -176,7 +191,7 @@ int completion_queue_add(completion_queue_t *q, future_t *f)
     if (!q || !f)
         return FUT_EINVAL;
     void *res;
-    int rc = cq_reserve(&res);
+    int rc = cq_reserve(q, &res);
     if (rc < 0)
         return rc;
     cq_commit(q, f, res);

@@ -455,6 +455,8 @@ static struct cf_work *work_new(executor_t *ex, task_fn fn, const void *arg,
 
 #ifdef CF_TEST_HOOKS
 #define TEST_PUSHED(ex) atomic_fetch_add(&(ex)->test_pushed, 1)
+void (*cf_test_submitted_hook)(void); /* a submit went out, before its queue commit */
+#define SUBMITTED_HOOK() (cf_test_submitted_hook ? cf_test_submitted_hook() : (void)0)
 
 /* Tests: submits the executor has in priority order (executor.h). */
 size_t cf_test_settled(executor_t *ex)
@@ -463,6 +465,7 @@ size_t cf_test_settled(executor_t *ex)
 }
 #else
 #define TEST_PUSHED(ex) ((void)0)
+#define SUBMITTED_HOOK() ((void)0)
 #endif
 
 /* The submit of @w returned @rc: its future, or NULL (errno) with the submit undone. */
@@ -494,6 +497,8 @@ static future_t *submitted_to(executor_t *ex, struct cf_work *w, int rc,
                               completion_queue_t *q, void *res)
 {
     future_t *f = submitted(ex, w, rc);
+    if (f)
+        SUBMITTED_HOOK();
     if (f && q)
         cf_queue_ops_of(q)->commit(q, f, res);
     else if (q)
@@ -512,7 +517,7 @@ future_t *cf_executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
         rc = queue_enter(ex, so && so->nonblocking);
     if (rc < 0)
         return cf_fail_null(rc);
-    struct cf_work *w = q && cf_queue_ops_of(q)->reserve(&res) < 0
+    struct cf_work *w = q && cf_queue_ops_of(q)->reserve(q, &res) < 0
                             ? NULL
                             : work_new(ex, fn, arg, arg_len, limit_ns(limit));
     if (!w) {

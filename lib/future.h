@@ -110,11 +110,12 @@ void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *
  * (submit_options_t.queue) without knowing cqueue.c: every queue starts
  * with a struct cf_queue_head whose ops do it in two steps, so that nothing
  * can fail once the task went out. reserve gives memory for one entry
- * (0, or FUT_ENOMEM), commit adds @f with it (cannot fail), unreserve gives
- * it back.
+ * and counts it pending in @q (0, or FUT_ENOMEM), commit adds @f with it
+ * (cannot fail), unreserve gives it back. Reserve before the submit, so
+ * that the queue waits for a future whose task ends before commit.
  */
 struct cf_queue_ops {
-    int (*reserve)(void **res);
+    int (*reserve)(completion_queue_t *q, void **res);
     void (*commit)(completion_queue_t *q, future_t *f, void *res);
     void (*unreserve)(void *res);
 };

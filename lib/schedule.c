@@ -158,7 +158,7 @@ future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
         return cf_fail_null(rc);
     completion_queue_t *q = so->queue;
     void *res = NULL;
-    if (q && cf_queue_ops_of(q)->reserve(&res) < 0)
+    if (q && cf_queue_ops_of(q)->reserve(q, &res) < 0)
         return cf_fail_null(FUT_ENOMEM);
     future_t *f = submit_delayed(ex, fn, arg, arg_len, so);
     if (f && q)

@@ -1379,6 +1379,67 @@ START_TEST(test_thread_pool_no_thread_left)
 }
 END_TEST
 
+/*
+ * submit_options_t.queue: the future counts in the queue from before its
+ * task can end. A consumer who sees the task's effect while the submit
+ * has not yet returned waits for the future; it found the queue empty
+ * (FUT_EOF) when the future joined after the submit. A failed submit
+ * gives its place back at once.
+ */
+extern void (*cf_test_submitted_hook)(void); /* lib/executor.c, test builds */
+
+static gate_t cq_checked;
+static _Atomic int cq_seen = 1;
+
+static void cq_hold_submitter(void)
+{
+    ck_assert(gate_wait(&cq_checked, T_LONG)); /* the task looked first */
+}
+
+static void t_look_in_queue(task_t *t)
+{
+    completion_queue_t *q = *(completion_queue_t *const *)task_arg(t, NULL);
+    future_t *got = NULL;
+    atomic_store(&cq_seen, completion_queue_next(q, 0, &got));
+    gate_open(&cq_checked);
+    task_return_i64(t, 7);
+}
+
+START_TEST(test_thread_pool_queue_counts_future_before_submit_returns)
+{
+    int base = thread_baseline();
+    gate_init(&cq_checked);
+    completion_queue_t *q = completion_queue_new();
+    ck_assert_ptr_nonnull(q);
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 1});
+    cf_test_submitted_hook = cq_hold_submitter;
+    future_t *f = executor_submit_with(ex, t_look_in_queue, &q, sizeof(q),
+                                       &(submit_options_t){.queue = q});
+    cf_test_submitted_hook = NULL;
+    ck_assert_ptr_nonnull(f);
+    int seen = atomic_load(&cq_seen);
+    ck_assert_int_eq(seen, FUT_ETIMEDOUT); /* FUT_EOF before */
+    future_t *got = NULL;
+    ck_assert_int_eq(completion_queue_next(q, T_LONG, &got), 0);
+    ck_assert_ptr_eq(got, f);
+    ck_assert_int_eq(result_i64(got), 7);
+    future_unref(got);
+    future_unref(f);
+
+    /* A submit that fails leaves nothing pending: FUT_EOF at once. */
+    executor_shutdown(ex, true, false);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit_with(ex, t_look_in_queue, &q, sizeof(q),
+                                            &(submit_options_t){.queue = q}));
+    ck_assert_int_eq(errno, -FUT_ESHUTDOWN);
+    ck_assert_int_eq(completion_queue_next(q, T_LONG, &got), FUT_EOF);
+    executor_free(ex);
+    completion_queue_free(q);
+    gate_destroy(&cq_checked);
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
 /* ================================================================ suite */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -1478,6 +1539,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_idle_thread_reuse);
     tcase_add_test(tc, test_thread_pool_no_stale_references);
     tcase_add_test(tc, test_thread_pool_map_frees_yielded);
+    tcase_add_test(tc, test_thread_pool_queue_counts_future_before_submit_returns);
     tcase_add_test(tc, test_thread_pool_map_submits_eagerly);
     tcase_add_test(tc, test_thread_pool_thread_names);
     tcase_add_test(tc, test_thread_pool_thread_names_truncated);
