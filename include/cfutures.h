@@ -1007,6 +1007,10 @@ CF_API future_t *futures_any(future_t *const *fs, size_t n, const combine_option
  * waits for a timer-made outcome (another future_within, a delayed task)
  * waits for ever; hand such work to an executor (Java's orTimeout: the
  * same, its "delayer" thread). A forked child starts with no timer armed.
+ * A reference to @f is held until it completes or the timeout passes, and
+ * nothing is held past both (an @f never completed, a promise dropped
+ * unset, costs nothing once the timeout passed; with FUT_FOREVER, 64
+ * bytes until @f completes).
  * Returns a new reference; NULL with errno EINVAL (NULL @f, bad timeout),
  * ENOMEM or -FUT_ESYS (the timer thread could not start).
  * Threads: any; never blocks.

@@ -567,8 +567,10 @@ struct within {
     struct cf_timer timer;
     _Atomic int refs; /* f's callback, the timer */
     _Atomic bool decided;
+    bool cancel_source;
     future_t *r;    /* a reference until decided */
-    future_t *f;    /* cancel_source: a reference, else NULL */
+    future_t *f;    /* a reference while the timer is armed, else NULL */
+    void *node;     /* f's callback: the timer takes it back if it never ran */
     double timeout; /* for the message */
 };
 
@@ -594,12 +596,17 @@ static void within_fired(struct cf_timer *t)
         char msg[96];
         snprintf(msg, sizeof(msg), "the future was not done within %g s", w->timeout);
         /* The source first: whoever sees the timeout sees it cancelled. */
-        if (w->f)
+        if (w->cancel_source)
             future_cancel(w->f);
         cf_future_fail(w->r, FUT_ETIMEDOUT, ETIMEDOUT, -1, 0, msg);
         future_unref(w->r);
     }
-    within_release(w, 1);
+    /* f's callback too if it had not run: a source never completed (a
+       promise dropped unset) would otherwise keep @w for ever. */
+    bool taken = cf_future_take_callback_node(w->f, w->node);
+    if (taken)
+        cf_future_cb_free(w->node);
+    within_release(w, taken ? 2 : 1);
 }
 
 static void within_done(future_t *f, void *ud)
@@ -628,23 +635,31 @@ future_t *future_within(future_t *f, double timeout, bool cancel_source)
         return cf_fail_null(FUT_ENOMEM);
     }
     w->r = future_ref(r); /* until decided */
-    w->f = cancel_source ? future_ref(f) : NULL;
+    w->cancel_source = cancel_source;
+    w->node = node;
     w->timeout = timeout;
     atomic_init(&w->decided, false);
     atomic_init(&w->refs, 2);
     if (timeout == FUT_FOREVER || future_done(f)) {
         atomic_store(&w->refs, 1); /* no timer: f's outcome decides */
-    } else {
-        int rc = cf_timer_add(&w->timer, cf_deadline_after(timeout), within_fired);
-        if (rc < 0) {
-            future_unref(w->f);
-            free(w);
-            future_unref(r);
-            future_unref(r);
-            cf_future_cb_free(node);
-            return cf_fail_null(rc);
-        }
+        cf_future_add_done_callback_node(f, within_done, w, node);
+        return r;
     }
+    w->f = future_ref(f); /* the timer's: it may cancel f or take the callback */
+    /* The callback first, so that a timer firing at once can take it back. */
     cf_future_add_done_callback_node(f, within_done, w, node);
+    int rc = cf_timer_add(&w->timer, cf_deadline_after(timeout), within_fired);
+    if (rc < 0) {
+        if (!cf_future_take_callback_node(f, node)) {
+            within_release(w, 1); /* f's outcome came first: r has it */
+            return r;
+        }
+        cf_future_cb_free(node);
+        future_unref(w->f);
+        free(w);
+        future_unref(r);
+        future_unref(r);
+        return cf_fail_null(rc);
+    }
     return r;
 }

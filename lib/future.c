@@ -148,12 +148,6 @@ future_t *cf_future_from_extra(void *extra)
     return (future_t *)((char *)extra - EXTRA_OFFSET);
 }
 
-future_t *future_new(void)
-{
-    future_t *f = cf_future_alloc(0, NULL);
-    return f ? f : cf_fail_null(FUT_ENOMEM);
-}
-
 future_t *future_ref(future_t *f)
 {
     if (f)
@@ -172,11 +166,9 @@ void future_unref(future_t *f)
         f->free_fn(f->data);
     }
     /* Callbacks of a future that never completed are dropped unrun. */
-    struct cb_node *c = f->callbacks;
-    while (c) {
-        struct cb_node *next = c->next;
+    for (struct cb_node *c = f->callbacks, *next; c; c = next) {
+        next = c->next;
         free(c);
-        c = next;
     }
     cf_block_free(f);
 }
@@ -506,11 +498,6 @@ void *cf_future_cb_alloc(void)
     return malloc(sizeof(struct cb_node));
 }
 
-void cf_future_cb_free(void *node)
-{
-    free(node);
-}
-
 void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *ud,
                                       void *node)
 {
@@ -529,6 +516,19 @@ void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *
     }
     free(c);
     cb(f, ud); /* done already: Python runs it at once, in the caller */
+}
+
+bool cf_future_take_callback_node(future_t *f, void *node)
+{
+    cf_lock(&f->lock);
+    struct cb_node **p = &f->callbacks;
+    while (*p && *p != node)
+        p = &(*p)->next;
+    bool found = *p != NULL;
+    if (found)
+        *p = (*p)->next;
+    cf_unlock(&f->lock);
+    return found;
 }
 
 int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)

@@ -10,6 +10,7 @@
 #include <cfutures.h>
 
 #include <stdarg.h>
+#include <stdlib.h>
 
 #include "util.h"
 #include "waiter.h"
@@ -101,9 +102,19 @@ void cf_future_unwatch(future_t *f, struct cf_wnode *n);
  * takes it (future_add_done_callback's rules), cf_future_cb_free returns it.
  */
 void *cf_future_cb_alloc(void);
-void cf_future_cb_free(void *node);
+static inline void cf_future_cb_free(void *node)
+{
+    free(node);
+}
 void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *ud,
                                       void *node);
+/*
+ * Takes back a callback added with @node that has not started: true if it
+ * was still waiting (it will never run; free @node with cf_future_cb_free),
+ * false if @f's completion already took it (it runs or ran). The caller must know that
+ * @node was added to @f and that @f is alive (a reference).
+ */
+bool cf_future_take_callback_node(future_t *f, void *node);
 
 /*
  * How executor.c and compose.c join a future to a completion_queue_t

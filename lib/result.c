@@ -1,13 +1,20 @@
 /*
- * result.c: the typed result getters (future_result_i64, _double, _str),
- * each future_result plus a check of the result's size or form, as
- * Python's callers check what .result() returned. Layer: above the future
- * (public calls only).
+ * result.c: future_new, and the typed result getters (future_result_i64,
+ * _double, _str), each future_result plus a check of the result's size or
+ * form, as Python's callers check what .result() returned. Layer: above
+ * the future (public calls only, and cf_future_alloc).
  */
 #include "config.h"
 
 #include <string.h>
 #include "future.h"
+#include "util.h"
+
+future_t *future_new(void)
+{
+    future_t *f = cf_future_alloc(0, NULL);
+    return f ? f : cf_fail_null(FUT_ENOMEM);
+}
 
 /* future_result of an 8-byte result, copied to @out: i64 and double. */
 static int result_8(future_t *f, double timeout, void *out)
