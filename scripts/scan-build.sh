@@ -13,7 +13,7 @@ cd "$top"
 command -v scan-build >/dev/null 2>&1 || bash scripts/setup.sh clang clang-tools python3
 command -v python3 >/dev/null 2>&1 || bash scripts/setup.sh python3
 command -v scan-build >/dev/null 2>&1 || { echo "scan-build: not found (Debian clang-tools)" >&2; exit 2; }
-[ -x configure ] || autoreconf -fi >/dev/null
+bash scripts/autogen.sh
 dir=${SCAN_DIR:-$top/build-scan}
 reports=$dir/reports
 rm -rf "$dir"

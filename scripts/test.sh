@@ -7,7 +7,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 bash scripts/setup.sh libcurl4-openssl-dev nginx python3 libjansson-dev libsqlite3-dev libvips-dev
-[ -x configure ] || autoreconf -fi >/dev/null
+bash scripts/autogen.sh
 mkdir -p build
 cd build
 [ -f Makefile ] || ../configure -q --enable-werror

@@ -16,7 +16,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 command -v valgrind >/dev/null 2>&1 || bash scripts/setup.sh valgrind
-[ -x configure ] || autoreconf -fi >/dev/null
+bash scripts/autogen.sh
 dir=${VG_DIR:-$top/build-valgrind}
 mkdir -p "$dir"
 cd "$dir"
