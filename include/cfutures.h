@@ -1007,10 +1007,11 @@ CF_API future_t *futures_any(future_t *const *fs, size_t n, const combine_option
  * waits for a timer-made outcome (another future_within, a delayed task)
  * waits for ever; hand such work to an executor (Java's orTimeout: the
  * same, its "delayer" thread). A forked child starts with no timer armed.
- * A reference to @f is held until it completes or the timeout passes, and
- * nothing is held past both (an @f never completed, a promise dropped
- * unset, costs nothing once the timeout passed; with FUT_FOREVER, 64
- * bytes until @f completes).
+ * While the timeout is pending a reference to @f is held; once @f is done
+ * or the timeout passed, the call holds nothing of @f (an @f never
+ * completed, such as a promise dropped unset, costs nothing after the
+ * timeout). With FUT_FOREVER no reference is held, but 72 bytes stay
+ * until @f completes (for ever if it never does, as for future_then).
  * Returns a new reference; NULL with errno EINVAL (NULL @f, bad timeout),
  * ENOMEM or -FUT_ESYS (the timer thread could not start).
  * Threads: any; never blocks.

@@ -563,9 +563,17 @@ future_t *futures_any(future_t *const *fs, size_t n, const combine_options_t *o)
 
 /* ---------------------------------------------------------- within */
 
+#ifdef CF_TEST_HOOKS
+/* Tests complete the source between the callback's add and the timer's. */
+void (*cf_test_within_hook)(future_t *f);
+#define WITHIN_HOOK(f) (cf_test_within_hook ? cf_test_within_hook(f) : (void)0)
+#else
+#define WITHIN_HOOK(f) ((void)0)
+#endif
+
 struct within {
     struct cf_timer timer;
-    _Atomic int refs; /* f's callback, the timer */
+    _Atomic int refs; /* f's callback, the timer (and future_within until armed) */
     _Atomic bool decided;
     bool cancel_source;
     future_t *r;    /* a reference until decided */
@@ -639,27 +647,31 @@ future_t *future_within(future_t *f, double timeout, bool cancel_source)
     w->node = node;
     w->timeout = timeout;
     atomic_init(&w->decided, false);
-    atomic_init(&w->refs, 2);
     if (timeout == FUT_FOREVER || future_done(f)) {
-        atomic_store(&w->refs, 1); /* no timer: f's outcome decides */
+        atomic_init(&w->refs, 1); /* no timer: f's outcome decides */
         cf_future_add_done_callback_node(f, within_done, w, node);
         return r;
     }
     w->f = future_ref(f); /* the timer's: it may cancel f or take the callback */
+    atomic_init(&w->refs, 3); /* f's callback, the timer, ours until it is armed */
     /* The callback first, so that a timer firing at once can take it back. */
     cf_future_add_done_callback_node(f, within_done, w, node);
+    WITHIN_HOOK(f);
     int rc = cf_timer_add(&w->timer, cf_deadline_after(timeout), within_fired);
-    if (rc < 0) {
-        if (!cf_future_take_callback_node(f, node)) {
-            within_release(w, 1); /* f's outcome came first: r has it */
-            return r;
-        }
-        cf_future_cb_free(node);
-        future_unref(w->f);
-        free(w);
-        future_unref(r);
-        future_unref(r);
-        return cf_fail_null(rc);
+    if (rc == 0) {
+        /* f's outcome came before the timer was armed: within_done could not
+           disarm it, so the timer would hold f until the timeout. */
+        within_release(w, future_done(f) && cf_timer_cancel(&w->timer) ? 2 : 1);
+        return r;
     }
-    return r;
+    if (!cf_future_take_callback_node(f, node)) {
+        within_release(w, 2); /* ours and the timer's: f's outcome came first, r has it */
+        return r;
+    }
+    cf_future_cb_free(node);
+    future_unref(w->f);
+    free(w);
+    future_unref(r);
+    future_unref(r);
+    return cf_fail_null(rc);
 }

@@ -1440,6 +1440,38 @@ START_TEST(test_thread_pool_queue_counts_future_before_submit_returns)
 }
 END_TEST
 
+/*
+ * future_within whose source completes after its callback is added but
+ * before its timer is armed: within_done could not disarm the timer, so
+ * future_within does, and nothing holds the source (its result is freed as
+ * soon as the caller's references go). The armed timer held it, and the
+ * result, for the whole timeout (found by review).
+ */
+extern void (*cf_test_within_hook)(future_t *f); /* lib/compose.c, test builds */
+
+static void within_complete_now(future_t *f)
+{
+    int64_t *v = malloc(sizeof(*v));
+    *v = 3;
+    ck_assert_int_eq(future_set_result(f, v, sizeof(*v), counting_free), 0);
+}
+
+START_TEST(test_within_source_done_before_timer_armed)
+{
+    atomic_store(&n_frees, 0);
+    future_t *p = future_new();
+    cf_test_within_hook = within_complete_now;
+    future_t *r = future_within(p, 3600, false);
+    cf_test_within_hook = NULL;
+    ck_assert_ptr_nonnull(r);
+    ck_assert_int_eq(result_i64(r), 3);
+    future_unref(r);
+    future_unref(p);
+    int frees = atomic_load(&n_frees);
+    ck_assert_int_eq(frees, 1); /* 0: a 3600 s timer held it */
+}
+END_TEST
+
 /* ================================================================ suite */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -1540,6 +1572,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_no_stale_references);
     tcase_add_test(tc, test_thread_pool_map_frees_yielded);
     tcase_add_test(tc, test_thread_pool_queue_counts_future_before_submit_returns);
+    tcase_add_test(tc, test_within_source_done_before_timer_armed);
     tcase_add_test(tc, test_thread_pool_map_submits_eagerly);
     tcase_add_test(tc, test_thread_pool_thread_names);
     tcase_add_test(tc, test_thread_pool_thread_names_truncated);
