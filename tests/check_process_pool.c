@@ -1913,6 +1913,18 @@ static bool settled_2(void *ex)
     return cf_test_settled(ex) >= 2;
 }
 
+static void *terminate_with_sigterm(void *ex)
+{
+    return (void *)(intptr_t)executor_terminate_workers(ex, SIGTERM);
+}
+
+bool cf_test_kill_asked(executor_t *ex); /* lib/process/kill.c, test builds */
+
+static bool kill_asked(void *ex)
+{
+    return cf_test_kill_asked(ex);
+}
+
 /*
  * A task that returned within its time limit keeps its result even when
  * the manager reaches its deadline before its answer: the manager, held at
@@ -1920,9 +1932,13 @@ static bool settled_2(void *ex)
  * deadlines before it reads answer frames (a's 64-byte result is one; a
  * small one in the shared record is read by the scan before). It failed
  * FUT_EDEADLINE (the worker had moved on, so none was killed, but the
- * answer was dropped).
+ * answer was dropped). With @terminate, executor_terminate_workers is
+ * asked meanwhile, so the same pass signals the worker (now running b)
+ * before it looks at a's deadline: a still keeps its answer (it failed
+ * FUT_EDEADLINE: a worker being killed was not asked whether it had
+ * returned), and b fails FUT_EWORKER.
  */
-START_TEST(test_process_pool_late_deadline_keeps_answer_in_time)
+static void late_deadline_case(bool terminate)
 {
     begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
@@ -1944,17 +1960,40 @@ START_TEST(test_process_pool_late_deadline_keeps_answer_in_time)
     wait_started(2);
     ck_assert_msg(now_s() < t0 + limit, "the setup took longer than a's time limit");
     sleep_s(due - now_s() + 0.1);
+    pthread_t killer;
+    if (terminate) {
+        ck_assert_int_eq(pthread_create(&killer, NULL, terminate_with_sigterm, ex), 0);
+        ck_assert(eventually(kill_asked, ex, T_LONG));
+    }
     gate_open(&h.gate); /* this pass looks at a's deadline, then reads its answer */
     const void *data = NULL;
     size_t len = 0;
     ck_assert_int_eq(future_result(a, T_LONG, &data, &len), 0);
     ck_assert_uint_eq(len, 64);
     ck_assert_int_eq(*(const int64_t *)data, atomic_load(&shm->ran[0]));
-    atomic_store(&shm->gates[1], 1);
-    ck_assert_int_eq(result_i64(b), atomic_load(&shm->ran[1]));
+    if (terminate) {
+        void *rc = NULL;
+        pthread_join(killer, &rc);
+        ck_assert_int_eq((int)(intptr_t)rc, 0);
+        ck_assert_int_eq(future_result(b, T_LONG, NULL, NULL), FUT_EWORKER);
+    } else {
+        atomic_store(&shm->gates[1], 1);
+        ck_assert_int_eq(result_i64(b), atomic_load(&shm->ran[1]));
+    }
     future_unref(a);
     future_unref(b);
     free_gated(ex, &h.gate, 0);
+}
+
+START_TEST(test_process_pool_late_deadline_keeps_answer_in_time)
+{
+    late_deadline_case(false);
+}
+END_TEST
+
+START_TEST(test_process_pool_late_deadline_keeps_answer_while_terminating)
+{
+    late_deadline_case(true);
 }
 END_TEST
 
@@ -3396,6 +3435,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_deadline);
     tcase_add_test(tc, test_process_pool_late_deadline_spares_next_task);
     tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_in_time);
+    tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_while_terminating);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);
     tcase_add_test(tc, test_process_pool_submit_after_manager_spin);
     tcase_add_test(tc, test_process_pool_wait_after_waking_manager_sleeps);

@@ -24,6 +24,7 @@
 #include <signal.h>
 
 #include "internal.h"
+#include "pump.h"
 
 int cf_pp_kill_workers(executor_t *ex, int sig, bool brk)
 {
@@ -45,6 +46,15 @@ int cf_pp_kill_workers(executor_t *ex, int sig, bool brk)
         cf_futex_wait(&p->kill_done, done);
     }
 }
+
+#ifdef CF_TEST_HOOKS
+/* Tests: a kill was asked for, and the manager has not acted on it yet. */
+bool cf_test_kill_asked(executor_t *ex)
+{
+    struct process_pool *p = pp_of(ex);
+    return atomic_load(&p->kill_req) != atomic_load(&p->kill_done);
+}
+#endif
 
 /* Takes every task sent to @pr and not started back to the pending list. */
 static void take_back(struct process_pool *p, struct pp_proc *pr)

@@ -84,11 +84,13 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
             }
             /* The worker that runs it, which may be another seat's (the queue).
                One that has returned from it (cf_pp_doom fails) is left alone, and
-               so is the task: its answer is due, and says if it was in time. */
+               so is the task: its answer is due, and says if it was in time. So
+               also when that worker is being killed (a terminate): the answer is
+               in its pipe, or the task fails with the worker's death. */
             int r = cf_pp_cell_runner(p, pr, i);
             bool seated = r >= 0 && r < p->nseats && p->seats[r];
             struct pp_proc *run = seated ? p->seats[r] : pr;
-            if (seated && !run->killed && !cf_pp_doom(p, pr, i))
+            if (seated && !cf_pp_doom(p, pr, i))
                 continue;
             w->expired = true;
             cf_executor_finished(&p->base, true);

@@ -43,4 +43,9 @@ int cf_pp_set_pump(executor_t *ex, cf_pp_pump_fn fn, void *ud);
  */
 void cf_pp_pump_poke(executor_t *ex);
 
+#ifdef CF_TEST_HOOKS
+/* Tests: executor_terminate_workers was asked, and the manager has not acted yet. */
+bool cf_test_kill_asked(executor_t *ex);
+#endif
+
 #endif /* CF_PROCESS_PUMP_H */
