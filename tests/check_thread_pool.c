@@ -1472,6 +1472,70 @@ START_TEST(test_within_source_done_before_timer_armed)
 }
 END_TEST
 
+/*
+ * A worker that leaves in a shrink stops counting as idle in the same step:
+ * a grow while it is still on its way out starts a thread for a task
+ * queued behind a busy worker. It counted as idle until it reached its
+ * thread's end, so the grow started none and the task waited for the busy
+ * one (found by review; a test hook holds the leaving worker there).
+ */
+extern void (*cf_test_tp_leave_hook)(void); /* lib/thread/pool.c, test builds */
+
+static gate_t leave_gate;
+static _Atomic int leaving;
+
+static void hold_leaving_worker(void)
+{
+    cf_test_tp_leave_hook = NULL; /* once */
+    atomic_store(&leaving, 1);
+    gate_wait(&leave_gate, 1.0); /* bounded: the grow joins this thread */
+}
+
+static bool worker_leaving(void *arg)
+{
+    (void)arg;
+    return atomic_load(&leaving) == 1;
+}
+
+START_TEST(test_thread_pool_grow_while_worker_leaves_starts_thread)
+{
+    int base = thread_baseline();
+    gate_t ga, gb;
+    gate_init(&ga);
+    gate_init(&gb);
+    gate_init(&leave_gate);
+    atomic_store(&leaving, 0);
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 2});
+    future_t *a = submit_ok(ex, t_wait_gate, &ga, 0);
+    future_t *b = submit_ok(ex, t_wait_gate, &gb, 0);
+    ck_assert(gate_wait_for_waiters(&ga, 1));
+    ck_assert(gate_wait_for_waiters(&gb, 1));
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
+    cf_test_tp_leave_hook = hold_leaving_worker;
+    gate_open(&ga); /* a's worker comes back, finds one too many, leaves */
+    ck_assert(eventually(worker_leaving, NULL, T_LONG));
+    int64_t v = 1;
+    future_t *t = submit_ok(ex, t_add1, &v, sizeof(v)); /* queued: b is busy */
+    ck_assert_int_eq(executor_set_max_workers(ex, 2), 0);
+    int64_t r = 0;
+    int rc = future_result_i64(t, 5.0, &r); /* b still runs: a new thread runs t */
+    gate_open(&gb);
+    gate_open(&leave_gate);
+    ck_assert_int_eq(rc, 0); /* FUT_ETIMEDOUT before */
+    ck_assert_int_eq(r, 2);
+    ck_assert_int_eq(result_i64(a), 1);
+    ck_assert_int_eq(result_i64(b), 1);
+    future_unref(a);
+    future_unref(b);
+    future_unref(t);
+    executor_free(ex);
+    gate_destroy(&ga);
+    gate_destroy(&gb);
+    gate_destroy(&leave_gate);
+    ck_assert(wait_threads(base));
+}
+END_TEST
+
 /* ================================================================ suite */
 
 static TCase *tcase(Suite *s, const char *name)
@@ -1573,6 +1637,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_map_frees_yielded);
     tcase_add_test(tc, test_thread_pool_queue_counts_future_before_submit_returns);
     tcase_add_test(tc, test_within_source_done_before_timer_armed);
+    tcase_add_test(tc, test_thread_pool_grow_while_worker_leaves_starts_thread);
     tcase_add_test(tc, test_thread_pool_map_submits_eagerly);
     tcase_add_test(tc, test_thread_pool_thread_names);
     tcase_add_test(tc, test_thread_pool_thread_names_truncated);

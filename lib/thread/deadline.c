@@ -5,7 +5,8 @@
  * FUT_EDEADLINE the moment the limit passes, so task_should_stop() turns
  * true at the same time, and whatever the task returns later is dropped. A
  * thread cannot be killed. The watcher runs the callbacks of the futures it
- * fails. The rest of the pool is in pool.c.
+ * fails; it, or a worker, may be the last thread of a pool freed from
+ * inside (cf_tp_self_free). The rest of the pool is in pool.c.
  *
  * Locks, in order: `dl_mu` (watch list), then the pool `lock`:
  * cf_tp_watch_start counts the watcher thread it starts under both.
@@ -16,6 +17,21 @@
 #include <time.h>
 
 #include "internal.h"
+
+/*
+ * The last thread of a pool whose executor_free came from inside it: join
+ * the others (they have all left their loops), then drop the owner's reference.
+ */
+void cf_tp_self_free(struct thread_pool *p)
+{
+    pthread_t self = pthread_self();
+    for (struct tp_worker *w = p->workers; w; w = w->next)
+        if (!pthread_equal(w->thread, self))
+            pthread_join(w->thread, NULL);
+    if (p->dl_started && !pthread_equal(p->dl_thread, self))
+        pthread_join(p->dl_thread, NULL);
+    cf_executor_self_free(&p->base);
+}
 
 static void *watcher_main(void *arg)
 {

@@ -43,15 +43,13 @@
  * One exception keeps a stream of tiny tasks from costing a wake-up each
  * (W1): while tiny tasks are flowing (a worker came back within FLOW_NS from
  * one that ran under FLOW_NS) and the queue holds one item more than the
- * workers coming, the
- * running worker that is about to come back counts too, provided a timed
- * watchman covers the bet. The watchman is the first worker to park; it
- * parks with a limit (WATCH_NS) only if a submit made that bet since it
- * last parked, and untimed otherwise, so an idle pool and a pool whose
- * workers all run long tasks make no wake-ups at all (W8). A watchman that
- * leaves its wait (woken or timed out) answers for queued tasks until it
- * pops one; if more are queued and workers are parked, it wakes one to carry
- * the duty on.
+ * workers coming, the running worker that is about to come back counts
+ * too, provided a timed watchman covers the bet. The watchman is the first worker to
+ * park; it parks with a limit (WATCH_NS) only if a submit made that bet since it last
+ * parked, and untimed otherwise, so an idle pool and a pool whose workers all run long
+ * tasks make no wake-ups at all (W8). A watchman that leaves its wait (woken or timed
+ * out) answers for queued tasks until it pops one; if more are queued and workers are
+ * parked, it wakes one to carry the duty on.
  *
  * A worker counts itself idle again before it completes a task's future, so
  * a caller that waits for a result and submits again finds it idle and no
@@ -110,12 +108,15 @@ static _Thread_local bool park_batch;
 /* Tests stretch the watchman's limit to show that no task waits for it. */
 int64_t cf_test_watch_ns = WATCH_NS;
 #define WATCH_LIMIT_NS cf_test_watch_ns
-/* Tests hold a worker between counting itself idle and its callbacks. */
-void (*cf_test_tp_idle_hook)(void);
+/* Tests hold a worker between counting itself idle and its callbacks, and
+   one that leaves in a shrink just after it counted itself out. */
+void (*cf_test_tp_idle_hook)(void), (*cf_test_tp_leave_hook)(void);
 #define IDLE_HOOK() (cf_test_tp_idle_hook ? cf_test_tp_idle_hook() : (void)0)
+#define LEAVE_HOOK() (cf_test_tp_leave_hook ? cf_test_tp_leave_hook() : (void)0)
 #else
 #define WATCH_LIMIT_NS WATCH_NS
 #define IDLE_HOOK() ((void)0)
+#define LEAVE_HOOK() ((void)0)
 #endif
 
 static inline struct thread_pool *tp_of(executor_t *ex)
@@ -169,13 +170,16 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
         *back = false;
     }
     if (p->nworkers_alive > p->max) {
-        /* Too many after a shrink: leave, and wake one for what is queued. */
+        /* Too many after a shrink: leave, no longer idle (a grow counting it
+           would start no thread), and wake one for what is queued. */
         me->gone = true;
         p->nworkers_alive--;
+        atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
         cf_tp_note_full(p);
         handover = wake_for_waiting_locked(p);
         *stop = true;
         cf_unlock(&p->lock);
+        LEAVE_HOOK();
         if (handover)
             wake_one(p);
         return NULL;
@@ -424,7 +428,8 @@ static void *worker_main(void *arg)
         struct cf_work *w;
         for (bool back = false; (w = take(p, me, back)); back = true)
             run_task(p, me, w);
-        atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
+        if (!me->gone) /* one that left in a shrink counted itself out */
+            atomic_fetch_sub_explicit(&p->idle, 1, memory_order_relaxed);
     }
     cf_tp_watch_leave(p, me); /* a worker that left in a shrink is freed */
     cf_lock(&p->lock);
@@ -596,21 +601,6 @@ static void tp_free_later(executor_t *ex)
     cf_unlock(&p->lock);
     if (none)
         cf_tp_watch_quit(p);
-}
-
-/*
- * The last thread of a pool whose executor_free came from inside it: join
- * the others (they have all left their loops), then drop the owner's reference.
- */
-void cf_tp_self_free(struct thread_pool *p)
-{
-    pthread_t self = pthread_self();
-    for (struct tp_worker *w = p->workers; w; w = w->next)
-        if (!pthread_equal(w->thread, self))
-            pthread_join(w->thread, NULL);
-    if (p->dl_started && !pthread_equal(p->dl_thread, self))
-        pthread_join(p->dl_thread, NULL);
-    cf_executor_self_free(&p->base);
 }
 
 static void tp_destroy(executor_t *ex)
