@@ -8,12 +8,12 @@
  * Each added future gets a done-callback (its memory reserved before the
  * future is committed to the queue, so a submit with .queue cannot fail
  * after the task went out). The reservation already counts in `pending`,
- * so a consumer never finds a submitted future missing (FUT_EOF) while
- * its submit is still returning. The callback moves the future's entry onto the
- * ready FIFO. `ready` and the eventfd's counter change together under `mu`:
- * the callback writes 1 when ready goes 0 -> 1, completion_queue_next reads
- * the counter back to 0 when ready goes 1 -> 0. So the fd is readable
- * exactly while ready > 0, however many futures complete.
+ * so a consumer never finds a submitted future missing (FUT_EOF) while its
+ * submit is still returning. The callback moves the future's entry onto
+ * the ready FIFO. `ready` and the eventfd's counter change together under
+ * `mu`: the callback writes 1 when ready goes 0 -> 1, completion_queue_next
+ * reads the counter back to 0 when ready goes 1 -> 0. So the fd is
+ * readable exactly while ready > 0, however many futures complete.
  *
  * Lifetime: the owner's reference plus one per callback not yet run, so a
  * future completing after completion_queue_free finds the queue still

@@ -111,8 +111,8 @@ void cf_future_add_done_callback_node(future_t *f, future_callback_fn cb, void *
 /*
  * Takes back a callback added with @node that has not started: true if it
  * was still waiting (it will never run; free @node with cf_future_cb_free),
- * false if @f's completion already took it (it runs or ran). The caller must know that
- * @node was added to @f and that @f is alive (a reference).
+ * false if @f's completion already took it (it runs or ran). The caller
+ * must know that @node was added to @f and that @f is alive (a reference).
  */
 bool cf_future_take_callback_node(future_t *f, void *node);
 
