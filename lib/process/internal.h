@@ -141,9 +141,9 @@
 #define SEND_AHEAD_BYTES (1 << 20) /* a busy worker's unsent bytes cap */
 #define KILL_GRACE_NS (200 * 1000000LL)
 #define SCAN_MIN_NS (1000000LL)
-#define SCAN_MAX_NS (1000000LL) /* future_running within 1 ms of a start */
+#define SCAN_MAX_NS (1000000LL)   /* future_running within 1 ms of a start */
 #define MANAGER_SPIN_NS (50000LL) /* looks again before it sleeps (manager.c) */
-#define READ_BYTES (256 * 1024) /* the least room a read of a worker's pipe gets */
+#define READ_BYTES (256 * 1024)   /* the least room a read of a worker's pipe gets */
 /* A frame's buffer grows at most this far past its data. */
 #define READ_AHEAD (4u << 20)
 /* Arguments up to this size are copied into the work item (no block of their own). */
@@ -239,7 +239,7 @@ struct process_pool {
     struct cf_heap heap;           /* queued tasks' bigger arguments (heap.c) */
     uint64_t ring_mask;
     uint64_t ring_head_seen; /* manager: the queue's head, last read (it only grows) */
-    size_t claims_bytes; /* the whole mapping */
+    size_t claims_bytes;     /* the whole mapping */
     struct cf_worker_cfg wcfg;
     pid_t fs_pid;
     int fs_sock;
@@ -256,8 +256,8 @@ struct process_pool {
     bool quitting;       /* some seat was past `active` at the last dispatch */
     bool fs_gone;        /* no more forks: the server's socket failed or closed */
     bool fs_lost;        /* and that was handled (seats.c's fs_lost): no more polls */
-    bool broken_done; /* cf_pp_break ran */
-    bool terminating; /* workers were killed on purpose (kill.c) */
+    bool broken_done;    /* cf_pp_break ran */
+    bool terminating;    /* workers were killed on purpose (kill.c) */
     int64_t scan_every;
     int64_t respawn_at;    /* no fork into a free seat before this, while others run */
     int64_t respawn_every; /* the next back-off after a failed fork, or 0 */
