@@ -565,10 +565,7 @@ future_t *futures_any(future_t *const *fs, size_t n, const combine_options_t *o)
 
 #ifdef CF_TEST_HOOKS
 /* Tests complete the source between the callback's add and the timer's. */
-void (*cf_test_within_hook)(future_t *f);
-#define WITHIN_HOOK(f) (cf_test_within_hook ? cf_test_within_hook(f) : (void)0)
-#else
-#define WITHIN_HOOK(f) ((void)0)
+void (*cf_test_within_hook)(void);
 #endif
 
 struct within {
@@ -656,7 +653,7 @@ future_t *future_within(future_t *f, double timeout, bool cancel_source)
     atomic_init(&w->refs, 3); /* f's callback, the timer, ours until it is armed */
     /* The callback first, so that a timer firing at once can take it back. */
     cf_future_add_done_callback_node(f, within_done, w, node);
-    WITHIN_HOOK(f);
+    CF_TEST_HOOK(cf_test_within_hook);
     int rc = cf_timer_add(&w->timer, cf_deadline_after(timeout), within_fired);
     if (rc == 0) {
         /* f's outcome came before the timer was armed: within_done could not

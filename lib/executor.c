@@ -456,7 +456,6 @@ static struct cf_work *work_new(executor_t *ex, task_fn fn, const void *arg,
 #ifdef CF_TEST_HOOKS
 #define TEST_PUSHED(ex) atomic_fetch_add(&(ex)->test_pushed, 1)
 void (*cf_test_submitted_hook)(void); /* a submit went out, before its queue commit */
-#define SUBMITTED_HOOK() (cf_test_submitted_hook ? cf_test_submitted_hook() : (void)0)
 
 /* Tests: submits the executor has in priority order (executor.h). */
 size_t cf_test_settled(executor_t *ex)
@@ -465,7 +464,6 @@ size_t cf_test_settled(executor_t *ex)
 }
 #else
 #define TEST_PUSHED(ex) ((void)0)
-#define SUBMITTED_HOOK() ((void)0)
 #endif
 
 /* The submit of @w returned @rc: its future, or NULL (errno) with the submit undone. */
@@ -498,7 +496,7 @@ static future_t *submitted_to(executor_t *ex, struct cf_work *w, int rc,
 {
     future_t *f = submitted(ex, w, rc);
     if (f)
-        SUBMITTED_HOOK();
+        CF_TEST_HOOK(cf_test_submitted_hook);
     if (f && q)
         cf_queue_ops_of(q)->commit(q, f, res);
     else if (q)

@@ -95,10 +95,8 @@ static _Thread_local bool sleep_next_wait;
 _Thread_local unsigned long cf_test_wait_yields; /* this thread's wait_done yields */
 #define COUNT_YIELD() (cf_test_wait_yields++)
 void (*cf_test_publish_hook)(void); /* between publish_locked's load and its CAS */
-#define PUBLISH_HOOK() (cf_test_publish_hook ? cf_test_publish_hook() : (void)0)
 #else
 #define COUNT_YIELD() ((void)0)
-#define PUBLISH_HOOK() ((void)0)
 #endif
 
 /* 8-byte aligned: a future and its work item fit one 128-byte block (blocks.h). */
@@ -218,7 +216,7 @@ bool cf_future_stop_requested(const future_t *f)
 static struct cb_node *publish_locked(future_t *f, uint32_t new_state, uint32_t keep)
 {
     uint32_t s = atomic_load_explicit(&f->state, memory_order_relaxed);
-    PUBLISH_HOOK();
+    CF_TEST_HOOK(cf_test_publish_hook);
     while (!atomic_compare_exchange_weak_explicit(&f->state, &s, new_state | (s & keep),
                                                   memory_order_release,
                                                   memory_order_relaxed))

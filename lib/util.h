@@ -147,4 +147,15 @@ void cf_zalloc_free(void *p, size_t n, size_t size);
 #define CF_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define CF_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/*
+ * Calls test hook @h (a `void (*)(void)` that tests set), if set. Test
+ * builds only (CF_TEST_HOOKS, where the file defines @h); elsewhere
+ * nothing, and @h need not exist.
+ */
+#ifdef CF_TEST_HOOKS
+#define CF_TEST_HOOK(h) ((h) ? (h)() : (void)0)
+#else
+#define CF_TEST_HOOK(h) ((void)0)
+#endif
+
 #endif /* CF_UTIL_H */

@@ -1447,19 +1447,21 @@ END_TEST
  * soon as the caller's references go). The armed timer held it, and the
  * result, for the whole timeout (found by review).
  */
-extern void (*cf_test_within_hook)(future_t *f); /* lib/compose.c, test builds */
+extern void (*cf_test_within_hook)(void); /* lib/compose.c, test builds */
 
-static void within_complete_now(future_t *f)
+static future_t *within_source; /* the promise the hook completes */
+
+static void within_complete_now(void)
 {
     int64_t *v = malloc(sizeof(*v));
     *v = 3;
-    ck_assert_int_eq(future_set_result(f, v, sizeof(*v), counting_free), 0);
+    ck_assert_int_eq(future_set_result(within_source, v, sizeof(*v), counting_free), 0);
 }
 
 START_TEST(test_within_source_done_before_timer_armed)
 {
     atomic_store(&n_frees, 0);
-    future_t *p = future_new();
+    future_t *p = within_source = future_new();
     cf_test_within_hook = within_complete_now;
     future_t *r = future_within(p, 3600, false);
     cf_test_within_hook = NULL;

@@ -111,12 +111,8 @@ int64_t cf_test_watch_ns = WATCH_NS;
 /* Tests hold a worker between counting itself idle and its callbacks, and
    one that leaves in a shrink just after it counted itself out. */
 void (*cf_test_tp_idle_hook)(void), (*cf_test_tp_leave_hook)(void);
-#define IDLE_HOOK() (cf_test_tp_idle_hook ? cf_test_tp_idle_hook() : (void)0)
-#define LEAVE_HOOK() (cf_test_tp_leave_hook ? cf_test_tp_leave_hook() : (void)0)
 #else
 #define WATCH_LIMIT_NS WATCH_NS
-#define IDLE_HOOK() ((void)0)
-#define LEAVE_HOOK() ((void)0)
 #endif
 
 static inline struct thread_pool *tp_of(executor_t *ex)
@@ -179,7 +175,7 @@ static struct cf_work *try_pop(struct thread_pool *p, struct tp_worker *me, bool
         handover = wake_for_waiting_locked(p);
         *stop = true;
         cf_unlock(&p->lock);
-        LEAVE_HOOK();
+        CF_TEST_HOOK(cf_test_tp_leave_hook);
         if (handover)
             wake_one(p);
         return NULL;
@@ -407,7 +403,7 @@ static void run_task(struct thread_pool *p, struct tp_worker *me, struct cf_work
         cf_tp_watch_stop(p, me);
     /* Idle before the caller hears of it (a resubmit finds it): callbacks_begin. */
     atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
-    IDLE_HOOK();
+    CF_TEST_HOOK(cf_test_tp_idle_hook);
     const struct cf_callback_guard guard = {callbacks_begin, callbacks_end, p};
     cf_future_guard_callbacks(&guard);
     int failed = cf_task_complete(&t);
