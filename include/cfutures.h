@@ -109,19 +109,19 @@ CF_API const char *cfutures_version(void);
 
 /* ------------------------------------------------------------ error codes */
 
-#define FUT_ETIMEDOUT (-ETIMEDOUT)   /* Python: TimeoutError */
-#define FUT_ECANCELLED (-ECANCELED)  /* Python: CancelledError */
-#define FUT_ESHUTDOWN (-ESHUTDOWN)   /* Python: RuntimeError after shutdown */
-#define FUT_EINVAL (-EINVAL)         /* Python: ValueError / TypeError */
-#define FUT_ENOMEM (-ENOMEM)         /* out of memory */
-#define FUT_EFULL (-EAGAIN)          /* bounded queue full, nonblocking submit */
-#define FUT_ETASK (-10001)           /* the task raised: see future_exception */
-#define FUT_EBROKEN (-10002)         /* Python: BrokenExecutor */
-#define FUT_EWORKER (-10003)         /* the worker process died running the task */
-#define FUT_EDEADLINE (-10004)       /* the task's own time limit passed */
-#define FUT_ESTATE (-10005)          /* Python: InvalidStateError */
-#define FUT_ESYS (-10006)            /* an OS call failed; errno kept in the error */
-#define FUT_EOF (-10007)             /* an iterator is exhausted */
+#define FUT_ETIMEDOUT (-ETIMEDOUT)  /* Python: TimeoutError */
+#define FUT_ECANCELLED (-ECANCELED) /* Python: CancelledError */
+#define FUT_ESHUTDOWN (-ESHUTDOWN)  /* Python: RuntimeError after shutdown */
+#define FUT_EINVAL (-EINVAL)        /* Python: ValueError / TypeError */
+#define FUT_ENOMEM (-ENOMEM)        /* out of memory */
+#define FUT_EFULL (-EAGAIN)         /* bounded queue full, nonblocking submit */
+#define FUT_ETASK (-10001)          /* the task raised: see future_exception */
+#define FUT_EBROKEN (-10002)        /* Python: BrokenExecutor */
+#define FUT_EWORKER (-10003)        /* the worker process died running the task */
+#define FUT_EDEADLINE (-10004)      /* the task's own time limit passed */
+#define FUT_ESTATE (-10005)         /* Python: InvalidStateError */
+#define FUT_ESYS (-10006)           /* an OS call failed; errno kept in the error */
+#define FUT_EOF (-10007)            /* an iterator is exhausted */
 
 /* Wait without limit. */
 #define FUT_FOREVER (-1.0)
@@ -135,11 +135,11 @@ CF_API const char *future_strerror(int code);
 
 /* ---------------------------------------------------------- opaque types */
 
-typedef struct future future_t;               /* shared, reference counted */
-typedef struct executor executor_t;           /* one owner: executor_free */
-typedef struct task task_t;                   /* borrowed inside a task_fn */
-typedef struct executor_map executor_map_t;   /* one owner: executor_map_free */
-typedef struct as_completed as_completed_t;   /* one owner: as_completed_free */
+typedef struct future future_t;                     /* shared, reference counted */
+typedef struct executor executor_t;                 /* one owner: executor_free */
+typedef struct task task_t;                         /* borrowed inside a task_fn */
+typedef struct executor_map executor_map_t;         /* one owner: executor_map_free */
+typedef struct as_completed as_completed_t;         /* one owner: as_completed_free */
 typedef struct completion_queue completion_queue_t; /* one owner: completion_queue_free */
 
 /**
@@ -176,26 +176,26 @@ typedef enum {
  */
 typedef struct executor_options {
     int max_workers;                /* 0: threads min(32, cpus + 4); processes cpus */
-    const char *thread_name_prefix; /* threads are named prefix_N (15 chars max); copied */
+    const char *thread_name_prefix; /* threads are prefix_N (15 chars max); copied */
     task_fn initializer;            /* run once in each worker before its first task */
     const void *initarg;            /* its argument: borrowed until executor_free */
     size_t initarg_len;
-    int max_tasks_per_child;        /* process pools: replace a worker after N tasks */
-    size_t max_queue;               /* 0: unbounded; else submit blocks or FUT_EFULL */
+    int max_tasks_per_child;          /* process pools: replace a worker after N tasks */
+    size_t max_queue;                 /* 0: unbounded; else submit blocks or FUT_EFULL */
     fut_worker_death on_worker_death; /* process pools */
 } executor_options_t;
 
 /** Options for one submit; zero means default. */
 typedef struct submit_options {
-    double timeout;   /* the task's own running-time limit (s); 0: none */
-    bool nonblocking; /* with max_queue: fail FUT_EFULL rather than block */
+    double timeout;            /* the task's own running-time limit (s); 0: none */
+    bool nonblocking;          /* with max_queue: fail FUT_EFULL rather than block */
     completion_queue_t *queue; /* NULL, or the future joins this queue at submit
                                   (before the task can end) */
-    double delay; /* the task starts no earlier than this many seconds after
-                     the submit (Java schedule); 0: at once. See
-                     executor_submit_with. */
-    int priority; /* higher starts first, FIFO within a level; 0: default.
-                     Any int. See executor_submit_with. */
+    double delay;              /* the task starts no earlier than this many seconds after
+                                  the submit (Java schedule); 0: at once. See
+                                  executor_submit_with. */
+    int priority;              /* higher starts first, FIFO within a level; 0: default.
+                                  Any int. See executor_submit_with. */
 } submit_options_t;
 
 /** Options for executor_map; zero means default. */
@@ -1111,10 +1111,10 @@ CF_API executor_map_t *executor_map_array(executor_t *ex, task_fn fn, const void
 
 /** Options for executor_schedule; zero means default. */
 typedef struct schedule_options {
-    double delay;     /* seconds before the first run; 0: at once */
-    double period;    /* seconds between runs; 0: one run */
-    bool fixed_delay; /* period counted from the end of a run, not its start */
-    size_t max_runs;  /* 0: until cancelled (or stopped by an error) */
+    double delay;       /* seconds before the first run; 0: at once */
+    double period;      /* seconds between runs; 0: one run */
+    bool fixed_delay;   /* period counted from the end of a run, not its start */
+    size_t max_runs;    /* 0: until cancelled (or stopped by an error) */
     bool stop_on_error; /* a failed run ends the schedule with its error */
 } schedule_options_t;
 

@@ -90,9 +90,9 @@ enum { ST_UNKNOWN, ST_ON, ST_OFF };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Atomic int state;
-static char *_Atomic base;  /* the reserved range, CHUNK-aligned, or NULL */
-static size_t chunks_used;  /* under range_lock */
-static _Atomic bool no_more;  /* the range is used up, or mprotect failed: malloc */
+static char *_Atomic base;   /* the reserved range, CHUNK-aligned, or NULL */
+static size_t chunks_used;   /* under range_lock */
+static _Atomic bool no_more; /* the range is used up, or mprotect failed: malloc */
 static cf_lock_t range_lock = CF_LOCK_INIT;
 static pthread_key_t exit_key;
 static struct class_state classes[NCLASS];
@@ -189,8 +189,9 @@ static void init(void)
         munmap(raw, RANGE + CHUNK);
         goto out;
     }
-    atomic_store_explicit(&base, (char *)(((uintptr_t)raw + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1)),
-                          memory_order_relaxed);
+    atomic_store_explicit(
+        &base, (char *)(((uintptr_t)raw + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1)),
+        memory_order_relaxed);
     st = ST_ON;
 out:
     atomic_store_explicit(&state, st, memory_order_release);
@@ -291,8 +292,9 @@ static bool refill(unsigned c)
         cf_unlock(&cs->lock);
     } else {
         if ((size_t)(cs->end - cs->bump) < size) {
-            char *fresh =
-                atomic_load_explicit(&no_more, memory_order_relaxed) ? NULL : take_chunk(c);
+            char *fresh = atomic_load_explicit(&no_more, memory_order_relaxed)
+                              ? NULL
+                              : take_chunk(c);
             if (!fresh) {
                 cf_unlock(&cs->lock);
                 return false;
@@ -306,7 +308,8 @@ static bool refill(unsigned c)
         cs->carved += n;
         if (cs->bump > cs->mapped) { /* up to the step boundary past the carving */
             map_from = cs->mapped;
-            map_to = (char *)(((uintptr_t)cs->bump + MAP_STEP - 1) & ~(uintptr_t)(MAP_STEP - 1));
+            map_to = (char *)(((uintptr_t)cs->bump + MAP_STEP - 1) &
+                              ~(uintptr_t)(MAP_STEP - 1));
             cs->mapped = map_to = CF_MIN(map_to, cs->end);
         }
         cf_unlock(&cs->lock);
@@ -349,7 +352,8 @@ void *cf_block_alloc(size_t size)
 
 void cf_block_free(void *p)
 {
-    uintptr_t q = (uintptr_t)p, b0 = (uintptr_t)atomic_load_explicit(&base, memory_order_relaxed);
+    uintptr_t q = (uintptr_t)p,
+              b0 = (uintptr_t)atomic_load_explicit(&base, memory_order_relaxed);
     if (!b0 || q - b0 >= RANGE) { /* unsigned: below b0 wraps past RANGE */
         free(p);
         return;

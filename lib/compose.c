@@ -140,7 +140,8 @@ struct then_exec {
                             task is not running, or by the step when the submit
                             did not happen */
     _Atomic int run;     /* RUN_*: then_task's and exec_release's meeting point */
-    _Alignas(8) unsigned char small[THEN_SMALL]; /* 8-aligned: payloads are read in place */
+    _Alignas(
+        8) unsigned char small[THEN_SMALL]; /* 8-aligned: payloads are read in place */
 };
 
 /* @x's argument is no longer needed by one of the two (then_task, exec_release):
@@ -406,9 +407,9 @@ struct combine {
     future_t *r;          /* the result: a reference until decided */
     future_t **fs;        /* cancel_rest: references to the inputs; else NULL */
     size_t n;
-    bool any;               /* futures_any */
-    bool settle;            /* immutable */
-    future_t **ins;         /* futures_any: the inputs, no references (identity) */
+    bool any;       /* futures_any */
+    bool settle;    /* immutable */
+    future_t **ins; /* futures_any: the inputs, no references (identity) */
 };
 
 static void combine_unref(struct combine *c)
@@ -649,7 +650,7 @@ future_t *future_within(future_t *f, double timeout, bool cancel_source)
         cf_future_add_done_callback_node(f, within_done, w, node);
         return r;
     }
-    w->f = future_ref(f); /* the timer's: it may cancel f or take the callback */
+    w->f = future_ref(f);     /* the timer's: it may cancel f or take the callback */
     atomic_init(&w->refs, 3); /* f's callback, the timer, ours until it is armed */
     /* The callback first, so that a timer firing at once can take it back. */
     cf_future_add_done_callback_node(f, within_done, w, node);

@@ -373,7 +373,8 @@ void cf_executor_mark_broken(executor_t *ex)
 
 _Thread_local const executor_t *cf_firing_for;
 
-/* Shutdown: cancels every delayed task not yet due and every schedule; waits for fires. */
+/* Shutdown: cancels every delayed task not yet due and every schedule; waits for fires.
+ */
 static void cancel_timed(executor_t *ex)
 {
     for (;;) {

@@ -548,10 +548,11 @@ int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud)
 
 bool cf_future_watch(future_t *f, struct cf_wnode *n)
 {
-    bool linked = n->linked = false; /* not yet in a list: ours alone */
+    bool linked = n->linked = false;  /* not yet in a list: ours alone */
     if (!state_done(load_state(f))) { /* done is final: no lock to see that */
         cf_lock(&f->lock);
-        if ((linked = !state_done(atomic_load_explicit(&f->state, memory_order_relaxed)))) {
+        if ((linked =
+                 !state_done(atomic_load_explicit(&f->state, memory_order_relaxed)))) {
             n->f = f;
             n->prev = NULL;
             n->next = f->waiters;

@@ -44,13 +44,13 @@ struct task_group {
     executor_t *ex;         /* a reference (cf_executor_ref) */
     bool cancel_on_failure; /* immutable */
     pthread_mutex_t mu;
-    pthread_cond_t cv;            /* `live` fell to 0: mu */
-    struct member *head, *tail;   /* members not done: mu */
-    size_t live;                  /* submitted (or being submitted), not done: mu */
-    bool cancelled;               /* mu */
-    bool failed;                  /* a member failed: mu */
-    future_error_t first;         /* the first failure: mu */
-    char *first_msg;              /* first.message when owned: mu */
+    pthread_cond_t cv;          /* `live` fell to 0: mu */
+    struct member *head, *tail; /* members not done: mu */
+    size_t live;                /* submitted (or being submitted), not done: mu */
+    bool cancelled;             /* mu */
+    bool failed;                /* a member failed: mu */
+    future_error_t first;       /* the first failure: mu */
+    char *first_msg;            /* first.message when owned: mu */
 };
 
 static void link_tail(task_group_t *g, struct member *m)

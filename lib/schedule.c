@@ -369,8 +369,8 @@ static void sched_fire(struct cf_timer *t)
 
 static bool schedule_options_ok(const schedule_options_t *o)
 {
-    return isfinite(o->delay) && o->delay >= 0 && isfinite(o->period) &&
-           o->period >= 0 && (o->period > 0 || o->max_runs <= 1);
+    return isfinite(o->delay) && o->delay >= 0 && isfinite(o->period) && o->period >= 0 &&
+           (o->period > 0 || o->max_runs <= 1);
 }
 
 /* Seconds as nanoseconds, at least 1 for any positive value. */
@@ -389,9 +389,14 @@ static struct sched *sched_new(executor_t *ex, task_fn fn, const void *arg, size
     if (!f)
         return cf_fail_null(FUT_ENOMEM);
     struct sched *s = cf_future_extra(f);
-    *s = (struct sched){.ex = ex, .fn = fn, .arg = arg, .arg_len = len,
-                        .period = secs_ns(o->period), .max_runs = o->max_runs,
-                        .fixed_delay = o->fixed_delay, .stop_on_error = o->stop_on_error,
+    *s = (struct sched){.ex = ex,
+                        .fn = fn,
+                        .arg = arg,
+                        .arg_len = len,
+                        .period = secs_ns(o->period),
+                        .max_runs = o->max_runs,
+                        .fixed_delay = o->fixed_delay,
+                        .stop_on_error = o->stop_on_error,
                         .node.f = f};
     atomic_init(&s->state, S_IDLE);
     atomic_init(&s->keys, 2); /* life, and activity (the timer's at first) */

@@ -42,7 +42,8 @@ void cf_futex_wake(_Atomic uint32_t *addr, int n)
 static void futex_wait(_Atomic uint32_t *addr, uint32_t expected,
                        const struct timespec *rel)
 {
-    long rc = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, rel, NULL, 0);
+    long rc =
+        syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, expected, rel, NULL, 0);
 #ifdef CF_TSAN
     /* TSan runs a signal's handler at the next call it intercepts, which a
        raw futex is not: a caller that loops on EINTR would run none. */
@@ -196,14 +197,16 @@ bool cf_thread_is_other(void)
 {
     int policy;
     struct sched_param sp;
-    return pthread_getschedparam(pthread_self(), &policy, &sp) == 0 && policy == SCHED_OTHER;
+    return pthread_getschedparam(pthread_self(), &policy, &sp) == 0 &&
+           policy == SCHED_OTHER;
 }
 
 bool cf_thread_set_batch(bool batch)
 {
 #ifdef SCHED_BATCH
     struct sched_param sp = {0};
-    return pthread_setschedparam(pthread_self(), batch ? SCHED_BATCH : SCHED_OTHER, &sp) == 0;
+    return pthread_setschedparam(pthread_self(), batch ? SCHED_BATCH : SCHED_OTHER,
+                                 &sp) == 0;
 #else
     (void)batch;
     return false;

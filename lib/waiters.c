@@ -256,8 +256,8 @@ static bool wait_args_ok(future_t *const *fs, size_t n, double timeout,
     return (fs || n == 0) && cf_timeout_valid(timeout) &&
            (mode == FUTURES_FIRST_COMPLETED || mode == FUTURES_FIRST_EXCEPTION ||
             mode == FUTURES_ALL_COMPLETED) &&
-           (!done || n_done) && (!not_done || n_not_done) &&
-           n <= MAX_FUTURES && no_null(fs, n);
+           (!done || n_done) && (!not_done || n_not_done) && n <= MAX_FUTURES &&
+           no_null(fs, n);
 }
 
 int futures_wait(future_t *const *fs, size_t n, double timeout, futures_wait_mode mode,

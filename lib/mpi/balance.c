@@ -44,9 +44,9 @@
 #include "../process/wire.h"
 #include "master.h"
 
-#define COVER_NS (5 * 1000000LL) /* how long a rank's tasks ahead should last */
-#define AHEAD_MIN 4              /* tasks ahead of a rank's workers, at least */
-#define STUCK_NS (1000 * 1000LL) /* a rank that long silent may give back */
+#define COVER_NS (5 * 1000000LL)     /* how long a rank's tasks ahead should last */
+#define AHEAD_MIN 4                  /* tasks ahead of a rank's workers, at least */
+#define STUCK_NS (1000 * 1000LL)     /* a rank that long silent may give back */
 #define ASK_WAIT_NS (50 * 1000000LL) /* the next REVOKE, if one's cells are still out */
 
 /* Rank @r's tasks beyond its local workers (negative: that many idle). */

@@ -87,7 +87,6 @@ enum cf_mpi_kind {
 /* Seconds a spawned worker gets for MPI_Init and the handshake (then it exits). */
 #define CF_MPI_START_LIMIT 150
 
-
 /* One loaded ELF module with a GNU build-id. */
 struct cf_mpi_module {
     uintptr_t base; /* dlpi_addr */
@@ -178,8 +177,8 @@ bool cf_mpi_ready(void);
 const struct cf_mpi_modtab *cf_mpi_modules(void);
 char *const *cf_mpi_saved_argv(void);
 void cf_mpi_note_loss(void); /* a rank was lost: skip MPI teardown at exit */
-bool cf_mpi_lost(void);       /* cf_mpi_note_loss was called */
-void cf_mpi_nap(int64_t ns);  /* sleeps about @ns (nanosleep) */
+bool cf_mpi_lost(void);      /* cf_mpi_note_loss was called */
+void cf_mpi_nap(int64_t ns); /* sleeps about @ns (nanosleep) */
 /*
  * The environment's @name as a whole number in [@lo, @hi], or as seconds
  * from 0.001 to 86400; @dflt when unset, empty, or not that (then said on

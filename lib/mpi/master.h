@@ -28,12 +28,12 @@ struct mp_work {
 struct mp_rank {
     struct cf_mpi_peer *peer; /* in mpi_pool.peers */
     bool lost;
-    bool broken; /* its local pool broke (CF_MPI_NOT_RUN): it gets no more tasks */
-    int n;               /* tasks out */
-    int win;             /* tasks out at most (balance.c), at most DEPTH */
-    int ahead;           /* CFUTURES_MPI_AHEAD: fixed tasks ahead; -1: by pace */
-    int64_t pace;        /* ns per answer while it had tasks out (average); 0: none yet */
-    int64_t mark;        /* the last answer, or the first task sent after none was out */
+    bool broken;  /* its local pool broke (CF_MPI_NOT_RUN): it gets no more tasks */
+    int n;        /* tasks out */
+    int win;      /* tasks out at most (balance.c), at most DEPTH */
+    int ahead;    /* CFUTURES_MPI_AHEAD: fixed tasks ahead; -1: by pace */
+    int64_t pace; /* ns per answer while it had tasks out (average); 0: none yet */
+    int64_t mark; /* the last answer, or the first task sent after none was out */
     uint64_t seq[DEPTH]; /* when each cell's task was sent (the pool's count) */
     bool revoked[DEPTH]; /* REVOKE asked for it: a cancelled answer gives it back */
     int nrevoked;
@@ -41,7 +41,7 @@ struct mp_rank {
     uint32_t gen[DEPTH];
     int64_t heard, pinged; /* the last message from it, the last PING to it */
     int64_t asked;         /* the first PING since heard, or 0 */
-    struct cf_buf out; /* TASK frames not sent yet (manager) */
+    struct cf_buf out;     /* TASK frames not sent yet (manager) */
 };
 
 struct mpi_pool {
@@ -50,9 +50,9 @@ struct mpi_pool {
     pthread_cond_t cv;
     struct cf_work_fifo sub;  /* mu */
     struct cf_work_fifo back; /* manager: given back by a rank, running: sent first */
-    uint64_t sends;          /* manager: tasks sent */
-    int64_t asked_at;        /* manager: the last REVOKE (balance.c) */
-    bool stopping, sleeping; /* mu */
+    uint64_t sends;           /* manager: tasks sent */
+    int64_t asked_at;         /* manager: the last REVOKE (balance.c) */
+    bool stopping, sleeping;  /* mu */
     pthread_t manager;
     int e;      /* the tag's executor number */
     bool spawn; /* the ranks are ours (spawned), not the world's */
@@ -61,7 +61,7 @@ struct mpi_pool {
     struct cf_mpi_peer *peers; /* nranks: spawned, or a copy of the world's */
     bool *lost;                /* nranks: for cf_mpi_release */
     int64_t hb_limit, ping_ns; /* the heartbeat limit; PING a rank silent this long */
-    bool any_lost;      /* manager */
+    bool any_lost;             /* manager */
     bool dispatching;   /* manager: in cf_mp_dispatch (answers refill only outside it) */
     _Atomic bool stops; /* some sent task's stop_req is new (balance.c sends CANCEL) */
     _Atomic size_t nworkers, nidle;

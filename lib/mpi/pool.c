@@ -245,8 +245,8 @@ void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why)
 {
     struct mp_rank *r = &p->ranks[ri];
     char msg[400];
-    snprintf(msg, sizeof(msg), "MPI worker rank %d (pid %d on %s) lost: %s", r->peer->dest,
-             r->peer->pid, r->peer->host, why);
+    snprintf(msg, sizeof(msg), "MPI worker rank %d (pid %d on %s) lost: %s",
+             r->peer->dest, r->peer->pid, r->peer->host, why);
     r->lost = true;
     p->any_lost = true;
     cf_mpi_note_loss();
@@ -392,7 +392,8 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now)
         MPI_Status st;
         while (flag && !r->lost) {
             int tag = CF_MPI_TAG(p->e, kind);
-            if (MPI_Iprobe(r->peer->dest, tag, r->peer->comm, &flag, &st) != MPI_SUCCESS) {
+            if (MPI_Iprobe(r->peer->dest, tag, r->peer->comm, &flag, &st) !=
+                MPI_SUCCESS) {
                 cf_mp_lose_rank(p, ri, "MPI_Iprobe failed");
                 break;
             }

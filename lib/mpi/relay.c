@@ -52,7 +52,7 @@
 
 #define SPIN_NS (200 * 1000LL)
 #define NAP_MAX_NS (1000 * 1000LL)
-#define RECV_MAX 16 /* messages received in one turn */
+#define RECV_MAX 16                     /* messages received in one turn */
 #define ANSWER_BATCH_BYTES (256 * 1024) /* answers in one message, past one */
 #define REVOKE_MAX                                                                       \
     64 /* ids in one REVOKE that are looked at: the master sends DEPTH at most */

@@ -104,7 +104,8 @@ void cf_mpi_release_e(int e)
 
 void cf_mpi_nap(int64_t ns)
 {
-    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000), .tv_nsec = (long)(ns % 1000000000)};
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000),
+                          .tv_nsec = (long)(ns % 1000000000)};
     nanosleep(&ts, NULL);
 }
 
@@ -274,7 +275,7 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
     pthread_cond_destroy(&r.cv);
     if (!r.mpi_up || !r.teardown)
         return rc < 0 ? rc : 1; /* a rank was lost: Open MPI 4.1 may hang in teardown */
-    if (r.serving && spawned) /* the master waits for this, then disconnects */
+    if (r.serving && spawned)   /* the master waits for this, then disconnects */
         MPI_Send(NULL, 0, MPI_BYTE, r.master, CF_MPI_TAG(0, CF_MPI_K_BYE), r.comm);
     if (r.comm != MPI_COMM_NULL)
         spawned ? MPI_Comm_disconnect(&r.comm) : MPI_Comm_free(&r.comm);

@@ -49,7 +49,7 @@
 
 #define SPAWN_TRIES 3
 #define SPAWN_HELLO_LIMIT 60.0 /* seconds the new copy then has to answer HELLO */
-#define RELEASE_LIMIT 20.0 /* seconds for the ranks to say BYE, then to exit */
+#define RELEASE_LIMIT 20.0     /* seconds for the ranks to say BYE, then to exit */
 
 /*
  * One MPI_Comm_spawn, made on a thread of its own so that its wait is
@@ -89,8 +89,8 @@ static void *spawn_main(void *arg)
     struct spawn_call *c = arg;
     MPI_Comm comm = MPI_COMM_NULL;
     int err = MPI_SUCCESS;
-    int rc = MPI_Comm_spawn(c->cmd, c->args, 1, MPI_INFO_NULL, 0, MPI_COMM_SELF, &comm,
-                            &err);
+    int rc =
+        MPI_Comm_spawn(c->cmd, c->args, 1, MPI_INFO_NULL, 0, MPI_COMM_SELF, &comm, &err);
     pthread_mutex_lock(&c->mu);
     c->rc = rc;
     c->err = err;
@@ -142,7 +142,8 @@ static double spawn_limit(void)
  */
 static atomic_flag spawning = ATOMIC_FLAG_INIT;
 
-/* Starts MPI_Comm_spawn of @c on its thread and waits spawn_limit() for it. 0 or a code. */
+/* Starts MPI_Comm_spawn of @c on its thread and waits spawn_limit() for it. 0 or a code.
+ */
 static int spawn_call_run(struct spawn_call *c, MPI_Comm *comm)
 {
     pthread_t t;
