@@ -787,7 +787,10 @@ CF_API future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *ar
  * @args is borrowed until executor_map_free (items are submitted lazily).
  * Returns a new iterator; NULL with errno EINVAL (NULL ex/fn, NULL args with
  * n > 0, an item with a length and a NULL argument), ESHUTDOWN, -FUT_EBROKEN,
- * ENOMEM. The iterator keeps the executor's
+ * ENOMEM, -FUT_ESYS (no worker could start): the first task (or chunk) is
+ * submitted alone and decides, so a call that fails ran nothing. A later
+ * submit that fails (a chunk out of memory) fails its items with its code.
+ * The iterator keeps the executor's
  * memory alive: executor_free while a map lives is safe (items not yet
  * submitted then fail FUT_ESHUTDOWN).
  */

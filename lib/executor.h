@@ -172,6 +172,12 @@ struct cf_executor_ops {
     int (*submit_chunk)(executor_t *ex, struct cf_work *w, const void *const *args,
                         const size_t *lens, size_t n);
     /*
+     * With submit_chunk: how many of the @n items (lens[j]; NULL: all 0),
+     * from the first, one chunk can carry (1 to @n), so that a chunk is
+     * never refused for its size and a map knows its units ahead.
+     */
+    size_t (*chunk_fit)(const size_t *lens, size_t n);
+    /*
      * With submit_chunk: the next item's answer in a chunk's result @res
      * (@res_len bytes), starting at *@cursor (0 for the first item), which it
      * advances. Returns 0 with the item's result in *@data, *@len (aligned as

@@ -18,8 +18,12 @@
  * its items. Once a unit is used up its reference moves to `last`, which
  * keeps the data handed out alive until the next call.
  *
- * A chunk that cannot be submitted (e.g. one item too large) goes out item
- * by item instead, so that each item reports its own error.
+ * A chunk holds as many items as the pool can carry in one task
+ * (ops->chunk_fit), so the units are known ahead and an eager map's ring
+ * holds them all; a chunk whose submit fails (no memory, shut down) is one
+ * failed unit, its code for each of its items. The first unit goes out
+ * alone: if it fails for the whole executor, executor_map fails having
+ * submitted nothing.
  *
  * Unordered maps (map_options_t.unordered) hand units out as they complete:
  * each unit's future is watched by the map's own waiter (waiter.h, one
@@ -114,21 +118,26 @@ static struct map_unit submit_item(executor_map_t *m, size_t i, int *code)
     return (struct map_unit){.f = f, .first = i, .count = 1};
 }
 
+/* Items in the unit that starts at item @i. */
+static size_t unit_items(const executor_map_t *m, size_t i)
+{
+    size_t k = CF_MIN(m->chunk, m->n - i);
+    return k >= 2 ? m->ex->ops->chunk_fit(m->lens ? m->lens + i : NULL, k) : k;
+}
+
 /* Submits the next unit: a chunk where it can, else one item. */
 static struct map_unit submit_unit(executor_map_t *m, int *code)
 {
     size_t i = m->next_item;
-    size_t k = CF_MIN(m->chunk, m->n - i);
-    if (k >= 2) {
-        future_t *f = cf_executor_submit_chunk(m->ex, m->fn, m->args + i,
-                                               m->lens ? m->lens + i : NULL, k);
-        if (f) {
-            *code = 0;
-            return (struct map_unit){.f = f, .first = i, .count = k, .chunk = true};
-        }
-        /* Item by item instead: each reports its own error. */
-    }
-    return submit_item(m, i, code);
+    size_t k = unit_items(m, i);
+    if (k == 1)
+        return submit_item(m, i, code);
+    future_t *f = cf_executor_submit_chunk(m->ex, m->fn, m->args + i,
+                                           m->lens ? m->lens + i : NULL, k);
+    *code = f ? 0 : -errno;
+    if (!f)
+        f = failed_future(*code);
+    return (struct map_unit){.f = f, .first = i, .count = k, .chunk = true};
 }
 
 /* Unordered: watches the unit in ring entry @slot (done ones are ready at once). */
@@ -144,11 +153,12 @@ static void watch_unit(executor_map_t *m, size_t slot)
     cf_waiter_notify(&u->node, false); /* done already (or no future): ready now */
 }
 
-/* Unordered: submits units into free ring entries; returns the first code. */
-static int map_fill_unordered(executor_map_t *m)
+/* Unordered: submits up to @limit units into free ring entries; returns the
+   first unit's code. */
+static int map_fill_unordered(executor_map_t *m, size_t limit)
 {
     int first = 0;
-    while (m->next_item < m->n && m->n_free > 0) {
+    for (; limit && m->next_item < m->n && m->n_free > 0; limit--) {
         int code;
         bool is_first = m->next_item == 0;
         size_t slot = m->free_slots[--m->n_free];
@@ -162,13 +172,14 @@ static int map_fill_unordered(executor_map_t *m)
     return first;
 }
 
-/* Submits units while the ring has room; returns the first submit's code. */
-static int map_fill(executor_map_t *m)
+/* Submits up to @limit units while the ring has room; returns the first
+   unit's code (0 if this call did not submit it). */
+static int map_fill(executor_map_t *m, size_t limit)
 {
     if (m->unordered)
-        return map_fill_unordered(m);
+        return map_fill_unordered(m, limit);
     int first = 0;
-    while (m->next_item < m->n && m->tail - m->head < m->cap) {
+    for (; limit && m->next_item < m->n && m->tail - m->head < m->cap; limit--) {
         int code;
         struct map_unit u = submit_unit(m, &code);
         if (m->tail == 0)
@@ -180,19 +191,28 @@ static int map_fill(executor_map_t *m)
     return first;
 }
 
-/* Units needed for @n items in chunks of @chunk. */
-static size_t units_for(size_t n, size_t chunk)
+/* Units needed for the map's items. */
+static size_t units_for(const executor_map_t *m)
 {
-    return n / chunk + (n % chunk != 0);
+    if (m->chunk == 1)
+        return m->n;
+    size_t units = 0;
+    for (size_t i = 0; i < m->n; i += unit_items(m, i))
+        units++;
+    return units;
 }
 
-static executor_map_t *map_alloc(executor_t *ex, size_t n, const map_options_t *mo)
+static executor_map_t *map_alloc(executor_t *ex, const size_t *lens, size_t n,
+                                 const map_options_t *mo)
 {
     executor_map_t *m = calloc(1, sizeof(*m));
     if (!m)
         return NULL;
+    m->ex = ex;
+    m->lens = lens;
+    m->n = n;
     m->chunk = mo->chunksize > 1 && ex->ops->submit_chunk ? mo->chunksize : 1;
-    size_t units = units_for(n, m->chunk);
+    size_t units = units_for(m);
     m->cap = mo->buffersize && mo->buffersize < units ? mo->buffersize : units;
     /* No memory holds that many (and sanitizers abort on calloc's overflow). */
     if (m->cap > SIZE_MAX / sizeof(*m->ring)) {
@@ -225,26 +245,24 @@ static executor_map_t *map_new(executor_t *ex, task_fn fn, const void *const *ar
                                const size_t *arg_lens, size_t n, const map_options_t *mo,
                                void *owned)
 {
-    executor_map_t *m = map_alloc(ex, n, mo);
+    executor_map_t *m = map_alloc(ex, arg_lens, n, mo);
     if (!m) {
         free(owned);
         return cf_fail_null(FUT_ENOMEM);
     }
     cf_executor_ref(ex);
-    m->ex = ex;
     m->fn = fn;
     m->args = args;
-    m->lens = arg_lens;
-    m->n = n;
     m->owned = owned;
     m->deadline = mo->timeout > 0 ? cf_deadline_after(mo->timeout) : CF_NO_DEADLINE;
-    /* The first submit decides, as Python's eager submit would raise. */
-    int code = map_fill(m);
+    /* The first unit, alone, decides, as Python's eager submit would raise. */
+    int code = map_fill(m, 1);
     if (code == FUT_ESHUTDOWN || code == FUT_EBROKEN || code == FUT_ENOMEM ||
         code == FUT_ESYS) {
         executor_map_free(m);
         return cf_fail_null(code);
     }
+    map_fill(m, SIZE_MAX);
     return m;
 }
 
@@ -344,9 +362,8 @@ static void map_cancel_rest_unordered(executor_map_t *m)
 {
     /*
      * The last submitted first, as the ordered path does. Units are done and
-     * handed out in any order, so those in flight are sorted by number (a
-     * chunk that went item by item makes several units of one chunk's
-     * items); without memory for that, in ring order, all the same.
+     * handed out in any order, so those in flight are sorted by number;
+     * without memory for that, in ring order, all the same.
      */
     struct unit_no *order = m->cap ? calloc(m->cap, sizeof(*order)) : NULL;
     if (order) {
@@ -410,7 +427,7 @@ static void unit_done(executor_map_t *m)
     m->in_unit = 0;
     m->cursor = 0;
     m->res_known = false;
-    map_fill(m);
+    map_fill(m, SIZE_MAX);
 }
 
 /* The next answer of the current unit, whose result is known. */

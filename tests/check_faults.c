@@ -796,6 +796,85 @@ START_TEST(test_faults_timer_thread)
 }
 END_TEST
 
+/* ------------------------------------------------------------ maps */
+
+static _Atomic int map_runs;
+
+static void t_count(task_t *t)
+{
+    atomic_fetch_add(&map_runs, 1);
+    task_return_i64(t, 1);
+}
+
+/*
+ * The first unit of an eager map decides alone: when its submit fails for
+ * the whole executor (no worker thread could start), executor_map fails
+ * having run nothing. It used to submit every item first (about 20,000 of
+ * 20,000 ran) and then return NULL.
+ */
+START_TEST(test_faults_map_first_unit_decides)
+{
+    static const int items[20000];
+    atomic_store(&map_runs, 0);
+    executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_ptr_nonnull(ex);
+    fault_arm(FAULT_THREAD, 1, false); /* the pool's first worker */
+    executor_map_t *m = executor_map_array(ex, t_count, items, sizeof(items[0]),
+                                           sizeof(items) / sizeof(items[0]), NULL);
+    int e = errno;
+    long calls = fault_disarm();
+    ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+    ck_assert_ptr_null(m);
+    ck_assert_int_eq(e, -FUT_ESYS);
+    ck_assert_int_eq(atomic_load(&map_runs), 0);
+    ck_assert_int_eq(calls, 1); /* and nothing more was tried */
+    executor_free(ex);
+}
+END_TEST
+
+/*
+ * An eager process-pool map in chunks whose chunk fails (an allocation, at
+ * each call in turn): every item was still submitted at once, so after
+ * executor_shutdown(wait) each has its answer or its chunk's ENOMEM, never
+ * FUT_ESHUTDOWN (a failed chunk used to go out item by item, more units
+ * than the ring held, the rest only as results were read).
+ */
+START_TEST(test_faults_map_failed_chunk_is_eager)
+{
+    static const int64_t items[6] = {1, 2, 3, 4, 5, 6};
+    long n, calls = 0;
+    for (n = 1; n < 1000; n++) {
+        executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+        ck_assert_ptr_nonnull(ex);
+        future_t *warm = executor_submit(ex, t_count, NULL, 0); /* the worker exists */
+        ck_assert_int_eq(future_result(warm, T_LONG, NULL, NULL), 0);
+        future_unref(warm);
+        fault_arm(FAULT_ALLOC, n, false);
+        executor_map_t *m = executor_map_array(ex, t_count, items, sizeof(items[0]), 6,
+                                               &(map_options_t){.chunksize = 3});
+        int e = errno;
+        calls = fault_disarm();
+        ck_assert_int_eq(executor_shutdown(ex, true, false), 0);
+        if (!m) {
+            ck_assert_msg(e == ENOMEM, "call %ld: errno %d", n, e);
+        } else {
+            int rc, seen = 0;
+            while ((rc = executor_map_next(m, NULL, NULL)) != FUT_EOF) {
+                ck_assert_msg(rc == 0 || rc == FUT_ENOMEM, "call %ld, item %d: %s", n,
+                              seen, future_strerror(rc));
+                seen++;
+            }
+            ck_assert_int_eq(seen, 6);
+            executor_map_free(m);
+        }
+        executor_free(ex);
+        if (calls < n)
+            break;
+    }
+    ck_assert(n > 2);
+}
+END_TEST
+
 /* ------------------------------------------------------------ the shim */
 
 static void *noop(void *arg)
@@ -1620,6 +1699,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_faults_shim_kinds);
     tcase_add_test(tc, test_faults_timer_alloc);
     tcase_add_test(tc, test_faults_timer_thread);
+    tcase_add_test(tc, test_faults_map_first_unit_decides);
+    tcase_add_test(tc, test_faults_map_failed_chunk_is_eager);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("eintr");

@@ -118,6 +118,19 @@ static int pp_submit(executor_t *ex, struct cf_work *cw)
     return rc;
 }
 
+/* ops->chunk_fit: what pp_submit_chunk takes (the payload's bound, a 32-bit count). */
+static size_t pp_chunk_fit(const size_t *lens, size_t n)
+{
+    uint64_t total = 0;
+    size_t j = 0;
+    for (; j < n && j < UINT32_MAX; j++) {
+        total += CF_WIRE_ITEM_HDR + (uint64_t)(lens ? lens[j] : 0);
+        if (total > CF_WIRE_MAX_PAYLOAD / 2)
+            break;
+    }
+    return j ? j : 1;
+}
+
 /*
  * A map chunk as one task: the @n items args[j], lens[j] (NULL: all 0) are
  * encoded here into one CHUNK item block, the work item's argument, so that
@@ -232,6 +245,7 @@ static const struct cf_executor_ops process_pool_ops = {
     .work_size = sizeof(struct pp_work),
     .submit = pp_submit,
     .submit_chunk = pp_submit_chunk,
+    .chunk_fit = pp_chunk_fit,
     .chunk_next = cf_pp_chunk_next,
     .try_cancel = cf_pp_try_cancel,
     .request_stop = cf_pp_request_stop,
