@@ -564,6 +564,8 @@ int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_l
     executor_t *ex = w->ex;
     struct prep *p = prep_of(w);
     future_t *f = cf_work_future(w);
+    if (atomic_load(&p->phase) == PREP_CANCELLED)
+        return FUT_ECANCELLED; /* without waiting for room in max_queue */
     int rc = accepting(ex);
     if (rc == 0)
         rc = queue_enter(ex, nonblocking);
@@ -586,6 +588,7 @@ int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_l
     }
     atomic_store(&p->phase, PREP_SUBMITTED);
     TEST_PUSHED(ex);
+    CF_TEST_HOOK(cf_test_submitted_hook);
     return 0;
 }
 

@@ -17,9 +17,15 @@
  * between the first walk's look and its cancel (which then asks it to
  * stop) frees its worker only for members cancelled already, since workers
  * start tasks oldest first. A walk takes the tail, moves it to the head
- * marked with the walk's number and stops at the first node marked so; a
- * member that joins while the group is being cancelled cancels itself in
- * task_group_submit.
+ * marked with the walk's number and stops at the first node marked so.
+ *
+ * A member joins the list before its task reaches the executor: its task
+ * is prepared work (executor.h) until the submit, so a walk that finds it
+ * then cancels it for good and the submit sends nothing. A cancel that
+ * returned has thus reached every member whose submit was under way. A
+ * delayed member (submit_options_t.delay) is submitted first and joins
+ * after, cancelling itself if the group was cancelled meanwhile (its timer
+ * cannot have fired: it submits nothing to the executor until then).
  *
  * Locks: `mu` only; never held while a future is cancelled or a callback
  * runs (a member's done-callback takes it, so neither may be done under it).
@@ -38,6 +44,7 @@ struct member {
     struct task_group *g;       /* immutable */
     future_t *f;                /* a reference until done */
     int walk;                   /* the last cancel walk that visited it: mu */
+    bool joined;                /* in the list (member_join): mu */
 };
 
 struct task_group {
@@ -137,6 +144,13 @@ static void record_failure(task_group_t *g, future_t *f)
     g->first.message = g->first_msg ? g->first_msg : "";
 }
 
+/* Counts a member out of `live` (mu held). */
+static void leave_live(task_group_t *g)
+{
+    if (--g->live == 0)
+        pthread_cond_broadcast(&g->cv);
+}
+
 /* A member is done. The group is not touched after the last unlock: once
  * `live` is 0, task_group_free may free it. */
 static void member_done(future_t *f, void *ud)
@@ -156,8 +170,7 @@ static void member_done(future_t *f, void *ud)
     future_unref(m->f);
     free(m);
     pthread_mutex_lock(&g->mu);
-    if (--g->live == 0)
-        pthread_cond_broadcast(&g->cv);
+    leave_live(g);
     pthread_mutex_unlock(&g->mu);
 }
 
@@ -180,43 +193,115 @@ task_group_t *task_group_new(executor_t *ex, const task_group_options_t *o)
     return g;
 }
 
+/*
+ * A member whose submit failed with @rc (FUT_ECANCELLED: the group was
+ * cancelled) leaves, if it joined; no callback was added. As member_done:
+ * the reference goes before `live` does (task_group_free may then go on).
+ */
+static future_t *member_failed(task_group_t *g, struct member *m, void *cb, int rc)
+{
+    future_t *f = m->f;
+    future_cancel(f); /* prepared, never submitted: nobody else completes it */
+    future_unref(f);  /* the caller's */
+    pthread_mutex_lock(&g->mu);
+    bool joined = m->joined;
+    if (joined)
+        unlink_member(g, m);
+    pthread_mutex_unlock(&g->mu);
+    future_unref(f); /* the member's */
+    cf_future_cb_free(cb);
+    free(m);
+    if (joined) {
+        pthread_mutex_lock(&g->mu);
+        leave_live(g);
+        pthread_mutex_unlock(&g->mu);
+    }
+    return cf_fail_null(rc);
+}
+
+/* Joins @m (its future set) to @g unless @g was cancelled: false then. */
+static bool member_join(task_group_t *g, struct member *m)
+{
+    pthread_mutex_lock(&g->mu);
+    bool ok = !g->cancelled;
+    if (ok) {
+        g->live++;
+        link_tail(g, m);
+        m->joined = true;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return ok;
+}
+
+/* A member with a delay: submitted, then joined (the group's DESIGN). */
+static future_t *submit_delayed(task_group_t *g, struct member *m, void *cb,
+                                task_fn fn, const void *arg, size_t len,
+                                const submit_options_t *so)
+{
+    future_t *f = executor_submit_with(g->ex, fn, arg, len, so);
+    if (!f) {
+        int err = errno;
+        cf_future_cb_free(cb);
+        free(m);
+        errno = err;
+        return NULL;
+    }
+    m->f = future_ref(f);
+    if (!member_join(g, m)) {
+        future_cancel(f); /* a delayed task not yet due never reaches the executor */
+        future_unref(f);
+        cf_future_cb_free(cb);
+        free(m);
+        return f;
+    }
+    cf_future_add_done_callback_node(f, member_done, m, cb);
+    return f;
+}
+
 future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg, size_t len,
                             const submit_options_t *so)
 {
     if (!g || !cf_submit_args_ok(fn, arg, len, so)) /* before the group's state */
         return cf_fail_null(FUT_EINVAL);
+    submit_options_t def = {0};
+    if (!so)
+        so = &def;
     struct member *m = calloc(1, sizeof(*m));
     void *cb = m ? cf_future_cb_alloc() : NULL;
     if (!cb) {
         free(m);
         return cf_fail_null(FUT_ENOMEM);
     }
+    m->g = g;
     pthread_mutex_lock(&g->mu);
     bool refused = g->cancelled;
-    if (!refused)
-        g->live++;
     pthread_mutex_unlock(&g->mu);
-    future_t *f = refused ? cf_fail_null(FUT_ECANCELLED)
-                          : executor_submit_with(g->ex, fn, arg, len, so);
-    if (!f) {
-        int err = errno;
-        pthread_mutex_lock(&g->mu);
-        if (!refused && --g->live == 0)
-            pthread_cond_broadcast(&g->cv);
-        pthread_mutex_unlock(&g->mu);
+    if (!refused && so->delay > 0)
+        return submit_delayed(g, m, cb, fn, arg, len, so);
+    completion_queue_t *q = so->queue;
+    void *res = NULL;
+    struct cf_work *w = refused || (q && cf_queue_ops_of(q)->reserve(q, &res) < 0)
+                            ? NULL
+                            : cf_executor_prepare(g->ex, fn, so->timeout, 0);
+    if (!w) {
+        if (res)
+            cf_queue_ops_of(q)->unreserve(res);
         cf_future_cb_free(cb);
         free(m);
-        errno = err;
-        return NULL;
+        return cf_fail_null(refused ? FUT_ECANCELLED : FUT_ENOMEM);
     }
-    m->g = g;
-    m->f = future_ref(f);
-    pthread_mutex_lock(&g->mu);
-    link_tail(g, m);
-    bool late = g->cancelled; /* the cancel walks may have missed it */
-    pthread_mutex_unlock(&g->mu);
-    if (late)
-        future_cancel(f);
+    cf_work_set_priority(w, so->priority);
+    future_t *f = m->f = cf_work_future(w); /* the member's reference */
+    future_ref(f);                          /* the caller's */
+    int rc = member_join(g, m) ? cf_executor_submit_prepared(w, arg, len, so->nonblocking)
+                               : FUT_ECANCELLED;
+    if (rc < 0) {
+        if (q)
+            cf_queue_ops_of(q)->unreserve(res);
+        return member_failed(g, m, cb, rc);
+    }
+    if (q)
+        cf_queue_ops_of(q)->commit(q, f, res);
     cf_future_add_done_callback_node(f, member_done, m, cb);
     return f;
 }

@@ -524,6 +524,54 @@ START_TEST(test_group_free_cancels_and_waits)
 }
 END_TEST
 
+/*
+ * task_group_cancel while a task_group_submit is under way: the executor
+ * has the task (a test hook runs just after the pool took it), the cancel
+ * runs from the hook and returns, then the busy worker is freed. The task
+ * must have been cancelled by that cancel, not start after it returned (it
+ * did when the member joined the group only after the submit).
+ */
+extern void (*cf_test_submitted_hook)(void); /* lib/executor.c, test builds */
+static executor_t *hook_ex;
+static task_group_t *hook_group;
+
+static void cancel_group_in_submit(void)
+{
+    cf_test_submitted_hook = NULL;
+    ck_assert_int_eq(task_group_cancel(hook_group), 0);
+    atomic_store(&sh->gates[0], 1); /* the worker is free from now on */
+    /* One worker, oldest task first: a task left queued runs before this one. */
+    future_t *after = executor_submit(hook_ex, x_stamp, &plain, sizeof(plain));
+    ck_assert_int_eq(future_result(after, T_LONG, NULL, NULL), 0);
+    future_unref(after);
+}
+
+START_TEST(test_group_cancel_during_submit)
+{
+    shared_reset();
+    executor_t *ex = hook_ex = kind_new(_i, (executor_options_t){.max_workers = 1});
+    struct stamp_arg gated = {0, 0, -1, 0};
+    future_t *busy = executor_submit(ex, x_stamp, &gated, sizeof(gated));
+    int gi = 0;
+    ck_assert(eventually(gate_started, &gi, T_LONG));
+    task_group_t *g = hook_group = task_group_new(ex, NULL);
+    cf_test_submitted_hook = cancel_group_in_submit;
+    future_t *f = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL);
+    ck_assert_ptr_null(cf_test_submitted_hook); /* the hook ran */
+    ck_assert_ptr_nonnull(f);
+    ck_assert_msg(future_cancelled(f), "%s: the member outlived the group's cancel",
+                  ex_kinds[_i].name);
+    ck_assert_int_eq(atomic_load(&sh->runs), 2); /* busy and the hook's task only */
+    ck_assert_int_eq(task_group_wait(g, T_LONG, NULL), 0);
+    future_unref(f);
+    ck_assert_int_eq(future_result(busy, T_LONG, NULL, NULL), 0);
+    future_unref(busy);
+    task_group_free(g);
+    executor_free(ex);
+    ck_assert(no_children());
+}
+END_TEST
+
 START_TEST(test_group_args)
 {
     executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
@@ -957,6 +1005,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_group_cancel_queued_running_finished, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_on_failure, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_free_cancels_and_waits, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_group_cancel_during_submit, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_args, 0, N_EX_KINDS);
     tc = tcase(s, "stop");
     tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_EX_KINDS);
