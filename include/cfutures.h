@@ -1236,8 +1236,10 @@ CF_API void task_group_free(task_group_t *g);
  * Shuts @ex down and waits at most @timeout for its tasks (Java:
  * shutdown + awaitTermination, then shutdownNow; Python: shutdown with
  * gh-72165's timeout). As executor_shutdown(wait=true, @cancel_futures)
- * when every task ends in time: returns 0 with the workers joined. When
- * @timeout passes first, every task not started is cancelled and:
+ * when every task ends in time: returns 0 with the workers joined. A worker
+ * still in its initializer counts as a task that has not ended (also when
+ * cancel_futures left it no task). When @timeout passes first, every task
+ * not started is cancelled and:
  *  - a process pool sends SIGTERM to every worker (SIGKILL 0.2 s later to
  *    one still alive); each running task fails FUT_EWORKER (signal set);
  *    it returns FUT_ETIMEDOUT only after those tasks have failed and the

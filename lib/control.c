@@ -9,7 +9,9 @@
  * executor_shutdown_timed is executor_shutdown(wait=false) followed by a
  * wait on the executor's idle condition (executor.c: nothing queued or
  * running, signalled when a counter falls to 0 after shutdown) with a
- * deadline. In time, it joins the workers as shutdown(wait) does. Too late,
+ * deadline, then for the workers to exit (ops->join_until: one may still run
+ * its initializer when no task is left). In time, it joins the workers as
+ * shutdown(wait) does. Too late,
  * it cancels every task not started, and a kind that can kill (the process
  * pool) kills its workers and is joined, so the killed tasks have failed
  * before it returns; a thread pool's threads are left to finish (a thread
@@ -28,7 +30,8 @@ int executor_shutdown_timed(executor_t *ex, double timeout, bool cancel_futures)
         return FUT_EINVAL;
     int64_t deadline = cf_deadline_after(timeout);
     executor_shutdown(ex, false, cancel_futures);
-    if (cf_executor_wait_idle(ex, deadline) == 0) {
+    if (cf_executor_wait_idle(ex, deadline) == 0 &&
+        (!ex->ops->join_until || ex->ops->join_until(ex, deadline))) {
         cf_executor_join(ex);
         return 0;
     }

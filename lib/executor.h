@@ -210,6 +210,13 @@ struct cf_executor_ops {
     /* Waits until every worker has exited. Called once, never from a worker. */
     void (*join)(executor_t *ex);
     /*
+     * Optional: after shutdown, waits until every worker has exited (join
+     * then returns at once) or @deadline passed: true if they have. One
+     * stuck in an initializer holds it, though no task is left. A kind
+     * without it is joined without a limit (executor_shutdown_timed).
+     */
+    bool (*join_until)(executor_t *ex, int64_t deadline);
+    /*
      * Optional. executor_free was called from one of @ex's own threads
      * (cf_executor_free_later() is true from now on): the kind lets its
      * threads go, and its last thread calls cf_executor_self_free().

@@ -69,6 +69,19 @@ void cf_futex_wait_for(_Atomic uint32_t *addr, uint32_t expected, int64_t rel_ns
     futex_wait(addr, expected, &ts);
 }
 
+bool cf_futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline)
+{
+    if (deadline == CF_NO_DEADLINE) {
+        cf_futex_wait(addr, expected);
+        return true;
+    }
+    int64_t left = deadline - cf_now_ns();
+    if (left <= 0)
+        return false;
+    cf_futex_wait_for(addr, expected, left);
+    return true;
+}
+
 void cf_lock_slow(cf_lock_t *l)
 {
     /* Spin a little first: critical sections here are a few dozen cycles. */

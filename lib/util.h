@@ -34,6 +34,9 @@ void cf_futex_wake(_Atomic uint32_t *addr, int n);
 void cf_futex_wait(_Atomic uint32_t *addr, uint32_t expected);
 /* As cf_futex_wait, giving up after @rel_ns nanoseconds. */
 void cf_futex_wait_for(_Atomic uint32_t *addr, uint32_t expected, int64_t rel_ns);
+/* As cf_futex_wait until @deadline (cf_now_ns; CF_NO_DEADLINE: none); false,
+   without waiting, once it has passed. */
+bool cf_futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline);
 
 static inline void cf_lock(cf_lock_t *l)
 {

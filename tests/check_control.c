@@ -685,6 +685,40 @@ START_TEST(test_shutdown_timed_stuck_task)
 }
 END_TEST
 
+/* An initializer that waits on gate 1. */
+static void x_init_gated(task_t *t)
+{
+    (void)t;
+    atomic_store(&sh->started[1], 1);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&sh->gates[1]) && now_s() < end)
+        usleep(200);
+}
+
+/*
+ * A worker stuck in its initializer, its one task cancelled by
+ * cancel_futures: no task is left, but the worker is, so the call times
+ * out (and a process pool kills it) instead of waiting for the initializer
+ * (it returned 0 once the initializer did, however long that took).
+ */
+START_TEST(test_shutdown_timed_stuck_initializer)
+{
+    shared_reset();
+    executor_t *ex = kind_new(
+        _i, (executor_options_t){.max_workers = 1, .initializer = x_init_gated});
+    future_t *f = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+    ck_assert(eventually(gate_started, &(int){1}, T_LONG));
+    ck_assert_int_eq(executor_shutdown_timed(ex, 0.05, true), FUT_ETIMEDOUT);
+    ck_assert(future_cancelled(f));
+    if (_i == 1)
+        ck_assert(no_children()); /* killed before the call returned */
+    atomic_store(&sh->gates[1], 1);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 0);
+    future_unref(f);
+}
+END_TEST
+
 START_TEST(test_terminate_workers)
 {
     shared_reset();
@@ -1010,6 +1044,7 @@ Suite *make_suite(void)
     tc = tcase(s, "stop");
     tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_shutdown_timed_stuck_initializer, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_terminate_workers, 0, N_EX_KINDS);
     tc = tcase(s, "priority");
     tcase_add_loop_test(tc, test_priority_order, 0, N_EX_KINDS);

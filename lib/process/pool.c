@@ -206,6 +206,19 @@ static void pp_join(executor_t *ex)
     pthread_join(pp_of(ex)->manager, NULL);
 }
 
+/* The manager says it is done once every worker and the fork server are gone. */
+static bool pp_join_until(executor_t *ex, int64_t deadline)
+{
+    struct process_pool *p = pp_of(ex);
+    for (;;) {
+        uint32_t seen = atomic_load(&p->cancel_done); /* manager_exit bumps it */
+        if (atomic_load(&p->manager_done))
+            return true;
+        if (!cf_futex_wait_until(&p->cancel_done, seen, deadline))
+            return false;
+    }
+}
+
 static void pp_destroy(executor_t *ex)
 {
     struct process_pool *p = pp_of(ex);
@@ -252,6 +265,7 @@ static const struct cf_executor_ops process_pool_ops = {
     .shutdown = pp_shutdown,
     .kill_workers = cf_pp_kill_workers,
     .join = pp_join,
+    .join_until = pp_join_until,
     .destroy = pp_destroy,
     .stats = pp_stats,
     .set_max_workers = pp_set_max_workers,

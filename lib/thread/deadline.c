@@ -6,7 +6,8 @@
  * true at the same time, and whatever the task returns later is dropped. A
  * thread cannot be killed. The watcher runs the callbacks of the futures it
  * fails; it, or a worker, may be the last thread of a pool freed from
- * inside (cf_tp_self_free). The rest of the pool is in pool.c.
+ * inside (cf_tp_self_free), and it is joined last (cf_tp_join, with the
+ * workers). The rest of the pool is in pool.c.
  *
  * Locks, in order: `dl_mu` (watch list), then the pool `lock`:
  * cf_tp_watch_start counts the watcher thread it starts under both.
@@ -134,4 +135,41 @@ bool cf_tp_watch_quit(struct thread_pool *p)
     pthread_cond_signal(&p->dl_cv);
     pthread_mutex_unlock(&p->dl_mu);
     return started;
+}
+
+/* ---------------------------------------------------------- the end */
+
+/* Joins every worker, also one started after the stop (callbacks_begin), by
+   one not joined yet, at the list's head: rounds until the head stays. */
+void cf_tp_join(executor_t *ex)
+{
+    struct thread_pool *p = tp_of(ex);
+    struct tp_worker *done = NULL; /* this one and those after it are joined */
+    for (;;) {
+        cf_lock(&p->lock);
+        struct tp_worker *head = p->workers;
+        cf_unlock(&p->lock);
+        if (head == done)
+            break;
+        for (struct tp_worker *w = head; w != done; w = w->next)
+            pthread_join(w->thread, NULL);
+        done = head;
+    }
+    if (cf_tp_watch_quit(p))
+        pthread_join(p->dl_thread, NULL);
+}
+
+bool cf_tp_join_until(executor_t *ex, int64_t deadline)
+{
+    struct thread_pool *p = tp_of(ex);
+    for (;;) {
+        uint32_t seen = atomic_load(&p->gone_all);
+        cf_lock(&p->lock);
+        bool none = p->nworkers_alive == 0;
+        cf_unlock(&p->lock);
+        if (none)
+            return true;
+        if (!cf_futex_wait_until(&p->gone_all, seen, deadline))
+            return false;
+    }
 }

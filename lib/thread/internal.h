@@ -57,6 +57,7 @@ struct thread_pool {
     size_t max;                /* workers allowed now (max_workers, resized): lock */
     size_t nalive;             /* workers + watcher not yet exited: lock */
     size_t nworkers_alive;     /* workers not yet exited: lock */
+    _Atomic uint32_t gone_all; /* bumped when nworkers_alive falls to 0 (a futex) */
     size_t busy;               /* workers between a pop and their next take: lock */
     _Atomic size_t wakes;      /* wake-ups sent, not yet taken: written under lock */
     bool watchman;             /* a parked worker is the watchman: lock */
@@ -76,6 +77,11 @@ struct thread_pool {
     bool dl_started, dl_stop;  /* dl_mu */
     pthread_t dl_thread;       /* immutable once dl_started */
 };
+
+static inline struct thread_pool *tp_of(executor_t *ex)
+{
+    return (struct thread_pool *)ex;
+}
 
 /* Records whether another worker may start (called with the lock held). */
 static inline void cf_tp_note_full(struct thread_pool *p)
@@ -134,6 +140,10 @@ struct tp_worker *cf_tp_unlink_gone_locked(struct thread_pool *p);
 
 /* pool.c: the last thread of a pool freed from inside it frees it. */
 void cf_tp_self_free(struct thread_pool *p);
+/* ops->join: every worker, then the watcher. */
+void cf_tp_join(executor_t *ex);
+/* ops->join_until: until no worker is left (gone_all), or @deadline. */
+bool cf_tp_join_until(executor_t *ex, int64_t deadline);
 
 /* deadline.c */
 void cf_tp_watch_start(struct thread_pool *p, struct tp_worker *me, future_t *f,

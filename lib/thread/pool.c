@@ -115,11 +115,6 @@ void (*cf_test_tp_idle_hook)(void), (*cf_test_tp_leave_hook)(void);
 #define WATCH_LIMIT_NS WATCH_NS
 #endif
 
-static inline struct thread_pool *tp_of(executor_t *ex)
-{
-    return (struct thread_pool *)ex;
-}
-
 /* ---------------------------------------------------------- the queue */
 
 /* Wakes one parked worker (called after unlocking). */
@@ -433,6 +428,10 @@ static void *worker_main(void *arg)
         p->nworkers_alive--;
         cf_tp_note_full(p);
     }
+    if (p->nworkers_alive == 0) { /* tp_join_until (a thread's end: rare) */
+        atomic_fetch_add(&p->gone_all, 1);
+        cf_futex_wake(&p->gone_all, INT_MAX);
+    }
     /* Freed from inside: the watcher stays until no task can run any more. */
     bool quit = p->nworkers_alive == 0 && cf_executor_free_later(&p->base);
     bool last = --p->nalive == 0 && cf_executor_free_later(&p->base);
@@ -564,26 +563,6 @@ static void tp_shutdown(executor_t *ex, bool cancel_futures)
     cf_executor_drain_fifo(ex, &q, FUT_ECANCELLED, NULL, NULL);
 }
 
-/* Joins every worker, also one started after the stop (callbacks_begin), by
-   one not joined yet, at the list's head: rounds until the head stays. */
-static void tp_join(executor_t *ex)
-{
-    struct thread_pool *p = tp_of(ex);
-    struct tp_worker *done = NULL; /* this one and those after it are joined */
-    for (;;) {
-        cf_lock(&p->lock);
-        struct tp_worker *head = p->workers;
-        cf_unlock(&p->lock);
-        if (head == done)
-            break;
-        for (struct tp_worker *w = head; w != done; w = w->next)
-            pthread_join(w->thread, NULL);
-        done = head;
-    }
-    if (cf_tp_watch_quit(p))
-        pthread_join(p->dl_thread, NULL);
-}
-
 /*
  * The watcher stays while a task may run (their limits still fail them on
  * time): the last worker to leave tells it to go, or this call if none is
@@ -654,7 +633,8 @@ static int tp_set_max_workers(executor_t *ex, int n)
 static const struct cf_executor_ops thread_pool_ops = {
     .submit = tp_submit,
     .shutdown = tp_shutdown,
-    .join = tp_join,
+    .join = cf_tp_join,
+    .join_until = cf_tp_join_until,
     .free_later = tp_free_later,
     .destroy = tp_destroy,
     .stats = tp_stats,
