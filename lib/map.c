@@ -191,13 +191,13 @@ static int map_fill(executor_map_t *m, size_t limit)
     return first;
 }
 
-/* Units needed for the map's items. */
-static size_t units_for(const executor_map_t *m)
+/* Units needed for the map's items, counted up to @enough + 1 (0: all). */
+static size_t units_for(const executor_map_t *m, size_t enough)
 {
     if (m->chunk == 1)
         return m->n;
     size_t units = 0;
-    for (size_t i = 0; i < m->n; i += unit_items(m, i))
+    for (size_t i = 0; i < m->n && (!enough || units <= enough); i += unit_items(m, i))
         units++;
     return units;
 }
@@ -212,7 +212,7 @@ static executor_map_t *map_alloc(executor_t *ex, const size_t *lens, size_t n,
     m->lens = lens;
     m->n = n;
     m->chunk = mo->chunksize > 1 && ex->ops->submit_chunk ? mo->chunksize : 1;
-    size_t units = units_for(m);
+    size_t units = units_for(m, mo->buffersize);
     m->cap = mo->buffersize && mo->buffersize < units ? mo->buffersize : units;
     /* No memory holds that many (and sanitizers abort on calloc's overflow). */
     if (m->cap > SIZE_MAX / sizeof(*m->ring)) {
