@@ -5,13 +5,15 @@
  *
  *   $ ./poll_loop            type numbers; each one is squared on a pool
  *   3
- *   3^2 = 9 (task 1, 0.000 s)
+ *   task 1: 3^2 = 9
  *
  * Each line read from stdin is submitted to a thread pool, with a
  * continuation (future_then) that formats the answer and a timeout
  * (future_within) of 2 s; the finished future joins the queue at once
  * (then_options_t.submit.queue), so the loop hears of it through the fd.
  * A line "sleep N" makes a task that sleeps N seconds (N > 2 times out).
+ * A number's square must fit an int64, so |N| <= 3037000499; a line longer
+ * than the buffer is dropped, up to its newline.
  * EOF on stdin ends the loop once every answer came.
  */
 #include <cfutures.h>
@@ -51,18 +53,29 @@ static void describe(task_t *t)
     task_return_str(t, "%lld", (long long)*v);
 }
 
-/* Parses a line into @j; false if it is neither a number nor "sleep N". */
-static bool parse(const char *line, struct job *j)
+/* The largest |value| whose square fits an int64: floor(sqrt(INT64_MAX)). */
+#define MAX_ROOT 3037000499LL
+
+/*
+ * Parses a line into @j: 0, or -EINVAL if it is neither a number nor
+ * "sleep N", or -ERANGE if the number's square would not fit an int64.
+ */
+static int parse(const char *line, struct job *j)
 {
     char *end;
     if (strncmp(line, "sleep ", 6) == 0) {
         j->sleep_s = strtod(line + 6, &end);
         j->value = 0;
-        return end != line + 6;
+        return end != line + 6 ? 0 : -EINVAL;
     }
     j->sleep_s = 0;
+    errno = 0;
     j->value = strtoll(line, &end, 10);
-    return end != line && (*end == '\n' || *end == '\0');
+    if (end == line || (*end != '\n' && *end != '\0'))
+        return -EINVAL;
+    if (errno == ERANGE || j->value > MAX_ROOT || j->value < -MAX_ROOT)
+        return -ERANGE;
+    return 0;
 }
 
 /* Submits one job; its formatted answer joins @q when done or timed out. */
@@ -92,8 +105,14 @@ static int start_job(executor_t *ex, completion_queue_t *q, struct job *j)
 static int submit_line(executor_t *ex, completion_queue_t *q, const char *line, int *next_id)
 {
     struct job *j = calloc(1, sizeof(*j));
-    if (!j || !parse(line, j)) {
-        if (*line)
+    int bad = j ? parse(line, j) : -ENOMEM;
+    if (bad) {
+        if (bad == -ERANGE)
+            fprintf(stderr, "poll_loop: %s: out of range (|N| <= %lld, so N^2 fits int64)\n",
+                    line, MAX_ROOT);
+        else if (bad == -ENOMEM)
+            fprintf(stderr, "poll_loop: %s\n", strerror(ENOMEM));
+        else if (*line)
             fprintf(stderr, "poll_loop: a number or \"sleep N\", please\n");
         free(j);
         return 0;
@@ -142,7 +161,7 @@ int main(void)
         return 1;
     }
     int started = 0, answered = 0, next_id = 1;
-    bool input_open = true;
+    bool input_open = true, skipping = false; /* skipping: the rest of a long line */
     char buf[4096];
     size_t have = 0;
     while (input_open || answered < started) {
@@ -160,7 +179,8 @@ int main(void)
             if (n <= 0) {
                 input_open = false;
                 buf[have] = '\0';
-                started += submit_line(ex, q, buf, &next_id); /* a last line without \n */
+                if (!skipping) /* a last line without \n */
+                    started += submit_line(ex, q, buf, &next_id);
                 continue;
             }
             have += (size_t)n;
@@ -168,13 +188,21 @@ int main(void)
             char *line = buf, *nl;
             while ((nl = strchr(line, '\n'))) {
                 *nl = '\0';
-                started += submit_line(ex, q, line, &next_id);
+                if (skipping)
+                    skipping = false; /* the end of a line too long */
+                else
+                    started += submit_line(ex, q, line, &next_id);
                 line = nl + 1;
             }
             have = strlen(line);
+            if (have == sizeof(buf) - 1 && !skipping) {
+                fprintf(stderr, "poll_loop: a line longer than %zu bytes: dropped\n",
+                        sizeof(buf) - 2);
+                skipping = true;
+            }
+            if (skipping)
+                have = 0; /* a line too long: dropped up to its newline */
             memmove(buf, line, have);
-            if (have == sizeof(buf) - 1)
-                have = 0; /* a line too long: dropped */
         }
     }
     completion_queue_free(q);
