@@ -29,7 +29,9 @@
  *       (img01.png ..., 1200 to 1680 pixels wide, gradients) into DIR
  *   thumbnail_maker [-e process|thread] -o OUTDIR URL...
  *       URL may be http://, or file:// for images on disk; the thumbnails
- *       are OUTDIR/NAME_32.png, NAME_64.png and NAME_200.png.
+ *       are OUTDIR/NAME_32.png, NAME_64.png and NAME_200.png. OUTDIR is
+ *       made first if missing, as the original's os.makedirs(output_dir,
+ *       exist_ok=True); one that cannot be used stops it before any download.
  */
 #include "course.h"
 
@@ -37,6 +39,7 @@
 #include <getopt.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vips/vips.h>
 
@@ -189,6 +192,35 @@ static void write_thumbnail(task_t *t)
 }
 
 /* ---------------------------------------------------------------- main */
+
+/* os.makedirs(@dir, exist_ok=True), then a folder we can write in? 0, or -1
+ * with errno. */
+static int make_outdir(const char *dir)
+{
+    char path[4096];
+    struct stat st;
+    if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(path, 0777) != 0 && errno != EEXIST)
+        return -1;
+    if (stat(path, &st) != 0)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return access(path, W_OK | X_OK);
+}
 
 /* Runs @fn over @n arguments on @ex; puts each future in @out. */
 static int run_all(executor_t *ex, task_fn fn, const void *const *args,
@@ -371,6 +403,11 @@ int main(int argc, char **argv)
     if (!outdir || optind >= argc) {
         fprintf(stderr, "usage: thumbnail_maker [-e process|thread] -o OUTDIR URL...\n");
         return 2;
+    }
+    if (make_outdir(outdir) != 0) {
+        fprintf(stderr, "thumbnail_maker: cannot write thumbnails in %s: %s\n", outdir,
+                strerror(errno));
+        return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = make_thumbnails(kind, outdir, argv + optind, (size_t)(argc - optind));
