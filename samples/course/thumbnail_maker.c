@@ -29,7 +29,8 @@
  *       (img01.png ..., 1200 to 1680 pixels wide, gradients) into DIR
  *   thumbnail_maker [-e process|thread] -o OUTDIR URL...
  *       URL may be http://, or file:// for images on disk; the thumbnails
- *       are OUTDIR/NAME_32.png, NAME_64.png and NAME_200.png. OUTDIR is
+ *       are OUTDIR/NAME_32.png, NAME_64.png and NAME_200.png (two URLs
+ *       with one NAME are refused: see check_names). OUTDIR is
  *       made first if missing, as the original's os.makedirs(output_dir,
  *       exist_ok=True); one that cannot be used stops it before any download.
  */
@@ -257,6 +258,32 @@ static void stem(const char *url, char *out, size_t cap)
     snprintf(out, cap, "%.*s", (int)n, n ? b : "image");
 }
 
+/*
+ * Two URLs whose names have one stem ("a/img01.png" and "b/img01.jpg")
+ * would write the same thumbnails. The original saves each download under
+ * its file name in one folder, so there the second silently replaces the
+ * first; we keep its NAME_SIZE.png names and refuse, before any download.
+ * 0, or -1 said on stderr.
+ */
+static int check_names(char **urls, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        char a[256], b[256];
+        stem(urls[i], a, sizeof(a));
+        for (size_t k = 0; k < i; k++) {
+            stem(urls[k], b, sizeof(b));
+            if (strcmp(a, b) == 0) {
+                fprintf(stderr,
+                        "thumbnail_maker: %s and %s would both make %s_%d.png ...: "
+                        "give each image its own name\n",
+                        urls[k], urls[i], a, SIZES[0]);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
 static void unref_all(future_t **fs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -404,6 +431,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: thumbnail_maker [-e process|thread] -o OUTDIR URL...\n");
         return 2;
     }
+    if (check_names(argv + optind, (size_t)(argc - optind)) != 0)
+        return 2;
     if (make_outdir(outdir) != 0) {
         fprintf(stderr, "thumbnail_maker: cannot write thumbnails in %s: %s\n", outdir,
                 strerror(errno));
