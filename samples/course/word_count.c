@@ -21,7 +21,9 @@
  * file is blocking I/O, which a thread pool is for.) gather's ordered
  * results are executor_map: the iterator yields the counts in input order
  * while the files are read at once. count() counts matches that do not
- * overlap, as str.count does; lower() here is ASCII only.
+ * overlap, as str.count does; lower() here is ASCII only. A file that
+ * cannot be opened or read fails its item with the reason, as open() and
+ * read() raise in Python (a folder: IsADirectoryError, EISDIR from read).
  *
  * Usage: word_count [-w WORD] [-j WORKERS] FILE...   (WORD: "error")
  */
@@ -72,20 +74,40 @@ static void count_word_in_file(task_t *t)
         task_raise(t, e, "%s", strerror(e));
         return;
     }
-    /* content = await file.read(): the whole file, as the course does */
-    size_t size = (size_t)st.st_size, got = 0;
-    char *content = malloc(size ? size : 1);
-    while (content && got < size) {
-        ssize_t n = read(fd, content + got, size - got);
+    /*
+     * content = await file.read(): the whole file, as the course does, up
+     * to EOF; st_size is only a first guess (a pipe or a /proc file says 0).
+     */
+    size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536, got = 0;
+    char *content = NULL;
+    int e = 0;
+    for (;;) {
+        if (got == cap || !content) {
+            size_t more = content ? 2 * cap : cap;
+            char *p = realloc(content, more);
+            if (!p) {
+                e = ENOMEM;
+                break;
+            }
+            content = p;
+            cap = more;
+        }
+        ssize_t n = read(fd, content + got, cap - got);
         if (n == -1 && errno == EINTR)
             continue;
+        if (n == -1)
+            e = errno;
         if (n <= 0)
             break;
         got += (size_t)n;
     }
     close(fd);
-    if (!content) {
-        task_raise(t, ENOMEM, "out of memory for %zu bytes", size);
+    if (e) {
+        free(content);
+        if (e == ENOMEM)
+            task_raise(t, e, "out of memory after %zu bytes", got);
+        else
+            task_raise(t, e, "%s", strerror(e));
         return;
     }
     int64_t count = count_word(content, got, j->word);
@@ -142,7 +164,10 @@ int main(int argc, char **argv)
             memcpy(&c, data, sizeof(c));
             printf("File: %s, Count: %lld\n", jobs[i].path, (long long)c);
         } else {
-            fprintf(stderr, "File: %s: %s\n", jobs[i].path, future_strerror(r));
+            /* the task's own exception, as gather re-raises it */
+            const future_error_t *err = executor_map_error(counts);
+            fprintf(stderr, "File: %s: %s\n", jobs[i].path,
+                    err && err->message[0] ? err->message : future_strerror(r));
             rc = 1;
         }
     }
