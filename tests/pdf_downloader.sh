@@ -289,6 +289,12 @@ check_report "$W/report-stdout.out" "$dir" "/flaky/k3/f1040.pdf true 200 184320 
 run report-unwritable --report "$W/no/such/dir/r.jsonl" "$NG/f1040a.pdf"
 expect_rc 2; expect_err "cannot write the report to $W/no/such/dir/r.jsonl"
 
+# The report is opened (truncated) only once the other checks passed.
+echo keep > "$W/report-late.jsonl"
+run report-late --report "$W/report-late.jsonl" -o /proc/no/such "$NG/f1040a.pdf"
+expect_rc 2; expect_err "cannot use /proc/no/such as the output folder"
+[ "$(cat "$W/report-late.jsonl")" = keep ] || bad "the report was truncated"
+
 # --- -c, --continue ------------------------------------------------------------
 # expect_partial BYTES SOURCE: the folder holds exactly one resumable file,
 # the first BYTES bytes of SOURCE, and its sidecar; nothing else.

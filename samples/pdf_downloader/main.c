@@ -844,6 +844,13 @@ int main(int argc, char **argv)
         rc = usage_error("%s", "--base is too long");
         goto out;
     }
+    if (make_dirs(o.outdir) != 0) {
+        fprintf(stderr, PROG ": cannot use %s as the output folder: %s\n", o.outdir,
+                strerror(errno));
+        rc = 2;
+        goto out;
+    }
+    /* Opened (and so truncated) only once every other check passed. */
     hout = stdout;
     if (o.report_path && strcmp(o.report_path, "-") == 0) {
         report_out = stdout;
@@ -856,12 +863,6 @@ int main(int argc, char **argv)
             rc = 2;
             goto out;
         }
-    }
-    if (make_dirs(o.outdir) != 0) {
-        fprintf(stderr, PROG ": cannot use %s as the output folder: %s\n", o.outdir,
-                strerror(errno));
-        rc = 2;
-        goto out;
     }
     const char *tmp = getenv("TMPDIR");
     snprintf(claims, sizeof(claims), "%s/" PROG "-names-XXXXXX",
