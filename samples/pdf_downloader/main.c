@@ -760,7 +760,8 @@ static int run(const struct options *o, const struct urls *u, const char *claims
     }
     ex = make_executor(o);
     if (!ex) {
-        fprintf(stderr, PROG ": cannot start the executor: %s\n", strerror(errno));
+        /* errno holds a cfutures code (-FUT_E...): future_strerror names it */
+        fprintf(stderr, PROG ": cannot start the executor: %s\n", future_strerror(-errno));
         goto out;
     }
     if (atomic_load(&progress_on)) {
@@ -777,7 +778,7 @@ static int run(const struct options *o, const struct urls *u, const char *claims
             reqs[i] ? executor_submit(ex, pdfdl_download_task, reqs[i], lens[i]) : NULL;
         if (!f) {
             char why[128];
-            snprintf(why, sizeof(why), "cannot submit: %s", strerror(errno));
+            snprintf(why, sizeof(why), "cannot submit: %s", future_strerror(-errno));
             report_failure(u->v[i], why, &tot);
             atomic_fetch_add(&n_done, 1);
             continue;
@@ -797,10 +798,14 @@ static int run(const struct options *o, const struct urls *u, const char *claims
         future_unref(f);
     }
     if (!it)
-        fprintf(stderr, PROG ": as_completed_new: %s\n", strerror(errno));
+        fprintf(stderr, PROG ": as_completed_new: %s\n", future_strerror(-errno));
     complete = it != NULL;
     as_completed_free(it);
 out:
+    /* URLs that never ran or were never reported (no executor, no
+     * as_completed) failed too: the summary and exit status say so. */
+    if (tot.ok + tot.failed < n)
+        tot.failed = n - tot.ok;
     executor_free(ex);
     if (drawing) {
         atomic_store(&prog.stop, true);
