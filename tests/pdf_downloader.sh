@@ -159,6 +159,20 @@ ls -A "$dir" 2>/dev/null | grep -q '^\.pdf_downloader-' || bad "no temporary fil
 kill -INT "$pid"; wait "$pid"; rc=$?; err=$(cat "$W/interrupt.err")
 expect_rc 130; expect_err "interrupted: partial downloads removed"; expect_files
 
+# Its output's reader gone (prog | head) while a download stalls: SIGPIPE
+# cleans up as SIGTERM does, claims folder included; the status says SIGPIPE.
+cases=$((cases + 1)); case=sigpipe; dir=$W/out/sigpipe
+mkdir -p "$W/tmp-sigpipe"
+TMPDIR=$W/tmp-sigpipe python3 -c 'import os, subprocess, sys
+r, w = os.pipe(); os.close(r)  # a pipe nobody reads
+sys.exit(subprocess.run(sys.argv[1:], stdout=w).returncode)' \
+    "$prog" --executor "$PDFDL_EXECUTOR" --timeout 30 -o "$dir" \
+    "$F/stall/f1040sb.pdf" "$F/slow/f1040.pdf" 2>"$W/sigpipe.err"
+rc=$?; err=$(cat "$W/sigpipe.err")
+expect_rc 141; expect_err "interrupted: partial downloads removed"
+expect_files f1040.pdf=$W/www/f1040.pdf
+[ -z "$(ls -A "$W/tmp-sigpipe")" ] || bad "left in TMPDIR: $(ls -A "$W/tmp-sigpipe")"
+
 printf '# nothing here\n' > "$W/empty.txt"
 run empty-list -i "$W/empty.txt"
 expect_rc 0; expect_err "nothing to do"; expect_files

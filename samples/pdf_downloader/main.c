@@ -144,8 +144,9 @@ static void usage(FILE *f)
         "(at most 10), decoded so that they stay inside DIR; two URLs with one\n"
         "name give NAME.EXT and NAME.1.EXT. Without --no-clobber a file already\n"
         "there is replaced, but only by a complete, checked download.\n"
-        "Interrupted (Ctrl-C, SIGTERM, SIGHUP), it removes its partial files, or\n"
-        "with -c keeps the resumable ones and lists them; it exits 128+signal.\n"
+        "Interrupted (Ctrl-C, SIGTERM, SIGHUP, or SIGPIPE when its output is closed),\n"
+        "it removes its partial files, or with -c keeps the resumable ones and\n"
+        "lists them; it exits 128+signal.\n"
         "Exit status: 0 all downloaded, 1 some failed, 2 bad usage.\n",
         DEFAULT_WORKERS, DEFAULT_TIMEOUT, DEFAULT_RETRIES);
 }
@@ -491,6 +492,25 @@ static void report_failure(const char *url, const char *why, struct totals *tot)
 }
 
 /*
+ * Flushes @f (standard output, or the report) after the main thread wrote
+ * to it; call without out_lock. SIGPIPE is blocked in every thread (the
+ * signal thread takes it with sigwait), so a reader that went away
+ * (`pdf_downloader ... | head`) shows here as EPIPE: the signal goes to
+ * that thread, which removes the partial files and exits 128+SIGPIPE, as
+ * for SIGTERM. This thread waits for that exit.
+ */
+static void flush_output(FILE *f)
+{
+    if (fflush(f) == 0 && !ferror(f))
+        return;
+    if (errno == EPIPE) {
+        kill(getpid(), SIGPIPE);
+        for (;;)
+            pause();
+    }
+}
+
+/*
  * Writes @s as a JSON string: quotes, backslashes and control bytes escaped,
  * and each byte that is not part of valid UTF-8 written as U+FFFD, so that
  * every line of the report parses whatever bytes a URL or name holds.
@@ -561,7 +581,7 @@ static void report_line(const char *url, const struct options *opt,
     else
         json_string(f, o ? o->why : why);
     fputs("}\n", f);
-    fflush(f);
+    flush_output(f);
 }
 
 /* Prints one completed future's result, as the course's print(future.result()). */
@@ -613,8 +633,8 @@ static void report(future_t *f, const char *url, const struct options *o,
                 pdfdl_thousands(out.resumed_from, a, sizeof(a)));
     else
         fprintf(hout, "Finished downloading %s\n", out.name);
-    fflush(hout);
     pthread_mutex_unlock(&out_lock);
+    flush_output(hout);
 }
 
 static void print_summary(const struct totals *t, double secs)
@@ -683,10 +703,11 @@ static void keep_partials(const struct interrupt *in)
 }
 
 /*
- * Waits for SIGINT, SIGTERM or SIGHUP (blocked in every other thread), then
- * removes this run's temporary files and claims, so that an interrupted run
- * leaves no partial file behind (but, with -c, the resumable ones, which it
- * lists), and exits as the signal would.
+ * Waits for SIGINT, SIGTERM, SIGHUP or SIGPIPE (blocked in every other
+ * thread; output meeting a closed pipe is sent here: see flush_output),
+ * then removes this run's temporary files and claims, so that an
+ * interrupted run leaves no partial file behind (but, with -c, the
+ * resumable ones, which it lists), and exits as the signal would.
  */
 static void *interrupt_main(void *arg)
 {
@@ -722,6 +743,7 @@ static int start_interrupt_thread(struct interrupt *in)
     sigaddset(&in->set, SIGINT);
     sigaddset(&in->set, SIGTERM);
     sigaddset(&in->set, SIGHUP);
+    sigaddset(&in->set, SIGPIPE);
     if (pthread_sigmask(SIG_BLOCK, &in->set, NULL) != 0 ||
         pthread_create(&t, NULL, interrupt_main, in) != 0)
         return -1;
