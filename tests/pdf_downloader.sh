@@ -309,6 +309,16 @@ run report-late --report "$W/report-late.jsonl" -o /proc/no/such "$NG/f1040a.pdf
 expect_rc 2; expect_err "cannot use /proc/no/such as the output folder"
 [ "$(cat "$W/report-late.jsonl")" = keep ] || bad "the report was truncated"
 
+# Output lost (a full disk) is said, and the exit status is 1.
+if [ -w /dev/full ]; then
+    run report-full --report /dev/full "$NG/f1040a.pdf"
+    expect_rc 1; expect_err "cannot write the report to /dev/full: No space left on device"
+    cases=$((cases + 1)); case=stdout-full; dir=$W/out/$case
+    "$prog" --executor "$PDFDL_EXECUTOR" -o "$dir" "$NG/f1040a.pdf" >/dev/full 2>"$W/$case.err"
+    rc=$?; err=$(cat "$W/$case.err")
+    expect_rc 1; expect_err "cannot write to standard output: No space left on device"
+fi
+
 # --- -c, --continue ------------------------------------------------------------
 # expect_partial BYTES SOURCE: the folder holds exactly one resumable file,
 # the first BYTES bytes of SOURCE, and its sidecar; nothing else.

@@ -85,6 +85,10 @@ static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static FILE *hout;
 /* --report's stream, or NULL; written by the main thread only. */
 static FILE *report_out;
+static const char *report_name; /* its FILE, for messages */
+/* The first error (an errno) that lost what was written to standard output
+ * or to the report, 0 if none: the exit status is then 1. Main thread. */
+static int stdout_lost, report_lost;
 /* A progress line is drawn (`human` is a terminal, no -q); read by the
  * signal thread, so atomic. */
 static atomic_bool progress_on;
@@ -147,7 +151,8 @@ static void usage(FILE *f)
         "Interrupted (Ctrl-C, SIGTERM, SIGHUP, or SIGPIPE when its output is closed),\n"
         "it removes its partial files, or with -c keeps the resumable ones and\n"
         "lists them; it exits 128+signal.\n"
-        "Exit status: 0 all downloaded, 1 some failed, 2 bad usage.\n",
+        "Exit status: 0 all downloaded, 1 some failed or the output (or report)\n"
+        "could not be written, 2 bad usage.\n",
         DEFAULT_WORKERS, DEFAULT_TIMEOUT, DEFAULT_RETRIES);
 }
 
@@ -497,17 +502,32 @@ static void report_failure(const char *url, const char *why, struct totals *tot)
  * signal thread takes it with sigwait), so a reader that went away
  * (`pdf_downloader ... | head`) shows here as EPIPE: the signal goes to
  * that thread, which removes the partial files and exits 128+SIGPIPE, as
- * for SIGTERM. This thread waits for that exit.
+ * for SIGTERM. This thread waits for that exit. Any other error (a full
+ * disk) is said once per stream and makes the exit status 1; the
+ * downloads go on.
  */
 static void flush_output(FILE *f)
 {
     if (fflush(f) == 0 && !ferror(f))
         return;
-    if (errno == EPIPE) {
+    int e = errno ? errno : EIO; /* as the failed write left it */
+    if (e == EPIPE) {
         kill(getpid(), SIGPIPE);
         for (;;)
             pause();
     }
+    int *lost = f == stdout ? &stdout_lost : f == report_out ? &report_lost : NULL;
+    if (!lost || *lost) /* standard error (--report -): nowhere to say it */
+        return;
+    *lost = e;
+    pthread_mutex_lock(&out_lock);
+    clear_line_locked();
+    if (f == stdout)
+        fprintf(stderr, PROG ": cannot write to standard output: %s\n", strerror(e));
+    else
+        fprintf(stderr, PROG ": cannot write the report to %s: %s\n", report_name,
+                strerror(e));
+    pthread_mutex_unlock(&out_lock);
 }
 
 /*
@@ -884,6 +904,7 @@ int main(int argc, char **argv)
         hout = stderr;
     } else if (o.report_path) {
         report_out = fopen(o.report_path, "we");
+        report_name = o.report_path;
         if (!report_out) {
             fprintf(stderr, PROG ": cannot write the report to %s: %s\n", o.report_path,
                     strerror(errno));
@@ -922,11 +943,17 @@ int main(int argc, char **argv)
     pthread_mutex_unlock(&out_lock);
     remove_claims(claims);
 out:
-    if (report_out && report_out != stdout && fclose(report_out) != 0 && rc == 0) {
-        fprintf(stderr, PROG ": cannot write the report to %s: %s\n", o.report_path,
-                strerror(errno));
-        rc = 1;
+    if (report_out && report_out != stdout) {
+        flush_output(report_out);
+        if (fclose(report_out) != 0 && !report_lost) {
+            report_lost = errno;
+            fprintf(stderr, PROG ": cannot write the report to %s: %s\n", o.report_path,
+                    strerror(errno));
+        }
     }
+    flush_output(stdout); /* --help and --version too */
+    if ((stdout_lost || report_lost) && rc == 0)
+        rc = 1;
     free_urls(&u);
     return rc;
 }
