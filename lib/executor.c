@@ -289,9 +289,17 @@ static bool prep_try_cancel(void *extra, bool stop)
 
 static void prep_cancelled(void *extra, bool won)
 {
+    struct cf_work *w = extra;
+    int ph = atomic_load(&prep_of(w)->phase);
     /* Only a submitted task went through work_try_cancel (its reference). */
-    if (atomic_load(&prep_of(extra)->phase) == PREP_SUBMITTED)
+    if (ph == PREP_SUBMITTED)
         work_cancelled(extra, won);
+    /* Its submit may wait for room in max_queue (queue_enter): it is over. */
+    if (ph == PREP_CANCELLED && w->ex->opts.max_queue) {
+        pthread_mutex_lock(&w->ex->mu);
+        pthread_cond_broadcast(&w->ex->space_cv);
+        pthread_mutex_unlock(&w->ex->mu);
+    }
 }
 
 /* Started while its submit returns (a worker claimed it): wait, or it is lost. */
@@ -397,8 +405,12 @@ static void cancel_timed(executor_t *ex)
 
 /* ---------------------------------------------------------- submit */
 
-/* Reserves a queue slot: 0, FUT_EFULL, FUT_ESHUTDOWN or FUT_EBROKEN. */
-static int queue_enter(executor_t *ex, bool nonblocking)
+/*
+ * Reserves a queue slot: 0, FUT_EFULL, FUT_ESHUTDOWN or FUT_EBROKEN; for a
+ * prepared item (@phase, else NULL) FUT_ECANCELLED once it was cancelled
+ * while this waited for room (prep_cancelled wakes it).
+ */
+static int queue_enter(executor_t *ex, bool nonblocking, _Atomic int *phase)
 {
     if (ex->opts.max_queue == 0) {
         atomic_fetch_add(&mine(ex)->entered, 1);
@@ -413,6 +425,10 @@ static int queue_enter(executor_t *ex, bool nonblocking)
         }
         if (atomic_load(&ex->broken)) {
             rc = FUT_EBROKEN;
+            break;
+        }
+        if (phase && atomic_load(phase) == PREP_CANCELLED) {
+            rc = FUT_ECANCELLED;
             break;
         }
         if (count_queued(ex) < ex->opts.max_queue) {
@@ -513,7 +529,7 @@ future_t *cf_executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
     void *res = NULL;
     int rc = accepting(ex);
     if (rc == 0)
-        rc = queue_enter(ex, so && so->nonblocking);
+        rc = queue_enter(ex, so && so->nonblocking, NULL);
     if (rc < 0)
         return cf_fail_null(rc);
     struct cf_work *w = q && cf_queue_ops_of(q)->reserve(q, &res) < 0
@@ -535,7 +551,7 @@ future_t *cf_executor_submit_chunk(executor_t *ex, task_fn fn, const void *const
     assert(ex->ops->submit_chunk && n > 0);
     int rc = accepting(ex);
     if (rc == 0)
-        rc = queue_enter(ex, false);
+        rc = queue_enter(ex, false, NULL);
     if (rc < 0)
         return cf_fail_null(rc);
     struct cf_work *w = work_new(ex, fn, NULL, 0, 0);
@@ -564,11 +580,9 @@ int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_l
     executor_t *ex = w->ex;
     struct prep *p = prep_of(w);
     future_t *f = cf_work_future(w);
-    if (atomic_load(&p->phase) == PREP_CANCELLED)
-        return FUT_ECANCELLED; /* without waiting for room in max_queue */
     int rc = accepting(ex);
     if (rc == 0)
-        rc = queue_enter(ex, nonblocking);
+        rc = queue_enter(ex, nonblocking, &p->phase);
     if (rc < 0)
         return rc;
     int ph = PREP_WAITING;

@@ -145,6 +145,9 @@ static inline void cf_fifo_merge_prio(struct cf_work_fifo *dst, struct cf_work_f
         cf_fifo_push_prio(dst, w);
 }
 
+/* join_until's look, past its deadline, at whether an initializer still runs. */
+#define CF_JOIN_SLICE_NS (10 * (int64_t)1000000)
+
 struct cf_executor_ops {
     /* Bytes of the kind's work item (starts with struct cf_work); 0: cf_work. */
     size_t work_size;
@@ -210,10 +213,12 @@ struct cf_executor_ops {
     /* Waits until every worker has exited. Called once, never from a worker. */
     void (*join)(executor_t *ex);
     /*
-     * Optional: after shutdown, waits until every worker has exited (join
-     * then returns at once) or @deadline passed: true if they have. One
-     * stuck in an initializer holds it, though no task is left. A kind
-     * without it is joined without a limit (executor_shutdown_timed).
+     * Optional: after shutdown, once no task is left, waits until every
+     * worker has exited (join then returns at once): true. False if
+     * @deadline passed while a worker was still in its initializer (then
+     * it may never exit); workers merely on their way out are waited for
+     * past it (CF_JOIN_SLICE_NS at a time). A kind without it is joined
+     * without a limit (executor_shutdown_timed).
      */
     bool (*join_until)(executor_t *ex, int64_t deadline);
     /*

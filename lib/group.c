@@ -21,11 +21,13 @@
  *
  * A member joins the list before its task reaches the executor: its task
  * is prepared work (executor.h) until the submit, so a walk that finds it
- * then cancels it for good and the submit sends nothing. A cancel that
- * returned has thus reached every member whose submit was under way. A
- * delayed member (submit_options_t.delay) is submitted first and joins
- * after, cancelling itself if the group was cancelled meanwhile (its timer
- * cannot have fired: it submits nothing to the executor until then).
+ * then cancels it for good and the submit sends nothing (also one waiting
+ * for room in max_queue). A cancel that returned has thus reached every
+ * member whose submit was under way. A delayed member
+ * (submit_options_t.delay) is submitted first and joins after, cancelling
+ * itself if the group was cancelled meanwhile: its task reaches the
+ * executor only when the delay ends, so only a delay shorter than that gap
+ * (a few instructions) could let it start first.
  *
  * Locks: `mu` only; never held while a future is cancelled or a callback
  * runs (a member's done-callback takes it, so neither may be done under it).
@@ -234,9 +236,8 @@ static bool member_join(task_group_t *g, struct member *m)
 }
 
 /* A member with a delay: submitted, then joined (the group's DESIGN). */
-static future_t *submit_delayed(task_group_t *g, struct member *m, void *cb,
-                                task_fn fn, const void *arg, size_t len,
-                                const submit_options_t *so)
+static future_t *submit_delayed(task_group_t *g, struct member *m, void *cb, task_fn fn,
+                                const void *arg, size_t len, const submit_options_t *so)
 {
     future_t *f = executor_submit_with(g->ex, fn, arg, len, so);
     if (!f) {
@@ -278,23 +279,28 @@ future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg, size_t
     pthread_mutex_unlock(&g->mu);
     if (!refused && so->delay > 0)
         return submit_delayed(g, m, cb, fn, arg, len, so);
+    /* executor_submit_with's order: a shut-down executor before memory. */
+    int rc = refused                       ? FUT_ECANCELLED
+             : atomic_load(&g->ex->shut)   ? FUT_ESHUTDOWN
+             : atomic_load(&g->ex->broken) ? FUT_EBROKEN
+                                           : 0;
     completion_queue_t *q = so->queue;
     void *res = NULL;
-    struct cf_work *w = refused || (q && cf_queue_ops_of(q)->reserve(q, &res) < 0)
-                            ? NULL
-                            : cf_executor_prepare(g->ex, fn, so->timeout, 0);
+    struct cf_work *w = NULL;
+    if (rc == 0 && (!q || cf_queue_ops_of(q)->reserve(q, &res) == 0))
+        w = cf_executor_prepare(g->ex, fn, so->timeout, 0);
     if (!w) {
         if (res)
             cf_queue_ops_of(q)->unreserve(res);
         cf_future_cb_free(cb);
         free(m);
-        return cf_fail_null(refused ? FUT_ECANCELLED : FUT_ENOMEM);
+        return cf_fail_null(rc ? rc : FUT_ENOMEM);
     }
     cf_work_set_priority(w, so->priority);
     future_t *f = m->f = cf_work_future(w); /* the member's reference */
     future_ref(f);                          /* the caller's */
-    int rc = member_join(g, m) ? cf_executor_submit_prepared(w, arg, len, so->nonblocking)
-                               : FUT_ECANCELLED;
+    rc = member_join(g, m) ? cf_executor_submit_prepared(w, arg, len, so->nonblocking)
+                           : FUT_ECANCELLED;
     if (rc < 0) {
         if (q)
             cf_queue_ops_of(q)->unreserve(res);

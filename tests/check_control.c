@@ -572,6 +572,55 @@ START_TEST(test_group_cancel_during_submit)
 }
 END_TEST
 
+/* A member whose submit waits for room in a full max_queue. */
+static void *submit_member(void *arg)
+{
+    errno = 0;
+    future_t *f = task_group_submit(arg, x_stamp, &plain, sizeof(plain), NULL);
+    return f ? (void *)f : (void *)(intptr_t)errno;
+}
+
+static bool group_busy(void *g)
+{
+    return task_group_wait(g, 0, NULL) == FUT_ETIMEDOUT;
+}
+
+/*
+ * task_group_cancel reaches a member whose submit waits for room in
+ * max_queue: the submit returns ECANCELED at once and the group is done,
+ * while the queue is still full (it waited until a slot freed before).
+ */
+START_TEST(test_group_cancel_blocked_submit)
+{
+    shared_reset();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1, .max_queue = 1});
+    struct stamp_arg gated = {0, 0, -1, 0};
+    future_t *busy = executor_submit(ex, x_stamp, &gated, sizeof(gated));
+    ck_assert(eventually(gate_started, &(int){0}, T_LONG));
+    future_t *filler = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+    ck_assert_ptr_nonnull(filler);
+    task_group_t *g = task_group_new(ex, NULL);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, submit_member, g), 0);
+    ck_assert(eventually(group_busy, g, T_LONG)); /* it joined; its submit waits */
+    ck_assert_int_eq(task_group_cancel(g), 0);
+    ck_assert_int_eq(task_group_wait(g, T_LONG, NULL), 0);
+    void *r;
+    pthread_join(t, &r);
+    ck_assert_int_eq((intptr_t)r, ECANCELED);
+    ck_assert(!future_done(filler)); /* the queue was full all along */
+    atomic_store(&sh->gates[0], 1);
+    ck_assert_int_eq(future_result(filler, T_LONG, NULL, NULL), 0);
+    ck_assert_int_eq(future_result(busy, T_LONG, NULL, NULL), 0);
+    future_unref(filler);
+    future_unref(busy);
+    task_group_free(g);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 2);
+    ck_assert(no_children());
+}
+END_TEST
+
 START_TEST(test_group_args)
 {
     executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
@@ -623,6 +672,16 @@ static void x_stuck(task_t *t)
     task_return_i64(t, 3);
 }
 
+/* An initializer that waits on gate 1. */
+static void x_init_gated(task_t *t)
+{
+    (void)t;
+    atomic_store(&sh->started[1], 1);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&sh->gates[1]) && now_s() < end)
+        usleep(200);
+}
+
 START_TEST(test_shutdown_timed_in_time)
 {
     shared_reset();
@@ -642,6 +701,34 @@ START_TEST(test_shutdown_timed_in_time)
     ck_assert_int_eq(executor_shutdown_timed(ex, 0, false), 0); /* again */
     executor_free(ex);
     ck_assert_int_eq(executor_shutdown_timed(NULL, 1, false), FUT_EINVAL);
+}
+END_TEST
+
+/*
+ * Every task done, the workers idle (one with an initializer that
+ * returned): a zero timeout is in time too. The workers are on their way
+ * out, not stuck, so the call waits for them and returns 0 (it returned
+ * FUT_ETIMEDOUT, and a process pool killed them, when any live worker
+ * counted as stuck).
+ */
+START_TEST(test_shutdown_timed_idle_zero)
+{
+    for (int round = 0; round < 10; round++) {
+        shared_reset();
+        executor_options_t o = {.max_workers = 2};
+        if (round % 2)
+            o.initializer = x_init_gated, sh->gates[1] = 1;
+        executor_t *ex = kind_new(_i, o);
+        future_t *f = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+        ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), 0);
+        future_unref(f);
+        ck_assert_int_eq(executor_shutdown_timed(ex, 0, round % 4 < 2), 0);
+        executor_stats_t st;
+        executor_stats(ex, &st);
+        ck_assert_uint_eq(st.workers, 0);
+        ck_assert(no_children());
+        executor_free(ex);
+    }
 }
 END_TEST
 
@@ -684,16 +771,6 @@ START_TEST(test_shutdown_timed_stuck_task)
     future_unref(stuck);
 }
 END_TEST
-
-/* An initializer that waits on gate 1. */
-static void x_init_gated(task_t *t)
-{
-    (void)t;
-    atomic_store(&sh->started[1], 1);
-    double end = now_s() + T_LONG;
-    while (!atomic_load(&sh->gates[1]) && now_s() < end)
-        usleep(200);
-}
 
 /*
  * A worker stuck in its initializer, its one task cancelled by
@@ -1040,9 +1117,11 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_group_cancel_on_failure, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_free_cancels_and_waits, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_during_submit, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_group_cancel_blocked_submit, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_args, 0, N_EX_KINDS);
     tc = tcase(s, "stop");
     tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_shutdown_timed_idle_zero, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_initializer, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_terminate_workers, 0, N_EX_KINDS);

@@ -206,7 +206,20 @@ static void pp_join(executor_t *ex)
     pthread_join(pp_of(ex)->manager, NULL);
 }
 
-/* The manager says it is done once every worker and the fork server are gone. */
+/* A worker is still in its initializer (a seat of one that died there too). */
+static bool pp_initializing(struct process_pool *p)
+{
+    for (int s = 0; s < p->nseats; s++)
+        if (atomic_load(&p->seatw[s].flags) & CF_SEAT_INIT)
+            return true;
+    return false;
+}
+
+/*
+ * The manager says it is done once every worker and the fork server are
+ * gone. Past @deadline only a worker in its initializer makes it give up:
+ * the others are on their way out (they read the end of their pipe).
+ */
 static bool pp_join_until(executor_t *ex, int64_t deadline)
 {
     struct process_pool *p = pp_of(ex);
@@ -214,8 +227,11 @@ static bool pp_join_until(executor_t *ex, int64_t deadline)
         uint32_t seen = atomic_load(&p->cancel_done); /* manager_exit bumps it */
         if (atomic_load(&p->manager_done))
             return true;
-        if (!cf_futex_wait_until(&p->cancel_done, seen, deadline))
-            return false;
+        if (!cf_futex_wait_until(&p->cancel_done, seen, deadline)) {
+            if (pp_initializing(p))
+                return false;
+            cf_futex_wait_for(&p->cancel_done, seen, CF_JOIN_SLICE_NS);
+        }
     }
 }
 

@@ -91,8 +91,9 @@ struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
     fcntl(rp[0], F_SETPIPE_SZ, 1 << 20);
     pr->seat = seat;
     pr->spawn_gen = ++p->spawn_gen;
-    /* A new worker: not asleep, not leaving, no piped frame counted. */
-    atomic_store(&p->seatw[seat].flags, 0);
+    /* A new worker: not asleep, not leaving, no piped frame counted, its
+       initializer (if any) not run (pp_join_until). */
+    atomic_store(&p->seatw[seat].flags, p->wcfg.initializer ? CF_SEAT_INIT : 0);
     atomic_store(&p->seatw[seat].bound, 0);
     atomic_store(&p->seatw[seat].running, 0);
     if (cf_forkserver_spawn(p->fs_sock, seat, pr->spawn_gen, tp[0], rp[1]) < 0) {

@@ -184,6 +184,7 @@ static void run_initializer(struct wstate *w)
     cf_task_init(&t, NULL, c->initarg_len ? c->initarg : NULL, c->initarg_len,
                  CF_NO_DEADLINE);
     c->initializer(&t);
+    atomic_fetch_and(&c->seatw[w->seat].flags, ~CF_SEAT_INIT);
     if (t.answer == CF_ANSWER_ERROR) {
         cf_wk_answer_error(w, CF_WIRE_INITFAIL, 0, 0, t.err_code,
                            t.err_msg ? t.err_msg : "(no message)");

@@ -102,6 +102,7 @@ struct cf_ring {
 
 #define CF_SEAT_ASLEEP 1u
 #define CF_SEAT_QUIT 2u
+#define CF_SEAT_INIT 4u /* set at spawn, cleared once the initializer returned */
 /*
  * `running` is CF_RUN_WORD of the task this seat's worker runs, stored
  * before its claim and swapped for 0 when the task returns. A deadline's

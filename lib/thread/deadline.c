@@ -159,6 +159,8 @@ void cf_tp_join(executor_t *ex)
         pthread_join(p->dl_thread, NULL);
 }
 
+/* Past @deadline, only a worker in its initializer makes it give up: the
+   others are on their way out (shutdown woke them). */
 bool cf_tp_join_until(executor_t *ex, int64_t deadline)
 {
     struct thread_pool *p = tp_of(ex);
@@ -169,7 +171,10 @@ bool cf_tp_join_until(executor_t *ex, int64_t deadline)
         cf_unlock(&p->lock);
         if (none)
             return true;
-        if (!cf_futex_wait_until(&p->gone_all, seen, deadline))
-            return false;
+        if (!cf_futex_wait_until(&p->gone_all, seen, deadline)) {
+            if (atomic_load(&p->initializing) > 0)
+                return false;
+            cf_futex_wait_for(&p->gone_all, seen, CF_JOIN_SLICE_NS);
+        }
     }
 }

@@ -58,6 +58,7 @@ struct thread_pool {
     size_t nalive;             /* workers + watcher not yet exited: lock */
     size_t nworkers_alive;     /* workers not yet exited: lock */
     _Atomic uint32_t gone_all; /* bumped when nworkers_alive falls to 0 (a futex) */
+    _Atomic size_t initializing; /* workers in the initializer */
     size_t busy;               /* workers between a pop and their next take: lock */
     _Atomic size_t wakes;      /* wake-ups sent, not yet taken: written under lock */
     bool watchman;             /* a parked worker is the watchman: lock */

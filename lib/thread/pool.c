@@ -413,7 +413,10 @@ static void *worker_main(void *arg)
     struct thread_pool *p = me->pool;
     cf_executor_bind_thread(&p->base);
     cf_name_thread(p->base.name_prefix, p->id, me->index);
-    if (run_initializer(p)) {
+    atomic_fetch_add(&p->initializing, 1);
+    bool ready = run_initializer(p);
+    atomic_fetch_sub(&p->initializing, 1);
+    if (ready) {
         park_batch = cf_thread_is_other(); /* not if the initializer chose a policy */
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         struct cf_work *w;
