@@ -22,7 +22,8 @@ check_PROGRAMS = \
 	tests/check_blocks \
 	tests/check_errors \
 	tests/check_compose \
-	tests/check_control
+	tests/check_control \
+	tests/check_peers
 
 tests_check_future_SOURCES = tests/check_future.c $(TEST_COMMON)
 tests_check_future_CFLAGS = $(TEST_CFLAGS)
@@ -67,6 +68,10 @@ tests_check_compose_LDADD = $(TEST_LIBS)
 tests_check_control_SOURCES = tests/check_control.c $(TEST_COMMON)
 tests_check_control_CFLAGS = $(TEST_CFLAGS)
 tests_check_control_LDADD = $(TEST_HOOKS_LIBS)
+
+tests_check_peers_SOURCES = tests/check_peers.c $(TEST_COMMON)
+tests_check_peers_CFLAGS = $(TEST_CFLAGS)
+tests_check_peers_LDADD = $(TEST_LIBS)
 
 TESTS = $(check_PROGRAMS) tests/exports.sh tests/api-names.sh
 TESTS_ENVIRONMENT = top_srcdir='$(top_srcdir)' top_builddir='$(top_builddir)'; export top_srcdir top_builddir;
