@@ -129,21 +129,23 @@ awk -F'[:,] *' 'BEGIN { b = 1000 }
 run counter "$S/counter"; expect_rc 0; expect_out "Final count: 500000"
 
 # --- asyncio_port --------------------------------------------------------------------
+# The tasks start in the event loop's order (each waits for its turn), so the
+# start-up lines are exact; the rest follow the sleeps.
+fetching=$(printf 'Fetching data from https://example.%s\n' com org net)
 run asyncio-two "$S/asyncio_port" two; expect_rc 0
-expect_sorted "coroutine_1 is active on the event loop
+expect_out "coroutine_1 is active on the event loop
 coroutine_1 yielding control. Going to be blocked for 4 seconds
 coroutine_2 is active on the event loop
 coroutine_2 yielding control. Going to be blocked for 5 seconds
 coroutine_1 resumed. coroutine_1 exiting
 coroutine_2 resumed. coroutine_2 exiting
 [None, None]"
-before "coroutine_1 is active on the event loop" "coroutine_1 resumed. coroutine_1 exiting"
-before "coroutine_1 resumed. coroutine_1 exiting" "coroutine_2 resumed. coroutine_2 exiting"
-last_line "[None, None]"
 run asyncio-five "$S/asyncio_port" -s 7 five; expect_rc 0
-[ "$(head -n 1 "$W/$case.out")" = "Creating five tasks" ] || bad "first line: $out"
+[ "$(head -n 7 "$W/$case.out" | sed -E 's/^([0-4] sleeps for) [0-4]\.[0-9]{2} seconds$/\1/')" = \
+    "$(printf '%s\n' 'Creating five tasks' 'Sleeping after starting five tasks' \
+        '0 sleeps for' '1 sleeps for' '2 sleeps for' '3 sleeps for' '4 sleeps for')" ] ||
+    bad "start order: $out"
 last_line "Done five tasks"
-before "Creating five tasks" "Sleeping after starting five tasks"
 before "Sleeping after starting five tasks" "Waking and waiting for five tasks"
 for i in 0 1 2 3 4; do
     s=$(grep -E "^$i sleeps for [0-4]\.[0-9]{2} seconds$" "$W/$case.out") ||
@@ -153,15 +155,11 @@ for i in 0 1 2 3 4; do
 done
 [ "$(wc -l <"$W/$case.out")" -eq 14 ] || bad "not 14 lines: $out"
 run asyncio-gather "$S/asyncio_port" gather; expect_rc 0
-[ "$(tail -n 3 "$W/$case.out")" = "Data from https://example.com
-Data from https://example.org
-Data from https://example.net" ] || bad "gather order: $out"
-expect_sorted "$(printf 'Fetching data from https://example.%s\n' com org net)
+expect_out "$fetching
 $(printf 'Data from https://example.%s\n' com org net)"
 run asyncio-as-completed "$S/asyncio_port" as-completed; expect_rc 0
-[ "$(tail -n 3 "$W/$case.out")" = "Data from https://example.org
-Data from https://example.net
-Data from https://example.com" ] || bad "as_completed order: $out"
+expect_out "$fetching
+$(printf 'Data from https://example.%s\n' org net com)"
 
 # --- word_count ----------------------------------------------------------------------
 # Three log files of about 2 MB; the expected counts come from Python's own

@@ -5,7 +5,8 @@
  * in order, asyncio.wait becomes futures_wait(ALL_COMPLETED), as_completed
  * stays as_completed. An await in a coroutine that gives way to others is
  * a blocking call in a thread; the thread pool, not an event loop, lets
- * the others go on (PORTING.md, "asyncio").
+ * the others go on (PORTING.md, "asyncio"). Promises pass a turn from task
+ * to task so that the lines come in the event loop's order (see "Turns").
  *
  *   two            coroutine_1 and coroutine_2, gathered:
  *     async def coroutine_1():
@@ -47,18 +48,83 @@
 
 #define TICK 0.1 /* one course second */
 
+/*
+ * Turns. asyncio runs one coroutine at a time: a task created by main does
+ * not start until main awaits, and then the tasks run in creation order,
+ * each until its first await. A thread pool would run them all at once, in
+ * any order. So each task waits for its turn (a promise) before its first
+ * line and gives the next created task its turn at its first await; main
+ * gives the first turn where it awaits. Only the starts are ordered: a
+ * sleep shorter than the hand-offs (five's delay can be near 0) may end
+ * before a later task starts, where asyncio would start them all first.
+ * Waiting for the last task there could wait for ever on a pool short of
+ * threads (a waiting task keeps its thread; the last one is still queued).
+ */
+struct turn {
+    future_t *mine; /* set when this task may start */
+    future_t *next; /* set by this task at its first await */
+};
+
+/* A program's turns: f[0] is main's to give (the first task's turn), f[i]
+ * the one the i-th task gives. */
+struct turns {
+    future_t *f[6];
+    int n;
+};
+
+static struct turns new_turns(void)
+{
+    return (struct turns){.f = {future_new()}, .n = 1};
+}
+
+static void wait_turn(const struct turn *t)
+{
+    /* A NULL turn (future_new out of memory) returns at once. */
+    future_result(t->mine, FUT_FOREVER, NULL, NULL);
+}
+
+static void give_turn(future_t *turn)
+{
+    future_set_result(turn, NULL, 0, NULL);
+}
+
+/* create_task: fn starts when the task created before it awaits. A task
+ * whose submit failed would never give its turn: the next one is created
+ * to wait for the turn it would have had, so no wait is left without end. */
+static future_t *create_task(executor_t *ex, struct turns *ts, task_fn fn,
+                             const void *arg, struct turn *t)
+{
+    t->mine = ts->f[ts->n - 1];
+    t->next = future_new();
+    future_t *f = executor_submit(ex, fn, arg, 0);
+    if (f)
+        ts->f[ts->n++] = t->next;
+    else
+        future_unref(t->next);
+    return f;
+}
+
+static void free_turns(struct turns *ts)
+{
+    for (int i = 0; i < ts->n; i++)
+        future_unref(ts->f[i]);
+}
+
 struct coroutine {
     const char *name;
     int seconds;
+    struct turn turn;
 };
 
 static void coroutine(task_t *t)
 {
     const struct coroutine *c = task_arg(t, NULL);
+    wait_turn(&c->turn);
     /* One printf: the two lines stay together, as on an event loop. */
     printf("%s is active on the event loop\n"
            "%s yielding control. Going to be blocked for %d seconds\n",
            c->name, c->name, c->seconds);
+    give_turn(c->turn.next);
     course_sleep(c->seconds * TICK); /* await asyncio.sleep(4) */
     printf("%s resumed. %s exiting\n", c->name, c->name);
 }
@@ -73,10 +139,16 @@ static executor_t *loop(int workers)
 
 static int run_two(void)
 {
-    static const struct coroutine c1 = {"coroutine_1", 4}, c2 = {"coroutine_2", 5};
+    struct coroutine c[2] = {{"coroutine_1", 4, {0}}, {"coroutine_2", 5, {0}}};
     executor_t *ex = loop(2);
-    future_t *fs[2] = {executor_submit(ex, coroutine, &c1, 0),
-                       executor_submit(ex, coroutine, &c2, 0)};
+    struct turns ts = new_turns();
+    future_t *fs[2];
+    for (int i = 0; i < 2; i++)
+        fs[i] = create_task(ex, &ts, coroutine, &c[i], &c[i].turn);
+    /* gather: main awaits, and the coroutines start in order (Python
+     * 3.11 here; the notebook's older gather went through a set() and
+     * happened to start coroutine_2 first). */
+    give_turn(ts.f[0]);
     /* asyncio.gather: every result, in order; a coroutine returning
      * nothing gives None, an empty result here. */
     const char *results[2];
@@ -88,18 +160,22 @@ static int run_two(void)
     }
     printf("[%s, %s]\n", results[0], results[1]); /* the notebook echoes the value */
     executor_free(ex);
+    free_turns(&ts);
     return 0;
 }
 
 struct sleeper {
     int counter;
     double delay; /* random.random() * 5, drawn in the main thread */
+    struct turn turn;
 };
 
 static void random_sleep(task_t *t)
 {
     const struct sleeper *s = task_arg(t, NULL);
+    wait_turn(&s->turn);
     printf("%d sleeps for %.2f seconds\n", s->counter, s->delay);
+    give_turn(s->turn.next);
     course_sleep(s->delay * TICK);
     printf("%d awakens\n", s->counter);
 }
@@ -109,12 +185,14 @@ static int run_five(void)
     struct sleeper s[5];
     future_t *tasks[5];
     executor_t *ex = loop(5);
+    struct turns ts = new_turns();
     printf("Creating five tasks\n");
     for (int i = 0; i < 5; i++) {
         s[i] = (struct sleeper){.counter = i, .delay = drand48() * 5};
-        tasks[i] = executor_submit(ex, random_sleep, &s[i], 0);
+        tasks[i] = create_task(ex, &ts, random_sleep, &s[i], &s[i].turn);
     }
     printf("Sleeping after starting five tasks\n");
+    give_turn(ts.f[0]); /* yield from asyncio.sleep(2): the tasks' turn */
     course_sleep(2 * TICK);
     printf("Waking and waiting for five tasks\n");
     futures_wait(tasks, 5, FUT_FOREVER, FUTURES_ALL_COMPLETED, NULL, NULL, NULL, NULL);
@@ -122,18 +200,22 @@ static int run_five(void)
         future_unref(tasks[i]);
     printf("Done five tasks\n");
     executor_free(ex);
+    free_turns(&ts);
     return 0;
 }
 
 struct fetch {
     const char *url;
     int seconds; /* the simulated network delay */
+    struct turn turn;
 };
 
 static void fetch_data(task_t *t)
 {
     const struct fetch *f = task_arg(t, NULL);
+    wait_turn(&f->turn);
     printf("Fetching data from %s\n", f->url);
+    give_turn(f->turn.next);
     course_sleep(f->seconds * TICK); /* simulating network delay */
     task_return_str(t, "Data from %s", f->url);
 }
@@ -141,14 +223,16 @@ static void fetch_data(task_t *t)
 static int run_fetch(bool in_order)
 {
     /* gather waits 2 s for each; as_completed gets them in 3, 1, 2 s. */
-    const struct fetch urls[3] = {{"https://example.com", in_order ? 2 : 3},
-                                  {"https://example.org", in_order ? 2 : 1},
-                                  {"https://example.net", 2}};
+    struct fetch urls[3] = {{"https://example.com", in_order ? 2 : 3, {0}},
+                            {"https://example.org", in_order ? 2 : 1, {0}},
+                            {"https://example.net", 2, {0}}};
     future_t *tasks[3];
     int rc = 0;
     executor_t *ex = loop(3);
+    struct turns ts = new_turns();
     for (int i = 0; i < 3; i++)
-        tasks[i] = executor_submit(ex, fetch_data, &urls[i], 0); /* create_task */
+        tasks[i] = create_task(ex, &ts, fetch_data, &urls[i], &urls[i].turn);
+    give_turn(ts.f[0]); /* main awaits gather / as_completed */
     if (in_order) {
         for (int i = 0; i < 3; i++) { /* results = await asyncio.gather(*tasks) */
             const char *result = future_result_str(tasks[i], FUT_FOREVER);
@@ -169,6 +253,7 @@ static int run_fetch(bool in_order)
     for (int i = 0; i < 3; i++)
         future_unref(tasks[i]);
     executor_free(ex);
+    free_turns(&ts);
     return rc;
 }
 
