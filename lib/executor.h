@@ -464,7 +464,8 @@ void cf_executor_drain_fifo(executor_t *ex, struct cf_work_fifo *q, int status,
  * the caller (cf_work_tail; aligned for pointers and doubles).
  * The future has one reference (the caller's). The prepared item uses @ex's
  * memory: the caller holds a reference to @ex (cf_executor_ref) until the
- * future is done. NULL when out of memory.
+ * future is done and a cancel's hooks have returned (a done-callback that
+ * drops it comes after them: future.h). NULL when out of memory.
  */
 struct cf_work *cf_executor_prepare(executor_t *ex, task_fn fn, double limit,
                                     size_t tail);

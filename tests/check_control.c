@@ -31,6 +31,7 @@ struct shared {
     _Atomic int gates[N_GATES];
     _Atomic int started[N_GATES]; /* a gated run is waiting on that gate */
     _Atomic int norder;           /* x_label runs so far */
+    _Atomic int inits;            /* x_init_dies_later runs */
     int order[MAX_RUNS];          /* their labels, in start order */
     _Atomic int conc, conc_max;   /* x_label runs in progress, and the most */
     int64_t start[MAX_RUNS], end[MAX_RUNS];
@@ -711,6 +712,13 @@ END_TEST
  * FUT_ETIMEDOUT, and a process pool killed them, when any live worker
  * counted as stuck).
  */
+static bool none_running(void *ex)
+{
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    return st.running == 0 && st.queued == 0;
+}
+
 START_TEST(test_shutdown_timed_idle_zero)
 {
     for (int round = 0; round < 10; round++) {
@@ -722,6 +730,8 @@ START_TEST(test_shutdown_timed_idle_zero)
         future_t *f = executor_submit(ex, x_stamp, &plain, sizeof(plain));
         ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), 0);
         future_unref(f);
+        /* A thread pool counts the task out just after its result is out. */
+        ck_assert(eventually(none_running, ex, T_LONG));
         ck_assert_int_eq(executor_shutdown_timed(ex, 0, round % 4 < 2), 0);
         executor_stats_t st;
         executor_stats(ex, &st);
@@ -729,6 +739,43 @@ START_TEST(test_shutdown_timed_idle_zero)
         ck_assert(no_children());
         executor_free(ex);
     }
+}
+END_TEST
+
+/* An initializer whose worker dies in it, but the first one's. */
+static void x_init_dies_later(task_t *t)
+{
+    (void)t;
+    if (atomic_fetch_add(&sh->inits, 1) > 0)
+        _exit(3);
+}
+
+/*
+ * A process worker that died in its initializer is not one still in it: a
+ * zero timeout on the idle pool afterwards returns 0 (it timed out, and
+ * killed the live worker, while the dead one's seat still said "in its
+ * initializer").
+ */
+START_TEST(test_shutdown_timed_after_initializer_death)
+{
+    shared_reset();
+    executor_t *ex = kind_new(
+        1, (executor_options_t){.max_workers = 2, .initializer = x_init_dies_later});
+    struct stamp_arg gated = {0, 0, -1, 0};
+    future_t *a = executor_submit(ex, x_stamp, &gated, sizeof(gated));
+    ck_assert(eventually(gate_started, &(int){0}, T_LONG));
+    future_t *b = executor_submit(ex, x_stamp, &plain, sizeof(plain)); /* a 2nd worker */
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(b, T_LONG, &e), 0);
+    ck_assert(e && e->status == FUT_EWORKER && e->exit_status == 3);
+    atomic_store(&sh->gates[0], 1);
+    ck_assert_int_eq(future_result(a, T_LONG, NULL, NULL), 0);
+    ck_assert(eventually(none_running, ex, T_LONG));
+    ck_assert_int_eq(executor_shutdown_timed(ex, 0, false), 0);
+    future_unref(a);
+    future_unref(b);
+    executor_free(ex);
+    ck_assert(no_children());
 }
 END_TEST
 
@@ -1122,6 +1169,7 @@ Suite *make_suite(void)
     tc = tcase(s, "stop");
     tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_idle_zero, 0, N_EX_KINDS);
+    tcase_add_test(tc, test_shutdown_timed_after_initializer_death);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_initializer, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_terminate_workers, 0, N_EX_KINDS);

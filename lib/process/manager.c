@@ -341,6 +341,8 @@ void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
     bool broke = e.breaks && !e.expected;
     broke |= settle_cells(p, pr, suspect, &e);
     pr->finalized = true;
+    if (p->seats[pr->seat] == pr) /* dead: no initializer runs there (pp_join_until) */
+        atomic_fetch_and(&p->seatw[pr->seat].flags, ~CF_SEAT_INIT);
     rewake(p);
     bool spawn_failed = pr->spawn_err != 0;
     if (pr->ncells == 0)

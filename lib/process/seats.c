@@ -102,6 +102,7 @@ struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
            (a live server kills its workers and exits on that EOF). */
         shutdown(p->fs_sock, SHUT_RDWR);
         p->fs_gone = true;
+        atomic_fetch_and(&p->seatw[seat].flags, ~CF_SEAT_INIT); /* none started */
         goto fail;
     }
     close(tp[0]);

@@ -143,7 +143,8 @@ struct tp_worker *cf_tp_unlink_gone_locked(struct thread_pool *p);
 void cf_tp_self_free(struct thread_pool *p);
 /* ops->join: every worker, then the watcher. */
 void cf_tp_join(executor_t *ex);
-/* ops->join_until: until no worker is left (gone_all), or @deadline. */
+/* ops->join_until: until no worker is left (gone_all); false if @deadline
+   passed while one was in its initializer. */
 bool cf_tp_join_until(executor_t *ex, int64_t deadline);
 
 /* deadline.c */

@@ -336,7 +336,9 @@ static bool run_initializer(struct thread_pool *p)
         return true;
     struct task t;
     cf_task_init(&t, NULL, o->initarg, o->initarg_len, CF_NO_DEADLINE);
+    atomic_fetch_add(&p->initializing, 1); /* cf_tp_join_until */
     o->initializer(&t);
+    atomic_fetch_sub(&p->initializing, 1);
     if (t.answer != CF_ANSWER_ERROR) {
         cf_task_clear(&t);
         return true;
@@ -413,10 +415,7 @@ static void *worker_main(void *arg)
     struct thread_pool *p = me->pool;
     cf_executor_bind_thread(&p->base);
     cf_name_thread(p->base.name_prefix, p->id, me->index);
-    atomic_fetch_add(&p->initializing, 1);
-    bool ready = run_initializer(p);
-    atomic_fetch_sub(&p->initializing, 1);
-    if (ready) {
+    if (run_initializer(p)) {
         park_batch = cf_thread_is_other(); /* not if the initializer chose a policy */
         atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
         struct cf_work *w;
