@@ -1134,23 +1134,15 @@ START_TEST(test_resize_under_load)
 }
 END_TEST
 
-static TCase *tcase(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_set_timeout(tc, 60);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-
 Suite *make_suite(void)
 {
     Suite *s = suite_create("control");
-    TCase *tc = tcase(s, "delay");
+    TCase *tc = new_tcase(s, "delay");
     tcase_add_loop_test(tc, test_delay_never_early, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_delay_cancel_before_due, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_delay_shutdown_cancels, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_delay_joins_queue, 0, N_EX_KINDS);
-    tc = tcase(s, "schedule");
+    tc = new_tcase(s, "schedule");
     tcase_add_loop_test(tc, test_schedule_fixed_rate, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_schedule_fixed_delay, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_schedule_overrun_skips, 0, N_EX_KINDS);
@@ -1158,7 +1150,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_schedule_cancel_during_run, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_schedule_errors, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_schedule_shutdown_ends_it, 0, N_EX_KINDS);
-    tc = tcase(s, "group");
+    tc = new_tcase(s, "group");
     tcase_add_loop_test(tc, test_group_wait_all, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_queued_running_finished, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_on_failure, 0, N_EX_KINDS);
@@ -1166,18 +1158,18 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_group_cancel_during_submit, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_blocked_submit, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_args, 0, N_EX_KINDS);
-    tc = tcase(s, "stop");
+    tc = new_tcase(s, "stop");
     tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_idle_zero, 0, N_EX_KINDS);
     tcase_add_test(tc, test_shutdown_timed_after_initializer_death);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_initializer, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_terminate_workers, 0, N_EX_KINDS);
-    tc = tcase(s, "priority");
+    tc = new_tcase(s, "priority");
     tcase_add_loop_test(tc, test_priority_order, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_priority_default_after_lower, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_priority_delayed_and_then, 0, N_EX_KINDS);
-    tc = tcase(s, "resize");
+    tc = new_tcase(s, "resize");
     tcase_add_loop_test(tc, test_resize_up_and_down, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_resize_under_load, 0, N_EX_KINDS);
     return s;

@@ -2711,19 +2711,11 @@ static bool selected(const char *name)
             tcase_add_loop_test(tc, t, 0, N_EX_KINDS);                                   \
     } while (0)
 
-static TCase *tcase(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_set_timeout(tc, 60);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-
 Suite *make_suite(void)
 {
     Suite *s = suite_create("executor");
 
-    TCase *tc = tcase(s, "core");
+    TCase *tc = new_tcase(s, "core");
     kind_test(tc, test_executor_submit_result);
     kind_test(tc, test_executor_submit_args_unchanged);
     kind_test(tc, test_executor_shutdown_with_unconsumed_map);
@@ -2752,7 +2744,7 @@ Suite *make_suite(void)
     kind_test(tc, test_executor_as_completed);
     kind_test(tc, test_executor_futures_wait);
 
-    tc = tcase(s, "compose");
+    tc = new_tcase(s, "compose");
     kind_test(tc, test_executor_user_data_next_at);
     kind_test(tc, test_executor_then_chain);
     kind_test(tc, test_executor_then_failure_recovery);
@@ -2766,12 +2758,12 @@ Suite *make_suite(void)
     kind_test(tc, test_executor_map_unordered_timeout);
     kind_test(tc, test_executor_map_error);
 
-    tc = tcase(s, "errors");
+    tc = new_tcase(s, "errors");
     kind_test(tc, test_executor_max_workers_negative);
     kind_test(tc, test_executor_initializer_fails);
     kind_test(tc, test_executor_initializer_fails_wakes_blocked_submit);
 
-    tc = tcase(s, "limits");
+    tc = new_tcase(s, "limits");
     kind_test(tc, test_executor_map_buffersize_no_consumer);
     kind_test(tc, test_executor_map_buffersize_refill);
     kind_test(tc, test_executor_submit_deadline);
@@ -2782,7 +2774,7 @@ Suite *make_suite(void)
     kind_test(tc, test_executor_max_queue_running_not_counted);
     kind_test(tc, test_executor_stats);
 
-    tc = tcase(s, "concurrency");
+    tc = new_tcase(s, "concurrency");
     kind_test(tc, test_executor_start_order_mixed_lengths);
     kind_test(tc, test_executor_shutdown_from_callback);
     kind_test(tc, test_executor_submit_from_callback_chains);

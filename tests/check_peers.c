@@ -983,33 +983,25 @@ START_TEST(test_peers_quiet_stderr)
 }
 END_TEST
 
-static TCase *tcase(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_set_timeout(tc, 60);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-
 Suite *make_suite(void)
 {
     Suite *s = suite_create("peers");
-    TCase *tc = tcase(s, "core");
+    TCase *tc = new_tcase(s, "core");
     tcase_add_test(tc, test_peers_idle_process_reuse_one);
     tcase_add_test(tc, test_peers_idle_process_reuse_multiple);
     tcase_add_test(tc, test_peers_processes_terminate);
     tcase_add_loop_test(tc, test_peers_deadline_callback, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_peers_frame_lookalike_result, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_peers_quiet_stderr, 0, N_EX_KINDS);
-    tc = tcase(s, "recycling");
+    tc = new_tcase(s, "recycling");
     tcase_add_test(tc, test_peers_max_tasks_early_shutdown);
     tcase_add_test(tc, test_peers_free_during_recycle);
     tcase_add_loop_test(tc, test_peers_shutdown_nowait_max_tasks, 0, 2);
-    tc = tcase(s, "terminate");
+    tc = new_tcase(s, "terminate");
     tcase_add_test(tc, test_peers_kill_workers);
     tcase_add_test(tc, test_peers_terminate_broken_pool);
     tcase_add_test(tc, test_peers_terminate_not_started);
-    tc = tcase(s, "deaths");
+    tc = new_tcase(s, "deaths");
     tcase_add_loop_test(tc, test_peers_exit42, 0, 2);
     tcase_add_loop_test(tc, test_peers_sigterm_busy, 0, 2);
     tcase_add_loop_test(tc, test_peers_death_mid_map, 0, 2);

@@ -1540,14 +1540,6 @@ END_TEST
 
 /* ================================================================ suite */
 
-static TCase *tcase(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-    tcase_set_timeout(tc, 60);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-
 /*
  * future_cancel on a queued task whose done-callback frees the executor:
  * the cancel's own bookkeeping must not touch the freed executor (ASan).
@@ -1631,7 +1623,7 @@ Suite *make_suite(void)
 {
     Suite *s = suite_create("thread_pool");
 
-    TCase *tc = tcase(s, "core");
+    TCase *tc = new_tcase(s, "core");
     tcase_add_test(tc, test_thread_pool_lazy_threads);
     tcase_add_test(tc, test_thread_pool_passes_pointer);
     tcase_add_test(tc, test_thread_pool_idle_thread_reuse);
@@ -1646,7 +1638,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_thread_names_default);
     tcase_add_test(tc, test_thread_pool_workers_batch_policy);
 
-    tc = tcase(s, "limits");
+    tc = new_tcase(s, "limits");
     tcase_add_test(tc, test_thread_pool_default_max_workers);
     tcase_add_test(tc, test_thread_pool_saturation);
     tcase_add_test(tc, test_thread_pool_idle_worker_takes_task_behind_busy);
@@ -1660,7 +1652,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_deadline_while_running);
     tcase_add_test(tc, test_thread_pool_deadline_rounds);
 
-    tc = tcase(s, "concurrency");
+    tc = new_tcase(s, "concurrency");
     tcase_add_test(tc, test_thread_pool_cancel_running_requests_stop);
     tcase_add_test(tc, test_thread_pool_fork_from_task);
     tcase_add_test(tc, test_thread_pool_fork_while_busy);

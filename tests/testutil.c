@@ -333,3 +333,11 @@ executor_t *kind_new(int k, executor_options_t o)
     ck_assert_msg(ex != NULL, "%s: executor_new failed: errno %d", ex_kinds[k].name, errno);
     return ex;
 }
+
+TCase *new_tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+    return tc;
+}

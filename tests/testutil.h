@@ -80,6 +80,9 @@ void sleep_s(double secs);
 /* Spins (yielding) until pred(arg) is true or @timeout passes. */
 bool eventually(bool (*pred)(void *), void *arg, double timeout);
 
+/* A new TCase of @s named @name, with a 60 s timeout (CK_TIMEOUT_MULTIPLIER scales it). */
+TCase *new_tcase(Suite *s, const char *name);
+
 /* The calling thread's kernel id (gettid). */
 pid_t self_tid(void);
 /*
