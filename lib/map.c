@@ -111,6 +111,7 @@ static future_t *failed_future(int code)
 /* Submits item @i alone; a submit that fails becomes a failed future. */
 static struct map_unit submit_item(executor_map_t *m, size_t i, int *code)
 {
+    assert(m->args && i < m->n); /* n > 0 items: executor_map checked args */
     future_t *f = executor_submit(m->ex, m->fn, m->args[i], m->lens ? m->lens[i] : 0);
     *code = f ? 0 : -errno;
     if (!f)

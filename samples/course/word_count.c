@@ -78,12 +78,17 @@ static void count_word_in_file(task_t *t)
      * content = await file.read(): the whole file, as the course does, up
      * to EOF; st_size is only a first guess (a pipe or a /proc file says 0).
      */
-    size_t cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536, got = 0;
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 ? (size_t)st.st_size + 1 : 65536;
+    size_t got = 0;
     char *content = NULL;
     int e = 0;
     for (;;) {
         if (got == cap || !content) {
-            size_t more = content ? 2 * cap : cap;
+            if (content && cap > SIZE_MAX / 2) {
+                e = ENOMEM;
+                break;
+            }
+            size_t more = content ? 2 * cap : cap; /* never 0: realloc would free */
             char *p = realloc(content, more);
             if (!p) {
                 e = ENOMEM;
