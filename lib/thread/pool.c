@@ -430,7 +430,7 @@ static void *worker_main(void *arg)
         p->nworkers_alive--;
         cf_tp_note_full(p);
     }
-    if (p->nworkers_alive == 0) { /* tp_join_until (a thread's end: rare) */
+    if (p->nworkers_alive == 0) { /* cf_tp_join_until (a thread's end: rare) */
         atomic_fetch_add(&p->gone_all, 1);
         cf_futex_wake(&p->gone_all, INT_MAX);
     }
