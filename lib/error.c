@@ -15,15 +15,21 @@ struct err_block {
     char msg[];
 };
 
-/* Used when even the error block cannot be allocated: the outcome is kept. */
+/*
+ * Used when even the error block cannot be allocated: the outcome is kept,
+ * and its status (header): one entry for every FUT_* code, since futures
+ * fail with any of them (future_within FUT_ETIMEDOUT, a futures_all set
+ * running FUT_ECANCELLED, a refused continuation FUT_EFULL or FUT_EINVAL).
+ */
+#define OOM_MSG "(no memory for the error message)"
 static const future_error_t oom_errors[] = {
-    {FUT_ETASK, 0, "(no memory for the error message)", -1, 0},
-    {FUT_EBROKEN, 0, "(no memory for the error message)", -1, 0},
-    {FUT_EWORKER, 0, "(no memory for the error message)", -1, 0},
-    {FUT_EDEADLINE, 0, "(no memory for the error message)", -1, 0},
-    {FUT_ESYS, 0, "(no memory for the error message)", -1, 0},
-    {FUT_ENOMEM, 0, "(no memory for the error message)", -1, 0},
-    {FUT_ESHUTDOWN, 0, "(no memory for the error message)", -1, 0},
+    {FUT_ETASK, 0, OOM_MSG, -1, 0},      {FUT_EBROKEN, 0, OOM_MSG, -1, 0},
+    {FUT_EWORKER, 0, OOM_MSG, -1, 0},    {FUT_EDEADLINE, 0, OOM_MSG, -1, 0},
+    {FUT_ESYS, 0, OOM_MSG, -1, 0},       {FUT_ENOMEM, 0, OOM_MSG, -1, 0},
+    {FUT_ESHUTDOWN, 0, OOM_MSG, -1, 0},  {FUT_ETIMEDOUT, 0, OOM_MSG, -1, 0},
+    {FUT_ECANCELLED, 0, OOM_MSG, -1, 0}, {FUT_EINVAL, 0, OOM_MSG, -1, 0},
+    {FUT_EFULL, 0, OOM_MSG, -1, 0},      {FUT_ESTATE, 0, OOM_MSG, -1, 0},
+    {FUT_EOF, 0, OOM_MSG, -1, 0},
 };
 
 #define N_OOM (sizeof(oom_errors) / sizeof(oom_errors[0]))

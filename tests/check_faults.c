@@ -796,6 +796,39 @@ START_TEST(test_faults_timer_thread)
 }
 END_TEST
 
+/*
+ * With no memory at all for an error, the status stands (header,
+ * future_error_t): a timeout of future_within stays FUT_ETIMEDOUT, and a
+ * cancelled input of a futures_all set running stays FUT_ECANCELLED. Both
+ * came out FUT_ETASK: the fallback errors covered only some statuses.
+ */
+START_TEST(test_faults_error_status_stands)
+{
+    future_t *p = future_new();
+    future_t *r = future_within(p, 0.001, false);
+    ck_assert_ptr_nonnull(r);
+    fault_arm(FAULT_ALLOC, 1, true); /* every allocation fails from now on */
+    int rc = future_result(r, T_LONG, NULL, NULL);
+    fault_disarm();
+    ck_assert_msg(rc == FUT_ETIMEDOUT, "within: %s", future_strerror(rc));
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(r, 0, &e), 0);
+    ck_assert_int_eq(e->status, FUT_ETIMEDOUT);
+    future_unref(r);
+
+    future_t *all = futures_all(&p, 1, NULL);
+    ck_assert_int_eq(future_set_running_or_notify_cancel(all), 1);
+    fault_arm(FAULT_ALLOC, 1, true);
+    bool cancelled = future_cancel(p);
+    fault_disarm();
+    ck_assert(cancelled);
+    rc = future_result(all, T_LONG, NULL, NULL);
+    ck_assert_msg(rc == FUT_ECANCELLED, "all: %s", future_strerror(rc));
+    future_unref(all);
+    future_unref(p);
+}
+END_TEST
+
 /* ------------------------------------------------------------ maps */
 
 static _Atomic int map_runs;
@@ -1699,6 +1732,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_faults_shim_kinds);
     tcase_add_test(tc, test_faults_timer_alloc);
     tcase_add_test(tc, test_faults_timer_thread);
+    tcase_add_test(tc, test_faults_error_status_stands);
     tcase_add_test(tc, test_faults_map_first_unit_decides);
     tcase_add_test(tc, test_faults_map_failed_chunk_is_eager);
     suite_add_tcase(s, tc);
