@@ -981,6 +981,10 @@ CF_API const future_error_t *task_prev_error(const task_t *t);
  * Returns a new reference; NULL with errno EINVAL (NULL @fs with n > 0, a
  * NULL entry) or ENOMEM (then no input was touched: every callback's memory
  * is taken before the first is added). Threads: any; never blocks.
+ * Restrictions: an input that is never completed (a promise dropped unset)
+ * holds the combination's memory (about 64 bytes, and a callback node and a
+ * pointer an input) for good, even once the outcome is known, as for
+ * future_then: its callback never runs.
  */
 CF_API future_t *futures_all(future_t *const *fs, size_t n, const combine_options_t *o);
 
