@@ -1363,6 +1363,138 @@ START_TEST(test_process_pool_death_before_start)
 }
 END_TEST
 
+/* arg: anything. Counts the run: a task whose frame was bad must never run. */
+static void t_count_run(task_t *t)
+{
+    atomic_fetch_add(&shm->started, 1);
+    task_return_i64(t, 1);
+}
+
+/*
+ * A pool of 2 workers with the worker test hooks on (worker.c), in death
+ * mode @breaks (FUT_WORKER_BREAK_POOL) or RESPAWN; the fork server's pid in
+ * *fs.
+ */
+static executor_t *hooked_pool(bool breaks, pid_t *fs)
+{
+    setenv("CFUTURES_TEST_HOOKS", "1", 1);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){
+        .max_workers = 2,
+        .on_worker_death = breaks ? FUT_WORKER_BREAK_POOL : FUT_WORKER_RESPAWN});
+    unsetenv("CFUTURES_TEST_HOOKS");
+    ck_assert_ptr_nonnull(ex);
+    *fs = fs_pid_of(ex);
+    return ex;
+}
+
+/*
+ * Submits t_count_run over an argument that starts with the hook's @mark:
+ * @piped, 2 MiB (a frame in a worker's pipe); else 32 bytes (the shared
+ * queue: the task's slot).
+ */
+static future_t *submit_marked(executor_t *ex, const char *mark, bool piped)
+{
+    size_t len = piped ? (size_t)2 << 20 : 32;
+    char *arg = calloc(1, len);
+    ck_assert_ptr_nonnull(arg);
+    memcpy(arg, mark, 14);
+    future_t *f = executor_submit(ex, t_count_run, arg, len);
+    free(arg);
+    ck_assert_ptr_nonnull(f);
+    return f;
+}
+
+/*
+ * After @err, a worker's death: the task never ran; RESPAWN, the pool goes
+ * on and the next task runs on a new worker (not the pid the message names);
+ * BREAK_POOL, the pool is broken and refuses submits. Frees @ex.
+ */
+static void after_decode_death(executor_t *ex, const future_error_t *err, bool breaks,
+                               pid_t fs)
+{
+    const char *at = strstr(err->message, "worker pid ");
+    ck_assert_msg(at != NULL, "%s", err->message);
+    pid_t dead = (pid_t)atoi(at + strlen("worker pid "));
+    ck_assert_int_gt(dead, 0);
+    ck_assert_int_eq(atomic_load(&shm->started), 0); /* nothing ran it */
+    executor_stats_t st;
+    if (breaks) {
+        executor_stats(ex, &st); /* marked broken before any future failed */
+        ck_assert(st.broken);
+        errno = 0;
+        ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 0));
+        ck_assert_int_eq(errno, -FUT_EBROKEN);
+    } else {
+        future_t *f = executor_submit(ex, t_pid, NULL, 0);
+        ck_assert_ptr_nonnull(f);
+        pid_t pid = (pid_t)result_i64(f);
+        ck_assert_int_ne(pid, dead);
+        future_unref(f);
+        /* After a later result: a task failed unstarted is counted just
+           after its future fails (cf_pp_fail). */
+        executor_stats(ex, &st);
+        ck_assert(!st.broken);
+        ck_assert_uint_eq(st.failed, 1);
+    }
+    executor_free(ex);
+    end_check(fs);
+}
+
+/*
+ * DEADLOCK-03 (CPython test_error_at_task_unpickle), LOKY-22 (loky
+ * test_informative_error_when_fail_at_unpickle). _i bit 0: BREAK_POOL (else
+ * RESPAWN); bit 1: piped (2 MiB, else queued in its slot). A test hook
+ * corrupts the task as the worker receives it: a piped frame's magic (the
+ * worker cannot tell whose frame it was: the parent's suspect, tried on 3
+ * workers in RESPAWN), a queued task's length in its slot (the worker claims
+ * that task, so it fails at once). The worker's checks reject it, it never
+ * runs, the worker says why and exits 1: the future fails FUT_EWORKER /
+ * FUT_EBROKEN with exit status 1 and the decoder's words in its message.
+ */
+START_TEST(test_process_pool_bad_task_frame)
+{
+    bool breaks = _i & 1, piped = _i & 2;
+    begin();
+    pid_t fs;
+    executor_t *ex = hooked_pool(breaks, &fs);
+    future_t *f = submit_marked(ex, "CF-FAULT-BADF!", piped);
+    const future_error_t *err = failure(f, breaks ? FUT_EBROKEN : FUT_EWORKER);
+    ck_assert_int_eq(err->exit_status, 1);
+    ck_assert_int_eq(err->signal, 0);
+    ck_assert_msg(strstr(err->message, "bad task frame: ") != NULL, "%s", err->message);
+    const char *said = piped ? "bad frame magic" : "longer than its slot";
+    ck_assert_msg(strstr(err->message, said) != NULL, "%s", err->message);
+    if (piped && !breaks)
+        ck_assert_msg(strstr(err->message, "(3 workers did)") != NULL, "%s", err->message);
+    after_decode_death(ex, err, breaks, fs);
+    future_unref(f);
+}
+END_TEST
+
+/*
+ * DEADLOCK-04 (CPython test_crash_at_task_unpickle): the worker gets SIGSEGV
+ * while decoding a task (a test hook, before it claims the task), _i as in
+ * bad_task_frame. RESPAWN: the task goes to another worker, which dies too;
+ * after 3 it fails FUT_EWORKER. BREAK_POOL: the first death fails it
+ * FUT_EBROKEN. Either way with signal SIGSEGV, and it never ran.
+ */
+START_TEST(test_process_pool_segv_decoding)
+{
+    bool breaks = _i & 1, piped = _i & 2;
+    begin();
+    pid_t fs;
+    executor_t *ex = hooked_pool(breaks, &fs);
+    future_t *f = submit_marked(ex, "CF-FAULT-SEGV!", piped);
+    const future_error_t *err = failure(f, breaks ? FUT_EBROKEN : FUT_EWORKER);
+    ck_assert_msg(err->signal == SIGSEGV, "%s", err->message);
+    ck_assert_int_eq(err->exit_status, -1);
+    ck_assert_msg(strstr(err->message, "killed by signal 11") != NULL, "%s", err->message);
+    ck_assert_msg(strstr(err->message, "before starting") != NULL, "%s", err->message);
+    after_decode_death(ex, err, breaks, fs);
+    future_unref(f);
+}
+END_TEST
+
 /* ---------------------------------------------------------- deadlines */
 
 /* pebble: schedule(timeout=...) -> TimeoutError; the pool goes on. */
@@ -3420,6 +3552,8 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_forkserver_gone_at_spawn);
     tcase_add_test(tc, test_process_pool_worker_start_fails);
     tcase_add_test(tc, test_process_pool_death_before_start);
+    tcase_add_loop_test(tc, test_process_pool_bad_task_frame, 0, 4);
+    tcase_add_loop_test(tc, test_process_pool_segv_decoding, 0, 4);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("pump");

@@ -133,6 +133,24 @@ static void protocol_error(struct pp_proc *pr, const char *what)
 }
 
 /*
+ * @pr's last words (DEADLOCK-03, LOKY-22): a task frame failed its checks,
+ * and it exits 1 (worker.c). Its message goes into the messages of the
+ * tasks its death fails (cf_pp_finalize).
+ */
+static void rejected(struct pp_proc *pr, const unsigned char *payload, uint64_t len)
+{
+    int32_t code;
+    const char *msg;
+    size_t mlen;
+    cf_wire_get_error(payload, len, &code, &msg, &mlen);
+    snprintf(pr->why, sizeof(pr->why), "%.*s", (int)CF_MIN(mlen, sizeof(pr->why)), msg);
+    if (!pr->why[0])
+        snprintf(pr->why, sizeof(pr->why), "bad task frame");
+    pr->rejected = true;
+    pr->eof = true; /* read no more from it */
+}
+
+/*
  * Completes each task of @pr whose answer waits in its shared record (worker.h):
  * on a NOTE frame, and once the worker is gone.
  */
@@ -230,6 +248,10 @@ static bool handle_frame(struct process_pool *p, struct pp_proc *pr,
 {
     if (h->type == CF_WIRE_INITFAIL) {
         init_failed(p, payload, h->len);
+        return false;
+    }
+    if (h->type == CF_WIRE_REJECT) {
+        rejected(pr, payload, h->len);
         return false;
     }
     if (h->type == CF_WIRE_NOTE) {

@@ -199,7 +199,8 @@ struct pp_proc {
     bool quit;         /* CF_SEAT_QUIT is set in its seat word */
     int npiped;        /* occupied cells sent through its pipe */
     bool runs;         /* dispatch's scratch: it runs a task (piped_may_go) */
-    char why[160];     /* a protocol error, for the message */
+    bool rejected;     /* it sent REJECT (a bad task frame): `why` is its words */
+    char why[160];     /* a protocol error, or its REJECT's words: for the message */
     struct cf_buf out, in;
 };
 

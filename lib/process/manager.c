@@ -198,19 +198,26 @@ static void mark_broken_if_lost(struct process_pool *p, struct pp_proc *pr,
 /*
  * Settles cell @i of @pr after the death of the worker in seat @dead: a task
  * nobody started goes back to the pending list (unless it is the suspect of
- * too many deaths), one it started fails. True if that failure breaks the
- * pool.
+ * too many deaths, or of a death that breaks the pool), one it started
+ * fails. True if that failure breaks the pool.
  */
 static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int suspect,
                         const struct pp_exit *e, const struct pp_proc *dead)
 {
     char msg[512];
-    if (i == suspect && ++pr->cell[i]->poison >= POISON_MAX &&
+    bool breaking = e->breaks && !e->expected; /* cf_pp_finalize breaks the pool */
+    if (i == suspect && (++pr->cell[i]->poison >= POISON_MAX || breaking) &&
         cf_pp_cell_revoke(p, pr, i)) {
-        /* Each worker it went to died before starting it: stop retrying. */
-        snprintf(msg, sizeof(msg), "%s before starting the task (%u workers did)",
-                 e->desc, (unsigned)pr->cell[i]->poison);
-        cf_pp_fail(p, cf_pp_cell_release(p, pr, i), FUT_EWORKER, e->code, e->sig, msg);
+        /* Each worker it went to died before starting it: stop retrying. A
+           death that breaks the pool fails it now, with the exit code or
+           signal (DEADLOCK-04), not as one of the pending tasks. */
+        char n[32] = "";
+        if (!breaking)
+            snprintf(n, sizeof(n), " (%u workers did)", (unsigned)pr->cell[i]->poison);
+        snprintf(msg, sizeof(msg), "%s before starting the task%s%s%s", e->desc, n,
+                 dead->why[0] ? "; " : "", dead->why);
+        cf_pp_fail(p, cf_pp_cell_release(p, pr, i), breaking ? FUT_EBROKEN : FUT_EWORKER,
+                   e->code, e->sig, msg);
         return false;
     }
     cf_pp_cell_revoke(p, pr, i); /* SENT -> CANCELLED: not claimed from now on */
@@ -227,7 +234,8 @@ static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int s
         cf_pp_requeue(p, w);
         return false;
     }
-    snprintf(msg, sizeof(msg), "%s while running the task%s%s", e->desc,
+    snprintf(msg, sizeof(msg), "%s %s the task%s%s", e->desc,
+             dead->rejected ? "after it rejected the frame of" : "while running",
              dead->why[0] ? "; " : "", dead->why);
     bool breaks = e->breaks && !w->expired;
     cf_pp_fail(p, w, breaks ? FUT_EBROKEN : FUT_EWORKER, e->code, e->sig, msg);

@@ -121,7 +121,7 @@ int cf_wire_get_hdr(const void *buf, size_t avail, struct cf_wire_hdr *out)
         return CF_WIRE_ESHORT;
     if (type == CF_WIRE_NOTE && len != 0)
         return CF_WIRE_ELEN;
-    if ((type == CF_WIRE_ERROR || type == CF_WIRE_INITFAIL) &&
+    if ((type == CF_WIRE_ERROR || type == CF_WIRE_INITFAIL || type == CF_WIRE_REJECT) &&
         (len < CF_WIRE_ERROR_FIXED || len > CF_WIRE_ERROR_FIXED + CF_WIRE_MAX_MSG))
         return len < CF_WIRE_ERROR_FIXED ? CF_WIRE_ESHORT : CF_WIRE_ELEN;
     if (type == CF_WIRE_FAILED &&

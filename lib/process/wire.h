@@ -29,6 +29,9 @@
  *            to malloc'd memory hands out each answer aligned as malloc's
  *   NOTE     (worker -> parent) no payload, id 0: answers are waiting in the
  *            shared answer records (worker.h)
+ *   REJECT   (worker -> parent) i32 code, then the message (no NUL): the
+ *            worker's last words, a task frame failed its checks (the id:
+ *            the task it claimed so that it fails, or 0) and it exits 1
  *   FAILED   (MPI worker rank -> master, lib/mpi/) i32 status, i32 code,
  *            i32 exit_status, i32 signal, then the message (no NUL): a task
  *            that failed in the rank with any future_error_t status
@@ -62,7 +65,8 @@ enum cf_wire_type {
     CF_WIRE_RESULTS = 6,
     CF_WIRE_NOTE = 7,
     CF_WIRE_FAILED = 8,
-    CF_WIRE_TYPE_MAX = 8,
+    CF_WIRE_REJECT = 9,
+    CF_WIRE_TYPE_MAX = 9,
 };
 
 struct cf_wire_hdr {
@@ -111,7 +115,7 @@ int cf_wire_get_task(const void *payload, uint64_t len, uint64_t *fn, int64_t *l
                      const void **arg, size_t *arg_len);
 
 void cf_wire_put_error(unsigned char *out, int32_t code);
-/* Decodes an ERROR or INITFAIL payload; the message is not NUL-terminated. */
+/* Decodes an ERROR, INITFAIL or REJECT payload; the message is not NUL-terminated. */
 int cf_wire_get_error(const void *payload, uint64_t len, int32_t *code, const char **msg,
                       size_t *msg_len);
 

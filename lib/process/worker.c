@@ -38,14 +38,16 @@
  * in one RESULTS frame, each padded to CF_WIRE_ALIGN (wire.h) so that the
  * parent hands every item out aligned as malloc's.
  *
- * Test hooks (faults the test suites provoke: dying while receiving a task,
- * dying halfway through a result frame, a task finding its own result pipe)
- * are compiled only with CF_TEST_HOOKS, into the tests' build of the library
- * (Makefile.am: lib/libcfutures-test.la); the installed library has none.
+ * Test hooks (faults the test suites provoke: dying or a SIGSEGV while
+ * receiving a task, a task corrupted as it arrives, dying halfway through a
+ * result frame, a task finding its own result pipe) are compiled only with
+ * CF_TEST_HOOKS, into the tests' build of the library (Makefile.am:
+ * lib/libcfutures-test.la); the installed library has none.
  *
  * Leaves with _exit(): 0 on EOF of the task pipe, after max_tasks_per_child
- * tasks, or after reporting an initializer failure; 1 on an I/O error or
- * when out of memory.
+ * tasks, or after reporting an initializer failure; 1 on an I/O error, when
+ * out of memory, or after a REJECT frame: a task frame failed its checks
+ * (the task it names is claimed first, so it fails and never runs).
  *
  * What tasks print to stdout and stderr is flushed whenever the worker runs
  * dry (before its answers go out) and when it leaves with 0, as Python's
@@ -149,11 +151,39 @@ static void hooks_init(struct wstate *w)
     }
 }
 
-/* Test builds (DEADLOCK-02): a worker that dies while receiving this task. */
+/* Test builds: true if the task's argument (@len bytes) starts with @mark. */
+static bool marked(const struct wstate *w, const void *arg, size_t len, const char *mark)
+{
+    return w->hooks && len >= 14 && memcmp(arg, mark, 14) == 0;
+}
+
+/* Test builds (DEADLOCK-02, -04): a worker that dies while receiving this task. */
 static void hook_received(const struct wstate *w, const void *arg, size_t len)
 {
-    if (w->hooks && len >= 14 && memcmp(arg, "CF-FAULT-EXIT!", 14) == 0)
+    if (marked(w, arg, len, "CF-FAULT-EXIT!"))
         _exit(1);
+    if (marked(w, arg, len, "CF-FAULT-SEGV!"))
+        raise(SIGSEGV);
+}
+
+/*
+ * Test builds (DEADLOCK-03): a task marked CF-FAULT-BADF! is corrupted as it
+ * arrives: a piped frame's magic (the frame at @f, @avail bytes of it read),
+ * or a queued task's argument length in its slot @sl.
+ */
+static void hook_frame(const struct wstate *w, unsigned char *f, size_t avail)
+{
+    size_t at = CF_WIRE_HDR + CF_WIRE_TASK_FIXED;
+    if (f && avail >= at && f[6] == CF_WIRE_TASK &&
+        marked(w, f + at, avail - at, "CF-FAULT-BADF!"))
+        f[0] ^= 0xff;
+}
+
+static void hook_slot(const struct wstate *w, struct cf_task_slot *sl)
+{
+    if (marked(w, sl->u.arg, CF_MIN(sl->arg_len, (uint32_t)CF_SLOT_ARG),
+               "CF-FAULT-BADF!"))
+        sl->arg_len = CF_SLOT_ARG + 1;
 }
 
 /* Test builds (DEADLOCK-08): writes half of this result's frame, then dies. */
@@ -172,6 +202,8 @@ static void hook_result(struct wstate *w, uint64_t id, const void *data, size_t 
 /* The shipped library: no hook, not even an empty one (no name left behind). */
 #define hooks_init(w) ((void)(w))
 #define hook_received(w, arg, len) ((void)0)
+#define hook_frame(w, f, avail) ((void)0)
+#define hook_slot(w, sl) ((void)0)
 #define hook_result(w, id, data, len) ((void)0)
 #endif
 
@@ -247,11 +279,25 @@ static bool claim(struct wstate *w, uint64_t id)
 {
     uint32_t cell = CF_TASK_ID_CELL(id);
     if (cell >= w->cfg->ncells || (id & 0xffffffffu) > CF_CELL_GEN_MASK)
-        cf_wk_die(); /* the parent never sends this: something is badly wrong */
+        cf_wk_reject(w, 0, "a task id out of range");
     if (!claim_cell(w, cell, CF_TASK_ID_GEN(id)))
         return false;
     announce_start(w);
     return true;
+}
+
+/*
+ * The task @id (from a frame whose header passed, or a queued task this
+ * worker @claimed) failed its checks (@what): claimed, it fails with the
+ * worker's death and never goes to another worker; never run.
+ */
+static _Noreturn void reject_task(struct wstate *w, uint64_t id, bool claimed,
+                                  const char *what)
+{
+    uint32_t cell = CF_TASK_ID_CELL(id);
+    if (!claimed && cell < w->cfg->ncells && (id & 0xffffffffu) <= CF_CELL_GEN_MASK)
+        claimed = claim_cell(w, cell, CF_TASK_ID_GEN(id));
+    cf_wk_reject(w, claimed ? id : 0, what);
 }
 
 /* True if the shared queue may be used: it exists and this seat is not leaving. */
@@ -291,11 +337,13 @@ static bool ring_take(struct wstate *w, uint64_t limit, uint64_t *id)
         }
         uint32_t cell = CF_RING_CELL(e), gen = CF_RING_GEN(e);
         if (cell >= w->cfg->ncells)
-            cf_wk_die();
+            cf_wk_reject(w, 0, "a queued task's cell out of range");
         if (atomic_load(&w->cfg->claims[cell]) == CF_CELL_WORD(gen, CF_CELL_SENT)) {
-            if (w->cfg->slots[cell].where == CF_SLOT_INLINE)
+            if (w->cfg->slots[cell].where == CF_SLOT_INLINE) {
                 hook_received(w, w->cfg->slots[cell].u.arg,
                               CF_MIN(w->cfg->slots[cell].arg_len, (uint32_t)CF_SLOT_ARG));
+                hook_slot(w, &w->cfg->slots[cell]);
+            }
             if (claim_cell(w, cell, gen)) {
                 atomic_compare_exchange_strong(&r->head, &h, h + 1);
                 *id = CF_TASK_ID(cell, gen);
@@ -345,11 +393,11 @@ static void run_chunk(struct wstate *w, uint64_t id, const void *payload, uint64
     int64_t limit_ns;
     const void *arg;
     size_t arg_len;
-    if (cf_wire_get_chunk(payload, len, &fn_bits, &limit_ns, &count) != 0)
-        cf_wk_die();
-    for (uint64_t j = 0; j < count; j++)
-        if (cf_wire_next_item(payload, len, &off, &arg, &arg_len) != 0)
-            cf_wk_die();
+    int rc = cf_wire_get_chunk(payload, len, &fn_bits, &limit_ns, &count);
+    for (uint64_t j = 0; rc == CF_WIRE_OK && j < count; j++)
+        rc = cf_wire_next_item(payload, len, &off, &arg, &arg_len);
+    if (rc != CF_WIRE_OK)
+        reject_task(w, id, claimed, cf_wire_strerror(rc));
     if (!claimed && !claim(w, id))
         return;
     w->done += (int)CF_MIN(count, (uint64_t)INT_MAX / 2);
@@ -429,8 +477,9 @@ static void run_task(struct wstate *w, const struct cf_wire_hdr *h, const void *
     int64_t limit_ns;
     const void *arg;
     size_t arg_len;
-    if (cf_wire_get_task(payload, h->len, &fn_bits, &limit_ns, &arg, &arg_len) != 0)
-        cf_wk_die();
+    int rc = cf_wire_get_task(payload, h->len, &fn_bits, &limit_ns, &arg, &arg_len);
+    if (rc != CF_WIRE_OK)
+        reject_task(w, h->id, false, cf_wire_strerror(rc));
     hook_received(w, arg, arg_len);
     /* An unaligned argument is copied before the claim, not after: the
        claim is the start the parent orders later tasks by, and the task's
@@ -453,11 +502,11 @@ static void run_queued(struct wstate *w, uint64_t id)
     const unsigned char *arg = sl->u.arg;
     if (sl->where == CF_SLOT_INLINE) {
         if (len > CF_SLOT_ARG)
-            cf_wk_die();
+            reject_task(w, id, true, "a queued task's argument longer than its slot");
     } else {
         uint64_t off = sl->u.heap_off;
         if (!w->cfg->heap || off > w->cfg->heap_bytes || len > w->cfg->heap_bytes - off)
-            cf_wk_die();
+            reject_task(w, id, true, "a queued task's argument outside the shared heap");
         arg = w->cfg->heap + off;
     }
     if (sl->where == CF_SLOT_CHUNK)
@@ -476,19 +525,20 @@ static bool next_frame(struct wstate *w, struct cf_wire_hdr *h, size_t *need)
 {
     for (;;) {
         size_t avail = w->in.len - w->in.off;
+        hook_frame(w, w->in.p + w->in.off, avail);
         int rc = cf_wire_get_hdr(w->in.p + w->in.off, avail, h);
         if (rc == CF_WIRE_NEED_MORE) {
             *need = CF_WIRE_HDR;
             return false;
         }
         if (rc != CF_WIRE_OK)
-            cf_wk_die();
+            cf_wk_reject(w, 0, cf_wire_strerror(rc)); /* whose frame: not known */
         if (h->type == CF_WIRE_NOTE) {
             w->in.off += CF_WIRE_HDR; /* a wake-up: nothing to run */
             continue;
         }
         if (h->type != CF_WIRE_TASK && h->type != CF_WIRE_CHUNK)
-            cf_wk_die();
+            cf_wk_reject(w, 0, "a frame of a type the parent never sends");
         *need = CF_WIRE_HDR + (size_t)h->len;
         return avail >= *need;
     }
@@ -561,7 +611,7 @@ static bool run_one(struct wstate *w, size_t *need)
         uint64_t limit = UINT64_MAX, id;
         if (piped) {
             if (CF_TASK_ID_CELL(h.id) >= w->cfg->ncells)
-                cf_wk_die();
+                cf_wk_reject(w, 0, "a task id out of range");
             limit = w->cfg->slots[CF_TASK_ID_CELL(h.id)].stamp;
         }
         struct cf_ring *r = w->cfg->ring;

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,6 +17,15 @@
 void cf_wk_die(void)
 {
     _exit(1);
+}
+
+void cf_wk_reject(struct wstate *w, uint64_t id, const char *what)
+{
+    char msg[160];
+    snprintf(msg, sizeof(msg), "bad task frame: %s", what);
+    cf_wk_answer_error(w, CF_WIRE_REJECT, id, 0, EPROTO, msg);
+    cf_wk_flush(w);
+    cf_wk_die();
 }
 
 void cf_wk_write_all(int fd, const void *p, size_t len)

@@ -46,6 +46,13 @@ struct wstate {
 
 /* Exits the worker (code 1): an I/O error, no memory, or a parent gone wrong. */
 void cf_wk_die(void) __attribute__((noreturn));
+/*
+ * A task frame (or a queued task's slot) failed its checks: tells the parent
+ * why ("bad task frame: @what") in a REJECT frame naming @id (the task this
+ * worker claimed, or 0), with the answers before it, and exits 1.
+ */
+void cf_wk_reject(struct wstate *w, uint64_t id, const char *what)
+    __attribute__((noreturn));
 /* Writes all of @p (blocking), or dies. */
 void cf_wk_write_all(int fd, const void *p, size_t len);
 /* Queues a NOTE frame if answers were left in shared records since the last. */
