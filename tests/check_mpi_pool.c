@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -453,6 +454,57 @@ MPI_TEST(test_mpi_bad_arguments)
     executor_free(ex);
 }
 
+/*
+ * Runs @argv[0] with the rest of @argv (its own session's output) and
+ * returns its exit status, or -1 if it did not exit normally.
+ */
+static int run_wait(char *const argv[])
+{
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/*
+ * An executable without a GNU build-id (this one, its note removed by
+ * objcopy) is refused by mpi_pool_serve with FUT_EINVAL (main() below
+ * checks it with --expect-no-build-id), rather than taking a library's
+ * build-id for the executable's and failing every submit later.
+ */
+MPI_TEST(test_mpi_no_build_id)
+{
+    if (world)
+        return; /* the copy would take itself for a world rank */
+    char self[4096], copy[] = "/tmp/check_mpi_pool.nobid.XXXXXX", cmd[8400];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    ck_assert_int_gt(n, 0);
+    self[n] = '\0';
+    int fd = mkstemp(copy);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    snprintf(cmd, sizeof(cmd),
+             "objcopy --remove-section .note.gnu.build-id '%s' '%s' 2>/dev/null && "
+             "chmod +x '%s'",
+             self, copy, copy);
+    if (system(cmd) != 0) {
+        unlink(copy);
+        fprintf(stderr, "test_mpi_no_build_id: no objcopy: skipped\n");
+        return;
+    }
+    char flag[] = "--expect-no-build-id";
+    char *args[] = {copy, flag, NULL};
+    int rc = run_wait(args);
+    unlink(copy);
+    ck_assert_msg(rc == 0, "the copy without a build-id: exit %d (see its line above)",
+                  rc);
+}
+
 /* Pids of other processes running this executable (the spawned ranks). */
 static int others_alive(void)
 {
@@ -860,6 +912,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_shutdown_cancel_futures);
     tcase_add_test(tc, test_mpi_idle_rank_takes_back_queued);
     tcase_add_test(tc, test_mpi_bad_arguments);
+    tcase_add_test(tc, test_mpi_no_build_id);
     tcase_add_test(tc, test_mpi_free_leaves_nothing);
     tcase_add_test(tc, test_mpi_spawn_stuck);
     tcase_add_test(tc, test_mpi_short_heartbeat);
@@ -912,6 +965,12 @@ int main(int argc, char **argv)
                 pause(); /* killed by the master */
     }
     bool expect_mismatch = argc > 1 && strcmp(argv[1], "--expect-mismatch") == 0;
+    if (argc > 1 && strcmp(argv[1], "--expect-no-build-id") == 0) { /* test_mpi_no_build_id */
+        int rc = mpi_pool_serve(&argc, &argv);
+        fprintf(stderr, "check_mpi_pool: mpi_pool_serve returned %d (want %d)\n", rc,
+                FUT_EINVAL);
+        return rc == FUT_EINVAL ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
     int rc = mpi_pool_serve(&argc, &argv);
     if (expect_mismatch) {
         fprintf(stderr, "check_mpi_pool: mpi_pool_serve returned %d (want %d)\n", rc,

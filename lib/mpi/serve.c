@@ -425,6 +425,11 @@ static int master_world(int size)
 static int serve_master(int *argc, char ***argv)
 {
     int init = 0, prov = 0, size = 1;
+    cf_mpi_modtab_load(&g.mods); /* before MPI: a refusal leaves nothing to end */
+    if (g.mods.n == 0) {
+        fprintf(stderr, "cfutures mpi_pool_serve: the executable has no build-id\n");
+        return FUT_EINVAL;
+    }
     MPI_Initialized(&init);
     /*
      * Started alone (spawn mode): a spawned rank that dies must not make
@@ -440,11 +445,6 @@ static int serve_master(int *argc, char ***argv)
     if (prov < MPI_THREAD_MULTIPLE) {
         fprintf(stderr, "cfutures mpi_pool_serve: this MPI lacks MPI_THREAD_MULTIPLE\n");
         return FUT_ESYS;
-    }
-    cf_mpi_modtab_load(&g.mods);
-    if (g.mods.n == 0) {
-        fprintf(stderr, "cfutures mpi_pool_serve: the executable has no build-id\n");
-        return FUT_EINVAL;
     }
     g.argv = *argv;
     atexit(master_exit);

@@ -50,16 +50,25 @@ static size_t find_build_id(const struct dl_phdr_info *info, unsigned char *out)
     return 0;
 }
 
+/* cf_mpi_modtab_load's walk: the table, and whether the executable was seen. */
+struct modwalk {
+    struct cf_mpi_modtab *t;
+    bool past_exe;
+};
+
 static int add_module(struct dl_phdr_info *info, size_t size, void *ud)
 {
-    struct cf_mpi_modtab *t = ud;
+    struct modwalk *wk = ud;
+    struct cf_mpi_modtab *t = wk->t;
     (void)size;
+    bool exe = !wk->past_exe; /* dl_iterate_phdr gives the executable first */
+    wk->past_exe = true;
     if (t->n >= CF_MPI_MAX_MODULES)
         return 1;
     struct cf_mpi_module *m = &t->m[t->n];
     m->id_len = (uint8_t)find_build_id(info, m->id);
     if (m->id_len == 0)
-        return 0;
+        return exe; /* an executable without one: an empty table, not a library first */
     m->base = info->dlpi_addr;
     m->span = 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
@@ -74,11 +83,17 @@ static int add_module(struct dl_phdr_info *info, size_t size, void *ud)
     return 0;
 }
 
-/* Lists this process's modules with a build-id; the executable comes first. */
+/*
+ * Lists this process's modules with a build-id; the executable comes first,
+ * and without a build-id of its own the list is empty (the callers refuse
+ * it: every task_fn of the executable would be unnameable, and a library's
+ * build-id, first in its place, would pass the handshake's executable check).
+ */
 void cf_mpi_modtab_load(struct cf_mpi_modtab *t)
 {
+    struct modwalk wk = {.t = t};
     t->n = 0;
-    dl_iterate_phdr(add_module, t);
+    dl_iterate_phdr(add_module, &wk);
 }
 
 /* The index in @t of the module holding address @a, or -1. */
