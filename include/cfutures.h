@@ -636,7 +636,12 @@ CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
  * initializes MPI (MPI_THREAD_MULTIPLE) unless the caller did, and under
  * `mpiexec -n N` checks every other rank's build-id now (a mismatch fails
  * here, not at the first task); returns 0. MPI is finalized at exit (not
- * after a rank was lost: Open MPI 4.1 can hang there).
+ * after a rank was lost: Open MPI 4.1 can hang there). A program that
+ * calls MPI_Init_thread (MPI_THREAD_MULTIPLE) itself, before it on every
+ * rank, finalizes MPI itself too: no rank initializes or finalizes it
+ * again, world ranks are stopped at the master's MPI_Finalize (every
+ * executor freed before it), and a worker's fork server is then forked
+ * after MPI_Init.
  * Returns 1 (worker, done), 0 (master), or FUT_EINVAL (NULL or empty
  * arguments; an executable without a build-id), FUT_ESYS (MPI_Init failed
  * or lacks MPI_THREAD_MULTIPLE), FUT_EBROKEN (a rank runs a different

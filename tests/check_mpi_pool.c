@@ -16,6 +16,7 @@
 #include "testutil.h"
 
 #include <dirent.h>
+#include <mpi.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -536,6 +537,28 @@ static bool none_left(void *arg)
     return others_alive() == 0;
 }
 
+/*
+ * A program that initializes MPI itself, before mpi_pool_serve, and
+ * finalizes it before it returns (main() below, --caller-init): each
+ * rank's mpi_pool_serve must not initialize MPI again, nor finalize it
+ * (and in world mode the ranks must be stopped by the caller's
+ * MPI_Finalize, which waits for them: tests/mpi_pool.sh runs that). Run
+ * here alone: spawn mode.
+ */
+MPI_TEST(test_mpi_caller_init)
+{
+    if (world)
+        return; /* the copy would take itself for a world rank */
+    char self[4096], flag[] = "--caller-init";
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    ck_assert_int_gt(n, 0);
+    self[n] = '\0';
+    char *args[] = {self, flag, NULL};
+    int rc = run_wait(args);
+    ck_assert_msg(rc == 0, "the program that calls MPI_Init first: exit %d", rc);
+    ck_assert(eventually(none_left, NULL, T_LONG));
+}
+
 /* Frees @ex once it counts @workers ranks, then checks that no process is left. */
 static void free_with_workers(executor_t *ex, size_t workers)
 {
@@ -913,6 +936,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_idle_rank_takes_back_queued);
     tcase_add_test(tc, test_mpi_bad_arguments);
     tcase_add_test(tc, test_mpi_no_build_id);
+    tcase_add_test(tc, test_mpi_caller_init);
     tcase_add_test(tc, test_mpi_free_leaves_nothing);
     tcase_add_test(tc, test_mpi_spawn_stuck);
     tcase_add_test(tc, test_mpi_short_heartbeat);
@@ -943,6 +967,34 @@ static void mpi_env(void)
         setenv(kv[i][0], kv[i][1], 0);
 }
 
+/*
+ * --caller-init: MPI_Init_thread before mpi_pool_serve, MPI_Finalize after
+ * executor_free, as an MPI program that has its own MPI work would do; one
+ * task on a pool of every rank (world mode) or one spawned rank. 0 if it ran.
+ */
+static int caller_init_main(int argc, char **argv)
+{
+    int prov = 0;
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &prov);
+    int rc = mpi_pool_serve(&argc, &argv);
+    if (rc != 0) {
+        MPI_Finalize();
+        return rc == 1 ? EXIT_SUCCESS : EXIT_FAILURE;
+    }
+    alarm(120); /* a hang (in a spawn, or in MPI_Finalize) fails the run */
+    executor_t *ex = mpi_pool_executor_new(
+        &(executor_options_t){.max_workers = getenv("OMPI_COMM_WORLD_SIZE") ? 0 : 1});
+    int64_t x = 41, v = 0;
+    future_t *f = ex ? executor_submit(ex, t_add1, &x, sizeof(x)) : NULL;
+    rc = f ? future_result_i64(f, T_LONG, &v) : -1;
+    future_unref(f);
+    executor_free(ex);
+    MPI_Finalize();
+    fprintf(stderr, "check_mpi_pool --caller-init: result %d, %lld (want 0, 42)\n", rc,
+            (long long)v);
+    return rc == 0 && v == 42 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 int main(int argc, char **argv)
 {
     /*
@@ -964,6 +1016,8 @@ int main(int argc, char **argv)
             for (;;)
                 pause(); /* killed by the master */
     }
+    if (argc > 1 && strcmp(argv[1], "--caller-init") == 0) /* test_mpi_caller_init */
+        return caller_init_main(argc, argv);
     bool expect_mismatch = argc > 1 && strcmp(argv[1], "--expect-mismatch") == 0;
     if (argc > 1 && strcmp(argv[1], "--expect-no-build-id") == 0) { /* test_mpi_no_build_id */
         int rc = mpi_pool_serve(&argc, &argv);

@@ -140,8 +140,9 @@ check_PROGRAMS += tests/check_mpi_pool
 TESTS += tests/mpi_pool.sh
 endif
 tests_check_mpi_pool_SOURCES = tests/check_mpi_pool.c tests/testutil.c tests/testutil.h
-tests_check_mpi_pool_CFLAGS = $(TEST_CFLAGS)
-tests_check_mpi_pool_LDADD = $(TEST_LIBS)
+# MPI itself for --caller-init (a program that calls MPI_Init first)
+tests_check_mpi_pool_CFLAGS = $(TEST_CFLAGS) $(MPI_CFLAGS)
+tests_check_mpi_pool_LDADD = $(TEST_LIBS) $(MPI_LIBS)
 # The conformance suite over the MPI pool (its one kind; world mode under
 # mpiexec -n 3, by tests/mpi_pool.sh): built from Makefile.am.
 tests_check_executor_mpi_SOURCES = tests/check_executor.c tests/check_main_mpi.c \

@@ -24,6 +24,11 @@ echo "== world mode: $MPIEXEC -n 3 check_mpi_pool"
 # setsid -w: mpiexec in a session of its own, so that nothing it signals
 # reaches make
 setsid -w timeout 300 "$MPIEXEC" -n 3 "$bin" </dev/null || { echo "world mode failed"; fail=1; }
+# A program that calls MPI_Init before mpi_pool_serve and MPI_Finalize at
+# its end (check_mpi_pool's test_mpi_caller_init runs it in spawn mode)
+echo "== world mode: $MPIEXEC -n 3 check_mpi_pool --caller-init"
+setsid -w timeout 150 "$MPIEXEC" -n 3 "$bin" --caller-init </dev/null ||
+    { echo "world mode with MPI initialized by the program failed"; fail=1; }
 # The conformance suite (check_executor's cases) over the MPI pool, world
 # mode, 3 ranks: as it sends tasks ahead, then with CFUTURES_MPI_AHEAD=0
 # (the queue cases apply only so). The gates are a file every rank maps.

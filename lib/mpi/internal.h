@@ -142,7 +142,8 @@ struct cf_mpi_rank {
     MPI_Comm comm;
     int master;
     bool ok;       /* the handshake passed */
-    bool mpi_up;   /* MPI_Init_thread succeeded */
+    bool mpi_up;   /* MPI_Init_thread succeeded, or the caller had initialized MPI */
+    bool we_init;  /* we initialized MPI (else the caller finalizes it) */
     bool serving;  /* MPI is up and the master answered: serve until STOP */
     bool teardown; /* STOP said: disconnect and finalize (no rank was lost) */
     struct cf_mpi_modtab mods;

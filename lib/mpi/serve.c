@@ -30,7 +30,7 @@
 #define HELLO_LIMIT 60.0 /* seconds a world rank gets to answer the handshake */
 
 static struct {
-    bool called, served, we_init, world;
+    bool called, served, we_init, world, stopped;
     _Atomic bool lost;
     MPI_Comm comm; /* world mode: the dup of MPI_COMM_WORLD */
     struct cf_mpi_peer *peers;
@@ -229,8 +229,12 @@ static int worker_start(struct cf_mpi_rank *r, int *argc, char ***argv, bool spa
     struct watchdog w;
     if (spawned)
         watchdog_arm(&w);
-    int prov = 0, rc = FUT_ESYS;
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS) {
+    int prov = 0, rc = FUT_ESYS, init = 0;
+    MPI_Initialized(&init); /* by the caller: it finalizes MPI too */
+    r->we_init = !init;
+    if (init) {
+        MPI_Query_thread(&prov);
+    } else if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS) {
         r->comm = MPI_COMM_NULL;
         r->mpi_up = false;
         goto out;
@@ -279,7 +283,8 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
         MPI_Send(NULL, 0, MPI_BYTE, r.master, CF_MPI_TAG(0, CF_MPI_K_BYE), r.comm);
     if (r.comm != MPI_COMM_NULL)
         spawned ? MPI_Comm_disconnect(&r.comm) : MPI_Comm_free(&r.comm);
-    MPI_Finalize();
+    if (r.we_init)
+        MPI_Finalize();
     return rc < 0 ? rc : 1;
 }
 
@@ -383,9 +388,17 @@ void cf_mpi_send_stop(const struct cf_mpi_peer *peer, bool teardown, bool wait)
         MPI_Request_free(&rq);
 }
 
-/* At the master's exit: world ranks stop; MPI is finalized unless a rank was lost. */
-static void master_exit(void)
+/*
+ * World ranks stop, and the world's dup is freed unless a rank was lost.
+ * Once: at MPI_Finalize (the caller's, or master_exit's), or at exit if MPI
+ * is never finalized; the ranks must stop before MPI_Finalize, which waits
+ * for every rank of the world.
+ */
+static void master_stop(void)
 {
+    if (g.stopped)
+        return;
+    g.stopped = true;
     for (int i = 0; i < g.npeers; i++)
         cf_mpi_send_stop(&g.peers[i], !atomic_load(&g.lost), false);
     if (atomic_load(&g.lost))
@@ -394,7 +407,26 @@ static void master_exit(void)
         MPI_Comm_free(&g.comm);
     free(g.peers);
     g.peers = NULL;
-    if (g.we_init)
+    g.npeers = 0;
+}
+
+/* MPI_Finalize deletes MPI_COMM_SELF's attributes first (MPI 3.1, 8.7.1). */
+static int at_finalize(MPI_Comm comm, int key, void *val, void *extra)
+{
+    (void)comm, (void)key, (void)val, (void)extra;
+    master_stop();
+    return MPI_SUCCESS;
+}
+
+/* At the master's exit: MPI finalized (if ours) unless a rank was lost. */
+static void master_exit(void)
+{
+    int fin = 0;
+    MPI_Finalized(&fin);
+    if (fin)
+        return; /* by the caller: at_finalize ran */
+    master_stop();
+    if (!atomic_load(&g.lost) && g.we_init)
         MPI_Finalize();
 }
 
@@ -448,6 +480,10 @@ static int serve_master(int *argc, char ***argv)
     }
     g.argv = *argv;
     atexit(master_exit);
+    int key;
+    if (MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, at_finalize, &key, NULL) ==
+        MPI_SUCCESS)
+        MPI_Comm_set_attr(MPI_COMM_SELF, key, NULL);
     g.served = true;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     int rc = size > 1 ? master_world(size) : 0;
