@@ -919,6 +919,109 @@ MPI_TEST(test_mpi_rank_killed)
     free_with_workers(ex, NW - 1);
 }
 
+static bool rank_gone(void *pid)
+{
+    return process_gone(*(int *)pid);
+}
+
+/*
+ * Says its rank's pid in DIR/started.ID, waits up to T_LONG for DIR/go.ID
+ * (@arg: a struct fgate), then kills the
+ * worker rank it runs under.
+ */
+static void t_gate_kill_rank(task_t *t)
+{
+    const struct fgate *g = task_arg(t, NULL);
+    char path[192];
+    char tmp[192];
+    fgate_path(g, "pid", tmp, sizeof(tmp));
+    fgate_path(g, "started", path, sizeof(path));
+    FILE *f = fopen(tmp, "w"); /* says the rank's pid, whole once renamed */
+    if (f) {
+        fprintf(f, "%d\n", (int)proc_parent(proc_parent(getpid())));
+        fclose(f);
+        rename(tmp, path);
+    }
+    fgate_path(g, "go", path, sizeof(path));
+    double end = now_s() + T_LONG;
+    while (access(path, F_OK) != 0 && now_s() < end)
+        usleep(1000);
+    signal_own_rank(SIGKILL);
+}
+
+/*
+ * Spawn mode: a rank killed while it holds tasks sent ahead, once the other
+ * rank ran dry. The master asks the silent rank for them back (REVOKE), as
+ * it would a busy one; that message must not block the manager (Open MPI
+ * never completes a send to a dead peer, however small), so the heartbeat
+ * still judges the rank lost: its tasks fail FUT_EWORKER within the limit,
+ * the other rank serves on, and executor_free returns.
+ */
+MPI_TEST(test_mpi_rank_killed_holding_tasks)
+{
+    if (world)
+        return; /* mpiexec ends the whole job when a rank dies */
+    char dir[] = "/tmp/check_mpi_pool.XXXXXX", path[192];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char old[64];
+    set_heartbeat(2, old, sizeof(old));
+    executor_t *ex = new_pool();
+    restore_heartbeat(old);
+    struct fgate g[2];
+    for (int i = 0; i < 2; i++) {
+        g[i] = (struct fgate){.id = i};
+        snprintf(g[i].dir, sizeof(g[i].dir), "%s", dir);
+    }
+    /* one on each rank (the least loaded first): a killer and a blocker */
+    future_t *k = executor_submit(ex, t_gate_kill_rank, &g[0], sizeof(g[0]));
+    future_t *b = executor_submit(ex, t_file_gate, &g[1], sizeof(g[1]));
+    for (int i = 0; i < 2; i++) {
+        fgate_path(&g[i], "started", path, sizeof(path));
+        ck_assert_msg(eventually(file_exists, path, T_LONG), "task %d did not start", i);
+    }
+    int rank = 0;
+    fgate_path(&g[0], "started", path, sizeof(path));
+    FILE *f = fopen(path, "r");
+    ck_assert(f && fscanf(f, "%d", &rank) == 1 && rank > 1);
+    fclose(f);
+    future_t *q[4]; /* two held behind each */
+    for (int i = 0; i < 4; i++)
+        ck_assert_ptr_nonnull(q[i] = executor_submit(ex, t_pid, NULL, 0));
+    fgate_path(&g[0], "go", path, sizeof(path));
+    touch(path); /* the killer's rank dies, holding two */
+    ck_assert(eventually(rank_gone, &rank, T_LONG));
+    fgate_path(&g[1], "go", path, sizeof(path));
+    double t0 = now_s();
+    touch(path); /* the blocker's rank runs dry */
+    const future_error_t *e;
+    ck_assert_int_eq(future_exception(k, T_LONG, &e), 0);
+    ck_assert_int_eq(e->status, FUT_EWORKER);
+    ck_assert_msg(strstr(e->message, "lost") != NULL, "%s", e->message);
+    ck_assert_double_lt(now_s() - t0, T_LONG);
+    int64_t v;
+    ck_assert_int_eq(future_result_i64(b, T_LONG, &v), 0);
+    int lost = 0;
+    for (int i = 0; i < 4; i++) {
+        int rc = future_result_i64(q[i], T_LONG, &v);
+        ck_assert_int_ne(rc, FUT_ETIMEDOUT);
+        ck_assert(rc == 0 || rc == FUT_EWORKER);
+        lost += rc != 0;
+        future_unref(q[i]);
+    }
+    ck_assert_int_le(lost, 2);
+    future_unref(k);
+    future_unref(b);
+    for (int i = 0; i < 2; i++) {
+        const char *what[2] = {"started", "go"};
+        for (int w = 0; w < 2; w++) {
+            fgate_path(&g[i], what[w], path, sizeof(path));
+            unlink(path);
+        }
+    }
+    ck_assert_int_eq(rmdir(dir), 0);
+    free_with_workers(ex, NW - 1);
+}
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("mpi_pool");
@@ -945,6 +1048,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_every_rank_broken);
     tcase_add_test(tc, test_mpi_free_kills_lost_rank);
     tcase_add_test(tc, test_mpi_rank_killed);
+    tcase_add_test(tc, test_mpi_rank_killed_holding_tasks);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -40,6 +40,8 @@
 #include "config.h"
 
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "../process/wire.h"
 #include "master.h"
@@ -87,15 +89,20 @@ void cf_mp_paced(struct mp_rank *r, int k, int64_t now)
 }
 
 /*
- * Sends rank @ri a REVOKE or CANCEL of @n ids (@b). At most DEPTH ids, a
- * small message: MPI_Send returns once it is buffered.
+ * Sends rank @ri a REVOKE or CANCEL of @n ids (@b). Small, but not sent
+ * blocking: a rank that died holding tasks is silent, so it is the one
+ * asked to give them back, and a send to it never completes (cf_mp_send).
  */
 static void send_ids(struct mpi_pool *p, int ri, int kind, const unsigned char *b, int n)
 {
-    const struct mp_rank *r = &p->ranks[ri];
-    if (n && MPI_Send(b, 8 * n, MPI_BYTE, r->peer->dest, CF_MPI_TAG(p->e, kind),
-                      r->peer->comm) != MPI_SUCCESS)
-        cf_mp_lose_rank(p, ri, "an MPI send to it failed");
+    if (!n || p->ranks[ri].lost)
+        return;
+    unsigned char *copy = malloc((size_t)n * 8); /* MPI's if the rank is lost meanwhile */
+    if (!copy)
+        return; /* advice only: the tasks run there, not asked to stop or given back */
+    memcpy(copy, b, (size_t)n * 8);
+    if (cf_mp_send(p, ri, copy, 8 * n, kind))
+        free(copy);
 }
 
 /*

@@ -81,6 +81,11 @@ static inline bool cf_mp_usable(const struct mp_rank *r)
 
 /* pool.c: marks rank @ri lost and fails its tasks FUT_EWORKER with @why. */
 void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why);
+/*
+ * pool.c: sends @n bytes @b to rank @ri as @kind, receiving and judging the
+ * heartbeat meanwhile. False if the rank was lost first: @b is MPI's then.
+ */
+bool cf_mp_send(struct mpi_pool *p, int ri, const void *b, int n, int kind);
 /* pool.c: sends queued tasks while a rank has room. True if any. */
 bool cf_mp_dispatch(struct mpi_pool *p);
 /* pool.c: true if a task waits to be sent (given back, or submitted). */

@@ -262,38 +262,53 @@ static bool receive(struct mpi_pool *p, int ri, int64_t now);
 static void heartbeat(struct mpi_pool *p, int64_t now);
 
 /*
- * Sends rank @ri's batch of TASK frames as one message; loses the rank if
- * MPI fails. While a large message waits for the rank to take it, answers
- * are received (the rank may be blocked sending a large answer to us) and
- * the heartbeat runs, so a lost rank cannot block the manager.
+ * Sends @n bytes at @b to rank @ri as @kind and waits for MPI to be done
+ * with them. Meanwhile answers are received (the rank may be blocked
+ * sending us a large answer) and the heartbeat runs: Open MPI never
+ * completes a send to a dead rank, however small (its TCP transport retries
+ * the connection), so a lost rank cannot block the manager. True if @b is
+ * the caller's again; false if the rank was lost with the send pending (or
+ * MPI failed): MPI may still read @b, so the caller must leave it alone.
  */
+bool cf_mp_send(struct mpi_pool *p, int ri, const void *b, int n, int kind)
+{
+    struct mp_rank *r = &p->ranks[ri];
+    MPI_Request rq;
+    int done = 0;
+    if (MPI_Isend(b, n, MPI_BYTE, r->peer->dest, CF_MPI_TAG(p->e, kind), r->peer->comm,
+                  &rq) != MPI_SUCCESS) {
+        cf_mp_lose_rank(p, ri, "an MPI send to it failed");
+        return true;
+    }
+    for (;;) {
+        if (MPI_Test(&rq, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+            cf_mp_lose_rank(p, ri, "an MPI send to it failed");
+            return false;
+        }
+        if (done)
+            return true;
+        int64_t now = cf_now_ns();
+        for (int i = 0; i < p->nranks; i++)
+            receive(p, i, now);
+        heartbeat(p, now);
+        if (r->lost) {
+            MPI_Request_free(&rq);
+            return false;
+        }
+        sched_yield();
+    }
+}
+
+/* Sends rank @ri's batch of TASK frames as one message (cf_mp_send). */
 static void flush_rank(struct mpi_pool *p, int ri)
 {
     struct mp_rank *r = &p->ranks[ri];
     if (r->out.len == 0 || r->lost)
         return;
-    MPI_Request rq;
-    int done = 0;
-    int rc = MPI_Isend(r->out.p, (int)r->out.len, MPI_BYTE, r->peer->dest,
-                       CF_MPI_TAG(p->e, CF_MPI_K_TASK), r->peer->comm, &rq);
-    while (rc == MPI_SUCCESS && !done) {
-        rc = MPI_Test(&rq, &done, MPI_STATUS_IGNORE);
-        if (rc != MPI_SUCCESS || done)
-            break;
-        int64_t now = cf_now_ns();
-        for (int i = 0; i < p->nranks; i++)
-            receive(p, i, now);
-        heartbeat(p, now);
-        if (r->lost) { /* MPI may still read the buffer: leave it to MPI */
-            MPI_Request_free(&rq);
-            r->out = (struct cf_buf){0};
-            return;
-        }
-        sched_yield();
-    }
-    r->out.len = 0;
-    if (rc != MPI_SUCCESS)
-        cf_mp_lose_rank(p, ri, "an MPI send to it failed");
+    if (cf_mp_send(p, ri, r->out.p, (int)r->out.len, CF_MPI_K_TASK))
+        r->out.len = 0;
+    else
+        r->out = (struct cf_buf){0}; /* MPI's now */
 }
 
 /*
