@@ -180,9 +180,11 @@ typedef struct executor_options {
     task_fn initializer;            /* run once in each worker before its first task */
     const void *initarg;            /* its argument: borrowed until executor_free */
     size_t initarg_len;
-    int max_tasks_per_child;          /* process pools: replace a worker after N tasks */
+    int max_tasks_per_child;          /* process pools: replace a worker after N tasks;
+                                         a thread pool ignores it (Python: TypeError) */
     size_t max_queue;                 /* 0: unbounded; else submit blocks or FUT_EFULL */
-    fut_worker_death on_worker_death; /* process pools */
+    fut_worker_death on_worker_death; /* process pools; a thread pool checks it is
+                                         valid and ignores it */
 } executor_options_t;
 
 /** Options for one submit; zero means default. */
@@ -358,6 +360,11 @@ CF_API bool future_done(const future_t *f);
  * future; FUT_EINVAL on NULL @f or a bad timeout.
  * Ownership: *data is borrowed from @f, valid until the last future_unref.
  * Threads: any; blocks the caller (it may spin a few microseconds first).
+ * Restrictions: a task that waits here for a subtask it submitted to its
+ * own thread pool holds its thread meanwhile; once every thread of the
+ * pool (max_workers) waits so, they wait for ever, undetected, as in
+ * Python (the docs' max_workers=1 example). Bound the wait, or submit the
+ * subtask to another executor.
  */
 CF_API int future_result(future_t *f, double timeout, const void **data, size_t *len);
 
@@ -497,7 +504,9 @@ CF_API bool future_error_is_broken(const future_error_t *err);
  * submission order, and it makes a system call only to wake a sleeping
  * thread when none is spinning or already woken.
  * Returns a new executor (free with executor_free); NULL with errno EINVAL
- * (negative max_workers, initarg_len without initarg) or ENOMEM.
+ * (negative max_workers or max_tasks_per_child, initarg_len without
+ * initarg, an on_worker_death that is not one of fut_worker_death) or
+ * ENOMEM.
  * Threads: any.
  */
 CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
