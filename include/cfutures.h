@@ -522,6 +522,13 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * worker sees this process's memory as it was when the pool was created
  * (later changes in the parent are not seen: pass what a task needs in its
  * argument). Workers start on demand, up to max_workers.
+ * Descriptors are not inherited (Python's forkserver and spawn contexts,
+ * not its fork): a worker has stdin on /dev/null, this process's fds 1 and
+ * 2, its own pipes to the pool on fds 3 and 4, and no other descriptor.
+ * A FILE or fd this process opened is in the worker's memory but its
+ * number is closed there (EBADF), or is one of those pipes: a write to
+ * fd 4 succeeds, the bytes are lost, and the worker is killed and
+ * replaced after its task. Open files in the task or the initializer.
  *
  * Arguments and results are bytes: submit copies arg_len bytes at arg before
  * it returns (arg_len 0: no argument, task_arg gives NULL); the result's
