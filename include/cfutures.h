@@ -524,11 +524,11 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * argument). Workers start on demand, up to max_workers.
  * Descriptors are not inherited (Python's forkserver and spawn contexts,
  * not its fork): a worker has stdin on /dev/null, this process's fds 1 and
- * 2, its own pipes to the pool on fds 3 and 4, and no other descriptor.
- * A FILE or fd this process opened is in the worker's memory but its
- * number is closed there (EBADF), or is one of those pipes: a write to
- * fd 4 succeeds, the bytes are lost, and the worker is killed and
- * replaced after its task. Open files in the task or the initializer.
+ * 2, its own two pipes to the pool on the highest fds under RLIMIT_NOFILE
+ * or 1024 (1022 and 1023 by default; 3 and 4 under a limit below 16), and
+ * no other descriptor. A FILE or fd this process opened is in the worker's
+ * memory but its number is closed there: using it fails EBADF. Open files
+ * in the task or the initializer.
  *
  * Arguments and results are bytes: submit copies arg_len bytes at arg before
  * it returns (arg_len 0: no argument, task_arg gives NULL); the result's
@@ -624,8 +624,9 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * fork server or the manager thread could not be made).
  * Restrictions: Linux. A task runs in another process: it cannot use this
  * executor (or any object of the parent but its argument), nor threads of
- * the parent; a task that closes or replaces the worker's fds 3 and 4 breaks
- * its own worker. A task that forks should wait for its children itself.
+ * the parent; a task that closes or replaces the worker's two pipes (the
+ * highest fds, above) breaks its own worker. A task that forks should
+ * wait for its children itself.
  * Threads: any. The pool's done-callbacks run on its manager thread: one
  * may submit, cancel or shut the pool down, but must not wait for another
  * future of the same pool (the manager completes it), nor for a thread that

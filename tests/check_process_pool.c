@@ -288,6 +288,16 @@ static void t_fds(task_t *t)
     task_return_i64(t, (int64_t)count_fds() * 2 + eof);
 }
 
+/* Writes a byte to fds 3 and 4 (files its parent opened): bit i set if fd 3 + i gave EBADF. */
+static void t_stray_writes(task_t *t)
+{
+    int64_t bad = 0;
+    for (int i = 0; i < 2; i++)
+        if (write(3 + i, "x", 1) < 0 && errno == EBADF)
+            bad |= 1 << i;
+    task_return_i64(t, bad);
+}
+
 static void t_init_fail(task_t *t)
 {
     task_raise(t, 7, "init says no");
@@ -544,6 +554,40 @@ START_TEST(test_process_pool_worker_fds)
     future_unref(f);
     executor_free(ex);
     close(extra);
+    end_check(0);
+}
+END_TEST
+
+/*
+ * A task that writes to what were its parent's fds 3 and 4 (two log files
+ * opened before the pool) gets EBADF for both: the pool's own pipes are
+ * elsewhere. At fd 4 the write went into the result pipe: lost bytes, and
+ * the worker killed for garbage (its pid changed every task).
+ */
+START_TEST(test_process_pool_stray_fd_writes)
+{
+    begin();
+    int a = open("/dev/null", O_WRONLY | O_CLOEXEC), b = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_ge(b, 0);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    int64_t pid = -1;
+    for (int i = 0; i < 3; i++) {
+        future_t *f = executor_submit(ex, t_stray_writes, NULL, 0);
+        ck_assert_int_eq(result_i64(f), 3);
+        future_unref(f);
+        f = executor_submit(ex, t_pid, NULL, 0);
+        int64_t p = result_i64(f);
+        future_unref(f);
+        ck_assert(pid < 0 || p == pid); /* the same worker throughout */
+        pid = p;
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_int_eq(st.failed, 0);
+    executor_free(ex);
+    close(a);
+    close(b);
     end_check(0);
 }
 END_TEST
@@ -3500,6 +3544,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_task_forks);
     tcase_add_test(tc, test_process_pool_creator_thread_exits);
     tcase_add_test(tc, test_process_pool_worker_fds);
+    tcase_add_test(tc, test_process_pool_stray_fd_writes);
     tcase_add_test(tc, test_process_pool_task_stdout_flushed);
     tcase_add_test(tc, test_process_pool_stdout_reader_gone);
     tcase_add_test(tc, test_process_pool_stdout_held_by_task_thread);

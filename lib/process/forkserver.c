@@ -24,7 +24,8 @@
  * cannot fill the socket both ways and hang both sides.
  *
  * The server closes every inherited fd but its socket at start. A worker
- * gets its task pipe on fd 3 and its result pipe on fd 4 (close-on-exec),
+ * gets its task and result pipes on the two highest fds under
+ * RLIMIT_NOFILE or 1024, 1022 and 1023 by default (close-on-exec; pipes_fd),
  * stdin on /dev/null, fds 1 and 2 kept valid, and nothing else; its signal
  * dispositions and mask are reset.
  *
@@ -134,6 +135,24 @@ static void std_fds(void)
         close(fd);
 }
 
+/*
+ * Where a worker's two pipes go: the two highest fds under RLIMIT_NOFILE,
+ * or under 1024 (a larger table costs memory in each worker), or 3 and 4
+ * when the limit leaves no room above them. Not 3 and 4 where they fit: a
+ * task that writes to a descriptor its parent opened before the pool (fd 3
+ * or 4 there, not inherited) gets EBADF, instead of writing into the
+ * pool's result pipe (lost bytes and a killed worker).
+ */
+static int pipes_fd(void)
+{
+    struct rlimit rl;
+    long lim = 1024;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (long)rl.rlim_cur < lim)
+        lim = (long)rl.rlim_cur;
+    return lim >= 16 ? (int)lim - 2 : 3;
+}
+
 /* In the new worker: arrange its fds and signals, then run it. */
 static void worker_child(struct fs_state *s, int seat, int in_fd, int out_fd)
 {
@@ -152,9 +171,18 @@ static void worker_child(struct fs_state *s, int seat, int in_fd, int out_fd)
     if (dup3(a, 3, O_CLOEXEC) < 0 || dup3(b, 4, O_CLOEXEC) < 0)
         _exit(1);
     close_from(5);
+    int hi = pipes_fd();
+    if (hi > 4) { /* nothing is open there now */
+        if (dup3(3, hi, O_CLOEXEC) < 0 || dup3(4, hi + 1, O_CLOEXEC) < 0)
+            _exit(1);
+        close(3);
+        close(4);
+    } else {
+        hi = 3;
+    }
     std_fds();
     reset_signals();
-    s->fn(s->ud, seat, 3, 4);
+    s->fn(s->ud, seat, hi, hi + 1);
     _exit(0);
 }
 
