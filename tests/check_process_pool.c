@@ -2445,6 +2445,68 @@ START_TEST(test_process_pool_shrink_keeps_queued_tasks)
 }
 END_TEST
 
+/* True if the worker *@pid is blocked in read(): asleep on its pipe. */
+static bool pid_in_read(void *pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/syscall", (int)*(pid_t *)pid);
+    FILE *f = fopen(path, "r");
+    long nr = -1;
+    bool ok = f && fscanf(f, "%ld", &nr) == 1 && nr == SYS_read;
+    if (f)
+        fclose(f);
+    return ok;
+}
+
+static bool settled_5(void *ex)
+{
+    return cf_test_settled(ex) >= 5;
+}
+
+/*
+ * A worker in a retired seat (a shrink) that runs dry takes no queued task
+ * and sleeps on its pipe. A grow makes the seat active again, and must wake
+ * it: the queued tasks are there already, no new one comes to wake it. It
+ * slept on, and the tasks waited for the one other worker, held here (a
+ * stress of random shrinks and grows hung for good once that one was gone
+ * too). Found by review.
+ */
+START_TEST(test_process_pool_grow_wakes_retired_worker)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    struct hold ha = {.gate = 0}, hb = {.gate = 1};
+    future_t *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
+    wait_started(1);
+    future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
+    wait_started(2); /* each worker runs one */
+    /* Queued while both run: c in seat 0, d in seat 1 (the least loaded). */
+    int idx[3] = {10, 11, 12};
+    future_t *c = executor_submit(ex, t_mark, &idx[0], sizeof(int));
+    future_t *d = executor_submit(ex, t_mark, &idx[1], sizeof(int));
+    ck_assert(eventually(settled_4, ex, T_LONG)); /* sent before the shrink */
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
+    future_t *e = executor_submit(ex, t_mark, &idx[2], sizeof(int));
+    ck_assert(eventually(settled_5, ex, T_LONG)); /* seat 1 is retired */
+    atomic_store(&shm->gates[1], 1);
+    pid_t pid = (pid_t)result_i64(b); /* d keeps its worker: it sleeps */
+    ck_assert(eventually(pid_in_read, &pid, T_LONG));
+    ck_assert_int_eq(executor_set_max_workers(ex, 2), 0);
+    /* The first worker still runs a. */
+    ck_assert_int_eq(result_i64(c), 10);
+    ck_assert_int_eq(result_i64(d), 11);
+    ck_assert_int_eq(result_i64(e), 12);
+    ck_assert(!future_done(a));
+    atomic_store(&shm->gates[0], 1);
+    result_i64(a);
+    future_t *all[] = {a, b, c, d, e};
+    for (int i = 0; i < 5; i++)
+        future_unref(all[i]);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* arg: any bytes; returns their length. */
 static void t_len(task_t *t)
 {
@@ -3566,6 +3628,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_initializer);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child);
     tcase_add_test(tc, test_process_pool_shrink_keeps_queued_tasks);
+    tcase_add_test(tc, test_process_pool_grow_wakes_retired_worker);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child_chunks);
     tcase_add_test(tc, test_process_pool_recycled_out_with_big_task_waiting);
     tcase_add_test(tc, test_process_pool_shutdown_during_recycling);

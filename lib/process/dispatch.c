@@ -96,10 +96,23 @@ static void seat_flag(struct process_pool *p, int seat, uint32_t bit, bool on)
         atomic_fetch_and(&p->seatw[seat].flags, ~bit);
 }
 
+/* A NOTE frame down @pr's pipe (a wake-up); bytes already on their way
+   wake it as well. An empty buffer has room (cf_pp_spawn reserved it; a
+   buffer never shrinks). */
+static void send_note(struct pp_proc *pr)
+{
+    if (pr->out.off == pr->out.len && cf_buf_reserve(&pr->out, CF_WIRE_HDR)) {
+        cf_wire_put_hdr(pr->out.p + pr->out.len, CF_WIRE_NOTE, 0, 0);
+        pr->out.len += CF_WIRE_HDR;
+    }
+}
+
 /*
  * Workers in seats past `active` take no more queued tasks, give their piped
  * ones back (queued ones are left for the others to take) and, with none, go.
- * A seat that is active again takes queued tasks again.
+ * A seat that is active again takes queued tasks again: its worker is woken,
+ * as one that ran dry while retired sleeps on its pipe without CF_SEAT_ASLEEP
+ * (worker.c), and the tasks queued meanwhile would wake nobody.
  */
 static void retire(struct process_pool *p, int active)
 {
@@ -108,8 +121,10 @@ static void retire(struct process_pool *p, int active)
         if (!pr || pr->closing)
             continue;
         if (s < active) {
-            if (pr->quit)
+            if (pr->quit) {
                 seat_flag(p, s, CF_SEAT_QUIT, pr->quit = false);
+                send_note(pr);
+            }
             continue;
         }
         if (!pr->quit)
@@ -345,12 +360,7 @@ static void wake_sleepers(struct process_pool *p)
             ;
         if (!(v & CF_SEAT_ASLEEP))
             continue;
-        /* Bytes already on their way wake it as well. An empty buffer has
-           room (cf_pp_spawn reserved it; a buffer never shrinks). */
-        if (pr->out.off == pr->out.len && cf_buf_reserve(&pr->out, CF_WIRE_HDR)) {
-            cf_wire_put_hdr(pr->out.p + pr->out.len, CF_WIRE_NOTE, 0, 0);
-            pr->out.len += CF_WIRE_HDR;
-        }
+        send_note(pr);
         p->wake_next = (s + 1) % p->nseats;
         n--;
     }
