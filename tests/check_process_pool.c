@@ -2507,6 +2507,65 @@ START_TEST(test_process_pool_grow_wakes_retired_worker)
 }
 END_TEST
 
+/* arg: an int index i: notes in ran[i] when it started (0, 1, ... among all). */
+static void t_start_seq(task_t *t)
+{
+    const int *i = task_arg(t, NULL);
+    atomic_store(&shm->ran[*i], atomic_fetch_add(&shm->started, 1));
+    task_return_i64(t, *i);
+}
+
+static bool settled_6(void *ex)
+{
+    return cf_test_settled(ex) >= 6;
+}
+
+/*
+ * A worker killed (a death we did not ask for) while tasks wait queued in
+ * its seat's cells: they keep their place in the shared queue, as after an
+ * exit we asked for. They went back to the pending list and were queued
+ * again behind later tasks, which then started first: here d before c.
+ * Found by review (a stress with random SIGKILLs saw tasks start hundreds
+ * of ms after later ones).
+ */
+START_TEST(test_process_pool_death_keeps_queued_order)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    struct hold ha = {.gate = 0}, hb = {.gate = 1};
+    future_t *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
+    wait_started(1);
+    future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
+    wait_started(2); /* each worker runs one */
+    /* Queued while both run, alternating: c, e in seat 0, d, f in seat 1. */
+    enum { N = 4 };
+    int idx[N];
+    future_t *f[N];
+    for (int i = 0; i < N; i++) {
+        idx[i] = 10 + i;
+        f[i] = executor_submit(ex, t_start_seq, &idx[i], sizeof(int));
+    }
+    ck_assert(eventually(settled_6, ex, T_LONG));
+    ck_assert_int_eq(kill((pid_t)atomic_load(&shm->ran[0]), SIGKILL), 0);
+    failure(a, FUT_EWORKER);
+    /* b still holds the other worker: the new one runs them, in order. */
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(result_i64(f[i]), 10 + i);
+    ck_assert(!future_done(b));
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(atomic_load(&shm->ran[10 + i]) == 2 + i, "task %d started %d-th", i,
+                      atomic_load(&shm->ran[10 + i]));
+    atomic_store(&shm->gates[1], 1);
+    result_i64(b);
+    future_unref(a);
+    future_unref(b);
+    for (int i = 0; i < N; i++)
+        future_unref(f[i]);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* arg: any bytes; returns their length. */
 static void t_len(task_t *t)
 {
@@ -3662,6 +3721,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_death_before_start);
     tcase_add_loop_test(tc, test_process_pool_bad_task_frame, 0, 4);
     tcase_add_loop_test(tc, test_process_pool_segv_decoding, 0, 4);
+    tcase_add_test(tc, test_process_pool_death_keeps_queued_order);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("pump");

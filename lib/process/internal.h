@@ -93,10 +93,10 @@
  * CLAIMED without an answer fails FUT_EWORKER (or FUT_EDEADLINE if its
  * deadline killed it), or with FUT_WORKER_BREAK_POOL breaks the pool. A
  * malformed frame kills the worker and names the frame error in the message.
- * After an exit we asked for (max_tasks_per_child: code 0 with every claim
- * answered; a kill) queued SENT cells stay in the queue instead, so they
- * keep their place: the seat stays "finalized" with them, and the next
- * worker forked into it adopts them (cf_pp_spawn).
+ * Queued SENT cells stay in the queue instead, so they keep their place
+ * (but the poison suspect of a death we did not ask for: manager.c): the
+ * seat stays "finalized" with them, and the next worker forked into it
+ * adopts them (cf_pp_spawn).
  *
  * Deadlines: when a started task's limit passes, its future fails
  * FUT_EDEADLINE at once, the worker running it gets SIGTERM and, after KILL_GRACE_NS,

@@ -279,10 +279,11 @@ static void respawn_backoff(struct process_pool *p, const char *desc)
 /*
  * Settles the cells dead @pr leaves: its own (but those another worker
  * claimed from the queue and still runs) and those of other seats it
- * claimed. After an exit we asked for (max_tasks_per_child, a deadline's
- * kill) its queued tasks stay where they are in the queue, for the other
+ * claimed. Its queued tasks stay where they are in the queue, for the other
  * workers and the worker forked into the seat next (cf_pp_spawn): sent
- * back to the pending list, they would queue again behind later tasks.
+ * back to the pending list, they would queue again behind later tasks,
+ * which would start first. All but the @suspect of a death we did not ask
+ * for (poison_suspect), which goes back to count the deaths it may cause.
  * True if a failure breaks the pool.
  */
 static bool settle_cells(struct process_pool *p, struct pp_proc *pr, int suspect,
@@ -295,7 +296,7 @@ static bool settle_cells(struct process_pool *p, struct pp_proc *pr, int suspect
             if (!o->cell[i])
                 continue;
             int r = cf_pp_cell_runner(p, o, i);
-            if (o == pr && r < 0 && e->expected && o->cell[i]->queued)
+            if (o == pr && r < 0 && o->cell[i]->queued && (e->expected || i != suspect))
                 continue;
             if (r == pr->seat || (o == pr && r < 0))
                 broke |= settle_cell(p, o, i, o == pr ? suspect : -1, e, pr);
