@@ -126,6 +126,27 @@ static void t_block(task_t *t)
 }
 
 /* t_hold's argument: the gate it waits for, and whether it then aborts. */
+/* The library built with the test hooks (executor.h). */
+size_t cf_test_settled(executor_t *ex);
+
+/* cf_test_settled(ex) >= n: submits the pool holds in place. */
+struct settle_goal {
+    executor_t *ex;
+    size_t n;
+};
+
+static bool settle_reached(void *goal)
+{
+    const struct settle_goal *g = goal;
+    return cf_test_settled(g->ex) >= g->n;
+}
+
+/* True once @ex holds @n submits in place, within T_LONG. */
+static bool settles(executor_t *ex, size_t n)
+{
+    return eventually(settle_reached, &(struct settle_goal){ex, n}, T_LONG);
+}
+
 struct hold {
     int gate, abort_it, stubborn; /* stubborn: ignores task_should_stop */
 };
@@ -1984,14 +2005,6 @@ static bool is_running(void *f)
     return future_running(f);
 }
 
-/* The library built with the test hooks (executor.h). */
-size_t cf_test_settled(executor_t *ex);
-
-static bool settled_4(void *ex)
-{
-    return cf_test_settled(ex) >= 4;
-}
-
 /* Frees @ex, then @g, and checks that nothing is left (@fs_pid: end_check's). */
 static void free_gated(executor_t *ex, gate_t *g, pid_t fs_pid)
 {
@@ -2042,7 +2055,7 @@ START_TEST(test_process_pool_late_deadline_spares_next_task)
     ck_assert(eventually(is_running, a, T_LONG) && eventually(is_running, x, T_LONG));
     double due =
         now_s() + limit; /* both of a's deadlines (worker's, manager's) are before */
-    ck_assert(eventually(settled_4, ex, T_LONG)); /* b and c are sent */
+    ck_assert(settles(ex, 4)); /* b and c are sent */
     atomic_store(&shm->gates[1], 1); /* x returns: its callback holds the manager */
     ck_assert(eventually(held, &hu, T_LONG));
     ck_assert_msg(!future_done(a), "a's deadline passed before the manager was held");
@@ -2082,11 +2095,6 @@ static int64_t pass_hold_pump(void *ud)
 static bool pass_held(void *h)
 {
     return atomic_load(&((struct pass_hold *)h)->in);
-}
-
-static bool settled_2(void *ex)
-{
-    return cf_test_settled(ex) >= 2;
 }
 
 static void *terminate_with_sigterm(void *ex)
@@ -2129,7 +2137,7 @@ static void late_deadline_case(bool terminate)
     future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
     ck_assert(eventually(is_running, a, T_LONG));
     double due = now_s() + limit;                 /* both of a's deadlines are before */
-    ck_assert(eventually(settled_2, ex, T_LONG)); /* b is sent to the worker */
+    ck_assert(settles(ex, 2)); /* b is sent to the worker */
     atomic_store(&h.armed, true);
     ck_assert(eventually(pass_held, &h, T_LONG));
     atomic_store(&shm->gates[0], 1); /* a returns; the worker takes b by itself */
@@ -2445,6 +2453,16 @@ START_TEST(test_process_pool_shrink_keeps_queued_tasks)
 }
 END_TEST
 
+/* Holds a 2-worker pool's workers: *a on gate 0, then *b on gate 1 (t_hold). */
+static void hold_both(executor_t *ex, future_t **a, future_t **b)
+{
+    static const struct hold ha = {.gate = 0}, hb = {.gate = 1};
+    *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
+    wait_started(1);
+    *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
+    wait_started(2);
+}
+
 /* True if the worker *@pid is blocked in read(): asleep on its pipe. */
 static bool pid_in_read(void *pid)
 {
@@ -2456,11 +2474,6 @@ static bool pid_in_read(void *pid)
     if (f)
         fclose(f);
     return ok;
-}
-
-static bool settled_5(void *ex)
-{
-    return cf_test_settled(ex) >= 5;
 }
 
 /*
@@ -2475,19 +2488,16 @@ START_TEST(test_process_pool_grow_wakes_retired_worker)
 {
     begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
-    struct hold ha = {.gate = 0}, hb = {.gate = 1};
-    future_t *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
-    wait_started(1);
-    future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
-    wait_started(2); /* each worker runs one */
+    future_t *a, *b;
+    hold_both(ex, &a, &b); /* each worker runs one */
     /* Queued while both run: c in seat 0, d in seat 1 (the least loaded). */
     int idx[3] = {10, 11, 12};
     future_t *c = executor_submit(ex, t_mark, &idx[0], sizeof(int));
     future_t *d = executor_submit(ex, t_mark, &idx[1], sizeof(int));
-    ck_assert(eventually(settled_4, ex, T_LONG)); /* sent before the shrink */
+    ck_assert(settles(ex, 4)); /* sent before the shrink */
     ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
     future_t *e = executor_submit(ex, t_mark, &idx[2], sizeof(int));
-    ck_assert(eventually(settled_5, ex, T_LONG)); /* seat 1 is retired */
+    ck_assert(settles(ex, 5)); /* seat 1 is retired */
     atomic_store(&shm->gates[1], 1);
     pid_t pid = (pid_t)result_i64(b); /* d keeps its worker: it sleeps */
     ck_assert(eventually(pid_in_read, &pid, T_LONG));
@@ -2515,11 +2525,6 @@ static void t_start_seq(task_t *t)
     task_return_i64(t, *i);
 }
 
-static bool settled_6(void *ex)
-{
-    return cf_test_settled(ex) >= 6;
-}
-
 /*
  * A worker killed (a death we did not ask for) while tasks wait queued in
  * its seat's cells: they keep their place in the shared queue, as after an
@@ -2532,11 +2537,8 @@ START_TEST(test_process_pool_death_keeps_queued_order)
 {
     begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
-    struct hold ha = {.gate = 0}, hb = {.gate = 1};
-    future_t *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
-    wait_started(1);
-    future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
-    wait_started(2); /* each worker runs one */
+    future_t *a, *b;
+    hold_both(ex, &a, &b); /* each worker runs one */
     /* Queued while both run, alternating: c, e in seat 0, d, f in seat 1. */
     enum { N = 4 };
     int idx[N];
@@ -2545,7 +2547,7 @@ START_TEST(test_process_pool_death_keeps_queued_order)
         idx[i] = 10 + i;
         f[i] = executor_submit(ex, t_start_seq, &idx[i], sizeof(int));
     }
-    ck_assert(eventually(settled_6, ex, T_LONG));
+    ck_assert(settles(ex, 6));
     ck_assert_int_eq(kill((pid_t)atomic_load(&shm->ran[0]), SIGKILL), 0);
     failure(a, FUT_EWORKER);
     /* b still holds the other worker: the new one runs them, in order. */
