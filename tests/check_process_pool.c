@@ -613,6 +613,38 @@ START_TEST(test_process_pool_stray_fd_writes)
 }
 END_TEST
 
+/*
+ * Under a low RLIMIT_NOFILE (12: the pipes go on fds 3 and 4, pipes_fd) a
+ * worker starts and holds fds 0-4. No worker started under a limit of 17
+ * or less (it moved its pipes to fd 16 and up first, which did not exist):
+ * every task failed "exited with code 1 before starting". Found by review.
+ */
+START_TEST(test_process_pool_low_fd_limit)
+{
+    begin();
+    struct rlimit old, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 12;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_ptr_nonnull(ex);
+    future_t *f = executor_submit(ex, t_fds, NULL, 0);
+    int64_t v = -1;
+    int rc = future_result_i64(f, T_LONG, &v);
+    const future_error_t *err = NULL;
+    if (rc != 0)
+        future_exception(f, 0, &err);
+    ck_assert_msg(rc == 0, "%d: %s", rc, err ? err->message : "");
+    ck_assert_int_eq(v / 2, 5);
+    ck_assert_int_eq(v % 2, 1);
+    future_unref(f);
+    executor_free(ex);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    end_check(0);
+}
+END_TEST
+
 static void t_print(task_t *t)
 {
     const int *i = task_arg(t, NULL);
@@ -3668,6 +3700,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_creator_thread_exits);
     tcase_add_test(tc, test_process_pool_worker_fds);
     tcase_add_test(tc, test_process_pool_stray_fd_writes);
+    tcase_add_test(tc, test_process_pool_low_fd_limit);
     tcase_add_test(tc, test_process_pool_task_stdout_flushed);
     tcase_add_test(tc, test_process_pool_stdout_reader_gone);
     tcase_add_test(tc, test_process_pool_stdout_held_by_task_thread);

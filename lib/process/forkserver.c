@@ -161,12 +161,16 @@ static void worker_child(struct fs_state *s, int seat, int in_fd, int out_fd)
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != s->self)
         _exit(1);
-    /* Move the pipes above 3 and 4 first: they may sit on either. */
-    int a = fcntl(in_fd, F_DUPFD_CLOEXEC, 16);
-    int b = fcntl(out_fd, F_DUPFD_CLOEXEC, 16);
-    if (a < 0 || b < 0)
+    /* Move the pipes above 3 and 4 first: they may sit on either. The
+       lowest free fds above: under a limit of 8 to 17 (3 and 4 below 16,
+       pipes_fd) fds from 16 up do not exist, and no worker started. */
+    int a = fcntl(in_fd, F_DUPFD_CLOEXEC, 5);
+    if (a < 0)
         _exit(1);
     close(in_fd);
+    int b = fcntl(out_fd, F_DUPFD_CLOEXEC, 5);
+    if (b < 0)
+        _exit(1);
     close(out_fd);
     if (dup3(a, 3, O_CLOEXEC) < 0 || dup3(b, 4, O_CLOEXEC) < 0)
         _exit(1);
