@@ -539,6 +539,23 @@ static bool none_left(void *arg)
 }
 
 /*
+ * Runs this program again with @flag alone (main() below reads it), checks
+ * that it exited 0 and that none of its ranks is left.
+ */
+static void run_self(const char *flag)
+{
+    char self[4096], arg[64];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    ck_assert_int_gt(n, 0);
+    self[n] = '\0';
+    snprintf(arg, sizeof(arg), "%s", flag);
+    char *args[] = {self, arg, NULL};
+    int rc = run_wait(args);
+    ck_assert_msg(rc == 0, "check_mpi_pool %s: exit %d (see its lines above)", flag, rc);
+    ck_assert(eventually(none_left, NULL, T_LONG));
+}
+
+/*
  * A program that initializes MPI itself, before mpi_pool_serve, and
  * finalizes it before it returns (main() below, --caller-init): each
  * rank's mpi_pool_serve must not initialize MPI again, nor finalize it
@@ -550,14 +567,7 @@ MPI_TEST(test_mpi_caller_init)
 {
     if (world)
         return; /* the copy would take itself for a world rank */
-    char self[4096], flag[] = "--caller-init";
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    ck_assert_int_gt(n, 0);
-    self[n] = '\0';
-    char *args[] = {self, flag, NULL};
-    int rc = run_wait(args);
-    ck_assert_msg(rc == 0, "the program that calls MPI_Init first: exit %d", rc);
-    ck_assert(eventually(none_left, NULL, T_LONG));
+    run_self("--caller-init");
 }
 
 /* Frees @ex once it counts @workers ranks, then checks that no process is left. */
@@ -1034,14 +1044,7 @@ MPI_TEST(test_mpi_rank_killed_holding_tasks_alone)
 {
     if (world)
         return; /* mpiexec ends the whole job when a rank dies */
-    char self[4096], flag[] = "--killed-holding";
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    ck_assert_int_gt(n, 0);
-    self[n] = '\0';
-    char *args[] = {self, flag, NULL};
-    int rc = run_wait(args);
-    ck_assert_msg(rc == 0, "check_mpi_pool --killed-holding: exit %d", rc);
-    ck_assert(eventually(none_left, NULL, T_LONG));
+    run_self("--killed-holding");
 }
 
 Suite *make_suite(void)
