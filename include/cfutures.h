@@ -683,8 +683,10 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * in no module with a build-id fails the submit with FUT_EINVAL (and a
  * future_then continuation on an MPI pool, whose function travels so too,
  * fails FUT_EINVAL then).
- * Arguments and results are copied bytes, as in a process pool; each rank
- * runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
+ * Arguments and results are copied bytes, as in a process pool, an
+ * argument under 2 GiB (larger: EINVAL), a result up to 1 GiB (larger: the
+ * future fails FUT_ETASK with code E2BIG; an MPI message's count is an
+ * int); each rank runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
  * 1 to 4096, default 1; any other value is ignored). A rank is sent tasks
  * ahead: 4 beyond its processes, more while its tasks are quick (as many
  * as it runs in 5 ms, up to 64 in all). CFUTURES_MPI_AHEAD=N (0 to 64;

@@ -145,6 +145,45 @@ MPI_TEST(test_mpi_big_payload)
     executor_free(ex);
 }
 
+/* Answers an untouched (calloc) result of the argument's size in bytes. */
+static void t_zeros(task_t *t)
+{
+    const int64_t *n = task_arg(t, NULL);
+    void *p = calloc(1, (size_t)*n);
+    if (!p || task_return(t, p, (size_t)*n, free) != 0)
+        task_raise(t, ENOMEM, "no memory for %lld bytes", (long long)*n);
+}
+
+/*
+ * A result over the MPI pool's 1 GiB (an MPI count is an int) fails
+ * FUT_ETASK with E2BIG and a message that says so, as a process pool's
+ * result over its limit does, in the task's process before it is sent, and
+ * the rank goes on (before: FUT_EINVAL with an empty message, after the
+ * whole result had come to the rank).
+ */
+MPI_TEST(test_mpi_result_too_big)
+{
+    executor_t *ex = new_pool();
+    int64_t n = (int64_t)1 << 30;
+    future_t *f = executor_submit(ex, t_zeros, &n, sizeof(n));
+    ck_assert_ptr_nonnull(f);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, NULL), FUT_ETASK);
+    ck_assert_int_eq(future_exception(f, 0, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->code, E2BIG);
+    ck_assert_msg(strstr(e->message, "is over the pool's maximum of 1073741823"),
+                  "message: %s", e->message);
+    future_unref(f);
+    n = 1000;
+    f = executor_submit(ex, t_zeros, &n, sizeof(n));
+    size_t len = 0;
+    ck_assert_int_eq(future_result(f, T_LONG, NULL, &len), 0);
+    ck_assert_uint_eq(len, 1000);
+    future_unref(f);
+    executor_free(ex);
+}
+
 /* Large tasks and large answers cross: neither side may block the other. */
 MPI_TEST(test_mpi_big_both_ways)
 {
@@ -1059,6 +1098,7 @@ Suite *make_suite(void)
     }
     tcase_add_test(tc, test_mpi_submit_results);
     tcase_add_test(tc, test_mpi_big_payload);
+    tcase_add_test(tc, test_mpi_result_too_big);
     tcase_add_test(tc, test_mpi_big_both_ways);
     tcase_add_test(tc, test_mpi_task_error);
     tcase_add_test(tc, test_mpi_task_crash);

@@ -83,6 +83,9 @@ enum cf_mpi_kind {
  * (answers.c). It never reaches a future (the code is then 0).
  */
 #define CF_MPI_NOT_RUN 0x4e52 /* "NR" */
+/* A task's result a worker rank sends back, at most (an MPI count is an int;
+   half of INT32_MAX leaves the answer's header room): larger fails FUT_ETASK, E2BIG. */
+#define CF_MPI_RESULT_MAX ((size_t)INT32_MAX / 2)
 
 /* Seconds a spawned worker gets for MPI_Init and the handshake (then it exits). */
 #define CF_MPI_START_LIMIT 150

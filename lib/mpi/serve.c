@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../process/pump.h"
 #include "../process/wire.h"
 #include "internal.h"
 #include "util.h"
@@ -265,7 +266,7 @@ static int serve_worker(int *argc, char ***argv, bool spawned)
     struct cf_mpi_rank r = {.master = 0, .teardown = true, .procs = local_procs()};
     cf_cond_init_monotonic(&r.cv);
     pthread_mutex_init(&r.mu, NULL);
-    r.local = process_pool_executor_new(&(executor_options_t){.max_workers = r.procs});
+    r.local = cf_pp_new(&(executor_options_t){.max_workers = r.procs}, CF_MPI_RESULT_MAX);
     if (!r.local)
         return -errno;
     int rc = worker_start(&r, argc, argv, spawned);

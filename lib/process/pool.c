@@ -355,7 +355,7 @@ static int map_shared(struct process_pool *p)
 }
 
 /* What each worker reads after the fork. */
-static void fill_worker_cfg(struct process_pool *p)
+static void fill_worker_cfg(struct process_pool *p, uint64_t result_max)
 {
     p->wcfg = (struct cf_worker_cfg){
         .claims = p->claims,
@@ -371,11 +371,12 @@ static void fill_worker_cfg(struct process_pool *p)
         .initarg = p->base.opts.initarg,
         .initarg_len = p->base.opts.initarg_len,
         .max_tasks = p->base.opts.max_tasks_per_child,
+        .result_max = CF_MIN(result_max, CF_WIRE_MAX_PAYLOAD),
     };
 }
 
 /* Everything after the common part, up to a running manager. 0 or a code. */
-static int pool_start(struct process_pool *p)
+static int pool_start(struct process_pool *p, uint64_t result_max)
 {
     if (p->base.opts.max_workers > CF_CELL_MAX_SEATS)
         return FUT_EINVAL;
@@ -387,7 +388,7 @@ static int pool_start(struct process_pool *p)
         rc = map_shared(p);
     if (rc < 0)
         return rc;
-    fill_worker_cfg(p);
+    fill_worker_cfg(p, result_max);
     p->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->wake_fd < 0)
         return FUT_ESYS;
@@ -421,7 +422,7 @@ void cf_pp_pump_poke(executor_t *ex)
         atomic_fetch_add(&pp_of(ex)->kick, 1);
 }
 
-executor_t *process_pool_executor_new(const executor_options_t *o)
+executor_t *cf_pp_new(const executor_options_t *o, uint64_t result_max)
 {
     bool inited = false;
     int rc = FUT_ENOMEM;
@@ -437,11 +438,16 @@ executor_t *process_pool_executor_new(const executor_options_t *o)
 #ifdef CF_TEST_HOOKS
     p->base.test_managed = true; /* the manager orders what it takes in */
 #endif
-    rc = pool_start(p);
+    rc = pool_start(p, result_max);
     if (rc < 0)
         goto fail;
     return &p->base;
 fail:
     abandon(p, inited);
     return cf_fail_null(rc);
+}
+
+executor_t *process_pool_executor_new(const executor_options_t *o)
+{
+    return cf_pp_new(o, CF_WIRE_MAX_PAYLOAD);
 }

@@ -43,6 +43,14 @@ int cf_pp_set_pump(executor_t *ex, cf_pp_pump_fn fn, void *ud);
  */
 void cf_pp_pump_poke(executor_t *ex);
 
+/*
+ * process_pool_executor_new(@o) whose tasks' results are at most
+ * @result_max bytes (the process pool's own maximum, CF_WIRE_MAX_PAYLOAD, if
+ * larger): a larger one fails FUT_ETASK with E2BIG in the worker, before
+ * it is sent (lib/mpi: what one MPI message can carry).
+ */
+executor_t *cf_pp_new(const executor_options_t *o, uint64_t result_max);
+
 #ifdef CF_TEST_HOOKS
 /* Tests: executor_terminate_workers was asked, and the manager has not acted yet. */
 bool cf_test_kill_asked(executor_t *ex);

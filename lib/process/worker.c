@@ -454,11 +454,13 @@ static void run_claimed(struct wstate *w, uint64_t id, task_fn fn, int64_t limit
                            t.err_msg ? t.err_msg : "(no memory for the error message)");
         break;
     case CF_ANSWER_RESULT:
-        if (t.len > CF_WIRE_MAX_PAYLOAD) {
+        if (t.len > w->cfg->result_max) {
             /* Cannot be sent: an ordinary task error, the worker lives on. */
-            cf_wk_answer_error(
-                w, CF_WIRE_ERROR, id, flags, E2BIG,
-                "the task's result is larger than the 4 GiB frame maximum");
+            char m[128];
+            snprintf(m, sizeof(m),
+                     "the task's result (%zu bytes) is over the pool's maximum of %llu",
+                     t.len, (unsigned long long)w->cfg->result_max);
+            cf_wk_answer_error(w, CF_WIRE_ERROR, id, flags, E2BIG, m);
             break;
         }
         hook_result(w, id, t.data, t.len);

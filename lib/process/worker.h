@@ -158,7 +158,8 @@ struct cf_worker_cfg {
     task_fn initializer; /* may be NULL */
     const void *initarg; /* the creator's bytes, as they were at the fork */
     size_t initarg_len;
-    int max_tasks; /* 0: unlimited */
+    int max_tasks;       /* 0: unlimited */
+    uint64_t result_max; /* a task's result, at most (CF_WIRE_MAX_PAYLOAD or less) */
 };
 
 /*
