@@ -14,7 +14,8 @@
  *    -10000.
  *  - Functions that return a pointer return NULL on failure and set errno to
  *    the positive value of the code (errno == -FUT_ESHUTDOWN after a submit to
- *    a shut-down executor).
+ *    a shut-down executor; errno == -FUT_ESYS when an OS call failed: the
+ *    OS's own errno is not kept then).
  *  - Timeouts are double seconds. FUT_FOREVER (-1.0) waits without limit, 0
  *    polls. Any other negative value, NaN or +/-infinity is FUT_EINVAL.
  *  - Every function checks its arguments first and rejects NULL or invalid
@@ -23,7 +24,9 @@
  *  - Ownership words: "new reference" (the caller unrefs it), "borrowed"
  *    (valid until the time said), "takes ownership" (the library frees it
  *    with the free_fn given, on every path, failures included).
- *  - The library never prints and never calls exit().
+ *  - The library never calls exit(), and prints nothing but the MPI pool's
+ *    lines on stderr (a lost rank, a failed start-up, an ignored
+ *    CFUTURES_MPI_* setting).
  *  - Memory: a future and its task's bookkeeping take one block from the
  *    library's own 2 MiB chunks (mapped 64 KiB at a time in one call, so a
  *    burst of tasks is not a page fault per 32 tasks). Freed blocks are
@@ -120,7 +123,7 @@ CF_API const char *cfutures_version(void);
 #define FUT_EWORKER (-10003)        /* the worker process died running the task */
 #define FUT_EDEADLINE (-10004)      /* the task's own time limit passed */
 #define FUT_ESTATE (-10005)         /* Python: InvalidStateError */
-#define FUT_ESYS (-10006)           /* an OS call failed; errno kept in the error */
+#define FUT_ESYS (-10006)           /* an OS call failed */
 #define FUT_EOF (-10007)            /* an iterator is exhausted */
 
 /* Wait without limit. */
