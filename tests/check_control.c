@@ -387,6 +387,65 @@ START_TEST(test_schedule_shutdown_ends_it)
 }
 END_TEST
 
+/*
+ * Its executor freed from a done-callback of a refused timed future (on the
+ * timer thread, unless the future was done when the callback was added): the
+ * gated run is let go first, so the free's wait ends either way.
+ */
+static _Atomic int freed_on_done;
+
+static void free_on_done(future_t *f, void *ud)
+{
+    (void)f;
+    atomic_store(&sh->gates[0], 1);
+    executor_free(ud);
+    atomic_store(&freed_on_done, 1);
+}
+
+static bool freed(void *arg)
+{
+    (void)arg;
+    return atomic_load(&freed_on_done) != 0;
+}
+
+START_TEST(test_timed_refused_when_full)
+{
+    shared_reset();
+    atomic_store(&freed_on_done, 0);
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1, .max_queue = 1});
+    struct stamp_arg gated = {0, 0, -1, 0};
+    future_t *run = executor_submit(ex, x_stamp, &gated, sizeof(gated));
+    ck_assert_ptr_nonnull(run);
+    int g = 0;
+    ck_assert(eventually(gate_started, &g, T_LONG));
+    future_t *queued = executor_submit(ex, x_stamp, &plain, sizeof(plain));
+    ck_assert_ptr_nonnull(queued); /* the queue is full now */
+    /* Due, they are refused (the timer never blocks): FUT_EFULL. */
+    future_t *d = executor_submit_with(ex, x_stamp, &plain, sizeof(plain),
+                                       &(submit_options_t){.delay = 0.001});
+    future_t *s = executor_schedule(ex, x_stamp, &plain, sizeof(plain),
+                                    &(schedule_options_t){.delay = 0.05, .period = 0.001});
+    ck_assert_ptr_nonnull(d);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(future_add_done_callback(s, free_on_done, ex), 0);
+    ck_assert_int_eq(future_result(d, T_LONG, NULL, NULL), FUT_EFULL);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(s, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_EFULL);
+    /* The callback's executor_free ran the queued tasks to their end. */
+    ck_assert(eventually(freed, NULL, T_LONG));
+    ck_assert_int_eq(future_result(run, T_LONG, NULL, NULL), 0);
+    ck_assert_int_eq(future_result(queued, T_LONG, NULL, NULL), 0);
+    ck_assert_int_eq(atomic_load(&sh->runs), 2);
+    future_unref(run);
+    future_unref(queued);
+    future_unref(d);
+    future_unref(s);
+    ck_assert(no_children());
+}
+END_TEST
+
 /* ---------------------------------------------------------- task groups */
 
 static bool runs_at_least(void *arg)
@@ -594,6 +653,7 @@ static bool group_busy(void *g)
 START_TEST(test_group_cancel_blocked_submit)
 {
     shared_reset();
+    atomic_store(&freed_on_done, 0);
     executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1, .max_queue = 1});
     struct stamp_arg gated = {0, 0, -1, 0};
     future_t *busy = executor_submit(ex, x_stamp, &gated, sizeof(gated));
@@ -1150,6 +1210,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_schedule_cancel_during_run, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_schedule_errors, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_schedule_shutdown_ends_it, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_timed_refused_when_full, 0, N_EX_KINDS);
     tc = new_tcase(s, "group");
     tcase_add_loop_test(tc, test_group_wait_all, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_queued_running_finished, 0, N_EX_KINDS);
