@@ -399,7 +399,10 @@ CF_API int future_exception(future_t *f, double timeout, const future_error_t **
 /**
  * Adds a done-callback. Python: Future.add_done_callback.
  * If @f is not done, @cb runs once when it completes, in the thread that
- * completes it (a worker, or whoever calls future_cancel / future_set_*).
+ * completes it (a worker, or whoever calls future_cancel / future_set_*; a
+ * process or MPI pool's manager thread; the library's timer thread for a
+ * delayed or scheduled task refused when due, a future_within timeout: a
+ * callback that blocks there holds up every timer).
  * If @f is done already, @cb runs at once in the caller before this returns.
  * Callbacks run in the order added, never under a library lock: a callback may
  * submit, unref @f (the library keeps its own reference while calling), add
