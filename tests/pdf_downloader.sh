@@ -173,6 +173,54 @@ expect_rc 141; expect_err "interrupted: partial downloads removed"
 expect_files f1040.pdf=$W/www/f1040.pdf
 [ -z "$(ls -A "$W/tmp-sigpipe")" ] || bad "left in TMPDIR: $(ls -A "$W/tmp-sigpipe")"
 
+# Interrupted while its standard error is a full pipe nobody reads (a paused
+# pager, a supervisor that does not read), with a download that has its
+# headers but no body yet, let through only once the interrupt has removed
+# the claims folder. The files go first, and no task creates one after that
+# (a .part was left, from a pool thread or process, in about half of the
+# interrupted runs of many fast downloads); and it exits within a second
+# though its last line cannot be written (it waited for the pipe forever).
+cases=$((cases + 1)); case=interrupt-stuck; dir=$W/out/$case
+mkdir -p "$W/tmp-stuck"
+TMPDIR=$W/tmp-stuck python3 - "$F" "$W/tmp-stuck" "$prog" --executor "$PDFDL_EXECUTOR" \
+    --timeout 30 -o "$dir" "$F/gate/g1/f1040sb.pdf" >"$W/$case.err" 2>&1 <<'PY'
+import fcntl, os, signal, subprocess, sys, time, urllib.request
+base, tmpdir, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+def until(cond, secs):
+    end = time.monotonic() + secs
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.02)
+    return True
+r, w = os.pipe()  # filled, and never read while the program runs
+fcntl.fcntl(w, fcntl.F_SETFL, os.O_NONBLOCK)
+try:
+    while True:
+        os.write(w, b"x" * 4096)
+except BlockingIOError:
+    pass
+fcntl.fcntl(w, fcntl.F_SETFL, 0)
+p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=w)
+os.close(w)
+hits = lambda: int(urllib.request.urlopen(base + "/hits/gate/g1/f1040sb.pdf").read())
+claims = lambda: [n for n in os.listdir(tmpdir) if n.startswith("pdf_downloader-names-")]
+if not until(lambda: hits() >= 1, 20):
+    print("the request never came")
+p.send_signal(signal.SIGINT)
+if not until(lambda: not claims() or p.poll() is not None, 20):
+    print("the claims folder stayed")
+urllib.request.urlopen(base + "/open/g1").read()  # the body comes now
+if not until(lambda: p.poll() is not None, 10):
+    print("still running 10 s after SIGINT, standard error full")
+os.close(r)  # lets a program stuck on its standard error go on
+print("exit", p.wait())
+PY
+rc=$?; err=$(cat "$W/$case.err")
+expect_rc 0; expect_err "exit 130"; expect_files
+! grep -q "still running" "$W/$case.err" || bad "$err"
+[ -z "$(ls -A "$W/tmp-stuck")" ] || bad "left in TMPDIR: $(ls -A "$W/tmp-stuck")"
+
 printf '# nothing here\n' > "$W/empty.txt"
 run empty-list -i "$W/empty.txt"
 expect_rc 0; expect_err "nothing to do"; expect_files

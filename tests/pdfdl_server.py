@@ -19,6 +19,8 @@ Routes (NAME is a path under DOCROOT; queries are ignored):
   /cut/NAME              Content-Length of the whole file, half the body, close
   /hang/NAME             reads the request and never answers
   /stall/NAME            Content-Length of the whole file, half the body, silence
+  /gate/KEY/NAME         the headers of /stall/NAME, then the body once
+                         /open/KEY was asked for: half of it, silence
   /html/NAME             200 text/html error page
   /hits/PATH             how many requests PATH got, as text
   /slow/NAME             the file, after waiting 50 ms (bench/: a slow server)
@@ -50,6 +52,12 @@ HITS = {}
 REQS = {}  # path -> [(Range, If-Range)]
 LOCK = threading.Lock()
 STOP = threading.Event()
+GATES = {}  # KEY -> threading.Event, for /gate and /open
+
+
+def gate(key):
+    with LOCK:
+        return GATES.setdefault(key, threading.Event())
 
 
 def read_doc(name):
@@ -146,6 +154,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             STOP.wait(60)
             self.close_connection = True
+        elif route == "gate":
+            body = read_doc(parts[3] if len(parts) > 3 else "") or b""
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.flush()
+            if gate(parts[2]).wait(60):
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                STOP.wait(60)
+            self.close_connection = True
+        elif route == "open":
+            gate(rest).set()
+            self.send(200, b"open\n", "text/plain")
         elif route == "hang":
             STOP.wait(60)
             self.close_connection = True

@@ -167,6 +167,54 @@ static void errno_text(int e, char *buf, size_t n)
     snprintf(buf, n, "%s", strerror_r(e, buf, n));
 }
 
+/*
+ * An interrupted run (main.c) takes an exclusive flock() on the claims
+ * folder, removes it, then removes this run's temporary files and exits.
+ * Every file a task creates in the target folder or the claims folder is
+ * created under a shared flock() on that folder, once it is seen to still
+ * exist: so no file appears after the interrupt looked for them, from a
+ * pool thread or from a pool process that outlives its parent by a moment.
+ * run_lock returns the claims folder's fd, locked (close it to unlock), or
+ * -1 with errno (ECANCELED: the run is being stopped).
+ */
+static int run_lock(const struct pdfdl_request *rq)
+{
+    struct stat st;
+    int e;
+    int dfd = open(rq->claims, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        if (errno == ENOENT)
+            errno = ECANCELED;
+        return -1;
+    }
+    while ((e = flock(dfd, LOCK_SH)) != 0 && errno == EINTR)
+        ;
+    if (e != 0)
+        e = errno;
+    else if (fstat(dfd, &st) != 0)
+        e = errno;
+    else if (st.st_nlink == 0) /* removed: the run is being stopped */
+        e = ECANCELED;
+    if (e == 0)
+        return dfd;
+    close(dfd);
+    errno = e;
+    return -1;
+}
+
+/* open(@path, @flags, 0666) under run_lock. The fd, or -1 with errno. */
+static int create_in_run(const struct pdfdl_request *rq, const char *path, int flags)
+{
+    int dfd = run_lock(rq);
+    if (dfd < 0)
+        return -1;
+    int fd = open(path, flags, 0666);
+    int e = errno;
+    close(dfd);
+    errno = e;
+    return fd;
+}
+
 /* Opens a fresh temporary file in the target folder. 0, or -1 (x->why set). */
 static int open_tmp(struct xfer *x)
 {
@@ -174,7 +222,7 @@ static int open_tmp(struct xfer *x)
         unsigned n = atomic_fetch_add(&tmp_counter, 1);
         snprintf(x->tmp, sizeof(x->tmp), "%s/" PDFDL_TMP_PREFIX "%s-%ld-%u.part",
                  x->rq->outdir, x->rq->run, (long)getpid(), n);
-        x->fd = open(x->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        x->fd = create_in_run(x->rq, x->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC);
         if (x->fd >= 0)
             return 0;
         if (errno != EEXIST)
@@ -252,7 +300,7 @@ static void save_meta(struct xfer *x)
         unlink(x->meta);
         return;
     }
-    int fd = open(x->meta, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int fd = create_in_run(x->rq, x->meta, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC);
     if (fd < 0)
         return;
     size_t a = sizeof(META_MAGIC), b = strlen(x->rq->url) + 1, c = strlen(v) + 1;
@@ -283,7 +331,7 @@ static int open_resume(struct xfer *x)
         x->tmp[0] = '\0';
         return 1;
     }
-    int fd = open(x->tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    int fd = create_in_run(x->rq, x->tmp, O_RDWR | O_CREAT | O_CLOEXEC);
     if (fd < 0) {
         errno_text(errno, e, sizeof(e));
         fail(x, PDFDL_FAIL_LOCAL, false, "cannot create a file in %s: %s", x->rq->outdir,
@@ -811,18 +859,26 @@ static int join(char *out, size_t n, const char *dir, const char *name)
  */
 static int install(struct xfer *x, bool *kept, char *final, size_t finalsz)
 {
-    char claim[PATH_MAX], dest[PATH_MAX], e[128];
+    char dest[PATH_MAX], e[128];
+    int claims = run_lock(x->rq); /* held while claiming: see run_lock */
+    if (claims < 0) {
+        snprintf(final, finalsz, "%s", x->name);
+        goto failed;
+    }
     for (unsigned n = 0; n < 10000; n++) {
         if (pdfdl_name_variant(x->name, n, final, finalsz) != 0 ||
-            join(claim, sizeof(claim), x->rq->claims, final) != 0 ||
             join(dest, sizeof(dest), x->rq->outdir, final) != 0)
             break;
-        int fd = open(claim, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        int fd = openat(claims, final, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd < 0 && errno == EEXIST)
             continue; /* another URL of this run has this name */
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        close(claims);
+        errno = err;
         if (fd < 0)
             goto failed;
-        close(fd);
         if (!x->rq->no_clobber) {
             if (rename(x->tmp, dest) != 0)
                 goto failed;
@@ -843,6 +899,7 @@ static int install(struct xfer *x, bool *kept, char *final, size_t finalsz)
         }
         return 0;
     }
+    close(claims);
     fail(x, PDFDL_FAIL_LOCAL, false, "no free name for %s in %s", x->name, x->rq->outdir);
     drop_tmp(x);
     return -1;

@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -689,14 +690,20 @@ struct interrupt {
     const char *outdir;
     const char *claims;
     bool resume;             /* -c */
-    const struct urls *urls; /* this run's URLs; NULL once freed (out_lock) */
+    const struct urls *urls; /* this run's URLs; NULL once freed (urls_lock) */
+    int sig;                 /* the signal taken, for the watchdog */
 };
 
+/* Guards struct interrupt's `urls`; never held across output, so that the
+ * signal thread gets it however stuck a write is. */
+static pthread_mutex_t urls_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /*
- * -c: lists the resumable files of this run's URLs that hold bytes (and a
- * sidecar to resume them with), and removes the ones that do not.
+ * -c: removes the resumable files of this run's URLs that hold no bytes (or
+ * have no sidecar to resume them with), and lists the others (@say: else
+ * only counts them). Returns how many are kept. Holds urls_lock.
  */
-static void keep_partials(const struct interrupt *in)
+static size_t keep_partials(const struct interrupt *in, bool say)
 {
     char part[PATH_MAX], meta[PATH_MAX], a[32];
     struct stat st, ms;
@@ -707,19 +714,28 @@ static void keep_partials(const struct interrupt *in)
             stat(part, &st) != 0)
             continue;
         if (st.st_size > 0 && stat(meta, &ms) == 0) {
-            fprintf(stderr, PROG ": kept %s bytes of %s in %s\n",
-                    pdfdl_thousands((unsigned long long)st.st_size, a, sizeof(a)), url,
-                    part);
+            if (say)
+                fprintf(stderr, PROG ": kept %s bytes of %s in %s\n",
+                        pdfdl_thousands((unsigned long long)st.st_size, a, sizeof(a)),
+                        url, part);
             kept++;
         } else {
             unlink(part);
             unlink(meta);
         }
     }
-    fprintf(stderr,
-            PROG ": interrupted: %zu partial download%s kept; run again with -c "
-                 "to resume\n",
-            kept, kept == 1 ? "" : "s");
+    return kept;
+}
+
+/* Exits as the signal would, a second after it came, if the signal thread
+ * is still stuck writing its lines (a full pipe, a stopped terminal). */
+static void *watchdog_main(void *arg)
+{
+    const struct interrupt *in = arg;
+    struct timespec ts = {1, 0};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    _exit(128 + in->sig);
 }
 
 /*
@@ -728,16 +744,24 @@ static void keep_partials(const struct interrupt *in)
  * then removes this run's temporary files and claims, so that an
  * interrupted run leaves no partial file behind (but, with -c, the
  * resumable ones, which it lists), and exits as the signal would.
+ * The files go first, under an exclusive flock() on the claims folder that
+ * stops the tasks creating any more (fetch.c, run_lock) and that is held
+ * until _exit. Only then the lines, under out_lock: a thread may hold it
+ * while stuck writing to a full pipe, and so may this one; a watchdog
+ * thread exits a second later whatever happens.
  */
 static void *interrupt_main(void *arg)
 {
     struct interrupt *in = arg;
     int sig = 0;
+    pthread_t dog;
     if (sigwait(&in->set, &sig) != 0)
         return NULL;
-    /* Held until _exit: no other line is printed, and `urls` stays. */
-    pthread_mutex_lock(&out_lock);
-    clear_line_locked();
+    in->sig = sig;
+    int lock = open(in->claims, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    while (lock >= 0 && flock(lock, LOCK_EX) != 0 && errno == EINTR)
+        ;
+    remove_claims(in->claims);
     DIR *d = opendir(in->outdir);
     struct dirent *e;
     if (d) {
@@ -746,11 +770,24 @@ static void *interrupt_main(void *arg)
                 unlinkat(dirfd(d), e->d_name, 0);
         closedir(d);
     }
-    remove_claims(in->claims);
+    /* Held until _exit: `urls` stays. */
+    pthread_mutex_lock(&urls_lock);
     if (in->resume)
-        keep_partials(in);
-    else
+        keep_partials(in, false);
+    if (pthread_create(&dog, NULL, watchdog_main, in) == 0)
+        pthread_detach(dog);
+    /* Held until _exit: no other line is printed. */
+    pthread_mutex_lock(&out_lock);
+    clear_line_locked();
+    if (in->resume) {
+        size_t kept = keep_partials(in, true);
+        fprintf(stderr,
+                PROG ": interrupted: %zu partial download%s kept; run again with -c "
+                     "to resume\n",
+                kept, kept == 1 ? "" : "s");
+    } else {
         fprintf(stderr, PROG ": interrupted: partial downloads removed\n");
+    }
     _exit(128 + sig);
 }
 
@@ -938,9 +975,9 @@ int main(int argc, char **argv)
         rc = run(&o, &u, claims, token);
         curl_global_cleanup();
     }
-    pthread_mutex_lock(&out_lock);
+    pthread_mutex_lock(&urls_lock);
     in.urls = NULL; /* freed below: the signal thread must not read them */
-    pthread_mutex_unlock(&out_lock);
+    pthread_mutex_unlock(&urls_lock);
     remove_claims(claims);
 out:
     if (report_out && report_out != stdout) {
