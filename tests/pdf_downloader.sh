@@ -496,6 +496,10 @@ run usage-jobs -j 0 "$NG/f1040.pdf"; expect_rc 2; expect_err "-j wants"
 run usage-executor --executor fibers "$NG/f1040.pdf"; expect_rc 2
 run usage-option --frobnicate; expect_rc 2
 run usage-timeout --timeout -1 "$NG/f1040.pdf"; expect_rc 2
+# -o '': make_dirs read past the name's NUL (uninitialised bytes: valgrind).
+cases=$((cases + 1)); case=usage-empty-output; dir=$W/out/$case
+"$prog" -o '' "$NG/f1040.pdf" >/dev/null 2>"$W/$case.err"; rc=$?; err=$(cat "$W/$case.err")
+expect_rc 2; expect_err "-o wants a folder name, not ''"
 run help --help; expect_rc 0; expect_out "Usage: pdf_downloader"
 run version --version; expect_rc 0; expect_out "pdf_downloader"
 if ! grep -q process_pool_executor_new "$src/include/cfutures.h"; then

@@ -234,6 +234,10 @@ static int make_dirs(const char *dir)
 {
     char path[PATH_MAX];
     struct stat st;
+    if (!*dir) { /* the loop below starts past the first byte */
+        errno = ENOENT;
+        return -1;
+    }
     if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path)) {
         errno = ENAMETOOLONG;
         return -1;
@@ -321,6 +325,8 @@ static int parse_args(int argc, char **argv, struct options *o, struct urls *u)
             o->workers = (int)v;
             break;
         case 'o':
+            if (!*optarg)
+                return usage_error("%s", "-o wants a folder name, not ''");
             o->outdir = optarg;
             break;
         case OPT_TIMEOUT:
