@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -734,13 +735,16 @@ static size_t keep_partials(const struct interrupt *in, bool say)
 }
 
 /* Exits as the signal would, a second after it came, if the signal thread
- * is still stuck writing its lines (a full pipe, a stopped terminal). */
+ * is still stuck writing its lines (a full pipe, a stopped terminal). The
+ * exit_group system call itself: a sanitizer's _exit flushes stdio first,
+ * and would wait for the lock of the stream that is stuck. */
 static void *watchdog_main(void *arg)
 {
     const struct interrupt *in = arg;
     struct timespec ts = {1, 0};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+    syscall(SYS_exit_group, 128 + in->sig);
     _exit(128 + in->sig);
 }
 
