@@ -14,6 +14,8 @@
 
 #include "process/heap.h" /* white-box: the shared argument heap */
 #include "process/pump.h" /* white-box: the MPI relay's hook (lib/process) */
+#include "process/wire.h" /* white-box: a chunk's RESULTS frame */
+#include "executor.h"     /* white-box: the pool's chunk_fit */
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -3157,6 +3159,34 @@ START_TEST(test_process_pool_map_chunk_results_aligned)
 END_TEST
 
 /*
+ * A map chunk holds no more items than its RESULTS frame can answer: the
+ * worker keeps room for each item not yet answered (its E2BIG stand-in,
+ * CF_WIRE_ANSWER_HDR + 64 bytes), so a chunk of more than (4 GiB - 16) / 80
+ * items failed its first items with E2BIG (FUT_ETASK) though every result was
+ * empty: 6,564,545 of a 55,000,000-item map with chunksize SIZE_MAX (96 s, so
+ * this test asks chunk_fit, which sizes every chunk, instead of running one).
+ */
+START_TEST(test_process_pool_map_chunk_answers_fit)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_ptr_nonnull(ex);
+    const uint64_t per_item = CF_WIRE_CHUNK_ANSWER_ROOM; /* E2BIG's: 16 + 48 bytes */
+    size_t sizes[] = {1, 1000, 60000000, 300000000};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t k = ex->ops->chunk_fit(NULL, sizes[i]); /* empty items: no bytes to bound */
+        ck_assert_uint_ge(k, 1);
+        ck_assert_uint_le(k, sizes[i]);
+        ck_assert_msg(CF_WIRE_RESULTS_FIXED + (uint64_t)k * per_item <= CF_WIRE_MAX_PAYLOAD,
+                      "a chunk of %zu items (of %zu): no room to answer each", k, sizes[i]);
+    }
+    ck_assert_uint_eq(ex->ops->chunk_fit(NULL, 1000), 1000);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/*
  * Python's ProcessPoolExecutor.map(chunksize): without buffersize each chunk
  * is one task. Results in order (errors too), executor_stats counts chunks,
  * and freeing the map while its first item runs cancels the chunks behind it.
@@ -3781,6 +3811,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_cancel_running_stops);
     tcase_add_test(tc, test_process_pool_revoke_leaves_started_alone);
     tcase_add_test(tc, test_process_pool_big_payloads);
+    tcase_add_test(tc, test_process_pool_map_chunk_answers_fit);
     tcase_add_test(tc, test_process_pool_death_while_writing);
     suite_add_tcase(s, tc);
 

@@ -118,12 +118,15 @@ static int pp_submit(executor_t *ex, struct cf_work *cw)
     return rc;
 }
 
-/* ops->chunk_fit: what pp_submit_chunk takes (the payload's bound, a 32-bit count). */
+/*
+ * ops->chunk_fit: what pp_submit_chunk takes (the payload's bound, and no
+ * more items than the answers' frame has room for: CF_WIRE_CHUNK_MAX_ITEMS).
+ */
 static size_t pp_chunk_fit(const size_t *lens, size_t n)
 {
     uint64_t total = 0;
     size_t j = 0;
-    for (; j < n && j < UINT32_MAX; j++) {
+    for (; j < n && j < CF_WIRE_CHUNK_MAX_ITEMS; j++) {
         total += CF_WIRE_ITEM_HDR + (uint64_t)(lens ? lens[j] : 0);
         if (total > CF_WIRE_MAX_PAYLOAD / 2)
             break;
@@ -139,7 +142,7 @@ static size_t pp_chunk_fit(const size_t *lens, size_t n)
 static int pp_submit_chunk(executor_t *ex, struct cf_work *cw, const void *const *args,
                            const size_t *lens, size_t n)
 {
-    if (n == 0 || n > UINT32_MAX)
+    if (n == 0 || n > CF_WIRE_CHUNK_MAX_ITEMS)
         return FUT_EINVAL;
     uint64_t total = 0;
     for (size_t j = 0; j < n; j++) {

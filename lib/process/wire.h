@@ -132,6 +132,15 @@ int cf_wire_get_failed(const void *payload, uint64_t len, int32_t st[4], const c
 #define CF_WIRE_ITEM_HDR 8
 #define CF_WIRE_RESULTS_FIXED 16
 #define CF_WIRE_ANSWER_HDR 16
+/*
+ * The room a chunk's worker keeps for each item not yet answered: its E2BIG
+ * stand-in (a 16-byte header and a message padded to 48), which replaces an
+ * answer that would not fit. So a chunk holds at most CF_WIRE_CHUNK_MAX_ITEMS
+ * items, or its first answers would find no room whatever they are.
+ */
+#define CF_WIRE_CHUNK_ANSWER_ROOM (CF_WIRE_ANSWER_HDR + 64)
+#define CF_WIRE_CHUNK_MAX_ITEMS                                                          \
+    ((CF_WIRE_MAX_PAYLOAD - CF_WIRE_RESULTS_FIXED) / CF_WIRE_CHUNK_ANSWER_ROOM)
 /* RESULTS answers are padded to this (alignof(max_align_t) on common ABIs). */
 #define CF_WIRE_ALIGN 16
 /* @n rounded up to a multiple of CF_WIRE_ALIGN. */

@@ -415,7 +415,7 @@ static void run_chunk(struct wstate *w, uint64_t id, const void *payload, uint64
         run_item(w, fn, arg, arg_len, limit_ns, &t);
         size_t rlen = t.answer == CF_ANSWER_RESULT ? t.len : 0;
         /* Keep the answer frame under the maximum, with room for the rest. */
-        uint64_t rest = (count - j) * (uint64_t)(CF_WIRE_ANSWER_HDR + 64);
+        uint64_t rest = (count - j) * (uint64_t)CF_WIRE_CHUNK_ANSWER_ROOM;
         bool too_big =
             (uint64_t)w->res.len + CF_WIRE_PAD(rlen) + rest > CF_WIRE_MAX_PAYLOAD;
         if (t.answer == CF_ANSWER_ERROR || too_big) {
