@@ -10,10 +10,14 @@
  * (cf_waiter_notify, under the future's lock). Nothing polls or rescans: the
  * total work is O(n) for n futures.
  *
- * Duplicates are dropped on entry with a hash set whose buckets and chains
- * are fields of the nodes (find_node), so each future is watched, counted
- * and yielded once, and the only memory proportional to n is one node per
- * future: 56 bytes, touched once.
+ * Duplicates are dropped on entry with a hash set, so each future is
+ * watched, counted and yielded once. futures_wait keeps its buckets and
+ * chains in fields of its n nodes (find_node), which it frees on return.
+ * as_completed keeps its nodes, so its buckets are a temporary array of n
+ * 32-bit heads instead: the distinct futures' nodes fill the start of its
+ * n-node array and no page past them is touched, so it keeps one 56-byte
+ * node per distinct future, however often each was given (with the
+ * buckets in the nodes, every page of the n nodes was).
  *
  * Locks: a future's lock, then the waiter's mutex. Code holding the waiter's
  * mutex never takes a future's lock. Unwatching a node takes the future's
@@ -40,6 +44,13 @@ struct watch_start {
     size_t done, failed;
 };
 
+/* @f's bucket among @n. */
+static uint32_t bucket_of(const future_t *f, size_t n)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)f >> 4) * 0x9E3779B97F4A7C15ull >> 32;
+    return (uint32_t)((h * n) >> 32); /* h in [0, 2^32): scaled to [0, n) */
+}
+
 /*
  * The node of @f among nodes[0, m), or NULL. Buckets and chains live in the
  * nodes themselves (zeroed beyond m), so deduping costs no memory but them.
@@ -47,8 +58,7 @@ struct watch_start {
 static struct cf_wnode *find_node(struct cf_wnode *nodes, size_t n, const future_t *f,
                                   uint32_t *bucket)
 {
-    uint64_t h = ((uint64_t)(uintptr_t)f >> 4) * 0x9E3779B97F4A7C15ull >> 32;
-    *bucket = (uint32_t)((h * n) >> 32); /* h in [0, 2^32): scaled to [0, n) */
+    *bucket = bucket_of(f, n);
     for (uint32_t j = nodes[*bucket].bucket; j; j = nodes[j - 1].chain)
         if (nodes[j - 1].f == f)
             return &nodes[j - 1];
@@ -56,37 +66,75 @@ static struct cf_wnode *find_node(struct cf_wnode *nodes, size_t n, const future
 }
 
 /*
+ * Points @nd (its f set) at @w and watches its future (with @ref, taking a
+ * reference first). A future done already is not watched: it is chained
+ * and counted in @ws.
+ */
+static void watch_node(struct cf_waiter *w, struct cf_wnode *nd, bool ref,
+                       struct watch_start *ws)
+{
+    nd->waiter = w;
+    if (ref)
+        future_ref(nd->f);
+    if (cf_future_watch(nd->f, nd))
+        return;
+    if (ws->done_tail)
+        ws->done_tail->ready_next = nd;
+    else
+        ws->done_head = nd;
+    ws->done_tail = nd;
+    ws->done++;
+    ws->failed += cf_future_failed(nd->f);
+}
+
+/*
  * One pass over @fs[0, n) (no NULL in it): one node per distinct future in
- * zeroed @nodes (input order kept), pointed at @w and watched (with @ref,
- * taking a reference to each first). Futures done already are not watched:
- * they are chained and counted in @ws. Python dedupes with set(fs).
+ * zeroed @nodes (input order kept), watched as watch_node does. Python
+ * dedupes with set(fs).
  */
 static void watch_all(struct cf_waiter *w, future_t *const *fs, size_t n,
-                      struct cf_wnode *nodes, bool ref, struct watch_start *ws)
+                      struct cf_wnode *nodes, struct watch_start *ws)
 {
     *ws = (struct watch_start){0};
     for (size_t i = 0; i < n; i++) {
         uint32_t b;
         if (find_node(nodes, n, fs[i], &b))
-            continue; /* a copy: watched, counted and yielded once */
+            continue; /* a copy: watched and counted once */
         struct cf_wnode *nd = &nodes[ws->m];
         nd->chain = nodes[b].bucket;
         nodes[b].bucket = (uint32_t)++ws->m;
         nd->pos = (uint32_t)i;
-        nd->waiter = w;
         nd->f = fs[i];
-        if (ref)
-            future_ref(fs[i]); /* in the same pass: one walk over n futures */
-        if (cf_future_watch(fs[i], nd))
-            continue;
-        if (ws->done_tail)
-            ws->done_tail->ready_next = nd;
-        else
-            ws->done_head = nd;
-        ws->done_tail = nd;
-        ws->done++;
-        ws->failed += cf_future_failed(fs[i]);
+        watch_node(w, nd, false, ws);
     }
+}
+
+/*
+ * as_completed's nodes: one per distinct future of @fs[0, n) (n > 0, no
+ * NULL), f and pos set, in input order, *@m of them at the start of an
+ * n-node array (cf_zalloc_big: the pages past them are never touched). The
+ * buckets are a temporary array of n 32-bit heads, the chains the nodes'
+ * own field. NULL: no memory.
+ */
+static struct cf_wnode *distinct_nodes(future_t *const *fs, size_t n, size_t *m)
+{
+    uint32_t *heads = cf_zalloc_big(n, sizeof(*heads));
+    struct cf_wnode *nodes = heads ? cf_zalloc_big(n, sizeof(*nodes)) : NULL;
+    uint32_t k = 0; /* nodes so far: n fits (MAX_FUTURES) */
+    for (size_t i = 0; nodes && i < n; i++) {
+        uint32_t b = bucket_of(fs[i], n), j = heads[b];
+        while (j && nodes[j - 1].f != fs[i])
+            j = nodes[j - 1].chain;
+        if (j)
+            continue; /* a copy: yielded once */
+        nodes[k].f = fs[i];
+        nodes[k].pos = (uint32_t)i;
+        nodes[k].chain = heads[b];
+        heads[b] = ++k;
+    }
+    cf_zalloc_free(heads, n, sizeof(*heads));
+    *m = k;
+    return nodes;
 }
 
 /* False when @fs[0, n) holds a NULL. */
@@ -112,7 +160,7 @@ struct as_completed {
     struct cf_wnode *nodes; /* one per distinct future; the iterator's owner */
     struct cf_wnode *taken; /* done, taken off the ready list, not yet yielded */
     size_t n;               /* distinct futures */
-    size_t cap;             /* nodes allocated: the n given */
+    size_t cap;             /* nodes allocated (the n given), nodes[0, n) used */
     size_t left;            /* not yet yielded */
     int64_t deadline;
     bool finished; /* after FUT_ETIMEDOUT: only FUT_EOF */
@@ -124,10 +172,10 @@ as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
         !no_null(fs, n))
         return cf_fail_null(FUT_EINVAL);
     as_completed_t *it = calloc(1, sizeof(*it));
-    struct cf_wnode *nodes = n ? cf_zalloc_big(n, sizeof(*nodes)) : NULL;
+    size_t m = 0;
+    struct cf_wnode *nodes = it && n ? distinct_nodes(fs, n, &m) : NULL;
     if (!it || (n && !nodes)) {
         free(it);
-        cf_zalloc_free(nodes, n, sizeof(*nodes));
         return cf_fail_null(FUT_ENOMEM);
     }
     cf_waiter_init(&it->w);
@@ -135,9 +183,10 @@ as_completed_t *as_completed_new(future_t *const *fs, size_t n, double timeout)
     it->cap = n;
     it->deadline = cf_deadline_after(timeout);
     /* A reference each, the iterator's until yielded; done ones go first. */
-    struct watch_start ws;
-    watch_all(&it->w, fs, n, nodes, true, &ws);
-    it->n = it->left = ws.m;
+    struct watch_start ws = {.m = m};
+    for (size_t i = 0; i < m; i++)
+        watch_node(&it->w, &nodes[i], true, &ws);
+    it->n = it->left = m;
     it->taken = ws.done_head; /* only this thread knows of them yet */
     return it;
 }
@@ -279,7 +328,7 @@ int futures_wait(future_t *const *fs, size_t n, double timeout, futures_wait_mod
     struct cf_waiter w;
     struct watch_start ws;
     cf_waiter_init(&w);
-    watch_all(&w, fs, n, nodes, false, &ws);
+    watch_all(&w, fs, n, nodes, &ws);
     int rc = wait_until_met(&w, mode, &ws, ws.m, deadline);
     unwatch_all(nodes, ws.m);
     cf_waiter_destroy(&w);
