@@ -530,11 +530,12 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * argument). Workers start on demand, up to max_workers.
  * Descriptors are not inherited (Python's forkserver and spawn contexts,
  * not its fork): a worker has stdin on /dev/null, this process's fds 1 and
- * 2, its own two pipes to the pool on the highest fds under RLIMIT_NOFILE
- * or 1024 (1022 and 1023 by default; 3 and 4 under a limit below 16), and
- * no other descriptor. A FILE or fd this process opened is in the worker's
- * memory but its number is closed there: using it fails EBADF. Open files
- * in the task or the initializer.
+ * 2 (/dev/null for one closed or close-on-exec here), its own two pipes to
+ * the pool on the highest fds under RLIMIT_NOFILE or 1024 (1022 and 1023 by
+ * default; 3 and 4 under a limit below 16), and no other descriptor. A
+ * FILE or fd this process opened is in the worker's memory but its number
+ * is closed there: using it fails EBADF. Open files in the task or the
+ * initializer.
  *
  * Arguments and results are bytes: submit copies arg_len bytes at arg before
  * it returns (arg_len 0: no argument, task_arg gives NULL); the result's

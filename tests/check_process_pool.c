@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -319,6 +320,24 @@ static void t_stray_writes(task_t *t)
         if (write(3 + i, "x", 1) < 0 && errno == EBADF)
             bad |= 1 << i;
     task_return_i64(t, bad);
+}
+
+/*
+ * Writes a line to stdout and to stderr; returns bit i - 1 set if fd i (1, 2)
+ * is not /dev/null (what a worker gets there when its parent had it closed).
+ */
+static void t_std_null(task_t *t)
+{
+    struct stat null, st;
+    int64_t other = 0;
+    printf("to stdout\n");
+    fprintf(stderr, "to stderr, a line longer than a fork server message\n");
+    fflush(stdout);
+    for (int fd = 1; fd <= 2; fd++)
+        if (stat("/dev/null", &null) != 0 || fstat(fd, &st) != 0 ||
+            st.st_rdev != null.st_rdev || st.st_ino != null.st_ino)
+            other |= 1 << (fd - 1);
+    task_return_i64(t, other);
 }
 
 static void t_init_fail(task_t *t)
@@ -643,6 +662,59 @@ START_TEST(test_process_pool_low_fd_limit)
     future_unref(f);
     executor_free(ex);
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    end_check(0);
+}
+END_TEST
+
+/*
+ * A program that runs with fds 0-2 closed (a daemon) or 1 and 2: the pool's
+ * own fds took those numbers (its eventfd, the fork server's socket), and the
+ * fork server kept them as the workers' stdout and stderr. A task's line to
+ * stderr went into the fork server's socket: "the process pool's fork server
+ * is gone", every task failed. Now a close-on-exec fd there counts as closed
+ * (an exec would have closed it): the workers get /dev/null. Found by review.
+ */
+START_TEST(test_process_pool_parent_std_fds_closed)
+{
+    begin();
+    fflush(stdout);
+    fflush(stderr);
+    int saved[3];
+    for (int i = 0; i < 3; i++) {
+        saved[i] = fcntl(i, F_DUPFD_CLOEXEC, 100);
+        ck_assert_int_ge(saved[i], 0);
+    }
+    static const int closed[2] = {7, 6}; /* fds 0-2; then 1 and 2 */
+    for (int c = 0; c < 2; c++) {
+        for (int i = 0; i < 3; i++)
+            if (closed[c] & (1 << i))
+                close(i);
+        executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+        ck_assert_ptr_nonnull(ex);
+        int64_t pid = -1;
+        for (int k = 0; k < 3; k++) {
+            future_t *f = executor_submit(ex, t_std_null, NULL, 0);
+            int64_t v = -1;
+            int rc = future_result_i64(f, T_LONG, &v);
+            const future_error_t *err = NULL;
+            if (rc != 0)
+                future_exception(f, 0, &err);
+            ck_assert_msg(rc == 0, "fds %d closed: %d: %s", closed[c], rc,
+                          err ? err->message : "");
+            ck_assert_int_eq(v, 0);
+            future_unref(f);
+            f = executor_submit(ex, t_pid, NULL, 0);
+            int64_t p = result_i64(f);
+            future_unref(f);
+            ck_assert(pid < 0 || p == pid); /* the same worker throughout */
+            pid = p;
+        }
+        executor_free(ex);
+        for (int i = 0; i < 3; i++)
+            ck_assert_int_eq(dup2(saved[i], i), i);
+    }
+    for (int i = 0; i < 3; i++)
+        close(saved[i]);
     end_check(0);
 }
 END_TEST
@@ -3731,6 +3803,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_worker_fds);
     tcase_add_test(tc, test_process_pool_stray_fd_writes);
     tcase_add_test(tc, test_process_pool_low_fd_limit);
+    tcase_add_test(tc, test_process_pool_parent_std_fds_closed);
     tcase_add_test(tc, test_process_pool_task_stdout_flushed);
     tcase_add_test(tc, test_process_pool_stdout_reader_gone);
     tcase_add_test(tc, test_process_pool_stdout_held_by_task_thread);

@@ -26,8 +26,9 @@
  * The server closes every inherited fd but its socket at start. A worker
  * gets its task and result pipes on the two highest fds under
  * RLIMIT_NOFILE or 1024, 1022 and 1023 by default (close-on-exec; pipes_fd),
- * stdin on /dev/null, fds 1 and 2 kept valid, and nothing else; its signal
- * dispositions and mask are reset.
+ * stdin on /dev/null, fds 1 and 2 as an exec would leave them (else
+ * /dev/null: std_fds), and nothing else; its signal dispositions and mask
+ * are reset.
  *
  * Parent death: EOF on the socket makes the server SIGKILL its workers, reap
  * them and exit. If the pool was created by the main thread the server also
@@ -120,17 +121,23 @@ static void reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* Makes fd 0 /dev/null and fds 1 and 2 valid. */
+/*
+ * Makes fd 0 /dev/null, and fds 1 and 2 /dev/null unless they are open and
+ * not close-on-exec: what an exec would leave there is the parent's stdout
+ * and stderr. A close-on-exec fd there is one the parent opened after it
+ * had closed its own (a daemon): this pool's eventfd, this server's socket
+ * (sock, moved to FS_SOCK_FD), which a task's printf must never reach.
+ */
 static void std_fds(void)
 {
     int fd = open("/dev/null", O_RDWR);
     if (fd < 0)
         return;
-    if (fd != 0)
-        dup2(fd, 0);
-    for (int i = 1; i <= 2; i++)
-        if (fcntl(i, F_GETFD) < 0)
+    for (int i = 0; i <= 2; i++) {
+        int fl = fcntl(i, F_GETFD);
+        if (i != fd && (i == 0 || fl < 0 || (fl & FD_CLOEXEC)))
             dup2(fd, i);
+    }
     if (fd > 2)
         close(fd);
 }
