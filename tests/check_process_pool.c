@@ -3767,6 +3767,72 @@ START_TEST(test_process_pool_parent_killed)
 }
 END_TEST
 
+/*
+ * As parent_killed, with the pool made on a thread (no PR_SET_PDEATHSIG for
+ * the fork server: it fires when the creating thread exits) by a program
+ * that forked a child that lives on without exec, holding a copy of every
+ * fd, the fork server's socket too: the server saw no EOF, and it and the
+ * workers lived as long as that child. Found by review.
+ */
+START_TEST(test_process_pool_parent_killed_fork_holds_fds)
+{
+    int pfd[2], hold[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    ck_assert_int_eq(pipe(hold), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        close(pfd[0]);
+        close(hold[1]);
+        executor_t *ex = NULL;
+        pthread_t th;
+        if (pthread_create(&th, NULL, make_pool, &ex) != 0)
+            _exit(1);
+        pthread_join(th, NULL);
+        if (!ex)
+            _exit(1);
+        int32_t pids[3];
+        future_t *a = executor_submit(ex, t_ppid, NULL, 0);
+        future_t *b = executor_submit(ex, t_pid, NULL, 0);
+        int64_t v;
+        future_result_i64(a, T_LONG, &v);
+        pids[0] = (int32_t)v;
+        future_result_i64(b, T_LONG, &v);
+        pids[1] = (int32_t)v;
+        pid_t g = fork(); /* lives on until the test closes hold[1] */
+        if (g == 0) {
+            char c;
+            while (read(hold[0], &c, 1) < 0 && errno == EINTR)
+                ;
+            _exit(0);
+        }
+        pids[2] = (int32_t)g;
+        if (g < 0 || write(pfd[1], pids, sizeof(pids)) != sizeof(pids))
+            _exit(1);
+        raise(SIGKILL);
+        _exit(2);
+    }
+    close(pfd[1]);
+    close(hold[0]);
+    int32_t pids[3] = {0, 0, 0};
+    ck_assert_int_eq(read(pfd[0], pids, sizeof(pids)), sizeof(pids));
+    close(pfd[0]);
+    int st;
+    ck_assert_int_eq(waitpid(child, &st, 0), child);
+    ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    double end = now_s() + 1.0;
+    bool gone = false;
+    while (!gone && now_s() < end) {
+        gone = !alive(pids[0]) && !alive(pids[1]);
+        if (!gone)
+            usleep(1000);
+    }
+    ck_assert(alive(pids[2])); /* the fork's child still holds the fds */
+    close(hold[1]);
+    ck_assert_msg(gone, "fork server %d or worker %d outlived its parent", pids[0], pids[1]);
+}
+END_TEST
+
 /* ---------------------------------------------------------- errors */
 
 START_TEST(test_process_pool_submit_errors)
@@ -3852,6 +3918,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_break_mode_idle);
     tcase_add_test(tc, test_process_pool_garbage_frame);
     tcase_add_test(tc, test_process_pool_parent_killed);
+    tcase_add_test(tc, test_process_pool_parent_killed_fork_holds_fds);
     tcase_add_test(tc, test_process_pool_forkserver_killed);
     tcase_add_test(tc, test_process_pool_timer_in_forked_child);
     tcase_add_test(tc, test_process_pool_forkserver_gone_at_spawn);

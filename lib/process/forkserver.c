@@ -30,12 +30,14 @@
  * /dev/null: std_fds), and nothing else; its signal dispositions and mask
  * are reset.
  *
- * Parent death: EOF on the socket makes the server SIGKILL its workers, reap
- * them and exit. If the pool was created by the main thread the server also
- * asks for SIGKILL at the parent's death (PR_SET_PDEATHSIG fires when the
- * creating *thread* exits, so it is not used from other threads), and
- * re-checks getppid() after asking. Workers ask for SIGKILL when the server
- * dies, and exit on EOF of their task pipe.
+ * Parent death: EOF on the socket, or the parent's pidfd readable (its
+ * exit, whoever still holds a copy of the socket: a child it forked without
+ * exec), makes the server SIGKILL its workers, reap them and exit. If the
+ * pool was created by the main thread the server also asks for SIGKILL at
+ * the parent's death (PR_SET_PDEATHSIG fires when the creating *thread*
+ * exits, so it is not used from other threads), and re-checks getppid()
+ * after asking. Workers ask for SIGKILL when the server dies, and exit on
+ * EOF of their task pipe.
  *
  * Memory: the server uses only memory allocated before the fork (the child
  * table) and system calls: it may have been forked from a busy multi-threaded
@@ -82,6 +84,7 @@ static struct cf_fs_msg *volatile out_root; /* the message queue, likewise */
 struct fs_state {
     int sock;
     int sfd;
+    int pidfd; /* readable once the parent exited, or -1 (no pidfd_open) */
     pid_t self;
     pid_t *kids; /* children: pid alive, -pid exited and reported, 0 free */
     int nkids;
@@ -165,6 +168,8 @@ static void worker_child(struct fs_state *s, int seat, int in_fd, int out_fd)
 {
     close(s->sock);
     close(s->sfd);
+    if (s->pidfd >= 0)
+        close(s->pidfd);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != s->self)
         _exit(1);
@@ -340,13 +345,16 @@ static void fs_main(struct fs_state *s)
         /* Requests only while the queue has room for their answers. */
         short ev = (short)((s->nq < s->nout ? POLLIN : 0) |
                            (s->nq > 0 && !s->stuck ? POLLOUT : 0));
-        struct pollfd p[2] = {{.fd = s->sock, .events = ev},
-                              {.fd = s->sfd, .events = POLLIN}};
-        if (poll(p, 2, s->stuck ? 10 : -1) < 0) {
+        struct pollfd p[3] = {{.fd = s->sock, .events = ev},
+                              {.fd = s->sfd, .events = POLLIN},
+                              {.fd = s->pidfd, .events = POLLIN}}; /* -1: ignored */
+        if (poll(p, 3, s->stuck ? 10 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
+        if (p[2].revents)
+            break; /* the parent exited */
         if (p[1].revents) {
             struct signalfd_siginfo si;
             while (read(s->sfd, &si, sizeof(si)) > 0)
@@ -366,6 +374,22 @@ static void fs_main(struct fs_state *s)
         if (s->kids[i] != 0)
             waitpid(s->kids[i] > 0 ? s->kids[i] : -s->kids[i], NULL, 0);
     _exit(0);
+}
+
+/*
+ * A pidfd of @parent (readable once it has exited), or -1 where the kernel
+ * has no pidfd_open. Exits if @parent is gone already: the pid may be
+ * another process's by then.
+ */
+static int parent_pidfd(pid_t parent)
+{
+    int fd = -1;
+#ifdef SYS_pidfd_open
+    fd = (int)syscall(SYS_pidfd_open, parent, 0); /* close-on-exec */
+#endif
+    if (getppid() != parent)
+        _exit(0);
+    return fd;
 }
 
 /* The server's side of the fork: never returns. */
@@ -403,6 +427,7 @@ static void fs_child(struct fs_state *s, int sock, pid_t parent, bool pdeath)
     s->sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     if (s->sfd < 0)
         _exit(1);
+    s->pidfd = parent_pidfd(parent);
     s->self = getpid();
     fs_main(s);
 }
