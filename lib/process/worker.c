@@ -413,19 +413,19 @@ static void run_chunk(struct wstate *w, uint64_t id, const void *payload, uint64
         cf_wire_next_item(payload, len, &off, &arg, &arg_len);
         struct task t;
         run_item(w, fn, arg, arg_len, limit_ns, &t);
-        size_t rlen = t.answer == CF_ANSWER_RESULT ? t.len : 0;
-        /* Keep the answer frame under the maximum, with room for the rest. */
+        const char *m = t.answer != CF_ANSWER_ERROR ? NULL
+                        : t.err_msg                 ? t.err_msg
+                                                    : "(no memory for the error message)";
+        size_t n = m ? CF_MIN(strlen(m), (size_t)CF_WIRE_MAX_MSG)
+                   : t.answer == CF_ANSWER_RESULT ? t.len
+                                                  : 0;
+        /* This answer (result or message) and room for the rest, under the maximum. */
         uint64_t rest = (count - j) * (uint64_t)CF_WIRE_CHUNK_ANSWER_ROOM;
-        bool too_big =
-            (uint64_t)w->res.len + CF_WIRE_PAD(rlen) + rest > CF_WIRE_MAX_PAYLOAD;
-        if (t.answer == CF_ANSWER_ERROR || too_big) {
-            const char *m = too_big     ? "the chunk's results exceed the frame maximum"
-                            : t.err_msg ? t.err_msg
-                                        : "(no memory for the error message)";
-            size_t n = CF_MIN(strlen(m), (size_t)CF_WIRE_MAX_MSG);
-            cf_wk_res_answer(w, 1, too_big ? E2BIG : t.err_code, m, n);
+        if ((uint64_t)w->res.len + CF_WIRE_PAD(n) + rest > CF_WIRE_MAX_PAYLOAD) {
+            m = "the chunk's results exceed the frame maximum";
+            cf_wk_res_answer(w, 1, E2BIG, m, strlen(m));
         } else {
-            cf_wk_res_answer(w, 0, 0, t.data, rlen);
+            cf_wk_res_answer(w, m != NULL, m ? t.err_code : 0, m ? m : t.data, n);
         }
         cf_task_clear(&t);
     }
