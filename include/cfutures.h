@@ -633,7 +633,9 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * executor (or any object of the parent but its argument), nor threads of
  * the parent; a task that closes or replaces the worker's two pipes (the
  * highest fds, above) breaks its own worker. A task that forks should
- * wait for its children itself.
+ * wait for its children itself; a child that returns from the task
+ * function (or the initializer) exits there, status 0, its stdout and
+ * stderr written, and answers nothing (its task_return is dropped).
  * Threads: any. The pool's done-callbacks run on its manager thread: one
  * may submit, cancel or shut the pool down, but must not wait for another
  * future of the same pool (the manager completes it), nor for a thread that

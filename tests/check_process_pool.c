@@ -304,6 +304,28 @@ static void t_fork(task_t *t)
     task_return_i64(t, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
+/*
+ * Forks a child that answers -1 and returns from the task function; the
+ * worker waits for it (30 s at most, then kills it) and answers 42 if it
+ * exited 0, else -2 (killed: it went on as a worker).
+ */
+static void t_fork_child_returns(task_t *t)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        task_return_i64(t, -1);
+        return;
+    }
+    int st = 0;
+    for (int i = 0; i < 3000 && waitpid(pid, &st, WNOHANG) == 0; i++)
+        usleep(10000);
+    if (waitpid(pid, &st, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+    }
+    task_return_i64(t, WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 42 : -2);
+}
+
 /* Returns the worker's open fds, and whether 0 reads /dev/null (EOF at once). */
 static void t_fds(task_t *t)
 {
@@ -892,6 +914,35 @@ START_TEST(test_process_pool_task_forks)
     ck_assert_uint_eq(st.idle, 1);
     ck_assert_uint_eq(st.running, 0);
     ck_assert_uint_eq(st.completed, 1);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
+/*
+ * A child a task forked that returns from the task function leaves (exit
+ * 0) and answers nothing; the worker's answer is the task's, and the worker
+ * goes on alone (before: the child went on as a second worker on the same
+ * pipes and seat, its -1 could be the task's result, and it never exited).
+ */
+START_TEST(test_process_pool_task_fork_child_returns)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    for (int round = 0; round < 3; round++) {
+        future_t *f = executor_submit(ex, t_fork_child_returns, NULL, 0);
+        ck_assert_int_eq(result_i64(f), 42);
+        future_unref(f);
+        for (int64_t i = 0; i < 20; i++) {
+            f = executor_submit(ex, t_add1, &i, sizeof(i));
+            ck_assert_int_eq(result_i64(f), i + 1);
+            future_unref(f);
+        }
+    }
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, 1);
+    ck_assert_uint_eq(st.failed, 0);
     executor_free(ex);
     end_check(0);
 }
@@ -3865,6 +3916,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_submit_results);
     tcase_add_test(tc, test_process_pool_task_error);
     tcase_add_test(tc, test_process_pool_task_forks);
+    tcase_add_test(tc, test_process_pool_task_fork_child_returns);
     tcase_add_test(tc, test_process_pool_creator_thread_exits);
     tcase_add_test(tc, test_process_pool_worker_fds);
     tcase_add_test(tc, test_process_pool_stray_fd_writes);

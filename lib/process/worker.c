@@ -55,7 +55,7 @@
  * a pipe or file is fully buffered. The fork server dropped the parent's
  * unwritten stdio buffers (forkserver.c), so nothing printed before the
  * fork comes out twice. A reader gone (SIGPIPE) or a stream held by a
- * thread a task left costs the lines, never the worker (flush_std).
+ * thread a task left costs the lines, never the worker (cf_wk_flush_std, wout.c).
  */
 #include "config.h"
 
@@ -65,9 +65,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
-#ifdef HAVE___FPENDING
-#include <stdio_ext.h>
-#endif
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,57 +77,6 @@
 
 #define IN_READ_MIN (64 * 1024)
 #define WORKER_SPIN_NS 50000 /* looks for work this long before it sleeps */
-
-/* True if @f may hold bytes not yet written (without taking its lock). */
-static bool pending(FILE *f)
-{
-#ifdef HAVE___FPENDING
-    return __fpending(f) > 0;
-#else
-    (void)f;
-    return true;
-#endif
-}
-
-/* Flushes @f unless a thread the task left behind holds its lock. */
-static void flush_unless_held(FILE *f)
-{
-    if (!pending(f) || ftrylockfile(f) != 0)
-        return;
-    fflush(f);
-    funlockfile(f);
-}
-
-/*
- * Writes what tasks printed. A reader of stdout that has gone (prog | head)
- * costs the lines, not the worker: SIGPIPE is held back and dropped, as in
- * Python, which ignores it. A stream another thread of a task holds is left
- * as it is rather than waited for.
- */
-static void flush_std(void)
-{
-    if (!pending(stdout) && !pending(stderr))
-        return;
-    sigset_t pipe_sig, old, now;
-    sigemptyset(&pipe_sig);
-    sigaddset(&pipe_sig, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
-    flush_unless_held(stdout);
-    flush_unless_held(stderr);
-    if (!sigismember(&old, SIGPIPE) && sigpending(&now) == 0 &&
-        sigismember(&now, SIGPIPE)) {
-        struct timespec zero = {0, 0};
-        sigtimedwait(&pipe_sig, NULL, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-}
-
-/* Leaves cleanly: what the tasks printed goes out first. */
-static _Noreturn void leave(void)
-{
-    flush_std();
-    _exit(0);
-}
 
 #ifdef CF_TEST_HOOKS
 /*
@@ -207,6 +153,26 @@ static void hook_result(struct wstate *w, uint64_t id, const void *data, size_t 
 #define hook_result(w, id, data, len) ((void)0)
 #endif
 
+/* In a child that a task (or the initializer) forked, not in the worker. */
+static volatile sig_atomic_t forked_child;
+static bool atfork_set; /* inherited by a worker of a pool a task made */
+
+static void on_fork_child(void)
+{
+    forked_child = 1;
+}
+
+/*
+ * A child that a task forked and that returned from the task function
+ * leaves (status 0, what it printed written) rather than go on as a second
+ * worker on the same pipes and seat, answering for the task.
+ */
+static void not_a_fork(void)
+{
+    if (forked_child)
+        cf_wk_leave();
+}
+
 static void run_initializer(struct wstate *w)
 {
     const struct cf_worker_cfg *c = w->cfg;
@@ -216,12 +182,13 @@ static void run_initializer(struct wstate *w)
     cf_task_init(&t, NULL, c->initarg_len ? c->initarg : NULL, c->initarg_len,
                  CF_NO_DEADLINE);
     c->initializer(&t);
+    not_a_fork();
     atomic_fetch_and(&c->seatw[w->seat].flags, ~CF_SEAT_INIT);
     if (t.answer == CF_ANSWER_ERROR) {
         cf_wk_answer_error(w, CF_WIRE_INITFAIL, 0, 0, t.err_code,
                            t.err_msg ? t.err_msg : "(no message)");
         cf_wk_flush(w);
-        leave();
+        cf_wk_leave();
     }
     cf_task_clear(&t);
 }
@@ -380,6 +347,7 @@ static void run_item(struct wstate *w, task_fn fn, const void *arg, size_t arg_l
     t->stop_word = w->word;
     t->stop_bit = CF_CELL_STOP;
     fn(t);
+    not_a_fork();
 }
 
 /*
@@ -587,7 +555,7 @@ static void read_in(struct wstate *w, size_t need)
     if (n < 0)
         cf_wk_die();
     if (n == 0)
-        leave();
+        cf_wk_leave();
     w->in.len += (size_t)n;
 }
 
@@ -678,6 +646,9 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
 {
     struct wstate w = {.cfg = cfg, .seat = seat, .in_fd = in_fd, .out_fd = out_fd};
     w.spin_ns = WORKER_SPIN_NS;
+    forked_child = 0; /* a worker of a pool made in a task's child is one */
+    if (!atfork_set)
+        atfork_set = pthread_atfork(NULL, NULL, on_fork_child) == 0;
     hooks_init(&w);
     run_initializer(&w);
     for (;;) {
@@ -689,11 +660,11 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
             continue;
         /* Leaving, or nothing runnable is left: hand the answers over first
            (the parent expects a spent worker's exit once all are answered). */
-        flush_std();
+        cf_wk_flush_std();
         cf_wk_note(&w);
         cf_wk_flush(&w);
         if (spent)
-            leave();
+            cf_wk_leave();
         sleep_on_pipe(&w, need);
     }
 }

@@ -8,11 +8,67 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#ifdef HAVE___FPENDING
+#include <stdio_ext.h>
+#endif
 #include <string.h>
 #include <unistd.h>
 
 #include "wout.h"
+
+/* True if @f may hold bytes not yet written (without taking its lock). */
+static bool pending(FILE *f)
+{
+#ifdef HAVE___FPENDING
+    return __fpending(f) > 0;
+#else
+    (void)f;
+    return true;
+#endif
+}
+
+/* Flushes @f unless a thread the task left behind holds its lock. */
+static void flush_unless_held(FILE *f)
+{
+    if (!pending(f) || ftrylockfile(f) != 0)
+        return;
+    fflush(f);
+    funlockfile(f);
+}
+
+/*
+ * Writes what tasks printed. A reader of stdout that has gone (prog | head)
+ * costs the lines, not the worker: SIGPIPE is held back and dropped, as in
+ * Python, which ignores it. A stream another thread of a task holds is left
+ * as it is rather than waited for.
+ */
+void cf_wk_flush_std(void)
+{
+    if (!pending(stdout) && !pending(stderr))
+        return;
+    sigset_t pipe_sig, old, now;
+    sigemptyset(&pipe_sig);
+    sigaddset(&pipe_sig, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_sig, &old);
+    flush_unless_held(stdout);
+    flush_unless_held(stderr);
+    if (!sigismember(&old, SIGPIPE) && sigpending(&now) == 0 &&
+        sigismember(&now, SIGPIPE)) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_sig, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Leaves cleanly: what the tasks printed goes out first. */
+void cf_wk_leave(void)
+{
+    cf_wk_flush_std();
+    _exit(0);
+}
 
 void cf_wk_die(void)
 {

@@ -47,6 +47,13 @@ struct wstate {
 /* Exits the worker (code 1): an I/O error, no memory, or a parent gone wrong. */
 void cf_wk_die(void) __attribute__((noreturn));
 /*
+ * Writes what tasks printed (stdout, stderr), unless a thread a task left
+ * holds the stream; a reader gone costs the lines, not the worker.
+ */
+void cf_wk_flush_std(void);
+/* Leaves cleanly (exit status 0): what the tasks printed goes out first. */
+void cf_wk_leave(void) __attribute__((noreturn));
+/*
  * A task frame (or a queued task's slot) failed its checks: tells the parent
  * why ("bad task frame: @what") in a REJECT frame naming @id (the task this
  * worker claimed, or 0), with the answers before it, and exits 1.
