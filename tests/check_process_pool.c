@@ -3891,6 +3891,91 @@ START_TEST(test_process_pool_parent_killed_fork_holds_fds)
 }
 END_TEST
 
+/* main_exits: the child's pool and the pipe to the test. */
+static executor_t *me_ex;
+static int me_fd;
+
+/*
+ * Once the main thread has exited (its task a zombie, so the kernel has
+ * done all it does at that thread's exit; not pthread_join: TSan cannot
+ * join the main thread), runs a task and reports its
+ * outcome and whether the fork server (@arg) is untouched: alive, and no
+ * SIGKILL pending for it.
+ */
+static void *me_user(void *arg)
+{
+    pid_t server = (pid_t)(intptr_t)arg;
+    int32_t out[2] = {-1, 0};
+    double end = now_s() + T_LONG;
+    while (proc_state(getpid()) != 'Z' && now_s() < end)
+        usleep(1000);
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)server);
+    FILE *st = fopen(path, "re");
+    bool killed = !st;
+    while (st && fgets(line, sizeof(line), st)) {
+        unsigned long long mask;
+        if ((sscanf(line, "SigPnd: %llx", &mask) == 1 ||
+             sscanf(line, "ShdPnd: %llx", &mask) == 1) &&
+            (mask & (1ull << (SIGKILL - 1))))
+            killed = true;
+    }
+    if (st)
+        fclose(st);
+    int64_t v = -1;
+    future_t *f = executor_submit(me_ex, t_ppid, NULL, 0);
+    out[0] = f ? future_result_i64(f, T_LONG, &v) : -errno;
+    out[1] = !killed && alive(server) && v == server;
+    future_unref(f);
+    executor_free(me_ex);
+    if (write(me_fd, out, sizeof(out)) != sizeof(out))
+        _exit(1);
+    _exit(0);
+}
+
+/*
+ * A pool made by the main thread, which then calls pthread_exit() while
+ * another thread goes on using the pool: the process lives, and so must
+ * its fork server. PR_SET_PDEATHSIG fires when the creating thread exits,
+ * so the server, which asked for it when made on the main thread, was
+ * SIGKILLed and the pool broke (FUT_EBROKEN). The server watches a pidfd
+ * of the process now, and asks for PDEATHSIG only where it has none.
+ */
+START_TEST(test_process_pool_main_thread_exits)
+{
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    if (child == 0) {
+        close(pfd[0]);
+        me_fd = pfd[1];
+        me_ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+        if (!me_ex)
+            _exit(1);
+        future_t *a = executor_submit(me_ex, t_ppid, NULL, 0);
+        int64_t server = 0;
+        if (!a || future_result_i64(a, T_LONG, &server) != 0)
+            _exit(1);
+        future_unref(a);
+        pthread_t th;
+        if (pthread_create(&th, NULL, me_user, (void *)(intptr_t)server) != 0)
+            _exit(1);
+        pthread_exit(NULL);
+    }
+    close(pfd[1]);
+    int32_t out[2] = {-1, 0};
+    ssize_t n = read(pfd[0], out, sizeof(out));
+    close(pfd[0]);
+    int st;
+    ck_assert_int_eq(waitpid(child, &st, 0), child);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    ck_assert_int_eq(n, sizeof(out));
+    ck_assert_int_eq(out[0], 0);
+    ck_assert_msg(out[1], "the fork server was killed when the main thread exited");
+}
+END_TEST
+
 /* ---------------------------------------------------------- errors */
 
 START_TEST(test_process_pool_submit_errors)
@@ -3978,6 +4063,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_garbage_frame);
     tcase_add_test(tc, test_process_pool_parent_killed);
     tcase_add_test(tc, test_process_pool_parent_killed_fork_holds_fds);
+    tcase_add_test(tc, test_process_pool_main_thread_exits);
     tcase_add_test(tc, test_process_pool_forkserver_killed);
     tcase_add_test(tc, test_process_pool_timer_in_forked_child);
     tcase_add_test(tc, test_process_pool_forkserver_gone_at_spawn);

@@ -32,12 +32,14 @@
  *
  * Parent death: EOF on the socket, or the parent's pidfd readable (its
  * exit, whoever still holds a copy of the socket: a child it forked without
- * exec), makes the server SIGKILL its workers, reap them and exit. If the
- * pool was created by the main thread the server also asks for SIGKILL at
- * the parent's death (PR_SET_PDEATHSIG fires when the creating *thread*
- * exits, so it is not used from other threads), and re-checks getppid()
- * after asking. Workers ask for SIGKILL when the server dies, and exit on
- * EOF of their task pipe.
+ * exec), makes the server SIGKILL its workers, reap them and exit. Only
+ * where there is no pidfd (Linux before 5.3, a seccomp filter) and the
+ * pool was created by the main thread does the server ask for SIGKILL at
+ * the parent's death instead, and re-check getppid() after asking:
+ * PR_SET_PDEATHSIG fires when the creating *thread* exits, so not from
+ * other threads, and with a pidfd not even from the main thread, which
+ * may pthread_exit() while the others go on using the pool. Workers ask
+ * for SIGKILL when the server dies, and exit on EOF of their task pipe.
  *
  * Memory: the server uses only memory allocated before the fork (the child
  * table) and system calls: it may have been forked from a busy multi-threaded
@@ -410,11 +412,6 @@ static void fs_child(struct fs_state *s, int sock, pid_t parent, bool pdeath)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-    if (pdeath) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(0);
-    }
     if (sock != FS_SOCK_FD) {
         if (dup3(sock, FS_SOCK_FD, O_CLOEXEC) < 0)
             _exit(1);
@@ -428,6 +425,11 @@ static void fs_child(struct fs_state *s, int sock, pid_t parent, bool pdeath)
     if (s->sfd < 0)
         _exit(1);
     s->pidfd = parent_pidfd(parent);
+    if (s->pidfd < 0 && pdeath) { /* no pidfd: the creating thread's exit, then */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(0);
+    }
     s->self = getpid();
     fs_main(s);
 }
