@@ -693,10 +693,11 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * future_then continuation on an MPI pool, whose function travels so too,
  * fails FUT_EINVAL then).
  * Arguments and results are copied bytes, as in a process pool, an
- * argument under 2 GiB (larger: EINVAL), a result up to 1 GiB (larger: the
- * future fails FUT_ETASK with code E2BIG; an MPI message's count is an
- * int); each rank runs its tasks in a local process pool (CFUTURES_MPI_PROCS processes,
- * 1 to 4096, default 1; any other value is ignored). A rank is sent tasks
+ * argument of at most 2 GiB - 49 bytes (larger: EINVAL), a result of at
+ * most 1 GiB - 1 byte (1 GiB or more: the future fails FUT_ETASK with code
+ * E2BIG; an MPI message's count is an int); each rank runs its tasks in a
+ * local process pool (CFUTURES_MPI_PROCS processes, 1 to 4096, default 1;
+ * any other value is ignored). A rank is sent tasks
  * ahead: 4 beyond its processes, more while its tasks are quick (as many
  * as it runs in 5 ms, up to 64 in all). CFUTURES_MPI_AHEAD=N (0 to 64;
  * any other value is ignored) sends N ahead instead, and 0 sends a rank
