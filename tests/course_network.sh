@@ -9,6 +9,9 @@ src=${top_srcdir:-.}
 bld=${top_builddir:-.}
 S=$bld/samples/course
 command -v python3 >/dev/null || { echo "no python3: skipped"; exit 77; }
+# The interpreter itself, once: a pyenv shim first on PATH costs about
+# 0.6 s of CPU a start, and this test starts python3 many times.
+py=$(python3 -c 'import sys; print(sys.executable)') && [ -x "$py" ] || py=$(command -v python3)
 [ -x "$S/fetch_urls" ] || { echo "no $S/fetch_urls (configure found no libcurl): skipped"; exit 77; }
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/course-net.XXXXXX")
@@ -22,7 +25,7 @@ trap cleanup EXIT
 # serve NAME ARGS...: starts course_server.py; sets $port.
 serve() {
     local name=$1; shift
-    python3 "$src/tests/course_server.py" "$@" >"$W/$name.port" 2>"$W/$name.log" &
+    "$py" "$src/tests/course_server.py" "$@" >"$W/$name.port" 2>"$W/$name.log" &
     servers+=($!)
     for _ in $(seq 1 400); do [ -s "$W/$name.port" ] && break; sleep 0.05; done
     read -r port <"$W/$name.port" || { echo "server $name did not start: $(cat "$W/$name.log")"; exit 1; }
@@ -96,7 +99,7 @@ fi
 
 # --- rest_users --------------------------------------------------------------------------
 # rows DB: "id|name|email" lines, by id.
-rows() { python3 -c 'import sqlite3, sys
+rows() { "$py" -c 'import sqlite3, sys
 for r in sqlite3.connect(sys.argv[1]).execute("SELECT id, name, email FROM users ORDER BY id"):
     print("|".join(map(str, r)))' "$1"; }
 users() { for i in $(seq "$1" "$2"); do echo "$i|User $i|user$i@example.com"; done; }
@@ -108,7 +111,7 @@ if [ -x "$S/rest_users" ]; then
     [ "$(rows "$db")" = "$(users 1 40)" ] || bad "the table: $(rows "$db" | head)"
     # Again, against a service that lost user 7 and gained 41..45, with
     # user 3 changed locally: 3 is updated, 7 kept, 41..45 inserted.
-    python3 -c 'import sqlite3, sys
+    "$py" -c 'import sqlite3, sys
 c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE users SET email = ? WHERE id = 3", ("old",)); c.commit()' "$db"
     serve second --users 45 --missing 7
     run rest-users-upsert "$S/rest_users" "http://127.0.0.1:$port" "$db" 45
@@ -147,7 +150,7 @@ resized them to 18 thumbnails in T s on a $kind pool of P
 wrote 18 thumbnails to $dir in T s; T s in all" ] || bad "$out"
         # Each thumbnail: a PNG exactly 32, 64 or 200 wide, its height
         # the source's aspect ratio (to a pixel).
-        python3 - "$dir" "$W/sources.txt" <<'PY' || bad "thumbnails: $(ls "$dir")"
+        "$py" - "$dir" "$W/sources.txt" <<'PY' || bad "thumbnails: $(ls "$dir")"
 import os, struct, sys
 folder, sources = sys.argv[1], sys.argv[2]
 want = set()

@@ -14,6 +14,9 @@ bld=${top_builddir:-.}
 prog=$bld/samples/pdf_downloader/pdf_downloader
 [ -x "$prog" ] || { echo "no $prog (configure found no libcurl): skipped"; exit 77; }
 command -v python3 >/dev/null || { echo "no python3: skipped"; exit 77; }
+# The interpreter itself, once: a pyenv shim first on PATH costs about
+# 0.6 s of CPU a start, and this test starts python3 many times.
+py=$(python3 -c 'import sys; print(sys.executable)') && [ -x "$py" ] || py=$(command -v python3)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { echo "no nginx: skipped"; exit 77; }
 : "${PDFDL_EXECUTOR:=thread}"
 
@@ -44,7 +47,7 @@ chmod -R a+rX "$W/www"
 
 ngport=$(bash "$src/scripts/nginx-serve.sh" start "$W/www" "$W/nginx") || exit 1
 NG=http://127.0.0.1:$ngport
-python3 "$src/tests/pdfdl_server.py" "$W/www" > "$W/fault.port" 2>"$W/fault.err" &
+"$py" "$src/tests/pdfdl_server.py" "$W/www" > "$W/fault.port" 2>"$W/fault.err" &
 fault_pid=$!
 for _ in $(seq 1 100); do [ -s "$W/fault.port" ] && break; sleep 0.05; done
 read -r fport refused < "$W/fault.port" || { echo "fault server did not start"; cat "$W/fault.err"; exit 1; }
@@ -81,7 +84,7 @@ expect_files() {
         cmp -s "$dir/${pair%%=*}" "${pair#*=}" || bad "${pair%%=*} differs from ${pair#*=}"
     done
 }
-hits() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode().strip())' "$F/hits/$1"; }
+hits() { "$py" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode().strip())' "$F/hits/$1"; }
 
 # --- good paths from nginx -------------------------------------------------
 run course --base "$NG/"
@@ -163,7 +166,7 @@ expect_rc 130; expect_err "interrupted: partial downloads removed"; expect_files
 # cleans up as SIGTERM does, claims folder included; the status says SIGPIPE.
 cases=$((cases + 1)); case=sigpipe; dir=$W/out/sigpipe
 mkdir -p "$W/tmp-sigpipe"
-TMPDIR=$W/tmp-sigpipe python3 -c 'import os, subprocess, sys
+TMPDIR=$W/tmp-sigpipe "$py" -c 'import os, subprocess, sys
 r, w = os.pipe(); os.close(r)  # a pipe nobody reads
 sys.exit(subprocess.run(sys.argv[1:], stdout=w).returncode)' \
     "$prog" --executor "$PDFDL_EXECUTOR" --timeout 30 -o "$dir" \
@@ -182,7 +185,7 @@ expect_files f1040.pdf=$W/www/f1040.pdf
 # though its last line cannot be written (it waited for the pipe forever).
 cases=$((cases + 1)); case=interrupt-stuck; dir=$W/out/$case
 mkdir -p "$W/tmp-stuck"
-TMPDIR=$W/tmp-stuck python3 - "$F" "$W/tmp-stuck" "$prog" --executor "$PDFDL_EXECUTOR" \
+TMPDIR=$W/tmp-stuck "$py" - "$F" "$W/tmp-stuck" "$prog" --executor "$PDFDL_EXECUTOR" \
     --timeout 30 -o "$dir" "$F/gate/g1/f1040sb.pdf" >"$W/$case.err" 2>&1 <<'PY'
 import fcntl, os, signal, subprocess, sys, time, urllib.request
 base, tmpdir, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -305,7 +308,7 @@ expect_rc 1; expect_err "body cut"; expect_files f1040.pdf=$W/old.txt
 # these values (ERROR-WORDS '-' for null; a substring otherwise), and an ok
 # line's file is in DIR with exactly resumed_from + bytes bytes.
 check_report() {
-    python3 - "$@" <<'PY' || bad "report: $(cat "$1")"
+    "$py" - "$@" <<'PY' || bad "report: $(cat "$1")"
 import json, os, sys
 path, folder, wants = sys.argv[1], sys.argv[2], sys.argv[3:]
 lines = open(path, encoding="utf-8").read().splitlines()
@@ -382,7 +385,7 @@ expect_partial() {
         bad "resumable file holds $(stat -c %s "${parts[0]}") bytes, wanted $1"
     cmp -s -n "$1" "${parts[0]}" "$2" || bad "resumable file is not the start of $2"
 }
-reqs() { python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode(), end="")' "$F/reqs/$1"; }
+reqs() { "$py" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode(), end="")' "$F/reqs/$1"; }
 # no_process_left: no process of this case's run (its folder is on the
 # command line) outlives it; a process pool's workers go with their parent.
 no_process_left() {
