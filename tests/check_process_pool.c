@@ -2725,6 +2725,52 @@ START_TEST(test_process_pool_death_keeps_queued_order)
 }
 END_TEST
 
+/*
+ * A big task (piped: over 1 MiB) sent ahead to the only worker, behind a
+ * long task, keeps its place when that worker dies before starting it: a
+ * task queued after it (shared queue) still starts after it. It went back
+ * to the pending list and down the new worker's pipe behind the queue's
+ * later entries, which kept their place: c started before b. Found by
+ * review (a stress with random crashes on one worker).
+ */
+START_TEST(test_process_pool_death_keeps_big_task_order)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    struct hold h = {.gate = 0, .abort_it = 1};
+    future_t *a = executor_submit(ex, t_hold, &h, sizeof(h));
+    wait_started(1);
+    /* Just over the shared heap's largest block: piped, and less than
+       SEND_AHEAD_BYTES left unwritten, so c is sent too (to the queue). */
+    size_t big = (1u << 20) + 64;
+    int *arg = calloc(1, big);
+    ck_assert_ptr_nonnull(arg);
+    arg[0] = 10;
+    future_t *b = executor_submit(ex, t_start_seq, arg, big);
+    free(arg);
+    /* b's frame, over SEND_AHEAD_BYTES, is written before c comes: else c
+       would wait for it in the pending list, behind b. */
+    ck_assert(settles(ex, 2));
+    int ic = 11;
+    future_t *c = executor_submit(ex, t_start_seq, &ic, sizeof(ic));
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_nonnull(c);
+    ck_assert(settles(ex, 3)); /* b in the worker's pipe, c in the shared queue */
+    atomic_store(&shm->gates[0], 1); /* a aborts: b and c wait for a new worker */
+    failure(a, FUT_EWORKER);
+    ck_assert_int_eq(result_i64(b), 10);
+    ck_assert_int_eq(result_i64(c), 11);
+    ck_assert_msg(atomic_load(&shm->ran[10]) < atomic_load(&shm->ran[11]),
+                  "c started %d-th, before b (%d-th)", atomic_load(&shm->ran[11]),
+                  atomic_load(&shm->ran[10]));
+    future_unref(a);
+    future_unref(b);
+    future_unref(c);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* arg: any bytes; returns their length. */
 static void t_len(task_t *t)
 {
@@ -4080,6 +4126,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_process_pool_bad_task_frame, 0, 4);
     tcase_add_loop_test(tc, test_process_pool_segv_decoding, 0, 4);
     tcase_add_test(tc, test_process_pool_death_keeps_queued_order);
+    tcase_add_test(tc, test_process_pool_death_keeps_big_task_order);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("pump");

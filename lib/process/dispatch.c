@@ -71,8 +71,40 @@ static bool revoke_cell(struct process_pool *p, struct pp_proc *pr, int i)
         return false;
     cf_pp_cell_release(p, pr, i);
     cf_pp_refund(pr, w);
-    cf_pp_requeue(p, w);
+    if (w->queued)
+        cf_pp_requeue(p, w);
+    else
+        cf_pp_requeue_first(p, w); /* a piped one: steal, retire, preempt */
     return true;
+}
+
+/* True if @a is to start before @b: a higher priority, or older within one. */
+static bool goes_first(const struct pp_work *a, const struct pp_work *b)
+{
+    int pa = cf_work_priority(&a->base), pb = cf_work_priority(&b->base);
+    return pa > pb || (pa == pb && a->order < b->order);
+}
+
+/*
+ * cf_pp_requeue for @w taken back unstarted from a worker's pipe, or the
+ * suspect of a death: the queued tasks still waiting that @w is to start
+ * before come back with it, to be sent again after it. Left in the shared
+ * queue they kept their place there, ahead of the one @w gets when sent
+ * again (a piped task's stamp, worker.h), and a worker took them first: a
+ * big task sent ahead to the only worker, which died, started after the
+ * tasks queued behind it.
+ */
+void cf_pp_requeue_first(struct process_pool *p, struct pp_work *w)
+{
+    cf_pp_requeue(p, w);
+    if (!p->ring || cancelling(w))
+        return;
+    for (int s = 0; s < p->nseats; s++) {
+        struct pp_proc *o = p->seats[s];
+        for (int i = 0; o && o->nunstarted > 0 && i < DEPTH; i++)
+            if (o->cell[i] && o->cell[i]->queued && goes_first(w, o->cell[i]))
+                revoke_cell(p, o, i);
+    }
 }
 
 /* The head of the pending list takes back the lower-priority tasks sent ahead. */

@@ -93,6 +93,9 @@
  * CLAIMED without an answer fails FUT_EWORKER (or FUT_EDEADLINE if its
  * deadline killed it), or with FUT_WORKER_BREAK_POOL breaks the pool. A
  * malformed frame kills the worker and names the frame error in the message.
+ * A task that goes back so (or taken back by a steal, a shrink, a
+ * preemption from a pipe) takes back with it the queued tasks it is to
+ * start before (dispatch.c, cf_pp_requeue_first).
  * Queued SENT cells stay in the queue instead, so they keep their place
  * (but the poison suspect of a death we did not ask for: manager.c): the
  * seat stays "finalized" with them, and the next worker forked into it
@@ -338,6 +341,7 @@ void cf_pp_request_stop(executor_t *ex, struct cf_work *cw);
 
 /* dispatch.c */
 void cf_pp_requeue(struct process_pool *p, struct pp_work *w);
+void cf_pp_requeue_first(struct process_pool *p, struct pp_work *w);
 void cf_pp_dispatch(struct process_pool *p);
 void cf_pp_write(struct pp_proc *pr);
 

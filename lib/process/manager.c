@@ -231,7 +231,7 @@ static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int s
     if (!claimed) {
         /* Never started: another worker runs it (revoked by a canceller: dropped there).
          */
-        cf_pp_requeue(p, w);
+        cf_pp_requeue_first(p, w);
         return false;
     }
     snprintf(msg, sizeof(msg), "%s %s the task%s%s", e->desc,
