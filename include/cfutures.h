@@ -761,7 +761,9 @@ CF_API executor_t *mpi_pool_executor_new(const executor_options_t *o);
  * @arg/@arg_len: see task_arg (thread pools pass the pointer, process pools
  * copy the bytes). Returns a new reference (unref it when done with it);
  * NULL with errno: EINVAL (NULL @ex or @fn, NULL @arg with a non-zero
- * @arg_len, on every kind of executor), ESHUTDOWN (after
+ * @arg_len, on every kind of executor; an @arg_len over what the kind
+ * copies: a process pool's 2 GiB, an MPI pool's 2 GiB - 49 bytes; each
+ * checked before the executor's state or a full max_queue), ESHUTDOWN (after
  * executor_shutdown), -FUT_EBROKEN (broken executor), ENOMEM, -FUT_ESYS (a
  * thread could not be started and none is running).
  * Blocks only when max_queue is set and the queue is full.
@@ -778,7 +780,8 @@ CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
  * (FUT_EDEADLINE once passed; task_should_stop() is true from then on);
  * .nonblocking makes a full bounded queue fail with errno EAGAIN (FUT_EFULL)
  * rather than block. @so may be NULL. EINVAL for a negative, NaN or infinite
- * timeout or delay.
+ * timeout or delay, and for any argument executor_submit refuses (a delayed
+ * task's too: at this call, not when it is due).
  * .delay (beyond Python; Java ScheduledExecutorService.schedule, tokio
  * sleep-then-spawn, GLib g_timeout_add): the task is submitted by the
  * process's one timer thread (future_within's) that many seconds later,
@@ -1188,7 +1191,8 @@ typedef struct schedule_options {
  * schedule's future time.
  * @arg is borrowed until the future is done. Returns a new reference; NULL
  * with errno EINVAL (NULL @ex, @fn or @o; NULL @arg with a non-zero @len; a
- * negative, NaN or infinite delay or period; max_runs > 1 with period 0),
+ * @len over what the kind copies, as for executor_submit; a negative, NaN
+ * or infinite delay or period; max_runs > 1 with period 0),
  * ESHUTDOWN, -FUT_EBROKEN, ENOMEM,
  * -FUT_ESYS (the timer thread could not start). Threads: any; never blocks.
  */

@@ -608,7 +608,7 @@ int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_l
 
 future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg, size_t arg_len)
 {
-    if (!ex || !fn || (arg_len && !arg))
+    if (!ex || !fn || (arg_len && !arg) || !cf_executor_arg_fits(ex, arg_len))
         return cf_fail_null(FUT_EINVAL);
     return cf_executor_submit_with(ex, fn, arg, arg_len, NULL);
 }

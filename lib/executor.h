@@ -152,6 +152,12 @@ struct cf_executor_ops {
     /* Bytes of the kind's work item (starts with struct cf_work); 0: cf_work. */
     size_t work_size;
     /*
+     * The longest argument the kind copies (0: no limit, it borrows): a
+     * longer one is FUT_EINVAL at the call (cf_executor_arg_fits), before
+     * the executor's state, a bounded queue or a delay is looked at.
+     */
+    size_t arg_max;
+    /*
      * Queues @w. No executor.c lock is held. Returns 0, or a code
      * (FUT_ESHUTDOWN, FUT_EBROKEN, FUT_ESYS, FUT_ENOMEM): then the executor
      * kept nothing and executor.c undoes the submit.
@@ -411,6 +417,12 @@ static inline bool cf_submit_args_ok(task_fn fn, const void *arg, size_t arg_len
     return fn && (!arg_len || arg) &&
            (!so || (isfinite(so->timeout) && so->timeout >= 0 && isfinite(so->delay) &&
                     so->delay >= 0));
+}
+
+/* @arg_len is within the kind's maximum (ops->arg_max). */
+static inline bool cf_executor_arg_fits(const executor_t *ex, size_t arg_len)
+{
+    return !ex->ops->arg_max || arg_len <= ex->ops->arg_max;
 }
 
 /*

@@ -262,7 +262,8 @@ static future_t *submit_delayed(task_group_t *g, struct member *m, void *cb, tas
 future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg, size_t len,
                             const submit_options_t *so)
 {
-    if (!g || !cf_submit_args_ok(fn, arg, len, so)) /* before the group's state */
+    /* before the group's state */
+    if (!g || !cf_submit_args_ok(fn, arg, len, so) || !cf_executor_arg_fits(g->ex, len))
         return cf_fail_null(FUT_EINVAL);
     submit_options_t def = {0};
     if (!so)

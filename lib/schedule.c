@@ -147,7 +147,8 @@ static future_t *submit_delayed(executor_t *ex, task_fn fn, const void *arg,
 future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
                                size_t arg_len, const submit_options_t *so)
 {
-    if (!ex || !cf_submit_args_ok(fn, arg, arg_len, so))
+    if (!ex || !cf_submit_args_ok(fn, arg, arg_len, so) ||
+        !cf_executor_arg_fits(ex, arg_len))
         return cf_fail_null(FUT_EINVAL);
     if (!so || so->delay == 0)
         return cf_executor_submit_with(ex, fn, arg, arg_len, so);
@@ -414,7 +415,8 @@ static struct sched *sched_new(executor_t *ex, task_fn fn, const void *arg, size
 future_t *executor_schedule(executor_t *ex, task_fn fn, const void *arg, size_t len,
                             const schedule_options_t *o)
 {
-    if (!ex || !fn || (len && !arg) || !o || !schedule_options_ok(o))
+    if (!ex || !fn || (len && !arg) || !o || !schedule_options_ok(o) ||
+        !cf_executor_arg_fits(ex, len))
         return cf_fail_null(FUT_EINVAL);
     if (atomic_load(&ex->shut))
         return cf_fail_null(FUT_ESHUTDOWN);

@@ -946,6 +946,84 @@ static int r_pp_submit_with_huge(const struct row *r)
 }
 
 /*
+ * The argument is checked against the kind's maximum first, whatever else
+ * the call would do: a delayed task (x 0), a schedule (1) and a group's
+ * delayed task (2) are refused at the call, not failed FUT_EINVAL when due;
+ * a submit to a shut-down pool (3) gives FUT_EINVAL, not FUT_ESHUTDOWN.
+ */
+static int r_pp_later_huge(const struct row *r)
+{
+    int fds0 = count_fds();
+    executor_t *ex = new_pp();
+    size_t len = 3 * GIB;
+    const void *arg = row_arg(len);
+    task_group_t *g = r->x == 2 ? task_group_new(ex, NULL) : NULL;
+    errno = 0;
+    future_t *f = NULL;
+    if (r->x == 0)
+        f = executor_submit_with(ex, t_echo, arg, len,
+                                 &(submit_options_t){.delay = 0.001});
+    else if (r->x == 1)
+        f = executor_schedule(ex, t_echo, arg, len,
+                              &(schedule_options_t){.delay = 0.001});
+    else if (r->x == 2)
+        f = task_group_submit(g, t_echo, arg, len, &(submit_options_t){.delay = 0.001});
+    int rc = ptr_code(f);
+    if (f) { /* wrongly taken: it fails when due */
+        const future_error_t *e = NULL;
+        future_exception(f, T_LONG, &e);
+        future_unref(f);
+    }
+    task_group_free(g);
+    if (r->x == 3) {
+        executor_t *shut = new_pp();
+        ck_assert_int_eq(executor_shutdown(shut, true, false), 0);
+        errno = 0;
+        rc = ptr_code(executor_submit(shut, t_echo, arg, len));
+        executor_free(shut);
+    }
+    row_arg_free(arg, len);
+    return pp_untouched(ex, rc, fds0);
+}
+
+/*
+ * A nonblocking submit of a 3 GiB argument to a process pool whose bounded
+ * queue is full: FUT_EINVAL (the argument), not FUT_EFULL; a blocking one
+ * waited for room before the argument was looked at.
+ */
+static int r_pp_full_queue_huge(const struct row *r)
+{
+    (void)r;
+    int fds0 = count_fds();
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 1, .max_queue = 1});
+    ck_assert_ptr_nonnull(ex);
+    future_t *busy = executor_submit(ex, t_until_stop, NULL, 0);
+    ck_assert_ptr_nonnull(busy);
+    double t0 = now_s();
+    while (!future_running(busy) && now_s() - t0 < T_LONG)
+        sleep_s(0.001);
+    future_t *queued = executor_submit(ex, t_until_stop, NULL, 0);
+    ck_assert_ptr_nonnull(queued);
+    size_t len = 3 * GIB;
+    const void *arg = row_arg(len);
+    errno = 0;
+    future_t *f = executor_submit_with(ex, t_echo, arg, len,
+                                       &(submit_options_t){.nonblocking = true});
+    int rc = ptr_code(f);
+    future_unref(f);
+    row_arg_free(arg, len);
+    ck_assert_int_eq(executor_shutdown(ex, false, true), 0);
+    future_cancel(busy);
+    future_unref(busy);
+    future_unref(queued);
+    executor_free(ex);
+    if (count_fds() != fds0 || !no_children())
+        rc = ROW_BROKEN;
+    return rc;
+}
+
+/*
  * A map whose middle item is 3 GiB (chunksize r->x): that item fails with
  * FUT_EINVAL, the items around it give their results, then FUT_EOF.
  */
@@ -1109,6 +1187,12 @@ static const struct row rows[] = {
      FUT_EINVAL},
     {"process executor_submit arg_len SIZE_MAX", r_pp_submit_huge, -1, FUT_EINVAL},
     {"process executor_submit_with arg_len 3 GiB", r_pp_submit_with_huge, 3.0 * GIB,
+     FUT_EINVAL},
+    {"process executor_submit_with delay, arg_len 3 GiB", r_pp_later_huge, 0, FUT_EINVAL},
+    {"process executor_schedule arg_len 3 GiB", r_pp_later_huge, 1, FUT_EINVAL},
+    {"process task_group_submit delay, arg_len 3 GiB", r_pp_later_huge, 2, FUT_EINVAL},
+    {"process executor_submit arg_len 3 GiB, shut down", r_pp_later_huge, 3, FUT_EINVAL},
+    {"process nonblocking submit arg_len 3 GiB, queue full", r_pp_full_queue_huge, 0,
      FUT_EINVAL},
     {"process executor_map item of 3 GiB", r_pp_map_huge_item, 1, FUT_EINVAL},
     {"process executor_map item of 3 GiB, chunksize 3", r_pp_map_huge_item, 3,

@@ -275,6 +275,7 @@ static int pp_set_max_workers(executor_t *ex, int n)
 
 static const struct cf_executor_ops process_pool_ops = {
     .work_size = sizeof(struct pp_work),
+    .arg_max = CF_WIRE_MAX_PAYLOAD / 2,
     .submit = pp_submit,
     .submit_chunk = pp_submit_chunk,
     .chunk_fit = pp_chunk_fit,
