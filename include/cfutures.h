@@ -284,7 +284,10 @@ CF_API int task_return_copy(task_t *t, const void *data, size_t len);
 
 /**
  * Completes the task with a printf-formatted string; the result is the
- * string including its NUL (future_result_str reads it). FUT_ENOMEM.
+ * string including its NUL (future_result_str reads it). FUT_ENOMEM;
+ * FUT_EINVAL for a NULL task or fmt, or a format vsnprintf cannot render
+ * (EILSEQ: a %ls with no multibyte form; EOVERFLOW: over INT_MAX bytes);
+ * then the task has not answered.
  */
 CF_API int task_return_str(task_t *t, const char *fmt, ...) CF_PRINTF(2, 3);
 
@@ -300,7 +303,9 @@ CF_API int task_return_double(task_t *t, double v);
 /**
  * Fails the task: the future fails with status FUT_ETASK, error code @code
  * and a printf-formatted message. Python: raise. Code 0 and an empty message
- * still fail the future. Returns 0; FUT_ESTATE if the task already answered;
+ * still fail the future; so does a format vsnprintf cannot render (the
+ * message is then "(the error message could not be formatted)").
+ * Returns 0; FUT_ESTATE if the task already answered;
  * FUT_EINVAL for a NULL task or fmt (then the task has not answered).
  * Called from an executor's initializer, it breaks the executor.
  */
@@ -442,7 +447,9 @@ CF_API int future_set_result(future_t *f, void *data, size_t len,
 
 /**
  * Promise side: fails @f with status FUT_ETASK, error code @code and a
- * printf-formatted message. Returns 0; FUT_ESTATE if already finished or
+ * printf-formatted message (one vsnprintf cannot render is "(the error
+ * message could not be formatted)", as for task_raise). Returns 0;
+ * FUT_ESTATE if already finished or
  * cancelled (the first outcome is kept; also an executor's future once
  * done); FUT_EINVAL for a NULL future or fmt or an executor's future still
  * pending or running (as for future_set_running_or_notify_cancel; the

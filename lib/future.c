@@ -378,7 +378,7 @@ int cf_future_failv(future_t *f, int status, int code, const char *fmt, va_list 
     int n = vsnprintf(small, sizeof(small), fmt, ap2);
     va_end(ap2);
     if (n < 0)
-        return cf_future_fail(f, status, code, -1, 0, "");
+        return cf_future_fail(f, status, code, -1, 0, CF_BAD_FORMAT_MSG);
     if ((size_t)n < sizeof(small))
         return cf_future_fail(f, status, code, -1, 0, small);
     char *big = malloc((size_t)n + 1);

@@ -77,6 +77,13 @@ int cf_future_set_running(future_t *f);
 int cf_future_set_result_inline(future_t *f, const void *bytes, size_t len);
 
 /*
+ * The message of a failure whose printf format vsnprintf could not render
+ * (EILSEQ: a wide string with no multibyte form; EOVERFLOW: over INT_MAX
+ * bytes): future_set_exception, task_raise.
+ */
+#define CF_BAD_FORMAT_MSG "(the error message could not be formatted)"
+
+/*
  * Fails @f (pending or running) with @status; @msg is copied (NULL: "").
  * Returns 0, or FUT_ESTATE if @f was finished or cancelled already.
  */

@@ -140,13 +140,17 @@ int task_return_double(task_t *t, double v)
     return task_return_copy(t, &v, sizeof(v));
 }
 
-/* vasprintf into malloc'd memory; NULL when out of memory. */
-static char *format(const char *fmt, va_list ap)
+/*
+ * vasprintf into malloc'd memory; NULL with *@rc FUT_EINVAL when vsnprintf
+ * cannot render @fmt (EILSEQ, EOVERFLOW), FUT_ENOMEM when out of memory.
+ */
+static char *format(const char *fmt, va_list ap, int *rc)
 {
     va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap2);
     va_end(ap2);
+    *rc = n < 0 ? FUT_EINVAL : FUT_ENOMEM;
     if (n < 0)
         return NULL;
     char *s = malloc((size_t)n + 1);
@@ -163,10 +167,11 @@ int task_return_str(task_t *t, const char *fmt, ...)
         return FUT_ESTATE;
     va_list ap;
     va_start(ap, fmt);
-    char *s = format(fmt, ap);
+    int rc;
+    char *s = format(fmt, ap, &rc);
     va_end(ap);
     if (!s)
-        return FUT_ENOMEM;
+        return rc;
     return task_return(t, s, strlen(s) + 1, free);
 }
 
@@ -180,8 +185,11 @@ int task_raise(task_t *t, int code, const char *fmt, ...)
     t->err_code = code;
     va_list ap;
     va_start(ap, fmt);
-    t->err_msg = format(fmt, ap); /* NULL when out of memory: the failure stands */
+    int rc;
+    t->err_msg = format(fmt, ap, &rc); /* NULL: the failure stands */
     va_end(ap);
+    if (!t->err_msg && rc == FUT_EINVAL)
+        t->err_msg = strdup(CF_BAD_FORMAT_MSG); /* NULL out of memory */
     return 0;
 }
 

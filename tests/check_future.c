@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 /* ------------------------------------------------------------ helpers */
 
@@ -576,6 +577,26 @@ START_TEST(test_future_set_result_twice)
     ck_assert_int_eq(v, 42);
     future_unref(f);
     ck_assert_int_eq(atomic_load(&n_freed), 2);
+}
+END_TEST
+
+/*
+ * A message vsnprintf cannot render (a wide string with no multibyte form
+ * in the "C" locale: EILSEQ) still fails the future, and the message says
+ * so (it was "", as if the caller had given an empty one).
+ */
+START_TEST(test_future_set_exception_unrenderable_format)
+{
+    static const wchar_t unrenderable[] = {0x100, 0};
+    future_t *f = future_new();
+    ck_assert_int_eq(future_set_exception(f, 5, "%ls", unrenderable), 0);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(f, 0, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_ETASK);
+    ck_assert_int_eq(e->code, 5);
+    ck_assert_str_eq(e->message, "(the error message could not be formatted)");
+    future_unref(f);
 }
 END_TEST
 
@@ -1893,6 +1914,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_future_null_arguments);
     tcase_add_test(tc, test_future_bad_arguments_leave_future_unchanged);
     tcase_add_test(tc, test_future_bad_timeouts);
+    tcase_add_test(tc, test_future_set_exception_unrenderable_format);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("limits");

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wchar.h>
 
 /* ------------------------------------------------------------ helpers */
 
@@ -719,6 +720,42 @@ START_TEST(test_task_return_str_null_format)
 }
 END_TEST
 
+/*
+ * A format vsnprintf cannot render (a wide string with no multibyte form in
+ * the "C" locale: EILSEQ): task_return_str is FUT_EINVAL, not FUT_ENOMEM,
+ * and the task has not answered; task_raise still fails the task, with a
+ * message that says so rather than "(no memory for the error message)".
+ */
+static const wchar_t unrenderable[] = {0x100, 0};
+
+static void t_unrenderable(task_t *t)
+{
+    struct probe *p = *(struct probe *const *)task_arg(t, NULL);
+    p->rc[0] = task_return_str(t, "%ls", unrenderable);
+    p->rc[1] = task_raise(t, 5, "%ls", unrenderable);
+}
+
+START_TEST(test_task_unrenderable_format)
+{
+    struct pool pl = pool_new(1);
+    struct probe pr;
+    probe_init(&pr);
+    struct probe *pp = &pr;
+    future_t *f = run(&pl, t_unrenderable, &pp, sizeof(pp));
+    ck_assert_int_eq(pr.rc[0], FUT_EINVAL);
+    ck_assert_int_eq(pr.rc[1], 0);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(f, 0, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_ETASK);
+    ck_assert_int_eq(e->code, 5);
+    ck_assert_str_eq(e->message, "(the error message could not be formatted)");
+    future_unref(f);
+    pool_free(&pl);
+    probe_destroy(&pr);
+}
+END_TEST
+
 /* Bad submit_options_t.timeout values are refused before anything runs. */
 START_TEST(test_task_bad_deadline_refused)
 {
@@ -862,6 +899,7 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_task_null_task);
     tcase_add_test(tc, test_task_return_str_null_format);
+    tcase_add_test(tc, test_task_unrenderable_format);
     tcase_add_test(tc, test_task_bad_deadline_refused);
     suite_add_tcase(s, tc);
 
