@@ -44,8 +44,8 @@
  *
  *  - A cancelled future counts as done for futures_wait and as_completed at
  *    once: future_cancel tells the waiters (CPython waits for the executor to
- *    notice). future_set_running_or_notify_cancel on it then returns 0 and
- *    tells no one twice.
+ *    notice). future_set_running_or_notify_cancel on it then returns 0
+ *    (once: a second call is FUT_ESTATE) and tells no one twice.
  *  - Only a task that has started escapes cancellation.
  *  - A map keeps going after a task error: executor_map_next returns that
  *    item's failure, and the next call returns the next item.
@@ -422,12 +422,13 @@ CF_API int future_add_done_callback(future_t *f, future_callback_fn cb, void *ud
 
 /**
  * Promise side: marks a pending future running. Returns 1 if it was pending
- * (now running); 0 if it was cancelled (waiters were told already, no one is
- * told twice); FUT_ESTATE if running or finished; FUT_EINVAL (NULL, or a
- * future that an executor completes, pending or running: a task's, a
- * continuation's on an executor, a schedule's; only promises of future_new
- * and the outcomes of inline continuations, futures_all and futures_any are
- * the caller's to set).
+ * (now running); 0 the first time on a cancelled one (waiters were told
+ * already, no one is told twice); FUT_ESTATE if running or finished, or
+ * cancelled and seen by an earlier call (Python: RuntimeError); FUT_EINVAL
+ * (NULL, or a future that an executor completes, pending or running: a
+ * task's, a continuation's on an executor, a schedule's; only promises of
+ * future_new and the outcomes of inline continuations, futures_all and
+ * futures_any are the caller's to set).
  * Python: Future.set_running_or_notify_cancel.
  */
 CF_API int future_set_running_or_notify_cancel(future_t *f);
