@@ -35,6 +35,7 @@ void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,
     t->free_fn = NULL;
     t->err_code = 0;
     t->err_msg = NULL;
+    t->expired = false;
 }
 
 void cf_task_clear(struct task *t)
@@ -52,36 +53,47 @@ static bool deadline_passed(const struct task *t)
     return t->deadline != CF_NO_DEADLINE && cf_now_ns() >= t->deadline;
 }
 
-int cf_task_complete(struct task *t)
+int cf_task_settle(struct task *t)
+{
+    if (deadline_passed(t)) {
+        cf_task_clear(t); /* whatever it answered */
+        t->expired = true;
+    }
+    return t->expired || t->answer == CF_ANSWER_ERROR || future_done(t->f);
+}
+
+void cf_task_hand_over(struct task *t)
 {
     future_t *f = t->f;
-    int rc;
-    if (deadline_passed(t)) {
-        cf_future_expire(f);
-        cf_task_clear(t);
-        return 1;
+    if (t->expired) {
+        cf_future_expire(f); /* FUT_ESTATE: its deadline watcher got there first */
+        return;
     }
     switch (t->answer) {
     case CF_ANSWER_ERROR:
         cf_future_fail(f, FUT_ETASK, t->err_code, -1, 0,
                        t->err_msg ? t->err_msg : "(no memory for the error message)");
         cf_task_clear(t);
-        return 1;
+        break;
     case CF_ANSWER_RESULT:
-        if (t->data == t->inl) {
-            rc = cf_future_set_result_inline(f, t->inl, t->len);
-        } else {
-            /* The future takes ownership on every path (frees on FUT_ESTATE). */
-            rc = cf_future_set_result(f, t->data, t->len, t->free_fn);
-        }
+        /* FUT_ESTATE (failed already): the future frees the data on every path. */
+        if (t->data == t->inl)
+            cf_future_set_result_inline(f, t->inl, t->len);
+        else
+            cf_future_set_result(f, t->data, t->len, t->free_fn);
         t->answer = CF_ANSWER_NONE;
         break;
     default:
-        rc = cf_future_set_result(f, NULL, 0, NULL);
+        cf_future_set_result(f, NULL, 0, NULL);
         break;
     }
-    /* FUT_ESTATE: failed already (its deadline watcher got there first). */
-    return rc == 0 ? 0 : 1;
+}
+
+int cf_task_complete(struct task *t)
+{
+    int failed = cf_task_settle(t);
+    cf_task_hand_over(t);
+    return failed;
 }
 
 /* ---------------------------------------------------------- public */

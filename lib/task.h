@@ -30,6 +30,7 @@ struct task {
     /* CF_ANSWER_ERROR */
     int err_code;
     char *err_msg; /* malloc'd; NULL when out of memory */
+    bool expired;  /* cf_task_settle found the deadline passed */
 };
 
 void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,
@@ -40,8 +41,21 @@ void cf_task_init(struct task *t, future_t *f, const void *arg, size_t arg_len,
  * or FUT_EDEADLINE when the deadline passed, whatever the task answered.
  * Returns 0 if the future now holds a result, 1 if it failed (here or
  * earlier, e.g. by a deadline watcher), and frees what the future did not take.
+ * The same as cf_task_settle, then cf_task_hand_over.
  */
 int cf_task_complete(struct task *t);
+
+/*
+ * The first half of cf_task_complete, for an executor that counts the task
+ * out before anyone can hear of its outcome: fixes that outcome (a deadline
+ * passed now makes it FUT_EDEADLINE, and a later look at the clock changes
+ * nothing) and returns 1 if the future will fail (or failed already: a
+ * deadline watcher), 0 if it will hold a result. Call it once nothing else
+ * can complete the future.
+ */
+int cf_task_settle(struct task *t);
+/* The second half: hands the settled outcome to the future. */
+void cf_task_hand_over(struct task *t);
 
 /* Frees the answer (for an initializer, or after a worker serialized it). */
 void cf_task_clear(struct task *t);

@@ -80,11 +80,12 @@ static bool xgate_is_open(void *i)
 /* The argument of x_gated: which xgate to wait for and what to return. */
 struct xarg {
     int32_t gate;
-    int32_t pad;
+    int32_t pad; /* not 0: raised as the error code instead of returning */
     int64_t value;
 };
 
-/* Waits for its xgate (or task_should_stop), then returns value as i64. */
+/* Waits for its xgate (or task_should_stop), then returns value as i64 (or
+   raises pad). */
 static void x_gated(task_t *t)
 {
     size_t len;
@@ -96,7 +97,10 @@ static void x_gated(task_t *t)
     double end = now_s() + T_LONG;
     while (!atomic_load(&xgates[a->gate]) && !task_should_stop(t) && now_s() < end)
         usleep(100);
-    task_return_i64(t, a->value);
+    if (a->pad)
+        task_raise(t, a->pad, "gated raise");
+    else
+        task_return_i64(t, a->value);
 }
 
 /* ---------------------------------------------------------- canned tasks */
@@ -989,6 +993,56 @@ START_TEST(test_executor_stats)
     future_unref(e);
     future_unref(c);
     executor_free(ex);
+}
+END_TEST
+
+/* Holds whatever thread completes the future until the gate @ud opens. */
+static void cb_hold(future_t *f, void *ud)
+{
+    (void)f;
+    ck_assert(gate_wait(ud, T_LONG));
+}
+
+/*
+ * A caller that saw a task's outcome sees the task counted out (not running;
+ * completed or failed), also while the future's done-callbacks still run.
+ * The thread pool counted it out only after them.
+ */
+START_TEST(test_executor_stats_count_before_outcome)
+{
+    xgates_reset();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 2});
+    struct xarg a[2] = {{.gate = 0, .value = 5}, {.gate = 1, .pad = 9}};
+    future_t *f[2];
+    gate_t hold[2];
+    for (int i = 0; i < 2; i++) {
+        gate_init(&hold[i]);
+        f[i] = submit_ok(ex, x_gated, &a[i], sizeof(a[i]));
+        ck_assert_int_eq(future_add_done_callback(f[i], cb_hold, &hold[i]), 0);
+    }
+    wait_stats(ex, 2, 0, 0); /* both counted started */
+    xgate_open(0);
+    ck_assert_int_eq(result_i64(f[0]), 5);
+    executor_stats_t st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 1);
+    ck_assert_uint_eq(st.failed, 0);
+    ck_assert_uint_eq(st.running, 1);
+    gate_open(&hold[0]);
+    xgate_open(1);
+    const future_error_t *err = NULL;
+    ck_assert_int_eq(future_exception(f[1], T_LONG, &err), 0);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_int_eq(err->code, 9);
+    st = stats_of(ex);
+    ck_assert_uint_eq(st.completed, 1);
+    ck_assert_uint_eq(st.failed, 1);
+    ck_assert_uint_eq(st.running, 0);
+    gate_open(&hold[1]);
+    executor_free(ex);
+    for (int i = 0; i < 2; i++) {
+        future_unref(f[i]);
+        gate_destroy(&hold[i]);
+    }
 }
 END_TEST
 
@@ -2773,6 +2827,7 @@ Suite *make_suite(void)
     kind_test(tc, test_executor_max_queue_blocked_submit_shutdown);
     kind_test(tc, test_executor_max_queue_running_not_counted);
     kind_test(tc, test_executor_stats);
+    kind_test(tc, test_executor_stats_count_before_outcome);
 
     tc = new_tcase(s, "concurrency");
     kind_test(tc, test_executor_start_order_mixed_lengths);

@@ -398,14 +398,16 @@ static void run_task(struct thread_pool *p, struct tp_worker *me, struct cf_work
     w->fn(&t);
     if (w->limit_ns)
         cf_tp_watch_stop(p, me);
+    /* Counted out before the caller hears of it, as in the other kinds (the
+       watcher let go: the outcome is the task's alone). */
+    cf_executor_finished(&p->base, cf_task_settle(&t) != 0);
     /* Idle before the caller hears of it (a resubmit finds it): callbacks_begin. */
     atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
     CF_TEST_HOOK(cf_test_tp_idle_hook);
     const struct cf_callback_guard guard = {callbacks_begin, callbacks_end, p};
     cf_future_guard_callbacks(&guard);
-    int failed = cf_task_complete(&t);
+    cf_task_hand_over(&t);
     cf_future_guard_callbacks(NULL);
-    cf_executor_finished(&p->base, failed != 0);
     future_unref(f);
 }
 
