@@ -181,7 +181,10 @@ typedef struct executor_options {
     int max_workers;                /* 0: threads min(32, cpus + 4); processes cpus */
     const char *thread_name_prefix; /* threads are prefix_N (15 chars max); copied */
     task_fn initializer;            /* run once in each worker before its first task */
-    const void *initarg;            /* its argument: borrowed until executor_free */
+    const void *initarg;            /* its argument: the pointer itself (task_arg), also
+                                       with initarg_len 0, on every kind; borrowed
+                                       until executor_free (a process pool's worker
+                                       sees the memory as it was at creation) */
     size_t initarg_len;
     int max_tasks_per_child;          /* process pools: replace a worker after N tasks;
                                          a thread pool ignores it (Python: TypeError) */

@@ -177,6 +177,18 @@ static void x_init_read(task_t *t)
     task_return_str(t, "%s", init_state);
 }
 
+/* The initarg of test_executor_initializer_gets_pointer: only its address counts. */
+static const char init_token[] = "token";
+
+/* Records whether its argument is init_token itself, and its length. */
+static void x_init_where(task_t *t)
+{
+    size_t len = 99;
+    const void *p = task_arg(t, &len);
+    const char *what = p == init_token ? "token" : p ? "other" : "null";
+    snprintf(init_state, sizeof(init_state), "%s %zu", what, len);
+}
+
 /* Waits for the xgate named by its initarg, then fails (INIT-02). */
 static void x_init_fail(task_t *t)
 {
@@ -1332,6 +1344,29 @@ START_TEST(test_executor_shutdown_no_wait)
 END_TEST
 
 /* ============================================================ initializer */
+
+/*
+ * The initializer's argument is initarg itself on every kind, also when
+ * initarg_len is 0 (an opaque pointer, as a thread pool's task takes one;
+ * include/cfutures.h). A process pool gave NULL for a length of 0.
+ */
+START_TEST(test_executor_initializer_gets_pointer)
+{
+    for (size_t len = 0; len <= 1; len++) {
+        executor_options_t o = {.max_workers = 1,
+                                .initializer = x_init_where,
+                                .initarg = init_token,
+                                .initarg_len = len};
+        executor_t *ex = kind_new(_i, o);
+        future_t *r = submit_ok(ex, x_init_read, NULL, 0);
+        const char *s = future_result_str(r, T_LONG);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_str_eq(s, len ? "token 1" : "token 0");
+        future_unref(r);
+        executor_free(ex);
+    }
+}
+END_TEST
 
 /* INIT-01, PEBBLE-18: each worker runs the initializer before its first task */
 START_TEST(test_executor_initializer)
@@ -2685,6 +2720,7 @@ END_TEST
  */
 static const char *const no_initializer[] = {
     "test_executor_initializer",
+    "test_executor_initializer_gets_pointer",
     "test_executor_initializer_fails",
     "test_executor_initializer_fails_wakes_blocked_submit",
 };
@@ -2795,6 +2831,7 @@ Suite *make_suite(void)
     kind_test(tc, test_executor_free_with_live_map);
     kind_test(tc, test_executor_shutdown_no_wait);
     kind_test(tc, test_executor_initializer);
+    kind_test(tc, test_executor_initializer_gets_pointer);
     kind_test(tc, test_executor_as_completed);
     kind_test(tc, test_executor_futures_wait);
 

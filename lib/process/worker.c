@@ -179,8 +179,9 @@ static void run_initializer(struct wstate *w)
     if (!c->initializer)
         return;
     struct task t;
-    cf_task_init(&t, NULL, c->initarg_len ? c->initarg : NULL, c->initarg_len,
-                 CF_NO_DEADLINE);
+    /* The pointer itself, as in a thread pool, also with a length of 0 (the
+       header's initarg): no copy, the memory as it was at the fork. */
+    cf_task_init(&t, NULL, c->initarg, c->initarg_len, CF_NO_DEADLINE);
     c->initializer(&t);
     not_a_fork();
     atomic_fetch_and(&c->seatw[w->seat].flags, ~CF_SEAT_INIT);
