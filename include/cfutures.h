@@ -684,7 +684,9 @@ CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
  * or lacks MPI_THREAD_MULTIPLE), FUT_EBROKEN (a rank runs a different
  * build, or loads a shared libcfutures the master did not), FUT_ETIMEDOUT
  * (a rank did not answer in 60 s); the reason is printed on stderr.
- * Calling it again in the master returns 0.
+ * Calling it again does nothing and returns what the first call returned
+ * (0 in the master, 1 in a worker; a failed call's code, said again on
+ * stderr): a failed start-up is never tried again (MPI cannot be).
  * Exists only in a library configured --with-mpi (Open MPI).
  * Threads: the main thread, once, first.
  */
@@ -725,7 +727,10 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * A rank that does not answer the heartbeat for CFUTURES_MPI_HEARTBEAT
  * seconds (default 10; pinged after 0.5 s of silence, or a quarter of the
  * limit if that is shorter) is lost: its tasks fail FUT_EWORKER, the others
- * go on; with none left the pool is broken (FUT_EBROKEN). A rank whose own
+ * go on; with none left the pool is broken (FUT_EBROKEN). A world rank
+ * lost once is left out of every executor made after (if no world rank is
+ * left: NULL, errno -FUT_EBROKEN). A rank that has no memory for a task's
+ * argument fails that task FUT_ENOMEM and goes on. A rank whose own
  * process pool broke (its fork server killed, no process can be forked
  * there) runs nothing more: a task it held that had started there fails
  * FUT_EBROKEN (it may have done part of its work); every other task sent
@@ -755,12 +760,16 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * 200 us after the last message or answer, then naps 1 us doubling to 1
  * ms, and a task's answer also wakes it; its task processes spin and park
  * as a process pool's workers do.
+ * executor_stats: workers are the usable ranks, idle those holding no task
+ * of this executor, both exact when a future completes (as on a process
+ * pool: a done-callback of a rank's last task sees the rank idle).
  * Not supported (FUT_EINVAL): initializer, max_tasks_per_child,
  * on_worker_death = FUT_WORKER_BREAK_POOL.
  * Returns a new executor; NULL with errno EINVAL (mpi_pool_serve was not
  * called or failed, unsupported options, negative counts), ENOMEM,
  * -FUT_ESYS (a spawn failed), -FUT_EBROKEN (a spawned copy is another
- * build), ETIMEDOUT (3 spawns in a row did not return or answer).
+ * build; every world rank was lost), ETIMEDOUT (3 spawns in a row did not
+ * return or answer).
  * Root in a container, one host: see README.md, "MPI pool".
  * Exists only in a library configured --with-mpi (Open MPI).
  * Threads: any; blocks while spawning.

@@ -30,6 +30,7 @@
 
 static bool world; /* started by mpiexec -n 3 */
 static bool killed_holding_only; /* --killed-holding: test_mpi_rank_killed_holding_tasks alone */
+static bool silent_rank_only;    /* --silent-rank: test_mpi_world_silent_rank alone */
 static double t_start; /* when main started */
 
 /*
@@ -471,6 +472,74 @@ MPI_TEST(test_mpi_idle_rank_takes_back_queued)
     }
     ck_assert_int_eq(rmdir(dir), 0);
     executor_free(ex);
+}
+
+struct seen {
+    executor_t *ex;
+    executor_stats_t st;
+    pthread_t thread; /* the callback's */
+    _Atomic bool done;
+};
+
+/* A done-callback that takes executor_stats where the future completes. */
+static void stats_cb(future_t *f, void *ud)
+{
+    (void)f;
+    struct seen *s = ud;
+    s->thread = pthread_self();
+    executor_stats(s->ex, &s->st);
+    atomic_store(&s->done, true);
+}
+
+static bool seen_done(void *arg)
+{
+    return atomic_load(&((struct seen *)arg)->done);
+}
+
+/*
+ * executor_stats' idle count is exact when a future completes, as on a
+ * process pool: the done-callback of a rank's only task (run by the
+ * manager as it completes the future) sees that rank idle again. It was
+ * recounted only at the manager's next pass, so the callback (and a
+ * thread woken by the result) saw the rank busy.
+ */
+MPI_TEST(test_mpi_stats_idle_exact)
+{
+    char dir[] = "/tmp/check_mpi_pool.XXXXXX", path[192];
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    executor_t *ex = new_pool();
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.workers, NW);
+    ck_assert_uint_eq(st.idle, NW);
+    struct fgate g = {.id = 0};
+    snprintf(g.dir, sizeof(g.dir), "%s", dir);
+    future_t *f = executor_submit(ex, t_file_gate, &g, sizeof(g));
+    ck_assert_ptr_nonnull(f);
+    fgate_path(&g, "started", path, sizeof(path));
+    ck_assert(eventually(file_exists, path, T_LONG));
+    executor_stats(ex, &st);
+    ck_assert_uint_eq(st.idle, NW - 1);
+    ck_assert_uint_eq(st.running, 1);
+    struct seen s = {.ex = ex};
+    ck_assert_int_eq(future_add_done_callback(f, stats_cb, &s), 0);
+    char go[192];
+    fgate_path(&g, "go", go, sizeof(go));
+    touch(go);
+    int64_t pid;
+    ck_assert_int_eq(future_result_i64(f, T_LONG, &pid), 0);
+    bool done = eventually(seen_done, &s, T_LONG);
+    future_unref(f);
+    unlink(path);
+    unlink(go);
+    executor_free(ex); /* first: a failure below leaves no rank for later cases */
+    ck_assert_int_eq(rmdir(dir), 0);
+    ck_assert(done);
+    ck_assert(!pthread_equal(s.thread, pthread_self())); /* the gate held it */
+    ck_assert_uint_eq(s.st.running, 0);
+    ck_assert_uint_eq(s.st.workers, NW);
+    ck_assert_msg(s.st.idle == NW, "idle %zu of %d as the future completed", s.st.idle,
+                  NW);
 }
 
 MPI_TEST(test_mpi_bad_arguments)
@@ -1086,13 +1155,84 @@ MPI_TEST(test_mpi_rank_killed_holding_tasks_alone)
     run_self("--killed-holding");
 }
 
+/*
+ * Stops (SIGSTOP) the worker rank it runs under and returns once that rank
+ * is stopped: the rank is silent, not gone (its answer waits in its pipe).
+ */
+static void t_silence_rank(task_t *t)
+{
+    pid_t rank = proc_parent(proc_parent(getpid()));
+    if (rank > 1)
+        kill(rank, SIGSTOP);
+    double end = now_s() + T_LONG;
+    while (proc_state(rank) != 'T' && now_s() < end)
+        usleep(1000);
+    task_return_i64(t, rank);
+}
+
+/* The worker rank it runs under. */
+static void t_rank_pid(task_t *t)
+{
+    task_return_i64(t, proc_parent(proc_parent(getpid())));
+}
+
+/*
+ * World mode, in a job of its own (tests/mpi_pool.sh, --silent-rank): a
+ * rank that is alive but silent (stopped) is lost at the heartbeat limit,
+ * and a pool made after the first was freed leaves it out: it was handed
+ * to the new pool, whose tasks sent there waited for the new pool's own
+ * heartbeat limit and failed. Resumed at the end, so that it takes the
+ * master's STOP at exit (a stopped world rank would hold up mpiexec).
+ */
+MPI_TEST(test_mpi_world_silent_rank)
+{
+    if (!world)
+        return;
+    char old[64];
+    set_heartbeat(2 * short_limit(), old, sizeof(old));
+    executor_t *ex = new_pool();
+    restore_heartbeat(old);
+    future_t *f = executor_submit(ex, t_silence_rank, NULL, 0);
+    const future_error_t *e = NULL;
+    ck_assert_int_eq(future_exception(f, T_LONG, &e), 0);
+    ck_assert_ptr_nonnull(e);
+    ck_assert_int_eq(e->status, FUT_EWORKER);
+    const char *at = strstr(e->message, "(pid ");
+    int pid = 0;
+    ck_assert_msg(at && sscanf(at, "(pid %d", &pid) == 1 && pid > 1, "%s", e->message);
+    future_unref(f);
+    executor_free(ex);
+    ex = new_pool();
+    executor_stats_t st;
+    executor_stats(ex, &st);
+    /* silent for 1 s more: a task sent there would wait (10 s heartbeat) */
+    enum { N = 4 * NW };
+    future_t *q[N];
+    for (int64_t i = 0; i < N; i++)
+        ck_assert_ptr_nonnull(q[i] = executor_submit(ex, t_rank_pid, NULL, 0));
+    int late = 0;
+    for (int i = 0; i < N; i++) {
+        int64_t rank = 0;
+        late += future_result_i64(q[i], 1.0, &rank) != 0;
+        ck_assert_int_ne(rank, pid);
+    }
+    kill(pid, SIGCONT);
+    for (int i = 0; i < N; i++)
+        future_unref(q[i]);
+    executor_free(ex);
+    ck_assert_msg(st.workers == NW - 1, "the new pool has %zu workers, the lost rank too",
+                  st.workers);
+    ck_assert_int_eq(late, 0);
+}
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("mpi_pool");
     TCase *tc = tcase_create("mpi_pool");
     tcase_set_timeout(tc, 120);
-    if (killed_holding_only) {
-        tcase_add_test(tc, test_mpi_rank_killed_holding_tasks);
+    if (killed_holding_only || silent_rank_only) {
+        tcase_add_test(tc, killed_holding_only ? test_mpi_rank_killed_holding_tasks
+                                               : test_mpi_world_silent_rank);
         suite_add_tcase(s, tc);
         return s;
     }
@@ -1107,6 +1247,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_mpi_waiting);
     tcase_add_test(tc, test_mpi_shutdown_cancel_futures);
     tcase_add_test(tc, test_mpi_idle_rank_takes_back_queued);
+    tcase_add_test(tc, test_mpi_stats_idle_exact);
     tcase_add_test(tc, test_mpi_bad_arguments);
     tcase_add_test(tc, test_mpi_no_build_id);
     tcase_add_test(tc, test_mpi_caller_init);
@@ -1169,6 +1310,25 @@ static int caller_init_main(int argc, char **argv)
     return rc == 0 && v == 42 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/*
+ * A second mpi_pool_serve, after the first returned @first (1: a worker
+ * done; negative: failed), returns the same at once: it ran MPI again (a
+ * worker after MPI_Finalize aborted in MPI_Query_thread; a spawned copy,
+ * its marker taken, took itself for a master), and a world master whose
+ * handshake failed waited for ever in MPI_Comm_dup. True if it did so.
+ */
+static bool serve_again(int *argc, char ***argv, int first)
+{
+    alarm(60);
+    int rc = mpi_pool_serve(argc, argv);
+    alarm(0);
+    if (rc == first)
+        return true;
+    fprintf(stderr, "check_mpi_pool[%d]: mpi_pool_serve again returned %d, not %d\n",
+            (int)getpid(), rc, first);
+    return false;
+}
+
 int main(int argc, char **argv)
 {
     /*
@@ -1193,14 +1353,18 @@ int main(int argc, char **argv)
     if (argc > 1 && strcmp(argv[1], "--caller-init") == 0) /* test_mpi_caller_init */
         return caller_init_main(argc, argv);
     killed_holding_only = argc > 1 && strcmp(argv[1], "--killed-holding") == 0;
+    silent_rank_only = argc > 1 && strcmp(argv[1], "--silent-rank") == 0;
     bool expect_mismatch = argc > 1 && strcmp(argv[1], "--expect-mismatch") == 0;
     if (argc > 1 && strcmp(argv[1], "--expect-no-build-id") == 0) { /* test_mpi_no_build_id */
         int rc = mpi_pool_serve(&argc, &argv);
         fprintf(stderr, "check_mpi_pool: mpi_pool_serve returned %d (want %d)\n", rc,
                 FUT_EINVAL);
-        return rc == FUT_EINVAL ? EXIT_SUCCESS : EXIT_FAILURE;
+        return rc == FUT_EINVAL && serve_again(&argc, &argv, rc) ? EXIT_SUCCESS
+                                                                 : EXIT_FAILURE;
     }
     int rc = mpi_pool_serve(&argc, &argv);
+    if (rc != 0 && !serve_again(&argc, &argv, rc))
+        return EXIT_FAILURE;
     if (expect_mismatch) {
         fprintf(stderr, "check_mpi_pool: mpi_pool_serve returned %d (want %d)\n", rc,
                 FUT_EBROKEN);

@@ -89,6 +89,7 @@ static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t
     bool back = false;
     if (h.type == CF_WIRE_FAILED && failed_as(pl, h.len, FUT_EBROKEN, CF_MPI_NOT_RUN)) {
         r->broken = true;
+        cf_mp_count(p, r);
         back = any_usable(p);
     } else if (r->revoked[c] && h.type == CF_WIRE_FAILED) {
         back = failed_as(pl, h.len, FUT_ECANCELLED, 0);

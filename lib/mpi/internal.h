@@ -175,7 +175,13 @@ bool cf_mpi_relay_flush(struct cf_mpi_rank *r);
 
 /* serve.c: the master's view of how this process started. */
 bool cf_mpi_world_mode(void);
-int cf_mpi_world_peers(struct cf_mpi_peer **peers); /* world ranks but 0 */
+/*
+ * The world's ranks but 0 that no executor lost, copied to @out (up to @max;
+ * @out may be NULL); returns how many there are. A rank lost once (silent
+ * past the heartbeat limit, say) is left out of every later executor.
+ */
+int cf_mpi_world_peers(struct cf_mpi_peer *out, int max);
+void cf_mpi_world_lose(int dest); /* world rank @dest was lost */
 /* mpi_pool_serve ran, master side (else says so on stderr if it was never called) */
 bool cf_mpi_ready(void);
 const struct cf_mpi_modtab *cf_mpi_modules(void);

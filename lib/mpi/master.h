@@ -42,6 +42,7 @@ struct mp_rank {
     int64_t heard, pinged; /* the last message from it, the last PING to it */
     int64_t asked;         /* the first PING since heard, or 0 */
     struct cf_buf out;     /* TASK frames not sent yet (manager) */
+    bool counted, idle;    /* in executor_stats' workers, idle (cf_mp_count) */
 };
 
 struct mpi_pool {
@@ -79,6 +80,8 @@ static inline bool cf_mp_usable(const struct mp_rank *r)
     return !r->lost && !r->broken;
 }
 
+/* pool.c: executor_stats' counts follow rank @r's state (after each change). */
+void cf_mp_count(struct mpi_pool *p, struct mp_rank *r);
 /* pool.c: marks rank @ri lost and fails its tasks FUT_EWORKER with @why. */
 void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why);
 /*

@@ -194,28 +194,46 @@ static const struct cf_executor_ops mpi_pool_ops = {
 
 /* ------------------------------------------------------------ manager */
 
-static void count_idle(struct mpi_pool *p)
+/*
+ * Keeps executor_stats' workers and idle counts exact at every change, as
+ * a process pool does: a rank counts as a worker while it is usable, and
+ * idle while it also holds no task. Called after each change of those
+ * (cf_mp_cell_take, place_task, a rank lost or broken), before any future
+ * is completed, so that a caller woken by a result, or a done-callback,
+ * sees the rank idle already. Only the manager thread writes them.
+ */
+void cf_mp_count(struct mpi_pool *p, struct mp_rank *r)
 {
-    size_t idle = 0, alive = 0;
-    for (int i = 0; i < p->nranks; i++) {
-        alive += cf_mp_usable(&p->ranks[i]);
-        idle += cf_mp_usable(&p->ranks[i]) && p->ranks[i].n == 0;
+    bool usable = cf_mp_usable(r), idle = usable && r->n == 0;
+    if (usable != r->counted) {
+        r->counted = usable;
+        if (usable)
+            atomic_fetch_add_explicit(&p->nworkers, 1, memory_order_relaxed);
+        else
+            atomic_fetch_sub_explicit(&p->nworkers, 1, memory_order_relaxed);
     }
-    atomic_store_explicit(&p->nworkers, alive, memory_order_relaxed);
-    atomic_store_explicit(&p->nidle, idle, memory_order_relaxed);
+    if (idle != r->idle) {
+        r->idle = idle;
+        if (idle)
+            atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
+        else
+            atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+    }
 }
 
 /*
  * Rank @ri is about to get a task: an idle one no longer counts idle, before
  * the task counts running (cf_executor_started), so that executor_stats
- * taken after it saw the task running never shows the rank idle (count_idle
- * recounts at the end of the pass; only this thread writes these).
+ * taken after it saw the task running never shows the rank idle
+ * (place_task, or cf_mp_count if it fails, makes the count exact again).
  */
 static void rank_taking(struct mpi_pool *p, int ri)
 {
-    size_t idle = atomic_load_explicit(&p->nidle, memory_order_relaxed);
-    if (p->ranks[ri].n == 0 && idle > 0)
-        atomic_store_explicit(&p->nidle, idle - 1, memory_order_relaxed);
+    struct mp_rank *r = &p->ranks[ri];
+    if (r->idle) {
+        r->idle = false;
+        atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
+    }
 }
 
 /* Takes cell @c of rank @ri back; returns its work item. */
@@ -229,6 +247,7 @@ struct mp_work *cf_mp_cell_take(struct mpi_pool *p, int ri, int c)
         r->revoked[c] = false;
         r->nrevoked--;
     }
+    cf_mp_count(p, r);
     return w;
 }
 
@@ -251,12 +270,14 @@ void cf_mp_lose_rank(struct mpi_pool *p, int ri, const char *why)
     r->lost = true;
     p->any_lost = true;
     cf_mpi_note_loss();
+    if (!p->spawn) /* later executors leave it out */
+        cf_mpi_world_lose(r->peer->dest);
+    cf_mp_count(p, r);
     for (int c = 0; c < DEPTH; c++) {
         if (!r->cell[c])
             continue;
         fail_started(p, &cf_mp_cell_take(p, ri, c)->base, FUT_EWORKER, msg);
     }
-    count_idle(p);
 }
 
 static bool receive(struct mpi_pool *p, int ri, int64_t now);
@@ -344,6 +365,7 @@ static int place_task(struct mpi_pool *p, int ri, struct mp_work *w)
         atomic_store(&p->stops, true); /* cancelled, then given back: CANCEL it here */
     if (r->n++ == 0)
         r->mark = cf_now_ns();
+    cf_mp_count(p, r);
     return 0;
 }
 
@@ -382,6 +404,8 @@ bool cf_mp_dispatch(struct mpi_pool *p)
             cf_executor_started(&p->base);
         any = true;
         int rc = place_task(p, ri, (struct mp_work *)cw);
+        if (rc < 0)
+            cf_mp_count(p, &p->ranks[ri]); /* not placed: idle again, maybe */
         if (rc == FUT_EWORKER) /* lost sending the batch before it: to another rank */
             cf_fifo_push_front(&p->back, cw);
         else if (rc < 0)
@@ -389,7 +413,6 @@ bool cf_mp_dispatch(struct mpi_pool *p)
     }
     for (ri = 0; ri < p->nranks; ri++)
         flush_rank(p, ri);
-    count_idle(p);
     p->dispatching = false;
     return any;
 }
@@ -475,7 +498,6 @@ static void fail_back(struct mpi_pool *p)
 /* No live rank is left: the pool is broken. */
 static void break_pool(struct mpi_pool *p)
 {
-    count_idle(p); /* executor_stats after a refused submit: no worker */
     cf_executor_mark_broken(&p->base);
     fail_back(p);
     pthread_mutex_lock(&p->mu);
@@ -582,10 +604,8 @@ static int64_t heartbeat_limit(void)
 /* The default worker count in spawn mode: CFUTURES_MPI_MAX_WORKERS, else cpus. */
 static int default_workers(void)
 {
-    if (cf_mpi_world_mode()) {
-        struct cf_mpi_peer *peers;
-        return CF_MAX(cf_mpi_world_peers(&peers), 1);
-    }
+    if (cf_mpi_world_mode())
+        return CF_MAX(cf_mpi_world_peers(NULL, 0), 1);
     return cf_mpi_env_int("CFUTURES_MPI_MAX_WORKERS", 1, 4096, cf_cpu_count());
 }
 
@@ -598,8 +618,7 @@ static int fixed_ahead(void)
 /* The ranks of a new pool, spawned or the world's. 0 or a code. */
 static int attach_ranks(struct mpi_pool *p)
 {
-    struct cf_mpi_peer *peers = NULL;
-    int npeers = cf_mpi_world_peers(&peers);
+    int npeers = cf_mpi_world_peers(NULL, 0);
     p->spawn = !cf_mpi_world_mode();
     p->nranks =
         p->spawn ? p->base.opts.max_workers : CF_MIN(p->base.opts.max_workers, npeers);
@@ -614,8 +633,11 @@ static int attach_ranks(struct mpi_pool *p)
     for (int i = 0; i < p->nranks; i++)
         p->ranks[i].peer = &p->peers[i];
     if (!p->spawn) {
+        /* the live ones now (another executor may have lost one since) */
+        p->nranks = CF_MIN(p->nranks, cf_mpi_world_peers(p->peers, p->nranks));
+        if (p->nranks == 0)
+            return FUT_EBROKEN; /* every world rank was lost */
         p->e = cf_mpi_next_e();
-        memcpy(p->peers, peers, (size_t)p->nranks * sizeof(*peers));
         return p->e ? 0 : FUT_EINVAL;
     }
     p->e = 1;
@@ -647,8 +669,9 @@ executor_t *mpi_pool_executor_new(const executor_options_t *o)
         p->ranks[i].ahead = ahead;
         cf_mp_set_window(&p->ranks[i]);
     }
+    for (int i = 0; rc == 0 && i < p->nranks; i++)
+        cf_mp_count(p, &p->ranks[i]);
     if (rc == 0) {
-        count_idle(p);
         rc = cf_start_thread(&p->manager, manager_main, p) == 0 ? 0 : FUT_ESYS;
         if (rc < 0) {
             p->stopping = true;

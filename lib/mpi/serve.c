@@ -32,9 +32,11 @@
 
 static struct {
     bool called, served, we_init, world, stopped;
+    int rc; /* the first call's outcome: any later call returns it */
     _Atomic bool lost;
     MPI_Comm comm; /* world mode: the dup of MPI_COMM_WORLD */
     struct cf_mpi_peer *peers;
+    bool *gone; /* e_mu: world mode, peers[i] was lost by an executor */
     int npeers;
     struct cf_mpi_modtab mods;
     char **argv;
@@ -47,10 +49,27 @@ bool cf_mpi_world_mode(void)
     return g.world;
 }
 
-int cf_mpi_world_peers(struct cf_mpi_peer **peers)
+int cf_mpi_world_peers(struct cf_mpi_peer *out, int max)
 {
-    *peers = g.peers;
-    return g.npeers;
+    int n = 0;
+    pthread_mutex_lock(&g.e_mu);
+    for (int i = 0; i < g.npeers; i++) {
+        if (g.gone[i])
+            continue;
+        if (out && n < max)
+            out[n] = g.peers[i];
+        n++;
+    }
+    pthread_mutex_unlock(&g.e_mu);
+    return n;
+}
+
+void cf_mpi_world_lose(int dest)
+{
+    pthread_mutex_lock(&g.e_mu);
+    if (dest >= 1 && dest <= g.npeers)
+        g.gone[dest - 1] = true;
+    pthread_mutex_unlock(&g.e_mu);
 }
 
 bool cf_mpi_ready(void)
@@ -406,9 +425,13 @@ static void master_stop(void)
         return; /* Open MPI 4.1 may hang in teardown after a rank death */
     if (g.world)
         MPI_Comm_free(&g.comm);
+    pthread_mutex_lock(&g.e_mu);
     free(g.peers);
+    free(g.gone);
     g.peers = NULL;
+    g.gone = NULL;
     g.npeers = 0;
+    pthread_mutex_unlock(&g.e_mu);
 }
 
 /* MPI_Finalize deletes MPI_COMM_SELF's attributes first (MPI 3.1, 8.7.1). */
@@ -437,7 +460,8 @@ static int master_world(int size)
     MPI_Comm_dup(MPI_COMM_WORLD, &g.comm);
     MPI_Comm_set_errhandler(g.comm, MPI_ERRORS_RETURN);
     g.peers = calloc((size_t)size - 1, sizeof(*g.peers));
-    if (!g.peers)
+    g.gone = calloc((size_t)size - 1, sizeof(*g.gone));
+    if (!g.peers || !g.gone)
         return FUT_ENOMEM;
     g.npeers = size - 1;
     g.world = true;
@@ -493,15 +517,31 @@ static int serve_master(int *argc, char ***argv)
     return rc;
 }
 
+/*
+ * Once per process: a later call returns the first one's outcome at once
+ * (a master's 0, a worker's 1, or a failure's code). Trying again could
+ * only go wrong: MPI cannot be initialized twice nor used after
+ * MPI_Finalize, a world master's MPI_Comm_dup would wait for ever for
+ * ranks that already answered, and a spawned copy, its marker taken out,
+ * would take itself for a master.
+ */
 int mpi_pool_serve(int *argc, char ***argv)
 {
     if (!argc || !argv || !*argv || *argc < 1)
         return FUT_EINVAL;
-    if (g.served)
-        return 0;
+    if (g.called) {
+        if (g.rc < 0)
+            fprintf(stderr,
+                    "cfutures mpi_pool_serve: called again after it failed (%d): it "
+                    "is not tried again\n",
+                    g.rc);
+        return g.rc;
+    }
     g.called = true;
     bool spawned = take_marker(argc, argv);
     if (spawned || world_worker_env())
-        return serve_worker(argc, argv, spawned);
-    return serve_master(argc, argv);
+        g.rc = serve_worker(argc, argv, spawned);
+    else
+        g.rc = serve_master(argc, argv);
+    return g.rc;
 }
