@@ -729,8 +729,9 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * limit if that is shorter) is lost: its tasks fail FUT_EWORKER, the others
  * go on; with none left the pool is broken (FUT_EBROKEN). A world rank
  * lost once is left out of every executor made after (if no world rank is
- * left: NULL, errno -FUT_EBROKEN). A rank that has no memory for a task's
- * argument fails that task FUT_ENOMEM and goes on. A rank whose own
+ * left: NULL, errno -FUT_EBROKEN). A rank with no memory to receive a
+ * message (a task's argument) stops serving and is lost so, with its tasks.
+ * A rank whose own
  * process pool broke (its fork server killed, no process can be forked
  * there) runs nothing more: a task it held that had started there fails
  * FUT_EBROKEN (it may have done part of its work); every other task sent
