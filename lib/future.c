@@ -449,7 +449,8 @@ static bool cancel(future_t *f, bool stop)
     }
     /* The executor's accounting goes first: a callback may free the executor. */
     future_ref(f);
-    struct cb_node *c = publish_locked(f, S_CANCELLED, 0);
+    /* NOTIFIED kept: a notify may see CANCELLED between the CAS and here. */
+    struct cb_node *c = publish_locked(f, S_CANCELLED, F_NOTIFIED);
     if (f->hooks && f->hooks->cancelled)
         f->hooks->cancelled(cf_future_extra(f), true);
     run_callbacks_held(f, c);

@@ -1619,6 +1619,37 @@ START_TEST(test_thread_pool_deadline_rounds)
 }
 END_TEST
 
+extern void (*cf_test_publish_hook)(void); /* lib/future.c, test builds */
+int cf_future_set_running(future_t *f);    /* lib/future.c: the notify, without */
+                                           /* the lock future_cancel holds here */
+static future_t *notify_f;
+static int notify_first = 99;
+
+/* Runs in future_cancel between its CAS to CANCELLED and its publish. */
+static void notify_in_cancel(void)
+{
+    if (notify_first == 99)
+        notify_first = cf_future_set_running(notify_f);
+}
+
+/*
+ * A notify that lands between future_cancel's CAS and its publish is kept:
+ * the publish used to store the state without the NOTIFIED mark, so a
+ * second notify returned 0 instead of FUT_ESTATE (Python's RuntimeError).
+ */
+START_TEST(test_future_cancel_keeps_notified)
+{
+    notify_f = future_new();
+    ck_assert_ptr_nonnull(notify_f);
+    cf_test_publish_hook = notify_in_cancel;
+    ck_assert(future_cancel(notify_f));
+    cf_test_publish_hook = NULL;
+    ck_assert_int_eq(notify_first, 0);
+    ck_assert_int_eq(future_set_running_or_notify_cancel(notify_f), FUT_ESTATE);
+    future_unref(notify_f);
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("thread_pool");
@@ -1637,6 +1668,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_thread_names_truncated);
     tcase_add_test(tc, test_thread_pool_thread_names_default);
     tcase_add_test(tc, test_thread_pool_workers_batch_policy);
+    tcase_add_test(tc, test_future_cancel_keeps_notified);
 
     tc = new_tcase(s, "limits");
     tcase_add_test(tc, test_thread_pool_default_max_workers);
