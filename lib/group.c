@@ -24,10 +24,11 @@
  * then cancels it for good and the submit sends nothing (also one waiting
  * for room in max_queue). A cancel that returned has thus reached every
  * member whose submit was under way. A delayed member
- * (submit_options_t.delay) is submitted first and joins after, cancelling
- * itself if the group was cancelled meanwhile: its task reaches the
- * executor only when the delay ends, so only a delay shorter than that gap
- * (a few instructions) could let it start first.
+ * (submit_options_t.delay) is submitted first and joins after (its queue,
+ * submit_options_t.queue, gets it only then); if the group was cancelled
+ * meanwhile it cancels its task and fails ECANCELED, as a submit after the
+ * cancel. Its task reaches the executor only when the delay ends, so only a
+ * delay shorter than that gap (a few instructions) could let it start first.
  *
  * Locks: `mu` only; never held while a future is cancelled or a callback
  * runs (a member's done-callback takes it, so neither may be done under it).
@@ -235,26 +236,45 @@ static bool member_join(task_group_t *g, struct member *m)
     return ok;
 }
 
-/* A member with a delay: submitted, then joined (the group's DESIGN). */
+#ifdef CF_TEST_HOOKS
+void (*cf_test_group_join_hook)(void); /* a delayed member's submit went out, unjoined */
+#endif
+
+/*
+ * A member with a delay: submitted, then joined (the group's DESIGN). Its
+ * queue (so->queue) gets it only once it joined: a member the group
+ * refuses fails ECANCELED, as any submit after a cancel, and is in no queue.
+ */
 static future_t *submit_delayed(task_group_t *g, struct member *m, void *cb, task_fn fn,
                                 const void *arg, size_t len, const submit_options_t *so)
 {
-    future_t *f = executor_submit_with(g->ex, fn, arg, len, so);
-    if (!f) {
-        int err = errno;
+    completion_queue_t *q = so->queue;
+    submit_options_t own = *so;
+    own.queue = NULL;
+    void *res = NULL;
+    future_t *f = executor_submit_with(g->ex, fn, arg, len, &own);
+    int rc = !f ? -errno : q && cf_queue_ops_of(q)->reserve(q, &res) < 0 ? FUT_ENOMEM : 0;
+    if (rc == 0) {
+        m->f = future_ref(f);
+        CF_TEST_HOOK(cf_test_group_join_hook);
+        if (!member_join(g, m)) {
+            future_unref(f); /* the member's */
+            rc = FUT_ECANCELLED;
+        }
+    }
+    if (rc < 0) {
+        if (res)
+            cf_queue_ops_of(q)->unreserve(res);
+        if (f) {
+            future_cancel(f); /* a delayed task not yet due never reaches the executor */
+            future_unref(f);
+        }
         cf_future_cb_free(cb);
         free(m);
-        errno = err;
-        return NULL;
+        return cf_fail_null(rc);
     }
-    m->f = future_ref(f);
-    if (!member_join(g, m)) {
-        future_cancel(f); /* a delayed task not yet due never reaches the executor */
-        future_unref(f);
-        cf_future_cb_free(cb);
-        free(m);
-        return f;
-    }
+    if (q)
+        cf_queue_ops_of(q)->commit(q, f, res);
     cf_future_add_done_callback_node(f, member_done, m, cb);
     return f;
 }

@@ -682,6 +682,55 @@ START_TEST(test_group_cancel_blocked_submit)
 }
 END_TEST
 
+/*
+ * A delayed member (submit_options_t.delay) is submitted before it joins
+ * the group. A task_group_cancel in that gap (a test hook runs there) makes
+ * the submit fail ECANCELED, as one after the cancel, and the member is in
+ * no queue: it came back as a cancelled future, and in its queue. A member
+ * that joined is cancelled with the group, not due yet, and is in its queue.
+ */
+extern void (*cf_test_group_join_hook)(void); /* lib/group.c, test builds */
+
+static void cancel_group_before_join(void)
+{
+    cf_test_group_join_hook = NULL;
+    ck_assert_int_eq(task_group_cancel(hook_group), 0);
+}
+
+START_TEST(test_group_cancel_before_delayed_join)
+{
+    shared_reset();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
+    completion_queue_t *q = completion_queue_new();
+    ck_assert_ptr_nonnull(q);
+    submit_options_t so = {.delay = 3600, .queue = q};
+    task_group_t *g = hook_group = task_group_new(ex, NULL);
+    future_t *joined = task_group_submit(g, x_stamp, &plain, sizeof(plain), &so);
+    ck_assert_ptr_nonnull(joined);
+    cf_test_group_join_hook = cancel_group_before_join;
+    errno = 0;
+    future_t *f = task_group_submit(g, x_stamp, &plain, sizeof(plain), &so);
+    int e = errno;
+    ck_assert_ptr_null(cf_test_group_join_hook); /* the hook ran */
+    ck_assert_msg(!f, "%s: a member the group refused came back (%s)", ex_kinds[_i].name,
+                  f && future_cancelled(f) ? "cancelled" : "not cancelled");
+    ck_assert_int_eq(e, ECANCELED);
+    ck_assert_int_eq(task_group_wait(g, T_LONG, NULL), 0);
+    ck_assert(future_cancelled(joined)); /* by the cancel, before it was due */
+    future_t *got = NULL;
+    ck_assert_int_eq(completion_queue_next(q, T_LONG, &got), 0);
+    ck_assert_ptr_eq(got, joined); /* the refused member never joined the queue */
+    future_unref(got);
+    ck_assert_int_eq(completion_queue_next(q, 0, &got), FUT_EOF);
+    future_unref(joined);
+    task_group_free(g);
+    completion_queue_free(q);
+    executor_free(ex);
+    ck_assert_int_eq(atomic_load(&sh->runs), 0);
+    ck_assert(no_children());
+}
+END_TEST
+
 START_TEST(test_group_args)
 {
     executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
@@ -1218,6 +1267,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_group_free_cancels_and_waits, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_during_submit, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_blocked_submit, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_group_cancel_before_delayed_join, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_args, 0, N_EX_KINDS);
     tc = new_tcase(s, "stop");
     tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_EX_KINDS);
