@@ -314,16 +314,16 @@ int futures_wait(future_t *const *fs, size_t n, double timeout, futures_wait_mod
 {
     if (!wait_args_ok(fs, n, timeout, mode, done, n_done, not_done, n_not_done))
         return FUT_EINVAL;
+    struct cf_wnode small[16] = {0};
+    struct cf_wnode *nodes = n <= 16 ? small : cf_zalloc_big(n, sizeof(*nodes));
+    if (!nodes)
+        return FUT_ENOMEM; /* the caller's counts as they were */
     if (n_done)
         *n_done = 0;
     if (n_not_done)
         *n_not_done = 0;
     if (n == 0)
         return 0;
-    struct cf_wnode small[16] = {0};
-    struct cf_wnode *nodes = n <= 16 ? small : cf_zalloc_big(n, sizeof(*nodes));
-    if (!nodes)
-        return FUT_ENOMEM;
     int64_t deadline = cf_deadline_after(timeout);
     struct cf_waiter w;
     struct watch_start ws;

@@ -290,14 +290,20 @@ static void scenario_waiters(void)
     if (!it)
         EXPECT(errno == ENOMEM);
 
+    nd = nn = 99; /* a failed futures_wait leaves them so */
     int rc = futures_wait(fs, n, 0, FUTURES_ALL_COMPLETED, done, &nd, not_done, &nn);
     if (rc != FUT_ENOMEM)
         EXPECT(rc == (half < n ? FUT_ETIMEDOUT : 0) && nd == half && nn == n - half);
+    else
+        EXPECT(nd == 99 && nn == 99);
     for (size_t i = half; i < n; i++)
         complete_one(fs[i], i);
+    nd = nn = 99;
     rc = futures_wait(fs, n, T_LONG, FUTURES_FIRST_EXCEPTION, done, &nd, not_done, &nn);
     if (rc != FUT_ENOMEM)
         EXPECT(rc == 0 && nd == n && nn == 0);
+    else
+        EXPECT(nd == 99 && nn == 99);
     for (size_t i = 0; i < n; i++) {
         if (i % 3 == 1 || i % 3 == 2)
             EXPECT(task_failed_with(fs[i], (int)i));
@@ -916,6 +922,39 @@ static void *noop(void *arg)
 }
 
 /* Each kind fails the Nth call of its own functions, and only those. */
+/*
+ * futures_wait out of memory (its nodes, for more than 16 futures) returns
+ * FUT_ENOMEM and leaves the caller's counts as they were (STYLE.md: a call
+ * that fails leaves its object as it found it); they were zeroed first.
+ */
+START_TEST(test_faults_wait_keeps_counts)
+{
+    enum { N = 20 };
+    future_t *fs[N], *done[N], *not_done[N];
+    for (int i = 0; i < N; i++) {
+        fs[i] = future_new();
+        ck_assert_ptr_nonnull(fs[i]);
+    }
+    ck_assert_int_eq(future_set_result(fs[0], NULL, 0, NULL), 0);
+    size_t nd = 7, nn = 8;
+    fault_arm(FAULT_ALLOC, 1, false);
+    int rc = futures_wait(fs, N, 0, FUTURES_ALL_COMPLETED, done, &nd, not_done, &nn);
+    long calls = fault_disarm();
+    ck_assert_int_eq(calls, 1);
+    ck_assert_int_eq(rc, FUT_ENOMEM);
+    ck_assert_msg(nd == 7 && nn == 8, "counts %zu, %zu after FUT_ENOMEM: wanted 7, 8", nd,
+                  nn);
+    rc = futures_wait(fs, N, 0, FUTURES_ALL_COMPLETED, done, &nd, not_done, &nn);
+    ck_assert_int_eq(rc, FUT_ETIMEDOUT);
+    ck_assert(nd == 1 && nn == N - 1 && done[0] == fs[0]);
+    for (int i = 0; i < N; i++) {
+        if (i > 0)
+            ck_assert_int_eq(future_set_result(fs[i], NULL, 0, NULL), 0);
+        future_unref(fs[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_faults_shim_kinds)
 {
     int fds[2];
@@ -1730,6 +1769,7 @@ Suite *make_suite(void)
 
     tc = tcase_create("shim");
     tcase_add_test(tc, test_faults_shim_kinds);
+    tcase_add_test(tc, test_faults_wait_keeps_counts);
     tcase_add_test(tc, test_faults_timer_alloc);
     tcase_add_test(tc, test_faults_timer_thread);
     tcase_add_test(tc, test_faults_error_status_stands);
