@@ -3167,9 +3167,16 @@ START_TEST(test_process_pool_created_while_busy)
 }
 END_TEST
 
-static void *make_pool(void *arg)
+/* A thread's start: a process pool of pm->workers in pm->ex (NULL: failed). */
+struct pool_made {
+    int workers;
+    executor_t *ex;
+};
+
+static void *make_pool_of(void *arg)
 {
-    *(executor_t **)arg = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    struct pool_made *pm = arg;
+    pm->ex = process_pool_executor_new(&(executor_options_t){.max_workers = pm->workers});
     return NULL;
 }
 
@@ -3177,10 +3184,11 @@ static void *make_pool(void *arg)
 START_TEST(test_process_pool_creator_thread_exits)
 {
     begin();
-    executor_t *ex = NULL;
+    struct pool_made pm = {1, NULL};
     pthread_t th;
-    ck_assert_int_eq(pthread_create(&th, NULL, make_pool, &ex), 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, make_pool_of, &pm), 0);
     pthread_join(th, NULL);
+    executor_t *ex = pm.ex;
     ck_assert_ptr_nonnull(ex);
     for (int64_t i = 0; i < 3; i++) {
         future_t *f = executor_submit(ex, t_add1, &i, sizeof(i));
@@ -3848,6 +3856,61 @@ static bool no_pidfd(const char *test)
 }
 
 /*
+ * A pipe and a fork for the parent-death tests: returns fork's pid, with
+ * *@fd the pipe's write end in the child (0 returned), its read end in the
+ * test.
+ */
+static pid_t fork_with_pipe(int *fd)
+{
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t child = fork();
+    ck_assert_int_ge(child, 0);
+    close(pfd[child == 0 ? 0 : 1]);
+    *fd = pfd[child == 0 ? 1 : 0];
+    return child;
+}
+
+/*
+ * The child's side of the parent-death tests: a process pool of @workers
+ * (made by a thread that then exits, if @on_thread) and the pids of its fork
+ * server (a task's parent) and of a worker (a second task's own) in pids[0]
+ * and pids[1], both tasks submitted before either is waited for. Exits 1
+ * where any of it fails: the test then reads no pids.
+ */
+static executor_t *child_pool(int workers, bool on_thread, int32_t pids[2])
+{
+    struct pool_made pm = {workers, NULL};
+    pthread_t th;
+    if (!on_thread)
+        make_pool_of(&pm);
+    else if (pthread_create(&th, NULL, make_pool_of, &pm) != 0 ||
+             pthread_join(th, NULL) != 0)
+        _exit(1);
+    if (!pm.ex)
+        _exit(1);
+    future_t *f[2] = {executor_submit(pm.ex, t_ppid, NULL, 0),
+                      executor_submit(pm.ex, t_pid, NULL, 0)};
+    for (int i = 0; i < 2; i++) {
+        int64_t v;
+        if (!f[i] || future_result_i64(f[i], T_LONG, &v) != 0)
+            _exit(1);
+        pids[i] = (int32_t)v;
+        future_unref(f[i]);
+    }
+    return pm.ex;
+}
+
+/* The child writes the three pids to @fd and SIGKILLs itself, its pool alive. */
+static _Noreturn void report_and_die(int fd, const int32_t pids[3])
+{
+    if (write(fd, pids, 3 * sizeof(*pids)) != 3 * sizeof(*pids))
+        _exit(1);
+    raise(SIGKILL);
+    _exit(2);
+}
+
+/*
  * Reads from @fd the pids a child wrote before it SIGKILLed itself (fork
  * server, worker, one more) and reaps @child, which must have died so.
  */
@@ -3880,30 +3943,14 @@ static bool left_with_parent(const int32_t pids[3])
  */
 START_TEST(test_process_pool_parent_killed)
 {
-    int pfd[2];
-    ck_assert_int_eq(pipe(pfd), 0);
-    pid_t child = fork();
-    ck_assert_int_ge(child, 0);
+    int fd;
+    int32_t pids[3] = {0};
+    pid_t child = fork_with_pipe(&fd);
     if (child == 0) {
-        close(pfd[0]);
-        executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
-        int32_t pids[3];
-        future_t *a = executor_submit(ex, t_ppid, NULL, 0);
-        future_t *b = executor_submit(ex, t_pid, NULL, 0);
-        int64_t v;
-        future_result_i64(a, T_LONG, &v);
-        pids[0] = (int32_t)v;
-        future_result_i64(b, T_LONG, &v);
-        pids[1] = (int32_t)v;
-        pids[2] = 0;
-        if (write(pfd[1], pids, sizeof(pids)) != sizeof(pids))
-            _exit(1);
-        raise(SIGKILL);
-        _exit(2);
+        child_pool(2, false, pids);
+        report_and_die(fd, pids);
     }
-    close(pfd[1]);
-    int32_t pids[3];
-    killed_child_pids(pfd[0], child, pids);
+    killed_child_pids(fd, child, pids);
     ck_assert_msg(left_with_parent(pids), "fork server %d or worker %d outlived its parent",
                   pids[0], pids[1]);
 }
@@ -3921,29 +3968,13 @@ START_TEST(test_process_pool_parent_killed_fork_holds_fds)
 {
     if (no_pidfd("parent_killed_fork_holds_fds"))
         return;
-    int pfd[2], hold[2];
-    ck_assert_int_eq(pipe(pfd), 0);
+    int fd, hold[2];
+    int32_t pids[3] = {0};
     ck_assert_int_eq(pipe(hold), 0);
-    pid_t child = fork();
-    ck_assert_int_ge(child, 0);
+    pid_t child = fork_with_pipe(&fd);
     if (child == 0) {
-        close(pfd[0]);
         close(hold[1]);
-        executor_t *ex = NULL;
-        pthread_t th;
-        if (pthread_create(&th, NULL, make_pool, &ex) != 0)
-            _exit(1);
-        pthread_join(th, NULL);
-        if (!ex)
-            _exit(1);
-        int32_t pids[3];
-        future_t *a = executor_submit(ex, t_ppid, NULL, 0);
-        future_t *b = executor_submit(ex, t_pid, NULL, 0);
-        int64_t v;
-        future_result_i64(a, T_LONG, &v);
-        pids[0] = (int32_t)v;
-        future_result_i64(b, T_LONG, &v);
-        pids[1] = (int32_t)v;
+        child_pool(1, true, pids);
         pid_t g = fork(); /* lives on until the test closes hold[1] */
         if (g == 0) {
             char c;
@@ -3951,16 +3982,13 @@ START_TEST(test_process_pool_parent_killed_fork_holds_fds)
                 ;
             _exit(0);
         }
-        pids[2] = (int32_t)g;
-        if (g < 0 || write(pfd[1], pids, sizeof(pids)) != sizeof(pids))
+        if (g < 0)
             _exit(1);
-        raise(SIGKILL);
-        _exit(2);
+        pids[2] = (int32_t)g;
+        report_and_die(fd, pids);
     }
-    close(pfd[1]);
     close(hold[0]);
-    int32_t pids[3];
-    killed_child_pids(pfd[0], child, pids);
+    killed_child_pids(fd, child, pids);
     bool gone = left_with_parent(pids);
     ck_assert(alive(pids[2])); /* the fork's child still holds the fds */
     close(hold[1]);
@@ -4022,30 +4050,20 @@ START_TEST(test_process_pool_main_thread_exits)
 {
     if (no_pidfd("main_thread_exits")) /* then PDEATHSIG: the server dies with it */
         return;
-    int pfd[2];
-    ck_assert_int_eq(pipe(pfd), 0);
-    pid_t child = fork();
-    ck_assert_int_ge(child, 0);
+    int fd;
+    pid_t child = fork_with_pipe(&fd);
     if (child == 0) {
-        close(pfd[0]);
-        me_fd = pfd[1];
-        me_ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
-        if (!me_ex)
-            _exit(1);
-        future_t *a = executor_submit(me_ex, t_ppid, NULL, 0);
-        int64_t server = 0;
-        if (!a || future_result_i64(a, T_LONG, &server) != 0)
-            _exit(1);
-        future_unref(a);
+        int32_t pids[2];
+        me_fd = fd;
+        me_ex = child_pool(1, false, pids);
         pthread_t th;
-        if (pthread_create(&th, NULL, me_user, (void *)(intptr_t)server) != 0)
+        if (pthread_create(&th, NULL, me_user, (void *)(intptr_t)pids[0]) != 0)
             _exit(1);
         pthread_exit(NULL);
     }
-    close(pfd[1]);
     int32_t out[2] = {-1, 0};
-    ssize_t n = read(pfd[0], out, sizeof(out));
-    close(pfd[0]);
+    ssize_t n = read(fd, out, sizeof(out));
+    close(fd);
     int st;
     ck_assert_int_eq(waitpid(child, &st, 0), child);
     ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
