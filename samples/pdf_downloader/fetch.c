@@ -18,7 +18,8 @@
  * replaces an old file. Names are claimed in a per-run claims folder with
  * O_EXCL before the rename, so two URLs that map to one name get "f.pdf"
  * and "f.1.pdf" rather than overwriting each other, whatever process
- * finishes first.
+ * finishes first; each process remembers where a name's claims reached, so
+ * that many URLs with one name do not probe from "f.pdf" every time.
  *
  * With -c (rq->resume) the body goes instead to the URL's resumable file,
  * ".pdf_downloader-c-HASH.part" (HASH: FNV-1a of the URL as given), beside a
@@ -852,6 +853,79 @@ static int join(char *out, size_t n, const char *dir, const char *name)
 }
 
 /*
+ * Where install() starts to probe a name's variants: for each name, one
+ * past the last variant this process claimed. Claims are only added while
+ * the run lasts (main.c removes them at its end), so every variant below
+ * that is taken, and probing from there finds the same first free one as
+ * probing from 0 did, which cost O(k) openat() calls for the k-th URL of a
+ * name (3,000 URLs with one name: 4.5 million calls, 55 s against 2.5 s
+ * for 3,000 names on a 2-CPU VM). The O_EXCL create still decides, so
+ * threads racing for a name, and the other processes of a process pool
+ * (each with a table of its own, which only knows its own claims), stay
+ * correct: a stale start only probes more. One run a process: the table is
+ * never emptied. A name it has no room for starts at 0, as before.
+ */
+struct next_variant {
+    char *name; /* NULL: a free slot */
+    unsigned next;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    struct next_variant *v; /* open addressing, cap a power of 2, at most half full */
+    size_t cap, n;
+} variants = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0};
+
+/* @name's slot in @v (@cap slots): its own, or the free one it would take. */
+static struct next_variant *variant_slot(struct next_variant *v, size_t cap,
+                                         const char *name)
+{
+    size_t i = (size_t)url_hash(name) & (cap - 1);
+    while (v[i].name && strcmp(v[i].name, name) != 0)
+        i = (i + 1) & (cap - 1);
+    return &v[i];
+}
+
+/* The variant of @name to probe first. */
+static unsigned variant_start(const char *name)
+{
+    pthread_mutex_lock(&variants.mu);
+    unsigned n = variants.cap ? variant_slot(variants.v, variants.cap, name)->next : 0;
+    pthread_mutex_unlock(&variants.mu);
+    return n;
+}
+
+/* Doubles the table (its mutex held). False if out of memory. */
+static bool variants_grow(void)
+{
+    size_t cap = variants.cap ? 2 * variants.cap : 64;
+    struct next_variant *v = calloc(cap, sizeof(*v));
+    if (!v)
+        return false;
+    for (size_t i = 0; i < variants.cap; i++)
+        if (variants.v[i].name)
+            *variant_slot(v, cap, variants.v[i].name) = variants.v[i];
+    free(variants.v);
+    variants.v = v;
+    variants.cap = cap;
+    return true;
+}
+
+/* Variant @n of @name is claimed: later probes start past it (never back). */
+static void variant_claimed(const char *name, unsigned n)
+{
+    pthread_mutex_lock(&variants.mu);
+    if (2 * (variants.n + 1) <= variants.cap || variants_grow()) {
+        struct next_variant *e = variant_slot(variants.v, variants.cap, name);
+        if (!e->name && (e->name = strdup(name)) != NULL)
+            variants.n++;
+        if (e->name && e->next <= n)
+            e->next = n + 1;
+    }
+    pthread_mutex_unlock(&variants.mu);
+}
+
+/*
  * Moves the checked file to its name: the first variant of x->name that no
  * other URL of this run has claimed. --no-clobber keeps a file already there
  * (link() fails rather than replace); otherwise rename() replaces it
@@ -865,7 +939,7 @@ static int install(struct xfer *x, bool *kept, char *final, size_t finalsz)
         snprintf(final, finalsz, "%s", x->name);
         goto failed;
     }
-    for (unsigned n = 0; n < 10000; n++) {
+    for (unsigned n = variant_start(x->name); n < 10000; n++) {
         if (pdfdl_name_variant(x->name, n, final, finalsz) != 0 ||
             join(dest, sizeof(dest), x->rq->outdir, final) != 0)
             break;
@@ -873,8 +947,10 @@ static int install(struct xfer *x, bool *kept, char *final, size_t finalsz)
         if (fd < 0 && errno == EEXIST)
             continue; /* another URL of this run has this name */
         int err = errno;
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+            variant_claimed(x->name, n);
+        }
         close(claims);
         errno = err;
         if (fd < 0)
