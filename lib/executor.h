@@ -393,7 +393,8 @@ int cf_executor_init(executor_t *ex, const struct cf_executor_ops *ops,
                      const executor_options_t *o, int default_workers);
 /* Called by a worker when it starts a work item (after set_running == 1). */
 void cf_executor_started(executor_t *ex);
-/* Called by a worker when a started item finished; @failed from cf_task_complete. */
+/* Called by a worker when a started item finished; @failed from cf_task_settle
+   (or cf_task_complete), or the kind's own outcome for work it ran elsewhere. */
 void cf_executor_finished(executor_t *ex, bool failed);
 /* A queued item failed without starting (broken pool). */
 void cf_executor_dropped(executor_t *ex);

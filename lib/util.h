@@ -62,6 +62,22 @@ static inline void cf_cpu_relax(void)
 #endif
 }
 
+/*
+ * Keeps counter @n equal to the number of items whose @counted flag is set:
+ * sets the flag to @now and moves @n by one if it changed. The caller
+ * serializes changes of the flag; readers of @n see each move at once.
+ */
+static inline void cf_count_flag(bool *counted, bool now, _Atomic size_t *n)
+{
+    if (now == *counted)
+        return;
+    *counted = now;
+    if (now)
+        atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
+}
+
 #define CF_NS_PER_S 1000000000LL
 #define CF_NO_DEADLINE INT64_MAX
 

@@ -2771,6 +2771,48 @@ START_TEST(test_process_pool_death_keeps_big_task_order)
 }
 END_TEST
 
+/*
+ * The only worker looks at its pipe's count of frames (none coming), then is
+ * held before it looks at the shared queue (the CF-FAULT-LAG!! test hook: a
+ * preemption there), while b (too big for the shared heap: piped) and then
+ * c (queued) are sent to it. b must start first. The worker took c at once:
+ * the queue's later tasks were bounded only by a frame it had seen. Found
+ * by review (one swap in 60 one-worker stress rounds).
+ */
+START_TEST(test_process_pool_preempted_worker_keeps_order)
+{
+    begin();
+    setenv("CFUTURES_TEST_HOOKS", "1", 1);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    unsetenv("CFUTURES_TEST_HOOKS");
+    static const char lag[] = "CF-FAULT-LAG!!";
+    future_t *a = executor_submit(ex, t_echo, lag, sizeof(lag));
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(future_result(a, T_LONG, NULL, NULL), 0); /* the worker is held now */
+    size_t big = (1u << 20) + 64;
+    int *arg = calloc(1, big);
+    ck_assert_ptr_nonnull(arg);
+    arg[0] = 10;
+    future_t *b = executor_submit(ex, t_start_seq, arg, big);
+    free(arg);
+    ck_assert(settles(ex, 2)); /* b's frame counted, its first bytes written */
+    int ic = 11;
+    future_t *c = executor_submit(ex, t_start_seq, &ic, sizeof(ic));
+    ck_assert_ptr_nonnull(b);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(result_i64(b), 10);
+    ck_assert_int_eq(result_i64(c), 11);
+    ck_assert_msg(atomic_load(&shm->ran[10]) < atomic_load(&shm->ran[11]),
+                  "c started %d-th, before b (%d-th)", atomic_load(&shm->ran[11]),
+                  atomic_load(&shm->ran[10]));
+    future_unref(a);
+    future_unref(b);
+    future_unref(c);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* arg: any bytes; returns their length. */
 static void t_len(task_t *t)
 {
@@ -4174,6 +4216,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_process_pool_segv_decoding, 0, 4);
     tcase_add_test(tc, test_process_pool_death_keeps_queued_order);
     tcase_add_test(tc, test_process_pool_death_keeps_big_task_order);
+    tcase_add_test(tc, test_process_pool_preempted_worker_keeps_order);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("pump");

@@ -204,21 +204,9 @@ static const struct cf_executor_ops mpi_pool_ops = {
  */
 void cf_mp_count(struct mpi_pool *p, struct mp_rank *r)
 {
-    bool usable = cf_mp_usable(r), idle = usable && r->n == 0;
-    if (usable != r->counted) {
-        r->counted = usable;
-        if (usable)
-            atomic_fetch_add_explicit(&p->nworkers, 1, memory_order_relaxed);
-        else
-            atomic_fetch_sub_explicit(&p->nworkers, 1, memory_order_relaxed);
-    }
-    if (idle != r->idle) {
-        r->idle = idle;
-        if (idle)
-            atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
-        else
-            atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
-    }
+    bool usable = cf_mp_usable(r);
+    cf_count_flag(&r->counted, usable, &p->nworkers);
+    cf_count_flag(&r->idle, usable && r->n == 0, &p->nidle);
 }
 
 /*

@@ -28,14 +28,8 @@
  */
 void cf_pp_idle_update(struct process_pool *p, struct pp_proc *pr)
 {
-    bool idle = pr->spawned && !pr->exited && pr->ncells == 0;
-    if (idle != pr->idle_counted) {
-        pr->idle_counted = idle;
-        if (idle)
-            atomic_fetch_add_explicit(&p->nidle, 1, memory_order_relaxed);
-        else
-            atomic_fetch_sub_explicit(&p->nidle, 1, memory_order_relaxed);
-    }
+    cf_count_flag(&pr->idle_counted, pr->spawned && !pr->exited && pr->ncells == 0,
+                  &p->nidle);
 }
 
 void cf_pp_signal(struct pp_proc *pr, int sig)

@@ -132,10 +132,16 @@ static void hook_slot(const struct wstate *w, struct cf_task_slot *sl)
         sl->arg_len = CF_SLOT_ARG + 1;
 }
 
-/* Test builds (DEADLOCK-08): writes half of this result's frame, then dies. */
+/*
+ * Test builds: a result marked CF-FAULT-LAG!! makes the worker's next look
+ * for work stall (hook_lag); one marked CF-FAULT-HALF! (DEADLOCK-08) has
+ * half of its frame written, then the worker dies.
+ */
 static void hook_result(struct wstate *w, uint64_t id, const void *data, size_t len)
 {
-    if (!w->hooks || len < 14 || memcmp(data, "CF-FAULT-HALF!", 14) != 0)
+    if (marked(w, data, len, "CF-FAULT-LAG!!"))
+        w->lag = true;
+    if (!marked(w, data, len, "CF-FAULT-HALF!"))
         return;
     unsigned char hdr[CF_WIRE_HDR];
     cf_wire_put_hdr(hdr, CF_WIRE_RESULT, id, len);
@@ -144,8 +150,26 @@ static void hook_result(struct wstate *w, uint64_t id, const void *data, size_t 
     cf_wk_write_all(w->out_fd, data, len / 2);
     _exit(1);
 }
+/*
+ * Test builds: after a CF-FAULT-LAG!! result, the worker stalls between its
+ * look at its pipe's count of frames and its look at the shared queue, as a
+ * worker the scheduler preempts there: it sends its answers, then waits
+ * (10 s at most) until a task is added to the shared queue.
+ */
+static void hook_lag(struct wstate *w)
+{
+    if (!w->lag || !w->cfg->ring)
+        return;
+    w->lag = false;
+    cf_wk_note(w);
+    cf_wk_flush(w);
+    uint64_t tail = atomic_load(&w->cfg->ring->tail);
+    for (int i = 0; i < 10000 && atomic_load(&w->cfg->ring->tail) == tail; i++)
+        usleep(1000);
+}
 #else
 /* The shipped library: no hook, not even an empty one (no name left behind). */
+#define hook_lag(w) ((void)(w))
 #define hooks_init(w) ((void)(w))
 #define hook_received(w, arg, len) ((void)0)
 #define hook_frame(w, f, avail) ((void)0)
@@ -568,6 +592,15 @@ static void read_in(struct wstate *w, size_t need)
 static bool run_one(struct wstate *w, size_t *need)
 {
     struct cf_wire_hdr h;
+    /*
+     * The queue's end before the look at `bound`: a task queued after a piped
+     * one was sent is taken only once that frame is counted (the parent
+     * counts it first, then queues later tasks), so never before it; tasks
+     * queued after this look wait for the next. Without it, a worker that
+     * saw no frame coming, then was preempted while the parent piped one
+     * task and queued the next, started the later one first.
+     */
+    uint64_t limit = w->cfg->ring ? atomic_load(&w->cfg->ring->tail) : 0, id;
     bool piped = next_frame(w, &h, need);
     /* A piped task is on its way (its frame is written or about to be): read
        it now, so that queued tasks never keep it waiting. */
@@ -578,8 +611,8 @@ static bool run_one(struct wstate *w, size_t *need)
         read_in(w, *need);
         piped = next_frame(w, &h, need);
     }
+    hook_lag(w);
     if (ring_on(w)) {
-        uint64_t limit = UINT64_MAX, id;
         if (piped) {
             if (CF_TASK_ID_CELL(h.id) >= w->cfg->ncells)
                 cf_wk_reject(w, 0, "a task id out of range");

@@ -41,6 +41,7 @@ struct wstate {
     uint32_t bound_seen; /* piped task frames taken from the buffer */
 #ifdef CF_TEST_HOOKS
     bool hooks; /* CFUTURES_TEST_HOOKS was set */
+    bool lag;   /* hook_result saw CF-FAULT-LAG!!: hook_lag stalls the next look */
 #endif
 };
 
