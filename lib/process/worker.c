@@ -592,14 +592,9 @@ static void read_in(struct wstate *w, size_t need)
 static bool run_one(struct wstate *w, size_t *need)
 {
     struct cf_wire_hdr h;
-    /*
-     * The queue's end before the look at `bound`: a task queued after a piped
-     * one was sent is taken only once that frame is counted (the parent
-     * counts it first, then queues later tasks), so never before it; tasks
-     * queued after this look wait for the next. Without it, a worker that
-     * saw no frame coming, then was preempted while the parent piped one
-     * task and queued the next, started the later one first.
-     */
+    /* The queue's end before the look at `bound`: a task queued after a piped
+       one is taken only once that frame is counted (the parent counts it,
+       then queues later tasks), never before it; later ones wait a turn. */
     uint64_t limit = w->cfg->ring ? atomic_load(&w->cfg->ring->tail) : 0, id;
     bool piped = next_frame(w, &h, need);
     /* A piped task is on its way (its frame is written or about to be): read
