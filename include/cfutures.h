@@ -729,15 +729,20 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * limit if that is shorter) is lost: its tasks fail FUT_EWORKER, the others
  * go on; with none left the pool is broken (FUT_EBROKEN). A world rank
  * lost once is left out of every executor made after (if no world rank is
- * left: NULL, errno -FUT_EBROKEN). A rank with no memory to receive a
- * message (a task's argument) stops serving and is lost so, with its tasks.
- * A rank whose own
- * process pool broke (its fork server killed, no process can be forked
- * there) runs nothing more: a task it held that had started there fails
- * FUT_EBROKEN (it may have done part of its work); every other task sent
- * to it, held unstarted or sent after, comes back unrun and runs on
- * another rank; it gets no more and leaves executor_stats' workers (with no
- * other rank, those tasks fail FUT_EBROKEN and the pool is broken). Only a rank
+ * left, lost or broken as below: NULL, errno -FUT_EBROKEN). A rank with
+ * no memory to receive a message (a task's argument) stops serving and is
+ * lost so, with its tasks. A rank whose own process pool broke (its fork
+ * server killed, no process can be forked there) runs nothing more: a task
+ * it held that had started there fails FUT_EBROKEN (it may have done part
+ * of its work); every other task sent to it, held unstarted or sent after,
+ * comes back unrun and runs on another rank; it gets no more and leaves
+ * executor_stats' workers (with no other rank, those tasks fail
+ * FUT_EBROKEN and the pool is broken). It says so on stderr; a world
+ * rank also tells the master at once, and is then left out of every
+ * executor made after, as a lost one is (an executor made before learns it
+ * from the first task the rank refuses). Its pool is not made again (its
+ * fork server would be forked after MPI_Init); it is not lost: it still
+ * takes STOP, and MPI is finalized as usual. Only a rank
  * pinged and silent is judged: a manager thread held up longer than the
  * limit (a long done-callback runs there) pings first. executor_free never
  * waits for a lost rank: one on this host is SIGKILLed.
@@ -769,8 +774,8 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * Returns a new executor; NULL with errno EINVAL (mpi_pool_serve was not
  * called or failed, unsupported options, negative counts), ENOMEM,
  * -FUT_ESYS (a spawn failed), -FUT_EBROKEN (a spawned copy is another
- * build; every world rank was lost), ETIMEDOUT (3 spawns in a row did not
- * return or answer).
+ * build; every world rank was lost, or its process pool broke), ETIMEDOUT
+ * (3 spawns in a row did not return or answer).
  * Root in a container, one host: see README.md, "MPI pool".
  * Exists only in a library configured --with-mpi (Open MPI).
  * Threads: any; blocks while spawning.

@@ -31,6 +31,7 @@
 static bool world; /* started by mpiexec -n 3 */
 static bool killed_holding_only; /* --killed-holding: test_mpi_rank_killed_holding_tasks alone */
 static bool silent_rank_only;    /* --silent-rank: test_mpi_world_silent_rank alone */
+static bool broken_rank_only;    /* --broken-rank: test_mpi_world_broken_rank alone */
 static double t_start; /* when main started */
 
 /*
@@ -1225,14 +1226,116 @@ MPI_TEST(test_mpi_world_silent_rank)
     ck_assert_int_eq(late, 0);
 }
 
+/* The MPI world rank a task runs under (its environment: mpiexec's). */
+static int64_t world_rank_of_task(void)
+{
+    const char *s = getenv("OMPI_COMM_WORLD_RANK");
+    return s ? atoll(s) : -1;
+}
+
+static void t_world_rank(task_t *t)
+{
+    task_return_i64(t, world_rank_of_task());
+}
+
+/* On world rank 1: t_kill_forkserver. Elsewhere: returns its world rank. */
+static void t_kill_forkserver_on_1(task_t *t)
+{
+    if (world_rank_of_task() == 1)
+        t_kill_forkserver(t);
+    t_world_rank(t);
+}
+
+/* Pools of @max_workers ranks made now: NULL with FUT_EBROKEN (none is left). */
+static bool no_rank_left(void *arg)
+{
+    int max_workers = *(const int *)arg;
+    executor_t *ex =
+        mpi_pool_executor_new(&(executor_options_t){.max_workers = max_workers});
+    if (!ex) {
+        ck_assert_int_eq(errno, -FUT_EBROKEN);
+        return true;
+    }
+    executor_free(ex);
+    return false;
+}
+
+/*
+ * World mode, in a job of its own (tests/mpi_pool.sh, --broken-rank): a
+ * rank whose local process pool broke (its fork server killed) is left out
+ * of every pool made after, as a lost rank is. It was handed to them: a
+ * pool's workers counted it, and a pool of one rank got world rank 1, the
+ * broken one, and failed every task FUT_EBROKEN while rank 2 was fine.
+ * (The first pool learnt it from a task the rank refused unrun.) Then rank
+ * 2 breaks too, in a pool freed at once (it never sent that rank another
+ * task to learn it so): the rank tells the master itself, and a pool made
+ * after finds no rank (FUT_EBROKEN), not one that fails each task. Nothing
+ * is lost: every rank takes STOP and the job ends cleanly.
+ */
+MPI_TEST(test_mpi_world_broken_rank)
+{
+    if (!world)
+        return;
+    executor_t *ex = new_pool();
+    double t0 = now_s();
+    future_t *f;
+    int64_t v = 0; /* until a task lands on rank 1 and breaks its pool */
+    while ((f = executor_submit(ex, t_kill_forkserver_on_1, NULL, 0)) &&
+           future_result_i64(f, T_LONG, &v) == 0) {
+        ck_assert_int_eq(v, 2);
+        future_unref(f);
+        ck_assert_msg(now_s() - t0 < T_LONG, "no task reached world rank 1");
+    }
+    expect_rank_broke(f);
+    /* until rank 1 refused a task (given back: it ran on rank 2) */
+    executor_stats_t st;
+    do {
+        ck_assert_ptr_nonnull(f = executor_submit(ex, t_world_rank, NULL, 0));
+        ck_assert_int_eq(future_result_i64(f, T_LONG, &v), 0);
+        ck_assert_int_eq(v, 2);
+        future_unref(f);
+        executor_stats(ex, &st);
+        ck_assert_msg(now_s() - t0 < T_LONG, "rank 1 was never sent a task");
+    } while (st.workers == NW);
+    executor_free(ex);
+    /* A pool made now leaves rank 1 out: 1 worker, every task on rank 2. */
+    for (int max_workers = NW; max_workers >= 1; max_workers--) {
+        ex = mpi_pool_executor_new(&(executor_options_t){.max_workers = max_workers});
+        ck_assert_ptr_nonnull(ex);
+        executor_stats(ex, &st);
+        enum { N = 4 * NW };
+        future_t *q[N];
+        for (int i = 0; i < N; i++)
+            ck_assert_ptr_nonnull(q[i] = executor_submit(ex, t_world_rank, NULL, 0));
+        for (int i = 0; i < N; i++) {
+            v = 0;
+            int rc = future_result_i64(q[i], T_LONG, &v);
+            ck_assert_msg(rc == 0 && v == 2, "max_workers %d: task %d: %d, rank %lld",
+                          max_workers, i, rc, (long long)v);
+            future_unref(q[i]);
+        }
+        executor_free(ex);
+        ck_assert_msg(st.workers == 1, "max_workers %d: %zu workers, the broken rank too",
+                      max_workers, st.workers);
+    }
+    /* Rank 2 breaks in a pool freed as soon as the task failed. */
+    ex = new_pool();
+    expect_rank_broke(executor_submit(ex, t_kill_forkserver, NULL, 0));
+    executor_free(ex);
+    int max_workers = NW;
+    ck_assert_msg(eventually(no_rank_left, &max_workers, T_LONG),
+                  "pools are still made with rank 2, whose pool broke");
+}
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("mpi_pool");
     TCase *tc = tcase_create("mpi_pool");
     tcase_set_timeout(tc, 120);
-    if (killed_holding_only || silent_rank_only) {
+    if (killed_holding_only || silent_rank_only || broken_rank_only) {
         tcase_add_test(tc, killed_holding_only ? test_mpi_rank_killed_holding_tasks
-                                               : test_mpi_world_silent_rank);
+                           : silent_rank_only  ? test_mpi_world_silent_rank
+                                               : test_mpi_world_broken_rank);
         suite_add_tcase(s, tc);
         return s;
     }
@@ -1354,6 +1457,7 @@ int main(int argc, char **argv)
         return caller_init_main(argc, argv);
     killed_holding_only = argc > 1 && strcmp(argv[1], "--killed-holding") == 0;
     silent_rank_only = argc > 1 && strcmp(argv[1], "--silent-rank") == 0;
+    broken_rank_only = argc > 1 && strcmp(argv[1], "--broken-rank") == 0;
     bool expect_mismatch = argc > 1 && strcmp(argv[1], "--expect-mismatch") == 0;
     if (argc > 1 && strcmp(argv[1], "--expect-no-build-id") == 0) { /* test_mpi_no_build_id */
         int rc = mpi_pool_serve(&argc, &argv);

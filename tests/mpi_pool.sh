@@ -38,6 +38,15 @@ out=$(setsid -w timeout 150 "$MPIEXEC" -n 3 "$bin" --silent-rank </dev/null 2>&1
 echo "$out" | grep -E '^check_mpi_pool|Checks:|:[FE]:'
 echo "$out" | grep -q '^100%: Checks: 1, Failures: 0, Errors: 0' ||
     { echo "$out"; echo "world mode with a silent rank failed"; fail=1; }
+# A rank whose local process pool broke (its fork server killed), in a job
+# of its own: left out of every pool made after (test_mpi_world_broken_rank).
+# No rank is lost, so the job ends cleanly: mpiexec's exit and Check's summary.
+echo "== world mode: $MPIEXEC -n 3 check_mpi_pool --broken-rank"
+out=$(setsid -w timeout 150 "$MPIEXEC" -n 3 "$bin" --broken-rank </dev/null 2>&1)
+rc=$?
+echo "$out" | grep -E '^check_mpi_pool|Checks:|:[FE]:'
+[ $rc = 0 ] && echo "$out" | grep -q '^100%: Checks: 1, Failures: 0, Errors: 0' ||
+    { echo "$out"; echo "world mode with a broken rank failed (exit $rc)"; fail=1; }
 # The conformance suite (check_executor's cases) over the MPI pool, world
 # mode, 3 ranks: as it sends tasks ahead, then with CFUTURES_MPI_AHEAD=0
 # (the queue cases apply only so). The gates are a file every rank maps.

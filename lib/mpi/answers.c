@@ -68,8 +68,9 @@ struct settled {
  * filled. False if it completes nothing: it gave a task back (now on the
  * `back` list) or was malformed (the rank is lost). A task refused unrun by
  * a rank whose local pool broke (CF_MPI_NOT_RUN) is given back too, and
- * that rank gets no more; with no other rank to run it, it fails
- * FUT_EBROKEN (and pool.c breaks the pool).
+ * that rank gets no more, from this executor nor (world mode) a later one;
+ * with no other rank to run it, it fails FUT_EBROKEN (and pool.c breaks
+ * the pool).
  */
 static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t n,
                       struct settled *s)
@@ -89,6 +90,8 @@ static bool on_answer(struct mpi_pool *p, int ri, const unsigned char *b, size_t
     bool back = false;
     if (h.type == CF_WIRE_FAILED && failed_as(pl, h.len, FUT_EBROKEN, CF_MPI_NOT_RUN)) {
         r->broken = true;
+        if (!p->spawn) /* nor will later executors (a world rank: cf_mpi_world_peers) */
+            cf_mpi_world_lose(r->peer->dest);
         cf_mp_count(p, r);
         back = any_usable(p);
     } else if (r->revoked[c] && h.type == CF_WIRE_FAILED) {

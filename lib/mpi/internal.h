@@ -27,9 +27,9 @@
  * mode, one spawn intercommunicator per worker in spawn mode), as MPI_BYTE.
  * The tag says the executor (several may share the world ranks) and the
  * kind: TAG(e, kind). Tasks and answers are wire.c frames (TASK; RESULT or
- * FAILED); HELLO, PING, PONG, STOP and BYE are small fixed messages on e = 0
- * (HELLO, STOP, BYE) or the executor's own e (PING, PONG); REVOKE is a list
- * of task ids (cf_wire_put_u64 each) on the executor's e.
+ * FAILED); HELLO, PING, PONG, STOP, BYE and BROKEN are small fixed messages
+ * on e = 0 (HELLO, STOP, BYE, BROKEN) or the executor's own e (PING, PONG);
+ * REVOKE is a list of task ids (cf_wire_put_u64 each) on the executor's e.
  *
  * Threads: a worker rank's local pool's manager thread receives and sends
  * (relay.c); its main thread makes the MPI calls before and after that, so
@@ -74,13 +74,15 @@ enum cf_mpi_kind {
     CF_MPI_K_REVOKE =
         7, /* master -> rank: give these tasks back if not started (u64 ids) */
     CF_MPI_K_CANCEL = 8, /* master -> rank: future_cancel these tasks there (u64 ids) */
+    CF_MPI_K_BROKEN = 9, /* world rank -> master, e = 0: my local pool broke (empty) */
 };
 
 /*
  * The `code` of a FAILED answer with status FUT_EBROKEN that a rank whose
  * local process pool broke sends for a task it never ran (relay.c): the
  * master sends the task to another rank and no more to this one
- * (answers.c). It never reaches a future (the code is then 0).
+ * (answers.c), nor, in world mode, does any executor made after. It never
+ * reaches a future (the code is then 0).
  */
 #define CF_MPI_NOT_RUN 0x4e52 /* "NR" */
 /* A task's result a worker rank sends back, at most (an MPI count is an int;
@@ -149,6 +151,8 @@ struct cf_mpi_rank {
     bool we_init;  /* we initialized MPI (else the caller finalizes it) */
     bool serving;  /* MPI is up and the master answered: serve until STOP */
     bool teardown; /* STOP said: disconnect and finalize (no rank was lost) */
+    bool world;    /* a world rank (else spawned) */
+    bool broke;    /* its local pool broke: said on stderr (world: BROKEN sent) */
     struct cf_mpi_modtab mods;
     int map[CF_MPI_MAX_MODULES];
     int nmap;
@@ -176,12 +180,15 @@ bool cf_mpi_relay_flush(struct cf_mpi_rank *r);
 /* serve.c: the master's view of how this process started. */
 bool cf_mpi_world_mode(void);
 /*
- * The world's ranks but 0 that no executor lost, copied to @out (up to @max;
- * @out may be NULL); returns how many there are. A rank lost once (silent
- * past the heartbeat limit, say) is left out of every later executor.
+ * The world's ranks but 0 that no executor lost and whose local pool did
+ * not break, copied to @out (up to @max; @out may be NULL); returns how
+ * many there are. A rank lost once (silent past the heartbeat limit, say),
+ * or whose local pool broke (it refused a task CF_MPI_NOT_RUN, or said so
+ * with BROKEN, taken in here), is left out of every later executor.
  */
 int cf_mpi_world_peers(struct cf_mpi_peer *out, int max);
-void cf_mpi_world_lose(int dest); /* world rank @dest was lost */
+/* World rank @dest was lost, or its local pool broke: later executors leave it out. */
+void cf_mpi_world_lose(int dest);
 /* mpi_pool_serve ran, master side (else says so on stderr if it was never called) */
 bool cf_mpi_ready(void);
 const struct cf_mpi_modtab *cf_mpi_modules(void);

@@ -28,7 +28,9 @@
  * with the others (broken, FUT_EBROKEN, once none is left). A rank whose
  * local process pool broke (its fork server killed, no fork possible)
  * refuses each task unrun: the task goes to another rank, and that rank
- * gets no more (answers.c) but is stopped as usual. Open MPI 4.1
+ * gets no more (answers.c), in world mode from later executors either
+ * (cf_mpi_world_lose; a world rank also says BROKEN, relay.c), but is
+ * stopped as usual. Open MPI 4.1
  * can hang in teardown after a rank death, so after a loss nothing is
  * disconnected and MPI is not finalized at exit (serve.c).
  *
@@ -624,7 +626,7 @@ static int attach_ranks(struct mpi_pool *p)
         /* the live ones now (another executor may have lost one since) */
         p->nranks = CF_MIN(p->nranks, cf_mpi_world_peers(p->peers, p->nranks));
         if (p->nranks == 0)
-            return FUT_EBROKEN; /* every world rank was lost */
+            return FUT_EBROKEN; /* every world rank was lost, or its pool broke */
         p->e = cf_mpi_next_e();
         return p->e ? 0 : FUT_EINVAL;
     }

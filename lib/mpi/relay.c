@@ -27,7 +27,11 @@
  * sends this rank no more. So is every task the local pool held when it
  * broke and never started (its local future failed FUT_EBROKEN without
  * running: cf_future_ran); one that started fails FUT_EBROKEN, as it may
- * have done part of its work.
+ * have done part of its work. A world rank also tells the master at once
+ * (say_broken), so no executor made after is handed it. The pool is not
+ * made again: its fork server would be forked from a process with MPI up
+ * (registered memory, MPI's threads), which serve.c forks it before to
+ * avoid; with nothing to run here, the rank only answers until STOP.
  *
  * Idling: for SPIN_NS after the last message or answer the manager spins
  * (probes and yields), then naps doubling from 1 us to NAP_MAX_NS, so an
@@ -42,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../process/pump.h"
 #include "../process/wire.h"
@@ -382,12 +387,35 @@ static bool receive(struct cf_mpi_rank *r)
     return true;
 }
 
+/*
+ * Once the local pool is broken: says so on stderr and, a world rank, tells
+ * the master (BROKEN, e = 0), so that executors made after leave this rank
+ * out even if none sends it a task to refuse first (serve.c takes it). A
+ * spawned rank does not: its one executor learns from the refusals, and
+ * an unreceived message could hold up the disconnect.
+ */
+static void say_broken(struct cf_mpi_rank *r)
+{
+    if (r->broke || !atomic_load(&r->local->broken))
+        return;
+    r->broke = true;
+    char host[64] = "";
+    gethostname(host, sizeof(host) - 1);
+    fprintf(stderr,
+            "cfutures mpi worker (pid %d on %s): its process pool broke (its fork "
+            "server is gone, or no process can be forked): it runs no more tasks\n",
+            (int)getpid(), host);
+    if (r->world)
+        MPI_Send(NULL, 0, MPI_BYTE, r->master, CF_MPI_TAG(0, CF_MPI_K_BROKEN), r->comm);
+}
+
 /* One turn, on the local pool's manager (pump.h): how long it may sleep. */
 static int64_t relay_turn(void *ud)
 {
     struct cf_mpi_rank *r = ud;
     if (r->done)
         return CF_NO_DEADLINE;
+    say_broken(r);
     bool busy = cf_mpi_relay_flush(r);
     if (r->nstop)
         stop_started(r);

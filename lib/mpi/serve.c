@@ -49,10 +49,33 @@ bool cf_mpi_world_mode(void)
     return g.world;
 }
 
+/*
+ * World mode, e_mu held: takes the BROKEN notes of ranks whose local pool
+ * broke (relay.c), each marking its rank gone. Only here are they
+ * received, so a probe and its receive cannot be split by another thread.
+ */
+static void take_broken_notes(void)
+{
+    for (;;) {
+        int flag = 0;
+        MPI_Status st;
+        if (!g.peers || g.stopped ||
+            MPI_Iprobe(MPI_ANY_SOURCE, CF_MPI_TAG(0, CF_MPI_K_BROKEN), g.comm, &flag,
+                       &st) != MPI_SUCCESS ||
+            !flag ||
+            MPI_Recv(NULL, 0, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, g.comm,
+                     MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            return;
+        if (st.MPI_SOURCE >= 1 && st.MPI_SOURCE <= g.npeers)
+            g.gone[st.MPI_SOURCE - 1] = true;
+    }
+}
+
 int cf_mpi_world_peers(struct cf_mpi_peer *out, int max)
 {
     int n = 0;
     pthread_mutex_lock(&g.e_mu);
+    take_broken_notes();
     for (int i = 0; i < g.npeers; i++) {
         if (g.gone[i])
             continue;
@@ -282,7 +305,8 @@ out:
 /* A worker rank from start to end. Returns 1, or a negative code. */
 static int serve_worker(int *argc, char ***argv, bool spawned)
 {
-    struct cf_mpi_rank r = {.master = 0, .teardown = true, .procs = local_procs()};
+    struct cf_mpi_rank r = {
+        .master = 0, .teardown = true, .world = !spawned, .procs = local_procs()};
     cf_cond_init_monotonic(&r.cv);
     pthread_mutex_init(&r.mu, NULL);
     r.local = cf_pp_new(&(executor_options_t){.max_workers = r.procs}, CF_MPI_RESULT_MAX);
@@ -418,7 +442,10 @@ static void master_stop(void)
 {
     if (g.stopped)
         return;
+    pthread_mutex_lock(&g.e_mu);
+    take_broken_notes(); /* none is left unreceived in the dup at its free */
     g.stopped = true;
+    pthread_mutex_unlock(&g.e_mu);
     for (int i = 0; i < g.npeers; i++)
         cf_mpi_send_stop(&g.peers[i], !atomic_load(&g.lost), false);
     if (atomic_load(&g.lost))
