@@ -38,6 +38,9 @@
  *    environment, under an RLIMIT_AS limit, on 32-bit targets, in ASan or
  *    MSan builds of the library, and under valgrind (when the library was
  *    built with valgrind's header), so that memcheck sees each future.
+ *    An RLIMIT_AS set after the first use counts those 4 GiB; a process
+ *    pool's workers do not hold them (a limit their initializer sets counts
+ *    only what they use).
  *
  * Choices made where Python is vague (the design's "Semantics pinned down";
  * tests/ checks each, and PORTING.md lists every difference from Python):

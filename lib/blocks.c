@@ -56,6 +56,10 @@ long cf_block_carved(void)
     return -1;
 }
 
+void cf_block_drop_reserve(void)
+{
+}
+
 #else /* !MALLOC_ONLY */
 
 #define CHUNK ((size_t)2 << 20)
@@ -90,9 +94,11 @@ enum { ST_UNKNOWN, ST_ON, ST_OFF };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Atomic int state;
-static char *_Atomic base;   /* the reserved range, CHUNK-aligned, or NULL */
-static size_t chunks_used;   /* under range_lock */
-static _Atomic bool no_more; /* the range is used up, or mprotect failed: malloc */
+static char *_Atomic base;          /* the reserved range, CHUNK-aligned, or NULL */
+static _Atomic size_t span = RANGE; /* bytes from base that may hold blocks */
+static char *raw_start;             /* the mapping base is aligned in */
+static size_t chunks_used;          /* under range_lock */
+static _Atomic bool no_more;        /* the range is used up, or mprotect failed: malloc */
 static cf_lock_t range_lock = CF_LOCK_INIT;
 static pthread_key_t exit_key;
 static struct class_state classes[NCLASS];
@@ -189,6 +195,7 @@ static void init(void)
         munmap(raw, RANGE + CHUNK);
         goto out;
     }
+    raw_start = raw;
     atomic_store_explicit(
         &base, (char *)(((uintptr_t)raw + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1)),
         memory_order_relaxed);
@@ -354,7 +361,8 @@ void cf_block_free(void *p)
 {
     uintptr_t q = (uintptr_t)p,
               b0 = (uintptr_t)atomic_load_explicit(&base, memory_order_relaxed);
-    if (!b0 || q - b0 >= RANGE) { /* unsigned: below b0 wraps past RANGE */
+    if (!b0 || q - b0 >= atomic_load_explicit(&span, memory_order_relaxed)) {
+        /* unsigned: below b0 wraps past the span */
         free(p);
         return;
     }
@@ -394,6 +402,31 @@ long cf_block_carved(void)
         cf_unlock(&classes[c].lock);
     }
     return n;
+}
+
+/*
+ * A fork server inherits the parent's range: its workers would hold 4 GiB of
+ * address space they never carve (an initializer's RLIMIT_AS of 3 GiB then
+ * failed every malloc of a task). The chunks in use stay (the inherited
+ * blocks and caches live there); the rest, and the alignment slack, go.
+ * Never initialised here: no range for the workers to set aside either.
+ */
+void cf_block_drop_reserve(void)
+{
+    if (atomic_load_explicit(&state, memory_order_acquire) != ST_ON) {
+        atomic_store_explicit(&state, ST_OFF, memory_order_release);
+        return;
+    }
+    cf_lock(&range_lock);
+    atomic_store_explicit(&no_more, true, memory_order_relaxed);
+    char *b = atomic_load_explicit(&base, memory_order_relaxed);
+    size_t used = chunks_used * CHUNK;
+    atomic_store_explicit(&span, used, memory_order_relaxed);
+    char *raw_end = raw_start + RANGE + CHUNK;
+    if (b > raw_start)
+        munmap(raw_start, (size_t)(b - raw_start));
+    munmap(b + used, (size_t)(raw_end - (b + used)));
+    cf_unlock(&range_lock);
 }
 
 #endif /* MALLOC_ONLY */

@@ -34,9 +34,11 @@
  *
  * Memory is kept for reuse, never returned to the system: a process holds
  * the sum over the classes it used of each one's peak (at least one 2 MiB
- * chunk each), plus what the threads cache. A forked child (the process
- * pool's fork server) shares the chunks copy-on-write, like the rest of the
- * heap.
+ * chunk each), plus what the threads cache. A forked child shares the
+ * chunks copy-on-write, like the rest of the heap; the process pool's fork
+ * server keeps only the chunks in use and gives back the rest of the range
+ * (cf_block_drop_reserve), so that its workers carry no 4 GiB of address
+ * space into an RLIMIT_AS they set.
  */
 #ifndef CF_BLOCKS_H
 #define CF_BLOCKS_H
@@ -54,5 +56,13 @@ void cf_block_free(void *p);
 void *cf_block_dup(const void *p, size_t len);
 /* Blocks carved from chunks so far (tests: reuse), or -1 while malloc serves all. */
 long cf_block_carved(void);
+/*
+ * In a forked child that carves no more chunks (the process pool's fork
+ * server, and so its workers): gives back the range set aside and not used
+ * yet (up to 4 GiB of address space that an RLIMIT_AS the child or its
+ * workers set would count), keeping the chunks in use; new blocks then come
+ * from malloc. Single-threaded callers only.
+ */
+void cf_block_drop_reserve(void);
 
 #endif /* CF_BLOCKS_H */

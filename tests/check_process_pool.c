@@ -2938,6 +2938,53 @@ START_TEST(test_process_pool_initializer)
 }
 END_TEST
 
+/* An initializer that limits the worker's address space (a 3 GiB RLIMIT_AS). */
+static void t_init_limit_as(task_t *t)
+{
+    struct rlimit r = {(rlim_t)3 << 30, (rlim_t)3 << 30};
+    if (setrlimit(RLIMIT_AS, &r) != 0)
+        task_raise(t, errno, "setrlimit");
+}
+
+/* Allocates and touches 64 MiB: 1, or fails ENOMEM. */
+static void t_malloc_64m(task_t *t)
+{
+    size_t n = (size_t)64 << 20;
+    char *p = malloc(n);
+    if (!p) {
+        task_raise(t, ENOMEM, "malloc of 64 MiB failed");
+        return;
+    }
+    memset(p, 1, n);
+    free(p);
+    task_return_i64(t, 1);
+}
+
+/*
+ * Python: resource.setrlimit(RLIMIT_AS, ...) in a worker's initializer, to
+ * keep its tasks' memory in bounds. The workers must not carry the 4 GiB of
+ * address space the parent set aside for its futures (blocks.c), which
+ * counts against that limit: every malloc of a task then failed. The
+ * parent's futures come first, so the range exists before the fork server.
+ * Sanitizers' shadow memory takes terabytes of address space: not there.
+ */
+START_TEST(test_process_pool_initializer_limits_address_space)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return;
+#endif
+    begin();
+    future_unref(future_new()); /* the parent's allocator is set up */
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 1, .initializer = t_init_limit_as});
+    future_t *f = executor_submit(ex, t_malloc_64m, NULL, 0);
+    ck_assert_int_eq(result_i64(f), 1);
+    future_unref(f);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* Tasks sent ahead but not started can be cancelled, and never run. */
 START_TEST(test_process_pool_cancel_sent_ahead)
 {
@@ -4176,6 +4223,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_map_chunk_death);
     tcase_add_test(tc, test_process_pool_submit_from_callback);
     tcase_add_test(tc, test_process_pool_initializer);
+    tcase_add_test(tc, test_process_pool_initializer_limits_address_space);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child);
     tcase_add_test(tc, test_process_pool_shrink_keeps_queued_tasks);
     tcase_add_test(tc, test_process_pool_grow_wakes_retired_worker);

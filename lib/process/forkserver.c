@@ -69,6 +69,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "blocks.h"
 #include "forkserver.h"
 
 #define FS_SOCK_FD 3
@@ -398,6 +399,8 @@ static int parent_pidfd(pid_t parent)
 static void fs_child(struct fs_state *s, int sock, pid_t parent, bool pdeath)
 {
     reset_signals(); /* no handler of the parent runs here */
+    /* The workers' RLIMIT_AS need not count the allocator's range. */
+    cf_block_drop_reserve();
 #ifdef HAVE___FPURGE
     /* The parent's unwritten stdout and stderr are its own to write: a
        worker flushes these streams (worker.c), and must not write them twice. */
