@@ -1309,7 +1309,9 @@ CF_API void task_group_free(task_group_t *g);
  * gh-72165's timeout). As executor_shutdown(wait=true, @cancel_futures)
  * when every task ends in time: returns 0 with the workers joined. A worker
  * still in its initializer counts as a task that has not ended (also when
- * cancel_futures left it no task). When @timeout passes first, every task
+ * cancel_futures left it no task), and so does a done-callback still
+ * running on a thread pool's worker or deadline thread (user code that may
+ * never return). When @timeout passes first, every task
  * not started is cancelled and:
  *  - a process pool sends SIGTERM to every worker (SIGKILL 0.2 s later to
  *    one still alive); each running task fails FUT_EWORKER (signal set);

@@ -952,6 +952,54 @@ START_TEST(test_shutdown_timed_stuck_initializer)
 }
 END_TEST
 
+/* A done-callback that holds its thread until gate 2 opens (5 s at most). */
+static void cb_hold(future_t *f, void *ud)
+{
+    (void)f;
+    (void)ud;
+    atomic_store(&sh->started[2], 1);
+    double end = now_s() + 5.0;
+    while (!atomic_load(&sh->gates[2]) && now_s() < end)
+        usleep(200);
+}
+
+/*
+ * Thread pool: every task has ended, but a done-callback still runs on a
+ * worker (round 0) or on the deadline watcher (round 1, the future of a
+ * task past its limit): the callback is user code, so the call times out
+ * instead of waiting for it (it waited, and returned 0, once the count of
+ * running tasks fell before the callbacks ran; a blocked callback held it
+ * for ever).
+ */
+START_TEST(test_shutdown_timed_callback_holds_thread)
+{
+    for (int round = 0; round < 2; round++) {
+        shared_reset();
+        executor_t *ex = kind_new(0, (executor_options_t){.max_workers = 1});
+        struct stamp_arg first = {0, 3, -1, 0}, gated = {0, 0, -1, 0};
+        future_t *a = executor_submit(ex, x_stamp, &first, sizeof(first));
+        submit_options_t so = {.timeout = round ? 0.01 : 0};
+        future_t *f = executor_submit_with(ex, x_stamp, &gated, sizeof(gated), &so);
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(future_add_done_callback(f, cb_hold, NULL), 0);
+        atomic_store(&sh->gates[3], 1); /* f starts once the callback is on it */
+        if (round == 0)
+            atomic_store(&sh->gates[0], 1); /* round 1: the limit stops it */
+        ck_assert(eventually(gate_started, &(int){2}, T_LONG));
+        ck_assert(eventually(none_running, ex, T_LONG)); /* the task returned */
+        double t0 = now_s();
+        ck_assert_int_eq(executor_shutdown_timed(ex, 0.05, false), FUT_ETIMEDOUT);
+        ck_assert_msg(now_s() - t0 < 4.0, "round %d: waited for the callback", round);
+        atomic_store(&sh->gates[2], 1);
+        executor_free(ex);
+        ck_assert_int_eq(future_result(a, 0, NULL, NULL), 0);
+        ck_assert_int_eq(future_result(f, 0, NULL, NULL), round ? FUT_EDEADLINE : 0);
+        future_unref(a);
+        future_unref(f);
+    }
+}
+END_TEST
+
 START_TEST(test_terminate_workers)
 {
     shared_reset();
@@ -1275,6 +1323,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_shutdown_timed_after_initializer_death);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_initializer, 0, N_EX_KINDS);
+    tcase_add_test(tc, test_shutdown_timed_callback_holds_thread);
     tcase_add_loop_test(tc, test_terminate_workers, 0, N_EX_KINDS);
     tc = new_tcase(s, "priority");
     tcase_add_loop_test(tc, test_priority_order, 0, N_EX_KINDS);

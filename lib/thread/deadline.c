@@ -55,7 +55,9 @@ static void *watcher_main(void *arg)
             future_t *f = future_ref(due->watched);
             due->watched = NULL; /* fail it once */
             pthread_mutex_unlock(&p->dl_mu);
+            atomic_fetch_add(&p->calling, 1); /* its callbacks run here */
             cf_future_expire(f);
+            atomic_fetch_sub(&p->calling, 1);
             future_unref(f);
             pthread_mutex_lock(&p->dl_mu);
             continue;
@@ -159,8 +161,13 @@ void cf_tp_join(executor_t *ex)
         pthread_join(p->dl_thread, NULL);
 }
 
-/* Past @deadline, only a worker in its initializer makes it give up: the
-   others are on their way out (shutdown woke them). */
+/*
+ * Past @deadline, only a worker in its initializer, or a worker or the
+ * watcher in a done-callback (user code: it may block for ever), makes it
+ * give up: the other workers are on their way out (shutdown woke them).
+ * Workers that leave wake it (gone_all); a callback that ends does not, so
+ * while one runs it looks again every CF_JOIN_SLICE_NS.
+ */
 bool cf_tp_join_until(executor_t *ex, int64_t deadline)
 {
     struct thread_pool *p = tp_of(ex);
@@ -169,12 +176,15 @@ bool cf_tp_join_until(executor_t *ex, int64_t deadline)
         cf_lock(&p->lock);
         bool none = p->nworkers_alive == 0;
         cf_unlock(&p->lock);
-        if (none)
+        bool calling = atomic_load(&p->calling) > 0;
+        if (none && !calling)
             return true;
-        if (!cf_futex_wait_until(&p->gone_all, seen, deadline)) {
-            if (atomic_load(&p->initializing) > 0)
-                return false;
-            cf_futex_wait_for(&p->gone_all, seen, CF_JOIN_SLICE_NS);
-        }
+        int64_t now = cf_now_ns();
+        if (now >= deadline && (calling || atomic_load(&p->initializing) > 0))
+            return false;
+        int64_t until = now + CF_JOIN_SLICE_NS;
+        if (now < deadline && (!calling || deadline < until))
+            until = deadline;
+        cf_futex_wait_until(&p->gone_all, seen, until);
     }
 }

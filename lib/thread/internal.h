@@ -59,6 +59,7 @@ struct thread_pool {
     size_t nworkers_alive;     /* workers not yet exited: lock */
     _Atomic uint32_t gone_all; /* bumped when nworkers_alive falls to 0 (a futex) */
     _Atomic size_t initializing; /* workers in the initializer */
+    _Atomic size_t calling;      /* threads running done-callbacks (cf_tp_join_until) */
     size_t busy;               /* workers between a pop and their next take: lock */
     _Atomic size_t wakes;      /* wake-ups sent, not yet taken: written under lock */
     bool watchman;             /* a parked worker is the watchman: lock */
@@ -143,8 +144,9 @@ struct tp_worker *cf_tp_unlink_gone_locked(struct thread_pool *p);
 void cf_tp_self_free(struct thread_pool *p);
 /* ops->join: every worker, then the watcher. */
 void cf_tp_join(executor_t *ex);
-/* ops->join_until: until no worker is left (gone_all); false if @deadline
-   passed while one was in its initializer. */
+/* ops->join_until: until no worker is left (gone_all) and the watcher runs no
+   callback; false if @deadline passed while a worker was in its initializer,
+   or a worker or the watcher in a done-callback. */
 bool cf_tp_join_until(executor_t *ex, int64_t deadline);
 
 /* deadline.c */

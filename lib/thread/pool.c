@@ -358,7 +358,8 @@ static int grow_or_wake_locked(struct thread_pool *p, bool own, bool *wake);
 static void callbacks_begin(void *arg)
 {
     struct thread_pool *p = arg;
-    atomic_fetch_sub(&p->idle, 1); /* then the look at the queue: as submit_locked's */
+    atomic_fetch_add(&p->calling, 1); /* not on its way out: cf_tp_join_until */
+    atomic_fetch_sub(&p->idle, 1);    /* then the look at the queue: as submit_locked's */
     if (atomic_load(&p->qlen) == 0 && !cf_tp_inbox_busy(p))
         return; /* a later submit sees this worker busy */
     bool wake = false;
@@ -373,9 +374,11 @@ static void callbacks_begin(void *arg)
         wake_one(p);
 }
 
-static void callbacks_end(void *p)
+static void callbacks_end(void *arg)
 {
-    atomic_fetch_add_explicit(&((struct thread_pool *)p)->idle, 1, memory_order_relaxed);
+    struct thread_pool *p = arg;
+    atomic_fetch_add_explicit(&p->idle, 1, memory_order_relaxed);
+    atomic_fetch_sub(&p->calling, 1);
 }
 
 static void run_task(struct thread_pool *p, struct tp_worker *me, struct cf_work *w)
