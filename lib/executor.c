@@ -17,7 +17,9 @@
  * no cache line between threads here (W1: one shared line took a third of
  * a worker's time). A reader sums `left` before `entered` and `done` before
  * `started`, all sequentially consistent: a task between submit and finish
- * always shows as queued or running, so neither reads 0 early.
+ * always shows as queued or running, so neither reads 0 early; and it sums
+ * `left` (`done`) again after, so neither reads more than was there
+ * (cf_count_between, executor.h).
  *
  * With max_queue, submitters reserve a slot under `mu` and sleep on
  * `space_cv` while the queue is full; every decrement then signals it. With
@@ -119,28 +121,7 @@ static struct cf_counts *mine(executor_t *ex)
     return &ex->counts[stripe];
 }
 
-/* The sum of one counter (its offset in struct cf_counts) over the stripes. */
-static size_t sum_at(executor_t *ex, size_t off)
-{
-    size_t sum = 0;
-    for (int i = 0; i < CF_STRIPES; i++)
-        sum += atomic_load((_Atomic size_t *)((char *)&ex->counts[i] + off));
-    return sum;
-}
-
-#define SUM(ex, field) sum_at((ex), offsetof(struct cf_counts, field))
-
-static size_t count_queued(executor_t *ex)
-{
-    size_t left = SUM(ex, left);
-    return SUM(ex, entered) - left;
-}
-
-static size_t count_running(executor_t *ex)
-{
-    size_t done = SUM(ex, done);
-    return SUM(ex, started) - done;
-}
+#define SUM(ex, field) cf_counts_sum((ex), offsetof(struct cf_counts, field))
 
 /*
  * A counter fell to 0 after shutdown: wake cf_executor_wait_idle. The
@@ -150,7 +131,7 @@ static size_t count_running(executor_t *ex)
  */
 static void maybe_idle(executor_t *ex)
 {
-    if (!atomic_load(&ex->shut) || count_queued(ex) > 0 || count_running(ex) > 0)
+    if (!atomic_load(&ex->shut) || cf_count_queued(ex) > 0 || cf_count_running(ex) > 0)
         return;
     pthread_mutex_lock(&ex->mu);
     pthread_cond_broadcast(&ex->idle_cv);
@@ -431,7 +412,7 @@ static int queue_enter(executor_t *ex, bool nonblocking, _Atomic int *phase)
             rc = FUT_ECANCELLED;
             break;
         }
-        if (count_queued(ex) < ex->opts.max_queue) {
+        if (cf_count_queued(ex) < ex->opts.max_queue) {
             atomic_fetch_add(&mine(ex)->entered, 1);
             break;
         }
@@ -471,6 +452,7 @@ static struct cf_work *work_new(executor_t *ex, task_fn fn, const void *arg,
 }
 
 #ifdef CF_TEST_HOOKS
+void (*cf_test_stats_hook)(void); /* count_between (executor.h) */
 #define TEST_PUSHED(ex) atomic_fetch_add(&(ex)->test_pushed, 1)
 void (*cf_test_submitted_hook)(void); /* a submit went out, before its queue commit */
 
@@ -639,7 +621,7 @@ int cf_executor_wait_idle(executor_t *ex, int64_t deadline)
     cf_ns_to_timespec(deadline, &ts);
     int rc = 0;
     pthread_mutex_lock(&ex->mu);
-    while (count_queued(ex) > 0 || count_running(ex) > 0) {
+    while (cf_count_queued(ex) > 0 || cf_count_running(ex) > 0) {
         if (cf_now_ns() >= deadline) {
             rc = FUT_ETIMEDOUT;
             break;
@@ -689,8 +671,8 @@ int executor_stats(executor_t *ex, executor_stats_t *out)
         return FUT_EINVAL;
     memset(out, 0, sizeof(*out));
     ex->ops->stats(ex, out);
-    out->queued = count_queued(ex);
-    out->running = count_running(ex);
+    out->queued = cf_count_queued(ex);
+    out->running = cf_count_running(ex);
     out->completed = SUM(ex, completed);
     out->failed = SUM(ex, failed);
     out->shutdown = atomic_load(&ex->shut);

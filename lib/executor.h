@@ -14,6 +14,7 @@
 #include <cfutures.h>
 
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 
 #include "future.h"
@@ -295,6 +296,54 @@ struct executor {
 #ifdef CF_TEST_HOOKS
 size_t cf_test_settled(executor_t *ex);
 #endif
+
+/* The sum of one counter (its offset in struct cf_counts) over the stripes. */
+static inline size_t cf_counts_sum(executor_t *ex, size_t off)
+{
+    size_t sum = 0;
+    for (int i = 0; i < CF_STRIPES; i++)
+        sum += atomic_load((_Atomic size_t *)((char *)&ex->counts[i] + off));
+    return sum;
+}
+
+#ifdef CF_TEST_HOOKS
+extern void (*cf_test_stats_hook)(void); /* between a count's two sums */
+#endif
+
+/*
+ * @in - @out (offsets in struct cf_counts): a value the count held while
+ * this ran. @out is summed before @in (never below the truth) and again
+ * after; each stripe only grows, so equal sums mean no item left while @in
+ * was summed, and the difference lies between the counts at the start and
+ * the end of that sum. A reader preempted between the sums while items
+ * streamed through would give more than was ever there (queued over
+ * max_queue, more running than threads): it sums again (a bounded number
+ * of times: under a storm of items the last difference stands).
+ */
+static inline size_t cf_count_between(executor_t *ex, size_t in_off, size_t out_off)
+{
+    size_t out = cf_counts_sum(ex, out_off);
+    for (int tries = 0;; tries++) {
+        CF_TEST_HOOK(cf_test_stats_hook);
+        size_t in = cf_counts_sum(ex, in_off), again = cf_counts_sum(ex, out_off);
+        if (again == out || tries == 16)
+            return in - out;
+        out = again;
+    }
+}
+
+/* Submitted, not started (entered - left); started, not finished. */
+static inline size_t cf_count_queued(executor_t *ex)
+{
+    return cf_count_between(ex, offsetof(struct cf_counts, entered),
+                            offsetof(struct cf_counts, left));
+}
+
+static inline size_t cf_count_running(executor_t *ex)
+{
+    return cf_count_between(ex, offsetof(struct cf_counts, started),
+                            offsetof(struct cf_counts, done));
+}
 
 /*
  * A future whose work waits for a time (a delayed task, a schedule): the

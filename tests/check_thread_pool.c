@@ -840,6 +840,82 @@ START_TEST(test_thread_pool_callback_waits_for_task_queued_before_shutdown)
 }
 END_TEST
 
+/* lib/executor.c, test builds: runs between the two sums of a count. */
+extern void (*cf_test_stats_hook)(void);
+
+/* What the stats hook does, at its @at-th call: tasks run and come in. */
+static struct {
+    executor_t *ex;
+    int calls, at;
+    gate_t *open;       /* opened at that call: the held task returns */
+    future_t *wait[5];  /* ... and these are waited for */
+    gate_t *hold;       /* then a task held here starts */
+    future_t *more[5];  /* and 4 more are queued behind it ([4]: the held one) */
+} sh_;
+
+static void stats_churn(void)
+{
+    if (++sh_.calls != sh_.at)
+        return;
+    cf_test_stats_hook = NULL; /* the submits below count too */
+    gate_open(sh_.open);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(result_i64(sh_.wait[i]), (i ? 2 : 1));
+    if (!sh_.hold)
+        return;
+    sh_.more[4] = submit_ok(sh_.ex, t_wait_gate, sh_.hold, 0);
+    ck_assert(gate_wait_for_waiters(sh_.hold, 1));
+    static const int64_t one = 1; /* read after this returns */
+    for (int i = 0; i < 4; i++)
+        sh_.more[i] = submit_ok(sh_.ex, t_add1, &one, sizeof(one));
+}
+
+/*
+ * executor_stats never reports a count that was never there, even when
+ * its reader is held between the two sums a count is made of (the test
+ * hook stands for a preemption while tasks stream through): with one
+ * worker and max_queue 4, queued stays at most 4 and running at most 1.
+ * Before, the reader gave queued 9 and running 5 here (under load, a
+ * storm's poller saw 7 running on 2 threads and queued over max_queue).
+ */
+START_TEST(test_thread_pool_stats_never_over_report)
+{
+    executor_t *ex = new_tp((executor_options_t){.max_workers = 1, .max_queue = 4});
+    gate_t g1, g2;
+    gate_init(&g1);
+    gate_init(&g2);
+    memset(&sh_, 0, sizeof(sh_));
+    sh_.ex = ex;
+    sh_.wait[0] = submit_ok(ex, t_wait_gate, &g1, 0);
+    ck_assert(gate_wait_for_waiters(&g1, 1));
+    int64_t x = 1;
+    for (int i = 1; i < 5; i++)
+        sh_.wait[i] = submit_ok(ex, t_add1, &x, sizeof(x)); /* the queue is full */
+    /* 1st call: the queued count's */
+    sh_.at = 1, sh_.open = &g1, sh_.hold = &g2;
+    cf_test_stats_hook = stats_churn;
+    executor_stats_t st = stats_of(ex);
+    ck_assert_msg(st.queued <= 4, "queued %zu over max_queue 4", st.queued);
+    ck_assert_msg(st.running <= 1, "running %zu on 1 thread", st.running);
+    for (int i = 0; i < 5; i++)
+        future_unref(sh_.wait[i]);
+    /* 2nd call: the running count's */
+    memcpy(sh_.wait, sh_.more, sizeof(sh_.wait));
+    sh_.wait[0] = sh_.more[4], sh_.wait[4] = sh_.more[0];
+    sh_.calls = 0, sh_.at = 2, sh_.open = &g2, sh_.hold = NULL;
+    cf_test_stats_hook = stats_churn;
+    st = stats_of(ex);
+    ck_assert_msg(st.queued <= 4, "queued %zu over max_queue 4", st.queued);
+    ck_assert_msg(st.running <= 1, "running %zu on 1 thread", st.running);
+    cf_test_stats_hook = NULL;
+    for (int i = 0; i < 5; i++)
+        future_unref(sh_.wait[i]);
+    executor_free(ex);
+    gate_destroy(&g1);
+    gate_destroy(&g2);
+}
+END_TEST
+
 /* SHUT-08: three held tasks give three threads; after shutdown none is left */
 START_TEST(test_thread_pool_threads_terminate)
 {
@@ -1681,6 +1757,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_thread_pool_callback_waits_for_other_submit);
     tcase_add_test(tc, test_thread_pool_callback_waits_for_task_queued_before_shutdown);
     tcase_add_test(tc, test_thread_pool_threads_terminate);
+    tcase_add_test(tc, test_thread_pool_stats_never_over_report);
     tcase_add_test(tc, test_thread_pool_deadline_while_running);
     tcase_add_test(tc, test_thread_pool_deadline_rounds);
 
