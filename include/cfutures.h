@@ -1310,13 +1310,15 @@ CF_API void task_group_free(task_group_t *g);
  * when every task ends in time: returns 0 with the workers joined. A worker
  * still in its initializer counts as a task that has not ended (also when
  * cancel_futures left it no task), and so does a done-callback still
- * running on a thread pool's worker or deadline thread (user code that may
- * never return). When @timeout passes first, every task
- * not started is cancelled and:
+ * running on a thread pool's worker or deadline thread, or on a process
+ * pool's manager thread (user code that may never return). When @timeout
+ * passes first, every task not started is cancelled and:
  *  - a process pool sends SIGTERM to every worker (SIGKILL 0.2 s later to
  *    one still alive); each running task fails FUT_EWORKER (signal set);
  *    it returns FUT_ETIMEDOUT only after those tasks have failed and the
- *    workers are gone;
+ *    workers are gone, unless a done-callback holds its manager thread:
+ *    then at once, and the manager cancels and kills when the callback
+ *    returns (executor_free waits for that);
  *  - a thread pool returns FUT_ETIMEDOUT at once: its running tasks go on
  *    (a thread cannot be killed) and executor_free joins them later.
  * Delayed tasks not yet due and schedules are cancelled, as by

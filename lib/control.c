@@ -15,7 +15,9 @@
  * it cancels every task not started, and a kind that can kill (the process
  * pool) kills its workers and is joined, so the killed tasks have failed
  * before it returns; a thread pool's threads are left to finish (a thread
- * cannot be killed) and executor_free joins them.
+ * cannot be killed) and executor_free joins them. Past the time (timed_out)
+ * no wait is for user code: a done-callback on the process pool's manager
+ * leaves the cancel and the kill to it for when the callback returns.
  */
 #include "config.h"
 
@@ -35,10 +37,14 @@ int executor_shutdown_timed(executor_t *ex, double timeout, bool cancel_futures)
         cf_executor_join(ex);
         return 0;
     }
+    atomic_store(&ex->timed_out, true);
     executor_shutdown(ex, false, true); /* nothing more starts */
     if (ex->ops->kill_workers) {
         ex->ops->kill_workers(ex, SIGTERM, false);
-        cf_executor_join(ex); /* every killed task has failed */
+        /* Every killed task has failed then, unless a done-callback holds
+           the pool's thread: executor_free joins it. */
+        if (!ex->ops->join_until || ex->ops->join_until(ex, deadline))
+            cf_executor_join(ex);
     }
     return FUT_ETIMEDOUT;
 }

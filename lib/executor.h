@@ -268,18 +268,20 @@ struct executor {
     char name_prefix[16];              /* immutable: thread names, truncated */
     _Atomic int refs;                  /* the owner's, plus one per live map */
     _Atomic bool shut;                 /* executor_shutdown called */
-    _Atomic bool broken;               /* every submit fails FUT_EBROKEN */
-    struct cf_counts *counts;          /* CF_STRIPES of them, owned (executor.c) */
-    pthread_mutex_t mu;                /* bounded queue, join */
-    pthread_cond_t space_cv;           /* a queue slot freed (max_queue) */
-    pthread_cond_t join_cv;            /* the join finished */
-    bool joining, joined;              /* mu */
-    _Atomic bool free_later;           /* executor_free came from its own thread */
-    struct cf_timed *timed;            /* mu: delayed tasks not yet due, live schedules */
-    int firing;              /* mu: timer callbacks submitting now (fire_begin) */
-    pthread_cond_t fired_cv; /* firing fell to 0 */
-    pthread_cond_t idle_cv;  /* CLOCK_MONOTONIC: after shutdown, queued and running
-                                both fell to 0 (cf_executor_wait_idle) */
+    /* executor_shutdown_timed ran out of time: no more waits for user code */
+    _Atomic bool timed_out;
+    _Atomic bool broken;      /* every submit fails FUT_EBROKEN */
+    struct cf_counts *counts; /* CF_STRIPES of them, owned (executor.c) */
+    pthread_mutex_t mu;       /* bounded queue, join */
+    pthread_cond_t space_cv;  /* a queue slot freed (max_queue) */
+    pthread_cond_t join_cv;   /* the join finished */
+    bool joining, joined;     /* mu */
+    _Atomic bool free_later;  /* executor_free came from its own thread */
+    struct cf_timed *timed;   /* mu: delayed tasks not yet due, live schedules */
+    int firing;               /* mu: timer callbacks submitting now (fire_begin) */
+    pthread_cond_t fired_cv;  /* firing fell to 0 */
+    pthread_cond_t idle_cv;   /* CLOCK_MONOTONIC: after shutdown, queued and running
+                                 both fell to 0 (cf_executor_wait_idle) */
 #ifdef CF_TEST_HOOKS
     /*
      * Tests' barrier (cf_test_settled): submits whose ops->submit returned,

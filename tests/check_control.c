@@ -964,18 +964,20 @@ static void cb_hold(future_t *f, void *ud)
 }
 
 /*
- * Thread pool: every task has ended, but a done-callback still runs on a
- * worker (round 0) or on the deadline watcher (round 1, the future of a
- * task past its limit): the callback is user code, so the call times out
- * instead of waiting for it (it waited, and returned 0, once the count of
- * running tasks fell before the callbacks ran; a blocked callback held it
- * for ever).
+ * Every task has ended, but a done-callback still runs on a thread pool's
+ * worker (round 0) or deadline watcher (round 1, the future of a task past
+ * its limit), or on a process pool's manager (both rounds): the callback is
+ * user code, so the call times out instead of waiting for it. The thread
+ * pool waited, and returned 0, once the count of running tasks fell before
+ * the callbacks ran; the process pool waited for the callback, then for the
+ * kill it asked of the manager and for the manager's exit (a blocked
+ * callback held either for ever).
  */
 START_TEST(test_shutdown_timed_callback_holds_thread)
 {
     for (int round = 0; round < 2; round++) {
         shared_reset();
-        executor_t *ex = kind_new(0, (executor_options_t){.max_workers = 1});
+        executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
         struct stamp_arg first = {0, 3, -1, 0}, gated = {0, 0, -1, 0};
         future_t *a = executor_submit(ex, x_stamp, &first, sizeof(first));
         submit_options_t so = {.timeout = round ? 0.01 : 0};
@@ -1323,7 +1325,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_shutdown_timed_after_initializer_death);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_task, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_stuck_initializer, 0, N_EX_KINDS);
-    tcase_add_test(tc, test_shutdown_timed_callback_holds_thread);
+    tcase_add_loop_test(tc, test_shutdown_timed_callback_holds_thread, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_terminate_workers, 0, N_EX_KINDS);
     tc = new_tcase(s, "priority");
     tcase_add_loop_test(tc, test_priority_order, 0, N_EX_KINDS);

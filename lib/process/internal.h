@@ -227,7 +227,9 @@ struct process_pool {
     bool kill_break;                          /* and whether to break the pool: lock */
     _Atomic uint32_t dekker; /* cf_pp_send and try_cancel order their claim/cancel here */
     _Atomic bool manager_done;
-    _Atomic(cf_pp_pump_fn) pump; /* set once (pump.h); pump_ud before it */
+    _Atomic bool calling; /* the manager runs done-callbacks (user code: kill.c) */
+    struct cf_callback_guard cb_guard; /* the manager's (cf_pp_manager_bind) */
+    _Atomic(cf_pp_pump_fn) pump;       /* set once (pump.h); pump_ud before it */
     void *pump_ud;
     bool pump_seen;         /* manager: the pass began with a pump */
     _Atomic bool prio_seen; /* a task with a priority other than 0 was submitted */
@@ -362,6 +364,15 @@ void cf_pp_break(struct process_pool *p, const char *why);
 
 /* kill.c */
 int cf_pp_kill_workers(executor_t *ex, int sig, bool brk);
+/* On the manager thread, first: binds it to the pool and keeps `calling`
+   while it runs done-callbacks. */
+void cf_pp_manager_bind(struct process_pool *p);
+/*
+ * One wait of a caller for the manager to bump @word past @seen; true. Once
+ * executor_shutdown_timed ran out of time: a slice at most, and false at
+ * once if a done-callback holds the manager (the caller stops waiting).
+ */
+bool cf_pp_await(struct process_pool *p, _Atomic uint32_t *word, uint32_t seen);
 void cf_pp_handle_kill(struct process_pool *p);
 
 /* seats.c */

@@ -17,6 +17,12 @@
  * tasks not started are cancelled. Started tasks fail when their worker's
  * death is reported (cf_pp_finalize), and the manager, with nothing left to
  * run, leaves once every worker is gone.
+ *
+ * Done-callbacks run on the manager: user code that may block for ever.
+ * While one runs (`calling`), executor_shutdown_timed past its time gives
+ * up waiting: pool.c's join_until says the pool did not end in time, and the
+ * kill it then asks for is done when the callback returns (it does not wait
+ * for the manager here, nor for its exit: executor_free joins it).
  */
 #include "config.h"
 
@@ -25,6 +31,35 @@
 
 #include "internal.h"
 #include "pump.h"
+
+static void callbacks_before(void *arg)
+{
+    atomic_store(&((struct process_pool *)arg)->calling, true);
+}
+
+static void callbacks_after(void *arg)
+{
+    atomic_store(&((struct process_pool *)arg)->calling, false);
+}
+
+void cf_pp_manager_bind(struct process_pool *p)
+{
+    cf_executor_bind_thread(&p->base);
+    p->cb_guard = (struct cf_callback_guard){callbacks_before, callbacks_after, p};
+    cf_future_guard_callbacks(&p->cb_guard);
+}
+
+bool cf_pp_await(struct process_pool *p, _Atomic uint32_t *word, uint32_t seen)
+{
+    if (!atomic_load(&p->base.timed_out)) {
+        cf_futex_wait(word, seen);
+        return true;
+    }
+    if (atomic_load(&p->calling))
+        return false;
+    cf_futex_wait_for(word, seen, CF_JOIN_SLICE_NS);
+    return true;
+}
 
 int cf_pp_kill_workers(executor_t *ex, int sig, bool brk)
 {
@@ -43,7 +78,8 @@ int cf_pp_kill_workers(executor_t *ex, int sig, bool brk)
         uint32_t done = atomic_load(&p->kill_done);
         if ((int32_t)(done - req) >= 0 || atomic_load(&p->manager_done))
             return 0;
-        cf_futex_wait(&p->kill_done, done);
+        if (!cf_pp_await(p, &p->kill_done, done))
+            return 0; /* a done-callback holds the manager: it acts after */
     }
 }
 

@@ -641,7 +641,7 @@ static int64_t run_pump(struct process_pool *p)
 void *cf_pp_manager_main(void *arg)
 {
     struct process_pool *p = arg;
-    cf_executor_bind_thread(&p->base);
+    cf_pp_manager_bind(p);
     p->scan_every = SCAN_MIN_NS;
     int64_t next_scan = 0;
     bool leaving = false, woken = true;

@@ -198,9 +198,9 @@ static void pp_shutdown(executor_t *ex, bool cancel_futures)
         return; /* a callback on the manager: it cancels when the callback returns */
     for (;;) {
         uint32_t done = atomic_load(&p->cancel_done);
-        if ((int32_t)(done - req) >= 0 || atomic_load(&p->manager_done))
+        if ((int32_t)(done - req) >= 0 || atomic_load(&p->manager_done) ||
+            !cf_pp_await(p, &p->cancel_done, done))
             break;
-        cf_futex_wait(&p->cancel_done, done);
     }
 }
 
@@ -220,8 +220,10 @@ static bool pp_initializing(struct process_pool *p)
 
 /*
  * The manager says it is done once every worker and the fork server are
- * gone. Past @deadline only a worker in its initializer makes it give up:
- * the others are on their way out (they read the end of their pipe).
+ * gone. Past @deadline only user code makes it give up: a worker in its
+ * initializer (unless shutdown_timed killed them), or a done-callback on
+ * the manager (kill.c); the workers are on their way out (they read the
+ * end of their pipe).
  */
 static bool pp_join_until(executor_t *ex, int64_t deadline)
 {
@@ -231,7 +233,8 @@ static bool pp_join_until(executor_t *ex, int64_t deadline)
         if (atomic_load(&p->manager_done))
             return true;
         if (!cf_futex_wait_until(&p->cancel_done, seen, deadline)) {
-            if (pp_initializing(p))
+            if (atomic_load(&p->calling) ||
+                (pp_initializing(p) && !atomic_load(&ex->timed_out)))
                 return false;
             cf_futex_wait_for(&p->cancel_done, seen, CF_JOIN_SLICE_NS);
         }
