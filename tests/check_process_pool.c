@@ -2726,6 +2726,40 @@ START_TEST(test_process_pool_death_keeps_queued_order)
 END_TEST
 
 /*
+ * Sends b (task 10, just over the shared heap's largest block: piped, and
+ * less than SEND_AHEAD_BYTES left unwritten, so c is sent too), then c
+ * (task 11, to the shared queue) to a pool whose one task so far is the
+ * only worker's. b's frame is written before c comes: else c would wait
+ * for it in the pending list, behind b.
+ */
+static void send_big_then_small(executor_t *ex, future_t **b, future_t **c)
+{
+    size_t big = (1u << 20) + 64;
+    int *arg = calloc(1, big);
+    ck_assert_ptr_nonnull(arg);
+    arg[0] = 10;
+    *b = executor_submit(ex, t_start_seq, arg, big);
+    free(arg);
+    ck_assert(settles(ex, 2));
+    int ic = 11;
+    *c = executor_submit(ex, t_start_seq, &ic, sizeof(ic));
+    ck_assert_ptr_nonnull(*b);
+    ck_assert_ptr_nonnull(*c);
+}
+
+/* b and c of send_big_then_small ran, b first; drops them. */
+static void big_started_first(future_t *b, future_t *c)
+{
+    ck_assert_int_eq(result_i64(b), 10);
+    ck_assert_int_eq(result_i64(c), 11);
+    ck_assert_msg(atomic_load(&shm->ran[10]) < atomic_load(&shm->ran[11]),
+                  "c started %d-th, before b (%d-th)", atomic_load(&shm->ran[11]),
+                  atomic_load(&shm->ran[10]));
+    future_unref(b);
+    future_unref(c);
+}
+
+/*
  * A big task (piped: over 1 MiB) sent ahead to the only worker, behind a
  * long task, keeps its place when that worker dies before starting it: a
  * task queued after it (shared queue) still starts after it. It went back
@@ -2740,32 +2774,13 @@ START_TEST(test_process_pool_death_keeps_big_task_order)
     struct hold h = {.gate = 0, .abort_it = 1};
     future_t *a = executor_submit(ex, t_hold, &h, sizeof(h));
     wait_started(1);
-    /* Just over the shared heap's largest block: piped, and less than
-       SEND_AHEAD_BYTES left unwritten, so c is sent too (to the queue). */
-    size_t big = (1u << 20) + 64;
-    int *arg = calloc(1, big);
-    ck_assert_ptr_nonnull(arg);
-    arg[0] = 10;
-    future_t *b = executor_submit(ex, t_start_seq, arg, big);
-    free(arg);
-    /* b's frame, over SEND_AHEAD_BYTES, is written before c comes: else c
-       would wait for it in the pending list, behind b. */
-    ck_assert(settles(ex, 2));
-    int ic = 11;
-    future_t *c = executor_submit(ex, t_start_seq, &ic, sizeof(ic));
-    ck_assert_ptr_nonnull(b);
-    ck_assert_ptr_nonnull(c);
+    future_t *b, *c;
+    send_big_then_small(ex, &b, &c);
     ck_assert(settles(ex, 3)); /* b in the worker's pipe, c in the shared queue */
     atomic_store(&shm->gates[0], 1); /* a aborts: b and c wait for a new worker */
     failure(a, FUT_EWORKER);
-    ck_assert_int_eq(result_i64(b), 10);
-    ck_assert_int_eq(result_i64(c), 11);
-    ck_assert_msg(atomic_load(&shm->ran[10]) < atomic_load(&shm->ran[11]),
-                  "c started %d-th, before b (%d-th)", atomic_load(&shm->ran[11]),
-                  atomic_load(&shm->ran[10]));
+    big_started_first(b, c);
     future_unref(a);
-    future_unref(b);
-    future_unref(c);
     executor_free(ex);
     end_check(0);
 }
@@ -2789,25 +2804,10 @@ START_TEST(test_process_pool_preempted_worker_keeps_order)
     future_t *a = executor_submit(ex, t_echo, lag, sizeof(lag));
     ck_assert_ptr_nonnull(a);
     ck_assert_int_eq(future_result(a, T_LONG, NULL, NULL), 0); /* the worker is held now */
-    size_t big = (1u << 20) + 64;
-    int *arg = calloc(1, big);
-    ck_assert_ptr_nonnull(arg);
-    arg[0] = 10;
-    future_t *b = executor_submit(ex, t_start_seq, arg, big);
-    free(arg);
-    ck_assert(settles(ex, 2)); /* b's frame counted, its first bytes written */
-    int ic = 11;
-    future_t *c = executor_submit(ex, t_start_seq, &ic, sizeof(ic));
-    ck_assert_ptr_nonnull(b);
-    ck_assert_ptr_nonnull(c);
-    ck_assert_int_eq(result_i64(b), 10);
-    ck_assert_int_eq(result_i64(c), 11);
-    ck_assert_msg(atomic_load(&shm->ran[10]) < atomic_load(&shm->ran[11]),
-                  "c started %d-th, before b (%d-th)", atomic_load(&shm->ran[11]),
-                  atomic_load(&shm->ran[10]));
+    future_t *b, *c;
+    send_big_then_small(ex, &b, &c);
+    big_started_first(b, c);
     future_unref(a);
-    future_unref(b);
-    future_unref(c);
     executor_free(ex);
     end_check(0);
 }
