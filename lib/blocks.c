@@ -215,13 +215,16 @@ static bool blocks_on(void)
 }
 
 /*
- * Big blocks (task arguments and results over the small sizes) ask for a
- * transparent huge page a chunk: each block is written whole soon after it
- * is carved, and in a VM the first write to a 4 KiB page costs several
- * microseconds even once populate() has mapped it (the hypervisor maps it in
- * turn: 5-7 us a page measured on a PVM guest, against 0.3 us a page with a
- * huge page), which made a 64 KiB result cost more to receive than to send.
- * A hint: where THP is off, the pages come 4 KiB at a time as before.
+ * A class's chunks after its first, and every big class's (task arguments and
+ * result copies), ask for a transparent huge page and are mapped whole when
+ * taken: in a VM the first write to a 4 KiB page costs several microseconds
+ * even once populate() has mapped it (the hypervisor maps it in turn: 5-17
+ * us a page measured on a PVM guest, against 0.3 us a page with a huge
+ * page), which made a 64 KiB result cost more to receive than to send, and
+ * linking a fresh batch of futures 15% of W3's CPU (perf). A class's first
+ * chunk stays 4 KiB pages mapped a step at a time, so that a program with a
+ * few futures holds no 2 MiB a class (the downloader's peak RSS is compared
+ * with curl's). A hint: where THP is off, the pages come 4 KiB at a time.
  */
 static void huge(char *chunk)
 {
@@ -239,7 +242,7 @@ static void huge(char *chunk)
  * range is used up or mprotect failed (RLIMIT_DATA, strict overcommit), and
  * malloc serves every new block without asking again. errno is kept.
  */
-static char *take_chunk(unsigned c)
+static char *take_chunk(unsigned c, bool whole)
 {
     char *p = NULL;
     int saved = errno;
@@ -247,7 +250,7 @@ static char *take_chunk(unsigned c)
     if (chunks_used < NCHUNKS) {
         p = atomic_load_explicit(&base, memory_order_relaxed) + chunks_used * CHUNK;
         if (mprotect(p, CHUNK, PROT_READ | PROT_WRITE) == 0) {
-            if (c >= NSMALL)
+            if (whole)
                 huge(p);
             chunk_class[chunks_used++] = (unsigned char)c;
         } else {
@@ -262,15 +265,13 @@ static char *take_chunk(unsigned c)
 }
 
 /*
- * Maps [@from, @to) in one call (Linux 5.14), MAP_STEP at a time ahead of
- * the carving, instead of one page fault per 4 KiB as blocks are first
- * written: in a VM each fault is a trap that costs microseconds. A step,
- * not the whole chunk, so a program with a few futures does not hold 2 MiB
- * a class. Not MADV_HUGEPAGE: where the kernel compacts memory on demand
- * for it (defrag "madvise", the default), a chunk's first touch could stall
- * for milliseconds (seen here: 1M submits in 0.06 s or 0.35 s, run to
- * run). Older kernels refuse it: then the pages come as they are touched.
- * errno is kept.
+ * Maps [@from, @to) in one call (Linux 5.14): a whole chunk when it asked for
+ * a huge page, else MAP_STEP at a time ahead of the carving, instead of one
+ * page fault per 4 KiB as blocks are first written: in a VM each fault is a
+ * trap that costs microseconds. Older kernels refuse it: then the pages come
+ * as they are touched. (Huge pages once seemed to make 1M submits take 0.06
+ * s or 0.35 s, run to run; both chunk kinds show that spread on the PVM
+ * guest: the host backs guest memory on its first use.) errno is kept.
  */
 static void populate(char *from, char *to)
 {
@@ -299,15 +300,20 @@ static bool refill(unsigned c)
         cf_unlock(&cs->lock);
     } else {
         if ((size_t)(cs->end - cs->bump) < size) {
+            bool whole = c >= NSMALL || cs->carved > 0;
             char *fresh = atomic_load_explicit(&no_more, memory_order_relaxed)
                               ? NULL
-                              : take_chunk(c);
+                              : take_chunk(c, whole);
             if (!fresh) {
                 cf_unlock(&cs->lock);
                 return false;
             }
             cs->bump = cs->mapped = fresh;
             cs->end = fresh + CHUNK;
+            if (whole) { /* one call for the chunk: a huge page */
+                map_from = fresh;
+                map_to = cs->mapped = cs->end;
+            }
         }
         n = (uint32_t)CF_MIN((size_t)class_batch(c), (size_t)(cs->end - cs->bump) / size);
         list = (struct free_block *)cs->bump;

@@ -8,16 +8,18 @@
  * microseconds (bench/RESULTS.md, 2026-12-04: 13,090 faults for 200,000
  * process-pool tasks, 30% of the time). Blocks come instead from 2 MiB chunks
  * carved in one range of address space (4 GiB, PROT_NONE until used, so it
- * costs no memory) reserved at the first use, their pages mapped 64 KiB at
- * a time in one call (MADV_POPULATE_WRITE) ahead of the carving: no trap
- * per page, and at most 64 KiB mapped ahead per class.
+ * costs no memory) reserved at the first use, a class's first chunk mapped
+ * 64 KiB at a time in one call (MADV_POPULATE_WRITE) ahead of the carving,
+ * its later chunks whole: no trap per page, and at most 64 KiB mapped ahead
+ * while a class has one chunk.
  *
  * Sizes: 16-byte classes up to CF_BLOCK_MAX (futures and their work items),
  * then big classes, powers of two up to CF_BLOCK_BIG_MAX (task arguments and
  * result copies: a burst of 64 KiB results first touched 16 pages each of
- * fresh heap, the most of W3b's time in a VM). A big class's chunks ask
- * for a transparent huge page (blocks.c's huge() says why), and its batches
- * hold at most 256 KiB. Larger requests go to malloc,
+ * fresh heap, the most of W3b's time in a VM). A big class's chunks, and a
+ * small class's after its first, ask for a transparent huge page and are
+ * mapped whole (blocks.c's huge() says why); a big class's batches hold at
+ * most 256 KiB. Larger requests go to malloc,
  * and so does every request once the range is used up or a chunk cannot be
  * made usable, and always on 32-bit targets, under an RLIMIT_AS limit, in
  * ASan and MSan builds of the library, with CFUTURES_MALLOC=1 in the
