@@ -75,6 +75,7 @@ _Static_assert((1 << BIG_MAX_SHIFT) == CF_BLOCK_BIG_MAX, "BIG_MAX_SHIFT");
 #define BATCH 64
 #define BIG_BATCH_BYTES ((size_t)256 << 10) /* a big class's batch: at most this */
 #define MAP_STEP ((size_t)64 << 10) /* mapped ahead of the carving, at most this */
+#define FIRST_SPAN ((size_t)256 << 10) /* a small class's first chunk: carved this far */
 
 struct free_block {
     struct free_block *next;
@@ -221,10 +222,12 @@ static bool blocks_on(void)
  * even once populate() has mapped it (the hypervisor maps it in turn: 5-17
  * us a page measured on a PVM guest, against 0.3 us a page with a huge
  * page), which made a 64 KiB result cost more to receive than to send, and
- * linking a fresh batch of futures 15% of W3's CPU (perf). A class's first
- * chunk stays 4 KiB pages mapped a step at a time, so that a program with a
+ * linking a fresh batch of futures 15% of W3's CPU (perf). A small class's
+ * first chunk is 4 KiB pages mapped a step at a time, and only its first
+ * FIRST_SPAN is carved (the rest is never touched), so that a program with a
  * few futures holds no 2 MiB a class (the downloader's peak RSS is compared
- * with curl's). A hint: where THP is off, the pages come 4 KiB at a time.
+ * with curl's) and a burst pays for 64 pages of 4 KiB, not 512. A hint:
+ * where THP is off, the pages come 4 KiB at a time.
  */
 static void huge(char *chunk)
 {
@@ -309,7 +312,7 @@ static bool refill(unsigned c)
                 return false;
             }
             cs->bump = cs->mapped = fresh;
-            cs->end = fresh + CHUNK;
+            cs->end = fresh + (whole ? CHUNK : FIRST_SPAN);
             if (whole) { /* one call for the chunk: a huge page */
                 map_from = fresh;
                 map_to = cs->mapped = cs->end;

@@ -8,10 +8,10 @@
  * microseconds (bench/RESULTS.md, 2026-12-04: 13,090 faults for 200,000
  * process-pool tasks, 30% of the time). Blocks come instead from 2 MiB chunks
  * carved in one range of address space (4 GiB, PROT_NONE until used, so it
- * costs no memory) reserved at the first use, a class's first chunk mapped
- * 64 KiB at a time in one call (MADV_POPULATE_WRITE) ahead of the carving,
- * its later chunks whole: no trap per page, and at most 64 KiB mapped ahead
- * while a class has one chunk.
+ * costs no memory) reserved at the first use, a class's first 256 KiB of
+ * blocks mapped 64 KiB at a time in one call (MADV_POPULATE_WRITE) ahead of
+ * the carving, its later chunks whole: no trap per page, and at most 64 KiB
+ * mapped ahead while a class has one chunk.
  *
  * Sizes: 16-byte classes up to CF_BLOCK_MAX (futures and their work items),
  * then big classes, powers of two up to CF_BLOCK_BIG_MAX (task arguments and

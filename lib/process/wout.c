@@ -173,7 +173,7 @@ void cf_wk_res_answer(struct wstate *w, uint32_t kind, int32_t code, const void 
  * NOTE_MAX, or one whose first answer is NOTE_NS old is announced at once.
  */
 static void answer_shared(struct wstate *w, uint64_t id, const void *data, size_t len,
-                          int64_t started)
+                          int64_t now)
 {
     struct cf_answer_rec *a = &w->cfg->answers[CF_TASK_ID_CELL(id)];
     a->len = (uint32_t)len;
@@ -181,11 +181,9 @@ static void answer_shared(struct wstate *w, uint64_t id, const void *data, size_
         memcpy(a->data, data, len);
     atomic_store_explicit(&a->tag, CF_ANSWER_TAG(CF_TASK_ID_GEN(id)),
                           memory_order_release);
-    int64_t now = cf_now_ns();
     if (w->unnoted++ == 0)
         w->first_unnoted = now;
-    if (w->unnoted >= NOTE_MAX || now - w->first_unnoted >= NOTE_NS ||
-        now - started >= NOTE_NS) {
+    if (w->unnoted >= NOTE_MAX || now - w->first_unnoted >= NOTE_NS || w->announce) {
         cf_wk_note(w);
         cf_wk_flush(w);
     }
@@ -193,10 +191,10 @@ static void answer_shared(struct wstate *w, uint64_t id, const void *data, size_
 
 /* A plain result (@len bytes, 0 for none): in the shared record when it fits. */
 void cf_wk_answer_result(struct wstate *w, uint64_t id, uint32_t flags, const void *data,
-                         size_t len, int64_t started)
+                         size_t len, int64_t ended)
 {
     if (flags == 0 && len <= CF_ANSWER_INLINE)
-        answer_shared(w, id, data, len, started);
+        answer_shared(w, id, data, len, ended);
     else
         cf_wk_answer(w, CF_WIRE_RESULT, id, flags, NULL, 0, data, len);
 }

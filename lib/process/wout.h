@@ -76,10 +76,11 @@ void cf_wk_answer_error(struct wstate *w, enum cf_wire_type type, uint64_t id,
 void cf_wk_res_answer(struct wstate *w, uint32_t kind, int32_t code, const void *data,
                       size_t len);
 /*
- * A plain result (@len bytes, 0 for none) of the task @id that started at
- * @started: in its shared answer record when it fits, else a RESULT frame.
+ * A plain result (@len bytes, 0 for none) of the task @id that ended at
+ * @ended (w->announce says whether it ran NOTE_NS or more): in its shared
+ * answer record when it fits, else a RESULT frame.
  */
 void cf_wk_answer_result(struct wstate *w, uint64_t id, uint32_t flags, const void *data,
-                         size_t len, int64_t started);
+                         size_t len, int64_t ended);
 
 #endif /* CF_WOUT_H */
