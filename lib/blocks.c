@@ -74,8 +74,8 @@ _Static_assert((1 << BIG_MAX_SHIFT) == CF_BLOCK_BIG_MAX, "BIG_MAX_SHIFT");
 #define NCLASS (NSMALL + BIG_MAX_SHIFT - BIG_MIN_SHIFT + 1)
 #define BATCH 64
 #define BIG_BATCH_BYTES ((size_t)256 << 10) /* a big class's batch: at most this */
-#define MAP_STEP ((size_t)64 << 10) /* mapped ahead of the carving, at most this */
-#define FIRST_SPAN ((size_t)256 << 10) /* a small class's first chunk: carved this far */
+#define MAP_STEP ((size_t)64 << 10)    /* mapped ahead of the carving, at most this */
+#define FIRST_SPAN ((size_t)256 << 10) /* carved of a small class's first chunk */
 
 struct free_block {
     struct free_block *next;

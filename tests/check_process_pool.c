@@ -1431,13 +1431,26 @@ START_TEST(test_process_pool_pump_after_break)
 }
 END_TEST
 
+/*
+ * A pool of @max_workers with the worker test hooks on (worker.c: a task
+ * argument that starts with CF-FAULT- does what it names), in death mode
+ * @death.
+ */
+static executor_t *hooked_new(int max_workers, fut_worker_death death)
+{
+    setenv("CFUTURES_TEST_HOOKS", "1", 1);
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = max_workers, .on_worker_death = death});
+    unsetenv("CFUTURES_TEST_HOOKS");
+    ck_assert_ptr_nonnull(ex);
+    return ex;
+}
+
 /* A worker writes garbage on its result pipe: that worker fails, not the parent. */
 START_TEST(test_process_pool_garbage_frame)
 {
     begin();
-    setenv("CFUTURES_TEST_HOOKS", "1", 1);
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
-    unsetenv("CFUTURES_TEST_HOOKS");
+    executor_t *ex = hooked_new(1, FUT_WORKER_RESPAWN);
     future_t *f = executor_submit(ex, t_garbage, NULL, 0);
     const future_error_t *err = failure(f, FUT_EWORKER);
     ck_assert_msg(strstr(err->message, "malformed frame") != NULL, "%s", err->message);
@@ -1556,9 +1569,7 @@ END_TEST
 START_TEST(test_process_pool_death_before_start)
 {
     begin();
-    setenv("CFUTURES_TEST_HOOKS", "1", 1);
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
-    unsetenv("CFUTURES_TEST_HOOKS");
+    executor_t *ex = hooked_new(2, FUT_WORKER_RESPAWN);
     static const char poison[] = "CF-FAULT-EXIT!";
     future_t *f = executor_submit(ex, t_echo, poison, sizeof(poison));
     const future_error_t *err = failure(f, FUT_EWORKER);
@@ -1599,12 +1610,7 @@ static void t_count_run(task_t *t)
  */
 static executor_t *hooked_pool(bool breaks, pid_t *fs)
 {
-    setenv("CFUTURES_TEST_HOOKS", "1", 1);
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){
-        .max_workers = 2,
-        .on_worker_death = breaks ? FUT_WORKER_BREAK_POOL : FUT_WORKER_RESPAWN});
-    unsetenv("CFUTURES_TEST_HOOKS");
-    ck_assert_ptr_nonnull(ex);
+    executor_t *ex = hooked_new(2, breaks ? FUT_WORKER_BREAK_POOL : FUT_WORKER_RESPAWN);
     *fs = fs_pid_of(ex);
     return ex;
 }
@@ -2797,9 +2803,7 @@ END_TEST
 START_TEST(test_process_pool_preempted_worker_keeps_order)
 {
     begin();
-    setenv("CFUTURES_TEST_HOOKS", "1", 1);
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
-    unsetenv("CFUTURES_TEST_HOOKS");
+    executor_t *ex = hooked_new(1, FUT_WORKER_RESPAWN);
     static const char lag[] = "CF-FAULT-LAG!!";
     future_t *a = executor_submit(ex, t_echo, lag, sizeof(lag));
     ck_assert_ptr_nonnull(a);
