@@ -157,9 +157,10 @@ static void rejected(struct pp_proc *pr, const unsigned char *payload, uint64_t 
 bool cf_pp_harvest(struct process_pool *p, struct pp_proc *pr)
 {
     bool any = false;
-    for (int i = 0; i < DEPTH; i++) {
+    for (int i = cf_pp_next_cell(pr->used, 0); i < DEPTH;
+         i = cf_pp_next_cell(pr->used, i + 1)) {
         struct pp_work *w = pr->cell[i];
-        if (!w || w->chunk_n)
+        if (w->chunk_n)
             continue;
         size_t idx = cell_index(pr, i);
         if (!cf_pp_cell_claimed(p, pr, i) ||

@@ -102,6 +102,9 @@ struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, i
     assert(!w->started || cf_pp_cell_claimed(p, pr, i));
     atomic_store_explicit(&w->claim, 0, memory_order_release);
     pr->cell[i] = NULL;
+    assert(pr->used & ((uint64_t)1 << i));
+    pr->used &= ~((uint64_t)1 << i);
+    pr->limited &= ~((uint64_t)1 << i);
     pr->ncells--;
     if (!w->queued)
         pr->npiped--;
@@ -124,10 +127,7 @@ bool cf_pp_cell_revoke(struct process_pool *p, struct pp_proc *pr, int i)
 
 static int free_cell(const struct pp_proc *pr)
 {
-    for (int i = 0; i < DEPTH; i++)
-        if (!pr->cell[i])
-            return i;
-    return -1;
+    return ~pr->used ? __builtin_ctzll(~pr->used) : -1;
 }
 
 /*
@@ -259,7 +259,11 @@ static void occupy(struct process_pool *p, struct pp_proc *pr, int i, struct pp_
 {
     w->seq = ++p->send_seq;
     w->queued = queued;
+    assert(!pr->cell[i] && !(pr->used & ((uint64_t)1 << i)));
     pr->cell[i] = w;
+    pr->used |= (uint64_t)1 << i;
+    if (w->base.limit_ns)
+        pr->limited |= (uint64_t)1 << i;
     pr->ncells++;
     pr->nunstarted++;
     cf_pp_idle_update(p, pr);

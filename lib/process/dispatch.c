@@ -349,9 +349,8 @@ static void grow(struct process_pool *p, int active)
         if (!pr)
             continue;
         workers += s < active && cf_pp_usable(pr);
-        for (int i = 0; i < DEPTH && pr->ncells > 0; i++) {
-            if (!pr->cell[i])
-                continue;
+        for (int i = cf_pp_next_cell(pr->used, 0); i < DEPTH;
+             i = cf_pp_next_cell(pr->used, i + 1)) {
             int r = cf_pp_cell_runner(p, pr, i);
             running += r >= 0 && r < active && p->seats[r] && cf_pp_usable(p->seats[r]);
             waiting |= r < 0 && pr->cell[i]->queued;

@@ -197,6 +197,8 @@ struct pp_proc {
     int ncells;         /* occupied cells */
     int nunstarted;     /* occupied, not yet known as started */
     struct pp_work *cell[DEPTH];
+    uint64_t used;     /* bit i: cell[i] is occupied (claims.c keeps it) */
+    uint64_t limited;  /* bit i: and its task has a time limit */
     bool idle_counted; /* counted in the pool's nidle */
     bool finalized;    /* exited and settled; the seat waits for cells others run */
     bool quit;         /* CF_SEAT_QUIT is set in its seat word */
@@ -285,6 +287,20 @@ static inline struct pp_work *work_of(struct cf_work *w)
 }
 
 /* The tasks in @w as its worker counts them (max_tasks_per_child): a chunk's items. */
+_Static_assert(DEPTH == 64, "a worker's cells are the bits of one uint64_t");
+
+/*
+ * The first occupied cell of @pr at @i or after (those of @mask, a subset of
+ * pr->used), or DEPTH: `for (i = cf_pp_next_cell(m, 0); i < DEPTH; i =
+ * cf_pp_next_cell(m, i + 1))` visits what `if (!pr->cell[i]) continue` did,
+ * without reading the empty ones (this runs each pass, over up to 64 cells).
+ */
+static inline int cf_pp_next_cell(uint64_t mask, int i)
+{
+    uint64_t m = i < DEPTH ? mask & (~(uint64_t)0 << i) : 0;
+    return m ? __builtin_ctzll(m) : DEPTH;
+}
+
 static inline int tasks_in(const struct pp_work *w)
 {
     return w->chunk_n ? (int)w->chunk_n : 1;

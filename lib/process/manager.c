@@ -30,11 +30,10 @@ static bool scan(struct process_pool *p)
     bool changed = false;
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
-        if (!pr)
-            continue;
-        for (int i = 0; pr->nunstarted > 0 && i < DEPTH; i++) {
+        for (int i = pr ? cf_pp_next_cell(pr->used, 0) : DEPTH;
+             i < DEPTH && pr->nunstarted > 0; i = cf_pp_next_cell(pr->used, i + 1)) {
             struct pp_work *w = pr->cell[i];
-            if (!w || w->started)
+            if (w->started)
                 continue;
             size_t idx = cell_index(pr, i);
             uint32_t word = CF_CELL_KEY(atomic_load(&p->claims[idx]));
@@ -74,9 +73,10 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
                 next = CF_MIN(next, pr->kill_at);
             }
         }
-        for (int i = 0; i < DEPTH; i++) {
+        for (int i = cf_pp_next_cell(pr->limited, 0); i < DEPTH; /* few, or none */
+             i = cf_pp_next_cell(pr->limited, i + 1)) {
             struct pp_work *w = pr->cell[i];
-            if (!w || !w->started || !w->base.limit_ns || w->expired)
+            if (!w->started || w->expired)
                 continue;
             if (now < w->deadline) {
                 next = CF_MIN(next, w->deadline);

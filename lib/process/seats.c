@@ -59,6 +59,8 @@ static void adopt_cells(struct process_pool *p, struct pp_proc *pr, struct pp_pr
 {
     assert(old->finalized && old->npiped == 0);
     memcpy(pr->cell, old->cell, sizeof(pr->cell));
+    pr->used = old->used;
+    pr->limited = old->limited;
     pr->ncells = old->ncells;
     pr->nunstarted = old->nunstarted;
     cf_buf_free(&old->in);
