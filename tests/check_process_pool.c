@@ -3719,6 +3719,42 @@ START_TEST(test_process_pool_big_task_behind_long_one_holds_nothing_back)
 }
 END_TEST
 
+/*
+ * PPE-15's fork failure (out of fds), but with a worker left: it runs a
+ * long task, and a task only a free worker may take (2 MiB, piped) waits
+ * for the fork. Once fds are free again the fork is tried again after its
+ * back-off. It was not: the task waited in the manager, with no timer,
+ * until the long task ended (found by review).
+ */
+START_TEST(test_process_pool_failed_fork_tried_again)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    struct hold h = {.gate = 0};
+    future_t *a = executor_submit(ex, t_hold, &h, sizeof(h));
+    ck_assert(eventually(is_running, a, T_LONG)); /* the manager knows it started */
+    struct rlimit old, low;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = (rlim_t)count_fds() + 1; /* not enough for two pipes */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    size_t big = 2u << 20;
+    future_t *b = submit_zeros(ex, t_len, big);
+    ck_assert(settles(ex, 2)); /* the manager tried the fork for it, and failed */
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+    int64_t v = 0;
+    ck_assert_int_eq(future_result_i64(b, 10 * timeout_multiplier(3), &v), 0);
+    ck_assert_int_eq(v, (int64_t)big);
+    ck_assert(!future_done(a)); /* b ran while a still did */
+    atomic_store(&shm->gates[0], 1);
+    ck_assert_int_gt(result_i64(a), 0);
+    future_unref(a);
+    future_unref(b);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 static bool gone(void *pid)
 {
     return proc_state(*(pid_t *)pid) == 0;
@@ -4223,6 +4259,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_heap_mix_merges_back);
     tcase_add_test(tc, test_process_pool_big_task_starts_before_later_ones);
     tcase_add_test(tc, test_process_pool_big_task_behind_long_one_holds_nothing_back);
+    tcase_add_test(tc, test_process_pool_failed_fork_tried_again);
     tcase_add_test(tc, test_process_pool_dead_worker_pid_held_until_read);
     tcase_add_test(tc, test_process_pool_map_chunk_death);
     tcase_add_test(tc, test_process_pool_submit_from_callback);

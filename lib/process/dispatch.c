@@ -243,22 +243,51 @@ static bool piped_unstarted(struct process_pool *p)
 }
 
 /*
+ * A fork failed (here, or in the fork server): no fork into a free seat for
+ * a while (doubling), unless no worker is left; then, with work waiting,
+ * nothing would ever run it and the pool breaks.
+ */
+void cf_pp_respawn_backoff(struct process_pool *p, const char *desc)
+{
+    p->respawn_every =
+        CF_MIN(CF_MAX(2 * p->respawn_every, RESPAWN_MIN_NS), RESPAWN_MAX_NS);
+    p->respawn_at = cf_now_ns() + p->respawn_every;
+    bool waiting = p->pend.head != NULL;
+    for (int s = 0; s < p->nseats && !waiting; s++)
+        waiting = p->seats[s] && p->seats[s]->nunstarted > 0;
+    if (!cf_pp_any_live(p) && waiting)
+        cf_pp_break(p, desc);
+}
+
+/*
+ * @next, or the end of a fork's back-off if sooner while tasks wait in the
+ * pending list: pick() may have left them there for the fork, and nothing
+ * else need wake the manager (a task only a free worker may take, over
+ * 1 MiB, while the others run long tasks, waited for one to end).
+ */
+int64_t cf_pp_respawn_timer(const struct process_pool *p, int64_t now, int64_t next)
+{
+    if (!p->pend.head || p->fs_gone || p->respawn_at <= now ||
+        atomic_load(&p->base.broken))
+        return next;
+    return CF_MIN(next, p->respawn_at);
+}
+
+/*
  * Forks a worker into @seat. NULL if that failed; then, if nothing else
  * could ever run the tasks, the pool breaks: at the next poll if the fork
  * server is gone (cf_pp_read_fs reads its workers' last answers first, and
- * the seats here are not freed under the caller), now if no worker is left.
+ * the seats here are not freed under the caller), now if no worker is left;
+ * else the fork is tried again after a back-off (cf_pp_respawn_timer).
  */
 static struct pp_proc *spawn_into(struct process_pool *p, int seat)
 {
     struct pp_proc *pr = cf_pp_spawn(p, seat);
     if (pr || p->fs_gone)
         return pr;
-    if (!cf_pp_any_live(p)) {
-        /* No worker exists and none can be made: nothing would run. */
-        char msg[160];
-        snprintf(msg, sizeof(msg), "a worker could not be started: %s", strerror(errno));
-        cf_pp_break(p, msg);
-    }
+    char msg[160];
+    snprintf(msg, sizeof(msg), "a worker could not be started: %s", strerror(errno));
+    cf_pp_respawn_backoff(p, msg);
     return NULL;
 }
 

@@ -364,6 +364,8 @@ void cf_pp_request_stop(executor_t *ex, struct cf_work *cw);
 void cf_pp_requeue(struct process_pool *p, struct pp_work *w);
 void cf_pp_requeue_first(struct process_pool *p, struct pp_work *w);
 void cf_pp_dispatch(struct process_pool *p);
+void cf_pp_respawn_backoff(struct process_pool *p, const char *desc);
+int64_t cf_pp_respawn_timer(const struct process_pool *p, int64_t now, int64_t next);
 void cf_pp_write(struct pp_proc *pr);
 
 /* answers.c */

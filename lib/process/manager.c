@@ -261,22 +261,6 @@ static bool any_worker(const struct process_pool *p)
 }
 
 /*
- * A fork failed: no fork into a free seat for a while (doubling), unless no
- * worker is left; then, with work waiting, nothing would ever run it.
- */
-static void respawn_backoff(struct process_pool *p, const char *desc)
-{
-    p->respawn_every =
-        CF_MIN(CF_MAX(2 * p->respawn_every, RESPAWN_MIN_NS), RESPAWN_MAX_NS);
-    p->respawn_at = cf_now_ns() + p->respawn_every;
-    bool waiting = p->pend.head != NULL;
-    for (int s = 0; s < p->nseats && !waiting; s++)
-        waiting = p->seats[s] && p->seats[s]->nunstarted > 0;
-    if (!cf_pp_any_live(p) && waiting)
-        cf_pp_break(p, desc);
-}
-
-/*
  * Settles the cells dead @pr leaves: its own (but those another worker
  * claimed from the queue and still runs) and those of other seats it
  * claimed. Its queued tasks stay where they are in the queue, for the other
@@ -362,7 +346,7 @@ void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
                  e.desc);
         cf_pp_break(p, msg);
     } else if (spawn_failed) {
-        respawn_backoff(p, e.desc);
+        cf_pp_respawn_backoff(p, e.desc);
     }
 }
 
@@ -669,6 +653,7 @@ void *cf_pp_manager_main(void *arg)
         if (changed)
             p->scan_every = SCAN_MIN_NS;
         int64_t next = scan_timer(p, now, deadlines(p, now), &next_scan);
+        next = cf_pp_respawn_timer(p, now, next);
         if (pump_wait < next - now)
             next = now + pump_wait;
         atomic_store(&p->sleeping, true);
