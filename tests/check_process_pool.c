@@ -2680,6 +2680,54 @@ START_TEST(test_process_pool_grow_wakes_retired_worker)
 }
 END_TEST
 
+/* The stats of @ex once its manager has seen @f start. */
+static executor_stats_t stats_once_running(executor_t *ex, future_t *f)
+{
+    ck_assert(eventually(is_running, f, T_LONG));
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    return st;
+}
+
+/*
+ * executor_stats' idle counts the workers that run nothing, whichever seat
+ * the task they run was queued in. Both tasks here are queued in the first
+ * worker's seat (the pool has one worker then); after a grow the second
+ * worker takes b from the shared queue. The idle count went by the tasks
+ * each seat holds: it said the second worker was idle while it ran b (and
+ * would say the first was busy once a ended). Found by review.
+ */
+START_TEST(test_process_pool_idle_counts_runners)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
+    struct hold ha = {.gate = 0}, hb = {.gate = 1};
+    future_t *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
+    future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
+    wait_started(1);
+    ck_assert_int_eq(executor_set_max_workers(ex, 2), 0); /* a new worker takes b */
+    wait_started(2);
+    executor_stats_t st = stats_once_running(ex, b);
+    ck_assert_uint_eq(st.workers, 2);
+    ck_assert_uint_eq(st.running, 2);
+    ck_assert_uint_eq(st.idle, 0);
+    atomic_store(&shm->gates[0], 1); /* a's worker runs nothing now */
+    result_i64(a);
+    st = stats_once_running(ex, b);
+    ck_assert_uint_eq(st.running, 1);
+    ck_assert_uint_eq(st.idle, 1);
+    atomic_store(&shm->gates[1], 1);
+    result_i64(b);
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    ck_assert_uint_eq(st.idle, 2);
+    future_unref(a);
+    future_unref(b);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* arg: an int index i: notes in ran[i] when it started (0, 1, ... among all). */
 static void t_start_seq(task_t *t)
 {
@@ -4268,6 +4316,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_max_tasks_per_child);
     tcase_add_test(tc, test_process_pool_shrink_keeps_queued_tasks);
     tcase_add_test(tc, test_process_pool_grow_wakes_retired_worker);
+    tcase_add_test(tc, test_process_pool_idle_counts_runners);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child_chunks);
     tcase_add_test(tc, test_process_pool_recycled_out_with_big_task_waiting);
     tcase_add_test(tc, test_process_pool_shutdown_during_recycling);

@@ -26,6 +26,13 @@ static int runner_at(const struct process_pool *p, size_t idx)
                : -1;
 }
 
+/* The worker seated where the task in cell @idx was claimed (started), or NULL. */
+static struct pp_proc *runner_proc(const struct process_pool *p, size_t idx)
+{
+    int r = runner_at(p, idx);
+    return r >= 0 && r < p->nseats ? p->seats[r] : NULL;
+}
+
 /* The seat of the worker that claimed (started) cell @i of @pr, or -1. */
 int cf_pp_cell_runner(const struct process_pool *p, const struct pp_proc *pr, int i)
 {
@@ -59,24 +66,31 @@ bool cf_pp_doom(struct process_pool *p, const struct pp_proc *pr, int i)
  * worker counts its own tasks and leaves after the last; this count only
  * keeps the manager from sending it more (cf_pp_usable).
  */
-static void charge_runner(struct process_pool *p, const struct pp_work *w)
+static void charge_runner(struct process_pool *p, const struct pp_work *w,
+                          struct pp_proc *run)
 {
-    uint64_t c = atomic_load_explicit(&w->claim, memory_order_relaxed);
-    if (!w->queued || !p->wcfg.max_tasks || !c)
-        return;
-    int r = runner_at(p, (size_t)(c >> 32) - 1);
-    if (r >= 0 && r < p->nseats && p->seats[r] && !p->seats[r]->finalized)
-        p->seats[r]->budget -= tasks_in(w);
+    if (w->queued && p->wcfg.max_tasks && run && !run->finalized)
+        run->budget -= tasks_in(w);
 }
 
-/* Marks a claimed task started: its future becomes RUNNING and is counted. */
+/*
+ * Marks a claimed task started: its future becomes RUNNING and is counted,
+ * and the worker that runs it is busy (which may not be @pr's: the queue).
+ */
 void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w)
 {
     if (w->started)
         return;
-    charge_runner(p, w);
+    uint64_t c = atomic_load_explicit(&w->claim, memory_order_relaxed);
+    struct pp_proc *run = c ? runner_proc(p, (size_t)(c >> 32) - 1) : NULL;
+    charge_runner(p, w, run);
+    if (run) {
+        run->nrun++;
+        cf_pp_idle_update(p, run);
+    }
     assert(pr->nunstarted > 0);
     pr->nunstarted--;
+    cf_pp_idle_update(p, pr);
     if (w->base.limit_ns)
         w->deadline = cf_now_ns() + w->base.limit_ns;
     w->started = true;
@@ -100,6 +114,12 @@ struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, i
     assert(w && pr->ncells > 0);
     /* A started task's word stays CLAIMED until the cell is reused. */
     assert(!w->started || cf_pp_cell_claimed(p, pr, i));
+    struct pp_proc *run = w->started ? runner_proc(p, cell_index(pr, i)) : NULL;
+    if (run) { /* the same worker as at the start: its death settles the cell */
+        run->nrun--;
+        assert(run->nrun >= 0);
+        cf_pp_idle_update(p, run);
+    }
     atomic_store_explicit(&w->claim, 0, memory_order_release);
     pr->cell[i] = NULL;
     assert(pr->used & ((uint64_t)1 << i));

@@ -196,6 +196,7 @@ struct pp_proc {
     int budget;         /* tasks it may still run (max_tasks_per_child; claims.c) */
     int ncells;         /* occupied cells */
     int nunstarted;     /* occupied, not yet known as started */
+    int nrun;           /* started tasks it runs (any seat's cells), not settled */
     struct pp_work *cell[DEPTH];
     uint64_t used;     /* bit i: cell[i] is occupied (claims.c keeps it) */
     uint64_t limited;  /* bit i: and its task has a time limit */

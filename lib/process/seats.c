@@ -22,13 +22,17 @@
 
 /*
  * Keeps executor_stats' idle count exact at every change: a worker is idle
- * when it runs, has not exited, and holds no task. Called after each change
- * of those, before any future is completed, so that a caller woken by a
- * result sees the worker idle already.
+ * when it runs, has not exited, runs no task and was sent none it has not
+ * started. A queued task may run on another seat's worker than the one it
+ * was sent to (worker.h): what a worker runs is counted by its claims
+ * (nrun), not by its cells. Called after each change of those, before any
+ * future is completed, so that a caller woken by a result sees the worker
+ * idle already.
  */
 void cf_pp_idle_update(struct process_pool *p, struct pp_proc *pr)
 {
-    cf_count_flag(&pr->idle_counted, pr->spawned && !pr->exited && pr->ncells == 0,
+    cf_count_flag(&pr->idle_counted,
+                  pr->spawned && !pr->exited && pr->nrun == 0 && pr->nunstarted == 0,
                   &p->nidle);
 }
 
