@@ -2728,6 +2728,42 @@ START_TEST(test_process_pool_idle_counts_runners)
 }
 END_TEST
 
+/*
+ * executor_stats' workers counts live workers: a worker that died is out of
+ * it by the time the task it ran has failed, also while a task queued in
+ * its seat runs on another worker (the seat waits for that task's answer).
+ * As above, b is queued in the first worker's seat and runs on the second;
+ * the first is killed. It was still counted until b's answer. Found by
+ * review.
+ */
+START_TEST(test_process_pool_workers_count_live_ones)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
+    struct hold ha = {.gate = 0}, hb = {.gate = 1};
+    future_t *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
+    future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
+    wait_started(1);
+    ck_assert_int_eq(executor_set_max_workers(ex, 2), 0);
+    wait_started(2);
+    ck_assert(eventually(is_running, b, T_LONG));
+    ck_assert_int_eq(kill((pid_t)atomic_load(&shm->ran[0]), SIGKILL), 0);
+    failure(a, FUT_EWORKER);
+    executor_stats_t st;
+    ck_assert_int_eq(executor_stats(ex, &st), 0);
+    ck_assert_uint_eq(st.workers, 1);
+    ck_assert_uint_eq(st.idle, 0);
+    ck_assert_uint_eq(st.running, 1);
+    atomic_store(&shm->gates[1], 1);
+    result_i64(b);
+    future_unref(a);
+    future_unref(b);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /* arg: an int index i: notes in ran[i] when it started (0, 1, ... among all). */
 static void t_start_seq(task_t *t)
 {
@@ -4317,6 +4353,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_shrink_keeps_queued_tasks);
     tcase_add_test(tc, test_process_pool_grow_wakes_retired_worker);
     tcase_add_test(tc, test_process_pool_idle_counts_runners);
+    tcase_add_test(tc, test_process_pool_workers_count_live_ones);
     tcase_add_test(tc, test_process_pool_max_tasks_per_child_chunks);
     tcase_add_test(tc, test_process_pool_recycled_out_with_big_task_waiting);
     tcase_add_test(tc, test_process_pool_shutdown_during_recycling);

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <sched.h>
@@ -242,11 +243,11 @@ static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int s
     return breaks;
 }
 
-/* Frees @pr's seat. */
+/* Frees @pr's seat (finalized: no longer counted in nworkers). */
 static void free_seat(struct process_pool *p, struct pp_proc *pr)
 {
+    assert(pr->finalized && pr->nrun == 0);
     p->seats[pr->seat] = NULL;
-    atomic_fetch_sub(&p->nworkers, 1);
     cf_buf_free(&pr->in);
     cf_buf_free(&pr->out);
     free(pr);
@@ -320,6 +321,9 @@ static void rewake(struct process_pool *p)
 /* @pr exited (or never started): settle each of its cells, free its seat. */
 void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
 {
+    /* Gone from the stats now, before any future completes here; its seat
+       may stay a while (cf_pp_reap), for the tasks others run of its cells. */
+    atomic_fetch_sub(&p->nworkers, 1);
     drain_dead(p, pr);
     struct pp_exit e;
     describe_exit(p, pr, &e);

@@ -59,9 +59,9 @@ void cf_pp_close_fd(int *fd)
  * (cf_pp_seat_free): queued tasks it did not start, and tasks other
  * workers run; they keep their place in the shared queue.
  */
-static void adopt_cells(struct process_pool *p, struct pp_proc *pr, struct pp_proc *old)
+static void adopt_cells(struct pp_proc *pr, struct pp_proc *old)
 {
-    assert(old->finalized && old->npiped == 0);
+    assert(old->finalized && old->npiped == 0 && old->nrun == 0);
     memcpy(pr->cell, old->cell, sizeof(pr->cell));
     pr->used = old->used;
     pr->limited = old->limited;
@@ -69,8 +69,7 @@ static void adopt_cells(struct process_pool *p, struct pp_proc *pr, struct pp_pr
     pr->nunstarted = old->nunstarted;
     cf_buf_free(&old->in);
     cf_buf_free(&old->out);
-    free(old);
-    atomic_fetch_sub(&p->nworkers, 1);
+    free(old); /* counted out of nworkers when it was finalized */
 }
 
 /* Starts a worker in @seat. NULL if that failed (the pool may be broken). */
@@ -111,7 +110,7 @@ struct pp_proc *cf_pp_spawn(struct process_pool *p, int seat)
     pr->from_fd = rp[0];
     pr->budget = p->wcfg.max_tasks > 0 ? p->wcfg.max_tasks : INT_MAX;
     if (p->seats[seat])
-        adopt_cells(p, pr, p->seats[seat]);
+        adopt_cells(pr, p->seats[seat]);
     p->seats[seat] = pr;
     atomic_fetch_add(&p->nworkers, 1);
     return pr;
