@@ -2681,6 +2681,25 @@ START_TEST(test_process_pool_grow_wakes_retired_worker)
 END_TEST
 
 /* The stats of @ex once its manager has seen @f start. */
+/*
+ * A pool of 2 whose first worker runs *a (held at gate 0) and whose second
+ * runs *b (gate 1), though b was queued in the first worker's seat: both
+ * were submitted while the pool had one worker, then it grew.
+ */
+static executor_t *held_across_seats(future_t **a, future_t **b)
+{
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_ptr_nonnull(ex);
+    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
+    static const struct hold ha = {.gate = 0}, hb = {.gate = 1};
+    *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
+    *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
+    wait_started(1);
+    ck_assert_int_eq(executor_set_max_workers(ex, 2), 0); /* a new worker takes b */
+    wait_started(2);
+    return ex;
+}
+
 static executor_stats_t stats_once_running(executor_t *ex, future_t *f)
 {
     ck_assert(eventually(is_running, f, T_LONG));
@@ -2700,14 +2719,8 @@ static executor_stats_t stats_once_running(executor_t *ex, future_t *f)
 START_TEST(test_process_pool_idle_counts_runners)
 {
     begin();
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
-    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
-    struct hold ha = {.gate = 0}, hb = {.gate = 1};
-    future_t *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
-    future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
-    wait_started(1);
-    ck_assert_int_eq(executor_set_max_workers(ex, 2), 0); /* a new worker takes b */
-    wait_started(2);
+    future_t *a, *b;
+    executor_t *ex = held_across_seats(&a, &b);
     executor_stats_t st = stats_once_running(ex, b);
     ck_assert_uint_eq(st.workers, 2);
     ck_assert_uint_eq(st.running, 2);
@@ -2739,14 +2752,8 @@ END_TEST
 START_TEST(test_process_pool_workers_count_live_ones)
 {
     begin();
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
-    ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
-    struct hold ha = {.gate = 0}, hb = {.gate = 1};
-    future_t *a = executor_submit(ex, t_hold, &ha, sizeof(ha));
-    future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
-    wait_started(1);
-    ck_assert_int_eq(executor_set_max_workers(ex, 2), 0);
-    wait_started(2);
+    future_t *a, *b;
+    executor_t *ex = held_across_seats(&a, &b);
     ck_assert(eventually(is_running, b, T_LONG));
     ck_assert_int_eq(kill((pid_t)atomic_load(&shm->ran[0]), SIGKILL), 0);
     failure(a, FUT_EWORKER);
