@@ -172,10 +172,8 @@ bool cf_pp_harvest(struct process_pool *p, struct pp_proc *pr)
         if (len > CF_ANSWER_INLINE) {
             /* The worker that ran it wrote this (maybe another seat's): that
                one is killed, and its death fails the task; the others' go on. */
-            int r = cf_pp_cell_runner(p, pr, i);
-            struct pp_proc *runner =
-                r >= 0 && r < p->nseats && p->seats[r] ? p->seats[r] : pr;
-            protocol_error(runner, "an answer record longer than its room");
+            struct pp_proc *runner = cf_pp_cell_runner_proc(p, pr, i);
+            protocol_error(runner ? runner : pr, "an answer record longer than its room");
             continue;
         }
         memcpy(data, p->answers[idx].data, len);

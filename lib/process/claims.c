@@ -39,6 +39,12 @@ int cf_pp_cell_runner(const struct process_pool *p, const struct pp_proc *pr, in
     return runner_at(p, cell_index(pr, i));
 }
 
+struct pp_proc *cf_pp_cell_runner_proc(const struct process_pool *p,
+                                       const struct pp_proc *pr, int i)
+{
+    return runner_proc(p, cell_index(pr, i));
+}
+
 /* True if a worker has claimed (started) the task in cell @i of @pr. */
 bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, int i)
 {

@@ -174,9 +174,9 @@ static void retire(struct process_pool *p, int active)
 /* Marks the worker that runs the task in cell @i of @o, if one does (`runs`). */
 static void mark_runner(struct process_pool *p, const struct pp_proc *o, int i)
 {
-    int r = cf_pp_cell_runner(p, o, i);
-    if (r >= 0 && r < p->nseats && p->seats[r])
-        p->seats[r]->runs = true;
+    struct pp_proc *run = cf_pp_cell_runner_proc(p, o, i);
+    if (run)
+        run->runs = true;
 }
 
 /*

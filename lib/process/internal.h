@@ -287,7 +287,6 @@ static inline struct pp_work *work_of(struct cf_work *w)
     return (struct pp_work *)w;
 }
 
-/* The tasks in @w as its worker counts them (max_tasks_per_child): a chunk's items. */
 _Static_assert(DEPTH == 64, "a worker's cells are the bits of one uint64_t");
 
 /*
@@ -302,6 +301,7 @@ static inline int cf_pp_next_cell(uint64_t mask, int i)
     return m ? __builtin_ctzll(m) : DEPTH;
 }
 
+/* The tasks in @w as its worker counts them (max_tasks_per_child): a chunk's items. */
 static inline int tasks_in(const struct pp_work *w)
 {
     return w->chunk_n ? (int)w->chunk_n : 1;
@@ -349,6 +349,9 @@ void cf_pp_work_drop(struct cf_work *cw);
 
 /* claims.c */
 int cf_pp_cell_runner(const struct process_pool *p, const struct pp_proc *pr, int i);
+/* The worker in that seat (the one that runs the task), or NULL. */
+struct pp_proc *cf_pp_cell_runner_proc(const struct process_pool *p,
+                                       const struct pp_proc *pr, int i);
 bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, int i);
 bool cf_pp_doom(struct process_pool *p, const struct pp_proc *pr, int i);
 bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w);

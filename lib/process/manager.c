@@ -88,9 +88,8 @@ static int64_t deadlines(struct process_pool *p, int64_t now)
                so is the task: its answer is due, and says if it was in time. So
                also when that worker is being killed (a terminate): the answer is
                in its pipe, or the task fails with the worker's death. */
-            int r = cf_pp_cell_runner(p, pr, i);
-            bool seated = r >= 0 && r < p->nseats && p->seats[r];
-            struct pp_proc *run = seated ? p->seats[r] : pr;
+            struct pp_proc *seated = cf_pp_cell_runner_proc(p, pr, i);
+            struct pp_proc *run = seated ? seated : pr;
             if (seated && !cf_pp_doom(p, pr, i))
                 continue;
             w->expired = true;
