@@ -795,11 +795,14 @@ CF_API executor_t *mpi_pool_executor_new(const executor_options_t *o);
  * checked before the executor's state or a full max_queue), ESHUTDOWN (after
  * executor_shutdown), -FUT_EBROKEN (broken executor), ENOMEM, -FUT_ESYS (a
  * thread could not be started and none is running).
- * Blocks only when max_queue is set and the queue is full.
+ * Blocks only when max_queue is set and the queue is full, and never on
+ * the thread that makes room: a process or MPI pool's done-callbacks run on
+ * its manager, and a blocking submit from one of them to its own pool is
+ * let in over max_queue (a .nonblocking one still fails FUT_EFULL).
  * Threads: any, including tasks and callbacks of this executor.
- * Restrictions: a blocking submit from one of the executor's own workers
- * can wait for ever if every worker does the same on a full queue; use
- * .nonblocking there.
+ * Restrictions: a blocking submit from one of a thread pool's own workers
+ * (a task, or a done-callback run there) can wait for ever if every worker
+ * does the same on a full queue; use .nonblocking there.
  */
 CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
                                  size_t arg_len);

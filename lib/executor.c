@@ -389,7 +389,8 @@ static void cancel_timed(executor_t *ex)
 /*
  * Reserves a queue slot: 0, FUT_EFULL, FUT_ESHUTDOWN or FUT_EBROKEN; for a
  * prepared item (@phase, else NULL) FUT_ECANCELLED once it was cancelled
- * while this waited for room (prep_cancelled wakes it).
+ * while this waited for room (prep_cancelled wakes it). A blocking call
+ * on a kind's own room-making thread never waits (own_thread_makes_room).
  */
 static int queue_enter(executor_t *ex, bool nonblocking, _Atomic int *phase)
 {
@@ -412,7 +413,9 @@ static int queue_enter(executor_t *ex, bool nonblocking, _Atomic int *phase)
             rc = FUT_ECANCELLED;
             break;
         }
-        if (cf_count_queued(ex) < ex->opts.max_queue) {
+        if (cf_count_queued(ex) < ex->opts.max_queue ||
+            (!nonblocking && ex->ops->own_thread_makes_room &&
+             cf_executor_on_own_thread(ex))) {
             atomic_fetch_add(&mine(ex)->entered, 1);
             break;
         }

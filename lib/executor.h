@@ -153,6 +153,13 @@ struct cf_executor_ops {
     /* Bytes of the kind's work item (starts with struct cf_work); 0: cf_work. */
     size_t work_size;
     /*
+     * True: the kind's own thread (cf_executor_bind_thread: a process or MPI
+     * pool's manager, where every done-callback runs) is the one that makes
+     * room in max_queue, so a blocking submit there is let in over the bound
+     * rather than waiting for itself (queue_enter).
+     */
+    bool own_thread_makes_room;
+    /*
      * The longest argument the kind copies (0: no limit, it borrows): a
      * longer one is FUT_EINVAL at the call (cf_executor_arg_fits), before
      * the executor's state, a bounded queue or a delay is looked at.

@@ -2195,6 +2195,70 @@ static bool held(void *h)
     return atomic_load(&((struct holdup *)h)->in);
 }
 
+/* A done-callback that submits to its own pool, blocking (no options). */
+struct resubmit {
+    executor_t *ex;
+    struct hold h; /* the new task's */
+    future_t *f;   /* what the submit returned */
+    int err;       /* its errno when NULL */
+    _Atomic bool done;
+};
+
+static void submit_from_callback(future_t *f, void *ud)
+{
+    (void)f;
+    struct resubmit *r = ud;
+    r->f = executor_submit(r->ex, t_hold, &r->h, sizeof(r->h));
+    r->err = r->f ? 0 : errno;
+    atomic_store(&r->done, true);
+}
+
+static bool resubmitted(void *r)
+{
+    return atomic_load(&((struct resubmit *)r)->done);
+}
+
+/*
+ * A done-callback runs on the manager, the one thread that makes room in
+ * max_queue: its blocking submit to its own full pool is let in over the
+ * bound, not left waiting for itself (it did: the manager never came back,
+ * the pool hung, executor_free with it). The queued task stays queued
+ * across its worker's death (the next worker adopts it): the queue is full
+ * for certain when the callback runs.
+ */
+START_TEST(test_process_pool_callback_submit_to_full_queue)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(
+        &(executor_options_t){.max_workers = 1, .max_queue = 1});
+    struct hold h0 = {0, 1, 1}, h1 = {1, 0, 0}; /* a aborts once let go */
+    future_t *a = executor_submit(ex, t_hold, &h0, sizeof(h0));
+    wait_started(1);
+    future_t *b = executor_submit(ex, t_hold, &h1, sizeof(h1)); /* fills the queue */
+    ck_assert_ptr_nonnull(b);
+    errno = 0;
+    ck_assert_ptr_null(executor_submit_with(ex, t_hold, &h1, sizeof(h1),
+                                            &(submit_options_t){.nonblocking = true}));
+    ck_assert_int_eq(errno, EAGAIN);
+    struct resubmit r = {.ex = ex, .h = {2, 0, 0}};
+    ck_assert_int_eq(future_add_done_callback(a, submit_from_callback, &r), 0);
+    atomic_store(&shm->gates[0], 1); /* a's worker aborts: a fails on the manager */
+    failure(a, FUT_EWORKER);
+    ck_assert_msg(eventually(resubmitted, &r, T_LONG),
+                  "the callback's submit still waits for room");
+    ck_assert_msg(r.f, "the callback's submit failed: %s", strerror(r.err));
+    atomic_store(&shm->gates[1], 1);
+    atomic_store(&shm->gates[2], 1);
+    ck_assert_int_gt(result_i64(b), 0);
+    ck_assert_int_gt(result_i64(r.f), 0);
+    future_unref(a);
+    future_unref(b);
+    future_unref(r.f);
+    executor_free(ex);
+    end_check(0);
+}
+END_TEST
+
 /*
  * A deadline the manager acts on only after the task returned (late: it
  * was held up) fails the task but kills nobody: the worker has moved on to
@@ -4413,6 +4477,7 @@ Suite *make_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_deadline);
     tcase_add_test(tc, test_process_pool_late_deadline_spares_next_task);
+    tcase_add_test(tc, test_process_pool_callback_submit_to_full_queue);
     tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_in_time);
     tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_while_terminating);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);

@@ -184,6 +184,7 @@ static void mp_stats(executor_t *ex, executor_stats_t *out)
 }
 
 static const struct cf_executor_ops mpi_pool_ops = {
+    .own_thread_makes_room = true,
     .work_size = sizeof(struct mp_work),
     .arg_max = (size_t)INT_MAX - CF_WIRE_HDR - CF_WIRE_TASK_FIXED,
     .submit = mp_submit,

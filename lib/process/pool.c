@@ -277,6 +277,7 @@ static int pp_set_max_workers(executor_t *ex, int n)
 }
 
 static const struct cf_executor_ops process_pool_ops = {
+    .own_thread_makes_room = true,
     .work_size = sizeof(struct pp_work),
     .arg_max = CF_WIRE_MAX_PAYLOAD / 2,
     .submit = pp_submit,
