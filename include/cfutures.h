@@ -1273,9 +1273,13 @@ CF_API future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg,
  * every task not yet started is cancelled, then every running one is asked
  * to stop (task_should_stop; future_cancel on it), so a worker freed by a
  * stopping task cannot start another task of the group. Later submits fail
- * ECANCELED. Returns at once (task_group_wait waits); a second call does
- * nothing. Returns 0; FUT_EINVAL. Threads: any, also callbacks and tasks of
- * the group.
+ * ECANCELED. Returns once every task not started is cancelled and every
+ * running one asked to stop, without waiting for them (task_group_wait
+ * waits); a call while another thread's cancel (or cancel_on_failure's) is
+ * still at that work waits for it, except from a done-callback that a
+ * group's cancel runs (it returns at once: it would wait for itself).
+ * Returns 0; FUT_EINVAL. Threads: any, also callbacks and tasks of the
+ * group.
  */
 CF_API int task_group_cancel(task_group_t *g);
 

@@ -9,7 +9,10 @@
  * first failure (a copy), and wakes task_group_wait once the count is 0.
  *
  * Cancelling is sticky: the thread that turns `cancelled` on does the work
- * (later calls find nothing to do; later submits fail ECANCELED). It walks
+ * (later submits fail ECANCELED; a later task_group_cancel waits until that
+ * work is over, `walked`, unless its thread is walking a group itself: a
+ * callback the walk runs would wait for itself, or two groups' walks for
+ * each other). It walks
  * the list twice without holding the mutex over any future_cancel: first it
  * cancels every member not running, then it asks the running ones to stop,
  * so a worker freed by a stopping task cannot start a member meanwhile.
@@ -58,6 +61,7 @@ struct task_group {
     struct member *head, *tail; /* members not done: mu */
     size_t live;                /* submitted (or being submitted), not done: mu */
     bool cancelled;             /* mu */
+    bool walked;                /* the cancel's walks are over (cv): mu */
     bool failed;                /* a member failed: mu */
     future_error_t first;       /* the first failure: mu */
     char *first_msg;            /* first.message when owned: mu */
@@ -121,10 +125,20 @@ static void cancel_walk(task_group_t *g, int walk, bool running)
     }
 }
 
+/* The group whose members this thread is cancelling (cancel_members), or NULL. */
+static _Thread_local const task_group_t *walking;
+
 static void cancel_members(task_group_t *g)
 {
+    const task_group_t *outer = walking; /* a member's callback may cancel another group */
+    walking = g;
     cancel_walk(g, 1, false);
     cancel_walk(g, 2, true);
+    walking = outer;
+    pthread_mutex_lock(&g->mu);
+    g->walked = true;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
 }
 
 /* Turns cancelled on; true if this call did (it then cancels the members). */
@@ -339,6 +353,8 @@ int task_group_cancel(task_group_t *g)
         return FUT_EINVAL;
     pthread_mutex_lock(&g->mu);
     bool first = mark_cancelled(g);
+    while (!first && !g->walked && !walking) /* another thread's walk */
+        pthread_cond_wait(&g->cv, &g->mu);
     pthread_mutex_unlock(&g->mu);
     if (first)
         cancel_members(g);

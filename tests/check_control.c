@@ -682,6 +682,93 @@ START_TEST(test_group_cancel_blocked_submit)
 }
 END_TEST
 
+/* A member's done-callback that cancels its group again, then holds its thread. */
+struct walk_hold {
+    task_group_t *g;
+    gate_t gate;
+    _Atomic bool in;
+    int rc; /* its own task_group_cancel's */
+};
+
+static void cancel_again_and_hold(future_t *f, void *ud)
+{
+    (void)f;
+    struct walk_hold *w = ud;
+    w->rc = task_group_cancel(w->g); /* the walk's own thread: returns at once */
+    atomic_store(&w->in, true);
+    gate_wait(&w->gate, T_LONG);
+}
+
+static bool walk_held(void *w)
+{
+    return atomic_load(&((struct walk_hold *)w)->in);
+}
+
+/* A second task_group_cancel, on its own thread: was @c cancelled when it returned? */
+struct second_cancel {
+    task_group_t *g;
+    future_t *c;
+    int rc;
+    bool c_cancelled;
+};
+
+static void *cancel_second(void *arg)
+{
+    struct second_cancel *sc = arg;
+    sc->rc = task_group_cancel(sc->g);
+    sc->c_cancelled = future_cancelled(sc->c);
+    return NULL;
+}
+
+/*
+ * A task_group_cancel that comes while a failure's cancel (cancel_on_failure)
+ * is still walking the members returns only once that walk is over, so
+ * every member not started is cancelled by then. It returned at once (the
+ * group was cancelled already), with a queued member still to be
+ * cancelled: here the walk is held in the newest member's done-callback,
+ * which cancels the group again on the walk's own thread (that call
+ * returns at once, as it must not wait for itself).
+ */
+START_TEST(test_group_second_cancel_waits_for_walk)
+{
+    shared_reset();
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
+    task_group_t *g = task_group_new(ex, &(task_group_options_t){.cancel_on_failure = true});
+    struct stamp_arg bad_arg = {0, 0, 0, 0}; /* run 0 fails once gate 0 opens */
+    struct stamp_arg held = {0, 1, -1, 0};   /* gate 1 never opens: stops */
+    future_t *bad = task_group_submit(g, x_stamp, &bad_arg, sizeof(bad_arg), NULL);
+    ck_assert(eventually(gate_started, &(int){0}, T_LONG));
+    future_t *x = task_group_submit(g, x_stamp, &held, sizeof(held), NULL); /* next */
+    future_t *c = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL);
+    future_t *b = task_group_submit(g, x_stamp, &plain, sizeof(plain), NULL); /* newest */
+    struct walk_hold w = {.g = g};
+    gate_init(&w.gate);
+    ck_assert_int_eq(future_add_done_callback(b, cancel_again_and_hold, &w), 0);
+    atomic_store(&sh->gates[0], 1); /* bad fails: its walk cancels b first */
+    ck_assert(eventually(walk_held, &w, T_LONG));
+    ck_assert_int_eq(w.rc, 0);
+    struct second_cancel sc = {.g = g, .c = c};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, cancel_second, &sc), 0);
+    sleep_s(0.1); /* time for a second cancel that does not wait to return */
+    gate_open(&w.gate);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(sc.rc, 0);
+    ck_assert_msg(sc.c_cancelled, "task_group_cancel returned before its members were");
+    ck_assert_int_eq(task_group_wait(g, T_LONG, NULL), 0);
+    ck_assert_int_eq(future_result(bad, 0, NULL, NULL), FUT_ETASK);
+    ck_assert(future_cancelled(b));
+    ck_assert(future_done(x));
+    future_t *fs[] = {bad, x, c, b};
+    for (int i = 0; i < 4; i++)
+        future_unref(fs[i]);
+    task_group_free(g);
+    executor_free(ex);
+    gate_destroy(&w.gate);
+    ck_assert(no_children());
+}
+END_TEST
+
 /*
  * A delayed member (submit_options_t.delay) is submitted before it joins
  * the group. A task_group_cancel in that gap (a test hook runs there) makes
@@ -1314,6 +1401,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_group_wait_all, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_queued_running_finished, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_on_failure, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_group_second_cancel_waits_for_walk, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_free_cancels_and_waits, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_during_submit, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_blocked_submit, 0, N_EX_KINDS);
