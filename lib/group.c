@@ -130,7 +130,8 @@ static _Thread_local const task_group_t *walking;
 
 static void cancel_members(task_group_t *g)
 {
-    const task_group_t *outer = walking; /* a member's callback may cancel another group */
+    /* A member's callback may cancel another group: walks nest. */
+    const task_group_t *outer = walking;
     walking = g;
     cancel_walk(g, 1, false);
     cancel_walk(g, 2, true);
