@@ -243,7 +243,11 @@ typedef struct executor_stats {
     size_t workers;   /* started workers alive now */
     size_t idle;      /* started workers waiting for work */
     size_t queued;    /* submitted, not yet started (cancelled ones not counted) */
-    size_t running;   /* started, not finished */
+    size_t running;   /* started, not finished; a thread pool's task past its
+                         own deadline counts until its thread returns from
+                         it (the thread is still busy: it is not idle either),
+                         a process pool's stops counting at the deadline
+                         (its worker is killed) */
     size_t completed; /* since creation: finished with a result */
     size_t failed;    /* since creation: finished with an error, deadline or death */
     bool shutdown;    /* executor_shutdown was called */

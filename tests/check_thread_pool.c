@@ -987,7 +987,8 @@ START_TEST(test_thread_pool_deadline_while_running)
     ck_assert(now_s() - t0 < T_LONG / 2);
     ck_assert(!atomic_load(&l.saw_stop));
     executor_stats_t st = stats_of(ex);
-    ck_assert_uint_eq(st.running, 1); /* the task is still held */
+    ck_assert_uint_eq(st.running, 1); /* the task still holds its thread */
+    ck_assert_uint_eq(st.idle, 0);    /* (the header says so) */
     ck_assert(future_done(f));
     gate_open(&l.g);
     ck_assert(gate_wait(&l.finished, T_LONG));
