@@ -137,8 +137,20 @@ static uint32_t class_batch(unsigned c)
                             CF_MIN((size_t)BATCH, BIG_BATCH_BYTES / class_size(c)));
 }
 
+/*
+ * The fork handlers. They may be registered twice: a fork from another
+ * thread while init() runs, after its pthread_atfork, leaves the child with
+ * the handlers and pthread_once's init to run again (glibc restarts a once
+ * a fork interrupted), which registers them once more. So they count: the
+ * forking thread takes the locks in the first prepare handler and gives
+ * them back in the last parent or child one (the child inherits the count).
+ */
+static _Thread_local unsigned fork_depth;
+
 static void lock_all(void)
 {
+    if (fork_depth++ > 0)
+        return;
     for (int c = 0; c < NCLASS; c++)
         cf_lock(&classes[c].lock);
     cf_lock(&range_lock);
@@ -146,6 +158,8 @@ static void lock_all(void)
 
 static void unlock_all(void)
 {
+    if (--fork_depth > 0)
+        return;
     cf_unlock(&range_lock);
     for (int c = NCLASS - 1; c >= 0; c--)
         cf_unlock(&classes[c].lock);
@@ -173,6 +187,10 @@ static void thread_exit(void *unused)
     }
 }
 
+#ifdef CF_TEST_HOOKS
+void (*cf_test_blocks_init_hook)(void); /* blocks.h */
+#endif
+
 static void init(void)
 {
     int st = ST_OFF;
@@ -196,6 +214,10 @@ static void init(void)
         munmap(raw, RANGE + CHUNK);
         goto out;
     }
+#ifdef CF_TEST_HOOKS
+    if (cf_test_blocks_init_hook)
+        cf_test_blocks_init_hook(); /* a fork here: the handlers twice in the child */
+#endif
     raw_start = raw;
     atomic_store_explicit(
         &base, (char *)(((uintptr_t)raw + CHUNK - 1) & ~(uintptr_t)(CHUNK - 1)),

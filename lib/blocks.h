@@ -67,4 +67,9 @@ long cf_block_carved(void);
  */
 void cf_block_drop_reserve(void);
 
+#ifdef CF_TEST_HOOKS
+/* Tests: called in the allocator's first use, after its fork handlers are set. */
+extern void (*cf_test_blocks_init_hook)(void);
+#endif
+
 #endif /* CF_BLOCKS_H */

@@ -243,6 +243,77 @@ START_TEST(test_blocks_fork_while_busy)
 }
 END_TEST
 
+/* The library built with the test hooks (blocks.c). */
+extern void (*cf_test_blocks_init_hook)(void);
+
+static pid_t init_child = -1;
+
+/*
+ * In the allocator's first use, once its fork handlers are set: forks. The
+ * child (init not done there: glibc runs it again on the child's first
+ * use, which sets the handlers a second time) allocates, then forks with
+ * both sets of handlers and waits for that grandchild.
+ */
+static void fork_during_init(void)
+{
+    if (init_child != -1)
+        return; /* the child's own init */
+    init_child = fork();
+    if (init_child != 0)
+        return;
+    void *b = cf_block_alloc(TASK_BLOCK);
+    if (!b)
+        _exit(2);
+    pid_t g = fork();
+    if (g < 0)
+        _exit(3);
+    if (g == 0) {
+        cf_block_free(cf_block_alloc(TASK_BLOCK));
+        _exit(0);
+    }
+    int status;
+    if (waitpid(g, &status, 0) != g || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        _exit(4);
+    cf_block_free(b);
+    _exit(0);
+}
+
+/*
+ * A fork while the allocator starts (between its pthread_atfork and its
+ * state) leaves a child that registers the fork handlers twice: its own
+ * forks still work (the handlers count; the second prepare handler took
+ * the class locks again before, and the child hung).
+ */
+START_TEST(test_blocks_fork_during_init)
+{
+    const char *fork_mode = getenv("CK_FORK");
+    cf_test_blocks_init_hook = fork_during_init;
+    void *b = cf_block_alloc(TASK_BLOCK);
+    cf_test_blocks_init_hook = NULL;
+    ck_assert_ptr_nonnull(b);
+    cf_block_free(b);
+    if (init_child == -1) { /* the hook never ran */
+        ck_assert_msg(cf_block_carved() < 0 || (fork_mode && !strcmp(fork_mode, "no")),
+                      "the allocator was in use before this test");
+        return; /* blocks are off here (sanitizers, valgrind), or started */
+    }
+    ck_assert_int_gt(init_child, 0);
+    int status = 0;
+    double until = now_s() + 20;
+    pid_t got;
+    while ((got = waitpid(init_child, &status, WNOHANG)) == 0 && now_s() < until)
+        usleep(1000);
+    if (got == 0) {
+        kill(init_child, SIGKILL);
+        waitpid(init_child, &status, 0);
+        ck_abort_msg("the child's fork hung in the allocator's fork handlers");
+    }
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x",
+                  status);
+    ck_assert(no_children());
+}
+END_TEST
+
 Suite *make_suite(void)
 {
     Suite *s = suite_create("blocks");
@@ -253,6 +324,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_blocks_freed_by_exited_thread);
     tcase_add_test(tc, test_blocks_freed_after_thread_exit_flush);
     tcase_add_test(tc, test_blocks_fork_while_busy);
+    tcase_add_test(tc, test_blocks_fork_during_init);
     tcase_set_timeout(tc, 120);
     suite_add_tcase(s, tc);
     return s;

@@ -55,7 +55,7 @@ tests_check_wire_LDADD = $(TEST_WHITEBOX_LIBS)
 
 tests_check_blocks_SOURCES = tests/check_blocks.c $(TEST_COMMON)
 tests_check_blocks_CFLAGS = $(TEST_CFLAGS)
-tests_check_blocks_LDADD = $(TEST_WHITEBOX_LIBS)
+tests_check_blocks_LDADD = $(TEST_HOOKS_LIBS)
 
 tests_check_errors_SOURCES = tests/check_errors.c $(TEST_COMMON)
 tests_check_errors_CFLAGS = $(TEST_CFLAGS)
