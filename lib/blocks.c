@@ -39,6 +39,10 @@
 #define MALLOC_ONLY 1 /* 32-bit: no address space to set aside */
 #endif
 
+#ifdef CF_TEST_HOOKS
+void (*cf_test_blocks_init_hook)(void); /* blocks.h; never called with MALLOC_ONLY */
+#endif
+
 #ifdef MALLOC_ONLY
 
 void *cf_block_alloc(size_t size)
@@ -186,10 +190,6 @@ static void thread_exit(void *unused)
         caches[c].n = 0;
     }
 }
-
-#ifdef CF_TEST_HOOKS
-void (*cf_test_blocks_init_hook)(void); /* blocks.h */
-#endif
 
 static void init(void)
 {
