@@ -234,16 +234,8 @@ START_TEST(test_blocks_fork_while_busy)
                 cf_block_free(p[k]);
             _exit(0);
         }
-        int status = 0;
-        double until = now_s() + 20;
-        pid_t got;
-        while ((got = waitpid(pid, &status, WNOHANG)) == 0 && now_s() < until)
-            usleep(1000);
-        if (got == 0) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            ck_abort_msg("fork %d: the child hung in the allocator", i);
-        }
+        int status = wait_child(pid, 20);
+        ck_assert_msg(status != -1, "fork %d: the child hung in the allocator", i);
         ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
     atomic_store(&churn_stop, true);
@@ -318,16 +310,8 @@ START_TEST(test_blocks_fork_during_init)
         return; /* blocks are off here (sanitizers, valgrind), or started */
     }
     ck_assert_int_gt(init_child, 0);
-    int status = 0;
-    double until = now_s() + 20;
-    pid_t got;
-    while ((got = waitpid(init_child, &status, WNOHANG)) == 0 && now_s() < until)
-        usleep(1000);
-    if (got == 0) {
-        kill(init_child, SIGKILL);
-        waitpid(init_child, &status, 0);
-        ck_abort_msg("the child's fork hung in the allocator's fork handlers");
-    }
+    int status = wait_child(init_child, 20);
+    ck_assert_msg(status != -1, "the child's fork hung in the allocator's fork handlers");
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x",
                   status);
     ck_assert(no_children());

@@ -1031,25 +1031,6 @@ START_TEST(test_thread_pool_cancel_running_requests_stop)
 END_TEST
 
 /* TPE-05: a task forks a child that calls exit(0): it exits 0, promptly */
-static int wait_child(pid_t pid, double timeout)
-{
-    double end = now_s() + timeout;
-    int status;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return status;
-        if (r < 0)
-            return -1;
-        if (now_s() > end) {
-            kill(pid, SIGKILL); /* leave no hung child behind */
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        usleep(1000);
-    }
-}
-
 static void t_fork_exit(task_t *t)
 {
     pid_t pid = fork();

@@ -180,6 +180,25 @@ bool no_children(void)
     return waitpid(-1, NULL, WNOHANG) == -1 && errno == ECHILD;
 }
 
+int wait_child(pid_t pid, double timeout)
+{
+    double end = now_s() + timeout;
+    int status;
+    for (;;) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return status;
+        if (r < 0)
+            return -1;
+        if (now_s() > end) {
+            kill(pid, SIGKILL); /* leave no hung child behind */
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        usleep(1000);
+    }
+}
+
 bool process_gone(pid_t pid)
 {
     return kill(pid, 0) == -1 && errno == ESRCH;

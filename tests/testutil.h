@@ -65,6 +65,9 @@ int count_fds(void);
 bool wait_threads(int n);
 /* True if this process has no child left, not even a zombie (waitpid: ECHILD). */
 bool no_children(void);
+/* @pid's wait status once it exited, or -1 if it is not ours or is still
+   running after @timeout seconds (then it is SIGKILLed and reaped). */
+int wait_child(pid_t pid, double timeout);
 /* True if no process @pid exists any more (kill(pid, 0): ESRCH). */
 bool process_gone(pid_t pid);
 
