@@ -802,7 +802,8 @@ CF_API executor_t *mpi_pool_executor_new(const executor_options_t *o);
  * Blocks only when max_queue is set and the queue is full, and never on
  * the thread that makes room: a process or MPI pool's done-callbacks run on
  * its manager, and a blocking submit from one of them to its own pool is
- * let in over max_queue (a .nonblocking one still fails FUT_EFULL).
+ * let in over max_queue, however many it makes (a .nonblocking one still
+ * fails FUT_EFULL): bound a callback's fan-out yourself.
  * Threads: any, including tasks and callbacks of this executor.
  * Restrictions: a blocking submit from one of a thread pool's own workers
  * (a task, or a done-callback run there) can wait for ever if every worker
@@ -1020,7 +1021,9 @@ CF_API int futures_wait(future_t *const *fs, size_t n, double timeout,
  * Returns a new reference; NULL with errno EINVAL (NULL prev or fn, a bad
  * when or timeout, a delay), ESHUTDOWN or -FUT_EBROKEN (@ex refuses work now),
  * ENOMEM. Never blocks (but an executor step with a full max_queue blocks
- * the thread that completes prev unless .submit.nonblocking).
+ * the thread that completes prev unless .submit.nonblocking, or unless
+ * that thread is the manager of the step's own process or MPI pool: the
+ * step is then let in over max_queue, as executor_submit says).
  * Restrictions: if @prev is never completed, fn never runs and the memory
  * of the continuation (and a reference to @ex) is held until then. An
  * inline fn should not block waiting for another continuation of the same
@@ -1280,8 +1283,9 @@ CF_API future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg,
  * ECANCELED. Returns once every task not started is cancelled and every
  * running one asked to stop, without waiting for them (task_group_wait
  * waits); a call while another thread's cancel (or cancel_on_failure's) is
- * still at that work waits for it, except from a done-callback that a
- * group's cancel runs (it returns at once: it would wait for itself).
+ * still at that work waits for it, and so for the done-callbacks that
+ * cancel runs, except from a done-callback that a group's cancel runs (it
+ * returns at once: it would wait for itself).
  * Returns 0; FUT_EINVAL. Threads: any, also callbacks and tasks of the
  * group.
  */

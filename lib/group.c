@@ -12,7 +12,8 @@
  * (later submits fail ECANCELED; a later task_group_cancel waits until that
  * work is over, `walked`, unless its thread is walking a group itself: a
  * callback the walk runs would wait for itself, or two groups' walks for
- * each other). It walks
+ * each other; task_group_free waits unless it is this group's own walk,
+ * as it frees what the walk uses). It walks
  * the list twice without holding the mutex over any future_cancel: first it
  * cancels every member not running, then it asks the running ones to stop,
  * so a worker freed by a stopping task cannot start a member meanwhile.
@@ -348,17 +349,27 @@ future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg, size_t
     return f;
 }
 
-int task_group_cancel(task_group_t *g)
+/*
+ * Cancels @g, or waits for another thread's walk to end: unless this thread
+ * walks a group itself (@any_walk: any group; else only @g itself, as
+ * task_group_free must, which frees what that walk uses).
+ */
+static void cancel_group(task_group_t *g, bool any_walk)
 {
-    if (!g)
-        return FUT_EINVAL;
     pthread_mutex_lock(&g->mu);
     bool first = mark_cancelled(g);
-    while (!first && !g->walked && !walking) /* another thread's walk */
+    while (!first && !g->walked && (any_walk ? !walking : walking != g))
         pthread_cond_wait(&g->cv, &g->mu);
     pthread_mutex_unlock(&g->mu);
     if (first)
         cancel_members(g);
+}
+
+int task_group_cancel(task_group_t *g)
+{
+    if (!g)
+        return FUT_EINVAL;
+    cancel_group(g, true);
     return 0;
 }
 
@@ -392,7 +403,7 @@ void task_group_free(task_group_t *g)
 {
     if (!g)
         return;
-    task_group_cancel(g);
+    cancel_group(g, false);
     task_group_wait(g, FUT_FOREVER, NULL);
     /* A member's callback may still hold the mutex after the last wake-up. */
     pthread_mutex_lock(&g->mu);

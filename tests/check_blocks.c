@@ -253,7 +253,7 @@ extern void (*cf_test_blocks_init_hook)(void);
 #endif
 #endif
 
-static pid_t init_child = -1;
+static pid_t init_child = -2; /* -2: the hook never ran; -1: its fork failed */
 
 /*
  * In the allocator's first use, once its fork handlers are set: forks. The
@@ -263,7 +263,7 @@ static pid_t init_child = -1;
  */
 static void fork_during_init(void)
 {
-    if (init_child != -1)
+    if (init_child != -2)
         return; /* the child's own init */
     init_child = fork();
     if (init_child != 0)
@@ -304,12 +304,12 @@ START_TEST(test_blocks_fork_during_init)
     cf_test_blocks_init_hook = NULL;
     ck_assert_ptr_nonnull(b);
     cf_block_free(b);
-    if (init_child == -1) { /* the hook never ran */
+    if (init_child == -2) { /* the hook never ran */
         ck_assert_msg(cf_block_carved() < 0 || (fork_mode && !strcmp(fork_mode, "no")),
                       "the allocator was in use before this test");
         return; /* blocks are off here (sanitizers, valgrind), or started */
     }
-    ck_assert_int_gt(init_child, 0);
+    ck_assert_msg(init_child > 0, "fork: %s", strerror(errno));
     int status = wait_child(init_child, 20);
     ck_assert_msg(status != -1, "the child's fork hung in the allocator's fork handlers");
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x",
