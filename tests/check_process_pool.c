@@ -2016,19 +2016,29 @@ static void t_pid_gated(task_t *t)
 
 #define NWAKE 3 /* workers in the wake-up case */
 
-/* True if every pid of @arg (NWAKE) is blocked in read() (a sleeping worker). */
-static bool all_in_read(void *arg)
+int64_t cf_test_seat_flags(executor_t *ex, pid_t pid); /* lib/process/pool.c, tests */
+#define SEAT_ASLEEP 1 /* CF_SEAT_ASLEEP (lib/process/worker.h) */
+
+struct woken {
+    executor_t *ex;
+    pid_t pids[NWAKE];
+    int which; /* the one whose wake-up it is */
+};
+
+/* True if every worker of @arg (struct woken) sleeps: on its futex, and says so. */
+static bool all_asleep(void *arg)
 {
-    const pid_t *pids = arg;
+    const struct woken *w = arg;
     for (int i = 0; i < NWAKE; i++) {
         char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pids[i]);
+        snprintf(path, sizeof(path), "/proc/%d/syscall", (int)w->pids[i]);
         FILE *f = fopen(path, "r");
         long nr = -1;
-        bool ok = f && fscanf(f, "%ld", &nr) == 1 && nr == SYS_read;
+        bool ok = f && fscanf(f, "%ld", &nr) == 1 && nr == SYS_futex;
         if (f)
             fclose(f);
-        if (!ok)
+        int64_t flags = cf_test_seat_flags(w->ex, w->pids[i]);
+        if (!ok || flags < 0 || !(flags & SEAT_ASLEEP))
             return false;
     }
     return true;
@@ -2044,41 +2054,12 @@ static bool all_stopped(void *arg)
     return true;
 }
 
-/* Bytes waiting in the pipes @pid holds but its stdio (each opened again
-   through /proc). */
-static int pipe_bytes(pid_t pid)
-{
-    char dir[64], path[384], link[64];
-    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-    DIR *d = opendir(dir);
-    int total = 0;
-    for (struct dirent *e; d && (e = readdir(d));) {
-        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-        ssize_t n = readlink(path, link, sizeof(link) - 1);
-        if (atoi(e->d_name) <= 2 || n < 5 || strncmp(link, "pipe:", 5) != 0)
-            continue;
-        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-        int avail = 0;
-        if (fd >= 0 && ioctl(fd, FIONREAD, &avail) == 0)
-            total += avail;
-        if (fd >= 0)
-            close(fd);
-    }
-    if (d)
-        closedir(d);
-    return total;
-}
-
-struct woken {
-    pid_t pids[NWAKE];
-    int which; /* the one whose pipe holds the wake-up */
-};
-
+/* True once a stopped worker of @arg was woken (its ASLEEP cleared): `which`. */
 static bool one_woken(void *arg)
 {
     struct woken *w = arg;
     for (int i = 0; i < NWAKE; i++)
-        if (pipe_bytes(w->pids[i]) > 0) {
+        if (!(cf_test_seat_flags(w->ex, w->pids[i]) & SEAT_ASLEEP)) {
             w->which = i;
             return true;
         }
@@ -2088,7 +2069,8 @@ static bool one_woken(void *arg)
 /*
  * A wake-up dies with the worker it was sent to: the task it was for still
  * runs. NWAKE workers sleep and are stopped; a task is queued; the worker
- * whose pipe holds the wake-up is killed before it reads it; the others go
+ * whose wake-up it is (its ASLEEP bit cleared) is killed before it acts on
+ * it (a stop takes a worker out of its futex wait); the others go
  * on. One of them (or a new one) must run the task. 10 rounds. In a round
  * where the task sat in another worker's cell, the others slept on until
  * the manager woke a sleeper again after each death (a hang seen in
@@ -2107,14 +2089,14 @@ START_TEST(test_process_pool_wakeup_survives_woken_worker_death)
             ck_assert_ptr_nonnull(h[i] = executor_submit(ex, t_pid_gated, NULL, 0));
         wait_started(NWAKE);
         atomic_store(&shm->gate, 1);
-        struct woken w = {.which = -1};
+        struct woken w = {.ex = ex, .which = -1};
         for (int i = 0; i < NWAKE; i++) {
             w.pids[i] = (pid_t)result_i64(h[i]);
             future_unref(h[i]);
             for (int j = 0; j < i; j++)
                 ck_assert_int_ne(w.pids[i], w.pids[j]);
         }
-        ck_assert(eventually(all_in_read, w.pids, T_LONG));
+        ck_assert(eventually(all_asleep, &w, T_LONG));
         for (int i = 0; i < NWAKE; i++)
             ck_assert_int_eq(kill(w.pids[i], SIGSTOP), 0);
         /* Stopped for sure: one still waking could take the wake-up in. */
@@ -2720,13 +2702,16 @@ START_TEST(test_process_pool_grow_wakes_retired_worker)
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
     future_t *a, *b;
     hold_both(ex, &a, &b); /* each worker runs one */
-    /* Queued while both run: c in seat 0, d in seat 1 (the least loaded). */
+    /* Queued while both run: c in seat 0, d in seat 1 (the least loaded),
+       by the manager's pick: a priority sends none of them directly into
+       whichever seat's cell a submit finds reserved (internal.h). */
     int idx[3] = {10, 11, 12};
-    future_t *c = executor_submit(ex, t_mark, &idx[0], sizeof(int));
-    future_t *d = executor_submit(ex, t_mark, &idx[1], sizeof(int));
+    const submit_options_t prio = {.priority = 1};
+    future_t *c = executor_submit_with(ex, t_mark, &idx[0], sizeof(int), &prio);
+    future_t *d = executor_submit_with(ex, t_mark, &idx[1], sizeof(int), &prio);
     ck_assert(settles(ex, 4)); /* sent before the shrink */
     ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
-    future_t *e = executor_submit(ex, t_mark, &idx[2], sizeof(int));
+    future_t *e = executor_submit_with(ex, t_mark, &idx[2], sizeof(int), &prio);
     ck_assert(settles(ex, 5)); /* seat 1 is retired */
     atomic_store(&shm->gates[1], 1);
     pid_t pid = (pid_t)result_i64(b); /* d keeps its worker: it sleeps */

@@ -52,6 +52,11 @@ void cf_pp_write(struct pp_proc *pr)
 void cf_pp_requeue(struct process_pool *p, struct pp_work *w)
 {
     struct cf_work *cw = &w->base, **at = &p->pend.head;
+    if (atomic_load_explicit(&p->direct_ok, memory_order_relaxed)) {
+        cf_lock(&p->lock); /* no direct send starts before it from now on */
+        atomic_store(&p->direct_ok, false);
+        cf_unlock(&p->lock);
+    }
     while (*at && (cf_work_priority(*at) > cf_work_priority(cw) ||
                    (cf_work_priority(*at) == cf_work_priority(cw) &&
                     work_of(*at)->order < w->order))) {
@@ -159,8 +164,10 @@ static void retire(struct process_pool *p, int active)
             }
             continue;
         }
-        if (!pr->quit)
+        if (!pr->quit) {
             seat_flag(p, s, CF_SEAT_QUIT, pr->quit = true);
+            cf_pp_seat_wake(p, s); /* from its futex to its pipe */
+        }
         for (int i = 0; i < DEPTH && pr->nunstarted > 0; i++)
             if (pr->cell[i] && !pr->cell[i]->queued)
                 revoke_cell(p, pr, i);
@@ -306,7 +313,7 @@ static struct pp_proc *pick(struct process_pool *p, bool strict)
                 free_seat = s;
             continue;
         }
-        if (!cf_pp_usable(pr) || pr->ncells >= DEPTH)
+        if (!cf_pp_usable(pr) || cf_pp_cells_full(pr))
             continue;
         if (strict) {
             if (!pr->runs && pr->npiped == 0)
@@ -329,7 +336,7 @@ static struct pp_proc *pick(struct process_pool *p, bool strict)
         struct pp_proc *pr = spawn_into(p, free_seat);
         /* A worker forked into a seat whose cells are all taken (cf_pp_spawn
            adopts them) runs those first; the item goes elsewhere or waits. */
-        if (pr && pr->ncells < DEPTH)
+        if (pr && !cf_pp_cells_full(pr))
             return pr;
         if (atomic_load(&p->base.broken))
             return NULL;
@@ -392,7 +399,7 @@ static void grow(struct process_pool *p, int active)
 
 /*
  * Wakes a sleeping worker (CF_SEAT_ASLEEP, worker.h) for each task put in
- * the shared queue since the last call, with a NOTE frame in its pipe.
+ * the shared queue since the last call, from its seat's futex.
  * Workers that are awake find the queue themselves: a pool whose workers
  * never run dry writes nothing to their pipes.
  */
@@ -411,16 +418,8 @@ static void wake_sleepers(struct process_pool *p)
     for (int k = 0; k < p->nseats && n > 0; k++) {
         int s = (first + k) % p->nseats;
         struct pp_proc *pr = p->seats[s];
-        if (!pr || pr->quit || !cf_pp_usable(pr))
+        if (!pr || pr->quit || !cf_pp_usable(pr) || !cf_pp_seat_wake(p, s))
             continue;
-        _Atomic uint32_t *f = &p->seatw[s].flags;
-        uint32_t v = atomic_load(f);
-        while ((v & CF_SEAT_ASLEEP) &&
-               !atomic_compare_exchange_weak(f, &v, v & ~CF_SEAT_ASLEEP))
-            ;
-        if (!(v & CF_SEAT_ASLEEP))
-            continue;
-        send_note(pr);
         p->wake_next = (s + 1) % p->nseats;
         n--;
     }
