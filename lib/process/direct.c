@@ -123,7 +123,7 @@ void cf_pp_direct_refresh(struct process_pool *p)
  * (those awake find the task in the queue themselves), looking first where
  * the last one left off so that wake-ups go round.
  */
-void cf_pp_direct_wake(struct process_pool *p)
+bool cf_pp_direct_wake(struct process_pool *p)
 {
     int active = atomic_load_explicit(&p->active, memory_order_relaxed);
     unsigned first = atomic_load_explicit(&p->wake_rr, memory_order_relaxed);
@@ -133,7 +133,8 @@ void cf_pp_direct_wake(struct process_pool *p)
         if ((v & (CF_SEAT_ASLEEP | CF_SEAT_QUIT)) == CF_SEAT_ASLEEP &&
             cf_pp_seat_wake(p, s)) {
             atomic_store_explicit(&p->wake_rr, (unsigned)s + 1, memory_order_relaxed);
-            return;
+            return true;
         }
     }
+    return false;
 }

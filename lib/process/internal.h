@@ -435,8 +435,9 @@ void cf_pp_sort_in(struct process_pool *p, struct cf_work_fifo *q);
 /* Takes the submit FIFO in (cf_pp_sort_in), first giving back @seat's
    reserved cells (-1: none). True if it was empty. */
 bool cf_pp_take_sub(struct process_pool *p, int seat);
-/* A submitter, after a direct send: wakes one sleeping worker, if one sleeps. */
-void cf_pp_direct_wake(struct process_pool *p);
+/* A submitter, after a direct send: wakes one sleeping worker, if one sleeps
+   (true: it did). */
+bool cf_pp_direct_wake(struct process_pool *p);
 
 /* kill.c */
 int cf_pp_kill_workers(executor_t *ex, int sig, bool brk);

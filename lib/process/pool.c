@@ -109,10 +109,9 @@ static int enqueue(struct process_pool *p, struct cf_work *cw)
             atomic_store(&p->prio_seen, true);
     }
     cf_unlock(&p->lock);
-    if (direct)
-        cf_pp_direct_wake(p);
-    if (rc == 0 && cf_pp_kick(p))
-        cf_future_sleep_next_wait(); /* the manager, and a worker, need this CPU */
+    bool woke = direct && cf_pp_direct_wake(p);
+    if ((rc == 0 && cf_pp_kick(p)) || woke)
+        cf_future_sleep_next_wait(); /* the manager, or a worker, needs this CPU */
     return rc;
 }
 
