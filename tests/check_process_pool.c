@@ -2244,6 +2244,7 @@ START_TEST(test_process_pool_callback_submit_to_full_queue)
 }
 END_TEST
 
+
 /*
  * A deadline the manager acts on only after the task returned (late: it
  * was held up) fails the task but kills nobody: the worker has moved on to
@@ -2729,6 +2730,69 @@ START_TEST(test_process_pool_grow_wakes_retired_worker)
         future_unref(all[i]);
     executor_free(ex);
     end_check(0);
+}
+END_TEST
+
+static _Atomic int cb_in, cb_gate; /* the manager is in cb_block; lets it go */
+
+/* A done-callback (on the manager) that holds the manager until cb_gate. */
+static void cb_block(future_t *f, void *ud)
+{
+    (void)f;
+    (void)ud;
+    atomic_store(&cb_in, 1);
+    double end = now_s() + T_LONG;
+    while (!atomic_load(&cb_gate) && now_s() < end)
+        usleep(1000);
+}
+
+/* True once the manager is in cb_block. */
+static bool cb_entered(void *unused)
+{
+    (void)unused;
+    return atomic_load(&cb_in) != 0;
+}
+
+/* True once the t_mark task of index *@i ran. */
+static bool ran_once(void *i)
+{
+    return atomic_load(&shm->ran[*(int *)i]) == 1;
+}
+
+/*
+ * Issue 14's wake protocol: a short task submitted while the manager is
+ * busy (held here in a done-callback) starts all the same: the submit
+ * queues it and wakes a worker itself (a direct send, internal.h); only its
+ * completion waits for the manager. Without direct sends it waited for the
+ * manager to dispatch it.
+ */
+START_TEST(test_process_pool_task_starts_while_manager_busy)
+{
+    begin();
+    atomic_store(&cb_in, 0);
+    atomic_store(&cb_gate, 0);
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_ptr_nonnull(ex);
+    future_t *a, *b;
+    hold_both(ex, &a, &b); /* both workers forked */
+    atomic_store(&shm->gates[1], 1);
+    result_i64(b);
+    future_unref(b);
+    ck_assert_int_eq(future_add_done_callback(a, cb_block, NULL), 0);
+    atomic_store(&shm->gates[0], 1);
+    ck_assert(eventually(cb_entered, NULL, T_LONG)); /* the manager is held */
+    int idx = 7;
+    future_t *c = executor_submit(ex, t_mark, &idx, sizeof(idx));
+    ck_assert_ptr_nonnull(c);
+    ck_assert_msg(eventually(ran_once, &idx, T_LONG), "the task waited for the manager");
+    ck_assert(!future_done(c)); /* the manager completes it, once free */
+    atomic_store(&cb_gate, 1);
+    ck_assert_int_eq(result_i64(c), 7);
+    future_unref(a);
+    future_unref(c);
+    pid_t fs = fs_pid_of(ex);
+    executor_free(ex);
+    end_check(fs);
 }
 END_TEST
 
@@ -4466,6 +4530,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_deadline);
     tcase_add_test(tc, test_process_pool_late_deadline_spares_next_task);
     tcase_add_test(tc, test_process_pool_callback_submit_to_full_queue);
+    tcase_add_test(tc, test_process_pool_task_starts_while_manager_busy);
     tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_in_time);
     tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_while_terminating);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);
