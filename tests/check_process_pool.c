@@ -57,17 +57,20 @@ static int init_value;
 static void begin(void)
 {
     signal(SIGPIPE, SIG_DFL); /* the library must not need SIGPIPE ignored */
-    shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
+               0);
     ck_assert_ptr_ne(shm, MAP_FAILED);
     base_fds = count_fds();
     base_threads = thread_baseline();
 }
 
-/* After executor_free: no fd, no thread, no child (zombie or not), the fork server gone. */
+/* After executor_free: no fd, no thread, no child (zombie or not), the fork server gone.
+ */
 static void end_check(pid_t fs_pid)
 {
     ck_assert_int_eq(count_fds(), base_fds);
-    ck_assert(wait_threads(base_threads)); /* a joined thread leaves /proc a moment later */
+    ck_assert(
+        wait_threads(base_threads)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base_threads);
     errno = 0;
     ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
@@ -334,7 +337,8 @@ static void t_fds(task_t *t)
     task_return_i64(t, (int64_t)count_fds() * 2 + eof);
 }
 
-/* Writes a byte to fds 3 and 4 (files its parent opened): bit i set if fd 3 + i gave EBADF. */
+/* Writes a byte to fds 3 and 4 (files its parent opened): bit i set if fd 3 + i gave
+ * EBADF. */
 static void t_stray_writes(task_t *t)
 {
     int64_t bad = 0;
@@ -501,7 +505,8 @@ START_TEST(test_process_pool_heap_mix_merges_back)
             continue;
         size_t size = (size_t)CF_HEAP_MIN << (cls - 1);
         if (size < len || off % size || off + size > BYTES)
-            ck_abort_msg("op %d: block %u+%zu for %zu bytes", op, (unsigned)off, size, len);
+            ck_abort_msg("op %d: block %u+%zu for %zu bytes", op, (unsigned)off, size,
+                         len);
         for (size_t u = off / UNIT; u < (off + size) / UNIT; u++) {
             if (owner[u])
                 ck_abort_msg("op %d: block %u+%zu overlaps a live one", op, (unsigned)off,
@@ -594,7 +599,8 @@ END_TEST
 START_TEST(test_process_pool_bad_options)
 {
     errno = 0;
-    ck_assert_ptr_null(process_pool_executor_new(&(executor_options_t){.max_workers = -1}));
+    ck_assert_ptr_null(
+        process_pool_executor_new(&(executor_options_t){.max_workers = -1}));
     ck_assert_int_eq(errno, EINVAL);
     ck_assert_ptr_null(
         process_pool_executor_new(&(executor_options_t){.initarg_len = 4}));
@@ -634,7 +640,8 @@ END_TEST
 START_TEST(test_process_pool_stray_fd_writes)
 {
     begin();
-    int a = open("/dev/null", O_WRONLY | O_CLOEXEC), b = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    int a = open("/dev/null", O_WRONLY | O_CLOEXEC),
+        b = open("/dev/null", O_WRONLY | O_CLOEXEC);
     ck_assert_int_ge(a, 0);
     ck_assert_int_ge(b, 0);
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
@@ -714,7 +721,8 @@ START_TEST(test_process_pool_parent_std_fds_closed)
         for (int i = 0; i < 3; i++)
             if (closed[c] & (1 << i))
                 close(i);
-        executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+        executor_t *ex =
+            process_pool_executor_new(&(executor_options_t){.max_workers = 1});
         ck_assert_ptr_nonnull(ex);
         int64_t pid = -1;
         for (int k = 0; k < 3; k++) {
@@ -1057,7 +1065,10 @@ START_TEST(test_process_pool_answers_survive_death)
     future_t *fs_[N];
     for (int i = 0; i < N; i++) {
         idx[i] = i;
-        fs_[i] = executor_submit(ex, i == 0 ? t_block : i == K ? t_kill_self : t_mark,
+        fs_[i] = executor_submit(ex,
+                                 i == 0   ? t_block
+                                 : i == K ? t_kill_self
+                                          : t_mark,
                                  &idx[i], sizeof(int));
         ck_assert_ptr_nonnull(fs_[i]);
     }
@@ -1464,7 +1475,8 @@ START_TEST(test_process_pool_garbage_frame)
     future_unref(f);
     f = executor_submit(ex, t_bad_note, NULL, 0);
     err = failure(f, FUT_EWORKER);
-    ck_assert_msg(strstr(err->message, "NOTE frame naming a task") != NULL, "%s", err->message);
+    ck_assert_msg(strstr(err->message, "NOTE frame naming a task") != NULL, "%s",
+                  err->message);
     future_unref(f);
     int64_t v = 1;
     f = executor_submit(ex, t_add1, &v, sizeof(v));
@@ -1557,7 +1569,8 @@ START_TEST(test_process_pool_worker_start_fails)
     future_t *f = executor_submit(ex, t_pid, NULL, 0);
     ck_assert_ptr_nonnull(f);
     const future_error_t *err = failure(f, FUT_EBROKEN);
-    ck_assert_msg(strstr(err->message, "could not be started") != NULL, "%s", err->message);
+    ck_assert_msg(strstr(err->message, "could not be started") != NULL, "%s",
+                  err->message);
     future_unref(f);
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
     executor_free(ex);
@@ -1696,7 +1709,8 @@ START_TEST(test_process_pool_bad_task_frame)
     const char *said = piped ? "bad frame magic" : "longer than its slot";
     ck_assert_msg(strstr(err->message, said) != NULL, "%s", err->message);
     if (piped && !breaks)
-        ck_assert_msg(strstr(err->message, "(3 workers did)") != NULL, "%s", err->message);
+        ck_assert_msg(strstr(err->message, "(3 workers did)") != NULL, "%s",
+                      err->message);
     after_decode_death(ex, err, breaks, fs);
     future_unref(f);
 }
@@ -1719,7 +1733,8 @@ START_TEST(test_process_pool_segv_decoding)
     const future_error_t *err = failure(f, breaks ? FUT_EBROKEN : FUT_EWORKER);
     ck_assert_msg(err->signal == SIGSEGV, "%s", err->message);
     ck_assert_int_eq(err->exit_status, -1);
-    ck_assert_msg(strstr(err->message, "killed by signal 11") != NULL, "%s", err->message);
+    ck_assert_msg(strstr(err->message, "killed by signal 11") != NULL, "%s",
+                  err->message);
     ck_assert_msg(strstr(err->message, "before starting") != NULL, "%s", err->message);
     after_decode_death(ex, err, breaks, fs);
     future_unref(f);
@@ -2079,7 +2094,8 @@ static bool one_woken(void *arg)
 START_TEST(test_process_pool_wakeup_survives_woken_worker_death)
 {
     begin();
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = NWAKE});
+    executor_t *ex =
+        process_pool_executor_new(&(executor_options_t){.max_workers = NWAKE});
     ck_assert_ptr_nonnull(ex);
     for (int round = 0; round < 10; round++) {
         atomic_store(&shm->gate, 0);
@@ -2111,8 +2127,8 @@ START_TEST(test_process_pool_wakeup_survives_woken_worker_death)
                 ck_assert_int_eq(kill(w.pids[i], SIGCONT), 0);
         int64_t v = -1;
         int rc = future_result_i64(f, 10.0, &v);
-        ck_assert_msg(rc == 0, "round %d: the task after the woken worker's death: %s", round,
-                      future_strerror(rc));
+        ck_assert_msg(rc == 0, "round %d: the task after the woken worker's death: %s",
+                      round, future_strerror(rc));
         ck_assert_int_ne(v, w.pids[w.which]);
         future_unref(f);
     }
@@ -2127,8 +2143,8 @@ START_TEST(test_process_pool_deadline)
     begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
     double t0 = now_s();
-    future_t *f = executor_submit_with(ex, t_forever, NULL, 0,
-                                       &(submit_options_t){.timeout = 0.2});
+    future_t *f =
+        executor_submit_with(ex, t_forever, NULL, 0, &(submit_options_t){.timeout = 0.2});
     int64_t v = 5;
     future_t *g = executor_submit(ex, t_add1, &v, sizeof(v));
     failure(f, FUT_EDEADLINE);
@@ -2137,7 +2153,8 @@ START_TEST(test_process_pool_deadline)
     future_unref(f);
     future_unref(g);
     /* One that ignores SIGTERM gets SIGKILL. */
-    f = executor_submit_with(ex, t_ignore_term, NULL, 0, &(submit_options_t){.timeout = 0.1});
+    f = executor_submit_with(ex, t_ignore_term, NULL, 0,
+                             &(submit_options_t){.timeout = 0.1});
     failure(f, FUT_EDEADLINE);
     future_unref(f);
     g = executor_submit(ex, t_add1, &v, sizeof(v));
@@ -2244,7 +2261,6 @@ START_TEST(test_process_pool_callback_submit_to_full_queue)
 }
 END_TEST
 
-
 /*
  * A deadline the manager acts on only after the task returned (late: it
  * was held up) fails the task but kills nobody: the worker has moved on to
@@ -2268,7 +2284,7 @@ START_TEST(test_process_pool_late_deadline_spares_next_task)
     ck_assert(eventually(is_running, a, T_LONG) && eventually(is_running, x, T_LONG));
     double due =
         now_s() + limit; /* both of a's deadlines (worker's, manager's) are before */
-    ck_assert(settles(ex, 4)); /* b and c are sent */
+    ck_assert(settles(ex, 4));       /* b and c are sent */
     atomic_store(&shm->gates[1], 1); /* x returns: its callback holds the manager */
     ck_assert(eventually(held, &hu, T_LONG));
     ck_assert_msg(!future_done(a), "a's deadline passed before the manager was held");
@@ -2349,8 +2365,8 @@ static void late_deadline_case(bool terminate)
                                        &(submit_options_t){.timeout = limit});
     future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
     ck_assert(eventually(is_running, a, T_LONG));
-    double due = now_s() + limit;                 /* both of a's deadlines are before */
-    ck_assert(settles(ex, 2)); /* b is sent to the worker */
+    double due = now_s() + limit; /* both of a's deadlines are before */
+    ck_assert(settles(ex, 2));    /* b is sent to the worker */
     atomic_store(&h.armed, true);
     ck_assert(eventually(pass_held, &h, T_LONG));
     atomic_store(&shm->gates[0], 1); /* a returns; the worker takes b by itself */
@@ -2465,7 +2481,8 @@ START_TEST(test_process_pool_cancel_running_stops)
     ck_assert_uint_eq(st.queued, 0);
     ck_assert_uint_eq(st.running, 0);
     ck_assert_uint_eq(st.completed, 2);
-    /* A cooperative task past its own deadline fails FUT_EDEADLINE, whatever it returned. */
+    /* A cooperative task past its own deadline fails FUT_EDEADLINE, whatever it returned.
+     */
     f = executor_submit_with(ex, t_until_stop_mark, NULL, 0,
                              &(submit_options_t){.timeout = 0.05});
     failure(f, FUT_EDEADLINE);
@@ -2796,6 +2813,66 @@ START_TEST(test_process_pool_task_starts_while_manager_busy)
 }
 END_TEST
 
+struct asleep_goal {
+    executor_t *ex;
+    pid_t pid;
+};
+
+/* True once the worker *@arg says it sleeps (its seat's ASLEEP bit). */
+static bool pid_asleep(void *arg)
+{
+    const struct asleep_goal *g = arg;
+    int64_t flags = cf_test_seat_flags(g->ex, g->pid);
+    return flags >= 0 && (flags & SEAT_ASLEEP);
+}
+
+/* True once the pool counts a single worker. */
+static bool one_worker(void *ex)
+{
+    executor_stats_t st;
+    return executor_stats(ex, &st) == 0 && st.workers == 1;
+}
+
+/*
+ * A worker killed while asleep leaves its seat's ASLEEP bit behind; a
+ * direct send (internal.h) that takes that bit for a wake-up wakes nobody,
+ * and its task waited while the other worker slept on (found by review).
+ * The bit goes with the worker's death now. 8 rounds, each with the live
+ * worker asleep: the direct sends' wake-ups go round the seats.
+ */
+START_TEST(test_process_pool_worker_killed_asleep_takes_no_wakeup)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_ptr_nonnull(ex);
+    future_t *a, *b;
+    hold_both(ex, &a, &b);
+    atomic_store(&shm->gates[0], 1);
+    atomic_store(&shm->gates[1], 1);
+    pid_t pa = (pid_t)result_i64(a), pb = (pid_t)result_i64(b);
+    future_unref(a);
+    future_unref(b);
+    ck_assert(eventually(pid_asleep, &(struct asleep_goal){ex, pa}, T_LONG));
+    ck_assert(eventually(pid_asleep, &(struct asleep_goal){ex, pb}, T_LONG));
+    ck_assert_int_eq(kill(pb, SIGKILL), 0);
+    ck_assert(eventually(one_worker, ex, T_LONG)); /* its death is settled */
+    for (int i = 0; i < 8; i++) {
+        /* Asleep, so that only a wake-up starts the task (not its spin). */
+        ck_assert(eventually(pid_asleep, &(struct asleep_goal){ex, pa}, T_LONG));
+        future_t *f = executor_submit(ex, t_pid, NULL, 0);
+        ck_assert_ptr_nonnull(f);
+        int64_t v = 0;
+        ck_assert_msg(future_result_i64(f, T_LONG, &v) == 0,
+                      "round %d: the task never ran", i);
+        ck_assert_int_eq(v, pa);
+        future_unref(f);
+    }
+    pid_t fs = fs_pid_of(ex);
+    executor_free(ex);
+    end_check(fs);
+}
+END_TEST
+
 /* The stats of @ex once its manager has seen @f start. */
 /*
  * A pool of 2 whose first worker runs *a (held at gate 0) and whose second
@@ -2989,7 +3066,7 @@ START_TEST(test_process_pool_death_keeps_big_task_order)
     wait_started(1);
     future_t *b, *c;
     send_big_then_small(ex, &b, &c);
-    ck_assert(settles(ex, 3)); /* b in the worker's pipe, c in the shared queue */
+    ck_assert(settles(ex, 3));       /* b in the worker's pipe, c in the shared queue */
     atomic_store(&shm->gates[0], 1); /* a aborts: b and c wait for a new worker */
     failure(a, FUT_EWORKER);
     big_started_first(b, c);
@@ -3014,7 +3091,8 @@ START_TEST(test_process_pool_preempted_worker_keeps_order)
     static const char lag[] = "CF-FAULT-LAG!!";
     future_t *a = executor_submit(ex, t_echo, lag, sizeof(lag));
     ck_assert_ptr_nonnull(a);
-    ck_assert_int_eq(future_result(a, T_LONG, NULL, NULL), 0); /* the worker is held now */
+    ck_assert_int_eq(future_result(a, T_LONG, NULL, NULL),
+                     0); /* the worker is held now */
     future_t *b, *c;
     send_big_then_small(ex, &b, &c);
     big_started_first(b, c);
@@ -3128,8 +3206,11 @@ START_TEST(test_process_pool_initializer)
 {
     begin();
     int v = 42;
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){
-        .max_workers = 2, .initializer = t_init_ok, .initarg = &v, .initarg_len = sizeof(v)});
+    executor_t *ex =
+        process_pool_executor_new(&(executor_options_t){.max_workers = 2,
+                                                        .initializer = t_init_ok,
+                                                        .initarg = &v,
+                                                        .initarg_len = sizeof(v)});
     future_t *f = executor_submit(ex, t_get_init, NULL, 0);
     ck_assert_int_eq(result_i64(f), 42);
     future_unref(f);
@@ -3555,9 +3636,9 @@ START_TEST(test_process_pool_map_chunks)
     size_t lens[N];
     int_args(vals, args, lens, N);
     for (size_t buffersize = 0; buffersize <= 25; buffersize += 25) {
-        executor_map_t *m = executor_map(ex, t_pid_or_raise, args, lens, N,
-                                         &(map_options_t){.chunksize = C,
-                                                          .buffersize = buffersize});
+        executor_map_t *m =
+            executor_map(ex, t_pid_or_raise, args, lens, N,
+                         &(map_options_t){.chunksize = C, .buffersize = buffersize});
         ck_assert_ptr_nonnull(m);
         int64_t pid = -1;
         for (int i = 0; i < N; i++) {
@@ -3612,8 +3693,8 @@ START_TEST(test_process_pool_map_chunk_results_aligned)
     const void *args[N];
     size_t lens[N];
     int_args(vals, args, lens, N);
-    executor_map_t *m =
-        executor_map(ex, t_i64_or_raise_one, args, lens, N, &(map_options_t){.chunksize = 4});
+    executor_map_t *m = executor_map(ex, t_i64_or_raise_one, args, lens, N,
+                                     &(map_options_t){.chunksize = 4});
     ck_assert_ptr_nonnull(m);
     for (int i = 0; i < N; i++) {
         const void *d = NULL;
@@ -3651,11 +3732,13 @@ START_TEST(test_process_pool_map_chunk_answers_fit)
     const uint64_t per_item = CF_WIRE_CHUNK_ANSWER_ROOM; /* E2BIG's: 16 + 48 bytes */
     size_t sizes[] = {1, 1000, 60000000, 300000000};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        size_t k = ex->ops->chunk_fit(NULL, sizes[i]); /* empty items: no bytes to bound */
+        size_t k =
+            ex->ops->chunk_fit(NULL, sizes[i]); /* empty items: no bytes to bound */
         ck_assert_uint_ge(k, 1);
         ck_assert_uint_le(k, sizes[i]);
-        ck_assert_msg(CF_WIRE_RESULTS_FIXED + (uint64_t)k * per_item <= CF_WIRE_MAX_PAYLOAD,
-                      "a chunk of %zu items (of %zu): no room to answer each", k, sizes[i]);
+        ck_assert_msg(
+            CF_WIRE_RESULTS_FIXED + (uint64_t)k * per_item <= CF_WIRE_MAX_PAYLOAD,
+            "a chunk of %zu items (of %zu): no room to answer each", k, sizes[i]);
     }
     ck_assert_uint_eq(ex->ops->chunk_fit(NULL, 1000), 1000);
     executor_free(ex);
@@ -4287,8 +4370,8 @@ START_TEST(test_process_pool_parent_killed)
         report_and_die(fd, pids);
     }
     killed_child_pids(fd, child, pids);
-    ck_assert_msg(left_with_parent(pids), "fork server %d or worker %d outlived its parent",
-                  pids[0], pids[1]);
+    ck_assert_msg(left_with_parent(pids),
+                  "fork server %d or worker %d outlived its parent", pids[0], pids[1]);
 }
 END_TEST
 
@@ -4328,7 +4411,8 @@ START_TEST(test_process_pool_parent_killed_fork_holds_fds)
     bool gone = left_with_parent(pids);
     ck_assert(alive(pids[2])); /* the fork's child still holds the fds */
     close(hold[1]);
-    ck_assert_msg(gone, "fork server %d or worker %d outlived its parent", pids[0], pids[1]);
+    ck_assert_msg(gone, "fork server %d or worker %d outlived its parent", pids[0],
+                  pids[1]);
 }
 END_TEST
 
@@ -4422,8 +4506,8 @@ START_TEST(test_process_pool_submit_errors)
     ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 5));
     ck_assert_int_eq(errno, EINVAL);
     errno = 0;
-    ck_assert_ptr_null(executor_submit_with(ex, t_pid, NULL, 0,
-                                            &(submit_options_t){.timeout = -1}));
+    ck_assert_ptr_null(
+        executor_submit_with(ex, t_pid, NULL, 0, &(submit_options_t){.timeout = -1}));
     ck_assert_int_eq(errno, EINVAL);
     executor_stats_t st;
     executor_stats(ex, &st);
@@ -4531,6 +4615,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_late_deadline_spares_next_task);
     tcase_add_test(tc, test_process_pool_callback_submit_to_full_queue);
     tcase_add_test(tc, test_process_pool_task_starts_while_manager_busy);
+    tcase_add_test(tc, test_process_pool_worker_killed_asleep_takes_no_wakeup);
     tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_in_time);
     tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_while_terminating);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);

@@ -291,7 +291,7 @@ static void add_piped(struct process_pool *p, struct pp_proc *pr, size_t total)
     pr->npiped++;
     if (p->ring) { /* the worker reads its pipe before the queue's later tasks */
         atomic_fetch_add(&p->seatw[pr->seat].bound, 1);
-        cf_pp_seat_wake(p, pr->seat); /* from its futex to its pipe */
+        cf_pp_seat_wake(p, pr->seat, false); /* from its futex to its pipe */
     }
 }
 
@@ -383,9 +383,8 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
 bool cf_pp_direct_send(struct process_pool *p, struct pp_work *w)
 {
     int n = atomic_load_explicit(&p->nresv, memory_order_relaxed);
-    if (n == 0 || p->sub.head ||
-        !atomic_load_explicit(&p->direct_ok, memory_order_relaxed) || w->chunk_n ||
-        w->base.arg_len > CF_SLOT_ARG || cf_work_priority(&w->base))
+    if (n == 0 || !atomic_load_explicit(&p->direct_ok, memory_order_relaxed) ||
+        w->chunk_n || w->base.arg_len > CF_SLOT_ARG || cf_work_priority(&w->base))
         return false;
     uint64_t c = p->resv[n - 1];
     size_t idx = (size_t)(c >> 32) - 1;
@@ -409,14 +408,14 @@ bool cf_pp_direct_send(struct process_pool *p, struct pp_work *w)
     return room;
 }
 
-bool cf_pp_seat_wake(struct process_pool *p, int seat)
+bool cf_pp_seat_wake(struct process_pool *p, int seat, bool queued)
 {
     struct cf_seat_word *sw = &p->seatw[seat];
-    uint32_t v = atomic_load(&sw->flags);
-    while ((v & CF_SEAT_ASLEEP) &&
+    uint32_t v = atomic_load(&sw->flags), no = queued ? CF_SEAT_QUIT : 0;
+    while ((v & (CF_SEAT_ASLEEP | no)) == CF_SEAT_ASLEEP &&
            !atomic_compare_exchange_weak(&sw->flags, &v, v & ~CF_SEAT_ASLEEP))
         ;
-    if (!(v & CF_SEAT_ASLEEP))
+    if ((v & (CF_SEAT_ASLEEP | no)) != CF_SEAT_ASLEEP)
         return false;
     atomic_fetch_add(&sw->wake, 1);
     cf_futex_wake_shared(&sw->wake, 1);

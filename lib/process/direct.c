@@ -33,9 +33,14 @@ void cf_pp_sort_in(struct process_pool *p, struct cf_work_fifo *q)
 bool cf_pp_take_sub(struct process_pool *p, int seat)
 {
     cf_lock(&p->lock);
-    if (seat >= 0)
+    if (seat >= 0) {
         cf_pp_withdraw(p, seat);
+        /* A death may send a task back to the pending list (its suspect):
+           no direct send goes before it (cf_pp_direct_refresh decides again). */
+        atomic_store(&p->direct_ok, false);
+    }
     struct cf_work_fifo q = cf_fifo_take(&p->sub);
+    p->sub_plain = false;
     cf_unlock(&p->lock);
     bool empty = !q.head;
     cf_pp_sort_in(p, &q);
@@ -98,14 +103,18 @@ void cf_pp_direct_refresh(struct process_pool *p)
     for (int s = 0; s < p->nseats; s++) {
         const struct pp_proc *pr = p->seats[s];
         ok &= !pr || pr->npiped == 0;
+        /* A seat past `active` not retired yet (dispatch saw the old size):
+           its worker would still take queued tasks. */
+        ok &= !pr || s < active || pr->quit || pr->closing || pr->finalized;
         unfit |= pr && pr->reserved && !direct_fit(p, s, active);
     }
     /* Racy reads, settled under the lock: the lock only when something changes. */
+    int n = atomic_load_explicit(&p->nresv, memory_order_relaxed);
     if (!unfit && ok == atomic_load_explicit(&p->direct_ok, memory_order_relaxed) &&
-        (!ok || atomic_load_explicit(&p->nresv, memory_order_relaxed) > DIRECT_RESV / 2))
+        (ok ? n > DIRECT_RESV / 2 : n == 0))
         return;
     cf_lock(&p->lock);
-    ok &= !p->sub.head; /* a submit that could not go direct is older than the next */
+    ok &= !p->sub_plain; /* a submit that could not go direct is older than the next */
     if (!ok) {
         cf_pp_withdraw(p, -1);
     } else {
@@ -131,7 +140,7 @@ bool cf_pp_direct_wake(struct process_pool *p)
         int s = (int)((first + (unsigned)k) % (unsigned)active);
         uint32_t v = atomic_load(&p->seatw[s].flags);
         if ((v & (CF_SEAT_ASLEEP | CF_SEAT_QUIT)) == CF_SEAT_ASLEEP &&
-            cf_pp_seat_wake(p, s)) {
+            cf_pp_seat_wake(p, s, true)) {
             atomic_store_explicit(&p->wake_rr, (unsigned)s + 1, memory_order_relaxed);
             return true;
         }

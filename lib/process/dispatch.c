@@ -166,7 +166,7 @@ static void retire(struct process_pool *p, int active)
         }
         if (!pr->quit) {
             seat_flag(p, s, CF_SEAT_QUIT, pr->quit = true);
-            cf_pp_seat_wake(p, s); /* from its futex to its pipe */
+            cf_pp_seat_wake(p, s, false); /* from its futex to its pipe */
         }
         for (int i = 0; i < DEPTH && pr->nunstarted > 0; i++)
             if (pr->cell[i] && !pr->cell[i]->queued)
@@ -409,16 +409,16 @@ static void wake_sleepers(struct process_pool *p)
     p->queued_new = 0;
     /* The queue's tail before the ASLEEP bits read below: pairs with the
        worker's bit, set before it looks at the queue. ring_append's stores
-       are release; one seq_cst store of the same value (the manager is the
-       only writer) orders the whole batch. Not a fence: TSan has none. */
+       are release; one seq_cst read-modify-write that adds nothing orders
+       the whole batch (a store could take back a submitter's direct append
+       made meanwhile). Not a fence: TSan has none. */
     if (p->ring) /* else no entry was appended (nor counted) */
-        atomic_store(&p->ring->tail,
-                     atomic_load_explicit(&p->ring->tail, memory_order_relaxed));
+        atomic_fetch_add(&p->ring->tail, 0);
     int first = p->wake_next;
     for (int k = 0; k < p->nseats && n > 0; k++) {
         int s = (first + k) % p->nseats;
         struct pp_proc *pr = p->seats[s];
-        if (!pr || pr->quit || !cf_pp_usable(pr) || !cf_pp_seat_wake(p, s))
+        if (!pr || pr->quit || !cf_pp_usable(pr) || !cf_pp_seat_wake(p, s, true))
             continue;
         p->wake_next = (s + 1) % p->nseats;
         n--;

@@ -237,6 +237,7 @@ struct process_pool {
     cf_lock_t lock;
     struct cf_work_fifo sub;
     uint64_t sub_order;         /* submits so far: lock */
+    bool sub_plain;             /* the submit FIFO holds a task not sent directly: lock */
     uint64_t resv[DIRECT_RESV]; /* cells for direct sends, claim-word form: lock */
     _Atomic int nresv;          /* of resv (written under lock) */
     _Atomic bool direct_ok;     /* a submit may send directly (written under lock) */
@@ -395,8 +396,12 @@ bool cf_pp_cell_revoke(struct process_pool *p, struct pp_proc *pr, int i);
 bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw);
 /* A submitter, under `lock`: queues @w itself in a reserved cell; false if it may not. */
 bool cf_pp_direct_send(struct process_pool *p, struct pp_work *w);
-/* Any thread: wakes the worker in @seat from its futex if it sleeps there; true if so. */
-bool cf_pp_seat_wake(struct process_pool *p, int seat);
+/*
+ * Any thread: wakes the worker in @seat from its futex if it sleeps there;
+ * true if so. @queued: for a queued task, so not a worker in a seat that
+ * takes none (CF_SEAT_QUIT), whose wake-up would be lost to the task.
+ */
+bool cf_pp_seat_wake(struct process_pool *p, int seat, bool queued);
 /* The manager: @w, sent directly, now occupies its reserved cell. */
 void cf_pp_adopt(struct process_pool *p, struct pp_work *w);
 bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw, bool stop);

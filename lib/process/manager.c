@@ -151,12 +151,9 @@ static bool runs_any(struct process_pool *p, int seat, bool unexpired)
 }
 
 /*
- * The cell (index among all cells) a worker that died unexpectedly was most
- * likely receiving: none if it had started a task; else its oldest sent
- * task, or, if it died in its initializer, the pool's oldest (the task it
- * was forked for may sit in any seat's cell: a direct send, or one sent
- * while the pool had fewer workers), so that workers dying there one after
- * the other fail it after POISON_MAX. -1 for none.
+ * The cell (index among all) a worker that died unexpectedly was most likely
+ * receiving, or -1: none if it had started a task; else its oldest sent one,
+ * or the pool's if it died in its initializer (wherever it was queued).
  */
 static long poison_suspect(struct process_pool *p, struct pp_proc *pr)
 {
@@ -333,7 +330,10 @@ static void rewake(struct process_pool *p)
 /* @pr exited (or never started): settle each of its cells, free its seat. */
 void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
 {
-    cf_pp_take_sub(p, pr->seat); /* direct sends first: it may have claimed one */
+    /* Its ASLEEP bit would take a direct send's wake-up; it may have claimed one. */
+    if (p->seats[pr->seat] == pr)
+        atomic_fetch_and(&p->seatw[pr->seat].flags, ~CF_SEAT_ASLEEP);
+    cf_pp_take_sub(p, pr->seat);
     /* Gone from the stats now, before any future completes here; its seat
        may stay a while (cf_pp_reap), for the tasks others run of its cells. */
     atomic_fetch_sub(&p->nworkers, 1);
@@ -407,17 +407,13 @@ static bool may_stop(struct process_pool *p)
 static bool intake(struct process_pool *p, bool idle)
 {
     cf_lock(&p->lock);
-    struct cf_work_fifo q = cf_fifo_take(&p->sub);
-    bool leave = idle && !q.head && may_stop(p);
+    bool leave = idle && !p->sub.head && may_stop(p);
     if (leave)
-        p->exiting = true;
+        p->exiting = true; /* no submit goes in from now on */
     cf_unlock(&p->lock);
-    if (q.head) {
-        cf_pp_sort_in(p, &q);
-        if (atomic_load(&p->base.broken))
-            cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN,
-                                   "the process pool is broken", cf_pp_work_drop);
-    }
+    if (!cf_pp_take_sub(p, -1) && atomic_load(&p->base.broken))
+        cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN,
+                               "the process pool is broken", cf_pp_work_drop);
     return leave;
 }
 
@@ -427,6 +423,7 @@ static void cancel_all(struct process_pool *p)
     uint32_t req = atomic_load(&p->cancel_req);
     if (req == atomic_load(&p->cancel_done))
         return;
+    cf_pp_take_sub(p, -1); /* direct sends made since this pass's intake */
     cf_executor_drain_fifo(&p->base, &p->pend, FUT_ECANCELLED, NULL, cf_pp_work_drop);
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
@@ -514,7 +511,7 @@ static bool close_seats(struct process_pool *p)
             /* A worker looking for work (worker.c's spin) stops at once. */
             atomic_fetch_or(&p->seatw[s].flags, CF_SEAT_QUIT);
             cf_pp_close_fd(&p->seats[s]->to_fd);
-            cf_pp_seat_wake(p, s); /* from its futex to its pipe's end */
+            cf_pp_seat_wake(p, s, false); /* from its futex to its pipe's end */
         }
     return !any_worker(p);
 }

@@ -101,8 +101,11 @@ static int enqueue(struct process_pool *p, struct cf_work *cw)
     if (rc == 0) {
         work_of(cw)->order = p->sub_order++;
         direct = cf_pp_direct_send(p, work_of(cw));
-        if (!direct && atomic_load_explicit(&p->direct_ok, memory_order_relaxed))
-            atomic_store(&p->direct_ok, false); /* none goes direct before it */
+        if (!direct) { /* none goes direct before it */
+            p->sub_plain = true;
+            if (atomic_load_explicit(&p->direct_ok, memory_order_relaxed))
+                atomic_store(&p->direct_ok, false);
+        }
         cf_fifo_push_prio(&p->sub, cw);
         if (cf_work_priority(cw) &&
             !atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
@@ -192,8 +195,10 @@ static void pp_shutdown(executor_t *ex, bool cancel_futures)
     cf_lock(&p->lock);
     atomic_store(&p->stopping, true);
     struct cf_work_fifo q = {0};
-    if (cancel_futures)
+    if (cancel_futures) {
         q = cf_fifo_take(&p->sub);
+        p->sub_plain = false;
+    }
     /* Those sent directly are in the workers' queue: the manager cancels them. */
     for (struct cf_work **at = &q.head; *at;) {
         struct cf_work *cw = *at;
@@ -293,7 +298,12 @@ static int pp_set_max_workers(executor_t *ex, int n)
     struct process_pool *p = pp_of(ex);
     if (n > p->nseats)
         return FUT_EINVAL;
+    cf_lock(&p->lock);
     atomic_store(&p->active, n);
+    /* What is submitted from now on waits for the manager to retire the
+       seats past n first (their workers take no queued task then). */
+    atomic_store(&p->direct_ok, false);
+    cf_unlock(&p->lock);
     cf_pp_kick(p);
     return 0;
 }
