@@ -584,33 +584,26 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * worker leaves behind when it goes keep their place for the others and for its
  * replacement.
  *
- * Idle and busy: an idle worker sleeps on a futex in memory it shares with
- * the parent, and the manager thread in poll() with no timeout, so an idle
- * pool, and one whose workers all run long tasks, makes no wake-ups. A
- * worker that runs dry looks at the queue for up to 50 us (yielding the
- * CPU) before it sleeps, but only when its last wait for work was that
- * short (a burst, quick round trips); tasks that come further apart find
- * it asleep. A queued task wakes one sleeping worker; workers that are
- * awake take queued tasks with no system call. While nothing waits to be
- * sent, a submit of a small plain task (an argument of up to 96 bytes, no
- * priority, not a map chunk) queues it and wakes a sleeping worker itself,
- * so the task waits for that one wake-up, not for the manager's first; the
- * manager takes it in afterwards (it still completes the future). Other
- * tasks, and tasks submitted while older ones wait, go through the manager
- * (submission order holds either way). Only while a sent task is not known
- * to have started does the manager look at the claim words every 1 ms (so
- * future_running() and a task's own deadline follow its start); a worker
- * announces the start of a task that follows a long one at once. Woken by
- * an event (a
+ * Idle and busy: an idle worker blocks in read() and the manager thread in
+ * poll() with no timeout, so an idle pool, and one whose workers all run
+ * long tasks, makes no wake-ups. A worker that runs dry looks at the queue
+ * for up to 50 us (yielding the CPU) before it sleeps, but only when its
+ * last wait for work was that short (a burst, quick round trips); tasks
+ * that come further apart find it asleep. A queued task wakes one sleeping
+ * worker (a frame in its pipe); workers that are awake take queued tasks
+ * with no system call. Only while a sent task is not known to have started
+ * does the manager look at the claim words every 1 ms (so future_running()
+ * and a task's own deadline follow its start); a worker announces the
+ * start of a task that follows a long one at once. Woken by an event (a
  * submit, an answer), the manager polls (and reads the answer records) for
  * up to 50 us more before it sleeps, yielding the CPU between polls, so a
  * quick round trip (submit, answer, next submit) does not wait for its
- * wake-ups. A submit that wakes the manager from that sleep, or a worker
- * from its futex, makes the submitting thread's next wait
+ * wake-ups. A submit that wakes the
+ * manager from that sleep makes the submitting thread's next wait
  * (future_result, future_exception) sleep at once instead of spinning:
- * a thread left runnable on its CPU would send the wake-up to another CPU,
- * which on a VM whose idle vCPUs halt costs about 50 us against 5 us on
- * this one (bench W7).
+ * a thread left runnable on its CPU would send the manager's wake-up of a
+ * worker to another CPU, which on a VM whose idle vCPUs halt costs about
+ * 50 us against 5 us on this one (bench W7).
  *
  * executor_map with chunksize > 1 sends each chunk as ONE task, as Python's
  * ProcessPoolExecutor.map does: one future and one frame each way, no

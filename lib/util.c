@@ -30,16 +30,6 @@ void cf_futex_wake(_Atomic uint32_t *addr, int n)
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-void cf_futex_wake_shared(_Atomic uint32_t *addr, int n)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, n, NULL, NULL, 0);
-}
-
-void cf_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, expected, NULL, NULL, 0);
-}
-
 #if defined(__SANITIZE_THREAD__)
 #define CF_TSAN 1
 #elif defined(__has_feature)

@@ -37,10 +37,6 @@ void cf_futex_wait_for(_Atomic uint32_t *addr, uint32_t expected, int64_t rel_ns
 /* As cf_futex_wait until @deadline (cf_now_ns; CF_NO_DEADLINE: none); false,
    without waiting, once it has passed. */
 bool cf_futex_wait_until(_Atomic uint32_t *addr, uint32_t expected, int64_t deadline);
-/* As cf_futex_wake and cf_futex_wait for a word in memory shared between
-   processes (MAP_SHARED): not the private futex, which is per process. */
-void cf_futex_wake_shared(_Atomic uint32_t *addr, int n);
-void cf_futex_wait_shared(_Atomic uint32_t *addr, uint32_t expected);
 
 static inline void cf_lock(cf_lock_t *l)
 {

@@ -57,20 +57,17 @@ static int init_value;
 static void begin(void)
 {
     signal(SIGPIPE, SIG_DFL); /* the library must not need SIGPIPE ignored */
-    shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1,
-               0);
+    shm = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     ck_assert_ptr_ne(shm, MAP_FAILED);
     base_fds = count_fds();
     base_threads = thread_baseline();
 }
 
-/* After executor_free: no fd, no thread, no child (zombie or not), the fork server gone.
- */
+/* After executor_free: no fd, no thread, no child (zombie or not), the fork server gone. */
 static void end_check(pid_t fs_pid)
 {
     ck_assert_int_eq(count_fds(), base_fds);
-    ck_assert(
-        wait_threads(base_threads)); /* a joined thread leaves /proc a moment later */
+    ck_assert(wait_threads(base_threads)); /* a joined thread leaves /proc a moment later */
     ck_assert_int_eq(count_threads(), base_threads);
     errno = 0;
     ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
@@ -337,8 +334,7 @@ static void t_fds(task_t *t)
     task_return_i64(t, (int64_t)count_fds() * 2 + eof);
 }
 
-/* Writes a byte to fds 3 and 4 (files its parent opened): bit i set if fd 3 + i gave
- * EBADF. */
+/* Writes a byte to fds 3 and 4 (files its parent opened): bit i set if fd 3 + i gave EBADF. */
 static void t_stray_writes(task_t *t)
 {
     int64_t bad = 0;
@@ -505,8 +501,7 @@ START_TEST(test_process_pool_heap_mix_merges_back)
             continue;
         size_t size = (size_t)CF_HEAP_MIN << (cls - 1);
         if (size < len || off % size || off + size > BYTES)
-            ck_abort_msg("op %d: block %u+%zu for %zu bytes", op, (unsigned)off, size,
-                         len);
+            ck_abort_msg("op %d: block %u+%zu for %zu bytes", op, (unsigned)off, size, len);
         for (size_t u = off / UNIT; u < (off + size) / UNIT; u++) {
             if (owner[u])
                 ck_abort_msg("op %d: block %u+%zu overlaps a live one", op, (unsigned)off,
@@ -599,8 +594,7 @@ END_TEST
 START_TEST(test_process_pool_bad_options)
 {
     errno = 0;
-    ck_assert_ptr_null(
-        process_pool_executor_new(&(executor_options_t){.max_workers = -1}));
+    ck_assert_ptr_null(process_pool_executor_new(&(executor_options_t){.max_workers = -1}));
     ck_assert_int_eq(errno, EINVAL);
     ck_assert_ptr_null(
         process_pool_executor_new(&(executor_options_t){.initarg_len = 4}));
@@ -640,8 +634,7 @@ END_TEST
 START_TEST(test_process_pool_stray_fd_writes)
 {
     begin();
-    int a = open("/dev/null", O_WRONLY | O_CLOEXEC),
-        b = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    int a = open("/dev/null", O_WRONLY | O_CLOEXEC), b = open("/dev/null", O_WRONLY | O_CLOEXEC);
     ck_assert_int_ge(a, 0);
     ck_assert_int_ge(b, 0);
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
@@ -721,8 +714,7 @@ START_TEST(test_process_pool_parent_std_fds_closed)
         for (int i = 0; i < 3; i++)
             if (closed[c] & (1 << i))
                 close(i);
-        executor_t *ex =
-            process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+        executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
         ck_assert_ptr_nonnull(ex);
         int64_t pid = -1;
         for (int k = 0; k < 3; k++) {
@@ -1065,10 +1057,7 @@ START_TEST(test_process_pool_answers_survive_death)
     future_t *fs_[N];
     for (int i = 0; i < N; i++) {
         idx[i] = i;
-        fs_[i] = executor_submit(ex,
-                                 i == 0   ? t_block
-                                 : i == K ? t_kill_self
-                                          : t_mark,
+        fs_[i] = executor_submit(ex, i == 0 ? t_block : i == K ? t_kill_self : t_mark,
                                  &idx[i], sizeof(int));
         ck_assert_ptr_nonnull(fs_[i]);
     }
@@ -1475,8 +1464,7 @@ START_TEST(test_process_pool_garbage_frame)
     future_unref(f);
     f = executor_submit(ex, t_bad_note, NULL, 0);
     err = failure(f, FUT_EWORKER);
-    ck_assert_msg(strstr(err->message, "NOTE frame naming a task") != NULL, "%s",
-                  err->message);
+    ck_assert_msg(strstr(err->message, "NOTE frame naming a task") != NULL, "%s", err->message);
     future_unref(f);
     int64_t v = 1;
     f = executor_submit(ex, t_add1, &v, sizeof(v));
@@ -1569,8 +1557,7 @@ START_TEST(test_process_pool_worker_start_fails)
     future_t *f = executor_submit(ex, t_pid, NULL, 0);
     ck_assert_ptr_nonnull(f);
     const future_error_t *err = failure(f, FUT_EBROKEN);
-    ck_assert_msg(strstr(err->message, "could not be started") != NULL, "%s",
-                  err->message);
+    ck_assert_msg(strstr(err->message, "could not be started") != NULL, "%s", err->message);
     future_unref(f);
     ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
     executor_free(ex);
@@ -1709,8 +1696,7 @@ START_TEST(test_process_pool_bad_task_frame)
     const char *said = piped ? "bad frame magic" : "longer than its slot";
     ck_assert_msg(strstr(err->message, said) != NULL, "%s", err->message);
     if (piped && !breaks)
-        ck_assert_msg(strstr(err->message, "(3 workers did)") != NULL, "%s",
-                      err->message);
+        ck_assert_msg(strstr(err->message, "(3 workers did)") != NULL, "%s", err->message);
     after_decode_death(ex, err, breaks, fs);
     future_unref(f);
 }
@@ -1733,8 +1719,7 @@ START_TEST(test_process_pool_segv_decoding)
     const future_error_t *err = failure(f, breaks ? FUT_EBROKEN : FUT_EWORKER);
     ck_assert_msg(err->signal == SIGSEGV, "%s", err->message);
     ck_assert_int_eq(err->exit_status, -1);
-    ck_assert_msg(strstr(err->message, "killed by signal 11") != NULL, "%s",
-                  err->message);
+    ck_assert_msg(strstr(err->message, "killed by signal 11") != NULL, "%s", err->message);
     ck_assert_msg(strstr(err->message, "before starting") != NULL, "%s", err->message);
     after_decode_death(ex, err, breaks, fs);
     future_unref(f);
@@ -2031,29 +2016,19 @@ static void t_pid_gated(task_t *t)
 
 #define NWAKE 3 /* workers in the wake-up case */
 
-int64_t cf_test_seat_flags(executor_t *ex, pid_t pid); /* lib/process/pool.c, tests */
-#define SEAT_ASLEEP 1 /* CF_SEAT_ASLEEP (lib/process/worker.h) */
-
-struct woken {
-    executor_t *ex;
-    pid_t pids[NWAKE];
-    int which; /* the one whose wake-up it is */
-};
-
-/* True if every worker of @arg (struct woken) sleeps: on its futex, and says so. */
-static bool all_asleep(void *arg)
+/* True if every pid of @arg (NWAKE) is blocked in read() (a sleeping worker). */
+static bool all_in_read(void *arg)
 {
-    const struct woken *w = arg;
+    const pid_t *pids = arg;
     for (int i = 0; i < NWAKE; i++) {
         char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/syscall", (int)w->pids[i]);
+        snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pids[i]);
         FILE *f = fopen(path, "r");
         long nr = -1;
-        bool ok = f && fscanf(f, "%ld", &nr) == 1 && nr == SYS_futex;
+        bool ok = f && fscanf(f, "%ld", &nr) == 1 && nr == SYS_read;
         if (f)
             fclose(f);
-        int64_t flags = cf_test_seat_flags(w->ex, w->pids[i]);
-        if (!ok || flags < 0 || !(flags & SEAT_ASLEEP))
+        if (!ok)
             return false;
     }
     return true;
@@ -2069,12 +2044,41 @@ static bool all_stopped(void *arg)
     return true;
 }
 
-/* True once a stopped worker of @arg was woken (its ASLEEP cleared): `which`. */
+/* Bytes waiting in the pipes @pid holds but its stdio (each opened again
+   through /proc). */
+static int pipe_bytes(pid_t pid)
+{
+    char dir[64], path[384], link[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    int total = 0;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(path, link, sizeof(link) - 1);
+        if (atoi(e->d_name) <= 2 || n < 5 || strncmp(link, "pipe:", 5) != 0)
+            continue;
+        int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+        int avail = 0;
+        if (fd >= 0 && ioctl(fd, FIONREAD, &avail) == 0)
+            total += avail;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (d)
+        closedir(d);
+    return total;
+}
+
+struct woken {
+    pid_t pids[NWAKE];
+    int which; /* the one whose pipe holds the wake-up */
+};
+
 static bool one_woken(void *arg)
 {
     struct woken *w = arg;
     for (int i = 0; i < NWAKE; i++)
-        if (!(cf_test_seat_flags(w->ex, w->pids[i]) & SEAT_ASLEEP)) {
+        if (pipe_bytes(w->pids[i]) > 0) {
             w->which = i;
             return true;
         }
@@ -2084,8 +2088,7 @@ static bool one_woken(void *arg)
 /*
  * A wake-up dies with the worker it was sent to: the task it was for still
  * runs. NWAKE workers sleep and are stopped; a task is queued; the worker
- * whose wake-up it is (its ASLEEP bit cleared) is killed before it acts on
- * it (a stop takes a worker out of its futex wait); the others go
+ * whose pipe holds the wake-up is killed before it reads it; the others go
  * on. One of them (or a new one) must run the task. 10 rounds. In a round
  * where the task sat in another worker's cell, the others slept on until
  * the manager woke a sleeper again after each death (a hang seen in
@@ -2094,8 +2097,7 @@ static bool one_woken(void *arg)
 START_TEST(test_process_pool_wakeup_survives_woken_worker_death)
 {
     begin();
-    executor_t *ex =
-        process_pool_executor_new(&(executor_options_t){.max_workers = NWAKE});
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = NWAKE});
     ck_assert_ptr_nonnull(ex);
     for (int round = 0; round < 10; round++) {
         atomic_store(&shm->gate, 0);
@@ -2105,14 +2107,14 @@ START_TEST(test_process_pool_wakeup_survives_woken_worker_death)
             ck_assert_ptr_nonnull(h[i] = executor_submit(ex, t_pid_gated, NULL, 0));
         wait_started(NWAKE);
         atomic_store(&shm->gate, 1);
-        struct woken w = {.ex = ex, .which = -1};
+        struct woken w = {.which = -1};
         for (int i = 0; i < NWAKE; i++) {
             w.pids[i] = (pid_t)result_i64(h[i]);
             future_unref(h[i]);
             for (int j = 0; j < i; j++)
                 ck_assert_int_ne(w.pids[i], w.pids[j]);
         }
-        ck_assert(eventually(all_asleep, &w, T_LONG));
+        ck_assert(eventually(all_in_read, w.pids, T_LONG));
         for (int i = 0; i < NWAKE; i++)
             ck_assert_int_eq(kill(w.pids[i], SIGSTOP), 0);
         /* Stopped for sure: one still waking could take the wake-up in. */
@@ -2127,8 +2129,8 @@ START_TEST(test_process_pool_wakeup_survives_woken_worker_death)
                 ck_assert_int_eq(kill(w.pids[i], SIGCONT), 0);
         int64_t v = -1;
         int rc = future_result_i64(f, 10.0, &v);
-        ck_assert_msg(rc == 0, "round %d: the task after the woken worker's death: %s",
-                      round, future_strerror(rc));
+        ck_assert_msg(rc == 0, "round %d: the task after the woken worker's death: %s", round,
+                      future_strerror(rc));
         ck_assert_int_ne(v, w.pids[w.which]);
         future_unref(f);
     }
@@ -2143,8 +2145,8 @@ START_TEST(test_process_pool_deadline)
     begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
     double t0 = now_s();
-    future_t *f =
-        executor_submit_with(ex, t_forever, NULL, 0, &(submit_options_t){.timeout = 0.2});
+    future_t *f = executor_submit_with(ex, t_forever, NULL, 0,
+                                       &(submit_options_t){.timeout = 0.2});
     int64_t v = 5;
     future_t *g = executor_submit(ex, t_add1, &v, sizeof(v));
     failure(f, FUT_EDEADLINE);
@@ -2153,8 +2155,7 @@ START_TEST(test_process_pool_deadline)
     future_unref(f);
     future_unref(g);
     /* One that ignores SIGTERM gets SIGKILL. */
-    f = executor_submit_with(ex, t_ignore_term, NULL, 0,
-                             &(submit_options_t){.timeout = 0.1});
+    f = executor_submit_with(ex, t_ignore_term, NULL, 0, &(submit_options_t){.timeout = 0.1});
     failure(f, FUT_EDEADLINE);
     future_unref(f);
     g = executor_submit(ex, t_add1, &v, sizeof(v));
@@ -2284,7 +2285,7 @@ START_TEST(test_process_pool_late_deadline_spares_next_task)
     ck_assert(eventually(is_running, a, T_LONG) && eventually(is_running, x, T_LONG));
     double due =
         now_s() + limit; /* both of a's deadlines (worker's, manager's) are before */
-    ck_assert(settles(ex, 4));       /* b and c are sent */
+    ck_assert(settles(ex, 4)); /* b and c are sent */
     atomic_store(&shm->gates[1], 1); /* x returns: its callback holds the manager */
     ck_assert(eventually(held, &hu, T_LONG));
     ck_assert_msg(!future_done(a), "a's deadline passed before the manager was held");
@@ -2365,8 +2366,8 @@ static void late_deadline_case(bool terminate)
                                        &(submit_options_t){.timeout = limit});
     future_t *b = executor_submit(ex, t_hold, &hb, sizeof(hb));
     ck_assert(eventually(is_running, a, T_LONG));
-    double due = now_s() + limit; /* both of a's deadlines are before */
-    ck_assert(settles(ex, 2));    /* b is sent to the worker */
+    double due = now_s() + limit;                 /* both of a's deadlines are before */
+    ck_assert(settles(ex, 2)); /* b is sent to the worker */
     atomic_store(&h.armed, true);
     ck_assert(eventually(pass_held, &h, T_LONG));
     atomic_store(&shm->gates[0], 1); /* a returns; the worker takes b by itself */
@@ -2481,8 +2482,7 @@ START_TEST(test_process_pool_cancel_running_stops)
     ck_assert_uint_eq(st.queued, 0);
     ck_assert_uint_eq(st.running, 0);
     ck_assert_uint_eq(st.completed, 2);
-    /* A cooperative task past its own deadline fails FUT_EDEADLINE, whatever it returned.
-     */
+    /* A cooperative task past its own deadline fails FUT_EDEADLINE, whatever it returned. */
     f = executor_submit_with(ex, t_until_stop_mark, NULL, 0,
                              &(submit_options_t){.timeout = 0.05});
     failure(f, FUT_EDEADLINE);
@@ -2720,16 +2720,13 @@ START_TEST(test_process_pool_grow_wakes_retired_worker)
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
     future_t *a, *b;
     hold_both(ex, &a, &b); /* each worker runs one */
-    /* Queued while both run: c in seat 0, d in seat 1 (the least loaded),
-       by the manager's pick: a priority sends none of them directly into
-       whichever seat's cell a submit finds reserved (internal.h). */
+    /* Queued while both run: c in seat 0, d in seat 1 (the least loaded). */
     int idx[3] = {10, 11, 12};
-    const submit_options_t prio = {.priority = 1};
-    future_t *c = executor_submit_with(ex, t_mark, &idx[0], sizeof(int), &prio);
-    future_t *d = executor_submit_with(ex, t_mark, &idx[1], sizeof(int), &prio);
+    future_t *c = executor_submit(ex, t_mark, &idx[0], sizeof(int));
+    future_t *d = executor_submit(ex, t_mark, &idx[1], sizeof(int));
     ck_assert(settles(ex, 4)); /* sent before the shrink */
     ck_assert_int_eq(executor_set_max_workers(ex, 1), 0);
-    future_t *e = executor_submit_with(ex, t_mark, &idx[2], sizeof(int), &prio);
+    future_t *e = executor_submit(ex, t_mark, &idx[2], sizeof(int));
     ck_assert(settles(ex, 5)); /* seat 1 is retired */
     atomic_store(&shm->gates[1], 1);
     pid_t pid = (pid_t)result_i64(b); /* d keeps its worker: it sleeps */
@@ -2747,129 +2744,6 @@ START_TEST(test_process_pool_grow_wakes_retired_worker)
         future_unref(all[i]);
     executor_free(ex);
     end_check(0);
-}
-END_TEST
-
-static _Atomic int cb_in, cb_gate; /* the manager is in cb_block; lets it go */
-
-/* A done-callback (on the manager) that holds the manager until cb_gate. */
-static void cb_block(future_t *f, void *ud)
-{
-    (void)f;
-    (void)ud;
-    atomic_store(&cb_in, 1);
-    double end = now_s() + T_LONG;
-    while (!atomic_load(&cb_gate) && now_s() < end)
-        usleep(1000);
-}
-
-/* True once the manager is in cb_block. */
-static bool cb_entered(void *unused)
-{
-    (void)unused;
-    return atomic_load(&cb_in) != 0;
-}
-
-/* True once the t_mark task of index *@i ran. */
-static bool ran_once(void *i)
-{
-    return atomic_load(&shm->ran[*(int *)i]) == 1;
-}
-
-/*
- * Issue 14's wake protocol: a short task submitted while the manager is
- * busy (held here in a done-callback) starts all the same: the submit
- * queues it and wakes a worker itself (a direct send, internal.h); only its
- * completion waits for the manager. Without direct sends it waited for the
- * manager to dispatch it.
- */
-START_TEST(test_process_pool_task_starts_while_manager_busy)
-{
-    begin();
-    atomic_store(&cb_in, 0);
-    atomic_store(&cb_gate, 0);
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
-    ck_assert_ptr_nonnull(ex);
-    future_t *a, *b;
-    hold_both(ex, &a, &b); /* both workers forked */
-    atomic_store(&shm->gates[1], 1);
-    result_i64(b);
-    future_unref(b);
-    ck_assert_int_eq(future_add_done_callback(a, cb_block, NULL), 0);
-    atomic_store(&shm->gates[0], 1);
-    ck_assert(eventually(cb_entered, NULL, T_LONG)); /* the manager is held */
-    int idx = 7;
-    future_t *c = executor_submit(ex, t_mark, &idx, sizeof(idx));
-    ck_assert_ptr_nonnull(c);
-    ck_assert_msg(eventually(ran_once, &idx, T_LONG), "the task waited for the manager");
-    ck_assert(!future_done(c)); /* the manager completes it, once free */
-    atomic_store(&cb_gate, 1);
-    ck_assert_int_eq(result_i64(c), 7);
-    future_unref(a);
-    future_unref(c);
-    pid_t fs = fs_pid_of(ex);
-    executor_free(ex);
-    end_check(fs);
-}
-END_TEST
-
-struct asleep_goal {
-    executor_t *ex;
-    pid_t pid;
-};
-
-/* True once the worker *@arg says it sleeps (its seat's ASLEEP bit). */
-static bool pid_asleep(void *arg)
-{
-    const struct asleep_goal *g = arg;
-    int64_t flags = cf_test_seat_flags(g->ex, g->pid);
-    return flags >= 0 && (flags & SEAT_ASLEEP);
-}
-
-/* True once the pool counts a single worker. */
-static bool one_worker(void *ex)
-{
-    executor_stats_t st;
-    return executor_stats(ex, &st) == 0 && st.workers == 1;
-}
-
-/*
- * A worker killed while asleep leaves its seat's ASLEEP bit behind; a
- * direct send (internal.h) that takes that bit for a wake-up wakes nobody,
- * and its task waited while the other worker slept on (found by review).
- * The bit goes with the worker's death now. 8 rounds, each with the live
- * worker asleep: the direct sends' wake-ups go round the seats.
- */
-START_TEST(test_process_pool_worker_killed_asleep_takes_no_wakeup)
-{
-    begin();
-    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
-    ck_assert_ptr_nonnull(ex);
-    future_t *a, *b;
-    hold_both(ex, &a, &b);
-    atomic_store(&shm->gates[0], 1);
-    atomic_store(&shm->gates[1], 1);
-    pid_t pa = (pid_t)result_i64(a), pb = (pid_t)result_i64(b);
-    future_unref(a);
-    future_unref(b);
-    ck_assert(eventually(pid_asleep, &(struct asleep_goal){ex, pa}, T_LONG));
-    ck_assert(eventually(pid_asleep, &(struct asleep_goal){ex, pb}, T_LONG));
-    ck_assert_int_eq(kill(pb, SIGKILL), 0);
-    ck_assert(eventually(one_worker, ex, T_LONG)); /* its death is settled */
-    for (int i = 0; i < 8; i++) {
-        /* Asleep, so that only a wake-up starts the task (not its spin). */
-        ck_assert(eventually(pid_asleep, &(struct asleep_goal){ex, pa}, T_LONG));
-        future_t *f = executor_submit(ex, t_pid, NULL, 0);
-        ck_assert_ptr_nonnull(f);
-        int64_t v = 0;
-        ck_assert_msg(future_result_i64(f, T_LONG, &v) == 0,
-                      "round %d: the task never ran", i);
-        ck_assert_int_eq(v, pa);
-        future_unref(f);
-    }
-    pid_t fs = fs_pid_of(ex);
-    executor_free(ex);
-    end_check(fs);
 }
 END_TEST
 
@@ -3066,7 +2940,7 @@ START_TEST(test_process_pool_death_keeps_big_task_order)
     wait_started(1);
     future_t *b, *c;
     send_big_then_small(ex, &b, &c);
-    ck_assert(settles(ex, 3));       /* b in the worker's pipe, c in the shared queue */
+    ck_assert(settles(ex, 3)); /* b in the worker's pipe, c in the shared queue */
     atomic_store(&shm->gates[0], 1); /* a aborts: b and c wait for a new worker */
     failure(a, FUT_EWORKER);
     big_started_first(b, c);
@@ -3091,8 +2965,7 @@ START_TEST(test_process_pool_preempted_worker_keeps_order)
     static const char lag[] = "CF-FAULT-LAG!!";
     future_t *a = executor_submit(ex, t_echo, lag, sizeof(lag));
     ck_assert_ptr_nonnull(a);
-    ck_assert_int_eq(future_result(a, T_LONG, NULL, NULL),
-                     0); /* the worker is held now */
+    ck_assert_int_eq(future_result(a, T_LONG, NULL, NULL), 0); /* the worker is held now */
     future_t *b, *c;
     send_big_then_small(ex, &b, &c);
     big_started_first(b, c);
@@ -3206,11 +3079,8 @@ START_TEST(test_process_pool_initializer)
 {
     begin();
     int v = 42;
-    executor_t *ex =
-        process_pool_executor_new(&(executor_options_t){.max_workers = 2,
-                                                        .initializer = t_init_ok,
-                                                        .initarg = &v,
-                                                        .initarg_len = sizeof(v)});
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){
+        .max_workers = 2, .initializer = t_init_ok, .initarg = &v, .initarg_len = sizeof(v)});
     future_t *f = executor_submit(ex, t_get_init, NULL, 0);
     ck_assert_int_eq(result_i64(f), 42);
     future_unref(f);
@@ -3636,9 +3506,9 @@ START_TEST(test_process_pool_map_chunks)
     size_t lens[N];
     int_args(vals, args, lens, N);
     for (size_t buffersize = 0; buffersize <= 25; buffersize += 25) {
-        executor_map_t *m =
-            executor_map(ex, t_pid_or_raise, args, lens, N,
-                         &(map_options_t){.chunksize = C, .buffersize = buffersize});
+        executor_map_t *m = executor_map(ex, t_pid_or_raise, args, lens, N,
+                                         &(map_options_t){.chunksize = C,
+                                                          .buffersize = buffersize});
         ck_assert_ptr_nonnull(m);
         int64_t pid = -1;
         for (int i = 0; i < N; i++) {
@@ -3693,8 +3563,8 @@ START_TEST(test_process_pool_map_chunk_results_aligned)
     const void *args[N];
     size_t lens[N];
     int_args(vals, args, lens, N);
-    executor_map_t *m = executor_map(ex, t_i64_or_raise_one, args, lens, N,
-                                     &(map_options_t){.chunksize = 4});
+    executor_map_t *m =
+        executor_map(ex, t_i64_or_raise_one, args, lens, N, &(map_options_t){.chunksize = 4});
     ck_assert_ptr_nonnull(m);
     for (int i = 0; i < N; i++) {
         const void *d = NULL;
@@ -3732,13 +3602,11 @@ START_TEST(test_process_pool_map_chunk_answers_fit)
     const uint64_t per_item = CF_WIRE_CHUNK_ANSWER_ROOM; /* E2BIG's: 16 + 48 bytes */
     size_t sizes[] = {1, 1000, 60000000, 300000000};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-        size_t k =
-            ex->ops->chunk_fit(NULL, sizes[i]); /* empty items: no bytes to bound */
+        size_t k = ex->ops->chunk_fit(NULL, sizes[i]); /* empty items: no bytes to bound */
         ck_assert_uint_ge(k, 1);
         ck_assert_uint_le(k, sizes[i]);
-        ck_assert_msg(
-            CF_WIRE_RESULTS_FIXED + (uint64_t)k * per_item <= CF_WIRE_MAX_PAYLOAD,
-            "a chunk of %zu items (of %zu): no room to answer each", k, sizes[i]);
+        ck_assert_msg(CF_WIRE_RESULTS_FIXED + (uint64_t)k * per_item <= CF_WIRE_MAX_PAYLOAD,
+                      "a chunk of %zu items (of %zu): no room to answer each", k, sizes[i]);
     }
     ck_assert_uint_eq(ex->ops->chunk_fit(NULL, 1000), 1000);
     executor_free(ex);
@@ -4370,8 +4238,8 @@ START_TEST(test_process_pool_parent_killed)
         report_and_die(fd, pids);
     }
     killed_child_pids(fd, child, pids);
-    ck_assert_msg(left_with_parent(pids),
-                  "fork server %d or worker %d outlived its parent", pids[0], pids[1]);
+    ck_assert_msg(left_with_parent(pids), "fork server %d or worker %d outlived its parent",
+                  pids[0], pids[1]);
 }
 END_TEST
 
@@ -4411,8 +4279,7 @@ START_TEST(test_process_pool_parent_killed_fork_holds_fds)
     bool gone = left_with_parent(pids);
     ck_assert(alive(pids[2])); /* the fork's child still holds the fds */
     close(hold[1]);
-    ck_assert_msg(gone, "fork server %d or worker %d outlived its parent", pids[0],
-                  pids[1]);
+    ck_assert_msg(gone, "fork server %d or worker %d outlived its parent", pids[0], pids[1]);
 }
 END_TEST
 
@@ -4506,8 +4373,8 @@ START_TEST(test_process_pool_submit_errors)
     ck_assert_ptr_null(executor_submit(ex, t_pid, NULL, 5));
     ck_assert_int_eq(errno, EINVAL);
     errno = 0;
-    ck_assert_ptr_null(
-        executor_submit_with(ex, t_pid, NULL, 0, &(submit_options_t){.timeout = -1}));
+    ck_assert_ptr_null(executor_submit_with(ex, t_pid, NULL, 0,
+                                            &(submit_options_t){.timeout = -1}));
     ck_assert_int_eq(errno, EINVAL);
     executor_stats_t st;
     executor_stats(ex, &st);
@@ -4614,8 +4481,6 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_deadline);
     tcase_add_test(tc, test_process_pool_late_deadline_spares_next_task);
     tcase_add_test(tc, test_process_pool_callback_submit_to_full_queue);
-    tcase_add_test(tc, test_process_pool_task_starts_while_manager_busy);
-    tcase_add_test(tc, test_process_pool_worker_killed_asleep_takes_no_wakeup);
     tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_in_time);
     tcase_add_test(tc, test_process_pool_late_deadline_keeps_answer_while_terminating);
     tcase_add_test(tc, test_process_pool_manager_sleeps_while_tasks_run);

@@ -225,10 +225,6 @@ static struct pp_proc *answer_cell(struct process_pool *p, struct pp_proc *pr,
     size_t idx = CF_TASK_ID_CELL(h->id);
     struct pp_proc *o = idx < (size_t)p->nseats * DEPTH ? p->seats[idx / DEPTH] : NULL;
     int i = (int)(idx % DEPTH);
-    /* A task sent directly (pool.c) may be answered before the manager took
-       it in: take the submit FIFO in now. */
-    if (o && !o->cell[i] && (o->reserved & ((uint64_t)1 << i)))
-        cf_pp_take_sub(p, -1);
     if (!o || !o->cell[i] || CF_TASK_ID_GEN(h->id) != p->gens[idx] ||
         (h->id & 0xffffffffu) > CF_CELL_GEN_MASK ||
         cf_pp_cell_runner(p, o, i) != pr->seat) {

@@ -153,8 +153,7 @@ bool cf_pp_cell_revoke(struct process_pool *p, struct pp_proc *pr, int i)
 
 static int free_cell(const struct pp_proc *pr)
 {
-    uint64_t taken = pr->used | pr->reserved;
-    return ~taken ? __builtin_ctzll(~taken) : -1;
+    return ~pr->used ? __builtin_ctzll(~pr->used) : -1;
 }
 
 /*
@@ -206,8 +205,7 @@ bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w)
 bool cf_pp_ring_room(struct process_pool *p)
 {
     struct cf_ring *r = p->ring;
-    /* Room kept for the direct sends that may come before the append. */
-    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed) + DIRECT_RESV;
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
     if (t - p->ring_head_seen <= p->ring_mask)
         return true; /* head only moves on: no need to read the workers' line */
     for (;;) {
@@ -259,28 +257,16 @@ static bool fill_slot(struct process_pool *p, size_t idx, struct pp_work *w)
     return true;
 }
 
-/*
- * Appends cell @idx (generation @gen) to the shared queue at @t, its tail
- * (room checked, ring_lock held), published to the workers (their acquire
- * loads of tail) with @order: seq_cst orders it before a look for sleepers.
- */
-static void ring_put(struct process_pool *p, uint64_t t, size_t idx, uint32_t gen,
-                     memory_order order)
-{
-    struct cf_ring *r = p->ring;
-    atomic_store_explicit(&r->ent[t & p->ring_mask], CF_RING_ENTRY(t, idx, gen),
-                          memory_order_relaxed);
-    atomic_store_explicit(&r->tail, t + 1, order);
-}
-
-/* The manager appends cell @idx; wake_sleepers' seq_cst store orders the
-   batch before its look for sleepers. */
+/* Appends cell @idx (generation @gen) to the shared queue (room checked). */
 static void ring_append(struct process_pool *p, size_t idx, uint32_t gen)
 {
-    cf_lock(&p->ring_lock);
-    ring_put(p, atomic_load_explicit(&p->ring->tail, memory_order_relaxed), idx, gen,
-             memory_order_release);
-    cf_unlock(&p->ring_lock);
+    struct cf_ring *r = p->ring;
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    atomic_store_explicit(&r->ent[t & p->ring_mask], CF_RING_ENTRY(t, idx, gen),
+                          memory_order_relaxed);
+    /* Published to the workers (their acquire loads of tail). wake_sleepers'
+       seq_cst store orders it before the look for sleepers. */
+    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
     p->queued_new++;
 }
 
@@ -289,10 +275,8 @@ static void add_piped(struct process_pool *p, struct pp_proc *pr, size_t total)
 {
     pr->out.len += total;
     pr->npiped++;
-    if (p->ring) { /* the worker reads its pipe before the queue's later tasks */
+    if (p->ring) /* the worker reads its pipe before the queue's later tasks */
         atomic_fetch_add(&p->seatw[pr->seat].bound, 1);
-        cf_pp_seat_wake(p, pr->seat, false); /* from its futex to its pipe */
-    }
 }
 
 /* Cell @i of @pr now holds @w, sent. */
@@ -378,61 +362,6 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
         add_piped(p, pr, total);
     occupy(p, pr, i, w, queue);
     return true;
-}
-
-bool cf_pp_direct_send(struct process_pool *p, struct pp_work *w)
-{
-    int n = atomic_load_explicit(&p->nresv, memory_order_relaxed);
-    if (n == 0 || !atomic_load_explicit(&p->direct_ok, memory_order_relaxed) ||
-        w->chunk_n || w->base.arg_len > CF_SLOT_ARG || cf_work_priority(&w->base))
-        return false;
-    uint64_t c = p->resv[n - 1];
-    size_t idx = (size_t)(c >> 32) - 1;
-    uint32_t gen = (uint32_t)c;
-    struct cf_ring *r = p->ring;
-    cf_lock(&p->ring_lock);
-    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    bool room = t - atomic_load(&r->head) <= p->ring_mask;
-    if (room) {
-        atomic_store_explicit(&p->nresv, n - 1, memory_order_relaxed);
-        fill_slot(p, idx, w); /* inline: no heap block */
-        p->slots[idx].stamp = t;
-        w->queued = true;
-        /* No cancel to look for: the future is not the caller's yet. */
-        atomic_store_explicit(&p->claims[idx], CF_CELL_WORD(gen, CF_CELL_SENT),
-                              memory_order_release);
-        atomic_store_explicit(&w->claim, c, memory_order_relaxed);
-        ring_put(p, t, idx, gen, memory_order_seq_cst);
-    }
-    cf_unlock(&p->ring_lock);
-    return room;
-}
-
-bool cf_pp_seat_wake(struct process_pool *p, int seat, bool queued)
-{
-    struct cf_seat_word *sw = &p->seatw[seat];
-    uint32_t v = atomic_load(&sw->flags), no = queued ? CF_SEAT_QUIT : 0;
-    while ((v & (CF_SEAT_ASLEEP | no)) == CF_SEAT_ASLEEP &&
-           !atomic_compare_exchange_weak(&sw->flags, &v, v & ~CF_SEAT_ASLEEP))
-        ;
-    if ((v & (CF_SEAT_ASLEEP | no)) != CF_SEAT_ASLEEP)
-        return false;
-    atomic_fetch_add(&sw->wake, 1);
-    cf_futex_wake_shared(&sw->wake, 1);
-    return true;
-}
-
-void cf_pp_adopt(struct process_pool *p, struct pp_work *w)
-{
-    uint64_t c = atomic_load_explicit(&w->claim, memory_order_relaxed);
-    size_t idx = (size_t)(c >> 32) - 1;
-    struct pp_proc *pr = p->seats[idx / DEPTH];
-    int i = (int)(idx % DEPTH);
-    /* Reserved cells are given back only under the lock the send took. */
-    assert(pr && (pr->reserved & ((uint64_t)1 << i)));
-    pr->reserved &= ~((uint64_t)1 << i);
-    p->gens[idx] = (uint32_t)c;
-    occupy(p, pr, i, w, true);
 }
 
 /* Sets the stop bit of cell @idx while its claim of generation @gen holds it. */

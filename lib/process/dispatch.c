@@ -52,11 +52,6 @@ void cf_pp_write(struct pp_proc *pr)
 void cf_pp_requeue(struct process_pool *p, struct pp_work *w)
 {
     struct cf_work *cw = &w->base, **at = &p->pend.head;
-    if (atomic_load_explicit(&p->direct_ok, memory_order_relaxed)) {
-        cf_lock(&p->lock); /* no direct send starts before it from now on */
-        atomic_store(&p->direct_ok, false);
-        cf_unlock(&p->lock);
-    }
     while (*at && (cf_work_priority(*at) > cf_work_priority(cw) ||
                    (cf_work_priority(*at) == cf_work_priority(cw) &&
                     work_of(*at)->order < w->order))) {
@@ -164,10 +159,8 @@ static void retire(struct process_pool *p, int active)
             }
             continue;
         }
-        if (!pr->quit) {
+        if (!pr->quit)
             seat_flag(p, s, CF_SEAT_QUIT, pr->quit = true);
-            cf_pp_seat_wake(p, s, false); /* from its futex to its pipe */
-        }
         for (int i = 0; i < DEPTH && pr->nunstarted > 0; i++)
             if (pr->cell[i] && !pr->cell[i]->queued)
                 revoke_cell(p, pr, i);
@@ -313,7 +306,7 @@ static struct pp_proc *pick(struct process_pool *p, bool strict)
                 free_seat = s;
             continue;
         }
-        if (!cf_pp_usable(pr) || cf_pp_cells_full(pr))
+        if (!cf_pp_usable(pr) || pr->ncells >= DEPTH)
             continue;
         if (strict) {
             if (!pr->runs && pr->npiped == 0)
@@ -336,7 +329,7 @@ static struct pp_proc *pick(struct process_pool *p, bool strict)
         struct pp_proc *pr = spawn_into(p, free_seat);
         /* A worker forked into a seat whose cells are all taken (cf_pp_spawn
            adopts them) runs those first; the item goes elsewhere or waits. */
-        if (pr && !cf_pp_cells_full(pr))
+        if (pr && pr->ncells < DEPTH)
             return pr;
         if (atomic_load(&p->base.broken))
             return NULL;
@@ -399,7 +392,7 @@ static void grow(struct process_pool *p, int active)
 
 /*
  * Wakes a sleeping worker (CF_SEAT_ASLEEP, worker.h) for each task put in
- * the shared queue since the last call, from its seat's futex.
+ * the shared queue since the last call, with a NOTE frame in its pipe.
  * Workers that are awake find the queue themselves: a pool whose workers
  * never run dry writes nothing to their pipes.
  */
@@ -409,17 +402,25 @@ static void wake_sleepers(struct process_pool *p)
     p->queued_new = 0;
     /* The queue's tail before the ASLEEP bits read below: pairs with the
        worker's bit, set before it looks at the queue. ring_append's stores
-       are release; one seq_cst read-modify-write that adds nothing orders
-       the whole batch (a store could take back a submitter's direct append
-       made meanwhile). Not a fence: TSan has none. */
+       are release; one seq_cst store of the same value (the manager is the
+       only writer) orders the whole batch. Not a fence: TSan has none. */
     if (p->ring) /* else no entry was appended (nor counted) */
-        atomic_fetch_add(&p->ring->tail, 0);
+        atomic_store(&p->ring->tail,
+                     atomic_load_explicit(&p->ring->tail, memory_order_relaxed));
     int first = p->wake_next;
     for (int k = 0; k < p->nseats && n > 0; k++) {
         int s = (first + k) % p->nseats;
         struct pp_proc *pr = p->seats[s];
-        if (!pr || pr->quit || !cf_pp_usable(pr) || !cf_pp_seat_wake(p, s, true))
+        if (!pr || pr->quit || !cf_pp_usable(pr))
             continue;
+        _Atomic uint32_t *f = &p->seatw[s].flags;
+        uint32_t v = atomic_load(f);
+        while ((v & CF_SEAT_ASLEEP) &&
+               !atomic_compare_exchange_weak(f, &v, v & ~CF_SEAT_ASLEEP))
+            ;
+        if (!(v & CF_SEAT_ASLEEP))
+            continue;
+        send_note(pr);
         p->wake_next = (s + 1) % p->nseats;
         n--;
     }

@@ -52,27 +52,9 @@
  * runner's death fails it. A worker that dies while another runs a task
  * of its cells leaves its seat "finalized" until that task is answered
  * (cf_pp_reap frees it).
- * After appending, dispatch wakes one sleeping worker per entry (its seat's
- * futex, worker.h); grow() forks into a free seat when queued tasks wait and
- * every worker runs one.
- *
- * Direct sends (issue 14's wake protocol): while nothing waits to be sent
- * (the pending list and the submit FIFO empty, no piped task outstanding,
- * no priority used, the pool running), the manager keeps up to
- * DIRECT_RESV free cells of usable seats reserved (`resv`, under `lock`;
- * the seat's `reserved` bits). A submit of a small plain task then takes
- * one under the lock, fills its slot, marks it SENT, appends it to the
- * shared queue itself (`ring_lock` orders its appends with the manager's)
- * and, after unlocking, wakes one sleeping worker: the task waits for one
- * wake-up, as with a plain pipe, not for the manager's and then a worker's.
- * The work item still goes to the submit FIFO (its claim already set), and
- * the manager adopts it into its cell (cf_pp_adopt) at its next intake, or
- * before it settles a death or breaks the pool, so everything after the
- * send (claims, answers, deadlines, deaths, cancels) is as for a task it
- * sent. A submit that cannot go direct clears `direct_ok` (under the lock),
- * and so does a task going back to the pending list; only the manager,
- * with nothing waiting, sets it again (cf_pp_direct_refresh): no task sent
- * direct starts before an earlier one that waits (Python's order).
+ * After appending, dispatch wakes one sleeping worker per entry (a NOTE
+ * frame down its pipe); grow() forks into a free seat when queued tasks
+ * wait and every worker runs one.
  *
  * Claims: each worker seat has DEPTH cells; each cell has one word in memory
  * shared with every worker (worker.h). Sending sets the word SENT; the worker
@@ -174,8 +156,6 @@
 /* After a fork fails while other workers run: no new fork for this long (doubling). */
 #define RESPAWN_MIN_NS (10 * 1000000LL)
 #define RESPAWN_MAX_NS (1000 * 1000000LL)
-/* Cells reserved for direct sends (a submitter queues its task itself). */
-#define DIRECT_RESV 16
 
 struct pp_work {
     struct cf_work base;     /* base.arg: our copy of the argument (inl for small ones) */
@@ -220,7 +200,6 @@ struct pp_proc {
     struct pp_work *cell[DEPTH];
     uint64_t used;     /* bit i: cell[i] is occupied (claims.c keeps it) */
     uint64_t limited;  /* bit i: and its task has a time limit */
-    uint64_t reserved; /* bit i: free, reserved for a direct send (pool.c) */
     bool idle_counted; /* counted in the pool's nidle */
     bool finalized;    /* exited and settled; the seat waits for cells others run */
     bool quit;         /* CF_SEAT_QUIT is set in its seat word */
@@ -236,15 +215,9 @@ struct process_pool {
     /* submit side: lock */
     cf_lock_t lock;
     struct cf_work_fifo sub;
-    uint64_t sub_order;         /* submits so far: lock */
-    bool sub_plain;             /* the submit FIFO holds a task not sent directly: lock */
-    uint64_t resv[DIRECT_RESV]; /* cells for direct sends, claim-word form: lock */
-    _Atomic int nresv;          /* of resv (written under lock) */
-    _Atomic bool direct_ok;     /* a submit may send directly (written under lock) */
-    cf_lock_t ring_lock;        /* orders appends to the shared queue */
-    _Atomic uint32_t wake_rr;   /* where a direct send looks for a sleeper first */
-    bool exiting;               /* the manager is leaving: lock */
-    _Atomic bool stopping;      /* shutdown called (written under lock) */
+    uint64_t sub_order;    /* submits so far: lock */
+    bool exiting;          /* the manager is leaving: lock */
+    _Atomic bool stopping; /* shutdown called (written under lock) */
     /* wake-ups */
     int wake_fd;               /* eventfd; immutable */
     _Atomic uint32_t kick;     /* bumped by anything the manager must see */
@@ -362,12 +335,6 @@ static inline bool cf_pp_any_live(const struct process_pool *p)
     return false;
 }
 
-/* True if every cell of @pr is occupied or reserved. */
-static inline bool cf_pp_cells_full(const struct pp_proc *pr)
-{
-    return (pr->used | pr->reserved) == ~(uint64_t)0;
-}
-
 /* True if @pr may be sent tasks (inline: pick asks it of every seat, per send). */
 static inline bool cf_pp_usable(const struct pp_proc *pr)
 {
@@ -394,16 +361,6 @@ void cf_pp_refund(struct pp_proc *pr, const struct pp_work *w);
 struct pp_work *cf_pp_cell_release(struct process_pool *p, struct pp_proc *pr, int i);
 bool cf_pp_cell_revoke(struct process_pool *p, struct pp_proc *pr, int i);
 bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw);
-/* A submitter, under `lock`: queues @w itself in a reserved cell; false if it may not. */
-bool cf_pp_direct_send(struct process_pool *p, struct pp_work *w);
-/*
- * Any thread: wakes the worker in @seat from its futex if it sleeps there;
- * true if so. @queued: for a queued task, so not a worker in a seat that
- * takes none (CF_SEAT_QUIT), whose wake-up would be lost to the task.
- */
-bool cf_pp_seat_wake(struct process_pool *p, int seat, bool queued);
-/* The manager: @w, sent directly, now occupies its reserved cell. */
-void cf_pp_adopt(struct process_pool *p, struct pp_work *w);
 bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw, bool stop);
 void cf_pp_request_stop(executor_t *ex, struct cf_work *cw);
 
@@ -429,20 +386,6 @@ void *cf_pp_manager_main(void *arg);
 void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr);
 void cf_pp_reap(struct process_pool *p);
 void cf_pp_break(struct process_pool *p, const char *why);
-
-/* direct.c */
-/* Under `lock`: gives back the reserved cells of @seat (-1: of every seat). */
-void cf_pp_withdraw(struct process_pool *p, int seat);
-/* After a dispatch: whether submits may send directly, and their cells. */
-void cf_pp_direct_refresh(struct process_pool *p);
-/* Items taken from the submit FIFO: direct sends adopted, the rest pending. */
-void cf_pp_sort_in(struct process_pool *p, struct cf_work_fifo *q);
-/* Takes the submit FIFO in (cf_pp_sort_in), first giving back @seat's
-   reserved cells (-1: none). True if it was empty. */
-bool cf_pp_take_sub(struct process_pool *p, int seat);
-/* A submitter, after a direct send: wakes one sleeping worker, if one sleeps
-   (true: it did). */
-bool cf_pp_direct_wake(struct process_pool *p);
 
 /* kill.c */
 int cf_pp_kill_workers(executor_t *ex, int sig, bool brk);

@@ -117,9 +117,9 @@ void cf_pp_handle_kill(struct process_pool *p)
     cf_lock(&p->lock);
     int sig = p->kill_sig;
     bool brk = p->kill_break;
+    struct cf_work_fifo q = brk ? cf_fifo_take(&p->sub) : (struct cf_work_fifo){0};
     cf_unlock(&p->lock);
-    if (brk) /* direct sends adopted first: take_back revokes them with the rest */
-        cf_pp_take_sub(p, -1);
+    cf_fifo_splice(&p->pend, &q);
     p->terminating = true;
     int64_t kill_at = cf_now_ns() + KILL_GRACE_NS;
     for (int s = 0; s < p->nseats; s++) {

@@ -151,31 +151,22 @@ static bool runs_any(struct process_pool *p, int seat, bool unexpired)
 }
 
 /*
- * The cell (index among all) a worker that died unexpectedly was most likely
- * receiving, or -1: none if it had started a task; else its oldest sent one,
- * or the pool's if it died in its initializer (wherever it was queued).
+ * The cell a worker that died unexpectedly was most likely receiving: none
+ * if it had started a task; else its oldest sent task. -1 for none.
  */
-static long poison_suspect(struct process_pool *p, struct pp_proc *pr)
+static int poison_suspect(struct process_pool *p, struct pp_proc *pr)
 {
     if (runs_any(p, pr->seat, false))
         return -1;
-    bool init = p->seats[pr->seat] == pr &&
-                (atomic_load(&p->seatw[pr->seat].flags) & CF_SEAT_INIT);
-    long best = -1;
-    const struct pp_work *bw = NULL;
-    for (int s = 0; s < p->nseats; s++) {
-        const struct pp_proc *o = p->seats[s];
-        for (int i = 0; o && (o == pr || init) && i < DEPTH; i++) {
-            if (!o->cell[i])
-                continue;
-            size_t idx = cell_index(o, i);
-            uint32_t word = atomic_load(&p->claims[idx]);
-            if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_SENT) &&
-                (!bw || o->cell[i]->seq < bw->seq)) {
-                best = (long)idx;
-                bw = o->cell[i];
-            }
-        }
+    int best = -1;
+    for (int i = 0; i < DEPTH; i++) {
+        if (!pr->cell[i])
+            continue;
+        size_t idx = cell_index(pr, i);
+        uint32_t word = atomic_load(&p->claims[idx]);
+        if (word == CF_CELL_WORD(p->gens[idx], CF_CELL_SENT) &&
+            (best < 0 || pr->cell[i]->seq < pr->cell[best]->seq))
+            best = i;
     }
     return best;
 }
@@ -210,12 +201,12 @@ static void mark_broken_if_lost(struct process_pool *p, struct pp_proc *pr,
  * too many deaths, or of a death that breaks the pool), one it started
  * fails. True if that failure breaks the pool.
  */
-static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, bool suspect,
+static bool settle_cell(struct process_pool *p, struct pp_proc *pr, int i, int suspect,
                         const struct pp_exit *e, const struct pp_proc *dead)
 {
     char msg[512];
     bool breaking = e->breaks && !e->expected; /* cf_pp_finalize breaks the pool */
-    if (suspect && (++pr->cell[i]->poison >= POISON_MAX || breaking) &&
+    if (i == suspect && (++pr->cell[i]->poison >= POISON_MAX || breaking) &&
         cf_pp_cell_revoke(p, pr, i)) {
         /* Each worker it went to died before starting it: stop retrying. A
            death that breaks the pool fails it now, with the exit code or
@@ -279,7 +270,7 @@ static bool any_worker(const struct process_pool *p)
  * for (poison_suspect), which goes back to count the deaths it may cause.
  * True if a failure breaks the pool.
  */
-static bool settle_cells(struct process_pool *p, struct pp_proc *pr, long suspect,
+static bool settle_cells(struct process_pool *p, struct pp_proc *pr, int suspect,
                          const struct pp_exit *e)
 {
     bool broke = false;
@@ -289,11 +280,10 @@ static bool settle_cells(struct process_pool *p, struct pp_proc *pr, long suspec
             if (!o->cell[i])
                 continue;
             int r = cf_pp_cell_runner(p, o, i);
-            bool sus = (long)cell_index(o, i) == suspect;
-            if (o == pr && r < 0 && o->cell[i]->queued && (e->expected || !sus))
+            if (o == pr && r < 0 && o->cell[i]->queued && (e->expected || i != suspect))
                 continue;
-            if (r == pr->seat || (o == pr && r < 0) || sus)
-                broke |= settle_cell(p, o, i, sus, e, pr);
+            if (r == pr->seat || (o == pr && r < 0))
+                broke |= settle_cell(p, o, i, o == pr ? suspect : -1, e, pr);
         }
     }
     return broke;
@@ -330,10 +320,6 @@ static void rewake(struct process_pool *p)
 /* @pr exited (or never started): settle each of its cells, free its seat. */
 void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
 {
-    /* Its ASLEEP bit would take a direct send's wake-up; it may have claimed one. */
-    if (p->seats[pr->seat] == pr)
-        atomic_fetch_and(&p->seatw[pr->seat].flags, ~CF_SEAT_ASLEEP);
-    cf_pp_take_sub(p, pr->seat);
     /* Gone from the stats now, before any future completes here; its seat
        may stay a while (cf_pp_reap), for the tasks others run of its cells. */
     atomic_fetch_sub(&p->nworkers, 1);
@@ -347,7 +333,7 @@ void cf_pp_finalize(struct process_pool *p, struct pp_proc *pr)
         e.expected = true;
     mark_broken_if_lost(p, pr, &e);
     /* A worker that was never forked did not die of what it was sent. */
-    long suspect = e.expected || pr->spawn_err ? -1 : poison_suspect(p, pr);
+    int suspect = e.expected || pr->spawn_err ? -1 : poison_suspect(p, pr);
     bool broke = e.breaks && !e.expected;
     broke |= settle_cells(p, pr, suspect, &e);
     pr->finalized = true;
@@ -373,8 +359,11 @@ void cf_pp_break(struct process_pool *p, const char *why)
     if (p->broken_done)
         return;
     p->broken_done = true;
-    cf_executor_mark_broken(&p->base); /* before the lock: no submit goes in after */
-    cf_pp_take_sub(p, -1);
+    cf_executor_mark_broken(&p->base);
+    cf_lock(&p->lock);
+    struct cf_work_fifo q = cf_fifo_take(&p->sub);
+    cf_unlock(&p->lock);
+    cf_fifo_splice(&p->pend, &q);
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
         if (!pr)
@@ -403,17 +392,21 @@ static bool may_stop(struct process_pool *p)
            (atomic_load(&p->base.broken) && !atomic_load(&p->pump));
 }
 
-/* Takes submitted items in (cf_pp_sort_in); true if the manager may leave. */
+/* Moves submitted items to the pending list; true if the manager may leave. */
 static bool intake(struct process_pool *p, bool idle)
 {
     cf_lock(&p->lock);
-    bool leave = idle && !p->sub.head && may_stop(p);
+    struct cf_work_fifo q = cf_fifo_take(&p->sub);
+    bool leave = idle && !q.head && may_stop(p);
     if (leave)
-        p->exiting = true; /* no submit goes in from now on */
+        p->exiting = true;
     cf_unlock(&p->lock);
-    if (!cf_pp_take_sub(p, -1) && atomic_load(&p->base.broken))
-        cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN,
-                               "the process pool is broken", cf_pp_work_drop);
+    if (q.head) {
+        cf_fifo_merge_prio(&p->pend, &q);
+        if (atomic_load(&p->base.broken))
+            cf_executor_drain_fifo(&p->base, &p->pend, FUT_EBROKEN,
+                                   "the process pool is broken", cf_pp_work_drop);
+    }
     return leave;
 }
 
@@ -423,7 +416,6 @@ static void cancel_all(struct process_pool *p)
     uint32_t req = atomic_load(&p->cancel_req);
     if (req == atomic_load(&p->cancel_done))
         return;
-    cf_pp_take_sub(p, -1); /* direct sends made since this pass's intake */
     cf_executor_drain_fifo(&p->base, &p->pend, FUT_ECANCELLED, NULL, cf_pp_work_drop);
     for (int s = 0; s < p->nseats; s++) {
         struct pp_proc *pr = p->seats[s];
@@ -511,7 +503,6 @@ static bool close_seats(struct process_pool *p)
             /* A worker looking for work (worker.c's spin) stops at once. */
             atomic_fetch_or(&p->seatw[s].flags, CF_SEAT_QUIT);
             cf_pp_close_fd(&p->seats[s]->to_fd);
-            cf_pp_seat_wake(p, s, false); /* from its futex to its pipe's end */
         }
     return !any_worker(p);
 }
@@ -656,7 +647,6 @@ void *cf_pp_manager_main(void *arg)
         if (leaving && close_seats(p))
             break;
         cf_pp_dispatch(p);
-        cf_pp_direct_refresh(p);
 #ifdef CF_TEST_HOOKS
         atomic_store(&p->base.test_settled, pushed);
 #endif

@@ -84,15 +84,11 @@ static void work_unprepare(struct cf_work *cw)
     free_arg(work_of(cw));
 }
 
-/*
- * Appends @cw to the submit FIFO, first sending it directly to the workers
- * when it may (internal.h): 0 or a code.
- */
+/* Appends @cw to the submit FIFO: 0 or a code. */
 static int enqueue(struct process_pool *p, struct cf_work *cw)
 {
     cf_lock(&p->lock);
     int rc = 0;
-    bool direct = false;
     if (atomic_load(&p->stopping) || p->exiting)
         rc = atomic_load(&p->base.broken) && !atomic_load(&p->stopping) ? FUT_EBROKEN
                                                                         : FUT_ESHUTDOWN;
@@ -100,21 +96,14 @@ static int enqueue(struct process_pool *p, struct cf_work *cw)
         rc = FUT_EBROKEN;
     if (rc == 0) {
         work_of(cw)->order = p->sub_order++;
-        direct = cf_pp_direct_send(p, work_of(cw));
-        if (!direct) { /* none goes direct before it */
-            p->sub_plain = true;
-            if (atomic_load_explicit(&p->direct_ok, memory_order_relaxed))
-                atomic_store(&p->direct_ok, false);
-        }
         cf_fifo_push_prio(&p->sub, cw);
         if (cf_work_priority(cw) &&
             !atomic_load_explicit(&p->prio_seen, memory_order_relaxed))
             atomic_store(&p->prio_seen, true);
     }
     cf_unlock(&p->lock);
-    bool woke = direct && cf_pp_direct_wake(p);
-    if ((rc == 0 && cf_pp_kick(p)) || woke)
-        cf_future_sleep_next_wait(); /* the manager, or a worker, needs this CPU */
+    if (rc == 0 && cf_pp_kick(p))
+        cf_future_sleep_next_wait(); /* the manager, and a worker, need this CPU */
     return rc;
 }
 
@@ -195,24 +184,8 @@ static void pp_shutdown(executor_t *ex, bool cancel_futures)
     cf_lock(&p->lock);
     atomic_store(&p->stopping, true);
     struct cf_work_fifo q = {0};
-    if (cancel_futures) {
+    if (cancel_futures)
         q = cf_fifo_take(&p->sub);
-        p->sub_plain = false;
-    }
-    /* Those sent directly are in the workers' queue: the manager cancels them. */
-    for (struct cf_work **at = &q.head; *at;) {
-        struct cf_work *cw = *at;
-        if (!atomic_load_explicit(&work_of(cw)->claim, memory_order_relaxed)) {
-            q.tail = cw;
-            at = &cw->next;
-            continue;
-        }
-        *at = cw->next;
-        cw->next = NULL;
-        cf_fifo_push(&p->sub, cw);
-    }
-    if (!q.head)
-        q.tail = NULL;
     cf_unlock(&p->lock);
     cf_executor_drain_fifo(ex, &q, FUT_ECANCELLED, NULL, cf_pp_work_drop);
     if (!cancel_futures) {
@@ -298,12 +271,7 @@ static int pp_set_max_workers(executor_t *ex, int n)
     struct process_pool *p = pp_of(ex);
     if (n > p->nseats)
         return FUT_EINVAL;
-    cf_lock(&p->lock);
     atomic_store(&p->active, n);
-    /* What is submitted from now on waits for the manager to retire the
-       seats past n first (their workers take no queued task then). */
-    atomic_store(&p->direct_ok, false);
-    cf_unlock(&p->lock);
     cf_pp_kick(p);
     return 0;
 }
@@ -421,7 +389,6 @@ static int pool_start(struct process_pool *p, uint64_t result_max)
     if (p->base.opts.max_workers > CF_CELL_MAX_SEATS)
         return FUT_EINVAL;
     p->lock = (cf_lock_t)CF_LOCK_INIT;
-    p->ring_lock = (cf_lock_t)CF_LOCK_INIT;
     p->nseats = p->base.opts.max_workers;
     atomic_init(&p->active, p->nseats);
     int rc = alloc_tables(p);
@@ -487,17 +454,6 @@ fail:
     abandon(p, inited);
     return cf_fail_null(rc);
 }
-
-#ifdef CF_TEST_HOOKS
-int64_t cf_test_seat_flags(executor_t *ex, pid_t pid)
-{
-    struct process_pool *p = pp_of(ex);
-    for (int s = 0; s < p->nseats; s++)
-        if (atomic_load(&p->seatw[s].pid) == pid)
-            return atomic_load(&p->seatw[s].flags);
-    return -1;
-}
-#endif
 
 executor_t *process_pool_executor_new(const executor_options_t *o)
 {

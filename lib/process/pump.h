@@ -54,8 +54,6 @@ executor_t *cf_pp_new(const executor_options_t *o, uint64_t result_max);
 #ifdef CF_TEST_HOOKS
 /* Tests: executor_terminate_workers was asked, and the manager has not acted yet. */
 bool cf_test_kill_asked(executor_t *ex);
-/* Tests: the seat word flags (worker.h) of the worker @pid, or -1 if no seat has it. */
-int64_t cf_test_seat_flags(executor_t *ex, pid_t pid);
 #endif
 
 #endif /* CF_PROCESS_PUMP_H */

@@ -18,8 +18,9 @@
  * claims the oldest queued task still SENT, whichever worker's cell it is
  * in, and reads it from the cell's slot (a bigger argument from the shared
  * heap, heap.c). A piped frame waits while queued
- * tasks older than it (its slot's stamp) are there. With nothing to run, it
- * sleeps on its seat's futex (worker.h); whoever queues a task wakes it.
+ * tasks older than it (its slot's stamp) are there. With nothing to run,
+ * the worker sets its ASLEEP bit, looks at the queue once more and blocks
+ * in read(); the parent wakes it with a NOTE frame.
  *
  * Answers: a plain result of up to CF_ANSWER_INLINE bytes from a task that
  * met its deadline goes into the cell's shared answer record (worker.h); a
@@ -644,28 +645,28 @@ static bool spin_for_work(struct wstate *w)
 }
 
 /*
- * Nothing runnable: says it is asleep and sleeps on its seat's `wake` futex
- * (worker.h), unless the queue has work after all or a piped frame comes
- * (the parent appends, then looks for sleepers; the worker says it sleeps,
- * then looks: one sees the other). Without the queue (a seat past `active`,
- * a pool closing) it blocks on its pipe: frames, a NOTE or EOF come there.
+ * Nothing runnable: says it is asleep and blocks on its pipe, unless the
+ * shared queue has work after all (the parent appends, then looks for
+ * sleepers; the worker says it sleeps, then looks at the queue: one of the
+ * two sees the other).
  */
 static void sleep_on_pipe(struct wstate *w, size_t need)
 {
-    struct cf_seat_word *sw = &w->cfg->seatw[w->seat];
+    _Atomic uint32_t *flags = &w->cfg->seatw[w->seat].flags;
     bool ring = ring_on(w);
     w->dry = w->dry ? w->dry : cf_now_ns();
     if (ring && w->spin && spin_for_work(w))
         return;
-    if (ring && atomic_load(&sw->bound) == w->bound_seen) {
-        uint32_t seq = atomic_load(&sw->wake);
-        atomic_fetch_or(&sw->flags, CF_SEAT_ASLEEP);
-        if (!ring_nonempty(w) && atomic_load(&sw->bound) == w->bound_seen && ring_on(w))
-            cf_futex_wait_shared(&sw->wake, seq); /* a spurious return loops back */
-        atomic_fetch_and(&sw->flags, ~CF_SEAT_ASLEEP);
-    } else {
-        read_in(w, need);
+    if (ring) {
+        atomic_fetch_or(flags, CF_SEAT_ASLEEP);
+        if (ring_nonempty(w)) {
+            atomic_fetch_and(flags, ~CF_SEAT_ASLEEP);
+            return;
+        }
     }
+    read_in(w, need);
+    if (ring)
+        atomic_fetch_and(flags, ~CF_SEAT_ASLEEP);
     /* Spins next time only after a wait as short as a spin (not W7's 2 ms). */
     w->spin = cf_now_ns() - w->dry < w->spin_ns;
     w->dry = 0;
@@ -679,7 +680,6 @@ void cf_worker_main(const struct cf_worker_cfg *cfg, int seat, int in_fd, int ou
     if (!atfork_set)
         atfork_set = pthread_atfork(NULL, NULL, on_fork_child) == 0;
     hooks_init(&w);
-    atomic_store_explicit(&cfg->seatw[seat].pid, (int32_t)getpid(), memory_order_relaxed);
     run_initializer(&w);
     for (;;) {
         size_t need;

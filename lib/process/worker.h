@@ -57,25 +57,17 @@ enum {
  * entry is (position tag, cell, generation): a reader that finds another
  * position's tag reads `head` again.
  *
- * A worker with nothing to do reads its seat's `wake` count, sets
- * CF_SEAT_ASLEEP in its seat word, looks at the queue (and `bound`) once
- * more and sleeps on a futex on `wake` (shared, not private: the word is in
- * memory the processes share). Whoever appends entries (the manager, or a
- * submitter sending a task itself: internal.h) then clears the bit of a
- * sleeper (CAS), bumps its `wake` and wakes it: no pipe write, so any thread
- * may, and a task waits for one wake-up, not the manager's and then a
- * worker's. A worker whose seat word has CF_SEAT_QUIT (the pool shrank
- * past it, or is closing) takes no more queued tasks and sleeps on its pipe
- * (frames, a NOTE or EOF wake it); the parent wakes it from the futex once
- * it sets the bit. A bigger argument, or a map chunk's items
+ * A worker with nothing to do sets CF_SEAT_ASLEEP in its seat word and
+ * blocks reading its pipe; the parent, having appended entries, clears the
+ * bit of sleepers (CAS) and writes each a NOTE frame to wake it. A worker
+ * whose seat word has CF_SEAT_QUIT (the pool shrank past it, or is closing)
+ * takes no more queued tasks. A bigger argument, or a map chunk's items
  * (as a CHUNK frame's payload), goes into the argument heap (heap.c), also
  * shared, and the slot names where. Other tasks (over 1 MiB, the heap full)
  * still go in a frame to one worker's pipe; the slot then holds only
  * `stamp`, the queue's tail when it was sent, and the worker first takes
  * the queue's entries older than that.
- * `bound` counts the frames of that kind the parent has queued for the seat;
- * the parent wakes a sleeper after it bumps it, and the worker then reads
- * its pipe.
+ * `bound` counts the frames of that kind the parent has queued for the seat.
  */
 #define CF_SLOT_ARG 96
 enum { CF_SLOT_INLINE, CF_SLOT_HEAP, CF_SLOT_CHUNK };
@@ -124,9 +116,7 @@ struct cf_ring {
 struct cf_seat_word {
     _Atomic uint32_t flags;
     _Atomic uint32_t bound; /* piped task frames queued for this seat */
-    _Atomic uint32_t wake;  /* bumped by each wake-up of CF_SEAT_ASLEEP (futex) */
-    _Atomic int32_t pid;    /* the worker's, stored as it starts (tests, debugging) */
-    char pad[48];
+    char pad[56];
     /* Its own cache line: the worker writes it twice a task, and the manager
        reads `flags` of every seat on each pass. */
     _Atomic uint64_t running; /* see above */
