@@ -247,12 +247,6 @@ END_TEST
 /* The library built with the test hooks (blocks.c). */
 extern void (*cf_test_blocks_init_hook)(void);
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer) /* clang's way to say __SANITIZE_THREAD__ */
-#define CF_TEST_TSAN 1
-#endif
-#endif
-
 static pid_t init_child = -2; /* -2: the hook never ran; -1: its fork failed */
 
 /*
@@ -293,11 +287,10 @@ static void fork_during_init(void)
  */
 START_TEST(test_blocks_fork_during_init)
 {
-#if defined(__SANITIZE_THREAD__) || defined(CF_TEST_TSAN)
     /* TSan's own pthread_once does not start a once again in a child that a
        fork interrupted (glibc's does): the child would wait for ever. */
-    return;
-#endif
+    if (UNDER_TSAN)
+        return;
     const char *fork_mode = getenv("CK_FORK");
     cf_test_blocks_init_hook = fork_during_init;
     void *b = cf_block_alloc(TASK_BLOCK);

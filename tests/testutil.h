@@ -15,6 +15,29 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* 1 in a build under ThreadSanitizer or AddressSanitizer (gcc says so with
+   __SANITIZE_*__, clang with __has_feature), else 0. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 /* Every test program defines this; check_main.c runs it. */
 Suite *make_suite(void);
 /*
