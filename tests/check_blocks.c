@@ -97,7 +97,8 @@ START_TEST(test_blocks_big)
     for (int i = 0; i < NS; i++)
         for (int j = 0; j < EACH; j++) {
             ck_assert_msg(all_bytes(p[i][j], sizes[i], (unsigned)(i * EACH + j)),
-                          "a block of %zu bytes was written over", sizes[i]); /* no overlap */
+                          "a block of %zu bytes was written over",
+                          sizes[i]); /* no overlap */
             cf_block_free(p[i][j]);
         }
     const char text[] = "a result's bytes";
@@ -150,7 +151,8 @@ START_TEST(test_blocks_freed_by_exited_thread)
     }
     long now = cf_block_carved();
     if (first >= 0)
-        ck_assert_int_le(now - first, 2 * 64); /* 20 rounds, no growth but a batch or two */
+        ck_assert_int_le(now - first,
+                         2 * 64); /* 20 rounds, no growth but a batch or two */
     free(p);
 }
 END_TEST
@@ -248,6 +250,7 @@ END_TEST
 extern void (*cf_test_blocks_init_hook)(void);
 
 static pid_t init_child = -2; /* -2: the hook never ran; -1: its fork failed */
+static int init_errno;        /* errno of that fork, when it failed */
 
 /*
  * In the allocator's first use, once its fork handlers are set: forks. The
@@ -260,6 +263,8 @@ static void fork_during_init(void)
     if (init_child != -2)
         return; /* the child's own init */
     init_child = fork();
+    if (init_child < 0)
+        init_errno = errno; /* the test reports it after more calls */
     if (init_child != 0)
         return;
     void *b = cf_block_alloc(TASK_BLOCK);
@@ -302,7 +307,7 @@ START_TEST(test_blocks_fork_during_init)
                       "the allocator was in use before this test");
         return; /* blocks are off here (sanitizers, valgrind), or started */
     }
-    ck_assert_msg(init_child > 0, "fork: %s", strerror(errno));
+    ck_assert_msg(init_child > 0, "fork: %s", strerror(init_errno));
     int status = wait_child(init_child, 20);
     ck_assert_msg(status != -1, "the child's fork hung in the allocator's fork handlers");
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %#x",

@@ -213,11 +213,7 @@ static size_t peak_kib(void)
  * The limits hold for plain builds; sanitizers add shadow memory, redzones
  * and slower calls, so there the figures are printed, not enforced.
  */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define LIMITS_ENFORCED 0
-#else
-#define LIMITS_ENFORCED 1
-#endif
+#define LIMITS_ENFORCED (!UNDER_ASAN && !UNDER_TSAN)
 
 static void check_limits(const char *what, double secs, size_t grew_kib)
 {

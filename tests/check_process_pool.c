@@ -885,9 +885,8 @@ static void t_print_then_hold_stdout(task_t *t)
  */
 START_TEST(test_process_pool_stdout_held_by_task_thread)
 {
-#if defined(__SANITIZE_THREAD__)
-    return; /* TSan's _exit() flushes stdout itself, and waits for its lock */
-#endif
+    if (UNDER_TSAN)
+        return; /* TSan's _exit() flushes stdout itself, and waits for its lock */
     begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
     ck_assert_ptr_nonnull(ex);
@@ -1522,9 +1521,8 @@ static void t_within_fires(task_t *t)
  */
 START_TEST(test_process_pool_timer_in_forked_child)
 {
-#if defined(__SANITIZE_THREAD__)
-    return; /* TSan ends a child of a multi-threaded fork that starts a thread */
-#endif
+    if (UNDER_TSAN)
+        return; /* TSan ends a child of a multi-threaded fork that starts a thread */
     ck_assert(within_fires()); /* the parent's timer thread runs, for good */
     begin();
     executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
@@ -3132,9 +3130,8 @@ static void t_malloc_64m(task_t *t)
  */
 START_TEST(test_process_pool_initializer_limits_address_space)
 {
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    return;
-#endif
+    if (UNDER_ASAN || UNDER_TSAN)
+        return; /* shadow memory does not fit a limited address space */
     begin();
     future_unref(future_new()); /* the parent's allocator is set up */
     executor_t *ex = process_pool_executor_new(
