@@ -1314,7 +1314,11 @@ CF_API int task_group_wait(task_group_t *g, double timeout,
  * whose own deadline (submit_options_t.timeout) passed has failed with
  * FUT_EDEADLINE but may still be running (a thread cannot be killed; its
  * task_should_stop() is true), so such a task must not use memory the
- * caller frees after this call.
+ * caller frees after this call. It does not wait for done-callbacks the
+ * caller added to a member's future (a member counts as done when its
+ * future completes, before those run): one that uses @g (task_group_cancel,
+ * task_group_submit) must be over before this call, for example by having
+ * it signal an event the caller waits for first.
  */
 CF_API void task_group_free(task_group_t *g);
 

@@ -455,6 +455,36 @@ START_TEST(test_process_pool_heap_splits_and_starts_over)
 END_TEST
 
 /*
+ * A freed block is used again before memory never touched: a size with no
+ * free block of its own splits a free larger one (two freed 64 KiB
+ * neighbours merged into 128 KiB) rather than carve at the top. Carving
+ * came first before, and a burst of 64 KiB arguments wrote the whole 32 MiB
+ * heap once, a page fault and a cleared page each 4 KiB (bench W3b).
+ */
+START_TEST(test_process_pool_heap_reuses_before_carving)
+{
+    enum { K64 = 64u << 10 };
+    struct cf_heap h;
+    ck_assert_int_eq(cf_heap_init(&h, 4u << 20), 0);
+    uint32_t keep, a, x, y, z;
+    ck_assert_int_eq(cf_heap_alloc(&h, 100, &keep), 1); /* never idle: no start-over */
+    int cls = cf_heap_alloc(&h, K64, &a);
+    ck_assert_int_gt(cls, 0);
+    ck_assert_int_eq(cf_heap_alloc(&h, K64, &x), cls);
+    ck_assert_int_eq(cf_heap_alloc(&h, K64, &y), cls);
+    ck_assert_uint_eq(x, 2 * K64);
+    ck_assert_uint_eq(y, 3 * K64);
+    cf_heap_free(&h, cls, x);
+    cf_heap_free(&h, cls, y); /* x and y merge into one 128 KiB block */
+    ck_assert_int_eq(cf_heap_alloc(&h, K64, &z), cls);
+    ck_assert_uint_eq(z, x); /* not 4 * K64, fresh at the top */
+    ck_assert_int_eq(cf_heap_alloc(&h, K64, &z), cls);
+    ck_assert_uint_eq(z, y); /* the split's other half */
+    cf_heap_destroy(&h);
+}
+END_TEST
+
+/*
  * The heap under a long mix of sizes, never idle (one small block is kept
  * throughout): blocks never overlap, stay inside the heap and aligned to
  * their size, and at the end, with only that block left, a 1 MiB block
@@ -4411,6 +4441,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_map_unordered_free_in_flight);
     tcase_add_test(tc, test_process_pool_heap_full_keeps_order);
     tcase_add_test(tc, test_process_pool_heap_splits_and_starts_over);
+    tcase_add_test(tc, test_process_pool_heap_reuses_before_carving);
     tcase_add_test(tc, test_process_pool_heap_mix_merges_back);
     tcase_add_test(tc, test_process_pool_big_task_starts_before_later_ones);
     tcase_add_test(tc, test_process_pool_big_task_behind_long_one_holds_nothing_back);

@@ -5,12 +5,16 @@
  * items (worker.h, "The shared queue").
  *
  * A buddy allocator. Blocks are powers of two from CF_HEAP_MIN to 1 MiB,
- * each aligned to its size, carved from the bottom of the mapping (`top`;
- * what a block's alignment skips there becomes free blocks of smaller
- * sizes) and kept per size once freed (a pool that sent big arguments once will
- * again). A size with no free block and no room left splits a free block
- * of a larger size in halves, so a burst of big arguments does not leave
- * the small ones without a block; a freed block whose buddy (the other
+ * each aligned to its size, and kept per size once freed (a pool that sent
+ * big arguments once will again). A size with no free block splits a free
+ * block of a larger size in halves (so a burst of big arguments does not
+ * leave the small ones without a block), and only when there is none either
+ * is a new block carved from the bottom of the mapping (`top`; what a
+ * block's alignment skips there becomes free blocks of smaller sizes): memory
+ * used before is taken before memory never touched, whose first write costs
+ * a page fault and a cleared page (a burst of 64 KiB arguments touched the
+ * whole 32 MiB once when carving came first, four times what its tasks in
+ * flight used: bench/RESULTS.md, W3b). A freed block whose buddy (the other
  * half of the block it was split from: off ^ size) is free merges with it,
  * and so on up, so small arguments do not break the big blocks for good in
  * a pool that is never idle. Once every block is free the heap starts over
@@ -201,27 +205,28 @@ static void free_gap(struct cf_heap *h, size_t at)
     }
 }
 
-/* A free block of class @k, carved or split from a larger one; false if none. */
+/* A free block of class @k, else one split from a larger free block, else one
+   carved at the top (heap.c's head); false if none. */
 static bool take(struct cf_heap *h, int k, uint32_t *off)
 {
     if (h->fl[k].nfree > 0) {
         *off = pop(h, k);
         return true;
     }
-    size_t at;
-    if (room_at_top(h, k, &at)) {
-        free_gap(h, at);
-        h->top = at + SIZE(k);
-        *off = (uint32_t)at;
+    int j = larger_free(h, k);
+    if (j >= 0) {
+        *off = pop(h, j);
+        /* Its upper halves, largest first, become free blocks of classes j-1 .. k. */
+        for (int i = j - 1; i >= k; i--)
+            put(h, i, *off + (uint32_t)SIZE(i));
         return true;
     }
-    int j = larger_free(h, k);
-    if (j < 0)
+    size_t at;
+    if (!room_at_top(h, k, &at))
         return false;
-    *off = pop(h, j);
-    /* Its upper halves, largest first, become free blocks of classes j-1 .. k. */
-    for (int i = j - 1; i >= k; i--)
-        put(h, i, *off + (uint32_t)SIZE(i));
+    free_gap(h, at);
+    h->top = at + SIZE(k);
+    *off = (uint32_t)at;
     return true;
 }
 
