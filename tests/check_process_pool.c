@@ -484,6 +484,89 @@ START_TEST(test_process_pool_heap_reuses_before_carving)
 }
 END_TEST
 
+/* The resident KiB of this process's mapping of exactly @bytes, shared
+   read-write (the pool's argument heap), from /proc/self/smaps; -1 if none. */
+static long shared_rss_kib(size_t bytes)
+{
+    FILE *fp = fopen("/proc/self/smaps", "r");
+    if (!fp)
+        return -1;
+    char line[512], perms[8];
+    unsigned long lo, hi;
+    bool in = false;
+    long rss = -1;
+    while (fgets(line, sizeof(line), fp)) {
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3) {
+            in = hi - lo == bytes && !strcmp(perms, "rw-s");
+            continue;
+        }
+        long kib;
+        if (in && sscanf(line, "Rss: %ld kB", &kib) == 1) {
+            rss = kib;
+            break;
+        }
+    }
+    fclose(fp);
+    return rss;
+}
+
+static void t_first_byte(task_t *t)
+{
+    const unsigned char *a = task_arg(t, NULL);
+    task_return_i64(t, a[0]);
+}
+
+/*
+ * A burst of 64 KiB arguments queued behind two busy workers takes heap
+ * blocks for about 1 MiB a worker, not one for each of the 126 free cells
+ * (8 MiB, each page written for the first time: a page fault and a cleared
+ * page; bench W3b). The rest wait in the manager, and start as blocks come
+ * back.
+ */
+START_TEST(test_process_pool_heap_burst_stays_small)
+{
+    enum { N = 200, LEN = 64 << 10 };
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_ptr_nonnull(ex);
+    struct hold h[2] = {{.gate = 0}, {.gate = 1}};
+    future_t *held[2];
+    for (int i = 0; i < 2; i++)
+        held[i] = executor_submit(ex, t_hold, &h[i], sizeof(h[i]));
+    double end = now_s() + T_LONG;
+    while (atomic_load(&shm->started) < 2 && now_s() < end)
+        usleep(1000);
+    ck_assert_int_eq(atomic_load(&shm->started), 2);
+    long before = shared_rss_kib(CF_HEAP_BYTES);
+    ck_assert_int_ge(before, 0);
+    unsigned char *arg = malloc(LEN);
+    ck_assert_ptr_nonnull(arg);
+    future_t *burst[N];
+    for (int i = 0; i < N; i++) {
+        memset(arg, i, LEN);
+        burst[i] = executor_submit(ex, t_first_byte, arg, LEN);
+        ck_assert_ptr_nonnull(burst[i]);
+    }
+    ck_assert(settles(ex, N + 2)); /* the manager has sent what it will */
+    long during = shared_rss_kib(CF_HEAP_BYTES);
+    ck_assert_msg(during - before <= 3 * 1024, "the heap grew %ld KiB", during - before);
+    for (int i = 0; i < 2; i++)
+        atomic_store(&shm->gates[i], 1);
+    for (int i = 0; i < N; i++) {
+        ck_assert_int_eq(result_i64(burst[i]), i & 0xff);
+        future_unref(burst[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_gt(result_i64(held[i]), 0);
+        future_unref(held[i]);
+    }
+    free(arg);
+    pid_t fs = fs_pid_of(ex);
+    executor_free(ex);
+    end_check(fs);
+}
+END_TEST
+
 /*
  * The heap under a long mix of sizes, never idle (one small block is kept
  * throughout): blocks never overlap, stay inside the heap and aligned to
@@ -4442,6 +4525,7 @@ Suite *make_suite(void)
     tcase_add_test(tc, test_process_pool_heap_full_keeps_order);
     tcase_add_test(tc, test_process_pool_heap_splits_and_starts_over);
     tcase_add_test(tc, test_process_pool_heap_reuses_before_carving);
+    tcase_add_test(tc, test_process_pool_heap_burst_stays_small);
     tcase_add_test(tc, test_process_pool_heap_mix_merges_back);
     tcase_add_test(tc, test_process_pool_big_task_starts_before_later_ones);
     tcase_add_test(tc, test_process_pool_big_task_behind_long_one_holds_nothing_back);

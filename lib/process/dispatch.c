@@ -480,7 +480,9 @@ void cf_pp_dispatch(struct process_pool *p)
             break;
         }
         struct pp_proc *pr = pick(p, strict);
-        if (!pr)
+        /* None, or a big argument for a busy one (pick prefers an idle one)
+           while the heap's blocks in flight are their share: an answer calls. */
+        if (!pr || (queueable && cf_pp_heap_waits(p, pr, work_of(p->pend.head), active)))
             break;
         struct cf_work *cw = cf_fifo_pop(&p->pend);
         if (cancelling(work_of(cw))) {

@@ -236,6 +236,7 @@ int cf_heap_alloc(struct cf_heap *h, size_t len, uint32_t *off)
     if (!h->base || k < 0 || !take(h, k, off))
         return 0;
     h->used++;
+    h->inuse += SIZE(k);
     return k + 1;
 }
 
@@ -254,6 +255,7 @@ static void start_over(struct cf_heap *h)
 
 void cf_heap_free(struct cf_heap *h, int cls, uint32_t off)
 {
+    h->inuse -= SIZE(cls - 1);
     if (--h->used == 0) {
         start_over(h);
         return;

@@ -24,7 +24,8 @@ struct cf_heap_list {
 struct cf_heap {
     unsigned char *base; /* NULL: no heap (the mapping failed) */
     size_t bytes, top;
-    size_t used; /* blocks handed out and not freed */
+    size_t used;  /* blocks handed out and not freed */
+    size_t inuse; /* their bytes */
     struct cf_heap_list fl[CF_HEAP_CLASSES];
 };
 

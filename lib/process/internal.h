@@ -142,6 +142,8 @@
 
 #define DEPTH 64                   /* cells (tasks sent ahead) per worker */
 #define SEND_AHEAD_BYTES (1 << 20) /* a busy worker's unsent bytes cap */
+#define HEAP_AHEAD_BYTES                                                                 \
+    (1 << 20) /* heap bytes in flight, a worker's share (dispatch.c) */
 #define KILL_GRACE_NS (200 * 1000000LL)
 #define SCAN_MIN_NS (1000000LL)
 #define SCAN_MAX_NS (1000000LL)   /* future_running within 1 ms of a start */
@@ -355,6 +357,8 @@ struct pp_proc *cf_pp_cell_runner_proc(const struct process_pool *p,
 bool cf_pp_cell_claimed(const struct process_pool *p, const struct pp_proc *pr, int i);
 bool cf_pp_doom(struct process_pool *p, const struct pp_proc *pr, int i);
 bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w);
+bool cf_pp_heap_waits(const struct process_pool *p, const struct pp_proc *pr,
+                      const struct pp_work *w, int active);
 bool cf_pp_ring_room(struct process_pool *p);
 void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_work *w);
 void cf_pp_refund(struct pp_proc *pr, const struct pp_work *w);
