@@ -386,12 +386,18 @@ CF_API bool future_done(const future_t *f);
  */
 CF_API int future_result(future_t *f, double timeout, const void **data, size_t *len);
 
-/** future_result for an int64 result; FUT_EINVAL if the result is not 8 bytes. */
+/**
+ * future_result for an int64 result (task_return_i64). Returns as
+ * future_result; FUT_EINVAL also for a NULL @v and for a result that is not
+ * 8 bytes (the task returned something else: a string, a struct), which
+ * future_result would give as bytes. Blocks the caller.
+ */
 CF_API int future_result_i64(future_t *f, double timeout, int64_t *v);
 
 /**
- * future_result for a double result (task_return_double); FUT_EINVAL if the
- * result is not 8 bytes. Python: fut.result() of a float. Blocks the caller.
+ * future_result for a double result (task_return_double); FUT_EINVAL also
+ * for a NULL @v and for a result that is not 8 bytes, as future_result_i64.
+ * Python: fut.result() of a float. Blocks the caller.
  */
 CF_API int future_result_double(future_t *f, double timeout, double *v);
 

@@ -135,7 +135,8 @@ static int drain(completion_queue_t *q)
         struct job *j = future_user_data(f);
         const char *s = future_result_str(f, 0);
         if (s)
-            printf("task %d: %lld^2 = %s\n", j->id, j->value, s);
+            printf(j->value < 0 ? "task %d: (%lld)^2 = %s\n" : "task %d: %lld^2 = %s\n", j->id,
+                   j->value, s);
         else
             printf("task %d: %s\n", j->id, future_strerror(-errno));
         fflush(stdout);

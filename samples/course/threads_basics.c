@@ -279,9 +279,14 @@ static const struct program {
 int main(int argc, char **argv)
 {
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
-    if (argc > 2) {
-        fprintf(stderr, "usage: threads_basics [PROGRAM]\n");
-        return 2;
+    bool help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+    if (argc > 2 || help) {
+        FILE *out = help ? stdout : stderr;
+        fprintf(out, "usage: threads_basics [PROGRAM]\nPROGRAM, or all of them in turn:");
+        for (size_t i = 0; i < N_PROGRAMS; i++)
+            fprintf(out, " %s", programs[i].name);
+        fprintf(out, "\n");
+        return help ? 0 : 2;
     }
     for (size_t i = 0; i < N_PROGRAMS; i++) {
         if (argc == 2 && strcmp(argv[1], programs[i].name) != 0)
@@ -294,7 +299,8 @@ int main(int argc, char **argv)
             return 0;
     }
     if (argc == 2) {
-        fprintf(stderr, "threads_basics: no program '%s'\n", argv[1]);
+        fprintf(stderr, "threads_basics: no program '%s' (threads_basics --help lists them)\n",
+                argv[1]);
         return 2;
     }
     return 0;
