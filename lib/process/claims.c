@@ -198,20 +198,23 @@ bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w)
 }
 
 /*
- * True if @w, for @pr, should wait: @pr is busy (it has cells) and @w would
+ * True if @w, for @pr, should wait: no worker is idle (@pr has cells, and
+ * none runs nothing with nothing unstarted in its seat: a worker whose seat
+ * holds a task another worker took, after a shrink, is idle) and @w would
  * take a heap block past what busy workers may have in flight,
  * HEAP_AHEAD_BYTES a worker of @active, or two blocks of @w's size a worker
  * if more (one running, one next). The blocks in flight are then used again
  * as their tasks answer, memory the pool has touched: a burst of 64 KiB
  * arguments otherwise filled every cell's worth (8 MiB for two workers), a
  * page fault and a cleared page each 4 KiB, more than the copies cost
- * (bench/RESULTS.md, W3b).
+ * (bench/RESULTS.md, W3b). A cancelled @w does not wait: dispatch drops it.
  */
 bool cf_pp_heap_waits(const struct process_pool *p, const struct pp_proc *pr,
                       const struct pp_work *w, int active)
 {
-    if (pr->ncells == 0 || (!w->chunk_n && w->base.arg_len <= CF_SLOT_ARG))
-        return false; /* an idle worker, or an argument in its slot */
+    if (pr->ncells == 0 || atomic_load(&p->nidle) > 0 || cancelling(w) ||
+        (!w->chunk_n && w->base.arg_len <= CF_SLOT_ARG))
+        return false; /* an idle worker, a cancelled task, an argument in its slot */
     size_t len = heap_len(w), share = CF_MAX((size_t)HEAP_AHEAD_BYTES, 2 * len);
     return p->heap.inuse > 0 && p->heap.inuse + len > share * (size_t)CF_MAX(active, 1);
 }
