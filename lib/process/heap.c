@@ -209,6 +209,8 @@ static void free_gap(struct cf_heap *h, size_t at)
    carved at the top (heap.c's head); false if none. */
 static bool take(struct cf_heap *h, int k, uint32_t *off)
 {
+    if (k < 0 || k >= CF_HEAP_CLASSES)
+        return false; /* class_of's range: said for the static analyzer */
     if (h->fl[k].nfree > 0) {
         *off = pop(h, k);
         return true;
