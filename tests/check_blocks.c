@@ -97,8 +97,7 @@ START_TEST(test_blocks_big)
     for (int i = 0; i < NS; i++)
         for (int j = 0; j < EACH; j++) {
             ck_assert_msg(all_bytes(p[i][j], sizes[i], (unsigned)(i * EACH + j)),
-                          "a block of %zu bytes was written over",
-                          sizes[i]); /* no overlap */
+                          "a block of %zu bytes was written over", sizes[i]); /* no overlap */
             cf_block_free(p[i][j]);
         }
     const char text[] = "a result's bytes";
@@ -151,8 +150,7 @@ START_TEST(test_blocks_freed_by_exited_thread)
     }
     long now = cf_block_carved();
     if (first >= 0)
-        ck_assert_int_le(now - first,
-                         2 * 64); /* 20 rounds, no growth but a batch or two */
+        ck_assert_int_le(now - first, 2 * 64); /* 20 rounds, no growth but a batch or two */
     free(p);
 }
 END_TEST

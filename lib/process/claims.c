@@ -189,12 +189,17 @@ static size_t heap_len(const struct pp_work *w)
     return w->chunk_n ? CF_WIRE_CHUNK_FIXED + w->base.arg_len : w->base.arg_len;
 }
 
+/* True if @w's argument fits in its cell's slot (no heap block). */
+static bool in_slot(const struct pp_work *w)
+{
+    return !w->chunk_n && w->base.arg_len <= CF_SLOT_ARG;
+}
+
 /* True if @w goes through the shared queue (worker.h), not a pipe: its argument
    fits its slot, or the heap has a block for it now. */
 bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w)
 {
-    return p->ring && ((!w->chunk_n && w->base.arg_len <= CF_SLOT_ARG) ||
-                       cf_heap_fits(&p->heap, heap_len(w)));
+    return p->ring && (in_slot(w) || cf_heap_fits(&p->heap, heap_len(w)));
 }
 
 /*
@@ -212,8 +217,7 @@ bool cf_pp_queueable(const struct process_pool *p, const struct pp_work *w)
 bool cf_pp_heap_waits(const struct process_pool *p, const struct pp_proc *pr,
                       const struct pp_work *w, int active)
 {
-    if (pr->ncells == 0 || atomic_load(&p->nidle) > 0 || cancelling(w) ||
-        (!w->chunk_n && w->base.arg_len <= CF_SLOT_ARG))
+    if (pr->ncells == 0 || atomic_load(&p->nidle) > 0 || cancelling(w) || in_slot(w))
         return false; /* an idle worker, a cancelled task, an argument in its slot */
     size_t len = heap_len(w), share = CF_MAX((size_t)HEAP_AHEAD_BYTES, 2 * len);
     return p->heap.inuse > 0 && p->heap.inuse + len > share * (size_t)CF_MAX(active, 1);
@@ -255,7 +259,7 @@ static bool fill_slot(struct process_pool *p, size_t idx, struct pp_work *w)
     const struct cf_work *cw = &w->base;
     sl->fn = (uint64_t)(uintptr_t)cw->fn;
     sl->limit_ns = cw->limit_ns;
-    if (!w->chunk_n && cw->arg_len <= CF_SLOT_ARG) {
+    if (in_slot(w)) {
         sl->where = CF_SLOT_INLINE;
         sl->arg_len = (uint32_t)cw->arg_len;
         if (cw->arg_len && cw->arg)

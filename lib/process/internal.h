@@ -142,8 +142,7 @@
 
 #define DEPTH 64                   /* cells (tasks sent ahead) per worker */
 #define SEND_AHEAD_BYTES (1 << 20) /* a busy worker's unsent bytes cap */
-#define HEAP_AHEAD_BYTES                                                                 \
-    (1 << 20) /* heap bytes in flight, a worker's share (dispatch.c) */
+#define HEAP_AHEAD_BYTES (1 << 20) /* heap bytes in flight a worker (claims.c) */
 #define KILL_GRACE_NS (200 * 1000000LL)
 #define SCAN_MIN_NS (1000000LL)
 #define SCAN_MAX_NS (1000000LL)   /* future_running within 1 ms of a start */
