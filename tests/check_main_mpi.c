@@ -8,13 +8,13 @@
 #include "testutil.h"
 
 #include <stdlib.h>
-#include <unistd.h>
 
 int main(int argc, char **argv)
 {
     int served = mpi_pool_serve(&argc, &argv);
     if (served != 0)
         return served == 1 ? EXIT_SUCCESS : EXIT_FAILURE;
-    alarm(540); /* a hang fails the run (tests/mpi_pool.sh's timeout is 600 s) */
+    /* A hang fails the run (tests/mpi_pool.sh's timeout is 60 s longer). */
+    hang_guard(540, "check_executor_mpi");
     return run_suite(false);
 }

@@ -19,22 +19,30 @@ bin=$b/tests/.libs/check_mpi_pool
 [ -x "$bin" ] || bin=$b/tests/check_mpi_pool
 other=$b/tests/.libs/mpi_other
 [ -x "$other" ] || other=$b/tests/mpi_other
+# Each job's limit, times CK_TIMEOUT_MULTIPLIER kept within [1, 3] as the
+# programs' own hang guards are (a slow run under a sanitizer is no hang);
+# the two whose programs have a guard get 60 s more, so the guard speaks first.
+k=${CK_TIMEOUT_MULTIPLIER:-1}
+case $k in '' | *[!0-9]*) k=1 ;; esac
+[ "$k" -gt 3 ] && k=3
+[ "$k" -lt 1 ] && k=1
+limit() { echo $(($1 * k)); }
 fail=0
 echo "== world mode: $MPIEXEC -n 3 check_mpi_pool"
 # setsid -w: mpiexec in a session of its own, so that nothing it signals
 # reaches make
-setsid -w timeout 300 "$MPIEXEC" -n 3 "$bin" </dev/null || { echo "world mode failed"; fail=1; }
+setsid -w timeout $(($(limit 300) + 60)) "$MPIEXEC" -n 3 "$bin" </dev/null || { echo "world mode failed"; fail=1; }
 # A program that calls MPI_Init before mpi_pool_serve and MPI_Finalize at
 # its end (check_mpi_pool's test_mpi_caller_init runs it in spawn mode)
 echo "== world mode: $MPIEXEC -n 3 check_mpi_pool --caller-init"
-setsid -w timeout 150 "$MPIEXEC" -n 3 "$bin" --caller-init </dev/null ||
+setsid -w timeout $(limit 150) "$MPIEXEC" -n 3 "$bin" --caller-init </dev/null ||
     { echo "world mode with MPI initialized by the program failed"; fail=1; }
 # A rank alive but silent (stopped), in a job of its own: lost at the
 # heartbeat limit, and left out of a pool made after (test_mpi_world_silent_rank).
 # After a loss the master skips MPI_Finalize (Open MPI 4.1 can hang there),
 # so mpiexec says the job ended improperly: Check's summary is the verdict.
 echo "== world mode: $MPIEXEC -n 3 check_mpi_pool --silent-rank"
-out=$(setsid -w timeout 150 "$MPIEXEC" -n 3 "$bin" --silent-rank </dev/null 2>&1)
+out=$(setsid -w timeout $(limit 150) "$MPIEXEC" -n 3 "$bin" --silent-rank </dev/null 2>&1)
 echo "$out" | grep -E '^check_mpi_pool|Checks:|:[FE]:'
 echo "$out" | grep -q '^100%: Checks: 1, Failures: 0, Errors: 0' ||
     { echo "$out"; echo "world mode with a silent rank failed"; fail=1; }
@@ -42,7 +50,7 @@ echo "$out" | grep -q '^100%: Checks: 1, Failures: 0, Errors: 0' ||
 # of its own: left out of every pool made after (test_mpi_world_broken_rank).
 # No rank is lost, so the job ends cleanly: mpiexec's exit and Check's summary.
 echo "== world mode: $MPIEXEC -n 3 check_mpi_pool --broken-rank"
-out=$(setsid -w timeout 150 "$MPIEXEC" -n 3 "$bin" --broken-rank </dev/null 2>&1)
+out=$(setsid -w timeout $(limit 150) "$MPIEXEC" -n 3 "$bin" --broken-rank </dev/null 2>&1)
 rc=$?
 echo "$out" | grep -E '^check_mpi_pool|Checks:|:[FE]:'
 [ $rc = 0 ] && echo "$out" | grep -q '^100%: Checks: 1, Failures: 0, Errors: 0' ||
@@ -56,12 +64,12 @@ for ahead in "" 0; do
     gates=$(mktemp "${TMPDIR:-/tmp}/cfutures-xgates.XXXXXX") || exit 1
     echo "== world mode: $MPIEXEC -n 3 check_executor_mpi${ahead:+ (CFUTURES_MPI_AHEAD=$ahead)}"
     CFUTURES_TEST_XGATES=$gates CFUTURES_MPI_AHEAD=$ahead \
-        setsid -w timeout 600 "$MPIEXEC" -x CFUTURES_TEST_XGATES -x CFUTURES_MPI_AHEAD \
+        setsid -w timeout $(($(limit 540) + 60)) "$MPIEXEC" -x CFUTURES_TEST_XGATES -x CFUTURES_MPI_AHEAD \
         -n 3 "$conf" </dev/null || { echo "conformance over the MPI pool failed"; fail=1; }
     rm -f "$gates"
 done
 echo "== mismatched executable on rank 1"
-setsid -w timeout 120 "$MPIEXEC" -n 1 "$bin" --expect-mismatch : -n 1 "$other" </dev/null ||
+setsid -w timeout $(limit 120) "$MPIEXEC" -n 1 "$bin" --expect-mismatch : -n 1 "$other" </dev/null ||
     { echo "mismatch case failed"; fail=1; }
 # The same executable, but rank 1 loads a libcfutures with another build-id
 # (a copy whose build-id note has its last byte changed): a shared build only.
@@ -75,7 +83,7 @@ if [ -f "$lib" ] && command -v objcopy >/dev/null && ldd "$bin" | grep -q 'libcf
         objcopy --update-section .note.gnu.build-id="$d/note" "$lib" "$d/libcfutures.so.0" ||
         { echo "could not make the copy"; fail=1; }
     # The rank fails its start-up (so mpiexec fails); the master must see it.
-    out=$(setsid -w timeout 120 "$MPIEXEC" -n 1 "$bin" --expect-mismatch : \
+    out=$(setsid -w timeout $(limit 120) "$MPIEXEC" -n 1 "$bin" --expect-mismatch : \
         -n 1 env LD_LIBRARY_PATH="$d" "$bin" </dev/null 2>&1)
     echo "$out" | grep -E 'not the master|mpi_pool_serve returned'
     echo "$out" | grep -q "is not the master's: every rank must load the same libcfutures" &&
@@ -93,7 +101,7 @@ primes=$b/samples/.libs/mpi_primes
 echo "== samples/mpi_primes: world mode (with two bad settings), then bad numbers"
 err=$(mktemp "${TMPDIR:-/tmp}/cfutures-err.XXXXXX") || exit 1
 out=$(CFUTURES_MPI_HEARTBEAT=10s CFUTURES_MPI_PROCS=2.5 \
-    setsid -w timeout 120 "$MPIEXEC" -n 3 "$primes" -q -n 4 -s 1 </dev/null 2>"$err") ||
+    setsid -w timeout $(limit 120) "$MPIEXEC" -n 3 "$primes" -q -n 4 -s 1 </dev/null 2>"$err") ||
     { echo "mpi_primes in world mode failed"; cat "$err"; fail=1; }
 [ "$(echo "$out" | grep -c '^The factors of [0-9]* are \[')" = 4 ] ||
     { echo "mpi_primes did not factor its 4 values: $out"; fail=1; }
@@ -105,7 +113,7 @@ rm -f "$err"
 # Each is named on stderr before the usage: "mpi_primes: -n wants ..., not '5x'".
 for bad in "-n 5x" "-n 0" "-w abc" "-s 1e3"; do
     # shellcheck disable=SC2086 # the option and its value are two words
-    msg=$(setsid -w timeout 120 "$primes" -q $bad </dev/null 2>&1 >/dev/null)
+    msg=$(setsid -w timeout $(limit 120) "$primes" -q $bad </dev/null 2>&1 >/dev/null)
     rc=$?
     [ $rc = 2 ] || { echo "mpi_primes $bad: exit $rc, want 2"; fail=1; }
     echo "$msg" | head -n 1 | grep -q "^mpi_primes: ${bad% *} wants a whole number.*, not '${bad#* }'\$" ||

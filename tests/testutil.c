@@ -36,6 +36,36 @@ void sleep_s(double secs)
     }
 }
 
+struct hang_guard {
+    double secs;
+    char who[64];
+};
+
+static void *hang_guard_main(void *arg)
+{
+    struct hang_guard *g = arg;
+    sleep_s(g->secs);
+    fprintf(stderr, "%s[%d]: still running after %.0f s (a hang?): ended by its guard\n",
+            g->who, (int)getpid(), g->secs);
+    _exit(124);
+}
+
+void hang_guard(double secs, const char *who)
+{
+    static struct hang_guard g; /* one a process: the thread reads it for ever */
+    g.secs = secs * timeout_multiplier(3);
+    snprintf(g.who, sizeof(g.who), "%s", who);
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &a, hang_guard_main, &g) != 0) {
+        fprintf(stderr, "%s: no hang guard (pthread_create failed)\n", who);
+        abort();
+    }
+    pthread_attr_destroy(&a);
+}
+
 void gate_init(gate_t *g)
 {
     pthread_condattr_t ca;

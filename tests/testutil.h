@@ -102,6 +102,16 @@ double timeout_multiplier(double most);
 /* Sleeps @secs seconds (a signal does not cut it short): for a time that
    must pass, never to wait for an event. */
 void sleep_s(double secs);
+/*
+ * A hang guard for a program that runs its cases without Check's fork (the
+ * MPI tests), where Check's own timeouts do not apply: a detached thread
+ * that, @secs seconds from now (times timeout_multiplier(3): a slow run under
+ * a sanitizer on a loaded machine is not a hang), says so on stderr with
+ * @who and ends the process with exit status 124. Not alarm(): Check's
+ * runner takes SIGALRM for itself and SIGKILLs its process group, with no
+ * word of why (a CI run of check_mpi_pool under TSan ended so at 300 s).
+ */
+void hang_guard(double secs, const char *who);
 
 /* Spins (yielding) until pred(arg) is true or @timeout passes. */
 bool eventually(bool (*pred)(void *), void *arg, double timeout);
