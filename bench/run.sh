@@ -115,7 +115,7 @@ py w3 mp-apply $PY_W3_N 2
 c ppw3map $W3MAP_N 2 $((W3MAP_N / 8))
 py w3 mp-map $W3MAP_N 2
 c echo $W3B_N 65536
-c ppw3b $W3B_N 2 65536
+c ppw3b $W3B_N 2 65536 3
 c npw3b $W3B_N 2 65536
 py w3 ppe $PY_W3B_N 2 65536
 c w4 thread 2 $W4_PAIRS
@@ -452,6 +452,8 @@ w3b, w3b_vs_echo = add("W3b process pool 64 KiB echo", "MB/s", pick("ppw3b", "cf
                        (echo, "x pipe echo"),
                        (pick("npw3b", "naive", "mb_per_s", 2), "x naive"),
                        (pick("ppw3b", "python-ppe", "mb_per_s", 2), "x Python PPE"))
+add("W3b process pool 64 KiB echo, later passes on the same pool (the slower of 2)", "MB/s",
+    pick("ppw3b", "cfutures-warm", "mb_per_s", 2), (echo, "x pipe echo"))
 add("W3b naive C process pool 64 KiB", "MB/s", pick("npw3b", "naive", "mb_per_s", 2), (echo, "x pipe echo"))
 add("W3b Python ProcessPoolExecutor 64 KiB", "MB/s", pick("ppw3b", "python-ppe", "mb_per_s", 2),
     (echo, "x pipe echo"))
