@@ -566,10 +566,11 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * bytes are copied back and owned by the future. An argument may be up to
  * 2 GiB (larger: EINVAL), a result up to 4 GiB (larger: the future fails
  * FUT_ETASK with code E2BIG). A task keeps its argument's copy until the
- * pool is done with it, so queued tasks hold their arguments' bytes all at
- * once: 2,000 submits of 64 KiB, 128 MB, the first burst written to memory
- * this process never used (page faults; dearer still on a VM guest whose
- * host took its free memory back). max_queue bounds it.
+ * pool is done with it, so queued and running tasks hold their arguments'
+ * bytes all at once: 2,000 submits of 64 KiB, 131 MB, the first burst
+ * written to memory this process never used (page faults; dearer still on a
+ * VM guest whose host took its free memory back). max_queue bounds the
+ * queued ones.
  *
  * Tasks are sent ahead to workers, yet a task not started yet can still be
  * cancelled (future_cancel, shutdown's cancel_futures, a map timeout) and

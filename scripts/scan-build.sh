@@ -2,8 +2,8 @@
 # The clang static analyzer over the plain build: the library and the samples
 # (issue 12, item 11); with SCAN_ALL=1 also the test programs, the test-hook
 # build of the library and the bench program. Configures a fresh build-scan/
-# under scan-build (Debian clang-tools; installed here if missing), builds,
-# and exits non-zero if the analyzer reports anything, printing one line per
+# with clang and builds under scan-build (Debian clang-tools; installed here
+# if missing), and exits non-zero if the analyzer reports anything, printing one line per
 # report. The HTML reports stay in build-scan/reports/ for a closer look.
 #   bash scripts/scan-build.sh            build dir build-scan
 #   SCAN_DIR=/tmp/x bash scripts/scan-build.sh
@@ -11,8 +11,8 @@
 # CI runs the default: on 2 vCPUs the tests, the bench and the library's
 # second (test-hook) build took 190 of the analyzer's 340 s of CPU, and the
 # tests run under ASan, TSan and valgrind besides. The default took 182
-# CPU-seconds here (Dec 2026), about 100 without configure under the
-# analyzer, the manual and the test-hook build.
+# CPU-seconds here (Dec 2026), 144 without configure under the analyzer,
+# the manual and the test-hook build.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

@@ -1399,7 +1399,9 @@ static int caller_init_main(int argc, char **argv)
         MPI_Finalize();
         return rc == 1 ? EXIT_SUCCESS : EXIT_FAILURE;
     }
-    alarm(120); /* a hang (in a spawn, or in MPI_Finalize) fails the run */
+    /* A hang (in a spawn, or in MPI_Finalize) fails the run: outside Check's runner
+       here, so SIGALRM kills with its own status. */
+    alarm((unsigned)(120 * timeout_multiplier(3)));
     executor_t *ex = mpi_pool_executor_new(
         &(executor_options_t){.max_workers = getenv("OMPI_COMM_WORLD_SIZE") ? 0 : 1});
     int64_t x = 41, v = 0;
@@ -1422,7 +1424,7 @@ static int caller_init_main(int argc, char **argv)
  */
 static bool serve_again(int *argc, char ***argv, int first)
 {
-    alarm(60);
+    alarm((unsigned)(60 * timeout_multiplier(3)));
     int rc = mpi_pool_serve(argc, argv);
     alarm(0);
     if (rc == first)

@@ -38,23 +38,31 @@ void sleep_s(double secs)
 
 struct hang_guard {
     double secs;
-    char who[64];
+    char msg[160]; /* written whole with write(2): no stdio lock a hung thread may hold */
+    int len;
 };
 
 static void *hang_guard_main(void *arg)
 {
     struct hang_guard *g = arg;
     sleep_s(g->secs);
-    fprintf(stderr, "%s[%d]: still running after %.0f s (a hang?): ended by its guard\n",
-            g->who, (int)getpid(), g->secs);
+    ssize_t n = write(STDERR_FILENO, g->msg, (size_t)g->len);
+    (void)n;
     _exit(124);
 }
 
 void hang_guard(double secs, const char *who)
 {
-    static struct hang_guard g; /* one a process: the thread reads it for ever */
+    static struct hang_guard g; /* the thread reads it for ever */
+    static atomic_bool started;
+    if (atomic_exchange(&started, true))
+        return; /* one a process: the first call's limit holds */
     g.secs = secs * timeout_multiplier(3);
-    snprintf(g.who, sizeof(g.who), "%s", who);
+    g.len = snprintf(g.msg, sizeof(g.msg),
+                     "%.60s[%d]: still running after %.0f s (a hang?): ended by its guard\n",
+                     who, (int)getpid(), g.secs);
+    if (g.len < 0 || g.len >= (int)sizeof(g.msg))
+        g.len = (int)strlen(g.msg);
     pthread_t t;
     pthread_attr_t a;
     pthread_attr_init(&a);
