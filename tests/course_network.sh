@@ -22,13 +22,27 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# serve NAME ARGS...: starts course_server.py; sets $port.
+# serve NAME ARGS...: starts course_server.py; sets $port. Waits up to 60 s
+# for its port, by the clock (a CI run's 400 sleeps of 0.05 s ran out on
+# a loaded machine once, the server's log empty): a server that exits
+# first is named with its status, one still starting with the time waited.
 serve() {
-    local name=$1; shift
+    local name=$1 pid t0=$SECONDS st; shift
     "$py" "$src/tests/course_server.py" "$@" >"$W/$name.port" 2>"$W/$name.log" &
-    servers+=($!)
-    for _ in $(seq 1 400); do [ -s "$W/$name.port" ] && break; sleep 0.05; done
-    read -r port <"$W/$name.port" || { echo "server $name did not start: $(cat "$W/$name.log")"; exit 1; }
+    pid=$!
+    servers+=($pid)
+    while [ ! -s "$W/$name.port" ] && [ $((SECONDS - t0)) -lt 60 ] && kill -0 "$pid" 2>/dev/null; do
+        sleep 0.05
+    done
+    read -r port <"$W/$name.port" && return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        st="still starting after $((SECONDS - t0)) s"
+    else
+        wait "$pid"
+        st="exited with status $? after $((SECONDS - t0)) s"
+    fi
+    echo "server $name did not start ($st): $(cat "$W/$name.log")"
+    exit 1
 }
 
 failures=0 cases=0 skipped=""
