@@ -3,8 +3,9 @@
 # (issue 12, item 11); with SCAN_ALL=1 also the test programs, the test-hook
 # build of the library and the bench program. Configures a fresh build-scan/
 # with clang and builds under scan-build (Debian clang-tools; installed here
-# if missing), and exits non-zero if the analyzer reports anything, printing one line per
-# report. The HTML reports stay in build-scan/reports/ for a closer look.
+# if missing), and exits non-zero if the analyzer reports anything, printing
+# one line per report. The HTML reports stay in build-scan/reports/ for a
+# closer look.
 #   bash scripts/scan-build.sh            build dir build-scan
 #   SCAN_DIR=/tmp/x bash scripts/scan-build.sh
 #   SCAN_ALL=1 bash scripts/scan-build.sh  tests and bench too (twice the time)

@@ -107,10 +107,10 @@ void sleep_s(double secs);
  * MPI tests), where Check's own timeouts do not apply: a detached thread
  * that, @secs seconds from now (times timeout_multiplier(3): a slow run under
  * a sanitizer on a loaded machine is not a hang), says so on stderr with
- * @who and ends the process with exit status 124 (the first call's, if
- * called again). Not alarm(): Check's
- * runner takes SIGALRM for itself and SIGKILLs its process group, with no
- * word of why (a CI run of check_mpi_pool under TSan ended so at 300 s).
+ * @who and ends the process with exit status 124 (a second call does
+ * nothing: the first call's limit holds). Not alarm(): Check's runner takes
+ * SIGALRM for itself and SIGKILLs its process group, with no word of why (a
+ * CI run of check_mpi_pool under TSan ended so at 300 s).
  */
 void hang_guard(double secs, const char *who);
 
