@@ -28,8 +28,10 @@
  * naive_process_pool.c, and the pipe limits they are measured against):
  *   bench_cfutures ppw3 N WORKERS            tiny tasks through submit
  *   bench_cfutures ppw3map N WORKERS CHUNK   tiny tasks through chunked executor_map
- *   bench_cfutures ppw3b N WORKERS SIZE [PASSES]  SIZE-byte argument echoed back
- *                                           (PASSES on one pool: the later ones too)
+ *   bench_cfutures ppw3b N WORKERS SIZE [PASSES [copy|borrow]]
+ *                                           SIZE-byte argument echoed back (PASSES
+ *                                           on one pool: the later ones too; borrow:
+ *                                           submit_options_t.borrow_arg)
  *   bench_cfutures ppw2 ITERS WORKERS        submit-and-wait round trip
  *   bench_cfutures ppw7 SAMPLES              start latency behind long tasks
  *   bench_cfutures npw3 N WORKERS            naive process pool, tiny tasks
@@ -1508,11 +1510,12 @@ static void check_echo(const void *data, size_t len, size_t size, size_t i)
  * result checked. Nanoseconds.
  */
 static int64_t ppw3b_pass(executor_t *ex, const unsigned char *buf, future_t **fs, size_t n,
-                         size_t size)
+                         size_t size, bool borrow)
 {
+    const submit_options_t so = {.borrow_arg = borrow};
     int64_t t0 = now_ns();
     for (size_t i = 0; i < n; i++) {
-        fs[i] = executor_submit(ex, cf_echo, buf + i * size, size);
+        fs[i] = executor_submit_with(ex, cf_echo, buf + i * size, size, &so);
         if (!fs[i])
             die_code("executor_submit", -errno);
     }
@@ -1538,9 +1541,12 @@ static int64_t ppw3b_pass(executor_t *ex, const unsigned char *buf, future_t **f
  * memory is handed back to the host (free page reporting), that first
  * touch costs up to 30 times what it costs in memory the host still backs
  * (bench/RESULTS.md, session 34), and the first pass shows it; a later
- * pass reuses the copies' blocks.
+ * pass reuses the copies' blocks. With @borrow (submit_options_t.borrow_arg,
+ * impls "cfutures-borrow" and "cfutures-borrow-warm") the pool copies
+ * nothing at submit, as the naive pool and Python: it reads each argument
+ * from the caller's buffer as it sends the task.
  */
-static int cmd_ppw3b(size_t n, int workers, size_t size, size_t passes)
+static int cmd_ppw3b(size_t n, int workers, size_t size, size_t passes, bool borrow)
 {
     if (size < 8)
         die("SIZE must be at least 8");
@@ -1550,14 +1556,16 @@ static int cmd_ppw3b(size_t n, int workers, size_t size, size_t passes)
     future_t **fs = xmalloc_touched(n * sizeof(*fs));
     int64_t *later = xmalloc(passes * sizeof(*later));
     executor_t *ex = pp_new(workers);
-    int64_t first = ppw3b_pass(ex, buf, fs, n, size);
+    int64_t first = ppw3b_pass(ex, buf, fs, n, size, borrow);
     for (size_t p = 1; p < passes; p++)
-        later[p - 1] = ppw3b_pass(ex, buf, fs, n, size);
+        later[p - 1] = ppw3b_pass(ex, buf, fs, n, size, borrow);
     executor_free(ex);
-    print_rate("ppw3b", "cfutures", n, workers, size, (double)first / 1e9, -1, -1);
+    print_rate("ppw3b", borrow ? "cfutures-borrow" : "cfutures", n, workers, size,
+               (double)first / 1e9, -1, -1);
     if (passes > 1) {
         qsort(later, passes - 1, sizeof(*later), cmp_i64);
-        print_rate("ppw3b", "cfutures-warm", n, workers, size,
+        print_rate("ppw3b", borrow ? "cfutures-borrow-warm" : "cfutures-warm", n, workers,
+                   size,
                    (double)later[(passes - 1) / 2] / 1e9, -1, -1);
     }
     free(later);
@@ -1997,9 +2005,13 @@ static int process_cmds(int argc, char **argv)
         return cmd_ppw3(CNT(1, "N"), parse_workers(argv[3]));
     if (strcmp(cmd, "ppw3map") == 0 && ARGS(3))
         return cmd_ppw3map(CNT(1, "N"), parse_workers(argv[3]), CNT(3, "CHUNK"));
-    if (strcmp(cmd, "ppw3b") == 0 && (ARGS(3) || ARGS(4)))
+    if (strcmp(cmd, "ppw3b") == 0 && (ARGS(3) || ARGS(4) || ARGS(5))) {
+        bool borrow = ARGS(5) && strcmp(argv[6], "borrow") == 0;
+        if (ARGS(5) && !borrow && strcmp(argv[6], "copy") != 0)
+            die("ppw3b's MODE is copy or borrow");
         return cmd_ppw3b(CNT(1, "N"), parse_workers(argv[3]), CNT(3, "SIZE"),
-                         ARGS(4) ? CNT(4, "PASSES") : 1);
+                         ARGS(4) || ARGS(5) ? CNT(4, "PASSES") : 1, borrow);
+    }
     if (strcmp(cmd, "ppw2") == 0 && ARGS(2))
         return cmd_ppw2(CNT(1, "ITERS"), parse_workers(argv[3]));
     if (strcmp(cmd, "npw3") == 0 && ARGS(2))
@@ -2047,7 +2059,7 @@ static _Noreturn void usage(void)
           "       bench_cfutures spin ITERS\n"
           "       bench_cfutures ppw3|npw3 N WORKERS\n"
           "       bench_cfutures ppw3map N WORKERS CHUNK\n"
-          "       bench_cfutures ppw3b N WORKERS SIZE [PASSES]\n"
+          "       bench_cfutures ppw3b N WORKERS SIZE [PASSES [copy|borrow]]\n"
           "       bench_cfutures npw3b N WORKERS SIZE\n"
           "       bench_cfutures ppw2 ITERS WORKERS\n"
           "       bench_cfutures pipe ITERS\n"

@@ -116,6 +116,7 @@ c ppw3map $W3MAP_N 2 $((W3MAP_N / 8))
 py w3 mp-map $W3MAP_N 2
 c echo $W3B_N 65536
 c ppw3b $W3B_N 2 65536 3
+c ppw3b $W3B_N 2 65536 3 borrow
 c npw3b $W3B_N 2 65536
 py w3 ppe $PY_W3B_N 2 65536
 c w4 thread 2 $W4_PAIRS
@@ -454,6 +455,11 @@ w3b, w3b_vs_echo = add("W3b process pool 64 KiB echo", "MB/s", pick("ppw3b", "cf
                        (pick("ppw3b", "python-ppe", "mb_per_s", 2), "x Python PPE"))
 add("W3b process pool 64 KiB echo, later passes on the same pool (the slower of 2)", "MB/s",
     pick("ppw3b", "cfutures-warm", "mb_per_s", 2), (echo, "x pipe echo"))
+w3bb, w3bb_vs_echo = add("W3b process pool 64 KiB echo, borrow_arg (no copy at submit)", "MB/s",
+                         pick("ppw3b", "cfutures-borrow", "mb_per_s", 2), (echo, "x pipe echo"),
+                         (pick("npw3b", "naive", "mb_per_s", 2), "x naive"))
+add("W3b process pool 64 KiB echo, borrow_arg, later passes (the slower of 2)", "MB/s",
+    pick("ppw3b", "cfutures-borrow-warm", "mb_per_s", 2), (echo, "x pipe echo"))
 add("W3b naive C process pool 64 KiB", "MB/s", pick("npw3b", "naive", "mb_per_s", 2), (echo, "x pipe echo"))
 add("W3b Python ProcessPoolExecutor 64 KiB", "MB/s", pick("ppw3b", "python-ppe", "mb_per_s", 2),
     (echo, "x pipe echo"))
@@ -625,6 +631,9 @@ target("W3 chunked executor_map >= Pool.map items/s", v,
 v = med(w3b_vs_echo)
 target("W3b 64 KiB >= 0.5x pipe echo", v, f"{fmt(v, 'x')}x ({fmt(med(w3b), 'MB/s')} MB/s)",
        v is not None and v >= 0.5)
+v = med(w3bb_vs_echo)
+target("W3b 64 KiB with borrow_arg >= 0.5x pipe echo", v,
+       f"{fmt(v, 'x')}x ({fmt(med(w3bb), 'MB/s')} MB/s)", v is not None and v >= 0.5)
 v = med(w4t)
 target("W4 thread pool speedup >= 1.88", v, fmt(v, "x"), v is not None and v >= 1.88)
 v = med(w6first)

@@ -200,6 +200,9 @@ typedef struct executor_options {
 typedef struct submit_options {
     double timeout;            /* the task's own running-time limit (s); 0: none */
     bool nonblocking;          /* with max_queue: fail FUT_EFULL rather than block */
+    bool borrow_arg;           /* the caller keeps the argument alive and unchanged
+                                  until the future is done: a process pool need not
+                                  copy it at submit. See executor_submit_with. */
     completion_queue_t *queue; /* NULL, or the future joins this queue at submit
                                   (before the task can end) */
     double delay;              /* the task starts no earlier than this many seconds after
@@ -855,6 +858,21 @@ CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
  * keeps its place. A delayed task takes its priority when it is due;
  * future_then's .submit.priority orders the continuation; map items and
  * schedule runs have priority 0.
+ * .borrow_arg (beyond what executor_submit promises; Python's submit keeps
+ * a reference to its arguments and pickles them only as it feeds a worker;
+ * libuv's uv_write borrows its buffers until the callback): the caller keeps
+ * @arg's @arg_len bytes alive and unchanged until the future is done (a
+ * result, a failure or a cancel), as a thread pool always asks. A process
+ * pool then copies nothing at submit: it reads the bytes once, when its
+ * manager thread hands the task to a worker, straight into the memory it
+ * shares with the workers (or the worker's pipe). So a burst of big
+ * arguments costs no second copy, and no memory the process has never
+ * written (bench/RESULTS.md, W3b). A future_cancel that returns true while
+ * the manager is reading them waits for that read to end, so the bytes may
+ * be freed as soon as future_done() is true. Arguments of up to 24 bytes
+ * are copied all the same, as is a delayed task's argument when it is due
+ * unless .borrow_arg is set too. A thread pool ignores it (it never
+ * copies), and an MPI pool copies anyway. task_group_submit honours it.
  */
 CF_API future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
                                       size_t arg_len, const submit_options_t *so);

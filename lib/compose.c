@@ -236,7 +236,7 @@ static void run_on_executor(struct then_exec *x, const struct outcome *o)
        frees it, and nothing here writes to it after. */
     if (buf != x->small)
         atomic_store(&x->big, buf);
-    int rc = cf_executor_submit_prepared(x->s.w, buf, total, x->s.nonblocking);
+    int rc = cf_executor_submit_prepared(x->s.w, buf, total, x->s.nonblocking, false);
     if (rc == 0)
         return;
     /* Not submitted: a cancel may have run exec_release before buf was stored. */

@@ -468,6 +468,14 @@ size_t cf_test_settled(executor_t *ex)
 #define TEST_PUSHED(ex) ((void)0)
 #endif
 
+/* Hands @w to its kind: without a copy of its argument if @borrowed and the kind can. */
+static int kind_submit(executor_t *ex, struct cf_work *w, bool borrowed)
+{
+    if (borrowed && ex->ops->submit_borrowed)
+        return ex->ops->submit_borrowed(ex, w);
+    return ex->ops->submit(ex, w);
+}
+
 /* The submit of @w returned @rc: its future, or NULL (errno) with the submit undone. */
 static future_t *submitted(executor_t *ex, struct cf_work *w, int rc)
 {
@@ -527,7 +535,7 @@ future_t *cf_executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
         return cf_fail_null(FUT_ENOMEM);
     }
     cf_work_set_priority(w, so ? so->priority : 0);
-    return submitted_to(ex, w, ex->ops->submit(ex, w), q, res);
+    return submitted_to(ex, w, kind_submit(ex, w, so && so->borrow_arg), q, res);
 }
 
 future_t *cf_executor_submit_chunk(executor_t *ex, task_fn fn, const void *const *args,
@@ -560,7 +568,7 @@ struct cf_work *cf_executor_prepare(executor_t *ex, task_fn fn, double limit, si
 }
 
 int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_len,
-                                bool nonblocking)
+                                bool nonblocking, bool borrowed)
 {
     executor_t *ex = w->ex;
     struct prep *p = prep_of(w);
@@ -578,7 +586,7 @@ int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_l
     w->arg = arg;
     w->arg_len = arg_len;
     future_ref(f); /* the executor's */
-    rc = ex->ops->submit(ex, w);
+    rc = kind_submit(ex, w, borrowed);
     if (rc < 0) {
         atomic_store(&p->phase, PREP_FAILED);
         queue_leave(ex);

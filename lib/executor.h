@@ -172,6 +172,12 @@ struct cf_executor_ops {
      */
     int (*submit)(executor_t *ex, struct cf_work *w);
     /*
+     * Optional: as submit, but the submitter keeps w->arg's bytes alive and
+     * unchanged until the future is done (submit_options_t.borrow_arg), so
+     * the kind need not copy them. NULL: submit is called.
+     */
+    int (*submit_borrowed)(executor_t *ex, struct cf_work *w);
+    /*
      * Optional. future_cancel on @w's pending future calls it under the
      * future's lock before cancelling: true lets the cancel go on, false means
      * the task has started already (future_cancel then returns false). It may
@@ -546,10 +552,11 @@ void *cf_work_tail(struct cf_work *w);
  * FUT_ECANCELLED if its future was cancelled before (nothing submitted);
  * or the submit's code (FUT_ESHUTDOWN, FUT_EBROKEN, FUT_EFULL, FUT_ENOMEM,
  * FUT_ESYS): nothing was submitted and the caller fails the future. Blocks
- * as a submit does with max_queue unless @nonblocking.
+ * as a submit does with max_queue unless @nonblocking. @borrowed: the
+ * caller keeps @arg alive until the future is done (ops->submit_borrowed).
  */
 int cf_executor_submit_prepared(struct cf_work *w, const void *arg, size_t arg_len,
-                                bool nonblocking);
+                                bool nonblocking, bool borrowed);
 
 /*
  * A task whose argument carries another task_fn: future_then's step carries

@@ -336,8 +336,9 @@ future_t *task_group_submit(task_group_t *g, task_fn fn, const void *arg, size_t
     cf_work_set_priority(w, so->priority);
     future_t *f = m->f = cf_work_future(w); /* the member's reference */
     future_ref(f);                          /* the caller's */
-    rc = member_join(g, m) ? cf_executor_submit_prepared(w, arg, len, so->nonblocking)
-                           : FUT_ECANCELLED;
+    rc = member_join(g, m)
+             ? cf_executor_submit_prepared(w, arg, len, so->nonblocking, so->borrow_arg)
+             : FUT_ECANCELLED;
     if (rc < 0) {
         if (q)
             cf_queue_ops_of(q)->unreserve(res);

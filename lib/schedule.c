@@ -67,6 +67,7 @@ struct delayed {
     struct cf_timed node;
     struct cf_work *w;
     _Atomic int keys;
+    bool borrow; /* submit_options_t.borrow_arg */
 };
 
 /* The last key drops the future and prepared work's executor reference. */
@@ -86,7 +87,7 @@ static void delayed_fire(struct cf_timer *t)
     executor_t *ex = w->ex;
     if (cf_executor_fire_begin(ex, &d->node, true)) {
         /* The timer thread never blocks: a full queue fails the task. */
-        int rc = cf_executor_submit_prepared(w, w->arg, w->arg_len, true);
+        int rc = cf_executor_submit_prepared(w, w->arg, w->arg_len, true, d->borrow);
         if (rc < 0 && rc != FUT_ECANCELLED)
             cf_future_fail(cf_work_future(w), rc, 0, -1, 0, future_strerror(rc));
         cf_executor_fire_end(ex);
@@ -117,6 +118,7 @@ static future_t *submit_delayed(executor_t *ex, task_fn fn, const void *arg,
     struct delayed *d = cf_work_tail(w);
     memset(d, 0, sizeof(*d));
     d->w = w;
+    d->borrow = so->borrow_arg;
     d->node.f = f;
     /* The callback's and the timer's, from the start: a cancel racing the
      * arming below must never drop the last one (see delayed_arm). */
@@ -342,7 +344,7 @@ static void sched_submit(struct sched *s)
     future_t *run = cf_work_future(w);
     cf_future_add_done_callback_node(run, sched_run_done, s, node);
     /* The timer thread never blocks: a full queue ends the schedule. */
-    int rc = cf_executor_submit_prepared(w, s->arg, s->arg_len, true);
+    int rc = cf_executor_submit_prepared(w, s->arg, s->arg_len, true, false);
     if (rc < 0) {
         s->refused = true;
         cf_future_fail(run, rc, 0, -1, 0, future_strerror(rc));

@@ -855,6 +855,44 @@ START_TEST(test_group_args)
 }
 END_TEST
 
+/*
+ * submit_options_t.borrow_arg through a delay (the pool reads the bytes when
+ * the task is due) and through a group: the task gets the caller's bytes.
+ */
+START_TEST(test_borrowed_delayed_and_grouped)
+{
+    executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
+    enum { LEN = 70000 };
+    unsigned char *b = malloc(LEN);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < LEN; i++)
+        b[i] = (unsigned char)(i * 11 + 3);
+    task_group_t *g = task_group_new(ex, NULL);
+    ck_assert_ptr_nonnull(g);
+    future_t *fs[3] = {
+        executor_submit_with(ex, t_echo, b, LEN,
+                             &(submit_options_t){.borrow_arg = true, .delay = 0.01}),
+        task_group_submit(g, t_echo, b, LEN, &(submit_options_t){.borrow_arg = true}),
+        task_group_submit(g, t_echo, b, LEN,
+                          &(submit_options_t){.borrow_arg = true, .delay = 0.01}),
+    };
+    for (int k = 0; k < 3; k++) {
+        const void *data;
+        size_t len;
+        ck_assert_ptr_nonnull(fs[k]);
+        ck_assert_int_eq(future_result(fs[k], T_LONG, &data, &len), 0);
+        ck_assert_uint_eq(len, LEN);
+        ck_assert(memcmp(data, b, LEN) == 0);
+        future_unref(fs[k]);
+    }
+    ck_assert_int_eq(task_group_wait(g, T_LONG, NULL), 0);
+    task_group_free(g);
+    free(b);
+    executor_free(ex);
+    ck_assert(no_children());
+}
+END_TEST
+
 /* ---------------------------------------------------------- forceful stop */
 
 /* Ignores task_should_stop: waits for gate *arg (up to T_LONG), returns 3. */
@@ -1407,6 +1445,7 @@ Suite *make_suite(void)
     tcase_add_loop_test(tc, test_group_cancel_blocked_submit, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_cancel_before_delayed_join, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_group_args, 0, N_EX_KINDS);
+    tcase_add_loop_test(tc, test_borrowed_delayed_and_grouped, 0, N_EX_KINDS);
     tc = new_tcase(s, "stop");
     tcase_add_loop_test(tc, test_shutdown_timed_in_time, 0, N_EX_KINDS);
     tcase_add_loop_test(tc, test_shutdown_timed_idle_zero, 0, N_EX_KINDS);

@@ -652,6 +652,162 @@ START_TEST(test_process_pool_heap_mix_merges_back)
 END_TEST
 
 /* Python: ProcessPoolExecutor().submit(pow, 2, 8).result() */
+/* @n bytes, each (seed + i * 7) & 0xff. */
+static unsigned char *pattern(size_t n, unsigned seed)
+{
+    unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(seed + i * 7);
+    return b;
+}
+
+/* @f's result is @len bytes equal to @want. */
+static void expect_bytes(future_t *f, const unsigned char *want, size_t len)
+{
+    const void *data = NULL;
+    size_t got = 0;
+    ck_assert_int_eq(future_result(f, T_LONG, &data, &got), 0);
+    ck_assert_uint_eq(got, len);
+    ck_assert(memcmp(data, want, len) == 0);
+}
+
+/*
+ * submit_options_t.borrow_arg: arguments of every path (copied anyway, in
+ * a cell's slot, in the heap, piped) come back intact; the pool reads a
+ * borrowed argument when it sends the task, not at submit (a piped one
+ * waits for a free worker, so a change made meanwhile is what the task
+ * gets); and a task cancelled at once may have its bytes freed when
+ * future_cancel returns true (ASan: no read after the free).
+ */
+START_TEST(test_process_pool_borrowed_args)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 2});
+    ck_assert_ptr_nonnull(ex);
+    pid_t fs = fs_pid_of(ex);
+    const submit_options_t so = {.borrow_arg = true};
+    static const size_t sizes[] = {8, 100, 65536, 2u << 20};
+    enum { N = 40 };
+    unsigned char *bufs[N];
+    future_t *fut[N];
+    for (int i = 0; i < N; i++) {
+        size_t len = sizes[i % 4];
+        bufs[i] = pattern(len, (unsigned)i);
+        fut[i] = executor_submit_with(ex, t_echo, bufs[i], len, &so);
+        ck_assert_ptr_nonnull(fut[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        expect_bytes(fut[i], bufs[i], sizes[i % 4]);
+        future_unref(fut[i]);
+        free(bufs[i]);
+    }
+    /* Both workers held: a piped argument waits, unread, for a free one. */
+    struct hold h[2] = {{.gate = 0}, {.gate = 1}};
+    future_t *held[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_ptr_nonnull(held[i] = executor_submit(ex, t_hold, &h[i], sizeof(h[i])));
+    wait_started(2);
+    size_t big = 2u << 20;
+    unsigned char *late = pattern(big, 1);
+    future_t *f = executor_submit_with(ex, t_echo, late, big, &so);
+    ck_assert_ptr_nonnull(f);
+    memset(late, 0x5a, big); /* before any worker is free to take it */
+    unsigned char *want = malloc(big);
+    ck_assert_ptr_nonnull(want);
+    memset(want, 0x5a, big);
+    /* A submit after the change: the manager takes its lock after ours. */
+    future_t *sync = executor_submit(ex, t_nothing, NULL, 0);
+    ck_assert_ptr_nonnull(sync);
+    atomic_store(&shm->gates[0], 1);
+    atomic_store(&shm->gates[1], 1);
+    expect_bytes(f, want, big);
+    ck_assert_int_eq(future_result(sync, T_LONG, NULL, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(future_result(held[i], T_LONG, NULL, NULL), 0);
+        future_unref(held[i]);
+    }
+    future_unref(sync);
+    future_unref(f);
+    free(late);
+    free(want);
+    /* Cancelled at once, freed at once; the rest come back intact. */
+    int cancelled = 0;
+    for (int i = 0; i < 300; i++) {
+        size_t len = sizes[1 + i % 3];
+        unsigned char *b = pattern(len, (unsigned)i);
+        f = executor_submit_with(ex, t_echo, b, len, &so);
+        ck_assert_ptr_nonnull(f);
+        if (future_cancel(f)) {
+            ck_assert(future_done(f));
+            memset(b, 0, len);
+            free(b);
+            cancelled++;
+        } else {
+            expect_bytes(f, b, len);
+            free(b);
+        }
+        future_unref(f);
+    }
+    ck_assert_int_gt(cancelled, 0);
+    executor_free(ex);
+    end_check(fs);
+}
+END_TEST
+
+extern void (*cf_test_borrow_read_hook)(void); /* lib/process/claims.c, test builds */
+static _Atomic int borrow_step; /* 1: the manager reads; 2: the cancel begins; 3: read over */
+
+static void borrow_read_hook(void)
+{
+    if (atomic_load(&borrow_step) != 0)
+        return; /* only the first borrowed send */
+    atomic_store(&borrow_step, 1);
+    double end = now_s() + T_LONG;
+    while (atomic_load(&borrow_step) != 2 && now_s() < end)
+        usleep(100);
+    usleep(50000); /* the cancel, had it not waited, would have returned by now */
+    atomic_store(&borrow_step, 3);
+}
+
+/*
+ * A cancel that comes while the manager reads a borrowed argument waits for
+ * the read to end, so that the caller may free the bytes once
+ * future_cancel returns true (CLAIM_READING, lib/process/claims.c).
+ */
+START_TEST(test_process_pool_borrowed_cancel_waits_for_read)
+{
+    begin();
+    executor_t *ex = process_pool_executor_new(&(executor_options_t){.max_workers = 1});
+    ck_assert_ptr_nonnull(ex);
+    pid_t fs = fs_pid_of(ex);
+    atomic_store(&borrow_step, 0);
+    cf_test_borrow_read_hook = borrow_read_hook;
+    size_t len = 65536;
+    unsigned char *b = pattern(len, 3);
+    future_t *f = executor_submit_with(ex, t_echo, b, len,
+                                       &(submit_options_t){.borrow_arg = true});
+    ck_assert_ptr_nonnull(f);
+    double end = now_s() + T_LONG;
+    while (atomic_load(&borrow_step) != 1 && now_s() < end)
+        usleep(100);
+    ck_assert_int_eq(atomic_load(&borrow_step), 1);
+    atomic_store(&borrow_step, 2);
+    bool cancelled = future_cancel(f);
+    ck_assert_int_eq(atomic_load(&borrow_step), 3); /* the read was over */
+    if (cancelled) {
+        ck_assert_int_eq(future_result(f, 0, NULL, NULL), FUT_ECANCELLED);
+    } else { /* the worker claimed it between the read and the cancel */
+        expect_bytes(f, b, len);
+    }
+    cf_test_borrow_read_hook = NULL;
+    free(b);
+    future_unref(f);
+    executor_free(ex);
+    end_check(fs);
+}
+END_TEST
+
 START_TEST(test_process_pool_submit_results)
 {
     begin();
@@ -4505,6 +4661,8 @@ Suite *make_suite(void)
     tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_process_pool_submit_results);
+    tcase_add_test(tc, test_process_pool_borrowed_args);
+    tcase_add_test(tc, test_process_pool_borrowed_cancel_waits_for_read);
     tcase_add_test(tc, test_process_pool_task_error);
     tcase_add_test(tc, test_process_pool_task_forks);
     tcase_add_test(tc, test_process_pool_task_fork_child_returns);

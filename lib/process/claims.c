@@ -6,16 +6,33 @@
  * between the two steps on each side means whichever comes second sees the
  * other. The rest of the pool is described in internal.h.
  *
+ * A borrowed argument (submit_options_t.borrow_arg) is the submitter's
+ * memory, which it may free once the future is done, and a cancel makes a
+ * task that was not sent done at once. So cf_pp_send reads such an argument
+ * only inside a window that try_cancel waits out: it sets the task's claim
+ * to CLAIM_READING, looks for a cancel past the dekker step (none: the
+ * cancel comes second and waits), copies the bytes into the slot, the heap
+ * or the frame, and only then publishes the real claim. An argument of our
+ * own is copied after the claim, as before, and needs no window.
+ *
  * Threads: cf_pp_try_cancel and cf_pp_request_stop run on any thread (under
  * the future's lock, atomics only); the rest on the manager.
  */
 #include "config.h"
 
 #include <assert.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+
+/* A work item's claim while cf_pp_send reads its borrowed argument. */
+#define CLAIM_READING UINT64_MAX
+
+#ifdef CF_TEST_HOOKS
+void (*cf_test_borrow_read_hook)(void); /* inside the read window, before the copy */
+#endif
 
 /* The seat of the worker that claimed (started) the cell of index @idx, or -1. */
 static int runner_at(const struct process_pool *p, size_t idx)
@@ -331,9 +348,27 @@ void cf_pp_refund(struct pp_proc *pr, const struct pp_work *w)
 }
 
 /*
+ * Opens the read window of @w's borrowed argument (top of file): a cancel
+ * from here on waits for the real claim. False: it is being cancelled (the
+ * window is shut again, and the argument must not be read).
+ */
+static bool open_read_window(struct process_pool *p, struct pp_work *w)
+{
+    atomic_store_explicit(&w->claim, CLAIM_READING, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
+    if (cancelling(w)) {
+        atomic_store_explicit(&w->claim, 0, memory_order_release);
+        return false;
+    }
+    CF_TEST_HOOK(cf_test_borrow_read_hook);
+    return true;
+}
+
+/*
  * Sends @cw to @pr (which has a free cell): into the shared queue, or as a
  * frame in @pr's pipe. False: it is being cancelled, or there is no memory
- * for its frame; it was not sent and is the caller's again.
+ * for its frame; it was not sent and is the caller's again. A borrowed
+ * argument is read inside its window, before the claim; our own copy after.
  */
 bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
 {
@@ -344,6 +379,8 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
     /* A cell is reused only once its last task was claimed or revoked. */
     assert(CF_CELL_KEY(atomic_load(&p->claims[idx])) !=
            CF_CELL_WORD(p->gens[idx], CF_CELL_SENT));
+    if (w->borrowed && !open_read_window(p, w))
+        return false;
     bool queue = cf_pp_queueable(p, w) && fill_slot(p, idx, w);
     if (p->ring)
         p->slots[idx].stamp = atomic_load_explicit(&p->ring->tail, memory_order_relaxed);
@@ -351,29 +388,31 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
     p->gens[idx] = gen;
     /* No answer left from an earlier use can match this generation after a wrap. */
     atomic_store_explicit(&p->answers[idx].tag, 0, memory_order_relaxed);
+    size_t total = CF_WIRE_HDR + (w->chunk_n ? CF_WIRE_CHUNK_FIXED : CF_WIRE_TASK_FIXED) +
+                   w->base.arg_len;
+    /* The reserve call only when the buffer lacks room: this runs per task. */
+    bool room =
+        queue || pr->out.cap - pr->out.len >= total || cf_buf_reserve(&pr->out, total);
+    if (!queue && room && w->borrowed) /* inside the window */
+        encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(idx, gen), total);
     /* Release, not a fence per task: the dekker RMW below orders it for
        try_cancel, the queue's tail (or the pipe) for the workers. */
     atomic_store_explicit(&p->claims[idx], CF_CELL_WORD(gen, CF_CELL_SENT),
                           memory_order_release);
     /*
-     * Publish the claim (try_cancel finds the cell through it); then, past a
-     * read-modify-write of `dekker` that pairs with the one in try_cancel
-     * (whichever comes second sees the other's stores), look for a cancel
-     * while encoding.
+     * Publish the claim (try_cancel finds the cell through it; a borrowed
+     * argument's window ends here); then, past a read-modify-write of
+     * `dekker` that pairs with the one in try_cancel (whichever comes second
+     * sees the other's stores), look for a cancel while encoding.
      */
     uint64_t claim = ((uint64_t)(idx + 1) << 32) | gen;
-    size_t total = CF_WIRE_HDR + (w->chunk_n ? CF_WIRE_CHUNK_FIXED : CF_WIRE_TASK_FIXED) +
-                   w->base.arg_len;
-    atomic_store_explicit(&w->claim, claim, memory_order_relaxed);
+    atomic_store_explicit(&w->claim, claim, memory_order_release);
     atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
     bool ok;
-    if (queue) {
-        ok = !cancelling(w);
-    } else {
-        /* The reserve call only when the buffer lacks room: this runs per task. */
-        ok = (pr->out.cap - pr->out.len >= total || cf_buf_reserve(&pr->out, total)) &&
-             encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(idx, gen), total);
-    }
+    if (queue || w->borrowed)
+        ok = room && !cancelling(w);
+    else
+        ok = room && encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(idx, gen), total);
     if (!ok) {
         uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
         atomic_compare_exchange_strong(&p->claims[idx], &expect,
@@ -414,8 +453,16 @@ bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw, bool stop)
     atomic_store(&w->cancel_req, true);
     /* Pairs with cf_pp_send's: whichever comes second sees the other's stores. */
     atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
-    for (;;) {
+    for (unsigned spins = 0;; spins++) {
         uint64_t c = atomic_load(&w->claim);
+        if (c == CLAIM_READING) {
+            /* The manager reads its borrowed argument: a copy, microseconds. */
+            if (spins < 64)
+                cf_cpu_relax();
+            else
+                sched_yield();
+            continue;
+        }
         if (c == 0)
             return true; /* not sent; the manager sees cancel_req before sending */
         size_t idx = (size_t)(c >> 32) - 1;

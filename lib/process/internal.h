@@ -159,7 +159,8 @@
 #define RESPAWN_MAX_NS (1000 * 1000000LL)
 
 struct pp_work {
-    struct cf_work base;     /* base.arg: our copy of the argument (inl for small ones) */
+    struct cf_work base;     /* base.arg: our copy of the argument (inl for small ones),
+                                or the submitter's own bytes if `borrowed` */
     _Atomic uint64_t claim;  /* 0, or (claim word index + 1) << 32 | generation */
     int64_t deadline;        /* manager: when started with a limit */
     uint64_t seq;            /* manager: send order */
@@ -172,6 +173,7 @@ struct pp_work {
     bool queued;             /* manager: sent through the shared queue */
     uint8_t heap_cls;        /* manager: its argument's heap block class, or 0 */
     uint8_t poison;          /* manager: workers that died receiving it (<= POISON_MAX) */
+    bool borrowed;           /* base.arg is the submitter's (borrow_arg): cf_pp_send */
     unsigned char inl[INLINE_ARG];
 };
 /* With the future's 72 bytes, 192: one block class (blocks.h), 48 bytes less

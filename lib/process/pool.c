@@ -40,7 +40,7 @@ bool cf_pp_kick(struct process_pool *p)
 /* Frees @w's copy of its argument, if it has one apart from inl. */
 static void free_arg(struct pp_work *w)
 {
-    if (w->base.arg != w->inl)
+    if (w->base.arg != w->inl && !w->borrowed)
         cf_block_free((void *)w->base.arg); /* ours since work_prepare: not const */
     w->base.arg = NULL;
 }
@@ -54,10 +54,11 @@ void cf_pp_work_drop(struct cf_work *cw)
 
 /*
  * Readies @cw for the queue: copies its argument, which cw->arg then points
- * to (inl or a block) instead of the submitter's. 0 or a code; on failure
- * cw->arg is the submitter's still.
+ * to (inl or a block) instead of the submitter's, unless @borrow and it is
+ * over INLINE_ARG bytes (submit_options_t.borrow_arg: cf_pp_send reads it
+ * there). 0 or a code; on failure cw->arg is the submitter's still.
  */
-static int work_prepare(struct cf_work *cw)
+static int work_prepare(struct cf_work *cw, bool borrow)
 {
     struct pp_work *w = work_of(cw);
     atomic_init(&w->claim, 0);
@@ -68,8 +69,13 @@ static int work_prepare(struct cf_work *cw)
     w->seq = 0;
     w->poison = 0;
     w->heap_cls = 0;
+    w->borrowed = false;
     if (cw->arg_len > CF_WIRE_MAX_PAYLOAD / 2 || (cw->arg_len && !cw->arg))
         return FUT_EINVAL;
+    if (borrow && cw->arg_len > INLINE_ARG) {
+        w->borrowed = true;
+        return 0;
+    }
     unsigned char *copy = w->inl;
     if (cw->arg_len > INLINE_ARG && !(copy = cf_block_alloc(cw->arg_len)))
         return FUT_ENOMEM;
@@ -107,15 +113,26 @@ static int enqueue(struct process_pool *p, struct cf_work *cw)
     return rc;
 }
 
-static int pp_submit(executor_t *ex, struct cf_work *cw)
+/* ops->submit (@borrow false) and ops->submit_borrowed. */
+static int submit_work(executor_t *ex, struct cf_work *cw, bool borrow)
 {
-    int rc = work_prepare(cw);
+    int rc = work_prepare(cw, borrow);
     if (rc < 0)
         return rc;
     rc = enqueue(pp_of(ex), cw);
     if (rc < 0)
         work_unprepare(cw);
     return rc;
+}
+
+static int pp_submit(executor_t *ex, struct cf_work *cw)
+{
+    return submit_work(ex, cw, false);
+}
+
+static int pp_submit_borrowed(executor_t *ex, struct cf_work *cw)
+{
+    return submit_work(ex, cw, true);
 }
 
 /*
@@ -155,7 +172,7 @@ static int pp_submit_chunk(executor_t *ex, struct cf_work *cw, const void *const
     }
     cw->arg = NULL;
     cw->arg_len = 0;
-    int rc = work_prepare(cw);
+    int rc = work_prepare(cw, false);
     if (rc < 0)
         return rc;
     unsigned char *blob = malloc((size_t)total), *o = blob;
@@ -281,6 +298,7 @@ static const struct cf_executor_ops process_pool_ops = {
     .work_size = sizeof(struct pp_work),
     .arg_max = CF_WIRE_MAX_PAYLOAD / 2,
     .submit = pp_submit,
+    .submit_borrowed = pp_submit_borrowed,
     .submit_chunk = pp_submit_chunk,
     .chunk_fit = pp_chunk_fit,
     .chunk_next = cf_pp_chunk_next,
