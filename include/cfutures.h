@@ -690,11 +690,15 @@ CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
  * pool (tasks run in forked children there, so a crashing task costs one
  * task), initializes MPI, checks that this executable's GNU build-id is the
  * master's, serves tasks until the master stops it, finalizes MPI and
- * returns 1. In the master (rank 0, or a program started alone) it
- * initializes MPI (MPI_THREAD_MULTIPLE) unless the caller did, and under
- * `mpiexec -n N` checks every other rank's build-id now (a mismatch fails
- * here, not at the first task); returns 0. MPI is finalized at exit (not
- * after a rank was lost: Open MPI 4.1 can hang there). A program that
+ * returns 1. In the master it returns 0: under `mpiexec -n N` (rank 0) it
+ * initializes MPI (MPI_THREAD_MULTIPLE) unless the caller did and checks
+ * every other rank's build-id now (a mismatch fails here, not at the first
+ * task); in a program started alone, MPI is initialized by the first
+ * mpi_pool_executor_new instead (create it on the main thread), so a
+ * program that ends before, on a usage error say, never starts MPI (Open
+ * MPI 4.1's singleton can crash at exit when MPI_Finalize follows
+ * MPI_Init closely). MPI is finalized at exit if it was started (not after
+ * a rank was lost: Open MPI 4.1 can hang there). A program that
  * calls MPI_Init_thread (MPI_THREAD_MULTIPLE) itself, before it on every
  * rank, finalizes MPI itself too: no rank initializes or finalizes it
  * again, world ranks are stopped at the master's MPI_Finalize (every
@@ -794,12 +798,16 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * on_worker_death = FUT_WORKER_BREAK_POOL.
  * Returns a new executor; NULL with errno EINVAL (mpi_pool_serve was not
  * called or failed, unsupported options, negative counts), ENOMEM,
- * -FUT_ESYS (a spawn failed), -FUT_EBROKEN (a spawned copy is another
+ * -FUT_ESYS (a spawn failed; in a program started alone, the first call's
+ * MPI_Init_thread failed or lacks MPI_THREAD_MULTIPLE, and every later call
+ * fails so too), -FUT_EBROKEN (a spawned copy is another
  * build; every world rank was lost, or its process pool broke), ETIMEDOUT
  * (3 spawns in a row did not return or answer).
  * Root in a container, one host: see README.md, "MPI pool".
  * Exists only in a library configured --with-mpi (Open MPI).
- * Threads: any; blocks while spawning.
+ * Threads: any; blocks while spawning. In a program started alone the first
+ * call initializes MPI: make it on the main thread (MPI_Finalize runs at
+ * exit, and MPI wants the thread that initialized it).
  */
 CF_API executor_t *mpi_pool_executor_new(const executor_options_t *o);
 

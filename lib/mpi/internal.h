@@ -191,6 +191,12 @@ int cf_mpi_world_peers(struct cf_mpi_peer *out, int max);
 void cf_mpi_world_lose(int dest);
 /* mpi_pool_serve ran, master side (else says so on stderr if it was never called) */
 bool cf_mpi_ready(void);
+/*
+ * The master's MPI, started at the first pool of a program started alone
+ * (serve.c, serve_master), at once otherwise: 0, or FUT_ESYS (said on
+ * stderr), the same every call after.
+ */
+int cf_mpi_start(void);
 const struct cf_mpi_modtab *cf_mpi_modules(void);
 char *const *cf_mpi_saved_argv(void);
 void cf_mpi_note_loss(void); /* a rank was lost: skip MPI teardown at exit */

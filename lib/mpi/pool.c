@@ -640,10 +640,13 @@ executor_t *mpi_pool_executor_new(const executor_options_t *o)
     if (!cf_mpi_ready() || (o && (o->initializer || o->max_tasks_per_child ||
                                   o->on_worker_death != FUT_WORKER_RESPAWN)))
         return cf_fail_null(FUT_EINVAL);
+    int rc = cf_mpi_start(); /* MPI itself, for a program started alone */
+    if (rc < 0)
+        return cf_fail_null(rc);
     struct mpi_pool *p = calloc(1, sizeof(*p));
     if (!p)
         return cf_fail_null(FUT_ENOMEM);
-    int rc = cf_executor_init(&p->base, &mpi_pool_ops, o, default_workers());
+    rc = cf_executor_init(&p->base, &mpi_pool_ops, o, default_workers());
     if (rc < 0) {
         free(p);
         return cf_fail_null(rc);

@@ -32,6 +32,7 @@
 
 static struct {
     bool called, served, we_init, world, stopped;
+    bool lazy; /* started alone: MPI waits for the first pool (cf_mpi_start) */
     int rc; /* the first call's outcome: any later call returns it */
     _Atomic bool lost;
     MPI_Comm comm; /* world mode: the dup of MPI_COMM_WORLD */
@@ -40,9 +41,11 @@ static struct {
     int npeers;
     struct cf_mpi_modtab mods;
     char **argv;
+    pthread_mutex_t start_mu; /* cf_mpi_start */
+    int start_rc;             /* its outcome, once `lazy` is false again */
     pthread_mutex_t e_mu;
     unsigned char e_used[CF_MPI_MAX_E + 1];
-} g = {.e_mu = PTHREAD_MUTEX_INITIALIZER};
+} g = {.e_mu = PTHREAD_MUTEX_INITIALIZER, .start_mu = PTHREAD_MUTEX_INITIALIZER};
 
 bool cf_mpi_world_mode(void)
 {
@@ -505,22 +508,25 @@ static int master_world(int size)
     return bad;
 }
 
-/* The master (rank 0, or a program started alone): MPI up, handshake in world mode. */
-static int serve_master(int *argc, char ***argv)
+/* True when no launcher started this process (no rank in the environment). */
+static bool started_alone(void)
 {
-    int init = 0, prov = 0, size = 1;
-    cf_mpi_modtab_load(&g.mods); /* before MPI: a refusal leaves nothing to end */
-    if (g.mods.n == 0) {
-        fprintf(stderr, "cfutures mpi_pool_serve: the executable has no build-id\n");
-        return FUT_EINVAL;
-    }
+    const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (getenv(names[i]))
+            return false;
+    return true;
+}
+
+/*
+ * MPI up for the master (with @argc, @argv from mpi_pool_serve, or NULL for
+ * a lazy start): initialized unless the caller did it, finalized at exit
+ * (master_exit, at_finalize). 0 or FUT_ESYS, said on stderr.
+ */
+static int master_mpi_up(int *argc, char ***argv)
+{
+    int init = 0, prov = 0;
     MPI_Initialized(&init);
-    /*
-     * Started alone (spawn mode): a spawned rank that dies must not make
-     * Open MPI abort the other spawned ranks' jobs (it does by default).
-     */
-    if (!init && !getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK"))
-        setenv("OMPI_MCA_orte_abort_on_non_zero_status", "0", 0);
     if (init)
         MPI_Query_thread(&prov);
     else if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS)
@@ -530,17 +536,63 @@ static int serve_master(int *argc, char ***argv)
         fprintf(stderr, "cfutures mpi_pool_serve: this MPI lacks MPI_THREAD_MULTIPLE\n");
         return FUT_ESYS;
     }
-    g.argv = *argv;
-    atexit(master_exit);
     int key;
     if (MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, at_finalize, &key, NULL) ==
         MPI_SUCCESS)
         MPI_Comm_set_attr(MPI_COMM_SELF, key, NULL);
+    return 0;
+}
+
+/*
+ * The master (rank 0, or a program started alone). Started alone, MPI
+ * waits for the first pool (cf_mpi_start): a program that ends before it,
+ * on a usage error say, never starts MPI. Open MPI 4.1's singleton can
+ * crash in MPI_Finalize soon after MPI_Init: it unloads its PMIx component
+ * while the event of MPI_Init's model declaration may still be queued for
+ * its progress thread, which then runs unmapped code (SIGSEGV at exit,
+ * seen in CI on a starved machine). Rank 0 of a launched job starts MPI now
+ * and checks the other ranks' build-ids.
+ */
+static int serve_master(int *argc, char ***argv)
+{
+    int init = 0, size = 1;
+    cf_mpi_modtab_load(&g.mods); /* before MPI: a refusal leaves nothing to end */
+    if (g.mods.n == 0) {
+        fprintf(stderr, "cfutures mpi_pool_serve: the executable has no build-id\n");
+        return FUT_EINVAL;
+    }
+    MPI_Initialized(&init);
+    g.argv = *argv;
+    atexit(master_exit);
+    if (!init && started_alone()) {
+        /* A spawned rank that dies must not make Open MPI abort the other
+           spawned ranks' jobs (it does by default). Set now: no thread yet. */
+        setenv("OMPI_MCA_orte_abort_on_non_zero_status", "0", 0);
+        g.lazy = g.served = true;
+        return 0;
+    }
+    int rc = master_mpi_up(argc, argv);
+    if (rc < 0)
+        return rc;
     g.served = true;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    int rc = size > 1 ? master_world(size) : 0;
+    rc = size > 1 ? master_world(size) : 0;
     if (rc < 0)
         g.served = false; /* the ranks get STOP at exit */
+    return rc;
+}
+
+int cf_mpi_start(void)
+{
+    pthread_mutex_lock(&g.start_mu);
+    if (g.lazy) {
+        g.start_rc = master_mpi_up(NULL, NULL);
+        if (g.start_rc < 0)
+            fprintf(stderr, "cfutures mpi_pool_executor_new: MPI_Init_thread failed\n");
+        g.lazy = false;
+    }
+    int rc = g.start_rc;
+    pthread_mutex_unlock(&g.start_mu);
     return rc;
 }
 
