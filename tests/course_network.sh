@@ -26,23 +26,14 @@ trap cleanup EXIT
 # for its port, by the clock (a CI run's 400 sleeps of 0.05 s ran out on
 # a loaded machine once, the server's log empty): a server that exits
 # first is named with its status, one still starting with the time waited.
+. "$src/tests/wait-port.sh"
 serve() {
-    local name=$1 pid t0=$SECONDS st; shift
+    local name=$1 pid; shift
     "$py" "$src/tests/course_server.py" "$@" >"$W/$name.port" 2>"$W/$name.log" &
     pid=$!
     servers+=($pid)
-    while [ ! -s "$W/$name.port" ] && [ $((SECONDS - t0)) -lt 60 ] && kill -0 "$pid" 2>/dev/null; do
-        sleep 0.05
-    done
-    read -r port <"$W/$name.port" && return 0
-    if kill -0 "$pid" 2>/dev/null; then
-        st="still starting after $((SECONDS - t0)) s"
-    else
-        wait "$pid"
-        st="exited with status $? after $((SECONDS - t0)) s"
-    fi
-    echo "server $name did not start ($st): $(cat "$W/$name.log")"
-    exit 1
+    wait_port "$W/$name.port" "$pid" "$name" "$W/$name.log" && read -r port <"$W/$name.port" ||
+        exit 1
 }
 
 failures=0 cases=0 skipped=""

@@ -102,7 +102,8 @@ EXTRA_DIST += tests/pdf_downloader.sh tests/pdf_downloader_process.sh \
 # ones against tests/course_server.py on loopback (skip without libcurl).
 TESTS += tests/course_threads.sh tests/course_processes.sh tests/course_network.sh
 EXTRA_DIST += tests/course_threads.sh tests/course_processes.sh \
-	tests/course_network.sh tests/course_server.py tests/fixtures/weather.json
+	tests/course_network.sh tests/course_server.py tests/fixtures/weather.json \
+	tests/wait-port.sh
 
 # Fault injection (tests/faultsim.h, issue 8): the core library linked with
 # the library's allocation and thread-start calls routed through faultsim.c.

@@ -52,15 +52,9 @@ ngport=$(bash "$src/scripts/nginx-serve.sh" start "$W/www" "$W/nginx") || exit 1
 NG=http://127.0.0.1:$ngport
 "$py" "$src/tests/pdfdl_server.py" "$W/www" > "$W/fault.port" 2>"$W/fault.err" &
 fault_pid=$!
-# Up to 60 s by the clock while it lives (tests/course_network.sh's serve:
-# a loaded CI machine once took over 20 s to start such a server).
-t0=$SECONDS
-while [ ! -s "$W/fault.port" ] && [ $((SECONDS - t0)) -lt 60 ] && kill -0 "$fault_pid" 2>/dev/null; do
-    sleep 0.05
-done
-read -r fport refused < "$W/fault.port" || {
-    echo "fault server did not start in $((SECONDS - t0)) s$(kill -0 "$fault_pid" 2>/dev/null || echo ': it exited')"
-    cat "$W/fault.err"; exit 1; }
+. "$src/tests/wait-port.sh"
+wait_port "$W/fault.port" "$fault_pid" fault "$W/fault.err" &&
+    read -r fport refused < "$W/fault.port" || exit 1
 F=http://127.0.0.1:$fport
 
 failures=0 cases=0
