@@ -33,7 +33,7 @@
 static struct {
     bool called, served, we_init, world, stopped;
     bool lazy; /* started alone: MPI waits for the first pool (cf_mpi_start) */
-    int rc; /* the first call's outcome: any later call returns it */
+    int rc;    /* the first call's outcome: any later call returns it */
     _Atomic bool lost;
     MPI_Comm comm; /* world mode: the dup of MPI_COMM_WORLD */
     struct cf_mpi_peer *peers;
