@@ -232,7 +232,9 @@ typedef enum {
 /** Options for future_then; zero means default. */
 typedef struct then_options {
     fut_then_when when;      /* which outcome of prev runs fn */
-    submit_options_t submit; /* as executor_submit_with (timeout also inline) */
+    submit_options_t submit; /* as executor_submit_with (timeout also inline;
+                                borrow_arg ignored: fn's argument is prev's
+                                result, the library's own) */
 } then_options_t;
 
 /** Options for futures_all and futures_any; zero means default. */
@@ -565,7 +567,9 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * initializer.
  *
  * Arguments and results are bytes: submit copies arg_len bytes at arg before
- * it returns (arg_len 0: no argument, task_arg gives NULL); the result's
+ * it returns (arg_len 0: no argument, task_arg gives NULL; with
+ * submit_options_t.borrow_arg it reads them later instead, see
+ * executor_submit_with); the result's
  * bytes are copied back and owned by the future. An argument may be up to
  * 2 GiB (larger: EINVAL), a result up to 4 GiB (larger: the future fails
  * FUT_ETASK with code E2BIG). A task keeps its argument's copy until the
@@ -573,7 +577,7 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  * bytes all at once: 2,000 submits of 64 KiB, 131 MB, the first burst
  * written to memory this process never used (page faults; dearer still on a
  * VM guest whose host took its free memory back). max_queue bounds the
- * queued ones.
+ * queued ones; .borrow_arg makes no copy.
  *
  * Tasks are sent ahead to workers, yet a task not started yet can still be
  * cancelled (future_cancel, shutdown's cancel_futures, a map timeout) and
@@ -694,13 +698,14 @@ CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
  * initializes MPI (MPI_THREAD_MULTIPLE) unless the caller did and checks
  * every other rank's build-id now (a mismatch fails here, not at the first
  * task); in a program started alone, MPI is initialized by the first
- * mpi_pool_executor_new instead (create it on the main thread), so a
- * program that ends before, on a usage error say, never starts MPI (Open
- * MPI 4.1's singleton can crash at exit when MPI_Finalize follows
- * MPI_Init closely). MPI is finalized at exit if it was started (not after
- * a rank was lost: Open MPI 4.1 can hang there). A program that
- * calls MPI_Init_thread (MPI_THREAD_MULTIPLE) itself, before it on every
- * rank, finalizes MPI itself too: no rank initializes or finalizes it
+ * mpi_pool_executor_new instead (see there), so a program that ends
+ * before, on a usage error say, never starts MPI (Open MPI 4.1's singleton
+ * can crash at exit when MPI_Finalize follows MPI_Init closely), and one
+ * that calls MPI itself calls MPI_Init_thread first, as below. MPI is
+ * finalized at exit if it was started (not after a rank was lost: Open MPI
+ * 4.1 can hang there). A program that calls MPI_Init_thread
+ * (MPI_THREAD_MULTIPLE) itself, before it on every rank, finalizes MPI
+ * itself too: no rank initializes or finalizes it
  * again, world ranks are stopped at the master's MPI_Finalize (every
  * executor freed before it), and a worker's fork server is then forked
  * after MPI_Init.
@@ -807,7 +812,8 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * Exists only in a library configured --with-mpi (Open MPI).
  * Threads: any; blocks while spawning. In a program started alone the first
  * call initializes MPI: make it on the main thread (MPI_Finalize runs at
- * exit, and MPI wants the thread that initialized it).
+ * exit, and MPI wants the thread that initialized it) while no other thread
+ * reads or changes the environment (Open MPI's start sets variables in it).
  */
 CF_API executor_t *mpi_pool_executor_new(const executor_options_t *o);
 
@@ -870,17 +876,19 @@ CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
  * a reference to its arguments and pickles them only as it feeds a worker;
  * libuv's uv_write borrows its buffers until the callback): the caller keeps
  * @arg's @arg_len bytes alive and unchanged until the future is done (a
- * result, a failure or a cancel), as a thread pool always asks. A process
- * pool then copies nothing at submit: it reads the bytes once, when its
- * manager thread hands the task to a worker, straight into the memory it
- * shares with the workers (or the worker's pipe). So a burst of big
- * arguments costs no second copy, and no memory the process has never
- * written (bench/RESULTS.md, W3b). A future_cancel that returns true while
- * the manager is reading them waits for that read to end, so the bytes may
- * be freed as soon as future_done() is true. Arguments of up to 24 bytes
- * are copied all the same, as is a delayed task's argument when it is due
- * unless .borrow_arg is set too. A thread pool ignores it (it never
- * copies), and an MPI pool copies anyway. task_group_submit honours it.
+ * result, a failure or a cancel). A process pool then copies nothing at
+ * submit: it reads the bytes when its manager thread hands the task to a
+ * worker (again if the task comes back unstarted and is handed out anew),
+ * straight into the memory it shares with the workers (or the worker's
+ * pipe). So a burst of big arguments costs no second copy, and no memory
+ * the process has never written (bench/RESULTS.md, W3b). A future_cancel
+ * that returns true while the manager is reading them waits for that read
+ * to end, so the bytes may be freed as soon as future_done() is true.
+ * Arguments of up to 24 bytes are copied all the same; a delayed task's
+ * argument, borrowed until it is due anyway, is then not copied either. A
+ * thread pool ignores it (it never copies: see task_arg for how long it
+ * borrows), an MPI pool copies anyway, and future_then's .submit ignores
+ * it. task_group_submit honours it.
  */
 CF_API future_t *executor_submit_with(executor_t *ex, task_fn fn, const void *arg,
                                       size_t arg_len, const submit_options_t *so);

@@ -651,7 +651,6 @@ START_TEST(test_process_pool_heap_mix_merges_back)
 }
 END_TEST
 
-/* Python: ProcessPoolExecutor().submit(pow, 2, 8).result() */
 /* @n bytes, each (seed + i * 7) & 0xff. */
 static unsigned char *pattern(size_t n, unsigned seed)
 {
@@ -808,6 +807,7 @@ START_TEST(test_process_pool_borrowed_cancel_waits_for_read)
 }
 END_TEST
 
+/* Python: ProcessPoolExecutor().submit(pow, 2, 8).result() */
 START_TEST(test_process_pool_submit_results)
 {
     begin();

@@ -640,13 +640,10 @@ executor_t *mpi_pool_executor_new(const executor_options_t *o)
     if (!cf_mpi_ready() || (o && (o->initializer || o->max_tasks_per_child ||
                                   o->on_worker_death != FUT_WORKER_RESPAWN)))
         return cf_fail_null(FUT_EINVAL);
-    int rc = cf_mpi_start(); /* MPI itself, for a program started alone */
-    if (rc < 0)
-        return cf_fail_null(rc);
     struct mpi_pool *p = calloc(1, sizeof(*p));
     if (!p)
         return cf_fail_null(FUT_ENOMEM);
-    rc = cf_executor_init(&p->base, &mpi_pool_ops, o, default_workers());
+    int rc = cf_executor_init(&p->base, &mpi_pool_ops, o, default_workers());
     if (rc < 0) {
         free(p);
         return cf_fail_null(rc);
@@ -655,7 +652,9 @@ executor_t *mpi_pool_executor_new(const executor_options_t *o)
     pthread_mutex_init(&p->mu, NULL);
     p->hb_limit = heartbeat_limit();
     p->ping_ns = CF_MIN(PING_NS, p->hb_limit / 4);
-    rc = attach_ranks(p);
+    rc = cf_mpi_start(); /* MPI itself, in a program started alone; options checked */
+    if (rc == 0)
+        rc = attach_ranks(p);
     int64_t now = cf_now_ns();
     int ahead = fixed_ahead();
     for (int i = 0; rc == 0 && i < p->nranks; i++) {

@@ -520,22 +520,27 @@ static bool started_alone(void)
 
 /*
  * MPI up for the master (with @argc, @argv from mpi_pool_serve, or NULL for
- * a lazy start): initialized unless the caller did it, finalized at exit
- * (master_exit, at_finalize). 0 or FUT_ESYS, said on stderr.
+ * a lazy start by @who): initialized unless the caller did it, then
+ * finalized at exit (master_exit, registered only now, after MPI_Init's own
+ * handlers, as before the lazy start; at_finalize). 0 or FUT_ESYS, said on
+ * stderr.
  */
-static int master_mpi_up(int *argc, char ***argv)
+static int master_mpi_up(int *argc, char ***argv, const char *who)
 {
     int init = 0, prov = 0;
     MPI_Initialized(&init);
-    if (init)
+    if (init) {
         MPI_Query_thread(&prov);
-    else if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS)
-        return FUT_ESYS;
-    g.we_init = !init;
-    if (prov < MPI_THREAD_MULTIPLE) {
-        fprintf(stderr, "cfutures mpi_pool_serve: this MPI lacks MPI_THREAD_MULTIPLE\n");
+    } else if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &prov) != MPI_SUCCESS) {
+        fprintf(stderr, "cfutures %s: MPI_Init_thread failed\n", who);
         return FUT_ESYS;
     }
+    g.we_init = !init;
+    if (prov < MPI_THREAD_MULTIPLE) {
+        fprintf(stderr, "cfutures %s: this MPI lacks MPI_THREAD_MULTIPLE\n", who);
+        return FUT_ESYS;
+    }
+    atexit(master_exit);
     int key;
     if (MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, at_finalize, &key, NULL) ==
         MPI_SUCCESS)
@@ -563,7 +568,6 @@ static int serve_master(int *argc, char ***argv)
     }
     MPI_Initialized(&init);
     g.argv = *argv;
-    atexit(master_exit);
     if (!init && started_alone()) {
         /* A spawned rank that dies must not make Open MPI abort the other
            spawned ranks' jobs (it does by default). Set now: no thread yet. */
@@ -571,7 +575,7 @@ static int serve_master(int *argc, char ***argv)
         g.lazy = g.served = true;
         return 0;
     }
-    int rc = master_mpi_up(argc, argv);
+    int rc = master_mpi_up(argc, argv, "mpi_pool_serve");
     if (rc < 0)
         return rc;
     g.served = true;
@@ -586,9 +590,7 @@ int cf_mpi_start(void)
 {
     pthread_mutex_lock(&g.start_mu);
     if (g.lazy) {
-        g.start_rc = master_mpi_up(NULL, NULL);
-        if (g.start_rc < 0)
-            fprintf(stderr, "cfutures mpi_pool_executor_new: MPI_Init_thread failed\n");
+        g.start_rc = master_mpi_up(NULL, NULL, "mpi_pool_executor_new");
         g.lazy = false;
     }
     int rc = g.start_rc;

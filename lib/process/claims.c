@@ -105,6 +105,7 @@ void cf_pp_mark_started(struct process_pool *p, struct pp_proc *pr, struct pp_wo
     if (w->started)
         return;
     uint64_t c = atomic_load_explicit(&w->claim, memory_order_relaxed);
+    assert(c != CLAIM_READING); /* claimed: the window is long over */
     struct pp_proc *run = c ? runner_proc(p, (size_t)(c >> 32) - 1) : NULL;
     charge_runner(p, w, run);
     if (run) {
@@ -347,6 +348,13 @@ void cf_pp_refund(struct pp_proc *pr, const struct pp_work *w)
         pr->budget += tasks_in(w);
 }
 
+/* @pr's output has room for a frame of @total bytes (grown if need be). */
+static bool frame_room(struct pp_proc *pr, size_t total)
+{
+    /* The reserve call only when the buffer lacks room: this runs per task. */
+    return pr->out.cap - pr->out.len >= total || cf_buf_reserve(&pr->out, total);
+}
+
 /*
  * Opens the read window of @w's borrowed argument (top of file): a cancel
  * from here on waits for the real claim. False: it is being cancelled (the
@@ -379,20 +387,23 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
     /* A cell is reused only once its last task was claimed or revoked. */
     assert(CF_CELL_KEY(atomic_load(&p->claims[idx])) !=
            CF_CELL_WORD(p->gens[idx], CF_CELL_SENT));
+    size_t total = CF_WIRE_HDR + (w->chunk_n ? CF_WIRE_CHUNK_FIXED : CF_WIRE_TASK_FIXED) +
+                   w->base.arg_len;
+    bool queue = cf_pp_queueable(p, w);
+    /* Before a borrowed argument's window: a cancel waits out no realloc. */
+    bool room = queue || frame_room(pr, total);
     if (w->borrowed && !open_read_window(p, w))
         return false;
-    bool queue = cf_pp_queueable(p, w) && fill_slot(p, idx, w);
+    if (queue && !fill_slot(p, idx, w)) {
+        queue = false;
+        room = frame_room(pr, total);
+    }
     if (p->ring)
         p->slots[idx].stamp = atomic_load_explicit(&p->ring->tail, memory_order_relaxed);
     uint32_t gen = (p->gens[idx] + 1) & CF_CELL_GEN_MASK;
     p->gens[idx] = gen;
     /* No answer left from an earlier use can match this generation after a wrap. */
     atomic_store_explicit(&p->answers[idx].tag, 0, memory_order_relaxed);
-    size_t total = CF_WIRE_HDR + (w->chunk_n ? CF_WIRE_CHUNK_FIXED : CF_WIRE_TASK_FIXED) +
-                   w->base.arg_len;
-    /* The reserve call only when the buffer lacks room: this runs per task. */
-    bool room =
-        queue || pr->out.cap - pr->out.len >= total || cf_buf_reserve(&pr->out, total);
     if (!queue && room && w->borrowed) /* inside the window */
         encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(idx, gen), total);
     /* Release, not a fence per task: the dekker RMW below orders it for
@@ -499,6 +510,7 @@ void cf_pp_request_stop(executor_t *ex, struct cf_work *cw)
 {
     struct process_pool *p = pp_of(ex);
     uint64_t c = atomic_load(&work_of(cw)->claim);
+    assert(c != CLAIM_READING); /* running: never sent again */
     if (c == 0)
         return; /* answered already */
     stop_claimed(p, (size_t)(c >> 32) - 1, (uint32_t)c);
