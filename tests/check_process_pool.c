@@ -686,7 +686,7 @@ START_TEST(test_process_pool_borrowed_args)
     ck_assert_ptr_nonnull(ex);
     pid_t fs = fs_pid_of(ex);
     const submit_options_t so = {.borrow_arg = true};
-    static const size_t sizes[] = {8, 100, 65536, 2u << 20};
+    static const size_t sizes[] = {8, 64, 65536, 2u << 20}; /* copied, slot, heap, pipe */
     enum { N = 40 };
     unsigned char *bufs[N];
     future_t *fut[N];
