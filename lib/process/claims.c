@@ -12,8 +12,8 @@
  * only inside a window that try_cancel waits out: it sets the task's claim
  * to CLAIM_READING, looks for a cancel past the dekker step (none: the
  * cancel comes second and waits), copies the bytes into the slot, the heap
- * or the frame, and only then publishes the real claim. An argument of our
- * own is copied after the claim, as before, and needs no window.
+ * or the frame, and only then publishes the real claim. Every argument is
+ * copied before the claim; one of our own needs no window.
  *
  * Threads: cf_pp_try_cancel and cf_pp_request_stop run on any thread (under
  * the future's lock, atomics only); the rest on the manager.
@@ -174,12 +174,8 @@ static int free_cell(const struct pp_proc *pr)
     return ~pr->used ? __builtin_ctzll(~pr->used) : -1;
 }
 
-/*
- * Encodes @w's frame (@total bytes) at @o, then looks for a cancel (after
- * the caller's fence): false if it is being cancelled, and then the bytes
- * are not to be sent.
- */
-static bool encode_work(unsigned char *o, const struct pp_work *w, uint64_t id,
+/* Encodes @w's frame (@total bytes) at @o. */
+static void encode_work(unsigned char *o, const struct pp_work *w, uint64_t id,
                         size_t total)
 {
     const struct cf_work *cw = &w->base;
@@ -198,7 +194,6 @@ static bool encode_work(unsigned char *o, const struct pp_work *w, uint64_t id,
     /* No argument: nothing to copy, and cw->arg may be NULL. */
     if (cw->arg_len && cw->arg)
         memcpy(o + CF_WIRE_HDR + fixed, cw->arg, cw->arg_len);
-    return !cancelling(w);
 }
 
 /* The bytes @w takes in the heap: its argument, or a chunk's CHUNK payload. */
@@ -375,8 +370,9 @@ static bool open_read_window(struct process_pool *p, struct pp_work *w)
 /*
  * Sends @cw to @pr (which has a free cell): into the shared queue, or as a
  * frame in @pr's pipe. False: it is being cancelled, or there is no memory
- * for its frame; it was not sent and is the caller's again. A borrowed
- * argument is read inside its window, before the claim; our own copy after.
+ * for its frame; it was not sent and is the caller's again. The argument is
+ * copied (into the slot, the heap or the frame) before the claim is
+ * published: a borrowed one inside its window.
  */
 bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
 {
@@ -404,7 +400,7 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
     p->gens[idx] = gen;
     /* No answer left from an earlier use can match this generation after a wrap. */
     atomic_store_explicit(&p->answers[idx].tag, 0, memory_order_relaxed);
-    if (!queue && room && w->borrowed) /* inside the window */
+    if (!queue && room)
         encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(idx, gen), total);
     /* Release, not a fence per task: the dekker RMW below orders it for
        try_cancel, the queue's tail (or the pipe) for the workers. */
@@ -414,17 +410,12 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
      * Publish the claim (try_cancel finds the cell through it; a borrowed
      * argument's window ends here); then, past a read-modify-write of
      * `dekker` that pairs with the one in try_cancel (whichever comes second
-     * sees the other's stores), look for a cancel while encoding.
+     * sees the other's stores), look for a cancel.
      */
     uint64_t claim = ((uint64_t)(idx + 1) << 32) | gen;
     atomic_store_explicit(&w->claim, claim, memory_order_release);
     atomic_fetch_add_explicit(&p->dekker, 1, memory_order_acq_rel);
-    bool ok;
-    if (queue || w->borrowed)
-        ok = room && !cancelling(w);
-    else
-        ok = room && encode_work(pr->out.p + pr->out.len, w, CF_TASK_ID(idx, gen), total);
-    if (!ok) {
+    if (!room || cancelling(w)) {
         uint32_t expect = CF_CELL_WORD(gen, CF_CELL_SENT);
         atomic_compare_exchange_strong(&p->claims[idx], &expect,
                                        CF_CELL_WORD(gen, CF_CELL_CANCELLED));
