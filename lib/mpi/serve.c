@@ -351,16 +351,16 @@ static bool take_marker(int *argc, char ***argv)
     return false;
 }
 
-/* True when the launcher says this is a world rank other than 0. */
-static bool world_worker_env(void)
+/* This process's world rank as its launcher gives it, or -1 if it was started alone. */
+static int launcher_rank(void)
 {
     const char *names[] = {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         const char *s = getenv(names[i]);
         if (s && *s)
-            return atoi(s) != 0;
+            return atoi(s);
     }
-    return false;
+    return -1;
 }
 
 /*
@@ -508,16 +508,6 @@ static int master_world(int size)
     return bad;
 }
 
-/* True when no launcher started this process (no rank in the environment). */
-static bool started_alone(void)
-{
-    const char *names[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (getenv(names[i]))
-            return false;
-    return true;
-}
-
 /*
  * MPI up for the master (with @argc, @argv from mpi_pool_serve, or NULL for
  * a lazy start by @who): initialized unless the caller did it, then
@@ -568,7 +558,7 @@ static int serve_master(int *argc, char ***argv)
     }
     MPI_Initialized(&init);
     g.argv = *argv;
-    if (!init && started_alone()) {
+    if (!init && launcher_rank() < 0) { /* started alone */
         /* A spawned rank that dies must not make Open MPI abort the other
            spawned ranks' jobs (it does by default). Set now: no thread yet. */
         setenv("OMPI_MCA_orte_abort_on_non_zero_status", "0", 0);
@@ -620,7 +610,7 @@ int mpi_pool_serve(int *argc, char ***argv)
     }
     g.called = true;
     bool spawned = take_marker(argc, argv);
-    if (spawned || world_worker_env())
+    if (spawned || launcher_rank() > 0) /* a world rank other than 0 */
         g.rc = serve_worker(argc, argv, spawned);
     else
         g.rc = serve_master(argc, argv);
