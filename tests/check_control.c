@@ -863,10 +863,7 @@ START_TEST(test_borrowed_delayed_and_grouped)
 {
     executor_t *ex = kind_new(_i, (executor_options_t){.max_workers = 1});
     enum { LEN = 70000 };
-    unsigned char *b = malloc(LEN);
-    ck_assert_ptr_nonnull(b);
-    for (size_t i = 0; i < LEN; i++)
-        b[i] = (unsigned char)(i * 11 + 3);
+    unsigned char *b = bytes_pattern(LEN, 3);
     task_group_t *g = task_group_new(ex, NULL);
     ck_assert_ptr_nonnull(g);
     future_t *fs[3] = {
@@ -877,12 +874,7 @@ START_TEST(test_borrowed_delayed_and_grouped)
                           &(submit_options_t){.borrow_arg = true, .delay = 0.01}),
     };
     for (int k = 0; k < 3; k++) {
-        const void *data;
-        size_t len;
-        ck_assert_ptr_nonnull(fs[k]);
-        ck_assert_int_eq(future_result(fs[k], T_LONG, &data, &len), 0);
-        ck_assert_uint_eq(len, LEN);
-        ck_assert(memcmp(data, b, LEN) == 0);
+        expect_bytes(fs[k], b, LEN);
         future_unref(fs[k]);
     }
     ck_assert_int_eq(task_group_wait(g, T_LONG, NULL), 0);

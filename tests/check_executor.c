@@ -302,19 +302,12 @@ START_TEST(test_executor_submit_args_unchanged)
     future_unref(f);
 
     /* Borrowed (submit_options_t.borrow_arg): the same bytes, on every kind. */
-    unsigned char *big = malloc(100000);
-    ck_assert_ptr_nonnull(big);
-    for (size_t i = 0; i < 100000; i++)
-        big[i] = (unsigned char)(i * 13 + 5);
+    unsigned char *big = bytes_pattern(100000, 5);
     const submit_options_t borrow = {.borrow_arg = true};
-    future_t *fb[2];
-    fb[0] = executor_submit_with(ex, t_echo, buf, sizeof(buf), &borrow);
-    fb[1] = executor_submit_with(ex, t_echo, big, 100000, &borrow);
+    future_t *fb[2] = {executor_submit_with(ex, t_echo, buf, sizeof(buf), &borrow),
+                       executor_submit_with(ex, t_echo, big, 100000, &borrow)};
     for (int k = 0; k < 2; k++) {
-        ck_assert_ptr_nonnull(fb[k]);
-        ck_assert_int_eq(future_result(fb[k], T_LONG, &data, &len), 0);
-        ck_assert_uint_eq(len, k ? 100000 : sizeof(buf));
-        ck_assert(memcmp(data, k ? big : buf, len) == 0);
+        expect_bytes(fb[k], k ? big : buf, k ? 100000 : sizeof(buf));
         future_unref(fb[k]);
     }
     free(big);

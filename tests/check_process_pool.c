@@ -651,26 +651,6 @@ START_TEST(test_process_pool_heap_mix_merges_back)
 }
 END_TEST
 
-/* @n bytes, each (seed + i * 7) & 0xff. */
-static unsigned char *pattern(size_t n, unsigned seed)
-{
-    unsigned char *b = malloc(n);
-    ck_assert_ptr_nonnull(b);
-    for (size_t i = 0; i < n; i++)
-        b[i] = (unsigned char)(seed + i * 7);
-    return b;
-}
-
-/* @f's result is @len bytes equal to @want. */
-static void expect_bytes(future_t *f, const unsigned char *want, size_t len)
-{
-    const void *data = NULL;
-    size_t got = 0;
-    ck_assert_int_eq(future_result(f, T_LONG, &data, &got), 0);
-    ck_assert_uint_eq(got, len);
-    ck_assert(memcmp(data, want, len) == 0);
-}
-
 /*
  * submit_options_t.borrow_arg: arguments of every path (copied anyway, in
  * a cell's slot, in the heap, piped) come back intact; the pool reads a
@@ -692,7 +672,7 @@ START_TEST(test_process_pool_borrowed_args)
     future_t *fut[N];
     for (int i = 0; i < N; i++) {
         size_t len = sizes[i % 4];
-        bufs[i] = pattern(len, (unsigned)i);
+        bufs[i] = bytes_pattern(len, (unsigned)i);
         fut[i] = executor_submit_with(ex, t_echo, bufs[i], len, &so);
         ck_assert_ptr_nonnull(fut[i]);
     }
@@ -708,7 +688,7 @@ START_TEST(test_process_pool_borrowed_args)
         ck_assert_ptr_nonnull(held[i] = executor_submit(ex, t_hold, &h[i], sizeof(h[i])));
     wait_started(2);
     size_t big = 2u << 20;
-    unsigned char *late = pattern(big, 1);
+    unsigned char *late = bytes_pattern(big, 1);
     future_t *f = executor_submit_with(ex, t_echo, late, big, &so);
     ck_assert_ptr_nonnull(f);
     memset(late, 0x5a, big); /* before any worker is free to take it */
@@ -734,7 +714,7 @@ START_TEST(test_process_pool_borrowed_args)
     int cancelled = 0;
     for (int i = 0; i < 300; i++) {
         size_t len = sizes[1 + i % 3];
-        unsigned char *b = pattern(len, (unsigned)i);
+        unsigned char *b = bytes_pattern(len, (unsigned)i);
         f = executor_submit_with(ex, t_echo, b, len, &so);
         ck_assert_ptr_nonnull(f);
         if (future_cancel(f)) {
@@ -783,7 +763,7 @@ START_TEST(test_process_pool_borrowed_cancel_waits_for_read)
     atomic_store(&borrow_step, 0);
     cf_test_borrow_read_hook = borrow_read_hook;
     size_t len = 65536;
-    unsigned char *b = pattern(len, 3);
+    unsigned char *b = bytes_pattern(len, 3);
     future_t *f = executor_submit_with(ex, t_echo, b, len,
                                        &(submit_options_t){.borrow_arg = true});
     ck_assert_ptr_nonnull(f);

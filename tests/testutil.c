@@ -384,6 +384,25 @@ void expect_i64_results(future_t **fs, size_t n, int64_t offset)
     }
 }
 
+unsigned char *bytes_pattern(size_t n, unsigned seed)
+{
+    unsigned char *b = malloc(n);
+    ck_assert_ptr_nonnull(b);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (unsigned char)(seed + i * 7);
+    return b;
+}
+
+void expect_bytes(future_t *f, const unsigned char *want, size_t len)
+{
+    const void *data = NULL;
+    size_t got = 0;
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(future_result(f, T_LONG, &data, &got), 0);
+    ck_assert_uint_eq(got, len);
+    ck_assert(memcmp(data, want, len) == 0);
+}
+
 executor_t *kind_new(int k, executor_options_t o)
 {
     executor_t *ex = ex_kinds[k].make(&o);

@@ -79,6 +79,10 @@ void t_until_stop(task_t *t);  /* spins until task_should_stop(), returns i64 7 
  * with the i64 i + @offset, and drops the caller's reference.
  */
 void expect_i64_results(future_t **fs, size_t n, int64_t offset);
+/* @n malloc'ed bytes, each (seed + i * 7) & 0xff: an argument to echo. */
+unsigned char *bytes_pattern(size_t n, unsigned seed);
+/* Waits for @f (up to T_LONG) and checks that its result is the @len bytes @want. */
+void expect_bytes(future_t *f, const unsigned char *want, size_t len);
 
 /* Threads of this process now (/proc/self/task). */
 int count_threads(void);
