@@ -153,8 +153,16 @@ static int drain(completion_queue_t *q)
     return n;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc > 1) { /* it reads stdin and takes no argument */
+        bool help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
+        if (!help)
+            fprintf(stderr, "poll_loop: unexpected argument '%s'\n", argv[1]);
+        fprintf(help ? stdout : stderr,
+                "usage: poll_loop < LINES (a number to square, or \"sleep N\")\n");
+        return help ? 0 : 2;
+    }
     executor_t *ex = thread_pool_executor_new(&(executor_options_t){.max_workers = 4});
     completion_queue_t *q = completion_queue_new();
     if (!ex || !q) {

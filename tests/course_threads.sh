@@ -197,5 +197,42 @@ run word-count-missing "$S/word_count" "$W/no-such-file"; expect_rc 1
 grep -q "no-such-file" "$W/$case.err" || bad "no message for a missing file"
 run word-count-usage "$S/word_count"; expect_rc 2
 
+# --- every course sample's arguments ------------------------------------------
+# --help: the usage on stdout, exit 0, nothing run; an unknown option or a
+# malformed number: what is wrong and the usage on stderr, exit 2, nothing
+# run (stdin is /dev/null: a sample that reads it would end, not hang).
+for prog in asyncio_port bank_account counter every_so_often fetch_urls input_reader \
+    mp_pool much_cpu prime_factor queue_rw rest_users temp_getter threads_basics \
+    thumbnail_maker word_count; do
+    [ -x "$S/$prog" ] || continue # built only with its library (curl, vips, sqlite)
+    run "$prog-help" "$S/$prog" --help; expect_rc 0
+    [ "${out%%:*}" = usage ] || bad "--help printed no usage: $out"
+    run "$prog-bad-option" "$S/$prog" --no-such-option; expect_rc 2
+    grep -q -e "usage: " -e "--help" "$W/$case.err" ||
+        bad "no usage on stderr: $(cat "$W/$case.err")"
+    [ -z "$out" ] || bad "it ran: $out"
+done
+while read -r prog args; do
+    [ -x "$S/$prog" ] || continue
+    # shellcheck disable=SC2086 # the arguments split on purpose
+    run "$prog-bad-value" "$S/$prog" $args; expect_rc 2
+    grep -q "usage: " "$W/$case.err" || bad "no usage on stderr: $(cat "$W/$case.err")"
+    [ -z "$out" ] || bad "it ran: $out"
+done <<'EOF'
+much_cpu -e thread -n abc
+much_cpu -e nosuchpool
+prime_factor -e nosuchpool -n 3
+prime_factor -s 12x
+word_count -j abc /dev/null
+word_count -j 99999999999 /dev/null
+rest_users -j -1 http://127.0.0.1:1 db 3
+rest_users http://127.0.0.1:1 db 12x
+thumbnail_maker -n 100 --generate dir
+every_so_often 1x
+asyncio_port -s zz
+fetch_urls -e nosuchpool http://127.0.0.1:1/
+mp_pool -e nosuchpool
+EOF
+
 echo "course samples (threads): $cases cases, $failures failures"
 [ "$failures" -eq 0 ]

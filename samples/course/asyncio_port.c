@@ -43,6 +43,7 @@
  */
 #include "course.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -277,21 +278,23 @@ static const struct program {
     {"as-completed", run_as_completed},
 };
 
+#define USAGE "asyncio_port [-s SEED] [two|five|gather|as-completed]"
+
 int main(int argc, char **argv)
 {
-    long seed = (long)time(NULL) ^ (long)getpid();
+    long long seed = (long long)time(NULL) ^ (long long)getpid();
+    static const struct option longopts[] = {COURSE_HELP_OPTION, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt(argc, argv, "s:")) != -1) {
-        if (opt != 's')
-            return 2;
-        seed = strtol(optarg, NULL, 10);
+    while ((opt = getopt_long(argc, argv, "s:h", longopts, NULL)) != -1) {
+        if (opt == 'h')
+            return course_usage(USAGE, 0);
+        if (opt != 's' || !course_number(optarg, LONG_MIN, LONG_MAX, "-s", &seed))
+            return course_usage(USAGE, 2);
     }
-    srand48(seed);
+    srand48((long)seed);
     const char *only = optind < argc ? argv[optind] : NULL;
-    if (argc - optind > 1) {
-        fprintf(stderr, "usage: asyncio_port [-s SEED] [two|five|gather|as-completed]\n");
-        return 2;
-    }
+    if (argc - optind > 1)
+        return course_usage(USAGE, 2);
     int rc = 0, ran = 0;
     for (size_t i = 0; i < sizeof(programs) / sizeof(programs[0]); i++) {
         if (only && strcmp(only, programs[i].name) != 0)
@@ -304,7 +307,7 @@ int main(int argc, char **argv)
     }
     if (!ran) {
         fprintf(stderr, "asyncio_port: no program '%s'\n", only);
-        return 2;
+        return course_usage(USAGE, 2);
     }
     return rc;
 }

@@ -63,8 +63,11 @@ static void perform_transactions(task_t *t)
     withdraw(account, 200);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int usage_rc = course_no_arguments(argc, argv, "bank_account");
+    if (usage_rc >= 0)
+        return usage_rc;
     struct bank_account account = {.balance = 1000, .lock = PTHREAD_MUTEX_INITIALIZER};
     future_t *threads[5];
     executor_t *ex = course_executor("thread", 5, NULL);

@@ -66,11 +66,12 @@ static void worker(task_t *t)
 int main(int argc, char **argv)
 {
     struct counter counter = {.lock = PTHREAD_MUTEX_INITIALIZER, .locked = true};
+    if (course_help_asked(argc, argv))
+        return course_usage("counter [--unlocked]", 0);
     if (argc == 2 && strcmp(argv[1], "--unlocked") == 0) {
         counter.locked = false;
     } else if (argc != 1) {
-        fprintf(stderr, "usage: counter [--unlocked]\n");
-        return 2;
+        return course_usage("counter [--unlocked]", 2);
     }
     future_t *threads[5];
     executor_t *ex = course_executor("thread", 5, NULL);

@@ -38,12 +38,14 @@ static void every_so_often(task_t *t)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        interval = strtod(argv[1], NULL);
-    if (!(interval > 0 && interval < 60)) {
-        fprintf(stderr, "usage: every_so_often [INTERVAL_SECONDS in (0, 60)]\n");
-        return 2;
-    }
+    static const char usage[] = "every_so_often [INTERVAL_SECONDS in (0, 60)]";
+    if (course_help_asked(argc, argv))
+        return course_usage(usage, 0);
+    char *end = NULL;
+    if (argc == 2)
+        interval = strtod(argv[1], &end);
+    if (argc > 2 || (end && (end == argv[1] || *end)) || !(interval > 0 && interval < 60))
+        return course_usage(usage, 2);
     executor_t *timers = course_executor("thread", 1, NULL);
     if (!timers)
         return 1;

@@ -127,19 +127,22 @@ static int fetch_all(const char *kind, char **urls, int n)
     return rc || !futures || !it;
 }
 
+#define USAGE "fetch_urls [-e thread|process] URL..."
+
 int main(int argc, char **argv)
 {
     const char *only = NULL;
+    static const struct option longopts[] = {COURSE_HELP_OPTION, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt(argc, argv, "e:")) != -1) {
-        if (opt != 'e')
-            return 2;
+    while ((opt = getopt_long(argc, argv, "e:h", longopts, NULL)) != -1) {
+        if (opt == 'h')
+            return course_usage(USAGE, 0);
+        if (opt != 'e' || !course_kind(optarg, false))
+            return course_usage(USAGE, 2);
         only = optarg;
     }
-    if (optind >= argc) {
-        fprintf(stderr, "usage: fetch_urls [-e thread|process] URL...\n");
-        return 2;
-    }
+    if (optind >= argc)
+        return course_usage(USAGE, 2);
     /* Before any pool: a process pool's workers inherit curl's global state. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "curl_global_init failed\n");

@@ -41,8 +41,11 @@ static void input_reader(task_t *t)
     task_return(t, line, (size_t)n + 1, free);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int usage_rc = course_no_arguments(argc, argv, "input_reader < TEXT");
+    if (usage_rc >= 0)
+        return usage_rc;
     printf("Enter any text and press enter: \n");
     fflush(stdout);
     executor_t *ex = course_executor("thread", 1, NULL);

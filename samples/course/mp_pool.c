@@ -82,11 +82,11 @@ static int mp_handler(const char *kind)
 int main(int argc, char **argv)
 {
     const char *kind = course_have_process_pool() ? "process" : "thread";
-    if (argc == 3 && strcmp(argv[1], "-e") == 0) {
+    if (course_help_asked(argc, argv))
+        return course_usage("mp_pool [-e process|thread]", 0);
+    if (argc == 3 && strcmp(argv[1], "-e") == 0 && course_kind(argv[2], false))
         kind = argv[2];
-    } else if (argc != 1) {
-        fprintf(stderr, "usage: mp_pool [-e process|thread]\n");
-        return 2;
-    }
+    else if (argc != 1)
+        return course_usage("mp_pool [-e process|thread]", 2);
     return mp_handler(kind);
 }

@@ -76,22 +76,25 @@ static int run(const char *kind, int cpus, int64_t loops)
     return rc;
 }
 
+#define USAGE "much_cpu [-e process|thread|serial] [-n LOOPS]"
+
 int main(int argc, char **argv)
 {
     const char *only = NULL;
-    int64_t loops = 200000000;
+    long long loops = 200000000;
+    static const struct option longopts[] = {COURSE_HELP_OPTION, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt(argc, argv, "e:n:")) != -1) {
-        if (opt == 'e')
+    while ((opt = getopt_long(argc, argv, "e:n:h", longopts, NULL)) != -1) {
+        if (opt == 'h')
+            return course_usage(USAGE, 0);
+        if (opt == 'e' && course_kind(optarg, true))
             only = optarg;
-        else if (opt == 'n')
-            loops = strtoll(optarg, NULL, 10);
-        else
-            return 2;
+        else if (opt != 'n' || !course_number(optarg, 0, INT64_MAX, "-n", &loops))
+            return course_usage(USAGE, 2);
     }
-    if (optind != argc || loops < 0) {
-        fprintf(stderr, "usage: much_cpu [-e process|thread|serial] [-n LOOPS]\n");
-        return 2;
+    if (optind != argc) {
+        fprintf(stderr, "unexpected argument '%s'\n", argv[optind]);
+        return course_usage(USAGE, 2);
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* Python: cpu_count() */
     if (cpus < 1)

@@ -36,6 +36,7 @@
 #include "course.h"
 
 #include <getopt.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -90,36 +91,43 @@ static char *format_list(char *out, size_t cap, const uint32_t *v, size_t n)
     return out;
 }
 
+#define USAGE "prime_factor [-n COUNT] [-s SEED] [-e process|thread] [--serial]"
+
 int main(int argc, char **argv)
 {
     const char *kind = course_have_process_pool() ? "process" : "thread";
-    long count = 64, seed = (long)time(NULL);
+    long long count = 64, seed = (long long)time(NULL);
     bool serial = false;
-    static const struct option longopts[] = {{"serial", no_argument, NULL, 'S'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {
+        {"serial", no_argument, NULL, 'S'}, COURSE_HELP_OPTION, {NULL, 0, NULL, 0}};
     int opt;
-    while ((opt = getopt_long(argc, argv, "n:s:e:", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "n:s:e:h", longopts, NULL)) != -1) {
+        bool ok = true;
         switch (opt) {
         case 'n':
-            count = strtol(optarg, NULL, 10);
+            ok = course_number(optarg, 1, 100000, "-n", &count);
             break;
         case 's':
-            seed = strtol(optarg, NULL, 10);
+            ok = course_number(optarg, LONG_MIN, LONG_MAX, "-s", &seed);
             break;
         case 'e':
             kind = optarg;
+            ok = course_kind(kind, false);
             break;
         case 'S':
             serial = true;
             break;
+        case 'h':
+            return course_usage(USAGE, 0);
         default:
-            return 2;
+            ok = false;
         }
+        if (!ok)
+            return course_usage(USAGE, 2);
     }
-    if (optind != argc || count < 1 || count > 100000) {
-        fprintf(stderr, "usage: prime_factor [-n COUNT] [-s SEED] [-e process|thread] "
-                        "[--serial]\n");
-        return 2;
+    if (optind != argc) {
+        fprintf(stderr, "unexpected argument '%s'\n", argv[optind]);
+        return course_usage(USAGE, 2);
     }
 
     /* Every exit from here on goes through "out", which frees all four. */
@@ -185,7 +193,7 @@ int main(int argc, char **argv)
     executor_stats(pool, &st);
     executor_free(pool);
     fflush(stdout);
-    fprintf(stderr, "map of %ld values on a %s pool of %zu workers: %.2f s\n", count,
+    fprintf(stderr, "map of %lld values on a %s pool of %zu workers: %.2f s\n", count,
             kind, st.workers, took);
 
     if (serial) {

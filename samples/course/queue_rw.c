@@ -145,10 +145,10 @@ static int round_thread(executor_t *ex, long count)
 int main(int argc, char **argv)
 {
     bool threads = argc == 2 && strcmp(argv[1], "-t") == 0;
-    if (argc > 2 || (argc == 2 && !threads)) {
-        fprintf(stderr, "usage: queue_rw [-t]\n");
-        return 2;
-    }
+    if (course_help_asked(argc, argv))
+        return course_usage("queue_rw [-t]", 0);
+    if (argc > 2 || (argc == 2 && !threads))
+        return course_usage("queue_rw [-t]", 2);
     executor_t *ex = threads ? course_executor("thread", 1, NULL) : NULL;
     if (threads && !ex)
         return 1;

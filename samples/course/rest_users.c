@@ -159,19 +159,23 @@ static int update_user_in_db(sqlite3_stmt *upsert, const struct user *u)
     return sqlite3_step(upsert) == SQLITE_DONE ? 0 : -1;
 }
 
+#define USAGE "rest_users [-j WORKERS] BASE_URL DB_PATH COUNT"
+
 int main(int argc, char **argv)
 {
-    int workers = 0, opt;
-    while ((opt = getopt(argc, argv, "j:")) != -1) {
-        if (opt != 'j')
-            return 2;
-        workers = atoi(optarg);
+    long long workers = 0, count = 0;
+    static const struct option longopts[] = {COURSE_HELP_OPTION, {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "j:h", longopts, NULL)) != -1) {
+        if (opt == 'h')
+            return course_usage(USAGE, 0);
+        if (opt != 'j' || !course_number(optarg, 0, 4096, "-j", &workers))
+            return course_usage(USAGE, 2);
     }
-    long count = optind + 3 == argc ? strtol(argv[optind + 2], NULL, 10) : 0;
-    if (count < 1 || count > 1000000 || workers < 0) {
-        fprintf(stderr, "usage: rest_users [-j WORKERS] BASE_URL DB_PATH COUNT\n");
-        return 2;
-    }
+    if (optind + 3 != argc)
+        return course_usage(USAGE, 2);
+    if (!course_number(argv[optind + 2], 1, 1000000, "COUNT", &count))
+        return course_usage(USAGE, 2);
     const char *base = argv[optind], *path = argv[optind + 1];
 
     sqlite3 *db = NULL;
@@ -197,7 +201,7 @@ int main(int argc, char **argv)
     struct request *reqs = calloc((size_t)count, sizeof(*reqs));
     future_t **fetch_tasks = calloc((size_t)count, sizeof(*fetch_tasks));
     executor_t *ex =
-        reqs && fetch_tasks ? course_executor("thread", workers, NULL) : NULL;
+        reqs && fetch_tasks ? course_executor("thread", (int)workers, NULL) : NULL;
     int rc = ex ? 0 : 1;
     long fetched = 0, stored = 0, submitted = 0;
     for (long i = 0; ex && i < count; i++) {
@@ -247,7 +251,7 @@ int main(int argc, char **argv)
         sqlite3_step(q) == SQLITE_ROW)
         rows = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
-    printf("fetched %ld of %ld users, upserted %ld; %s holds %ld users\n", fetched, count,
+    printf("fetched %ld of %ld users, upserted %ld; %s holds %ld users\n", fetched, (long)count,
            stored, path, rows);
     sqlite3_finalize(upsert);
     sqlite3_close(db);

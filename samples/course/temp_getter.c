@@ -113,11 +113,12 @@ out:
 
 int main(int argc, char **argv)
 {
+    static const char usage[] = "temp_getter [--serial] BASE_URL|URL_TEMPLATE";
+    if (course_help_asked(argc, argv))
+        return course_usage(usage, 0);
     bool serial = argc == 3 && strcmp(argv[1], "--serial") == 0;
-    if (argc != 2 + serial || argv[argc - 1][0] == '-') {
-        fprintf(stderr, "usage: temp_getter [--serial] BASE_URL|URL_TEMPLATE\n");
-        return 2;
-    }
+    if (argc != 2 + serial || argv[argc - 1][0] == '-')
+        return course_usage(usage, 2);
     base_url = argv[argc - 1];
     curl_global_init(CURL_GLOBAL_DEFAULT);
     executor_t *ex = course_executor("thread", serial ? 1 : (int)N_CITIES, NULL);

@@ -36,6 +36,7 @@
  */
 #include "course.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <getopt.h>
 #include <stdint.h>
@@ -159,7 +160,12 @@ static void resize_image(task_t *t)
     if (vips_thumbnail_buffer((void *)job->image, len - sizeof(*job), &out, job->width,
                               "height", VIPS_MAX_COORD, NULL) ||
         vips_image_write_to_buffer(out, ".png", &png, &png_len, NULL)) {
-        task_raise(t, EIO, "resize to %d: %s", job->width, vips_error_buffer());
+        /* libvips ends each of its messages with a newline: not ours to keep. */
+        const char *why = vips_error_buffer();
+        int n = (int)strlen(why);
+        while (n > 0 && isspace((unsigned char)why[n - 1]))
+            n--;
+        task_raise(t, EIO, "resize to %d: %.*s", job->width, n, why);
         vips_error_clear();
     } else {
         task_return(t, png, png_len, g_free);
@@ -389,48 +395,55 @@ done:
     return rc;
 }
 
+#define USAGE                                                                            \
+    "thumbnail_maker [-e process|thread] -o OUTDIR URL...\n"                             \
+    "       thumbnail_maker --generate DIR [-n 1..99]"
+
 int main(int argc, char **argv)
 {
     const char *kind = course_have_process_pool() ? "process" : "thread";
     const char *outdir = NULL, *gen = NULL;
-    int count = 8, opt;
-    static const struct option longopts[] = {{"generate", required_argument, NULL, 'g'},
-                                             {NULL, 0, NULL, 0}};
-    while ((opt = getopt_long(argc, argv, "e:o:n:", longopts, NULL)) != -1) {
+    long long count = 8;
+    static const struct option longopts[] = {
+        {"generate", required_argument, NULL, 'g'}, COURSE_HELP_OPTION, {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "e:o:n:h", longopts, NULL)) != -1) {
+        bool ok = true;
         switch (opt) {
         case 'e':
             kind = optarg;
+            ok = course_kind(kind, false);
             break;
         case 'o':
             outdir = optarg;
             break;
         case 'n':
-            count = atoi(optarg);
+            ok = course_number(optarg, 1, 99, "-n", &count);
             break;
         case 'g':
             gen = optarg;
             break;
+        case 'h':
+            return course_usage(USAGE, 0);
         default:
-            return 2;
+            ok = false;
         }
+        if (!ok)
+            return course_usage(USAGE, 2);
     }
     if (gen) {
-        if (optind != argc || count < 1 || count > 99) {
-            fprintf(stderr, "usage: thumbnail_maker --generate DIR [-n 1..99]\n");
-            return 2;
-        }
+        if (optind != argc)
+            return course_usage(USAGE, 2);
         if (VIPS_INIT(argv[0])) {
             fprintf(stderr, "vips_init: %s", vips_error_buffer());
             return 1;
         }
-        int rc = generate(gen, count);
+        int rc = generate(gen, (int)count);
         vips_shutdown();
         return rc;
     }
-    if (!outdir || optind >= argc) {
-        fprintf(stderr, "usage: thumbnail_maker [-e process|thread] -o OUTDIR URL...\n");
-        return 2;
-    }
+    if (!outdir || optind >= argc)
+        return course_usage(USAGE, 2);
     if (check_names(argv + optind, (size_t)(argc - optind)) != 0)
         return 2;
     if (make_outdir(outdir) != 0) {

@@ -120,23 +120,25 @@ static void count_word_in_file(task_t *t)
     task_return_i64(t, count);
 }
 
+#define USAGE "word_count [-w WORD] [-j WORKERS] FILE..."
+
 int main(int argc, char **argv)
 {
     const char *word = "error";
-    int workers = 0, opt;
-    while ((opt = getopt(argc, argv, "w:j:")) != -1) {
+    long long workers = 0;
+    static const struct option longopts[] = {COURSE_HELP_OPTION, {NULL, 0, NULL, 0}};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "w:j:h", longopts, NULL)) != -1) {
+        if (opt == 'h')
+            return course_usage(USAGE, 0);
         if (opt == 'w')
             word = optarg;
-        else if (opt == 'j')
-            workers = atoi(optarg);
-        else
-            return 2;
+        else if (opt != 'j' || !course_number(optarg, 0, 4096, "-j", &workers))
+            return course_usage(USAGE, 2);
     }
     int n = argc - optind;
-    if (n < 1 || workers < 0) {
-        fprintf(stderr, "usage: word_count [-w WORD] [-j WORKERS] FILE...\n");
-        return 2;
-    }
+    if (n < 1)
+        return course_usage(USAGE, 2);
     char *lower = strdup(word);
     struct job *jobs = calloc((size_t)n, sizeof(*jobs));
     const void **args = calloc((size_t)n, sizeof(*args));
@@ -155,7 +157,7 @@ int main(int argc, char **argv)
     }
 
     int rc = 0;
-    executor_t *ex = course_executor("thread", workers, NULL);
+    executor_t *ex = course_executor("thread", (int)workers, NULL);
     executor_map_t *counts =
         ex ? executor_map(ex, count_word_in_file, args, NULL, (size_t)n, NULL) : NULL;
     if (!counts)
