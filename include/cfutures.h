@@ -196,7 +196,13 @@ typedef struct executor_options {
                                          valid and ignores it */
 } executor_options_t;
 
-/** Options for one submit; zero means default. */
+/**
+ * Options for one submit; zero means default. Zero the whole struct (a
+ * compound literal or designated initializer, or memset) rather than set
+ * fields one by one on an uninitialised one: a later version may give a
+ * field to bytes that are padding now, as borrow_arg took a padding byte
+ * after nonblocking, and a stray nonzero byte there would ask for it.
+ */
 typedef struct submit_options {
     double timeout;            /* the task's own running-time limit (s); 0: none */
     bool nonblocking;          /* with max_queue: fail FUT_EFULL rather than block */
@@ -568,8 +574,8 @@ CF_API executor_t *thread_pool_executor_new(const executor_options_t *o);
  *
  * Arguments and results are bytes: submit copies arg_len bytes at arg before
  * it returns (arg_len 0: no argument, task_arg gives NULL; with
- * submit_options_t.borrow_arg it reads them later instead, see
- * executor_submit_with); the result's
+ * submit_options_t.borrow_arg it reads an argument over 24 bytes later
+ * instead, see executor_submit_with); the result's
  * bytes are copied back and owned by the future. An argument may be up to
  * 2 GiB (larger: EINVAL), a result up to 4 GiB (larger: the future fails
  * FUT_ETASK with code E2BIG). A task keeps its argument's copy until the
@@ -883,7 +889,9 @@ CF_API future_t *executor_submit(executor_t *ex, task_fn fn, const void *arg,
  * pipe). So a burst of big arguments costs no second copy, and no memory
  * the process has never written (bench/RESULTS.md, W3b). A future_cancel
  * that returns true while the manager is reading them waits for that read
- * to end, so the bytes may be freed as soon as future_done() is true.
+ * to end (a copy: microseconds, longer for an argument of many megabytes,
+ * during which the future's lock is held), so the bytes may be freed as
+ * soon as future_done() is true.
  * Arguments of up to 24 bytes are copied all the same; a delayed task's
  * argument, borrowed until it is due anyway, is then not copied either. A
  * thread pool ignores it (it never copies: see task_arg for how long it

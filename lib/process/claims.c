@@ -386,13 +386,17 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
     size_t total = CF_WIRE_HDR + (w->chunk_n ? CF_WIRE_CHUNK_FIXED : CF_WIRE_TASK_FIXED) +
                    w->base.arg_len;
     bool queue = cf_pp_queueable(p, w);
-    /* Before a borrowed argument's window: a cancel waits out no realloc. */
-    bool room = queue || frame_room(pr, total);
+    /* Before a borrowed argument's window, so that a cancel waits out no
+       realloc: also for one bound for a slot, which goes by the pipe if its
+       argument finds no room in the heap. */
+    bool pipe_room = (queue && !w->borrowed) || frame_room(pr, total), room = true;
     if (w->borrowed && !open_read_window(p, w))
         return false;
     if (queue && !fill_slot(p, idx, w)) {
         queue = false;
-        room = frame_room(pr, total);
+        room = w->borrowed ? pipe_room : frame_room(pr, total);
+    } else if (!queue) {
+        room = pipe_room;
     }
     if (p->ring)
         p->slots[idx].stamp = atomic_load_explicit(&p->ring->tail, memory_order_relaxed);
@@ -458,7 +462,8 @@ bool cf_pp_try_cancel(executor_t *ex, struct cf_work *cw, bool stop)
     for (unsigned spins = 0;; spins++) {
         uint64_t c = atomic_load(&w->claim);
         if (c == CLAIM_READING) {
-            /* The manager reads its borrowed argument: a copy, microseconds. */
+            /* The manager copies its borrowed argument: microseconds, longer
+               for one of many megabytes (the header says so). */
             if (spins < 64)
                 cf_cpu_relax();
             else
