@@ -719,7 +719,10 @@ CF_API executor_t *process_pool_executor_new(const executor_options_t *o);
  * arguments; an executable without a build-id), FUT_ESYS (MPI_Init failed
  * or lacks MPI_THREAD_MULTIPLE), FUT_EBROKEN (a rank runs a different
  * build, or loads a shared libcfutures the master did not), FUT_ETIMEDOUT
- * (a rank did not answer in 60 s); the reason is printed on stderr.
+ * (under mpiexec, some rank did not join or answer in
+ * CFUTURES_MPI_START_LIMIT seconds, default 60: a rank that runs another
+ * MPI program, or never calls mpi_pool_serve; then MPI is not finalized at
+ * exit, and mpiexec ends the job); the reason is printed on stderr.
  * Calling it again does nothing and returns what the first call returned
  * (0 in the master, 1 in a worker; a failed call's code, said again on
  * stderr): a failed start-up is never tried again (MPI cannot be).
@@ -761,8 +764,9 @@ CF_API int mpi_pool_serve(int *argc, char ***argv);
  * exits fails FUT_EWORKER with its signal or exit code; its rank goes on.
  * submit_options_t.timeout: FUT_EDEADLINE, the task's process is killed.
  * A rank that does not answer the heartbeat for CFUTURES_MPI_HEARTBEAT
- * seconds (default 10; pinged after 0.5 s of silence, or a quarter of the
- * limit if that is shorter) is lost: its tasks fail FUT_EWORKER, the others
+ * seconds (0.1 to 86400, default 10; pinged after 0.5 s of silence, or a
+ * quarter of the limit if that is shorter; under a second, a busy machine
+ * can take a live rank for lost) is lost: its tasks fail FUT_EWORKER, the others
  * go on; with none left the pool is broken (FUT_EBROKEN). A world rank
  * lost once is left out of every executor made after (if no world rank is
  * left, lost or broken as below: NULL, errno -FUT_EBROKEN). A rank with
@@ -1409,7 +1413,8 @@ CF_API int executor_shutdown_timed(executor_t *ex, double timeout, bool cancel_f
  * -FUT_EBROKEN. Returns once the signals were sent (the running tasks' futures
  * fail as the deaths are reported; executor_free waits for them); the
  * executor still needs executor_free. Returns 0; FUT_EINVAL (NULL @ex, @sig
- * not a signal number, or an executor without processes: a thread pool).
+ * not a signal number, or an executor whose processes it does not own: a
+ * thread pool, an MPI pool).
  * Threads: any (from the pool's own callbacks it acts once the callback
  * returned).
  */

@@ -7,6 +7,9 @@
  *   mpiexec -n 1 ./check_mpi_pool --expect-mismatch : -n 1 ./mpi_other
  *                                    a rank running another build fails
  *                                    mpi_pool_serve at start-up
+ *   ... --expect-start-timeout beside ./mpi_other --plain, either rank:
+ *                                    a rank that never calls mpi_pool_serve
+ *                                    fails it with FUT_ETIMEDOUT
  * The suite runs without Check's fork: MPI, once initialized, cannot be
  * used in a forked child, and each spawn costs 0.2-0.5 s, so the cases
  * share one MPI session (and, in world mode, the same worker ranks).
@@ -1461,6 +1464,8 @@ int main(int argc, char **argv)
     silent_rank_only = argc > 1 && strcmp(argv[1], "--silent-rank") == 0;
     broken_rank_only = argc > 1 && strcmp(argv[1], "--broken-rank") == 0;
     bool expect_mismatch = argc > 1 && strcmp(argv[1], "--expect-mismatch") == 0;
+    /* beside mpi_other --plain, as rank 0 or as a worker rank */
+    bool expect_timeout = argc > 1 && strcmp(argv[1], "--expect-start-timeout") == 0;
     if (argc > 1 && strcmp(argv[1], "--expect-no-build-id") == 0) { /* test_mpi_no_build_id */
         int rc = mpi_pool_serve(&argc, &argv);
         fprintf(stderr, "check_mpi_pool: mpi_pool_serve returned %d (want %d)\n", rc,
@@ -1471,10 +1476,10 @@ int main(int argc, char **argv)
     int rc = mpi_pool_serve(&argc, &argv);
     if (rc != 0 && !serve_again(&argc, &argv, rc))
         return EXIT_FAILURE;
-    if (expect_mismatch) {
-        fprintf(stderr, "check_mpi_pool: mpi_pool_serve returned %d (want %d)\n", rc,
-                FUT_EBROKEN);
-        return rc == FUT_EBROKEN ? EXIT_SUCCESS : EXIT_FAILURE;
+    if (expect_mismatch || expect_timeout) {
+        int want = expect_mismatch ? FUT_EBROKEN : FUT_ETIMEDOUT;
+        fprintf(stderr, "check_mpi_pool: mpi_pool_serve returned %d (want %d)\n", rc, want);
+        return rc == want ? EXIT_SUCCESS : EXIT_FAILURE;
     }
     if (rc != 0)
         return rc == 1 ? EXIT_SUCCESS : EXIT_FAILURE;

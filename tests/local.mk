@@ -151,6 +151,8 @@ tests_check_executor_mpi_SOURCES = tests/check_executor.c tests/check_main_mpi.c
 tests_check_executor_mpi_CFLAGS = $(TEST_CFLAGS) -DCF_TEST_MPI_KIND
 tests_check_executor_mpi_LDADD = $(TEST_LIBS)
 tests_mpi_other_SOURCES = tests/mpi_other.c
-tests_mpi_other_LDADD = lib/libcfutures.la
+# MPI itself for --plain (an MPI program that never calls mpi_pool_serve)
+tests_mpi_other_CFLAGS = $(AM_CFLAGS) $(MPI_CFLAGS)
+tests_mpi_other_LDADD = lib/libcfutures.la $(MPI_LIBS)
 EXTRA_DIST += tests/mpi_pool.sh tests/tsan-openmpi.supp
 TESTS_ENVIRONMENT += MPIEXEC='$(MPIEXEC)'; export MPIEXEC;

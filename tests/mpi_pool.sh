@@ -68,6 +68,25 @@ for ahead in "" 0; do
         -n 3 "$conf" </dev/null || { echo "conformance over the MPI pool failed"; fail=1; }
     rm -f "$gates"
 done
+# A rank that never calls mpi_pool_serve (mpi_other --plain: MPI_Init, then
+# a wait): the other's start-up gives up at CFUTURES_MPI_START_LIMIT (2 s
+# here) with FUT_ETIMEDOUT, as master and as worker, where it waited for
+# ever in MPI_Comm_dup. It skips MPI_Finalize then (the duplicate is
+# pending), so mpiexec ends the job improperly: its message is the verdict.
+for order in master worker; do
+    echo "== a rank that never calls mpi_pool_serve, check_mpi_pool as the $order"
+    if [ $order = master ]; then
+        set -- -n 1 "$bin" --expect-start-timeout : -n 1 "$other" --plain
+    else
+        set -- -n 1 "$other" --plain : -n 1 "$bin" --expect-start-timeout
+    fi
+    out=$(CFUTURES_MPI_START_LIMIT=2 setsid -w timeout $(limit 90) "$MPIEXEC" \
+        -x CFUTURES_MPI_START_LIMIT "$@" </dev/null 2>&1)
+    echo "$out" | grep -E 'joined in|mpi_pool_serve returned'
+    echo "$out" | grep -q 'not every rank of the job joined in 2 s' &&
+        echo "$out" | grep -q "mpi_pool_serve returned $((-110)) (want $((-110)))" ||
+        { echo "$out"; echo "the start-up did not time out as the $order"; fail=1; }
+done
 echo "== mismatched executable on rank 1"
 setsid -w timeout $(limit 120) "$MPIEXEC" -n 1 "$bin" --expect-mismatch : -n 1 "$other" </dev/null ||
     { echo "mismatch case failed"; fail=1; }
@@ -105,7 +124,7 @@ out=$(CFUTURES_MPI_HEARTBEAT=10s CFUTURES_MPI_PROCS=2.5 \
     { echo "mpi_primes in world mode failed"; cat "$err"; fail=1; }
 [ "$(echo "$out" | grep -c '^The factors of [0-9]* are \[')" = 4 ] ||
     { echo "mpi_primes did not factor its 4 values: $out"; fail=1; }
-grep -qx 'cfutures: CFUTURES_MPI_HEARTBEAT=10s is not a number from 0.001 to 86400: ignored, the default used' "$err" &&
+grep -qx 'cfutures: CFUTURES_MPI_HEARTBEAT=10s is not a number from 0.1 to 86400: ignored, the default used' "$err" &&
     [ "$(grep -c 'CFUTURES_MPI_PROCS=2.5 is not a whole number from 1 to 4096' "$err")" = 2 ] ||
     { echo "the bad settings were not each said once a process:"; cat "$err"; fail=1; }
 rm -f "$err"

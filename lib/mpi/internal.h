@@ -204,11 +204,11 @@ bool cf_mpi_lost(void);      /* cf_mpi_note_loss was called */
 void cf_mpi_nap(int64_t ns); /* sleeps about @ns (nanosleep) */
 /*
  * The environment's @name as a whole number in [@lo, @hi], or as seconds
- * from 0.001 to 86400; @dflt when unset, empty, or not that (then said on
+ * from @lo to 86400; @dflt when unset, empty, or not that (then said on
  * stderr).
  */
 int cf_mpi_env_int(const char *name, long lo, long hi, int dflt);
-double cf_mpi_env_secs(const char *name, double dflt);
+double cf_mpi_env_secs(const char *name, double lo, double dflt);
 int cf_mpi_handshake(struct cf_mpi_peer *peer, double limit, char *why, size_t why_len);
 void cf_mpi_send_stop(const struct cf_mpi_peer *peer, bool teardown, bool wait);
 int cf_mpi_next_e(void);

@@ -589,7 +589,7 @@ static void *manager_main(void *arg)
 /* The heartbeat limit: CFUTURES_MPI_HEARTBEAT seconds, default 10. */
 static int64_t heartbeat_limit(void)
 {
-    return (int64_t)(cf_mpi_env_secs("CFUTURES_MPI_HEARTBEAT", 10.0) * 1e9);
+    return (int64_t)(cf_mpi_env_secs("CFUTURES_MPI_HEARTBEAT", 0.1, 10.0) * 1e9);
 }
 
 /* The default worker count in spawn mode: CFUTURES_MPI_MAX_WORKERS, else cpus. */

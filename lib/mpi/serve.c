@@ -28,7 +28,9 @@
 #include "internal.h"
 #include "util.h"
 
-#define HELLO_LIMIT 60.0 /* seconds a world rank gets to answer the handshake */
+/* Seconds every world rank gets to join at start-up, and to answer the
+   handshake: CFUTURES_MPI_START_LIMIT, default 60 (start_limit). */
+#define HELLO_LIMIT 60.0
 
 static struct {
     bool called, served, we_init, world, stopped;
@@ -182,9 +184,50 @@ int cf_mpi_env_int(const char *name, long lo, long hi, int dflt)
     return (int)env_number(name, (double)lo, (double)hi, dflt, true);
 }
 
-double cf_mpi_env_secs(const char *name, double dflt)
+double cf_mpi_env_secs(const char *name, double lo, double dflt)
 {
-    return env_number(name, 0.001, 86400, dflt, false);
+    return env_number(name, lo, 86400, dflt, false);
+}
+
+static double start_limit(void)
+{
+    return cf_mpi_env_secs("CFUTURES_MPI_START_LIMIT", 0.1, HELLO_LIMIT);
+}
+
+/*
+ * MPI_Comm_dup of MPI_COMM_WORLD into *@comm, which every rank must join: a
+ * rank that never calls mpi_pool_serve (another program under the same
+ * mpiexec, or one stuck before it) would hold the others in it for ever. So
+ * it waits start_limit() at most (MPI_Comm_idup, MPI_Test). 0, or
+ * FUT_ETIMEDOUT or FUT_ESYS, said on stderr for @who; after a time-out the
+ * duplicate stays pending, so MPI is not finalized at exit (a loss).
+ */
+static int dup_world(MPI_Comm *comm, const char *who)
+{
+    MPI_Comm dup;
+    MPI_Request req;
+    *comm = MPI_COMM_NULL;
+    if (MPI_Comm_idup(MPI_COMM_WORLD, &dup, &req) != MPI_SUCCESS) {
+        fprintf(stderr, "cfutures %s: MPI_Comm_idup failed\n", who);
+        return FUT_ESYS;
+    }
+    double limit = start_limit();
+    int64_t end = cf_now_ns() + (int64_t)(limit * 1e9), nap = 1000;
+    for (int done = 0; cf_now_ns() < end; nap = CF_MIN(nap * 2, 1000000)) {
+        if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            break;
+        if (done) {
+            *comm = dup;
+            return 0;
+        }
+        cf_mpi_nap(nap);
+    }
+    fprintf(stderr,
+            "cfutures %s: not every rank of the job joined in %g s: each must run a "
+            "program that calls mpi_pool_serve first (CFUTURES_MPI_START_LIMIT)\n",
+            who, limit);
+    cf_mpi_note_loss();
+    return FUT_ETIMEDOUT;
 }
 
 /* The local pool's size per rank: CFUTURES_MPI_PROCS, else 1. */
@@ -286,10 +329,13 @@ static int worker_start(struct cf_mpi_rank *r, int *argc, char ***argv, bool spa
         goto out;
     }
     r->mpi_up = true;
-    if (spawned)
+    if (spawned) {
         MPI_Comm_get_parent(&r->comm);
-    else
-        MPI_Comm_dup(MPI_COMM_WORLD, &r->comm);
+    } else if ((rc = dup_world(&r->comm, "mpi worker")) < 0) {
+        r->teardown = false; /* the duplicate is pending: no MPI_Finalize */
+        goto out;
+    }
+    rc = FUT_ESYS;
     if (prov < MPI_THREAD_MULTIPLE || r->comm == MPI_COMM_NULL) {
         fprintf(stderr, "cfutures mpi worker: %s\n",
                 prov < MPI_THREAD_MULTIPLE ? "this MPI lacks MPI_THREAD_MULTIPLE"
@@ -487,7 +533,9 @@ static void master_exit(void)
 /* World mode at rank 0: the world's other ranks become the workers. */
 static int master_world(int size)
 {
-    MPI_Comm_dup(MPI_COMM_WORLD, &g.comm);
+    int rc = dup_world(&g.comm, "mpi_pool_serve");
+    if (rc < 0)
+        return rc;
     MPI_Comm_set_errhandler(g.comm, MPI_ERRORS_RETURN);
     g.peers = calloc((size_t)size - 1, sizeof(*g.peers));
     g.gone = calloc((size_t)size - 1, sizeof(*g.gone));
@@ -499,7 +547,7 @@ static int master_world(int size)
     for (int i = 0; i < g.npeers; i++) {
         char why[512];
         g.peers[i] = (struct cf_mpi_peer){.comm = g.comm, .dest = i + 1};
-        int rc = cf_mpi_handshake(&g.peers[i], HELLO_LIMIT, why, sizeof(why));
+        rc = cf_mpi_handshake(&g.peers[i], start_limit(), why, sizeof(why));
         if (rc < 0) {
             fprintf(stderr, "cfutures mpi_pool_serve: %s\n", why);
             bad = bad ? bad : rc;

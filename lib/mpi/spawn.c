@@ -130,7 +130,7 @@ static void kill_token(const char *token)
 /* Seconds MPI_Comm_spawn may take: CFUTURES_MPI_SPAWN_LIMIT, default 30. */
 static double spawn_limit(void)
 {
-    return cf_mpi_env_secs("CFUTURES_MPI_SPAWN_LIMIT", 30.0);
+    return cf_mpi_env_secs("CFUTURES_MPI_SPAWN_LIMIT", 0.1, 30.0);
 }
 
 /*
