@@ -198,29 +198,28 @@ static double start_limit(void)
  * MPI_Comm_dup of MPI_COMM_WORLD into *@comm, which every rank must join: a
  * rank that never calls mpi_pool_serve (another program under the same
  * mpiexec, or one stuck before it) would hold the others in it for ever. So
- * it waits start_limit() at most (MPI_Comm_idup, MPI_Test). 0, or
+ * it waits @limit seconds at most (MPI_Comm_idup, MPI_Test). 0, or
  * FUT_ETIMEDOUT or FUT_ESYS, said on stderr for @who; after a time-out the
  * duplicate stays pending, so MPI is not finalized at exit (a loss).
  */
-static int dup_world(MPI_Comm *comm, const char *who)
+static int dup_world(MPI_Comm *comm, double limit, const char *who)
 {
     MPI_Comm dup;
     MPI_Request req;
     *comm = MPI_COMM_NULL;
-    if (MPI_Comm_idup(MPI_COMM_WORLD, &dup, &req) != MPI_SUCCESS) {
-        fprintf(stderr, "cfutures %s: MPI_Comm_idup failed\n", who);
-        return FUT_ESYS;
-    }
-    double limit = start_limit();
     int64_t end = cf_now_ns() + (int64_t)(limit * 1e9), nap = 1000;
-    for (int done = 0; cf_now_ns() < end; nap = CF_MIN(nap * 2, 1000000)) {
-        if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
-            break;
-        if (done) {
+    bool ok = MPI_Comm_idup(MPI_COMM_WORLD, &dup, &req) == MPI_SUCCESS;
+    for (int done = 0; ok && cf_now_ns() < end; nap = CF_MIN(nap * 2, 1000000)) {
+        ok = MPI_Test(&req, &done, MPI_STATUS_IGNORE) == MPI_SUCCESS;
+        if (ok && done) {
             *comm = dup;
             return 0;
         }
         cf_mpi_nap(nap);
+    }
+    if (!ok) {
+        fprintf(stderr, "cfutures %s: MPI_Comm_idup of the world failed\n", who);
+        return FUT_ESYS;
     }
     fprintf(stderr,
             "cfutures %s: not every rank of the job joined in %g s: each must run a "
@@ -331,7 +330,7 @@ static int worker_start(struct cf_mpi_rank *r, int *argc, char ***argv, bool spa
     r->mpi_up = true;
     if (spawned) {
         MPI_Comm_get_parent(&r->comm);
-    } else if ((rc = dup_world(&r->comm, "mpi worker")) < 0) {
+    } else if ((rc = dup_world(&r->comm, start_limit(), "mpi worker")) < 0) {
         r->teardown = false; /* the duplicate is pending: no MPI_Finalize */
         goto out;
     }
@@ -533,7 +532,8 @@ static void master_exit(void)
 /* World mode at rank 0: the world's other ranks become the workers. */
 static int master_world(int size)
 {
-    int rc = dup_world(&g.comm, "mpi_pool_serve");
+    double limit = start_limit();
+    int rc = dup_world(&g.comm, limit, "mpi_pool_serve");
     if (rc < 0)
         return rc;
     MPI_Comm_set_errhandler(g.comm, MPI_ERRORS_RETURN);
@@ -547,7 +547,7 @@ static int master_world(int size)
     for (int i = 0; i < g.npeers; i++) {
         char why[512];
         g.peers[i] = (struct cf_mpi_peer){.comm = g.comm, .dest = i + 1};
-        rc = cf_mpi_handshake(&g.peers[i], start_limit(), why, sizeof(why));
+        rc = cf_mpi_handshake(&g.peers[i], limit, why, sizeof(why));
         if (rc < 0) {
             fprintf(stderr, "cfutures mpi_pool_serve: %s\n", why);
             bad = bad ? bad : rc;
