@@ -116,15 +116,16 @@ fi
 # refused with the usage (exit 2) before any rank is spawned.
 primes=$b/samples/.libs/mpi_primes
 [ -x "$primes" ] || primes=$b/samples/mpi_primes
-# Settings that are not numbers are said on stderr and ignored: the run goes on.
+# Settings that are not numbers in range are said on stderr and ignored: the
+# run goes on (a heartbeat of 1 ms once lost both live ranks of an idle pool).
 echo "== samples/mpi_primes: world mode (with two bad settings), then bad numbers"
 err=$(mktemp "${TMPDIR:-/tmp}/cfutures-err.XXXXXX") || exit 1
-out=$(CFUTURES_MPI_HEARTBEAT=10s CFUTURES_MPI_PROCS=2.5 \
+out=$(CFUTURES_MPI_HEARTBEAT=0.001 CFUTURES_MPI_PROCS=2.5 \
     setsid -w timeout $(limit 120) "$MPIEXEC" -n 3 "$primes" -q -n 4 -s 1 </dev/null 2>"$err") ||
     { echo "mpi_primes in world mode failed"; cat "$err"; fail=1; }
 [ "$(echo "$out" | grep -c '^The factors of [0-9]* are \[')" = 4 ] ||
     { echo "mpi_primes did not factor its 4 values: $out"; fail=1; }
-grep -qx 'cfutures: CFUTURES_MPI_HEARTBEAT=10s is not a number from 0.1 to 86400: ignored, the default used' "$err" &&
+grep -qx 'cfutures: CFUTURES_MPI_HEARTBEAT=0.001 is not a number from 0.1 to 86400: ignored, the default used' "$err" &&
     [ "$(grep -c 'CFUTURES_MPI_PROCS=2.5 is not a whole number from 1 to 4096' "$err")" = 2 ] ||
     { echo "the bad settings were not each said once a process:"; cat "$err"; fail=1; }
 rm -f "$err"
