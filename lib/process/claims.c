@@ -388,16 +388,15 @@ bool cf_pp_send(struct process_pool *p, struct pp_proc *pr, struct cf_work *cw)
     bool queue = cf_pp_queueable(p, w);
     /* Before a borrowed argument's window, so that a cancel waits out no
        realloc: also for one bound for a slot, which goes by the pipe if its
-       argument finds no room in the heap. */
-    bool pipe_room = (queue && !w->borrowed) || frame_room(pr, total), room = true;
+       argument finds no room in the heap (then grown already: no realloc). */
+    bool room = (queue && !w->borrowed) || frame_room(pr, total);
     if (w->borrowed && !open_read_window(p, w))
         return false;
     if (queue && !fill_slot(p, idx, w)) {
         queue = false;
-        room = w->borrowed ? pipe_room : frame_room(pr, total);
-    } else if (!queue) {
-        room = pipe_room;
+        room = room && frame_room(pr, total);
     }
+    room = room || queue; /* a slot needs no room in the pipe */
     if (p->ring)
         p->slots[idx].stamp = atomic_load_explicit(&p->ring->tail, memory_order_relaxed);
     uint32_t gen = (p->gens[idx] + 1) & CF_CELL_GEN_MASK;
